@@ -1,0 +1,13 @@
+/* ursa — async-native synchronization primitives for Linux. */
+#ifndef URSA_H
+#define URSA_H
+
+#include "ursa/base.h"
+#include "ursa/io.h"
+#include "ursa/mutex.h"
+#include "ursa/oblig.h"
+#include "ursa/rt.h"
+#include "ursa/semaphore.h"
+#include "ursa/wait.h"
+
+#endif

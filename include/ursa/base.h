@@ -1,0 +1,55 @@
+/* ursa — basic types shared by every header: time, errors, call sites. */
+#ifndef URSA_BASE_H
+#define URSA_BASE_H
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* The library is built with -fvisibility=hidden: only these are exported. */
+#define URSA_API __attribute__((visibility("default")))
+
+/* Results that must be looked at: a lock that failed holds nothing. */
+#define URSA_NODISCARD __attribute__((warn_unused_result))
+
+/* Monotonic time in nanoseconds (CLOCK_MONOTONIC, or virtual time in
+ * deterministic mode). Every waiting call takes an absolute deadline. */
+typedef int64_t ursa_time_t;
+
+/* Wait forever. */
+#define URSA_NEVER INT64_MAX
+/* Do not wait: the call becomes a try and fails with -EAGAIN. */
+#define URSA_NOW ((ursa_time_t)0)
+
+#define URSA_USEC(n) ((ursa_time_t)(n) * 1000)
+#define URSA_MSEC(n) ((ursa_time_t)(n) * 1000000)
+#define URSA_SEC(n) ((ursa_time_t)(n) * 1000000000)
+
+/* Current time of the calling context: the runtime's clock inside a task
+ * (virtual in deterministic mode), CLOCK_MONOTONIC elsewhere. */
+URSA_API ursa_time_t ursa_now(void);
+
+/* ursa_now() + ns, saturating at URSA_NEVER; ns <= 0 gives "already
+ * expired" (not URSA_NOW: an expired deadline yields -ETIMEDOUT). */
+URSA_API ursa_time_t ursa_deadline_in(ursa_time_t ns);
+
+/* Name of an ursa error code (negative errno), e.g. "ETIMEDOUT: deadline
+ * passed". Never NULL. */
+URSA_API const char *ursa_strerror(int err);
+
+/* Where a hold was acquired or a wait started, for leak and deadlock
+ * reports. One static instance per call site. */
+typedef struct ursa_site {
+    const char *file;
+    const char *func;
+    int line;
+} ursa_site_t;
+
+#define URSA_SITE                                                           \
+    (__extension__({                                                        \
+        static const ursa_site_t ursa_site_ = {__FILE__, __func__, __LINE__}; \
+        &ursa_site_;                                                        \
+    }))
+
+#endif

@@ -1,0 +1,22 @@
+/* ursa — layout of the batch semaphore, the core under mutex and semaphore.
+ * Exposed only so that primitives can be embedded; every field is private
+ * and its functions live in src/core/sema.h. */
+#ifndef URSA_DETAIL_SEMA_H
+#define URSA_DETAIL_SEMA_H
+
+#include <stdatomic.h>
+
+#include "../wait.h"
+
+/* Largest permit count a semaphore can hold or a call can ask for. */
+#define URSA_SEM_MAX ((uint64_t)1 << 61)
+
+typedef struct ursa__sema {
+    /* available permits << 2 | WAITERS (bit 1) | CLOSED (bit 0) */
+    _Atomic uint64_t state;
+    _Atomic uint32_t lock; /* guards the FIFO below */
+    uint32_t pad_;
+    ursa_wait_t *head, *tail;
+} ursa__sema_t;
+
+#endif

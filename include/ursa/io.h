@@ -1,0 +1,32 @@
+/* ursa — asynchronous I/O for tasks, on the worker's io_uring.
+ *
+ * Each call suspends the calling task until the operation completes, the
+ * deadline passes, or the task is cancelled; a pending operation is then
+ * cancelled in the kernel (IORING_OP_ASYNC_CANCEL) and the call waits for
+ * the kernel to let go of the buffer. If the operation completed anyway,
+ * its result is returned (an accepted socket is never lost). Off-task the
+ * calls block the thread (poll with timeout, then the plain syscall).
+ *
+ * Return: the syscall's result (>= 0), or -errno; -EAGAIN (URSA_NOW, not
+ * ready), -ETIMEDOUT, -ECANCELED as for every wait. */
+#ifndef URSA_IO_H
+#define URSA_IO_H
+
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include "base.h"
+
+/* offset -1 means the file's current position (pipes, sockets). */
+URSA_API ssize_t ursa_read(int fd, void *buf, size_t len, int64_t offset, ursa_time_t deadline);
+URSA_API ssize_t ursa_write(int fd, const void *buf, size_t len, int64_t offset,
+                            ursa_time_t deadline);
+/* Returns the new socket (with `flags`, e.g. SOCK_CLOEXEC). */
+URSA_API int ursa_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags,
+                         ursa_time_t deadline);
+URSA_API int ursa_connect(int fd, const struct sockaddr *addr, socklen_t addrlen,
+                          ursa_time_t deadline);
+/* Waits until fd has one of `events` (POLLIN, ...); returns the revents. */
+URSA_API int ursa_poll(int fd, short events, ursa_time_t deadline);
+
+#endif

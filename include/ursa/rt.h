@@ -1,0 +1,111 @@
+/* ursa — the runtime: workers, tasks, spawn/join, yield, sleep, cancel.
+ *
+ * A runtime owns N workers. Worker 0 is the thread that calls
+ * ursa_rt_block_on(); workers 1..N-1 are threads the runtime starts. Each
+ * worker has its own io_uring, run queue, timers and stack pool. Tasks are
+ * stackful and stay on the worker that runs them. */
+#ifndef URSA_RT_H
+#define URSA_RT_H
+
+#include "base.h"
+
+typedef struct ursa_rt ursa_rt_t;
+typedef struct ursa_task ursa_task_t;
+
+/* A task body. Its return value is what ursa_task_join() hands back. */
+typedef void *(*ursa_task_fn_t)(void *arg);
+
+typedef struct ursa_rt_config {
+    unsigned workers;     /* number of workers; 0 means 1 */
+    size_t stack_size;    /* usable bytes per task stack; 0 means 64 KiB */
+    bool no_stack_guard;  /* skip the guard page (saves a VMA per stack) */
+    unsigned stack_cache; /* idle stacks kept per worker; 0 means 64 */
+    /* Deterministic mode: one worker, the next runnable task chosen by a
+     * PRNG seeded with `seed`, virtual time that jumps to the next timer
+     * when every task waits. For tests: a seed replays an interleaving. */
+    bool deterministic;
+    uint64_t seed;
+    /* Normal mode: when every worker has been idle this long with no timer
+     * and no I/O pending, print which task waits on what (0 = 2 s, negative
+     * = never). Deterministic mode reports at once and block_on fails. */
+    ursa_time_t deadlock_report_after;
+} ursa_rt_config_t;
+
+/* Creates a runtime (cfg may be NULL for defaults). 0, -EINVAL (bad
+ * config), -ENOMEM, or the errno of io_uring set-up. */
+URSA_API int ursa_rt_new(ursa_rt_t **out, const ursa_rt_config_t *cfg) URSA_NODISCARD;
+
+/* Runs fn(arg) as the root task on worker 0, using the calling thread as
+ * worker 0 until the root finishes. *result (may be NULL) gets its return
+ * value. 0, -EINVAL (NULL, or called from inside a task), -ENOMEM,
+ * -EDEADLK (deterministic mode: every task waits and nothing can wake
+ * them; the report went to stderr). */
+URSA_API int ursa_rt_block_on(ursa_rt_t *rt, ursa_task_fn_t fn, void *arg,
+                              void **result) URSA_NODISCARD;
+
+/* Cancels every task left, lets them finish, stops the workers and frees
+ * the runtime. Must not be called from inside one of its tasks. */
+URSA_API void ursa_rt_free(ursa_rt_t *rt);
+
+/* Shorthand: a runtime with cfg, block_on, free. */
+URSA_API int ursa_run(const ursa_rt_config_t *cfg, ursa_task_fn_t fn, void *arg,
+                      void **result) URSA_NODISCARD;
+
+typedef struct ursa_spawn_opts {
+    const char *name; /* copied (up to 31 bytes); NULL means "task" */
+    int worker;       /* worker index; -1 means the current one (or 0) */
+    bool detached;    /* frees itself when done; no join */
+} ursa_spawn_opts_t;
+
+/* Spawns a task running fn(arg) on the current runtime (call from inside a
+ * task). *out gets the handle to join, unless opts->detached (then out may
+ * be NULL). 0, -EINVAL (NULL fn, no current runtime, bad worker),
+ * -ENOMEM. */
+URSA_API int ursa_spawn(ursa_task_t **out, ursa_task_fn_t fn, void *arg,
+                        const ursa_spawn_opts_t *opts) URSA_NODISCARD;
+
+/* Same, onto runtime rt, from any thread (e.g. a plain thread). */
+URSA_API int ursa_rt_spawn(ursa_rt_t *rt, ursa_task_t **out, ursa_task_fn_t fn, void *arg,
+                           const ursa_spawn_opts_t *opts) URSA_NODISCARD;
+
+/* Waits until task t has finished and frees its handle; *result (may be
+ * NULL) gets its return value. Phase 1 wait: 0; -EAGAIN (URSA_NOW, still
+ * running), -ETIMEDOUT, -ECANCELED (the joiner was cancelled) — then t is
+ * still valid and may be joined again; -EINVAL (NULL, or a task joining
+ * itself). Works from tasks and plain threads. */
+#define ursa_task_join(t, result, deadline) ursa_task_join_at(t, result, deadline, URSA_SITE)
+URSA_API int ursa_task_join_at(ursa_task_t *t, void **result, ursa_time_t deadline,
+                               const ursa_site_t *site) URSA_NODISCARD;
+
+/* Gives up the handle: the task frees itself when it finishes. 0, -EINVAL. */
+URSA_API int ursa_task_detach(ursa_task_t *t);
+
+/* Requests cooperative cancellation: the task's current and later waits
+ * fail with -ECANCELED (a wait that was granted in the same instant keeps
+ * its grant and returns 0). Idempotent. 0, or -EINVAL. The handle must not
+ * have been joined or detached-and-finished. */
+URSA_API int ursa_task_cancel(ursa_task_t *t);
+
+/* The current task, or NULL on a plain thread. */
+URSA_API ursa_task_t *ursa_task_self(void);
+
+/* Whether the current task has been asked to cancel (false off-task). */
+URSA_API bool ursa_task_cancelled(void);
+
+/* Task name (never NULL). */
+URSA_API const char *ursa_task_name(const ursa_task_t *t);
+
+/* Index of the worker the calling task runs on, -1 off-task. */
+URSA_API int ursa_worker_index(void);
+
+/* Lets the other runnable tasks of this worker run first. Off-task it
+ * yields the thread. 0, or -ECANCELED if the task is cancelled (it still
+ * yielded). */
+URSA_API int ursa_yield(void);
+
+/* Sleeps until the deadline. 0 when it passed, -ECANCELED if cancelled
+ * first. Works off-task too (nanosleep). */
+URSA_API int ursa_sleep_until(ursa_time_t deadline);
+URSA_API int ursa_sleep_for(ursa_time_t ns);
+
+#endif

@@ -1,0 +1,69 @@
+/* ursa — wakers and the raw two-phase wait (calling context 3).
+ *
+ * A foreign event loop owns an ursa_wait_t, starts a wait on a primitive
+ * with a waker of its own, and later finishes or cancels it:
+ *
+ *     ursa_wait_t w;
+ *     int rc = ursa_mutex_lock_start(&m, &w, (ursa_waker_t){my_wake, ctx});
+ *     // rc == 0: already granted; rc == -EINPROGRESS: my_wake(ctx) will be
+ *     // called exactly once, from any thread, when the wait completes.
+ *     ...
+ *     if (ursa_wait_ready(&w)) rc = ursa_mutex_lock_finish(&m, &w, &guard);
+ *     else                     ursa_wait_cancel(&w);   // nothing held after
+ *
+ * The wait object must stay valid and unmoved until it is finished or
+ * cancelled. Tasks and plain threads use the blocking calls instead, which
+ * are thin layers over this. */
+#ifndef URSA_WAIT_H
+#define URSA_WAIT_H
+
+#include <stdatomic.h>
+
+#include "base.h"
+
+/* A callback that makes a waiter runnable again. It is called at most once
+ * per wait, from any thread, outside ursa's internal locks; it must not
+ * block and must not call back into the primitive it waits on. */
+typedef struct ursa_waker {
+    void (*fn)(void *ctx);
+    void *ctx;
+} ursa_waker_t;
+
+/* What a wait is for, for deadlock reports. */
+typedef enum ursa_wait_kind {
+    URSA_WAIT_NONE = 0,
+    URSA_WAIT_MUTEX,
+    URSA_WAIT_SEMAPHORE,
+    URSA_WAIT_JOIN,
+    URSA_WAIT_SLEEP,
+    URSA_WAIT_IO,
+    URSA_WAIT_OTHER,
+} ursa_wait_kind_t;
+
+/* One waiter in a primitive's FIFO queue. Lives in the waiter's memory (a
+ * task's stack); the wait path never allocates. All fields are private. */
+typedef struct ursa_wait {
+    struct ursa_wait *next, *prev; /* queue links, under the queue lock */
+    void *owner;                   /* the queue this wait is on */
+    uint64_t want;                 /* permits still missing */
+    uint64_t got;                  /* permits assigned so far */
+    ursa_waker_t waker;
+    const ursa_site_t *site;
+    _Atomic uint32_t state; /* URSA__W_* in src/core/waitq.h */
+    _Atomic uint32_t done;  /* 1 once the waker call has returned */
+    uint32_t kind;          /* ursa_wait_kind_t */
+    uint32_t flags;
+} ursa_wait_t;
+
+/* True once the wait has completed (granted, or failed with an error) and
+ * its waker has returned: finish will not block. Any phase; any thread. */
+URSA_API bool ursa_wait_ready(const ursa_wait_t *w);
+
+/* Phase 1, cancel: withdraws a started wait. Afterwards nothing is held:
+ * permits already assigned (or fully granted but not yet finished) go back
+ * to the primitive and on to the next waiter. Blocks only for the few
+ * instructions a concurrent waker call may still need.
+ * Returns -ECANCELED, or -EINVAL if w is NULL or not started. */
+URSA_API int ursa_wait_cancel(ursa_wait_t *w);
+
+#endif

@@ -1,0 +1,61 @@
+#include "ctx.h"
+
+#include <pthread.h>
+
+#include "waitq.h"
+
+__thread ursa__ctx_t *ursa__cur_ctx __attribute__((tls_model("initial-exec")));
+
+/* A plain thread's context: a futex parker and a ledger swept at exit. */
+typedef struct thread_ctx {
+    ursa__ctx_t c;
+    ursa__parker_t parker;
+    bool ready;
+} thread_ctx_t;
+
+static __thread thread_ctx_t thread_ctx __attribute__((tls_model("initial-exec")));
+static pthread_key_t exit_key;
+static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
+
+static int thread_block(ursa__ctx_t *c, ursa_wait_t *w, ursa_time_t deadline)
+{
+    thread_ctx_t *t = (thread_ctx_t *)c;
+    while (!ursa__wait_is_decided(w)) {
+        if (deadline != URSA_NEVER && ursa__mono_now() >= deadline)
+            return -ETIMEDOUT;
+        ursa__park(&t->parker, deadline);
+    }
+    ursa__wait_settle(w);
+    return 0;
+}
+
+static const ursa__ctx_ops_t thread_ops = {.block = thread_block};
+
+static void thread_exit(void *p)
+{
+    thread_ctx_t *t = p;
+    ursa__ledger_sweep(&t->c.ledger, "thread");
+}
+
+static void make_key(void)
+{
+    pthread_key_create(&exit_key, thread_exit);
+}
+
+ursa__ctx_t *ursa__thread_ctx(void)
+{
+    thread_ctx_t *t = &thread_ctx;
+    if (!t->ready) {
+        t->c.ops = &thread_ops;
+        t->c.waker = (ursa_waker_t){ursa__unpark, &t->parker};
+        ursa__ledger_init(&t->c.ledger);
+        t->c.vclock = NULL;
+        t->c.name = "thread";
+        atomic_init(&t->parker.word, 0);
+        pthread_once(&exit_once, make_key);
+        pthread_setspecific(exit_key, t);
+        t->ready = true;
+    }
+    ursa__cur_ctx = &t->c;
+    return &t->c;
+}

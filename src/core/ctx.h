@@ -1,0 +1,56 @@
+/* The current wait context: who is calling, and how it blocks.
+ *
+ * Primitives never know whether their caller is a task or a plain thread.
+ * They ask ursa__ctx() for the caller's waker, its obligation ledger and a
+ * block() that returns once a wait node is done, its deadline passed or the
+ * caller was cancelled. The runtime installs a task's context when it
+ * switches to that task; otherwise the thread's own context (a futex
+ * parker) is used. */
+#ifndef URSA_CORE_CTX_H
+#define URSA_CORE_CTX_H
+
+#include "oblig.h"
+#include "park.h"
+#include "waitq.h"
+
+typedef struct ursa__ctx ursa__ctx_t;
+
+typedef struct ursa__ctx_ops {
+    /* Returns 0 once ursa__wait_is_done(w), or -ETIMEDOUT / -ECANCELED
+     * (then the caller withdraws w from its primitive). */
+    int (*block)(ursa__ctx_t *c, ursa_wait_t *w, ursa_time_t deadline);
+} ursa__ctx_ops_t;
+
+struct ursa__ctx {
+    const ursa__ctx_ops_t *ops;
+    ursa_waker_t waker;
+    ursa__ledger_t ledger;
+    const ursa_time_t *vclock; /* virtual clock, or NULL for real time */
+    const char *name;
+};
+
+/* Set by the runtime on every switch; NULL until a thread first needs one. */
+extern __thread ursa__ctx_t *ursa__cur_ctx __attribute__((tls_model("initial-exec")));
+
+ursa__ctx_t *ursa__thread_ctx(void);
+
+static inline ursa__ctx_t *ursa__ctx(void)
+{
+    ursa__ctx_t *c = ursa__cur_ctx;
+    return __builtin_expect(c != NULL, 1) ? c : ursa__thread_ctx();
+}
+
+static inline ursa_time_t ursa__ctx_now(ursa__ctx_t *c)
+{
+    return c->vclock ? *c->vclock : ursa__mono_now();
+}
+
+/* Blocks the caller on a started wait with the usual deadline rules. */
+static inline int ursa__ctx_block(ursa__ctx_t *c, ursa_wait_t *w, ursa_time_t deadline)
+{
+    if (ursa__wait_is_done(w))
+        return 0;
+    return c->ops->block(c, w, deadline);
+}
+
+#endif

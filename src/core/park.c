@@ -1,0 +1,47 @@
+#include "park.h"
+
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+enum { EMPTY = 0, NOTIFIED = 1, PARKED = 2 };
+
+ursa_time_t ursa__mono_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (ursa_time_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+void ursa__park(ursa__parker_t *p, ursa_time_t deadline)
+{
+    /* acquire: what the unparker wrote before unparking is visible. */
+    if (atomic_exchange_explicit(&p->word, EMPTY, memory_order_acquire) == NOTIFIED)
+        return;
+    uint32_t expect = EMPTY;
+    if (!atomic_compare_exchange_strong_explicit(&p->word, &expect, PARKED, memory_order_acquire,
+                                                 memory_order_acquire)) {
+        atomic_store_explicit(&p->word, EMPTY, memory_order_relaxed); /* was NOTIFIED */
+        return;
+    }
+    struct timespec ts, *tsp = NULL;
+    if (deadline != URSA_NEVER) {
+        ts.tv_sec = deadline / 1000000000;
+        ts.tv_nsec = deadline % 1000000000;
+        tsp = &ts;
+    }
+    /* Absolute CLOCK_MONOTONIC timeout: FUTEX_WAIT_BITSET. */
+    syscall(SYS_futex, &p->word, FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG, PARKED, tsp, NULL,
+            FUTEX_BITSET_MATCH_ANY);
+    /* acquire: pairs with the unparker's release exchange. */
+    atomic_exchange_explicit(&p->word, EMPTY, memory_order_acquire);
+}
+
+void ursa__unpark(void *parker)
+{
+    ursa__parker_t *p = parker;
+    /* release: our writes before the wake are visible to the woken thread. */
+    if (atomic_exchange_explicit(&p->word, NOTIFIED, memory_order_release) == PARKED)
+        syscall(SYS_futex, &p->word, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, 1, NULL, NULL, 0);
+}

@@ -1,0 +1,213 @@
+#include "sema.h"
+
+#define SHIFT URSA__SEMA_SHIFT
+#define CLOSED URSA__SEMA_CLOSED
+#define WAITERS URSA__SEMA_WAITERS
+
+void ursa__sema_init(ursa__sema_t *s, uint64_t permits)
+{
+    atomic_init(&s->state, permits << SHIFT);
+    atomic_init(&s->lock, 0);
+    s->pad_ = 0;
+    s->head = s->tail = NULL;
+}
+
+static void flush(ursa__sema_t *s, ursa__wake_batch_t *b)
+{
+    ursa__spin_unlock(&s->lock);
+    ursa__wake_batch_run(b);
+    ursa__spin_lock(&s->lock);
+}
+
+/* Under the lock: hands n permits to the queue in FIFO order; what is left
+ * once the queue is empty goes back into the word, clearing WAITERS. */
+static void assign_locked(ursa__sema_t *s, uint64_t n, ursa__wake_batch_t *b)
+{
+    while (n && s->head) {
+        ursa_wait_t *w = s->head;
+        uint64_t give = n < w->want ? n : w->want;
+        w->want -= give;
+        w->got += give;
+        n -= give;
+        if (w->want)
+            break;
+        ursa__waitq_remove(&s->head, &s->tail, w);
+        /* release: the waiter reads got/want after seeing the decision. */
+        atomic_store_explicit(&w->state, URSA__W_GRANTED, memory_order_release);
+        if (b->n == URSA__WAKE_BATCH)
+            flush(s, b);
+        b->w[b->n++] = w;
+    }
+    if (s->head)
+        return; /* permits all given out; WAITERS stays, word stays at 0 */
+    /* relaxed load: the CAS validates it. */
+    uint64_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
+    /* release: our holder's writes happen-before the next fast acquirer. */
+    while (!atomic_compare_exchange_weak_explicit(&s->state, &st,
+                                                  ((st & ~WAITERS) + (n << SHIFT)),
+                                                  memory_order_release, memory_order_relaxed)) {
+    }
+}
+
+int ursa__sema_start(ursa__sema_t *s, ursa_wait_t *w, uint64_t n)
+{
+    w->owner = s;
+    w->got = 0;
+    w->want = n;
+    if (ursa__sema_try(s, n)) {
+        w->got = n;
+        w->want = 0;
+        ursa__wait_complete_now(w, URSA__W_GRANTED);
+        return 0;
+    }
+    ursa__spin_lock(&s->lock);
+    uint64_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
+    for (;;) {
+        if (st & CLOSED) {
+            ursa__spin_unlock(&s->lock);
+            ursa__wait_complete_now(w, URSA__W_CLOSED);
+            return -EPIPE;
+        }
+        uint64_t avail = st >> SHIFT; /* 0 whenever WAITERS is set */
+        if (avail >= n && !(st & WAITERS)) {
+            /* acquire: as in ursa__sema_try. */
+            if (atomic_compare_exchange_weak_explicit(&s->state, &st, st - (n << SHIFT),
+                                                      memory_order_acquire, memory_order_relaxed)) {
+                ursa__spin_unlock(&s->lock);
+                w->got = n;
+                w->want = 0;
+                ursa__wait_complete_now(w, URSA__W_GRANTED);
+                return 0;
+            }
+            continue;
+        }
+        /* Take what there is and queue for the rest; setting WAITERS in the
+         * same CAS stops fast-path acquirers from barging past us. acquire:
+         * the permits we take were released by someone. */
+        uint64_t next = (st & CLOSED) | WAITERS;
+        if (atomic_compare_exchange_weak_explicit(&s->state, &st, next, memory_order_acquire,
+                                                  memory_order_relaxed)) {
+            w->got = avail;
+            w->want = n - avail;
+            break;
+        }
+    }
+    atomic_store_explicit(&w->state, URSA__W_QUEUED, memory_order_relaxed);
+    ursa__waitq_push(&s->head, &s->tail, w);
+    ursa__spin_unlock(&s->lock);
+    return -EINPROGRESS;
+}
+
+bool ursa__sema_cancel(ursa_wait_t *w)
+{
+    ursa__sema_t *s = w->owner;
+    ursa__wake_batch_t b;
+    b.n = 0;
+    ursa__spin_lock(&s->lock);
+    if (atomic_load_explicit(&w->state, memory_order_relaxed) != URSA__W_QUEUED) {
+        ursa__spin_unlock(&s->lock);
+        ursa__wait_settle(w);
+        return false;
+    }
+    ursa__waitq_remove(&s->head, &s->tail, w);
+    atomic_store_explicit(&w->state, URSA__W_CANCELLED, memory_order_relaxed);
+    uint64_t back = w->got;
+    w->got = 0;
+    /* Our partial permits go to the next waiters; if the queue is now empty
+     * this also clears WAITERS. */
+    assign_locked(s, back, &b);
+    ursa__spin_unlock(&s->lock);
+    ursa__wake_batch_run(&b);
+    atomic_store_explicit(&w->done, 1, memory_order_relaxed); /* our own node */
+    return true;
+}
+
+void ursa__sema_release(ursa__sema_t *s, uint64_t n)
+{
+    if (!n)
+        return;
+    /* relaxed: the CAS validates it. */
+    uint64_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
+    while (!(st & WAITERS)) {
+        /* release: our critical section happens-before the next acquirer. */
+        if (atomic_compare_exchange_weak_explicit(&s->state, &st, st + (n << SHIFT),
+                                                  memory_order_release, memory_order_relaxed))
+            return;
+    }
+    ursa__wake_batch_t b;
+    b.n = 0;
+    ursa__spin_lock(&s->lock);
+    /* The spinlock's release/acquire orders our critical section before the
+     * waiter that the permits go to. */
+    assign_locked(s, n, &b);
+    ursa__spin_unlock(&s->lock);
+    ursa__wake_batch_run(&b);
+}
+
+int ursa__sema_add(ursa__sema_t *s, uint64_t n)
+{
+    if (n == 0 || n > URSA_SEM_MAX)
+        return -EINVAL;
+    ursa__spin_lock(&s->lock);
+    uint64_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
+    uint64_t queued = 0;
+    for (ursa_wait_t *w = s->head; w; w = w->next)
+        queued += w->got;
+    /* Permits that exist: available + assigned to queued waiters. Checking
+     * under the lock keeps a concurrent add from overshooting with us
+     * (fast-path releases only return what was taken). */
+    if ((st >> SHIFT) + queued + n > URSA_SEM_MAX) {
+        ursa__spin_unlock(&s->lock);
+        return -EINVAL;
+    }
+    ursa__spin_unlock(&s->lock);
+    ursa__sema_release(s, n);
+    return 0;
+}
+
+uint64_t ursa__sema_forget(ursa__sema_t *s, uint64_t n)
+{
+    uint64_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
+    for (;;) {
+        uint64_t avail = st >> SHIFT;
+        uint64_t take = avail < n ? avail : n;
+        if (!take)
+            return 0;
+        /* relaxed: forgetting publishes nothing. */
+        if (atomic_compare_exchange_weak_explicit(&s->state, &st, st - (take << SHIFT),
+                                                  memory_order_relaxed, memory_order_relaxed))
+            return take;
+    }
+}
+
+void ursa__sema_close(ursa__sema_t *s)
+{
+    ursa__wake_batch_t b;
+    b.n = 0;
+    ursa__spin_lock(&s->lock);
+    /* relaxed: the spinlock orders this against queued waiters; fast-path
+     * acquirers see it on their next CAS. */
+    atomic_fetch_or_explicit(&s->state, CLOSED, memory_order_relaxed);
+    uint64_t back = 0;
+    while (s->head) {
+        ursa_wait_t *w = s->head;
+        ursa__waitq_remove(&s->head, &s->tail, w);
+        back += w->got;
+        w->got = 0;
+        atomic_store_explicit(&w->state, URSA__W_CLOSED, memory_order_release);
+        if (b.n == URSA__WAKE_BATCH)
+            flush(s, &b);
+        b.w[b.n++] = w;
+    }
+    assign_locked(s, back, &b); /* queue empty: clears WAITERS, keeps count */
+    ursa__spin_unlock(&s->lock);
+    ursa__wake_batch_run(&b);
+}
+
+bool ursa__sema_has_waiters(ursa__sema_t *s)
+{
+    ursa__spin_lock(&s->lock);
+    bool any = s->head != NULL;
+    ursa__spin_unlock(&s->lock);
+    return any;
+}

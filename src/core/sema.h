@@ -1,0 +1,70 @@
+/* The batch semaphore: the core under mutex, semaphore (and later rwlock,
+ * bounded channels). Lock-free fast paths on one atomic word; a FIFO of
+ * wait nodes behind a spinlock for the slow path; wakers run outside it.
+ *
+ * Invariant: while WAITERS is set the word holds 0 available permits —
+ * every permit that comes back goes to the queue head first (no barging). */
+#ifndef URSA_CORE_SEMA_H
+#define URSA_CORE_SEMA_H
+
+#include "ursa/detail/sema.h"
+#include "waitq.h"
+
+#define URSA__SEMA_CLOSED ((uint64_t)1)
+#define URSA__SEMA_WAITERS ((uint64_t)2)
+#define URSA__SEMA_SHIFT 2
+
+void ursa__sema_init(ursa__sema_t *s, uint64_t permits);
+
+/* Takes n permits if available and nobody queues ahead. Lock-free. */
+static inline bool ursa__sema_try(ursa__sema_t *s, uint64_t n)
+{
+    /* relaxed: the CAS below is what must see the latest value. */
+    uint64_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
+    for (;;) {
+        if ((st & (URSA__SEMA_CLOSED | URSA__SEMA_WAITERS)) || (st >> URSA__SEMA_SHIFT) < n)
+            return false;
+        /* acquire: the permit's previous holder's writes happen-before us. */
+        if (atomic_compare_exchange_weak_explicit(&s->state, &st, st - (n << URSA__SEMA_SHIFT),
+                                                  memory_order_acquire, memory_order_relaxed))
+            return true;
+    }
+}
+
+/* Starts a wait for n permits: 0 (granted at once, w done), -EINPROGRESS
+ * (queued, maybe with some permits assigned), -EPIPE (closed). */
+int ursa__sema_start(ursa__sema_t *s, ursa_wait_t *w, uint64_t n);
+
+/* Withdraws w. True: it was still queued; its assigned permits went back.
+ * False: it had completed (granted or closed); returns once its waker is
+ * done, and the caller owns the outcome in w->state. */
+bool ursa__sema_cancel(ursa_wait_t *w);
+
+/* Returns n permits (n <= URSA_SEM_MAX), waking queued waiters FIFO. */
+void ursa__sema_release(ursa__sema_t *s, uint64_t n);
+
+/* Adds n permits unless the total would exceed URSA_SEM_MAX: 0 or -EINVAL. */
+int ursa__sema_add(ursa__sema_t *s, uint64_t n);
+
+/* Removes up to n available permits; returns how many. */
+uint64_t ursa__sema_forget(ursa__sema_t *s, uint64_t n);
+
+/* Fails every queued and later wait with CLOSED. */
+void ursa__sema_close(ursa__sema_t *s);
+
+static inline uint64_t ursa__sema_available(const ursa__sema_t *s)
+{
+    /* relaxed: a snapshot for the caller, orders nothing. */
+    return atomic_load_explicit(&s->state, memory_order_relaxed) >> URSA__SEMA_SHIFT;
+}
+
+static inline bool ursa__sema_closed(const ursa__sema_t *s)
+{
+    /* relaxed: closing is monotonic, a snapshot suffices. */
+    return atomic_load_explicit(&s->state, memory_order_relaxed) & URSA__SEMA_CLOSED;
+}
+
+/* True if waiters are queued (a snapshot, taken under the lock). */
+bool ursa__sema_has_waiters(ursa__sema_t *s);
+
+#endif

@@ -1,0 +1,24 @@
+/* The raw two-phase wait's generic half: readiness and cancel. */
+#include "sema.h"
+
+bool ursa_wait_ready(const ursa_wait_t *w)
+{
+    return w && ursa__wait_is_done(w);
+}
+
+int ursa_wait_cancel(ursa_wait_t *w)
+{
+    if (!w || !w->owner)
+        return -EINVAL;
+    uint32_t st = atomic_load_explicit(&w->state, memory_order_relaxed);
+    if (st == URSA__W_IDLE || st == URSA__W_FINISHED || st == URSA__W_CANCELLED)
+        return -EINVAL;
+    if (!ursa__sema_cancel(w) &&
+        atomic_load_explicit(&w->state, memory_order_relaxed) == URSA__W_GRANTED) {
+        /* Granted but never finished: hand the permits on. */
+        ursa__sema_release(w->owner, w->got);
+    }
+    w->got = 0;
+    atomic_store_explicit(&w->state, URSA__W_FINISHED, memory_order_relaxed);
+    return -ECANCELED;
+}

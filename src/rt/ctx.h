@@ -1,0 +1,37 @@
+/* Machine context switch (src/rt/ctx_*.S) and new-context set-up. */
+#ifndef URSA_RT_CTX_H
+#define URSA_RT_CTX_H
+
+#include <stdint.h>
+#include <string.h>
+
+void ursa__ctx_switch(void **save_sp, void *load_sp);
+void ursa__ctx_entry(void);
+
+/* Prepares a stack whose top is `top` so that switching to the returned sp
+ * calls fn(arg) (which must never return). */
+static inline void *ursa__ctx_make(void *top, void (*fn)(void *), void *arg)
+{
+    uintptr_t t = (uintptr_t)top & ~(uintptr_t)15;
+#if defined(__x86_64__)
+    /* r15 r14 r13 r12 rbx rbp ret: after popping them rsp must be 16-aligned
+     * at the entry stub's call. */
+    uintptr_t *sp = (uintptr_t *)(t - 72);
+    memset(sp, 0, 72);
+    sp[3] = (uintptr_t)arg;             /* r12 */
+    sp[4] = (uintptr_t)fn;              /* rbx */
+    sp[6] = (uintptr_t)ursa__ctx_entry; /* "return address" */
+    return sp;
+#elif defined(__aarch64__)
+    uintptr_t *sp = (uintptr_t *)(t - 176);
+    memset(sp, 0, 176);
+    sp[0] = (uintptr_t)fn;              /* x19 */
+    sp[1] = (uintptr_t)arg;             /* x20 */
+    sp[11] = (uintptr_t)ursa__ctx_entry; /* x30 */
+    return sp;
+#else
+#error "ursa: no context switch for this architecture"
+#endif
+}
+
+#endif

@@ -1,0 +1,160 @@
+/* Executor internals: workers, tasks, the scheduler loop. */
+#ifndef URSA_RT_EXEC_H
+#define URSA_RT_EXEC_H
+
+#include <liburing.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "../core/ctx.h"
+#include "stack.h"
+#include "ursa/rt.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define URSA_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define URSA_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define URSA_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define URSA_TSAN 1
+#endif
+#endif
+
+typedef struct ursa__worker ursa__worker_t;
+
+/* Task wake state (wstate). */
+enum { URSA__T_RUNNING = 0, URSA__T_NOTIFIED = 1, URSA__T_PARKED = 2 };
+/* Join slot (joiner): NULL, a joiner's wait node, or one of these. */
+#define URSA__JOIN_DONE ((ursa_wait_t *)1)
+#define URSA__JOIN_DETACHED ((ursa_wait_t *)2)
+
+struct ursa_task {
+    ursa__ctx_t ctx; /* first: ursa__cur_ctx points here while it runs */
+    void *sp;        /* saved stack pointer while switched out */
+    ursa__stack_t *stack; /* NULL until first run, and again once done */
+    ursa__worker_t *worker;
+    ursa_task_fn_t fn;
+    void *arg;
+    void *result;
+    struct ursa_task *rq_next; /* run queue or inbox link */
+    struct ursa_task *all_prev, *all_next; /* the worker's live tasks */
+    _Atomic uint32_t wstate;  /* RUNNING / NOTIFIED / PARKED */
+    _Atomic uint32_t cancel;  /* cancellation requested */
+    /* The completer's exchange to JOIN_DONE is its last touch of the task. */
+    _Atomic(ursa_wait_t *) joiner;
+    int fail; /* -ENOMEM if it never got a stack */
+    bool finished;  /* fn returned; set on the task's own stack */
+    bool adopted;   /* linked into its worker's live list */
+    /* The one deadline a task can wait for at a time. */
+    ursa_time_t timer_when;
+    size_t timer_idx; /* index in the worker's heap, or SIZE_MAX */
+    /* What it waits on, for deadlock reports. */
+    uint32_t wait_kind;
+    const ursa_site_t *wait_site;
+    const void *wait_obj;
+#if defined(URSA_ASAN)
+    void *asan_fake;
+#endif
+#if defined(URSA_TSAN)
+    void *tsan_fiber;
+#endif
+    char name[32];
+};
+
+struct ursa__worker {
+    /* Remote wakes and spawns: a lock-free LIFO, taken whole and reversed.
+     * Hot for other threads, so alone on its cache line. */
+    _Alignas(64) _Atomic(ursa_task_t *) inbox;
+    _Atomic uint32_t sleeping; /* in (or entering) the ring wait */
+    _Alignas(64) ursa_rt_t *rt;
+    int index;
+    bool ring_ok;
+    struct io_uring ring;
+    int evfd;
+    uint64_t evbuf;
+    bool ev_armed;
+    unsigned io_inflight; /* task I/O ops in the ring */
+    ursa_task_t *rq_head, *rq_tail;
+    size_t rq_len;
+    ursa_task_t *all; /* live tasks owned by this worker */
+    size_t ntasks;
+    ursa_task_t **heap; /* timer min-heap on timer_when */
+    size_t heap_len, heap_cap;
+    ursa__stack_pool_t stacks;
+    ursa_task_t *current;
+    void *sched_sp;
+    ursa_time_t vclock; /* deterministic mode */
+    uint64_t rng;
+    ursa_time_t idle_since; /* for the deadlock report */
+    bool reported;
+    pthread_t thread;
+#if defined(URSA_ASAN)
+    const void *asan_stack_lo;
+    size_t asan_stack_size;
+#endif
+#if defined(URSA_TSAN)
+    void *tsan_fiber;
+#endif
+};
+
+struct ursa_rt {
+    ursa_rt_config_t cfg;
+    unsigned nworkers;
+    ursa__worker_t *workers;
+    _Atomic bool stopping;
+    _Atomic unsigned idle_workers; /* idle with nothing pending */
+    pthread_t owner; /* thread that runs worker 0 */
+    bool owner_set;
+    bool in_block_on;
+};
+
+extern __thread ursa__worker_t *ursa__cur_worker __attribute__((tls_model("initial-exec")));
+
+/* Makes t runnable (a waker function: ctx = task); any thread. */
+void ursa__task_wake(void *task);
+/* Suspends the current task until woken (returns at once if a wake is
+ * pending). */
+void ursa__task_park(ursa_task_t *t);
+/* Re-queues the current task at the back of its run queue and switches
+ * to the scheduler. */
+void ursa__task_yield(ursa_task_t *t);
+/* Parks the current task t while *flag == pending, until the deadline, or
+ * until cancelled: 0, -ETIMEDOUT, -ECANCELED. flag == NULL: until the
+ * deadline or cancel. */
+int ursa__task_wait(ursa_task_t *t, const _Atomic uint32_t *flag, uint32_t pending,
+                    ursa_time_t deadline);
+/* Arms / disarms the current task's timer. */
+void ursa__timer_arm(ursa__worker_t *w, ursa_task_t *t, ursa_time_t when);
+void ursa__timer_disarm(ursa__worker_t *w, ursa_task_t *t);
+/* Queues a new task on worker w (from any thread). */
+void ursa__worker_submit(ursa__worker_t *w, ursa_task_t *t);
+/* Gets an SQE on the current worker's ring (flushing if full). */
+struct io_uring_sqe *ursa__sqe(ursa__worker_t *w);
+
+/* One task I/O op in flight; its address is the SQE's user_data. */
+typedef struct ursa__io_op {
+    ursa_task_t *task;
+    int32_t res;
+    _Atomic uint32_t done; /* set by the reaping worker (the same thread) */
+} ursa__io_op_t;
+#define URSA__UD_IGNORE 0u
+#define URSA__UD_EVENTFD 1u
+
+ursa_time_t ursa__worker_now(ursa__worker_t *w);
+/* The worker's wake-up eventfd (made with the runtime), and its ring: made
+ * on the thread that runs the worker (a SINGLE_ISSUER ring belongs to its
+ * creator), probing for flags; without a ring the worker idles in poll(2)
+ * and task I/O falls back to blocking calls. */
+int ursa__worker_evfd_init(ursa__worker_t *w);
+void ursa__worker_ring_init(ursa__worker_t *w);
+void ursa__worker_ring_exit(ursa__worker_t *w);
+/* The scheduler loop; see exec.c. */
+int ursa__worker_run(ursa__worker_t *w, ursa_task_t *root);
+
+
+#endif

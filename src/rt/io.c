@@ -1,0 +1,162 @@
+/* Task I/O as io_uring operations, with deadlines and cancellation. */
+#include "ursa/io.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <unistd.h>
+
+#include "exec.h"
+
+/* Submits the prepared op and waits for its completion. On deadline or
+ * cancel the op is cancelled in the kernel, and we still wait for its CQE:
+ * the kernel may be using our buffer, and if the op completed anyway its
+ * result wins (nothing is lost). */
+static int run_op(ursa__worker_t *w, ursa_task_t *t, ursa__io_op_t *op, ursa_time_t deadline)
+{
+    w->io_inflight++;
+    ursa_time_t d = deadline == URSA_NOW ? ursa__worker_now(w) : deadline;
+    int rc = ursa__task_wait(t, &op->done, 0, d);
+    if (rc) {
+        struct io_uring_sqe *sqe = ursa__sqe(w);
+        io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)op, 0);
+        io_uring_sqe_set_data64(sqe, URSA__UD_IGNORE);
+        /* Uninterruptible now: the op must come back before we return. */
+        while (!atomic_load_explicit(&op->done, memory_order_relaxed)) {
+            t->wait_kind = URSA_WAIT_IO;
+            ursa__task_park(t);
+        }
+        if (op->res != -ECANCELED && op->res != -EINTR)
+            return op->res; /* completed after all */
+        return deadline == URSA_NOW && rc == -ETIMEDOUT ? -EAGAIN : rc;
+    }
+    return op->res;
+}
+
+static ursa_task_t *io_task(ursa__worker_t **w)
+{
+    *w = ursa__cur_worker;
+    return *w && (*w)->current && (*w)->ring_ok ? (*w)->current : NULL;
+}
+
+/* Off-task: wait with poll(2), honouring the deadline. */
+static int poll_thread(int fd, short events, ursa_time_t deadline)
+{
+    for (;;) {
+        int ms = -1;
+        if (deadline == URSA_NOW) {
+            ms = 0;
+        } else if (deadline != URSA_NEVER) {
+            ursa_time_t left = deadline - ursa__mono_now();
+            if (left <= 0)
+                return -ETIMEDOUT;
+            ms = (int)((left + 999999) / 1000000);
+        }
+        struct pollfd p = {.fd = fd, .events = events};
+        int n = poll(&p, 1, ms);
+        if (n > 0)
+            return p.revents;
+        if (n == 0 && deadline == URSA_NOW)
+            return -EAGAIN;
+        if (n < 0 && errno != EINTR)
+            return -errno;
+    }
+}
+
+#define OP_BEGIN(w, t, sqe, op)                                                              \
+    ursa__io_op_t op = {.task = t, .res = 0};                                                \
+    atomic_init(&op.done, 0);                                                                \
+    struct io_uring_sqe *sqe = ursa__sqe(w);                                                 \
+    io_uring_sqe_set_data(sqe, &op)
+
+ssize_t ursa_read(int fd, void *buf, size_t len, int64_t offset, ursa_time_t deadline)
+{
+    ursa__worker_t *w;
+    ursa_task_t *t = io_task(&w);
+    if (fd < 0 || (!buf && len))
+        return -EINVAL;
+    if (!t) {
+        int rc = poll_thread(fd, POLLIN, deadline);
+        if (rc < 0)
+            return rc;
+        ssize_t n = offset < 0 ? read(fd, buf, len) : pread(fd, buf, len, offset);
+        return n < 0 ? -errno : n;
+    }
+    OP_BEGIN(w, t, sqe, op);
+    io_uring_prep_read(sqe, fd, buf, (unsigned)len, (uint64_t)offset);
+    return run_op(w, t, &op, deadline);
+}
+
+ssize_t ursa_write(int fd, const void *buf, size_t len, int64_t offset, ursa_time_t deadline)
+{
+    ursa__worker_t *w;
+    ursa_task_t *t = io_task(&w);
+    if (fd < 0 || (!buf && len))
+        return -EINVAL;
+    if (!t) {
+        int rc = poll_thread(fd, POLLOUT, deadline);
+        if (rc < 0)
+            return rc;
+        ssize_t n = offset < 0 ? write(fd, buf, len) : pwrite(fd, buf, len, offset);
+        return n < 0 ? -errno : n;
+    }
+    OP_BEGIN(w, t, sqe, op);
+    io_uring_prep_write(sqe, fd, buf, (unsigned)len, (uint64_t)offset);
+    return run_op(w, t, &op, deadline);
+}
+
+int ursa_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags,
+                ursa_time_t deadline)
+{
+    ursa__worker_t *w;
+    ursa_task_t *t = io_task(&w);
+    if (fd < 0)
+        return -EINVAL;
+    if (!t) {
+        int rc = poll_thread(fd, POLLIN, deadline);
+        if (rc < 0)
+            return rc;
+        int s = accept4(fd, addr, addrlen, flags);
+        return s < 0 ? -errno : s;
+    }
+    OP_BEGIN(w, t, sqe, op);
+    io_uring_prep_accept(sqe, fd, addr, addrlen, flags);
+    return run_op(w, t, &op, deadline);
+}
+
+int ursa_connect(int fd, const struct sockaddr *addr, socklen_t addrlen, ursa_time_t deadline)
+{
+    ursa__worker_t *w;
+    ursa_task_t *t = io_task(&w);
+    if (fd < 0 || !addr)
+        return -EINVAL;
+    if (!t) {
+        int rc = connect(fd, addr, addrlen);
+        if (rc == 0)
+            return 0;
+        if (errno != EINPROGRESS)
+            return -errno;
+        rc = poll_thread(fd, POLLOUT, deadline);
+        if (rc < 0)
+            return rc;
+        int err = 0;
+        socklen_t l = sizeof err;
+        getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &l);
+        return -err;
+    }
+    OP_BEGIN(w, t, sqe, op);
+    io_uring_prep_connect(sqe, fd, addr, addrlen);
+    return run_op(w, t, &op, deadline);
+}
+
+int ursa_poll(int fd, short events, ursa_time_t deadline)
+{
+    ursa__worker_t *w;
+    ursa_task_t *t = io_task(&w);
+    if (fd < 0)
+        return -EINVAL;
+    if (!t)
+        return poll_thread(fd, events, deadline);
+    OP_BEGIN(w, t, sqe, op);
+    io_uring_prep_poll_add(sqe, fd, (unsigned)events);
+    return run_op(w, t, &op, deadline);
+}

@@ -1,0 +1,423 @@
+/* Runtime lifetime and the task API: spawn, join, detach, cancel, yield,
+ * sleep. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../core/waitq.h"
+#include "exec.h"
+
+static int task_block(ursa__ctx_t *c, ursa_wait_t *wt, ursa_time_t deadline);
+static const ursa__ctx_ops_t task_ops = {.block = task_block};
+
+/* ---- blocking a task on a wait node ---- */
+
+int ursa__task_wait(ursa_task_t *t, const _Atomic uint32_t *flag, uint32_t pending,
+                    ursa_time_t deadline)
+{
+    ursa__worker_t *w = t->worker;
+    int rc = 0;
+    bool armed = false;
+    /* acquire: the completer's writes before it changed *flag are visible. */
+    while (!flag || atomic_load_explicit(flag, memory_order_acquire) == pending) {
+        /* relaxed: cancel is a hint re-checked after every wake. */
+        if (atomic_load_explicit(&t->cancel, memory_order_relaxed)) {
+            rc = -ECANCELED;
+            break;
+        }
+        if (deadline != URSA_NEVER) {
+            if (ursa__worker_now(w) >= deadline) {
+                rc = -ETIMEDOUT;
+                break;
+            }
+            if (!armed) {
+                ursa__timer_arm(w, t, deadline);
+                armed = true;
+            }
+        }
+        ursa__task_park(t);
+    }
+    if (armed)
+        ursa__timer_disarm(w, t);
+    t->wait_kind = URSA_WAIT_NONE;
+    t->wait_site = NULL;
+    t->wait_obj = NULL;
+    return rc;
+}
+
+static int task_block(ursa__ctx_t *c, ursa_wait_t *wt, ursa_time_t deadline)
+{
+    ursa_task_t *t = (ursa_task_t *)c;
+    t->wait_kind = wt->kind;
+    t->wait_site = wt->site;
+    t->wait_obj = wt->owner;
+    int rc = ursa__task_wait(t, &wt->state, URSA__W_QUEUED, deadline);
+    if (rc == 0)
+        ursa__wait_settle(wt);
+    return rc;
+}
+
+static ursa_task_t *cur_task(void)
+{
+    ursa__worker_t *w = ursa__cur_worker;
+    return w ? w->current : NULL;
+}
+
+/* ---- runtime ---- */
+
+static void *worker_thread(void *p)
+{
+    ursa__worker_t *w = p;
+    ursa__cur_worker = w;
+    ursa__thread_ctx();
+    ursa__worker_ring_init(w);
+#if defined(URSA_TSAN)
+    w->tsan_fiber = __tsan_get_current_fiber();
+#endif
+    ursa__worker_run(w, NULL);
+    ursa__cur_worker = NULL;
+    return NULL;
+}
+
+int ursa_rt_new(ursa_rt_t **out, const ursa_rt_config_t *cfg)
+{
+    if (!out)
+        return -EINVAL;
+    *out = NULL;
+    ursa_rt_config_t c = cfg ? *cfg : (ursa_rt_config_t){0};
+    if (c.workers == 0)
+        c.workers = 1;
+    if (c.deterministic && c.workers != 1)
+        return -EINVAL;
+    if (c.workers > 1024)
+        return -EINVAL;
+    if (c.stack_size == 0)
+        c.stack_size = 64 * 1024;
+    if (c.stack_size < 16 * 1024 || c.stack_size > ((size_t)1 << 30))
+        return -EINVAL;
+    if (c.stack_cache == 0)
+        c.stack_cache = 64;
+    if (c.deadlock_report_after == 0)
+        c.deadlock_report_after = URSA_SEC(2);
+    ursa_rt_t *rt = calloc(1, sizeof *rt);
+    if (!rt)
+        return -ENOMEM;
+    rt->cfg = c;
+    rt->nworkers = c.workers;
+    rt->workers = aligned_alloc(64, sizeof(ursa__worker_t) * c.workers);
+    if (!rt->workers) {
+        free(rt);
+        return -ENOMEM;
+    }
+    memset(rt->workers, 0, sizeof(ursa__worker_t) * c.workers);
+    for (unsigned i = 0; i < c.workers; i++) {
+        ursa__worker_t *w = &rt->workers[i];
+        w->rt = rt;
+        w->index = (int)i;
+        w->evfd = -1;
+        w->rng = c.seed;
+        w->vclock = URSA_SEC(1); /* above 0, so no deadline equals URSA_NOW */
+        ursa__stack_pool_init(&w->stacks, c.stack_size, c.stack_cache, !c.no_stack_guard);
+    }
+    /* Worker 0's ring is made by the thread that runs it (block_on): a
+     * SINGLE_ISSUER ring belongs to the thread that created it. */
+    for (unsigned i = 1; i < c.workers; i++) {
+        ursa__worker_t *w = &rt->workers[i];
+        int rc = ursa__worker_evfd_init(w);
+        if (rc == 0 && pthread_create(&w->thread, NULL, worker_thread, w) != 0)
+            rc = -EAGAIN;
+        if (rc) {
+            atomic_store(&rt->stopping, true);
+            for (unsigned j = 1; j < i; j++) {
+                uint64_t one = 1;
+                ssize_t r = write(rt->workers[j].evfd, &one, sizeof one);
+                (void)r;
+                pthread_join(rt->workers[j].thread, NULL);
+                ursa__worker_ring_exit(&rt->workers[j]);
+            }
+            ursa__worker_ring_exit(w);
+            free(rt->workers);
+            free(rt);
+            return rc;
+        }
+    }
+    *out = rt;
+    return 0;
+}
+
+/* Makes the calling thread worker 0 for a while. */
+static int enter_worker0(ursa_rt_t *rt)
+{
+    ursa__worker_t *w = &rt->workers[0];
+    if (ursa__cur_worker)
+        return -EINVAL; /* nested: already a worker */
+    if (rt->owner_set && !pthread_equal(rt->owner, pthread_self()))
+        return -EINVAL;
+    if (!rt->owner_set) {
+        int rc = ursa__worker_evfd_init(w);
+        if (rc)
+            return rc;
+        ursa__worker_ring_init(w);
+        rt->owner = pthread_self();
+        rt->owner_set = true;
+    }
+    ursa__cur_worker = w;
+    ursa__thread_ctx();
+#if defined(URSA_TSAN)
+    w->tsan_fiber = __tsan_get_current_fiber();
+#endif
+    return 0;
+}
+
+static ursa_task_t *task_new(ursa_rt_t *rt, ursa__worker_t *w, ursa_task_fn_t fn, void *arg,
+                             const ursa_spawn_opts_t *opts)
+{
+    ursa_task_t *t = aligned_alloc(64, (sizeof(ursa_task_t) + 63) & ~(size_t)63);
+    if (!t)
+        return NULL;
+    memset(t, 0, sizeof *t);
+    t->ctx.ops = &task_ops;
+    t->ctx.waker = (ursa_waker_t){ursa__task_wake, t};
+    ursa__ledger_init(&t->ctx.ledger);
+    t->ctx.vclock = rt->cfg.deterministic ? &w->vclock : NULL;
+    t->ctx.name = t->name;
+    t->worker = w;
+    t->fn = fn;
+    t->arg = arg;
+    t->timer_idx = SIZE_MAX;
+    const char *name = opts && opts->name ? opts->name : "task";
+    strncpy(t->name, name, sizeof t->name - 1);
+    atomic_init(&t->wstate, URSA__T_RUNNING);
+    atomic_init(&t->cancel, atomic_load(&rt->stopping) ? 1 : 0);
+    atomic_init(&t->joiner, opts && opts->detached ? URSA__JOIN_DETACHED : NULL);
+    return t;
+}
+
+int ursa_rt_spawn(ursa_rt_t *rt, ursa_task_t **out, ursa_task_fn_t fn, void *arg,
+                  const ursa_spawn_opts_t *opts)
+{
+    if (out)
+        *out = NULL;
+    if (!rt || !fn || (!out && !(opts && opts->detached)))
+        return -EINVAL;
+    int wi = opts ? opts->worker : -1;
+    if (wi < -1 || wi >= (int)rt->nworkers)
+        return -EINVAL;
+    if (wi == -1)
+        wi = (ursa__cur_worker && ursa__cur_worker->rt == rt) ? ursa__cur_worker->index : 0;
+    ursa__worker_t *w = &rt->workers[wi];
+    ursa_task_t *t = task_new(rt, w, fn, arg, opts);
+    if (!t)
+        return -ENOMEM;
+    if (out && !(opts && opts->detached))
+        *out = t;
+    ursa__worker_submit(w, t);
+    return 0;
+}
+
+int ursa_spawn(ursa_task_t **out, ursa_task_fn_t fn, void *arg, const ursa_spawn_opts_t *opts)
+{
+    ursa__worker_t *w = ursa__cur_worker;
+    if (!w) {
+        if (out)
+            *out = NULL;
+        return -EINVAL;
+    }
+    return ursa_rt_spawn(w->rt, out, fn, arg, opts);
+}
+
+int ursa_rt_block_on(ursa_rt_t *rt, ursa_task_fn_t fn, void *arg, void **result)
+{
+    if (!rt || !fn)
+        return -EINVAL;
+    int rc = enter_worker0(rt);
+    if (rc)
+        return rc;
+    ursa__worker_t *w = &rt->workers[0];
+    ursa_task_t *root = task_new(rt, w, fn, arg, &(ursa_spawn_opts_t){.name = "root"});
+    if (!root) {
+        ursa__cur_worker = NULL;
+        return -ENOMEM;
+    }
+    ursa__worker_submit(w, root);
+    rc = ursa__worker_run(w, root);
+    if (rc == 0) {
+        if (result)
+            *result = root->result;
+        rc = root->fail;
+        free(root);
+    } else {
+        /* Left waiting (deadlock): it finishes, and frees itself, when
+         * ursa_rt_free cancels it. */
+        ursa_wait_t *none = NULL;
+        atomic_compare_exchange_strong(&root->joiner, &none, URSA__JOIN_DETACHED);
+    }
+    ursa__cur_worker = NULL;
+    return rc;
+}
+
+void ursa_rt_free(ursa_rt_t *rt)
+{
+    if (!rt)
+        return;
+    /* release: workers that see it also see the state before it. */
+    atomic_store_explicit(&rt->stopping, true, memory_order_release);
+    for (unsigned i = 1; i < rt->nworkers; i++) {
+        uint64_t one = 1;
+        ssize_t r = write(rt->workers[i].evfd, &one, sizeof one);
+        (void)r;
+    }
+    if (rt->owner_set && enter_worker0(rt) == 0) {
+        ursa__worker_run(&rt->workers[0], NULL);
+        ursa__cur_worker = NULL;
+    }
+    for (unsigned i = 1; i < rt->nworkers; i++)
+        pthread_join(rt->workers[i].thread, NULL);
+    for (unsigned i = 0; i < rt->nworkers; i++) {
+        ursa__worker_t *w = &rt->workers[i];
+        ursa__worker_ring_exit(w);
+        ursa__stack_pool_drain(&w->stacks);
+        free(w->heap);
+    }
+    free(rt->workers);
+    free(rt);
+}
+
+int ursa_run(const ursa_rt_config_t *cfg, ursa_task_fn_t fn, void *arg, void **result)
+{
+    ursa_rt_t *rt;
+    int rc = ursa_rt_new(&rt, cfg);
+    if (rc)
+        return rc;
+    rc = ursa_rt_block_on(rt, fn, arg, result);
+    ursa_rt_free(rt);
+    return rc;
+}
+
+/* ---- join / detach / cancel ---- */
+
+int ursa_task_join_at(ursa_task_t *t, void **result, ursa_time_t deadline,
+                      const ursa_site_t *site)
+{
+    if (!t || t == cur_task())
+        return -EINVAL;
+    /* acquire: the task's result is visible after JOIN_DONE. */
+    ursa_wait_t *j = atomic_load_explicit(&t->joiner, memory_order_acquire);
+    if (j == URSA__JOIN_DETACHED || (j && j != URSA__JOIN_DONE))
+        return -EINVAL; /* detached, or someone else is joining */
+    if (j != URSA__JOIN_DONE) {
+        if (deadline == URSA_NOW)
+            return -EAGAIN;
+        ursa__ctx_t *c = ursa__ctx();
+        ursa_wait_t w;
+        ursa__wait_init(&w, c->waker, URSA_WAIT_JOIN, site);
+        w.owner = t;
+        atomic_store_explicit(&w.state, URSA__W_QUEUED, memory_order_relaxed);
+        ursa_wait_t *none = NULL;
+        /* release: publishes the initialised node to the completer. */
+        if (atomic_compare_exchange_strong_explicit(&t->joiner, &none, &w, memory_order_acq_rel,
+                                                    memory_order_acquire)) {
+            int rc = ursa__ctx_block(c, &w, deadline);
+            if (rc) {
+                ursa_wait_t *mine = &w;
+                if (atomic_compare_exchange_strong_explicit(&t->joiner, &mine, NULL,
+                                                            memory_order_acq_rel,
+                                                            memory_order_acquire))
+                    return rc; /* withdrawn; t may be joined again */
+                ursa__wait_settle(&w); /* it finished meanwhile */
+            }
+        } else if (none != URSA__JOIN_DONE) {
+            return -EINVAL;
+        }
+        atomic_thread_fence(memory_order_acquire); /* pairs with the completer */
+    }
+    int fail = t->fail;
+    if (result)
+        *result = t->result;
+    free(t);
+    return fail;
+}
+
+int ursa_task_detach(ursa_task_t *t)
+{
+    if (!t)
+        return -EINVAL;
+    ursa_wait_t *j = NULL;
+    /* acq_rel: if it finished already we free it and must see its writes. */
+    if (atomic_compare_exchange_strong_explicit(&t->joiner, &j, URSA__JOIN_DETACHED,
+                                                memory_order_acq_rel, memory_order_acquire))
+        return 0;
+    if (j == URSA__JOIN_DONE) {
+        free(t);
+        return 0;
+    }
+    return -EINVAL; /* detached already, or being joined */
+}
+
+int ursa_task_cancel(ursa_task_t *t)
+{
+    if (!t)
+        return -EINVAL;
+    /* release: ordered before the wake below. */
+    atomic_store_explicit(&t->cancel, 1, memory_order_release);
+    ursa__task_wake(t);
+    return 0;
+}
+
+ursa_task_t *ursa_task_self(void)
+{
+    return cur_task();
+}
+
+bool ursa_task_cancelled(void)
+{
+    ursa_task_t *t = cur_task();
+    return t && atomic_load_explicit(&t->cancel, memory_order_relaxed);
+}
+
+const char *ursa_task_name(const ursa_task_t *t)
+{
+    return t ? t->name : "(null)";
+}
+
+int ursa_worker_index(void)
+{
+    ursa__worker_t *w = ursa__cur_worker;
+    return w && w->current ? w->index : -1;
+}
+
+/* ---- yield and sleep ---- */
+
+int ursa_yield(void)
+{
+    ursa_task_t *t = cur_task();
+    if (!t) {
+        sched_yield();
+        return 0;
+    }
+    ursa__task_yield(t);
+    return atomic_load_explicit(&t->cancel, memory_order_relaxed) ? -ECANCELED : 0;
+}
+
+int ursa_sleep_until(ursa_time_t deadline)
+{
+    ursa_task_t *t = cur_task();
+    if (!t) {
+        if (deadline == URSA_NEVER)
+            return -EINVAL;
+        struct timespec ts = {deadline / 1000000000, deadline % 1000000000};
+        while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
+        }
+        return 0;
+    }
+    t->wait_kind = URSA_WAIT_SLEEP;
+    int rc = ursa__task_wait(t, NULL, 0, deadline);
+    return rc == -ETIMEDOUT ? 0 : rc;
+}
+
+int ursa_sleep_for(ursa_time_t ns)
+{
+    return ursa_sleep_until(ursa_deadline_in(ns));
+}

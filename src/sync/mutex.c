@@ -1,0 +1,128 @@
+#include "ursa/mutex.h"
+
+#include "../core/ctx.h"
+#include "../core/sema.h"
+
+static void leaked_unlock(ursa_oblig_t *ob);
+static const ursa_oblig_kind_t guard_kind = {"mutex guard", leaked_unlock};
+
+int ursa_mutex_init(ursa_mutex_t *m)
+{
+    if (!m)
+        return -EINVAL;
+    ursa__sema_init(&m->sema, 1);
+    atomic_init(&m->poisoned, false);
+    return 0;
+}
+
+int ursa_mutex_destroy(ursa_mutex_t *m)
+{
+    if (!m)
+        return -EINVAL;
+    if (ursa__sema_available(&m->sema) != 1 || ursa__sema_has_waiters(&m->sema)) {
+        ursa__report_misuse("mutex destroyed while locked or waited on", NULL);
+        return -EBUSY;
+    }
+    return 0;
+}
+
+/* The lock is ours: fill the guard and say whether it was poisoned. */
+static int take(ursa_mutex_t *m, ursa_mutex_guard_t *g, ursa__ctx_t *c, const ursa_site_t *site)
+{
+    g->mutex = m;
+    ursa__oblig_link(&c->ledger, &g->ob, &guard_kind, site);
+    /* relaxed: set before the leaked owner's release, which our acquire of
+     * the permit synchronises with. */
+    return atomic_load_explicit(&m->poisoned, memory_order_relaxed) ? -EOWNERDEAD : 0;
+}
+
+int ursa_mutex_lock_at(ursa_mutex_t *m, ursa_mutex_guard_t *g, ursa_time_t deadline,
+                       const ursa_site_t *site)
+{
+    if (!m || !g || g->mutex)
+        return -EINVAL;
+    ursa__ctx_t *c = ursa__ctx();
+    if (ursa__sema_try(&m->sema, 1))
+        return take(m, g, c, site);
+    if (deadline == URSA_NOW)
+        return -EAGAIN;
+    ursa_wait_t w;
+    ursa__wait_init(&w, c->waker, URSA_WAIT_MUTEX, site);
+    int rc = ursa__sema_start(&m->sema, &w, 1);
+    if (rc == -EINPROGRESS) {
+        rc = ursa__ctx_block(c, &w, deadline);
+        /* A grant that raced the timeout or cancel is kept. */
+        if (rc != 0 && ursa__sema_cancel(&w))
+            return rc;
+    }
+    return take(m, g, c, site);
+}
+
+int ursa_mutex_unlock(ursa_mutex_guard_t *g)
+{
+    if (!g)
+        return -EINVAL;
+    ursa_mutex_t *m = g->mutex;
+    int rc = ursa__oblig_discharge(&ursa__ctx()->ledger, &g->ob);
+    if (rc == -EINVAL || !m) {
+        ursa__report_misuse("mutex unlocked through an empty guard (double unlock?)", NULL);
+        return -EINVAL;
+    }
+    if (rc)
+        return rc;
+    g->mutex = NULL;
+    ursa__sema_release(&m->sema, 1);
+    return 0;
+}
+
+static void leaked_unlock(ursa_oblig_t *ob)
+{
+    ursa_mutex_guard_t *g = (ursa_mutex_guard_t *)ob;
+    ursa_mutex_t *m = g->mutex;
+    ob->kind = NULL;
+    g->mutex = NULL;
+    /* relaxed: the permit release below publishes it to the next locker. */
+    atomic_store_explicit(&m->poisoned, true, memory_order_relaxed);
+    ursa__sema_release(&m->sema, 1);
+}
+
+void ursa_mutex_guard_cleanup(ursa_mutex_guard_t *g)
+{
+    if (g && g->mutex)
+        (void)ursa_mutex_unlock(g);
+}
+
+int ursa_mutex_consistent(ursa_mutex_t *m)
+{
+    if (!m)
+        return -EINVAL;
+    atomic_store_explicit(&m->poisoned, false, memory_order_relaxed);
+    return 0;
+}
+
+bool ursa_mutex_is_locked(const ursa_mutex_t *m)
+{
+    return m && ursa__sema_available(&m->sema) == 0;
+}
+
+int ursa_mutex_lock_start_at(ursa_mutex_t *m, ursa_wait_t *w, ursa_waker_t waker,
+                             const ursa_site_t *site)
+{
+    if (!m || !w || !waker.fn)
+        return -EINVAL;
+    ursa__wait_init(w, waker, URSA_WAIT_MUTEX, site);
+    return ursa__sema_start(&m->sema, w, 1);
+}
+
+int ursa_mutex_lock_finish(ursa_mutex_t *m, ursa_wait_t *w, ursa_mutex_guard_t *g)
+{
+    if (!m || !w || !g || g->mutex || w->owner != &m->sema)
+        return -EINVAL;
+    if (!ursa__wait_is_done(w))
+        return -EAGAIN;
+    uint32_t st = atomic_load_explicit(&w->state, memory_order_relaxed);
+    if (st != URSA__W_GRANTED)
+        return -EINVAL; /* already finished or cancelled */
+    atomic_store_explicit(&w->state, URSA__W_FINISHED, memory_order_relaxed);
+    return take(m, g, ursa__ctx(), w->site);
+}

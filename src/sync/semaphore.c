@@ -1,0 +1,167 @@
+#include "ursa/semaphore.h"
+
+#include "../core/ctx.h"
+#include "../core/sema.h"
+
+static void leaked_release(ursa_oblig_t *ob);
+static const ursa_oblig_kind_t permit_kind = {"semaphore permit", leaked_release};
+
+int ursa_sem_init(ursa_sem_t *s, uint64_t permits)
+{
+    if (!s || permits > URSA_SEM_MAX)
+        return -EINVAL;
+    ursa__sema_init(&s->sema, permits);
+    return 0;
+}
+
+int ursa_sem_destroy(ursa_sem_t *s)
+{
+    if (!s)
+        return -EINVAL;
+    if (ursa__sema_has_waiters(&s->sema)) {
+        ursa__report_misuse("semaphore destroyed while waited on", NULL);
+        return -EBUSY;
+    }
+    return 0;
+}
+
+static void take(ursa_sem_t *s, uint64_t n, ursa_sem_permit_t *p, ursa__ctx_t *c,
+                 const ursa_site_t *site)
+{
+    p->sem = s;
+    p->n = n;
+    ursa__oblig_link(&c->ledger, &p->ob, &permit_kind, site);
+}
+
+int ursa_sem_acquire_at(ursa_sem_t *s, uint64_t n, ursa_sem_permit_t *p, ursa_time_t deadline,
+                        const ursa_site_t *site)
+{
+    if (!s || !p || p->sem || n == 0 || n > URSA_SEM_MAX)
+        return -EINVAL;
+    ursa__ctx_t *c = ursa__ctx();
+    if (ursa__sema_try(&s->sema, n)) {
+        take(s, n, p, c, site);
+        return 0;
+    }
+    if (ursa__sema_closed(&s->sema))
+        return -EPIPE;
+    if (deadline == URSA_NOW)
+        return -EAGAIN;
+    ursa_wait_t w;
+    ursa__wait_init(&w, c->waker, URSA_WAIT_SEMAPHORE, site);
+    int rc = ursa__sema_start(&s->sema, &w, n);
+    if (rc == -EINPROGRESS) {
+        rc = ursa__ctx_block(c, &w, deadline);
+        if (rc != 0 && ursa__sema_cancel(&w))
+            return rc;
+        rc = atomic_load_explicit(&w.state, memory_order_relaxed) == URSA__W_GRANTED ? 0 : -EPIPE;
+    }
+    if (rc == 0)
+        take(s, n, p, c, site);
+    return rc;
+}
+
+static int discharge(ursa_sem_permit_t *p, ursa_sem_t **s, uint64_t *n)
+{
+    if (!p)
+        return -EINVAL;
+    *s = p->sem;
+    *n = p->n;
+    int rc = ursa__oblig_discharge(&ursa__ctx()->ledger, &p->ob);
+    if (rc == -EINVAL || !*s) {
+        ursa__report_misuse("semaphore permit released twice (or never acquired)", NULL);
+        return -EINVAL;
+    }
+    if (rc)
+        return rc;
+    p->sem = NULL;
+    p->n = 0;
+    return 0;
+}
+
+int ursa_sem_release(ursa_sem_permit_t *p)
+{
+    ursa_sem_t *s;
+    uint64_t n;
+    int rc = discharge(p, &s, &n);
+    if (rc == 0)
+        ursa__sema_release(&s->sema, n);
+    return rc;
+}
+
+int ursa_sem_permit_forget(ursa_sem_permit_t *p)
+{
+    ursa_sem_t *s;
+    uint64_t n;
+    return discharge(p, &s, &n);
+}
+
+static void leaked_release(ursa_oblig_t *ob)
+{
+    ursa_sem_permit_t *p = (ursa_sem_permit_t *)ob;
+    ursa_sem_t *s = p->sem;
+    uint64_t n = p->n;
+    ob->kind = NULL;
+    p->sem = NULL;
+    p->n = 0;
+    ursa__sema_release(&s->sema, n);
+}
+
+void ursa_sem_permit_cleanup(ursa_sem_permit_t *p)
+{
+    if (p && p->sem)
+        (void)ursa_sem_release(p);
+}
+
+int ursa_sem_add(ursa_sem_t *s, uint64_t n)
+{
+    return s ? ursa__sema_add(&s->sema, n) : -EINVAL;
+}
+
+uint64_t ursa_sem_forget(ursa_sem_t *s, uint64_t n)
+{
+    return s ? ursa__sema_forget(&s->sema, n) : 0;
+}
+
+uint64_t ursa_sem_available(const ursa_sem_t *s)
+{
+    return s ? ursa__sema_available(&s->sema) : 0;
+}
+
+int ursa_sem_close(ursa_sem_t *s)
+{
+    if (!s)
+        return -EINVAL;
+    ursa__sema_close(&s->sema);
+    return 0;
+}
+
+bool ursa_sem_is_closed(const ursa_sem_t *s)
+{
+    return s && ursa__sema_closed(&s->sema);
+}
+
+int ursa_sem_acquire_start_at(ursa_sem_t *s, uint64_t n, ursa_wait_t *w, ursa_waker_t waker,
+                              const ursa_site_t *site)
+{
+    if (!s || !w || !waker.fn || n == 0 || n > URSA_SEM_MAX)
+        return -EINVAL;
+    ursa__wait_init(w, waker, URSA_WAIT_SEMAPHORE, site);
+    return ursa__sema_start(&s->sema, w, n);
+}
+
+int ursa_sem_acquire_finish(ursa_sem_t *s, ursa_wait_t *w, ursa_sem_permit_t *p)
+{
+    if (!s || !w || !p || p->sem || w->owner != &s->sema)
+        return -EINVAL;
+    if (!ursa__wait_is_done(w))
+        return -EAGAIN;
+    uint32_t st = atomic_load_explicit(&w->state, memory_order_relaxed);
+    if (st != URSA__W_GRANTED && st != URSA__W_CLOSED)
+        return -EINVAL;
+    atomic_store_explicit(&w->state, URSA__W_FINISHED, memory_order_relaxed);
+    if (st == URSA__W_CLOSED)
+        return -EPIPE;
+    take(s, w->got, p, ursa__ctx(), w->site);
+    return 0;
+}
