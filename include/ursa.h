@@ -8,6 +8,7 @@
 #include "ursa/oblig.h"
 #include "ursa/rt.h"
 #include "ursa/semaphore.h"
+#include "ursa/sim.h"
 #include "ursa/wait.h"
 
 #endif

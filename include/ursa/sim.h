@@ -1,0 +1,32 @@
+/* ursa — deterministic-mode exploration for tests.
+ *
+ * A scenario is a root task that returns NULL when it passed, or a message
+ * saying what failed (URSA_SIM_CHECK builds one). ursa_sim_explore runs it
+ * once per seed in deterministic mode (one worker, seeded choice of the
+ * next runnable task, virtual time), and prints the first failing seed.
+ * Set URSA_SEED=N in the environment to replay only seed N. */
+#ifndef URSA_SIM_H
+#define URSA_SIM_H
+
+#include "rt.h"
+
+#define URSA_SIM_STR2(x) #x
+#define URSA_SIM_STR(x) URSA_SIM_STR2(x)
+/* Inside a scenario task: fail the scenario when cond is false. */
+#define URSA_SIM_CHECK(cond)                                                         \
+    do {                                                                             \
+        if (!(cond))                                                                 \
+            return (void *)(__FILE__ ":" URSA_SIM_STR(__LINE__) ": check failed: " #cond); \
+    } while (0)
+
+/* Runs scenario(arg) under seeds first_seed .. first_seed+count-1 (cfg may
+ * be NULL; its deterministic and seed fields are overridden). 0 when every
+ * seed passed. Otherwise *failed_seed (may be NULL) gets the first failing
+ * seed, a line naming it goes to stderr, and the result is -EDEADLK (every
+ * task blocked), -EPROTO (the scenario returned a message), or the
+ * runtime's error. */
+URSA_API int ursa_sim_explore(const ursa_rt_config_t *cfg, ursa_task_fn_t scenario, void *arg,
+                              uint64_t first_seed, unsigned count,
+                              uint64_t *failed_seed) URSA_NODISCARD;
+
+#endif

@@ -1,0 +1,93 @@
+/* Shared helpers for the cmocka tests. */
+#ifndef URSA_TEST_SUPPORT_H
+#define URSA_TEST_SUPPORT_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <pthread.h>
+#include <ursa.h>
+
+/* Stress loops scale with URSA_TEST_SCALE (percent, default 100); the
+ * sanitizer runs in .ci/run lower it. */
+static inline long test_scale(long n)
+{
+    const char *s = getenv("URSA_TEST_SCALE");
+    long pct = s ? atol(s) : 100;
+    long v = n * (pct > 0 ? pct : 100) / 100;
+    return v > 0 ? v : 1;
+}
+
+/* Seeds per deterministic scenario, scaled the same way. */
+#define TEST_SEEDS ((unsigned)test_scale(300))
+
+/* Captures leak and misuse reports instead of printing/aborting. */
+typedef struct leak_log {
+    pthread_mutex_t lock;
+    int count;
+    char owner[64];
+    char kind[96];
+    int line;
+} leak_log_t;
+
+static leak_log_t test_leaks = {PTHREAD_MUTEX_INITIALIZER, 0, {0}, {0}, 0};
+
+static inline void test_leak_hook(void *ctx, const char *owner, const char *kind,
+                                  const ursa_site_t *site)
+{
+    leak_log_t *l = ctx;
+    pthread_mutex_lock(&l->lock);
+    l->count++;
+    snprintf(l->owner, sizeof l->owner, "%s", owner);
+    snprintf(l->kind, sizeof l->kind, "%s", kind);
+    l->line = site ? site->line : 0;
+    pthread_mutex_unlock(&l->lock);
+}
+
+/* Call at the start of a test that expects leak/misuse reports. */
+static inline void test_capture_leaks(void)
+{
+    pthread_mutex_lock(&test_leaks.lock);
+    test_leaks.count = 0;
+    test_leaks.owner[0] = test_leaks.kind[0] = 0;
+    test_leaks.line = 0;
+    pthread_mutex_unlock(&test_leaks.lock);
+    ursa_leak_set_abort(false);
+    ursa_leak_set_hook(test_leak_hook, &test_leaks);
+}
+
+static inline int test_leak_count(void)
+{
+    pthread_mutex_lock(&test_leaks.lock);
+    int n = test_leaks.count;
+    pthread_mutex_unlock(&test_leaks.lock);
+    return n;
+}
+
+/* Runs fn as the root task of a fresh runtime with `workers` workers and
+ * returns the root's result; fails the test if the runtime fails. */
+static inline void *test_run(unsigned workers, ursa_task_fn_t fn, void *arg)
+{
+    void *res = NULL;
+    int rc = ursa_run(&(ursa_rt_config_t){.workers = workers}, fn, arg, &res);
+    assert_int_equal(rc, 0);
+    return res;
+}
+
+/* Runs a scenario (returns NULL on success, a message on failure) under
+ * TEST_SEEDS seeds and fails the test on the first failing seed. */
+static inline void test_explore(ursa_task_fn_t scenario, void *arg)
+{
+    uint64_t seed = 0;
+    int rc = ursa_sim_explore(NULL, scenario, arg, 1, TEST_SEEDS, &seed);
+    if (rc)
+        fail_msg("scenario failed at seed %llu: %s", (unsigned long long)seed, ursa_strerror(rc));
+}
+
+#endif
