@@ -547,6 +547,20 @@ static void cancel_all(ursa__worker_t *w)
     }
 }
 
+/* Idle spin before sleeping, in pause iterations (~10-20 us). */
+#define IDLE_SPINS 4000
+
+static bool spin_for_inbox(ursa__worker_t *w)
+{
+    for (unsigned i = 0; i < IDLE_SPINS; i++) {
+        /* relaxed: drain_inbox's exchange does the acquire. */
+        if (atomic_load_explicit(&w->inbox, memory_order_relaxed))
+            return true;
+        ursa__cpu_relax();
+    }
+    return false;
+}
+
 static bool root_done(ursa_task_t *root)
 {
     /* acquire: the root's result is visible once we see JOIN_DONE. */
@@ -605,6 +619,11 @@ int ursa__worker_run(ursa__worker_t *w, ursa_task_t *root)
         bool may_report = quiet && w->ntasks && report_after > 0 && !w->reported;
         if (may_report)
             timeout = report_after;
+        /* Before sleeping in the kernel, watch the inbox for a moment: a
+         * remote wake that lands now costs no kick and no kernel wake-up
+         * (the common case for a lock handed between workers). */
+        if (!rt->cfg.deterministic && w->ntasks && spin_for_inbox(w))
+            continue;
         /* Dekker with inbox_push: sleeping=1; fence; look at the inbox. */
         atomic_store_explicit(&w->sleeping, 1, memory_order_relaxed);
         atomic_thread_fence(memory_order_seq_cst);

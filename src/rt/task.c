@@ -174,7 +174,7 @@ static int enter_worker0(ursa_rt_t *rt)
 static ursa_task_t *task_new(ursa_rt_t *rt, ursa__worker_t *w, ursa_task_fn_t fn, void *arg,
                              const ursa_spawn_opts_t *opts)
 {
-    ursa_task_t *t = aligned_alloc(64, (sizeof(ursa_task_t) + 63) & ~(size_t)63);
+    ursa_task_t *t = malloc(sizeof *t);
     if (!t)
         return NULL;
     memset(t, 0, sizeof *t);

@@ -1,0 +1,277 @@
+/* ursa benchmark: one line per workload, `name ns_per_op` (or `name bytes`),
+ * with the names and definitions of shared/WORKLOADS.md. Usage:
+ *   ursa_bench [S] [workload...]   S scales every N (default 1). */
+#define _GNU_SOURCE
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <ursa.h>
+
+static double S = 1;
+
+static uint64_t scaled(double n)
+{
+    double v = n * S;
+    return v < 1 ? 1 : (uint64_t)v;
+}
+
+static ursa_time_t mono(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (ursa_time_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+#define CHECK(cond)                                                                 \
+    do {                                                                            \
+        if (!(cond)) {                                                              \
+            fprintf(stderr, "ursa_bench: check failed at line %d: %s\n", __LINE__, #cond); \
+            exit(1);                                                                \
+        }                                                                           \
+    } while (0)
+
+static void report(const char *name, ursa_time_t ns, uint64_t ops)
+{
+    printf("%s %.2f\n", name, (double)ns / (double)ops);
+    fflush(stdout);
+}
+
+static void run_root(unsigned workers, ursa_task_fn_t fn, void *arg)
+{
+    ursa_rt_config_t cfg = {.workers = workers};
+    CHECK(ursa_run(&cfg, fn, arg, NULL) == 0);
+}
+
+/* ---- spawn_join ---- */
+static void *ret_arg(void *arg) { return arg; }
+
+static void *spawn_join(void *arg)
+{
+    (void)arg;
+    uint64_t n = scaled(100000);
+    ursa_task_t **t = malloc(n * sizeof *t);
+    CHECK(t);
+    ursa_time_t t0 = mono();
+    for (uint64_t i = 0; i < n; i++)
+        CHECK(ursa_spawn(&t[i], ret_arg, (void *)(uintptr_t)i, NULL) == 0);
+    for (uint64_t i = 0; i < n; i++) {
+        void *r;
+        CHECK(ursa_task_join(t[i], &r, URSA_NEVER) == 0);
+        CHECK(r == (void *)(uintptr_t)i);
+    }
+    report("spawn_join", mono() - t0, n);
+    free(t);
+    return NULL;
+}
+
+/* ---- yield_switch ---- */
+static void *yielder(void *arg)
+{
+    uint64_t n = *(uint64_t *)arg;
+    for (uint64_t i = 0; i < n; i++)
+        CHECK(ursa_yield() == 0);
+    return (void *)(uintptr_t)n;
+}
+
+static void *yield_switch(void *arg)
+{
+    (void)arg;
+    uint64_t n = scaled(1000000);
+    ursa_task_t *a, *b;
+    ursa_time_t t0 = mono();
+    CHECK(ursa_spawn(&a, yielder, &n, NULL) == 0);
+    CHECK(ursa_spawn(&b, yielder, &n, NULL) == 0);
+    void *ra, *rb;
+    CHECK(ursa_task_join(a, &ra, URSA_NEVER) == 0 && ursa_task_join(b, &rb, URSA_NEVER) == 0);
+    CHECK((uint64_t)(uintptr_t)ra == n && (uint64_t)(uintptr_t)rb == n);
+    report("yield_switch", mono() - t0, 2 * n);
+    return NULL;
+}
+
+/* ---- mutex_uncontended ---- */
+static void *mutex_uncontended(void *arg)
+{
+    (void)arg;
+    uint64_t n = scaled(10000000);
+    ursa_mutex_t m;
+    ursa_mutex_init(&m);
+    volatile uint64_t counter = 0;
+    ursa_time_t t0 = mono();
+    for (uint64_t i = 0; i < n; i++) {
+        ursa_mutex_guard_t g = {0};
+        CHECK(ursa_mutex_lock(&m, &g, URSA_NEVER) == 0);
+        counter++;
+        ursa_mutex_unlock(&g);
+    }
+    report("mutex_uncontended", mono() - t0, n);
+    CHECK(counter == n);
+    return NULL;
+}
+
+/* ---- mutex_contended_handoff / mt2_mutex_contended ---- */
+typedef struct contended {
+    ursa_mutex_t m;
+    uint64_t counter;
+    uint64_t iters;
+    bool yield;
+} contended_t;
+
+static void *contender(void *arg)
+{
+    contended_t *c = arg;
+    for (uint64_t i = 0; i < c->iters; i++) {
+        ursa_mutex_guard_t g = {0};
+        CHECK(ursa_mutex_lock(&c->m, &g, URSA_NEVER) == 0);
+        c->counter++;
+        if (c->yield)
+            ursa_yield();
+        ursa_mutex_unlock(&g);
+    }
+    return NULL;
+}
+
+static void contended_run(contended_t *c, const char *name, unsigned workers)
+{
+    ursa_mutex_init(&c->m);
+    c->counter = 0;
+    ursa_task_t *t[4];
+    ursa_time_t t0 = mono();
+    for (int i = 0; i < 4; i++)
+        CHECK(ursa_spawn(&t[i], contender, c,
+                         &(ursa_spawn_opts_t){.worker = (int)(i % workers)}) == 0);
+    for (int i = 0; i < 4; i++)
+        CHECK(ursa_task_join(t[i], NULL, URSA_NEVER) == 0);
+    report(name, mono() - t0, 4 * c->iters);
+    CHECK(c->counter == 4 * c->iters);
+}
+
+static void *mutex_contended_handoff(void *arg)
+{
+    (void)arg;
+    contended_t c = {.iters = scaled(250000), .yield = true};
+    contended_run(&c, "mutex_contended_handoff", 1);
+    return NULL;
+}
+
+static void *mt2_mutex_contended(void *arg)
+{
+    (void)arg;
+    contended_t c = {.iters = scaled(1000000), .yield = false};
+    contended_run(&c, "mt2_mutex_contended", 2);
+    return NULL;
+}
+
+/* ---- semaphore_uncontended ---- */
+static void *semaphore_uncontended(void *arg)
+{
+    (void)arg;
+    uint64_t n = scaled(10000000);
+    ursa_sem_t s;
+    ursa_sem_init(&s, 4);
+    ursa_time_t t0 = mono();
+    for (uint64_t i = 0; i < n; i++) {
+        ursa_sem_permit_t p = {0};
+        CHECK(ursa_sem_acquire(&s, 1, &p, URSA_NEVER) == 0);
+        ursa_sem_release(&p);
+    }
+    report("semaphore_uncontended", mono() - t0, n);
+    CHECK(ursa_sem_available(&s) == 4);
+    return NULL;
+}
+
+/* ---- memory ---- */
+static long rss_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    long pages = 0, rss = 0;
+    if (f) {
+        if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
+            rss = 0;
+        fclose(f);
+    }
+    return rss * 4096;
+}
+
+/* ursa has no Notify yet: a 0-permit semaphore is the same parked wait. */
+static void *idle_waiter(void *arg)
+{
+    ursa_sem_permit_t p = {0};
+    int rc = ursa_sem_acquire((ursa_sem_t *)arg, 1, &p, URSA_NEVER);
+    return (void *)(intptr_t)rc;
+}
+
+static void *mem_per_idle_task(void *arg)
+{
+    (void)arg;
+    uint64_t n = 100000;
+    ursa_sem_t s;
+    ursa_sem_init(&s, 0);
+    ursa_task_t **t = malloc(n * sizeof *t);
+    CHECK(t);
+    long before = rss_bytes();
+    for (uint64_t i = 0; i < n; i++)
+        CHECK(ursa_spawn(&t[i], idle_waiter, &s, NULL) == 0);
+    CHECK(ursa_sleep_for(URSA_MSEC(1)) == 0); /* let every task park */
+    long after = rss_bytes();
+    ursa_sem_close(&s);
+    for (uint64_t i = 0; i < n; i++) {
+        void *r;
+        CHECK(ursa_task_join(t[i], &r, URSA_NEVER) == 0 && (intptr_t)r == -EPIPE);
+    }
+    printf("mem_per_idle_task %ld\n", (after - before) / (long)n);
+    free(t);
+    return NULL;
+}
+
+typedef struct workload {
+    const char *name;
+    ursa_task_fn_t fn;
+    unsigned workers;
+} workload_t;
+
+static const workload_t workloads[] = {
+    {"spawn_join", spawn_join, 1},
+    {"yield_switch", yield_switch, 1},
+    {"mutex_uncontended", mutex_uncontended, 1},
+    {"mutex_contended_handoff", mutex_contended_handoff, 1},
+    {"semaphore_uncontended", semaphore_uncontended, 1},
+    {"mt2_mutex_contended", mt2_mutex_contended, 2},
+};
+
+int main(int argc, char **argv)
+{
+    int first = 1;
+    if (argc > 1 && strtod(argv[1], NULL) > 0) {
+        S = strtod(argv[1], NULL);
+        first = 2;
+    }
+    bool any = false;
+    for (size_t i = 0; i < sizeof workloads / sizeof *workloads; i++) {
+        bool want = first >= argc;
+        for (int a = first; a < argc; a++)
+            want |= strcmp(argv[a], workloads[i].name) == 0;
+        if (want) {
+            run_root(workloads[i].workers, workloads[i].fn, NULL);
+            any = true;
+        }
+    }
+    bool mem = first >= argc;
+    for (int a = first; a < argc; a++)
+        mem |= strcmp(argv[a], "mem_per_idle_task") == 0 || strcmp(argv[a], "mem_per_waiter") == 0;
+    if (mem) {
+        /* 100k guarded stacks would need 200k mappings, over the default
+         * vm.max_map_count (65530); guard pages cost no resident memory. */
+        ursa_rt_config_t cfg = {.no_stack_guard = true, .stack_cache = 1};
+        CHECK(ursa_run(&cfg, mem_per_idle_task, NULL, NULL) == 0);
+        printf("mem_per_waiter %zu\n", sizeof(ursa_wait_t));
+        any = true;
+    }
+    if (!any) {
+        fprintf(stderr, "usage: %s [S] [workload...]\n", argv[0]);
+        return 2;
+    }
+    return 0;
+}
