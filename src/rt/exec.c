@@ -156,6 +156,72 @@ void ursa__worker_submit(ursa__worker_t *w, ursa_task_t *t)
     }
 }
 
+/* ---- task descriptor pool ---- */
+
+#define TASK_CHUNK 64
+
+typedef struct task_chunk {
+    struct task_chunk *next;
+    ursa_task_t tasks[TASK_CHUNK];
+} task_chunk_t;
+
+ursa_task_t *ursa__task_alloc(ursa__worker_t *w)
+{
+#if defined(URSA_ASAN)
+    w = NULL; /* plain malloc, so ASan sees use-after-join of a handle */
+#endif
+    if (!w)
+        return malloc(sizeof(ursa_task_t));
+    if (!w->task_free && atomic_load_explicit(&w->remote_free, memory_order_relaxed))
+        /* acquire: the freeing thread's last writes happen-before reuse. */
+        w->task_free = atomic_exchange_explicit(&w->remote_free, NULL, memory_order_acquire);
+    if (!w->task_free) {
+        task_chunk_t *c = malloc(sizeof *c);
+        if (!c)
+            return NULL;
+        c->next = w->task_chunks;
+        w->task_chunks = c;
+        for (int i = TASK_CHUNK - 1; i >= 0; i--) {
+            c->tasks[i].rq_next = w->task_free;
+            c->tasks[i].home = w;
+            w->task_free = &c->tasks[i];
+        }
+    }
+    ursa_task_t *t = w->task_free;
+    w->task_free = t->rq_next;
+    return t;
+}
+
+void ursa__task_free(ursa_task_t *t)
+{
+    ursa__worker_t *home = t->home;
+    if (!home) {
+        free(t);
+    } else if (home == ursa__cur_worker) {
+        t->rq_next = home->task_free;
+        home->task_free = t;
+    } else {
+        ursa_task_t *h = atomic_load_explicit(&home->remote_free, memory_order_relaxed);
+        do {
+            t->rq_next = h;
+            /* release: our reads/writes of t are done before its reuse. */
+        } while (!atomic_compare_exchange_weak_explicit(&home->remote_free, &h, t,
+                                                        memory_order_release,
+                                                        memory_order_relaxed));
+    }
+}
+
+void ursa__task_pool_drain(ursa__worker_t *w)
+{
+    while (w->task_chunks) {
+        task_chunk_t *c = w->task_chunks;
+        w->task_chunks = c->next;
+        free(c);
+    }
+    w->task_free = NULL;
+    atomic_store_explicit(&w->remote_free, NULL, memory_order_relaxed);
+}
+
 /* ---- waking and parking ---- */
 
 void ursa__task_wake(void *p)
@@ -438,7 +504,7 @@ static void finish_task(ursa__worker_t *w, ursa_task_t *t)
     /* acq_rel: publishes result to the joiner; our last touch of t. */
     ursa_wait_t *j = atomic_exchange_explicit(&t->joiner, URSA__JOIN_DONE, memory_order_acq_rel);
     if (j == URSA__JOIN_DETACHED) {
-        free(t);
+        ursa__task_free(t);
     } else if (j) {
         atomic_store_explicit(&j->state, URSA__W_GRANTED, memory_order_release);
         ursa__wake_batch_t b = {.n = 1, .w = {j}};

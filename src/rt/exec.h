@@ -63,6 +63,7 @@ struct ursa_task {
 #if defined(URSA_TSAN)
     void *tsan_fiber;
 #endif
+    ursa__worker_t *home; /* whose descriptor pool it came from, or NULL */
     char name[32];
 };
 
@@ -71,6 +72,9 @@ struct ursa__worker {
      * Hot for other threads, so alone on its cache line. */
     _Alignas(64) _Atomic(ursa_task_t *) inbox;
     _Atomic uint32_t sleeping; /* in (or entering) the ring wait */
+    /* Task descriptors freed by other threads (Treiber stack; the owner
+     * takes it whole, so no ABA). */
+    _Atomic(ursa_task_t *) remote_free;
     _Alignas(64) ursa_rt_t *rt;
     int index;
     bool ring_ok;
@@ -86,6 +90,8 @@ struct ursa__worker {
     ursa_task_t **heap; /* timer min-heap on timer_when */
     size_t heap_len, heap_cap;
     ursa__stack_pool_t stacks;
+    ursa_task_t *task_free; /* descriptor pool, owner only */
+    void *task_chunks;      /* chunk list, freed with the runtime */
     ursa_task_t *current;
     void *sched_sp;
     ursa_time_t vclock; /* deterministic mode */
@@ -131,6 +137,12 @@ int ursa__task_wait(ursa_task_t *t, const _Atomic uint32_t *flag, uint32_t pendi
 /* Arms / disarms the current task's timer. */
 void ursa__timer_arm(ursa__worker_t *w, ursa_task_t *t, ursa_time_t when);
 void ursa__timer_disarm(ursa__worker_t *w, ursa_task_t *t);
+/* Task descriptors come from the current worker's pool (chunks of 64,
+ * retained until the runtime is freed, like Go's g structs), so bursts of
+ * spawns don't page-fault freshly trimmed heap each time. */
+ursa_task_t *ursa__task_alloc(ursa__worker_t *cur);
+void ursa__task_free(ursa_task_t *t);
+void ursa__task_pool_drain(ursa__worker_t *w);
 /* Queues a new task on worker w (from any thread). */
 void ursa__worker_submit(ursa__worker_t *w, ursa_task_t *t);
 /* Gets an SQE on the current worker's ring (flushing if full). */

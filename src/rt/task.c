@@ -174,10 +174,12 @@ static int enter_worker0(ursa_rt_t *rt)
 static ursa_task_t *task_new(ursa_rt_t *rt, ursa__worker_t *w, ursa_task_fn_t fn, void *arg,
                              const ursa_spawn_opts_t *opts)
 {
-    ursa_task_t *t = malloc(sizeof *t);
+    ursa__worker_t *cur = ursa__cur_worker && ursa__cur_worker->rt == rt ? ursa__cur_worker : NULL;
+    ursa_task_t *t = ursa__task_alloc(cur);
     if (!t)
         return NULL;
     memset(t, 0, sizeof *t);
+    t->home = cur;
     t->ctx.ops = &task_ops;
     t->ctx.waker = (ursa_waker_t){ursa__task_wake, t};
     ursa__ledger_init(&t->ctx.ledger);
@@ -247,7 +249,7 @@ int ursa_rt_block_on(ursa_rt_t *rt, ursa_task_fn_t fn, void *arg, void **result)
         if (result)
             *result = root->result;
         rc = root->fail;
-        free(root);
+        ursa__task_free(root);
     } else {
         /* Left waiting (deadlock): it finishes, and frees itself, when
          * ursa_rt_free cancels it. */
@@ -279,6 +281,7 @@ void ursa_rt_free(ursa_rt_t *rt)
         ursa__worker_t *w = &rt->workers[i];
         ursa__worker_ring_exit(w);
         ursa__stack_pool_drain(&w->stacks);
+        ursa__task_pool_drain(w);
         free(w->heap);
     }
     free(rt->workers);
@@ -336,7 +339,7 @@ int ursa_task_join_at(ursa_task_t *t, void **result, ursa_time_t deadline,
     int fail = t->fail;
     if (result)
         *result = t->result;
-    free(t);
+    ursa__task_free(t);
     return fail;
 }
 
@@ -350,7 +353,7 @@ int ursa_task_detach(ursa_task_t *t)
                                                 memory_order_acq_rel, memory_order_acquire))
         return 0;
     if (j == URSA__JOIN_DONE) {
-        free(t);
+        ursa__task_free(t);
         return 0;
     }
     return -EINVAL; /* detached already, or being joined */
