@@ -47,8 +47,7 @@ static inline int ursa__oblig_discharge(ursa__ledger_t *l, ursa_oblig_t *ob)
         ob->next->prev = ob->prev;
         l->count--;
     }
-    ob->prev = ob->next = NULL;
-    ob->kind = NULL;
+    ob->kind = NULL; /* "holds nothing"; the links are dead from here */
     ob->ledger = NULL;
     return 0;
 }

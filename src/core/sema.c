@@ -122,18 +122,8 @@ bool ursa__sema_cancel(ursa_wait_t *w)
     return true;
 }
 
-void ursa__sema_release(ursa__sema_t *s, uint64_t n)
+void ursa__sema_release_slow(ursa__sema_t *s, uint64_t n)
 {
-    if (!n)
-        return;
-    /* relaxed: the CAS validates it. */
-    uint64_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
-    while (!(st & WAITERS)) {
-        /* release: our critical section happens-before the next acquirer. */
-        if (atomic_compare_exchange_weak_explicit(&s->state, &st, st + (n << SHIFT),
-                                                  memory_order_release, memory_order_relaxed))
-            return;
-    }
     ursa__wake_batch_t b;
     b.n = 0;
     ursa__spin_lock(&s->lock);

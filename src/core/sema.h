@@ -40,8 +40,22 @@ int ursa__sema_start(ursa__sema_t *s, ursa_wait_t *w, uint64_t n);
  * done, and the caller owns the outcome in w->state. */
 bool ursa__sema_cancel(ursa_wait_t *w);
 
+/* Slow half of ursa__sema_release: waiters are queued. */
+void ursa__sema_release_slow(ursa__sema_t *s, uint64_t n);
+
 /* Returns n permits (n <= URSA_SEM_MAX), waking queued waiters FIFO. */
-void ursa__sema_release(ursa__sema_t *s, uint64_t n);
+static inline void ursa__sema_release(ursa__sema_t *s, uint64_t n)
+{
+    /* relaxed: the CAS validates it. */
+    uint64_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
+    while (!(st & URSA__SEMA_WAITERS)) {
+        /* release: our critical section happens-before the next acquirer. */
+        if (atomic_compare_exchange_weak_explicit(&s->state, &st, st + (n << URSA__SEMA_SHIFT),
+                                                  memory_order_release, memory_order_relaxed))
+            return;
+    }
+    ursa__sema_release_slow(s, n);
+}
 
 /* Adds n permits unless the total would exceed URSA_SEM_MAX: 0 or -EINVAL. */
 int ursa__sema_add(ursa__sema_t *s, uint64_t n);

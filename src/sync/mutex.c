@@ -36,14 +36,10 @@ static int take(ursa_mutex_t *m, ursa_mutex_guard_t *g, ursa__ctx_t *c, const ur
     return atomic_load_explicit(&m->poisoned, memory_order_relaxed) ? -EOWNERDEAD : 0;
 }
 
-int ursa_mutex_lock_at(ursa_mutex_t *m, ursa_mutex_guard_t *g, ursa_time_t deadline,
-                       const ursa_site_t *site)
+static __attribute__((noinline)) int lock_slow(ursa_mutex_t *m, ursa_mutex_guard_t *g,
+                                               ursa_time_t deadline, const ursa_site_t *site)
 {
-    if (!m || !g || g->mutex)
-        return -EINVAL;
     ursa__ctx_t *c = ursa__ctx();
-    if (ursa__sema_try(&m->sema, 1))
-        return take(m, g, c, site);
     if (deadline == URSA_NOW)
         return -EAGAIN;
     ursa_wait_t w;
@@ -56,6 +52,16 @@ int ursa_mutex_lock_at(ursa_mutex_t *m, ursa_mutex_guard_t *g, ursa_time_t deadl
             return rc;
     }
     return take(m, g, c, site);
+}
+
+int ursa_mutex_lock_at(ursa_mutex_t *m, ursa_mutex_guard_t *g, ursa_time_t deadline,
+                       const ursa_site_t *site)
+{
+    if (__builtin_expect(!m || !g || g->mutex, 0))
+        return -EINVAL;
+    if (__builtin_expect(ursa__sema_try(&m->sema, 1), 1))
+        return take(m, g, ursa__ctx(), site);
+    return lock_slow(m, g, deadline, site);
 }
 
 int ursa_mutex_unlock(ursa_mutex_guard_t *g)
