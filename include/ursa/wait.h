@@ -50,9 +50,8 @@ typedef struct ursa_wait {
     ursa_waker_t waker;
     const ursa_site_t *site;
     _Atomic uint32_t state; /* URSA__W_* in src/core/waitq.h */
-    _Atomic uint32_t done;  /* 1 once the waker call has returned */
-    uint32_t kind;          /* ursa_wait_kind_t */
-    uint32_t flags;
+    _Atomic uint16_t done;  /* 1 once the waker call has returned */
+    uint16_t kind;          /* ursa_wait_kind_t */
 } ursa_wait_t;
 
 /* True once the wait has completed (granted, or failed with an error) and

@@ -32,8 +32,7 @@ static inline void ursa__wait_init(ursa_wait_t *w, ursa_waker_t waker, uint32_t 
     w->want = w->got = 0;
     w->waker = waker;
     w->site = site;
-    w->kind = kind;
-    w->flags = 0;
+    w->kind = (uint16_t)kind;
     atomic_store_explicit(&w->state, URSA__W_IDLE, memory_order_relaxed);
     atomic_store_explicit(&w->done, 0, memory_order_relaxed);
 }

@@ -652,6 +652,7 @@ int ursa__worker_run(ursa__worker_t *w, ursa_task_t *root)
         if (!root && stopping && w->ntasks == 0 && !w->rq_head)
             return 0;
         if (w->rq_head) {
+            w->reported = false; /* progress: a later stall is news again */
             for (size_t n = w->rq_len; n && w->rq_head; n--)
                 run_task(w, rq_pop(w));
             if (w->heap_len)

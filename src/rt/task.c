@@ -264,6 +264,10 @@ void ursa_rt_free(ursa_rt_t *rt)
 {
     if (!rt)
         return;
+    if (ursa__cur_worker) {
+        ursa__report_misuse("ursa_rt_free called from inside a task (ignored)", NULL);
+        return;
+    }
     /* release: workers that see it also see the state before it. */
     atomic_store_explicit(&rt->stopping, true, memory_order_release);
     for (unsigned i = 1; i < rt->nworkers; i++) {
