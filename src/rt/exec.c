@@ -11,19 +11,6 @@
 #include "../core/waitq.h"
 #include "ctx.h"
 
-#if defined(URSA_ASAN)
-void __sanitizer_start_switch_fiber(void **fake_stack_save, const void *bottom, size_t size);
-void __sanitizer_finish_switch_fiber(void *fake_stack_save, const void **bottom_old,
-                                     size_t *size_old);
-#endif
-#if defined(URSA_TSAN)
-void *__tsan_get_current_fiber(void);
-void *__tsan_create_fiber(unsigned flags);
-void __tsan_destroy_fiber(void *fiber);
-void __tsan_switch_to_fiber(void *fiber, unsigned flags);
-void __tsan_set_fiber_name(void *fiber, const char *name);
-#endif
-
 __thread ursa__worker_t *ursa__cur_worker __attribute__((tls_model("initial-exec")));
 
 /* Stack bytes left untouched between the task's body and the code that
@@ -170,8 +157,12 @@ ursa_task_t *ursa__task_alloc(ursa__worker_t *w)
 #if defined(URSA_ASAN)
     w = NULL; /* plain malloc, so ASan sees use-after-join of a handle */
 #endif
-    if (!w)
-        return malloc(sizeof(ursa_task_t));
+    if (!w) {
+        ursa_task_t *t = malloc(sizeof(ursa_task_t));
+        if (t)
+            t->home = NULL;
+        return t;
+    }
     if (!w->task_free && atomic_load_explicit(&w->remote_free, memory_order_relaxed))
         /* acquire: the freeing thread's last writes happen-before reuse. */
         w->task_free = atomic_exchange_explicit(&w->remote_free, NULL, memory_order_acquire);
@@ -613,18 +604,25 @@ static void cancel_all(ursa__worker_t *w)
     }
 }
 
-/* Idle spin before sleeping, in pause iterations (~10-20 us). */
-#define IDLE_SPINS 4000
+/* How long an idle worker watches its inbox before sleeping in the kernel:
+ * about one kernel sleep/wake round trip, so the spin never costs more than
+ * the sleep it tries to avoid. `pause` lasts from a few to ~140 cycles
+ * depending on the CPU, so the budget is time, read every 64 pauses. */
+#define IDLE_SPIN_NS 20000
 
 static bool spin_for_inbox(ursa__worker_t *w)
 {
-    for (unsigned i = 0; i < IDLE_SPINS; i++) {
-        /* relaxed: drain_inbox's exchange does the acquire. */
-        if (atomic_load_explicit(&w->inbox, memory_order_relaxed))
-            return true;
-        ursa__cpu_relax();
+    ursa_time_t until = ursa__mono_now() + IDLE_SPIN_NS;
+    for (;;) {
+        for (unsigned i = 0; i < 64; i++) {
+            /* relaxed: drain_inbox's exchange does the acquire. */
+            if (atomic_load_explicit(&w->inbox, memory_order_relaxed))
+                return true;
+            ursa__cpu_relax();
+        }
+        if (ursa__mono_now() >= until)
+            return false;
     }
-    return false;
 }
 
 static bool root_done(ursa_task_t *root)

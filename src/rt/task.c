@@ -178,8 +178,9 @@ static ursa_task_t *task_new(ursa_rt_t *rt, ursa__worker_t *w, ursa_task_fn_t fn
     ursa_task_t *t = ursa__task_alloc(cur);
     if (!t)
         return NULL;
+    ursa__worker_t *home = t->home; /* set by the pool, NULL if malloc'd */
     memset(t, 0, sizeof *t);
-    t->home = cur;
+    t->home = home;
     t->ctx.ops = &task_ops;
     t->ctx.waker = (ursa_waker_t){ursa__task_wake, t};
     ursa__ledger_init(&t->ctx.ledger);
