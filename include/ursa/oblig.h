@@ -1,12 +1,16 @@
 /* ursa — obligations: phase 2 of the two-phase contract.
  *
  * Every hold a successful wait yields (mutex guard, semaphore permit, ...)
- * embeds an ursa_oblig_t as its member `ob` and links itself, in O(1), into
- * the ledger of the task (or plain thread) that acquired it. Discharging the
- * hold unlinks it. When a task ends, or a plain thread exits, with holds
- * still linked, ursa releases each one, reports it with its acquire site,
+ * embeds an ursa_oblig_t as its member `ob` and is entered, in O(1), in the
+ * ledger of the task (or plain thread) that acquired it. Discharging the
+ * hold removes it. When a task ends, or a plain thread exits, with holds
+ * still entered, ursa releases each one, reports it with its acquire site,
  * and aborts if so configured (the default in debug builds). A mutex
  * released that way is poisoned: its next locker gets -EOWNERDEAD.
+ *
+ * The ledger keeps its own record of what each hold must release, so the
+ * sweep never reads the hold itself: a leaked hold usually lives in a stack
+ * frame that is already gone by the time its owner ends.
  *
  * A hold may only be discharged by its owner. To hand one to another task
  * or thread, the owner calls ursa_oblig_disown() and the receiver
@@ -19,18 +23,22 @@
 typedef struct ursa_oblig ursa_oblig_t;
 struct ursa__ledger;
 
-/* Per hold type: its name and how to discharge it when its owner leaked it. */
+/* Per hold type: its name and how to discharge it when its owner leaked it
+ * (target and n as the hold recorded them). */
 typedef struct ursa_oblig_kind {
     const char *name;
-    void (*release_leaked)(ursa_oblig_t *ob);
+    void (*release_leaked)(void *target, uint64_t n);
 } ursa_oblig_kind_t;
 
 /* Private; zero means "holds nothing". */
 struct ursa_oblig {
-    ursa_oblig_t *prev, *next;
-    const ursa_oblig_kind_t *kind;
+    const ursa_oblig_kind_t *kind; /* NULL when holding nothing */
     const ursa_site_t *site;
     struct ursa__ledger *ledger; /* owner, or NULL while disowned */
+    void *target;                /* what to release ... */
+    uint64_t n;                  /* ... and how much */
+    uint32_t slot;               /* its record in the owner's ledger */
+    uint32_t reserved_;
 };
 
 /* Called for each leaked hold, before it is released. `owner` is the task
@@ -53,8 +61,8 @@ URSA_API size_t ursa_held_count(void);
  * can adopt it. 0, or -EINVAL (NULL, not held), -EPERM (not the owner). */
 URSA_API int ursa_oblig_disown(ursa_oblig_t *ob);
 
-/* Links a disowned hold into the caller's ledger. 0, or -EINVAL (NULL, not
- * held, or still owned by someone). */
+/* Enters a disowned hold in the caller's ledger. 0; -EINVAL (NULL, not
+ * held, or still owned by someone); -ENOMEM (it stays disowned). */
 URSA_API int ursa_oblig_adopt(ursa_oblig_t *ob);
 
 #endif

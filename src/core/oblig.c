@@ -4,6 +4,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "ctx.h"
 
@@ -47,18 +48,43 @@ static void report(const char *owner, const char *what, const ursa_site_t *site)
         fprintf(stderr, "ursa: %s ended holding a %s\n", owner, what);
 }
 
+int ursa__ledger_grow(ursa__ledger_t *l)
+{
+    uint32_t cap = l->cap * 2;
+    ursa__ledger_rec_t *r;
+    if (l->recs == l->inline_recs) {
+        r = malloc(cap * sizeof *r);
+        if (r)
+            memcpy(r, l->inline_recs, sizeof l->inline_recs);
+    } else {
+        r = realloc(l->recs, cap * sizeof *r);
+    }
+    if (!r)
+        return -ENOMEM;
+    l->recs = r;
+    l->cap = cap;
+    return 0;
+}
+
+void ursa__ledger_fini(ursa__ledger_t *l)
+{
+    if (l->recs != l->inline_recs)
+        free(l->recs);
+    ursa__ledger_init(l);
+}
+
 size_t ursa__ledger_sweep(ursa__ledger_t *l, const char *owner)
 {
     size_t n = 0;
-    while (l->head.next != &l->head) {
-        ursa_oblig_t *ob = l->head.next;
-        const ursa_oblig_kind_t *kind = ob->kind;
-        report(owner, kind->name, ob->site);
-        ursa__oblig_discharge(l, ob);
-        ob->kind = kind; /* release_leaked needs to know it was held */
-        kind->release_leaked(ob);
+    for (uint32_t i = 0; i < l->top; i++) {
+        ursa__ledger_rec_t r = l->recs[i];
+        if (!r.hold)
+            continue;
+        report(owner, r.kind->name, r.site);
+        r.kind->release_leaked(r.target, r.n);
         n++;
     }
+    ursa__ledger_fini(l);
     if (n && atomic_load_explicit(&abort_on_leak, memory_order_relaxed)) {
         fprintf(stderr, "ursa: aborting after %zu leaked hold(s)\n", n);
         abort();
@@ -93,10 +119,7 @@ int ursa_oblig_disown(ursa_oblig_t *ob)
     ursa__ledger_t *l = &ursa__ctx()->ledger;
     if (ob->ledger != l)
         return -EPERM;
-    ob->prev->next = ob->next;
-    ob->next->prev = ob->prev;
-    l->count--;
-    ob->prev = ob->next = NULL;
+    ursa__ledger_remove(l, ob);
     ob->ledger = NULL;
     return 0;
 }
@@ -105,6 +128,5 @@ int ursa_oblig_adopt(ursa_oblig_t *ob)
 {
     if (!ob || !ob->kind || ob->ledger)
         return -EINVAL;
-    ursa__oblig_link(&ursa__ctx()->ledger, ob, ob->kind, ob->site);
-    return 0;
+    return ursa__ledger_enter(&ursa__ctx()->ledger, ob);
 }

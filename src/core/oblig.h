@@ -1,41 +1,99 @@
-/* The obligation ledger: the holds a task or thread owns, as an intrusive
- * circular list (O(1) link and unlink, no allocation). Only its owner
- * touches a ledger. */
+/* The obligation ledger: what a task or thread holds, as a table of records
+ * (O(1) enter and remove through a free list; no allocation for the first
+ * URSA__LEDGER_INLINE holds). Only its owner touches a ledger. A record
+ * copies what the sweep needs, so leaked holds are released without
+ * reading their (often dead) memory. */
 #ifndef URSA_CORE_OBLIG_H
 #define URSA_CORE_OBLIG_H
 
 #include "ursa/oblig.h"
 
+#define URSA__LEDGER_INLINE 2
+#define URSA__LEDGER_NONE UINT32_MAX
+
+typedef struct ursa__ledger_rec {
+    const ursa_oblig_t *hold; /* NULL when the record is free */
+    const ursa_oblig_kind_t *kind;
+    const ursa_site_t *site;
+    void *target;
+    uint64_t n; /* when free: index of the next free record */
+} ursa__ledger_rec_t;
+
 typedef struct ursa__ledger {
-    ursa_oblig_t head; /* sentinel */
-    size_t count;
+    ursa__ledger_rec_t *recs; /* inline_recs, or a heap table once grown */
+    uint32_t cap, top;        /* records allocated / ever used */
+    uint32_t free_head;
+    uint32_t count;           /* holds entered */
+    ursa__ledger_rec_t inline_recs[URSA__LEDGER_INLINE];
 } ursa__ledger_t;
 
 static inline void ursa__ledger_init(ursa__ledger_t *l)
 {
-    l->head.prev = l->head.next = &l->head;
-    l->head.kind = NULL;
-    l->head.site = NULL;
-    l->head.ledger = l;
+    l->recs = l->inline_recs;
+    l->cap = URSA__LEDGER_INLINE;
+    l->top = 0;
+    l->free_head = URSA__LEDGER_NONE;
     l->count = 0;
 }
 
-static inline void ursa__oblig_link(ursa__ledger_t *l, ursa_oblig_t *ob,
-                                    const ursa_oblig_kind_t *kind, const ursa_site_t *site)
+/* Frees a grown table; the ledger must be empty (swept). */
+void ursa__ledger_fini(ursa__ledger_t *l);
+
+/* Grows the table: 0 or -ENOMEM. */
+int ursa__ledger_grow(ursa__ledger_t *l);
+
+/* Enters ob (kind, site, target, n filled by the caller) in l: 0, or
+ * -ENOMEM (nothing entered; the caller gives the resource back). */
+static inline int ursa__ledger_enter(ursa__ledger_t *l, ursa_oblig_t *ob)
+{
+    uint32_t i = l->free_head;
+    if (i != URSA__LEDGER_NONE) {
+        l->free_head = (uint32_t)l->recs[i].n;
+    } else {
+        if (l->top == l->cap && ursa__ledger_grow(l))
+            return -ENOMEM;
+        i = l->top++;
+    }
+    ursa__ledger_rec_t *r = &l->recs[i];
+    r->hold = ob;
+    r->kind = ob->kind;
+    r->site = ob->site;
+    r->target = ob->target;
+    r->n = ob->n;
+    ob->ledger = l;
+    ob->slot = i;
+    l->count++;
+    return 0;
+}
+
+/* Fills ob and enters it: 0 or -ENOMEM (ob left empty). */
+static inline int ursa__oblig_take(ursa__ledger_t *l, ursa_oblig_t *ob,
+                                   const ursa_oblig_kind_t *kind, const ursa_site_t *site,
+                                   void *target, uint64_t n)
 {
     ob->kind = kind;
     ob->site = site;
-    ob->ledger = l;
-    ob->prev = &l->head;
-    ob->next = l->head.next;
-    l->head.next->prev = ob;
-    l->head.next = ob;
-    l->count++;
+    ob->target = target;
+    ob->n = n;
+    if (__builtin_expect(ursa__ledger_enter(l, ob) == 0, 1))
+        return 0;
+    ob->kind = NULL;
+    return -ENOMEM;
 }
 
-/* Checks that ob is a hold the caller (ledger l) may discharge, and unlinks
- * it: 0, -EINVAL (not held: never acquired or already released), -EPERM
- * (another owner's). */
+/* Removes ob's record from its owner's ledger (which must be l). */
+static inline void ursa__ledger_remove(ursa__ledger_t *l, const ursa_oblig_t *ob)
+{
+    ursa__ledger_rec_t *r = &l->recs[ob->slot];
+    r->hold = NULL;
+    r->n = l->free_head;
+    l->free_head = ob->slot;
+    l->count--;
+}
+
+/* Checks that ob is a hold the caller (ledger l) may discharge and removes
+ * it: 0, -EINVAL (holds nothing: never acquired, or released already),
+ * -EPERM (another owner's). A disowned hold may be discharged by anyone. */
 static inline int ursa__oblig_discharge(ursa__ledger_t *l, ursa_oblig_t *ob)
 {
     if (!ob->kind)
@@ -43,17 +101,16 @@ static inline int ursa__oblig_discharge(ursa__ledger_t *l, ursa_oblig_t *ob)
     if (ob->ledger) {
         if (ob->ledger != l)
             return -EPERM;
-        ob->prev->next = ob->next;
-        ob->next->prev = ob->prev;
-        l->count--;
+        ursa__ledger_remove(l, ob);
     }
-    ob->kind = NULL; /* "holds nothing"; the links are dead from here */
+    ob->kind = NULL;
     ob->ledger = NULL;
     return 0;
 }
 
-/* Releases every hold left in l, reporting each as leaked by `owner`.
- * Aborts afterwards if so configured. Returns the number of leaks. */
+/* Releases every hold left in l, reporting each as leaked by `owner`, and
+ * frees a grown table. Aborts afterwards if so configured. Returns the
+ * number of leaks. */
 size_t ursa__ledger_sweep(ursa__ledger_t *l, const char *owner);
 
 /* Reports a misuse (double release, destroy while busy...) the way leaks

@@ -13,15 +13,6 @@
 
 __thread ursa__worker_t *ursa__cur_worker __attribute__((tls_model("initial-exec")));
 
-/* Stack bytes left untouched between the task's body and the code that
- * runs after it returns, so holds leaked in the body's frame are still
- * intact when the worker sweeps the ledger. */
-#if defined(URSA_ASAN) || defined(URSA_TSAN)
-#define EXIT_GAP 8192
-#else
-#define EXIT_GAP 2048
-#endif
-
 ursa_time_t ursa__worker_now(ursa__worker_t *w)
 {
     return w->rt->cfg.deterministic ? w->vclock : ursa__mono_now();
@@ -472,7 +463,7 @@ static void task_main(void *p);
 /* Frees a finished task's resources and hands its result to the joiner. */
 static void finish_task(ursa__worker_t *w, ursa_task_t *t)
 {
-    /* On the worker's stack: the task's frames are intact (EXIT_GAP). */
+    /* The ledger's records, not the (dead) frames, say what to release. */
     ursa__ledger_sweep(&t->ctx.ledger, t->name);
     if (t->stack) {
 #if defined(URSA_TSAN)
@@ -539,14 +530,6 @@ static void run_task(ursa__worker_t *w, ursa_task_t *t)
         finish_task(w, t);
 }
 
-static __attribute__((noinline)) void call_body(ursa_task_t *t)
-{
-    volatile char gap[EXIT_GAP];
-    gap[0] = 0;
-    t->result = t->fn(t->arg);
-    (void)gap[0];
-}
-
 static void task_main(void *p)
 {
     ursa_task_t *t = p;
@@ -554,7 +537,7 @@ static void task_main(void *p)
 #if defined(URSA_ASAN)
     __sanitizer_finish_switch_fiber(NULL, &w->asan_stack_lo, &w->asan_stack_size);
 #endif
-    call_body(t);
+    t->result = t->fn(t->arg);
     t->finished = true;
     w = t->worker;
 #if defined(URSA_ASAN)

@@ -3,7 +3,7 @@
 #include "../core/ctx.h"
 #include "../core/sema.h"
 
-static void leaked_unlock(ursa_oblig_t *ob);
+static void leaked_unlock(void *mutex, uint64_t n);
 static const ursa_oblig_kind_t guard_kind = {"mutex guard", leaked_unlock};
 
 int ursa_mutex_init(ursa_mutex_t *m)
@@ -29,8 +29,11 @@ int ursa_mutex_destroy(ursa_mutex_t *m)
 /* The lock is ours: fill the guard and say whether it was poisoned. */
 static int take(ursa_mutex_t *m, ursa_mutex_guard_t *g, ursa__ctx_t *c, const ursa_site_t *site)
 {
+    if (__builtin_expect(ursa__oblig_take(&c->ledger, &g->ob, &guard_kind, site, m, 1), 0)) {
+        ursa__sema_release(&m->sema, 1); /* no room to record it: give it back */
+        return -ENOMEM;
+    }
     g->mutex = m;
-    ursa__oblig_link(&c->ledger, &g->ob, &guard_kind, site);
     /* relaxed: set before the leaked owner's release, which our acquire of
      * the permit synchronises with. */
     return atomic_load_explicit(&m->poisoned, memory_order_relaxed) ? -EOWNERDEAD : 0;
@@ -81,12 +84,10 @@ int ursa_mutex_unlock(ursa_mutex_guard_t *g)
     return 0;
 }
 
-static void leaked_unlock(ursa_oblig_t *ob)
+static void leaked_unlock(void *mutex, uint64_t n)
 {
-    ursa_mutex_guard_t *g = (ursa_mutex_guard_t *)ob;
-    ursa_mutex_t *m = g->mutex;
-    ob->kind = NULL;
-    g->mutex = NULL;
+    (void)n;
+    ursa_mutex_t *m = mutex;
     /* relaxed: the permit release below publishes it to the next locker. */
     atomic_store_explicit(&m->poisoned, true, memory_order_relaxed);
     ursa__sema_release(&m->sema, 1);

@@ -3,7 +3,7 @@
 #include "../core/ctx.h"
 #include "../core/sema.h"
 
-static void leaked_release(ursa_oblig_t *ob);
+static void leaked_release(void *sem, uint64_t n);
 static const ursa_oblig_kind_t permit_kind = {"semaphore permit", leaked_release};
 
 int ursa_sem_init(ursa_sem_t *s, uint64_t permits)
@@ -25,12 +25,17 @@ int ursa_sem_destroy(ursa_sem_t *s)
     return 0;
 }
 
-static void take(ursa_sem_t *s, uint64_t n, ursa_sem_permit_t *p, ursa__ctx_t *c,
-                 const ursa_site_t *site)
+/* The permits are ours: fill p, or give them back if they can't be recorded. */
+static int take(ursa_sem_t *s, uint64_t n, ursa_sem_permit_t *p, ursa__ctx_t *c,
+                const ursa_site_t *site)
 {
+    if (__builtin_expect(ursa__oblig_take(&c->ledger, &p->ob, &permit_kind, site, s, n), 0)) {
+        ursa__sema_release(&s->sema, n);
+        return -ENOMEM;
+    }
     p->sem = s;
     p->n = n;
-    ursa__oblig_link(&c->ledger, &p->ob, &permit_kind, site);
+    return 0;
 }
 
 int ursa_sem_acquire_at(ursa_sem_t *s, uint64_t n, ursa_sem_permit_t *p, ursa_time_t deadline,
@@ -39,10 +44,8 @@ int ursa_sem_acquire_at(ursa_sem_t *s, uint64_t n, ursa_sem_permit_t *p, ursa_ti
     if (!s || !p || p->sem || n == 0 || n > URSA_SEM_MAX)
         return -EINVAL;
     ursa__ctx_t *c = ursa__ctx();
-    if (ursa__sema_try(&s->sema, n)) {
-        take(s, n, p, c, site);
-        return 0;
-    }
+    if (ursa__sema_try(&s->sema, n))
+        return take(s, n, p, c, site);
     if (ursa__sema_closed(&s->sema))
         return -EPIPE;
     if (deadline == URSA_NOW)
@@ -56,9 +59,7 @@ int ursa_sem_acquire_at(ursa_sem_t *s, uint64_t n, ursa_sem_permit_t *p, ursa_ti
             return rc;
         rc = atomic_load_explicit(&w.state, memory_order_relaxed) == URSA__W_GRANTED ? 0 : -EPIPE;
     }
-    if (rc == 0)
-        take(s, n, p, c, site);
-    return rc;
+    return rc == 0 ? take(s, n, p, c, site) : rc;
 }
 
 static int discharge(ursa_sem_permit_t *p, ursa_sem_t **s, uint64_t *n)
@@ -96,15 +97,9 @@ int ursa_sem_permit_forget(ursa_sem_permit_t *p)
     return discharge(p, &s, &n);
 }
 
-static void leaked_release(ursa_oblig_t *ob)
+static void leaked_release(void *sem, uint64_t n)
 {
-    ursa_sem_permit_t *p = (ursa_sem_permit_t *)ob;
-    ursa_sem_t *s = p->sem;
-    uint64_t n = p->n;
-    ob->kind = NULL;
-    p->sem = NULL;
-    p->n = 0;
-    ursa__sema_release(&s->sema, n);
+    ursa__sema_release(&((ursa_sem_t *)sem)->sema, n);
 }
 
 void ursa_sem_permit_cleanup(ursa_sem_permit_t *p)
@@ -162,6 +157,5 @@ int ursa_sem_acquire_finish(ursa_sem_t *s, ursa_wait_t *w, ursa_sem_permit_t *p)
     atomic_store_explicit(&w->state, URSA__W_FINISHED, memory_order_relaxed);
     if (st == URSA__W_CLOSED)
         return -EPIPE;
-    take(s, w->got, p, ursa__ctx(), w->site);
-    return 0;
+    return take(s, w->got, p, ursa__ctx(), w->site);
 }
