@@ -37,17 +37,20 @@ URSA_API int ursa_rt_new(ursa_rt_t **out, const ursa_rt_config_t *cfg) URSA_NODI
 
 /* Runs fn(arg) as the root task on worker 0, using the calling thread as
  * worker 0 until the root finishes. *result (may be NULL) gets its return
- * value. 0, -EINVAL (NULL, or called from inside a task), -ENOMEM,
- * -EDEADLK (deterministic mode: every task waits and nothing can wake
- * them; the report went to stderr). */
+ * value. Successive calls may come from different threads. 0; -EINVAL
+ * (NULL, or called from inside a task); -EBUSY (another thread is in
+ * block_on, or worker 0 still has I/O in flight from a previous thread);
+ * -ENOMEM; -EDEADLK (deterministic mode: every task waits and nothing can
+ * wake them; the report went to stderr). */
 URSA_API int ursa_rt_block_on(ursa_rt_t *rt, ursa_task_fn_t fn, void *arg,
                               void **result) URSA_NODISCARD;
 
 /* Cancels every task left, lets them finish, stops the workers and frees
- * the runtime. Must not be called from inside one of its tasks. */
+ * the runtime. Any thread, but not one of its own tasks (reported and
+ * ignored). Task handles not joined become invalid. */
 URSA_API void ursa_rt_free(ursa_rt_t *rt);
 
-/* Shorthand: a runtime with cfg, block_on, free. */
+/* Shorthand: a runtime with cfg, block_on, free. -EINVAL inside a task. */
 URSA_API int ursa_run(const ursa_rt_config_t *cfg, ursa_task_fn_t fn, void *arg,
                       void **result) URSA_NODISCARD;
 

@@ -446,11 +446,17 @@ void ursa__worker_ring_init(ursa__worker_t *w)
         arm_eventfd(w);
 }
 
-void ursa__worker_ring_exit(ursa__worker_t *w)
+void ursa__worker_ring_fini(ursa__worker_t *w)
 {
     if (w->ring_ok)
         io_uring_queue_exit(&w->ring);
     w->ring_ok = false;
+    w->ev_armed = false;
+}
+
+void ursa__worker_ring_exit(ursa__worker_t *w)
+{
+    ursa__worker_ring_fini(w);
     if (w->evfd >= 0)
         close(w->evfd);
     w->evfd = -1;

@@ -127,9 +127,9 @@ struct ursa_rt {
     ursa__worker_t *workers;
     _Atomic bool stopping;
     _Atomic unsigned idle_workers; /* idle with nothing pending */
-    pthread_t owner; /* thread that runs worker 0 */
+    pthread_t owner; /* thread whose ring worker 0 has */
     bool owner_set;
-    bool in_block_on;
+    _Atomic bool in_worker0; /* some thread is running worker 0 now */
 };
 
 extern __thread ursa__worker_t *ursa__cur_worker __attribute__((tls_model("initial-exec")));
@@ -177,7 +177,8 @@ ursa_time_t ursa__worker_now(ursa__worker_t *w);
  * and task I/O falls back to blocking calls. */
 int ursa__worker_evfd_init(ursa__worker_t *w);
 void ursa__worker_ring_init(ursa__worker_t *w);
-void ursa__worker_ring_exit(ursa__worker_t *w);
+void ursa__worker_ring_exit(ursa__worker_t *w); /* ring and eventfd */
+void ursa__worker_ring_fini(ursa__worker_t *w); /* ring only */
 /* The scheduler loop; see exec.c. */
 int ursa__worker_run(ursa__worker_t *w, ursa_task_t *root);
 

@@ -54,12 +54,21 @@ static int poll_thread(int fd, short events, ursa_time_t deadline)
         struct pollfd p = {.fd = fd, .events = events};
         int n = poll(&p, 1, ms);
         if (n > 0)
-            return p.revents;
+            return (p.revents & POLLNVAL) ? -EBADF : p.revents; /* as the ring says */
         if (n == 0 && deadline == URSA_NOW)
             return -EAGAIN;
         if (n < 0 && errno != EINTR)
             return -errno;
     }
+}
+
+/* The kernel moves at most this much per read/write (MAX_RW_COUNT); a
+ * longer request is a short one, as with read(2). */
+#define IO_MAX 0x7ffff000u
+
+static unsigned io_len(size_t len)
+{
+    return len > IO_MAX ? IO_MAX : (unsigned)len;
 }
 
 #define OP_BEGIN(w, t, sqe, op)                                                              \
@@ -82,7 +91,7 @@ ssize_t ursa_read(int fd, void *buf, size_t len, int64_t offset, ursa_time_t dea
         return n < 0 ? -errno : n;
     }
     OP_BEGIN(w, t, sqe, op);
-    io_uring_prep_read(sqe, fd, buf, (unsigned)len, (uint64_t)offset);
+    io_uring_prep_read(sqe, fd, buf, io_len(len), (uint64_t)offset);
     return run_op(w, t, &op, deadline);
 }
 
@@ -100,7 +109,7 @@ ssize_t ursa_write(int fd, const void *buf, size_t len, int64_t offset, ursa_tim
         return n < 0 ? -errno : n;
     }
     OP_BEGIN(w, t, sqe, op);
-    io_uring_prep_write(sqe, fd, buf, (unsigned)len, (uint64_t)offset);
+    io_uring_prep_write(sqe, fd, buf, io_len(len), (uint64_t)offset);
     return run_op(w, t, &op, deadline);
 }
 

@@ -147,28 +147,47 @@ int ursa_rt_new(ursa_rt_t **out, const ursa_rt_config_t *cfg)
     return 0;
 }
 
-/* Makes the calling thread worker 0 for a while. */
+/* Makes the calling thread worker 0 until leave_worker0(). Worker 0 may
+ * move to another thread between runs, as long as none of its I/O is in
+ * flight: its ring is SINGLE_ISSUER, owned by the thread that made it, so
+ * the new thread makes a new ring. */
 static int enter_worker0(ursa_rt_t *rt)
 {
     ursa__worker_t *w = &rt->workers[0];
     if (ursa__cur_worker)
         return -EINVAL; /* nested: already a worker */
-    if (rt->owner_set && !pthread_equal(rt->owner, pthread_self()))
-        return -EINVAL;
+    bool busy = false;
+    if (!atomic_compare_exchange_strong(&rt->in_worker0, &busy, true))
+        return -EBUSY; /* another thread runs worker 0 right now */
     if (!rt->owner_set) {
         int rc = ursa__worker_evfd_init(w);
-        if (rc)
+        if (rc) {
+            atomic_store(&rt->in_worker0, false);
             return rc;
+        }
         ursa__worker_ring_init(w);
-        rt->owner = pthread_self();
-        rt->owner_set = true;
+    } else if (!pthread_equal(rt->owner, pthread_self())) {
+        if (w->io_inflight) {
+            atomic_store(&rt->in_worker0, false);
+            return -EBUSY;
+        }
+        ursa__worker_ring_fini(w);
+        ursa__worker_ring_init(w);
     }
+    rt->owner = pthread_self();
+    rt->owner_set = true;
     ursa__cur_worker = w;
     ursa__thread_ctx();
 #if defined(URSA_TSAN)
     w->tsan_fiber = __tsan_get_current_fiber();
 #endif
     return 0;
+}
+
+static void leave_worker0(ursa_rt_t *rt)
+{
+    ursa__cur_worker = NULL;
+    atomic_store(&rt->in_worker0, false);
 }
 
 static ursa_task_t *task_new(ursa_rt_t *rt, ursa__worker_t *w, ursa_task_fn_t fn, void *arg,
@@ -241,7 +260,7 @@ int ursa_rt_block_on(ursa_rt_t *rt, ursa_task_fn_t fn, void *arg, void **result)
     ursa__worker_t *w = &rt->workers[0];
     ursa_task_t *root = task_new(rt, w, fn, arg, &(ursa_spawn_opts_t){.name = "root"});
     if (!root) {
-        ursa__cur_worker = NULL;
+        leave_worker0(rt);
         return -ENOMEM;
     }
     ursa__worker_submit(w, root);
@@ -257,7 +276,7 @@ int ursa_rt_block_on(ursa_rt_t *rt, ursa_task_fn_t fn, void *arg, void **result)
         ursa_wait_t *none = NULL;
         atomic_compare_exchange_strong(&root->joiner, &none, URSA__JOIN_DETACHED);
     }
-    ursa__cur_worker = NULL;
+    leave_worker0(rt);
     return rc;
 }
 
@@ -265,8 +284,8 @@ void ursa_rt_free(ursa_rt_t *rt)
 {
     if (!rt)
         return;
-    if (ursa__cur_worker) {
-        ursa__report_misuse("ursa_rt_free called from inside a task (ignored)", NULL);
+    if (ursa__cur_worker && ursa__cur_worker->rt == rt) {
+        ursa__report_misuse("ursa_rt_free called from one of its own tasks (ignored)", NULL);
         return;
     }
     /* release: workers that see it also see the state before it. */
@@ -276,9 +295,14 @@ void ursa_rt_free(ursa_rt_t *rt)
         ssize_t r = write(rt->workers[i].evfd, &one, sizeof one);
         (void)r;
     }
-    if (rt->owner_set && enter_worker0(rt) == 0) {
-        ursa__worker_run(&rt->workers[0], NULL);
-        ursa__cur_worker = NULL;
+    ursa__worker_t *w0 = &rt->workers[0];
+    if (enter_worker0(rt) == 0) {
+        ursa__worker_run(w0, NULL);
+        leave_worker0(rt);
+    } else if (w0->ntasks || atomic_load(&w0->inbox)) {
+        ursa__report_misuse("ursa_rt_free could not run worker 0 (called from a task of "
+                            "another runtime, or while its I/O was in flight on another "
+                            "thread): its tasks are leaked", NULL);
     }
     for (unsigned i = 1; i < rt->nworkers; i++)
         pthread_join(rt->workers[i].thread, NULL);
@@ -295,6 +319,8 @@ void ursa_rt_free(ursa_rt_t *rt)
 
 int ursa_run(const ursa_rt_config_t *cfg, ursa_task_fn_t fn, void *arg, void **result)
 {
+    if (ursa__cur_worker)
+        return -EINVAL; /* block_on would refuse, and free could not clean up */
     ursa_rt_t *rt;
     int rc = ursa_rt_new(&rt, cfg);
     if (rc)
