@@ -48,8 +48,9 @@ URSA_API int ursa_sem_release(ursa_sem_permit_t *p);
  * are gone for good). 0; -EINVAL; -EPERM. */
 URSA_API int ursa_sem_permit_forget(ursa_sem_permit_t *p);
 
-/* Adds n permits (1 <= n, total <= URSA_SEM_MAX). 0; -EINVAL (NULL, 0,
- * overflow: nothing added). Works on a closed semaphore too. */
+/* Adds n permits. The total in existence (available + waiting to be
+ * handed out + held) stays <= URSA_SEM_MAX. 0; -EINVAL (NULL, 0, or past
+ * the maximum: nothing added). Works on a closed semaphore too. */
 URSA_API int ursa_sem_add(ursa_sem_t *s, uint64_t n);
 
 /* Removes up to n currently available permits; returns how many it removed. */

@@ -10,6 +10,7 @@ void ursa__sema_init(ursa__sema_t *s, uint64_t permits)
     atomic_init(&s->lock, 0);
     s->pad_ = 0;
     s->head = s->tail = NULL;
+    atomic_init(&s->total, permits);
 }
 
 static void flush(ursa__sema_t *s, ursa__wake_batch_t *b)
@@ -138,19 +139,13 @@ int ursa__sema_add(ursa__sema_t *s, uint64_t n)
 {
     if (n == 0 || n > URSA_SEM_MAX)
         return -EINVAL;
-    ursa__spin_lock(&s->lock);
-    uint64_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
-    uint64_t queued = 0;
-    for (ursa_wait_t *w = s->head; w; w = w->next)
-        queued += w->got;
-    /* Permits that exist: available + assigned to queued waiters. Checking
-     * under the lock keeps a concurrent add from overshooting with us
-     * (fast-path releases only return what was taken). */
-    if ((st >> SHIFT) + queued + n > URSA_SEM_MAX) {
-        ursa__spin_unlock(&s->lock);
-        return -EINVAL;
-    }
-    ursa__spin_unlock(&s->lock);
+    /* relaxed: total is a bound, not a synchronisation point. */
+    uint64_t t = atomic_load_explicit(&s->total, memory_order_relaxed);
+    do {
+        if (t + n > URSA_SEM_MAX)
+            return -EINVAL;
+    } while (!atomic_compare_exchange_weak_explicit(&s->total, &t, t + n, memory_order_relaxed,
+                                                    memory_order_relaxed));
     ursa__sema_release(s, n);
     return 0;
 }
@@ -165,8 +160,10 @@ uint64_t ursa__sema_forget(ursa__sema_t *s, uint64_t n)
             return 0;
         /* relaxed: forgetting publishes nothing. */
         if (atomic_compare_exchange_weak_explicit(&s->state, &st, st - (take << SHIFT),
-                                                  memory_order_relaxed, memory_order_relaxed))
+                                                  memory_order_relaxed, memory_order_relaxed)) {
+            ursa__sema_dropped(s, take);
             return take;
+        }
     }
 }
 

@@ -60,6 +60,13 @@ static inline void ursa__sema_release(ursa__sema_t *s, uint64_t n)
 /* Adds n permits unless the total would exceed URSA_SEM_MAX: 0 or -EINVAL. */
 int ursa__sema_add(ursa__sema_t *s, uint64_t n);
 
+/* Permits that left for good (a forgotten permit): lowers the total. */
+static inline void ursa__sema_dropped(ursa__sema_t *s, uint64_t n)
+{
+    /* relaxed: see ursa__sema_add. */
+    atomic_fetch_sub_explicit(&s->total, n, memory_order_relaxed);
+}
+
 /* Removes up to n available permits; returns how many. */
 uint64_t ursa__sema_forget(ursa__sema_t *s, uint64_t n);
 

@@ -94,7 +94,10 @@ int ursa_sem_permit_forget(ursa_sem_permit_t *p)
 {
     ursa_sem_t *s;
     uint64_t n;
-    return discharge(p, &s, &n);
+    int rc = discharge(p, &s, &n);
+    if (rc == 0)
+        ursa__sema_dropped(&s->sema, n);
+    return rc;
 }
 
 static void leaked_release(void *sem, uint64_t n)

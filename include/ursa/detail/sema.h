@@ -17,6 +17,9 @@ typedef struct ursa__sema {
     _Atomic uint32_t lock; /* guards the FIFO below */
     uint32_t pad_;
     ursa_wait_t *head, *tail;
+    /* Permits in existence (available + assigned + held), changed only by
+     * add and forget, so that add can refuse to pass URSA_SEM_MAX. */
+    _Atomic uint64_t total;
 } ursa__sema_t;
 
 #endif
