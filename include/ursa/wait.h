@@ -23,7 +23,9 @@
 
 /* A callback that makes a waiter runnable again. It is called at most once
  * per wait, from any thread, outside ursa's internal locks; it must not
- * block and must not call back into the primitive it waits on. */
+ * block, must not call back into the primitive it waits on, and must not
+ * finish, cancel or free the wait (ursa touches the node once more after
+ * the call returns): it should only signal the loop that owns the wait. */
 typedef struct ursa_waker {
     void (*fn)(void *ctx);
     void *ctx;
@@ -54,8 +56,10 @@ typedef struct ursa_wait {
     uint16_t kind;          /* ursa_wait_kind_t */
 } ursa_wait_t;
 
-/* True once the wait has completed (granted, or failed with an error) and
- * its waker has returned: finish will not block. Any phase; any thread. */
+/* True once the wait has completed (granted, or failed with an error);
+ * from the moment the waker is called, so a loop woken by whatever the
+ * waker did sees it. Finish or cancel then returns at once (or after the
+ * few instructions the waker call still needs). Any thread. */
 URSA_API bool ursa_wait_ready(const ursa_wait_t *w);
 
 /* Phase 1, cancel: withdraws a started wait. Afterwards nothing is held:

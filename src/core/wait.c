@@ -3,7 +3,9 @@
 
 bool ursa_wait_ready(const ursa_wait_t *w)
 {
-    return w && ursa__wait_is_done(w);
+    /* Decided, not done: a loop woken by what its waker did must already
+     * see the wait as ready; finish/cancel settle the rest of the call. */
+    return w && w->owner && ursa__wait_is_decided(w);
 }
 
 int ursa_wait_cancel(ursa_wait_t *w)

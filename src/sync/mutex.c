@@ -125,8 +125,9 @@ int ursa_mutex_lock_finish(ursa_mutex_t *m, ursa_wait_t *w, ursa_mutex_guard_t *
 {
     if (!m || !w || !g || g->mutex || w->owner != &m->sema)
         return -EINVAL;
-    if (!ursa__wait_is_done(w))
+    if (!ursa__wait_is_decided(w))
         return -EAGAIN;
+    ursa__wait_settle(w); /* the waker call may still be returning */
     uint32_t st = atomic_load_explicit(&w->state, memory_order_relaxed);
     if (st != URSA__W_GRANTED)
         return -EINVAL; /* already finished or cancelled */

@@ -152,8 +152,9 @@ int ursa_sem_acquire_finish(ursa_sem_t *s, ursa_wait_t *w, ursa_sem_permit_t *p)
 {
     if (!s || !w || !p || p->sem || w->owner != &s->sema)
         return -EINVAL;
-    if (!ursa__wait_is_done(w))
+    if (!ursa__wait_is_decided(w))
         return -EAGAIN;
+    ursa__wait_settle(w); /* the waker call may still be returning */
     uint32_t st = atomic_load_explicit(&w->state, memory_order_relaxed);
     if (st != URSA__W_GRANTED && st != URSA__W_CLOSED)
         return -EINVAL;
