@@ -1,0 +1,225 @@
+/* Core pieces under the primitives: atomic waker, thread parker, wait
+ * queue, and the wait-node handshake (decided, then waker, then done). */
+#include "support.h"
+
+#include <stdatomic.h>
+
+#include "core/atomic_waker.h"
+#include "core/park.h"
+#include "core/sema.h"
+
+/* ---- a waker that counts ---- */
+
+typedef struct counter {
+    atomic_int calls;
+    ursa_wait_t *node;  /* if set: what the node looked like during the call */
+    atomic_int saw_decided, saw_done;
+} counter_t;
+
+static void count_wake(void *p)
+{
+    counter_t *c = p;
+    if (c->node) {
+        atomic_store(&c->saw_decided, ursa__wait_is_decided(c->node));
+        atomic_store(&c->saw_done, ursa__wait_is_done(c->node));
+    }
+    atomic_fetch_add(&c->calls, 1);
+}
+
+static void test_atomic_waker_basic(void **state)
+{
+    (void)state;
+    ursa__atomic_waker_t aw;
+    ursa__atomic_waker_init(&aw);
+    counter_t c = {0};
+    assert_false(ursa__atomic_waker_wake(&aw)); /* nobody registered */
+    ursa__atomic_waker_register(&aw, (ursa_waker_t){count_wake, &c});
+    assert_int_equal(atomic_load(&c.calls), 0);
+    assert_true(ursa__atomic_waker_wake(&aw));
+    assert_int_equal(atomic_load(&c.calls), 1);
+    assert_false(ursa__atomic_waker_wake(&aw)); /* consumed: called once */
+    assert_int_equal(atomic_load(&c.calls), 1);
+    /* Re-registering replaces; unregistering means no call. */
+    counter_t d = {0};
+    ursa__atomic_waker_register(&aw, (ursa_waker_t){count_wake, &c});
+    ursa__atomic_waker_register(&aw, (ursa_waker_t){count_wake, &d});
+    ursa__atomic_waker_unregister(&aw);
+    assert_false(ursa__atomic_waker_wake(&aw));
+    assert_int_equal(atomic_load(&c.calls), 1);
+    assert_int_equal(atomic_load(&d.calls), 0);
+}
+
+/* The pattern channels use: a consumer registers, re-checks a flag, parks;
+ * a producer sets the flag and wakes. Over many rounds between two
+ * threads, every round must end (a lost wake would hang the consumer; a
+ * generous park deadline turns that into a failure). */
+typedef struct aw_race {
+    ursa__atomic_waker_t aw;
+    ursa__parker_t parker;
+    atomic_long produced;
+    long rounds;
+} aw_race_t;
+
+static void *aw_producer(void *p)
+{
+    aw_race_t *r = p;
+    for (long i = 1; i <= r->rounds; i++) {
+        atomic_store(&r->produced, i);
+        ursa__atomic_waker_wake(&r->aw);
+        while (atomic_load(&r->produced) == i) /* consumer takes it (sets -i) */
+            ursa__cpu_relax();
+    }
+    return NULL;
+}
+
+static void test_atomic_waker_no_lost_wake(void **state)
+{
+    (void)state;
+    aw_race_t r;
+    ursa__atomic_waker_init(&r.aw);
+    atomic_init(&r.parker.word, 0);
+    atomic_init(&r.produced, 0);
+    r.rounds = test_scale(20000);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, aw_producer, &r), 0);
+    long stalls = 0;
+    for (long i = 1; i <= r.rounds; i++) {
+        for (;;) {
+            ursa__atomic_waker_register(&r.aw, (ursa_waker_t){ursa__unpark, &r.parker});
+            if (atomic_load(&r.produced) == i)
+                break;
+            ursa_time_t limit = ursa__mono_now() + URSA_SEC(2);
+            ursa__park(&r.parker, limit);
+            if (ursa__mono_now() >= limit)
+                stalls++; /* woken by the deadline only: a lost wake */
+            if (atomic_load(&r.produced) == i)
+                break;
+        }
+        atomic_store(&r.produced, -i);
+    }
+    ursa__atomic_waker_unregister(&r.aw);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_int_equal(stalls, 0);
+}
+
+/* ---- parker ---- */
+
+static void *unpark_later(void *p)
+{
+    struct timespec ts = {0, 2 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    ursa__unpark(p);
+    return NULL;
+}
+
+static void test_parker(void **state)
+{
+    (void)state;
+    ursa__parker_t p;
+    atomic_init(&p.word, 0);
+    /* An unpark before the park makes it return at once, once. */
+    ursa__unpark(&p);
+    ursa_time_t t0 = ursa__mono_now();
+    ursa__park(&p, URSA_NEVER);
+    assert_true(ursa__mono_now() - t0 < URSA_SEC(1));
+    /* Nothing pending now: a deadline ends the park. */
+    t0 = ursa__mono_now();
+    ursa__park(&p, t0 + URSA_MSEC(5));
+    assert_true(ursa__mono_now() - t0 >= URSA_MSEC(5));
+    /* Another thread's unpark wakes a parked thread. */
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, unpark_later, &p), 0);
+    t0 = ursa__mono_now();
+    ursa__park(&p, t0 + URSA_SEC(10));
+    assert_true(ursa__mono_now() - t0 < URSA_SEC(5));
+    assert_int_equal(pthread_join(th, NULL), 0);
+}
+
+/* ---- wait queue and the node handshake ---- */
+
+static void test_waitq_fifo(void **state)
+{
+    (void)state;
+    ursa_wait_t n[4];
+    ursa_wait_t *head = NULL, *tail = NULL;
+    for (int i = 0; i < 4; i++)
+        ursa__waitq_push(&head, &tail, &n[i]);
+    ursa__waitq_remove(&head, &tail, &n[2]); /* middle */
+    ursa__waitq_remove(&head, &tail, &n[0]); /* head */
+    assert_ptr_equal(head, &n[1]);
+    assert_ptr_equal(head->next, &n[3]);
+    assert_ptr_equal(tail, &n[3]);
+    ursa__waitq_remove(&head, &tail, &n[3]); /* tail */
+    assert_ptr_equal(head, &n[1]);
+    assert_ptr_equal(tail, &n[1]);
+    ursa__waitq_remove(&head, &tail, &n[1]);
+    assert_null(head);
+    assert_null(tail);
+}
+
+/* A granted node is decided before its waker runs and done only after:
+ * what lets a waiter trust `decided` and keep the node until `done`. */
+static void test_node_handshake_order(void **state)
+{
+    (void)state;
+    ursa__sema_t s;
+    ursa__sema_init(&s, 0);
+    ursa_wait_t w;
+    counter_t c = {0};
+    c.node = &w;
+    ursa__wait_init(&w, (ursa_waker_t){count_wake, &c}, URSA_WAIT_OTHER, NULL);
+    assert_int_equal(ursa__sema_start(&s, &w, 2), -EINPROGRESS);
+    assert_false(ursa__wait_is_decided(&w));
+    ursa__sema_release(&s, 1); /* partial: still queued */
+    assert_false(ursa__wait_is_decided(&w));
+    assert_int_equal(w.got, 1);
+    ursa__sema_release(&s, 1);
+    assert_int_equal(atomic_load(&c.calls), 1);
+    assert_int_equal(atomic_load(&c.saw_decided), 1);
+    assert_int_equal(atomic_load(&c.saw_done), 0);
+    assert_true(ursa__wait_is_done(&w));
+    assert_int_equal(w.got, 2);
+    assert_int_equal(ursa__sema_available(&s), 0);
+    /* Cancel after the grant reports "completed" and changes nothing. */
+    assert_false(ursa__sema_cancel(&w));
+    assert_int_equal(ursa__sema_available(&s), 0);
+}
+
+/* Close completes queued nodes with CLOSED and returns their partial
+ * permits to the count; a start after close fails at once. */
+static void test_sema_close_nodes(void **state)
+{
+    (void)state;
+    ursa__sema_t s;
+    ursa__sema_init(&s, 1);
+    ursa_wait_t a, b;
+    counter_t c = {0};
+    ursa__wait_init(&a, (ursa_waker_t){count_wake, &c}, URSA_WAIT_OTHER, NULL);
+    ursa__wait_init(&b, (ursa_waker_t){count_wake, &c}, URSA_WAIT_OTHER, NULL);
+    assert_int_equal(ursa__sema_start(&s, &a, 3), -EINPROGRESS); /* takes the 1 */
+    assert_int_equal(ursa__sema_start(&s, &b, 1), -EINPROGRESS);
+    assert_int_equal(ursa__sema_available(&s), 0);
+    ursa__sema_close(&s);
+    assert_int_equal(atomic_load(&c.calls), 2);
+    assert_int_equal(atomic_load(&a.state), URSA__W_CLOSED);
+    assert_int_equal(atomic_load(&b.state), URSA__W_CLOSED);
+    assert_int_equal(ursa__sema_available(&s), 1);
+    ursa_wait_t d;
+    ursa__wait_init(&d, (ursa_waker_t){count_wake, &c}, URSA_WAIT_OTHER, NULL);
+    assert_int_equal(ursa__sema_start(&s, &d, 1), -EPIPE);
+    assert_true(ursa__wait_is_done(&d));
+    assert_int_equal(atomic_load(&c.calls), 2); /* no waker for an immediate result */
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_atomic_waker_basic),
+        cmocka_unit_test(test_atomic_waker_no_lost_wake),
+        cmocka_unit_test(test_parker),
+        cmocka_unit_test(test_waitq_fifo),
+        cmocka_unit_test(test_node_handshake_order),
+        cmocka_unit_test(test_sema_close_nodes),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
