@@ -70,16 +70,36 @@ static void kick(ursa__worker_t *w)
     (void)r; /* EAGAIN means the counter is already non-zero: awake anyway */
 }
 
-static void inbox_push(ursa__worker_t *w, ursa_task_t *t)
+/* Pushes t on a lock-free LIFO of tasks linked through rq_next; the one
+ * consumer takes the whole list with an acquire exchange (so no ABA). */
+static void lifo_push(_Atomic(ursa_task_t *) *head, ursa_task_t *t)
 {
     /* relaxed: the CAS below re-reads it. */
-    ursa_task_t *h = atomic_load_explicit(&w->inbox, memory_order_relaxed);
+    ursa_task_t *h = atomic_load_explicit(head, memory_order_relaxed);
     do {
         t->rq_next = h;
-        /* release: the task's state and the waker's writes are visible to
-         * the worker that takes the inbox (acquire exchange). */
-    } while (!atomic_compare_exchange_weak_explicit(&w->inbox, &h, t, memory_order_release,
+        /* release: our writes before the push (the task's state, a waker's
+         * writes, our last use of a freed descriptor) are visible to the
+         * consumer's acquire exchange. */
+    } while (!atomic_compare_exchange_weak_explicit(head, &h, t, memory_order_release,
                                                     memory_order_relaxed));
+}
+
+/* Enters t in w's live-task list (owner thread only). */
+static void adopt(ursa__worker_t *w, ursa_task_t *t)
+{
+    t->adopted = true;
+    t->all_prev = NULL;
+    t->all_next = w->all;
+    if (w->all)
+        w->all->all_prev = t;
+    w->all = t;
+    w->ntasks++;
+}
+
+static void inbox_push(ursa__worker_t *w, ursa_task_t *t)
+{
+    lifo_push(&w->inbox, t);
     /* seq_cst fence: Dekker with the worker's sleeping=1; fence; check
      * inbox. Either it sees our push or we see it sleeping. */
     atomic_thread_fence(memory_order_seq_cst);
@@ -104,15 +124,8 @@ static void drain_inbox(ursa__worker_t *w)
     }
     while (fifo) {
         ursa_task_t *n = fifo->rq_next;
-        if (!fifo->adopted) {
-            fifo->adopted = true;
-            fifo->all_prev = NULL;
-            fifo->all_next = w->all;
-            if (w->all)
-                w->all->all_prev = fifo;
-            w->all = fifo;
-            w->ntasks++;
-        }
+        if (!fifo->adopted)
+            adopt(w, fifo);
         rq_push(w, fifo);
         fifo = n;
     }
@@ -121,13 +134,7 @@ static void drain_inbox(ursa__worker_t *w)
 void ursa__worker_submit(ursa__worker_t *w, ursa_task_t *t)
 {
     if (w == ursa__cur_worker) {
-        t->adopted = true;
-        t->all_prev = NULL;
-        t->all_next = w->all;
-        if (w->all)
-            w->all->all_prev = t;
-        w->all = t;
-        w->ntasks++;
+        adopt(w, t);
         rq_push(w, t);
     } else {
         inbox_push(w, t);
@@ -183,13 +190,7 @@ void ursa__task_free(ursa_task_t *t)
         t->rq_next = home->task_free;
         home->task_free = t;
     } else {
-        ursa_task_t *h = atomic_load_explicit(&home->remote_free, memory_order_relaxed);
-        do {
-            t->rq_next = h;
-            /* release: our reads/writes of t are done before its reuse. */
-        } while (!atomic_compare_exchange_weak_explicit(&home->remote_free, &h, t,
-                                                        memory_order_release,
-                                                        memory_order_relaxed));
+        lifo_push(&home->remote_free, t);
     }
 }
 

@@ -77,40 +77,37 @@ static unsigned io_len(size_t len)
     struct io_uring_sqe *sqe = ursa__sqe(w);                                                 \
     io_uring_sqe_set_data(sqe, &op)
 
-ssize_t ursa_read(int fd, void *buf, size_t len, int64_t offset, ursa_time_t deadline)
+/* read and write differ only in direction. */
+static ssize_t rw(int fd, void *buf, size_t len, int64_t offset, ursa_time_t deadline, bool out)
 {
     ursa__worker_t *w;
     ursa_task_t *t = io_task(&w);
     if (fd < 0 || (!buf && len))
         return -EINVAL;
     if (!t) {
-        int rc = poll_thread(fd, POLLIN, deadline);
+        int rc = poll_thread(fd, out ? POLLOUT : POLLIN, deadline);
         if (rc < 0)
             return rc;
-        ssize_t n = offset < 0 ? read(fd, buf, len) : pread(fd, buf, len, offset);
+        ssize_t n = out ? (offset < 0 ? write(fd, buf, len) : pwrite(fd, buf, len, offset))
+                        : (offset < 0 ? read(fd, buf, len) : pread(fd, buf, len, offset));
         return n < 0 ? -errno : n;
     }
     OP_BEGIN(w, t, sqe, op);
-    io_uring_prep_read(sqe, fd, buf, io_len(len), (uint64_t)offset);
+    if (out)
+        io_uring_prep_write(sqe, fd, buf, io_len(len), (uint64_t)offset);
+    else
+        io_uring_prep_read(sqe, fd, buf, io_len(len), (uint64_t)offset);
     return run_op(w, t, &op, deadline);
+}
+
+ssize_t ursa_read(int fd, void *buf, size_t len, int64_t offset, ursa_time_t deadline)
+{
+    return rw(fd, buf, len, offset, deadline, false);
 }
 
 ssize_t ursa_write(int fd, const void *buf, size_t len, int64_t offset, ursa_time_t deadline)
 {
-    ursa__worker_t *w;
-    ursa_task_t *t = io_task(&w);
-    if (fd < 0 || (!buf && len))
-        return -EINVAL;
-    if (!t) {
-        int rc = poll_thread(fd, POLLOUT, deadline);
-        if (rc < 0)
-            return rc;
-        ssize_t n = offset < 0 ? write(fd, buf, len) : pwrite(fd, buf, len, offset);
-        return n < 0 ? -errno : n;
-    }
-    OP_BEGIN(w, t, sqe, op);
-    io_uring_prep_write(sqe, fd, buf, io_len(len), (uint64_t)offset);
-    return run_op(w, t, &op, deadline);
+    return rw(fd, (void *)buf, len, offset, deadline, true);
 }
 
 int ursa_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags,
