@@ -1830,6 +1830,61 @@ static void test_rt_deadlock_join_semaphore(void **state)
     assert_int_equal(ursa_sem_destroy(&s), 0);
 }
 
+/* Normal mode, two workers: when every worker has been idle past
+ * deadlock_report_after with tasks waiting and no timer or I/O, each worker
+ * reports its waiting tasks (regression: a worker without tasks used to
+ * keep the count of idle workers short, so nothing was ever reported).
+ * A plain thread then resolves it, which is why it's only "possible". */
+static void *dl_waiter(void *arg)
+{
+    ursa_sem_permit_t p = {0};
+    int rc = ursa_sem_acquire((ursa_sem_t *)arg, 1, &p, URSA_NEVER);
+    if (rc == 0)
+        (void)ursa_sem_release(&p);
+    return (void *)(intptr_t)rc;
+}
+
+static void *dl_root(void *arg)
+{
+    ursa_task_t *t;
+    if (ursa_spawn(&t, dl_waiter, arg, &(ursa_spawn_opts_t){.worker = 1, .name = "dl-stuck"}))
+        return (void *)1;
+    void *r = (void *)1;
+    if (ursa_task_join(t, &r, URSA_NEVER))
+        return (void *)2;
+    return r;
+}
+
+static void *dl_rescue(void *arg)
+{
+    struct timespec ts = {0, 400 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    (void)ursa_sem_add((ursa_sem_t *)arg, 1);
+    return NULL;
+}
+
+static void test_rt_possible_deadlock_report_two_workers(void **state)
+{
+    (void)state;
+    ursa_sem_t s;
+    ursa_sem_init(&s, 0);
+    capture_t cap;
+    capture_begin(&cap);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, dl_rescue, &s), 0);
+    void *res = (void *)9;
+    int rc = ursa_run(&(ursa_rt_config_t){.workers = 2, .deadlock_report_after = URSA_MSEC(100)},
+                      dl_root, &s, &res);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    const char *rep = capture_end(&cap);
+    assert_int_equal(rc, 0);
+    assert_null(res);
+    expect_in(rep, "possible deadlock");
+    expect_in(rep, "dl-stuck");
+    expect_in(rep, "semaphore");
+    expect_in(rep, "'root' waits on join");
+}
+
 /* ================= stack guard page ================= */
 
 static volatile int guard_limit = INT_MAX;
@@ -1965,6 +2020,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_rt_sim_explore),
         cmocka_unit_test(test_rt_deadlock_report_abba),
         cmocka_unit_test(test_rt_deadlock_join_semaphore),
+        cmocka_unit_test(test_rt_possible_deadlock_report_two_workers),
         cmocka_unit_test(test_rt_stack_guard_page),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -574,8 +574,13 @@ static const char *kind_name(uint32_t k)
 
 static void deadlock_report(ursa__worker_t *w)
 {
-    fprintf(stderr, "ursa: deadlock on worker %d: every task waits and nothing can wake them\n",
-            w->index);
+    if (w->rt->cfg.deterministic)
+        fprintf(stderr, "ursa: deadlock: every task waits and nothing can wake them\n");
+    else
+        fprintf(stderr,
+                "ursa: possible deadlock on worker %d: every task has waited %.1f s with no "
+                "timer or I/O pending (only a plain thread could still wake them)\n",
+                w->index, (double)w->rt->cfg.deadlock_report_after / 1e9);
     for (ursa_task_t *t = w->all; t; t = t->all_next) {
         fprintf(stderr, "  task '%s' waits on %s %p", t->name, kind_name(t->wait_kind),
                 t->wait_obj);
@@ -686,14 +691,18 @@ int ursa__worker_run(ursa__worker_t *w, ursa_task_t *root)
             atomic_store_explicit(&w->sleeping, 0, memory_order_relaxed);
             continue;
         }
-        if (may_report)
+        /* Every worker asleep with nothing pending (tasks or not) counts as
+         * idle; the one whose tasks wait reports when all are. relaxed: a
+         * best-effort diagnostic. */
+        bool count_idle = quiet && report_after > 0;
+        if (count_idle)
             atomic_fetch_add_explicit(&rt->idle_workers, 1, memory_order_relaxed);
         ursa_time_t t0 = ursa__mono_now();
         wait_ring(w, timeout);
-        if (may_report) {
-            /* relaxed: a best-effort diagnostic. */
+        if (count_idle) {
             unsigned idle = atomic_fetch_sub_explicit(&rt->idle_workers, 1, memory_order_relaxed);
-            if (idle == rt->nworkers && !w->rq_head && !atomic_load(&w->inbox) &&
+            if (may_report && idle == rt->nworkers && !w->rq_head &&
+                !atomic_load_explicit(&w->inbox, memory_order_relaxed) &&
                 ursa__mono_now() - t0 >= report_after) {
                 deadlock_report(w);
                 w->reported = true;
