@@ -8,6 +8,9 @@
 #include "core/park.h"
 #include "core/sema.h"
 
+static const ursa__wait_ops_t test_ops = {URSA_WAIT_OTHER, ursa__sema_cancel,
+                                          ursa__sema_give_back};
+
 /* ---- a waker that counts ---- */
 
 typedef struct counter {
@@ -167,7 +170,7 @@ static void test_node_handshake_order(void **state)
     ursa_wait_t w;
     counter_t c = {0};
     c.node = &w;
-    ursa__wait_init(&w, (ursa_waker_t){count_wake, &c}, URSA_WAIT_OTHER, NULL);
+    ursa__wait_init(&w, (ursa_waker_t){count_wake, &c}, &test_ops, NULL);
     assert_int_equal(ursa__sema_start(&s, &w, 2), -EINPROGRESS);
     assert_false(ursa__wait_is_decided(&w));
     ursa__sema_release(&s, 1); /* partial: still queued */
@@ -194,8 +197,8 @@ static void test_sema_close_nodes(void **state)
     ursa__sema_init(&s, 1);
     ursa_wait_t a, b;
     counter_t c = {0};
-    ursa__wait_init(&a, (ursa_waker_t){count_wake, &c}, URSA_WAIT_OTHER, NULL);
-    ursa__wait_init(&b, (ursa_waker_t){count_wake, &c}, URSA_WAIT_OTHER, NULL);
+    ursa__wait_init(&a, (ursa_waker_t){count_wake, &c}, &test_ops, NULL);
+    ursa__wait_init(&b, (ursa_waker_t){count_wake, &c}, &test_ops, NULL);
     assert_int_equal(ursa__sema_start(&s, &a, 3), -EINPROGRESS); /* takes the 1 */
     assert_int_equal(ursa__sema_start(&s, &b, 1), -EINPROGRESS);
     assert_int_equal(ursa__sema_available(&s), 0);
@@ -205,7 +208,7 @@ static void test_sema_close_nodes(void **state)
     assert_int_equal(atomic_load(&b.state), URSA__W_CLOSED);
     assert_int_equal(ursa__sema_available(&s), 1);
     ursa_wait_t d;
-    ursa__wait_init(&d, (ursa_waker_t){count_wake, &c}, URSA_WAIT_OTHER, NULL);
+    ursa__wait_init(&d, (ursa_waker_t){count_wake, &c}, &test_ops, NULL);
     assert_int_equal(ursa__sema_start(&s, &d, 1), -EPIPE);
     assert_true(ursa__wait_is_done(&d));
     assert_int_equal(atomic_load(&c.calls), 2); /* no waker for an immediate result */

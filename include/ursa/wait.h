@@ -39,21 +39,31 @@ typedef enum ursa_wait_kind {
     URSA_WAIT_JOIN,
     URSA_WAIT_SLEEP,
     URSA_WAIT_IO,
+    URSA_WAIT_RWLOCK_READ,
+    URSA_WAIT_RWLOCK_WRITE,
+    URSA_WAIT_NOTIFY,
+    URSA_WAIT_BARRIER,
+    URSA_WAIT_ONCE,
+    URSA_WAIT_EVENT,
+    URSA_WAIT_CHANNEL,
     URSA_WAIT_OTHER,
 } ursa_wait_kind_t;
+
+/* How a primitive withdraws its waits (src/core/waitq.h). */
+struct ursa__wait_ops;
 
 /* One waiter in a primitive's FIFO queue. Lives in the waiter's memory (a
  * task's stack); the wait path never allocates. All fields are private. */
 typedef struct ursa_wait {
     struct ursa_wait *next, *prev; /* queue links, under the queue lock */
-    void *owner;                   /* the queue this wait is on */
+    void *owner;                   /* the primitive this wait is on */
+    const struct ursa__wait_ops *ops; /* its kind, and how to cancel it */
     uint64_t want;                 /* permits still missing */
     uint64_t got;                  /* permits assigned so far */
     ursa_waker_t waker;
     const ursa_site_t *site;
     _Atomic uint32_t state; /* URSA__W_* in src/core/waitq.h */
-    _Atomic uint16_t done;  /* 1 once the waker call has returned */
-    uint16_t kind;          /* ursa_wait_kind_t */
+    _Atomic uint32_t done;  /* 1 once the waker call has returned */
 } ursa_wait_t;
 
 /* True once the wait has completed (granted, or failed with an error);

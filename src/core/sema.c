@@ -123,6 +123,12 @@ bool ursa__sema_cancel(ursa_wait_t *w)
     return true;
 }
 
+void ursa__sema_give_back(ursa_wait_t *w)
+{
+    ursa__sema_release(w->owner, w->got);
+    w->got = 0;
+}
+
 void ursa__sema_release_slow(ursa__sema_t *s, uint64_t n)
 {
     ursa__wake_batch_t b;

@@ -43,6 +43,9 @@ bool ursa__sema_cancel(ursa_wait_t *w);
 /* Slow half of ursa__sema_release: waiters are queued. */
 void ursa__sema_release_slow(ursa__sema_t *s, uint64_t n);
 
+/* give_back for sema waits: returns a granted wait's permits. */
+void ursa__sema_give_back(ursa_wait_t *w);
+
 /* Returns n permits (n <= URSA_SEM_MAX), waking queued waiters FIFO. */
 static inline void ursa__sema_release(ursa__sema_t *s, uint64_t n)
 {

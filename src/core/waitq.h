@@ -24,15 +24,27 @@ enum {
     URSA__W_FINISHED, /* result taken by finish/cancel; node reusable */
 };
 
-static inline void ursa__wait_init(ursa_wait_t *w, ursa_waker_t waker, uint32_t kind,
-                                   const ursa_site_t *site)
+/* What every primitive tells the core about its waits. */
+typedef struct ursa__wait_ops {
+    uint32_t kind; /* ursa_wait_kind_t, for reports */
+    /* Withdraws w: true if it was still queued (whatever was assigned to it
+     * went on to other waiters: nothing held), false if it was already
+     * decided (returns once the waker call is done; w->state says how). */
+    bool (*cancel)(ursa_wait_t *w);
+    /* Gives back what a granted but never finished wait holds (raw-wait
+     * cancel after the grant). NULL if a grant holds nothing. */
+    void (*give_back)(ursa_wait_t *w);
+} ursa__wait_ops_t;
+
+static inline void ursa__wait_init(ursa_wait_t *w, ursa_waker_t waker,
+                                   const ursa__wait_ops_t *ops, const ursa_site_t *site)
 {
     w->next = w->prev = NULL;
     w->owner = NULL;
     w->want = w->got = 0;
     w->waker = waker;
     w->site = site;
-    w->kind = (uint16_t)kind;
+    w->ops = ops;
     atomic_store_explicit(&w->state, URSA__W_IDLE, memory_order_relaxed);
     atomic_store_explicit(&w->done, 0, memory_order_relaxed);
 }

@@ -50,7 +50,7 @@ int ursa__task_wait(ursa_task_t *t, const _Atomic uint32_t *flag, uint32_t pendi
 static int task_block(ursa__ctx_t *c, ursa_wait_t *wt, ursa_time_t deadline)
 {
     ursa_task_t *t = (ursa_task_t *)c;
-    t->wait_kind = wt->kind;
+    t->wait_kind = wt->ops ? wt->ops->kind : URSA_WAIT_OTHER;
     t->wait_site = wt->site;
     t->wait_obj = wt->owner;
     int rc = ursa__task_wait(t, &wt->state, URSA__W_QUEUED, deadline);
@@ -332,6 +332,21 @@ int ursa_run(const ursa_rt_config_t *cfg, ursa_task_fn_t fn, void *arg, void **r
 
 /* ---- join / detach / cancel ---- */
 
+/* A join wait sits in the task's one joiner slot, not on a queue. */
+static bool join_cancel(ursa_wait_t *w)
+{
+    ursa_task_t *t = w->owner;
+    ursa_wait_t *mine = w;
+    /* acq_rel: withdraws our node; on failure the completer took it. */
+    if (atomic_compare_exchange_strong_explicit(&t->joiner, &mine, NULL, memory_order_acq_rel,
+                                                memory_order_acquire))
+        return true;
+    ursa__wait_settle(w);
+    return false;
+}
+
+static const ursa__wait_ops_t join_ops = {URSA_WAIT_JOIN, join_cancel, NULL};
+
 int ursa_task_join_at(ursa_task_t *t, void **result, ursa_time_t deadline,
                       const ursa_site_t *site)
 {
@@ -346,7 +361,7 @@ int ursa_task_join_at(ursa_task_t *t, void **result, ursa_time_t deadline,
             return -EAGAIN;
         ursa__ctx_t *c = ursa__ctx();
         ursa_wait_t w;
-        ursa__wait_init(&w, c->waker, URSA_WAIT_JOIN, site);
+        ursa__wait_init(&w, c->waker, &join_ops, site);
         w.owner = t;
         atomic_store_explicit(&w.state, URSA__W_QUEUED, memory_order_relaxed);
         ursa_wait_t *none = NULL;
@@ -354,14 +369,8 @@ int ursa_task_join_at(ursa_task_t *t, void **result, ursa_time_t deadline,
         if (atomic_compare_exchange_strong_explicit(&t->joiner, &none, &w, memory_order_acq_rel,
                                                     memory_order_acquire)) {
             int rc = ursa__ctx_block(c, &w, deadline);
-            if (rc) {
-                ursa_wait_t *mine = &w;
-                if (atomic_compare_exchange_strong_explicit(&t->joiner, &mine, NULL,
-                                                            memory_order_acq_rel,
-                                                            memory_order_acquire))
-                    return rc; /* withdrawn; t may be joined again */
-                ursa__wait_settle(&w); /* it finished meanwhile */
-            }
+            if (rc && join_cancel(&w))
+                return rc; /* withdrawn; t may be joined again */
         } else if (none != URSA__JOIN_DONE) {
             return -EINVAL;
         }

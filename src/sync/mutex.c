@@ -5,6 +5,8 @@
 
 static void leaked_unlock(void *mutex, uint64_t n);
 static const ursa_oblig_kind_t guard_kind = {"mutex guard", leaked_unlock};
+static const ursa__wait_ops_t lock_ops = {URSA_WAIT_MUTEX, ursa__sema_cancel,
+                                          ursa__sema_give_back};
 
 int ursa_mutex_init(ursa_mutex_t *m)
 {
@@ -46,12 +48,12 @@ static __attribute__((noinline)) int lock_slow(ursa_mutex_t *m, ursa_mutex_guard
     if (deadline == URSA_NOW)
         return -EAGAIN;
     ursa_wait_t w;
-    ursa__wait_init(&w, c->waker, URSA_WAIT_MUTEX, site);
+    ursa__wait_init(&w, c->waker, &lock_ops, site);
     int rc = ursa__sema_start(&m->sema, &w, 1);
     if (rc == -EINPROGRESS) {
         rc = ursa__ctx_block(c, &w, deadline);
         /* A grant that raced the timeout or cancel is kept. */
-        if (rc != 0 && ursa__sema_cancel(&w))
+        if (rc != 0 && lock_ops.cancel(&w))
             return rc;
     }
     return take(m, g, c, site);
@@ -117,7 +119,7 @@ int ursa_mutex_lock_start_at(ursa_mutex_t *m, ursa_wait_t *w, ursa_waker_t waker
 {
     if (!m || !w || !waker.fn)
         return -EINVAL;
-    ursa__wait_init(w, waker, URSA_WAIT_MUTEX, site);
+    ursa__wait_init(w, waker, &lock_ops, site);
     return ursa__sema_start(&m->sema, w, 1);
 }
 

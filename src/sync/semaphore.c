@@ -5,6 +5,8 @@
 
 static void leaked_release(void *sem, uint64_t n);
 static const ursa_oblig_kind_t permit_kind = {"semaphore permit", leaked_release};
+static const ursa__wait_ops_t acquire_ops = {URSA_WAIT_SEMAPHORE, ursa__sema_cancel,
+                                             ursa__sema_give_back};
 
 int ursa_sem_init(ursa_sem_t *s, uint64_t permits)
 {
@@ -51,11 +53,11 @@ int ursa_sem_acquire_at(ursa_sem_t *s, uint64_t n, ursa_sem_permit_t *p, ursa_ti
     if (deadline == URSA_NOW)
         return -EAGAIN;
     ursa_wait_t w;
-    ursa__wait_init(&w, c->waker, URSA_WAIT_SEMAPHORE, site);
+    ursa__wait_init(&w, c->waker, &acquire_ops, site);
     int rc = ursa__sema_start(&s->sema, &w, n);
     if (rc == -EINPROGRESS) {
         rc = ursa__ctx_block(c, &w, deadline);
-        if (rc != 0 && ursa__sema_cancel(&w))
+        if (rc != 0 && acquire_ops.cancel(&w))
             return rc;
         rc = atomic_load_explicit(&w.state, memory_order_relaxed) == URSA__W_GRANTED ? 0 : -EPIPE;
     }
@@ -144,7 +146,7 @@ int ursa_sem_acquire_start_at(ursa_sem_t *s, uint64_t n, ursa_wait_t *w, ursa_wa
 {
     if (!s || !w || !waker.fn || n == 0 || n > URSA_SEM_MAX)
         return -EINVAL;
-    ursa__wait_init(w, waker, URSA_WAIT_SEMAPHORE, site);
+    ursa__wait_init(w, waker, &acquire_ops, site);
     return ursa__sema_start(&s->sema, w, n);
 }
 
