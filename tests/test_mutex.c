@@ -278,7 +278,7 @@ static void test_mutex_destroy_busy(void **state)
     (void)state;
     ursa_mutex_t m;
     ursa_mutex_guard_t g = {0};
-    char owner[64], kind[96];
+    char owner[64], kind[512];
     int line;
     assert_int_equal(ursa_mutex_init(&m), 0);
 
@@ -1241,7 +1241,7 @@ static void test_mutex_raw_wait_cancel_race(void **state)
 
 /* Checks for code that must not use cmocka asserts (tasks, forked
  * children): they return NULL, or a message naming the failed check. */
-static char check_buf[512];
+static char check_buf[2048];
 #define CHECK_INT(a, b)                                                                     \
     do {                                                                                    \
         long long a_ = (long long)(a), b_ = (long long)(b);                                 \
@@ -1356,7 +1356,7 @@ static void *lk_root(void *arg)
 
 static void *leak_report_is(int count, const char *owner_want, int line_want)
 {
-    char owner[64], kind[96];
+    char owner[64], kind[512];
     int line;
     CHECK_INT(test_leak_count(), count);
     leak_snapshot(owner, sizeof owner, kind, sizeof kind, &line);
@@ -1683,7 +1683,7 @@ static void test_mutex_disown_adopt(void **state)
     memset(&ow.g, 0, sizeof ow.g);
     fail_if_msg(test_run(1, ow_handoff_root, (void *)1));
     assert_int_equal(ow.rc_adopt, 0);
-    char owner[64], kind[96];
+    char owner[64], kind[512];
     int line;
     assert_int_equal(test_leak_count(), 1);
     leak_snapshot(owner, sizeof owner, kind, sizeof kind, &line);

@@ -197,7 +197,7 @@ static bool misuse_begin(void)
 static void misuse_end(bool old_abort)
 {
     int reports = test_leak_count();
-    char what[96];
+    char what[512];
     pthread_mutex_lock(&test_leaks.lock);
     snprintf(what, sizeof what, "%s", test_leaks.kind);
     pthread_mutex_unlock(&test_leaks.lock);

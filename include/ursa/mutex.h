@@ -14,21 +14,34 @@
 #define URSA_MUTEX_H
 
 #include "detail/sema.h"
+#include "lockinfo.h"
 #include "oblig.h"
 
 typedef struct ursa_mutex {
     ursa__sema_t sema;     /* one permit */
     _Atomic bool poisoned; /* a holder ended without unlocking */
+    ursa__lockinfo_t info; /* name, rank, metrics */
 } ursa_mutex_t;
 
 /* The hold: proof of ownership, an obligation to unlock exactly once. */
 typedef struct ursa_mutex_guard {
     ursa_oblig_t ob;
     ursa_mutex_t *mutex; /* NULL when not holding */
+#if URSA_LOCK_METRICS
+    ursa_time_t since; /* when it was locked, for hold times */
+#endif
 } ursa_mutex_guard_t;
 
 /* Initialises an unlocked mutex. 0, or -EINVAL for NULL. */
 URSA_API int ursa_mutex_init(ursa_mutex_t *m);
+
+/* The same with a name and a rank (see ursa/lockinfo.h; attr may be NULL).
+ * 0, or -EINVAL for NULL m. */
+URSA_API int ursa_mutex_init_attr(ursa_mutex_t *m, const ursa_lock_attr_t *attr);
+
+/* A snapshot of m's metrics. 0; -ENOTSUP when built without
+ * URSA_LOCK_METRICS; -EINVAL for NULL. */
+URSA_API int ursa_mutex_stats(const ursa_mutex_t *m, ursa_lock_stats_t *out);
 
 /* Destroys an unlocked mutex with no waiters. 0; -EBUSY (locked or
  * waiters queued: nothing changed); -EINVAL for NULL. */
@@ -38,7 +51,9 @@ URSA_API int ursa_mutex_destroy(ursa_mutex_t *m);
  * 0 locked; -EOWNERDEAD locked, but the previous owner ended holding it
  * (state may be inconsistent; see ursa_mutex_consistent); -EAGAIN
  * (URSA_NOW, locked); -ETIMEDOUT; -ECANCELED (task cancelled); -EINVAL
- * (NULL, or g already holds a lock). On error g is left empty. */
+ * (NULL, or g already holds a lock); -EDEADLK (URSA_LOCK_ORDER builds: m's
+ * rank is not above every ranked lock the caller holds; reported);
+ * -ENOMEM. On error g is left empty. */
 #define ursa_mutex_lock(m, g, deadline) ursa_mutex_lock_at(m, g, deadline, URSA_SITE)
 URSA_API int ursa_mutex_lock_at(ursa_mutex_t *m, ursa_mutex_guard_t *g, ursa_time_t deadline,
                                 const ursa_site_t *site) URSA_NODISCARD;

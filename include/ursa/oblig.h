@@ -22,6 +22,7 @@
 
 typedef struct ursa_oblig ursa_oblig_t;
 struct ursa__ledger;
+struct ursa__lockinfo;
 
 /* Per hold type: its name and how to discharge it when its owner leaked it
  * (target and n as the hold recorded them). */
@@ -37,6 +38,7 @@ struct ursa_oblig {
     struct ursa__ledger *ledger; /* owner, or NULL while disowned */
     void *target;                /* what to release ... */
     uint64_t n;                  /* ... and how much */
+    const struct ursa__lockinfo *lock; /* a lock's name and rank, or NULL */
     uint32_t slot;               /* its record in the owner's ledger */
     uint32_t reserved_;
 };

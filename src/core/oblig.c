@@ -92,7 +92,7 @@ size_t ursa__ledger_sweep(ursa__ledger_t *l, const char *owner)
     return n;
 }
 
-void ursa__report_misuse(const char *what, const ursa_site_t *site)
+void ursa__report(const char *what, const ursa_site_t *site, bool fatal)
 {
     const char *owner = ursa__ctx()->name;
     pthread_mutex_lock(&hook_lock);
@@ -101,9 +101,12 @@ void ursa__report_misuse(const char *what, const ursa_site_t *site)
     pthread_mutex_unlock(&hook_lock);
     if (hook)
         hook(ctx, owner, what, site);
+    else if (site)
+        fprintf(stderr, "ursa: %s: %s at %s:%d (%s)\n", owner, what, site->file, site->line,
+                site->func);
     else
-        fprintf(stderr, "ursa: misuse in %s: %s\n", owner, what);
-    if (atomic_load_explicit(&abort_on_leak, memory_order_relaxed))
+        fprintf(stderr, "ursa: %s: %s\n", owner, what);
+    if (fatal && atomic_load_explicit(&abort_on_leak, memory_order_relaxed))
         abort();
 }
 

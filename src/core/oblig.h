@@ -17,6 +17,7 @@ typedef struct ursa__ledger_rec {
     const ursa_site_t *site;
     void *target;
     uint64_t n; /* when free: index of the next free record */
+    const struct ursa__lockinfo *lock; /* for lock-order checks */
 } ursa__ledger_rec_t;
 
 typedef struct ursa__ledger {
@@ -60,6 +61,7 @@ static inline int ursa__ledger_enter(ursa__ledger_t *l, ursa_oblig_t *ob)
     r->site = ob->site;
     r->target = ob->target;
     r->n = ob->n;
+    r->lock = ob->lock;
     ob->ledger = l;
     ob->slot = i;
     l->count++;
@@ -75,6 +77,24 @@ static inline int ursa__oblig_take(ursa__ledger_t *l, ursa_oblig_t *ob,
     ob->site = site;
     ob->target = target;
     ob->n = n;
+    ob->lock = NULL;
+    if (__builtin_expect(ursa__ledger_enter(l, ob) == 0, 1))
+        return 0;
+    ob->kind = NULL;
+    return -ENOMEM;
+}
+
+/* ursa__oblig_take for a lock hold: also records the lock's name and rank,
+ * which the lock-order check reads from the caller's ledger. */
+static inline int ursa__oblig_take_lock(ursa__ledger_t *l, ursa_oblig_t *ob,
+                                        const ursa_oblig_kind_t *kind, const ursa_site_t *site,
+                                        void *target, const struct ursa__lockinfo *lock)
+{
+    ob->kind = kind;
+    ob->site = site;
+    ob->target = target;
+    ob->n = 1;
+    ob->lock = lock;
     if (__builtin_expect(ursa__ledger_enter(l, ob) == 0, 1))
         return 0;
     ob->kind = NULL;
@@ -113,8 +133,14 @@ static inline int ursa__oblig_discharge(ursa__ledger_t *l, ursa_oblig_t *ob)
  * number of leaks. */
 size_t ursa__ledger_sweep(ursa__ledger_t *l, const char *owner);
 
-/* Reports a misuse (double release, destroy while busy...) the way leaks
- * are reported; aborts in debug configuration. */
-void ursa__report_misuse(const char *what, const ursa_site_t *site);
+/* Reports a problem the way leaks are reported (hook, or a line on
+ * stderr); `fatal` ones abort when leaks are configured to. */
+void ursa__report(const char *what, const ursa_site_t *site, bool fatal);
+
+/* A misuse (double release, destroy while busy...): fatal. */
+static inline void ursa__report_misuse(const char *what, const ursa_site_t *site)
+{
+    ursa__report(what, site, true);
+}
 
 #endif

@@ -1,6 +1,7 @@
 #include "ursa/mutex.h"
 
 #include "../core/ctx.h"
+#include "../core/lockinfo.h"
 #include "../core/sema.h"
 
 static void leaked_unlock(void *mutex, uint64_t n);
@@ -8,13 +9,24 @@ static const ursa_oblig_kind_t guard_kind = {"mutex guard", leaked_unlock};
 static const ursa__wait_ops_t lock_ops = {URSA_WAIT_MUTEX, ursa__sema_cancel,
                                           ursa__sema_give_back};
 
-int ursa_mutex_init(ursa_mutex_t *m)
+int ursa_mutex_init_attr(ursa_mutex_t *m, const ursa_lock_attr_t *attr)
 {
     if (!m)
         return -EINVAL;
     ursa__sema_init(&m->sema, 1);
     atomic_init(&m->poisoned, false);
+    ursa__lockinfo_init(&m->info, attr);
     return 0;
+}
+
+int ursa_mutex_init(ursa_mutex_t *m)
+{
+    return ursa_mutex_init_attr(m, NULL);
+}
+
+int ursa_mutex_stats(const ursa_mutex_t *m, ursa_lock_stats_t *out)
+{
+    return m && out ? ursa__lockinfo_stats(&m->info, out) : -EINVAL;
 }
 
 int ursa_mutex_destroy(ursa_mutex_t *m)
@@ -28,14 +40,23 @@ int ursa_mutex_destroy(ursa_mutex_t *m)
     return 0;
 }
 
-/* The lock is ours: fill the guard and say whether it was poisoned. */
-static int take(ursa_mutex_t *m, ursa_mutex_guard_t *g, ursa__ctx_t *c, const ursa_site_t *site)
+/* The lock is ours: fill the guard and say whether it was poisoned.
+ * wait_start: when the caller started waiting (0 if it did not). */
+static int take(ursa_mutex_t *m, ursa_mutex_guard_t *g, ursa__ctx_t *c, const ursa_site_t *site,
+                ursa_time_t wait_start)
 {
-    if (__builtin_expect(ursa__oblig_take(&c->ledger, &g->ob, &guard_kind, site, m, 1), 0)) {
+    if (__builtin_expect(ursa__oblig_take_lock(&c->ledger, &g->ob, &guard_kind, site, m, &m->info),
+                         0)) {
         ursa__sema_release(&m->sema, 1); /* no room to record it: give it back */
         return -ENOMEM;
     }
     g->mutex = m;
+#if URSA_LOCK_METRICS
+    g->since = ursa__ctx_now(c);
+    ursa__lockinfo_acquired(&m->info, wait_start, g->since);
+#else
+    (void)wait_start;
+#endif
     /* relaxed: set before the leaked owner's release, which our acquire of
      * the permit synchronises with. */
     return atomic_load_explicit(&m->poisoned, memory_order_relaxed) ? -EOWNERDEAD : 0;
@@ -47,6 +68,11 @@ static __attribute__((noinline)) int lock_slow(ursa_mutex_t *m, ursa_mutex_guard
     ursa__ctx_t *c = ursa__ctx();
     if (deadline == URSA_NOW)
         return -EAGAIN;
+#if URSA_LOCK_METRICS
+    ursa_time_t wait_start = ursa__ctx_now(c);
+#else
+    ursa_time_t wait_start = 0;
+#endif
     ursa_wait_t w;
     ursa__wait_init(&w, c->waker, &lock_ops, site);
     int rc = ursa__sema_start(&m->sema, &w, 1);
@@ -56,7 +82,7 @@ static __attribute__((noinline)) int lock_slow(ursa_mutex_t *m, ursa_mutex_guard
         if (rc != 0 && lock_ops.cancel(&w))
             return rc;
     }
-    return take(m, g, c, site);
+    return take(m, g, c, site, wait_start);
 }
 
 int ursa_mutex_lock_at(ursa_mutex_t *m, ursa_mutex_guard_t *g, ursa_time_t deadline,
@@ -64,8 +90,10 @@ int ursa_mutex_lock_at(ursa_mutex_t *m, ursa_mutex_guard_t *g, ursa_time_t deadl
 {
     if (__builtin_expect(!m || !g || g->mutex, 0))
         return -EINVAL;
+    ursa__ctx_t *c = ursa__ctx();
+    URSA__LOCK_ORDER_CHECK(c, &m->info, "mutex", site);
     if (__builtin_expect(ursa__sema_try(&m->sema, 1), 1))
-        return take(m, g, ursa__ctx(), site);
+        return take(m, g, c, site, 0);
     return lock_slow(m, g, deadline, site);
 }
 
@@ -82,6 +110,9 @@ int ursa_mutex_unlock(ursa_mutex_guard_t *g)
     if (rc)
         return rc;
     g->mutex = NULL;
+#if URSA_LOCK_METRICS
+    ursa__lockinfo_released(&m->info, g->since, ursa_now());
+#endif
     ursa__sema_release(&m->sema, 1);
     return 0;
 }
@@ -134,5 +165,5 @@ int ursa_mutex_lock_finish(ursa_mutex_t *m, ursa_wait_t *w, ursa_mutex_guard_t *
     if (st != URSA__W_GRANTED)
         return -EINVAL; /* already finished or cancelled */
     atomic_store_explicit(&w->state, URSA__W_FINISHED, memory_order_relaxed);
-    return take(m, g, ursa__ctx(), w->site);
+    return take(m, g, ursa__ctx(), w->site, 0);
 }

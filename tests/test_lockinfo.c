@@ -1,0 +1,222 @@
+/* Lock names, lock-order checking by rank, and lock metrics. The checks
+ * that need URSA_LOCK_ORDER / URSA_LOCK_METRICS skip in builds without
+ * them; CI's clang build is a Debug build with metrics on, so both run. */
+#include "support.h"
+
+#include <stdio.h>
+
+/* ---- lock order ---- */
+
+static int order_line_outer, order_line_inner;
+
+/* Reports are long (two names, two sites): keep the whole last one. */
+static struct {
+    int count, line;
+    char what[512];
+} order_reports;
+
+static __attribute__((unused)) void order_hook(void *ctx, const char *owner, const char *what, const ursa_site_t *site)
+{
+    (void)ctx;
+    (void)owner;
+    order_reports.count++;
+    order_reports.line = site ? site->line : 0;
+    snprintf(order_reports.what, sizeof order_reports.what, "%s", what);
+}
+
+static __attribute__((unused)) void *order_scenario(void *arg)
+{
+    (void)arg;
+    ursa_mutex_t outer, inner, other;
+    ursa_mutex_init_attr(&outer, &(ursa_lock_attr_t){.name = "accounts", .rank = 1});
+    ursa_mutex_init_attr(&inner, &(ursa_lock_attr_t){.name = "journal", .rank = 2});
+    ursa_mutex_init(&other); /* unranked: never checked */
+    ursa_mutex_guard_t a = {0}, b = {0}, c = {0};
+    /* In order: fine, and unranked locks mix freely. */
+    URSA_SIM_CHECK(ursa_mutex_lock(&outer, &a, URSA_NEVER) == 0);
+    URSA_SIM_CHECK(ursa_mutex_lock(&other, &c, URSA_NEVER) == 0);
+    URSA_SIM_CHECK(ursa_mutex_lock(&inner, &b, URSA_NEVER) == 0);
+    URSA_SIM_CHECK(ursa_mutex_unlock(&b) == 0 && ursa_mutex_unlock(&c) == 0);
+    URSA_SIM_CHECK(ursa_mutex_unlock(&a) == 0);
+    /* Against the order: inner first, then outer. */
+    order_line_inner = __LINE__ + 1;
+    URSA_SIM_CHECK(ursa_mutex_lock(&inner, &b, URSA_NEVER) == 0);
+    order_line_outer = __LINE__ + 1;
+    int rc = ursa_mutex_lock(&outer, &a, URSA_NEVER);
+    URSA_SIM_CHECK(rc == -EDEADLK);
+    URSA_SIM_CHECK(a.mutex == NULL && !ursa_mutex_is_locked(&outer)); /* nothing held */
+    /* Same rank twice is a violation too (two locks of one level). */
+    ursa_mutex_t peer;
+    ursa_mutex_init_attr(&peer, &(ursa_lock_attr_t){.name = "journal-2", .rank = 2});
+    URSA_SIM_CHECK(ursa_mutex_lock(&peer, &c, URSA_NEVER) == -EDEADLK);
+    URSA_SIM_CHECK(ursa_mutex_unlock(&b) == 0);
+    /* Released: the order check is about what is held now. */
+    URSA_SIM_CHECK(ursa_mutex_lock(&outer, &a, URSA_NEVER) == 0);
+    URSA_SIM_CHECK(ursa_mutex_unlock(&a) == 0);
+    return NULL;
+}
+
+static void test_lock_order_violation(void **state)
+{
+    (void)state;
+#if !URSA_LOCK_ORDER
+    skip();
+#else
+    bool old_abort = ursa_leak_set_abort(false);
+    ursa_leak_set_hook(order_hook, NULL);
+    void *res = (void *)1;
+    assert_int_equal(ursa_run(NULL, order_scenario, NULL, &res), 0);
+    ursa_leak_set_hook(NULL, NULL);
+    ursa_leak_set_abort(old_abort);
+    if (res)
+        fail_msg("%s", (const char *)res);
+    /* Two violations reported, each naming both locks and both sites. */
+    assert_int_equal(order_reports.count, 2);
+    const char *kind = order_reports.what;
+    int line = order_reports.line;
+    assert_non_null(strstr(kind, "journal-2"));
+    assert_non_null(strstr(kind, "journal"));
+    assert_non_null(strstr(kind, "lock order violation"));
+    char at[32];
+    snprintf(at, sizeof at, ":%d", order_line_inner);
+    assert_non_null(strstr(kind, at)); /* where the held lock was taken */
+    if (line <= order_line_outer)
+        fail_msg("report site line %d, expected after %d", line, order_line_outer);
+#endif
+}
+
+/* ---- metrics ---- */
+
+typedef struct metrics_run {
+    ursa_mutex_t m;
+} metrics_run_t;
+
+static __attribute__((unused)) void *metrics_holder(void *arg)
+{
+    metrics_run_t *r = arg;
+    ursa_mutex_guard_t g = {0};
+    if (ursa_mutex_lock(&r->m, &g, URSA_NEVER) != 0) /* waits 10 ms */
+        return (void *)"holder lock";
+    ursa_sleep_for(URSA_MSEC(5)); /* holds 5 ms */
+    return ursa_mutex_unlock(&g) == 0 ? NULL : (void *)"holder unlock";
+}
+
+/* Scripted: root holds 10 ms while a second task waits for it; the second
+ * holds 5 ms; then three uncontended lock/unlock pairs. In virtual time the
+ * figures are exact whatever the seed. */
+static __attribute__((unused)) void *metrics_scenario(void *arg)
+{
+    (void)arg;
+    metrics_run_t r;
+    ursa_mutex_init_attr(&r.m, &(ursa_lock_attr_t){.name = "ledger"});
+    ursa_mutex_guard_t g = {0};
+    URSA_SIM_CHECK(ursa_mutex_lock(&r.m, &g, URSA_NEVER) == 0);
+    ursa_task_t *t;
+    URSA_SIM_CHECK(ursa_spawn(&t, metrics_holder, &r, NULL) == 0);
+    ursa_sleep_for(URSA_MSEC(10));
+    URSA_SIM_CHECK(ursa_mutex_unlock(&g) == 0);
+    void *res = (void *)1;
+    URSA_SIM_CHECK(ursa_task_join(t, &res, URSA_NEVER) == 0 && res == NULL);
+    for (int i = 0; i < 3; i++) {
+        URSA_SIM_CHECK(ursa_mutex_lock(&r.m, &g, URSA_NEVER) == 0);
+        URSA_SIM_CHECK(ursa_mutex_unlock(&g) == 0);
+    }
+    ursa_lock_stats_t s;
+    URSA_SIM_CHECK(ursa_mutex_stats(&r.m, &s) == 0);
+    URSA_SIM_CHECK(s.name && strcmp(s.name, "ledger") == 0);
+    URSA_SIM_CHECK(s.acquisitions == 5);
+    URSA_SIM_CHECK(s.contentions == 1);
+    URSA_SIM_CHECK(s.wait_total_ns == (uint64_t)URSA_MSEC(10));
+    URSA_SIM_CHECK(s.wait_max_ns == (uint64_t)URSA_MSEC(10));
+    URSA_SIM_CHECK(s.hold_total_ns == (uint64_t)URSA_MSEC(15));
+    URSA_SIM_CHECK(s.hold_max_ns == (uint64_t)URSA_MSEC(10));
+    /* waits {0,0,0,0,10ms}, holds {0,0,0,5ms,10ms}: p50 is 0 for both,
+     * p99 is 10 ms's bucket (lower bound, within 12.5%). */
+    URSA_SIM_CHECK(s.wait_p50_ns == 0 && s.hold_p50_ns == 0);
+    uint64_t ten = (uint64_t)URSA_MSEC(10);
+    URSA_SIM_CHECK(s.wait_p99_ns <= ten && s.wait_p99_ns >= ten - ten / 8);
+    URSA_SIM_CHECK(s.hold_p99_ns <= ten && s.hold_p99_ns >= ten - ten / 8);
+    return NULL;
+}
+
+static void test_metrics_scripted(void **state)
+{
+    (void)state;
+#if !URSA_LOCK_METRICS
+    ursa_mutex_t m;
+    ursa_mutex_init(&m);
+    ursa_lock_stats_t s;
+    assert_int_equal(ursa_mutex_stats(&m, &s), -ENOTSUP);
+    assert_int_equal(ursa_mutex_stats(NULL, &s), -EINVAL);
+    skip();
+#else
+    test_explore(metrics_scenario, NULL);
+#endif
+}
+
+/* Metrics under real contention: counts are exact, times are plausible. */
+typedef struct contend {
+    ursa_mutex_t m;
+    long per_task;
+    long counter;
+} contend_t;
+
+static __attribute__((unused)) void *contender(void *arg)
+{
+    contend_t *c = arg;
+    for (long i = 0; i < c->per_task; i++) {
+        ursa_mutex_guard_t g = {0};
+        if (ursa_mutex_lock(&c->m, &g, URSA_NEVER) != 0)
+            return (void *)1;
+        c->counter++;
+        if (i % 8 == 0)
+            ursa_yield();
+        ursa_mutex_unlock(&g);
+    }
+    return NULL;
+}
+
+static __attribute__((unused)) void *contend_root(void *arg)
+{
+    contend_t *c = arg;
+    ursa_task_t *t[4];
+    for (int i = 0; i < 4; i++)
+        if (ursa_spawn(&t[i], contender, c, &(ursa_spawn_opts_t){.worker = i % 2}))
+            return (void *)1;
+    intptr_t bad = 0;
+    for (int i = 0; i < 4; i++) {
+        void *r;
+        bad |= ursa_task_join(t[i], &r, URSA_NEVER) != 0 || r != NULL;
+    }
+    return (void *)bad;
+}
+
+static void test_metrics_counts_under_contention(void **state)
+{
+    (void)state;
+#if !URSA_LOCK_METRICS
+    skip();
+#else
+    contend_t c = {.per_task = test_scale(5000)};
+    ursa_mutex_init_attr(&c.m, &(ursa_lock_attr_t){.name = "hot"});
+    assert_null(test_run(2, contend_root, &c));
+    ursa_lock_stats_t s;
+    assert_int_equal(ursa_mutex_stats(&c.m, &s), 0);
+    assert_int_equal(c.counter, 4 * c.per_task);
+    assert_int_equal(s.acquisitions, (uint64_t)(4 * c.per_task));
+    assert_true(s.contentions > 0 && s.contentions <= s.acquisitions);
+    assert_true(s.wait_max_ns >= s.wait_p99_ns && s.wait_p99_ns >= s.wait_p50_ns);
+    assert_true(s.hold_max_ns >= s.hold_p99_ns && s.hold_p99_ns >= s.hold_p50_ns);
+    assert_true(s.hold_total_ns >= s.hold_max_ns);
+#endif
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_lock_order_violation),
+        cmocka_unit_test(test_metrics_scripted),
+        cmocka_unit_test(test_metrics_counts_under_contention),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
