@@ -3,8 +3,11 @@
 #define URSA_H
 
 #include "ursa/base.h"
+#include "ursa/event.h"
 #include "ursa/io.h"
+#include "ursa/lockinfo.h"
 #include "ursa/mutex.h"
+#include "ursa/notify.h"
 #include "ursa/oblig.h"
 #include "ursa/rt.h"
 #include "ursa/semaphore.h"

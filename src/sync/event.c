@@ -1,0 +1,255 @@
+/* Events: a FIFO of waiters behind a spinlock, and one atomic state word
+ * with the signalled bit and a "queue not empty" bit.
+ *
+ * Invariant: SET and WAITERS are never both set. WAITERS changes only under
+ * the lock. A waiter queues with a CAS that requires SET clear, so a set
+ * made concurrently is either seen (and taken) or makes the CAS fail; a
+ * setter sets SET lock-free only while WAITERS is clear (a CAS checks it),
+ * and otherwise takes the lock and releases queued waiters instead. */
+#include "ursa/event.h"
+
+#include "../core/ctx.h"
+
+#define SET 1u
+#define WAITERS 2u
+
+static bool event_cancel(ursa_wait_t *w);
+static void event_give_back(ursa_wait_t *w);
+
+static const ursa__wait_ops_t auto_ops = {URSA_WAIT_EVENT, event_cancel, event_give_back};
+/* A manual-reset release holds nothing: nothing to give back. */
+static const ursa__wait_ops_t manual_ops = {URSA_WAIT_EVENT, event_cancel, NULL};
+
+int ursa_event_init(ursa_event_t *e, ursa_event_mode_t mode, bool initially_set)
+{
+    if (!e || (mode != URSA_EVENT_AUTO && mode != URSA_EVENT_MANUAL))
+        return -EINVAL;
+    atomic_init(&e->state, initially_set ? SET : 0);
+    atomic_init(&e->lock, 0);
+    e->mode = (uint32_t)mode;
+    e->head = e->tail = NULL;
+    return 0;
+}
+
+int ursa_event_destroy(ursa_event_t *e)
+{
+    if (!e)
+        return -EINVAL;
+    ursa__spin_lock(&e->lock);
+    bool busy = e->head != NULL;
+    ursa__spin_unlock(&e->lock);
+    if (busy) {
+        ursa__report_misuse("event destroyed while waited on", NULL);
+        return -EBUSY;
+    }
+    return 0;
+}
+
+/* Lets the caller through without queueing, if the event is set. */
+static bool try_pass(ursa_event_t *e)
+{
+    if (e->mode == URSA_EVENT_MANUAL)
+        /* acquire: the setter's writes (release RMW) are visible. */
+        return atomic_load_explicit(&e->state, memory_order_acquire) & SET;
+    uint32_t st = SET;
+    /* acquire: as above. SET alone: WAITERS is never set with it. */
+    return atomic_compare_exchange_strong_explicit(&e->state, &st, 0, memory_order_acquire,
+                                                   memory_order_relaxed);
+}
+
+static void wake_list(ursa_wait_t *list)
+{
+    /* Decided nodes are left alone by cancel (it only settles), so their
+     * links are ours; read next before done lets the node go. */
+    for (ursa_wait_t *w = list; w;) {
+        ursa_wait_t *next = w->next;
+        w->waker.fn(w->waker.ctx);
+        /* release: the waiter may reuse the node once it sees done. */
+        atomic_store_explicit(&w->done, 1, memory_order_release);
+        w = next;
+    }
+}
+
+int ursa_event_set(ursa_event_t *e)
+{
+    if (!e)
+        return -EINVAL;
+    /* relaxed: the CAS validates it. */
+    uint32_t st = atomic_load_explicit(&e->state, memory_order_relaxed);
+    while (!(st & WAITERS)) {
+        /* acq_rel RMW even when already set: a waiter that passes then
+         * synchronises with every setter it absorbed (release sequence). */
+        if (atomic_compare_exchange_weak_explicit(&e->state, &st, st | SET, memory_order_acq_rel,
+                                                  memory_order_relaxed))
+            return (st & SET) ? 0 : 1;
+    }
+    /* Waiters queued, so the event is unset: this call signals it. */
+    ursa__spin_lock(&e->lock);
+    ursa_wait_t *list = NULL;
+    if (!e->head) {
+        /* The queue emptied meanwhile: just set (WAITERS is clear now). */
+        uint32_t old = atomic_fetch_or_explicit(&e->state, SET, memory_order_acq_rel);
+        ursa__spin_unlock(&e->lock);
+        return (old & SET) ? 0 : 1;
+    }
+    if (e->mode == URSA_EVENT_AUTO) {
+        ursa_wait_t *w = e->head;
+        ursa__waitq_remove(&e->head, &e->tail, w);
+        w->next = NULL;
+        list = w;
+        /* release: the waiter reads our writes after seeing the decision. */
+        atomic_store_explicit(&w->state, URSA__W_GRANTED, memory_order_release);
+        if (!e->head) /* relaxed: under the lock. */
+            atomic_fetch_and_explicit(&e->state, ~WAITERS, memory_order_relaxed);
+    } else {
+        list = e->head;
+        for (ursa_wait_t *w = list; w; w = w->next)
+            /* release: as above. */
+            atomic_store_explicit(&w->state, URSA__W_GRANTED, memory_order_release);
+        e->head = e->tail = NULL;
+        /* One RMW: WAITERS off, SET on. acq_rel: later passers synchronise
+         * with us. */
+        uint32_t s2 = atomic_load_explicit(&e->state, memory_order_relaxed);
+        while (!atomic_compare_exchange_weak_explicit(&e->state, &s2, (s2 & ~WAITERS) | SET,
+                                                      memory_order_acq_rel, memory_order_relaxed)) {
+        }
+    }
+    ursa__spin_unlock(&e->lock);
+    wake_list(list);
+    return 1;
+}
+
+int ursa_event_reset(ursa_event_t *e)
+{
+    if (!e)
+        return -EINVAL;
+    /* relaxed: resetting publishes nothing; WAITERS is left as it is. */
+    return (atomic_fetch_and_explicit(&e->state, ~SET, memory_order_relaxed) & SET) ? 1 : 0;
+}
+
+bool ursa_event_is_set(const ursa_event_t *e)
+{
+    /* acquire: a caller that sees the event set also sees the setter's
+     * writes, as a passing waiter would. */
+    return e && (atomic_load_explicit(&e->state, memory_order_acquire) & SET);
+}
+
+/* Queues w, or lets it through: 0 released now, -EINPROGRESS queued. */
+static int start(ursa_event_t *e, ursa_wait_t *w)
+{
+    w->owner = e;
+    w->got = 0;
+    w->want = 1;
+    if (try_pass(e))
+        goto passed;
+    ursa__spin_lock(&e->lock);
+    /* relaxed: validated by the CAS. */
+    uint32_t st = atomic_load_explicit(&e->state, memory_order_relaxed);
+    for (;;) {
+        if (st & SET) {
+            if (e->mode == URSA_EVENT_MANUAL) {
+                /* acquire: the setter's writes are visible. */
+                atomic_thread_fence(memory_order_acquire);
+                ursa__spin_unlock(&e->lock);
+                goto passed;
+            }
+            /* acquire: as in try_pass. WAITERS is clear here. */
+            if (atomic_compare_exchange_weak_explicit(&e->state, &st, st & ~SET,
+                                                      memory_order_acquire, memory_order_relaxed)) {
+                ursa__spin_unlock(&e->lock);
+                goto passed;
+            }
+            continue;
+        }
+        /* acq_rel: fails (and we re-check) if a set landed meanwhile. */
+        if (atomic_compare_exchange_weak_explicit(&e->state, &st, st | WAITERS,
+                                                  memory_order_acq_rel, memory_order_relaxed))
+            break;
+    }
+    atomic_store_explicit(&w->state, URSA__W_QUEUED, memory_order_relaxed);
+    ursa__waitq_push(&e->head, &e->tail, w);
+    ursa__spin_unlock(&e->lock);
+    return -EINPROGRESS;
+passed:
+    w->got = 1;
+    w->want = 0;
+    ursa__wait_complete_now(w, URSA__W_GRANTED);
+    return 0;
+}
+
+static bool event_cancel(ursa_wait_t *w)
+{
+    ursa_event_t *e = w->owner;
+    ursa__spin_lock(&e->lock);
+    if (atomic_load_explicit(&w->state, memory_order_relaxed) != URSA__W_QUEUED) {
+        ursa__spin_unlock(&e->lock);
+        ursa__wait_settle(w); /* the setter's waker call may still run */
+        return false;
+    }
+    ursa__waitq_remove(&e->head, &e->tail, w);
+    if (!e->head) /* relaxed: under the lock. */
+        atomic_fetch_and_explicit(&e->state, ~WAITERS, memory_order_relaxed);
+    atomic_store_explicit(&w->state, URSA__W_CANCELLED, memory_order_relaxed);
+    ursa__spin_unlock(&e->lock);
+    atomic_store_explicit(&w->done, 1, memory_order_relaxed); /* our own node */
+    return true;
+}
+
+/* An auto-reset set that released w, which will never take it: on to the
+ * next waiter, or the event is set again. */
+static void event_give_back(ursa_wait_t *w)
+{
+    w->got = 0;
+    (void)ursa_event_set(w->owner);
+}
+
+static const ursa__wait_ops_t *ops_for(const ursa_event_t *e)
+{
+    return e->mode == URSA_EVENT_MANUAL ? &manual_ops : &auto_ops;
+}
+
+int ursa_event_wait_at(ursa_event_t *e, ursa_time_t deadline, const ursa_site_t *site)
+{
+    if (!e)
+        return -EINVAL;
+    if (try_pass(e))
+        return 0;
+    if (deadline == URSA_NOW)
+        return -EAGAIN;
+    ursa__ctx_t *c = ursa__ctx();
+    ursa_wait_t w;
+    ursa__wait_init(&w, c->waker, ops_for(e), site);
+    int rc = start(e, &w);
+    if (rc == -EINPROGRESS) {
+        rc = ursa__ctx_block(c, &w, deadline);
+        /* Withdrawn: the event is as it was. Otherwise a set raced the
+         * deadline or cancel and released us first: keep it. */
+        if (rc != 0 && event_cancel(&w))
+            return rc;
+    }
+    return 0;
+}
+
+int ursa_event_wait_start_at(ursa_event_t *e, ursa_wait_t *w, ursa_waker_t waker,
+                             const ursa_site_t *site)
+{
+    if (!e || !w || !waker.fn)
+        return -EINVAL;
+    ursa__wait_init(w, waker, ops_for(e), site);
+    return start(e, w);
+}
+
+int ursa_event_wait_finish(ursa_event_t *e, ursa_wait_t *w)
+{
+    if (!e || !w || w->owner != e || w->ops != ops_for(e))
+        return -EINVAL;
+    uint32_t st = atomic_load_explicit(&w->state, memory_order_acquire);
+    if (st == URSA__W_IDLE || st == URSA__W_FINISHED || st == URSA__W_CANCELLED)
+        return -EINVAL;
+    if (!ursa__wait_is_decided(w))
+        return -EAGAIN;
+    ursa__wait_settle(w); /* the waker call may still be returning */
+    atomic_store_explicit(&w->state, URSA__W_FINISHED, memory_order_relaxed);
+    w->got = 0;
+    return 0;
+}

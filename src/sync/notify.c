@@ -1,0 +1,308 @@
+/* Notify: a FIFO of waiters behind a spinlock, and one atomic state word
+ * holding the stored permit and a "queue not empty" bit.
+ *
+ * Invariant: PERMIT and WAITERS are never both set. WAITERS is set and
+ * cleared only under the lock; PERMIT is set lock-free by notifiers only
+ * while WAITERS is clear (a CAS checks it), and cleared by whoever consumes
+ * it. A waiter queues with a CAS that requires PERMIT clear, so a permit
+ * stored concurrently is either seen and consumed, or makes the CAS fail.
+ *
+ * A notified node leaves the queue; w->got records how it was notified, so
+ * that a cancel after the fact can pass the notification on. */
+#include "ursa/notify.h"
+
+#include "../core/ctx.h"
+
+#define PERMIT 1u
+#define WAITERS 2u
+
+/* How a node was notified (w->got). */
+enum { BY_NONE = 0, BY_ONE, BY_LAST, BY_ALL };
+
+static bool notify_cancel(ursa_wait_t *w);
+static void notify_give_back(ursa_wait_t *w);
+
+/* Raw waits and blocking waits. */
+static const ursa__wait_ops_t wait_ops = {URSA_WAIT_NOTIFY, notify_cancel, notify_give_back};
+/* Enabled waits (same behaviour; a distinct identity so that
+ * ursa_notify_wait_enabled can refuse a raw wait with a foreign waker). */
+static const ursa__wait_ops_t enabled_ops = {URSA_WAIT_NOTIFY, notify_cancel, notify_give_back};
+
+int ursa_notify_init(ursa_notify_t *n)
+{
+    if (!n)
+        return -EINVAL;
+    atomic_init(&n->state, 0);
+    atomic_init(&n->lock, 0);
+    n->head = n->tail = NULL;
+    return 0;
+}
+
+int ursa_notify_destroy(ursa_notify_t *n)
+{
+    if (!n)
+        return -EINVAL;
+    ursa__spin_lock(&n->lock);
+    bool busy = n->head != NULL;
+    ursa__spin_unlock(&n->lock);
+    if (busy) {
+        ursa__report_misuse("notify destroyed while waited on", NULL);
+        return -EBUSY;
+    }
+    return 0;
+}
+
+/* Takes the stored permit if there is one. */
+static bool try_take_permit(ursa_notify_t *n)
+{
+    uint32_t st = PERMIT;
+    /* acquire: the notifier's writes before it stored the permit (a release
+     * RMW) are visible to us. PERMIT alone: WAITERS is never set with it. */
+    return atomic_compare_exchange_strong_explicit(&n->state, &st, 0, memory_order_acquire,
+                                                   memory_order_relaxed);
+}
+
+/* Wakes one (oldest or newest) or stores the permit: 1; or finds the
+ * permit already stored: 0 (absorbed). */
+static int notify_one_or_last(ursa_notify_t *n, int by)
+{
+    /* relaxed: the CAS below validates it. */
+    uint32_t st = atomic_load_explicit(&n->state, memory_order_relaxed);
+    while (!(st & WAITERS)) {
+        /* acq_rel RMW, even when PERMIT is already set: the waiter that
+         * consumes the permit then synchronises with every notifier whose
+         * notification it absorbs (each RMW heads a release sequence). */
+        if (atomic_compare_exchange_weak_explicit(&n->state, &st, st | PERMIT,
+                                                  memory_order_acq_rel, memory_order_relaxed))
+            return (st & PERMIT) ? 0 : 1;
+    }
+    ursa__spin_lock(&n->lock);
+    ursa_wait_t *w = by == BY_LAST ? n->tail : n->head;
+    if (!w) {
+        /* The queue emptied while we took the lock: store the permit. */
+        /* release: as above; the lock orders us against queueing waiters. */
+        uint32_t old = atomic_fetch_or_explicit(&n->state, PERMIT, memory_order_acq_rel);
+        ursa__spin_unlock(&n->lock);
+        return (old & PERMIT) ? 0 : 1;
+    }
+    ursa__waitq_remove(&n->head, &n->tail, w);
+    if (!n->head) /* relaxed: under the lock, which orders queue changes */
+        atomic_fetch_and_explicit(&n->state, ~WAITERS, memory_order_relaxed);
+    w->got = (uint64_t)by;
+    /* release: the waiter reads got and our earlier writes after seeing it. */
+    atomic_store_explicit(&w->state, URSA__W_GRANTED, memory_order_release);
+    ursa__spin_unlock(&n->lock);
+    w->waker.fn(w->waker.ctx);
+    /* release: the waiter may reuse the node once it sees done. */
+    atomic_store_explicit(&w->done, 1, memory_order_release);
+    return 1;
+}
+
+int ursa_notify_one(ursa_notify_t *n)
+{
+    return n ? notify_one_or_last(n, BY_ONE) : -EINVAL;
+}
+
+int ursa_notify_last(ursa_notify_t *n)
+{
+    return n ? notify_one_or_last(n, BY_LAST) : -EINVAL;
+}
+
+int ursa_notify_waiters(ursa_notify_t *n)
+{
+    if (!n)
+        return -EINVAL;
+    /* acquire: pairs with the waiter's CAS that set WAITERS, so a waiter
+     * that queued before our call (happens-before it) is seen here. A
+     * waiter racing with the call is either taken below or missed; both
+     * are allowed. A stored permit implies an empty queue: nothing to do. */
+    uint32_t st = atomic_load_explicit(&n->state, memory_order_acquire);
+    if (!(st & WAITERS))
+        return 0; /* nobody registered; later waiters are not ours to wake */
+    ursa__spin_lock(&n->lock);
+    /* Decide every queued node under the lock and detach the whole list:
+     * exactly the waiters registered before this point are woken, however
+     * many, and later ones queue on an empty list. */
+    ursa_wait_t *list = n->head;
+    int count = 0;
+    for (ursa_wait_t *w = list; w; w = w->next) {
+        w->got = BY_ALL;
+        /* release: the waiter reads got after seeing the decision. */
+        atomic_store_explicit(&w->state, URSA__W_GRANTED, memory_order_release);
+        count++;
+    }
+    n->head = n->tail = NULL;
+    /* relaxed: under the lock. */
+    atomic_fetch_and_explicit(&n->state, ~WAITERS, memory_order_relaxed);
+    ursa__spin_unlock(&n->lock);
+    /* Decided nodes are no longer touched by cancel (it only settles), so
+     * their links are ours; read next before done lets the node go. */
+    for (ursa_wait_t *w = list; w;) {
+        ursa_wait_t *next = w->next;
+        w->waker.fn(w->waker.ctx);
+        /* release: the waiter may reuse the node once it sees done. */
+        atomic_store_explicit(&w->done, 1, memory_order_release);
+        w = next;
+    }
+    return count;
+}
+
+/* Queues w, or takes the permit: 0 notified now, -EINPROGRESS queued. */
+static int start(ursa_notify_t *n, ursa_wait_t *w)
+{
+    w->owner = n;
+    w->got = BY_NONE;
+    w->want = 1;
+    if (try_take_permit(n)) {
+        w->got = BY_ONE; /* a permit is a notify_one: pass it on if unused */
+        w->want = 0;
+        ursa__wait_complete_now(w, URSA__W_GRANTED);
+        return 0;
+    }
+    ursa__spin_lock(&n->lock);
+    /* relaxed: validated by the CAS. */
+    uint32_t st = atomic_load_explicit(&n->state, memory_order_relaxed);
+    for (;;) {
+        if (st & PERMIT) {
+            /* acquire: as in try_take_permit. WAITERS is clear here. */
+            if (atomic_compare_exchange_weak_explicit(&n->state, &st, 0, memory_order_acquire,
+                                                      memory_order_relaxed)) {
+                ursa__spin_unlock(&n->lock);
+                w->got = BY_ONE;
+                w->want = 0;
+                ursa__wait_complete_now(w, URSA__W_GRANTED);
+                return 0;
+            }
+            continue;
+        }
+        /* release: a notify_waiters that sees WAITERS also sees the node
+         * (it takes the lock anyway); fails if a permit appeared. */
+        if (atomic_compare_exchange_weak_explicit(&n->state, &st, st | WAITERS,
+                                                  memory_order_acq_rel, memory_order_relaxed))
+            break;
+    }
+    atomic_store_explicit(&w->state, URSA__W_QUEUED, memory_order_relaxed);
+    ursa__waitq_push(&n->head, &n->tail, w);
+    ursa__spin_unlock(&n->lock);
+    return -EINPROGRESS;
+}
+
+static bool notify_cancel(ursa_wait_t *w)
+{
+    ursa_notify_t *n = w->owner;
+    ursa__spin_lock(&n->lock);
+    if (atomic_load_explicit(&w->state, memory_order_relaxed) != URSA__W_QUEUED) {
+        ursa__spin_unlock(&n->lock);
+        ursa__wait_settle(w); /* the notifier's waker call may still run */
+        return false;
+    }
+    ursa__waitq_remove(&n->head, &n->tail, w);
+    if (!n->head) /* relaxed: under the lock. */
+        atomic_fetch_and_explicit(&n->state, ~WAITERS, memory_order_relaxed);
+    atomic_store_explicit(&w->state, URSA__W_CANCELLED, memory_order_relaxed);
+    ursa__spin_unlock(&n->lock);
+    atomic_store_explicit(&w->done, 1, memory_order_relaxed); /* our own node */
+    return true;
+}
+
+/* A notification that reached w but will never be taken: pass it on in
+ * the same order it came (notify_waiters stores nothing: drop it). */
+static void notify_give_back(ursa_wait_t *w)
+{
+    int by = (int)w->got;
+    w->got = BY_NONE;
+    if (by == BY_ONE || by == BY_LAST)
+        (void)notify_one_or_last(w->owner, by);
+}
+
+int ursa_notify_wait_at(ursa_notify_t *n, ursa_time_t deadline, const ursa_site_t *site)
+{
+    if (!n)
+        return -EINVAL;
+    if (try_take_permit(n))
+        return 0;
+    if (deadline == URSA_NOW)
+        return -EAGAIN;
+    ursa__ctx_t *c = ursa__ctx();
+    ursa_wait_t w;
+    ursa__wait_init(&w, c->waker, &wait_ops, site);
+    int rc = start(n, &w);
+    if (rc == -EINPROGRESS) {
+        rc = ursa__ctx_block(c, &w, deadline);
+        /* Withdrawn: nothing consumed. Otherwise a notification raced the
+         * deadline or cancel and landed first: keep it. */
+        if (rc != 0 && notify_cancel(&w))
+            return rc;
+    }
+    return 0;
+}
+
+int ursa_notify_enable_at(ursa_notify_t *n, ursa_wait_t *w, const ursa_site_t *site)
+{
+    if (!n || !w)
+        return -EINVAL;
+    ursa__wait_init(w, ursa__ctx()->waker, &enabled_ops, site);
+    (void)start(n, w);
+    return 0;
+}
+
+/* w is an enabled, unfinished wait of n. */
+static bool is_enabled(ursa_notify_t *n, ursa_wait_t *w)
+{
+    if (w->ops != &enabled_ops || w->owner != n)
+        return false;
+    uint32_t st = atomic_load_explicit(&w->state, memory_order_acquire);
+    return st == URSA__W_QUEUED || st == URSA__W_GRANTED;
+}
+
+int ursa_notify_wait_enabled(ursa_notify_t *n, ursa_wait_t *w, ursa_time_t deadline)
+{
+    if (!n || !w || !is_enabled(n, w))
+        return -EINVAL;
+    ursa__ctx_t *c = ursa__ctx();
+    int rc = 0;
+    if (!ursa__wait_is_decided(w)) {
+        rc = deadline == URSA_NOW ? -EAGAIN : ursa__ctx_block(c, w, deadline);
+        if (rc != 0 && notify_cancel(w))
+            return rc; /* withdrawn; the node is finished (CANCELLED) */
+    }
+    ursa__wait_settle(w);
+    atomic_store_explicit(&w->state, URSA__W_FINISHED, memory_order_relaxed);
+    w->got = BY_NONE;
+    return 0;
+}
+
+int ursa_notify_disable(ursa_notify_t *n, ursa_wait_t *w)
+{
+    if (!n || !w || !is_enabled(n, w))
+        return -EINVAL;
+    if (notify_cancel(w))
+        return 0;
+    notify_give_back(w); /* notified meanwhile: hand it on */
+    atomic_store_explicit(&w->state, URSA__W_FINISHED, memory_order_relaxed);
+    return 1;
+}
+
+int ursa_notify_wait_start_at(ursa_notify_t *n, ursa_wait_t *w, ursa_waker_t waker,
+                              const ursa_site_t *site)
+{
+    if (!n || !w || !waker.fn)
+        return -EINVAL;
+    ursa__wait_init(w, waker, &wait_ops, site);
+    return start(n, w);
+}
+
+int ursa_notify_wait_finish(ursa_notify_t *n, ursa_wait_t *w)
+{
+    if (!n || !w || w->owner != n || (w->ops != &wait_ops && w->ops != &enabled_ops))
+        return -EINVAL;
+    uint32_t st0 = atomic_load_explicit(&w->state, memory_order_acquire);
+    if (st0 == URSA__W_IDLE || st0 == URSA__W_FINISHED || st0 == URSA__W_CANCELLED)
+        return -EINVAL;
+    if (!ursa__wait_is_decided(w))
+        return -EAGAIN;
+    ursa__wait_settle(w); /* the waker call may still be returning */
+    atomic_store_explicit(&w->state, URSA__W_FINISHED, memory_order_relaxed);
+    w->got = BY_NONE;
+    return 0;
+}
