@@ -191,6 +191,41 @@ static void *semaphore_uncontended(void *arg)
     return NULL;
 }
 
+/* ---- notify_pingpong_roundtrip ---- */
+typedef struct pingpong {
+    ursa_notify_t ping, pong;
+    uint64_t n;
+} pingpong_t;
+
+static void *notify_echo(void *arg)
+{
+    pingpong_t *p = arg;
+    for (uint64_t i = 0; i < p->n; i++) {
+        CHECK(ursa_notify_wait(&p->ping, URSA_NEVER) == 0);
+        ursa_notify_one(&p->pong);
+    }
+    return (void *)(uintptr_t)p->n;
+}
+
+static void *notify_pingpong_roundtrip(void *arg)
+{
+    (void)arg;
+    pingpong_t p = {.n = scaled(1000000)};
+    ursa_notify_init(&p.ping);
+    ursa_notify_init(&p.pong);
+    ursa_task_t *t;
+    ursa_time_t t0 = mono();
+    CHECK(ursa_spawn(&t, notify_echo, &p, NULL) == 0);
+    for (uint64_t i = 0; i < p.n; i++) {
+        ursa_notify_one(&p.ping);
+        CHECK(ursa_notify_wait(&p.pong, URSA_NEVER) == 0);
+    }
+    void *r;
+    CHECK(ursa_task_join(t, &r, URSA_NEVER) == 0 && (uint64_t)(uintptr_t)r == p.n);
+    report("notify_pingpong_roundtrip", mono() - t0, p.n);
+    return NULL;
+}
+
 /* ---- memory ---- */
 static long rss_bytes(void)
 {
@@ -204,31 +239,28 @@ static long rss_bytes(void)
     return rss * 4096;
 }
 
-/* ursa has no Notify yet: a 0-permit semaphore is the same parked wait. */
 static void *idle_waiter(void *arg)
 {
-    ursa_sem_permit_t p = {0};
-    int rc = ursa_sem_acquire((ursa_sem_t *)arg, 1, &p, URSA_NEVER);
-    return (void *)(intptr_t)rc;
+    return (void *)(intptr_t)ursa_notify_wait((ursa_notify_t *)arg, URSA_NEVER);
 }
 
 static void *mem_per_idle_task(void *arg)
 {
     (void)arg;
     uint64_t n = 100000;
-    ursa_sem_t s;
-    ursa_sem_init(&s, 0);
+    ursa_notify_t nt;
+    ursa_notify_init(&nt);
     ursa_task_t **t = malloc(n * sizeof *t);
     CHECK(t);
     long before = rss_bytes();
     for (uint64_t i = 0; i < n; i++)
-        CHECK(ursa_spawn(&t[i], idle_waiter, &s, NULL) == 0);
+        CHECK(ursa_spawn(&t[i], idle_waiter, &nt, NULL) == 0);
     CHECK(ursa_sleep_for(URSA_MSEC(1)) == 0); /* let every task park */
     long after = rss_bytes();
-    ursa_sem_close(&s);
+    CHECK(ursa_notify_waiters(&nt) == (int)n);
     for (uint64_t i = 0; i < n; i++) {
         void *r;
-        CHECK(ursa_task_join(t[i], &r, URSA_NEVER) == 0 && (intptr_t)r == -EPIPE);
+        CHECK(ursa_task_join(t[i], &r, URSA_NEVER) == 0 && r == NULL);
     }
     printf("mem_per_idle_task %ld\n", (after - before) / (long)n);
     free(t);
@@ -247,6 +279,7 @@ static const workload_t workloads[] = {
     {"mutex_uncontended", mutex_uncontended, 1},
     {"mutex_contended_handoff", mutex_contended_handoff, 1},
     {"semaphore_uncontended", semaphore_uncontended, 1},
+    {"notify_pingpong_roundtrip", notify_pingpong_roundtrip, 1},
     {"mt2_mutex_contended", mt2_mutex_contended, 2},
 };
 

@@ -9,6 +9,7 @@
 #include "ursa/mutex.h"
 #include "ursa/notify.h"
 #include "ursa/oblig.h"
+#include "ursa/once.h"
 #include "ursa/rt.h"
 #include "ursa/semaphore.h"
 #include "ursa/sim.h"

@@ -1,0 +1,343 @@
+/* Once cell: EMPTY -> RUNNING (one initializer) -> SET, or back to EMPTY /
+ * on to the next queued initializer when an initializer fails.
+ *
+ * Two FIFO queues behind one spinlock: `init` holds get_or_init callers
+ * (each may become the initializer), `wait` holds ursa_once_wait callers
+ * (they only ever get the value). Invariant: the init queue is non-empty
+ * only while the state is RUNNING — whoever leaves RUNNING without a value
+ * hands the role to the init queue's head first. A granted init wait says
+ * in w->got what it was granted: the value (GOT_VALUE) or the initializer
+ * role (GOT_ROLE). A role that nobody will use (the grantee was cancelled
+ * or timed out in the same instant) is handed on again, so it is never
+ * lost. Wakers run outside the lock. */
+#include "ursa/once.h"
+
+#include "../core/ctx.h"
+
+enum { EMPTY = 0, RUNNING = 1, SET = 2 };
+enum { GOT_VALUE = 0, GOT_ROLE = 1 };
+
+static bool once_cancel(ursa_wait_t *w);
+static void init_give_back(ursa_wait_t *w);
+static const ursa__wait_ops_t wait_ops = {URSA_WAIT_ONCE, once_cancel, NULL};
+static const ursa__wait_ops_t init_ops = {URSA_WAIT_ONCE, once_cancel, init_give_back};
+
+int ursa_once_init(ursa_once_cell_t *cell, ursa_once_dtor_t dtor)
+{
+    if (!cell)
+        return -EINVAL;
+    atomic_init(&cell->state, EMPTY);
+    atomic_init(&cell->lock, 0);
+    cell->value = NULL;
+    cell->dtor = dtor;
+    atomic_init(&cell->runner, NULL);
+    cell->init_head = cell->init_tail = NULL;
+    cell->wait_head = cell->wait_tail = NULL;
+    return 0;
+}
+
+int ursa_once_destroy(ursa_once_cell_t *cell)
+{
+    if (!cell)
+        return -EINVAL;
+    ursa__spin_lock(&cell->lock);
+    uint32_t st = atomic_load_explicit(&cell->state, memory_order_relaxed);
+    if (st == RUNNING || cell->init_head || cell->wait_head) {
+        ursa__spin_unlock(&cell->lock);
+        ursa__report_misuse("once cell destroyed while initialised or waited on", NULL);
+        return -EBUSY;
+    }
+    void *v = cell->value;
+    cell->value = NULL;
+    /* relaxed: destroy must not race with other calls; the lock orders the
+     * rest. */
+    atomic_store_explicit(&cell->state, EMPTY, memory_order_relaxed);
+    ursa__spin_unlock(&cell->lock);
+    if (st == SET && cell->dtor)
+        cell->dtor(v);
+    return 0;
+}
+
+static inline bool is_set(const ursa_once_cell_t *cell)
+{
+    /* acquire: pairs with the release store of SET in publish(); the value
+     * and everything the setter wrote before it are visible. */
+    return atomic_load_explicit(&cell->state, memory_order_acquire) == SET;
+}
+
+/* Calls the wakers of a detached chain of decided nodes, then marks each
+ * done. `next` is read before `done`: after it the waiter may reuse the
+ * node. */
+static void wake_chain(ursa_wait_t *w)
+{
+    while (w) {
+        ursa_wait_t *next = w->next;
+        w->waker.fn(w->waker.ctx);
+        /* release: the waiter may reuse the node once it sees done. */
+        atomic_store_explicit(&w->done, 1, memory_order_release);
+        w = next;
+    }
+}
+
+/* Under the lock: grants `got` to every node of a queue and returns the
+ * chain, leaving the queue empty. */
+static ursa_wait_t *grant_all_locked(ursa_wait_t **head, ursa_wait_t **tail, uint64_t got)
+{
+    ursa_wait_t *chain = *head;
+    for (ursa_wait_t *w = chain; w; w = w->next) {
+        w->got = got;
+        /* release: the waiter reads the cell's value after seeing this. */
+        atomic_store_explicit(&w->state, URSA__W_GRANTED, memory_order_release);
+    }
+    *head = *tail = NULL;
+    return chain;
+}
+
+/* Sets the value (the caller checked the state under the lock and holds
+ * it) and wakes everybody. Unlocks. */
+static void publish_locked(ursa_once_cell_t *cell, void *value)
+{
+    cell->value = value;
+    /* release: the value (and what the setter wrote before) happens-before
+     * every acquire load that sees SET. */
+    atomic_store_explicit(&cell->state, SET, memory_order_release);
+    ursa_wait_t *a = grant_all_locked(&cell->init_head, &cell->init_tail, GOT_VALUE);
+    ursa_wait_t *b = grant_all_locked(&cell->wait_head, &cell->wait_tail, GOT_VALUE);
+    ursa__spin_unlock(&cell->lock);
+    wake_chain(a);
+    wake_chain(b);
+}
+
+/* The initializer role is given up without a value: hand it to the oldest
+ * queued get_or_init caller (one only), or leave the cell empty. */
+static void release_role(ursa_once_cell_t *cell)
+{
+    /* relaxed: only the running context compares it with itself. */
+    atomic_store_explicit(&cell->runner, NULL, memory_order_relaxed);
+    ursa__spin_lock(&cell->lock);
+    ursa_wait_t *w = cell->init_head;
+    if (!w) {
+        /* relaxed: EMPTY publishes nothing; the lock orders later starts. */
+        atomic_store_explicit(&cell->state, EMPTY, memory_order_relaxed);
+        ursa__spin_unlock(&cell->lock);
+        return;
+    }
+    ursa__waitq_remove(&cell->init_head, &cell->init_tail, w);
+    w->got = GOT_ROLE;
+    /* release: pairs with the waiter's acquire of its decision. */
+    atomic_store_explicit(&w->state, URSA__W_GRANTED, memory_order_release);
+    ursa__spin_unlock(&cell->lock);
+    w->waker.fn(w->waker.ctx);
+    /* release: the waiter may reuse the node once it sees done. */
+    atomic_store_explicit(&w->done, 1, memory_order_release);
+}
+
+static bool once_cancel(ursa_wait_t *w)
+{
+    ursa_once_cell_t *cell = w->owner;
+    ursa__spin_lock(&cell->lock);
+    if (atomic_load_explicit(&w->state, memory_order_relaxed) != URSA__W_QUEUED) {
+        ursa__spin_unlock(&cell->lock);
+        ursa__wait_settle(w);
+        return false;
+    }
+    if (w->ops == &init_ops)
+        ursa__waitq_remove(&cell->init_head, &cell->init_tail, w);
+    else
+        ursa__waitq_remove(&cell->wait_head, &cell->wait_tail, w);
+    /* A queued node holds nothing: nothing to hand on. */
+    atomic_store_explicit(&w->state, URSA__W_CANCELLED, memory_order_relaxed);
+    ursa__spin_unlock(&cell->lock);
+    atomic_store_explicit(&w->done, 1, memory_order_relaxed); /* our own node */
+    return true;
+}
+
+/* A granted init wait that will not be used: pass the role on. */
+static void init_give_back(ursa_wait_t *w)
+{
+    if (w->got == GOT_ROLE) {
+        w->got = GOT_VALUE;
+        release_role(w->owner);
+    }
+}
+
+static inline void out(const ursa_once_cell_t *cell, void **value)
+{
+    if (value)
+        *value = cell->value;
+}
+
+static __attribute__((noinline)) int get_or_init_slow(ursa_once_cell_t *cell,
+                                                      ursa_once_init_fn_t init_fn, void *arg,
+                                                      void **value, ursa_time_t deadline,
+                                                      const ursa_site_t *site)
+{
+    ursa__ctx_t *c = ursa__ctx();
+    ursa__spin_lock(&cell->lock);
+    /* relaxed: every change of state (publish included) happens under the
+     * lock, which orders it and the value for us. */
+    uint32_t st = atomic_load_explicit(&cell->state, memory_order_relaxed);
+    if (st == EMPTY) {
+        atomic_store_explicit(&cell->state, RUNNING, memory_order_relaxed);
+        ursa__spin_unlock(&cell->lock);
+    } else {
+        if (st == SET) {
+            ursa__spin_unlock(&cell->lock);
+            /* the lock (acquired after publish's unlock) orders the value */
+            out(cell, value);
+            return 0;
+        }
+        /* relaxed: only our own earlier store can make it equal to c. */
+        bool self = atomic_load_explicit(&cell->runner, memory_order_relaxed) == c;
+        if (self || deadline == URSA_NOW) {
+            ursa__spin_unlock(&cell->lock);
+            return self ? -EDEADLK : -EAGAIN;
+        }
+        ursa_wait_t w;
+        ursa__wait_init(&w, c->waker, &init_ops, site);
+        w.owner = cell;
+        atomic_store_explicit(&w.state, URSA__W_QUEUED, memory_order_relaxed);
+        ursa__waitq_push(&cell->init_head, &cell->init_tail, &w);
+        ursa__spin_unlock(&cell->lock);
+        int rc = ursa__ctx_block(c, &w, deadline);
+        if (rc != 0 && init_ops.cancel(&w))
+            return rc; /* withdrawn while queued: nothing changed */
+        if (w.got == GOT_VALUE) {
+            out(cell, value); /* the value raced the deadline: keep it */
+            return 0;
+        }
+        if (rc != 0) {
+            release_role(cell); /* handed the role as we gave up: pass it on */
+            return rc;
+        }
+    }
+    /* We are the initializer. */
+    atomic_store_explicit(&cell->runner, c, memory_order_relaxed); /* see release_role */
+    void *v = NULL;
+    int irc = init_fn(arg, &v);
+    if (irc != 0) {
+        release_role(cell);
+        return irc;
+    }
+    atomic_store_explicit(&cell->runner, NULL, memory_order_relaxed);
+    ursa__spin_lock(&cell->lock);
+    publish_locked(cell, v); /* state is RUNNING and ours: nobody else sets */
+    if (value)
+        *value = v;
+    return 0;
+}
+
+int ursa_once_get_or_init_at(ursa_once_cell_t *cell, ursa_once_init_fn_t init_fn, void *arg,
+                             void **value, ursa_time_t deadline, const ursa_site_t *site)
+{
+    if (__builtin_expect(!cell || !init_fn, 0))
+        return -EINVAL;
+    if (__builtin_expect(is_set(cell), 1)) {
+        out(cell, value);
+        return 0;
+    }
+    return get_or_init_slow(cell, init_fn, arg, value, deadline, site);
+}
+
+int ursa_once_set(ursa_once_cell_t *cell, void *value)
+{
+    if (!cell)
+        return -EINVAL;
+    if (is_set(cell))
+        return -EEXIST;
+    ursa__spin_lock(&cell->lock);
+    uint32_t st = atomic_load_explicit(&cell->state, memory_order_relaxed);
+    if (st != EMPTY) {
+        ursa__spin_unlock(&cell->lock);
+        return st == SET ? -EEXIST : -EBUSY;
+    }
+    publish_locked(cell, value);
+    return 0;
+}
+
+int ursa_once_get(const ursa_once_cell_t *cell, void **value)
+{
+    if (!cell)
+        return -EINVAL;
+    if (!is_set(cell))
+        return -EAGAIN;
+    out(cell, value);
+    return 0;
+}
+
+bool ursa_once_is_set(const ursa_once_cell_t *cell)
+{
+    return cell && is_set(cell);
+}
+
+/* Queues w on the wait queue unless the cell is set: 0 (done now) or
+ * -EINPROGRESS. */
+static int wait_start(ursa_once_cell_t *cell, ursa_wait_t *w)
+{
+    w->owner = cell;
+    w->got = GOT_VALUE;
+    if (is_set(cell)) {
+        ursa__wait_complete_now(w, URSA__W_GRANTED);
+        return 0;
+    }
+    ursa__spin_lock(&cell->lock);
+    if (atomic_load_explicit(&cell->state, memory_order_relaxed) == SET) {
+        ursa__spin_unlock(&cell->lock);
+        ursa__wait_complete_now(w, URSA__W_GRANTED);
+        return 0;
+    }
+    atomic_store_explicit(&w->state, URSA__W_QUEUED, memory_order_relaxed);
+    ursa__waitq_push(&cell->wait_head, &cell->wait_tail, w);
+    ursa__spin_unlock(&cell->lock);
+    return -EINPROGRESS;
+}
+
+int ursa_once_wait_at(ursa_once_cell_t *cell, void **value, ursa_time_t deadline,
+                      const ursa_site_t *site)
+{
+    if (!cell)
+        return -EINVAL;
+    if (is_set(cell)) {
+        out(cell, value);
+        return 0;
+    }
+    if (deadline == URSA_NOW)
+        return -EAGAIN;
+    ursa__ctx_t *c = ursa__ctx();
+    /* relaxed: only our own earlier store can make it equal to c. */
+    if (atomic_load_explicit(&cell->runner, memory_order_relaxed) == c)
+        return -EDEADLK;
+    ursa_wait_t w;
+    ursa__wait_init(&w, c->waker, &wait_ops, site);
+    if (wait_start(cell, &w) == -EINPROGRESS) {
+        int rc = ursa__ctx_block(c, &w, deadline);
+        if (rc != 0 && wait_ops.cancel(&w))
+            return rc;
+        /* granted (possibly racing the deadline): keep it */
+    }
+    out(cell, value);
+    return 0;
+}
+
+int ursa_once_wait_start_at(ursa_once_cell_t *cell, ursa_wait_t *w, ursa_waker_t waker,
+                            const ursa_site_t *site)
+{
+    if (!cell || !w || !waker.fn)
+        return -EINVAL;
+    ursa__wait_init(w, waker, &wait_ops, site);
+    return wait_start(cell, w);
+}
+
+int ursa_once_wait_finish(ursa_once_cell_t *cell, ursa_wait_t *w, void **value)
+{
+    if (!cell || !w || w->owner != cell || w->ops != &wait_ops)
+        return -EINVAL;
+    if (!ursa__wait_is_decided(w))
+        return -EAGAIN;
+    ursa__wait_settle(w); /* the waker call may still be returning */
+    if (atomic_load_explicit(&w->state, memory_order_relaxed) != URSA__W_GRANTED)
+        return -EINVAL; /* already finished or cancelled */
+    atomic_store_explicit(&w->state, URSA__W_FINISHED, memory_order_relaxed);
+    out(cell, value);
+    return 0;
+}
