@@ -120,6 +120,26 @@ static void *mutex_uncontended(void *arg)
     return NULL;
 }
 
+/* ---- rwlock_read_uncontended ---- */
+static void *rwlock_read_uncontended(void *arg)
+{
+    (void)arg;
+    uint64_t n = scaled(10000000);
+    ursa_rwlock_t rw;
+    CHECK(ursa_rwlock_init(&rw, 0) == 0);
+    volatile uint64_t value = 42, sum = 0;
+    ursa_time_t t0 = mono();
+    for (uint64_t i = 0; i < n; i++) {
+        ursa_rwlock_read_guard_t g = {0};
+        CHECK(ursa_rwlock_read_lock(&rw, &g, URSA_NEVER) == 0);
+        sum += value;
+        ursa_rwlock_read_unlock(&g);
+    }
+    report("rwlock_read_uncontended", mono() - t0, n);
+    CHECK(sum == 42 * n);
+    return NULL;
+}
+
 /* ---- mutex_contended_handoff / mt2_mutex_contended ---- */
 typedef struct contended {
     ursa_mutex_t m;
@@ -278,6 +298,7 @@ static const workload_t workloads[] = {
     {"yield_switch", yield_switch, 1},
     {"mutex_uncontended", mutex_uncontended, 1},
     {"mutex_contended_handoff", mutex_contended_handoff, 1},
+    {"rwlock_read_uncontended", rwlock_read_uncontended, 1},
     {"semaphore_uncontended", semaphore_uncontended, 1},
     {"notify_pingpong_roundtrip", notify_pingpong_roundtrip, 1},
     {"mt2_mutex_contended", mt2_mutex_contended, 2},

@@ -2,6 +2,7 @@
 #ifndef URSA_H
 #define URSA_H
 
+#include "ursa/barrier.h"
 #include "ursa/base.h"
 #include "ursa/event.h"
 #include "ursa/io.h"
@@ -11,6 +12,7 @@
 #include "ursa/oblig.h"
 #include "ursa/once.h"
 #include "ursa/rt.h"
+#include "ursa/rwlock.h"
 #include "ursa/semaphore.h"
 #include "ursa/sim.h"
 #include "ursa/wait.h"

@@ -5,6 +5,8 @@
 
 #include <stdio.h>
 
+#include <ursa/rwlock.h>
+
 /* ---- lock order ---- */
 
 static int order_line_outer, order_line_inner;
@@ -82,6 +84,96 @@ static void test_lock_order_violation(void **state)
     assert_non_null(strstr(kind, at)); /* where the held lock was taken */
     if (line <= order_line_outer)
         fail_msg("report site line %d, expected after %d", line, order_line_outer);
+#endif
+}
+
+/* An rwlock takes part in the same order, for readers and writers. */
+static __attribute__((unused)) void *rw_order_scenario(void *arg)
+{
+    (void)arg;
+    ursa_rwlock_t table;
+    ursa_mutex_t row;
+    ursa_rwlock_init_attr(&table, 0, &(ursa_lock_attr_t){.name = "table", .rank = 1});
+    ursa_mutex_init_attr(&row, &(ursa_lock_attr_t){.name = "row", .rank = 2});
+    ursa_rwlock_read_guard_t r = {0};
+    ursa_rwlock_write_guard_t w = {0};
+    ursa_mutex_guard_t g = {0};
+    URSA_SIM_CHECK(ursa_rwlock_read_lock(&table, &r, URSA_NEVER) == 0);
+    URSA_SIM_CHECK(ursa_mutex_lock(&row, &g, URSA_NEVER) == 0); /* in order */
+    URSA_SIM_CHECK(ursa_rwlock_read_unlock(&r) == 0);
+    URSA_SIM_CHECK(ursa_rwlock_write_lock(&table, &w, URSA_NEVER) == -EDEADLK);
+    URSA_SIM_CHECK(ursa_rwlock_read_lock(&table, &r, URSA_NEVER) == -EDEADLK);
+    URSA_SIM_CHECK(w.rw == NULL && r.rw == NULL && ursa_rwlock_readers(&table) == 0);
+    URSA_SIM_CHECK(ursa_mutex_unlock(&g) == 0);
+    return NULL;
+}
+
+static void test_rwlock_order(void **state)
+{
+    (void)state;
+#if !URSA_LOCK_ORDER
+    skip();
+#else
+    bool old_abort = ursa_leak_set_abort(false);
+    ursa_leak_set_hook(order_hook, NULL);
+    order_reports.count = 0;
+    void *res = (void *)1;
+    assert_int_equal(ursa_run(NULL, rw_order_scenario, NULL, &res), 0);
+    ursa_leak_set_hook(NULL, NULL);
+    ursa_leak_set_abort(old_abort);
+    if (res)
+        fail_msg("%s", (const char *)res);
+    assert_int_equal(order_reports.count, 2);
+    assert_non_null(strstr(order_reports.what, "'table'"));
+    assert_non_null(strstr(order_reports.what, "'row'"));
+#endif
+}
+
+/* Every reader's acquire counts; a writer that waited for two readers is a
+ * contention whose wait is exactly how long they held (virtual time). */
+static __attribute__((unused)) void *rw_reader(void *arg)
+{
+    ursa_rwlock_t *rw = arg;
+    ursa_rwlock_read_guard_t r = {0};
+    if (ursa_rwlock_read_lock(rw, &r, URSA_NEVER) != 0)
+        return (void *)"reader lock";
+    ursa_sleep_for(URSA_MSEC(4));
+    return ursa_rwlock_read_unlock(&r) == 0 ? NULL : (void *)"reader unlock";
+}
+
+static __attribute__((unused)) void *rw_metrics_scenario(void *arg)
+{
+    (void)arg;
+    ursa_rwlock_t rw;
+    ursa_rwlock_init_attr(&rw, 0, &(ursa_lock_attr_t){.name = "cfg"});
+    ursa_task_t *t[2];
+    for (int i = 0; i < 2; i++)
+        URSA_SIM_CHECK(ursa_spawn(&t[i], rw_reader, &rw, NULL) == 0);
+    URSA_SIM_CHECK(ursa_yield() == 0);
+    while (ursa_rwlock_readers(&rw) < 2) /* both readers in, at the same instant */
+        URSA_SIM_CHECK(ursa_yield() == 0);
+    ursa_rwlock_write_guard_t w = {0};
+    URSA_SIM_CHECK(ursa_rwlock_write_lock(&rw, &w, URSA_NEVER) == 0);
+    URSA_SIM_CHECK(ursa_rwlock_write_unlock(&w) == 0);
+    for (int i = 0; i < 2; i++) {
+        void *r = (void *)1;
+        URSA_SIM_CHECK(ursa_task_join(t[i], &r, URSA_NEVER) == 0 && r == NULL);
+    }
+    ursa_lock_stats_t s;
+    URSA_SIM_CHECK(ursa_rwlock_stats(&rw, &s) == 0);
+    URSA_SIM_CHECK(s.acquisitions == 3 && s.contentions == 1);
+    URSA_SIM_CHECK(s.wait_total_ns == (uint64_t)URSA_MSEC(4));
+    URSA_SIM_CHECK(s.hold_total_ns == (uint64_t)URSA_MSEC(8) && s.hold_max_ns == (uint64_t)URSA_MSEC(4));
+    return NULL;
+}
+
+static void test_rwlock_metrics_scripted(void **state)
+{
+    (void)state;
+#if !URSA_LOCK_METRICS
+    skip();
+#else
+    test_explore(rw_metrics_scenario, NULL);
 #endif
 }
 
@@ -217,6 +309,8 @@ int main(void)
         cmocka_unit_test(test_lock_order_violation),
         cmocka_unit_test(test_metrics_scripted),
         cmocka_unit_test(test_metrics_counts_under_contention),
+        cmocka_unit_test(test_rwlock_order),
+        cmocka_unit_test(test_rwlock_metrics_scripted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

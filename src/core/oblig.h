@@ -88,12 +88,13 @@ static inline int ursa__oblig_take(ursa__ledger_t *l, ursa_oblig_t *ob,
  * which the lock-order check reads from the caller's ledger. */
 static inline int ursa__oblig_take_lock(ursa__ledger_t *l, ursa_oblig_t *ob,
                                         const ursa_oblig_kind_t *kind, const ursa_site_t *site,
-                                        void *target, const struct ursa__lockinfo *lock)
+                                        void *target, uint64_t n,
+                                        const struct ursa__lockinfo *lock)
 {
     ob->kind = kind;
     ob->site = site;
     ob->target = target;
-    ob->n = 1;
+    ob->n = n;
     ob->lock = lock;
     if (__builtin_expect(ursa__ledger_enter(l, ob) == 0, 1))
         return 0;

@@ -1,0 +1,77 @@
+/* ursa — reusable barrier: N parties meet, one of them is the leader.
+ *
+ *     ursa_barrier_t b;  ursa_barrier_init(&b, 4);
+ *     bool leader;
+ *     if (ursa_barrier_wait(&b, &leader, URSA_NEVER) == 0 && leader)
+ *         merge_results();          // exactly one party per generation
+ *
+ * Each generation trips when its N-th party arrives; that party is the
+ * leader and returns at once, the N-1 waiting ones are released. The
+ * barrier is then ready for the next generation. A party whose wait times
+ * out or is cancelled before the trip withdraws its arrival, so the
+ * generation needs another party to trip; once a generation has tripped,
+ * all of its parties return 0, even one whose deadline or cancel fires at
+ * that moment. A completed wait holds nothing (no phase-2 obligation).
+ *
+ * N = 1: every wait is a generation of its own and returns 0 at once as
+ * its leader. N = 0 behaves the same (there is nothing to wait for).
+ *
+ * The wait works inside a task, on a plain thread, and in raw form
+ * (_start/_finish with a waker of one's own, see ursa/wait.h). */
+#ifndef URSA_BARRIER_H
+#define URSA_BARRIER_H
+
+#include <stdatomic.h>
+
+#include "wait.h"
+
+typedef struct ursa_barrier {
+    _Atomic uint32_t lock;    /* guards everything below */
+    uint32_t parties;         /* N */
+    uint32_t arrived;         /* parties queued in this generation */
+    uint32_t pad_;
+    uint64_t generation;      /* generations tripped so far */
+    ursa_wait_t *head, *tail; /* this generation's waiting parties */
+} ursa_barrier_t;
+
+/* Initialises a barrier for `parties` parties (0 and 1: never blocks).
+ * 0, or -EINVAL for NULL. */
+URSA_API int ursa_barrier_init(ursa_barrier_t *b, uint32_t parties);
+
+/* 0; -EBUSY (parties are waiting: reported as misuse, nothing changed);
+ * -EINVAL for NULL. */
+URSA_API int ursa_barrier_destroy(ursa_barrier_t *b);
+
+/* Phase 1 (no hold follows): arrives at the barrier and waits until
+ * `deadline` for the generation to trip. *is_leader (may be NULL) tells
+ * whether this party was the generation's leader (the last to arrive;
+ * exactly one per generation).
+ * 0 the generation tripped; -EAGAIN (URSA_NOW and this arrival does not
+ * trip it: not counted); -ETIMEDOUT / -ECANCELED (the arrival was
+ * withdrawn: the generation still needs as many parties as before);
+ * -EINVAL (NULL b). */
+#define ursa_barrier_wait(b, is_leader, deadline) \
+    ursa_barrier_wait_at(b, is_leader, deadline, URSA_SITE)
+URSA_API int ursa_barrier_wait_at(ursa_barrier_t *b, bool *is_leader, ursa_time_t deadline,
+                                  const ursa_site_t *site) URSA_NODISCARD;
+
+/* Raw two-phase form (calling context 3). _start (phase 1): arrives; 0
+ * (this arrival tripped the generation, or N <= 1: call _finish now),
+ * -EINPROGRESS (waiting; waker.fn(waker.ctx) will be called once when the
+ * generation trips), -EINVAL. _finish, once ursa_wait_ready(w): 0 and
+ * *is_leader (may be NULL); -EAGAIN (not ready); -EINVAL (NULL, w not a
+ * wait on b, or already finished/cancelled). ursa_wait_cancel(w) before
+ * the trip withdraws the arrival; after it, the generation has tripped
+ * anyway and the cancel only discards the result. */
+#define ursa_barrier_wait_start(b, w, waker) ursa_barrier_wait_start_at(b, w, waker, URSA_SITE)
+URSA_API int ursa_barrier_wait_start_at(ursa_barrier_t *b, ursa_wait_t *w, ursa_waker_t waker,
+                                        const ursa_site_t *site) URSA_NODISCARD;
+URSA_API int ursa_barrier_wait_finish(ursa_barrier_t *b, ursa_wait_t *w,
+                                      bool *is_leader) URSA_NODISCARD;
+
+/* Snapshots: parties waiting in the current generation, and generations
+ * tripped so far (with N <= 1 every wait counts as one). 0 for NULL. */
+URSA_API uint32_t ursa_barrier_arrived(const ursa_barrier_t *b);
+URSA_API uint64_t ursa_barrier_generation(const ursa_barrier_t *b);
+
+#endif

@@ -1,0 +1,165 @@
+/* ursa — async reader-writer lock: FIFO with writer preference, bounded so
+ * that neither side starves; poisoning; atomic downgrade; three calling
+ * contexts.
+ *
+ *     ursa_rwlock_t rw;  ursa_rwlock_init(&rw, 0);      // default max readers
+ *     {
+ *         URSA_SCOPED(rwlock_read_guard, g);            // unlocked at scope exit
+ *         if (ursa_rwlock_read_lock(&rw, &g, URSA_NEVER) == 0)
+ *             use(shared);
+ *     }
+ *
+ * Built on the batch semaphore with max_readers permits: a reader takes one
+ * permit, a writer takes all of them. Waiters queue in FIFO order with
+ * partial assignment, so a reader that arrives while a writer waits queues
+ * behind that writer (writer preference) and a writer is never starved by
+ * a stream of readers. The preference is bounded: once
+ * URSA_RWLOCK_WRITER_STREAK writers in a row have entered while readers
+ * were queued, the next release lets every queued reader in ahead of the
+ * queued writers.
+ *
+ * The lock calls work inside a task (the task suspends), on a plain thread
+ * (the thread parks on a futex); a foreign event loop uses the _start /
+ * _finish pairs with a waker of its own (see ursa/wait.h). */
+#ifndef URSA_RWLOCK_H
+#define URSA_RWLOCK_H
+
+#include "detail/sema.h"
+#include "lockinfo.h"
+#include "mutex.h" /* URSA_SCOPED */
+#include "oblig.h"
+
+/* Largest max_readers ursa_rwlock_init accepts. */
+#define URSA_RWLOCK_MAX_READERS URSA_SEM_MAX
+/* max_readers used when ursa_rwlock_init is given 0. */
+#define URSA_RWLOCK_DEFAULT_READERS (URSA_SEM_MAX >> 3)
+/* Writers that may enter in a row while readers are queued before the
+ * queued readers are let in ahead of the remaining writers. */
+#define URSA_RWLOCK_WRITER_STREAK 16
+
+typedef struct ursa_rwlock {
+    ursa__sema_t sema;       /* max_readers permits; must stay first */
+    uint64_t max_readers;    /* permits a writer takes */
+    _Atomic bool poisoned;   /* a writer ended without unlocking */
+    _Atomic bool writer;     /* a write guard holds the lock (snapshots) */
+    /* Writers that entered from the queue while readers were queued, since
+     * readers last entered from it. */
+    _Atomic uint32_t wstreak;
+    ursa__lockinfo_t info; /* name, rank, metrics */
+} ursa_rwlock_t;
+
+/* Hold of a shared (read) lock: an obligation to unlock exactly once. */
+typedef struct ursa_rwlock_read_guard {
+    ursa_oblig_t ob;
+    ursa_rwlock_t *rw; /* NULL when not holding */
+#if URSA_LOCK_METRICS
+    ursa_time_t since; /* when it was locked, for hold times */
+#endif
+} ursa_rwlock_read_guard_t;
+
+/* Hold of the exclusive (write) lock: an obligation to unlock (or
+ * downgrade) exactly once. */
+typedef struct ursa_rwlock_write_guard {
+    ursa_oblig_t ob;
+    ursa_rwlock_t *rw; /* NULL when not holding */
+#if URSA_LOCK_METRICS
+    ursa_time_t since;
+#endif
+} ursa_rwlock_write_guard_t;
+
+/* Initialises an unlocked rwlock that admits up to max_readers readers at
+ * once (0 means URSA_RWLOCK_DEFAULT_READERS). 0; -EINVAL (NULL, or
+ * max_readers > URSA_RWLOCK_MAX_READERS). */
+URSA_API int ursa_rwlock_init(ursa_rwlock_t *rw, uint64_t max_readers);
+
+/* The same with a name and a rank (see ursa/lockinfo.h; attr may be NULL).
+ * Read and write locks are both checked against the order. */
+URSA_API int ursa_rwlock_init_attr(ursa_rwlock_t *rw, uint64_t max_readers,
+                                   const ursa_lock_attr_t *attr);
+
+/* A snapshot of rw's metrics (every reader's acquire counts). 0; -ENOTSUP
+ * without URSA_LOCK_METRICS; -EINVAL for NULL. */
+URSA_API int ursa_rwlock_stats(const ursa_rwlock_t *rw, ursa_lock_stats_t *out);
+
+/* Destroys an unlocked rwlock with no waiters. 0; -EBUSY (held, or waiters
+ * queued: reported as misuse, nothing changed); -EINVAL for NULL. */
+URSA_API int ursa_rwlock_destroy(ursa_rwlock_t *rw);
+
+/* Phase 1: takes a shared lock, waiting until `deadline`, and fills g.
+ * Lock-free (one CAS) when no writer holds or waits.
+ * 0 locked; -EOWNERDEAD locked, but a writer ended holding the lock (see
+ * ursa_rwlock_consistent); -EAGAIN (URSA_NOW and a writer holds or waiters
+ * are queued, or max_readers readers hold it); -ETIMEDOUT; -ECANCELED
+ * (task cancelled); -EINVAL (NULL, or g already holds); -EDEADLK
+ * (URSA_LOCK_ORDER builds: rank not above every ranked lock held;
+ * reported); -ENOMEM (the caller's ledger could not grow). On error g is
+ * left empty and nothing changed. */
+#define ursa_rwlock_read_lock(rw, g, deadline) ursa_rwlock_read_lock_at(rw, g, deadline, URSA_SITE)
+URSA_API int ursa_rwlock_read_lock_at(ursa_rwlock_t *rw, ursa_rwlock_read_guard_t *g,
+                                      ursa_time_t deadline, const ursa_site_t *site) URSA_NODISCARD;
+
+/* Phase 1: takes the exclusive lock, waiting until `deadline`, and fills g.
+ * 0 locked; -EOWNERDEAD locked, but a writer ended holding the lock;
+ * -EAGAIN (URSA_NOW and held or waited on); -ETIMEDOUT; -ECANCELED;
+ * -EINVAL (NULL, or g already holds); -EDEADLK (lock order, as for read);
+ * -ENOMEM. On error g is left empty and nothing changed (permits partly assigned to the wait go on to later
+ * waiters). */
+#define ursa_rwlock_write_lock(rw, g, deadline) ursa_rwlock_write_lock_at(rw, g, deadline, URSA_SITE)
+URSA_API int ursa_rwlock_write_lock_at(ursa_rwlock_t *rw, ursa_rwlock_write_guard_t *g,
+                                       ursa_time_t deadline, const ursa_site_t *site) URSA_NODISCARD;
+
+/* Phase 2: releases a shared lock. 0; -EINVAL (NULL, or g holds nothing:
+ * a double unlock, reported); -EPERM (g belongs to another task or thread;
+ * see ursa_oblig_disown). */
+URSA_API int ursa_rwlock_read_unlock(ursa_rwlock_read_guard_t *g);
+
+/* Phase 2: releases the exclusive lock, waking waiters in FIFO order (or
+ * the queued readers first, see URSA_RWLOCK_WRITER_STREAK). 0; -EINVAL
+ * (NULL, or empty: double unlock, reported); -EPERM (not the owner). */
+URSA_API int ursa_rwlock_write_unlock(ursa_rwlock_write_guard_t *wg);
+
+/* Phase 2: atomically turns the write lock held by wg into a read lock
+ * held by rg: no writer can get in between. The readers queued ahead of
+ * the first queued writer are let in; later ones keep waiting behind that
+ * writer. The hold keeps its ledger entry and acquire site, now as a read
+ * guard; wg is left empty. 0; -EINVAL (NULL, wg holds nothing, or rg
+ * already holds); -EPERM (wg belongs to another task or thread). */
+URSA_API int ursa_rwlock_downgrade(ursa_rwlock_write_guard_t *wg, ursa_rwlock_read_guard_t *rg);
+
+/* Clears the poisoned mark after the holder repaired the state. 0, -EINVAL. */
+URSA_API int ursa_rwlock_consistent(ursa_rwlock_t *rw);
+
+/* Snapshots (racy). Number of read locks held, and whether a writer holds
+ * the lock; false/0 for NULL. */
+URSA_API uint64_t ursa_rwlock_readers(const ursa_rwlock_t *rw);
+URSA_API bool ursa_rwlock_is_write_locked(const ursa_rwlock_t *rw);
+
+/* Raw two-phase form (calling context 3), see ursa_mutex_lock_start.
+ * _start (phase 1): 0 (locked already; call _finish now), -EINPROGRESS
+ * (queued; waker.fn(waker.ctx) will be called once), -EINVAL. _finish
+ * (phase 1, once ursa_wait_ready(w)): fills g; 0 or -EOWNERDEAD (held
+ * either way); -ENOMEM (lock given back); -EAGAIN if the wait is not
+ * ready; -EINVAL (NULL, g holds, w not a wait of this kind on rw, or
+ * already finished/cancelled). To give up, call ursa_wait_cancel(w)
+ * instead of _finish: nothing is held after. */
+#define ursa_rwlock_read_lock_start(rw, w, waker) \
+    ursa_rwlock_read_lock_start_at(rw, w, waker, URSA_SITE)
+URSA_API int ursa_rwlock_read_lock_start_at(ursa_rwlock_t *rw, ursa_wait_t *w, ursa_waker_t waker,
+                                            const ursa_site_t *site) URSA_NODISCARD;
+URSA_API int ursa_rwlock_read_lock_finish(ursa_rwlock_t *rw, ursa_wait_t *w,
+                                          ursa_rwlock_read_guard_t *g) URSA_NODISCARD;
+#define ursa_rwlock_write_lock_start(rw, w, waker) \
+    ursa_rwlock_write_lock_start_at(rw, w, waker, URSA_SITE)
+URSA_API int ursa_rwlock_write_lock_start_at(ursa_rwlock_t *rw, ursa_wait_t *w,
+                                             ursa_waker_t waker,
+                                             const ursa_site_t *site) URSA_NODISCARD;
+URSA_API int ursa_rwlock_write_lock_finish(ursa_rwlock_t *rw, ursa_wait_t *w,
+                                           ursa_rwlock_write_guard_t *g) URSA_NODISCARD;
+
+/* Scope-exit release for URSA_SCOPED(rwlock_read_guard, g) and
+ * URSA_SCOPED(rwlock_write_guard, g) (phase 2): unlocks if held, does
+ * nothing if empty. */
+URSA_API void ursa_rwlock_read_guard_cleanup(ursa_rwlock_read_guard_t *g);
+URSA_API void ursa_rwlock_write_guard_cleanup(ursa_rwlock_write_guard_t *g);
+
+#endif

@@ -1,0 +1,469 @@
+/* Reader-writer lock on the batch semaphore: max_readers permits, a reader
+ * takes one, a writer all of them. FIFO with partial assignment gives
+ * writer preference (a reader queues behind a waiting writer) and keeps
+ * writers from starving; the streak counter below bounds the preference.
+ *
+ * Bounding writer preference. With a plain FIFO a queued reader waits for
+ * every writer queued ahead of it — unbounded if many writers queued
+ * first. So: `wstreak` counts writers that entered from the queue while a
+ * reader was queued, since readers last entered from it. Every release
+ * that finds waiters checks (under the queue lock) whether the head is a
+ * writer, a reader is queued and the streak reached
+ * URSA_RWLOCK_WRITER_STREAK; if so it moves every queued reader, in order,
+ * ahead of the writers (taking back what was partly assigned to the head
+ * writer and releasing it with its own permits) and resets the streak.
+ * Every writer grant from the queue comes from a release (a cancel only
+ * passes on a head's partial permits, never enough for a whole writer), and
+ * a counted writer holds every permit until its own release, which then
+ * sees the count: so at most URSA_RWLOCK_WRITER_STREAK writers enter in a
+ * row ahead of a queued reader. */
+#include "ursa/rwlock.h"
+
+#include <string.h>
+
+#include "../core/ctx.h"
+#include "../core/lockinfo.h"
+#include "../core/sema.h"
+
+static void leaked_read_unlock(void *rw, uint64_t n);
+static void leaked_write_unlock(void *rw, uint64_t n);
+static void rw_give_back(ursa_wait_t *w);
+static const ursa_oblig_kind_t read_kind = {"rwlock read guard", leaked_read_unlock};
+static const ursa_oblig_kind_t write_kind = {"rwlock write guard", leaked_write_unlock};
+static const ursa__wait_ops_t read_ops = {URSA_WAIT_RWLOCK_READ, ursa__sema_cancel,
+                                          rw_give_back};
+static const ursa__wait_ops_t write_ops = {URSA_WAIT_RWLOCK_WRITE, ursa__sema_cancel,
+                                           rw_give_back};
+
+int ursa_rwlock_init(ursa_rwlock_t *rw, uint64_t max_readers)
+{
+    return ursa_rwlock_init_attr(rw, max_readers, NULL);
+}
+
+int ursa_rwlock_stats(const ursa_rwlock_t *rw, ursa_lock_stats_t *out)
+{
+    return rw && out ? ursa__lockinfo_stats(&rw->info, out) : -EINVAL;
+}
+
+int ursa_rwlock_init_attr(ursa_rwlock_t *rw, uint64_t max_readers, const ursa_lock_attr_t *attr)
+{
+    if (!rw || max_readers > URSA_RWLOCK_MAX_READERS)
+        return -EINVAL;
+    ursa__lockinfo_init(&rw->info, attr);
+    if (max_readers == 0)
+        max_readers = URSA_RWLOCK_DEFAULT_READERS;
+    ursa__sema_init(&rw->sema, max_readers);
+    rw->max_readers = max_readers;
+    atomic_init(&rw->poisoned, false);
+    atomic_init(&rw->writer, false);
+    atomic_init(&rw->wstreak, 0);
+    return 0;
+}
+
+int ursa_rwlock_destroy(ursa_rwlock_t *rw)
+{
+    if (!rw)
+        return -EINVAL;
+    if (ursa__sema_available(&rw->sema) != rw->max_readers || ursa__sema_has_waiters(&rw->sema)) {
+        ursa__report_misuse("rwlock destroyed while held or waited on", NULL);
+        return -EBUSY;
+    }
+    return 0;
+}
+
+/* ---- bounded writer preference ---- */
+
+/* Under the queue lock: if the streak is used up, moves the queued readers
+ * ahead of the queued writers. Returns the permits taken back from the
+ * (former) head writer, which the caller must release. */
+static uint64_t promote_readers_locked(ursa_rwlock_t *rw)
+{
+    ursa__sema_t *s = &rw->sema;
+    ursa_wait_t *h = s->head;
+    /* relaxed: changed under this lock, or reset by a reader that entered
+     * (a stale value only makes readers get in earlier). */
+    if (!h || h->ops != &write_ops ||
+        atomic_load_explicit(&rw->wstreak, memory_order_relaxed) < URSA_RWLOCK_WRITER_STREAK)
+        return 0;
+    ursa_wait_t *rh = NULL, *rt = NULL;
+    for (ursa_wait_t *w = h, *next; w; w = next) {
+        next = w->next;
+        if (w->ops == &read_ops) {
+            ursa__waitq_remove(&s->head, &s->tail, w);
+            ursa__waitq_push(&rh, &rt, w);
+        }
+    }
+    if (!rh)
+        return 0;
+    /* Only the head can hold a partial assignment; it is no longer first,
+     * so its permits go back to whoever is. */
+    uint64_t back = h->got;
+    h->want += h->got;
+    h->got = 0;
+    rt->next = s->head;
+    if (s->head)
+        s->head->prev = rt;
+    else
+        s->tail = rt;
+    s->head = rh;
+    atomic_store_explicit(&rw->wstreak, 0, memory_order_relaxed);
+    return back;
+}
+
+/* Every release of permits goes through here (unlocks, downgrade, leaks,
+ * give-backs), so that each one that may hand the lock to a writer first
+ * checks the streak. */
+static void rw_release(ursa_rwlock_t *rw, uint64_t n)
+{
+    ursa__sema_t *s = &rw->sema;
+    /* relaxed: the CAS validates it. */
+    uint64_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
+    while (!(st & URSA__SEMA_WAITERS)) {
+        /* release: our critical section happens-before the next acquirer. */
+        if (atomic_compare_exchange_weak_explicit(&s->state, &st,
+                                                  st + (n << URSA__SEMA_SHIFT),
+                                                  memory_order_release, memory_order_relaxed))
+            return;
+    }
+    ursa__spin_lock(&s->lock);
+    uint64_t back = promote_readers_locked(rw);
+    ursa__spin_unlock(&s->lock);
+    ursa__sema_release(s, n + back);
+}
+
+static bool reader_queued_locked(const ursa__sema_t *s)
+{
+    for (const ursa_wait_t *w = s->head; w; w = w->next)
+        if (w->ops == &read_ops)
+            return true;
+    return false;
+}
+
+/* A writer entered from the queue (or through the raw form): count it if
+ * readers are waiting, else there is no streak. */
+static void writer_entered(ursa_rwlock_t *rw)
+{
+    ursa__spin_lock(&rw->sema.lock);
+    /* relaxed: under the lock (see promote_readers_locked). */
+    if (reader_queued_locked(&rw->sema))
+        atomic_fetch_add_explicit(&rw->wstreak, 1, memory_order_relaxed);
+    else
+        atomic_store_explicit(&rw->wstreak, 0, memory_order_relaxed);
+    ursa__spin_unlock(&rw->sema.lock);
+}
+
+/* A reader entered from the queue: the writers' streak is over. No writer
+ * can hold (and count) while we hold our permit. */
+static void reader_entered(ursa_rwlock_t *rw)
+{
+    /* relaxed: a counter for fairness; orders nothing. */
+    if (atomic_load_explicit(&rw->wstreak, memory_order_relaxed))
+        atomic_store_explicit(&rw->wstreak, 0, memory_order_relaxed);
+}
+
+static void rw_give_back(ursa_wait_t *w)
+{
+    ursa_rwlock_t *rw = (ursa_rwlock_t *)w->owner; /* sema is the first member */
+    rw_release(rw, w->got);
+    w->got = 0;
+}
+
+/* ---- holds ---- */
+
+static int poison_rc(const ursa_rwlock_t *rw)
+{
+    /* relaxed: set before the leaked writer's release, which our acquire
+     * of the permits synchronises with. */
+    return atomic_load_explicit(&rw->poisoned, memory_order_relaxed) ? -EOWNERDEAD : 0;
+}
+
+/* Metrics for an acquire that waited since wait_start (0: it did not). */
+#if URSA_LOCK_METRICS
+#define ACQUIRED(rw, g, c, wait_start)                                   \
+    do {                                                                 \
+        (g)->since = ursa__ctx_now(c);                                   \
+        ursa__lockinfo_acquired(&(rw)->info, wait_start, (g)->since);    \
+    } while (0)
+#define RELEASED(rw, g) ursa__lockinfo_released(&(rw)->info, (g)->since, ursa_now())
+#define WAIT_START(c) ursa__ctx_now(c)
+#else
+#define ACQUIRED(rw, g, c, wait_start) ((void)(wait_start))
+#define RELEASED(rw, g) ((void)0)
+#define WAIT_START(c) ((ursa_time_t)0)
+#endif
+
+static int take_read(ursa_rwlock_t *rw, ursa_rwlock_read_guard_t *g, ursa__ctx_t *c,
+                     const ursa_site_t *site, ursa_time_t wait_start)
+{
+    if (__builtin_expect(
+            ursa__oblig_take_lock(&c->ledger, &g->ob, &read_kind, site, rw, 1, &rw->info), 0)) {
+        rw_release(rw, 1); /* no room to record it: give it back */
+        return -ENOMEM;
+    }
+    g->rw = rw;
+    ACQUIRED(rw, g, c, wait_start);
+    return poison_rc(rw);
+}
+
+static int take_write(ursa_rwlock_t *rw, ursa_rwlock_write_guard_t *g, ursa__ctx_t *c,
+                      const ursa_site_t *site, ursa_time_t wait_start)
+{
+    if (__builtin_expect(ursa__oblig_take_lock(&c->ledger, &g->ob, &write_kind, site, rw,
+                                               rw->max_readers, &rw->info),
+                         0)) {
+        rw_release(rw, rw->max_readers);
+        return -ENOMEM;
+    }
+    g->rw = rw;
+    ACQUIRED(rw, g, c, wait_start);
+    /* relaxed: a snapshot flag for ursa_rwlock_is_write_locked. */
+    atomic_store_explicit(&rw->writer, true, memory_order_relaxed);
+    return poison_rc(rw);
+}
+
+/* ---- read lock ---- */
+
+static __attribute__((noinline)) int read_slow(ursa_rwlock_t *rw, ursa_rwlock_read_guard_t *g,
+                                               ursa_time_t deadline, const ursa_site_t *site)
+{
+    ursa__ctx_t *c = ursa__ctx();
+    if (deadline == URSA_NOW)
+        return -EAGAIN;
+    ursa_time_t wait_start = WAIT_START(c);
+    ursa_wait_t w;
+    ursa__wait_init(&w, c->waker, &read_ops, site);
+    int rc = ursa__sema_start(&rw->sema, &w, 1);
+    if (rc == -EINPROGRESS) {
+        rc = ursa__ctx_block(c, &w, deadline);
+        /* A grant that raced the timeout or cancel is kept. */
+        if (rc != 0 && read_ops.cancel(&w))
+            return rc;
+        reader_entered(rw);
+    }
+    return take_read(rw, g, c, site, wait_start);
+}
+
+int ursa_rwlock_read_lock_at(ursa_rwlock_t *rw, ursa_rwlock_read_guard_t *g,
+                             ursa_time_t deadline, const ursa_site_t *site)
+{
+    if (__builtin_expect(!rw || !g || g->rw, 0))
+        return -EINVAL;
+    ursa__ctx_t *c = ursa__ctx();
+    URSA__LOCK_ORDER_CHECK(c, &rw->info, "rwlock", site);
+    if (__builtin_expect(ursa__sema_try(&rw->sema, 1), 1))
+        return take_read(rw, g, c, site, 0);
+    return read_slow(rw, g, deadline, site);
+}
+
+int ursa_rwlock_read_unlock(ursa_rwlock_read_guard_t *g)
+{
+    if (!g)
+        return -EINVAL;
+    ursa_rwlock_t *rw = g->rw;
+    int rc = ursa__oblig_discharge(&ursa__ctx()->ledger, &g->ob);
+    if (rc == -EINVAL || !rw) {
+        ursa__report_misuse("rwlock read guard unlocked while empty (double unlock?)", NULL);
+        return -EINVAL;
+    }
+    if (rc)
+        return rc;
+    g->rw = NULL;
+    RELEASED(rw, g);
+    rw_release(rw, 1);
+    return 0;
+}
+
+/* ---- write lock ---- */
+
+int ursa_rwlock_write_lock_at(ursa_rwlock_t *rw, ursa_rwlock_write_guard_t *g,
+                              ursa_time_t deadline, const ursa_site_t *site)
+{
+    if (!rw || !g || g->rw)
+        return -EINVAL;
+    ursa__ctx_t *c = ursa__ctx();
+    URSA__LOCK_ORDER_CHECK(c, &rw->info, "rwlock", site);
+    if (ursa__sema_try(&rw->sema, rw->max_readers))
+        return take_write(rw, g, c, site, 0); /* queue empty: no streak */
+    if (deadline == URSA_NOW)
+        return -EAGAIN;
+    ursa_time_t wait_start = WAIT_START(c);
+    ursa_wait_t w;
+    ursa__wait_init(&w, c->waker, &write_ops, site);
+    int rc = ursa__sema_start(&rw->sema, &w, rw->max_readers);
+    if (rc == -EINPROGRESS) {
+        rc = ursa__ctx_block(c, &w, deadline);
+        /* Withdrawn: the permits partly assigned to us went on to the
+         * waiters behind (readers queued behind us get in). */
+        if (rc != 0 && write_ops.cancel(&w))
+            return rc;
+        writer_entered(rw);
+    }
+    return take_write(rw, g, c, site, wait_start);
+}
+
+int ursa_rwlock_write_unlock(ursa_rwlock_write_guard_t *g)
+{
+    if (!g)
+        return -EINVAL;
+    ursa_rwlock_t *rw = g->rw;
+    int rc = ursa__oblig_discharge(&ursa__ctx()->ledger, &g->ob);
+    if (rc == -EINVAL || !rw) {
+        ursa__report_misuse("rwlock write guard unlocked while empty (double unlock?)", NULL);
+        return -EINVAL;
+    }
+    if (rc)
+        return rc;
+    g->rw = NULL;
+    atomic_store_explicit(&rw->writer, false, memory_order_relaxed); /* snapshot flag */
+    RELEASED(rw, g);
+    rw_release(rw, rw->max_readers);
+    return 0;
+}
+
+int ursa_rwlock_downgrade(ursa_rwlock_write_guard_t *wg, ursa_rwlock_read_guard_t *rg)
+{
+    if (!wg || !rg || rg->rw)
+        return -EINVAL;
+    ursa_rwlock_t *rw = wg->rw;
+    if (!rw || !wg->ob.kind) {
+        ursa__report_misuse("rwlock downgrade of an empty write guard", NULL);
+        return -EINVAL;
+    }
+    ursa__ledger_t *l = &ursa__ctx()->ledger;
+    if (wg->ob.ledger && wg->ob.ledger != l)
+        return -EPERM;
+    /* Move the obligation: same ledger record and acquire site, now a read
+     * guard holding one permit. */
+    rg->ob = wg->ob;
+    rg->ob.kind = &read_kind;
+    rg->ob.n = 1;
+    if (rg->ob.ledger) {
+        ursa__ledger_rec_t *r = &l->recs[rg->ob.slot];
+        r->hold = &rg->ob;
+        r->kind = &read_kind;
+        r->n = 1;
+    }
+    memset(&wg->ob, 0, sizeof wg->ob);
+    wg->rw = NULL;
+    rg->rw = rw;
+#if URSA_LOCK_METRICS
+    rg->since = wg->since; /* one hold, first exclusive then shared */
+#endif
+    atomic_store_explicit(&rw->writer, false, memory_order_relaxed); /* snapshot flag */
+    /* We keep one permit: no writer can get in before we read-unlock. */
+    if (rw->max_readers > 1)
+        rw_release(rw, rw->max_readers - 1);
+    return 0;
+}
+
+/* ---- leaks, cleanup, snapshots ---- */
+
+static void leaked_read_unlock(void *rw, uint64_t n)
+{
+    rw_release(rw, n); /* a reader cannot have corrupted anything: no poison */
+}
+
+static void leaked_write_unlock(void *p, uint64_t n)
+{
+    ursa_rwlock_t *rw = p;
+    atomic_store_explicit(&rw->writer, false, memory_order_relaxed);
+    /* relaxed: the permit release below publishes it to the next locker. */
+    atomic_store_explicit(&rw->poisoned, true, memory_order_relaxed);
+    rw_release(rw, n);
+}
+
+void ursa_rwlock_read_guard_cleanup(ursa_rwlock_read_guard_t *g)
+{
+    if (g && g->rw)
+        (void)ursa_rwlock_read_unlock(g);
+}
+
+void ursa_rwlock_write_guard_cleanup(ursa_rwlock_write_guard_t *g)
+{
+    if (g && g->rw)
+        (void)ursa_rwlock_write_unlock(g);
+}
+
+int ursa_rwlock_consistent(ursa_rwlock_t *rw)
+{
+    if (!rw)
+        return -EINVAL;
+    atomic_store_explicit(&rw->poisoned, false, memory_order_relaxed);
+    return 0;
+}
+
+bool ursa_rwlock_is_write_locked(const ursa_rwlock_t *rw)
+{
+    /* relaxed: a snapshot. */
+    return rw && atomic_load_explicit(&rw->writer, memory_order_relaxed);
+}
+
+uint64_t ursa_rwlock_readers(const ursa_rwlock_t *rw)
+{
+    if (!rw || ursa_rwlock_is_write_locked(rw))
+        return 0;
+    ursa__sema_t *s = (ursa__sema_t *)&rw->sema; /* the lock is mutable state */
+    ursa__spin_lock(&s->lock);
+    uint64_t free_ = ursa__sema_available(s);
+    for (const ursa_wait_t *w = s->head; w; w = w->next)
+        free_ += w->got; /* assigned to a waiter, not held */
+    ursa__spin_unlock(&s->lock);
+    return free_ >= rw->max_readers ? 0 : rw->max_readers - free_;
+}
+
+/* ---- raw two-phase form ---- */
+
+int ursa_rwlock_read_lock_start_at(ursa_rwlock_t *rw, ursa_wait_t *w, ursa_waker_t waker,
+                                   const ursa_site_t *site)
+{
+    if (!rw || !w || !waker.fn)
+        return -EINVAL;
+    ursa__wait_init(w, waker, &read_ops, site);
+    return ursa__sema_start(&rw->sema, w, 1);
+}
+
+int ursa_rwlock_write_lock_start_at(ursa_rwlock_t *rw, ursa_wait_t *w, ursa_waker_t waker,
+                                    const ursa_site_t *site)
+{
+    if (!rw || !w || !waker.fn)
+        return -EINVAL;
+    ursa__wait_init(w, waker, &write_ops, site);
+    return ursa__sema_start(&rw->sema, w, rw->max_readers);
+}
+
+/* The common half of both finishes: 0 when w is granted and now finished. */
+static int finish_wait(ursa_rwlock_t *rw, ursa_wait_t *w, const ursa__wait_ops_t *ops)
+{
+    if (w->owner != &rw->sema || w->ops != ops)
+        return -EINVAL;
+    if (!ursa__wait_is_decided(w))
+        return -EAGAIN;
+    ursa__wait_settle(w); /* the waker call may still be returning */
+    if (atomic_load_explicit(&w->state, memory_order_relaxed) != URSA__W_GRANTED)
+        return -EINVAL; /* already finished or cancelled */
+    atomic_store_explicit(&w->state, URSA__W_FINISHED, memory_order_relaxed);
+    return 0;
+}
+
+int ursa_rwlock_read_lock_finish(ursa_rwlock_t *rw, ursa_wait_t *w, ursa_rwlock_read_guard_t *g)
+{
+    if (!rw || !w || !g || g->rw)
+        return -EINVAL;
+    int rc = finish_wait(rw, w, &read_ops);
+    if (rc)
+        return rc;
+    reader_entered(rw);
+    return take_read(rw, g, ursa__ctx(), w->site, 0);
+}
+
+int ursa_rwlock_write_lock_finish(ursa_rwlock_t *rw, ursa_wait_t *w,
+                                  ursa_rwlock_write_guard_t *g)
+{
+    if (!rw || !w || !g || g->rw)
+        return -EINVAL;
+    int rc = finish_wait(rw, w, &write_ops);
+    if (rc)
+        return rc;
+    writer_entered(rw);
+    return take_write(rw, g, ursa__ctx(), w->site, 0);
+}

@@ -1,0 +1,741 @@
+/* Tests for ursa_barrier: argument errors and N = 0/1, exactly one leader
+ * per generation over many generations (seeds, and tasks on two workers
+ * with plain threads), withdrawal of a cancelled or timed-out arrival,
+ * cancel racing the trip, deadlines, the raw form with a foreign waker,
+ * destroy while busy.
+ *
+ * Scenario tasks never call cmocka asserts: they return NULL or a message
+ * (URSA_SIM_CHECK); the test body asserts. */
+#include <poll.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "support.h"
+#include "ursa/barrier.h"
+
+static bool default_abort_on_leak;
+
+static int setup(void **state)
+{
+    (void)state;
+    test_capture_leaks();
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    ursa_leak_set_hook(NULL, NULL);
+    ursa_leak_set_abort(default_abort_on_leak);
+    return 0;
+}
+
+static void fail_if_msg(void *msg)
+{
+    if (msg)
+        fail_msg("%s", (const char *)msg);
+}
+
+static int spawn_named(ursa_task_t **t, ursa_task_fn_t fn, void *arg, const char *name,
+                       int worker)
+{
+    return ursa_spawn(t, fn, arg, &(ursa_spawn_opts_t){.name = name, .worker = worker});
+}
+
+#define JOIN_OK(t)                                                                 \
+    do {                                                                           \
+        void *res_ = NULL;                                                         \
+        int jrc_ = ursa_task_join((t), &res_, URSA_NEVER);                         \
+        if (jrc_)                                                                  \
+            return (void *)(__FILE__ ":" URSA_SIM_STR(__LINE__) ": join failed"); \
+        if (res_)                                                                  \
+            return res_;                                                           \
+    } while (0)
+
+#define YIELD_UNTIL(cond)                                                        \
+    do {                                                                         \
+        while (!(cond))                                                          \
+            if (ursa_yield() == -ECANCELED)                                      \
+                return (void *)(__FILE__ ":" URSA_SIM_STR(__LINE__)              \
+                                ": cancelled while waiting for " #cond);         \
+    } while (0)
+
+static ursa_time_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (ursa_time_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+typedef struct rwaker {
+    _Atomic int count;
+    _Atomic pid_t tid;
+    int efd;
+} rwaker_t;
+
+static void rwaker_fn(void *p)
+{
+    rwaker_t *r = p;
+    atomic_store(&r->tid, gettid());
+    atomic_fetch_add(&r->count, 1);
+    if (r->efd >= 0) {
+        uint64_t one = 1;
+        ssize_t n = write(r->efd, &one, sizeof one);
+        (void)n;
+    }
+}
+
+static void rwaker_init(rwaker_t *r, bool with_eventfd)
+{
+    atomic_init(&r->count, 0);
+    atomic_init(&r->tid, 0);
+    r->efd = with_eventfd ? eventfd(0, EFD_CLOEXEC) : -1;
+    if (with_eventfd)
+        assert_true(r->efd >= 0);
+}
+
+static ursa_waker_t rwaker(rwaker_t *r)
+{
+    return (ursa_waker_t){rwaker_fn, r};
+}
+
+static bool await_ready(const ursa_wait_t *w)
+{
+    ursa_time_t end = mono_ns() + URSA_SEC(5);
+    while (!ursa_wait_ready(w)) {
+        if (mono_ns() > end)
+            return false;
+        sched_yield();
+    }
+    return true;
+}
+
+/* ---- arguments, N = 0 and 1 ---- */
+
+static void test_barrier_invalid_args(void **state)
+{
+    (void)state;
+    ursa_barrier_t b;
+    ursa_wait_t w;
+    rwaker_t k;
+    bool leader = false;
+    rwaker_init(&k, false);
+    assert_int_equal(ursa_barrier_init(NULL, 2), -EINVAL);
+    assert_int_equal(ursa_barrier_destroy(NULL), -EINVAL);
+    assert_int_equal(ursa_barrier_wait(NULL, &leader, URSA_NEVER), -EINVAL);
+    assert_int_equal(ursa_barrier_arrived(NULL), 0);
+    assert_int_equal(ursa_barrier_generation(NULL), 0);
+    assert_int_equal(ursa_barrier_init(&b, 2), 0);
+    assert_int_equal(ursa_barrier_wait_start(NULL, &w, rwaker(&k)), -EINVAL);
+    assert_int_equal(ursa_barrier_wait_start(&b, NULL, rwaker(&k)), -EINVAL);
+    assert_int_equal(ursa_barrier_wait_start(&b, &w, ((ursa_waker_t){NULL, NULL})), -EINVAL);
+    assert_int_equal(ursa_barrier_arrived(&b), 0);
+    /* A try that would wait is not counted. */
+    assert_int_equal(ursa_barrier_wait(&b, &leader, URSA_NOW), -EAGAIN);
+    assert_int_equal(ursa_barrier_arrived(&b), 0);
+
+    assert_int_equal(ursa_barrier_wait_start(&b, &w, rwaker(&k)), -EINPROGRESS);
+    assert_int_equal(ursa_barrier_arrived(&b), 1);
+    ursa_barrier_t b2;
+    assert_int_equal(ursa_barrier_init(&b2, 2), 0);
+    assert_int_equal(ursa_barrier_wait_finish(&b2, &w, &leader), -EINVAL); /* other barrier */
+    assert_int_equal(ursa_barrier_wait_finish(NULL, &w, &leader), -EINVAL);
+    assert_int_equal(ursa_barrier_wait_finish(&b, NULL, &leader), -EINVAL);
+    assert_int_equal(ursa_barrier_wait_finish(&b, &w, &leader), -EAGAIN);
+    /* A try that trips it succeeds, as the leader. */
+    leader = false;
+    assert_int_equal(ursa_barrier_wait(&b, &leader, URSA_NOW), 0);
+    assert_true(leader);
+    assert_true(ursa_wait_ready(&w));
+    assert_int_equal(atomic_load(&k.count), 1);
+    leader = true;
+    assert_int_equal(ursa_barrier_wait_finish(&b, &w, &leader), 0);
+    assert_false(leader);
+    assert_int_equal(ursa_barrier_wait_finish(&b, &w, &leader), -EINVAL); /* finished */
+    assert_int_equal(ursa_barrier_generation(&b), 1);
+    assert_int_equal(ursa_barrier_arrived(&b), 0);
+    assert_int_equal(ursa_held_count(), 0); /* nothing is held after a barrier */
+    assert_int_equal(ursa_barrier_destroy(&b), 0);
+    assert_int_equal(ursa_barrier_destroy(&b2), 0);
+    assert_int_equal(test_leak_count(), 0);
+}
+
+static void test_barrier_zero_and_one_party(void **state)
+{
+    (void)state;
+    for (uint32_t n = 0; n <= 1; n++) {
+        ursa_barrier_t b;
+        ursa_wait_t w;
+        rwaker_t k;
+        rwaker_init(&k, false);
+        assert_int_equal(ursa_barrier_init(&b, n), 0);
+        for (int i = 0; i < 5; i++) {
+            bool leader = false;
+            ursa_time_t dl = i % 2 ? URSA_NOW : URSA_NEVER;
+            assert_int_equal(ursa_barrier_wait(&b, &leader, dl), 0);
+            assert_true(leader);
+            assert_int_equal(ursa_barrier_wait(&b, NULL, dl), 0); /* is_leader optional */
+        }
+        assert_int_equal(ursa_barrier_generation(&b), 10);
+        assert_int_equal(ursa_barrier_wait_start(&b, &w, rwaker(&k)), 0);
+        bool leader = false;
+        assert_int_equal(ursa_barrier_wait_finish(&b, &w, &leader), 0);
+        assert_true(leader);
+        assert_int_equal(atomic_load(&k.count), 0); /* completed at start: no wake */
+        assert_int_equal(ursa_barrier_generation(&b), 11);
+        assert_int_equal(ursa_barrier_arrived(&b), 0);
+        assert_int_equal(ursa_barrier_destroy(&b), 0);
+    }
+    assert_int_equal(test_leak_count(), 0);
+}
+
+static void test_barrier_destroy_busy(void **state)
+{
+    (void)state;
+    ursa_barrier_t b;
+    ursa_wait_t w;
+    rwaker_t k;
+    rwaker_init(&k, false);
+    assert_int_equal(ursa_barrier_init(&b, 3), 0);
+    assert_int_equal(ursa_barrier_wait_start(&b, &w, rwaker(&k)), -EINPROGRESS);
+    assert_int_equal(ursa_barrier_destroy(&b), -EBUSY);
+    assert_int_equal(test_leak_count(), 1);
+    assert_int_equal(ursa_barrier_arrived(&b), 1);
+    assert_int_equal(ursa_wait_cancel(&w), -ECANCELED);
+    assert_int_equal(ursa_barrier_arrived(&b), 0);
+    assert_int_equal(ursa_barrier_destroy(&b), 0);
+    assert_int_equal(atomic_load(&k.count), 0);
+}
+
+/* ---- one leader per generation, over seeds ---- */
+
+#define LD_N 4
+#define LD_GENS 6
+
+static struct {
+    ursa_barrier_t b;
+    int arrivals[LD_GENS], passed[LD_GENS], leaders[LD_GENS];
+    int ids[LD_N];
+} ld;
+
+static void *ld_party(void *arg)
+{
+    int id = *(int *)arg;
+    for (int g = 0; g < LD_GENS; g++) {
+        for (int i = 0; i < (id + g) % 3; i++)
+            (void)ursa_yield();
+        ld.arrivals[g]++;
+        bool leader = false;
+        int rc = ursa_barrier_wait(&ld.b, &leader, URSA_NEVER);
+        URSA_SIM_CHECK(rc == 0);
+        /* Nobody leaves generation g before all N arrived at it. */
+        URSA_SIM_CHECK(ld.arrivals[g] == LD_N);
+        ld.passed[g]++;
+        if (leader)
+            ld.leaders[g]++;
+    }
+    return NULL;
+}
+
+static void *ld_root(void *arg)
+{
+    (void)arg;
+    memset(&ld, 0, sizeof ld);
+    URSA_SIM_CHECK(ursa_barrier_init(&ld.b, LD_N) == 0);
+    ursa_task_t *t[LD_N];
+    for (int i = 0; i < LD_N; i++) {
+        ld.ids[i] = i;
+        URSA_SIM_CHECK(spawn_named(&t[i], ld_party, &ld.ids[i], "party", -1) == 0);
+    }
+    for (int i = 0; i < LD_N; i++)
+        JOIN_OK(t[i]);
+    for (int g = 0; g < LD_GENS; g++) {
+        URSA_SIM_CHECK(ld.passed[g] == LD_N);
+        URSA_SIM_CHECK(ld.leaders[g] == 1);
+    }
+    URSA_SIM_CHECK(ursa_barrier_generation(&ld.b) == LD_GENS);
+    URSA_SIM_CHECK(ursa_barrier_arrived(&ld.b) == 0);
+    URSA_SIM_CHECK(ursa_barrier_destroy(&ld.b) == 0);
+    return NULL;
+}
+
+static void test_barrier_leader_once_explore(void **state)
+{
+    (void)state;
+    test_explore(ld_root, NULL);
+    assert_int_equal(test_leak_count(), 0);
+}
+
+/* ---- stress: tasks on two workers and plain threads ---- */
+
+#define SB_TASKS 4
+#define SB_THREADS 2
+#define SB_N (SB_TASKS + SB_THREADS)
+
+static struct {
+    ursa_barrier_t b;
+    long gens;
+    _Atomic int *arrivals, *leaders, *passed;
+    _Atomic int errors, go;
+    int worker_of[SB_TASKS];
+} sb;
+
+static void sb_loop(void)
+{
+    for (long g = 0; g < sb.gens; g++) {
+        atomic_fetch_add(&sb.arrivals[g], 1);
+        bool leader = false;
+        if (ursa_barrier_wait(&sb.b, &leader, URSA_NEVER) != 0) {
+            atomic_fetch_add(&sb.errors, 1);
+            return;
+        }
+        if (atomic_load(&sb.arrivals[g]) != SB_N)
+            atomic_fetch_add(&sb.errors, 1); /* left before everyone arrived */
+        atomic_fetch_add(&sb.passed[g], 1);
+        if (leader)
+            atomic_fetch_add(&sb.leaders[g], 1);
+    }
+}
+
+static void *sb_thread(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&sb.go))
+        sched_yield();
+    sb_loop();
+    return NULL;
+}
+
+static void *sb_task(void *arg)
+{
+    int id = *(int *)arg;
+    sb.worker_of[id] = ursa_worker_index();
+    sb_loop();
+    return NULL;
+}
+
+static void *sb_root(void *arg)
+{
+    (void)arg;
+    static int ids[SB_TASKS];
+    ursa_task_t *t[SB_TASKS];
+    for (int i = 0; i < SB_TASKS; i++) {
+        ids[i] = i;
+        if (spawn_named(&t[i], sb_task, &ids[i], "party", i % 2))
+            return "spawn failed";
+    }
+    atomic_store(&sb.go, 1);
+    for (int i = 0; i < SB_TASKS; i++)
+        if (ursa_task_join(t[i], NULL, URSA_NEVER))
+            return "join failed";
+    return NULL;
+}
+
+static void test_barrier_stress_tasks_and_threads(void **state)
+{
+    (void)state;
+    memset(&sb, 0, sizeof sb);
+    sb.gens = test_scale(3000);
+    sb.arrivals = calloc((size_t)sb.gens, sizeof *sb.arrivals);
+    sb.leaders = calloc((size_t)sb.gens, sizeof *sb.leaders);
+    sb.passed = calloc((size_t)sb.gens, sizeof *sb.passed);
+    assert_non_null(sb.arrivals);
+    assert_non_null(sb.leaders);
+    assert_non_null(sb.passed);
+    assert_int_equal(ursa_barrier_init(&sb.b, SB_N), 0);
+    pthread_t th[SB_THREADS];
+    for (int i = 0; i < SB_THREADS; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, sb_thread, NULL), 0);
+    ursa_rt_t *rt;
+    assert_int_equal(ursa_rt_new(&rt, &(ursa_rt_config_t){.workers = 2}), 0);
+    void *res = NULL;
+    int rc = ursa_rt_block_on(rt, sb_root, NULL, &res);
+    atomic_store(&sb.go, 1);
+    for (int i = 0; i < SB_THREADS; i++)
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+    ursa_rt_free(rt);
+    assert_int_equal(rc, 0);
+    fail_if_msg(res);
+    assert_int_equal(atomic_load(&sb.errors), 0);
+    for (long g = 0; g < sb.gens; g++) {
+        assert_int_equal(atomic_load(&sb.leaders[g]), 1);
+        assert_int_equal(atomic_load(&sb.passed[g]), SB_N);
+    }
+    for (int i = 0; i < SB_TASKS; i++)
+        assert_int_equal(sb.worker_of[i], i % 2);
+    assert_int_equal(ursa_barrier_generation(&sb.b), (uint64_t)sb.gens);
+    assert_int_equal(ursa_barrier_arrived(&sb.b), 0);
+    assert_int_equal(ursa_barrier_destroy(&sb.b), 0);
+    free(sb.arrivals);
+    free(sb.leaders);
+    free(sb.passed);
+    assert_int_equal(test_leak_count(), 0);
+}
+
+/* ---- a cancelled arrival is withdrawn ---- */
+
+static struct {
+    ursa_barrier_t b;
+    int rc[4];   /* 1 = not returned yet */
+    bool leader[4];
+    bool arrived[4];
+    ursa_task_t *t[4];
+    int ids[4];
+} cw;
+
+static void *cw_party(void *arg)
+{
+    int id = *(int *)arg;
+    cw.arrived[id] = true;
+    cw.rc[id] = ursa_barrier_wait(&cw.b, &cw.leader[id], URSA_NEVER);
+    return NULL;
+}
+
+static void *cw_root(void *arg)
+{
+    (void)arg;
+    memset(&cw, 0, sizeof cw);
+    for (int i = 0; i < 4; i++) {
+        cw.rc[i] = 1;
+        cw.ids[i] = i;
+    }
+    URSA_SIM_CHECK(ursa_barrier_init(&cw.b, 3) == 0);
+    /* A and B arrive; B is cancelled. */
+    URSA_SIM_CHECK(spawn_named(&cw.t[0], cw_party, &cw.ids[0], "A", -1) == 0);
+    URSA_SIM_CHECK(spawn_named(&cw.t[1], cw_party, &cw.ids[1], "B", -1) == 0);
+    YIELD_UNTIL(cw.arrived[0] && cw.arrived[1]);
+    URSA_SIM_CHECK(ursa_barrier_arrived(&cw.b) == 2);
+    URSA_SIM_CHECK(ursa_task_cancel(cw.t[1]) == 0);
+    JOIN_OK(cw.t[1]);
+    URSA_SIM_CHECK(cw.rc[1] == -ECANCELED);
+    URSA_SIM_CHECK(ursa_barrier_arrived(&cw.b) == 1);
+    /* C arrives: with B withdrawn that makes two of three, no trip. */
+    URSA_SIM_CHECK(spawn_named(&cw.t[2], cw_party, &cw.ids[2], "C", -1) == 0);
+    YIELD_UNTIL(cw.arrived[2]);
+    for (int i = 0; i < 5; i++)
+        (void)ursa_yield();
+    URSA_SIM_CHECK(cw.rc[0] == 1 && cw.rc[2] == 1);
+    URSA_SIM_CHECK(ursa_barrier_arrived(&cw.b) == 2);
+    URSA_SIM_CHECK(ursa_barrier_generation(&cw.b) == 0);
+    /* A replacement (D) trips it. */
+    URSA_SIM_CHECK(spawn_named(&cw.t[3], cw_party, &cw.ids[3], "D", -1) == 0);
+    JOIN_OK(cw.t[0]);
+    JOIN_OK(cw.t[2]);
+    JOIN_OK(cw.t[3]);
+    URSA_SIM_CHECK(cw.rc[0] == 0 && cw.rc[2] == 0 && cw.rc[3] == 0);
+    URSA_SIM_CHECK(cw.leader[0] + cw.leader[2] + cw.leader[3] == 1);
+    URSA_SIM_CHECK(cw.leader[3]); /* the last to arrive leads */
+    URSA_SIM_CHECK(ursa_barrier_generation(&cw.b) == 1);
+    URSA_SIM_CHECK(ursa_barrier_arrived(&cw.b) == 0);
+    URSA_SIM_CHECK(ursa_barrier_destroy(&cw.b) == 0);
+    return NULL;
+}
+
+static void test_barrier_cancel_withdraws(void **state)
+{
+    (void)state;
+    test_explore(cw_root, NULL);
+    assert_int_equal(test_leak_count(), 0);
+}
+
+/* Deadlines on a plain thread: a timed-out arrival is withdrawn too. */
+static void test_barrier_timeout_withdraws(void **state)
+{
+    (void)state;
+    ursa_barrier_t b;
+    ursa_wait_t w;
+    rwaker_t k;
+    bool leader = true;
+    rwaker_init(&k, false);
+    assert_int_equal(ursa_barrier_init(&b, 2), 0);
+    assert_int_equal(ursa_barrier_wait(&b, &leader, ursa_deadline_in(0)), -ETIMEDOUT);
+    assert_int_equal(ursa_barrier_arrived(&b), 0);
+    ursa_time_t t0 = mono_ns();
+    assert_int_equal(ursa_barrier_wait(&b, &leader, ursa_deadline_in(URSA_MSEC(20))), -ETIMEDOUT);
+    assert_true(mono_ns() - t0 >= URSA_MSEC(20));
+    assert_int_equal(ursa_barrier_arrived(&b), 0);
+    assert_int_equal(ursa_barrier_generation(&b), 0);
+    /* The barrier still needs two: a raw arrival, then ours trips it. */
+    assert_int_equal(ursa_barrier_wait_start(&b, &w, rwaker(&k)), -EINPROGRESS);
+    assert_int_equal(ursa_barrier_wait(&b, &leader, ursa_deadline_in(URSA_MSEC(20))), 0);
+    assert_true(leader);
+    assert_true(ursa_wait_ready(&w));
+    assert_int_equal(ursa_barrier_wait_finish(&b, &w, &leader), 0);
+    assert_false(leader);
+    assert_int_equal(ursa_barrier_generation(&b), 1);
+    assert_int_equal(ursa_barrier_destroy(&b), 0);
+    assert_int_equal(test_leak_count(), 0);
+}
+
+/* ---- cancel (or deadline) racing the trip, over seeds ---- */
+
+static struct {
+    long completed, withdrawn;
+} cr_stats;
+
+static void *cr_canceller(void *arg)
+{
+    (void)arg;
+    YIELD_UNTIL(cw.arrived[1]);
+    (void)ursa_yield();
+    URSA_SIM_CHECK(ursa_task_cancel(cw.t[1]) == 0);
+    return NULL;
+}
+
+static void *cr_party_deadline(void *arg)
+{
+    int id = *(int *)arg;
+    cw.arrived[id] = true;
+    cw.rc[id] = ursa_barrier_wait(&cw.b, &cw.leader[id], ursa_deadline_in(URSA_USEC(10)));
+    return NULL;
+}
+
+static void *cr_party_late(void *arg)
+{
+    int id = *(int *)arg;
+    YIELD_UNTIL(cw.arrived[1]);
+    (void)ursa_sleep_for(URSA_USEC(10)); /* arrive just as B's deadline fires */
+    cw.arrived[id] = true;
+    cw.rc[id] = ursa_barrier_wait(&cw.b, &cw.leader[id], URSA_NEVER);
+    return NULL;
+}
+
+/* arg 0: B is cancelled by a task while C arrives; 1: B's deadline fires
+ * while C arrives. */
+static void *cr_root(void *arg)
+{
+    bool by_deadline = arg != NULL;
+    memset(&cw, 0, sizeof cw);
+    for (int i = 0; i < 4; i++) {
+        cw.rc[i] = 1;
+        cw.ids[i] = i;
+    }
+    URSA_SIM_CHECK(ursa_barrier_init(&cw.b, 3) == 0);
+    ursa_task_t *c = NULL;
+    URSA_SIM_CHECK(spawn_named(&cw.t[0], cw_party, &cw.ids[0], "A", -1) == 0);
+    URSA_SIM_CHECK(spawn_named(&cw.t[1], by_deadline ? cr_party_deadline : cw_party, &cw.ids[1],
+                               "B", -1) == 0);
+    if (by_deadline) {
+        URSA_SIM_CHECK(spawn_named(&cw.t[2], cr_party_late, &cw.ids[2], "C", -1) == 0);
+    } else {
+        URSA_SIM_CHECK(spawn_named(&c, cr_canceller, NULL, "canceller", -1) == 0);
+        YIELD_UNTIL(cw.arrived[1]);
+        (void)ursa_yield();
+        URSA_SIM_CHECK(spawn_named(&cw.t[2], cw_party, &cw.ids[2], "C", -1) == 0);
+        JOIN_OK(c);
+    }
+    JOIN_OK(cw.t[1]);
+    if (cw.rc[1] == 0) {
+        /* B was part of the generation: A, B, C all complete, one leader. */
+        JOIN_OK(cw.t[0]);
+        JOIN_OK(cw.t[2]);
+        URSA_SIM_CHECK(cw.rc[0] == 0 && cw.rc[2] == 0);
+        URSA_SIM_CHECK(cw.leader[0] + cw.leader[1] + cw.leader[2] == 1);
+        URSA_SIM_CHECK(ursa_barrier_generation(&cw.b) == 1);
+        cr_stats.completed++;
+    } else {
+        /* B withdrew: the generation needs a third party. */
+        URSA_SIM_CHECK(cw.rc[1] == (by_deadline ? -ETIMEDOUT : -ECANCELED));
+        URSA_SIM_CHECK(!cw.leader[1]);
+        YIELD_UNTIL(cw.arrived[0] && cw.arrived[2]);
+        for (int i = 0; i < 3; i++)
+            (void)ursa_yield();
+        URSA_SIM_CHECK(cw.rc[0] == 1 && cw.rc[2] == 1);
+        URSA_SIM_CHECK(ursa_barrier_generation(&cw.b) == 0);
+        URSA_SIM_CHECK(ursa_barrier_arrived(&cw.b) == 2);
+        URSA_SIM_CHECK(spawn_named(&cw.t[3], cw_party, &cw.ids[3], "D", -1) == 0);
+        JOIN_OK(cw.t[0]);
+        JOIN_OK(cw.t[2]);
+        JOIN_OK(cw.t[3]);
+        URSA_SIM_CHECK(cw.rc[0] == 0 && cw.rc[2] == 0 && cw.rc[3] == 0);
+        URSA_SIM_CHECK(cw.leader[0] + cw.leader[2] + cw.leader[3] == 1);
+        URSA_SIM_CHECK(ursa_barrier_generation(&cw.b) == 1);
+        cr_stats.withdrawn++;
+    }
+    URSA_SIM_CHECK(ursa_barrier_arrived(&cw.b) == 0);
+    URSA_SIM_CHECK(ursa_barrier_destroy(&cw.b) == 0);
+    return NULL;
+}
+
+static void test_barrier_cancel_races_trip(void **state)
+{
+    (void)state;
+    for (int mode = 0; mode < 2; mode++) {
+        memset(&cr_stats, 0, sizeof cr_stats);
+        uint64_t seed = 0;
+        int rc = ursa_sim_explore(NULL, cr_root, mode ? (void *)1 : NULL, 1, TEST_SEEDS, &seed);
+        if (rc)
+            fail_msg("mode %d: seed %llu: %s", mode, (unsigned long long)seed, ursa_strerror(rc));
+        print_message("cancel vs trip (%s): %ld completed, %ld withdrawn\n",
+                      mode ? "deadline" : "cancel", cr_stats.completed, cr_stats.withdrawn);
+        /* Both outcomes occur over the seeds (unless replaying one). */
+        if (!getenv("URSA_SEED") && TEST_SEEDS >= 100) {
+            assert_true(cr_stats.completed > 0);
+            assert_true(cr_stats.withdrawn > 0);
+        }
+    }
+    assert_int_equal(test_leak_count(), 0);
+}
+
+/* ---- raw form with a foreign waker ---- */
+
+typedef struct arriver {
+    ursa_barrier_t *b;
+    pthread_t th;
+    int rc;
+    bool leader;
+    pid_t tid;
+} arriver_t;
+
+static void *arriver_main(void *p)
+{
+    arriver_t *a = p;
+    a->tid = gettid();
+    a->rc = ursa_barrier_wait(a->b, &a->leader, URSA_NEVER);
+    return NULL;
+}
+
+static void test_barrier_raw_foreign_waker(void **state)
+{
+    (void)state;
+    ursa_barrier_t b;
+    ursa_wait_t w;
+    rwaker_t r;
+    bool leader = true;
+    rwaker_init(&r, true);
+    assert_int_equal(ursa_barrier_init(&b, 2), 0);
+
+    assert_int_equal(ursa_barrier_wait_start(&b, &w, rwaker(&r)), -EINPROGRESS);
+    assert_false(ursa_wait_ready(&w));
+    assert_int_equal(ursa_barrier_wait_finish(&b, &w, &leader), -EAGAIN);
+    usleep(2000);
+    assert_int_equal(atomic_load(&r.count), 0);
+
+    /* Another thread's arrival trips it; our waker runs on that thread. */
+    arriver_t a = {.b = &b};
+    assert_int_equal(pthread_create(&a.th, NULL, arriver_main, &a), 0);
+    struct pollfd p = {.fd = r.efd, .events = POLLIN};
+    assert_int_equal(poll(&p, 1, 5000), 1);
+    uint64_t v = 0;
+    assert_int_equal(read(r.efd, &v, sizeof v), (ssize_t)sizeof v);
+    assert_int_equal(v, 1);
+    assert_int_equal(pthread_join(a.th, NULL), 0);
+    assert_int_equal(a.rc, 0);
+    assert_true(a.leader);
+    assert_true(await_ready(&w));
+    assert_int_equal(atomic_load(&r.tid), a.tid);
+    assert_int_equal(ursa_barrier_wait_finish(&b, &w, &leader), 0);
+    assert_false(leader);
+    p.revents = 0;
+    assert_int_equal(poll(&p, 1, 0), 0); /* no second wake */
+    close(r.efd);
+
+    /* Raw cancel before the trip withdraws; after it, changes nothing. */
+    rwaker_init(&r, false);
+    assert_int_equal(ursa_barrier_wait_start(&b, &w, rwaker(&r)), -EINPROGRESS);
+    assert_int_equal(ursa_wait_cancel(&w), -ECANCELED);
+    assert_int_equal(ursa_wait_cancel(&w), -EINVAL);
+    assert_int_equal(ursa_barrier_wait_finish(&b, &w, &leader), -EINVAL);
+    assert_int_equal(ursa_barrier_arrived(&b), 0);
+    assert_int_equal(ursa_barrier_wait(&b, &leader, URSA_NOW), -EAGAIN);
+    assert_int_equal(ursa_barrier_wait_start(&b, &w, rwaker(&r)), -EINPROGRESS);
+    assert_int_equal(ursa_barrier_wait(&b, &leader, URSA_NOW), 0); /* trips */
+    assert_true(leader);
+    assert_true(ursa_wait_ready(&w));
+    assert_int_equal(ursa_wait_cancel(&w), -ECANCELED); /* too late: discarded */
+    assert_int_equal(ursa_barrier_generation(&b), 2);
+    assert_int_equal(ursa_barrier_arrived(&b), 0);
+    assert_int_equal(atomic_load(&r.count), 1);
+    assert_int_equal(ursa_held_count(), 0);
+    assert_int_equal(ursa_barrier_destroy(&b), 0);
+    assert_int_equal(test_leak_count(), 0);
+}
+
+/* Raw cancel racing another thread's trip on real threads: either the
+ * cancel withdrew (then the other party times out alone) or the wait was
+ * already granted (the waker ran once, the other party led). */
+static struct {
+    ursa_barrier_t b;
+    _Atomic long round, done;
+    _Atomic int rc;
+    _Atomic bool leader;
+} rt2;
+
+static void *rt2_thread(void *arg)
+{
+    long n = *(long *)arg;
+    for (long i = 1; i <= n; i++) {
+        while (atomic_load(&rt2.round) != i)
+            sched_yield();
+        bool leader = false;
+        int rc = ursa_barrier_wait(&rt2.b, &leader, ursa_deadline_in(URSA_MSEC(2)));
+        atomic_store(&rt2.leader, leader);
+        atomic_store(&rt2.rc, rc);
+        atomic_store(&rt2.done, i);
+    }
+    return NULL;
+}
+
+static void test_barrier_raw_cancel_race_threads(void **state)
+{
+    (void)state;
+    long n = test_scale(300);
+    long granted = 0, withdrawn = 0;
+    memset(&rt2, 0, sizeof rt2);
+    assert_int_equal(ursa_barrier_init(&rt2.b, 2), 0);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, rt2_thread, &n), 0);
+    for (long i = 1; i <= n; i++) {
+        ursa_wait_t w;
+        rwaker_t r;
+        rwaker_init(&r, false);
+        assert_int_equal(ursa_barrier_wait_start(&rt2.b, &w, rwaker(&r)), -EINPROGRESS);
+        atomic_store(&rt2.round, i);
+        for (long k = 0; k < (i % 64) * 200; k++)
+            atomic_signal_fence(memory_order_seq_cst);
+        assert_int_equal(ursa_wait_cancel(&w), -ECANCELED);
+        int woke = atomic_load(&r.count);
+        while (atomic_load(&rt2.done) != i)
+            sched_yield();
+        if (woke) {
+            assert_int_equal(atomic_load(&rt2.rc), 0);
+            assert_true(atomic_load(&rt2.leader));
+            granted++;
+        } else {
+            assert_int_equal(atomic_load(&rt2.rc), -ETIMEDOUT);
+            withdrawn++;
+        }
+        assert_int_equal(atomic_load(&r.count), woke); /* no late wake */
+        assert_int_equal(ursa_barrier_arrived(&rt2.b), 0);
+        assert_int_equal(ursa_barrier_generation(&rt2.b), (uint64_t)granted);
+    }
+    assert_int_equal(pthread_join(th, NULL), 0);
+    print_message("raw cancel vs trip: %ld granted, %ld withdrawn\n", granted, withdrawn);
+    assert_int_equal(ursa_barrier_destroy(&rt2.b), 0);
+    assert_int_equal(test_leak_count(), 0);
+}
+
+int main(void)
+{
+    default_abort_on_leak = ursa_leak_set_abort(true);
+    ursa_leak_set_abort(default_abort_on_leak);
+
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_barrier_invalid_args),
+        T(test_barrier_zero_and_one_party),
+        T(test_barrier_destroy_busy),
+        T(test_barrier_leader_once_explore),
+        T(test_barrier_stress_tasks_and_threads),
+        T(test_barrier_cancel_withdraws),
+        T(test_barrier_timeout_withdraws),
+        T(test_barrier_cancel_races_trip),
+        T(test_barrier_raw_foreign_waker),
+        T(test_barrier_raw_cancel_race_threads),
+    };
+#undef T
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
