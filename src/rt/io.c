@@ -160,7 +160,10 @@ int ursa_poll(int fd, short events, ursa_time_t deadline)
     ursa_task_t *t = io_task(&w);
     if (fd < 0)
         return -EINVAL;
-    if (!t)
+    /* A try is a readiness check, which poll(2) answers without blocking;
+     * through the ring, a ready poll's completion could lose the race with
+     * the immediate cancel. */
+    if (!t || deadline == URSA_NOW)
         return poll_thread(fd, events, deadline);
     OP_BEGIN(w, t, sqe, op);
     io_uring_prep_poll_add(sqe, fd, (unsigned)events);
