@@ -234,19 +234,60 @@ void ursa__task_wake(void *p)
     }
 }
 
-static void switch_to_sched(ursa_task_t *t)
+/* How many times tasks may hand the worker straight to one another before
+ * the scheduler gets a turn (inbox, timers, ring). */
+#define DIRECT_SWITCHES 32
+
+/* Switches from the current task t to `to`: another task, or the
+ * scheduler (to == NULL). Returns when something switches back to t. */
+static void switch_from(ursa_task_t *t, ursa_task_t *to)
 {
     ursa__worker_t *w = t->worker;
+    void *sp = w->sched_sp;
+    if (to) {
+        w->current = to;
+        ursa__cur_ctx = &to->ctx;
+        sp = to->sp;
+    }
 #if defined(URSA_ASAN)
-    __sanitizer_start_switch_fiber(&t->asan_fake, w->asan_stack_lo, w->asan_stack_size);
+    if (to)
+        __sanitizer_start_switch_fiber(&t->asan_fake, to->stack->lo,
+                                       (size_t)((char *)to->stack->top - (char *)to->stack->lo));
+    else
+        __sanitizer_start_switch_fiber(&t->asan_fake, w->asan_stack_lo, w->asan_stack_size);
 #endif
 #if defined(URSA_TSAN)
-    __tsan_switch_to_fiber(w->tsan_fiber, 0);
+    __tsan_switch_to_fiber(to ? to->tsan_fiber : w->tsan_fiber, 0);
 #endif
-    ursa__ctx_switch(&t->sp, w->sched_sp);
+    ursa__ctx_switch(&t->sp, sp);
 #if defined(URSA_ASAN)
     __sanitizer_finish_switch_fiber(t->asan_fake, NULL, NULL);
 #endif
+}
+
+/* The current task t stops running (parked, or queued again by a yield).
+ * If another task that has already run is next in the run queue, switch
+ * to it directly: one context switch instead of two, and no pass through
+ * the scheduler loop. New tasks (no stack yet) start from the scheduler. */
+static void switch_out(ursa_task_t *t)
+{
+    ursa__worker_t *w = t->worker;
+    if (w->direct_budget && w->rq_head) {
+        w->direct_budget--;
+        ursa_task_t *next = rq_pop(w);
+        if (next == t)
+            return; /* a yield with nothing else to run */
+        if (next->stack) {
+            switch_from(t, next);
+            return;
+        }
+        next->rq_next = w->rq_head; /* not started: back to the front */
+        w->rq_head = next;
+        if (!w->rq_tail)
+            w->rq_tail = next;
+        w->rq_len++;
+    }
+    switch_from(t, NULL);
 }
 
 void ursa__task_park(ursa_task_t *t)
@@ -259,13 +300,13 @@ void ursa__task_park(ursa_task_t *t)
         atomic_store_explicit(&t->wstate, URSA__T_RUNNING, memory_order_relaxed);
         return;
     }
-    switch_to_sched(t);
+    switch_out(t);
 }
 
 void ursa__task_yield(ursa_task_t *t)
 {
     rq_push(t->worker, t);
-    switch_to_sched(t);
+    switch_out(t);
 }
 
 /* ---- timers: a binary min-heap of tasks keyed on timer_when ---- */
@@ -519,6 +560,7 @@ static void run_task(ursa__worker_t *w, ursa_task_t *t)
     }
     w->current = t;
     ursa__cur_ctx = &t->ctx;
+    w->direct_budget = DIRECT_SWITCHES;
 #if defined(URSA_ASAN)
     void *fake = NULL;
     __sanitizer_start_switch_fiber(&fake, t->stack->lo,
@@ -531,6 +573,8 @@ static void run_task(ursa__worker_t *w, ursa_task_t *t)
 #if defined(URSA_ASAN)
     __sanitizer_finish_switch_fiber(fake, NULL, NULL);
 #endif
+    /* Tasks may have handed over to each other: whoever switched back. */
+    t = w->current;
     ursa__cur_ctx = ursa__thread_ctx();
     w->current = NULL;
     if (t->finished)

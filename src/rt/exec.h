@@ -107,6 +107,7 @@ struct ursa__worker {
     void *task_chunks;      /* chunk list, freed with the runtime */
     ursa_task_t *current;
     void *sched_sp;
+    unsigned direct_budget; /* task-to-task switches left before the scheduler */
     ursa_time_t vclock; /* deterministic mode */
     uint64_t rng;
     ursa_time_t idle_since; /* for the deadlock report */
