@@ -55,6 +55,10 @@ int ursa_notify_destroy(ursa_notify_t *n)
 /* Takes the stored permit if there is one. */
 static bool try_take_permit(ursa_notify_t *n)
 {
+    /* relaxed peek: a CAS that fails costs as much as one that succeeds,
+     * and in a ping-pong there is usually no permit to take. */
+    if (!(atomic_load_explicit(&n->state, memory_order_relaxed) & PERMIT))
+        return false;
     uint32_t st = PERMIT;
     /* acquire: the notifier's writes before it stored the permit (a release
      * RMW) are visible to us. PERMIT alone: WAITERS is never set with it. */
