@@ -229,7 +229,15 @@ void ursa__task_wake(void *p)
                                                       memory_order_release, memory_order_relaxed))
                 return;
         } else {
-            return; /* already notified */
+            /* Already notified: still an RMW, so that a parker clearing the
+             * stale notification (an RMW too) is ordered with us — either
+             * it reads our release (and then sees what we published), or
+             * we read its RUNNING and set NOTIFIED again. A plain return
+             * here lost wakes (store-buffer race; regression: the watch
+             * and oneshot stress tests). acq_rel as above. */
+            if (atomic_compare_exchange_weak_explicit(&t->wstate, &s, URSA__T_NOTIFIED,
+                                                      memory_order_acq_rel, memory_order_relaxed))
+                return;
         }
     }
 }
@@ -297,7 +305,10 @@ void ursa__task_park(ursa_task_t *t)
      * visible. */
     if (!atomic_compare_exchange_strong_explicit(&t->wstate, &s, URSA__T_PARKED,
                                                  memory_order_acq_rel, memory_order_acquire)) {
-        atomic_store_explicit(&t->wstate, URSA__T_RUNNING, memory_order_relaxed);
+        /* Consume the notification with an RMW (see ursa__task_wake): a
+         * plain store could pass a concurrent waker's check unseen while
+         * our caller's re-check of its condition reads a stale value. */
+        atomic_exchange_explicit(&t->wstate, URSA__T_RUNNING, memory_order_acq_rel);
         return;
     }
     switch_out(t);
