@@ -11,10 +11,12 @@
 #include "ursa/notify.h"
 #include "ursa/oblig.h"
 #include "ursa/once.h"
+#include "ursa/oneshot.h"
 #include "ursa/rt.h"
 #include "ursa/rwlock.h"
 #include "ursa/semaphore.h"
 #include "ursa/sim.h"
+#include "ursa/watch.h"
 #include "ursa/wait.h"
 
 #endif

@@ -1,0 +1,217 @@
+/* ursa — oneshot channel: one value, sent once, received once (the model
+ * is Tokio's oneshot).
+ *
+ *     ursa_oneshot_t os;
+ *     ursa_oneshot_init(&os, sizeof(int), NULL);     // inline storage
+ *
+ *     // sender (any task or thread)              // receiver
+ *     int v = 42;                                 int got;
+ *     if (ursa_oneshot_send(&os, &v) == -EPIPE)   rc = ursa_oneshot_recv(&os, &got,
+ *         ;  // receiver gone, v is still ours                        URSA_NEVER);
+ *                                                 // 0: got == 42; -EPIPE: sender
+ *                                                 // dropped without sending
+ *
+ * Storage: the value is copied into the channel. With storage == NULL the
+ * channel keeps it in an inline buffer of URSA_ONESHOT_INLINE bytes (so
+ * elem_size must not exceed it); otherwise the caller passes `storage` of
+ * elem_size bytes that must outlive the channel. Either way nothing is
+ * allocated, and an initialised oneshot may not be moved (waits point at it).
+ *
+ * The two ends are implicit: whoever calls the sender calls (send,
+ * sender_drop, closed) is the sender, whoever calls recv/try_recv/close/
+ * receiver_drop is the receiver. Each end may move between tasks and
+ * threads, but at most one call per end may be in progress at a time.
+ *
+ * Closing:
+ * - ursa_oneshot_sender_drop without a send: the receiver gets -EPIPE.
+ * - ursa_oneshot_close (receiver): later sends fail with -EPIPE and the
+ *   value stays with the sender; a value sent before the close stays
+ *   receivable (try_recv / recv return it). A close racing a send is
+ *   decided at one point: either the send returns 0 and the value can
+ *   still be received, or the send returns -EPIPE; never both, never
+ *   neither.
+ * - ursa_oneshot_receiver_drop: close, and the receiver end is gone (an
+ *   unreceived value is discarded). ursa_oneshot_closed() wakes on either.
+ *
+ * Waits (recv, closed) follow the two-phase contract's phase 1; neither
+ * yields a hold, so there is no phase 2. Both exist in blocking form (task
+ * or plain thread) and raw _start/_finish form (ursa/wait.h). */
+#ifndef URSA_ONESHOT_H
+#define URSA_ONESHOT_H
+
+#include <stdatomic.h>
+
+#include "wait.h"
+
+/* Largest elem_size a oneshot can keep inline (storage == NULL). */
+#define URSA_ONESHOT_INLINE 64
+
+typedef struct ursa_oneshot {
+    _Atomic uint32_t state; /* bits in src/chan/oneshot.c; private */
+    _Atomic uint32_t lock;  /* guards the two wait slots; private */
+    ursa_wait_t *rx_w;      /* a queued recv wait; private */
+    ursa_wait_t *tx_w;      /* a queued closed() wait; private */
+    size_t elem_size;
+    void *ext; /* caller storage, or NULL for inline */
+    _Alignas(max_align_t) unsigned char inline_buf[URSA_ONESHOT_INLINE];
+} ursa_oneshot_t;
+
+/* Initialises an embedded oneshot: nothing sent, both ends present.
+ * storage: elem_size bytes owned by the caller, or NULL to use the inline
+ * buffer. Not a wait.
+ *   0        initialised
+ *   -EINVAL  os NULL, elem_size 0, or storage NULL with elem_size >
+ *            URSA_ONESHOT_INLINE */
+URSA_API int ursa_oneshot_init(ursa_oneshot_t *os, size_t elem_size, void *storage);
+
+/* Ends the oneshot's life (any state of the ends is fine).
+ *   0        done
+ *   -EBUSY   a recv or closed wait is still in progress (reported as
+ *            misuse; nothing changed)
+ *   -EINVAL  NULL */
+URSA_API int ursa_oneshot_destroy(ursa_oneshot_t *os);
+
+/* Sender: copies elem_size bytes from value into the channel and wakes the
+ * receiver. Never blocks; not a wait. The sender end is finished
+ * afterwards, whatever the result.
+ *   0          sent; the receiver will get it (even if it closes now)
+ *   -EPIPE     the receiver closed or dropped first; nothing was stored
+ *              and *value is untouched: it stays the sender's
+ *   -EALREADY  already sent (nothing changed)
+ *   -EINVAL    NULL argument, or the sender end was dropped */
+URSA_API int ursa_oneshot_send(ursa_oneshot_t *os, const void *value);
+
+/* Sender: ends the sender without sending. A receiver waiting (or coming
+ * later) gets -EPIPE. After a successful send it is a harmless no-op.
+ *   0        dropped (or already finished by send)
+ *   -EINVAL  NULL, or dropped twice */
+URSA_API int ursa_oneshot_sender_drop(ursa_oneshot_t *os);
+
+/* Receiver, phase 1: waits for the value and copies it to out (elem_size
+ * bytes). Task: suspends; plain thread: parks.
+ *   0           received
+ *   -EPIPE      the sender dropped without sending, or the receiver closed
+ *               and nothing had been sent
+ *   -EAGAIN     deadline URSA_NOW and nothing sent yet
+ *   -ETIMEDOUT  the deadline passed first
+ *   -ECANCELED  the calling task was cancelled first
+ *   -EALREADY   the value was already received
+ *   -EBUSY      another recv wait on os is in progress (misuse)
+ *   -EINVAL     NULL argument, or the receiver was dropped
+ * On an error the value (if any) stays in the channel. A value that lands
+ * in the same instant as the deadline or cancel is taken: 0. */
+#define ursa_oneshot_recv(os, out, deadline) ursa_oneshot_recv_at(os, out, deadline, URSA_SITE)
+URSA_API int ursa_oneshot_recv_at(ursa_oneshot_t *os, void *out, ursa_time_t deadline,
+                                  const ursa_site_t *site) URSA_NODISCARD;
+
+/* Receiver: ursa_oneshot_recv with URSA_NOW: 0, -EAGAIN, -EPIPE,
+ * -EALREADY, -EINVAL. Works after ursa_oneshot_close. */
+URSA_API int ursa_oneshot_try_recv(ursa_oneshot_t *os, void *out) URSA_NODISCARD;
+
+/* Receiver: closes early. Later sends fail with -EPIPE; a value already
+ * sent stays receivable; a sender waiting in ursa_oneshot_closed wakes; a
+ * recv wait in progress with nothing sent completes with -EPIPE. Idempotent.
+ * Not a wait.
+ *   0        closed
+ *   -EINVAL  NULL, or the receiver was dropped */
+URSA_API int ursa_oneshot_close(ursa_oneshot_t *os);
+
+/* Receiver: ends the receiver (closes it; an unreceived value is
+ * discarded). Not a wait.
+ *   0        dropped
+ *   -EINVAL  NULL, or dropped twice */
+URSA_API int ursa_oneshot_receiver_drop(ursa_oneshot_t *os);
+
+/* Receiver gone? 1 after close or receiver_drop, 0 otherwise, -EINVAL
+ * NULL. Any thread; never blocks. */
+URSA_API int ursa_oneshot_is_closed(const ursa_oneshot_t *os);
+
+/* Sender, phase 1: waits until the receiver closes or drops (lets a
+ * producer stop computing a value nobody wants).
+ *   0           the receiver is gone
+ *   -EAGAIN     deadline URSA_NOW and the receiver is still there
+ *   -ETIMEDOUT  the deadline passed first
+ *   -ECANCELED  the calling task was cancelled first
+ *   -EBUSY      another closed wait on os is in progress (misuse)
+ *   -EINVAL     NULL */
+#define ursa_oneshot_closed(os, deadline) ursa_oneshot_closed_at(os, deadline, URSA_SITE)
+URSA_API int ursa_oneshot_closed_at(ursa_oneshot_t *os, ursa_time_t deadline,
+                                    const ursa_site_t *site) URSA_NODISCARD;
+
+/* Raw two-phase recv (calling context 3, see ursa/wait.h). _start:
+ *   0            already decided (a value, or -EPIPE): call _finish now
+ *   -EINPROGRESS queued; waker.fn(waker.ctx) is called once, from any
+ *                thread, when a value arrives or the sender drops
+ *   -EALREADY / -EBUSY / -EINVAL as for ursa_oneshot_recv (not started)
+ * _finish, once ursa_wait_ready(w): 0 (value copied to out), -EPIPE,
+ * -EAGAIN (not ready: w stays queued), -EINVAL (w not a started recv wait
+ * of os, or already finished/cancelled). ursa_wait_cancel(w) instead of
+ * _finish withdraws it; the value, if any, stays in the channel. */
+#define ursa_oneshot_recv_start(os, w, waker) ursa_oneshot_recv_start_at(os, w, waker, URSA_SITE)
+URSA_API int ursa_oneshot_recv_start_at(ursa_oneshot_t *os, ursa_wait_t *w, ursa_waker_t waker,
+                                        const ursa_site_t *site) URSA_NODISCARD;
+URSA_API int ursa_oneshot_recv_finish(ursa_oneshot_t *os, ursa_wait_t *w,
+                                      void *out) URSA_NODISCARD;
+
+/* Raw two-phase closed(). _start: 0 (receiver already gone: call _finish),
+ * -EINPROGRESS (queued; the waker is called once when it goes), -EBUSY,
+ * -EINVAL. _finish: 0, -EAGAIN (not yet), -EINVAL. ursa_wait_cancel(w)
+ * withdraws it. */
+#define ursa_oneshot_closed_start(os, w, waker) ursa_oneshot_closed_start_at(os, w, waker, URSA_SITE)
+URSA_API int ursa_oneshot_closed_start_at(ursa_oneshot_t *os, ursa_wait_t *w, ursa_waker_t waker,
+                                          const ursa_site_t *site) URSA_NODISCARD;
+URSA_API int ursa_oneshot_closed_finish(ursa_oneshot_t *os, ursa_wait_t *w) URSA_NODISCARD;
+
+/* Typed wrappers: URSA_ONESHOT_TYPED(int_os, int) defines the struct
+ * int_os_t (a oneshot with a T slot as its storage, any size of T) and
+ * static inline int_os_init / _destroy / _send(o, T v) / _sender_drop /
+ * _recv(o, T *out, deadline) / _try_recv / _close / _receiver_drop /
+ * _closed(o, deadline), with the return codes of the functions above. */
+/* Generated wrappers may go unused: no warning for them. */
+#ifndef URSA__TYPED_FN
+#define URSA__TYPED_FN static inline __attribute__((unused))
+#endif
+
+#define URSA_ONESHOT_TYPED(name, T)                                                       \
+    typedef struct name {                                                                 \
+        ursa_oneshot_t os;                                                                \
+        T slot;                                                                           \
+    } name##_t;                                                                           \
+    URSA__TYPED_FN int name##_init(name##_t *o)                                            \
+    {                                                                                     \
+        return o ? ursa_oneshot_init(&o->os, sizeof(T), &o->slot) : -EINVAL;              \
+    }                                                                                     \
+    URSA__TYPED_FN int name##_destroy(name##_t *o)                                         \
+    {                                                                                     \
+        return o ? ursa_oneshot_destroy(&o->os) : -EINVAL;                                \
+    }                                                                                     \
+    URSA__TYPED_FN int name##_send(name##_t *o, T v)                                       \
+    {                                                                                     \
+        return o ? ursa_oneshot_send(&o->os, &v) : -EINVAL;                               \
+    }                                                                                     \
+    URSA__TYPED_FN int name##_sender_drop(name##_t *o)                                     \
+    {                                                                                     \
+        return o ? ursa_oneshot_sender_drop(&o->os) : -EINVAL;                            \
+    }                                                                                     \
+    URSA__TYPED_FN URSA_NODISCARD int name##_recv(name##_t *o, T *out, ursa_time_t dl)     \
+    {                                                                                     \
+        return o ? ursa_oneshot_recv(&o->os, out, dl) : -EINVAL;                          \
+    }                                                                                     \
+    URSA__TYPED_FN URSA_NODISCARD int name##_try_recv(name##_t *o, T *out)                 \
+    {                                                                                     \
+        return o ? ursa_oneshot_try_recv(&o->os, out) : -EINVAL;                         \
+    }                                                                                     \
+    URSA__TYPED_FN int name##_close(name##_t *o)                                           \
+    {                                                                                     \
+        return o ? ursa_oneshot_close(&o->os) : -EINVAL;                                  \
+    }                                                                                     \
+    URSA__TYPED_FN int name##_receiver_drop(name##_t *o)                                   \
+    {                                                                                     \
+        return o ? ursa_oneshot_receiver_drop(&o->os) : -EINVAL;                          \
+    }                                                                                     \
+    URSA__TYPED_FN URSA_NODISCARD int name##_closed(name##_t *o, ursa_time_t dl)           \
+    {                                                                                     \
+        return o ? ursa_oneshot_closed(&o->os, dl) : -EINVAL;                             \
+    }
+
+#endif

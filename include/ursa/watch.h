@@ -1,0 +1,238 @@
+/* ursa — watch channel: one latest value of elem_size bytes, many
+ * receivers that each learn when it changed (the model is Tokio's watch).
+ *
+ *     ursa_watch_tx_t *tx;  ursa_watch_rx_t *rx;
+ *     cfg_t init = {...};
+ *     ursa_watch_new(&tx, &rx, sizeof(cfg_t), &init);
+ *
+ *     // receiver task                          // sender
+ *     while (ursa_watch_changed(rx, URSA_NEVER) == 0) {      cfg_t c = ...;
+ *         URSA_SCOPED(watch_borrow, g);                       ursa_watch_send(tx, &c);
+ *         if (ursa_watch_borrow_and_update(rx, &g) == 0)
+ *             apply((const cfg_t *)ursa_watch_borrow_ptr(&g));
+ *     }   // -EPIPE: every sender is gone and the last value was seen
+ *
+ * Handles. ursa_watch_new allocates the shared channel and one sender and
+ * one receiver handle. ursa_watch_sender_clone / ursa_watch_subscribe /
+ * ursa_watch_receiver_clone make more; each handle is dropped exactly once
+ * (ursa_watch_sender_drop / ursa_watch_receiver_drop); the channel is
+ * freed when the last handle and the last borrow are gone. A handle may
+ * move between tasks and threads, but one handle is used by one caller at
+ * a time (a receiver handle holds its "seen" version).
+ *
+ * Versions. Every stored value has a version. A receiver remembers the
+ * version it has seen: ursa_watch_new's and ursa_watch_subscribe's
+ * receivers have seen the current value, a clone has seen what its source
+ * had. ursa_watch_changed / ursa_watch_borrow_and_update / wait_for mark
+ * the current version seen; ursa_watch_borrow does not.
+ *
+ * Borrows. ursa_watch_borrow returns a read guard hold (phase 2: an
+ * obligation in the caller's ledger, kind "watch borrow"): while any borrow
+ * is held the value cannot change: senders wait (a sending task suspends,
+ * a plain thread parks) until every borrow is released. Keep borrows short
+ * and never send on a watch while holding a borrow of it (self-deadlock).
+ * Readers are preferred: a waiting sender does not hold new borrows off.
+ *
+ * Closing. When the last sender drops, receivers that have not seen the
+ * latest value get it once more (changed returns 0), then -EPIPE. When the
+ * last receiver drops, ursa_watch_send fails with -EPIPE and does not store
+ * (ursa_watch_send_replace and ursa_watch_send_modify always store), and
+ * ursa_watch_closed returns on the senders' side. */
+#ifndef URSA_WATCH_H
+#define URSA_WATCH_H
+
+#include "mutex.h" /* URSA_SCOPED */
+#include "oblig.h"
+#include "wait.h"
+
+typedef struct ursa_watch ursa_watch_t;       /* shared state; private */
+typedef struct ursa_watch_tx ursa_watch_tx_t; /* a sender handle */
+typedef struct ursa_watch_rx ursa_watch_rx_t; /* a receiver handle */
+
+/* A borrow: read guard hold on the value. Zero-initialise it (or use
+ * URSA_SCOPED(watch_borrow, g)). Fields private. */
+typedef struct ursa_watch_borrow {
+    ursa_oblig_t ob;
+    ursa_watch_t *w; /* NULL when not holding */
+    const void *ptr;
+    uint64_t version;
+} ursa_watch_borrow_t;
+
+/* Predicate for ursa_watch_wait_for: true when value is acceptable. Runs
+ * with a borrow held: must not send on the same watch. */
+typedef bool (*ursa_watch_pred_t)(const void *value, void *ctx);
+
+/* Edits the value in place for ursa_watch_send_modify; returns whether it
+ * changed anything. Runs under the write lock: must not block, suspend, or
+ * call into the same watch. */
+typedef bool (*ursa_watch_modify_t)(void *value, void *ctx);
+
+/* Creates a watch holding a copy of initial (elem_size bytes; NULL: all
+ * zero), with one sender and one receiver handle. Not a wait.
+ *   0        created
+ *   -EINVAL  NULL tx/rx, elem_size 0
+ *   -ENOMEM */
+URSA_API int ursa_watch_new(ursa_watch_tx_t **tx, ursa_watch_rx_t **rx, size_t elem_size,
+                            const void *initial) URSA_NODISCARD;
+
+/* A new sender handle for the same watch: 0, -EINVAL, -ENOMEM. */
+URSA_API int ursa_watch_sender_clone(ursa_watch_tx_t *tx, ursa_watch_tx_t **out) URSA_NODISCARD;
+
+/* Drops a sender handle (frees it). The last one closes the channel for
+ * the receivers (see Closing). 0, -EINVAL (NULL). */
+URSA_API int ursa_watch_sender_drop(ursa_watch_tx_t *tx);
+
+/* A new receiver that has seen the current value: 0, -EINVAL, -ENOMEM.
+ * Works after every receiver dropped (sends succeed again). */
+URSA_API int ursa_watch_subscribe(ursa_watch_tx_t *tx, ursa_watch_rx_t **out) URSA_NODISCARD;
+
+/* A new receiver with the same seen version as rx: 0, -EINVAL, -ENOMEM. */
+URSA_API int ursa_watch_receiver_clone(ursa_watch_rx_t *rx, ursa_watch_rx_t **out) URSA_NODISCARD;
+
+/* Drops a receiver handle (frees it; borrows taken through it stay valid
+ * until released). The last one wakes ursa_watch_closed. 0, -EINVAL. */
+URSA_API int ursa_watch_receiver_drop(ursa_watch_rx_t *rx);
+
+/* Live handle counts (a snapshot): >= 0, or -EINVAL. */
+URSA_API int ursa_watch_receiver_count(const ursa_watch_tx_t *tx);
+URSA_API int ursa_watch_sender_count(const ursa_watch_rx_t *rx);
+
+/* Sender: stores a copy of value as the new latest value and wakes every
+ * receiver waiting for a change. Waits (phase 1, no deadline) only while
+ * borrows are held.
+ *   0           stored, receivers notified
+ *   -EPIPE      no receiver left: nothing stored
+ *   -ECANCELED  the calling task was cancelled while it waited for the
+ *               borrows to go: nothing stored
+ *   -EINVAL     NULL */
+URSA_API int ursa_watch_send(ursa_watch_tx_t *tx, const void *value);
+
+/* Sender: like ursa_watch_send but stores even with no receivers; old (may
+ * be NULL) gets the previous value. 0, -ECANCELED, -EINVAL. */
+URSA_API int ursa_watch_send_replace(ursa_watch_tx_t *tx, const void *value, void *old);
+
+/* Sender: runs fn(value, ctx) under the write lock; if it returns true the
+ * version advances and receivers are woken, otherwise nothing is signalled
+ * (edits it made stay, unseen). Stores with or without receivers.
+ *   1           fn reported a change: receivers notified
+ *   0           fn reported no change
+ *   -ECANCELED  cancelled while waiting for borrows (fn not called)
+ *   -EINVAL     NULL */
+URSA_API int ursa_watch_send_modify(ursa_watch_tx_t *tx, ursa_watch_modify_t fn, void *ctx);
+
+/* Receiver, hold (phase 2): borrows the current value. Until released the
+ * value can't change. Does not mark it seen. Never waits for long: only
+ * for a send's copy in progress.
+ *   0        g holds the borrow: ursa_watch_borrow_ptr(g) is the value
+ *   -EINVAL  NULL, or g already holds a borrow
+ *   -ENOMEM  the ledger could not grow (nothing held) */
+#define ursa_watch_borrow(rx, g) ursa_watch_borrow_at(rx, g, URSA_SITE, false)
+/* Same, and marks the borrowed version seen by rx. */
+#define ursa_watch_borrow_and_update(rx, g) ursa_watch_borrow_at(rx, g, URSA_SITE, true)
+URSA_API int ursa_watch_borrow_at(ursa_watch_rx_t *rx, ursa_watch_borrow_t *g,
+                                  const ursa_site_t *site, bool update) URSA_NODISCARD;
+
+/* The borrowed value (elem_size bytes), or NULL if g holds nothing. */
+URSA_API const void *ursa_watch_borrow_ptr(const ursa_watch_borrow_t *g);
+
+/* Ends a borrow (phase 2 discharge); a waiting sender may proceed.
+ *   0        released
+ *   -EINVAL  NULL, or not holding (double release: reported as misuse)
+ *   -EPERM   another task's/thread's borrow (see ursa_oblig_disown) */
+URSA_API int ursa_watch_borrow_release(ursa_watch_borrow_t *g);
+
+/* Scope-exit release for URSA_SCOPED(watch_borrow, g). */
+URSA_API void ursa_watch_borrow_cleanup(ursa_watch_borrow_t *g);
+
+/* Receiver, phase 1: waits until the watch holds a version rx has not
+ * seen, and marks it seen (no hold; read it with a borrow).
+ *   0           there is an unseen value (also once after the senders
+ *               dropped, if the last value was unseen)
+ *   -EPIPE      every sender is gone and the latest value was seen
+ *   -EAGAIN     URSA_NOW and nothing new
+ *   -ETIMEDOUT  the deadline passed first
+ *   -ECANCELED  the calling task was cancelled first
+ *   -EINVAL     NULL */
+#define ursa_watch_changed(rx, deadline) ursa_watch_changed_at(rx, deadline, URSA_SITE)
+URSA_API int ursa_watch_changed_at(ursa_watch_rx_t *rx, ursa_time_t deadline,
+                                   const ursa_site_t *site) URSA_NODISCARD;
+
+/* Receiver: never blocks; marks nothing. 1 an unseen value is there (even
+ * with every sender gone), 0 nothing new, -EPIPE nothing new and every
+ * sender gone, -EINVAL NULL. */
+URSA_API int ursa_watch_has_changed(const ursa_watch_rx_t *rx);
+
+/* Receiver, phase 1 then hold: waits until pred(value, ctx) is true
+ * (checking the current value first), marks it seen and returns with g
+ * holding a borrow of that value.
+ *   0           pred true; g holds the borrow (release it)
+ *   -EPIPE      every sender is gone and pred is false for the last value
+ *   -EAGAIN     URSA_NOW and pred false
+ *   -ETIMEDOUT / -ECANCELED  as for ursa_watch_changed (nothing held)
+ *   -EINVAL     NULL, or g already holds
+ *   -ENOMEM     as for ursa_watch_borrow */
+#define ursa_watch_wait_for(rx, pred, ctx, g, deadline) \
+    ursa_watch_wait_for_at(rx, pred, ctx, g, deadline, URSA_SITE)
+URSA_API int ursa_watch_wait_for_at(ursa_watch_rx_t *rx, ursa_watch_pred_t pred, void *ctx,
+                                    ursa_watch_borrow_t *g, ursa_time_t deadline,
+                                    const ursa_site_t *site) URSA_NODISCARD;
+
+/* Sender, phase 1: waits until every receiver is gone.
+ *   0           no receiver left
+ *   -EAGAIN     URSA_NOW and receivers remain
+ *   -ETIMEDOUT / -ECANCELED
+ *   -EINVAL     NULL */
+#define ursa_watch_closed(tx, deadline) ursa_watch_closed_at(tx, deadline, URSA_SITE)
+URSA_API int ursa_watch_closed_at(ursa_watch_tx_t *tx, ursa_time_t deadline,
+                                  const ursa_site_t *site) URSA_NODISCARD;
+
+/* Typed wrappers: URSA_WATCH_TYPED(cfgw, cfg_t) defines static inline
+ * cfgw_new(&tx, &rx, const cfg_t *initial), cfgw_send(tx, cfg_t v),
+ * cfgw_send_replace(tx, cfg_t v, cfg_t *old), cfgw_get(rx, cfg_t *out)
+ * (copy under a short borrow, marks nothing), cfgw_get_and_update(rx, out)
+ * (marks seen) and cfgw_borrow_ptr(g) returning const cfg_t *. Return
+ * codes as above (get: those of ursa_watch_borrow). */
+/* Generated wrappers may go unused: no warning for them. */
+#ifndef URSA__TYPED_FN
+#define URSA__TYPED_FN static inline __attribute__((unused))
+#endif
+
+#define URSA_WATCH_TYPED(name, T)                                                          \
+    URSA__TYPED_FN URSA_NODISCARD int name##_new(ursa_watch_tx_t **tx, ursa_watch_rx_t **rx, \
+                                                const T *initial)                          \
+    {                                                                                      \
+        return ursa_watch_new(tx, rx, sizeof(T), initial);                                 \
+    }                                                                                      \
+    URSA__TYPED_FN int name##_send(ursa_watch_tx_t *tx, T v)                                \
+    {                                                                                      \
+        return ursa_watch_send(tx, &v);                                                    \
+    }                                                                                      \
+    URSA__TYPED_FN int name##_send_replace(ursa_watch_tx_t *tx, T v, T *old)                \
+    {                                                                                      \
+        return ursa_watch_send_replace(tx, &v, old);                                       \
+    }                                                                                      \
+    URSA__TYPED_FN const T *name##_borrow_ptr(const ursa_watch_borrow_t *g)                 \
+    {                                                                                      \
+        return (const T *)ursa_watch_borrow_ptr(g);                                        \
+    }                                                                                      \
+    URSA__TYPED_FN int name##_get_(ursa_watch_rx_t *rx, T *out, bool update)                \
+    {                                                                                      \
+        ursa_watch_borrow_t g_ = {0};                                                      \
+        if (!out)                                                                          \
+            return -EINVAL;                                                                \
+        int rc_ = ursa_watch_borrow_at(rx, &g_, URSA_SITE, update);                        \
+        if (rc_)                                                                           \
+            return rc_;                                                                    \
+        *out = *(const T *)ursa_watch_borrow_ptr(&g_);                                     \
+        return ursa_watch_borrow_release(&g_);                                             \
+    }                                                                                      \
+    URSA__TYPED_FN int name##_get(ursa_watch_rx_t *rx, T *out)                              \
+    {                                                                                      \
+        return name##_get_(rx, out, false);                                                \
+    }                                                                                      \
+    URSA__TYPED_FN int name##_get_and_update(ursa_watch_rx_t *rx, T *out)                   \
+    {                                                                                      \
+        return name##_get_(rx, out, true);                                                 \
+    }
+
+#endif

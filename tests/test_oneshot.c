@@ -1,0 +1,972 @@
+/* Tests for oneshot (include/ursa/oneshot.h, src/chan/oneshot.c).
+ *
+ * As in the other tests, checks live in "bodies" that return NULL when they
+ * passed or a message saying what failed; a body runs on the test's own
+ * (plain) thread, as a task, or as a deterministic scenario over many
+ * seeds, and the cmocka assertion is made on the test's own stack. */
+#include "support.h"
+
+#include <poll.h>
+#include <stdatomic.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/waitq.h" /* internal: wait node states, the queue lock */
+#include "ursa/oneshot.h"
+
+/* ---- failure messages ---- */
+
+static char fail_buf[64][384];
+static atomic_uint fail_next;
+
+static const char *failf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static const char *failf(const char *fmt, ...)
+{
+    /* A ring of static buffers: messages outlive the task (and the worker
+     * thread) that made them. */
+    char *b = fail_buf[atomic_fetch_add(&fail_next, 1) % 64];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(b, sizeof fail_buf[0], fmt, ap);
+    va_end(ap);
+    return b;
+}
+
+#define CHECK(c)                                                                          \
+    do {                                                                                  \
+        if (!(c))                                                                         \
+            return (void *)failf("%s:%d: check failed: %s", __FILE__, __LINE__, #c);      \
+    } while (0)
+
+#define CHECK_EQ(a, b)                                                                    \
+    do {                                                                                  \
+        long long a_ = (long long)(a), b_ = (long long)(b);                               \
+        if (a_ != b_)                                                                     \
+            return (void *)failf("%s:%d: %s is %lld, expected %lld (%s)", __FILE__,       \
+                                 __LINE__, #a, a_, b_, #b);                               \
+    } while (0)
+
+/* Propagates a sub-body's failure. */
+#define CHECK_OK(expr)                                                                    \
+    do {                                                                                  \
+        const char *m_ = (const char *)(expr);                                            \
+        if (m_)                                                                           \
+            return (void *)m_;                                                            \
+    } while (0)
+
+/* In a test body (the test's own stack): fail the test with the message. */
+#define ASSERT_OK(expr)                                                                   \
+    do {                                                                                  \
+        const char *m_ = (const char *)(expr);                                            \
+        if (m_)                                                                           \
+            fail_msg("%s", m_);                                                           \
+    } while (0)
+
+/* ---- small helpers ---- */
+
+static ursa_time_t mono(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (ursa_time_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void sleep_real_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+    while (nanosleep(&ts, &ts) != 0) {
+    }
+}
+
+/* Polls until a condition holds: yields first (all a deterministic run
+ * needs, and it never advances virtual time), then sleeps a little (a real
+ * runtime waiting on a plain thread). Gives up after 20 s of real time. */
+static bool settle_loop(unsigned long i, ursa_time_t give_up)
+{
+    if (mono() > give_up)
+        return false;
+    if (i < 100000)
+        (void)ursa_yield();
+    else
+        (void)ursa_sleep_for(URSA_USEC(50));
+    return true;
+}
+
+static ursa_task_t *spawn_on(int worker, ursa_task_fn_t fn, void *arg, const char *name)
+{
+    ursa_task_t *t = NULL;
+    if (ursa_spawn(&t, fn, arg, &(ursa_spawn_opts_t){.name = name, .worker = worker}) != 0)
+        return NULL;
+    return t;
+}
+
+/* Joins t; its result (a body's message), or a message if the join failed. */
+static void *join_task(ursa_task_t *t)
+{
+    void *res = NULL;
+    if (!t)
+        return (void *)"spawn failed";
+    int rc = ursa_task_join(t, &res, URSA_NEVER);
+    if (rc)
+        return (void *)failf("join failed: %s", ursa_strerror(rc));
+    return res;
+}
+
+/* A foreign waker: counts its calls and optionally writes an eventfd. */
+typedef struct cw {
+    atomic_int calls;
+    int efd;
+} cw_t;
+
+static void cw_fn(void *ctx)
+{
+    cw_t *c = ctx;
+    atomic_fetch_add(&c->calls, 1);
+    if (c->efd >= 0) {
+        uint64_t one = 1;
+        ssize_t r = write(c->efd, &one, sizeof one);
+        (void)r;
+    }
+}
+
+static void cw_init(cw_t *c)
+{
+    atomic_init(&c->calls, 0);
+    c->efd = -1;
+}
+
+static ursa_waker_t cw_waker(cw_t *c)
+{
+    return (ursa_waker_t){cw_fn, c};
+}
+
+
+typedef struct big {
+    uint64_t a[16]; /* 128 bytes: needs caller storage */
+} big_t;
+
+URSA_ONESHOT_TYPED(int_os, int)
+URSA_ONESHOT_TYPED(big_os, big_t)
+
+static bool os_waiting(ursa_oneshot_t *os)
+{
+    ursa__spin_lock(&os->lock);
+    bool r = os->rx_w != NULL || os->tx_w != NULL;
+    ursa__spin_unlock(&os->lock);
+    return r;
+}
+
+static bool wait_queued(ursa_oneshot_t *os)
+{
+    ursa_time_t give_up = mono() + URSA_SEC(20);
+    for (unsigned long i = 0; !os_waiting(os); i++)
+        if (!settle_loop(i, give_up))
+            return false;
+    return true;
+}
+
+/* ====================================================================== */
+/* arguments, basic life                                                  */
+/* ====================================================================== */
+
+static void *args_body(void *arg)
+{
+    (void)arg;
+    ursa_oneshot_t os, os2;
+    ursa_wait_t w, wz;
+    memset(&wz, 0, sizeof wz);
+    cw_t cw;
+    cw_init(&cw);
+    int v = 7, out = 0;
+    char ext[200];
+
+    CHECK_EQ(ursa_oneshot_init(NULL, 4, NULL), -EINVAL);
+    CHECK_EQ(ursa_oneshot_init(&os, 0, NULL), -EINVAL);
+    CHECK_EQ(ursa_oneshot_init(&os, URSA_ONESHOT_INLINE + 1, NULL), -EINVAL);
+    CHECK_EQ(ursa_oneshot_init(&os, sizeof ext, ext), 0);
+    CHECK_EQ(ursa_oneshot_init(&os, URSA_ONESHOT_INLINE, NULL), 0);
+    CHECK_EQ(ursa_oneshot_init(&os, sizeof(int), NULL), 0);
+    CHECK_EQ(ursa_oneshot_init(&os2, sizeof(int), NULL), 0);
+    CHECK_EQ(ursa_oneshot_destroy(NULL), -EINVAL);
+    CHECK_EQ(ursa_oneshot_send(NULL, &v), -EINVAL);
+    CHECK_EQ(ursa_oneshot_send(&os, NULL), -EINVAL);
+    CHECK_EQ(ursa_oneshot_recv(NULL, &out, URSA_NOW), -EINVAL);
+    CHECK_EQ(ursa_oneshot_recv(&os, NULL, URSA_NOW), -EINVAL);
+    CHECK_EQ(ursa_oneshot_try_recv(NULL, &out), -EINVAL);
+    CHECK_EQ(ursa_oneshot_close(NULL), -EINVAL);
+    CHECK_EQ(ursa_oneshot_sender_drop(NULL), -EINVAL);
+    CHECK_EQ(ursa_oneshot_receiver_drop(NULL), -EINVAL);
+    CHECK_EQ(ursa_oneshot_is_closed(NULL), -EINVAL);
+    CHECK_EQ(ursa_oneshot_closed(NULL, URSA_NOW), -EINVAL);
+    CHECK_EQ(ursa_oneshot_recv_start(NULL, &w, cw_waker(&cw)), -EINVAL);
+    CHECK_EQ(ursa_oneshot_recv_start(&os, NULL, cw_waker(&cw)), -EINVAL);
+    CHECK_EQ(ursa_oneshot_recv_start(&os, &w, ((ursa_waker_t){NULL, NULL})), -EINVAL);
+    CHECK_EQ(ursa_oneshot_recv_finish(&os, &wz, &out), -EINVAL);
+    CHECK_EQ(ursa_oneshot_closed_finish(&os, &wz), -EINVAL);
+
+    /* nothing yet */
+    CHECK_EQ(ursa_oneshot_try_recv(&os, &out), -EAGAIN);
+    CHECK_EQ(ursa_oneshot_recv(&os, &out, URSA_NOW), -EAGAIN);
+    CHECK_EQ(ursa_oneshot_closed(&os, URSA_NOW), -EAGAIN);
+    CHECK_EQ(ursa_oneshot_is_closed(&os), 0);
+
+    /* destroy while a raw wait is queued: -EBUSY, reported */
+    test_capture_leaks();
+    CHECK_EQ(ursa_oneshot_recv_start(&os, &w, cw_waker(&cw)), -EINPROGRESS);
+    ursa_wait_t w2;
+    CHECK_EQ(ursa_oneshot_recv_start(&os, &w2, cw_waker(&cw)), -EBUSY);
+    CHECK_EQ(ursa_oneshot_recv_finish(&os, &w, &out), -EAGAIN);
+    CHECK_EQ(ursa_oneshot_recv_finish(&os2, &w, &out), -EINVAL);
+    CHECK_EQ(ursa_oneshot_closed_finish(&os, &w), -EINVAL); /* wrong kind */
+    CHECK_EQ(ursa_oneshot_destroy(&os), -EBUSY);
+    CHECK_EQ(test_leak_count(), 1);
+    CHECK_EQ(ursa_wait_cancel(&w), -ECANCELED);
+    CHECK_EQ(ursa_wait_cancel(&w), -EINVAL);
+    CHECK_EQ(atomic_load(&cw.calls), 0);
+
+    /* send, receive once */
+    v = 42;
+    CHECK_EQ(ursa_oneshot_send(&os, &v), 0);
+    CHECK_EQ(ursa_oneshot_send(&os, &v), -EALREADY);
+    CHECK_EQ(ursa_oneshot_recv(&os, &out, URSA_NEVER), 0);
+    CHECK_EQ(out, 42);
+    CHECK_EQ(ursa_oneshot_try_recv(&os, &out), -EALREADY);
+    CHECK_EQ(ursa_oneshot_sender_drop(&os), 0); /* after send: a no-op */
+    CHECK_EQ(ursa_oneshot_receiver_drop(&os), 0);
+    CHECK_EQ(ursa_oneshot_receiver_drop(&os), -EINVAL); /* reported */
+    CHECK_EQ(test_leak_count(), 2);
+    CHECK_EQ(ursa_oneshot_try_recv(&os, &out), -EINVAL);
+    CHECK_EQ(ursa_oneshot_close(&os), -EINVAL);
+    CHECK_EQ(ursa_oneshot_destroy(&os), 0);
+
+    /* sender drop without send: -EPIPE; dropping twice is misuse */
+    CHECK_EQ(ursa_oneshot_sender_drop(&os2), 0);
+    CHECK_EQ(ursa_oneshot_sender_drop(&os2), -EINVAL);
+    CHECK_EQ(test_leak_count(), 3);
+    CHECK_EQ(ursa_oneshot_send(&os2, &v), -EINVAL);
+    CHECK_EQ(ursa_oneshot_try_recv(&os2, &out), -EPIPE);
+    CHECK_EQ(ursa_oneshot_recv(&os2, &out, URSA_NEVER), -EPIPE);
+    CHECK_EQ(ursa_oneshot_recv_start(&os2, &w, cw_waker(&cw)), 0);
+    CHECK(ursa_wait_ready(&w));
+    CHECK_EQ(ursa_oneshot_recv_finish(&os2, &w, &out), -EPIPE);
+    CHECK_EQ(ursa_oneshot_destroy(&os2), 0);
+
+    /* close: later sends fail, value untouched */
+    CHECK_EQ(ursa_oneshot_init(&os, sizeof(int), NULL), 0);
+    CHECK_EQ(ursa_oneshot_close(&os), 0);
+    CHECK_EQ(ursa_oneshot_close(&os), 0);
+    CHECK_EQ(ursa_oneshot_is_closed(&os), 1);
+    CHECK_EQ(ursa_oneshot_closed(&os, URSA_NOW), 0);
+    v = 5;
+    CHECK_EQ(ursa_oneshot_send(&os, &v), -EPIPE);
+    CHECK_EQ(v, 5);
+    CHECK_EQ(ursa_oneshot_send(&os, &v), -EALREADY);
+    CHECK_EQ(ursa_oneshot_try_recv(&os, &out), -EPIPE);
+
+    /* a value sent before the close stays receivable */
+    CHECK_EQ(ursa_oneshot_init(&os, sizeof(int), NULL), 0);
+    v = 9;
+    CHECK_EQ(ursa_oneshot_send(&os, &v), 0);
+    CHECK_EQ(ursa_oneshot_close(&os), 0);
+    out = 0;
+    CHECK_EQ(ursa_oneshot_try_recv(&os, &out), 0);
+    CHECK_EQ(out, 9);
+    CHECK_EQ(ursa_oneshot_try_recv(&os, &out), -EALREADY);
+
+    /* caller storage, bigger than inline */
+    ursa_oneshot_t ob;
+    big_t bs, bv, bo;
+    for (int i = 0; i < 16; i++)
+        bv.a[i] = (uint64_t)i * 77;
+    CHECK_EQ(ursa_oneshot_init(&ob, sizeof(big_t), &bs), 0);
+    CHECK_EQ(ursa_oneshot_send(&ob, &bv), 0);
+    CHECK_EQ(ursa_oneshot_recv(&ob, &bo, URSA_NOW), 0);
+    CHECK(memcmp(&bo, &bv, sizeof bv) == 0);
+
+    /* typed wrappers */
+    int_os_t io;
+    CHECK_EQ(int_os_init(&io), 0);
+    CHECK_EQ(int_os_send(&io, 123), 0);
+    int got = 0;
+    CHECK_EQ(int_os_try_recv(&io, &got), 0);
+    CHECK_EQ(got, 123);
+    CHECK_EQ(int_os_close(&io), 0);
+    CHECK_EQ(int_os_closed(&io, URSA_NOW), 0);
+    CHECK_EQ(int_os_receiver_drop(&io), 0);
+    CHECK_EQ(int_os_sender_drop(&io), 0);
+    CHECK_EQ(int_os_destroy(&io), 0);
+    big_os_t bt;
+    CHECK_EQ(big_os_init(&bt), 0);
+    CHECK_EQ(big_os_send(&bt, bv), 0);
+    memset(&bo, 0, sizeof bo);
+    CHECK_EQ(big_os_recv(&bt, &bo, URSA_NEVER), 0);
+    CHECK(memcmp(&bo, &bv, sizeof bv) == 0);
+    CHECK_EQ(big_os_sender_drop(NULL), -EINVAL);
+    return NULL;
+}
+
+static void test_args_basic(void **state)
+{
+    (void)state;
+    ASSERT_OK(args_body(NULL));
+}
+
+static void *args_task(void *arg)
+{
+    return args_body(arg);
+}
+
+static void test_args_basic_task(void **state)
+{
+    (void)state;
+    ASSERT_OK(test_run(1, args_task, NULL));
+}
+
+/* ====================================================================== */
+/* plain threads                                                          */
+/* ====================================================================== */
+
+typedef struct thr {
+    ursa_oneshot_t *os;
+    int mode; /* 0 send, 1 sender_drop, 2 close, 3 receiver_drop */
+    int val;
+    int delay_ms;
+    int rc;
+} thr_t;
+
+static void *thr_fn(void *arg)
+{
+    thr_t *t = arg;
+    sleep_real_ms(t->delay_ms);
+    switch (t->mode) {
+    case 0: t->rc = ursa_oneshot_send(t->os, &t->val); break;
+    case 1: t->rc = ursa_oneshot_sender_drop(t->os); break;
+    case 2: t->rc = ursa_oneshot_close(t->os); break;
+    default: t->rc = ursa_oneshot_receiver_drop(t->os); break;
+    }
+    return NULL;
+}
+
+static void *threads_body(void *arg)
+{
+    (void)arg;
+    ursa_oneshot_t os;
+    pthread_t th;
+    int out = 0;
+
+    /* value across threads, blocking recv */
+    CHECK_EQ(ursa_oneshot_init(&os, sizeof(int), NULL), 0);
+    thr_t t = {&os, 0, 31337, 5, -1};
+    CHECK_EQ(pthread_create(&th, NULL, thr_fn, &t), 0);
+    CHECK_EQ(ursa_oneshot_recv(&os, &out, URSA_NEVER), 0);
+    pthread_join(th, NULL);
+    CHECK_EQ(t.rc, 0);
+    CHECK_EQ(out, 31337);
+
+    /* sender drop wakes a blocked receiver with -EPIPE */
+    CHECK_EQ(ursa_oneshot_init(&os, sizeof(int), NULL), 0);
+    t = (thr_t){&os, 1, 0, 5, -1};
+    CHECK_EQ(pthread_create(&th, NULL, thr_fn, &t), 0);
+    CHECK_EQ(ursa_oneshot_recv(&os, &out, ursa_deadline_in(URSA_SEC(20))), -EPIPE);
+    pthread_join(th, NULL);
+    CHECK_EQ(t.rc, 0);
+
+    /* deadline */
+    CHECK_EQ(ursa_oneshot_init(&os, sizeof(int), NULL), 0);
+    ursa_time_t t0 = mono();
+    CHECK_EQ(ursa_oneshot_recv(&os, &out, ursa_deadline_in(URSA_MSEC(20))), -ETIMEDOUT);
+    CHECK(mono() - t0 >= URSA_MSEC(19));
+    CHECK_EQ(ursa_oneshot_recv(&os, &out, ursa_deadline_in(0)), -ETIMEDOUT);
+    CHECK(!os_waiting(&os));
+    CHECK_EQ(ursa_oneshot_closed(&os, ursa_deadline_in(URSA_MSEC(5))), -ETIMEDOUT);
+    /* and the channel still works afterwards */
+    int v = 3;
+    CHECK_EQ(ursa_oneshot_send(&os, &v), 0);
+    CHECK_EQ(ursa_oneshot_recv(&os, &out, URSA_NOW), 0);
+    CHECK_EQ(out, 3);
+
+    /* closed() wakes on close, and on receiver drop */
+    for (int mode = 2; mode <= 3; mode++) {
+        CHECK_EQ(ursa_oneshot_init(&os, sizeof(int), NULL), 0);
+        t = (thr_t){&os, mode, 0, 5, -1};
+        CHECK_EQ(pthread_create(&th, NULL, thr_fn, &t), 0);
+        CHECK_EQ(ursa_oneshot_closed(&os, ursa_deadline_in(URSA_SEC(20))), 0);
+        pthread_join(th, NULL);
+        CHECK_EQ(t.rc, 0);
+        CHECK_EQ(ursa_oneshot_send(&os, &v), -EPIPE);
+    }
+
+    /* a blocked recv ends with -EPIPE when the receiver closes (raw/odd
+     * use, from another thread) and nothing was sent */
+    CHECK_EQ(ursa_oneshot_init(&os, sizeof(int), NULL), 0);
+    t = (thr_t){&os, 2, 0, 5, -1};
+    CHECK_EQ(pthread_create(&th, NULL, thr_fn, &t), 0);
+    CHECK_EQ(ursa_oneshot_recv(&os, &out, ursa_deadline_in(URSA_SEC(20))), -EPIPE);
+    pthread_join(th, NULL);
+    return NULL;
+}
+
+static void test_threads(void **state)
+{
+    (void)state;
+    ASSERT_OK(threads_body(NULL));
+}
+
+/* ====================================================================== */
+/* tasks across workers, cancel                                           */
+/* ====================================================================== */
+
+typedef struct tk {
+    ursa_oneshot_t *os;
+    int val;
+    int rc;
+} tk_t;
+
+static void *recv_task(void *arg)
+{
+    tk_t *k = arg;
+    k->rc = ursa_oneshot_recv(k->os, &k->val, URSA_NEVER);
+    return NULL;
+}
+
+static void *closed_task(void *arg)
+{
+    tk_t *k = arg;
+    k->rc = ursa_oneshot_closed(k->os, URSA_NEVER);
+    return NULL;
+}
+
+static void *workers_body(void *arg)
+{
+    (void)arg;
+    ursa_oneshot_t os;
+    /* receiver task on worker 1, sender here (worker 0) */
+    CHECK_EQ(ursa_oneshot_init(&os, sizeof(int), NULL), 0);
+    tk_t k = {&os, 0, -1};
+    ursa_task_t *t = spawn_on(1, recv_task, &k, "rx");
+    CHECK(wait_queued(&os));
+    int v = 99;
+    CHECK_EQ(ursa_oneshot_send(&os, &v), 0);
+    CHECK_OK(join_task(t));
+    CHECK_EQ(k.rc, 0);
+    CHECK_EQ(k.val, 99);
+
+    /* sender drop from worker 0 wakes worker 1 with -EPIPE */
+    CHECK_EQ(ursa_oneshot_init(&os, sizeof(int), NULL), 0);
+    k = (tk_t){&os, 0, -1};
+    t = spawn_on(1, recv_task, &k, "rx");
+    CHECK(wait_queued(&os));
+    CHECK_EQ(ursa_oneshot_sender_drop(&os), 0);
+    CHECK_OK(join_task(t));
+    CHECK_EQ(k.rc, -EPIPE);
+
+    /* closed() on worker 1 wakes when the receiver (here) closes */
+    CHECK_EQ(ursa_oneshot_init(&os, sizeof(int), NULL), 0);
+    k = (tk_t){&os, 0, -1};
+    t = spawn_on(1, closed_task, &k, "tx-closed");
+    CHECK(wait_queued(&os));
+    CHECK_EQ(ursa_oneshot_close(&os), 0);
+    CHECK_OK(join_task(t));
+    CHECK_EQ(k.rc, 0);
+
+    /* cancelling a receiving task: -ECANCELED, nothing queued after */
+    CHECK_EQ(ursa_oneshot_init(&os, sizeof(int), NULL), 0);
+    k = (tk_t){&os, 0, -1};
+    t = spawn_on(1, recv_task, &k, "rx-cancel");
+    CHECK(wait_queued(&os));
+    CHECK_EQ(ursa_task_cancel(t), 0);
+    CHECK_OK(join_task(t));
+    CHECK_EQ(k.rc, -ECANCELED);
+    CHECK(!os_waiting(&os));
+    CHECK_EQ(ursa_oneshot_send(&os, &v), 0); /* the value stays for a later recv */
+    int out = 0;
+    CHECK_EQ(ursa_oneshot_try_recv(&os, &out), 0);
+    CHECK_EQ(out, 99);
+
+    /* task deadline */
+    CHECK_EQ(ursa_oneshot_init(&os, sizeof(int), NULL), 0);
+    CHECK_EQ(ursa_oneshot_recv(&os, &out, ursa_deadline_in(URSA_MSEC(5))), -ETIMEDOUT);
+    CHECK(!os_waiting(&os));
+    return NULL;
+}
+
+static void test_tasks_workers(void **state)
+{
+    (void)state;
+    ASSERT_OK(test_run(2, workers_body, NULL));
+}
+
+/* A task receives a value sent by a plain thread, and vice versa. */
+static void *task_thread_body(void *arg)
+{
+    (void)arg;
+    ursa_oneshot_t os;
+    pthread_t th;
+    int out = 0;
+    CHECK_EQ(ursa_oneshot_init(&os, sizeof(int), NULL), 0);
+    thr_t t = {&os, 0, 4242, 2, -1};
+    CHECK_EQ(pthread_create(&th, NULL, thr_fn, &t), 0);
+    CHECK_EQ(ursa_oneshot_recv(&os, &out, URSA_NEVER), 0);
+    pthread_join(th, NULL);
+    CHECK_EQ(out, 4242);
+    CHECK_EQ(t.rc, 0);
+    CHECK_EQ(ursa_oneshot_init(&os, sizeof(int), NULL), 0);
+    t = (thr_t){&os, 3, 0, 2, -1}; /* thread drops the receiver */
+    CHECK_EQ(pthread_create(&th, NULL, thr_fn, &t), 0);
+    CHECK_EQ(ursa_oneshot_closed(&os, URSA_NEVER), 0);
+    pthread_join(th, NULL);
+    return NULL;
+}
+
+static void test_task_thread(void **state)
+{
+    (void)state;
+    ASSERT_OK(test_run(1, task_thread_body, NULL));
+}
+
+/* ====================================================================== */
+/* deterministic scenarios                                                */
+/* ====================================================================== */
+
+typedef struct race {
+    ursa_oneshot_t os;
+    int send_rc, val;
+    int yields_tx, yields_rx;
+    int close_kind; /* 0 close, 1 receiver_drop */
+} race_t;
+
+static void *race_sender(void *arg)
+{
+    race_t *r = arg;
+    for (int i = 0; i < r->yields_tx; i++)
+        (void)ursa_yield();
+    r->val = 1234;
+    r->send_rc = ursa_oneshot_send(&r->os, &r->val);
+    return NULL;
+}
+
+/* close racing send: exactly one of (value received) or (send -EPIPE with
+ * the value still the sender's). Every seed runs every yield pattern, so a
+ * failing seed replays exactly. */
+static const char *close_race_one(race_t *r, int ytx, int yrx)
+{
+    r->yields_tx = ytx;
+    r->yields_rx = yrx;
+    URSA_SIM_CHECK(ursa_oneshot_init(&r->os, sizeof(int), NULL) == 0);
+    r->send_rc = 1;
+    ursa_task_t *t = NULL;
+    URSA_SIM_CHECK(ursa_spawn(&t, race_sender, r, NULL) == 0);
+    for (int i = 0; i < r->yields_rx; i++)
+        (void)ursa_yield();
+    URSA_SIM_CHECK(ursa_oneshot_close(&r->os) == 0);
+    int out = 0;
+    int rc = ursa_oneshot_try_recv(&r->os, &out);
+    URSA_SIM_CHECK(ursa_task_join(t, NULL, URSA_NEVER) == 0);
+    URSA_SIM_CHECK(r->send_rc == 0 || r->send_rc == -EPIPE);
+    if (r->send_rc == 0) {
+        URSA_SIM_CHECK(rc == 0);
+        URSA_SIM_CHECK(out == 1234);
+    } else {
+        URSA_SIM_CHECK(rc == -EPIPE);
+        URSA_SIM_CHECK(r->val == 1234); /* still the sender's */
+    }
+    URSA_SIM_CHECK(ursa_oneshot_try_recv(&r->os, &out) == (rc == 0 ? -EALREADY : -EPIPE));
+    return NULL;
+}
+
+static void *close_race_sim(void *arg)
+{
+    for (int a = 0; a < 4; a++)
+        for (int b = 0; b < 4; b++)
+            CHECK_OK(close_race_one(arg, a, b));
+    return NULL;
+}
+
+static void test_close_race_sim(void **state)
+{
+    (void)state;
+    race_t r;
+    test_explore(close_race_sim, &r);
+}
+
+/* A blocked receiver vs. send / sender drop / its own deadline. */
+typedef struct rsim {
+    ursa_oneshot_t os;
+    int what; /* 0 send, 1 drop */
+    int rx_rc, out;
+    ursa_time_t dl;
+} rsim_t;
+
+static void *rsim_rx(void *arg)
+{
+    rsim_t *s = arg;
+    s->rx_rc = ursa_oneshot_recv(&s->os, &s->out, s->dl);
+    return NULL;
+}
+
+static const char *recv_one(rsim_t *s, unsigned r)
+{
+    s->what = (int)(r & 1);
+    s->dl = (r & 2) ? URSA_NEVER : ursa_deadline_in(URSA_MSEC(1));
+    URSA_SIM_CHECK(ursa_oneshot_init(&s->os, sizeof(int), NULL) == 0);
+    s->rx_rc = 1;
+    ursa_task_t *t = NULL;
+    URSA_SIM_CHECK(ursa_spawn(&t, rsim_rx, s, NULL) == 0);
+    for (unsigned i = 0; i < (r >> 2); i++)
+        (void)ursa_yield();
+    if (r & 4)
+        (void)ursa_sleep_for(URSA_MSEC(2)); /* the deadline (if any) passes */
+    int v = 77;
+    int src = s->what ? ursa_oneshot_sender_drop(&s->os) : ursa_oneshot_send(&s->os, &v);
+    URSA_SIM_CHECK(src == 0);
+    URSA_SIM_CHECK(ursa_task_join(t, NULL, URSA_NEVER) == 0);
+    int out = 0;
+    int left = ursa_oneshot_try_recv(&s->os, &out);
+    if (s->rx_rc == 0) {
+        URSA_SIM_CHECK(s->what == 0 && s->out == 77);
+        URSA_SIM_CHECK(left == -EALREADY);
+    } else if (s->rx_rc == -EPIPE) {
+        URSA_SIM_CHECK(s->what == 1);
+        URSA_SIM_CHECK(left == -EPIPE);
+    } else {
+        URSA_SIM_CHECK(s->rx_rc == -ETIMEDOUT);
+        URSA_SIM_CHECK(s->dl != URSA_NEVER);
+        /* nothing lost: the value (or the close) is still there */
+        URSA_SIM_CHECK(s->what ? left == -EPIPE : (left == 0 && out == 77));
+    }
+    URSA_SIM_CHECK(!os_waiting(&s->os));
+    return NULL;
+}
+
+static void *recv_sim(void *arg)
+{
+    for (unsigned r = 0; r < 8; r++)
+        CHECK_OK(recv_one(arg, r));
+    return NULL;
+}
+
+static void test_recv_sim(void **state)
+{
+    (void)state;
+    rsim_t s;
+    test_explore(recv_sim, &s);
+}
+
+/* closed() in a task wakes when the receiver closes or drops. */
+static void *closed_sim_tx(void *arg)
+{
+    tk_t *k = arg;
+    k->rc = ursa_oneshot_closed(k->os, URSA_NEVER);
+    if (k->rc == 0)
+        k->val = ursa_oneshot_send(k->os, &k->val);
+    return NULL;
+}
+
+static const char *closed_one(unsigned r)
+{
+    ursa_oneshot_t os;
+    URSA_SIM_CHECK(ursa_oneshot_init(&os, sizeof(int), NULL) == 0);
+    tk_t k = {&os, 5, -1};
+    ursa_task_t *t = NULL;
+    URSA_SIM_CHECK(ursa_spawn(&t, closed_sim_tx, &k, NULL) == 0);
+    for (unsigned i = 0; i < r / 2; i++)
+        (void)ursa_yield();
+    URSA_SIM_CHECK((r & 1 ? ursa_oneshot_receiver_drop(&os) : ursa_oneshot_close(&os)) == 0);
+    URSA_SIM_CHECK(ursa_task_join(t, NULL, URSA_NEVER) == 0);
+    URSA_SIM_CHECK(k.rc == 0);
+    URSA_SIM_CHECK(k.val == -EPIPE);
+    return NULL;
+}
+
+static void *closed_sim(void *arg)
+{
+    (void)arg;
+    for (unsigned r = 0; r < 6; r++)
+        CHECK_OK(closed_one(r));
+    return NULL;
+}
+
+static void test_closed_sim(void **state)
+{
+    (void)state;
+    test_explore(closed_sim, NULL);
+}
+
+/* ====================================================================== */
+/* raw waits with a foreign waker                                         */
+/* ====================================================================== */
+
+static void *raw_body(void *arg)
+{
+    (void)arg;
+    ursa_oneshot_t os;
+    ursa_wait_t w;
+    cw_t cw;
+    cw_init(&cw);
+    cw.efd = eventfd(0, 0);
+    CHECK(cw.efd >= 0);
+    pthread_t th;
+    int out = 0;
+
+    /* recv: queued, a thread sends, the eventfd fires */
+    CHECK_EQ(ursa_oneshot_init(&os, sizeof(int), NULL), 0);
+    CHECK_EQ(ursa_oneshot_recv_start(&os, &w, cw_waker(&cw)), -EINPROGRESS);
+    CHECK(!ursa_wait_ready(&w));
+    thr_t t = {&os, 0, 555, 2, -1};
+    CHECK_EQ(pthread_create(&th, NULL, thr_fn, &t), 0);
+    struct pollfd p = {cw.efd, POLLIN, 0};
+    CHECK_EQ(poll(&p, 1, 20000), 1);
+    uint64_t cnt;
+    CHECK_EQ(read(cw.efd, &cnt, sizeof cnt), (ssize_t)sizeof cnt);
+    CHECK(ursa_wait_ready(&w));
+    CHECK_EQ(ursa_oneshot_recv_finish(&os, &w, &out), 0);
+    CHECK_EQ(out, 555);
+    CHECK_EQ(ursa_oneshot_recv_finish(&os, &w, &out), -EINVAL);
+    pthread_join(th, NULL);
+    CHECK_EQ(t.rc, 0);
+    CHECK_EQ(atomic_load(&cw.calls), 1);
+
+    /* already sent: start returns 0, finish at once, no waker call */
+    CHECK_EQ(ursa_oneshot_init(&os, sizeof(int), NULL), 0);
+    int v = 8;
+    CHECK_EQ(ursa_oneshot_send(&os, &v), 0);
+    CHECK_EQ(ursa_oneshot_recv_start(&os, &w, cw_waker(&cw)), 0);
+    CHECK(ursa_wait_ready(&w));
+    CHECK_EQ(ursa_oneshot_recv_finish(&os, &w, &out), 0);
+    CHECK_EQ(out, 8);
+    CHECK_EQ(atomic_load(&cw.calls), 1);
+
+    /* cancel after the value landed: the value stays in the channel */
+    CHECK_EQ(ursa_oneshot_init(&os, sizeof(int), NULL), 0);
+    CHECK_EQ(ursa_oneshot_recv_start(&os, &w, cw_waker(&cw)), -EINPROGRESS);
+    v = 11;
+    CHECK_EQ(ursa_oneshot_send(&os, &v), 0);
+    CHECK_EQ(atomic_load(&cw.calls), 2);
+    CHECK(ursa_wait_ready(&w));
+    CHECK_EQ(ursa_wait_cancel(&w), -ECANCELED);
+    CHECK_EQ(ursa_oneshot_try_recv(&os, &out), 0);
+    CHECK_EQ(out, 11);
+    CHECK_EQ(read(cw.efd, &cnt, sizeof cnt), (ssize_t)sizeof cnt);
+
+    /* sender drop decides the raw wait: -EPIPE */
+    CHECK_EQ(ursa_oneshot_init(&os, sizeof(int), NULL), 0);
+    CHECK_EQ(ursa_oneshot_recv_start(&os, &w, cw_waker(&cw)), -EINPROGRESS);
+    CHECK_EQ(ursa_oneshot_sender_drop(&os), 0);
+    CHECK(ursa_wait_ready(&w));
+    CHECK_EQ(ursa_oneshot_recv_finish(&os, &w, &out), -EPIPE);
+    CHECK_EQ(atomic_load(&cw.calls), 3);
+    CHECK_EQ(read(cw.efd, &cnt, sizeof cnt), (ssize_t)sizeof cnt);
+
+    /* closed(): raw, woken by a thread's receiver_drop */
+    CHECK_EQ(ursa_oneshot_init(&os, sizeof(int), NULL), 0);
+    CHECK_EQ(ursa_oneshot_closed_start(&os, &w, cw_waker(&cw)), -EINPROGRESS);
+    ursa_wait_t w2;
+    CHECK_EQ(ursa_oneshot_closed_start(&os, &w2, cw_waker(&cw)), -EBUSY);
+    CHECK_EQ(ursa_oneshot_closed_finish(&os, &w), -EAGAIN);
+    t = (thr_t){&os, 3, 0, 2, -1};
+    CHECK_EQ(pthread_create(&th, NULL, thr_fn, &t), 0);
+    CHECK_EQ(poll(&p, 1, 20000), 1);
+    CHECK_EQ(read(cw.efd, &cnt, sizeof cnt), (ssize_t)sizeof cnt);
+    CHECK(ursa_wait_ready(&w));
+    CHECK_EQ(ursa_oneshot_closed_finish(&os, &w), 0);
+    pthread_join(th, NULL);
+    CHECK_EQ(ursa_oneshot_closed_start(&os, &w, cw_waker(&cw)), 0);
+    CHECK_EQ(ursa_oneshot_closed_finish(&os, &w), 0);
+    /* closed() cancel */
+    CHECK_EQ(ursa_oneshot_init(&os, sizeof(int), NULL), 0);
+    CHECK_EQ(ursa_oneshot_closed_start(&os, &w, cw_waker(&cw)), -EINPROGRESS);
+    CHECK_EQ(ursa_wait_cancel(&w), -ECANCELED);
+    CHECK(!os_waiting(&os));
+    CHECK_EQ(ursa_oneshot_close(&os), 0);
+    CHECK_EQ(atomic_load(&cw.calls), 4);
+    close(cw.efd);
+    return NULL;
+}
+
+static void test_raw_foreign_waker(void **state)
+{
+    (void)state;
+    ASSERT_OK(raw_body(NULL));
+}
+
+/* ====================================================================== */
+/* stress: close vs send across workers and threads                       */
+/* ====================================================================== */
+
+#define SLOTS 64
+
+typedef struct stress {
+    ursa_oneshot_t os[SLOTS];
+    atomic_int phase[SLOTS]; /* round number each slot is ready for */
+    int send_rc[SLOTS];
+    long rounds;
+    atomic_long received, refused;
+    atomic_int fails;
+} stress_t;
+
+/* Sender side: for each round, for each slot, send (maybe drop). */
+static void stress_tx(stress_t *s, int who)
+{
+    for (long r = 0; r < s->rounds; r++) {
+        int i = (int)(r % SLOTS);
+        ursa_time_t give_up = mono() + URSA_SEC(20);
+        for (unsigned long k = 0; atomic_load(&s->phase[i]) != (int)(2 * r + 1); k++) {
+            if (mono() > give_up) {
+                atomic_fetch_add(&s->fails, 1);
+                return;
+            }
+            if (who)
+                sched_yield();
+            else
+                (void)ursa_yield();
+        }
+        int v = (int)r;
+        if ((r % 7) == 3)
+            s->send_rc[i] = ursa_oneshot_sender_drop(&s->os[i]) == 0 ? 1 : -999;
+        else {
+            s->send_rc[i] = ursa_oneshot_send(&s->os[i], &v);
+            if (v != (int)r)
+                atomic_fetch_add(&s->fails, 1);
+        }
+        atomic_store(&s->phase[i], (int)(2 * r + 2));
+    }
+}
+
+/* Receiver side: init a slot, hand it over, then recv or close+try_recv. */
+static void stress_rx(stress_t *s, int who)
+{
+    for (long r = 0; r < s->rounds; r++) {
+        int i = (int)(r % SLOTS);
+        ursa_oneshot_init(&s->os[i], sizeof(int), NULL);
+        atomic_store(&s->phase[i], (int)(2 * r + 1));
+        int out = -1, rc;
+        if (r % 3 == 0) {
+            rc = ursa_oneshot_recv(&s->os[i], &out, URSA_NEVER);
+        } else {
+            if (who)
+                sched_yield();
+            else
+                (void)ursa_yield();
+            ursa_oneshot_close(&s->os[i]);
+            rc = ursa_oneshot_try_recv(&s->os[i], &out);
+            if (rc == -EAGAIN)
+                atomic_fetch_add(&s->fails, 1); /* closed: never "would block" */
+        }
+        ursa_time_t give_up = mono() + URSA_SEC(20);
+        while (atomic_load(&s->phase[i]) != (int)(2 * r + 2)) {
+            if (mono() > give_up) {
+                atomic_fetch_add(&s->fails, 1);
+                return;
+            }
+            if (who)
+                sched_yield();
+            else
+                (void)ursa_yield();
+        }
+        int src = s->send_rc[i];
+        bool ok;
+        if (src == 1) /* dropped */
+            ok = rc == -EPIPE;
+        else if (src == 0)
+            ok = rc == 0 && out == (int)r;
+        else
+            ok = src == -EPIPE && rc == -EPIPE;
+        if (!ok)
+            atomic_fetch_add(&s->fails, 1);
+        if (rc == 0)
+            atomic_fetch_add(&s->received, 1);
+        else
+            atomic_fetch_add(&s->refused, 1);
+        ursa_oneshot_receiver_drop(&s->os[i]);
+    }
+}
+
+/* One round window is enough: slots are reused only after both finished.
+ * (The sender waits for its phase, the receiver for the sender's.) */
+static void *stress_tx_task(void *arg)
+{
+    stress_tx(arg, 0);
+    return NULL;
+}
+
+static void *stress_rx_thread(void *arg)
+{
+    stress_rx(arg, 1);
+    return NULL;
+}
+
+static void *stress_tx_thread(void *arg)
+{
+    stress_tx(arg, 1);
+    return NULL;
+}
+
+static void *stress_rx_task(void *arg)
+{
+    stress_rx(arg, 0);
+    return NULL;
+}
+
+static void stress_init(stress_t *s, long rounds)
+{
+    memset(s, 0, sizeof *s);
+    for (int i = 0; i < SLOTS; i++)
+        atomic_init(&s->phase[i], 0);
+    s->rounds = rounds;
+}
+
+/* rx on worker 1 (task) vs tx on worker 0 (task), then threads both ways. */
+static void *stress_workers(void *arg)
+{
+    stress_t *s = arg;
+    ursa_task_t *rx = spawn_on(1, stress_rx_task, s, "rx");
+    stress_tx(s, 0);
+    CHECK_OK(join_task(rx));
+    return NULL;
+}
+
+static void test_stress(void **state)
+{
+    (void)state;
+    static stress_t s;
+    long rounds = test_scale(30000);
+    stress_init(&s, rounds);
+    ASSERT_OK(test_run(2, stress_workers, &s));
+    assert_int_equal(atomic_load(&s.fails), 0);
+    assert_int_equal(atomic_load(&s.received) + atomic_load(&s.refused), rounds);
+
+    /* task sender, plain-thread receiver */
+    stress_init(&s, rounds);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, stress_rx_thread, &s), 0);
+    test_run(1, stress_tx_task, &s);
+    pthread_join(th, NULL);
+    assert_int_equal(atomic_load(&s.fails), 0);
+    assert_int_equal(atomic_load(&s.received) + atomic_load(&s.refused), rounds);
+
+    /* two plain threads */
+    stress_init(&s, rounds);
+    assert_int_equal(pthread_create(&th, NULL, stress_tx_thread, &s), 0);
+    stress_rx(&s, 1);
+    pthread_join(th, NULL);
+    assert_int_equal(atomic_load(&s.fails), 0);
+    assert_int_equal(atomic_load(&s.received) + atomic_load(&s.refused), rounds);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_args_basic),
+        cmocka_unit_test(test_args_basic_task),
+        cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_tasks_workers),
+        cmocka_unit_test(test_task_thread),
+        cmocka_unit_test(test_close_race_sim),
+        cmocka_unit_test(test_recv_sim),
+        cmocka_unit_test(test_closed_sim),
+        cmocka_unit_test(test_raw_foreign_waker),
+        cmocka_unit_test(test_stress),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
