@@ -4,9 +4,11 @@
 
 #include "ursa/barrier.h"
 #include "ursa/base.h"
+#include "ursa/broadcast.h"
 #include "ursa/event.h"
 #include "ursa/io.h"
 #include "ursa/lockinfo.h"
+#include "ursa/mpsc.h"
 #include "ursa/mutex.h"
 #include "ursa/notify.h"
 #include "ursa/oblig.h"

@@ -1,0 +1,219 @@
+/* ursa — broadcast channel: many senders, many receivers, every receiver
+ * sees every value sent after it subscribed (the model is Tokio's
+ * broadcast).
+ *
+ *     ursa_broadcast_tx_t *tx;  ursa_broadcast_rx_t *rx;
+ *     ursa_broadcast_new(&tx, &rx, sizeof(struct event), 64, NULL);
+ *
+ *     struct event e = {...};
+ *     ursa_broadcast_send(tx, &e);            // never blocks
+ *
+ *     uint64_t missed;
+ *     int rc = ursa_broadcast_recv(rx, &e, &missed, URSA_NEVER);
+ *     // 0: e filled;  -EOVERFLOW: this receiver lagged and lost `missed`
+ *     // values, the next recv returns the oldest value still retained;
+ *     // -EPIPE: every sender is gone and everything was received.
+ *
+ * - Elements have a fixed size (elem_size) and are copied in and out.
+ * - The ring holds `capacity` values (rounded up to a power of two). A send
+ *   never blocks: it overwrites the oldest value, and a receiver that had
+ *   not read it yet finds out with -EOVERFLOW on its next recv.
+ * - Each receiver handle has its own read position. One handle is used by
+ *   one task or thread at a time (like Tokio's &mut Receiver); different
+ *   handles may be used concurrently from anywhere.
+ * - The destructor (optional) is called exactly once for every value the
+ *   channel accepted (send returned >= 1): when its slot is overwritten by
+ *   a newer value, or when the channel is freed (the last handle dropped).
+ *   A value is "in the ring" until then, whether or not it was read, so a
+ *   receiver's copy stays meaningful until the value is overwritten. A send
+ *   that fails (-EPIPE, -EINVAL) leaves the value with the caller.
+ *   (Corner case: with several senders racing a full lap around the ring, a
+ *   value can be overwritten before it was ever written; it is then
+ *   destroyed by its own send call, still exactly once.)
+ * - Handles are heap objects; the channel's memory goes when the last
+ *   handle (sender or receiver) is dropped. A handle must not be used
+ *   after its drop.
+ *
+ * A recv holds nothing afterwards (the value is a copy), so there is no
+ * hold object and no phase 2. */
+#ifndef URSA_BROADCAST_H
+#define URSA_BROADCAST_H
+
+#include "wait.h"
+
+typedef struct ursa_broadcast_tx ursa_broadcast_tx_t; /* a sender handle */
+typedef struct ursa_broadcast_rx ursa_broadcast_rx_t; /* a receiver handle */
+
+/* Creates a channel with one sender and one receiver handle. capacity is
+ * rounded up to a power of two. dtor (may be NULL) receives a pointer to
+ * each value the ring lets go of (see above). Not a wait.
+ *   0        *tx and *rx set
+ *   -EINVAL  NULL tx/rx, elem_size 0, capacity 0, or a size that overflows
+ *   -ENOMEM  out of memory (nothing allocated) */
+URSA_API int ursa_broadcast_new(ursa_broadcast_tx_t **tx, ursa_broadcast_rx_t **rx,
+                                size_t elem_size, size_t capacity,
+                                void (*dtor)(void *elem)) URSA_NODISCARD;
+
+/* Copies *value (elem_size bytes) into the ring and wakes every waiting
+ * receiver. Never blocks (overwrites the oldest value when the ring is
+ * full). Any thread or task. Not a wait.
+ *   n >= 1   the number of receivers subscribed at the moment of the send
+ *            (each will see the value unless it lags behind by more than
+ *            the capacity first); the channel now owns the value
+ *   -EPIPE   no receiver exists: nothing was sent, the value stays with
+ *            the caller (the destructor is not called)
+ *   -EINVAL  NULL tx or value */
+URSA_API int ursa_broadcast_send(ursa_broadcast_tx_t *tx, const void *value);
+
+/* Phase 1 (the only phase): receives the next value for rx, waiting until
+ * one is sent. Works in a task (suspends) and on a plain thread (parks).
+ * missed may be NULL.
+ *   0           *out (elem_size bytes) holds the next value
+ *   -EOVERFLOW  rx lagged: *missed = how many values it lost (>= 1); it
+ *               now continues from the oldest value still retained, which
+ *               the next recv returns. *out untouched.
+ *   -EPIPE      every sender was dropped and rx has received everything
+ *   -EAGAIN     deadline is URSA_NOW and nothing is ready
+ *   -ETIMEDOUT  the deadline passed first (an expired deadline still
+ *               tries once)
+ *   -ECANCELED  the calling task was cancelled first
+ *   -EINVAL     NULL rx or out
+ * On -EAGAIN/-ETIMEDOUT/-ECANCELED nothing was consumed. */
+#define ursa_broadcast_recv(rx, out, missed, deadline)                              \
+    ursa_broadcast_recv_at(rx, out, missed, deadline, URSA_SITE)
+URSA_API int ursa_broadcast_recv_at(ursa_broadcast_rx_t *rx, void *out, uint64_t *missed,
+                                    ursa_time_t deadline, const ursa_site_t *site) URSA_NODISCARD;
+
+/* Phase 1, never waits: ursa_broadcast_recv with URSA_NOW. 0, -EOVERFLOW,
+ * -EPIPE, -EAGAIN (nothing ready), -EINVAL, as above. */
+URSA_API int ursa_broadcast_try_recv(ursa_broadcast_rx_t *rx, void *out,
+                                     uint64_t *missed) URSA_NODISCARD;
+
+/* Raw two-phase form (calling context 3, see ursa/wait.h). _start waits
+ * until rx has something to report (a value, a lag, or the close):
+ *   0            ready now; call _finish
+ *   -EINPROGRESS queued; waker.fn(waker.ctx) is called once, from any
+ *                thread, when a value is sent or the last sender drops
+ *   -EINVAL      NULL rx / w / waker.fn
+ * _finish, once ursa_wait_ready(w):
+ *   0, -EOVERFLOW, -EPIPE   as ursa_broadcast_recv; the wait is over
+ *   -EAGAIN      nothing ready after all (not woken yet; or woken by a
+ *                value for a later position while an earlier send is
+ *                still being written): w is queued again and its waker
+ *                will be called again
+ *   -EINVAL      NULL, w not started on rx, or already finished/cancelled
+ * Or ursa_wait_cancel(w) (-ECANCELED) instead: nothing is consumed. The
+ * receiver must not be dropped while w is queued. */
+#define ursa_broadcast_recv_start(rx, w, waker)                                             \
+    ursa_broadcast_recv_start_at(rx, w, waker, URSA_SITE)
+URSA_API int ursa_broadcast_recv_start_at(ursa_broadcast_rx_t *rx, ursa_wait_t *w,
+                                          ursa_waker_t waker,
+                                          const ursa_site_t *site) URSA_NODISCARD;
+URSA_API int ursa_broadcast_recv_finish(ursa_broadcast_rx_t *rx, ursa_wait_t *w, void *out,
+                                        uint64_t *missed) URSA_NODISCARD;
+
+/* A new receiver that sees every value sent after this call. Not a wait.
+ *   0 (*rx set), -EINVAL (NULL), -ENOMEM */
+URSA_API int ursa_broadcast_subscribe(ursa_broadcast_tx_t *tx,
+                                      ursa_broadcast_rx_t **rx) URSA_NODISCARD;
+
+/* A new receiver on rx's channel starting at the tail, like subscribe
+ * (it does not copy rx's position; Tokio's resubscribe). Works after the
+ * senders are gone (the new receiver then gets -EPIPE). Not a wait.
+ *   0 (*rx2 set), -EINVAL (NULL), -ENOMEM */
+URSA_API int ursa_broadcast_resubscribe(ursa_broadcast_rx_t *rx,
+                                        ursa_broadcast_rx_t **rx2) URSA_NODISCARD;
+
+/* How many receivers exist now (>= 0), or -EINVAL (NULL). Not a wait. */
+URSA_API int ursa_broadcast_receiver_count(ursa_broadcast_tx_t *tx);
+
+/* A new sender handle on tx's channel. Not a wait.
+ *   0 (*tx2 set), -EINVAL (NULL), -ENOMEM */
+URSA_API int ursa_broadcast_sender_clone(ursa_broadcast_tx_t *tx,
+                                         ursa_broadcast_tx_t **tx2) URSA_NODISCARD;
+
+/* Drops a sender handle. The last sender's drop closes the channel:
+ * receivers drain what is left, then get -EPIPE; waiting receivers are
+ * woken. Frees the channel if it was the last handle. Not a wait.
+ *   0, -EINVAL (NULL) */
+URSA_API int ursa_broadcast_sender_drop(ursa_broadcast_tx_t *tx);
+
+/* Drops a receiver handle; the values it had not read are no longer
+ * counted for it (sends see one receiver fewer). Frees the channel if it
+ * was the last handle. Not a wait.
+ *   0        dropped
+ *   -EBUSY   a raw wait of rx is still queued (finish or cancel it first;
+ *            reported as misuse, nothing changed)
+ *   -EINVAL  NULL */
+URSA_API int ursa_broadcast_receiver_drop(ursa_broadcast_rx_t *rx);
+
+/* The ring's capacity (the rounded power of two), or 0 for NULL. Not a wait. */
+URSA_API size_t ursa_broadcast_capacity(const ursa_broadcast_tx_t *tx);
+
+/* How many values rx has not read yet and could still read without
+ * lagging (at most the capacity), or -EINVAL (NULL). A snapshot; not a
+ * wait. */
+URSA_API long ursa_broadcast_rx_len(const ursa_broadcast_rx_t *rx);
+
+/* Typed wrappers: URSA_BROADCAST_TYPED(ev_bc, struct event) defines
+ * ev_bc_tx_t / ev_bc_rx_t (distinct handle types) and ev_bc_new, _send,
+ * _recv, _try_recv, _subscribe, _resubscribe, _receiver_count,
+ * _sender_clone, _sender_drop, _receiver_drop taking T pointers. The
+ * element size is sizeof(T). */
+#define URSA_BROADCAST_TYPED(name, T)                                                         \
+    typedef struct name##_tx_s name##_tx_t;                                                   \
+    typedef struct name##_rx_s name##_rx_t;                                                   \
+    static inline __attribute__((unused, warn_unused_result)) int name##_new(                 \
+        name##_tx_t **tx, name##_rx_t **rx, size_t capacity, void (*dtor)(void *))           \
+    {                                                                                         \
+        return ursa_broadcast_new((ursa_broadcast_tx_t **)(void *)tx,                         \
+                                  (ursa_broadcast_rx_t **)(void *)rx, sizeof(T), capacity,    \
+                                  dtor);                                                      \
+    }                                                                                         \
+    static inline __attribute__((unused)) int name##_send(                \
+        name##_tx_t *tx, const T *value)                                                      \
+    {                                                                                         \
+        return ursa_broadcast_send((ursa_broadcast_tx_t *)(void *)tx, value);                 \
+    }                                                                                         \
+    static inline __attribute__((unused, warn_unused_result)) int name##_recv(                \
+        name##_rx_t *rx, T *out, uint64_t *missed, ursa_time_t deadline)                      \
+    {                                                                                         \
+        return ursa_broadcast_recv((ursa_broadcast_rx_t *)(void *)rx, out, missed, deadline); \
+    }                                                                                         \
+    static inline __attribute__((unused, warn_unused_result)) int name##_try_recv(            \
+        name##_rx_t *rx, T *out, uint64_t *missed)                                            \
+    {                                                                                         \
+        return ursa_broadcast_try_recv((ursa_broadcast_rx_t *)(void *)rx, out, missed);       \
+    }                                                                                         \
+    static inline __attribute__((unused, warn_unused_result)) int name##_subscribe(           \
+        name##_tx_t *tx, name##_rx_t **rx)                                                    \
+    {                                                                                         \
+        return ursa_broadcast_subscribe((ursa_broadcast_tx_t *)(void *)tx,                    \
+                                        (ursa_broadcast_rx_t **)(void *)rx);                  \
+    }                                                                                         \
+    static inline __attribute__((unused, warn_unused_result)) int name##_resubscribe(         \
+        name##_rx_t *rx, name##_rx_t **rx2)                                                   \
+    {                                                                                         \
+        return ursa_broadcast_resubscribe((ursa_broadcast_rx_t *)(void *)rx,                  \
+                                          (ursa_broadcast_rx_t **)(void *)rx2);               \
+    }                                                                                         \
+    static inline __attribute__((unused)) int name##_receiver_count(name##_tx_t *tx)          \
+    {                                                                                         \
+        return ursa_broadcast_receiver_count((ursa_broadcast_tx_t *)(void *)tx);              \
+    }                                                                                         \
+    static inline __attribute__((unused, warn_unused_result)) int name##_sender_clone(        \
+        name##_tx_t *tx, name##_tx_t **tx2)                                                   \
+    {                                                                                         \
+        return ursa_broadcast_sender_clone((ursa_broadcast_tx_t *)(void *)tx,                 \
+                                           (ursa_broadcast_tx_t **)(void *)tx2);              \
+    }                                                                                         \
+    static inline __attribute__((unused)) int name##_sender_drop(name##_tx_t *tx)             \
+    {                                                                                         \
+        return ursa_broadcast_sender_drop((ursa_broadcast_tx_t *)(void *)tx);                 \
+    }                                                                                         \
+    static inline __attribute__((unused)) int name##_receiver_drop(name##_rx_t *rx)           \
+    {                                                                                         \
+        return ursa_broadcast_receiver_drop((ursa_broadcast_rx_t *)(void *)rx);               \
+    }
+
+#endif

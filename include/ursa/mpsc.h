@@ -1,0 +1,215 @@
+/* ursa — multi-producer, single-consumer channel of fixed-size elements.
+ *
+ *     ursa_mpsc_receiver_t rx; ursa_mpsc_sender_t tx;
+ *     ursa_mpsc_new(&rx, &tx, sizeof(uint64_t), 1024, NULL);
+ *     uint64_t v = 42, out;
+ *     ursa_mpsc_send(&tx, &v, URSA_NEVER);          // reserve + send
+ *     ursa_mpsc_recv(&rx, &out, URSA_NEVER);
+ *     ursa_mpsc_sender_drop(&tx);                   // receiver: -EPIPE once drained
+ *     ursa_mpsc_receiver_drop(&rx);                 // memory freed with the last handle
+ *
+ * Elements are copied in and out (`elem_size` bytes). A bounded channel
+ * (capacity > 0) keeps at most `capacity` messages plus reserved slots;
+ * senders wait for a slot in FIFO order (the batch semaphore). capacity 0
+ * makes it unbounded (reserve never waits). Storage is lock-free for
+ * producers (see docs/mpsc.md).
+ *
+ * Handles are small structs holding a reference; each handle variable is
+ * dropped exactly once. The channel is freed when the last handle (strong
+ * or weak sender, receiver) and the last send permit are gone; undelivered
+ * messages then go to the element destructor, each exactly once.
+ *
+ * Phases: reserve/send/recv are phase 1 (wait, with a deadline: URSA_NEVER,
+ * URSA_NOW = try, or absolute). A send permit is a phase-2 hold (obligation
+ * kind "mpsc send permit"): discharge it with ursa_mpsc_permit_send (once
+ * per reserved slot) or ursa_mpsc_permit_release. A permit leaked at task or
+ * thread exit is reported and its slots are returned. */
+#ifndef URSA_MPSC_H
+#define URSA_MPSC_H
+
+#include "oblig.h"
+#include "wait.h"
+
+typedef struct ursa_mpsc ursa_mpsc_t; /* private */
+
+/* Optional destructor for elements that are never received. */
+typedef void (*ursa_mpsc_dtor_t)(void *elem);
+
+typedef struct ursa_mpsc_sender {
+    ursa_mpsc_t *ch; /* NULL once dropped */
+} ursa_mpsc_sender_t;
+
+typedef struct ursa_mpsc_weak_sender {
+    ursa_mpsc_t *ch;
+} ursa_mpsc_weak_sender_t;
+
+typedef struct ursa_mpsc_receiver {
+    ursa_mpsc_t *ch;
+} ursa_mpsc_receiver_t;
+
+/* The hold: `n` reserved slots, each to be used by a permit_send or
+ * returned by permit_release. Zero-initialise before use. */
+typedef struct ursa_mpsc_permit {
+    ursa_oblig_t ob;
+    ursa_mpsc_t *ch; /* NULL when holding nothing */
+    uint64_t n;      /* slots still reserved */
+} ursa_mpsc_permit_t;
+
+/* Largest capacity (and reserve_many count). */
+#define URSA_MPSC_MAX_CAPACITY ((uint64_t)1 << 40)
+
+/* Creates a channel: *rx and *tx get the receiver and the first sender.
+ * capacity 0 = unbounded. dtor may be NULL.
+ * 0; -EINVAL (NULL handle, elem_size 0, capacity > URSA_MPSC_MAX_CAPACITY);
+ * -ENOMEM. Not a wait. */
+URSA_API int ursa_mpsc_new(ursa_mpsc_receiver_t *rx, ursa_mpsc_sender_t *tx, size_t elem_size,
+                           uint64_t capacity, ursa_mpsc_dtor_t dtor) URSA_NODISCARD;
+
+/* ---- sender handles (not waits) ---- */
+
+/* *out becomes another strong sender. 0; -EINVAL (NULL or dropped). */
+URSA_API int ursa_mpsc_sender_clone(const ursa_mpsc_sender_t *tx,
+                                    ursa_mpsc_sender_t *out) URSA_NODISCARD;
+/* Drops a sender. The last strong one makes the receiver see -EPIPE once
+ * drained and no permit is out. 0; -EINVAL (NULL or already dropped). */
+URSA_API int ursa_mpsc_sender_drop(ursa_mpsc_sender_t *tx);
+/* *out becomes a weak sender: it keeps the memory, not the channel, open.
+ * 0; -EINVAL. */
+URSA_API int ursa_mpsc_sender_downgrade(const ursa_mpsc_sender_t *tx,
+                                        ursa_mpsc_weak_sender_t *out) URSA_NODISCARD;
+/* *out becomes a strong sender again: 0; -EPIPE (no strong sender is left:
+ * the channel's sending side is over); -EINVAL. */
+URSA_API int ursa_mpsc_weak_upgrade(const ursa_mpsc_weak_sender_t *w,
+                                    ursa_mpsc_sender_t *out) URSA_NODISCARD;
+/* Another weak sender. 0; -EINVAL. */
+URSA_API int ursa_mpsc_weak_clone(const ursa_mpsc_weak_sender_t *w,
+                                  ursa_mpsc_weak_sender_t *out) URSA_NODISCARD;
+/* 0; -EINVAL (NULL or already dropped). */
+URSA_API int ursa_mpsc_weak_drop(ursa_mpsc_weak_sender_t *w);
+
+/* ---- sending ---- */
+
+/* Phase 1: reserves one slot into p (waits for capacity, FIFO among
+ * senders). Cancel-safe: on error nothing is reserved.
+ * 0; -EAGAIN (URSA_NOW and full, or senders queued ahead); -ETIMEDOUT;
+ * -ECANCELED; -EPIPE (receiver closed or dropped); -EINVAL (NULL, dropped
+ * handle, p already holding); -ENOMEM (the hold could not be recorded). */
+#define ursa_mpsc_reserve(tx, p, deadline) ursa_mpsc_reserve_many_at(tx, 1, p, deadline, URSA_SITE)
+/* Phase 1: as reserve, for n slots at once (1 <= n <= capacity, or
+ * <= URSA_MPSC_MAX_CAPACITY when unbounded; otherwise -EINVAL). */
+#define ursa_mpsc_reserve_many(tx, n, p, deadline)                                           \
+    ursa_mpsc_reserve_many_at(tx, n, p, deadline, URSA_SITE)
+URSA_API int ursa_mpsc_reserve_many_at(const ursa_mpsc_sender_t *tx, uint64_t n,
+                                       ursa_mpsc_permit_t *p, ursa_time_t deadline,
+                                       const ursa_site_t *site) URSA_NODISCARD;
+
+/* Phase 2: sends *value (elem_size bytes copied) using one reserved slot;
+ * the permit is discharged when its last slot is used. Never waits.
+ * 0; -EPIPE (the receiver is gone: the value is not taken and the slot is
+ * given up, like a release of one); -EINVAL (NULL, holds nothing);
+ * -EPERM (another task's or thread's permit). */
+URSA_API int ursa_mpsc_permit_send(ursa_mpsc_permit_t *p, const void *value);
+
+/* Phase 2: returns every slot still reserved and discharges p.
+ * 0; -EINVAL (NULL, holds nothing: double release); -EPERM. */
+URSA_API int ursa_mpsc_permit_release(ursa_mpsc_permit_t *p);
+
+/* Scope-exit release for URSA_SCOPED(mpsc_permit, p). */
+URSA_API void ursa_mpsc_permit_cleanup(ursa_mpsc_permit_t *p);
+
+/* Phase 1 + 2 in one call: reserve one slot, then send *value. On error
+ * the value stays with the caller. Codes as reserve (-EPIPE also when the
+ * receiver went away between the two steps). */
+URSA_API int ursa_mpsc_send(const ursa_mpsc_sender_t *tx, const void *value,
+                            ursa_time_t deadline) URSA_NODISCARD;
+
+/* ---- receiving (the receiver's owner only) ---- */
+
+/* Phase 1 (no hold: the element is copied out): the next message in *out.
+ * 0; -EPIPE (closed or all strong senders gone, drained, no permit or
+ * reserve outstanding); -EAGAIN (URSA_NOW and empty); -ETIMEDOUT;
+ * -ECANCELED; -EINVAL (NULL, dropped). Messages of one producer arrive in
+ * the order it sent them. */
+URSA_API int ursa_mpsc_recv(const ursa_mpsc_receiver_t *rx, void *out,
+                            ursa_time_t deadline) URSA_NODISCARD;
+/* recv with URSA_NOW. */
+URSA_API int ursa_mpsc_try_recv(const ursa_mpsc_receiver_t *rx, void *out) URSA_NODISCARD;
+/* Phase 1: waits for at least one message, then copies up to max
+ * consecutive messages into buf (max * elem_size bytes). Returns the count
+ * (>= 1), or the codes of recv (-EINVAL also for max 0). */
+URSA_API long ursa_mpsc_recv_many(const ursa_mpsc_receiver_t *rx, void *buf, size_t max,
+                                  ursa_time_t deadline) URSA_NODISCARD;
+
+/* Raw two-phase receive for foreign event loops (see ursa/wait.h):
+ * _start returns 0 (something is ready now), -EINPROGRESS (the waker will
+ * be called once a message or the end arrives), -EINVAL. Cancel with
+ * ursa_wait_cancel. _finish: 0 (*out filled), -EPIPE (the end), -EAGAIN
+ * (not ready yet; or ready but the message was taken by another call:
+ * start again), -EINVAL. */
+URSA_API int ursa_mpsc_recv_start(const ursa_mpsc_receiver_t *rx, ursa_wait_t *w,
+                                  ursa_waker_t waker) URSA_NODISCARD;
+URSA_API int ursa_mpsc_recv_finish(const ursa_mpsc_receiver_t *rx, ursa_wait_t *w,
+                                   void *out) URSA_NODISCARD;
+
+/* Raw two-phase reserve: _start 0 (granted now) / -EINPROGRESS / -EPIPE /
+ * -EINVAL; _finish 0 (p filled) / -EPIPE / -EAGAIN (not decided) /
+ * -EINVAL / -ENOMEM. ursa_wait_cancel hands the slots on. */
+URSA_API int ursa_mpsc_reserve_start(const ursa_mpsc_sender_t *tx, uint64_t n, ursa_wait_t *w,
+                                     ursa_waker_t waker) URSA_NODISCARD;
+URSA_API int ursa_mpsc_reserve_finish(const ursa_mpsc_sender_t *tx, ursa_wait_t *w,
+                                      ursa_mpsc_permit_t *p) URSA_NODISCARD;
+
+/* Closes from the receiving side: later and waiting reserves fail with
+ * -EPIPE; permits already out may still send; messages stay receivable.
+ * 0; -EINVAL. Not a wait. */
+URSA_API int ursa_mpsc_close(const ursa_mpsc_receiver_t *rx);
+
+/* Drops the receiver: closes, destroys pending messages (dtor), and later
+ * sends fail with -EPIPE. 0; -EINVAL (NULL or already dropped). */
+URSA_API int ursa_mpsc_receiver_drop(ursa_mpsc_receiver_t *rx);
+
+/* ---- queries (snapshots; any handle's channel) ---- */
+
+/* Messages queued (sent, not yet received). */
+URSA_API uint64_t ursa_mpsc_len(const ursa_mpsc_t *ch);
+/* Capacity given at creation (0: unbounded). */
+URSA_API uint64_t ursa_mpsc_capacity(const ursa_mpsc_t *ch);
+/* Bytes allocated for the channel right now (header + storage). */
+URSA_API size_t ursa_mpsc_memory(const ursa_mpsc_t *ch);
+/* True once closed or the receiver is gone. */
+URSA_API bool ursa_mpsc_is_closed(const ursa_mpsc_t *ch);
+
+/* ---- typed wrapper ----
+ * URSA_MPSC_TYPED(u64q, uint64_t) generates static inline
+ *   u64q_new(rx, tx, capacity), u64q_send(tx, v, deadline),
+ *   u64q_try_send(tx, v), u64q_recv(rx, &out, deadline),
+ *   u64q_try_recv(rx, &out), u64q_permit_send(p, v). */
+#define URSA_MPSC_TYPED(name, T)                                                             \
+    static inline __attribute__((unused)) int name##_new(ursa_mpsc_receiver_t *rx, ursa_mpsc_sender_t *tx,           \
+                                 uint64_t capacity)                                           \
+    {                                                                                         \
+        return ursa_mpsc_new(rx, tx, sizeof(T), capacity, NULL);                              \
+    }                                                                                         \
+    static inline __attribute__((unused)) int name##_send(const ursa_mpsc_sender_t *tx, T v, ursa_time_t deadline)    \
+    {                                                                                         \
+        return ursa_mpsc_send(tx, &v, deadline);                                              \
+    }                                                                                         \
+    static inline __attribute__((unused)) int name##_try_send(const ursa_mpsc_sender_t *tx, T v)                      \
+    {                                                                                         \
+        return ursa_mpsc_send(tx, &v, URSA_NOW);                                              \
+    }                                                                                         \
+    static inline __attribute__((unused)) int name##_recv(const ursa_mpsc_receiver_t *rx, T *out,                     \
+                                  ursa_time_t deadline)                                       \
+    {                                                                                         \
+        return ursa_mpsc_recv(rx, out, deadline);                                             \
+    }                                                                                         \
+    static inline __attribute__((unused)) int name##_try_recv(const ursa_mpsc_receiver_t *rx, T *out)                 \
+    {                                                                                         \
+        return ursa_mpsc_try_recv(rx, out);                                                   \
+    }                                                                                         \
+    static inline __attribute__((unused)) int name##_permit_send(ursa_mpsc_permit_t *p, T v)                          \
+    {                                                                                         \
+        return ursa_mpsc_permit_send(p, &v);                                                  \
+    }
+
+#endif

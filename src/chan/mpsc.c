@@ -1,0 +1,931 @@
+/* mpsc channel: lock-free producer storage, the batch semaphore for
+ * bounded capacity, and one receiver wait slot.
+ *
+ * Storage.
+ *  - Bounded (capacity > 0): a ring of exactly `capacity` slots, each with a
+ *    sequence number (Vyukov). A sender claims position p with one fetch_add
+ *    on `tail`, writes slot p % cap and publishes seq = p + 1; the receiver
+ *    reads in order and frees the slot with seq = p + cap, then returns the
+ *    semaphore permit. A sender holds a permit before it claims, so its slot
+ *    is always free (it checks seq anyway). Memory is exact: capacity 1
+ *    costs one slot, and nothing is allocated after creation.
+ *  - Unbounded (capacity 0): Tokio's design — a linked list of blocks of B
+ *    slots (B a power of two <= 32, smaller for big elements) with a ready
+ *    bitmap per block. Senders fetch_add `tail`, walk from `block_tail`
+ *    (appending blocks as needed), write, set the ready bit. A sender that
+ *    walks past a block whose slots are all written moves block_tail on and
+ *    records the tail position it saw; the receiver recycles a block once it
+ *    has consumed every
+ *    position below that mark (no sender can still hold it) by appending it
+ *    at the end of the list (or freeing it).
+ *
+ * Life word `life`: CLOSED | RX_GONE | strong senders | "permits out" (held
+ * send permits plus reserves in progress, so that a closed receiver waits
+ * for every message a permit may still send). The receiver reports -EPIPE
+ * when (CLOSED or no strong sender) and no permit is out, and the queue is
+ * empty — read in that order, since a permit publishes its message before
+ * it stops counting.
+ *
+ * Receiver wait: one atomic pointer `rx_wait`. Whoever exchanges it away
+ * from the node decides it: a sender (GRANTED, then the waker, then done)
+ * or the receiver withdrawing it (CANCELLED). Senders look at it only after
+ * a seq_cst fence that follows their publication; the receiver re-checks
+ * the queue after a seq_cst fence that follows its registration (Dekker),
+ * so a wake is never lost. */
+#include "ursa/mpsc.h"
+
+#include <stdalign.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/ctx.h"
+#include "../core/sema.h"
+
+#define CLOSED ((uint64_t)1)
+#define RX_GONE ((uint64_t)2)
+#define TX_ONE ((uint64_t)4)
+#define TX_MASK ((uint64_t)0xfffffffc)
+#define PERM_ONE ((uint64_t)1 << 32)
+
+typedef struct blk {
+    _Atomic(struct blk *) next;
+    uint64_t start;             /* first position; set before the block is linked */
+    _Atomic uint64_t ready;     /* bit i: slot i written */
+    _Atomic uint64_t observed;  /* tail position when block_tail moved past us */
+    _Atomic uint32_t released;  /* block_tail moved past us; observed is valid */
+    uint32_t pad_;
+    alignas(16) unsigned char data[];
+} blk_t;
+
+struct ursa_mpsc {
+    /* read-mostly */
+    size_t elem_size, stride; /* stride: element rounded up (+ seq in the ring) */
+    uint64_t cap;             /* 0: unbounded */
+    uint64_t mask;            /* cap - 1 if cap is a power of two, else 0 */
+    uint64_t bslots;          /* unbounded: slots per block */
+    ursa_mpsc_dtor_t dtor;
+    unsigned char *ring;
+    _Atomic size_t mem;       /* bytes allocated */
+    _Atomic uint64_t refs;    /* handles + permits out; freed at 0 */
+    _Atomic uint64_t life;
+    _Atomic(ursa_wait_t *) rx_wait;
+    ursa__sema_t sema;
+    /* senders' line */
+    alignas(64) _Atomic uint64_t tail;
+    _Atomic(blk_t *) block_tail;
+    /* receiver's line */
+    alignas(64) _Atomic uint64_t head; /* atomic only for len() */
+    blk_t *head_block, *free_head;
+};
+
+static void leaked_release(void *ch, uint64_t n);
+static const ursa_oblig_kind_t permit_kind = {"mpsc send permit", leaked_release};
+static bool rx_cancel(ursa_wait_t *w);
+static bool reserve_cancel(ursa_wait_t *w);
+static void reserve_give_back(ursa_wait_t *w);
+static const ursa__wait_ops_t rx_ops = {URSA_WAIT_CHANNEL, rx_cancel, NULL};
+/* Raw reserves: also end the "permit out" count on cancel. */
+static const ursa__wait_ops_t reserve_raw_ops = {URSA_WAIT_CHANNEL, reserve_cancel,
+                                                 reserve_give_back};
+/* Blocking reserves settle the count themselves. */
+static const ursa__wait_ops_t reserve_ops = {URSA_WAIT_CHANNEL, ursa__sema_cancel,
+                                             ursa__sema_give_back};
+
+static inline bool terminal(uint64_t l)
+{
+    return ((l & CLOSED) || (l & TX_MASK) == 0) && (l >> 32) == 0;
+}
+
+/* ---- memory ---- */
+
+static blk_t *blk_new(ursa_mpsc_t *ch, uint64_t start)
+{
+    size_t sz = sizeof(blk_t) + ch->bslots * ch->stride;
+    blk_t *b = malloc(sz);
+    if (!b)
+        return NULL;
+    atomic_init(&b->next, NULL);
+    b->start = start;
+    atomic_init(&b->ready, 0);
+    atomic_init(&b->observed, 0);
+    atomic_init(&b->released, 0);
+    /* relaxed: a statistic. */
+    atomic_fetch_add_explicit(&ch->mem, sz, memory_order_relaxed);
+    return b;
+}
+
+static void blk_free(ursa_mpsc_t *ch, blk_t *b)
+{
+    /* relaxed: a statistic. */
+    atomic_fetch_sub_explicit(&ch->mem, sizeof(blk_t) + ch->bslots * ch->stride,
+                              memory_order_relaxed);
+    free(b);
+}
+
+static inline unsigned char *ring_slot(ursa_mpsc_t *ch, uint64_t pos)
+{
+    uint64_t i = ch->mask ? (pos & ch->mask) : (pos % ch->cap);
+    return ch->ring + i * ch->stride;
+}
+
+/* ---- receiver wake ---- */
+
+static void wake_rx(ursa_mpsc_t *ch)
+{
+    /* seq_cst fence: our publication (slot, life) is ordered before the
+     * load of rx_wait, against the receiver's store of rx_wait followed by
+     * its re-check (Dekker). */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (!atomic_load_explicit(&ch->rx_wait, memory_order_relaxed))
+        return;
+    /* acq_rel: acquire the node's fields; whoever swaps it out decides it. */
+    ursa_wait_t *w = atomic_exchange_explicit(&ch->rx_wait, NULL, memory_order_acq_rel);
+    if (!w)
+        return;
+    /* release: the waiter reads the decision and our writes after it. */
+    atomic_store_explicit(&w->state, URSA__W_GRANTED, memory_order_release);
+    w->waker.fn(w->waker.ctx);
+    /* release: the waiter may reuse the node once it sees done. */
+    atomic_store_explicit(&w->done, 1, memory_order_release);
+}
+
+/* ---- references and life ---- */
+
+static void destroy(ursa_mpsc_t *ch);
+
+static inline void ref_get(ursa_mpsc_t *ch)
+{
+    /* relaxed: the caller already holds a reference. */
+    atomic_fetch_add_explicit(&ch->refs, 1, memory_order_relaxed);
+}
+
+static inline void ref_put(ursa_mpsc_t *ch)
+{
+    /* acq_rel: every holder's writes happen-before the destruction. */
+    if (atomic_fetch_sub_explicit(&ch->refs, 1, memory_order_acq_rel) == 1)
+        destroy(ch);
+}
+
+/* A permit (or reserve in progress) ends: it stops counting, which may be
+ * what a closed receiver waits for; then drops its reference. */
+static void perm_done(ursa_mpsc_t *ch)
+{
+    /* acq_rel: our message (if any) was published before; the receiver
+     * acquires the count before it looks at the queue. */
+    uint64_t l = atomic_fetch_sub_explicit(&ch->life, PERM_ONE, memory_order_acq_rel) - PERM_ONE;
+    if (terminal(l))
+        wake_rx(ch);
+    ref_put(ch);
+}
+
+static void perm_begin(ursa_mpsc_t *ch)
+{
+    ref_get(ch);
+    /* acq_rel: counted before the reserve that follows, so a receiver that
+     * reads "no permit out" cannot miss a message this permit sends. */
+    atomic_fetch_add_explicit(&ch->life, PERM_ONE, memory_order_acq_rel);
+}
+
+/* ---- storage: senders ---- */
+
+static blk_t *grow(ursa_mpsc_t *ch, blk_t *b)
+{
+    blk_t *nb = blk_new(ch, b->start + ch->bslots);
+    if (!nb) {
+        ursa__report("mpsc: out of memory growing an unbounded channel", NULL, true);
+        abort();
+    }
+    blk_t *exp = NULL;
+    /* acq_rel: publishes nb's fields; on failure acquire the winner's. */
+    if (atomic_compare_exchange_strong_explicit(&b->next, &exp, nb, memory_order_acq_rel,
+                                                memory_order_acquire))
+        return nb;
+    blk_free(ch, nb);
+    return exp;
+}
+
+static void push(ursa_mpsc_t *ch, const void *value)
+{
+    if (ch->cap) {
+        /* relaxed: the slot's seq orders the data; our permit proves the
+         * slot is free (checked below). */
+        uint64_t pos = atomic_fetch_add_explicit(&ch->tail, 1, memory_order_relaxed);
+        unsigned char *s = ring_slot(ch, pos);
+        _Atomic uint64_t *seq = (_Atomic uint64_t *)s;
+        /* acquire: the receiver's read of the old element is done. */
+        for (unsigned i = 0; atomic_load_explicit(seq, memory_order_acquire) != pos; i++) {
+            if (i < 128)
+                ursa__cpu_relax();
+            else
+                sched_yield();
+        }
+        memcpy(s + 8, value, ch->elem_size);
+        /* release: publishes the element. */
+        atomic_store_explicit(seq, pos + 1, memory_order_release);
+    } else {
+        /* acq_rel: pairs with the release RMW of a sender that moved
+         * block_tail (see the header comment): if our position is past the
+         * mark it recorded, we see the moved block_tail. */
+        uint64_t pos = atomic_fetch_add_explicit(&ch->tail, 1, memory_order_acq_rel);
+        uint64_t start = pos & ~(ch->bslots - 1), off = pos & (ch->bslots - 1);
+        /* acquire: the block's fields. */
+        blk_t *b = atomic_load_explicit(&ch->block_tail, memory_order_acquire);
+        bool advance = true;
+        while (b->start != start) {
+            /* acquire: a linked block's fields. */
+            blk_t *next = atomic_load_explicit(&b->next, memory_order_acquire);
+            if (!next)
+                next = grow(ch, b);
+            /* Only a block whose every slot is written may be passed by
+             * block_tail: a sender that claimed a slot in it but has not
+             * yet found it must still be able to reach it from block_tail. */
+            /* acquire: pairs with the senders' release fetch_or. */
+            advance = advance && atomic_load_explicit(&b->ready, memory_order_acquire) ==
+                                     ((uint64_t)1 << ch->bslots) - 1;
+            if (advance) {
+                blk_t *exp = b;
+                /* release: next's fields reach whoever loads block_tail. */
+                if (atomic_compare_exchange_strong_explicit(&ch->block_tail, &exp, next,
+                                                            memory_order_release,
+                                                            memory_order_relaxed)) {
+                    /* acq_rel RMW: a sender whose fetch_add reads after it
+                     * synchronises with us, so it sees the new block_tail. */
+                    uint64_t obs = atomic_fetch_add_explicit(&ch->tail, 0, memory_order_acq_rel);
+                    atomic_store_explicit(&b->observed, obs, memory_order_relaxed);
+                    /* release: observed is valid once released is seen. */
+                    atomic_store_explicit(&b->released, 1, memory_order_release);
+                } else {
+                    advance = false;
+                }
+            }
+            b = next;
+        }
+        memcpy(b->data + off * ch->stride, value, ch->elem_size);
+        /* release: publishes the element. */
+        atomic_fetch_or_explicit(&b->ready, (uint64_t)1 << off, memory_order_release);
+    }
+    wake_rx(ch);
+}
+
+/* ---- storage: the receiver (one at a time) ---- */
+
+static void recycle(ursa_mpsc_t *ch, blk_t *f)
+{
+    atomic_store_explicit(&f->ready, 0, memory_order_relaxed);
+    atomic_store_explicit(&f->released, 0, memory_order_relaxed);
+    atomic_store_explicit(&f->next, NULL, memory_order_relaxed);
+    /* acquire: the blocks' fields; only we unlink blocks, so the walk is safe. */
+    blk_t *last = atomic_load_explicit(&ch->block_tail, memory_order_acquire);
+    for (int tries = 0; tries < 3; tries++) {
+        blk_t *n;
+        while ((n = atomic_load_explicit(&last->next, memory_order_acquire)))
+            last = n;
+        f->start = last->start + ch->bslots;
+        blk_t *exp = NULL;
+        /* release: f's reset fields reach the sender that walks into it. */
+        if (atomic_compare_exchange_strong_explicit(&last->next, &exp, f, memory_order_release,
+                                                    memory_order_acquire))
+            return;
+        last = exp;
+    }
+    blk_free(ch, f);
+}
+
+static void reclaim(ursa_mpsc_t *ch, uint64_t head)
+{
+    while (ch->free_head != ch->head_block) {
+        blk_t *f = ch->free_head;
+        /* acquire: observed is valid. */
+        if (!atomic_load_explicit(&f->released, memory_order_acquire) ||
+            atomic_load_explicit(&f->observed, memory_order_relaxed) > head)
+            return;
+        ch->free_head = atomic_load_explicit(&f->next, memory_order_relaxed);
+        recycle(ch, f);
+    }
+}
+
+/* Address of the next element if it is ready, else NULL. */
+static unsigned char *peek(ursa_mpsc_t *ch)
+{
+    /* relaxed: only the receiver writes head. */
+    uint64_t h = atomic_load_explicit(&ch->head, memory_order_relaxed);
+    if (ch->cap) {
+        unsigned char *s = ring_slot(ch, h);
+        /* acquire: the sender's element. */
+        return atomic_load_explicit((_Atomic uint64_t *)s, memory_order_acquire) == h + 1 ? s + 8
+                                                                                          : NULL;
+    }
+    blk_t *b = ch->head_block;
+    uint64_t start = h & ~(ch->bslots - 1), off = h & (ch->bslots - 1);
+    if (b->start != start) {
+        /* acquire: the block's fields. */
+        blk_t *n = atomic_load_explicit(&b->next, memory_order_acquire);
+        if (!n)
+            return NULL;
+        ch->head_block = b = n;
+    }
+    /* acquire: the sender's element. */
+    if (!(atomic_load_explicit(&b->ready, memory_order_acquire) & ((uint64_t)1 << off)))
+        return NULL;
+    return b->data + off * ch->stride;
+}
+
+/* Consumes the element peek returned. */
+static void consumed(ursa_mpsc_t *ch)
+{
+    uint64_t h = atomic_load_explicit(&ch->head, memory_order_relaxed);
+    /* relaxed: len() snapshot only. */
+    atomic_store_explicit(&ch->head, h + 1, memory_order_relaxed);
+    if (ch->cap) {
+        /* release: our read of the element is done before a sender reuses it. */
+        atomic_store_explicit((_Atomic uint64_t *)ring_slot(ch, h), h + ch->cap,
+                              memory_order_release);
+        ursa__sema_release(&ch->sema, 1);
+    } else if (ch->free_head != ch->head_block) {
+        reclaim(ch, h + 1);
+    }
+}
+
+static bool pop(ursa_mpsc_t *ch, void *out)
+{
+    unsigned char *e = peek(ch);
+    if (!e)
+        return false;
+    memcpy(out, e, ch->elem_size);
+    consumed(ch);
+    return true;
+}
+
+/* Destroys (dtor) every message still queued. Receiver side only. */
+static void drain(ursa_mpsc_t *ch)
+{
+    unsigned char *e;
+    while ((e = peek(ch))) {
+        if (ch->dtor)
+            ch->dtor(e);
+        consumed(ch);
+    }
+}
+
+static void destroy(ursa_mpsc_t *ch)
+{
+    drain(ch);
+    if (!ch->cap) {
+        blk_t *b = ch->free_head;
+        while (b) {
+            blk_t *n = atomic_load_explicit(&b->next, memory_order_relaxed);
+            blk_free(ch, b);
+            b = n;
+        }
+    }
+    free(ch->ring);
+    free(ch);
+}
+
+/* ---- blocking ---- */
+
+/* ---- creation and handles ---- */
+
+int ursa_mpsc_new(ursa_mpsc_receiver_t *rx, ursa_mpsc_sender_t *tx, size_t elem_size,
+                  uint64_t capacity, ursa_mpsc_dtor_t dtor)
+{
+    if (!rx || !tx || elem_size == 0 || elem_size > ((size_t)1 << 30) ||
+        capacity > URSA_MPSC_MAX_CAPACITY)
+        return -EINVAL;
+    ursa_mpsc_t *ch = aligned_alloc(64, (sizeof *ch + 63) & ~(size_t)63);
+    if (!ch)
+        return -ENOMEM;
+    memset(ch, 0, sizeof *ch);
+    ch->elem_size = elem_size;
+    size_t esz = (elem_size + 7) & ~(size_t)7;
+    ch->cap = capacity;
+    ch->dtor = dtor;
+    atomic_init(&ch->mem, (sizeof *ch + 63) & ~(size_t)63);
+    atomic_init(&ch->refs, 2);
+    atomic_init(&ch->life, TX_ONE);
+    atomic_init(&ch->rx_wait, NULL);
+    atomic_init(&ch->tail, 0);
+    atomic_init(&ch->head, 0);
+    if (capacity) {
+        ch->stride = esz + 8;
+        if ((capacity & (capacity - 1)) == 0)
+            ch->mask = capacity - 1;
+        if (capacity > SIZE_MAX / ch->stride || !(ch->ring = malloc(capacity * ch->stride))) {
+            free(ch);
+            return -ENOMEM;
+        }
+        for (uint64_t i = 0; i < capacity; i++)
+            atomic_init((_Atomic uint64_t *)(ch->ring + i * ch->stride), i);
+        atomic_fetch_add_explicit(&ch->mem, capacity * ch->stride, memory_order_relaxed);
+        ursa__sema_init(&ch->sema, capacity);
+    } else {
+        ch->stride = esz;
+        ch->bslots = 32;
+        while (ch->bslots > 2 && ch->bslots * esz > 4096)
+            ch->bslots >>= 1;
+        blk_t *b = blk_new(ch, 0);
+        if (!b) {
+            free(ch);
+            return -ENOMEM;
+        }
+        atomic_init(&ch->block_tail, b);
+        ch->head_block = ch->free_head = b;
+        ursa__sema_init(&ch->sema, 0); /* used for close only */
+    }
+    rx->ch = ch;
+    tx->ch = ch;
+    return 0;
+}
+
+int ursa_mpsc_sender_clone(const ursa_mpsc_sender_t *tx, ursa_mpsc_sender_t *out)
+{
+    if (!tx || !tx->ch || !out)
+        return -EINVAL;
+    ref_get(tx->ch);
+    /* relaxed: we hold a strong sender, so the count is not 0. */
+    atomic_fetch_add_explicit(&tx->ch->life, TX_ONE, memory_order_relaxed);
+    out->ch = tx->ch;
+    return 0;
+}
+
+int ursa_mpsc_sender_drop(ursa_mpsc_sender_t *tx)
+{
+    if (!tx || !tx->ch)
+        return -EINVAL;
+    ursa_mpsc_t *ch = tx->ch;
+    tx->ch = NULL;
+    /* acq_rel: our sends happen-before a receiver that sees the count. */
+    uint64_t l = atomic_fetch_sub_explicit(&ch->life, TX_ONE, memory_order_acq_rel) - TX_ONE;
+    if (terminal(l))
+        wake_rx(ch);
+    ref_put(ch);
+    return 0;
+}
+
+int ursa_mpsc_sender_downgrade(const ursa_mpsc_sender_t *tx, ursa_mpsc_weak_sender_t *out)
+{
+    if (!tx || !tx->ch || !out)
+        return -EINVAL;
+    ref_get(tx->ch);
+    out->ch = tx->ch;
+    return 0;
+}
+
+int ursa_mpsc_weak_upgrade(const ursa_mpsc_weak_sender_t *w, ursa_mpsc_sender_t *out)
+{
+    if (!w || !w->ch || !out)
+        return -EINVAL;
+    ursa_mpsc_t *ch = w->ch;
+    /* relaxed: the CAS validates it. */
+    uint64_t l = atomic_load_explicit(&ch->life, memory_order_relaxed);
+    do {
+        if ((l & TX_MASK) == 0)
+            return -EPIPE; /* the sending side ended: it cannot come back */
+        /* acquire: like holding a cloned sender. */
+    } while (!atomic_compare_exchange_weak_explicit(&ch->life, &l, l + TX_ONE,
+                                                    memory_order_acquire, memory_order_relaxed));
+    ref_get(ch);
+    out->ch = ch;
+    return 0;
+}
+
+int ursa_mpsc_weak_clone(const ursa_mpsc_weak_sender_t *w, ursa_mpsc_weak_sender_t *out)
+{
+    if (!w || !w->ch || !out)
+        return -EINVAL;
+    ref_get(w->ch);
+    out->ch = w->ch;
+    return 0;
+}
+
+int ursa_mpsc_weak_drop(ursa_mpsc_weak_sender_t *w)
+{
+    if (!w || !w->ch)
+        return -EINVAL;
+    ursa_mpsc_t *ch = w->ch;
+    w->ch = NULL;
+    ref_put(ch);
+    return 0;
+}
+
+int ursa_mpsc_close(const ursa_mpsc_receiver_t *rx)
+{
+    if (!rx || !rx->ch)
+        return -EINVAL;
+    ursa_mpsc_t *ch = rx->ch;
+    /* acq_rel: orders against reserves that count themselves first. */
+    uint64_t l = atomic_fetch_or_explicit(&ch->life, CLOSED, memory_order_acq_rel) | CLOSED;
+    if (ch->cap)
+        ursa__sema_close(&ch->sema);
+    if (terminal(l))
+        wake_rx(ch); /* a raw recv of ours may wait */
+    return 0;
+}
+
+int ursa_mpsc_receiver_drop(ursa_mpsc_receiver_t *rx)
+{
+    if (!rx || !rx->ch)
+        return -EINVAL;
+    ursa_mpsc_t *ch = rx->ch;
+    (void)ursa_mpsc_close(rx);
+    /* release: paired with permit_send's acquire load. */
+    atomic_fetch_or_explicit(&ch->life, RX_GONE, memory_order_acq_rel);
+    rx->ch = NULL;
+    drain(ch); /* later late messages go at destruction */
+    ref_put(ch);
+    return 0;
+}
+
+/* ---- reserving ---- */
+
+static int take(ursa_mpsc_t *ch, uint64_t n, ursa_mpsc_permit_t *p, ursa__ctx_t *c,
+                const ursa_site_t *site)
+{
+    if (__builtin_expect(ursa__oblig_take(&c->ledger, &p->ob, &permit_kind, site, ch, n), 0)) {
+        if (ch->cap)
+            ursa__sema_release(&ch->sema, n);
+        perm_done(ch);
+        return -ENOMEM;
+    }
+    p->ch = ch;
+    p->n = n;
+    return 0;
+}
+
+/* Reserves n slots, counting as a permit out: 0, or an error with nothing
+ * reserved and nothing counted. */
+static int acquire(ursa_mpsc_t *ch, uint64_t n, ursa_time_t deadline, ursa__ctx_t *c,
+                   const ursa_site_t *site)
+{
+    perm_begin(ch);
+    if (!ch->cap) {
+        /* acquire: paired with close's RMW. */
+        if (atomic_load_explicit(&ch->life, memory_order_acquire) & CLOSED) {
+            perm_done(ch);
+            return -EPIPE;
+        }
+        return 0;
+    }
+    if (ursa__sema_try(&ch->sema, n))
+        return 0;
+    int rc;
+    if (ursa__sema_closed(&ch->sema)) {
+        rc = -EPIPE;
+    } else if (deadline == URSA_NOW) {
+        rc = -EAGAIN;
+    } else {
+        ursa_wait_t w;
+        ursa__wait_init(&w, c->waker, &reserve_ops, site);
+        rc = ursa__sema_start(&ch->sema, &w, n);
+        if (rc == -EINPROGRESS) {
+            rc = ursa__ctx_block(c, &w, deadline);
+            if (rc == 0 || !ursa__sema_cancel(&w))
+                rc = atomic_load_explicit(&w.state, memory_order_relaxed) == URSA__W_GRANTED
+                         ? 0
+                         : -EPIPE;
+        }
+    }
+    if (rc)
+        perm_done(ch); /* a cancelled reserve may be what a closed receiver waits for */
+    return rc;
+}
+
+static int check_n(ursa_mpsc_t *ch, uint64_t n)
+{
+    return n == 0 || n > (ch->cap ? ch->cap : URSA_MPSC_MAX_CAPACITY) ? -EINVAL : 0;
+}
+
+int ursa_mpsc_reserve_many_at(const ursa_mpsc_sender_t *tx, uint64_t n, ursa_mpsc_permit_t *p,
+                              ursa_time_t deadline, const ursa_site_t *site)
+{
+    if (!tx || !tx->ch || !p || p->ch || check_n(tx->ch, n))
+        return -EINVAL;
+    ursa__ctx_t *c = ursa__ctx();
+    int rc = acquire(tx->ch, n, deadline, c, site);
+    return rc ? rc : take(tx->ch, n, p, c, site);
+}
+
+static bool reserve_cancel(ursa_wait_t *w)
+{
+    ursa_mpsc_t *ch = (ursa_mpsc_t *)((char *)w->owner - offsetof(ursa_mpsc_t, sema));
+    if (ursa__sema_cancel(w)) {
+        perm_done(ch);
+        return true;
+    }
+    /* Decided. CLOSED will never be finished: it stops counting now.
+     * GRANTED is handled by give_back (or by the finish). */
+    if (atomic_load_explicit(&w->state, memory_order_relaxed) == URSA__W_CLOSED)
+        perm_done(ch);
+    return false;
+}
+
+static void reserve_give_back(ursa_wait_t *w)
+{
+    ursa_mpsc_t *ch = (ursa_mpsc_t *)((char *)w->owner - offsetof(ursa_mpsc_t, sema));
+    ursa__sema_give_back(w);
+    perm_done(ch);
+}
+
+int ursa_mpsc_reserve_start(const ursa_mpsc_sender_t *tx, uint64_t n, ursa_wait_t *w,
+                            ursa_waker_t waker)
+{
+    if (!tx || !tx->ch || !w || !waker.fn || check_n(tx->ch, n))
+        return -EINVAL;
+    ursa_mpsc_t *ch = tx->ch;
+    if (!ch->cap)
+        return -EINVAL; /* unbounded: reserve never waits; use ursa_mpsc_reserve */
+    ursa__wait_init(w, waker, &reserve_raw_ops, NULL);
+    perm_begin(ch);
+    int rc = ursa__sema_start(&ch->sema, w, n);
+    if (rc == -EPIPE) {
+        perm_done(ch);
+        atomic_store_explicit(&w->state, URSA__W_FINISHED, memory_order_relaxed);
+    }
+    return rc;
+}
+
+int ursa_mpsc_reserve_finish(const ursa_mpsc_sender_t *tx, ursa_wait_t *w, ursa_mpsc_permit_t *p)
+{
+    if (!tx || !tx->ch || !w || !p || p->ch || w->ops != &reserve_raw_ops ||
+        w->owner != &tx->ch->sema)
+        return -EINVAL;
+    ursa_mpsc_t *ch = tx->ch;
+    if (!ursa__wait_is_decided(w))
+        return -EAGAIN;
+    ursa__wait_settle(w);
+    uint32_t st = atomic_load_explicit(&w->state, memory_order_relaxed);
+    if (st != URSA__W_GRANTED && st != URSA__W_CLOSED)
+        return -EINVAL;
+    atomic_store_explicit(&w->state, URSA__W_FINISHED, memory_order_relaxed);
+    if (st == URSA__W_CLOSED) {
+        perm_done(ch);
+        return -EPIPE;
+    }
+    return take(ch, w->got, p, ursa__ctx(), w->site);
+}
+
+/* ---- permits ---- */
+
+static int check_owner(ursa_mpsc_permit_t *p)
+{
+    if (!p || !p->ch || !p->ob.kind || p->n == 0) {
+        ursa__report_misuse("mpsc send permit used after release (or never reserved)", NULL);
+        return -EINVAL;
+    }
+    if (p->ob.ledger && p->ob.ledger != &ursa__ctx()->ledger)
+        return -EPERM;
+    return 0;
+}
+
+/* The permit's last slot is gone: discharge it. */
+static void finish_permit(ursa_mpsc_permit_t *p)
+{
+    ursa_mpsc_t *ch = p->ch;
+    (void)ursa__oblig_discharge(&ursa__ctx()->ledger, &p->ob);
+    p->ch = NULL;
+    p->n = 0;
+    perm_done(ch);
+}
+
+/* One slot used or given up: shrink the record a leak sweep would release.
+ * (A core helper to update a hold's n would be cleaner.) */
+static void shrink(ursa_mpsc_permit_t *p)
+{
+    if (--p->n == 0) {
+        finish_permit(p);
+        return;
+    }
+    p->ob.n = p->n;
+    if (p->ob.ledger)
+        ((ursa__ledger_t *)p->ob.ledger)->recs[p->ob.slot].n = p->n;
+}
+
+int ursa_mpsc_permit_send(ursa_mpsc_permit_t *p, const void *value)
+{
+    int rc = check_owner(p);
+    if (rc)
+        return rc;
+    if (!value)
+        return -EINVAL;
+    ursa_mpsc_t *ch = p->ch;
+    /* acquire: paired with receiver_drop. */
+    if (atomic_load_explicit(&ch->life, memory_order_acquire) & RX_GONE) {
+        if (ch->cap)
+            ursa__sema_release(&ch->sema, 1);
+        shrink(p);
+        return -EPIPE;
+    }
+    push(ch, value);
+    shrink(p);
+    return 0;
+}
+
+int ursa_mpsc_permit_release(ursa_mpsc_permit_t *p)
+{
+    int rc = check_owner(p);
+    if (rc)
+        return rc;
+    if (p->ch->cap)
+        ursa__sema_release(&p->ch->sema, p->n);
+    finish_permit(p);
+    return 0;
+}
+
+void ursa_mpsc_permit_cleanup(ursa_mpsc_permit_t *p)
+{
+    if (p && p->ch)
+        (void)ursa_mpsc_permit_release(p);
+}
+
+static void leaked_release(void *target, uint64_t n)
+{
+    ursa_mpsc_t *ch = target;
+    if (ch->cap)
+        ursa__sema_release(&ch->sema, n);
+    perm_done(ch);
+}
+
+int ursa_mpsc_send(const ursa_mpsc_sender_t *tx, const void *value, ursa_time_t deadline)
+{
+    if (!tx || !tx->ch || !value)
+        return -EINVAL;
+    ursa_mpsc_t *ch = tx->ch;
+    int rc = acquire(ch, 1, deadline, ursa__ctx(), NULL);
+    if (rc)
+        return rc;
+    /* acquire: paired with receiver_drop. */
+    if (atomic_load_explicit(&ch->life, memory_order_acquire) & RX_GONE) {
+        if (ch->cap)
+            ursa__sema_release(&ch->sema, 1);
+        rc = -EPIPE;
+    } else {
+        push(ch, value);
+    }
+    perm_done(ch);
+    return rc;
+}
+
+/* ---- receiving ---- */
+
+static bool rx_ready(ursa_mpsc_t *ch)
+{
+    /* acquire, and read before the queue: see the header comment. */
+    uint64_t l = atomic_load_explicit(&ch->life, memory_order_acquire);
+    return peek(ch) || terminal(l);
+}
+
+/* Registers w as the receiver's wait: 0 ready now (w done), -EINPROGRESS. */
+static int rx_start(ursa_mpsc_t *ch, ursa_wait_t *w)
+{
+    w->owner = ch;
+    atomic_store_explicit(&w->state, URSA__W_QUEUED, memory_order_relaxed);
+    /* release: the node's fields reach the sender that takes it. */
+    atomic_store_explicit(&ch->rx_wait, w, memory_order_release);
+    /* seq_cst: see wake_rx. */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (!rx_ready(ch))
+        return -EINPROGRESS;
+    if (rx_cancel(w)) {
+        ursa__wait_complete_now(w, URSA__W_GRANTED);
+        return 0;
+    }
+    return -EINPROGRESS; /* a sender took it: decided, done shortly */
+}
+
+static bool rx_cancel(ursa_wait_t *w)
+{
+    ursa_mpsc_t *ch = w->owner;
+    ursa_wait_t *exp = w;
+    /* acq_rel: whoever swaps the node out decides it. */
+    if (atomic_compare_exchange_strong_explicit(&ch->rx_wait, &exp, NULL, memory_order_acq_rel,
+                                                memory_order_acquire)) {
+        atomic_store_explicit(&w->state, URSA__W_CANCELLED, memory_order_relaxed);
+        atomic_store_explicit(&w->done, 1, memory_order_relaxed); /* our own node */
+        return true;
+    }
+    ursa__wait_settle(w);
+    return false;
+}
+
+/* Waits until something is ready: 0, or -EAGAIN / -ETIMEDOUT / -ECANCELED. */
+static int rx_wait(ursa_mpsc_t *ch, ursa_time_t deadline)
+{
+    if (deadline == URSA_NOW)
+        return -EAGAIN;
+    ursa__ctx_t *c = ursa__ctx();
+    ursa_wait_t w;
+    ursa__wait_init(&w, c->waker, &rx_ops, NULL);
+    int rc = rx_start(ch, &w);
+    if (rc == -EINPROGRESS) {
+        rc = ursa__ctx_block(c, &w, deadline);
+        if (rc != 0 && rx_cancel(&w))
+            return rc;
+    }
+    return 0;
+}
+
+int ursa_mpsc_recv(const ursa_mpsc_receiver_t *rx, void *out, ursa_time_t deadline)
+{
+    if (!rx || !rx->ch || !out)
+        return -EINVAL;
+    ursa_mpsc_t *ch = rx->ch;
+    for (;;) {
+        /* acquire, before the queue: see the header comment. */
+        uint64_t l = atomic_load_explicit(&ch->life, memory_order_acquire);
+        if (pop(ch, out))
+            return 0;
+        if (terminal(l))
+            return -EPIPE;
+        int rc = rx_wait(ch, deadline);
+        if (rc)
+            return rc;
+    }
+}
+
+int ursa_mpsc_try_recv(const ursa_mpsc_receiver_t *rx, void *out)
+{
+    return ursa_mpsc_recv(rx, out, URSA_NOW);
+}
+
+long ursa_mpsc_recv_many(const ursa_mpsc_receiver_t *rx, void *buf, size_t max,
+                         ursa_time_t deadline)
+{
+    if (!rx || !rx->ch || !buf || max == 0)
+        return -EINVAL;
+    ursa_mpsc_t *ch = rx->ch;
+    for (;;) {
+        /* acquire, before the queue: see the header comment. */
+        uint64_t l = atomic_load_explicit(&ch->life, memory_order_acquire);
+        size_t k = 0;
+        while (k < max && pop(ch, (unsigned char *)buf + k * ch->elem_size))
+            k++;
+        if (k)
+            return (long)k;
+        if (terminal(l))
+            return -EPIPE;
+        int rc = rx_wait(ch, deadline);
+        if (rc)
+            return rc;
+    }
+}
+
+int ursa_mpsc_recv_start(const ursa_mpsc_receiver_t *rx, ursa_wait_t *w, ursa_waker_t waker)
+{
+    if (!rx || !rx->ch || !w || !waker.fn)
+        return -EINVAL;
+    ursa__wait_init(w, waker, &rx_ops, NULL);
+    w->owner = rx->ch;
+    if (rx_ready(rx->ch)) {
+        ursa__wait_complete_now(w, URSA__W_GRANTED);
+        return 0;
+    }
+    return rx_start(rx->ch, w);
+}
+
+int ursa_mpsc_recv_finish(const ursa_mpsc_receiver_t *rx, ursa_wait_t *w, void *out)
+{
+    if (!rx || !rx->ch || !w || !out || w->ops != &rx_ops || w->owner != rx->ch)
+        return -EINVAL;
+    uint32_t st = atomic_load_explicit(&w->state, memory_order_acquire);
+    if (st == URSA__W_IDLE || st == URSA__W_FINISHED || st == URSA__W_CANCELLED)
+        return -EINVAL;
+    if (!ursa__wait_is_decided(w))
+        return -EAGAIN;
+    ursa__wait_settle(w);
+    atomic_store_explicit(&w->state, URSA__W_FINISHED, memory_order_relaxed);
+    ursa_mpsc_t *ch = rx->ch;
+    uint64_t l = atomic_load_explicit(&ch->life, memory_order_acquire);
+    if (pop(ch, out))
+        return 0;
+    return terminal(l) ? -EPIPE : -EAGAIN;
+}
+
+/* ---- queries ---- */
+
+uint64_t ursa_mpsc_len(const ursa_mpsc_t *ch)
+{
+    if (!ch)
+        return 0;
+    /* relaxed: a snapshot; head first so the difference is not negative. */
+    uint64_t h = atomic_load_explicit(&((ursa_mpsc_t *)ch)->head, memory_order_relaxed);
+    uint64_t t = atomic_load_explicit(&((ursa_mpsc_t *)ch)->tail, memory_order_relaxed);
+    return t > h ? t - h : 0;
+}
+
+uint64_t ursa_mpsc_capacity(const ursa_mpsc_t *ch)
+{
+    return ch ? ch->cap : 0;
+}
+
+size_t ursa_mpsc_memory(const ursa_mpsc_t *ch)
+{
+    /* relaxed: a statistic. */
+    return ch ? atomic_load_explicit(&((ursa_mpsc_t *)ch)->mem, memory_order_relaxed) : 0;
+}
+
+bool ursa_mpsc_is_closed(const ursa_mpsc_t *ch)
+{
+    /* relaxed: monotonic. */
+    return ch && (atomic_load_explicit(&((ursa_mpsc_t *)ch)->life, memory_order_relaxed) & CLOSED);
+}
