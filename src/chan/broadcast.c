@@ -320,12 +320,8 @@ static bool bc_cancel(ursa_wait_t *w)
 {
     ursa_broadcast_rx_t *rx = w->owner;
     chan_t *ch = rx->ch;
-    ursa__spin_lock(&ch->lock);
-    if (atomic_load_explicit(&w->state, memory_order_relaxed) != URSA__W_QUEUED) {
-        ursa__spin_unlock(&ch->lock);
-        ursa__wait_settle(w); /* the sender's waker call may still run */
+    if (!ursa__wait_cancel_begin(&ch->lock, w))
         return false;
-    }
     ursa__waitq_remove(&ch->head, &ch->qtail, w);
     nwaiters_add(ch, -1);
     atomic_store_explicit(&w->state, URSA__W_CANCELLED, memory_order_relaxed);

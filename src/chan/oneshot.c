@@ -193,12 +193,8 @@ static int recv_result(ursa_oneshot_t *os, void *out)
 static bool os_cancel(ursa_wait_t *w)
 {
     ursa_oneshot_t *os = w->owner;
-    ursa__spin_lock(&os->lock);
-    if (atomic_load_explicit(&w->state, memory_order_relaxed) != URSA__W_QUEUED) {
-        ursa__spin_unlock(&os->lock);
-        ursa__wait_settle(w); /* the completer's waker call may still run */
+    if (!ursa__wait_cancel_begin(&os->lock, w))
         return false;
-    }
     if (os->rx_w == w)
         os->rx_w = NULL;
     if (os->tx_w == w)

@@ -104,12 +104,8 @@ bool ursa__sema_cancel(ursa_wait_t *w)
     ursa__sema_t *s = w->owner;
     ursa__wake_batch_t b;
     b.n = 0;
-    ursa__spin_lock(&s->lock);
-    if (atomic_load_explicit(&w->state, memory_order_relaxed) != URSA__W_QUEUED) {
-        ursa__spin_unlock(&s->lock);
-        ursa__wait_settle(w);
+    if (!ursa__wait_cancel_begin(&s->lock, w))
         return false;
-    }
     ursa__waitq_remove(&s->head, &s->tail, w);
     atomic_store_explicit(&w->state, URSA__W_CANCELLED, memory_order_relaxed);
     uint64_t back = w->got;

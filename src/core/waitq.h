@@ -84,6 +84,21 @@ static inline void ursa__wait_settle(const ursa_wait_t *w)
     }
 }
 
+/* How every cancel starts: takes the queue lock. True: w is still queued
+ * and the lock is held (the caller unlinks w, hands on whatever it was
+ * assigned, marks it CANCELLED, unlocks). False: w was decided first; the
+ * lock is released and the completer's waker call has returned. */
+static inline bool ursa__wait_cancel_begin(_Atomic uint32_t *lock, ursa_wait_t *w)
+{
+    ursa__spin_lock(lock);
+    /* relaxed: state changes only under this lock. */
+    if (atomic_load_explicit(&w->state, memory_order_relaxed) == URSA__W_QUEUED)
+        return true;
+    ursa__spin_unlock(lock);
+    ursa__wait_settle(w);
+    return false;
+}
+
 typedef struct ursa__waitq {
     ursa_wait_t *head, *tail;
 } ursa__waitq_t;

@@ -93,12 +93,8 @@ static int arrive(ursa_barrier_t *b, ursa_wait_t *w, bool try_only)
 static bool barrier_cancel(ursa_wait_t *w)
 {
     ursa_barrier_t *b = w->owner;
-    ursa__spin_lock(&b->lock);
-    if (atomic_load_explicit(&w->state, memory_order_relaxed) != URSA__W_QUEUED) {
-        ursa__spin_unlock(&b->lock);
-        ursa__wait_settle(w);
+    if (!ursa__wait_cancel_begin(&b->lock, w))
         return false; /* the generation tripped first */
-    }
     ursa__waitq_remove(&b->head, &b->tail, w);
     b->arrived--; /* withdraw the arrival */
     atomic_store_explicit(&w->state, URSA__W_CANCELLED, memory_order_relaxed);

@@ -180,12 +180,8 @@ passed:
 static bool event_cancel(ursa_wait_t *w)
 {
     ursa_event_t *e = w->owner;
-    ursa__spin_lock(&e->lock);
-    if (atomic_load_explicit(&w->state, memory_order_relaxed) != URSA__W_QUEUED) {
-        ursa__spin_unlock(&e->lock);
-        ursa__wait_settle(w); /* the setter's waker call may still run */
+    if (!ursa__wait_cancel_begin(&e->lock, w))
         return false;
-    }
     ursa__waitq_remove(&e->head, &e->tail, w);
     if (!e->head) /* relaxed: under the lock. */
         atomic_fetch_and_explicit(&e->state, ~WAITERS, memory_order_relaxed);

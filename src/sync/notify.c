@@ -194,12 +194,8 @@ static int start(ursa_notify_t *n, ursa_wait_t *w)
 static bool notify_cancel(ursa_wait_t *w)
 {
     ursa_notify_t *n = w->owner;
-    ursa__spin_lock(&n->lock);
-    if (atomic_load_explicit(&w->state, memory_order_relaxed) != URSA__W_QUEUED) {
-        ursa__spin_unlock(&n->lock);
-        ursa__wait_settle(w); /* the notifier's waker call may still run */
+    if (!ursa__wait_cancel_begin(&n->lock, w))
         return false;
-    }
     ursa__waitq_remove(&n->head, &n->tail, w);
     if (!n->head) /* relaxed: under the lock. */
         atomic_fetch_and_explicit(&n->state, ~WAITERS, memory_order_relaxed);

@@ -135,12 +135,8 @@ static void release_role(ursa_once_cell_t *cell)
 static bool once_cancel(ursa_wait_t *w)
 {
     ursa_once_cell_t *cell = w->owner;
-    ursa__spin_lock(&cell->lock);
-    if (atomic_load_explicit(&w->state, memory_order_relaxed) != URSA__W_QUEUED) {
-        ursa__spin_unlock(&cell->lock);
-        ursa__wait_settle(w);
+    if (!ursa__wait_cancel_begin(&cell->lock, w))
         return false;
-    }
     if (w->ops == &init_ops)
         ursa__waitq_remove(&cell->init_head, &cell->init_tail, w);
     else
