@@ -1,4 +1,4 @@
-/* Standalone check of the assembly context switch (no liburing, no cmocka)
+/* Standalone check of the assembly context switch (no liburing, no test framework)
  * so it can be cross-built and run under qemu-user for other
  * architectures: .ci/cross-aarch64. Prints "N passed, 0 failed". */
 #include <stdint.h>

@@ -1,0 +1,126 @@
+/* Helpers for tests whose bodies run as tasks: failures travel back as
+ * messages (never cmocka asserts on a task stack), plus small utilities
+ * shared by several test files. Include after support.h. */
+#ifndef URSA_TEST_TASK_CHECKS_H
+#define URSA_TEST_TASK_CHECKS_H
+
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <time.h>
+#include <unistd.h>
+
+static __attribute__((unused)) char fail_buf[64][384];
+static __attribute__((unused)) atomic_uint fail_next;
+
+static const char *failf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static __attribute__((unused)) const char *failf(const char *fmt, ...)
+{
+    /* A ring of static __attribute__((unused)) buffers: messages outlive the task (and the worker
+     * thread) that made them. */
+    char *b = fail_buf[atomic_fetch_add(&fail_next, 1) % 64];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(b, sizeof fail_buf[0], fmt, ap);
+    va_end(ap);
+    return b;
+}
+
+#define CHECK(c)                                                                          \
+    do {                                                                                  \
+        if (!(c))                                                                         \
+            return (void *)failf("%s:%d: check failed: %s", __FILE__, __LINE__, #c);      \
+    } while (0)
+
+#define CHECK_EQ(a, b)                                                                    \
+    do {                                                                                  \
+        long long a_ = (long long)(a), b_ = (long long)(b);                               \
+        if (a_ != b_)                                                                     \
+            return (void *)failf("%s:%d: %s is %lld, expected %lld (%s)", __FILE__,       \
+                                 __LINE__, #a, a_, b_, #b);                               \
+    } while (0)
+
+/* Propagates a sub-body's failure. */
+#define CHECK_OK(expr)                                                                    \
+    do {                                                                                  \
+        const char *m_ = (const char *)(expr);                                            \
+        if (m_)                                                                           \
+            return (void *)m_;                                                            \
+    } while (0)
+
+/* In a test body (the test's own stack): fail the test with the message. */
+#define ASSERT_OK(expr)                                                                   \
+    do {                                                                                  \
+        const char *m_ = (const char *)(expr);                                            \
+        if (m_)                                                                           \
+            fail_msg("%s", m_);                                                           \
+    } while (0)
+
+/* ---- small helpers ---- */
+
+static __attribute__((unused)) ursa_time_t mono(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (ursa_time_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static __attribute__((unused)) void sleep_real_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+    while (nanosleep(&ts, &ts) != 0) {
+    }
+}
+
+/* Polls until a condition holds: yields first (all a deterministic run
+ * needs, and it never advances virtual time), then sleeps a little (a real
+ * runtime waiting on a plain thread). Gives up after 20 s of real time. */
+static __attribute__((unused)) bool settle_loop(unsigned long i, ursa_time_t give_up)
+{
+    if (mono() > give_up)
+        return false;
+    if (i < 100000)
+        (void)ursa_yield();
+    else
+        (void)ursa_sleep_for(URSA_USEC(50));
+    return true;
+}
+
+static __attribute__((unused)) ursa_task_t *spawn_on(int worker, ursa_task_fn_t fn, void *arg, const char *name)
+{
+    ursa_task_t *t = NULL;
+    if (ursa_spawn(&t, fn, arg, &(ursa_spawn_opts_t){.name = name, .worker = worker}) != 0)
+        return NULL;
+    return t;
+}
+
+/* Joins t; its result (a body's message), or a message if the join failed. */
+static __attribute__((unused)) void *join_task(ursa_task_t *t)
+{
+    void *res = NULL;
+    if (!t)
+        return (void *)"spawn failed";
+    int rc = ursa_task_join(t, &res, URSA_NEVER);
+    if (rc)
+        return (void *)failf("join failed: %s", ursa_strerror(rc));
+    return res;
+}
+
+/* A foreign waker: counts its calls and optionally writes an eventfd. */
+typedef struct cw {
+    atomic_int calls;
+    int efd;
+} cw_t;
+
+static __attribute__((unused)) void cw_fn(void *ctx)
+{
+    cw_t *c = ctx;
+    atomic_fetch_add(&c->calls, 1);
+    if (c->efd >= 0) {
+        uint64_t one = 1;
+        ssize_t r = write(c->efd, &one, sizeof one);
+        (void)r;
+    }
+}
+
+
+#endif
