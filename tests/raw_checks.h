@@ -1,0 +1,108 @@
+/* Helpers shared by the rwlock and barrier tests: leak capture around each
+ * test, spawn/join with messages, a counting foreign waker for raw waits.
+ * Include after support.h. */
+#ifndef URSA_TEST_RAW_CHECKS_H
+#define URSA_TEST_RAW_CHECKS_H
+
+#include <stdatomic.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+static __attribute__((unused)) bool default_abort_on_leak;
+
+static __attribute__((unused)) int setup(void **state)
+{
+    (void)state;
+    test_capture_leaks();
+    return 0;
+}
+
+static __attribute__((unused)) int teardown(void **state)
+{
+    (void)state;
+    ursa_leak_set_hook(NULL, NULL);
+    ursa_leak_set_abort(default_abort_on_leak);
+    return 0;
+}
+
+static __attribute__((unused)) void fail_if_msg(void *msg)
+{
+    if (msg)
+        fail_msg("%s", (const char *)msg);
+}
+
+static __attribute__((unused)) int spawn_named(ursa_task_t **t, ursa_task_fn_t fn, void *arg, const char *name,
+                       int worker)
+{
+    return ursa_spawn(t, fn, arg, &(ursa_spawn_opts_t){.name = name, .worker = worker});
+}
+
+#define JOIN_OK(t)                                                                 \
+    do {                                                                           \
+        void *res_ = NULL;                                                         \
+        int jrc_ = ursa_task_join((t), &res_, URSA_NEVER);                         \
+        if (jrc_)                                                                  \
+            return (void *)(__FILE__ ":" URSA_SIM_STR(__LINE__) ": join failed"); \
+        if (res_)                                                                  \
+            return res_;                                                           \
+    } while (0)
+
+#define YIELD_UNTIL(cond)                                                        \
+    do {                                                                         \
+        while (!(cond))                                                          \
+            if (ursa_yield() == -ECANCELED)                                      \
+                return (void *)(__FILE__ ":" URSA_SIM_STR(__LINE__)              \
+                                ": cancelled while waiting for " #cond);         \
+    } while (0)
+
+static __attribute__((unused)) ursa_time_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (ursa_time_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+typedef struct rwaker {
+    _Atomic int count;
+    _Atomic pid_t tid;
+    int efd;
+} rwaker_t;
+
+static __attribute__((unused)) void rwaker_fn(void *p)
+{
+    rwaker_t *r = p;
+    atomic_store(&r->tid, gettid());
+    atomic_fetch_add(&r->count, 1);
+    if (r->efd >= 0) {
+        uint64_t one = 1;
+        ssize_t n = write(r->efd, &one, sizeof one);
+        (void)n;
+    }
+}
+
+static __attribute__((unused)) void rwaker_init(rwaker_t *r, bool with_eventfd)
+{
+    atomic_init(&r->count, 0);
+    atomic_init(&r->tid, 0);
+    r->efd = with_eventfd ? eventfd(0, EFD_CLOEXEC) : -1;
+    if (with_eventfd)
+        assert_true(r->efd >= 0);
+}
+
+static __attribute__((unused)) ursa_waker_t rwaker(rwaker_t *r)
+{
+    return (ursa_waker_t){rwaker_fn, r};
+}
+
+static __attribute__((unused)) bool await_ready(const ursa_wait_t *w)
+{
+    ursa_time_t end = mono_ns() + URSA_SEC(5);
+    while (!ursa_wait_ready(w)) {
+        if (mono_ns() > end)
+            return false;
+        sched_yield();
+    }
+    return true;
+
+#endif
