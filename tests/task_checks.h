@@ -55,6 +55,10 @@ static __attribute__((unused)) const char *failf(const char *fmt, ...)
             fail_msg("%s", m_);                                                           \
     } while (0)
 
+/* Files with helpers of their own define URSA_TEST_CHECKS_ONLY first and
+ * get only the failure-message part above. */
+#ifndef URSA_TEST_CHECKS_ONLY
+
 /* ---- small helpers ---- */
 
 static __attribute__((unused)) ursa_time_t mono(void)
@@ -122,5 +126,7 @@ static __attribute__((unused)) void cw_fn(void *ctx)
     }
 }
 
+
+#endif /* URSA_TEST_CHECKS_ONLY */
 
 #endif

@@ -17,51 +17,8 @@
 
 /* ---- failure messages ---- */
 
-static char fail_buf[64][384];
-static atomic_uint fail_next;
-
-static const char *failf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static const char *failf(const char *fmt, ...)
-{
-    /* A ring of static buffers: messages outlive the task (and the worker
-     * thread) that made them. */
-    char *b = fail_buf[atomic_fetch_add(&fail_next, 1) % 64];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(b, sizeof fail_buf[0], fmt, ap);
-    va_end(ap);
-    return b;
-}
-
-#define CHECK(c)                                                                          \
-    do {                                                                                  \
-        if (!(c))                                                                         \
-            return (void *)failf("%s:%d: check failed: %s", __FILE__, __LINE__, #c);      \
-    } while (0)
-
-#define CHECK_EQ(a, b)                                                                    \
-    do {                                                                                  \
-        long long a_ = (long long)(a), b_ = (long long)(b);                               \
-        if (a_ != b_)                                                                     \
-            return (void *)failf("%s:%d: %s is %lld, expected %lld (%s)", __FILE__,       \
-                                 __LINE__, #a, a_, b_, #b);                               \
-    } while (0)
-
-/* Propagates a sub-body's failure. */
-#define CHECK_OK(expr)                                                                    \
-    do {                                                                                  \
-        const char *m_ = (const char *)(expr);                                            \
-        if (m_)                                                                           \
-            return (void *)m_;                                                            \
-    } while (0)
-
-/* In a test body (the test's own stack): fail the test with the message. */
-#define ASSERT_OK(expr)                                                                   \
-    do {                                                                                  \
-        const char *m_ = (const char *)(expr);                                            \
-        if (m_)                                                                           \
-            fail_msg("%s", m_);                                                           \
-    } while (0)
+#define URSA_TEST_CHECKS_ONLY
+#include "task_checks.h"
 
 /* ---- small helpers ---- */
 
