@@ -125,7 +125,8 @@ URSA_API int ursa_watch_send_modify(ursa_watch_tx_t *tx, ursa_watch_modify_t fn,
  * for a send's copy in progress.
  *   0        g holds the borrow: ursa_watch_borrow_ptr(g) is the value
  *   -EINVAL  NULL, or g already holds a borrow
- *   -ENOMEM  the ledger could not grow (nothing held) */
+ *   -ENOMEM  the ledger could not grow, or 2^28 - 1 borrows of this watch
+ *            are already held (nothing held) */
 #define ursa_watch_borrow(rx, g) ursa_watch_borrow_at(rx, g, URSA_SITE, false)
 /* Same, and marks the borrowed version seen by rx. */
 #define ursa_watch_borrow_and_update(rx, g) ursa_watch_borrow_at(rx, g, URSA_SITE, true)
@@ -157,6 +158,38 @@ URSA_API void ursa_watch_borrow_cleanup(ursa_watch_borrow_t *g);
 URSA_API int ursa_watch_changed_at(ursa_watch_rx_t *rx, ursa_time_t deadline,
                                    const ursa_site_t *site) URSA_NODISCARD;
 
+/* Receiver, phase 1, raw two-phase form of ursa_watch_changed (calling
+ * context 3, see ursa/wait.h): for a foreign event loop with a waker of
+ * its own. rx is used by one caller at a time, as always; n must stay
+ * valid and unmoved until finished or cancelled, and rx must not be
+ * dropped before that.
+ * _start (marks nothing):
+ *   0            decided already: an unseen value is there, or every
+ *                sender is gone; call _finish now (waker not called)
+ *   -EINPROGRESS queued; waker.fn(waker.ctx) is called once, from any
+ *                thread, when a send that changes the version, or the
+ *                last sender drop, reaches n
+ *   -EINVAL      NULL rx / n / waker.fn
+ * _finish, once ursa_wait_ready(n) (marks the current version seen):
+ *   0            an unseen value is there (read it with a borrow)
+ *   -EPIPE       every sender is gone and the latest value was seen
+ *   -EAGAIN      not woken yet (n stays queued: finish later or cancel);
+ *                or woken, but nothing is new for rx any more (the
+ *                change was marked seen meanwhile, e.g. by a borrow with
+ *                update): the wait is over, start again
+ *   -EINVAL      NULL, n not started on rx's watch by _start, or already
+ *                finished or cancelled
+ * Or ursa_wait_cancel(n) (-ECANCELED) instead of _finish: nothing is
+ * marked, so a change that raced the cancel stays unseen (has_changed
+ * reports it, the next changed returns 0 at once).
+ * There is no raw form of ursa_watch_wait_for: it ends holding a borrow
+ * and runs a predicate, which a loop composes itself from these: start,
+ * finish (0), ursa_watch_borrow_and_update, test the value, release, and
+ * start again while the predicate is false. */
+URSA_API int ursa_watch_changed_start(ursa_watch_rx_t *rx, ursa_wait_t *n,
+                                      ursa_waker_t waker) URSA_NODISCARD;
+URSA_API int ursa_watch_changed_finish(ursa_watch_rx_t *rx, ursa_wait_t *n) URSA_NODISCARD;
+
 /* Receiver: never blocks; marks nothing. 1 an unseen value is there (even
  * with every sender gone), 0 nothing new, -EPIPE nothing new and every
  * sender gone, -EINVAL NULL. */
@@ -185,6 +218,25 @@ URSA_API int ursa_watch_wait_for_at(ursa_watch_rx_t *rx, ursa_watch_pred_t pred,
 #define ursa_watch_closed(tx, deadline) ursa_watch_closed_at(tx, deadline, URSA_SITE)
 URSA_API int ursa_watch_closed_at(ursa_watch_tx_t *tx, ursa_time_t deadline,
                                   const ursa_site_t *site) URSA_NODISCARD;
+
+/* Sender, phase 1, raw two-phase form of ursa_watch_closed (calling
+ * context 3, see ursa/wait.h). n must stay valid and unmoved until
+ * finished or cancelled, and tx must not be dropped before that.
+ * _start:
+ *   0            no receiver left already; call _finish now
+ *   -EINPROGRESS queued; waker.fn(waker.ctx) is called once, from any
+ *                thread, when the last receiver drops
+ *   -EINVAL      NULL tx / n / waker.fn
+ * _finish, once ursa_wait_ready(n):
+ *   0            no receiver left
+ *   -EAGAIN      not woken yet (n stays queued); or woken, but a receiver
+ *                subscribed again since: the wait is over, start again
+ *   -EINVAL      NULL, n not started on tx's watch by _start, or already
+ *                finished or cancelled
+ * Or ursa_wait_cancel(n) (-ECANCELED) instead of _finish. */
+URSA_API int ursa_watch_closed_start(ursa_watch_tx_t *tx, ursa_wait_t *n,
+                                     ursa_waker_t waker) URSA_NODISCARD;
+URSA_API int ursa_watch_closed_finish(ursa_watch_tx_t *tx, ursa_wait_t *n) URSA_NODISCARD;
 
 /* Typed wrappers: URSA_WATCH_TYPED(cfgw, cfg_t) defines static inline
  * cfgw_new(&tx, &rx, const cfg_t *initial), cfgw_send(tx, cfg_t v),

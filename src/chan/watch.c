@@ -1,20 +1,29 @@
-/* Watch: the value behind a small reader-preferring rwlock word, a version
- * counter with a CLOSED bit, and three notify queues (receivers waiting
- * for a change, senders waiting for borrows to leave, senders waiting for
- * the receivers to go).
+/* Watch: the value behind a small reader-preferring lock, a version
+ * counter, and two wait queues of its own (receivers waiting for a change,
+ * senders waiting for the receivers to go) plus a notify for senders
+ * waiting for borrows to leave.
  *
- * The lock word `rw` holds a reader count and a WRITER bit. A borrow
- * (reader) enters with a CAS while WRITER is clear; a send sets WRITER
- * with a CAS from 0 and holds it only for a copy (or the modify callback),
- * never across a suspension, so a reader that finds WRITER set spins
- * briefly. A writer that finds readers blocks on `unlocked` until the
- * count reaches 0: borrows may be held across suspensions.
+ * One 64-bit `state` word holds everything the hot paths race on: the
+ * CLOSED bit (every sender gone), the WRITER bit, two "someone may be
+ * waiting" bits (WWAIT: a writer waits on `unlocked`; RXWAIT: receivers
+ * are queued on `rxq`), the reader (borrow) count and the handle count.
+ * The channel is freed when handles and borrows are both 0, which one RMW
+ * on one word decides, so a borrow needs no reference of its own.
  *
- * Every check-then-wait uses notify enable -> seq_cst fence -> re-check,
- * and every update uses change -> seq_cst fence -> ursa_notify_waiters, so
- * either the waiter sees the change or the notifier sees the waiter (the
- * store-buffer pattern needs the two fences; the notify's own orderings
- * are acquire/release only). */
+ * A borrow (reader) enters with a CAS while WRITER is clear; a send sets
+ * WRITER with a CAS when no reader is in and holds it only for a copy (or
+ * the modify callback), never across a suspension, so a reader that finds
+ * WRITER set spins briefly. A writer that finds readers blocks on
+ * `unlocked` until the count reaches 0: borrows may be held across
+ * suspensions.
+ *
+ * `version` is written only by the WRITER holder (a plain store, no RMW)
+ * and read by receivers. No seq_cst fence anywhere: a waiter queues, then
+ * sets its WAIT bit with an RMW on `state`; the waker's own RMW on `state`
+ * (the unlock that publishes a send, the close, the last reader leaving)
+ * reads that bit. The two RMWs are totally ordered on one word, so either
+ * the waker sees the bit (and the queued node, through acq_rel), or the
+ * waiter's RMW comes later and sees the waker's change. */
 #include "ursa/watch.h"
 
 #include <stdlib.h>
@@ -23,19 +32,29 @@
 #include "../core/ctx.h"
 #include "ursa/notify.h"
 
-#define WRITER 0x80000000u
-#define CLOSED 1u   /* version bit 0: every sender is gone */
-#define VSTEP 2u    /* versions count in bits 1.. */
+#define CLOSED 1ull   /* every sender is gone */
+#define WRITER 2ull   /* a send holds the value */
+#define WWAIT 4ull    /* a writer may wait on `unlocked` */
+#define RXWAIT 8ull   /* receivers may be queued on rxq */
+#define READER (1ull << 4)
+#define RMASK (((1ull << 28) - 1) << 4)  /* borrows, bits 4..31 */
+#define HANDLE (1ull << 32)
+#define HMASK (~0ull << 32)              /* handles, bits 32..63 */
+
+/* A FIFO of raw or blocking waits behind a spinlock. */
+typedef struct wq {
+    _Atomic uint32_t lock;
+    ursa_wait_t *head, *tail;
+} wq_t;
 
 struct ursa_watch {
-    _Atomic uint64_t version;   /* (n << 1) | CLOSED */
-    _Atomic uint32_t rw;        /* WRITER | readers */
+    _Atomic uint64_t state;     /* CLOSED|WRITER|WWAIT|RXWAIT|readers|handles */
+    _Atomic uint64_t version;   /* written by the WRITER holder only */
+    wq_t rxq;                   /* receivers: version or CLOSED changed */
+    wq_t goneq;                 /* senders: rx_count reached 0 */
     _Atomic uint32_t tx_count;  /* live sender handles */
     _Atomic uint32_t rx_count;  /* live receiver handles */
-    _Atomic uint32_t refs;      /* handles + borrows: frees at 0 */
-    ursa_notify_t changed;      /* receivers: version or CLOSED changed */
-    ursa_notify_t unlocked;     /* writers: rw may be free */
-    ursa_notify_t rx_gone;      /* senders: rx_count reached 0 */
+    ursa_notify_t unlocked;     /* writers: the borrows may be gone */
     size_t elem_size;
     _Alignas(max_align_t) unsigned char value[];
 };
@@ -46,83 +65,187 @@ struct ursa_watch_tx {
 
 struct ursa_watch_rx {
     ursa_watch_t *w;
-    uint64_t seen; /* version >> 1 last seen; the handle's user only */
+    uint64_t seen; /* version last seen; the handle's user only */
 };
 
 static void leaked_borrow(void *target, uint64_t n);
 static const ursa_oblig_kind_t borrow_kind = {"watch borrow", leaked_borrow};
 
-static void ref(ursa_watch_t *w)
+static bool changed_cancel(ursa_wait_t *n);
+static bool closed_cancel(ursa_wait_t *n);
+/* Receiver waits (blocking and raw) on rxq; sender waits on goneq. A
+ * grant holds nothing, so there is nothing to give back. */
+static const ursa__wait_ops_t changed_ops = {URSA_WAIT_CHANNEL, changed_cancel, NULL};
+static const ursa__wait_ops_t closed_ops = {URSA_WAIT_CHANNEL, closed_cancel, NULL};
+
+/* ---- wait queues ---- */
+
+static void wq_push(wq_t *q, ursa_wait_t *n)
 {
-    /* relaxed: the caller already holds a reference. */
-    atomic_fetch_add_explicit(&w->refs, 1, memory_order_relaxed);
+    ursa__spin_lock(&q->lock);
+    /* relaxed: state changes only under the queue lock. */
+    atomic_store_explicit(&n->state, URSA__W_QUEUED, memory_order_relaxed);
+    ursa__waitq_push(&q->head, &q->tail, n);
+    ursa__spin_unlock(&q->lock);
 }
 
-static void unref(ursa_watch_t *w)
+/* Withdraws n: true if it was still queued (nothing happened to it),
+ * false if a wake decided it first (its waker call has returned). */
+static bool wq_cancel(wq_t *q, ursa_wait_t *n)
 {
-    /* acq_rel: the last one sees every other holder's writes. */
-    if (atomic_fetch_sub_explicit(&w->refs, 1, memory_order_acq_rel) == 1) {
-        (void)ursa_notify_destroy(&w->changed);
-        (void)ursa_notify_destroy(&w->unlocked);
-        (void)ursa_notify_destroy(&w->rx_gone);
-        free(w);
+    if (!ursa__wait_cancel_begin(&q->lock, n))
+        return false;
+    ursa__waitq_remove(&q->head, &q->tail, n);
+    atomic_store_explicit(&n->state, URSA__W_CANCELLED, memory_order_relaxed);
+    ursa__spin_unlock(&q->lock);
+    atomic_store_explicit(&n->done, 1, memory_order_relaxed); /* our own node */
+    return true;
+}
+
+/* Wakes every queued wait. */
+static void wq_wake_all(wq_t *q)
+{
+    ursa__spin_lock(&q->lock);
+    ursa_wait_t *list = q->head;
+    for (ursa_wait_t *n = list; n; n = n->next)
+        /* release: the waiter reads the watch after seeing the decision. */
+        atomic_store_explicit(&n->state, URSA__W_GRANTED, memory_order_release);
+    q->head = q->tail = NULL;
+    ursa__spin_unlock(&q->lock);
+    /* Decided nodes are no longer touched by cancel (it only settles), so
+     * their links are ours; read next before done lets the node go. */
+    for (ursa_wait_t *n = list; n;) {
+        ursa_wait_t *next = n->next;
+        n->waker.fn(n->waker.ctx);
+        /* release: the waiter may reuse the node once it sees done. */
+        atomic_store_explicit(&n->done, 1, memory_order_release);
+        n = next;
     }
 }
 
-static void notify_all(ursa_notify_t *n)
+static bool changed_cancel(ursa_wait_t *n)
 {
-    /* seq_cst: pairs with the waiter's fence after enable (see top). */
-    atomic_thread_fence(memory_order_seq_cst);
-    (void)ursa_notify_waiters(n);
+    return wq_cancel(&((ursa_watch_t *)n->owner)->rxq, n);
+}
+
+static bool closed_cancel(ursa_wait_t *n)
+{
+    return wq_cancel(&((ursa_watch_t *)n->owner)->goneq, n);
+}
+
+/* ---- lifetime: handles and borrows in `state` ---- */
+
+static void destroy(ursa_watch_t *w)
+{
+    if (w->rxq.head || w->goneq.head)
+        ursa__report_misuse("watch freed with a raw wait still started on it", NULL);
+    (void)ursa_notify_destroy(&w->unlocked);
+    free(w);
+}
+
+static void handle_ref(ursa_watch_t *w)
+{
+    /* relaxed: the caller already holds a handle. */
+    atomic_fetch_add_explicit(&w->state, HANDLE, memory_order_relaxed);
+}
+
+static void handle_unref(ursa_watch_t *w)
+{
+    /* acq_rel: whoever brings handles and borrows to 0 sees every other
+     * holder's writes before it frees. */
+    uint64_t s = atomic_fetch_sub_explicit(&w->state, HANDLE, memory_order_acq_rel) - HANDLE;
+    if (!(s & (HMASK | RMASK)))
+        destroy(w);
 }
 
 /* ---- the value lock ---- */
 
-static void read_lock(ursa_watch_t *w)
+/* 0 with a reader counted, or -ENOMEM (2^28 - 1 borrows already in). */
+static int read_lock(ursa_watch_t *w)
 {
+    /* relaxed: validated by the CAS. */
+    uint64_t s = atomic_load_explicit(&w->state, memory_order_relaxed);
     for (unsigned i = 0;; i++) {
-        /* relaxed: validated by the CAS. */
-        uint32_t s = atomic_load_explicit(&w->rw, memory_order_relaxed);
         if (!(s & WRITER)) {
-            /* acquire: the last writer's copy (released by its unlock). */
-            if (atomic_compare_exchange_weak_explicit(&w->rw, &s, s + 1, memory_order_acquire,
+            if ((s & RMASK) == RMASK)
+                return -ENOMEM;
+            /* acquire: the last writer's copy and version (released by its
+             * unlock RMW) happen before our reads. */
+            if (atomic_compare_exchange_weak_explicit(&w->state, &s, s + READER,
+                                                      memory_order_acquire,
                                                       memory_order_relaxed))
-                return;
+                return 0;
             continue;
         }
         if (i < 128)
             ursa__cpu_relax();
         else
             sched_yield(); /* the writer may be a preempted thread */
+        s = atomic_load_explicit(&w->state, memory_order_relaxed); /* relaxed: as above */
     }
 }
 
 static void read_unlock(ursa_watch_t *w)
 {
-    /* release: our reads happen before the next writer's copy. */
-    uint32_t old = atomic_fetch_sub_explicit(&w->rw, 1, memory_order_release);
-    if ((old & ~WRITER) == 1)
-        notify_all(&w->unlocked);
+    /* relaxed: validated by the CAS. */
+    uint64_t s = atomic_load_explicit(&w->state, memory_order_relaxed);
+    for (;;) {
+        bool wake = (s & RMASK) == READER && (s & WWAIT);
+        /* The last reader out with a writer waiting clears WWAIT and turns
+         * its reader count into a handle reference, so the watch stays
+         * alive while it wakes the writer (who may give up and drop). */
+        uint64_t n = wake ? s - READER - WWAIT + HANDLE : s - READER;
+        /* acq_rel: release orders our reads before the next writer's copy;
+         * acquire pairs with the writer's WWAIT RMW (its queued node is
+         * visible to the notify) and with the other holders for the free. */
+        if (atomic_compare_exchange_weak_explicit(&w->state, &s, n, memory_order_acq_rel,
+                                                  memory_order_relaxed)) {
+            if (wake) {
+                (void)ursa_notify_waiters(&w->unlocked);
+                handle_unref(w);
+            } else if (!(n & (HMASK | RMASK))) {
+                destroy(w); /* the handles went while we borrowed */
+            }
+            return;
+        }
+    }
 }
 
 /* 0 with WRITER held, or -ECANCELED (the task was cancelled meanwhile). */
 static int write_lock(ursa_watch_t *w)
 {
-    uint32_t z = 0;
-    /* acquire: the readers' reads and the last writer's copy happen before. */
-    if (atomic_compare_exchange_strong_explicit(&w->rw, &z, WRITER, memory_order_acquire,
-                                                memory_order_relaxed))
-        return 0;
+    /* relaxed: validated by the CAS. */
+    uint64_t s = atomic_load_explicit(&w->state, memory_order_relaxed);
+    while (!(s & (WRITER | RMASK))) {
+        /* acquire: the readers' reads and the last writer's copy happen
+         * before ours. */
+        if (atomic_compare_exchange_weak_explicit(&w->state, &s, s | WRITER,
+                                                  memory_order_acquire, memory_order_relaxed))
+            return 0;
+    }
     ursa_wait_t node;
     for (;;) {
         (void)ursa_notify_enable(&w->unlocked, &node);
-        /* seq_cst: pairs with the fence in read_unlock's notify_all. */
-        atomic_thread_fence(memory_order_seq_cst);
-        z = 0;
-        if (atomic_compare_exchange_strong_explicit(&w->rw, &z, WRITER, memory_order_acquire,
-                                                    memory_order_relaxed)) {
-            (void)ursa_notify_disable(&w->unlocked, &node);
-            return 0;
+        /* relaxed: validated by the CAS. */
+        s = atomic_load_explicit(&w->state, memory_order_relaxed);
+        for (;;) {
+            if (!(s & (WRITER | RMASK))) {
+                /* acquire: as above. WWAIT stays: other writers may wait. */
+                if (atomic_compare_exchange_weak_explicit(&w->state, &s, s | WRITER,
+                                                          memory_order_acquire,
+                                                          memory_order_relaxed)) {
+                    (void)ursa_notify_disable(&w->unlocked, &node);
+                    return 0;
+                }
+                continue;
+            }
+            /* acq_rel, and an RMW even when WWAIT is already set: the
+             * unlocker's RMW that clears it then synchronises with this
+             * one, so its notify sees our enabled node. */
+            if (atomic_compare_exchange_weak_explicit(&w->state, &s, s | WWAIT,
+                                                      memory_order_acq_rel,
+                                                      memory_order_relaxed))
+                break;
         }
         int rc = ursa_notify_wait_enabled(&w->unlocked, &node, URSA_NEVER);
         if (rc == -ECANCELED)
@@ -130,18 +253,29 @@ static int write_lock(ursa_watch_t *w)
     }
 }
 
-static void write_unlock(ursa_watch_t *w)
+/* Drops WRITER; `bumped`: the version advanced, wake the receivers. */
+static void write_unlock(ursa_watch_t *w, bool bumped)
 {
-    /* release: our copy happens before the next reader's or writer's. */
-    atomic_fetch_and_explicit(&w->rw, ~WRITER, memory_order_release);
-    notify_all(&w->unlocked); /* other writers may wait */
+    uint64_t clear = WRITER | WWAIT | (bumped ? RXWAIT : 0);
+    /* acq_rel: release publishes our copy and version to the next reader
+     * or writer; acquire pairs with the RMW that set WWAIT / RXWAIT, so
+     * the waiters it announces are visible to the wakes below. */
+    uint64_t old = atomic_fetch_and_explicit(&w->state, ~clear, memory_order_acq_rel);
+    if (old & WWAIT)
+        (void)ursa_notify_waiters(&w->unlocked); /* other writers wait */
+    if (bumped && (old & RXWAIT))
+        wq_wake_all(&w->rxq);
 }
 
+/* Under WRITER. */
 static void bump_version(ursa_watch_t *w)
 {
-    /* release: a receiver that sees the new version and then borrows gets
-     * this value or a newer one (the borrow synchronises through rw). */
-    atomic_fetch_add_explicit(&w->version, VSTEP, memory_order_release);
+    /* relaxed load: only the WRITER holder writes version. */
+    uint64_t v = atomic_load_explicit(&w->version, memory_order_relaxed);
+    /* release: a receiver that sees the new version (acquire) and then
+     * borrows finds WRITER still set or this value (its CAS on `state`
+     * comes after our WRITER CAS in that word's order). */
+    atomic_store_explicit(&w->version, v + 1, memory_order_release);
 }
 
 /* ---- handles ---- */
@@ -160,14 +294,15 @@ int ursa_watch_new(ursa_watch_tx_t **tx, ursa_watch_rx_t **rx, size_t elem_size,
         free(r);
         return -ENOMEM;
     }
+    atomic_init(&w->state, 2 * HANDLE);
     atomic_init(&w->version, 0);
-    atomic_init(&w->rw, 0);
+    atomic_init(&w->rxq.lock, 0);
+    w->rxq.head = w->rxq.tail = NULL;
+    atomic_init(&w->goneq.lock, 0);
+    w->goneq.head = w->goneq.tail = NULL;
     atomic_init(&w->tx_count, 1);
     atomic_init(&w->rx_count, 1);
-    atomic_init(&w->refs, 2);
-    ursa_notify_init(&w->changed);
     ursa_notify_init(&w->unlocked);
-    ursa_notify_init(&w->rx_gone);
     w->elem_size = elem_size;
     if (initial)
         memcpy(w->value, initial, elem_size);
@@ -189,7 +324,7 @@ int ursa_watch_sender_clone(ursa_watch_tx_t *tx, ursa_watch_tx_t **out)
     if (!t)
         return -ENOMEM;
     t->w = tx->w;
-    ref(tx->w);
+    handle_ref(tx->w);
     /* relaxed: tx keeps the count above 0, so CLOSED can't be set now. */
     atomic_fetch_add_explicit(&tx->w->tx_count, 1, memory_order_relaxed);
     *out = t;
@@ -204,11 +339,13 @@ int ursa_watch_sender_drop(ursa_watch_tx_t *tx)
     free(tx);
     /* acq_rel: the last sender's close follows every sender's stores. */
     if (atomic_fetch_sub_explicit(&w->tx_count, 1, memory_order_acq_rel) == 1) {
-        /* release: a receiver that sees CLOSED sees the last value's version. */
-        atomic_fetch_or_explicit(&w->version, CLOSED, memory_order_release);
-        notify_all(&w->changed);
+        /* acq_rel: release: a receiver that sees CLOSED (acquire) sees the
+         * last version; acquire: pairs with a receiver's RXWAIT RMW. */
+        uint64_t old = atomic_fetch_or_explicit(&w->state, CLOSED, memory_order_acq_rel);
+        if (old & RXWAIT)
+            wq_wake_all(&w->rxq);
     }
-    unref(w);
+    handle_unref(w);
     return 0;
 }
 
@@ -219,7 +356,7 @@ static int new_rx(ursa_watch_t *w, uint64_t seen, ursa_watch_rx_t **out)
         return -ENOMEM;
     r->w = w;
     r->seen = seen;
-    ref(w);
+    handle_ref(w);
     /* relaxed: only counted; a sender's check is a snapshot anyway. */
     atomic_fetch_add_explicit(&w->rx_count, 1, memory_order_relaxed);
     *out = r;
@@ -232,7 +369,7 @@ int ursa_watch_subscribe(ursa_watch_tx_t *tx, ursa_watch_rx_t **out)
         return -EINVAL;
     /* acquire: pairs with bump_version. */
     uint64_t v = atomic_load_explicit(&tx->w->version, memory_order_acquire);
-    return new_rx(tx->w, v >> 1, out);
+    return new_rx(tx->w, v, out);
 }
 
 int ursa_watch_receiver_clone(ursa_watch_rx_t *rx, ursa_watch_rx_t **out)
@@ -248,10 +385,11 @@ int ursa_watch_receiver_drop(ursa_watch_rx_t *rx)
         return -EINVAL;
     ursa_watch_t *w = rx->w;
     free(rx);
-    /* acq_rel: orders the drop before the senders' closed() return. */
+    /* acq_rel: orders the drop before the senders' closed() return, and
+     * pairs with a closed waiter's RMW on rx_count (see closed_enqueue). */
     if (atomic_fetch_sub_explicit(&w->rx_count, 1, memory_order_acq_rel) == 1)
-        notify_all(&w->rx_gone);
-    unref(w);
+        wq_wake_all(&w->goneq);
+    handle_unref(w);
     return 0;
 }
 
@@ -278,8 +416,7 @@ static int store(ursa_watch_t *w, const void *value, void *old)
         memcpy(old, w->value, w->elem_size);
     memcpy(w->value, value, w->elem_size);
     bump_version(w);
-    write_unlock(w);
-    notify_all(&w->changed);
+    write_unlock(w, true);
     return 0;
 }
 
@@ -311,9 +448,7 @@ int ursa_watch_send_modify(ursa_watch_tx_t *tx, ursa_watch_modify_t fn, void *ct
     bool changed = fn(w->value, ctx);
     if (changed)
         bump_version(w);
-    write_unlock(w);
-    if (changed)
-        notify_all(&w->changed);
+    write_unlock(w, changed);
     return changed ? 1 : 0;
 }
 
@@ -323,7 +458,6 @@ static void leaked_borrow(void *target, uint64_t n)
 {
     (void)n;
     read_unlock(target);
-    unref(target);
 }
 
 int ursa_watch_borrow_at(ursa_watch_rx_t *rx, ursa_watch_borrow_t *g, const ursa_site_t *site,
@@ -333,21 +467,20 @@ int ursa_watch_borrow_at(ursa_watch_rx_t *rx, ursa_watch_borrow_t *g, const ursa
         return -EINVAL;
     ursa_watch_t *w = rx->w;
     ursa__ctx_t *c = ursa__ctx();
-    read_lock(w);
-    /* relaxed: under the read lock the version can't move (writers bump
-     * it under WRITER; our acquire on rw ordered their bump before us). */
+    if (read_lock(w))
+        return -ENOMEM;
+    /* relaxed: under the read lock the version can't move (only the WRITER
+     * holder writes it; our acquire on `state` ordered its store before). */
     uint64_t v = atomic_load_explicit(&w->version, memory_order_relaxed);
-    ref(w);
     if (__builtin_expect(ursa__oblig_take(&c->ledger, &g->ob, &borrow_kind, site, w, 1), 0)) {
         read_unlock(w);
-        unref(w);
         return -ENOMEM;
     }
     g->w = w;
     g->ptr = w->value;
-    g->version = v >> 1;
+    g->version = v;
     if (update)
-        rx->seen = v >> 1;
+        rx->seen = v;
     return 0;
 }
 
@@ -370,7 +503,6 @@ int ursa_watch_borrow_release(ursa_watch_borrow_t *g)
     g->w = NULL;
     g->ptr = NULL;
     read_unlock(w);
-    unref(w);
     return 0;
 }
 
@@ -382,15 +514,45 @@ void ursa_watch_borrow_cleanup(ursa_watch_borrow_t *g)
 
 /* ---- receiving ---- */
 
+/* 0 an unseen version (marked seen if `mark`), -EPIPE nothing new and
+ * closed, 1 nothing new. `s` is a load of `state` made before the version
+ * is read: CLOSED in it (acquire) implies the last version is visible. */
+static int check(ursa_watch_rx_t *rx, uint64_t s, bool mark)
+{
+    /* acquire: pairs with bump_version (a later borrow sees this value or
+     * a newer one). */
+    uint64_t v = atomic_load_explicit(&rx->w->version, memory_order_acquire);
+    if (v != rx->seen) {
+        if (mark)
+            rx->seen = v;
+        return 0;
+    }
+    return (s & CLOSED) ? -EPIPE : 1;
+}
+
+static uint64_t load_state(ursa_watch_t *w)
+{
+    /* acquire: pairs with the CLOSED RMW (see check). */
+    return atomic_load_explicit(&w->state, memory_order_acquire);
+}
+
+/* Queues n on rxq and announces it; returns `state` as the announcing RMW
+ * found it (for check: a send or close before it is visible after it). */
+static uint64_t changed_enqueue(ursa_watch_t *w, ursa_wait_t *n)
+{
+    wq_push(&w->rxq, n);
+    /* acq_rel: release publishes the queued node to the sender whose
+     * unlock (or close) RMW reads RXWAIT; acquire: a send or close earlier
+     * in `state`'s order is visible to the re-check that follows. */
+    return atomic_fetch_or_explicit(&w->state, RXWAIT, memory_order_acq_rel);
+}
+
 int ursa_watch_has_changed(const ursa_watch_rx_t *rx)
 {
     if (!rx)
         return -EINVAL;
-    /* acquire: pairs with bump_version / the CLOSED store. */
-    uint64_t v = atomic_load_explicit(&rx->w->version, memory_order_acquire);
-    if ((v >> 1) != rx->seen)
-        return 1;
-    return (v & CLOSED) ? -EPIPE : 0;
+    int rc = check((ursa_watch_rx_t *)rx, load_state(rx->w), false);
+    return rc == 0 ? 1 : rc == 1 ? 0 : rc;
 }
 
 int ursa_watch_changed_at(ursa_watch_rx_t *rx, ursa_time_t deadline, const ursa_site_t *site)
@@ -398,36 +560,64 @@ int ursa_watch_changed_at(ursa_watch_rx_t *rx, ursa_time_t deadline, const ursa_
     if (!rx)
         return -EINVAL;
     ursa_watch_t *w = rx->w;
+    int rc = check(rx, load_state(w), true);
+    if (rc != 1)
+        return rc;
+    if (deadline == URSA_NOW)
+        return -EAGAIN;
+    ursa__ctx_t *c = ursa__ctx();
     ursa_wait_t node;
-    bool enabled = false;
     for (;;) {
-        /* acquire: pairs with bump_version / the CLOSED store. */
-        uint64_t v = atomic_load_explicit(&w->version, memory_order_acquire);
-        int rc = 1;
-        if ((v >> 1) != rx->seen) {
-            rx->seen = v >> 1;
-            rc = 0;
-        } else if (v & CLOSED)
-            rc = -EPIPE;
-        else if (deadline == URSA_NOW)
-            rc = -EAGAIN;
+        ursa__wait_init(&node, c->waker, &changed_ops, site);
+        node.owner = w;
+        rc = check(rx, changed_enqueue(w, &node), true);
         if (rc != 1) {
-            if (enabled)
-                (void)ursa_notify_disable(&w->changed, &node);
+            (void)wq_cancel(&w->rxq, &node); /* false: a wake decided it; settled */
             return rc;
         }
-        if (!enabled) {
-            (void)ursa_notify_enable_at(&w->changed, &node, site);
-            /* seq_cst: pairs with notify_all's fence (see top). */
-            atomic_thread_fence(memory_order_seq_cst);
-            enabled = true;
-            continue; /* re-check with the waiter queued */
-        }
-        rc = ursa_notify_wait_enabled(&w->changed, &node, deadline);
-        enabled = false;
-        if (rc)
+        rc = ursa__ctx_block(c, &node, deadline);
+        if (rc && wq_cancel(&w->rxq, &node))
             return rc; /* withdrawn: nothing marked */
+        /* Woken (a wake that raced the deadline or cancel is kept). */
+        rc = check(rx, load_state(w), true);
+        if (rc != 1)
+            return rc;
     }
+}
+
+int ursa_watch_changed_start(ursa_watch_rx_t *rx, ursa_wait_t *n, ursa_waker_t waker)
+{
+    if (!rx || !n || !waker.fn)
+        return -EINVAL;
+    ursa_watch_t *w = rx->w;
+    ursa__wait_init(n, waker, &changed_ops, NULL);
+    n->owner = w;
+    if (check(rx, load_state(w), false) != 1) {
+        ursa__wait_complete_now(n, URSA__W_GRANTED);
+        return 0;
+    }
+    if (check(rx, changed_enqueue(w, n), false) == 1)
+        return -EINPROGRESS;
+    if (!wq_cancel(&w->rxq, n))
+        return -EINPROGRESS; /* a wake took it first: the waker was called */
+    ursa__wait_complete_now(n, URSA__W_GRANTED);
+    return 0;
+}
+
+int ursa_watch_changed_finish(ursa_watch_rx_t *rx, ursa_wait_t *n)
+{
+    if (!rx || !n || n->ops != &changed_ops || n->owner != rx->w)
+        return -EINVAL;
+    /* acquire: pairs with the waker's release of the decision. */
+    uint32_t st = atomic_load_explicit(&n->state, memory_order_acquire);
+    if (st == URSA__W_IDLE || st == URSA__W_FINISHED || st == URSA__W_CANCELLED)
+        return -EINVAL;
+    if (!ursa__wait_is_decided(n))
+        return -EAGAIN;
+    ursa__wait_settle(n); /* the waker call may still be returning */
+    atomic_store_explicit(&n->state, URSA__W_FINISHED, memory_order_relaxed);
+    int rc = check(rx, load_state(rx->w), true);
+    return rc == 1 ? -EAGAIN : rc;
 }
 
 int ursa_watch_wait_for_at(ursa_watch_rx_t *rx, ursa_watch_pred_t pred, void *ctx,
@@ -436,32 +626,63 @@ int ursa_watch_wait_for_at(ursa_watch_rx_t *rx, ursa_watch_pred_t pred, void *ct
     if (!rx || !pred || !g || g->ob.kind)
         return -EINVAL;
     ursa_watch_t *w = rx->w;
+    ursa__ctx_t *c = ursa__ctx();
     ursa_wait_t node;
+    bool queued = false;
     for (;;) {
-        (void)ursa_notify_enable_at(&w->changed, &node, site);
-        /* seq_cst: pairs with notify_all's fence (see top). */
-        atomic_thread_fence(memory_order_seq_cst);
         int rc = ursa_watch_borrow_at(rx, g, site, true);
         if (rc) {
-            (void)ursa_notify_disable(&w->changed, &node);
+            if (queued)
+                (void)wq_cancel(&w->rxq, &node);
             return rc;
         }
         if (pred(g->ptr, ctx)) {
-            (void)ursa_notify_disable(&w->changed, &node);
+            if (queued)
+                (void)wq_cancel(&w->rxq, &node);
             return 0;
         }
         /* CLOSED is read with the value under the borrow: no send can
          * follow a close, so this value is the last one. */
-        bool closed = atomic_load_explicit(&w->version, memory_order_acquire) & CLOSED;
+        bool closed = load_state(w) & CLOSED;
         (void)ursa_watch_borrow_release(g);
         if (closed || deadline == URSA_NOW) {
-            (void)ursa_notify_disable(&w->changed, &node);
+            if (queued)
+                (void)wq_cancel(&w->rxq, &node);
             return closed ? -EPIPE : -EAGAIN;
         }
-        rc = ursa_notify_wait_enabled(&w->changed, &node, deadline);
-        if (rc)
+        if (!queued) {
+            /* Queue, then look again: a send after the value we judged is
+             * either seen by the next borrow or wakes the node. */
+            ursa__wait_init(&node, c->waker, &changed_ops, site);
+            node.owner = w;
+            (void)changed_enqueue(w, &node);
+            queued = true;
+            continue;
+        }
+        rc = ursa__ctx_block(c, &node, deadline);
+        queued = false;
+        if (rc && wq_cancel(&w->rxq, &node))
             return rc;
+        /* woken: judge the new value (and queue again if it fails) */
     }
+}
+
+/* ---- the senders' side: every receiver gone ---- */
+
+/* Queues n on goneq: true if receivers remain (n stays queued). */
+static bool closed_enqueue(ursa_watch_t *w, ursa_wait_t *n)
+{
+    wq_push(&w->goneq, n);
+    /* acq_rel RMW (adds nothing): totally ordered with the last receiver
+     * drop's RMW on rx_count, so either that drop sees our node when it
+     * wakes goneq, or we read its 0 here. */
+    return atomic_fetch_add_explicit(&w->rx_count, 0, memory_order_acq_rel) != 0;
+}
+
+static bool rx_gone(ursa_watch_t *w)
+{
+    /* acquire: pairs with the last receiver drop. */
+    return atomic_load_explicit(&w->rx_count, memory_order_acquire) == 0;
 }
 
 int ursa_watch_closed_at(ursa_watch_tx_t *tx, ursa_time_t deadline, const ursa_site_t *site)
@@ -469,30 +690,58 @@ int ursa_watch_closed_at(ursa_watch_tx_t *tx, ursa_time_t deadline, const ursa_s
     if (!tx)
         return -EINVAL;
     ursa_watch_t *w = tx->w;
+    if (rx_gone(w))
+        return 0;
+    if (deadline == URSA_NOW)
+        return -EAGAIN;
+    ursa__ctx_t *c = ursa__ctx();
     ursa_wait_t node;
-    bool enabled = false;
     for (;;) {
-        /* acquire: pairs with the last receiver drop. */
-        if (atomic_load_explicit(&w->rx_count, memory_order_acquire) == 0) {
-            if (enabled)
-                (void)ursa_notify_disable(&w->rx_gone, &node);
+        ursa__wait_init(&node, c->waker, &closed_ops, site);
+        node.owner = w;
+        if (!closed_enqueue(w, &node)) {
+            (void)wq_cancel(&w->goneq, &node);
             return 0;
         }
-        if (deadline == URSA_NOW) {
-            if (enabled)
-                (void)ursa_notify_disable(&w->rx_gone, &node);
-            return -EAGAIN;
-        }
-        if (!enabled) {
-            (void)ursa_notify_enable_at(&w->rx_gone, &node, site);
-            /* seq_cst: pairs with notify_all's fence. */
-            atomic_thread_fence(memory_order_seq_cst);
-            enabled = true;
-            continue;
-        }
-        int rc = ursa_notify_wait_enabled(&w->rx_gone, &node, deadline);
-        enabled = false;
-        if (rc)
+        int rc = ursa__ctx_block(c, &node, deadline);
+        if (rc && wq_cancel(&w->goneq, &node))
             return rc;
+        if (rx_gone(w))
+            return 0;
+        /* woken, but a receiver subscribed again meanwhile: wait on */
     }
+}
+
+int ursa_watch_closed_start(ursa_watch_tx_t *tx, ursa_wait_t *n, ursa_waker_t waker)
+{
+    if (!tx || !n || !waker.fn)
+        return -EINVAL;
+    ursa_watch_t *w = tx->w;
+    ursa__wait_init(n, waker, &closed_ops, NULL);
+    n->owner = w;
+    if (rx_gone(w)) {
+        ursa__wait_complete_now(n, URSA__W_GRANTED);
+        return 0;
+    }
+    if (closed_enqueue(w, n))
+        return -EINPROGRESS;
+    if (!wq_cancel(&w->goneq, n))
+        return -EINPROGRESS; /* a wake took it first: the waker was called */
+    ursa__wait_complete_now(n, URSA__W_GRANTED);
+    return 0;
+}
+
+int ursa_watch_closed_finish(ursa_watch_tx_t *tx, ursa_wait_t *n)
+{
+    if (!tx || !n || n->ops != &closed_ops || n->owner != tx->w)
+        return -EINVAL;
+    /* acquire: pairs with the waker's release of the decision. */
+    uint32_t st = atomic_load_explicit(&n->state, memory_order_acquire);
+    if (st == URSA__W_IDLE || st == URSA__W_FINISHED || st == URSA__W_CANCELLED)
+        return -EINVAL;
+    if (!ursa__wait_is_decided(n))
+        return -EAGAIN;
+    ursa__wait_settle(n);
+    atomic_store_explicit(&n->state, URSA__W_FINISHED, memory_order_relaxed);
+    return rx_gone(tx->w) ? 0 : -EAGAIN;
 }
