@@ -92,9 +92,16 @@ static const ursa__wait_ops_t reserve_raw_ops = {URSA_WAIT_CHANNEL, reserve_canc
 static const ursa__wait_ops_t reserve_ops = {URSA_WAIT_CHANNEL, ursa__sema_cancel,
                                              ursa__sema_give_back};
 
-static inline bool terminal(uint64_t l)
+/* End of stream, given a life word read before the queue was found empty:
+ * (CLOSED or no strong sender) and nothing can still arrive. Bounded: every
+ * semaphore permit is back (a message holds its permit until the receiver
+ * consumed it; a reserve or permit holds its own). Unbounded: no permit
+ * out (counted in life). */
+static inline bool ended(ursa_mpsc_t *ch, uint64_t l)
 {
-    return ((l & CLOSED) || (l & TX_MASK) == 0) && (l >> 32) == 0;
+    if (!(l & CLOSED) && (l & TX_MASK) != 0)
+        return false;
+    return ch->cap ? ursa__sema_idle(&ch->sema, ch->cap) : (l >> 32) == 0;
 }
 
 /* ---- memory ---- */
@@ -131,12 +138,11 @@ static inline unsigned char *ring_slot(ursa_mpsc_t *ch, uint64_t pos)
 
 /* ---- receiver wake ---- */
 
+/* Grants the receiver's wait node, if one is registered. The caller has
+ * ordered what it changed before this (see the header comment). */
 static void wake_rx(ursa_mpsc_t *ch)
 {
-    /* seq_cst fence: our publication (slot, life) is ordered before the
-     * load of rx_wait, against the receiver's store of rx_wait followed by
-     * its re-check (Dekker). */
-    atomic_thread_fence(memory_order_seq_cst);
+    /* relaxed: a hint; the exchange below decides. */
     if (!atomic_load_explicit(&ch->rx_wait, memory_order_relaxed))
         return;
     /* acq_rel: acquire the node's fields; whoever swaps it out decides it. */
@@ -148,6 +154,20 @@ static void wake_rx(ursa_mpsc_t *ch)
     w->waker.fn(w->waker.ctx);
     /* release: the waiter may reuse the node once it sees done. */
     atomic_store_explicit(&w->done, 1, memory_order_release);
+}
+
+/* Something that may end the stream changed (life, or a permit came
+ * back): wake the receiver if the stream has ended. */
+static void end_check(ursa_mpsc_t *ch)
+{
+    /* seq_cst fence: our change is ordered before the loads below and the
+     * load of rx_wait, against rx_start's store of rx_wait, fence and
+     * re-check (Dekker); the same pairing with another ender (closer vs last
+     * permit back) makes at least one of us see both changes. */
+    atomic_thread_fence(memory_order_seq_cst);
+    /* acquire: as in ursa_mpsc_recv. */
+    if (ended(ch, atomic_load_explicit(&ch->life, memory_order_acquire)))
+        wake_rx(ch);
 }
 
 /* ---- references and life ---- */
@@ -167,24 +187,24 @@ static inline void ref_put(ursa_mpsc_t *ch)
         destroy(ch);
 }
 
-/* A permit (or reserve in progress) ends: it stops counting, which may be
- * what a closed receiver waits for; then drops its reference. */
-static void perm_done(ursa_mpsc_t *ch)
+/* Unbounded: a permit (or plain send) ends and stops counting, which may
+ * be what a closed receiver waits for. */
+static void unb_done(ursa_mpsc_t *ch)
 {
     /* acq_rel: our message (if any) was published before; the receiver
      * acquires the count before it looks at the queue. */
     uint64_t l = atomic_fetch_sub_explicit(&ch->life, PERM_ONE, memory_order_acq_rel) - PERM_ONE;
-    if (terminal(l))
-        wake_rx(ch);
-    ref_put(ch);
+    if (ended(ch, l))
+        end_check(ch);
 }
 
-static void perm_begin(ursa_mpsc_t *ch)
+/* Slots given up without a message (bounded: permits go back). */
+static void give_up(ursa_mpsc_t *ch, uint64_t n)
 {
-    ref_get(ch);
-    /* acq_rel: counted before the reserve that follows, so a receiver that
-     * reads "no permit out" cannot miss a message this permit sends. */
-    atomic_fetch_add_explicit(&ch->life, PERM_ONE, memory_order_acq_rel);
+    if (!ch->cap)
+        return;
+    ursa__sema_release(&ch->sema, n);
+    end_check(ch); /* maybe the last permit a closed receiver waited for */
 }
 
 /* ---- storage: senders ---- */
@@ -208,9 +228,10 @@ static blk_t *grow(ursa_mpsc_t *ch, blk_t *b)
 static void push(ursa_mpsc_t *ch, const void *value)
 {
     if (ch->cap) {
-        /* relaxed: the slot's seq orders the data; our permit proves the
-         * slot is free (checked below). */
-        uint64_t pos = atomic_fetch_add_explicit(&ch->tail, 1, memory_order_relaxed);
+        /* seq_cst: the claim is the sender's half of the wake Dekker (see
+         * the header comment); the slot's seq orders the data; our permit
+         * proves the slot is free (checked below). */
+        uint64_t pos = atomic_fetch_add_explicit(&ch->tail, 1, memory_order_seq_cst);
         unsigned char *s = ring_slot(ch, pos);
         _Atomic uint64_t *seq = (_Atomic uint64_t *)s;
         /* acquire: the receiver's read of the old element is done. */
@@ -226,8 +247,9 @@ static void push(ursa_mpsc_t *ch, const void *value)
     } else {
         /* acq_rel: pairs with the release RMW of a sender that moved
          * block_tail (see the header comment): if our position is past the
-         * mark it recorded, we see the moved block_tail. */
-        uint64_t pos = atomic_fetch_add_explicit(&ch->tail, 1, memory_order_acq_rel);
+         * mark it recorded, we see the moved block_tail. seq_cst: the claim
+         * is also the sender's half of the wake Dekker. */
+        uint64_t pos = atomic_fetch_add_explicit(&ch->tail, 1, memory_order_seq_cst);
         uint64_t start = pos & ~(ch->bslots - 1), off = pos & (ch->bslots - 1);
         /* acquire: the block's fields. */
         blk_t *b = atomic_load_explicit(&ch->block_tail, memory_order_acquire);
@@ -265,7 +287,13 @@ static void push(ursa_mpsc_t *ch, const void *value)
         /* release: publishes the element. */
         atomic_fetch_or_explicit(&b->ready, (uint64_t)1 << off, memory_order_release);
     }
-    wake_rx(ch);
+    /* seq_cst, no fence: our claim (seq_cst RMW on tail) precedes this load
+     * in the single order S. rx_start stores rx_wait, fences, then loads
+     * tail: if its fence precedes this load, we see the node; otherwise our
+     * claim precedes its fence and it sees the position claimed and does
+     * not sleep (it waits for the publication instead). */
+    if (atomic_load_explicit(&ch->rx_wait, memory_order_seq_cst))
+        wake_rx(ch);
 }
 
 /* ---- storage: the receiver (one at a time) ---- */
@@ -457,8 +485,8 @@ int ursa_mpsc_sender_drop(ursa_mpsc_sender_t *tx)
     tx->ch = NULL;
     /* acq_rel: our sends happen-before a receiver that sees the count. */
     uint64_t l = atomic_fetch_sub_explicit(&ch->life, TX_ONE, memory_order_acq_rel) - TX_ONE;
-    if (terminal(l))
-        wake_rx(ch);
+    if ((l & TX_MASK) == 0)
+        end_check(ch);
     ref_put(ch);
     return 0;
 }
@@ -515,11 +543,10 @@ int ursa_mpsc_close(const ursa_mpsc_receiver_t *rx)
         return -EINVAL;
     ursa_mpsc_t *ch = rx->ch;
     /* acq_rel: orders against reserves that count themselves first. */
-    uint64_t l = atomic_fetch_or_explicit(&ch->life, CLOSED, memory_order_acq_rel) | CLOSED;
+    atomic_fetch_or_explicit(&ch->life, CLOSED, memory_order_acq_rel);
     if (ch->cap)
         ursa__sema_close(&ch->sema);
-    if (terminal(l))
-        wake_rx(ch); /* a raw recv of ours may wait */
+    end_check(ch); /* a raw recv of ours may wait */
     return 0;
 }
 
@@ -539,56 +566,68 @@ int ursa_mpsc_receiver_drop(ursa_mpsc_receiver_t *rx)
 
 /* ---- reserving ---- */
 
+/* Records the hold; the permit keeps the channel alive (a reference). */
 static int take(ursa_mpsc_t *ch, uint64_t n, ursa_mpsc_permit_t *p, ursa__ctx_t *c,
                 const ursa_site_t *site)
 {
     if (__builtin_expect(ursa__oblig_take(&c->ledger, &p->ob, &permit_kind, site, ch, n), 0)) {
-        if (ch->cap)
-            ursa__sema_release(&ch->sema, n);
-        perm_done(ch);
+        give_up(ch, n);
+        if (!ch->cap)
+            unb_done(ch);
         return -ENOMEM;
     }
+    ref_get(ch);
     p->ch = ch;
     p->n = n;
     return 0;
 }
 
-/* Reserves n slots, counting as a permit out: 0, or an error with nothing
- * reserved and nothing counted. */
-static int acquire(ursa_mpsc_t *ch, uint64_t n, ursa_time_t deadline, ursa__ctx_t *c,
-                   const ursa_site_t *site)
+/* Bounded, slow half of acquire: wait in the semaphore's FIFO. */
+static int acquire_wait(ursa_mpsc_t *ch, uint64_t n, ursa_time_t deadline, ursa__ctx_t *c,
+                        const ursa_site_t *site)
 {
-    perm_begin(ch);
+    if (ursa__sema_closed(&ch->sema))
+        return -EPIPE;
+    if (deadline == URSA_NOW)
+        return -EAGAIN;
+    if (!c)
+        c = ursa__ctx();
+    ursa_wait_t w;
+    ursa__wait_init(&w, c->waker, &reserve_ops, site);
+    int rc = ursa__sema_start(&ch->sema, &w, n);
+    if (rc == -EINPROGRESS) {
+        rc = ursa__ctx_block(c, &w, deadline);
+        if (rc == 0 || !ursa__sema_cancel(&w))
+            return atomic_load_explicit(&w.state, memory_order_relaxed) == URSA__W_GRANTED
+                       ? 0
+                       : -EPIPE;
+        /* Cancelled: the permits assigned so far went back; they may be the
+         * last a closed receiver waits for. */
+        end_check(ch);
+    }
+    return rc;
+}
+
+/* Reserves n slots: bounded, n semaphore permits; unbounded, one "permit
+ * out" in life. 0, or an error with nothing reserved and nothing counted.
+ * A caller that sends at once holds a strong sender, so it needs no
+ * reference; a permit takes one (take). */
+static inline int acquire(ursa_mpsc_t *ch, uint64_t n, ursa_time_t deadline, ursa__ctx_t *c,
+                          const ursa_site_t *site)
+{
     if (!ch->cap) {
-        /* acquire: paired with close's RMW. */
-        if (atomic_load_explicit(&ch->life, memory_order_acquire) & CLOSED) {
-            perm_done(ch);
+        /* acq_rel: counted before our message, so a receiver that reads "no
+         * permit out" cannot miss it; the CLOSED we read is ordered against
+         * close's RMW on the same word. */
+        if (atomic_fetch_add_explicit(&ch->life, PERM_ONE, memory_order_acq_rel) & CLOSED) {
+            unb_done(ch);
             return -EPIPE;
         }
         return 0;
     }
-    if (ursa__sema_try(&ch->sema, n))
+    if (__builtin_expect(ursa__sema_try(&ch->sema, n), 1))
         return 0;
-    int rc;
-    if (ursa__sema_closed(&ch->sema)) {
-        rc = -EPIPE;
-    } else if (deadline == URSA_NOW) {
-        rc = -EAGAIN;
-    } else {
-        ursa_wait_t w;
-        ursa__wait_init(&w, c->waker, &reserve_ops, site);
-        rc = ursa__sema_start(&ch->sema, &w, n);
-        if (rc == -EINPROGRESS) {
-            rc = ursa__ctx_block(c, &w, deadline);
-            if (rc == 0 || !ursa__sema_cancel(&w))
-                rc = atomic_load_explicit(&w.state, memory_order_relaxed) == URSA__W_GRANTED
-                         ? 0
-                         : -EPIPE;
-        }
-    }
-    if (rc)
-        perm_done(ch); /* a cancelled reserve may be what a closed receiver waits for */
-    return rc;
+    return acquire_wait(ch, n, deadline, c, site);
 }
 
 static int check_n(ursa_mpsc_t *ch, uint64_t n)
@@ -606,17 +645,20 @@ int ursa_mpsc_reserve_many_at(const ursa_mpsc_sender_t *tx, uint64_t n, ursa_mps
     return rc ? rc : take(tx->ch, n, p, c, site);
 }
 
+/* Raw reserves (bounded only) hold a reference from start until the wait
+ * is finished, cancelled or handed back. */
 static bool reserve_cancel(ursa_wait_t *w)
 {
     ursa_mpsc_t *ch = (ursa_mpsc_t *)((char *)w->owner - offsetof(ursa_mpsc_t, sema));
     if (ursa__sema_cancel(w)) {
-        perm_done(ch);
+        end_check(ch); /* its partial permits went back */
+        ref_put(ch);
         return true;
     }
-    /* Decided. CLOSED will never be finished: it stops counting now.
+    /* Decided. CLOSED will never be finished: drop its reference now.
      * GRANTED is handled by give_back (or by the finish). */
     if (atomic_load_explicit(&w->state, memory_order_relaxed) == URSA__W_CLOSED)
-        perm_done(ch);
+        ref_put(ch);
     return false;
 }
 
@@ -624,7 +666,8 @@ static void reserve_give_back(ursa_wait_t *w)
 {
     ursa_mpsc_t *ch = (ursa_mpsc_t *)((char *)w->owner - offsetof(ursa_mpsc_t, sema));
     ursa__sema_give_back(w);
-    perm_done(ch);
+    end_check(ch);
+    ref_put(ch);
 }
 
 int ursa_mpsc_reserve_start(const ursa_mpsc_sender_t *tx, uint64_t n, ursa_wait_t *w,
@@ -636,10 +679,10 @@ int ursa_mpsc_reserve_start(const ursa_mpsc_sender_t *tx, uint64_t n, ursa_wait_
     if (!ch->cap)
         return -EINVAL; /* unbounded: reserve never waits; use ursa_mpsc_reserve */
     ursa__wait_init(w, waker, &reserve_raw_ops, NULL);
-    perm_begin(ch);
+    ref_get(ch);
     int rc = ursa__sema_start(&ch->sema, w, n);
     if (rc == -EPIPE) {
-        perm_done(ch);
+        ref_put(ch);
         atomic_store_explicit(&w->state, URSA__W_FINISHED, memory_order_relaxed);
     }
     return rc;
@@ -658,11 +701,9 @@ int ursa_mpsc_reserve_finish(const ursa_mpsc_sender_t *tx, ursa_wait_t *w, ursa_
     if (st != URSA__W_GRANTED && st != URSA__W_CLOSED)
         return -EINVAL;
     atomic_store_explicit(&w->state, URSA__W_FINISHED, memory_order_relaxed);
-    if (st == URSA__W_CLOSED) {
-        perm_done(ch);
-        return -EPIPE;
-    }
-    return take(ch, w->got, p, ursa__ctx(), w->site);
+    int rc = st == URSA__W_CLOSED ? -EPIPE : take(ch, w->got, p, ursa__ctx(), w->site);
+    ref_put(ch); /* the wait's; a permit holds its own */
+    return rc;
 }
 
 /* ---- permits ---- */
@@ -685,7 +726,9 @@ static void finish_permit(ursa_mpsc_permit_t *p)
     (void)ursa__oblig_discharge(&ursa__ctx()->ledger, &p->ob);
     p->ch = NULL;
     p->n = 0;
-    perm_done(ch);
+    if (!ch->cap)
+        unb_done(ch);
+    ref_put(ch);
 }
 
 /* One slot used or given up: shrink the record a leak sweep would release.
@@ -711,8 +754,7 @@ int ursa_mpsc_permit_send(ursa_mpsc_permit_t *p, const void *value)
     ursa_mpsc_t *ch = p->ch;
     /* acquire: paired with receiver_drop. */
     if (atomic_load_explicit(&ch->life, memory_order_acquire) & RX_GONE) {
-        if (ch->cap)
-            ursa__sema_release(&ch->sema, 1);
+        give_up(ch, 1);
         shrink(p);
         return -EPIPE;
     }
@@ -726,8 +768,7 @@ int ursa_mpsc_permit_release(ursa_mpsc_permit_t *p)
     int rc = check_owner(p);
     if (rc)
         return rc;
-    if (p->ch->cap)
-        ursa__sema_release(&p->ch->sema, p->n);
+    give_up(p->ch, p->n);
     finish_permit(p);
     return 0;
 }
@@ -741,9 +782,10 @@ void ursa_mpsc_permit_cleanup(ursa_mpsc_permit_t *p)
 static void leaked_release(void *target, uint64_t n)
 {
     ursa_mpsc_t *ch = target;
-    if (ch->cap)
-        ursa__sema_release(&ch->sema, n);
-    perm_done(ch);
+    give_up(ch, n);
+    if (!ch->cap)
+        unb_done(ch);
+    ref_put(ch);
 }
 
 int ursa_mpsc_send(const ursa_mpsc_sender_t *tx, const void *value, ursa_time_t deadline)
@@ -751,18 +793,19 @@ int ursa_mpsc_send(const ursa_mpsc_sender_t *tx, const void *value, ursa_time_t 
     if (!tx || !tx->ch || !value)
         return -EINVAL;
     ursa_mpsc_t *ch = tx->ch;
-    int rc = acquire(ch, 1, deadline, ursa__ctx(), NULL);
+    /* Our strong sender keeps the channel alive: no reference is taken. */
+    int rc = acquire(ch, 1, deadline, NULL, NULL);
     if (rc)
         return rc;
     /* acquire: paired with receiver_drop. */
-    if (atomic_load_explicit(&ch->life, memory_order_acquire) & RX_GONE) {
-        if (ch->cap)
-            ursa__sema_release(&ch->sema, 1);
+    if (__builtin_expect(atomic_load_explicit(&ch->life, memory_order_acquire) & RX_GONE, 0)) {
+        give_up(ch, 1);
         rc = -EPIPE;
     } else {
         push(ch, value);
     }
-    perm_done(ch);
+    if (!ch->cap)
+        unb_done(ch);
     return rc;
 }
 
@@ -772,7 +815,7 @@ static bool rx_ready(ursa_mpsc_t *ch)
 {
     /* acquire, and read before the queue: see the header comment. */
     uint64_t l = atomic_load_explicit(&ch->life, memory_order_acquire);
-    return peek(ch) || terminal(l);
+    return peek(ch) || ended(ch, l);
 }
 
 /* Registers w as the receiver's wait: 0 ready now (w done), -EINPROGRESS. */
@@ -782,11 +825,26 @@ static int rx_start(ursa_mpsc_t *ch, ursa_wait_t *w)
     atomic_store_explicit(&w->state, URSA__W_QUEUED, memory_order_relaxed);
     /* release: the node's fields reach the sender that takes it. */
     atomic_store_explicit(&ch->rx_wait, w, memory_order_release);
-    /* seq_cst: see wake_rx. */
+    /* seq_cst fence: orders the store above before the loads below, against
+     * push (seq_cst claim on tail, then seq_cst load of rx_wait) and
+     * end_check (change, fence, load): see push and the header comment. */
     atomic_thread_fence(memory_order_seq_cst);
-    if (!rx_ready(ch))
+    /* relaxed: only we write head. seq_cst: a claim ordered before our
+     * fence in S is seen here. */
+    uint64_t h = atomic_load_explicit(&ch->head, memory_order_relaxed);
+    bool claimed = atomic_load_explicit(&ch->tail, memory_order_seq_cst) != h;
+    if (!claimed && !rx_ready(ch))
         return -EINPROGRESS;
     if (rx_cancel(w)) {
+        /* A claimed position is written without waiting (the sender
+         * holds its slot), but that sender will not wake us: wait here
+         * for the short window until it publishes. */
+        for (unsigned i = 0; claimed && !peek(ch); i++) {
+            if (i < 128)
+                ursa__cpu_relax();
+            else
+                sched_yield();
+        }
         ursa__wait_complete_now(w, URSA__W_GRANTED);
         return 0;
     }
@@ -830,12 +888,14 @@ int ursa_mpsc_recv(const ursa_mpsc_receiver_t *rx, void *out, ursa_time_t deadli
     if (!rx || !rx->ch || !out)
         return -EINVAL;
     ursa_mpsc_t *ch = rx->ch;
+    if (__builtin_expect(pop(ch, out), 1))
+        return 0;
     for (;;) {
         /* acquire, before the queue: see the header comment. */
         uint64_t l = atomic_load_explicit(&ch->life, memory_order_acquire);
         if (pop(ch, out))
             return 0;
-        if (terminal(l))
+        if (ended(ch, l))
             return -EPIPE;
         int rc = rx_wait(ch, deadline);
         if (rc)
@@ -862,7 +922,7 @@ long ursa_mpsc_recv_many(const ursa_mpsc_receiver_t *rx, void *buf, size_t max,
             k++;
         if (k)
             return (long)k;
-        if (terminal(l))
+        if (ended(ch, l))
             return -EPIPE;
         int rc = rx_wait(ch, deadline);
         if (rc)
@@ -898,7 +958,7 @@ int ursa_mpsc_recv_finish(const ursa_mpsc_receiver_t *rx, ursa_wait_t *w, void *
     uint64_t l = atomic_load_explicit(&ch->life, memory_order_acquire);
     if (pop(ch, out))
         return 0;
-    return terminal(l) ? -EPIPE : -EAGAIN;
+    return ended(ch, l) ? -EPIPE : -EAGAIN;
 }
 
 /* ---- queries ---- */

@@ -88,6 +88,17 @@ static inline bool ursa__sema_closed(const ursa__sema_t *s)
     return atomic_load_explicit(&s->state, memory_order_relaxed) & URSA__SEMA_CLOSED;
 }
 
+/* True when no waiter is queued and `total` permits are available: every
+ * permit of a semaphore that holds `total` in all is back (mpsc's end of
+ * stream). Lock-free snapshot. */
+static inline bool ursa__sema_idle(const ursa__sema_t *s, uint64_t total)
+{
+    /* acquire: pairs with the release CAS that returned the last permit, so
+     * whatever its holder did happens-before the caller. */
+    uint64_t st = atomic_load_explicit(&s->state, memory_order_acquire);
+    return !(st & URSA__SEMA_WAITERS) && (st >> URSA__SEMA_SHIFT) == total;
+}
+
 /* True if waiters are queued (a snapshot, taken under the lock). */
 bool ursa__sema_has_waiters(ursa__sema_t *s);
 
