@@ -794,6 +794,620 @@ static void test_stress(void **state)
     }
 }
 
+
+/* ====================================================================== */
+/* raw two-phase waits: changed_start/finish, closed_start/finish         */
+/* ====================================================================== */
+
+/* A foreign waker: counts calls, remembers the calling thread, and
+ * (optionally) signals an eventfd the way an event loop would be woken. */
+typedef struct cwaker {
+    atomic_int count;
+    atomic_int tid;
+    int efd;
+} cwaker_t;
+
+static void cwaker_fn(void *p)
+{
+    cwaker_t *k = p;
+    atomic_store(&k->tid, (int)gettid());
+    atomic_fetch_add(&k->count, 1);
+    if (k->efd >= 0) {
+        uint64_t one = 1;
+        ssize_t n = write(k->efd, &one, sizeof one);
+        (void)n;
+    }
+}
+
+static ursa_waker_t cwaker(cwaker_t *k, int efd)
+{
+    atomic_init(&k->count, 0);
+    atomic_init(&k->tid, 0);
+    k->efd = efd;
+    return (ursa_waker_t){cwaker_fn, k};
+}
+
+/* Bad input: clear codes, nothing changes, no crash. */
+static void *raw_bad_input_body(void *arg)
+{
+    (void)arg;
+    ursa_watch_tx_t *tx, *tx2;
+    ursa_watch_rx_t *rx, *rx2;
+    pair_t p = mk(0);
+    CHECK_EQ(pw_new(&tx, &rx, &p), 0);
+    CHECK_EQ(pw_new(&tx2, &rx2, &p), 0);
+    cwaker_t k;
+    ursa_waker_t wk = cwaker(&k, -1);
+    ursa_wait_t n, n2;
+    memset(&n, 0, sizeof n);
+    memset(&n2, 0, sizeof n2);
+    CHECK_EQ(ursa_watch_changed_start(NULL, &n, wk), -EINVAL);
+    CHECK_EQ(ursa_watch_changed_start(rx, NULL, wk), -EINVAL);
+    CHECK_EQ(ursa_watch_changed_start(rx, &n, (ursa_waker_t){NULL, NULL}), -EINVAL);
+    CHECK_EQ(ursa_watch_closed_start(NULL, &n, wk), -EINVAL);
+    CHECK_EQ(ursa_watch_closed_start(tx, NULL, wk), -EINVAL);
+    CHECK_EQ(ursa_watch_closed_start(tx, &n, (ursa_waker_t){NULL, NULL}), -EINVAL);
+    /* never started */
+    CHECK_EQ(ursa_watch_changed_finish(rx, &n), -EINVAL);
+    CHECK_EQ(ursa_watch_closed_finish(tx, &n), -EINVAL);
+    CHECK_EQ(ursa_watch_changed_finish(NULL, &n), -EINVAL);
+    CHECK_EQ(ursa_watch_changed_finish(rx, NULL), -EINVAL);
+    CHECK_EQ(ursa_watch_closed_finish(NULL, &n), -EINVAL);
+    CHECK_EQ(ursa_watch_closed_finish(tx, NULL), -EINVAL);
+    /* started on one watch / kind, finished as another */
+    CHECK_EQ(ursa_watch_changed_start(rx, &n, wk), -EINPROGRESS);
+    CHECK_EQ(ursa_watch_closed_start(tx, &n2, wk), -EINPROGRESS);
+    CHECK_EQ(ursa_watch_changed_finish(rx2, &n), -EINVAL);
+    CHECK_EQ(ursa_watch_closed_finish(tx, &n), -EINVAL);
+    CHECK_EQ(ursa_watch_changed_finish(rx, &n2), -EINVAL);
+    CHECK_EQ(ursa_watch_closed_finish(tx2, &n2), -EINVAL);
+    /* not woken yet: -EAGAIN, still queued */
+    CHECK_EQ(ursa_watch_changed_finish(rx, &n), -EAGAIN);
+    CHECK_EQ(ursa_watch_closed_finish(tx, &n2), -EAGAIN);
+    CHECK(!ursa_wait_ready(&n) && !ursa_wait_ready(&n2));
+    CHECK_EQ(ursa_wait_cancel(&n), -ECANCELED);
+    CHECK_EQ(ursa_wait_cancel(&n2), -ECANCELED);
+    /* cancelled: finish and a second cancel refuse */
+    CHECK_EQ(ursa_watch_changed_finish(rx, &n), -EINVAL);
+    CHECK_EQ(ursa_watch_closed_finish(tx, &n2), -EINVAL);
+    CHECK_EQ(ursa_wait_cancel(&n), -EINVAL);
+    CHECK_EQ(ursa_wait_cancel(NULL), -EINVAL);
+    CHECK_EQ(atomic_load(&k.count), 0);
+    /* the channel still works, nothing was marked or woken */
+    CHECK_EQ(ursa_watch_has_changed(rx), 0);
+    CHECK_EQ(pw_send(tx, mk(1)), 0);
+    CHECK_EQ(ursa_watch_has_changed(rx), 1);
+    CHECK_EQ(atomic_load(&k.count), 0);
+    /* finished: a second finish refuses */
+    CHECK_EQ(ursa_watch_changed_start(rx, &n, wk), 0);
+    CHECK_EQ(ursa_watch_changed_finish(rx, &n), 0);
+    CHECK_EQ(ursa_watch_changed_finish(rx, &n), -EINVAL);
+    CHECK_EQ(ursa_wait_cancel(&n), -EINVAL);
+    CHECK_EQ(ursa_watch_receiver_drop(rx), 0);
+    CHECK_EQ(ursa_watch_receiver_drop(rx2), 0);
+    CHECK_EQ(ursa_watch_sender_drop(tx), 0);
+    CHECK_EQ(ursa_watch_sender_drop(tx2), 0);
+    return NULL;
+}
+
+static void test_raw_bad_input(void **state)
+{
+    (void)state;
+    ASSERT_OK(raw_bad_input_body(NULL));
+}
+
+/* The raw forms' outcomes, one by one, on a plain thread. */
+static void *raw_basic_body(void *arg)
+{
+    (void)arg;
+    ursa_watch_tx_t *tx;
+    ursa_watch_rx_t *rx, *rx2;
+    pair_t p = mk(0), q;
+    cwaker_t k;
+    ursa_waker_t wk = cwaker(&k, -1);
+    ursa_wait_t n, n2;
+    CHECK_EQ(pw_new(&tx, &rx, &p), 0);
+    CHECK_EQ(ursa_watch_subscribe(tx, &rx2), 0);
+
+    /* queued; a send wakes it once; finish marks the value seen */
+    CHECK_EQ(ursa_watch_changed_start(rx, &n, wk), -EINPROGRESS);
+    CHECK_EQ(ursa_watch_changed_start(rx2, &n2, wk), -EINPROGRESS);
+    CHECK_EQ(pw_send(tx, mk(1)), 0);
+    CHECK_EQ(atomic_load(&k.count), 2); /* every queued receiver */
+    CHECK(ursa_wait_ready(&n) && ursa_wait_ready(&n2));
+    CHECK_EQ(ursa_watch_changed_finish(rx, &n), 0);
+    CHECK_EQ(ursa_watch_has_changed(rx), 0);
+    CHECK_EQ(pw_get(rx, &q), 0);
+    CHECK_EQ(q.a, 1);
+
+    /* woken, but the change was marked before finish: -EAGAIN */
+    CHECK_EQ(pw_get_and_update(rx2, &q), 0);
+    CHECK_EQ(ursa_watch_changed_finish(rx2, &n2), -EAGAIN);
+
+    /* something unseen already: 0 at once, no waker call */
+    CHECK_EQ(pw_send(tx, mk(2)), 0);
+    CHECK_EQ(ursa_watch_changed_start(rx, &n, wk), 0);
+    CHECK(ursa_wait_ready(&n));
+    CHECK_EQ(ursa_watch_changed_finish(rx, &n), 0);
+    CHECK_EQ(atomic_load(&k.count), 2);
+
+    /* a modify that changes nothing does not wake */
+    CHECK_EQ(ursa_watch_changed_start(rx, &n, wk), -EINPROGRESS);
+    CHECK_EQ(pw_get_and_update(rx2, &q), 0);
+    CHECK_EQ(ursa_watch_send_modify(tx, inc_if_even, NULL), 1); /* 2 -> 3 */
+    CHECK_EQ(atomic_load(&k.count), 3);
+    CHECK_EQ(ursa_watch_changed_finish(rx, &n), 0);
+    CHECK_EQ(ursa_watch_changed_start(rx, &n, wk), -EINPROGRESS);
+    CHECK_EQ(ursa_watch_send_modify(tx, inc_if_even, NULL), 0); /* odd: no change */
+    CHECK_EQ(atomic_load(&k.count), 3);
+    CHECK(!ursa_wait_ready(&n));
+
+    /* the last sender drop wakes it: the unseen... nothing unseen: -EPIPE */
+    CHECK_EQ(ursa_watch_sender_drop(tx), 0);
+    CHECK_EQ(atomic_load(&k.count), 4);
+    CHECK_EQ(ursa_watch_changed_finish(rx, &n), -EPIPE);
+    /* after the close: rx2 still has an unseen value, then -EPIPE */
+    CHECK_EQ(ursa_watch_changed_start(rx2, &n2, wk), 0);
+    CHECK_EQ(ursa_watch_changed_finish(rx2, &n2), 0);
+    CHECK_EQ(ursa_watch_changed_start(rx2, &n2, wk), 0);
+    CHECK_EQ(ursa_watch_changed_finish(rx2, &n2), -EPIPE);
+    CHECK_EQ(atomic_load(&k.count), 4);
+    CHECK_EQ(ursa_watch_receiver_drop(rx), 0);
+    CHECK_EQ(ursa_watch_receiver_drop(rx2), 0);
+
+    /* closed: queued until the last receiver drops */
+    CHECK_EQ(pw_new(&tx, &rx, &p), 0);
+    CHECK_EQ(ursa_watch_receiver_clone(rx, &rx2), 0);
+    CHECK_EQ(ursa_watch_closed_start(tx, &n, wk), -EINPROGRESS);
+    CHECK_EQ(ursa_watch_receiver_drop(rx), 0);
+    CHECK(!ursa_wait_ready(&n));
+    CHECK_EQ(ursa_watch_receiver_drop(rx2), 0);
+    CHECK_EQ(atomic_load(&k.count), 5);
+    CHECK_EQ(ursa_watch_closed_finish(tx, &n), 0);
+    CHECK_EQ(ursa_watch_closed_start(tx, &n, wk), 0); /* already: no waker */
+    CHECK_EQ(ursa_watch_closed_finish(tx, &n), 0);
+    /* woken, but a receiver subscribed again before finish: -EAGAIN */
+    CHECK_EQ(ursa_watch_subscribe(tx, &rx), 0);
+    CHECK_EQ(ursa_watch_closed_start(tx, &n, wk), -EINPROGRESS);
+    CHECK_EQ(ursa_watch_receiver_drop(rx), 0);
+    CHECK_EQ(atomic_load(&k.count), 6);
+    CHECK_EQ(ursa_watch_subscribe(tx, &rx), 0);
+    CHECK_EQ(ursa_watch_closed_finish(tx, &n), -EAGAIN);
+    CHECK_EQ(ursa_watch_receiver_drop(rx), 0);
+    CHECK_EQ(ursa_watch_sender_drop(tx), 0);
+    CHECK_EQ(atomic_load(&k.count), 6);
+    return NULL;
+}
+
+static void test_raw_basic(void **state)
+{
+    (void)state;
+    ASSERT_OK(raw_basic_body(NULL));
+}
+
+/* Deterministic: a raw changed wait against a sender task, over seeds and
+ * yield counts; the root either waits for the wake or cancels (racing the
+ * send). Either way the change is never lost and the waker runs at most
+ * once. */
+typedef struct rsend {
+    ursa_watch_tx_t *tx;
+    unsigned yields;
+    int rc;
+} rsend_t;
+
+static void *rsend_task(void *arg)
+{
+    rsend_t *r = arg;
+    for (unsigned i = 0; i < r->yields; i++)
+        (void)ursa_yield();
+    r->rc = pw_send(r->tx, mk(5));
+    return NULL;
+}
+
+static const char *raw_sim_one(unsigned v, unsigned cancel_after)
+{
+    ursa_watch_tx_t *tx;
+    ursa_watch_rx_t *rx;
+    pair_t p = mk(0);
+    URSA_SIM_CHECK(pw_new(&tx, &rx, &p) == 0);
+    cwaker_t k;
+    ursa_waker_t wk = cwaker(&k, -1);
+    ursa_wait_t n;
+    URSA_SIM_CHECK(ursa_watch_changed_start(rx, &n, wk) == -EINPROGRESS);
+    rsend_t s = {tx, v, -1};
+    ursa_task_t *t = NULL;
+    URSA_SIM_CHECK(ursa_spawn(&t, rsend_task, &s, NULL) == 0);
+    bool finished = false;
+    for (unsigned i = 0;; i++) {
+        if (cancel_after != ~0u && i >= cancel_after) {
+            URSA_SIM_CHECK(ursa_wait_cancel(&n) == -ECANCELED);
+            break;
+        }
+        if (ursa_wait_ready(&n)) {
+            URSA_SIM_CHECK(ursa_watch_changed_finish(rx, &n) == 0);
+            finished = true;
+            break;
+        }
+        URSA_SIM_CHECK(ursa_watch_changed_finish(rx, &n) == -EAGAIN);
+        (void)ursa_yield();
+    }
+    URSA_SIM_CHECK(ursa_task_join(t, NULL, URSA_NEVER) == 0);
+    URSA_SIM_CHECK(s.rc == 0);
+    int wakes = atomic_load(&k.count);
+    URSA_SIM_CHECK(wakes <= 1);
+    if (finished) {
+        URSA_SIM_CHECK(wakes == 1);
+        URSA_SIM_CHECK(ursa_watch_has_changed(rx) == 0); /* marked by finish */
+    } else {
+        /* cancelled: nothing marked, the send is still there to see */
+        URSA_SIM_CHECK(ursa_watch_has_changed(rx) == 1);
+        URSA_SIM_CHECK(ursa_watch_changed(rx, URSA_NOW) == 0);
+    }
+    pair_t q;
+    URSA_SIM_CHECK(pw_get(rx, &q) == 0);
+    URSA_SIM_CHECK(q.a == 5 && q.b == 15);
+    URSA_SIM_CHECK(ursa_watch_receiver_drop(rx) == 0);
+    URSA_SIM_CHECK(ursa_watch_sender_drop(tx) == 0);
+    return NULL;
+}
+
+/* A raw closed wait against a task that drops the last receiver. */
+typedef struct rdrop {
+    ursa_watch_rx_t *rx;
+    unsigned yields;
+} rdrop_t;
+
+static void *rdrop_task(void *arg)
+{
+    rdrop_t *r = arg;
+    for (unsigned i = 0; i < r->yields; i++)
+        (void)ursa_yield();
+    (void)ursa_watch_receiver_drop(r->rx);
+    return NULL;
+}
+
+static const char *raw_closed_sim_one(unsigned v, bool cancel)
+{
+    ursa_watch_tx_t *tx;
+    ursa_watch_rx_t *rx;
+    pair_t p = mk(0);
+    URSA_SIM_CHECK(pw_new(&tx, &rx, &p) == 0);
+    cwaker_t k;
+    ursa_waker_t wk = cwaker(&k, -1);
+    ursa_wait_t n;
+    URSA_SIM_CHECK(ursa_watch_closed_start(tx, &n, wk) == -EINPROGRESS);
+    rdrop_t d = {rx, v};
+    ursa_task_t *t = NULL;
+    URSA_SIM_CHECK(ursa_spawn(&t, rdrop_task, &d, NULL) == 0);
+    if (cancel) {
+        (void)ursa_yield();
+        URSA_SIM_CHECK(ursa_wait_cancel(&n) == -ECANCELED);
+    } else {
+        while (!ursa_wait_ready(&n))
+            (void)ursa_yield();
+        URSA_SIM_CHECK(ursa_watch_closed_finish(tx, &n) == 0);
+        URSA_SIM_CHECK(atomic_load(&k.count) == 1);
+    }
+    URSA_SIM_CHECK(ursa_task_join(t, NULL, URSA_NEVER) == 0);
+    URSA_SIM_CHECK(atomic_load(&k.count) <= 1);
+    URSA_SIM_CHECK(ursa_watch_closed(tx, URSA_NOW) == 0);
+    URSA_SIM_CHECK(pw_send(tx, mk(1)) == -EPIPE);
+    URSA_SIM_CHECK(ursa_watch_sender_drop(tx) == 0);
+    return NULL;
+}
+
+static void *raw_sim(void *arg)
+{
+    (void)arg;
+    for (unsigned v = 0; v < 4; v++) {
+        CHECK_OK(raw_sim_one(v, ~0u));
+        for (unsigned c = 0; c < 5; c++)
+            CHECK_OK(raw_sim_one(v, c));
+        CHECK_OK(raw_closed_sim_one(v, false));
+        CHECK_OK(raw_closed_sim_one(v, true));
+    }
+    return NULL;
+}
+
+static void test_raw_sim(void **state)
+{
+    (void)state;
+    test_explore(raw_sim, NULL);
+}
+
+/* Raw waits woken from another thread: the waker runs on the sender's
+ * thread and signals an eventfd that this thread polls, as a foreign
+ * event loop would. */
+typedef struct rthr {
+    ursa_watch_tx_t *tx;
+    ursa_watch_rx_t *rx;
+    atomic_int tid;
+} rthr_t;
+
+static void *rthr_send(void *arg)
+{
+    rthr_t *r = arg;
+    atomic_store(&r->tid, (int)gettid());
+    sleep_real_ms(2);
+    (void)pw_send(r->tx, mk(9));
+    return NULL;
+}
+
+static void *rthr_drop(void *arg)
+{
+    rthr_t *r = arg;
+    atomic_store(&r->tid, (int)gettid());
+    sleep_real_ms(2);
+    (void)ursa_watch_receiver_drop(r->rx);
+    return NULL;
+}
+
+static const char *poll_efd(int efd)
+{
+    struct pollfd pfd = {efd, POLLIN, 0};
+    if (poll(&pfd, 1, 5000) != 1)
+        return "eventfd not signalled within 5 s";
+    uint64_t c;
+    if (read(efd, &c, sizeof c) != (ssize_t)sizeof c || c != 1)
+        return "eventfd count is not 1";
+    return NULL;
+}
+
+static void *raw_thread_body(void *arg)
+{
+    (void)arg;
+    int efd = eventfd(0, EFD_CLOEXEC);
+    CHECK(efd >= 0);
+    ursa_watch_tx_t *tx;
+    ursa_watch_rx_t *rx;
+    pair_t p = mk(0);
+    CHECK_EQ(pw_new(&tx, &rx, &p), 0);
+    cwaker_t k;
+    ursa_wait_t n;
+    rthr_t r = {tx, rx, 0};
+    pthread_t th;
+    CHECK_EQ(ursa_watch_changed_start(rx, &n, cwaker(&k, efd)), -EINPROGRESS);
+    CHECK_EQ(pthread_create(&th, NULL, rthr_send, &r), 0);
+    CHECK_OK(poll_efd(efd));
+    CHECK(ursa_wait_ready(&n));
+    CHECK_EQ(ursa_watch_changed_finish(rx, &n), 0);
+    pthread_join(th, NULL);
+    CHECK_EQ(atomic_load(&k.count), 1);
+    CHECK_EQ(atomic_load(&k.tid), atomic_load(&r.tid)); /* called by the sender */
+    CHECK(atomic_load(&k.tid) != (int)gettid());
+    pair_t q;
+    CHECK_EQ(pw_get(rx, &q), 0);
+    CHECK_EQ(q.a, 9);
+
+    CHECK_EQ(ursa_watch_closed_start(tx, &n, cwaker(&k, efd)), -EINPROGRESS);
+    CHECK_EQ(pthread_create(&th, NULL, rthr_drop, &r), 0);
+    CHECK_OK(poll_efd(efd));
+    CHECK_EQ(ursa_watch_closed_finish(tx, &n), 0);
+    pthread_join(th, NULL);
+    CHECK_EQ(atomic_load(&k.count), 1);
+    CHECK_EQ(atomic_load(&k.tid), atomic_load(&r.tid));
+    CHECK_EQ(ursa_watch_sender_drop(tx), 0);
+    close(efd);
+    return NULL;
+}
+
+static void test_raw_thread(void **state)
+{
+    (void)state;
+    ASSERT_OK(raw_thread_body(NULL));
+}
+
+/* Threads: a raw wait cancelled (or finished) while another thread sends,
+ * many times. Whatever wins, the change is seen exactly once: by the
+ * finish, or (after a cancel) by the next changed. */
+typedef struct rrace {
+    ursa_watch_tx_t *tx;
+    long n;
+    atomic_long go, sent;
+} rrace_t;
+
+static void *rrace_sender(void *arg)
+{
+    rrace_t *r = arg;
+    for (long i = 1; i <= r->n; i++) {
+        while (atomic_load(&r->go) < i)
+            sched_yield();
+        if (pw_send(r->tx, mk(i)) != 0)
+            return (void *)"send failed";
+        atomic_store(&r->sent, i);
+    }
+    return NULL;
+}
+
+static void *raw_race_body(void *arg)
+{
+    (void)arg;
+    static rrace_t r;
+    ursa_watch_rx_t *rx;
+    pair_t p = mk(0);
+    CHECK_EQ(pw_new(&r.tx, &rx, &p), 0);
+    r.n = test_scale(3000);
+    atomic_init(&r.go, 0);
+    atomic_init(&r.sent, 0);
+    pthread_t th;
+    CHECK_EQ(pthread_create(&th, NULL, rrace_sender, &r), 0);
+    long cancels = 0, finishes = 0;
+    for (long i = 1; i <= r.n; i++) {
+        cwaker_t k;
+        ursa_wait_t n;
+        CHECK_EQ(ursa_watch_changed_start(rx, &n, cwaker(&k, -1)), -EINPROGRESS);
+        atomic_store(&r.go, i);
+        for (long spin = i % 7; spin > 0; spin--)
+            sched_yield();
+        bool cancel = (i % 3) != 0 || !ursa_wait_ready(&n);
+        int rc;
+        if (cancel)
+            rc = ursa_wait_cancel(&n);
+        else
+            rc = ursa_watch_changed_finish(rx, &n);
+        while (atomic_load(&r.sent) < i)
+            sched_yield();
+        int wakes = atomic_load(&k.count);
+        CHECK(wakes <= 1);
+        if (cancel) {
+            CHECK_EQ(rc, -ECANCELED);
+            cancels++;
+            CHECK_EQ(ursa_watch_changed(rx, URSA_NOW), 0); /* not lost */
+        } else {
+            CHECK_EQ(rc, 0);
+            CHECK_EQ(wakes, 1);
+            finishes++;
+        }
+        CHECK_EQ(ursa_watch_changed(rx, URSA_NOW), -EAGAIN); /* seen once */
+        pair_t q;
+        CHECK_EQ(pw_get(rx, &q), 0);
+        CHECK_EQ(q.a, i);
+        CHECK_EQ(q.b, 3 * i);
+    }
+    void *res = NULL;
+    pthread_join(th, &res);
+    CHECK_OK(res);
+    CHECK(cancels > 0);
+    CHECK_EQ(ursa_watch_receiver_drop(rx), 0);
+    CHECK_EQ(ursa_watch_sender_drop(r.tx), 0);
+    (void)finishes;
+    return NULL;
+}
+
+static void test_raw_cancel_race(void **state)
+{
+    (void)state;
+    ASSERT_OK(raw_race_body(NULL));
+}
+
+/* ====================================================================== */
+/* regressions for the state-word rewrite                                 */
+/* ====================================================================== */
+
+/* Every handle dropped while a borrow is held: the borrow keeps the
+ * channel alive and readable; its release frees it (ASan checks both). */
+static void *borrow_outlives_body(void *arg)
+{
+    (void)arg;
+    ursa_watch_tx_t *tx;
+    ursa_watch_rx_t *rx;
+    pair_t p = mk(4);
+    CHECK_EQ(pw_new(&tx, &rx, &p), 0);
+    ursa_watch_borrow_t g = {0}, g2 = {0};
+    CHECK_EQ(ursa_watch_borrow(rx, &g), 0);
+    CHECK_EQ(ursa_watch_borrow(rx, &g2), 0);
+    CHECK_EQ(ursa_watch_receiver_drop(rx), 0);
+    CHECK_EQ(ursa_watch_sender_drop(tx), 0);
+    CHECK_EQ(pw_borrow_ptr(&g)->a, 4);
+    CHECK_EQ(ursa_watch_borrow_release(&g), 0);
+    CHECK_EQ(pw_borrow_ptr(&g2)->b, 12);
+    CHECK_EQ(ursa_watch_borrow_release(&g2), 0);
+    return NULL;
+}
+
+static void test_borrow_outlives_handles(void **state)
+{
+    (void)state;
+    ASSERT_OK(borrow_outlives_body(NULL));
+}
+
+/* Two sender tasks wait for a borrow; one is cancelled and drops its
+ * handle before the borrow goes. The release must wake the other (the
+ * writer-waiting bit is shared) and must not touch freed memory. */
+typedef struct wsend {
+    ursa_watch_tx_t *tx;
+    long v;
+    int rc;
+    bool drop;
+} wsend_t;
+
+static void *wsend_task(void *arg)
+{
+    wsend_t *s = arg;
+    s->rc = pw_send(s->tx, mk(s->v));
+    if (s->drop)
+        (void)ursa_watch_sender_drop(s->tx);
+    return NULL;
+}
+
+static const char *writers_one(unsigned v)
+{
+    ursa_watch_tx_t *tx, *tx2;
+    ursa_watch_rx_t *rx;
+    pair_t p = mk(0);
+    URSA_SIM_CHECK(pw_new(&tx, &rx, &p) == 0);
+    URSA_SIM_CHECK(ursa_watch_sender_clone(tx, &tx2) == 0);
+    ursa_watch_borrow_t g = {0};
+    URSA_SIM_CHECK(ursa_watch_borrow(rx, &g) == 0);
+    wsend_t a = {tx, 7, 1, false}, b = {tx2, 8, 1, true};
+    ursa_task_t *ta = NULL, *tb = NULL;
+    URSA_SIM_CHECK(ursa_spawn(&ta, wsend_task, &a, NULL) == 0);
+    URSA_SIM_CHECK(ursa_spawn(&tb, wsend_task, &b, NULL) == 0);
+    for (unsigned i = 0; i < v + 2; i++)
+        (void)ursa_yield();
+    URSA_SIM_CHECK(a.rc == 1 && b.rc == 1); /* both held off */
+    URSA_SIM_CHECK(ursa_task_cancel(tb) == 0);
+    URSA_SIM_CHECK(ursa_task_join(tb, NULL, URSA_NEVER) == 0);
+    URSA_SIM_CHECK(b.rc == -ECANCELED);
+    URSA_SIM_CHECK(ursa_watch_sender_count(rx) == 1);
+    URSA_SIM_CHECK(pw_borrow_ptr(&g)->a == 0);
+    URSA_SIM_CHECK(ursa_watch_borrow_release(&g) == 0);
+    URSA_SIM_CHECK(ursa_task_join(ta, NULL, URSA_NEVER) == 0);
+    URSA_SIM_CHECK(a.rc == 0);
+    pair_t q;
+    URSA_SIM_CHECK(pw_get_and_update(rx, &q) == 0);
+    URSA_SIM_CHECK(q.a == 7);
+    URSA_SIM_CHECK(ursa_watch_sender_drop(tx) == 0);
+    URSA_SIM_CHECK(ursa_watch_changed(rx, URSA_NOW) == -EPIPE);
+    URSA_SIM_CHECK(ursa_watch_receiver_drop(rx) == 0);
+    return NULL;
+}
+
+static void *writers_sim(void *arg)
+{
+    (void)arg;
+    for (unsigned v = 0; v < 4; v++)
+        CHECK_OK(writers_one(v));
+    return NULL;
+}
+
+static void test_writers_wait_sim(void **state)
+{
+    (void)state;
+    test_explore(writers_sim, NULL);
+}
+
+/* A receiver that times out in changed() leaves its wait bit behind; the
+ * next send must still wake a later receiver, and has_changed stays exact. */
+static void *stale_bit_body(void *arg)
+{
+    (void)arg;
+    ursa_watch_tx_t *tx;
+    ursa_watch_rx_t *rx;
+    pair_t p = mk(0);
+    CHECK_EQ(pw_new(&tx, &rx, &p), 0);
+    CHECK_EQ(ursa_watch_changed(rx, ursa_deadline_in(URSA_MSEC(1))), -ETIMEDOUT);
+    CHECK_EQ(ursa_watch_has_changed(rx), 0);
+    rxs_t a = {rx, 0, 1, 1, -2};
+    ursa_task_t *t = spawn_on(1, changed_task, &a, "rx");
+    (void)ursa_sleep_for(URSA_MSEC(5));
+    CHECK_EQ(pw_send(tx, mk(3)), 0);
+    (void)ursa_sleep_for(URSA_MSEC(5));
+    CHECK_EQ(ursa_watch_sender_drop(tx), 0);
+    CHECK_OK(join_task(t));
+    CHECK_EQ(a.rc, 0);
+    CHECK_EQ(a.got, 3);
+    CHECK_EQ(a.rc2, -EPIPE);
+    CHECK_EQ(ursa_watch_receiver_drop(rx), 0);
+    return NULL;
+}
+
+static void test_stale_wait_bit(void **state)
+{
+    (void)state;
+    ASSERT_OK(test_run(2, stale_bit_body, NULL));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -806,6 +1420,14 @@ int main(void)
         cmocka_unit_test(test_cancel),
         cmocka_unit_test(test_leaked_borrow),
         cmocka_unit_test(test_stress),
+        cmocka_unit_test(test_raw_bad_input),
+        cmocka_unit_test(test_raw_basic),
+        cmocka_unit_test(test_raw_sim),
+        cmocka_unit_test(test_raw_thread),
+        cmocka_unit_test(test_raw_cancel_race),
+        cmocka_unit_test(test_borrow_outlives_handles),
+        cmocka_unit_test(test_writers_wait_sim),
+        cmocka_unit_test(test_stale_wait_bit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
