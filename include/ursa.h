@@ -8,6 +8,7 @@
 #include "ursa/event.h"
 #include "ursa/io.h"
 #include "ursa/lockinfo.h"
+#include "ursa/mpmc.h"
 #include "ursa/mpsc.h"
 #include "ursa/mutex.h"
 #include "ursa/notify.h"

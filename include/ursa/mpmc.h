@@ -1,0 +1,232 @@
+/* ursa — bounded multi-producer, multi-consumer channel of fixed-size
+ * elements: every message goes to exactly one receiver.
+ *
+ *     ursa_mpmc_receiver_t rx, rx2; ursa_mpmc_sender_t tx;
+ *     ursa_mpmc_new(&rx, &tx, sizeof(uint64_t), 1024, NULL);
+ *     ursa_mpmc_receiver_clone(&rx, &rx2);          // one per consumer
+ *     uint64_t v = 42, out;
+ *     ursa_mpmc_send(&tx, &v, URSA_NEVER);          // reserve + send
+ *     ursa_mpmc_recv(&rx2, &out, URSA_NEVER);       // one receiver gets it
+ *     ursa_mpmc_sender_drop(&tx);                   // receivers: -EPIPE once drained
+ *     ursa_mpmc_receiver_drop(&rx);
+ *     ursa_mpmc_receiver_drop(&rx2);                // memory freed with the last handle
+ *
+ * Elements are copied in and out (`elem_size` bytes). The channel keeps at
+ * most `capacity` (>= 1) messages plus reserved slots; senders wait for a
+ * slot in FIFO order (the batch semaphore), receivers wait for a message in
+ * FIFO order. Each send wakes at most one waiting receiver.
+ *
+ * Handles are small structs holding a reference; each handle variable is
+ * dropped exactly once. The channel is freed when the last handle (strong
+ * or weak sender, receiver) and the last send permit are gone. When the
+ * last receiver is dropped, later sends fail with -EPIPE and undelivered
+ * messages go to the element destructor, each exactly once.
+ *
+ * Phases: reserve/send/recv are phase 1 (wait, with a deadline: URSA_NEVER,
+ * URSA_NOW = try, or absolute). A send permit is a phase-2 hold (obligation
+ * kind "mpmc send permit"): discharge it with ursa_mpmc_permit_send (once
+ * per reserved slot) or ursa_mpmc_permit_release. A permit leaked at task or
+ * thread exit is reported and its slots are returned. See docs/mpmc.md. */
+#ifndef URSA_MPMC_H
+#define URSA_MPMC_H
+
+#include "oblig.h"
+#include "wait.h"
+
+typedef struct ursa_mpmc ursa_mpmc_t; /* private */
+
+/* Optional destructor for elements that are never received. */
+typedef void (*ursa_mpmc_dtor_t)(void *elem);
+
+typedef struct ursa_mpmc_sender {
+    ursa_mpmc_t *ch; /* NULL once dropped */
+} ursa_mpmc_sender_t;
+
+typedef struct ursa_mpmc_weak_sender {
+    ursa_mpmc_t *ch;
+} ursa_mpmc_weak_sender_t;
+
+typedef struct ursa_mpmc_receiver {
+    ursa_mpmc_t *ch; /* NULL once dropped */
+} ursa_mpmc_receiver_t;
+
+/* The hold: `n` reserved slots, each to be used by a permit_send or
+ * returned by permit_release. Zero-initialise before use. */
+typedef struct ursa_mpmc_permit {
+    ursa_oblig_t ob;
+    ursa_mpmc_t *ch; /* NULL when holding nothing */
+    uint64_t n;      /* slots still reserved */
+} ursa_mpmc_permit_t;
+
+/* Largest capacity (and reserve_many count). */
+#define URSA_MPMC_MAX_CAPACITY ((uint64_t)1 << 40)
+
+/* Creates a channel: *rx and *tx get the first receiver and sender.
+ * dtor may be NULL. 0; -EINVAL (NULL handle, elem_size 0, capacity 0 —
+ * there is no unbounded mpmc — or capacity > URSA_MPMC_MAX_CAPACITY);
+ * -ENOMEM. Not a wait. */
+URSA_API int ursa_mpmc_new(ursa_mpmc_receiver_t *rx, ursa_mpmc_sender_t *tx, size_t elem_size,
+                           uint64_t capacity, ursa_mpmc_dtor_t dtor) URSA_NODISCARD;
+
+/* ---- sender handles (not waits) ---- */
+
+/* *out becomes another strong sender. 0; -EINVAL (NULL or dropped). */
+URSA_API int ursa_mpmc_sender_clone(const ursa_mpmc_sender_t *tx,
+                                    ursa_mpmc_sender_t *out) URSA_NODISCARD;
+/* Drops a sender. The last strong one makes receivers see -EPIPE once
+ * drained and no permit is out. 0; -EINVAL (NULL or already dropped). */
+URSA_API int ursa_mpmc_sender_drop(ursa_mpmc_sender_t *tx);
+/* *out becomes a weak sender: it keeps the memory, not the channel, open.
+ * 0; -EINVAL. */
+URSA_API int ursa_mpmc_sender_downgrade(const ursa_mpmc_sender_t *tx,
+                                        ursa_mpmc_weak_sender_t *out) URSA_NODISCARD;
+/* *out becomes a strong sender again: 0; -EPIPE (no strong sender is
+ * left); -EINVAL. */
+URSA_API int ursa_mpmc_weak_upgrade(const ursa_mpmc_weak_sender_t *w,
+                                    ursa_mpmc_sender_t *out) URSA_NODISCARD;
+/* Another weak sender. 0; -EINVAL. */
+URSA_API int ursa_mpmc_weak_clone(const ursa_mpmc_weak_sender_t *w,
+                                  ursa_mpmc_weak_sender_t *out) URSA_NODISCARD;
+/* 0; -EINVAL (NULL or already dropped). */
+URSA_API int ursa_mpmc_weak_drop(ursa_mpmc_weak_sender_t *w);
+
+/* ---- receiver handles (not waits) ---- */
+
+/* *out becomes another receiver of the same queue (messages are shared
+ * out, not copied to each). 0; -EINVAL (NULL or dropped). */
+URSA_API int ursa_mpmc_receiver_clone(const ursa_mpmc_receiver_t *rx,
+                                      ursa_mpmc_receiver_t *out) URSA_NODISCARD;
+/* Drops a receiver. The last one closes the channel: waiting and later
+ * reserves and sends fail with -EPIPE, queued messages go to the
+ * destructor. Must not race with a raw recv wait of the same handle.
+ * 0; -EINVAL (NULL or already dropped). */
+URSA_API int ursa_mpmc_receiver_drop(ursa_mpmc_receiver_t *rx);
+
+/* ---- sending ---- */
+
+/* Phase 1: reserves one slot into p (waits for capacity, FIFO among
+ * senders). Cancel-safe: on error nothing is reserved.
+ * 0; -EAGAIN (URSA_NOW and full, or senders queued ahead); -ETIMEDOUT;
+ * -ECANCELED; -EPIPE (closed, or every receiver dropped); -EINVAL (NULL,
+ * dropped handle, p already holding, n = 0 or n > capacity); -ENOMEM (the
+ * hold could not be recorded). */
+#define ursa_mpmc_reserve(tx, p, deadline) ursa_mpmc_reserve_many_at(tx, 1, p, deadline, URSA_SITE)
+/* Phase 1: as reserve, for n slots at once (1 <= n <= capacity). */
+#define ursa_mpmc_reserve_many(tx, n, p, deadline)                                           \
+    ursa_mpmc_reserve_many_at(tx, n, p, deadline, URSA_SITE)
+URSA_API int ursa_mpmc_reserve_many_at(const ursa_mpmc_sender_t *tx, uint64_t n,
+                                       ursa_mpmc_permit_t *p, ursa_time_t deadline,
+                                       const ursa_site_t *site) URSA_NODISCARD;
+
+/* Phase 2: sends *value (elem_size bytes copied) using one reserved slot;
+ * the permit is discharged when its last slot is used. Never waits. Works
+ * after close (the message is still delivered).
+ * 0; -EPIPE (every receiver is gone: the value is not taken and the slot
+ * is given up, like a release of one); -EINVAL (NULL, holds nothing);
+ * -EPERM (another task's or thread's permit). */
+URSA_API int ursa_mpmc_permit_send(ursa_mpmc_permit_t *p, const void *value);
+
+/* Phase 2: returns every slot still reserved and discharges p.
+ * 0; -EINVAL (NULL, holds nothing: double release); -EPERM. */
+URSA_API int ursa_mpmc_permit_release(ursa_mpmc_permit_t *p);
+
+/* Scope-exit release for URSA_SCOPED(mpmc_permit, p). */
+URSA_API void ursa_mpmc_permit_cleanup(ursa_mpmc_permit_t *p);
+
+/* Phase 1 + 2 in one call: reserve one slot, then send *value. On error
+ * the value stays with the caller. Codes as reserve (-EPIPE also when the
+ * last receiver went away between the two steps). */
+URSA_API int ursa_mpmc_send(const ursa_mpmc_sender_t *tx, const void *value,
+                            ursa_time_t deadline) URSA_NODISCARD;
+
+/* ---- receiving (any receiver handle, from any thread or task) ---- */
+
+/* Phase 1 (no hold: the element is copied out): the next message in *out.
+ * 0; -EPIPE (closed or all strong senders gone, drained, no permit or
+ * reserve outstanding); -EAGAIN (URSA_NOW and empty); -ETIMEDOUT;
+ * -ECANCELED (nothing consumed; a wake that reached this receiver is
+ * passed on to the next waiting one); -EINVAL (NULL, dropped). Messages of
+ * one producer are taken in the order it sent them (with several
+ * receivers, each one sees that producer's messages in increasing order). */
+URSA_API int ursa_mpmc_recv(const ursa_mpmc_receiver_t *rx, void *out,
+                            ursa_time_t deadline) URSA_NODISCARD;
+/* recv with URSA_NOW. */
+URSA_API int ursa_mpmc_try_recv(const ursa_mpmc_receiver_t *rx, void *out) URSA_NODISCARD;
+/* Phase 1: waits for at least one message, then takes up to max
+ * consecutive messages at once into buf (max * elem_size bytes). Returns
+ * the count (>= 1), or the codes of recv (-EINVAL also for max 0). */
+URSA_API long ursa_mpmc_recv_many(const ursa_mpmc_receiver_t *rx, void *buf, size_t max,
+                                  ursa_time_t deadline) URSA_NODISCARD;
+
+/* Raw two-phase receive for foreign event loops (see ursa/wait.h):
+ * _start returns 0 (something is ready now), -EINPROGRESS (the waker will
+ * be called once a message or the end arrives), -EINVAL. Cancel with
+ * ursa_wait_cancel (a wake that already reached w is passed on).
+ * _finish: 0 (*out filled), -EPIPE (the end), -EAGAIN (not ready yet; or
+ * ready but another receiver took the message: start again), -EINVAL. */
+URSA_API int ursa_mpmc_recv_start(const ursa_mpmc_receiver_t *rx, ursa_wait_t *w,
+                                  ursa_waker_t waker) URSA_NODISCARD;
+URSA_API int ursa_mpmc_recv_finish(const ursa_mpmc_receiver_t *rx, ursa_wait_t *w,
+                                   void *out) URSA_NODISCARD;
+
+/* Raw two-phase reserve: _start 0 (granted now) / -EINPROGRESS / -EPIPE /
+ * -EINVAL; _finish 0 (p filled) / -EPIPE / -EAGAIN (not decided) /
+ * -EINVAL / -ENOMEM. ursa_wait_cancel hands the slots on. */
+URSA_API int ursa_mpmc_reserve_start(const ursa_mpmc_sender_t *tx, uint64_t n, ursa_wait_t *w,
+                                     ursa_waker_t waker) URSA_NODISCARD;
+URSA_API int ursa_mpmc_reserve_finish(const ursa_mpmc_sender_t *tx, ursa_wait_t *w,
+                                      ursa_mpmc_permit_t *p) URSA_NODISCARD;
+
+/* Closes from the receiving side (any receiver): later and waiting
+ * reserves fail with -EPIPE; permits already out may still send; messages
+ * stay receivable. 0; -EINVAL. Not a wait. */
+URSA_API int ursa_mpmc_close(const ursa_mpmc_receiver_t *rx);
+
+/* ---- queries (snapshots; any handle's channel) ---- */
+
+/* Messages queued (sent or being sent, not yet received). */
+URSA_API uint64_t ursa_mpmc_len(const ursa_mpmc_t *ch);
+/* Capacity given at creation. */
+URSA_API uint64_t ursa_mpmc_capacity(const ursa_mpmc_t *ch);
+/* Bytes allocated for the channel (header + ring). */
+URSA_API size_t ursa_mpmc_memory(const ursa_mpmc_t *ch);
+/* True once closed or every receiver is gone. */
+URSA_API bool ursa_mpmc_is_closed(const ursa_mpmc_t *ch);
+
+/* ---- typed wrapper ----
+ * URSA_MPMC_TYPED(u64q, uint64_t) generates static inline
+ *   u64q_new(rx, tx, capacity), u64q_send(tx, v, deadline),
+ *   u64q_try_send(tx, v), u64q_recv(rx, &out, deadline),
+ *   u64q_try_recv(rx, &out), u64q_permit_send(p, v). */
+#define URSA_MPMC_TYPED(name, T)                                                             \
+    static inline __attribute__((unused)) int name##_new(                                    \
+        ursa_mpmc_receiver_t *rx, ursa_mpmc_sender_t *tx, uint64_t capacity)                 \
+    {                                                                                         \
+        return ursa_mpmc_new(rx, tx, sizeof(T), capacity, NULL);                              \
+    }                                                                                         \
+    static inline __attribute__((unused)) int name##_send(const ursa_mpmc_sender_t *tx, T v, \
+                                                          ursa_time_t deadline)               \
+    {                                                                                         \
+        return ursa_mpmc_send(tx, &v, deadline);                                              \
+    }                                                                                         \
+    static inline __attribute__((unused)) int name##_try_send(const ursa_mpmc_sender_t *tx,  \
+                                                              T v)                            \
+    {                                                                                         \
+        return ursa_mpmc_send(tx, &v, URSA_NOW);                                              \
+    }                                                                                         \
+    static inline __attribute__((unused)) int name##_recv(const ursa_mpmc_receiver_t *rx,    \
+                                                          T *out, ursa_time_t deadline)       \
+    {                                                                                         \
+        return ursa_mpmc_recv(rx, out, deadline);                                             \
+    }                                                                                         \
+    static inline __attribute__((unused)) int name##_try_recv(const ursa_mpmc_receiver_t *rx,\
+                                                              T *out)                         \
+    {                                                                                         \
+        return ursa_mpmc_try_recv(rx, out);                                                   \
+    }                                                                                         \
+    static inline __attribute__((unused)) int name##_permit_send(ursa_mpmc_permit_t *p, T v) \
+    {                                                                                         \
+        return ursa_mpmc_permit_send(p, &v);                                                  \
+    }
+
+#endif

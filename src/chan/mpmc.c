@@ -1,0 +1,867 @@
+/* mpmc channel: the mpsc bounded ring with a CAS on head, the batch
+ * semaphore for capacity, and a FIFO of waiting receivers.
+ *
+ * Storage: a ring of exactly `capacity` slots, each with a sequence number
+ * (Vyukov). A sender holds a semaphore permit, claims position p with one
+ * fetch_add on `tail`, waits until slot p % cap is free (seq == p: a
+ * receiver of p - cap may still be copying out), writes it and publishes
+ * seq = p + 1. A receiver claims position h only when its slot is published
+ * (seq == h + 1), with a CAS of head h -> h + 1 (recv_many: h -> h + k over
+ * k consecutive published slots), copies out, frees the slot (seq = h +
+ * cap) and returns the permit.
+ *
+ * Life word `life`: CLOSED | RX_GONE | strong senders | "permits out" (held
+ * send permits plus reserves in progress). Receivers report -EPIPE when
+ * (CLOSED or no strong sender) and no permit is out, and the queue is
+ * empty — read in that order, since a permit publishes its message before
+ * it stops counting.
+ *
+ * Receiver waits: a FIFO of wait nodes behind `rx_lock`, with `rx_nwait`
+ * (the number queued) readable without the lock. Three Dekker pairs, each
+ * "write, seq_cst fence, read" on both sides:
+ *  - a sender publishes its slot, fences, and wakes one waiter if rx_nwait
+ *    is not 0; a receiver queues (rx_nwait++), fences, and re-checks the
+ *    slot at head (and the life word) before it sleeps;
+ *  - a receiver that claimed, fences, and wakes one more waiter if the new
+ *    head slot is published too (a message published while an earlier
+ *    position was still being written woke a receiver that found head not
+ *    ready and slept again: the claimer of that earlier position passes the
+ *    wake along);
+ *  - whoever makes the life word terminal fences and wakes every waiter.
+ * A waiter that was granted (woken) but then times out, is cancelled, or is
+ * a raw wait cancelled after its wake, wakes the next waiter in its place. */
+#include "ursa/mpmc.h"
+
+#include <stdalign.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/ctx.h"
+#include "../core/sema.h"
+
+#define CLOSED ((uint64_t)1)
+#define RX_GONE ((uint64_t)2)
+#define TX_ONE ((uint64_t)4)
+#define TX_MASK ((uint64_t)0xfffffffc)
+#define PERM_ONE ((uint64_t)1 << 32)
+
+struct ursa_mpmc {
+    /* read-mostly */
+    size_t elem_size, stride; /* stride: 8-byte seq + element rounded up */
+    uint64_t cap;
+    uint64_t mask; /* cap - 1 if cap is a power of two, else 0 */
+    ursa_mpmc_dtor_t dtor;
+    unsigned char *ring;
+    size_t mem;              /* bytes allocated; fixed after creation */
+    _Atomic uint64_t refs;   /* handles + permits out; freed at 0 */
+    _Atomic uint64_t rxs;    /* receiver handles */
+    _Atomic uint64_t life;
+    ursa__sema_t sema;
+    /* waiting receivers */
+    alignas(64) _Atomic uint32_t rx_lock;
+    _Atomic uint64_t rx_nwait; /* nodes queued; changed under rx_lock */
+    ursa_wait_t *rx_head, *rx_tail;
+    /* senders' line */
+    alignas(64) _Atomic uint64_t tail;
+    /* receivers' line */
+    alignas(64) _Atomic uint64_t head;
+};
+
+static void leaked_release(void *ch, uint64_t n);
+static const ursa_oblig_kind_t permit_kind = {"mpmc send permit", leaked_release};
+static bool rx_cancel(ursa_wait_t *w);
+static void rx_give_back(ursa_wait_t *w);
+static bool reserve_cancel(ursa_wait_t *w);
+static void reserve_give_back(ursa_wait_t *w);
+/* A granted receive holds nothing but a wake: give_back passes it on. */
+static const ursa__wait_ops_t rx_ops = {URSA_WAIT_CHANNEL, rx_cancel, rx_give_back};
+/* Raw reserves: also end the "permit out" count on cancel. */
+static const ursa__wait_ops_t reserve_raw_ops = {URSA_WAIT_CHANNEL, reserve_cancel,
+                                                 reserve_give_back};
+/* Blocking reserves settle the count themselves. */
+static const ursa__wait_ops_t reserve_ops = {URSA_WAIT_CHANNEL, ursa__sema_cancel,
+                                             ursa__sema_give_back};
+
+static inline bool terminal(uint64_t l)
+{
+    return ((l & CLOSED) || (l & TX_MASK) == 0) && (l >> 32) == 0;
+}
+
+static inline unsigned char *ring_slot(ursa_mpmc_t *ch, uint64_t pos)
+{
+    uint64_t i = ch->mask ? (pos & ch->mask) : (pos % ch->cap);
+    return ch->ring + i * ch->stride;
+}
+
+static inline _Atomic uint64_t *slot_seq(ursa_mpmc_t *ch, uint64_t pos)
+{
+    return (_Atomic uint64_t *)ring_slot(ch, pos);
+}
+
+/* ---- receiver wakes ---- */
+
+/* Wakes the oldest waiting receiver, if any. The caller has fenced after
+ * the write the waiter must see. */
+static void wake_one(ursa_mpmc_t *ch)
+{
+    /* relaxed: ordered by the caller's seq_cst fence (see the header). */
+    if (!atomic_load_explicit(&ch->rx_nwait, memory_order_relaxed))
+        return;
+    ursa__spin_lock(&ch->rx_lock);
+    ursa_wait_t *w = ch->rx_head;
+    if (!w) {
+        ursa__spin_unlock(&ch->rx_lock);
+        return;
+    }
+    ursa__waitq_remove(&ch->rx_head, &ch->rx_tail, w);
+    /* relaxed: under the lock; the Dekker readers fence on their own. */
+    atomic_fetch_sub_explicit(&ch->rx_nwait, 1, memory_order_relaxed);
+    /* release: the waiter reads the decision and our writes after it. */
+    atomic_store_explicit(&w->state, URSA__W_GRANTED, memory_order_release);
+    ursa__spin_unlock(&ch->rx_lock);
+    w->waker.fn(w->waker.ctx);
+    /* release: the waiter may reuse the node once it sees done. */
+    atomic_store_explicit(&w->done, 1, memory_order_release);
+}
+
+/* The life word just became terminal: every waiter will see the end. */
+static void wake_all(ursa_mpmc_t *ch)
+{
+    /* seq_cst fence: our life RMW is ordered before the rx_nwait load,
+     * against a waiter's rx_nwait++ followed by its re-check of life. */
+    atomic_thread_fence(memory_order_seq_cst);
+    /* relaxed: ordered by the fence above. */
+    if (!atomic_load_explicit(&ch->rx_nwait, memory_order_relaxed))
+        return;
+    ursa__spin_lock(&ch->rx_lock);
+    ursa_wait_t *list = ch->rx_head;
+    for (ursa_wait_t *w = list; w; w = w->next)
+        /* release: as in wake_one. */
+        atomic_store_explicit(&w->state, URSA__W_GRANTED, memory_order_release);
+    ch->rx_head = ch->rx_tail = NULL;
+    /* relaxed: under the lock. */
+    atomic_store_explicit(&ch->rx_nwait, 0, memory_order_relaxed);
+    ursa__spin_unlock(&ch->rx_lock);
+    /* Decided nodes are no longer touched by cancel (it only settles), so
+     * their links are ours; read next before done lets the node go. */
+    for (ursa_wait_t *w = list; w;) {
+        ursa_wait_t *next = w->next;
+        w->waker.fn(w->waker.ctx);
+        /* release: the waiter may reuse the node once it sees done. */
+        atomic_store_explicit(&w->done, 1, memory_order_release);
+        w = next;
+    }
+}
+
+/* ---- references and life ---- */
+
+static void destroy(ursa_mpmc_t *ch);
+
+static inline void ref_get(ursa_mpmc_t *ch)
+{
+    /* relaxed: the caller already holds a reference. */
+    atomic_fetch_add_explicit(&ch->refs, 1, memory_order_relaxed);
+}
+
+static inline void ref_put(ursa_mpmc_t *ch)
+{
+    /* acq_rel: every holder's writes happen-before the destruction. */
+    if (atomic_fetch_sub_explicit(&ch->refs, 1, memory_order_acq_rel) == 1)
+        destroy(ch);
+}
+
+/* A permit (or reserve in progress) ends: it stops counting, which may be
+ * what closed receivers wait for; then drops its reference. */
+static void perm_done(ursa_mpmc_t *ch)
+{
+    /* acq_rel: our message (if any) was published before; receivers
+     * acquire the count before they look at the queue. */
+    uint64_t l = atomic_fetch_sub_explicit(&ch->life, PERM_ONE, memory_order_acq_rel) - PERM_ONE;
+    if (terminal(l))
+        wake_all(ch);
+    ref_put(ch);
+}
+
+static void perm_begin(ursa_mpmc_t *ch)
+{
+    ref_get(ch);
+    /* acq_rel: counted before the reserve that follows, so a receiver that
+     * reads "no permit out" cannot miss a message this permit sends. */
+    atomic_fetch_add_explicit(&ch->life, PERM_ONE, memory_order_acq_rel);
+}
+
+/* ---- storage ---- */
+
+static void push(ursa_mpmc_t *ch, const void *value)
+{
+    /* relaxed: the slot's seq orders the data; our permit proves the slot
+     * will be free (a receiver may still be copying the old element out). */
+    uint64_t pos = atomic_fetch_add_explicit(&ch->tail, 1, memory_order_relaxed);
+    _Atomic uint64_t *seq = slot_seq(ch, pos);
+    /* acquire: the receiver's read of the old element is done. */
+    for (unsigned i = 0; atomic_load_explicit(seq, memory_order_acquire) != pos; i++) {
+        if (i < 128)
+            ursa__cpu_relax();
+        else
+            sched_yield();
+    }
+    memcpy((unsigned char *)seq + 8, value, ch->elem_size);
+    /* release: publishes the element. */
+    atomic_store_explicit(seq, pos + 1, memory_order_release);
+    /* seq_cst fence: the publication is ordered before the rx_nwait load,
+     * against a waiter's rx_nwait++ followed by its re-check (Dekker). */
+    atomic_thread_fence(memory_order_seq_cst);
+    wake_one(ch);
+}
+
+/* True if the slot at head is published (a message can be claimed now). */
+static bool head_ready(ursa_mpmc_t *ch)
+{
+    /* relaxed: a hint; the acquire on seq orders the element. A stale head
+     * shows a slot whose seq is past h + 1: counted as ready (the caller
+     * retries), which can only cause a spare wake, never a missed one. */
+    uint64_t h = atomic_load_explicit(&ch->head, memory_order_relaxed);
+    /* acquire: pairs with the sender's publication. */
+    uint64_t s = atomic_load_explicit(slot_seq(ch, h), memory_order_acquire);
+    return (int64_t)(s - (h + 1)) >= 0;
+}
+
+/* Claims up to max consecutive published positions: their count (0 if the
+ * slot at head is not published), *pos the first. */
+static uint64_t claim(ursa_mpmc_t *ch, uint64_t max, uint64_t *pos)
+{
+    if (max > ch->cap)
+        max = ch->cap;
+    /* relaxed: validated by the slot's seq and by the CAS. */
+    uint64_t h = atomic_load_explicit(&ch->head, memory_order_relaxed);
+    for (;;) {
+        /* acquire: the sender's element. */
+        uint64_t s = atomic_load_explicit(slot_seq(ch, h), memory_order_acquire);
+        int64_t d = (int64_t)(s - (h + 1));
+        if (d < 0)
+            return 0; /* not published yet: empty as far as we can take */
+        if (d > 0) {
+            /* Our head is stale (the slot was consumed and reused). */
+            h = atomic_load_explicit(&ch->head, memory_order_relaxed);
+            continue;
+        }
+        uint64_t k = 1;
+        /* acquire: as above, for each further slot. */
+        while (k < max && atomic_load_explicit(slot_seq(ch, h + k), memory_order_acquire) ==
+                              h + k + 1)
+            k++;
+        /* relaxed on success: the elements were acquired through their
+         * seq above, and positions >= head are claimed by nobody else. On
+         * failure relaxed: we reload and re-check the slot. */
+        if (atomic_compare_exchange_weak_explicit(&ch->head, &h, h + k, memory_order_relaxed,
+                                                  memory_order_relaxed)) {
+            *pos = h;
+            return k;
+        }
+    }
+}
+
+/* Frees k claimed slots from pos, after their elements were copied out. */
+static void release_slots(ursa_mpmc_t *ch, uint64_t pos, uint64_t k)
+{
+    for (uint64_t i = 0; i < k; i++)
+        /* release: our read of the element is done before a sender reuses it. */
+        atomic_store_explicit(slot_seq(ch, pos + i), pos + i + ch->cap, memory_order_release);
+    ursa__sema_release(&ch->sema, k);
+}
+
+/* After a claim: pass a wake along if the next message is there too. */
+static void chain_wake(ursa_mpmc_t *ch)
+{
+    /* seq_cst fence: our head CAS is ordered before the rx_nwait load,
+     * against a waiter's rx_nwait++ followed by its re-check of head. */
+    atomic_thread_fence(memory_order_seq_cst);
+    /* relaxed: ordered by the fence. */
+    if (atomic_load_explicit(&ch->rx_nwait, memory_order_relaxed) && head_ready(ch))
+        wake_one(ch);
+}
+
+/* Takes up to max messages into buf: the count. */
+static uint64_t pop(ursa_mpmc_t *ch, void *buf, uint64_t max)
+{
+    uint64_t pos, k = claim(ch, max, &pos);
+    if (!k)
+        return 0;
+    for (uint64_t i = 0; i < k; i++)
+        memcpy((unsigned char *)buf + i * ch->elem_size, ring_slot(ch, pos + i) + 8,
+               ch->elem_size);
+    release_slots(ch, pos, k);
+    chain_wake(ch);
+    return k;
+}
+
+/* Destroys (dtor) every published message still queued. */
+static void drain(ursa_mpmc_t *ch)
+{
+    uint64_t pos;
+    while (claim(ch, 1, &pos)) {
+        if (ch->dtor)
+            ch->dtor(ring_slot(ch, pos) + 8);
+        release_slots(ch, pos, 1);
+    }
+}
+
+static void destroy(ursa_mpmc_t *ch)
+{
+    drain(ch);
+    if (ch->rx_head)
+        ursa__report_misuse("mpmc freed while a receive wait is queued", NULL);
+    free(ch->ring);
+    free(ch);
+}
+
+/* ---- creation and handles ---- */
+
+int ursa_mpmc_new(ursa_mpmc_receiver_t *rx, ursa_mpmc_sender_t *tx, size_t elem_size,
+                  uint64_t capacity, ursa_mpmc_dtor_t dtor)
+{
+    if (!rx || !tx || elem_size == 0 || elem_size > ((size_t)1 << 30) || capacity == 0 ||
+        capacity > URSA_MPMC_MAX_CAPACITY)
+        return -EINVAL;
+    size_t hdr = (sizeof(ursa_mpmc_t) + 63) & ~(size_t)63;
+    ursa_mpmc_t *ch = aligned_alloc(64, hdr);
+    if (!ch)
+        return -ENOMEM;
+    memset(ch, 0, sizeof *ch);
+    ch->elem_size = elem_size;
+    ch->stride = ((elem_size + 7) & ~(size_t)7) + 8;
+    ch->cap = capacity;
+    if ((capacity & (capacity - 1)) == 0)
+        ch->mask = capacity - 1;
+    ch->dtor = dtor;
+    if (capacity > SIZE_MAX / ch->stride || !(ch->ring = malloc(capacity * ch->stride))) {
+        free(ch);
+        return -ENOMEM;
+    }
+    for (uint64_t i = 0; i < capacity; i++)
+        atomic_init((_Atomic uint64_t *)(ch->ring + i * ch->stride), i);
+    ch->mem = hdr + capacity * ch->stride;
+    atomic_init(&ch->refs, 2);
+    atomic_init(&ch->rxs, 1);
+    atomic_init(&ch->life, TX_ONE);
+    atomic_init(&ch->rx_lock, 0);
+    atomic_init(&ch->rx_nwait, 0);
+    ch->rx_head = ch->rx_tail = NULL;
+    atomic_init(&ch->tail, 0);
+    atomic_init(&ch->head, 0);
+    ursa__sema_init(&ch->sema, capacity);
+    rx->ch = ch;
+    tx->ch = ch;
+    return 0;
+}
+
+int ursa_mpmc_sender_clone(const ursa_mpmc_sender_t *tx, ursa_mpmc_sender_t *out)
+{
+    if (!tx || !tx->ch || !out)
+        return -EINVAL;
+    ref_get(tx->ch);
+    /* relaxed: we hold a strong sender, so the count is not 0. */
+    atomic_fetch_add_explicit(&tx->ch->life, TX_ONE, memory_order_relaxed);
+    out->ch = tx->ch;
+    return 0;
+}
+
+int ursa_mpmc_sender_drop(ursa_mpmc_sender_t *tx)
+{
+    if (!tx || !tx->ch)
+        return -EINVAL;
+    ursa_mpmc_t *ch = tx->ch;
+    tx->ch = NULL;
+    /* acq_rel: our sends happen-before a receiver that sees the count. */
+    uint64_t l = atomic_fetch_sub_explicit(&ch->life, TX_ONE, memory_order_acq_rel) - TX_ONE;
+    if (terminal(l))
+        wake_all(ch);
+    ref_put(ch);
+    return 0;
+}
+
+int ursa_mpmc_sender_downgrade(const ursa_mpmc_sender_t *tx, ursa_mpmc_weak_sender_t *out)
+{
+    if (!tx || !tx->ch || !out)
+        return -EINVAL;
+    ref_get(tx->ch);
+    out->ch = tx->ch;
+    return 0;
+}
+
+int ursa_mpmc_weak_upgrade(const ursa_mpmc_weak_sender_t *w, ursa_mpmc_sender_t *out)
+{
+    if (!w || !w->ch || !out)
+        return -EINVAL;
+    ursa_mpmc_t *ch = w->ch;
+    /* relaxed: the CAS validates it. */
+    uint64_t l = atomic_load_explicit(&ch->life, memory_order_relaxed);
+    do {
+        if ((l & TX_MASK) == 0)
+            return -EPIPE; /* the sending side ended: it cannot come back */
+        /* acquire: like holding a cloned sender. */
+    } while (!atomic_compare_exchange_weak_explicit(&ch->life, &l, l + TX_ONE,
+                                                    memory_order_acquire, memory_order_relaxed));
+    ref_get(ch);
+    out->ch = ch;
+    return 0;
+}
+
+int ursa_mpmc_weak_clone(const ursa_mpmc_weak_sender_t *w, ursa_mpmc_weak_sender_t *out)
+{
+    if (!w || !w->ch || !out)
+        return -EINVAL;
+    ref_get(w->ch);
+    out->ch = w->ch;
+    return 0;
+}
+
+int ursa_mpmc_weak_drop(ursa_mpmc_weak_sender_t *w)
+{
+    if (!w || !w->ch)
+        return -EINVAL;
+    ursa_mpmc_t *ch = w->ch;
+    w->ch = NULL;
+    ref_put(ch);
+    return 0;
+}
+
+int ursa_mpmc_receiver_clone(const ursa_mpmc_receiver_t *rx, ursa_mpmc_receiver_t *out)
+{
+    if (!rx || !rx->ch || !out)
+        return -EINVAL;
+    ref_get(rx->ch);
+    /* relaxed: we hold a receiver, so the count is not 0. */
+    atomic_fetch_add_explicit(&rx->ch->rxs, 1, memory_order_relaxed);
+    out->ch = rx->ch;
+    return 0;
+}
+
+int ursa_mpmc_close(const ursa_mpmc_receiver_t *rx)
+{
+    if (!rx || !rx->ch)
+        return -EINVAL;
+    ursa_mpmc_t *ch = rx->ch;
+    /* acq_rel: orders against reserves that count themselves first. */
+    uint64_t l = atomic_fetch_or_explicit(&ch->life, CLOSED, memory_order_acq_rel) | CLOSED;
+    ursa__sema_close(&ch->sema);
+    if (terminal(l))
+        wake_all(ch);
+    return 0;
+}
+
+int ursa_mpmc_receiver_drop(ursa_mpmc_receiver_t *rx)
+{
+    if (!rx || !rx->ch)
+        return -EINVAL;
+    ursa_mpmc_t *ch = rx->ch;
+    /* acq_rel: the last receiver's drop follows every other's. */
+    if (atomic_fetch_sub_explicit(&ch->rxs, 1, memory_order_acq_rel) == 1) {
+        (void)ursa_mpmc_close(rx);
+        /* acq_rel: paired with the senders' acquire load of life. */
+        atomic_fetch_or_explicit(&ch->life, RX_GONE, memory_order_acq_rel);
+        drain(ch); /* a message racing the drop goes at destruction */
+    }
+    rx->ch = NULL;
+    ref_put(ch);
+    return 0;
+}
+
+/* ---- reserving ---- */
+
+static int take(ursa_mpmc_t *ch, uint64_t n, ursa_mpmc_permit_t *p, ursa__ctx_t *c,
+                const ursa_site_t *site)
+{
+    if (__builtin_expect(ursa__oblig_take(&c->ledger, &p->ob, &permit_kind, site, ch, n), 0)) {
+        ursa__sema_release(&ch->sema, n);
+        perm_done(ch);
+        return -ENOMEM;
+    }
+    p->ch = ch;
+    p->n = n;
+    return 0;
+}
+
+/* Reserves n slots, counting as a permit out: 0, or an error with nothing
+ * reserved and nothing counted. */
+static int acquire(ursa_mpmc_t *ch, uint64_t n, ursa_time_t deadline, ursa__ctx_t *c,
+                   const ursa_site_t *site)
+{
+    perm_begin(ch);
+    if (ursa__sema_try(&ch->sema, n))
+        return 0;
+    int rc;
+    if (ursa__sema_closed(&ch->sema)) {
+        rc = -EPIPE;
+    } else if (deadline == URSA_NOW) {
+        rc = -EAGAIN;
+    } else {
+        ursa_wait_t w;
+        ursa__wait_init(&w, c->waker, &reserve_ops, site);
+        rc = ursa__sema_start(&ch->sema, &w, n);
+        if (rc == -EINPROGRESS) {
+            rc = ursa__ctx_block(c, &w, deadline);
+            if (rc == 0 || !ursa__sema_cancel(&w))
+                rc = atomic_load_explicit(&w.state, memory_order_relaxed) == URSA__W_GRANTED
+                         ? 0
+                         : -EPIPE;
+        }
+    }
+    if (rc)
+        perm_done(ch); /* a cancelled reserve may be what closed receivers wait for */
+    return rc;
+}
+
+static int check_n(ursa_mpmc_t *ch, uint64_t n)
+{
+    return n == 0 || n > ch->cap ? -EINVAL : 0;
+}
+
+int ursa_mpmc_reserve_many_at(const ursa_mpmc_sender_t *tx, uint64_t n, ursa_mpmc_permit_t *p,
+                              ursa_time_t deadline, const ursa_site_t *site)
+{
+    if (!tx || !tx->ch || !p || p->ch || check_n(tx->ch, n))
+        return -EINVAL;
+    ursa_mpmc_t *ch = tx->ch; /* read once: the permit's count keeps it alive */
+    ursa__ctx_t *c = ursa__ctx();
+    int rc = acquire(ch, n, deadline, c, site);
+    return rc ? rc : take(ch, n, p, c, site);
+}
+
+static inline ursa_mpmc_t *of_sema(ursa_wait_t *w)
+{
+    return (ursa_mpmc_t *)((char *)w->owner - offsetof(ursa_mpmc_t, sema));
+}
+
+static bool reserve_cancel(ursa_wait_t *w)
+{
+    ursa_mpmc_t *ch = of_sema(w);
+    if (ursa__sema_cancel(w)) {
+        perm_done(ch);
+        return true;
+    }
+    /* Decided. CLOSED will never be finished: it stops counting now.
+     * GRANTED is handled by give_back (or by the finish). */
+    if (atomic_load_explicit(&w->state, memory_order_relaxed) == URSA__W_CLOSED)
+        perm_done(ch);
+    return false;
+}
+
+static void reserve_give_back(ursa_wait_t *w)
+{
+    ursa_mpmc_t *ch = of_sema(w);
+    ursa__sema_give_back(w);
+    perm_done(ch);
+}
+
+int ursa_mpmc_reserve_start(const ursa_mpmc_sender_t *tx, uint64_t n, ursa_wait_t *w,
+                            ursa_waker_t waker)
+{
+    if (!tx || !tx->ch || !w || !waker.fn || check_n(tx->ch, n))
+        return -EINVAL;
+    ursa_mpmc_t *ch = tx->ch;
+    ursa__wait_init(w, waker, &reserve_raw_ops, NULL);
+    perm_begin(ch);
+    int rc = ursa__sema_start(&ch->sema, w, n);
+    if (rc == -EPIPE) {
+        perm_done(ch);
+        atomic_store_explicit(&w->state, URSA__W_FINISHED, memory_order_relaxed);
+    }
+    return rc;
+}
+
+int ursa_mpmc_reserve_finish(const ursa_mpmc_sender_t *tx, ursa_wait_t *w, ursa_mpmc_permit_t *p)
+{
+    if (!tx || !tx->ch || !w || !p || p->ch || w->ops != &reserve_raw_ops ||
+        w->owner != &tx->ch->sema)
+        return -EINVAL;
+    ursa_mpmc_t *ch = tx->ch;
+    if (!ursa__wait_is_decided(w))
+        return -EAGAIN;
+    ursa__wait_settle(w);
+    uint32_t st = atomic_load_explicit(&w->state, memory_order_relaxed);
+    if (st != URSA__W_GRANTED && st != URSA__W_CLOSED)
+        return -EINVAL;
+    atomic_store_explicit(&w->state, URSA__W_FINISHED, memory_order_relaxed);
+    if (st == URSA__W_CLOSED) {
+        perm_done(ch);
+        return -EPIPE;
+    }
+    return take(ch, w->got, p, ursa__ctx(), w->site);
+}
+
+/* ---- permits ---- */
+
+static int check_owner(ursa_mpmc_permit_t *p)
+{
+    if (!p || !p->ch || !p->ob.kind || p->n == 0) {
+        ursa__report_misuse("mpmc send permit used after release (or never reserved)", NULL);
+        return -EINVAL;
+    }
+    if (p->ob.ledger && p->ob.ledger != &ursa__ctx()->ledger)
+        return -EPERM;
+    return 0;
+}
+
+/* The permit's last slot is gone: discharge it. */
+static void finish_permit(ursa_mpmc_permit_t *p)
+{
+    ursa_mpmc_t *ch = p->ch;
+    (void)ursa__oblig_discharge(&ursa__ctx()->ledger, &p->ob);
+    p->ch = NULL;
+    p->n = 0;
+    perm_done(ch);
+}
+
+/* One slot used or given up: shrink the record a leak sweep would release.
+ * (Same as mpsc.c; a core helper to update a hold's n would be cleaner.) */
+static void shrink(ursa_mpmc_permit_t *p)
+{
+    if (--p->n == 0) {
+        finish_permit(p);
+        return;
+    }
+    p->ob.n = p->n;
+    if (p->ob.ledger)
+        ((ursa__ledger_t *)p->ob.ledger)->recs[p->ob.slot].n = p->n;
+}
+
+/* Sends with a slot the caller holds: 0 or -EPIPE (slot given back). */
+static int send_slot(ursa_mpmc_t *ch, const void *value)
+{
+    /* acquire: paired with the last receiver_drop. */
+    if (atomic_load_explicit(&ch->life, memory_order_acquire) & RX_GONE) {
+        ursa__sema_release(&ch->sema, 1);
+        return -EPIPE;
+    }
+    push(ch, value);
+    return 0;
+}
+
+int ursa_mpmc_permit_send(ursa_mpmc_permit_t *p, const void *value)
+{
+    int rc = check_owner(p);
+    if (rc)
+        return rc;
+    if (!value)
+        return -EINVAL;
+    rc = send_slot(p->ch, value);
+    shrink(p);
+    return rc;
+}
+
+int ursa_mpmc_permit_release(ursa_mpmc_permit_t *p)
+{
+    int rc = check_owner(p);
+    if (rc)
+        return rc;
+    ursa__sema_release(&p->ch->sema, p->n);
+    finish_permit(p);
+    return 0;
+}
+
+void ursa_mpmc_permit_cleanup(ursa_mpmc_permit_t *p)
+{
+    if (p && p->ch)
+        (void)ursa_mpmc_permit_release(p);
+}
+
+static void leaked_release(void *target, uint64_t n)
+{
+    ursa_mpmc_t *ch = target;
+    ursa__sema_release(&ch->sema, n);
+    perm_done(ch);
+}
+
+int ursa_mpmc_send(const ursa_mpmc_sender_t *tx, const void *value, ursa_time_t deadline)
+{
+    if (!tx || !tx->ch || !value)
+        return -EINVAL;
+    ursa_mpmc_t *ch = tx->ch;
+    int rc = acquire(ch, 1, deadline, ursa__ctx(), NULL);
+    if (rc)
+        return rc;
+    rc = send_slot(ch, value);
+    perm_done(ch);
+    return rc;
+}
+
+/* ---- receiving ---- */
+
+static bool rx_ready(ursa_mpmc_t *ch)
+{
+    /* acquire, and read before the queue: see the header comment. */
+    uint64_t l = atomic_load_explicit(&ch->life, memory_order_acquire);
+    return head_ready(ch) || terminal(l);
+}
+
+/* Withdraws a queued node: true if it was still queued. */
+static bool rx_cancel(ursa_wait_t *w)
+{
+    ursa_mpmc_t *ch = w->owner;
+    if (!ursa__wait_cancel_begin(&ch->rx_lock, w))
+        return false;
+    ursa__waitq_remove(&ch->rx_head, &ch->rx_tail, w);
+    /* relaxed: under the lock. */
+    atomic_fetch_sub_explicit(&ch->rx_nwait, 1, memory_order_relaxed);
+    atomic_store_explicit(&w->state, URSA__W_CANCELLED, memory_order_relaxed);
+    ursa__spin_unlock(&ch->rx_lock);
+    atomic_store_explicit(&w->done, 1, memory_order_relaxed); /* our own node */
+    return true;
+}
+
+/* A wake reached w but w will not receive: the next waiter gets it. */
+static void pass_wake(ursa_mpmc_t *ch)
+{
+    /* seq_cst fence: pairs like a sender's publication (a waiter queued
+     * after our check re-checks the queue itself). */
+    atomic_thread_fence(memory_order_seq_cst);
+    wake_one(ch);
+}
+
+static void rx_give_back(ursa_wait_t *w)
+{
+    pass_wake(w->owner);
+}
+
+/* Queues w: 0 ready now (w done, not queued), -EINPROGRESS. */
+static int rx_start(ursa_mpmc_t *ch, ursa_wait_t *w)
+{
+    w->owner = ch;
+    ursa__spin_lock(&ch->rx_lock);
+    atomic_store_explicit(&w->state, URSA__W_QUEUED, memory_order_relaxed);
+    ursa__waitq_push(&ch->rx_head, &ch->rx_tail, w);
+    /* relaxed: under the lock; the fence below orders it for the Dekker. */
+    atomic_fetch_add_explicit(&ch->rx_nwait, 1, memory_order_relaxed);
+    ursa__spin_unlock(&ch->rx_lock);
+    /* seq_cst: our rx_nwait++ before the re-check (see the header). */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (!rx_ready(ch))
+        return -EINPROGRESS;
+    if (rx_cancel(w)) {
+        ursa__wait_complete_now(w, URSA__W_GRANTED);
+        return 0;
+    }
+    return -EINPROGRESS; /* woken meanwhile: decided, done shortly */
+}
+
+/* Waits until something may be ready: 0, or -ETIMEDOUT / -ECANCELED with
+ * nothing consumed and any wake that reached us passed on. */
+static int rx_wait(ursa_mpmc_t *ch, ursa_time_t deadline)
+{
+    ursa__ctx_t *c = ursa__ctx();
+    ursa_wait_t w;
+    ursa__wait_init(&w, c->waker, &rx_ops, NULL);
+    int rc = rx_start(ch, &w);
+    if (rc == -EINPROGRESS) {
+        rc = ursa__ctx_block(c, &w, deadline);
+        if (rc != 0) {
+            if (!rx_cancel(&w))
+                pass_wake(ch); /* woken, but we leave: the next waiter looks */
+            return rc;
+        }
+    }
+    return 0;
+}
+
+static long recv_common(ursa_mpmc_t *ch, void *buf, uint64_t max, ursa_time_t deadline)
+{
+    for (;;) {
+        /* acquire, before the queue: see the header comment. */
+        uint64_t l = atomic_load_explicit(&ch->life, memory_order_acquire);
+        uint64_t k = pop(ch, buf, max);
+        if (k)
+            return (long)k;
+        if (terminal(l))
+            return -EPIPE;
+        if (deadline == URSA_NOW)
+            return -EAGAIN;
+        int rc = rx_wait(ch, deadline);
+        if (rc)
+            return rc;
+    }
+}
+
+int ursa_mpmc_recv(const ursa_mpmc_receiver_t *rx, void *out, ursa_time_t deadline)
+{
+    if (!rx || !rx->ch || !out)
+        return -EINVAL;
+    long rc = recv_common(rx->ch, out, 1, deadline);
+    return rc > 0 ? 0 : (int)rc;
+}
+
+int ursa_mpmc_try_recv(const ursa_mpmc_receiver_t *rx, void *out)
+{
+    return ursa_mpmc_recv(rx, out, URSA_NOW);
+}
+
+long ursa_mpmc_recv_many(const ursa_mpmc_receiver_t *rx, void *buf, size_t max,
+                         ursa_time_t deadline)
+{
+    if (!rx || !rx->ch || !buf || max == 0)
+        return -EINVAL;
+    return recv_common(rx->ch, buf, (uint64_t)max, deadline);
+}
+
+int ursa_mpmc_recv_start(const ursa_mpmc_receiver_t *rx, ursa_wait_t *w, ursa_waker_t waker)
+{
+    if (!rx || !rx->ch || !w || !waker.fn)
+        return -EINVAL;
+    ursa__wait_init(w, waker, &rx_ops, NULL);
+    w->owner = rx->ch;
+    if (rx_ready(rx->ch)) {
+        ursa__wait_complete_now(w, URSA__W_GRANTED);
+        return 0;
+    }
+    return rx_start(rx->ch, w);
+}
+
+int ursa_mpmc_recv_finish(const ursa_mpmc_receiver_t *rx, ursa_wait_t *w, void *out)
+{
+    if (!rx || !rx->ch || !w || !out || w->ops != &rx_ops || w->owner != rx->ch)
+        return -EINVAL;
+    uint32_t st = atomic_load_explicit(&w->state, memory_order_acquire);
+    if (st == URSA__W_IDLE || st == URSA__W_FINISHED || st == URSA__W_CANCELLED)
+        return -EINVAL;
+    if (!ursa__wait_is_decided(w))
+        return -EAGAIN;
+    ursa__wait_settle(w);
+    atomic_store_explicit(&w->state, URSA__W_FINISHED, memory_order_relaxed);
+    ursa_mpmc_t *ch = rx->ch;
+    /* acquire, before the queue: see the header comment. */
+    uint64_t l = atomic_load_explicit(&ch->life, memory_order_acquire);
+    if (pop(ch, out, 1))
+        return 0;
+    /* Nothing claimable: like a woken receiver that finds it empty, the
+     * caller starts again (and re-checks after queueing). */
+    return terminal(l) ? -EPIPE : -EAGAIN;
+}
+
+/* ---- queries ---- */
+
+uint64_t ursa_mpmc_len(const ursa_mpmc_t *ch)
+{
+    if (!ch)
+        return 0;
+    /* relaxed: a snapshot; head first so the difference is not negative. */
+    uint64_t h = atomic_load_explicit(&((ursa_mpmc_t *)ch)->head, memory_order_relaxed);
+    uint64_t t = atomic_load_explicit(&((ursa_mpmc_t *)ch)->tail, memory_order_relaxed);
+    return t > h ? t - h : 0;
+}
+
+uint64_t ursa_mpmc_capacity(const ursa_mpmc_t *ch)
+{
+    return ch ? ch->cap : 0;
+}
+
+size_t ursa_mpmc_memory(const ursa_mpmc_t *ch)
+{
+    return ch ? ch->mem : 0;
+}
+
+bool ursa_mpmc_is_closed(const ursa_mpmc_t *ch)
+{
+    /* relaxed: monotonic. */
+    return ch && (atomic_load_explicit(&((ursa_mpmc_t *)ch)->life, memory_order_relaxed) & CLOSED);
+}
