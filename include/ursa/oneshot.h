@@ -48,6 +48,7 @@
 
 typedef struct ursa_oneshot {
     _Atomic uint32_t state; /* bits in src/chan/oneshot.c; private */
+    _Atomic uint32_t rxf;   /* receiver-end flags; private */
     _Atomic uint32_t lock;  /* guards the two wait slots; private */
     ursa_wait_t *rx_w;      /* a queued recv wait; private */
     ursa_wait_t *tx_w;      /* a queued closed() wait; private */

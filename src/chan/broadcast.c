@@ -2,38 +2,43 @@
  * receiver (the model is Tokio's broadcast; the code is ours).
  *
  * Positions are 64-bit and never wrap in practice. Position p lives in
- * slot p & mask. Each slot has its own small spinlock guarding its bytes
- * and two atomics:
- *   claim  p+1 of the newest position assigned to the slot (0: never).
- *          Set by the sender under the channel lock, so it only grows.
- *   pos    p+1 of the value whose bytes the slot holds (0: none).
- *          Set under the slot lock after the bytes are copied in.
- * A send is: channel lock { check receivers; p = tail++; claim = p+1 }
- * (a few instructions), then slot lock { destroy the old value, copy in,
- * pos = p+1 }, then wake the waiting receivers if there are any. Senders
- * of different slots copy in parallel; only the claim is serialised.
+ * slot p & mask. A slot is one sequence word followed by the value's
+ * bytes (kept as 64-bit words, accessed with relaxed atomics):
+ *   seq == 2(p+1)      the slot holds the value of position p
+ *   seq == 2(p+1) - 1  a sender is writing position p into it
+ *   seq == 0           never written
+ * seq only grows: senders write a slot in position order.
  *
- * A receiver at position `next` looks at slot next & mask:
- *   claim - 1 >  next            lagged: positions up to claim - 1 exist,
- *                                so `next` was (or is being) overwritten;
- *                                it jumps to tail - cap, the oldest still
- *                                retained (tail >= claim > next + cap).
- *   claim - 1 == next, pos == next + 1   the value: copy it out.
- *   otherwise                    not sent yet, or still being written.
- * Two senders a whole lap apart may reach the same slot out of order; the
- * older one then finds a newer value in place and destroys its own (it was
- * overwritten before it was written; its receivers see the lag).
+ * A send is: channel lock { check receivers; p = tail++; note whether
+ * receivers wait } (a few instructions), then, outside it: wait until the
+ * slot holds p - cap (its previous lap; immediate unless another sender a
+ * whole lap behind is still copying), seq = odd, destroy the old value,
+ * copy in, seq = even, then wake the waiting receivers if there were any.
+ * Senders of different slots copy in parallel; only the claim is
+ * serialised. Per value that is one locked instruction (the claim).
+ *
+ * A receiver at `next` reads the slot like a seqlock, with no lock and no
+ * RMW: seq == 2(next+1), copy the bytes to its own scratch, acquire fence,
+ * seq unchanged -> the copy is the value. seq > 2(next+1): a later lap is
+ * being (or was) written: lagged, jump to tail - cap, the oldest still
+ * retained (the writer claimed its position before it touched seq, so
+ * tail > next + cap). Otherwise nothing yet (or it is being written).
  *
  * Waiting receivers sit on one FIFO under the channel lock; a send wakes
- * them all. Lost wake-ups are excluded by a Dekker pair: a sender publishes
- * pos, then (seq_cst fence) reads nwaiters; a receiver raises nwaiters
- * under the lock, then (seq_cst fence) re-reads claim/pos. One of them sees
- * the other. The close (last sender dropped) is decided under the lock.
+ * them all. No wake-up is lost, and the send needs no fence for it: a
+ * receiver queues only if, under the lock, its position is not claimed yet
+ * (tail == next) and the channel is open; the value it waits for is then
+ * claimed later, under the same lock, by a sender that sees the queued
+ * receiver and wakes it after publishing. If its position is claimed but
+ * not yet published (a sender is between claim and publish, a few
+ * instructions on another thread), the receiver spins for it instead of
+ * queueing (like a spinlock would). The close is decided under the lock.
  *
- * The destructor runs for a value exactly once: when the slot it sits in
- * is overwritten (or it loses the lap race above), or when the channel is
- * freed. Receivers take copies and hold nothing, so a dropped receiver
- * keeps no slot alive and needs no per-slot reader counts. */
+ * The destructor runs for a value exactly once: when the next lap's sender
+ * overwrites its slot (after marking the slot odd, so a receiver copying
+ * the value concurrently sees the change and reports the lag), or when the
+ * channel is freed. Receivers take copies and hold nothing, so a dropped
+ * receiver keeps no slot alive and needs no per-slot reader counts. */
 #include "ursa/broadcast.h"
 
 #include <stdlib.h>
@@ -43,25 +48,19 @@
 
 #define CACHELINE 64
 
-typedef struct slot {
-    _Atomic uint32_t lock; /* guards the bytes */
-    _Atomic uint64_t claim;
-    _Atomic uint64_t pos;
-} slot_t;
-
 typedef struct chan {
     /* Read-mostly after creation. */
     size_t elem_size;
+    size_t stride; /* 64-bit words per slot: seq + the value */
     uint64_t cap, mask;
     void (*dtor)(void *elem);
-    slot_t *slots;
-    unsigned char *data; /* cap * elem_size bytes */
+    _Atomic uint64_t *ring; /* cap * stride words */
 
     /* The channel lock and what it guards, on their own line. */
     _Alignas(CACHELINE) _Atomic uint32_t lock;
     _Atomic uint64_t tail;      /* next position; written under the lock */
     _Atomic uint32_t closed;    /* no sender left; written under the lock */
-    _Atomic uint32_t nwaiters;  /* queued receivers; written under the lock */
+    uint32_t nwaiters;          /* queued receivers; under the lock */
     size_t rx_count, tx_count;  /* under the lock */
     ursa_wait_t *head, *qtail;  /* waiting receivers, under the lock */
 } chan_t;
@@ -72,72 +71,100 @@ struct ursa_broadcast_tx {
 
 struct ursa_broadcast_rx {
     chan_t *ch;
-    uint64_t next; /* owned by the handle's single user */
+    uint64_t next;      /* owned by the handle's single user */
+    uint64_t scratch[]; /* a value being read (stride - 1 words) */
 };
 
 static bool bc_cancel(ursa_wait_t *w);
 static const ursa__wait_ops_t recv_ops = {URSA_WAIT_CHANNEL, bc_cancel, NULL};
 
-static inline unsigned char *slot_data(chan_t *ch, uint64_t p)
+/* The sequence word of position p's slot; its value follows it. */
+static inline _Atomic uint64_t *slot_at(const chan_t *ch, uint64_t p)
 {
-    return ch->data + (size_t)(p & ch->mask) * ch->elem_size;
+    return ch->ring + (size_t)(p & ch->mask) * ch->stride;
+}
+
+static inline void *slot_elem(_Atomic uint64_t *s)
+{
+    return (void *)(s + 1);
+}
+
+/* The value's bytes are written and read with relaxed word accesses:
+ * a receiver may copy while a sender a lap later overwrites (the seq
+ * check then throws the copy away), and that must not be a data race. */
+static void copy_in(_Atomic uint64_t *d, const unsigned char *src, size_t n)
+{
+    for (; n >= 8; n -= 8, src += 8, d++) {
+        uint64_t x;
+        memcpy(&x, src, 8);
+        atomic_store_explicit(d, x, memory_order_relaxed); /* seq orders it */
+    }
+    if (n) {
+        uint64_t x = 0;
+        memcpy(&x, src, n);
+        atomic_store_explicit(d, x, memory_order_relaxed); /* seq orders it */
+    }
+}
+
+static void copy_out(uint64_t *dst, _Atomic uint64_t *s, size_t words)
+{
+    for (size_t i = 0; i < words; i++)
+        dst[i] = atomic_load_explicit(&s[i], memory_order_relaxed); /* seq checks it */
 }
 
 static void chan_free(chan_t *ch)
 {
     if (ch->dtor) {
         for (uint64_t i = 0; i < ch->cap; i++) {
+            _Atomic uint64_t *s = ch->ring + (size_t)i * ch->stride;
             /* relaxed: we are the last handle; the lock we just dropped
              * ordered every earlier write before us. */
-            if (atomic_load_explicit(&ch->slots[i].pos, memory_order_relaxed) != 0)
-                ch->dtor(ch->data + (size_t)i * ch->elem_size);
+            if (atomic_load_explicit(s, memory_order_relaxed) != 0)
+                ch->dtor(slot_elem(s));
         }
     }
-    free(ch->slots);
-    free(ch->data);
+    free(ch->ring);
     free(ch);
 }
 
 int ursa_broadcast_new(ursa_broadcast_tx_t **tx, ursa_broadcast_rx_t **rx, size_t elem_size,
                        size_t capacity, void (*dtor)(void *elem))
 {
-    if (!tx || !rx || elem_size == 0 || capacity == 0 || capacity > ((size_t)1 << 40))
+    if (!tx || !rx || elem_size == 0 || capacity == 0 || capacity > ((size_t)1 << 40) ||
+        elem_size > SIZE_MAX / 2)
         return -EINVAL;
     uint64_t cap = 1;
     while (cap < capacity)
         cap <<= 1;
-    if (elem_size > SIZE_MAX / cap)
+    size_t stride = 1 + (elem_size + 7) / 8;
+    if (stride > SIZE_MAX / 8 / cap)
         return -EINVAL;
+    size_t ringsz = (stride * 8 * cap + CACHELINE - 1) / CACHELINE * CACHELINE;
     size_t chsz = (sizeof(chan_t) + CACHELINE - 1) / CACHELINE * CACHELINE;
     chan_t *ch = aligned_alloc(CACHELINE, chsz);
     ursa_broadcast_tx_t *t = malloc(sizeof *t);
-    ursa_broadcast_rx_t *r = malloc(sizeof *r);
-    slot_t *slots = ch ? calloc(cap, sizeof *slots) : NULL;
-    unsigned char *data = ch ? malloc(elem_size * cap) : NULL;
-    if (!ch || !t || !r || !slots || !data) {
+    ursa_broadcast_rx_t *r = malloc(sizeof *r + (stride - 1) * 8);
+    _Atomic uint64_t *ring = ch ? aligned_alloc(CACHELINE, ringsz) : NULL;
+    if (!ch || !t || !r || !ring) {
         free(ch);
         free(t);
         free(r);
-        free(slots);
-        free(data);
+        free(ring);
         return -ENOMEM;
     }
     memset(ch, 0, sizeof *ch);
     ch->elem_size = elem_size;
+    ch->stride = stride;
     ch->cap = cap;
     ch->mask = cap - 1;
     ch->dtor = dtor;
-    ch->slots = slots;
-    ch->data = data;
-    for (uint64_t i = 0; i < cap; i++) {
-        atomic_init(&slots[i].lock, 0);
-        atomic_init(&slots[i].claim, 0);
-        atomic_init(&slots[i].pos, 0);
-    }
+    ch->ring = ring;
+    for (size_t i = 0; i < (size_t)cap * stride; i++)
+        atomic_init(&ring[i], 0);
     atomic_init(&ch->lock, 0);
     atomic_init(&ch->tail, 0);
     atomic_init(&ch->closed, 0);
-    atomic_init(&ch->nwaiters, 0);
+    ch->nwaiters = 0;
     ch->rx_count = 1;
     ch->tx_count = 1;
     ch->head = ch->qtail = NULL;
@@ -149,14 +176,6 @@ int ursa_broadcast_new(ursa_broadcast_tx_t **tx, ursa_broadcast_rx_t **rx, size_
     return 0;
 }
 
-/* Under the lock (the only writer): relaxed, senders read it after their
- * seq_cst fence. */
-static inline void nwaiters_add(chan_t *ch, int d)
-{
-    uint32_t n = atomic_load_explicit(&ch->nwaiters, memory_order_relaxed);
-    atomic_store_explicit(&ch->nwaiters, n + (uint32_t)d, memory_order_relaxed);
-}
-
 /* Decides every queued receiver (granted: "look again") and wakes them
  * outside the lock. Called with the lock held; drops it. */
 static void wake_all_unlock(chan_t *ch)
@@ -166,8 +185,7 @@ static void wake_all_unlock(chan_t *ch)
         /* release: the waiter re-reads the channel after seeing it. */
         atomic_store_explicit(&w->state, URSA__W_GRANTED, memory_order_release);
     ch->head = ch->qtail = NULL;
-    /* relaxed: under the lock; senders read it after their fence. */
-    atomic_store_explicit(&ch->nwaiters, 0, memory_order_relaxed);
+    ch->nwaiters = 0;
     ursa__spin_unlock(&ch->lock);
     /* Decided nodes are not touched by cancel (it only settles): the links
      * are ours; read next before done lets the node go. */
@@ -191,39 +209,38 @@ int ursa_broadcast_send(ursa_broadcast_tx_t *tx, const void *value)
         ursa__spin_unlock(&ch->lock);
         return -EPIPE;
     }
-    /* relaxed: tail is only written under the lock. */
+    /* relaxed: tail is only written under the lock; a receiver that needs
+     * it reads it after an acquire of seq, which our release below orders
+     * after this store. */
     uint64_t p = atomic_load_explicit(&ch->tail, memory_order_relaxed);
-    /* release (both): a receiver that reads claim (acquire) also sees the
-     * new tail, which it needs for the lag arithmetic. */
-    atomic_store_explicit(&ch->tail, p + 1, memory_order_release);
-    slot_t *s = &ch->slots[p & ch->mask];
-    atomic_store_explicit(&s->claim, p + 1, memory_order_release);
+    atomic_store_explicit(&ch->tail, p + 1, memory_order_relaxed);
+    /* A receiver queued now waits for p or later; one that queues after
+     * our unlock sees p claimed and spins until we publish (bc_start). */
+    bool waiters = ch->nwaiters != 0;
     ursa__spin_unlock(&ch->lock);
 
-    unsigned char *d = slot_data(ch, p);
-    ursa__spin_lock(&s->lock);
-    /* relaxed: pos is only written under the slot lock. */
-    uint64_t old = atomic_load_explicit(&s->pos, memory_order_relaxed);
-    if (old > p + 1) {
-        /* A sender a lap ahead wrote here first: our value was overwritten
-         * before it was stored. It is the channel's now; destroy it. */
-        ursa__spin_unlock(&s->lock);
-        if (ch->dtor)
-            ch->dtor((void *)(uintptr_t)value);
-        return n > INT32_MAX ? INT32_MAX : (int)n;
+    _Atomic uint64_t *s = slot_at(ch, p);
+    uint64_t prev = p >= ch->cap ? 2 * (p - ch->cap + 1) : 0;
+    /* acquire: the previous lap's sender finished its bytes (and we may
+     * hand them to the destructor). Immediate unless that sender, a whole
+     * lap behind us, is still copying. */
+    for (unsigned i = 0; atomic_load_explicit(s, memory_order_acquire) != prev; i++) {
+        if (i < 128)
+            ursa__cpu_relax();
+        else
+            sched_yield();
     }
-    if (old != 0 && ch->dtor)
-        ch->dtor(d); /* the oldest value leaves the ring */
-    memcpy(d, value, ch->elem_size);
-    /* release: a receiver that sees pos (acquire, or via the slot lock)
-     * sees the bytes. */
-    atomic_store_explicit(&s->pos, p + 1, memory_order_release);
-    ursa__spin_unlock(&s->lock);
-
-    /* seq_cst fence: orders our pos store before the nwaiters load (the
-     * Dekker pair with bc_start; see the top of the file). */
-    atomic_thread_fence(memory_order_seq_cst);
-    if (atomic_load_explicit(&ch->nwaiters, memory_order_relaxed) != 0) {
+    /* release: a receiver that sees the odd seq sees our tail (lag
+     * arithmetic). The release fence then orders the mark before the byte
+     * stores, so a receiver whose copy saw any of them sees the mark. */
+    atomic_store_explicit(s, 2 * (p + 1) - 1, memory_order_release);
+    atomic_thread_fence(memory_order_release);
+    if (prev != 0 && ch->dtor)
+        ch->dtor(slot_elem(s)); /* the oldest value leaves the ring */
+    copy_in(s + 1, value, ch->elem_size);
+    /* release: a receiver that sees the even seq (acquire) sees the bytes. */
+    atomic_store_explicit(s, 2 * (p + 1), memory_order_release);
+    if (waiters) {
         ursa__spin_lock(&ch->lock);
         wake_all_unlock(ch);
     }
@@ -236,14 +253,12 @@ static int peek(const ursa_broadcast_rx_t *rx)
 {
     chan_t *ch = rx->ch;
     uint64_t next = rx->next;
-    slot_t *s = &ch->slots[next & ch->mask];
-    /* acquire: pairs with the sender's release of claim (and of tail). */
-    uint64_t c = atomic_load_explicit(&s->claim, memory_order_acquire);
-    if (c > next + 1)
-        return -EOVERFLOW;
-    /* acquire: pairs with the release store of pos after the copy. */
-    if (c == next + 1 && atomic_load_explicit(&s->pos, memory_order_acquire) == next + 1)
+    /* acquire: pairs with the sender's release stores of seq. */
+    uint64_t q = atomic_load_explicit(slot_at(ch, next), memory_order_acquire);
+    if (q == 2 * (next + 1))
         return 0;
+    if (q > 2 * (next + 1))
+        return -EOVERFLOW;
     /* acquire: closed is set after the last sender's last send returned;
      * then tail is final. */
     if (atomic_load_explicit(&ch->closed, memory_order_acquire) &&
@@ -253,18 +268,36 @@ static int peek(const ursa_broadcast_rx_t *rx)
 }
 
 /* Takes what is ready for rx: 0 (copied to out), -EOVERFLOW (*missed set,
- * rx moved to the oldest retained value), -EPIPE, -EAGAIN. */
+ * rx moved to the oldest retained value), -EPIPE, -EAGAIN. No lock, no
+ * RMW: a seqlock read (see the top of the file). */
 static int poll_rx(ursa_broadcast_rx_t *rx, void *out, uint64_t *missed)
 {
     chan_t *ch = rx->ch;
-    uint64_t next = rx->next;
-    slot_t *s = &ch->slots[next & ch->mask];
-    ursa__spin_lock(&s->lock);
-    /* acquire: as in peek. */
-    uint64_t c = atomic_load_explicit(&s->claim, memory_order_acquire);
-    if (c > next + 1) {
-        ursa__spin_unlock(&s->lock);
-        /* acquire: tail >= c > next + cap, stored before claim. */
+    uint64_t next = rx->next, want = 2 * (next + 1);
+    _Atomic uint64_t *s = slot_at(ch, next);
+    /* acquire: pairs with the sender's release store of the even seq. */
+    uint64_t q = atomic_load_explicit(s, memory_order_acquire);
+    if (q == want) {
+        /* Copied aside first: on a lag *out must stay untouched. */
+        uint64_t one, *tmp = ch->stride == 2 ? &one : rx->scratch;
+        copy_out(tmp, s + 1, ch->stride - 1);
+        /* acquire fence: if the copy saw any byte of a later lap, the
+         * re-read sees that lap's odd mark (its release fence). */
+        atomic_thread_fence(memory_order_acquire);
+        if (atomic_load_explicit(s, memory_order_relaxed) == want) {
+            if (ch->elem_size == 8)
+                memcpy(out, &one, 8); /* the common word: no call */
+            else
+                memcpy(out, tmp, ch->elem_size);
+            rx->next = next + 1;
+            return 0;
+        }
+        /* acquire: overwritten while we copied; the new seq brings the
+         * tail the lag arithmetic needs. */
+        q = atomic_load_explicit(s, memory_order_acquire);
+    }
+    if (q > want) {
+        /* acquire: tail > next + cap, stored before the seq we saw. */
         uint64_t tail = atomic_load_explicit(&ch->tail, memory_order_acquire);
         uint64_t oldest = tail - ch->cap;
         if (missed)
@@ -272,20 +305,11 @@ static int poll_rx(ursa_broadcast_rx_t *rx, void *out, uint64_t *missed)
         rx->next = oldest;
         return -EOVERFLOW;
     }
-    /* relaxed: under the slot lock, which orders pos and the bytes. */
-    if (c == next + 1 && atomic_load_explicit(&s->pos, memory_order_relaxed) == next + 1) {
-        memcpy(out, slot_data(ch, next), ch->elem_size);
-        ursa__spin_unlock(&s->lock);
-        rx->next = next + 1;
-        return 0;
-    }
-    ursa__spin_unlock(&s->lock);
     if (atomic_load_explicit(&ch->closed, memory_order_acquire) &&
         atomic_load_explicit(&ch->tail, memory_order_acquire) == next)
         return -EPIPE;
     return -EAGAIN;
 }
-
 int ursa_broadcast_try_recv(ursa_broadcast_rx_t *rx, void *out, uint64_t *missed)
 {
     if (!rx || !out)
@@ -300,20 +324,30 @@ static int bc_start(ursa_broadcast_rx_t *rx, ursa_wait_t *w)
     chan_t *ch = rx->ch;
     w->owner = rx;
     ursa__spin_lock(&ch->lock);
-    atomic_store_explicit(&w->state, URSA__W_QUEUED, memory_order_relaxed);
-    ursa__waitq_push(&ch->head, &ch->qtail, w);
-    nwaiters_add(ch, 1);
-    /* seq_cst fence: nwaiters before the re-check (Dekker pair with send). */
-    atomic_thread_fence(memory_order_seq_cst);
-    if (peek(rx) != -EAGAIN) {
-        ursa__waitq_remove(&ch->head, &ch->qtail, w);
-        nwaiters_add(ch, -1);
+    int r = peek(rx);
+    /* relaxed: under the lock, where tail is written. */
+    bool claimed = atomic_load_explicit(&ch->tail, memory_order_relaxed) != rx->next;
+    if (r == -EAGAIN && !claimed) {
+        /* Nothing claimed for us yet: the sender that claims it will see
+         * us queued (under this lock) and wake us after publishing. */
+        atomic_store_explicit(&w->state, URSA__W_QUEUED, memory_order_relaxed);
+        ursa__waitq_push(&ch->head, &ch->qtail, w);
+        ch->nwaiters++;
         ursa__spin_unlock(&ch->lock);
-        ursa__wait_complete_now(w, URSA__W_GRANTED);
-        return 0;
+        return -EINPROGRESS;
     }
     ursa__spin_unlock(&ch->lock);
-    return -EINPROGRESS;
+    /* Claimed but not published: that sender may have checked for waiters
+     * before we came, so wait out its few instructions here. */
+    for (unsigned i = 0; r == -EAGAIN; i++) {
+        if (i < 128)
+            ursa__cpu_relax();
+        else
+            sched_yield();
+        r = peek(rx);
+    }
+    ursa__wait_complete_now(w, URSA__W_GRANTED);
+    return 0;
 }
 
 static bool bc_cancel(ursa_wait_t *w)
@@ -323,7 +357,7 @@ static bool bc_cancel(ursa_wait_t *w)
     if (!ursa__wait_cancel_begin(&ch->lock, w))
         return false;
     ursa__waitq_remove(&ch->head, &ch->qtail, w);
-    nwaiters_add(ch, -1);
+    ch->nwaiters--;
     atomic_store_explicit(&w->state, URSA__W_CANCELLED, memory_order_relaxed);
     ursa__spin_unlock(&ch->lock);
     atomic_store_explicit(&w->done, 1, memory_order_relaxed); /* our own node */
@@ -395,7 +429,7 @@ int ursa_broadcast_recv_finish(ursa_broadcast_rx_t *rx, ursa_wait_t *w, void *ou
 
 static ursa_broadcast_rx_t *new_rx(chan_t *ch)
 {
-    ursa_broadcast_rx_t *r = malloc(sizeof *r);
+    ursa_broadcast_rx_t *r = malloc(sizeof *r + (ch->stride - 1) * 8);
     if (!r)
         return NULL;
     r->ch = ch;

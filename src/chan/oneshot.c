@@ -1,28 +1,42 @@
-/* Oneshot: one atomic state word, changed only under a small spinlock that
- * also guards the two wait slots (one recv waiter, one closed() waiter).
+/* Oneshot: one atomic state word shared by both ends, one receiver-private
+ * flag word, and a small spinlock that guards only the two wait slots (one
+ * recv waiter, one closed() waiter).
  *
- * Every decision (value published, sender gone, receiver closed) is one
- * state change under the lock, so a close racing a send has exactly one
- * order: SENT is only ever set while RX_CLOSED is clear. The value is
- * copied in before SENT is published (the sender owns the buffer while
- * TX_BUSY is set) and copied out after TAKEN is set, with no lock held:
- * after SENT nobody writes the buffer, and only one receive can claim it.
- * Lock-free readers (ursa_oneshot_is_closed, the waiters' decision
- * checks) read the state with acquire. */
+ * The send is the only lock-free writer of the state word: it copies the
+ * value in (the buffer is the sender's until SENT is published; no one
+ * reads it before), then one CAS publishes SENT | TX_DONE, but only while
+ * RX_CLOSED is clear. Every other state change (close, drop, a wait
+ * registering) is an RMW on the same word, so a close racing a send has
+ * exactly one order: whichever RMW comes first in the word's order. The
+ * uncontended send is that one CAS; the receiver takes the value with
+ * plain loads and marks it TAKEN in its own word; init and destroy are
+ * plain stores and loads.
+ *
+ * Waits: a waiter registers under the lock by setting RX_WAIT / TX_WAIT
+ * (CAS against the send), and the bit is cleared when the slot empties. A
+ * send that finds RX_WAIT takes the lock and decides the waiter. Between
+ * that send's CAS and its lock the waiter is owed a decision: a cancel
+ * that sees SENT with the waiter still queued waits for it (ends "decided")
+ * so the sender's last touch of the channel precedes the waiter's return.
+ * Wakers run after the lock is dropped, then the node is marked done. */
 #include "ursa/oneshot.h"
 
 #include <string.h>
 
 #include "../core/ctx.h"
 
-enum {
-    SENT = 1u << 0,       /* a value is published */
-    TX_BUSY = 1u << 1,    /* a send is copying the value in */
-    TX_DONE = 1u << 2,    /* the sender sent (or failed to) */
-    TX_DROPPED = 1u << 3, /* the sender dropped */
-    RX_CLOSED = 1u << 4,  /* the receiver closed (or dropped) */
-    RX_DROPPED = 1u << 5, /* the receiver dropped */
-    TAKEN = 1u << 6,      /* the value was received */
+enum { /* state: shared by both ends */
+       SENT = 1u << 0,       /* a value is published */
+       TX_DONE = 1u << 1,    /* the sender sent (or failed to) */
+       TX_DROPPED = 1u << 2, /* the sender dropped */
+       RX_CLOSED = 1u << 3,  /* the receiver closed (or dropped) */
+       RX_WAIT = 1u << 4,    /* rx_w holds a queued recv wait */
+       TX_WAIT = 1u << 5,    /* tx_w holds a queued closed() wait */
+};
+
+enum { /* rxf: written only by the receiver end */
+       TAKEN = 1u << 0,      /* the value was received */
+       RX_DROPPED = 1u << 1, /* the receiver dropped */
 };
 
 static bool os_cancel(ursa_wait_t *w);
@@ -35,25 +49,37 @@ static inline void *buf(ursa_oneshot_t *os)
     return os->ext ? os->ext : (void *)os->inline_buf;
 }
 
-static inline uint32_t load_locked(ursa_oneshot_t *os)
+static inline uint32_t load_state(const ursa_oneshot_t *os)
 {
-    /* relaxed: under the lock, which orders every state change. */
-    return atomic_load_explicit(&os->state, memory_order_relaxed);
+    /* acquire: pairs with the send's release CAS, so SENT brings the
+     * copied-in value with it. */
+    return atomic_load_explicit(&os->state, memory_order_acquire);
 }
 
-static inline void set_bits(ursa_oneshot_t *os, uint32_t bits)
+static inline uint32_t load_rxf(const ursa_oneshot_t *os)
 {
-    /* release: publishes the copied-in value (SENT) to lock-free readers. */
-    atomic_fetch_or_explicit(&os->state, bits, memory_order_release);
+    /* relaxed: only the receiver end writes rxf, one call at a time; a
+     * hand-over between threads carries its own ordering. */
+    return atomic_load_explicit(&os->rxf, memory_order_relaxed);
 }
 
-/* Decides a queued wait under the lock; the caller wakes it after unlock. */
-static ursa_wait_t *decide(ursa_wait_t **slot, uint32_t how)
+static inline void set_rxf(ursa_oneshot_t *os, uint32_t bits)
+{
+    /* relaxed, plain store: as in load_rxf (no other writer). */
+    atomic_store_explicit(&os->rxf, load_rxf(os) | bits, memory_order_relaxed);
+}
+
+/* Under the lock: empties a wait slot, clears its bit and decides the
+ * waiter; the caller wakes it after unlock. */
+static ursa_wait_t *decide(ursa_oneshot_t *os, ursa_wait_t **slot, uint32_t bit, uint32_t how)
 {
     ursa_wait_t *w = *slot;
     if (!w)
         return NULL;
     *slot = NULL;
+    /* relaxed: the slot and its bit change only under the lock; destroy's
+     * acquire load is ordered after the waiter's done (below). */
+    atomic_fetch_and_explicit(&os->state, ~bit, memory_order_relaxed);
     /* release: the waiter reads the channel state after seeing this. */
     atomic_store_explicit(&w->state, how, memory_order_release);
     return w;
@@ -64,7 +90,8 @@ static void wake(ursa_wait_t *w)
     if (!w)
         return;
     w->waker.fn(w->waker.ctx);
-    /* release: the waiter may let go of the node once it sees done. */
+    /* release: the waiter may let go of the node (and the channel) once it
+     * sees done; every touch of the channel came before. */
     atomic_store_explicit(&w->done, 1, memory_order_release);
 }
 
@@ -73,6 +100,7 @@ int ursa_oneshot_init(ursa_oneshot_t *os, size_t elem_size, void *storage)
     if (!os || elem_size == 0 || (!storage && elem_size > URSA_ONESHOT_INLINE))
         return -EINVAL;
     atomic_init(&os->state, 0);
+    atomic_init(&os->rxf, 0);
     atomic_init(&os->lock, 0);
     os->rx_w = os->tx_w = NULL;
     os->elem_size = elem_size;
@@ -84,10 +112,8 @@ int ursa_oneshot_destroy(ursa_oneshot_t *os)
 {
     if (!os)
         return -EINVAL;
-    ursa__spin_lock(&os->lock);
-    bool busy = os->rx_w || os->tx_w;
-    ursa__spin_unlock(&os->lock);
-    if (busy) {
+    /* A queued wait keeps its bit set until its slot is emptied. */
+    if (load_state(os) & (RX_WAIT | TX_WAIT)) {
         ursa__report_misuse("oneshot destroyed while waited on", NULL);
         return -EBUSY;
     }
@@ -98,39 +124,38 @@ int ursa_oneshot_send(ursa_oneshot_t *os, const void *value)
 {
     if (!os || !value)
         return -EINVAL;
-    ursa__spin_lock(&os->lock);
-    uint32_t st = load_locked(os);
-    int rc = 0;
-    if (st & TX_DROPPED)
-        rc = -EINVAL;
-    else if (st & (TX_DONE | TX_BUSY))
-        rc = -EALREADY;
-    else if (st & RX_CLOSED) {
-        set_bits(os, TX_DONE);
-        rc = -EPIPE;
-    } else
-        set_bits(os, TX_BUSY); /* the buffer is ours until SENT */
-    ursa__spin_unlock(&os->lock);
-    if (rc)
-        return rc;
-    memcpy(buf(os), value, os->elem_size);
-    ursa__spin_lock(&os->lock);
-    st = load_locked(os);
-    ursa_wait_t *w = NULL;
-    if (st & RX_CLOSED) {
-        /* Closed while we copied: the receiver never reads an unsent
-         * buffer, so the value simply stays with the sender. */
-        set_bits(os, TX_DONE);
-        rc = -EPIPE;
-    } else {
-        set_bits(os, SENT | TX_DONE); /* release: the copy above */
-        w = decide(&os->rx_w, URSA__W_GRANTED);
+    /* relaxed: only a first look; the CAS below decides. */
+    uint32_t st = atomic_load_explicit(&os->state, memory_order_relaxed);
+    bool copied = false;
+    for (;;) {
+        if (st & TX_DROPPED)
+            return -EINVAL;
+        if (st & (SENT | TX_DONE))
+            return -EALREADY;
+        if (st & RX_CLOSED) {
+            /* relaxed: only ends the sender; the receiver needs nothing. */
+            atomic_fetch_or_explicit(&os->state, TX_DONE, memory_order_relaxed);
+            return -EPIPE;
+        }
+        if (!copied) {
+            /* Ours until SENT: a receiver never reads an unsent buffer,
+             * and if the close wins below the bytes are simply unused. */
+            memcpy(buf(os), value, os->elem_size);
+            copied = true;
+        }
+        /* release: publishes the copy with SENT (pairs with load_state);
+         * the decision point against close (an RMW on the same word). */
+        if (atomic_compare_exchange_weak_explicit(&os->state, &st, st | SENT | TX_DONE,
+                                                  memory_order_release, memory_order_relaxed))
+            break;
     }
-    /* relaxed: under the lock. */
-    atomic_fetch_and_explicit(&os->state, ~(uint32_t)TX_BUSY, memory_order_relaxed);
-    ursa__spin_unlock(&os->lock);
-    wake(w);
-    return rc;
+    if (st & RX_WAIT) { /* a recv wait is queued (or being cancelled): decide it */
+        ursa__spin_lock(&os->lock);
+        ursa_wait_t *w = decide(os, &os->rx_w, RX_WAIT, URSA__W_GRANTED);
+        ursa__spin_unlock(&os->lock);
+        wake(w);
+    }
+    return 0;
 }
 
 int ursa_oneshot_sender_drop(ursa_oneshot_t *os)
@@ -138,15 +163,17 @@ int ursa_oneshot_sender_drop(ursa_oneshot_t *os)
     if (!os)
         return -EINVAL;
     ursa__spin_lock(&os->lock);
-    uint32_t st = load_locked(os);
+    /* relaxed: under the lock; the receiver needs no data from us. */
+    uint32_t st = atomic_load_explicit(&os->state, memory_order_relaxed);
     ursa_wait_t *w = NULL;
     int rc = 0;
     if (st & TX_DROPPED)
         rc = -EINVAL;
     else {
-        set_bits(os, TX_DROPPED | TX_DONE);
+        /* release: a receiver that sees TX_DROPPED sees what we did. */
+        st = atomic_fetch_or_explicit(&os->state, TX_DROPPED | TX_DONE, memory_order_release);
         if (!(st & SENT))
-            w = decide(&os->rx_w, URSA__W_CLOSED);
+            w = decide(os, &os->rx_w, RX_WAIT, URSA__W_CLOSED);
     }
     ursa__spin_unlock(&os->lock);
     wake(w);
@@ -155,12 +182,12 @@ int ursa_oneshot_sender_drop(ursa_oneshot_t *os)
     return rc;
 }
 
-/* What a receive would do now: 1 wait, else its result. Under the lock. */
-static int rx_eval(uint32_t st)
+/* What a receive would do now: 1 wait, else its result. */
+static int rx_eval(uint32_t st, uint32_t rxf)
 {
-    if (st & RX_DROPPED)
+    if (rxf & RX_DROPPED)
         return -EINVAL;
-    if (st & TAKEN)
+    if (rxf & TAKEN)
         return -EALREADY;
     if (st & SENT)
         return 0;
@@ -169,24 +196,21 @@ static int rx_eval(uint32_t st)
     return 1;
 }
 
-/* Under the lock, with rx_eval(st) == 0: claims the value. Unlocks. */
-static int take_unlock(ursa_oneshot_t *os, void *out)
+/* With rx_eval() == 0 seen through load_state (acquire): claims the value.
+ * After SENT nobody writes the buffer. */
+static int take(ursa_oneshot_t *os, void *out)
 {
-    set_bits(os, TAKEN);
-    ursa__spin_unlock(&os->lock);
-    /* The lock's acquire saw SENT, set with release after the copy-in. */
     memcpy(out, buf(os), os->elem_size);
+    set_rxf(os, TAKEN);
     return 0;
 }
 
 /* Finishes a decided recv wait: the value or -EPIPE. */
 static int recv_result(ursa_oneshot_t *os, void *out)
 {
-    ursa__spin_lock(&os->lock);
-    int r = rx_eval(load_locked(os));
+    int r = rx_eval(load_state(os), load_rxf(os));
     if (r == 0)
-        return take_unlock(os, out);
-    ursa__spin_unlock(&os->lock);
+        return take(os, out);
     return r == 1 ? -EPIPE : r; /* a decided wait is never "pending" */
 }
 
@@ -195,10 +219,22 @@ static bool os_cancel(ursa_wait_t *w)
     ursa_oneshot_t *os = w->owner;
     if (!ursa__wait_cancel_begin(&os->lock, w))
         return false;
-    if (os->rx_w == w)
+    if (os->rx_w == w) {
+        /* relaxed: SENT with our bit set means the sender's CAS saw
+         * RX_WAIT and it is on its way to decide us (under this lock). */
+        if (atomic_load_explicit(&os->state, memory_order_relaxed) & SENT) {
+            ursa__spin_unlock(&os->lock);
+            ursa__wait_settle(w); /* its waker call returns, then done */
+            return false;
+        }
         os->rx_w = NULL;
-    if (os->tx_w == w)
+        /* relaxed: under the lock, like every change of the wait bits. */
+        atomic_fetch_and_explicit(&os->state, ~(uint32_t)RX_WAIT, memory_order_relaxed);
+    } else if (os->tx_w == w) {
         os->tx_w = NULL;
+        /* relaxed: as above. */
+        atomic_fetch_and_explicit(&os->state, ~(uint32_t)TX_WAIT, memory_order_relaxed);
+    }
     atomic_store_explicit(&w->state, URSA__W_CANCELLED, memory_order_relaxed);
     ursa__spin_unlock(&os->lock);
     atomic_store_explicit(&w->done, 1, memory_order_relaxed); /* our own node */
@@ -211,22 +247,31 @@ static int recv_start(ursa_oneshot_t *os, ursa_wait_t *w)
 {
     w->owner = os;
     ursa__spin_lock(&os->lock);
-    int r = rx_eval(load_locked(os));
-    if (r == -EINVAL || r == -EALREADY) {
-        ursa__spin_unlock(&os->lock);
-        return r;
-    }
-    if (r != 1) {
-        ursa__spin_unlock(&os->lock);
-        ursa__wait_complete_now(w, r == 0 ? URSA__W_GRANTED : URSA__W_CLOSED);
-        return 0;
-    }
-    if (os->rx_w) {
-        ursa__spin_unlock(&os->lock);
-        return -EBUSY;
+    uint32_t rxf = load_rxf(os);
+    uint32_t st = load_state(os);
+    for (;;) {
+        int r = rx_eval(st, rxf);
+        if (r == -EINVAL || r == -EALREADY) {
+            ursa__spin_unlock(&os->lock);
+            return r;
+        }
+        if (r != 1) {
+            ursa__spin_unlock(&os->lock);
+            ursa__wait_complete_now(w, r == 0 ? URSA__W_GRANTED : URSA__W_CLOSED);
+            return 0;
+        }
+        if (os->rx_w) {
+            ursa__spin_unlock(&os->lock);
+            return -EBUSY;
+        }
+        /* acquire: a SENT we lose to brings the value. The CAS is the
+         * registration's decision point against the send's CAS. */
+        if (atomic_compare_exchange_weak_explicit(&os->state, &st, st | RX_WAIT,
+                                                  memory_order_acquire, memory_order_acquire))
+            break;
     }
     atomic_store_explicit(&w->state, URSA__W_QUEUED, memory_order_relaxed);
-    os->rx_w = w;
+    os->rx_w = w; /* a send that saw RX_WAIT reads it after our unlock */
     ursa__spin_unlock(&os->lock);
     return -EINPROGRESS;
 }
@@ -236,11 +281,9 @@ int ursa_oneshot_recv_at(ursa_oneshot_t *os, void *out, ursa_time_t deadline,
 {
     if (!os || !out)
         return -EINVAL;
-    ursa__spin_lock(&os->lock);
-    int r = rx_eval(load_locked(os));
+    int r = rx_eval(load_state(os), load_rxf(os));
     if (r == 0)
-        return take_unlock(os, out);
-    ursa__spin_unlock(&os->lock);
+        return take(os, out);
     if (r != 1)
         return r;
     if (deadline == URSA_NOW)
@@ -303,18 +346,22 @@ static int rx_close(ursa_oneshot_t *os, bool drop)
     if (!os)
         return -EINVAL;
     ursa__spin_lock(&os->lock);
-    uint32_t st = load_locked(os);
-    if (st & RX_DROPPED) {
+    if (load_rxf(os) & RX_DROPPED) {
         ursa__spin_unlock(&os->lock);
         if (drop)
             ursa__report_misuse("oneshot receiver dropped twice", NULL);
         return -EINVAL;
     }
-    set_bits(os, RX_CLOSED | (drop ? RX_DROPPED : 0));
-    ursa_wait_t *tw = decide(&os->tx_w, URSA__W_GRANTED);
-    ursa_wait_t *rw = (st & SENT) ? NULL : decide(&os->rx_w, URSA__W_CLOSED);
+    if (drop)
+        set_rxf(os, RX_DROPPED);
+    /* release: a sender that sees the close (is_closed's acquire) sees
+     * what the receiver did before it. The RMW orders it against the
+     * send's CAS: prev says whether the send came first. */
+    uint32_t prev = atomic_fetch_or_explicit(&os->state, RX_CLOSED, memory_order_release);
+    ursa_wait_t *tw = decide(os, &os->tx_w, TX_WAIT, URSA__W_GRANTED);
+    ursa_wait_t *rw = (prev & SENT) ? NULL : decide(os, &os->rx_w, RX_WAIT, URSA__W_CLOSED);
     if (drop && !rw) /* a recv wait on a dropped receiver: it ends too */
-        rw = decide(&os->rx_w, URSA__W_CLOSED);
+        rw = decide(os, &os->rx_w, RX_WAIT, URSA__W_CLOSED);
     ursa__spin_unlock(&os->lock);
     wake(tw);
     wake(rw);
@@ -336,14 +383,15 @@ int ursa_oneshot_is_closed(const ursa_oneshot_t *os)
     if (!os)
         return -EINVAL;
     /* acquire: a sender that sees the close also sees what came before. */
-    return (atomic_load_explicit(&os->state, memory_order_acquire) & RX_CLOSED) ? 1 : 0;
+    return (load_state(os) & RX_CLOSED) ? 1 : 0;
 }
 
 static int closed_start(ursa_oneshot_t *os, ursa_wait_t *w)
 {
     w->owner = os;
     ursa__spin_lock(&os->lock);
-    if (load_locked(os) & RX_CLOSED) {
+    /* RX_CLOSED changes only under the lock: this look is final. */
+    if (load_state(os) & RX_CLOSED) {
         ursa__spin_unlock(&os->lock);
         ursa__wait_complete_now(w, URSA__W_GRANTED);
         return 0;
@@ -352,12 +400,13 @@ static int closed_start(ursa_oneshot_t *os, ursa_wait_t *w)
         ursa__spin_unlock(&os->lock);
         return -EBUSY;
     }
+    /* relaxed: under the lock, which orders every change of the bits. */
+    atomic_fetch_or_explicit(&os->state, TX_WAIT, memory_order_relaxed);
     atomic_store_explicit(&w->state, URSA__W_QUEUED, memory_order_relaxed);
     os->tx_w = w;
     ursa__spin_unlock(&os->lock);
     return -EINPROGRESS;
 }
-
 int ursa_oneshot_closed_at(ursa_oneshot_t *os, ursa_time_t deadline, const ursa_site_t *site)
 {
     if (!os)
