@@ -940,6 +940,101 @@ static void test_explore_producers(void **state)
     test_explore(ex_scenario, (void *)(uintptr_t)0);
 }
 
+/* Close while plain sends race it and a permit is held, over many seeds:
+ * plain sends are not counted as permits, so the end of stream must come
+ * from the seal (unbounded) or the idle semaphore (bounded). Every send
+ * that returned 0 is received exactly once, the held permit's message
+ * included, and then the receiver gets -EPIPE. */
+#define XC_PLAIN 2
+typedef struct xc {
+    ursa_mpsc_sender_t tx[XC_PLAIN + 1];
+    uint64_t ok;    /* successful sends (one worker: no race) */
+    uint64_t seen;  /* 2: the permit sent; 1: its message was received */
+} xc_t;
+
+typedef struct xc_arg {
+    xc_t *x;
+    uint64_t id;
+} xc_arg_t;
+
+static void *xc_plain(void *arg)
+{
+    xc_arg_t *a = arg;
+    for (uint64_t i = 0;; i++) {
+        uint64_t v = a->id << 32 | i;
+        int rc = ursa_mpsc_send(&a->x->tx[a->id], &v, URSA_NEVER);
+        if (rc == -EPIPE)
+            break;
+        URSA_SIM_CHECK(rc == 0);
+        a->x->ok++;
+        if (i % 2)
+            ursa_yield();
+    }
+    URSA_SIM_CHECK(ursa_mpsc_sender_drop(&a->x->tx[a->id]) == 0);
+    return NULL;
+}
+
+static void *xc_holder(void *arg)
+{
+    xc_arg_t *a = arg;
+    ursa_mpsc_permit_t p = {0};
+    int rc = ursa_mpsc_reserve(&a->x->tx[a->id], &p, URSA_NEVER);
+    URSA_SIM_CHECK(rc == 0 || rc == -EPIPE);
+    URSA_SIM_CHECK(ursa_mpsc_sender_drop(&a->x->tx[a->id]) == 0); /* the permit outlives it */
+    if (rc == 0) {
+        for (int i = 0; i < 3; i++)
+            ursa_yield();
+        uint64_t v = a->id << 32 | 7777;
+        URSA_SIM_CHECK(ursa_mpsc_permit_send(&p, &v) == 0);
+        a->x->ok++;
+        a->x->seen |= 2;
+    }
+    return NULL;
+}
+
+static void *xc_scenario(void *arg)
+{
+    static xc_t x;
+    static xc_arg_t args[XC_PLAIN + 1];
+    memset(&x, 0, sizeof x);
+    ursa_mpsc_receiver_t rx;
+    URSA_SIM_CHECK(ursa_mpsc_new(&rx, &x.tx[0], 8, (uint64_t)(uintptr_t)arg, NULL) == 0);
+    for (int i = 1; i <= XC_PLAIN; i++)
+        URSA_SIM_CHECK(ursa_mpsc_sender_clone(&x.tx[0], &x.tx[i]) == 0);
+    ursa_task_t *t[XC_PLAIN + 1];
+    for (int i = 0; i <= XC_PLAIN; i++) {
+        args[i] = (xc_arg_t){&x, (uint64_t)i};
+        t[i] = spawn_on(0, i == XC_PLAIN ? xc_holder : xc_plain, &args[i], "xc");
+    }
+    uint64_t got = 0, v;
+    int rc;
+    while ((rc = ursa_mpsc_recv(&rx, &v, URSA_NEVER)) == 0) {
+        if (++got == 3)
+            URSA_SIM_CHECK(ursa_mpsc_close(&rx) == 0);
+        if ((v & 0xffffffff) == 7777)
+            x.seen |= 1;
+    }
+    URSA_SIM_CHECK(rc == -EPIPE);
+    for (int i = 0; i <= XC_PLAIN; i++) {
+        void *r = join_task(t[i]);
+        if (r)
+            return r;
+    }
+    URSA_SIM_CHECK(got == x.ok);
+    URSA_SIM_CHECK(!(x.seen & 2) || (x.seen & 1)); /* the permit's message arrived */
+    URSA_SIM_CHECK(ursa_mpsc_len(rx.ch) == 0);
+    URSA_SIM_CHECK(ursa_mpsc_recv(&rx, &v, URSA_NOW) == -EPIPE);
+    URSA_SIM_CHECK(ursa_mpsc_receiver_drop(&rx) == 0);
+    return NULL;
+}
+
+static void test_explore_close_plain_sends(void **state)
+{
+    (void)state;
+    test_explore(xc_scenario, (void *)(uintptr_t)0);
+    test_explore(xc_scenario, (void *)(uintptr_t)2);
+}
+
 /* ====================================================================== */
 /* stress: tasks on 2 workers + plain threads, count and checksum          */
 /* ====================================================================== */
@@ -1119,12 +1214,26 @@ typedef struct cr {
 typedef struct cr_arg {
     cr_t *c;
     int id;
+    int mode; /* 0: reserve + permit_send; 1: plain send; 2: both, alternating */
 } cr_arg_t;
 
 static void *cr_producer(void *arg)
 {
     cr_arg_t *a = arg;
     for (uint64_t i = 0;; i++) {
+        if (a->mode == 1 || (a->mode == 2 && (i + (uint64_t)a->id) % 2)) {
+            /* Plain sends are not counted as permits (unbounded: sealed in
+             * tail; bounded: end of stream from an idle semaphore). */
+            int rc = ursa_mpsc_send(&a->c->tx[a->id], &i, URSA_NEVER);
+            if (rc == -EPIPE)
+                break;
+            if (rc)
+                return (void *)failf("send %d", rc);
+            atomic_fetch_add(&a->c->sent_ok, 1);
+            if (i % 7 == 0)
+                ursa_yield();
+            continue;
+        }
         ursa_mpsc_permit_t p = {0};
         int rc = ursa_mpsc_reserve(&a->c->tx[a->id], &p, URSA_NEVER);
         if (rc == -EPIPE)
@@ -1142,13 +1251,15 @@ static void *cr_producer(void *arg)
     return NULL;
 }
 
+static int cr_mode;
+
 static void *cr_root(void *arg)
 {
     cr_t *c = arg;
     static cr_arg_t args[4];
     ursa_task_t *t[4];
     for (int i = 0; i < 4; i++) {
-        args[i] = (cr_arg_t){c, i};
+        args[i] = (cr_arg_t){c, i, cr_mode};
         t[i] = spawn_on(i % 2, cr_producer, &args[i], "cr");
     }
     uint64_t got = 0, v;
@@ -1169,13 +1280,15 @@ static void test_close_race(void **state)
 {
     (void)state;
     static cr_t c;
-    for (uint64_t cap = 0; cap <= 4; cap += 4) {
-        memset(&c, 0, sizeof c);
-        assert_int_equal(ursa_mpsc_new(&c.rx, &c.tx[0], 8, cap, NULL), 0);
-        for (int i = 1; i < 4; i++)
-            assert_int_equal(ursa_mpsc_sender_clone(&c.tx[0], &c.tx[i]), 0);
-        ASSERT_OK(test_run(2, cr_root, &c));
-        assert_int_equal(ursa_mpsc_receiver_drop(&c.rx), 0);
+    for (cr_mode = 0; cr_mode < 3; cr_mode++) {
+        for (uint64_t cap = 0; cap <= 4; cap += 4) {
+            memset(&c, 0, sizeof c);
+            assert_int_equal(ursa_mpsc_new(&c.rx, &c.tx[0], 8, cap, NULL), 0);
+            for (int i = 1; i < 4; i++)
+                assert_int_equal(ursa_mpsc_sender_clone(&c.tx[0], &c.tx[i]), 0);
+            ASSERT_OK(test_run(2, cr_root, &c));
+            assert_int_equal(ursa_mpsc_receiver_drop(&c.rx), 0);
+        }
     }
 }
 
@@ -1199,6 +1312,7 @@ int main(void)
         cmocka_unit_test(test_raw_recv),
         cmocka_unit_test(test_raw_reserve),
         cmocka_unit_test(test_explore_producers),
+        cmocka_unit_test(test_explore_close_plain_sends),
         cmocka_unit_test(test_stress_bounded),
         cmocka_unit_test(test_stress_unbounded),
         cmocka_unit_test(test_close_race),

@@ -47,6 +47,10 @@
 #define TX_ONE ((uint64_t)4)
 #define TX_MASK ((uint64_t)0xfffffffc)
 #define PERM_ONE ((uint64_t)1 << 32)
+/* Unbounded: set in `tail` once the channel is closed and no permit is out
+ * ("sealed"); a sender whose claim returns it sends nothing. */
+#define TCLOSED ((uint64_t)1 << 63)
+#define NO_END UINT64_MAX
 
 typedef struct blk {
     _Atomic(struct blk *) next;
@@ -70,6 +74,7 @@ struct ursa_mpsc {
     _Atomic uint64_t refs;    /* handles + permits out; freed at 0 */
     _Atomic uint64_t life;
     _Atomic(ursa_wait_t *) rx_wait;
+    _Atomic uint64_t end;     /* unbounded: the position sealed at; NO_END */
     ursa__sema_t sema;
     /* senders' line */
     alignas(64) _Atomic uint64_t tail;
@@ -101,7 +106,16 @@ static inline bool ended(ursa_mpsc_t *ch, uint64_t l)
 {
     if (!(l & CLOSED) && (l & TX_MASK) != 0)
         return false;
-    return ch->cap ? ursa__sema_idle(&ch->sema, ch->cap) : (l >> 32) == 0;
+    if (ch->cap)
+        return ursa__sema_idle(&ch->sema, ch->cap);
+    /* acquire: pairs with seal's release store. */
+    uint64_t e = atomic_load_explicit(&ch->end, memory_order_acquire);
+    if (e != NO_END) /* sealed: every position below end is (being) written */
+        /* relaxed: the receiver's own counter (others: see end_check). */
+        return atomic_load_explicit(&ch->head, memory_order_relaxed) >= e;
+    /* Not sealed: no strong sender (so no plain send in flight) and no
+     * permit out; the caller found the queue empty. */
+    return (l & TX_MASK) == 0 && (l >> 32) == 0;
 }
 
 /* ---- memory ---- */
@@ -187,14 +201,31 @@ static inline void ref_put(ursa_mpsc_t *ch)
         destroy(ch);
 }
 
-/* Unbounded: a permit (or plain send) ends and stops counting, which may
- * be what a closed receiver waits for. */
+/* Unbounded, closed and no permit out: sets TCLOSED in tail so that plain
+ * senders that claim later send nothing, and records where the stream ends.
+ * Plain sends are not counted: one that read life before CLOSED claims
+ * below end and is delivered (it took effect before the close). */
+static void seal(ursa_mpsc_t *ch)
+{
+    /* seq_cst: ordered with the senders' seq_cst claims; the first sealer's
+     * old value is the end. */
+    uint64_t old = atomic_fetch_or_explicit(&ch->tail, TCLOSED, memory_order_seq_cst);
+    if (!(old & TCLOSED))
+        /* release: pairs with ended()'s acquire. */
+        atomic_store_explicit(&ch->end, old, memory_order_release);
+    end_check(ch);
+}
+
+/* Unbounded: a permit (or reserve) ends and stops counting, which may be
+ * what a closed receiver waits for. */
 static void unb_done(ursa_mpsc_t *ch)
 {
     /* acq_rel: our message (if any) was published before; the receiver
      * acquires the count before it looks at the queue. */
     uint64_t l = atomic_fetch_sub_explicit(&ch->life, PERM_ONE, memory_order_acq_rel) - PERM_ONE;
-    if (ended(ch, l))
+    if ((l >> 32) == 0 && (l & CLOSED))
+        seal(ch);
+    else if (ended(ch, l))
         end_check(ch);
 }
 
@@ -225,7 +256,9 @@ static blk_t *grow(ursa_mpsc_t *ch, blk_t *b)
     return exp;
 }
 
-static void push(ursa_mpsc_t *ch, const void *value)
+/* Writes value at a new position and wakes the receiver if it waits.
+ * False (nothing written): an unbounded channel was sealed. */
+static bool push(ursa_mpsc_t *ch, const void *value)
 {
     if (ch->cap) {
         /* seq_cst: the claim is the sender's half of the wake Dekker (see
@@ -250,6 +283,8 @@ static void push(ursa_mpsc_t *ch, const void *value)
          * mark it recorded, we see the moved block_tail. seq_cst: the claim
          * is also the sender's half of the wake Dekker. */
         uint64_t pos = atomic_fetch_add_explicit(&ch->tail, 1, memory_order_seq_cst);
+        if (__builtin_expect(pos & TCLOSED, 0))
+            return false; /* past the end: never read */
         uint64_t start = pos & ~(ch->bslots - 1), off = pos & (ch->bslots - 1);
         /* acquire: the block's fields. */
         blk_t *b = atomic_load_explicit(&ch->block_tail, memory_order_acquire);
@@ -273,7 +308,8 @@ static void push(ursa_mpsc_t *ch, const void *value)
                                                             memory_order_relaxed)) {
                     /* acq_rel RMW: a sender whose fetch_add reads after it
                      * synchronises with us, so it sees the new block_tail. */
-                    uint64_t obs = atomic_fetch_add_explicit(&ch->tail, 0, memory_order_acq_rel);
+                    uint64_t obs = atomic_fetch_add_explicit(&ch->tail, 0, memory_order_acq_rel) &
+                                   ~TCLOSED;
                     atomic_store_explicit(&b->observed, obs, memory_order_relaxed);
                     /* release: observed is valid once released is seen. */
                     atomic_store_explicit(&b->released, 1, memory_order_release);
@@ -294,6 +330,7 @@ static void push(ursa_mpsc_t *ch, const void *value)
      * not sleep (it waits for the publication instead). */
     if (atomic_load_explicit(&ch->rx_wait, memory_order_seq_cst))
         wake_rx(ch);
+    return true;
 }
 
 /* ---- storage: the receiver (one at a time) ---- */
@@ -434,6 +471,7 @@ int ursa_mpsc_new(ursa_mpsc_receiver_t *rx, ursa_mpsc_sender_t *tx, size_t elem_
     atomic_init(&ch->life, TX_ONE);
     atomic_init(&ch->rx_wait, NULL);
     atomic_init(&ch->tail, 0);
+    atomic_init(&ch->end, NO_END);
     atomic_init(&ch->head, 0);
     if (capacity) {
         ch->stride = esz + 8;
@@ -543,9 +581,11 @@ int ursa_mpsc_close(const ursa_mpsc_receiver_t *rx)
         return -EINVAL;
     ursa_mpsc_t *ch = rx->ch;
     /* acq_rel: orders against reserves that count themselves first. */
-    atomic_fetch_or_explicit(&ch->life, CLOSED, memory_order_acq_rel);
+    uint64_t l = atomic_fetch_or_explicit(&ch->life, CLOSED, memory_order_acq_rel);
     if (ch->cap)
         ursa__sema_close(&ch->sema);
+    else if ((l >> 32) == 0)
+        seal(ch); /* no permit out; else the last one seals */
     end_check(ch); /* a raw recv of ours may wait */
     return 0;
 }
@@ -758,7 +798,8 @@ int ursa_mpsc_permit_send(ursa_mpsc_permit_t *p, const void *value)
         shrink(p);
         return -EPIPE;
     }
-    push(ch, value);
+    /* Cannot fail: our permit counts, so the channel is not sealed. */
+    (void)push(ch, value);
     shrink(p);
     return 0;
 }
@@ -794,6 +835,15 @@ int ursa_mpsc_send(const ursa_mpsc_sender_t *tx, const void *value, ursa_time_t 
         return -EINVAL;
     ursa_mpsc_t *ch = tx->ch;
     /* Our strong sender keeps the channel alive: no reference is taken. */
+    if (!ch->cap) {
+        /* Unbounded: not counted as a permit. acquire: paired with close
+         * and receiver_drop. A close after this load either seals after
+         * our claim (we are delivered: the send took effect first) or
+         * before it (push fails). */
+        if (atomic_load_explicit(&ch->life, memory_order_acquire) & (CLOSED | RX_GONE))
+            return -EPIPE;
+        return push(ch, value) ? 0 : -EPIPE;
+    }
     int rc = acquire(ch, 1, deadline, NULL, NULL);
     if (rc)
         return rc;
@@ -804,8 +854,6 @@ int ursa_mpsc_send(const ursa_mpsc_sender_t *tx, const void *value, ursa_time_t 
     } else {
         push(ch, value);
     }
-    if (!ch->cap)
-        unb_done(ch);
     return rc;
 }
 
@@ -832,14 +880,19 @@ static int rx_start(ursa_mpsc_t *ch, ursa_wait_t *w)
     /* relaxed: only we write head. seq_cst: a claim ordered before our
      * fence in S is seen here. */
     uint64_t h = atomic_load_explicit(&ch->head, memory_order_relaxed);
-    bool claimed = atomic_load_explicit(&ch->tail, memory_order_seq_cst) != h;
+    uint64_t t = atomic_load_explicit(&ch->tail, memory_order_seq_cst) & ~TCLOSED;
+    /* acquire: see ended(). Positions at or past end are never written. */
+    bool claimed = t != h && h < atomic_load_explicit(&ch->end, memory_order_acquire);
     if (!claimed && !rx_ready(ch))
         return -EINPROGRESS;
     if (rx_cancel(w)) {
         /* A claimed position is written without waiting (the sender
          * holds its slot), but that sender will not wake us: wait here
-         * for the short window until it publishes. */
-        for (unsigned i = 0; claimed && !peek(ch); i++) {
+         * for the short window until it publishes (or, unbounded, until
+         * the end recorded by a seal shows the claim was past it). */
+        for (unsigned i = 0;
+             claimed && !peek(ch) && h < atomic_load_explicit(&ch->end, memory_order_acquire);
+             i++) {
             if (i < 128)
                 ursa__cpu_relax();
             else
@@ -969,7 +1022,9 @@ uint64_t ursa_mpsc_len(const ursa_mpsc_t *ch)
         return 0;
     /* relaxed: a snapshot; head first so the difference is not negative. */
     uint64_t h = atomic_load_explicit(&((ursa_mpsc_t *)ch)->head, memory_order_relaxed);
-    uint64_t t = atomic_load_explicit(&((ursa_mpsc_t *)ch)->tail, memory_order_relaxed);
+    uint64_t t = atomic_load_explicit(&((ursa_mpsc_t *)ch)->tail, memory_order_relaxed) & ~TCLOSED;
+    uint64_t e = atomic_load_explicit(&((ursa_mpsc_t *)ch)->end, memory_order_relaxed);
+    t = t < e ? t : e; /* claims past a seal are never written */
     return t > h ? t - h : 0;
 }
 
