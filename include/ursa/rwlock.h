@@ -18,6 +18,10 @@
  * were queued, the next release lets every queued reader in ahead of the
  * queued writers.
  *
+ * Read-mostly locks are biased towards readers: a read lock and unlock then
+ * only count in the calling thread's table, with no atomic read-modify-
+ * write; a writer revokes the bias first (docs/rwlock.md "Reader bias").
+ *
  * The lock calls work inside a task (the task suspends), on a plain thread
  * (the thread parks on a futex); a foreign event loop uses the _start /
  * _finish pairs with a waker of its own (see ursa/wait.h). */
@@ -46,12 +50,25 @@ typedef struct ursa_rwlock {
      * readers last entered from it. */
     _Atomic uint32_t wstreak;
     ursa__lockinfo_t info; /* name, rank, metrics */
+    /* Reader bias (src/sync/rwlock.c); private. */
+    struct {
+        _Atomic uint32_t on;   /* readers may use their thread's table */
+        _Atomic uint32_t lock; /* guards the fields below */
+        _Atomic uint32_t skip; /* slow read locks before bias is tried again */
+        int32_t slot;          /* column in the reader tables; -1: none */
+        bool token;            /* one permit held for the fast readers */
+        bool draining;         /* revoked; the last fast reader returns it */
+        bool no_slot;          /* none was free: stay unbiased */
+        uint32_t next_skip;
+        ursa_time_t since;     /* when bias was last turned on */
+    } bias;
 } ursa_rwlock_t;
 
 /* Hold of a shared (read) lock: an obligation to unlock exactly once. */
 typedef struct ursa_rwlock_read_guard {
     ursa_oblig_t ob;
     ursa_rwlock_t *rw; /* NULL when not holding */
+    void *rtab;        /* counted in this reader table, or NULL: a permit */
 #if URSA_LOCK_METRICS
     ursa_time_t since; /* when it was locked, for hold times */
 #endif
@@ -86,7 +103,9 @@ URSA_API int ursa_rwlock_stats(const ursa_rwlock_t *rw, ursa_lock_stats_t *out);
 URSA_API int ursa_rwlock_destroy(ursa_rwlock_t *rw);
 
 /* Phase 1: takes a shared lock, waiting until `deadline`, and fills g.
- * Lock-free (one CAS) when no writer holds or waits.
+ * Without atomic read-modify-writes while the lock is read-biased (see
+ * docs/rwlock.md "Reader bias"); otherwise lock-free (one CAS) when no
+ * writer holds or waits.
  * 0 locked; -EOWNERDEAD locked, but a writer ended holding the lock (see
  * ursa_rwlock_consistent); -EAGAIN (URSA_NOW and a writer holds or waiters
  * are queued, or max_readers readers hold it); -ETIMEDOUT; -ECANCELED

@@ -16,19 +16,45 @@
  * passes on a head's partial permits, never enough for a whole writer), and
  * a counted writer holds every permit until its own release, which then
  * sees the count: so at most URSA_RWLOCK_WRITER_STREAK writers enter in a
- * row ahead of a queued reader. */
+ * row ahead of a queued reader.
+ *
+ * Reader bias. A read lock on the semaphore is a CAS to lock and one to
+ * unlock, on a line every reader shares. While a lock is read-mostly we
+ * bias it instead (src/core/rbias.h): the bias holds one "token" permit
+ * for all fast readers together, and each reader only counts itself in its
+ * thread's reader table. A writer first revokes the bias (flag off,
+ * membarrier, sum the column); if fast readers remain, the last of them
+ * to unlock sees the flag off and returns the token, which lets the writer
+ * (queued on the semaphore like any writer) in. So fairness, deadlines,
+ * cancel and the raw form of writers are the semaphore's, unchanged.
+ * A slow-path reader turns the bias back on once `skip` slow read locks
+ * went by with no writer queued; `skip` doubles (up to BIAS_MAX_SKIP)
+ * each time bias was revoked before it lived BIAS_PAYBACK times the cost
+ * of its revocation, so write-heavy locks stay unbiased. Locks with a
+ * reader limit below URSA_RWLOCK_DEFAULT_READERS never bias: fast readers
+ * are not counted against it. */
 #include "ursa/rwlock.h"
 
 #include <string.h>
 
 #include "../core/ctx.h"
 #include "../core/lockinfo.h"
+#include "../core/rbias.h"
 #include "../core/sema.h"
+#include "../core/spin.h"
+
+#define BIAS_MIN_SKIP 64u
+#define BIAS_MAX_SKIP (1u << 20)
+#define BIAS_NEVER UINT32_MAX
+#define BIAS_PAYBACK 32
 
 static void leaked_read_unlock(void *rw, uint64_t n);
+static void leaked_fast_read_unlock(void *rw, uint64_t tab);
 static void leaked_write_unlock(void *rw, uint64_t n);
 static void rw_give_back(ursa_wait_t *w);
 static const ursa_oblig_kind_t read_kind = {"rwlock read guard", leaked_read_unlock};
+/* A fast read guard records its reader table (as n) instead of a count. */
+static const ursa_oblig_kind_t fast_read_kind = {"rwlock read guard", leaked_fast_read_unlock};
 static const ursa_oblig_kind_t write_kind = {"rwlock write guard", leaked_write_unlock};
 static const ursa__wait_ops_t read_ops = {URSA_WAIT_RWLOCK_READ, ursa__sema_cancel,
                                           rw_give_back};
@@ -57,16 +83,39 @@ int ursa_rwlock_init_attr(ursa_rwlock_t *rw, uint64_t max_readers, const ursa_lo
     atomic_init(&rw->poisoned, false);
     atomic_init(&rw->writer, false);
     atomic_init(&rw->wstreak, 0);
+    atomic_init(&rw->bias.on, 0);
+    atomic_init(&rw->bias.lock, 0);
+    /* Bias is tried at the first read lock, if the reader limit allows. */
+    atomic_init(&rw->bias.skip, max_readers >= URSA_RWLOCK_DEFAULT_READERS ? 0 : BIAS_NEVER);
+    rw->bias.slot = -1;
+    rw->bias.token = false;
+    rw->bias.draining = false;
+    rw->bias.next_skip = BIAS_MIN_SKIP;
+    rw->bias.since = 0;
     return 0;
 }
+
+static void bias_revoke(ursa_rwlock_t *rw, ursa__ctx_t *c);
 
 int ursa_rwlock_destroy(ursa_rwlock_t *rw)
 {
     if (!rw)
         return -EINVAL;
-    if (ursa__sema_available(&rw->sema) != rw->max_readers || ursa__sema_has_waiters(&rw->sema)) {
+    bool fast_held = false;
+    if (rw->bias.slot >= 0) {
+        bias_revoke(rw, ursa__ctx()); /* the token comes back unless fast readers hold */
+        ursa__spin_lock(&rw->bias.lock);
+        fast_held = rw->bias.token;
+        ursa__spin_unlock(&rw->bias.lock);
+    }
+    if (fast_held || ursa__sema_available(&rw->sema) != rw->max_readers ||
+        ursa__sema_has_waiters(&rw->sema)) {
         ursa__report_misuse("rwlock destroyed while held or waited on", NULL);
         return -EBUSY;
+    }
+    if (rw->bias.slot >= 0) {
+        ursa__rbias_slot_free(rw->bias.slot);
+        rw->bias.slot = -1;
     }
     return 0;
 }
@@ -168,6 +217,111 @@ static void rw_give_back(ursa_wait_t *w)
     w->got = 0;
 }
 
+/* ---- reader bias ---- */
+
+/* Turns bias off; the token comes back now, or from the last fast reader. */
+static void bias_revoke(ursa_rwlock_t *rw, ursa__ctx_t *c)
+{
+    ursa__spin_lock(&rw->bias.lock);
+    /* relaxed: changed under this lock. */
+    if (!atomic_load_explicit(&rw->bias.on, memory_order_relaxed)) {
+        ursa__spin_unlock(&rw->bias.lock);
+        return;
+    }
+    ursa_time_t t0 = ursa__ctx_now(c);
+    /* relaxed: the barrier orders it against every reader (rbias.h). */
+    atomic_store_explicit(&rw->bias.on, 0, memory_order_relaxed);
+    ursa__rbias_barrier();
+    bool drained = ursa__rbias_held(rw->bias.slot) == 0;
+    ursa_time_t t1 = ursa__ctx_now(c);
+    /* Bias that did not outlive BIAS_PAYBACK revocations did not pay for
+     * itself: wait longer before the next try. */
+    if (t1 - rw->bias.since < BIAS_PAYBACK * (t1 - t0))
+        rw->bias.next_skip = rw->bias.next_skip >= BIAS_MAX_SKIP / 2 ? BIAS_MAX_SKIP
+                                                                     : rw->bias.next_skip * 2;
+    else
+        rw->bias.next_skip = BIAS_MIN_SKIP;
+    /* relaxed: a heuristic counter. */
+    atomic_store_explicit(&rw->bias.skip, rw->bias.next_skip, memory_order_relaxed);
+    rw->bias.draining = !drained;
+    if (drained)
+        rw->bias.token = false;
+    ursa__spin_unlock(&rw->bias.lock);
+    if (drained)
+        rw_release(rw, 1);
+}
+
+/* A fast reader saw bias off as it left: if it was the last one a revoke
+ * waits for, it returns the token. */
+static __attribute__((noinline)) void bias_drain_check(ursa_rwlock_t *rw)
+{
+    bool give = false;
+    ursa__spin_lock(&rw->bias.lock);
+    if (rw->bias.draining && ursa__rbias_held(rw->bias.slot) == 0) {
+        rw->bias.draining = false;
+        rw->bias.token = false;
+        give = true;
+    }
+    ursa__spin_unlock(&rw->bias.lock);
+    if (give)
+        rw_release(rw, 1);
+}
+
+/* Called by a reader that holds a permit (so no writer holds the lock):
+ * turns bias on once `skip` such read locks went by. */
+static void bias_maybe_on(ursa_rwlock_t *rw, ursa__ctx_t *c)
+{
+    /* relaxed: a heuristic counter; racing decrements only shift it. */
+    uint32_t k = atomic_load_explicit(&rw->bias.skip, memory_order_relaxed);
+    if (__builtin_expect(k != 0, 1)) {
+        if (k != BIAS_NEVER)
+            atomic_store_explicit(&rw->bias.skip, k - 1, memory_order_relaxed);
+        return;
+    }
+    ursa__spin_lock(&rw->bias.lock);
+    /* relaxed: changed under this lock. */
+    if (!atomic_load_explicit(&rw->bias.on, memory_order_relaxed) && !rw->bias.token &&
+        atomic_load_explicit(&rw->bias.skip, memory_order_relaxed) == 0) {
+        if (rw->bias.slot < 0)
+            rw->bias.slot = ursa__rbias_slot_alloc();
+        if (rw->bias.slot < 0) {
+            atomic_store_explicit(&rw->bias.skip, BIAS_NEVER, memory_order_relaxed);
+        } else if (ursa__sema_try(&rw->sema, 1)) { /* fails while a writer queues */
+            rw->bias.token = true;
+            rw->bias.since = ursa__ctx_now(c);
+            /* release: the slot, and (through the permit we hold) the last
+             * writer's critical section, reach the fast readers. */
+            atomic_store_explicit(&rw->bias.on, 1, memory_order_release);
+        } else {
+            atomic_store_explicit(&rw->bias.skip, BIAS_MIN_SKIP, memory_order_relaxed);
+        }
+    }
+    ursa__spin_unlock(&rw->bias.lock);
+}
+
+/* Counts a fast reader in t: true, or false (bias was revoked: not counted). */
+static inline bool read_fast(ursa_rwlock_t *rw, ursa__rtab_t *t)
+{
+    ursa__rtab_enter(t, rw->bias.slot);
+    atomic_signal_fence(memory_order_seq_cst); /* the barrier is the CPU half */
+    /* acquire: as in the first load (ursa_rwlock_read_lock_at). */
+    if (__builtin_expect(atomic_load_explicit(&rw->bias.on, memory_order_acquire), 1))
+        return true;
+    ursa__rtab_exit(t, rw->bias.slot);
+    atomic_signal_fence(memory_order_seq_cst);
+    bias_drain_check(rw); /* a revoke may have counted us */
+    return false;
+}
+
+static inline void read_fast_exit(ursa_rwlock_t *rw, ursa__rtab_t *t)
+{
+    ursa__rtab_exit(t, rw->bias.slot);
+    atomic_signal_fence(memory_order_seq_cst); /* the barrier is the CPU half */
+    /* relaxed: only tells us whether a revoke may be waiting for us. */
+    if (__builtin_expect(!atomic_load_explicit(&rw->bias.on, memory_order_relaxed), 0))
+        bias_drain_check(rw);
+}
+
 /* ---- holds ---- */
 
 static int poison_rc(const ursa_rwlock_t *rw)
@@ -201,7 +355,23 @@ static int take_read(ursa_rwlock_t *rw, ursa_rwlock_read_guard_t *g, ursa__ctx_t
         return -ENOMEM;
     }
     g->rw = rw;
+    g->rtab = NULL;
     ACQUIRED(rw, g, c, wait_start);
+    return poison_rc(rw);
+}
+
+static int take_read_fast(ursa_rwlock_t *rw, ursa_rwlock_read_guard_t *g, ursa__ctx_t *c,
+                          const ursa_site_t *site, ursa__rtab_t *t)
+{
+    if (__builtin_expect(ursa__oblig_take_lock(&c->ledger, &g->ob, &fast_read_kind, site, rw,
+                                               (uint64_t)(uintptr_t)t, &rw->info),
+                         0)) {
+        read_fast_exit(rw, t);
+        return -ENOMEM;
+    }
+    g->rw = rw;
+    g->rtab = t;
+    ACQUIRED(rw, g, c, 0);
     return poison_rc(rw);
 }
 
@@ -240,6 +410,7 @@ static __attribute__((noinline)) int read_slow(ursa_rwlock_t *rw, ursa_rwlock_re
             return rc;
         reader_entered(rw);
     }
+    bias_maybe_on(rw, c);
     return take_read(rw, g, c, site, wait_start);
 }
 
@@ -250,8 +421,17 @@ int ursa_rwlock_read_lock_at(ursa_rwlock_t *rw, ursa_rwlock_read_guard_t *g,
         return -EINVAL;
     ursa__ctx_t *c = ursa__ctx();
     URSA__LOCK_ORDER_CHECK(c, &rw->info, "rwlock", site);
-    if (__builtin_expect(ursa__sema_try(&rw->sema, 1), 1))
+    /* acquire: the slot, and the last writer's critical section, from
+     * whoever turned bias on (bias_maybe_on). */
+    if (__builtin_expect(atomic_load_explicit(&rw->bias.on, memory_order_acquire), 1)) {
+        ursa__rtab_t *t = ursa__rtab();
+        if (__builtin_expect(t && read_fast(rw, t), 1))
+            return take_read_fast(rw, g, c, site, t);
+    }
+    if (__builtin_expect(ursa__sema_try(&rw->sema, 1), 1)) {
+        bias_maybe_on(rw, c);
         return take_read(rw, g, c, site, 0);
+    }
     return read_slow(rw, g, deadline, site);
 }
 
@@ -269,7 +449,13 @@ int ursa_rwlock_read_unlock(ursa_rwlock_read_guard_t *g)
         return rc;
     g->rw = NULL;
     RELEASED(rw, g);
-    rw_release(rw, 1);
+    if (g->rtab) {
+        ursa__rtab_t *t = g->rtab;
+        g->rtab = NULL;
+        read_fast_exit(rw, t);
+    } else {
+        rw_release(rw, 1);
+    }
     return 0;
 }
 
@@ -282,6 +468,9 @@ int ursa_rwlock_write_lock_at(ursa_rwlock_t *rw, ursa_rwlock_write_guard_t *g,
         return -EINVAL;
     ursa__ctx_t *c = ursa__ctx();
     URSA__LOCK_ORDER_CHECK(c, &rw->info, "rwlock", site);
+    /* relaxed: bias_revoke re-checks under its lock. */
+    if (atomic_load_explicit(&rw->bias.on, memory_order_relaxed))
+        bias_revoke(rw, c);
     if (ursa__sema_try(&rw->sema, rw->max_readers))
         return take_write(rw, g, c, site, 0); /* queue empty: no streak */
     if (deadline == URSA_NOW)
@@ -346,6 +535,7 @@ int ursa_rwlock_downgrade(ursa_rwlock_write_guard_t *wg, ursa_rwlock_read_guard_
     memset(&wg->ob, 0, sizeof wg->ob);
     wg->rw = NULL;
     rg->rw = rw;
+    rg->rtab = NULL; /* it holds a permit */
 #if URSA_LOCK_METRICS
     rg->since = wg->since; /* one hold, first exclusive then shared */
 #endif
@@ -361,6 +551,11 @@ int ursa_rwlock_downgrade(ursa_rwlock_write_guard_t *wg, ursa_rwlock_read_guard_
 static void leaked_read_unlock(void *rw, uint64_t n)
 {
     rw_release(rw, n); /* a reader cannot have corrupted anything: no poison */
+}
+
+static void leaked_fast_read_unlock(void *rw, uint64_t tab)
+{
+    read_fast_exit(rw, (ursa__rtab_t *)(uintptr_t)tab);
 }
 
 static void leaked_write_unlock(void *p, uint64_t n)
@@ -402,13 +597,24 @@ uint64_t ursa_rwlock_readers(const ursa_rwlock_t *rw)
 {
     if (!rw || ursa_rwlock_is_write_locked(rw))
         return 0;
-    ursa__sema_t *s = (ursa__sema_t *)&rw->sema; /* the lock is mutable state */
+    ursa_rwlock_t *m = (ursa_rwlock_t *)rw; /* the locks are mutable state */
+    uint64_t fast = 0;
+    bool token = false;
+    ursa__spin_lock(&m->bias.lock);
+    if (m->bias.slot >= 0) {
+        fast = ursa__rbias_held(m->bias.slot);
+        token = m->bias.token;
+    }
+    ursa__spin_unlock(&m->bias.lock);
+    if (fast >= rw->max_readers)
+        fast = 0; /* a racy sum that went below zero */
+    ursa__sema_t *s = &m->sema;
     ursa__spin_lock(&s->lock);
-    uint64_t free_ = ursa__sema_available(s);
+    uint64_t free_ = ursa__sema_available(s) + token;
     for (const ursa_wait_t *w = s->head; w; w = w->next)
         free_ += w->got; /* assigned to a waiter, not held */
     ursa__spin_unlock(&s->lock);
-    return free_ >= rw->max_readers ? 0 : rw->max_readers - free_;
+    return (free_ >= rw->max_readers ? 0 : rw->max_readers - free_) + fast;
 }
 
 /* ---- raw two-phase form ---- */
@@ -427,6 +633,9 @@ int ursa_rwlock_write_lock_start_at(ursa_rwlock_t *rw, ursa_wait_t *w, ursa_wake
 {
     if (!rw || !w || !waker.fn)
         return -EINVAL;
+    /* relaxed: bias_revoke re-checks under its lock. */
+    if (atomic_load_explicit(&rw->bias.on, memory_order_relaxed))
+        bias_revoke(rw, ursa__ctx());
     ursa__wait_init(w, waker, &write_ops, site);
     return ursa__sema_start(&rw->sema, w, rw->max_readers);
 }
