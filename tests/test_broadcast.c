@@ -939,6 +939,131 @@ static void test_lap_race_dtor(void **state)
     assert_int_equal(atomic_load(&lap_dt), 2 * n);
 }
 
+/* Receivers read without a lock (a seqlock over the slot's words): a copy
+ * that overlaps an overwrite must be thrown away, never returned torn, and
+ * a lag must leave *out untouched. Two sender threads lap a 2-slot ring
+ * while a plain thread (try_recv) and a task (recv) receive; elements of
+ * 40 bytes (whole words) and 21 bytes (a partial last word). */
+typedef struct torn {
+    ursa_broadcast_tx_t *tx[2];
+    ursa_broadcast_rx_t *rx[2];
+    size_t size;
+    uint64_t per_sender;
+    atomic_int go;
+} torn_t;
+
+typedef struct torn_arg {
+    torn_t *t;
+    int id;
+} torn_arg_t;
+
+static void torn_fill(unsigned char *b, size_t size, uint64_t v)
+{
+    for (size_t i = 0; i < size; i++)
+        b[i] = (unsigned char)((v >> (8 * (i % 8))) ^ i);
+}
+
+static void *torn_send(void *arg)
+{
+    torn_arg_t *a = arg;
+    torn_t *t = a->t;
+    unsigned char b[64];
+    while (atomic_load(&t->go) < 2)
+        sched_yield();
+    for (uint64_t i = 0; i < t->per_sender; i++) {
+        torn_fill(b, t->size, ((uint64_t)(a->id + 1) << 40) | i);
+        if (ursa_broadcast_send(t->tx[a->id], b) != 2)
+            return (void *)"send failed";
+        if (i % 64 == 0)
+            sched_yield();
+    }
+    return NULL;
+}
+
+static void *torn_recv(void *arg)
+{
+    torn_arg_t *a = arg;
+    torn_t *t = a->t;
+    unsigned char b[64], want[64];
+    uint64_t missed, got = 0, lost = 0, next[2] = {0, 0};
+    atomic_fetch_add(&t->go, 1);
+    for (;;) {
+        memset(b, 0xA5, sizeof b);
+        int rc = a->id ? ursa_broadcast_recv(t->rx[1], b, &missed, URSA_NEVER)
+                       : ursa_broadcast_try_recv(t->rx[0], b, &missed);
+        if (rc == -EPIPE)
+            break;
+        if (rc == -EAGAIN) {
+            sched_yield();
+            continue;
+        }
+        if (rc == -EOVERFLOW) {
+            CHECK(missed >= 1);
+            for (size_t i = 0; i < sizeof b; i++)
+                CHECK(b[i] == 0xA5); /* *out untouched on a lag */
+            lost += missed;
+            continue;
+        }
+        CHECK_EQ(rc, 0);
+        for (size_t i = t->size; i < sizeof b; i++)
+            CHECK(b[i] == 0xA5); /* exactly elem_size bytes written */
+        uint64_t v = 0;
+        for (size_t i = 0; i < 8; i++)
+            v |= (uint64_t)(unsigned char)(b[i] ^ i) << (8 * i);
+        torn_fill(want, t->size, v);
+        if (memcmp(b, want, t->size) != 0)
+            return (void *)failf("torn value (elem_size %zu)", t->size);
+        int who = (int)(v >> 40) - 1;
+        CHECK(who == 0 || who == 1);
+        uint64_t seq = v & ((1ull << 40) - 1);
+        CHECK(seq >= next[who]); /* each sender's values in order, once */
+        next[who] = seq + 1;
+        got++;
+    }
+    CHECK_EQ(got + lost, 2 * t->per_sender);
+    return NULL;
+}
+
+static void *torn_task_thread(void *arg)
+{
+    return test_run(1, torn_recv, arg);
+}
+
+static void test_torn_reads(void **state)
+{
+    (void)state;
+    static const size_t sizes[] = {40, 21};
+    for (int k = 0; k < 2; k++) {
+        static torn_t t;
+        memset(&t, 0, sizeof t);
+        t.size = sizes[k];
+        t.per_sender = (uint64_t)test_scale(100000);
+        assert_int_equal(ursa_broadcast_new(&t.tx[0], &t.rx[0], t.size, 2, NULL), 0);
+        assert_int_equal(ursa_broadcast_subscribe(t.tx[0], &t.rx[1]), 0);
+        assert_int_equal(ursa_broadcast_sender_clone(t.tx[0], &t.tx[1]), 0);
+        torn_arg_t sa[2] = {{&t, 0}, {&t, 1}}, ra[2] = {{&t, 0}, {&t, 1}};
+        pthread_t th[4];
+        assert_int_equal(pthread_create(&th[0], NULL, torn_send, &sa[0]), 0);
+        assert_int_equal(pthread_create(&th[1], NULL, torn_send, &sa[1]), 0);
+        assert_int_equal(pthread_create(&th[2], NULL, torn_recv, &ra[0]), 0);
+        assert_int_equal(pthread_create(&th[3], NULL, torn_task_thread, &ra[1]), 0);
+        for (int i = 0; i < 2; i++) {
+            void *r = NULL;
+            pthread_join(th[i], &r);
+            ASSERT_OK(r);
+        }
+        assert_int_equal(ursa_broadcast_sender_drop(t.tx[0]), 0);
+        assert_int_equal(ursa_broadcast_sender_drop(t.tx[1]), 0);
+        for (int i = 2; i < 4; i++) {
+            void *r = NULL;
+            pthread_join(th[i], &r);
+            ASSERT_OK(r);
+        }
+        assert_int_equal(ursa_broadcast_receiver_drop(t.rx[0]), 0);
+        assert_int_equal(ursa_broadcast_receiver_drop(t.rx[1]), 0);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -960,6 +1085,7 @@ int main(void)
         cmocka_unit_test(test_stress_large_ring),
         cmocka_unit_test(test_stress_paced),
         cmocka_unit_test(test_lap_race_dtor),
+        cmocka_unit_test(test_torn_reads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

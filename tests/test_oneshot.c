@@ -843,6 +843,159 @@ static void test_stress(void **state)
     assert_int_equal(atomic_load(&s.received) + atomic_load(&s.refused), rounds);
 }
 
+/* ====================================================================== */
+/* wait bits: every way a wait ends leaves destroy clean                  */
+/* ====================================================================== */
+
+/* destroy checks the queued-wait bits without a lock, so every path that
+ * empties a wait slot must clear its bit (regression for the lock-free
+ * send/recv). */
+static void *wait_bits_body(void *arg)
+{
+    (void)arg;
+    ursa_oneshot_t os;
+    ursa_wait_t w;
+    cw_t cw;
+    cw_init(&cw);
+    int v = 5, out = 0;
+    for (int how = 0; how < 6; how++) {
+        CHECK_EQ(ursa_oneshot_init(&os, sizeof(int), NULL), 0);
+        CHECK_EQ(ursa_oneshot_recv_start(&os, &w, cw_waker(&cw)), -EINPROGRESS);
+        int want = 0;
+        switch (how) {
+        case 0: CHECK_EQ(ursa_oneshot_send(&os, &v), 0); break;
+        case 1: CHECK_EQ(ursa_oneshot_sender_drop(&os), 0); want = -EPIPE; break;
+        case 2: CHECK_EQ(ursa_oneshot_close(&os), 0); want = -EPIPE; break;
+        case 3: CHECK_EQ(ursa_oneshot_receiver_drop(&os), 0); want = -EINVAL; break;
+        case 4: /* sent, then closed: the close leaves the granted wait */
+            CHECK_EQ(ursa_oneshot_send(&os, &v), 0);
+            CHECK_EQ(ursa_oneshot_close(&os), 0);
+            break;
+        default: break;
+        }
+        if (how == 5) {
+            CHECK_EQ(ursa_wait_cancel(&w), -ECANCELED);
+            CHECK_EQ(ursa_oneshot_send(&os, &v), 0); /* nobody to wake */
+            CHECK_EQ(ursa_oneshot_try_recv(&os, &out), 0);
+            CHECK_EQ(out, 5);
+        } else {
+            CHECK(ursa_wait_ready(&w));
+            out = 0;
+            CHECK_EQ(ursa_oneshot_recv_finish(&os, &w, &out), want);
+            if (want == 0)
+                CHECK_EQ(out, 5);
+        }
+        CHECK_EQ(ursa_oneshot_destroy(&os), 0);
+    }
+    CHECK_EQ(atomic_load(&cw.calls), 5);
+
+    /* closed(): decided by close, or cancelled */
+    for (int how = 0; how < 2; how++) {
+        CHECK_EQ(ursa_oneshot_init(&os, sizeof(int), NULL), 0);
+        CHECK_EQ(ursa_oneshot_closed_start(&os, &w, cw_waker(&cw)), -EINPROGRESS);
+        CHECK_EQ(ursa_oneshot_send(&os, &v), 0); /* a send does not end it */
+        CHECK(!ursa_wait_ready(&w));
+        if (how == 0) {
+            CHECK_EQ(ursa_oneshot_receiver_drop(&os), 0);
+            CHECK_EQ(ursa_oneshot_closed_finish(&os, &w), 0);
+        } else
+            CHECK_EQ(ursa_wait_cancel(&w), -ECANCELED);
+        CHECK_EQ(ursa_oneshot_destroy(&os), 0);
+    }
+    CHECK_EQ(atomic_load(&cw.calls), 6);
+
+    /* a send that fails on a close: -EPIPE once, then -EALREADY */
+    CHECK_EQ(ursa_oneshot_init(&os, sizeof(int), NULL), 0);
+    CHECK_EQ(ursa_oneshot_close(&os), 0);
+    v = 9;
+    CHECK_EQ(ursa_oneshot_send(&os, &v), -EPIPE);
+    CHECK_EQ(v, 9);
+    CHECK_EQ(ursa_oneshot_send(&os, &v), -EALREADY);
+    CHECK_EQ(ursa_oneshot_try_recv(&os, &out), -EPIPE);
+    CHECK_EQ(ursa_oneshot_destroy(&os), 0);
+    return NULL;
+}
+
+static void test_wait_bits(void **state)
+{
+    (void)state;
+    ASSERT_OK(wait_bits_body(NULL));
+}
+
+/* ====================================================================== */
+/* a raw recv cancelled while a send lands                                */
+/* ====================================================================== */
+
+/* The send publishes with one CAS and only then takes the lock to decide
+ * the queued waiter; a cancel in between must wait for that decision
+ * (the sender still touches the channel). Either way the value stays
+ * receivable, the waker runs at most once, and destroy is clean. */
+typedef struct cancel_race {
+    ursa_oneshot_t os;
+    atomic_long go;   /* round the sender may send in */
+    atomic_long sent; /* rounds the sender finished */
+    long rounds;
+    atomic_int fails;
+} cancel_race_t;
+
+static void *cancel_race_tx(void *arg)
+{
+    cancel_race_t *c = arg;
+    for (long r = 1; r <= c->rounds; r++) {
+        ursa_time_t give_up = mono() + URSA_SEC(20);
+        while (atomic_load(&c->go) != r)
+            if (mono() > give_up) {
+                atomic_fetch_add(&c->fails, 1);
+                return NULL;
+            }
+        long v = r;
+        if (ursa_oneshot_send(&c->os, &v) != 0)
+            atomic_fetch_add(&c->fails, 1);
+        atomic_store(&c->sent, r);
+    }
+    return NULL;
+}
+
+static void test_cancel_send_race(void **state)
+{
+    (void)state;
+    static cancel_race_t c;
+    c.rounds = test_scale(20000);
+    atomic_init(&c.go, 0);
+    atomic_init(&c.sent, 0);
+    atomic_init(&c.fails, 0);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, cancel_race_tx, &c), 0);
+    long granted = 0;
+    for (long r = 1; r <= c.rounds; r++) {
+        assert_int_equal(ursa_oneshot_init(&c.os, sizeof(long), NULL), 0);
+        cw_t cw;
+        cw_init(&cw);
+        ursa_wait_t w;
+        assert_int_equal(ursa_oneshot_recv_start(&c.os, &w, cw_waker(&cw)), -EINPROGRESS);
+        atomic_store(&c.go, r);
+        for (long k = 0; k < (r * 7) % 64; k++) /* vary where the cancel lands */
+            ursa__cpu_relax();
+        bool ready = ursa_wait_ready(&w);
+        assert_int_equal(ursa_wait_cancel(&w), -ECANCELED);
+        int calls = atomic_load(&cw.calls);
+        if (ready)
+            assert_int_equal(calls, 1);
+        assert_true(calls <= 1);
+        granted += calls;
+        while (atomic_load(&c.sent) != r)
+            sched_yield();
+        long out = 0;
+        assert_int_equal(ursa_oneshot_try_recv(&c.os, &out), 0);
+        assert_int_equal(out, r);
+        assert_int_equal(ursa_oneshot_destroy(&c.os), 0);
+        assert_int_equal(atomic_load(&cw.calls), calls); /* no late wake */
+    }
+    pthread_join(th, NULL);
+    assert_int_equal(atomic_load(&c.fails), 0);
+    print_message("cancel/send race: %ld of %ld waits were granted first\n", granted, c.rounds);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -856,6 +1009,8 @@ int main(void)
         cmocka_unit_test(test_closed_sim),
         cmocka_unit_test(test_raw_foreign_waker),
         cmocka_unit_test(test_stress),
+        cmocka_unit_test(test_wait_bits),
+        cmocka_unit_test(test_cancel_send_race),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
