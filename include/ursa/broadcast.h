@@ -26,10 +26,14 @@
  *   a newer value, or when the channel is freed (the last handle dropped).
  *   A value is "in the ring" until then, whether or not it was read, so a
  *   receiver's copy stays meaningful until the value is overwritten. A send
- *   that fails (-EPIPE, -EINVAL) leaves the value with the caller.
- *   (Corner case: with several senders racing a full lap around the ring, a
- *   value can be overwritten before it was ever written; it is then
- *   destroyed by its own send call, still exactly once.)
+ *   that fails (-EPIPE, -EINVAL) leaves the value with the caller. It is
+ *   called from inside ursa_broadcast_send (the send that overwrites) and
+ *   must not block; it may run while a lagging receiver's copy of the same
+ *   bytes is being thrown away, so it should only read the element.
+ * - Slots are written in position order: a sender a whole lap ahead of
+ *   another (tiny ring, many senders) waits for that one's copy to finish.
+ * - Receivers read without locks or atomic RMWs (a seqlock check on the
+ *   slot); a send costs one short lock for the position claim.
  * - Handles are heap objects; the channel's memory goes when the last
  *   handle (sender or receiver) is dropped. A handle must not be used
  *   after its drop.
