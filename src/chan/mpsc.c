@@ -34,10 +34,13 @@
  * so a wake is never lost. */
 #include "ursa/mpsc.h"
 
+#include <linux/membarrier.h>
 #include <stdalign.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "../core/ctx.h"
 #include "../core/sema.h"
@@ -70,6 +73,7 @@ struct ursa_mpsc {
     uint64_t bslots;          /* unbounded: slots per block */
     ursa_mpsc_dtor_t dtor;
     unsigned char *ring;
+    bool lazy;                /* bounded: the receiver returns permits lazily */
     _Atomic size_t mem;       /* bytes allocated */
     _Atomic uint64_t refs;    /* handles + permits out; freed at 0 */
     _Atomic uint64_t life;
@@ -79,8 +83,10 @@ struct ursa_mpsc {
     /* senders' line */
     alignas(64) _Atomic uint64_t tail;
     _Atomic(blk_t *) block_tail;
+    _Atomic uint64_t returned; /* lazy: consumed positions whose permits went back */
     /* receiver's line */
-    alignas(64) _Atomic uint64_t head; /* atomic only for len() */
+    alignas(64) _Atomic uint64_t head; /* consumed positions (lazy: permits owed) */
+    _Atomic uint32_t tx_waiting; /* lazy: senders in the wait path */
     blk_t *head_block, *free_head;
 };
 
@@ -106,8 +112,19 @@ static inline bool ended(ursa_mpsc_t *ch, uint64_t l)
 {
     if (!(l & CLOSED) && (l & TX_MASK) != 0)
         return false;
-    if (ch->cap)
-        return ursa__sema_idle(&ch->sema, ch->cap);
+    if (ch->cap) {
+        uint64_t f = ursa__sema_free(&ch->sema);
+        if (f == UINT64_MAX)
+            return false; /* a reserve is queued */
+        if (ch->lazy) {
+            /* acquire, in this order after the semaphore (returned, then
+             * head): a permit being harvested is counted at most once
+             * (maybe not at all: the harvester re-checks, see harvest). */
+            uint64_t r = atomic_load_explicit(&ch->returned, memory_order_acquire);
+            f += atomic_load_explicit(&ch->head, memory_order_acquire) - r;
+        }
+        return f == ch->cap;
+    }
     /* acquire: pairs with seal's release store. */
     uint64_t e = atomic_load_explicit(&ch->end, memory_order_acquire);
     if (e != NO_END) /* sealed: every position below end is (being) written */
@@ -142,6 +159,15 @@ static void blk_free(ursa_mpsc_t *ch, blk_t *b)
     atomic_fetch_sub_explicit(&ch->mem, sizeof(blk_t) + ch->bslots * ch->stride,
                               memory_order_relaxed);
     free(b);
+}
+
+/* Element copy; the common u64 case becomes one move instead of a call. */
+static inline void copy_elem(void *dst, const void *src, size_t n)
+{
+    if (n == 8)
+        memcpy(dst, src, 8);
+    else
+        memcpy(dst, src, n);
 }
 
 static inline unsigned char *ring_slot(ursa_mpsc_t *ch, uint64_t pos)
@@ -182,6 +208,84 @@ static void end_check(ursa_mpsc_t *ch)
     /* acquire: as in ursa_mpsc_recv. */
     if (ended(ch, atomic_load_explicit(&ch->life, memory_order_acquire)))
         wake_rx(ch);
+}
+
+/* ---- lazy permit return (bounded) ----
+ *
+ * The receiver does not return a message's permit to the semaphore: it
+ * only advances head. The permits of positions returned..head are owed;
+ * a sender whose sema_try fails harvests them (CAS on `returned`, then
+ * keep or release). A sender about to sleep must not miss permits owed
+ * meanwhile: it counts itself in tx_waiting and queues (WAITERS), then
+ * runs membarrier(PRIVATE_EXPEDITED) and harvests; the receiver, after
+ * each head store, loads tx_waiting and the semaphore word and returns
+ * what is owed if a waiter is queued. membarrier is a full barrier on
+ * every thread of the process, so either the receiver's loads come after
+ * it (and see the waiter) or its head store came before it (and the
+ * harvest sees it): the Dekker pair costs the receiver no fence. Without
+ * membarrier (old kernel, seccomp) the receiver returns each permit. */
+
+static _Atomic int mb_state; /* 0 not probed, 1 usable, 2 not */
+
+static bool mb_usable(void)
+{
+    /* relaxed: the probe is idempotent; racing probers agree. */
+    int st = atomic_load_explicit(&mb_state, memory_order_relaxed);
+    if (st == 0 && getenv("URSA_MPSC_EAGER_TMP"))
+        st = 2;
+    if (st == 0) {
+        long q = syscall(__NR_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+        st = q >= 0 && (q & MEMBARRIER_CMD_PRIVATE_EXPEDITED) &&
+                     syscall(__NR_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0,
+                             0) == 0
+                 ? 1
+                 : 2;
+        atomic_store_explicit(&mb_state, st, memory_order_relaxed);
+    }
+    return st == 1;
+}
+
+static void mb_all(void)
+{
+    if (syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) != 0) {
+        /* Registered at probe time: cannot fail short of a kernel bug. */
+        ursa__report("mpsc: membarrier failed after registration", NULL, true);
+        abort();
+    }
+}
+
+static void end_check(ursa_mpsc_t *ch);
+
+/* Moves the owed permits (positions returned..head) into the semaphore, or
+ * keeps `keep` of them for the caller when nobody is queued and it is
+ * open. True: `keep` permits are the caller's. */
+static bool harvest(ursa_mpsc_t *ch, uint64_t keep)
+{
+    /* relaxed: the CAS validates it. */
+    uint64_t r = atomic_load_explicit(&ch->returned, memory_order_relaxed), h;
+    do {
+        /* acquire: the receiver's slot frees (seq stores) for these positions. */
+        h = atomic_load_explicit(&ch->head, memory_order_acquire);
+        if (h == r)
+            return false;
+        /* acq_rel: whoever moves returned owns those permits. */
+    } while (!atomic_compare_exchange_weak_explicit(&ch->returned, &r, h, memory_order_acq_rel,
+                                                    memory_order_relaxed));
+    uint64_t k = h - r;
+    /* No barging: keep only if no waiter is queued (a waiter that queues
+     * later harvests after us and finds what we released). */
+    if (keep && k >= keep && ursa__sema_free(&ch->sema) != UINT64_MAX &&
+        !ursa__sema_closed(&ch->sema)) {
+        if (k > keep)
+            ursa__sema_release(&ch->sema, k - keep);
+        return true;
+    }
+    ursa__sema_release(&ch->sema, k);
+    /* Closed: a receiver that read ended() while these permits were in
+     * our hands (counted nowhere) may be asleep. */
+    if (ursa__sema_closed(&ch->sema))
+        end_check(ch);
+    return false;
 }
 
 /* ---- references and life ---- */
@@ -274,7 +378,7 @@ static bool push(ursa_mpsc_t *ch, const void *value)
             else
                 sched_yield();
         }
-        memcpy(s + 8, value, ch->elem_size);
+        copy_elem(s + 8, value, ch->elem_size);
         /* release: publishes the element. */
         atomic_store_explicit(seq, pos + 1, memory_order_release);
     } else {
@@ -319,7 +423,7 @@ static bool push(ursa_mpsc_t *ch, const void *value)
             }
             b = next;
         }
-        memcpy(b->data + off * ch->stride, value, ch->elem_size);
+        copy_elem(b->data + off * ch->stride, value, ch->elem_size);
         /* release: publishes the element. */
         atomic_fetch_or_explicit(&b->ready, (uint64_t)1 << off, memory_order_release);
     }
@@ -399,17 +503,33 @@ static unsigned char *peek(ursa_mpsc_t *ch)
 /* Consumes the element peek returned. */
 static void consumed(ursa_mpsc_t *ch)
 {
+    /* relaxed: only we write head. */
     uint64_t h = atomic_load_explicit(&ch->head, memory_order_relaxed);
-    /* relaxed: len() snapshot only. */
-    atomic_store_explicit(&ch->head, h + 1, memory_order_relaxed);
     if (ch->cap) {
         /* release: our read of the element is done before a sender reuses it. */
         atomic_store_explicit((_Atomic uint64_t *)ring_slot(ch, h), h + ch->cap,
                               memory_order_release);
-        ursa__sema_release(&ch->sema, 1);
-    } else if (ch->free_head != ch->head_block) {
-        reclaim(ch, h + 1);
+        if (!ch->lazy) {
+            /* relaxed: len() snapshot only. */
+            atomic_store_explicit(&ch->head, h + 1, memory_order_relaxed);
+            ursa__sema_release(&ch->sema, 1);
+            return;
+        }
+        /* release: a harvester that acquires head sees the slot freed. */
+        atomic_store_explicit(&ch->head, h + 1, memory_order_release);
+        /* The loads below must not move above the store (compiler); the
+         * CPU is handled by the waiting sender's membarrier (see above). */
+        atomic_signal_fence(memory_order_seq_cst);
+        /* relaxed: ordered by membarrier. */
+        if (__builtin_expect(atomic_load_explicit(&ch->tx_waiting, memory_order_relaxed), 0) &&
+            ursa__sema_free(&ch->sema) == UINT64_MAX)
+            (void)harvest(ch, 0);
+        return;
     }
+    /* relaxed: len() snapshot only. */
+    atomic_store_explicit(&ch->head, h + 1, memory_order_relaxed);
+    if (ch->free_head != ch->head_block)
+        reclaim(ch, h + 1);
 }
 
 static bool pop(ursa_mpsc_t *ch, void *out)
@@ -417,7 +537,7 @@ static bool pop(ursa_mpsc_t *ch, void *out)
     unsigned char *e = peek(ch);
     if (!e)
         return false;
-    memcpy(out, e, ch->elem_size);
+    copy_elem(out, e, ch->elem_size);
     consumed(ch);
     return true;
 }
@@ -473,6 +593,8 @@ int ursa_mpsc_new(ursa_mpsc_receiver_t *rx, ursa_mpsc_sender_t *tx, size_t elem_
     atomic_init(&ch->tail, 0);
     atomic_init(&ch->end, NO_END);
     atomic_init(&ch->head, 0);
+    atomic_init(&ch->returned, 0);
+    atomic_init(&ch->tx_waiting, 0);
     if (capacity) {
         ch->stride = esz + 8;
         if ((capacity & (capacity - 1)) == 0)
@@ -485,6 +607,7 @@ int ursa_mpsc_new(ursa_mpsc_receiver_t *rx, ursa_mpsc_sender_t *tx, size_t elem_
             atomic_init((_Atomic uint64_t *)(ch->ring + i * ch->stride), i);
         atomic_fetch_add_explicit(&ch->mem, capacity * ch->stride, memory_order_relaxed);
         ursa__sema_init(&ch->sema, capacity);
+        ch->lazy = mb_usable();
     } else {
         ch->stride = esz;
         ch->bslots = 32;
@@ -623,9 +746,37 @@ static int take(ursa_mpsc_t *ch, uint64_t n, ursa_mpsc_permit_t *p, ursa__ctx_t 
 }
 
 /* Bounded, slow half of acquire: wait in the semaphore's FIFO. */
+/* Lazy: a sender enters the wait path (see "lazy permit return"). */
+static inline void wait_enter(ursa_mpsc_t *ch)
+{
+    if (ch->lazy)
+        /* relaxed: published to the receiver by the membarrier that
+         * follows the queueing. */
+        atomic_fetch_add_explicit(&ch->tx_waiting, 1, memory_order_relaxed);
+}
+
+/* Lazy: the wait just queued (WAITERS set): make the receiver see it or
+ * see what it owes. */
+static inline void wait_queued(ursa_mpsc_t *ch)
+{
+    if (ch->lazy) {
+        mb_all();
+        (void)harvest(ch, 0);
+    }
+}
+
+static inline void wait_leave(ursa_mpsc_t *ch)
+{
+    if (ch->lazy)
+        /* relaxed: a stale non-zero costs the receiver one extra load. */
+        atomic_fetch_sub_explicit(&ch->tx_waiting, 1, memory_order_relaxed);
+}
+
 static int acquire_wait(ursa_mpsc_t *ch, uint64_t n, ursa_time_t deadline, ursa__ctx_t *c,
                         const ursa_site_t *site)
 {
+    if (ch->lazy && (harvest(ch, n) || ursa__sema_try(&ch->sema, n)))
+        return 0;
     if (ursa__sema_closed(&ch->sema))
         return -EPIPE;
     if (deadline == URSA_NOW)
@@ -634,17 +785,22 @@ static int acquire_wait(ursa_mpsc_t *ch, uint64_t n, ursa_time_t deadline, ursa_
         c = ursa__ctx();
     ursa_wait_t w;
     ursa__wait_init(&w, c->waker, &reserve_ops, site);
+    wait_enter(ch);
     int rc = ursa__sema_start(&ch->sema, &w, n);
     if (rc == -EINPROGRESS) {
+        wait_queued(ch);
         rc = ursa__ctx_block(c, &w, deadline);
-        if (rc == 0 || !ursa__sema_cancel(&w))
+        if (rc == 0 || !ursa__sema_cancel(&w)) {
+            wait_leave(ch);
             return atomic_load_explicit(&w.state, memory_order_relaxed) == URSA__W_GRANTED
                        ? 0
                        : -EPIPE;
+        }
         /* Cancelled: the permits assigned so far went back; they may be the
          * last a closed receiver waits for. */
         end_check(ch);
     }
+    wait_leave(ch);
     return rc;
 }
 
@@ -690,6 +846,7 @@ int ursa_mpsc_reserve_many_at(const ursa_mpsc_sender_t *tx, uint64_t n, ursa_mps
 static bool reserve_cancel(ursa_wait_t *w)
 {
     ursa_mpsc_t *ch = (ursa_mpsc_t *)((char *)w->owner - offsetof(ursa_mpsc_t, sema));
+    wait_leave(ch); /* the wait ends here whatever happened */
     if (ursa__sema_cancel(w)) {
         end_check(ch); /* its partial permits went back */
         ref_put(ch);
@@ -720,8 +877,14 @@ int ursa_mpsc_reserve_start(const ursa_mpsc_sender_t *tx, uint64_t n, ursa_wait_
         return -EINVAL; /* unbounded: reserve never waits; use ursa_mpsc_reserve */
     ursa__wait_init(w, waker, &reserve_raw_ops, NULL);
     ref_get(ch);
+    if (ch->lazy)
+        (void)harvest(ch, 0); /* what the receiver owes, before we try */
+    wait_enter(ch);           /* until finished or cancelled */
     int rc = ursa__sema_start(&ch->sema, w, n);
+    if (rc == -EINPROGRESS)
+        wait_queued(ch);
     if (rc == -EPIPE) {
+        wait_leave(ch);
         ref_put(ch);
         atomic_store_explicit(&w->state, URSA__W_FINISHED, memory_order_relaxed);
     }
@@ -741,6 +904,7 @@ int ursa_mpsc_reserve_finish(const ursa_mpsc_sender_t *tx, ursa_wait_t *w, ursa_
     if (st != URSA__W_GRANTED && st != URSA__W_CLOSED)
         return -EINVAL;
     atomic_store_explicit(&w->state, URSA__W_FINISHED, memory_order_relaxed);
+    wait_leave(ch);
     int rc = st == URSA__W_CLOSED ? -EPIPE : take(ch, w->got, p, ursa__ctx(), w->site);
     ref_put(ch); /* the wait's; a permit holds its own */
     return rc;

@@ -88,15 +88,15 @@ static inline bool ursa__sema_closed(const ursa__sema_t *s)
     return atomic_load_explicit(&s->state, memory_order_relaxed) & URSA__SEMA_CLOSED;
 }
 
-/* True when no waiter is queued and `total` permits are available: every
- * permit of a semaphore that holds `total` in all is back (mpsc's end of
- * stream). Lock-free snapshot. */
-static inline bool ursa__sema_idle(const ursa__sema_t *s, uint64_t total)
+/* Available permits, or UINT64_MAX while waiters are queued (permits
+ * assigned to them are held, not available). Lock-free snapshot; a caller
+ * that knows the total can tell when every permit is back. */
+static inline uint64_t ursa__sema_free(const ursa__sema_t *s)
 {
-    /* acquire: pairs with the release CAS that returned the last permit, so
-     * whatever its holder did happens-before the caller. */
+    /* acquire: pairs with the release CAS that returned a permit, so what
+     * its holder did happens-before the caller. */
     uint64_t st = atomic_load_explicit(&s->state, memory_order_acquire);
-    return !(st & URSA__SEMA_WAITERS) && (st >> URSA__SEMA_SHIFT) == total;
+    return (st & URSA__SEMA_WAITERS) ? UINT64_MAX : st >> URSA__SEMA_SHIFT;
 }
 
 /* True if waiters are queued (a snapshot, taken under the lock). */
