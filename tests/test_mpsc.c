@@ -828,6 +828,48 @@ static void test_raw_recv(void **state)
 }
 
 /* Raw reserve from a foreign loop. */
+/* The receiver returns permits lazily (owed until a sender harvests them):
+ * a slot freed by a recv is still usable at once by a try, a reserve of
+ * several slots collects every owed permit, and the end of stream counts
+ * owed permits as back. */
+static void test_lazy_permit_return(void **state)
+{
+    (void)state;
+    ursa_mpsc_receiver_t rx;
+    ursa_mpsc_sender_t tx;
+    assert_int_equal(ursa_mpsc_new(&rx, &tx, 8, 2, NULL), 0);
+    uint64_t v, out;
+    for (v = 1; v <= 2; v++)
+        assert_int_equal(ursa_mpsc_send(&tx, &v, URSA_NOW), 0);
+    assert_int_equal(ursa_mpsc_send(&tx, &v, URSA_NOW), -EAGAIN);
+    assert_int_equal(ursa_mpsc_try_recv(&rx, &out), 0);
+    assert_int_equal(out, 1);
+    v = 3;
+    assert_int_equal(ursa_mpsc_send(&tx, &v, URSA_NOW), 0); /* the freed slot */
+    assert_int_equal(ursa_mpsc_send(&tx, &v, URSA_NOW), -EAGAIN);
+    assert_int_equal(ursa_mpsc_len(rx.ch), 2);
+    ursa_mpsc_permit_t p = {0};
+    assert_int_equal(ursa_mpsc_reserve_many(&tx, 2, &p, URSA_NOW), -EAGAIN);
+    assert_int_equal(ursa_mpsc_try_recv(&rx, &out), 0);
+    assert_int_equal(out, 2);
+    assert_int_equal(ursa_mpsc_reserve_many(&tx, 2, &p, URSA_NOW), -EAGAIN); /* one free */
+    assert_int_equal(ursa_mpsc_try_recv(&rx, &out), 0);
+    assert_int_equal(out, 3);
+    assert_int_equal(ursa_mpsc_reserve_many(&tx, 2, &p, URSA_NOW), 0); /* both owed ones */
+    assert_int_equal(ursa_mpsc_send(&tx, &v, URSA_NOW), -EAGAIN);
+    assert_int_equal(ursa_mpsc_permit_release(&p), 0);
+    v = 5;
+    assert_int_equal(ursa_mpsc_send(&tx, &v, URSA_NOW), 0);
+    assert_int_equal(ursa_mpsc_try_recv(&rx, &out), 0);
+    assert_int_equal(out, 5);
+    assert_int_equal(ursa_mpsc_try_recv(&rx, &out), -EAGAIN);
+    /* One permit is owed, one is in the semaphore: the stream still ends. */
+    assert_int_equal(ursa_mpsc_sender_drop(&tx), 0);
+    assert_int_equal(ursa_mpsc_try_recv(&rx, &out), -EPIPE);
+    assert_int_equal(ursa_mpsc_recv(&rx, &out, URSA_NEVER), -EPIPE);
+    assert_int_equal(ursa_mpsc_receiver_drop(&rx), 0);
+}
+
 static void test_raw_reserve(void **state)
 {
     (void)state;
@@ -1311,6 +1353,7 @@ int main(void)
         cmocka_unit_test(test_recv_many),
         cmocka_unit_test(test_raw_recv),
         cmocka_unit_test(test_raw_reserve),
+        cmocka_unit_test(test_lazy_permit_return),
         cmocka_unit_test(test_explore_producers),
         cmocka_unit_test(test_explore_close_plain_sends),
         cmocka_unit_test(test_stress_bounded),
