@@ -267,10 +267,34 @@ static int peek(const ursa_broadcast_rx_t *rx)
     return -EAGAIN;
 }
 
+/* poll_rx's rarer outcomes, out of line: lagged (after an acquire of a
+ * later lap's seq), or not ready: -EOVERFLOW, -EPIPE, -EAGAIN. */
+static __attribute__((noinline)) int poll_miss(ursa_broadcast_rx_t *rx, uint64_t *missed,
+                                               bool lagged)
+{
+    chan_t *ch = rx->ch;
+    uint64_t next = rx->next;
+    if (lagged) {
+        /* acquire: tail > next + cap, stored before the seq we saw. */
+        uint64_t tail = atomic_load_explicit(&ch->tail, memory_order_acquire);
+        uint64_t oldest = tail - ch->cap;
+        if (missed)
+            *missed = oldest - next;
+        rx->next = oldest;
+        return -EOVERFLOW;
+    }
+    /* acquire: as in peek. */
+    if (atomic_load_explicit(&ch->closed, memory_order_acquire) &&
+        atomic_load_explicit(&ch->tail, memory_order_acquire) == next)
+        return -EPIPE;
+    return -EAGAIN;
+}
+
 /* Takes what is ready for rx: 0 (copied to out), -EOVERFLOW (*missed set,
  * rx moved to the oldest retained value), -EPIPE, -EAGAIN. No lock, no
  * RMW: a seqlock read (see the top of the file). */
-static int poll_rx(ursa_broadcast_rx_t *rx, void *out, uint64_t *missed)
+static inline __attribute__((always_inline)) int poll_rx(ursa_broadcast_rx_t *rx, void *out,
+                                                         uint64_t *missed)
 {
     chan_t *ch = rx->ch;
     uint64_t next = rx->next, want = 2 * (next + 1);
@@ -296,19 +320,7 @@ static int poll_rx(ursa_broadcast_rx_t *rx, void *out, uint64_t *missed)
          * tail the lag arithmetic needs. */
         q = atomic_load_explicit(s, memory_order_acquire);
     }
-    if (q > want) {
-        /* acquire: tail > next + cap, stored before the seq we saw. */
-        uint64_t tail = atomic_load_explicit(&ch->tail, memory_order_acquire);
-        uint64_t oldest = tail - ch->cap;
-        if (missed)
-            *missed = oldest - next;
-        rx->next = oldest;
-        return -EOVERFLOW;
-    }
-    if (atomic_load_explicit(&ch->closed, memory_order_acquire) &&
-        atomic_load_explicit(&ch->tail, memory_order_acquire) == next)
-        return -EPIPE;
-    return -EAGAIN;
+    return poll_miss(rx, missed, q > want);
 }
 int ursa_broadcast_try_recv(ursa_broadcast_rx_t *rx, void *out, uint64_t *missed)
 {
@@ -364,22 +376,18 @@ static bool bc_cancel(ursa_wait_t *w)
     return true;
 }
 
-int ursa_broadcast_recv_at(ursa_broadcast_rx_t *rx, void *out, uint64_t *missed,
-                           ursa_time_t deadline, const ursa_site_t *site)
+/* recv once nothing was ready: wait, look again. Out of line so the ready
+ * path in ursa_broadcast_recv_at carries no wait node or frame. */
+static __attribute__((noinline)) int recv_wait(ursa_broadcast_rx_t *rx, void *out,
+                                               uint64_t *missed, ursa_time_t deadline,
+                                               const ursa_site_t *site)
 {
-    if (!rx || !out)
-        return -EINVAL;
-    ursa__ctx_t *c = NULL;
+    ursa__ctx_t *c = ursa__ctx();
     for (;;) {
-        int rc = poll_rx(rx, out, missed);
-        if (rc != -EAGAIN || deadline == URSA_NOW)
-            return rc;
-        if (!c)
-            c = ursa__ctx();
         ursa_wait_t w;
         ursa__wait_init(&w, c->waker, &recv_ops, site);
         if (bc_start(rx, &w) == -EINPROGRESS) {
-            rc = ursa__ctx_block(c, &w, deadline);
+            int rc = ursa__ctx_block(c, &w, deadline);
             if (rc != 0 && bc_cancel(&w)) {
                 /* Withdrawn. A value sent in the same instant is still
                  * taken: an expired deadline still tries once. */
@@ -389,7 +397,21 @@ int ursa_broadcast_recv_at(ursa_broadcast_rx_t *rx, void *out, uint64_t *missed,
             ursa__wait_settle(&w);
         }
         /* Woken (or ready at start): look again. */
+        int r = poll_rx(rx, out, missed);
+        if (r != -EAGAIN)
+            return r;
     }
+}
+
+int ursa_broadcast_recv_at(ursa_broadcast_rx_t *rx, void *out, uint64_t *missed,
+                           ursa_time_t deadline, const ursa_site_t *site)
+{
+    if (!rx || !out)
+        return -EINVAL;
+    int rc = poll_rx(rx, out, missed);
+    if (rc != -EAGAIN || deadline == URSA_NOW)
+        return rc;
+    return recv_wait(rx, out, missed, deadline, site);
 }
 
 int ursa_broadcast_recv_start_at(ursa_broadcast_rx_t *rx, ursa_wait_t *w, ursa_waker_t waker,
