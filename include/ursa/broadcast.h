@@ -107,7 +107,9 @@ URSA_API int ursa_broadcast_try_recv(ursa_broadcast_rx_t *rx, void *out,
  *                will be called again
  *   -EINVAL      NULL, w not started on rx, or already finished/cancelled
  * Or ursa_wait_cancel(w) (-ECANCELED) instead: nothing is consumed. The
- * receiver must not be dropped while w is queued. */
+ * receiver must not be dropped while w is queued. _start (and a _finish
+ * that re-queues) may spin for the few instructions a send on another
+ * thread needs between claiming rx's next position and publishing it. */
 #define ursa_broadcast_recv_start(rx, w, waker)                                             \
     ursa_broadcast_recv_start_at(rx, w, waker, URSA_SITE)
 URSA_API int ursa_broadcast_recv_start_at(ursa_broadcast_rx_t *rx, ursa_wait_t *w,
