@@ -4,7 +4,14 @@
  * CHECK_EQ); cmocka asserts are made on the test's own stack. */
 #include "support.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <poll.h>
 #include <stdatomic.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1498,6 +1505,222 @@ static void test_stress(void **state)
     run_stress(1024, 10000);
 }
 
+/* No lost wake: receiver threads sleep on an empty channel, then producer
+ * threads send one message each at the same moment (positions published
+ * out of order). Each receiver takes one message per round and then waits
+ * for the round to end, so a message left sitting while a receiver sleeps
+ * (a wake lost on the way) shows as a round that never completes. */
+#define LW_N 4
+
+typedef struct lw {
+    ursa_mpmc_sender_t tx[LW_N];
+    ursa_mpmc_receiver_t rx[LW_N];
+    pthread_barrier_t go, done;
+    atomic_long got;
+    long rounds;
+    size_t esz; /* big elements: a long copy between claim and publish */
+    unsigned char *in[LW_N], *out[LW_N];
+} lw_t;
+
+typedef struct lw_arg {
+    lw_t *l;
+    int id;
+} lw_arg_t;
+
+static void *lw_receiver(void *arg)
+{
+    lw_arg_t *a = arg;
+    for (long r = 0; r < a->l->rounds; r++) {
+        pthread_barrier_wait(&a->l->go);
+        int rc = ursa_mpmc_recv(&a->l->rx[a->id], a->l->out[a->id], URSA_NEVER);
+        if (rc)
+            return (void *)failf("recv %d", rc);
+        atomic_fetch_add(&a->l->got, 1);
+        pthread_barrier_wait(&a->l->done);
+    }
+    return NULL;
+}
+
+static void *lw_producer(void *arg)
+{
+    lw_arg_t *a = arg;
+    for (long r = 0; r < a->l->rounds; r++) {
+        pthread_barrier_wait(&a->l->go);
+        if (r % 4 == 0)
+            sleep_real_ms(1); /* let the receivers fall asleep first */
+        memcpy(a->l->in[a->id], &r, sizeof r);
+        if (ursa_mpmc_send(&a->l->tx[a->id], a->l->in[a->id], URSA_NEVER))
+            return (void *)"send";
+        pthread_barrier_wait(&a->l->done);
+    }
+    (void)ursa_mpmc_sender_drop(&a->l->tx[a->id]);
+    return NULL;
+}
+
+static void test_no_lost_wake(void **state)
+{
+    (void)state;
+    for (int run = 0; run < 3; run++) {
+        uint64_t cap = run == 1 ? 8 : 4;
+        static lw_t l;
+        static lw_arg_t ra[LW_N], pa[LW_N];
+        memset(&l, 0, sizeof l);
+        l.rounds = test_scale(run == 2 ? 200 : 400);
+        l.esz = run == 2 ? 256 * 1024 : 8;
+        for (int i = 0; i < LW_N; i++) {
+            l.in[i] = calloc(1, l.esz);
+            l.out[i] = calloc(1, l.esz);
+            assert_non_null(l.in[i]);
+            assert_non_null(l.out[i]);
+        }
+        assert_int_equal(pthread_barrier_init(&l.go, NULL, 2 * LW_N + 1), 0);
+        assert_int_equal(pthread_barrier_init(&l.done, NULL, 2 * LW_N + 1), 0);
+        assert_int_equal(ursa_mpmc_new(&l.rx[0], &l.tx[0], l.esz, cap, NULL), 0);
+        for (int i = 1; i < LW_N; i++) {
+            assert_int_equal(ursa_mpmc_sender_clone(&l.tx[0], &l.tx[i]), 0);
+            assert_int_equal(ursa_mpmc_receiver_clone(&l.rx[0], &l.rx[i]), 0);
+        }
+        pthread_t rth[LW_N], pth[LW_N];
+        for (int i = 0; i < LW_N; i++) {
+            ra[i] = (lw_arg_t){&l, i};
+            pa[i] = (lw_arg_t){&l, i};
+            assert_int_equal(pthread_create(&rth[i], NULL, lw_receiver, &ra[i]), 0);
+            assert_int_equal(pthread_create(&pth[i], NULL, lw_producer, &pa[i]), 0);
+        }
+        for (long r = 0; r < l.rounds; r++) {
+            pthread_barrier_wait(&l.go);
+            ursa_time_t give_up = mono() + URSA_SEC(10);
+            while (atomic_load(&l.got) < (r + 1) * LW_N) {
+                if (mono() > give_up)
+                    fail_msg("round %ld: %ld of %ld messages taken, the rest sit in the queue",
+                             r, atomic_load(&l.got), (r + 1) * LW_N);
+                sched_yield();
+            }
+            pthread_barrier_wait(&l.done);
+        }
+        for (int i = 0; i < LW_N; i++) {
+            void *res;
+            assert_int_equal(pthread_join(pth[i], &res), 0);
+            ASSERT_OK(res);
+            assert_int_equal(pthread_join(rth[i], &res), 0);
+            ASSERT_OK(res);
+        }
+        for (int i = 0; i < LW_N; i++) {
+            assert_int_equal(ursa_mpmc_try_recv(&l.rx[i], l.out[i]), -EPIPE);
+            assert_int_equal(ursa_mpmc_receiver_drop(&l.rx[i]), 0);
+            free(l.in[i]);
+            free(l.out[i]);
+        }
+        pthread_barrier_destroy(&l.go);
+        pthread_barrier_destroy(&l.done);
+    }
+}
+
+/* The same, made deterministic: a sender is held between its claim of
+ * position p and its publication by a page fault (userfaultfd on the
+ * value it copies), while position p+1 is published. The wake of p+1 goes
+ * to receiver R1, which finds p unpublished and sleeps again (behind R2).
+ * When p is published its wake goes to R2; R1 must then be woken for p+1
+ * by R2's claim (the chain wake), or p+1 sits while R1 sleeps. */
+typedef struct uf {
+    ursa_mpmc_sender_t tx[2];
+    ursa_mpmc_receiver_t rx[2];
+    atomic_int started[2], got[2];
+    unsigned char *page;
+    int rc[2];
+} uf_t;
+
+typedef struct uf_arg {
+    uf_t *u;
+    int id;
+} uf_arg_t;
+
+static void *uf_receiver(void *arg)
+{
+    uf_arg_t *a = arg;
+    uint64_t v;
+    atomic_store(&a->u->started[a->id], 1);
+    a->u->rc[a->id] = ursa_mpmc_recv(&a->u->rx[a->id], &v, URSA_NEVER);
+    if (a->u->rc[a->id] == 0)
+        atomic_store(&a->u->got[a->id], 1);
+    return NULL;
+}
+
+static void *uf_stalled_sender(void *arg)
+{
+    uf_t *u = arg;
+    /* the copy from u->page faults and waits for the test to resolve it */
+    return ursa_mpmc_send(&u->tx[0], u->page, URSA_NEVER) ? (void *)"send" : NULL;
+}
+
+static void test_out_of_order_publish(void **state)
+{
+    (void)state;
+    int uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | UFFD_USER_MODE_ONLY);
+    struct uffdio_api api = {.api = UFFD_API};
+    if (uffd < 0 || ioctl(uffd, UFFDIO_API, &api) != 0) {
+        print_message("userfaultfd unavailable (%s): test skipped\n", strerror(errno));
+        if (uffd >= 0)
+            close(uffd);
+        skip();
+    }
+    long pg = sysconf(_SC_PAGESIZE);
+    static uf_t u;
+    static uf_arg_t ra[2];
+    memset(&u, 0, sizeof u);
+    u.page = mmap(NULL, (size_t)pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    assert_true(u.page != MAP_FAILED);
+    struct uffdio_register reg = {.range = {(uintptr_t)u.page, (uint64_t)pg},
+                                  .mode = UFFDIO_REGISTER_MODE_MISSING};
+    assert_int_equal(ioctl(uffd, UFFDIO_REGISTER, &reg), 0);
+
+    assert_int_equal(ursa_mpmc_new(&u.rx[0], &u.tx[0], 8, 4, NULL), 0);
+    assert_int_equal(ursa_mpmc_sender_clone(&u.tx[0], &u.tx[1]), 0);
+    assert_int_equal(ursa_mpmc_receiver_clone(&u.rx[0], &u.rx[1]), 0);
+    pthread_t r[2], s;
+    for (int i = 0; i < 2; i++) { /* R1 queues first, then R2 */
+        ra[i] = (uf_arg_t){&u, i};
+        assert_int_equal(pthread_create(&r[i], NULL, uf_receiver, &ra[i]), 0);
+        while (!atomic_load(&u.started[i]))
+            sleep_real_ms(1);
+        sleep_real_ms(20);
+    }
+    assert_int_equal(pthread_create(&s, NULL, uf_stalled_sender, &u), 0);
+    struct pollfd pfd = {.fd = uffd, .events = POLLIN};
+    assert_int_equal(poll(&pfd, 1, 5000), 1); /* the sender is inside its copy */
+    struct uffd_msg msg;
+    assert_int_equal(read(uffd, &msg, sizeof msg), (ssize_t)sizeof msg);
+    assert_int_equal(msg.event, UFFD_EVENT_PAGEFAULT);
+    uint64_t v = 2;
+    assert_int_equal(ursa_mpmc_send(&u.tx[1], &v, URSA_NOW), 0); /* p+1, published first */
+    sleep_real_ms(50); /* R1 wakes, finds p unpublished, sleeps again */
+    assert_int_equal(atomic_load(&u.got[0]) + atomic_load(&u.got[1]), 0);
+    /* resolve the fault: the stalled sender publishes p */
+    static unsigned char src[1 << 16];
+    memset(src, 1, (size_t)pg);
+    struct uffdio_copy cp = {.dst = (uintptr_t)u.page, .src = (uintptr_t)src, .len = (uint64_t)pg};
+    assert_int_equal(ioctl(uffd, UFFDIO_COPY, &cp), 0);
+    void *res;
+    assert_int_equal(pthread_join(s, &res), 0);
+    ASSERT_OK(res);
+    ursa_time_t give_up = mono() + URSA_SEC(5);
+    while (atomic_load(&u.got[0]) + atomic_load(&u.got[1]) < 2 && mono() < give_up)
+        sleep_real_ms(1);
+    int got = atomic_load(&u.got[0]) + atomic_load(&u.got[1]);
+    /* end the stream either way, so that the threads can be joined */
+    assert_int_equal(ursa_mpmc_sender_drop(&u.tx[0]), 0);
+    assert_int_equal(ursa_mpmc_sender_drop(&u.tx[1]), 0);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_join(r[i], &res), 0);
+    assert_int_equal(got, 2); /* both taken while the stream was open */
+    assert_int_equal(u.rc[0], 0);
+    assert_int_equal(u.rc[1], 0);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(ursa_mpmc_receiver_drop(&u.rx[i]), 0);
+    munmap(u.page, (size_t)pg);
+    close(uffd);
+}
+
 /* Close races: producers keep sending while a receiver closes; every
  * message sent successfully is received once, the rest fail with -EPIPE. */
 typedef struct cr {
@@ -1603,6 +1826,8 @@ int main(void)
         cmocka_unit_test(test_woken_then_cancelled),
         cmocka_unit_test(test_explore_mpmc),
         cmocka_unit_test(test_stress),
+        cmocka_unit_test(test_no_lost_wake),
+        cmocka_unit_test(test_out_of_order_publish),
         cmocka_unit_test(test_close_race),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
