@@ -11,8 +11,9 @@
  *    costs one slot, and nothing is allocated after creation.
  *  - Unbounded (capacity 0): Tokio's design — a linked list of blocks of B
  *    slots (B a power of two <= 32, smaller for big elements) with a ready
- *    bitmap per block. Senders fetch_add `tail`, walk from `block_tail`
- *    (appending blocks as needed), write, set the ready bit. A sender that
+ *    flag per slot (a plain release store, no RMW on a shared bitmap).
+ *    Senders fetch_add `tail`, walk from `block_tail` (appending blocks as
+ *    needed), write, set the slot's flag. A sender that
  *    walks past a block whose slots are all written moves block_tail on and
  *    records the tail position it saw; the receiver recycles a block once it
  *    has consumed every
@@ -58,7 +59,7 @@
 typedef struct blk {
     _Atomic(struct blk *) next;
     uint64_t start;             /* first position; set before the block is linked */
-    _Atomic uint64_t ready;     /* bit i: slot i written */
+    _Atomic uint8_t ready[32];  /* slot i written (bslots <= 32) */
     _Atomic uint64_t observed;  /* tail position when block_tail moved past us */
     _Atomic uint32_t released;  /* block_tail moved past us; observed is valid */
     uint32_t pad_;
@@ -145,7 +146,8 @@ static blk_t *blk_new(ursa_mpsc_t *ch, uint64_t start)
         return NULL;
     atomic_init(&b->next, NULL);
     b->start = start;
-    atomic_init(&b->ready, 0);
+    for (unsigned i = 0; i < 32; i++)
+        atomic_init(&b->ready[i], 0);
     atomic_init(&b->observed, 0);
     atomic_init(&b->released, 0);
     /* relaxed: a statistic. */
@@ -360,6 +362,18 @@ static blk_t *grow(ursa_mpsc_t *ch, blk_t *b)
     return exp;
 }
 
+/* Unbounded: every slot of b is written. Only senders walking past a
+ * block ask (once per block crossed), so publication itself is a plain
+ * store per slot instead of an RMW on a shared bitmap. */
+static bool all_written(ursa_mpsc_t *ch, blk_t *b)
+{
+    for (uint64_t i = 0; i < ch->bslots; i++)
+        /* acquire: pairs with the senders' release stores. */
+        if (!atomic_load_explicit(&b->ready[i], memory_order_acquire))
+            return false;
+    return true;
+}
+
 /* Writes value at a new position and wakes the receiver if it waits.
  * False (nothing written): an unbounded channel was sealed. */
 static bool push(ursa_mpsc_t *ch, const void *value)
@@ -401,9 +415,8 @@ static bool push(ursa_mpsc_t *ch, const void *value)
             /* Only a block whose every slot is written may be passed by
              * block_tail: a sender that claimed a slot in it but has not
              * yet found it must still be able to reach it from block_tail. */
-            /* acquire: pairs with the senders' release fetch_or. */
-            advance = advance && atomic_load_explicit(&b->ready, memory_order_acquire) ==
-                                     ((uint64_t)1 << ch->bslots) - 1;
+            /* all_written acquires each slot's flag. */
+            advance = advance && all_written(ch, b);
             if (advance) {
                 blk_t *exp = b;
                 /* release: next's fields reach whoever loads block_tail. */
@@ -425,7 +438,7 @@ static bool push(ursa_mpsc_t *ch, const void *value)
         }
         copy_elem(b->data + off * ch->stride, value, ch->elem_size);
         /* release: publishes the element. */
-        atomic_fetch_or_explicit(&b->ready, (uint64_t)1 << off, memory_order_release);
+        atomic_store_explicit(&b->ready[off], 1, memory_order_release);
     }
     /* seq_cst, no fence: our claim (seq_cst RMW on tail) precedes this load
      * in the single order S. rx_start stores rx_wait, fences, then loads
@@ -441,7 +454,8 @@ static bool push(ursa_mpsc_t *ch, const void *value)
 
 static void recycle(ursa_mpsc_t *ch, blk_t *f)
 {
-    atomic_store_explicit(&f->ready, 0, memory_order_relaxed);
+    for (unsigned i = 0; i < 32; i++)
+        atomic_store_explicit(&f->ready[i], 0, memory_order_relaxed);
     atomic_store_explicit(&f->released, 0, memory_order_relaxed);
     atomic_store_explicit(&f->next, NULL, memory_order_relaxed);
     /* acquire: the blocks' fields; only we unlink blocks, so the walk is safe. */
@@ -495,7 +509,7 @@ static unsigned char *peek(ursa_mpsc_t *ch)
         ch->head_block = b = n;
     }
     /* acquire: the sender's element. */
-    if (!(atomic_load_explicit(&b->ready, memory_order_acquire) & ((uint64_t)1 << off)))
+    if (!atomic_load_explicit(&b->ready[off], memory_order_acquire))
         return NULL;
     return b->data + off * ch->stride;
 }
