@@ -1,38 +1,60 @@
 /* mpsc channel: lock-free producer storage, the batch semaphore for
  * bounded capacity, and one receiver wait slot.
  *
+ * Cost per message (hot path; a locked RMW or fence is ~5 ns here, so the
+ * design counts them): bounded send = semaphore CAS + tail fetch_add,
+ * receive = none; unbounded send = tail fetch_add, receive = none. No
+ * fence on either side unless someone goes to sleep.
+ *
  * Storage.
  *  - Bounded (capacity > 0): a ring of exactly `capacity` slots, each with a
  *    sequence number (Vyukov). A sender claims position p with one fetch_add
  *    on `tail`, writes slot p % cap and publishes seq = p + 1; the receiver
- *    reads in order and frees the slot with seq = p + cap, then returns the
- *    semaphore permit. A sender holds a permit before it claims, so its slot
- *    is always free (it checks seq anyway). Memory is exact: capacity 1
- *    costs one slot, and nothing is allocated after creation.
+ *    reads in order and frees the slot with seq = p + cap. A sender holds a
+ *    permit before it claims, so its slot is always free (it checks seq
+ *    anyway). Memory is exact: capacity 1 costs one slot, and nothing is
+ *    allocated after creation.
  *  - Unbounded (capacity 0): Tokio's design — a linked list of blocks of B
  *    slots (B a power of two <= 32, smaller for big elements) with a ready
  *    flag per slot (a plain release store, no RMW on a shared bitmap).
  *    Senders fetch_add `tail`, walk from `block_tail` (appending blocks as
- *    needed), write, set the slot's flag. A sender that
- *    walks past a block whose slots are all written moves block_tail on and
- *    records the tail position it saw; the receiver recycles a block once it
- *    has consumed every
- *    position below that mark (no sender can still hold it) by appending it
- *    at the end of the list (or freeing it).
+ *    needed), write, set the slot's flag. A sender that walks past a block
+ *    whose slots are all written moves block_tail on and records the tail
+ *    position it saw; the receiver recycles a block once it has consumed
+ *    every position below that mark (no sender can still hold it) by
+ *    appending it at the end of the list (or freeing it).
  *
- * Life word `life`: CLOSED | RX_GONE | strong senders | "permits out" (held
- * send permits plus reserves in progress, so that a closed receiver waits
- * for every message a permit may still send). The receiver reports -EPIPE
- * when (CLOSED or no strong sender) and no permit is out, and the queue is
- * empty — read in that order, since a permit publishes its message before
- * it stops counting.
+ * Permits (bounded). The receiver does not return a message's permit: it
+ * advances `head`, and the permits of positions `returned`..head are owed.
+ * A sender whose semaphore try fails harvests them (see "lazy permit
+ * return" below for how a sleeping sender is never left waiting for owed
+ * permits). Without membarrier the receiver returns each permit (eager).
+ *
+ * End of stream (the receiver's -EPIPE): (CLOSED or no strong sender) and
+ * nothing can still arrive.
+ *  - Bounded: every permit is back — semaphore free + owed == capacity, no
+ *    waiter queued. A message holds its permit until it is consumed, a
+ *    permit or reserve holds its own, so this also means the queue is
+ *    empty. No counting on the send path; whoever returns a permit outside
+ *    the receiver (release, cancel, leak sweep, harvest of a closed
+ *    channel) runs end_check.
+ *  - Unbounded: `life` counts permits out (reserves only; plain sends are
+ *    not counted). Close, or the last permit of a closed channel, "seals":
+ *    sets TCLOSED in `tail` and records `end`. A plain send that claims
+ *    after the seal sees TCLOSED and sends nothing (-EPIPE); one that claims
+ *    before it is below `end` and is delivered. Sealed: done at head ==
+ *    end; not sealed and no strong sender: no permit out and queue empty.
  *
  * Receiver wait: one atomic pointer `rx_wait`. Whoever exchanges it away
  * from the node decides it: a sender (GRANTED, then the waker, then done)
- * or the receiver withdrawing it (CANCELLED). Senders look at it only after
- * a seq_cst fence that follows their publication; the receiver re-checks
- * the queue after a seq_cst fence that follows its registration (Dekker),
- * so a wake is never lost. */
+ * or the receiver withdrawing it (CANCELLED). Dekker without a sender
+ * fence: a sender's claim on `tail` is a seq_cst RMW and after publishing
+ * it loads rx_wait (seq_cst); the receiver stores rx_wait, fences
+ * (seq_cst) and loads `tail`. Either the sender sees the node (and wakes
+ * it) or the receiver sees the claim (and does not sleep: it waits the few
+ * instructions until the claimed slot is published). Other changes that
+ * may end the stream (drop, close, permits back) use a fence and the
+ * ordinary Dekker pair (end_check). */
 #include "ursa/mpsc.h"
 
 #include <linux/membarrier.h>
@@ -76,8 +98,8 @@ struct ursa_mpsc {
     unsigned char *ring;
     bool lazy;                /* bounded: the receiver returns permits lazily */
     _Atomic size_t mem;       /* bytes allocated */
-    _Atomic uint64_t refs;    /* handles + permits out; freed at 0 */
-    _Atomic uint64_t life;
+    _Atomic uint64_t refs;    /* handles, permits, raw reserves; freed at 0 */
+    _Atomic uint64_t life;    /* CLOSED | RX_GONE | strong senders | permits out (unbounded) */
     _Atomic(ursa_wait_t *) rx_wait;
     _Atomic uint64_t end;     /* unbounded: the position sealed at; NO_END */
     ursa__sema_t sema;
@@ -97,10 +119,11 @@ static bool rx_cancel(ursa_wait_t *w);
 static bool reserve_cancel(ursa_wait_t *w);
 static void reserve_give_back(ursa_wait_t *w);
 static const ursa__wait_ops_t rx_ops = {URSA_WAIT_CHANNEL, rx_cancel, NULL};
-/* Raw reserves: also end the "permit out" count on cancel. */
+/* Raw reserves (bounded only): also drop the wait's reference and the
+ * tx_waiting count on cancel. */
 static const ursa__wait_ops_t reserve_raw_ops = {URSA_WAIT_CHANNEL, reserve_cancel,
                                                  reserve_give_back};
-/* Blocking reserves settle the count themselves. */
+/* Blocking reserves: acquire_wait does the rest (end_check, tx_waiting). */
 static const ursa__wait_ops_t reserve_ops = {URSA_WAIT_CHANNEL, ursa__sema_cancel,
                                              ursa__sema_give_back};
 
