@@ -985,6 +985,53 @@ static void test_raw_basic(void **state)
     ASSERT_OK(raw_basic_body(NULL));
 }
 
+/* Regressions (review): _start again on a node that _finish left queued
+ * ("not woken yet") keeps it queued once — it used to link the node to
+ * itself, and the next send spun forever; a wait_for that fails marks
+ * nothing seen (it used to swallow the values its predicate rejected). */
+static void *restart_body(void *arg)
+{
+    (void)arg;
+    ursa_watch_tx_t *tx;
+    ursa_watch_rx_t *rx;
+    ursa_watch_borrow_t g = {0};
+    pair_t p = mk(0);
+    CHECK_EQ(pw_new(&tx, &rx, &p), 0);
+    cwaker_t k;
+    ursa_waker_t wk = cwaker(&k, -1);
+    ursa_wait_t n;
+    CHECK_EQ(ursa_watch_changed_start(rx, &n, wk), -EINPROGRESS);
+    CHECK_EQ(ursa_watch_changed_finish(rx, &n), -EAGAIN);
+    CHECK_EQ(ursa_watch_changed_start(rx, &n, wk), -EINPROGRESS);
+    CHECK_EQ(pw_send(tx, mk(2)), 0);
+    CHECK_EQ(atomic_load(&k.count), 1);
+    CHECK_EQ(ursa_watch_changed_finish(rx, &n), 0);
+
+    CHECK_EQ(pw_send(tx, mk(4)), 0);
+    CHECK_EQ(ursa_watch_has_changed(rx), 1);
+    long want = 5;
+    CHECK_EQ(ursa_watch_wait_for(rx, ge, &want, &g, URSA_NOW), -EAGAIN);
+    CHECK_EQ(ursa_watch_has_changed(rx), 1);
+    CHECK_EQ(ursa_watch_wait_for(rx, ge, &want, &g, ursa_deadline_in(URSA_MSEC(1))), -ETIMEDOUT);
+    CHECK_EQ(ursa_watch_has_changed(rx), 1);
+    CHECK_EQ(ursa_watch_changed(rx, URSA_NOW), 0);
+
+    CHECK_EQ(ursa_watch_closed_start(tx, &n, wk), -EINPROGRESS);
+    CHECK_EQ(ursa_watch_closed_finish(tx, &n), -EAGAIN);
+    CHECK_EQ(ursa_watch_closed_start(tx, &n, wk), -EINPROGRESS);
+    CHECK_EQ(ursa_watch_receiver_drop(rx), 0);
+    CHECK_EQ(atomic_load(&k.count), 2);
+    CHECK_EQ(ursa_watch_closed_finish(tx, &n), 0);
+    CHECK_EQ(ursa_watch_sender_drop(tx), 0);
+    return NULL;
+}
+
+static void test_raw_restart_and_wait_for_unmarked(void **state)
+{
+    (void)state;
+    ASSERT_OK(restart_body(NULL));
+}
+
 /* Deterministic: a raw changed wait against a sender task, over seeds and
  * yield counts; the root either waits for the wake or cancels (racing the
  * send). Either way the change is never lost and the waker runs at most
@@ -1422,6 +1469,7 @@ int main(void)
         cmocka_unit_test(test_stress),
         cmocka_unit_test(test_raw_bad_input),
         cmocka_unit_test(test_raw_basic),
+        cmocka_unit_test(test_raw_restart_and_wait_for_unmarked),
         cmocka_unit_test(test_raw_sim),
         cmocka_unit_test(test_raw_thread),
         cmocka_unit_test(test_raw_cancel_race),

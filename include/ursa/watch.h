@@ -162,7 +162,8 @@ URSA_API int ursa_watch_changed_at(ursa_watch_rx_t *rx, ursa_time_t deadline,
  * context 3, see ursa/wait.h): for a foreign event loop with a waker of
  * its own. rx is used by one caller at a time, as always; n must stay
  * valid and unmoved until finished or cancelled, and rx must not be
- * dropped before that.
+ * dropped before that. A _start on a node still queued (after _finish
+ * said "not woken yet") returns -EINPROGRESS and leaves it queued.
  * _start (marks nothing):
  *   0            decided already: an unseen value is there, or every
  *                sender is gone; call _finish now (waker not called)
@@ -197,7 +198,8 @@ URSA_API int ursa_watch_has_changed(const ursa_watch_rx_t *rx);
 
 /* Receiver, phase 1 then hold: waits until pred(value, ctx) is true
  * (checking the current value first), marks it seen and returns with g
- * holding a borrow of that value.
+ * holding a borrow of that value. On an error nothing is marked seen (the
+ * values pred rejected stay unseen for changed/has_changed).
  *   0           pred true; g holds the borrow (release it)
  *   -EPIPE      every sender is gone and pred is false for the last value
  *   -EAGAIN     URSA_NOW and pred false
@@ -222,7 +224,7 @@ URSA_API int ursa_watch_closed_at(ursa_watch_tx_t *tx, ursa_time_t deadline,
 /* Sender, phase 1, raw two-phase form of ursa_watch_closed (calling
  * context 3, see ursa/wait.h). n must stay valid and unmoved until
  * finished or cancelled, and tx must not be dropped before that.
- * _start:
+ * _start (on a node still queued: -EINPROGRESS, it stays queued):
  *   0            no receiver left already; call _finish now
  *   -EINPROGRESS queued; waker.fn(waker.ctx) is called once, from any
  *                thread, when the last receiver drops

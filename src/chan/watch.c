@@ -585,11 +585,22 @@ int ursa_watch_changed_at(ursa_watch_rx_t *rx, ursa_time_t deadline, const ursa_
     }
 }
 
+/* A raw node that _finish left queued ("not woken yet") must not be
+ * pushed again: it would link to itself. */
+static bool still_queued(ursa_wait_t *n, const ursa__wait_ops_t *ops, ursa_watch_t *w)
+{
+    /* acquire: a wake that decided the node is seen as such. */
+    return n->ops == ops && n->owner == w &&
+           atomic_load_explicit(&n->state, memory_order_acquire) == URSA__W_QUEUED;
+}
+
 int ursa_watch_changed_start(ursa_watch_rx_t *rx, ursa_wait_t *n, ursa_waker_t waker)
 {
     if (!rx || !n || !waker.fn)
         return -EINVAL;
     ursa_watch_t *w = rx->w;
+    if (still_queued(n, &changed_ops, w))
+        return -EINPROGRESS; /* started again after "not woken yet" */
     ursa__wait_init(n, waker, &changed_ops, NULL);
     n->owner = w;
     if (check(rx, load_state(w), false) != 1) {
@@ -629,11 +640,13 @@ int ursa_watch_wait_for_at(ursa_watch_rx_t *rx, ursa_watch_pred_t pred, void *ct
     ursa__ctx_t *c = ursa__ctx();
     ursa_wait_t node;
     bool queued = false;
+    uint64_t seen0 = rx->seen; /* restored on failure: nothing changed */
     for (;;) {
         int rc = ursa_watch_borrow_at(rx, g, site, true);
         if (rc) {
             if (queued)
                 (void)wq_cancel(&w->rxq, &node);
+            rx->seen = seen0;
             return rc;
         }
         if (pred(g->ptr, ctx)) {
@@ -648,6 +661,7 @@ int ursa_watch_wait_for_at(ursa_watch_rx_t *rx, ursa_watch_pred_t pred, void *ct
         if (closed || deadline == URSA_NOW) {
             if (queued)
                 (void)wq_cancel(&w->rxq, &node);
+            rx->seen = seen0;
             return closed ? -EPIPE : -EAGAIN;
         }
         if (!queued) {
@@ -661,8 +675,10 @@ int ursa_watch_wait_for_at(ursa_watch_rx_t *rx, ursa_watch_pred_t pred, void *ct
         }
         rc = ursa__ctx_block(c, &node, deadline);
         queued = false;
-        if (rc && wq_cancel(&w->rxq, &node))
+        if (rc && wq_cancel(&w->rxq, &node)) {
+            rx->seen = seen0;
             return rc;
+        }
         /* woken: judge the new value (and queue again if it fails) */
     }
 }
@@ -717,6 +733,8 @@ int ursa_watch_closed_start(ursa_watch_tx_t *tx, ursa_wait_t *n, ursa_waker_t wa
     if (!tx || !n || !waker.fn)
         return -EINVAL;
     ursa_watch_t *w = tx->w;
+    if (still_queued(n, &closed_ops, w))
+        return -EINPROGRESS; /* started again after "not woken yet" */
     ursa__wait_init(n, waker, &closed_ops, NULL);
     n->owner = w;
     if (rx_gone(w)) {
