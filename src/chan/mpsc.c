@@ -96,12 +96,10 @@ struct ursa_mpsc {
     uint64_t bslots;          /* unbounded: slots per block */
     ursa_mpsc_dtor_t dtor;
     unsigned char *ring;
-    bool lazy;                /* bounded: the receiver returns permits lazily */
     _Atomic size_t mem;       /* bytes allocated */
     _Atomic uint64_t refs;    /* handles, permits, raw reserves; freed at 0 */
     _Atomic uint64_t life;    /* CLOSED | RX_GONE | strong senders | permits out (unbounded) */
     _Atomic(ursa_wait_t *) rx_wait;
-    _Atomic uint64_t end;     /* unbounded: the position sealed at; NO_END */
     ursa__sema_t sema;
     /* senders' line */
     alignas(64) _Atomic uint64_t tail;
@@ -110,7 +108,9 @@ struct ursa_mpsc {
     /* receiver's line */
     alignas(64) _Atomic uint64_t head; /* consumed positions (lazy: permits owed) */
     _Atomic uint32_t tx_waiting; /* lazy: senders in the wait path */
+    bool lazy; /* bounded: the receiver returns permits lazily (read per message) */
     blk_t *head_block, *free_head;
+    _Atomic uint64_t end; /* unbounded: the position sealed at; NO_END */
 };
 
 static void leaked_release(void *ch, uint64_t n);
