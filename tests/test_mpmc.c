@@ -1806,6 +1806,63 @@ static void test_close_race(void **state)
     }
 }
 
+/* Regression (review): a reserve that comes after close marked the channel
+ * closed, but before close closed the semaphore, used to get a free permit
+ * and send — after a receiver had already been told -EPIPE. The wrap
+ * (see tests/CMakeLists.txt) runs the hook inside that window. */
+void __real_ursa__sema_close(ursa__sema_t *s);
+static void (*close_hook)(void *);
+static void *close_hook_arg;
+
+void __wrap_ursa__sema_close(ursa__sema_t *s)
+{
+    void (*h)(void *) = close_hook;
+    close_hook = NULL;
+    if (h)
+        h(close_hook_arg);
+    __real_ursa__sema_close(s);
+}
+
+typedef struct {
+    ursa_mpmc_receiver_t *rx2;
+    ursa_mpmc_sender_t *tx;
+    ursa_mpmc_permit_t *p;
+    int recv_rc, send_rc, reserve_rc;
+} window_t;
+
+static void in_close_window(void *arg)
+{
+    window_t *w = arg;
+    uint64_t v = 7;
+    w->recv_rc = ursa_mpmc_try_recv(w->rx2, &v);
+    w->send_rc = ursa_mpmc_send(w->tx, &v, URSA_NOW);
+    w->reserve_rc = ursa_mpmc_reserve(w->tx, w->p, URSA_NOW);
+}
+
+static void test_reserve_in_close_window(void **state)
+{
+    (void)state;
+    ursa_mpmc_receiver_t rx, rx2;
+    ursa_mpmc_sender_t tx;
+    ursa_mpmc_permit_t p = {0};
+    assert_int_equal(ursa_mpmc_new(&rx, &tx, 8, 4, NULL), 0);
+    assert_int_equal(ursa_mpmc_receiver_clone(&rx, &rx2), 0);
+    window_t w = {&rx2, &tx, &p, 1, 1, 1};
+    close_hook = in_close_window;
+    close_hook_arg = &w;
+    assert_int_equal(ursa_mpmc_close(&rx), 0);
+    assert_null(close_hook); /* the hook ran */
+    assert_int_equal(w.recv_rc, -EPIPE); /* closed, empty, no permit out: the end */
+    assert_int_equal(w.send_rc, -EPIPE);
+    assert_int_equal(w.reserve_rc, -EPIPE);
+    assert_null(p.ch);
+    uint64_t v;
+    assert_int_equal(ursa_mpmc_try_recv(&rx, &v), -EPIPE); /* nothing came after the end */
+    assert_int_equal(ursa_mpmc_sender_drop(&tx), 0);
+    assert_int_equal(ursa_mpmc_receiver_drop(&rx), 0);
+    assert_int_equal(ursa_mpmc_receiver_drop(&rx2), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1829,6 +1886,7 @@ int main(void)
         cmocka_unit_test(test_no_lost_wake),
         cmocka_unit_test(test_out_of_order_publish),
         cmocka_unit_test(test_close_race),
+        cmocka_unit_test(test_reserve_in_close_window),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

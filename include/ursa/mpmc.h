@@ -17,7 +17,9 @@
  * FIFO order. Each send wakes at most one waiting receiver.
  *
  * Handles are small structs holding a reference; each handle variable is
- * dropped exactly once. The channel is freed when the last handle (strong
+ * dropped exactly once, and not while a call on that same variable is in
+ * progress (to stop a blocked consumer, close the channel or drop the
+ * senders; give each thread or task its own clone). The channel is freed when the last handle (strong
  * or weak sender, receiver) and the last send permit are gone. When the
  * last receiver is dropped, later sends fail with -EPIPE and undelivered
  * messages go to the element destructor, each exactly once.
@@ -98,7 +100,8 @@ URSA_API int ursa_mpmc_receiver_clone(const ursa_mpmc_receiver_t *rx,
                                       ursa_mpmc_receiver_t *out) URSA_NODISCARD;
 /* Drops a receiver. The last one closes the channel: waiting and later
  * reserves and sends fail with -EPIPE, queued messages go to the
- * destructor. Must not race with a raw recv wait of the same handle.
+ * destructor. Must not race with any call (blocking or raw) on the same
+ * handle variable.
  * 0; -EINVAL (NULL or already dropped). */
 URSA_API int ursa_mpmc_receiver_drop(ursa_mpmc_receiver_t *rx);
 

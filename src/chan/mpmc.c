@@ -183,12 +183,22 @@ static void perm_done(ursa_mpmc_t *ch)
     ref_put(ch);
 }
 
-static void perm_begin(ursa_mpmc_t *ch)
+/* Counts a reserve in progress: true, or false (closed: nothing counted). */
+static bool perm_begin(ursa_mpmc_t *ch)
 {
     ref_get(ch);
     /* acq_rel: counted before the reserve that follows, so a receiver that
-     * reads "no permit out" cannot miss a message this permit sends. */
-    atomic_fetch_add_explicit(&ch->life, PERM_ONE, memory_order_acq_rel);
+     * reads "no permit out" cannot miss a message this permit sends. The
+     * same RMW reads CLOSED: close sets it before it closes the semaphore,
+     * and a receiver may already have ended the stream in between, so a
+     * reserve that comes after CLOSED must fail even if a permit is free
+     * (regression: a message delivered after -EPIPE). */
+    if (atomic_fetch_add_explicit(&ch->life, PERM_ONE, memory_order_acq_rel) &
+        (CLOSED | RX_GONE)) {
+        perm_done(ch);
+        return false;
+    }
+    return true;
 }
 
 /* ---- storage ---- */
@@ -488,7 +498,8 @@ static int take(ursa_mpmc_t *ch, uint64_t n, ursa_mpmc_permit_t *p, ursa__ctx_t 
 static int acquire(ursa_mpmc_t *ch, uint64_t n, ursa_time_t deadline, ursa__ctx_t *c,
                    const ursa_site_t *site)
 {
-    perm_begin(ch);
+    if (!perm_begin(ch))
+        return -EPIPE;
     if (ursa__sema_try(&ch->sema, n))
         return 0;
     int rc;
@@ -562,7 +573,11 @@ int ursa_mpmc_reserve_start(const ursa_mpmc_sender_t *tx, uint64_t n, ursa_wait_
         return -EINVAL;
     ursa_mpmc_t *ch = tx->ch;
     ursa__wait_init(w, waker, &reserve_raw_ops, NULL);
-    perm_begin(ch);
+    if (!perm_begin(ch)) {
+        atomic_store_explicit(&w->state, URSA__W_FINISHED, memory_order_relaxed);
+        atomic_store_explicit(&w->done, 1, memory_order_relaxed);
+        return -EPIPE;
+    }
     int rc = ursa__sema_start(&ch->sema, w, n);
     if (rc == -EPIPE) {
         perm_done(ch);
