@@ -346,6 +346,7 @@ typedef struct late {
     ursa_mpsc_receiver_t rx;
     ursa_mpsc_sender_t tx;
     atomic_int reserved;
+    uint64_t cap; /* 1, or 0: unbounded (the last permit seals the channel) */
 } late_t;
 
 static void *late_sender(void *arg)
@@ -366,7 +367,7 @@ static void *late_sender(void *arg)
 static void *late_scenario(void *arg)
 {
     late_t *l = arg;
-    URSA_SIM_CHECK(ursa_mpsc_new(&l->rx, &l->tx, 8, 1, NULL) == 0);
+    URSA_SIM_CHECK(ursa_mpsc_new(&l->rx, &l->tx, 8, l->cap, NULL) == 0);
     atomic_store(&l->reserved, 0);
     ursa_task_t *t = spawn_on(0, late_sender, l, "late");
     while (!atomic_load(&l->reserved))
@@ -386,8 +387,10 @@ static void test_close_with_outstanding_permit(void **state)
 {
     (void)state;
     static late_t l;
-    test_explore(late_scenario, &l);
-    ASSERT_OK(test_run(2, late_scenario, &l));
+    for (l.cap = 0; l.cap <= 1; l.cap++) {
+        test_explore(late_scenario, &l);
+        ASSERT_OK(test_run(2, late_scenario, &l));
+    }
 }
 
 /* A cancelled reserve returns its slot and wakes a closed receiver that
