@@ -996,6 +996,80 @@ static void test_cancel_send_race(void **state)
     print_message("cancel/send race: %ld of %ld waits were granted first\n", granted, c.rounds);
 }
 
+/* Regression (review): a raw recv wait cancelled while a send lands must
+ * not return before the sender's last touch of the oneshot. The receiver
+ * then takes the value, destroys and re-inits the oneshot in place and
+ * starts a new wait: a stale sender used to "grant" that new wait. */
+static ursa_oneshot_t life_os;
+static _Atomic int life_go, life_done;
+
+static void life_nop(void *c)
+{
+    (void)c;
+}
+
+static void life_spin(unsigned n)
+{
+    for (volatile unsigned i = 0; i < n; i++)
+        ;
+}
+
+static void *life_sender(void *a)
+{
+    (void)a;
+    unsigned seed = 1;
+    for (int k = 1;; k++) {
+        int g;
+        while ((g = atomic_load(&life_go)) != k)
+            if (g < 0)
+                return NULL;
+        life_spin(rand_r(&seed) % 64);
+        int v = k;
+        (void)ursa_oneshot_send(&life_os, &v);
+        atomic_store(&life_done, k);
+    }
+}
+
+static void test_cancel_send_lifetime(void **state)
+{
+    (void)state;
+    atomic_store(&life_go, 0);
+    atomic_store(&life_done, 0);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, life_sender, NULL), 0);
+    ursa_waker_t wk = {life_nop, NULL};
+    unsigned seed = 2;
+    long rounds = test_scale(20000), bad = 0;
+    for (int k = 1; k <= rounds; k++) {
+        assert_int_equal(ursa_oneshot_init(&life_os, sizeof(int), NULL), 0);
+        ursa_wait_t w, w2;
+        assert_int_equal(ursa_oneshot_recv_start(&life_os, &w, wk), -EINPROGRESS);
+        atomic_store(&life_go, k);
+        life_spin(rand_r(&seed) % 64);
+        bool granted = ursa_wait_ready(&w);
+        int out;
+        if (ursa_wait_cancel(&w) == -ECANCELED && !granted &&
+            ursa_oneshot_try_recv(&life_os, &out) == 0) {
+            assert_int_equal(out, k);
+            assert_int_equal(ursa_oneshot_destroy(&life_os), 0);
+            assert_int_equal(ursa_oneshot_init(&life_os, sizeof(int), NULL), 0);
+            assert_int_equal(ursa_oneshot_recv_start(&life_os, &w2, wk), -EINPROGRESS);
+            for (int i = 0; i < 2000 && !ursa_wait_ready(&w2); i++)
+                life_spin(8);
+            if (ursa_wait_ready(&w2))
+                bad++; /* granted with nothing sent this round */
+            else
+                (void)ursa_wait_cancel(&w2);
+        }
+        while (atomic_load(&life_done) != k)
+            sched_yield();
+        (void)ursa_oneshot_destroy(&life_os);
+    }
+    atomic_store(&life_go, -1);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(bad, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1011,6 +1085,7 @@ int main(void)
         cmocka_unit_test(test_stress),
         cmocka_unit_test(test_wait_bits),
         cmocka_unit_test(test_cancel_send_race),
+        cmocka_unit_test(test_cancel_send_lifetime),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -27,9 +27,11 @@
  *   A value is "in the ring" until then, whether or not it was read, so a
  *   receiver's copy stays meaningful until the value is overwritten. A send
  *   that fails (-EPIPE, -EINVAL) leaves the value with the caller. It is
- *   called from inside ursa_broadcast_send (the send that overwrites) and
- *   must not block; it may run while a lagging receiver's copy of the same
- *   bytes is being thrown away, so it should only read the element.
+ *   called from inside ursa_broadcast_send (the send that overwrites),
+ *   while that send holds its claimed slot, so it must not block, suspend
+ *   its task, write the element or call into this channel (other senders
+ *   and receivers of the slot spin until it returns); it may run while a
+ *   lagging receiver's copy of the same bytes is being thrown away.
  * - Slots are written in position order: a sender a whole lap ahead of
  *   another (tiny ring, many senders) waits for that one's copy to finish.
  * - Receivers read without locks or atomic RMWs (a seqlock check on the

@@ -220,16 +220,24 @@ static bool os_cancel(ursa_wait_t *w)
     if (!ursa__wait_cancel_begin(&os->lock, w))
         return false;
     if (os->rx_w == w) {
-        /* relaxed: SENT with our bit set means the sender's CAS saw
-         * RX_WAIT and it is on its way to decide us (under this lock). */
-        if (atomic_load_explicit(&os->state, memory_order_relaxed) & SENT) {
-            ursa__spin_unlock(&os->lock);
-            ursa__wait_settle(w); /* its waker call returns, then done */
-            return false;
-        }
+        /* Clear RX_WAIT only while SENT is clear: a CAS, so that it and the
+         * send's CAS decide in one order. SENT with our bit set means the
+         * sender's CAS saw RX_WAIT and it is on its way to decide us (under
+         * this lock): we wait for it, so that its last touch of the oneshot
+         * precedes our return (a load then a clear let the send slip in
+         * between: regression test_cancel_send_lifetime). relaxed: the
+         * value comes to the receiver through load_state's acquire. */
+        uint32_t st = atomic_load_explicit(&os->state, memory_order_relaxed);
+        do {
+            if (st & SENT) {
+                ursa__spin_unlock(&os->lock);
+                ursa__wait_settle(w); /* its waker call returns, then done */
+                return false;
+            }
+        } while (!atomic_compare_exchange_weak_explicit(&os->state, &st, st & ~(uint32_t)RX_WAIT,
+                                                        memory_order_relaxed,
+                                                        memory_order_relaxed));
         os->rx_w = NULL;
-        /* relaxed: under the lock, like every change of the wait bits. */
-        atomic_fetch_and_explicit(&os->state, ~(uint32_t)RX_WAIT, memory_order_relaxed);
     } else if (os->tx_w == w) {
         os->tx_w = NULL;
         /* relaxed: as above. */
@@ -359,9 +367,11 @@ static int rx_close(ursa_oneshot_t *os, bool drop)
      * send's CAS: prev says whether the send came first. */
     uint32_t prev = atomic_fetch_or_explicit(&os->state, RX_CLOSED, memory_order_release);
     ursa_wait_t *tw = decide(os, &os->tx_w, TX_WAIT, URSA__W_GRANTED);
+    /* After SENT a queued recv wait is the sender's to decide: its CAS saw
+     * RX_WAIT (registration is a CAS that fails on SENT). Deciding it here
+     * too would let the wait's owner finish and free the oneshot while
+     * the sender still heads for the lock. */
     ursa_wait_t *rw = (prev & SENT) ? NULL : decide(os, &os->rx_w, RX_WAIT, URSA__W_CLOSED);
-    if (drop && !rw) /* a recv wait on a dropped receiver: it ends too */
-        rw = decide(os, &os->rx_w, RX_WAIT, URSA__W_CLOSED);
     ursa__spin_unlock(&os->lock);
     wake(tw);
     wake(rw);
