@@ -1845,6 +1845,112 @@ static void test_rwlock_bias_threads(void **state)
     assert_int_equal(test_leak_count(), 0);
 }
 
+/* Regression (review): a reader turned the bias on between a writer's
+ * look at the flag and its queueing; nothing revoked it again, so the
+ * writer waited forever with no reader inside (here: its deadline). Two
+ * reader threads, one writer with a generous deadline. */
+static struct {
+    ursa_rwlock_t rw;
+    _Atomic bool stop;
+    _Atomic long reads;
+} rr;
+
+static void *rr_reader(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&rr.stop)) {
+        ursa_rwlock_read_guard_t g = {0};
+        if (ursa_rwlock_read_lock(&rr.rw, &g, URSA_NEVER) == 0) {
+            atomic_fetch_add(&rr.reads, 1);
+            (void)ursa_rwlock_read_unlock(&g);
+        }
+    }
+    return NULL;
+}
+
+static void test_rwlock_bias_rebias_race(void **state)
+{
+    (void)state;
+    memset(&rr, 0, sizeof rr);
+    assert_int_equal(ursa_rwlock_init(&rr.rw, 0), 0);
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, rr_reader, NULL), 0);
+    ursa_time_t end = ursa_now() + URSA_MSEC(test_scale(600));
+    long writes = 0, timeouts = 0;
+    while (ursa_now() < end) {
+        ursa_rwlock_write_guard_t w = {0};
+        int rc = ursa_rwlock_write_lock(&rr.rw, &w, ursa_deadline_in(URSA_MSEC(200)));
+        if (rc == -ETIMEDOUT) {
+            timeouts++;
+            continue;
+        }
+        assert_int_equal(rc, 0);
+        writes++;
+        assert_int_equal(ursa_rwlock_write_unlock(&w), 0);
+        for (volatile int i = 0; i < 2000; i++)
+            ;
+    }
+    atomic_store(&rr.stop, true);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+    assert_int_equal(timeouts, 0);
+    assert_true(writes > 0 && atomic_load(&rr.reads) > 0);
+    assert_int_equal(ursa_rwlock_destroy(&rr.rw), 0);
+}
+
+/* Regression (review): a fast read unlock read the lock after its release
+ * store, so a writer that got in, unlocked, destroyed and freed the lock
+ * at once could race a use-after-free (ASan). Now the unlock's last touch
+ * of the lock is that store. Probabilistic: many short rounds. */
+typedef struct {
+    ursa_rwlock_t *rw;
+    _Atomic int phase; /* 1 holding, 2 release */
+} uaf_t;
+
+static void *uaf_reader(void *arg)
+{
+    uaf_t *u = arg;
+    ursa_rwlock_read_guard_t g = {0};
+    if (ursa_rwlock_read_lock(u->rw, &g, URSA_NEVER) != 0)
+        return (void *)"read lock";
+    atomic_store(&u->phase, 1);
+    while (atomic_load(&u->phase) != 2)
+        sched_yield();
+    return ursa_rwlock_read_unlock(&g) ? (void *)"read unlock" : NULL;
+}
+
+static void test_rwlock_bias_unlock_then_free(void **state)
+{
+    (void)state;
+    long rounds = test_scale(300);
+    for (long i = 0; i < rounds; i++) {
+        uaf_t u = {malloc(sizeof(ursa_rwlock_t)), 0};
+        assert_non_null(u.rw);
+        assert_int_equal(ursa_rwlock_init(u.rw, 0), 0);
+        assert_true(make_biased(u.rw));
+        pthread_t th;
+        assert_int_equal(pthread_create(&th, NULL, uaf_reader, &u), 0);
+        while (atomic_load(&u.phase) != 1)
+            sched_yield();
+        ursa_wait_t wt;
+        ursa_rwlock_write_guard_t w = {0};
+        rwaker_t k;
+        rwaker_init(&k, false);
+        assert_int_equal(ursa_rwlock_write_lock_start(u.rw, &wt, rwaker(&k)), -EINPROGRESS);
+        atomic_store(&u.phase, 2);
+        assert_true(await_ready(&wt));
+        assert_int_equal(ursa_rwlock_write_lock_finish(u.rw, &wt, &w), 0);
+        assert_int_equal(ursa_rwlock_write_unlock(&w), 0);
+        assert_int_equal(ursa_rwlock_destroy(u.rw), 0);
+        memset(u.rw, 0xa5, sizeof *u.rw);
+        free(u.rw);
+        void *res;
+        assert_int_equal(pthread_join(th, &res), 0);
+        assert_null(res);
+    }
+}
+
 int main(void)
 {
     default_abort_on_leak = ursa_leak_set_abort(true);
@@ -1876,6 +1982,8 @@ int main(void)
         T(test_rwlock_bias_remote_unlock),
         T(test_rwlock_bias_explore),
         T(test_rwlock_bias_threads),
+        T(test_rwlock_bias_rebias_race),
+        T(test_rwlock_bias_unlock_then_free),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -53,12 +53,9 @@ typedef struct ursa_rwlock {
     /* Reader bias (src/sync/rwlock.c); private. */
     struct {
         _Atomic uint32_t on;   /* readers may use their thread's table */
-        _Atomic uint32_t lock; /* guards the fields below */
+        _Atomic uint32_t lock; /* guards turning it on and off */
         _Atomic uint32_t skip; /* slow read locks before bias is tried again */
         int32_t slot;          /* column in the reader tables; -1: none */
-        bool token;            /* one permit held for the fast readers */
-        bool draining;         /* revoked; the last fast reader returns it */
-        bool no_slot;          /* none was free: stay unbiased */
         uint32_t next_skip;
         ursa_time_t since;     /* when bias was last turned on */
     } bias;

@@ -1,5 +1,7 @@
 #include "rbias.h"
 
+#include "spin.h"
+
 #include <linux/membarrier.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -14,6 +16,7 @@ __thread ursa__rtab_t *ursa__rtab_cur __attribute__((tls_model("initial-exec")))
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static ursa__rtab_t *all_tabs, *free_tabs;
 static uint64_t slots_used[URSA__RBIAS_SLOTS / 64];
+ursa__rbias_slot_t ursa__rbias_slots[URSA__RBIAS_SLOTS];
 
 static pthread_once_t setup_once = PTHREAD_ONCE_INIT;
 static pthread_key_t exit_key;
@@ -54,7 +57,7 @@ ursa__rtab_t *ursa__rtab_attach(void)
     return t;
 }
 
-int ursa__rbias_slot_alloc(void)
+int ursa__rbias_slot_alloc(void *owner)
 {
     pthread_once(&setup_once, setup);
     if (!have_barrier)
@@ -64,6 +67,10 @@ int ursa__rbias_slot_alloc(void)
     for (int i = 0; i < URSA__RBIAS_SLOTS && slot < 0; i++) {
         if (!(slots_used[i / 64] & ((uint64_t)1 << (i % 64)))) {
             slots_used[i / 64] |= (uint64_t)1 << (i % 64);
+            ursa__rbias_slot_t *sl = &ursa__rbias_slots[i];
+            ursa__spin_lock(&sl->lock); /* drain checks read owner under it */
+            sl->owner = owner;
+            ursa__spin_unlock(&sl->lock);
             slot = i;
         }
     }

@@ -17,8 +17,17 @@
  * the store; the barrier forbids the interleaving that matters: if the
  * reader's load saw bias = 1, both its accesses precede the fence the
  * barrier ran on its CPU, so the sum sees its count; otherwise it sees
- * bias = 0 and backs off. Unlock is the mirror image (store held-1, load
- * bias: a reader that sees 0 knows a writer may be waiting for it). */
+ * bias = 0 and backs off.
+ *
+ * Unlock is the mirror image, against the slot's drain state instead of the
+ * lock's flag: a fast unlock's last touch of the lock is its store of
+ * held-1, so the lock may be freed right after it; what the unlock reads
+ * next (the state) lives here, in memory that is never freed. A revoke
+ * sets the state to PENDING, turns the flag off, runs the barrier, then
+ * sums the column under the slot's lock: zero, and the lock's token goes
+ * back (IDLE); otherwise ARMED, and the unlock that finds the column at
+ * zero returns it. PENDING keeps readers from concluding before the
+ * barrier has stopped new fast readers. */
 #ifndef URSA_CORE_RBIAS_H
 #define URSA_CORE_RBIAS_H
 
@@ -72,11 +81,22 @@ static inline void ursa__rtab_exit(ursa__rtab_t *t, int slot)
     }
 }
 
-/* A slot for a new biased lock: 0..URSA__RBIAS_SLOTS-1, or -1 (all in
- * use, or this kernel has no private expedited membarrier). */
-int ursa__rbias_slot_alloc(void);
+/* Drain states of a slot. */
+enum { URSA__RBIAS_IDLE, URSA__RBIAS_PENDING, URSA__RBIAS_ARMED };
 
-/* Returns a slot whose column sums to zero. */
+typedef struct ursa__rbias_slot {
+    _Atomic uint32_t lock;  /* spinlock over state's changes */
+    _Atomic uint32_t state; /* IDLE / PENDING / ARMED */
+    void *owner;            /* the lock using the slot */
+} ursa__rbias_slot_t;
+
+extern ursa__rbias_slot_t ursa__rbias_slots[URSA__RBIAS_SLOTS];
+
+/* A slot for a new biased lock `owner`: 0..URSA__RBIAS_SLOTS-1, or -1
+ * (all in use, or this kernel has no private expedited membarrier). */
+int ursa__rbias_slot_alloc(void *owner);
+
+/* Returns an IDLE slot whose column sums to zero. */
 void ursa__rbias_slot_free(int slot);
 
 /* The writer's half of the handshake: a full fence on every thread of the

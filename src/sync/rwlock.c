@@ -24,9 +24,12 @@
  * for all fast readers together, and each reader only counts itself in its
  * thread's reader table. A writer first revokes the bias (flag off,
  * membarrier, sum the column); if fast readers remain, the last of them
- * to unlock sees the flag off and returns the token, which lets the writer
- * (queued on the semaphore like any writer) in. So fairness, deadlines,
- * cancel and the raw form of writers are the semaphore's, unchanged.
+ * to unlock finds the slot ARMED and returns the token, which lets the
+ * writer (queued on the semaphore like any writer) in. So fairness,
+ * deadlines, cancel and the raw form of writers are the semaphore's. A
+ * writer revokes again once it is queued: a reader may have turned the
+ * bias on between its first revoke and its queueing (later ones cannot:
+ * taking the token fails while a writer queues).
  * A slow-path reader turns the bias back on once `skip` slow read locks
  * went by with no writer queued; `skip` doubles (up to BIAS_MAX_SKIP)
  * each time bias was revoked before it lived BIAS_PAYBACK times the cost
@@ -86,10 +89,11 @@ int ursa_rwlock_init_attr(ursa_rwlock_t *rw, uint64_t max_readers, const ursa_lo
     atomic_init(&rw->bias.on, 0);
     atomic_init(&rw->bias.lock, 0);
     /* Bias is tried at the first read lock, if the reader limit allows. */
-    atomic_init(&rw->bias.skip, max_readers >= URSA_RWLOCK_DEFAULT_READERS ? 0 : BIAS_NEVER);
+    /* Not at the first read lock: a lock read a few times only should not
+     * take one of the few slots. */
+    atomic_init(&rw->bias.skip,
+                max_readers >= URSA_RWLOCK_DEFAULT_READERS ? BIAS_MIN_SKIP : BIAS_NEVER);
     rw->bias.slot = -1;
-    rw->bias.token = false;
-    rw->bias.draining = false;
     rw->bias.next_skip = BIAS_MIN_SKIP;
     rw->bias.since = 0;
     return 0;
@@ -97,16 +101,26 @@ int ursa_rwlock_init_attr(ursa_rwlock_t *rw, uint64_t max_readers, const ursa_lo
 
 static void bias_revoke(ursa_rwlock_t *rw, ursa__ctx_t *c);
 
+static uint32_t slot_state(int slot)
+{
+    ursa__rbias_slot_t *sl = &ursa__rbias_slots[slot];
+    ursa__spin_lock(&sl->lock);
+    /* relaxed: under the slot's lock. */
+    uint32_t st = atomic_load_explicit(&sl->state, memory_order_relaxed);
+    ursa__spin_unlock(&sl->lock);
+    return st;
+}
+
 int ursa_rwlock_destroy(ursa_rwlock_t *rw)
 {
     if (!rw)
         return -EINVAL;
     bool fast_held = false;
     if (rw->bias.slot >= 0) {
-        bias_revoke(rw, ursa__ctx()); /* the token comes back unless fast readers hold */
-        ursa__spin_lock(&rw->bias.lock);
-        fast_held = rw->bias.token;
-        ursa__spin_unlock(&rw->bias.lock);
+        /* The token comes back unless fast readers hold (then the bias
+         * stays off: only performance changes). */
+        bias_revoke(rw, ursa__ctx());
+        fast_held = slot_state(rw->bias.slot) != URSA__RBIAS_IDLE;
     }
     if (fast_held || ursa__sema_available(&rw->sema) != rw->max_readers ||
         ursa__sema_has_waiters(&rw->sema)) {
@@ -229,10 +243,19 @@ static void bias_revoke(ursa_rwlock_t *rw, ursa__ctx_t *c)
         return;
     }
     ursa_time_t t0 = ursa__ctx_now(c);
-    /* relaxed: the barrier orders it against every reader (rbias.h). */
+    ursa__rbias_slot_t *sl = &ursa__rbias_slots[rw->bias.slot];
+    /* relaxed: PENDING before the flag goes off, both before the barrier,
+     * which orders them against every reader (rbias.h). An unlock that
+     * sees PENDING waits for our verdict under the slot's lock. */
+    atomic_store_explicit(&sl->state, URSA__RBIAS_PENDING, memory_order_relaxed);
     atomic_store_explicit(&rw->bias.on, 0, memory_order_relaxed);
     ursa__rbias_barrier();
+    ursa__spin_lock(&sl->lock);
     bool drained = ursa__rbias_held(rw->bias.slot) == 0;
+    /* relaxed: under the slot's lock. */
+    atomic_store_explicit(&sl->state, drained ? URSA__RBIAS_IDLE : URSA__RBIAS_ARMED,
+                          memory_order_relaxed);
+    ursa__spin_unlock(&sl->lock);
     ursa_time_t t1 = ursa__ctx_now(c);
     /* Bias that did not outlive BIAS_PAYBACK revocations did not pay for
      * itself: wait longer before the next try. */
@@ -243,27 +266,38 @@ static void bias_revoke(ursa_rwlock_t *rw, ursa__ctx_t *c)
         rw->bias.next_skip = BIAS_MIN_SKIP;
     /* relaxed: a heuristic counter. */
     atomic_store_explicit(&rw->bias.skip, rw->bias.next_skip, memory_order_relaxed);
-    rw->bias.draining = !drained;
-    if (drained)
-        rw->bias.token = false;
     ursa__spin_unlock(&rw->bias.lock);
     if (drained)
         rw_release(rw, 1);
 }
 
-/* A fast reader saw bias off as it left: if it was the last one a revoke
- * waits for, it returns the token. */
-static __attribute__((noinline)) void bias_drain_check(ursa_rwlock_t *rw)
+/* A writer just queued: a reader may have turned the bias on after the
+ * writer's first look (regression test_rwlock_bias_rebias_race). */
+static inline void bias_revoke_queued(ursa_rwlock_t *rw, ursa__ctx_t *c)
 {
-    bool give = false;
-    ursa__spin_lock(&rw->bias.lock);
-    if (rw->bias.draining && ursa__rbias_held(rw->bias.slot) == 0) {
-        rw->bias.draining = false;
-        rw->bias.token = false;
-        give = true;
+    /* No lock-free look at the flag first: a reader may hold bias.lock
+     * with the token taken (before we queued) and the flag not yet on.
+     * Under the lock we see its flag, or it sees us queued and takes no
+     * token. */
+    bias_revoke(rw, c);
+}
+
+/* A fast reader left while a revoke was in progress: if the revoke is
+ * ARMED and the column is empty now, the token goes back. Reads the lock
+ * only then (the token still out keeps it from being destroyed). */
+static __attribute__((noinline)) void bias_drain_check(int slot)
+{
+    ursa__rbias_slot_t *sl = &ursa__rbias_slots[slot];
+    ursa_rwlock_t *rw = NULL;
+    ursa__spin_lock(&sl->lock);
+    /* relaxed: under the slot's lock. */
+    if (atomic_load_explicit(&sl->state, memory_order_relaxed) == URSA__RBIAS_ARMED &&
+        ursa__rbias_held(slot) == 0) {
+        atomic_store_explicit(&sl->state, URSA__RBIAS_IDLE, memory_order_relaxed);
+        rw = sl->owner;
     }
-    ursa__spin_unlock(&rw->bias.lock);
-    if (give)
+    ursa__spin_unlock(&sl->lock);
+    if (rw)
         rw_release(rw, 1);
 }
 
@@ -280,14 +314,16 @@ static void bias_maybe_on(ursa_rwlock_t *rw, ursa__ctx_t *c)
     }
     ursa__spin_lock(&rw->bias.lock);
     /* relaxed: changed under this lock. */
-    if (!atomic_load_explicit(&rw->bias.on, memory_order_relaxed) && !rw->bias.token &&
+    if (!atomic_load_explicit(&rw->bias.on, memory_order_relaxed) &&
         atomic_load_explicit(&rw->bias.skip, memory_order_relaxed) == 0) {
         if (rw->bias.slot < 0)
-            rw->bias.slot = ursa__rbias_slot_alloc();
+            rw->bias.slot = ursa__rbias_slot_alloc(rw);
         if (rw->bias.slot < 0) {
             atomic_store_explicit(&rw->bias.skip, BIAS_NEVER, memory_order_relaxed);
+        } else if (slot_state(rw->bias.slot) != URSA__RBIAS_IDLE) {
+            /* the last token is still out: try again later */
+            atomic_store_explicit(&rw->bias.skip, BIAS_MIN_SKIP, memory_order_relaxed);
         } else if (ursa__sema_try(&rw->sema, 1)) { /* fails while a writer queues */
-            rw->bias.token = true;
             rw->bias.since = ursa__ctx_now(c);
             /* release: the slot, and (through the permit we hold) the last
              * writer's critical section, reach the fast readers. */
@@ -299,6 +335,21 @@ static void bias_maybe_on(ursa_rwlock_t *rw, ursa__ctx_t *c)
     ursa__spin_unlock(&rw->bias.lock);
 }
 
+/* Uncounts a fast reader. Its store to t is the last touch of the lock's
+ * read side: the lock may be freed after it, so what follows reads only
+ * the slot table (never freed). */
+static inline void read_fast_exit(int slot, ursa__rtab_t *t)
+{
+    ursa__rtab_exit(t, slot);
+    atomic_signal_fence(memory_order_seq_cst); /* the barrier is the CPU half */
+    /* relaxed: only tells us whether a revoke may be waiting for us. */
+    if (__builtin_expect(
+            atomic_load_explicit(&ursa__rbias_slots[slot].state, memory_order_relaxed) !=
+                URSA__RBIAS_IDLE,
+            0))
+        bias_drain_check(slot);
+}
+
 /* Counts a fast reader in t: true, or false (bias was revoked: not counted). */
 static inline bool read_fast(ursa_rwlock_t *rw, ursa__rtab_t *t)
 {
@@ -307,19 +358,8 @@ static inline bool read_fast(ursa_rwlock_t *rw, ursa__rtab_t *t)
     /* acquire: as in the first load (ursa_rwlock_read_lock_at). */
     if (__builtin_expect(atomic_load_explicit(&rw->bias.on, memory_order_acquire), 1))
         return true;
-    ursa__rtab_exit(t, rw->bias.slot);
-    atomic_signal_fence(memory_order_seq_cst);
-    bias_drain_check(rw); /* a revoke may have counted us */
+    read_fast_exit(rw->bias.slot, t); /* a revoke may have counted us */
     return false;
-}
-
-static inline void read_fast_exit(ursa_rwlock_t *rw, ursa__rtab_t *t)
-{
-    ursa__rtab_exit(t, rw->bias.slot);
-    atomic_signal_fence(memory_order_seq_cst); /* the barrier is the CPU half */
-    /* relaxed: only tells us whether a revoke may be waiting for us. */
-    if (__builtin_expect(!atomic_load_explicit(&rw->bias.on, memory_order_relaxed), 0))
-        bias_drain_check(rw);
 }
 
 /* ---- holds ---- */
@@ -366,7 +406,7 @@ static int take_read_fast(ursa_rwlock_t *rw, ursa_rwlock_read_guard_t *g, ursa__
     if (__builtin_expect(ursa__oblig_take_lock(&c->ledger, &g->ob, &fast_read_kind, site, rw,
                                                (uint64_t)(uintptr_t)t, &rw->info),
                          0)) {
-        read_fast_exit(rw, t);
+        read_fast_exit(rw->bias.slot, t);
         return -ENOMEM;
     }
     g->rw = rw;
@@ -452,7 +492,7 @@ int ursa_rwlock_read_unlock(ursa_rwlock_read_guard_t *g)
     if (g->rtab) {
         ursa__rtab_t *t = g->rtab;
         g->rtab = NULL;
-        read_fast_exit(rw, t);
+        read_fast_exit(rw->bias.slot, t);
     } else {
         rw_release(rw, 1);
     }
@@ -480,6 +520,7 @@ int ursa_rwlock_write_lock_at(ursa_rwlock_t *rw, ursa_rwlock_write_guard_t *g,
     ursa__wait_init(&w, c->waker, &write_ops, site);
     int rc = ursa__sema_start(&rw->sema, &w, rw->max_readers);
     if (rc == -EINPROGRESS) {
+        bias_revoke_queued(rw, c);
         rc = ursa__ctx_block(c, &w, deadline);
         /* Withdrawn: the permits partly assigned to us went on to the
          * waiters behind (readers queued behind us get in). */
@@ -555,7 +596,7 @@ static void leaked_read_unlock(void *rw, uint64_t n)
 
 static void leaked_fast_read_unlock(void *rw, uint64_t tab)
 {
-    read_fast_exit(rw, (ursa__rtab_t *)(uintptr_t)tab);
+    read_fast_exit(((ursa_rwlock_t *)rw)->bias.slot, (ursa__rtab_t *)(uintptr_t)tab);
 }
 
 static void leaked_write_unlock(void *p, uint64_t n)
@@ -603,7 +644,9 @@ uint64_t ursa_rwlock_readers(const ursa_rwlock_t *rw)
     ursa__spin_lock(&m->bias.lock);
     if (m->bias.slot >= 0) {
         fast = ursa__rbias_held(m->bias.slot);
-        token = m->bias.token;
+        /* relaxed: changed under bias.lock. */
+        token = atomic_load_explicit(&m->bias.on, memory_order_relaxed) ||
+                slot_state(m->bias.slot) != URSA__RBIAS_IDLE;
     }
     ursa__spin_unlock(&m->bias.lock);
     if (fast >= rw->max_readers)
@@ -637,7 +680,10 @@ int ursa_rwlock_write_lock_start_at(ursa_rwlock_t *rw, ursa_wait_t *w, ursa_wake
     if (atomic_load_explicit(&rw->bias.on, memory_order_relaxed))
         bias_revoke(rw, ursa__ctx());
     ursa__wait_init(w, waker, &write_ops, site);
-    return ursa__sema_start(&rw->sema, w, rw->max_readers);
+    int rc = ursa__sema_start(&rw->sema, w, rw->max_readers);
+    if (rc == -EINPROGRESS)
+        bias_revoke_queued(rw, ursa__ctx());
+    return rc;
 }
 
 /* The common half of both finishes: 0 when w is granted and now finished. */
