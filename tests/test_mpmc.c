@@ -18,6 +18,7 @@
 #include <ursa/mpmc.h>
 
 #include "task_checks.h"
+#include "uffd_hold.h"
 
 URSA_MPMC_TYPED(u64q, uint64_t)
 
@@ -1656,23 +1657,13 @@ static void *uf_stalled_sender(void *arg)
 static void test_out_of_order_publish(void **state)
 {
     (void)state;
-    int uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | UFFD_USER_MODE_ONLY);
-    struct uffdio_api api = {.api = UFFD_API};
-    if (uffd < 0 || ioctl(uffd, UFFDIO_API, &api) != 0) {
-        print_message("userfaultfd unavailable (%s): test skipped\n", strerror(errno));
-        if (uffd >= 0)
-            close(uffd);
+    uffd_hold_t hold = {0};
+    if (!uffd_hold_open(&hold))
         skip();
-    }
-    long pg = sysconf(_SC_PAGESIZE);
     static uf_t u;
     static uf_arg_t ra[2];
     memset(&u, 0, sizeof u);
-    u.page = mmap(NULL, (size_t)pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    assert_true(u.page != MAP_FAILED);
-    struct uffdio_register reg = {.range = {(uintptr_t)u.page, (uint64_t)pg},
-                                  .mode = UFFDIO_REGISTER_MODE_MISSING};
-    assert_int_equal(ioctl(uffd, UFFDIO_REGISTER, &reg), 0);
+    u.page = hold.page;
 
     assert_int_equal(ursa_mpmc_new(&u.rx[0], &u.tx[0], 8, 4, NULL), 0);
     assert_int_equal(ursa_mpmc_sender_clone(&u.tx[0], &u.tx[1]), 0);
@@ -1686,20 +1677,13 @@ static void test_out_of_order_publish(void **state)
         sleep_real_ms(20);
     }
     assert_int_equal(pthread_create(&s, NULL, uf_stalled_sender, &u), 0);
-    struct pollfd pfd = {.fd = uffd, .events = POLLIN};
-    assert_int_equal(poll(&pfd, 1, 5000), 1); /* the sender is inside its copy */
-    struct uffd_msg msg;
-    assert_int_equal(read(uffd, &msg, sizeof msg), (ssize_t)sizeof msg);
-    assert_int_equal(msg.event, UFFD_EVENT_PAGEFAULT);
+    uffd_hold_wait_fault(&hold); /* the sender is inside its copy */
     uint64_t v = 2;
     assert_int_equal(ursa_mpmc_send(&u.tx[1], &v, URSA_NOW), 0); /* p+1, published first */
     sleep_real_ms(50); /* R1 wakes, finds p unpublished, sleeps again */
     assert_int_equal(atomic_load(&u.got[0]) + atomic_load(&u.got[1]), 0);
     /* resolve the fault: the stalled sender publishes p */
-    static unsigned char src[1 << 16];
-    memset(src, 1, (size_t)pg);
-    struct uffdio_copy cp = {.dst = (uintptr_t)u.page, .src = (uintptr_t)src, .len = (uint64_t)pg};
-    assert_int_equal(ioctl(uffd, UFFDIO_COPY, &cp), 0);
+    uffd_hold_release(&hold, 1);
     void *res;
     assert_int_equal(pthread_join(s, &res), 0);
     ASSERT_OK(res);
@@ -1717,8 +1701,7 @@ static void test_out_of_order_publish(void **state)
     assert_int_equal(u.rc[1], 0);
     for (int i = 0; i < 2; i++)
         assert_int_equal(ursa_mpmc_receiver_drop(&u.rx[i]), 0);
-    munmap(u.page, (size_t)pg);
-    close(uffd);
+    uffd_hold_close(&hold);
 }
 
 /* Close races: producers keep sending while a receiver closes; every

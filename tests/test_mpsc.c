@@ -10,6 +10,8 @@
 
 #include <ursa/mpsc.h>
 
+#include "uffd_hold.h"
+
 static char fail_buf[64][384];
 static atomic_uint fail_next;
 
@@ -1337,6 +1339,129 @@ static void test_close_race(void **state)
     }
 }
 
+/* Regression (review): a receiver that found a slot claimed but not yet
+ * published waited for it however long it took, ignoring its deadline;
+ * the raw start even blocked. A sender is held inside its copy (a page
+ * fault the test resolves) while the receiver waits with a deadline. */
+typedef struct stall {
+    ursa_mpsc_sender_t tx;
+    unsigned char *src;
+} stall_t;
+
+static void *stalled_sender(void *arg)
+{
+    stall_t *st = arg;
+    return ursa_mpsc_send(&st->tx, st->src, URSA_NEVER) ? (void *)"send" : NULL;
+}
+
+static void nop_waker(void *ctx)
+{
+    (void)ctx;
+}
+
+static void test_recv_deadline_with_stalled_sender(void **state)
+{
+    (void)state;
+    uffd_hold_t hold = {0};
+    if (!uffd_hold_open(&hold))
+        skip();
+    for (uint64_t cap = 0; cap <= 4; cap += 4) {
+        ursa_mpsc_receiver_t rx;
+        stall_t st = {.src = hold.page};
+        assert_int_equal(ursa_mpsc_new(&rx, &st.tx, 8, cap, NULL), 0);
+        pthread_t s;
+        assert_int_equal(pthread_create(&s, NULL, stalled_sender, &st), 0);
+        uffd_hold_wait_fault(&hold); /* claimed, inside its copy */
+        uint64_t v;
+        ursa_time_t t0 = ursa_now();
+        assert_int_equal(ursa_mpsc_recv(&rx, &v, ursa_deadline_in(URSA_MSEC(20))), -ETIMEDOUT);
+        assert_true(ursa_now() - t0 < URSA_SEC(2));
+        ursa_wait_t w;
+        t0 = ursa_now();
+        int rc = ursa_mpsc_recv_start(&rx, &w, (ursa_waker_t){nop_waker, NULL});
+        assert_true(ursa_now() - t0 < URSA_SEC(2)); /* the raw start does not block */
+        if (rc == 0)
+            assert_int_equal(ursa_mpsc_recv_finish(&rx, &w, &v), -EAGAIN);
+        else
+            assert_int_equal(ursa_wait_cancel(&w), -ECANCELED);
+        uffd_hold_release(&hold, 7); /* the sender publishes */
+        void *res;
+        assert_int_equal(pthread_join(s, &res), 0);
+        assert_null(res);
+        assert_int_equal(ursa_mpsc_recv(&rx, &v, URSA_NEVER), 0);
+        assert_int_equal(v, 0x0707070707070707ull);
+        assert_int_equal(ursa_mpsc_sender_drop(&st.tx), 0);
+        assert_int_equal(ursa_mpsc_recv(&rx, &v, URSA_NEVER), -EPIPE);
+        assert_int_equal(ursa_mpsc_receiver_drop(&rx), 0);
+        /* a fresh page for the next round: the filled one no longer faults */
+        uffd_hold_close(&hold);
+        if (cap == 0)
+            assert_true(uffd_hold_open(&hold));
+    }
+}
+
+/* Regression (review): close marked the channel closed before it closed
+ * the semaphore, so in between a receiver could be told -EPIPE and a
+ * send still succeed (a message after the end). The wrap (see
+ * tests/CMakeLists.txt) runs the hook as close closes the semaphore. */
+void __real_ursa__sema_close(ursa__sema_t *s);
+static void (*close_hook)(void *);
+static void *close_hook_arg;
+
+void __wrap_ursa__sema_close(ursa__sema_t *s)
+{
+    void (*h)(void *) = close_hook;
+    close_hook = NULL;
+    if (h)
+        h(close_hook_arg);
+    __real_ursa__sema_close(s);
+    h = close_hook; /* a second hook: right after the semaphore closed */
+    close_hook = NULL;
+    if (h)
+        h(close_hook_arg);
+}
+
+typedef struct {
+    ursa_mpsc_receiver_t *rx;
+    ursa_mpsc_sender_t *tx;
+    int looks, recv_rc[2], send_rc[2];
+} window_t;
+
+static void in_close_window(void *arg)
+{
+    window_t *w = arg;
+    uint64_t v = 7;
+    int i = w->looks++;
+    w->recv_rc[i] = i == 0 ? ursa_mpsc_try_recv(w->rx, &v) : (ursa_mpsc_len(w->rx->ch) == 1 ? -EAGAIN : -EPROTO);
+    w->send_rc[i] = ursa_mpsc_send(w->tx, &v, URSA_NOW);
+    if (i == 0)
+        close_hook = in_close_window; /* look again once the semaphore closed */
+}
+
+static void test_close_window(void **state)
+{
+    (void)state;
+    ursa_mpsc_receiver_t rx;
+    ursa_mpsc_sender_t tx;
+    assert_int_equal(ursa_mpsc_new(&rx, &tx, 8, 4, NULL), 0);
+    window_t w = {&rx, &tx, 0, {1, 1}, {1, 1}};
+    close_hook = in_close_window;
+    close_hook_arg = &w;
+    assert_int_equal(ursa_mpsc_close(&rx), 0);
+    assert_null(close_hook);
+    assert_int_equal(w.looks, 2);
+    assert_int_equal(w.recv_rc[0], -EAGAIN); /* before: open and empty */
+    assert_int_equal(w.send_rc[0], 0);
+    assert_int_equal(w.recv_rc[1], -EAGAIN); /* after the semaphore: one queued */
+    assert_int_equal(w.send_rc[1], -EPIPE);  /* no send once the semaphore closed */
+    uint64_t v;
+    assert_int_equal(ursa_mpsc_try_recv(&rx, &v), 0); /* the end comes after it */
+    assert_int_equal(v, 7);
+    assert_int_equal(ursa_mpsc_try_recv(&rx, &v), -EPIPE);
+    assert_int_equal(ursa_mpsc_sender_drop(&tx), 0);
+    assert_int_equal(ursa_mpsc_receiver_drop(&rx), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1362,6 +1487,8 @@ int main(void)
         cmocka_unit_test(test_stress_bounded),
         cmocka_unit_test(test_stress_unbounded),
         cmocka_unit_test(test_close_race),
+        cmocka_unit_test(test_recv_deadline_with_stalled_sender),
+        cmocka_unit_test(test_close_window),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -15,7 +15,9 @@
  * producers (see docs/mpsc.md).
  *
  * Handles are small structs holding a reference; each handle variable is
- * dropped exactly once. The channel is freed when the last handle (strong
+ * dropped exactly once, and not while a call on that same variable is in
+ * progress (give each task or thread its own clone; to stop a blocked
+ * receiver, drop the senders). The channel is freed when the last handle (strong
  * or weak sender, receiver) and the last send permit are gone; undelivered
  * messages then go to the element destructor, each exactly once.
  *

@@ -111,6 +111,8 @@ struct ursa_mpsc {
     bool lazy; /* bounded: the receiver returns permits lazily (read per message) */
     blk_t *head_block, *free_head;
     _Atomic uint64_t end; /* unbounded: the position sealed at; NO_END */
+    const void *rx_thread;   /* the waiting receiver's thread (rx_start) */
+    _Atomic uint32_t rx_poll; /* its last wake came from another thread */
 };
 
 static void leaked_release(void *ch, uint64_t n);
@@ -214,6 +216,10 @@ static void wake_rx(ursa_mpsc_t *ch)
     ursa_wait_t *w = atomic_exchange_explicit(&ch->rx_wait, NULL, memory_order_acq_rel);
     if (!w)
         return;
+    /* relaxed: a hint for rx_wait. rx_thread was written before the node
+     * was published, which our exchange acquired. */
+    atomic_store_explicit(&ch->rx_poll, ch->rx_thread != (const void *)&ursa__cur_ctx,
+                          memory_order_relaxed);
     /* release: the waiter reads the decision and our writes after it. */
     atomic_store_explicit(&w->state, URSA__W_GRANTED, memory_order_release);
     w->waker.fn(w->waker.ctx);
@@ -740,11 +746,13 @@ int ursa_mpsc_close(const ursa_mpsc_receiver_t *rx)
     if (!rx || !rx->ch)
         return -EINVAL;
     ursa_mpsc_t *ch = rx->ch;
-    /* acq_rel: orders against reserves that count themselves first. */
-    uint64_t l = atomic_fetch_or_explicit(&ch->life, CLOSED, memory_order_acq_rel);
+    /* Bounded: the semaphore first, so that no reserve succeeds once
+     * ended() can see CLOSED (regression test_close_window). */
     if (ch->cap)
         ursa__sema_close(&ch->sema);
-    else if ((l >> 32) == 0)
+    /* acq_rel: orders against reserves that count themselves first. */
+    uint64_t l = atomic_fetch_or_explicit(&ch->life, CLOSED, memory_order_acq_rel);
+    if (!ch->cap && (l >> 32) == 0)
         seal(ch); /* no permit out; else the last one seals */
     end_check(ch); /* a raw recv of ours may wait */
     return 0;
@@ -873,9 +881,10 @@ int ursa_mpsc_reserve_many_at(const ursa_mpsc_sender_t *tx, uint64_t n, ursa_mps
 {
     if (!tx || !tx->ch || !p || p->ch || check_n(tx->ch, n))
         return -EINVAL;
+    ursa_mpsc_t *ch = tx->ch; /* read once: see the handle rule in mpsc.h */
     ursa__ctx_t *c = ursa__ctx();
-    int rc = acquire(tx->ch, n, deadline, c, site);
-    return rc ? rc : take(tx->ch, n, p, c, site);
+    int rc = acquire(ch, n, deadline, c, site);
+    return rc ? rc : take(ch, n, p, c, site);
 }
 
 /* Raw reserves (bounded only) hold a reference from start until the wait
@@ -1072,7 +1081,9 @@ static int rx_start(ursa_mpsc_t *ch, ursa_wait_t *w)
 {
     w->owner = ch;
     atomic_store_explicit(&w->state, URSA__W_QUEUED, memory_order_relaxed);
-    /* release: the node's fields reach the sender that takes it. */
+    ch->rx_thread = &ursa__cur_ctx; /* any address unique to this thread */
+    /* release: the node's fields (and rx_thread) reach the sender that
+     * takes it. */
     atomic_store_explicit(&ch->rx_wait, w, memory_order_release);
     /* seq_cst fence: orders the store above before the loads below, against
      * push (seq_cst claim on tail, then seq_cst load of rx_wait) and
@@ -1088,17 +1099,17 @@ static int rx_start(ursa_mpsc_t *ch, ursa_wait_t *w)
         return -EINPROGRESS;
     if (rx_cancel(w)) {
         /* A claimed position is written without waiting (the sender
-         * holds its slot), but that sender will not wake us: wait here
-         * for the short window until it publishes (or, unbounded, until
-         * the end recorded by a seal shows the claim was past it). */
+         * holds its slot), but that sender will not wake us: wait here a
+         * little for it to publish (or, unbounded, for the end recorded by
+         * a seal to show the claim was past it), then call it ready
+         * anyway. The caller finds nothing and starts again (a blocking
+         * recv checks its deadline and relaxes first): a sender preempted
+         * mid-copy must not hold us past a deadline or a cancel. */
         for (unsigned i = 0;
-             claimed && !peek(ch) && h < atomic_load_explicit(&ch->end, memory_order_acquire);
-             i++) {
-            if (i < 128)
-                ursa__cpu_relax();
-            else
-                sched_yield();
-        }
+             i < 128 && claimed && !peek(ch) &&
+             h < atomic_load_explicit(&ch->end, memory_order_acquire);
+             i++)
+            ursa__cpu_relax();
         ursa__wait_complete_now(w, URSA__W_GRANTED);
         return 0;
     }
@@ -1121,11 +1132,47 @@ static bool rx_cancel(ursa_wait_t *w)
 }
 
 /* Waits until something is ready: 0, or -EAGAIN / -ETIMEDOUT / -ECANCELED. */
+/* How long a receiver whose wakes come from another thread polls before it
+ * sleeps, and how often it looks. A producer on another worker then keeps
+ * streaming without a wake per burst (each costs far more than a message),
+ * and polls spaced this far apart let it fill whole cache lines between
+ * two looks. A poll that finds nothing clears the hint: the next empty
+ * queue sleeps at once, until a wake from another thread sets it again. */
+#define RX_POLL_NS 50000
+#define RX_POLL_GAP_NS 2000
+
+static bool rx_poll(ursa_mpsc_t *ch, ursa__ctx_t *c, ursa_time_t deadline)
+{
+    ursa_time_t now = ursa__mono_now(), last = now, end = now + RX_POLL_NS;
+    if (deadline < end) /* deadlines are monotonic ns outside deterministic mode */
+        end = deadline;
+    while (now < end) {
+        if (c->ops->relax(c))
+            return false; /* cancelled: the wait below reports it */
+        now = ursa__mono_now();
+        if (now - last >= RX_POLL_GAP_NS) {
+            if (peek(ch))
+                return true;
+            last = now;
+        }
+    }
+    /* relaxed: a hint. */
+    atomic_store_explicit(&ch->rx_poll, 0, memory_order_relaxed);
+    return false;
+}
+
 static int rx_wait(ursa_mpsc_t *ch, ursa_time_t deadline)
 {
     if (deadline == URSA_NOW)
         return -EAGAIN;
     ursa__ctx_t *c = ursa__ctx();
+    if (deadline != URSA_NEVER && ursa__ctx_now(c) >= deadline)
+        return -ETIMEDOUT;
+    /* relaxed: a hint (see wake_rx). Never set in deterministic mode (one
+     * thread), so virtual time is not mixed with real time there. */
+    if (atomic_load_explicit(&ch->rx_poll, memory_order_relaxed) && !c->vclock &&
+        rx_poll(ch, c, deadline))
+        return 0;
     ursa_wait_t w;
     ursa__wait_init(&w, c->waker, &rx_ops, NULL);
     int rc = rx_start(ch, &w);
@@ -1133,6 +1180,10 @@ static int rx_wait(ursa_mpsc_t *ch, ursa_time_t deadline)
         rc = ursa__ctx_block(c, &w, deadline);
         if (rc != 0 && rx_cancel(&w))
             return rc;
+    } else if (!peek(ch)) {
+        /* ready only because a claimed slot is still being written (or the
+         * end came): let others run before the caller looks again */
+        return c->ops->relax(c);
     }
     return 0;
 }

@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 
+#include "spin.h"
 #include "waitq.h"
 
 __thread ursa__ctx_t *ursa__cur_ctx __attribute__((tls_model("initial-exec")));
@@ -29,7 +30,15 @@ static int thread_block(ursa__ctx_t *c, ursa_wait_t *w, ursa_time_t deadline)
     return 0;
 }
 
-static const ursa__ctx_ops_t thread_ops = {.block = thread_block};
+static int thread_relax(ursa__ctx_t *c)
+{
+    (void)c;
+    for (int i = 0; i < 16; i++)
+        ursa__cpu_relax();
+    return 0;
+}
+
+static const ursa__ctx_ops_t thread_ops = {.block = thread_block, .relax = thread_relax};
 
 static void thread_exit(void *p)
 {

@@ -19,6 +19,10 @@ typedef struct ursa__ctx_ops {
     /* Returns 0 once ursa__wait_is_done(w), or -ETIMEDOUT / -ECANCELED
      * (then the caller withdraws w from its primitive). */
     int (*block)(ursa__ctx_t *c, ursa_wait_t *w, ursa_time_t deadline);
+    /* For a caller that polls: lets others run for a moment (a task
+     * yields if its worker has another task ready, else pauses the CPU; a
+     * thread pauses). 0, or -ECANCELED once the caller was cancelled. */
+    int (*relax)(ursa__ctx_t *c);
 } ursa__ctx_ops_t;
 
 struct ursa__ctx {

@@ -10,9 +10,23 @@
 #include "exec.h"
 
 static int task_block(ursa__ctx_t *c, ursa_wait_t *wt, ursa_time_t deadline);
-static const ursa__ctx_ops_t task_ops = {.block = task_block};
+static int task_relax(ursa__ctx_t *c);
+static const ursa__ctx_ops_t task_ops = {.block = task_block, .relax = task_relax};
 
 /* ---- blocking a task on a wait node ---- */
+
+static int task_relax(ursa__ctx_t *c)
+{
+    ursa_task_t *t = (ursa_task_t *)c;
+    if (t->worker->rq_head) {
+        ursa__task_yield(t);
+    } else {
+        for (int i = 0; i < 16; i++)
+            ursa__cpu_relax();
+    }
+    /* relaxed: a hint, as in ursa__task_wait. */
+    return atomic_load_explicit(&t->cancel, memory_order_relaxed) ? -ECANCELED : 0;
+}
 
 int ursa__task_wait(ursa_task_t *t, const _Atomic uint32_t *flag, uint32_t pending,
                     ursa_time_t deadline)
