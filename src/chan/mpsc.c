@@ -51,10 +51,11 @@
  * fence: a sender's claim on `tail` is a seq_cst RMW and after publishing
  * it loads rx_wait (seq_cst); the receiver stores rx_wait, fences
  * (seq_cst) and loads `tail`. Either the sender sees the node (and wakes
- * it) or the receiver sees the claim (and does not sleep: it waits the few
- * instructions until the claimed slot is published). Other changes that
- * may end the stream (drop, close, permits back) use a fence and the
- * ordinary Dekker pair (end_check). */
+ * it) or the receiver sees the claim (and does not sleep: it waits a few
+ * instructions for the claimed slot, then looks again, minding its
+ * deadline). Other changes that may end the stream (drop, close, permits
+ * back) use a fence and the ordinary Dekker pair (end_check). A receiver
+ * woken from another thread polls a while before it sleeps (rx_poll). */
 #include "ursa/mpsc.h"
 
 #include <linux/membarrier.h>
