@@ -1,6 +1,6 @@
-/* Helpers shared by the rwlock and barrier tests: leak capture around each
- * test, spawn/join with messages, a counting foreign waker for raw waits.
- * Include after support.h. */
+/* Helpers shared by the mutex, rwlock, barrier and once tests: leak
+ * capture around each test, spawn/join with messages, a counting foreign
+ * waker for raw waits. Include after support.h. */
 #ifndef URSA_TEST_RAW_CHECKS_H
 #define URSA_TEST_RAW_CHECKS_H
 
@@ -11,6 +11,8 @@
 
 static __attribute__((unused)) bool default_abort_on_leak;
 
+/* Every test captures leak/misuse reports (so a misuse fails an assertion
+ * instead of aborting the program) and checks how many it expected. */
 static __attribute__((unused)) int setup(void **state)
 {
     (void)state;
@@ -104,5 +106,6 @@ static __attribute__((unused)) bool await_ready(const ursa_wait_t *w)
         sched_yield();
     }
     return true;
+}
 
 #endif

@@ -70,6 +70,18 @@ static inline int test_leak_count(void)
     return n;
 }
 
+/* Copies the last report (owner, kind, line) out under the log's lock;
+ * owner may be NULL when only the kind and line matter. */
+static inline void test_leak_snapshot(char *owner, size_t olen, char *kind, size_t klen, int *line)
+{
+    pthread_mutex_lock(&test_leaks.lock);
+    if (owner)
+        snprintf(owner, olen, "%s", test_leaks.owner);
+    snprintf(kind, klen, "%s", test_leaks.kind);
+    *line = test_leaks.line;
+    pthread_mutex_unlock(&test_leaks.lock);
+}
+
 /* Runs fn as the root task of a fresh runtime with `workers` workers and
  * returns the root's result; fails the test if the runtime fails. */
 static inline void *test_run(unsigned workers, ursa_task_fn_t fn, void *arg)

@@ -109,10 +109,13 @@ static __attribute__((unused)) void *join_task(ursa_task_t *t)
     return res;
 }
 
-/* A foreign waker: counts its calls and optionally writes an eventfd. */
+/* A foreign waker: counts its calls, optionally writes an eventfd, and
+ * optionally spins afterwards (a releasing thread preempted right after
+ * the waker's side effect). cw_init gives neither. */
 typedef struct cw {
     atomic_int calls;
     int efd;
+    int spin_after_ms;
 } cw_t;
 
 static __attribute__((unused)) void cw_fn(void *ctx)
@@ -124,8 +127,33 @@ static __attribute__((unused)) void cw_fn(void *ctx)
         ssize_t r = write(c->efd, &one, sizeof one);
         (void)r;
     }
+    if (c->spin_after_ms) {
+        ursa_time_t until = mono() + URSA_MSEC(c->spin_after_ms);
+        while (mono() < until) {
+        }
+    }
 }
 
+static __attribute__((unused)) void cw_init(cw_t *c)
+{
+    atomic_init(&c->calls, 0);
+    c->efd = -1;
+    c->spin_after_ms = 0;
+}
+
+static __attribute__((unused)) ursa_waker_t cw_waker(cw_t *c)
+{
+    return (ursa_waker_t){cw_fn, c};
+}
+
+/* A small deterministic pseudo-random sequence for stress schedules. */
+static __attribute__((unused)) uint64_t xorshift(uint64_t *x)
+{
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    return *x;
+}
 
 #endif /* URSA_TEST_CHECKS_ONLY */
 

@@ -18,8 +18,6 @@
 
 #include "raw_checks.h"
 
-}
-
 /* ---- arguments, N = 0 and 1 ---- */
 
 static void test_barrier_invalid_args(void **state)

@@ -17,96 +17,7 @@
 
 /* ---- failure messages ---- */
 
-static char fail_buf[64][384];
-static atomic_uint fail_next;
-
-static const char *failf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static const char *failf(const char *fmt, ...)
-{
-    char *b = fail_buf[atomic_fetch_add(&fail_next, 1) % 64];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(b, sizeof fail_buf[0], fmt, ap);
-    va_end(ap);
-    return b;
-}
-
-#define CHECK(c)                                                                          \
-    do {                                                                                  \
-        if (!(c))                                                                         \
-            return (void *)failf("%s:%d: check failed: %s", __FILE__, __LINE__, #c);      \
-    } while (0)
-
-#define CHECK_EQ(a, b)                                                                    \
-    do {                                                                                  \
-        long long a_ = (long long)(a), b_ = (long long)(b);                               \
-        if (a_ != b_)                                                                     \
-            return (void *)failf("%s:%d: %s is %lld, expected %lld (%s)", __FILE__,       \
-                                 __LINE__, #a, a_, b_, #b);                               \
-    } while (0)
-
-#define CHECK_OK(expr)                                                                    \
-    do {                                                                                  \
-        const char *m_ = (const char *)(expr);                                            \
-        if (m_)                                                                           \
-            return (void *)m_;                                                            \
-    } while (0)
-
-#define ASSERT_OK(expr)                                                                   \
-    do {                                                                                  \
-        const char *m_ = (const char *)(expr);                                            \
-        if (m_)                                                                           \
-            fail_msg("%s", m_);                                                           \
-    } while (0)
-
-/* ---- helpers ---- */
-
-static void sleep_real_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
-    while (nanosleep(&ts, &ts) != 0) {
-    }
-}
-
-static ursa_task_t *spawn_on(int worker, ursa_task_fn_t fn, void *arg, const char *name)
-{
-    ursa_task_t *t = NULL;
-    if (ursa_spawn(&t, fn, arg, &(ursa_spawn_opts_t){.name = name, .worker = worker}) != 0)
-        return NULL;
-    return t;
-}
-
-static void *join_task(ursa_task_t *t)
-{
-    void *res = NULL;
-    if (!t)
-        return (void *)"spawn failed";
-    int rc = ursa_task_join(t, &res, URSA_NEVER);
-    if (rc)
-        return (void *)failf("join failed: %s", ursa_strerror(rc));
-    return res;
-}
-
-typedef struct cw {
-    atomic_int calls;
-    int efd;
-} cw_t;
-
-static void cw_fn(void *ctx)
-{
-    cw_t *c = ctx;
-    atomic_fetch_add(&c->calls, 1);
-    if (c->efd >= 0) {
-        uint64_t one = 1;
-        ssize_t r = write(c->efd, &one, sizeof one);
-        (void)r;
-    }
-}
-
-static ursa_waker_t cw_waker(cw_t *c)
-{
-    return (ursa_waker_t){cw_fn, c};
-}
+#include "task_checks.h"
 
 /* A destructor that counts, per value, how often it ran. Values are
  * uint64_t ids below DT_MAX. */
@@ -162,7 +73,8 @@ static void *args_body(void *arg)
     CHECK_EQ(ursa_broadcast_receiver_drop(NULL), -EINVAL);
     CHECK_EQ(ursa_broadcast_rx_len(NULL), -EINVAL);
     ursa_wait_t w;
-    cw_t cw = {0, -1};
+    cw_t cw;
+    cw_init(&cw);
     CHECK_EQ(ursa_broadcast_recv_start(NULL, &w, cw_waker(&cw)), -EINVAL);
     CHECK_EQ(ursa_broadcast_recv_start(rx, NULL, cw_waker(&cw)), -EINVAL);
     CHECK_EQ(ursa_broadcast_recv_start(rx, &w, ((ursa_waker_t){NULL, NULL})), -EINVAL);
@@ -532,7 +444,9 @@ static void *raw_body(void *arg)
     ursa_broadcast_tx_t *tx;
     ursa_broadcast_rx_t *rx, *rx2;
     CHECK_EQ(ursa_broadcast_new(&tx, &rx, sizeof(uint64_t), 4, NULL), 0);
-    cw_t cw = {0, eventfd(0, EFD_CLOEXEC)};
+    cw_t cw;
+    cw_init(&cw);
+    cw.efd = eventfd(0, EFD_CLOEXEC);
     CHECK(cw.efd >= 0);
     ursa_wait_t w;
     uint64_t v = 0, missed = 0;

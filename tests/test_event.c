@@ -19,25 +19,6 @@
 
 #include "task_checks.h"
 
-static void cw_init(cw_t *c)
-{
-    atomic_init(&c->calls, 0);
-    c->efd = -1;
-}
-
-static ursa_waker_t cw_waker(cw_t *c)
-{
-    return (ursa_waker_t){cw_fn, c};
-}
-
-static uint64_t xorshift(uint64_t *x)
-{
-    *x ^= *x << 13;
-    *x ^= *x >> 7;
-    *x ^= *x << 17;
-    return *x;
-}
-
 /* ---- event inspection ---- */
 
 static size_t q_len(ursa_event_t *e)

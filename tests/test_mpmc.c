@@ -22,11 +22,11 @@
 
 URSA_MPMC_TYPED(u64q, uint64_t)
 
-static ursa_waker_t cw_waker(cw_t *c)
+/* A waker on c with its count reset (each raw start below counts anew). */
+static ursa_waker_t cw_reset_waker(cw_t *c)
 {
-    atomic_init(&c->calls, 0);
-    c->efd = -1;
-    return (ursa_waker_t){cw_fn, c};
+    cw_init(c);
+    return cw_waker(c);
 }
 
 /* ====================================================================== */
@@ -43,7 +43,7 @@ static void *args_body(void *arg)
     uint64_t v = 1, buf[4];
     ursa_wait_t w;
     cw_t cw;
-    ursa_waker_t wk_fn = cw_waker(&cw);
+    ursa_waker_t wk_fn = cw_reset_waker(&cw);
     CHECK_EQ(ursa_mpmc_new(&rx, &tx, 0, 4, NULL), -EINVAL);
     CHECK_EQ(ursa_mpmc_new(&rx, &tx, 8, 0, NULL), -EINVAL); /* no unbounded mpmc */
     CHECK_EQ(ursa_mpmc_new(NULL, &tx, 8, 4, NULL), -EINVAL);
@@ -413,7 +413,7 @@ static void *cres_scenario(void *arg)
     URSA_SIM_CHECK(ursa_mpmc_send(&c->tx, &v, URSA_NOW) == 0);
     cw_t cw;
     ursa_wait_t w;
-    URSA_SIM_CHECK(ursa_mpmc_reserve_start(&c->tx, 1, &w, cw_waker(&cw)) == -EINPROGRESS);
+    URSA_SIM_CHECK(ursa_mpmc_reserve_start(&c->tx, 1, &w, cw_reset_waker(&cw)) == -EINPROGRESS);
     ursa_task_t *t = spawn_on(0, cres_receiver, c, "rx");
     while (atomic_load(&c->stage) < 1)
         ursa_yield();
@@ -948,7 +948,7 @@ static void test_raw_recv(void **state)
     cw_t cw;
     ursa_wait_t w;
     uint64_t out = 0;
-    assert_int_equal(ursa_mpmc_recv_start(&rx, &w, cw_waker(&cw)), -EINPROGRESS);
+    assert_int_equal(ursa_mpmc_recv_start(&rx, &w, cw_reset_waker(&cw)), -EINPROGRESS);
     assert_int_equal(ursa_mpmc_recv_finish(&rx, &w, &out), -EAGAIN);
     pthread_t th;
     void *res;
@@ -961,23 +961,23 @@ static void test_raw_recv(void **state)
     assert_int_equal(pthread_join(th, &res), 0);
     ASSERT_OK(res);
     /* cancelled raw recv: nothing consumed, no waker call */
-    assert_int_equal(ursa_mpmc_recv_start(&rx, &w, cw_waker(&cw)), -EINPROGRESS);
+    assert_int_equal(ursa_mpmc_recv_start(&rx, &w, cw_reset_waker(&cw)), -EINPROGRESS);
     assert_int_equal(ursa_wait_cancel(&w), -ECANCELED);
     assert_int_equal(ursa_mpmc_send(&a.tx, &out, URSA_NOW), 0);
     assert_int_equal(atomic_load(&cw.calls), 0);
     /* ready at start */
-    assert_int_equal(ursa_mpmc_recv_start(&rx, &w, cw_waker(&cw)), 0);
+    assert_int_equal(ursa_mpmc_recv_start(&rx, &w, cw_reset_waker(&cw)), 0);
     assert_int_equal(ursa_mpmc_recv_finish(&rx, &w, &out), 0);
     /* ready at start, but another receiver takes it: -EAGAIN, start again */
     assert_int_equal(ursa_mpmc_receiver_clone(&rx, &rx2), 0);
     assert_int_equal(ursa_mpmc_send(&a.tx, &out, URSA_NOW), 0);
-    assert_int_equal(ursa_mpmc_recv_start(&rx, &w, cw_waker(&cw)), 0);
+    assert_int_equal(ursa_mpmc_recv_start(&rx, &w, cw_reset_waker(&cw)), 0);
     assert_int_equal(ursa_mpmc_try_recv(&rx2, &out), 0);
     assert_int_equal(ursa_mpmc_recv_finish(&rx, &w, &out), -EAGAIN);
 
     /* Woken, then cancelled: the wake goes to the next waiter (a plain
      * thread blocked in recv behind us in the FIFO). */
-    assert_int_equal(ursa_mpmc_recv_start(&rx, &w, cw_waker(&cw)), -EINPROGRESS);
+    assert_int_equal(ursa_mpmc_recv_start(&rx, &w, cw_reset_waker(&cw)), -EINPROGRESS);
     static rx_thread_arg_t ta;
     ta.rx = &rx2;
     atomic_store(&ta.started, 0);
@@ -996,11 +996,11 @@ static void test_raw_recv(void **state)
     assert_int_equal(ta.out, 77);
 
     /* end of stream through the raw form */
-    assert_int_equal(ursa_mpmc_recv_start(&rx, &w, cw_waker(&cw)), -EINPROGRESS);
+    assert_int_equal(ursa_mpmc_recv_start(&rx, &w, cw_reset_waker(&cw)), -EINPROGRESS);
     assert_int_equal(ursa_mpmc_sender_drop(&a.tx), 0);
     assert_true(ursa_wait_ready(&w));
     assert_int_equal(ursa_mpmc_recv_finish(&rx, &w, &out), -EPIPE);
-    assert_int_equal(ursa_mpmc_recv_start(&rx, &w, cw_waker(&cw)), 0);
+    assert_int_equal(ursa_mpmc_recv_start(&rx, &w, cw_reset_waker(&cw)), 0);
     assert_int_equal(ursa_mpmc_recv_finish(&rx, &w, &out), -EPIPE);
     assert_int_equal(ursa_mpmc_receiver_drop(&rx), 0);
     assert_int_equal(ursa_mpmc_receiver_drop(&rx2), 0);
@@ -1017,9 +1017,9 @@ static void test_raw_reserve(void **state)
     ursa_wait_t w;
     ursa_mpmc_permit_t p = {0};
     uint64_t v = 3, out;
-    assert_int_equal(ursa_mpmc_reserve_start(&tx, 1, &w, cw_waker(&cw)), 0);
+    assert_int_equal(ursa_mpmc_reserve_start(&tx, 1, &w, cw_reset_waker(&cw)), 0);
     assert_int_equal(ursa_mpmc_reserve_finish(&tx, &w, &p), 0);
-    assert_int_equal(ursa_mpmc_reserve_start(&tx, 1, &w, cw_waker(&cw)), -EINPROGRESS);
+    assert_int_equal(ursa_mpmc_reserve_start(&tx, 1, &w, cw_reset_waker(&cw)), -EINPROGRESS);
     assert_int_equal(ursa_mpmc_permit_send(&p, &v), 0);
     assert_int_equal(ursa_mpmc_reserve_finish(&tx, &w, &p), -EAGAIN);
     assert_int_equal(ursa_mpmc_try_recv(&rx, &out), 0);
@@ -1029,20 +1029,20 @@ static void test_raw_reserve(void **state)
     assert_int_equal(ursa_mpmc_permit_release(&p), 0);
     /* cancelled while queued: the slot is not lost */
     assert_int_equal(ursa_mpmc_send(&tx, &v, URSA_NOW), 0);
-    assert_int_equal(ursa_mpmc_reserve_start(&tx, 1, &w, cw_waker(&cw)), -EINPROGRESS);
+    assert_int_equal(ursa_mpmc_reserve_start(&tx, 1, &w, cw_reset_waker(&cw)), -EINPROGRESS);
     assert_int_equal(ursa_wait_cancel(&w), -ECANCELED);
     assert_int_equal(ursa_mpmc_try_recv(&rx, &out), 0);
     assert_int_equal(ursa_mpmc_reserve(&tx, &p, URSA_NOW), 0);
     assert_int_equal(ursa_mpmc_permit_release(&p), 0);
     /* closed while queued */
     assert_int_equal(ursa_mpmc_send(&tx, &v, URSA_NOW), 0);
-    assert_int_equal(ursa_mpmc_reserve_start(&tx, 1, &w, cw_waker(&cw)), -EINPROGRESS);
+    assert_int_equal(ursa_mpmc_reserve_start(&tx, 1, &w, cw_reset_waker(&cw)), -EINPROGRESS);
     assert_int_equal(ursa_mpmc_close(&rx), 0);
     assert_int_equal(ursa_mpmc_try_recv(&rx, &out), 0);
     assert_int_equal(ursa_mpmc_try_recv(&rx, &out), -EAGAIN); /* the raw reserve counts */
     assert_int_equal(ursa_mpmc_reserve_finish(&tx, &w, &p), -EPIPE);
     assert_int_equal(ursa_mpmc_try_recv(&rx, &out), -EPIPE);
-    assert_int_equal(ursa_mpmc_reserve_start(&tx, 1, &w, cw_waker(&cw)), -EPIPE);
+    assert_int_equal(ursa_mpmc_reserve_start(&tx, 1, &w, cw_reset_waker(&cw)), -EPIPE);
     assert_int_equal(ursa_mpmc_sender_drop(&tx), 0);
     assert_int_equal(ursa_mpmc_receiver_drop(&rx), 0);
 }

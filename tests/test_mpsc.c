@@ -10,83 +10,8 @@
 
 #include <ursa/mpsc.h>
 
+#include "task_checks.h"
 #include "uffd_hold.h"
-
-static char fail_buf[64][384];
-static atomic_uint fail_next;
-
-static const char *failf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static const char *failf(const char *fmt, ...)
-{
-    char *b = fail_buf[atomic_fetch_add(&fail_next, 1) % 64];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(b, sizeof fail_buf[0], fmt, ap);
-    va_end(ap);
-    return b;
-}
-
-#define CHECK(c)                                                                          \
-    do {                                                                                  \
-        if (!(c))                                                                         \
-            return (void *)failf("%s:%d: check failed: %s", __FILE__, __LINE__, #c);      \
-    } while (0)
-
-#define CHECK_EQ(a, b)                                                                    \
-    do {                                                                                  \
-        long long a_ = (long long)(a), b_ = (long long)(b);                               \
-        if (a_ != b_)                                                                     \
-            return (void *)failf("%s:%d: %s is %lld, expected %lld (%s)", __FILE__,       \
-                                 __LINE__, #a, a_, b_, #b);                               \
-    } while (0)
-
-#define CHECK_OK(expr)                                                                    \
-    do {                                                                                  \
-        const char *m_ = (const char *)(expr);                                            \
-        if (m_)                                                                           \
-            return (void *)m_;                                                            \
-    } while (0)
-
-#define ASSERT_OK(expr)                                                                   \
-    do {                                                                                  \
-        const char *m_ = (const char *)(expr);                                            \
-        if (m_)                                                                           \
-            fail_msg("%s", m_);                                                           \
-    } while (0)
-
-static void sleep_real_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
-    nanosleep(&ts, NULL);
-}
-
-static ursa_task_t *spawn_on(int worker, ursa_task_fn_t fn, void *arg, const char *name)
-{
-    ursa_task_t *t = NULL;
-    if (ursa_spawn(&t, fn, arg, &(ursa_spawn_opts_t){.name = name, .worker = worker}) != 0)
-        return NULL;
-    return t;
-}
-
-static void *join_task(ursa_task_t *t)
-{
-    void *res = NULL;
-    if (!t)
-        return (void *)"spawn failed";
-    int rc = ursa_task_join(t, &res, URSA_NEVER);
-    if (rc)
-        return (void *)failf("join failed: %s", ursa_strerror(rc));
-    return res;
-}
-
-typedef struct cw {
-    atomic_int calls;
-} cw_t;
-
-static void cw_fn(void *ctx)
-{
-    atomic_fetch_add(&((cw_t *)ctx)->calls, 1);
-}
 
 URSA_MPSC_TYPED(u64q, uint64_t)
 
@@ -425,9 +350,9 @@ static void *cres_scenario(void *arg)
     uint64_t v = 1;
     URSA_SIM_CHECK(ursa_mpsc_send(&c->tx, &v, URSA_NOW) == 0);
     cw_t cw;
-    atomic_init(&cw.calls, 0);
+    cw_init(&cw);
     ursa_wait_t w;
-    URSA_SIM_CHECK(ursa_mpsc_reserve_start(&c->tx, 1, &w, (ursa_waker_t){cw_fn, &cw}) ==
+    URSA_SIM_CHECK(ursa_mpsc_reserve_start(&c->tx, 1, &w, cw_waker(&cw)) ==
                    -EINPROGRESS);
     ursa_task_t *t = spawn_on(0, cres_receiver, c, "rx");
     while (atomic_load(&c->stage) < 1)
@@ -801,10 +726,10 @@ static void test_raw_recv(void **state)
     assert_int_equal(ursa_mpsc_new(&rx, &a.tx, 8, 2, NULL), 0);
     a.delay_ms = 5;
     cw_t cw;
-    atomic_init(&cw.calls, 0);
+    cw_init(&cw);
     ursa_wait_t w;
     uint64_t out = 0;
-    assert_int_equal(ursa_mpsc_recv_start(&rx, &w, (ursa_waker_t){cw_fn, &cw}), -EINPROGRESS);
+    assert_int_equal(ursa_mpsc_recv_start(&rx, &w, cw_waker(&cw)), -EINPROGRESS);
     assert_int_equal(ursa_mpsc_recv_finish(&rx, &w, &out), -EAGAIN);
     pthread_t th;
     void *res;
@@ -817,15 +742,15 @@ static void test_raw_recv(void **state)
     assert_int_equal(pthread_join(th, &res), 0);
     ASSERT_OK(res);
     /* cancelled raw recv: nothing consumed, no waker call */
-    assert_int_equal(ursa_mpsc_recv_start(&rx, &w, (ursa_waker_t){cw_fn, &cw}), -EINPROGRESS);
+    assert_int_equal(ursa_mpsc_recv_start(&rx, &w, cw_waker(&cw)), -EINPROGRESS);
     assert_int_equal(ursa_wait_cancel(&w), -ECANCELED);
     assert_int_equal(ursa_mpsc_send(&a.tx, &out, URSA_NOW), 0);
     assert_int_equal(atomic_load(&cw.calls), 1);
     /* ready at start */
-    assert_int_equal(ursa_mpsc_recv_start(&rx, &w, (ursa_waker_t){cw_fn, &cw}), 0);
+    assert_int_equal(ursa_mpsc_recv_start(&rx, &w, cw_waker(&cw)), 0);
     assert_int_equal(ursa_mpsc_recv_finish(&rx, &w, &out), 0);
     /* end of stream through the raw form */
-    assert_int_equal(ursa_mpsc_recv_start(&rx, &w, (ursa_waker_t){cw_fn, &cw}), -EINPROGRESS);
+    assert_int_equal(ursa_mpsc_recv_start(&rx, &w, cw_waker(&cw)), -EINPROGRESS);
     assert_int_equal(ursa_mpsc_sender_drop(&a.tx), 0);
     assert_true(ursa_wait_ready(&w));
     assert_int_equal(ursa_mpsc_recv_finish(&rx, &w, &out), -EPIPE);
@@ -882,13 +807,13 @@ static void test_raw_reserve(void **state)
     ursa_mpsc_sender_t tx;
     assert_int_equal(ursa_mpsc_new(&rx, &tx, 8, 1, NULL), 0);
     cw_t cw;
-    atomic_init(&cw.calls, 0);
+    cw_init(&cw);
     ursa_wait_t w;
     ursa_mpsc_permit_t p = {0};
     uint64_t v = 3, out;
-    assert_int_equal(ursa_mpsc_reserve_start(&tx, 1, &w, (ursa_waker_t){cw_fn, &cw}), 0);
+    assert_int_equal(ursa_mpsc_reserve_start(&tx, 1, &w, cw_waker(&cw)), 0);
     assert_int_equal(ursa_mpsc_reserve_finish(&tx, &w, &p), 0);
-    assert_int_equal(ursa_mpsc_reserve_start(&tx, 1, &w, (ursa_waker_t){cw_fn, &cw}),
+    assert_int_equal(ursa_mpsc_reserve_start(&tx, 1, &w, cw_waker(&cw)),
                      -EINPROGRESS);
     assert_int_equal(ursa_mpsc_permit_send(&p, &v), 0);
     assert_int_equal(ursa_mpsc_reserve_finish(&tx, &w, &p), -EAGAIN);
@@ -898,7 +823,7 @@ static void test_raw_reserve(void **state)
     assert_int_equal(ursa_mpsc_permit_release(&p), 0);
     /* closed while queued */
     assert_int_equal(ursa_mpsc_send(&tx, &v, URSA_NOW), 0);
-    assert_int_equal(ursa_mpsc_reserve_start(&tx, 1, &w, (ursa_waker_t){cw_fn, &cw}),
+    assert_int_equal(ursa_mpsc_reserve_start(&tx, 1, &w, cw_waker(&cw)),
                      -EINPROGRESS);
     assert_int_equal(ursa_mpsc_close(&rx), 0);
     assert_int_equal(ursa_mpsc_reserve_finish(&tx, &w, &p), -EPIPE);

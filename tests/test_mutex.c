@@ -23,56 +23,7 @@
 
 /* ---- helpers ---- */
 
-static bool default_abort_on_leak;
-
-/* Every test captures leak/misuse reports (so a misuse fails an assertion
- * instead of aborting the program) and checks how many it expected. */
-static int setup(void **state)
-{
-    (void)state;
-    test_capture_leaks();
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    ursa_leak_set_hook(NULL, NULL);
-    ursa_leak_set_abort(default_abort_on_leak);
-    return 0;
-}
-
-static void leak_snapshot(char *owner, size_t olen, char *kind, size_t klen, int *line)
-{
-    pthread_mutex_lock(&test_leaks.lock);
-    snprintf(owner, olen, "%s", test_leaks.owner);
-    snprintf(kind, klen, "%s", test_leaks.kind);
-    *line = test_leaks.line;
-    pthread_mutex_unlock(&test_leaks.lock);
-}
-
-static void fail_if_msg(void *msg)
-{
-    if (msg)
-        fail_msg("%s", (const char *)msg);
-}
-
-static int spawn_named(ursa_task_t **t, ursa_task_fn_t fn, void *arg, const char *name,
-                       int worker)
-{
-    return ursa_spawn(t, fn, arg, &(ursa_spawn_opts_t){.name = name, .worker = worker});
-}
-
-/* Inside a scenario: join t, propagate its message. */
-#define JOIN_OK(t)                                                                 \
-    do {                                                                           \
-        void *res_ = NULL;                                                         \
-        int jrc_ = ursa_task_join((t), &res_, URSA_NEVER);                         \
-        if (jrc_)                                                                  \
-            return (void *)(__FILE__ ":" URSA_SIM_STR(__LINE__) ": join failed"); \
-        if (res_)                                                                  \
-            return res_;                                                           \
-    } while (0)
+#include "raw_checks.h"
 
 static inline void cpu_relax(void)
 {
@@ -81,24 +32,6 @@ static inline void cpu_relax(void)
 #else
     atomic_signal_fence(memory_order_seq_cst);
 #endif
-}
-
-/* Inside a task: yield until cond holds. Gives up if the task is
- * cancelled (the runtime tears a failed scenario down), so a failure
- * elsewhere cannot turn into a hang. */
-#define YIELD_UNTIL(cond)                                                        \
-    do {                                                                         \
-        while (!(cond))                                                          \
-            if (ursa_yield() == -ECANCELED)                                      \
-                return (void *)(__FILE__ ":" URSA_SIM_STR(__LINE__)              \
-                                ": cancelled while waiting for " #cond);         \
-    } while (0)
-
-static ursa_time_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (ursa_time_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 /* A plain thread that locks m, holds it until told, then unlocks. */
@@ -163,52 +96,6 @@ static void holder_join(holder_t *h)
     assert_int_equal(h->unlock_rc, 0);
     pthread_mutex_destroy(&h->lk);
     pthread_cond_destroy(&h->cv);
-}
-
-/* A foreign waker: counts calls, remembers the calling thread, and writes
- * to an eventfd (as an event loop's wake-up would). */
-typedef struct rwaker {
-    _Atomic int count;
-    _Atomic pid_t tid;
-    int efd;
-} rwaker_t;
-
-static void rwaker_fn(void *p)
-{
-    rwaker_t *r = p;
-    atomic_store(&r->tid, gettid());
-    atomic_fetch_add(&r->count, 1);
-    if (r->efd >= 0) {
-        uint64_t one = 1;
-        ssize_t n = write(r->efd, &one, sizeof one);
-        (void)n;
-    }
-}
-
-static void rwaker_init(rwaker_t *r, bool with_eventfd)
-{
-    atomic_init(&r->count, 0);
-    atomic_init(&r->tid, 0);
-    r->efd = with_eventfd ? eventfd(0, EFD_CLOEXEC) : -1;
-    if (with_eventfd)
-        assert_true(r->efd >= 0);
-}
-
-static ursa_waker_t rwaker(rwaker_t *r)
-{
-    return (ursa_waker_t){rwaker_fn, r};
-}
-
-/* Spins (yielding) until w is ready, for up to 5 s. */
-static bool await_ready(const ursa_wait_t *w)
-{
-    ursa_time_t end = mono_ns() + URSA_SEC(5);
-    while (!ursa_wait_ready(w)) {
-        if (mono_ns() > end)
-            return false;
-        sched_yield();
-    }
-    return true;
 }
 
 /* ---- argument errors ---- */
@@ -286,7 +173,7 @@ static void test_mutex_destroy_busy(void **state)
     assert_int_equal(ursa_mutex_lock(&m, &g, URSA_NEVER), 0);
     assert_int_equal(ursa_mutex_destroy(&m), -EBUSY);
     assert_int_equal(test_leak_count(), 1);
-    leak_snapshot(owner, sizeof owner, kind, sizeof kind, &line);
+    test_leak_snapshot(owner, sizeof owner, kind, sizeof kind, &line);
     assert_string_equal(owner, "thread");
     assert_true(ursa_mutex_is_locked(&m));
     assert_ptr_equal(g.mutex, &m);
@@ -1359,7 +1246,7 @@ static void *leak_report_is(int count, const char *owner_want, int line_want)
     char owner[64], kind[512];
     int line;
     CHECK_INT(test_leak_count(), count);
-    leak_snapshot(owner, sizeof owner, kind, sizeof kind, &line);
+    test_leak_snapshot(owner, sizeof owner, kind, sizeof kind, &line);
     CHECK_STR(owner, owner_want);
     CHECK_STR(kind, "mutex guard");
     CHECK_INT(line, line_want);
@@ -1686,7 +1573,7 @@ static void test_mutex_disown_adopt(void **state)
     char owner[64], kind[512];
     int line;
     assert_int_equal(test_leak_count(), 1);
-    leak_snapshot(owner, sizeof owner, kind, sizeof kind, &line);
+    test_leak_snapshot(owner, sizeof owner, kind, sizeof kind, &line);
     assert_string_equal(owner, "adopter");
     assert_string_equal(kind, "mutex guard");
     ursa_mutex_guard_t g = {0};

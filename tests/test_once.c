@@ -22,59 +22,7 @@
 
 /* ---- helpers ---- */
 
-static bool default_abort_on_leak;
-
-static int setup(void **state)
-{
-    (void)state;
-    test_capture_leaks();
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    ursa_leak_set_hook(NULL, NULL);
-    ursa_leak_set_abort(default_abort_on_leak);
-    return 0;
-}
-
-static void fail_if_msg(void *msg)
-{
-    if (msg)
-        fail_msg("%s", (const char *)msg);
-}
-
-static int spawn_named(ursa_task_t **t, ursa_task_fn_t fn, void *arg, const char *name,
-                       int worker)
-{
-    return ursa_spawn(t, fn, arg, &(ursa_spawn_opts_t){.name = name, .worker = worker});
-}
-
-#define JOIN_OK(t)                                                                 \
-    do {                                                                           \
-        void *res_ = NULL;                                                         \
-        int jrc_ = ursa_task_join((t), &res_, URSA_NEVER);                         \
-        if (jrc_)                                                                  \
-            return (void *)(__FILE__ ":" URSA_SIM_STR(__LINE__) ": join failed"); \
-        if (res_)                                                                  \
-            return res_;                                                           \
-    } while (0)
-
-#define YIELD_UNTIL(cond)                                                \
-    do {                                                                 \
-        while (!(cond))                                                  \
-            if (ursa_yield() == -ECANCELED)                              \
-                return (void *)(__FILE__ ":" URSA_SIM_STR(__LINE__)      \
-                                ": cancelled while waiting for " #cond); \
-    } while (0)
-
-static ursa_time_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (ursa_time_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
+#include "raw_checks.h"
 
 /* Like test_explore, for a scenario explored in several modes: each mode
  * gets a share of the seeds (from its own range), so the total stays about
@@ -138,30 +86,6 @@ static int init_never_called(void *arg, void **outv)
     (void)outv;
     fail_msg("init_fn ran on a set cell");
     return -EIO;
-}
-
-/* A foreign waker: counts calls, writes to an eventfd. */
-typedef struct rwaker {
-    _Atomic int count;
-    _Atomic pid_t tid;
-    int efd;
-} rwaker_t;
-
-static void rwaker_fn(void *p)
-{
-    rwaker_t *r = p;
-    atomic_store(&r->tid, gettid());
-    atomic_fetch_add(&r->count, 1);
-    if (r->efd >= 0) {
-        uint64_t one = 1;
-        ssize_t n = write(r->efd, &one, sizeof one);
-        (void)n;
-    }
-}
-
-static ursa_waker_t rwaker(rwaker_t *r)
-{
-    return (ursa_waker_t){rwaker_fn, r};
 }
 
 /* ---- argument errors and basics ---- */

@@ -19,17 +19,6 @@
 
 #include "task_checks.h"
 
-static void cw_init(cw_t *c)
-{
-    atomic_init(&c->calls, 0);
-    c->efd = -1;
-}
-
-static ursa_waker_t cw_waker(cw_t *c)
-{
-    return (ursa_waker_t){cw_fn, c};
-}
-
 
 typedef struct big {
     uint64_t a[16]; /* 128 bytes: needs caller storage */

@@ -24,16 +24,6 @@
 
 #include "raw_checks.h"
 
-}
-
-static void leak_snapshot(char *kind, size_t klen, int *line)
-{
-    pthread_mutex_lock(&test_leaks.lock);
-    snprintf(kind, klen, "%s", test_leaks.kind);
-    *line = test_leaks.line;
-    pthread_mutex_unlock(&test_leaks.lock);
-}
-
 /* ---- argument errors, basics ---- */
 
 static void test_rwlock_invalid_args(void **state)
@@ -1262,7 +1252,7 @@ static void test_rwlock_leak_write_guard_poisons(void **state)
     assert_int_equal(ursa_rwlock_init(&lk.rw, 0), 0);
     fail_if_msg(test_run(1, lk_root, NULL));
     assert_int_equal(test_leak_count(), 1);
-    leak_snapshot(kind, sizeof kind, &line);
+    test_leak_snapshot(NULL, 0, kind, sizeof kind, &line);
     assert_string_equal(kind, "rwlock write guard");
     assert_int_equal(line, lk.line);
     /* The queued writer got the lock, poisoned, and held it. */
@@ -1291,7 +1281,7 @@ static void test_rwlock_leak_write_guard_poisons(void **state)
     assert_int_equal(ursa_rwlock_init(&lk.rw, 0), 0);
     fail_if_msg(test_run(1, lk_root, NULL));
     assert_int_equal(test_leak_count(), 2);
-    leak_snapshot(kind, sizeof kind, &line);
+    test_leak_snapshot(NULL, 0, kind, sizeof kind, &line);
     assert_string_equal(kind, "rwlock read guard");
     assert_int_equal(line, lk.line);
     assert_int_equal(lk.waiter_rc, 0);
@@ -1327,7 +1317,7 @@ static void test_rwlock_leak_after_downgrade(void **state)
     assert_int_equal(ursa_rwlock_init(&dl.rw, 0), 0);
     fail_if_msg(test_run(1, dl_leaker, NULL));
     assert_int_equal(test_leak_count(), 1);
-    leak_snapshot(kind, sizeof kind, &line);
+    test_leak_snapshot(NULL, 0, kind, sizeof kind, &line);
     assert_string_equal(kind, "rwlock read guard");
     assert_int_equal(ursa_rwlock_readers(&dl.rw), 0);
     assert_int_equal(ursa_rwlock_write_lock(&dl.rw, &w, URSA_NOW), 0);

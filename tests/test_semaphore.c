@@ -20,24 +20,9 @@
 
 /* ---- failure messages ---- */
 
-#define URSA_TEST_CHECKS_ONLY
 #include "task_checks.h"
 
 /* ---- small helpers ---- */
-
-static ursa_time_t mono(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (ursa_time_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static void sleep_real_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
-    while (nanosleep(&ts, &ts) != 0) {
-    }
-}
 
 /* Queue inspection, under the queue's own lock. */
 static size_t q_len(ursa_sem_t *s)
@@ -70,20 +55,6 @@ static uint64_t q_got_sum(ursa_sem_t *s)
     return sum;
 }
 
-/* Polls until a condition holds: yields first (all a deterministic run
- * needs, and it never advances virtual time), then sleeps a little (a real
- * runtime waiting on a plain thread). Gives up after 20 s of real time. */
-static bool settle_loop(unsigned long i, ursa_time_t give_up)
-{
-    if (mono() > give_up)
-        return false;
-    if (i < 100000)
-        (void)ursa_yield();
-    else
-        (void)ursa_sleep_for(URSA_USEC(50));
-    return true;
-}
-
 static bool wait_qlen(ursa_sem_t *s, size_t n)
 {
     ursa_time_t give_up = mono() + URSA_SEC(20);
@@ -109,63 +80,6 @@ static bool wait_flag(atomic_int *f, int v)
         if (!settle_loop(i, give_up))
             return false;
     return true;
-}
-
-static ursa_task_t *spawn_on(int worker, ursa_task_fn_t fn, void *arg, const char *name)
-{
-    ursa_task_t *t = NULL;
-    if (ursa_spawn(&t, fn, arg, &(ursa_spawn_opts_t){.name = name, .worker = worker}) != 0)
-        return NULL;
-    return t;
-}
-
-/* Joins t; its result (a body's message), or a message if the join failed. */
-static void *join_task(ursa_task_t *t)
-{
-    void *res = NULL;
-    if (!t)
-        return (void *)"spawn failed";
-    int rc = ursa_task_join(t, &res, URSA_NEVER);
-    if (rc)
-        return (void *)failf("join failed: %s", ursa_strerror(rc));
-    return res;
-}
-
-/* A foreign waker: counts its calls, optionally writes an eventfd, and
- * optionally spins afterwards (a releasing thread preempted right after
- * the waker's side effect). */
-typedef struct cw {
-    atomic_int calls;
-    int efd;
-    int spin_after_ms;
-} cw_t;
-
-static void cw_fn(void *ctx)
-{
-    cw_t *c = ctx;
-    atomic_fetch_add(&c->calls, 1);
-    if (c->efd >= 0) {
-        uint64_t one = 1;
-        ssize_t r = write(c->efd, &one, sizeof one);
-        (void)r;
-    }
-    if (c->spin_after_ms) {
-        ursa_time_t until = mono() + URSA_MSEC(c->spin_after_ms);
-        while (mono() < until) {
-        }
-    }
-}
-
-static void cw_init(cw_t *c)
-{
-    atomic_init(&c->calls, 0);
-    c->efd = -1;
-    c->spin_after_ms = 0;
-}
-
-static ursa_waker_t cw_waker(cw_t *c)
-{
-    return (ursa_waker_t){cw_fn, c};
 }
 
 /* As a task (arg: a body): runs the body here (the root task, worker 0),
@@ -951,14 +865,6 @@ typedef struct stress {
     atomic_long ok, timedout, again, cancelled, raw_ok, raw_cancel, raw_cancel_granted;
     _Atomic(const char *) fail;
 } stress_t;
-
-static uint64_t xorshift(uint64_t *x)
-{
-    *x ^= *x << 13;
-    *x ^= *x >> 7;
-    *x ^= *x << 17;
-    return *x;
-}
 
 static void stress_fail(stress_t *st, const char *msg)
 {

@@ -17,37 +17,9 @@
 
 /* ---- failure messages ---- */
 
-#define URSA_TEST_CHECKS_ONLY
 #include "task_checks.h"
 
 /* ---- small helpers ---- */
-
-static void sleep_real_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
-    while (nanosleep(&ts, &ts) != 0) {
-    }
-}
-
-static ursa_task_t *spawn_on(int worker, ursa_task_fn_t fn, void *arg, const char *name)
-{
-    ursa_task_t *t = NULL;
-    if (ursa_spawn(&t, fn, arg, &(ursa_spawn_opts_t){.name = name, .worker = worker}) != 0)
-        return NULL;
-    return t;
-}
-
-/* Joins t; its result (a body's message), or a message if the join failed. */
-static void *join_task(ursa_task_t *t)
-{
-    void *res = NULL;
-    if (!t)
-        return (void *)"spawn failed";
-    int rc = ursa_task_join(t, &res, URSA_NEVER);
-    if (rc)
-        return (void *)failf("join failed: %s", ursa_strerror(rc));
-    return res;
-}
 
 typedef struct pair {
     long a, b; /* b == 3 * a always: a torn read would break it */
