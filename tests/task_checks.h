@@ -109,6 +109,15 @@ static __attribute__((unused)) void *join_task(ursa_task_t *t)
     return res;
 }
 
+/* As a task (arg: a body): runs the body here (the root task, worker 0),
+ * then again as a task spawned on worker 1. */
+static __attribute__((unused)) void *body_on_worker1(void *arg)
+{
+    ursa_task_fn_t body = (ursa_task_fn_t)arg;
+    CHECK_OK(body(NULL));
+    return join_task(spawn_on(1, body, NULL, "on-worker-1"));
+}
+
 /* A foreign waker: counts its calls, optionally writes an eventfd, and
  * optionally spins afterwards (a releasing thread preempted right after
  * the waker's side effect). cw_init gives neither. */

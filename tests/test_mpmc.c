@@ -17,6 +17,7 @@
 
 #include <ursa/mpmc.h>
 
+#include "chan_checks.h"
 #include "task_checks.h"
 #include "uffd_hold.h"
 
@@ -630,14 +631,6 @@ static void test_sender_drop_wakes(void **state)
 {
     (void)state;
     test_explore(drop_wakes_scenario, NULL);
-}
-
-static atomic_int dtor_count[256];
-static void id_dtor(void *e)
-{
-    uint64_t id;
-    memcpy(&id, e, sizeof id);
-    atomic_fetch_add(&dtor_count[id % 256], 1);
 }
 
 /* The last receiver's drop hands every undelivered element to the
@@ -1334,14 +1327,6 @@ typedef struct st_arg {
     uint64_t id;
 } st_arg_t;
 
-static uint64_t mix(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33;
-    return x;
-}
-
 static void *st_producer(void *arg)
 {
     st_arg_t *a = arg;
@@ -1793,19 +1778,6 @@ static void test_close_race(void **state)
  * closed, but before close closed the semaphore, used to get a free permit
  * and send — after a receiver had already been told -EPIPE. The wrap
  * (see tests/CMakeLists.txt) runs the hook inside that window. */
-void __real_ursa__sema_close(ursa__sema_t *s);
-static void (*close_hook)(void *);
-static void *close_hook_arg;
-
-void __wrap_ursa__sema_close(ursa__sema_t *s)
-{
-    void (*h)(void *) = close_hook;
-    close_hook = NULL;
-    if (h)
-        h(close_hook_arg);
-    __real_ursa__sema_close(s);
-}
-
 typedef struct {
     ursa_mpmc_receiver_t *rx2;
     ursa_mpmc_sender_t *tx;

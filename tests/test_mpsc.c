@@ -10,6 +10,7 @@
 
 #include <ursa/mpsc.h>
 
+#include "chan_checks.h"
 #include "task_checks.h"
 #include "uffd_hold.h"
 
@@ -424,14 +425,6 @@ static void test_cancelled_reserve(void **state)
 /* ====================================================================== */
 /* handles: sender drop, receiver drop, weak senders, destructor           */
 /* ====================================================================== */
-
-static atomic_int dtor_count[256];
-static void id_dtor(void *e)
-{
-    uint64_t id;
-    memcpy(&id, e, sizeof id);
-    atomic_fetch_add(&dtor_count[id % 256], 1);
-}
 
 static void *handles_body(void *arg)
 {
@@ -1029,14 +1022,6 @@ typedef struct st_arg {
     uint64_t id;
 } st_arg_t;
 
-static uint64_t mix(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33;
-    return x;
-}
-
 static void *st_producer(void *arg)
 {
     st_arg_t *a = arg;
@@ -1329,23 +1314,6 @@ static void test_recv_deadline_with_stalled_sender(void **state)
  * the semaphore, so in between a receiver could be told -EPIPE and a
  * send still succeed (a message after the end). The wrap (see
  * tests/CMakeLists.txt) runs the hook as close closes the semaphore. */
-void __real_ursa__sema_close(ursa__sema_t *s);
-static void (*close_hook)(void *);
-static void *close_hook_arg;
-
-void __wrap_ursa__sema_close(ursa__sema_t *s)
-{
-    void (*h)(void *) = close_hook;
-    close_hook = NULL;
-    if (h)
-        h(close_hook_arg);
-    __real_ursa__sema_close(s);
-    h = close_hook; /* a second hook: right after the semaphore closed */
-    close_hook = NULL;
-    if (h)
-        h(close_hook_arg);
-}
-
 typedef struct {
     ursa_mpsc_receiver_t *rx;
     ursa_mpsc_sender_t *tx;

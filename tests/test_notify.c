@@ -45,14 +45,6 @@ static bool wait_qlen(ursa_notify_t *n, size_t k)
     return true;
 }
 
-/* As a task: runs the body here (worker 0), then as a task on worker 1. */
-static void *body_on_worker1(void *arg)
-{
-    ursa_task_fn_t body = (ursa_task_fn_t)arg;
-    CHECK_OK(body(NULL));
-    return join_task(spawn_on(1, body, NULL, "on-worker-1"));
-}
-
 /* ====================================================================== */
 /* arguments, init / destroy                                              */
 /* ====================================================================== */

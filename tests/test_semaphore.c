@@ -82,15 +82,6 @@ static bool wait_flag(atomic_int *f, int v)
     return true;
 }
 
-/* As a task (arg: a body): runs the body here (the root task, worker 0),
- * then again as a task spawned on worker 1. */
-static void *body_on_worker1(void *arg)
-{
-    ursa_task_fn_t body = (ursa_task_fn_t)arg;
-    CHECK_OK(body(NULL));
-    return join_task(spawn_on(1, body, NULL, "on-worker-1"));
-}
-
 /* ====================================================================== */
 /* init / destroy / argument errors                                        */
 /* ====================================================================== */

@@ -1,0 +1,52 @@
+/* Helpers shared by the mpsc and mpmc channel tests: an element destructor
+ * that counts per id, a mixing function for stress checksums, and the hook
+ * that runs code inside a close. Include after the channel's header. */
+#ifndef URSA_TEST_CHAN_CHECKS_H
+#define URSA_TEST_CHAN_CHECKS_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <string.h>
+
+/* An element destructor: elements are uint64_t ids; counts calls per id
+ * (mod 256). */
+static atomic_int dtor_count[256];
+static __attribute__((unused)) void id_dtor(void *e)
+{
+    uint64_t id;
+    memcpy(&id, e, sizeof id);
+    atomic_fetch_add(&dtor_count[id % 256], 1);
+}
+
+/* A 64-bit finaliser: stress checksums sum mix(id << 40 | i), so a lost,
+ * doubled or torn element shows. */
+static __attribute__((unused)) uint64_t mix(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    return x;
+}
+
+/* Code inside a close: the wrap (see tests/CMakeLists.txt) runs close_hook
+ * as close closes the channel's semaphore, then, if the first hook set it
+ * again, once more right after the semaphore closed. Each hook runs once. */
+void __real_ursa__sema_close(ursa__sema_t *s);
+void __wrap_ursa__sema_close(ursa__sema_t *s);
+static void (*close_hook)(void *);
+static void *close_hook_arg;
+
+void __wrap_ursa__sema_close(ursa__sema_t *s)
+{
+    void (*h)(void *) = close_hook;
+    close_hook = NULL;
+    if (h)
+        h(close_hook_arg);
+    __real_ursa__sema_close(s);
+    h = close_hook; /* a second hook: right after the semaphore closed */
+    close_hook = NULL;
+    if (h)
+        h(close_hook_arg);
+}
+
+#endif
