@@ -112,6 +112,15 @@ static inline void ursa__ledger_remove(ursa__ledger_t *l, const ursa_oblig_t *ob
     l->count--;
 }
 
+/* Sets the count of a hold that shrank while held (a permit that used some
+ * of its slots), so a leak sweep releases only what is still held. */
+static inline void ursa__oblig_set_n(ursa_oblig_t *ob, uint64_t n)
+{
+    ob->n = n;
+    if (ob->ledger)
+        ((ursa__ledger_t *)ob->ledger)->recs[ob->slot].n = n;
+}
+
 /* Checks that ob is a hold the caller (ledger l) may discharge and removes
  * it: 0, -EINVAL (holds nothing: never acquired, or released already),
  * -EPERM (another owner's). A disowned hold may be discharged by anyone. */
