@@ -40,6 +40,26 @@ static __attribute__((unused)) int spawn_named(ursa_task_t **t, ursa_task_fn_t f
     return ursa_spawn(t, fn, arg, &(ursa_spawn_opts_t){.name = name, .worker = worker});
 }
 
+/* As a root task: spawns n tasks named name, task i running
+ * fn((void *)(intptr_t)i) on worker i % 2, then sets *go (the signal the
+ * plain threads of a mixed stress wait for) and joins them all. NULL, or
+ * a message. */
+static __attribute__((unused)) void *spawn_tasks_then_go(int n, ursa_task_fn_t fn,
+                                                         const char *name, _Atomic int *go)
+{
+    ursa_task_t *t[64];
+    if (n > 64)
+        return (void *)"spawn_tasks_then_go: too many tasks";
+    for (int i = 0; i < n; i++)
+        if (spawn_named(&t[i], fn, (void *)(intptr_t)i, name, i % 2))
+            return (void *)"spawn failed";
+    atomic_store(go, 1);
+    for (int i = 0; i < n; i++)
+        if (ursa_task_join(t[i], NULL, URSA_NEVER))
+            return (void *)"join failed";
+    return NULL;
+}
+
 #define JOIN_OK(t)                                                                 \
     do {                                                                           \
         void *res_ = NULL;                                                         \

@@ -216,7 +216,7 @@ static void *sb_thread(void *arg)
 
 static void *sb_task(void *arg)
 {
-    int id = *(int *)arg;
+    int id = (int)(intptr_t)arg;
     sb.worker_of[id] = ursa_worker_index();
     sb_loop();
     return NULL;
@@ -225,18 +225,7 @@ static void *sb_task(void *arg)
 static void *sb_root(void *arg)
 {
     (void)arg;
-    static int ids[SB_TASKS];
-    ursa_task_t *t[SB_TASKS];
-    for (int i = 0; i < SB_TASKS; i++) {
-        ids[i] = i;
-        if (spawn_named(&t[i], sb_task, &ids[i], "party", i % 2))
-            return "spawn failed";
-    }
-    atomic_store(&sb.go, 1);
-    for (int i = 0; i < SB_TASKS; i++)
-        if (ursa_task_join(t[i], NULL, URSA_NEVER))
-            return "join failed";
-    return NULL;
+    return spawn_tasks_then_go(SB_TASKS, sb_task, "party", &sb.go);
 }
 
 static void test_barrier_stress_tasks_and_threads(void **state)

@@ -1148,15 +1148,7 @@ static void *rs_task(void *arg)
 static void *rs_root(void *arg)
 {
     (void)arg;
-    ursa_task_t *t[RS_TASKS];
-    for (int i = 0; i < RS_TASKS; i++)
-        if (spawn_named(&t[i], rs_task, (void *)(intptr_t)i, "racer", i % 2))
-            return "spawn failed";
-    atomic_store(&rs.go, 1);
-    for (int i = 0; i < RS_TASKS; i++)
-        if (ursa_task_join(t[i], NULL, URSA_NEVER))
-            return "join failed";
-    return NULL;
+    return spawn_tasks_then_go(RS_TASKS, rs_task, "racer", &rs.go);
 }
 
 static void test_once_racing_initializers_stress(void **state)

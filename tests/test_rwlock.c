@@ -1038,7 +1038,7 @@ static void *ct_thread(void *arg)
 
 static void *ct_task(void *arg)
 {
-    int id = *(int *)arg;
+    int id = (int)(intptr_t)arg;
     ct.worker_of[id] = ursa_worker_index();
     ct_loop(id);
     return NULL;
@@ -1047,18 +1047,7 @@ static void *ct_task(void *arg)
 static void *ct_root(void *arg)
 {
     (void)arg;
-    static int ids[CT_TASKS];
-    ursa_task_t *t[CT_TASKS];
-    for (int i = 0; i < CT_TASKS; i++) {
-        ids[i] = i;
-        if (spawn_named(&t[i], ct_task, &ids[i], "contender", i % 2))
-            return "spawn failed";
-    }
-    atomic_store(&ct.go, 1);
-    for (int i = 0; i < CT_TASKS; i++)
-        if (ursa_task_join(t[i], NULL, URSA_NEVER))
-            return "join failed";
-    return NULL;
+    return spawn_tasks_then_go(CT_TASKS, ct_task, "contender", &ct.go);
 }
 
 static void run_contend(long iters, uint64_t max_readers)
