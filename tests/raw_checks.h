@@ -78,13 +78,6 @@ static __attribute__((unused)) void *spawn_tasks_then_go(int n, ursa_task_fn_t f
                                 ": cancelled while waiting for " #cond);         \
     } while (0)
 
-static __attribute__((unused)) ursa_time_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (ursa_time_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 typedef struct rwaker {
     _Atomic int count;
     _Atomic pid_t tid;

@@ -3,12 +3,14 @@
 #define URSA_TEST_SUPPORT_H
 
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 #include <pthread.h>
@@ -22,6 +24,26 @@ static inline long test_scale(long n)
     long pct = s ? atol(s) : 100;
     long v = n * (pct > 0 ? pct : 100) / 100;
     return v > 0 ? v : 1;
+}
+
+/* The monotonic clock in nanoseconds (real time, also under a
+ * deterministic runtime). */
+static inline ursa_time_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (ursa_time_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* In a task: yields until *flag is set; false if it took absurdly long. */
+static inline bool yield_until(atomic_int *flag)
+{
+    for (long i = 0; i < 1000000; i++) {
+        if (atomic_load(flag))
+            return true;
+        (void)ursa_yield();
+    }
+    return false;
 }
 
 /* Seeds per deterministic scenario, scaled the same way. */

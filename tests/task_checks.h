@@ -61,13 +61,6 @@ static __attribute__((unused)) const char *failf(const char *fmt, ...)
 
 /* ---- small helpers ---- */
 
-static __attribute__((unused)) ursa_time_t mono(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (ursa_time_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static __attribute__((unused)) void sleep_real_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
@@ -80,7 +73,7 @@ static __attribute__((unused)) void sleep_real_ms(int ms)
  * runtime waiting on a plain thread). Gives up after 20 s of real time. */
 static __attribute__((unused)) bool settle_loop(unsigned long i, ursa_time_t give_up)
 {
-    if (mono() > give_up)
+    if (mono_ns() > give_up)
         return false;
     if (i < 100000)
         (void)ursa_yield();
@@ -137,8 +130,8 @@ static __attribute__((unused)) void cw_fn(void *ctx)
         (void)r;
     }
     if (c->spin_after_ms) {
-        ursa_time_t until = mono() + URSA_MSEC(c->spin_after_ms);
-        while (mono() < until) {
+        ursa_time_t until = mono_ns() + URSA_MSEC(c->spin_after_ms);
+        while (mono_ns() < until) {
         }
     }
 }

@@ -33,7 +33,7 @@ static size_t q_len(ursa_event_t *e)
 
 static bool wait_qlen(ursa_event_t *e, size_t k)
 {
-    ursa_time_t give_up = mono() + URSA_SEC(20);
+    ursa_time_t give_up = mono_ns() + URSA_SEC(20);
     for (unsigned long i = 0; q_len(e) < k; i++)
         if (!settle_loop(i, give_up))
             return false;
@@ -42,7 +42,7 @@ static bool wait_qlen(ursa_event_t *e, size_t k)
 
 static bool wait_count(atomic_int *c, int v)
 {
-    ursa_time_t give_up = mono() + URSA_SEC(20);
+    ursa_time_t give_up = mono_ns() + URSA_SEC(20);
     for (unsigned long i = 0; atomic_load(c) < v; i++)
         if (!settle_loop(i, give_up))
             return false;
@@ -566,8 +566,8 @@ typedef struct ctx3 {
 static void *set_from_thread(void *arg)
 {
     ctx3_t *c = arg;
-    ursa_time_t give_up = mono() + URSA_SEC(20);
-    while (q_len(&c->e) < 1 && mono() < give_up)
+    ursa_time_t give_up = mono_ns() + URSA_SEC(20);
+    while (q_len(&c->e) < 1 && mono_ns() < give_up)
         sleep_real_ms(1);
     c->rc = ursa_event_set(&c->e);
     return NULL;

@@ -20,13 +20,6 @@
 #define R(x) ((void *)(intptr_t)(x))
 #define I(p) ((intptr_t)(p))
 
-static ursa_time_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (ursa_time_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static ursa_time_t in_ms(long ms)
 {
     return ursa_deadline_in(URSA_MSEC(ms));
@@ -41,17 +34,6 @@ static void close_pipe(int fd[2])
 {
     close(fd[0]);
     close(fd[1]);
-}
-
-/* Yields until *flag is set; false if it took absurdly long. */
-static bool yield_until(atomic_int *flag)
-{
-    for (long i = 0; i < 1000000; i++) {
-        if (atomic_load(flag))
-            return true;
-        (void)ursa_yield();
-    }
-    return false;
 }
 
 /* ================= pipes: deadline, URSA_NOW, data ================= */

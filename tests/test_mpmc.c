@@ -1575,9 +1575,9 @@ static void test_no_lost_wake(void **state)
         }
         for (long r = 0; r < l.rounds; r++) {
             pthread_barrier_wait(&l.go);
-            ursa_time_t give_up = mono() + URSA_SEC(10);
+            ursa_time_t give_up = mono_ns() + URSA_SEC(10);
             while (atomic_load(&l.got) < (r + 1) * LW_N) {
-                if (mono() > give_up)
+                if (mono_ns() > give_up)
                     fail_msg("round %ld: %ld of %ld messages taken, the rest sit in the queue",
                              r, atomic_load(&l.got), (r + 1) * LW_N);
                 sched_yield();
@@ -1672,8 +1672,8 @@ static void test_out_of_order_publish(void **state)
     void *res;
     assert_int_equal(pthread_join(s, &res), 0);
     ASSERT_OK(res);
-    ursa_time_t give_up = mono() + URSA_SEC(5);
-    while (atomic_load(&u.got[0]) + atomic_load(&u.got[1]) < 2 && mono() < give_up)
+    ursa_time_t give_up = mono_ns() + URSA_SEC(5);
+    while (atomic_load(&u.got[0]) + atomic_load(&u.got[1]) < 2 && mono_ns() < give_up)
         sleep_real_ms(1);
     int got = atomic_load(&u.got[0]) + atomic_load(&u.got[1]);
     /* end the stream either way, so that the threads can be joined */

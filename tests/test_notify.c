@@ -38,7 +38,7 @@ static bool has_permit(ursa_notify_t *n)
 
 static bool wait_qlen(ursa_notify_t *n, size_t k)
 {
-    ursa_time_t give_up = mono() + URSA_SEC(20);
+    ursa_time_t give_up = mono_ns() + URSA_SEC(20);
     for (unsigned long i = 0; q_len(n) < k; i++)
         if (!settle_loop(i, give_up))
             return false;
@@ -315,7 +315,7 @@ static void *order_scenario(void *arg)
         for (int i = 0; i < 4; i++) {
             CHECK_EQ(round == 0 ? ursa_notify_last(&o.n) : ursa_notify_one(&o.n), 1);
             /* let the woken one record itself before the next wake */
-            ursa_time_t give_up = mono() + URSA_SEC(20);
+            ursa_time_t give_up = mono_ns() + URSA_SEC(20);
             for (unsigned long k = 0; atomic_load(&o.nseq) < i + 1; k++)
                 CHECK(settle_loop(k, give_up));
         }
@@ -762,8 +762,8 @@ static void *notify_from_thread(void *arg)
 {
     ctx3_t *c = arg;
     /* wait until the task has queued, then notify */
-    ursa_time_t give_up = mono() + URSA_SEC(20);
-    while (q_len(&c->n) < 1 && mono() < give_up)
+    ursa_time_t give_up = mono_ns() + URSA_SEC(20);
+    while (q_len(&c->n) < 1 && mono_ns() < give_up)
         sleep_real_ms(1);
     c->rc = ursa_notify_one(&c->n);
     return NULL;

@@ -37,7 +37,7 @@ static bool os_waiting(ursa_oneshot_t *os)
 
 static bool wait_queued(ursa_oneshot_t *os)
 {
-    ursa_time_t give_up = mono() + URSA_SEC(20);
+    ursa_time_t give_up = mono_ns() + URSA_SEC(20);
     for (unsigned long i = 0; !os_waiting(os); i++)
         if (!settle_loop(i, give_up))
             return false;
@@ -252,9 +252,9 @@ static void *threads_body(void *arg)
 
     /* deadline */
     CHECK_EQ(ursa_oneshot_init(&os, sizeof(int), NULL), 0);
-    ursa_time_t t0 = mono();
+    ursa_time_t t0 = mono_ns();
     CHECK_EQ(ursa_oneshot_recv(&os, &out, ursa_deadline_in(URSA_MSEC(20))), -ETIMEDOUT);
-    CHECK(mono() - t0 >= URSA_MSEC(19));
+    CHECK(mono_ns() - t0 >= URSA_MSEC(19));
     CHECK_EQ(ursa_oneshot_recv(&os, &out, ursa_deadline_in(0)), -ETIMEDOUT);
     CHECK(!os_waiting(&os));
     CHECK_EQ(ursa_oneshot_closed(&os, ursa_deadline_in(URSA_MSEC(5))), -ETIMEDOUT);
@@ -688,9 +688,9 @@ static void stress_tx(stress_t *s, int who)
 {
     for (long r = 0; r < s->rounds; r++) {
         int i = (int)(r % SLOTS);
-        ursa_time_t give_up = mono() + URSA_SEC(20);
+        ursa_time_t give_up = mono_ns() + URSA_SEC(20);
         for (unsigned long k = 0; atomic_load(&s->phase[i]) != (int)(2 * r + 1); k++) {
-            if (mono() > give_up) {
+            if (mono_ns() > give_up) {
                 atomic_fetch_add(&s->fails, 1);
                 return;
             }
@@ -731,9 +731,9 @@ static void stress_rx(stress_t *s, int who)
             if (rc == -EAGAIN)
                 atomic_fetch_add(&s->fails, 1); /* closed: never "would block" */
         }
-        ursa_time_t give_up = mono() + URSA_SEC(20);
+        ursa_time_t give_up = mono_ns() + URSA_SEC(20);
         while (atomic_load(&s->phase[i]) != (int)(2 * r + 2)) {
-            if (mono() > give_up) {
+            if (mono_ns() > give_up) {
                 atomic_fetch_add(&s->fails, 1);
                 return;
             }
@@ -931,9 +931,9 @@ static void *cancel_race_tx(void *arg)
 {
     cancel_race_t *c = arg;
     for (long r = 1; r <= c->rounds; r++) {
-        ursa_time_t give_up = mono() + URSA_SEC(20);
+        ursa_time_t give_up = mono_ns() + URSA_SEC(20);
         while (atomic_load(&c->go) != r)
-            if (mono() > give_up) {
+            if (mono_ns() > give_up) {
                 atomic_fetch_add(&c->fails, 1);
                 return NULL;
             }

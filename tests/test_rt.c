@@ -21,13 +21,6 @@
 #define R(x) ((void *)(intptr_t)(x))
 #define I(p) ((intptr_t)(p))
 
-static ursa_time_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (ursa_time_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* Runs fn in deterministic mode under `seed`; returns ursa_run's code. */
 static int run_det(uint64_t seed, ursa_task_fn_t fn, void *arg, void **res)
 {
@@ -64,17 +57,6 @@ static void *gated(void *arg)
     URSA_SCOPED(sem_permit, p);
     int rc = ursa_sem_acquire(&g->sem, 1, &p, URSA_NEVER);
     return R(rc == 0 ? 99 : rc);
-}
-
-/* Yields until *flag is set; false if it took absurdly long. */
-static bool yield_until(atomic_int *flag)
-{
-    for (long i = 0; i < 1000000; i++) {
-        if (atomic_load(flag))
-            return true;
-        (void)ursa_yield();
-    }
-    return false;
 }
 
 /* Captures what the library prints on stderr (fd 2) around a call. */

@@ -57,7 +57,7 @@ static uint64_t q_got_sum(ursa_sem_t *s)
 
 static bool wait_qlen(ursa_sem_t *s, size_t n)
 {
-    ursa_time_t give_up = mono() + URSA_SEC(20);
+    ursa_time_t give_up = mono_ns() + URSA_SEC(20);
     for (unsigned long i = 0; q_len(s) < n; i++)
         if (!settle_loop(i, give_up))
             return false;
@@ -66,7 +66,7 @@ static bool wait_qlen(ursa_sem_t *s, size_t n)
 
 static bool wait_avail(ursa_sem_t *s, uint64_t v)
 {
-    ursa_time_t give_up = mono() + URSA_SEC(20);
+    ursa_time_t give_up = mono_ns() + URSA_SEC(20);
     for (unsigned long i = 0; ursa_sem_available(s) != v; i++)
         if (!settle_loop(i, give_up))
             return false;
@@ -75,7 +75,7 @@ static bool wait_avail(ursa_sem_t *s, uint64_t v)
 
 static bool wait_flag(atomic_int *f, int v)
 {
-    ursa_time_t give_up = mono() + URSA_SEC(20);
+    ursa_time_t give_up = mono_ns() + URSA_SEC(20);
     for (unsigned long i = 0; atomic_load(f) != v; i++)
         if (!settle_loop(i, give_up))
             return false;
@@ -927,8 +927,8 @@ static void *stress_one_raw(stress_t *st, uint64_t *rng)
         int how = (int)((r >> 8) % 4); /* 0: cancel while (likely) queued */
         if (how) {
             /* wait up to ~1 ms for the grant */
-            ursa_time_t until = mono() + URSA_MSEC(1);
-            for (unsigned i = 0; !ursa_wait_ready(&w) && mono() < until; i++)
+            ursa_time_t until = mono_ns() + URSA_MSEC(1);
+            for (unsigned i = 0; !ursa_wait_ready(&w) && mono_ns() < until; i++)
                 if (i > 64)
                     sched_yield();
         }
@@ -1359,14 +1359,14 @@ static void test_add_concurrent_limit(void **state)
     add_race_t a;
     memset(&a, 0, sizeof a);
     const long max_rounds = test_scale(400000);
-    const ursa_time_t until = mono() + URSA_MSEC(test_scale(1500));
+    const ursa_time_t until = mono_ns() + URSA_MSEC(test_scale(1500));
     long r, bad = 0;
     int rc_main = 0;
     uint64_t av = 0;
     pthread_t th;
     assert_int_equal(ursa_sem_init(&a.s, 0), 0);
     assert_int_equal(pthread_create(&th, NULL, add_race_helper, &a), 0);
-    for (r = 0; r < max_rounds && !bad && (r % 256 || mono() < until); r++) {
+    for (r = 0; r < max_rounds && !bad && (r % 256 || mono_ns() < until); r++) {
         atomic_fetch_add(&a.arrive, 1);
         spin_until_or(&a.arrive, 2 * r + 2, NULL);
         for (long k = (r / 32) % 32; k; k--)
