@@ -39,12 +39,11 @@
 
 #include "../core/ctx.h"
 #include "../core/sema.h"
+#include "life.h"
+#include "permit.h"
+#include "raw_wait.h"
+#include "ring.h"
 
-#define CLOSED ((uint64_t)1)
-#define RX_GONE ((uint64_t)2)
-#define TX_ONE ((uint64_t)4)
-#define TX_MASK ((uint64_t)0xfffffffc)
-#define PERM_ONE ((uint64_t)1 << 32)
 
 struct ursa_mpmc {
     /* read-mostly */
@@ -90,8 +89,7 @@ static inline bool terminal(uint64_t l)
 
 static inline unsigned char *ring_slot(ursa_mpmc_t *ch, uint64_t pos)
 {
-    uint64_t i = ch->mask ? (pos & ch->mask) : (pos % ch->cap);
-    return ch->ring + i * ch->stride;
+    return ursa__ring_slot(ch->ring, ch->cap, ch->mask, ch->stride, pos);
 }
 
 static inline _Atomic uint64_t *slot_seq(ursa_mpmc_t *ch, uint64_t pos)
@@ -160,14 +158,12 @@ static void destroy(ursa_mpmc_t *ch);
 
 static inline void ref_get(ursa_mpmc_t *ch)
 {
-    /* relaxed: the caller already holds a reference. */
-    atomic_fetch_add_explicit(&ch->refs, 1, memory_order_relaxed);
+    ursa__chan_ref_get(&ch->refs);
 }
 
 static inline void ref_put(ursa_mpmc_t *ch)
 {
-    /* acq_rel: every holder's writes happen-before the destruction. */
-    if (atomic_fetch_sub_explicit(&ch->refs, 1, memory_order_acq_rel) == 1)
+    if (ursa__chan_ref_put(&ch->refs))
         destroy(ch);
 }
 
@@ -175,10 +171,7 @@ static inline void ref_put(ursa_mpmc_t *ch)
  * what closed receivers wait for; then drops its reference. */
 static void perm_done(ursa_mpmc_t *ch)
 {
-    /* acq_rel: our message (if any) was published before; receivers
-     * acquire the count before they look at the queue. */
-    uint64_t l = atomic_fetch_sub_explicit(&ch->life, PERM_ONE, memory_order_acq_rel) - PERM_ONE;
-    if (terminal(l))
+    if (terminal(ursa__life_permit_end(&ch->life)))
         wake_all(ch);
     ref_put(ch);
 }
@@ -209,16 +202,9 @@ static void push(ursa_mpmc_t *ch, const void *value)
      * will be free (a receiver may still be copying the old element out). */
     uint64_t pos = atomic_fetch_add_explicit(&ch->tail, 1, memory_order_relaxed);
     _Atomic uint64_t *seq = slot_seq(ch, pos);
-    /* acquire: the receiver's read of the old element is done. */
-    for (unsigned i = 0; atomic_load_explicit(seq, memory_order_acquire) != pos; i++) {
-        if (i < 128)
-            ursa__cpu_relax();
-        else
-            sched_yield();
-    }
-    memcpy((unsigned char *)seq + 8, value, ch->elem_size);
-    /* release: publishes the element. */
-    atomic_store_explicit(seq, pos + 1, memory_order_release);
+    ursa__ring_wait_free(seq, pos);
+    memcpy((unsigned char *)seq + URSA__RING_SEQ, value, ch->elem_size);
+    ursa__ring_publish(seq, pos);
     /* seq_cst fence: the publication is ordered before the rx_nwait load,
      * against a waiter's rx_nwait++ followed by its re-check (Dekker). */
     atomic_thread_fence(memory_order_seq_cst);
@@ -276,8 +262,7 @@ static uint64_t claim(ursa_mpmc_t *ch, uint64_t max, uint64_t *pos)
 static void release_slots(ursa_mpmc_t *ch, uint64_t pos, uint64_t k)
 {
     for (uint64_t i = 0; i < k; i++)
-        /* release: our read of the element is done before a sender reuses it. */
-        atomic_store_explicit(slot_seq(ch, pos + i), pos + i + ch->cap, memory_order_release);
+        ursa__ring_free(slot_seq(ch, pos + i), pos + i, ch->cap);
     ursa__sema_release(&ch->sema, k);
 }
 
@@ -299,7 +284,7 @@ static uint64_t pop(ursa_mpmc_t *ch, void *buf, uint64_t max)
     if (!k)
         return 0;
     for (uint64_t i = 0; i < k; i++)
-        memcpy((unsigned char *)buf + i * ch->elem_size, ring_slot(ch, pos + i) + 8,
+        memcpy((unsigned char *)buf + i * ch->elem_size, ring_slot(ch, pos + i) + URSA__RING_SEQ,
                ch->elem_size);
     release_slots(ch, pos, k);
     chain_wake(ch);
@@ -312,7 +297,7 @@ static void drain(ursa_mpmc_t *ch)
     uint64_t pos;
     while (claim(ch, 1, &pos)) {
         if (ch->dtor)
-            ch->dtor(ring_slot(ch, pos) + 8);
+            ch->dtor(ring_slot(ch, pos) + URSA__RING_SEQ);
         release_slots(ch, pos, 1);
     }
 }
@@ -340,17 +325,14 @@ int ursa_mpmc_new(ursa_mpmc_receiver_t *rx, ursa_mpmc_sender_t *tx, size_t elem_
         return -ENOMEM;
     memset(ch, 0, sizeof *ch);
     ch->elem_size = elem_size;
-    ch->stride = ((elem_size + 7) & ~(size_t)7) + 8;
+    ch->stride = ursa__ring_stride(elem_size);
     ch->cap = capacity;
-    if ((capacity & (capacity - 1)) == 0)
-        ch->mask = capacity - 1;
+    ch->mask = ursa__ring_mask(capacity);
     ch->dtor = dtor;
-    if (capacity > SIZE_MAX / ch->stride || !(ch->ring = malloc(capacity * ch->stride))) {
+    if (!(ch->ring = ursa__ring_new(capacity, ch->stride))) {
         free(ch);
         return -ENOMEM;
     }
-    for (uint64_t i = 0; i < capacity; i++)
-        atomic_init((_Atomic uint64_t *)(ch->ring + i * ch->stride), i);
     ch->mem = hdr + capacity * ch->stride;
     atomic_init(&ch->refs, 2);
     atomic_init(&ch->rxs, 1);
@@ -371,8 +353,7 @@ int ursa_mpmc_sender_clone(const ursa_mpmc_sender_t *tx, ursa_mpmc_sender_t *out
     if (!tx || !tx->ch || !out)
         return -EINVAL;
     ref_get(tx->ch);
-    /* relaxed: we hold a strong sender, so the count is not 0. */
-    atomic_fetch_add_explicit(&tx->ch->life, TX_ONE, memory_order_relaxed);
+    ursa__life_sender_add(&tx->ch->life);
     out->ch = tx->ch;
     return 0;
 }
@@ -383,9 +364,7 @@ int ursa_mpmc_sender_drop(ursa_mpmc_sender_t *tx)
         return -EINVAL;
     ursa_mpmc_t *ch = tx->ch;
     tx->ch = NULL;
-    /* acq_rel: our sends happen-before a receiver that sees the count. */
-    uint64_t l = atomic_fetch_sub_explicit(&ch->life, TX_ONE, memory_order_acq_rel) - TX_ONE;
-    if (terminal(l))
+    if (terminal(ursa__life_sender_drop(&ch->life)))
         wake_all(ch);
     ref_put(ch);
     return 0;
@@ -405,14 +384,8 @@ int ursa_mpmc_weak_upgrade(const ursa_mpmc_weak_sender_t *w, ursa_mpmc_sender_t 
     if (!w || !w->ch || !out)
         return -EINVAL;
     ursa_mpmc_t *ch = w->ch;
-    /* relaxed: the CAS validates it. */
-    uint64_t l = atomic_load_explicit(&ch->life, memory_order_relaxed);
-    do {
-        if ((l & TX_MASK) == 0)
-            return -EPIPE; /* the sending side ended: it cannot come back */
-        /* acquire: like holding a cloned sender. */
-    } while (!atomic_compare_exchange_weak_explicit(&ch->life, &l, l + TX_ONE,
-                                                    memory_order_acquire, memory_order_relaxed));
+    if (!ursa__life_sender_upgrade(&ch->life))
+        return -EPIPE;
     ref_get(ch);
     out->ch = ch;
     return 0;
@@ -453,7 +426,9 @@ int ursa_mpmc_close(const ursa_mpmc_receiver_t *rx)
     if (!rx || !rx->ch)
         return -EINVAL;
     ursa_mpmc_t *ch = rx->ch;
-    /* acq_rel: orders against reserves that count themselves first. */
+    /* Life word first, unlike mpsc: every reserve here counts itself in
+     * life and perm_begin reads CLOSED there (mpsc's bounded ones do not).
+     * acq_rel: orders against reserves that count themselves first. */
     uint64_t l = atomic_fetch_or_explicit(&ch->life, CLOSED, memory_order_acq_rel) | CLOSED;
     ursa__sema_close(&ch->sema);
     if (terminal(l))
@@ -469,8 +444,7 @@ int ursa_mpmc_receiver_drop(ursa_mpmc_receiver_t *rx)
     /* acq_rel: the last receiver's drop follows every other's. */
     if (atomic_fetch_sub_explicit(&ch->rxs, 1, memory_order_acq_rel) == 1) {
         (void)ursa_mpmc_close(rx);
-        /* acq_rel: paired with the senders' acquire load of life. */
-        atomic_fetch_or_explicit(&ch->life, RX_GONE, memory_order_acq_rel);
+        ursa__life_mark_rx_gone(&ch->life);
         drain(ch); /* a message racing the drop goes at destruction */
     }
     rx->ch = NULL;
@@ -480,6 +454,8 @@ int ursa_mpmc_receiver_drop(ursa_mpmc_receiver_t *rx)
 
 /* ---- reserving ---- */
 
+/* Records the hold. Not shared with mpsc's take: here the reference was
+ * taken with the count (perm_begin), there it is taken on success. */
 static int take(ursa_mpmc_t *ch, uint64_t n, ursa_mpmc_permit_t *p, ursa__ctx_t *c,
                 const ursa_site_t *site)
 {
@@ -548,15 +524,10 @@ static inline ursa_mpmc_t *of_sema(ursa_wait_t *w)
 static bool reserve_cancel(ursa_wait_t *w)
 {
     ursa_mpmc_t *ch = of_sema(w);
-    if (ursa__sema_cancel(w)) {
-        perm_done(ch);
-        return true;
-    }
-    /* Decided. CLOSED will never be finished: it stops counting now.
-     * GRANTED is handled by give_back (or by the finish). */
-    if (atomic_load_explicit(&w->state, memory_order_relaxed) == URSA__W_CLOSED)
-        perm_done(ch);
-    return false;
+    bool ends, withdrawn = ursa__raw_reserve_cancel(w, &ends);
+    if (ends)
+        perm_done(ch); /* it stops counting */
+    return withdrawn;
 }
 
 static void reserve_give_back(ursa_wait_t *w)
@@ -592,13 +563,9 @@ int ursa_mpmc_reserve_finish(const ursa_mpmc_sender_t *tx, ursa_wait_t *w, ursa_
         w->owner != &tx->ch->sema)
         return -EINVAL;
     ursa_mpmc_t *ch = tx->ch;
-    if (!ursa__wait_is_decided(w))
-        return -EAGAIN;
-    ursa__wait_settle(w);
-    uint32_t st = atomic_load_explicit(&w->state, memory_order_relaxed);
-    if (st != URSA__W_GRANTED && st != URSA__W_CLOSED)
-        return -EINVAL;
-    atomic_store_explicit(&w->state, URSA__W_FINISHED, memory_order_relaxed);
+    int st = ursa__raw_finish_reserve(w);
+    if (st < 0)
+        return st;
     if (st == URSA__W_CLOSED) {
         perm_done(ch);
         return -EPIPE;
@@ -610,13 +577,8 @@ int ursa_mpmc_reserve_finish(const ursa_mpmc_sender_t *tx, ursa_wait_t *w, ursa_
 
 static int check_owner(ursa_mpmc_permit_t *p)
 {
-    if (!p || !p->ch || !p->ob.kind || p->n == 0) {
-        ursa__report_misuse("mpmc send permit used after release (or never reserved)", NULL);
-        return -EINVAL;
-    }
-    if (p->ob.ledger && p->ob.ledger != &ursa__ctx()->ledger)
-        return -EPERM;
-    return 0;
+    return ursa__permit_check(p && p->ch && p->n ? &p->ob : NULL,
+                              "mpmc send permit used after release (or never reserved)");
 }
 
 /* The permit's last slot is gone: discharge it. */
@@ -629,17 +591,11 @@ static void finish_permit(ursa_mpmc_permit_t *p)
     perm_done(ch);
 }
 
-/* One slot used or given up: shrink the record a leak sweep would release.
- * (Same as mpsc.c; a core helper to update a hold's n would be cleaner.) */
+/* One slot used or given up. */
 static void shrink(ursa_mpmc_permit_t *p)
 {
-    if (--p->n == 0) {
+    if (ursa__permit_use_one(&p->ob, &p->n))
         finish_permit(p);
-        return;
-    }
-    p->ob.n = p->n;
-    if (p->ob.ledger)
-        ((ursa__ledger_t *)p->ob.ledger)->recs[p->ob.slot].n = p->n;
 }
 
 /* Sends with a slot the caller holds: 0 or -EPIPE (slot given back). */
@@ -825,24 +781,16 @@ int ursa_mpmc_recv_start(const ursa_mpmc_receiver_t *rx, ursa_wait_t *w, ursa_wa
         return -EINVAL;
     ursa__wait_init(w, waker, &rx_ops, NULL);
     w->owner = rx->ch;
-    if (rx_ready(rx->ch)) {
-        ursa__wait_complete_now(w, URSA__W_GRANTED);
-        return 0;
-    }
-    return rx_start(rx->ch, w);
+    return rx_ready(rx->ch) ? ursa__raw_start_ready(w) : rx_start(rx->ch, w);
 }
 
 int ursa_mpmc_recv_finish(const ursa_mpmc_receiver_t *rx, ursa_wait_t *w, void *out)
 {
     if (!rx || !rx->ch || !w || !out || w->ops != &rx_ops || w->owner != rx->ch)
         return -EINVAL;
-    uint32_t st = atomic_load_explicit(&w->state, memory_order_acquire);
-    if (st == URSA__W_IDLE || st == URSA__W_FINISHED || st == URSA__W_CANCELLED)
-        return -EINVAL;
-    if (!ursa__wait_is_decided(w))
-        return -EAGAIN;
-    ursa__wait_settle(w);
-    atomic_store_explicit(&w->state, URSA__W_FINISHED, memory_order_relaxed);
+    int rc = ursa__raw_finish_wake(w);
+    if (rc)
+        return rc;
     ursa_mpmc_t *ch = rx->ch;
     /* acquire, before the queue: see the header comment. */
     uint64_t l = atomic_load_explicit(&ch->life, memory_order_acquire);

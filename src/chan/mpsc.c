@@ -68,12 +68,11 @@
 
 #include "../core/ctx.h"
 #include "../core/sema.h"
+#include "life.h"
+#include "permit.h"
+#include "raw_wait.h"
+#include "ring.h"
 
-#define CLOSED ((uint64_t)1)
-#define RX_GONE ((uint64_t)2)
-#define TX_ONE ((uint64_t)4)
-#define TX_MASK ((uint64_t)0xfffffffc)
-#define PERM_ONE ((uint64_t)1 << 32)
 /* Unbounded: set in `tail` once the channel is closed and no permit is out
  * ("sealed"); a sender whose claim returns it sends nothing. */
 #define TCLOSED ((uint64_t)1 << 63)
@@ -200,8 +199,7 @@ static inline void copy_elem(void *dst, const void *src, size_t n)
 
 static inline unsigned char *ring_slot(ursa_mpsc_t *ch, uint64_t pos)
 {
-    uint64_t i = ch->mask ? (pos & ch->mask) : (pos % ch->cap);
-    return ch->ring + i * ch->stride;
+    return ursa__ring_slot(ch->ring, ch->cap, ch->mask, ch->stride, pos);
 }
 
 /* ---- receiver wake ---- */
@@ -326,14 +324,12 @@ static void destroy(ursa_mpsc_t *ch);
 
 static inline void ref_get(ursa_mpsc_t *ch)
 {
-    /* relaxed: the caller already holds a reference. */
-    atomic_fetch_add_explicit(&ch->refs, 1, memory_order_relaxed);
+    ursa__chan_ref_get(&ch->refs);
 }
 
 static inline void ref_put(ursa_mpsc_t *ch)
 {
-    /* acq_rel: every holder's writes happen-before the destruction. */
-    if (atomic_fetch_sub_explicit(&ch->refs, 1, memory_order_acq_rel) == 1)
+    if (ursa__chan_ref_put(&ch->refs))
         destroy(ch);
 }
 
@@ -356,9 +352,7 @@ static void seal(ursa_mpsc_t *ch)
  * what a closed receiver waits for. */
 static void unb_done(ursa_mpsc_t *ch)
 {
-    /* acq_rel: our message (if any) was published before; the receiver
-     * acquires the count before it looks at the queue. */
-    uint64_t l = atomic_fetch_sub_explicit(&ch->life, PERM_ONE, memory_order_acq_rel) - PERM_ONE;
+    uint64_t l = ursa__life_permit_end(&ch->life);
     if ((l >> 32) == 0 && (l & CLOSED))
         seal(ch);
     else if (ended(ch, l))
@@ -414,17 +408,9 @@ static bool push(ursa_mpsc_t *ch, const void *value)
          * proves the slot is free (checked below). */
         uint64_t pos = atomic_fetch_add_explicit(&ch->tail, 1, memory_order_seq_cst);
         unsigned char *s = ring_slot(ch, pos);
-        _Atomic uint64_t *seq = (_Atomic uint64_t *)s;
-        /* acquire: the receiver's read of the old element is done. */
-        for (unsigned i = 0; atomic_load_explicit(seq, memory_order_acquire) != pos; i++) {
-            if (i < 128)
-                ursa__cpu_relax();
-            else
-                sched_yield();
-        }
-        copy_elem(s + 8, value, ch->elem_size);
-        /* release: publishes the element. */
-        atomic_store_explicit(seq, pos + 1, memory_order_release);
+        ursa__ring_wait_free((_Atomic uint64_t *)s, pos);
+        copy_elem(s + URSA__RING_SEQ, value, ch->elem_size);
+        ursa__ring_publish((_Atomic uint64_t *)s, pos);
     } else {
         /* acq_rel: pairs with the release RMW of a sender that moved
          * block_tail (see the header comment): if our position is past the
@@ -526,8 +512,9 @@ static unsigned char *peek(ursa_mpsc_t *ch)
     if (ch->cap) {
         unsigned char *s = ring_slot(ch, h);
         /* acquire: the sender's element. */
-        return atomic_load_explicit((_Atomic uint64_t *)s, memory_order_acquire) == h + 1 ? s + 8
-                                                                                          : NULL;
+        return atomic_load_explicit((_Atomic uint64_t *)s, memory_order_acquire) == h + 1
+                   ? s + URSA__RING_SEQ
+                   : NULL;
     }
     blk_t *b = ch->head_block;
     uint64_t start = h & ~(ch->bslots - 1), off = h & (ch->bslots - 1);
@@ -550,9 +537,7 @@ static void consumed(ursa_mpsc_t *ch)
     /* relaxed: only we write head. */
     uint64_t h = atomic_load_explicit(&ch->head, memory_order_relaxed);
     if (ch->cap) {
-        /* release: our read of the element is done before a sender reuses it. */
-        atomic_store_explicit((_Atomic uint64_t *)ring_slot(ch, h), h + ch->cap,
-                              memory_order_release);
+        ursa__ring_free((_Atomic uint64_t *)ring_slot(ch, h), h, ch->cap);
         if (!ch->lazy) {
             /* relaxed: len() snapshot only. */
             atomic_store_explicit(&ch->head, h + 1, memory_order_relaxed);
@@ -640,15 +625,12 @@ int ursa_mpsc_new(ursa_mpsc_receiver_t *rx, ursa_mpsc_sender_t *tx, size_t elem_
     atomic_init(&ch->returned, 0);
     atomic_init(&ch->tx_waiting, 0);
     if (capacity) {
-        ch->stride = esz + 8;
-        if ((capacity & (capacity - 1)) == 0)
-            ch->mask = capacity - 1;
-        if (capacity > SIZE_MAX / ch->stride || !(ch->ring = malloc(capacity * ch->stride))) {
+        ch->stride = ursa__ring_stride(elem_size);
+        ch->mask = ursa__ring_mask(capacity);
+        if (!(ch->ring = ursa__ring_new(capacity, ch->stride))) {
             free(ch);
             return -ENOMEM;
         }
-        for (uint64_t i = 0; i < capacity; i++)
-            atomic_init((_Atomic uint64_t *)(ch->ring + i * ch->stride), i);
         atomic_fetch_add_explicit(&ch->mem, capacity * ch->stride, memory_order_relaxed);
         ursa__sema_init(&ch->sema, capacity);
         ch->lazy = mb_usable();
@@ -676,8 +658,7 @@ int ursa_mpsc_sender_clone(const ursa_mpsc_sender_t *tx, ursa_mpsc_sender_t *out
     if (!tx || !tx->ch || !out)
         return -EINVAL;
     ref_get(tx->ch);
-    /* relaxed: we hold a strong sender, so the count is not 0. */
-    atomic_fetch_add_explicit(&tx->ch->life, TX_ONE, memory_order_relaxed);
+    ursa__life_sender_add(&tx->ch->life);
     out->ch = tx->ch;
     return 0;
 }
@@ -688,8 +669,7 @@ int ursa_mpsc_sender_drop(ursa_mpsc_sender_t *tx)
         return -EINVAL;
     ursa_mpsc_t *ch = tx->ch;
     tx->ch = NULL;
-    /* acq_rel: our sends happen-before a receiver that sees the count. */
-    uint64_t l = atomic_fetch_sub_explicit(&ch->life, TX_ONE, memory_order_acq_rel) - TX_ONE;
+    uint64_t l = ursa__life_sender_drop(&ch->life);
     if ((l & TX_MASK) == 0)
         end_check(ch);
     ref_put(ch);
@@ -710,14 +690,8 @@ int ursa_mpsc_weak_upgrade(const ursa_mpsc_weak_sender_t *w, ursa_mpsc_sender_t 
     if (!w || !w->ch || !out)
         return -EINVAL;
     ursa_mpsc_t *ch = w->ch;
-    /* relaxed: the CAS validates it. */
-    uint64_t l = atomic_load_explicit(&ch->life, memory_order_relaxed);
-    do {
-        if ((l & TX_MASK) == 0)
-            return -EPIPE; /* the sending side ended: it cannot come back */
-        /* acquire: like holding a cloned sender. */
-    } while (!atomic_compare_exchange_weak_explicit(&ch->life, &l, l + TX_ONE,
-                                                    memory_order_acquire, memory_order_relaxed));
+    if (!ursa__life_sender_upgrade(&ch->life))
+        return -EPIPE;
     ref_get(ch);
     out->ch = ch;
     return 0;
@@ -765,8 +739,7 @@ int ursa_mpsc_receiver_drop(ursa_mpsc_receiver_t *rx)
         return -EINVAL;
     ursa_mpsc_t *ch = rx->ch;
     (void)ursa_mpsc_close(rx);
-    /* release: paired with permit_send's acquire load. */
-    atomic_fetch_or_explicit(&ch->life, RX_GONE, memory_order_acq_rel);
+    ursa__life_mark_rx_gone(&ch->life); /* permit_send and send read it */
     rx->ch = NULL;
     drain(ch); /* later late messages go at destruction */
     ref_put(ch);
@@ -791,7 +764,6 @@ static int take(ursa_mpsc_t *ch, uint64_t n, ursa_mpsc_permit_t *p, ursa__ctx_t 
     return 0;
 }
 
-/* Bounded, slow half of acquire: wait in the semaphore's FIFO. */
 /* Lazy: a sender enters the wait path (see "lazy permit return"). */
 static inline void wait_enter(ursa_mpsc_t *ch)
 {
@@ -818,6 +790,9 @@ static inline void wait_leave(ursa_mpsc_t *ch)
         atomic_fetch_sub_explicit(&ch->tx_waiting, 1, memory_order_relaxed);
 }
 
+/* Bounded, slow half of acquire: wait in the semaphore's FIFO. Kept
+ * apart from mpmc's acquire: the lazy return's steps (wait_enter,
+ * wait_queued, wait_leave, end_check) interleave the whole wait. */
 static int acquire_wait(ursa_mpsc_t *ch, uint64_t n, ursa_time_t deadline, ursa__ctx_t *c,
                         const ursa_site_t *site)
 {
@@ -890,25 +865,26 @@ int ursa_mpsc_reserve_many_at(const ursa_mpsc_sender_t *tx, uint64_t n, ursa_mps
 
 /* Raw reserves (bounded only) hold a reference from start until the wait
  * is finished, cancelled or handed back. */
+static inline ursa_mpsc_t *of_sema(ursa_wait_t *w)
+{
+    return (ursa_mpsc_t *)((char *)w->owner - offsetof(ursa_mpsc_t, sema));
+}
+
 static bool reserve_cancel(ursa_wait_t *w)
 {
-    ursa_mpsc_t *ch = (ursa_mpsc_t *)((char *)w->owner - offsetof(ursa_mpsc_t, sema));
+    ursa_mpsc_t *ch = of_sema(w);
     wait_leave(ch); /* the wait ends here whatever happened */
-    if (ursa__sema_cancel(w)) {
+    bool ends, withdrawn = ursa__raw_reserve_cancel(w, &ends);
+    if (withdrawn)
         end_check(ch); /* its partial permits went back */
-        ref_put(ch);
-        return true;
-    }
-    /* Decided. CLOSED will never be finished: drop its reference now.
-     * GRANTED is handled by give_back (or by the finish). */
-    if (atomic_load_explicit(&w->state, memory_order_relaxed) == URSA__W_CLOSED)
-        ref_put(ch);
-    return false;
+    if (ends)
+        ref_put(ch); /* the wait's reference */
+    return withdrawn;
 }
 
 static void reserve_give_back(ursa_wait_t *w)
 {
-    ursa_mpsc_t *ch = (ursa_mpsc_t *)((char *)w->owner - offsetof(ursa_mpsc_t, sema));
+    ursa_mpsc_t *ch = of_sema(w);
     ursa__sema_give_back(w);
     end_check(ch);
     ref_put(ch);
@@ -944,13 +920,9 @@ int ursa_mpsc_reserve_finish(const ursa_mpsc_sender_t *tx, ursa_wait_t *w, ursa_
         w->owner != &tx->ch->sema)
         return -EINVAL;
     ursa_mpsc_t *ch = tx->ch;
-    if (!ursa__wait_is_decided(w))
-        return -EAGAIN;
-    ursa__wait_settle(w);
-    uint32_t st = atomic_load_explicit(&w->state, memory_order_relaxed);
-    if (st != URSA__W_GRANTED && st != URSA__W_CLOSED)
-        return -EINVAL;
-    atomic_store_explicit(&w->state, URSA__W_FINISHED, memory_order_relaxed);
+    int st = ursa__raw_finish_reserve(w);
+    if (st < 0)
+        return st;
     wait_leave(ch);
     int rc = st == URSA__W_CLOSED ? -EPIPE : take(ch, w->got, p, ursa__ctx(), w->site);
     ref_put(ch); /* the wait's; a permit holds its own */
@@ -961,13 +933,8 @@ int ursa_mpsc_reserve_finish(const ursa_mpsc_sender_t *tx, ursa_wait_t *w, ursa_
 
 static int check_owner(ursa_mpsc_permit_t *p)
 {
-    if (!p || !p->ch || !p->ob.kind || p->n == 0) {
-        ursa__report_misuse("mpsc send permit used after release (or never reserved)", NULL);
-        return -EINVAL;
-    }
-    if (p->ob.ledger && p->ob.ledger != &ursa__ctx()->ledger)
-        return -EPERM;
-    return 0;
+    return ursa__permit_check(p && p->ch && p->n ? &p->ob : NULL,
+                              "mpsc send permit used after release (or never reserved)");
 }
 
 /* The permit's last slot is gone: discharge it. */
@@ -982,17 +949,11 @@ static void finish_permit(ursa_mpsc_permit_t *p)
     ref_put(ch);
 }
 
-/* One slot used or given up: shrink the record a leak sweep would release.
- * (A core helper to update a hold's n would be cleaner.) */
+/* One slot used or given up. */
 static void shrink(ursa_mpsc_permit_t *p)
 {
-    if (--p->n == 0) {
+    if (ursa__permit_use_one(&p->ob, &p->n))
         finish_permit(p);
-        return;
-    }
-    p->ob.n = p->n;
-    if (p->ob.ledger)
-        ((ursa__ledger_t *)p->ob.ledger)->recs[p->ob.slot].n = p->n;
 }
 
 int ursa_mpsc_permit_send(ursa_mpsc_permit_t *p, const void *value)
@@ -1242,24 +1203,16 @@ int ursa_mpsc_recv_start(const ursa_mpsc_receiver_t *rx, ursa_wait_t *w, ursa_wa
         return -EINVAL;
     ursa__wait_init(w, waker, &rx_ops, NULL);
     w->owner = rx->ch;
-    if (rx_ready(rx->ch)) {
-        ursa__wait_complete_now(w, URSA__W_GRANTED);
-        return 0;
-    }
-    return rx_start(rx->ch, w);
+    return rx_ready(rx->ch) ? ursa__raw_start_ready(w) : rx_start(rx->ch, w);
 }
 
 int ursa_mpsc_recv_finish(const ursa_mpsc_receiver_t *rx, ursa_wait_t *w, void *out)
 {
     if (!rx || !rx->ch || !w || !out || w->ops != &rx_ops || w->owner != rx->ch)
         return -EINVAL;
-    uint32_t st = atomic_load_explicit(&w->state, memory_order_acquire);
-    if (st == URSA__W_IDLE || st == URSA__W_FINISHED || st == URSA__W_CANCELLED)
-        return -EINVAL;
-    if (!ursa__wait_is_decided(w))
-        return -EAGAIN;
-    ursa__wait_settle(w);
-    atomic_store_explicit(&w->state, URSA__W_FINISHED, memory_order_relaxed);
+    int rc = ursa__raw_finish_wake(w);
+    if (rc)
+        return rc;
     ursa_mpsc_t *ch = rx->ch;
     uint64_t l = atomic_load_explicit(&ch->life, memory_order_acquire);
     if (pop(ch, out))

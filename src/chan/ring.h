@@ -1,0 +1,80 @@
+/* The bounded slot ring of the mpsc and mpmc channels (Vyukov): `cap`
+ * slots of `stride` bytes, each an 8-byte sequence number, then the
+ * element. The slot of position p is free for p while seq == p, holds p's
+ * element once seq == p + 1, and is freed for p + cap with seq = p + cap.
+ * How a position is claimed (and what that claim orders) differs per
+ * channel, so the claim stays with the caller. */
+#ifndef URSA_CHAN_RING_H
+#define URSA_CHAN_RING_H
+
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "../core/spin.h"
+
+#define URSA__RING_SEQ 8 /* bytes before the element */
+
+/* A slot's size: the seq, then the element rounded up to 8 bytes. */
+static inline size_t ursa__ring_stride(size_t elem_size)
+{
+    return ((elem_size + 7) & ~(size_t)7) + URSA__RING_SEQ;
+}
+
+/* cap - 1 if cap is a power of two (a slot is then found by a mask), else 0. */
+static inline uint64_t ursa__ring_mask(uint64_t cap)
+{
+    return (cap & (cap - 1)) == 0 ? cap - 1 : 0;
+}
+
+/* Allocates cap slots, each free for its first position: NULL if out of
+ * memory. Free it with free(). */
+static inline unsigned char *ursa__ring_new(uint64_t cap, size_t stride)
+{
+    if (cap > SIZE_MAX / stride)
+        return NULL;
+    unsigned char *ring = malloc(cap * stride);
+    if (!ring)
+        return NULL;
+    for (uint64_t i = 0; i < cap; i++)
+        atomic_init((_Atomic uint64_t *)(ring + i * stride), i);
+    return ring;
+}
+
+static inline unsigned char *ursa__ring_slot(unsigned char *ring, uint64_t cap, uint64_t mask,
+                                             size_t stride, uint64_t pos)
+{
+    uint64_t i = mask ? (pos & mask) : (pos % cap);
+    return ring + i * stride;
+}
+
+/* A sender that claimed pos waits until its slot is free: the receiver of
+ * pos - cap may still be copying the old element out (the sender's permit
+ * proves it will be soon). */
+static inline void ursa__ring_wait_free(_Atomic uint64_t *seq, uint64_t pos)
+{
+    /* acquire: the receiver's read of the old element is done. */
+    for (unsigned i = 0; atomic_load_explicit(seq, memory_order_acquire) != pos; i++) {
+        if (i < 128)
+            ursa__cpu_relax();
+        else
+            sched_yield();
+    }
+}
+
+/* The element of pos is written: receivers may take it. */
+static inline void ursa__ring_publish(_Atomic uint64_t *seq, uint64_t pos)
+{
+    /* release: publishes the element. */
+    atomic_store_explicit(seq, pos + 1, memory_order_release);
+}
+
+/* The element of pos was copied out: the slot is free for pos + cap. */
+static inline void ursa__ring_free(_Atomic uint64_t *seq, uint64_t pos, uint64_t cap)
+{
+    /* release: our read of the element is done before a sender reuses it. */
+    atomic_store_explicit(seq, pos + cap, memory_order_release);
+}
+
+#endif
