@@ -30,6 +30,7 @@
 #include <string.h>
 
 #include "../core/ctx.h"
+#include "raw_wait.h"
 #include "ursa/notify.h"
 
 #define CLOSED 1ull   /* every sender is gone */
@@ -121,6 +122,40 @@ static void wq_wake_all(wq_t *q)
         atomic_store_explicit(&n->done, 1, memory_order_release);
         n = next;
     }
+}
+
+/* A wait node of w's (its cancel finds the queue through owner). */
+static void node_init(ursa_wait_t *n, ursa_waker_t waker, const ursa__wait_ops_t *ops,
+                      const ursa_site_t *site, ursa_watch_t *w)
+{
+    ursa__wait_init(n, waker, ops, site);
+    n->owner = w;
+}
+
+/* Sets up a raw start's node: false if it is still queued from a start
+ * that _finish left "not woken yet" (pushed again, it would link to
+ * itself). */
+static bool start_node(ursa_wait_t *n, ursa_waker_t waker, const ursa__wait_ops_t *ops,
+                       ursa_watch_t *w)
+{
+    /* acquire: a wake that decided the node is seen as such. */
+    if (n->ops == ops && n->owner == w &&
+        atomic_load_explicit(&n->state, memory_order_acquire) == URSA__W_QUEUED)
+        return false;
+    node_init(n, waker, ops, NULL, w);
+    return true;
+}
+
+/* The end of a raw start that queued n and looked again: wait on
+ * (-EINPROGRESS), or, if the look found it ready, withdraw n and complete
+ * it now (0), unless a wake took it first. */
+static int start_queued(wq_t *q, ursa_wait_t *n, bool ready)
+{
+    if (!ready)
+        return -EINPROGRESS;
+    if (!wq_cancel(q, n))
+        return -EINPROGRESS; /* a wake took it first: the waker was called */
+    return ursa__raw_start_ready(n);
 }
 
 static bool changed_cancel(ursa_wait_t *n)
@@ -568,8 +603,7 @@ int ursa_watch_changed_at(ursa_watch_rx_t *rx, ursa_time_t deadline, const ursa_
     ursa__ctx_t *c = ursa__ctx();
     ursa_wait_t node;
     for (;;) {
-        ursa__wait_init(&node, c->waker, &changed_ops, site);
-        node.owner = w;
+        node_init(&node, c->waker, &changed_ops, site, w);
         rc = check(rx, changed_enqueue(w, &node), true);
         if (rc != 1) {
             (void)wq_cancel(&w->rxq, &node); /* false: a wake decided it; settled */
@@ -585,49 +619,26 @@ int ursa_watch_changed_at(ursa_watch_rx_t *rx, ursa_time_t deadline, const ursa_
     }
 }
 
-/* A raw node that _finish left queued ("not woken yet") must not be
- * pushed again: it would link to itself. */
-static bool still_queued(ursa_wait_t *n, const ursa__wait_ops_t *ops, ursa_watch_t *w)
-{
-    /* acquire: a wake that decided the node is seen as such. */
-    return n->ops == ops && n->owner == w &&
-           atomic_load_explicit(&n->state, memory_order_acquire) == URSA__W_QUEUED;
-}
-
 int ursa_watch_changed_start(ursa_watch_rx_t *rx, ursa_wait_t *n, ursa_waker_t waker)
 {
     if (!rx || !n || !waker.fn)
         return -EINVAL;
     ursa_watch_t *w = rx->w;
-    if (still_queued(n, &changed_ops, w))
+    if (!start_node(n, waker, &changed_ops, w))
         return -EINPROGRESS; /* started again after "not woken yet" */
-    ursa__wait_init(n, waker, &changed_ops, NULL);
-    n->owner = w;
-    if (check(rx, load_state(w), false) != 1) {
-        ursa__wait_complete_now(n, URSA__W_GRANTED);
-        return 0;
-    }
-    if (check(rx, changed_enqueue(w, n), false) == 1)
-        return -EINPROGRESS;
-    if (!wq_cancel(&w->rxq, n))
-        return -EINPROGRESS; /* a wake took it first: the waker was called */
-    ursa__wait_complete_now(n, URSA__W_GRANTED);
-    return 0;
+    if (check(rx, load_state(w), false) != 1)
+        return ursa__raw_start_ready(n);
+    return start_queued(&w->rxq, n, check(rx, changed_enqueue(w, n), false) != 1);
 }
 
 int ursa_watch_changed_finish(ursa_watch_rx_t *rx, ursa_wait_t *n)
 {
     if (!rx || !n || n->ops != &changed_ops || n->owner != rx->w)
         return -EINVAL;
-    /* acquire: pairs with the waker's release of the decision. */
-    uint32_t st = atomic_load_explicit(&n->state, memory_order_acquire);
-    if (st == URSA__W_IDLE || st == URSA__W_FINISHED || st == URSA__W_CANCELLED)
-        return -EINVAL;
-    if (!ursa__wait_is_decided(n))
-        return -EAGAIN;
-    ursa__wait_settle(n); /* the waker call may still be returning */
-    atomic_store_explicit(&n->state, URSA__W_FINISHED, memory_order_relaxed);
-    int rc = check(rx, load_state(rx->w), true);
+    int rc = ursa__raw_finish_wake(n);
+    if (rc)
+        return rc;
+    rc = check(rx, load_state(rx->w), true);
     return rc == 1 ? -EAGAIN : rc;
 }
 
@@ -667,8 +678,7 @@ int ursa_watch_wait_for_at(ursa_watch_rx_t *rx, ursa_watch_pred_t pred, void *ct
         if (!queued) {
             /* Queue, then look again: a send after the value we judged is
              * either seen by the next borrow or wakes the node. */
-            ursa__wait_init(&node, c->waker, &changed_ops, site);
-            node.owner = w;
+            node_init(&node, c->waker, &changed_ops, site, w);
             (void)changed_enqueue(w, &node);
             queued = true;
             continue;
@@ -713,8 +723,7 @@ int ursa_watch_closed_at(ursa_watch_tx_t *tx, ursa_time_t deadline, const ursa_s
     ursa__ctx_t *c = ursa__ctx();
     ursa_wait_t node;
     for (;;) {
-        ursa__wait_init(&node, c->waker, &closed_ops, site);
-        node.owner = w;
+        node_init(&node, c->waker, &closed_ops, site, w);
         if (!closed_enqueue(w, &node)) {
             (void)wq_cancel(&w->goneq, &node);
             return 0;
@@ -733,33 +742,19 @@ int ursa_watch_closed_start(ursa_watch_tx_t *tx, ursa_wait_t *n, ursa_waker_t wa
     if (!tx || !n || !waker.fn)
         return -EINVAL;
     ursa_watch_t *w = tx->w;
-    if (still_queued(n, &closed_ops, w))
+    if (!start_node(n, waker, &closed_ops, w))
         return -EINPROGRESS; /* started again after "not woken yet" */
-    ursa__wait_init(n, waker, &closed_ops, NULL);
-    n->owner = w;
-    if (rx_gone(w)) {
-        ursa__wait_complete_now(n, URSA__W_GRANTED);
-        return 0;
-    }
-    if (closed_enqueue(w, n))
-        return -EINPROGRESS;
-    if (!wq_cancel(&w->goneq, n))
-        return -EINPROGRESS; /* a wake took it first: the waker was called */
-    ursa__wait_complete_now(n, URSA__W_GRANTED);
-    return 0;
+    if (rx_gone(w))
+        return ursa__raw_start_ready(n);
+    return start_queued(&w->goneq, n, !closed_enqueue(w, n));
 }
 
 int ursa_watch_closed_finish(ursa_watch_tx_t *tx, ursa_wait_t *n)
 {
     if (!tx || !n || n->ops != &closed_ops || n->owner != tx->w)
         return -EINVAL;
-    /* acquire: pairs with the waker's release of the decision. */
-    uint32_t st = atomic_load_explicit(&n->state, memory_order_acquire);
-    if (st == URSA__W_IDLE || st == URSA__W_FINISHED || st == URSA__W_CANCELLED)
-        return -EINVAL;
-    if (!ursa__wait_is_decided(n))
-        return -EAGAIN;
-    ursa__wait_settle(n);
-    atomic_store_explicit(&n->state, URSA__W_FINISHED, memory_order_relaxed);
+    int rc = ursa__raw_finish_wake(n);
+    if (rc)
+        return rc;
     return rx_gone(tx->w) ? 0 : -EAGAIN;
 }
