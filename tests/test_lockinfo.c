@@ -26,6 +26,21 @@ static __attribute__((unused)) void order_hook(void *ctx, const char *owner, con
     snprintf(order_reports.what, sizeof order_reports.what, "%s", what);
 }
 
+/* Runs scenario with order reports captured in order_reports (count reset)
+ * instead of aborting; fails the test if the scenario returns a message. */
+static __attribute__((unused)) void run_order_scenario(ursa_task_fn_t scenario)
+{
+    bool old_abort = ursa_leak_set_abort(false);
+    ursa_leak_set_hook(order_hook, NULL);
+    order_reports.count = 0;
+    void *res = (void *)1;
+    assert_int_equal(ursa_run(NULL, scenario, NULL, &res), 0);
+    ursa_leak_set_hook(NULL, NULL);
+    ursa_leak_set_abort(old_abort);
+    if (res)
+        fail_msg("%s", (const char *)res);
+}
+
 static __attribute__((unused)) void *order_scenario(void *arg)
 {
     (void)arg;
@@ -64,14 +79,7 @@ static void test_lock_order_violation(void **state)
 #if !URSA_LOCK_ORDER
     skip();
 #else
-    bool old_abort = ursa_leak_set_abort(false);
-    ursa_leak_set_hook(order_hook, NULL);
-    void *res = (void *)1;
-    assert_int_equal(ursa_run(NULL, order_scenario, NULL, &res), 0);
-    ursa_leak_set_hook(NULL, NULL);
-    ursa_leak_set_abort(old_abort);
-    if (res)
-        fail_msg("%s", (const char *)res);
+    run_order_scenario(order_scenario);
     /* Two violations reported, each naming both locks and both sites. */
     assert_int_equal(order_reports.count, 2);
     const char *kind = order_reports.what;
@@ -114,15 +122,7 @@ static void test_rwlock_order(void **state)
 #if !URSA_LOCK_ORDER
     skip();
 #else
-    bool old_abort = ursa_leak_set_abort(false);
-    ursa_leak_set_hook(order_hook, NULL);
-    order_reports.count = 0;
-    void *res = (void *)1;
-    assert_int_equal(ursa_run(NULL, rw_order_scenario, NULL, &res), 0);
-    ursa_leak_set_hook(NULL, NULL);
-    ursa_leak_set_abort(old_abort);
-    if (res)
-        fail_msg("%s", (const char *)res);
+    run_order_scenario(rw_order_scenario);
     assert_int_equal(order_reports.count, 2);
     assert_non_null(strstr(order_reports.what, "'table'"));
     assert_non_null(strstr(order_reports.what, "'row'"));
