@@ -1,6 +1,6 @@
 /* Helpers shared by the mutex, rwlock, barrier and once tests: leak
- * capture around each test, spawn/join with messages, a counting foreign
- * waker for raw waits. Include after support.h. */
+ * capture around each test, spawn/join with messages, and (raw_waker.h) a
+ * counting foreign waker for raw waits. Include after support.h. */
 #ifndef URSA_TEST_RAW_CHECKS_H
 #define URSA_TEST_RAW_CHECKS_H
 
@@ -8,6 +8,8 @@
 #include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "raw_waker.h"
 
 static __attribute__((unused)) bool default_abort_on_leak;
 
@@ -77,48 +79,5 @@ static __attribute__((unused)) void *spawn_tasks_then_go(int n, ursa_task_fn_t f
                 return (void *)(__FILE__ ":" URSA_SIM_STR(__LINE__)              \
                                 ": cancelled while waiting for " #cond);         \
     } while (0)
-
-typedef struct rwaker {
-    _Atomic int count;
-    _Atomic pid_t tid;
-    int efd;
-} rwaker_t;
-
-static __attribute__((unused)) void rwaker_fn(void *p)
-{
-    rwaker_t *r = p;
-    atomic_store(&r->tid, gettid());
-    atomic_fetch_add(&r->count, 1);
-    if (r->efd >= 0) {
-        uint64_t one = 1;
-        ssize_t n = write(r->efd, &one, sizeof one);
-        (void)n;
-    }
-}
-
-static __attribute__((unused)) void rwaker_init(rwaker_t *r, bool with_eventfd)
-{
-    atomic_init(&r->count, 0);
-    atomic_init(&r->tid, 0);
-    r->efd = with_eventfd ? eventfd(0, EFD_CLOEXEC) : -1;
-    if (with_eventfd)
-        assert_true(r->efd >= 0);
-}
-
-static __attribute__((unused)) ursa_waker_t rwaker(rwaker_t *r)
-{
-    return (ursa_waker_t){rwaker_fn, r};
-}
-
-static __attribute__((unused)) bool await_ready(const ursa_wait_t *w)
-{
-    ursa_time_t end = mono_ns() + URSA_SEC(5);
-    while (!ursa_wait_ready(w)) {
-        if (mono_ns() > end)
-            return false;
-        sched_yield();
-    }
-    return true;
-}
 
 #endif

@@ -18,6 +18,7 @@
 /* ---- failure messages ---- */
 
 #include "task_checks.h"
+#include "raw_waker.h"
 
 /* ---- small helpers ---- */
 
@@ -771,32 +772,14 @@ static void test_stress(void **state)
 /* raw two-phase waits: changed_start/finish, closed_start/finish         */
 /* ====================================================================== */
 
-/* A foreign waker: counts calls, remembers the calling thread, and
- * (optionally) signals an eventfd the way an event loop would be woken. */
-typedef struct cwaker {
-    atomic_int count;
-    atomic_int tid;
-    int efd;
-} cwaker_t;
-
-static void cwaker_fn(void *p)
-{
-    cwaker_t *k = p;
-    atomic_store(&k->tid, (int)gettid());
-    atomic_fetch_add(&k->count, 1);
-    if (k->efd >= 0) {
-        uint64_t one = 1;
-        ssize_t n = write(k->efd, &one, sizeof one);
-        (void)n;
-    }
-}
-
-static ursa_waker_t cwaker(cwaker_t *k, int efd)
+/* The foreign waker of raw_waker.h, its counts reset, signalling efd (-1:
+ * none) the way an event loop would be woken. */
+static ursa_waker_t rwaker_efd(rwaker_t *k, int efd)
 {
     atomic_init(&k->count, 0);
     atomic_init(&k->tid, 0);
     k->efd = efd;
-    return (ursa_waker_t){cwaker_fn, k};
+    return rwaker(k);
 }
 
 /* Bad input: clear codes, nothing changes, no crash. */
@@ -808,8 +791,8 @@ static void *raw_bad_input_body(void *arg)
     pair_t p = mk(0);
     CHECK_EQ(pw_new(&tx, &rx, &p), 0);
     CHECK_EQ(pw_new(&tx2, &rx2, &p), 0);
-    cwaker_t k;
-    ursa_waker_t wk = cwaker(&k, -1);
+    rwaker_t k;
+    ursa_waker_t wk = rwaker_efd(&k, -1);
     ursa_wait_t n, n2;
     memset(&n, 0, sizeof n);
     memset(&n2, 0, sizeof n2);
@@ -875,8 +858,8 @@ static void *raw_basic_body(void *arg)
     ursa_watch_tx_t *tx;
     ursa_watch_rx_t *rx, *rx2;
     pair_t p = mk(0), q;
-    cwaker_t k;
-    ursa_waker_t wk = cwaker(&k, -1);
+    rwaker_t k;
+    ursa_waker_t wk = rwaker_efd(&k, -1);
     ursa_wait_t n, n2;
     CHECK_EQ(pw_new(&tx, &rx, &p), 0);
     CHECK_EQ(ursa_watch_subscribe(tx, &rx2), 0);
@@ -969,8 +952,8 @@ static void *restart_body(void *arg)
     ursa_watch_borrow_t g = {0};
     pair_t p = mk(0);
     CHECK_EQ(pw_new(&tx, &rx, &p), 0);
-    cwaker_t k;
-    ursa_waker_t wk = cwaker(&k, -1);
+    rwaker_t k;
+    ursa_waker_t wk = rwaker_efd(&k, -1);
     ursa_wait_t n;
     CHECK_EQ(ursa_watch_changed_start(rx, &n, wk), -EINPROGRESS);
     CHECK_EQ(ursa_watch_changed_finish(rx, &n), -EAGAIN);
@@ -1029,8 +1012,8 @@ static const char *raw_sim_one(unsigned v, unsigned cancel_after)
     ursa_watch_rx_t *rx;
     pair_t p = mk(0);
     URSA_SIM_CHECK(pw_new(&tx, &rx, &p) == 0);
-    cwaker_t k;
-    ursa_waker_t wk = cwaker(&k, -1);
+    rwaker_t k;
+    ursa_waker_t wk = rwaker_efd(&k, -1);
     ursa_wait_t n;
     URSA_SIM_CHECK(ursa_watch_changed_start(rx, &n, wk) == -EINPROGRESS);
     rsend_t s = {tx, v, -1};
@@ -1091,8 +1074,8 @@ static const char *raw_closed_sim_one(unsigned v, bool cancel)
     ursa_watch_rx_t *rx;
     pair_t p = mk(0);
     URSA_SIM_CHECK(pw_new(&tx, &rx, &p) == 0);
-    cwaker_t k;
-    ursa_waker_t wk = cwaker(&k, -1);
+    rwaker_t k;
+    ursa_waker_t wk = rwaker_efd(&k, -1);
     ursa_wait_t n;
     URSA_SIM_CHECK(ursa_watch_closed_start(tx, &n, wk) == -EINPROGRESS);
     rdrop_t d = {rx, v};
@@ -1181,11 +1164,11 @@ static void *raw_thread_body(void *arg)
     ursa_watch_rx_t *rx;
     pair_t p = mk(0);
     CHECK_EQ(pw_new(&tx, &rx, &p), 0);
-    cwaker_t k;
+    rwaker_t k;
     ursa_wait_t n;
     rthr_t r = {tx, rx, 0};
     pthread_t th;
-    CHECK_EQ(ursa_watch_changed_start(rx, &n, cwaker(&k, efd)), -EINPROGRESS);
+    CHECK_EQ(ursa_watch_changed_start(rx, &n, rwaker_efd(&k, efd)), -EINPROGRESS);
     CHECK_EQ(pthread_create(&th, NULL, rthr_send, &r), 0);
     CHECK_OK(poll_efd(efd));
     CHECK(ursa_wait_ready(&n));
@@ -1198,7 +1181,7 @@ static void *raw_thread_body(void *arg)
     CHECK_EQ(pw_get(rx, &q), 0);
     CHECK_EQ(q.a, 9);
 
-    CHECK_EQ(ursa_watch_closed_start(tx, &n, cwaker(&k, efd)), -EINPROGRESS);
+    CHECK_EQ(ursa_watch_closed_start(tx, &n, rwaker_efd(&k, efd)), -EINPROGRESS);
     CHECK_EQ(pthread_create(&th, NULL, rthr_drop, &r), 0);
     CHECK_OK(poll_efd(efd));
     CHECK_EQ(ursa_watch_closed_finish(tx, &n), 0);
@@ -1252,9 +1235,9 @@ static void *raw_race_body(void *arg)
     CHECK_EQ(pthread_create(&th, NULL, rrace_sender, &r), 0);
     long cancels = 0, finishes = 0;
     for (long i = 1; i <= r.n; i++) {
-        cwaker_t k;
+        rwaker_t k;
         ursa_wait_t n;
-        CHECK_EQ(ursa_watch_changed_start(rx, &n, cwaker(&k, -1)), -EINPROGRESS);
+        CHECK_EQ(ursa_watch_changed_start(rx, &n, rwaker_efd(&k, -1)), -EINPROGRESS);
         atomic_store(&r.go, i);
         for (long spin = i % 7; spin > 0; spin--)
             sched_yield();
