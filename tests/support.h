@@ -93,14 +93,15 @@ static inline int test_leak_count(void)
 }
 
 /* Copies the last report (owner, kind, line) out under the log's lock;
- * owner may be NULL when only the kind and line matter. */
+ * owner and line may be NULL when only the kind matters. */
 static inline void test_leak_snapshot(char *owner, size_t olen, char *kind, size_t klen, int *line)
 {
     pthread_mutex_lock(&test_leaks.lock);
     if (owner)
         snprintf(owner, olen, "%s", test_leaks.owner);
     snprintf(kind, klen, "%s", test_leaks.kind);
-    *line = test_leaks.line;
+    if (line)
+        *line = test_leaks.line;
     pthread_mutex_unlock(&test_leaks.lock);
 }
 

@@ -180,9 +180,7 @@ static void misuse_end(bool old_abort)
 {
     int reports = test_leak_count();
     char what[512];
-    pthread_mutex_lock(&test_leaks.lock);
-    snprintf(what, sizeof what, "%s", test_leaks.kind);
-    pthread_mutex_unlock(&test_leaks.lock);
+    test_leak_snapshot(NULL, 0, what, sizeof what, NULL);
     ursa_leak_set_hook(NULL, NULL);
     ursa_leak_set_abort(old_abort);
     if (reports)
