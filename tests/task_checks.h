@@ -15,7 +15,7 @@ static __attribute__((unused)) atomic_uint fail_next;
 static const char *failf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static __attribute__((unused)) const char *failf(const char *fmt, ...)
 {
-    /* A ring of static __attribute__((unused)) buffers: messages outlive the task (and the worker
+    /* A ring of static buffers: messages outlive the task (and the worker
      * thread) that made them. */
     char *b = fail_buf[atomic_fetch_add(&fail_next, 1) % 64];
     va_list ap;
@@ -54,10 +54,6 @@ static __attribute__((unused)) const char *failf(const char *fmt, ...)
         if (m_)                                                                           \
             fail_msg("%s", m_);                                                           \
     } while (0)
-
-/* Files with helpers of their own define URSA_TEST_CHECKS_ONLY first and
- * get only the failure-message part above. */
-#ifndef URSA_TEST_CHECKS_ONLY
 
 /* ---- small helpers ---- */
 
@@ -156,7 +152,5 @@ static __attribute__((unused)) uint64_t xorshift(uint64_t *x)
     *x ^= *x << 17;
     return *x;
 }
-
-#endif /* URSA_TEST_CHECKS_ONLY */
 
 #endif
