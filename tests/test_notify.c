@@ -23,11 +23,15 @@
 
 static size_t q_len(ursa_notify_t *n)
 {
+    /* The queue lock is bit 2 of the state word (src/sync/notify.c). */
+    uint32_t st;
+    do {
+        st = atomic_load(&n->state) & ~4u;
+    } while (!atomic_compare_exchange_weak(&n->state, &st, st | 4u));
     size_t k = 0;
-    ursa__spin_lock(&n->lock);
     for (ursa_wait_t *w = n->head; w; w = w->next)
         k++;
-    ursa__spin_unlock(&n->lock);
+    atomic_store(&n->state, st);
     return k;
 }
 

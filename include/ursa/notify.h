@@ -39,9 +39,9 @@
 
 typedef struct ursa_notify {
     /* PERMIT (bit 0): one notification stored. WAITERS (bit 1): the queue
-     * is not empty. Both never set at once. Private. */
+     * is not empty. Both never set at once. LOCKED (bit 2): guards the
+     * queue. Private. */
     _Atomic uint32_t state;
-    _Atomic uint32_t lock;     /* guards the queue; private */
     ursa_wait_t *head, *tail;  /* waiters not yet notified, oldest first */
 } ursa_notify_t;
 

@@ -1,11 +1,17 @@
-/* Notify: a FIFO of waiters behind a spinlock, and one atomic state word
- * holding the stored permit and a "queue not empty" bit.
+/* Notify: a FIFO of waiters and one atomic state word holding the stored
+ * permit, a "queue not empty" bit and the queue's lock bit.
+ *
+ * The lock lives in the state word so that queueing (or notifying a
+ * waiter) is one CAS that takes the lock, and one plain store that sets
+ * the new bits and drops it: while LOCKED, only the holder changes the
+ * word (every lock-free CAS expects LOCKED clear), so nothing it stores
+ * over can be lost. Two RMWs less per wait/notify pair than a separate
+ * spinlock plus an RMW on the state.
  *
  * Invariant: PERMIT and WAITERS are never both set. WAITERS is set and
  * cleared only under the lock; PERMIT is set lock-free by notifiers only
- * while WAITERS is clear (a CAS checks it), and cleared by whoever consumes
- * it. A waiter queues with a CAS that requires PERMIT clear, so a permit
- * stored concurrently is either seen and consumed, or makes the CAS fail.
+ * while WAITERS and LOCKED are clear (a CAS checks it), or under the lock,
+ * and cleared by whoever consumes it.
  *
  * A notified node leaves the queue; w->got records how it was notified, so
  * that a cancel after the fact can pass the notification on. */
@@ -15,6 +21,35 @@
 
 #define PERMIT 1u
 #define WAITERS 2u
+#define LOCKED 4u
+
+/* Takes the queue lock; returns the state word as it was (LOCKED clear). */
+static uint32_t q_lock(ursa_notify_t *n)
+{
+    for (unsigned spins = 0;; spins++) {
+        /* relaxed: the CAS validates it. */
+        uint32_t st = atomic_load_explicit(&n->state, memory_order_relaxed);
+        /* acquire: the previous holder's queue writes, and the release
+         * RMW of any notifier whose permit we find. */
+        if (!(st & LOCKED) &&
+            atomic_compare_exchange_weak_explicit(&n->state, &st, st | LOCKED,
+                                                  memory_order_acquire, memory_order_relaxed))
+            return st;
+        if (spins > 256)
+            sched_yield(); /* the holder may be a preempted thread */
+        else
+            ursa__cpu_relax();
+    }
+}
+
+/* Drops the queue lock, leaving the state word st (without LOCKED). */
+static void q_unlock(ursa_notify_t *n, uint32_t st)
+{
+    /* release: our queue writes and node decisions reach the next holder
+     * and every acquire load of the word (notify_waiters). A store: no
+     * one else changes the word while LOCKED is set. */
+    atomic_store_explicit(&n->state, st & ~LOCKED, memory_order_release);
+}
 
 /* How a node was notified (w->got). */
 enum { BY_NONE = 0, BY_ONE, BY_LAST, BY_ALL };
@@ -33,7 +68,6 @@ int ursa_notify_init(ursa_notify_t *n)
     if (!n)
         return -EINVAL;
     atomic_init(&n->state, 0);
-    atomic_init(&n->lock, 0);
     n->head = n->tail = NULL;
     return 0;
 }
@@ -42,9 +76,9 @@ int ursa_notify_destroy(ursa_notify_t *n)
 {
     if (!n)
         return -EINVAL;
-    ursa__spin_lock(&n->lock);
+    uint32_t st = q_lock(n);
     bool busy = n->head != NULL;
-    ursa__spin_unlock(&n->lock);
+    q_unlock(n, st);
     if (busy) {
         ursa__report_misuse("notify destroyed while waited on", NULL);
         return -EBUSY;
@@ -61,7 +95,8 @@ static bool try_take_permit(ursa_notify_t *n)
         return false;
     uint32_t st = PERMIT;
     /* acquire: the notifier's writes before it stored the permit (a release
-     * RMW) are visible to us. PERMIT alone: WAITERS is never set with it. */
+     * RMW) are visible to us. PERMIT alone: WAITERS is never set with it;
+     * while LOCKED the holder decides (the caller then takes the lock). */
     return atomic_compare_exchange_strong_explicit(&n->state, &st, 0, memory_order_acquire,
                                                    memory_order_relaxed);
 }
@@ -72,7 +107,7 @@ static int notify_one_or_last(ursa_notify_t *n, int by)
 {
     /* relaxed: the CAS below validates it. */
     uint32_t st = atomic_load_explicit(&n->state, memory_order_relaxed);
-    while (!(st & WAITERS)) {
+    while (!(st & (WAITERS | LOCKED))) {
         /* acq_rel RMW, even when PERMIT is already set: the waiter that
          * consumes the permit then synchronises with every notifier whose
          * notification it absorbs (each RMW heads a release sequence). */
@@ -80,22 +115,22 @@ static int notify_one_or_last(ursa_notify_t *n, int by)
                                                   memory_order_acq_rel, memory_order_relaxed))
             return (st & PERMIT) ? 0 : 1;
     }
-    ursa__spin_lock(&n->lock);
+    st = q_lock(n);
     ursa_wait_t *w = by == BY_LAST ? n->tail : n->head;
     if (!w) {
-        /* The queue emptied while we took the lock: store the permit. */
-        /* release: as above; the lock orders us against queueing waiters. */
-        uint32_t old = atomic_fetch_or_explicit(&n->state, PERMIT, memory_order_acq_rel);
-        ursa__spin_unlock(&n->lock);
-        return (old & PERMIT) ? 0 : 1;
+        /* No waiter (the word was only locked, or the queue emptied):
+         * store the permit. The unlock's release store publishes our
+         * writes to its consumer, whose CAS reads it. */
+        q_unlock(n, st | PERMIT);
+        return (st & PERMIT) ? 0 : 1;
     }
     ursa__waitq_remove(&n->head, &n->tail, w);
-    if (!n->head) /* relaxed: under the lock, which orders queue changes */
-        atomic_fetch_and_explicit(&n->state, ~WAITERS, memory_order_relaxed);
+    if (!n->head)
+        st &= ~WAITERS;
     w->got = (uint64_t)by;
     /* release: the waiter reads got and our earlier writes after seeing it. */
     atomic_store_explicit(&w->state, URSA__W_GRANTED, memory_order_release);
-    ursa__spin_unlock(&n->lock);
+    q_unlock(n, st);
     w->waker.fn(w->waker.ctx);
     /* release: the waiter may reuse the node once it sees done. */
     atomic_store_explicit(&w->done, 1, memory_order_release);
@@ -123,7 +158,7 @@ int ursa_notify_waiters(ursa_notify_t *n)
     uint32_t st = atomic_load_explicit(&n->state, memory_order_acquire);
     if (!(st & WAITERS))
         return 0; /* nobody registered; later waiters are not ours to wake */
-    ursa__spin_lock(&n->lock);
+    st = q_lock(n);
     /* Decide every queued node under the lock and detach the whole list:
      * exactly the waiters registered before this point are woken, however
      * many, and later ones queue on an empty list. */
@@ -136,9 +171,7 @@ int ursa_notify_waiters(ursa_notify_t *n)
         count++;
     }
     n->head = n->tail = NULL;
-    /* relaxed: under the lock. */
-    atomic_fetch_and_explicit(&n->state, ~WAITERS, memory_order_relaxed);
-    ursa__spin_unlock(&n->lock);
+    q_unlock(n, st & ~WAITERS);
     /* Decided nodes are no longer touched by cancel (it only settles), so
      * their links are ours; read next before done lets the node go. */
     for (ursa_wait_t *w = list; w;) {
@@ -163,44 +196,36 @@ static int start(ursa_notify_t *n, ursa_wait_t *w)
         ursa__wait_complete_now(w, URSA__W_GRANTED);
         return 0;
     }
-    ursa__spin_lock(&n->lock);
-    /* relaxed: validated by the CAS. */
-    uint32_t st = atomic_load_explicit(&n->state, memory_order_relaxed);
-    for (;;) {
-        if (st & PERMIT) {
-            /* acquire: as in try_take_permit. WAITERS is clear here. */
-            if (atomic_compare_exchange_weak_explicit(&n->state, &st, 0, memory_order_acquire,
-                                                      memory_order_relaxed)) {
-                ursa__spin_unlock(&n->lock);
-                w->got = BY_ONE;
-                w->want = 0;
-                ursa__wait_complete_now(w, URSA__W_GRANTED);
-                return 0;
-            }
-            continue;
-        }
-        /* release: a notify_waiters that sees WAITERS also sees the node
-         * (it takes the lock anyway); fails if a permit appeared. */
-        if (atomic_compare_exchange_weak_explicit(&n->state, &st, st | WAITERS,
-                                                  memory_order_acq_rel, memory_order_relaxed))
-            break;
+    /* The lock's acquire CAS also acquires a permit's notifier. */
+    uint32_t st = q_lock(n);
+    if (st & PERMIT) { /* WAITERS is clear with it */
+        q_unlock(n, st & ~PERMIT);
+        w->got = BY_ONE;
+        w->want = 0;
+        ursa__wait_complete_now(w, URSA__W_GRANTED);
+        return 0;
     }
     atomic_store_explicit(&w->state, URSA__W_QUEUED, memory_order_relaxed);
     ursa__waitq_push(&n->head, &n->tail, w);
-    ursa__spin_unlock(&n->lock);
+    q_unlock(n, st | WAITERS);
     return -EINPROGRESS;
 }
 
 static bool notify_cancel(ursa_wait_t *w)
 {
     ursa_notify_t *n = w->owner;
-    if (!ursa__wait_cancel_begin(&n->lock, w))
+    uint32_t st = q_lock(n);
+    /* relaxed: node states change only under the lock. */
+    if (atomic_load_explicit(&w->state, memory_order_relaxed) != URSA__W_QUEUED) {
+        q_unlock(n, st);
+        ursa__wait_settle(w); /* decided: its waker call may be returning */
         return false;
+    }
     ursa__waitq_remove(&n->head, &n->tail, w);
-    if (!n->head) /* relaxed: under the lock. */
-        atomic_fetch_and_explicit(&n->state, ~WAITERS, memory_order_relaxed);
+    if (!n->head)
+        st &= ~WAITERS;
     atomic_store_explicit(&w->state, URSA__W_CANCELLED, memory_order_relaxed);
-    ursa__spin_unlock(&n->lock);
+    q_unlock(n, st);
     atomic_store_explicit(&w->done, 1, memory_order_relaxed); /* our own node */
     return true;
 }
