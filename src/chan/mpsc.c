@@ -1210,7 +1210,7 @@ int ursa_mpsc_recv_finish(const ursa_mpsc_receiver_t *rx, ursa_wait_t *w, void *
 {
     if (!rx || !rx->ch || !w || !out || w->ops != &rx_ops || w->owner != rx->ch)
         return -EINVAL;
-    int rc = ursa__raw_finish_wake(w);
+    int rc = ursa__wait_finish(w);
     if (rc)
         return rc;
     ursa_mpsc_t *ch = rx->ch;

@@ -329,14 +329,7 @@ static int finish_check(ursa_oneshot_t *os, ursa_wait_t *w, const ursa__wait_ops
 {
     if (!os || !w || w->owner != os || w->ops != ops)
         return -EINVAL;
-    uint32_t st = atomic_load_explicit(&w->state, memory_order_acquire);
-    if (st == URSA__W_IDLE || st == URSA__W_FINISHED || st == URSA__W_CANCELLED)
-        return -EINVAL;
-    if (!ursa__wait_is_decided(w))
-        return -EAGAIN;
-    ursa__wait_settle(w); /* the waker call may still be returning */
-    atomic_store_explicit(&w->state, URSA__W_FINISHED, memory_order_relaxed);
-    return 0;
+    return ursa__wait_finish(w);
 }
 
 int ursa_oneshot_recv_finish(ursa_oneshot_t *os, ursa_wait_t *w, void *out)

@@ -1,6 +1,6 @@
 /* The steps of a raw (two-phase) channel wait that do not depend on the
- * channel: a finish's checks (decided? the caller's to finish?) and a
- * semaphore reserve's cancel. What the wait then takes or gives back (a
+ * channel: a reserve's finish checks and its cancel (a plain finish is
+ * ursa__wait_finish in core/waitq.h). What the wait then takes or gives back (a
  * message, a permit, a count) is the channel's. */
 #ifndef URSA_CHAN_RAW_WAIT_H
 #define URSA_CHAN_RAW_WAIT_H
@@ -13,22 +13,6 @@
 static inline int ursa__raw_start_ready(ursa_wait_t *w)
 {
     ursa__wait_complete_now(w, URSA__W_GRANTED);
-    return 0;
-}
-
-/* A wait that is granted without holding anything (a receive: something
- * may be ready): 0 (decided, now FINISHED), -EINVAL (never started,
- * finished already, or cancelled), -EAGAIN (not decided yet). */
-static inline int ursa__raw_finish_wake(ursa_wait_t *w)
-{
-    /* acquire: pairs with the waker's release of the decision. */
-    uint32_t st = atomic_load_explicit(&w->state, memory_order_acquire);
-    if (st == URSA__W_IDLE || st == URSA__W_FINISHED || st == URSA__W_CANCELLED)
-        return -EINVAL;
-    if (!ursa__wait_is_decided(w))
-        return -EAGAIN;
-    ursa__wait_settle(w); /* the waker call may still be returning */
-    atomic_store_explicit(&w->state, URSA__W_FINISHED, memory_order_relaxed);
     return 0;
 }
 

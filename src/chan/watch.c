@@ -635,7 +635,7 @@ int ursa_watch_changed_finish(ursa_watch_rx_t *rx, ursa_wait_t *n)
 {
     if (!rx || !n || n->ops != &changed_ops || n->owner != rx->w)
         return -EINVAL;
-    int rc = ursa__raw_finish_wake(n);
+    int rc = ursa__wait_finish(n);
     if (rc)
         return rc;
     rc = check(rx, load_state(rx->w), true);
@@ -753,7 +753,7 @@ int ursa_watch_closed_finish(ursa_watch_tx_t *tx, ursa_wait_t *n)
 {
     if (!tx || !n || n->ops != &closed_ops || n->owner != tx->w)
         return -EINVAL;
-    int rc = ursa__raw_finish_wake(n);
+    int rc = ursa__wait_finish(n);
     if (rc)
         return rc;
     return rx_gone(tx->w) ? 0 : -EAGAIN;

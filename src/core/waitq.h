@@ -84,6 +84,22 @@ static inline void ursa__wait_settle(const ursa_wait_t *w)
     }
 }
 
+/* A raw wait's finish when the grant holds nothing (a notification, "a
+ * message may be ready"): 0 (decided; now FINISHED), -EINVAL (never
+ * started, finished already, or cancelled), -EAGAIN (not decided yet). */
+static inline int ursa__wait_finish(ursa_wait_t *w)
+{
+    /* acquire: pairs with the waker's release of the decision. */
+    uint32_t st = atomic_load_explicit(&w->state, memory_order_acquire);
+    if (st == URSA__W_IDLE || st == URSA__W_FINISHED || st == URSA__W_CANCELLED)
+        return -EINVAL;
+    if (!ursa__wait_is_decided(w))
+        return -EAGAIN;
+    ursa__wait_settle(w); /* the waker call may still be returning */
+    atomic_store_explicit(&w->state, URSA__W_FINISHED, memory_order_relaxed);
+    return 0;
+}
+
 /* How every cancel starts: takes the queue lock. True: w is still queued
  * and the lock is held (the caller unlinks w, hands on whatever it was
  * assigned, marks it CANCELLED, unlocks). False: w was decided first; the

@@ -239,13 +239,8 @@ int ursa_event_wait_finish(ursa_event_t *e, ursa_wait_t *w)
 {
     if (!e || !w || w->owner != e || w->ops != ops_for(e))
         return -EINVAL;
-    uint32_t st = atomic_load_explicit(&w->state, memory_order_acquire);
-    if (st == URSA__W_IDLE || st == URSA__W_FINISHED || st == URSA__W_CANCELLED)
-        return -EINVAL;
-    if (!ursa__wait_is_decided(w))
-        return -EAGAIN;
-    ursa__wait_settle(w); /* the waker call may still be returning */
-    atomic_store_explicit(&w->state, URSA__W_FINISHED, memory_order_relaxed);
-    w->got = 0;
-    return 0;
+    int rc = ursa__wait_finish(w);
+    if (rc == 0)
+        w->got = 0;
+    return rc;
 }

@@ -321,13 +321,8 @@ int ursa_notify_wait_finish(ursa_notify_t *n, ursa_wait_t *w)
 {
     if (!n || !w || w->owner != n || (w->ops != &wait_ops && w->ops != &enabled_ops))
         return -EINVAL;
-    uint32_t st0 = atomic_load_explicit(&w->state, memory_order_acquire);
-    if (st0 == URSA__W_IDLE || st0 == URSA__W_FINISHED || st0 == URSA__W_CANCELLED)
-        return -EINVAL;
-    if (!ursa__wait_is_decided(w))
-        return -EAGAIN;
-    ursa__wait_settle(w); /* the waker call may still be returning */
-    atomic_store_explicit(&w->state, URSA__W_FINISHED, memory_order_relaxed);
-    w->got = BY_NONE;
-    return 0;
+    int rc = ursa__wait_finish(w);
+    if (rc == 0)
+        w->got = BY_NONE;
+    return rc;
 }
