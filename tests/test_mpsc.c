@@ -1005,7 +1005,7 @@ static void test_explore_close_plain_sends(void **state)
 /* ====================================================================== */
 
 #define ST_TASKS 4
-#define ST_THREADS 2
+#define ST_THREADS 4 /* plain producer threads, besides the tasks on 2 workers */
 #define ST_PROD (ST_TASKS + ST_THREADS)
 
 typedef struct st {
