@@ -67,14 +67,18 @@ int ursa__rbias_slot_alloc(void *owner)
     for (int i = 0; i < URSA__RBIAS_SLOTS && slot < 0; i++) {
         if (!(slots_used[i / 64] & ((uint64_t)1 << (i % 64)))) {
             slots_used[i / 64] |= (uint64_t)1 << (i % 64);
-            ursa__rbias_slot_t *sl = &ursa__rbias_slots[i];
-            ursa__spin_lock(&sl->lock); /* drain checks read owner under it */
-            sl->owner = owner;
-            ursa__spin_unlock(&sl->lock);
             slot = i;
         }
     }
     pthread_mutex_unlock(&reg_lock);
+    if (slot >= 0) {
+        /* Drain checks read owner under the slot's lock, and take reg_lock
+         * inside it (ursa__rbias_held): so not under reg_lock here. */
+        ursa__rbias_slot_t *sl = &ursa__rbias_slots[slot];
+        ursa__spin_lock(&sl->lock);
+        sl->owner = owner;
+        ursa__spin_unlock(&sl->lock);
+    }
     return slot;
 }
 

@@ -27,7 +27,10 @@
  * sums the column under the slot's lock: zero, and the lock's token goes
  * back (IDLE); otherwise ARMED, and the unlock that finds the column at
  * zero returns it. PENDING keeps readers from concluding before the
- * barrier has stopped new fast readers. */
+ * barrier has stopped new fast readers.
+ *
+ * Lock order: the rwlock's bias lock, then a slot's lock, then the
+ * registry mutex (rbias.c). */
 #ifndef URSA_CORE_RBIAS_H
 #define URSA_CORE_RBIAS_H
 
