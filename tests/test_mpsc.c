@@ -1355,6 +1355,159 @@ static void test_close_window(void **state)
     assert_int_equal(ursa_mpsc_receiver_drop(&rx), 0);
 }
 
+/* ====================================================================== */
+/* send bias (bounded): the making thread's plain sends, and revocation    */
+/* ====================================================================== */
+
+/* The owner's sends keep the capacity exactly; a close or the last
+ * sender's drop returns the owner's credit, so the end is reported (it
+ * would wait forever for permits held as credit otherwise). */
+static void test_send_bias_capacity_and_end(void **state)
+{
+    (void)state;
+    for (int how = 0; how < 2; how++) {
+        ursa_mpsc_receiver_t rx;
+        ursa_mpsc_sender_t tx;
+        assert_int_equal(ursa_mpsc_new(&rx, &tx, 8, 4, NULL), 0);
+        uint64_t v, out;
+        for (v = 0; v < 4; v++)
+            assert_int_equal(ursa_mpsc_send(&tx, &v, URSA_NOW), 0);
+        assert_int_equal(ursa_mpsc_send(&tx, &v, URSA_NOW), -EAGAIN);
+        assert_int_equal(ursa_mpsc_try_recv(&rx, &out), 0);
+        assert_int_equal(out, 0);
+        assert_int_equal(ursa_mpsc_send(&tx, &v, URSA_NOW), 0); /* the freed slot */
+        for (uint64_t i = 1; i <= 4; i++) {
+            assert_int_equal(ursa_mpsc_try_recv(&rx, &out), 0);
+            assert_int_equal(out, i);
+        }
+        v = 9;
+        assert_int_equal(ursa_mpsc_send(&tx, &v, URSA_NOW), 0); /* credit left over after */
+        if (how == 0) {
+            assert_int_equal(ursa_mpsc_close(&rx), 0);
+            assert_int_equal(ursa_mpsc_send(&tx, &v, URSA_NOW), -EPIPE);
+        } else {
+            assert_int_equal(ursa_mpsc_sender_drop(&tx), 0);
+        }
+        assert_int_equal(ursa_mpsc_recv(&rx, &out, URSA_NEVER), 0);
+        assert_int_equal(out, 9);
+        assert_int_equal(ursa_mpsc_recv(&rx, &out, ursa_deadline_in(URSA_SEC(5))), -EPIPE);
+        if (how == 0)
+            assert_int_equal(ursa_mpsc_sender_drop(&tx), 0);
+        assert_int_equal(ursa_mpsc_receiver_drop(&rx), 0);
+    }
+}
+
+/* Other threads send while the owner (this thread) sends: the first of
+ * them revokes the bias; nothing is lost or duplicated and each
+ * producer's order holds. A receiver on its own thread, blocking. */
+#define SB_OTHERS 3
+#define SB_TAG(p, i) (((uint64_t)(p) << 40) | (i))
+static struct {
+    ursa_mpsc_sender_t tx[SB_OTHERS + 1];
+    ursa_mpsc_receiver_t rx;
+    long per;
+    uint64_t next[SB_OTHERS + 1];
+    long got, errors;
+} sb;
+
+static void *sb_sender(void *arg)
+{
+    int p = (int)(intptr_t)arg;
+    for (long i = 0; i < sb.per; i++) {
+        uint64_t v = SB_TAG(p, (uint64_t)i);
+        if (ursa_mpsc_send(&sb.tx[p], &v, URSA_NEVER))
+            return (void *)"send";
+    }
+    return ursa_mpsc_sender_drop(&sb.tx[p]) ? (void *)"drop" : NULL;
+}
+
+static void *sb_receiver(void *arg)
+{
+    (void)arg;
+    uint64_t v;
+    int rc;
+    while ((rc = ursa_mpsc_recv(&sb.rx, &v, URSA_NEVER)) == 0) {
+        int p = (int)(v >> 40);
+        if (p > SB_OTHERS || (v & ((1ull << 40) - 1)) != sb.next[p]++)
+            sb.errors++;
+        sb.got++;
+    }
+    return rc == -EPIPE ? NULL : (void *)"recv";
+}
+
+static void test_send_bias_revoked_by_other_threads(void **state)
+{
+    (void)state;
+    for (uint64_t cap = 1; cap <= 64; cap *= 8) {
+        memset(&sb, 0, sizeof sb);
+        sb.per = test_scale(20000);
+        assert_int_equal(ursa_mpsc_new(&sb.rx, &sb.tx[0], 8, cap, NULL), 0); /* biased to us */
+        for (int p = 1; p <= SB_OTHERS; p++)
+            assert_int_equal(ursa_mpsc_sender_clone(&sb.tx[0], &sb.tx[p]), 0);
+        pthread_t r, t[SB_OTHERS];
+        assert_int_equal(pthread_create(&r, NULL, sb_receiver, NULL), 0);
+        for (int p = 1; p <= SB_OTHERS; p++)
+            assert_int_equal(pthread_create(&t[p - 1], NULL, sb_sender, (void *)(intptr_t)p), 0);
+        ASSERT_OK(sb_sender((void *)(intptr_t)0)); /* the owner sends too */
+        void *res;
+        for (int p = 0; p < SB_OTHERS; p++) {
+            assert_int_equal(pthread_join(t[p], &res), 0);
+            ASSERT_OK(res);
+        }
+        assert_int_equal(pthread_join(r, &res), 0);
+        ASSERT_OK(res);
+        assert_int_equal(sb.errors, 0);
+        assert_int_equal(sb.got, (SB_OTHERS + 1) * sb.per);
+        assert_int_equal(ursa_mpsc_receiver_drop(&sb.rx), 0);
+    }
+}
+
+/* A receiver that blocks on another thread revokes before it queues: the
+ * owner's next send (plain, by program order on its own thread) must not
+ * leave it asleep. Many short rounds, owner sending with random pauses. */
+typedef struct bw {
+    ursa_mpsc_receiver_t rx;
+    _Atomic int ready;
+    int rc;
+    uint64_t v;
+} bw_t;
+
+static void *bw_receiver(void *arg)
+{
+    bw_t *b = arg;
+    atomic_store(&b->ready, 1);
+    b->rc = ursa_mpsc_recv(&b->rx, &b->v, ursa_deadline_in(URSA_SEC(10)));
+    return NULL;
+}
+
+static void test_send_bias_blocked_receiver_elsewhere(void **state)
+{
+    (void)state;
+    unsigned seed = 5;
+    for (long i = 0; i < test_scale(300); i++) {
+        bw_t b = {0};
+        ursa_mpsc_sender_t tx;
+        assert_int_equal(ursa_mpsc_new(&b.rx, &tx, 8, 16, NULL), 0);
+        uint64_t v = 1;
+        assert_int_equal(ursa_mpsc_send(&tx, &v, URSA_NOW), 0); /* a credit taken */
+        uint64_t out;
+        assert_int_equal(ursa_mpsc_try_recv(&b.rx, &out), 0);
+        pthread_t r;
+        assert_int_equal(pthread_create(&r, NULL, bw_receiver, &b), 0);
+        while (!atomic_load(&b.ready))
+            sched_yield();
+        for (volatile unsigned k = rand_r(&seed) % 20000; k; k--)
+            ;
+        v = 2;
+        assert_int_equal(ursa_mpsc_send(&tx, &v, URSA_NEVER), 0);
+        assert_int_equal(pthread_join(r, NULL), 0);
+        assert_int_equal(b.rc, 0); /* not -ETIMEDOUT: the wake was not lost */
+        assert_int_equal(b.v, 2);
+        assert_int_equal(ursa_mpsc_sender_drop(&tx), 0);
+        assert_int_equal(ursa_mpsc_receiver_drop(&b.rx), 0);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1382,6 +1535,9 @@ int main(void)
         cmocka_unit_test(test_close_race),
         cmocka_unit_test(test_recv_deadline_with_stalled_sender),
         cmocka_unit_test(test_close_window),
+        cmocka_unit_test(test_send_bias_capacity_and_end),
+        cmocka_unit_test(test_send_bias_revoked_by_other_threads),
+        cmocka_unit_test(test_send_bias_blocked_receiver_elsewhere),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

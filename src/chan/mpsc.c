@@ -55,7 +55,10 @@
  * instructions for the claimed slot, then looks again, minding its
  * deadline). Other changes that may end the stream (drop, close, permits
  * back) use a fence and the ordinary Dekker pair (end_check). A receiver
- * woken from another thread polls a while before it sleeps (rx_poll). */
+ * woken from another thread polls a while before it sleeps (rx_poll).
+ *
+ * Send bias (bounded): the making thread's plain sends use no atomic RMW
+ * until another thread needs the shared view; see "send bias" below. */
 #include "ursa/mpsc.h"
 
 #include <linux/membarrier.h>
@@ -105,13 +108,19 @@ struct ursa_mpsc {
     alignas(64) _Atomic uint64_t tail;
     _Atomic(blk_t *) block_tail;
     _Atomic uint64_t returned; /* lazy: consumed positions whose permits went back */
+    _Atomic uint64_t sbias;      /* send bias: the owner's thread uid, or 0 */
+    _Atomic uint32_t sbias_busy; /* the owner is in its fast path */
+    _Atomic uint32_t sbias_lock; /* revokes */
+    uint64_t sbias_credit;       /* permits the owner took in bulk */
     /* receiver's line */
     alignas(64) _Atomic uint64_t head; /* consumed positions (lazy: permits owed) */
     _Atomic uint32_t tx_waiting; /* lazy: senders in the wait path */
     bool lazy; /* bounded: the receiver returns permits lazily (read per message) */
     blk_t *head_block, *free_head;
     _Atomic uint64_t end; /* unbounded: the position sealed at; NO_END */
-    const void *rx_thread;   /* the waiting receiver's thread (rx_start) */
+    uint64_t rx_thread;       /* the waiting receiver's thread uid (rx_start) */
+    uint64_t rx_bias_seen;    /* the receiver's thread that looked at sbias last
+                               * (UINT64_MAX: no bias any more) */
     _Atomic uint32_t rx_poll; /* its last wake came from another thread */
 };
 
@@ -217,7 +226,7 @@ static void wake_rx(ursa_mpsc_t *ch)
         return;
     /* relaxed: a hint for rx_wait. rx_thread was written before the node
      * was published, which our exchange acquired. */
-    atomic_store_explicit(&ch->rx_poll, ch->rx_thread != (const void *)&ursa__cur_ctx,
+    atomic_store_explicit(&ch->rx_poll, ch->rx_thread != ursa__thread_uid(),
                           memory_order_relaxed);
     /* release: the waiter reads the decision and our writes after it. */
     atomic_store_explicit(&w->state, URSA__W_GRANTED, memory_order_release);
@@ -316,6 +325,71 @@ static bool harvest(ursa_mpsc_t *ch, uint64_t keep)
     if (ursa__sema_closed(&ch->sema))
         end_check(ch);
     return false;
+}
+
+/* ---- send bias (bounded, with membarrier) ----
+ *
+ * A bounded channel starts biased to the thread that made it: that
+ * thread's plain sends take their slot from a private credit of permits
+ * (refilled in bulk from the semaphore) and claim their position with a
+ * plain load and store of tail, so a send does no atomic RMW. Whatever
+ * needs the shared view revokes the bias for good: a send from another
+ * thread, any reserve, a receiver that queues from another thread (the
+ * owner's wake relies on program order with its receiver), close, the
+ * last sender's drop. Revoking is the asymmetric Dekker of core/rbias.h:
+ * the owner stores busy = 1, then checks that it still owns the bias; the
+ * revoker clears the owner, runs membarrier, waits for busy == 0 (the
+ * owner's send in flight, a few instructions), then returns the credit.
+ * After that the owner's sends take the shared path like anyone's. */
+
+static inline uint64_t self_id(void)
+{
+    return ursa__thread_uid();
+}
+
+static void sbias_revoke(ursa_mpsc_t *ch)
+{
+    /* relaxed: a hint, re-read under the lock. */
+    if (__builtin_expect(!atomic_load_explicit(&ch->sbias, memory_order_relaxed), 1))
+        return;
+    ursa__spin_lock(&ch->sbias_lock);
+    uint64_t owner = atomic_load_explicit(&ch->sbias, memory_order_relaxed);
+    uint64_t credit = 0;
+    if (owner) {
+        /* relaxed: the membarrier orders it against the owner's check. */
+        atomic_store_explicit(&ch->sbias, 0, memory_order_relaxed);
+        if (owner != self_id()) {
+            mb_all();
+            /* acquire: the owner's fast-path writes (tail, slots, credit). */
+            for (unsigned i = 0; atomic_load_explicit(&ch->sbias_busy, memory_order_acquire);
+                 i++) {
+                if (i < 128)
+                    ursa__cpu_relax();
+                else
+                    sched_yield();
+            }
+        }
+        credit = ch->sbias_credit;
+        ch->sbias_credit = 0;
+    }
+    ursa__spin_unlock(&ch->sbias_lock);
+    if (credit) {
+        ursa__sema_release(&ch->sema, credit);
+        end_check(ch); /* they may be the last permits a closed receiver waits for */
+    }
+}
+
+/* The owner's credit is empty: takes every permit it can get now (what the
+ * receiver owes first), unless senders queue. True: some. */
+static bool sbias_refill(ursa_mpsc_t *ch)
+{
+    uint64_t k = ursa__sema_take_upto(&ch->sema, ch->cap);
+    if (!k) {
+        (void)harvest(ch, 0);
+        k = ursa__sema_take_upto(&ch->sema, ch->cap);
+    }
+    ch->sbias_credit = k;
+    return k != 0;
 }
 
 /* ---- references and life ---- */
@@ -634,6 +708,8 @@ int ursa_mpsc_new(ursa_mpsc_receiver_t *rx, ursa_mpsc_sender_t *tx, size_t elem_
         atomic_fetch_add_explicit(&ch->mem, capacity * ch->stride, memory_order_relaxed);
         ursa__sema_init(&ch->sema, capacity);
         ch->lazy = mb_usable();
+        /* Revoking needs membarrier, as the lazy return does. */
+        atomic_init(&ch->sbias, ch->lazy ? self_id() : 0);
     } else {
         ch->stride = esz;
         ch->bslots = 32;
@@ -670,8 +746,10 @@ int ursa_mpsc_sender_drop(ursa_mpsc_sender_t *tx)
     ursa_mpsc_t *ch = tx->ch;
     tx->ch = NULL;
     uint64_t l = ursa__life_sender_drop(&ch->life);
-    if ((l & TX_MASK) == 0)
+    if ((l & TX_MASK) == 0) {
+        sbias_revoke(ch); /* the end needs every permit back */
         end_check(ch);
+    }
     ref_put(ch);
     return 0;
 }
@@ -721,10 +799,13 @@ int ursa_mpsc_close(const ursa_mpsc_receiver_t *rx)
     if (!rx || !rx->ch)
         return -EINVAL;
     ursa_mpsc_t *ch = rx->ch;
-    /* Bounded: the semaphore first, so that no reserve succeeds once
-     * ended() can see CLOSED (regression test_close_window). */
-    if (ch->cap)
+    /* Bounded: the owner's credit back, then the semaphore, so that no
+     * send succeeds once ended() can see CLOSED (regression
+     * test_close_window). */
+    if (ch->cap) {
+        sbias_revoke(ch);
         ursa__sema_close(&ch->sema);
+    }
     /* acq_rel: orders against reserves that count themselves first. */
     uint64_t l = atomic_fetch_or_explicit(&ch->life, CLOSED, memory_order_acq_rel);
     if (!ch->cap && (l >> 32) == 0)
@@ -858,6 +939,7 @@ int ursa_mpsc_reserve_many_at(const ursa_mpsc_sender_t *tx, uint64_t n, ursa_mps
     if (!tx || !tx->ch || !p || p->ch || check_n(tx->ch, n))
         return -EINVAL;
     ursa_mpsc_t *ch = tx->ch; /* read once: see the handle rule in mpsc.h */
+    sbias_revoke(ch); /* a permit is the shared view */
     ursa__ctx_t *c = ursa__ctx();
     int rc = acquire(ch, n, deadline, c, site);
     return rc ? rc : take(ch, n, p, c, site);
@@ -899,6 +981,7 @@ int ursa_mpsc_reserve_start(const ursa_mpsc_sender_t *tx, uint64_t n, ursa_wait_
     if (!ch->cap)
         return -EINVAL; /* unbounded: reserve never waits; use ursa_mpsc_reserve */
     ursa__wait_init(w, waker, &reserve_raw_ops, NULL);
+    sbias_revoke(ch);
     ref_get(ch);
     if (ch->lazy)
         (void)harvest(ch, 0); /* what the receiver owes, before we try */
@@ -1001,6 +1084,36 @@ static void leaked_release(void *target, uint64_t n)
     ref_put(ch);
 }
 
+/* The owner's send (see send bias): true if sent; false: take the shared
+ * path (no credit and none free now, or the receiver is gone). */
+static bool send_owned(ursa_mpsc_t *ch, const void *value)
+{
+    /* relaxed: ordered against a revoker's check by its membarrier. */
+    atomic_store_explicit(&ch->sbias_busy, 1, memory_order_relaxed);
+    atomic_signal_fence(memory_order_seq_cst); /* the membarrier is the CPU half */
+    bool sent = false;
+    /* relaxed: as above. acquire (life): paired with receiver_drop. */
+    if (atomic_load_explicit(&ch->sbias, memory_order_relaxed) == self_id() &&
+        !(atomic_load_explicit(&ch->life, memory_order_acquire) & RX_GONE) &&
+        (ch->sbias_credit || sbias_refill(ch))) {
+        ch->sbias_credit--;
+        /* relaxed: only the owner claims positions while biased; a revoker
+         * acquires them through busy. */
+        uint64_t pos = atomic_load_explicit(&ch->tail, memory_order_relaxed);
+        atomic_store_explicit(&ch->tail, pos + 1, memory_order_relaxed);
+        unsigned char *s = ring_slot(ch, pos);
+        ursa__ring_wait_free((_Atomic uint64_t *)s, pos);
+        copy_elem(s + URSA__RING_SEQ, value, ch->elem_size);
+        ursa__ring_publish((_Atomic uint64_t *)s, pos);
+        sent = true;
+    }
+    /* release: our writes (tail, slot, credit) reach a revoker that sees 0. */
+    atomic_store_explicit(&ch->sbias_busy, 0, memory_order_release);
+    if (sent)
+        wake_rx(ch); /* a receiver on another thread would have revoked first */
+    return sent;
+}
+
 int ursa_mpsc_send(const ursa_mpsc_sender_t *tx, const void *value, ursa_time_t deadline)
 {
     if (!tx || !tx->ch || !value)
@@ -1015,6 +1128,16 @@ int ursa_mpsc_send(const ursa_mpsc_sender_t *tx, const void *value, ursa_time_t 
         if (atomic_load_explicit(&ch->life, memory_order_acquire) & (CLOSED | RX_GONE))
             return -EPIPE;
         return push(ch, value) ? 0 : -EPIPE;
+    }
+    /* relaxed: only the owner thread can read itself here (see send bias). */
+    uint64_t owner = atomic_load_explicit(&ch->sbias, memory_order_relaxed);
+    if (owner) {
+        if (owner == self_id() && send_owned(ch, value))
+            return 0;
+        if (owner != self_id())
+            sbias_revoke(ch);
+        /* (the owner's credit ran out or the receiver is gone: the shared
+         * path waits or fails like any send) */
     }
     int rc = acquire(ch, 1, deadline, NULL, NULL);
     if (rc)
@@ -1042,8 +1165,13 @@ static bool rx_ready(ursa_mpsc_t *ch)
 static int rx_start(ursa_mpsc_t *ch, ursa_wait_t *w)
 {
     w->owner = ch;
+    /* relaxed: a hint (see send bias): the owner's sends wake us by program
+     * order only if we queue on its thread. */
+    uint64_t owner = atomic_load_explicit(&ch->sbias, memory_order_relaxed);
+    if (owner && owner != self_id())
+        sbias_revoke(ch);
     atomic_store_explicit(&w->state, URSA__W_QUEUED, memory_order_relaxed);
-    ch->rx_thread = &ursa__cur_ctx; /* any address unique to this thread */
+    ch->rx_thread = self_id();
     /* release: the node's fields (and rx_thread) reach the sender that
      * takes it. */
     atomic_store_explicit(&ch->rx_wait, w, memory_order_release);
@@ -1127,6 +1255,17 @@ static int rx_wait(ursa_mpsc_t *ch, ursa_time_t deadline)
 {
     if (deadline == URSA_NOW)
         return -EAGAIN;
+    /* A receiver on another thread than the biased sender ends the bias
+     * before it polls or queues: the two then run in parallel, and the
+     * owner's wake would need program order with us. Looked at once per
+     * receiving thread (sbias sits on the senders' line). */
+    if (__builtin_expect(ch->rx_bias_seen != self_id(), 0) && ch->rx_bias_seen != UINT64_MAX) {
+        /* relaxed: a hint; revoke re-reads it under its lock. */
+        uint64_t owner = atomic_load_explicit(&ch->sbias, memory_order_relaxed);
+        if (owner && owner != self_id())
+            sbias_revoke(ch);
+        ch->rx_bias_seen = owner && owner == self_id() ? self_id() : UINT64_MAX;
+    }
     ursa__ctx_t *c = ursa__ctx();
     if (deadline != URSA_NEVER && ursa__ctx_now(c) >= deadline)
         return -ETIMEDOUT;

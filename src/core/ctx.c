@@ -6,6 +6,15 @@
 #include "waitq.h"
 
 __thread ursa__ctx_t *ursa__cur_ctx __attribute__((tls_model("initial-exec")));
+__thread uint64_t ursa__tuid __attribute__((tls_model("initial-exec")));
+
+uint64_t ursa__thread_uid_slow(void)
+{
+    static _Atomic uint64_t next = 1;
+    /* relaxed: only uniqueness matters. */
+    ursa__tuid = atomic_fetch_add_explicit(&next, 1, memory_order_relaxed);
+    return ursa__tuid;
+}
 
 /* A plain thread's context: a futex parker and a ledger swept at exit. */
 typedef struct thread_ctx {

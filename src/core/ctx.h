@@ -38,6 +38,17 @@ extern __thread ursa__ctx_t *ursa__cur_ctx __attribute__((tls_model("initial-exe
 
 ursa__ctx_t *ursa__thread_ctx(void);
 
+/* A number that names the calling thread for the life of the process (never
+ * reused, unlike a TLS address after the thread exits); never 0. */
+extern __thread uint64_t ursa__tuid __attribute__((tls_model("initial-exec")));
+uint64_t ursa__thread_uid_slow(void);
+
+static inline uint64_t ursa__thread_uid(void)
+{
+    uint64_t u = ursa__tuid;
+    return __builtin_expect(u != 0, 1) ? u : ursa__thread_uid_slow();
+}
+
 static inline ursa__ctx_t *ursa__ctx(void)
 {
     ursa__ctx_t *c = ursa__cur_ctx;

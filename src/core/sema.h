@@ -31,6 +31,24 @@ static inline bool ursa__sema_try(ursa__sema_t *s, uint64_t n)
     }
 }
 
+/* Takes up to n permits if some are available and nobody queues ahead:
+ * how many (0: none, closed, or waiters queued). Lock-free. */
+static inline uint64_t ursa__sema_take_upto(ursa__sema_t *s, uint64_t n)
+{
+    /* relaxed: the CAS below is what must see the latest value. */
+    uint64_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
+    for (;;) {
+        uint64_t avail = st >> URSA__SEMA_SHIFT, take = avail < n ? avail : n;
+        if ((st & (URSA__SEMA_CLOSED | URSA__SEMA_WAITERS)) || take == 0)
+            return 0;
+        /* acquire: as in ursa__sema_try. */
+        if (atomic_compare_exchange_weak_explicit(&s->state, &st,
+                                                  st - (take << URSA__SEMA_SHIFT),
+                                                  memory_order_acquire, memory_order_relaxed))
+            return take;
+    }
+}
+
 /* Starts a wait for n permits: 0 (granted at once, w done), -EINPROGRESS
  * (queued, maybe with some permits assigned), -EPIPE (closed). */
 int ursa__sema_start(ursa__sema_t *s, ursa_wait_t *w, uint64_t n);
