@@ -1508,6 +1508,58 @@ static void test_send_bias_blocked_receiver_elsewhere(void **state)
     }
 }
 
+/* Regression (review): a revoke stored "no bias" before it had stopped the
+ * owner, so a second non-owner sender skipped the revoke and claimed tail
+ * beside the owner's plain claim (a duplicated position: a hang or a lost
+ * message). Many short rounds: the owner streams while three threads
+ * start sending at once through a barrier. Probabilistic (the window is a
+ * few instructions); the fix is argued in mpsc.c (SBIAS_REVOKING). */
+static pthread_barrier_t rr_go;
+
+static void *rr_sender(void *arg)
+{
+    int p = (int)(intptr_t)arg;
+    pthread_barrier_wait(&rr_go);
+    return sb_sender((void *)(intptr_t)p);
+}
+
+static void test_send_bias_revoke_race(void **state)
+{
+    (void)state;
+    long rounds = test_scale(150);
+    for (long round = 0; round < rounds; round++) {
+        memset(&sb, 0, sizeof sb);
+        sb.per = 64;
+        assert_int_equal(ursa_mpsc_new(&sb.rx, &sb.tx[0], 8, 8, NULL), 0);
+        for (int p = 1; p <= SB_OTHERS; p++)
+            assert_int_equal(ursa_mpsc_sender_clone(&sb.tx[0], &sb.tx[p]), 0);
+        assert_int_equal(pthread_barrier_init(&rr_go, NULL, SB_OTHERS + 1), 0);
+        pthread_t r, t[SB_OTHERS];
+        assert_int_equal(pthread_create(&r, NULL, sb_receiver, NULL), 0);
+        for (int p = 1; p <= SB_OTHERS; p++)
+            assert_int_equal(pthread_create(&t[p - 1], NULL, rr_sender, (void *)(intptr_t)p), 0);
+        uint64_t v = SB_TAG(0, 0);
+        assert_int_equal(ursa_mpsc_send(&sb.tx[0], &v, URSA_NEVER), 0); /* a credit */
+        pthread_barrier_wait(&rr_go);
+        for (long i = 1; i < sb.per; i++) { /* streaming while they revoke */
+            v = SB_TAG(0, (uint64_t)i);
+            assert_int_equal(ursa_mpsc_send(&sb.tx[0], &v, URSA_NEVER), 0);
+        }
+        assert_int_equal(ursa_mpsc_sender_drop(&sb.tx[0]), 0);
+        void *res;
+        for (int p = 0; p < SB_OTHERS; p++) {
+            assert_int_equal(pthread_join(t[p], &res), 0);
+            ASSERT_OK(res);
+        }
+        assert_int_equal(pthread_join(r, &res), 0);
+        ASSERT_OK(res);
+        assert_int_equal(sb.errors, 0);
+        assert_int_equal(sb.got, (SB_OTHERS + 1) * sb.per);
+        assert_int_equal(ursa_mpsc_receiver_drop(&sb.rx), 0);
+        pthread_barrier_destroy(&rr_go);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1538,6 +1590,7 @@ int main(void)
         cmocka_unit_test(test_send_bias_capacity_and_end),
         cmocka_unit_test(test_send_bias_revoked_by_other_threads),
         cmocka_unit_test(test_send_bias_blocked_receiver_elsewhere),
+        cmocka_unit_test(test_send_bias_revoke_race),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -347,17 +347,29 @@ static inline uint64_t self_id(void)
     return ursa__thread_uid();
 }
 
+/* sbias while a revoke is under way: not 0 (which means "done") and no
+ * thread's uid, so nobody takes the fast path or skips the revoke. */
+#define SBIAS_REVOKING UINT64_MAX
+
+/* The bias owner, acquired: 0 once a revoke is complete (its release store
+ * carries the owner's last claim of tail and the credit's return). */
+static inline uint64_t sbias_owner(ursa_mpsc_t *ch)
+{
+    return atomic_load_explicit(&ch->sbias, memory_order_acquire);
+}
+
+/* Ends the bias for good; returns once it is over (whoever revokes). */
 static void sbias_revoke(ursa_mpsc_t *ch)
 {
-    /* relaxed: a hint, re-read under the lock. */
-    if (__builtin_expect(!atomic_load_explicit(&ch->sbias, memory_order_relaxed), 1))
+    if (__builtin_expect(!sbias_owner(ch), 1))
         return;
     ursa__spin_lock(&ch->sbias_lock);
+    /* relaxed: changed under this lock (a concurrent revoke finished). */
     uint64_t owner = atomic_load_explicit(&ch->sbias, memory_order_relaxed);
-    uint64_t credit = 0;
+    bool ended = false;
     if (owner) {
         /* relaxed: the membarrier orders it against the owner's check. */
-        atomic_store_explicit(&ch->sbias, 0, memory_order_relaxed);
+        atomic_store_explicit(&ch->sbias, SBIAS_REVOKING, memory_order_relaxed);
         if (owner != self_id()) {
             mb_all();
             /* acquire: the owner's fast-path writes (tail, slots, credit). */
@@ -369,14 +381,19 @@ static void sbias_revoke(ursa_mpsc_t *ch)
                     sched_yield();
             }
         }
-        credit = ch->sbias_credit;
+        uint64_t credit = ch->sbias_credit;
         ch->sbias_credit = 0;
+        /* Back before anyone may take the shared path (a waker run under
+         * this spinlock never blocks). */
+        if (credit)
+            ursa__sema_release(&ch->sema, credit);
+        ended = credit != 0;
+        /* release: pairs with sbias_owner. */
+        atomic_store_explicit(&ch->sbias, 0, memory_order_release);
     }
     ursa__spin_unlock(&ch->sbias_lock);
-    if (credit) {
-        ursa__sema_release(&ch->sema, credit);
-        end_check(ch); /* they may be the last permits a closed receiver waits for */
-    }
+    if (ended)
+        end_check(ch); /* the credit may be the last permits a closed receiver waits for */
 }
 
 /* The owner's credit is empty: takes every permit it can get now (what the
@@ -1088,6 +1105,9 @@ static void leaked_release(void *target, uint64_t n)
  * path (no credit and none free now, or the receiver is gone). */
 static bool send_owned(ursa_mpsc_t *ch, const void *value)
 {
+    /* Not re-entrant (one busy flag): nothing below runs a waker that could
+     * send on this channel while the bias is on — only the owner's own
+     * tasks can queue in the semaphore then, and their wakers only wake. */
     /* relaxed: ordered against a revoker's check by its membarrier. */
     atomic_store_explicit(&ch->sbias_busy, 1, memory_order_relaxed);
     atomic_signal_fence(memory_order_seq_cst); /* the membarrier is the CPU half */
@@ -1129,19 +1149,24 @@ int ursa_mpsc_send(const ursa_mpsc_sender_t *tx, const void *value, ursa_time_t 
             return -EPIPE;
         return push(ch, value) ? 0 : -EPIPE;
     }
-    /* relaxed: only the owner thread can read itself here (see send bias). */
-    uint64_t owner = atomic_load_explicit(&ch->sbias, memory_order_relaxed);
+    uint64_t owner = sbias_owner(ch);
     if (owner) {
         if (owner == self_id() && send_owned(ch, value))
             return 0;
         if (owner != self_id())
             sbias_revoke(ch);
         /* (the owner's credit ran out or the receiver is gone: the shared
-         * path waits or fails like any send) */
+         * path waits or fails like any send; its claim is an RMW) */
     }
     int rc = acquire(ch, 1, deadline, NULL, NULL);
     if (rc)
         return rc;
+    /* The wait may have moved us to another thread (worker 0 between
+     * block_on calls): a non-owner must not claim beside the owner's plain
+     * claims. */
+    owner = sbias_owner(ch);
+    if (__builtin_expect(owner != 0, 0) && owner != self_id())
+        sbias_revoke(ch);
     /* acquire: paired with receiver_drop. */
     if (__builtin_expect(atomic_load_explicit(&ch->life, memory_order_acquire) & RX_GONE, 0)) {
         give_up(ch, 1);
@@ -1165,9 +1190,9 @@ static bool rx_ready(ursa_mpsc_t *ch)
 static int rx_start(ursa_mpsc_t *ch, ursa_wait_t *w)
 {
     w->owner = ch;
-    /* relaxed: a hint (see send bias): the owner's sends wake us by program
-     * order only if we queue on its thread. */
-    uint64_t owner = atomic_load_explicit(&ch->sbias, memory_order_relaxed);
+    /* The owner's sends wake us by program order only if we queue on its
+     * thread (see send bias). */
+    uint64_t owner = sbias_owner(ch);
     if (owner && owner != self_id())
         sbias_revoke(ch);
     atomic_store_explicit(&w->state, URSA__W_QUEUED, memory_order_relaxed);
@@ -1260,8 +1285,7 @@ static int rx_wait(ursa_mpsc_t *ch, ursa_time_t deadline)
      * owner's wake would need program order with us. Looked at once per
      * receiving thread (sbias sits on the senders' line). */
     if (__builtin_expect(ch->rx_bias_seen != self_id(), 0) && ch->rx_bias_seen != UINT64_MAX) {
-        /* relaxed: a hint; revoke re-reads it under its lock. */
-        uint64_t owner = atomic_load_explicit(&ch->sbias, memory_order_relaxed);
+        uint64_t owner = sbias_owner(ch);
         if (owner && owner != self_id())
             sbias_revoke(ch);
         ch->rx_bias_seen = owner && owner == self_id() ? self_id() : UINT64_MAX;
