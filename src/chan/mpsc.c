@@ -298,7 +298,8 @@ static void end_check(ursa_mpsc_t *ch);
 /* Moves the owed permits (positions returned..head) into the semaphore, or
  * keeps `keep` of them for the caller when nobody is queued and it is
  * open. True: `keep` permits are the caller's. */
-static bool harvest(ursa_mpsc_t *ch, uint64_t keep)
+/* Takes the owed permits (positions returned..head): how many. */
+static uint64_t owed_take(ursa_mpsc_t *ch)
 {
     /* relaxed: the CAS validates it. */
     uint64_t r = atomic_load_explicit(&ch->returned, memory_order_relaxed), h;
@@ -306,11 +307,18 @@ static bool harvest(ursa_mpsc_t *ch, uint64_t keep)
         /* acquire: the receiver's slot frees (seq stores) for these positions. */
         h = atomic_load_explicit(&ch->head, memory_order_acquire);
         if (h == r)
-            return false;
+            return 0;
         /* acq_rel: whoever moves returned owns those permits. */
     } while (!atomic_compare_exchange_weak_explicit(&ch->returned, &r, h, memory_order_acq_rel,
                                                     memory_order_relaxed));
-    uint64_t k = h - r;
+    return h - r;
+}
+
+static bool harvest(ursa_mpsc_t *ch, uint64_t keep)
+{
+    uint64_t k = owed_take(ch);
+    if (!k)
+        return false;
     /* No barging: keep only if no waiter is queued (a waiter that queues
      * later harvests after us and finds what we released). */
     if (keep && k >= keep && ursa__sema_free(&ch->sema) != UINT64_MAX &&
@@ -400,11 +408,16 @@ static void sbias_revoke(ursa_mpsc_t *ch)
  * receiver owes first), unless senders queue. True: some. */
 static bool sbias_refill(ursa_mpsc_t *ch)
 {
-    uint64_t k = ursa__sema_take_upto(&ch->sema, ch->cap);
-    if (!k) {
-        (void)harvest(ch, 0);
-        k = ursa__sema_take_upto(&ch->sema, ch->cap);
+    /* What the receiver owes comes straight into the credit (one RMW),
+     * unless a sender queues (no barging: it goes to the semaphore). While
+     * the bias holds the channel cannot be closed (close revokes first). */
+    uint64_t k = owed_take(ch);
+    if (k && ursa__sema_free(&ch->sema) == UINT64_MAX) {
+        ursa__sema_release(&ch->sema, k);
+        k = 0;
     }
+    if (!k)
+        k = ursa__sema_take_upto(&ch->sema, ch->cap);
     ch->sbias_credit = k;
     return k != 0;
 }
