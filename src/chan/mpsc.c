@@ -215,6 +215,21 @@ static inline unsigned char *ring_slot(ursa_mpsc_t *ch, uint64_t pos)
 
 /* Grants the receiver's wait node, if one is registered. The caller has
  * ordered what it changed before this (see the header comment). */
+/* Grants the receiver's node, which the caller took out of rx_wait. */
+static void wake_node(ursa_mpsc_t *ch, ursa_wait_t *w)
+{
+    /* relaxed: a hint for rx_wait. rx_thread was written before the node
+     * was published, which the caller's take acquired. */
+    bool remote = ch->rx_thread != ursa__thread_uid();
+    if (atomic_load_explicit(&ch->rx_poll, memory_order_relaxed) != remote)
+        atomic_store_explicit(&ch->rx_poll, remote, memory_order_relaxed);
+    /* release: the waiter reads the decision and our writes after it. */
+    atomic_store_explicit(&w->state, URSA__W_GRANTED, memory_order_release);
+    w->waker.fn(w->waker.ctx);
+    /* release: the waiter may reuse the node once it sees done. */
+    atomic_store_explicit(&w->done, 1, memory_order_release);
+}
+
 static void wake_rx(ursa_mpsc_t *ch)
 {
     /* relaxed: a hint; the exchange below decides. */
@@ -222,17 +237,8 @@ static void wake_rx(ursa_mpsc_t *ch)
         return;
     /* acq_rel: acquire the node's fields; whoever swaps it out decides it. */
     ursa_wait_t *w = atomic_exchange_explicit(&ch->rx_wait, NULL, memory_order_acq_rel);
-    if (!w)
-        return;
-    /* relaxed: a hint for rx_wait. rx_thread was written before the node
-     * was published, which our exchange acquired. */
-    atomic_store_explicit(&ch->rx_poll, ch->rx_thread != ursa__thread_uid(),
-                          memory_order_relaxed);
-    /* release: the waiter reads the decision and our writes after it. */
-    atomic_store_explicit(&w->state, URSA__W_GRANTED, memory_order_release);
-    w->waker.fn(w->waker.ctx);
-    /* release: the waiter may reuse the node once it sees done. */
-    atomic_store_explicit(&w->done, 1, memory_order_release);
+    if (w)
+        wake_node(ch, w);
 }
 
 /* Something that may end the stream changed (life, or a permit came
@@ -1125,6 +1131,7 @@ static bool send_owned(ursa_mpsc_t *ch, const void *value)
     atomic_store_explicit(&ch->sbias_busy, 1, memory_order_relaxed);
     atomic_signal_fence(memory_order_seq_cst); /* the membarrier is the CPU half */
     bool sent = false;
+    ursa_wait_t *w = NULL;
     /* relaxed: as above. acquire (life): paired with receiver_drop. */
     if (atomic_load_explicit(&ch->sbias, memory_order_relaxed) == self_id() &&
         !(atomic_load_explicit(&ch->life, memory_order_acquire) & RX_GONE) &&
@@ -1139,11 +1146,18 @@ static bool send_owned(ursa_mpsc_t *ch, const void *value)
         copy_elem(s + URSA__RING_SEQ, value, ch->elem_size);
         ursa__ring_publish((_Atomic uint64_t *)s, pos);
         sent = true;
+        /* A queued receiver is on this thread (one on another thread
+         * revokes before it queues, and the bias never comes back), and so
+         * is its cancel: take the node without an exchange. relaxed: the
+         * same thread wrote it. */
+        w = atomic_load_explicit(&ch->rx_wait, memory_order_relaxed);
+        if (w)
+            atomic_store_explicit(&ch->rx_wait, NULL, memory_order_relaxed);
     }
     /* release: our writes (tail, slot, credit) reach a revoker that sees 0. */
     atomic_store_explicit(&ch->sbias_busy, 0, memory_order_release);
-    if (sent)
-        wake_rx(ch); /* a receiver on another thread would have revoked first */
+    if (w)
+        wake_node(ch, w);
     return sent;
 }
 
