@@ -320,6 +320,22 @@ static uint64_t owed_take(ursa_mpsc_t *ch)
     return h - r;
 }
 
+/* owed_take for the biased owner: every other taker either runs on the
+ * owner's thread or revokes the bias first (a receiver helping a queued
+ * sender, a reserve), so a plain load and store will do. */
+static uint64_t owed_take_owned(ursa_mpsc_t *ch)
+{
+    /* relaxed: only this thread writes it while the bias holds. */
+    uint64_t r = atomic_load_explicit(&ch->returned, memory_order_relaxed);
+    /* acquire: the receiver's slot frees (seq stores) for these positions. */
+    uint64_t h = atomic_load_explicit(&ch->head, memory_order_acquire);
+    if (h == r)
+        return 0;
+    /* release: as owed_take's CAS (ended() acquires returned). */
+    atomic_store_explicit(&ch->returned, h, memory_order_release);
+    return h - r;
+}
+
 static bool harvest(ursa_mpsc_t *ch, uint64_t keep)
 {
     uint64_t k = owed_take(ch);
@@ -417,7 +433,7 @@ static bool sbias_refill(ursa_mpsc_t *ch)
     /* What the receiver owes comes straight into the credit (one RMW),
      * unless a sender queues (no barging: it goes to the semaphore). While
      * the bias holds the channel cannot be closed (close revokes first). */
-    uint64_t k = owed_take(ch);
+    uint64_t k = owed_take_owned(ch);
     if (k && ursa__sema_free(&ch->sema) == UINT64_MAX) {
         ursa__sema_release(&ch->sema, k);
         k = 0;
@@ -661,8 +677,14 @@ static void consumed(ursa_mpsc_t *ch)
         atomic_signal_fence(memory_order_seq_cst);
         /* relaxed: ordered by membarrier. */
         if (__builtin_expect(atomic_load_explicit(&ch->tx_waiting, memory_order_relaxed), 0) &&
-            ursa__sema_free(&ch->sema) == UINT64_MAX)
+            ursa__sema_free(&ch->sema) == UINT64_MAX) {
+            /* The biased owner moves `returned` with plain stores: take
+             * it over only on its thread, or after the bias is gone. */
+            uint64_t owner = sbias_owner(ch);
+            if (owner && owner != self_id())
+                sbias_revoke(ch);
             (void)harvest(ch, 0);
+        }
         return;
     }
     /* relaxed: len() snapshot only. */
