@@ -12,6 +12,7 @@
 
 #include "chan_checks.h"
 #include "task_checks.h"
+#include "core/spin.h" /* ursa__cpu_relax */
 #include "uffd_hold.h"
 
 URSA_MPSC_TYPED(u64q, uint64_t)
@@ -1560,6 +1561,69 @@ static void test_send_bias_revoke_race(void **state)
     }
 }
 
+/* Regression (review): the owner took a queued receiver's node with plain
+ * accesses, assuming the node's cancel runs on the owner's thread too; a
+ * raw wait started on the owner's thread and cancelled from another one
+ * then got its waker called after ursa_wait_cancel had returned. */
+static struct {
+    ursa_wait_t *w;
+    _Atomic int go, stop, calls, calls_at_cancel;
+} ce;
+
+static void ce_waker(void *ctx)
+{
+    (void)ctx;
+    atomic_fetch_add(&ce.calls, 1);
+}
+
+static void *ce_canceller(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        while (!atomic_load(&ce.go))
+            if (atomic_load(&ce.stop))
+                return NULL;
+        atomic_store(&ce.go, 0);
+        (void)ursa_wait_cancel(ce.w);
+        atomic_store(&ce.calls_at_cancel, 1 + atomic_load(&ce.calls));
+    }
+}
+
+static void test_send_bias_cancel_elsewhere(void **state)
+{
+    (void)state;
+    memset(&ce, 0, sizeof ce);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, ce_canceller, NULL), 0);
+    long bad = 0, rounds = test_scale(20000);
+    for (long i = 0; i < rounds; i++) {
+        ursa_mpsc_receiver_t rx;
+        ursa_mpsc_sender_t tx;
+        assert_int_equal(ursa_mpsc_new(&rx, &tx, 8, 4, NULL), 0); /* biased to us */
+        ursa_wait_t w;
+        ce.w = &w;
+        atomic_store(&ce.calls, 0);
+        atomic_store(&ce.calls_at_cancel, 0);
+        assert_int_equal(ursa_mpsc_recv_start(&rx, &w, (ursa_waker_t){ce_waker, NULL}),
+                         -EINPROGRESS);
+        uint64_t v = (uint64_t)i;
+        atomic_store(&ce.go, 1);
+        for (long k = 0; k < i % 3; k++)
+            ursa__cpu_relax();
+        assert_int_equal(ursa_mpsc_send(&tx, &v, URSA_NOW), 0);
+        int at;
+        while (!(at = atomic_load(&ce.calls_at_cancel)))
+            ;
+        if (atomic_load(&ce.calls) > at - 1)
+            bad++; /* the waker ran after the cancel returned */
+        assert_int_equal(ursa_mpsc_sender_drop(&tx), 0);
+        assert_int_equal(ursa_mpsc_receiver_drop(&rx), 0);
+    }
+    atomic_store(&ce.stop, 1);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(bad, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1591,6 +1655,7 @@ int main(void)
         cmocka_unit_test(test_send_bias_revoked_by_other_threads),
         cmocka_unit_test(test_send_bias_blocked_receiver_elsewhere),
         cmocka_unit_test(test_send_bias_revoke_race),
+        cmocka_unit_test(test_send_bias_cancel_elsewhere),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1153,7 +1153,6 @@ static bool send_owned(ursa_mpsc_t *ch, const void *value)
     atomic_store_explicit(&ch->sbias_busy, 1, memory_order_relaxed);
     atomic_signal_fence(memory_order_seq_cst); /* the membarrier is the CPU half */
     bool sent = false;
-    ursa_wait_t *w = NULL;
     /* relaxed: as above. acquire (life): paired with receiver_drop. */
     if (atomic_load_explicit(&ch->sbias, memory_order_relaxed) == self_id() &&
         !(atomic_load_explicit(&ch->life, memory_order_acquire) & RX_GONE) &&
@@ -1168,18 +1167,16 @@ static bool send_owned(ursa_mpsc_t *ch, const void *value)
         copy_elem(s + URSA__RING_SEQ, value, ch->elem_size);
         ursa__ring_publish((_Atomic uint64_t *)s, pos);
         sent = true;
-        /* A queued receiver is on this thread (one on another thread
-         * revokes before it queues, and the bias never comes back), and so
-         * is its cancel: take the node without an exchange. relaxed: the
-         * same thread wrote it. */
-        w = atomic_load_explicit(&ch->rx_wait, memory_order_relaxed);
-        if (w)
-            atomic_store_explicit(&ch->rx_wait, NULL, memory_order_relaxed);
     }
     /* release: our writes (tail, slot, credit) reach a revoker that sees 0. */
     atomic_store_explicit(&ch->sbias_busy, 0, memory_order_release);
-    if (w)
-        wake_node(ch, w);
+    /* The queued receiver registered on this thread (one on another thread
+     * revokes first), but its cancel may run elsewhere (a raw wait
+     * cancelled from another thread, a worker-0 task resumed on another
+     * thread): the exchange decides the node against that cancel
+     * (regression test_send_bias_cancel_elsewhere). */
+    if (sent)
+        wake_rx(ch);
     return sent;
 }
 
