@@ -49,7 +49,7 @@ struct ursa_mpmc {
     /* read-mostly */
     size_t elem_size, stride; /* stride: 8-byte seq + element rounded up */
     uint64_t cap;
-    uint64_t mask; /* cap - 1 if cap is a power of two, else 0 */
+    uint64_t mask; /* ursa__ring_mask(cap) */
     ursa_mpmc_dtor_t dtor;
     unsigned char *ring;
     size_t mem;              /* bytes allocated; fixed after creation */

@@ -95,7 +95,7 @@ struct ursa_mpsc {
     /* read-mostly */
     size_t elem_size, stride; /* stride: element rounded up (+ seq in the ring) */
     uint64_t cap;             /* 0: unbounded */
-    uint64_t mask;            /* cap - 1 if cap is a power of two, else 0 */
+    uint64_t mask;            /* ursa__ring_mask(cap) */
     uint64_t bslots;          /* unbounded: slots per block */
     ursa_mpsc_dtor_t dtor;
     unsigned char *ring;
