@@ -1436,30 +1436,44 @@ static void *sb_receiver(void *arg)
     return rc == -EPIPE ? NULL : (void *)"recv";
 }
 
+/* Makes the channel (biased to this thread), the other senders' clones,
+ * and starts the receiver and the other senders (sender_fn). */
+static void sb_start(uint64_t cap, long per, void *(*sender_fn)(void *), pthread_t *r,
+                     pthread_t *t)
+{
+    memset(&sb, 0, sizeof sb);
+    sb.per = per;
+    assert_int_equal(ursa_mpsc_new(&sb.rx, &sb.tx[0], 8, cap, NULL), 0);
+    for (int p = 1; p <= SB_OTHERS; p++)
+        assert_int_equal(ursa_mpsc_sender_clone(&sb.tx[0], &sb.tx[p]), 0);
+    assert_int_equal(pthread_create(r, NULL, sb_receiver, NULL), 0);
+    for (int p = 1; p <= SB_OTHERS; p++)
+        assert_int_equal(pthread_create(&t[p - 1], NULL, sender_fn, (void *)(intptr_t)p), 0);
+}
+
+/* Joins them; every message arrived once, in each producer's order. */
+static void sb_finish(pthread_t r, pthread_t *t)
+{
+    void *res;
+    for (int p = 0; p < SB_OTHERS; p++) {
+        assert_int_equal(pthread_join(t[p], &res), 0);
+        ASSERT_OK(res);
+    }
+    assert_int_equal(pthread_join(r, &res), 0);
+    ASSERT_OK(res);
+    assert_int_equal(sb.errors, 0);
+    assert_int_equal(sb.got, (SB_OTHERS + 1) * sb.per);
+    assert_int_equal(ursa_mpsc_receiver_drop(&sb.rx), 0);
+}
+
 static void test_send_bias_revoked_by_other_threads(void **state)
 {
     (void)state;
     for (uint64_t cap = 1; cap <= 64; cap *= 8) {
-        memset(&sb, 0, sizeof sb);
-        sb.per = test_scale(20000);
-        assert_int_equal(ursa_mpsc_new(&sb.rx, &sb.tx[0], 8, cap, NULL), 0); /* biased to us */
-        for (int p = 1; p <= SB_OTHERS; p++)
-            assert_int_equal(ursa_mpsc_sender_clone(&sb.tx[0], &sb.tx[p]), 0);
         pthread_t r, t[SB_OTHERS];
-        assert_int_equal(pthread_create(&r, NULL, sb_receiver, NULL), 0);
-        for (int p = 1; p <= SB_OTHERS; p++)
-            assert_int_equal(pthread_create(&t[p - 1], NULL, sb_sender, (void *)(intptr_t)p), 0);
+        sb_start(cap, test_scale(20000), sb_sender, &r, t);
         ASSERT_OK(sb_sender((void *)(intptr_t)0)); /* the owner sends too */
-        void *res;
-        for (int p = 0; p < SB_OTHERS; p++) {
-            assert_int_equal(pthread_join(t[p], &res), 0);
-            ASSERT_OK(res);
-        }
-        assert_int_equal(pthread_join(r, &res), 0);
-        ASSERT_OK(res);
-        assert_int_equal(sb.errors, 0);
-        assert_int_equal(sb.got, (SB_OTHERS + 1) * sb.per);
-        assert_int_equal(ursa_mpsc_receiver_drop(&sb.rx), 0);
+        sb_finish(r, t);
     }
 }
 
@@ -1529,16 +1543,9 @@ static void test_send_bias_revoke_race(void **state)
     (void)state;
     long rounds = test_scale(150);
     for (long round = 0; round < rounds; round++) {
-        memset(&sb, 0, sizeof sb);
-        sb.per = 64;
-        assert_int_equal(ursa_mpsc_new(&sb.rx, &sb.tx[0], 8, 8, NULL), 0);
-        for (int p = 1; p <= SB_OTHERS; p++)
-            assert_int_equal(ursa_mpsc_sender_clone(&sb.tx[0], &sb.tx[p]), 0);
         assert_int_equal(pthread_barrier_init(&rr_go, NULL, SB_OTHERS + 1), 0);
         pthread_t r, t[SB_OTHERS];
-        assert_int_equal(pthread_create(&r, NULL, sb_receiver, NULL), 0);
-        for (int p = 1; p <= SB_OTHERS; p++)
-            assert_int_equal(pthread_create(&t[p - 1], NULL, rr_sender, (void *)(intptr_t)p), 0);
+        sb_start(8, 64, rr_sender, &r, t);
         uint64_t v = SB_TAG(0, 0);
         assert_int_equal(ursa_mpsc_send(&sb.tx[0], &v, URSA_NEVER), 0); /* a credit */
         pthread_barrier_wait(&rr_go);
@@ -1547,16 +1554,7 @@ static void test_send_bias_revoke_race(void **state)
             assert_int_equal(ursa_mpsc_send(&sb.tx[0], &v, URSA_NEVER), 0);
         }
         assert_int_equal(ursa_mpsc_sender_drop(&sb.tx[0]), 0);
-        void *res;
-        for (int p = 0; p < SB_OTHERS; p++) {
-            assert_int_equal(pthread_join(t[p], &res), 0);
-            ASSERT_OK(res);
-        }
-        assert_int_equal(pthread_join(r, &res), 0);
-        ASSERT_OK(res);
-        assert_int_equal(sb.errors, 0);
-        assert_int_equal(sb.got, (SB_OTHERS + 1) * sb.per);
-        assert_int_equal(ursa_mpsc_receiver_drop(&sb.rx), 0);
+        sb_finish(r, t);
         pthread_barrier_destroy(&rr_go);
     }
 }
