@@ -61,15 +61,14 @@
  * until another thread needs the shared view; see "send bias" below. */
 #include "ursa/mpsc.h"
 
-#include <linux/membarrier.h>
+#include <pthread.h>
 #include <stdalign.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 #include "../core/ctx.h"
+#include "../core/membarrier.h"
 #include "../core/sema.h"
 #include "life.h"
 #include "permit.h"
@@ -270,40 +269,25 @@ static void end_check(ursa_mpsc_t *ch)
  * harvest sees it): the Dekker pair costs the receiver no fence. Without
  * membarrier (old kernel, seccomp) the receiver returns each permit. */
 
-static _Atomic int mb_state; /* 0 not probed, 1 usable, 2 not */
+/* Lazy permit return and the send bias need membarrier. The environment
+ * variable URSA_MPSC_NO_MEMBARRIER forces the fallback (tests run both
+ * paths); read once. */
+static pthread_once_t mb_once = PTHREAD_ONCE_INIT;
+static bool mb_ok;
+
+static void mb_probe(void)
+{
+    mb_ok = !getenv("URSA_MPSC_NO_MEMBARRIER") && ursa__membarrier_usable();
+}
 
 static bool mb_usable(void)
 {
-    /* relaxed: the probe is idempotent; racing probers agree. */
-    int st = atomic_load_explicit(&mb_state, memory_order_relaxed);
-    if (st == 0 && getenv("URSA_MPSC_NO_MEMBARRIER"))
-        st = 2; /* diagnostic: force the fallback (tests run both paths) */
-    if (st == 0) {
-        long q = syscall(__NR_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
-        st = q >= 0 && (q & MEMBARRIER_CMD_PRIVATE_EXPEDITED) &&
-                     syscall(__NR_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0,
-                             0) == 0
-                 ? 1
-                 : 2;
-        atomic_store_explicit(&mb_state, st, memory_order_relaxed);
-    }
-    return st == 1;
-}
-
-static void mb_all(void)
-{
-    if (syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) != 0) {
-        /* Registered at probe time: cannot fail short of a kernel bug. */
-        ursa__report("mpsc: membarrier failed after registration", NULL, true);
-        abort();
-    }
+    pthread_once(&mb_once, mb_probe);
+    return mb_ok;
 }
 
 static void end_check(ursa_mpsc_t *ch);
 
-/* Moves the owed permits (positions returned..head) into the semaphore, or
- * keeps `keep` of them for the caller when nobody is queued and it is
- * open. True: `keep` permits are the caller's. */
 /* Takes the owed permits (positions returned..head): how many. */
 static uint64_t owed_take(ursa_mpsc_t *ch)
 {
@@ -336,6 +320,9 @@ static uint64_t owed_take_owned(ursa_mpsc_t *ch)
     return h - r;
 }
 
+/* Moves the owed permits (positions returned..head) into the semaphore, or
+ * keeps `keep` of them for the caller when nobody is queued and it is
+ * open. True: `keep` permits are the caller's. */
 static bool harvest(ursa_mpsc_t *ch, uint64_t keep)
 {
     uint64_t k = owed_take(ch);
@@ -401,7 +388,7 @@ static void sbias_revoke(ursa_mpsc_t *ch)
         /* relaxed: the membarrier orders it against the owner's check. */
         atomic_store_explicit(&ch->sbias, SBIAS_REVOKING, memory_order_relaxed);
         if (owner != self_id()) {
-            mb_all();
+            ursa__membarrier();
             /* acquire: the owner's fast-path writes (tail, slots, credit). */
             for (unsigned i = 0; atomic_load_explicit(&ch->sbias_busy, memory_order_acquire);
                  i++) {
@@ -917,7 +904,7 @@ static inline void wait_enter(ursa_mpsc_t *ch)
 static inline void wait_queued(ursa_mpsc_t *ch)
 {
     if (ch->lazy) {
-        mb_all();
+        ursa__membarrier();
         (void)harvest(ch, 0);
     }
 }
@@ -1241,6 +1228,7 @@ static int rx_start(ursa_mpsc_t *ch, ursa_wait_t *w)
     uint64_t owner = sbias_owner(ch);
     if (owner && owner != self_id())
         sbias_revoke(ch);
+    /* relaxed: published with the node by the release store of rx_wait. */
     atomic_store_explicit(&w->state, URSA__W_QUEUED, memory_order_relaxed);
     ch->rx_thread = self_id();
     /* release: the node's fields (and rx_thread) reach the sender that

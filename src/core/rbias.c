@@ -1,12 +1,10 @@
 #include "rbias.h"
 
-#include "spin.h"
-
-#include <linux/membarrier.h>
 #include <pthread.h>
 #include <stdlib.h>
-#include <sys/syscall.h>
-#include <unistd.h>
+
+#include "membarrier.h"
+#include "spin.h"
 
 __thread ursa__rtab_t *ursa__rtab_cur __attribute__((tls_model("initial-exec")));
 
@@ -20,7 +18,6 @@ ursa__rbias_slot_t ursa__rbias_slots[URSA__RBIAS_SLOTS];
 
 static pthread_once_t setup_once = PTHREAD_ONCE_INIT;
 static pthread_key_t exit_key;
-static bool have_barrier;
 
 static void tab_detach(void *p)
 {
@@ -34,7 +31,6 @@ static void tab_detach(void *p)
 
 static void setup(void)
 {
-    have_barrier = syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
     pthread_key_create(&exit_key, tab_detach);
 }
 
@@ -59,8 +55,7 @@ ursa__rtab_t *ursa__rtab_attach(void)
 
 int ursa__rbias_slot_alloc(void *owner)
 {
-    pthread_once(&setup_once, setup);
-    if (!have_barrier)
+    if (!ursa__membarrier_usable())
         return -1;
     int slot = -1;
     pthread_mutex_lock(&reg_lock);
@@ -87,12 +82,6 @@ void ursa__rbias_slot_free(int slot)
     pthread_mutex_lock(&reg_lock);
     slots_used[slot / 64] &= ~((uint64_t)1 << (slot % 64));
     pthread_mutex_unlock(&reg_lock);
-}
-
-void ursa__rbias_barrier(void)
-{
-    /* Registered in setup before any slot was handed out. */
-    syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
 }
 
 uint64_t ursa__rbias_held(int slot)

@@ -11,8 +11,8 @@
  *
  * The handshake (Dekker made asymmetric). A reader stores held+1, then
  * loads the lock's bias flag; a writer stores bias = 0, runs
- * ursa__rbias_barrier() (membarrier: every thread of the process executes
- * a full fence), then sums the column. The reader's store and load are
+ * ursa__membarrier() (core/membarrier.h: every thread of the process
+ * executes a full fence), then sums the column. The reader's store and load are
  * separated only by a compiler fence, so on its own the load could pass
  * the store; the barrier forbids the interleaving that matters: if the
  * reader's load saw bias = 1, both its accesses precede the fence the
@@ -101,10 +101,6 @@ int ursa__rbias_slot_alloc(void *owner);
 
 /* Returns an IDLE slot whose column sums to zero. */
 void ursa__rbias_slot_free(int slot);
-
-/* The writer's half of the handshake: a full fence on every thread of the
- * process. */
-void ursa__rbias_barrier(void);
 
 /* Read locks counted in `slot` over all tables (after the barrier: exact
  * for every reader that saw bias = 1). */

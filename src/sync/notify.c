@@ -205,6 +205,7 @@ static int start(ursa_notify_t *n, ursa_wait_t *w)
         ursa__wait_complete_now(w, URSA__W_GRANTED);
         return 0;
     }
+    /* relaxed: published to notifiers by the unlock's release store. */
     atomic_store_explicit(&w->state, URSA__W_QUEUED, memory_order_relaxed);
     ursa__waitq_push(&n->head, &n->tail, w);
     q_unlock(n, st | WAITERS);
@@ -224,6 +225,7 @@ static bool notify_cancel(ursa_wait_t *w)
     ursa__waitq_remove(&n->head, &n->tail, w);
     if (!n->head)
         st &= ~WAITERS;
+    /* relaxed: our own node, unlinked under the lock. */
     atomic_store_explicit(&w->state, URSA__W_CANCELLED, memory_order_relaxed);
     q_unlock(n, st);
     atomic_store_explicit(&w->done, 1, memory_order_relaxed); /* our own node */

@@ -42,6 +42,7 @@
 
 #include "../core/ctx.h"
 #include "../core/lockinfo.h"
+#include "../core/membarrier.h"
 #include "../core/rbias.h"
 #include "../core/sema.h"
 #include "../core/spin.h"
@@ -249,7 +250,7 @@ static void bias_revoke(ursa_rwlock_t *rw, ursa__ctx_t *c)
      * sees PENDING waits for our verdict under the slot's lock. */
     atomic_store_explicit(&sl->state, URSA__RBIAS_PENDING, memory_order_relaxed);
     atomic_store_explicit(&rw->bias.on, 0, memory_order_relaxed);
-    ursa__rbias_barrier();
+    ursa__membarrier();
     ursa__spin_lock(&sl->lock);
     bool drained = ursa__rbias_held(rw->bias.slot) == 0;
     /* relaxed: under the slot's lock. */
@@ -293,6 +294,7 @@ static __attribute__((noinline)) void bias_drain_check(int slot)
     /* relaxed: under the slot's lock. */
     if (atomic_load_explicit(&sl->state, memory_order_relaxed) == URSA__RBIAS_ARMED &&
         ursa__rbias_held(slot) == 0) {
+        /* relaxed: under the slot's lock, like every change of state. */
         atomic_store_explicit(&sl->state, URSA__RBIAS_IDLE, memory_order_relaxed);
         rw = sl->owner;
     }
