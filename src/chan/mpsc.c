@@ -413,6 +413,18 @@ static void sbias_revoke(ursa_mpsc_t *ch)
         end_check(ch); /* the credit may be the last permits a closed receiver waits for */
 }
 
+/* Revokes the bias unless the caller's thread owns it: true if it does
+ * (the bias holds and is ours), false if there is none (any more). */
+static inline bool sbias_revoke_unless_mine(ursa_mpsc_t *ch)
+{
+    uint64_t owner = sbias_owner(ch);
+    if (owner == self_id())
+        return true;
+    if (owner)
+        sbias_revoke(ch);
+    return false;
+}
+
 /* The owner's credit is empty: takes every permit it can get now (what the
  * receiver owes first), unless senders queue. True: some. */
 static bool sbias_refill(ursa_mpsc_t *ch)
@@ -667,9 +679,7 @@ static void consumed(ursa_mpsc_t *ch)
             ursa__sema_free(&ch->sema) == UINT64_MAX) {
             /* The biased owner moves `returned` with plain stores: take
              * it over only on its thread, or after the bias is gone. */
-            uint64_t owner = sbias_owner(ch);
-            if (owner && owner != self_id())
-                sbias_revoke(ch);
+            (void)sbias_revoke_unless_mine(ch);
             (void)harvest(ch, 0);
         }
         return;
@@ -1182,24 +1192,17 @@ int ursa_mpsc_send(const ursa_mpsc_sender_t *tx, const void *value, ursa_time_t 
             return -EPIPE;
         return push(ch, value) ? 0 : -EPIPE;
     }
-    uint64_t owner = sbias_owner(ch);
-    if (owner) {
-        if (owner == self_id() && send_owned(ch, value))
-            return 0;
-        if (owner != self_id())
-            sbias_revoke(ch);
-        /* (the owner's credit ran out or the receiver is gone: the shared
-         * path waits or fails like any send; its claim is an RMW) */
-    }
+    if (sbias_revoke_unless_mine(ch) && send_owned(ch, value))
+        return 0;
+    /* (not the owner, or its credit ran out or the receiver is gone: the
+     * shared path waits or fails like any send; its claim is an RMW) */
     int rc = acquire(ch, 1, deadline, NULL, NULL);
     if (rc)
         return rc;
     /* The wait may have moved us to another thread (worker 0 between
      * block_on calls): a non-owner must not claim beside the owner's plain
      * claims. */
-    owner = sbias_owner(ch);
-    if (__builtin_expect(owner != 0, 0) && owner != self_id())
-        sbias_revoke(ch);
+    (void)sbias_revoke_unless_mine(ch);
     /* acquire: paired with receiver_drop. */
     if (__builtin_expect(atomic_load_explicit(&ch->life, memory_order_acquire) & RX_GONE, 0)) {
         give_up(ch, 1);
@@ -1225,9 +1228,7 @@ static int rx_start(ursa_mpsc_t *ch, ursa_wait_t *w)
     w->owner = ch;
     /* The owner's sends wake us by program order only if we queue on its
      * thread (see send bias). */
-    uint64_t owner = sbias_owner(ch);
-    if (owner && owner != self_id())
-        sbias_revoke(ch);
+    (void)sbias_revoke_unless_mine(ch);
     /* relaxed: published with the node by the release store of rx_wait. */
     atomic_store_explicit(&w->state, URSA__W_QUEUED, memory_order_relaxed);
     ch->rx_thread = self_id();
@@ -1319,10 +1320,7 @@ static int rx_wait(ursa_mpsc_t *ch, ursa_time_t deadline)
      * owner's wake would need program order with us. Looked at once per
      * receiving thread (sbias sits on the senders' line). */
     if (__builtin_expect(ch->rx_bias_seen != self_id(), 0) && ch->rx_bias_seen != UINT64_MAX) {
-        uint64_t owner = sbias_owner(ch);
-        if (owner && owner != self_id())
-            sbias_revoke(ch);
-        ch->rx_bias_seen = owner && owner == self_id() ? self_id() : UINT64_MAX;
+        ch->rx_bias_seen = sbias_revoke_unless_mine(ch) ? self_id() : UINT64_MAX;
     }
     ursa__ctx_t *c = ursa__ctx();
     if (deadline != URSA_NEVER && ursa__ctx_now(c) >= deadline)

@@ -234,7 +234,13 @@ static void rw_give_back(ursa_wait_t *w)
 
 /* ---- reader bias ---- */
 
-/* Turns bias off; the token comes back now, or from the last fast reader. */
+/* Turns bias off; the token comes back now, or from the last fast reader.
+ * A writer calls it before it queues and again right after: a reader may
+ * have turned the bias on after the first look (regression
+ * test_rwlock_bias_rebias_race). The second call must not skip the lock
+ * on a lock-free look at the flag: a reader may hold bias.lock with the
+ * token taken (before we queued) and the flag not yet on; under the lock
+ * we see its flag, or it sees us queued and takes no token. */
 static void bias_revoke(ursa_rwlock_t *rw, ursa__ctx_t *c)
 {
     ursa__spin_lock(&rw->bias.lock);
@@ -270,17 +276,6 @@ static void bias_revoke(ursa_rwlock_t *rw, ursa__ctx_t *c)
     ursa__spin_unlock(&rw->bias.lock);
     if (drained)
         rw_release(rw, 1);
-}
-
-/* A writer just queued: a reader may have turned the bias on after the
- * writer's first look (regression test_rwlock_bias_rebias_race). */
-static inline void bias_revoke_queued(ursa_rwlock_t *rw, ursa__ctx_t *c)
-{
-    /* No lock-free look at the flag first: a reader may hold bias.lock
-     * with the token taken (before we queued) and the flag not yet on.
-     * Under the lock we see its flag, or it sees us queued and takes no
-     * token. */
-    bias_revoke(rw, c);
 }
 
 /* A fast reader left while a revoke was in progress: if the revoke is
@@ -522,7 +517,7 @@ int ursa_rwlock_write_lock_at(ursa_rwlock_t *rw, ursa_rwlock_write_guard_t *g,
     ursa__wait_init(&w, c->waker, &write_ops, site);
     int rc = ursa__sema_start(&rw->sema, &w, rw->max_readers);
     if (rc == -EINPROGRESS) {
-        bias_revoke_queued(rw, c);
+        bias_revoke(rw, c); /* again, now queued */
         rc = ursa__ctx_block(c, &w, deadline);
         /* Withdrawn: the permits partly assigned to us went on to the
          * waiters behind (readers queued behind us get in). */
@@ -684,7 +679,7 @@ int ursa_rwlock_write_lock_start_at(ursa_rwlock_t *rw, ursa_wait_t *w, ursa_wake
     ursa__wait_init(w, waker, &write_ops, site);
     int rc = ursa__sema_start(&rw->sema, w, rw->max_readers);
     if (rc == -EINPROGRESS)
-        bias_revoke_queued(rw, ursa__ctx());
+        bias_revoke(rw, ursa__ctx()); /* again, now queued */
     return rc;
 }
 
