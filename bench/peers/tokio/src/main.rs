@@ -1,36 +1,42 @@
 //! ursa peer benchmark: the workloads of WORKLOADS.md implemented on Tokio.
 //!
-//! Usage: tokio-bench [S]   (scale factor, default 1)
+//! Usage: tokio-bench [S] [workload...]   (S: scale factor, default 1)
+//!        tokio-bench --list
 //!
 //! stdout: exactly one line per workload, `name ns_per_op` (or `name bytes`
 //! for the memory workloads). Everything else goes to stderr. Every workload
-//! checks its own result and exits non-zero on a mismatch.
+//! checks its own result and exits non-zero on a mismatch. Without names it
+//! runs every workload but `mem_1m_tasks`, which runs only when named (it
+//! needs a fresh process and a few hundred MB).
 //!
 //! Fairness notes:
 //! - Single-worker workloads run on a fresh `current_thread` runtime, the
 //!   `mt2_*` ones on a fresh 2-worker `multi_thread` runtime. The I/O and
-//!   time drivers are left disabled: no workload needs them, and without
-//!   them an idle/yielding scheduler only touches a thread parker instead of
-//!   calling epoll (the fastest configuration Tokio offers for this).
+//!   time drivers are left disabled except for `select_recv_or_timeout`
+//!   (it needs the timer): without them an idle/yielding scheduler only
+//!   touches a thread parker instead of calling epoll.
 //! - The workload bodies run inside a spawned task (the `block_on` future is
 //!   polled on a slower path in Tokio, so it only awaits the JoinHandle).
-//! - Only `tokio::sync` primitives and `tokio::task::yield_now` are used, as
-//!   an async Tokio program would. Tokio's cooperative budget (a task is
-//!   forced to yield after 128 resource operations) stays on: it is part of
-//!   how these primitives behave in real programs.
+//! - Only `tokio::sync` primitives, `tokio::select!`, `tokio::time::sleep`
+//!   and `tokio::task::yield_now` are used, plus the `async-channel` crate
+//!   for the MPMC stage of `mt2_pipeline` (Tokio has no MPMC channel).
+//!   Tokio's cooperative budget stays on.
+//! - Tokio cannot pin a task to a worker: `mt2_request_reply` and
+//!   `mt2_request_reply_migratable` run the same code, with Tokio's own
+//!   placement. Tokio's Mutex has no barging mode:
+//!   `mt2_mutex_contended_barging` is `mt2_mutex_contended` again.
+//! - `oversub_*`: the main thread is confined to one CPU with
+//!   sched_setaffinity before the runtime is built, so every runtime thread
+//!   inherits the mask; each worker checks it; the mask is restored after.
 //! - Timing uses `std::time::Instant` (monotonic) around the timed region
 //!   only; runtime construction and teardown are excluded.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::runtime::{Builder, Runtime};
-use tokio::sync::{broadcast, mpsc, oneshot, watch, Mutex, Notify, RwLock, Semaphore};
-use tokio::task::yield_now;
 
-fn fail(name: &str, msg: String) -> ! {
+pub fn fail(name: &str, msg: String) -> ! {
     eprintln!("tokio-bench: {}: CHECK FAILED: {}", name, msg);
     std::process::exit(1);
 }
@@ -38,24 +44,29 @@ fn fail(name: &str, msg: String) -> ! {
 macro_rules! check {
     ($name:expr, $cond:expr, $($arg:tt)*) => {
         if !$cond {
-            fail($name, format!($($arg)*));
+            $crate::fail($name, format!($($arg)*));
         }
     };
 }
 
-fn report(name: &str, elapsed: Duration, ops: u64) {
+mod mem;
+mod mt2;
+mod select;
+mod single;
+
+pub fn report(name: &str, elapsed: Duration, ops: u64) {
     println!("{} {:.2}", name, elapsed.as_nanos() as f64 / ops as f64);
 }
 
 /// One worker: the calling thread.
-fn rt1() -> Runtime {
+pub fn rt1() -> Runtime {
     Builder::new_current_thread()
         .build()
         .expect("build current_thread runtime")
 }
 
 /// Two workers (used by the mt2_* workloads only).
-fn rt2() -> Runtime {
+pub fn rt2() -> Runtime {
     Builder::new_multi_thread()
         .worker_threads(2)
         .build()
@@ -63,7 +74,7 @@ fn rt2() -> Runtime {
 }
 
 /// Runs `f` as a spawned task on `rt` and returns its output.
-fn run_task<F>(rt: &Runtime, f: F) -> F::Output
+pub fn run_task<F>(rt: &Runtime, f: F) -> F::Output
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
@@ -76,7 +87,7 @@ where
     })
 }
 
-fn vm_rss_bytes() -> u64 {
+pub fn vm_rss_bytes() -> u64 {
     let s = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
     for line in s.lines() {
         if let Some(rest) = line.strip_prefix("VmRSS:") {
@@ -92,602 +103,114 @@ fn vm_rss_bytes() -> u64 {
     fail("vm_rss", "no VmRSS line".into());
 }
 
-// ---------------------------------------------------------------- workloads
-
-/// One round: spawn n tasks that each return their index, join all.
-async fn spawn_join_round(n: u64) -> Duration {
-    const NAME: &str = "spawn_join";
-    let mut hs = Vec::with_capacity(n as usize);
-    let t = Instant::now();
-    for i in 0..n {
-        hs.push(tokio::spawn(async move { i }));
+/// CPUs the calling thread may run on.
+pub fn cpus_allowed() -> usize {
+    // SAFETY: cpu_set_t is plain data; the kernel fills it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            fail("affinity", "sched_getaffinity failed".into());
+        }
+        libc::CPU_COUNT(&set) as usize
     }
-    let mut sum = 0u64;
-    for h in hs {
-        match h.await {
-            Ok(v) => sum += v,
-            Err(e) => fail(NAME, format!("join: {}", e)),
+}
+
+/// Runs `f` with the calling thread (and every thread it starts) confined
+/// to the first CPU it may use now; restores the mask afterwards.
+pub fn on_one_cpu<T>(f: impl FnOnce() -> T) -> T {
+    // SAFETY: as above; the sets live on this stack.
+    unsafe {
+        let size = std::mem::size_of::<libc::cpu_set_t>();
+        let mut saved: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, size, &mut saved) != 0 {
+            fail("affinity", "sched_getaffinity failed".into());
         }
+        let first = (0..libc::CPU_SETSIZE as usize)
+            .find(|&c| libc::CPU_ISSET(c, &saved))
+            .unwrap_or(0);
+        let mut one: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(first, &mut one);
+        if libc::sched_setaffinity(0, size, &one) != 0 {
+            fail("affinity", "sched_setaffinity failed".into());
+        }
+        let r = f();
+        if libc::sched_setaffinity(0, size, &saved) != 0 {
+            fail("affinity", "restoring the mask failed".into());
+        }
+        r
     }
-    let e = t.elapsed();
-    check!(NAME, sum == n * (n - 1) / 2, "sum {} != {}", sum, n * (n - 1) / 2);
-    e
 }
 
-/// One untimed warm-up round of the same size first (all peers do this): a
-/// first round also measures page faults on memory the process never touched.
-fn spawn_join(s: u64) {
-    const NAME: &str = "spawn_join";
-    let n = 100_000 * s;
-    let rt = rt1();
-    let (cold, e) = run_task(&rt, async move {
-        let cold = spawn_join_round(n).await;
-        (cold, spawn_join_round(n).await)
-    });
-    eprintln!(
-        "tokio-bench: spawn_join: cold round {:.2} ns/op (not reported)",
-        cold.as_nanos() as f64 / n as f64
-    );
-    report(NAME, e, n);
-}
+/// (name, body, runs only when named)
+type Workload = (&'static str, fn(u64), bool);
 
-fn yield_switch(s: u64) {
-    const NAME: &str = "yield_switch";
-    let n = 1_000_000 * s;
-    let rt = rt1();
-    let e = run_task(&rt, async move {
-        let body = move || async move {
-            let mut c = 0u64;
-            for _ in 0..n {
-                yield_now().await;
-                c += 1;
-            }
-            c
-        };
-        let t = Instant::now();
-        let a = tokio::spawn(body());
-        let b = tokio::spawn(body());
-        let ca = a.await.unwrap_or(0);
-        let cb = b.await.unwrap_or(0);
-        let e = t.elapsed();
-        check!(NAME, ca == n && cb == n, "counts {} {} != {}", ca, cb, n);
-        e
-    });
-    report(NAME, e, 2 * n);
-}
+/// In run order: memory first, in a fresh process, before other workloads
+/// leave freed memory in the allocator.
+const WORKLOADS: &[Workload] = &[
+    ("mem_per_idle_task", mem::mem_per_idle_task, false),
+    ("mem_per_waiter", mem::mem_per_waiter, false),
+    ("mem_1m_tasks", mem::mem_1m_tasks, true),
+    ("spawn_join", single::spawn_join, false),
+    ("yield_switch", single::yield_switch, false),
+    ("mutex_uncontended", single::mutex_uncontended, false),
+    ("mutex_contended_handoff", single::mutex_contended_handoff, false),
+    ("rwlock_read_uncontended", single::rwlock_read_uncontended, false),
+    ("semaphore_uncontended", single::semaphore_uncontended, false),
+    ("mpsc_bounded_1p", single::mpsc_bounded_1p, false),
+    ("mpsc_bounded_4p", single::mpsc_bounded_4p, false),
+    ("mpsc_unbounded_1p", single::mpsc_unbounded_1p, false),
+    ("oneshot_create_send_recv", single::oneshot_create_send_recv, false),
+    ("mpsc_pingpong_roundtrip", single::mpsc_pingpong_roundtrip, false),
+    ("notify_pingpong_roundtrip", single::notify_pingpong_roundtrip, false),
+    ("broadcast_1to4_per_send", single::broadcast_1to4_per_send, false),
+    ("watch_pingpong_roundtrip", single::watch_pingpong_roundtrip, false),
+    ("mpsc_bounded_big", single::mpsc_bounded_big, false),
+    ("select_2chan_pingpong", select::select_2chan_pingpong, false),
+    ("select_recv_or_timeout", select::select_recv_or_timeout, false),
+    ("mt2_mpsc_bounded_1p", mt2::mt2_mpsc_bounded_1p, false),
+    ("mt2_mutex_contended", mt2::mt2_mutex_contended, false),
+    ("mt2_mutex_contended_barging", mt2::mt2_mutex_contended_barging, false),
+    ("mt2_request_reply", mt2::mt2_request_reply, false),
+    ("mt2_request_reply_migratable", mt2::mt2_request_reply_migratable, false),
+    ("mt2_fork_join", mt2::mt2_fork_join, false),
+    ("mt2_pipeline", mt2::mt2_pipeline, false),
+    ("oversub_mt2_request_reply", mt2::oversub_mt2_request_reply, false),
+    ("oversub_mt2_mpsc_bounded_1p", mt2::oversub_mt2_mpsc_bounded_1p, false),
+];
 
-fn mutex_uncontended(s: u64) {
-    const NAME: &str = "mutex_uncontended";
-    let n = 10_000_000 * s;
-    let rt = rt1();
-    let e = run_task(&rt, async move {
-        let m = Mutex::new(0u64);
-        let t = Instant::now();
-        for _ in 0..n {
-            let mut g = m.lock().await;
-            *g += 1;
-        }
-        let e = t.elapsed();
-        let v = *m.lock().await;
-        check!(NAME, v == n, "count {} != {}", v, n);
-        e
-    });
-    report(NAME, e, n);
-}
-
-fn mutex_contended_handoff(s: u64) {
-    const NAME: &str = "mutex_contended_handoff";
-    let per = 250_000 * s;
-    let rt = rt1();
-    let e = run_task(&rt, async move {
-        let m = Arc::new(Mutex::new(0u64));
-        let t = Instant::now();
-        let hs: Vec<_> = (0..4)
-            .map(|_| {
-                let m = m.clone();
-                tokio::spawn(async move {
-                    for _ in 0..per {
-                        let mut g = m.lock().await;
-                        *g += 1;
-                        yield_now().await; // yield while holding the lock
-                        drop(g);
-                    }
-                })
-            })
-            .collect();
-        for h in hs {
-            if h.await.is_err() {
-                fail(NAME, "worker task failed".into());
-            }
-        }
-        let e = t.elapsed();
-        let v = *m.lock().await;
-        check!(NAME, v == 4 * per, "count {} != {}", v, 4 * per);
-        e
-    });
-    report(NAME, e, 4 * per);
-}
-
-fn rwlock_read_uncontended(s: u64) {
-    const NAME: &str = "rwlock_read_uncontended";
-    let n = 10_000_000 * s;
-    let rt = rt1();
-    let e = run_task(&rt, async move {
-        let l = RwLock::new(7u64);
-        let mut acc = 0u64;
-        let t = Instant::now();
-        for _ in 0..n {
-            let g = l.read().await;
-            acc = acc.wrapping_add(*g);
-        }
-        let e = t.elapsed();
-        check!(NAME, acc == 7 * n, "sum {} != {}", acc, 7 * n);
-        e
-    });
-    report(NAME, e, n);
-}
-
-fn semaphore_uncontended(s: u64) {
-    const NAME: &str = "semaphore_uncontended";
-    let n = 10_000_000 * s;
-    let rt = rt1();
-    let e = run_task(&rt, async move {
-        let sem = Semaphore::new(4);
-        let mut c = 0u64;
-        let t = Instant::now();
-        for _ in 0..n {
-            match sem.acquire().await {
-                Ok(p) => drop(p),
-                Err(_) => fail(NAME, "semaphore closed".into()),
-            }
-            c += 1;
-        }
-        let e = t.elapsed();
-        check!(NAME, c == n, "count {} != {}", c, n);
-        check!(NAME, sem.available_permits() == 4, "permits {} != 4", sem.available_permits());
-        e
-    });
-    report(NAME, e, n);
-}
-
-/// Two-worker version: producer and consumer are separate tasks spawned from
-/// outside the workers.
-fn mpsc_bounded_1p_on(name: &'static str, rt: &Runtime, s: u64) -> Duration {
-    let n = 5_000_000 * s;
-    // The tasks are spawned from the block_on future: on the 2-worker runtime
-    // they land in the shared inject queue so each idle worker takes one.
-    rt.block_on(async move {
-        let (tx, mut rx) = mpsc::channel::<u64>(1024);
-        let t = Instant::now();
-        let p = tokio::spawn(async move {
-            for i in 0..n {
-                if tx.send(i).await.is_err() {
-                    fail(name, "send on closed channel".into());
-                }
-            }
-        });
-        let c = tokio::spawn(async move {
-            let mut expect = 0u64;
-            while let Some(v) = rx.recv().await {
-                if v != expect {
-                    fail(name, format!("got {} expected {}", v, expect));
-                }
-                expect += 1;
-            }
-            expect
-        });
-        if p.await.is_err() {
-            fail(name, "producer failed".into());
-        }
-        let got = c.await.unwrap_or(0);
-        let e = t.elapsed();
-        check!(name, got == n, "received {} != {}", got, n);
-        e
-    })
-}
-
-fn mpsc_bounded_1p(s: u64) {
-    let rt = rt1();
-    let e = mpsc_bounded_1p_inner(&rt, "mpsc_bounded_1p", s);
-    report("mpsc_bounded_1p", e, 5_000_000 * s);
-}
-
-/// Single-worker version: the whole body (spawns, joins, timing) runs in a task.
-fn mpsc_bounded_1p_inner(rt: &Runtime, name: &'static str, s: u64) -> Duration {
-    let n = 5_000_000 * s;
-    run_task(rt, async move {
-        let (tx, mut rx) = mpsc::channel::<u64>(1024);
-        let t = Instant::now();
-        let p = tokio::spawn(async move {
-            for i in 0..n {
-                if tx.send(i).await.is_err() {
-                    fail(name, "send on closed channel".into());
-                }
-            }
-        });
-        let mut expect = 0u64;
-        while let Some(v) = rx.recv().await {
-            if v != expect {
-                fail(name, format!("got {} expected {}", v, expect));
-            }
-            expect += 1;
-        }
-        if p.await.is_err() {
-            fail(name, "producer failed".into());
-        }
-        let e = t.elapsed();
-        check!(name, expect == n, "received {} != {}", expect, n);
-        e
-    })
-}
-
-fn mpsc_bounded_4p(s: u64) {
-    const NAME: &str = "mpsc_bounded_4p";
-    let per = 5_000_000 * s / 4;
-    let rt = rt1();
-    let e = run_task(&rt, async move {
-        let (tx, mut rx) = mpsc::channel::<u64>(1024);
-        let t = Instant::now();
-        for _ in 0..4 {
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                for i in 0..per {
-                    if tx.send(i).await.is_err() {
-                        fail(NAME, "send on closed channel".into());
-                    }
-                }
-            });
-        }
-        drop(tx);
-        let (mut cnt, mut sum) = (0u64, 0u64);
-        while let Some(v) = rx.recv().await {
-            cnt += 1;
-            sum += v;
-        }
-        let e = t.elapsed();
-        check!(NAME, cnt == 4 * per, "received {} != {}", cnt, 4 * per);
-        check!(NAME, sum == 4 * (per * (per - 1) / 2), "sum mismatch {}", sum);
-        (e, cnt)
-    });
-    report(NAME, e.0, e.1);
-}
-
-fn mpsc_unbounded_1p(s: u64) {
-    const NAME: &str = "mpsc_unbounded_1p";
-    let n = 5_000_000 * s;
-    let rt = rt1();
-    let e = run_task(&rt, async move {
-        let (tx, mut rx) = mpsc::unbounded_channel::<u64>();
-        let t = Instant::now();
-        let p = tokio::spawn(async move {
-            for i in 0..n {
-                if tx.send(i).is_err() {
-                    fail(NAME, "send on closed channel".into());
-                }
-                if i % 1024 == 1023 {
-                    yield_now().await;
-                }
-            }
-        });
-        let mut expect = 0u64;
-        while let Some(v) = rx.recv().await {
-            if v != expect {
-                fail(NAME, format!("got {} expected {}", v, expect));
-            }
-            expect += 1;
-        }
-        if p.await.is_err() {
-            fail(NAME, "producer failed".into());
-        }
-        let e = t.elapsed();
-        check!(NAME, expect == n, "received {} != {}", expect, n);
-        e
-    });
-    report(NAME, e, n);
-}
-
-fn oneshot_create_send_recv(s: u64) {
-    const NAME: &str = "oneshot_create_send_recv";
-    let n = 1_000_000 * s;
-    let rt = rt1();
-    let e = run_task(&rt, async move {
-        let t = Instant::now();
-        for i in 0..n {
-            let (tx, rx) = oneshot::channel::<u64>();
-            if tx.send(i).is_err() {
-                fail(NAME, "send failed".into());
-            }
-            match rx.await {
-                Ok(v) if v == i => {}
-                Ok(v) => fail(NAME, format!("got {} expected {}", v, i)),
-                Err(_) => fail(NAME, "recv failed".into()),
-            }
-        }
-        t.elapsed()
-    });
-    report(NAME, e, n);
-}
-
-fn mpsc_pingpong_roundtrip(s: u64) {
-    const NAME: &str = "mpsc_pingpong_roundtrip";
-    let n = 1_000_000 * s;
-    let rt = rt1();
-    let e = run_task(&rt, async move {
-        let (atx, mut arx) = mpsc::channel::<u64>(1);
-        let (btx, mut brx) = mpsc::channel::<u64>(1);
-        let echo = tokio::spawn(async move {
-            let mut c = 0u64;
-            while let Some(v) = arx.recv().await {
-                if btx.send(v).await.is_err() {
-                    fail(NAME, "echo send failed".into());
-                }
-                c += 1;
-            }
-            c
-        });
-        let t = Instant::now();
-        for i in 0..n {
-            if atx.send(i).await.is_err() {
-                fail(NAME, "send failed".into());
-            }
-            match brx.recv().await {
-                Some(v) if v == i => {}
-                other => fail(NAME, format!("got {:?} expected {}", other, i)),
-            }
-        }
-        let e = t.elapsed();
-        drop(atx);
-        let c = echo.await.unwrap_or(0);
-        check!(NAME, c == n, "echo count {} != {}", c, n);
-        e
-    });
-    report(NAME, e, n);
-}
-
-fn notify_pingpong_roundtrip(s: u64) {
-    const NAME: &str = "notify_pingpong_roundtrip";
-    let n = 1_000_000 * s;
-    let rt = rt1();
-    let e = run_task(&rt, async move {
-        let a = Arc::new(Notify::new());
-        let b = Arc::new(Notify::new());
-        let (a2, b2) = (a.clone(), b.clone());
-        let echo = tokio::spawn(async move {
-            let mut c = 0u64;
-            for _ in 0..n {
-                a2.notified().await;
-                b2.notify_one();
-                c += 1;
-            }
-            c
-        });
-        let t = Instant::now();
-        let mut c = 0u64;
-        for _ in 0..n {
-            a.notify_one();
-            b.notified().await;
-            c += 1;
-        }
-        let e = t.elapsed();
-        let ce = echo.await.unwrap_or(0);
-        check!(NAME, c == n && ce == n, "counts {} {} != {}", c, ce, n);
-        e
-    });
-    report(NAME, e, n);
-}
-
-fn broadcast_1to4_per_send(s: u64) {
-    const NAME: &str = "broadcast_1to4_per_send";
-    let n = 1_000_000 * s;
-    let rt = rt1();
-    let e = run_task(&rt, async move {
-        let (tx, _) = broadcast::channel::<u64>(1024);
-        let rxs: Vec<_> = (0..4).map(|_| tx.subscribe()).collect();
-        let t = Instant::now();
-        let hs: Vec<_> = rxs
-            .into_iter()
-            .map(|mut rx| {
-                tokio::spawn(async move {
-                    let mut expect = 0u64;
-                    loop {
-                        match rx.recv().await {
-                            Ok(v) => {
-                                if v != expect {
-                                    fail(NAME, format!("got {} expected {}", v, expect));
-                                }
-                                expect += 1;
-                            }
-                            Err(broadcast::error::RecvError::Closed) => break,
-                            Err(broadcast::error::RecvError::Lagged(k)) => {
-                                fail(NAME, format!("receiver lagged by {}", k))
-                            }
-                        }
-                    }
-                    expect
-                })
-            })
-            .collect();
-        for i in 0..n {
-            if tx.send(i).is_err() {
-                fail(NAME, "send failed".into());
-            }
-            if i % 512 == 511 {
-                yield_now().await;
-            }
-        }
-        drop(tx);
-        for h in hs {
-            let got = h.await.unwrap_or(0);
-            check!(NAME, got == n, "receiver saw {} != {}", got, n);
-        }
-        t.elapsed()
-    });
-    report(NAME, e, n);
-}
-
-fn watch_pingpong_roundtrip(s: u64) {
-    const NAME: &str = "watch_pingpong_roundtrip";
-    let n = 1_000_000 * s;
-    let rt = rt1();
-    let e = run_task(&rt, async move {
-        let (atx, mut arx) = watch::channel(0u64);
-        let (btx, mut brx) = watch::channel(0u64);
-        let echo = tokio::spawn(async move {
-            let mut c = 0u64;
-            while arx.changed().await.is_ok() {
-                let v = *arx.borrow_and_update();
-                if btx.send(v).is_err() {
-                    fail(NAME, "echo send failed".into());
-                }
-                c += 1;
-            }
-            c
-        });
-        let t = Instant::now();
-        for i in 1..=n {
-            if atx.send(i).is_err() {
-                fail(NAME, "send failed".into());
-            }
-            if brx.changed().await.is_err() {
-                fail(NAME, "echo closed".into());
-            }
-            let v = *brx.borrow_and_update();
-            check!(NAME, v == i, "got {} expected {}", v, i);
-        }
-        let e = t.elapsed();
-        drop(atx);
-        let c = echo.await.unwrap_or(0);
-        check!(NAME, c == n, "echo count {} != {}", c, n);
-        e
-    });
-    report(NAME, e, n);
-}
-
-fn mt2_mpsc_bounded_1p(s: u64) {
-    let rt = rt2();
-    let e = mpsc_bounded_1p_on("mt2_mpsc_bounded_1p", &rt, s);
-    report("mt2_mpsc_bounded_1p", e, 5_000_000 * s);
-}
-
-fn mt2_mutex_contended(s: u64) {
-    const NAME: &str = "mt2_mutex_contended";
-    let per = 1_000_000 * s;
-    let rt = rt2();
-    let e = rt.block_on(async move {
-        let m = Arc::new(Mutex::new(0u64));
-        let t = Instant::now();
-        let hs: Vec<_> = (0..4)
-            .map(|_| {
-                let m = m.clone();
-                tokio::spawn(async move {
-                    for _ in 0..per {
-                        let mut g = m.lock().await;
-                        *g += 1;
-                    }
-                })
-            })
-            .collect();
-        for h in hs {
-            if h.await.is_err() {
-                fail(NAME, "worker task failed".into());
-            }
-        }
-        let e = t.elapsed();
-        let v = *m.lock().await;
-        check!(NAME, v == 4 * per, "count {} != {}", v, 4 * per);
-        e
-    });
-    report(NAME, e, 4 * per);
-}
-
-/// Resident bytes per parked task: 100k tasks, each awaiting `Notify::notified()`
-/// on one shared Notify. Tasks are detached (no JoinHandle kept) so only the
-/// task allocation itself is counted. Runs first, in a fresh process.
-fn mem_per_idle_task() -> u64 {
-    const NAME: &str = "mem_per_idle_task";
-    const N: usize = 100_000;
-    let rt = rt1();
-    run_task(&rt, async move {
-        let notify = Arc::new(Notify::new());
-        let started = Arc::new(AtomicUsize::new(0));
-        let finished = Arc::new(AtomicUsize::new(0));
-        let before = vm_rss_bytes();
-        for _ in 0..N {
-            let (notify, started, finished) = (notify.clone(), started.clone(), finished.clone());
-            tokio::spawn(async move {
-                let w = notify.notified();
-                started.fetch_add(1, Ordering::Relaxed);
-                w.await; // first poll registers the waiter
-                finished.fetch_add(1, Ordering::Relaxed);
-            });
-        }
-        while started.load(Ordering::Relaxed) < N {
-            yield_now().await;
-        }
-        let after = vm_rss_bytes();
-        notify.notify_waiters();
-        while finished.load(Ordering::Relaxed) < N {
-            yield_now().await;
-        }
-        check!(NAME, finished.load(Ordering::Relaxed) == N, "finished != N");
-        eprintln!(
-            "tokio-bench: {}: VmRSS before {} after {} ({} tasks)",
-            NAME, before, after, N
-        );
-        after.saturating_sub(before) / N as u64
-    })
-}
-
-fn mem_per_waiter() -> u64 {
-    let notify = Notify::new();
-    let n = std::mem::size_of_val(&notify.notified());
-    let m = Mutex::new(0u64);
-    let sem = Semaphore::new(1);
-    let (_tx, mut rx) = mpsc::channel::<u64>(1);
-    eprintln!(
-        "tokio-bench: mem_per_waiter: Notified {} B, Mutex::lock() future {} B, \
-         Semaphore::acquire() future {} B, mpsc::Receiver::recv() future {} B",
-        n,
-        std::mem::size_of_val(&m.lock()),
-        std::mem::size_of_val(&sem.acquire()),
-        std::mem::size_of_val(&rx.recv()),
-    );
-    n as u64
+fn usage() -> ! {
+    eprintln!("usage: tokio-bench [S>=1] [workload...] | --list");
+    std::process::exit(2);
 }
 
 fn main() {
-    let s: u64 = match std::env::args().nth(1) {
-        None => 1,
-        Some(a) => match a.parse() {
-            Ok(v) if v >= 1 => v,
-            _ => {
-                eprintln!("usage: tokio-bench [S>=1]");
-                std::process::exit(2);
-            }
-        },
-    };
-    // Memory first, in a fresh process, before other workloads leave freed
-    // memory in the allocator; printed at the end in table order.
-    let mem_task = mem_per_idle_task();
-    let mem_waiter = mem_per_waiter();
-
-    spawn_join(s);
-    yield_switch(s);
-    mutex_uncontended(s);
-    mutex_contended_handoff(s);
-    rwlock_read_uncontended(s);
-    semaphore_uncontended(s);
-    mpsc_bounded_1p(s);
-    mpsc_bounded_4p(s);
-    mpsc_unbounded_1p(s);
-    oneshot_create_send_recv(s);
-    mpsc_pingpong_roundtrip(s);
-    notify_pingpong_roundtrip(s);
-    broadcast_1to4_per_send(s);
-    watch_pingpong_roundtrip(s);
-    mt2_mpsc_bounded_1p(s);
-    mt2_mutex_contended(s);
-
-    println!("mem_per_idle_task {}", mem_task);
-    println!("mem_per_waiter {}", mem_waiter);
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(|a| a == "--list").unwrap_or(false) {
+        for (name, _, alone) in WORKLOADS {
+            println!("{}{}", name, if *alone { " (only when named)" } else { "" });
+        }
+        return;
+    }
+    let mut s = 1u64;
+    if let Some(a) = args.first() {
+        if a.chars().all(|c| c.is_ascii_digit()) {
+            s = match a.parse() {
+                Ok(v) if v >= 1 => v,
+                _ => usage(),
+            };
+            args.remove(0);
+        }
+    }
+    for a in &args {
+        if !WORKLOADS.iter().any(|(n, _, _)| n == a) {
+            eprintln!("tokio-bench: no workload named {} (--list)", a);
+            usage();
+        }
+    }
+    for (name, body, alone) in WORKLOADS {
+        let named = args.iter().any(|a| a == name);
+        if named || (args.is_empty() && !alone) {
+            body(s);
+        }
+    }
 }
