@@ -1,0 +1,3 @@
+module ursa/bench/peers/gosql
+
+go 1.19
