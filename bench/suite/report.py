@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
-"""Aggregate the suite's raw lines into docs/bench/results.md and a gnuplot
-script + data for docs/bench/results.png. Standard library only.
+"""Aggregate the suite's raw lines into results.md and a gnuplot script +
+data for results.png. Standard library only.
 
-Input (--raw): one line per measurement, `round runtime name value`, as
-written by bench/run-suite.sh. Workload order and units come from
-WORKLOADS.md (--workloads); names printed by a program but not listed there
-are appended in the order first seen, so new workloads need no change here.
-Machine/version facts come from SUITE_* environment variables.
+Input (--raw): one line per measurement, `round program name value`, as
+written by bench/run-suite.sh. A program label `peer@variant` is one build
+or configuration of a peer (Tokio with each Rust toolchain, Boost.Fiber
+with idle threads spinning or sleeping): the peer's column shows, per
+workload, the variant with the lower median, tagged with which one it was.
+Workload order and units come from WORKLOADS.md (--workloads); names printed
+but not listed there are appended in the order first seen. Machine/version
+facts come from SUITE_* environment variables.
 """
 import argparse
 import os
@@ -15,71 +18,41 @@ import statistics
 import sys
 from collections import OrderedDict, defaultdict
 
-RUNTIMES = ["ursa", "tokio", "go", "fiber"]
-PEERS = RUNTIMES[1:]
+# Column order; any other peer a program reports is appended.
+RUNTIMES = ["ursa", "tokio", "go", "fiber", "hikaricp", "gosql", "r2d2"]
+NAMES = {"ursa": "ursa", "tokio": "Tokio", "go": "Go", "fiber": "Boost.Fiber",
+         "hikaricp": "HikariCP", "gosql": "Go database/sql", "r2d2": "r2d2"}
 DASH = "—"
-BAR_COLORS = {"ursa": "#d62728", "tokio": "#1f77b4", "go": "#2ca02c", "fiber": "#9467bd"}
+BAR_COLORS = {"ursa": "#d62728", "tokio": "#1f77b4", "go": "#2ca02c", "fiber": "#9467bd",
+              "hikaricp": "#ff7f0e", "gosql": "#17becf", "r2d2": "#8c564b"}
 
 
 def parse_workloads(path):
-    """[(name, section, what, divisor)] in WORKLOADS.md order.
-    section is 'time' or 'mem' (the table after 'Memory workloads')."""
+    """[(name, kind, what)] in WORKLOADS.md order. kind is 'time' in a table
+    whose header says what is timed, else 'bytes' for mem_* names and
+    'count' for the others (e.g. pool_spike_creates)."""
     out = []
     if not path or not os.path.isfile(path):
         return out
-    section = "time"
+    timed = True
     with open(path, encoding="utf-8") as f:
         for line in f:
-            if re.match(r"\s*memory workloads", line, re.I):
-                section = "mem"
+            if re.match(r"\s*\|\s*name\s*\|", line):
+                timed = "timed" in line
+                continue
             m = re.match(r"\s*\|\s*`([A-Za-z0-9_]+)`\s*\|(.*)", line)
             if not m:
                 continue
-            cells = [c.strip() for c in m.group(2).split("|")]
-            what = cells[0] if cells else ""
-            div = cells[1] if len(cells) > 1 else ""
-            out.append((m.group(1), section, what, div))
+            name = m.group(1)
+            kind = "time" if timed else ("bytes" if name.startswith("mem_") else "count")
+            out.append((name, kind, m.group(2).split("|")[0].strip()))
     return out
-
-
-_MULT = {"": 1, "k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9}
-
-
-def _num(tok):
-    m = re.fullmatch(r"(\d+(?:\.\d+)?)([kKMG]?)", tok)
-    return float(m.group(1)) * _MULT[m.group(2)] if m else None
-
-
-def ops_per_run(what, div, scale):
-    """Best-effort op count for instructions/op, from the WORKLOADS.md
-    columns: `4·250k·S`, `4M·S`, `2N` with `N=1M·S`, `total received` with
-    `5M·S`. None if it cannot be read."""
-    def product(expr):
-        val = 1.0
-        for part in re.split(r"[·*×x]", expr.replace(" ", "")):
-            if part in ("S", ""):
-                continue
-            n = _num(part)
-            if n is None:
-                return None
-            val *= n
-        return val * scale
-
-    dm = re.match(r"\s*([\d.]+[kKMG]?(?:\s*[·*×]\s*[\d.]+[kKMG]?)*\s*·\s*S)\b", div)
-    if dm:
-        return product(dm.group(1))
-    nm = re.search(r"N\s*=\s*([\d.]+[kKMG]?)\s*·\s*S", what) or re.search(r"([\d.]+[kKMG]?)\s*·\s*S", what)
-    if not nm:
-        return None
-    n = _num(nm.group(1)) * scale
-    km = re.match(r"\s*(\d+)\s*N\b", div)
-    return n * int(km.group(1)) if km else n
 
 
 def fmt(v, unit):
     if v is None:
         return DASH
-    if unit == "bytes":
+    if unit in ("bytes", "count"):
         return f"{v:.0f}"
     if v >= 1000:
         return f"{v:.0f}"
@@ -94,11 +67,21 @@ def fmt_ratio(r):
     return f"{r:.2f}" if r < 10 else f"{r:.1f}"
 
 
+def short_tag(variant, desc):
+    """What a cell says about the variant it came from: the compiler
+    version for a toolchain build (`rustc 1.95.0 (...)` -> `1.95`), else the
+    variant's own name."""
+    m = re.search(r"rustc (\d+\.\d+)", desc or "")
+    return m.group(1) if m else variant
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--raw", required=True)
     ap.add_argument("--failures")
-    ap.add_argument("--perf")
+    ap.add_argument("--instr", help="`name instr_per_op` lines from bench/callgrind.sh")
+    ap.add_argument("--variant", action="append", default=[],
+                    help="label=description of a peer@variant program (repeatable)")
     ap.add_argument("--workloads", default="")
     ap.add_argument("--scale", type=float, default=1.0)
     ap.add_argument("--rounds", type=int, default=0)
@@ -108,64 +91,96 @@ def main():
     env = os.environ.get
 
     spec = parse_workloads(a.workloads)
-    info = OrderedDict((n, (sec, what, div)) for n, sec, what, div in spec)
+    info = OrderedDict((n, (kind, what)) for n, kind, what in spec)
+    vdesc = dict(v.split("=", 1) for v in a.variant if "=" in v)
 
-    vals = defaultdict(list)  # (runtime, name) -> [values]
+    vals = defaultdict(list)  # (program, name) -> [values]
     seen = []
+    programs = []
     bad_lines = 0
     with open(a.raw, encoding="utf-8") as f:
         for line in f:
             p = line.split()
             if len(p) != 4:
                 continue
-            _, rt, name, v = p
+            _, prog, name, v = p
             try:
                 x = float(v)
             except ValueError:
                 bad_lines += 1
                 continue
-            vals[(rt, name)].append(x)
+            vals[(prog, name)].append(x)
             if name not in seen:
                 seen.append(name)
+            if prog not in programs:
+                programs.append(prog)
 
-    names = list(info) + [n for n in seen if n not in info]
-    runtimes = RUNTIMES + sorted({rt for rt, _ in vals} - set(RUNTIMES))
+    # peer -> its programs (variants), in the order first seen.
+    group = OrderedDict()
+    for prog in programs:
+        group.setdefault(prog.split("@")[0], []).append(prog)
+    runtimes = [r for r in RUNTIMES if r in group] + [r for r in group if r not in RUNTIMES]
+    if "ursa" not in runtimes:
+        runtimes.insert(0, "ursa")
     peers = [r for r in runtimes if r != "ursa"]
+    names = list(info) + [n for n in seen if n not in info]
 
     def unit(name):
-        sec = info.get(name, (None,))[0]
-        return "bytes" if sec == "mem" or (sec is None and name.startswith("mem_")) else "ns/op"
+        kind = info.get(name, (None,))[0]
+        if kind is None:
+            kind = "bytes" if name.startswith("mem_") else "time"
+        return {"time": "ns/op"}.get(kind, kind)
 
-    def med(rt, name):
-        xs = vals.get((rt, name))
+    def vmed(prog, name):
+        xs = vals.get((prog, name))
         return statistics.median(xs) if xs else None
 
-    def spread(rt, name):
-        xs = vals.get((rt, name))
+    def pick(rt, name):
+        """(median, program) of the variant with the lowest median."""
+        cands = [(vmed(p, name), p) for p in group.get(rt, [])]
+        cands = [c for c in cands if c[0] is not None]
+        return min(cands) if cands else (None, None)
+
+    def winner(rt, name):
+        """The variant that won the row, or None (one variant, or a tie)."""
+        have = sorted((vmed(p, name), p) for p in group.get(rt, []) if vmed(p, name) is not None)
+        return have[0][1] if len(have) > 1 and have[0][0] < have[1][0] else None
+
+    def spread(prog, name):
+        xs = vals.get((prog, name))
         return (min(xs), max(xs), len(xs)) if xs else None
 
     failures = []
     if a.failures and os.path.isfile(a.failures):
         with open(a.failures) as f:
-            failures = [l.split() for l in f if l.strip()]
+            failures = [l.rstrip("\n").split("\t") for l in f if l.strip()]
 
-    perf = {}
-    if a.perf and os.path.isfile(a.perf):
-        with open(a.perf) as f:
+    instr = {}
+    if a.instr and os.path.isfile(a.instr):
+        with open(a.instr) as f:
             for l in f:
                 p = l.split()
                 if len(p) == 2:
-                    perf[p[0]] = float(p[1])
+                    instr[p[0]] = float(p[1])
 
     # ---------------------------------------------------------------- table
     rows = []
     for name in names:
         u = unit(name)
-        m = {rt: med(rt, name) for rt in runtimes}
-        pm = [(m[p], p) for p in peers if m[p] is not None]
+        cell = {rt: pick(rt, name) for rt in runtimes}
+        pm = [(cell[p][0], p) for p in peers if cell[p][0] is not None]
         best = min(pm) if pm else None
-        ratio = m["ursa"] / best[0] if best and m.get("ursa") is not None and best[0] > 0 else None
-        rows.append((name, u, m, best, ratio))
+        um = cell["ursa"][0]
+        ratio = um / best[0] if best and um is not None and best[0] > 0 else None
+        rows.append((name, u, cell, best, ratio))
+
+    def show(rt, name, u, cell):
+        v, _ = cell[rt]
+        s = fmt(v, u)
+        win = winner(rt, name)
+        if win:
+            s += f" ({short_tag(win.split('@', 1)[1], vdesc.get(win))})"
+        return s
 
     L = []
     L.append("# ursa benchmark suite: results")
@@ -178,11 +193,16 @@ def main():
              f"{env('SUITE_MEM', '?')} RAM, Linux {env('SUITE_KERNEL', '?')}")
     L.append(f"- **ursa:** {env('SUITE_GCC', '?')}, CMake build type "
              f"{env('SUITE_CMAKE_BT', '?') or '?'} (`build/bench`)")
-    L.append(f"- **Tokio:** tokio {env('SUITE_TOKIO', '?') or '?'} (Cargo.lock), "
-             f"{env('SUITE_RUSTC', '?')}, {env('SUITE_CARGO', '?')}, release + LTO")
+    for prog in programs:
+        if prog in vdesc and "@" in prog:
+            L.append(f"- **{prog}:** {vdesc[prog]}")
+    L.append(f"- **Tokio:** tokio {env('SUITE_TOKIO', '?') or '?'} (Cargo.lock), release + LTO, "
+             "built with every Rust toolchain above")
     L.append(f"- **Go:** {env('SUITE_GO', '?')}")
     L.append(f"- **Boost.Fiber:** Boost {env('SUITE_BOOST', '?') or '?'} "
              f"(libboost-fiber-dev {env('SUITE_BOOST_PKG', '?') or '?'}), {env('SUITE_GXX', '?')}, -O2")
+    L.append(f"- **Pools:** HikariCP {env('SUITE_HIKARI', '?') or '?'} on {env('SUITE_JAVA', '?')}; "
+             f"Go database/sql ({env('SUITE_GO', '?')}); r2d2 {env('SUITE_R2D2', '?') or '?'}")
     L.append(f"- **Scale:** S = {a.scale:g}; **rounds:** {a.rounds} (interleaved)")
     load = (env("SUITE_LOAD") or "").split()
     busy = False
@@ -197,59 +217,92 @@ def main():
     L.append("")
     L.append("## Medians")
     L.append("")
-    L.append("Median over the rounds, ns/op (bytes for `mem_*`); lower is better. "
-             "`ursa/best` = ursa ÷ the best (lowest) peer: below 1 means ursa is ahead. "
-             f"{DASH} = the runtime does not (yet) have that workload.")
+    L.append("Median over the rounds, ns/op (bytes for `mem_*`, a count for `pool_spike_creates`); "
+             "lower is better. A peer built or configured more than one way shows its faster "
+             "variant, tagged: `(1.63)`/`(1.95)` = the rustc that built it, `(spin)`/`(suspend)` = "
+             "Boost.Fiber's work_stealing idle mode (see *Variants*). `ursa/best` = ursa ÷ the best "
+             f"(lowest) peer: below 1 means ursa is ahead. {DASH} = that runtime does not (yet) have "
+             "the workload. `instr/op` = ursa's instructions per op under callgrind (see below).")
     L.append("")
-    hdr = ["workload", "unit"] + runtimes + ["best peer", "ursa/best"]
+    hdr = ["workload", "unit"] + runtimes + ["best peer", "ursa/best", "instr/op"]
     L.append("| " + " | ".join(hdr) + " |")
-    L.append("|" + "|".join(["---", "---"] + ["--:"] * len(runtimes) + ["---", "--:"]) + "|")
-    for name, u, m, best, ratio in rows:
-        cells = [f"`{name}`", u] + [fmt(m[rt], u) for rt in runtimes]
-        cells += [best[1] if best else DASH, fmt_ratio(ratio)]
+    L.append("|" + "|".join(["---", "---"] + ["--:"] * len(runtimes) + ["---", "--:", "--:"]) + "|")
+    for name, u, cell, best, ratio in rows:
+        cells = [f"`{name}`", u] + [show(rt, name, u, cell) for rt in runtimes]
+        cells += [best[1] if best else DASH, fmt_ratio(ratio),
+                  f"{instr[name]:.1f}" if name in instr else DASH]
         L.append("| " + " | ".join(cells) + " |")
     L.append("")
     L.append("## Spread")
     L.append("")
-    L.append("min–max over the rounds (number of rounds that printed the workload, if not all).")
+    L.append("min–max over the rounds (of the variant shown in Medians; number of rounds that "
+             "printed the workload, if not all).")
     L.append("")
     L.append("| " + " | ".join(["workload"] + runtimes) + " |")
     L.append("|" + "|".join(["---"] + ["--:"] * len(runtimes)) + "|")
-    for name, u, m, best, ratio in rows:
+    for name, u, cell, best, ratio in rows:
         cells = [f"`{name}`"]
         for rt in runtimes:
-            s = spread(rt, name)
+            s = spread(cell[rt][1], name) if cell[rt][1] else None
             if not s:
                 cells.append(DASH)
                 continue
             lo, hi, n = s
             c = f"{fmt(lo, u)}–{fmt(hi, u)}"
-            if a.rounds and n != a.rounds:
+            if a.rounds and n != a.rounds and not name.startswith("mem_1m"):
                 c += f" ({n})"
             cells.append(c)
         L.append("| " + " | ".join(cells) + " |")
     L.append("")
 
+    # ------------------------------------------------------- variants
+    multi = [(rt, progs) for rt, progs in group.items() if len(progs) > 1]
+    if multi:
+        L.append("## Variants")
+        L.append("")
+        L.append("Peers measured more than one way (rows measured both ways); Medians shows the "
+                 "faster per workload.")
+        L.append("")
+        for rt, progs in multi:
+            tags = {p: short_tag(p.split("@", 1)[1], vdesc.get(p)) for p in progs}
+            wins = defaultdict(int)
+            L.append(f"**{NAMES.get(rt, rt)}**: " + "; ".join(
+                f"`{p}` = {vdesc.get(p, p)}" for p in progs))
+            L.append("")
+            L.append("| workload | " + " | ".join(f"`{p}`" for p in progs) + " | faster |")
+            L.append("|---|" + "--:|" * len(progs) + "---|")
+            ties = 0
+            for name in names:
+                ms = {p: vmed(p, name) for p in progs}
+                if sum(v is not None for v in ms.values()) < 2:
+                    continue  # measured one way only
+                win = winner(rt, name)
+                if win:
+                    wins[win] += 1
+                else:
+                    ties += 1
+                L.append(f"| `{name}` | " + " | ".join(fmt(ms[p], unit(name)) for p in progs)
+                         + f" | {tags[win] if win else 'tie'} |")
+            L.append("")
+            total = sum(wins.values()) + ties
+            L.append("Faster per workload: " + ", ".join(
+                f"`{p}` ({tags[p]}) on {wins[p]} of {total}" for p in progs)
+                + (f", tied on {ties}" if ties else "") + ".")
+            L.append("")
+
     # ------------------------------------------------------- instructions
     L.append("## Instructions per op (ursa)")
     L.append("")
-    status = env("SUITE_PERF_STATUS", "not measured")
-    if status == "ok" and perf:
-        L.append("`perf stat -x, -e instructions:u`, one run of `ursa_bench S workload` per workload, "
-                 "divided by the workload's op count from WORKLOADS.md. The count covers the whole "
-                 "process (runtime start-up, untimed warm-up rounds, result checks), so it is an "
-                 "upper bound on the timed loop; memory workloads are left out.")
-        L.append("")
-        L.append("| workload | ops | instructions | instructions/op |")
-        L.append("|---|--:|--:|--:|")
-        for name in names:
-            if name not in perf or unit(name) == "bytes":
-                continue
-            sec, what, div = info.get(name, (None, "", ""))
-            ops = ops_per_run(what, div, a.scale) if sec else None
-            per = f"{perf[name] / ops:.1f}" if ops else DASH
-            L.append(f"| `{name}` | {ops:.0f} | {perf[name]:.0f} | {per} |" if ops
-                     else f"| `{name}` | {DASH} | {perf[name]:.0f} | {DASH} |")
+    status = env("SUITE_INSTR_STATUS", "not measured")
+    if status == "ok" and instr:
+        L.append("`bash bench/callgrind.sh` on the same `ursa_bench`: each single-worker time "
+                 "workload runs under `valgrind --tool=callgrind` at S = 0.002 and 0.004 (doubled "
+                 "until the op counts differ), and instr/op = (I₂ − I₁) ÷ (ops₂ − ops₁), so "
+                 "start-up and set-up cancel out; untimed warm-up rounds are skipped. The counts do "
+                 "not depend on the machine's load; they are the column `instr/op` above. Rerun "
+                 "`bash bench/callgrind.sh NAME...` to compare a change.")
+    elif status == "ok":
+        L.append("Not recorded: callgrind.sh printed nothing (see `build/suite/callgrind.log`).")
     else:
         L.append(f"Not recorded: {status}.")
     L.append("")
@@ -258,39 +311,49 @@ def main():
     L.append("## How measured")
     L.append("")
     L.append(
-        "Each program (`build/bench/.../ursa_bench`, and `tokio-bench`, `go-bench`, "
-        "`fiber-bench` from `bench/peers/`) times each workload itself with the monotonic "
-        "clock around the timed region only, checks its result, and prints `name ns_per_op` "
-        "(memory workloads: `name bytes`, resident-set growth per parked task or the size of a "
-        "wait node). The suite runs every program once per round, in a rotated order "
-        "(round r starts with the r-th runtime of ursa, tokio, go, fiber) so that no runtime "
+        "Each program (`build/bench/.../ursa_bench`, and from `bench/peers/`: `tokio-bench`, "
+        "`go-bench`, `fiber-bench`, and the pool peers `hikari-bench`, `gosql-bench`, "
+        "`r2d2-bench`) times each workload itself with the monotonic clock around the timed "
+        "region only, checks its result, and prints `name value`. The suite runs every "
+        "program once per round, the list rotated by the round number so that no program "
         f"always runs first or last, {a.rounds} round(s) in all, and reports the median of the "
-        "rounds. Everything runs on one worker thread except the `mt2_*` workloads, which "
-        "use two: Go with `GOMAXPROCS=1` (2 for `mt2_*`), Tokio with a `current_thread` "
-        "runtime (`multi_thread` with 2 workers for `mt2_*`), Boost.Fiber on a single "
-        "thread with `round_robin` (two threads with `work_stealing` for `mt2_*`), ursa with "
-        "`workers = 1` (2 for `mt2_*`). `spawn_join` times a warm round after an untimed "
-        "cold one in every program. Some peer workloads use a substitute where the runtime "
-        "lacks the primitive (e.g. Go and Boost.Fiber `broadcast_*` and `watch_*`); see "
+        "rounds; `mem_1m_tasks` runs once per program, in its own process, after the rounds. "
+        "Everything runs on one worker except `mt2_*` and `oversub_*` (two): ursa with "
+        "`workers` 1 or 2, Tokio `current_thread` or `multi_thread(2)`, Go `GOMAXPROCS` 1 or 2, "
+        "Boost.Fiber `round_robin` on one thread or `work_stealing` on two; the pool peers use "
+        "plain threads (8 for `mt2_pool_contended`, on at most 2 CPUs). `oversub_*`: the whole "
+        "process is confined to one CPU with `sched_setaffinity` before its runtime starts "
+        "(ursa and Tokio confine the thread that builds the runtime; Go and Boost.Fiber "
+        "re-execute themselves under the mask), and each checks the mask from its workers. "
+        "Tokio, Go and Boost.Fiber cannot pin a task to a worker: their "
+        "`mt2_request_reply` and `mt2_request_reply_migratable` are the same code with "
+        "their own placement; their `mt2_mutex_contended_barging` is their "
+        "`mt2_mutex_contended` (Go's sync.Mutex barges, Tokio's is FIFO). Some peer "
+        "workloads use a substitute where the runtime lacks the primitive; see "
         "[bench/peers/README.md](../../bench/peers/README.md) for these and the other "
-        "fairness notes. `mt2_*` results depend on where the schedulers place tasks and "
+        "fairness notes. Two-worker results depend on where the schedulers place tasks and "
         "vary much more between rounds than the single-worker ones (see Spread).")
     L.append("")
-    L.append("![ursa vs Tokio, Go, Boost.Fiber](results.png)")
+    L.append("![ursa vs the peers](results.png)")
     L.append("")
 
     notes = []
-    if failures:
-        for r, rt, rc in failures:
-            notes.append(f"round {r}: `{rt}` exited with status {rc} (a failed self-check or a "
-                         "crash); the lines it printed before that are kept")
-    missing_rt = [rt for rt in RUNTIMES if not any(k[0] == rt for k in vals)]
-    for rt in missing_rt:
-        notes.append(f"`{rt}` printed nothing (not built or failed); its column is all {DASH}")
+    for fl in failures:
+        fl += [""] * (5 - len(fl))
+        r, prog, rc, args, why = fl[:5]
+        named = args.split()[1:]  # after S: workload names
+        what = " " + " ".join(f"`{n}`" for n in named) if named else ""
+        notes.append(f"round {r}: `{prog}`{what} exited with status {rc}"
+                     + (f": {why.strip()}" if why.strip() else "")
+                     + " (stderr in build/suite/run.log; the lines it printed before are kept)")
+    for rt in RUNTIMES:
+        if rt not in group:
+            notes.append(f"`{rt}` printed nothing (not built or failed); its column is all {DASH}"
+                         if rt != "ursa" else "`ursa` printed nothing")
     if busy:
         notes.append(f"the 1-minute load average reached {load[1]} on {env('SUITE_CORES', '?')} cores: "
                      "other processes competed for the CPUs, which inflates and spreads the numbers "
-                     "(`mt2_*` most); rerun on a quiet machine for reference figures")
+                     "(two-worker rows most); rerun on a quiet machine for reference figures")
     if bad_lines:
         notes.append(f"{bad_lines} output line(s) had a non-numeric value and were ignored")
     unlisted = [n for n in seen if n not in info]
@@ -302,11 +365,12 @@ def main():
         L.append("")
         L.extend(f"- {n}" for n in notes)
         L.append("")
-    bs, rs = env("SUITE_BUILD_S"), env("SUITE_RUN_S")
-    if bs and rs:
-        L.append(f"Suite wall time: {bs} s install/build, {rs} s for the rounds. "
-                 "Raw lines (`round runtime workload value`) and the programs' stderr are in "
-                 "`build/suite/` after a run.")
+    times = (env("SUITE_TIMES") or "").split()
+    if len(times) == 4:
+        b, r, m, c = times
+        L.append(f"Suite wall time: {b} s install/build, {r} s for the rounds, {m} s for "
+                 f"`mem_1m_tasks`, {c} s for callgrind. Raw lines (`round program workload "
+                 "value`) and the programs' stderr are in `build/suite/` after a run.")
         L.append("")
 
     os.makedirs(os.path.dirname(os.path.abspath(a.md)), exist_ok=True)
@@ -321,18 +385,18 @@ def main():
             for name in sel:
                 cols = []
                 for rt in runtimes:
-                    s = spread(rt, name)
-                    m = med(rt, name)
+                    m, prog = pick(rt, name)
+                    s = spread(prog, name) if prog else None
                     cols += [f"{m:.6g}", f"{s[0]:.6g}", f"{s[1]:.6g}"] if s and m > 0 else ["?"] * 3
                 f.write(f'"{name}" ' + " ".join(cols) + "\n")
 
-    has = lambda n: any(med(rt, n) is not None for rt in runtimes)
-    tnames = [n for n in names if unit(n) != "bytes" and has(n)]
+    has = lambda n: any(pick(rt, n)[0] is not None for rt in runtimes)
+    tnames = [n for n in names if unit(n) == "ns/op" and has(n)]
     mnames = [n for n in names if unit(n) == "bytes" and has(n)]
     write_dat(os.path.join(a.plotdir, "time.dat"), tnames)
     write_dat(os.path.join(a.plotdir, "mem.dat"), mnames)
 
-    title = (f"ursa vs Tokio / Go / Boost.Fiber — S={a.scale:g}, median of {a.rounds} interleaved rounds, "
+    title = (f"ursa vs its peers — S={a.scale:g}, median of {a.rounds} interleaved rounds, "
              f"{env('SUITE_DATE', '')}\\n{env('SUITE_CPU', '')}, {env('SUITE_CORES', '')} cores, "
              f"Linux {env('SUITE_KERNEL', '')}")
 
@@ -346,7 +410,7 @@ def main():
         return "plot " + ", \\\n     ".join(parts)
 
     G = []
-    G.append("set terminal pngcairo size 1500,1100 font 'DejaVu Sans,11' noenhanced")
+    G.append("set terminal pngcairo size 2000,1200 font 'DejaVu Sans,11' noenhanced")
     G.append(f"set output '{os.path.join(a.plotdir, 'results.png')}'")
     G.append("set datafile missing '?'")
     G.append("set style data histograms")
@@ -357,23 +421,23 @@ def main():
     G.append("set grid ytics mytics lc rgb '#dddddd'")
     G.append("set key outside top center horizontal")
     G.append("set xtics rotate by 35 right nomirror")
-    G.append("set tics font ',11'")
+    G.append("set tics font ',10'")
     G.append("set multiplot")
-    G.append("set lmargin 12; set rmargin 4; set bmargin 9")
+    G.append("set lmargin 12; set rmargin 4; set bmargin 11")
     G.append(f"set title \"{title}\" font ',13'")
     G.append("set ylabel 'ns per op (log scale; bars = median, whiskers = min–max)'")
-    G.append("set size 1,0.68; set origin 0,0.32")
+    G.append("set size 1,0.7; set origin 0,0.3")
     if tnames:
         G.append(plot_cmd(os.path.join(a.plotdir, "time.dat")))
     G.append("unset title")
     G.append("set ylabel 'bytes (log scale)'")
-    G.append("set size 0.55,0.32; set origin 0,0")
+    G.append("set size 0.5,0.3; set origin 0,0")
     G.append("set key outside top center horizontal font ',10'")
     G.append("set bmargin 3")
     G.append("set label 1 \"Lower is better in both panels. A missing bar: that runtime lacks the workload\\n"
-             "(see docs/bench/results.md and bench/peers/README.md).\\n"
-             "ns/op from each program's own monotonic clock; mt2_* = 2 workers, others 1.\" "
-             "at screen 0.58, screen 0.2 left font ',11'")
+             "(see docs/bench/results.md and bench/peers/README.md). Multi-build peers: the faster build.\\n"
+             "ns/op from each program's own monotonic clock; mt2_*/oversub_* = 2 workers, others 1.\" "
+             "at screen 0.53, screen 0.2 left font ',11'")
     G.append("set xtics rotate by 0 center")
     if mnames:
         G.append(plot_cmd(os.path.join(a.plotdir, "mem.dat")))

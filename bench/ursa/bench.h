@@ -8,6 +8,7 @@
 
 #define _GNU_SOURCE
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -48,6 +49,10 @@ ursa_time_t mono(void);
 /* Prints `name ns_per_op`; with URSA_BENCH_OPS set in the environment,
  * also `ops name N` on stderr (bench/callgrind.sh divides by N). */
 void report(const char *name, ursa_time_t ns, uint64_t ops);
+/* True when URSA_BENCH_OPS is set (bench/callgrind.sh counts instructions):
+ * untimed warm-up rounds are skipped, so every instruction counted belongs
+ * to an op that report() counts. */
+bool bench_counting(void);
 /* The row a root task was started with (its arg). */
 static inline const bench_workload_t *bench_row(void *arg)
 {

@@ -27,11 +27,16 @@ ursa_time_t mono(void)
     return (ursa_time_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+bool bench_counting(void)
+{
+    return getenv("URSA_BENCH_OPS") != NULL;
+}
+
 void report(const char *name, ursa_time_t ns, uint64_t ops)
 {
     printf("%s %.2f\n", name, (double)ns / (double)ops);
     fflush(stdout);
-    if (getenv("URSA_BENCH_OPS"))
+    if (bench_counting())
         fprintf(stderr, "ops %s %" PRIu64 "\n", name, ops);
 }
 
