@@ -48,7 +48,7 @@ case "$ROUNDS" in '' | *[!0-9]* | 0) echo "run-suite: ROUNDS must be a positive 
 case "$S" in '' | *[!0-9]* | 0) echo "run-suite: S must be a positive integer (the peers accept no fractions)" >&2; exit 2 ;; esac
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$ROOT"
+cd "$ROOT" || exit 1
 SUITE=$ROOT/bench/suite
 WORK=$ROOT/build/suite
 PEERS_OUT=$ROOT/build/peers

@@ -78,7 +78,7 @@ build_rust() {
             warn "$bin does not build with $($rustc -V) ($label)"
         fi
     done < <(rust_toolchains)
-    return $any
+    return "$any"
 }
 
 build_tokio() {
