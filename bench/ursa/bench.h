@@ -63,6 +63,9 @@ static inline const bench_workload_t *bench_row(void *arg)
 void check_one_cpu_everywhere(unsigned workers);
 
 /* Shared bodies. */
+/* Receives u64s until the channel closes (-EPIPE, CHECKed); returns how
+ * many, *sum their sum. */
+uint64_t mpsc_drain(const ursa_mpsc_receiver_t *rx, uint64_t *sum);
 /* producers send 0..n-1 between them (n = 5M·S) into a channel of this
  * capacity (0 = unbounded); the calling task receives and checks. With
  * workers > 1 the producers are fixed on worker 1. */

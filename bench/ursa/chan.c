@@ -24,8 +24,21 @@ static void *mpsc_producer(void *arg)
     return NULL;
 }
 
+uint64_t mpsc_drain(const ursa_mpsc_receiver_t *rx, uint64_t *sum)
+{
+    uint64_t got = 0, v;
+    int rc;
+    *sum = 0;
+    while ((rc = ursa_mpsc_recv(rx, &v, URSA_NEVER)) == 0) {
+        got++;
+        *sum += v;
+    }
+    CHECK(rc == -EPIPE);
+    return got;
+}
+
 void mpsc_run(const char *name, unsigned producers, size_t capacity, unsigned yield_every,
-                     unsigned workers)
+              unsigned workers)
 {
     uint64_t n = scaled(5000000) / producers * producers;
     ursa_mpsc_receiver_t rx;
@@ -43,14 +56,9 @@ void mpsc_run(const char *name, unsigned producers, size_t capacity, unsigned yi
                          &(ursa_spawn_opts_t){.worker = workers > 1 ? 1 : -1}) == 0);
     }
     CHECK(ursa_mpsc_sender_drop(&tx) == 0);
-    uint64_t got = 0, sum = 0, v;
-    int rc;
-    while ((rc = ursa_mpsc_recv(&rx, &v, URSA_NEVER)) == 0) {
-        got++;
-        sum += v;
-    }
+    uint64_t sum, got = mpsc_drain(&rx, &sum);
     report(name, mono() - t0, got);
-    CHECK(rc == -EPIPE && got == n && sum == n * (n - 1) / 2);
+    CHECK(got == n && sum == n * (n - 1) / 2);
     for (unsigned i = 0; i < producers; i++)
         CHECK(ursa_task_join(t[i], NULL, URSA_NEVER) == 0);
     CHECK(ursa_mpsc_receiver_drop(&rx) == 0);
@@ -258,14 +266,8 @@ static void *mpsc_bounded_big(void *arg)
         CHECK(ursa_mpsc_new(&rx, &tx, sizeof(uint64_t), BIG_CAPACITY, NULL) == 0);
         ursa_task_t *t;
         CHECK(ursa_spawn(&t, big_producer, &tx, NULL) == 0);
-        uint64_t got = 0, sum = 0, v;
-        int rc;
-        while ((rc = ursa_mpsc_recv(&rx, &v, URSA_NEVER)) == 0) {
-            got++;
-            sum += v;
-        }
-        CHECK(rc == -EPIPE && got == BIG_MESSAGES &&
-              sum == (uint64_t)BIG_MESSAGES * (BIG_MESSAGES - 1) / 2);
+        uint64_t sum, got = mpsc_drain(&rx, &sum);
+        CHECK(got == BIG_MESSAGES && sum == (uint64_t)BIG_MESSAGES * (BIG_MESSAGES - 1) / 2);
         CHECK(ursa_task_join(t, NULL, URSA_NEVER) == 0);
         CHECK(ursa_mpsc_receiver_drop(&rx) == 0);
     }

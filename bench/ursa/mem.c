@@ -124,7 +124,8 @@ static void *mem_per_waiter(void *arg)
 const bench_workload_t bench_mem[] = {
     /* 100k guarded stacks would need 200k mappings, over the default
      * vm.max_map_count (65530); guard pages cost no resident memory. */
-    {"mem_per_idle_task", mem_per_idle_task, {.workers = 1, .no_stack_guard = true, .stack_cache = 1}, 0},
+    {"mem_per_idle_task", mem_per_idle_task,
+     {.workers = 1, .no_stack_guard = true, .stack_cache = 1}, 0},
     {"mem_per_waiter", mem_per_waiter, {.workers = 1}, 0},
     /* Guard pages on (the default), as WORKLOADS.md asks. */
     {"mem_1m_tasks", mem_1m_tasks, {.workers = 1}, BENCH_ALONE},

@@ -180,14 +180,9 @@ static void *mt2_pipeline(void *arg)
     CHECK(ursa_spawn(&p, pipe_producer, &src, NULL) == 0);
     for (int k = 0; k < STAGE_WORKERS; k++)
         CHECK(ursa_spawn(&t[k], pipe_worker, &st[k], NULL) == 0);
-    uint64_t got = 0, sum = 0, v;
-    int rc;
-    while ((rc = ursa_mpsc_recv(&sink, &v, URSA_NEVER)) == 0) {
-        got++;
-        sum += v;
-    }
+    uint64_t sum, got = mpsc_drain(&sink, &sum);
     report(bench_row(arg)->name, mono() - t0, n);
-    CHECK(rc == -EPIPE && got == n && sum == want);
+    CHECK(got == n && sum == want);
     CHECK(ursa_task_join(p, NULL, URSA_NEVER) == 0);
     for (int k = 0; k < STAGE_WORKERS; k++)
         CHECK(ursa_task_join(t[k], NULL, URSA_NEVER) == 0);
