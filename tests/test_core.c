@@ -1,10 +1,9 @@
-/* Core pieces under the primitives: atomic waker, thread parker, wait
- * queue, and the wait-node handshake (decided, then waker, then done). */
+/* Core pieces under the primitives: thread parker, wait queue, and the
+ * wait-node handshake (decided, then waker, then done). */
 #include "support.h"
 
 #include <stdatomic.h>
 
-#include "core/atomic_waker.h"
 #include "core/park.h"
 #include "core/sema.h"
 
@@ -27,82 +26,6 @@ static void count_wake(void *p)
         atomic_store(&c->saw_done, ursa__wait_is_done(c->node));
     }
     atomic_fetch_add(&c->calls, 1);
-}
-
-static void test_atomic_waker_basic(void **state)
-{
-    (void)state;
-    ursa__atomic_waker_t aw;
-    ursa__atomic_waker_init(&aw);
-    counter_t c = {0};
-    assert_false(ursa__atomic_waker_wake(&aw)); /* nobody registered */
-    ursa__atomic_waker_register(&aw, (ursa_waker_t){count_wake, &c});
-    assert_int_equal(atomic_load(&c.calls), 0);
-    assert_true(ursa__atomic_waker_wake(&aw));
-    assert_int_equal(atomic_load(&c.calls), 1);
-    assert_false(ursa__atomic_waker_wake(&aw)); /* consumed: called once */
-    assert_int_equal(atomic_load(&c.calls), 1);
-    /* Re-registering replaces; unregistering means no call. */
-    counter_t d = {0};
-    ursa__atomic_waker_register(&aw, (ursa_waker_t){count_wake, &c});
-    ursa__atomic_waker_register(&aw, (ursa_waker_t){count_wake, &d});
-    ursa__atomic_waker_unregister(&aw);
-    assert_false(ursa__atomic_waker_wake(&aw));
-    assert_int_equal(atomic_load(&c.calls), 1);
-    assert_int_equal(atomic_load(&d.calls), 0);
-}
-
-/* The pattern channels use: a consumer registers, re-checks a flag, parks;
- * a producer sets the flag and wakes. Over many rounds between two
- * threads, every round must end (a lost wake would hang the consumer; a
- * generous park deadline turns that into a failure). */
-typedef struct aw_race {
-    ursa__atomic_waker_t aw;
-    ursa__parker_t parker;
-    atomic_long produced;
-    long rounds;
-} aw_race_t;
-
-static void *aw_producer(void *p)
-{
-    aw_race_t *r = p;
-    for (long i = 1; i <= r->rounds; i++) {
-        atomic_store(&r->produced, i);
-        ursa__atomic_waker_wake(&r->aw);
-        while (atomic_load(&r->produced) == i) /* consumer takes it (sets -i) */
-            ursa__cpu_relax();
-    }
-    return NULL;
-}
-
-static void test_atomic_waker_no_lost_wake(void **state)
-{
-    (void)state;
-    aw_race_t r;
-    ursa__atomic_waker_init(&r.aw);
-    atomic_init(&r.parker.word, 0);
-    atomic_init(&r.produced, 0);
-    r.rounds = test_scale(20000);
-    pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, aw_producer, &r), 0);
-    long stalls = 0;
-    for (long i = 1; i <= r.rounds; i++) {
-        for (;;) {
-            ursa__atomic_waker_register(&r.aw, (ursa_waker_t){ursa__unpark, &r.parker});
-            if (atomic_load(&r.produced) == i)
-                break;
-            ursa_time_t limit = ursa__mono_now() + URSA_SEC(2);
-            ursa__park(&r.parker, limit);
-            if (ursa__mono_now() >= limit)
-                stalls++; /* woken by the deadline only: a lost wake */
-            if (atomic_load(&r.produced) == i)
-                break;
-        }
-        atomic_store(&r.produced, -i);
-    }
-    ursa__atomic_waker_unregister(&r.aw);
-    assert_int_equal(pthread_join(th, NULL), 0);
-    assert_int_equal(stalls, 0);
 }
 
 /* ---- parker ---- */
@@ -217,8 +140,6 @@ static void test_sema_close_nodes(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_atomic_waker_basic),
-        cmocka_unit_test(test_atomic_waker_no_lost_wake),
         cmocka_unit_test(test_parker),
         cmocka_unit_test(test_waitq_fifo),
         cmocka_unit_test(test_node_handshake_order),

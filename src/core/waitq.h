@@ -115,10 +115,6 @@ static inline bool ursa__wait_cancel_begin(_Atomic uint32_t *lock, ursa_wait_t *
     return false;
 }
 
-typedef struct ursa__waitq {
-    ursa_wait_t *head, *tail;
-} ursa__waitq_t;
-
 static inline void ursa__waitq_push(ursa_wait_t **head, ursa_wait_t **tail, ursa_wait_t *w)
 {
     w->next = NULL;

@@ -110,7 +110,6 @@ struct ursa__worker {
     unsigned direct_budget; /* task-to-task switches left before the scheduler */
     ursa_time_t vclock; /* deterministic mode */
     uint64_t rng;
-    ursa_time_t idle_since; /* for the deadlock report */
     bool reported;
     pthread_t thread;
 #if defined(URSA_ASAN)
