@@ -1,3 +1,5 @@
+/* The wait context: a plain thread's own, and what every context offers
+ * the public API (the caller's ledger and reports). */
 #include "ctx.h"
 
 #include <pthread.h>
@@ -16,7 +18,8 @@ uint64_t ursa__thread_uid_slow(void)
     return ursa__tuid;
 }
 
-/* A plain thread's context: a futex parker and a ledger swept at exit. */
+/* ---- a plain thread's context: a futex parker, a ledger swept at exit ---- */
+
 typedef struct thread_ctx {
     ursa__ctx_t c;
     ursa__parker_t parker;
@@ -76,4 +79,37 @@ ursa__ctx_t *ursa__thread_ctx(void)
     }
     ursa__cur_ctx = &t->c;
     return &t->c;
+}
+
+/* ---- reports, as the caller ---- */
+
+void ursa__report(const char *what, const ursa_site_t *site, bool fatal)
+{
+    ursa__report_as(ursa__ctx()->name, what, site, fatal);
+}
+
+/* ---- the caller's ledger (include/ursa/oblig.h) ---- */
+
+size_t ursa_held_count(void)
+{
+    return ursa__ctx()->ledger.count;
+}
+
+int ursa_oblig_disown(ursa_oblig_t *ob)
+{
+    if (!ob || !ob->kind || !ob->ledger)
+        return -EINVAL;
+    ursa__ledger_t *l = &ursa__ctx()->ledger;
+    if (ob->ledger != l)
+        return -EPERM;
+    ursa__ledger_remove(l, ob);
+    ob->ledger = NULL;
+    return 0;
+}
+
+int ursa_oblig_adopt(ursa_oblig_t *ob)
+{
+    if (!ob || !ob->kind || ob->ledger)
+        return -EINVAL;
+    return ursa__ledger_enter(&ursa__ctx()->ledger, ob);
 }

@@ -11,6 +11,7 @@
 
 #include "oblig.h"
 #include "park.h"
+#include "report.h"
 #include "waitq.h"
 
 typedef struct ursa__ctx ursa__ctx_t;
@@ -58,6 +59,17 @@ static inline ursa__ctx_t *ursa__ctx(void)
 static inline ursa_time_t ursa__ctx_now(ursa__ctx_t *c)
 {
     return c->vclock ? *c->vclock : ursa__mono_now();
+}
+
+/* Reports a problem as the current task or thread (core/report.h): the
+ * hook, or a line on stderr; `fatal` ones abort when leaks are configured
+ * to. */
+void ursa__report(const char *what, const ursa_site_t *site, bool fatal);
+
+/* A misuse (double release, destroy while busy...): fatal. */
+static inline void ursa__report_misuse(const char *what, const ursa_site_t *site)
+{
+    ursa__report(what, site, true);
 }
 
 /* Blocks the caller on a started wait with the usual deadline rules. */

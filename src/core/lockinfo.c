@@ -2,8 +2,6 @@
 
 #include <stdio.h>
 
-#include "oblig.h"
-
 int ursa__lock_order_check(ursa__ctx_t *c, const ursa__lockinfo_t *li, const char *what,
                            const ursa_site_t *site)
 {

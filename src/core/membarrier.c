@@ -6,7 +6,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "oblig.h" /* ursa__report */
+#include "ctx.h" /* ursa__report */
 
 static pthread_once_t probe_once = PTHREAD_ONCE_INIT;
 static bool usable; /* written once under probe_once */

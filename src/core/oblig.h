@@ -68,24 +68,9 @@ static inline int ursa__ledger_enter(ursa__ledger_t *l, ursa_oblig_t *ob)
     return 0;
 }
 
-/* Fills ob and enters it: 0 or -ENOMEM (ob left empty). */
-static inline int ursa__oblig_take(ursa__ledger_t *l, ursa_oblig_t *ob,
-                                   const ursa_oblig_kind_t *kind, const ursa_site_t *site,
-                                   void *target, uint64_t n)
-{
-    ob->kind = kind;
-    ob->site = site;
-    ob->target = target;
-    ob->n = n;
-    ob->lock = NULL;
-    if (__builtin_expect(ursa__ledger_enter(l, ob) == 0, 1))
-        return 0;
-    ob->kind = NULL;
-    return -ENOMEM;
-}
-
-/* ursa__oblig_take for a lock hold: also records the lock's name and rank,
- * which the lock-order check reads from the caller's ledger. */
+/* ursa__oblig_take for a lock hold: also records the lock's name and rank
+ * (NULL: not a lock), which the lock-order check reads from the caller's
+ * ledger. */
 static inline int ursa__oblig_take_lock(ursa__ledger_t *l, ursa_oblig_t *ob,
                                         const ursa_oblig_kind_t *kind, const ursa_site_t *site,
                                         void *target, uint64_t n,
@@ -100,6 +85,14 @@ static inline int ursa__oblig_take_lock(ursa__ledger_t *l, ursa_oblig_t *ob,
         return 0;
     ob->kind = NULL;
     return -ENOMEM;
+}
+
+/* Fills ob and enters it: 0 or -ENOMEM (ob left empty). */
+static inline int ursa__oblig_take(ursa__ledger_t *l, ursa_oblig_t *ob,
+                                   const ursa_oblig_kind_t *kind, const ursa_site_t *site,
+                                   void *target, uint64_t n)
+{
+    return ursa__oblig_take_lock(l, ob, kind, site, target, n, NULL);
 }
 
 /* Removes ob's record from its owner's ledger (which must be l). */
@@ -138,19 +131,9 @@ static inline int ursa__oblig_discharge(ursa__ledger_t *l, ursa_oblig_t *ob)
     return 0;
 }
 
-/* Releases every hold left in l, reporting each as leaked by `owner`, and
- * frees a grown table. Aborts afterwards if so configured. Returns the
- * number of leaks. */
+/* Releases every hold left in l, reporting each as leaked by `owner`
+ * (core/report.h), and frees a grown table. Aborts afterwards if so
+ * configured. Returns the number of leaks. */
 size_t ursa__ledger_sweep(ursa__ledger_t *l, const char *owner);
-
-/* Reports a problem the way leaks are reported (hook, or a line on
- * stderr); `fatal` ones abort when leaks are configured to. */
-void ursa__report(const char *what, const ursa_site_t *site, bool fatal);
-
-/* A misuse (double release, destroy while busy...): fatal. */
-static inline void ursa__report_misuse(const char *what, const ursa_site_t *site)
-{
-    ursa__report(what, site, true);
-}
 
 #endif
