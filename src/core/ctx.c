@@ -1,5 +1,5 @@
 /* The wait context: a plain thread's own, and what every context offers
- * the public API (the caller's ledger and reports). */
+ * the public API (the caller's clock, ledger and reports). */
 #include "ctx.h"
 
 #include <pthread.h>
@@ -79,6 +79,23 @@ ursa__ctx_t *ursa__thread_ctx(void)
     }
     ursa__cur_ctx = &t->c;
     return &t->c;
+}
+
+/* ---- the caller's clock (include/ursa/base.h) ---- */
+
+ursa_time_t ursa_now(void)
+{
+    /* Not ursa__ctx(): asking the time makes no thread context. */
+    ursa__ctx_t *c = ursa__cur_ctx;
+    return c ? ursa__ctx_now(c) : ursa__mono_now();
+}
+
+ursa_time_t ursa_deadline_in(ursa_time_t ns)
+{
+    ursa_time_t now = ursa_now();
+    if (ns <= 0)
+        return now; /* already expired; never URSA_NOW (clocks start above 0) */
+    return ns > URSA_NEVER - now ? URSA_NEVER : now + ns;
 }
 
 /* ---- reports, as the caller ---- */

@@ -7,13 +7,6 @@
 
 enum { EMPTY = 0, NOTIFIED = 1, PARKED = 2 };
 
-ursa_time_t ursa__mono_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (ursa_time_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 void ursa__park(ursa__parker_t *p, ursa_time_t deadline)
 {
     /* acquire: what the unparker wrote before unparking is visible. */

@@ -4,7 +4,7 @@
 
 #include <stdatomic.h>
 
-#include "ursa/base.h"
+#include "clock.h" /* deadlines are on ursa__mono_now's clock */
 
 typedef struct ursa__parker {
     _Atomic uint32_t word; /* EMPTY, NOTIFIED, or PARKED */
@@ -17,7 +17,5 @@ void ursa__park(ursa__parker_t *p, ursa_time_t deadline);
 /* Wakes the parked thread, or makes its next park return at once. Any
  * thread; a waker function (ctx = the parker). */
 void ursa__unpark(void *parker);
-
-ursa_time_t ursa__mono_now(void);
 
 #endif

@@ -1,21 +1,7 @@
-/* Time and error names. */
+/* Names for the error codes ursa returns (include/ursa/base.h). */
 #include <string.h>
 
-#include "core/ctx.h"
-
-ursa_time_t ursa_now(void)
-{
-    ursa__ctx_t *c = ursa__cur_ctx;
-    return c && c->vclock ? *c->vclock : ursa__mono_now();
-}
-
-ursa_time_t ursa_deadline_in(ursa_time_t ns)
-{
-    ursa_time_t now = ursa_now();
-    if (ns <= 0)
-        return now; /* already expired; never URSA_NOW (clocks start above 0) */
-    return ns > URSA_NEVER - now ? URSA_NEVER : now + ns;
-}
+#include "ursa/base.h"
 
 const char *ursa_strerror(int err)
 {
