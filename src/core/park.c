@@ -5,17 +5,19 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { EMPTY = 0, NOTIFIED = 1, PARKED = 2 };
+/* The parker's word. */
+enum { URSA__PARK_EMPTY = 0, URSA__PARK_NOTIFIED = 1, URSA__PARK_PARKED = 2 };
 
 void ursa__park(ursa__parker_t *p, ursa_time_t deadline)
 {
     /* acquire: what the unparker wrote before unparking is visible. */
-    if (atomic_exchange_explicit(&p->word, EMPTY, memory_order_acquire) == NOTIFIED)
+    if (atomic_exchange_explicit(&p->word, URSA__PARK_EMPTY, memory_order_acquire) ==
+        URSA__PARK_NOTIFIED)
         return;
-    uint32_t expect = EMPTY;
-    if (!atomic_compare_exchange_strong_explicit(&p->word, &expect, PARKED, memory_order_acquire,
-                                                 memory_order_acquire)) {
-        atomic_store_explicit(&p->word, EMPTY, memory_order_relaxed); /* was NOTIFIED */
+    uint32_t expect = URSA__PARK_EMPTY;
+    if (!atomic_compare_exchange_strong_explicit(&p->word, &expect, URSA__PARK_PARKED,
+                                                 memory_order_acquire, memory_order_acquire)) {
+        atomic_store_explicit(&p->word, URSA__PARK_EMPTY, memory_order_relaxed); /* was NOTIFIED */
         return;
     }
     struct timespec ts, *tsp = NULL;
@@ -25,16 +27,17 @@ void ursa__park(ursa__parker_t *p, ursa_time_t deadline)
         tsp = &ts;
     }
     /* Absolute CLOCK_MONOTONIC timeout: FUTEX_WAIT_BITSET. */
-    syscall(SYS_futex, &p->word, FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG, PARKED, tsp, NULL,
-            FUTEX_BITSET_MATCH_ANY);
+    syscall(SYS_futex, &p->word, FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG, URSA__PARK_PARKED, tsp,
+            NULL, FUTEX_BITSET_MATCH_ANY);
     /* acquire: pairs with the unparker's release exchange. */
-    atomic_exchange_explicit(&p->word, EMPTY, memory_order_acquire);
+    atomic_exchange_explicit(&p->word, URSA__PARK_EMPTY, memory_order_acquire);
 }
 
 void ursa__unpark(void *parker)
 {
     ursa__parker_t *p = parker;
     /* release: our writes before the wake are visible to the woken thread. */
-    if (atomic_exchange_explicit(&p->word, NOTIFIED, memory_order_release) == PARKED)
+    if (atomic_exchange_explicit(&p->word, URSA__PARK_NOTIFIED, memory_order_release) ==
+        URSA__PARK_PARKED)
         syscall(SYS_futex, &p->word, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, 1, NULL, NULL, 0);
 }

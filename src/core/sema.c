@@ -1,12 +1,8 @@
 #include "sema.h"
 
-#define SHIFT URSA__SEMA_SHIFT
-#define CLOSED URSA__SEMA_CLOSED
-#define WAITERS URSA__SEMA_WAITERS
-
 void ursa__sema_init(ursa__sema_t *s, uint64_t permits)
 {
-    atomic_init(&s->state, permits << SHIFT);
+    atomic_init(&s->state, permits << URSA__SEMA_SHIFT);
     atomic_init(&s->lock, 0);
     s->pad_ = 0;
     s->head = s->tail = NULL;
@@ -41,13 +37,23 @@ static void assign_locked(ursa__sema_t *s, uint64_t n, ursa__wake_batch_t *b)
     }
     if (s->head)
         return; /* permits all given out; WAITERS stays, word stays at 0 */
+    uint64_t back = n << URSA__SEMA_SHIFT;
     /* relaxed load: the CAS validates it. */
     uint64_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
     /* release: our holder's writes happen-before the next fast acquirer. */
     while (!atomic_compare_exchange_weak_explicit(&s->state, &st,
-                                                  ((st & ~WAITERS) + (n << SHIFT)),
+                                                  (st & ~URSA__SEMA_WAITERS) + back,
                                                   memory_order_release, memory_order_relaxed)) {
     }
+}
+
+/* A wait for n permits granted at start, without queueing: 0. */
+static int grant_now(ursa_wait_t *w, uint64_t n)
+{
+    w->got = n;
+    w->want = 0;
+    ursa__wait_complete_now(w, URSA__W_GRANTED);
+    return 0;
 }
 
 int ursa__sema_start(ursa__sema_t *s, ursa_wait_t *w, uint64_t n)
@@ -55,37 +61,31 @@ int ursa__sema_start(ursa__sema_t *s, ursa_wait_t *w, uint64_t n)
     w->owner = s;
     w->got = 0;
     w->want = n;
-    if (ursa__sema_try(s, n)) {
-        w->got = n;
-        w->want = 0;
-        ursa__wait_complete_now(w, URSA__W_GRANTED);
-        return 0;
-    }
+    if (ursa__sema_try(s, n))
+        return grant_now(w, n);
     ursa__spin_lock(&s->lock);
+    /* relaxed: the CASes below validate it. */
     uint64_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
     for (;;) {
-        if (st & CLOSED) {
+        if (st & URSA__SEMA_CLOSED) {
             ursa__spin_unlock(&s->lock);
             ursa__wait_complete_now(w, URSA__W_CLOSED);
             return -EPIPE;
         }
-        uint64_t avail = st >> SHIFT; /* 0 whenever WAITERS is set */
-        if (avail >= n && !(st & WAITERS)) {
+        uint64_t avail = st >> URSA__SEMA_SHIFT; /* 0 whenever WAITERS is set */
+        if (avail >= n && !(st & URSA__SEMA_WAITERS)) {
             /* acquire: as in ursa__sema_try. */
-            if (atomic_compare_exchange_weak_explicit(&s->state, &st, st - (n << SHIFT),
+            if (atomic_compare_exchange_weak_explicit(&s->state, &st, st - (n << URSA__SEMA_SHIFT),
                                                       memory_order_acquire, memory_order_relaxed)) {
                 ursa__spin_unlock(&s->lock);
-                w->got = n;
-                w->want = 0;
-                ursa__wait_complete_now(w, URSA__W_GRANTED);
-                return 0;
+                return grant_now(w, n);
             }
             continue;
         }
         /* Take what there is and queue for the rest; setting WAITERS in the
          * same CAS stops fast-path acquirers from barging past us. acquire:
          * the permits we take were released by someone. */
-        uint64_t next = (st & CLOSED) | WAITERS;
+        uint64_t next = (st & URSA__SEMA_CLOSED) | URSA__SEMA_WAITERS;
         if (atomic_compare_exchange_weak_explicit(&s->state, &st, next, memory_order_acquire,
                                                   memory_order_relaxed)) {
             w->got = avail;
@@ -156,12 +156,12 @@ uint64_t ursa__sema_forget(ursa__sema_t *s, uint64_t n)
 {
     uint64_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
     for (;;) {
-        uint64_t avail = st >> SHIFT;
+        uint64_t avail = st >> URSA__SEMA_SHIFT;
         uint64_t take = avail < n ? avail : n;
         if (!take)
             return 0;
         /* relaxed: forgetting publishes nothing. */
-        if (atomic_compare_exchange_weak_explicit(&s->state, &st, st - (take << SHIFT),
+        if (atomic_compare_exchange_weak_explicit(&s->state, &st, st - (take << URSA__SEMA_SHIFT),
                                                   memory_order_relaxed, memory_order_relaxed)) {
             ursa__sema_dropped(s, take);
             return take;
@@ -176,7 +176,7 @@ void ursa__sema_close(ursa__sema_t *s)
     ursa__spin_lock(&s->lock);
     /* relaxed: the spinlock orders this against queued waiters; fast-path
      * acquirers see it on their next CAS. */
-    atomic_fetch_or_explicit(&s->state, CLOSED, memory_order_relaxed);
+    atomic_fetch_or_explicit(&s->state, URSA__SEMA_CLOSED, memory_order_relaxed);
     uint64_t back = 0;
     while (s->head) {
         ursa_wait_t *w = s->head;
