@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "../core/waitq.h"
-#include "ctx.h"
+#include "switch.h"
 
 __thread ursa__worker_t *ursa__cur_worker __attribute__((tls_model("initial-exec")));
 
@@ -267,7 +267,7 @@ static void switch_from(ursa_task_t *t, ursa_task_t *to)
 #if defined(URSA_TSAN)
     __tsan_switch_to_fiber(to ? to->tsan_fiber : w->tsan_fiber, 0);
 #endif
-    ursa__ctx_switch(&t->sp, sp);
+    ursa__switch(&t->sp, sp);
 #if defined(URSA_ASAN)
     __sanitizer_finish_switch_fiber(t->asan_fake, NULL, NULL);
 #endif
@@ -563,7 +563,7 @@ static void run_task(ursa__worker_t *w, ursa_task_t *t)
             finish_task(w, t);
             return;
         }
-        t->sp = ursa__ctx_make(t->stack->top, task_main, t);
+        t->sp = ursa__switch_make(t->stack->top, task_main, t);
 #if defined(URSA_TSAN)
         t->tsan_fiber = __tsan_create_fiber(0);
         __tsan_set_fiber_name(t->tsan_fiber, t->name);
@@ -580,7 +580,7 @@ static void run_task(ursa__worker_t *w, ursa_task_t *t)
 #if defined(URSA_TSAN)
     __tsan_switch_to_fiber(t->tsan_fiber, 0);
 #endif
-    ursa__ctx_switch(&w->sched_sp, t->sp);
+    ursa__switch(&w->sched_sp, t->sp);
 #if defined(URSA_ASAN)
     __sanitizer_finish_switch_fiber(fake, NULL, NULL);
 #endif
@@ -608,7 +608,7 @@ static void task_main(void *p)
 #if defined(URSA_TSAN)
     __tsan_switch_to_fiber(w->tsan_fiber, 0);
 #endif
-    ursa__ctx_switch(&t->sp, w->sched_sp);
+    ursa__switch(&t->sp, w->sched_sp);
     __builtin_unreachable();
 }
 

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "rt/ctx.h"
+#include "rt/switch.h"
 
 static void *main_sp, *co_sp;
 static volatile long shared;
@@ -19,10 +19,10 @@ static void co_body(void *arg)
         shared += i;
         /* callee-saved FP registers must survive switches too */
         fp_probe *= 1.0000001;
-        ursa__ctx_switch(&co_sp, main_sp);
+        ursa__switch(&co_sp, main_sp);
     }
     shared = -1;
-    ursa__ctx_switch(&co_sp, main_sp);
+    ursa__switch(&co_sp, main_sp);
     abort(); /* never resumed */
 }
 
@@ -34,10 +34,10 @@ int main(void)
     if (!stack)
         return 1;
     long n = 100000, expect = 0;
-    co_sp = ursa__ctx_make(stack + size, co_body, (void *)(intptr_t)n);
+    co_sp = ursa__switch_make(stack + size, co_body, (void *)(intptr_t)n);
     register double keep = 3.25; /* lives in a callee-saved FP reg across calls */
     for (long i = 0; i < n; i++) {
-        ursa__ctx_switch(&main_sp, co_sp);
+        ursa__switch(&main_sp, co_sp);
         expect += i;
         if (shared != expect) {
             failed++;
@@ -45,7 +45,7 @@ int main(void)
         }
     }
     (shared == expect) ? passed++ : failed++;
-    ursa__ctx_switch(&main_sp, co_sp);
+    ursa__switch(&main_sp, co_sp);
     (shared == -1) ? passed++ : failed++;
     (keep == 3.25) ? passed++ : failed++;
     (fp_probe > 1.5) ? passed++ : failed++;

@@ -1,6 +1,6 @@
 /* Stackful context switch for x86_64 (System V).
  *
- * void ursa__ctx_switch(void **save_sp, void *load_sp)
+ * void ursa__switch(void **save_sp, void *load_sp)
  *   Pushes the callee-saved registers, stores rsp in *save_sp, loads
  *   load_sp and pops the target's registers. It ends in pop + jmp rather
  *   than ret: measured ~2.4 ns against ~8 ns, because a ret into another
@@ -8,15 +8,15 @@
  *   MXCSR and the x87 control word are not saved: ursa never changes them
  *   and tasks must not leave them changed across a switch.
  *
- * ursa__ctx_entry: the first "return address" of a new context; calls
+ * ursa__switch_entry: the first "return address" of a new context; calls
  *   rbx(r12) on the fresh stack and never returns. */
 #if defined(__x86_64__)
     .text
-    .globl ursa__ctx_switch
-    .hidden ursa__ctx_switch
-    .type ursa__ctx_switch, @function
+    .globl ursa__switch
+    .hidden ursa__switch
+    .type ursa__switch, @function
     .p2align 4
-ursa__ctx_switch:
+ursa__switch:
     .cfi_startproc
     pushq %rbp
     pushq %rbx
@@ -35,13 +35,13 @@ ursa__ctx_switch:
     popq %rcx
     jmpq *%rcx
     .cfi_endproc
-    .size ursa__ctx_switch, .-ursa__ctx_switch
+    .size ursa__switch, .-ursa__switch
 
-    .globl ursa__ctx_entry
-    .hidden ursa__ctx_entry
-    .type ursa__ctx_entry, @function
+    .globl ursa__switch_entry
+    .hidden ursa__switch_entry
+    .type ursa__switch_entry, @function
     .p2align 4
-ursa__ctx_entry:
+ursa__switch_entry:
     .cfi_startproc
     .cfi_undefined rip
     movq %r12, %rdi
@@ -50,6 +50,6 @@ ursa__ctx_entry:
     callq *%rbx
     ud2
     .cfi_endproc
-    .size ursa__ctx_entry, .-ursa__ctx_entry
+    .size ursa__switch_entry, .-ursa__switch_entry
 #endif
     .section .note.GNU-stack,"",@progbits

@@ -1,17 +1,17 @@
 /* Stackful context switch for aarch64 (AAPCS64).
  *
- * void ursa__ctx_switch(void **save_sp, void *load_sp)
+ * void ursa__switch(void **save_sp, void *load_sp)
  *   Saves x19-x30 and d8-d15 below sp, stores sp in *save_sp, loads
  *   load_sp, restores the target's registers and branches to its x30.
  *
- * ursa__ctx_entry: where a new context starts; calls x19(x20). */
+ * ursa__switch_entry: where a new context starts; calls x19(x20). */
 #if defined(__aarch64__)
     .text
-    .globl ursa__ctx_switch
-    .hidden ursa__ctx_switch
-    .type ursa__ctx_switch, %function
+    .globl ursa__switch
+    .hidden ursa__switch
+    .type ursa__switch, %function
     .p2align 4
-ursa__ctx_switch:
+ursa__switch:
     sub sp, sp, #160
     stp x19, x20, [sp, #0]
     stp x21, x22, [sp, #16]
@@ -38,18 +38,18 @@ ursa__ctx_switch:
     ldp d14, d15, [sp, #144]
     add sp, sp, #160
     ret
-    .size ursa__ctx_switch, .-ursa__ctx_switch
+    .size ursa__switch, .-ursa__switch
 
-    .globl ursa__ctx_entry
-    .hidden ursa__ctx_entry
-    .type ursa__ctx_entry, %function
+    .globl ursa__switch_entry
+    .hidden ursa__switch_entry
+    .type ursa__switch_entry, %function
     .p2align 4
-ursa__ctx_entry:
+ursa__switch_entry:
     mov x0, x20
     mov x29, #0
     mov x30, #0
     blr x19
     brk #0
-    .size ursa__ctx_entry, .-ursa__ctx_entry
+    .size ursa__switch_entry, .-ursa__switch_entry
 #endif
     .section .note.GNU-stack,"",%progbits
