@@ -1,12 +1,8 @@
 /* The per-worker scheduler loop: run queue, inbox, timers, io_uring. */
 #include "exec.h"
 
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
 
 #include "../core/waitq.h"
 #include "switch.h"
@@ -63,13 +59,6 @@ static ursa_task_t *rq_pop(ursa__worker_t *w)
 
 /* ---- inbox: lock-free multi-producer, single consumer ---- */
 
-static void kick(ursa__worker_t *w)
-{
-    uint64_t one = 1;
-    ssize_t r = write(w->evfd, &one, sizeof one);
-    (void)r; /* EAGAIN means the counter is already non-zero: awake anyway */
-}
-
 /* Pushes t on a lock-free LIFO of tasks linked through rq_next; the one
  * consumer takes the whole list with an acquire exchange (so no ABA). */
 static void lifo_push(_Atomic(ursa_task_t *) *head, ursa_task_t *t)
@@ -105,7 +94,7 @@ static void inbox_push(ursa__worker_t *w, ursa_task_t *t)
     atomic_thread_fence(memory_order_seq_cst);
     if (atomic_load_explicit(&w->sleeping, memory_order_relaxed) &&
         atomic_exchange_explicit(&w->sleeping, 0, memory_order_relaxed))
-        kick(w);
+        ursa__ring_kick(&w->ring);
 }
 
 static void drain_inbox(ursa__worker_t *w)
@@ -320,201 +309,6 @@ void ursa__task_yield(ursa_task_t *t)
     switch_out(t);
 }
 
-/* ---- timers: a binary min-heap of tasks keyed on timer_when ---- */
-
-static void heap_set(ursa__worker_t *w, size_t i, ursa_task_t *t)
-{
-    w->heap[i] = t;
-    t->timer_idx = i;
-}
-
-static void heap_up(ursa__worker_t *w, size_t i)
-{
-    ursa_task_t *t = w->heap[i];
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (w->heap[p]->timer_when <= t->timer_when)
-            break;
-        heap_set(w, i, w->heap[p]);
-        i = p;
-    }
-    heap_set(w, i, t);
-}
-
-static void heap_down(ursa__worker_t *w, size_t i)
-{
-    ursa_task_t *t = w->heap[i];
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= w->heap_len)
-            break;
-        if (c + 1 < w->heap_len && w->heap[c + 1]->timer_when < w->heap[c]->timer_when)
-            c++;
-        if (t->timer_when <= w->heap[c]->timer_when)
-            break;
-        heap_set(w, i, w->heap[c]);
-        i = c;
-    }
-    heap_set(w, i, t);
-}
-
-void ursa__timer_arm(ursa__worker_t *w, ursa_task_t *t, ursa_time_t when)
-{
-    if (w->heap_len == w->heap_cap) {
-        size_t cap = w->heap_cap ? w->heap_cap * 2 : 64;
-        ursa_task_t **h = realloc(w->heap, cap * sizeof *h);
-        if (!h) {
-            /* No room to remember the deadline: poll instead, by waking at
-             * once; the block loop re-checks the clock. */
-            ursa__task_wake(t);
-            return;
-        }
-        w->heap = h;
-        w->heap_cap = cap;
-    }
-    t->timer_when = when;
-    w->heap[w->heap_len] = t;
-    t->timer_idx = w->heap_len++;
-    heap_up(w, t->timer_idx);
-}
-
-void ursa__timer_disarm(ursa__worker_t *w, ursa_task_t *t)
-{
-    size_t i = t->timer_idx;
-    if (i == SIZE_MAX)
-        return;
-    t->timer_idx = SIZE_MAX;
-    ursa_task_t *last = w->heap[--w->heap_len];
-    if (i == w->heap_len)
-        return;
-    heap_set(w, i, last);
-    heap_up(w, i);
-    heap_down(w, last->timer_idx);
-}
-
-static void fire_timers(ursa__worker_t *w, ursa_time_t now)
-{
-    while (w->heap_len && w->heap[0]->timer_when <= now) {
-        ursa_task_t *t = w->heap[0];
-        ursa__timer_disarm(w, t);
-        ursa__task_wake(t);
-    }
-}
-
-/* ---- io_uring ---- */
-
-static void arm_eventfd(ursa__worker_t *w)
-{
-    struct io_uring_sqe *sqe = ursa__sqe(w);
-    io_uring_prep_read(sqe, w->evfd, &w->evbuf, sizeof w->evbuf, 0);
-    io_uring_sqe_set_data64(sqe, URSA__UD_EVENTFD);
-    w->ev_armed = true;
-}
-
-struct io_uring_sqe *ursa__sqe(ursa__worker_t *w)
-{
-    struct io_uring_sqe *sqe = io_uring_get_sqe(&w->ring);
-    while (!sqe) {
-        io_uring_submit(&w->ring);
-        sqe = io_uring_get_sqe(&w->ring);
-    }
-    return sqe;
-}
-
-static void reap(ursa__worker_t *w)
-{
-    struct io_uring_cqe *cqe;
-    unsigned head, n = 0;
-    io_uring_for_each_cqe(&w->ring, head, cqe)
-    {
-        n++;
-        uint64_t ud = cqe->user_data;
-        if (ud == URSA__UD_IGNORE)
-            continue;
-        if (ud == URSA__UD_EVENTFD) {
-            w->ev_armed = false;
-            continue;
-        }
-        ursa__io_op_t *op = (ursa__io_op_t *)(uintptr_t)ud;
-        op->res = cqe->res;
-        atomic_store_explicit(&op->done, 1, memory_order_relaxed); /* same thread */
-        w->io_inflight--;
-        ursa__task_wake(op->task);
-    }
-    io_uring_cq_advance(&w->ring, n);
-    if (!w->ev_armed)
-        arm_eventfd(w);
-}
-
-/* Busy path: enter the kernel only if something is in flight or queued. */
-static void poll_ring(ursa__worker_t *w)
-{
-    if (!w->ring_ok)
-        return;
-    if (w->io_inflight || io_uring_sq_ready(&w->ring)) {
-        io_uring_submit_and_get_events(&w->ring);
-        reap(w);
-    }
-}
-
-static void wait_ring(ursa__worker_t *w, ursa_time_t timeout)
-{
-    if (!w->ring_ok) {
-        struct pollfd p = {.fd = w->evfd, .events = POLLIN};
-        int ms = timeout < 0 ? -1 : (int)((timeout + 999999) / 1000000);
-        if (poll(&p, 1, ms) > 0) {
-            uint64_t v;
-            ssize_t r = read(w->evfd, &v, sizeof v);
-            (void)r;
-        }
-        return;
-    }
-    struct io_uring_cqe *cqe;
-    struct __kernel_timespec ts = {.tv_sec = timeout / 1000000000,
-                                   .tv_nsec = timeout % 1000000000};
-    io_uring_submit_and_wait_timeout(&w->ring, &cqe, 1, timeout < 0 ? NULL : &ts, NULL);
-    reap(w);
-}
-
-int ursa__worker_evfd_init(ursa__worker_t *w)
-{
-    w->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    return w->evfd < 0 ? -errno : 0;
-}
-
-void ursa__worker_ring_init(ursa__worker_t *w)
-{
-    struct io_uring_params p;
-    memset(&p, 0, sizeof p);
-    /* One issuer and deferred task work: completions run only when we ask,
-     * which suits a loop that owns its ring. Older kernels: plain ring. */
-    p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
-    int rc = io_uring_queue_init_params(256, &w->ring, &p);
-    if (rc == -EINVAL) {
-        memset(&p, 0, sizeof p);
-        rc = io_uring_queue_init_params(256, &w->ring, &p);
-    }
-    w->ring_ok = rc == 0;
-    if (w->ring_ok)
-        arm_eventfd(w);
-}
-
-void ursa__worker_ring_fini(ursa__worker_t *w)
-{
-    if (w->ring_ok)
-        io_uring_queue_exit(&w->ring);
-    w->ring_ok = false;
-    w->ev_armed = false;
-}
-
-void ursa__worker_ring_exit(ursa__worker_t *w)
-{
-    ursa__worker_ring_fini(w);
-    if (w->evfd >= 0)
-        close(w->evfd);
-    w->evfd = -1;
-}
-
 /* ---- running tasks ---- */
 
 static void task_main(void *p);
@@ -532,7 +326,7 @@ static void finish_task(ursa__worker_t *w, ursa_task_t *t)
         t->stack = NULL;
     }
     if (t->timer_idx != SIZE_MAX)
-        ursa__timer_disarm(w, t);
+        ursa__timer_disarm(&w->timers, t);
     if (t->all_prev)
         t->all_prev->all_next = t->all_next;
     else
@@ -703,29 +497,29 @@ int ursa__worker_run(ursa__worker_t *w, ursa_task_t *root)
             w->reported = false; /* progress: a later stall is news again */
             for (size_t n = w->rq_len; n && w->rq_head; n--)
                 run_task(w, rq_pop(w));
-            if (w->heap_len)
-                fire_timers(w, ursa__worker_now(w));
-            poll_ring(w);
+            if (w->timers.len)
+                ursa__timers_fire(&w->timers, ursa__worker_now(w));
+            ursa__ring_poll(&w->ring);
             continue;
         }
         /* Idle. */
         ursa_time_t timeout = -1;
-        if (w->heap_len) {
+        if (w->timers.len) {
             ursa_time_t now = ursa__worker_now(w);
-            ursa_time_t next = w->heap[0]->timer_when;
+            ursa_time_t next = ursa__timers_next(&w->timers);
             if (rt->cfg.deterministic) {
                 if (next > w->vclock)
                     w->vclock = next; /* virtual time jumps to the timer */
-                fire_timers(w, w->vclock);
+                ursa__timers_fire(&w->timers, w->vclock);
                 continue;
             }
             if (next <= now) {
-                fire_timers(w, now);
+                ursa__timers_fire(&w->timers, now);
                 continue;
             }
             timeout = next - now;
         }
-        bool quiet = !w->heap_len && !w->io_inflight;
+        bool quiet = !w->timers.len && !w->ring.inflight;
         if (quiet && rt->cfg.deterministic && w->ntasks) {
             deadlock_report(w);
             return -EDEADLK;
@@ -753,7 +547,7 @@ int ursa__worker_run(ursa__worker_t *w, ursa_task_t *root)
         if (count_idle)
             atomic_fetch_add_explicit(&rt->idle_workers, 1, memory_order_relaxed);
         ursa_time_t t0 = ursa__mono_now();
-        wait_ring(w, timeout);
+        ursa__ring_wait(&w->ring, timeout);
         if (count_idle) {
             unsigned idle = atomic_fetch_sub_explicit(&rt->idle_workers, 1, memory_order_relaxed);
             if (may_report && idle == rt->nworkers && !w->rq_head &&
@@ -764,7 +558,7 @@ int ursa__worker_run(ursa__worker_t *w, ursa_task_t *root)
             }
         }
         atomic_store_explicit(&w->sleeping, 0, memory_order_relaxed);
-        if (w->heap_len)
-            fire_timers(w, ursa__worker_now(w));
+        if (w->timers.len)
+            ursa__timers_fire(&w->timers, ursa__worker_now(w));
     }
 }

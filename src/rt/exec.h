@@ -2,12 +2,13 @@
 #ifndef URSA_RT_EXEC_H
 #define URSA_RT_EXEC_H
 
-#include <liburing.h>
 #include <pthread.h>
 #include <stdatomic.h>
 
 #include "../core/ctx.h"
+#include "ring.h"
 #include "stack.h"
+#include "timer.h"
 #include "ursa/rt.h"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -90,18 +91,12 @@ struct ursa__worker {
     _Atomic(ursa_task_t *) remote_free;
     _Alignas(64) ursa_rt_t *rt;
     int index;
-    bool ring_ok;
-    struct io_uring ring;
-    int evfd;
-    uint64_t evbuf;
-    bool ev_armed;
-    unsigned io_inflight; /* task I/O ops in the ring */
+    ursa__ring_t ring;
     ursa_task_t *rq_head, *rq_tail;
     size_t rq_len;
     ursa_task_t *all; /* live tasks owned by this worker */
     size_t ntasks;
-    ursa_task_t **heap; /* timer min-heap on timer_when */
-    size_t heap_len, heap_cap;
+    ursa__timers_t timers;
     ursa__stack_pool_t stacks;
     ursa_task_t *task_free; /* descriptor pool, owner only */
     void *task_chunks;      /* chunk list, freed with the runtime */
@@ -147,9 +142,6 @@ void ursa__task_yield(ursa_task_t *t);
  * deadline or cancel. */
 int ursa__task_wait(ursa_task_t *t, const _Atomic uint32_t *flag, uint32_t pending,
                     ursa_time_t deadline);
-/* Arms / disarms the current task's timer. */
-void ursa__timer_arm(ursa__worker_t *w, ursa_task_t *t, ursa_time_t when);
-void ursa__timer_disarm(ursa__worker_t *w, ursa_task_t *t);
 /* Task descriptors come from the current worker's pool (chunks of 64,
  * retained until the runtime is freed, like Go's g structs), so bursts of
  * spawns don't page-fault freshly trimmed heap each time. */
@@ -158,27 +150,8 @@ void ursa__task_free(ursa_task_t *t);
 void ursa__task_pool_drain(ursa__worker_t *w);
 /* Queues a new task on worker w (from any thread). */
 void ursa__worker_submit(ursa__worker_t *w, ursa_task_t *t);
-/* Gets an SQE on the current worker's ring (flushing if full). */
-struct io_uring_sqe *ursa__sqe(ursa__worker_t *w);
-
-/* One task I/O op in flight; its address is the SQE's user_data. */
-typedef struct ursa__io_op {
-    ursa_task_t *task;
-    int32_t res;
-    _Atomic uint32_t done; /* set by the reaping worker (the same thread) */
-} ursa__io_op_t;
-#define URSA__UD_IGNORE 0u
-#define URSA__UD_EVENTFD 1u
 
 ursa_time_t ursa__worker_now(ursa__worker_t *w);
-/* The worker's wake-up eventfd (made with the runtime), and its ring: made
- * on the thread that runs the worker (a SINGLE_ISSUER ring belongs to its
- * creator), probing for flags; without a ring the worker idles in poll(2)
- * and task I/O falls back to blocking calls. */
-int ursa__worker_evfd_init(ursa__worker_t *w);
-void ursa__worker_ring_init(ursa__worker_t *w);
-void ursa__worker_ring_exit(ursa__worker_t *w); /* ring and eventfd */
-void ursa__worker_ring_fini(ursa__worker_t *w); /* ring only */
 /* The scheduler loop; see exec.c. */
 int ursa__worker_run(ursa__worker_t *w, ursa_task_t *root);
 

@@ -13,11 +13,11 @@
  * result wins (nothing is lost). */
 static int run_op(ursa__worker_t *w, ursa_task_t *t, ursa__io_op_t *op, ursa_time_t deadline)
 {
-    w->io_inflight++;
+    w->ring.inflight++;
     ursa_time_t d = deadline == URSA_NOW ? ursa__worker_now(w) : deadline;
     int rc = ursa__task_wait(t, &op->done, 0, d);
     if (rc) {
-        struct io_uring_sqe *sqe = ursa__sqe(w);
+        struct io_uring_sqe *sqe = ursa__ring_sqe(&w->ring);
         io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)op, 0);
         io_uring_sqe_set_data64(sqe, URSA__UD_IGNORE);
         /* Uninterruptible now: the op must come back before we return. */
@@ -35,7 +35,7 @@ static int run_op(ursa__worker_t *w, ursa_task_t *t, ursa__io_op_t *op, ursa_tim
 static ursa_task_t *io_task(ursa__worker_t **w)
 {
     *w = ursa__cur_worker;
-    return *w && (*w)->current && (*w)->ring_ok ? (*w)->current : NULL;
+    return *w && (*w)->current && (*w)->ring.ok ? (*w)->current : NULL;
 }
 
 /* Off-task: wait with poll(2), honouring the deadline. */
@@ -64,18 +64,24 @@ static int poll_thread(int fd, short events, ursa_time_t deadline)
 
 /* The kernel moves at most this much per read/write (MAX_RW_COUNT); a
  * longer request is a short one, as with read(2). */
-#define IO_MAX 0x7ffff000u
+#define URSA__IO_MAX 0x7ffff000u
 
 static unsigned io_len(size_t len)
 {
-    return len > IO_MAX ? IO_MAX : (unsigned)len;
+    return len > URSA__IO_MAX ? URSA__IO_MAX : (unsigned)len;
 }
 
-#define OP_BEGIN(w, t, sqe, op)                                                              \
-    ursa__io_op_t op = {.task = t, .res = 0};                                                \
-    atomic_init(&op.done, 0);                                                                \
-    struct io_uring_sqe *sqe = ursa__sqe(w);                                                 \
-    io_uring_sqe_set_data(sqe, &op)
+/* Starts task t's op: an SQE for the caller to prepare, with op as its
+ * user_data. */
+static struct io_uring_sqe *op_begin(ursa__worker_t *w, ursa_task_t *t, ursa__io_op_t *op)
+{
+    op->task = t;
+    op->res = 0;
+    atomic_init(&op->done, 0);
+    struct io_uring_sqe *sqe = ursa__ring_sqe(&w->ring);
+    io_uring_sqe_set_data(sqe, op);
+    return sqe;
+}
 
 /* read and write differ only in direction. */
 static ssize_t rw(int fd, void *buf, size_t len, int64_t offset, ursa_time_t deadline, bool out)
@@ -92,7 +98,8 @@ static ssize_t rw(int fd, void *buf, size_t len, int64_t offset, ursa_time_t dea
                         : (offset < 0 ? read(fd, buf, len) : pread(fd, buf, len, offset));
         return n < 0 ? -errno : n;
     }
-    OP_BEGIN(w, t, sqe, op);
+    ursa__io_op_t op;
+    struct io_uring_sqe *sqe = op_begin(w, t, &op);
     if (out)
         io_uring_prep_write(sqe, fd, buf, io_len(len), (uint64_t)offset);
     else
@@ -124,7 +131,8 @@ int ursa_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags,
         int s = accept4(fd, addr, addrlen, flags);
         return s < 0 ? -errno : s;
     }
-    OP_BEGIN(w, t, sqe, op);
+    ursa__io_op_t op;
+    struct io_uring_sqe *sqe = op_begin(w, t, &op);
     io_uring_prep_accept(sqe, fd, addr, addrlen, flags);
     return run_op(w, t, &op, deadline);
 }
@@ -149,7 +157,8 @@ int ursa_connect(int fd, const struct sockaddr *addr, socklen_t addrlen, ursa_ti
         getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &l);
         return -err;
     }
-    OP_BEGIN(w, t, sqe, op);
+    ursa__io_op_t op;
+    struct io_uring_sqe *sqe = op_begin(w, t, &op);
     io_uring_prep_connect(sqe, fd, addr, addrlen);
     return run_op(w, t, &op, deadline);
 }
@@ -165,7 +174,8 @@ int ursa_poll(int fd, short events, ursa_time_t deadline)
      * the immediate cancel. */
     if (!t || deadline == URSA_NOW)
         return poll_thread(fd, events, deadline);
-    OP_BEGIN(w, t, sqe, op);
+    ursa__io_op_t op;
+    struct io_uring_sqe *sqe = op_begin(w, t, &op);
     io_uring_prep_poll_add(sqe, fd, (unsigned)events);
     return run_op(w, t, &op, deadline);
 }

@@ -47,14 +47,14 @@ int ursa__task_wait(ursa_task_t *t, const _Atomic uint32_t *flag, uint32_t pendi
                 break;
             }
             if (!armed) {
-                ursa__timer_arm(w, t, deadline);
+                ursa__timer_arm(&w->timers, t, deadline);
                 armed = true;
             }
         }
         ursa__task_park(t);
     }
     if (armed)
-        ursa__timer_disarm(w, t);
+        ursa__timer_disarm(&w->timers, t);
     t->wait_kind = URSA_WAIT_NONE;
     t->wait_site = NULL;
     t->wait_obj = NULL;
@@ -86,7 +86,7 @@ static void *worker_thread(void *p)
     ursa__worker_t *w = p;
     ursa__cur_worker = w;
     ursa__thread_ctx();
-    ursa__worker_ring_init(w);
+    ursa__ring_init(&w->ring);
 #if defined(URSA_TSAN)
     w->tsan_fiber = __tsan_get_current_fiber();
 #endif
@@ -130,7 +130,7 @@ int ursa_rt_new(ursa_rt_t **out, const ursa_rt_config_t *cfg)
         ursa__worker_t *w = &rt->workers[i];
         w->rt = rt;
         w->index = (int)i;
-        w->evfd = -1;
+        w->ring.evfd = -1;
         w->rng = c.seed;
         w->vclock = URSA_SEC(1); /* above 0, so no deadline equals URSA_NOW */
         ursa__stack_pool_init(&w->stacks, c.stack_size, c.stack_cache, !c.no_stack_guard);
@@ -139,19 +139,17 @@ int ursa_rt_new(ursa_rt_t **out, const ursa_rt_config_t *cfg)
      * SINGLE_ISSUER ring belongs to the thread that created it. */
     for (unsigned i = 1; i < c.workers; i++) {
         ursa__worker_t *w = &rt->workers[i];
-        int rc = ursa__worker_evfd_init(w);
+        int rc = ursa__ring_evfd_init(&w->ring);
         if (rc == 0 && pthread_create(&w->thread, NULL, worker_thread, w) != 0)
             rc = -EAGAIN;
         if (rc) {
             atomic_store(&rt->stopping, true);
             for (unsigned j = 1; j < i; j++) {
-                uint64_t one = 1;
-                ssize_t r = write(rt->workers[j].evfd, &one, sizeof one);
-                (void)r;
+                ursa__ring_kick(&rt->workers[j].ring);
                 pthread_join(rt->workers[j].thread, NULL);
-                ursa__worker_ring_exit(&rt->workers[j]);
+                ursa__ring_exit(&rt->workers[j].ring);
             }
-            ursa__worker_ring_exit(w);
+            ursa__ring_exit(&w->ring);
             free(rt->workers);
             free(rt);
             return rc;
@@ -174,19 +172,19 @@ static int enter_worker0(ursa_rt_t *rt)
     if (!atomic_compare_exchange_strong(&rt->in_worker0, &busy, true))
         return -EBUSY; /* another thread runs worker 0 right now */
     if (!rt->owner_set) {
-        int rc = ursa__worker_evfd_init(w);
+        int rc = ursa__ring_evfd_init(&w->ring);
         if (rc) {
             atomic_store(&rt->in_worker0, false);
             return rc;
         }
-        ursa__worker_ring_init(w);
+        ursa__ring_init(&w->ring);
     } else if (!pthread_equal(rt->owner, pthread_self())) {
-        if (w->io_inflight) {
+        if (w->ring.inflight) {
             atomic_store(&rt->in_worker0, false);
             return -EBUSY;
         }
-        ursa__worker_ring_fini(w);
-        ursa__worker_ring_init(w);
+        ursa__ring_fini(&w->ring);
+        ursa__ring_init(&w->ring);
     }
     rt->owner = pthread_self();
     rt->owner_set = true;
@@ -304,11 +302,8 @@ void ursa_rt_free(ursa_rt_t *rt)
     }
     /* release: workers that see it also see the state before it. */
     atomic_store_explicit(&rt->stopping, true, memory_order_release);
-    for (unsigned i = 1; i < rt->nworkers; i++) {
-        uint64_t one = 1;
-        ssize_t r = write(rt->workers[i].evfd, &one, sizeof one);
-        (void)r;
-    }
+    for (unsigned i = 1; i < rt->nworkers; i++)
+        ursa__ring_kick(&rt->workers[i].ring);
     ursa__worker_t *w0 = &rt->workers[0];
     if (enter_worker0(rt) == 0) {
         ursa__worker_run(w0, NULL);
@@ -322,10 +317,10 @@ void ursa_rt_free(ursa_rt_t *rt)
         pthread_join(rt->workers[i].thread, NULL);
     for (unsigned i = 0; i < rt->nworkers; i++) {
         ursa__worker_t *w = &rt->workers[i];
-        ursa__worker_ring_exit(w);
+        ursa__ring_exit(&w->ring);
         ursa__stack_pool_drain(&w->stacks);
         ursa__task_pool_drain(w);
-        free(w->heap);
+        ursa__timers_fini(&w->timers);
     }
     free(rt->workers);
     free(rt);
