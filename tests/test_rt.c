@@ -15,7 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "rt/exec.h" /* struct ursa_task, for the stack bounds */
+#include "rt/task.h" /* struct ursa_task, for the stack bounds */
 #include "support.h"
 
 #define R(x) ((void *)(intptr_t)(x))
@@ -1899,12 +1899,12 @@ static void *guard_task(void *arg)
     return R(deep(0, NULL));
 }
 
-#if defined(URSA_ASAN)
+#if defined(URSA__ASAN)
 #define GUARD_ASAN 1
 #else
 #define GUARD_ASAN 0
 #endif
-#if defined(URSA_TSAN)
+#if defined(URSA__TSAN)
 #define GUARD_TSAN 1
 #else
 #define GUARD_TSAN 0

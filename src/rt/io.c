@@ -5,7 +5,9 @@
 #include <poll.h>
 #include <unistd.h>
 
-#include "exec.h"
+#include "ring.h"
+#include "task.h"
+#include "worker.h"
 
 /* Submits the prepared op and waits for its completion. On deadline or
  * cancel the op is cancelled in the kernel, and we still wait for its CQE:

@@ -6,7 +6,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "exec.h"
+#include "task.h"
 
 static void arm_eventfd(ursa__ring_t *r)
 {

@@ -1,17 +1,75 @@
-/* Runtime lifetime and the task API: spawn, join, detach, cancel, yield,
- * sleep. */
-#include <pthread.h>
-#include <stdio.h>
+/* Tasks: descriptors and their pool, spawn, join, detach, cancel, yield,
+ * sleep; park and wake; how a task blocks on a wait node. */
+#include "task.h"
+
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "../core/waitq.h"
-#include "exec.h"
+#include "runtime.h"
+#include "timer.h"
+#include "worker.h"
 
-static int task_block(ursa__ctx_t *c, ursa_wait_t *wt, ursa_time_t deadline);
-static int task_relax(ursa__ctx_t *c);
-static const ursa__ctx_ops_t task_ops = {.block = task_block, .relax = task_relax};
+/* Descriptors per pool chunk. */
+#define URSA__TASK_CHUNK 64
+
+static ursa_task_t *cur_task(void)
+{
+    ursa__worker_t *w = ursa__cur_worker;
+    return w ? w->current : NULL;
+}
+
+/* ---- waking and parking ---- */
+
+void ursa__task_wake(void *p)
+{
+    ursa_task_t *t = p;
+    /* relaxed: the CASes below validate it. */
+    uint32_t s = atomic_load_explicit(&t->wstate, memory_order_relaxed);
+    for (;;) {
+        if (s == URSA__T_PARKED) {
+            /* acq_rel: we own the enqueue; our prior writes travel with it. */
+            if (atomic_compare_exchange_weak_explicit(&t->wstate, &s, URSA__T_RUNNING,
+                                                      memory_order_acq_rel, memory_order_relaxed)) {
+                ursa__worker_enqueue(t->worker, t);
+                return;
+            }
+        } else if (s == URSA__T_RUNNING) {
+            /* release: the task sees our writes when it consumes NOTIFIED. */
+            if (atomic_compare_exchange_weak_explicit(&t->wstate, &s, URSA__T_NOTIFIED,
+                                                      memory_order_release, memory_order_relaxed))
+                return;
+        } else {
+            /* Already notified: still an RMW, so that a parker clearing the
+             * stale notification (an RMW too) is ordered with us — either
+             * it reads our release (and then sees what we published), or
+             * we read its RUNNING and set NOTIFIED again. A plain return
+             * here lost wakes (store-buffer race; regression: the watch
+             * and oneshot stress tests). acq_rel as above. */
+            if (atomic_compare_exchange_weak_explicit(&t->wstate, &s, URSA__T_NOTIFIED,
+                                                      memory_order_acq_rel, memory_order_relaxed))
+                return;
+        }
+    }
+}
+
+void ursa__task_park(ursa_task_t *t)
+{
+    uint32_t s = URSA__T_RUNNING;
+    /* acquire on failure: consuming NOTIFIED makes the waker's writes
+     * visible. */
+    if (!atomic_compare_exchange_strong_explicit(&t->wstate, &s, URSA__T_PARKED,
+                                                 memory_order_acq_rel, memory_order_acquire)) {
+        /* Consume the notification with an RMW (see ursa__task_wake): a
+         * plain store could pass a concurrent waker's check unseen while
+         * our caller's re-check of its condition reads a stale value. */
+        atomic_exchange_explicit(&t->wstate, URSA__T_RUNNING, memory_order_acq_rel);
+        return;
+    }
+    ursa__worker_suspend(t);
+}
 
 /* ---- blocking a task on a wait node ---- */
 
@@ -19,7 +77,7 @@ static int task_relax(ursa__ctx_t *c)
 {
     ursa_task_t *t = (ursa_task_t *)c;
     if (t->worker->rq_head) {
-        ursa__task_yield(t);
+        ursa__worker_yield(t);
     } else {
         for (int i = 0; i < 16; i++)
             ursa__cpu_relax();
@@ -73,137 +131,74 @@ static int task_block(ursa__ctx_t *c, ursa_wait_t *wt, ursa_time_t deadline)
     return rc;
 }
 
-static ursa_task_t *cur_task(void)
-{
-    ursa__worker_t *w = ursa__cur_worker;
-    return w ? w->current : NULL;
-}
+static const ursa__ctx_ops_t task_ops = {.block = task_block, .relax = task_relax};
 
-/* ---- runtime ---- */
+/* ---- descriptor pool ---- */
 
-static void *worker_thread(void *p)
+typedef struct task_chunk {
+    struct task_chunk *next;
+    ursa_task_t tasks[URSA__TASK_CHUNK];
+} task_chunk_t;
+
+ursa_task_t *ursa__task_alloc(ursa__worker_t *w)
 {
-    ursa__worker_t *w = p;
-    ursa__cur_worker = w;
-    ursa__thread_ctx();
-    ursa__ring_init(&w->ring);
-#if defined(URSA_TSAN)
-    w->tsan_fiber = __tsan_get_current_fiber();
+#if defined(URSA__ASAN)
+    w = NULL; /* plain malloc, so ASan sees use-after-join of a handle */
 #endif
-    ursa__worker_run(w, NULL);
-    ursa__cur_worker = NULL;
-    return NULL;
-}
-
-int ursa_rt_new(ursa_rt_t **out, const ursa_rt_config_t *cfg)
-{
-    if (!out)
-        return -EINVAL;
-    *out = NULL;
-    ursa_rt_config_t c = cfg ? *cfg : (ursa_rt_config_t){0};
-    if (c.workers == 0)
-        c.workers = 1;
-    if (c.deterministic && c.workers != 1)
-        return -EINVAL;
-    if (c.workers > 1024)
-        return -EINVAL;
-    if (c.stack_size == 0)
-        c.stack_size = 64 * 1024;
-    if (c.stack_size < 16 * 1024 || c.stack_size > ((size_t)1 << 30))
-        return -EINVAL;
-    if (c.stack_cache == 0)
-        c.stack_cache = 64;
-    if (c.deadlock_report_after == 0)
-        c.deadlock_report_after = URSA_SEC(2);
-    ursa_rt_t *rt = calloc(1, sizeof *rt);
-    if (!rt)
-        return -ENOMEM;
-    rt->cfg = c;
-    rt->nworkers = c.workers;
-    rt->workers = aligned_alloc(64, sizeof(ursa__worker_t) * c.workers);
-    if (!rt->workers) {
-        free(rt);
-        return -ENOMEM;
+    if (!w) {
+        ursa_task_t *t = malloc(sizeof(ursa_task_t));
+        if (t)
+            t->home = NULL;
+        return t;
     }
-    memset(rt->workers, 0, sizeof(ursa__worker_t) * c.workers);
-    for (unsigned i = 0; i < c.workers; i++) {
-        ursa__worker_t *w = &rt->workers[i];
-        w->rt = rt;
-        w->index = (int)i;
-        w->ring.evfd = -1;
-        w->rng = c.seed;
-        w->vclock = URSA_SEC(1); /* above 0, so no deadline equals URSA_NOW */
-        ursa__stack_pool_init(&w->stacks, c.stack_size, c.stack_cache, !c.no_stack_guard);
-    }
-    /* Worker 0's ring is made by the thread that runs it (block_on): a
-     * SINGLE_ISSUER ring belongs to the thread that created it. */
-    for (unsigned i = 1; i < c.workers; i++) {
-        ursa__worker_t *w = &rt->workers[i];
-        int rc = ursa__ring_evfd_init(&w->ring);
-        if (rc == 0 && pthread_create(&w->thread, NULL, worker_thread, w) != 0)
-            rc = -EAGAIN;
-        if (rc) {
-            atomic_store(&rt->stopping, true);
-            for (unsigned j = 1; j < i; j++) {
-                ursa__ring_kick(&rt->workers[j].ring);
-                pthread_join(rt->workers[j].thread, NULL);
-                ursa__ring_exit(&rt->workers[j].ring);
-            }
-            ursa__ring_exit(&w->ring);
-            free(rt->workers);
-            free(rt);
-            return rc;
+    if (!w->task_free && atomic_load_explicit(&w->remote_free, memory_order_relaxed))
+        /* acquire: the freeing thread's last writes happen-before reuse. */
+        w->task_free = atomic_exchange_explicit(&w->remote_free, NULL, memory_order_acquire);
+    if (!w->task_free) {
+        task_chunk_t *c = malloc(sizeof *c);
+        if (!c)
+            return NULL;
+        c->next = w->task_chunks;
+        w->task_chunks = c;
+        for (int i = URSA__TASK_CHUNK - 1; i >= 0; i--) {
+            c->tasks[i].rq_next = w->task_free;
+            c->tasks[i].home = w;
+            w->task_free = &c->tasks[i];
         }
     }
-    *out = rt;
-    return 0;
+    ursa_task_t *t = w->task_free;
+    w->task_free = t->rq_next;
+    return t;
 }
 
-/* Makes the calling thread worker 0 until leave_worker0(). Worker 0 may
- * move to another thread between runs, as long as none of its I/O is in
- * flight: its ring is SINGLE_ISSUER, owned by the thread that made it, so
- * the new thread makes a new ring. */
-static int enter_worker0(ursa_rt_t *rt)
+void ursa__task_free(ursa_task_t *t)
 {
-    ursa__worker_t *w = &rt->workers[0];
-    if (ursa__cur_worker)
-        return -EINVAL; /* nested: already a worker */
-    bool busy = false;
-    if (!atomic_compare_exchange_strong(&rt->in_worker0, &busy, true))
-        return -EBUSY; /* another thread runs worker 0 right now */
-    if (!rt->owner_set) {
-        int rc = ursa__ring_evfd_init(&w->ring);
-        if (rc) {
-            atomic_store(&rt->in_worker0, false);
-            return rc;
-        }
-        ursa__ring_init(&w->ring);
-    } else if (!pthread_equal(rt->owner, pthread_self())) {
-        if (w->ring.inflight) {
-            atomic_store(&rt->in_worker0, false);
-            return -EBUSY;
-        }
-        ursa__ring_fini(&w->ring);
-        ursa__ring_init(&w->ring);
+    ursa__worker_t *home = t->home;
+    if (!home) {
+        free(t);
+    } else if (home == ursa__cur_worker) {
+        t->rq_next = home->task_free;
+        home->task_free = t;
+    } else {
+        ursa__task_lifo_push(&home->remote_free, t);
     }
-    rt->owner = pthread_self();
-    rt->owner_set = true;
-    ursa__cur_worker = w;
-    ursa__thread_ctx();
-#if defined(URSA_TSAN)
-    w->tsan_fiber = __tsan_get_current_fiber();
-#endif
-    return 0;
 }
 
-static void leave_worker0(ursa_rt_t *rt)
+void ursa__task_pool_drain(ursa__worker_t *w)
 {
-    ursa__cur_worker = NULL;
-    atomic_store(&rt->in_worker0, false);
+    while (w->task_chunks) {
+        task_chunk_t *c = w->task_chunks;
+        w->task_chunks = c->next;
+        free(c);
+    }
+    w->task_free = NULL;
+    atomic_store_explicit(&w->remote_free, NULL, memory_order_relaxed);
 }
 
-static ursa_task_t *task_new(ursa_rt_t *rt, ursa__worker_t *w, ursa_task_fn_t fn, void *arg,
-                             const ursa_spawn_opts_t *opts)
+/* ---- spawn ---- */
+
+ursa_task_t *ursa__task_new(ursa_rt_t *rt, ursa__worker_t *w, ursa_task_fn_t fn, void *arg,
+                            const ursa_spawn_opts_t *opts)
 {
     ursa__worker_t *cur = ursa__cur_worker && ursa__cur_worker->rt == rt ? ursa__cur_worker : NULL;
     ursa_task_t *t = ursa__task_alloc(cur);
@@ -242,7 +237,7 @@ int ursa_rt_spawn(ursa_rt_t *rt, ursa_task_t **out, ursa_task_fn_t fn, void *arg
     if (wi == -1)
         wi = (ursa__cur_worker && ursa__cur_worker->rt == rt) ? ursa__cur_worker->index : 0;
     ursa__worker_t *w = &rt->workers[wi];
-    ursa_task_t *t = task_new(rt, w, fn, arg, opts);
+    ursa_task_t *t = ursa__task_new(rt, w, fn, arg, opts);
     if (!t)
         return -ENOMEM;
     if (out && !(opts && opts->detached))
@@ -262,84 +257,23 @@ int ursa_spawn(ursa_task_t **out, ursa_task_fn_t fn, void *arg, const ursa_spawn
     return ursa_rt_spawn(w->rt, out, fn, arg, opts);
 }
 
-int ursa_rt_block_on(ursa_rt_t *rt, ursa_task_fn_t fn, void *arg, void **result)
-{
-    if (!rt || !fn)
-        return -EINVAL;
-    int rc = enter_worker0(rt);
-    if (rc)
-        return rc;
-    ursa__worker_t *w = &rt->workers[0];
-    ursa_task_t *root = task_new(rt, w, fn, arg, &(ursa_spawn_opts_t){.name = "root"});
-    if (!root) {
-        leave_worker0(rt);
-        return -ENOMEM;
-    }
-    ursa__worker_submit(w, root);
-    rc = ursa__worker_run(w, root);
-    if (rc == 0) {
-        if (result)
-            *result = root->result;
-        rc = root->fail;
-        ursa__task_free(root);
-    } else {
-        /* Left waiting (deadlock): it finishes, and frees itself, when
-         * ursa_rt_free cancels it. */
-        ursa_wait_t *none = NULL;
-        atomic_compare_exchange_strong(&root->joiner, &none, URSA__JOIN_DETACHED);
-    }
-    leave_worker0(rt);
-    return rc;
-}
+/* ---- completion, join, detach, cancel ---- */
 
-void ursa_rt_free(ursa_rt_t *rt)
+void ursa__task_done(ursa_task_t *t)
 {
-    if (!rt)
-        return;
-    if (ursa__cur_worker && ursa__cur_worker->rt == rt) {
-        ursa__report_misuse("ursa_rt_free called from one of its own tasks (ignored)", NULL);
-        return;
+    /* Later wakes (a late cancel) become no-ops. */
+    atomic_store_explicit(&t->wstate, URSA__T_NOTIFIED, memory_order_relaxed);
+    /* acq_rel: publishes result to the joiner; our last touch of t. */
+    ursa_wait_t *j = atomic_exchange_explicit(&t->joiner, URSA__JOIN_DONE, memory_order_acq_rel);
+    if (j == URSA__JOIN_DETACHED) {
+        ursa__task_free(t);
+    } else if (j) {
+        /* release: the joiner that sees GRANTED sees the result. */
+        atomic_store_explicit(&j->state, URSA__W_GRANTED, memory_order_release);
+        ursa__wake_batch_t b = {.n = 1, .w = {j}};
+        ursa__wake_batch_run(&b);
     }
-    /* release: workers that see it also see the state before it. */
-    atomic_store_explicit(&rt->stopping, true, memory_order_release);
-    for (unsigned i = 1; i < rt->nworkers; i++)
-        ursa__ring_kick(&rt->workers[i].ring);
-    ursa__worker_t *w0 = &rt->workers[0];
-    if (enter_worker0(rt) == 0) {
-        ursa__worker_run(w0, NULL);
-        leave_worker0(rt);
-    } else if (w0->ntasks || atomic_load(&w0->inbox)) {
-        ursa__report_misuse("ursa_rt_free could not run worker 0 (called from a task of "
-                            "another runtime, or while its I/O was in flight on another "
-                            "thread): its tasks are leaked", NULL);
-    }
-    for (unsigned i = 1; i < rt->nworkers; i++)
-        pthread_join(rt->workers[i].thread, NULL);
-    for (unsigned i = 0; i < rt->nworkers; i++) {
-        ursa__worker_t *w = &rt->workers[i];
-        ursa__ring_exit(&w->ring);
-        ursa__stack_pool_drain(&w->stacks);
-        ursa__task_pool_drain(w);
-        ursa__timers_fini(&w->timers);
-    }
-    free(rt->workers);
-    free(rt);
 }
-
-int ursa_run(const ursa_rt_config_t *cfg, ursa_task_fn_t fn, void *arg, void **result)
-{
-    if (ursa__cur_worker)
-        return -EINVAL; /* block_on would refuse, and free could not clean up */
-    ursa_rt_t *rt;
-    int rc = ursa_rt_new(&rt, cfg);
-    if (rc)
-        return rc;
-    rc = ursa_rt_block_on(rt, fn, arg, result);
-    ursa_rt_free(rt);
-    return rc;
-}
-
-/* ---- join / detach / cancel ---- */
 
 /* A join wait sits in the task's one joiner slot, not on a queue. */
 static bool join_cancel(ursa_wait_t *w)
@@ -426,18 +360,13 @@ ursa_task_t *ursa_task_self(void)
 bool ursa_task_cancelled(void)
 {
     ursa_task_t *t = cur_task();
+    /* relaxed: a hint, as in ursa__task_wait. */
     return t && atomic_load_explicit(&t->cancel, memory_order_relaxed);
 }
 
 const char *ursa_task_name(const ursa_task_t *t)
 {
     return t ? t->name : "(null)";
-}
-
-int ursa_worker_index(void)
-{
-    ursa__worker_t *w = ursa__cur_worker;
-    return w && w->current ? w->index : -1;
 }
 
 /* ---- yield and sleep ---- */
@@ -449,7 +378,8 @@ int ursa_yield(void)
         sched_yield();
         return 0;
     }
-    ursa__task_yield(t);
+    ursa__worker_yield(t);
+    /* relaxed: a hint, as in ursa__task_wait. */
     return atomic_load_explicit(&t->cancel, memory_order_relaxed) ? -ECANCELED : 0;
 }
 

@@ -3,7 +3,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "exec.h"
+#include "task.h"
 
 static void heap_set(ursa__timers_t *tm, size_t i, ursa_task_t *t)
 {

@@ -1,17 +1,68 @@
-/* The per-worker scheduler loop: run queue, inbox, timers, io_uring. */
-#include "exec.h"
+/* The per-worker scheduler: run queue, inbox, switching between tasks, the
+ * loop with its idle/sleep handshake, and the deadlock report. */
+#include "worker.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "../core/waitq.h"
+#include "runtime.h"
 #include "switch.h"
+#include "task.h"
 
 __thread ursa__worker_t *ursa__cur_worker __attribute__((tls_model("initial-exec")));
+
+/* How many times tasks may hand the worker straight to one another before
+ * the scheduler gets a turn (inbox, timers, ring). */
+#define URSA__DIRECT_SWITCHES 32
+
+/* How long an idle worker watches its inbox before sleeping in the kernel:
+ * about one kernel sleep/wake round trip, so the spin never costs more than
+ * the sleep it tries to avoid. `pause` lasts from a few to ~140 cycles
+ * depending on the CPU, so the budget is time, read every 64 pauses. */
+#define URSA__IDLE_SPIN_NS 20000
+
+void ursa__worker_init(ursa__worker_t *w, ursa_rt_t *rt, unsigned index)
+{
+    const ursa_rt_config_t *c = &rt->cfg;
+    w->rt = rt;
+    w->index = (int)index;
+    w->ring.evfd = -1;
+    w->rng = c->seed;
+    w->vclock = URSA_SEC(1); /* above 0, so no deadline equals URSA_NOW */
+    ursa__stack_pool_init(&w->stacks, c->stack_size, c->stack_cache, !c->no_stack_guard);
+}
+
+void ursa__worker_fini(ursa__worker_t *w)
+{
+    ursa__ring_exit(&w->ring);
+    ursa__stack_pool_drain(&w->stacks);
+    ursa__task_pool_drain(w);
+    ursa__timers_fini(&w->timers);
+}
+
+void ursa__worker_bind(ursa__worker_t *w)
+{
+    ursa__cur_worker = w;
+    ursa__thread_ctx();
+#if defined(URSA__TSAN)
+    w->tsan_fiber = __tsan_get_current_fiber();
+#endif
+}
+
+void ursa__worker_unbind(void)
+{
+    ursa__cur_worker = NULL;
+}
 
 ursa_time_t ursa__worker_now(ursa__worker_t *w)
 {
     return w->rt->cfg.deterministic ? w->vclock : ursa__mono_now();
+}
+
+int ursa_worker_index(void)
+{
+    ursa__worker_t *w = ursa__cur_worker;
+    return w && w->current ? w->index : -1;
 }
 
 /* ---- run queue (owner thread only) ---- */
@@ -27,6 +78,15 @@ static void rq_push(ursa__worker_t *w, ursa_task_t *t)
     w->rq_len++;
 }
 
+static void rq_push_front(ursa__worker_t *w, ursa_task_t *t)
+{
+    t->rq_next = w->rq_head;
+    w->rq_head = t;
+    if (!w->rq_tail)
+        w->rq_tail = t;
+    w->rq_len++;
+}
+
 static uint64_t rng_next(ursa__worker_t *w)
 {
     /* splitmix64: tiny, and every seed gives a distinct stream. */
@@ -36,6 +96,8 @@ static uint64_t rng_next(ursa__worker_t *w)
     return z ^ (z >> 31);
 }
 
+/* The next task to run: the head, or in deterministic mode one drawn from
+ * the seed's stream. */
 static ursa_task_t *rq_pop(ursa__worker_t *w)
 {
     ursa_task_t *prev = NULL, *t = w->rq_head;
@@ -59,21 +121,6 @@ static ursa_task_t *rq_pop(ursa__worker_t *w)
 
 /* ---- inbox: lock-free multi-producer, single consumer ---- */
 
-/* Pushes t on a lock-free LIFO of tasks linked through rq_next; the one
- * consumer takes the whole list with an acquire exchange (so no ABA). */
-static void lifo_push(_Atomic(ursa_task_t *) *head, ursa_task_t *t)
-{
-    /* relaxed: the CAS below re-reads it. */
-    ursa_task_t *h = atomic_load_explicit(head, memory_order_relaxed);
-    do {
-        t->rq_next = h;
-        /* release: our writes before the push (the task's state, a waker's
-         * writes, our last use of a freed descriptor) are visible to the
-         * consumer's acquire exchange. */
-    } while (!atomic_compare_exchange_weak_explicit(head, &h, t, memory_order_release,
-                                                    memory_order_relaxed));
-}
-
 /* Enters t in w's live-task list (owner thread only). */
 static void adopt(ursa__worker_t *w, ursa_task_t *t)
 {
@@ -88,7 +135,7 @@ static void adopt(ursa__worker_t *w, ursa_task_t *t)
 
 static void inbox_push(ursa__worker_t *w, ursa_task_t *t)
 {
-    lifo_push(&w->inbox, t);
+    ursa__task_lifo_push(&w->inbox, t);
     /* seq_cst fence: Dekker with the worker's sleeping=1; fence; check
      * inbox. Either it sees our push or we see it sleeping. */
     atomic_thread_fence(memory_order_seq_cst);
@@ -130,143 +177,60 @@ void ursa__worker_submit(ursa__worker_t *w, ursa_task_t *t)
     }
 }
 
-/* ---- task descriptor pool ---- */
-
-#define TASK_CHUNK 64
-
-typedef struct task_chunk {
-    struct task_chunk *next;
-    ursa_task_t tasks[TASK_CHUNK];
-} task_chunk_t;
-
-ursa_task_t *ursa__task_alloc(ursa__worker_t *w)
+void ursa__worker_enqueue(ursa__worker_t *w, ursa_task_t *t)
 {
-#if defined(URSA_ASAN)
-    w = NULL; /* plain malloc, so ASan sees use-after-join of a handle */
+    if (w == ursa__cur_worker)
+        rq_push(w, t);
+    else
+        inbox_push(w, t);
+}
+
+/* ---- switching between the scheduler and tasks ---- */
+
+/* Switches the worker from `from` to `to` (NULL: the scheduler, on the
+ * thread's own stack), telling the sanitizers which stack and fiber run
+ * next. `ending`: `from` never runs again (ASan drops its fake stack).
+ * Returns when something switches back to `from`. */
+static inline void jump(ursa__worker_t *w, ursa_task_t *from, ursa_task_t *to, bool ending)
+{
+    void **save = from ? &from->sp : &w->sched_sp;
+    void *load = to ? to->sp : w->sched_sp;
+#if defined(URSA__ASAN)
+    void *sched_fake = NULL;
+    void **fake = ending ? NULL : from ? &from->asan_fake : &sched_fake;
+    if (to)
+        __sanitizer_start_switch_fiber(fake, to->stack->lo,
+                                       (size_t)((char *)to->stack->top - (char *)to->stack->lo));
+    else
+        __sanitizer_start_switch_fiber(fake, w->asan_stack_lo, w->asan_stack_size);
+#else
+    (void)ending;
 #endif
-    if (!w) {
-        ursa_task_t *t = malloc(sizeof(ursa_task_t));
-        if (t)
-            t->home = NULL;
-        return t;
-    }
-    if (!w->task_free && atomic_load_explicit(&w->remote_free, memory_order_relaxed))
-        /* acquire: the freeing thread's last writes happen-before reuse. */
-        w->task_free = atomic_exchange_explicit(&w->remote_free, NULL, memory_order_acquire);
-    if (!w->task_free) {
-        task_chunk_t *c = malloc(sizeof *c);
-        if (!c)
-            return NULL;
-        c->next = w->task_chunks;
-        w->task_chunks = c;
-        for (int i = TASK_CHUNK - 1; i >= 0; i--) {
-            c->tasks[i].rq_next = w->task_free;
-            c->tasks[i].home = w;
-            w->task_free = &c->tasks[i];
-        }
-    }
-    ursa_task_t *t = w->task_free;
-    w->task_free = t->rq_next;
-    return t;
+#if defined(URSA__TSAN)
+    __tsan_switch_to_fiber(to ? to->tsan_fiber : w->tsan_fiber, 0);
+#endif
+    ursa__switch(save, load);
+#if defined(URSA__ASAN)
+    __sanitizer_finish_switch_fiber(fake ? *fake : NULL, NULL, NULL);
+#endif
 }
-
-void ursa__task_free(ursa_task_t *t)
-{
-    ursa__worker_t *home = t->home;
-    if (!home) {
-        free(t);
-    } else if (home == ursa__cur_worker) {
-        t->rq_next = home->task_free;
-        home->task_free = t;
-    } else {
-        lifo_push(&home->remote_free, t);
-    }
-}
-
-void ursa__task_pool_drain(ursa__worker_t *w)
-{
-    while (w->task_chunks) {
-        task_chunk_t *c = w->task_chunks;
-        w->task_chunks = c->next;
-        free(c);
-    }
-    w->task_free = NULL;
-    atomic_store_explicit(&w->remote_free, NULL, memory_order_relaxed);
-}
-
-/* ---- waking and parking ---- */
-
-void ursa__task_wake(void *p)
-{
-    ursa_task_t *t = p;
-    /* relaxed: the CASes below validate it. */
-    uint32_t s = atomic_load_explicit(&t->wstate, memory_order_relaxed);
-    for (;;) {
-        if (s == URSA__T_PARKED) {
-            /* acq_rel: we own the enqueue; our prior writes travel with it. */
-            if (atomic_compare_exchange_weak_explicit(&t->wstate, &s, URSA__T_RUNNING,
-                                                      memory_order_acq_rel, memory_order_relaxed)) {
-                if (t->worker == ursa__cur_worker)
-                    rq_push(t->worker, t);
-                else
-                    inbox_push(t->worker, t);
-                return;
-            }
-        } else if (s == URSA__T_RUNNING) {
-            /* release: the task sees our writes when it consumes NOTIFIED. */
-            if (atomic_compare_exchange_weak_explicit(&t->wstate, &s, URSA__T_NOTIFIED,
-                                                      memory_order_release, memory_order_relaxed))
-                return;
-        } else {
-            /* Already notified: still an RMW, so that a parker clearing the
-             * stale notification (an RMW too) is ordered with us — either
-             * it reads our release (and then sees what we published), or
-             * we read its RUNNING and set NOTIFIED again. A plain return
-             * here lost wakes (store-buffer race; regression: the watch
-             * and oneshot stress tests). acq_rel as above. */
-            if (atomic_compare_exchange_weak_explicit(&t->wstate, &s, URSA__T_NOTIFIED,
-                                                      memory_order_acq_rel, memory_order_relaxed))
-                return;
-        }
-    }
-}
-
-/* How many times tasks may hand the worker straight to one another before
- * the scheduler gets a turn (inbox, timers, ring). */
-#define DIRECT_SWITCHES 32
 
 /* Switches from the current task t to `to`: another task, or the
  * scheduler (to == NULL). Returns when something switches back to t. */
 static void switch_from(ursa_task_t *t, ursa_task_t *to)
 {
     ursa__worker_t *w = t->worker;
-    void *sp = w->sched_sp;
     if (to) {
         w->current = to;
         ursa__cur_ctx = &to->ctx;
-        sp = to->sp;
     }
-#if defined(URSA_ASAN)
-    if (to)
-        __sanitizer_start_switch_fiber(&t->asan_fake, to->stack->lo,
-                                       (size_t)((char *)to->stack->top - (char *)to->stack->lo));
-    else
-        __sanitizer_start_switch_fiber(&t->asan_fake, w->asan_stack_lo, w->asan_stack_size);
-#endif
-#if defined(URSA_TSAN)
-    __tsan_switch_to_fiber(to ? to->tsan_fiber : w->tsan_fiber, 0);
-#endif
-    ursa__switch(&t->sp, sp);
-#if defined(URSA_ASAN)
-    __sanitizer_finish_switch_fiber(t->asan_fake, NULL, NULL);
-#endif
+    jump(w, t, to, false);
 }
 
-/* The current task t stops running (parked, or queued again by a yield).
- * If another task that has already run is next in the run queue, switch
+/* If another task that has already run is next in the run queue, switch
  * to it directly: one context switch instead of two, and no pass through
  * the scheduler loop. New tasks (no stack yet) start from the scheduler. */
-static void switch_out(ursa_task_t *t)
+void ursa__worker_suspend(ursa_task_t *t)
 {
     ursa__worker_t *w = t->worker;
     if (w->direct_budget && w->rq_head) {
@@ -278,48 +242,25 @@ static void switch_out(ursa_task_t *t)
             switch_from(t, next);
             return;
         }
-        next->rq_next = w->rq_head; /* not started: back to the front */
-        w->rq_head = next;
-        if (!w->rq_tail)
-            w->rq_tail = next;
-        w->rq_len++;
+        rq_push_front(w, next); /* not started: back to the front */
     }
     switch_from(t, NULL);
 }
 
-void ursa__task_park(ursa_task_t *t)
-{
-    uint32_t s = URSA__T_RUNNING;
-    /* acquire on failure: consuming NOTIFIED makes the waker's writes
-     * visible. */
-    if (!atomic_compare_exchange_strong_explicit(&t->wstate, &s, URSA__T_PARKED,
-                                                 memory_order_acq_rel, memory_order_acquire)) {
-        /* Consume the notification with an RMW (see ursa__task_wake): a
-         * plain store could pass a concurrent waker's check unseen while
-         * our caller's re-check of its condition reads a stale value. */
-        atomic_exchange_explicit(&t->wstate, URSA__T_RUNNING, memory_order_acq_rel);
-        return;
-    }
-    switch_out(t);
-}
-
-void ursa__task_yield(ursa_task_t *t)
+void ursa__worker_yield(ursa_task_t *t)
 {
     rq_push(t->worker, t);
-    switch_out(t);
+    ursa__worker_suspend(t);
 }
 
-/* ---- running tasks ---- */
-
-static void task_main(void *p);
-
-/* Frees a finished task's resources and hands its result to the joiner. */
+/* A task ended: sweep its ledger, give back its stack and timer, unlink
+ * it, and hand it to its joiner. */
 static void finish_task(ursa__worker_t *w, ursa_task_t *t)
 {
     /* The ledger's records, not the (dead) frames, say what to release. */
     ursa__ledger_sweep(&t->ctx.ledger, t->name);
     if (t->stack) {
-#if defined(URSA_TSAN)
+#if defined(URSA__TSAN)
         __tsan_destroy_fiber(t->tsan_fiber);
 #endif
         ursa__stack_put(&w->stacks, t->stack);
@@ -334,17 +275,22 @@ static void finish_task(ursa__worker_t *w, ursa_task_t *t)
     if (t->all_next)
         t->all_next->all_prev = t->all_prev;
     w->ntasks--;
-    /* Later wakes (a late cancel) become no-ops. */
-    atomic_store_explicit(&t->wstate, URSA__T_NOTIFIED, memory_order_relaxed);
-    /* acq_rel: publishes result to the joiner; our last touch of t. */
-    ursa_wait_t *j = atomic_exchange_explicit(&t->joiner, URSA__JOIN_DONE, memory_order_acq_rel);
-    if (j == URSA__JOIN_DETACHED) {
-        ursa__task_free(t);
-    } else if (j) {
-        atomic_store_explicit(&j->state, URSA__W_GRANTED, memory_order_release);
-        ursa__wake_batch_t b = {.n = 1, .w = {j}};
-        ursa__wake_batch_run(&b);
-    }
+    ursa__task_done(t);
+}
+
+/* Where a task's stack starts: runs its function, then leaves for good. */
+static void task_main(void *p)
+{
+    ursa_task_t *t = p;
+    ursa__worker_t *w = t->worker;
+#if defined(URSA__ASAN)
+    __sanitizer_finish_switch_fiber(NULL, &w->asan_stack_lo, &w->asan_stack_size);
+#endif
+    t->result = t->fn(t->arg);
+    t->finished = true;
+    w = t->worker;
+    jump(w, t, NULL, true);
+    __builtin_unreachable();
 }
 
 static void run_task(ursa__worker_t *w, ursa_task_t *t)
@@ -358,52 +304,21 @@ static void run_task(ursa__worker_t *w, ursa_task_t *t)
             return;
         }
         t->sp = ursa__switch_make(t->stack->top, task_main, t);
-#if defined(URSA_TSAN)
+#if defined(URSA__TSAN)
         t->tsan_fiber = __tsan_create_fiber(0);
         __tsan_set_fiber_name(t->tsan_fiber, t->name);
 #endif
     }
     w->current = t;
     ursa__cur_ctx = &t->ctx;
-    w->direct_budget = DIRECT_SWITCHES;
-#if defined(URSA_ASAN)
-    void *fake = NULL;
-    __sanitizer_start_switch_fiber(&fake, t->stack->lo,
-                                   (size_t)((char *)t->stack->top - (char *)t->stack->lo));
-#endif
-#if defined(URSA_TSAN)
-    __tsan_switch_to_fiber(t->tsan_fiber, 0);
-#endif
-    ursa__switch(&w->sched_sp, t->sp);
-#if defined(URSA_ASAN)
-    __sanitizer_finish_switch_fiber(fake, NULL, NULL);
-#endif
+    w->direct_budget = URSA__DIRECT_SWITCHES;
+    jump(w, NULL, t, false);
     /* Tasks may have handed over to each other: whoever switched back. */
     t = w->current;
     ursa__cur_ctx = ursa__thread_ctx();
     w->current = NULL;
     if (t->finished)
         finish_task(w, t);
-}
-
-static void task_main(void *p)
-{
-    ursa_task_t *t = p;
-    ursa__worker_t *w = t->worker;
-#if defined(URSA_ASAN)
-    __sanitizer_finish_switch_fiber(NULL, &w->asan_stack_lo, &w->asan_stack_size);
-#endif
-    t->result = t->fn(t->arg);
-    t->finished = true;
-    w = t->worker;
-#if defined(URSA_ASAN)
-    __sanitizer_start_switch_fiber(NULL, w->asan_stack_lo, w->asan_stack_size);
-#endif
-#if defined(URSA_TSAN)
-    __tsan_switch_to_fiber(w->tsan_fiber, 0);
-#endif
-    ursa__switch(&t->sp, w->sched_sp);
-    __builtin_unreachable();
 }
 
 /* ---- the loop ---- */
@@ -443,20 +358,15 @@ static void deadlock_report(ursa__worker_t *w)
 static void cancel_all(ursa__worker_t *w)
 {
     for (ursa_task_t *t = w->all; t; t = t->all_next) {
+        /* release: ordered before the wake, as in ursa_task_cancel. */
         atomic_store_explicit(&t->cancel, 1, memory_order_release);
         ursa__task_wake(t);
     }
 }
 
-/* How long an idle worker watches its inbox before sleeping in the kernel:
- * about one kernel sleep/wake round trip, so the spin never costs more than
- * the sleep it tries to avoid. `pause` lasts from a few to ~140 cycles
- * depending on the CPU, so the budget is time, read every 64 pauses. */
-#define IDLE_SPIN_NS 20000
-
 static bool spin_for_inbox(ursa__worker_t *w)
 {
-    ursa_time_t until = ursa__mono_now() + IDLE_SPIN_NS;
+    ursa_time_t until = ursa__mono_now() + URSA__IDLE_SPIN_NS;
     for (;;) {
         for (unsigned i = 0; i < 64; i++) {
             /* relaxed: drain_inbox's exchange does the acquire. */
@@ -475,9 +385,6 @@ static bool root_done(ursa_task_t *root)
     return atomic_load_explicit(&root->joiner, memory_order_acquire) == URSA__JOIN_DONE;
 }
 
-/* Runs worker w until root finishes (root != NULL) or, when the runtime
- * is stopping, until w has no tasks left. -EDEADLK in deterministic mode
- * when nothing can make progress. */
 int ursa__worker_run(ursa__worker_t *w, ursa_task_t *root)
 {
     ursa_rt_t *rt = w->rt;

@@ -1,0 +1,194 @@
+/* The runtime's life: ursa_rt_new, ursa_rt_block_on, ursa_rt_free,
+ * ursa_run; the threads of workers 1..n-1, and the thread that runs
+ * worker 0 for the length of a call. */
+#include "runtime.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "task.h"
+#include "worker.h"
+
+static void *worker_thread(void *p)
+{
+    ursa__worker_t *w = p;
+    ursa__worker_bind(w);
+    ursa__ring_init(&w->ring);
+    ursa__worker_run(w, NULL);
+    ursa__worker_unbind();
+    return NULL;
+}
+
+/* Tells every worker to finish: their loops cancel their tasks and, once
+ * none are left, return; workers 1..nthreads-1 are woken to see it. */
+static void stop_workers(ursa_rt_t *rt, unsigned nthreads)
+{
+    /* release: workers that see it also see the state before it. */
+    atomic_store_explicit(&rt->stopping, true, memory_order_release);
+    for (unsigned i = 1; i < nthreads; i++)
+        ursa__ring_kick(&rt->workers[i].ring);
+}
+
+/* Joins the threads of workers 1..nthreads-1 and frees everything. */
+static void destroy(ursa_rt_t *rt, unsigned nthreads)
+{
+    for (unsigned i = 1; i < nthreads; i++)
+        pthread_join(rt->workers[i].thread, NULL);
+    for (unsigned i = 0; i < rt->nworkers; i++)
+        ursa__worker_fini(&rt->workers[i]);
+    free(rt->workers);
+    free(rt);
+}
+
+int ursa_rt_new(ursa_rt_t **out, const ursa_rt_config_t *cfg)
+{
+    if (!out)
+        return -EINVAL;
+    *out = NULL;
+    ursa_rt_config_t c = cfg ? *cfg : (ursa_rt_config_t){0};
+    if (c.workers == 0)
+        c.workers = 1;
+    if (c.deterministic && c.workers != 1)
+        return -EINVAL;
+    if (c.workers > 1024)
+        return -EINVAL;
+    if (c.stack_size == 0)
+        c.stack_size = 64 * 1024;
+    if (c.stack_size < 16 * 1024 || c.stack_size > ((size_t)1 << 30))
+        return -EINVAL;
+    if (c.stack_cache == 0)
+        c.stack_cache = 64;
+    if (c.deadlock_report_after == 0)
+        c.deadlock_report_after = URSA_SEC(2);
+    ursa_rt_t *rt = calloc(1, sizeof *rt);
+    if (!rt)
+        return -ENOMEM;
+    rt->cfg = c;
+    rt->nworkers = c.workers;
+    rt->workers = aligned_alloc(64, sizeof(ursa__worker_t) * c.workers);
+    if (!rt->workers) {
+        free(rt);
+        return -ENOMEM;
+    }
+    memset(rt->workers, 0, sizeof(ursa__worker_t) * c.workers);
+    for (unsigned i = 0; i < c.workers; i++)
+        ursa__worker_init(&rt->workers[i], rt, i);
+    /* Worker 0's ring is made by the thread that runs it (block_on): a
+     * SINGLE_ISSUER ring belongs to the thread that created it. */
+    for (unsigned i = 1; i < c.workers; i++) {
+        ursa__worker_t *w = &rt->workers[i];
+        int rc = ursa__ring_evfd_init(&w->ring);
+        if (rc == 0 && pthread_create(&w->thread, NULL, worker_thread, w) != 0)
+            rc = -EAGAIN;
+        if (rc) {
+            stop_workers(rt, i);
+            destroy(rt, i);
+            return rc;
+        }
+    }
+    *out = rt;
+    return 0;
+}
+
+/* Makes the calling thread worker 0 until leave_worker0(). Worker 0 may
+ * move to another thread between runs, as long as none of its I/O is in
+ * flight: its ring is SINGLE_ISSUER, owned by the thread that made it, so
+ * the new thread makes a new ring. */
+static int enter_worker0(ursa_rt_t *rt)
+{
+    ursa__worker_t *w = &rt->workers[0];
+    if (ursa__cur_worker)
+        return -EINVAL; /* nested: already a worker */
+    bool busy = false;
+    if (!atomic_compare_exchange_strong(&rt->in_worker0, &busy, true))
+        return -EBUSY; /* another thread runs worker 0 right now */
+    if (!rt->owner_set) {
+        int rc = ursa__ring_evfd_init(&w->ring);
+        if (rc) {
+            atomic_store(&rt->in_worker0, false);
+            return rc;
+        }
+        ursa__ring_init(&w->ring);
+    } else if (!pthread_equal(rt->owner, pthread_self())) {
+        if (w->ring.inflight) {
+            atomic_store(&rt->in_worker0, false);
+            return -EBUSY;
+        }
+        ursa__ring_fini(&w->ring);
+        ursa__ring_init(&w->ring);
+    }
+    rt->owner = pthread_self();
+    rt->owner_set = true;
+    ursa__worker_bind(w);
+    return 0;
+}
+
+static void leave_worker0(ursa_rt_t *rt)
+{
+    ursa__worker_unbind();
+    atomic_store(&rt->in_worker0, false);
+}
+
+int ursa_rt_block_on(ursa_rt_t *rt, ursa_task_fn_t fn, void *arg, void **result)
+{
+    if (!rt || !fn)
+        return -EINVAL;
+    int rc = enter_worker0(rt);
+    if (rc)
+        return rc;
+    ursa__worker_t *w = &rt->workers[0];
+    ursa_task_t *root = ursa__task_new(rt, w, fn, arg, &(ursa_spawn_opts_t){.name = "root"});
+    if (!root) {
+        leave_worker0(rt);
+        return -ENOMEM;
+    }
+    ursa__worker_submit(w, root);
+    rc = ursa__worker_run(w, root);
+    if (rc == 0) {
+        if (result)
+            *result = root->result;
+        rc = root->fail;
+        ursa__task_free(root);
+    } else {
+        /* Left waiting (deadlock): it finishes, and frees itself, when
+         * ursa_rt_free cancels it. */
+        ursa_wait_t *none = NULL;
+        atomic_compare_exchange_strong(&root->joiner, &none, URSA__JOIN_DETACHED);
+    }
+    leave_worker0(rt);
+    return rc;
+}
+
+void ursa_rt_free(ursa_rt_t *rt)
+{
+    if (!rt)
+        return;
+    if (ursa__cur_worker && ursa__cur_worker->rt == rt) {
+        ursa__report_misuse("ursa_rt_free called from one of its own tasks (ignored)", NULL);
+        return;
+    }
+    stop_workers(rt, rt->nworkers);
+    ursa__worker_t *w0 = &rt->workers[0];
+    if (enter_worker0(rt) == 0) {
+        ursa__worker_run(w0, NULL);
+        leave_worker0(rt);
+    } else if (w0->ntasks || atomic_load(&w0->inbox)) {
+        ursa__report_misuse("ursa_rt_free could not run worker 0 (called from a task of "
+                            "another runtime, or while its I/O was in flight on another "
+                            "thread): its tasks are leaked", NULL);
+    }
+    destroy(rt, rt->nworkers);
+}
+
+int ursa_run(const ursa_rt_config_t *cfg, ursa_task_fn_t fn, void *arg, void **result)
+{
+    if (ursa__cur_worker)
+        return -EINVAL; /* block_on would refuse, and free could not clean up */
+    ursa_rt_t *rt;
+    int rc = ursa_rt_new(&rt, cfg);
+    if (rc)
+        return rc;
+    rc = ursa_rt_block_on(rt, fn, arg, result);
+    ursa_rt_free(rt);
+    return rc;
+}

@@ -1,0 +1,25 @@
+/* The runtime: its configuration and workers. Worker 0 is run by whichever
+ * thread calls ursa_rt_block_on (or ursa_rt_free); workers 1..n-1 have
+ * threads of their own. */
+#ifndef URSA_RT_RUNTIME_H
+#define URSA_RT_RUNTIME_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "ursa/rt.h"
+
+typedef struct ursa__worker ursa__worker_t;
+
+struct ursa_rt {
+    ursa_rt_config_t cfg;
+    unsigned nworkers;
+    ursa__worker_t *workers;
+    _Atomic bool stopping;
+    _Atomic unsigned idle_workers; /* idle with nothing pending */
+    pthread_t owner; /* thread whose ring worker 0 has */
+    bool owner_set;
+    _Atomic bool in_worker0; /* some thread is running worker 0 now */
+};
+
+#endif

@@ -1,0 +1,98 @@
+/* Tasks: the descriptor, its wake state and join slot; spawn, park and
+ * wake, blocking on a wait node; the per-worker descriptor pool. */
+#ifndef URSA_RT_TASK_H
+#define URSA_RT_TASK_H
+
+#include <stdatomic.h>
+
+#include "../core/ctx.h"
+#include "sanitizer.h"
+#include "stack.h"
+#include "ursa/rt.h"
+
+typedef struct ursa__worker ursa__worker_t;
+
+/* Task wake state (wstate). */
+enum { URSA__T_RUNNING = 0, URSA__T_NOTIFIED = 1, URSA__T_PARKED = 2 };
+/* Join slot (joiner): NULL, a joiner's wait node, or one of these. */
+#define URSA__JOIN_DONE ((ursa_wait_t *)1)
+#define URSA__JOIN_DETACHED ((ursa_wait_t *)2)
+
+struct ursa_task {
+    ursa__ctx_t ctx; /* first: ursa__cur_ctx points here while it runs */
+    void *sp;        /* saved stack pointer while switched out */
+    ursa__stack_t *stack; /* NULL until first run, and again once done */
+    ursa__worker_t *worker;
+    ursa_task_fn_t fn;
+    void *arg;
+    void *result;
+    struct ursa_task *rq_next; /* run queue or inbox link */
+    struct ursa_task *all_prev, *all_next; /* the worker's live tasks */
+    _Atomic uint32_t wstate;  /* RUNNING / NOTIFIED / PARKED */
+    _Atomic uint32_t cancel;  /* cancellation requested */
+    /* The completer's exchange to JOIN_DONE is its last touch of the task. */
+    _Atomic(ursa_wait_t *) joiner;
+    int fail; /* -ENOMEM if it never got a stack */
+    bool finished;  /* fn returned; set on the task's own stack */
+    bool adopted;   /* linked into its worker's live list */
+    /* The one deadline a task can wait for at a time. */
+    ursa_time_t timer_when;
+    size_t timer_idx; /* index in the worker's heap, or SIZE_MAX */
+    /* What it waits on, for deadlock reports. */
+    uint32_t wait_kind;
+    const ursa_site_t *wait_site;
+    const void *wait_obj;
+#if defined(URSA__ASAN)
+    void *asan_fake;
+#endif
+#if defined(URSA__TSAN)
+    void *tsan_fiber;
+#endif
+    ursa__worker_t *home; /* whose descriptor pool it came from, or NULL */
+    char name[32];
+};
+
+/* A new task of rt that will run fn(arg) on worker w (not queued yet):
+ * NULL without memory. */
+ursa_task_t *ursa__task_new(ursa_rt_t *rt, ursa__worker_t *w, ursa_task_fn_t fn, void *arg,
+                            const ursa_spawn_opts_t *opts);
+/* The task ended (its function returned, or it never got a stack) and its
+ * worker let go of it: hands it to its joiner, or frees it if detached. */
+void ursa__task_done(ursa_task_t *t);
+
+/* Makes t runnable (a waker function: ctx = task); any thread. */
+void ursa__task_wake(void *task);
+/* Suspends the current task until woken (returns at once if a wake is
+ * pending). */
+void ursa__task_park(ursa_task_t *t);
+/* Parks the current task t while *flag == pending, until the deadline, or
+ * until cancelled: 0, -ETIMEDOUT, -ECANCELED. flag == NULL: until the
+ * deadline or cancel. */
+int ursa__task_wait(ursa_task_t *t, const _Atomic uint32_t *flag, uint32_t pending,
+                    ursa_time_t deadline);
+
+/* Task descriptors come from the current worker's pool (chunks of
+ * URSA__TASK_CHUNK, retained until the runtime is freed, like Go's g
+ * structs), so bursts of spawns don't page-fault freshly trimmed heap each
+ * time. cur == NULL: plain malloc. */
+ursa_task_t *ursa__task_alloc(ursa__worker_t *cur);
+void ursa__task_free(ursa_task_t *t);
+void ursa__task_pool_drain(ursa__worker_t *w);
+
+/* Pushes t on a lock-free LIFO of tasks linked through rq_next (a worker's
+ * inbox, its pool's remote frees); the one consumer takes the whole list
+ * with an acquire exchange (so no ABA). */
+static inline void ursa__task_lifo_push(_Atomic(ursa_task_t *) *head, ursa_task_t *t)
+{
+    /* relaxed: the CAS below re-reads it. */
+    ursa_task_t *h = atomic_load_explicit(head, memory_order_relaxed);
+    do {
+        t->rq_next = h;
+        /* release: our writes before the push (the task's state, a waker's
+         * writes, our last use of a freed descriptor) are visible to the
+         * consumer's acquire exchange. */
+    } while (!atomic_compare_exchange_weak_explicit(head, &h, t, memory_order_release,
+                                                    memory_order_relaxed));
+}
+
+#endif
