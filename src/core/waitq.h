@@ -84,10 +84,11 @@ static inline void ursa__wait_settle(const ursa_wait_t *w)
     }
 }
 
-/* A raw wait's finish when the grant holds nothing (a notification, "a
- * message may be ready"): 0 (decided; now FINISHED), -EINVAL (never
- * started, finished already, or cancelled), -EAGAIN (not decided yet). */
-static inline int ursa__wait_finish(ursa_wait_t *w)
+/* How a raw wait's finish starts: 0 once w is decided and its waker call
+ * has returned (the caller takes the outcome, then marks w FINISHED),
+ * -EINVAL (never started, finished already, or cancelled), -EAGAIN (not
+ * decided yet). */
+static inline int ursa__wait_finish_begin(ursa_wait_t *w)
 {
     /* acquire: pairs with the waker's release of the decision. */
     uint32_t st = atomic_load_explicit(&w->state, memory_order_acquire);
@@ -96,8 +97,19 @@ static inline int ursa__wait_finish(ursa_wait_t *w)
     if (!ursa__wait_is_decided(w))
         return -EAGAIN;
     ursa__wait_settle(w); /* the waker call may still be returning */
-    atomic_store_explicit(&w->state, URSA__W_FINISHED, memory_order_relaxed);
     return 0;
+}
+
+/* A raw wait's finish when the grant holds nothing (a notification, "a
+ * message may be ready"): 0 (decided; now FINISHED), -EINVAL, -EAGAIN as
+ * ursa__wait_finish_begin. */
+static inline int ursa__wait_finish(ursa_wait_t *w)
+{
+    int rc = ursa__wait_finish_begin(w);
+    if (rc == 0)
+        /* relaxed: only the waiter reads its node's state from here on. */
+        atomic_store_explicit(&w->state, URSA__W_FINISHED, memory_order_relaxed);
+    return rc;
 }
 
 /* How every cancel starts: takes the queue lock. True: w is still queued
