@@ -14,7 +14,14 @@
  *
  * A hold may only be discharged by its owner. To hand one to another task
  * or thread, the owner calls ursa_oblig_disown() and the receiver
- * ursa_oblig_adopt(). */
+ * ursa_oblig_adopt().
+ *
+ * Libraries and applications make holds of their own kind obligations too
+ * (a lease, a pooled connection...): embed an ursa_oblig_t, define a static
+ * ursa_oblig_kind_t, enter the hold with ursa_oblig_enter() when the wait
+ * that yields it succeeds, and discharge it with ursa_oblig_discharge()
+ * when it is released. Such a hold is tracked, reported and handed over
+ * like ursa's own. */
 #ifndef URSA_OBLIG_H
 #define URSA_OBLIG_H
 
@@ -25,7 +32,9 @@ struct ursa__ledger;
 struct ursa__lockinfo;
 
 /* Per hold type: its name and how to discharge it when its owner leaked it
- * (target and n as the hold recorded them). */
+ * (target and n as the hold recorded them). release_leaked runs where the
+ * owner ended (a worker between tasks, or an exiting thread): it must not
+ * wait or block. */
 typedef struct ursa_oblig_kind {
     const char *name;
     void (*release_leaked)(void *target, uint64_t n);
@@ -40,7 +49,7 @@ struct ursa_oblig {
     uint64_t n;                  /* ... and how much */
     const struct ursa__lockinfo *lock; /* a lock's name and rank, or NULL */
     uint32_t slot;               /* its record in the owner's ledger */
-    uint32_t reserved_;
+    uint32_t user;               /* 1: entered by ursa_oblig_enter */
 };
 
 /* Called for each leaked hold, before it is released. `owner` is the task
@@ -66,5 +75,29 @@ URSA_API int ursa_oblig_disown(ursa_oblig_t *ob);
 /* Enters a disowned hold in the caller's ledger. 0; -EINVAL (NULL, not
  * held, or still owned by someone); -ENOMEM (it stays disowned). */
 URSA_API int ursa_oblig_adopt(ursa_oblig_t *ob);
+
+/* Phase 2 begins: enters ob, a hold of a caller-defined kind, in the
+ * calling task's (or thread's) ledger. Call it once the wait that yields
+ * the hold has succeeded. From then on ob must be discharged exactly once
+ * with ursa_oblig_discharge(); if its owner ends first, the leak is
+ * reported with `site` (may be NULL) and kind->release_leaked(target, n)
+ * runs. ob must be zeroed (or discharged) before; kind must outlive it.
+ *   0        entered
+ *   -EINVAL  NULL ob or kind, a kind without name or release_leaked, or ob
+ *            already holds something
+ *   -ENOMEM  the ledger could not grow: nothing entered (the caller gives
+ *            the resource back) */
+URSA_API int ursa_oblig_enter(ursa_oblig_t *ob, const ursa_oblig_kind_t *kind, void *target,
+                              uint64_t n, const ursa_site_t *site) URSA_NODISCARD;
+
+/* Phase 2 ends: discharges a hold entered with ursa_oblig_enter() (the
+ * caller then releases the resource itself; release_leaked is not called).
+ * A disowned hold may be discharged by anyone.
+ *   0        discharged; ob holds nothing now
+ *   -EINVAL  NULL, ob holds nothing (a double discharge: reported as
+ *            misuse), or ob is one of ursa's own holds (release those with
+ *            their own call, e.g. ursa_mutex_unlock)
+ *   -EPERM   ob belongs to another task or thread (nothing changed) */
+URSA_API int ursa_oblig_discharge(ursa_oblig_t *ob);
 
 #endif

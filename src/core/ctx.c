@@ -130,3 +130,27 @@ int ursa_oblig_adopt(ursa_oblig_t *ob)
         return -EINVAL;
     return ursa__ledger_enter(&ursa__ctx()->ledger, ob);
 }
+
+int ursa_oblig_enter(ursa_oblig_t *ob, const ursa_oblig_kind_t *kind, void *target, uint64_t n,
+                     const ursa_site_t *site)
+{
+    if (!ob || !kind || !kind->name || !kind->release_leaked || ob->kind)
+        return -EINVAL;
+    int rc = ursa__oblig_take(&ursa__ctx()->ledger, ob, kind, site, target, n);
+    ob->user = rc == 0;
+    return rc;
+}
+
+int ursa_oblig_discharge(ursa_oblig_t *ob)
+{
+    if (!ob)
+        return -EINVAL;
+    if (ob->kind && !ob->user)
+        return -EINVAL; /* a mutex guard's (...) own release must run */
+    int rc = ursa__oblig_discharge(&ursa__ctx()->ledger, ob);
+    if (rc == -EINVAL)
+        ursa__report_misuse("hold discharged twice (or never entered)", NULL);
+    else if (rc == 0)
+        ob->user = 0;
+    return rc;
+}
