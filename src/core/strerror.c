@@ -19,6 +19,9 @@ const char *ursa_strerror(int err)
     case -EBUSY: return "EBUSY: in use";
     case -EPERM: return "EPERM: not the owner";
     case -EINPROGRESS: return "EINPROGRESS: wait queued";
+    case -ENOLCK: return "ENOLCK: lease lost (expired or taken over)";
+    case -ECONNRESET: return "ECONNRESET: connection to the server lost";
+    case -EIO: return "EIO: server error";
     default: return err < 0 ? strerror(-err) : "not an error code";
     }
 }

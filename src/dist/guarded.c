@@ -1,0 +1,82 @@
+/* The guarded write: the user's statement and the fence check in one
+ * transaction. The check takes a share lock on the lease row, which a
+ * grant to anyone else (an UPDATE of that row) must wait for: every write
+ * that passed the check commits before the next owner is granted. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store.h"
+
+#define GUARDED_PARAMS_MAX 64
+
+/* One statement of the transaction; *r kept only if r is not NULL. */
+static int step(ursa_lease_store_t *s, const char *sql, int n, const char *const *params,
+                ursa_time_t deadline, PGresult **keep)
+{
+    PGresult *r;
+    int rc = ursa__pg_exec(&s->pg, sql, n, params, deadline, &r);
+    if (keep)
+        *keep = r;
+    else
+        PQclear(r);
+    return rc;
+}
+
+/* BEGIN, check, statement, COMMIT. Caller holds conn, connection ready. */
+static int run(ursa_lease_store_t *s, struct ursa__lease *rec, const char *sql, int nparams,
+               const char *const *params, int64_t *rows, ursa_time_t deadline)
+{
+    int rc = step(s, "BEGIN", 0, NULL, deadline, NULL);
+    if (rc)
+        return rc;
+    char fence[24];
+    snprintf(fence, sizeof fence, "%lld", (long long)rec->fence);
+    const char *check[] = {rec->name, rec->token, fence};
+    PGresult *r;
+    rc = step(s, s->sql.check, 3, check, deadline, &r);
+    bool held = rc == 0 && PQntuples(r) == 1;
+    PQclear(r);
+    if (rc == 0 && !held) {
+        ursa__lease_mark_lost(rec);
+        rc = -ENOLCK;
+    }
+    if (rc == 0) {
+        rc = step(s, sql, nparams, params, deadline, &r);
+        if (rc == 0 && rows)
+            *rows = strtoll(PQcmdTuples(r), NULL, 10);
+        PQclear(r);
+    }
+    if (rc == 0)
+        return step(s, "COMMIT", 0, NULL, deadline, NULL);
+    if (rc == -ENOLCK || rc == -EIO) /* the connection is fine: end it now */
+        (void)step(s, "ROLLBACK", 0, NULL, deadline, NULL);
+    return rc;
+}
+
+int ursa_lease_guarded_exec(ursa_lease_t *l, const char *sql, int nparams,
+                            const char *const *params, int64_t *rows, ursa_time_t deadline)
+{
+    if (!l || !l->rec || !sql || nparams < 0 || nparams > GUARDED_PARAMS_MAX ||
+        (nparams > 0 && !params))
+        return -EINVAL;
+    if (rows)
+        *rows = 0;
+    struct ursa__lease *rec = l->rec;
+    ursa_lease_store_t *s = rec->store;
+    if (!ursa_lease_remaining(l))
+        return -ENOLCK;
+    ursa_time_t lock_deadline =
+        deadline == URSA_NOW ? ursa__time_after(ursa_now(), s->budget) : deadline;
+    ursa_mutex_guard_t g = {0};
+    int rc = ursa_mutex_lock(&s->conn, &g, lock_deadline);
+    if (rc)
+        return rc;
+    rc = ursa__store_settle(s, deadline);
+    if (rc == 0)
+        rc = run(s, rec, sql, nparams, params, rows, deadline);
+    (void)ursa_mutex_unlock(&g);
+    if (rc == -ETIMEDOUT || rc == -ECANCELED)
+        ursa__store_settle_later(s); /* roll back what was left open */
+    return rc;
+}

@@ -1,0 +1,188 @@
+#include "pgtest.h"
+
+#include <libpq-fe.h>
+#include <stdatomic.h>
+#include <unistd.h>
+
+static char cluster_dir[256];
+static char conninfo[512];
+
+static void run_script(const char *cmd, char *out, size_t outlen)
+{
+    char line[1024];
+    snprintf(line, sizeof line, "bash '%s' %s", URSA_PG_CLUSTER_SCRIPT, cmd);
+    FILE *p = popen(line, "r");
+    if (!p) {
+        perror("popen");
+        exit(1);
+    }
+    char buf[512] = "";
+    while (fgets(buf, sizeof buf, p))
+        if (out)
+            snprintf(out, outlen, "%s", buf);
+    if (pclose(p) != 0) {
+        fprintf(stderr, "pgtest: '%s' failed\n", line);
+        exit(1);
+    }
+    if (out) {
+        size_t n = strlen(out);
+        while (n && out[n - 1] == '\n')
+            out[--n] = 0;
+    }
+}
+
+static void stop_cluster(void)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "stop '%s'", cluster_dir);
+    run_script(cmd, NULL, 0);
+}
+
+const char *pgt_start(void)
+{
+    if (conninfo[0])
+        return conninfo;
+    snprintf(cluster_dir, sizeof cluster_dir, "/tmp/ursa-pg.XXXXXX");
+    if (!mkdtemp(cluster_dir)) {
+        perror("mkdtemp");
+        exit(1);
+    }
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "start '%s' %d", cluster_dir, (int)getpid());
+    run_script(cmd, conninfo, sizeof conninfo);
+    atexit(stop_cluster);
+    return conninfo;
+}
+
+const char *pgt_conninfo(void)
+{
+    return conninfo[0] ? conninfo : NULL;
+}
+
+const char *pgt_dir(void)
+{
+    return cluster_dir;
+}
+
+void pgt_kill(void)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "kill '%s'", cluster_dir);
+    run_script(cmd, NULL, 0);
+}
+
+void pgt_restart(void)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "restart '%s'", cluster_dir);
+    run_script(cmd, NULL, 0);
+}
+
+const char *pgt_failf(const char *fmt, ...)
+{
+    /* A ring of static buffers: messages outlive the task that made them. */
+    static char bufs[16][512];
+    static atomic_uint next;
+    char *b = bufs[atomic_fetch_add(&next, 1) % 16];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(b, sizeof bufs[0], fmt, ap);
+    va_end(ap);
+    return b;
+}
+
+/* NULL on error (printed). */
+static PGresult *query(const char *fmt, va_list ap)
+{
+    char sql[2048];
+    vsnprintf(sql, sizeof sql, fmt, ap);
+    PGconn *c = PQconnectdb(conninfo);
+    if (PQstatus(c) != CONNECTION_OK) {
+        fprintf(stderr, "pgtest: connect: %s", PQerrorMessage(c));
+        PQfinish(c);
+        return NULL;
+    }
+    PGresult *r = PQexec(c, sql);
+    ExecStatusType st = PQresultStatus(r);
+    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+        fprintf(stderr, "pgtest: %s: %s", sql, PQresultErrorMessage(r));
+        PQclear(r);
+        r = NULL;
+    }
+    PQfinish(c);
+    return r;
+}
+
+long long pgt_value(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    PGresult *r = query(fmt, ap);
+    va_end(ap);
+    if (!r)
+        return PGT_ERR;
+    long long v = PQntuples(r) > 0 && !PQgetisnull(r, 0, 0) ? atoll(PQgetvalue(r, 0, 0)) : -1;
+    PQclear(r);
+    return v;
+}
+
+bool pgt_exec(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    PGresult *r = query(fmt, ap);
+    va_end(ap);
+    PQclear(r);
+    return r != NULL;
+}
+
+ursa_lease_store_t *pgt_store_cfg(ursa_lease_config_t cfg)
+{
+    if (!cfg.conninfo)
+        cfg.conninfo = conninfo;
+    if (!cfg.statement_timeout)
+        cfg.statement_timeout = URSA_SEC(2);
+    if (!cfg.connect_timeout)
+        cfg.connect_timeout = URSA_SEC(5);
+    if (!cfg.poll_interval)
+        cfg.poll_interval = URSA_MSEC(200);
+    ursa_lease_store_t *s = NULL;
+    char err[256];
+    int rc = ursa_lease_store_open_err(&s, &cfg, ursa_deadline_in(URSA_SEC(20)), err, sizeof err);
+    if (rc)
+        fprintf(stderr, "pgtest: store open: %s (%s)\n", ursa_strerror(rc), err);
+    return s;
+}
+
+ursa_lease_store_t *pgt_store(const char *table)
+{
+    return pgt_store_cfg((ursa_lease_config_t){.table = table});
+}
+
+long pgt_scale(long n)
+{
+    const char *s = getenv("URSA_TEST_SCALE");
+    long pct = s ? atol(s) : 100;
+    long v = n * (pct > 0 ? pct : 100) / 100;
+    return v > 0 ? v : 1;
+}
+
+void pgt_run(ursa_task_fn_t fn, void *arg)
+{
+    void *res = NULL;
+    int rc = ursa_run(&(ursa_rt_config_t){.workers = 2}, fn, arg, &res);
+    assert_int_equal(rc, 0);
+    if (res)
+        fail_msg("%s", (const char *)res);
+}
+
+bool pgt_eventually(bool (*cond)(void *), void *arg, ursa_time_t limit)
+{
+    ursa_time_t end = pgt_now() + limit;
+    while (!cond(arg)) {
+        if (pgt_now() > end)
+            return false;
+        (void)ursa_sleep_for(URSA_MSEC(5));
+    }
+    return true;
+}

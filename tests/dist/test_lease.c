@@ -1,0 +1,693 @@
+/* Leases against a real PostgreSQL: the API, the fence, renewals, loss,
+ * guarded writes, leaks, plain threads, and 100 contenders. */
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "pgtest.h"
+
+#define TTL_LONG URSA_SEC(60)
+
+/* ---- bad input (a plain thread, no runtime) ---- */
+
+static int leak_reports;
+static void count_reports(void *ctx, const char *owner, const char *kind, const ursa_site_t *site)
+{
+    (void)ctx, (void)owner, (void)kind, (void)site;
+    leak_reports++;
+}
+
+static void test_bad_input(void **state)
+{
+    (void)state;
+    ursa_lease_store_t *s = NULL;
+    const char *ci = pgt_conninfo();
+    ursa_time_t dl = ursa_deadline_in(URSA_SEC(10));
+    assert_int_equal(ursa_lease_store_open(NULL, &(ursa_lease_config_t){.conninfo = ci}, dl),
+                     -EINVAL);
+    assert_int_equal(ursa_lease_store_open(&s, NULL, dl), -EINVAL);
+    assert_int_equal(ursa_lease_store_open(&s, &(ursa_lease_config_t){0}, dl), -EINVAL);
+    const char *bad_tables[] = {"", "1abc", "Lease", "a-b", "x;drop", "a\"b",
+                                "abcdefghijabcdefghijabcdefghijabcdefghijabcdefghij"};
+    for (size_t i = 0; i < sizeof bad_tables / sizeof *bad_tables; i++)
+        assert_int_equal(ursa_lease_store_open(
+                             &s, &(ursa_lease_config_t){.conninfo = ci, .table = bad_tables[i]}, dl),
+                         -EINVAL);
+    assert_int_equal(
+        ursa_lease_store_open(&s, &(ursa_lease_config_t){.conninfo = ci, .owner = "a\nb"}, dl),
+        -EINVAL);
+    assert_int_equal(ursa_lease_store_open(
+                         &s, &(ursa_lease_config_t){.conninfo = ci, .statement_timeout = -1}, dl),
+                     -EINVAL);
+    assert_int_equal(
+        ursa_lease_store_open(&s,
+                              &(ursa_lease_config_t){.conninfo = ci, .backoff_min = URSA_SEC(2),
+                                                     .backoff_max = URSA_SEC(1)},
+                              dl),
+        -EINVAL);
+    assert_null(s);
+    char err[256];
+    assert_int_equal(ursa_lease_store_open_err(
+                         &s, &(ursa_lease_config_t){.conninfo = "host=/nonexistent/dir"}, dl, err,
+                         sizeof err),
+                     -ECONNRESET);
+    assert_true(strlen(err) > 0);
+    assert_int_equal(ursa_lease_store_open_err(
+                         &s, &(ursa_lease_config_t){.conninfo = "not a conninfo"}, dl, err,
+                         sizeof err),
+                     -ECONNRESET);
+
+    s = pgt_store(NULL);
+    assert_non_null(s);
+    ursa_lease_t l = {0};
+    assert_int_equal(ursa_lease_acquire(NULL, "x", TTL_LONG, &l, URSA_NOW), -EINVAL);
+    assert_int_equal(ursa_lease_acquire(s, NULL, TTL_LONG, &l, URSA_NOW), -EINVAL);
+    assert_int_equal(ursa_lease_acquire(s, "x", TTL_LONG, NULL, URSA_NOW), -EINVAL);
+    assert_int_equal(ursa_lease_acquire(s, "", TTL_LONG, &l, URSA_NOW), -EINVAL);
+    assert_int_equal(ursa_lease_acquire(s, "bad\xff", TTL_LONG, &l, URSA_NOW), -EINVAL);
+    assert_int_equal(ursa_lease_acquire(s, "over\xc0\xaflong", TTL_LONG, &l, URSA_NOW), -EINVAL);
+    assert_int_equal(ursa_lease_acquire(s, "tab\there", TTL_LONG, &l, URSA_NOW), -EINVAL);
+    char longname[URSA_LEASE_NAME_MAX + 2];
+    memset(longname, 'n', sizeof longname - 1);
+    longname[sizeof longname - 1] = 0;
+    assert_int_equal(ursa_lease_acquire(s, longname, TTL_LONG, &l, URSA_NOW), -EINVAL);
+    assert_int_equal(ursa_lease_acquire(s, "x", URSA_LEASE_TTL_MIN - 1, &l, URSA_NOW), -EINVAL);
+    assert_int_equal(ursa_lease_acquire(s, "x", URSA_LEASE_TTL_MAX + 1, &l, URSA_NOW), -EINVAL);
+    assert_int_equal(ursa_lease_acquire_opts(s, "x", URSA_SEC(1),
+                                             &(ursa_lease_opts_t){.drift = URSA_SEC(1)}, &l,
+                                             URSA_NOW),
+                     -EINVAL);
+    assert_int_equal(ursa_lease_acquire_opts(s, "x", URSA_SEC(1),
+                                             &(ursa_lease_opts_t){.max_hold = -1}, &l, URSA_NOW),
+                     -EINVAL);
+    /* A plain thread's store without cfg.rt has no agent to renew. */
+    assert_int_equal(ursa_lease_acquire_opts(s, "x", URSA_SEC(1),
+                                             &(ursa_lease_opts_t){.auto_renew = true}, &l,
+                                             URSA_NOW),
+                     -EINVAL);
+    /* A valid name in UTF-8 is fine. */
+    assert_int_equal(ursa_lease_acquire(s, "jobs/\xc3\xa9t\xc3\xa9", TTL_LONG, &l, URSA_NOW), 0);
+    assert_int_equal(ursa_lease_acquire(s, "y", TTL_LONG, &l, URSA_NOW), -EINVAL); /* l holds */
+    assert_int_equal(ursa_lease_store_close(s), -EBUSY);
+    assert_int_equal(ursa_lease_guarded_exec(&l, NULL, 0, NULL, NULL, URSA_NOW), -EINVAL);
+    assert_int_equal(ursa_lease_guarded_exec(&l, "SELECT 1", -1, NULL, NULL, URSA_NOW), -EINVAL);
+    assert_int_equal(ursa_lease_guarded_exec(&l, "SELECT 1", 65, NULL, NULL, URSA_NOW), -EINVAL);
+    assert_int_equal(ursa_lease_guarded_exec(&l, "SELECT $1", 1, NULL, NULL, URSA_NOW), -EINVAL);
+    assert_int_equal(ursa_lease_release(&l), 0);
+
+    /* An empty lease: no fence, no time, no event; a second release is
+     * reported as misuse. */
+    assert_int_equal(ursa_lease_fence(&l), -EINVAL);
+    assert_int_equal(ursa_lease_fence(NULL), -EINVAL);
+    assert_int_equal(ursa_lease_remaining(&l), 0);
+    assert_null(ursa_lease_name(&l));
+    assert_null(ursa_lease_lost_event(&l));
+    assert_int_equal(ursa_lease_renew(&l, URSA_NOW), -EINVAL);
+    assert_int_equal(ursa_lease_guarded_exec(&l, "SELECT 1", 0, NULL, NULL, URSA_NOW), -EINVAL);
+    bool old_abort = ursa_leak_set_abort(false);
+    ursa_leak_set_hook(count_reports, NULL);
+    leak_reports = 0;
+    assert_int_equal(ursa_lease_release(&l), -EINVAL);
+    assert_int_equal(leak_reports, 1);
+    ursa_leak_set_hook(NULL, NULL);
+    ursa_leak_set_abort(old_abort);
+    assert_int_equal(ursa_lease_release(NULL), -EINVAL);
+    ursa_lease_cleanup(&l); /* empty: nothing */
+    assert_int_equal(ursa_lease_store_close(NULL), -EINVAL);
+    assert_int_equal(ursa_lease_store_close(s), 0);
+    assert_null(ursa_lease_store_error(NULL, NULL, 0));
+}
+
+/* ---- acquire, contend, release ---- */
+
+static void *basic_body(void *arg)
+{
+    (void)arg;
+    ursa_lease_store_t *a = pgt_store(NULL), *b = pgt_store(NULL);
+    PGT_CHECK(a && b);
+    ursa_lease_t la = {0}, lb = {0};
+    size_t held = ursa_held_count();
+    PGT_CHECK_EQ(ursa_lease_acquire(a, "basic", TTL_LONG, &la, URSA_NOW), 0);
+    PGT_CHECK_EQ(ursa_held_count(), held + 1);
+    int64_t f = ursa_lease_fence(&la);
+    PGT_CHECK(f > 0);
+    PGT_CHECK(strcmp(ursa_lease_name(&la), "basic") == 0);
+    ursa_time_t left = ursa_lease_remaining(&la);
+    PGT_CHECK(left > 0 && left <= TTL_LONG);
+    PGT_CHECK(!ursa_event_is_set(ursa_lease_lost_event(&la)));
+    PGT_CHECK_EQ(pgt_value("SELECT fence FROM ursa_lease WHERE name = 'basic'"), f);
+    /* Held elsewhere: a try fails at once, a wait times out. */
+    PGT_CHECK_EQ(ursa_lease_acquire(b, "basic", TTL_LONG, &lb, URSA_NOW), -EAGAIN);
+    PGT_CHECK_EQ(ursa_lease_acquire(b, "basic", TTL_LONG, &lb, ursa_deadline_in(URSA_MSEC(300))),
+                 -ETIMEDOUT);
+    PGT_CHECK_EQ(ursa_held_count(), held + 1);
+    /* Another name is independent. */
+    PGT_CHECK_EQ(ursa_lease_acquire(b, "basic-other", TTL_LONG, &lb, URSA_NOW), 0);
+    PGT_CHECK_EQ(ursa_lease_release(&lb), 0);
+    PGT_CHECK_EQ(ursa_lease_release(&la), 0);
+    PGT_CHECK_EQ(ursa_held_count(), held);
+    /* The next grant carries a larger fence. */
+    PGT_CHECK_EQ(ursa_lease_acquire(b, "basic", TTL_LONG, &lb, URSA_NOW), 0);
+    PGT_CHECK_EQ(ursa_lease_fence(&lb), f + 1);
+    PGT_CHECK_EQ(ursa_lease_release(&lb), 0);
+    PGT_CHECK_EQ(ursa_lease_store_close(a), 0);
+    PGT_CHECK_EQ(ursa_lease_store_close(b), 0);
+    return NULL;
+}
+
+static void test_basic(void **state)
+{
+    (void)state;
+    pgt_run(basic_body, NULL);
+}
+
+/* ---- a waiting contender gets the lease once it is released ---- */
+
+typedef struct waiter {
+    ursa_lease_store_t *s;
+    const char *name;
+    int rc;
+    int64_t fence;
+} waiter_t;
+
+static void *wait_for_lease(void *arg)
+{
+    waiter_t *w = arg;
+    ursa_lease_t l = {0};
+    w->rc = ursa_lease_acquire(w->s, w->name, TTL_LONG, &l, ursa_deadline_in(URSA_SEC(30)));
+    if (w->rc == 0) {
+        w->fence = ursa_lease_fence(&l);
+        w->rc = ursa_lease_release(&l);
+    }
+    return NULL;
+}
+
+static void *handoff_body(void *arg)
+{
+    bool notify = arg != NULL;
+    ursa_lease_store_t *a = pgt_store(NULL);
+    ursa_lease_store_t *b = pgt_store_cfg((ursa_lease_config_t){
+        .no_notify = !notify, .poll_interval = notify ? URSA_SEC(30) : URSA_MSEC(100)});
+    PGT_CHECK(a && b);
+    const char *name = notify ? "handoff-notify" : "handoff-poll";
+    ursa_lease_t l = {0};
+    PGT_CHECK_EQ(ursa_lease_acquire(a, name, TTL_LONG, &l, URSA_NOW), 0);
+    int64_t f = ursa_lease_fence(&l);
+    waiter_t w = {b, name, 1, 0};
+    ursa_task_t *t;
+    PGT_CHECK_EQ(ursa_spawn(&t, wait_for_lease, &w, NULL), 0);
+    PGT_CHECK_EQ(ursa_sleep_for(URSA_MSEC(200)), 0);
+    PGT_CHECK_EQ(ursa_lease_release(&l), 0);
+    PGT_CHECK_EQ(ursa_task_join(t, NULL, URSA_NEVER), 0);
+    /* With notifications on, the waiter's poll interval (30 s) is far
+     * beyond its deadline: only the release's NOTIFY can have woken it. */
+    PGT_CHECK_EQ(w.rc, 0);
+    PGT_CHECK_EQ(w.fence, f + 1);
+    PGT_CHECK_EQ(ursa_lease_store_close(a), 0);
+    PGT_CHECK_EQ(ursa_lease_store_close(b), 0);
+    return NULL;
+}
+
+static void test_handoff_notify(void **state)
+{
+    (void)state;
+    pgt_run(handoff_body, (void *)1);
+}
+
+static void test_handoff_poll(void **state)
+{
+    (void)state;
+    pgt_run(handoff_body, NULL);
+}
+
+/* ---- expiry, loss, takeover ---- */
+
+static void *expiry_body(void *arg)
+{
+    (void)arg;
+    ursa_lease_store_t *a = pgt_store(NULL), *b = pgt_store(NULL);
+    PGT_CHECK(a && b);
+    ursa_lease_t la = {0}, lb = {0};
+    ursa_time_t ttl = URSA_MSEC(300);
+    PGT_CHECK_EQ(ursa_lease_acquire(a, "expiry", ttl, &la, URSA_NOW), 0);
+    int64_t f = ursa_lease_fence(&la);
+    /* The agent sets the lost event at the local deadline. */
+    ursa_event_t *lost = ursa_lease_lost_event(&la);
+    PGT_CHECK_EQ(ursa_event_wait(lost, ursa_deadline_in(URSA_SEC(20))), 0);
+    PGT_CHECK_EQ(ursa_lease_remaining(&la), 0);
+    /* The server's clock frees it (soon after: the local deadline comes
+     * first by the drift margin); b waits for that. */
+    PGT_CHECK_EQ(ursa_lease_acquire(b, "expiry", TTL_LONG, &lb, ursa_deadline_in(URSA_SEC(20))), 0);
+    PGT_CHECK_EQ(ursa_lease_fence(&lb), f + 1);
+    PGT_CHECK_EQ(ursa_lease_renew(&la, URSA_NOW), -ENOLCK);
+    PGT_CHECK_EQ(ursa_lease_guarded_exec(&la, "SELECT 1", 0, NULL, NULL, URSA_NOW), -ENOLCK);
+    /* Releasing the lost lease leaves the new owner's row alone. */
+    PGT_CHECK_EQ(ursa_lease_release(&la), -ENOLCK);
+    PGT_CHECK_EQ(pgt_value("SELECT count(*) FROM ursa_lease WHERE name = 'expiry' AND owner <> ''"),
+                 1);
+    PGT_CHECK_EQ(ursa_lease_release(&lb), 0);
+    PGT_CHECK_EQ(ursa_lease_store_close(a), 0);
+    PGT_CHECK_EQ(ursa_lease_store_close(b), 0);
+    return NULL;
+}
+
+static void test_expiry_and_takeover(void **state)
+{
+    (void)state;
+    pgt_run(expiry_body, NULL);
+}
+
+/* ---- release is conditional on (owner, fence) ---- */
+
+static void *conditional_body(void *arg)
+{
+    (void)arg;
+    ursa_lease_store_t *a = pgt_store(NULL), *b = pgt_store(NULL), *c = pgt_store(NULL);
+    PGT_CHECK(a && b && c);
+    ursa_lease_t la = {0}, lb = {0}, lc = {0};
+    PGT_CHECK_EQ(ursa_lease_acquire(a, "cond", URSA_MSEC(100), &la, URSA_NOW), 0);
+    PGT_CHECK_EQ(ursa_lease_acquire(b, "cond", TTL_LONG, &lb, ursa_deadline_in(URSA_SEC(20))), 0);
+    PGT_CHECK_EQ(ursa_lease_fence(&lb), ursa_lease_fence(&la) + 1);
+    PGT_CHECK_EQ(ursa_lease_release(&la), -ENOLCK); /* stale fence: refused */
+    PGT_CHECK_EQ(ursa_lease_acquire(c, "cond", TTL_LONG, &lc, URSA_NOW), -EAGAIN);
+    PGT_CHECK_EQ(ursa_lease_release(&lb), 0);
+    PGT_CHECK_EQ(ursa_lease_acquire(c, "cond", TTL_LONG, &lc, URSA_NOW), 0);
+    PGT_CHECK_EQ(ursa_lease_release(&lc), 0);
+    PGT_CHECK_EQ(ursa_lease_store_close(a), 0);
+    PGT_CHECK_EQ(ursa_lease_store_close(b), 0);
+    PGT_CHECK_EQ(ursa_lease_store_close(c), 0);
+    return NULL;
+}
+
+static void test_release_conditional_on_fence(void **state)
+{
+    (void)state;
+    pgt_run(conditional_body, NULL);
+}
+
+/* ---- renewals ---- */
+
+static void *renew_body(void *arg)
+{
+    (void)arg;
+    ursa_lease_store_t *a = pgt_store(NULL), *b = pgt_store(NULL);
+    PGT_CHECK(a && b);
+    ursa_lease_t la = {0}, lb = {0};
+    ursa_time_t ttl = URSA_MSEC(300);
+    PGT_CHECK_EQ(ursa_lease_acquire(a, "renew", ttl, &la, URSA_NOW), 0);
+    int64_t f = ursa_lease_fence(&la);
+    ursa_time_t end = ursa_now() + 4 * ttl;
+    while (ursa_now() < end) {
+        PGT_CHECK_EQ(ursa_sleep_for(ttl / 4), 0);
+        PGT_CHECK_EQ(ursa_lease_renew(&la, ursa_deadline_in(ttl / 2)), 0);
+        PGT_CHECK(ursa_lease_remaining(&la) > 0);
+        PGT_CHECK_EQ(ursa_lease_acquire(b, "renew", ttl, &lb, URSA_NOW), -EAGAIN);
+    }
+    PGT_CHECK_EQ(ursa_lease_fence(&la), f);
+    PGT_CHECK(!ursa_event_is_set(ursa_lease_lost_event(&la)));
+    PGT_CHECK_EQ(ursa_lease_release(&la), 0);
+    PGT_CHECK_EQ(ursa_lease_store_close(a), 0);
+    PGT_CHECK_EQ(ursa_lease_store_close(b), 0);
+    return NULL;
+}
+
+static void test_renew(void **state)
+{
+    (void)state;
+    pgt_run(renew_body, NULL);
+}
+
+static void *auto_renew_body(void *arg)
+{
+    (void)arg;
+    ursa_lease_store_t *a = pgt_store(NULL), *b = pgt_store(NULL);
+    PGT_CHECK(a && b);
+    ursa_lease_t la = {0}, lb = {0};
+    ursa_time_t ttl = URSA_MSEC(200);
+    PGT_CHECK_EQ(ursa_lease_acquire_opts(a, "auto", ttl, &(ursa_lease_opts_t){.auto_renew = true},
+                                         &la, URSA_NOW),
+                 0);
+    int64_t f = ursa_lease_fence(&la);
+    /* Held across 10x its TTL with no call but checks. */
+    ursa_time_t end = ursa_now() + 10 * ttl;
+    while (ursa_now() < end) {
+        PGT_CHECK_EQ(ursa_sleep_for(ttl / 2), 0);
+        PGT_CHECK(ursa_lease_remaining(&la) > 0);
+        PGT_CHECK_EQ(ursa_lease_acquire(b, "auto", ttl, &lb, URSA_NOW), -EAGAIN);
+    }
+    PGT_CHECK_EQ(ursa_lease_fence(&la), f);
+    PGT_CHECK(!ursa_event_is_set(ursa_lease_lost_event(&la)));
+    PGT_CHECK_EQ(pgt_value("SELECT fence FROM ursa_lease WHERE name = 'auto'"), f);
+    PGT_CHECK_EQ(ursa_lease_release(&la), 0);
+    PGT_CHECK_EQ(ursa_lease_acquire(b, "auto", ttl, &lb, URSA_NOW), 0);
+    PGT_CHECK_EQ(ursa_lease_release(&lb), 0);
+    PGT_CHECK_EQ(ursa_lease_store_close(a), 0);
+    PGT_CHECK_EQ(ursa_lease_store_close(b), 0);
+    return NULL;
+}
+
+static void test_auto_renew_10x_ttl(void **state)
+{
+    (void)state;
+    pgt_run(auto_renew_body, NULL);
+}
+
+static void *max_hold_body(void *arg)
+{
+    (void)arg;
+    ursa_lease_store_t *a = pgt_store(NULL), *b = pgt_store(NULL);
+    PGT_CHECK(a && b);
+    ursa_lease_t la = {0}, lb = {0};
+    ursa_time_t ttl = URSA_MSEC(200);
+    ursa_lease_opts_t capped = {.auto_renew = true, .max_hold = URSA_MSEC(500)};
+    PGT_CHECK_EQ(ursa_lease_acquire_opts(a, "capped", ttl, &capped, &la, URSA_NOW), 0);
+    int64_t f = ursa_lease_fence(&la);
+    /* Renewals stop at the cap; the lease runs out and is lost. */
+    PGT_CHECK_EQ(ursa_event_wait(ursa_lease_lost_event(&la), ursa_deadline_in(URSA_SEC(20))), 0);
+    PGT_CHECK_EQ(ursa_lease_remaining(&la), 0);
+    PGT_CHECK_EQ(ursa_lease_acquire(b, "capped", ttl, &lb, ursa_deadline_in(URSA_SEC(20))), 0);
+    PGT_CHECK_EQ(ursa_lease_fence(&lb), f + 1);
+    PGT_CHECK_EQ(ursa_lease_release(&lb), 0);
+    PGT_CHECK_EQ(ursa_lease_release(&la), -ENOLCK);
+    PGT_CHECK_EQ(ursa_lease_store_close(a), 0);
+    PGT_CHECK_EQ(ursa_lease_store_close(b), 0);
+    return NULL;
+}
+
+static void test_auto_renew_max_hold(void **state)
+{
+    (void)state;
+    pgt_run(max_hold_body, NULL);
+}
+
+/* ---- guarded writes ---- */
+
+static void *guarded_body(void *arg)
+{
+    (void)arg;
+    PGT_CHECK(pgt_exec("CREATE TABLE IF NOT EXISTS guarded (k int PRIMARY KEY, v bigint)"));
+    ursa_lease_store_t *a = pgt_store(NULL), *b = pgt_store(NULL);
+    PGT_CHECK(a && b);
+    ursa_lease_t la = {0}, lb = {0};
+    PGT_CHECK_EQ(ursa_lease_acquire(a, "guarded", URSA_MSEC(300), &la, URSA_NOW), 0);
+    int64_t rows = -1;
+    const char *upsert = "INSERT INTO guarded VALUES (1, $1::bigint) "
+                         "ON CONFLICT (k) DO UPDATE SET v = excluded.v";
+    PGT_CHECK_EQ(ursa_lease_guarded_exec(&la, upsert, 1, (const char *[]){"10"}, &rows, URSA_NOW),
+                 0);
+    PGT_CHECK_EQ(rows, 1);
+    PGT_CHECK_EQ(pgt_value("SELECT v FROM guarded WHERE k = 1"), 10);
+    /* A failing statement rolls back; the lease is still held. */
+    PGT_CHECK_EQ(ursa_lease_guarded_exec(&la, "INSERT INTO no_such_table VALUES (1)", 0, NULL,
+                                         &rows, URSA_NOW),
+                 -EIO);
+    char err[256];
+    PGT_CHECK(strstr(ursa_lease_store_error(a, err, sizeof err), "no_such_table") != NULL);
+    PGT_CHECK_EQ(ursa_lease_guarded_exec(&la, upsert, 1, (const char *[]){"11"}, &rows, URSA_NOW),
+                 0);
+    PGT_CHECK_EQ(pgt_value("SELECT v FROM guarded WHERE k = 1"), 11);
+    /* Taken over: the old holder's write is refused, the new one's is not. */
+    PGT_CHECK_EQ(ursa_lease_acquire(b, "guarded", TTL_LONG, &lb, ursa_deadline_in(URSA_SEC(20))), 0);
+    PGT_CHECK_EQ(ursa_lease_guarded_exec(&la, upsert, 1, (const char *[]){"12"}, &rows, URSA_NOW),
+                 -ENOLCK);
+    PGT_CHECK_EQ(pgt_value("SELECT v FROM guarded WHERE k = 1"), 11);
+    PGT_CHECK_EQ(ursa_lease_guarded_exec(&lb, upsert, 1, (const char *[]){"13"}, &rows, URSA_NOW),
+                 0);
+    PGT_CHECK_EQ(pgt_value("SELECT v FROM guarded WHERE k = 1"), 13);
+    PGT_CHECK_EQ(ursa_lease_release(&la), -ENOLCK);
+    PGT_CHECK_EQ(ursa_lease_release(&lb), 0);
+    PGT_CHECK_EQ(ursa_lease_store_close(a), 0);
+    PGT_CHECK_EQ(ursa_lease_store_close(b), 0);
+    return NULL;
+}
+
+static void test_guarded_write(void **state)
+{
+    (void)state;
+    pgt_run(guarded_body, NULL);
+}
+
+/* The server's clock alone decides: the row expires early (as if the
+ * server's clock jumped) while the holder still has local time left; its
+ * guarded write goes to the database, which refuses it. */
+static void *server_clock_body(void *arg)
+{
+    (void)arg;
+    ursa_lease_store_t *a = pgt_store(NULL), *b = pgt_store(NULL);
+    PGT_CHECK(a && b);
+    ursa_lease_t la = {0}, lb = {0};
+    PGT_CHECK_EQ(ursa_lease_acquire(a, "jump", TTL_LONG, &la, URSA_NOW), 0);
+    PGT_CHECK(pgt_exec("UPDATE ursa_lease SET expires_at = clock_timestamp() - interval '1 s' "
+                       "WHERE name = 'jump'"));
+    PGT_CHECK_EQ(ursa_lease_acquire(b, "jump", TTL_LONG, &lb, URSA_NOW), 0);
+    PGT_CHECK(ursa_lease_remaining(&la) > 0); /* locally it still looks held */
+    PGT_CHECK_EQ(ursa_lease_guarded_exec(&la, "SELECT 1", 0, NULL, NULL, URSA_NOW), -ENOLCK);
+    PGT_CHECK(ursa_event_is_set(ursa_lease_lost_event(&la)));
+    PGT_CHECK_EQ(ursa_lease_remaining(&la), 0);
+    PGT_CHECK_EQ(ursa_lease_renew(&la, URSA_NOW), -ENOLCK);
+    PGT_CHECK_EQ(ursa_lease_guarded_exec(&lb, "SELECT 1", 0, NULL, NULL, URSA_NOW), 0);
+    PGT_CHECK_EQ(ursa_lease_release(&la), -ENOLCK);
+    PGT_CHECK_EQ(ursa_lease_release(&lb), 0);
+    PGT_CHECK_EQ(ursa_lease_store_close(a), 0);
+    PGT_CHECK_EQ(ursa_lease_store_close(b), 0);
+    return NULL;
+}
+
+static void test_server_clock_decides(void **state)
+{
+    (void)state;
+    pgt_run(server_clock_body, NULL);
+}
+
+/* ---- a task that ends holding a lease ---- */
+
+typedef struct leak_seen {
+    pthread_mutex_t lock;
+    int count, line;
+    char kind[32];
+} leak_seen_t;
+
+static leak_seen_t leak_seen = {PTHREAD_MUTEX_INITIALIZER, 0, 0, ""};
+
+static void leak_hook(void *ctx, const char *owner, const char *kind, const ursa_site_t *site)
+{
+    (void)ctx, (void)owner;
+    pthread_mutex_lock(&leak_seen.lock);
+    leak_seen.count++;
+    leak_seen.line = site ? site->line : 0;
+    snprintf(leak_seen.kind, sizeof leak_seen.kind, "%s", kind);
+    pthread_mutex_unlock(&leak_seen.lock);
+}
+
+static int leak_line;
+
+static void *leaker(void *arg)
+{
+    ursa_lease_t l = {0};
+    leak_line = __LINE__ + 1;
+    int rc = ursa_lease_acquire(arg, "leaked", TTL_LONG, &l, URSA_NOW);
+    return rc == 0 ? NULL : (void *)pgt_failf("acquire: %s", ursa_strerror(rc));
+}
+
+static void *leak_body(void *arg)
+{
+    (void)arg;
+    ursa_lease_store_t *a = pgt_store(NULL), *b = pgt_store(NULL);
+    PGT_CHECK(a && b);
+    ursa_task_t *t;
+    PGT_CHECK_EQ(ursa_spawn(&t, leaker, a, &(ursa_spawn_opts_t){.name = "leaker"}), 0);
+    void *res = NULL;
+    PGT_CHECK_EQ(ursa_task_join(t, &res, URSA_NEVER), 0);
+    PGT_CHECK(res == NULL);
+    pthread_mutex_lock(&leak_seen.lock);
+    int count = leak_seen.count, line = leak_seen.line;
+    bool kind_ok = strcmp(leak_seen.kind, "lease") == 0;
+    pthread_mutex_unlock(&leak_seen.lock);
+    PGT_CHECK_EQ(count, 1);
+    PGT_CHECK_EQ(line, leak_line);
+    PGT_CHECK(kind_ok);
+    /* Released on the server by the agent, long before its 60 s TTL. */
+    ursa_lease_t l = {0};
+    PGT_CHECK_EQ(ursa_lease_acquire(b, "leaked", TTL_LONG, &l, ursa_deadline_in(URSA_SEC(20))), 0);
+    PGT_CHECK_EQ(ursa_lease_release(&l), 0);
+    PGT_CHECK_EQ(ursa_lease_store_close(a), 0);
+    PGT_CHECK_EQ(ursa_lease_store_close(b), 0);
+    return NULL;
+}
+
+static void test_leak_reported_and_released(void **state)
+{
+    (void)state;
+    bool old_abort = ursa_leak_set_abort(false);
+    ursa_leak_set_hook(leak_hook, NULL);
+    pgt_run(leak_body, NULL);
+    ursa_leak_set_hook(NULL, NULL);
+    ursa_leak_set_abort(old_abort);
+}
+
+/* ---- plain threads ---- */
+
+/* No runtime anywhere: the calls block the thread; no agent, so the lost
+ * event is set by the calls that notice. */
+static void test_plain_thread(void **state)
+{
+    (void)state;
+    ursa_lease_store_t *a = pgt_store(NULL), *b = pgt_store(NULL);
+    assert_true(a && b);
+    ursa_lease_t la = {0}, lb = {0};
+    assert_int_equal(ursa_lease_acquire(a, "plain", URSA_MSEC(300), &la, URSA_NOW), 0);
+    assert_int_equal(ursa_lease_renew(&la, ursa_deadline_in(URSA_SEC(5))), 0);
+    assert_int_equal(ursa_lease_guarded_exec(&la, "SELECT 1", 0, NULL, NULL, URSA_NOW), 0);
+    assert_int_equal(ursa_lease_acquire(b, "plain", URSA_MSEC(300), &lb, URSA_NOW), -EAGAIN);
+    assert_int_equal(ursa_lease_acquire(b, "plain", TTL_LONG, &lb, ursa_deadline_in(URSA_SEC(20))),
+                     0);
+    assert_int_equal(ursa_lease_remaining(&la), 0);
+    assert_true(ursa_event_is_set(ursa_lease_lost_event(&la)));
+    assert_int_equal(ursa_lease_release(&la), -ENOLCK);
+    assert_int_equal(ursa_lease_release(&lb), 0);
+    assert_int_equal(ursa_lease_store_close(a), 0);
+    assert_int_equal(ursa_lease_store_close(b), 0);
+}
+
+static ursa_event_t rt_stop;
+
+static void *rt_root(void *arg)
+{
+    (void)arg;
+    return ursa_event_wait(&rt_stop, URSA_NEVER) == 0 ? NULL : (void *)"stop wait failed";
+}
+
+static void *rt_thread(void *arg)
+{
+    void *res = (void *)"block_on failed";
+    return ursa_rt_block_on(arg, rt_root, NULL, &res) == 0 ? res : (void *)"block_on failed";
+}
+
+/* A plain thread's store with cfg.rt: the agent runs on that runtime and
+ * auto-renews for the thread. */
+static void test_plain_thread_with_agent(void **state)
+{
+    (void)state;
+    ursa_rt_t *rt;
+    assert_int_equal(ursa_rt_new(&rt, &(ursa_rt_config_t){.workers = 1}), 0);
+    assert_int_equal(ursa_event_init(&rt_stop, URSA_EVENT_MANUAL, false), 0);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, rt_thread, rt), 0);
+    ursa_lease_store_t *a = pgt_store_cfg((ursa_lease_config_t){.rt = rt});
+    ursa_lease_store_t *b = pgt_store(NULL);
+    assert_true(a && b);
+    ursa_lease_t la = {0}, lb = {0};
+    ursa_time_t ttl = URSA_MSEC(200);
+    assert_int_equal(ursa_lease_acquire_opts(a, "plain-auto", ttl,
+                                             &(ursa_lease_opts_t){.auto_renew = true}, &la,
+                                             URSA_NOW),
+                     0);
+    for (int i = 0; i < 10; i++) {
+        assert_int_equal(ursa_sleep_for(ttl), 0);
+        assert_true(ursa_lease_remaining(&la) > 0);
+        assert_int_equal(ursa_lease_acquire(b, "plain-auto", ttl, &lb, URSA_NOW), -EAGAIN);
+    }
+    assert_int_equal(ursa_lease_release(&la), 0);
+    assert_int_equal(ursa_lease_store_close(a), 0);
+    assert_int_equal(ursa_lease_store_close(b), 0);
+    assert_int_equal(ursa_event_set(&rt_stop), 1);
+    void *res = (void *)"?";
+    pthread_join(th, &res);
+    assert_null(res);
+    ursa_rt_free(rt);
+    assert_int_equal(ursa_event_destroy(&rt_stop), 0);
+}
+
+/* ---- 100 contenders on one name ---- */
+
+#define CONTENDERS 100
+#define STORES 25
+
+typedef struct contender {
+    ursa_lease_store_t *s;
+    int id, rc, guarded;
+    int64_t fence;
+} contender_t;
+
+static void *contend(void *arg)
+{
+    contender_t *c = arg;
+    ursa_lease_t l = {0};
+    c->rc = ursa_lease_acquire(c->s, "crowd", URSA_SEC(5), &l, ursa_deadline_in(URSA_SEC(120)));
+    if (c->rc)
+        return NULL;
+    c->fence = ursa_lease_fence(&l);
+    char id[16], fence[24];
+    snprintf(id, sizeof id, "%d", c->id);
+    snprintf(fence, sizeof fence, "%lld", (long long)c->fence);
+    c->guarded = ursa_lease_guarded_exec(
+        &l, "INSERT INTO crowd_log (who, fence) VALUES ($1::int, $2::bigint)", 2,
+        (const char *[]){id, fence}, NULL, URSA_NEVER);
+    (void)ursa_sleep_for(URSA_MSEC(1));
+    int rc = ursa_lease_release(&l);
+    if (rc)
+        c->rc = rc;
+    return NULL;
+}
+
+static void *crowd_body(void *arg)
+{
+    (void)arg;
+    PGT_CHECK(pgt_exec("CREATE TABLE crowd_log (id bigserial PRIMARY KEY, who int, fence bigint)"));
+    ursa_lease_store_t *stores[STORES];
+    for (int i = 0; i < STORES; i++)
+        PGT_CHECK((stores[i] = pgt_store(NULL)) != NULL);
+    static contender_t cs[CONTENDERS];
+    ursa_task_t *ts[CONTENDERS];
+    for (int i = 0; i < CONTENDERS; i++) {
+        cs[i] = (contender_t){stores[i % STORES], i, 1, 1, 0};
+        PGT_CHECK_EQ(ursa_spawn(&ts[i], contend, &cs[i], &(ursa_spawn_opts_t){.worker = i % 2}), 0);
+    }
+    for (int i = 0; i < CONTENDERS; i++)
+        PGT_CHECK_EQ(ursa_task_join(ts[i], NULL, URSA_NEVER), 0);
+    for (int i = 0; i < CONTENDERS; i++) {
+        PGT_CHECK_EQ(cs[i].rc, 0);
+        PGT_CHECK_EQ(cs[i].guarded, 0);
+    }
+    /* Each contender wrote once under its own grant; in commit order the
+     * fences only grow, and every grant had a fence of its own. */
+    PGT_CHECK_EQ(pgt_value("SELECT count(*) FROM crowd_log"), CONTENDERS);
+    PGT_CHECK_EQ(pgt_value("SELECT count(DISTINCT who) FROM crowd_log"), CONTENDERS);
+    PGT_CHECK_EQ(pgt_value("SELECT count(DISTINCT fence) FROM crowd_log"), CONTENDERS);
+    PGT_CHECK_EQ(pgt_value("SELECT count(*) FROM (SELECT fence < lag(fence) OVER (ORDER BY id) AS back "
+                           "FROM crowd_log) x WHERE back"),
+                 0);
+    for (int i = 0; i < CONTENDERS; i++)
+        PGT_CHECK_EQ(pgt_value("SELECT fence FROM crowd_log WHERE who = %d", i), cs[i].fence);
+    for (int i = 0; i < STORES; i++)
+        PGT_CHECK_EQ(ursa_lease_store_close(stores[i]), 0);
+    return NULL;
+}
+
+static void test_100_contenders(void **state)
+{
+    (void)state;
+    pgt_run(crowd_body, NULL);
+}
+
+int main(void)
+{
+    pgt_start();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_basic),
+        cmocka_unit_test(test_handoff_notify),
+        cmocka_unit_test(test_handoff_poll),
+        cmocka_unit_test(test_expiry_and_takeover),
+        cmocka_unit_test(test_release_conditional_on_fence),
+        cmocka_unit_test(test_renew),
+        cmocka_unit_test(test_auto_renew_10x_ttl),
+        cmocka_unit_test(test_auto_renew_max_hold),
+        cmocka_unit_test(test_guarded_write),
+        cmocka_unit_test(test_server_clock_decides),
+        cmocka_unit_test(test_leak_reported_and_released),
+        cmocka_unit_test(test_plain_thread),
+        cmocka_unit_test(test_plain_thread_with_agent),
+        cmocka_unit_test(test_100_contenders),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
