@@ -192,11 +192,11 @@ static int take(ursa_lease_store_t *s, struct ursa__lease *rec, ursa_lease_t *l,
                 const ursa_site_t *site, ursa_time_t deadline)
 {
     if (ursa_oblig_enter(&l->ob, &lease_kind, rec, (uint64_t)rec->fence, site) != 0) {
-        ursa__store_link(s, rec, URSA__LEASE_RELEASE);
+        ursa__store_queue_release(s, rec);
         (void)ursa__store_settle(s, deadline);
         return -ENOMEM;
     }
-    ursa__store_link(s, rec, URSA__LEASE_HELD);
+    ursa__store_hold(s, rec);
     l->rec = rec;
     return 0;
 }
@@ -218,6 +218,7 @@ int ursa_lease_acquire_at(ursa_lease_store_t *s, const char *name, ursa_time_t t
     ursa_time_t lock_deadline =
         deadline == URSA_NOW ? ursa__time_after(ursa_now(), s->budget) : deadline;
     bool conn_trouble = false;
+    bool maybe_applied = false; /* a request with this token may have been applied */
     for (;;) {
         ursa_mutex_guard_t g = {0};
         rc = ursa_mutex_lock(&s->conn, &g, lock_deadline);
@@ -251,19 +252,21 @@ int ursa_lease_acquire_at(ursa_lease_store_t *s, const char *name, ursa_time_t t
              * release of whatever this token got ends it. */
             bool interrupted = rc != -ECONNRESET;
             if (interrupted || deadline == URSA_NOW) {
-                ursa__store_link(s, rec, URSA__LEASE_RELEASE);
+                ursa__store_queue_release(s, rec);
                 (void)ursa_mutex_unlock(&g);
                 ursa__store_settle_later(s);
                 return rc;
             }
             (void)ursa_mutex_unlock(&g);
-            conn_trouble = true; /* a retry with the same token finds its own grant */
+            conn_trouble = maybe_applied = true; /* a retry with the same token finds its own grant */
             continue;
         }
         (void)ursa_mutex_unlock(&g);
         if (t == TRY_FAILED)
             break; /* -EIO: the statement failed, nothing applied */
-        conn_trouble = false;
+        /* A definite "held elsewhere", after any stale session was fenced:
+         * an earlier try of ours would have been recognised. */
+        conn_trouble = maybe_applied = false;
         if (deadline == URSA_NOW) {
             rc = -EAGAIN;
             break;
@@ -279,12 +282,19 @@ int ursa_lease_acquire_at(ursa_lease_store_t *s, const char *name, ursa_time_t t
         if (hint >= 0)
             wake = ursa__min_time(wake, ursa__time_after(now, hint + URSA_MSEC(1)));
         rc = wait_hint(s, gen, wake);
+        if (rc == 0 && ursa_now() >= deadline)
+            rc = -ETIMEDOUT; /* no try whose reply could not be awaited */
         if (rc)
             break;
     }
     if (rc == -ETIMEDOUT && conn_trouble)
         rc = -ECONNRESET;
-    rec_drop(rec);
+    if (maybe_applied) {
+        ursa__store_queue_release(s, rec); /* whatever this token may have got */
+        ursa__store_settle_later(s);
+    } else {
+        rec_drop(rec);
+    }
     return rc;
 }
 
@@ -333,9 +343,29 @@ int ursa_lease_renew(ursa_lease_t *l, ursa_time_t deadline)
     rc = ursa__store_settle(s, deadline);
     if (rc == 0)
         rc = ursa__lease_renew_locked(s, rec, deadline);
+    if (rc == -ECONNRESET && ursa__store_settle(s, deadline) == 0)
+        rc = ursa__lease_renew_locked(s, rec, deadline); /* once more, reconnected */
     (void)ursa_mutex_unlock(&g);
     if (rc == -ETIMEDOUT || rc == -ECANCELED)
         ursa__store_settle_later(s); /* the renewal's reply may still be due */
+    return rc;
+}
+
+/* The release statement for a held lease: 0, -ENOLCK (not ours any more),
+ * or the exec's error. */
+static int release_once(ursa_lease_store_t *s, struct ursa__lease *rec, ursa_time_t deadline)
+{
+    char fence[24];
+    fmt_i64(fence, sizeof fence, rec->fence);
+    const char *params[] = {rec->name, rec->token, fence};
+    PGresult *r;
+    int rc = ursa__pg_exec(&s->pg, s->sql.release, 3, params, deadline, &r);
+    if (rc == 0) {
+        bool released = PQresultStatus(r) == PGRES_TUPLES_OK ? PQntuples(r) == 1
+                                                             : !strcmp(PQcmdTuples(r), "1");
+        rc = released ? 0 : -ENOLCK;
+    }
+    PQclear(r);
     return rc;
 }
 
@@ -358,19 +388,13 @@ int ursa_lease_release(ursa_lease_t *l)
         ursa__store_queue_release(s, rec); /* a cancelled task: the agent does it */
         return rc;
     }
-    rc = ursa__store_settle(s, until);
-    if (rc == 0) {
-        char fence[24];
-        fmt_i64(fence, sizeof fence, rec->fence);
-        const char *params[] = {rec->name, rec->token, fence};
-        PGresult *r;
-        rc = ursa__pg_exec(&s->pg, s->sql.release, 3, params, until, &r);
-        if (rc == 0) {
-            bool released = PQresultStatus(r) == PGRES_TUPLES_OK ? PQntuples(r) == 1
-                                                                 : !strcmp(PQcmdTuples(r), "1");
-            rc = released ? 0 : -ENOLCK;
-        }
-        PQclear(r);
+    /* Idempotent: tried once more on a fresh connection if the first broke. */
+    for (int tries = 0; tries < 2; tries++) {
+        rc = ursa__store_settle(s, until);
+        if (rc == 0)
+            rc = release_once(s, rec, until);
+        if (rc != -ECONNRESET)
+            break;
     }
     if (rc == 0 || rc == -ENOLCK || rc == -EIO) {
         ursa__store_free_rec(s, rec);

@@ -321,6 +321,12 @@ static int fence_stale(ursa__pg_t *pg, ursa_time_t deadline)
 int ursa__pg_ready(ursa__pg_t *pg, ursa_time_t deadline)
 {
     ursa_time_t io = deadline == URSA_NOW ? URSA_NEVER : deadline;
+    /* An idle connection the server has closed (restart, idle timeout)
+     * shows as end of file: find out now, not with a statement in flight. */
+    if (pg->conn && !pg->reply_due && !PQconsumeInput(pg->conn))
+        (void)broken(pg);
+    if (pg->conn && !pg->reply_due)
+        take_notifies(pg);
     if (pg->conn && pg->reply_due) {
         int rc = collect(pg, io, NULL);
         if (rc && rc != -EIO)

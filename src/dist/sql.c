@@ -32,8 +32,12 @@ int ursa__lease_sql_build(ursa__lease_sql_t *q, const char *t, bool notify,
     /* An abandoned transaction (a guarded write cut off mid-way) must not
      * keep the lease row locked for long. */
     long long idle_ms = ms * 4;
+    /* synchronous_commit on whatever the server's default: a grant that
+     * was confirmed but not yet flushed would be lost in a server crash,
+     * and the next grant would reuse its fence. */
     q->setup = format(
         "SET statement_timeout = %lld; SET idle_in_transaction_session_timeout = %lld; "
+        "SET synchronous_commit = on; "
         "CREATE TABLE IF NOT EXISTS \"%s\" (name text PRIMARY KEY, "
         "owner text NOT NULL DEFAULT '', fence bigint NOT NULL DEFAULT 0, "
         "expires_at timestamptz NOT NULL DEFAULT '-infinity'); %s%s%s"

@@ -190,14 +190,11 @@ static void link_locked(ursa_lease_store_t *s, struct ursa__lease *rec)
     s->recs = rec;
 }
 
-void ursa__store_link(ursa_lease_store_t *s, struct ursa__lease *rec, ursa__lease_state_t state)
+void ursa__store_hold(ursa_lease_store_t *s, struct ursa__lease *rec)
 {
     pthread_mutex_lock(&s->lk);
-    rec->state = state;
-    if (state == URSA__LEASE_HELD)
-        s->nheld++;
-    else
-        s->pending = true;
+    rec->state = URSA__LEASE_HELD;
+    s->nheld++;
     link_locked(s, rec);
     pthread_mutex_unlock(&s->lk);
 }

@@ -77,11 +77,11 @@ int ursa__store_settle(ursa_lease_store_t *s, ursa_time_t deadline);
  * caller does not hold conn. */
 void ursa__store_settle_later(ursa_lease_store_t *s);
 
-/* Links rec into the list in `state` (under lk). */
-void ursa__store_link(ursa_lease_store_t *s, struct ursa__lease *rec, ursa__lease_state_t state);
+/* Links a granted record into the list as held. */
+void ursa__store_hold(ursa_lease_store_t *s, struct ursa__lease *rec);
 
-/* Queues a held or new record for release and wakes the agent. Never
- * waits (a leak sweep calls it). */
+/* Queues a held record, or a new one whose request may have been applied,
+ * for release, and wakes the agent. Never waits (a leak sweep calls it). */
 void ursa__store_queue_release(ursa_lease_store_t *s, struct ursa__lease *rec);
 
 /* Unlinks and frees rec. Caller holds conn. */

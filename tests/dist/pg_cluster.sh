@@ -14,7 +14,9 @@
 # is root, the `postgres` user Debian's package creates (else a system user
 # `ursa-pg`, created on first use). PG_BIN overrides where initdb and
 # pg_ctl are found (default: pg_config --bindir, then the newest
-# /usr/lib/postgresql/*/bin).
+# /usr/lib/postgresql/*/bin). For debugging: PGT_EXTRA_OPTS adds server
+# options (e.g. "-c log_statement=all"), PGT_KEEP_LOG=FILE keeps the
+# server log when the cluster is removed.
 set -euo pipefail
 
 die() { echo "pg_cluster.sh: $*" >&2; exit 1; }
@@ -45,11 +47,15 @@ as_owner() {
 
 owner_of() { stat -c %U "$1"; }
 
+# Fast and unsafe for everyone else: fsync off (a process crash keeps the
+# OS cache) and synchronous_commit off, which the lease turns back on for
+# its own sessions; test_server_down_past_ttl fails if it does not (the
+# grant is lost in the crash and the next grant reuses its fence).
 pg_ctl_opts() {
   local dir="$1"
   echo "-c listen_addresses='' -c unix_socket_directories='$dir' -c unix_socket_permissions=0777" \
        "-c max_connections=300 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
-       "-c shared_buffers=32MB -c log_min_messages=warning"
+       "-c shared_buffers=32MB -c log_min_messages=warning ${PGT_EXTRA_OPTS:-}"
 }
 
 start_server() {
@@ -93,6 +99,7 @@ restart)
   start_server "$dir" || { cat "$dir/log" >&2; die "the server did not start"; }
   ;;
 stop)
+  if [ -n "${PGT_KEEP_LOG:-}" ] && [ -f "$dir/log" ]; then cp "$dir/log" "$PGT_KEEP_LOG"; fi
   if [ -d "$dir/data" ]; then
     as_owner "$(bindir)/pg_ctl" -D "$dir/data" -m immediate -w -s stop >/dev/null 2>&1 || true
   fi

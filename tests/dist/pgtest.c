@@ -51,6 +51,11 @@ const char *pgt_start(void)
     snprintf(cmd, sizeof cmd, "start '%s' %d", cluster_dir, (int)getpid());
     run_script(cmd, conninfo, sizeof conninfo);
     atexit(stop_cluster);
+    /* A failed check returns early, leaving holds behind: report them, but
+     * do not abort before the failure's message is out. */
+    ursa_leak_set_abort(false);
+    if (getenv("PGT_FILTER")) /* run only the tests matching this pattern */
+        cmocka_set_test_filter(getenv("PGT_FILTER"));
     return conninfo;
 }
 
@@ -134,6 +139,28 @@ bool pgt_exec(const char *fmt, ...)
     va_end(ap);
     PQclear(r);
     return r != NULL;
+}
+
+void *pgt_block(long key)
+{
+    PGconn *c = PQconnectdb(conninfo);
+    if (PQstatus(c) == CONNECTION_OK) {
+        char sql[64];
+        snprintf(sql, sizeof sql, "SELECT pg_advisory_lock(%ld)", key);
+        PGresult *r = PQexec(c, sql);
+        bool ok = PQresultStatus(r) == PGRES_TUPLES_OK;
+        PQclear(r);
+        if (ok)
+            return c;
+    }
+    fprintf(stderr, "pgtest: block: %s", PQerrorMessage(c));
+    PQfinish(c);
+    return NULL;
+}
+
+void pgt_unblock(void *blocker)
+{
+    PQfinish(blocker); /* the session's advisory lock goes with it */
 }
 
 ursa_lease_store_t *pgt_store_cfg(ursa_lease_config_t cfg)

@@ -54,6 +54,12 @@ long long pgt_value(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The same for statements without a result: whether it succeeded. */
 bool pgt_exec(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* Takes advisory lock `key` on a connection of its own (a session that
+ * calls pg_advisory_xact_lock(key) then waits for pgt_unblock). NULL on
+ * failure. */
+void *pgt_block(long key);
+void pgt_unblock(void *blocker);
+
 /* A store on the test cluster with short timeouts (table may be NULL);
  * NULL on failure (printed). */
 ursa_lease_store_t *pgt_store(const char *table);
