@@ -68,6 +68,20 @@ ursa_lease_store_t *pgt_store_cfg(ursa_lease_config_t cfg);
 /* Percent scale of loops and counts (URSA_TEST_SCALE, default 100). */
 long pgt_scale(long n);
 
+/* Leases whose keeping the test asserts get TTLs well above the stalls of
+ * a loaded machine, and three times that under the sanitizers. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define PGT_SLOW 3
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define PGT_SLOW 3
+#endif
+#endif
+#ifndef PGT_SLOW
+#define PGT_SLOW 1
+#endif
+#define PGT_TTL(ms) (URSA_MSEC(ms) * PGT_SLOW)
+
 /* CLOCK_MONOTONIC in ns. */
 static inline ursa_time_t pgt_now(void)
 {

@@ -292,11 +292,10 @@ static void *renew_body(void *arg)
     ursa_lease_store_t *a = pgt_store(NULL), *b = pgt_store(NULL);
     PGT_CHECK(a && b);
     ursa_lease_t la = {0}, lb = {0};
-    ursa_time_t ttl = URSA_MSEC(300);
+    ursa_time_t ttl = PGT_TTL(1000);
     PGT_CHECK_EQ(ursa_lease_acquire(a, "renew", ttl, &la, URSA_NOW), 0);
     int64_t f = ursa_lease_fence(&la);
-    ursa_time_t end = ursa_now() + 4 * ttl;
-    while (ursa_now() < end) {
+    for (int i = 0; i < 8; i++) {
         PGT_CHECK_EQ(ursa_sleep_for(ttl / 4), 0);
         PGT_CHECK_EQ(ursa_lease_renew(&la, ursa_deadline_in(ttl / 2)), 0);
         PGT_CHECK(ursa_lease_remaining(&la) > 0);
@@ -322,7 +321,7 @@ static void *auto_renew_body(void *arg)
     ursa_lease_store_t *a = pgt_store(NULL), *b = pgt_store(NULL);
     PGT_CHECK(a && b);
     ursa_lease_t la = {0}, lb = {0};
-    ursa_time_t ttl = URSA_MSEC(200);
+    ursa_time_t ttl = PGT_TTL(1000);
     PGT_CHECK_EQ(ursa_lease_acquire_opts(a, "auto", ttl, &(ursa_lease_opts_t){.auto_renew = true},
                                          &la, URSA_NOW),
                  0);
@@ -388,7 +387,7 @@ static void *guarded_body(void *arg)
     ursa_lease_store_t *a = pgt_store(NULL), *b = pgt_store(NULL);
     PGT_CHECK(a && b);
     ursa_lease_t la = {0}, lb = {0};
-    PGT_CHECK_EQ(ursa_lease_acquire(a, "guarded", URSA_MSEC(300), &la, URSA_NOW), 0);
+    PGT_CHECK_EQ(ursa_lease_acquire(a, "guarded", PGT_TTL(1000), &la, URSA_NOW), 0);
     int64_t rows = -1;
     const char *upsert = "INSERT INTO guarded VALUES (1, $1::bigint) "
                          "ON CONFLICT (k) DO UPDATE SET v = excluded.v";
@@ -534,10 +533,10 @@ static void test_plain_thread(void **state)
     ursa_lease_store_t *a = pgt_store(NULL), *b = pgt_store(NULL);
     assert_true(a && b);
     ursa_lease_t la = {0}, lb = {0};
-    assert_int_equal(ursa_lease_acquire(a, "plain", URSA_MSEC(300), &la, URSA_NOW), 0);
+    assert_int_equal(ursa_lease_acquire(a, "plain", PGT_TTL(1000), &la, URSA_NOW), 0);
     assert_int_equal(ursa_lease_renew(&la, ursa_deadline_in(URSA_SEC(5))), 0);
     assert_int_equal(ursa_lease_guarded_exec(&la, "SELECT 1", 0, NULL, NULL, URSA_NOW), 0);
-    assert_int_equal(ursa_lease_acquire(b, "plain", URSA_MSEC(300), &lb, URSA_NOW), -EAGAIN);
+    assert_int_equal(ursa_lease_acquire(b, "plain", TTL_LONG, &lb, URSA_NOW), -EAGAIN);
     assert_int_equal(ursa_lease_acquire(b, "plain", TTL_LONG, &lb, ursa_deadline_in(URSA_SEC(20))),
                      0);
     assert_int_equal(ursa_lease_remaining(&la), 0);
@@ -576,13 +575,13 @@ static void test_plain_thread_with_agent(void **state)
     ursa_lease_store_t *b = pgt_store(NULL);
     assert_true(a && b);
     ursa_lease_t la = {0}, lb = {0};
-    ursa_time_t ttl = URSA_MSEC(200);
+    ursa_time_t ttl = PGT_TTL(1000);
     assert_int_equal(ursa_lease_acquire_opts(a, "plain-auto", ttl,
                                              &(ursa_lease_opts_t){.auto_renew = true}, &la,
                                              URSA_NOW),
                      0);
-    for (int i = 0; i < 10; i++) {
-        assert_int_equal(ursa_sleep_for(ttl), 0);
+    for (int i = 0; i < 6; i++) {
+        assert_int_equal(ursa_sleep_for(ttl / 2), 0);
         assert_true(ursa_lease_remaining(&la) > 0);
         assert_int_equal(ursa_lease_acquire(b, "plain-auto", ttl, &lb, URSA_NOW), -EAGAIN);
     }
