@@ -69,12 +69,12 @@ ursa_lease_store_t *pgt_store_cfg(ursa_lease_config_t cfg);
 long pgt_scale(long n);
 
 /* Leases whose keeping the test asserts get TTLs well above the stalls of
- * a loaded machine, and three times that under the sanitizers. */
+ * a loaded machine, and twice that under the sanitizers. */
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define PGT_SLOW 3
+#define PGT_SLOW 2
 #elif defined(__has_feature)
 #if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define PGT_SLOW 3
+#define PGT_SLOW 2
 #endif
 #endif
 #ifndef PGT_SLOW

@@ -154,11 +154,19 @@ static child_t spawn_child(const char *const *args, const char *const *extra_env
     for (; *args && k < 15; args++)
         argv[k++] = *args;
     argv[k] = NULL;
+    /* environ, with extra_env's variables replaced or added. */
     const char *envp[256];
     int e = 0;
-    for (char **p = environ; *p && e < 240; p++)
-        envp[e++] = *p;
-    for (; extra_env && *extra_env; extra_env++)
+    for (char **p = environ; *p && e < 240; p++) {
+        bool replaced = false;
+        for (const char *const *x = extra_env; x && *x && !replaced; x++) {
+            size_t len = strcspn(*x, "=");
+            replaced = strncmp(*p, *x, len + 1) == 0;
+        }
+        if (!replaced)
+            envp[e++] = *p;
+    }
+    for (; extra_env && *extra_env && e < 255; extra_env++)
         envp[e++] = *extra_env;
     envp[e] = NULL;
     int out[2], in[2];
