@@ -31,4 +31,7 @@ echo "consumer 3/3: add_subdirectory(ursa)"
 cmake -S "$here/add_subdirectory" -B "$work/as" -DURSA_SOURCE_DIR="$root" >/dev/null
 cmake --build "$work/as" >/dev/null
 "$work/as/consumer"
+if [ -f "$libdir/pkgconfig/ursa-lease.pc" ]; then # built with URSA_WITH_POSTGRES
+  bash "$root/tests/dist/consumer/run.sh" "$prefix" "$libdir" "$work"
+fi
 echo "consumers: 3 passed, 0 failed"
