@@ -30,10 +30,8 @@ int gettimeofday(struct timeval *restrict tv, void *restrict tz)
     struct timespec ts;
     (void)tz;
     int rc = clock_gettime(CLOCK_REALTIME, &ts);
-    if (rc == 0 && tv) {
-        tv->tv_sec = ts.tv_sec;
-        tv->tv_usec = ts.tv_nsec / 1000;
-    }
+    tv->tv_sec = ts.tv_sec; /* glibc declares tv nonnull */
+    tv->tv_usec = ts.tv_nsec / 1000;
     return rc;
 }
 
