@@ -23,10 +23,17 @@ static int step(ursa_lease_store_t *s, const char *sql, int n, const char *const
     return rc;
 }
 
+typedef struct guarded {
+    const char *sql;
+    int nparams;
+    const char *const *params;
+    int64_t *rows;
+} guarded_t;
+
 /* BEGIN, check, statement, COMMIT. Caller holds conn, connection ready. */
-static int run(ursa_lease_store_t *s, struct ursa__lease *rec, const char *sql, int nparams,
-               const char *const *params, int64_t *rows, ursa_time_t deadline)
+static int run(ursa_lease_store_t *s, struct ursa__lease *rec, void *ctx, ursa_time_t deadline)
 {
+    const guarded_t *g = ctx;
     int rc = step(s, "BEGIN", 0, NULL, deadline, NULL);
     if (rc)
         return rc;
@@ -42,9 +49,9 @@ static int run(ursa_lease_store_t *s, struct ursa__lease *rec, const char *sql, 
         rc = -ENOLCK;
     }
     if (rc == 0) {
-        rc = step(s, sql, nparams, params, deadline, &r);
-        if (rc == 0 && rows)
-            *rows = strtoll(PQcmdTuples(r), NULL, 10);
+        rc = step(s, g->sql, g->nparams, g->params, deadline, &r);
+        if (rc == 0 && g->rows)
+            *g->rows = strtoll(PQcmdTuples(r), NULL, 10);
         PQclear(r);
     }
     if (rc == 0)
@@ -62,21 +69,6 @@ int ursa_lease_guarded_exec(ursa_lease_t *l, const char *sql, int nparams,
         return -EINVAL;
     if (rows)
         *rows = 0;
-    struct ursa__lease *rec = l->rec;
-    ursa_lease_store_t *s = rec->store;
-    if (!ursa_lease_remaining(l))
-        return -ENOLCK;
-    ursa_time_t lock_deadline =
-        deadline == URSA_NOW ? ursa__time_after(ursa_now(), s->budget) : deadline;
-    ursa_mutex_guard_t g = {0};
-    int rc = ursa_mutex_lock(&s->conn, &g, lock_deadline);
-    if (rc)
-        return rc;
-    rc = ursa__store_settle(s, deadline);
-    if (rc == 0)
-        rc = run(s, rec, sql, nparams, params, rows, deadline);
-    (void)ursa_mutex_unlock(&g);
-    if (rc == -ETIMEDOUT || rc == -ECANCELED)
-        ursa__store_settle_later(s); /* roll back what was left open */
-    return rc;
+    guarded_t g = {sql, nparams, params, rows};
+    return ursa__lease_on_conn(l, deadline, run, &g);
 }

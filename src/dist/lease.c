@@ -214,14 +214,11 @@ int ursa_lease_acquire_at(ursa_lease_store_t *s, const char *name, ursa_time_t t
     struct ursa__lease *rec = rec_new(s, name, ttl, drift, o);
     if (!rec)
         return -ENOMEM;
-    /* URSA_NOW is one try; waiting for the connection is part of it. */
-    ursa_time_t lock_deadline =
-        deadline == URSA_NOW ? ursa__time_after(ursa_now(), s->budget) : deadline;
     bool conn_trouble = false;
     bool maybe_applied = false; /* a request with this token may have been applied */
     for (;;) {
         ursa_mutex_guard_t g = {0};
-        rc = ursa_mutex_lock(&s->conn, &g, lock_deadline);
+        rc = ursa__store_lock(s, &g, deadline);
         if (rc)
             break;
         rc = ursa__store_settle(s, deadline);
@@ -326,29 +323,39 @@ ursa_time_t ursa_lease_remaining(const ursa_lease_t *l)
     return 0;
 }
 
-int ursa_lease_renew(ursa_lease_t *l, ursa_time_t deadline)
+int ursa__lease_on_conn(ursa_lease_t *l, ursa_time_t deadline, ursa__lease_op_t op, void *ctx)
 {
-    if (!l || !l->rec)
-        return -EINVAL;
     struct ursa__lease *rec = l->rec;
     ursa_lease_store_t *s = rec->store;
     if (!ursa_lease_remaining(l))
         return -ENOLCK;
-    ursa_time_t lock_deadline =
-        deadline == URSA_NOW ? ursa__time_after(ursa_now(), s->budget) : deadline;
     ursa_mutex_guard_t g = {0};
-    int rc = ursa_mutex_lock(&s->conn, &g, lock_deadline);
+    int rc = ursa__store_lock(s, &g, deadline);
     if (rc)
         return rc;
     rc = ursa__store_settle(s, deadline);
     if (rc == 0)
-        rc = ursa__lease_renew_locked(s, rec, deadline);
-    if (rc == -ECONNRESET && ursa__store_settle(s, deadline) == 0)
-        rc = ursa__lease_renew_locked(s, rec, deadline); /* once more, reconnected */
+        rc = op(s, rec, ctx, deadline);
     (void)ursa_mutex_unlock(&g);
     if (rc == -ETIMEDOUT || rc == -ECANCELED)
-        ursa__store_settle_later(s); /* the renewal's reply may still be due */
+        ursa__store_settle_later(s); /* a reply (or a transaction) may be left open */
     return rc;
+}
+
+static int renew_op(ursa_lease_store_t *s, struct ursa__lease *rec, void *ctx, ursa_time_t deadline)
+{
+    (void)ctx;
+    int rc = ursa__lease_renew_locked(s, rec, deadline);
+    if (rc == -ECONNRESET && ursa__store_settle(s, deadline) == 0)
+        rc = ursa__lease_renew_locked(s, rec, deadline); /* once more, reconnected */
+    return rc;
+}
+
+int ursa_lease_renew(ursa_lease_t *l, ursa_time_t deadline)
+{
+    if (!l || !l->rec)
+        return -EINVAL;
+    return ursa__lease_on_conn(l, deadline, renew_op, NULL);
 }
 
 /* The release statement for a held lease: 0, -ENOLCK (not ours any more),

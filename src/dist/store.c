@@ -265,6 +265,13 @@ int ursa__store_settle(ursa_lease_store_t *s, ursa_time_t deadline)
     return 0;
 }
 
+int ursa__store_lock(ursa_lease_store_t *s, ursa_mutex_guard_t *g, ursa_time_t deadline)
+{
+    if (deadline == URSA_NOW)
+        deadline = ursa__time_after(ursa_now(), s->budget);
+    return ursa_mutex_lock(&s->conn, g, deadline);
+}
+
 /* Settles now, bounded by the store's budget. */
 static void settle_now(ursa_lease_store_t *s)
 {

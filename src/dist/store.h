@@ -67,6 +67,11 @@ struct ursa_lease_store {
     _Atomic int refs;        /* the opener, and the agent while it runs */
 };
 
+/* Takes the store's connection for a call with `deadline` (URSA_NOW, a
+ * try, may wait up to the store's budget for it). 0 with g held, or the
+ * lock's error. */
+int ursa__store_lock(ursa_lease_store_t *s, ursa_mutex_guard_t *g, ursa_time_t deadline);
+
 /* Makes the connection usable and carries out queued releases. Caller
  * holds conn. 0 or the error of ursa__pg_ready / of a release. */
 int ursa__store_settle(ursa_lease_store_t *s, ursa_time_t deadline);
@@ -106,6 +111,14 @@ void ursa__lease_mark_lost(struct ursa__lease *rec);
 /* Renews rec (caller holds conn, connection ready). 0, -ENOLCK (marked
  * lost), or a connection / interruption error. */
 int ursa__lease_renew_locked(ursa_lease_store_t *s, struct ursa__lease *rec, ursa_time_t deadline);
+
+/* The frame of a call on a held lease (renew, guarded write): -ENOLCK at
+ * once if it is lost locally; else takes the connection, settles it, runs
+ * op(s, rec, ctx, deadline), and hands a reply left due by an interrupted
+ * op to the agent. Returns what op (or the frame) returned. */
+typedef int (*ursa__lease_op_t)(ursa_lease_store_t *s, struct ursa__lease *rec, void *ctx,
+                                ursa_time_t deadline);
+int ursa__lease_on_conn(ursa_lease_t *l, ursa_time_t deadline, ursa__lease_op_t op, void *ctx);
 
 /* The agent task's body (arg: the store). */
 void *ursa__lease_agent(void *arg);

@@ -1,7 +1,15 @@
 #include "pgtest.h"
 
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
 #include <libpq-fe.h>
-#include <stdatomic.h>
 #include <unistd.h>
 
 static char cluster_dir[256];
@@ -81,19 +89,6 @@ void pgt_restart(void)
     char cmd[512];
     snprintf(cmd, sizeof cmd, "restart '%s'", cluster_dir);
     run_script(cmd, NULL, 0);
-}
-
-const char *pgt_failf(const char *fmt, ...)
-{
-    /* A ring of static buffers: messages outlive the task that made them. */
-    static char bufs[16][512];
-    static atomic_uint next;
-    char *b = bufs[atomic_fetch_add(&next, 1) % 16];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(b, sizeof bufs[0], fmt, ap);
-    va_end(ap);
-    return b;
 }
 
 /* NULL on error (printed). */
@@ -186,28 +181,29 @@ ursa_lease_store_t *pgt_store(const char *table)
     return pgt_store_cfg((ursa_lease_config_t){.table = table});
 }
 
-long pgt_scale(long n)
+bool pgt_closed(ursa_lease_store_t *s, ...)
 {
-    const char *s = getenv("URSA_TEST_SCALE");
-    long pct = s ? atol(s) : 100;
-    long v = n * (pct > 0 ? pct : 100) / 100;
-    return v > 0 ? v : 1;
+    bool ok = true;
+    va_list ap;
+    va_start(ap, s);
+    for (; s; s = va_arg(ap, ursa_lease_store_t *))
+        ok &= ursa_lease_store_close(s) == 0;
+    va_end(ap);
+    return ok;
 }
 
-void pgt_run(ursa_task_fn_t fn, void *arg)
+static ursa_time_t mono(void)
 {
-    void *res = NULL;
-    int rc = ursa_run(&(ursa_rt_config_t){.workers = 2}, fn, arg, &res);
-    assert_int_equal(rc, 0);
-    if (res)
-        fail_msg("%s", (const char *)res);
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (ursa_time_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 bool pgt_eventually(bool (*cond)(void *), void *arg, ursa_time_t limit)
 {
-    ursa_time_t end = pgt_now() + limit;
+    ursa_time_t end = mono() + limit;
     while (!cond(arg)) {
-        if (pgt_now() > end)
+        if (mono() > end)
             return false;
         (void)ursa_sleep_for(URSA_MSEC(5));
     }

@@ -1,20 +1,13 @@
 /* Leases against a real PostgreSQL: the API, the fence, renewals, loss,
  * guarded writes, leaks, plain threads, and 100 contenders. */
-#include <pthread.h>
-#include <stdatomic.h>
+#include "support.h"
+#include "task_checks.h"
 
 #include "pgtest.h"
 
 #define TTL_LONG URSA_SEC(60)
 
 /* ---- bad input (a plain thread, no runtime) ---- */
-
-static int leak_reports;
-static void count_reports(void *ctx, const char *owner, const char *kind, const ursa_site_t *site)
-{
-    (void)ctx, (void)owner, (void)kind, (void)site;
-    leak_reports++;
-}
 
 static void test_bad_input(void **state)
 {
@@ -103,13 +96,10 @@ static void test_bad_input(void **state)
     assert_null(ursa_lease_lost_event(&l));
     assert_int_equal(ursa_lease_renew(&l, URSA_NOW), -EINVAL);
     assert_int_equal(ursa_lease_guarded_exec(&l, "SELECT 1", 0, NULL, NULL, URSA_NOW), -EINVAL);
-    bool old_abort = ursa_leak_set_abort(false);
-    ursa_leak_set_hook(count_reports, NULL);
-    leak_reports = 0;
+    test_capture_leaks();
     assert_int_equal(ursa_lease_release(&l), -EINVAL);
-    assert_int_equal(leak_reports, 1);
+    assert_int_equal(test_leak_count(), 1);
     ursa_leak_set_hook(NULL, NULL);
-    ursa_leak_set_abort(old_abort);
     assert_int_equal(ursa_lease_release(NULL), -EINVAL);
     ursa_lease_cleanup(&l); /* empty: nothing */
     assert_int_equal(ursa_lease_store_close(NULL), -EINVAL);
@@ -123,42 +113,37 @@ static void *basic_body(void *arg)
 {
     (void)arg;
     ursa_lease_store_t *a = pgt_store(NULL), *b = pgt_store(NULL);
-    PGT_CHECK(a && b);
+    CHECK(a && b);
     ursa_lease_t la = {0}, lb = {0};
     size_t held = ursa_held_count();
-    PGT_CHECK_EQ(ursa_lease_acquire(a, "basic", TTL_LONG, &la, URSA_NOW), 0);
-    PGT_CHECK_EQ(ursa_held_count(), held + 1);
+    CHECK_EQ(ursa_lease_acquire(a, "basic", TTL_LONG, &la, URSA_NOW), 0);
+    CHECK_EQ(ursa_held_count(), held + 1);
     int64_t f = ursa_lease_fence(&la);
-    PGT_CHECK(f > 0);
-    PGT_CHECK(strcmp(ursa_lease_name(&la), "basic") == 0);
+    CHECK(f > 0);
+    CHECK(strcmp(ursa_lease_name(&la), "basic") == 0);
     ursa_time_t left = ursa_lease_remaining(&la);
-    PGT_CHECK(left > 0 && left <= TTL_LONG);
-    PGT_CHECK(!ursa_event_is_set(ursa_lease_lost_event(&la)));
-    PGT_CHECK_EQ(pgt_value("SELECT fence FROM ursa_lease WHERE name = 'basic'"), f);
+    CHECK(left > 0 && left <= TTL_LONG);
+    CHECK(!ursa_event_is_set(ursa_lease_lost_event(&la)));
+    CHECK_EQ(pgt_value("SELECT fence FROM ursa_lease WHERE name = 'basic'"), f);
     /* Held elsewhere: a try fails at once, a wait times out. */
-    PGT_CHECK_EQ(ursa_lease_acquire(b, "basic", TTL_LONG, &lb, URSA_NOW), -EAGAIN);
-    PGT_CHECK_EQ(ursa_lease_acquire(b, "basic", TTL_LONG, &lb, ursa_deadline_in(URSA_MSEC(300))),
+    CHECK_EQ(ursa_lease_acquire(b, "basic", TTL_LONG, &lb, URSA_NOW), -EAGAIN);
+    CHECK_EQ(ursa_lease_acquire(b, "basic", TTL_LONG, &lb, ursa_deadline_in(URSA_MSEC(300))),
                  -ETIMEDOUT);
-    PGT_CHECK_EQ(ursa_held_count(), held + 1);
+    CHECK_EQ(ursa_held_count(), held + 1);
     /* Another name is independent. */
-    PGT_CHECK_EQ(ursa_lease_acquire(b, "basic-other", TTL_LONG, &lb, URSA_NOW), 0);
-    PGT_CHECK_EQ(ursa_lease_release(&lb), 0);
-    PGT_CHECK_EQ(ursa_lease_release(&la), 0);
-    PGT_CHECK_EQ(ursa_held_count(), held);
+    CHECK_EQ(ursa_lease_acquire(b, "basic-other", TTL_LONG, &lb, URSA_NOW), 0);
+    CHECK_EQ(ursa_lease_release(&lb), 0);
+    CHECK_EQ(ursa_lease_release(&la), 0);
+    CHECK_EQ(ursa_held_count(), held);
     /* The next grant carries a larger fence. */
-    PGT_CHECK_EQ(ursa_lease_acquire(b, "basic", TTL_LONG, &lb, URSA_NOW), 0);
-    PGT_CHECK_EQ(ursa_lease_fence(&lb), f + 1);
-    PGT_CHECK_EQ(ursa_lease_release(&lb), 0);
-    PGT_CHECK_EQ(ursa_lease_store_close(a), 0);
-    PGT_CHECK_EQ(ursa_lease_store_close(b), 0);
+    CHECK_EQ(ursa_lease_acquire(b, "basic", TTL_LONG, &lb, URSA_NOW), 0);
+    CHECK_EQ(ursa_lease_fence(&lb), f + 1);
+    CHECK_EQ(ursa_lease_release(&lb), 0);
+    CHECK(pgt_closed(a, b, NULL));
     return NULL;
 }
 
-static void test_basic(void **state)
-{
-    (void)state;
-    pgt_run(basic_body, NULL);
-}
+PGT_TASK_TEST(test_basic, basic_body, NULL)
 
 /* ---- a waiting contender gets the lease once it is released ---- */
 
@@ -187,37 +172,28 @@ static void *handoff_body(void *arg)
     ursa_lease_store_t *a = pgt_store(NULL);
     ursa_lease_store_t *b = pgt_store_cfg((ursa_lease_config_t){
         .no_notify = !notify, .poll_interval = notify ? URSA_SEC(30) : URSA_MSEC(100)});
-    PGT_CHECK(a && b);
+    CHECK(a && b);
     const char *name = notify ? "handoff-notify" : "handoff-poll";
     ursa_lease_t l = {0};
-    PGT_CHECK_EQ(ursa_lease_acquire(a, name, TTL_LONG, &l, URSA_NOW), 0);
+    CHECK_EQ(ursa_lease_acquire(a, name, TTL_LONG, &l, URSA_NOW), 0);
     int64_t f = ursa_lease_fence(&l);
     waiter_t w = {b, name, 1, 0};
     ursa_task_t *t;
-    PGT_CHECK_EQ(ursa_spawn(&t, wait_for_lease, &w, NULL), 0);
-    PGT_CHECK_EQ(ursa_sleep_for(URSA_MSEC(200)), 0);
-    PGT_CHECK_EQ(ursa_lease_release(&l), 0);
-    PGT_CHECK_EQ(ursa_task_join(t, NULL, URSA_NEVER), 0);
+    CHECK_EQ(ursa_spawn(&t, wait_for_lease, &w, NULL), 0);
+    CHECK_EQ(ursa_sleep_for(URSA_MSEC(200)), 0);
+    CHECK_EQ(ursa_lease_release(&l), 0);
+    CHECK_EQ(ursa_task_join(t, NULL, URSA_NEVER), 0);
     /* With notifications on, the waiter's poll interval (30 s) is far
      * beyond its deadline: only the release's NOTIFY can have woken it. */
-    PGT_CHECK_EQ(w.rc, 0);
-    PGT_CHECK_EQ(w.fence, f + 1);
-    PGT_CHECK_EQ(ursa_lease_store_close(a), 0);
-    PGT_CHECK_EQ(ursa_lease_store_close(b), 0);
+    CHECK_EQ(w.rc, 0);
+    CHECK_EQ(w.fence, f + 1);
+    CHECK(pgt_closed(a, b, NULL));
     return NULL;
 }
 
-static void test_handoff_notify(void **state)
-{
-    (void)state;
-    pgt_run(handoff_body, (void *)1);
-}
+PGT_TASK_TEST(test_handoff_notify, handoff_body, (void *)1)
 
-static void test_handoff_poll(void **state)
-{
-    (void)state;
-    pgt_run(handoff_body, NULL);
-}
+PGT_TASK_TEST(test_handoff_poll, handoff_body, NULL)
 
 /* ---- expiry, loss, takeover ---- */
 
@@ -225,36 +201,31 @@ static void *expiry_body(void *arg)
 {
     (void)arg;
     ursa_lease_store_t *a = pgt_store(NULL), *b = pgt_store(NULL);
-    PGT_CHECK(a && b);
+    CHECK(a && b);
     ursa_lease_t la = {0}, lb = {0};
     ursa_time_t ttl = URSA_MSEC(300);
-    PGT_CHECK_EQ(ursa_lease_acquire(a, "expiry", ttl, &la, URSA_NOW), 0);
+    CHECK_EQ(ursa_lease_acquire(a, "expiry", ttl, &la, URSA_NOW), 0);
     int64_t f = ursa_lease_fence(&la);
     /* The agent sets the lost event at the local deadline. */
     ursa_event_t *lost = ursa_lease_lost_event(&la);
-    PGT_CHECK_EQ(ursa_event_wait(lost, ursa_deadline_in(URSA_SEC(20))), 0);
-    PGT_CHECK_EQ(ursa_lease_remaining(&la), 0);
+    CHECK_EQ(ursa_event_wait(lost, ursa_deadline_in(URSA_SEC(20))), 0);
+    CHECK_EQ(ursa_lease_remaining(&la), 0);
     /* The server's clock frees it (soon after: the local deadline comes
      * first by the drift margin); b waits for that. */
-    PGT_CHECK_EQ(ursa_lease_acquire(b, "expiry", TTL_LONG, &lb, ursa_deadline_in(URSA_SEC(20))), 0);
-    PGT_CHECK_EQ(ursa_lease_fence(&lb), f + 1);
-    PGT_CHECK_EQ(ursa_lease_renew(&la, URSA_NOW), -ENOLCK);
-    PGT_CHECK_EQ(ursa_lease_guarded_exec(&la, "SELECT 1", 0, NULL, NULL, URSA_NOW), -ENOLCK);
+    CHECK_EQ(ursa_lease_acquire(b, "expiry", TTL_LONG, &lb, ursa_deadline_in(URSA_SEC(20))), 0);
+    CHECK_EQ(ursa_lease_fence(&lb), f + 1);
+    CHECK_EQ(ursa_lease_renew(&la, URSA_NOW), -ENOLCK);
+    CHECK_EQ(ursa_lease_guarded_exec(&la, "SELECT 1", 0, NULL, NULL, URSA_NOW), -ENOLCK);
     /* Releasing the lost lease leaves the new owner's row alone. */
-    PGT_CHECK_EQ(ursa_lease_release(&la), -ENOLCK);
-    PGT_CHECK_EQ(pgt_value("SELECT count(*) FROM ursa_lease WHERE name = 'expiry' AND owner <> ''"),
+    CHECK_EQ(ursa_lease_release(&la), -ENOLCK);
+    CHECK_EQ(pgt_value("SELECT count(*) FROM ursa_lease WHERE name = 'expiry' AND owner <> ''"),
                  1);
-    PGT_CHECK_EQ(ursa_lease_release(&lb), 0);
-    PGT_CHECK_EQ(ursa_lease_store_close(a), 0);
-    PGT_CHECK_EQ(ursa_lease_store_close(b), 0);
+    CHECK_EQ(ursa_lease_release(&lb), 0);
+    CHECK(pgt_closed(a, b, NULL));
     return NULL;
 }
 
-static void test_expiry_and_takeover(void **state)
-{
-    (void)state;
-    pgt_run(expiry_body, NULL);
-}
+PGT_TASK_TEST(test_expiry_and_takeover, expiry_body, NULL)
 
 /* ---- release is conditional on (owner, fence) ---- */
 
@@ -262,27 +233,21 @@ static void *conditional_body(void *arg)
 {
     (void)arg;
     ursa_lease_store_t *a = pgt_store(NULL), *b = pgt_store(NULL), *c = pgt_store(NULL);
-    PGT_CHECK(a && b && c);
+    CHECK(a && b && c);
     ursa_lease_t la = {0}, lb = {0}, lc = {0};
-    PGT_CHECK_EQ(ursa_lease_acquire(a, "cond", URSA_MSEC(100), &la, URSA_NOW), 0);
-    PGT_CHECK_EQ(ursa_lease_acquire(b, "cond", TTL_LONG, &lb, ursa_deadline_in(URSA_SEC(20))), 0);
-    PGT_CHECK_EQ(ursa_lease_fence(&lb), ursa_lease_fence(&la) + 1);
-    PGT_CHECK_EQ(ursa_lease_release(&la), -ENOLCK); /* stale fence: refused */
-    PGT_CHECK_EQ(ursa_lease_acquire(c, "cond", TTL_LONG, &lc, URSA_NOW), -EAGAIN);
-    PGT_CHECK_EQ(ursa_lease_release(&lb), 0);
-    PGT_CHECK_EQ(ursa_lease_acquire(c, "cond", TTL_LONG, &lc, URSA_NOW), 0);
-    PGT_CHECK_EQ(ursa_lease_release(&lc), 0);
-    PGT_CHECK_EQ(ursa_lease_store_close(a), 0);
-    PGT_CHECK_EQ(ursa_lease_store_close(b), 0);
-    PGT_CHECK_EQ(ursa_lease_store_close(c), 0);
+    CHECK_EQ(ursa_lease_acquire(a, "cond", URSA_MSEC(100), &la, URSA_NOW), 0);
+    CHECK_EQ(ursa_lease_acquire(b, "cond", TTL_LONG, &lb, ursa_deadline_in(URSA_SEC(20))), 0);
+    CHECK_EQ(ursa_lease_fence(&lb), ursa_lease_fence(&la) + 1);
+    CHECK_EQ(ursa_lease_release(&la), -ENOLCK); /* stale fence: refused */
+    CHECK_EQ(ursa_lease_acquire(c, "cond", TTL_LONG, &lc, URSA_NOW), -EAGAIN);
+    CHECK_EQ(ursa_lease_release(&lb), 0);
+    CHECK_EQ(ursa_lease_acquire(c, "cond", TTL_LONG, &lc, URSA_NOW), 0);
+    CHECK_EQ(ursa_lease_release(&lc), 0);
+    CHECK(pgt_closed(a, b, c, NULL));
     return NULL;
 }
 
-static void test_release_conditional_on_fence(void **state)
-{
-    (void)state;
-    pgt_run(conditional_body, NULL);
-}
+PGT_TASK_TEST(test_release_conditional_on_fence, conditional_body, NULL)
 
 /* ---- renewals ---- */
 
@@ -290,143 +255,123 @@ static void *renew_body(void *arg)
 {
     (void)arg;
     ursa_lease_store_t *a = pgt_store(NULL), *b = pgt_store(NULL);
-    PGT_CHECK(a && b);
+    CHECK(a && b);
     ursa_lease_t la = {0}, lb = {0};
     ursa_time_t ttl = PGT_TTL(1000);
-    PGT_CHECK_EQ(ursa_lease_acquire(a, "renew", ttl, &la, URSA_NOW), 0);
+    CHECK_EQ(ursa_lease_acquire(a, "renew", ttl, &la, URSA_NOW), 0);
     int64_t f = ursa_lease_fence(&la);
     for (int i = 0; i < 5; i++) {
-        PGT_CHECK_EQ(ursa_sleep_for(ttl / 4), 0);
-        PGT_CHECK_EQ(ursa_lease_renew(&la, ursa_deadline_in(ttl / 2)), 0);
-        PGT_CHECK(ursa_lease_remaining(&la) > 0);
-        PGT_CHECK_EQ(ursa_lease_acquire(b, "renew", ttl, &lb, URSA_NOW), -EAGAIN);
+        CHECK_EQ(ursa_sleep_for(ttl / 4), 0);
+        CHECK_EQ(ursa_lease_renew(&la, ursa_deadline_in(ttl / 2)), 0);
+        CHECK(ursa_lease_remaining(&la) > 0);
+        CHECK_EQ(ursa_lease_acquire(b, "renew", ttl, &lb, URSA_NOW), -EAGAIN);
     }
-    PGT_CHECK_EQ(ursa_lease_fence(&la), f);
-    PGT_CHECK(!ursa_event_is_set(ursa_lease_lost_event(&la)));
-    PGT_CHECK_EQ(ursa_lease_release(&la), 0);
-    PGT_CHECK_EQ(ursa_lease_store_close(a), 0);
-    PGT_CHECK_EQ(ursa_lease_store_close(b), 0);
+    CHECK_EQ(ursa_lease_fence(&la), f);
+    CHECK(!ursa_event_is_set(ursa_lease_lost_event(&la)));
+    CHECK_EQ(ursa_lease_release(&la), 0);
+    CHECK(pgt_closed(a, b, NULL));
     return NULL;
 }
 
-static void test_renew(void **state)
-{
-    (void)state;
-    pgt_run(renew_body, NULL);
-}
+PGT_TASK_TEST(test_renew, renew_body, NULL)
 
 static void *auto_renew_body(void *arg)
 {
     (void)arg;
     ursa_lease_store_t *a = pgt_store(NULL), *b = pgt_store(NULL);
-    PGT_CHECK(a && b);
+    CHECK(a && b);
     ursa_lease_t la = {0}, lb = {0};
     ursa_time_t ttl = PGT_TTL(1000);
-    PGT_CHECK_EQ(ursa_lease_acquire_opts(a, "auto", ttl, &(ursa_lease_opts_t){.auto_renew = true},
+    CHECK_EQ(ursa_lease_acquire_opts(a, "auto", ttl, &(ursa_lease_opts_t){.auto_renew = true},
                                          &la, URSA_NOW),
                  0);
     int64_t f = ursa_lease_fence(&la);
     /* Held across 10x its TTL with no call but checks. */
     ursa_time_t end = ursa_now() + 10 * ttl;
     while (ursa_now() < end) {
-        PGT_CHECK_EQ(ursa_sleep_for(ttl / 2), 0);
-        PGT_CHECK(ursa_lease_remaining(&la) > 0);
-        PGT_CHECK_EQ(ursa_lease_acquire(b, "auto", ttl, &lb, URSA_NOW), -EAGAIN);
+        CHECK_EQ(ursa_sleep_for(ttl / 2), 0);
+        CHECK(ursa_lease_remaining(&la) > 0);
+        CHECK_EQ(ursa_lease_acquire(b, "auto", ttl, &lb, URSA_NOW), -EAGAIN);
     }
-    PGT_CHECK_EQ(ursa_lease_fence(&la), f);
-    PGT_CHECK(!ursa_event_is_set(ursa_lease_lost_event(&la)));
-    PGT_CHECK_EQ(pgt_value("SELECT fence FROM ursa_lease WHERE name = 'auto'"), f);
-    PGT_CHECK_EQ(ursa_lease_release(&la), 0);
-    PGT_CHECK_EQ(ursa_lease_acquire(b, "auto", ttl, &lb, URSA_NOW), 0);
-    PGT_CHECK_EQ(ursa_lease_release(&lb), 0);
-    PGT_CHECK_EQ(ursa_lease_store_close(a), 0);
-    PGT_CHECK_EQ(ursa_lease_store_close(b), 0);
+    CHECK_EQ(ursa_lease_fence(&la), f);
+    CHECK(!ursa_event_is_set(ursa_lease_lost_event(&la)));
+    CHECK_EQ(pgt_value("SELECT fence FROM ursa_lease WHERE name = 'auto'"), f);
+    CHECK_EQ(ursa_lease_release(&la), 0);
+    CHECK_EQ(ursa_lease_acquire(b, "auto", ttl, &lb, URSA_NOW), 0);
+    CHECK_EQ(ursa_lease_release(&lb), 0);
+    CHECK(pgt_closed(a, b, NULL));
     return NULL;
 }
 
-static void test_auto_renew_10x_ttl(void **state)
-{
-    (void)state;
-    pgt_run(auto_renew_body, NULL);
-}
+PGT_TASK_TEST(test_auto_renew_10x_ttl, auto_renew_body, NULL)
 
 static void *max_hold_body(void *arg)
 {
     (void)arg;
     ursa_lease_store_t *a = pgt_store(NULL), *b = pgt_store(NULL);
-    PGT_CHECK(a && b);
+    CHECK(a && b);
     ursa_lease_t la = {0}, lb = {0};
     ursa_time_t ttl = URSA_MSEC(200);
     ursa_lease_opts_t capped = {.auto_renew = true, .max_hold = URSA_MSEC(500)};
-    PGT_CHECK_EQ(ursa_lease_acquire_opts(a, "capped", ttl, &capped, &la, URSA_NOW), 0);
+    CHECK_EQ(ursa_lease_acquire_opts(a, "capped", ttl, &capped, &la, URSA_NOW), 0);
     int64_t f = ursa_lease_fence(&la);
     /* Renewals stop at the cap; the lease runs out and is lost. */
-    PGT_CHECK_EQ(ursa_event_wait(ursa_lease_lost_event(&la), ursa_deadline_in(URSA_SEC(20))), 0);
-    PGT_CHECK_EQ(ursa_lease_remaining(&la), 0);
-    PGT_CHECK_EQ(ursa_lease_acquire(b, "capped", ttl, &lb, ursa_deadline_in(URSA_SEC(20))), 0);
-    PGT_CHECK_EQ(ursa_lease_fence(&lb), f + 1);
-    PGT_CHECK_EQ(ursa_lease_release(&lb), 0);
-    PGT_CHECK_EQ(ursa_lease_release(&la), -ENOLCK);
-    PGT_CHECK_EQ(ursa_lease_store_close(a), 0);
-    PGT_CHECK_EQ(ursa_lease_store_close(b), 0);
+    CHECK_EQ(ursa_event_wait(ursa_lease_lost_event(&la), ursa_deadline_in(URSA_SEC(20))), 0);
+    CHECK_EQ(ursa_lease_remaining(&la), 0);
+    CHECK_EQ(ursa_lease_acquire(b, "capped", ttl, &lb, ursa_deadline_in(URSA_SEC(20))), 0);
+    CHECK_EQ(ursa_lease_fence(&lb), f + 1);
+    CHECK_EQ(ursa_lease_release(&lb), 0);
+    CHECK_EQ(ursa_lease_release(&la), -ENOLCK);
+    CHECK(pgt_closed(a, b, NULL));
     return NULL;
 }
 
-static void test_auto_renew_max_hold(void **state)
-{
-    (void)state;
-    pgt_run(max_hold_body, NULL);
-}
+PGT_TASK_TEST(test_auto_renew_max_hold, max_hold_body, NULL)
 
 /* ---- guarded writes ---- */
 
 static void *guarded_body(void *arg)
 {
     (void)arg;
-    PGT_CHECK(pgt_exec("CREATE TABLE IF NOT EXISTS guarded (k int PRIMARY KEY, v bigint)"));
+    CHECK(pgt_exec("CREATE TABLE IF NOT EXISTS guarded (k int PRIMARY KEY, v bigint)"));
     ursa_lease_store_t *a = pgt_store(NULL), *b = pgt_store(NULL);
-    PGT_CHECK(a && b);
+    CHECK(a && b);
     ursa_lease_t la = {0}, lb = {0};
-    PGT_CHECK_EQ(ursa_lease_acquire(a, "guarded", TTL_LONG, &la, URSA_NOW), 0);
+    CHECK_EQ(ursa_lease_acquire(a, "guarded", TTL_LONG, &la, URSA_NOW), 0);
     int64_t rows = -1;
     const char *upsert = "INSERT INTO guarded VALUES (1, $1::bigint) "
                          "ON CONFLICT (k) DO UPDATE SET v = excluded.v";
-    PGT_CHECK_EQ(ursa_lease_guarded_exec(&la, upsert, 1, (const char *[]){"10"}, &rows, URSA_NOW),
+    CHECK_EQ(ursa_lease_guarded_exec(&la, upsert, 1, (const char *[]){"10"}, &rows, URSA_NOW),
                  0);
-    PGT_CHECK_EQ(rows, 1);
-    PGT_CHECK_EQ(pgt_value("SELECT v FROM guarded WHERE k = 1"), 10);
+    CHECK_EQ(rows, 1);
+    CHECK_EQ(pgt_value("SELECT v FROM guarded WHERE k = 1"), 10);
     /* A failing statement rolls back; the lease is still held. */
-    PGT_CHECK_EQ(ursa_lease_guarded_exec(&la, "INSERT INTO no_such_table VALUES (1)", 0, NULL,
+    CHECK_EQ(ursa_lease_guarded_exec(&la, "INSERT INTO no_such_table VALUES (1)", 0, NULL,
                                          &rows, URSA_NOW),
                  -EIO);
     char err[256];
-    PGT_CHECK(strstr(ursa_lease_store_error(a, err, sizeof err), "no_such_table") != NULL);
-    PGT_CHECK_EQ(ursa_lease_guarded_exec(&la, upsert, 1, (const char *[]){"11"}, &rows, URSA_NOW),
+    CHECK(strstr(ursa_lease_store_error(a, err, sizeof err), "no_such_table") != NULL);
+    CHECK_EQ(ursa_lease_guarded_exec(&la, upsert, 1, (const char *[]){"11"}, &rows, URSA_NOW),
                  0);
-    PGT_CHECK_EQ(pgt_value("SELECT v FROM guarded WHERE k = 1"), 11);
+    CHECK_EQ(pgt_value("SELECT v FROM guarded WHERE k = 1"), 11);
     /* Taken over (the row made to expire, as if its TTL had run out): the
      * old holder's write is refused, the new one's is not. */
-    PGT_CHECK(pgt_exec("UPDATE ursa_lease SET expires_at = clock_timestamp() - interval '1 s' "
+    CHECK(pgt_exec("UPDATE ursa_lease SET expires_at = clock_timestamp() - interval '1 s' "
                        "WHERE name = 'guarded'"));
-    PGT_CHECK_EQ(ursa_lease_acquire(b, "guarded", TTL_LONG, &lb, URSA_NOW), 0);
-    PGT_CHECK_EQ(ursa_lease_guarded_exec(&la, upsert, 1, (const char *[]){"12"}, &rows, URSA_NOW),
+    CHECK_EQ(ursa_lease_acquire(b, "guarded", TTL_LONG, &lb, URSA_NOW), 0);
+    CHECK_EQ(ursa_lease_guarded_exec(&la, upsert, 1, (const char *[]){"12"}, &rows, URSA_NOW),
                  -ENOLCK);
-    PGT_CHECK_EQ(pgt_value("SELECT v FROM guarded WHERE k = 1"), 11);
-    PGT_CHECK_EQ(ursa_lease_guarded_exec(&lb, upsert, 1, (const char *[]){"13"}, &rows, URSA_NOW),
+    CHECK_EQ(pgt_value("SELECT v FROM guarded WHERE k = 1"), 11);
+    CHECK_EQ(ursa_lease_guarded_exec(&lb, upsert, 1, (const char *[]){"13"}, &rows, URSA_NOW),
                  0);
-    PGT_CHECK_EQ(pgt_value("SELECT v FROM guarded WHERE k = 1"), 13);
-    PGT_CHECK_EQ(ursa_lease_release(&la), -ENOLCK);
-    PGT_CHECK_EQ(ursa_lease_release(&lb), 0);
-    PGT_CHECK_EQ(ursa_lease_store_close(a), 0);
-    PGT_CHECK_EQ(ursa_lease_store_close(b), 0);
+    CHECK_EQ(pgt_value("SELECT v FROM guarded WHERE k = 1"), 13);
+    CHECK_EQ(ursa_lease_release(&la), -ENOLCK);
+    CHECK_EQ(ursa_lease_release(&lb), 0);
+    CHECK(pgt_closed(a, b, NULL));
     return NULL;
 }
 
-static void test_guarded_write(void **state)
-{
-    (void)state;
-    pgt_run(guarded_body, NULL);
-}
+PGT_TASK_TEST(test_guarded_write, guarded_body, NULL)
 
 /* The server's clock alone decides: the row expires early (as if the
  * server's clock jumped) while the holder still has local time left; its
@@ -435,50 +380,27 @@ static void *server_clock_body(void *arg)
 {
     (void)arg;
     ursa_lease_store_t *a = pgt_store(NULL), *b = pgt_store(NULL);
-    PGT_CHECK(a && b);
+    CHECK(a && b);
     ursa_lease_t la = {0}, lb = {0};
-    PGT_CHECK_EQ(ursa_lease_acquire(a, "jump", TTL_LONG, &la, URSA_NOW), 0);
-    PGT_CHECK(pgt_exec("UPDATE ursa_lease SET expires_at = clock_timestamp() - interval '1 s' "
+    CHECK_EQ(ursa_lease_acquire(a, "jump", TTL_LONG, &la, URSA_NOW), 0);
+    CHECK(pgt_exec("UPDATE ursa_lease SET expires_at = clock_timestamp() - interval '1 s' "
                        "WHERE name = 'jump'"));
-    PGT_CHECK_EQ(ursa_lease_acquire(b, "jump", TTL_LONG, &lb, URSA_NOW), 0);
-    PGT_CHECK(ursa_lease_remaining(&la) > 0); /* locally it still looks held */
-    PGT_CHECK_EQ(ursa_lease_guarded_exec(&la, "SELECT 1", 0, NULL, NULL, URSA_NOW), -ENOLCK);
-    PGT_CHECK(ursa_event_is_set(ursa_lease_lost_event(&la)));
-    PGT_CHECK_EQ(ursa_lease_remaining(&la), 0);
-    PGT_CHECK_EQ(ursa_lease_renew(&la, URSA_NOW), -ENOLCK);
-    PGT_CHECK_EQ(ursa_lease_guarded_exec(&lb, "SELECT 1", 0, NULL, NULL, URSA_NOW), 0);
-    PGT_CHECK_EQ(ursa_lease_release(&la), -ENOLCK);
-    PGT_CHECK_EQ(ursa_lease_release(&lb), 0);
-    PGT_CHECK_EQ(ursa_lease_store_close(a), 0);
-    PGT_CHECK_EQ(ursa_lease_store_close(b), 0);
+    CHECK_EQ(ursa_lease_acquire(b, "jump", TTL_LONG, &lb, URSA_NOW), 0);
+    CHECK(ursa_lease_remaining(&la) > 0); /* locally it still looks held */
+    CHECK_EQ(ursa_lease_guarded_exec(&la, "SELECT 1", 0, NULL, NULL, URSA_NOW), -ENOLCK);
+    CHECK(ursa_event_is_set(ursa_lease_lost_event(&la)));
+    CHECK_EQ(ursa_lease_remaining(&la), 0);
+    CHECK_EQ(ursa_lease_renew(&la, URSA_NOW), -ENOLCK);
+    CHECK_EQ(ursa_lease_guarded_exec(&lb, "SELECT 1", 0, NULL, NULL, URSA_NOW), 0);
+    CHECK_EQ(ursa_lease_release(&la), -ENOLCK);
+    CHECK_EQ(ursa_lease_release(&lb), 0);
+    CHECK(pgt_closed(a, b, NULL));
     return NULL;
 }
 
-static void test_server_clock_decides(void **state)
-{
-    (void)state;
-    pgt_run(server_clock_body, NULL);
-}
+PGT_TASK_TEST(test_server_clock_decides, server_clock_body, NULL)
 
 /* ---- a task that ends holding a lease ---- */
-
-typedef struct leak_seen {
-    pthread_mutex_t lock;
-    int count, line;
-    char kind[32];
-} leak_seen_t;
-
-static leak_seen_t leak_seen = {PTHREAD_MUTEX_INITIALIZER, 0, 0, ""};
-
-static void leak_hook(void *ctx, const char *owner, const char *kind, const ursa_site_t *site)
-{
-    (void)ctx, (void)owner;
-    pthread_mutex_lock(&leak_seen.lock);
-    leak_seen.count++;
-    leak_seen.line = site ? site->line : 0;
-    snprintf(leak_seen.kind, sizeof leak_seen.kind, "%s", kind);
-    pthread_mutex_unlock(&leak_seen.lock);
-}
 
 static int leak_line;
 
@@ -487,43 +409,39 @@ static void *leaker(void *arg)
     ursa_lease_t l = {0};
     leak_line = __LINE__ + 1;
     int rc = ursa_lease_acquire(arg, "leaked", TTL_LONG, &l, URSA_NOW);
-    return rc == 0 ? NULL : (void *)pgt_failf("acquire: %s", ursa_strerror(rc));
+    return rc == 0 ? NULL : (void *)failf("acquire: %s", ursa_strerror(rc));
 }
 
 static void *leak_body(void *arg)
 {
     (void)arg;
     ursa_lease_store_t *a = pgt_store(NULL), *b = pgt_store(NULL);
-    PGT_CHECK(a && b);
+    CHECK(a && b);
     ursa_task_t *t;
-    PGT_CHECK_EQ(ursa_spawn(&t, leaker, a, &(ursa_spawn_opts_t){.name = "leaker"}), 0);
+    CHECK_EQ(ursa_spawn(&t, leaker, a, &(ursa_spawn_opts_t){.name = "leaker"}), 0);
     void *res = NULL;
-    PGT_CHECK_EQ(ursa_task_join(t, &res, URSA_NEVER), 0);
-    PGT_CHECK(res == NULL);
-    pthread_mutex_lock(&leak_seen.lock);
-    int count = leak_seen.count, line = leak_seen.line;
-    bool kind_ok = strcmp(leak_seen.kind, "lease") == 0;
-    pthread_mutex_unlock(&leak_seen.lock);
-    PGT_CHECK_EQ(count, 1);
-    PGT_CHECK_EQ(line, leak_line);
-    PGT_CHECK(kind_ok);
+    CHECK_EQ(ursa_task_join(t, &res, URSA_NEVER), 0);
+    CHECK(res == NULL);
+    char kind[96];
+    int line = 0;
+    test_leak_snapshot(NULL, 0, kind, sizeof kind, &line);
+    CHECK_EQ(test_leak_count(), 1);
+    CHECK_EQ(line, leak_line);
+    CHECK(strcmp(kind, "lease") == 0);
     /* Released on the server by the agent, long before its 60 s TTL. */
     ursa_lease_t l = {0};
-    PGT_CHECK_EQ(ursa_lease_acquire(b, "leaked", TTL_LONG, &l, ursa_deadline_in(URSA_SEC(20))), 0);
-    PGT_CHECK_EQ(ursa_lease_release(&l), 0);
-    PGT_CHECK_EQ(ursa_lease_store_close(a), 0);
-    PGT_CHECK_EQ(ursa_lease_store_close(b), 0);
+    CHECK_EQ(ursa_lease_acquire(b, "leaked", TTL_LONG, &l, ursa_deadline_in(URSA_SEC(20))), 0);
+    CHECK_EQ(ursa_lease_release(&l), 0);
+    CHECK(pgt_closed(a, b, NULL));
     return NULL;
 }
 
 static void test_leak_reported_and_released(void **state)
 {
     (void)state;
-    bool old_abort = ursa_leak_set_abort(false);
-    ursa_leak_set_hook(leak_hook, NULL);
-    pgt_run(leak_body, NULL);
+    test_capture_leaks();
+    ASSERT_OK(test_run(2, leak_body, NULL));
     ursa_leak_set_hook(NULL, NULL);
-    ursa_leak_set_abort(old_abort);
 }
 
 /* ---- plain threads ---- */
@@ -546,8 +464,7 @@ static void test_plain_thread(void **state)
     assert_true(ursa_event_is_set(ursa_lease_lost_event(&la)));
     assert_int_equal(ursa_lease_release(&la), -ENOLCK);
     assert_int_equal(ursa_lease_release(&lb), 0);
-    assert_int_equal(ursa_lease_store_close(a), 0);
-    assert_int_equal(ursa_lease_store_close(b), 0);
+    assert_true(pgt_closed(a, b, NULL));
 }
 
 static ursa_event_t rt_started, rt_stop;
@@ -594,8 +511,7 @@ static void test_plain_thread_with_agent(void **state)
         assert_int_equal(ursa_lease_acquire(b, "plain-auto", ttl, &lb, URSA_NOW), -EAGAIN);
     }
     assert_int_equal(ursa_lease_release(&la), 0);
-    assert_int_equal(ursa_lease_store_close(a), 0);
-    assert_int_equal(ursa_lease_store_close(b), 0);
+    assert_true(pgt_closed(a, b, NULL));
     assert_int_equal(ursa_event_set(&rt_stop), 1);
     void *res = (void *)"?";
     pthread_join(th, &res);
@@ -640,42 +556,38 @@ static void *contend(void *arg)
 static void *crowd_body(void *arg)
 {
     (void)arg;
-    PGT_CHECK(pgt_exec("CREATE TABLE crowd_log (id bigserial PRIMARY KEY, who int, fence bigint)"));
+    CHECK(pgt_exec("CREATE TABLE crowd_log (id bigserial PRIMARY KEY, who int, fence bigint)"));
     ursa_lease_store_t *stores[STORES];
     for (int i = 0; i < STORES; i++)
-        PGT_CHECK((stores[i] = pgt_store(NULL)) != NULL);
+        CHECK((stores[i] = pgt_store(NULL)) != NULL);
     static contender_t cs[CONTENDERS];
     ursa_task_t *ts[CONTENDERS];
     for (int i = 0; i < CONTENDERS; i++) {
         cs[i] = (contender_t){stores[i % STORES], i, 1, 1, 0};
-        PGT_CHECK_EQ(ursa_spawn(&ts[i], contend, &cs[i], &(ursa_spawn_opts_t){.worker = i % 2}), 0);
+        CHECK_EQ(ursa_spawn(&ts[i], contend, &cs[i], &(ursa_spawn_opts_t){.worker = i % 2}), 0);
     }
     for (int i = 0; i < CONTENDERS; i++)
-        PGT_CHECK_EQ(ursa_task_join(ts[i], NULL, URSA_NEVER), 0);
+        CHECK_EQ(ursa_task_join(ts[i], NULL, URSA_NEVER), 0);
     for (int i = 0; i < CONTENDERS; i++) {
-        PGT_CHECK_EQ(cs[i].rc, 0);
-        PGT_CHECK_EQ(cs[i].guarded, 0);
+        CHECK_EQ(cs[i].rc, 0);
+        CHECK_EQ(cs[i].guarded, 0);
     }
     /* Each contender wrote once under its own grant; in commit order the
      * fences only grow, and every grant had a fence of its own. */
-    PGT_CHECK_EQ(pgt_value("SELECT count(*) FROM crowd_log"), CONTENDERS);
-    PGT_CHECK_EQ(pgt_value("SELECT count(DISTINCT who) FROM crowd_log"), CONTENDERS);
-    PGT_CHECK_EQ(pgt_value("SELECT count(DISTINCT fence) FROM crowd_log"), CONTENDERS);
-    PGT_CHECK_EQ(pgt_value("SELECT count(*) FROM (SELECT fence < lag(fence) OVER (ORDER BY id) AS back "
+    CHECK_EQ(pgt_value("SELECT count(*) FROM crowd_log"), CONTENDERS);
+    CHECK_EQ(pgt_value("SELECT count(DISTINCT who) FROM crowd_log"), CONTENDERS);
+    CHECK_EQ(pgt_value("SELECT count(DISTINCT fence) FROM crowd_log"), CONTENDERS);
+    CHECK_EQ(pgt_value("SELECT count(*) FROM (SELECT fence < lag(fence) OVER (ORDER BY id) AS back "
                            "FROM crowd_log) x WHERE back"),
                  0);
     for (int i = 0; i < CONTENDERS; i++)
-        PGT_CHECK_EQ(pgt_value("SELECT fence FROM crowd_log WHERE who = %d", i), cs[i].fence);
+        CHECK_EQ(pgt_value("SELECT fence FROM crowd_log WHERE who = %d", i), cs[i].fence);
     for (int i = 0; i < STORES; i++)
-        PGT_CHECK_EQ(ursa_lease_store_close(stores[i]), 0);
+        CHECK_EQ(ursa_lease_store_close(stores[i]), 0);
     return NULL;
 }
 
-static void test_100_contenders(void **state)
-{
-    (void)state;
-    pgt_run(crowd_body, NULL);
-}
+PGT_TASK_TEST(test_100_contenders, crowd_body, NULL)
 
 int main(void)
 {

@@ -4,6 +4,9 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "support.h"
+#include "task_checks.h"
+
 #include "pgtest.h"
 #include "proxy.h"
 
@@ -52,8 +55,8 @@ static void *guarded_task(void *arg)
 /* Waits until the server shows `n` sessions matching `where`. */
 static bool server_shows(const char *where, int n)
 {
-    ursa_time_t end = pgt_now() + URSA_SEC(30);
-    while (pgt_now() < end) {
+    ursa_time_t end = mono_ns() + URSA_SEC(30);
+    while (mono_ns() < end) {
         if (pgt_value("SELECT count(*) FROM pg_stat_activity WHERE %s", where) == n)
             return true;
         (void)ursa_sleep_for(URSA_MSEC(10));
@@ -64,8 +67,8 @@ static bool server_shows(const char *where, int n)
 /* Waits until the count query says 1. */
 static bool server_shows_row(const char *count_sql)
 {
-    ursa_time_t end = pgt_now() + URSA_SEC(30);
-    while (pgt_now() < end) {
+    ursa_time_t end = mono_ns() + URSA_SEC(30);
+    while (mono_ns() < end) {
         if (pgt_value("%s", count_sql) == 1)
             return true;
         (void)ursa_sleep_for(URSA_MSEC(10));
@@ -80,7 +83,7 @@ static ursa_lease_store_t *slow_store(void)
 }
 
 typedef struct row_wait {
-    const char *name;
+    const char *table, *name;
     int64_t fence;
 } row_wait_t;
 
@@ -88,8 +91,8 @@ typedef struct row_wait {
 static bool row_free_with_fence(void *arg)
 {
     row_wait_t *w = arg;
-    return pgt_value("SELECT fence FROM ursa_lease WHERE name = '%s' AND owner = ''", w->name) ==
-           w->fence;
+    return pgt_value("SELECT fence FROM %s WHERE name = '%s' AND owner = ''", w->table,
+                     w->name) == w->fence;
 }
 
 static int64_t row_fence(const char *name)
@@ -105,36 +108,32 @@ static void *cancel_at_lock_body(void *arg)
 {
     (void)arg;
     ursa_lease_store_t *a = slow_store();
-    PGT_CHECK(a);
+    CHECK(a);
     ursa_lease_t lx = {0};
-    PGT_CHECK_EQ(ursa_lease_acquire(a, "stage1-x", TTL_LONG, &lx, URSA_NOW), 0);
+    CHECK_EQ(ursa_lease_acquire(a, "stage1-x", TTL_LONG, &lx, URSA_NOW), 0);
     void *blocker = pgt_block(1001);
-    PGT_CHECK(blocker);
+    CHECK(blocker);
     guarded_sleep_t g = {&lx, "SELECT pg_advisory_xact_lock(1001)", 1};
     ursa_task_t *tx, *tc;
-    PGT_CHECK_EQ(ursa_spawn(&tx, guarded_task, &g, NULL), 0);
-    PGT_CHECK(server_shows("wait_event_type = 'Lock' AND query LIKE '%xact_lock(1001)'", 1));
+    CHECK_EQ(ursa_spawn(&tx, guarded_task, &g, NULL), 0);
+    CHECK(server_shows("wait_event_type = 'Lock' AND query LIKE '%xact_lock(1001)'", 1));
     acquirer_t c = {a, "stage1", TTL_LONG, URSA_NEVER, 1, 9};
-    PGT_CHECK_EQ(ursa_spawn(&tc, acquire_task, &c, NULL), 0);
-    PGT_CHECK_EQ(ursa_sleep_for(URSA_MSEC(100)), 0);
-    PGT_CHECK_EQ(ursa_task_cancel(tc), 0);
-    PGT_CHECK_EQ(ursa_task_join(tc, NULL, URSA_NEVER), 0);
-    PGT_CHECK_EQ(c.rc, -ECANCELED);
-    PGT_CHECK_EQ(c.held_after, 0);
+    CHECK_EQ(ursa_spawn(&tc, acquire_task, &c, NULL), 0);
+    CHECK_EQ(ursa_sleep_for(URSA_MSEC(100)), 0);
+    CHECK_EQ(ursa_task_cancel(tc), 0);
+    CHECK_EQ(ursa_task_join(tc, NULL, URSA_NEVER), 0);
+    CHECK_EQ(c.rc, -ECANCELED);
+    CHECK_EQ(c.held_after, 0);
     pgt_unblock(blocker);
-    PGT_CHECK_EQ(ursa_task_join(tx, NULL, URSA_NEVER), 0);
-    PGT_CHECK_EQ(g.rc, 0);
-    PGT_CHECK_EQ(pgt_value("SELECT count(*) FROM ursa_lease WHERE name = 'stage1'"), 0);
-    PGT_CHECK_EQ(ursa_lease_release(&lx), 0);
-    PGT_CHECK_EQ(ursa_lease_store_close(a), 0);
+    CHECK_EQ(ursa_task_join(tx, NULL, URSA_NEVER), 0);
+    CHECK_EQ(g.rc, 0);
+    CHECK_EQ(pgt_value("SELECT count(*) FROM ursa_lease WHERE name = 'stage1'"), 0);
+    CHECK_EQ(ursa_lease_release(&lx), 0);
+    CHECK_EQ(ursa_lease_store_close(a), 0);
     return NULL;
 }
 
-static void test_cancel_waiting_for_connection(void **state)
-{
-    (void)state;
-    pgt_run(cancel_at_lock_body, NULL);
-}
+PGT_TASK_TEST(test_cancel_waiting_for_connection, cancel_at_lock_body, NULL)
 
 static proxy_t *proxy;
 static char proxy_conninfo[256];
@@ -152,36 +151,31 @@ static void *cancel_connecting_body(void *arg)
     (void)arg;
     ursa_lease_store_t *p = proxied_store("stage2_lease", 0);
     ursa_lease_store_t *d = pgt_store("stage2_lease");
-    PGT_CHECK(p && d);
+    CHECK(p && d);
     proxy_set(proxy, PROXY_BLACKHOLE, 0);
     proxy_cut_all(proxy);
     acquirer_t c = {p, "stage2", TTL_LONG, URSA_NEVER, 1, 9};
     ursa_task_t *tc;
-    PGT_CHECK_EQ(ursa_spawn(&tc, acquire_task, &c, NULL), 0);
+    CHECK_EQ(ursa_spawn(&tc, acquire_task, &c, NULL), 0);
     /* Its first try finds the connection cut; its reconnect then waits
      * for a handshake answer that never comes. */
-    PGT_CHECK_EQ(ursa_sleep_for(URSA_MSEC(300)), 0);
-    PGT_CHECK_EQ(ursa_task_cancel(tc), 0);
-    PGT_CHECK_EQ(ursa_task_join(tc, NULL, URSA_NEVER), 0);
-    PGT_CHECK_EQ(c.rc, -ECANCELED);
-    PGT_CHECK_EQ(c.held_after, 0);
+    CHECK_EQ(ursa_sleep_for(URSA_MSEC(300)), 0);
+    CHECK_EQ(ursa_task_cancel(tc), 0);
+    CHECK_EQ(ursa_task_join(tc, NULL, URSA_NEVER), 0);
+    CHECK_EQ(c.rc, -ECANCELED);
+    CHECK_EQ(c.held_after, 0);
     proxy_set(proxy, PROXY_PASS, 0);
     /* Nothing is held on the server, and the store recovers. */
     ursa_lease_t l = {0};
-    PGT_CHECK_EQ(ursa_lease_acquire(d, "stage2", TTL_LONG, &l, in(URSA_SEC(20))), 0);
-    PGT_CHECK_EQ(ursa_lease_release(&l), 0);
-    PGT_CHECK_EQ(ursa_lease_acquire(p, "stage2", TTL_LONG, &l, in(URSA_SEC(20))), 0);
-    PGT_CHECK_EQ(ursa_lease_release(&l), 0);
-    PGT_CHECK_EQ(ursa_lease_store_close(p), 0);
-    PGT_CHECK_EQ(ursa_lease_store_close(d), 0);
+    CHECK_EQ(ursa_lease_acquire(d, "stage2", TTL_LONG, &l, in(URSA_SEC(20))), 0);
+    CHECK_EQ(ursa_lease_release(&l), 0);
+    CHECK_EQ(ursa_lease_acquire(p, "stage2", TTL_LONG, &l, in(URSA_SEC(20))), 0);
+    CHECK_EQ(ursa_lease_release(&l), 0);
+    CHECK(pgt_closed(p, d, NULL));
     return NULL;
 }
 
-static void test_cancel_while_connecting(void **state)
-{
-    (void)state;
-    pgt_run(cancel_connecting_body, NULL);
-}
+PGT_TASK_TEST(test_cancel_while_connecting, cancel_connecting_body, NULL)
 
 /* Stage 3: the request is on the server, blocked on the row lock of the
  * holder's guarded write; the holder's lease expires meanwhile, so the
@@ -191,83 +185,72 @@ static void *cancel_in_flight_body(void *arg)
 {
     (void)arg;
     ursa_lease_store_t *h = slow_store(), *b = slow_store(), *d = pgt_store(NULL);
-    PGT_CHECK(h && b && d);
+    CHECK(h && b && d);
     ursa_lease_t lh = {0};
-    PGT_CHECK_EQ(ursa_lease_acquire(h, "stage3", PGT_TTL(1000), &lh, URSA_NOW), 0);
+    CHECK_EQ(ursa_lease_acquire(h, "stage3", PGT_TTL(1000), &lh, URSA_NOW), 0);
     int64_t f = ursa_lease_fence(&lh);
     void *blocker = pgt_block(1003);
-    PGT_CHECK(blocker);
+    CHECK(blocker);
     guarded_sleep_t g = {&lh, "SELECT pg_advisory_xact_lock(1003)", 1};
     ursa_task_t *th, *tc;
-    PGT_CHECK_EQ(ursa_spawn(&th, guarded_task, &g, NULL), 0);
-    PGT_CHECK(server_shows("wait_event_type = 'Lock' AND query LIKE '%xact_lock(1003)'", 1));
+    CHECK_EQ(ursa_spawn(&th, guarded_task, &g, NULL), 0);
+    CHECK(server_shows("wait_event_type = 'Lock' AND query LIKE '%xact_lock(1003)'", 1));
     acquirer_t c = {b, "stage3", TTL_LONG, URSA_NEVER, 1, 9};
-    PGT_CHECK_EQ(ursa_spawn(&tc, acquire_task, &c, NULL), 0);
-    PGT_CHECK(server_shows("wait_event_type = 'Lock' AND query LIKE 'WITH prev%'", 1));
-    PGT_CHECK_EQ(ursa_task_cancel(tc), 0);
-    PGT_CHECK_EQ(ursa_task_join(tc, NULL, URSA_NEVER), 0);
-    PGT_CHECK_EQ(c.rc, -ECANCELED);
-    PGT_CHECK_EQ(c.held_after, 0);
+    CHECK_EQ(ursa_spawn(&tc, acquire_task, &c, NULL), 0);
+    CHECK(server_shows("wait_event_type = 'Lock' AND query LIKE 'WITH prev%'", 1));
+    CHECK_EQ(ursa_task_cancel(tc), 0);
+    CHECK_EQ(ursa_task_join(tc, NULL, URSA_NEVER), 0);
+    CHECK_EQ(c.rc, -ECANCELED);
+    CHECK_EQ(c.held_after, 0);
     /* Let the holder's write commit once its lease has expired on the
      * server: the cancelled request is then granted. */
-    PGT_CHECK(server_shows_row("SELECT count(*) FROM ursa_lease WHERE name = 'stage3' "
+    CHECK(server_shows_row("SELECT count(*) FROM ursa_lease WHERE name = 'stage3' "
                                "AND expires_at <= clock_timestamp()"));
     pgt_unblock(blocker);
-    PGT_CHECK_EQ(ursa_task_join(th, NULL, URSA_NEVER), 0);
-    PGT_CHECK_EQ(g.rc, 0); /* it committed before anyone else was granted */
+    CHECK_EQ(ursa_task_join(th, NULL, URSA_NEVER), 0);
+    CHECK_EQ(g.rc, 0); /* it committed before anyone else was granted */
     /* The cancelled request was granted (fence f+1), then released. */
-    row_wait_t w = {"stage3", f + 1};
-    PGT_CHECK(pgt_eventually(row_free_with_fence, &w, URSA_SEC(30)));
+    row_wait_t w = {"ursa_lease", "stage3", f + 1};
+    CHECK(pgt_eventually(row_free_with_fence, &w, URSA_SEC(30)));
     ursa_lease_t l = {0};
-    PGT_CHECK_EQ(ursa_lease_acquire(d, "stage3", TTL_LONG, &l, URSA_NOW), 0);
-    PGT_CHECK_EQ(ursa_lease_fence(&l), f + 2);
-    PGT_CHECK_EQ(ursa_lease_release(&l), 0);
-    PGT_CHECK_EQ(ursa_lease_release(&lh), -ENOLCK);
-    PGT_CHECK_EQ(ursa_lease_store_close(h), 0);
-    PGT_CHECK_EQ(ursa_lease_store_close(b), 0);
-    PGT_CHECK_EQ(ursa_lease_store_close(d), 0);
+    CHECK_EQ(ursa_lease_acquire(d, "stage3", TTL_LONG, &l, URSA_NOW), 0);
+    CHECK_EQ(ursa_lease_fence(&l), f + 2);
+    CHECK_EQ(ursa_lease_release(&l), 0);
+    CHECK_EQ(ursa_lease_release(&lh), -ENOLCK);
+    CHECK(pgt_closed(h, b, d, NULL));
     return NULL;
 }
 
-static void test_cancel_in_flight(void **state)
-{
-    (void)state;
-    pgt_run(cancel_in_flight_body, NULL);
-}
+PGT_TASK_TEST(test_cancel_in_flight, cancel_in_flight_body, NULL)
 
 /* Stage 4: waiting as a contender between tries. */
 static void *cancel_contending_body(void *arg)
 {
     (void)arg;
     ursa_lease_store_t *h = pgt_store(NULL), *b = pgt_store(NULL);
-    PGT_CHECK(h && b);
+    CHECK(h && b);
     ursa_lease_t lh = {0};
-    PGT_CHECK_EQ(ursa_lease_acquire(h, "stage4", TTL_LONG, &lh, URSA_NOW), 0);
+    CHECK_EQ(ursa_lease_acquire(h, "stage4", TTL_LONG, &lh, URSA_NOW), 0);
     int64_t f = ursa_lease_fence(&lh);
     acquirer_t c = {b, "stage4", TTL_LONG, URSA_NEVER, 1, 9};
     ursa_task_t *tc;
-    PGT_CHECK_EQ(ursa_spawn(&tc, acquire_task, &c, NULL), 0);
-    PGT_CHECK_EQ(ursa_sleep_for(URSA_MSEC(500)), 0);
-    PGT_CHECK_EQ(ursa_task_cancel(tc), 0);
-    PGT_CHECK_EQ(ursa_task_join(tc, NULL, URSA_NEVER), 0);
-    PGT_CHECK_EQ(c.rc, -ECANCELED);
-    PGT_CHECK_EQ(c.held_after, 0);
-    PGT_CHECK_EQ(ursa_lease_guarded_exec(&lh, "SELECT 1", 0, NULL, NULL, URSA_NOW), 0);
-    PGT_CHECK_EQ(ursa_lease_release(&lh), 0);
+    CHECK_EQ(ursa_spawn(&tc, acquire_task, &c, NULL), 0);
+    CHECK_EQ(ursa_sleep_for(URSA_MSEC(500)), 0);
+    CHECK_EQ(ursa_task_cancel(tc), 0);
+    CHECK_EQ(ursa_task_join(tc, NULL, URSA_NEVER), 0);
+    CHECK_EQ(c.rc, -ECANCELED);
+    CHECK_EQ(c.held_after, 0);
+    CHECK_EQ(ursa_lease_guarded_exec(&lh, "SELECT 1", 0, NULL, NULL, URSA_NOW), 0);
+    CHECK_EQ(ursa_lease_release(&lh), 0);
     acquirer_t next = {b, "stage4", TTL_LONG, URSA_NOW, 1, 9};
     acquire_task(&next);
-    PGT_CHECK_EQ(next.rc, 0);
-    PGT_CHECK_EQ(row_fence("stage4"), f + 1);
-    PGT_CHECK_EQ(ursa_lease_store_close(h), 0);
-    PGT_CHECK_EQ(ursa_lease_store_close(b), 0);
+    CHECK_EQ(next.rc, 0);
+    CHECK_EQ(row_fence("stage4"), f + 1);
+    CHECK(pgt_closed(h, b, NULL));
     return NULL;
 }
 
-static void test_cancel_while_contending(void **state)
-{
-    (void)state;
-    pgt_run(cancel_contending_body, NULL);
-}
+PGT_TASK_TEST(test_cancel_while_contending, cancel_contending_body, NULL)
 
 typedef struct plain_timeout {
     int rc, close_rc;
@@ -294,45 +277,41 @@ static void *timeout_in_flight_body(void *arg)
 {
     (void)arg;
     ursa_lease_store_t *h = slow_store();
-    PGT_CHECK(h);
+    CHECK(h);
     ursa_lease_t lh = {0};
-    PGT_CHECK_EQ(ursa_lease_acquire(h, "stage5", PGT_TTL(1000), &lh, URSA_NOW), 0);
+    CHECK_EQ(ursa_lease_acquire(h, "stage5", PGT_TTL(1000), &lh, URSA_NOW), 0);
     int64_t f = ursa_lease_fence(&lh);
     void *blocker = pgt_block(1005);
-    PGT_CHECK(blocker);
+    CHECK(blocker);
     guarded_sleep_t g = {&lh, "SELECT pg_advisory_xact_lock(1005)", 1};
     ursa_task_t *th;
-    PGT_CHECK_EQ(ursa_spawn(&th, guarded_task, &g, NULL), 0);
-    PGT_CHECK(server_shows("wait_event_type = 'Lock' AND query LIKE '%xact_lock(1005)'", 1));
+    CHECK_EQ(ursa_spawn(&th, guarded_task, &g, NULL), 0);
+    CHECK(server_shows("wait_event_type = 'Lock' AND query LIKE '%xact_lock(1005)'", 1));
     plain_timeout_t p = {1, 1};
     pthread_t pt;
-    PGT_CHECK_EQ(pthread_create(&pt, NULL, plain_acquirer, &p), 0);
-    PGT_CHECK(server_shows("wait_event_type = 'Lock' AND query LIKE 'WITH prev%'", 1));
+    CHECK_EQ(pthread_create(&pt, NULL, plain_acquirer, &p), 0);
+    CHECK(server_shows("wait_event_type = 'Lock' AND query LIKE 'WITH prev%'", 1));
     /* Past its 600 ms deadline (counted from before it sent the request)
      * and past the holder's server-side expiry: */
-    PGT_CHECK_EQ(ursa_sleep_for(URSA_MSEC(700)), 0);
-    PGT_CHECK(server_shows_row("SELECT count(*) FROM ursa_lease WHERE name = 'stage5' "
+    CHECK_EQ(ursa_sleep_for(URSA_MSEC(700)), 0);
+    CHECK(server_shows_row("SELECT count(*) FROM ursa_lease WHERE name = 'stage5' "
                                "AND expires_at <= clock_timestamp()"));
     pgt_unblock(blocker);
-    PGT_CHECK_EQ(ursa_task_join(th, NULL, URSA_NEVER), 0);
-    PGT_CHECK_EQ(g.rc, 0);
+    CHECK_EQ(ursa_task_join(th, NULL, URSA_NEVER), 0);
+    CHECK_EQ(g.rc, 0);
     pthread_join(pt, NULL); /* blocks this worker: fine, nothing else runs here */
     /* The deadline passed while the request waited on the row lock; it was
      * granted afterwards and released before the call returned. */
-    PGT_CHECK_EQ(p.rc, -ETIMEDOUT);
-    PGT_CHECK_EQ(p.close_rc, 0);
-    PGT_CHECK_EQ(pgt_value("SELECT fence FROM ursa_lease WHERE name = 'stage5' AND owner = ''"),
+    CHECK_EQ(p.rc, -ETIMEDOUT);
+    CHECK_EQ(p.close_rc, 0);
+    CHECK_EQ(pgt_value("SELECT fence FROM ursa_lease WHERE name = 'stage5' AND owner = ''"),
                  f + 1);
-    PGT_CHECK_EQ(ursa_lease_release(&lh), -ENOLCK);
-    PGT_CHECK_EQ(ursa_lease_store_close(h), 0);
+    CHECK_EQ(ursa_lease_release(&lh), -ENOLCK);
+    CHECK_EQ(ursa_lease_store_close(h), 0);
     return NULL;
 }
 
-static void test_timeout_in_flight_plain_thread(void **state)
-{
-    (void)state;
-    pgt_run(timeout_in_flight_body, NULL);
-}
+PGT_TASK_TEST(test_timeout_in_flight_plain_thread, timeout_in_flight_body, NULL)
 
 /* ---- the server killed and restarted ---- */
 
@@ -409,8 +388,7 @@ static void test_server_restart_within_ttl(void **state)
      * instant a's release landed, and released again. */
     assert_true(ursa_lease_fence(&lb) > f);
     assert_int_equal(ursa_lease_release(&lb), 0);
-    assert_int_equal(ursa_lease_store_close(a), 0);
-    assert_int_equal(ursa_lease_store_close(b), 0);
+    assert_true(pgt_closed(a, b, NULL));
     bg_stop(&bg);
 }
 
@@ -438,8 +416,7 @@ static void test_server_down_past_ttl(void **state)
     assert_int_equal(ursa_lease_renew(&la, in(URSA_SEC(20))), -ENOLCK);
     assert_int_equal(ursa_lease_release(&la), -ENOLCK);
     assert_int_equal(ursa_lease_release(&lb), 0);
-    assert_int_equal(ursa_lease_store_close(a), 0);
-    assert_int_equal(ursa_lease_store_close(b), 0);
+    assert_true(pgt_closed(a, b, NULL));
     bg_stop(&bg);
 }
 
@@ -463,35 +440,24 @@ static void *cut_body(void *arg)
 {
     (void)arg;
     ursa_lease_store_t *p = proxied_store("cut_lease", 0), *d = pgt_store("cut_lease");
-    PGT_CHECK(p && d);
+    CHECK(p && d);
     int64_t f0 = prime(d, "cut");
-    PGT_CHECK(f0 > 0);
+    CHECK(f0 > 0);
     int cuts = proxy_cuts(proxy);
     proxy_set(proxy, PROXY_CUT_ON_REPLY, 0);
     ursa_lease_t l = {0};
-    PGT_CHECK_EQ(ursa_lease_acquire(p, "cut", TTL_LONG, &l, in(URSA_SEC(20))), 0);
-    PGT_CHECK_EQ(proxy_cuts(proxy), cuts + 1);
-    PGT_CHECK_EQ(ursa_lease_fence(&l), f0 + 1);
-    PGT_CHECK_EQ(pgt_value("SELECT fence FROM cut_lease WHERE name = 'cut' AND owner <> ''"),
+    CHECK_EQ(ursa_lease_acquire(p, "cut", TTL_LONG, &l, in(URSA_SEC(20))), 0);
+    CHECK_EQ(proxy_cuts(proxy), cuts + 1);
+    CHECK_EQ(ursa_lease_fence(&l), f0 + 1);
+    CHECK_EQ(pgt_value("SELECT fence FROM cut_lease WHERE name = 'cut' AND owner <> ''"),
                  f0 + 1);
-    PGT_CHECK_EQ(ursa_lease_guarded_exec(&l, "SELECT 1", 0, NULL, NULL, in(URSA_SEC(20))), 0);
-    PGT_CHECK_EQ(ursa_lease_release(&l), 0);
-    PGT_CHECK_EQ(ursa_lease_store_close(p), 0);
-    PGT_CHECK_EQ(ursa_lease_store_close(d), 0);
+    CHECK_EQ(ursa_lease_guarded_exec(&l, "SELECT 1", 0, NULL, NULL, in(URSA_SEC(20))), 0);
+    CHECK_EQ(ursa_lease_release(&l), 0);
+    CHECK(pgt_closed(p, d, NULL));
     return NULL;
 }
 
-static void test_cut_between_request_and_reply(void **state)
-{
-    (void)state;
-    pgt_run(cut_body, NULL);
-}
-
-static bool cut_row_free(void *arg)
-{
-    return pgt_value("SELECT fence FROM lost_lease WHERE name = 'lost' AND owner = ''") ==
-           *(int64_t *)arg;
-}
+PGT_TASK_TEST(test_cut_between_request_and_reply, cut_body, NULL)
 
 /* The reply never comes and the deadline passes: the acquire returns
  * -ETIMEDOUT at its deadline; the agent finds the connection dead (no reply
@@ -501,31 +467,26 @@ static void *lost_reply_body(void *arg)
 {
     (void)arg;
     ursa_lease_store_t *p = proxied_store("lost_lease", URSA_SEC(1)), *d = pgt_store("lost_lease");
-    PGT_CHECK(p && d);
+    CHECK(p && d);
     int64_t f0 = prime(d, "lost");
-    PGT_CHECK(f0 > 0);
+    CHECK(f0 > 0);
     proxy_set(proxy, PROXY_BLACKHOLE, 0);
     ursa_lease_t l = {0};
-    PGT_CHECK_EQ(ursa_lease_acquire(p, "lost", TTL_LONG, &l, in(URSA_MSEC(500))), -ETIMEDOUT);
-    PGT_CHECK_EQ(ursa_held_count(), 0);
-    PGT_CHECK_EQ(pgt_value("SELECT fence FROM lost_lease WHERE name = 'lost' AND owner <> ''"),
+    CHECK_EQ(ursa_lease_acquire(p, "lost", TTL_LONG, &l, in(URSA_MSEC(500))), -ETIMEDOUT);
+    CHECK_EQ(ursa_held_count(), 0);
+    CHECK_EQ(pgt_value("SELECT fence FROM lost_lease WHERE name = 'lost' AND owner <> ''"),
                  f0 + 1); /* granted on the server */
     proxy_set(proxy, PROXY_PASS, 0);
-    int64_t want = f0 + 1;
-    PGT_CHECK(pgt_eventually(cut_row_free, &want, URSA_SEC(30)));
-    PGT_CHECK_EQ(ursa_lease_acquire(d, "lost", TTL_LONG, &l, URSA_NOW), 0);
-    PGT_CHECK_EQ(ursa_lease_fence(&l), f0 + 2);
-    PGT_CHECK_EQ(ursa_lease_release(&l), 0);
-    PGT_CHECK_EQ(ursa_lease_store_close(p), 0);
-    PGT_CHECK_EQ(ursa_lease_store_close(d), 0);
+    row_wait_t w = {"lost_lease", "lost", f0 + 1};
+    CHECK(pgt_eventually(row_free_with_fence, &w, URSA_SEC(30)));
+    CHECK_EQ(ursa_lease_acquire(d, "lost", TTL_LONG, &l, URSA_NOW), 0);
+    CHECK_EQ(ursa_lease_fence(&l), f0 + 2);
+    CHECK_EQ(ursa_lease_release(&l), 0);
+    CHECK(pgt_closed(p, d, NULL));
     return NULL;
 }
 
-static void test_lost_reply_released(void **state)
-{
-    (void)state;
-    pgt_run(lost_reply_body, NULL);
-}
+PGT_TASK_TEST(test_lost_reply_released, lost_reply_body, NULL)
 
 /* A slow reply: the local deadline counts from before the request left,
  * so the holder never believes in more time than the server granted. */
@@ -533,24 +494,20 @@ static void *delay_body(void *arg)
 {
     (void)arg;
     ursa_lease_store_t *p = proxied_store("delay_lease", 0);
-    PGT_CHECK(p);
+    CHECK(p);
     const ursa_time_t delay = URSA_MSEC(200), ttl = URSA_SEC(10);
     proxy_set(proxy, PROXY_DELAY, (int)(delay / URSA_MSEC(1)));
     ursa_lease_t l = {0};
-    PGT_CHECK_EQ(ursa_lease_acquire(p, "delay", ttl, &l, in(URSA_SEC(20))), 0);
+    CHECK_EQ(ursa_lease_acquire(p, "delay", ttl, &l, in(URSA_SEC(20))), 0);
     ursa_time_t drift = ttl / 100 + URSA_MSEC(1); /* the default */
-    PGT_CHECK(ursa_lease_remaining(&l) <= ttl - drift - delay);
+    CHECK(ursa_lease_remaining(&l) <= ttl - drift - delay);
     proxy_set(proxy, PROXY_PASS, 0);
-    PGT_CHECK_EQ(ursa_lease_release(&l), 0);
-    PGT_CHECK_EQ(ursa_lease_store_close(p), 0);
+    CHECK_EQ(ursa_lease_release(&l), 0);
+    CHECK_EQ(ursa_lease_store_close(p), 0);
     return NULL;
 }
 
-static void test_reply_delayed(void **state)
-{
-    (void)state;
-    pgt_run(delay_body, NULL);
-}
+PGT_TASK_TEST(test_reply_delayed, delay_body, NULL)
 
 int main(void)
 {

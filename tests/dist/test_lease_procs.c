@@ -8,6 +8,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "support.h"
+#include "task_checks.h"
+
 #include "pgtest.h"
 
 extern char **environ;
@@ -52,7 +55,7 @@ static void *contend_root(void *arg)
             child_fail("acquire", rc);
             return NULL;
         }
-        ursa_time_t begin = pgt_now();
+        ursa_time_t begin = mono_ns();
         ursa_time_t believed_until = begin + ursa_lease_remaining(&l);
         char fence[24];
         snprintf(fence, sizeof fence, "%lld", (long long)ursa_lease_fence(&l));
@@ -72,7 +75,7 @@ static void *contend_root(void *arg)
             late = ursa_lease_guarded_exec(
                 &l, "INSERT INTO contend_log (who, fence) VALUES ($1 || '-late', $2::bigint)", 2,
                 (const char *[]){a->who, fence}, NULL, URSA_NEVER);
-        ursa_time_t end = pgt_now();
+        ursa_time_t end = mono_ns();
         if (end > believed_until)
             end = believed_until;
         int rel = ursa_lease_release(&l);
@@ -280,7 +283,7 @@ static void contend(int n, const char *const *const *env, const long *skew, int 
 static void test_two_processes(void **state)
 {
     (void)state;
-    contend(2, NULL, NULL, (int)pgt_scale(20), 2000, 5, 0);
+    contend(2, NULL, NULL, (int)test_scale(20), 2000, 5, 0);
 }
 
 /* Wall clocks an hour ahead and an hour behind the server's, with leases
