@@ -39,8 +39,10 @@ void pgt_unblock(void *blocker);
 ursa_lease_store_t *pgt_store(const char *table);
 ursa_lease_store_t *pgt_store_cfg(ursa_lease_config_t cfg);
 
-/* Leases whose keeping the test asserts get TTLs well above the stalls of
- * a loaded machine, and twice that under the sanitizers. */
+/* Leases whose keeping a test asserts get TTLs well above the stalls of a
+ * loaded machine (a niced test process on a busy 2-CPU box was seen
+ * descheduled for over half a second), and twice that under the
+ * sanitizers. */
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define PGT_SLOW 2
 #elif defined(__has_feature)

@@ -257,7 +257,7 @@ static void *renew_body(void *arg)
     ursa_lease_store_t *a = pgt_store(NULL), *b = pgt_store(NULL);
     CHECK(a && b);
     ursa_lease_t la = {0}, lb = {0};
-    ursa_time_t ttl = PGT_TTL(1000);
+    ursa_time_t ttl = PGT_TTL(2000);
     CHECK_EQ(ursa_lease_acquire(a, "renew", ttl, &la, URSA_NOW), 0);
     int64_t f = ursa_lease_fence(&la);
     for (int i = 0; i < 5; i++) {
@@ -281,7 +281,7 @@ static void *auto_renew_body(void *arg)
     ursa_lease_store_t *a = pgt_store(NULL), *b = pgt_store(NULL);
     CHECK(a && b);
     ursa_lease_t la = {0}, lb = {0};
-    ursa_time_t ttl = PGT_TTL(1000);
+    ursa_time_t ttl = PGT_TTL(2000);
     CHECK_EQ(ursa_lease_acquire_opts(a, "auto", ttl, &(ursa_lease_opts_t){.auto_renew = true},
                                          &la, URSA_NOW),
                  0);
@@ -454,7 +454,7 @@ static void test_plain_thread(void **state)
     ursa_lease_store_t *a = pgt_store(NULL), *b = pgt_store(NULL);
     assert_true(a && b);
     ursa_lease_t la = {0}, lb = {0};
-    assert_int_equal(ursa_lease_acquire(a, "plain", PGT_TTL(1000), &la, URSA_NOW), 0);
+    assert_int_equal(ursa_lease_acquire(a, "plain", PGT_TTL(2000), &la, URSA_NOW), 0);
     assert_int_equal(ursa_lease_renew(&la, ursa_deadline_in(URSA_SEC(5))), 0);
     assert_int_equal(ursa_lease_guarded_exec(&la, "SELECT 1", 0, NULL, NULL, URSA_NOW), 0);
     assert_int_equal(ursa_lease_acquire(b, "plain", TTL_LONG, &lb, URSA_NOW), -EAGAIN);
@@ -500,12 +500,12 @@ static void test_plain_thread_with_agent(void **state)
     ursa_lease_store_t *b = pgt_store(NULL);
     assert_true(a && b);
     ursa_lease_t la = {0}, lb = {0};
-    ursa_time_t ttl = PGT_TTL(1000);
+    ursa_time_t ttl = PGT_TTL(2000);
     assert_int_equal(ursa_lease_acquire_opts(a, "plain-auto", ttl,
                                              &(ursa_lease_opts_t){.auto_renew = true}, &la,
                                              URSA_NOW),
                      0);
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 3; i++) {
         assert_int_equal(ursa_sleep_for(ttl / 2), 0);
         assert_true(ursa_lease_remaining(&la) > 0);
         assert_int_equal(ursa_lease_acquire(b, "plain-auto", ttl, &lb, URSA_NOW), -EAGAIN);

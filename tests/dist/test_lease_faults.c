@@ -187,7 +187,7 @@ static void *cancel_in_flight_body(void *arg)
     ursa_lease_store_t *h = slow_store(), *b = slow_store(), *d = pgt_store(NULL);
     CHECK(h && b && d);
     ursa_lease_t lh = {0};
-    CHECK_EQ(ursa_lease_acquire(h, "stage3", PGT_TTL(1000), &lh, URSA_NOW), 0);
+    CHECK_EQ(ursa_lease_acquire(h, "stage3", PGT_TTL(3000), &lh, URSA_NOW), 0);
     int64_t f = ursa_lease_fence(&lh);
     void *blocker = pgt_block(1003);
     CHECK(blocker);
@@ -279,7 +279,7 @@ static void *timeout_in_flight_body(void *arg)
     ursa_lease_store_t *h = slow_store();
     CHECK(h);
     ursa_lease_t lh = {0};
-    CHECK_EQ(ursa_lease_acquire(h, "stage5", PGT_TTL(1000), &lh, URSA_NOW), 0);
+    CHECK_EQ(ursa_lease_acquire(h, "stage5", PGT_TTL(3000), &lh, URSA_NOW), 0);
     int64_t f = ursa_lease_fence(&lh);
     void *blocker = pgt_block(1005);
     CHECK(blocker);
