@@ -51,9 +51,9 @@ static void lead(leader_t *ld, ursa_lease_t *l)
     ursa_event_t *lost = ursa_lease_lost_event(l);
     ursa_time_t end = ursa_deadline_in(ld->term);
     while (ursa_now() < end) {
-        int rc = ursa_lease_guarded_exec(l, heartbeat_sql, 3,
-                                         (const char *[]){ld->name, fence, pid}, NULL,
-                                         ursa_deadline_in(URSA_SEC(1)));
+        int rc =
+            ursa_lease_guarded_exec(l, heartbeat_sql, 3, (const char *[]){ld->name, fence, pid},
+                                    NULL, ursa_deadline_in(URSA_SEC(1)));
         if (rc == -ENOLCK)
             break;
         /* Waits 200 ms, or less if the lease is lost meanwhile. */
@@ -148,7 +148,8 @@ int main(int argc, char **argv)
         return 2;
     }
     args_t a = {argv[1], argc > 2 ? argv[2] : "leader-demo",
-                URSA_SEC(argc > 3 ? atoi(argv[3]) : 10), URSA_SEC(argc > 4 ? atoi(argv[4]) : 3), -1};
+                URSA_SEC(argc > 3 ? atoi(argv[3]) : 10), URSA_SEC(argc > 4 ? atoi(argv[4]) : 3),
+                -1};
     /* Signals arrive through a signalfd that a task reads on the ring. */
     sigset_t set;
     sigemptyset(&set);

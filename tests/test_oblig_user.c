@@ -150,10 +150,8 @@ static void test_owner_and_handover(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_enter_discharge),
-        cmocka_unit_test(test_bad_input),
-        cmocka_unit_test(test_not_for_own_holds),
-        cmocka_unit_test(test_leak_released),
+        cmocka_unit_test(test_enter_discharge),    cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_not_for_own_holds),  cmocka_unit_test(test_leak_released),
         cmocka_unit_test(test_owner_and_handover),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

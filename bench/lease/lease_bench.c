@@ -31,13 +31,12 @@ static char cluster_dir[256];
 
 #define TTL URSA_SEC(30)
 
-#define CHECK(cond)                                                                     \
-    do {                                                                                \
-        if (!(cond)) {                                                                  \
-            fprintf(stderr, "ursa_lease_bench: check failed at line %d: %s\n", __LINE__, \
-                    #cond);                                                             \
-            exit(1);                                                                    \
-        }                                                                               \
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "ursa_lease_bench: check failed at line %d: %s\n", __LINE__, #cond);   \
+            exit(1);                                                                               \
+        }                                                                                          \
     } while (0)
 
 static uint64_t scaled(double n)
@@ -147,7 +146,8 @@ static PGconn *sync_connect(void)
 
 /* Runs one statement; *rows gets its row count (rows returned or changed).
  * Returns its first value as a number (0 if none or NULL). */
-static long long exec1(PGconn *c, const char *sql, int n, const char *const *params, long long *rows)
+static long long exec1(PGconn *c, const char *sql, int n, const char *const *params,
+                       long long *rows)
 {
     PGresult *r = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
     ExecStatusType st = PQresultStatus(r);
@@ -231,9 +231,8 @@ int main(int argc, char **argv)
     static const struct {
         const char *name;
         void (*run)(uint64_t n);
-    } runtimes[] = {{"ursa", bench_ursa},
-                    {"libpq_sync", bench_libpq},
-                    {"pg_advisory_lock", bench_advisory}};
+    } runtimes[] = {
+        {"ursa", bench_ursa}, {"libpq_sync", bench_libpq}, {"pg_advisory_lock", bench_advisory}};
     const size_t nrt = sizeof runtimes / sizeof *runtimes;
     for (int i = first; i < argc; i++) {
         bool known = false;

@@ -56,6 +56,8 @@ static struct ursa__lease *next_due(ursa_lease_store_t *s, ursa_time_t now)
     pthread_mutex_lock(&s->lk);
     struct ursa__lease *rec = s->recs;
     for (; rec; rec = rec->next) {
+        /* relaxed (deadline): 0 means lost for good; a stale non-zero value
+         * only costs a renewal that renew_locked then refuses. */
         if (rec->state != URSA__LEASE_HELD || !rec->auto_renew || rec->renew_at > now ||
             !atomic_load_explicit(&rec->deadline, memory_order_relaxed))
             continue;
@@ -105,8 +107,8 @@ void *ursa__lease_agent(void *arg)
         if (p.net) {
             ursa_time_t now = ursa_now();
             if (now >= retry_at) {
-                ursa_time_t until = ursa__min_time(ursa__time_after(now, s->budget),
-                                                   p.next_deadline);
+                ursa_time_t until =
+                    ursa__min_time(ursa__time_after(now, s->budget), p.next_deadline);
                 if (net_work(s, until) != 0)
                     retry_at = ursa__time_after(ursa_now(), RETRY_DELAY);
                 if (ursa_task_cancelled())

@@ -53,6 +53,11 @@ static int run(ursa_lease_store_t *s, struct ursa__lease *rec, void *ctx, ursa_t
         if (rc == 0 && g->rows)
             *g->rows = strtoll(PQcmdTuples(r), NULL, 10);
         PQclear(r);
+        if (rc == 0 && PQtransactionStatus(s->pg.conn) != PQTRANS_INTRANS) {
+            /* It ended the transaction (and so the check's row lock). */
+            ursa__pg_set_err(&s->pg, "the guarded statement must not end the transaction");
+            rc = -EIO;
+        }
     }
     if (rc == 0)
         return step(s, "COMMIT", 0, NULL, deadline, NULL);

@@ -126,6 +126,7 @@ static int wait_hint(ursa_lease_store_t *s, uint64_t gen, ursa_time_t wake)
         /* relaxed: a hint; the next try reads the table. */
         if (atomic_load_explicit(&s->pg.notify_gen, memory_order_relaxed) != gen)
             return 0;
+        /* relaxed: a stale socket only wakes us early or late (by wake). */
         int fd = atomic_load_explicit(&s->pg.sock, memory_order_relaxed);
         int rc = s->notify && fd >= 0 ? ursa_poll(fd, POLLIN, wake) : ursa_sleep_until(wake);
         if (rc == -ECANCELED)
@@ -154,8 +155,8 @@ static int wait_hint(ursa_lease_store_t *s, uint64_t gen, ursa_time_t wake)
 typedef enum { TRY_GRANTED, TRY_HELD, TRY_FAILED } try_t;
 
 /* One acquire statement (caller holds conn, connection ready). */
-static try_t try_once(ursa_lease_store_t *s, struct ursa__lease *rec, ursa_time_t deadline,
-                      int *rc, ursa_time_t *hint)
+static try_t try_once(ursa_lease_store_t *s, struct ursa__lease *rec, ursa_time_t deadline, int *rc,
+                      ursa_time_t *hint)
 {
     char ttl_us[24];
     fmt_i64(ttl_us, sizeof ttl_us, rec->ttl / URSA_USEC(1));
@@ -255,7 +256,8 @@ int ursa_lease_acquire_at(ursa_lease_store_t *s, const char *name, ursa_time_t t
                 return rc;
             }
             (void)ursa_mutex_unlock(&g);
-            conn_trouble = maybe_applied = true; /* a retry with the same token finds its own grant */
+            conn_trouble = maybe_applied =
+                true; /* a retry with the same token finds its own grant */
             continue;
         }
         (void)ursa_mutex_unlock(&g);
@@ -368,8 +370,8 @@ static int release_once(ursa_lease_store_t *s, struct ursa__lease *rec, ursa_tim
     PGresult *r;
     int rc = ursa__pg_exec(&s->pg, s->sql.release, 3, params, deadline, &r);
     if (rc == 0) {
-        bool released = PQresultStatus(r) == PGRES_TUPLES_OK ? PQntuples(r) == 1
-                                                             : !strcmp(PQcmdTuples(r), "1");
+        bool released =
+            PQresultStatus(r) == PGRES_TUPLES_OK ? PQntuples(r) == 1 : !strcmp(PQcmdTuples(r), "1");
         rc = released ? 0 : -ENOLCK;
     }
     PQclear(r);

@@ -29,8 +29,8 @@ void ursa__pg_get_err(ursa__pg_t *pg, char *buf, size_t len)
 }
 
 void ursa__pg_init(ursa__pg_t *pg, const char *conninfo, const char *setup_sql,
-                   ursa_time_t stmt_timeout, ursa_time_t connect_timeout,
-                   ursa_time_t backoff_min, ursa_time_t backoff_max)
+                   ursa_time_t stmt_timeout, ursa_time_t connect_timeout, ursa_time_t backoff_min,
+                   ursa_time_t backoff_max)
 {
     memset(pg, 0, sizeof *pg);
     pg->conninfo = conninfo;
@@ -100,10 +100,17 @@ static int broken(ursa__pg_t *pg)
 }
 
 /* One result of the reply: keeps the last good one in *last, records an
- * error. -ECONNRESET if it says the connection is gone. */
+ * error. -ECONNRESET if it says the connection is gone, or if it starts a
+ * COPY (which this connection does not speak: it is dropped, its session
+ * terminated before the next statement). */
 static int take_result(ursa__pg_t *pg, PGresult *r, PGresult **last, int *err)
 {
     ExecStatusType st = PQresultStatus(r);
+    if (st == PGRES_COPY_IN || st == PGRES_COPY_OUT || st == PGRES_COPY_BOTH) {
+        PQclear(r);
+        *err = -EIO;
+        return -ECONNRESET;
+    }
     if (st != PGRES_FATAL_ERROR && st != PGRES_BAD_RESPONSE && st != PGRES_NONFATAL_ERROR) {
         PQclear(*last);
         *last = r;
@@ -146,7 +153,11 @@ static int collect(ursa__pg_t *pg, ursa_time_t deadline, PGresult **res)
             }
             if (take_result(pg, r, &last, &err)) {
                 PQclear(last);
-                return broken(pg);
+                if (err != -EIO)
+                    return broken(pg);
+                ursa__pg_drop(pg);
+                ursa__pg_set_err(pg, "COPY is not supported on a lease store's connection");
+                return -EIO;
             }
         }
         int rc = ursa_poll(PQsocket(pg->conn), (short)(POLLIN | (f ? POLLOUT : 0)), until);
@@ -176,9 +187,8 @@ int ursa__pg_exec(ursa__pg_t *pg, const char *sql, int nparams, const char *cons
         return -ECONNRESET;
     if (deadline == URSA_NOW)
         deadline = URSA_NEVER; /* one try: only the statement bound applies */
-    int ok = nparams < 0
-                 ? PQsendQuery(pg->conn, sql)
-                 : PQsendQueryParams(pg->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+    int ok = nparams < 0 ? PQsendQuery(pg->conn, sql)
+                         : PQsendQueryParams(pg->conn, sql, nparams, NULL, params, NULL, NULL, 0);
     pg->sqlstate[0] = 0;
     if (!ok)
         return broken(pg); /* nothing reached the server: libpq queues first */
@@ -219,8 +229,8 @@ static int handshake(ursa__pg_t *pg, ursa_time_t until)
     while (st != PGRES_POLLING_OK) {
         if (st == PGRES_POLLING_FAILED)
             return -ECONNRESET;
-        int rc = ursa_poll(PQsocket(pg->conn), st == PGRES_POLLING_READING ? POLLIN : POLLOUT,
-                           until);
+        int rc =
+            ursa_poll(PQsocket(pg->conn), st == PGRES_POLLING_READING ? POLLIN : POLLOUT, until);
         if (rc < 0 && rc != -EBADF) /* EBADF: libpq closed it; it says what next */
             return rc;
         st = PQconnectPoll(pg->conn);
@@ -268,6 +278,7 @@ static int connect_now(ursa__pg_t *pg, ursa_time_t deadline)
     if (rc == 0)
         rc = setup(pg, until);
     if (rc == 0) {
+        /* relaxed: as in forget_conn, a hint for contenders. */
         atomic_store_explicit(&pg->sock, PQsocket(pg->conn), memory_order_relaxed);
         pg->backoff = pg->backoff_min;
         return 0;
@@ -283,7 +294,8 @@ static int connect_now(ursa__pg_t *pg, ursa_time_t deadline)
     ursa_time_t b = pg->backoff;
     now = ursa_now();
     uint64_t mix = (uint64_t)now * 0x9e3779b97f4a7c15u ^ (uint64_t)(uintptr_t)pg;
-    pg->next_connect = ursa__time_after(now, b - b / 4 + (ursa_time_t)((mix >> 17) % (uint64_t)(b / 2 + 1)));
+    pg->next_connect =
+        ursa__time_after(now, b - b / 4 + (ursa_time_t)((mix >> 17) % (uint64_t)(b / 2 + 1)));
     pg->backoff = b > pg->backoff_max / 2 ? pg->backoff_max : b * 2;
     return rc;
 }

@@ -35,14 +35,14 @@ int ursa__lease_sql_build(ursa__lease_sql_t *q, const char *t, bool notify,
     /* synchronous_commit on whatever the server's default: a grant that
      * was confirmed but not yet flushed would be lost in a server crash,
      * and the next grant would reuse its fence. */
-    q->setup = format(
-        "SET statement_timeout = %lld; SET idle_in_transaction_session_timeout = %lld; "
-        "SET synchronous_commit = on; "
-        "CREATE TABLE IF NOT EXISTS \"%s\" (name text PRIMARY KEY, "
-        "owner text NOT NULL DEFAULT '', fence bigint NOT NULL DEFAULT 0, "
-        "expires_at timestamptz NOT NULL DEFAULT '-infinity'); %s%s%s"
-        "SELECT backend_start::text FROM pg_stat_activity WHERE pid = pg_backend_pid()",
-        ms, idle_ms, t, notify ? "LISTEN \"" : "", notify ? t : "", notify ? "\"; " : "");
+    q->setup =
+        format("SET statement_timeout = %lld; SET idle_in_transaction_session_timeout = %lld; "
+               "SET synchronous_commit = on; "
+               "CREATE TABLE IF NOT EXISTS \"%s\" (name text PRIMARY KEY, "
+               "owner text NOT NULL DEFAULT '', fence bigint NOT NULL DEFAULT 0, "
+               "expires_at timestamptz NOT NULL DEFAULT '-infinity'); %s%s%s"
+               "SELECT backend_start::text FROM pg_stat_activity WHERE pid = pg_backend_pid()",
+               ms, idle_ms, t, notify ? "LISTEN \"" : "", notify ? t : "", notify ? "\"; " : "");
     /* Granted if the row is new, free, expired by the server's clock, or
      * already ours: a retry after a lost reply carries the same token and
      * finds its own grant (same fence). Otherwise the fence grows by one.
@@ -65,10 +65,11 @@ int ursa__lease_sql_build(ursa__lease_sql_t *q, const char *t, bool notify,
         "WHERE name = $1 AND owner = $2 AND fence = $3::bigint AND expires_at > clock_timestamp()",
         t);
     if (notify)
-        q->release = format("WITH r AS (UPDATE \"%s\" SET owner = '', expires_at = clock_timestamp() "
-                            "WHERE name = $1 AND owner = $2 AND ($3::bigint IS NULL OR fence = $3) "
-                            "RETURNING name) SELECT pg_notify('%s', name) FROM r",
-                            t, t);
+        q->release =
+            format("WITH r AS (UPDATE \"%s\" SET owner = '', expires_at = clock_timestamp() "
+                   "WHERE name = $1 AND owner = $2 AND ($3::bigint IS NULL OR fence = $3) "
+                   "RETURNING name) SELECT pg_notify('%s', name) FROM r",
+                   t, t);
     else
         q->release = format("UPDATE \"%s\" SET owner = '', expires_at = clock_timestamp() "
                             "WHERE name = $1 AND owner = $2 AND ($3::bigint IS NULL OR fence = $3)",

@@ -41,8 +41,7 @@ static void make_token_prefix(ursa_lease_store_t *s, const char *owner)
     uint64_t r = 0;
     if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r)
         r = (uint64_t)ursa_now() * 0x9e3779b97f4a7c15u ^ (uint64_t)getpid();
-    snprintf(s->token_prefix, sizeof s->token_prefix, "%s/%016llx/", owner,
-             (unsigned long long)r);
+    snprintf(s->token_prefix, sizeof s->token_prefix, "%s/%016llx/", owner, (unsigned long long)r);
 }
 
 static void store_free(ursa_lease_store_t *s)
@@ -113,7 +112,7 @@ static int start_agent(ursa_lease_store_t *s, ursa_rt_t *rt)
                               : ursa_rt_spawn(rt, NULL, ursa__lease_agent, s, &opts);
     if (rc) {
         s->has_agent = false;
-        atomic_store_explicit(&s->refs, 1, memory_order_relaxed);
+        atomic_store_explicit(&s->refs, 1, memory_order_relaxed); /* no agent: still ours alone */
     }
     return rc;
 }
@@ -256,7 +255,7 @@ int ursa__store_settle(ursa_lease_store_t *s, ursa_time_t deadline)
         rc = ursa__pg_exec(&s->pg, s->sql.release, 3, params, deadline, &r);
         PQclear(r);
         if (rc && rc != -EIO)
-            return rc; /* stays queued */
+            return rc;                /* stays queued */
         ursa__store_free_rec(s, rec); /* done, or refused for good */
     }
     pthread_mutex_lock(&s->lk);

@@ -25,8 +25,8 @@ typedef struct chunk {
 } chunk_t;
 
 typedef struct pair {
-    int cfd, sfd;           /* client side (TCP), server side (Unix) */
-    chunk_t *head, *tail;   /* replies held back, oldest first */
+    int cfd, sfd;         /* client side (TCP), server side (Unix) */
+    chunk_t *head, *tail; /* replies held back, oldest first */
 } pair_t;
 
 struct proxy {

@@ -19,34 +19,40 @@ static void test_bad_input(void **state)
                      -EINVAL);
     assert_int_equal(ursa_lease_store_open(&s, NULL, dl), -EINVAL);
     assert_int_equal(ursa_lease_store_open(&s, &(ursa_lease_config_t){0}, dl), -EINVAL);
-    const char *bad_tables[] = {"", "1abc", "Lease", "a-b", "x;drop", "a\"b",
+    const char *bad_tables[] = {"",
+                                "1abc",
+                                "Lease",
+                                "a-b",
+                                "x;drop",
+                                "a\"b",
                                 "abcdefghijabcdefghijabcdefghijabcdefghijabcdefghij"};
     for (size_t i = 0; i < sizeof bad_tables / sizeof *bad_tables; i++)
-        assert_int_equal(ursa_lease_store_open(
-                             &s, &(ursa_lease_config_t){.conninfo = ci, .table = bad_tables[i]}, dl),
-                         -EINVAL);
+        assert_int_equal(
+            ursa_lease_store_open(
+                &s, &(ursa_lease_config_t){.conninfo = ci, .table = bad_tables[i]}, dl),
+            -EINVAL);
     assert_int_equal(
         ursa_lease_store_open(&s, &(ursa_lease_config_t){.conninfo = ci, .owner = "a\nb"}, dl),
         -EINVAL);
     assert_int_equal(ursa_lease_store_open(
                          &s, &(ursa_lease_config_t){.conninfo = ci, .statement_timeout = -1}, dl),
                      -EINVAL);
-    assert_int_equal(
-        ursa_lease_store_open(&s,
-                              &(ursa_lease_config_t){.conninfo = ci, .backoff_min = URSA_SEC(2),
-                                                     .backoff_max = URSA_SEC(1)},
-                              dl),
-        -EINVAL);
+    assert_int_equal(ursa_lease_store_open(&s,
+                                           &(ursa_lease_config_t){.conninfo = ci,
+                                                                  .backoff_min = URSA_SEC(2),
+                                                                  .backoff_max = URSA_SEC(1)},
+                                           dl),
+                     -EINVAL);
     assert_null(s);
     char err[256];
-    assert_int_equal(ursa_lease_store_open_err(
-                         &s, &(ursa_lease_config_t){.conninfo = "host=/nonexistent/dir"}, dl, err,
-                         sizeof err),
-                     -ECONNRESET);
+    assert_int_equal(
+        ursa_lease_store_open_err(&s, &(ursa_lease_config_t){.conninfo = "host=/nonexistent/dir"},
+                                  dl, err, sizeof err),
+        -ECONNRESET);
     assert_true(strlen(err) > 0);
-    assert_int_equal(ursa_lease_store_open_err(
-                         &s, &(ursa_lease_config_t){.conninfo = "not a conninfo"}, dl, err,
-                         sizeof err),
+    assert_int_equal(ursa_lease_store_open_err(&s,
+                                               &(ursa_lease_config_t){.conninfo = "not a conninfo"},
+                                               dl, err, sizeof err),
                      -ECONNRESET);
 
     s = pgt_store(NULL);
@@ -128,7 +134,7 @@ static void *basic_body(void *arg)
     /* Held elsewhere: a try fails at once, a wait times out. */
     CHECK_EQ(ursa_lease_acquire(b, "basic", TTL_LONG, &lb, URSA_NOW), -EAGAIN);
     CHECK_EQ(ursa_lease_acquire(b, "basic", TTL_LONG, &lb, ursa_deadline_in(URSA_MSEC(300))),
-                 -ETIMEDOUT);
+             -ETIMEDOUT);
     CHECK_EQ(ursa_held_count(), held + 1);
     /* Another name is independent. */
     CHECK_EQ(ursa_lease_acquire(b, "basic-other", TTL_LONG, &lb, URSA_NOW), 0);
@@ -218,8 +224,7 @@ static void *expiry_body(void *arg)
     CHECK_EQ(ursa_lease_guarded_exec(&la, "SELECT 1", 0, NULL, NULL, URSA_NOW), -ENOLCK);
     /* Releasing the lost lease leaves the new owner's row alone. */
     CHECK_EQ(ursa_lease_release(&la), -ENOLCK);
-    CHECK_EQ(pgt_value("SELECT count(*) FROM ursa_lease WHERE name = 'expiry' AND owner <> ''"),
-                 1);
+    CHECK_EQ(pgt_value("SELECT count(*) FROM ursa_lease WHERE name = 'expiry' AND owner <> ''"), 1);
     CHECK_EQ(ursa_lease_release(&lb), 0);
     CHECK(pgt_closed(a, b, NULL));
     return NULL;
@@ -282,9 +287,9 @@ static void *auto_renew_body(void *arg)
     CHECK(a && b);
     ursa_lease_t la = {0}, lb = {0};
     ursa_time_t ttl = PGT_TTL(2000);
-    CHECK_EQ(ursa_lease_acquire_opts(a, "auto", ttl, &(ursa_lease_opts_t){.auto_renew = true},
-                                         &la, URSA_NOW),
-                 0);
+    CHECK_EQ(ursa_lease_acquire_opts(a, "auto", ttl, &(ursa_lease_opts_t){.auto_renew = true}, &la,
+                                     URSA_NOW),
+             0);
     int64_t f = ursa_lease_fence(&la);
     /* Held across 10x its TTL with no call but checks. */
     ursa_time_t end = ursa_now() + 10 * ttl;
@@ -341,29 +346,26 @@ static void *guarded_body(void *arg)
     int64_t rows = -1;
     const char *upsert = "INSERT INTO guarded VALUES (1, $1::bigint) "
                          "ON CONFLICT (k) DO UPDATE SET v = excluded.v";
-    CHECK_EQ(ursa_lease_guarded_exec(&la, upsert, 1, (const char *[]){"10"}, &rows, URSA_NOW),
-                 0);
+    CHECK_EQ(ursa_lease_guarded_exec(&la, upsert, 1, (const char *[]){"10"}, &rows, URSA_NOW), 0);
     CHECK_EQ(rows, 1);
     CHECK_EQ(pgt_value("SELECT v FROM guarded WHERE k = 1"), 10);
     /* A failing statement rolls back; the lease is still held. */
-    CHECK_EQ(ursa_lease_guarded_exec(&la, "INSERT INTO no_such_table VALUES (1)", 0, NULL,
-                                         &rows, URSA_NOW),
-                 -EIO);
+    CHECK_EQ(ursa_lease_guarded_exec(&la, "INSERT INTO no_such_table VALUES (1)", 0, NULL, &rows,
+                                     URSA_NOW),
+             -EIO);
     char err[256];
     CHECK(strstr(ursa_lease_store_error(a, err, sizeof err), "no_such_table") != NULL);
-    CHECK_EQ(ursa_lease_guarded_exec(&la, upsert, 1, (const char *[]){"11"}, &rows, URSA_NOW),
-                 0);
+    CHECK_EQ(ursa_lease_guarded_exec(&la, upsert, 1, (const char *[]){"11"}, &rows, URSA_NOW), 0);
     CHECK_EQ(pgt_value("SELECT v FROM guarded WHERE k = 1"), 11);
     /* Taken over (the row made to expire, as if its TTL had run out): the
      * old holder's write is refused, the new one's is not. */
     CHECK(pgt_exec("UPDATE ursa_lease SET expires_at = clock_timestamp() - interval '1 s' "
-                       "WHERE name = 'guarded'"));
+                   "WHERE name = 'guarded'"));
     CHECK_EQ(ursa_lease_acquire(b, "guarded", TTL_LONG, &lb, URSA_NOW), 0);
     CHECK_EQ(ursa_lease_guarded_exec(&la, upsert, 1, (const char *[]){"12"}, &rows, URSA_NOW),
-                 -ENOLCK);
+             -ENOLCK);
     CHECK_EQ(pgt_value("SELECT v FROM guarded WHERE k = 1"), 11);
-    CHECK_EQ(ursa_lease_guarded_exec(&lb, upsert, 1, (const char *[]){"13"}, &rows, URSA_NOW),
-                 0);
+    CHECK_EQ(ursa_lease_guarded_exec(&lb, upsert, 1, (const char *[]){"13"}, &rows, URSA_NOW), 0);
     CHECK_EQ(pgt_value("SELECT v FROM guarded WHERE k = 1"), 13);
     CHECK_EQ(ursa_lease_release(&la), -ENOLCK);
     CHECK_EQ(ursa_lease_release(&lb), 0);
@@ -384,7 +386,7 @@ static void *server_clock_body(void *arg)
     ursa_lease_t la = {0}, lb = {0};
     CHECK_EQ(ursa_lease_acquire(a, "jump", TTL_LONG, &la, URSA_NOW), 0);
     CHECK(pgt_exec("UPDATE ursa_lease SET expires_at = clock_timestamp() - interval '1 s' "
-                       "WHERE name = 'jump'"));
+                   "WHERE name = 'jump'"));
     CHECK_EQ(ursa_lease_acquire(b, "jump", TTL_LONG, &lb, URSA_NOW), 0);
     CHECK(ursa_lease_remaining(&la) > 0); /* locally it still looks held */
     CHECK_EQ(ursa_lease_guarded_exec(&la, "SELECT 1", 0, NULL, NULL, URSA_NOW), -ENOLCK);
@@ -578,8 +580,8 @@ static void *crowd_body(void *arg)
     CHECK_EQ(pgt_value("SELECT count(DISTINCT who) FROM crowd_log"), CONTENDERS);
     CHECK_EQ(pgt_value("SELECT count(DISTINCT fence) FROM crowd_log"), CONTENDERS);
     CHECK_EQ(pgt_value("SELECT count(*) FROM (SELECT fence < lag(fence) OVER (ORDER BY id) AS back "
-                           "FROM crowd_log) x WHERE back"),
-                 0);
+                       "FROM crowd_log) x WHERE back"),
+             0);
     for (int i = 0; i < CONTENDERS; i++)
         CHECK_EQ(pgt_value("SELECT fence FROM crowd_log WHERE who = %d", i), cs[i].fence);
     for (int i = 0; i < STORES; i++)

@@ -91,8 +91,8 @@ typedef struct row_wait {
 static bool row_free_with_fence(void *arg)
 {
     row_wait_t *w = arg;
-    return pgt_value("SELECT fence FROM %s WHERE name = '%s' AND owner = ''", w->table,
-                     w->name) == w->fence;
+    return pgt_value("SELECT fence FROM %s WHERE name = '%s' AND owner = ''", w->table, w->name) ==
+           w->fence;
 }
 
 static int64_t row_fence(const char *name)
@@ -140,9 +140,8 @@ static char proxy_conninfo[256];
 
 static ursa_lease_store_t *proxied_store(const char *table, ursa_time_t stmt_timeout)
 {
-    return pgt_store_cfg((ursa_lease_config_t){.conninfo = proxy_conninfo,
-                                               .table = table,
-                                               .statement_timeout = stmt_timeout});
+    return pgt_store_cfg((ursa_lease_config_t){
+        .conninfo = proxy_conninfo, .table = table, .statement_timeout = stmt_timeout});
 }
 
 /* Stage 2: connecting (the server's handshake replies are swallowed). */
@@ -205,7 +204,7 @@ static void *cancel_in_flight_body(void *arg)
     /* Let the holder's write commit once its lease has expired on the
      * server: the cancelled request is then granted. */
     CHECK(server_shows_row("SELECT count(*) FROM ursa_lease WHERE name = 'stage3' "
-                               "AND expires_at <= clock_timestamp()"));
+                           "AND expires_at <= clock_timestamp()"));
     pgt_unblock(blocker);
     CHECK_EQ(ursa_task_join(th, NULL, URSA_NEVER), 0);
     CHECK_EQ(g.rc, 0); /* it committed before anyone else was granted */
@@ -295,7 +294,7 @@ static void *timeout_in_flight_body(void *arg)
      * and past the holder's server-side expiry: */
     CHECK_EQ(ursa_sleep_for(URSA_MSEC(700)), 0);
     CHECK(server_shows_row("SELECT count(*) FROM ursa_lease WHERE name = 'stage5' "
-                               "AND expires_at <= clock_timestamp()"));
+                           "AND expires_at <= clock_timestamp()"));
     pgt_unblock(blocker);
     CHECK_EQ(ursa_task_join(th, NULL, URSA_NEVER), 0);
     CHECK_EQ(g.rc, 0);
@@ -304,8 +303,7 @@ static void *timeout_in_flight_body(void *arg)
      * granted afterwards and released before the call returned. */
     CHECK_EQ(p.rc, -ETIMEDOUT);
     CHECK_EQ(p.close_rc, 0);
-    CHECK_EQ(pgt_value("SELECT fence FROM ursa_lease WHERE name = 'stage5' AND owner = ''"),
-                 f + 1);
+    CHECK_EQ(pgt_value("SELECT fence FROM ursa_lease WHERE name = 'stage5' AND owner = ''"), f + 1);
     CHECK_EQ(ursa_lease_release(&lh), -ENOLCK);
     CHECK_EQ(ursa_lease_store_close(h), 0);
     return NULL;
@@ -449,8 +447,7 @@ static void *cut_body(void *arg)
     CHECK_EQ(ursa_lease_acquire(p, "cut", TTL_LONG, &l, in(URSA_SEC(20))), 0);
     CHECK_EQ(proxy_cuts(proxy), cuts + 1);
     CHECK_EQ(ursa_lease_fence(&l), f0 + 1);
-    CHECK_EQ(pgt_value("SELECT fence FROM cut_lease WHERE name = 'cut' AND owner <> ''"),
-                 f0 + 1);
+    CHECK_EQ(pgt_value("SELECT fence FROM cut_lease WHERE name = 'cut' AND owner <> ''"), f0 + 1);
     CHECK_EQ(ursa_lease_guarded_exec(&l, "SELECT 1", 0, NULL, NULL, in(URSA_SEC(20))), 0);
     CHECK_EQ(ursa_lease_release(&l), 0);
     CHECK(pgt_closed(p, d, NULL));
@@ -475,7 +472,7 @@ static void *lost_reply_body(void *arg)
     CHECK_EQ(ursa_lease_acquire(p, "lost", TTL_LONG, &l, in(URSA_MSEC(500))), -ETIMEDOUT);
     CHECK_EQ(ursa_held_count(), 0);
     CHECK_EQ(pgt_value("SELECT fence FROM lost_lease WHERE name = 'lost' AND owner <> ''"),
-                 f0 + 1); /* granted on the server */
+             f0 + 1); /* granted on the server */
     proxy_set(proxy, PROXY_PASS, 0);
     row_wait_t w = {"lost_lease", "lost", f0 + 1};
     CHECK(pgt_eventually(row_free_with_fence, &w, URSA_SEC(30)));

@@ -89,8 +89,9 @@ static void *contend_root(void *arg)
 
 static int child_contend(char **argv)
 {
-    contend_args_t a = {argv[0], argv[1], atoi(argv[2]), URSA_MSEC(atol(argv[3])),
-                        URSA_MSEC(atol(argv[4])), atoi(argv[5]), 1};
+    contend_args_t a = {
+        argv[0],       argv[1], atoi(argv[2]), URSA_MSEC(atol(argv[3])), URSA_MSEC(atol(argv[4])),
+        atoi(argv[5]), 1};
     printf("clock %lld\n", (long long)time(NULL));
     fflush(stdout);
     int rc = ursa_run(NULL, contend_root, &a, NULL);
@@ -214,8 +215,8 @@ static int by_fence(const void *a, const void *b)
  * believing it held the lease before the next began; the guarded log, in
  * commit order, has fences that never go back, each written by its
  * grant's holder only; every late write was refused. */
-static void contend(int n, const char *const *const *env, const long *skew, int rounds,
-                    long ttl_ms, long hold_ms, int overhold_every)
+static void contend(int n, const char *const *const *env, const long *skew, int rounds, long ttl_ms,
+                    long hold_ms, int overhold_every)
 {
     assert_true(pgt_exec("DROP TABLE IF EXISTS contend_log; CREATE TABLE contend_log "
                          "(id bigserial PRIMARY KEY, who text, fence bigint)"));
@@ -264,9 +265,10 @@ static void contend(int n, const char *const *const *env, const long *skew, int 
             late_checked++;
         }
         assert_true(gs[i].release == 0 || gs[i].release == -ENOLCK);
-        assert_int_equal(pgt_value("SELECT count(*) FROM contend_log WHERE fence = %lld AND who = 'p%d'",
-                                   gs[i].fence, gs[i].who),
-                         gs[i].wrote);
+        assert_int_equal(
+            pgt_value("SELECT count(*) FROM contend_log WHERE fence = %lld AND who = 'p%d'",
+                      gs[i].fence, gs[i].who),
+            gs[i].wrote);
     }
     if (overhold_every)
         assert_int_equal(late_checked, n * (rounds / overhold_every));
@@ -322,12 +324,12 @@ static void test_holder_paused_past_ttl(void **state)
     ursa_lease_store_t *s = pgt_store(NULL);
     assert_non_null(s);
     ursa_lease_t l = {0};
-    assert_int_equal(ursa_lease_acquire(s, "paused", URSA_SEC(60), &l, ursa_deadline_in(URSA_SEC(30))),
-                     0);
-    assert_int_equal(ursa_lease_fence(&l), f + 1);
     assert_int_equal(
-        ursa_lease_guarded_exec(&l, "INSERT INTO paused_log VALUES ('taker')", 0, NULL, NULL, URSA_NOW),
-        0);
+        ursa_lease_acquire(s, "paused", URSA_SEC(60), &l, ursa_deadline_in(URSA_SEC(30))), 0);
+    assert_int_equal(ursa_lease_fence(&l), f + 1);
+    assert_int_equal(ursa_lease_guarded_exec(&l, "INSERT INTO paused_log VALUES ('taker')", 0, NULL,
+                                             NULL, URSA_NOW),
+                     0);
     assert_int_equal(kill(c.pid, SIGCONT), 0);
     fputs("check\n", c.in);
     fflush(c.in);
