@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 secs="${1:-10}"
 bash .ci/deps
 dir="${BUILD_DIR:-build/demo}"
-cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DURSA_BUILD_TESTS=OFF -DURSA_BUILD_BENCH=OFF >/dev/null
+cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Release -DURSA_BUILD_TESTS=OFF -DURSA_BUILD_BENCH=OFF >/dev/null
 cmake --build "$dir" -j"$(nproc)" --target ursa_leader >/dev/null
 pg="$(mktemp -d /tmp/ursa-pg.XXXXXX)"
 trap 'bash tests/dist/pg_cluster.sh stop "$pg"' EXIT
