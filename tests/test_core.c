@@ -2,6 +2,7 @@
  * wait-node handshake (decided, then waker, then done). */
 #include "support.h"
 
+#include <limits.h>
 #include <stdatomic.h>
 
 #include "core/park.h"
@@ -137,6 +138,21 @@ static void test_sema_close_nodes(void **state)
     assert_int_equal(atomic_load(&c.calls), 2); /* no waker for an immediate result */
 }
 
+/* ursa_strerror takes any int: INT_MIN used to be negated (undefined
+ * behaviour; regression, seen under UBSan). */
+static void test_strerror_any_int(void **state)
+{
+    (void)state;
+    assert_string_equal(ursa_strerror(0), "OK");
+    assert_string_equal(ursa_strerror(-ETIMEDOUT), "ETIMEDOUT: deadline passed");
+    assert_string_equal(ursa_strerror(INT_MIN), "not an error code");
+    assert_string_equal(ursa_strerror(INT_MIN + 1), "not an error code");
+    assert_string_equal(ursa_strerror(INT_MAX), "not an error code");
+    assert_string_equal(ursa_strerror(1), "not an error code");
+    assert_non_null(ursa_strerror(-ENOENT));
+    assert_string_equal(ursa_strerror(-ENOENT), strerror(ENOENT));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -144,6 +160,7 @@ int main(void)
         cmocka_unit_test(test_waitq_fifo),
         cmocka_unit_test(test_node_handshake_order),
         cmocka_unit_test(test_sema_close_nodes),
+        cmocka_unit_test(test_strerror_any_int),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -784,6 +784,66 @@ static void test_io_bad_fds(void **state)
     check_bad(&b);
 }
 
+/* ================= extreme deadlines ================= */
+
+/* Any deadline is valid input: one in the past (however far: INT64_MIN) is
+ * expired, one far in the future (URSA_NEVER - 1) waits as long as needed.
+ * Regression: the off-task wait computed deadline - now and rounded it up
+ * to ms with signed overflow (UBSan; in a plain build the read hung). */
+static const ursa_time_t expired_deadlines[] = {INT64_MIN, INT64_MIN + 1, -1, 1};
+#define N_EXPIRED (sizeof expired_deadlines / sizeof expired_deadlines[0])
+
+typedef struct extreme_res {
+    int fd[2];
+    ssize_t read_rc[N_EXPIRED];
+    int poll_rc[N_EXPIRED];
+    ssize_t far_read_rc, far_write_rc;
+    int far_poll_rc;
+} extreme_res_t;
+
+static void extreme_io(extreme_res_t *x)
+{
+    char buf[4];
+    for (size_t i = 0; i < N_EXPIRED; i++) {
+        x->read_rc[i] = ursa_read(x->fd[0], buf, sizeof buf, -1, expired_deadlines[i]);
+        x->poll_rc[i] = ursa_poll(x->fd[0], POLLIN, expired_deadlines[i]);
+    }
+    x->far_write_rc = ursa_write(x->fd[1], "far", 3, -1, URSA_NEVER - 1);
+    x->far_poll_rc = ursa_poll(x->fd[0], POLLIN, URSA_NEVER - 1);
+    x->far_read_rc = ursa_read(x->fd[0], buf, sizeof buf, -1, URSA_NEVER - 1);
+}
+
+static void *extreme_root(void *arg)
+{
+    extreme_io(arg);
+    return NULL;
+}
+
+static void check_extreme(const extreme_res_t *x)
+{
+    for (size_t i = 0; i < N_EXPIRED; i++) {
+        assert_int_equal(x->read_rc[i], -ETIMEDOUT);
+        assert_int_equal(x->poll_rc[i], -ETIMEDOUT);
+    }
+    assert_int_equal(x->far_write_rc, 3);
+    assert_true(x->far_poll_rc > 0 && (x->far_poll_rc & POLLIN));
+    assert_int_equal(x->far_read_rc, 3);
+}
+
+static void test_io_extreme_deadlines(void **state)
+{
+    (void)state;
+    extreme_res_t x;
+    memset(&x, 0, sizeof x);
+    make_pipe(x.fd);
+    extreme_io(&x); /* off-task */
+    check_extreme(&x);
+    memset(&x.read_rc, 0, sizeof x - offsetof(extreme_res_t, read_rc));
+    assert_null(test_run(1, extreme_root, &x));
+    close_pipe(x.fd);
+    check_extreme(&x);
+}
+
 /* An argument runs only the tests whose names match it (a glob). */
 int main(int argc, char **argv)
 {
@@ -799,6 +859,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_io_huge_len_not_truncated),
         cmocka_unit_test(test_io_off_task),
         cmocka_unit_test(test_io_bad_fds),
+        cmocka_unit_test(test_io_extreme_deadlines),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -22,8 +22,8 @@ void ursa__park(ursa__parker_t *p, ursa_time_t deadline)
     }
     struct timespec ts, *tsp = NULL;
     if (deadline != URSA_NEVER) {
-        ts.tv_sec = deadline / 1000000000;
-        ts.tv_nsec = deadline % 1000000000;
+        /* An absolute time; any before 0 is as past as 0 is. */
+        ts = ursa__timespec(deadline < 0 ? 0 : deadline);
         tsp = &ts;
     }
     /* Absolute CLOCK_MONOTONIC timeout: FUTEX_WAIT_BITSET. */

@@ -22,6 +22,9 @@ const char *ursa_strerror(int err)
     case -ENOLCK: return "ENOLCK: lease lost (expired or taken over)";
     case -ECONNRESET: return "ECONNRESET: connection to the server lost";
     case -EIO: return "EIO: server error";
-    default: return err < 0 ? strerror(-err) : "not an error code";
+    default:
+        /* errno values are 1..4095 (the kernel's MAX_ERRNO); anything else,
+         * INT_MIN included (its negation overflows), is not one. */
+        return err < 0 && err >= -4095 ? strerror(-err) : "not an error code";
     }
 }

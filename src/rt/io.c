@@ -40,21 +40,21 @@ static ursa_task_t *io_task(ursa__worker_t **w)
     return *w && (*w)->current && (*w)->ring.ok ? (*w)->current : NULL;
 }
 
-/* Off-task: wait with poll(2), honouring the deadline. */
+/* Off-task: wait with ppoll(2), honouring the deadline. */
 static int poll_thread(int fd, short events, ursa_time_t deadline)
 {
     for (;;) {
-        int ms = -1;
-        if (deadline == URSA_NOW) {
-            ms = 0;
-        } else if (deadline != URSA_NEVER) {
-            ursa_time_t left = deadline - ursa__mono_now();
-            if (left <= 0)
+        struct timespec ts = {0, 0}, *tsp = &ts; /* URSA_NOW: just look */
+        if (deadline == URSA_NEVER) {
+            tsp = NULL;
+        } else if (deadline != URSA_NOW) {
+            ursa_time_t left = ursa__time_left(deadline, ursa__mono_now());
+            if (left == 0)
                 return -ETIMEDOUT;
-            ms = (int)((left + 999999) / 1000000);
+            ts = ursa__timespec(left);
         }
         struct pollfd p = {.fd = fd, .events = events};
-        int n = poll(&p, 1, ms);
+        int n = ppoll(&p, 1, tsp, NULL);
         if (n > 0)
             return (p.revents & POLLNVAL) ? -EBADF : p.revents; /* as the ring says */
         if (n == 0 && deadline == URSA_NOW)

@@ -6,6 +6,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "../core/clock.h"
 #include "task.h"
 
 static void arm_eventfd(ursa__ring_t *r)
@@ -65,8 +66,8 @@ void ursa__ring_wait(ursa__ring_t *r, ursa_time_t timeout)
 {
     if (!r->ok) {
         struct pollfd p = {.fd = r->evfd, .events = POLLIN};
-        int ms = timeout < 0 ? -1 : (int)((timeout + 999999) / 1000000);
-        if (poll(&p, 1, ms) > 0) {
+        struct timespec ts = ursa__timespec(timeout < 0 ? 0 : timeout);
+        if (ppoll(&p, 1, timeout < 0 ? NULL : &ts, NULL) > 0) {
             uint64_t v;
             ssize_t n = read(r->evfd, &v, sizeof v);
             (void)n;

@@ -389,7 +389,9 @@ int ursa_sleep_until(ursa_time_t deadline)
     if (!t) {
         if (deadline == URSA_NEVER)
             return -EINVAL;
-        struct timespec ts = {deadline / 1000000000, deadline % 1000000000};
+        if (ursa__time_left(deadline, ursa__mono_now()) == 0)
+            return 0; /* passed already (a negative one would not make a timespec) */
+        struct timespec ts = ursa__timespec(deadline);
         while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
         }
         return 0;
