@@ -215,7 +215,7 @@ ursa_task_t *ursa__task_new(ursa_rt_t *rt, ursa__worker_t *w, ursa_task_fn_t fn,
     t->worker = w;
     t->fn = fn;
     t->arg = arg;
-    t->timer_idx = SIZE_MAX;
+    t->timer_idx = URSA__TIMER_NONE;
     const char *name = opts && opts->name ? opts->name : "task";
     strncpy(t->name, name, sizeof t->name - 1);
     atomic_init(&t->wstate, URSA__T_RUNNING);

@@ -37,7 +37,8 @@ struct ursa_task {
     bool adopted;   /* linked into its worker's live list */
     /* The one deadline a task can wait for at a time. */
     ursa_time_t timer_when;
-    size_t timer_idx; /* index in the worker's heap, or SIZE_MAX */
+    size_t timer_idx; /* index in the worker's heap, or URSA__TIMER_* */
+    struct ursa_task *timer_prev, *timer_next; /* while spilled (rt/timer.h) */
     /* What it waits on, for deadlock reports. */
     uint32_t wait_kind;
     const ursa_site_t *wait_site;
