@@ -46,8 +46,9 @@ URSA_API int ursa_rt_block_on(ursa_rt_t *rt, ursa_task_fn_t fn, void *arg,
                               void **result) URSA_NODISCARD;
 
 /* Cancels every task left, lets them finish, stops the workers and frees
- * the runtime. Any thread, but not one of its own tasks (reported and
- * ignored). Task handles not joined become invalid. */
+ * the runtime, with the handles of tasks never joined (they become
+ * invalid). Any thread, but not one of its own tasks (reported and
+ * ignored). */
 URSA_API void ursa_rt_free(ursa_rt_t *rt);
 
 /* Shorthand: a runtime with cfg, block_on, free. -EINVAL inside a task. */

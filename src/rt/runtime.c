@@ -36,6 +36,8 @@ static void destroy(ursa_rt_t *rt, unsigned nthreads)
         pthread_join(rt->workers[i].thread, NULL);
     for (unsigned i = 0; i < rt->nworkers; i++)
         ursa__worker_fini(&rt->workers[i]);
+    ursa__task_free_loose(rt);
+    pthread_mutex_destroy(&rt->loose_lock);
     free(rt->workers);
     free(rt);
 }
@@ -70,6 +72,7 @@ int ursa_rt_new(ursa_rt_t **out, const ursa_rt_config_t *cfg)
         free(rt);
         return -ENOMEM;
     }
+    pthread_mutex_init(&rt->loose_lock, NULL);
     memset(rt->workers, 0, sizeof(ursa__worker_t) * c.workers);
     for (unsigned i = 0; i < c.workers; i++)
         ursa__worker_init(&rt->workers[i], rt, i);

@@ -20,6 +20,11 @@ struct ursa_rt {
     pthread_t owner; /* thread whose ring worker 0 has */
     bool owner_set;
     _Atomic bool in_worker0; /* some thread is running worker 0 now */
+    /* Task descriptors from malloc rather than a worker's pool (spawned
+     * from outside the runtime, or all of them under ASan), so that
+     * ursa_rt_free frees those never joined. */
+    pthread_mutex_t loose_lock;
+    ursa_task_t *loose;
 };
 
 #endif

@@ -171,10 +171,47 @@ ursa_task_t *ursa__task_alloc(ursa__worker_t *w)
     return t;
 }
 
+/* A descriptor from malloc is listed in its runtime (any thread may spawn
+ * or free one: under a lock, off the pool's fast path). */
+static void loose_add(ursa_rt_t *rt, ursa_task_t *t)
+{
+    pthread_mutex_lock(&rt->loose_lock);
+    t->loose_prev = NULL;
+    t->loose_next = rt->loose;
+    if (rt->loose)
+        rt->loose->loose_prev = t;
+    rt->loose = t;
+    pthread_mutex_unlock(&rt->loose_lock);
+}
+
+static void loose_remove(ursa_rt_t *rt, ursa_task_t *t)
+{
+    pthread_mutex_lock(&rt->loose_lock);
+    if (t->loose_prev)
+        t->loose_prev->loose_next = t->loose_next;
+    else
+        rt->loose = t->loose_next;
+    if (t->loose_next)
+        t->loose_next->loose_prev = t->loose_prev;
+    pthread_mutex_unlock(&rt->loose_lock);
+}
+
+void ursa__task_free_loose(ursa_rt_t *rt)
+{
+    pthread_mutex_lock(&rt->loose_lock);
+    while (rt->loose) {
+        ursa_task_t *t = rt->loose;
+        rt->loose = t->loose_next;
+        free(t);
+    }
+    pthread_mutex_unlock(&rt->loose_lock);
+}
+
 void ursa__task_free(ursa_task_t *t)
 {
     ursa__worker_t *home = t->home;
     if (!home) {
+        loose_remove(t->worker->rt, t);
         free(t);
     } else if (home == ursa__cur_worker) {
         t->rq_next = home->task_free;
@@ -207,6 +244,8 @@ ursa_task_t *ursa__task_new(ursa_rt_t *rt, ursa__worker_t *w, ursa_task_fn_t fn,
     ursa__worker_t *home = t->home; /* set by the pool, NULL if malloc'd */
     memset(t, 0, sizeof *t);
     t->home = home;
+    if (!home)
+        loose_add(rt, t);
     t->ctx.ops = &task_ops;
     t->ctx.waker = (ursa_waker_t){ursa__task_wake, t};
     ursa__ledger_init(&t->ctx.ledger);

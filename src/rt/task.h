@@ -50,6 +50,7 @@ struct ursa_task {
     void *tsan_fiber;
 #endif
     ursa__worker_t *home; /* whose descriptor pool it came from, or NULL */
+    struct ursa_task *loose_prev, *loose_next; /* in rt->loose while home == NULL */
     char name[32];
 };
 
@@ -79,6 +80,9 @@ int ursa__task_wait(ursa_task_t *t, const _Atomic uint32_t *flag, uint32_t pendi
 ursa_task_t *ursa__task_alloc(ursa__worker_t *cur);
 void ursa__task_free(ursa_task_t *t);
 void ursa__task_pool_drain(ursa__worker_t *w);
+/* Frees the descriptors from malloc that were never freed (tasks never
+ * joined): the runtime is going away. */
+void ursa__task_free_loose(ursa_rt_t *rt);
 
 /* Pushes t on a lock-free LIFO of tasks linked through rq_next (a worker's
  * inbox, its pool's remote frees); the one consumer takes the whole list
