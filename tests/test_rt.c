@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -116,6 +117,62 @@ static void test_rt_config_errors(void **state)
     assert_int_equal(ursa_rt_block_on(rt, NULL, NULL, NULL), -EINVAL);
     ursa_rt_free(rt);
     ursa_rt_free(NULL); /* harmless */
+}
+
+/* Every descriptor number taken (dups of fd 0 under a lowered soft limit),
+ * so the next open fails with EMFILE; undone by fds_release. */
+typedef struct fd_hog {
+    struct rlimit saved;
+    int fds[64];
+    int n;
+} fd_hog_t;
+
+static void fds_exhaust(fd_hog_t *h)
+{
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &h->saved), 0);
+    int top = dup(0);
+    assert_true(top >= 0);
+    close(top);
+    struct rlimit low = h->saved;
+    low.rlim_cur = (rlim_t)top + 8; /* a few free numbers to take */
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+    h->n = 0;
+    int fd;
+    while (h->n < 64 && (fd = dup(0)) >= 0)
+        h->fds[h->n++] = fd;
+    assert_int_equal(errno, EMFILE);
+}
+
+static void fds_release(fd_hog_t *h)
+{
+    while (h->n > 0)
+        close(h->fds[--h->n]);
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &h->saved), 0);
+}
+
+/* Without a free descriptor, ursa_rt_new fails with -EMFILE (documented);
+ * ursa_rt_block_on needs none (a worker without a ring of its own uses the
+ * fallback). Regression: block_on made worker 0's eventfd on its first
+ * call and returned an undocumented -EMFILE. */
+static void test_rt_codes_without_descriptors(void **state)
+{
+    (void)state;
+    fd_hog_t h;
+    ursa_rt_t *rt = NULL;
+    fds_exhaust(&h);
+    int rc = ursa_rt_new(&rt, NULL);
+    fds_release(&h);
+    assert_int_equal(rc, -EMFILE);
+    assert_null(rt);
+
+    assert_int_equal(ursa_rt_new(&rt, &(ursa_rt_config_t){.workers = 2}), 0);
+    fds_exhaust(&h);
+    void *res = NULL;
+    rc = ursa_rt_block_on(rt, ret_arg, R(7), &res);
+    fds_release(&h);
+    ursa_rt_free(rt);
+    assert_int_equal(rc, 0);
+    assert_ptr_equal(res, R(7));
 }
 
 static void test_rt_run_returns_root_result(void **state)
@@ -2139,6 +2196,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rt_config_errors),
         cmocka_unit_test(test_rt_run_returns_root_result),
+        cmocka_unit_test(test_rt_codes_without_descriptors),
         cmocka_unit_test(test_rt_block_on_inside_task_einval),
         cmocka_unit_test(test_rt_run_inside_task_einval),
         cmocka_unit_test(test_rt_free_other_runtime_from_task),

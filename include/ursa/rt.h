@@ -31,17 +31,25 @@ typedef struct ursa_rt_config {
     ursa_time_t deadlock_report_after;
 } ursa_rt_config_t;
 
-/* Creates a runtime (cfg may be NULL for defaults). 0, -EINVAL (bad
- * config), -ENOMEM, or the errno of io_uring set-up. */
+/* Creates a runtime (cfg may be NULL for defaults) and starts the threads
+ * of workers 1..N-1. 0; -EINVAL (NULL out; more than 1024 workers;
+ * deterministic with workers > 1; stack_size outside 16 KiB..1 GiB);
+ * -ENOMEM; -EMFILE / -ENFILE (no descriptor for a worker's wake-up
+ * eventfd); -EAGAIN (a worker thread could not be started). Without
+ * io_uring (not supported, not permitted, or no descriptor for it) a worker
+ * uses the fallback (docs/runtime.md): that is not an error. */
 URSA_API int ursa_rt_new(ursa_rt_t **out, const ursa_rt_config_t *cfg) URSA_NODISCARD;
 
 /* Runs fn(arg) as the root task on worker 0, using the calling thread as
  * worker 0 until the root finishes. *result (may be NULL) gets its return
- * value. Successive calls may come from different threads. 0; -EINVAL
- * (NULL, or called from inside a task); -EBUSY (another thread is in
- * block_on, or worker 0 still has I/O in flight from a previous thread);
- * -ENOMEM; -EDEADLK (deterministic mode: every task waits and nothing can
- * wake them; the report went to stderr). */
+ * value. Successive calls may come from different threads. It opens no
+ * descriptor that could fail (worker 0's eventfd comes from ursa_rt_new).
+ * 0; -EINVAL (NULL rt or fn, or called from inside a task of any
+ * runtime); -EBUSY (another thread is in block_on, or worker 0 still has
+ * I/O in flight from a previous thread); -ENOMEM (no memory for the root's
+ * descriptor or its stack: the root did not run); -EDEADLK (deterministic
+ * mode: every task waits and nothing can wake them; the report went to
+ * stderr). */
 URSA_API int ursa_rt_block_on(ursa_rt_t *rt, ursa_task_fn_t fn, void *arg,
                               void **result) URSA_NODISCARD;
 
@@ -51,7 +59,8 @@ URSA_API int ursa_rt_block_on(ursa_rt_t *rt, ursa_task_fn_t fn, void *arg,
  * ignored). */
 URSA_API void ursa_rt_free(ursa_rt_t *rt);
 
-/* Shorthand: a runtime with cfg, block_on, free. -EINVAL inside a task. */
+/* Shorthand: a runtime with cfg, block_on, free. Any code of
+ * ursa_rt_new or ursa_rt_block_on; -EINVAL inside a task. */
 URSA_API int ursa_run(const ursa_rt_config_t *cfg, ursa_task_fn_t fn, void *arg,
                       void **result) URSA_NODISCARD;
 
@@ -63,20 +72,23 @@ typedef struct ursa_spawn_opts {
 
 /* Spawns a task running fn(arg) on the current runtime (call from inside a
  * task). *out gets the handle to join, unless opts->detached (then out may
- * be NULL). 0, -EINVAL (NULL fn, no current runtime, bad worker),
- * -ENOMEM. */
+ * be NULL). 0, -EINVAL (NULL fn, NULL out for a task not detached, no
+ * current runtime, worker index out of range), -ENOMEM. */
 URSA_API int ursa_spawn(ursa_task_t **out, ursa_task_fn_t fn, void *arg,
                         const ursa_spawn_opts_t *opts) URSA_NODISCARD;
 
-/* Same, onto runtime rt, from any thread (e.g. a plain thread). */
+/* Same, onto runtime rt, from any thread (e.g. a plain thread); -EINVAL
+ * also for a NULL rt. */
 URSA_API int ursa_rt_spawn(ursa_rt_t *rt, ursa_task_t **out, ursa_task_fn_t fn, void *arg,
                            const ursa_spawn_opts_t *opts) URSA_NODISCARD;
 
 /* Waits until task t has finished and frees its handle; *result (may be
- * NULL) gets its return value. Phase 1 wait: 0; -EAGAIN (URSA_NOW, still
- * running), -ETIMEDOUT, -ECANCELED (the joiner was cancelled) — then t is
- * still valid and may be joined again; -EINVAL (NULL, or a task joining
- * itself). Works from tasks and plain threads. */
+ * NULL) gets its return value. Phase 1 wait: 0; -ENOMEM (the task never
+ * ran: no memory for its stack; the handle is freed, *result is NULL);
+ * -EAGAIN (URSA_NOW, still running), -ETIMEDOUT, -ECANCELED (the joiner
+ * was cancelled) — then t is still valid and may be joined again; -EINVAL
+ * (NULL, a task joining itself, a detached task, or one another caller is
+ * joining). Works from tasks and plain threads. */
 #define ursa_task_join(t, result, deadline) ursa_task_join_at(t, result, deadline, URSA_SITE)
 URSA_API int ursa_task_join_at(ursa_task_t *t, void **result, ursa_time_t deadline,
                                const ursa_site_t *site) URSA_NODISCARD;
@@ -108,7 +120,9 @@ URSA_API int ursa_worker_index(void);
 URSA_API int ursa_yield(void);
 
 /* Sleeps until the deadline. 0 when it passed, -ECANCELED if cancelled
- * first. Works off-task too (nanosleep). */
+ * first. Works off-task too (clock_nanosleep), where -EINVAL for
+ * URSA_NEVER (nothing could end the sleep; ursa_sleep_for saturates a huge
+ * ns to URSA_NEVER). */
 URSA_API int ursa_sleep_until(ursa_time_t deadline);
 URSA_API int ursa_sleep_for(ursa_time_t ns);
 

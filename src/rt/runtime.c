@@ -76,15 +76,17 @@ int ursa_rt_new(ursa_rt_t **out, const ursa_rt_config_t *cfg)
     memset(rt->workers, 0, sizeof(ursa__worker_t) * c.workers);
     for (unsigned i = 0; i < c.workers; i++)
         ursa__worker_init(&rt->workers[i], rt, i);
-    /* Worker 0's ring is made by the thread that runs it (block_on): a
-     * SINGLE_ISSUER ring belongs to the thread that created it. */
-    for (unsigned i = 1; i < c.workers; i++) {
+    /* Every eventfd is made here, so that block_on needs no descriptor
+     * (a worker without a ring still runs, on the fallback). Worker 0's
+     * ring is made by the thread that runs it (block_on): a SINGLE_ISSUER
+     * ring belongs to the thread that created it. */
+    for (unsigned i = 0; i < c.workers; i++) {
         ursa__worker_t *w = &rt->workers[i];
         int rc = ursa__ring_evfd_init(&w->ring);
-        if (rc == 0 && pthread_create(&w->thread, NULL, worker_thread, w) != 0)
+        if (rc == 0 && i > 0 && pthread_create(&w->thread, NULL, worker_thread, w) != 0)
             rc = -EAGAIN;
         if (rc) {
-            stop_workers(rt, i);
+            stop_workers(rt, i); /* threads 1..i-1 run */
             destroy(rt, i);
             return rc;
         }
@@ -106,11 +108,6 @@ static int enter_worker0(ursa_rt_t *rt)
     if (!atomic_compare_exchange_strong(&rt->in_worker0, &busy, true))
         return -EBUSY; /* another thread runs worker 0 right now */
     if (!rt->owner_set) {
-        int rc = ursa__ring_evfd_init(&w->ring);
-        if (rc) {
-            atomic_store(&rt->in_worker0, false);
-            return rc;
-        }
         ursa__ring_init(&w->ring);
     } else if (!pthread_equal(rt->owner, pthread_self())) {
         if (w->ring.inflight) {
