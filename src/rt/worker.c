@@ -1,10 +1,11 @@
 /* The per-worker scheduler: run queue, inbox, switching between tasks, the
- * loop with its idle/sleep handshake, and the deadlock report. */
+ * loop with its idle/sleep handshake (the deadlock report is rt/deadlock.c). */
 #include "worker.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "deadlock.h"
 #include "runtime.h"
 #include "switch.h"
 #include "task.h"
@@ -323,38 +324,6 @@ static void run_task(ursa__worker_t *w, ursa_task_t *t)
 
 /* ---- the loop ---- */
 
-static const char *kind_name(uint32_t k)
-{
-    switch (k) {
-    case URSA_WAIT_MUTEX: return "mutex";
-    case URSA_WAIT_SEMAPHORE: return "semaphore";
-    case URSA_WAIT_JOIN: return "join of task";
-    case URSA_WAIT_SLEEP: return "sleep";
-    case URSA_WAIT_IO: return "io";
-    case URSA_WAIT_NONE: return "nothing (parked)";
-    default: return "wait";
-    }
-}
-
-static void deadlock_report(ursa__worker_t *w)
-{
-    if (w->rt->cfg.deterministic)
-        fprintf(stderr, "ursa: deadlock: every task waits and nothing can wake them\n");
-    else
-        fprintf(stderr,
-                "ursa: possible deadlock on worker %d: every task has waited %.1f s with no "
-                "timer or I/O pending (only a plain thread could still wake them)\n",
-                w->index, (double)w->rt->cfg.deadlock_report_after / 1e9);
-    for (ursa_task_t *t = w->all; t; t = t->all_next) {
-        fprintf(stderr, "  task '%s' waits on %s %p", t->name, kind_name(t->wait_kind),
-                t->wait_obj);
-        if (t->wait_site)
-            fprintf(stderr, " at %s:%d (%s)", t->wait_site->file, t->wait_site->line,
-                    t->wait_site->func);
-        fputc('\n', stderr);
-    }
-}
-
 static void cancel_all(ursa__worker_t *w)
 {
     for (ursa_task_t *t = w->all; t; t = t->all_next) {
@@ -428,7 +397,7 @@ int ursa__worker_run(ursa__worker_t *w, ursa_task_t *root)
         }
         bool quiet = !w->timers.len && !w->ring.inflight;
         if (quiet && rt->cfg.deterministic && w->ntasks) {
-            deadlock_report(w);
+            ursa__deadlock_report(w);
             return -EDEADLK;
         }
         ursa_time_t report_after = rt->cfg.deadlock_report_after;
@@ -460,7 +429,7 @@ int ursa__worker_run(ursa__worker_t *w, ursa_task_t *root)
             if (may_report && idle == rt->nworkers && !w->rq_head &&
                 !atomic_load_explicit(&w->inbox, memory_order_relaxed) &&
                 ursa__mono_now() - t0 >= report_after) {
-                deadlock_report(w);
+                ursa__deadlock_report(w);
                 w->reported = true;
             }
         }
