@@ -784,6 +784,127 @@ static void test_io_bad_fds(void **state)
     check_bad(&b);
 }
 
+/* ================= one behaviour inside and outside tasks ================= */
+
+/* Each I/O call gives the same result in a task and on a plain thread (and
+ * with or without io_uring: test_io_no_io_uring), for the cases include/
+ * ursa/io.h documents. Regression: off-task, a 0-byte read of an empty
+ * pipe waited for data (-ETIMEDOUT) while the ring returned 0; an offset
+ * of -5 meant "current position" off-task and -EINVAL in a task; an offset
+ * on a pipe was ESPIPE off-task and ignored by the ring; accept on a pipe
+ * waited off-task and was -ENOTSOCK in a task; an expired deadline never
+ * tried off-task. */
+enum {
+    P_READ0_EMPTY, P_READ0_NULL, P_WRITE0_NULL,
+    P_READ_OFF_NEG, P_WRITE_OFF_NEG, P_AFTER_NEG,
+    P_WRITE_OFF0, P_READ_OFF0,
+    P_ACCEPT_PIPE, P_ACCEPT_UNLISTENED, P_ACCEPT_CLOSED,
+    P_NEG_READ, P_NEG_WRITE, P_NEG_ACCEPT, P_NEG_CONNECT, P_NEG_POLL,
+    P_NULL_READ, P_NULL_WRITE, P_NULL_ADDR,
+    P_EXPIRED_WRITE, P_EXPIRED_POLL, P_EXPIRED_READ, P_EXPIRED_EMPTY,
+    P_N
+};
+
+static const long parity_expected[P_N] = {
+    [P_READ0_EMPTY] = 0, [P_READ0_NULL] = 0, [P_WRITE0_NULL] = 0,
+    [P_READ_OFF_NEG] = -EINVAL, [P_WRITE_OFF_NEG] = -EINVAL, [P_AFTER_NEG] = -EAGAIN,
+    [P_WRITE_OFF0] = 3, [P_READ_OFF0] = 3,
+    [P_ACCEPT_PIPE] = -ENOTSOCK, [P_ACCEPT_UNLISTENED] = -EINVAL, [P_ACCEPT_CLOSED] = -EBADF,
+    [P_NEG_READ] = -EINVAL, [P_NEG_WRITE] = -EINVAL, [P_NEG_ACCEPT] = -EINVAL,
+    [P_NEG_CONNECT] = -EINVAL, [P_NEG_POLL] = -EINVAL,
+    [P_NULL_READ] = -EINVAL, [P_NULL_WRITE] = -EINVAL, [P_NULL_ADDR] = -EINVAL,
+    [P_EXPIRED_WRITE] = 2, [P_EXPIRED_POLL] = POLLIN, [P_EXPIRED_READ] = 2,
+    [P_EXPIRED_EMPTY] = -ETIMEDOUT,
+};
+
+typedef struct parity {
+    int fd[2];
+    int tcp; /* a TCP socket, not listening */
+    int closed;
+    long rc[P_N];
+} parity_t;
+
+static ursa_time_t soon(void)
+{
+    return in_ms(200); /* long enough to see a wait that should not be */
+}
+
+static void parity_battery(parity_t *p)
+{
+    char buf[8];
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    long *rc = p->rc;
+    rc[P_READ0_EMPTY] = ursa_read(p->fd[0], buf, 0, -1, soon());
+    rc[P_READ0_NULL] = ursa_read(p->fd[0], NULL, 0, -1, soon());
+    rc[P_WRITE0_NULL] = ursa_write(p->fd[1], NULL, 0, -1, soon());
+    rc[P_READ_OFF_NEG] = ursa_read(p->fd[0], buf, 4, -5, soon());
+    rc[P_WRITE_OFF_NEG] = ursa_write(p->fd[1], "ab", 2, -5, soon());
+    rc[P_AFTER_NEG] = ursa_read(p->fd[0], buf, sizeof buf, -1, URSA_NOW); /* nothing written */
+    rc[P_WRITE_OFF0] = ursa_write(p->fd[1], "xyz", 3, 0, soon()); /* a pipe: offset ignored */
+    rc[P_READ_OFF0] = ursa_read(p->fd[0], buf, sizeof buf, 0, soon());
+    rc[P_ACCEPT_PIPE] = ursa_accept(p->fd[0], NULL, NULL, 0, soon());
+    rc[P_ACCEPT_UNLISTENED] = ursa_accept(p->tcp, NULL, NULL, 0, soon());
+    rc[P_ACCEPT_CLOSED] = ursa_accept(p->closed, NULL, NULL, 0, soon());
+    rc[P_NEG_READ] = ursa_read(-1, buf, 4, -1, soon());
+    rc[P_NEG_WRITE] = ursa_write(-1, buf, 4, -1, soon());
+    rc[P_NEG_ACCEPT] = ursa_accept(-1, NULL, NULL, 0, soon());
+    rc[P_NEG_CONNECT] = ursa_connect(-1, (struct sockaddr *)&a, sizeof a, soon());
+    rc[P_NEG_POLL] = ursa_poll(-1, POLLIN, soon());
+    rc[P_NULL_READ] = ursa_read(p->fd[0], NULL, 4, -1, soon());
+    rc[P_NULL_WRITE] = ursa_write(p->fd[1], NULL, 4, -1, soon());
+    rc[P_NULL_ADDR] = ursa_connect(p->tcp, NULL, sizeof a, soon());
+    /* An expired deadline still tries once. */
+    rc[P_EXPIRED_WRITE] = ursa_write(p->fd[1], "ok", 2, -1, ursa_deadline_in(0));
+    rc[P_EXPIRED_POLL] = ursa_poll(p->fd[0], POLLIN, ursa_deadline_in(0));
+    rc[P_EXPIRED_READ] = ursa_read(p->fd[0], buf, sizeof buf, -1, ursa_deadline_in(0));
+    rc[P_EXPIRED_EMPTY] = ursa_read(p->fd[0], buf, sizeof buf, -1, ursa_deadline_in(0));
+}
+
+static void *parity_root(void *arg)
+{
+    parity_battery(arg);
+    return NULL;
+}
+
+static int closed_fd(void);
+
+/* The number of cases that differ from the documented result (each
+ * printed). */
+static int parity_mismatches(const parity_t *p, const char *where)
+{
+    int bad = 0;
+    for (int i = 0; i < P_N; i++) {
+        if (p->rc[i] != parity_expected[i]) {
+            print_message("%s: case %d: got %ld, expected %ld\n", where, i, p->rc[i],
+                          parity_expected[i]);
+            bad++;
+        }
+    }
+    return bad;
+}
+
+static void test_io_same_in_and_out_of_tasks(void **state)
+{
+    (void)state;
+    int bad = 0;
+    for (int in_task = 0; in_task <= 1; in_task++) {
+        parity_t p;
+        memset(&p, 0, sizeof p);
+        make_pipe(p.fd);
+        p.tcp = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        assert_true(p.tcp >= 0);
+        p.closed = closed_fd();
+        if (in_task)
+            assert_null(test_run(1, parity_root, &p));
+        else
+            parity_battery(&p);
+        close_pipe(p.fd);
+        close(p.tcp);
+        bad += parity_mismatches(&p, in_task ? "in a task" : "on a plain thread");
+    }
+    assert_int_equal(bad, 0);
+}
+
 /* ================= extreme deadlines ================= */
 
 /* Any deadline is valid input: one in the past (however far: INT64_MIN) is
@@ -860,6 +981,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_io_off_task),
         cmocka_unit_test(test_io_bad_fds),
         cmocka_unit_test(test_io_extreme_deadlines),
+        cmocka_unit_test(test_io_same_in_and_out_of_tasks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

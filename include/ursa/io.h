@@ -5,10 +5,23 @@
  * cancelled in the kernel (IORING_OP_ASYNC_CANCEL) and the call waits for
  * the kernel to let go of the buffer. If the operation completed anyway,
  * its result is returned (an accepted socket is never lost). Off-task the
- * calls block the thread (poll with timeout, then the plain syscall).
+ * calls block the thread: a read or write first tries without blocking
+ * (RWF_NOWAIT), then waits for readiness with ppoll(2) and tries again.
  *
- * Return: the syscall's result (>= 0), or -errno; -EAGAIN (URSA_NOW, not
- * ready), -ETIMEDOUT, -ECANCELED as for every wait. */
+ * The same in every context (a task or a plain thread):
+ * - Return: the syscall's result (>= 0), or -errno; -EAGAIN (URSA_NOW, not
+ *   ready), -ETIMEDOUT, -ECANCELED (the task was cancelled) as for every
+ *   wait. A read or write may be short, as with read(2) and write(2).
+ * - An expired deadline still tries once: the result if the call can
+ *   complete at once, else -ETIMEDOUT.
+ * - Checked first, nothing done: fd < 0, a NULL buffer with len > 0, an
+ *   offset below -1, a NULL address (connect): -EINVAL.
+ * - A descriptor that is not open: -EBADF.
+ * - len 0 (the buffer may then be NULL) never waits: the result of a
+ *   0-byte read(2)/write(2), which is 0 for pipes, sockets and files.
+ * - An offset on a descriptor that cannot seek (pipe, socket) is ignored.
+ * - accept on a descriptor that is not a socket: -ENOTSOCK; on a socket
+ *   that is not listening: -EINVAL; both at once, without waiting. */
 #ifndef URSA_IO_H
 #define URSA_IO_H
 

@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "ring.h"
@@ -40,28 +41,78 @@ static ursa_task_t *io_task(ursa__worker_t **w)
     return *w && (*w)->current && (*w)->ring.ok ? (*w)->current : NULL;
 }
 
-/* Off-task: wait with ppoll(2), honouring the deadline. */
+/* Off-task: waits with ppoll(2) until fd has one of `events`, honouring
+ * the deadline; an expired deadline still looks once. revents or -errno. */
 static int poll_thread(int fd, short events, ursa_time_t deadline)
 {
     for (;;) {
-        struct timespec ts = {0, 0}, *tsp = &ts; /* URSA_NOW: just look */
-        if (deadline == URSA_NEVER) {
-            tsp = NULL;
-        } else if (deadline != URSA_NOW) {
-            ursa_time_t left = ursa__time_left(deadline, ursa__mono_now());
-            if (left == 0)
-                return -ETIMEDOUT;
-            ts = ursa__timespec(left);
-        }
+        ursa_time_t left = deadline == URSA_NEVER ? -1
+                           : deadline == URSA_NOW ? 0
+                                                  : ursa__time_left(deadline, ursa__mono_now());
+        struct timespec ts = ursa__timespec(left < 0 ? 0 : left);
         struct pollfd p = {.fd = fd, .events = events};
-        int n = ppoll(&p, 1, tsp, NULL);
+        int n = ppoll(&p, 1, left < 0 ? NULL : &ts, NULL);
         if (n > 0)
             return (p.revents & POLLNVAL) ? -EBADF : p.revents; /* as the ring says */
-        if (n == 0 && deadline == URSA_NOW)
-            return -EAGAIN;
+        if (n == 0 && left == 0)
+            return deadline == URSA_NOW ? -EAGAIN : -ETIMEDOUT;
         if (n < 0 && errno != EINTR)
             return -errno;
     }
+}
+
+/* One read or write (preadv2/pwritev2: offset -1 is the current position;
+ * flags RWF_NOWAIT: only what needs no waiting, else -EAGAIN). An offset
+ * on a descriptor that cannot seek is ignored, as the ring ignores it. */
+static ssize_t rw_once(int fd, void *buf, size_t len, int64_t offset, bool out, int flags)
+{
+    struct iovec v = {buf, len};
+    ssize_t n = out ? pwritev2(fd, &v, 1, offset, flags) : preadv2(fd, &v, 1, offset, flags);
+    if (n < 0 && errno == ESPIPE && offset >= 0)
+        return rw_once(fd, buf, len, -1, out, flags);
+    return n < 0 ? -errno : n;
+}
+
+/* A read or write without the ring: a try that cannot block; if the fd is
+ * not ready, a wait for readiness and a second try. The plain (blocking)
+ * call only where the kernel cannot try without blocking (RWF_NOWAIT not
+ * supported for this descriptor), after the wait, or when it says "not
+ * ready" just after poll said ready (a regular file whose data is not
+ * cached: readiness means nothing there). */
+static ssize_t rw_ready(int fd, void *buf, size_t len, int64_t offset, ursa_time_t deadline,
+                        bool out)
+{
+    ssize_t n = rw_once(fd, buf, len, offset, out, RWF_NOWAIT);
+    bool nowait = n != -EOPNOTSUPP && n != -ENOSYS;
+    if (nowait && n != -EAGAIN)
+        return n;
+    if (n == -EAGAIN && deadline == URSA_NOW)
+        return -EAGAIN;
+    int rc = poll_thread(fd, out ? POLLOUT : POLLIN, deadline);
+    if (rc < 0)
+        return rc;
+    if (nowait && (n = rw_once(fd, buf, len, offset, out, RWF_NOWAIT)) != -EAGAIN)
+        return n;
+    return rw_once(fd, buf, len, offset, out, 0);
+}
+
+/* Accept without the ring: what accept(2) would fail with at once (not a
+ * socket, not listening, a bad descriptor) before any wait, as the ring
+ * does. */
+static int accept_ready(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags,
+                        ursa_time_t deadline)
+{
+    int listening = 0;
+    socklen_t l = sizeof listening;
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &l) < 0)
+        return -errno;
+    if (!listening)
+        return -EINVAL;
+    int rc = poll_thread(fd, POLLIN, deadline);
+    if (rc < 0)
+        return rc;
+    int s = accept4(fd, addr, addrlen, flags);
+    return s < 0 ? -errno : s;
 }
 
 /* The kernel moves at most this much per read/write (MAX_RW_COUNT); a
@@ -90,16 +141,10 @@ static ssize_t rw(int fd, void *buf, size_t len, int64_t offset, ursa_time_t dea
 {
     ursa__worker_t *w;
     ursa_task_t *t = io_task(&w);
-    if (fd < 0 || (!buf && len))
+    if (fd < 0 || (!buf && len) || offset < -1)
         return -EINVAL;
-    if (!t) {
-        int rc = poll_thread(fd, out ? POLLOUT : POLLIN, deadline);
-        if (rc < 0)
-            return rc;
-        ssize_t n = out ? (offset < 0 ? write(fd, buf, len) : pwrite(fd, buf, len, offset))
-                        : (offset < 0 ? read(fd, buf, len) : pread(fd, buf, len, offset));
-        return n < 0 ? -errno : n;
-    }
+    if (!t)
+        return rw_ready(fd, buf, len, offset, deadline, out);
     ursa__io_op_t op;
     struct io_uring_sqe *sqe = op_begin(w, t, &op);
     if (out)
@@ -126,13 +171,8 @@ int ursa_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags,
     ursa_task_t *t = io_task(&w);
     if (fd < 0)
         return -EINVAL;
-    if (!t) {
-        int rc = poll_thread(fd, POLLIN, deadline);
-        if (rc < 0)
-            return rc;
-        int s = accept4(fd, addr, addrlen, flags);
-        return s < 0 ? -errno : s;
-    }
+    if (!t)
+        return accept_ready(fd, addr, addrlen, flags, deadline);
     ursa__io_op_t op;
     struct io_uring_sqe *sqe = op_begin(w, t, &op);
     io_uring_prep_accept(sqe, fd, addr, addrlen, flags);
