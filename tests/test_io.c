@@ -905,6 +905,178 @@ static void test_io_same_in_and_out_of_tasks(void **state)
     assert_int_equal(bad, 0);
 }
 
+/* ================= a task in I/O never blocks its worker ================= */
+
+/* With io_uring or on the fallback (test_io_no_io_uring runs this file with
+ * URSA_NO_IO_URING=1): a reader waiting on an empty pipe leaves its worker
+ * free, so a writer on the same worker can feed it; many such readers wait
+ * at once; deadlines and cancellation end their waits; ursa_rt_free ends a
+ * read waiting with URSA_NEVER. Regression: on the fallback a task's I/O
+ * was a blocking poll(2) + syscall on the worker thread: the reader held
+ * its worker for the whole deadline, and ursa_rt_free hung. */
+#define N_READERS 40
+
+typedef struct one_worker {
+    int fd[N_READERS][2];
+    ssize_t read_rc[N_READERS];
+    char got[N_READERS][8];
+    ssize_t write_rc[N_READERS];
+    atomic_int waiting;
+    ssize_t timed_rc, cancelled_rc;
+    int ticks_during_timed; /* another task ran while the read waited */
+    atomic_int ticks;
+    atomic_int stop_ticking;
+} one_worker_t;
+
+typedef struct reader_arg {
+    one_worker_t *o;
+    int i;
+} reader_arg_t;
+
+static void *pipe_reader(void *arg)
+{
+    reader_arg_t *a = arg;
+    one_worker_t *o = a->o;
+    atomic_fetch_add(&o->waiting, 1);
+    o->read_rc[a->i] = ursa_read(o->fd[a->i][0], o->got[a->i], sizeof o->got[a->i], -1,
+                                 in_ms(20000));
+    return NULL;
+}
+
+static void *ticker(void *arg)
+{
+    one_worker_t *o = arg;
+    while (!atomic_load(&o->stop_ticking)) {
+        atomic_fetch_add(&o->ticks, 1);
+        if (ursa_sleep_for(URSA_MSEC(1)) != 0)
+            break;
+    }
+    return NULL;
+}
+
+static void *cancelled_reader(void *arg)
+{
+    one_worker_t *o = arg;
+    char buf[4];
+    atomic_store(&o->waiting, 1);
+    o->cancelled_rc = ursa_read(o->fd[0][0], buf, sizeof buf, -1, URSA_NEVER);
+    return NULL;
+}
+
+static void *one_worker_root(void *arg)
+{
+    one_worker_t *o = arg;
+    reader_arg_t a[N_READERS];
+    ursa_task_t *t[N_READERS];
+    for (int i = 0; i < N_READERS; i++) {
+        a[i] = (reader_arg_t){o, i};
+        if (ursa_spawn(&t[i], pipe_reader, &a[i], NULL))
+            return R(-1);
+    }
+    while (atomic_load(&o->waiting) < N_READERS) /* every reader is in its read */
+        (void)ursa_yield();
+    for (int i = N_READERS - 1; i >= 0; i--) { /* the writer: this task */
+        char msg[8];
+        int len = snprintf(msg, sizeof msg, "m%d", i);
+        o->write_rc[i] = ursa_write(o->fd[i][1], msg, (size_t)len, -1, in_ms(20000));
+    }
+    for (int i = 0; i < N_READERS; i++)
+        if (ursa_task_join(t[i], NULL, URSA_NEVER) != 0)
+            return R(-2);
+
+    /* A deadline ends a read while another task keeps running. */
+    ursa_task_t *tick;
+    if (ursa_spawn(&tick, ticker, o, NULL))
+        return R(-3);
+    char buf[4];
+    int before = atomic_load(&o->ticks);
+    o->timed_rc = ursa_read(o->fd[0][0], buf, sizeof buf, -1, in_ms(30));
+    o->ticks_during_timed = atomic_load(&o->ticks) - before;
+    atomic_store(&o->stop_ticking, 1);
+    if (ursa_task_join(tick, NULL, URSA_NEVER) != 0)
+        return R(-4);
+
+    /* Cancel ends a read waiting with URSA_NEVER. */
+    atomic_store(&o->waiting, 0);
+    ursa_task_t *c;
+    if (ursa_spawn(&c, cancelled_reader, o, NULL))
+        return R(-5);
+    while (!atomic_load(&o->waiting))
+        (void)ursa_yield();
+    (void)ursa_yield(); /* now it waits in the read */
+    if (ursa_task_cancel(c) != 0 || ursa_task_join(c, NULL, URSA_NEVER) != 0)
+        return R(-6);
+    return NULL;
+}
+
+static void test_io_task_io_leaves_worker_free(void **state)
+{
+    (void)state;
+    one_worker_t *o = calloc(1, sizeof *o);
+    assert_non_null(o);
+    for (int i = 0; i < N_READERS; i++)
+        make_pipe(o->fd[i]);
+    assert_null(test_run(1, one_worker_root, o));
+    for (int i = 0; i < N_READERS; i++) {
+        char msg[8];
+        int len = snprintf(msg, sizeof msg, "m%d", i);
+        assert_int_equal(o->write_rc[i], len);
+        assert_int_equal(o->read_rc[i], len);
+        assert_memory_equal(o->got[i], msg, (size_t)len);
+        close_pipe(o->fd[i]);
+    }
+    assert_int_equal(o->timed_rc, -ETIMEDOUT);
+    assert_true(o->ticks_during_timed > 0);
+    assert_int_equal(o->cancelled_rc, -ECANCELED);
+    free(o);
+}
+
+/* ursa_rt_free cancels a read waiting with URSA_NEVER and returns. */
+typedef struct left_reader {
+    int fd[2];
+    atomic_int waiting;
+    atomic_long rc;
+} left_reader_t;
+
+static void *never_reader(void *arg)
+{
+    left_reader_t *l = arg;
+    char buf[4];
+    atomic_store(&l->waiting, 1);
+    atomic_store(&l->rc, ursa_read(l->fd[0], buf, sizeof buf, -1, URSA_NEVER));
+    return NULL;
+}
+
+static void *leave_reader_root(void *arg)
+{
+    left_reader_t *l = arg;
+    if (ursa_spawn(NULL, never_reader, l, &(ursa_spawn_opts_t){.detached = true}))
+        return R(-1);
+    while (!atomic_load(&l->waiting))
+        (void)ursa_yield();
+    (void)ursa_yield(); /* now it waits in the read */
+    return NULL;
+}
+
+static void test_io_rt_free_ends_blocked_read(void **state)
+{
+    (void)state;
+    for (unsigned workers = 1; workers <= 2; workers++) {
+        left_reader_t l;
+        memset(&l, 0, sizeof l);
+        atomic_init(&l.rc, 1);
+        make_pipe(l.fd);
+        ursa_rt_t *rt;
+        assert_int_equal(ursa_rt_new(&rt, &(ursa_rt_config_t){.workers = workers}), 0);
+        void *res = R(-9);
+        assert_int_equal(ursa_rt_block_on(rt, leave_reader_root, &l, &res), 0);
+        assert_null(res);
+        ursa_rt_free(rt);
+        close_pipe(l.fd);
+        assert_int_equal(atomic_load(&l.rc), -ECANCELED);
+    }
+}
+
 /* ================= extreme deadlines ================= */
 
 /* Any deadline is valid input: one in the past (however far: INT64_MIN) is
@@ -982,6 +1154,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_io_bad_fds),
         cmocka_unit_test(test_io_extreme_deadlines),
         cmocka_unit_test(test_io_same_in_and_out_of_tasks),
+        cmocka_unit_test(test_io_task_io_leaves_worker_free),
+        cmocka_unit_test(test_io_rt_free_ends_blocked_read),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

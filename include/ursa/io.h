@@ -4,14 +4,17 @@
  * deadline passes, or the task is cancelled; a pending operation is then
  * cancelled in the kernel (IORING_OP_ASYNC_CANCEL) and the call waits for
  * the kernel to let go of the buffer. If the operation completed anyway,
- * its result is returned (an accepted socket is never lost). Off-task the
- * calls block the thread: a read or write first tries without blocking
- * (RWF_NOWAIT), then waits for readiness with ppoll(2) and tries again.
+ * its result is returned (an accepted socket is never lost). Without
+ * io_uring (docs/runtime.md, "Without io_uring") a task's call tries
+ * without blocking, then waits for readiness on its worker's watch list
+ * (the worker runs other tasks meanwhile) and tries again. Off-task the
+ * calls block the thread the same way, waiting with ppoll(2).
  *
  * The same in every context (a task or a plain thread):
  * - Return: the syscall's result (>= 0), or -errno; -EAGAIN (URSA_NOW, not
  *   ready), -ETIMEDOUT, -ECANCELED (the task was cancelled) as for every
- *   wait. A read or write may be short, as with read(2) and write(2).
+ *   wait; -ENOMEM (without io_uring: the worker's watch list could not
+ *   grow). A read or write may be short, as with read(2) and write(2).
  * - An expired deadline still tries once: the result if the call can
  *   complete at once, else -ETIMEDOUT.
  * - Checked first, nothing done: fd < 0, a NULL buffer with len > 0, an

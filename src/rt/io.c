@@ -1,4 +1,7 @@
-/* Task I/O as io_uring operations, with deadlines and cancellation. */
+/* Task I/O: io_uring operations with deadlines and cancellation for a task
+ * on a worker with a ring; readiness waits followed by the syscall for a
+ * plain thread (ppoll) and for a task on the fallback (the worker's watch
+ * list, rt/ring.h). */
 #include "ursa/io.h"
 
 #include <fcntl.h>
@@ -35,10 +38,17 @@ static int run_op(ursa__worker_t *w, ursa_task_t *t, ursa__io_op_t *op, ursa_tim
     return op->res;
 }
 
+/* The calling task (and its worker), or NULL on a plain thread. */
 static ursa_task_t *io_task(ursa__worker_t **w)
 {
     *w = ursa__cur_worker;
-    return *w && (*w)->current && (*w)->ring.ok ? (*w)->current : NULL;
+    return *w ? (*w)->current : NULL;
+}
+
+/* Whether the caller's I/O goes through a ring. */
+static bool on_ring(const ursa__worker_t *w, const ursa_task_t *t)
+{
+    return t && w->ring.ok;
 }
 
 /* Off-task: waits with ppoll(2) until fd has one of `events`, honouring
@@ -61,6 +71,35 @@ static int poll_thread(int fd, short events, ursa_time_t deadline)
     }
 }
 
+/* A task on the fallback: looks once, then waits on its worker's watch
+ * list, which the worker polls from its loop (rt/ring.c) while it runs
+ * other tasks. revents, or -errno (-ENOMEM: the list could not grow). */
+static int poll_task(ursa__worker_t *w, ursa_task_t *t, int fd, short events,
+                     ursa_time_t deadline)
+{
+    int rc = poll_thread(fd, events, URSA_NOW);
+    if (rc != -EAGAIN || deadline == URSA_NOW)
+        return rc;
+    ursa__io_op_t op = {.task = t};
+    rc = ursa__ring_watch(&w->ring, &op, fd, events);
+    if (rc)
+        return rc;
+    t->wait_kind = URSA_WAIT_IO;
+    rc = ursa__task_wait(t, &op.done, 0, deadline);
+    /* relaxed: the worker that set it is this thread. */
+    if (atomic_load_explicit(&op.done, memory_order_relaxed))
+        return op.res; /* ready, even if the deadline or a cancel came too */
+    ursa__ring_unwatch(&w->ring, &op);
+    return rc;
+}
+
+/* Waits without a ring until fd has one of `events`: revents or -errno. */
+static int wait_ready(ursa__worker_t *w, ursa_task_t *t, int fd, short events,
+                      ursa_time_t deadline)
+{
+    return t ? poll_task(w, t, fd, events, deadline) : poll_thread(fd, events, deadline);
+}
+
 /* One read or write (preadv2/pwritev2: offset -1 is the current position;
  * flags RWF_NOWAIT: only what needs no waiting, else -EAGAIN). An offset
  * on a descriptor that cannot seek is ignored, as the ring ignores it. */
@@ -79,8 +118,8 @@ static ssize_t rw_once(int fd, void *buf, size_t len, int64_t offset, bool out, 
  * supported for this descriptor), after the wait, or when it says "not
  * ready" just after poll said ready (a regular file whose data is not
  * cached: readiness means nothing there). */
-static ssize_t rw_ready(int fd, void *buf, size_t len, int64_t offset, ursa_time_t deadline,
-                        bool out)
+static ssize_t rw_ready(ursa__worker_t *w, ursa_task_t *t, int fd, void *buf, size_t len,
+                        int64_t offset, ursa_time_t deadline, bool out)
 {
     ssize_t n = rw_once(fd, buf, len, offset, out, RWF_NOWAIT);
     bool nowait = n != -EOPNOTSUPP && n != -ENOSYS;
@@ -88,7 +127,7 @@ static ssize_t rw_ready(int fd, void *buf, size_t len, int64_t offset, ursa_time
         return n;
     if (n == -EAGAIN && deadline == URSA_NOW)
         return -EAGAIN;
-    int rc = poll_thread(fd, out ? POLLOUT : POLLIN, deadline);
+    int rc = wait_ready(w, t, fd, out ? POLLOUT : POLLIN, deadline);
     if (rc < 0)
         return rc;
     if (nowait && (n = rw_once(fd, buf, len, offset, out, RWF_NOWAIT)) != -EAGAIN)
@@ -99,8 +138,8 @@ static ssize_t rw_ready(int fd, void *buf, size_t len, int64_t offset, ursa_time
 /* Accept without the ring: what accept(2) would fail with at once (not a
  * socket, not listening, a bad descriptor) before any wait, as the ring
  * does. */
-static int accept_ready(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags,
-                        ursa_time_t deadline)
+static int accept_ready(ursa__worker_t *w, ursa_task_t *t, int fd, struct sockaddr *addr,
+                        socklen_t *addrlen, int flags, ursa_time_t deadline)
 {
     int listening = 0;
     socklen_t l = sizeof listening;
@@ -108,11 +147,38 @@ static int accept_ready(int fd, struct sockaddr *addr, socklen_t *addrlen, int f
         return -errno;
     if (!listening)
         return -EINVAL;
-    int rc = poll_thread(fd, POLLIN, deadline);
+    int rc = wait_ready(w, t, fd, POLLIN, deadline);
     if (rc < 0)
         return rc;
     int s = accept4(fd, addr, addrlen, flags);
     return s < 0 ? -errno : s;
+}
+
+/* Connect without the ring. connect(2) on a blocking socket waits for the
+ * handshake, deaf to the deadline (and, in a task, holding the worker), so
+ * the socket is nonblocking for the length of the call. */
+static int connect_ready(ursa__worker_t *w, ursa_task_t *t, int fd, const struct sockaddr *addr,
+                         socklen_t addrlen, ursa_time_t deadline)
+{
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0)
+        return -errno;
+    bool blocking = !(fl & O_NONBLOCK);
+    if (blocking && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+        return -errno;
+    int rc = connect(fd, addr, addrlen) == 0 ? 0 : -errno;
+    if (blocking)
+        (void)fcntl(fd, F_SETFL, fl);
+    if (rc != -EINPROGRESS)
+        return rc;
+    rc = wait_ready(w, t, fd, POLLOUT, deadline);
+    if (rc < 0)
+        return rc;
+    int err = 0;
+    socklen_t l = sizeof err;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &l) < 0)
+        return -errno;
+    return -err;
 }
 
 /* The kernel moves at most this much per read/write (MAX_RW_COUNT); a
@@ -143,8 +209,8 @@ static ssize_t rw(int fd, void *buf, size_t len, int64_t offset, ursa_time_t dea
     ursa_task_t *t = io_task(&w);
     if (fd < 0 || (!buf && len) || offset < -1)
         return -EINVAL;
-    if (!t)
-        return rw_ready(fd, buf, len, offset, deadline, out);
+    if (!on_ring(w, t))
+        return rw_ready(w, t, fd, buf, len, offset, deadline, out);
     ursa__io_op_t op;
     struct io_uring_sqe *sqe = op_begin(w, t, &op);
     if (out)
@@ -171,8 +237,8 @@ int ursa_accept(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags,
     ursa_task_t *t = io_task(&w);
     if (fd < 0)
         return -EINVAL;
-    if (!t)
-        return accept_ready(fd, addr, addrlen, flags, deadline);
+    if (!on_ring(w, t))
+        return accept_ready(w, t, fd, addr, addrlen, flags, deadline);
     ursa__io_op_t op;
     struct io_uring_sqe *sqe = op_begin(w, t, &op);
     io_uring_prep_accept(sqe, fd, addr, addrlen, flags);
@@ -185,20 +251,8 @@ int ursa_connect(int fd, const struct sockaddr *addr, socklen_t addrlen, ursa_ti
     ursa_task_t *t = io_task(&w);
     if (fd < 0 || !addr)
         return -EINVAL;
-    if (!t) {
-        int rc = connect(fd, addr, addrlen);
-        if (rc == 0)
-            return 0;
-        if (errno != EINPROGRESS)
-            return -errno;
-        rc = poll_thread(fd, POLLOUT, deadline);
-        if (rc < 0)
-            return rc;
-        int err = 0;
-        socklen_t l = sizeof err;
-        getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &l);
-        return -err;
-    }
+    if (!on_ring(w, t))
+        return connect_ready(w, t, fd, addr, addrlen, deadline);
     ursa__io_op_t op;
     struct io_uring_sqe *sqe = op_begin(w, t, &op);
     io_uring_prep_connect(sqe, fd, addr, addrlen);
@@ -214,8 +268,8 @@ int ursa_poll(int fd, short events, ursa_time_t deadline)
     /* A try is a readiness check, which poll(2) answers without blocking;
      * through the ring, a ready poll's completion could lose the race with
      * the immediate cancel. */
-    if (!t || deadline == URSA_NOW)
-        return poll_thread(fd, events, deadline);
+    if (!on_ring(w, t) || deadline == URSA_NOW)
+        return wait_ready(w, t, fd, events, deadline);
     ursa__io_op_t op;
     struct io_uring_sqe *sqe = op_begin(w, t, &op);
     io_uring_prep_poll_add(sqe, fd, (unsigned)events);

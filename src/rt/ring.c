@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -52,10 +53,88 @@ static void reap(ursa__ring_t *r)
         arm_eventfd(r);
 }
 
+/* ---- the fallback: a watch list polled with ppoll ---- */
+
+int ursa__ring_watch(ursa__ring_t *r, ursa__io_op_t *op, int fd, short events)
+{
+    if (r->nwatch == r->watch_cap) {
+        unsigned cap = r->watch_cap ? r->watch_cap * 2 : 16;
+        struct pollfd *pfd = realloc(r->pfd, (cap + 1) * sizeof *pfd);
+        if (!pfd)
+            return -ENOMEM;
+        r->pfd = pfd;
+        ursa__io_op_t **watch = realloc(r->watch, cap * sizeof *watch);
+        if (!watch)
+            return -ENOMEM; /* pfd is merely larger than it needs to be */
+        r->watch = watch;
+        r->watch_cap = cap;
+    }
+    unsigned i = r->nwatch++;
+    r->pfd[i + 1] = (struct pollfd){.fd = fd, .events = events};
+    r->watch[i] = op;
+    op->slot = i;
+    r->inflight++;
+    return 0;
+}
+
+/* Removes watch[i]: the last one takes its place. */
+static void unwatch_slot(ursa__ring_t *r, unsigned i)
+{
+    unsigned last = --r->nwatch;
+    if (i != last) {
+        r->pfd[i + 1] = r->pfd[last + 1];
+        r->watch[i] = r->watch[last];
+        r->watch[i]->slot = i;
+    }
+    r->inflight--;
+}
+
+void ursa__ring_unwatch(ursa__ring_t *r, ursa__io_op_t *op)
+{
+    unwatch_slot(r, op->slot);
+}
+
+static void drain_eventfd(ursa__ring_t *r)
+{
+    uint64_t v;
+    ssize_t n = read(r->evfd, &v, sizeof v);
+    (void)n; /* EAGAIN: someone else's kick was drained already */
+}
+
+/* Waits up to timeout ns (< 0: no limit; 0: just looks) for a watched fd
+ * or the eventfd, and wakes the tasks whose fd is ready. */
+static void fallback_poll(ursa__ring_t *r, ursa_time_t timeout)
+{
+    struct pollfd ev = {.fd = r->evfd, .events = POLLIN};
+    struct pollfd *set = r->nwatch ? r->pfd : &ev;
+    set[0] = ev;
+    struct timespec ts = ursa__timespec(timeout < 0 ? 0 : timeout);
+    if (ppoll(set, r->nwatch + 1, timeout < 0 ? NULL : &ts, NULL) <= 0)
+        return; /* nothing ready, or a signal: the loop comes back */
+    if (set[0].revents)
+        drain_eventfd(r);
+    /* From the end: a removal moves the last entry, already seen, into i. */
+    for (unsigned i = r->nwatch; i-- > 0;) {
+        short re = r->pfd[i + 1].revents;
+        if (!re)
+            continue;
+        ursa__io_op_t *op = r->watch[i];
+        op->res = (re & POLLNVAL) ? -EBADF : re;
+        atomic_store_explicit(&op->done, 1, memory_order_relaxed); /* same thread */
+        unwatch_slot(r, i);
+        ursa__task_wake(op->task);
+    }
+}
+
+/* ---- the ring ---- */
+
 void ursa__ring_poll(ursa__ring_t *r)
 {
-    if (!r->ok)
+    if (!r->ok) {
+        if (r->nwatch)
+            fallback_poll(r, 0);
         return;
+    }
     if (r->inflight || io_uring_sq_ready(&r->uring)) {
         io_uring_submit_and_get_events(&r->uring);
         reap(r);
@@ -65,13 +144,7 @@ void ursa__ring_poll(ursa__ring_t *r)
 void ursa__ring_wait(ursa__ring_t *r, ursa_time_t timeout)
 {
     if (!r->ok) {
-        struct pollfd p = {.fd = r->evfd, .events = POLLIN};
-        struct timespec ts = ursa__timespec(timeout < 0 ? 0 : timeout);
-        if (ppoll(&p, 1, timeout < 0 ? NULL : &ts, NULL) > 0) {
-            uint64_t v;
-            ssize_t n = read(r->evfd, &v, sizeof v);
-            (void)n;
-        }
+        fallback_poll(r, timeout);
         return;
     }
     struct io_uring_cqe *cqe;
@@ -96,6 +169,13 @@ int ursa__ring_evfd_init(ursa__ring_t *r)
 
 void ursa__ring_init(ursa__ring_t *r)
 {
+    /* URSA_NO_IO_URING=1: the fallback even where io_uring works (tests,
+     * and programs that must not use it). */
+    const char *no = getenv("URSA_NO_IO_URING");
+    if (no && *no && strcmp(no, "0") != 0) {
+        r->ok = false;
+        return;
+    }
     struct io_uring_params p;
     memset(&p, 0, sizeof p);
     /* One issuer and deferred task work: completions run only when we ask,
@@ -122,6 +202,11 @@ void ursa__ring_fini(ursa__ring_t *r)
 void ursa__ring_exit(ursa__ring_t *r)
 {
     ursa__ring_fini(r);
+    free(r->pfd);
+    free(r->watch);
+    r->pfd = NULL;
+    r->watch = NULL;
+    r->nwatch = r->watch_cap = 0;
     if (r->evfd >= 0)
         close(r->evfd);
     r->evfd = -1;

@@ -2,8 +2,11 @@
  *
  * The ring is made on the thread that runs the worker (a SINGLE_ISSUER ring
  * belongs to its creator), probing for flags and falling back to a plain
- * ring on older kernels; without any ring the worker idles in poll(2) on
- * the eventfd and task I/O falls back to blocking calls (rt/io.c). The
+ * ring on older kernels. Without any ring (no io_uring in the kernel, or
+ * not permitted, or URSA_NO_IO_URING=1) the worker runs on the fallback: a
+ * task's I/O waits for readiness of its fd on the worker's watch list,
+ * which the worker polls (ppoll on the watched fds and its eventfd, the
+ * next timer as timeout) and then does the plain syscall (rt/io.c). The
  * eventfd is how other threads wake a sleeping worker: the ring keeps a
  * read of it armed. Owner thread only, but for ursa__ring_kick. */
 #ifndef URSA_RT_RING_H
@@ -15,21 +18,31 @@
 
 #include "ursa/rt.h"
 
+struct pollfd;
+typedef struct ursa__io_op ursa__io_op_t;
+
 typedef struct ursa__ring {
     bool ok;               /* the io_uring exists */
     struct io_uring uring;
     int evfd;              /* wake-up eventfd, or -1 */
     uint64_t evbuf;        /* where the armed eventfd read lands */
     bool ev_armed;
-    unsigned inflight;     /* task I/O ops in the ring */
+    unsigned inflight;     /* task I/O ops in the ring, or watched */
+    /* The fallback's watch list: pfd[0] is the eventfd, pfd[i + 1] the fd
+     * that watch[i] waits on. */
+    struct pollfd *pfd;
+    ursa__io_op_t **watch;
+    unsigned nwatch, watch_cap;
 } ursa__ring_t;
 
-/* One task I/O op in flight; its address is the SQE's user_data. */
-typedef struct ursa__io_op {
+/* One task I/O op in flight (its address is the SQE's user_data), or one
+ * readiness wait on the fallback's watch list. */
+struct ursa__io_op {
     ursa_task_t *task;
-    int32_t res;
+    int32_t res;           /* the CQE's result; the fallback: revents or -EBADF */
     _Atomic uint32_t done; /* set by the reaping worker (the same thread) */
-} ursa__io_op_t;
+    unsigned slot;         /* the fallback: its index in watch[] */
+};
 /* user_data of SQEs that are not task ops. */
 #define URSA__UD_IGNORE 0u
 #define URSA__UD_EVENTFD 1u
@@ -53,5 +66,12 @@ void ursa__ring_poll(ursa__ring_t *r);
 /* Idle path: sleeps until a completion, a kick, or timeout ns (< 0: no
  * limit), and reaps. */
 void ursa__ring_wait(ursa__ring_t *r, ursa_time_t timeout);
+
+/* The fallback (no ring): puts op (op->task set) on the watch list for
+ * `events` on fd; the worker's poll sets op->res and op->done and wakes the
+ * task. 0, or -ENOMEM (the list could not grow). */
+int ursa__ring_watch(ursa__ring_t *r, ursa__io_op_t *op, int fd, short events);
+/* Takes op off the watch list (a wait that ended first: deadline, cancel). */
+void ursa__ring_unwatch(ursa__ring_t *r, ursa__io_op_t *op);
 
 #endif
