@@ -2,8 +2,9 @@
  *
  * A runtime owns N workers. Worker 0 is the thread that calls
  * ursa_rt_block_on(); workers 1..N-1 are threads the runtime starts. Each
- * worker has its own io_uring, run queue, timers and stack pool. Tasks are
- * stackful and stay on the worker that runs them. */
+ * worker has its own io_uring (or, without one, the fallback of
+ * docs/runtime.md), run queue, timers and stack pool. Tasks are stackful
+ * and stay on the worker that runs them. */
 #ifndef URSA_RT_H
 #define URSA_RT_H
 
