@@ -45,6 +45,7 @@
 #include <string.h>
 
 #include "../core/ctx.h"
+#include "../sync/wait_steps.h"
 
 #define CACHELINE 64
 
@@ -181,21 +182,11 @@ int ursa_broadcast_new(ursa_broadcast_tx_t **tx, ursa_broadcast_rx_t **rx, size_
 static void wake_all_unlock(chan_t *ch)
 {
     ursa_wait_t *list = ch->head;
-    for (ursa_wait_t *w = list; w; w = w->next)
-        /* release: the waiter re-reads the channel after seeing it. */
-        atomic_store_explicit(&w->state, URSA__W_GRANTED, memory_order_release);
+    (void)ursa__wait_grant_list(list, 0); /* the waiters re-read the channel */
     ch->head = ch->qtail = NULL;
     ch->nwaiters = 0;
     ursa__spin_unlock(&ch->lock);
-    /* Decided nodes are not touched by cancel (it only settles): the links
-     * are ours; read next before done lets the node go. */
-    for (ursa_wait_t *w = list; w;) {
-        ursa_wait_t *next = w->next;
-        w->waker.fn(w->waker.ctx);
-        /* release: the waiter may reuse the node once it sees done. */
-        atomic_store_explicit(&w->done, 1, memory_order_release);
-        w = next;
-    }
+    ursa__wake_list(list);
 }
 
 int ursa_broadcast_send(ursa_broadcast_tx_t *tx, const void *value)
@@ -358,8 +349,7 @@ static int bc_start(ursa_broadcast_rx_t *rx, ursa_wait_t *w)
             sched_yield();
         r = peek(rx);
     }
-    ursa__wait_complete_now(w, URSA__W_GRANTED);
-    return 0;
+    return ursa__wait_start_ready(w);
 }
 
 static bool bc_cancel(ursa_wait_t *w)
@@ -370,9 +360,7 @@ static bool bc_cancel(ursa_wait_t *w)
         return false;
     ursa__waitq_remove(&ch->head, &ch->qtail, w);
     ch->nwaiters--;
-    atomic_store_explicit(&w->state, URSA__W_CANCELLED, memory_order_relaxed);
-    ursa__spin_unlock(&ch->lock);
-    atomic_store_explicit(&w->done, 1, memory_order_relaxed); /* our own node */
+    ursa__wait_cancel_end(&ch->lock, w);
     return true;
 }
 
@@ -428,18 +416,13 @@ int ursa_broadcast_recv_finish(ursa_broadcast_rx_t *rx, ursa_wait_t *w, void *ou
 {
     if (!rx || !w || !out || w->owner != rx || w->ops != &recv_ops)
         return -EINVAL;
-    uint32_t st = atomic_load_explicit(&w->state, memory_order_acquire);
-    if (st == URSA__W_IDLE || st == URSA__W_FINISHED || st == URSA__W_CANCELLED)
-        return -EINVAL;
-    if (!ursa__wait_is_decided(w))
-        return -EAGAIN;
-    ursa__wait_settle(w); /* the waker call may still be returning */
+    int rc = ursa__wait_finish(w); /* FINISHED: a wait that goes on starts again */
+    if (rc)
+        return rc;
     for (;;) {
-        int rc = poll_rx(rx, out, missed);
-        if (rc != -EAGAIN) {
-            atomic_store_explicit(&w->state, URSA__W_FINISHED, memory_order_relaxed);
+        rc = poll_rx(rx, out, missed);
+        if (rc != -EAGAIN)
             return rc;
-        }
         /* Woken for nothing (a later position published first): wait on. */
         ursa_waker_t waker = w->waker;
         const ursa_site_t *site = w->site;

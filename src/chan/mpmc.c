@@ -41,6 +41,8 @@
 #include "../core/sema.h"
 #include "life.h"
 #include "permit.h"
+#include "../sync/hold.h"
+#include "../sync/wait_steps.h"
 #include "raw_wait.h"
 #include "ring.h"
 
@@ -118,9 +120,7 @@ static void wake_one(ursa_mpmc_t *ch)
     /* release: the waiter reads the decision and our writes after it. */
     atomic_store_explicit(&w->state, URSA__W_GRANTED, memory_order_release);
     ursa__spin_unlock(&ch->rx_lock);
-    w->waker.fn(w->waker.ctx);
-    /* release: the waiter may reuse the node once it sees done. */
-    atomic_store_explicit(&w->done, 1, memory_order_release);
+    ursa__wake_node(w);
 }
 
 /* The life word just became terminal: every waiter will see the end. */
@@ -134,22 +134,12 @@ static void wake_all(ursa_mpmc_t *ch)
         return;
     ursa__spin_lock(&ch->rx_lock);
     ursa_wait_t *list = ch->rx_head;
-    for (ursa_wait_t *w = list; w; w = w->next)
-        /* release: as in wake_one. */
-        atomic_store_explicit(&w->state, URSA__W_GRANTED, memory_order_release);
+    (void)ursa__wait_grant_list(list, 0);
     ch->rx_head = ch->rx_tail = NULL;
     /* relaxed: under the lock. */
     atomic_store_explicit(&ch->rx_nwait, 0, memory_order_relaxed);
     ursa__spin_unlock(&ch->rx_lock);
-    /* Decided nodes are no longer touched by cancel (it only settles), so
-     * their links are ours; read next before done lets the node go. */
-    for (ursa_wait_t *w = list; w;) {
-        ursa_wait_t *next = w->next;
-        w->waker.fn(w->waker.ctx);
-        /* release: the waiter may reuse the node once it sees done. */
-        atomic_store_explicit(&w->done, 1, memory_order_release);
-        w = next;
-    }
+    ursa__wake_list(list);
 }
 
 /* ---- references and life ---- */
@@ -563,7 +553,7 @@ int ursa_mpmc_reserve_finish(const ursa_mpmc_sender_t *tx, ursa_wait_t *w, ursa_
         w->owner != &tx->ch->sema)
         return -EINVAL;
     ursa_mpmc_t *ch = tx->ch;
-    int st = ursa__raw_finish_reserve(w);
+    int st = ursa__wait_finish_decided(w);
     if (st < 0)
         return st;
     if (st == URSA__W_CLOSED) {
@@ -577,7 +567,7 @@ int ursa_mpmc_reserve_finish(const ursa_mpmc_sender_t *tx, ursa_wait_t *w, ursa_
 
 static int check_owner(ursa_mpmc_permit_t *p)
 {
-    return ursa__permit_check(p && p->ch && p->n ? &p->ob : NULL,
+    return ursa__hold_check(p && p->ch && p->n ? &p->ob : NULL,
                               "mpmc send permit used after release (or never reserved)");
 }
 
@@ -676,9 +666,7 @@ static bool rx_cancel(ursa_wait_t *w)
     ursa__waitq_remove(&ch->rx_head, &ch->rx_tail, w);
     /* relaxed: under the lock. */
     atomic_fetch_sub_explicit(&ch->rx_nwait, 1, memory_order_relaxed);
-    atomic_store_explicit(&w->state, URSA__W_CANCELLED, memory_order_relaxed);
-    ursa__spin_unlock(&ch->rx_lock);
-    atomic_store_explicit(&w->done, 1, memory_order_relaxed); /* our own node */
+    ursa__wait_cancel_end(&ch->rx_lock, w);
     return true;
 }
 
@@ -710,10 +698,8 @@ static int rx_start(ursa_mpmc_t *ch, ursa_wait_t *w)
     atomic_thread_fence(memory_order_seq_cst);
     if (!rx_ready(ch))
         return -EINPROGRESS;
-    if (rx_cancel(w)) {
-        ursa__wait_complete_now(w, URSA__W_GRANTED);
-        return 0;
-    }
+    if (rx_cancel(w))
+        return ursa__wait_start_ready(w);
     return -EINPROGRESS; /* woken meanwhile: decided, done shortly */
 }
 
@@ -781,7 +767,7 @@ int ursa_mpmc_recv_start(const ursa_mpmc_receiver_t *rx, ursa_wait_t *w, ursa_wa
         return -EINVAL;
     ursa__wait_init(w, waker, &rx_ops, NULL);
     w->owner = rx->ch;
-    return rx_ready(rx->ch) ? ursa__raw_start_ready(w) : rx_start(rx->ch, w);
+    return rx_ready(rx->ch) ? ursa__wait_start_ready(w) : rx_start(rx->ch, w);
 }
 
 int ursa_mpmc_recv_finish(const ursa_mpmc_receiver_t *rx, ursa_wait_t *w, void *out)

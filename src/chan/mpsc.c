@@ -72,6 +72,8 @@
 #include "../core/sema.h"
 #include "life.h"
 #include "permit.h"
+#include "../sync/hold.h"
+#include "../sync/wait_steps.h"
 #include "raw_wait.h"
 #include "ring.h"
 
@@ -224,9 +226,7 @@ static void wake_node(ursa_mpsc_t *ch, ursa_wait_t *w)
         atomic_store_explicit(&ch->rx_poll, remote, memory_order_relaxed);
     /* release: the waiter reads the decision and our writes after it. */
     atomic_store_explicit(&w->state, URSA__W_GRANTED, memory_order_release);
-    w->waker.fn(w->waker.ctx);
-    /* release: the waiter may reuse the node once it sees done. */
-    atomic_store_explicit(&w->done, 1, memory_order_release);
+    ursa__wake_node(w);
 }
 
 static void wake_rx(ursa_mpsc_t *ch)
@@ -1058,7 +1058,7 @@ int ursa_mpsc_reserve_finish(const ursa_mpsc_sender_t *tx, ursa_wait_t *w, ursa_
         w->owner != &tx->ch->sema)
         return -EINVAL;
     ursa_mpsc_t *ch = tx->ch;
-    int st = ursa__raw_finish_reserve(w);
+    int st = ursa__wait_finish_decided(w);
     if (st < 0)
         return st;
     wait_leave(ch);
@@ -1071,7 +1071,7 @@ int ursa_mpsc_reserve_finish(const ursa_mpsc_sender_t *tx, ursa_wait_t *w, ursa_
 
 static int check_owner(ursa_mpsc_permit_t *p)
 {
-    return ursa__permit_check(p && p->ch && p->n ? &p->ob : NULL,
+    return ursa__hold_check(p && p->ch && p->n ? &p->ob : NULL,
                               "mpsc send permit used after release (or never reserved)");
 }
 
@@ -1260,8 +1260,7 @@ static int rx_start(ursa_mpsc_t *ch, ursa_wait_t *w)
              h < atomic_load_explicit(&ch->end, memory_order_acquire);
              i++)
             ursa__cpu_relax();
-        ursa__wait_complete_now(w, URSA__W_GRANTED);
-        return 0;
+        return ursa__wait_start_ready(w);
     }
     return -EINPROGRESS; /* a sender took it: decided, done shortly */
 }
@@ -1333,16 +1332,11 @@ static int rx_wait(ursa_mpsc_t *ch, ursa_time_t deadline)
     ursa_wait_t w;
     ursa__wait_init(&w, c->waker, &rx_ops, NULL);
     int rc = rx_start(ch, &w);
-    if (rc == -EINPROGRESS) {
-        rc = ursa__ctx_block(c, &w, deadline);
-        if (rc != 0 && rx_cancel(&w))
-            return rc;
-    } else if (!peek(ch)) {
+    if (rc == 0 && !peek(ch))
         /* ready only because a claimed slot is still being written (or the
          * end came): let others run before the caller looks again */
         return c->ops->relax(c);
-    }
-    return 0;
+    return ursa__wait_block(c, &w, rc, deadline);
 }
 
 int ursa_mpsc_recv(const ursa_mpsc_receiver_t *rx, void *out, ursa_time_t deadline)
@@ -1398,7 +1392,7 @@ int ursa_mpsc_recv_start(const ursa_mpsc_receiver_t *rx, ursa_wait_t *w, ursa_wa
         return -EINVAL;
     ursa__wait_init(w, waker, &rx_ops, NULL);
     w->owner = rx->ch;
-    return rx_ready(rx->ch) ? ursa__raw_start_ready(w) : rx_start(rx->ch, w);
+    return rx_ready(rx->ch) ? ursa__wait_start_ready(w) : rx_start(rx->ch, w);
 }
 
 int ursa_mpsc_recv_finish(const ursa_mpsc_receiver_t *rx, ursa_wait_t *w, void *out)

@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "../core/ctx.h"
+#include "../sync/wait_steps.h"
 
 enum { /* state: shared by both ends */
        SENT = 1u << 0,       /* a value is published */
@@ -85,14 +86,13 @@ static ursa_wait_t *decide(ursa_oneshot_t *os, ursa_wait_t **slot, uint32_t bit,
     return w;
 }
 
+/* Wakes a waiter decide() took out (NULL: none). Once it sees done it may
+ * let go of the node and the channel: every touch of the channel comes
+ * before (ursa__wake_node's release). */
 static void wake(ursa_wait_t *w)
 {
-    if (!w)
-        return;
-    w->waker.fn(w->waker.ctx);
-    /* release: the waiter may let go of the node (and the channel) once it
-     * sees done; every touch of the channel came before. */
-    atomic_store_explicit(&w->done, 1, memory_order_release);
+    if (w)
+        ursa__wake_node(w);
 }
 
 int ursa_oneshot_init(ursa_oneshot_t *os, size_t elem_size, void *storage)
@@ -113,11 +113,8 @@ int ursa_oneshot_destroy(ursa_oneshot_t *os)
     if (!os)
         return -EINVAL;
     /* A queued wait keeps its bit set until its slot is emptied. */
-    if (load_state(os) & (RX_WAIT | TX_WAIT)) {
-        ursa__report_misuse("oneshot destroyed while waited on", NULL);
-        return -EBUSY;
-    }
-    return 0;
+    return ursa__destroy_check(load_state(os) & (RX_WAIT | TX_WAIT),
+                               "oneshot destroyed while waited on");
 }
 
 int ursa_oneshot_send(ursa_oneshot_t *os, const void *value)
@@ -243,9 +240,7 @@ static bool os_cancel(ursa_wait_t *w)
         /* relaxed: as above. */
         atomic_fetch_and_explicit(&os->state, ~(uint32_t)TX_WAIT, memory_order_relaxed);
     }
-    atomic_store_explicit(&w->state, URSA__W_CANCELLED, memory_order_relaxed);
-    ursa__spin_unlock(&os->lock);
-    atomic_store_explicit(&w->done, 1, memory_order_relaxed); /* our own node */
+    ursa__wait_cancel_end(&os->lock, w);
     return true;
 }
 
@@ -299,15 +294,10 @@ int ursa_oneshot_recv_at(ursa_oneshot_t *os, void *out, ursa_time_t deadline,
     ursa__ctx_t *c = ursa__ctx();
     ursa_wait_t w;
     ursa__wait_init(&w, c->waker, &recv_ops, site);
-    int rc = recv_start(os, &w);
-    if (rc == -EINPROGRESS) {
-        rc = ursa__ctx_block(c, &w, deadline);
-        if (rc != 0 && os_cancel(&w))
-            return rc; /* withdrawn: the value (if any) stays put */
-        /* decided anyway: a value or a close raced the deadline */
-    } else if (rc != 0)
-        return rc;
-    return recv_result(os, out);
+    /* Withdrawn: the value (if any) stays put. Decided anyway: a value or
+     * a close raced the deadline. */
+    int rc = ursa__wait_block(c, &w, recv_start(os, &w), deadline);
+    return rc ? rc : recv_result(os, out);
 }
 
 int ursa_oneshot_try_recv(ursa_oneshot_t *os, void *out)
@@ -396,8 +386,7 @@ static int closed_start(ursa_oneshot_t *os, ursa_wait_t *w)
     /* RX_CLOSED changes only under the lock: this look is final. */
     if (load_state(os) & RX_CLOSED) {
         ursa__spin_unlock(&os->lock);
-        ursa__wait_complete_now(w, URSA__W_GRANTED);
-        return 0;
+        return ursa__wait_start_ready(w);
     }
     if (os->tx_w) {
         ursa__spin_unlock(&os->lock);
@@ -410,6 +399,7 @@ static int closed_start(ursa_oneshot_t *os, ursa_wait_t *w)
     ursa__spin_unlock(&os->lock);
     return -EINPROGRESS;
 }
+
 int ursa_oneshot_closed_at(ursa_oneshot_t *os, ursa_time_t deadline, const ursa_site_t *site)
 {
     if (!os)
@@ -421,14 +411,8 @@ int ursa_oneshot_closed_at(ursa_oneshot_t *os, ursa_time_t deadline, const ursa_
     ursa__ctx_t *c = ursa__ctx();
     ursa_wait_t w;
     ursa__wait_init(&w, c->waker, &closed_ops, site);
-    int rc = closed_start(os, &w);
-    if (rc == -EINPROGRESS) {
-        rc = ursa__ctx_block(c, &w, deadline);
-        if (rc != 0 && os_cancel(&w))
-            return rc;
-        return 0; /* the close landed first */
-    }
-    return rc;
+    /* 0 also when the close landed as the deadline or cancel fired */
+    return ursa__wait_block(c, &w, closed_start(os, &w), deadline);
 }
 
 int ursa_oneshot_closed_start_at(ursa_oneshot_t *os, ursa_wait_t *w, ursa_waker_t waker,

@@ -30,7 +30,8 @@
 #include <string.h>
 
 #include "../core/ctx.h"
-#include "raw_wait.h"
+#include "../sync/hold.h"
+#include "../sync/wait_steps.h"
 #include "ursa/notify.h"
 
 #define CLOSED 1ull   /* every sender is gone */
@@ -97,9 +98,7 @@ static bool wq_cancel(wq_t *q, ursa_wait_t *n)
     if (!ursa__wait_cancel_begin(&q->lock, n))
         return false;
     ursa__waitq_remove(&q->head, &q->tail, n);
-    atomic_store_explicit(&n->state, URSA__W_CANCELLED, memory_order_relaxed);
-    ursa__spin_unlock(&q->lock);
-    atomic_store_explicit(&n->done, 1, memory_order_relaxed); /* our own node */
+    ursa__wait_cancel_end(&q->lock, n);
     return true;
 }
 
@@ -108,20 +107,10 @@ static void wq_wake_all(wq_t *q)
 {
     ursa__spin_lock(&q->lock);
     ursa_wait_t *list = q->head;
-    for (ursa_wait_t *n = list; n; n = n->next)
-        /* release: the waiter reads the watch after seeing the decision. */
-        atomic_store_explicit(&n->state, URSA__W_GRANTED, memory_order_release);
+    (void)ursa__wait_grant_list(list, 0); /* the waiters read the watch after it */
     q->head = q->tail = NULL;
     ursa__spin_unlock(&q->lock);
-    /* Decided nodes are no longer touched by cancel (it only settles), so
-     * their links are ours; read next before done lets the node go. */
-    for (ursa_wait_t *n = list; n;) {
-        ursa_wait_t *next = n->next;
-        n->waker.fn(n->waker.ctx);
-        /* release: the waiter may reuse the node once it sees done. */
-        atomic_store_explicit(&n->done, 1, memory_order_release);
-        n = next;
-    }
+    ursa__wake_list(list);
 }
 
 /* A wait node of w's (its cancel finds the queue through owner). */
@@ -155,7 +144,7 @@ static int start_queued(wq_t *q, ursa_wait_t *n, bool ready)
         return -EINPROGRESS;
     if (!wq_cancel(q, n))
         return -EINPROGRESS; /* a wake took it first: the waker was called */
-    return ursa__raw_start_ready(n);
+    return ursa__wait_start_ready(n);
 }
 
 static bool changed_cancel(ursa_wait_t *n)
@@ -528,12 +517,10 @@ int ursa_watch_borrow_release(ursa_watch_borrow_t *g)
 {
     if (!g)
         return -EINVAL;
-    int rc = ursa__oblig_discharge(&ursa__ctx()->ledger, &g->ob);
-    if (rc) {
-        if (rc == -EINVAL)
-            ursa__report_misuse("watch borrow released twice (or never taken)", g->ob.site);
+    int rc = ursa__hold_discharge(&g->ob, true, "watch borrow released twice (or never taken)",
+                                  g->ob.site);
+    if (rc)
         return rc;
-    }
     ursa_watch_t *w = g->w;
     g->w = NULL;
     g->ptr = NULL;
@@ -627,7 +614,7 @@ int ursa_watch_changed_start(ursa_watch_rx_t *rx, ursa_wait_t *n, ursa_waker_t w
     if (!start_node(n, waker, &changed_ops, w))
         return -EINPROGRESS; /* started again after "not woken yet" */
     if (check(rx, load_state(w), false) != 1)
-        return ursa__raw_start_ready(n);
+        return ursa__wait_start_ready(n);
     return start_queued(&w->rxq, n, check(rx, changed_enqueue(w, n), false) != 1);
 }
 
@@ -745,7 +732,7 @@ int ursa_watch_closed_start(ursa_watch_tx_t *tx, ursa_wait_t *n, ursa_waker_t wa
     if (!start_node(n, waker, &closed_ops, w))
         return -EINPROGRESS; /* started again after "not woken yet" */
     if (rx_gone(w))
-        return ursa__raw_start_ready(n);
+        return ursa__wait_start_ready(n);
     return start_queued(&w->goneq, n, !closed_enqueue(w, n));
 }
 

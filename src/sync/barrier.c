@@ -7,6 +7,7 @@
 #include "ursa/barrier.h"
 
 #include "../core/ctx.h"
+#include "wait_steps.h"
 
 static bool barrier_cancel(ursa_wait_t *w);
 /* A completed barrier wait holds nothing: no give_back. */
@@ -29,27 +30,8 @@ int ursa_barrier_destroy(ursa_barrier_t *b)
 {
     if (!b)
         return -EINVAL;
-    ursa__spin_lock(&b->lock);
-    bool busy = b->head != NULL;
-    ursa__spin_unlock(&b->lock);
-    if (busy) {
-        ursa__report_misuse("barrier destroyed while parties wait", NULL);
-        return -EBUSY;
-    }
-    return 0;
-}
-
-/* Calls the wakers of a tripped generation (detached, outside the lock).
- * Each node stays alive until its `done` is set, so read `next` first. */
-static void wake_all(ursa_wait_t *w)
-{
-    while (w) {
-        ursa_wait_t *next = w->next;
-        w->waker.fn(w->waker.ctx);
-        /* release: the waiter may reuse the node once it sees done. */
-        atomic_store_explicit(&w->done, 1, memory_order_release);
-        w = next;
-    }
+    return ursa__destroy_check(ursa__queue_busy(&b->lock, &b->head),
+                               "barrier destroyed while parties wait");
 }
 
 /* Arrives with w: 0 (tripped by this arrival: w completed as leader),
@@ -74,16 +56,12 @@ static int arrive(ursa_barrier_t *b, ursa_wait_t *w, bool try_only)
     /* We trip it (or N <= 1). Decide every waiter under the lock, so that a
      * deadline or cancel racing us finds its node no longer QUEUED. */
     ursa_wait_t *list = b->head;
-    for (ursa_wait_t *q = list; q; q = q->next) {
-        q->want = 0;
-        /* release: the waiter reads got after seeing the decision. */
-        atomic_store_explicit(&q->state, URSA__W_GRANTED, memory_order_release);
-    }
+    (void)ursa__wait_grant_list(list, 0); /* got 0: not the leader */
     b->head = b->tail = NULL;
     b->arrived = 0;
     b->generation++;
     ursa__spin_unlock(&b->lock);
-    wake_all(list);
+    ursa__wake_list(list);
     w->want = 0;
     w->got = 1;
     ursa__wait_complete_now(w, URSA__W_GRANTED);
@@ -97,9 +75,7 @@ static bool barrier_cancel(ursa_wait_t *w)
         return false; /* the generation tripped first */
     ursa__waitq_remove(&b->head, &b->tail, w);
     b->arrived--; /* withdraw the arrival */
-    atomic_store_explicit(&w->state, URSA__W_CANCELLED, memory_order_relaxed);
-    ursa__spin_unlock(&b->lock);
-    atomic_store_explicit(&w->done, 1, memory_order_relaxed); /* our own node */
+    ursa__wait_cancel_end(&b->lock, w);
     return true;
 }
 
@@ -111,15 +87,9 @@ int ursa_barrier_wait_at(ursa_barrier_t *b, bool *is_leader, ursa_time_t deadlin
     ursa__ctx_t *c = ursa__ctx();
     ursa_wait_t w;
     ursa__wait_init(&w, c->waker, &wait_ops, site);
-    int rc = arrive(b, &w, deadline == URSA_NOW);
-    if (rc == -EINPROGRESS) {
-        rc = ursa__ctx_block(c, &w, deadline);
-        /* A trip that raced the timeout or cancel counts: we were part of
-         * the generation. */
-        if (rc != 0 && barrier_cancel(&w))
-            return rc;
-        rc = 0;
-    }
+    /* A trip that raced the timeout or cancel counts: we were part of the
+     * generation. */
+    int rc = ursa__wait_block(c, &w, arrive(b, &w, deadline == URSA_NOW), deadline);
     if (rc == 0 && is_leader)
         *is_leader = w.got != 0;
     return rc;
@@ -138,12 +108,9 @@ int ursa_barrier_wait_finish(ursa_barrier_t *b, ursa_wait_t *w, bool *is_leader)
 {
     if (!b || !w || w->owner != b || w->ops != &wait_ops)
         return -EINVAL;
-    if (!ursa__wait_is_decided(w))
-        return -EAGAIN;
-    ursa__wait_settle(w); /* the waker call may still be returning */
-    if (atomic_load_explicit(&w->state, memory_order_relaxed) != URSA__W_GRANTED)
-        return -EINVAL;
-    atomic_store_explicit(&w->state, URSA__W_FINISHED, memory_order_relaxed);
+    int rc = ursa__wait_finish_granted(w);
+    if (rc)
+        return rc;
     if (is_leader)
         *is_leader = w->got != 0;
     return 0;

@@ -9,6 +9,7 @@
 #include "ursa/event.h"
 
 #include "../core/ctx.h"
+#include "wait_steps.h"
 
 #define SET 1u
 #define WAITERS 2u
@@ -35,14 +36,8 @@ int ursa_event_destroy(ursa_event_t *e)
 {
     if (!e)
         return -EINVAL;
-    ursa__spin_lock(&e->lock);
-    bool busy = e->head != NULL;
-    ursa__spin_unlock(&e->lock);
-    if (busy) {
-        ursa__report_misuse("event destroyed while waited on", NULL);
-        return -EBUSY;
-    }
-    return 0;
+    return ursa__destroy_check(ursa__queue_busy(&e->lock, &e->head),
+                               "event destroyed while waited on");
 }
 
 /* Lets the caller through without queueing, if the event is set. */
@@ -55,19 +50,6 @@ static bool try_pass(ursa_event_t *e)
     /* acquire: as above. SET alone: WAITERS is never set with it. */
     return atomic_compare_exchange_strong_explicit(&e->state, &st, 0, memory_order_acquire,
                                                    memory_order_relaxed);
-}
-
-static void wake_list(ursa_wait_t *list)
-{
-    /* Decided nodes are left alone by cancel (it only settles), so their
-     * links are ours; read next before done lets the node go. */
-    for (ursa_wait_t *w = list; w;) {
-        ursa_wait_t *next = w->next;
-        w->waker.fn(w->waker.ctx);
-        /* release: the waiter may reuse the node once it sees done. */
-        atomic_store_explicit(&w->done, 1, memory_order_release);
-        w = next;
-    }
 }
 
 int ursa_event_set(ursa_event_t *e)
@@ -103,9 +85,7 @@ int ursa_event_set(ursa_event_t *e)
             atomic_fetch_and_explicit(&e->state, ~WAITERS, memory_order_relaxed);
     } else {
         list = e->head;
-        for (ursa_wait_t *w = list; w; w = w->next)
-            /* release: as above. */
-            atomic_store_explicit(&w->state, URSA__W_GRANTED, memory_order_release);
+        (void)ursa__wait_grant_list(list, 0); /* got 0: a manual release holds nothing */
         e->head = e->tail = NULL;
         /* One RMW: WAITERS off, SET on. acq_rel: later passers synchronise
          * with us. */
@@ -115,7 +95,7 @@ int ursa_event_set(ursa_event_t *e)
         }
     }
     ursa__spin_unlock(&e->lock);
-    wake_list(list);
+    ursa__wake_list(list);
     return 1;
 }
 
@@ -185,9 +165,7 @@ static bool event_cancel(ursa_wait_t *w)
     ursa__waitq_remove(&e->head, &e->tail, w);
     if (!e->head) /* relaxed: under the lock. */
         atomic_fetch_and_explicit(&e->state, ~WAITERS, memory_order_relaxed);
-    atomic_store_explicit(&w->state, URSA__W_CANCELLED, memory_order_relaxed);
-    ursa__spin_unlock(&e->lock);
-    atomic_store_explicit(&w->done, 1, memory_order_relaxed); /* our own node */
+    ursa__wait_cancel_end(&e->lock, w);
     return true;
 }
 
@@ -215,15 +193,9 @@ int ursa_event_wait_at(ursa_event_t *e, ursa_time_t deadline, const ursa_site_t 
     ursa__ctx_t *c = ursa__ctx();
     ursa_wait_t w;
     ursa__wait_init(&w, c->waker, ops_for(e), site);
-    int rc = start(e, &w);
-    if (rc == -EINPROGRESS) {
-        rc = ursa__ctx_block(c, &w, deadline);
-        /* Withdrawn: the event is as it was. Otherwise a set raced the
-         * deadline or cancel and released us first: keep it. */
-        if (rc != 0 && event_cancel(&w))
-            return rc;
-    }
-    return 0;
+    /* Withdrawn: the event is as it was. Otherwise a set raced the
+     * deadline or cancel and released us first: keep it. */
+    return ursa__wait_block(c, &w, start(e, &w), deadline);
 }
 
 int ursa_event_wait_start_at(ursa_event_t *e, ursa_wait_t *w, ursa_waker_t waker,

@@ -3,6 +3,8 @@
 #include "../core/ctx.h"
 #include "../core/lockinfo.h"
 #include "../core/sema.h"
+#include "hold.h"
+#include "wait_steps.h"
 
 static void leaked_unlock(void *mutex, uint64_t n);
 static const ursa_oblig_kind_t guard_kind = {"mutex guard", leaked_unlock};
@@ -33,11 +35,9 @@ int ursa_mutex_destroy(ursa_mutex_t *m)
 {
     if (!m)
         return -EINVAL;
-    if (ursa__sema_available(&m->sema) != 1 || ursa__sema_has_waiters(&m->sema)) {
-        ursa__report_misuse("mutex destroyed while locked or waited on", NULL);
-        return -EBUSY;
-    }
-    return 0;
+    return ursa__destroy_check(ursa__sema_available(&m->sema) != 1 ||
+                                   ursa__sema_has_waiters(&m->sema),
+                               "mutex destroyed while locked or waited on");
 }
 
 /* The lock is ours: fill the guard and say whether it was poisoned.
@@ -75,14 +75,9 @@ static __attribute__((noinline)) int lock_slow(ursa_mutex_t *m, ursa_mutex_guard
 #endif
     ursa_wait_t w;
     ursa__wait_init(&w, c->waker, &lock_ops, site);
-    int rc = ursa__sema_start(&m->sema, &w, 1);
-    if (rc == -EINPROGRESS) {
-        rc = ursa__ctx_block(c, &w, deadline);
-        /* A grant that raced the timeout or cancel is kept. */
-        if (rc != 0 && lock_ops.cancel(&w))
-            return rc;
-    }
-    return take(m, g, c, site, wait_start);
+    /* A grant that raced the timeout or cancel is kept. */
+    int rc = ursa__wait_block(c, &w, ursa__sema_start(&m->sema, &w, 1), deadline);
+    return rc ? rc : take(m, g, c, site, wait_start);
 }
 
 int ursa_mutex_lock_at(ursa_mutex_t *m, ursa_mutex_guard_t *g, ursa_time_t deadline,
@@ -102,11 +97,8 @@ int ursa_mutex_unlock(ursa_mutex_guard_t *g)
     if (!g)
         return -EINVAL;
     ursa_mutex_t *m = g->mutex;
-    int rc = ursa__oblig_discharge(&ursa__ctx()->ledger, &g->ob);
-    if (rc == -EINVAL || !m) {
-        ursa__report_misuse("mutex unlocked through an empty guard (double unlock?)", NULL);
-        return -EINVAL;
-    }
+    int rc = ursa__hold_discharge(&g->ob, m != NULL,
+                                  "mutex unlocked through an empty guard (double unlock?)", NULL);
     if (rc)
         return rc;
     g->mutex = NULL;
@@ -158,12 +150,6 @@ int ursa_mutex_lock_finish(ursa_mutex_t *m, ursa_wait_t *w, ursa_mutex_guard_t *
 {
     if (!m || !w || !g || g->mutex || w->owner != &m->sema)
         return -EINVAL;
-    if (!ursa__wait_is_decided(w))
-        return -EAGAIN;
-    ursa__wait_settle(w); /* the waker call may still be returning */
-    uint32_t st = atomic_load_explicit(&w->state, memory_order_relaxed);
-    if (st != URSA__W_GRANTED)
-        return -EINVAL; /* already finished or cancelled */
-    atomic_store_explicit(&w->state, URSA__W_FINISHED, memory_order_relaxed);
-    return take(m, g, ursa__ctx(), w->site, 0);
+    int rc = ursa__wait_finish_granted(w);
+    return rc ? rc : take(m, g, ursa__ctx(), w->site, 0);
 }

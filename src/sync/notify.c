@@ -18,6 +18,7 @@
 #include "ursa/notify.h"
 
 #include "../core/ctx.h"
+#include "wait_steps.h"
 
 #define PERMIT 1u
 #define WAITERS 2u
@@ -79,11 +80,7 @@ int ursa_notify_destroy(ursa_notify_t *n)
     uint32_t st = q_lock(n);
     bool busy = n->head != NULL;
     q_unlock(n, st);
-    if (busy) {
-        ursa__report_misuse("notify destroyed while waited on", NULL);
-        return -EBUSY;
-    }
-    return 0;
+    return ursa__destroy_check(busy, "notify destroyed while waited on");
 }
 
 /* Takes the stored permit if there is one. */
@@ -131,9 +128,7 @@ static int notify_one_or_last(ursa_notify_t *n, int by)
     /* release: the waiter reads got and our earlier writes after seeing it. */
     atomic_store_explicit(&w->state, URSA__W_GRANTED, memory_order_release);
     q_unlock(n, st);
-    w->waker.fn(w->waker.ctx);
-    /* release: the waiter may reuse the node once it sees done. */
-    atomic_store_explicit(&w->done, 1, memory_order_release);
+    ursa__wake_node(w);
     return 1;
 }
 
@@ -163,25 +158,11 @@ int ursa_notify_waiters(ursa_notify_t *n)
      * exactly the waiters registered before this point are woken, however
      * many, and later ones queue on an empty list. */
     ursa_wait_t *list = n->head;
-    int count = 0;
-    for (ursa_wait_t *w = list; w; w = w->next) {
-        w->got = BY_ALL;
-        /* release: the waiter reads got after seeing the decision. */
-        atomic_store_explicit(&w->state, URSA__W_GRANTED, memory_order_release);
-        count++;
-    }
+    unsigned count = ursa__wait_grant_list(list, BY_ALL);
     n->head = n->tail = NULL;
     q_unlock(n, st & ~WAITERS);
-    /* Decided nodes are no longer touched by cancel (it only settles), so
-     * their links are ours; read next before done lets the node go. */
-    for (ursa_wait_t *w = list; w;) {
-        ursa_wait_t *next = w->next;
-        w->waker.fn(w->waker.ctx);
-        /* release: the waiter may reuse the node once it sees done. */
-        atomic_store_explicit(&w->done, 1, memory_order_release);
-        w = next;
-    }
-    return count;
+    ursa__wake_list(list);
+    return count > INT32_MAX ? INT32_MAX : (int)count;
 }
 
 /* Queues w, or takes the permit: 0 notified now, -EINPROGRESS queued. */
@@ -253,15 +234,9 @@ int ursa_notify_wait_at(ursa_notify_t *n, ursa_time_t deadline, const ursa_site_
     ursa__ctx_t *c = ursa__ctx();
     ursa_wait_t w;
     ursa__wait_init(&w, c->waker, &wait_ops, site);
-    int rc = start(n, &w);
-    if (rc == -EINPROGRESS) {
-        rc = ursa__ctx_block(c, &w, deadline);
-        /* Withdrawn: nothing consumed. Otherwise a notification raced the
-         * deadline or cancel and landed first: keep it. */
-        if (rc != 0 && notify_cancel(&w))
-            return rc;
-    }
-    return 0;
+    /* Withdrawn: nothing consumed. Otherwise a notification raced the
+     * deadline or cancel and landed first: keep it. */
+    return ursa__wait_block(c, &w, start(n, &w), deadline);
 }
 
 int ursa_notify_enable_at(ursa_notify_t *n, ursa_wait_t *w, const ursa_site_t *site)

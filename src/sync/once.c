@@ -13,6 +13,7 @@
 #include "ursa/once.h"
 
 #include "../core/ctx.h"
+#include "wait_steps.h"
 
 enum { EMPTY = 0, RUNNING = 1, SET = 2 };
 enum { GOT_VALUE = 0, GOT_ROLE = 1 };
@@ -65,30 +66,13 @@ static inline bool is_set(const ursa_once_cell_t *cell)
     return atomic_load_explicit(&cell->state, memory_order_acquire) == SET;
 }
 
-/* Calls the wakers of a detached chain of decided nodes, then marks each
- * done. `next` is read before `done`: after it the waiter may reuse the
- * node. */
-static void wake_chain(ursa_wait_t *w)
-{
-    while (w) {
-        ursa_wait_t *next = w->next;
-        w->waker.fn(w->waker.ctx);
-        /* release: the waiter may reuse the node once it sees done. */
-        atomic_store_explicit(&w->done, 1, memory_order_release);
-        w = next;
-    }
-}
-
 /* Under the lock: grants `got` to every node of a queue and returns the
- * chain, leaving the queue empty. */
+ * chain, leaving the queue empty. The waiters read the cell's value after
+ * they see the grant. */
 static ursa_wait_t *grant_all_locked(ursa_wait_t **head, ursa_wait_t **tail, uint64_t got)
 {
     ursa_wait_t *chain = *head;
-    for (ursa_wait_t *w = chain; w; w = w->next) {
-        w->got = got;
-        /* release: the waiter reads the cell's value after seeing this. */
-        atomic_store_explicit(&w->state, URSA__W_GRANTED, memory_order_release);
-    }
+    (void)ursa__wait_grant_list(chain, got);
     *head = *tail = NULL;
     return chain;
 }
@@ -104,8 +88,8 @@ static void publish_locked(ursa_once_cell_t *cell, void *value)
     ursa_wait_t *a = grant_all_locked(&cell->init_head, &cell->init_tail, GOT_VALUE);
     ursa_wait_t *b = grant_all_locked(&cell->wait_head, &cell->wait_tail, GOT_VALUE);
     ursa__spin_unlock(&cell->lock);
-    wake_chain(a);
-    wake_chain(b);
+    ursa__wake_list(a);
+    ursa__wake_list(b);
 }
 
 /* The initializer role is given up without a value: hand it to the oldest
@@ -127,9 +111,7 @@ static void release_role(ursa_once_cell_t *cell)
     /* release: pairs with the waiter's acquire of its decision. */
     atomic_store_explicit(&w->state, URSA__W_GRANTED, memory_order_release);
     ursa__spin_unlock(&cell->lock);
-    w->waker.fn(w->waker.ctx);
-    /* release: the waiter may reuse the node once it sees done. */
-    atomic_store_explicit(&w->done, 1, memory_order_release);
+    ursa__wake_node(w);
 }
 
 static bool once_cancel(ursa_wait_t *w)
@@ -142,9 +124,7 @@ static bool once_cancel(ursa_wait_t *w)
     else
         ursa__waitq_remove(&cell->wait_head, &cell->wait_tail, w);
     /* A queued node holds nothing: nothing to hand on. */
-    atomic_store_explicit(&w->state, URSA__W_CANCELLED, memory_order_relaxed);
-    ursa__spin_unlock(&cell->lock);
-    atomic_store_explicit(&w->done, 1, memory_order_relaxed); /* our own node */
+    ursa__wait_cancel_end(&cell->lock, w);
     return true;
 }
 
@@ -272,15 +252,12 @@ static int wait_start(ursa_once_cell_t *cell, ursa_wait_t *w)
 {
     w->owner = cell;
     w->got = GOT_VALUE;
-    if (is_set(cell)) {
-        ursa__wait_complete_now(w, URSA__W_GRANTED);
-        return 0;
-    }
+    if (is_set(cell))
+        return ursa__wait_start_ready(w);
     ursa__spin_lock(&cell->lock);
     if (atomic_load_explicit(&cell->state, memory_order_relaxed) == SET) {
         ursa__spin_unlock(&cell->lock);
-        ursa__wait_complete_now(w, URSA__W_GRANTED);
-        return 0;
+        return ursa__wait_start_ready(w);
     }
     atomic_store_explicit(&w->state, URSA__W_QUEUED, memory_order_relaxed);
     ursa__waitq_push(&cell->wait_head, &cell->wait_tail, w);
@@ -305,12 +282,10 @@ int ursa_once_wait_at(ursa_once_cell_t *cell, void **value, ursa_time_t deadline
         return -EDEADLK;
     ursa_wait_t w;
     ursa__wait_init(&w, c->waker, &wait_ops, site);
-    if (wait_start(cell, &w) == -EINPROGRESS) {
-        int rc = ursa__ctx_block(c, &w, deadline);
-        if (rc != 0 && wait_ops.cancel(&w))
-            return rc;
-        /* granted (possibly racing the deadline): keep it */
-    }
+    /* granted (possibly racing the deadline): keep it */
+    int rc = ursa__wait_block(c, &w, wait_start(cell, &w), deadline);
+    if (rc)
+        return rc;
     out(cell, value);
     return 0;
 }
@@ -328,12 +303,9 @@ int ursa_once_wait_finish(ursa_once_cell_t *cell, ursa_wait_t *w, void **value)
 {
     if (!cell || !w || w->owner != cell || w->ops != &wait_ops)
         return -EINVAL;
-    if (!ursa__wait_is_decided(w))
-        return -EAGAIN;
-    ursa__wait_settle(w); /* the waker call may still be returning */
-    if (atomic_load_explicit(&w->state, memory_order_relaxed) != URSA__W_GRANTED)
-        return -EINVAL; /* already finished or cancelled */
-    atomic_store_explicit(&w->state, URSA__W_FINISHED, memory_order_relaxed);
+    int rc = ursa__wait_finish_granted(w);
+    if (rc)
+        return rc;
     out(cell, value);
     return 0;
 }

@@ -46,6 +46,8 @@
 #include "../core/rbias.h"
 #include "../core/sema.h"
 #include "../core/spin.h"
+#include "hold.h"
+#include "wait_steps.h"
 
 #define BIAS_MIN_SKIP 64u
 #define BIAS_MAX_SKIP (1u << 20)
@@ -123,11 +125,12 @@ int ursa_rwlock_destroy(ursa_rwlock_t *rw)
         bias_revoke(rw, ursa__ctx());
         fast_held = slot_state(rw->bias.slot) != URSA__RBIAS_IDLE;
     }
-    if (fast_held || ursa__sema_available(&rw->sema) != rw->max_readers ||
-        ursa__sema_has_waiters(&rw->sema)) {
-        ursa__report_misuse("rwlock destroyed while held or waited on", NULL);
-        return -EBUSY;
-    }
+    int rc = ursa__destroy_check(fast_held ||
+                                     ursa__sema_available(&rw->sema) != rw->max_readers ||
+                                     ursa__sema_has_waiters(&rw->sema),
+                                 "rwlock destroyed while held or waited on");
+    if (rc)
+        return rc;
     if (rw->bias.slot >= 0) {
         ursa__rbias_slot_free(rw->bias.slot);
         rw->bias.slot = -1;
@@ -440,13 +443,12 @@ static __attribute__((noinline)) int read_slow(ursa_rwlock_t *rw, ursa_rwlock_re
     ursa_wait_t w;
     ursa__wait_init(&w, c->waker, &read_ops, site);
     int rc = ursa__sema_start(&rw->sema, &w, 1);
-    if (rc == -EINPROGRESS) {
-        rc = ursa__ctx_block(c, &w, deadline);
-        /* A grant that raced the timeout or cancel is kept. */
-        if (rc != 0 && read_ops.cancel(&w))
-            return rc;
+    bool queued = rc == -EINPROGRESS;
+    /* A grant that raced the timeout or cancel is kept. */
+    if ((rc = ursa__wait_block(c, &w, rc, deadline)))
+        return rc;
+    if (queued)
         reader_entered(rw);
-    }
     bias_maybe_on(rw, c);
     return take_read(rw, g, c, site, wait_start);
 }
@@ -477,11 +479,8 @@ int ursa_rwlock_read_unlock(ursa_rwlock_read_guard_t *g)
     if (!g)
         return -EINVAL;
     ursa_rwlock_t *rw = g->rw;
-    int rc = ursa__oblig_discharge(&ursa__ctx()->ledger, &g->ob);
-    if (rc == -EINVAL || !rw) {
-        ursa__report_misuse("rwlock read guard unlocked while empty (double unlock?)", NULL);
-        return -EINVAL;
-    }
+    int rc = ursa__hold_discharge(&g->ob, rw != NULL,
+                                  "rwlock read guard unlocked while empty (double unlock?)", NULL);
     if (rc)
         return rc;
     g->rw = NULL;
@@ -516,15 +515,15 @@ int ursa_rwlock_write_lock_at(ursa_rwlock_t *rw, ursa_rwlock_write_guard_t *g,
     ursa_wait_t w;
     ursa__wait_init(&w, c->waker, &write_ops, site);
     int rc = ursa__sema_start(&rw->sema, &w, rw->max_readers);
-    if (rc == -EINPROGRESS) {
+    bool queued = rc == -EINPROGRESS;
+    if (queued)
         bias_revoke(rw, c); /* again, now queued */
-        rc = ursa__ctx_block(c, &w, deadline);
-        /* Withdrawn: the permits partly assigned to us went on to the
-         * waiters behind (readers queued behind us get in). */
-        if (rc != 0 && write_ops.cancel(&w))
-            return rc;
+    /* Withdrawn: the permits partly assigned to us went on to the waiters
+     * behind (readers queued behind us get in). */
+    if ((rc = ursa__wait_block(c, &w, rc, deadline)))
+        return rc;
+    if (queued)
         writer_entered(rw);
-    }
     return take_write(rw, g, c, site, wait_start);
 }
 
@@ -533,11 +532,8 @@ int ursa_rwlock_write_unlock(ursa_rwlock_write_guard_t *g)
     if (!g)
         return -EINVAL;
     ursa_rwlock_t *rw = g->rw;
-    int rc = ursa__oblig_discharge(&ursa__ctx()->ledger, &g->ob);
-    if (rc == -EINVAL || !rw) {
-        ursa__report_misuse("rwlock write guard unlocked while empty (double unlock?)", NULL);
-        return -EINVAL;
-    }
+    int rc = ursa__hold_discharge(&g->ob, rw != NULL,
+                                  "rwlock write guard unlocked while empty (double unlock?)", NULL);
     if (rc)
         return rc;
     g->rw = NULL;
@@ -552,13 +548,10 @@ int ursa_rwlock_downgrade(ursa_rwlock_write_guard_t *wg, ursa_rwlock_read_guard_
     if (!wg || !rg || rg->rw)
         return -EINVAL;
     ursa_rwlock_t *rw = wg->rw;
-    if (!rw || !wg->ob.kind) {
-        ursa__report_misuse("rwlock downgrade of an empty write guard", NULL);
-        return -EINVAL;
-    }
+    int rc = ursa__hold_check(rw ? &wg->ob : NULL, "rwlock downgrade of an empty write guard");
+    if (rc)
+        return rc;
     ursa__ledger_t *l = &ursa__ctx()->ledger;
-    if (wg->ob.ledger && wg->ob.ledger != l)
-        return -EPERM;
     /* Move the obligation: same ledger record and acquire site, now a read
      * guard holding one permit. */
     rg->ob = wg->ob;
@@ -688,13 +681,7 @@ static int finish_wait(ursa_rwlock_t *rw, ursa_wait_t *w, const ursa__wait_ops_t
 {
     if (w->owner != &rw->sema || w->ops != ops)
         return -EINVAL;
-    if (!ursa__wait_is_decided(w))
-        return -EAGAIN;
-    ursa__wait_settle(w); /* the waker call may still be returning */
-    if (atomic_load_explicit(&w->state, memory_order_relaxed) != URSA__W_GRANTED)
-        return -EINVAL; /* already finished or cancelled */
-    atomic_store_explicit(&w->state, URSA__W_FINISHED, memory_order_relaxed);
-    return 0;
+    return ursa__wait_finish_granted(w);
 }
 
 int ursa_rwlock_read_lock_finish(ursa_rwlock_t *rw, ursa_wait_t *w, ursa_rwlock_read_guard_t *g)

@@ -2,6 +2,8 @@
 
 #include "../core/ctx.h"
 #include "../core/sema.h"
+#include "hold.h"
+#include "wait_steps.h"
 
 static void leaked_release(void *sem, uint64_t n);
 static const ursa_oblig_kind_t permit_kind = {"semaphore permit", leaked_release};
@@ -20,11 +22,8 @@ int ursa_sem_destroy(ursa_sem_t *s)
 {
     if (!s)
         return -EINVAL;
-    if (ursa__sema_has_waiters(&s->sema)) {
-        ursa__report_misuse("semaphore destroyed while waited on", NULL);
-        return -EBUSY;
-    }
-    return 0;
+    return ursa__destroy_check(ursa__sema_has_waiters(&s->sema),
+                               "semaphore destroyed while waited on");
 }
 
 /* The permits are ours: fill p, or give them back if they can't be recorded. */
@@ -54,13 +53,9 @@ int ursa_sem_acquire_at(ursa_sem_t *s, uint64_t n, ursa_sem_permit_t *p, ursa_ti
         return -EAGAIN;
     ursa_wait_t w;
     ursa__wait_init(&w, c->waker, &acquire_ops, site);
-    int rc = ursa__sema_start(&s->sema, &w, n);
-    if (rc == -EINPROGRESS) {
-        rc = ursa__ctx_block(c, &w, deadline);
-        if (rc != 0 && acquire_ops.cancel(&w))
-            return rc;
-        rc = atomic_load_explicit(&w.state, memory_order_relaxed) == URSA__W_GRANTED ? 0 : -EPIPE;
-    }
+    int rc = ursa__wait_block(c, &w, ursa__sema_start(&s->sema, &w, n), deadline);
+    if (rc == 0)
+        rc = ursa__wait_grant_rc(&w); /* a close may have decided it */
     return rc == 0 ? take(s, n, p, c, site) : rc;
 }
 
@@ -70,11 +65,8 @@ static int discharge(ursa_sem_permit_t *p, ursa_sem_t **s, uint64_t *n)
         return -EINVAL;
     *s = p->sem;
     *n = p->n;
-    int rc = ursa__oblig_discharge(&ursa__ctx()->ledger, &p->ob);
-    if (rc == -EINVAL || !*s) {
-        ursa__report_misuse("semaphore permit released twice (or never acquired)", NULL);
-        return -EINVAL;
-    }
+    int rc = ursa__hold_discharge(&p->ob, *s != NULL,
+                                  "semaphore permit released twice (or never acquired)", NULL);
     if (rc)
         return rc;
     p->sem = NULL;
@@ -154,14 +146,8 @@ int ursa_sem_acquire_finish(ursa_sem_t *s, ursa_wait_t *w, ursa_sem_permit_t *p)
 {
     if (!s || !w || !p || p->sem || w->owner != &s->sema)
         return -EINVAL;
-    if (!ursa__wait_is_decided(w))
-        return -EAGAIN;
-    ursa__wait_settle(w); /* the waker call may still be returning */
-    uint32_t st = atomic_load_explicit(&w->state, memory_order_relaxed);
-    if (st != URSA__W_GRANTED && st != URSA__W_CLOSED)
-        return -EINVAL;
-    atomic_store_explicit(&w->state, URSA__W_FINISHED, memory_order_relaxed);
-    if (st == URSA__W_CLOSED)
-        return -EPIPE;
-    return take(s, w->got, p, ursa__ctx(), w->site);
+    int st = ursa__wait_finish_decided(w);
+    if (st < 0)
+        return st;
+    return st == URSA__W_CLOSED ? -EPIPE : take(s, w->got, p, ursa__ctx(), w->site);
 }

@@ -1,0 +1,39 @@
+/* Phase 2's checks, shared by every hold (guards, permits, borrows): may
+ * the caller use or discharge this hold? The ledger itself is
+ * core/oblig.h. */
+#ifndef URSA_SYNC_HOLD_H
+#define URSA_SYNC_HOLD_H
+
+#include "../core/ctx.h"
+
+/* Checks that the caller may use a hold (ob: the hold, NULL when the
+ * object holds nothing): 0; -EINVAL (reported as misuse: used after its
+ * release, or never acquired); -EPERM (another task's or thread's). */
+static inline int ursa__hold_check(const ursa_oblig_t *ob, const char *misuse)
+{
+    if (!ob || !ob->kind) {
+        ursa__report_misuse(misuse, NULL);
+        return -EINVAL;
+    }
+    if (ob->ledger && ob->ledger != &ursa__ctx()->ledger)
+        return -EPERM;
+    return 0;
+}
+
+/* A release's first step: takes the hold ob out of the caller's ledger.
+ * held: the object still says it holds something. 0: the caller releases
+ * what it held. -EINVAL: it holds nothing (a double release, or never
+ * acquired: reported as misuse, at `site`). -EPERM: another task's or
+ * thread's hold (see ursa_oblig_disown); nothing changed. */
+static inline int ursa__hold_discharge(ursa_oblig_t *ob, bool held, const char *misuse,
+                                       const ursa_site_t *site)
+{
+    int rc = ursa__oblig_discharge(&ursa__ctx()->ledger, ob);
+    if (rc == -EINVAL || !held) {
+        ursa__report_misuse(misuse, site);
+        return -EINVAL;
+    }
+    return rc;
+}
+
+#endif
