@@ -353,7 +353,7 @@ static bool harvest(ursa_mpsc_t *ch, uint64_t keep)
  * needs the shared view revokes the bias for good: a send from another
  * thread, any reserve, a receiver that queues from another thread (the
  * owner's wake relies on program order with its receiver), close, the
- * last sender's drop. Revoking is the asymmetric Dekker of core/rbias.h:
+ * last sender's drop. Revoking is the asymmetric Dekker of sync/rwlock/reader_tables.h:
  * the owner stores busy = 1, then checks that it still owns the bias; the
  * revoker clears the owner, runs membarrier, waits for busy == 0 (the
  * owner's send in flight, a few instructions), then returns the credit.

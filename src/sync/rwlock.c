@@ -20,7 +20,7 @@
  *
  * Reader bias. A read lock on the semaphore is a CAS to lock and one to
  * unlock, on a line every reader shares. While a lock is read-mostly we
- * bias it instead (src/core/rbias.h): the bias holds one "token" permit
+ * bias it instead (rwlock/reader_tables.h): the bias holds one "token" permit
  * for all fast readers together, and each reader only counts itself in its
  * thread's reader table. A writer first revokes the bias (flag off,
  * membarrier, sum the column); if fast readers remain, the last of them
@@ -43,10 +43,10 @@
 #include "../core/ctx.h"
 #include "../core/lockinfo.h"
 #include "../core/membarrier.h"
-#include "../core/rbias.h"
 #include "../core/sema.h"
 #include "../core/spin.h"
 #include "hold.h"
+#include "rwlock/reader_tables.h"
 #include "wait_steps.h"
 
 #define BIAS_MIN_SKIP 64u
@@ -255,7 +255,7 @@ static void bias_revoke(ursa_rwlock_t *rw, ursa__ctx_t *c)
     ursa_time_t t0 = ursa__ctx_now(c);
     ursa__rbias_slot_t *sl = &ursa__rbias_slots[rw->bias.slot];
     /* relaxed: PENDING before the flag goes off, both before the barrier,
-     * which orders them against every reader (rbias.h). An unlock that
+     * which orders them against every reader (reader_tables.h). An unlock that
      * sees PENDING waits for our verdict under the slot's lock. */
     atomic_store_explicit(&sl->state, URSA__RBIAS_PENDING, memory_order_relaxed);
     atomic_store_explicit(&rw->bias.on, 0, memory_order_relaxed);

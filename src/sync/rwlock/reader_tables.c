@@ -1,10 +1,10 @@
-#include "rbias.h"
+#include "reader_tables.h"
 
 #include <pthread.h>
 #include <stdlib.h>
 
-#include "membarrier.h"
-#include "spin.h"
+#include "../../core/membarrier.h"
+#include "../../core/spin.h"
 
 __thread ursa__rtab_t *ursa__rtab_cur __attribute__((tls_model("initial-exec")));
 

@@ -1,4 +1,4 @@
-/* Reader bias: per-thread reader counts that let an rwlock's readers lock
+/* The rwlock's reader bias tables: per-thread reader counts that let an rwlock's readers lock
  * and unlock with no atomic read-modify-write (BRAVO, Dice & Kogan 2019,
  * with the asymmetric fence of membarrier(2) in place of BRAVO's CAS).
  *
@@ -30,9 +30,9 @@
  * barrier has stopped new fast readers.
  *
  * Lock order: the rwlock's bias lock, then a slot's lock, then the
- * registry mutex (rbias.c). */
-#ifndef URSA_CORE_RBIAS_H
-#define URSA_CORE_RBIAS_H
+ * registry mutex (reader_tables.c). Only the rwlock uses these. */
+#ifndef URSA_SYNC_RWLOCK_READER_TABLES_H
+#define URSA_SYNC_RWLOCK_READER_TABLES_H
 
 #include <stdatomic.h>
 #include <stdbool.h>
