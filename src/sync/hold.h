@@ -1,10 +1,11 @@
 /* Phase 2's checks, shared by every hold (guards, permits, borrows): may
- * the caller use or discharge this hold? The ledger itself is
- * core/oblig.h. */
+ * the caller use or discharge this hold? And a lock hold's metrics. The
+ * ledger itself is core/oblig.h. */
 #ifndef URSA_SYNC_HOLD_H
 #define URSA_SYNC_HOLD_H
 
 #include "../core/ctx.h"
+#include "../core/lockinfo.h"
 
 /* Checks that the caller may use a hold (ob: the hold, NULL when the
  * object holds nothing): 0; -EINVAL (reported as misuse: used after its
@@ -35,5 +36,23 @@ static inline int ursa__hold_discharge(ursa_oblig_t *ob, bool held, const char *
     }
     return rc;
 }
+
+/* A lock guard's metrics (URSA_LOCK_METRICS builds; nothing otherwise):
+ * guard g (its `since` member) of the lock whose info is li was acquired
+ * by c after waiting since wait_start (0: it did not wait), or released;
+ * and the time a wait starts. */
+#if URSA_LOCK_METRICS
+#define URSA__LOCK_ACQUIRED(li, g, c, wait_start)                                           \
+    do {                                                                                    \
+        (g)->since = ursa__ctx_now(c);                                                      \
+        ursa__lockinfo_acquired(li, wait_start, (g)->since);                                \
+    } while (0)
+#define URSA__LOCK_RELEASED(li, g) ursa__lockinfo_released(li, (g)->since, ursa_now())
+#define URSA__LOCK_WAIT_START(c) ursa__ctx_now(c)
+#else
+#define URSA__LOCK_ACQUIRED(li, g, c, wait_start) ((void)(wait_start))
+#define URSA__LOCK_RELEASED(li, g) ((void)0)
+#define URSA__LOCK_WAIT_START(c) ((ursa_time_t)0)
+#endif
 
 #endif

@@ -1,7 +1,6 @@
 #include "ursa/mutex.h"
 
 #include "../core/ctx.h"
-#include "../core/lockinfo.h"
 #include "../core/sema.h"
 #include "hold.h"
 #include "wait_steps.h"
@@ -51,12 +50,7 @@ static int take(ursa_mutex_t *m, ursa_mutex_guard_t *g, ursa__ctx_t *c, const ur
         return -ENOMEM;
     }
     g->mutex = m;
-#if URSA_LOCK_METRICS
-    g->since = ursa__ctx_now(c);
-    ursa__lockinfo_acquired(&m->info, wait_start, g->since);
-#else
-    (void)wait_start;
-#endif
+    URSA__LOCK_ACQUIRED(&m->info, g, c, wait_start);
     /* relaxed: set before the leaked owner's release, which our acquire of
      * the permit synchronises with. */
     return atomic_load_explicit(&m->poisoned, memory_order_relaxed) ? -EOWNERDEAD : 0;
@@ -68,11 +62,7 @@ static __attribute__((noinline)) int lock_slow(ursa_mutex_t *m, ursa_mutex_guard
     ursa__ctx_t *c = ursa__ctx();
     if (deadline == URSA_NOW)
         return -EAGAIN;
-#if URSA_LOCK_METRICS
-    ursa_time_t wait_start = ursa__ctx_now(c);
-#else
-    ursa_time_t wait_start = 0;
-#endif
+    ursa_time_t wait_start = URSA__LOCK_WAIT_START(c);
     ursa_wait_t w;
     ursa__wait_init(&w, c->waker, &lock_ops, site);
     /* A grant that raced the timeout or cancel is kept. */
@@ -102,9 +92,7 @@ int ursa_mutex_unlock(ursa_mutex_guard_t *g)
     if (rc)
         return rc;
     g->mutex = NULL;
-#if URSA_LOCK_METRICS
-    ursa__lockinfo_released(&m->info, g->since, ursa_now());
-#endif
+    URSA__LOCK_RELEASED(&m->info, g);
     ursa__sema_release(&m->sema, 1);
     return 0;
 }

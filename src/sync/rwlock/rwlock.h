@@ -1,0 +1,128 @@
+/* What the rwlock's files share: the lock itself (lock.c), its bounded
+ * writer preference (writer_preference.c) and its reader bias (bias.c,
+ * over the per-thread tables of reader_tables.h).
+ *
+ * Built on the batch semaphore: max_readers permits, a reader takes one, a
+ * writer all of them. FIFO with partial assignment gives writer preference
+ * (a reader queues behind a waiting writer) and keeps writers from
+ * starving; writer_preference.c bounds the preference, bias.c takes the
+ * read side off the semaphore while a lock is read-mostly. */
+#ifndef URSA_SYNC_RWLOCK_RWLOCK_H
+#define URSA_SYNC_RWLOCK_RWLOCK_H
+
+#include "ursa/rwlock.h"
+
+#include "../../core/ctx.h"
+#include "../../core/sema.h"
+#include "reader_tables.h"
+
+/* The two kinds of waits on the semaphore (lock.c); writer_preference.c
+ * tells queued readers from writers by them. */
+extern const ursa__wait_ops_t ursa__rwlock_read_ops;
+extern const ursa__wait_ops_t ursa__rwlock_write_ops;
+
+/* ---- bounded writer preference (writer_preference.c) ---- */
+
+/* Slow half of ursa__rwlock_release: waiters are queued. */
+void ursa__rwlock_release_slow(ursa_rwlock_t *rw, uint64_t n);
+
+/* Every release of permits goes through here (unlocks, downgrade, leaks,
+ * give-backs), so that each one that may hand the lock to a writer first
+ * checks the streak. */
+static inline void ursa__rwlock_release(ursa_rwlock_t *rw, uint64_t n)
+{
+    ursa__sema_t *s = &rw->sema;
+    /* relaxed: the CAS validates it. */
+    uint64_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
+    while (!(st & URSA__SEMA_WAITERS)) {
+        /* release: our critical section happens-before the next acquirer. */
+        if (atomic_compare_exchange_weak_explicit(&s->state, &st,
+                                                  st + (n << URSA__SEMA_SHIFT),
+                                                  memory_order_release, memory_order_relaxed))
+            return;
+    }
+    ursa__rwlock_release_slow(rw, n);
+}
+
+/* A writer entered from the queue (or through the raw form): count it if
+ * readers are waiting, else there is no streak. */
+void ursa__rwlock_writer_entered(ursa_rwlock_t *rw);
+
+/* A reader entered from the queue: the writers' streak is over. No writer
+ * can hold (and count) while we hold our permit. */
+static inline void ursa__rwlock_reader_entered(ursa_rwlock_t *rw)
+{
+    /* relaxed: a counter for fairness; orders nothing. */
+    if (atomic_load_explicit(&rw->wstreak, memory_order_relaxed))
+        atomic_store_explicit(&rw->wstreak, 0, memory_order_relaxed);
+}
+
+/* ---- reader bias (bias.c) ---- */
+
+/* bias.skip for a lock that never biases (its reader limit is too low, or
+ * no slot or no membarrier). */
+#define URSA__RWLOCK_BIAS_NEVER UINT32_MAX
+/* Slow read locks before bias is tried (again), at least. */
+#define URSA__RWLOCK_BIAS_MIN_SKIP 64u
+
+/* Turns bias off; the token comes back now, or from the last fast reader.
+ * A writer calls it before it queues and again right after: a reader may
+ * have turned the bias on after the first look (regression
+ * test_rwlock_bias_rebias_race). The second call must not skip the lock
+ * on a lock-free look at the flag: a reader may hold bias.lock with the
+ * token taken (before we queued) and the flag not yet on; under the lock
+ * we see its flag, or it sees us queued and takes no token. */
+void ursa__rwlock_bias_revoke(ursa_rwlock_t *rw, ursa__ctx_t *c);
+
+/* A slot's drain state, read under its lock. */
+uint32_t ursa__rwlock_slot_state(int slot);
+
+/* The locked half of ursa__rwlock_bias_maybe_on. */
+void ursa__rwlock_bias_try_on(ursa_rwlock_t *rw, ursa__ctx_t *c);
+
+/* Called by a reader that holds a permit (so no writer holds the lock):
+ * turns bias on once `skip` such read locks went by. */
+static inline void ursa__rwlock_bias_maybe_on(ursa_rwlock_t *rw, ursa__ctx_t *c)
+{
+    /* relaxed: a heuristic counter; racing decrements only shift it. */
+    uint32_t k = atomic_load_explicit(&rw->bias.skip, memory_order_relaxed);
+    if (__builtin_expect(k != 0, 1)) {
+        if (k != URSA__RWLOCK_BIAS_NEVER)
+            atomic_store_explicit(&rw->bias.skip, k - 1, memory_order_relaxed);
+        return;
+    }
+    ursa__rwlock_bias_try_on(rw, c);
+}
+
+/* A fast reader left while a revoke was in progress: if the revoke is
+ * ARMED and the column is empty now, the token goes back. */
+void ursa__rwlock_bias_drain_check(int slot);
+
+/* Uncounts a fast reader. Its store to t is the last touch of the lock's
+ * read side: the lock may be freed after it, so what follows reads only
+ * the slot table (never freed). */
+static inline void ursa__rwlock_read_fast_exit(int slot, ursa__rtab_t *t)
+{
+    ursa__rtab_exit(t, slot);
+    atomic_signal_fence(memory_order_seq_cst); /* the barrier is the CPU half */
+    /* relaxed: only tells us whether a revoke may be waiting for us. */
+    if (__builtin_expect(
+            atomic_load_explicit(&ursa__rbias_slots[slot].state, memory_order_relaxed) !=
+                URSA__RBIAS_IDLE,
+            0))
+        ursa__rwlock_bias_drain_check(slot);
+}
+
+/* Counts a fast reader in t: true, or false (bias was revoked: not counted). */
+static inline bool ursa__rwlock_read_fast(ursa_rwlock_t *rw, ursa__rtab_t *t)
+{
+    ursa__rtab_enter(t, rw->bias.slot);
+    atomic_signal_fence(memory_order_seq_cst); /* the barrier is the CPU half */
+    /* acquire: as in the first load (ursa_rwlock_read_lock_at). */
+    if (__builtin_expect(atomic_load_explicit(&rw->bias.on, memory_order_acquire), 1))
+        return true;
+    ursa__rwlock_read_fast_exit(rw->bias.slot, t); /* a revoke may have counted us */
+    return false;
+}
+
+#endif
