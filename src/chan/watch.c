@@ -209,7 +209,7 @@ static int read_lock(ursa_watch_t *w)
     }
 }
 
-static void read_unlock(ursa_watch_t *w)
+static inline void read_unlock(ursa_watch_t *w)
 {
     /* relaxed: validated by the CAS. */
     uint64_t s = atomic_load_explicit(&w->state, memory_order_relaxed);
