@@ -45,7 +45,7 @@
 #include <string.h>
 
 #include "../core/ctx.h"
-#include "../sync/wait_steps.h"
+#include "waitlist.h"
 
 #define CACHELINE 64
 
@@ -57,13 +57,12 @@ typedef struct chan {
     void (*dtor)(void *elem);
     _Atomic uint64_t *ring; /* cap * stride words */
 
-    /* The channel lock and what it guards, on their own line. */
-    _Alignas(CACHELINE) _Atomic uint32_t lock;
+    /* The waiting receivers, whose lock is the channel lock, and what that
+     * lock guards, on their own line. */
+    _Alignas(CACHELINE) ursa__waitlist_t rxq;
     _Atomic uint64_t tail;      /* next position; written under the lock */
     _Atomic uint32_t closed;    /* no sender left; written under the lock */
-    uint32_t nwaiters;          /* queued receivers; under the lock */
     size_t rx_count, tx_count;  /* under the lock */
-    ursa_wait_t *head, *qtail;  /* waiting receivers, under the lock */
 } chan_t;
 
 struct ursa_broadcast_tx {
@@ -162,13 +161,11 @@ int ursa_broadcast_new(ursa_broadcast_tx_t **tx, ursa_broadcast_rx_t **rx, size_
     ch->ring = ring;
     for (size_t i = 0; i < (size_t)cap * stride; i++)
         atomic_init(&ring[i], 0);
-    atomic_init(&ch->lock, 0);
+    ursa__waitlist_init(&ch->rxq);
     atomic_init(&ch->tail, 0);
     atomic_init(&ch->closed, 0);
-    ch->nwaiters = 0;
     ch->rx_count = 1;
     ch->tx_count = 1;
-    ch->head = ch->qtail = NULL;
     t->ch = ch;
     r->ch = ch;
     r->next = 0;
@@ -181,11 +178,8 @@ int ursa_broadcast_new(ursa_broadcast_tx_t **tx, ursa_broadcast_rx_t **rx, size_
  * outside the lock. Called with the lock held; drops it. */
 static void wake_all_unlock(chan_t *ch)
 {
-    ursa_wait_t *list = ch->head;
-    (void)ursa__wait_grant_list(list, 0); /* the waiters re-read the channel */
-    ch->head = ch->qtail = NULL;
-    ch->nwaiters = 0;
-    ursa__spin_unlock(&ch->lock);
+    ursa_wait_t *list = ursa__waitlist_take_all_locked(&ch->rxq); /* they look again */
+    ursa__spin_unlock(&ch->rxq.lock);
     ursa__wake_list(list);
 }
 
@@ -194,10 +188,10 @@ int ursa_broadcast_send(ursa_broadcast_tx_t *tx, const void *value)
     if (!tx || !value)
         return -EINVAL;
     chan_t *ch = tx->ch;
-    ursa__spin_lock(&ch->lock);
+    ursa__spin_lock(&ch->rxq.lock);
     size_t n = ch->rx_count;
     if (n == 0) {
-        ursa__spin_unlock(&ch->lock);
+        ursa__spin_unlock(&ch->rxq.lock);
         return -EPIPE;
     }
     /* relaxed: tail is only written under the lock; a receiver that needs
@@ -207,8 +201,9 @@ int ursa_broadcast_send(ursa_broadcast_tx_t *tx, const void *value)
     atomic_store_explicit(&ch->tail, p + 1, memory_order_relaxed);
     /* A receiver queued now waits for p or later; one that queues after
      * our unlock sees p claimed and spins until we publish (bc_start). */
-    bool waiters = ch->nwaiters != 0;
-    ursa__spin_unlock(&ch->lock);
+    /* relaxed: under the lock, where it changes. */
+    bool waiters = atomic_load_explicit(&ch->rxq.n, memory_order_relaxed) != 0;
+    ursa__spin_unlock(&ch->rxq.lock);
 
     _Atomic uint64_t *s = slot_at(ch, p);
     uint64_t prev = p >= ch->cap ? 2 * (p - ch->cap + 1) : 0;
@@ -232,7 +227,7 @@ int ursa_broadcast_send(ursa_broadcast_tx_t *tx, const void *value)
     /* release: a receiver that sees the even seq (acquire) sees the bytes. */
     atomic_store_explicit(s, 2 * (p + 1), memory_order_release);
     if (waiters) {
-        ursa__spin_lock(&ch->lock);
+        ursa__spin_lock(&ch->rxq.lock);
         wake_all_unlock(ch);
     }
     return n > INT32_MAX ? INT32_MAX : (int)n;
@@ -326,20 +321,18 @@ static int bc_start(ursa_broadcast_rx_t *rx, ursa_wait_t *w)
 {
     chan_t *ch = rx->ch;
     w->owner = rx;
-    ursa__spin_lock(&ch->lock);
+    ursa__spin_lock(&ch->rxq.lock);
     int r = peek(rx);
     /* relaxed: under the lock, where tail is written. */
     bool claimed = atomic_load_explicit(&ch->tail, memory_order_relaxed) != rx->next;
     if (r == -EAGAIN && !claimed) {
         /* Nothing claimed for us yet: the sender that claims it will see
          * us queued (under this lock) and wake us after publishing. */
-        atomic_store_explicit(&w->state, URSA__W_QUEUED, memory_order_relaxed);
-        ursa__waitq_push(&ch->head, &ch->qtail, w);
-        ch->nwaiters++;
-        ursa__spin_unlock(&ch->lock);
+        ursa__waitlist_push_locked(&ch->rxq, w);
+        ursa__spin_unlock(&ch->rxq.lock);
         return -EINPROGRESS;
     }
-    ursa__spin_unlock(&ch->lock);
+    ursa__spin_unlock(&ch->rxq.lock);
     /* Claimed but not published: that sender may have checked for waiters
      * before we came, so wait out its few instructions here. */
     for (unsigned i = 0; r == -EAGAIN; i++) {
@@ -355,13 +348,7 @@ static int bc_start(ursa_broadcast_rx_t *rx, ursa_wait_t *w)
 static bool bc_cancel(ursa_wait_t *w)
 {
     ursa_broadcast_rx_t *rx = w->owner;
-    chan_t *ch = rx->ch;
-    if (!ursa__wait_cancel_begin(&ch->lock, w))
-        return false;
-    ursa__waitq_remove(&ch->head, &ch->qtail, w);
-    ch->nwaiters--;
-    ursa__wait_cancel_end(&ch->lock, w);
-    return true;
+    return ursa__waitlist_cancel(&rx->ch->rxq, w);
 }
 
 /* recv once nothing was ready: wait, look again. Out of line so the ready
@@ -438,11 +425,11 @@ static ursa_broadcast_rx_t *new_rx(chan_t *ch)
     if (!r)
         return NULL;
     r->ch = ch;
-    ursa__spin_lock(&ch->lock);
+    ursa__spin_lock(&ch->rxq.lock);
     ch->rx_count++;
     /* relaxed: under the lock, where tail is written. */
     r->next = atomic_load_explicit(&ch->tail, memory_order_relaxed);
-    ursa__spin_unlock(&ch->lock);
+    ursa__spin_unlock(&ch->rxq.lock);
     return r;
 }
 
@@ -473,9 +460,9 @@ int ursa_broadcast_receiver_count(ursa_broadcast_tx_t *tx)
     if (!tx)
         return -EINVAL;
     chan_t *ch = tx->ch;
-    ursa__spin_lock(&ch->lock);
+    ursa__spin_lock(&ch->rxq.lock);
     size_t n = ch->rx_count;
-    ursa__spin_unlock(&ch->lock);
+    ursa__spin_unlock(&ch->rxq.lock);
     return n > INT32_MAX ? INT32_MAX : (int)n;
 }
 
@@ -487,9 +474,9 @@ int ursa_broadcast_sender_clone(ursa_broadcast_tx_t *tx, ursa_broadcast_tx_t **t
     if (!t)
         return -ENOMEM;
     t->ch = tx->ch;
-    ursa__spin_lock(&t->ch->lock);
+    ursa__spin_lock(&t->ch->rxq.lock);
     t->ch->tx_count++;
-    ursa__spin_unlock(&t->ch->lock);
+    ursa__spin_unlock(&t->ch->rxq.lock);
     *tx2 = t;
     return 0;
 }
@@ -500,13 +487,13 @@ int ursa_broadcast_sender_drop(ursa_broadcast_tx_t *tx)
         return -EINVAL;
     chan_t *ch = tx->ch;
     free(tx);
-    ursa__spin_lock(&ch->lock);
+    ursa__spin_lock(&ch->rxq.lock);
     if (--ch->tx_count > 0) {
-        ursa__spin_unlock(&ch->lock);
+        ursa__spin_unlock(&ch->rxq.lock);
         return 0;
     }
     if (ch->rx_count == 0) {
-        ursa__spin_unlock(&ch->lock);
+        ursa__spin_unlock(&ch->rxq.lock);
         chan_free(ch);
         return 0;
     }
@@ -523,17 +510,17 @@ int ursa_broadcast_receiver_drop(ursa_broadcast_rx_t *rx)
     if (!rx)
         return -EINVAL;
     chan_t *ch = rx->ch;
-    ursa__spin_lock(&ch->lock);
-    for (ursa_wait_t *w = ch->head; w; w = w->next) {
+    ursa__spin_lock(&ch->rxq.lock);
+    for (ursa_wait_t *w = ch->rxq.head; w; w = w->next) {
         if (w->owner == rx) {
-            ursa__spin_unlock(&ch->lock);
+            ursa__spin_unlock(&ch->rxq.lock);
             ursa__report_misuse("broadcast receiver dropped while a wait on it is queued",
                                 w->site);
             return -EBUSY;
         }
     }
     bool last = --ch->rx_count == 0 && ch->tx_count == 0;
-    ursa__spin_unlock(&ch->lock);
+    ursa__spin_unlock(&ch->rxq.lock);
     free(rx);
     if (last)
         chan_free(ch);

@@ -16,11 +16,11 @@
  * empty — read in that order, since a permit publishes its message before
  * it stops counting.
  *
- * Receiver waits: a FIFO of wait nodes behind `rx_lock`, with `rx_nwait`
+ * Receiver waits: a FIFO of wait nodes (`rxq`, chan/waitlist.h), with `rxq.n`
  * (the number queued) readable without the lock. Three Dekker pairs, each
  * "write, seq_cst fence, read" on both sides:
- *  - a sender publishes its slot, fences, and wakes one waiter if rx_nwait
- *    is not 0; a receiver queues (rx_nwait++), fences, and re-checks the
+ *  - a sender publishes its slot, fences, and wakes one waiter if rxq.n
+ *    is not 0; a receiver queues (rxq.n++), fences, and re-checks the
  *    slot at head (and the life word) before it sleeps;
  *  - a receiver that claimed, fences, and wakes one more waiter if the new
  *    head slot is published too (a message published while an earlier
@@ -45,6 +45,7 @@
 #include "../sync/wait_steps.h"
 #include "raw_wait.h"
 #include "ring.h"
+#include "waitlist.h"
 
 
 struct ursa_mpmc {
@@ -60,9 +61,7 @@ struct ursa_mpmc {
     _Atomic uint64_t life;
     ursa__sema_t sema;
     /* waiting receivers */
-    alignas(64) _Atomic uint32_t rx_lock;
-    _Atomic uint64_t rx_nwait; /* nodes queued; changed under rx_lock */
-    ursa_wait_t *rx_head, *rx_tail;
+    alignas(64) ursa__waitlist_t rxq;
     /* senders' line */
     alignas(64) _Atomic uint64_t tail;
     /* receivers' line */
@@ -106,40 +105,19 @@ static inline _Atomic uint64_t *slot_seq(ursa_mpmc_t *ch, uint64_t pos)
 static void wake_one(ursa_mpmc_t *ch)
 {
     /* relaxed: ordered by the caller's seq_cst fence (see the header). */
-    if (!atomic_load_explicit(&ch->rx_nwait, memory_order_relaxed))
-        return;
-    ursa__spin_lock(&ch->rx_lock);
-    ursa_wait_t *w = ch->rx_head;
-    if (!w) {
-        ursa__spin_unlock(&ch->rx_lock);
-        return;
-    }
-    ursa__waitq_remove(&ch->rx_head, &ch->rx_tail, w);
-    /* relaxed: under the lock; the Dekker readers fence on their own. */
-    atomic_fetch_sub_explicit(&ch->rx_nwait, 1, memory_order_relaxed);
-    /* release: the waiter reads the decision and our writes after it. */
-    atomic_store_explicit(&w->state, URSA__W_GRANTED, memory_order_release);
-    ursa__spin_unlock(&ch->rx_lock);
-    ursa__wake_node(w);
+    if (atomic_load_explicit(&ch->rxq.n, memory_order_relaxed))
+        ursa__waitlist_wake_one(&ch->rxq);
 }
 
 /* The life word just became terminal: every waiter will see the end. */
 static void wake_all(ursa_mpmc_t *ch)
 {
-    /* seq_cst fence: our life RMW is ordered before the rx_nwait load,
-     * against a waiter's rx_nwait++ followed by its re-check of life. */
+    /* seq_cst fence: our life RMW is ordered before the rxq.n load,
+     * against a waiter's rxq.n++ followed by its re-check of life. */
     atomic_thread_fence(memory_order_seq_cst);
     /* relaxed: ordered by the fence above. */
-    if (!atomic_load_explicit(&ch->rx_nwait, memory_order_relaxed))
-        return;
-    ursa__spin_lock(&ch->rx_lock);
-    ursa_wait_t *list = ch->rx_head;
-    (void)ursa__wait_grant_list(list, 0);
-    ch->rx_head = ch->rx_tail = NULL;
-    /* relaxed: under the lock. */
-    atomic_store_explicit(&ch->rx_nwait, 0, memory_order_relaxed);
-    ursa__spin_unlock(&ch->rx_lock);
-    ursa__wake_list(list);
+    if (atomic_load_explicit(&ch->rxq.n, memory_order_relaxed))
+        ursa__waitlist_wake_all(&ch->rxq);
 }
 
 /* ---- references and life ---- */
@@ -195,8 +173,8 @@ static void push(ursa_mpmc_t *ch, const void *value)
     ursa__ring_wait_free(seq, pos);
     memcpy((unsigned char *)seq + URSA__RING_SEQ, value, ch->elem_size);
     ursa__ring_publish(seq, pos);
-    /* seq_cst fence: the publication is ordered before the rx_nwait load,
-     * against a waiter's rx_nwait++ followed by its re-check (Dekker). */
+    /* seq_cst fence: the publication is ordered before the rxq.n load,
+     * against a waiter's rxq.n++ followed by its re-check (Dekker). */
     atomic_thread_fence(memory_order_seq_cst);
     wake_one(ch);
 }
@@ -259,11 +237,11 @@ static void release_slots(ursa_mpmc_t *ch, uint64_t pos, uint64_t k)
 /* After a claim: pass a wake along if the next message is there too. */
 static void chain_wake(ursa_mpmc_t *ch)
 {
-    /* seq_cst fence: our head CAS is ordered before the rx_nwait load,
-     * against a waiter's rx_nwait++ followed by its re-check of head. */
+    /* seq_cst fence: our head CAS is ordered before the rxq.n load,
+     * against a waiter's rxq.n++ followed by its re-check of head. */
     atomic_thread_fence(memory_order_seq_cst);
     /* relaxed: ordered by the fence. */
-    if (atomic_load_explicit(&ch->rx_nwait, memory_order_relaxed) && head_ready(ch))
+    if (atomic_load_explicit(&ch->rxq.n, memory_order_relaxed) && head_ready(ch))
         wake_one(ch);
 }
 
@@ -295,7 +273,7 @@ static void drain(ursa_mpmc_t *ch)
 static void destroy(ursa_mpmc_t *ch)
 {
     drain(ch);
-    if (ch->rx_head)
+    if (ch->rxq.head)
         ursa__report_misuse("mpmc freed while a receive wait is queued", NULL);
     free(ch->ring);
     free(ch);
@@ -327,9 +305,7 @@ int ursa_mpmc_new(ursa_mpmc_receiver_t *rx, ursa_mpmc_sender_t *tx, size_t elem_
     atomic_init(&ch->refs, 2);
     atomic_init(&ch->rxs, 1);
     atomic_init(&ch->life, TX_ONE);
-    atomic_init(&ch->rx_lock, 0);
-    atomic_init(&ch->rx_nwait, 0);
-    ch->rx_head = ch->rx_tail = NULL;
+    ursa__waitlist_init(&ch->rxq);
     atomic_init(&ch->tail, 0);
     atomic_init(&ch->head, 0);
     ursa__sema_init(&ch->sema, capacity);
@@ -661,13 +637,7 @@ static bool rx_ready(ursa_mpmc_t *ch)
 static bool rx_cancel(ursa_wait_t *w)
 {
     ursa_mpmc_t *ch = w->owner;
-    if (!ursa__wait_cancel_begin(&ch->rx_lock, w))
-        return false;
-    ursa__waitq_remove(&ch->rx_head, &ch->rx_tail, w);
-    /* relaxed: under the lock. */
-    atomic_fetch_sub_explicit(&ch->rx_nwait, 1, memory_order_relaxed);
-    ursa__wait_cancel_end(&ch->rx_lock, w);
-    return true;
+    return ursa__waitlist_cancel(&ch->rxq, w);
 }
 
 /* A wake reached w but w will not receive: the next waiter gets it. */
@@ -688,13 +658,8 @@ static void rx_give_back(ursa_wait_t *w)
 static int rx_start(ursa_mpmc_t *ch, ursa_wait_t *w)
 {
     w->owner = ch;
-    ursa__spin_lock(&ch->rx_lock);
-    atomic_store_explicit(&w->state, URSA__W_QUEUED, memory_order_relaxed);
-    ursa__waitq_push(&ch->rx_head, &ch->rx_tail, w);
-    /* relaxed: under the lock; the fence below orders it for the Dekker. */
-    atomic_fetch_add_explicit(&ch->rx_nwait, 1, memory_order_relaxed);
-    ursa__spin_unlock(&ch->rx_lock);
-    /* seq_cst: our rx_nwait++ before the re-check (see the header). */
+    ursa__waitlist_push(&ch->rxq, w); /* counts it in rxq.n */
+    /* seq_cst: our rxq.n++ before the re-check (see the header). */
     atomic_thread_fence(memory_order_seq_cst);
     if (!rx_ready(ch))
         return -EINPROGRESS;

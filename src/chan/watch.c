@@ -31,8 +31,8 @@
 
 #include "../core/ctx.h"
 #include "../sync/hold.h"
-#include "../sync/wait_steps.h"
 #include "ursa/notify.h"
+#include "waitlist.h"
 
 #define CLOSED 1ull   /* every sender is gone */
 #define WRITER 2ull   /* a send holds the value */
@@ -43,17 +43,11 @@
 #define HANDLE (1ull << 32)
 #define HMASK (~0ull << 32)              /* handles, bits 32..63 */
 
-/* A FIFO of raw or blocking waits behind a spinlock. */
-typedef struct wq {
-    _Atomic uint32_t lock;
-    ursa_wait_t *head, *tail;
-} wq_t;
-
 struct ursa_watch {
     _Atomic uint64_t state;     /* CLOSED|WRITER|WWAIT|RXWAIT|readers|handles */
     _Atomic uint64_t version;   /* written by the WRITER holder only */
-    wq_t rxq;                   /* receivers: version or CLOSED changed */
-    wq_t goneq;                 /* senders: rx_count reached 0 */
+    ursa__waitlist_t rxq;       /* receivers: version or CLOSED changed */
+    ursa__waitlist_t goneq;     /* senders: rx_count reached 0 */
     _Atomic uint32_t tx_count;  /* live sender handles */
     _Atomic uint32_t rx_count;  /* live receiver handles */
     ursa_notify_t unlocked;     /* writers: the borrows may be gone */
@@ -82,37 +76,6 @@ static const ursa__wait_ops_t closed_ops = {URSA_WAIT_CHANNEL, closed_cancel, NU
 
 /* ---- wait queues ---- */
 
-static void wq_push(wq_t *q, ursa_wait_t *n)
-{
-    ursa__spin_lock(&q->lock);
-    /* relaxed: state changes only under the queue lock. */
-    atomic_store_explicit(&n->state, URSA__W_QUEUED, memory_order_relaxed);
-    ursa__waitq_push(&q->head, &q->tail, n);
-    ursa__spin_unlock(&q->lock);
-}
-
-/* Withdraws n: true if it was still queued (nothing happened to it),
- * false if a wake decided it first (its waker call has returned). */
-static bool wq_cancel(wq_t *q, ursa_wait_t *n)
-{
-    if (!ursa__wait_cancel_begin(&q->lock, n))
-        return false;
-    ursa__waitq_remove(&q->head, &q->tail, n);
-    ursa__wait_cancel_end(&q->lock, n);
-    return true;
-}
-
-/* Wakes every queued wait. */
-static void wq_wake_all(wq_t *q)
-{
-    ursa__spin_lock(&q->lock);
-    ursa_wait_t *list = q->head;
-    (void)ursa__wait_grant_list(list, 0); /* the waiters read the watch after it */
-    q->head = q->tail = NULL;
-    ursa__spin_unlock(&q->lock);
-    ursa__wake_list(list);
-}
-
 /* A wait node of w's (its cancel finds the queue through owner). */
 static void node_init(ursa_wait_t *n, ursa_waker_t waker, const ursa__wait_ops_t *ops,
                       const ursa_site_t *site, ursa_watch_t *w)
@@ -138,23 +101,23 @@ static bool start_node(ursa_wait_t *n, ursa_waker_t waker, const ursa__wait_ops_
 /* The end of a raw start that queued n and looked again: wait on
  * (-EINPROGRESS), or, if the look found it ready, withdraw n and complete
  * it now (0), unless a wake took it first. */
-static int start_queued(wq_t *q, ursa_wait_t *n, bool ready)
+static int start_queued(ursa__waitlist_t *q, ursa_wait_t *n, bool ready)
 {
     if (!ready)
         return -EINPROGRESS;
-    if (!wq_cancel(q, n))
+    if (!ursa__waitlist_cancel(q, n))
         return -EINPROGRESS; /* a wake took it first: the waker was called */
     return ursa__wait_start_ready(n);
 }
 
 static bool changed_cancel(ursa_wait_t *n)
 {
-    return wq_cancel(&((ursa_watch_t *)n->owner)->rxq, n);
+    return ursa__waitlist_cancel(&((ursa_watch_t *)n->owner)->rxq, n);
 }
 
 static bool closed_cancel(ursa_wait_t *n)
 {
-    return wq_cancel(&((ursa_watch_t *)n->owner)->goneq, n);
+    return ursa__waitlist_cancel(&((ursa_watch_t *)n->owner)->goneq, n);
 }
 
 /* ---- lifetime: handles and borrows in `state` ---- */
@@ -288,7 +251,7 @@ static void write_unlock(ursa_watch_t *w, bool bumped)
     if (old & WWAIT)
         (void)ursa_notify_waiters(&w->unlocked); /* other writers wait */
     if (bumped && (old & RXWAIT))
-        wq_wake_all(&w->rxq);
+        ursa__waitlist_wake_all(&w->rxq);
 }
 
 /* Under WRITER. */
@@ -320,10 +283,8 @@ int ursa_watch_new(ursa_watch_tx_t **tx, ursa_watch_rx_t **rx, size_t elem_size,
     }
     atomic_init(&w->state, 2 * HANDLE);
     atomic_init(&w->version, 0);
-    atomic_init(&w->rxq.lock, 0);
-    w->rxq.head = w->rxq.tail = NULL;
-    atomic_init(&w->goneq.lock, 0);
-    w->goneq.head = w->goneq.tail = NULL;
+    ursa__waitlist_init(&w->rxq);
+    ursa__waitlist_init(&w->goneq);
     atomic_init(&w->tx_count, 1);
     atomic_init(&w->rx_count, 1);
     ursa_notify_init(&w->unlocked);
@@ -367,7 +328,7 @@ int ursa_watch_sender_drop(ursa_watch_tx_t *tx)
          * last version; acquire: pairs with a receiver's RXWAIT RMW. */
         uint64_t old = atomic_fetch_or_explicit(&w->state, CLOSED, memory_order_acq_rel);
         if (old & RXWAIT)
-            wq_wake_all(&w->rxq);
+            ursa__waitlist_wake_all(&w->rxq);
     }
     handle_unref(w);
     return 0;
@@ -412,7 +373,7 @@ int ursa_watch_receiver_drop(ursa_watch_rx_t *rx)
     /* acq_rel: orders the drop before the senders' closed() return, and
      * pairs with a closed waiter's RMW on rx_count (see closed_enqueue). */
     if (atomic_fetch_sub_explicit(&w->rx_count, 1, memory_order_acq_rel) == 1)
-        wq_wake_all(&w->goneq);
+        ursa__waitlist_wake_all(&w->goneq);
     handle_unref(w);
     return 0;
 }
@@ -562,7 +523,7 @@ static uint64_t load_state(ursa_watch_t *w)
  * found it (for check: a send or close before it is visible after it). */
 static uint64_t changed_enqueue(ursa_watch_t *w, ursa_wait_t *n)
 {
-    wq_push(&w->rxq, n);
+    ursa__waitlist_push(&w->rxq, n);
     /* acq_rel: release publishes the queued node to the sender whose
      * unlock (or close) RMW reads RXWAIT; acquire: a send or close earlier
      * in `state`'s order is visible to the re-check that follows. */
@@ -593,11 +554,11 @@ int ursa_watch_changed_at(ursa_watch_rx_t *rx, ursa_time_t deadline, const ursa_
         node_init(&node, c->waker, &changed_ops, site, w);
         rc = check(rx, changed_enqueue(w, &node), true);
         if (rc != 1) {
-            (void)wq_cancel(&w->rxq, &node); /* false: a wake decided it; settled */
+            (void)ursa__waitlist_cancel(&w->rxq, &node); /* false: a wake decided it; settled */
             return rc;
         }
         rc = ursa__ctx_block(c, &node, deadline);
-        if (rc && wq_cancel(&w->rxq, &node))
+        if (rc && ursa__waitlist_cancel(&w->rxq, &node))
             return rc; /* withdrawn: nothing marked */
         /* Woken (a wake that raced the deadline or cancel is kept). */
         rc = check(rx, load_state(w), true);
@@ -643,13 +604,13 @@ int ursa_watch_wait_for_at(ursa_watch_rx_t *rx, ursa_watch_pred_t pred, void *ct
         int rc = ursa_watch_borrow_at(rx, g, site, true);
         if (rc) {
             if (queued)
-                (void)wq_cancel(&w->rxq, &node);
+                (void)ursa__waitlist_cancel(&w->rxq, &node);
             rx->seen = seen0;
             return rc;
         }
         if (pred(g->ptr, ctx)) {
             if (queued)
-                (void)wq_cancel(&w->rxq, &node);
+                (void)ursa__waitlist_cancel(&w->rxq, &node);
             return 0;
         }
         /* CLOSED is read with the value under the borrow: no send can
@@ -658,7 +619,7 @@ int ursa_watch_wait_for_at(ursa_watch_rx_t *rx, ursa_watch_pred_t pred, void *ct
         (void)ursa_watch_borrow_release(g);
         if (closed || deadline == URSA_NOW) {
             if (queued)
-                (void)wq_cancel(&w->rxq, &node);
+                (void)ursa__waitlist_cancel(&w->rxq, &node);
             rx->seen = seen0;
             return closed ? -EPIPE : -EAGAIN;
         }
@@ -672,7 +633,7 @@ int ursa_watch_wait_for_at(ursa_watch_rx_t *rx, ursa_watch_pred_t pred, void *ct
         }
         rc = ursa__ctx_block(c, &node, deadline);
         queued = false;
-        if (rc && wq_cancel(&w->rxq, &node)) {
+        if (rc && ursa__waitlist_cancel(&w->rxq, &node)) {
             rx->seen = seen0;
             return rc;
         }
@@ -685,7 +646,7 @@ int ursa_watch_wait_for_at(ursa_watch_rx_t *rx, ursa_watch_pred_t pred, void *ct
 /* Queues n on goneq: true if receivers remain (n stays queued). */
 static bool closed_enqueue(ursa_watch_t *w, ursa_wait_t *n)
 {
-    wq_push(&w->goneq, n);
+    ursa__waitlist_push(&w->goneq, n);
     /* acq_rel RMW (adds nothing): totally ordered with the last receiver
      * drop's RMW on rx_count, so either that drop sees our node when it
      * wakes goneq, or we read its 0 here. */
@@ -712,11 +673,11 @@ int ursa_watch_closed_at(ursa_watch_tx_t *tx, ursa_time_t deadline, const ursa_s
     for (;;) {
         node_init(&node, c->waker, &closed_ops, site, w);
         if (!closed_enqueue(w, &node)) {
-            (void)wq_cancel(&w->goneq, &node);
+            (void)ursa__waitlist_cancel(&w->goneq, &node);
             return 0;
         }
         int rc = ursa__ctx_block(c, &node, deadline);
-        if (rc && wq_cancel(&w->goneq, &node))
+        if (rc && ursa__waitlist_cancel(&w->goneq, &node))
             return rc;
         if (rx_gone(w))
             return 0;
