@@ -10,9 +10,9 @@
  * k consecutive published slots), copies out, frees the slot (seq = h +
  * cap) and returns the permit.
  *
- * Life word `life`: CLOSED | RX_GONE | strong senders | "permits out" (held
+ * Life word `life`: URSA__CHAN_CLOSED | URSA__CHAN_RX_GONE | strong senders | "permits out" (held
  * send permits plus reserves in progress). Receivers report -EPIPE when
- * (CLOSED or no strong sender) and no permit is out, and the queue is
+ * (URSA__CHAN_CLOSED or no strong sender) and no permit is out, and the queue is
  * empty — read in that order, since a permit publishes its message before
  * it stops counting.
  *
@@ -38,17 +38,14 @@
 #include <string.h>
 
 #include "../core/ctx.h"
-#include "../core/sema.h"
-#include "life.h"
-#include "permit.h"
-#include "../sync/hold.h"
 #include "../sync/wait_steps.h"
-#include "raw_wait.h"
+#include "chan.h"
 #include "ring.h"
 #include "waitlist.h"
 
-
 struct ursa_mpmc {
+    /* life word, references, the slots' semaphore (chan.h); must be first */
+    ursa__chan_t chan;
     /* read-mostly */
     size_t elem_size, stride; /* stride: 8-byte seq + element rounded up */
     uint64_t cap;
@@ -56,10 +53,7 @@ struct ursa_mpmc {
     ursa_mpmc_dtor_t dtor;
     unsigned char *ring;
     size_t mem;              /* bytes allocated; fixed after creation */
-    _Atomic uint64_t refs;   /* handles + permits out; freed at 0 */
     _Atomic uint64_t rxs;    /* receiver handles */
-    _Atomic uint64_t life;
-    ursa__sema_t sema;
     /* waiting receivers */
     alignas(64) ursa__waitlist_t rxq;
     /* senders' line */
@@ -68,24 +62,21 @@ struct ursa_mpmc {
     alignas(64) _Atomic uint64_t head;
 };
 
-static void leaked_release(void *ch, uint64_t n);
-static const ursa_oblig_kind_t permit_kind = {"mpmc send permit", leaked_release};
+_Static_assert(offsetof(ursa_mpmc_t, chan) == 0, "the shared part comes first");
+
 static bool rx_cancel(ursa_wait_t *w);
 static void rx_give_back(ursa_wait_t *w);
-static bool reserve_cancel(ursa_wait_t *w);
-static void reserve_give_back(ursa_wait_t *w);
 /* A granted receive holds nothing but a wake: give_back passes it on. */
 static const ursa__wait_ops_t rx_ops = {URSA_WAIT_CHANNEL, rx_cancel, rx_give_back};
-/* Raw reserves: also end the "permit out" count on cancel. */
-static const ursa__wait_ops_t reserve_raw_ops = {URSA_WAIT_CHANNEL, reserve_cancel,
-                                                 reserve_give_back};
-/* Blocking reserves settle the count themselves. */
-static const ursa__wait_ops_t reserve_ops = {URSA_WAIT_CHANNEL, ursa__sema_cancel,
-                                             ursa__sema_give_back};
+
+static inline ursa_mpmc_t *mpmc_of(ursa__chan_t *c)
+{
+    return (ursa_mpmc_t *)c;
+}
 
 static inline bool terminal(uint64_t l)
 {
-    return ((l & CLOSED) || (l & TX_MASK) == 0) && (l >> 32) == 0;
+    return ((l & URSA__CHAN_CLOSED) || (l & URSA__CHAN_TX_MASK) == 0) && (l >> 32) == 0;
 }
 
 static inline unsigned char *ring_slot(ursa_mpmc_t *ch, uint64_t pos)
@@ -120,43 +111,28 @@ static void wake_all(ursa_mpmc_t *ch)
         ursa__waitlist_wake_all(&ch->rxq);
 }
 
-/* ---- references and life ---- */
-
-static void destroy(ursa_mpmc_t *ch);
-
-static inline void ref_get(ursa_mpmc_t *ch)
-{
-    ursa__chan_ref_get(&ch->refs);
-}
-
-static inline void ref_put(ursa_mpmc_t *ch)
-{
-    if (ursa__chan_ref_put(&ch->refs))
-        destroy(ch);
-}
+/* ---- life ---- */
 
 /* A permit (or reserve in progress) ends: it stops counting, which may be
- * what closed receivers wait for; then drops its reference. */
-static void perm_done(ursa_mpmc_t *ch)
+ * what closed receivers wait for. */
+static void permit_end(ursa_mpmc_t *ch)
 {
-    if (terminal(ursa__life_permit_end(&ch->life)))
+    if (terminal(ursa__chan_life_permit_end(&ch->chan)))
         wake_all(ch);
-    ref_put(ch);
 }
 
 /* Counts a reserve in progress: true, or false (closed: nothing counted). */
 static bool perm_begin(ursa_mpmc_t *ch)
 {
-    ref_get(ch);
-    /* acq_rel: counted before the reserve that follows, so a receiver that
-     * reads "no permit out" cannot miss a message this permit sends. The
-     * same RMW reads CLOSED: close sets it before it closes the semaphore,
-     * and a receiver may already have ended the stream in between, so a
-     * reserve that comes after CLOSED must fail even if a permit is free
-     * (regression: a message delivered after -EPIPE). */
-    if (atomic_fetch_add_explicit(&ch->life, PERM_ONE, memory_order_acq_rel) &
-        (CLOSED | RX_GONE)) {
-        perm_done(ch);
+    /* (acq_rel, in ursa__chan_life_permit_begin: counted before the
+     * reserve that follows, so a receiver that reads "no permit out"
+     * cannot miss a message this permit sends.) The same RMW reads URSA__CHAN_CLOSED:
+     * close sets it before it closes the semaphore, and a receiver may
+     * already have ended the stream in between, so a reserve that comes
+     * after URSA__CHAN_CLOSED must fail even if a permit is free (regression: a
+     * message delivered after -EPIPE). */
+    if (ursa__chan_life_permit_begin(&ch->chan) & (URSA__CHAN_CLOSED | URSA__CHAN_RX_GONE)) {
+        permit_end(ch);
         return false;
     }
     return true;
@@ -231,7 +207,7 @@ static void release_slots(ursa_mpmc_t *ch, uint64_t pos, uint64_t k)
 {
     for (uint64_t i = 0; i < k; i++)
         ursa__ring_free(slot_seq(ch, pos + i), pos + i, ch->cap);
-    ursa__sema_release(&ch->sema, k);
+    ursa__sema_release(&ch->chan.sema, k);
 }
 
 /* After a claim: pass a wake along if the next message is there too. */
@@ -281,6 +257,8 @@ static void destroy(ursa_mpmc_t *ch)
 
 /* ---- creation and handles ---- */
 
+static const ursa__chan_ops_t mpmc_ops;
+
 int ursa_mpmc_new(ursa_mpmc_receiver_t *rx, ursa_mpmc_sender_t *tx, size_t elem_size,
                   uint64_t capacity, ursa_mpmc_dtor_t dtor)
 {
@@ -302,77 +280,13 @@ int ursa_mpmc_new(ursa_mpmc_receiver_t *rx, ursa_mpmc_sender_t *tx, size_t elem_
         return -ENOMEM;
     }
     ch->mem = hdr + capacity * ch->stride;
-    atomic_init(&ch->refs, 2);
+    ursa__chan_init(&ch->chan, &mpmc_ops, capacity);
     atomic_init(&ch->rxs, 1);
-    atomic_init(&ch->life, TX_ONE);
     ursa__waitlist_init(&ch->rxq);
     atomic_init(&ch->tail, 0);
     atomic_init(&ch->head, 0);
-    ursa__sema_init(&ch->sema, capacity);
     rx->ch = ch;
     tx->ch = ch;
-    return 0;
-}
-
-int ursa_mpmc_sender_clone(const ursa_mpmc_sender_t *tx, ursa_mpmc_sender_t *out)
-{
-    if (!tx || !tx->ch || !out)
-        return -EINVAL;
-    ref_get(tx->ch);
-    ursa__life_sender_add(&tx->ch->life);
-    out->ch = tx->ch;
-    return 0;
-}
-
-int ursa_mpmc_sender_drop(ursa_mpmc_sender_t *tx)
-{
-    if (!tx || !tx->ch)
-        return -EINVAL;
-    ursa_mpmc_t *ch = tx->ch;
-    tx->ch = NULL;
-    if (terminal(ursa__life_sender_drop(&ch->life)))
-        wake_all(ch);
-    ref_put(ch);
-    return 0;
-}
-
-int ursa_mpmc_sender_downgrade(const ursa_mpmc_sender_t *tx, ursa_mpmc_weak_sender_t *out)
-{
-    if (!tx || !tx->ch || !out)
-        return -EINVAL;
-    ref_get(tx->ch);
-    out->ch = tx->ch;
-    return 0;
-}
-
-int ursa_mpmc_weak_upgrade(const ursa_mpmc_weak_sender_t *w, ursa_mpmc_sender_t *out)
-{
-    if (!w || !w->ch || !out)
-        return -EINVAL;
-    ursa_mpmc_t *ch = w->ch;
-    if (!ursa__life_sender_upgrade(&ch->life))
-        return -EPIPE;
-    ref_get(ch);
-    out->ch = ch;
-    return 0;
-}
-
-int ursa_mpmc_weak_clone(const ursa_mpmc_weak_sender_t *w, ursa_mpmc_weak_sender_t *out)
-{
-    if (!w || !w->ch || !out)
-        return -EINVAL;
-    ref_get(w->ch);
-    out->ch = w->ch;
-    return 0;
-}
-
-int ursa_mpmc_weak_drop(ursa_mpmc_weak_sender_t *w)
-{
-    if (!w || !w->ch)
-        return -EINVAL;
-    ursa_mpmc_t *ch = w->ch;
-    w->ch = NULL;
-    ref_put(ch);
     return 0;
 }
 
@@ -380,7 +294,7 @@ int ursa_mpmc_receiver_clone(const ursa_mpmc_receiver_t *rx, ursa_mpmc_receiver_
 {
     if (!rx || !rx->ch || !out)
         return -EINVAL;
-    ref_get(rx->ch);
+    ursa__chan_ref_get(&rx->ch->chan);
     /* relaxed: we hold a receiver, so the count is not 0. */
     atomic_fetch_add_explicit(&rx->ch->rxs, 1, memory_order_relaxed);
     out->ch = rx->ch;
@@ -393,10 +307,9 @@ int ursa_mpmc_close(const ursa_mpmc_receiver_t *rx)
         return -EINVAL;
     ursa_mpmc_t *ch = rx->ch;
     /* Life word first, unlike mpsc: every reserve here counts itself in
-     * life and perm_begin reads CLOSED there (mpsc's bounded ones do not).
-     * acq_rel: orders against reserves that count themselves first. */
-    uint64_t l = atomic_fetch_or_explicit(&ch->life, CLOSED, memory_order_acq_rel) | CLOSED;
-    ursa__sema_close(&ch->sema);
+     * life and perm_begin reads CLOSED there (mpsc's bounded ones do not). */
+    uint64_t l = ursa__chan_life_close(&ch->chan) | URSA__CHAN_CLOSED;
+    ursa__sema_close(&ch->chan.sema);
     if (terminal(l))
         wake_all(ch);
     return 0;
@@ -410,30 +323,15 @@ int ursa_mpmc_receiver_drop(ursa_mpmc_receiver_t *rx)
     /* acq_rel: the last receiver's drop follows every other's. */
     if (atomic_fetch_sub_explicit(&ch->rxs, 1, memory_order_acq_rel) == 1) {
         (void)ursa_mpmc_close(rx);
-        ursa__life_mark_rx_gone(&ch->life);
+        ursa__chan_life_rx_gone(&ch->chan);
         drain(ch); /* a message racing the drop goes at destruction */
     }
     rx->ch = NULL;
-    ref_put(ch);
+    ursa__chan_ref_put(&ch->chan);
     return 0;
 }
 
 /* ---- reserving ---- */
-
-/* Records the hold. Not shared with mpsc's take: here the reference was
- * taken with the count (perm_begin), there it is taken on success. */
-static int take(ursa_mpmc_t *ch, uint64_t n, ursa_mpmc_permit_t *p, ursa__ctx_t *c,
-                const ursa_site_t *site)
-{
-    if (__builtin_expect(ursa__oblig_take(&c->ledger, &p->ob, &permit_kind, site, ch, n), 0)) {
-        ursa__sema_release(&ch->sema, n);
-        perm_done(ch);
-        return -ENOMEM;
-    }
-    p->ch = ch;
-    p->n = n;
-    return 0;
-}
 
 /* Reserves n slots, counting as a permit out: 0, or an error with nothing
  * reserved and nothing counted. */
@@ -442,173 +340,24 @@ static int acquire(ursa_mpmc_t *ch, uint64_t n, ursa_time_t deadline, ursa__ctx_
 {
     if (!perm_begin(ch))
         return -EPIPE;
-    if (ursa__sema_try(&ch->sema, n))
+    if (ursa__sema_try(&ch->chan.sema, n))
         return 0;
-    int rc;
-    if (ursa__sema_closed(&ch->sema)) {
-        rc = -EPIPE;
-    } else if (deadline == URSA_NOW) {
-        rc = -EAGAIN;
-    } else {
-        ursa_wait_t w;
-        ursa__wait_init(&w, c->waker, &reserve_ops, site);
-        rc = ursa__sema_start(&ch->sema, &w, n);
-        if (rc == -EINPROGRESS) {
-            rc = ursa__ctx_block(c, &w, deadline);
-            if (rc == 0 || !ursa__sema_cancel(&w))
-                rc = atomic_load_explicit(&w.state, memory_order_relaxed) == URSA__W_GRANTED
-                         ? 0
-                         : -EPIPE;
-        }
-    }
+    int rc = ursa__chan_sema_wait(&ch->chan, n, deadline, c, site);
     if (rc)
-        perm_done(ch); /* a cancelled reserve may be what closed receivers wait for */
+        permit_end(ch); /* a cancelled reserve may be what closed receivers wait for */
     return rc;
-}
-
-static int check_n(ursa_mpmc_t *ch, uint64_t n)
-{
-    return n == 0 || n > ch->cap ? -EINVAL : 0;
-}
-
-int ursa_mpmc_reserve_many_at(const ursa_mpmc_sender_t *tx, uint64_t n, ursa_mpmc_permit_t *p,
-                              ursa_time_t deadline, const ursa_site_t *site)
-{
-    if (!tx || !tx->ch || !p || p->ch || check_n(tx->ch, n))
-        return -EINVAL;
-    ursa_mpmc_t *ch = tx->ch; /* read once: the permit's count keeps it alive */
-    ursa__ctx_t *c = ursa__ctx();
-    int rc = acquire(ch, n, deadline, c, site);
-    return rc ? rc : take(ch, n, p, c, site);
-}
-
-static inline ursa_mpmc_t *of_sema(ursa_wait_t *w)
-{
-    return (ursa_mpmc_t *)((char *)w->owner - offsetof(ursa_mpmc_t, sema));
-}
-
-static bool reserve_cancel(ursa_wait_t *w)
-{
-    ursa_mpmc_t *ch = of_sema(w);
-    bool ends, withdrawn = ursa__raw_reserve_cancel(w, &ends);
-    if (ends)
-        perm_done(ch); /* it stops counting */
-    return withdrawn;
-}
-
-static void reserve_give_back(ursa_wait_t *w)
-{
-    ursa_mpmc_t *ch = of_sema(w);
-    ursa__sema_give_back(w);
-    perm_done(ch);
-}
-
-int ursa_mpmc_reserve_start(const ursa_mpmc_sender_t *tx, uint64_t n, ursa_wait_t *w,
-                            ursa_waker_t waker)
-{
-    if (!tx || !tx->ch || !w || !waker.fn || check_n(tx->ch, n))
-        return -EINVAL;
-    ursa_mpmc_t *ch = tx->ch;
-    ursa__wait_init(w, waker, &reserve_raw_ops, NULL);
-    if (!perm_begin(ch)) {
-        atomic_store_explicit(&w->state, URSA__W_FINISHED, memory_order_relaxed);
-        atomic_store_explicit(&w->done, 1, memory_order_relaxed);
-        return -EPIPE;
-    }
-    int rc = ursa__sema_start(&ch->sema, w, n);
-    if (rc == -EPIPE) {
-        perm_done(ch);
-        atomic_store_explicit(&w->state, URSA__W_FINISHED, memory_order_relaxed);
-    }
-    return rc;
-}
-
-int ursa_mpmc_reserve_finish(const ursa_mpmc_sender_t *tx, ursa_wait_t *w, ursa_mpmc_permit_t *p)
-{
-    if (!tx || !tx->ch || !w || !p || p->ch || w->ops != &reserve_raw_ops ||
-        w->owner != &tx->ch->sema)
-        return -EINVAL;
-    ursa_mpmc_t *ch = tx->ch;
-    int st = ursa__wait_finish_decided(w);
-    if (st < 0)
-        return st;
-    if (st == URSA__W_CLOSED) {
-        perm_done(ch);
-        return -EPIPE;
-    }
-    return take(ch, w->got, p, ursa__ctx(), w->site);
-}
-
-/* ---- permits ---- */
-
-static int check_owner(ursa_mpmc_permit_t *p)
-{
-    return ursa__hold_check(p && p->ch && p->n ? &p->ob : NULL,
-                              "mpmc send permit used after release (or never reserved)");
-}
-
-/* The permit's last slot is gone: discharge it. */
-static void finish_permit(ursa_mpmc_permit_t *p)
-{
-    ursa_mpmc_t *ch = p->ch;
-    (void)ursa__oblig_discharge(&ursa__ctx()->ledger, &p->ob);
-    p->ch = NULL;
-    p->n = 0;
-    perm_done(ch);
-}
-
-/* One slot used or given up. */
-static void shrink(ursa_mpmc_permit_t *p)
-{
-    if (ursa__permit_use_one(&p->ob, &p->n))
-        finish_permit(p);
 }
 
 /* Sends with a slot the caller holds: 0 or -EPIPE (slot given back). */
 static int send_slot(ursa_mpmc_t *ch, const void *value)
 {
-    /* acquire: paired with the last receiver_drop. */
-    if (atomic_load_explicit(&ch->life, memory_order_acquire) & RX_GONE) {
-        ursa__sema_release(&ch->sema, 1);
+    /* (acquire: paired with the last receiver_drop.) */
+    if (ursa__chan_rx_gone(&ch->chan)) {
+        ursa__sema_release(&ch->chan.sema, 1);
         return -EPIPE;
     }
     push(ch, value);
     return 0;
-}
-
-int ursa_mpmc_permit_send(ursa_mpmc_permit_t *p, const void *value)
-{
-    int rc = check_owner(p);
-    if (rc)
-        return rc;
-    if (!value)
-        return -EINVAL;
-    rc = send_slot(p->ch, value);
-    shrink(p);
-    return rc;
-}
-
-int ursa_mpmc_permit_release(ursa_mpmc_permit_t *p)
-{
-    int rc = check_owner(p);
-    if (rc)
-        return rc;
-    ursa__sema_release(&p->ch->sema, p->n);
-    finish_permit(p);
-    return 0;
-}
-
-void ursa_mpmc_permit_cleanup(ursa_mpmc_permit_t *p)
-{
-    if (p && p->ch)
-        (void)ursa_mpmc_permit_release(p);
-}
-
-static void leaked_release(void *target, uint64_t n)
-{
-    ursa_mpmc_t *ch = target;
-    ursa__sema_release(&ch->sema, n);
-    perm_done(ch);
 }
 
 int ursa_mpmc_send(const ursa_mpmc_sender_t *tx, const void *value, ursa_time_t deadline)
@@ -620,16 +369,74 @@ int ursa_mpmc_send(const ursa_mpmc_sender_t *tx, const void *value, ursa_time_t 
     if (rc)
         return rc;
     rc = send_slot(ch, value);
-    perm_done(ch);
+    permit_end(ch);
     return rc;
 }
+
+/* ---- the shared sending half's view of mpmc (chan/chan.h) ---- */
+
+static uint64_t op_capacity(const ursa__chan_t *c)
+{
+    return ((const ursa_mpmc_t *)c)->cap;
+}
+
+static void op_destroy(ursa__chan_t *c)
+{
+    destroy(mpmc_of(c));
+}
+
+static void op_sender_dropped(ursa__chan_t *c, uint64_t life)
+{
+    if (terminal(life))
+        wake_all(mpmc_of(c));
+}
+
+static int op_reserve(ursa__chan_t *c, uint64_t n, ursa_time_t deadline, ursa__ctx_t *ctx,
+                      const ursa_site_t *site)
+{
+    return acquire(mpmc_of(c), n, deadline, ctx, site);
+}
+
+static bool op_raw_begin(ursa__chan_t *c)
+{
+    return perm_begin(mpmc_of(c));
+}
+
+static void op_give_up(ursa__chan_t *c, uint64_t n)
+{
+    ursa__sema_release(&c->sema, n);
+}
+
+static void op_permit_end(ursa__chan_t *c)
+{
+    permit_end(mpmc_of(c));
+}
+
+static void op_push(ursa__chan_t *c, const void *value)
+{
+    push(mpmc_of(c), value);
+}
+
+/* The semaphore alone never ends the stream here (the life word does):
+ * no permits_back; no lazy permit return: no wait steps. */
+static const ursa__chan_ops_t mpmc_ops = {
+    .permit_kind = {"mpmc send permit", ursa__chan_permit_leaked},
+    .capacity = op_capacity,
+    .destroy = op_destroy,
+    .sender_dropped = op_sender_dropped,
+    .reserve = op_reserve,
+    .raw_begin = op_raw_begin,
+    .give_up = op_give_up,
+    .permit_end = op_permit_end,
+    .push = op_push,
+};
 
 /* ---- receiving ---- */
 
 static bool rx_ready(ursa_mpmc_t *ch)
 {
     /* acquire, and read before the queue: see the header comment. */
-    uint64_t l = atomic_load_explicit(&ch->life, memory_order_acquire);
+    uint64_t l = atomic_load_explicit(&ch->chan.life, memory_order_acquire);
     return head_ready(ch) || terminal(l);
 }
 
@@ -691,7 +498,7 @@ static long recv_common(ursa_mpmc_t *ch, void *buf, uint64_t max, ursa_time_t de
 {
     for (;;) {
         /* acquire, before the queue: see the header comment. */
-        uint64_t l = atomic_load_explicit(&ch->life, memory_order_acquire);
+        uint64_t l = atomic_load_explicit(&ch->chan.life, memory_order_acquire);
         uint64_t k = pop(ch, buf, max);
         if (k)
             return (long)k;
@@ -744,7 +551,7 @@ int ursa_mpmc_recv_finish(const ursa_mpmc_receiver_t *rx, ursa_wait_t *w, void *
         return rc;
     ursa_mpmc_t *ch = rx->ch;
     /* acquire, before the queue: see the header comment. */
-    uint64_t l = atomic_load_explicit(&ch->life, memory_order_acquire);
+    uint64_t l = atomic_load_explicit(&ch->chan.life, memory_order_acquire);
     if (pop(ch, out, 1))
         return 0;
     /* Nothing claimable: like a woken receiver that finds it empty, the
@@ -777,5 +584,5 @@ size_t ursa_mpmc_memory(const ursa_mpmc_t *ch)
 bool ursa_mpmc_is_closed(const ursa_mpmc_t *ch)
 {
     /* relaxed: monotonic. */
-    return ch && (atomic_load_explicit(&((ursa_mpmc_t *)ch)->life, memory_order_relaxed) & CLOSED);
+    return ch && (atomic_load_explicit(&((ursa_mpmc_t *)ch)->chan.life, memory_order_relaxed) & URSA__CHAN_CLOSED);
 }

@@ -30,7 +30,7 @@
  * return" below for how a sleeping sender is never left waiting for owed
  * permits). Without membarrier the receiver returns each permit (eager).
  *
- * End of stream (the receiver's -EPIPE): (CLOSED or no strong sender) and
+ * End of stream (the receiver's -EPIPE): (URSA__CHAN_CLOSED or no strong sender) and
  * nothing can still arrive.
  *  - Bounded: every permit is back — semaphore free + owed == capacity, no
  *    waiter queued. A message holds its permit until it is consumed, a
@@ -69,12 +69,8 @@
 
 #include "../core/ctx.h"
 #include "../core/membarrier.h"
-#include "../core/sema.h"
-#include "life.h"
-#include "permit.h"
-#include "../sync/hold.h"
 #include "../sync/wait_steps.h"
-#include "raw_wait.h"
+#include "chan.h"
 #include "ring.h"
 
 /* Unbounded: set in `tail` once the channel is closed and no permit is out
@@ -93,6 +89,9 @@ typedef struct blk {
 } blk_t;
 
 struct ursa_mpsc {
+    /* life word, references, the slots' semaphore (chan.h); must be first.
+     * The life word's permits out are unbounded reserves only. */
+    ursa__chan_t chan;
     /* read-mostly */
     size_t elem_size, stride; /* stride: element rounded up (+ seq in the ring) */
     uint64_t cap;             /* 0: unbounded */
@@ -101,10 +100,7 @@ struct ursa_mpsc {
     ursa_mpsc_dtor_t dtor;
     unsigned char *ring;
     _Atomic size_t mem;       /* bytes allocated */
-    _Atomic uint64_t refs;    /* handles, permits, raw reserves; freed at 0 */
-    _Atomic uint64_t life;    /* CLOSED | RX_GONE | strong senders | permits out (unbounded) */
     _Atomic(ursa_wait_t *) rx_wait;
-    ursa__sema_t sema;
     /* senders' line */
     alignas(64) _Atomic uint64_t tail;
     _Atomic(blk_t *) block_tail;
@@ -125,31 +121,27 @@ struct ursa_mpsc {
     _Atomic uint32_t rx_poll; /* its last wake came from another thread */
 };
 
-static void leaked_release(void *ch, uint64_t n);
-static const ursa_oblig_kind_t permit_kind = {"mpsc send permit", leaked_release};
+_Static_assert(offsetof(ursa_mpsc_t, chan) == 0, "the shared part comes first");
+
 static bool rx_cancel(ursa_wait_t *w);
-static bool reserve_cancel(ursa_wait_t *w);
-static void reserve_give_back(ursa_wait_t *w);
 static const ursa__wait_ops_t rx_ops = {URSA_WAIT_CHANNEL, rx_cancel, NULL};
-/* Raw reserves (bounded only): also drop the wait's reference and the
- * tx_waiting count on cancel. */
-static const ursa__wait_ops_t reserve_raw_ops = {URSA_WAIT_CHANNEL, reserve_cancel,
-                                                 reserve_give_back};
-/* Blocking reserves: acquire_wait does the rest (end_check, tx_waiting). */
-static const ursa__wait_ops_t reserve_ops = {URSA_WAIT_CHANNEL, ursa__sema_cancel,
-                                             ursa__sema_give_back};
+
+static inline ursa_mpsc_t *mpsc_of(ursa__chan_t *c)
+{
+    return (ursa_mpsc_t *)c;
+}
 
 /* End of stream, given a life word read before the queue was found empty:
- * (CLOSED or no strong sender) and nothing can still arrive. Bounded: every
+ * (URSA__CHAN_CLOSED or no strong sender) and nothing can still arrive. Bounded: every
  * semaphore permit is back (a message holds its permit until the receiver
  * consumed it; a reserve or permit holds its own). Unbounded: no permit
  * out (counted in life). */
 static inline bool ended(ursa_mpsc_t *ch, uint64_t l)
 {
-    if (!(l & CLOSED) && (l & TX_MASK) != 0)
+    if (!(l & URSA__CHAN_CLOSED) && (l & URSA__CHAN_TX_MASK) != 0)
         return false;
     if (ch->cap) {
-        uint64_t f = ursa__sema_free(&ch->sema);
+        uint64_t f = ursa__sema_free(&ch->chan.sema);
         if (f == UINT64_MAX)
             return false; /* a reserve is queued */
         if (ch->lazy) {
@@ -168,7 +160,7 @@ static inline bool ended(ursa_mpsc_t *ch, uint64_t l)
         return atomic_load_explicit(&ch->head, memory_order_relaxed) >= e;
     /* Not sealed: no strong sender (so no plain send in flight) and no
      * permit out; the caller found the queue empty. */
-    return (l & TX_MASK) == 0 && (l >> 32) == 0;
+    return (l & URSA__CHAN_TX_MASK) == 0 && (l >> 32) == 0;
 }
 
 /* ---- memory ---- */
@@ -250,7 +242,7 @@ static void end_check(ursa_mpsc_t *ch)
      * permit back) makes at least one of us see both changes. */
     atomic_thread_fence(memory_order_seq_cst);
     /* acquire: as in ursa_mpsc_recv. */
-    if (ended(ch, atomic_load_explicit(&ch->life, memory_order_acquire)))
+    if (ended(ch, atomic_load_explicit(&ch->chan.life, memory_order_acquire)))
         wake_rx(ch);
 }
 
@@ -330,16 +322,16 @@ static bool harvest(ursa_mpsc_t *ch, uint64_t keep)
         return false;
     /* No barging: keep only if no waiter is queued (a waiter that queues
      * later harvests after us and finds what we released). */
-    if (keep && k >= keep && ursa__sema_free(&ch->sema) != UINT64_MAX &&
-        !ursa__sema_closed(&ch->sema)) {
+    if (keep && k >= keep && ursa__sema_free(&ch->chan.sema) != UINT64_MAX &&
+        !ursa__sema_closed(&ch->chan.sema)) {
         if (k > keep)
-            ursa__sema_release(&ch->sema, k - keep);
+            ursa__sema_release(&ch->chan.sema, k - keep);
         return true;
     }
-    ursa__sema_release(&ch->sema, k);
+    ursa__sema_release(&ch->chan.sema, k);
     /* Closed: a receiver that read ended() while these permits were in
      * our hands (counted nowhere) may be asleep. */
-    if (ursa__sema_closed(&ch->sema))
+    if (ursa__sema_closed(&ch->chan.sema))
         end_check(ch);
     return false;
 }
@@ -403,7 +395,7 @@ static void sbias_revoke(ursa_mpsc_t *ch)
         /* Back before anyone may take the shared path (a waker run under
          * this spinlock never blocks). */
         if (credit)
-            ursa__sema_release(&ch->sema, credit);
+            ursa__sema_release(&ch->chan.sema, credit);
         ended = credit != 0;
         /* release: pairs with sbias_owner. */
         atomic_store_explicit(&ch->sbias, 0, memory_order_release);
@@ -433,34 +425,21 @@ static bool sbias_refill(ursa_mpsc_t *ch)
      * unless a sender queues (no barging: it goes to the semaphore). While
      * the bias holds the channel cannot be closed (close revokes first). */
     uint64_t k = owed_take_owned(ch);
-    if (k && ursa__sema_free(&ch->sema) == UINT64_MAX) {
-        ursa__sema_release(&ch->sema, k);
+    if (k && ursa__sema_free(&ch->chan.sema) == UINT64_MAX) {
+        ursa__sema_release(&ch->chan.sema, k);
         k = 0;
     }
     if (!k)
-        k = ursa__sema_take_upto(&ch->sema, ch->cap);
+        k = ursa__sema_take_upto(&ch->chan.sema, ch->cap);
     ch->sbias_credit = k;
     return k != 0;
 }
 
 /* ---- references and life ---- */
 
-static void destroy(ursa_mpsc_t *ch);
-
-static inline void ref_get(ursa_mpsc_t *ch)
-{
-    ursa__chan_ref_get(&ch->refs);
-}
-
-static inline void ref_put(ursa_mpsc_t *ch)
-{
-    if (ursa__chan_ref_put(&ch->refs))
-        destroy(ch);
-}
-
 /* Unbounded, closed and no permit out: sets TCLOSED in tail so that plain
  * senders that claim later send nothing, and records where the stream ends.
- * Plain sends are not counted: one that read life before CLOSED claims
+ * Plain sends are not counted: one that read life before URSA__CHAN_CLOSED claims
  * below end and is delivered (it took effect before the close). */
 static void seal(ursa_mpsc_t *ch)
 {
@@ -477,8 +456,8 @@ static void seal(ursa_mpsc_t *ch)
  * what a closed receiver waits for. */
 static void unb_done(ursa_mpsc_t *ch)
 {
-    uint64_t l = ursa__life_permit_end(&ch->life);
-    if ((l >> 32) == 0 && (l & CLOSED))
+    uint64_t l = ursa__chan_life_permit_end(&ch->chan);
+    if ((l >> 32) == 0 && (l & URSA__CHAN_CLOSED))
         seal(ch);
     else if (ended(ch, l))
         end_check(ch);
@@ -489,7 +468,7 @@ static void give_up(ursa_mpsc_t *ch, uint64_t n)
 {
     if (!ch->cap)
         return;
-    ursa__sema_release(&ch->sema, n);
+    ursa__sema_release(&ch->chan.sema, n);
     end_check(ch); /* maybe the last permit a closed receiver waited for */
 }
 
@@ -666,7 +645,7 @@ static void consumed(ursa_mpsc_t *ch)
         if (!ch->lazy) {
             /* relaxed: len() snapshot only. */
             atomic_store_explicit(&ch->head, h + 1, memory_order_relaxed);
-            ursa__sema_release(&ch->sema, 1);
+            ursa__sema_release(&ch->chan.sema, 1);
             return;
         }
         /* release: a harvester that acquires head sees the slot freed. */
@@ -676,7 +655,7 @@ static void consumed(ursa_mpsc_t *ch)
         atomic_signal_fence(memory_order_seq_cst);
         /* relaxed: ordered by membarrier. */
         if (__builtin_expect(atomic_load_explicit(&ch->tx_waiting, memory_order_relaxed), 0) &&
-            ursa__sema_free(&ch->sema) == UINT64_MAX) {
+            ursa__sema_free(&ch->chan.sema) == UINT64_MAX) {
             /* The biased owner moves `returned` with plain stores: take
              * it over only on its thread, or after the bias is gone. */
             (void)sbias_revoke_unless_mine(ch);
@@ -726,9 +705,9 @@ static void destroy(ursa_mpsc_t *ch)
     free(ch);
 }
 
-/* ---- blocking ---- */
-
 /* ---- creation and handles ---- */
+
+static const ursa__chan_ops_t mpsc_ops;
 
 int ursa_mpsc_new(ursa_mpsc_receiver_t *rx, ursa_mpsc_sender_t *tx, size_t elem_size,
                   uint64_t capacity, ursa_mpsc_dtor_t dtor)
@@ -745,8 +724,8 @@ int ursa_mpsc_new(ursa_mpsc_receiver_t *rx, ursa_mpsc_sender_t *tx, size_t elem_
     ch->cap = capacity;
     ch->dtor = dtor;
     atomic_init(&ch->mem, (sizeof *ch + 63) & ~(size_t)63);
-    atomic_init(&ch->refs, 2);
-    atomic_init(&ch->life, TX_ONE);
+    /* Unbounded: the semaphore is used for close only. */
+    ursa__chan_init(&ch->chan, &mpsc_ops, capacity);
     atomic_init(&ch->rx_wait, NULL);
     atomic_init(&ch->tail, 0);
     atomic_init(&ch->end, NO_END);
@@ -761,7 +740,6 @@ int ursa_mpsc_new(ursa_mpsc_receiver_t *rx, ursa_mpsc_sender_t *tx, size_t elem_
             return -ENOMEM;
         }
         atomic_fetch_add_explicit(&ch->mem, capacity * ch->stride, memory_order_relaxed);
-        ursa__sema_init(&ch->sema, capacity);
         ch->lazy = mb_usable();
         /* Revoking needs membarrier, as the lazy return does. */
         atomic_init(&ch->sbias, ch->lazy ? self_id() : 0);
@@ -777,75 +755,9 @@ int ursa_mpsc_new(ursa_mpsc_receiver_t *rx, ursa_mpsc_sender_t *tx, size_t elem_
         }
         atomic_init(&ch->block_tail, b);
         ch->head_block = ch->free_head = b;
-        ursa__sema_init(&ch->sema, 0); /* used for close only */
     }
     rx->ch = ch;
     tx->ch = ch;
-    return 0;
-}
-
-int ursa_mpsc_sender_clone(const ursa_mpsc_sender_t *tx, ursa_mpsc_sender_t *out)
-{
-    if (!tx || !tx->ch || !out)
-        return -EINVAL;
-    ref_get(tx->ch);
-    ursa__life_sender_add(&tx->ch->life);
-    out->ch = tx->ch;
-    return 0;
-}
-
-int ursa_mpsc_sender_drop(ursa_mpsc_sender_t *tx)
-{
-    if (!tx || !tx->ch)
-        return -EINVAL;
-    ursa_mpsc_t *ch = tx->ch;
-    tx->ch = NULL;
-    uint64_t l = ursa__life_sender_drop(&ch->life);
-    if ((l & TX_MASK) == 0) {
-        sbias_revoke(ch); /* the end needs every permit back */
-        end_check(ch);
-    }
-    ref_put(ch);
-    return 0;
-}
-
-int ursa_mpsc_sender_downgrade(const ursa_mpsc_sender_t *tx, ursa_mpsc_weak_sender_t *out)
-{
-    if (!tx || !tx->ch || !out)
-        return -EINVAL;
-    ref_get(tx->ch);
-    out->ch = tx->ch;
-    return 0;
-}
-
-int ursa_mpsc_weak_upgrade(const ursa_mpsc_weak_sender_t *w, ursa_mpsc_sender_t *out)
-{
-    if (!w || !w->ch || !out)
-        return -EINVAL;
-    ursa_mpsc_t *ch = w->ch;
-    if (!ursa__life_sender_upgrade(&ch->life))
-        return -EPIPE;
-    ref_get(ch);
-    out->ch = ch;
-    return 0;
-}
-
-int ursa_mpsc_weak_clone(const ursa_mpsc_weak_sender_t *w, ursa_mpsc_weak_sender_t *out)
-{
-    if (!w || !w->ch || !out)
-        return -EINVAL;
-    ref_get(w->ch);
-    out->ch = w->ch;
-    return 0;
-}
-
-int ursa_mpsc_weak_drop(ursa_mpsc_weak_sender_t *w)
-{
-    if (!w || !w->ch)
-        return -EINVAL;
-    ursa_mpsc_t *ch = w->ch;
-    w->ch = NULL;
-    ref_put(ch);
     return 0;
 }
 
@@ -855,14 +767,13 @@ int ursa_mpsc_close(const ursa_mpsc_receiver_t *rx)
         return -EINVAL;
     ursa_mpsc_t *ch = rx->ch;
     /* Bounded: the owner's credit back, then the semaphore, so that no
-     * send succeeds once ended() can see CLOSED (regression
+     * send succeeds once ended() can see URSA__CHAN_CLOSED (regression
      * test_close_window). */
     if (ch->cap) {
         sbias_revoke(ch);
-        ursa__sema_close(&ch->sema);
+        ursa__sema_close(&ch->chan.sema);
     }
-    /* acq_rel: orders against reserves that count themselves first. */
-    uint64_t l = atomic_fetch_or_explicit(&ch->life, CLOSED, memory_order_acq_rel);
+    uint64_t l = ursa__chan_life_close(&ch->chan);
     if (!ch->cap && (l >> 32) == 0)
         seal(ch); /* no permit out; else the last one seals */
     end_check(ch); /* a raw recv of ours may wait */
@@ -875,30 +786,14 @@ int ursa_mpsc_receiver_drop(ursa_mpsc_receiver_t *rx)
         return -EINVAL;
     ursa_mpsc_t *ch = rx->ch;
     (void)ursa_mpsc_close(rx);
-    ursa__life_mark_rx_gone(&ch->life); /* permit_send and send read it */
+    ursa__chan_life_rx_gone(&ch->chan); /* permit_send and send read it */
     rx->ch = NULL;
     drain(ch); /* later late messages go at destruction */
-    ref_put(ch);
+    ursa__chan_ref_put(&ch->chan);
     return 0;
 }
 
 /* ---- reserving ---- */
-
-/* Records the hold; the permit keeps the channel alive (a reference). */
-static int take(ursa_mpsc_t *ch, uint64_t n, ursa_mpsc_permit_t *p, ursa__ctx_t *c,
-                const ursa_site_t *site)
-{
-    if (__builtin_expect(ursa__oblig_take(&c->ledger, &p->ob, &permit_kind, site, ch, n), 0)) {
-        give_up(ch, n);
-        if (!ch->cap)
-            unb_done(ch);
-        return -ENOMEM;
-    }
-    ref_get(ch);
-    p->ch = ch;
-    p->n = n;
-    return 0;
-}
 
 /* Lazy: a sender enters the wait path (see "lazy permit return"). */
 static inline void wait_enter(ursa_mpsc_t *ch)
@@ -926,217 +821,33 @@ static inline void wait_leave(ursa_mpsc_t *ch)
         atomic_fetch_sub_explicit(&ch->tx_waiting, 1, memory_order_relaxed);
 }
 
-/* Bounded, slow half of acquire: wait in the semaphore's FIFO. Kept
- * apart from mpmc's acquire: the lazy return's steps (wait_enter,
- * wait_queued, wait_leave, end_check) interleave the whole wait. */
+/* Bounded, slow half of acquire: what the receiver owes first, then the
+ * semaphore's FIFO with the lazy return's steps around it. */
 static int acquire_wait(ursa_mpsc_t *ch, uint64_t n, ursa_time_t deadline, ursa__ctx_t *c,
                         const ursa_site_t *site)
 {
-    if (ch->lazy && (harvest(ch, n) || ursa__sema_try(&ch->sema, n)))
+    if (ch->lazy && (harvest(ch, n) || ursa__sema_try(&ch->chan.sema, n)))
         return 0;
-    if (ursa__sema_closed(&ch->sema))
-        return -EPIPE;
-    if (deadline == URSA_NOW)
-        return -EAGAIN;
-    if (!c)
-        c = ursa__ctx();
-    ursa_wait_t w;
-    ursa__wait_init(&w, c->waker, &reserve_ops, site);
-    wait_enter(ch);
-    int rc = ursa__sema_start(&ch->sema, &w, n);
-    if (rc == -EINPROGRESS) {
-        wait_queued(ch);
-        rc = ursa__ctx_block(c, &w, deadline);
-        if (rc == 0 || !ursa__sema_cancel(&w)) {
-            wait_leave(ch);
-            return atomic_load_explicit(&w.state, memory_order_relaxed) == URSA__W_GRANTED
-                       ? 0
-                       : -EPIPE;
-        }
-        /* Cancelled: the permits assigned so far went back; they may be the
-         * last a closed receiver waits for. */
-        end_check(ch);
-    }
-    wait_leave(ch);
-    return rc;
+    return ursa__chan_sema_wait(&ch->chan, n, deadline, c, site);
 }
 
 /* Reserves n slots: bounded, n semaphore permits; unbounded, one "permit
  * out" in life. 0, or an error with nothing reserved and nothing counted.
  * A caller that sends at once holds a strong sender, so it needs no
- * reference; a permit takes one (take). */
+ * reference; a permit takes one (chan/senders.c). */
 static inline int acquire(ursa_mpsc_t *ch, uint64_t n, ursa_time_t deadline, ursa__ctx_t *c,
                           const ursa_site_t *site)
 {
     if (!ch->cap) {
-        /* acq_rel: counted before our message, so a receiver that reads "no
-         * permit out" cannot miss it; the CLOSED we read is ordered against
-         * close's RMW on the same word. */
-        if (atomic_fetch_add_explicit(&ch->life, PERM_ONE, memory_order_acq_rel) & CLOSED) {
+        if (ursa__chan_life_permit_begin(&ch->chan) & URSA__CHAN_CLOSED) {
             unb_done(ch);
             return -EPIPE;
         }
         return 0;
     }
-    if (__builtin_expect(ursa__sema_try(&ch->sema, n), 1))
+    if (__builtin_expect(ursa__sema_try(&ch->chan.sema, n), 1))
         return 0;
     return acquire_wait(ch, n, deadline, c, site);
-}
-
-static int check_n(ursa_mpsc_t *ch, uint64_t n)
-{
-    return n == 0 || n > (ch->cap ? ch->cap : URSA_MPSC_MAX_CAPACITY) ? -EINVAL : 0;
-}
-
-int ursa_mpsc_reserve_many_at(const ursa_mpsc_sender_t *tx, uint64_t n, ursa_mpsc_permit_t *p,
-                              ursa_time_t deadline, const ursa_site_t *site)
-{
-    if (!tx || !tx->ch || !p || p->ch || check_n(tx->ch, n))
-        return -EINVAL;
-    ursa_mpsc_t *ch = tx->ch; /* read once: see the handle rule in mpsc.h */
-    sbias_revoke(ch); /* a permit is the shared view */
-    ursa__ctx_t *c = ursa__ctx();
-    int rc = acquire(ch, n, deadline, c, site);
-    return rc ? rc : take(ch, n, p, c, site);
-}
-
-/* Raw reserves (bounded only) hold a reference from start until the wait
- * is finished, cancelled or handed back. */
-static inline ursa_mpsc_t *of_sema(ursa_wait_t *w)
-{
-    return (ursa_mpsc_t *)((char *)w->owner - offsetof(ursa_mpsc_t, sema));
-}
-
-static bool reserve_cancel(ursa_wait_t *w)
-{
-    ursa_mpsc_t *ch = of_sema(w);
-    wait_leave(ch); /* the wait ends here whatever happened */
-    bool ends, withdrawn = ursa__raw_reserve_cancel(w, &ends);
-    if (withdrawn)
-        end_check(ch); /* its partial permits went back */
-    if (ends)
-        ref_put(ch); /* the wait's reference */
-    return withdrawn;
-}
-
-static void reserve_give_back(ursa_wait_t *w)
-{
-    ursa_mpsc_t *ch = of_sema(w);
-    ursa__sema_give_back(w);
-    end_check(ch);
-    ref_put(ch);
-}
-
-int ursa_mpsc_reserve_start(const ursa_mpsc_sender_t *tx, uint64_t n, ursa_wait_t *w,
-                            ursa_waker_t waker)
-{
-    if (!tx || !tx->ch || !w || !waker.fn || check_n(tx->ch, n))
-        return -EINVAL;
-    ursa_mpsc_t *ch = tx->ch;
-    if (!ch->cap)
-        return -EINVAL; /* unbounded: reserve never waits; use ursa_mpsc_reserve */
-    ursa__wait_init(w, waker, &reserve_raw_ops, NULL);
-    sbias_revoke(ch);
-    ref_get(ch);
-    if (ch->lazy)
-        (void)harvest(ch, 0); /* what the receiver owes, before we try */
-    wait_enter(ch);           /* until finished or cancelled */
-    int rc = ursa__sema_start(&ch->sema, w, n);
-    if (rc == -EINPROGRESS)
-        wait_queued(ch);
-    if (rc == -EPIPE) {
-        wait_leave(ch);
-        ref_put(ch);
-        atomic_store_explicit(&w->state, URSA__W_FINISHED, memory_order_relaxed);
-    }
-    return rc;
-}
-
-int ursa_mpsc_reserve_finish(const ursa_mpsc_sender_t *tx, ursa_wait_t *w, ursa_mpsc_permit_t *p)
-{
-    if (!tx || !tx->ch || !w || !p || p->ch || w->ops != &reserve_raw_ops ||
-        w->owner != &tx->ch->sema)
-        return -EINVAL;
-    ursa_mpsc_t *ch = tx->ch;
-    int st = ursa__wait_finish_decided(w);
-    if (st < 0)
-        return st;
-    wait_leave(ch);
-    int rc = st == URSA__W_CLOSED ? -EPIPE : take(ch, w->got, p, ursa__ctx(), w->site);
-    ref_put(ch); /* the wait's; a permit holds its own */
-    return rc;
-}
-
-/* ---- permits ---- */
-
-static int check_owner(ursa_mpsc_permit_t *p)
-{
-    return ursa__hold_check(p && p->ch && p->n ? &p->ob : NULL,
-                              "mpsc send permit used after release (or never reserved)");
-}
-
-/* The permit's last slot is gone: discharge it. */
-static void finish_permit(ursa_mpsc_permit_t *p)
-{
-    ursa_mpsc_t *ch = p->ch;
-    (void)ursa__oblig_discharge(&ursa__ctx()->ledger, &p->ob);
-    p->ch = NULL;
-    p->n = 0;
-    if (!ch->cap)
-        unb_done(ch);
-    ref_put(ch);
-}
-
-/* One slot used or given up. */
-static void shrink(ursa_mpsc_permit_t *p)
-{
-    if (ursa__permit_use_one(&p->ob, &p->n))
-        finish_permit(p);
-}
-
-int ursa_mpsc_permit_send(ursa_mpsc_permit_t *p, const void *value)
-{
-    int rc = check_owner(p);
-    if (rc)
-        return rc;
-    if (!value)
-        return -EINVAL;
-    ursa_mpsc_t *ch = p->ch;
-    /* acquire: paired with receiver_drop. */
-    if (atomic_load_explicit(&ch->life, memory_order_acquire) & RX_GONE) {
-        give_up(ch, 1);
-        shrink(p);
-        return -EPIPE;
-    }
-    /* Cannot fail: our permit counts, so the channel is not sealed. */
-    (void)push(ch, value);
-    shrink(p);
-    return 0;
-}
-
-int ursa_mpsc_permit_release(ursa_mpsc_permit_t *p)
-{
-    int rc = check_owner(p);
-    if (rc)
-        return rc;
-    give_up(p->ch, p->n);
-    finish_permit(p);
-    return 0;
-}
-
-void ursa_mpsc_permit_cleanup(ursa_mpsc_permit_t *p)
-{
-    if (p && p->ch)
-        (void)ursa_mpsc_permit_release(p);
-}
-
-static void leaked_release(void *target, uint64_t n)
-{
-    ursa_mpsc_t *ch = target;
-    give_up(ch, n);
-    if (!ch->cap)
-        unb_done(ch);
-    ref_put(ch);
 }
 
 /* The owner's send (see send bias): true if sent; false: take the shared
@@ -1150,9 +861,10 @@ static bool send_owned(ursa_mpsc_t *ch, const void *value)
     atomic_store_explicit(&ch->sbias_busy, 1, memory_order_relaxed);
     atomic_signal_fence(memory_order_seq_cst); /* the membarrier is the CPU half */
     bool sent = false;
-    /* relaxed: as above. acquire (life): paired with receiver_drop. */
+    /* relaxed: as above. (ursa__chan_rx_gone: acquire, paired with
+     * receiver_drop.) */
     if (atomic_load_explicit(&ch->sbias, memory_order_relaxed) == self_id() &&
-        !(atomic_load_explicit(&ch->life, memory_order_acquire) & RX_GONE) &&
+        !ursa__chan_rx_gone(&ch->chan) &&
         (ch->sbias_credit || sbias_refill(ch))) {
         ch->sbias_credit--;
         /* relaxed: only the owner claims positions while biased; a revoker
@@ -1188,7 +900,8 @@ int ursa_mpsc_send(const ursa_mpsc_sender_t *tx, const void *value, ursa_time_t 
          * and receiver_drop. A close after this load either seals after
          * our claim (we are delivered: the send took effect first) or
          * before it (push fails). */
-        if (atomic_load_explicit(&ch->life, memory_order_acquire) & (CLOSED | RX_GONE))
+        if (atomic_load_explicit(&ch->chan.life, memory_order_acquire) &
+            (URSA__CHAN_CLOSED | URSA__CHAN_RX_GONE))
             return -EPIPE;
         return push(ch, value) ? 0 : -EPIPE;
     }
@@ -1203,8 +916,8 @@ int ursa_mpsc_send(const ursa_mpsc_sender_t *tx, const void *value, ursa_time_t 
      * block_on calls): a non-owner must not claim beside the owner's plain
      * claims. */
     (void)sbias_revoke_unless_mine(ch);
-    /* acquire: paired with receiver_drop. */
-    if (__builtin_expect(atomic_load_explicit(&ch->life, memory_order_acquire) & RX_GONE, 0)) {
+    /* (acquire: paired with receiver_drop.) */
+    if (__builtin_expect(ursa__chan_rx_gone(&ch->chan), 0)) {
         give_up(ch, 1);
         rc = -EPIPE;
     } else {
@@ -1213,12 +926,101 @@ int ursa_mpsc_send(const ursa_mpsc_sender_t *tx, const void *value, ursa_time_t 
     return rc;
 }
 
+/* ---- the shared sending half's view of mpsc (chan/chan.h) ---- */
+
+static uint64_t op_capacity(const ursa__chan_t *c)
+{
+    return ((const ursa_mpsc_t *)c)->cap;
+}
+
+static void op_destroy(ursa__chan_t *c)
+{
+    destroy(mpsc_of(c));
+}
+
+static void op_sender_dropped(ursa__chan_t *c, uint64_t life)
+{
+    if ((life & URSA__CHAN_TX_MASK) == 0) {
+        sbias_revoke(mpsc_of(c)); /* the end needs every permit back */
+        end_check(mpsc_of(c));
+    }
+}
+
+static int op_reserve(ursa__chan_t *c, uint64_t n, ursa_time_t deadline, ursa__ctx_t *ctx,
+                      const ursa_site_t *site)
+{
+    sbias_revoke(mpsc_of(c)); /* a permit is the shared view */
+    return acquire(mpsc_of(c), n, deadline, ctx, site);
+}
+
+static bool op_raw_begin(ursa__chan_t *c)
+{
+    ursa_mpsc_t *ch = mpsc_of(c);
+    sbias_revoke(ch);
+    if (ch->lazy)
+        (void)harvest(ch, 0); /* what the receiver owes, before we try */
+    return true;
+}
+
+static void op_give_up(ursa__chan_t *c, uint64_t n)
+{
+    give_up(mpsc_of(c), n);
+}
+
+/* Bounded permits are not counted in life: their semaphore permits are. */
+static void op_permit_end(ursa__chan_t *c)
+{
+    if (!mpsc_of(c)->cap)
+        unb_done(mpsc_of(c));
+}
+
+static void op_push(ursa__chan_t *c, const void *value)
+{
+    (void)push(mpsc_of(c), value); /* cannot fail: a permit counts, so no seal */
+}
+
+static void op_permits_back(ursa__chan_t *c)
+{
+    end_check(mpsc_of(c));
+}
+
+static void op_wait_enter(ursa__chan_t *c)
+{
+    wait_enter(mpsc_of(c));
+}
+
+static void op_wait_queued(ursa__chan_t *c)
+{
+    wait_queued(mpsc_of(c));
+}
+
+static void op_wait_leave(ursa__chan_t *c)
+{
+    wait_leave(mpsc_of(c));
+}
+
+static const ursa__chan_ops_t mpsc_ops = {
+    .permit_kind = {"mpsc send permit", ursa__chan_permit_leaked},
+    .capacity = op_capacity,
+    .destroy = op_destroy,
+    .sender_dropped = op_sender_dropped,
+    .reserve = op_reserve,
+    .raw_begin = op_raw_begin,
+    .give_up = op_give_up,
+    .permit_end = op_permit_end,
+    .push = op_push,
+    .permits_back = op_permits_back,
+    .wait_enter = op_wait_enter,
+    .wait_queued = op_wait_queued,
+    .wait_leave = op_wait_leave,
+};
+
 /* ---- receiving ---- */
 
 static bool rx_ready(ursa_mpsc_t *ch)
 {
     /* acquire, and read before the queue: see the header comment. */
-    uint64_t l = atomic_load_explicit(&ch->life, memory_order_acquire);
+    uint64_t l = atomic_load_explicit(&ch->chan.life, memory_order_acquire);
     return peek(ch) || ended(ch, l);
 }
 
@@ -1348,7 +1150,7 @@ int ursa_mpsc_recv(const ursa_mpsc_receiver_t *rx, void *out, ursa_time_t deadli
         return 0;
     for (;;) {
         /* acquire, before the queue: see the header comment. */
-        uint64_t l = atomic_load_explicit(&ch->life, memory_order_acquire);
+        uint64_t l = atomic_load_explicit(&ch->chan.life, memory_order_acquire);
         if (pop(ch, out))
             return 0;
         if (ended(ch, l))
@@ -1372,7 +1174,7 @@ long ursa_mpsc_recv_many(const ursa_mpsc_receiver_t *rx, void *buf, size_t max,
     ursa_mpsc_t *ch = rx->ch;
     for (;;) {
         /* acquire, before the queue: see the header comment. */
-        uint64_t l = atomic_load_explicit(&ch->life, memory_order_acquire);
+        uint64_t l = atomic_load_explicit(&ch->chan.life, memory_order_acquire);
         size_t k = 0;
         while (k < max && pop(ch, (unsigned char *)buf + k * ch->elem_size))
             k++;
@@ -1403,7 +1205,7 @@ int ursa_mpsc_recv_finish(const ursa_mpsc_receiver_t *rx, ursa_wait_t *w, void *
     if (rc)
         return rc;
     ursa_mpsc_t *ch = rx->ch;
-    uint64_t l = atomic_load_explicit(&ch->life, memory_order_acquire);
+    uint64_t l = atomic_load_explicit(&ch->chan.life, memory_order_acquire);
     if (pop(ch, out))
         return 0;
     return ended(ch, l) ? -EPIPE : -EAGAIN;
@@ -1437,5 +1239,5 @@ size_t ursa_mpsc_memory(const ursa_mpsc_t *ch)
 bool ursa_mpsc_is_closed(const ursa_mpsc_t *ch)
 {
     /* relaxed: monotonic. */
-    return ch && (atomic_load_explicit(&((ursa_mpsc_t *)ch)->life, memory_order_relaxed) & CLOSED);
+    return ch && (atomic_load_explicit(&((ursa_mpsc_t *)ch)->chan.life, memory_order_relaxed) & URSA__CHAN_CLOSED);
 }
