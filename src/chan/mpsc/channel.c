@@ -1,174 +1,20 @@
-/* mpsc channel: lock-free producer storage, the batch semaphore for
- * bounded capacity, and one receiver wait slot.
- *
- * Cost per message (hot path; a locked RMW or fence is ~5 ns here, so the
- * design counts them): bounded send = semaphore CAS + tail fetch_add,
- * receive = none; unbounded send = tail fetch_add, receive = none. No
- * fence on either side unless someone goes to sleep.
- *
- * Storage.
- *  - Bounded (capacity > 0): a ring of exactly `capacity` slots, each with a
- *    sequence number (Vyukov). A sender claims position p with one fetch_add
- *    on `tail`, writes slot p % cap and publishes seq = p + 1; the receiver
- *    reads in order and frees the slot with seq = p + cap. A sender holds a
- *    permit before it claims, so its slot is always free (it checks seq
- *    anyway). Memory is exact: capacity 1 costs one slot, and nothing is
- *    allocated after creation.
- *  - Unbounded (capacity 0): Tokio's design — a linked list of blocks of B
- *    slots (B a power of two <= 32, smaller for big elements) with a ready
- *    flag per slot (a plain release store, no RMW on a shared bitmap).
- *    Senders fetch_add `tail`, walk from `block_tail` (appending blocks as
- *    needed), write, set the slot's flag. A sender that walks past a block
- *    whose slots are all written moves block_tail on and records the tail
- *    position it saw; the receiver recycles a block once it has consumed
- *    every position below that mark (no sender can still hold it) by
- *    appending it at the end of the list (or freeing it).
- *
- * Permits (bounded). The receiver does not return a message's permit: it
- * advances `head`, and the permits of positions `returned`..head are owed.
- * A sender whose semaphore try fails harvests them (see "lazy permit
- * return" below for how a sleeping sender is never left waiting for owed
- * permits). Without membarrier the receiver returns each permit (eager).
- *
- * End of stream (the receiver's -EPIPE): (URSA__CHAN_CLOSED or no strong sender) and
- * nothing can still arrive.
- *  - Bounded: every permit is back — semaphore free + owed == capacity, no
- *    waiter queued. A message holds its permit until it is consumed, a
- *    permit or reserve holds its own, so this also means the queue is
- *    empty. No counting on the send path; whoever returns a permit outside
- *    the receiver (release, cancel, leak sweep, harvest of a closed
- *    channel) runs end_check.
- *  - Unbounded: `life` counts permits out (reserves only; plain sends are
- *    not counted). Close, or the last permit of a closed channel, "seals":
- *    sets TCLOSED in `tail` and records `end`. A plain send that claims
- *    after the seal sees TCLOSED and sends nothing (-EPIPE); one that claims
- *    before it is below `end` and is delivered. Sealed: done at head ==
- *    end; not sealed and no strong sender: no permit out and queue empty.
- *
- * Receiver wait: one atomic pointer `rx_wait`. Whoever exchanges it away
- * from the node decides it: a sender (GRANTED, then the waker, then done)
- * or the receiver withdrawing it (CANCELLED). Dekker without a sender
- * fence: a sender's claim on `tail` is a seq_cst RMW and after publishing
- * it loads rx_wait (seq_cst); the receiver stores rx_wait, fences
- * (seq_cst) and loads `tail`. Either the sender sees the node (and wakes
- * it) or the receiver sees the claim (and does not sleep: it waits a few
- * instructions for the claimed slot, then looks again, minding its
- * deadline). Other changes that may end the stream (drop, close, permits
- * back) use a fence and the ordinary Dekker pair (end_check). A receiver
- * woken from another thread polls a while before it sleeps (rx_poll).
- *
- * Send bias (bounded): the making thread's plain sends use no atomic RMW
- * until another thread needs the shared view; see "send bias" below. */
-#include "ursa/mpsc.h"
-
+/* The mpsc channel (the design: mpsc.h). */
 #include <pthread.h>
-#include <stdalign.h>
-#include <stddef.h>
 #include <stdlib.h>
-#include <string.h>
 
-#include "../core/ctx.h"
-#include "../core/membarrier.h"
-#include "../sync/wait_steps.h"
-#include "chan.h"
-#include "ring.h"
-
-/* Unbounded: set in `tail` once the channel is closed and no permit is out
- * ("sealed"); a sender whose claim returns it sends nothing. */
-#define TCLOSED ((uint64_t)1 << 63)
-#define NO_END UINT64_MAX
-
-typedef struct blk {
-    _Atomic(struct blk *) next;
-    uint64_t start;             /* first position; set before the block is linked */
-    _Atomic uint8_t ready[32];  /* slot i written (bslots <= 32) */
-    _Atomic uint64_t observed;  /* tail position when block_tail moved past us */
-    _Atomic uint32_t released;  /* block_tail moved past us; observed is valid */
-    uint32_t pad_;
-    alignas(16) unsigned char data[];
-} blk_t;
-
-struct ursa_mpsc {
-    /* life word, references, the slots' semaphore (chan.h); must be first.
-     * The life word's permits out are unbounded reserves only. */
-    ursa__chan_t chan;
-    /* read-mostly */
-    size_t elem_size, stride; /* stride: element rounded up (+ seq in the ring) */
-    uint64_t cap;             /* 0: unbounded */
-    uint64_t mask;            /* ursa__ring_mask(cap) */
-    uint64_t bslots;          /* unbounded: slots per block */
-    ursa_mpsc_dtor_t dtor;
-    unsigned char *ring;
-    _Atomic size_t mem;       /* bytes allocated */
-    _Atomic(ursa_wait_t *) rx_wait;
-    /* senders' line */
-    alignas(64) _Atomic uint64_t tail;
-    _Atomic(blk_t *) block_tail;
-    _Atomic uint64_t returned; /* lazy: consumed positions whose permits went back */
-    _Atomic uint64_t sbias;      /* send bias: the owner's thread uid, or 0 */
-    _Atomic uint32_t sbias_busy; /* the owner is in its fast path */
-    _Atomic uint32_t sbias_lock; /* revokes */
-    uint64_t sbias_credit;       /* permits the owner took in bulk */
-    /* receiver's line */
-    alignas(64) _Atomic uint64_t head; /* consumed positions (lazy: permits owed) */
-    _Atomic uint32_t tx_waiting; /* lazy: senders in the wait path */
-    bool lazy; /* bounded: the receiver returns permits lazily (read per message) */
-    blk_t *head_block, *free_head;
-    _Atomic uint64_t end; /* unbounded: the position sealed at; NO_END */
-    uint64_t rx_thread;       /* the waiting receiver's thread uid (rx_start) */
-    uint64_t rx_bias_seen;    /* the receiver's thread that looked at sbias last
-                               * (UINT64_MAX: no bias any more) */
-    _Atomic uint32_t rx_poll; /* its last wake came from another thread */
-};
-
-_Static_assert(offsetof(ursa_mpsc_t, chan) == 0, "the shared part comes first");
+#include "../../core/membarrier.h"
+#include "../../sync/wait_steps.h"
+#include "mpsc.h"
 
 static bool rx_cancel(ursa_wait_t *w);
 static const ursa__wait_ops_t rx_ops = {URSA_WAIT_CHANNEL, rx_cancel, NULL};
 
-static inline ursa_mpsc_t *mpsc_of(ursa__chan_t *c)
-{
-    return (ursa_mpsc_t *)c;
-}
-
-/* End of stream, given a life word read before the queue was found empty:
- * (URSA__CHAN_CLOSED or no strong sender) and nothing can still arrive. Bounded: every
- * semaphore permit is back (a message holds its permit until the receiver
- * consumed it; a reserve or permit holds its own). Unbounded: no permit
- * out (counted in life). */
-static inline bool ended(ursa_mpsc_t *ch, uint64_t l)
-{
-    if (!(l & URSA__CHAN_CLOSED) && (l & URSA__CHAN_TX_MASK) != 0)
-        return false;
-    if (ch->cap) {
-        uint64_t f = ursa__sema_free(&ch->chan.sema);
-        if (f == UINT64_MAX)
-            return false; /* a reserve is queued */
-        if (ch->lazy) {
-            /* acquire, in this order after the semaphore (returned, then
-             * head): a permit being harvested is counted at most once
-             * (maybe not at all: the harvester re-checks, see harvest). */
-            uint64_t r = atomic_load_explicit(&ch->returned, memory_order_acquire);
-            f += atomic_load_explicit(&ch->head, memory_order_acquire) - r;
-        }
-        return f == ch->cap;
-    }
-    /* acquire: pairs with seal's release store. */
-    uint64_t e = atomic_load_explicit(&ch->end, memory_order_acquire);
-    if (e != NO_END) /* sealed: every position below end is (being) written */
-        /* relaxed: the receiver's own counter (others: see end_check). */
-        return atomic_load_explicit(&ch->head, memory_order_relaxed) >= e;
-    /* Not sealed: no strong sender (so no plain send in flight) and no
-     * permit out; the caller found the queue empty. */
-    return (l & URSA__CHAN_TX_MASK) == 0 && (l >> 32) == 0;
-}
-
 /* ---- memory ---- */
 
-static blk_t *blk_new(ursa_mpsc_t *ch, uint64_t start)
+static ursa__mpsc_blk_t *blk_new(ursa_mpsc_t *ch, uint64_t start)
 {
-    size_t sz = sizeof(blk_t) + ch->bslots * ch->stride;
-    blk_t *b = malloc(sz);
+    size_t sz = sizeof(ursa__mpsc_blk_t) + ch->bslots * ch->stride;
+    ursa__mpsc_blk_t *b = malloc(sz);
     if (!b)
         return NULL;
     atomic_init(&b->next, NULL);
@@ -182,26 +28,12 @@ static blk_t *blk_new(ursa_mpsc_t *ch, uint64_t start)
     return b;
 }
 
-static void blk_free(ursa_mpsc_t *ch, blk_t *b)
+static void blk_free(ursa_mpsc_t *ch, ursa__mpsc_blk_t *b)
 {
     /* relaxed: a statistic. */
-    atomic_fetch_sub_explicit(&ch->mem, sizeof(blk_t) + ch->bslots * ch->stride,
+    atomic_fetch_sub_explicit(&ch->mem, sizeof(ursa__mpsc_blk_t) + ch->bslots * ch->stride,
                               memory_order_relaxed);
     free(b);
-}
-
-/* Element copy; the common u64 case becomes one move instead of a call. */
-static inline void copy_elem(void *dst, const void *src, size_t n)
-{
-    if (n == 8)
-        memcpy(dst, src, 8);
-    else
-        memcpy(dst, src, n);
-}
-
-static inline unsigned char *ring_slot(ursa_mpsc_t *ch, uint64_t pos)
-{
-    return ursa__ring_slot(ch->ring, ch->cap, ch->mask, ch->stride, pos);
 }
 
 /* ---- receiver wake ---- */
@@ -242,7 +74,7 @@ static void end_check(ursa_mpsc_t *ch)
      * permit back) makes at least one of us see both changes. */
     atomic_thread_fence(memory_order_seq_cst);
     /* acquire: as in ursa_mpsc_recv. */
-    if (ended(ch, atomic_load_explicit(&ch->chan.life, memory_order_acquire)))
+    if (ursa__mpsc_ended(ch, atomic_load_explicit(&ch->chan.life, memory_order_acquire)))
         wake_rx(ch);
 }
 
@@ -307,7 +139,7 @@ static uint64_t owed_take_owned(ursa_mpsc_t *ch)
     uint64_t h = atomic_load_explicit(&ch->head, memory_order_acquire);
     if (h == r)
         return 0;
-    /* release: as owed_take's CAS (ended() acquires returned). */
+    /* release: as owed_take's CAS (ursa__mpsc_ended() acquires returned). */
     atomic_store_explicit(&ch->returned, h, memory_order_release);
     return h - r;
 }
@@ -329,7 +161,7 @@ static bool harvest(ursa_mpsc_t *ch, uint64_t keep)
         return true;
     }
     ursa__sema_release(&ch->chan.sema, k);
-    /* Closed: a receiver that read ended() while these permits were in
+    /* Closed: a receiver that read ursa__mpsc_ended() while these permits were in
      * our hands (counted nowhere) may be asleep. */
     if (ursa__sema_closed(&ch->chan.sema))
         end_check(ch);
@@ -437,7 +269,7 @@ static bool sbias_refill(ursa_mpsc_t *ch)
 
 /* ---- references and life ---- */
 
-/* Unbounded, closed and no permit out: sets TCLOSED in tail so that plain
+/* Unbounded, closed and no permit out: sets URSA__MPSC_TAIL_CLOSED in tail so that plain
  * senders that claim later send nothing, and records where the stream ends.
  * Plain sends are not counted: one that read life before URSA__CHAN_CLOSED claims
  * below end and is delivered (it took effect before the close). */
@@ -445,9 +277,9 @@ static void seal(ursa_mpsc_t *ch)
 {
     /* seq_cst: ordered with the senders' seq_cst claims; the first sealer's
      * old value is the end. */
-    uint64_t old = atomic_fetch_or_explicit(&ch->tail, TCLOSED, memory_order_seq_cst);
-    if (!(old & TCLOSED))
-        /* release: pairs with ended()'s acquire. */
+    uint64_t old = atomic_fetch_or_explicit(&ch->tail, URSA__MPSC_TAIL_CLOSED, memory_order_seq_cst);
+    if (!(old & URSA__MPSC_TAIL_CLOSED))
+        /* release: pairs with ursa__mpsc_ended()'s acquire. */
         atomic_store_explicit(&ch->end, old, memory_order_release);
     end_check(ch);
 }
@@ -459,7 +291,7 @@ static void unb_done(ursa_mpsc_t *ch)
     uint64_t l = ursa__chan_life_permit_end(&ch->chan);
     if ((l >> 32) == 0 && (l & URSA__CHAN_CLOSED))
         seal(ch);
-    else if (ended(ch, l))
+    else if (ursa__mpsc_ended(ch, l))
         end_check(ch);
 }
 
@@ -474,14 +306,14 @@ static void give_up(ursa_mpsc_t *ch, uint64_t n)
 
 /* ---- storage: senders ---- */
 
-static blk_t *grow(ursa_mpsc_t *ch, blk_t *b)
+static ursa__mpsc_blk_t *grow(ursa_mpsc_t *ch, ursa__mpsc_blk_t *b)
 {
-    blk_t *nb = blk_new(ch, b->start + ch->bslots);
+    ursa__mpsc_blk_t *nb = blk_new(ch, b->start + ch->bslots);
     if (!nb) {
         ursa__report("mpsc: out of memory growing an unbounded channel", NULL, true);
         abort();
     }
-    blk_t *exp = NULL;
+    ursa__mpsc_blk_t *exp = NULL;
     /* acq_rel: publishes nb's fields; on failure acquire the winner's. */
     if (atomic_compare_exchange_strong_explicit(&b->next, &exp, nb, memory_order_acq_rel,
                                                 memory_order_acquire))
@@ -493,7 +325,7 @@ static blk_t *grow(ursa_mpsc_t *ch, blk_t *b)
 /* Unbounded: every slot of b is written. Only senders walking past a
  * block ask (once per block crossed), so publication itself is a plain
  * store per slot instead of an RMW on a shared bitmap. */
-static bool all_written(ursa_mpsc_t *ch, blk_t *b)
+static bool all_written(ursa_mpsc_t *ch, ursa__mpsc_blk_t *b)
 {
     for (uint64_t i = 0; i < ch->bslots; i++)
         /* acquire: pairs with the senders' release stores. */
@@ -511,9 +343,9 @@ static bool push(ursa_mpsc_t *ch, const void *value)
          * the header comment); the slot's seq orders the data; our permit
          * proves the slot is free (checked below). */
         uint64_t pos = atomic_fetch_add_explicit(&ch->tail, 1, memory_order_seq_cst);
-        unsigned char *s = ring_slot(ch, pos);
+        unsigned char *s = ursa__mpsc_ring_slot(ch, pos);
         ursa__ring_wait_free((_Atomic uint64_t *)s, pos);
-        copy_elem(s + URSA__RING_SEQ, value, ch->elem_size);
+        ursa__mpsc_copy_elem(s + URSA__RING_SEQ, value, ch->elem_size);
         ursa__ring_publish((_Atomic uint64_t *)s, pos);
     } else {
         /* acq_rel: pairs with the release RMW of a sender that moved
@@ -521,15 +353,15 @@ static bool push(ursa_mpsc_t *ch, const void *value)
          * mark it recorded, we see the moved block_tail. seq_cst: the claim
          * is also the sender's half of the wake Dekker. */
         uint64_t pos = atomic_fetch_add_explicit(&ch->tail, 1, memory_order_seq_cst);
-        if (__builtin_expect(pos & TCLOSED, 0))
+        if (__builtin_expect(pos & URSA__MPSC_TAIL_CLOSED, 0))
             return false; /* past the end: never read */
         uint64_t start = pos & ~(ch->bslots - 1), off = pos & (ch->bslots - 1);
         /* acquire: the block's fields. */
-        blk_t *b = atomic_load_explicit(&ch->block_tail, memory_order_acquire);
+        ursa__mpsc_blk_t *b = atomic_load_explicit(&ch->block_tail, memory_order_acquire);
         bool advance = true;
         while (b->start != start) {
             /* acquire: a linked block's fields. */
-            blk_t *next = atomic_load_explicit(&b->next, memory_order_acquire);
+            ursa__mpsc_blk_t *next = atomic_load_explicit(&b->next, memory_order_acquire);
             if (!next)
                 next = grow(ch, b);
             /* Only a block whose every slot is written may be passed by
@@ -538,7 +370,7 @@ static bool push(ursa_mpsc_t *ch, const void *value)
             /* all_written acquires each slot's flag. */
             advance = advance && all_written(ch, b);
             if (advance) {
-                blk_t *exp = b;
+                ursa__mpsc_blk_t *exp = b;
                 /* release: next's fields reach whoever loads block_tail. */
                 if (atomic_compare_exchange_strong_explicit(&ch->block_tail, &exp, next,
                                                             memory_order_release,
@@ -546,7 +378,7 @@ static bool push(ursa_mpsc_t *ch, const void *value)
                     /* acq_rel RMW: a sender whose fetch_add reads after it
                      * synchronises with us, so it sees the new block_tail. */
                     uint64_t obs = atomic_fetch_add_explicit(&ch->tail, 0, memory_order_acq_rel) &
-                                   ~TCLOSED;
+                                   ~URSA__MPSC_TAIL_CLOSED;
                     atomic_store_explicit(&b->observed, obs, memory_order_relaxed);
                     /* release: observed is valid once released is seen. */
                     atomic_store_explicit(&b->released, 1, memory_order_release);
@@ -556,7 +388,7 @@ static bool push(ursa_mpsc_t *ch, const void *value)
             }
             b = next;
         }
-        copy_elem(b->data + off * ch->stride, value, ch->elem_size);
+        ursa__mpsc_copy_elem(b->data + off * ch->stride, value, ch->elem_size);
         /* release: publishes the element. */
         atomic_store_explicit(&b->ready[off], 1, memory_order_release);
     }
@@ -572,20 +404,20 @@ static bool push(ursa_mpsc_t *ch, const void *value)
 
 /* ---- storage: the receiver (one at a time) ---- */
 
-static void recycle(ursa_mpsc_t *ch, blk_t *f)
+static void recycle(ursa_mpsc_t *ch, ursa__mpsc_blk_t *f)
 {
     for (unsigned i = 0; i < 32; i++)
         atomic_store_explicit(&f->ready[i], 0, memory_order_relaxed);
     atomic_store_explicit(&f->released, 0, memory_order_relaxed);
     atomic_store_explicit(&f->next, NULL, memory_order_relaxed);
     /* acquire: the blocks' fields; only we unlink blocks, so the walk is safe. */
-    blk_t *last = atomic_load_explicit(&ch->block_tail, memory_order_acquire);
+    ursa__mpsc_blk_t *last = atomic_load_explicit(&ch->block_tail, memory_order_acquire);
     for (int tries = 0; tries < 3; tries++) {
-        blk_t *n;
+        ursa__mpsc_blk_t *n;
         while ((n = atomic_load_explicit(&last->next, memory_order_acquire)))
             last = n;
         f->start = last->start + ch->bslots;
-        blk_t *exp = NULL;
+        ursa__mpsc_blk_t *exp = NULL;
         /* release: f's reset fields reach the sender that walks into it. */
         if (atomic_compare_exchange_strong_explicit(&last->next, &exp, f, memory_order_release,
                                                     memory_order_acquire))
@@ -598,7 +430,7 @@ static void recycle(ursa_mpsc_t *ch, blk_t *f)
 static void reclaim(ursa_mpsc_t *ch, uint64_t head)
 {
     while (ch->free_head != ch->head_block) {
-        blk_t *f = ch->free_head;
+        ursa__mpsc_blk_t *f = ch->free_head;
         /* acquire: observed is valid. */
         if (!atomic_load_explicit(&f->released, memory_order_acquire) ||
             atomic_load_explicit(&f->observed, memory_order_relaxed) > head)
@@ -614,17 +446,17 @@ static unsigned char *peek(ursa_mpsc_t *ch)
     /* relaxed: only the receiver writes head. */
     uint64_t h = atomic_load_explicit(&ch->head, memory_order_relaxed);
     if (ch->cap) {
-        unsigned char *s = ring_slot(ch, h);
+        unsigned char *s = ursa__mpsc_ring_slot(ch, h);
         /* acquire: the sender's element. */
         return atomic_load_explicit((_Atomic uint64_t *)s, memory_order_acquire) == h + 1
                    ? s + URSA__RING_SEQ
                    : NULL;
     }
-    blk_t *b = ch->head_block;
+    ursa__mpsc_blk_t *b = ch->head_block;
     uint64_t start = h & ~(ch->bslots - 1), off = h & (ch->bslots - 1);
     if (b->start != start) {
         /* acquire: the block's fields. */
-        blk_t *n = atomic_load_explicit(&b->next, memory_order_acquire);
+        ursa__mpsc_blk_t *n = atomic_load_explicit(&b->next, memory_order_acquire);
         if (!n)
             return NULL;
         ch->head_block = b = n;
@@ -641,7 +473,7 @@ static void consumed(ursa_mpsc_t *ch)
     /* relaxed: only we write head. */
     uint64_t h = atomic_load_explicit(&ch->head, memory_order_relaxed);
     if (ch->cap) {
-        ursa__ring_free((_Atomic uint64_t *)ring_slot(ch, h), h, ch->cap);
+        ursa__ring_free((_Atomic uint64_t *)ursa__mpsc_ring_slot(ch, h), h, ch->cap);
         if (!ch->lazy) {
             /* relaxed: len() snapshot only. */
             atomic_store_explicit(&ch->head, h + 1, memory_order_relaxed);
@@ -674,7 +506,7 @@ static bool pop(ursa_mpsc_t *ch, void *out)
     unsigned char *e = peek(ch);
     if (!e)
         return false;
-    copy_elem(out, e, ch->elem_size);
+    ursa__mpsc_copy_elem(out, e, ch->elem_size);
     consumed(ch);
     return true;
 }
@@ -694,9 +526,9 @@ static void destroy(ursa_mpsc_t *ch)
 {
     drain(ch);
     if (!ch->cap) {
-        blk_t *b = ch->free_head;
+        ursa__mpsc_blk_t *b = ch->free_head;
         while (b) {
-            blk_t *n = atomic_load_explicit(&b->next, memory_order_relaxed);
+            ursa__mpsc_blk_t *n = atomic_load_explicit(&b->next, memory_order_relaxed);
             blk_free(ch, b);
             b = n;
         }
@@ -728,7 +560,7 @@ int ursa_mpsc_new(ursa_mpsc_receiver_t *rx, ursa_mpsc_sender_t *tx, size_t elem_
     ursa__chan_init(&ch->chan, &mpsc_ops, capacity);
     atomic_init(&ch->rx_wait, NULL);
     atomic_init(&ch->tail, 0);
-    atomic_init(&ch->end, NO_END);
+    atomic_init(&ch->end, URSA__MPSC_NO_END);
     atomic_init(&ch->head, 0);
     atomic_init(&ch->returned, 0);
     atomic_init(&ch->tx_waiting, 0);
@@ -748,7 +580,7 @@ int ursa_mpsc_new(ursa_mpsc_receiver_t *rx, ursa_mpsc_sender_t *tx, size_t elem_
         ch->bslots = 32;
         while (ch->bslots > 2 && ch->bslots * esz > 4096)
             ch->bslots >>= 1;
-        blk_t *b = blk_new(ch, 0);
+        ursa__mpsc_blk_t *b = blk_new(ch, 0);
         if (!b) {
             free(ch);
             return -ENOMEM;
@@ -767,7 +599,7 @@ int ursa_mpsc_close(const ursa_mpsc_receiver_t *rx)
         return -EINVAL;
     ursa_mpsc_t *ch = rx->ch;
     /* Bounded: the owner's credit back, then the semaphore, so that no
-     * send succeeds once ended() can see URSA__CHAN_CLOSED (regression
+     * send succeeds once ursa__mpsc_ended() can see URSA__CHAN_CLOSED (regression
      * test_close_window). */
     if (ch->cap) {
         sbias_revoke(ch);
@@ -871,9 +703,9 @@ static bool send_owned(ursa_mpsc_t *ch, const void *value)
          * acquires them through busy. */
         uint64_t pos = atomic_load_explicit(&ch->tail, memory_order_relaxed);
         atomic_store_explicit(&ch->tail, pos + 1, memory_order_relaxed);
-        unsigned char *s = ring_slot(ch, pos);
+        unsigned char *s = ursa__mpsc_ring_slot(ch, pos);
         ursa__ring_wait_free((_Atomic uint64_t *)s, pos);
-        copy_elem(s + URSA__RING_SEQ, value, ch->elem_size);
+        ursa__mpsc_copy_elem(s + URSA__RING_SEQ, value, ch->elem_size);
         ursa__ring_publish((_Atomic uint64_t *)s, pos);
         sent = true;
     }
@@ -935,27 +767,27 @@ static uint64_t op_capacity(const ursa__chan_t *c)
 
 static void op_destroy(ursa__chan_t *c)
 {
-    destroy(mpsc_of(c));
+    destroy(ursa__mpsc_of(c));
 }
 
 static void op_sender_dropped(ursa__chan_t *c, uint64_t life)
 {
     if ((life & URSA__CHAN_TX_MASK) == 0) {
-        sbias_revoke(mpsc_of(c)); /* the end needs every permit back */
-        end_check(mpsc_of(c));
+        sbias_revoke(ursa__mpsc_of(c)); /* the end needs every permit back */
+        end_check(ursa__mpsc_of(c));
     }
 }
 
 static int op_reserve(ursa__chan_t *c, uint64_t n, ursa_time_t deadline, ursa__ctx_t *ctx,
                       const ursa_site_t *site)
 {
-    sbias_revoke(mpsc_of(c)); /* a permit is the shared view */
-    return acquire(mpsc_of(c), n, deadline, ctx, site);
+    sbias_revoke(ursa__mpsc_of(c)); /* a permit is the shared view */
+    return acquire(ursa__mpsc_of(c), n, deadline, ctx, site);
 }
 
 static bool op_raw_begin(ursa__chan_t *c)
 {
-    ursa_mpsc_t *ch = mpsc_of(c);
+    ursa_mpsc_t *ch = ursa__mpsc_of(c);
     sbias_revoke(ch);
     if (ch->lazy)
         (void)harvest(ch, 0); /* what the receiver owes, before we try */
@@ -964,39 +796,39 @@ static bool op_raw_begin(ursa__chan_t *c)
 
 static void op_give_up(ursa__chan_t *c, uint64_t n)
 {
-    give_up(mpsc_of(c), n);
+    give_up(ursa__mpsc_of(c), n);
 }
 
 /* Bounded permits are not counted in life: their semaphore permits are. */
 static void op_permit_end(ursa__chan_t *c)
 {
-    if (!mpsc_of(c)->cap)
-        unb_done(mpsc_of(c));
+    if (!ursa__mpsc_of(c)->cap)
+        unb_done(ursa__mpsc_of(c));
 }
 
 static void op_push(ursa__chan_t *c, const void *value)
 {
-    (void)push(mpsc_of(c), value); /* cannot fail: a permit counts, so no seal */
+    (void)push(ursa__mpsc_of(c), value); /* cannot fail: a permit counts, so no seal */
 }
 
 static void op_permits_back(ursa__chan_t *c)
 {
-    end_check(mpsc_of(c));
+    end_check(ursa__mpsc_of(c));
 }
 
 static void op_wait_enter(ursa__chan_t *c)
 {
-    wait_enter(mpsc_of(c));
+    wait_enter(ursa__mpsc_of(c));
 }
 
 static void op_wait_queued(ursa__chan_t *c)
 {
-    wait_queued(mpsc_of(c));
+    wait_queued(ursa__mpsc_of(c));
 }
 
 static void op_wait_leave(ursa__chan_t *c)
 {
-    wait_leave(mpsc_of(c));
+    wait_leave(ursa__mpsc_of(c));
 }
 
 static const ursa__chan_ops_t mpsc_ops = {
@@ -1021,7 +853,7 @@ static bool rx_ready(ursa_mpsc_t *ch)
 {
     /* acquire, and read before the queue: see the header comment. */
     uint64_t l = atomic_load_explicit(&ch->chan.life, memory_order_acquire);
-    return peek(ch) || ended(ch, l);
+    return peek(ch) || ursa__mpsc_ended(ch, l);
 }
 
 /* Registers w as the receiver's wait: 0 ready now (w done), -EINPROGRESS. */
@@ -1044,8 +876,8 @@ static int rx_start(ursa_mpsc_t *ch, ursa_wait_t *w)
     /* relaxed: only we write head. seq_cst: a claim ordered before our
      * fence in S is seen here. */
     uint64_t h = atomic_load_explicit(&ch->head, memory_order_relaxed);
-    uint64_t t = atomic_load_explicit(&ch->tail, memory_order_seq_cst) & ~TCLOSED;
-    /* acquire: see ended(). Positions at or past end are never written. */
+    uint64_t t = atomic_load_explicit(&ch->tail, memory_order_seq_cst) & ~URSA__MPSC_TAIL_CLOSED;
+    /* acquire: see ursa__mpsc_ended(). Positions at or past end are never written. */
     bool claimed = t != h && h < atomic_load_explicit(&ch->end, memory_order_acquire);
     if (!claimed && !rx_ready(ch))
         return -EINPROGRESS;
@@ -1153,7 +985,7 @@ int ursa_mpsc_recv(const ursa_mpsc_receiver_t *rx, void *out, ursa_time_t deadli
         uint64_t l = atomic_load_explicit(&ch->chan.life, memory_order_acquire);
         if (pop(ch, out))
             return 0;
-        if (ended(ch, l))
+        if (ursa__mpsc_ended(ch, l))
             return -EPIPE;
         int rc = rx_wait(ch, deadline);
         if (rc)
@@ -1180,7 +1012,7 @@ long ursa_mpsc_recv_many(const ursa_mpsc_receiver_t *rx, void *buf, size_t max,
             k++;
         if (k)
             return (long)k;
-        if (ended(ch, l))
+        if (ursa__mpsc_ended(ch, l))
             return -EPIPE;
         int rc = rx_wait(ch, deadline);
         if (rc)
@@ -1208,7 +1040,7 @@ int ursa_mpsc_recv_finish(const ursa_mpsc_receiver_t *rx, ursa_wait_t *w, void *
     uint64_t l = atomic_load_explicit(&ch->chan.life, memory_order_acquire);
     if (pop(ch, out))
         return 0;
-    return ended(ch, l) ? -EPIPE : -EAGAIN;
+    return ursa__mpsc_ended(ch, l) ? -EPIPE : -EAGAIN;
 }
 
 /* ---- queries ---- */
@@ -1219,7 +1051,7 @@ uint64_t ursa_mpsc_len(const ursa_mpsc_t *ch)
         return 0;
     /* relaxed: a snapshot; head first so the difference is not negative. */
     uint64_t h = atomic_load_explicit(&((ursa_mpsc_t *)ch)->head, memory_order_relaxed);
-    uint64_t t = atomic_load_explicit(&((ursa_mpsc_t *)ch)->tail, memory_order_relaxed) & ~TCLOSED;
+    uint64_t t = atomic_load_explicit(&((ursa_mpsc_t *)ch)->tail, memory_order_relaxed) & ~URSA__MPSC_TAIL_CLOSED;
     uint64_t e = atomic_load_explicit(&((ursa_mpsc_t *)ch)->end, memory_order_relaxed);
     t = t < e ? t : e; /* claims past a seal are never written */
     return t > h ? t - h : 0;

@@ -1,0 +1,177 @@
+/* The mpsc channel's object and what its files share.
+ *
+ * mpsc channel: lock-free producer storage, the batch semaphore for
+ * bounded capacity, and one receiver wait slot.
+ *
+ * Cost per message (hot path; a locked RMW or fence is ~5 ns here, so the
+ * design counts them): bounded send = semaphore CAS + tail fetch_add,
+ * receive = none; unbounded send = tail fetch_add, receive = none. No
+ * fence on either side unless someone goes to sleep.
+ *
+ * Storage.
+ *  - Bounded (capacity > 0): a ring of exactly `capacity` slots, each with a
+ *    sequence number (Vyukov). A sender claims position p with one fetch_add
+ *    on `tail`, writes slot p % cap and publishes seq = p + 1; the receiver
+ *    reads in order and frees the slot with seq = p + cap. A sender holds a
+ *    permit before it claims, so its slot is always free (it checks seq
+ *    anyway). Memory is exact: capacity 1 costs one slot, and nothing is
+ *    allocated after creation.
+ *  - Unbounded (capacity 0): Tokio's design — a linked list of blocks of B
+ *    slots (B a power of two <= 32, smaller for big elements) with a ready
+ *    flag per slot (a plain release store, no RMW on a shared bitmap).
+ *    Senders fetch_add `tail`, walk from `block_tail` (appending blocks as
+ *    needed), write, set the slot's flag. A sender that walks past a block
+ *    whose slots are all written moves block_tail on and records the tail
+ *    position it saw; the receiver recycles a block once it has consumed
+ *    every position below that mark (no sender can still hold it) by
+ *    appending it at the end of the list (or freeing it).
+ *
+ * Permits (bounded). The receiver does not return a message's permit: it
+ * advances `head`, and the permits of positions `returned`..head are owed.
+ * A sender whose semaphore try fails harvests them (see "lazy permit
+ * return" below for how a sleeping sender is never left waiting for owed
+ * permits). Without membarrier the receiver returns each permit (eager).
+ *
+ * End of stream (the receiver's -EPIPE): (the life word's CLOSED, or no
+ * strong sender) and nothing can still arrive.
+ *  - Bounded: every permit is back — semaphore free + owed == capacity, no
+ *    waiter queued. A message holds its permit until it is consumed, a
+ *    permit or reserve holds its own, so this also means the queue is
+ *    empty. No counting on the send path; whoever returns a permit outside
+ *    the receiver (release, cancel, leak sweep, harvest of a closed
+ *    channel) runs end_check.
+ *  - Unbounded: `life` counts permits out (reserves only; plain sends are
+ *    not counted). Close, or the last permit of a closed channel, "seals":
+ *    sets URSA__MPSC_TAIL_CLOSED in `tail` and records `end`. A plain send that claims
+ *    after the seal sees it and sends nothing (-EPIPE); one that claims
+ *    before it is below `end` and is delivered. Sealed: done at head ==
+ *    end; not sealed and no strong sender: no permit out and queue empty.
+ *
+ * Receiver wait: one atomic pointer `rx_wait`. Whoever exchanges it away
+ * from the node decides it: a sender (GRANTED, then the waker, then done)
+ * or the receiver withdrawing it (CANCELLED). Dekker without a sender
+ * fence: a sender's claim on `tail` is a seq_cst RMW and after publishing
+ * it loads rx_wait (seq_cst); the receiver stores rx_wait, fences
+ * (seq_cst) and loads `tail`. Either the sender sees the node (and wakes
+ * it) or the receiver sees the claim (and does not sleep: it waits a few
+ * instructions for the claimed slot, then looks again, minding its
+ * deadline). Other changes that may end the stream (drop, close, permits
+ * back) use a fence and the ordinary Dekker pair (end_check). A receiver
+ * woken from another thread polls a while before it sleeps (rx_poll).
+ *
+ * Send bias (bounded): the making thread's plain sends use no atomic RMW
+ * until another thread needs the shared view; see "send bias" below. */
+#ifndef URSA_CHAN_MPSC_MPSC_H
+#define URSA_CHAN_MPSC_MPSC_H
+
+#include "ursa/mpsc.h"
+
+#include <stdalign.h>
+#include <stddef.h>
+#include <string.h>
+
+#include "../chan.h"
+#include "../ring.h"
+
+/* Unbounded: set in `tail` once the channel is closed and no permit is out
+ * ("sealed"); a sender whose claim returns it sends nothing. */
+#define URSA__MPSC_TAIL_CLOSED ((uint64_t)1 << 63)
+#define URSA__MPSC_NO_END UINT64_MAX
+
+typedef struct ursa__mpsc_blk {
+    _Atomic(struct ursa__mpsc_blk *) next;
+    uint64_t start;             /* first position; set before the block is linked */
+    _Atomic uint8_t ready[32];  /* slot i written (bslots <= 32) */
+    _Atomic uint64_t observed;  /* tail position when block_tail moved past us */
+    _Atomic uint32_t released;  /* block_tail moved past us; observed is valid */
+    uint32_t pad_;
+    alignas(16) unsigned char data[];
+} ursa__mpsc_blk_t;
+
+struct ursa_mpsc {
+    /* life word, references, the slots' semaphore (chan.h); must be first.
+     * The life word's permits out are unbounded reserves only. */
+    ursa__chan_t chan;
+    /* read-mostly */
+    size_t elem_size, stride; /* stride: element rounded up (+ seq in the ring) */
+    uint64_t cap;             /* 0: unbounded */
+    uint64_t mask;            /* ursa__ring_mask(cap) */
+    uint64_t bslots;          /* unbounded: slots per block */
+    ursa_mpsc_dtor_t dtor;
+    unsigned char *ring;
+    _Atomic size_t mem;       /* bytes allocated */
+    _Atomic(ursa_wait_t *) rx_wait;
+    /* senders' line */
+    alignas(64) _Atomic uint64_t tail;
+    _Atomic(ursa__mpsc_blk_t *) block_tail;
+    _Atomic uint64_t returned; /* lazy: consumed positions whose permits went back */
+    _Atomic uint64_t sbias;      /* send bias: the owner's thread uid, or 0 */
+    _Atomic uint32_t sbias_busy; /* the owner is in its fast path */
+    _Atomic uint32_t sbias_lock; /* revokes */
+    uint64_t sbias_credit;       /* permits the owner took in bulk */
+    /* receiver's line */
+    alignas(64) _Atomic uint64_t head; /* consumed positions (lazy: permits owed) */
+    _Atomic uint32_t tx_waiting; /* lazy: senders in the wait path */
+    bool lazy; /* bounded: the receiver returns permits lazily (read per message) */
+    ursa__mpsc_blk_t *head_block, *free_head;
+    _Atomic uint64_t end; /* unbounded: the position sealed at; URSA__MPSC_NO_END */
+    uint64_t rx_thread;       /* the waiting receiver's thread uid (rx_start) */
+    uint64_t rx_bias_seen;    /* the receiver's thread that looked at sbias last
+                               * (UINT64_MAX: no bias any more) */
+    _Atomic uint32_t rx_poll; /* its last wake came from another thread */
+};
+
+_Static_assert(offsetof(ursa_mpsc_t, chan) == 0, "the shared part comes first");
+
+static inline ursa_mpsc_t *ursa__mpsc_of(ursa__chan_t *c)
+{
+    return (ursa_mpsc_t *)c;
+}
+
+/* End of stream, given a life word read before the queue was found empty:
+ * (CLOSED or no strong sender) and nothing can still arrive. Bounded: every
+ * semaphore permit is back (a message holds its permit until the receiver
+ * consumed it; a reserve or permit holds its own). Unbounded: no permit
+ * out (counted in life). */
+static inline bool ursa__mpsc_ended(ursa_mpsc_t *ch, uint64_t l)
+{
+    if (!(l & URSA__CHAN_CLOSED) && (l & URSA__CHAN_TX_MASK) != 0)
+        return false;
+    if (ch->cap) {
+        uint64_t f = ursa__sema_free(&ch->chan.sema);
+        if (f == UINT64_MAX)
+            return false; /* a reserve is queued */
+        if (ch->lazy) {
+            /* acquire, in this order after the semaphore (returned, then
+             * head): a permit being harvested is counted at most once
+             * (maybe not at all: the harvester re-checks, see harvest). */
+            uint64_t r = atomic_load_explicit(&ch->returned, memory_order_acquire);
+            f += atomic_load_explicit(&ch->head, memory_order_acquire) - r;
+        }
+        return f == ch->cap;
+    }
+    /* acquire: pairs with seal's release store. */
+    uint64_t e = atomic_load_explicit(&ch->end, memory_order_acquire);
+    if (e != URSA__MPSC_NO_END) /* sealed: every position below end is (being) written */
+        /* relaxed: the receiver's own counter (others: see end_check). */
+        return atomic_load_explicit(&ch->head, memory_order_relaxed) >= e;
+    /* Not sealed: no strong sender (so no plain send in flight) and no
+     * permit out; the caller found the queue empty. */
+    return (l & URSA__CHAN_TX_MASK) == 0 && (l >> 32) == 0;
+}
+
+/* Element copy; the common u64 case becomes one move instead of a call. */
+static inline void ursa__mpsc_copy_elem(void *dst, const void *src, size_t n)
+{
+    if (n == 8)
+        memcpy(dst, src, 8);
+    else
+        memcpy(dst, src, n);
+}
+
+static inline unsigned char *ursa__mpsc_ring_slot(ursa_mpsc_t *ch, uint64_t pos)
+{
+    return ursa__ring_slot(ch->ring, ch->cap, ch->mask, ch->stride, pos);
+}
+
+#endif
