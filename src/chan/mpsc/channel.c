@@ -66,7 +66,7 @@ static void wake_rx(ursa_mpsc_t *ch)
 
 /* Something that may end the stream changed (life, or a permit came
  * back): wake the receiver if the stream has ended. */
-static void end_check(ursa_mpsc_t *ch)
+void ursa__mpsc_end_check(ursa_mpsc_t *ch)
 {
     /* seq_cst fence: our change is ordered before the loads below and the
      * load of rx_wait, against rx_start's store of rx_wait, fence and
@@ -76,96 +76,6 @@ static void end_check(ursa_mpsc_t *ch)
     /* acquire: as in ursa_mpsc_recv. */
     if (ursa__mpsc_ended(ch, atomic_load_explicit(&ch->chan.life, memory_order_acquire)))
         wake_rx(ch);
-}
-
-/* ---- lazy permit return (bounded) ----
- *
- * The receiver does not return a message's permit to the semaphore: it
- * only advances head. The permits of positions returned..head are owed;
- * a sender whose sema_try fails harvests them (CAS on `returned`, then
- * keep or release). A sender about to sleep must not miss permits owed
- * meanwhile: it counts itself in tx_waiting and queues (WAITERS), then
- * runs membarrier(PRIVATE_EXPEDITED) and harvests; the receiver, after
- * each head store, loads tx_waiting and the semaphore word and returns
- * what is owed if a waiter is queued. membarrier is a full barrier on
- * every thread of the process, so either the receiver's loads come after
- * it (and see the waiter) or its head store came before it (and the
- * harvest sees it): the Dekker pair costs the receiver no fence. Without
- * membarrier (old kernel, seccomp) the receiver returns each permit. */
-
-/* Lazy permit return and the send bias need membarrier. The environment
- * variable URSA_MPSC_NO_MEMBARRIER forces the fallback (tests run both
- * paths); read once. */
-static pthread_once_t mb_once = PTHREAD_ONCE_INIT;
-static bool mb_ok;
-
-static void mb_probe(void)
-{
-    mb_ok = !getenv("URSA_MPSC_NO_MEMBARRIER") && ursa__membarrier_usable();
-}
-
-static bool mb_usable(void)
-{
-    pthread_once(&mb_once, mb_probe);
-    return mb_ok;
-}
-
-static void end_check(ursa_mpsc_t *ch);
-
-/* Takes the owed permits (positions returned..head): how many. */
-static uint64_t owed_take(ursa_mpsc_t *ch)
-{
-    /* relaxed: the CAS validates it. */
-    uint64_t r = atomic_load_explicit(&ch->returned, memory_order_relaxed), h;
-    do {
-        /* acquire: the receiver's slot frees (seq stores) for these positions. */
-        h = atomic_load_explicit(&ch->head, memory_order_acquire);
-        if (h == r)
-            return 0;
-        /* acq_rel: whoever moves returned owns those permits. */
-    } while (!atomic_compare_exchange_weak_explicit(&ch->returned, &r, h, memory_order_acq_rel,
-                                                    memory_order_relaxed));
-    return h - r;
-}
-
-/* owed_take for the biased owner: every other taker either runs on the
- * owner's thread or revokes the bias first (a receiver helping a queued
- * sender, a reserve), so a plain load and store will do. */
-static uint64_t owed_take_owned(ursa_mpsc_t *ch)
-{
-    /* relaxed: only this thread writes it while the bias holds. */
-    uint64_t r = atomic_load_explicit(&ch->returned, memory_order_relaxed);
-    /* acquire: the receiver's slot frees (seq stores) for these positions. */
-    uint64_t h = atomic_load_explicit(&ch->head, memory_order_acquire);
-    if (h == r)
-        return 0;
-    /* release: as owed_take's CAS (ursa__mpsc_ended() acquires returned). */
-    atomic_store_explicit(&ch->returned, h, memory_order_release);
-    return h - r;
-}
-
-/* Moves the owed permits (positions returned..head) into the semaphore, or
- * keeps `keep` of them for the caller when nobody is queued and it is
- * open. True: `keep` permits are the caller's. */
-static bool harvest(ursa_mpsc_t *ch, uint64_t keep)
-{
-    uint64_t k = owed_take(ch);
-    if (!k)
-        return false;
-    /* No barging: keep only if no waiter is queued (a waiter that queues
-     * later harvests after us and finds what we released). */
-    if (keep && k >= keep && ursa__sema_free(&ch->chan.sema) != UINT64_MAX &&
-        !ursa__sema_closed(&ch->chan.sema)) {
-        if (k > keep)
-            ursa__sema_release(&ch->chan.sema, k - keep);
-        return true;
-    }
-    ursa__sema_release(&ch->chan.sema, k);
-    /* Closed: a receiver that read ursa__mpsc_ended() while these permits were in
-     * our hands (counted nowhere) may be asleep. */
-    if (ursa__sema_closed(&ch->chan.sema))
-        end_check(ch);
-    return false;
 }
 
 /* ---- send bias (bounded, with membarrier) ----
@@ -234,7 +144,7 @@ static void sbias_revoke(ursa_mpsc_t *ch)
     }
     ursa__spin_unlock(&ch->sbias_lock);
     if (ended)
-        end_check(ch); /* the credit may be the last permits a closed receiver waits for */
+        ursa__mpsc_end_check(ch); /* the credit may be the last permits a closed receiver waits for */
 }
 
 /* Revokes the bias unless the caller's thread owns it: true if it does
@@ -256,7 +166,7 @@ static bool sbias_refill(ursa_mpsc_t *ch)
     /* What the receiver owes comes straight into the credit (one RMW),
      * unless a sender queues (no barging: it goes to the semaphore). While
      * the bias holds the channel cannot be closed (close revokes first). */
-    uint64_t k = owed_take_owned(ch);
+    uint64_t k = ursa__mpsc_owed_take_owned(ch);
     if (k && ursa__sema_free(&ch->chan.sema) == UINT64_MAX) {
         ursa__sema_release(&ch->chan.sema, k);
         k = 0;
@@ -281,7 +191,7 @@ static void seal(ursa_mpsc_t *ch)
     if (!(old & URSA__MPSC_TAIL_CLOSED))
         /* release: pairs with ursa__mpsc_ended()'s acquire. */
         atomic_store_explicit(&ch->end, old, memory_order_release);
-    end_check(ch);
+    ursa__mpsc_end_check(ch);
 }
 
 /* Unbounded: a permit (or reserve) ends and stops counting, which may be
@@ -292,7 +202,7 @@ static void unb_done(ursa_mpsc_t *ch)
     if ((l >> 32) == 0 && (l & URSA__CHAN_CLOSED))
         seal(ch);
     else if (ursa__mpsc_ended(ch, l))
-        end_check(ch);
+        ursa__mpsc_end_check(ch);
 }
 
 /* Slots given up without a message (bounded: permits go back). */
@@ -301,7 +211,7 @@ static void give_up(ursa_mpsc_t *ch, uint64_t n)
     if (!ch->cap)
         return;
     ursa__sema_release(&ch->chan.sema, n);
-    end_check(ch); /* maybe the last permit a closed receiver waited for */
+    ursa__mpsc_end_check(ch); /* maybe the last permit a closed receiver waited for */
 }
 
 /* ---- storage: senders ---- */
@@ -491,7 +401,7 @@ static void consumed(ursa_mpsc_t *ch)
             /* The biased owner moves `returned` with plain stores: take
              * it over only on its thread, or after the bias is gone. */
             (void)sbias_revoke_unless_mine(ch);
-            (void)harvest(ch, 0);
+            (void)ursa__mpsc_harvest(ch, 0);
         }
         return;
     }
@@ -572,7 +482,7 @@ int ursa_mpsc_new(ursa_mpsc_receiver_t *rx, ursa_mpsc_sender_t *tx, size_t elem_
             return -ENOMEM;
         }
         atomic_fetch_add_explicit(&ch->mem, capacity * ch->stride, memory_order_relaxed);
-        ch->lazy = mb_usable();
+        ch->lazy = ursa__mpsc_lazy_usable();
         /* Revoking needs membarrier, as the lazy return does. */
         atomic_init(&ch->sbias, ch->lazy ? self_id() : 0);
     } else {
@@ -608,7 +518,7 @@ int ursa_mpsc_close(const ursa_mpsc_receiver_t *rx)
     uint64_t l = ursa__chan_life_close(&ch->chan);
     if (!ch->cap && (l >> 32) == 0)
         seal(ch); /* no permit out; else the last one seals */
-    end_check(ch); /* a raw recv of ours may wait */
+    ursa__mpsc_end_check(ch); /* a raw recv of ours may wait */
     return 0;
 }
 
@@ -627,38 +537,12 @@ int ursa_mpsc_receiver_drop(ursa_mpsc_receiver_t *rx)
 
 /* ---- reserving ---- */
 
-/* Lazy: a sender enters the wait path (see "lazy permit return"). */
-static inline void wait_enter(ursa_mpsc_t *ch)
-{
-    if (ch->lazy)
-        /* relaxed: published to the receiver by the membarrier that
-         * follows the queueing. */
-        atomic_fetch_add_explicit(&ch->tx_waiting, 1, memory_order_relaxed);
-}
-
-/* Lazy: the wait just queued (WAITERS set): make the receiver see it or
- * see what it owes. */
-static inline void wait_queued(ursa_mpsc_t *ch)
-{
-    if (ch->lazy) {
-        ursa__membarrier();
-        (void)harvest(ch, 0);
-    }
-}
-
-static inline void wait_leave(ursa_mpsc_t *ch)
-{
-    if (ch->lazy)
-        /* relaxed: a stale non-zero costs the receiver one extra load. */
-        atomic_fetch_sub_explicit(&ch->tx_waiting, 1, memory_order_relaxed);
-}
-
 /* Bounded, slow half of acquire: what the receiver owes first, then the
  * semaphore's FIFO with the lazy return's steps around it. */
 static int acquire_wait(ursa_mpsc_t *ch, uint64_t n, ursa_time_t deadline, ursa__ctx_t *c,
                         const ursa_site_t *site)
 {
-    if (ch->lazy && (harvest(ch, n) || ursa__sema_try(&ch->chan.sema, n)))
+    if (ch->lazy && (ursa__mpsc_harvest(ch, n) || ursa__sema_try(&ch->chan.sema, n)))
         return 0;
     return ursa__chan_sema_wait(&ch->chan, n, deadline, c, site);
 }
@@ -774,7 +658,7 @@ static void op_sender_dropped(ursa__chan_t *c, uint64_t life)
 {
     if ((life & URSA__CHAN_TX_MASK) == 0) {
         sbias_revoke(ursa__mpsc_of(c)); /* the end needs every permit back */
-        end_check(ursa__mpsc_of(c));
+        ursa__mpsc_end_check(ursa__mpsc_of(c));
     }
 }
 
@@ -790,7 +674,7 @@ static bool op_raw_begin(ursa__chan_t *c)
     ursa_mpsc_t *ch = ursa__mpsc_of(c);
     sbias_revoke(ch);
     if (ch->lazy)
-        (void)harvest(ch, 0); /* what the receiver owes, before we try */
+        (void)ursa__mpsc_harvest(ch, 0); /* what the receiver owes, before we try */
     return true;
 }
 
@@ -813,22 +697,22 @@ static void op_push(ursa__chan_t *c, const void *value)
 
 static void op_permits_back(ursa__chan_t *c)
 {
-    end_check(ursa__mpsc_of(c));
+    ursa__mpsc_end_check(ursa__mpsc_of(c));
 }
 
 static void op_wait_enter(ursa__chan_t *c)
 {
-    wait_enter(ursa__mpsc_of(c));
+    ursa__mpsc_wait_enter(ursa__mpsc_of(c));
 }
 
 static void op_wait_queued(ursa__chan_t *c)
 {
-    wait_queued(ursa__mpsc_of(c));
+    ursa__mpsc_wait_queued(ursa__mpsc_of(c));
 }
 
 static void op_wait_leave(ursa__chan_t *c)
 {
-    wait_leave(ursa__mpsc_of(c));
+    ursa__mpsc_wait_leave(ursa__mpsc_of(c));
 }
 
 static const ursa__chan_ops_t mpsc_ops = {

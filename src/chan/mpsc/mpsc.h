@@ -28,9 +28,8 @@
  *
  * Permits (bounded). The receiver does not return a message's permit: it
  * advances `head`, and the permits of positions `returned`..head are owed.
- * A sender whose semaphore try fails harvests them (see "lazy permit
- * return" below for how a sleeping sender is never left waiting for owed
- * permits). Without membarrier the receiver returns each permit (eager).
+ * A sender whose semaphore try fails harvests them (see lazy.c for how
+ * a sleeping sender is never left waiting for owed permits). Without membarrier the receiver returns each permit (eager).
  *
  * End of stream (the receiver's -EPIPE): (the life word's CLOSED, or no
  * strong sender) and nothing can still arrive.
@@ -173,5 +172,23 @@ static inline unsigned char *ursa__mpsc_ring_slot(ursa_mpsc_t *ch, uint64_t pos)
 {
     return ursa__ring_slot(ch->ring, ch->cap, ch->mask, ch->stride, pos);
 }
+
+/* ---- what the files share (the file that defines each says more) ---- */
+
+/* channel.c: something that may end the stream changed (life, or a permit
+ * came back): wake the receiver if the stream has ended. */
+void ursa__mpsc_end_check(ursa_mpsc_t *ch);
+
+/* lazy.c: whether lazy permit return (and so the send bias) is on. */
+bool ursa__mpsc_lazy_usable(void);
+/* lazy.c: moves the owed permits into the semaphore, or keeps `keep` of
+ * them for the caller: true if it kept them. */
+bool ursa__mpsc_harvest(ursa_mpsc_t *ch, uint64_t keep);
+/* lazy.c: takes the owed permits for the biased owner: how many. */
+uint64_t ursa__mpsc_owed_take_owned(ursa_mpsc_t *ch);
+/* lazy.c: a sender enters, has queued in, and leaves the semaphore's wait. */
+void ursa__mpsc_wait_enter(ursa_mpsc_t *ch);
+void ursa__mpsc_wait_queued(ursa_mpsc_t *ch);
+void ursa__mpsc_wait_leave(ursa_mpsc_t *ch);
 
 #endif

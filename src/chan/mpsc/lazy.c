@@ -1,0 +1,118 @@
+/* The mpsc channel's lazy permit return (bounded, with membarrier).
+ *
+ * The receiver does not return a message's permit to the semaphore: it
+ * only advances head. The permits of positions returned..head are owed;
+ * a sender whose sema_try fails harvests them (CAS on `returned`, then
+ * keep or release). A sender about to sleep must not miss permits owed
+ * meanwhile: it counts itself in tx_waiting and queues (WAITERS), then
+ * runs membarrier(PRIVATE_EXPEDITED) and harvests; the receiver, after
+ * each head store, loads tx_waiting and the semaphore word and returns
+ * what is owed if a waiter is queued. membarrier is a full barrier on
+ * every thread of the process, so either the receiver's loads come after
+ * it (and see the waiter) or its head store came before it (and the
+ * harvest sees it): the Dekker pair costs the receiver no fence. Without
+ * membarrier (old kernel, seccomp) the receiver returns each permit. */
+#include <pthread.h>
+#include <stdlib.h>
+
+#include "../../core/membarrier.h"
+#include "mpsc.h"
+
+/* Lazy permit return and the send bias need membarrier. The environment
+ * variable URSA_MPSC_NO_MEMBARRIER forces the fallback (tests run both
+ * paths); read once. */
+static pthread_once_t mb_once = PTHREAD_ONCE_INIT;
+static bool mb_ok;
+
+static void mb_probe(void)
+{
+    mb_ok = !getenv("URSA_MPSC_NO_MEMBARRIER") && ursa__membarrier_usable();
+}
+
+bool ursa__mpsc_lazy_usable(void)
+{
+    pthread_once(&mb_once, mb_probe);
+    return mb_ok;
+}
+
+/* Takes the owed permits (positions returned..head): how many. */
+static uint64_t owed_take(ursa_mpsc_t *ch)
+{
+    /* relaxed: the CAS validates it. */
+    uint64_t r = atomic_load_explicit(&ch->returned, memory_order_relaxed), h;
+    do {
+        /* acquire: the receiver's slot frees (seq stores) for these positions. */
+        h = atomic_load_explicit(&ch->head, memory_order_acquire);
+        if (h == r)
+            return 0;
+        /* acq_rel: whoever moves returned owns those permits. */
+    } while (!atomic_compare_exchange_weak_explicit(&ch->returned, &r, h, memory_order_acq_rel,
+                                                    memory_order_relaxed));
+    return h - r;
+}
+
+/* owed_take for the biased owner: every other taker either runs on the
+ * owner's thread or revokes the bias first (a receiver helping a queued
+ * sender, a reserve), so a plain load and store will do. */
+uint64_t ursa__mpsc_owed_take_owned(ursa_mpsc_t *ch)
+{
+    /* relaxed: only this thread writes it while the bias holds. */
+    uint64_t r = atomic_load_explicit(&ch->returned, memory_order_relaxed);
+    /* acquire: the receiver's slot frees (seq stores) for these positions. */
+    uint64_t h = atomic_load_explicit(&ch->head, memory_order_acquire);
+    if (h == r)
+        return 0;
+    /* release: as owed_take's CAS (ursa__mpsc_ended() acquires returned). */
+    atomic_store_explicit(&ch->returned, h, memory_order_release);
+    return h - r;
+}
+
+/* Moves the owed permits (positions returned..head) into the semaphore, or
+ * keeps `keep` of them for the caller when nobody is queued and it is
+ * open. True: `keep` permits are the caller's. */
+bool ursa__mpsc_harvest(ursa_mpsc_t *ch, uint64_t keep)
+{
+    uint64_t k = owed_take(ch);
+    if (!k)
+        return false;
+    /* No barging: keep only if no waiter is queued (a waiter that queues
+     * later harvests after us and finds what we released). */
+    if (keep && k >= keep && ursa__sema_free(&ch->chan.sema) != UINT64_MAX &&
+        !ursa__sema_closed(&ch->chan.sema)) {
+        if (k > keep)
+            ursa__sema_release(&ch->chan.sema, k - keep);
+        return true;
+    }
+    ursa__sema_release(&ch->chan.sema, k);
+    /* Closed: a receiver that read ursa__mpsc_ended() while these permits were in
+     * our hands (counted nowhere) may be asleep. */
+    if (ursa__sema_closed(&ch->chan.sema))
+        ursa__mpsc_end_check(ch);
+    return false;
+}
+
+/* Lazy: a sender enters the wait path (see "lazy permit return"). */
+void ursa__mpsc_wait_enter(ursa_mpsc_t *ch)
+{
+    if (ch->lazy)
+        /* relaxed: published to the receiver by the membarrier that
+         * follows the queueing. */
+        atomic_fetch_add_explicit(&ch->tx_waiting, 1, memory_order_relaxed);
+}
+
+/* Lazy: the wait just queued (WAITERS set): make the receiver see it or
+ * see what it owes. */
+void ursa__mpsc_wait_queued(ursa_mpsc_t *ch)
+{
+    if (ch->lazy) {
+        ursa__membarrier();
+        (void)ursa__mpsc_harvest(ch, 0);
+    }
+}
+
+void ursa__mpsc_wait_leave(ursa_mpsc_t *ch)
+{
+    if (ch->lazy)
+        /* relaxed: a stale non-zero costs the receiver one extra load. */
+        atomic_fetch_sub_explicit(&ch->tx_waiting, 1, memory_order_relaxed);
+}
