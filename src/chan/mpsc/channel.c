@@ -5,6 +5,7 @@
 #include "../../core/membarrier.h"
 #include "../../sync/wait_steps.h"
 #include "mpsc.h"
+#include "send_bias.h"
 
 static bool rx_cancel(ursa_wait_t *w);
 static const ursa__wait_ops_t rx_ops = {URSA_WAIT_CHANNEL, rx_cancel, NULL};
@@ -38,8 +39,6 @@ static void blk_free(ursa_mpsc_t *ch, ursa__mpsc_blk_t *b)
 
 /* ---- receiver wake ---- */
 
-/* Grants the receiver's wait node, if one is registered. The caller has
- * ordered what it changed before this (see the header comment). */
 /* Grants the receiver's node, which the caller took out of rx_wait. */
 static void wake_node(ursa_mpsc_t *ch, ursa_wait_t *w)
 {
@@ -53,7 +52,7 @@ static void wake_node(ursa_mpsc_t *ch, ursa_wait_t *w)
     ursa__wake_node(w);
 }
 
-static void wake_rx(ursa_mpsc_t *ch)
+void ursa__mpsc_wake_rx(ursa_mpsc_t *ch)
 {
     /* relaxed: a hint; the exchange below decides. */
     if (!atomic_load_explicit(&ch->rx_wait, memory_order_relaxed))
@@ -75,106 +74,7 @@ void ursa__mpsc_end_check(ursa_mpsc_t *ch)
     atomic_thread_fence(memory_order_seq_cst);
     /* acquire: as in ursa_mpsc_recv. */
     if (ursa__mpsc_ended(ch, atomic_load_explicit(&ch->chan.life, memory_order_acquire)))
-        wake_rx(ch);
-}
-
-/* ---- send bias (bounded, with membarrier) ----
- *
- * A bounded channel starts biased to the thread that made it: that
- * thread's plain sends take their slot from a private credit of permits
- * (refilled in bulk from the semaphore) and claim their position with a
- * plain load and store of tail, so a send does no atomic RMW. Whatever
- * needs the shared view revokes the bias for good: a send from another
- * thread, any reserve, a receiver that queues from another thread (the
- * owner's wake relies on program order with its receiver), close, the
- * last sender's drop. Revoking is the asymmetric Dekker of sync/rwlock/reader_tables.h:
- * the owner stores busy = 1, then checks that it still owns the bias; the
- * revoker clears the owner, runs membarrier, waits for busy == 0 (the
- * owner's send in flight, a few instructions), then returns the credit.
- * After that the owner's sends take the shared path like anyone's. */
-
-static inline uint64_t self_id(void)
-{
-    return ursa__thread_uid();
-}
-
-/* sbias while a revoke is under way: not 0 (which means "done") and no
- * thread's uid, so nobody takes the fast path or skips the revoke. */
-#define SBIAS_REVOKING UINT64_MAX
-
-/* The bias owner, acquired: 0 once a revoke is complete (its release store
- * carries the owner's last claim of tail and the credit's return). */
-static inline uint64_t sbias_owner(ursa_mpsc_t *ch)
-{
-    return atomic_load_explicit(&ch->sbias, memory_order_acquire);
-}
-
-/* Ends the bias for good; returns once it is over (whoever revokes). */
-static void sbias_revoke(ursa_mpsc_t *ch)
-{
-    if (__builtin_expect(!sbias_owner(ch), 1))
-        return;
-    ursa__spin_lock(&ch->sbias_lock);
-    /* relaxed: changed under this lock (a concurrent revoke finished). */
-    uint64_t owner = atomic_load_explicit(&ch->sbias, memory_order_relaxed);
-    bool ended = false;
-    if (owner) {
-        /* relaxed: the membarrier orders it against the owner's check. */
-        atomic_store_explicit(&ch->sbias, SBIAS_REVOKING, memory_order_relaxed);
-        if (owner != self_id()) {
-            ursa__membarrier();
-            /* acquire: the owner's fast-path writes (tail, slots, credit). */
-            for (unsigned i = 0; atomic_load_explicit(&ch->sbias_busy, memory_order_acquire);
-                 i++) {
-                if (i < 128)
-                    ursa__cpu_relax();
-                else
-                    sched_yield();
-            }
-        }
-        uint64_t credit = ch->sbias_credit;
-        ch->sbias_credit = 0;
-        /* Back before anyone may take the shared path (a waker run under
-         * this spinlock never blocks). */
-        if (credit)
-            ursa__sema_release(&ch->chan.sema, credit);
-        ended = credit != 0;
-        /* release: pairs with sbias_owner. */
-        atomic_store_explicit(&ch->sbias, 0, memory_order_release);
-    }
-    ursa__spin_unlock(&ch->sbias_lock);
-    if (ended)
-        ursa__mpsc_end_check(ch); /* the credit may be the last permits a closed receiver waits for */
-}
-
-/* Revokes the bias unless the caller's thread owns it: true if it does
- * (the bias holds and is ours), false if there is none (any more). */
-static inline bool sbias_revoke_unless_mine(ursa_mpsc_t *ch)
-{
-    uint64_t owner = sbias_owner(ch);
-    if (owner == self_id())
-        return true;
-    if (owner)
-        sbias_revoke(ch);
-    return false;
-}
-
-/* The owner's credit is empty: takes every permit it can get now (what the
- * receiver owes first), unless senders queue. True: some. */
-static bool sbias_refill(ursa_mpsc_t *ch)
-{
-    /* What the receiver owes comes straight into the credit (one RMW),
-     * unless a sender queues (no barging: it goes to the semaphore). While
-     * the bias holds the channel cannot be closed (close revokes first). */
-    uint64_t k = ursa__mpsc_owed_take_owned(ch);
-    if (k && ursa__sema_free(&ch->chan.sema) == UINT64_MAX) {
-        ursa__sema_release(&ch->chan.sema, k);
-        k = 0;
-    }
-    if (!k)
-        k = ursa__sema_take_upto(&ch->chan.sema, ch->cap);
-    ch->sbias_credit = k;
-    return k != 0;
+        ursa__mpsc_wake_rx(ch);
 }
 
 /* ---- references and life ---- */
@@ -308,7 +208,7 @@ static bool push(ursa_mpsc_t *ch, const void *value)
      * claim precedes its fence and it sees the position claimed and does
      * not sleep (it waits for the publication instead). */
     if (atomic_load_explicit(&ch->rx_wait, memory_order_seq_cst))
-        wake_rx(ch);
+        ursa__mpsc_wake_rx(ch);
     return true;
 }
 
@@ -400,7 +300,7 @@ static void consumed(ursa_mpsc_t *ch)
             ursa__sema_free(&ch->chan.sema) == UINT64_MAX) {
             /* The biased owner moves `returned` with plain stores: take
              * it over only on its thread, or after the bias is gone. */
-            (void)sbias_revoke_unless_mine(ch);
+            (void)ursa__mpsc_sbias_revoke_unless_mine(ch);
             (void)ursa__mpsc_harvest(ch, 0);
         }
         return;
@@ -484,7 +384,7 @@ int ursa_mpsc_new(ursa_mpsc_receiver_t *rx, ursa_mpsc_sender_t *tx, size_t elem_
         atomic_fetch_add_explicit(&ch->mem, capacity * ch->stride, memory_order_relaxed);
         ch->lazy = ursa__mpsc_lazy_usable();
         /* Revoking needs membarrier, as the lazy return does. */
-        atomic_init(&ch->sbias, ch->lazy ? self_id() : 0);
+        atomic_init(&ch->sbias, ch->lazy ? ursa__thread_uid() : 0);
     } else {
         ch->stride = esz;
         ch->bslots = 32;
@@ -512,7 +412,7 @@ int ursa_mpsc_close(const ursa_mpsc_receiver_t *rx)
      * send succeeds once ursa__mpsc_ended() can see URSA__CHAN_CLOSED (regression
      * test_close_window). */
     if (ch->cap) {
-        sbias_revoke(ch);
+        ursa__mpsc_sbias_revoke(ch);
         ursa__sema_close(&ch->chan.sema);
     }
     uint64_t l = ursa__chan_life_close(&ch->chan);
@@ -566,45 +466,6 @@ static inline int acquire(ursa_mpsc_t *ch, uint64_t n, ursa_time_t deadline, urs
     return acquire_wait(ch, n, deadline, c, site);
 }
 
-/* The owner's send (see send bias): true if sent; false: take the shared
- * path (no credit and none free now, or the receiver is gone). */
-static bool send_owned(ursa_mpsc_t *ch, const void *value)
-{
-    /* Not re-entrant (one busy flag): nothing below runs a waker that could
-     * send on this channel while the bias is on — only the owner's own
-     * tasks can queue in the semaphore then, and their wakers only wake. */
-    /* relaxed: ordered against a revoker's check by its membarrier. */
-    atomic_store_explicit(&ch->sbias_busy, 1, memory_order_relaxed);
-    atomic_signal_fence(memory_order_seq_cst); /* the membarrier is the CPU half */
-    bool sent = false;
-    /* relaxed: as above. (ursa__chan_rx_gone: acquire, paired with
-     * receiver_drop.) */
-    if (atomic_load_explicit(&ch->sbias, memory_order_relaxed) == self_id() &&
-        !ursa__chan_rx_gone(&ch->chan) &&
-        (ch->sbias_credit || sbias_refill(ch))) {
-        ch->sbias_credit--;
-        /* relaxed: only the owner claims positions while biased; a revoker
-         * acquires them through busy. */
-        uint64_t pos = atomic_load_explicit(&ch->tail, memory_order_relaxed);
-        atomic_store_explicit(&ch->tail, pos + 1, memory_order_relaxed);
-        unsigned char *s = ursa__mpsc_ring_slot(ch, pos);
-        ursa__ring_wait_free((_Atomic uint64_t *)s, pos);
-        ursa__mpsc_copy_elem(s + URSA__RING_SEQ, value, ch->elem_size);
-        ursa__ring_publish((_Atomic uint64_t *)s, pos);
-        sent = true;
-    }
-    /* release: our writes (tail, slot, credit) reach a revoker that sees 0. */
-    atomic_store_explicit(&ch->sbias_busy, 0, memory_order_release);
-    /* The queued receiver registered on this thread (one on another thread
-     * revokes first), but its cancel may run elsewhere (a raw wait
-     * cancelled from another thread, a worker-0 task resumed on another
-     * thread): the exchange decides the node against that cancel
-     * (regression test_send_bias_cancel_elsewhere). */
-    if (sent)
-        wake_rx(ch);
-    return sent;
-}
-
 int ursa_mpsc_send(const ursa_mpsc_sender_t *tx, const void *value, ursa_time_t deadline)
 {
     if (!tx || !tx->ch || !value)
@@ -621,7 +482,7 @@ int ursa_mpsc_send(const ursa_mpsc_sender_t *tx, const void *value, ursa_time_t 
             return -EPIPE;
         return push(ch, value) ? 0 : -EPIPE;
     }
-    if (sbias_revoke_unless_mine(ch) && send_owned(ch, value))
+    if (ursa__mpsc_sbias_revoke_unless_mine(ch) && ursa__mpsc_send_owned(ch, value))
         return 0;
     /* (not the owner, or its credit ran out or the receiver is gone: the
      * shared path waits or fails like any send; its claim is an RMW) */
@@ -631,7 +492,7 @@ int ursa_mpsc_send(const ursa_mpsc_sender_t *tx, const void *value, ursa_time_t 
     /* The wait may have moved us to another thread (worker 0 between
      * block_on calls): a non-owner must not claim beside the owner's plain
      * claims. */
-    (void)sbias_revoke_unless_mine(ch);
+    (void)ursa__mpsc_sbias_revoke_unless_mine(ch);
     /* (acquire: paired with receiver_drop.) */
     if (__builtin_expect(ursa__chan_rx_gone(&ch->chan), 0)) {
         give_up(ch, 1);
@@ -657,7 +518,7 @@ static void op_destroy(ursa__chan_t *c)
 static void op_sender_dropped(ursa__chan_t *c, uint64_t life)
 {
     if ((life & URSA__CHAN_TX_MASK) == 0) {
-        sbias_revoke(ursa__mpsc_of(c)); /* the end needs every permit back */
+        ursa__mpsc_sbias_revoke(ursa__mpsc_of(c)); /* the end needs every permit back */
         ursa__mpsc_end_check(ursa__mpsc_of(c));
     }
 }
@@ -665,14 +526,14 @@ static void op_sender_dropped(ursa__chan_t *c, uint64_t life)
 static int op_reserve(ursa__chan_t *c, uint64_t n, ursa_time_t deadline, ursa__ctx_t *ctx,
                       const ursa_site_t *site)
 {
-    sbias_revoke(ursa__mpsc_of(c)); /* a permit is the shared view */
+    ursa__mpsc_sbias_revoke(ursa__mpsc_of(c)); /* a permit is the shared view */
     return acquire(ursa__mpsc_of(c), n, deadline, ctx, site);
 }
 
 static bool op_raw_begin(ursa__chan_t *c)
 {
     ursa_mpsc_t *ch = ursa__mpsc_of(c);
-    sbias_revoke(ch);
+    ursa__mpsc_sbias_revoke(ch);
     if (ch->lazy)
         (void)ursa__mpsc_harvest(ch, 0); /* what the receiver owes, before we try */
     return true;
@@ -746,10 +607,10 @@ static int rx_start(ursa_mpsc_t *ch, ursa_wait_t *w)
     w->owner = ch;
     /* The owner's sends wake us by program order only if we queue on its
      * thread (see send bias). */
-    (void)sbias_revoke_unless_mine(ch);
+    (void)ursa__mpsc_sbias_revoke_unless_mine(ch);
     /* relaxed: published with the node by the release store of rx_wait. */
     atomic_store_explicit(&w->state, URSA__W_QUEUED, memory_order_relaxed);
-    ch->rx_thread = self_id();
+    ch->rx_thread = ursa__thread_uid();
     /* release: the node's fields (and rx_thread) reach the sender that
      * takes it. */
     atomic_store_explicit(&ch->rx_wait, w, memory_order_release);
@@ -836,8 +697,8 @@ static int rx_wait(ursa_mpsc_t *ch, ursa_time_t deadline)
      * before it polls or queues: the two then run in parallel, and the
      * owner's wake would need program order with us. Looked at once per
      * receiving thread (sbias sits on the senders' line). */
-    if (__builtin_expect(ch->rx_bias_seen != self_id(), 0) && ch->rx_bias_seen != UINT64_MAX) {
-        ch->rx_bias_seen = sbias_revoke_unless_mine(ch) ? self_id() : UINT64_MAX;
+    if (__builtin_expect(ch->rx_bias_seen != ursa__thread_uid(), 0) && ch->rx_bias_seen != UINT64_MAX) {
+        ch->rx_bias_seen = ursa__mpsc_sbias_revoke_unless_mine(ch) ? ursa__thread_uid() : UINT64_MAX;
     }
     ursa__ctx_t *c = ursa__ctx();
     if (deadline != URSA_NEVER && ursa__ctx_now(c) >= deadline)

@@ -51,22 +51,6 @@ static uint64_t owed_take(ursa_mpsc_t *ch)
     return h - r;
 }
 
-/* owed_take for the biased owner: every other taker either runs on the
- * owner's thread or revokes the bias first (a receiver helping a queued
- * sender, a reserve), so a plain load and store will do. */
-uint64_t ursa__mpsc_owed_take_owned(ursa_mpsc_t *ch)
-{
-    /* relaxed: only this thread writes it while the bias holds. */
-    uint64_t r = atomic_load_explicit(&ch->returned, memory_order_relaxed);
-    /* acquire: the receiver's slot frees (seq stores) for these positions. */
-    uint64_t h = atomic_load_explicit(&ch->head, memory_order_acquire);
-    if (h == r)
-        return 0;
-    /* release: as owed_take's CAS (ursa__mpsc_ended() acquires returned). */
-    atomic_store_explicit(&ch->returned, h, memory_order_release);
-    return h - r;
-}
-
 /* Moves the owed permits (positions returned..head) into the semaphore, or
  * keeps `keep` of them for the caller when nobody is queued and it is
  * open. True: `keep` permits are the caller's. */

@@ -59,7 +59,7 @@
  * woken from another thread polls a while before it sleeps (rx_poll).
  *
  * Send bias (bounded): the making thread's plain sends use no atomic RMW
- * until another thread needs the shared view; see "send bias" below. */
+ * until another thread needs the shared view; see send_bias.c. */
 #ifndef URSA_CHAN_MPSC_MPSC_H
 #define URSA_CHAN_MPSC_MPSC_H
 
@@ -175,6 +175,11 @@ static inline unsigned char *ursa__mpsc_ring_slot(ursa_mpsc_t *ch, uint64_t pos)
 
 /* ---- what the files share (the file that defines each says more) ---- */
 
+/* channel.c: grants the receiver's wait node, if one is registered. The
+ * caller has ordered what it changed before this (see the header
+ * comment). */
+void ursa__mpsc_wake_rx(ursa_mpsc_t *ch);
+
 /* channel.c: something that may end the stream changed (life, or a permit
  * came back): wake the receiver if the stream has ended. */
 void ursa__mpsc_end_check(ursa_mpsc_t *ch);
@@ -184,8 +189,6 @@ bool ursa__mpsc_lazy_usable(void);
 /* lazy.c: moves the owed permits into the semaphore, or keeps `keep` of
  * them for the caller: true if it kept them. */
 bool ursa__mpsc_harvest(ursa_mpsc_t *ch, uint64_t keep);
-/* lazy.c: takes the owed permits for the biased owner: how many. */
-uint64_t ursa__mpsc_owed_take_owned(ursa_mpsc_t *ch);
 /* lazy.c: a sender enters, has queued in, and leaves the semaphore's wait. */
 void ursa__mpsc_wait_enter(ursa_mpsc_t *ch);
 void ursa__mpsc_wait_queued(ursa_mpsc_t *ch);
