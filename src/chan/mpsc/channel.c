@@ -10,33 +10,6 @@
 static bool rx_cancel(ursa_wait_t *w);
 static const ursa__wait_ops_t rx_ops = {URSA_WAIT_CHANNEL, rx_cancel, NULL};
 
-/* ---- memory ---- */
-
-static ursa__mpsc_blk_t *blk_new(ursa_mpsc_t *ch, uint64_t start)
-{
-    size_t sz = sizeof(ursa__mpsc_blk_t) + ch->bslots * ch->stride;
-    ursa__mpsc_blk_t *b = malloc(sz);
-    if (!b)
-        return NULL;
-    atomic_init(&b->next, NULL);
-    b->start = start;
-    for (unsigned i = 0; i < 32; i++)
-        atomic_init(&b->ready[i], 0);
-    atomic_init(&b->observed, 0);
-    atomic_init(&b->released, 0);
-    /* relaxed: a statistic. */
-    atomic_fetch_add_explicit(&ch->mem, sz, memory_order_relaxed);
-    return b;
-}
-
-static void blk_free(ursa_mpsc_t *ch, ursa__mpsc_blk_t *b)
-{
-    /* relaxed: a statistic. */
-    atomic_fetch_sub_explicit(&ch->mem, sizeof(ursa__mpsc_blk_t) + ch->bslots * ch->stride,
-                              memory_order_relaxed);
-    free(b);
-}
-
 /* ---- receiver wake ---- */
 
 /* Grants the receiver's node, which the caller took out of rx_wait. */
@@ -114,221 +87,14 @@ static void give_up(ursa_mpsc_t *ch, uint64_t n)
     ursa__mpsc_end_check(ch); /* maybe the last permit a closed receiver waited for */
 }
 
-/* ---- storage: senders ---- */
-
-static ursa__mpsc_blk_t *grow(ursa_mpsc_t *ch, ursa__mpsc_blk_t *b)
-{
-    ursa__mpsc_blk_t *nb = blk_new(ch, b->start + ch->bslots);
-    if (!nb) {
-        ursa__report("mpsc: out of memory growing an unbounded channel", NULL, true);
-        abort();
-    }
-    ursa__mpsc_blk_t *exp = NULL;
-    /* acq_rel: publishes nb's fields; on failure acquire the winner's. */
-    if (atomic_compare_exchange_strong_explicit(&b->next, &exp, nb, memory_order_acq_rel,
-                                                memory_order_acquire))
-        return nb;
-    blk_free(ch, nb);
-    return exp;
-}
-
-/* Unbounded: every slot of b is written. Only senders walking past a
- * block ask (once per block crossed), so publication itself is a plain
- * store per slot instead of an RMW on a shared bitmap. */
-static bool all_written(ursa_mpsc_t *ch, ursa__mpsc_blk_t *b)
-{
-    for (uint64_t i = 0; i < ch->bslots; i++)
-        /* acquire: pairs with the senders' release stores. */
-        if (!atomic_load_explicit(&b->ready[i], memory_order_acquire))
-            return false;
-    return true;
-}
-
-/* Writes value at a new position and wakes the receiver if it waits.
- * False (nothing written): an unbounded channel was sealed. */
-static bool push(ursa_mpsc_t *ch, const void *value)
-{
-    if (ch->cap) {
-        /* seq_cst: the claim is the sender's half of the wake Dekker (see
-         * the header comment); the slot's seq orders the data; our permit
-         * proves the slot is free (checked below). */
-        uint64_t pos = atomic_fetch_add_explicit(&ch->tail, 1, memory_order_seq_cst);
-        unsigned char *s = ursa__mpsc_ring_slot(ch, pos);
-        ursa__ring_wait_free((_Atomic uint64_t *)s, pos);
-        ursa__mpsc_copy_elem(s + URSA__RING_SEQ, value, ch->elem_size);
-        ursa__ring_publish((_Atomic uint64_t *)s, pos);
-    } else {
-        /* acq_rel: pairs with the release RMW of a sender that moved
-         * block_tail (see the header comment): if our position is past the
-         * mark it recorded, we see the moved block_tail. seq_cst: the claim
-         * is also the sender's half of the wake Dekker. */
-        uint64_t pos = atomic_fetch_add_explicit(&ch->tail, 1, memory_order_seq_cst);
-        if (__builtin_expect(pos & URSA__MPSC_TAIL_CLOSED, 0))
-            return false; /* past the end: never read */
-        uint64_t start = pos & ~(ch->bslots - 1), off = pos & (ch->bslots - 1);
-        /* acquire: the block's fields. */
-        ursa__mpsc_blk_t *b = atomic_load_explicit(&ch->block_tail, memory_order_acquire);
-        bool advance = true;
-        while (b->start != start) {
-            /* acquire: a linked block's fields. */
-            ursa__mpsc_blk_t *next = atomic_load_explicit(&b->next, memory_order_acquire);
-            if (!next)
-                next = grow(ch, b);
-            /* Only a block whose every slot is written may be passed by
-             * block_tail: a sender that claimed a slot in it but has not
-             * yet found it must still be able to reach it from block_tail. */
-            /* all_written acquires each slot's flag. */
-            advance = advance && all_written(ch, b);
-            if (advance) {
-                ursa__mpsc_blk_t *exp = b;
-                /* release: next's fields reach whoever loads block_tail. */
-                if (atomic_compare_exchange_strong_explicit(&ch->block_tail, &exp, next,
-                                                            memory_order_release,
-                                                            memory_order_relaxed)) {
-                    /* acq_rel RMW: a sender whose fetch_add reads after it
-                     * synchronises with us, so it sees the new block_tail. */
-                    uint64_t obs = atomic_fetch_add_explicit(&ch->tail, 0, memory_order_acq_rel) &
-                                   ~URSA__MPSC_TAIL_CLOSED;
-                    atomic_store_explicit(&b->observed, obs, memory_order_relaxed);
-                    /* release: observed is valid once released is seen. */
-                    atomic_store_explicit(&b->released, 1, memory_order_release);
-                } else {
-                    advance = false;
-                }
-            }
-            b = next;
-        }
-        ursa__mpsc_copy_elem(b->data + off * ch->stride, value, ch->elem_size);
-        /* release: publishes the element. */
-        atomic_store_explicit(&b->ready[off], 1, memory_order_release);
-    }
-    /* seq_cst, no fence: our claim (seq_cst RMW on tail) precedes this load
-     * in the single order S. rx_start stores rx_wait, fences, then loads
-     * tail: if its fence precedes this load, we see the node; otherwise our
-     * claim precedes its fence and it sees the position claimed and does
-     * not sleep (it waits for the publication instead). */
-    if (atomic_load_explicit(&ch->rx_wait, memory_order_seq_cst))
-        ursa__mpsc_wake_rx(ch);
-    return true;
-}
-
-/* ---- storage: the receiver (one at a time) ---- */
-
-static void recycle(ursa_mpsc_t *ch, ursa__mpsc_blk_t *f)
-{
-    for (unsigned i = 0; i < 32; i++)
-        atomic_store_explicit(&f->ready[i], 0, memory_order_relaxed);
-    atomic_store_explicit(&f->released, 0, memory_order_relaxed);
-    atomic_store_explicit(&f->next, NULL, memory_order_relaxed);
-    /* acquire: the blocks' fields; only we unlink blocks, so the walk is safe. */
-    ursa__mpsc_blk_t *last = atomic_load_explicit(&ch->block_tail, memory_order_acquire);
-    for (int tries = 0; tries < 3; tries++) {
-        ursa__mpsc_blk_t *n;
-        while ((n = atomic_load_explicit(&last->next, memory_order_acquire)))
-            last = n;
-        f->start = last->start + ch->bslots;
-        ursa__mpsc_blk_t *exp = NULL;
-        /* release: f's reset fields reach the sender that walks into it. */
-        if (atomic_compare_exchange_strong_explicit(&last->next, &exp, f, memory_order_release,
-                                                    memory_order_acquire))
-            return;
-        last = exp;
-    }
-    blk_free(ch, f);
-}
-
-static void reclaim(ursa_mpsc_t *ch, uint64_t head)
-{
-    while (ch->free_head != ch->head_block) {
-        ursa__mpsc_blk_t *f = ch->free_head;
-        /* acquire: observed is valid. */
-        if (!atomic_load_explicit(&f->released, memory_order_acquire) ||
-            atomic_load_explicit(&f->observed, memory_order_relaxed) > head)
-            return;
-        ch->free_head = atomic_load_explicit(&f->next, memory_order_relaxed);
-        recycle(ch, f);
-    }
-}
-
-/* Address of the next element if it is ready, else NULL. */
-static unsigned char *peek(ursa_mpsc_t *ch)
-{
-    /* relaxed: only the receiver writes head. */
-    uint64_t h = atomic_load_explicit(&ch->head, memory_order_relaxed);
-    if (ch->cap) {
-        unsigned char *s = ursa__mpsc_ring_slot(ch, h);
-        /* acquire: the sender's element. */
-        return atomic_load_explicit((_Atomic uint64_t *)s, memory_order_acquire) == h + 1
-                   ? s + URSA__RING_SEQ
-                   : NULL;
-    }
-    ursa__mpsc_blk_t *b = ch->head_block;
-    uint64_t start = h & ~(ch->bslots - 1), off = h & (ch->bslots - 1);
-    if (b->start != start) {
-        /* acquire: the block's fields. */
-        ursa__mpsc_blk_t *n = atomic_load_explicit(&b->next, memory_order_acquire);
-        if (!n)
-            return NULL;
-        ch->head_block = b = n;
-    }
-    /* acquire: the sender's element. */
-    if (!atomic_load_explicit(&b->ready[off], memory_order_acquire))
-        return NULL;
-    return b->data + off * ch->stride;
-}
-
-/* Consumes the element peek returned. */
-static void consumed(ursa_mpsc_t *ch)
-{
-    /* relaxed: only we write head. */
-    uint64_t h = atomic_load_explicit(&ch->head, memory_order_relaxed);
-    if (ch->cap) {
-        ursa__ring_free((_Atomic uint64_t *)ursa__mpsc_ring_slot(ch, h), h, ch->cap);
-        if (!ch->lazy) {
-            /* relaxed: len() snapshot only. */
-            atomic_store_explicit(&ch->head, h + 1, memory_order_relaxed);
-            ursa__sema_release(&ch->chan.sema, 1);
-            return;
-        }
-        /* release: a harvester that acquires head sees the slot freed. */
-        atomic_store_explicit(&ch->head, h + 1, memory_order_release);
-        /* The loads below must not move above the store (compiler); the
-         * CPU is handled by the waiting sender's membarrier (see above). */
-        atomic_signal_fence(memory_order_seq_cst);
-        /* relaxed: ordered by membarrier. */
-        if (__builtin_expect(atomic_load_explicit(&ch->tx_waiting, memory_order_relaxed), 0) &&
-            ursa__sema_free(&ch->chan.sema) == UINT64_MAX) {
-            /* The biased owner moves `returned` with plain stores: take
-             * it over only on its thread, or after the bias is gone. */
-            (void)ursa__mpsc_sbias_revoke_unless_mine(ch);
-            (void)ursa__mpsc_harvest(ch, 0);
-        }
-        return;
-    }
-    /* relaxed: len() snapshot only. */
-    atomic_store_explicit(&ch->head, h + 1, memory_order_relaxed);
-    if (ch->free_head != ch->head_block)
-        reclaim(ch, h + 1);
-}
-
-static bool pop(ursa_mpsc_t *ch, void *out)
-{
-    unsigned char *e = peek(ch);
-    if (!e)
-        return false;
-    ursa__mpsc_copy_elem(out, e, ch->elem_size);
-    consumed(ch);
-    return true;
-}
-
 /* Destroys (dtor) every message still queued. Receiver side only. */
 static void drain(ursa_mpsc_t *ch)
 {
     unsigned char *e;
-    while ((e = peek(ch))) {
+    while ((e = ursa__mpsc_peek(ch))) {
         if (ch->dtor)
             ch->dtor(e);
-        consumed(ch);
+        ursa__mpsc_consumed(ch);
     }
 }
 
@@ -339,7 +105,7 @@ static void destroy(ursa_mpsc_t *ch)
         ursa__mpsc_blk_t *b = ch->free_head;
         while (b) {
             ursa__mpsc_blk_t *n = atomic_load_explicit(&b->next, memory_order_relaxed);
-            blk_free(ch, b);
+            ursa__mpsc_blk_free(ch, b);
             b = n;
         }
     }
@@ -390,7 +156,7 @@ int ursa_mpsc_new(ursa_mpsc_receiver_t *rx, ursa_mpsc_sender_t *tx, size_t elem_
         ch->bslots = 32;
         while (ch->bslots > 2 && ch->bslots * esz > 4096)
             ch->bslots >>= 1;
-        ursa__mpsc_blk_t *b = blk_new(ch, 0);
+        ursa__mpsc_blk_t *b = ursa__mpsc_blk_new(ch, 0);
         if (!b) {
             free(ch);
             return -ENOMEM;
@@ -480,7 +246,7 @@ int ursa_mpsc_send(const ursa_mpsc_sender_t *tx, const void *value, ursa_time_t 
         if (atomic_load_explicit(&ch->chan.life, memory_order_acquire) &
             (URSA__CHAN_CLOSED | URSA__CHAN_RX_GONE))
             return -EPIPE;
-        return push(ch, value) ? 0 : -EPIPE;
+        return ursa__mpsc_push(ch, value) ? 0 : -EPIPE;
     }
     if (ursa__mpsc_sbias_revoke_unless_mine(ch) && ursa__mpsc_send_owned(ch, value))
         return 0;
@@ -498,7 +264,7 @@ int ursa_mpsc_send(const ursa_mpsc_sender_t *tx, const void *value, ursa_time_t 
         give_up(ch, 1);
         rc = -EPIPE;
     } else {
-        push(ch, value);
+        ursa__mpsc_push(ch, value);
     }
     return rc;
 }
@@ -553,7 +319,7 @@ static void op_permit_end(ursa__chan_t *c)
 
 static void op_push(ursa__chan_t *c, const void *value)
 {
-    (void)push(ursa__mpsc_of(c), value); /* cannot fail: a permit counts, so no seal */
+    (void)ursa__mpsc_push(ursa__mpsc_of(c), value); /* cannot fail: a permit counts, so no seal */
 }
 
 static void op_permits_back(ursa__chan_t *c)
@@ -598,7 +364,7 @@ static bool rx_ready(ursa_mpsc_t *ch)
 {
     /* acquire, and read before the queue: see the header comment. */
     uint64_t l = atomic_load_explicit(&ch->chan.life, memory_order_acquire);
-    return peek(ch) || ursa__mpsc_ended(ch, l);
+    return ursa__mpsc_peek(ch) || ursa__mpsc_ended(ch, l);
 }
 
 /* Registers w as the receiver's wait: 0 ready now (w done), -EINPROGRESS. */
@@ -635,7 +401,7 @@ static int rx_start(ursa_mpsc_t *ch, ursa_wait_t *w)
          * recv checks its deadline and relaxes first): a sender preempted
          * mid-copy must not hold us past a deadline or a cancel. */
         for (unsigned i = 0;
-             i < 128 && claimed && !peek(ch) &&
+             i < 128 && claimed && !ursa__mpsc_peek(ch) &&
              h < atomic_load_explicit(&ch->end, memory_order_acquire);
              i++)
             ursa__cpu_relax();
@@ -679,7 +445,7 @@ static bool rx_poll(ursa_mpsc_t *ch, ursa__ctx_t *c, ursa_time_t deadline)
             return false; /* cancelled: the wait below reports it */
         now = ursa__mono_now();
         if (now - last >= RX_POLL_GAP_NS) {
-            if (peek(ch))
+            if (ursa__mpsc_peek(ch))
                 return true;
             last = now;
         }
@@ -711,7 +477,7 @@ static int rx_wait(ursa_mpsc_t *ch, ursa_time_t deadline)
     ursa_wait_t w;
     ursa__wait_init(&w, c->waker, &rx_ops, NULL);
     int rc = rx_start(ch, &w);
-    if (rc == 0 && !peek(ch))
+    if (rc == 0 && !ursa__mpsc_peek(ch))
         /* ready only because a claimed slot is still being written (or the
          * end came): let others run before the caller looks again */
         return c->ops->relax(c);
@@ -723,12 +489,12 @@ int ursa_mpsc_recv(const ursa_mpsc_receiver_t *rx, void *out, ursa_time_t deadli
     if (!rx || !rx->ch || !out)
         return -EINVAL;
     ursa_mpsc_t *ch = rx->ch;
-    if (__builtin_expect(pop(ch, out), 1))
+    if (__builtin_expect(ursa__mpsc_pop(ch, out), 1))
         return 0;
     for (;;) {
         /* acquire, before the queue: see the header comment. */
         uint64_t l = atomic_load_explicit(&ch->chan.life, memory_order_acquire);
-        if (pop(ch, out))
+        if (ursa__mpsc_pop(ch, out))
             return 0;
         if (ursa__mpsc_ended(ch, l))
             return -EPIPE;
@@ -753,7 +519,7 @@ long ursa_mpsc_recv_many(const ursa_mpsc_receiver_t *rx, void *buf, size_t max,
         /* acquire, before the queue: see the header comment. */
         uint64_t l = atomic_load_explicit(&ch->chan.life, memory_order_acquire);
         size_t k = 0;
-        while (k < max && pop(ch, (unsigned char *)buf + k * ch->elem_size))
+        while (k < max && ursa__mpsc_pop(ch, (unsigned char *)buf + k * ch->elem_size))
             k++;
         if (k)
             return (long)k;
@@ -783,7 +549,7 @@ int ursa_mpsc_recv_finish(const ursa_mpsc_receiver_t *rx, ursa_wait_t *w, void *
         return rc;
     ursa_mpsc_t *ch = rx->ch;
     uint64_t l = atomic_load_explicit(&ch->chan.life, memory_order_acquire);
-    if (pop(ch, out))
+    if (ursa__mpsc_pop(ch, out))
         return 0;
     return ursa__mpsc_ended(ch, l) ? -EPIPE : -EAGAIN;
 }

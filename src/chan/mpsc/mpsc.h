@@ -184,6 +184,36 @@ void ursa__mpsc_wake_rx(ursa_mpsc_t *ch);
  * came back): wake the receiver if the stream has ended. */
 void ursa__mpsc_end_check(ursa_mpsc_t *ch);
 
+/* queue.c: writes value at a new position and wakes the receiver if it
+ * waits. False (nothing written): an unbounded channel was sealed. */
+bool ursa__mpsc_push(ursa_mpsc_t *ch, const void *value);
+/* queue.c: the address of the next element if it is ready, else NULL
+ * (the receiver, one at a time). */
+unsigned char *ursa__mpsc_peek(ursa_mpsc_t *ch);
+/* queue.c: consumes the element peek returned. */
+void ursa__mpsc_consumed(ursa_mpsc_t *ch);
+
+/* Takes the next message into out, if one is ready. */
+static inline bool ursa__mpsc_pop(ursa_mpsc_t *ch, void *out)
+{
+    unsigned char *e = ursa__mpsc_peek(ch);
+    if (!e)
+        return false;
+    ursa__mpsc_copy_elem(out, e, ch->elem_size);
+    ursa__mpsc_consumed(ch);
+    return true;
+}
+/* blocks.c: a new unbounded block for positions start.., or NULL. */
+ursa__mpsc_blk_t *ursa__mpsc_blk_new(ursa_mpsc_t *ch, uint64_t start);
+void ursa__mpsc_blk_free(ursa_mpsc_t *ch, ursa__mpsc_blk_t *b);
+/* blocks.c: the block after b, appended if there is none yet. */
+ursa__mpsc_blk_t *ursa__mpsc_grow(ursa_mpsc_t *ch, ursa__mpsc_blk_t *b);
+/* blocks.c: every slot of b is written. */
+bool ursa__mpsc_all_written(ursa_mpsc_t *ch, ursa__mpsc_blk_t *b);
+/* blocks.c: recycles the blocks the receiver left behind that no sender
+ * can still hold (head: its new position). */
+void ursa__mpsc_reclaim(ursa_mpsc_t *ch, uint64_t head);
+
 /* lazy.c: whether lazy permit return (and so the send bias) is on. */
 bool ursa__mpsc_lazy_usable(void);
 /* lazy.c: moves the owed permits into the semaphore, or keeps `keep` of
