@@ -175,7 +175,7 @@ static inline unsigned char *ursa__mpsc_ring_slot(ursa_mpsc_t *ch, uint64_t pos)
 
 /* ---- what the files share (the file that defines each says more) ---- */
 
-/* channel.c: grants the receiver's wait node, if one is registered. The
+/* recv.c: grants the receiver's wait node, if one is registered. The
  * caller has ordered what it changed before this (see the header
  * comment). */
 void ursa__mpsc_wake_rx(ursa_mpsc_t *ch);
@@ -183,6 +183,18 @@ void ursa__mpsc_wake_rx(ursa_mpsc_t *ch);
 /* channel.c: something that may end the stream changed (life, or a permit
  * came back): wake the receiver if the stream has ended. */
 void ursa__mpsc_end_check(ursa_mpsc_t *ch);
+/* channel.c: an unbounded permit (or reserve) ends and stops counting,
+ * which may be what a closed receiver waits for. */
+void ursa__mpsc_unb_done(ursa_mpsc_t *ch);
+/* channel.c: n reserved slots are given up without a message (bounded:
+ * their permits go back). */
+void ursa__mpsc_give_up(ursa_mpsc_t *ch, uint64_t n);
+
+/* send.c: reserves n slots: bounded, n semaphore permits; unbounded, one
+ * "permit out" in life. 0, or an error with nothing reserved and nothing
+ * counted. c and site may be NULL. */
+int ursa__mpsc_acquire(ursa_mpsc_t *ch, uint64_t n, ursa_time_t deadline, ursa__ctx_t *c,
+                       const ursa_site_t *site);
 
 /* queue.c: writes value at a new position and wakes the receiver if it
  * waits. False (nothing written): an unbounded channel was sealed. */
