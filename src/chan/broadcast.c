@@ -308,6 +308,7 @@ static inline __attribute__((always_inline)) int poll_rx(ursa_broadcast_rx_t *rx
     }
     return poll_miss(rx, missed, q > want);
 }
+
 int ursa_broadcast_try_recv(ursa_broadcast_rx_t *rx, void *out, uint64_t *missed)
 {
     if (!rx || !out)

@@ -44,8 +44,8 @@ int ursa_mutex_destroy(ursa_mutex_t *m)
 static int take(ursa_mutex_t *m, ursa_mutex_guard_t *g, ursa__ctx_t *c, const ursa_site_t *site,
                 ursa_time_t wait_start)
 {
-    if (__builtin_expect(ursa__oblig_take_lock(&c->ledger, &g->ob, &guard_kind, site, m, 1, &m->info),
-                         0)) {
+    if (__builtin_expect(
+            ursa__oblig_take_lock(&c->ledger, &g->ob, &guard_kind, site, m, 1, &m->info), 0)) {
         ursa__sema_release(&m->sema, 1); /* no room to record it: give it back */
         return -ENOMEM;
     }

@@ -22,6 +22,7 @@ ursa__mpsc_blk_t *ursa__mpsc_blk_new(ursa_mpsc_t *ch, uint64_t start)
     atomic_fetch_add_explicit(&ch->mem, sz, memory_order_relaxed);
     return b;
 }
+
 void ursa__mpsc_blk_free(ursa_mpsc_t *ch, ursa__mpsc_blk_t *b)
 {
     /* relaxed: a statistic. */
@@ -29,6 +30,7 @@ void ursa__mpsc_blk_free(ursa_mpsc_t *ch, ursa__mpsc_blk_t *b)
                               memory_order_relaxed);
     free(b);
 }
+
 ursa__mpsc_blk_t *ursa__mpsc_grow(ursa_mpsc_t *ch, ursa__mpsc_blk_t *b)
 {
     ursa__mpsc_blk_t *nb = ursa__mpsc_blk_new(ch, b->start + ch->bslots);
@@ -44,6 +46,7 @@ ursa__mpsc_blk_t *ursa__mpsc_grow(ursa_mpsc_t *ch, ursa__mpsc_blk_t *b)
     ursa__mpsc_blk_free(ch, nb);
     return exp;
 }
+
 /* Unbounded: every slot of b is written. Only senders walking past a
  * block ask (once per block crossed), so publication itself is a plain
  * store per slot instead of an RMW on a shared bitmap. */
@@ -55,6 +58,7 @@ bool ursa__mpsc_all_written(ursa_mpsc_t *ch, ursa__mpsc_blk_t *b)
             return false;
     return true;
 }
+
 static void recycle(ursa_mpsc_t *ch, ursa__mpsc_blk_t *f)
 {
     for (unsigned i = 0; i < 32; i++)
@@ -77,6 +81,7 @@ static void recycle(ursa_mpsc_t *ch, ursa__mpsc_blk_t *f)
     }
     ursa__mpsc_blk_free(ch, f);
 }
+
 void ursa__mpsc_reclaim(ursa_mpsc_t *ch, uint64_t head)
 {
     while (ch->free_head != ch->head_block) {

@@ -148,7 +148,7 @@ int ursa_mpsc_close(const ursa_mpsc_receiver_t *rx)
         return -EINVAL;
     ursa_mpsc_t *ch = rx->ch;
     /* Bounded: the owner's credit back, then the semaphore, so that no
-     * send succeeds once ursa__mpsc_ended() can see URSA__CHAN_CLOSED (regression
+     * send succeeds once ursa__mpsc_ended() can see CLOSED (regression
      * test_close_window). */
     if (ch->cap) {
         ursa__mpsc_sbias_revoke(ch);
@@ -271,7 +271,8 @@ uint64_t ursa_mpsc_len(const ursa_mpsc_t *ch)
         return 0;
     /* relaxed: a snapshot; head first so the difference is not negative. */
     uint64_t h = atomic_load_explicit(&((ursa_mpsc_t *)ch)->head, memory_order_relaxed);
-    uint64_t t = atomic_load_explicit(&((ursa_mpsc_t *)ch)->tail, memory_order_relaxed) & ~URSA__MPSC_TAIL_CLOSED;
+    uint64_t t = atomic_load_explicit(&((ursa_mpsc_t *)ch)->tail, memory_order_relaxed) &
+                 ~URSA__MPSC_TAIL_CLOSED;
     uint64_t e = atomic_load_explicit(&((ursa_mpsc_t *)ch)->end, memory_order_relaxed);
     t = t < e ? t : e; /* claims past a seal are never written */
     return t > h ? t - h : 0;
@@ -291,5 +292,6 @@ size_t ursa_mpsc_memory(const ursa_mpsc_t *ch)
 bool ursa_mpsc_is_closed(const ursa_mpsc_t *ch)
 {
     /* relaxed: monotonic. */
-    return ch && (atomic_load_explicit(&((ursa_mpsc_t *)ch)->chan.life, memory_order_relaxed) & URSA__CHAN_CLOSED);
+    return ch && (atomic_load_explicit(&((ursa_mpsc_t *)ch)->chan.life, memory_order_relaxed) &
+                  URSA__CHAN_CLOSED);
 }

@@ -29,7 +29,8 @@
  * Permits (bounded). The receiver does not return a message's permit: it
  * advances `head`, and the permits of positions `returned`..head are owed.
  * A sender whose semaphore try fails harvests them (see lazy.c for how
- * a sleeping sender is never left waiting for owed permits). Without membarrier the receiver returns each permit (eager).
+ * a sleeping sender is never left waiting for owed permits). Without
+ * membarrier the receiver returns each permit (eager).
  *
  * End of stream (the receiver's -EPIPE): (the life word's CLOSED, or no
  * strong sender) and nothing can still arrive.
@@ -41,9 +42,9 @@
  *    channel) runs end_check.
  *  - Unbounded: `life` counts permits out (reserves only; plain sends are
  *    not counted). Close, or the last permit of a closed channel, "seals":
- *    sets URSA__MPSC_TAIL_CLOSED in `tail` and records `end`. A plain send that claims
- *    after the seal sees it and sends nothing (-EPIPE); one that claims
- *    before it is below `end` and is delivered. Sealed: done at head ==
+ *    sets URSA__MPSC_TAIL_CLOSED in `tail` and records `end`. A plain
+ *    send that claims after the seal sees it and sends nothing (-EPIPE);
+ *    one that claims before it is below `end` and is delivered. Sealed: done at head ==
  *    end; not sealed and no strong sender: no permit out and queue empty.
  *
  * Receiver wait: one atomic pointer `rx_wait`. Whoever exchanges it away
@@ -215,6 +216,7 @@ static inline bool ursa__mpsc_pop(ursa_mpsc_t *ch, void *out)
     ursa__mpsc_consumed(ch);
     return true;
 }
+
 /* blocks.c: a new unbounded block for positions start.., or NULL. */
 ursa__mpsc_blk_t *ursa__mpsc_blk_new(ursa_mpsc_t *ch, uint64_t start);
 void ursa__mpsc_blk_free(ursa_mpsc_t *ch, ursa__mpsc_blk_t *b);

@@ -73,6 +73,7 @@ bool ursa__mpsc_push(ursa_mpsc_t *ch, const void *value)
         ursa__mpsc_wake_rx(ch);
     return true;
 }
+
 /* Address of the next element if it is ready, else NULL. */
 unsigned char *ursa__mpsc_peek(ursa_mpsc_t *ch)
 {
@@ -99,6 +100,7 @@ unsigned char *ursa__mpsc_peek(ursa_mpsc_t *ch)
         return NULL;
     return b->data + off * ch->stride;
 }
+
 /* Consumes the element peek returned. */
 void ursa__mpsc_consumed(ursa_mpsc_t *ch)
 {

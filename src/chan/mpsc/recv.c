@@ -135,8 +135,9 @@ static int rx_wait(ursa_mpsc_t *ch, ursa_time_t deadline)
      * before it polls or queues: the two then run in parallel, and the
      * owner's wake would need program order with us. Looked at once per
      * receiving thread (sbias sits on the senders' line). */
-    if (__builtin_expect(ch->rx_bias_seen != ursa__thread_uid(), 0) && ch->rx_bias_seen != UINT64_MAX) {
-        ch->rx_bias_seen = ursa__mpsc_sbias_revoke_unless_mine(ch) ? ursa__thread_uid() : UINT64_MAX;
+    uint64_t self = ursa__thread_uid();
+    if (__builtin_expect(ch->rx_bias_seen != self, 0) && ch->rx_bias_seen != UINT64_MAX) {
+        ch->rx_bias_seen = ursa__mpsc_sbias_revoke_unless_mine(ch) ? self : UINT64_MAX;
     }
     ursa__ctx_t *c = ursa__ctx();
     if (deadline != URSA_NEVER && ursa__ctx_now(c) >= deadline)

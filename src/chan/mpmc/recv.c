@@ -1,0 +1,222 @@
+/* The mpmc channel's receivers: claiming published positions (a CAS on
+ * head), the FIFO of waiting receivers and the wakes passed along it, and
+ * the receive calls. */
+#include <string.h>
+
+#include "../../sync/wait_steps.h"
+#include "mpmc.h"
+
+static bool rx_cancel(ursa_wait_t *w);
+static void rx_give_back(ursa_wait_t *w);
+/* A granted receive holds nothing but a wake: give_back passes it on. */
+static const ursa__wait_ops_t rx_ops = {URSA_WAIT_CHANNEL, rx_cancel, rx_give_back};
+
+/* ---- claiming messages ---- */
+
+/* True if the slot at head is published (a message can be claimed now). */
+static bool head_ready(ursa_mpmc_t *ch)
+{
+    /* relaxed: a hint; the acquire on seq orders the element. A stale head
+     * shows a slot whose seq is past h + 1: counted as ready (the caller
+     * retries), which can only cause a spare wake, never a missed one. */
+    uint64_t h = atomic_load_explicit(&ch->head, memory_order_relaxed);
+    /* acquire: pairs with the sender's publication. */
+    uint64_t s = atomic_load_explicit(ursa__mpmc_slot_seq(ch, h), memory_order_acquire);
+    return (int64_t)(s - (h + 1)) >= 0;
+}
+
+/* Claims up to max consecutive published positions: their count (0 if the
+ * slot at head is not published), *pos the first. */
+uint64_t ursa__mpmc_claim(ursa_mpmc_t *ch, uint64_t max, uint64_t *pos)
+{
+    if (max > ch->cap)
+        max = ch->cap;
+    /* relaxed: validated by the slot's seq and by the CAS. */
+    uint64_t h = atomic_load_explicit(&ch->head, memory_order_relaxed);
+    for (;;) {
+        /* acquire: the sender's element. */
+        uint64_t s = atomic_load_explicit(ursa__mpmc_slot_seq(ch, h), memory_order_acquire);
+        int64_t d = (int64_t)(s - (h + 1));
+        if (d < 0)
+            return 0; /* not published yet: empty as far as we can take */
+        if (d > 0) {
+            /* Our head is stale (the slot was consumed and reused). */
+            h = atomic_load_explicit(&ch->head, memory_order_relaxed);
+            continue;
+        }
+        uint64_t k = 1;
+        /* acquire: as above, for each further slot. */
+        while (k < max && atomic_load_explicit(ursa__mpmc_slot_seq(ch, h + k),
+                                               memory_order_acquire) == h + k + 1)
+            k++;
+        /* relaxed on success: the elements were acquired through their
+         * seq above, and positions >= head are claimed by nobody else. On
+         * failure relaxed: we reload and re-check the slot. */
+        if (atomic_compare_exchange_weak_explicit(&ch->head, &h, h + k, memory_order_relaxed,
+                                                  memory_order_relaxed)) {
+            *pos = h;
+            return k;
+        }
+    }
+}
+
+/* Frees k claimed slots from pos, after their elements were copied out. */
+void ursa__mpmc_release_slots(ursa_mpmc_t *ch, uint64_t pos, uint64_t k)
+{
+    for (uint64_t i = 0; i < k; i++)
+        ursa__ring_free(ursa__mpmc_slot_seq(ch, pos + i), pos + i, ch->cap);
+    ursa__sema_release(&ch->chan.sema, k);
+}
+
+/* After a claim: pass a wake along if the next message is there too. */
+static void chain_wake(ursa_mpmc_t *ch)
+{
+    /* seq_cst fence: our head CAS is ordered before the rxq.n load,
+     * against a waiter's rxq.n++ followed by its re-check of head. */
+    atomic_thread_fence(memory_order_seq_cst);
+    /* relaxed: ordered by the fence. */
+    if (atomic_load_explicit(&ch->rxq.n, memory_order_relaxed) && head_ready(ch))
+        ursa__mpmc_wake_one(ch);
+}
+
+/* Takes up to max messages into buf: the count. */
+static uint64_t pop(ursa_mpmc_t *ch, void *buf, uint64_t max)
+{
+    uint64_t pos, k = ursa__mpmc_claim(ch, max, &pos);
+    if (!k)
+        return 0;
+    for (uint64_t i = 0; i < k; i++)
+        memcpy((unsigned char *)buf + i * ch->elem_size,
+               ursa__mpmc_ring_slot(ch, pos + i) + URSA__RING_SEQ, ch->elem_size);
+    ursa__mpmc_release_slots(ch, pos, k);
+    chain_wake(ch);
+    return k;
+}
+
+/* ---- waiting and receiving ---- */
+
+static bool rx_ready(ursa_mpmc_t *ch)
+{
+    /* acquire, and read before the queue: see the header comment. */
+    uint64_t l = atomic_load_explicit(&ch->chan.life, memory_order_acquire);
+    return head_ready(ch) || ursa__mpmc_terminal(l);
+}
+
+/* Withdraws a queued node: true if it was still queued. */
+static bool rx_cancel(ursa_wait_t *w)
+{
+    ursa_mpmc_t *ch = w->owner;
+    return ursa__waitlist_cancel(&ch->rxq, w);
+}
+
+/* A wake reached w but w will not receive: the next waiter gets it. */
+static void pass_wake(ursa_mpmc_t *ch)
+{
+    /* seq_cst fence: pairs like a sender's publication (a waiter queued
+     * after our check re-checks the queue itself). */
+    atomic_thread_fence(memory_order_seq_cst);
+    ursa__mpmc_wake_one(ch);
+}
+
+static void rx_give_back(ursa_wait_t *w)
+{
+    pass_wake(w->owner);
+}
+
+/* Queues w: 0 ready now (w done, not queued), -EINPROGRESS. */
+static int rx_start(ursa_mpmc_t *ch, ursa_wait_t *w)
+{
+    w->owner = ch;
+    ursa__waitlist_push(&ch->rxq, w); /* counts it in rxq.n */
+    /* seq_cst: our rxq.n++ before the re-check (see the header). */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (!rx_ready(ch))
+        return -EINPROGRESS;
+    if (rx_cancel(w))
+        return ursa__wait_start_ready(w);
+    return -EINPROGRESS; /* woken meanwhile: decided, done shortly */
+}
+
+/* Waits until something may be ready: 0, or -ETIMEDOUT / -ECANCELED with
+ * nothing consumed and any wake that reached us passed on. */
+static int rx_wait(ursa_mpmc_t *ch, ursa_time_t deadline)
+{
+    ursa__ctx_t *c = ursa__ctx();
+    ursa_wait_t w;
+    ursa__wait_init(&w, c->waker, &rx_ops, NULL);
+    int rc = rx_start(ch, &w);
+    if (rc == -EINPROGRESS) {
+        rc = ursa__ctx_block(c, &w, deadline);
+        if (rc != 0) {
+            if (!rx_cancel(&w))
+                pass_wake(ch); /* woken, but we leave: the next waiter looks */
+            return rc;
+        }
+    }
+    return 0;
+}
+
+static long recv_common(ursa_mpmc_t *ch, void *buf, uint64_t max, ursa_time_t deadline)
+{
+    for (;;) {
+        /* acquire, before the queue: see the header comment. */
+        uint64_t l = atomic_load_explicit(&ch->chan.life, memory_order_acquire);
+        uint64_t k = pop(ch, buf, max);
+        if (k)
+            return (long)k;
+        if (ursa__mpmc_terminal(l))
+            return -EPIPE;
+        if (deadline == URSA_NOW)
+            return -EAGAIN;
+        int rc = rx_wait(ch, deadline);
+        if (rc)
+            return rc;
+    }
+}
+
+int ursa_mpmc_recv(const ursa_mpmc_receiver_t *rx, void *out, ursa_time_t deadline)
+{
+    if (!rx || !rx->ch || !out)
+        return -EINVAL;
+    long rc = recv_common(rx->ch, out, 1, deadline);
+    return rc > 0 ? 0 : (int)rc;
+}
+
+int ursa_mpmc_try_recv(const ursa_mpmc_receiver_t *rx, void *out)
+{
+    return ursa_mpmc_recv(rx, out, URSA_NOW);
+}
+
+long ursa_mpmc_recv_many(const ursa_mpmc_receiver_t *rx, void *buf, size_t max,
+                         ursa_time_t deadline)
+{
+    if (!rx || !rx->ch || !buf || max == 0)
+        return -EINVAL;
+    return recv_common(rx->ch, buf, (uint64_t)max, deadline);
+}
+
+int ursa_mpmc_recv_start(const ursa_mpmc_receiver_t *rx, ursa_wait_t *w, ursa_waker_t waker)
+{
+    if (!rx || !rx->ch || !w || !waker.fn)
+        return -EINVAL;
+    ursa__wait_init(w, waker, &rx_ops, NULL);
+    w->owner = rx->ch;
+    return rx_ready(rx->ch) ? ursa__wait_start_ready(w) : rx_start(rx->ch, w);
+}
+
+int ursa_mpmc_recv_finish(const ursa_mpmc_receiver_t *rx, ursa_wait_t *w, void *out)
+{
+    if (!rx || !rx->ch || !w || !out || w->ops != &rx_ops || w->owner != rx->ch)
+        return -EINVAL;
+    int rc = ursa__wait_finish(w);
+    if (rc)
+        return rc;
+    ursa_mpmc_t *ch = rx->ch;
+    /* acquire, before the queue: see the header comment. */
+    uint64_t l = atomic_load_explicit(&ch->chan.life, memory_order_acquire);
+    if (pop(ch, out, 1))
+        return 0;
+    /* Nothing claimable: like a woken receiver that finds it empty, the
+     * caller starts again (and re-checks after queueing). */
+    return ursa__mpmc_terminal(l) ? -EPIPE : -EAGAIN;
+}
