@@ -393,10 +393,7 @@ int ursa_broadcast_recv_at(ursa_broadcast_rx_t *rx, void *out, uint64_t *missed,
 int ursa_broadcast_recv_start_at(ursa_broadcast_rx_t *rx, ursa_wait_t *w, ursa_waker_t waker,
                                  const ursa_site_t *site)
 {
-    if (!rx || !w || !waker.fn)
-        return -EINVAL;
-    ursa__wait_init(w, waker, &recv_ops, site);
-    return bc_start(rx, w);
+    return rx && ursa__wait_raw_init(w, waker, &recv_ops, site) ? bc_start(rx, w) : -EINVAL;
 }
 
 int ursa_broadcast_recv_finish(ursa_broadcast_rx_t *rx, ursa_wait_t *w, void *out,

@@ -308,25 +308,14 @@ int ursa_oneshot_try_recv(ursa_oneshot_t *os, void *out)
 int ursa_oneshot_recv_start_at(ursa_oneshot_t *os, ursa_wait_t *w, ursa_waker_t waker,
                                const ursa_site_t *site)
 {
-    if (!os || !w || !waker.fn)
-        return -EINVAL;
-    ursa__wait_init(w, waker, &recv_ops, site);
-    return recv_start(os, w);
-}
-
-/* Common finish checks: 0 ready, -EAGAIN, -EINVAL. */
-static int finish_check(ursa_oneshot_t *os, ursa_wait_t *w, const ursa__wait_ops_t *ops)
-{
-    if (!os || !w || w->owner != os || w->ops != ops)
-        return -EINVAL;
-    return ursa__wait_finish(w);
+    return os && ursa__wait_raw_init(w, waker, &recv_ops, site) ? recv_start(os, w) : -EINVAL;
 }
 
 int ursa_oneshot_recv_finish(ursa_oneshot_t *os, ursa_wait_t *w, void *out)
 {
     if (!out)
         return -EINVAL;
-    int rc = finish_check(os, w, &recv_ops);
+    int rc = ursa__wait_finish_of(w, os, &recv_ops);
     return rc ? rc : recv_result(os, out);
 }
 
@@ -418,13 +407,10 @@ int ursa_oneshot_closed_at(ursa_oneshot_t *os, ursa_time_t deadline, const ursa_
 int ursa_oneshot_closed_start_at(ursa_oneshot_t *os, ursa_wait_t *w, ursa_waker_t waker,
                                  const ursa_site_t *site)
 {
-    if (!os || !w || !waker.fn)
-        return -EINVAL;
-    ursa__wait_init(w, waker, &closed_ops, site);
-    return closed_start(os, w);
+    return os && ursa__wait_raw_init(w, waker, &closed_ops, site) ? closed_start(os, w) : -EINVAL;
 }
 
 int ursa_oneshot_closed_finish(ursa_oneshot_t *os, ursa_wait_t *w)
 {
-    return finish_check(os, w, &closed_ops);
+    return ursa__wait_finish_of(w, os, &closed_ops);
 }

@@ -581,9 +581,7 @@ int ursa_watch_changed_start(ursa_watch_rx_t *rx, ursa_wait_t *n, ursa_waker_t w
 
 int ursa_watch_changed_finish(ursa_watch_rx_t *rx, ursa_wait_t *n)
 {
-    if (!rx || !n || n->ops != &changed_ops || n->owner != rx->w)
-        return -EINVAL;
-    int rc = ursa__wait_finish(n);
+    int rc = ursa__wait_finish_of(n, rx ? rx->w : NULL, &changed_ops);
     if (rc)
         return rc;
     rc = check(rx, load_state(rx->w), true);
@@ -699,9 +697,7 @@ int ursa_watch_closed_start(ursa_watch_tx_t *tx, ursa_wait_t *n, ursa_waker_t wa
 
 int ursa_watch_closed_finish(ursa_watch_tx_t *tx, ursa_wait_t *n)
 {
-    if (!tx || !n || n->ops != &closed_ops || n->owner != tx->w)
-        return -EINVAL;
-    int rc = ursa__wait_finish(n);
+    int rc = ursa__wait_finish_of(n, tx ? tx->w : NULL, &closed_ops);
     if (rc)
         return rc;
     return rx_gone(tx->w) ? 0 : -EAGAIN;

@@ -98,10 +98,7 @@ int ursa_barrier_wait_at(ursa_barrier_t *b, bool *is_leader, ursa_time_t deadlin
 int ursa_barrier_wait_start_at(ursa_barrier_t *b, ursa_wait_t *w, ursa_waker_t waker,
                                const ursa_site_t *site)
 {
-    if (!b || !w || !waker.fn)
-        return -EINVAL;
-    ursa__wait_init(w, waker, &wait_ops, site);
-    return arrive(b, w, false);
+    return b && ursa__wait_raw_init(w, waker, &wait_ops, site) ? arrive(b, w, false) : -EINVAL;
 }
 
 int ursa_barrier_wait_finish(ursa_barrier_t *b, ursa_wait_t *w, bool *is_leader)

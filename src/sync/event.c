@@ -201,17 +201,12 @@ int ursa_event_wait_at(ursa_event_t *e, ursa_time_t deadline, const ursa_site_t 
 int ursa_event_wait_start_at(ursa_event_t *e, ursa_wait_t *w, ursa_waker_t waker,
                              const ursa_site_t *site)
 {
-    if (!e || !w || !waker.fn)
-        return -EINVAL;
-    ursa__wait_init(w, waker, ops_for(e), site);
-    return start(e, w);
+    return e && ursa__wait_raw_init(w, waker, ops_for(e), site) ? start(e, w) : -EINVAL;
 }
 
 int ursa_event_wait_finish(ursa_event_t *e, ursa_wait_t *w)
 {
-    if (!e || !w || w->owner != e || w->ops != ops_for(e))
-        return -EINVAL;
-    int rc = ursa__wait_finish(w);
+    int rc = ursa__wait_finish_of(w, e, e ? ops_for(e) : NULL);
     if (rc == 0)
         w->got = 0;
     return rc;

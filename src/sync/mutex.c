@@ -128,10 +128,8 @@ bool ursa_mutex_is_locked(const ursa_mutex_t *m)
 int ursa_mutex_lock_start_at(ursa_mutex_t *m, ursa_wait_t *w, ursa_waker_t waker,
                              const ursa_site_t *site)
 {
-    if (!m || !w || !waker.fn)
-        return -EINVAL;
-    ursa__wait_init(w, waker, &lock_ops, site);
-    return ursa__sema_start(&m->sema, w, 1);
+    return m && ursa__wait_raw_init(w, waker, &lock_ops, site) ? ursa__sema_start(&m->sema, w, 1)
+                                                                 : -EINVAL;
 }
 
 int ursa_mutex_lock_finish(ursa_mutex_t *m, ursa_wait_t *w, ursa_mutex_guard_t *g)

@@ -288,10 +288,7 @@ int ursa_notify_disable(ursa_notify_t *n, ursa_wait_t *w)
 int ursa_notify_wait_start_at(ursa_notify_t *n, ursa_wait_t *w, ursa_waker_t waker,
                               const ursa_site_t *site)
 {
-    if (!n || !w || !waker.fn)
-        return -EINVAL;
-    ursa__wait_init(w, waker, &wait_ops, site);
-    return start(n, w);
+    return n && ursa__wait_raw_init(w, waker, &wait_ops, site) ? start(n, w) : -EINVAL;
 }
 
 int ursa_notify_wait_finish(ursa_notify_t *n, ursa_wait_t *w)

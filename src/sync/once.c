@@ -293,10 +293,7 @@ int ursa_once_wait_at(ursa_once_cell_t *cell, void **value, ursa_time_t deadline
 int ursa_once_wait_start_at(ursa_once_cell_t *cell, ursa_wait_t *w, ursa_waker_t waker,
                             const ursa_site_t *site)
 {
-    if (!cell || !w || !waker.fn)
-        return -EINVAL;
-    ursa__wait_init(w, waker, &wait_ops, site);
-    return wait_start(cell, w);
+    return cell && ursa__wait_raw_init(w, waker, &wait_ops, site) ? wait_start(cell, w) : -EINVAL;
 }
 
 int ursa_once_wait_finish(ursa_once_cell_t *cell, ursa_wait_t *w, void **value)

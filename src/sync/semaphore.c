@@ -136,9 +136,8 @@ bool ursa_sem_is_closed(const ursa_sem_t *s)
 int ursa_sem_acquire_start_at(ursa_sem_t *s, uint64_t n, ursa_wait_t *w, ursa_waker_t waker,
                               const ursa_site_t *site)
 {
-    if (!s || !w || !waker.fn || n == 0 || n > URSA_SEM_MAX)
+    if (!s || n == 0 || n > URSA_SEM_MAX || !ursa__wait_raw_init(w, waker, &acquire_ops, site))
         return -EINVAL;
-    ursa__wait_init(w, waker, &acquire_ops, site);
     return ursa__sema_start(&s->sema, w, n);
 }
 

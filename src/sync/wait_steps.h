@@ -26,6 +26,29 @@ static inline int ursa__wait_block(ursa__ctx_t *c, ursa_wait_t *w, int rc, ursa_
     return 0;
 }
 
+/* A raw start's first step: false if w or the waker is missing (the
+ * caller returns -EINVAL: nothing started); else w is a fresh node of ops
+ * with that waker. */
+static inline bool ursa__wait_raw_init(ursa_wait_t *w, ursa_waker_t waker,
+                                       const ursa__wait_ops_t *ops, const ursa_site_t *site)
+{
+    if (!w || !waker.fn)
+        return false;
+    ursa__wait_init(w, waker, ops, site);
+    return true;
+}
+
+/* A raw finish, for a wait whose grant holds nothing, of a wait started on
+ * `owner` with `ops`: -EINVAL if w is not one (NULL, another object's or
+ * kind's), else ursa__wait_finish(w). */
+static inline int ursa__wait_finish_of(ursa_wait_t *w, const void *owner,
+                                       const ursa__wait_ops_t *ops)
+{
+    if (!owner || !w || w->owner != owner || w->ops != ops)
+        return -EINVAL;
+    return ursa__wait_finish(w);
+}
+
 /* A decided wait for something a close can refuse: 0 granted, -EPIPE
  * closed. */
 static inline int ursa__wait_grant_rc(const ursa_wait_t *w)

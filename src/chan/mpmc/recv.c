@@ -197,18 +197,15 @@ long ursa_mpmc_recv_many(const ursa_mpmc_receiver_t *rx, void *buf, size_t max,
 
 int ursa_mpmc_recv_start(const ursa_mpmc_receiver_t *rx, ursa_wait_t *w, ursa_waker_t waker)
 {
-    if (!rx || !rx->ch || !w || !waker.fn)
+    if (!rx || !rx->ch || !ursa__wait_raw_init(w, waker, &rx_ops, NULL))
         return -EINVAL;
-    ursa__wait_init(w, waker, &rx_ops, NULL);
     w->owner = rx->ch;
     return rx_ready(rx->ch) ? ursa__wait_start_ready(w) : rx_start(rx->ch, w);
 }
 
 int ursa_mpmc_recv_finish(const ursa_mpmc_receiver_t *rx, ursa_wait_t *w, void *out)
 {
-    if (!rx || !rx->ch || !w || !out || w->ops != &rx_ops || w->owner != rx->ch)
-        return -EINVAL;
-    int rc = ursa__wait_finish(w);
+    int rc = rx && out ? ursa__wait_finish_of(w, rx->ch, &rx_ops) : -EINVAL;
     if (rc)
         return rc;
     ursa_mpmc_t *ch = rx->ch;

@@ -206,21 +206,19 @@ long ursa_mpsc_recv_many(const ursa_mpsc_receiver_t *rx, void *buf, size_t max,
 
 int ursa_mpsc_recv_start(const ursa_mpsc_receiver_t *rx, ursa_wait_t *w, ursa_waker_t waker)
 {
-    if (!rx || !rx->ch || !w || !waker.fn)
+    if (!rx || !rx->ch || !ursa__wait_raw_init(w, waker, &rx_ops, NULL))
         return -EINVAL;
-    ursa__wait_init(w, waker, &rx_ops, NULL);
     w->owner = rx->ch;
     return rx_ready(rx->ch) ? ursa__wait_start_ready(w) : rx_start(rx->ch, w);
 }
 
 int ursa_mpsc_recv_finish(const ursa_mpsc_receiver_t *rx, ursa_wait_t *w, void *out)
 {
-    if (!rx || !rx->ch || !w || !out || w->ops != &rx_ops || w->owner != rx->ch)
-        return -EINVAL;
-    int rc = ursa__wait_finish(w);
+    int rc = rx && out ? ursa__wait_finish_of(w, rx->ch, &rx_ops) : -EINVAL;
     if (rc)
         return rc;
     ursa_mpsc_t *ch = rx->ch;
+    /* acquire, before the queue: see the header comment. */
     uint64_t l = atomic_load_explicit(&ch->chan.life, memory_order_acquire);
     if (ursa__mpsc_pop(ch, out))
         return 0;

@@ -364,9 +364,8 @@ uint64_t ursa_rwlock_readers(const ursa_rwlock_t *rw)
 int ursa_rwlock_read_lock_start_at(ursa_rwlock_t *rw, ursa_wait_t *w, ursa_waker_t waker,
                                    const ursa_site_t *site)
 {
-    if (!rw || !w || !waker.fn)
+    if (!rw || !ursa__wait_raw_init(w, waker, &ursa__rwlock_read_ops, site))
         return -EINVAL;
-    ursa__wait_init(w, waker, &ursa__rwlock_read_ops, site);
     return ursa__sema_start(&rw->sema, w, 1);
 }
 
