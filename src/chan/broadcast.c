@@ -417,40 +417,30 @@ int ursa_broadcast_recv_finish(ursa_broadcast_rx_t *rx, ursa_wait_t *w, void *ou
     }
 }
 
-static ursa_broadcast_rx_t *new_rx(chan_t *ch)
+/* A new receiver of ch at the tail into *out: 0 or -ENOMEM. */
+static int new_rx(chan_t *ch, ursa_broadcast_rx_t **out)
 {
     ursa_broadcast_rx_t *r = malloc(sizeof *r + (ch->stride - 1) * 8);
     if (!r)
-        return NULL;
+        return -ENOMEM;
     r->ch = ch;
     ursa__spin_lock(&ch->rxq.lock);
     ch->rx_count++;
     /* relaxed: under the lock, where tail is written. */
     r->next = atomic_load_explicit(&ch->tail, memory_order_relaxed);
     ursa__spin_unlock(&ch->rxq.lock);
-    return r;
+    *out = r;
+    return 0;
 }
 
 int ursa_broadcast_subscribe(ursa_broadcast_tx_t *tx, ursa_broadcast_rx_t **rx)
 {
-    if (!tx || !rx)
-        return -EINVAL;
-    ursa_broadcast_rx_t *r = new_rx(tx->ch);
-    if (!r)
-        return -ENOMEM;
-    *rx = r;
-    return 0;
+    return tx && rx ? new_rx(tx->ch, rx) : -EINVAL;
 }
 
 int ursa_broadcast_resubscribe(ursa_broadcast_rx_t *rx, ursa_broadcast_rx_t **rx2)
 {
-    if (!rx || !rx2)
-        return -EINVAL;
-    ursa_broadcast_rx_t *r = new_rx(rx->ch);
-    if (!r)
-        return -ENOMEM;
-    *rx2 = r;
-    return 0;
+    return rx && rx2 ? new_rx(rx->ch, rx2) : -EINVAL;
 }
 
 int ursa_broadcast_receiver_count(ursa_broadcast_tx_t *tx)

@@ -246,8 +246,9 @@ static bool os_cancel(ursa_wait_t *w)
 
 /* Starts a recv wait: 0 decided now (recv_result gives the outcome),
  * -EINPROGRESS queued, or an error (w not started). */
-static int recv_start(ursa_oneshot_t *os, ursa_wait_t *w)
+static int recv_start(void *oneshot, ursa_wait_t *w)
 {
+    ursa_oneshot_t *os = oneshot;
     w->owner = os;
     ursa__spin_lock(&os->lock);
     uint32_t rxf = load_rxf(os);
@@ -289,14 +290,9 @@ int ursa_oneshot_recv_at(ursa_oneshot_t *os, void *out, ursa_time_t deadline,
         return take(os, out);
     if (r != 1)
         return r;
-    if (deadline == URSA_NOW)
-        return -EAGAIN;
-    ursa__ctx_t *c = ursa__ctx();
-    ursa_wait_t w;
-    ursa__wait_init(&w, c->waker, &recv_ops, site);
     /* Withdrawn: the value (if any) stays put. Decided anyway: a value or
      * a close raced the deadline. */
-    int rc = ursa__wait_block(c, &w, recv_start(os, &w), deadline);
+    int rc = ursa__wait_blocking(os, recv_start, &recv_ops, deadline, site);
     return rc ? rc : recv_result(os, out);
 }
 
@@ -368,8 +364,9 @@ int ursa_oneshot_is_closed(const ursa_oneshot_t *os)
     return (load_state(os) & RX_CLOSED) ? 1 : 0;
 }
 
-static int closed_start(ursa_oneshot_t *os, ursa_wait_t *w)
+static int closed_start(void *oneshot, ursa_wait_t *w)
 {
+    ursa_oneshot_t *os = oneshot;
     w->owner = os;
     ursa__spin_lock(&os->lock);
     /* RX_CLOSED changes only under the lock: this look is final. */
@@ -395,13 +392,8 @@ int ursa_oneshot_closed_at(ursa_oneshot_t *os, ursa_time_t deadline, const ursa_
         return -EINVAL;
     if (ursa_oneshot_is_closed(os) == 1)
         return 0;
-    if (deadline == URSA_NOW)
-        return -EAGAIN;
-    ursa__ctx_t *c = ursa__ctx();
-    ursa_wait_t w;
-    ursa__wait_init(&w, c->waker, &closed_ops, site);
     /* 0 also when the close landed as the deadline or cancel fired */
-    return ursa__wait_block(c, &w, closed_start(os, &w), deadline);
+    return ursa__wait_blocking(os, closed_start, &closed_ops, deadline, site);
 }
 
 int ursa_oneshot_closed_start_at(ursa_oneshot_t *os, ursa_wait_t *w, ursa_waker_t waker,

@@ -28,10 +28,9 @@ int ursa_barrier_init(ursa_barrier_t *b, uint32_t parties)
 
 int ursa_barrier_destroy(ursa_barrier_t *b)
 {
-    if (!b)
-        return -EINVAL;
-    return ursa__destroy_check(ursa__queue_busy(&b->lock, &b->head),
-                               "barrier destroyed while parties wait");
+    return b ? ursa__destroy_check(ursa__queue_busy(&b->lock, &b->head),
+                                   "barrier destroyed while parties wait")
+             : -EINVAL;
 }
 
 /* Arrives with w: 0 (tripped by this arrival: w completed as leader),

@@ -34,10 +34,9 @@ int ursa_event_init(ursa_event_t *e, ursa_event_mode_t mode, bool initially_set)
 
 int ursa_event_destroy(ursa_event_t *e)
 {
-    if (!e)
-        return -EINVAL;
-    return ursa__destroy_check(ursa__queue_busy(&e->lock, &e->head),
-                               "event destroyed while waited on");
+    return e ? ursa__destroy_check(ursa__queue_busy(&e->lock, &e->head),
+                                   "event destroyed while waited on")
+             : -EINVAL;
 }
 
 /* Lets the caller through without queueing, if the event is set. */
@@ -115,8 +114,9 @@ bool ursa_event_is_set(const ursa_event_t *e)
 }
 
 /* Queues w, or lets it through: 0 released now, -EINPROGRESS queued. */
-static int start(ursa_event_t *e, ursa_wait_t *w)
+static int start(void *event, ursa_wait_t *w)
 {
+    ursa_event_t *e = event;
     w->owner = e;
     w->got = 0;
     w->want = 1;
@@ -188,14 +188,9 @@ int ursa_event_wait_at(ursa_event_t *e, ursa_time_t deadline, const ursa_site_t 
         return -EINVAL;
     if (try_pass(e))
         return 0;
-    if (deadline == URSA_NOW)
-        return -EAGAIN;
-    ursa__ctx_t *c = ursa__ctx();
-    ursa_wait_t w;
-    ursa__wait_init(&w, c->waker, ops_for(e), site);
     /* Withdrawn: the event is as it was. Otherwise a set raced the
      * deadline or cancel and released us first: keep it. */
-    return ursa__wait_block(c, &w, start(e, &w), deadline);
+    return ursa__wait_blocking(e, start, ops_for(e), deadline, site);
 }
 
 int ursa_event_wait_start_at(ursa_event_t *e, ursa_wait_t *w, ursa_waker_t waker,

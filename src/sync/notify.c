@@ -166,8 +166,9 @@ int ursa_notify_waiters(ursa_notify_t *n)
 }
 
 /* Queues w, or takes the permit: 0 notified now, -EINPROGRESS queued. */
-static int start(ursa_notify_t *n, ursa_wait_t *w)
+static int start(void *notify, ursa_wait_t *w)
 {
+    ursa_notify_t *n = notify;
     w->owner = n;
     w->got = BY_NONE;
     w->want = 1;
@@ -229,14 +230,9 @@ int ursa_notify_wait_at(ursa_notify_t *n, ursa_time_t deadline, const ursa_site_
         return -EINVAL;
     if (try_take_permit(n))
         return 0;
-    if (deadline == URSA_NOW)
-        return -EAGAIN;
-    ursa__ctx_t *c = ursa__ctx();
-    ursa_wait_t w;
-    ursa__wait_init(&w, c->waker, &wait_ops, site);
     /* Withdrawn: nothing consumed. Otherwise a notification raced the
      * deadline or cancel and landed first: keep it. */
-    return ursa__wait_block(c, &w, start(n, &w), deadline);
+    return ursa__wait_blocking(n, start, &wait_ops, deadline, site);
 }
 
 int ursa_notify_enable_at(ursa_notify_t *n, ursa_wait_t *w, const ursa_site_t *site)

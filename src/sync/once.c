@@ -248,8 +248,9 @@ bool ursa_once_is_set(const ursa_once_cell_t *cell)
 
 /* Queues w on the wait queue unless the cell is set: 0 (done now) or
  * -EINPROGRESS. */
-static int wait_start(ursa_once_cell_t *cell, ursa_wait_t *w)
+static int wait_start(void *once, ursa_wait_t *w)
 {
+    ursa_once_cell_t *cell = once;
     w->owner = cell;
     w->got = GOT_VALUE;
     if (is_set(cell))
@@ -276,14 +277,11 @@ int ursa_once_wait_at(ursa_once_cell_t *cell, void **value, ursa_time_t deadline
     }
     if (deadline == URSA_NOW)
         return -EAGAIN;
-    ursa__ctx_t *c = ursa__ctx();
-    /* relaxed: only our own earlier store can make it equal to c. */
-    if (atomic_load_explicit(&cell->runner, memory_order_relaxed) == c)
+    /* relaxed: only our own earlier store can make it equal to us. */
+    if (atomic_load_explicit(&cell->runner, memory_order_relaxed) == ursa__ctx())
         return -EDEADLK;
-    ursa_wait_t w;
-    ursa__wait_init(&w, c->waker, &wait_ops, site);
     /* granted (possibly racing the deadline): keep it */
-    int rc = ursa__wait_block(c, &w, wait_start(cell, &w), deadline);
+    int rc = ursa__wait_blocking(cell, wait_start, &wait_ops, deadline, site);
     if (rc)
         return rc;
     out(cell, value);

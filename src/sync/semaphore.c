@@ -59,39 +59,35 @@ int ursa_sem_acquire_at(ursa_sem_t *s, uint64_t n, ursa_sem_permit_t *p, ursa_ti
     return rc == 0 ? take(s, n, p, c, site) : rc;
 }
 
-static int discharge(ursa_sem_permit_t *p, ursa_sem_t **s, uint64_t *n)
+/* Discharges p; its permits go back to the semaphore, or, forgotten,
+ * leave it for good. */
+static int discharge(ursa_sem_permit_t *p, bool forget)
 {
     if (!p)
         return -EINVAL;
-    *s = p->sem;
-    *n = p->n;
-    int rc = ursa__hold_discharge(&p->ob, *s != NULL,
+    ursa_sem_t *s = p->sem;
+    uint64_t n = p->n;
+    int rc = ursa__hold_discharge(&p->ob, s != NULL,
                                   "semaphore permit released twice (or never acquired)", NULL);
     if (rc)
         return rc;
     p->sem = NULL;
     p->n = 0;
+    if (forget)
+        ursa__sema_dropped(&s->sema, n);
+    else
+        ursa__sema_release(&s->sema, n);
     return 0;
 }
 
 int ursa_sem_release(ursa_sem_permit_t *p)
 {
-    ursa_sem_t *s;
-    uint64_t n;
-    int rc = discharge(p, &s, &n);
-    if (rc == 0)
-        ursa__sema_release(&s->sema, n);
-    return rc;
+    return discharge(p, false);
 }
 
 int ursa_sem_permit_forget(ursa_sem_permit_t *p)
 {
-    ursa_sem_t *s;
-    uint64_t n;
-    int rc = discharge(p, &s, &n);
-    if (rc == 0)
-        ursa__sema_dropped(&s->sema, n);
-    return rc;
+    return discharge(p, true);
 }
 
 static void leaked_release(void *sem, uint64_t n)

@@ -49,6 +49,22 @@ static inline int ursa__wait_finish_of(ursa_wait_t *w, const void *owner,
     return ursa__wait_finish(w);
 }
 
+/* A whole blocking wait, for a primitive whose start(obj, w) queues w or
+ * completes it at once (0 / -EINPROGRESS / an error): -EAGAIN at
+ * URSA_NOW (the caller tried its fast path: nothing is started), else
+ * start on a node of the caller's and ursa__wait_block. */
+static inline int ursa__wait_blocking(void *obj, int (*start)(void *obj, ursa_wait_t *w),
+                                      const ursa__wait_ops_t *ops, ursa_time_t deadline,
+                                      const ursa_site_t *site)
+{
+    if (deadline == URSA_NOW)
+        return -EAGAIN;
+    ursa__ctx_t *c = ursa__ctx();
+    ursa_wait_t w;
+    ursa__wait_init(&w, c->waker, ops, site);
+    return ursa__wait_block(c, &w, start(obj, &w), deadline);
+}
+
 /* A decided wait for something a close can refuse: 0 granted, -EPIPE
  * closed. */
 static inline int ursa__wait_grant_rc(const ursa_wait_t *w)

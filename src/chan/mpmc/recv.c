@@ -156,18 +156,24 @@ static int rx_wait(ursa_mpmc_t *ch, ursa_time_t deadline)
     return 0;
 }
 
+/* Takes up to max ready messages into buf: how many (>= 1), or -EPIPE
+ * (the stream has ended), -EAGAIN (nothing claimable now). */
+static long take(ursa_mpmc_t *ch, void *buf, uint64_t max)
+{
+    /* acquire, before the queue: see the header comment. */
+    uint64_t l = atomic_load_explicit(&ch->chan.life, memory_order_acquire);
+    uint64_t k = pop(ch, buf, max);
+    if (k)
+        return (long)k;
+    return ursa__mpmc_terminal(l) ? -EPIPE : -EAGAIN;
+}
+
 static long recv_common(ursa_mpmc_t *ch, void *buf, uint64_t max, ursa_time_t deadline)
 {
     for (;;) {
-        /* acquire, before the queue: see the header comment. */
-        uint64_t l = atomic_load_explicit(&ch->chan.life, memory_order_acquire);
-        uint64_t k = pop(ch, buf, max);
-        if (k)
-            return (long)k;
-        if (ursa__mpmc_terminal(l))
-            return -EPIPE;
-        if (deadline == URSA_NOW)
-            return -EAGAIN;
+        long k = take(ch, buf, max);
+        if (k != -EAGAIN || deadline == URSA_NOW)
+            return k;
         int rc = rx_wait(ch, deadline);
         if (rc)
             return rc;
@@ -208,12 +214,8 @@ int ursa_mpmc_recv_finish(const ursa_mpmc_receiver_t *rx, ursa_wait_t *w, void *
     int rc = rx && out ? ursa__wait_finish_of(w, rx->ch, &rx_ops) : -EINVAL;
     if (rc)
         return rc;
-    ursa_mpmc_t *ch = rx->ch;
-    /* acquire, before the queue: see the header comment. */
-    uint64_t l = atomic_load_explicit(&ch->chan.life, memory_order_acquire);
-    if (pop(ch, out, 1))
-        return 0;
-    /* Nothing claimable: like a woken receiver that finds it empty, the
-     * caller starts again (and re-checks after queueing). */
-    return ursa__mpmc_terminal(l) ? -EPIPE : -EAGAIN;
+    /* Nothing claimable (-EAGAIN): like a woken receiver that finds it
+     * empty, the caller starts again (and re-checks after queueing). */
+    long k = take(rx->ch, out, 1);
+    return k > 0 ? 0 : (int)k;
 }

@@ -157,6 +157,33 @@ static int rx_wait(ursa_mpsc_t *ch, ursa_time_t deadline)
     return ursa__wait_block(c, &w, rc, deadline);
 }
 
+/* Takes up to max ready messages into buf: how many (>= 1), or -EPIPE
+ * (the stream has ended), -EAGAIN (nothing yet). */
+static long take(ursa_mpsc_t *ch, void *buf, size_t max)
+{
+    /* acquire, before the queue: see the header comment. */
+    uint64_t l = atomic_load_explicit(&ch->chan.life, memory_order_acquire);
+    size_t k = 0;
+    while (k < max && ursa__mpsc_pop(ch, (unsigned char *)buf + k * ch->elem_size))
+        k++;
+    if (k)
+        return (long)k;
+    return ursa__mpsc_ended(ch, l) ? -EPIPE : -EAGAIN;
+}
+
+/* take, waiting until something is there. */
+static long take_wait(ursa_mpsc_t *ch, void *buf, size_t max, ursa_time_t deadline)
+{
+    for (;;) {
+        long k = take(ch, buf, max);
+        if (k != -EAGAIN)
+            return k;
+        int rc = rx_wait(ch, deadline);
+        if (rc)
+            return rc;
+    }
+}
+
 int ursa_mpsc_recv(const ursa_mpsc_receiver_t *rx, void *out, ursa_time_t deadline)
 {
     if (!rx || !rx->ch || !out)
@@ -164,17 +191,8 @@ int ursa_mpsc_recv(const ursa_mpsc_receiver_t *rx, void *out, ursa_time_t deadli
     ursa_mpsc_t *ch = rx->ch;
     if (__builtin_expect(ursa__mpsc_pop(ch, out), 1))
         return 0;
-    for (;;) {
-        /* acquire, before the queue: see the header comment. */
-        uint64_t l = atomic_load_explicit(&ch->chan.life, memory_order_acquire);
-        if (ursa__mpsc_pop(ch, out))
-            return 0;
-        if (ursa__mpsc_ended(ch, l))
-            return -EPIPE;
-        int rc = rx_wait(ch, deadline);
-        if (rc)
-            return rc;
-    }
+    long k = take_wait(ch, out, 1, deadline);
+    return k > 0 ? 0 : (int)k;
 }
 
 int ursa_mpsc_try_recv(const ursa_mpsc_receiver_t *rx, void *out)
@@ -187,21 +205,7 @@ long ursa_mpsc_recv_many(const ursa_mpsc_receiver_t *rx, void *buf, size_t max,
 {
     if (!rx || !rx->ch || !buf || max == 0)
         return -EINVAL;
-    ursa_mpsc_t *ch = rx->ch;
-    for (;;) {
-        /* acquire, before the queue: see the header comment. */
-        uint64_t l = atomic_load_explicit(&ch->chan.life, memory_order_acquire);
-        size_t k = 0;
-        while (k < max && ursa__mpsc_pop(ch, (unsigned char *)buf + k * ch->elem_size))
-            k++;
-        if (k)
-            return (long)k;
-        if (ursa__mpsc_ended(ch, l))
-            return -EPIPE;
-        int rc = rx_wait(ch, deadline);
-        if (rc)
-            return rc;
-    }
+    return take_wait(rx->ch, buf, max, deadline);
 }
 
 int ursa_mpsc_recv_start(const ursa_mpsc_receiver_t *rx, ursa_wait_t *w, ursa_waker_t waker)
@@ -217,10 +221,6 @@ int ursa_mpsc_recv_finish(const ursa_mpsc_receiver_t *rx, ursa_wait_t *w, void *
     int rc = rx && out ? ursa__wait_finish_of(w, rx->ch, &rx_ops) : -EINVAL;
     if (rc)
         return rc;
-    ursa_mpsc_t *ch = rx->ch;
-    /* acquire, before the queue: see the header comment. */
-    uint64_t l = atomic_load_explicit(&ch->chan.life, memory_order_acquire);
-    if (ursa__mpsc_pop(ch, out))
-        return 0;
-    return ursa__mpsc_ended(ch, l) ? -EPIPE : -EAGAIN;
+    long k = take(rx->ch, out, 1);
+    return k > 0 ? 0 : (int)k;
 }
