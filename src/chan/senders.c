@@ -293,6 +293,12 @@ int ursa_mpsc_permit_release(ursa_mpsc_permit_t *p)
     return 0;
 }
 
+void ursa_mpsc_permit_cleanup(ursa_mpsc_permit_t *p)
+{
+    if (p && p->ch)
+        (void)ursa_mpsc_permit_release(p);
+}
+
 int ursa_mpmc_permit_release(ursa_mpmc_permit_t *p)
 {
     int rc = ursa__hold_check(p && p->ch && p->n ? &p->ob : NULL, URSA__MPMC_PERMIT_MISUSE);
@@ -303,12 +309,6 @@ int ursa_mpmc_permit_release(ursa_mpmc_permit_t *p)
     ch->ops->give_up(ch, p->n);
     permit_finish(ch, &p->ob, &p->n);
     return 0;
-}
-
-void ursa_mpsc_permit_cleanup(ursa_mpsc_permit_t *p)
-{
-    if (p && p->ch)
-        (void)ursa_mpsc_permit_release(p);
 }
 
 void ursa_mpmc_permit_cleanup(ursa_mpmc_permit_t *p)

@@ -84,18 +84,20 @@ static void node_init(ursa_wait_t *n, ursa_waker_t waker, const ursa__wait_ops_t
     n->owner = w;
 }
 
-/* Sets up a raw start's node: false if it is still queued from a start
- * that _finish left "not woken yet" (pushed again, it would link to
- * itself). */
-static bool start_node(ursa_wait_t *n, ursa_waker_t waker, const ursa__wait_ops_t *ops,
-                       ursa_watch_t *w)
+/* Sets up a raw start's node: 0; -EINVAL (no node or waker); or
+ * -EINPROGRESS if it is still queued from a start that _finish left "not
+ * woken yet" (pushed again, it would link to itself). */
+static int start_node(ursa_wait_t *n, ursa_waker_t waker, const ursa__wait_ops_t *ops,
+                      ursa_watch_t *w)
 {
+    if (!n || !waker.fn)
+        return -EINVAL;
     /* acquire: a wake that decided the node is seen as such. */
     if (n->ops == ops && n->owner == w &&
         atomic_load_explicit(&n->state, memory_order_acquire) == URSA__W_QUEUED)
-        return false;
+        return -EINPROGRESS;
     node_init(n, waker, ops, NULL, w);
-    return true;
+    return 0;
 }
 
 /* The end of a raw start that queued n and looked again: wait on
@@ -569,11 +571,10 @@ int ursa_watch_changed_at(ursa_watch_rx_t *rx, ursa_time_t deadline, const ursa_
 
 int ursa_watch_changed_start(ursa_watch_rx_t *rx, ursa_wait_t *n, ursa_waker_t waker)
 {
-    if (!rx || !n || !waker.fn)
-        return -EINVAL;
+    int rc = rx ? start_node(n, waker, &changed_ops, rx->w) : -EINVAL;
+    if (rc)
+        return rc;
     ursa_watch_t *w = rx->w;
-    if (!start_node(n, waker, &changed_ops, w))
-        return -EINPROGRESS; /* started again after "not woken yet" */
     if (check(rx, load_state(w), false) != 1)
         return ursa__wait_start_ready(n);
     return start_queued(&w->rxq, n, check(rx, changed_enqueue(w, n), false) != 1);
@@ -685,11 +686,10 @@ int ursa_watch_closed_at(ursa_watch_tx_t *tx, ursa_time_t deadline, const ursa_s
 
 int ursa_watch_closed_start(ursa_watch_tx_t *tx, ursa_wait_t *n, ursa_waker_t waker)
 {
-    if (!tx || !n || !waker.fn)
-        return -EINVAL;
+    int rc = tx ? start_node(n, waker, &closed_ops, tx->w) : -EINVAL;
+    if (rc)
+        return rc;
     ursa_watch_t *w = tx->w;
-    if (!start_node(n, waker, &closed_ops, w))
-        return -EINPROGRESS; /* started again after "not woken yet" */
     if (rx_gone(w))
         return ursa__wait_start_ready(n);
     return start_queued(&w->goneq, n, !closed_enqueue(w, n));

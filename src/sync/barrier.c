@@ -61,10 +61,7 @@ static int arrive(ursa_barrier_t *b, ursa_wait_t *w, bool try_only)
     b->generation++;
     ursa__spin_unlock(&b->lock);
     ursa__wake_list(list);
-    w->want = 0;
-    w->got = 1;
-    ursa__wait_complete_now(w, URSA__W_GRANTED);
-    return 0;
+    return ursa__wait_start_granted(w, 1); /* got 1: the leader */
 }
 
 static bool barrier_cancel(ursa_wait_t *w)

@@ -151,10 +151,7 @@ static int start(void *event, ursa_wait_t *w)
     ursa__spin_unlock(&e->lock);
     return -EINPROGRESS;
 passed:
-    w->got = 1;
-    w->want = 0;
-    ursa__wait_complete_now(w, URSA__W_GRANTED);
-    return 0;
+    return ursa__wait_start_granted(w, 1);
 }
 
 static bool event_cancel(ursa_wait_t *w)

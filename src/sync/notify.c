@@ -173,19 +173,14 @@ static int start(void *notify, ursa_wait_t *w)
     w->got = BY_NONE;
     w->want = 1;
     if (try_take_permit(n)) {
-        w->got = BY_ONE; /* a permit is a notify_one: pass it on if unused */
-        w->want = 0;
-        ursa__wait_complete_now(w, URSA__W_GRANTED);
-        return 0;
+        /* a permit is a notify_one: pass it on if unused */
+        return ursa__wait_start_granted(w, BY_ONE);
     }
     /* The lock's acquire CAS also acquires a permit's notifier. */
     uint32_t st = q_lock(n);
     if (st & PERMIT) { /* WAITERS is clear with it */
         q_unlock(n, st & ~PERMIT);
-        w->got = BY_ONE;
-        w->want = 0;
-        ursa__wait_complete_now(w, URSA__W_GRANTED);
-        return 0;
+        return ursa__wait_start_granted(w, BY_ONE);
     }
     /* relaxed: published to notifiers by the unlock's release store. */
     atomic_store_explicit(&w->state, URSA__W_QUEUED, memory_order_relaxed);

@@ -114,6 +114,15 @@ static inline int ursa__wait_start_ready(ursa_wait_t *w)
     return 0;
 }
 
+/* ursa__wait_start_ready for a wait that records what it was granted in
+ * w->got (a leader, a passed event, a notify_one). */
+static inline int ursa__wait_start_granted(ursa_wait_t *w, uint64_t got)
+{
+    w->got = got;
+    w->want = 0;
+    return ursa__wait_start_ready(w);
+}
+
 /* How a cancel that found w still queued ends, with the queue's spinlock
  * held and w unlinked: marks w CANCELLED, unlocks, and lets the caller
  * forget w (no waker call is in flight for it). */

@@ -204,6 +204,12 @@ int ursa_rwlock_read_unlock(ursa_rwlock_read_guard_t *g)
     return 0;
 }
 
+void ursa_rwlock_read_guard_cleanup(ursa_rwlock_read_guard_t *g)
+{
+    if (g && g->rw)
+        (void)ursa_rwlock_read_unlock(g);
+}
+
 /* ---- write lock ---- */
 
 int ursa_rwlock_write_lock_at(ursa_rwlock_t *rw, ursa_rwlock_write_guard_t *g,
@@ -305,12 +311,6 @@ static void leaked_write_unlock(void *p, uint64_t n)
     /* relaxed: the permit release below publishes it to the next locker. */
     atomic_store_explicit(&rw->poisoned, true, memory_order_relaxed);
     ursa__rwlock_release(rw, n);
-}
-
-void ursa_rwlock_read_guard_cleanup(ursa_rwlock_read_guard_t *g)
-{
-    if (g && g->rw)
-        (void)ursa_rwlock_read_unlock(g);
 }
 
 void ursa_rwlock_write_guard_cleanup(ursa_rwlock_write_guard_t *g)
