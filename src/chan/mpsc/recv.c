@@ -159,7 +159,7 @@ static int rx_wait(ursa_mpsc_t *ch, ursa_time_t deadline)
 
 /* Takes up to max ready messages into buf: how many (>= 1), or -EPIPE
  * (the stream has ended), -EAGAIN (nothing yet). */
-static long take(ursa_mpsc_t *ch, void *buf, size_t max)
+static inline long take(ursa_mpsc_t *ch, void *buf, size_t max)
 {
     /* acquire, before the queue: see the header comment. */
     uint64_t l = atomic_load_explicit(&ch->chan.life, memory_order_acquire);
