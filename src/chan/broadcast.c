@@ -47,7 +47,7 @@
 #include "../core/ctx.h"
 #include "waitlist.h"
 
-#define CACHELINE 64
+#define URSA__BROADCAST_CACHELINE 64
 
 typedef struct chan {
     /* Read-mostly after creation. */
@@ -59,7 +59,7 @@ typedef struct chan {
 
     /* The waiting receivers, whose lock is the channel lock, and what that
      * lock guards, on their own line. */
-    _Alignas(CACHELINE) ursa__waitlist_t rxq;
+    _Alignas(URSA__BROADCAST_CACHELINE) ursa__waitlist_t rxq;
     _Atomic uint64_t tail;      /* next position; written under the lock */
     _Atomic uint32_t closed;    /* no sender left; written under the lock */
     size_t rx_count, tx_count;  /* under the lock */
@@ -139,12 +139,13 @@ int ursa_broadcast_new(ursa_broadcast_tx_t **tx, ursa_broadcast_rx_t **rx, size_
     size_t stride = 1 + (elem_size + 7) / 8;
     if (stride > SIZE_MAX / 8 / cap)
         return -EINVAL;
-    size_t ringsz = (stride * 8 * cap + CACHELINE - 1) / CACHELINE * CACHELINE;
-    size_t chsz = (sizeof(chan_t) + CACHELINE - 1) / CACHELINE * CACHELINE;
-    chan_t *ch = aligned_alloc(CACHELINE, chsz);
+    const size_t line = URSA__BROADCAST_CACHELINE;
+    size_t ringsz = (stride * 8 * cap + line - 1) / line * line;
+    size_t chsz = (sizeof(chan_t) + line - 1) / line * line;
+    chan_t *ch = aligned_alloc(URSA__BROADCAST_CACHELINE, chsz);
     ursa_broadcast_tx_t *t = malloc(sizeof *t);
     ursa_broadcast_rx_t *r = malloc(sizeof *r + (stride - 1) * 8);
-    _Atomic uint64_t *ring = ch ? aligned_alloc(CACHELINE, ringsz) : NULL;
+    _Atomic uint64_t *ring = ch ? aligned_alloc(URSA__BROADCAST_CACHELINE, ringsz) : NULL;
     if (!ch || !t || !r || !ring) {
         free(ch);
         free(t);

@@ -26,18 +26,19 @@
 #include "../core/ctx.h"
 #include "../sync/wait_steps.h"
 
+/* The bits of the two words (SENT, RX_CLOSED, ... in the comments). */
 enum { /* state: shared by both ends */
-       SENT = 1u << 0,       /* a value is published */
-       TX_DONE = 1u << 1,    /* the sender sent (or failed to) */
-       TX_DROPPED = 1u << 2, /* the sender dropped */
-       RX_CLOSED = 1u << 3,  /* the receiver closed (or dropped) */
-       RX_WAIT = 1u << 4,    /* rx_w holds a queued recv wait */
-       TX_WAIT = 1u << 5,    /* tx_w holds a queued closed() wait */
+       URSA__ONESHOT_SENT = 1u << 0,       /* a value is published */
+       URSA__ONESHOT_TX_DONE = 1u << 1,    /* the sender sent (or failed to) */
+       URSA__ONESHOT_TX_DROPPED = 1u << 2, /* the sender dropped */
+       URSA__ONESHOT_RX_CLOSED = 1u << 3,  /* the receiver closed (or dropped) */
+       URSA__ONESHOT_RX_WAIT = 1u << 4,    /* rx_w holds a queued recv wait */
+       URSA__ONESHOT_TX_WAIT = 1u << 5,    /* tx_w holds a queued closed() wait */
 };
 
 enum { /* rxf: written only by the receiver end */
-       TAKEN = 1u << 0,      /* the value was received */
-       RX_DROPPED = 1u << 1, /* the receiver dropped */
+       URSA__ONESHOT_TAKEN = 1u << 0,      /* the value was received */
+       URSA__ONESHOT_RX_DROPPED = 1u << 1, /* the receiver dropped */
 };
 
 static bool os_cancel(ursa_wait_t *w);
@@ -113,7 +114,7 @@ int ursa_oneshot_destroy(ursa_oneshot_t *os)
     if (!os)
         return -EINVAL;
     /* A queued wait keeps its bit set until its slot is emptied. */
-    return ursa__destroy_check(load_state(os) & (RX_WAIT | TX_WAIT),
+    return ursa__destroy_check(load_state(os) & (URSA__ONESHOT_RX_WAIT | URSA__ONESHOT_TX_WAIT),
                                "oneshot destroyed while waited on");
 }
 
@@ -125,13 +126,13 @@ int ursa_oneshot_send(ursa_oneshot_t *os, const void *value)
     uint32_t st = atomic_load_explicit(&os->state, memory_order_relaxed);
     bool copied = false;
     for (;;) {
-        if (st & TX_DROPPED)
+        if (st & URSA__ONESHOT_TX_DROPPED)
             return -EINVAL;
-        if (st & (SENT | TX_DONE))
+        if (st & (URSA__ONESHOT_SENT | URSA__ONESHOT_TX_DONE))
             return -EALREADY;
-        if (st & RX_CLOSED) {
+        if (st & URSA__ONESHOT_RX_CLOSED) {
             /* relaxed: only ends the sender; the receiver needs nothing. */
-            atomic_fetch_or_explicit(&os->state, TX_DONE, memory_order_relaxed);
+            atomic_fetch_or_explicit(&os->state, URSA__ONESHOT_TX_DONE, memory_order_relaxed);
             return -EPIPE;
         }
         if (!copied) {
@@ -142,13 +143,14 @@ int ursa_oneshot_send(ursa_oneshot_t *os, const void *value)
         }
         /* release: publishes the copy with SENT (pairs with load_state);
          * the decision point against close (an RMW on the same word). */
-        if (atomic_compare_exchange_weak_explicit(&os->state, &st, st | SENT | TX_DONE,
+        if (atomic_compare_exchange_weak_explicit(&os->state, &st,
+                                                  st | URSA__ONESHOT_SENT | URSA__ONESHOT_TX_DONE,
                                                   memory_order_release, memory_order_relaxed))
             break;
     }
-    if (st & RX_WAIT) { /* a recv wait is queued (or being cancelled): decide it */
+    if (st & URSA__ONESHOT_RX_WAIT) { /* a recv wait is queued (or being cancelled): decide it */
         ursa__spin_lock(&os->lock);
-        ursa_wait_t *w = decide(os, &os->rx_w, RX_WAIT, URSA__W_GRANTED);
+        ursa_wait_t *w = decide(os, &os->rx_w, URSA__ONESHOT_RX_WAIT, URSA__W_GRANTED);
         ursa__spin_unlock(&os->lock);
         wake(w);
     }
@@ -164,13 +166,14 @@ int ursa_oneshot_sender_drop(ursa_oneshot_t *os)
     uint32_t st = atomic_load_explicit(&os->state, memory_order_relaxed);
     ursa_wait_t *w = NULL;
     int rc = 0;
-    if (st & TX_DROPPED)
+    if (st & URSA__ONESHOT_TX_DROPPED)
         rc = -EINVAL;
     else {
         /* release: a receiver that sees TX_DROPPED sees what we did. */
-        st = atomic_fetch_or_explicit(&os->state, TX_DROPPED | TX_DONE, memory_order_release);
-        if (!(st & SENT))
-            w = decide(os, &os->rx_w, RX_WAIT, URSA__W_CLOSED);
+        st = atomic_fetch_or_explicit(&os->state, URSA__ONESHOT_TX_DROPPED | URSA__ONESHOT_TX_DONE,
+                                      memory_order_release);
+        if (!(st & URSA__ONESHOT_SENT))
+            w = decide(os, &os->rx_w, URSA__ONESHOT_RX_WAIT, URSA__W_CLOSED);
     }
     ursa__spin_unlock(&os->lock);
     wake(w);
@@ -182,13 +185,13 @@ int ursa_oneshot_sender_drop(ursa_oneshot_t *os)
 /* What a receive would do now: 1 wait, else its result. */
 static int rx_eval(uint32_t st, uint32_t rxf)
 {
-    if (rxf & RX_DROPPED)
+    if (rxf & URSA__ONESHOT_RX_DROPPED)
         return -EINVAL;
-    if (rxf & TAKEN)
+    if (rxf & URSA__ONESHOT_TAKEN)
         return -EALREADY;
-    if (st & SENT)
+    if (st & URSA__ONESHOT_SENT)
         return 0;
-    if (st & (TX_DONE | TX_DROPPED | RX_CLOSED))
+    if (st & (URSA__ONESHOT_TX_DONE | URSA__ONESHOT_TX_DROPPED | URSA__ONESHOT_RX_CLOSED))
         return -EPIPE; /* nothing sent and nothing ever will be */
     return 1;
 }
@@ -198,7 +201,7 @@ static int rx_eval(uint32_t st, uint32_t rxf)
 static int take(ursa_oneshot_t *os, void *out)
 {
     memcpy(out, buf(os), os->elem_size);
-    set_rxf(os, TAKEN);
+    set_rxf(os, URSA__ONESHOT_TAKEN);
     return 0;
 }
 
@@ -226,19 +229,21 @@ static bool os_cancel(ursa_wait_t *w)
          * value comes to the receiver through load_state's acquire. */
         uint32_t st = atomic_load_explicit(&os->state, memory_order_relaxed);
         do {
-            if (st & SENT) {
+            if (st & URSA__ONESHOT_SENT) {
                 ursa__spin_unlock(&os->lock);
                 ursa__wait_settle(w); /* its waker call returns, then done */
                 return false;
             }
-        } while (!atomic_compare_exchange_weak_explicit(&os->state, &st, st & ~(uint32_t)RX_WAIT,
+        } while (!atomic_compare_exchange_weak_explicit(&os->state, &st,
+                                                        st & ~(uint32_t)URSA__ONESHOT_RX_WAIT,
                                                         memory_order_relaxed,
                                                         memory_order_relaxed));
         os->rx_w = NULL;
     } else if (os->tx_w == w) {
         os->tx_w = NULL;
         /* relaxed: as above. */
-        atomic_fetch_and_explicit(&os->state, ~(uint32_t)TX_WAIT, memory_order_relaxed);
+        atomic_fetch_and_explicit(&os->state, ~(uint32_t)URSA__ONESHOT_TX_WAIT,
+                                  memory_order_relaxed);
     }
     ursa__wait_cancel_end(&os->lock, w);
     return true;
@@ -270,7 +275,7 @@ static int recv_start(void *oneshot, ursa_wait_t *w)
         }
         /* acquire: a SENT we lose to brings the value. The CAS is the
          * registration's decision point against the send's CAS. */
-        if (atomic_compare_exchange_weak_explicit(&os->state, &st, st | RX_WAIT,
+        if (atomic_compare_exchange_weak_explicit(&os->state, &st, st | URSA__ONESHOT_RX_WAIT,
                                                   memory_order_acquire, memory_order_acquire))
             break;
     }
@@ -322,24 +327,27 @@ static int rx_close(ursa_oneshot_t *os, bool drop)
     if (!os)
         return -EINVAL;
     ursa__spin_lock(&os->lock);
-    if (load_rxf(os) & RX_DROPPED) {
+    if (load_rxf(os) & URSA__ONESHOT_RX_DROPPED) {
         ursa__spin_unlock(&os->lock);
         if (drop)
             ursa__report_misuse("oneshot receiver dropped twice", NULL);
         return -EINVAL;
     }
     if (drop)
-        set_rxf(os, RX_DROPPED);
+        set_rxf(os, URSA__ONESHOT_RX_DROPPED);
     /* release: a sender that sees the close (is_closed's acquire) sees
      * what the receiver did before it. The RMW orders it against the
      * send's CAS: prev says whether the send came first. */
-    uint32_t prev = atomic_fetch_or_explicit(&os->state, RX_CLOSED, memory_order_release);
-    ursa_wait_t *tw = decide(os, &os->tx_w, TX_WAIT, URSA__W_GRANTED);
+    uint32_t prev =
+        atomic_fetch_or_explicit(&os->state, URSA__ONESHOT_RX_CLOSED, memory_order_release);
+    ursa_wait_t *tw = decide(os, &os->tx_w, URSA__ONESHOT_TX_WAIT, URSA__W_GRANTED);
     /* After SENT a queued recv wait is the sender's to decide: its CAS saw
      * RX_WAIT (registration is a CAS that fails on SENT). Deciding it here
      * too would let the wait's owner finish and free the oneshot while
      * the sender still heads for the lock. */
-    ursa_wait_t *rw = (prev & SENT) ? NULL : decide(os, &os->rx_w, RX_WAIT, URSA__W_CLOSED);
+    ursa_wait_t *rw = (prev & URSA__ONESHOT_SENT)
+                          ? NULL
+                          : decide(os, &os->rx_w, URSA__ONESHOT_RX_WAIT, URSA__W_CLOSED);
     ursa__spin_unlock(&os->lock);
     wake(tw);
     wake(rw);
@@ -361,7 +369,7 @@ int ursa_oneshot_is_closed(const ursa_oneshot_t *os)
     if (!os)
         return -EINVAL;
     /* acquire: a sender that sees the close also sees what came before. */
-    return (load_state(os) & RX_CLOSED) ? 1 : 0;
+    return (load_state(os) & URSA__ONESHOT_RX_CLOSED) ? 1 : 0;
 }
 
 static int closed_start(void *oneshot, ursa_wait_t *w)
@@ -370,7 +378,7 @@ static int closed_start(void *oneshot, ursa_wait_t *w)
     w->owner = os;
     ursa__spin_lock(&os->lock);
     /* RX_CLOSED changes only under the lock: this look is final. */
-    if (load_state(os) & RX_CLOSED) {
+    if (load_state(os) & URSA__ONESHOT_RX_CLOSED) {
         ursa__spin_unlock(&os->lock);
         return ursa__wait_start_ready(w);
     }
@@ -379,7 +387,7 @@ static int closed_start(void *oneshot, ursa_wait_t *w)
         return -EBUSY;
     }
     /* relaxed: under the lock, which orders every change of the bits. */
-    atomic_fetch_or_explicit(&os->state, TX_WAIT, memory_order_relaxed);
+    atomic_fetch_or_explicit(&os->state, URSA__ONESHOT_TX_WAIT, memory_order_relaxed);
     atomic_store_explicit(&w->state, URSA__W_QUEUED, memory_order_relaxed);
     os->tx_w = w;
     ursa__spin_unlock(&os->lock);

@@ -11,8 +11,9 @@
 #include "../core/ctx.h"
 #include "wait_steps.h"
 
-#define SET 1u
-#define WAITERS 2u
+/* The state word's bits (SET, WAITERS in the comments). */
+#define URSA__EVENT_SET 1u
+#define URSA__EVENT_WAITERS 2u
 
 static bool event_cancel(ursa_wait_t *w);
 static void event_give_back(ursa_wait_t *w);
@@ -25,7 +26,7 @@ int ursa_event_init(ursa_event_t *e, ursa_event_mode_t mode, bool initially_set)
 {
     if (!e || (mode != URSA_EVENT_AUTO && mode != URSA_EVENT_MANUAL))
         return -EINVAL;
-    atomic_init(&e->state, initially_set ? SET : 0);
+    atomic_init(&e->state, initially_set ? URSA__EVENT_SET : 0);
     atomic_init(&e->lock, 0);
     e->mode = (uint32_t)mode;
     e->head = e->tail = NULL;
@@ -44,8 +45,8 @@ static bool try_pass(ursa_event_t *e)
 {
     if (e->mode == URSA_EVENT_MANUAL)
         /* acquire: the setter's writes (release RMW) are visible. */
-        return atomic_load_explicit(&e->state, memory_order_acquire) & SET;
-    uint32_t st = SET;
+        return atomic_load_explicit(&e->state, memory_order_acquire) & URSA__EVENT_SET;
+    uint32_t st = URSA__EVENT_SET;
     /* acquire: as above. SET alone: WAITERS is never set with it. */
     return atomic_compare_exchange_strong_explicit(&e->state, &st, 0, memory_order_acquire,
                                                    memory_order_relaxed);
@@ -57,21 +58,21 @@ int ursa_event_set(ursa_event_t *e)
         return -EINVAL;
     /* relaxed: the CAS validates it. */
     uint32_t st = atomic_load_explicit(&e->state, memory_order_relaxed);
-    while (!(st & WAITERS)) {
+    while (!(st & URSA__EVENT_WAITERS)) {
         /* acq_rel RMW even when already set: a waiter that passes then
          * synchronises with every setter it absorbed (release sequence). */
-        if (atomic_compare_exchange_weak_explicit(&e->state, &st, st | SET, memory_order_acq_rel,
-                                                  memory_order_relaxed))
-            return (st & SET) ? 0 : 1;
+        if (atomic_compare_exchange_weak_explicit(&e->state, &st, st | URSA__EVENT_SET,
+                                                  memory_order_acq_rel, memory_order_relaxed))
+            return (st & URSA__EVENT_SET) ? 0 : 1;
     }
     /* Waiters queued, so the event is unset: this call signals it. */
     ursa__spin_lock(&e->lock);
     ursa_wait_t *list = NULL;
     if (!e->head) {
         /* The queue emptied meanwhile: just set (WAITERS is clear now). */
-        uint32_t old = atomic_fetch_or_explicit(&e->state, SET, memory_order_acq_rel);
+        uint32_t old = atomic_fetch_or_explicit(&e->state, URSA__EVENT_SET, memory_order_acq_rel);
         ursa__spin_unlock(&e->lock);
-        return (old & SET) ? 0 : 1;
+        return (old & URSA__EVENT_SET) ? 0 : 1;
     }
     if (e->mode == URSA_EVENT_AUTO) {
         ursa_wait_t *w = e->head;
@@ -81,7 +82,7 @@ int ursa_event_set(ursa_event_t *e)
         /* release: the waiter reads our writes after seeing the decision. */
         atomic_store_explicit(&w->state, URSA__W_GRANTED, memory_order_release);
         if (!e->head) /* relaxed: under the lock. */
-            atomic_fetch_and_explicit(&e->state, ~WAITERS, memory_order_relaxed);
+            atomic_fetch_and_explicit(&e->state, ~URSA__EVENT_WAITERS, memory_order_relaxed);
     } else {
         list = e->head;
         (void)ursa__wait_grant_list(list, 0); /* got 0: a manual release holds nothing */
@@ -89,8 +90,9 @@ int ursa_event_set(ursa_event_t *e)
         /* One RMW: WAITERS off, SET on. acq_rel: later passers synchronise
          * with us. */
         uint32_t s2 = atomic_load_explicit(&e->state, memory_order_relaxed);
-        while (!atomic_compare_exchange_weak_explicit(&e->state, &s2, (s2 & ~WAITERS) | SET,
-                                                      memory_order_acq_rel, memory_order_relaxed)) {
+        while (!atomic_compare_exchange_weak_explicit(
+            &e->state, &s2, (s2 & ~URSA__EVENT_WAITERS) | URSA__EVENT_SET, memory_order_acq_rel,
+            memory_order_relaxed)) {
         }
     }
     ursa__spin_unlock(&e->lock);
@@ -103,14 +105,15 @@ int ursa_event_reset(ursa_event_t *e)
     if (!e)
         return -EINVAL;
     /* relaxed: resetting publishes nothing; WAITERS is left as it is. */
-    return (atomic_fetch_and_explicit(&e->state, ~SET, memory_order_relaxed) & SET) ? 1 : 0;
+    uint32_t old = atomic_fetch_and_explicit(&e->state, ~URSA__EVENT_SET, memory_order_relaxed);
+    return (old & URSA__EVENT_SET) ? 1 : 0;
 }
 
 bool ursa_event_is_set(const ursa_event_t *e)
 {
     /* acquire: a caller that sees the event set also sees the setter's
      * writes, as a passing waiter would. */
-    return e && (atomic_load_explicit(&e->state, memory_order_acquire) & SET);
+    return e && (atomic_load_explicit(&e->state, memory_order_acquire) & URSA__EVENT_SET);
 }
 
 /* Queues w, or lets it through: 0 released now, -EINPROGRESS queued. */
@@ -126,7 +129,7 @@ static int start(void *event, ursa_wait_t *w)
     /* relaxed: validated by the CAS. */
     uint32_t st = atomic_load_explicit(&e->state, memory_order_relaxed);
     for (;;) {
-        if (st & SET) {
+        if (st & URSA__EVENT_SET) {
             if (e->mode == URSA_EVENT_MANUAL) {
                 /* acquire: the setter's writes are visible. */
                 atomic_thread_fence(memory_order_acquire);
@@ -134,7 +137,7 @@ static int start(void *event, ursa_wait_t *w)
                 goto passed;
             }
             /* acquire: as in try_pass. WAITERS is clear here. */
-            if (atomic_compare_exchange_weak_explicit(&e->state, &st, st & ~SET,
+            if (atomic_compare_exchange_weak_explicit(&e->state, &st, st & ~URSA__EVENT_SET,
                                                       memory_order_acquire, memory_order_relaxed)) {
                 ursa__spin_unlock(&e->lock);
                 goto passed;
@@ -142,7 +145,7 @@ static int start(void *event, ursa_wait_t *w)
             continue;
         }
         /* acq_rel: fails (and we re-check) if a set landed meanwhile. */
-        if (atomic_compare_exchange_weak_explicit(&e->state, &st, st | WAITERS,
+        if (atomic_compare_exchange_weak_explicit(&e->state, &st, st | URSA__EVENT_WAITERS,
                                                   memory_order_acq_rel, memory_order_relaxed))
             break;
     }
@@ -161,7 +164,7 @@ static bool event_cancel(ursa_wait_t *w)
         return false;
     ursa__waitq_remove(&e->head, &e->tail, w);
     if (!e->head) /* relaxed: under the lock. */
-        atomic_fetch_and_explicit(&e->state, ~WAITERS, memory_order_relaxed);
+        atomic_fetch_and_explicit(&e->state, ~URSA__EVENT_WAITERS, memory_order_relaxed);
     ursa__wait_cancel_end(&e->lock, w);
     return true;
 }

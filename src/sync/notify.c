@@ -20,9 +20,10 @@
 #include "../core/ctx.h"
 #include "wait_steps.h"
 
-#define PERMIT 1u
-#define WAITERS 2u
-#define LOCKED 4u
+/* The state word's bits (PERMIT, WAITERS, LOCKED in the comments). */
+#define URSA__NOTIFY_PERMIT 1u
+#define URSA__NOTIFY_WAITERS 2u
+#define URSA__NOTIFY_LOCKED 4u
 
 /* Takes the queue lock; returns the state word as it was (LOCKED clear). */
 static uint32_t q_lock(ursa_notify_t *n)
@@ -32,8 +33,8 @@ static uint32_t q_lock(ursa_notify_t *n)
         uint32_t st = atomic_load_explicit(&n->state, memory_order_relaxed);
         /* acquire: the previous holder's queue writes, and the release
          * RMW of any notifier whose permit we find. */
-        if (!(st & LOCKED) &&
-            atomic_compare_exchange_weak_explicit(&n->state, &st, st | LOCKED,
+        if (!(st & URSA__NOTIFY_LOCKED) &&
+            atomic_compare_exchange_weak_explicit(&n->state, &st, st | URSA__NOTIFY_LOCKED,
                                                   memory_order_acquire, memory_order_relaxed))
             return st;
         if (spins > 256)
@@ -49,11 +50,11 @@ static void q_unlock(ursa_notify_t *n, uint32_t st)
     /* release: our queue writes and node decisions reach the next holder
      * and every acquire load of the word (notify_waiters). A store: no
      * one else changes the word while LOCKED is set. */
-    atomic_store_explicit(&n->state, st & ~LOCKED, memory_order_release);
+    atomic_store_explicit(&n->state, st & ~URSA__NOTIFY_LOCKED, memory_order_release);
 }
 
-/* How a node was notified (w->got). */
-enum { BY_NONE = 0, BY_ONE, BY_LAST, BY_ALL };
+/* How a node was notified (w->got; BY_ONE ... in the comments). */
+enum { URSA__NOTIFY_BY_NONE = 0, URSA__NOTIFY_BY_ONE, URSA__NOTIFY_BY_LAST, URSA__NOTIFY_BY_ALL };
 
 static bool notify_cancel(ursa_wait_t *w);
 static void notify_give_back(ursa_wait_t *w);
@@ -88,9 +89,9 @@ static bool try_take_permit(ursa_notify_t *n)
 {
     /* relaxed peek: a CAS that fails costs as much as one that succeeds,
      * and in a ping-pong there is usually no permit to take. */
-    if (!(atomic_load_explicit(&n->state, memory_order_relaxed) & PERMIT))
+    if (!(atomic_load_explicit(&n->state, memory_order_relaxed) & URSA__NOTIFY_PERMIT))
         return false;
-    uint32_t st = PERMIT;
+    uint32_t st = URSA__NOTIFY_PERMIT;
     /* acquire: the notifier's writes before it stored the permit (a release
      * RMW) are visible to us. PERMIT alone: WAITERS is never set with it;
      * while LOCKED the holder decides (the caller then takes the lock). */
@@ -104,26 +105,26 @@ static int notify_one_or_last(ursa_notify_t *n, int by)
 {
     /* relaxed: the CAS below validates it. */
     uint32_t st = atomic_load_explicit(&n->state, memory_order_relaxed);
-    while (!(st & (WAITERS | LOCKED))) {
+    while (!(st & (URSA__NOTIFY_WAITERS | URSA__NOTIFY_LOCKED))) {
         /* acq_rel RMW, even when PERMIT is already set: the waiter that
          * consumes the permit then synchronises with every notifier whose
          * notification it absorbs (each RMW heads a release sequence). */
-        if (atomic_compare_exchange_weak_explicit(&n->state, &st, st | PERMIT,
+        if (atomic_compare_exchange_weak_explicit(&n->state, &st, st | URSA__NOTIFY_PERMIT,
                                                   memory_order_acq_rel, memory_order_relaxed))
-            return (st & PERMIT) ? 0 : 1;
+            return (st & URSA__NOTIFY_PERMIT) ? 0 : 1;
     }
     st = q_lock(n);
-    ursa_wait_t *w = by == BY_LAST ? n->tail : n->head;
+    ursa_wait_t *w = by == URSA__NOTIFY_BY_LAST ? n->tail : n->head;
     if (!w) {
         /* No waiter (the word was only locked, or the queue emptied):
          * store the permit. The unlock's release store publishes our
          * writes to its consumer, whose CAS reads it. */
-        q_unlock(n, st | PERMIT);
-        return (st & PERMIT) ? 0 : 1;
+        q_unlock(n, st | URSA__NOTIFY_PERMIT);
+        return (st & URSA__NOTIFY_PERMIT) ? 0 : 1;
     }
     ursa__waitq_remove(&n->head, &n->tail, w);
     if (!n->head)
-        st &= ~WAITERS;
+        st &= ~URSA__NOTIFY_WAITERS;
     w->got = (uint64_t)by;
     /* release: the waiter reads got and our earlier writes after seeing it. */
     atomic_store_explicit(&w->state, URSA__W_GRANTED, memory_order_release);
@@ -134,12 +135,12 @@ static int notify_one_or_last(ursa_notify_t *n, int by)
 
 int ursa_notify_one(ursa_notify_t *n)
 {
-    return n ? notify_one_or_last(n, BY_ONE) : -EINVAL;
+    return n ? notify_one_or_last(n, URSA__NOTIFY_BY_ONE) : -EINVAL;
 }
 
 int ursa_notify_last(ursa_notify_t *n)
 {
-    return n ? notify_one_or_last(n, BY_LAST) : -EINVAL;
+    return n ? notify_one_or_last(n, URSA__NOTIFY_BY_LAST) : -EINVAL;
 }
 
 int ursa_notify_waiters(ursa_notify_t *n)
@@ -151,16 +152,16 @@ int ursa_notify_waiters(ursa_notify_t *n)
      * waiter racing with the call is either taken below or missed; both
      * are allowed. A stored permit implies an empty queue: nothing to do. */
     uint32_t st = atomic_load_explicit(&n->state, memory_order_acquire);
-    if (!(st & WAITERS))
+    if (!(st & URSA__NOTIFY_WAITERS))
         return 0; /* nobody registered; later waiters are not ours to wake */
     st = q_lock(n);
     /* Decide every queued node under the lock and detach the whole list:
      * exactly the waiters registered before this point are woken, however
      * many, and later ones queue on an empty list. */
     ursa_wait_t *list = n->head;
-    unsigned count = ursa__wait_grant_list(list, BY_ALL);
+    unsigned count = ursa__wait_grant_list(list, URSA__NOTIFY_BY_ALL);
     n->head = n->tail = NULL;
-    q_unlock(n, st & ~WAITERS);
+    q_unlock(n, st & ~URSA__NOTIFY_WAITERS);
     ursa__wake_list(list);
     return count > INT32_MAX ? INT32_MAX : (int)count;
 }
@@ -170,22 +171,22 @@ static int start(void *notify, ursa_wait_t *w)
 {
     ursa_notify_t *n = notify;
     w->owner = n;
-    w->got = BY_NONE;
+    w->got = URSA__NOTIFY_BY_NONE;
     w->want = 1;
     if (try_take_permit(n)) {
         /* a permit is a notify_one: pass it on if unused */
-        return ursa__wait_start_granted(w, BY_ONE);
+        return ursa__wait_start_granted(w, URSA__NOTIFY_BY_ONE);
     }
     /* The lock's acquire CAS also acquires a permit's notifier. */
     uint32_t st = q_lock(n);
-    if (st & PERMIT) { /* WAITERS is clear with it */
-        q_unlock(n, st & ~PERMIT);
-        return ursa__wait_start_granted(w, BY_ONE);
+    if (st & URSA__NOTIFY_PERMIT) { /* WAITERS is clear with it */
+        q_unlock(n, st & ~URSA__NOTIFY_PERMIT);
+        return ursa__wait_start_granted(w, URSA__NOTIFY_BY_ONE);
     }
     /* relaxed: published to notifiers by the unlock's release store. */
     atomic_store_explicit(&w->state, URSA__W_QUEUED, memory_order_relaxed);
     ursa__waitq_push(&n->head, &n->tail, w);
-    q_unlock(n, st | WAITERS);
+    q_unlock(n, st | URSA__NOTIFY_WAITERS);
     return -EINPROGRESS;
 }
 
@@ -201,7 +202,7 @@ static bool notify_cancel(ursa_wait_t *w)
     }
     ursa__waitq_remove(&n->head, &n->tail, w);
     if (!n->head)
-        st &= ~WAITERS;
+        st &= ~URSA__NOTIFY_WAITERS;
     /* relaxed: our own node, unlinked under the lock. */
     atomic_store_explicit(&w->state, URSA__W_CANCELLED, memory_order_relaxed);
     q_unlock(n, st);
@@ -214,8 +215,8 @@ static bool notify_cancel(ursa_wait_t *w)
 static void notify_give_back(ursa_wait_t *w)
 {
     int by = (int)w->got;
-    w->got = BY_NONE;
-    if (by == BY_ONE || by == BY_LAST)
+    w->got = URSA__NOTIFY_BY_NONE;
+    if (by == URSA__NOTIFY_BY_ONE || by == URSA__NOTIFY_BY_LAST)
         (void)notify_one_or_last(w->owner, by);
 }
 
@@ -261,7 +262,7 @@ int ursa_notify_wait_enabled(ursa_notify_t *n, ursa_wait_t *w, ursa_time_t deadl
     }
     ursa__wait_settle(w);
     atomic_store_explicit(&w->state, URSA__W_FINISHED, memory_order_relaxed);
-    w->got = BY_NONE;
+    w->got = URSA__NOTIFY_BY_NONE;
     return 0;
 }
 
@@ -288,6 +289,6 @@ int ursa_notify_wait_finish(ursa_notify_t *n, ursa_wait_t *w)
         return -EINVAL;
     int rc = ursa__wait_finish(w);
     if (rc == 0)
-        w->got = BY_NONE;
+        w->got = URSA__NOTIFY_BY_NONE;
     return rc;
 }

@@ -15,8 +15,10 @@
 #include "../core/ctx.h"
 #include "wait_steps.h"
 
-enum { EMPTY = 0, RUNNING = 1, SET = 2 };
-enum { GOT_VALUE = 0, GOT_ROLE = 1 };
+/* The cell's states (EMPTY, RUNNING, SET in the comments), and what a
+ * granted init wait got. */
+enum { URSA__ONCE_EMPTY = 0, URSA__ONCE_RUNNING = 1, URSA__ONCE_SET = 2 };
+enum { URSA__ONCE_GOT_VALUE = 0, URSA__ONCE_GOT_ROLE = 1 };
 
 static bool once_cancel(ursa_wait_t *w);
 static void init_give_back(ursa_wait_t *w);
@@ -27,7 +29,7 @@ int ursa_once_init(ursa_once_cell_t *cell, ursa_once_dtor_t dtor)
 {
     if (!cell)
         return -EINVAL;
-    atomic_init(&cell->state, EMPTY);
+    atomic_init(&cell->state, URSA__ONCE_EMPTY);
     atomic_init(&cell->lock, 0);
     cell->value = NULL;
     cell->dtor = dtor;
@@ -43,7 +45,7 @@ int ursa_once_destroy(ursa_once_cell_t *cell)
         return -EINVAL;
     ursa__spin_lock(&cell->lock);
     uint32_t st = atomic_load_explicit(&cell->state, memory_order_relaxed);
-    if (st == RUNNING || cell->init_head || cell->wait_head) {
+    if (st == URSA__ONCE_RUNNING || cell->init_head || cell->wait_head) {
         ursa__spin_unlock(&cell->lock);
         ursa__report_misuse("once cell destroyed while initialised or waited on", NULL);
         return -EBUSY;
@@ -52,9 +54,9 @@ int ursa_once_destroy(ursa_once_cell_t *cell)
     cell->value = NULL;
     /* relaxed: destroy must not race with other calls; the lock orders the
      * rest. */
-    atomic_store_explicit(&cell->state, EMPTY, memory_order_relaxed);
+    atomic_store_explicit(&cell->state, URSA__ONCE_EMPTY, memory_order_relaxed);
     ursa__spin_unlock(&cell->lock);
-    if (st == SET && cell->dtor)
+    if (st == URSA__ONCE_SET && cell->dtor)
         cell->dtor(v);
     return 0;
 }
@@ -63,7 +65,7 @@ static inline bool is_set(const ursa_once_cell_t *cell)
 {
     /* acquire: pairs with the release store of SET in publish(); the value
      * and everything the setter wrote before it are visible. */
-    return atomic_load_explicit(&cell->state, memory_order_acquire) == SET;
+    return atomic_load_explicit(&cell->state, memory_order_acquire) == URSA__ONCE_SET;
 }
 
 /* Under the lock: grants `got` to every node of a queue and returns the
@@ -84,9 +86,9 @@ static void publish_locked(ursa_once_cell_t *cell, void *value)
     cell->value = value;
     /* release: the value (and what the setter wrote before) happens-before
      * every acquire load that sees SET. */
-    atomic_store_explicit(&cell->state, SET, memory_order_release);
-    ursa_wait_t *a = grant_all_locked(&cell->init_head, &cell->init_tail, GOT_VALUE);
-    ursa_wait_t *b = grant_all_locked(&cell->wait_head, &cell->wait_tail, GOT_VALUE);
+    atomic_store_explicit(&cell->state, URSA__ONCE_SET, memory_order_release);
+    ursa_wait_t *a = grant_all_locked(&cell->init_head, &cell->init_tail, URSA__ONCE_GOT_VALUE);
+    ursa_wait_t *b = grant_all_locked(&cell->wait_head, &cell->wait_tail, URSA__ONCE_GOT_VALUE);
     ursa__spin_unlock(&cell->lock);
     ursa__wake_list(a);
     ursa__wake_list(b);
@@ -102,12 +104,12 @@ static void release_role(ursa_once_cell_t *cell)
     ursa_wait_t *w = cell->init_head;
     if (!w) {
         /* relaxed: EMPTY publishes nothing; the lock orders later starts. */
-        atomic_store_explicit(&cell->state, EMPTY, memory_order_relaxed);
+        atomic_store_explicit(&cell->state, URSA__ONCE_EMPTY, memory_order_relaxed);
         ursa__spin_unlock(&cell->lock);
         return;
     }
     ursa__waitq_remove(&cell->init_head, &cell->init_tail, w);
-    w->got = GOT_ROLE;
+    w->got = URSA__ONCE_GOT_ROLE;
     /* release: pairs with the waiter's acquire of its decision. */
     atomic_store_explicit(&w->state, URSA__W_GRANTED, memory_order_release);
     ursa__spin_unlock(&cell->lock);
@@ -131,8 +133,8 @@ static bool once_cancel(ursa_wait_t *w)
 /* A granted init wait that will not be used: pass the role on. */
 static void init_give_back(ursa_wait_t *w)
 {
-    if (w->got == GOT_ROLE) {
-        w->got = GOT_VALUE;
+    if (w->got == URSA__ONCE_GOT_ROLE) {
+        w->got = URSA__ONCE_GOT_VALUE;
         release_role(w->owner);
     }
 }
@@ -153,11 +155,11 @@ static __attribute__((noinline)) int get_or_init_slow(ursa_once_cell_t *cell,
     /* relaxed: every change of state (publish included) happens under the
      * lock, which orders it and the value for us. */
     uint32_t st = atomic_load_explicit(&cell->state, memory_order_relaxed);
-    if (st == EMPTY) {
-        atomic_store_explicit(&cell->state, RUNNING, memory_order_relaxed);
+    if (st == URSA__ONCE_EMPTY) {
+        atomic_store_explicit(&cell->state, URSA__ONCE_RUNNING, memory_order_relaxed);
         ursa__spin_unlock(&cell->lock);
     } else {
-        if (st == SET) {
+        if (st == URSA__ONCE_SET) {
             ursa__spin_unlock(&cell->lock);
             /* the lock (acquired after publish's unlock) orders the value */
             out(cell, value);
@@ -178,7 +180,7 @@ static __attribute__((noinline)) int get_or_init_slow(ursa_once_cell_t *cell,
         int rc = ursa__ctx_block(c, &w, deadline);
         if (rc != 0 && init_ops.cancel(&w))
             return rc; /* withdrawn while queued: nothing changed */
-        if (w.got == GOT_VALUE) {
+        if (w.got == URSA__ONCE_GOT_VALUE) {
             out(cell, value); /* the value raced the deadline: keep it */
             return 0;
         }
@@ -223,9 +225,9 @@ int ursa_once_set(ursa_once_cell_t *cell, void *value)
         return -EEXIST;
     ursa__spin_lock(&cell->lock);
     uint32_t st = atomic_load_explicit(&cell->state, memory_order_relaxed);
-    if (st != EMPTY) {
+    if (st != URSA__ONCE_EMPTY) {
         ursa__spin_unlock(&cell->lock);
-        return st == SET ? -EEXIST : -EBUSY;
+        return st == URSA__ONCE_SET ? -EEXIST : -EBUSY;
     }
     publish_locked(cell, value);
     return 0;
@@ -252,11 +254,11 @@ static int wait_start(void *once, ursa_wait_t *w)
 {
     ursa_once_cell_t *cell = once;
     w->owner = cell;
-    w->got = GOT_VALUE;
+    w->got = URSA__ONCE_GOT_VALUE;
     if (is_set(cell))
         return ursa__wait_start_ready(w);
     ursa__spin_lock(&cell->lock);
-    if (atomic_load_explicit(&cell->state, memory_order_relaxed) == SET) {
+    if (atomic_load_explicit(&cell->state, memory_order_relaxed) == URSA__ONCE_SET) {
         ursa__spin_unlock(&cell->lock);
         return ursa__wait_start_ready(w);
     }

@@ -104,19 +104,19 @@ static bool rx_cancel(ursa_wait_t *w)
  * and polls spaced this far apart let it fill whole cache lines between
  * two looks. A poll that finds nothing clears the hint: the next empty
  * queue sleeps at once, until a wake from another thread sets it again. */
-#define RX_POLL_NS 50000
-#define RX_POLL_GAP_NS 2000
+#define URSA__MPSC_RX_POLL_NS 50000
+#define URSA__MPSC_RX_POLL_GAP_NS 2000
 
 static bool rx_poll(ursa_mpsc_t *ch, ursa__ctx_t *c, ursa_time_t deadline)
 {
-    ursa_time_t now = ursa__mono_now(), last = now, end = now + RX_POLL_NS;
+    ursa_time_t now = ursa__mono_now(), last = now, end = now + URSA__MPSC_RX_POLL_NS;
     if (deadline < end) /* deadlines are monotonic ns outside deterministic mode */
         end = deadline;
     while (now < end) {
         if (c->ops->relax(c))
             return false; /* cancelled: the wait below reports it */
         now = ursa__mono_now();
-        if (now - last >= RX_POLL_GAP_NS) {
+        if (now - last >= URSA__MPSC_RX_POLL_GAP_NS) {
             if (ursa__mpsc_peek(ch))
                 return true;
             last = now;
