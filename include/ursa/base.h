@@ -52,4 +52,15 @@ typedef struct ursa_site {
         &ursa_site_;                                                        \
     }))
 
+/* Declares a zeroed hold that is discharged at scope exit by
+ * ursa_<kind>_cleanup (every hold type has one), e.g.
+ * URSA_SCOPED(mutex_guard, g); URSA_SCOPED(sem_permit, p); */
+#define URSA_SCOPED(kind, name) \
+    ursa_##kind##_t name __attribute__((cleanup(ursa_##kind##_cleanup))) = {0}
+
+/* What the typed wrappers (URSA_MPSC_TYPED, URSA_ONESHOT_TYPED, ...)
+ * define their functions with: static inline, and no warning when a
+ * program leaves some of them unused. */
+#define URSA__TYPED_FN static inline __attribute__((unused))
+
 #endif

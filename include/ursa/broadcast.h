@@ -168,60 +168,59 @@ URSA_API long ursa_broadcast_rx_len(const ursa_broadcast_rx_t *rx);
  * _recv, _try_recv, _subscribe, _resubscribe, _receiver_count,
  * _sender_clone, _sender_drop, _receiver_drop taking T pointers. The
  * element size is sizeof(T). */
-#define URSA_BROADCAST_TYPED(name, T)                                                         \
-    typedef struct name##_tx_s name##_tx_t;                                                   \
-    typedef struct name##_rx_s name##_rx_t;                                                   \
-    static inline __attribute__((unused, warn_unused_result)) int name##_new(                 \
-        name##_tx_t **tx, name##_rx_t **rx, size_t capacity, void (*dtor)(void *))           \
-    {                                                                                         \
-        return ursa_broadcast_new((ursa_broadcast_tx_t **)(void *)tx,                         \
-                                  (ursa_broadcast_rx_t **)(void *)rx, sizeof(T), capacity,    \
-                                  dtor);                                                      \
-    }                                                                                         \
-    static inline __attribute__((unused)) int name##_send(                \
-        name##_tx_t *tx, const T *value)                                                      \
-    {                                                                                         \
-        return ursa_broadcast_send((ursa_broadcast_tx_t *)(void *)tx, value);                 \
-    }                                                                                         \
-    static inline __attribute__((unused, warn_unused_result)) int name##_recv(                \
-        name##_rx_t *rx, T *out, uint64_t *missed, ursa_time_t deadline)                      \
-    {                                                                                         \
-        return ursa_broadcast_recv((ursa_broadcast_rx_t *)(void *)rx, out, missed, deadline); \
-    }                                                                                         \
-    static inline __attribute__((unused, warn_unused_result)) int name##_try_recv(            \
-        name##_rx_t *rx, T *out, uint64_t *missed)                                            \
-    {                                                                                         \
-        return ursa_broadcast_try_recv((ursa_broadcast_rx_t *)(void *)rx, out, missed);       \
-    }                                                                                         \
-    static inline __attribute__((unused, warn_unused_result)) int name##_subscribe(           \
-        name##_tx_t *tx, name##_rx_t **rx)                                                    \
-    {                                                                                         \
-        return ursa_broadcast_subscribe((ursa_broadcast_tx_t *)(void *)tx,                    \
-                                        (ursa_broadcast_rx_t **)(void *)rx);                  \
-    }                                                                                         \
-    static inline __attribute__((unused, warn_unused_result)) int name##_resubscribe(         \
-        name##_rx_t *rx, name##_rx_t **rx2)                                                   \
-    {                                                                                         \
-        return ursa_broadcast_resubscribe((ursa_broadcast_rx_t *)(void *)rx,                  \
-                                          (ursa_broadcast_rx_t **)(void *)rx2);               \
-    }                                                                                         \
-    static inline __attribute__((unused)) int name##_receiver_count(name##_tx_t *tx)          \
-    {                                                                                         \
-        return ursa_broadcast_receiver_count((ursa_broadcast_tx_t *)(void *)tx);              \
-    }                                                                                         \
-    static inline __attribute__((unused, warn_unused_result)) int name##_sender_clone(        \
-        name##_tx_t *tx, name##_tx_t **tx2)                                                   \
-    {                                                                                         \
-        return ursa_broadcast_sender_clone((ursa_broadcast_tx_t *)(void *)tx,                 \
-                                           (ursa_broadcast_tx_t **)(void *)tx2);              \
-    }                                                                                         \
-    static inline __attribute__((unused)) int name##_sender_drop(name##_tx_t *tx)             \
-    {                                                                                         \
-        return ursa_broadcast_sender_drop((ursa_broadcast_tx_t *)(void *)tx);                 \
-    }                                                                                         \
-    static inline __attribute__((unused)) int name##_receiver_drop(name##_rx_t *rx)           \
-    {                                                                                         \
-        return ursa_broadcast_receiver_drop((ursa_broadcast_rx_t *)(void *)rx);               \
+#define URSA_BROADCAST_TYPED(name, T)                                                             \
+    typedef struct name##_tx_s name##_tx_t;                                                       \
+    typedef struct name##_rx_s name##_rx_t;                                                       \
+    URSA__TYPED_FN URSA_NODISCARD int name##_new(                                                 \
+        name##_tx_t **tx, name##_rx_t **rx, size_t capacity, void (*dtor)(void *))                \
+    {                                                                                             \
+        return ursa_broadcast_new((ursa_broadcast_tx_t **)(void *)tx,                             \
+                                  (ursa_broadcast_rx_t **)(void *)rx, sizeof(T), capacity,        \
+                                  dtor);                                                          \
+    }                                                                                             \
+    URSA__TYPED_FN int name##_send(name##_tx_t *tx, const T *value)                               \
+    {                                                                                             \
+        return ursa_broadcast_send((ursa_broadcast_tx_t *)(void *)tx, value);                     \
+    }                                                                                             \
+    URSA__TYPED_FN URSA_NODISCARD int name##_recv(                                                \
+        name##_rx_t *rx, T *out, uint64_t *missed, ursa_time_t deadline)                          \
+    {                                                                                             \
+        return ursa_broadcast_recv((ursa_broadcast_rx_t *)(void *)rx, out, missed, deadline);     \
+    }                                                                                             \
+    URSA__TYPED_FN URSA_NODISCARD int name##_try_recv(                                            \
+        name##_rx_t *rx, T *out, uint64_t *missed)                                                \
+    {                                                                                             \
+        return ursa_broadcast_try_recv((ursa_broadcast_rx_t *)(void *)rx, out, missed);           \
+    }                                                                                             \
+    URSA__TYPED_FN URSA_NODISCARD int name##_subscribe(                                           \
+        name##_tx_t *tx, name##_rx_t **rx)                                                        \
+    {                                                                                             \
+        return ursa_broadcast_subscribe((ursa_broadcast_tx_t *)(void *)tx,                        \
+                                        (ursa_broadcast_rx_t **)(void *)rx);                      \
+    }                                                                                             \
+    URSA__TYPED_FN URSA_NODISCARD int name##_resubscribe(                                         \
+        name##_rx_t *rx, name##_rx_t **rx2)                                                       \
+    {                                                                                             \
+        return ursa_broadcast_resubscribe((ursa_broadcast_rx_t *)(void *)rx,                      \
+                                          (ursa_broadcast_rx_t **)(void *)rx2);                   \
+    }                                                                                             \
+    URSA__TYPED_FN int name##_receiver_count(name##_tx_t *tx)                                     \
+    {                                                                                             \
+        return ursa_broadcast_receiver_count((ursa_broadcast_tx_t *)(void *)tx);                  \
+    }                                                                                             \
+    URSA__TYPED_FN URSA_NODISCARD int name##_sender_clone(                                        \
+        name##_tx_t *tx, name##_tx_t **tx2)                                                       \
+    {                                                                                             \
+        return ursa_broadcast_sender_clone((ursa_broadcast_tx_t *)(void *)tx,                     \
+                                           (ursa_broadcast_tx_t **)(void *)tx2);                  \
+    }                                                                                             \
+    URSA__TYPED_FN int name##_sender_drop(name##_tx_t *tx)                                        \
+    {                                                                                             \
+        return ursa_broadcast_sender_drop((ursa_broadcast_tx_t *)(void *)tx);                     \
+    }                                                                                             \
+    URSA__TYPED_FN int name##_receiver_drop(name##_rx_t *rx)                                      \
+    {                                                                                             \
+        return ursa_broadcast_receiver_drop((ursa_broadcast_rx_t *)(void *)rx);                   \
     }
 
 #endif

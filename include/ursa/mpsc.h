@@ -186,32 +186,32 @@ URSA_API bool ursa_mpsc_is_closed(const ursa_mpsc_t *ch);
  *   u64q_new(rx, tx, capacity), u64q_send(tx, v, deadline),
  *   u64q_try_send(tx, v), u64q_recv(rx, &out, deadline),
  *   u64q_try_recv(rx, &out), u64q_permit_send(p, v). */
-#define URSA_MPSC_TYPED(name, T)                                                             \
-    static inline __attribute__((unused)) int name##_new(ursa_mpsc_receiver_t *rx, ursa_mpsc_sender_t *tx,           \
-                                 uint64_t capacity)                                           \
-    {                                                                                         \
-        return ursa_mpsc_new(rx, tx, sizeof(T), capacity, NULL);                              \
-    }                                                                                         \
-    static inline __attribute__((unused)) int name##_send(const ursa_mpsc_sender_t *tx, T v, ursa_time_t deadline)    \
-    {                                                                                         \
-        return ursa_mpsc_send(tx, &v, deadline);                                              \
-    }                                                                                         \
-    static inline __attribute__((unused)) int name##_try_send(const ursa_mpsc_sender_t *tx, T v)                      \
-    {                                                                                         \
-        return ursa_mpsc_send(tx, &v, URSA_NOW);                                              \
-    }                                                                                         \
-    static inline __attribute__((unused)) int name##_recv(const ursa_mpsc_receiver_t *rx, T *out,                     \
-                                  ursa_time_t deadline)                                       \
-    {                                                                                         \
-        return ursa_mpsc_recv(rx, out, deadline);                                             \
-    }                                                                                         \
-    static inline __attribute__((unused)) int name##_try_recv(const ursa_mpsc_receiver_t *rx, T *out)                 \
-    {                                                                                         \
-        return ursa_mpsc_try_recv(rx, out);                                                   \
-    }                                                                                         \
-    static inline __attribute__((unused)) int name##_permit_send(ursa_mpsc_permit_t *p, T v)                          \
-    {                                                                                         \
-        return ursa_mpsc_permit_send(p, &v);                                                  \
+#define URSA_MPSC_TYPED(name, T)                                                                  \
+    URSA__TYPED_FN int name##_new(ursa_mpsc_receiver_t *rx, ursa_mpsc_sender_t *tx,               \
+                                  uint64_t capacity)                                              \
+    {                                                                                             \
+        return ursa_mpsc_new(rx, tx, sizeof(T), capacity, NULL);                                  \
+    }                                                                                             \
+    URSA__TYPED_FN int name##_send(const ursa_mpsc_sender_t *tx, T v, ursa_time_t deadline)       \
+    {                                                                                             \
+        return ursa_mpsc_send(tx, &v, deadline);                                                  \
+    }                                                                                             \
+    URSA__TYPED_FN int name##_try_send(const ursa_mpsc_sender_t *tx, T v)                         \
+    {                                                                                             \
+        return ursa_mpsc_send(tx, &v, URSA_NOW);                                                  \
+    }                                                                                             \
+    URSA__TYPED_FN int name##_recv(const ursa_mpsc_receiver_t *rx, T *out,                        \
+                                   ursa_time_t deadline)                                          \
+    {                                                                                             \
+        return ursa_mpsc_recv(rx, out, deadline);                                                 \
+    }                                                                                             \
+    URSA__TYPED_FN int name##_try_recv(const ursa_mpsc_receiver_t *rx, T *out)                    \
+    {                                                                                             \
+        return ursa_mpsc_try_recv(rx, out);                                                       \
+    }                                                                                             \
+    URSA__TYPED_FN int name##_permit_send(ursa_mpsc_permit_t *p, T v)                             \
+    {                                                                                             \
+        return ursa_mpsc_permit_send(p, &v);                                                      \
     }
 
 #endif

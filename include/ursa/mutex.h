@@ -84,9 +84,4 @@ URSA_API int ursa_mutex_lock_finish(ursa_mutex_t *m, ursa_wait_t *w,
  * does nothing if empty. */
 URSA_API void ursa_mutex_guard_cleanup(ursa_mutex_guard_t *g);
 
-/* Declares a zeroed hold that is discharged at scope exit, e.g.
- * URSA_SCOPED(mutex_guard, g); URSA_SCOPED(sem_permit, p); */
-#define URSA_SCOPED(kind, name) \
-    ursa_##kind##_t name __attribute__((cleanup(ursa_##kind##_cleanup))) = {0}
-
 #endif

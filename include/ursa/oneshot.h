@@ -174,51 +174,47 @@ URSA_API int ursa_oneshot_closed_finish(ursa_oneshot_t *os, ursa_wait_t *w) URSA
  * static inline int_os_init / _destroy / _send(o, T v) / _sender_drop /
  * _recv(o, T *out, deadline) / _try_recv / _close / _receiver_drop /
  * _closed(o, deadline), with the return codes of the functions above. */
-/* Generated wrappers may go unused: no warning for them. */
-#ifndef URSA__TYPED_FN
-#define URSA__TYPED_FN static inline __attribute__((unused))
-#endif
 
-#define URSA_ONESHOT_TYPED(name, T)                                                       \
-    typedef struct name {                                                                 \
-        ursa_oneshot_t os;                                                                \
-        T slot;                                                                           \
-    } name##_t;                                                                           \
-    URSA__TYPED_FN int name##_init(name##_t *o)                                            \
-    {                                                                                     \
-        return o ? ursa_oneshot_init(&o->os, sizeof(T), &o->slot) : -EINVAL;              \
-    }                                                                                     \
-    URSA__TYPED_FN int name##_destroy(name##_t *o)                                         \
-    {                                                                                     \
-        return o ? ursa_oneshot_destroy(&o->os) : -EINVAL;                                \
-    }                                                                                     \
-    URSA__TYPED_FN int name##_send(name##_t *o, T v)                                       \
-    {                                                                                     \
-        return o ? ursa_oneshot_send(&o->os, &v) : -EINVAL;                               \
-    }                                                                                     \
-    URSA__TYPED_FN int name##_sender_drop(name##_t *o)                                     \
-    {                                                                                     \
-        return o ? ursa_oneshot_sender_drop(&o->os) : -EINVAL;                            \
-    }                                                                                     \
-    URSA__TYPED_FN URSA_NODISCARD int name##_recv(name##_t *o, T *out, ursa_time_t dl)     \
-    {                                                                                     \
-        return o ? ursa_oneshot_recv(&o->os, out, dl) : -EINVAL;                          \
-    }                                                                                     \
-    URSA__TYPED_FN URSA_NODISCARD int name##_try_recv(name##_t *o, T *out)                 \
-    {                                                                                     \
-        return o ? ursa_oneshot_try_recv(&o->os, out) : -EINVAL;                         \
-    }                                                                                     \
-    URSA__TYPED_FN int name##_close(name##_t *o)                                           \
-    {                                                                                     \
-        return o ? ursa_oneshot_close(&o->os) : -EINVAL;                                  \
-    }                                                                                     \
-    URSA__TYPED_FN int name##_receiver_drop(name##_t *o)                                   \
-    {                                                                                     \
-        return o ? ursa_oneshot_receiver_drop(&o->os) : -EINVAL;                          \
-    }                                                                                     \
-    URSA__TYPED_FN URSA_NODISCARD int name##_closed(name##_t *o, ursa_time_t dl)           \
-    {                                                                                     \
-        return o ? ursa_oneshot_closed(&o->os, dl) : -EINVAL;                             \
+#define URSA_ONESHOT_TYPED(name, T)                                                               \
+    typedef struct name {                                                                         \
+        ursa_oneshot_t os;                                                                        \
+        T slot;                                                                                   \
+    } name##_t;                                                                                   \
+    URSA__TYPED_FN int name##_init(name##_t *o)                                                   \
+    {                                                                                             \
+        return o ? ursa_oneshot_init(&o->os, sizeof(T), &o->slot) : -EINVAL;                      \
+    }                                                                                             \
+    URSA__TYPED_FN int name##_destroy(name##_t *o)                                                \
+    {                                                                                             \
+        return o ? ursa_oneshot_destroy(&o->os) : -EINVAL;                                        \
+    }                                                                                             \
+    URSA__TYPED_FN int name##_send(name##_t *o, T v)                                              \
+    {                                                                                             \
+        return o ? ursa_oneshot_send(&o->os, &v) : -EINVAL;                                       \
+    }                                                                                             \
+    URSA__TYPED_FN int name##_sender_drop(name##_t *o)                                            \
+    {                                                                                             \
+        return o ? ursa_oneshot_sender_drop(&o->os) : -EINVAL;                                    \
+    }                                                                                             \
+    URSA__TYPED_FN URSA_NODISCARD int name##_recv(name##_t *o, T *out, ursa_time_t dl)            \
+    {                                                                                             \
+        return o ? ursa_oneshot_recv(&o->os, out, dl) : -EINVAL;                                  \
+    }                                                                                             \
+    URSA__TYPED_FN URSA_NODISCARD int name##_try_recv(name##_t *o, T *out)                        \
+    {                                                                                             \
+        return o ? ursa_oneshot_try_recv(&o->os, out) : -EINVAL;                                  \
+    }                                                                                             \
+    URSA__TYPED_FN int name##_close(name##_t *o)                                                  \
+    {                                                                                             \
+        return o ? ursa_oneshot_close(&o->os) : -EINVAL;                                          \
+    }                                                                                             \
+    URSA__TYPED_FN int name##_receiver_drop(name##_t *o)                                          \
+    {                                                                                             \
+        return o ? ursa_oneshot_receiver_drop(&o->os) : -EINVAL;                                  \
+    }                                                                                             \
+    URSA__TYPED_FN URSA_NODISCARD int name##_closed(name##_t *o, ursa_time_t dl)                  \
+    {                                                                                             \
+        return o ? ursa_oneshot_closed(&o->os, dl) : -EINVAL;                                     \
     }
 
 #endif

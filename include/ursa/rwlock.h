@@ -30,7 +30,6 @@
 
 #include "detail/sema.h"
 #include "lockinfo.h"
-#include "mutex.h" /* URSA_SCOPED */
 #include "oblig.h"
 
 /* Largest max_readers ursa_rwlock_init accepts. */

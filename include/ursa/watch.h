@@ -41,7 +41,6 @@
 #ifndef URSA_WATCH_H
 #define URSA_WATCH_H
 
-#include "mutex.h" /* URSA_SCOPED */
 #include "oblig.h"
 #include "wait.h"
 
@@ -246,47 +245,43 @@ URSA_API int ursa_watch_closed_finish(ursa_watch_tx_t *tx, ursa_wait_t *n) URSA_
  * (copy under a short borrow, marks nothing), cfgw_get_and_update(rx, out)
  * (marks seen) and cfgw_borrow_ptr(g) returning const cfg_t *. Return
  * codes as above (get: those of ursa_watch_borrow). */
-/* Generated wrappers may go unused: no warning for them. */
-#ifndef URSA__TYPED_FN
-#define URSA__TYPED_FN static inline __attribute__((unused))
-#endif
 
-#define URSA_WATCH_TYPED(name, T)                                                          \
-    URSA__TYPED_FN URSA_NODISCARD int name##_new(ursa_watch_tx_t **tx, ursa_watch_rx_t **rx, \
-                                                const T *initial)                          \
-    {                                                                                      \
-        return ursa_watch_new(tx, rx, sizeof(T), initial);                                 \
-    }                                                                                      \
-    URSA__TYPED_FN int name##_send(ursa_watch_tx_t *tx, T v)                                \
-    {                                                                                      \
-        return ursa_watch_send(tx, &v);                                                    \
-    }                                                                                      \
-    URSA__TYPED_FN int name##_send_replace(ursa_watch_tx_t *tx, T v, T *old)                \
-    {                                                                                      \
-        return ursa_watch_send_replace(tx, &v, old);                                       \
-    }                                                                                      \
-    URSA__TYPED_FN const T *name##_borrow_ptr(const ursa_watch_borrow_t *g)                 \
-    {                                                                                      \
-        return (const T *)ursa_watch_borrow_ptr(g);                                        \
-    }                                                                                      \
-    URSA__TYPED_FN int name##_get_(ursa_watch_rx_t *rx, T *out, bool update)                \
-    {                                                                                      \
-        ursa_watch_borrow_t g_ = {0};                                                      \
-        if (!out)                                                                          \
-            return -EINVAL;                                                                \
-        int rc_ = ursa_watch_borrow_at(rx, &g_, URSA_SITE, update);                        \
-        if (rc_)                                                                           \
-            return rc_;                                                                    \
-        *out = *(const T *)ursa_watch_borrow_ptr(&g_);                                     \
-        return ursa_watch_borrow_release(&g_);                                             \
-    }                                                                                      \
-    URSA__TYPED_FN int name##_get(ursa_watch_rx_t *rx, T *out)                              \
-    {                                                                                      \
-        return name##_get_(rx, out, false);                                                \
-    }                                                                                      \
-    URSA__TYPED_FN int name##_get_and_update(ursa_watch_rx_t *rx, T *out)                   \
-    {                                                                                      \
-        return name##_get_(rx, out, true);                                                 \
+#define URSA_WATCH_TYPED(name, T)                                                                 \
+    URSA__TYPED_FN URSA_NODISCARD int name##_new(ursa_watch_tx_t **tx, ursa_watch_rx_t **rx,      \
+                                                const T *initial)                                 \
+    {                                                                                             \
+        return ursa_watch_new(tx, rx, sizeof(T), initial);                                        \
+    }                                                                                             \
+    URSA__TYPED_FN int name##_send(ursa_watch_tx_t *tx, T v)                                      \
+    {                                                                                             \
+        return ursa_watch_send(tx, &v);                                                           \
+    }                                                                                             \
+    URSA__TYPED_FN int name##_send_replace(ursa_watch_tx_t *tx, T v, T *old)                      \
+    {                                                                                             \
+        return ursa_watch_send_replace(tx, &v, old);                                              \
+    }                                                                                             \
+    URSA__TYPED_FN const T *name##_borrow_ptr(const ursa_watch_borrow_t *g)                       \
+    {                                                                                             \
+        return (const T *)ursa_watch_borrow_ptr(g);                                               \
+    }                                                                                             \
+    URSA__TYPED_FN int name##_get_(ursa_watch_rx_t *rx, T *out, bool update)                      \
+    {                                                                                             \
+        ursa_watch_borrow_t g_ = {0};                                                             \
+        if (!out)                                                                                 \
+            return -EINVAL;                                                                       \
+        int rc_ = ursa_watch_borrow_at(rx, &g_, URSA_SITE, update);                               \
+        if (rc_)                                                                                  \
+            return rc_;                                                                           \
+        *out = *(const T *)ursa_watch_borrow_ptr(&g_);                                            \
+        return ursa_watch_borrow_release(&g_);                                                    \
+    }                                                                                             \
+    URSA__TYPED_FN int name##_get(ursa_watch_rx_t *rx, T *out)                                    \
+    {                                                                                             \
+        return name##_get_(rx, out, false);                                                       \
+    }                                                                                             \
+    URSA__TYPED_FN int name##_get_and_update(ursa_watch_rx_t *rx, T *out)                         \
+    {                                                                                             \
+        return name##_get_(rx, out, true);                                                        \
     }
 
 #endif
