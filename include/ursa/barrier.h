@@ -23,16 +23,10 @@
 
 #include <stdatomic.h>
 
+#include "detail/barrier.h"
 #include "wait.h"
 
-typedef struct ursa_barrier {
-    _Atomic uint32_t lock;    /* guards everything below */
-    uint32_t parties;         /* N */
-    uint32_t arrived;         /* parties queued in this generation */
-    uint32_t pad_;
-    uint64_t generation;      /* generations tripped so far */
-    ursa_wait_t *head, *tail; /* this generation's waiting parties */
-} ursa_barrier_t;
+typedef struct ursa_barrier ursa_barrier_t;
 
 /* Initialises a barrier for `parties` parties (0 and 1: never blocks).
  * 0, or -EINVAL for NULL. */

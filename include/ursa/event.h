@@ -26,6 +26,7 @@
 
 #include <stdatomic.h>
 
+#include "detail/event.h"
 #include "wait.h"
 
 typedef enum ursa_event_mode {
@@ -33,14 +34,7 @@ typedef enum ursa_event_mode {
     URSA_EVENT_MANUAL = 2, /* manual-reset: set until reset */
 } ursa_event_mode_t;
 
-typedef struct ursa_event {
-    /* SET (bit 0), WAITERS (bit 1: the queue is not empty); never both.
-     * Private. */
-    _Atomic uint32_t state;
-    _Atomic uint32_t lock;    /* guards the queue; private */
-    uint32_t mode;            /* ursa_event_mode_t */
-    ursa_wait_t *head, *tail; /* waiters, oldest first; private */
-} ursa_event_t;
+typedef struct ursa_event ursa_event_t;
 
 /* Initialises an embedded event in the given mode, set or not.
  * 0, or -EINVAL (NULL, unknown mode). */

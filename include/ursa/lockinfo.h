@@ -17,7 +17,7 @@
 #include <stdatomic.h>
 
 #include "base.h"
-#include "ursa/config.h"
+#include "detail/lockinfo.h"
 
 typedef struct ursa_lock_attr {
     const char *name; /* kept by pointer: use a string that outlives the lock */
@@ -32,18 +32,5 @@ typedef struct ursa_lock_stats {
     uint64_t wait_total_ns, wait_max_ns, wait_p50_ns, wait_p99_ns;
     uint64_t hold_total_ns, hold_max_ns, hold_p50_ns, hold_p99_ns;
 } ursa_lock_stats_t;
-
-#define URSA__HIST_BUCKETS 496
-
-/* Private; embedded in every lock. */
-typedef struct ursa__lockinfo {
-    const char *name;
-    unsigned rank;
-#if URSA_LOCK_METRICS
-    _Atomic uint64_t acquisitions, contentions;
-    _Atomic uint64_t wait_total, wait_max, hold_total, hold_max;
-    _Atomic uint32_t wait_hist[URSA__HIST_BUCKETS], hold_hist[URSA__HIST_BUCKETS];
-#endif
-} ursa__lockinfo_t;
 
 #endif

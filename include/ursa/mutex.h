@@ -14,14 +14,11 @@
 #define URSA_MUTEX_H
 
 #include "detail/sema.h"
+#include "detail/mutex.h"
 #include "lockinfo.h"
 #include "oblig.h"
 
-typedef struct ursa_mutex {
-    ursa__sema_t sema;     /* one permit */
-    _Atomic bool poisoned; /* a holder ended without unlocking */
-    ursa__lockinfo_t info; /* name, rank, metrics */
-} ursa_mutex_t;
+typedef struct ursa_mutex ursa_mutex_t;
 
 /* The hold: proof of ownership, an obligation to unlock exactly once. */
 typedef struct ursa_mutex_guard {

@@ -35,15 +35,10 @@
 
 #include <stdatomic.h>
 
+#include "detail/notify.h"
 #include "wait.h"
 
-typedef struct ursa_notify {
-    /* PERMIT (bit 0): one notification stored. WAITERS (bit 1): the queue
-     * is not empty. Both never set at once. LOCKED (bit 2): guards the
-     * queue. Private. */
-    _Atomic uint32_t state;
-    ursa_wait_t *head, *tail;  /* waiters not yet notified, oldest first */
-} ursa_notify_t;
+typedef struct ursa_notify ursa_notify_t;
 
 /* Initialises an embedded notify: no permit, no waiters.
  * 0, or -EINVAL (NULL). */

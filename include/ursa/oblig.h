@@ -26,10 +26,11 @@
 #define URSA_OBLIG_H
 
 #include "base.h"
+#include "detail/oblig.h"
 
+/* A hold's record of itself (embedded first in every hold type; fields
+ * private: ursa/detail/oblig.h). Zero means "holds nothing". */
 typedef struct ursa_oblig ursa_oblig_t;
-struct ursa__ledger;
-struct ursa__lockinfo;
 
 /* Per hold type: its name and how to discharge it when its owner leaked it
  * (target and n as the hold recorded them). release_leaked runs where the
@@ -39,18 +40,6 @@ typedef struct ursa_oblig_kind {
     const char *name;
     void (*release_leaked)(void *target, uint64_t n);
 } ursa_oblig_kind_t;
-
-/* Private; zero means "holds nothing". */
-struct ursa_oblig {
-    const ursa_oblig_kind_t *kind; /* NULL when holding nothing */
-    const ursa_site_t *site;
-    struct ursa__ledger *ledger; /* owner, or NULL while disowned */
-    void *target;                /* what to release ... */
-    uint64_t n;                  /* ... and how much */
-    const struct ursa__lockinfo *lock; /* a lock's name and rank, or NULL */
-    uint32_t slot;               /* its record in the owner's ledger */
-    uint32_t user;               /* 1: entered by ursa_oblig_enter */
-};
 
 /* Called for each leaked hold, before it is released. `owner` is the task
  * name (or "thread"). */

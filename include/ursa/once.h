@@ -35,6 +35,7 @@
 
 #include <stdatomic.h>
 
+#include "detail/once.h"
 #include "wait.h"
 
 /* Destructor for the cell's value; receives the value ursa_once_destroy()
@@ -50,16 +51,7 @@ typedef int (*ursa_once_init_fn_t)(void *arg, void **out);
 
 /* Embeddable; all fields private. Zero-initialised (or URSA_ONCE_CELL_INIT)
  * it is an empty cell without destructor. */
-typedef struct ursa_once_cell {
-    /* Hot, read by every get: EMPTY / RUNNING / SET (src/sync/once.c). */
-    _Atomic uint32_t state;
-    _Atomic uint32_t lock; /* guards the queues and state changes */
-    void *value;           /* immutable once state is SET */
-    ursa_once_dtor_t dtor;
-    _Atomic(void *) runner;       /* context running init_fn (self-deadlock check) */
-    ursa_wait_t *init_head, *init_tail; /* queued get_or_init callers, FIFO */
-    ursa_wait_t *wait_head, *wait_tail; /* queued ursa_once_wait callers */
-} ursa_once_cell_t;
+typedef struct ursa_once_cell ursa_once_cell_t;
 
 /* SetOnce: the once cell used through set / get / wait only. */
 typedef ursa_once_cell_t ursa_set_once_t;

@@ -47,21 +47,13 @@
 
 #include <stdatomic.h>
 
+#include "detail/oneshot.h"
 #include "wait.h"
 
 /* Largest elem_size a oneshot can keep inline (storage == NULL). */
-#define URSA_ONESHOT_INLINE 64
+#define URSA_ONESHOT_INLINE URSA__ONESHOT_INLINE
 
-typedef struct ursa_oneshot {
-    _Atomic uint32_t state; /* bits in src/chan/oneshot.c; private */
-    _Atomic uint32_t rxf;   /* receiver-end flags; private */
-    _Atomic uint32_t lock;  /* guards the two wait slots; private */
-    ursa_wait_t *rx_w;      /* a queued recv wait; private */
-    ursa_wait_t *tx_w;      /* a queued closed() wait; private */
-    size_t elem_size;
-    void *ext; /* caller storage, or NULL for inline */
-    _Alignas(max_align_t) unsigned char inline_buf[URSA_ONESHOT_INLINE];
-} ursa_oneshot_t;
+typedef struct ursa_oneshot ursa_oneshot_t;
 
 /* Initialises an embedded oneshot: nothing sent, both ends present.
  * storage: elem_size bytes owned by the caller, or NULL to use the inline

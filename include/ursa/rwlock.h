@@ -29,6 +29,7 @@
 #define URSA_RWLOCK_H
 
 #include "detail/sema.h"
+#include "detail/rwlock.h"
 #include "lockinfo.h"
 #include "oblig.h"
 
@@ -40,25 +41,7 @@
  * queued readers are let in ahead of the remaining writers. */
 #define URSA_RWLOCK_WRITER_STREAK 16
 
-typedef struct ursa_rwlock {
-    ursa__sema_t sema;       /* max_readers permits; must stay first */
-    uint64_t max_readers;    /* permits a writer takes */
-    _Atomic bool poisoned;   /* a writer ended without unlocking */
-    _Atomic bool writer;     /* a write guard holds the lock (snapshots) */
-    /* Writers that entered from the queue while readers were queued, since
-     * readers last entered from it. */
-    _Atomic uint32_t wstreak;
-    ursa__lockinfo_t info; /* name, rank, metrics */
-    /* Reader bias (src/sync/rwlock.c); private. */
-    struct {
-        _Atomic uint32_t on;   /* readers may use their thread's table */
-        _Atomic uint32_t lock; /* guards turning it on and off */
-        _Atomic uint32_t skip; /* slow read locks before bias is tried again */
-        int32_t slot;          /* column in the reader tables; -1: none */
-        uint32_t next_skip;
-        ursa_time_t since;     /* when bias was last turned on */
-    } bias;
-} ursa_rwlock_t;
+typedef struct ursa_rwlock ursa_rwlock_t;
 
 /* Hold of a shared (read) lock: an obligation to unlock exactly once. */
 typedef struct ursa_rwlock_read_guard {

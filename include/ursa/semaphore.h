@@ -12,11 +12,10 @@
 #define URSA_SEMAPHORE_H
 
 #include "detail/sema.h"
+#include "detail/semaphore.h"
 #include "oblig.h"
 
-typedef struct ursa_sem {
-    ursa__sema_t sema;
-} ursa_sem_t;
+typedef struct ursa_sem ursa_sem_t;
 
 /* The hold: n permits, to be released (or forgotten) exactly once. */
 typedef struct ursa_sem_permit {

@@ -49,22 +49,11 @@ typedef enum ursa_wait_kind {
     URSA_WAIT_OTHER,
 } ursa_wait_kind_t;
 
-/* How a primitive withdraws its waits (src/core/waitq.h). */
-struct ursa__wait_ops;
-
 /* One waiter in a primitive's FIFO queue. Lives in the waiter's memory (a
- * task's stack); the wait path never allocates. All fields are private. */
-typedef struct ursa_wait {
-    struct ursa_wait *next, *prev; /* queue links, under the queue lock */
-    void *owner;                   /* the primitive this wait is on */
-    const struct ursa__wait_ops *ops; /* its kind, and how to cancel it */
-    uint64_t want;                 /* permits still missing */
-    uint64_t got;                  /* permits assigned so far */
-    ursa_waker_t waker;
-    const ursa_site_t *site;
-    _Atomic uint32_t state; /* URSA__W_* in src/core/waitq.h */
-    _Atomic uint32_t done;  /* 1 once the waker call has returned */
-} ursa_wait_t;
+ * task's stack); the wait path never allocates. All fields are private
+ * (ursa/detail/wait.h, after ursa_waker_t above). */
+typedef struct ursa_wait ursa_wait_t;
+#include "detail/wait.h"
 
 /* True once the wait has completed (granted, or failed with an error);
  * from the moment the waker is called, so a loop woken by whatever the

@@ -41,6 +41,7 @@
 #ifndef URSA_WATCH_H
 #define URSA_WATCH_H
 
+#include "detail/watch.h"
 #include "oblig.h"
 #include "wait.h"
 
@@ -50,12 +51,7 @@ typedef struct ursa_watch_rx ursa_watch_rx_t; /* a receiver handle */
 
 /* A borrow: read guard hold on the value. Zero-initialise it (or use
  * URSA_SCOPED(watch_borrow, g)). Fields private. */
-typedef struct ursa_watch_borrow {
-    ursa_oblig_t ob;
-    ursa_watch_t *w; /* NULL when not holding */
-    const void *ptr;
-    uint64_t version;
-} ursa_watch_borrow_t;
+typedef struct ursa_watch_borrow ursa_watch_borrow_t;
 
 /* Predicate for ursa_watch_wait_for: true when value is acceptable. Runs
  * with a borrow held: must not send on the same watch. */

@@ -1,6 +1,6 @@
-/* ursa — layout of the batch semaphore, the core under mutex and semaphore.
- * Exposed only so that primitives can be embedded; every field is private
- * and its functions live in src/core/sema.h. */
+/* ursa — layout of the batch semaphore, the core under mutex and
+ * semaphore. Exposed only so that primitives can be embedded; every field
+ * is private and its functions live in src/core/sema.h. */
 #ifndef URSA_DETAIL_SEMA_H
 #define URSA_DETAIL_SEMA_H
 

@@ -1,0 +1,20 @@
+/* ursa — private layout of a barrier (ursa/barrier.h). Public only so that
+ * it can be embedded: every field is private, read and written by
+ * src/sync/barrier.c. Nothing here is callable. */
+#ifndef URSA_DETAIL_BARRIER_H
+#define URSA_DETAIL_BARRIER_H
+
+#include <stdatomic.h>
+
+#include "../wait.h"
+
+struct ursa_barrier {
+    _Atomic uint32_t lock;    /* guards everything below */
+    uint32_t parties;         /* N */
+    uint32_t arrived;         /* parties queued in this generation */
+    uint32_t pad_;
+    uint64_t generation;      /* generations tripped so far */
+    ursa_wait_t *head, *tail; /* this generation's waiting parties */
+};
+
+#endif

@@ -1,0 +1,19 @@
+/* ursa — private layout of an event (ursa/event.h). Public only so that it
+ * can be embedded: every field is private, read and written by
+ * src/sync/event.c. Nothing here is callable. */
+#ifndef URSA_DETAIL_EVENT_H
+#define URSA_DETAIL_EVENT_H
+
+#include <stdatomic.h>
+
+#include "../wait.h"
+
+struct ursa_event {
+    /* SET (bit 0), WAITERS (bit 1: the queue is not empty); never both. */
+    _Atomic uint32_t state;
+    _Atomic uint32_t lock;    /* guards the queue */
+    uint32_t mode;            /* ursa_event_mode_t */
+    ursa_wait_t *head, *tail; /* waiters, oldest first */
+};
+
+#endif
