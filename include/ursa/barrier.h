@@ -21,50 +21,64 @@
 #ifndef URSA_BARRIER_H
 #define URSA_BARRIER_H
 
-#include <stdatomic.h>
-
 #include "detail/barrier.h"
 #include "wait.h"
 
+/* A barrier: embed it, ursa_barrier_init it. Fields private
+ * (ursa/detail/barrier.h). */
 typedef struct ursa_barrier ursa_barrier_t;
 
-/* Initialises a barrier for `parties` parties (0 and 1: never blocks).
- * 0, or -EINVAL for NULL. */
+/* Not a wait: initialises a barrier for `parties` parties (0 and 1: it
+ * never blocks).
+ *   0        initialised
+ *   -EINVAL  b is NULL */
 URSA_API int ursa_barrier_init(ursa_barrier_t *b, uint32_t parties);
 
-/* 0; -EBUSY (parties are waiting: reported as misuse, nothing changed);
- * -EINVAL for NULL. */
+/* Not a wait: destroys a barrier nobody waits at.
+ *   0        destroyed
+ *   -EBUSY   parties are waiting (reported as misuse; nothing changed)
+ *   -EINVAL  b is NULL */
 URSA_API int ursa_barrier_destroy(ursa_barrier_t *b);
 
-/* Phase 1 (no hold follows): arrives at the barrier and waits until
+/* Phase 1 (wait; no hold follows): arrives at the barrier and waits until
  * `deadline` for the generation to trip. *is_leader (may be NULL) tells
  * whether this party was the generation's leader (the last to arrive;
  * exactly one per generation).
- * 0 the generation tripped; -EAGAIN (URSA_NOW and this arrival does not
- * trip it: not counted); -ETIMEDOUT / -ECANCELED (the arrival was
- * withdrawn: the generation still needs as many parties as before);
- * -EINVAL (NULL b). */
+ *   0           the generation tripped
+ *   -EAGAIN     deadline is URSA_NOW and this arrival does not trip it
+ *               (not counted)
+ *   -ETIMEDOUT  the deadline passed first: the arrival was withdrawn (the
+ *               generation still needs as many parties as before)
+ *   -ECANCELED  the calling task was cancelled first: withdrawn, as above
+ *   -EINVAL     b is NULL */
 #define ursa_barrier_wait(b, is_leader, deadline) \
     ursa_barrier_wait_at(b, is_leader, deadline, URSA_SITE)
 URSA_API int ursa_barrier_wait_at(ursa_barrier_t *b, bool *is_leader, ursa_time_t deadline,
                                   const ursa_site_t *site) URSA_NODISCARD;
 
-/* Raw two-phase form (calling context 3). _start (phase 1): arrives; 0
- * (this arrival tripped the generation, or N <= 1: call _finish now),
- * -EINPROGRESS (waiting; waker.fn(waker.ctx) will be called once when the
- * generation trips), -EINVAL. _finish, once ursa_wait_ready(w): 0 and
- * *is_leader (may be NULL); -EAGAIN (not ready); -EINVAL (NULL, w not a
- * wait on b, or already finished/cancelled). ursa_wait_cancel(w) before
- * the trip withdraws the arrival; after it, the generation has tripped
- * anyway and the cancel only discards the result. */
+/* Phase 1 (wait), raw two-phase form (calling context 3, see
+ * ursa/wait.h). _start arrives:
+ *   0             this arrival tripped the generation (or N <= 1): call
+ *                 _finish now
+ *   -EINPROGRESS  waiting; waker.fn(waker.ctx) is called once, from any
+ *                 thread, when the generation trips
+ *   -EINVAL       NULL b / w / waker.fn
+ * _finish, once ursa_wait_ready(w), sets *is_leader (may be NULL):
+ *   0        the generation tripped
+ *   -EAGAIN  not tripped yet (w stays queued)
+ *   -EINVAL  NULL, w not a wait on b, or already finished / cancelled
+ * Or ursa_wait_cancel(w) instead of _finish: before the trip it withdraws
+ * the arrival; after it, the generation has tripped anyway and the cancel
+ * only discards the result. */
 #define ursa_barrier_wait_start(b, w, waker) ursa_barrier_wait_start_at(b, w, waker, URSA_SITE)
 URSA_API int ursa_barrier_wait_start_at(ursa_barrier_t *b, ursa_wait_t *w, ursa_waker_t waker,
                                         const ursa_site_t *site) URSA_NODISCARD;
 URSA_API int ursa_barrier_wait_finish(ursa_barrier_t *b, ursa_wait_t *w,
                                       bool *is_leader) URSA_NODISCARD;
 
-/* Snapshots: parties waiting in the current generation, and generations
- * tripped so far (with N <= 1 every wait counts as one). 0 for NULL. */
+/* Not a wait: snapshots. Parties waiting in the current generation, and
+ * generations tripped so far (with N <= 1 every wait counts as one); 0
+ * for NULL. */
 URSA_API uint32_t ursa_barrier_arrived(const ursa_barrier_t *b);
 URSA_API uint64_t ursa_barrier_generation(const ursa_barrier_t *b);
 

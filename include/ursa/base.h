@@ -1,4 +1,19 @@
-/* ursa — basic types shared by every header: time, errors, call sites. */
+/* ursa — basic types shared by every header: time, errors, call sites,
+ * and the helpers of the hold and typed-wrapper macros.
+ *
+ * How every header documents a call: the comment starts with the call's
+ * phase in the two-phase contract (docs/contract.md):
+ *   Phase 1 (wait):   it may wait, with a deadline (URSA_NEVER, URSA_NOW
+ *                     = try, or absolute), or it is a raw _start/_finish
+ *   Phase 2 (hold):   it uses or discharges a hold (unlock, release,
+ *                     permit send, borrow, cleanup)
+ *   Phase 1 + 2:      both in one call (a channel send)
+ *   Not a wait:       neither (init, destroy, handles, signals, queries)
+ * then what it does, then one line per return code, the code first:
+ *   0        what success means
+ *   -EAGAIN  when it is returned
+ * A call that returns a count or a value says so in the list (n >= 0 ...)
+ * or, with no error to report, in the prose. */
 #ifndef URSA_BASE_H
 #define URSA_BASE_H
 
@@ -26,16 +41,18 @@ typedef int64_t ursa_time_t;
 #define URSA_MSEC(n) ((ursa_time_t)(n) * 1000000)
 #define URSA_SEC(n) ((ursa_time_t)(n) * 1000000000)
 
-/* Current time of the calling context: the runtime's clock inside a task
- * (virtual in deterministic mode), CLOCK_MONOTONIC elsewhere. */
+/* Not a wait: the current time of the calling context: the runtime's
+ * clock inside a task (virtual in deterministic mode), CLOCK_MONOTONIC
+ * elsewhere. */
 URSA_API ursa_time_t ursa_now(void);
 
-/* ursa_now() + ns, saturating at URSA_NEVER; ns <= 0 gives "already
- * expired" (not URSA_NOW: an expired deadline yields -ETIMEDOUT). */
+/* Not a wait: ursa_now() + ns, saturating at URSA_NEVER; ns <= 0 gives
+ * "already expired" (not URSA_NOW: an expired deadline yields
+ * -ETIMEDOUT). */
 URSA_API ursa_time_t ursa_deadline_in(ursa_time_t ns);
 
-/* Name of an ursa error code (negative errno), e.g. "ETIMEDOUT: deadline
- * passed". Never NULL. */
+/* Not a wait: the name of an ursa error code (negative errno), e.g.
+ * "ETIMEDOUT: deadline passed". Never NULL. */
 URSA_API const char *ursa_strerror(int err);
 
 /* Where a hold was acquired or a wait started, for leak and deadlock

@@ -50,9 +50,9 @@
 typedef struct ursa_broadcast_tx ursa_broadcast_tx_t; /* a sender handle */
 typedef struct ursa_broadcast_rx ursa_broadcast_rx_t; /* a receiver handle */
 
-/* Creates a channel with one sender and one receiver handle. capacity is
- * rounded up to a power of two. dtor (may be NULL) receives a pointer to
- * each value the ring lets go of (see above). Not a wait.
+/* Not a wait: creates a channel with one sender and one receiver handle.
+ * capacity is rounded up to a power of two. dtor (may be NULL) receives a
+ * pointer to each value the ring lets go of (see above).
  *   0        *tx and *rx set
  *   -EINVAL  NULL tx/rx, elem_size 0, capacity 0, or a size that overflows
  *   -ENOMEM  out of memory (nothing allocated) */
@@ -60,9 +60,9 @@ URSA_API int ursa_broadcast_new(ursa_broadcast_tx_t **tx, ursa_broadcast_rx_t **
                                 size_t elem_size, size_t capacity,
                                 void (*dtor)(void *elem)) URSA_NODISCARD;
 
-/* Copies *value (elem_size bytes) into the ring and wakes every waiting
- * receiver. Never blocks (overwrites the oldest value when the ring is
- * full). Any thread or task. Not a wait.
+/* Not a wait: copies *value (elem_size bytes) into the ring and wakes
+ * every waiting receiver. Never blocks (overwrites the oldest value when
+ * the ring is full). Any thread or task.
  *   n >= 1   the number of receivers subscribed at the moment of the send
  *            (each will see the value unless it lags behind by more than
  *            the capacity first); the channel now owns the value
@@ -71,9 +71,9 @@ URSA_API int ursa_broadcast_new(ursa_broadcast_tx_t **tx, ursa_broadcast_rx_t **
  *   -EINVAL  NULL tx or value */
 URSA_API int ursa_broadcast_send(ursa_broadcast_tx_t *tx, const void *value);
 
-/* Phase 1 (the only phase): receives the next value for rx, waiting until
- * one is sent. Works in a task (suspends) and on a plain thread (parks).
- * missed may be NULL.
+/* Phase 1 (wait; there is no phase 2): receives the next value for rx,
+ * waiting until one is sent. Works in a task (suspends) and on a plain
+ * thread (parks). missed may be NULL.
  *   0           *out (elem_size bytes) holds the next value
  *   -EOVERFLOW  rx lagged: *missed = how many values it lost (>= 1); it
  *               now continues from the oldest value still retained, which
@@ -85,34 +85,42 @@ URSA_API int ursa_broadcast_send(ursa_broadcast_tx_t *tx, const void *value);
  *   -ECANCELED  the calling task was cancelled first
  *   -EINVAL     NULL rx or out
  * On -EAGAIN/-ETIMEDOUT/-ECANCELED nothing was consumed. */
-#define ursa_broadcast_recv(rx, out, missed, deadline)                              \
+#define ursa_broadcast_recv(rx, out, missed, deadline) \
     ursa_broadcast_recv_at(rx, out, missed, deadline, URSA_SITE)
 URSA_API int ursa_broadcast_recv_at(ursa_broadcast_rx_t *rx, void *out, uint64_t *missed,
                                     ursa_time_t deadline, const ursa_site_t *site) URSA_NODISCARD;
 
-/* Phase 1, never waits: ursa_broadcast_recv with URSA_NOW. 0, -EOVERFLOW,
- * -EPIPE, -EAGAIN (nothing ready), -EINVAL, as above. */
+/* Phase 1 (wait): ursa_broadcast_recv with URSA_NOW (never waits).
+ *   0           *out holds the next value
+ *   -EOVERFLOW  rx lagged (as above)
+ *   -EPIPE      every sender was dropped and rx has received everything
+ *   -EAGAIN     nothing ready
+ *   -EINVAL     NULL rx or out */
 URSA_API int ursa_broadcast_try_recv(ursa_broadcast_rx_t *rx, void *out,
                                      uint64_t *missed) URSA_NODISCARD;
 
-/* Raw two-phase form (calling context 3, see ursa/wait.h). _start waits
- * until rx has something to report (a value, a lag, or the close):
- *   0            ready now; call _finish
- *   -EINPROGRESS queued; waker.fn(waker.ctx) is called once, from any
- *                thread, when a value is sent or the last sender drops
- *   -EINVAL      NULL rx / w / waker.fn
- * _finish, once ursa_wait_ready(w):
- *   0, -EOVERFLOW, -EPIPE   as ursa_broadcast_recv; the wait is over
- *   -EAGAIN      nothing ready after all (not woken yet; or woken by a
- *                value for a later position while an earlier send is
- *                still being written): w is queued again and its waker
- *                will be called again
- *   -EINVAL      NULL, w not started on rx, or already finished/cancelled
+/* Phase 1 (wait), raw two-phase form (calling context 3, see
+ * ursa/wait.h). _start waits until rx has something to report (a value,
+ * a lag, or the close):
+ *   0             ready now: call _finish
+ *   -EINPROGRESS  queued; waker.fn(waker.ctx) is called once, from any
+ *                 thread, when a value is sent or the last sender drops
+ *   -EINVAL       NULL rx / w / waker.fn
+ * _finish, once ursa_wait_ready(w); the wait is over unless -EAGAIN:
+ *   0           as ursa_broadcast_recv
+ *   -EOVERFLOW  as ursa_broadcast_recv
+ *   -EPIPE      as ursa_broadcast_recv
+ *   -EAGAIN     nothing ready after all (not woken yet; or woken by a
+ *               value for a later position while an earlier send is
+ *               still being written): w is queued again and its waker
+ *               will be called again
+ *   -EINVAL     NULL, w not started on rx, or already finished /
+ *               cancelled
  * Or ursa_wait_cancel(w) (-ECANCELED) instead: nothing is consumed. The
  * receiver must not be dropped while w is queued. _start (and a _finish
  * that re-queues) may spin for the few instructions a send on another
  * thread needs between claiming rx's next position and publishing it. */
-#define ursa_broadcast_recv_start(rx, w, waker)                                             \
+#define ursa_broadcast_recv_start(rx, w, waker) \
     ursa_broadcast_recv_start_at(rx, w, waker, URSA_SITE)
 URSA_API int ursa_broadcast_recv_start_at(ursa_broadcast_rx_t *rx, ursa_wait_t *w,
                                           ursa_waker_t waker,
@@ -120,47 +128,58 @@ URSA_API int ursa_broadcast_recv_start_at(ursa_broadcast_rx_t *rx, ursa_wait_t *
 URSA_API int ursa_broadcast_recv_finish(ursa_broadcast_rx_t *rx, ursa_wait_t *w, void *out,
                                         uint64_t *missed) URSA_NODISCARD;
 
-/* A new receiver that sees every value sent after this call. Not a wait.
- *   0 (*rx set), -EINVAL (NULL), -ENOMEM */
+/* Not a wait: a new receiver that sees every value sent after this call.
+ *   0        *rx set
+ *   -EINVAL  NULL argument
+ *   -ENOMEM  out of memory */
 URSA_API int ursa_broadcast_subscribe(ursa_broadcast_tx_t *tx,
                                       ursa_broadcast_rx_t **rx) URSA_NODISCARD;
 
-/* A new receiver on rx's channel starting at the tail, like subscribe
- * (it does not copy rx's position; Tokio's resubscribe). Works after the
- * senders are gone (the new receiver then gets -EPIPE). Not a wait.
- *   0 (*rx2 set), -EINVAL (NULL), -ENOMEM */
+/* Not a wait: a new receiver on rx's channel starting at the tail, like
+ * subscribe (it does not copy rx's position; Tokio's resubscribe). Works
+ * after the senders are gone (the new receiver then gets -EPIPE).
+ *   0        *rx2 set
+ *   -EINVAL  NULL argument
+ *   -ENOMEM  out of memory */
 URSA_API int ursa_broadcast_resubscribe(ursa_broadcast_rx_t *rx,
                                         ursa_broadcast_rx_t **rx2) URSA_NODISCARD;
 
-/* How many receivers exist now (>= 0), or -EINVAL (NULL). Not a wait. */
+/* Not a wait: how many receivers exist now.
+ *   n >= 0   the count
+ *   -EINVAL  tx is NULL */
 URSA_API int ursa_broadcast_receiver_count(ursa_broadcast_tx_t *tx);
 
-/* A new sender handle on tx's channel. Not a wait.
- *   0 (*tx2 set), -EINVAL (NULL), -ENOMEM */
+/* Not a wait: a new sender handle on tx's channel.
+ *   0        *tx2 set
+ *   -EINVAL  NULL argument
+ *   -ENOMEM  out of memory */
 URSA_API int ursa_broadcast_sender_clone(ursa_broadcast_tx_t *tx,
                                          ursa_broadcast_tx_t **tx2) URSA_NODISCARD;
 
-/* Drops a sender handle. The last sender's drop closes the channel:
- * receivers drain what is left, then get -EPIPE; waiting receivers are
- * woken. Frees the channel if it was the last handle. Not a wait.
- *   0, -EINVAL (NULL) */
+/* Not a wait: drops a sender handle. The last sender's drop closes the
+ * channel: receivers drain what is left, then get -EPIPE; waiting
+ * receivers are woken. Frees the channel if it was the last handle.
+ *   0        dropped
+ *   -EINVAL  tx is NULL */
 URSA_API int ursa_broadcast_sender_drop(ursa_broadcast_tx_t *tx);
 
-/* Drops a receiver handle; the values it had not read are no longer
- * counted for it (sends see one receiver fewer). Frees the channel if it
- * was the last handle. Not a wait.
+/* Not a wait: drops a receiver handle; the values it had not read are no
+ * longer counted for it (sends see one receiver fewer). Frees the channel
+ * if it was the last handle.
  *   0        dropped
  *   -EBUSY   a raw wait of rx is still queued (finish or cancel it first;
  *            reported as misuse, nothing changed)
- *   -EINVAL  NULL */
+ *   -EINVAL  rx is NULL */
 URSA_API int ursa_broadcast_receiver_drop(ursa_broadcast_rx_t *rx);
 
-/* The ring's capacity (the rounded power of two), or 0 for NULL. Not a wait. */
+/* Not a wait: the ring's capacity (the rounded power of two), or 0 for
+ * NULL. */
 URSA_API size_t ursa_broadcast_capacity(const ursa_broadcast_tx_t *tx);
 
-/* How many values rx has not read yet and could still read without
- * lagging (at most the capacity), or -EINVAL (NULL). A snapshot; not a
- * wait. */
+/* Not a wait: how many values rx has not read yet and could still read
+ * without lagging (a snapshot).
+ *   n >= 0   the count (at most the capacity)
+ *   -EINVAL  rx is NULL */
 URSA_API long ursa_broadcast_rx_len(const ursa_broadcast_rx_t *rx);
 
 /* Typed wrappers: URSA_BROADCAST_TYPED(ev_bc, struct event) defines

@@ -24,8 +24,6 @@
 #ifndef URSA_EVENT_H
 #define URSA_EVENT_H
 
-#include <stdatomic.h>
-
 #include "detail/event.h"
 #include "wait.h"
 
@@ -34,35 +32,45 @@ typedef enum ursa_event_mode {
     URSA_EVENT_MANUAL = 2, /* manual-reset: set until reset */
 } ursa_event_mode_t;
 
+/* An event: embed it, ursa_event_init it. Fields private
+ * (ursa/detail/event.h). */
 typedef struct ursa_event ursa_event_t;
 
-/* Initialises an embedded event in the given mode, set or not.
- * 0, or -EINVAL (NULL, unknown mode). */
+/* Not a wait: initialises an embedded event in the given mode, set or
+ * not.
+ *   0        initialised
+ *   -EINVAL  e is NULL, or an unknown mode */
 URSA_API int ursa_event_init(ursa_event_t *e, ursa_event_mode_t mode, bool initially_set);
 
-/* Ends the event's life. 0; -EBUSY (waiters still queued: reported as
- * misuse, nothing changed); -EINVAL (NULL). */
+/* Not a wait: ends the event's life.
+ *   0        destroyed
+ *   -EBUSY   waiters still queued (reported as misuse; nothing changed)
+ *   -EINVAL  e is NULL */
 URSA_API int ursa_event_destroy(ursa_event_t *e);
 
-/* Signals the event. Auto-reset: releases the oldest waiter, or leaves the
- * event set if nobody waits. Manual-reset: releases every queued waiter and
- * leaves the event set. Any thread or task; never blocks; not a wait.
+/* Not a wait: signals the event. Auto-reset: releases the oldest waiter,
+ * or leaves the event set if nobody waits. Manual-reset: releases every
+ * queued waiter and leaves the event set. Any thread or task; never
+ * blocks.
  *   1        the event was unset: this call signalled it (and may have
  *            released waiters)
  *   0        it was already set: nothing changed
  *   -EINVAL  NULL */
 URSA_API int ursa_event_set(ursa_event_t *e);
 
-/* Clears the signalled state (waiters stay queued). Not a wait.
- *   1 it was set; 0 it was not; -EINVAL NULL. */
+/* Not a wait: clears the signalled state (waiters stay queued).
+ *   1        it was set
+ *   0        it was not
+ *   -EINVAL  e is NULL */
 URSA_API int ursa_event_reset(ursa_event_t *e);
 
-/* Whether the event is set right now (a snapshot; false for NULL). */
+/* Not a wait: whether the event is set right now (a snapshot; false for
+ * NULL). */
 URSA_API bool ursa_event_is_set(const ursa_event_t *e);
 
-/* Phase 1 (the only phase): waits until the event lets the caller
- * through. Auto-reset: consumes the set. Manual-reset: leaves it set.
- * Works in a task (suspends) and on a plain thread (parks).
+/* Phase 1 (wait; there is no phase 2): waits until the event lets the
+ * caller through. Auto-reset: consumes the set. Manual-reset: leaves it
+ * set. Works in a task (suspends) and on a plain thread (parks).
  *   0           released (or the event was set already)
  *   -EAGAIN     deadline is URSA_NOW and the event is not set
  *   -ETIMEDOUT  the deadline passed first (the event is left as it was)
@@ -74,11 +82,12 @@ URSA_API bool ursa_event_is_set(const ursa_event_t *e);
 URSA_API int ursa_event_wait_at(ursa_event_t *e, ursa_time_t deadline,
                                 const ursa_site_t *site) URSA_NODISCARD;
 
-/* Raw two-phase form (calling context 3, see ursa/wait.h). _start:
- *   0            released already (event was set); call _finish now
- *   -EINPROGRESS queued; waker.fn(waker.ctx) is called once, from any
- *                thread, when a set releases w
- *   -EINVAL      NULL e / w / waker.fn
+/* Phase 1 (wait), raw two-phase form (calling context 3, see
+ * ursa/wait.h). _start:
+ *   0             released already (event was set); call _finish now
+ *   -EINPROGRESS  queued; waker.fn(waker.ctx) is called once, from any
+ *                 thread, when a set releases w
+ *   -EINVAL       NULL e / w / waker.fn
  * _finish, once ursa_wait_ready(w):
  *   0        released; the wait is over
  *   -EAGAIN  not released yet (w stays queued)

@@ -60,125 +60,183 @@ typedef struct ursa_mpsc_permit {
 /* Largest capacity (and reserve_many count). */
 #define URSA_MPSC_MAX_CAPACITY ((uint64_t)1 << 40)
 
-/* Creates a channel: *rx and *tx get the receiver and the first sender.
- * capacity 0 = unbounded. dtor may be NULL.
- * 0; -EINVAL (NULL handle, elem_size 0, capacity > URSA_MPSC_MAX_CAPACITY);
- * -ENOMEM. Not a wait. */
+/* Not a wait: creates a channel: *rx and *tx get the receiver and the
+ * first sender. capacity 0 = unbounded. dtor may be NULL.
+ *   0        created
+ *   -EINVAL  NULL handle, elem_size 0, or capacity >
+ *            URSA_MPSC_MAX_CAPACITY
+ *   -ENOMEM  out of memory */
 URSA_API int ursa_mpsc_new(ursa_mpsc_receiver_t *rx, ursa_mpsc_sender_t *tx, size_t elem_size,
                            uint64_t capacity, ursa_mpsc_dtor_t dtor) URSA_NODISCARD;
 
-/* ---- sender handles (not waits) ---- */
+/* ---- sender handles ---- */
 
-/* *out becomes another strong sender. 0; -EINVAL (NULL or dropped). */
+/* Not a wait: *out becomes another strong sender.
+ *   0        *out set
+ *   -EINVAL  NULL, or tx dropped */
 URSA_API int ursa_mpsc_sender_clone(const ursa_mpsc_sender_t *tx,
                                     ursa_mpsc_sender_t *out) URSA_NODISCARD;
-/* Drops a sender. The last strong one makes the receiver see -EPIPE once
- * drained and no permit is out. 0; -EINVAL (NULL or already dropped). */
+/* Not a wait: drops a sender. The last strong one makes the receiver see
+ * -EPIPE once drained and no permit is out.
+ *   0        dropped
+ *   -EINVAL  NULL, or already dropped */
 URSA_API int ursa_mpsc_sender_drop(ursa_mpsc_sender_t *tx);
-/* *out becomes a weak sender: it keeps the memory, not the channel, open.
- * 0; -EINVAL. */
+/* Not a wait: *out becomes a weak sender: it keeps the memory, not the
+ * channel, open.
+ *   0        *out set
+ *   -EINVAL  NULL, or tx dropped */
 URSA_API int ursa_mpsc_sender_downgrade(const ursa_mpsc_sender_t *tx,
                                         ursa_mpsc_weak_sender_t *out) URSA_NODISCARD;
-/* *out becomes a strong sender again: 0; -EPIPE (no strong sender is left:
- * the channel's sending side is over); -EINVAL. */
+/* Not a wait: *out becomes a strong sender again.
+ *   0        *out set
+ *   -EPIPE   no strong sender is left: the channel's sending side is over
+ *   -EINVAL  NULL, or w dropped */
 URSA_API int ursa_mpsc_weak_upgrade(const ursa_mpsc_weak_sender_t *w,
                                     ursa_mpsc_sender_t *out) URSA_NODISCARD;
-/* Another weak sender. 0; -EINVAL. */
+/* Not a wait: another weak sender.
+ *   0        *out set
+ *   -EINVAL  NULL, or w dropped */
 URSA_API int ursa_mpsc_weak_clone(const ursa_mpsc_weak_sender_t *w,
                                   ursa_mpsc_weak_sender_t *out) URSA_NODISCARD;
-/* 0; -EINVAL (NULL or already dropped). */
+/* Not a wait: drops a weak sender.
+ *   0        dropped
+ *   -EINVAL  NULL, or already dropped */
 URSA_API int ursa_mpsc_weak_drop(ursa_mpsc_weak_sender_t *w);
 
 /* ---- sending ---- */
 
-/* Phase 1: reserves one slot into p (waits for capacity, FIFO among
- * senders). Cancel-safe: on error nothing is reserved.
- * 0; -EAGAIN (URSA_NOW and full, or senders queued ahead); -ETIMEDOUT;
- * -ECANCELED; -EPIPE (receiver closed or dropped); -EINVAL (NULL, dropped
- * handle, p already holding); -ENOMEM (the hold could not be recorded). */
+/* Phase 1 (wait): reserves one slot into p (waits for capacity, FIFO
+ * among senders). Cancel-safe: on an error nothing is reserved.
+ *   0           p holds the slot
+ *   -EAGAIN     deadline is URSA_NOW and the channel is full, or senders
+ *               are queued ahead
+ *   -ETIMEDOUT  the deadline passed first
+ *   -ECANCELED  the calling task was cancelled first
+ *   -EPIPE      the receiver closed or dropped
+ *   -ENOMEM     the hold could not be recorded
+ *   -EINVAL     NULL, dropped handle, or p already holds */
 #define ursa_mpsc_reserve(tx, p, deadline) ursa_mpsc_reserve_many_at(tx, 1, p, deadline, URSA_SITE)
-/* Phase 1: as reserve, for n slots at once (1 <= n <= capacity, or
+/* Phase 1 (wait): as reserve, for n slots at once (1 <= n <= capacity, or
  * <= URSA_MPSC_MAX_CAPACITY when unbounded; otherwise -EINVAL). */
-#define ursa_mpsc_reserve_many(tx, n, p, deadline)                                           \
+#define ursa_mpsc_reserve_many(tx, n, p, deadline) \
     ursa_mpsc_reserve_many_at(tx, n, p, deadline, URSA_SITE)
 URSA_API int ursa_mpsc_reserve_many_at(const ursa_mpsc_sender_t *tx, uint64_t n,
                                        ursa_mpsc_permit_t *p, ursa_time_t deadline,
                                        const ursa_site_t *site) URSA_NODISCARD;
 
-/* Phase 2: sends *value (elem_size bytes copied) using one reserved slot;
- * the permit is discharged when its last slot is used. Never waits.
- * 0; -EPIPE (the receiver is gone: the value is not taken and the slot is
- * given up, like a release of one); -EINVAL (NULL, holds nothing);
- * -EPERM (another task's or thread's permit). */
+/* Phase 2 (hold): sends *value (elem_size bytes copied) using one reserved
+ * slot; the permit is discharged when its last slot is used. Never waits.
+ *   0        sent
+ *   -EPIPE   the receiver is gone: the value is not taken and the slot is
+ *            given up, like a release of one
+ *   -EINVAL  NULL, or p holds nothing (reported)
+ *   -EPERM   another task's or thread's permit */
 URSA_API int ursa_mpsc_permit_send(ursa_mpsc_permit_t *p, const void *value);
 
-/* Phase 2: returns every slot still reserved and discharges p.
- * 0; -EINVAL (NULL, holds nothing: double release); -EPERM. */
+/* Phase 2 (hold): returns every slot still reserved and discharges p.
+ *   0        released; p is empty
+ *   -EINVAL  NULL, or p holds nothing (a double release: reported)
+ *   -EPERM   another task's or thread's permit */
 URSA_API int ursa_mpsc_permit_release(ursa_mpsc_permit_t *p);
 
-/* Scope-exit release for URSA_SCOPED(mpsc_permit, p). */
+/* Phase 2 (hold): the scope-exit release for URSA_SCOPED(mpsc_permit, p):
+ * releases if held, does nothing if empty. */
 URSA_API void ursa_mpsc_permit_cleanup(ursa_mpsc_permit_t *p);
 
-/* Phase 1 + 2 in one call: reserve one slot, then send *value. On error
- * the value stays with the caller. Codes as reserve (-EPIPE also when the
- * receiver went away between the two steps). */
+/* Phase 1 + 2 in one call: reserve one slot, then send *value. On an
+ * error the value stays with the caller. Codes as ursa_mpsc_reserve
+ * (-EPIPE also when the receiver went away between the two steps). */
 URSA_API int ursa_mpsc_send(const ursa_mpsc_sender_t *tx, const void *value,
                             ursa_time_t deadline) URSA_NODISCARD;
 
-/* ---- receiving (the receiver's owner only) ---- */
-
-/* Phase 1 (no hold: the element is copied out): the next message in *out.
- * 0; -EPIPE (closed or all strong senders gone, drained, no permit or
- * reserve outstanding); -EAGAIN (URSA_NOW and empty); -ETIMEDOUT;
- * -ECANCELED; -EINVAL (NULL, dropped). Messages of one producer arrive in
- * the order it sent them. */
-URSA_API int ursa_mpsc_recv(const ursa_mpsc_receiver_t *rx, void *out,
-                            ursa_time_t deadline) URSA_NODISCARD;
-/* recv with URSA_NOW. */
-URSA_API int ursa_mpsc_try_recv(const ursa_mpsc_receiver_t *rx, void *out) URSA_NODISCARD;
-/* Phase 1: waits for at least one message, then copies up to max
- * consecutive messages into buf (max * elem_size bytes). Returns the count
- * (>= 1), or the codes of recv (-EINVAL also for max 0). */
-URSA_API long ursa_mpsc_recv_many(const ursa_mpsc_receiver_t *rx, void *buf, size_t max,
-                                  ursa_time_t deadline) URSA_NODISCARD;
-
-/* Raw two-phase receive for foreign event loops (see ursa/wait.h):
- * _start returns 0 (something is ready now), -EINPROGRESS (the waker will
- * be called once a message or the end arrives), -EINVAL. Cancel with
- * ursa_wait_cancel. _finish: 0 (*out filled), -EPIPE (the end), -EAGAIN
- * (not ready yet; or ready but the message was taken by another call:
- * start again), -EINVAL. */
-URSA_API int ursa_mpsc_recv_start(const ursa_mpsc_receiver_t *rx, ursa_wait_t *w,
-                                  ursa_waker_t waker) URSA_NODISCARD;
-URSA_API int ursa_mpsc_recv_finish(const ursa_mpsc_receiver_t *rx, ursa_wait_t *w,
-                                   void *out) URSA_NODISCARD;
-
-/* Raw two-phase reserve: _start 0 (granted now) / -EINPROGRESS / -EPIPE /
- * -EINVAL; _finish 0 (p filled) / -EPIPE / -EAGAIN (not decided) /
- * -EINVAL / -ENOMEM. ursa_wait_cancel hands the slots on. */
+/* Phase 1 (wait), raw two-phase reserve (calling context 3, see
+ * ursa/wait.h; bounded channels only). _start:
+ *   0             granted now: call _finish
+ *   -EINPROGRESS  queued; waker.fn(waker.ctx) is called once, from any
+ *                 thread, when the slots are granted or the channel closes
+ *   -EPIPE        the receiver closed or dropped (nothing started)
+ *   -EINVAL       NULL, dropped handle, no waker.fn, n out of range, or an
+ *                 unbounded channel (its reserve never waits: use
+ *                 ursa_mpsc_reserve)
+ * _finish, once ursa_wait_ready(w), fills p:
+ *   0        p holds the slots
+ *   -EPIPE   the channel closed first
+ *   -EAGAIN  not decided yet (w stays queued)
+ *   -ENOMEM  the hold could not be recorded (the slots went back)
+ *   -EINVAL  NULL, p already holds, w not a reserve on tx's channel,
+ *            or already finished / cancelled
+ * Or ursa_wait_cancel(w) instead of _finish: the slots go on to the next
+ * sender. */
 URSA_API int ursa_mpsc_reserve_start(const ursa_mpsc_sender_t *tx, uint64_t n, ursa_wait_t *w,
                                      ursa_waker_t waker) URSA_NODISCARD;
 URSA_API int ursa_mpsc_reserve_finish(const ursa_mpsc_sender_t *tx, ursa_wait_t *w,
                                       ursa_mpsc_permit_t *p) URSA_NODISCARD;
 
-/* Closes from the receiving side: later and waiting reserves fail with
- * -EPIPE; permits already out may still send; messages stay receivable.
- * 0; -EINVAL. Not a wait. */
+/* ---- receiving (the receiver's owner only) ---- */
+
+/* Phase 1 (wait; no hold follows: the element is copied out): the next
+ * message in *out. Messages of one producer arrive in the order it sent
+ * them.
+ *   0           *out holds the message
+ *   -EPIPE      closed or all strong senders gone, drained, and no permit
+ *               or reserve outstanding
+ *   -EAGAIN     deadline is URSA_NOW and the channel is empty
+ *   -ETIMEDOUT  the deadline passed first
+ *   -ECANCELED  the calling task was cancelled first
+ *   -EINVAL     NULL, or rx dropped */
+URSA_API int ursa_mpsc_recv(const ursa_mpsc_receiver_t *rx, void *out,
+                            ursa_time_t deadline) URSA_NODISCARD;
+/* Phase 1 (wait): ursa_mpsc_recv with URSA_NOW (never waits). */
+URSA_API int ursa_mpsc_try_recv(const ursa_mpsc_receiver_t *rx, void *out) URSA_NODISCARD;
+/* Phase 1 (wait): waits for at least one message, then copies up to max
+ * consecutive messages into buf (max * elem_size bytes).
+ *   n >= 1  how many it copied
+ *   < 0     the codes of ursa_mpsc_recv (-EINVAL also for max 0) */
+URSA_API long ursa_mpsc_recv_many(const ursa_mpsc_receiver_t *rx, void *buf, size_t max,
+                                  ursa_time_t deadline) URSA_NODISCARD;
+
+/* Phase 1 (wait), raw two-phase receive (calling context 3, see
+ * ursa/wait.h). _start:
+ *   0             something is ready now: call _finish
+ *   -EINPROGRESS  queued; waker.fn(waker.ctx) is called once, from any
+ *                 thread, when a message or the end arrives
+ *   -EINVAL       NULL, dropped handle, or no waker.fn
+ * _finish, once ursa_wait_ready(w):
+ *   0        *out holds the next message
+ *   -EPIPE   the end (as for ursa_mpsc_recv)
+ *   -EAGAIN  not ready yet; or ready, but the message was taken by
+ *            another call: start again
+ *   -EINVAL  NULL, or w not a receive on rx's channel, or already
+ *            finished / cancelled
+ * Or ursa_wait_cancel(w) instead of _finish: withdrawn. */
+URSA_API int ursa_mpsc_recv_start(const ursa_mpsc_receiver_t *rx, ursa_wait_t *w,
+                                  ursa_waker_t waker) URSA_NODISCARD;
+URSA_API int ursa_mpsc_recv_finish(const ursa_mpsc_receiver_t *rx, ursa_wait_t *w,
+                                   void *out) URSA_NODISCARD;
+
+/* Not a wait: closes from the receiving side: later and waiting reserves
+ * fail with -EPIPE; permits already out may still send; messages stay
+ * receivable.
+ *   0        closed
+ *   -EINVAL  NULL, or rx dropped */
 URSA_API int ursa_mpsc_close(const ursa_mpsc_receiver_t *rx);
 
-/* Drops the receiver: closes, destroys pending messages (dtor), and later
- * sends fail with -EPIPE. 0; -EINVAL (NULL or already dropped). */
+/* Not a wait: drops the receiver: closes, destroys pending messages
+ * (dtor), and later sends fail with -EPIPE.
+ *   0        dropped
+ *   -EINVAL  NULL, or already dropped */
 URSA_API int ursa_mpsc_receiver_drop(ursa_mpsc_receiver_t *rx);
 
-/* ---- queries (snapshots; any handle's channel) ---- */
+/* ---- queries (snapshots of any handle's channel) ---- */
 
-/* Messages queued (sent, not yet received). */
+/* Not a wait: messages queued (sent, not yet received); 0 for NULL. */
 URSA_API uint64_t ursa_mpsc_len(const ursa_mpsc_t *ch);
-/* Capacity given at creation (0: unbounded). */
+/* Not a wait: capacity given at creation (0: unbounded; 0 for NULL). */
 URSA_API uint64_t ursa_mpsc_capacity(const ursa_mpsc_t *ch);
-/* Bytes allocated for the channel right now (header + storage). */
+/* Not a wait: bytes allocated for the channel right now (header +
+ * storage); 0 for NULL. */
 URSA_API size_t ursa_mpsc_memory(const ursa_mpsc_t *ch);
-/* True once closed or the receiver is gone. */
+/* Not a wait: true once closed or the receiver is gone (false for NULL). */
 URSA_API bool ursa_mpsc_is_closed(const ursa_mpsc_t *ch);
 
 /* ---- typed wrapper ----

@@ -13,11 +13,13 @@
 #ifndef URSA_MUTEX_H
 #define URSA_MUTEX_H
 
-#include "detail/sema.h"
 #include "detail/mutex.h"
 #include "lockinfo.h"
 #include "oblig.h"
+#include "wait.h"
 
+/* A mutex: embed it, ursa_mutex_init it. Fields private
+ * (ursa/detail/mutex.h). */
 typedef struct ursa_mutex ursa_mutex_t;
 
 /* The hold: proof of ownership, an obligation to unlock exactly once. */
@@ -29,56 +31,85 @@ typedef struct ursa_mutex_guard {
 #endif
 } ursa_mutex_guard_t;
 
-/* Initialises an unlocked mutex. 0, or -EINVAL for NULL. */
+/* Not a wait: initialises an unlocked mutex.
+ *   0        initialised
+ *   -EINVAL  m is NULL */
 URSA_API int ursa_mutex_init(ursa_mutex_t *m);
 
-/* The same with a name and a rank (see ursa/lockinfo.h; attr may be NULL).
- * 0, or -EINVAL for NULL m. */
+/* Not a wait: ursa_mutex_init with a name and a rank (see
+ * ursa/lockinfo.h; attr may be NULL).
+ *   0        initialised
+ *   -EINVAL  m is NULL */
 URSA_API int ursa_mutex_init_attr(ursa_mutex_t *m, const ursa_lock_attr_t *attr);
 
-/* A snapshot of m's metrics. 0; -ENOTSUP when built without
- * URSA_LOCK_METRICS; -EINVAL for NULL. */
+/* Not a wait: a snapshot of m's metrics in *out.
+ *   0         filled
+ *   -ENOTSUP  built without URSA_LOCK_METRICS
+ *   -EINVAL   NULL argument */
 URSA_API int ursa_mutex_stats(const ursa_mutex_t *m, ursa_lock_stats_t *out);
 
-/* Destroys an unlocked mutex with no waiters. 0; -EBUSY (locked or
- * waiters queued: nothing changed); -EINVAL for NULL. */
+/* Not a wait: destroys an unlocked mutex with no waiters.
+ *   0        destroyed
+ *   -EBUSY   locked or waiters queued (reported as misuse; nothing
+ *            changed)
+ *   -EINVAL  m is NULL */
 URSA_API int ursa_mutex_destroy(ursa_mutex_t *m);
 
-/* Phase 1: locks m, waiting until `deadline`, and fills guard g.
- * 0 locked; -EOWNERDEAD locked, but the previous owner ended holding it
- * (state may be inconsistent; see ursa_mutex_consistent); -EAGAIN
- * (URSA_NOW, locked); -ETIMEDOUT; -ECANCELED (task cancelled); -EINVAL
- * (NULL, or g already holds a lock); -EDEADLK (URSA_LOCK_ORDER builds: m's
- * rank is not above every ranked lock the caller holds; reported);
- * -ENOMEM. On error g is left empty. */
+/* Phase 1 (wait): locks m, waiting until `deadline`, and fills guard g.
+ * Works in a task (suspends) and on a plain thread (parks).
+ *   0            locked
+ *   -EOWNERDEAD  locked, but the previous owner ended holding it (the
+ *                state may be inconsistent; see ursa_mutex_consistent)
+ *   -EAGAIN      deadline is URSA_NOW and m is locked
+ *   -ETIMEDOUT   the deadline passed first
+ *   -ECANCELED   the calling task was cancelled first
+ *   -EDEADLK     URSA_LOCK_ORDER builds: m's rank is not above every
+ *                ranked lock the caller holds (reported)
+ *   -ENOMEM      the caller's ledger could not grow
+ *   -EINVAL      NULL, or g already holds a lock
+ * On an error g is left empty and nothing is held. */
 #define ursa_mutex_lock(m, g, deadline) ursa_mutex_lock_at(m, g, deadline, URSA_SITE)
 URSA_API int ursa_mutex_lock_at(ursa_mutex_t *m, ursa_mutex_guard_t *g, ursa_time_t deadline,
                                 const ursa_site_t *site) URSA_NODISCARD;
 
-/* Phase 2: unlocks, handing the lock to the oldest waiter. 0; -EINVAL
- * (NULL, or g holds nothing: a double unlock is detected here); -EPERM (g
- * belongs to another task or thread; see ursa_oblig_disown). */
+/* Phase 2 (hold): unlocks, handing the lock to the oldest waiter.
+ *   0        unlocked; g is empty
+ *   -EINVAL  NULL, or g holds nothing (a double unlock: reported)
+ *   -EPERM   g belongs to another task or thread (see ursa_oblig_disown) */
 URSA_API int ursa_mutex_unlock(ursa_mutex_guard_t *g);
 
-/* Clears the poisoned mark after the holder repaired the state. 0, -EINVAL. */
+/* Phase 2 (hold): the scope-exit release for URSA_SCOPED(mutex_guard, g):
+ * unlocks if held, does nothing if empty. */
+URSA_API void ursa_mutex_guard_cleanup(ursa_mutex_guard_t *g);
+
+/* Not a wait: clears the poisoned mark after the holder repaired the
+ * state.
+ *   0        cleared
+ *   -EINVAL  m is NULL */
 URSA_API int ursa_mutex_consistent(ursa_mutex_t *m);
 
-/* True while some owner holds m (a racy snapshot). */
+/* Not a wait: true while some owner holds m (a racy snapshot). */
 URSA_API bool ursa_mutex_is_locked(const ursa_mutex_t *m);
 
-/* Raw two-phase form. _start: 0 (locked already; call _finish now),
- * -EINPROGRESS (queued; waker.fn(waker.ctx) will be called once),
- * -EINVAL. _finish, once ursa_wait_ready(w): fills g, returns 0 or
- * -EOWNERDEAD; -EAGAIN if the wait is not ready. To give up, call
- * ursa_wait_cancel(w) instead of _finish. */
+/* Phase 1 (wait), raw two-phase form (calling context 3, see
+ * ursa/wait.h). _start:
+ *   0             locked already: call _finish now
+ *   -EINPROGRESS  queued; waker.fn(waker.ctx) is called once, from any
+ *                 thread, when the lock is granted
+ *   -EINVAL       NULL m / w / waker.fn
+ * _finish, once ursa_wait_ready(w), fills g:
+ *   0            locked
+ *   -EOWNERDEAD  locked, but the previous owner ended holding it
+ *   -EAGAIN      not granted yet (w stays queued)
+ *   -ENOMEM      the caller's ledger could not grow (the lock was given
+ *                back)
+ *   -EINVAL      NULL, g already holds, w not a wait on m, or already
+ *                finished / cancelled
+ * Or ursa_wait_cancel(w) instead of _finish: nothing is held after. */
 #define ursa_mutex_lock_start(m, w, waker) ursa_mutex_lock_start_at(m, w, waker, URSA_SITE)
 URSA_API int ursa_mutex_lock_start_at(ursa_mutex_t *m, ursa_wait_t *w, ursa_waker_t waker,
                                       const ursa_site_t *site) URSA_NODISCARD;
 URSA_API int ursa_mutex_lock_finish(ursa_mutex_t *m, ursa_wait_t *w,
                                     ursa_mutex_guard_t *g) URSA_NODISCARD;
-
-/* Scope-exit release for URSA_SCOPED(mutex_guard, g): unlocks if held,
- * does nothing if empty. */
-URSA_API void ursa_mutex_guard_cleanup(ursa_mutex_guard_t *g);
 
 #endif

@@ -33,23 +33,26 @@
 #ifndef URSA_NOTIFY_H
 #define URSA_NOTIFY_H
 
-#include <stdatomic.h>
-
 #include "detail/notify.h"
 #include "wait.h"
 
+/* A notify: embed it, ursa_notify_init it. Fields private
+ * (ursa/detail/notify.h). */
 typedef struct ursa_notify ursa_notify_t;
 
-/* Initialises an embedded notify: no permit, no waiters.
- * 0, or -EINVAL (NULL). */
+/* Not a wait: initialises an embedded notify: no permit, no waiters.
+ *   0        initialised
+ *   -EINVAL  n is NULL */
 URSA_API int ursa_notify_init(ursa_notify_t *n);
 
-/* Ends the notify's life. 0; -EBUSY (waiters still queued: reported as
- * misuse, nothing changed); -EINVAL (NULL). */
+/* Not a wait: ends the notify's life.
+ *   0        destroyed
+ *   -EBUSY   waiters still queued (reported as misuse; nothing changed)
+ *   -EINVAL  n is NULL */
 URSA_API int ursa_notify_destroy(ursa_notify_t *n);
 
-/* Wakes the oldest queued waiter, or (nobody queued) stores the permit.
- * Any thread or task; never blocks. Not a wait: belongs to neither phase.
+/* Not a wait: wakes the oldest queued waiter, or (nobody queued) stores
+ * the permit. Any thread or task; never blocks.
  *   1        this call made a notification: it woke a waiter, or stored
  *            the permit where none was
  *   0        a permit was already stored: the call was absorbed by it
@@ -57,18 +60,20 @@ URSA_API int ursa_notify_destroy(ursa_notify_t *n);
  * (So the notifications made are exactly the calls that returned 1.) */
 URSA_API int ursa_notify_one(ursa_notify_t *n);
 
-/* Same as ursa_notify_one, but wakes the newest queued waiter (LIFO). */
+/* Not a wait: ursa_notify_one, but it wakes the newest queued waiter
+ * (LIFO). Codes as ursa_notify_one. */
 URSA_API int ursa_notify_last(ursa_notify_t *n);
 
-/* Wakes every waiter queued at the moment of the call, enabled-but-not-
- * blocked ones included, and stores no permit (a stored permit stays as
- * it is). Waiters that queue later are not woken by it. Returns how many
- * it woke (>= 0), or -EINVAL (NULL). Not a wait. */
+/* Not a wait: wakes every waiter queued at the moment of the call,
+ * enabled-but-not-blocked ones included, and stores no permit (a stored
+ * permit stays as it is). Waiters that queue later are not woken by it.
+ *   n >= 0   how many it woke
+ *   -EINVAL  n is NULL */
 URSA_API int ursa_notify_waiters(ursa_notify_t *n);
 
-/* Phase 1 (the only phase): waits for a notification. Consumes the stored
- * permit if there is one (returns 0 at once). Works in a task (suspends)
- * and on a plain thread (parks).
+/* Phase 1 (wait; there is no phase 2): waits for a notification. Consumes
+ * the stored permit if there is one (returns 0 at once). Works in a task
+ * (suspends) and on a plain thread (parks).
  *   0           notified (by notify_one/last/waiters, or the permit)
  *   -EAGAIN     deadline is URSA_NOW and no permit was stored
  *   -ETIMEDOUT  the deadline passed first
@@ -80,7 +85,7 @@ URSA_API int ursa_notify_waiters(ursa_notify_t *n);
 URSA_API int ursa_notify_wait_at(ursa_notify_t *n, ursa_time_t deadline,
                                  const ursa_site_t *site) URSA_NODISCARD;
 
-/* Phase 1, first half of a check-then-wait: queues w as a waiter of n
+/* Phase 1 (wait), first half of a check-then-wait: queues w as a waiter of n
  * right now, on behalf of the calling task or thread, without blocking.
  * Any notification from here on (notify_one, notify_last, notify_waiters)
  * can reach w, so a condition checked after this call cannot miss a
@@ -95,7 +100,7 @@ URSA_API int ursa_notify_wait_at(ursa_notify_t *n, ursa_time_t deadline,
 #define ursa_notify_enable(n, w) ursa_notify_enable_at(n, w, URSA_SITE)
 URSA_API int ursa_notify_enable_at(ursa_notify_t *n, ursa_wait_t *w, const ursa_site_t *site);
 
-/* Phase 1, second half: blocks until the enabled waiter w is notified,
+/* Phase 1 (wait), second half: blocks until the enabled waiter w is notified,
  * and ends the wait either way (w may be enabled again afterwards).
  *   0           notified (possibly before this call)
  *   -EAGAIN     deadline is URSA_NOW and w has not been notified
@@ -106,7 +111,7 @@ URSA_API int ursa_notify_enable_at(ursa_notify_t *n, ursa_wait_t *w, const ursa_
 URSA_API int ursa_notify_wait_enabled(ursa_notify_t *n, ursa_wait_t *w,
                                       ursa_time_t deadline) URSA_NODISCARD;
 
-/* Phase 1, withdraw: ends an enabled wait without blocking. If w had
+/* Phase 1 (wait), withdraw: ends an enabled wait without blocking. If w had
  * already been woken by notify_one / notify_last (or took the permit),
  * that notification is passed on (next waiter, or the stored permit), so
  * it is not lost.
@@ -116,11 +121,12 @@ URSA_API int ursa_notify_wait_enabled(ursa_notify_t *n, ursa_wait_t *w,
  *   -EINVAL  NULL, or w is not an enabled waiter of n */
 URSA_API int ursa_notify_disable(ursa_notify_t *n, ursa_wait_t *w);
 
-/* Raw two-phase form (calling context 3, see ursa/wait.h). _start:
- *   0            notified already (the stored permit); call _finish now
- *   -EINPROGRESS queued; waker.fn(waker.ctx) is called once, from any
- *                thread, when a notification reaches w
- *   -EINVAL      NULL n / w / waker.fn
+/* Phase 1 (wait), raw two-phase form (calling context 3, see
+ * ursa/wait.h). _start:
+ *   0             notified already (the stored permit); call _finish now
+ *   -EINPROGRESS  queued; waker.fn(waker.ctx) is called once, from any
+ *                 thread, when a notification reaches w
+ *   -EINVAL       NULL n / w / waker.fn
  * _finish, once ursa_wait_ready(w):
  *   0        notified; the wait is over
  *   -EAGAIN  not notified yet (w stays queued)

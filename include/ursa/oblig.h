@@ -46,23 +46,29 @@ typedef struct ursa_oblig_kind {
 typedef void (*ursa_leak_hook_t)(void *ctx, const char *owner, const char *kind,
                                  const ursa_site_t *site);
 
-/* Installs a process-wide leak hook (NULL restores the default, which prints
- * one line per leak to stderr). */
+/* Not a wait: installs a process-wide leak hook (NULL restores the
+ * default, which prints one line per leak to stderr). */
 URSA_API void ursa_leak_set_hook(ursa_leak_hook_t hook, void *ctx);
 
-/* Whether a leak aborts the process after being reported. The default is
- * true in builds without NDEBUG, false otherwise. Returns the old value. */
+/* Not a wait: whether a leak aborts the process after being reported.
+ * The default is true in builds without NDEBUG, false otherwise. Returns
+ * the old value. */
 URSA_API bool ursa_leak_set_abort(bool abort_on_leak);
 
-/* Number of holds owned by the calling task or thread. */
+/* Not a wait: the number of holds owned by the calling task or thread. */
 URSA_API size_t ursa_held_count(void);
 
-/* Takes a held hold out of the caller's ledger so another task or thread
- * can adopt it. 0, or -EINVAL (NULL, not held), -EPERM (not the owner). */
+/* Phase 2 (hold): takes a held hold out of the caller's ledger so another
+ * task or thread can adopt it.
+ *   0        disowned
+ *   -EINVAL  NULL, or ob holds nothing
+ *   -EPERM   the caller is not the owner */
 URSA_API int ursa_oblig_disown(ursa_oblig_t *ob);
 
-/* Enters a disowned hold in the caller's ledger. 0; -EINVAL (NULL, not
- * held, or still owned by someone); -ENOMEM (it stays disowned). */
+/* Phase 2 (hold): enters a disowned hold in the caller's ledger.
+ *   0        adopted: the caller owns it
+ *   -EINVAL  NULL, ob holds nothing, or it is still owned by someone
+ *   -ENOMEM  the caller's ledger could not grow (it stays disowned) */
 URSA_API int ursa_oblig_adopt(ursa_oblig_t *ob);
 
 /* Phase 2 begins: enters ob, a hold of a caller-defined kind, in the

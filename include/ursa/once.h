@@ -33,8 +33,6 @@
 #ifndef URSA_ONCE_H
 #define URSA_ONCE_H
 
-#include <stdatomic.h>
-
 #include "detail/once.h"
 #include "wait.h"
 
@@ -49,8 +47,9 @@ typedef void (*ursa_once_dtor_t)(void *value);
  * empty, *out is ignored, and the next queued initializer takes over. */
 typedef int (*ursa_once_init_fn_t)(void *arg, void **out);
 
-/* Embeddable; all fields private. Zero-initialised (or URSA_ONCE_CELL_INIT)
- * it is an empty cell without destructor. */
+/* A once cell: embed it. Fields private (ursa/detail/once.h).
+ * Zero-initialised (or URSA_ONCE_CELL_INIT) it is an empty cell without
+ * destructor. */
 typedef struct ursa_once_cell ursa_once_cell_t;
 
 /* SetOnce: the once cell used through set / get / wait only. */
@@ -60,41 +59,50 @@ typedef ursa_once_cell_t ursa_set_once_t;
  * on destroy. */
 #define URSA_ONCE_CELL_INIT(dtor_) {.dtor = (dtor_)}
 
-/* Initialises an empty cell; dtor (may be NULL) will get the value on
- * destroy. 0, or -EINVAL for NULL cell. */
+/* Not a wait: initialises an empty cell; dtor (may be NULL) will get the
+ * value on destroy.
+ *   0        initialised
+ *   -EINVAL  cell is NULL */
 URSA_API int ursa_once_init(ursa_once_cell_t *cell, ursa_once_dtor_t dtor);
 
-/* Destroys the cell: if a value is set, calls dtor(value) exactly once and
- * leaves the cell empty (a second destroy runs nothing). 0; -EBUSY (an
- * initializer is running or waiters are queued: reported as misuse,
- * nothing changed); -EINVAL for NULL. No call may race with destroy. */
+/* Not a wait: destroys the cell: if a value is set, calls dtor(value)
+ * exactly once and leaves the cell empty (a second destroy runs nothing).
+ * No call may race with destroy.
+ *   0        destroyed
+ *   -EBUSY   an initializer is running or waiters are queued (reported
+ *            as misuse; nothing changed)
+ *   -EINVAL  cell is NULL */
 URSA_API int ursa_once_destroy(ursa_once_cell_t *cell);
 
-/* Phase 1 (no phase 2: nothing is held): returns the value, running
- * init_fn(arg, &v) in the caller if the cell is empty and nobody
- * initialises it, or waiting until `deadline` while another caller does.
+/* Phase 1 (wait; there is no phase 2: nothing is held): returns the
+ * value, running init_fn(arg, &v) in the caller if the cell is empty and
+ * nobody initialises it, or waiting until `deadline` while another caller
+ * does.
  * The deadline bounds only the wait behind another initializer, not the
  * caller's own init_fn (which may take its own deadline through arg).
  * On a set cell this is a single acquire load. *value (may be NULL) gets
  * the value on success and is untouched on error.
- *   0         the cell is set (by us, another initializer, or ursa_once_set)
- *   init_fn's error   our own init_fn failed; the cell is still empty and
- *             the next queued caller (FIFO) became the initializer
- *   -EAGAIN   URSA_NOW and another initializer is running
- *   -ETIMEDOUT  deadline passed while another initializer ran
- *   -ECANCELED  the task was cancelled while queued (if it had just been
- *             handed the initializer role, the role went on to the next
- *             waiter: nothing changed)
- *   -EDEADLK  called from inside this cell's own running init_fn
- *   -EINVAL   NULL cell or init_fn */
+ *   0                the cell is set (by us, another initializer, or
+ *                    ursa_once_set)
+ *   init_fn's error  our own init_fn failed; the cell is still empty and
+ *                    the next queued caller (FIFO) became the initializer
+ *   -EAGAIN          deadline is URSA_NOW and another initializer is
+ *                    running
+ *   -ETIMEDOUT       the deadline passed while another initializer ran
+ *   -ECANCELED       the calling task was cancelled while queued (if it
+ *                    had just been handed the initializer role, the role
+ *                    went on to the next waiter: nothing changed)
+ *   -EDEADLK         called from inside this cell's own running init_fn
+ *   -EINVAL          NULL cell or init_fn */
 #define ursa_once_get_or_init(cell, init_fn, arg, value, deadline) \
     ursa_once_get_or_init_at(cell, init_fn, arg, value, deadline, URSA_SITE)
 URSA_API int ursa_once_get_or_init_at(ursa_once_cell_t *cell, ursa_once_init_fn_t init_fn,
                                       void *arg, void **value, ursa_time_t deadline,
                                       const ursa_site_t *site) URSA_NODISCARD;
 
-/* Sets the value if the cell is empty and no initializer runs; waiters
- * (ursa_once_wait, queued get_or_init) get it. Never blocks.
+/* Not a wait: sets the value if the cell is empty and no initializer
+ * runs; waiters (ursa_once_wait, queued get_or_init) get it. Never
+ * blocks.
  *   0        set
  *   -EBUSY   an initializer is running (its result will decide)
  *   -EEXIST  already set (the cell keeps its value; the caller keeps
@@ -102,32 +110,44 @@ URSA_API int ursa_once_get_or_init_at(ursa_once_cell_t *cell, ursa_once_init_fn_
  *   -EINVAL  NULL cell */
 URSA_API int ursa_once_set(ursa_once_cell_t *cell, void *value);
 
-/* Non-blocking read, one acquire load: whatever the setter wrote before
- * setting is visible to the caller. 0 with *value (may be NULL); -EAGAIN
- * if empty (also while an initializer runs); -EINVAL for NULL cell. */
+/* Not a wait: a read, one acquire load: whatever the setter wrote before
+ * setting is visible to the caller. *value may be NULL.
+ *   0        set: *value is the value
+ *   -EAGAIN  empty (also while an initializer runs)
+ *   -EINVAL  cell is NULL */
 URSA_API int ursa_once_get(const ursa_once_cell_t *cell, void **value);
 
-/* True if the cell holds a value (acquire). */
+/* Not a wait: true if the cell holds a value (acquire). */
 URSA_API bool ursa_once_is_set(const ursa_once_cell_t *cell);
 
-/* Phase 1 (nothing held): waits until the cell is set, without ever
- * initialising it (a failed initializer does not end the wait). 0 with
- * *value (may be NULL); -EAGAIN (URSA_NOW, empty); -ETIMEDOUT; -ECANCELED
- * (task cancelled); -EDEADLK (called from this cell's running init_fn);
- * -EINVAL (NULL cell). */
+/* Phase 1 (wait; nothing is held after): waits until the cell is set,
+ * without ever initialising it (a failed initializer does not end the
+ * wait). *value may be NULL.
+ *   0           set: *value is the value
+ *   -EAGAIN     deadline is URSA_NOW and the cell is empty
+ *   -ETIMEDOUT  the deadline passed first
+ *   -ECANCELED  the calling task was cancelled first
+ *   -EDEADLK    called from this cell's running init_fn
+ *   -EINVAL     cell is NULL */
 #define ursa_once_wait(cell, value, deadline) \
     ursa_once_wait_at(cell, value, deadline, URSA_SITE)
 URSA_API int ursa_once_wait_at(ursa_once_cell_t *cell, void **value, ursa_time_t deadline,
                                const ursa_site_t *site) URSA_NODISCARD;
 
-/* Raw two-phase form of ursa_once_wait. _start: 0 (set already; call
- * _finish now, the waker is not called), -EINPROGRESS (queued;
- * waker.fn(waker.ctx) will be called once, from the thread that sets the
- * cell), -EINVAL (NULL, or no waker.fn). _finish, once ursa_wait_ready(w):
- * 0 with *value (may be NULL); -EAGAIN (not ready yet); -EINVAL (NULL,
- * another cell's wait, or already finished/cancelled). To give up, call
- * ursa_wait_cancel(w) instead of _finish (a granted wait holds nothing, so
- * that is always safe). w must stay put until finished or cancelled. */
+/* Phase 1 (wait), raw two-phase form of ursa_once_wait (calling context
+ * 3, see ursa/wait.h). w must stay put until finished or cancelled.
+ * _start:
+ *   0             set already: call _finish now (the waker is not called)
+ *   -EINPROGRESS  queued; waker.fn(waker.ctx) is called once, from the
+ *                 thread that sets the cell
+ *   -EINVAL       NULL cell / w / waker.fn
+ * _finish, once ursa_wait_ready(w) (*value may be NULL):
+ *   0        set: *value is the value
+ *   -EAGAIN  not set yet (w stays queued)
+ *   -EINVAL  NULL, another cell's wait, or already finished /
+ *            cancelled
+ * Or ursa_wait_cancel(w) instead of _finish (a granted wait holds
+ * nothing, so that is always safe). */
 #define ursa_once_wait_start(cell, w, waker) ursa_once_wait_start_at(cell, w, waker, URSA_SITE)
 URSA_API int ursa_once_wait_start_at(ursa_once_cell_t *cell, ursa_wait_t *w, ursa_waker_t waker,
                                      const ursa_site_t *site) URSA_NODISCARD;

@@ -53,25 +53,27 @@
 /* Largest elem_size a oneshot can keep inline (storage == NULL). */
 #define URSA_ONESHOT_INLINE URSA__ONESHOT_INLINE
 
+/* A oneshot: embed it, ursa_oneshot_init it. Fields private
+ * (ursa/detail/oneshot.h). */
 typedef struct ursa_oneshot ursa_oneshot_t;
 
-/* Initialises an embedded oneshot: nothing sent, both ends present.
- * storage: elem_size bytes owned by the caller, or NULL to use the inline
- * buffer. Not a wait.
+/* Not a wait: initialises an embedded oneshot: nothing sent, both ends
+ * present. storage: elem_size bytes owned by the caller, or NULL to use
+ * the inline buffer.
  *   0        initialised
  *   -EINVAL  os NULL, elem_size 0, or storage NULL with elem_size >
  *            URSA_ONESHOT_INLINE */
 URSA_API int ursa_oneshot_init(ursa_oneshot_t *os, size_t elem_size, void *storage);
 
-/* Ends the oneshot's life (any state of the ends is fine).
+/* Not a wait: ends the oneshot's life (any state of the ends is fine).
  *   0        done
  *   -EBUSY   a recv or closed wait is still in progress (reported as
  *            misuse; nothing changed)
  *   -EINVAL  NULL */
 URSA_API int ursa_oneshot_destroy(ursa_oneshot_t *os);
 
-/* Sender: copies elem_size bytes from value into the channel and wakes the
- * receiver. Never blocks; not a wait. The sender end is finished
+/* Not a wait, sender: copies elem_size bytes from value into the channel
+ * and wakes the receiver. Never blocks. The sender end is finished
  * afterwards, whatever the result.
  *   0          sent; the receiver will get it (even if it closes now)
  *   -EPIPE     the receiver closed or dropped first; nothing was stored
@@ -80,18 +82,20 @@ URSA_API int ursa_oneshot_destroy(ursa_oneshot_t *os);
  *   -EINVAL    NULL argument, or the sender end was dropped */
 URSA_API int ursa_oneshot_send(ursa_oneshot_t *os, const void *value);
 
-/* Sender: ends the sender without sending. A receiver waiting (or coming
- * later) gets -EPIPE. After a successful send it is a harmless no-op.
+/* Not a wait, sender: ends the sender without sending. A receiver waiting
+ * (or coming later) gets -EPIPE. After a successful send it is a harmless
+ * no-op.
  *   0        dropped (or already finished by send)
  *   -EINVAL  NULL, or dropped twice */
 URSA_API int ursa_oneshot_sender_drop(ursa_oneshot_t *os);
 
-/* Receiver, phase 1: waits for the value and copies it to out (elem_size
- * bytes). Task: suspends; plain thread: parks.
+/* Phase 1 (wait; there is no phase 2), receiver: waits for the value
+ * and copies it to out (elem_size bytes). Task: suspends; plain thread:
+ * parks.
  *   0           received
  *   -EPIPE      the sender dropped without sending, or the receiver closed
  *               and nothing had been sent
- *   -EAGAIN     deadline URSA_NOW and nothing sent yet
+ *   -EAGAIN     deadline is URSA_NOW and nothing sent yet
  *   -ETIMEDOUT  the deadline passed first
  *   -ECANCELED  the calling task was cancelled first
  *   -EALREADY   the value was already received
@@ -103,32 +107,39 @@ URSA_API int ursa_oneshot_sender_drop(ursa_oneshot_t *os);
 URSA_API int ursa_oneshot_recv_at(ursa_oneshot_t *os, void *out, ursa_time_t deadline,
                                   const ursa_site_t *site) URSA_NODISCARD;
 
-/* Receiver: ursa_oneshot_recv with URSA_NOW: 0, -EAGAIN, -EPIPE,
- * -EALREADY, -EINVAL. Works after ursa_oneshot_close. */
+/* Phase 1 (wait), receiver: ursa_oneshot_recv with URSA_NOW (never
+ * waits). Works after ursa_oneshot_close.
+ *   0          received
+ *   -EAGAIN    nothing sent yet
+ *   -EPIPE     nothing was or will be sent
+ *   -EALREADY  the value was already received
+ *   -EINVAL    NULL argument, or the receiver was dropped */
 URSA_API int ursa_oneshot_try_recv(ursa_oneshot_t *os, void *out) URSA_NODISCARD;
 
-/* Receiver: closes early. Later sends fail with -EPIPE; a value already
- * sent stays receivable; a sender waiting in ursa_oneshot_closed wakes; a
- * recv wait in progress with nothing sent completes with -EPIPE. Idempotent.
- * Not a wait.
+/* Not a wait, receiver: closes early. Later sends fail with -EPIPE; a
+ * value already sent stays receivable; a sender waiting in
+ * ursa_oneshot_closed wakes; a recv wait in progress with nothing sent
+ * completes with -EPIPE. Idempotent.
  *   0        closed
  *   -EINVAL  NULL, or the receiver was dropped */
 URSA_API int ursa_oneshot_close(ursa_oneshot_t *os);
 
-/* Receiver: ends the receiver (closes it; an unreceived value is
- * discarded). Not a wait.
+/* Not a wait, receiver: ends the receiver (closes it; an unreceived
+ * value is discarded).
  *   0        dropped
  *   -EINVAL  NULL, or dropped twice */
 URSA_API int ursa_oneshot_receiver_drop(ursa_oneshot_t *os);
 
-/* Receiver gone? 1 after close or receiver_drop, 0 otherwise, -EINVAL
- * NULL. Any thread; never blocks. */
+/* Not a wait: is the receiver gone? Any thread; never blocks.
+ *   1        yes: after close or receiver_drop
+ *   0        no
+ *   -EINVAL  os is NULL */
 URSA_API int ursa_oneshot_is_closed(const ursa_oneshot_t *os);
 
-/* Sender, phase 1: waits until the receiver closes or drops (lets a
- * producer stop computing a value nobody wants).
+/* Phase 1 (wait), sender: waits until the receiver closes or drops (lets
+ * a producer stop computing a value nobody wants).
  *   0           the receiver is gone
- *   -EAGAIN     deadline URSA_NOW and the receiver is still there
+ *   -EAGAIN     deadline is URSA_NOW and the receiver is still there
  *   -ETIMEDOUT  the deadline passed first
  *   -ECANCELED  the calling task was cancelled first
  *   -EBUSY      another closed wait on os is in progress (misuse)
@@ -137,26 +148,42 @@ URSA_API int ursa_oneshot_is_closed(const ursa_oneshot_t *os);
 URSA_API int ursa_oneshot_closed_at(ursa_oneshot_t *os, ursa_time_t deadline,
                                     const ursa_site_t *site) URSA_NODISCARD;
 
-/* Raw two-phase recv (calling context 3, see ursa/wait.h). _start:
- *   0            already decided (a value, or -EPIPE): call _finish now
- *   -EINPROGRESS queued; waker.fn(waker.ctx) is called once, from any
- *                thread, when a value arrives or the sender drops
- *   -EALREADY / -EBUSY / -EINVAL as for ursa_oneshot_recv (not started)
- * _finish, once ursa_wait_ready(w): 0 (value copied to out), -EPIPE,
- * -EAGAIN (not ready: w stays queued), -EINVAL (w not a started recv wait
- * of os, or already finished/cancelled). ursa_wait_cancel(w) instead of
- * _finish withdraws it; the value, if any, stays in the channel. */
+/* Phase 1 (wait), receiver, raw two-phase recv (calling context 3, see
+ * ursa/wait.h). _start:
+ *   0             already decided (a value, or the end): call _finish now
+ *   -EINPROGRESS  queued; waker.fn(waker.ctx) is called once, from any
+ *                 thread, when a value arrives or the sender drops
+ *   -EALREADY     as for ursa_oneshot_recv (not started)
+ *   -EBUSY        as for ursa_oneshot_recv (not started)
+ *   -EINVAL       NULL os / w / waker.fn, or the receiver was dropped
+ * _finish, once ursa_wait_ready(w):
+ *   0        received: the value was copied to out
+ *   -EPIPE   nothing was or will be sent
+ *   -EAGAIN  not decided yet (w stays queued)
+ *   -EINVAL  NULL, w not a started recv wait of os, or already
+ *            finished / cancelled
+ * Or ursa_wait_cancel(w) instead of _finish: withdrawn; the value, if
+ * any, stays in the channel. */
 #define ursa_oneshot_recv_start(os, w, waker) ursa_oneshot_recv_start_at(os, w, waker, URSA_SITE)
 URSA_API int ursa_oneshot_recv_start_at(ursa_oneshot_t *os, ursa_wait_t *w, ursa_waker_t waker,
                                         const ursa_site_t *site) URSA_NODISCARD;
 URSA_API int ursa_oneshot_recv_finish(ursa_oneshot_t *os, ursa_wait_t *w,
                                       void *out) URSA_NODISCARD;
 
-/* Raw two-phase closed(). _start: 0 (receiver already gone: call _finish),
- * -EINPROGRESS (queued; the waker is called once when it goes), -EBUSY,
- * -EINVAL. _finish: 0, -EAGAIN (not yet), -EINVAL. ursa_wait_cancel(w)
- * withdraws it. */
-#define ursa_oneshot_closed_start(os, w, waker) ursa_oneshot_closed_start_at(os, w, waker, URSA_SITE)
+/* Phase 1 (wait), sender, raw two-phase closed(). _start:
+ *   0             the receiver is gone already: call _finish now
+ *   -EINPROGRESS  queued; waker.fn(waker.ctx) is called once, from any
+ *                 thread, when the receiver goes
+ *   -EBUSY        another closed wait on os is in progress (misuse)
+ *   -EINVAL       NULL os / w / waker.fn
+ * _finish, once ursa_wait_ready(w):
+ *   0        the receiver is gone
+ *   -EAGAIN  not yet (w stays queued)
+ *   -EINVAL  NULL, w not a started closed wait of os, or already
+ *            finished / cancelled
+ * Or ursa_wait_cancel(w) instead of _finish: withdrawn. */
+#define ursa_oneshot_closed_start(os, w, waker) \
+    ursa_oneshot_closed_start_at(os, w, waker, URSA_SITE)
 URSA_API int ursa_oneshot_closed_start_at(ursa_oneshot_t *os, ursa_wait_t *w, ursa_waker_t waker,
                                           const ursa_site_t *site) URSA_NODISCARD;
 URSA_API int ursa_oneshot_closed_finish(ursa_oneshot_t *os, ursa_wait_t *w) URSA_NODISCARD;

@@ -32,36 +32,43 @@ typedef struct ursa_rt_config {
     ursa_time_t deadlock_report_after;
 } ursa_rt_config_t;
 
-/* Creates a runtime (cfg may be NULL for defaults) and starts the threads
- * of workers 1..N-1. 0; -EINVAL (NULL out; more than 1024 workers;
- * deterministic with workers > 1; stack_size outside 16 KiB..1 GiB);
- * -ENOMEM; -EMFILE / -ENFILE (no descriptor for a worker's wake-up
- * eventfd); -EAGAIN (a worker thread could not be started). Without
- * io_uring (not supported, not permitted, or no descriptor for it) a worker
- * uses the fallback (docs/runtime.md): that is not an error. */
+/* Not a wait: creates a runtime (cfg may be NULL for defaults) and starts
+ * the threads of workers 1..N-1. Without io_uring (not supported, not
+ * permitted, or no descriptor for it) a worker uses the fallback
+ * (docs/runtime.md): that is not an error.
+ *   0        *out is the runtime
+ *   -EINVAL  NULL out; more than 1024 workers; deterministic with
+ *            workers > 1; stack_size outside 16 KiB..1 GiB
+ *   -ENOMEM  out of memory
+ *   -EMFILE  no descriptor for a worker's wake-up eventfd (process limit)
+ *   -ENFILE  the same (system limit)
+ *   -EAGAIN  a worker thread could not be started */
 URSA_API int ursa_rt_new(ursa_rt_t **out, const ursa_rt_config_t *cfg) URSA_NODISCARD;
 
-/* Runs fn(arg) as the root task on worker 0, using the calling thread as
- * worker 0 until the root finishes. *result (may be NULL) gets its return
+/* Not a wait (it blocks the calling thread, without a deadline, until the
+ * root task finishes): runs fn(arg) as the root task on worker 0, using
+ * the calling thread as worker 0. *result (may be NULL) gets its return
  * value. Successive calls may come from different threads. It opens no
  * descriptor that could fail (worker 0's eventfd comes from ursa_rt_new).
- * 0; -EINVAL (NULL rt or fn, or called from inside a task of any
- * runtime); -EBUSY (another thread is in block_on, or worker 0 still has
- * I/O in flight from a previous thread); -ENOMEM (no memory for the root's
- * descriptor or its stack: the root did not run); -EDEADLK (deterministic
- * mode: every task waits and nothing can wake them; the report went to
- * stderr). */
+ *   0         the root task finished
+ *   -EINVAL   NULL rt or fn, or called from inside a task of any runtime
+ *   -EBUSY    another thread is in block_on, or worker 0 still has I/O in
+ *             flight from a previous thread
+ *   -ENOMEM   no memory for the root's descriptor or its stack: the root
+ *             did not run
+ *   -EDEADLK  deterministic mode: every task waits and nothing can wake
+ *             them (the report went to stderr) */
 URSA_API int ursa_rt_block_on(ursa_rt_t *rt, ursa_task_fn_t fn, void *arg,
                               void **result) URSA_NODISCARD;
 
-/* Cancels every task left, lets them finish, stops the workers and frees
- * the runtime, with the handles of tasks never joined (they become
- * invalid). Any thread, but not one of its own tasks (reported and
- * ignored). */
+/* Not a wait: cancels every task left, lets them finish, stops the
+ * workers and frees the runtime, with the handles of tasks never joined
+ * (they become invalid). Any thread, but not one of its own tasks
+ * (reported and ignored). */
 URSA_API void ursa_rt_free(ursa_rt_t *rt);
 
-/* Shorthand: a runtime with cfg, block_on, free. Any code of
- * ursa_rt_new or ursa_rt_block_on; -EINVAL inside a task. */
+/* Not a wait: shorthand for a runtime with cfg, block_on, free. Codes as
+ * ursa_rt_new and ursa_rt_block_on (-EINVAL also inside a task). */
 URSA_API int ursa_run(const ursa_rt_config_t *cfg, ursa_task_fn_t fn, void *arg,
                       void **result) URSA_NODISCARD;
 
@@ -71,59 +78,78 @@ typedef struct ursa_spawn_opts {
     bool detached;    /* frees itself when done; no join */
 } ursa_spawn_opts_t;
 
-/* Spawns a task running fn(arg) on the current runtime (call from inside a
- * task). *out gets the handle to join, unless opts->detached (then out may
- * be NULL). 0, -EINVAL (NULL fn, NULL out for a task not detached, no
- * current runtime, worker index out of range), -ENOMEM. */
+/* Not a wait: spawns a task running fn(arg) on the current runtime (call
+ * from inside a task). *out gets the handle to join, unless
+ * opts->detached (then out may be NULL).
+ *   0        spawned
+ *   -EINVAL  NULL fn, NULL out for a task not detached, no current
+ *            runtime, worker index out of range
+ *   -ENOMEM  out of memory */
 URSA_API int ursa_spawn(ursa_task_t **out, ursa_task_fn_t fn, void *arg,
                         const ursa_spawn_opts_t *opts) URSA_NODISCARD;
 
-/* Same, onto runtime rt, from any thread (e.g. a plain thread); -EINVAL
- * also for a NULL rt. */
+/* Not a wait: ursa_spawn onto runtime rt, from any thread (e.g. a plain
+ * thread). Codes as ursa_spawn; -EINVAL also for a NULL rt. */
 URSA_API int ursa_rt_spawn(ursa_rt_t *rt, ursa_task_t **out, ursa_task_fn_t fn, void *arg,
                            const ursa_spawn_opts_t *opts) URSA_NODISCARD;
 
-/* Waits until task t has finished and frees its handle; *result (may be
- * NULL) gets its return value. Phase 1 wait: 0; -ENOMEM (the task never
- * ran: no memory for its stack; the handle is freed, *result is NULL);
- * -EAGAIN (URSA_NOW, still running), -ETIMEDOUT, -ECANCELED (the joiner
- * was cancelled) — then t is still valid and may be joined again; -EINVAL
- * (NULL, a task joining itself, a detached task, or one another caller is
- * joining). Works from tasks and plain threads. */
+/* Phase 1 (wait; no hold follows): waits until task t has finished and
+ * frees its handle; *result (may be NULL) gets its return value. Works
+ * from tasks and plain threads.
+ *   0           t finished (its handle is freed)
+ *   -ENOMEM     the task never ran: no memory for its stack (the handle
+ *               is freed, *result is NULL)
+ *   -EAGAIN     deadline is URSA_NOW and t is still running
+ *   -ETIMEDOUT  the deadline passed first
+ *   -ECANCELED  the joiner was cancelled first
+ *   -EINVAL     NULL, a task joining itself, a detached task, or one
+ *               another caller is joining
+ * After -EAGAIN, -ETIMEDOUT or -ECANCELED t is still valid and may be
+ * joined again. */
 #define ursa_task_join(t, result, deadline) ursa_task_join_at(t, result, deadline, URSA_SITE)
 URSA_API int ursa_task_join_at(ursa_task_t *t, void **result, ursa_time_t deadline,
                                const ursa_site_t *site) URSA_NODISCARD;
 
-/* Gives up the handle: the task frees itself when it finishes. 0, -EINVAL. */
+/* Not a wait: gives up the handle: the task frees itself when it
+ * finishes.
+ *   0        detached
+ *   -EINVAL  t is NULL */
 URSA_API int ursa_task_detach(ursa_task_t *t);
 
-/* Requests cooperative cancellation: the task's current and later waits
- * fail with -ECANCELED (a wait that was granted in the same instant keeps
- * its grant and returns 0). Idempotent. 0, or -EINVAL. The handle must not
- * have been joined or detached-and-finished. */
+/* Not a wait: requests cooperative cancellation: the task's current and
+ * later waits fail with -ECANCELED (a wait that was granted in the same
+ * instant keeps its grant and returns 0). Idempotent. The handle must not
+ * have been joined or detached-and-finished.
+ *   0        requested
+ *   -EINVAL  t is NULL */
 URSA_API int ursa_task_cancel(ursa_task_t *t);
 
-/* The current task, or NULL on a plain thread. */
+/* Not a wait: the current task, or NULL on a plain thread. */
 URSA_API ursa_task_t *ursa_task_self(void);
 
-/* Whether the current task has been asked to cancel (false off-task). */
+/* Not a wait: whether the current task has been asked to cancel (false
+ * off-task). */
 URSA_API bool ursa_task_cancelled(void);
 
-/* Task name (never NULL). */
+/* Not a wait: the task's name (never NULL). */
 URSA_API const char *ursa_task_name(const ursa_task_t *t);
 
-/* Index of the worker the calling task runs on, -1 off-task. */
+/* Not a wait: the index of the worker the calling task runs on, -1
+ * off-task. */
 URSA_API int ursa_worker_index(void);
 
-/* Lets the other runnable tasks of this worker run first. Off-task it
- * yields the thread. 0, or -ECANCELED if the task is cancelled (it still
- * yielded). */
+/* Not a wait: lets the other runnable tasks of this worker run first.
+ * Off-task it yields the thread.
+ *   0           yielded
+ *   -ECANCELED  the task is cancelled (it still yielded) */
 URSA_API int ursa_yield(void);
 
-/* Sleeps until the deadline. 0 when it passed, -ECANCELED if cancelled
- * first. Works off-task too (clock_nanosleep), where -EINVAL for
- * URSA_NEVER (nothing could end the sleep; ursa_sleep_for saturates a huge
- * ns to URSA_NEVER). */
+/* Phase 1 (wait; no hold follows): sleeps until the deadline. Works
+ * off-task too (clock_nanosleep).
+ *   0           the deadline passed
+ *   -ECANCELED  the calling task was cancelled first
+ *   -EINVAL     off-task, a deadline of URSA_NEVER (nothing could end the
+ *               sleep; ursa_sleep_for saturates a huge ns to URSA_NEVER) */
 URSA_API int ursa_sleep_until(ursa_time_t deadline);
 URSA_API int ursa_sleep_for(ursa_time_t ns);
 

@@ -28,10 +28,10 @@
 #ifndef URSA_RWLOCK_H
 #define URSA_RWLOCK_H
 
-#include "detail/sema.h"
 #include "detail/rwlock.h"
 #include "lockinfo.h"
 #include "oblig.h"
+#include "wait.h"
 
 /* Largest max_readers ursa_rwlock_init accepts. */
 #define URSA_RWLOCK_MAX_READERS URSA_SEM_MAX
@@ -41,6 +41,8 @@
  * queued readers are let in ahead of the remaining writers. */
 #define URSA_RWLOCK_WRITER_STREAK 16
 
+/* A reader-writer lock: embed it, ursa_rwlock_init it. Fields private
+ * (ursa/detail/rwlock.h). */
 typedef struct ursa_rwlock ursa_rwlock_t;
 
 /* Hold of a shared (read) lock: an obligation to unlock exactly once. */
@@ -63,83 +65,124 @@ typedef struct ursa_rwlock_write_guard {
 #endif
 } ursa_rwlock_write_guard_t;
 
-/* Initialises an unlocked rwlock that admits up to max_readers readers at
- * once (0 means URSA_RWLOCK_DEFAULT_READERS). 0; -EINVAL (NULL, or
- * max_readers > URSA_RWLOCK_MAX_READERS). */
+/* Not a wait: initialises an unlocked rwlock that admits up to
+ * max_readers readers at once (0 means URSA_RWLOCK_DEFAULT_READERS).
+ *   0        initialised
+ *   -EINVAL  rw is NULL, or max_readers > URSA_RWLOCK_MAX_READERS */
 URSA_API int ursa_rwlock_init(ursa_rwlock_t *rw, uint64_t max_readers);
 
-/* The same with a name and a rank (see ursa/lockinfo.h; attr may be NULL).
- * Read and write locks are both checked against the order. */
+/* Not a wait: ursa_rwlock_init with a name and a rank (see
+ * ursa/lockinfo.h; attr may be NULL). Read and write locks are both
+ * checked against the order. Codes as ursa_rwlock_init. */
 URSA_API int ursa_rwlock_init_attr(ursa_rwlock_t *rw, uint64_t max_readers,
                                    const ursa_lock_attr_t *attr);
 
-/* A snapshot of rw's metrics (every reader's acquire counts). 0; -ENOTSUP
- * without URSA_LOCK_METRICS; -EINVAL for NULL. */
+/* Not a wait: a snapshot of rw's metrics in *out (every reader's acquire
+ * counts).
+ *   0         filled
+ *   -ENOTSUP  built without URSA_LOCK_METRICS
+ *   -EINVAL   NULL argument */
 URSA_API int ursa_rwlock_stats(const ursa_rwlock_t *rw, ursa_lock_stats_t *out);
 
-/* Destroys an unlocked rwlock with no waiters. 0; -EBUSY (held, or waiters
- * queued: reported as misuse, nothing changed); -EINVAL for NULL. */
+/* Not a wait: destroys an unlocked rwlock with no waiters.
+ *   0        destroyed
+ *   -EBUSY   held, or waiters queued (reported as misuse; nothing
+ *            changed)
+ *   -EINVAL  rw is NULL */
 URSA_API int ursa_rwlock_destroy(ursa_rwlock_t *rw);
 
-/* Phase 1: takes a shared lock, waiting until `deadline`, and fills g.
- * Without atomic read-modify-writes while the lock is read-biased (see
- * docs/rwlock.md "Reader bias"); otherwise lock-free (one CAS) when no
- * writer holds or waits.
- * 0 locked; -EOWNERDEAD locked, but a writer ended holding the lock (see
- * ursa_rwlock_consistent); -EAGAIN (URSA_NOW and a writer holds or waiters
- * are queued, or max_readers readers hold it); -ETIMEDOUT; -ECANCELED
- * (task cancelled); -EINVAL (NULL, or g already holds); -EDEADLK
- * (URSA_LOCK_ORDER builds: rank not above every ranked lock held;
- * reported); -ENOMEM (the caller's ledger could not grow). On error g is
- * left empty and nothing changed. */
-#define ursa_rwlock_read_lock(rw, g, deadline) ursa_rwlock_read_lock_at(rw, g, deadline, URSA_SITE)
+/* Phase 1 (wait): takes a shared lock, waiting until `deadline`, and
+ * fills g. Without atomic read-modify-writes while the lock is
+ * read-biased (see docs/rwlock.md "Reader bias"); otherwise lock-free (one
+ * CAS) when no writer holds or waits.
+ *   0            locked
+ *   -EOWNERDEAD  locked, but a writer ended holding the lock (see
+ *                ursa_rwlock_consistent)
+ *   -EAGAIN      deadline is URSA_NOW and a writer holds or waiters are
+ *                queued, or max_readers readers hold it
+ *   -ETIMEDOUT   the deadline passed first
+ *   -ECANCELED   the calling task was cancelled first
+ *   -EDEADLK     URSA_LOCK_ORDER builds: rw's rank is not above every
+ *                ranked lock the caller holds (reported)
+ *   -ENOMEM      the caller's ledger could not grow
+ *   -EINVAL      NULL, or g already holds
+ * On an error g is left empty and nothing changed. */
+#define ursa_rwlock_read_lock(rw, g, deadline) \
+    ursa_rwlock_read_lock_at(rw, g, deadline, URSA_SITE)
 URSA_API int ursa_rwlock_read_lock_at(ursa_rwlock_t *rw, ursa_rwlock_read_guard_t *g,
                                       ursa_time_t deadline, const ursa_site_t *site) URSA_NODISCARD;
 
-/* Phase 1: takes the exclusive lock, waiting until `deadline`, and fills g.
- * 0 locked; -EOWNERDEAD locked, but a writer ended holding the lock;
- * -EAGAIN (URSA_NOW and held or waited on); -ETIMEDOUT; -ECANCELED;
- * -EINVAL (NULL, or g already holds); -EDEADLK (lock order, as for read);
- * -ENOMEM. On error g is left empty and nothing changed (permits partly assigned to the wait go on to later
- * waiters). */
-#define ursa_rwlock_write_lock(rw, g, deadline) ursa_rwlock_write_lock_at(rw, g, deadline, URSA_SITE)
+/* Phase 1 (wait): takes the exclusive lock, waiting until `deadline`, and
+ * fills g.
+ *   0            locked
+ *   -EOWNERDEAD  locked, but a writer ended holding the lock
+ *   -EAGAIN      deadline is URSA_NOW and the lock is held or waited on
+ *   -ETIMEDOUT   the deadline passed first
+ *   -ECANCELED   the calling task was cancelled first
+ *   -EDEADLK     lock order, as for ursa_rwlock_read_lock
+ *   -ENOMEM      the caller's ledger could not grow
+ *   -EINVAL      NULL, or g already holds
+ * On an error g is left empty and nothing changed (permits partly
+ * assigned to the wait go on to later waiters). */
+#define ursa_rwlock_write_lock(rw, g, deadline) \
+    ursa_rwlock_write_lock_at(rw, g, deadline, URSA_SITE)
 URSA_API int ursa_rwlock_write_lock_at(ursa_rwlock_t *rw, ursa_rwlock_write_guard_t *g,
-                                       ursa_time_t deadline, const ursa_site_t *site) URSA_NODISCARD;
+                                       ursa_time_t deadline,
+                                       const ursa_site_t *site) URSA_NODISCARD;
 
-/* Phase 2: releases a shared lock. 0; -EINVAL (NULL, or g holds nothing:
- * a double unlock, reported); -EPERM (g belongs to another task or thread;
- * see ursa_oblig_disown). */
+/* Phase 2 (hold): releases a shared lock.
+ *   0        unlocked; g is empty
+ *   -EINVAL  NULL, or g holds nothing (a double unlock: reported)
+ *   -EPERM   g belongs to another task or thread (see ursa_oblig_disown) */
 URSA_API int ursa_rwlock_read_unlock(ursa_rwlock_read_guard_t *g);
 
-/* Phase 2: releases the exclusive lock, waking waiters in FIFO order (or
- * the queued readers first, see URSA_RWLOCK_WRITER_STREAK). 0; -EINVAL
- * (NULL, or empty: double unlock, reported); -EPERM (not the owner). */
+/* Phase 2 (hold): releases the exclusive lock, waking waiters in FIFO
+ * order (or the queued readers first, see URSA_RWLOCK_WRITER_STREAK).
+ * Codes as ursa_rwlock_read_unlock. */
 URSA_API int ursa_rwlock_write_unlock(ursa_rwlock_write_guard_t *wg);
 
-/* Phase 2: atomically turns the write lock held by wg into a read lock
- * held by rg: no writer can get in between. The readers queued ahead of
- * the first queued writer are let in; later ones keep waiting behind that
- * writer. The hold keeps its ledger entry and acquire site, now as a read
- * guard; wg is left empty. 0; -EINVAL (NULL, wg holds nothing, or rg
- * already holds); -EPERM (wg belongs to another task or thread). */
+/* Phase 2 (hold): atomically turns the write lock held by wg into a read
+ * lock held by rg: no writer can get in between. The readers queued ahead
+ * of the first queued writer are let in; later ones keep waiting behind
+ * that writer. The hold keeps its ledger entry and acquire site, now as a
+ * read guard; wg is left empty.
+ *   0        rg holds a read lock
+ *   -EINVAL  NULL, wg holds nothing (reported), or rg already holds
+ *   -EPERM   wg belongs to another task or thread */
 URSA_API int ursa_rwlock_downgrade(ursa_rwlock_write_guard_t *wg, ursa_rwlock_read_guard_t *rg);
 
-/* Clears the poisoned mark after the holder repaired the state. 0, -EINVAL. */
+/* Phase 2 (hold): the scope-exit releases for
+ * URSA_SCOPED(rwlock_read_guard, g) and URSA_SCOPED(rwlock_write_guard,
+ * g): unlock if held, do nothing if empty. */
+URSA_API void ursa_rwlock_read_guard_cleanup(ursa_rwlock_read_guard_t *g);
+URSA_API void ursa_rwlock_write_guard_cleanup(ursa_rwlock_write_guard_t *g);
+
+/* Not a wait: clears the poisoned mark after the holder repaired the
+ * state.
+ *   0        cleared
+ *   -EINVAL  rw is NULL */
 URSA_API int ursa_rwlock_consistent(ursa_rwlock_t *rw);
 
-/* Snapshots (racy). Number of read locks held, and whether a writer holds
- * the lock; false/0 for NULL. */
+/* Not a wait: snapshots (racy). The number of read locks held, and
+ * whether a writer holds the lock; 0 / false for NULL. */
 URSA_API uint64_t ursa_rwlock_readers(const ursa_rwlock_t *rw);
 URSA_API bool ursa_rwlock_is_write_locked(const ursa_rwlock_t *rw);
 
-/* Raw two-phase form (calling context 3), see ursa_mutex_lock_start.
- * _start (phase 1): 0 (locked already; call _finish now), -EINPROGRESS
- * (queued; waker.fn(waker.ctx) will be called once), -EINVAL. _finish
- * (phase 1, once ursa_wait_ready(w)): fills g; 0 or -EOWNERDEAD (held
- * either way); -ENOMEM (lock given back); -EAGAIN if the wait is not
- * ready; -EINVAL (NULL, g holds, w not a wait of this kind on rw, or
- * already finished/cancelled). To give up, call ursa_wait_cancel(w)
- * instead of _finish: nothing is held after. */
+/* Phase 1 (wait), raw two-phase forms (calling context 3, see
+ * ursa/wait.h). _start:
+ *   0             locked already: call _finish now
+ *   -EINPROGRESS  queued; waker.fn(waker.ctx) is called once, from any
+ *                 thread, when the lock is granted
+ *   -EINVAL       NULL rw / w / waker.fn
+ * _finish, once ursa_wait_ready(w), fills g:
+ *   0            locked
+ *   -EOWNERDEAD  locked, but a writer ended holding the lock
+ *   -EAGAIN      not granted yet (w stays queued)
+ *   -ENOMEM      the caller's ledger could not grow (the lock was given
+ *                back)
+ *   -EINVAL      NULL, g already holds, w not a wait of this kind on rw,
+ *                or already finished / cancelled
+ * Or ursa_wait_cancel(w) instead of _finish: nothing is held after. */
 #define ursa_rwlock_read_lock_start(rw, w, waker) \
     ursa_rwlock_read_lock_start_at(rw, w, waker, URSA_SITE)
 URSA_API int ursa_rwlock_read_lock_start_at(ursa_rwlock_t *rw, ursa_wait_t *w, ursa_waker_t waker,
@@ -153,11 +196,5 @@ URSA_API int ursa_rwlock_write_lock_start_at(ursa_rwlock_t *rw, ursa_wait_t *w,
                                              const ursa_site_t *site) URSA_NODISCARD;
 URSA_API int ursa_rwlock_write_lock_finish(ursa_rwlock_t *rw, ursa_wait_t *w,
                                            ursa_rwlock_write_guard_t *g) URSA_NODISCARD;
-
-/* Scope-exit release for URSA_SCOPED(rwlock_read_guard, g) and
- * URSA_SCOPED(rwlock_write_guard, g) (phase 2): unlocks if held, does
- * nothing if empty. */
-URSA_API void ursa_rwlock_read_guard_cleanup(ursa_rwlock_read_guard_t *g);
-URSA_API void ursa_rwlock_write_guard_cleanup(ursa_rwlock_write_guard_t *g);
 
 #endif

@@ -11,10 +11,13 @@
 #ifndef URSA_SEMAPHORE_H
 #define URSA_SEMAPHORE_H
 
-#include "detail/sema.h"
 #include "detail/semaphore.h"
 #include "oblig.h"
+#include "wait.h"
 
+/* A semaphore: embed it, ursa_sem_init it. Fields private
+ * (ursa/detail/semaphore.h). URSA_SEM_MAX (ursa/detail/sema.h) is the
+ * largest permit count it holds or a call asks for. */
 typedef struct ursa_sem ursa_sem_t;
 
 /* The hold: n permits, to be released (or forgotten) exactly once. */
@@ -24,54 +27,92 @@ typedef struct ursa_sem_permit {
     uint64_t n;
 } ursa_sem_permit_t;
 
-/* 0, or -EINVAL (NULL, permits > URSA_SEM_MAX). */
+/* Not a wait: initialises a semaphore with `permits` permits.
+ *   0        initialised
+ *   -EINVAL  s is NULL, or permits > URSA_SEM_MAX */
 URSA_API int ursa_sem_init(ursa_sem_t *s, uint64_t permits);
 
-/* 0; -EBUSY (waiters queued: nothing changed); -EINVAL for NULL. */
+/* Not a wait: destroys a semaphore nobody waits on.
+ *   0        destroyed
+ *   -EBUSY   waiters queued (reported as misuse; nothing changed)
+ *   -EINVAL  s is NULL */
 URSA_API int ursa_sem_destroy(ursa_sem_t *s);
 
-/* Phase 1: acquires n permits (1 <= n <= URSA_SEM_MAX) into p.
- * 0; -EAGAIN (URSA_NOW and not n available, or waiters queued ahead);
- * -ETIMEDOUT; -ECANCELED; -EPIPE (closed); -EINVAL (NULL, n out of range,
- * p already holding). On error nothing is held and no permit moved. */
+/* Phase 1 (wait): acquires n permits (1 <= n <= URSA_SEM_MAX) into p.
+ *   0           p holds n permits
+ *   -EAGAIN     deadline is URSA_NOW and n are not available, or waiters
+ *               are queued ahead
+ *   -ETIMEDOUT  the deadline passed first
+ *   -ECANCELED  the calling task was cancelled first
+ *   -EPIPE      the semaphore is closed
+ *   -ENOMEM     the caller's ledger could not grow
+ *   -EINVAL     NULL, n out of range, or p already holds
+ * On an error nothing is held and no permit moved. */
 #define ursa_sem_acquire(s, n, p, deadline) ursa_sem_acquire_at(s, n, p, deadline, URSA_SITE)
 URSA_API int ursa_sem_acquire_at(ursa_sem_t *s, uint64_t n, ursa_sem_permit_t *p,
                                  ursa_time_t deadline, const ursa_site_t *site) URSA_NODISCARD;
 
-/* Phase 2: returns the permit's permits to the semaphore (waking waiters
- * in FIFO order). 0; -EINVAL (NULL or empty: double release); -EPERM (owned
- * by another task or thread). */
+/* Phase 2 (hold): returns the permit's permits to the semaphore (waking
+ * waiters in FIFO order).
+ *   0        released; p is empty
+ *   -EINVAL  NULL, or p holds nothing (a double release: reported)
+ *   -EPERM   p belongs to another task or thread */
 URSA_API int ursa_sem_release(ursa_sem_permit_t *p);
 
-/* Phase 2, the other way: discharges p without returning its permits (they
- * are gone for good). 0; -EINVAL; -EPERM. */
+/* Phase 2 (hold), the other way: discharges p without returning its
+ * permits (they are gone for good). Codes as ursa_sem_release. */
 URSA_API int ursa_sem_permit_forget(ursa_sem_permit_t *p);
 
-/* Adds n permits. The total in existence (available + waiting to be
- * handed out + held) stays <= URSA_SEM_MAX. 0; -EINVAL (NULL, 0, or past
- * the maximum: nothing added). Works on a closed semaphore too. */
+/* Phase 2 (hold): the scope-exit release for URSA_SCOPED(sem_permit, p):
+ * releases if held, does nothing if empty. */
+URSA_API void ursa_sem_permit_cleanup(ursa_sem_permit_t *p);
+
+/* Not a wait: adds n permits. The total in existence (available +
+ * waiting to be handed out + held) stays <= URSA_SEM_MAX. Works on a
+ * closed semaphore too.
+ *   0        added
+ *   -EINVAL  s is NULL, n is 0, or the total would pass the maximum
+ *            (nothing added) */
 URSA_API int ursa_sem_add(ursa_sem_t *s, uint64_t n);
 
-/* Removes up to n currently available permits; returns how many it removed. */
+/* Not a wait: removes up to n currently available permits. Returns how
+ * many it removed (0 for NULL). */
 URSA_API uint64_t ursa_sem_forget(ursa_sem_t *s, uint64_t n);
 
-/* Permits available right now (a snapshot). 0 for NULL. */
+/* Not a wait: permits available right now (a snapshot; 0 for NULL). */
 URSA_API uint64_t ursa_sem_available(const ursa_sem_t *s);
 
-/* Closes: every queued waiter fails with -EPIPE, and so does every later
- * acquire. Permits held stay valid and may be released. 0, or -EINVAL. */
+/* Not a wait: closes: every queued waiter fails with -EPIPE, and so does
+ * every later acquire. Permits held stay valid and may be released.
+ *   0        closed
+ *   -EINVAL  s is NULL */
 URSA_API int ursa_sem_close(ursa_sem_t *s);
+
+/* Not a wait: true once closed (false for NULL). */
 URSA_API bool ursa_sem_is_closed(const ursa_sem_t *s);
 
-/* Raw two-phase form; see ursa_mutex_lock_start for the protocol. _finish
- * returns 0 (p filled) or the wait's error (-EPIPE). */
+/* Phase 1 (wait), raw two-phase form (calling context 3, see
+ * ursa/wait.h). _start:
+ *   0             granted already: call _finish now
+ *   -EINPROGRESS  queued; waker.fn(waker.ctx) is called once, from any
+ *                 thread, when the permits are granted or the semaphore
+ *                 closes
+ *   -EPIPE        the semaphore is closed (nothing is held)
+ *   -EINVAL       NULL s / w / waker.fn, or n out of range
+ * _finish, once ursa_wait_ready(w), fills p:
+ *   0        p holds the permits
+ *   -EPIPE   the semaphore closed first
+ *   -EAGAIN  not decided yet (w stays queued)
+ *   -ENOMEM  the caller's ledger could not grow (the permits went
+ *            back)
+ *   -EINVAL  NULL, p already holds, w not a wait on s, or already
+ *            finished / cancelled
+ * Or ursa_wait_cancel(w) instead of _finish: permits assigned so far go
+ * on to the next waiters; nothing is held after. */
 #define ursa_sem_acquire_start(s, n, w, waker) ursa_sem_acquire_start_at(s, n, w, waker, URSA_SITE)
 URSA_API int ursa_sem_acquire_start_at(ursa_sem_t *s, uint64_t n, ursa_wait_t *w,
                                        ursa_waker_t waker, const ursa_site_t *site) URSA_NODISCARD;
 URSA_API int ursa_sem_acquire_finish(ursa_sem_t *s, ursa_wait_t *w,
                                      ursa_sem_permit_t *p) URSA_NODISCARD;
-
-/* Scope-exit release for URSA_SCOPED(sem_permit, p). */
-URSA_API void ursa_sem_permit_cleanup(ursa_sem_permit_t *p);
 
 #endif

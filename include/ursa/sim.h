@@ -19,12 +19,14 @@
             return (void *)(__FILE__ ":" URSA_SIM_STR(__LINE__) ": check failed: " #cond); \
     } while (0)
 
-/* Runs scenario(arg) under seeds first_seed .. first_seed+count-1 (cfg may
- * be NULL; its deterministic and seed fields are overridden). 0 when every
- * seed passed. Otherwise *failed_seed (may be NULL) gets the first failing
- * seed, a line naming it goes to stderr, and the result is -EDEADLK (every
- * task blocked), -EPROTO (the scenario returned a message), or the
- * runtime's error. */
+/* Not a wait: runs scenario(arg) under seeds first_seed ..
+ * first_seed+count-1 (cfg may be NULL; its deterministic and seed fields
+ * are overridden). On a failure *failed_seed (may be NULL) gets the first
+ * failing seed and a line naming it goes to stderr.
+ *   0         every seed passed
+ *   -EDEADLK  every task blocked
+ *   -EPROTO   the scenario returned a message
+ *   < 0       the runtime's error */
 URSA_API int ursa_sim_explore(const ursa_rt_config_t *cfg, ursa_task_fn_t scenario, void *arg,
                               uint64_t first_seed, unsigned count,
                               uint64_t *failed_seed) URSA_NODISCARD;

@@ -55,17 +55,18 @@ typedef enum ursa_wait_kind {
 typedef struct ursa_wait ursa_wait_t;
 #include "detail/wait.h"
 
-/* True once the wait has completed (granted, or failed with an error);
- * from the moment the waker is called, so a loop woken by whatever the
- * waker did sees it. Finish or cancel then returns at once (or after the
- * few instructions the waker call still needs). Any thread. */
+/* Phase 1 (wait): true once the wait has completed (granted, or failed with
+ * an error); from the moment the waker is called, so a loop woken by
+ * whatever the waker did sees it. Finish or cancel then returns at once (or
+ * after the few instructions the waker call still needs). Any thread. */
 URSA_API bool ursa_wait_ready(const ursa_wait_t *w);
 
-/* Phase 1, cancel: withdraws a started wait. Afterwards nothing is held:
- * permits already assigned (or fully granted but not yet finished) go back
- * to the primitive and on to the next waiter. Blocks only for the few
- * instructions a concurrent waker call may still need.
- * Returns -ECANCELED, or -EINVAL if w is NULL or not started. */
+/* Phase 1 (wait), cancel: withdraws a started wait. Afterwards nothing is
+ * held: permits already assigned (or fully granted but not yet finished)
+ * go back to the primitive and on to the next waiter. Blocks only for the
+ * few instructions a concurrent waker call may still need.
+ *   -ECANCELED  withdrawn (the wait is over)
+ *   -EINVAL     w is NULL, or not started (or already over) */
 URSA_API int ursa_wait_cancel(ursa_wait_t *w);
 
 #endif

@@ -7,7 +7,7 @@
 
 #include <stdatomic.h>
 
-#include "../base.h"
+#include "../wait.h" /* ursa_waker_t (it includes this file after it) */
 
 /* How a primitive withdraws its waits (src/core/waitq.h). */
 struct ursa__wait_ops;
