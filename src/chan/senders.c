@@ -417,6 +417,7 @@ static int raw_reserve_start(ursa__chan_t *ch, uint64_t n, ursa_wait_t *w, ursa_
     ursa__chan_ref_get(ch);
     if (!ops->raw_begin(ch)) {
         ursa__chan_ref_put(ch);
+        /* relaxed: our own node, never queued. */
         atomic_store_explicit(&w->state, URSA__W_FINISHED, memory_order_relaxed);
         atomic_store_explicit(&w->done, 1, memory_order_relaxed);
         return -EPIPE;
@@ -430,6 +431,7 @@ static int raw_reserve_start(ursa__chan_t *ch, uint64_t n, ursa_wait_t *w, ursa_
         if (ops->wait_leave)
             ops->wait_leave(ch);
         permit_end(ch);
+        /* relaxed: our own node, completed CLOSED by the start. */
         atomic_store_explicit(&w->state, URSA__W_FINISHED, memory_order_relaxed);
     }
     return rc;

@@ -47,6 +47,7 @@ static int arrive(ursa_barrier_t *b, ursa_wait_t *w, bool try_only)
             return -EAGAIN;
         }
         b->arrived++;
+        /* relaxed: under the lock, whose unlock publishes the node. */
         atomic_store_explicit(&w->state, URSA__W_QUEUED, memory_order_relaxed);
         ursa__waitq_push(&b->head, &b->tail, w);
         ursa__spin_unlock(&b->lock);

@@ -69,7 +69,8 @@ int ursa_event_set(ursa_event_t *e)
     ursa__spin_lock(&e->lock);
     ursa_wait_t *list = NULL;
     if (!e->head) {
-        /* The queue emptied meanwhile: just set (WAITERS is clear now). */
+        /* The queue emptied meanwhile: just set (WAITERS is clear now).
+         * acq_rel: as the lock-free set above. */
         uint32_t old = atomic_fetch_or_explicit(&e->state, URSA__EVENT_SET, memory_order_acq_rel);
         ursa__spin_unlock(&e->lock);
         return (old & URSA__EVENT_SET) ? 0 : 1;

@@ -116,6 +116,8 @@ int ursa_mutex_consistent(ursa_mutex_t *m)
 {
     if (!m)
         return -EINVAL;
+    /* relaxed: the caller holds m; the next locker acquires it through
+     * the permit. */
     atomic_store_explicit(&m->poisoned, false, memory_order_relaxed);
     return 0;
 }

@@ -245,6 +245,7 @@ static bool is_enabled(ursa_notify_t *n, ursa_wait_t *w)
 {
     if (w->ops != &enabled_ops || w->owner != n)
         return false;
+    /* acquire: a notifier's decision, with what it wrote before it. */
     uint32_t st = atomic_load_explicit(&w->state, memory_order_acquire);
     return st == URSA__W_QUEUED || st == URSA__W_GRANTED;
 }
@@ -261,6 +262,7 @@ int ursa_notify_wait_enabled(ursa_notify_t *n, ursa_wait_t *w, ursa_time_t deadl
             return rc; /* withdrawn; the node is finished (CANCELLED) */
     }
     ursa__wait_settle(w);
+    /* relaxed: our own node, settled. */
     atomic_store_explicit(&w->state, URSA__W_FINISHED, memory_order_relaxed);
     w->got = URSA__NOTIFY_BY_NONE;
     return 0;
@@ -273,6 +275,7 @@ int ursa_notify_disable(ursa_notify_t *n, ursa_wait_t *w)
     if (notify_cancel(w))
         return 0;
     notify_give_back(w); /* notified meanwhile: hand it on */
+    /* relaxed: our own node, settled by the cancel. */
     atomic_store_explicit(&w->state, URSA__W_FINISHED, memory_order_relaxed);
     return 1;
 }

@@ -44,6 +44,7 @@ int ursa_once_destroy(ursa_once_cell_t *cell)
     if (!cell)
         return -EINVAL;
     ursa__spin_lock(&cell->lock);
+    /* relaxed: every change of state happens under the lock. */
     uint32_t st = atomic_load_explicit(&cell->state, memory_order_relaxed);
     if (st == URSA__ONCE_RUNNING || cell->init_head || cell->wait_head) {
         ursa__spin_unlock(&cell->lock);
@@ -174,6 +175,7 @@ static __attribute__((noinline)) int get_or_init_slow(ursa_once_cell_t *cell,
         ursa_wait_t w;
         ursa__wait_init(&w, c->waker, &init_ops, site);
         w.owner = cell;
+        /* relaxed: under the lock, whose unlock publishes the node. */
         atomic_store_explicit(&w.state, URSA__W_QUEUED, memory_order_relaxed);
         ursa__waitq_push(&cell->init_head, &cell->init_tail, &w);
         ursa__spin_unlock(&cell->lock);
@@ -197,6 +199,7 @@ static __attribute__((noinline)) int get_or_init_slow(ursa_once_cell_t *cell,
         release_role(cell);
         return irc;
     }
+    /* relaxed: as in release_role. */
     atomic_store_explicit(&cell->runner, NULL, memory_order_relaxed);
     ursa__spin_lock(&cell->lock);
     publish_locked(cell, v); /* state is RUNNING and ours: nobody else sets */
@@ -224,6 +227,7 @@ int ursa_once_set(ursa_once_cell_t *cell, void *value)
     if (is_set(cell))
         return -EEXIST;
     ursa__spin_lock(&cell->lock);
+    /* relaxed: every change of state happens under the lock. */
     uint32_t st = atomic_load_explicit(&cell->state, memory_order_relaxed);
     if (st != URSA__ONCE_EMPTY) {
         ursa__spin_unlock(&cell->lock);
@@ -258,10 +262,12 @@ static int wait_start(void *once, ursa_wait_t *w)
     if (is_set(cell))
         return ursa__wait_start_ready(w);
     ursa__spin_lock(&cell->lock);
+    /* relaxed: as above; the lock orders the value after publish's unlock. */
     if (atomic_load_explicit(&cell->state, memory_order_relaxed) == URSA__ONCE_SET) {
         ursa__spin_unlock(&cell->lock);
         return ursa__wait_start_ready(w);
     }
+    /* relaxed: under the lock, whose unlock publishes the node. */
     atomic_store_explicit(&w->state, URSA__W_QUEUED, memory_order_relaxed);
     ursa__waitq_push(&cell->wait_head, &cell->wait_tail, w);
     ursa__spin_unlock(&cell->lock);

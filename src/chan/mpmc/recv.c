@@ -40,7 +40,8 @@ uint64_t ursa__mpmc_claim(ursa_mpmc_t *ch, uint64_t max, uint64_t *pos)
         if (d < 0)
             return 0; /* not published yet: empty as far as we can take */
         if (d > 0) {
-            /* Our head is stale (the slot was consumed and reused). */
+            /* Our head is stale (the slot was consumed and reused).
+             * relaxed: as above. */
             h = atomic_load_explicit(&ch->head, memory_order_relaxed);
             continue;
         }

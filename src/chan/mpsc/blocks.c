@@ -61,6 +61,7 @@ bool ursa__mpsc_all_written(ursa_mpsc_t *ch, ursa__mpsc_blk_t *b)
 
 static void recycle(ursa_mpsc_t *ch, ursa__mpsc_blk_t *f)
 {
+    /* relaxed: no sender can reach f until the release CAS below links it. */
     for (unsigned i = 0; i < 32; i++)
         atomic_store_explicit(&f->ready[i], 0, memory_order_relaxed);
     atomic_store_explicit(&f->released, 0, memory_order_relaxed);

@@ -79,6 +79,7 @@ static void destroy(ursa_mpsc_t *ch)
     if (!ch->cap) {
         ursa__mpsc_blk_t *b = ch->free_head;
         while (b) {
+            /* relaxed: the last reference; no sender is left. */
             ursa__mpsc_blk_t *n = atomic_load_explicit(&b->next, memory_order_relaxed);
             ursa__mpsc_blk_free(ch, b);
             b = n;
@@ -120,6 +121,7 @@ int ursa_mpsc_new(ursa_mpsc_receiver_t *rx, ursa_mpsc_sender_t *tx, size_t elem_
             free(ch);
             return -ENOMEM;
         }
+        /* relaxed: a statistic. */
         atomic_fetch_add_explicit(&ch->mem, capacity * ch->stride, memory_order_relaxed);
         ch->lazy = ursa__mpsc_lazy_usable();
         /* Revoking needs membarrier, as the lazy return does. */

@@ -71,7 +71,8 @@ static int rx_start(ursa_mpsc_t *ch, ursa_wait_t *w)
          * a seal to show the claim was past it), then call it ready
          * anyway. The caller finds nothing and starts again (a blocking
          * recv checks its deadline and relaxes first): a sender preempted
-         * mid-copy must not hold us past a deadline or a cancel. */
+         * mid-copy must not hold us past a deadline or a cancel.
+         * (acquire on end: as above.) */
         for (unsigned i = 0;
              i < 128 && claimed && !ursa__mpsc_peek(ch) &&
              h < atomic_load_explicit(&ch->end, memory_order_acquire);

@@ -106,7 +106,8 @@ void ursa__rwlock_bias_try_on(ursa_rwlock_t *rw, ursa__ctx_t *c)
         if (rw->bias.slot < 0) {
             atomic_store_explicit(&rw->bias.skip, URSA__RWLOCK_BIAS_NEVER, memory_order_relaxed);
         } else if (ursa__rwlock_slot_state(rw->bias.slot) != URSA__RBIAS_IDLE) {
-            /* the last token is still out: try again later */
+            /* the last token is still out: try again later (relaxed: as
+             * above) */
             atomic_store_explicit(&rw->bias.skip, URSA__RWLOCK_BIAS_MIN_SKIP,
                                   memory_order_relaxed);
         } else if (ursa__sema_try(&rw->sema, 1)) { /* fails while a writer queues */

@@ -252,7 +252,8 @@ int ursa_rwlock_write_unlock(ursa_rwlock_write_guard_t *g)
     if (rc)
         return rc;
     g->rw = NULL;
-    atomic_store_explicit(&rw->writer, false, memory_order_relaxed); /* snapshot flag */
+    /* relaxed: a snapshot flag for ursa_rwlock_is_write_locked. */
+    atomic_store_explicit(&rw->writer, false, memory_order_relaxed);
     URSA__LOCK_RELEASED(&rw->info, g);
     ursa__rwlock_release(rw, rw->max_readers);
     return 0;
@@ -285,7 +286,8 @@ int ursa_rwlock_downgrade(ursa_rwlock_write_guard_t *wg, ursa_rwlock_read_guard_
 #if URSA_LOCK_METRICS
     rg->since = wg->since; /* one hold, first exclusive then shared */
 #endif
-    atomic_store_explicit(&rw->writer, false, memory_order_relaxed); /* snapshot flag */
+    /* relaxed: a snapshot flag for ursa_rwlock_is_write_locked. */
+    atomic_store_explicit(&rw->writer, false, memory_order_relaxed);
     /* We keep one permit: no writer can get in before we read-unlock. */
     if (rw->max_readers > 1)
         ursa__rwlock_release(rw, rw->max_readers - 1);
@@ -307,6 +309,7 @@ static void leaked_fast_read_unlock(void *rw, uint64_t tab)
 static void leaked_write_unlock(void *p, uint64_t n)
 {
     ursa_rwlock_t *rw = p;
+    /* relaxed: a snapshot flag for ursa_rwlock_is_write_locked. */
     atomic_store_explicit(&rw->writer, false, memory_order_relaxed);
     /* relaxed: the permit release below publishes it to the next locker. */
     atomic_store_explicit(&rw->poisoned, true, memory_order_relaxed);
@@ -323,6 +326,8 @@ int ursa_rwlock_consistent(ursa_rwlock_t *rw)
 {
     if (!rw)
         return -EINVAL;
+    /* relaxed: the caller holds rw; the next locker acquires it through
+     * the permits. */
     atomic_store_explicit(&rw->poisoned, false, memory_order_relaxed);
     return 0;
 }

@@ -51,6 +51,7 @@ static uint64_t promote_readers_locked(ursa_rwlock_t *rw)
     else
         s->tail = rt;
     s->head = rh;
+    /* relaxed: under the queue lock, as the load above. */
     atomic_store_explicit(&rw->wstreak, 0, memory_order_relaxed);
     return back;
 }
