@@ -74,34 +74,31 @@ static inline int ursa__wait_grant_rc(const ursa_wait_t *w)
     return atomic_load_explicit(&w->state, memory_order_relaxed) == URSA__W_GRANTED ? 0 : -EPIPE;
 }
 
-/* A raw finish's checks for a wait whose only outcome is a grant: 0
- * (granted; now FINISHED: the caller hands out the result), -EAGAIN (not
- * decided yet), -EINVAL (finished or cancelled already). */
+/* A raw finish for a wait whose only outcome is a grant: 0 (granted; now
+ * FINISHED: the caller hands out the result), or -EAGAIN / -EINVAL as
+ * ursa__wait_finish_begin. */
 static inline int ursa__wait_finish_granted(ursa_wait_t *w)
 {
-    if (!ursa__wait_is_decided(w))
-        return -EAGAIN;
-    ursa__wait_settle(w); /* the waker call may still be returning */
-    /* relaxed: is_decided acquired the decision; settle saw it done. */
+    int rc = ursa__wait_finish_begin(w);
+    if (rc)
+        return rc;
+    /* relaxed: finish_begin acquired the decision and settled. */
     if (atomic_load_explicit(&w->state, memory_order_relaxed) != URSA__W_GRANTED)
-        return -EINVAL; /* already finished or cancelled */
+        return -EINVAL;
     atomic_store_explicit(&w->state, URSA__W_FINISHED, memory_order_relaxed);
     return 0;
 }
 
-/* A raw finish's checks for a wait that is granted or closed (a
- * semaphore wait): the outcome, URSA__W_GRANTED or URSA__W_CLOSED (the
- * wait is now FINISHED), or -EAGAIN (not decided yet), -EINVAL (finished
- * or cancelled already). */
+/* A raw finish for a wait that is granted or closed (a semaphore wait):
+ * the outcome, URSA__W_GRANTED or URSA__W_CLOSED (the wait is now
+ * FINISHED), or -EAGAIN / -EINVAL as ursa__wait_finish_begin. */
 static inline int ursa__wait_finish_decided(ursa_wait_t *w)
 {
-    if (!ursa__wait_is_decided(w))
-        return -EAGAIN;
-    ursa__wait_settle(w); /* the waker call may still be returning */
-    /* relaxed: is_decided acquired the decision; settle saw it done. */
+    int rc = ursa__wait_finish_begin(w);
+    if (rc)
+        return rc;
+    /* relaxed: finish_begin acquired the decision and settled. */
     uint32_t st = atomic_load_explicit(&w->state, memory_order_relaxed);
-    if (st != URSA__W_GRANTED && st != URSA__W_CLOSED)
-        return -EINVAL;
     atomic_store_explicit(&w->state, URSA__W_FINISHED, memory_order_relaxed);
     return (int)st;
 }
