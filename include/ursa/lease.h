@@ -101,45 +101,50 @@ typedef struct ursa_lease {
 #define URSA_LEASE_TTL_MAX ((ursa_time_t)30 * 24 * 3600 * URSA_SEC(1)) /* 30 days */
 #define URSA_LEASE_NAME_MAX 255 /* bytes of UTF-8 */
 
-/* Opens a store: connects (a wait until `deadline`; URSA_NOW means one
- * attempt bounded by connect_timeout), creates the table if missing, and
- * starts the store's agent task (see cfg->rt).
+/* Phase 1 (wait; no hold follows): opens a store: connects (until
+ * `deadline`; URSA_NOW means one attempt bounded by connect_timeout),
+ * creates the table if missing, and starts the store's agent task (see
+ * cfg->rt).
  *   0            *out is the store
  *   -EINVAL      NULL out/cfg/conninfo, a bad table or owner name, a
  *                negative time, backoff_min > backoff_max
  *   -ECONNRESET  the server could not be reached
  *   -EIO         the server refused (authentication, permissions...)
- *   -ETIMEDOUT, -ECANCELED, -ENOMEM
+ *   -ETIMEDOUT   the deadline passed first
+ *   -ECANCELED   the calling task was cancelled first
+ *   -ENOMEM      out of memory
  * ursa_lease_store_open_err also returns the message. */
 URSA_API int ursa_lease_store_open(ursa_lease_store_t **out, const ursa_lease_config_t *cfg,
                                    ursa_time_t deadline) URSA_NODISCARD;
 
-/* The same; on failure the server's or libpq's message is copied into
- * errbuf (errlen bytes, NUL-terminated; errbuf may be NULL). */
+/* Phase 1 (wait; no hold follows): the same; on failure the server's or
+ * libpq's message is copied into errbuf (errlen bytes, NUL-terminated;
+ * errbuf may be NULL). */
 URSA_API int ursa_lease_store_open_err(ursa_lease_store_t **out, const ursa_lease_config_t *cfg,
                                        ursa_time_t deadline, char *errbuf,
                                        size_t errlen) URSA_NODISCARD;
 
-/* Closes a store: stops its agent, settles interrupted statements and
- * queued releases (bounded by the statement timeout), disconnects, frees.
- * No other call may use the store concurrently or afterwards.
+/* Not a wait: closes a store: stops its agent, settles interrupted
+ * statements and queued releases (bounded by the statement timeout),
+ * disconnects, frees. No other call may use the store concurrently or
+ * afterwards.
  *   0        closed
  *   -EBUSY   leases acquired from it are still held (nothing changed)
  *   -EINVAL  NULL */
 URSA_API int ursa_lease_store_close(ursa_lease_store_t *s);
 
-/* Copies the store's last server or connection error message into buf
- * (len bytes, NUL-terminated) and returns buf ("" if none; buf may not be
- * NULL unless len is 0, then NULL is returned). */
+/* Not a wait: copies the store's last server or connection error message
+ * into buf (len bytes, NUL-terminated) and returns buf ("" if none; buf may
+ * not be NULL unless len is 0, then NULL is returned). */
 URSA_API const char *ursa_lease_store_error(ursa_lease_store_t *s, char *buf, size_t len);
 
-/* Phase 1: acquires lease `name` for `ttl` into l, waiting until the
- * deadline while another owner holds it (URSA_NOW: one try). One
- * statement grants it only if the row is free or expired by the server's
- * clock, and increments its fence. The local deadline is t0 + ttl - drift,
- * t0 taken before the request is sent. Contenders wait for a release
- * notification (a hint) and re-check at least every poll_interval, and
- * when the holder's time runs out (the truth).
+/* Phase 1 (wait): acquires lease `name` for `ttl` into l, waiting until the
+ * deadline while another owner holds it (URSA_NOW: one try). One statement
+ * grants it only if the row is free or expired by the server's clock, and
+ * increments its fence. The local deadline is t0 + ttl - drift, t0 taken
+ * before the request is sent. Contenders wait for a release notification (a
+ * hint) and re-check at least every poll_interval, and when the holder's
+ * time runs out (the truth).
  *   0            held: l is the hold (fence, remaining, lost event)
  *   -EAGAIN      URSA_NOW and held elsewhere
  *   -ETIMEDOUT   the deadline passed first
@@ -150,7 +155,7 @@ URSA_API const char *ursa_lease_store_error(ursa_lease_store_t *s, char *buf, si
  *   -EINVAL      NULL s/name/l, l already holds, name empty, too long or
  *                not UTF-8, ttl out of [URSA_LEASE_TTL_MIN,
  *                URSA_LEASE_TTL_MAX] or not above drift, bad opts
- *   -ENOMEM
+ *   -ENOMEM      out of memory
  * On error nothing is held: a request whose outcome is unknown (reply
  * lost, deadline or cancel while it was in flight) is settled on the
  * server (released if it was granted), in the background by the store's
@@ -165,64 +170,77 @@ URSA_API int ursa_lease_acquire_at(ursa_lease_store_t *s, const char *name, ursa
                                    ursa_time_t deadline,
                                    const ursa_site_t *site) URSA_NODISCARD;
 
-/* The lease's fence (> 0), or -EINVAL if l holds nothing. */
+/* Not a wait: the lease's fence (> 0), or -EINVAL if l holds nothing. */
 URSA_API int64_t ursa_lease_fence(const ursa_lease_t *l);
 
-/* The lease's name, or NULL if l holds nothing. */
+/* Not a wait: the lease's name, or NULL if l holds nothing. */
 URSA_API const char *ursa_lease_name(const ursa_lease_t *l);
 
-/* Nanoseconds left until the local deadline; 0 means stop mutating now
- * (expired, lost, or l holds nothing). Reaching 0 sets the lost event. */
+/* Not a wait: nanoseconds left until the local deadline; 0 means stop
+ * mutating now (expired, lost, or l holds nothing). Reaching 0 sets the
+ * lost event. */
 URSA_API ursa_time_t ursa_lease_remaining(const ursa_lease_t *l);
 
-/* Phase 2 (a wait inside the hold): extends the lease to ttl from now, if
+/* Phase 2 (hold), a wait inside it: extends the lease to ttl from now, if
  * (owner, fence) still holds it by the server's clock. The local deadline
  * moves only on a confirmed renewal; a lost lease stays lost.
  *   0            renewed
  *   -ENOLCK      lost (the lost event is set)
- *   -ETIMEDOUT, -ECANCELED, -ECONNRESET, -EIO: not confirmed; the lease
- *                keeps its old local deadline
- *   -EINVAL      NULL or l holds nothing */
+ *   -ETIMEDOUT   the deadline passed first
+ *   -ECANCELED   the calling task was cancelled first
+ *   -ECONNRESET  the server could not be reached
+ *   -EIO         server error (ursa_lease_store_error)
+ *   -EINVAL      NULL or l holds nothing
+ * -ETIMEDOUT, -ECANCELED, -ECONNRESET, -EIO: the renewal is not confirmed;
+ * the lease keeps its old local deadline. */
 URSA_API int ursa_lease_renew(ursa_lease_t *l, ursa_time_t deadline) URSA_NODISCARD;
 
-/* The lease's lost event (manual reset): set when a renewal fails, the
- * local deadline passes without a confirmed renewal, or a guarded write
- * finds the lease gone. Valid until the lease is released; wait on it
- * with ursa_event_wait (and, once select exists, as a select case). Set
- * on time by the store's agent; without one, by the lease calls that
- * notice it. NULL if l holds nothing. */
+/* Not a wait: the lease's lost event (manual reset): set when a renewal
+ * fails, the local deadline passes without a confirmed renewal, or a
+ * guarded write finds the lease gone. Valid until the lease is released;
+ * wait on it with ursa_event_wait (and, once select exists, as a select
+ * case). Set on time by the store's agent; without one, by the lease calls
+ * that notice it. NULL if l holds nothing. */
 URSA_API ursa_event_t *ursa_lease_lost_event(const ursa_lease_t *l);
 
-/* Phase 2, discharge: releases the lease if (owner, fence) still holds it
+/* Phase 2 (hold): releases the lease if (owner, fence) still holds it
  * and wakes contenders. The hold is discharged in every case but -EINVAL
  * and -EPERM.
  *   0            released on the server
  *   -ENOLCK      it had been lost already (another owner's row is left
  *                alone)
- *   -ECONNRESET, -ETIMEDOUT, -EIO, -ECANCELED (a cancelled task): not
- *                confirmed now; the release is queued and retried by the
- *                store (the row expires at its TTL at the latest)
+ *   -ECONNRESET  the server could not be reached
+ *   -ETIMEDOUT   the statement timed out
+ *   -EIO         server error
+ *   -ECANCELED   the calling task was cancelled
  *   -EINVAL      NULL, or l holds nothing (a double release: reported)
- *   -EPERM       l belongs to another task or thread (see ursa_oblig_disown) */
+ *   -EPERM       l belongs to another task or thread (see ursa_oblig_disown)
+ * -ECONNRESET, -ETIMEDOUT, -EIO, -ECANCELED: not confirmed now; the release
+ * is queued and retried by the store (the row expires at its TTL at the
+ * latest). */
 URSA_API int ursa_lease_release(ursa_lease_t *l);
 
-/* Scope-exit release for URSA_SCOPED(lease, l); does nothing if empty. */
+/* Phase 2 (hold): the scope-exit release for URSA_SCOPED(lease, l):
+ * releases if held, does nothing if empty. */
 URSA_API void ursa_lease_cleanup(ursa_lease_t *l);
 
-/* Phase 2: runs one SQL statement (with $1..$n text parameters) in the
- * same transaction as a check that (owner, fence) still holds the lease by
- * the server's clock. The check locks the lease row until commit, so no
- * other owner can be granted the lease before the write commits: a paused
- * ex-holder's write is rejected by the database itself. The statement
- * must not control transactions. *rows (may be NULL) gets the statement's
- * row count (PQcmdTuples).
+/* Phase 2 (hold), a wait inside it: runs one SQL statement (with $1..$n
+ * text parameters) in the same transaction as a check that (owner, fence)
+ * still holds the lease by the server's clock. The check locks the lease
+ * row until commit, so no other owner can be granted the lease before the
+ * write commits: a paused ex-holder's write is rejected by the database
+ * itself. The statement must not control transactions. *rows (may be NULL)
+ * gets the statement's row count (PQcmdTuples).
  *   0            committed
  *   -ENOLCK      the lease is lost: nothing written (lost event set)
  *   -EIO         the statement failed: rolled back (ursa_lease_store_error)
- *   -ETIMEDOUT, -ECANCELED, -ECONNRESET: rolled back, or (if it came while
- *                the COMMIT was in flight) unknown
+ *   -ETIMEDOUT   the deadline passed first
+ *   -ECANCELED   the calling task was cancelled first
+ *   -ECONNRESET  the connection broke
  *   -EINVAL      NULL l or sql, l holds nothing, nparams < 0 or > 64, or
- *                params NULL with nparams > 0 */
+ *                params NULL with nparams > 0
+ * -ETIMEDOUT, -ECANCELED, -ECONNRESET: rolled back, or (if it came while
+ * the COMMIT was in flight) unknown. */
 URSA_API int ursa_lease_guarded_exec(ursa_lease_t *l, const char *sql, int nparams,
                                      const char *const *params, int64_t *rows,
                                      ursa_time_t deadline) URSA_NODISCARD;

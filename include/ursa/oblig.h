@@ -71,10 +71,10 @@ URSA_API int ursa_oblig_disown(ursa_oblig_t *ob);
  *   -ENOMEM  the caller's ledger could not grow (it stays disowned) */
 URSA_API int ursa_oblig_adopt(ursa_oblig_t *ob);
 
-/* Phase 2 begins: enters ob, a hold of a caller-defined kind, in the
- * calling task's (or thread's) ledger. Call it once the wait that yields
- * the hold has succeeded. From then on ob must be discharged exactly once
- * with ursa_oblig_discharge(); if its owner ends first, the leak is
+/* Phase 2 (hold), its start: enters ob, a hold of a caller-defined kind, in
+ * the calling task's (or thread's) ledger. Call it once the wait that
+ * yields the hold has succeeded. From then on ob must be discharged exactly
+ * once with ursa_oblig_discharge(); if its owner ends first, the leak is
  * reported with `site` (may be NULL) and kind->release_leaked(target, n)
  * runs. ob must be zeroed (or discharged) before; kind must outlive it.
  *   0        entered
@@ -85,9 +85,10 @@ URSA_API int ursa_oblig_adopt(ursa_oblig_t *ob);
 URSA_API int ursa_oblig_enter(ursa_oblig_t *ob, const ursa_oblig_kind_t *kind, void *target,
                               uint64_t n, const ursa_site_t *site) URSA_NODISCARD;
 
-/* Phase 2 ends: discharges a hold entered with ursa_oblig_enter() (the
- * caller then releases the resource itself; release_leaked is not called).
- * A disowned hold may be discharged by anyone.
+/* Phase 2 (hold), its end: discharges a hold entered with
+ * ursa_oblig_enter() (the caller then releases the resource itself;
+ * release_leaked is not called). A disowned hold may be discharged by
+ * anyone.
  *   0        discharged; ob holds nothing now
  *   -EINVAL  NULL, ob holds nothing (a double discharge: reported as
  *            misuse), or ob is one of ursa's own holds (release those with
