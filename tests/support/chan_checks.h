@@ -1,6 +1,7 @@
 /* Helpers shared by the mpsc and mpmc channel tests: an element destructor
  * that counts per id, a mixing function for stress checksums, and the hook
- * that runs code inside a close. Include after the channel's header. */
+ * (close_hook.h runs code inside a close). Include after the channel's
+ * header. */
 #ifndef URSA_TEST_CHAN_CHECKS_H
 #define URSA_TEST_CHAN_CHECKS_H
 
@@ -26,27 +27,6 @@ static __attribute__((unused)) uint64_t mix(uint64_t x)
     x *= 0xff51afd7ed558ccdULL;
     x ^= x >> 33;
     return x;
-}
-
-/* Code inside a close: the wrap (see tests/CMakeLists.txt) runs close_hook
- * as close closes the channel's semaphore, then, if the first hook set it
- * again, once more right after the semaphore closed. Each hook runs once. */
-void __real_ursa__sema_close(ursa__sema_t *s);
-void __wrap_ursa__sema_close(ursa__sema_t *s);
-static void (*close_hook)(void *);
-static void *close_hook_arg;
-
-void __wrap_ursa__sema_close(ursa__sema_t *s)
-{
-    void (*h)(void *) = close_hook;
-    close_hook = NULL;
-    if (h)
-        h(close_hook_arg);
-    __real_ursa__sema_close(s);
-    h = close_hook; /* a second hook: right after the semaphore closed */
-    close_hook = NULL;
-    if (h)
-        h(close_hook_arg);
 }
 
 #endif

@@ -18,6 +18,7 @@
 #include <ursa/mpmc.h>
 
 #include "chan_checks.h"
+#include "close_hook.h"
 #include "task_checks.h"
 #include "uffd_hold.h"
 

@@ -11,6 +11,7 @@
 #include <ursa/mpsc.h>
 
 #include "chan_checks.h"
+#include "close_hook.h"
 #include "task_checks.h"
 #include "core/spin.h" /* ursa__cpu_relax */
 #include "uffd_hold.h"
