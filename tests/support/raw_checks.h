@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "raw_waker.h"
+#include "task_checks.h"
 
 static __attribute__((unused)) bool default_abort_on_leak;
 
@@ -70,14 +71,6 @@ static __attribute__((unused)) void *spawn_tasks_then_go(int n, ursa_task_fn_t f
             return (void *)(__FILE__ ":" URSA_SIM_STR(__LINE__) ": join failed"); \
         if (res_)                                                                  \
             return res_;                                                           \
-    } while (0)
-
-#define YIELD_UNTIL(cond)                                                        \
-    do {                                                                         \
-        while (!(cond))                                                          \
-            if (ursa_yield() == -ECANCELED)                                      \
-                return (void *)(__FILE__ ":" URSA_SIM_STR(__LINE__)              \
-                                ": cancelled while waiting for " #cond);         \
     } while (0)
 
 #endif

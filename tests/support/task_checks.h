@@ -47,6 +47,16 @@ static __attribute__((unused)) const char *failf(const char *fmt, ...)
             return (void *)m_;                                                            \
     } while (0)
 
+/* In a task: yields until cond holds; a cancel ends the wait with a
+ * message. */
+#define YIELD_UNTIL(cond)                                                        \
+    do {                                                                         \
+        while (!(cond))                                                          \
+            if (ursa_yield() == -ECANCELED)                                      \
+                return (void *)(__FILE__ ":" URSA_SIM_STR(__LINE__)              \
+                                ": cancelled while waiting for " #cond);         \
+    } while (0)
+
 /* In a test body (the test's own stack): fail the test with the message. */
 #define ASSERT_OK(expr)                                                                   \
     do {                                                                                  \
@@ -95,6 +105,17 @@ static __attribute__((unused)) void *join_task(ursa_task_t *t)
     int rc = ursa_task_join(t, &res, URSA_NEVER);
     if (rc)
         return (void *)failf("join failed: %s", ursa_strerror(rc));
+    return res;
+}
+
+/* Runs fn as the root task of a fresh runtime with `workers` workers: the
+ * root's result (a body's message), or a message if the runtime failed. */
+static __attribute__((unused)) void *test_run_msg(unsigned workers, ursa_task_fn_t fn, void *arg)
+{
+    void *res = NULL;
+    int rc = ursa_run(&(ursa_rt_config_t){.workers = workers}, fn, arg, &res);
+    if (rc)
+        return (void *)failf("ursa_run: %s", ursa_strerror(rc));
     return res;
 }
 

@@ -1,0 +1,690 @@
+/* Contract rows for src/chan/: oneshot recv, mpsc send / reserve / recv,
+ * mpmc send / reserve / recv, broadcast recv, watch changed. A recv row
+ * starts empty and a grant sends one message; a send or reserve row starts
+ * full (capacity 1) and a grant receives one. A second waiter gets its own
+ * handle (a cloned sender or receiver). */
+#include "support.h"
+
+#include "contract.h"
+#include "queue_peek.h"
+#include "task_checks.h"
+
+#define VALUE 42u /* what a grant sends */
+
+static int tried(int rc)
+{
+    return rc == 0 ? 1 : rc == -EAGAIN ? 0 : rc;
+}
+
+static const char *got_value(void *f, void *hold)
+{
+    (void)f;
+    uint64_t v;
+    memcpy(&v, hold, sizeof v);
+    CHECK_EQ(v, VALUE);
+    return NULL;
+}
+
+static const char *nothing_to_release(void *f, void *hold)
+{
+    (void)f;
+    (void)hold;
+    return NULL;
+}
+
+#define RECV_CHECKS                                                                          \
+    (CONTRACT_CONTEXTS | CONTRACT_RAW | CONTRACT_RAW_CANCEL | CONTRACT_NOW |                \
+     CONTRACT_DEADLINE | CONTRACT_TASK_CANCEL | CONTRACT_RACE)
+#define SEND_CHECKS                                                                          \
+    (CONTRACT_CONTEXTS | CONTRACT_NOW | CONTRACT_DEADLINE | CONTRACT_TASK_CANCEL |          \
+     CONTRACT_RACE)
+
+/* ---- oneshot ---- */
+
+static void *oneshot_make(void)
+{
+    ursa_oneshot_t *os = calloc(1, sizeof *os);
+    if (!os || ursa_oneshot_init(os, sizeof(uint64_t), NULL)) {
+        free(os);
+        return NULL;
+    }
+    return os;
+}
+
+static const char *oneshot_grant(void *p)
+{
+    uint64_t v = VALUE;
+    CHECK_EQ(ursa_oneshot_send(p, &v), 0);
+    return NULL;
+}
+
+static const char *oneshot_destroy(void *p)
+{
+    CHECK_EQ(ursa_oneshot_destroy(p), 0);
+    free(p);
+    return NULL;
+}
+
+static int oneshot_wait(void *p, int who, void *hold, ursa_time_t deadline)
+{
+    (void)who;
+    return ursa_oneshot_recv(p, hold, deadline);
+}
+
+static int oneshot_start(void *p, int who, ursa_wait_t *w, ursa_waker_t k)
+{
+    (void)who;
+    return ursa_oneshot_recv_start(p, w, k);
+}
+
+static int oneshot_finish(void *p, int who, ursa_wait_t *w, void *hold)
+{
+    (void)who;
+    return ursa_oneshot_recv_finish(p, w, hold);
+}
+
+static int oneshot_queued(void *p)
+{
+    return peek_oneshot_waiting(p);
+}
+
+static const char *oneshot_unchanged(void *p)
+{
+    CHECK_EQ(ursa_oneshot_is_closed(p), 0);
+    return NULL;
+}
+
+/* The value, if it is still there; -EALREADY: taken before. */
+static int oneshot_take(void *p)
+{
+    uint64_t v = 0;
+    int rc = ursa_oneshot_try_recv(p, &v);
+    if (rc == 0)
+        return v == VALUE ? 1 : -EIO;
+    return rc == -EALREADY ? 0 : tried(rc);
+}
+
+const contract_row_t contract_oneshot_recv = {
+    .name = "oneshot_recv",
+    .checks = RECV_CHECKS,
+    .kind = CONTRACT_CONSUMED,
+    .one_waiter = true,
+    .make = oneshot_make,
+    .destroy = oneshot_destroy,
+    .grant = oneshot_grant,
+    .wait = oneshot_wait,
+    .start = oneshot_start,
+    .finish = oneshot_finish,
+    .release = got_value,
+    .queued = oneshot_queued,
+    .unchanged = oneshot_unchanged,
+    .take = oneshot_take,
+};
+
+/* ---- mpsc ---- */
+
+typedef struct mpsc_fx {
+    ursa_mpsc_receiver_t rx;
+    ursa_mpsc_sender_t tx[2]; /* the second waiter's own clone */
+} mpsc_fx_t;
+
+/* full: capacity 1, one message in (a send or reserve blocks). */
+static mpsc_fx_t *mpsc_make(uint64_t cap, bool full)
+{
+    mpsc_fx_t *f = calloc(1, sizeof *f);
+    uint64_t v = 1;
+    if (!f || ursa_mpsc_new(&f->rx, &f->tx[0], sizeof(uint64_t), cap, NULL)) {
+        free(f);
+        return NULL;
+    }
+    if (ursa_mpsc_sender_clone(&f->tx[0], &f->tx[1]) ||
+        (full && ursa_mpsc_send(&f->tx[0], &v, URSA_NOW))) {
+        ursa_mpsc_sender_drop(&f->tx[0]);
+        ursa_mpsc_receiver_drop(&f->rx);
+        free(f);
+        return NULL;
+    }
+    return f;
+}
+
+static void *mpsc_rx_make(void)
+{
+    return mpsc_make(4, false);
+}
+
+static void *mpsc_tx_make(void)
+{
+    return mpsc_make(1, true);
+}
+
+static const char *mpsc_destroy(void *p)
+{
+    mpsc_fx_t *f = p;
+    CHECK_EQ(ursa_mpsc_sender_drop(&f->tx[0]), 0);
+    CHECK_EQ(ursa_mpsc_sender_drop(&f->tx[1]), 0);
+    CHECK_EQ(ursa_mpsc_receiver_drop(&f->rx), 0);
+    free(f);
+    return NULL;
+}
+
+static const char *mpsc_send_one(void *p)
+{
+    uint64_t v = VALUE;
+    CHECK_EQ(ursa_mpsc_send(&((mpsc_fx_t *)p)->tx[0], &v, URSA_NOW), 0);
+    return NULL;
+}
+
+static const char *mpsc_recv_one(void *p)
+{
+    uint64_t v;
+    CHECK_EQ(ursa_mpsc_try_recv(&((mpsc_fx_t *)p)->rx, &v), 0);
+    return NULL;
+}
+
+static int mpsc_recv_wait(void *p, int who, void *hold, ursa_time_t deadline)
+{
+    (void)who;
+    return ursa_mpsc_recv(&((mpsc_fx_t *)p)->rx, hold, deadline);
+}
+
+static int mpsc_recv_start(void *p, int who, ursa_wait_t *w, ursa_waker_t k)
+{
+    (void)who;
+    return ursa_mpsc_recv_start(&((mpsc_fx_t *)p)->rx, w, k);
+}
+
+static int mpsc_recv_finish(void *p, int who, ursa_wait_t *w, void *hold)
+{
+    (void)who;
+    return ursa_mpsc_recv_finish(&((mpsc_fx_t *)p)->rx, w, hold);
+}
+
+static const char *mpsc_empty(void *p)
+{
+    CHECK_EQ(ursa_mpsc_len(((mpsc_fx_t *)p)->rx.ch), 0);
+    return NULL;
+}
+
+static const char *mpsc_full(void *p)
+{
+    CHECK_EQ(ursa_mpsc_len(((mpsc_fx_t *)p)->rx.ch), 1);
+    return NULL;
+}
+
+static int mpsc_recv_take(void *p)
+{
+    uint64_t v = 0;
+    int rc = ursa_mpsc_try_recv(&((mpsc_fx_t *)p)->rx, &v);
+    return rc == 0 && v != VALUE ? -EIO : tried(rc);
+}
+
+const contract_row_t contract_mpsc_recv = {
+    .name = "mpsc_recv",
+    .checks = RECV_CHECKS,
+    .kind = CONTRACT_CONSUMED,
+    .one_waiter = true,
+    .make = mpsc_rx_make,
+    .destroy = mpsc_destroy,
+    .grant = mpsc_send_one,
+    .wait = mpsc_recv_wait,
+    .start = mpsc_recv_start,
+    .finish = mpsc_recv_finish,
+    .release = got_value,
+    .unchanged = mpsc_empty,
+    .take = mpsc_recv_take,
+};
+
+static int mpsc_send_wait(void *p, int who, void *hold, ursa_time_t deadline)
+{
+    (void)hold;
+    uint64_t v = 100 + (uint64_t)who;
+    return ursa_mpsc_send(&((mpsc_fx_t *)p)->tx[who], &v, deadline);
+}
+
+/* A free slot: one more send goes in. */
+static int mpsc_send_take(void *p)
+{
+    uint64_t v = 7;
+    return tried(ursa_mpsc_send(&((mpsc_fx_t *)p)->tx[0], &v, URSA_NOW));
+}
+
+const contract_row_t contract_mpsc_send = {
+    .name = "mpsc_send",
+    .checks = SEND_CHECKS,
+    .kind = CONTRACT_CONSUMED, /* the freed slot */
+    .make = mpsc_tx_make,
+    .destroy = mpsc_destroy,
+    .grant = mpsc_recv_one,
+    .wait = mpsc_send_wait,
+    .release = nothing_to_release,
+    .unchanged = mpsc_full,
+    .take = mpsc_send_take,
+};
+
+static int mpsc_reserve_line;
+
+static int mpsc_reserve_wait(void *p, int who, void *hold, ursa_time_t deadline)
+{
+    const ursa_mpsc_sender_t *tx = &((mpsc_fx_t *)p)->tx[who];
+    mpsc_reserve_line = __LINE__; return ursa_mpsc_reserve(tx, hold, deadline);
+}
+
+static int mpsc_reserve_start(void *p, int who, ursa_wait_t *w, ursa_waker_t k)
+{
+    return ursa_mpsc_reserve_start(&((mpsc_fx_t *)p)->tx[who], 1, w, k);
+}
+
+static int mpsc_reserve_finish(void *p, int who, ursa_wait_t *w, void *hold)
+{
+    return ursa_mpsc_reserve_finish(&((mpsc_fx_t *)p)->tx[who], w, hold);
+}
+
+static const char *mpsc_permit_release(void *p, void *hold)
+{
+    (void)p;
+    CHECK_EQ(ursa_mpsc_permit_release(hold), 0);
+    return NULL;
+}
+
+static bool mpsc_permit_holds(const void *hold)
+{
+    return ((const ursa_mpsc_permit_t *)hold)->ch != NULL;
+}
+
+static int mpsc_reserve_take(void *p)
+{
+    ursa_mpsc_permit_t q = {0};
+    int rc = ursa_mpsc_reserve(&((mpsc_fx_t *)p)->tx[0], &q, URSA_NOW);
+    if (q.ch && ursa_mpsc_permit_release(&q))
+        return -EIO;
+    return tried(rc);
+}
+
+const contract_row_t contract_mpsc_reserve = {
+    .name = "mpsc_reserve",
+    .checks = RECV_CHECKS | CONTRACT_LEAK,
+    .kind = CONTRACT_RETURNED, /* a released permit gives its slot back */
+    .exclusive = true,
+    .hold_kind = "mpsc send permit",
+    .line = &mpsc_reserve_line,
+    .make = mpsc_tx_make,
+    .destroy = mpsc_destroy,
+    .grant = mpsc_recv_one,
+    .wait = mpsc_reserve_wait,
+    .start = mpsc_reserve_start,
+    .finish = mpsc_reserve_finish,
+    .release = mpsc_permit_release,
+    .holds = mpsc_permit_holds,
+    .unchanged = mpsc_full,
+    .take = mpsc_reserve_take,
+};
+
+/* ---- mpmc ---- */
+
+typedef struct mpmc_fx {
+    ursa_mpmc_receiver_t rx[2]; /* the second waiter's own clones */
+    ursa_mpmc_sender_t tx[2];
+} mpmc_fx_t;
+
+static mpmc_fx_t *mpmc_make(uint64_t cap, bool full)
+{
+    mpmc_fx_t *f = calloc(1, sizeof *f);
+    uint64_t v = 1;
+    if (!f || ursa_mpmc_new(&f->rx[0], &f->tx[0], sizeof(uint64_t), cap, NULL)) {
+        free(f);
+        return NULL;
+    }
+    if (ursa_mpmc_sender_clone(&f->tx[0], &f->tx[1]) ||
+        ursa_mpmc_receiver_clone(&f->rx[0], &f->rx[1]) ||
+        (full && ursa_mpmc_send(&f->tx[0], &v, URSA_NOW))) {
+        free(f); /* (a failed fixture: its channel is not worth the cleanup) */
+        return NULL;
+    }
+    return f;
+}
+
+static void *mpmc_rx_make(void)
+{
+    return mpmc_make(4, false);
+}
+
+static void *mpmc_tx_make(void)
+{
+    return mpmc_make(1, true);
+}
+
+static const char *mpmc_destroy(void *p)
+{
+    mpmc_fx_t *f = p;
+    for (int i = 0; i < 2; i++) {
+        CHECK_EQ(ursa_mpmc_sender_drop(&f->tx[i]), 0);
+        CHECK_EQ(ursa_mpmc_receiver_drop(&f->rx[i]), 0);
+    }
+    free(f);
+    return NULL;
+}
+
+static const char *mpmc_send_one(void *p)
+{
+    uint64_t v = VALUE;
+    CHECK_EQ(ursa_mpmc_send(&((mpmc_fx_t *)p)->tx[0], &v, URSA_NOW), 0);
+    return NULL;
+}
+
+static const char *mpmc_recv_one(void *p)
+{
+    uint64_t v;
+    CHECK_EQ(ursa_mpmc_try_recv(&((mpmc_fx_t *)p)->rx[0], &v), 0);
+    return NULL;
+}
+
+static int mpmc_recv_wait(void *p, int who, void *hold, ursa_time_t deadline)
+{
+    return ursa_mpmc_recv(&((mpmc_fx_t *)p)->rx[who], hold, deadline);
+}
+
+static int mpmc_recv_start(void *p, int who, ursa_wait_t *w, ursa_waker_t k)
+{
+    return ursa_mpmc_recv_start(&((mpmc_fx_t *)p)->rx[who], w, k);
+}
+
+static int mpmc_recv_finish(void *p, int who, ursa_wait_t *w, void *hold)
+{
+    return ursa_mpmc_recv_finish(&((mpmc_fx_t *)p)->rx[who], w, hold);
+}
+
+static const char *mpmc_empty(void *p)
+{
+    CHECK_EQ(ursa_mpmc_len(((mpmc_fx_t *)p)->rx[0].ch), 0);
+    return NULL;
+}
+
+static const char *mpmc_full(void *p)
+{
+    CHECK_EQ(ursa_mpmc_len(((mpmc_fx_t *)p)->rx[0].ch), 1);
+    return NULL;
+}
+
+static int mpmc_recv_take(void *p)
+{
+    uint64_t v = 0;
+    int rc = ursa_mpmc_try_recv(&((mpmc_fx_t *)p)->rx[0], &v);
+    return rc == 0 && v != VALUE ? -EIO : tried(rc);
+}
+
+const contract_row_t contract_mpmc_recv = {
+    .name = "mpmc_recv",
+    .checks = RECV_CHECKS,
+    .kind = CONTRACT_CONSUMED,
+    .make = mpmc_rx_make,
+    .destroy = mpmc_destroy,
+    .grant = mpmc_send_one,
+    .wait = mpmc_recv_wait,
+    .start = mpmc_recv_start,
+    .finish = mpmc_recv_finish,
+    .release = got_value,
+    .unchanged = mpmc_empty,
+    .take = mpmc_recv_take,
+};
+
+static int mpmc_send_wait(void *p, int who, void *hold, ursa_time_t deadline)
+{
+    (void)hold;
+    uint64_t v = 100 + (uint64_t)who;
+    return ursa_mpmc_send(&((mpmc_fx_t *)p)->tx[who], &v, deadline);
+}
+
+static int mpmc_send_take(void *p)
+{
+    uint64_t v = 7;
+    return tried(ursa_mpmc_send(&((mpmc_fx_t *)p)->tx[0], &v, URSA_NOW));
+}
+
+const contract_row_t contract_mpmc_send = {
+    .name = "mpmc_send",
+    .checks = SEND_CHECKS,
+    .kind = CONTRACT_CONSUMED,
+    .make = mpmc_tx_make,
+    .destroy = mpmc_destroy,
+    .grant = mpmc_recv_one,
+    .wait = mpmc_send_wait,
+    .release = nothing_to_release,
+    .unchanged = mpmc_full,
+    .take = mpmc_send_take,
+};
+
+static int mpmc_reserve_line;
+
+static int mpmc_reserve_wait(void *p, int who, void *hold, ursa_time_t deadline)
+{
+    const ursa_mpmc_sender_t *tx = &((mpmc_fx_t *)p)->tx[who];
+    mpmc_reserve_line = __LINE__; return ursa_mpmc_reserve(tx, hold, deadline);
+}
+
+static int mpmc_reserve_start(void *p, int who, ursa_wait_t *w, ursa_waker_t k)
+{
+    return ursa_mpmc_reserve_start(&((mpmc_fx_t *)p)->tx[who], 1, w, k);
+}
+
+static int mpmc_reserve_finish(void *p, int who, ursa_wait_t *w, void *hold)
+{
+    return ursa_mpmc_reserve_finish(&((mpmc_fx_t *)p)->tx[who], w, hold);
+}
+
+static const char *mpmc_permit_release(void *p, void *hold)
+{
+    (void)p;
+    CHECK_EQ(ursa_mpmc_permit_release(hold), 0);
+    return NULL;
+}
+
+static bool mpmc_permit_holds(const void *hold)
+{
+    return ((const ursa_mpmc_permit_t *)hold)->ch != NULL;
+}
+
+static int mpmc_reserve_take(void *p)
+{
+    ursa_mpmc_permit_t q = {0};
+    int rc = ursa_mpmc_reserve(&((mpmc_fx_t *)p)->tx[0], &q, URSA_NOW);
+    if (q.ch && ursa_mpmc_permit_release(&q))
+        return -EIO;
+    return tried(rc);
+}
+
+const contract_row_t contract_mpmc_reserve = {
+    .name = "mpmc_reserve",
+    .checks = RECV_CHECKS | CONTRACT_LEAK,
+    .kind = CONTRACT_RETURNED,
+    .exclusive = true,
+    .hold_kind = "mpmc send permit",
+    .line = &mpmc_reserve_line,
+    .make = mpmc_tx_make,
+    .destroy = mpmc_destroy,
+    .grant = mpmc_recv_one,
+    .wait = mpmc_reserve_wait,
+    .start = mpmc_reserve_start,
+    .finish = mpmc_reserve_finish,
+    .release = mpmc_permit_release,
+    .holds = mpmc_permit_holds,
+    .unchanged = mpmc_full,
+    .take = mpmc_reserve_take,
+};
+
+/* ---- broadcast: one receiver ---- */
+
+typedef struct bc_fx {
+    ursa_broadcast_tx_t *tx;
+    ursa_broadcast_rx_t *rx;
+} bc_fx_t;
+
+static void *bc_make(void)
+{
+    bc_fx_t *f = calloc(1, sizeof *f);
+    if (!f || ursa_broadcast_new(&f->tx, &f->rx, sizeof(uint64_t), 4, NULL)) {
+        free(f);
+        return NULL;
+    }
+    return f;
+}
+
+static const char *bc_grant(void *p)
+{
+    uint64_t v = VALUE;
+    CHECK_EQ(ursa_broadcast_send(((bc_fx_t *)p)->tx, &v), 1);
+    return NULL;
+}
+
+static const char *bc_destroy(void *p)
+{
+    bc_fx_t *f = p;
+    CHECK_EQ(ursa_broadcast_sender_drop(f->tx), 0);
+    CHECK_EQ(ursa_broadcast_receiver_drop(f->rx), 0);
+    free(f);
+    return NULL;
+}
+
+static int bc_wait(void *p, int who, void *hold, ursa_time_t deadline)
+{
+    (void)who;
+    uint64_t missed = 0;
+    return ursa_broadcast_recv(((bc_fx_t *)p)->rx, hold, &missed, deadline);
+}
+
+static int bc_start(void *p, int who, ursa_wait_t *w, ursa_waker_t k)
+{
+    (void)who;
+    return ursa_broadcast_recv_start(((bc_fx_t *)p)->rx, w, k);
+}
+
+static int bc_finish(void *p, int who, ursa_wait_t *w, void *hold)
+{
+    (void)who;
+    uint64_t missed = 0;
+    return ursa_broadcast_recv_finish(((bc_fx_t *)p)->rx, w, hold, &missed);
+}
+
+static const char *bc_unchanged(void *p)
+{
+    CHECK_EQ(ursa_broadcast_rx_len(((bc_fx_t *)p)->rx), 0);
+    return NULL;
+}
+
+static int bc_take(void *p)
+{
+    uint64_t v = 0, missed = 0;
+    int rc = ursa_broadcast_try_recv(((bc_fx_t *)p)->rx, &v, &missed);
+    return rc == 0 && v != VALUE ? -EIO : tried(rc);
+}
+
+const contract_row_t contract_broadcast_recv = {
+    .name = "broadcast_recv",
+    .checks = RECV_CHECKS,
+    .kind = CONTRACT_CONSUMED, /* per receiver */
+    .one_waiter = true,
+    .make = bc_make,
+    .destroy = bc_destroy,
+    .grant = bc_grant,
+    .wait = bc_wait,
+    .start = bc_start,
+    .finish = bc_finish,
+    .release = got_value,
+    .unchanged = bc_unchanged,
+    .take = bc_take,
+};
+
+/* ---- watch: one receiver, changed() ---- */
+
+typedef struct watch_fx {
+    ursa_watch_tx_t *tx;
+    ursa_watch_rx_t *rx;
+} watch_fx_t;
+
+static void *watch_make(void)
+{
+    watch_fx_t *f = calloc(1, sizeof *f);
+    uint64_t v0 = 0; /* seen by the receiver from the start */
+    if (!f || ursa_watch_new(&f->tx, &f->rx, sizeof(uint64_t), &v0)) {
+        free(f);
+        return NULL;
+    }
+    return f;
+}
+
+static const char *watch_grant(void *p)
+{
+    uint64_t v = VALUE;
+    CHECK_EQ(ursa_watch_send(((watch_fx_t *)p)->tx, &v), 0);
+    return NULL;
+}
+
+static const char *watch_destroy(void *p)
+{
+    watch_fx_t *f = p;
+    CHECK_EQ(ursa_watch_receiver_drop(f->rx), 0);
+    CHECK_EQ(ursa_watch_sender_drop(f->tx), 0);
+    free(f);
+    return NULL;
+}
+
+static int watch_wait(void *p, int who, void *hold, ursa_time_t deadline)
+{
+    (void)who;
+    (void)hold;
+    return ursa_watch_changed(((watch_fx_t *)p)->rx, deadline);
+}
+
+static int watch_start(void *p, int who, ursa_wait_t *w, ursa_waker_t k)
+{
+    (void)who;
+    return ursa_watch_changed_start(((watch_fx_t *)p)->rx, w, k);
+}
+
+static int watch_finish(void *p, int who, ursa_wait_t *w, void *hold)
+{
+    (void)who;
+    (void)hold;
+    return ursa_watch_changed_finish(((watch_fx_t *)p)->rx, w);
+}
+
+/* The change was seen, and it is the sent value. */
+static const char *watch_release(void *p, void *hold)
+{
+    (void)hold;
+    watch_fx_t *f = p;
+    ursa_watch_borrow_t g = {0};
+    CHECK_EQ(ursa_watch_has_changed(f->rx), 0);
+    CHECK_EQ(ursa_watch_borrow(f->rx, &g), 0);
+    uint64_t v;
+    memcpy(&v, ursa_watch_borrow_ptr(&g), sizeof v);
+    CHECK_EQ(ursa_watch_borrow_release(&g), 0);
+    CHECK_EQ(v, VALUE);
+    return NULL;
+}
+
+static const char *watch_unchanged(void *p)
+{
+    CHECK_EQ(ursa_watch_has_changed(((watch_fx_t *)p)->rx), 0);
+    return NULL;
+}
+
+static int watch_take(void *p)
+{
+    return tried(ursa_watch_changed(((watch_fx_t *)p)->rx, URSA_NOW));
+}
+
+const contract_row_t contract_watch_changed = {
+    .name = "watch_changed",
+    .checks = RECV_CHECKS,
+    .kind = CONTRACT_CONSUMED, /* a change is seen once, per receiver */
+    .one_waiter = true,
+    .make = watch_make,
+    .destroy = watch_destroy,
+    .grant = watch_grant,
+    .wait = watch_wait,
+    .start = watch_start,
+    .finish = watch_finish,
+    .release = watch_release,
+    .unchanged = watch_unchanged,
+    .take = watch_take,
+};
