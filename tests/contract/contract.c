@@ -17,6 +17,13 @@ int contract_left(const contract_row_t *r, int w1, int w2)
     return r->kind == CONTRACT_CONSUMED ? 1 - w1 - w2 : 1;
 }
 
+const char *contract_nothing_to_release(void *f, void *hold)
+{
+    (void)f;
+    (void)hold;
+    return NULL;
+}
+
 bool contract_wait_queued(const contract_row_t *r, void *f, int n)
 {
     if (!r->queued) {
@@ -32,7 +39,7 @@ bool contract_wait_queued(const contract_row_t *r, void *f, int n)
     return true;
 }
 
-static bool held(const contract_row_t *r, const void *hold)
+bool contract_held(const contract_row_t *r, const void *hold)
 {
     return r->holds && r->holds(hold);
 }
@@ -43,7 +50,7 @@ static size_t held_by_one(const contract_row_t *r)
     return r->hold_kind ? 1 : 0;
 }
 
-static const char *unchanged(const contract_row_t *r, void *f, int queued)
+const char *contract_unchanged(const contract_row_t *r, void *f, int queued)
 {
     if (r->unchanged)
         CHECK_OK(r->unchanged(f));
@@ -65,9 +72,9 @@ static void *now_body(void *arg)
     void *f = r->make();
     CHECK(f);
     CHECK_EQ(r->wait(f, 0, &h, URSA_NOW), -EAGAIN);
-    CHECK(!held(r, &h));
+    CHECK(!contract_held(r, &h));
     CHECK_EQ(ursa_held_count(), h0);
-    CHECK_OK(unchanged(r, f, 0));
+    CHECK_OK(contract_unchanged(r, f, 0));
     if (!r->grant_needs_waiter) {
         CHECK_OK(r->grant(f));
         CHECK_EQ(r->wait(f, 0, &h, URSA_NOW), 0);
@@ -114,8 +121,7 @@ const char *contract_now_task(const contract_row_t *r)
     return run_on_both_workers(now_body, r);
 }
 
-/* Runs a scenario over TEST_SEEDS seeds: NULL, or the first failure. */
-static const char *explore(ursa_task_fn_t scenario, const contract_row_t *r)
+const char *contract_explore(ursa_task_fn_t scenario, const contract_row_t *r)
 {
     uint64_t seed = 0;
     int rc = ursa_sim_explore(NULL, scenario, (void *)r, 1, TEST_SEEDS, &seed);
@@ -127,7 +133,7 @@ static const char *explore(ursa_task_fn_t scenario, const contract_row_t *r)
 
 const char *contract_now_sim(const contract_row_t *r)
 {
-    return explore(now_body, r);
+    return contract_explore(now_body, r);
 }
 
 /* ---- deadlines ---- */
@@ -140,20 +146,20 @@ static const char *expired_waits(const contract_row_t *r, void *f, ursa_time_t b
     memset(&h, 0, sizeof h);
     size_t h0 = ursa_held_count();
     CHECK_EQ(r->wait(f, 0, &h, ursa_deadline_in(0)), -ETIMEDOUT);
-    CHECK(!held(r, &h));
+    CHECK(!contract_held(r, &h));
     CHECK_EQ(r->wait(f, 0, &h, ursa_deadline_in(-5)), -ETIMEDOUT);
-    CHECK(!held(r, &h));
+    CHECK(!contract_held(r, &h));
     CHECK_EQ(r->wait(f, 0, &h, (ursa_time_t)1), -ETIMEDOUT); /* long past */
-    CHECK(!held(r, &h));
+    CHECK(!contract_held(r, &h));
     ursa_time_t t0 = ursa_now();
     int rc = r->wait(f, 0, &h, ursa_deadline_in(URSA_MSEC(20)));
     ursa_time_t el = ursa_now() - t0;
     CHECK_EQ(rc, -ETIMEDOUT);
     CHECK(el >= URSA_MSEC(20));
     CHECK(el < bound);
-    CHECK(!held(r, &h));
+    CHECK(!contract_held(r, &h));
     CHECK_EQ(ursa_held_count(), h0);
-    return unchanged(r, f, 0);
+    return contract_unchanged(r, f, 0);
 }
 
 const char *contract_deadline_thread(const contract_row_t *r)
@@ -217,7 +223,7 @@ static void *dl_root(void *arg)
 
 const char *contract_deadline_sim(const contract_row_t *r)
 {
-    return explore(dl_root, r);
+    return contract_explore(dl_root, r);
 }
 
 /* ---- the calling contexts: a task on either worker, a plain thread ---- */
@@ -347,7 +353,7 @@ static const char *raw_woken(const contract_row_t *r)
     CHECK_EQ(r->start(f, 0, &w, rwaker(&k)), -EINPROGRESS);
     CHECK(!ursa_wait_ready(&w));
     CHECK_EQ(r->finish(f, 0, &w, &h), -EAGAIN); /* not ready yet */
-    CHECK(!held(r, &h));
+    CHECK(!contract_held(r, &h));
     CHECK_EQ(ursa_held_count(), h0);
     sleep_real_ms(2);
     CHECK_EQ(atomic_load(&k.count), 0);
@@ -372,7 +378,7 @@ static const char *raw_woken(const contract_row_t *r)
     CHECK(!r->holds || r->holds(&h));
     CHECK_EQ(ursa_held_count(), h0 + held_by_one(r));
     CHECK_EQ(r->finish(f, 0, &w, &h2), -EINVAL); /* finished already */
-    CHECK(!held(r, &h2));
+    CHECK(!contract_held(r, &h2));
     CHECK_EQ(ursa_wait_cancel(&w), -EINVAL);
     if (r->exclusive)
         CHECK_EQ(r->take(f), 0); /* ours until released */
@@ -387,11 +393,13 @@ static const char *raw_woken(const contract_row_t *r)
     return r->destroy(f);
 }
 
-/* Granted at start: 0 at once, held only once finished, no waker call. */
+/* Granted at start: 0 at once, held only once finished, no waker call;
+ * finished, neither a second finish nor a cancel takes it back. */
 static const char *raw_immediate(const contract_row_t *r)
 {
-    contract_hold_t h;
+    contract_hold_t h, h2;
     memset(&h, 0, sizeof h);
+    memset(&h2, 0, sizeof h2);
     rwaker_t k;
     rwaker_init(&k, false);
     size_t h0 = ursa_held_count();
@@ -405,8 +413,11 @@ static const char *raw_immediate(const contract_row_t *r)
     CHECK_EQ(r->finish(f, 0, &w, &h), 0);
     CHECK(!r->holds || r->holds(&h));
     CHECK_EQ(ursa_held_count(), h0 + held_by_one(r));
+    CHECK_EQ(r->finish(f, 0, &w, &h2), -EINVAL);
+    CHECK(!contract_held(r, &h2));
+    CHECK_EQ(ursa_wait_cancel(&w), -EINVAL);
     if (r->exclusive)
-        CHECK_EQ(r->take(f), 0);
+        CHECK_EQ(r->take(f), 0); /* still ours */
     CHECK_OK(r->release(f, &h));
     CHECK_EQ(ursa_held_count(), h0);
     CHECK_EQ(atomic_load(&k.count), 0);
@@ -438,10 +449,10 @@ static const char *raw_cancel_queued(const contract_row_t *r)
     CHECK(f);
     CHECK_EQ(r->start(f, 0, &w1, rwaker(&k1)), -EINPROGRESS);
     CHECK_EQ(ursa_wait_cancel(&w1), -ECANCELED);
-    CHECK_OK(unchanged(r, f, 0));
+    CHECK_OK(contract_unchanged(r, f, 0));
     CHECK_EQ(ursa_wait_cancel(&w1), -EINVAL); /* not started any more */
     CHECK_EQ(r->finish(f, 0, &w1, &h), -EINVAL);
-    CHECK(!held(r, &h));
+    CHECK(!contract_held(r, &h));
     CHECK_EQ(ursa_held_count(), h0);
     CHECK_OK(r->grant(f));
     CHECK_EQ(atomic_load(&k1.count), 0);
@@ -517,7 +528,7 @@ static const char *raw_cancel_granted(const contract_row_t *r)
     if (r->kind != CONTRACT_SHARED) {
         CHECK(!ursa_wait_ready(&w2));
         CHECK_EQ(r->finish(f, 1, &w2, &h), -EAGAIN); /* before ready */
-        CHECK(!held(r, &h));
+        CHECK(!contract_held(r, &h));
     }
     CHECK_EQ(ursa_wait_cancel(&w1), -ECANCELED);
     CHECK(await_ready(&w2));

@@ -12,6 +12,7 @@
 #ifndef URSA_TEST_CONTRACT_H
 #define URSA_TEST_CONTRACT_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -78,11 +79,28 @@ typedef struct contract_case {
     int check; /* CONTRACT_CHECK_* in test_contract.c */
 } contract_case_t;
 
+/* One try's result as take() reports it: 1 got, 0 would block, else the
+ * error. */
+static inline int contract_tried(int rc)
+{
+    return rc == 0 ? 1 : rc == -EAGAIN ? 0 : rc;
+}
+
+/* release() for a wait that leaves nothing to discharge. */
+const char *contract_nothing_to_release(void *f, void *hold);
+
 /* What a try finds at the end, when w1 and w2 (0 or 1) got the grant. */
 int contract_left(const contract_row_t *r, int w1, int w2);
 /* Polls (yields, then sleeps) until n waiters are queued; false after 20 s.
  * Rows that cannot tell: a few yields and a short sleep. */
 bool contract_wait_queued(const contract_row_t *r, void *f, int n);
+
+/* The hold is set (a row with holds() only). */
+bool contract_held(const contract_row_t *r, const void *hold);
+/* The row's unchanged() and, where it can tell, `queued` waiters queued. */
+const char *contract_unchanged(const contract_row_t *r, void *f, int queued);
+/* Runs scenario(r) over TEST_SEEDS seeds: NULL, or the first failure. */
+const char *contract_explore(ursa_task_fn_t scenario, const contract_row_t *r);
 
 /* The checks. Each returns NULL or a message; cmocka asserts stay with the
  * caller. */
@@ -101,7 +119,7 @@ const char *contract_race_threads(const contract_row_t *r);
 const char *contract_raw_race_threads(const contract_row_t *r);
 const char *contract_leak(const contract_row_t *r);
 
-/* The rows (rows_sync.c, rows_chan.c, rows_rt.c). */
+/* The rows (rows_lock.c, rows_signal.c, rows_chan.c, rows_rt.c). */
 extern const contract_row_t contract_mutex, contract_semaphore, contract_rwlock_read,
     contract_rwlock_write, contract_notify, contract_event_auto, contract_event_manual,
     contract_barrier, contract_once;

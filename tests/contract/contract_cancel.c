@@ -11,21 +11,6 @@
 #include "raw_waker.h"
 #include "task_checks.h"
 
-static bool held(const contract_row_t *r, const void *hold)
-{
-    return r->holds && r->holds(hold);
-}
-
-static const char *explore(ursa_task_fn_t scenario, const contract_row_t *r)
-{
-    uint64_t seed = 0;
-    int rc = ursa_sim_explore(NULL, scenario, (void *)r, 1, TEST_SEEDS, &seed);
-    if (rc)
-        return failf("%s: scenario failed at seed %llu: %s", r->name,
-                     (unsigned long long)seed, ursa_strerror(rc));
-    return NULL;
-}
-
 /* Over seeds, unless one seed is replayed: were both outcomes seen? */
 static bool both_ways_expected(void)
 {
@@ -71,12 +56,12 @@ static void *tc_waiter(void *arg)
         YIELD_UNTIL(atomic_load(&tc.arrived[0]));
     atomic_store(&tc.arrived[who], 1);
     int rc = r->wait(tc.f, who, &h, URSA_NEVER);
-    atomic_store(&tc.held[who], held(r, &h));
+    atomic_store(&tc.held[who], contract_held(r, &h));
     atomic_store(&tc.rc[who], rc);
     if (rc == 0)
         return (void *)use_and_release(r, tc.f, &h);
     CHECK_EQ(rc, -ECANCELED);
-    CHECK(!held(r, &h));
+    CHECK(!contract_held(r, &h));
     CHECK_EQ(ursa_held_count(), 0);
     return NULL;
 }
@@ -90,7 +75,7 @@ static void *tc_precancelled(void *arg)
     while (!ursa_task_cancelled())
         (void)ursa_yield();
     atomic_store(&tc.rc[0], tc.r->wait(tc.f, 0, &h, URSA_NEVER));
-    atomic_store(&tc.held[0], held(tc.r, &h));
+    atomic_store(&tc.held[0], contract_held(tc.r, &h));
     return NULL;
 }
 
@@ -105,15 +90,6 @@ static void tc_reset(const contract_row_t *r, void *f)
     }
     atomic_store(&tc.holders, 0);
     atomic_store(&tc.blocked, true);
-}
-
-static const char *unchanged(const contract_row_t *r, void *f, int queued)
-{
-    if (r->unchanged)
-        CHECK_OK(r->unchanged(f));
-    if (r->queued)
-        CHECK_EQ(r->queued(f), queued);
-    return NULL;
 }
 
 static const char *grant(const contract_row_t *r, void *f)
@@ -134,7 +110,7 @@ static void *tc_precancel_root(void *arg)
     CHECK_OK(join_task(t));
     CHECK_EQ(atomic_load(&tc.rc[0]), -ECANCELED);
     CHECK(!atomic_load(&tc.held[0]));
-    CHECK_OK(unchanged(r, f, 0));
+    CHECK_OK(contract_unchanged(r, f, 0));
     if (!r->grant_needs_waiter) {
         CHECK_OK(grant(r, f));
         CHECK_EQ(r->take(f), 1);
@@ -165,7 +141,7 @@ static void *tc_queued_root(void *arg)
     CHECK_OK(join_task(w1));
     CHECK_EQ(atomic_load(&tc.rc[0]), -ECANCELED);
     CHECK(!atomic_load(&tc.held[0]));
-    CHECK_OK(unchanged(r, f, two ? 1 : 0));
+    CHECK_OK(contract_unchanged(r, f, two ? 1 : 0));
     for (int i = 0; i < 3; i++)
         (void)ursa_yield();
     if (two) {
@@ -194,8 +170,8 @@ static void *tc_queued_root(void *arg)
 const char *contract_task_cancel_sim(const contract_row_t *r)
 {
     tc.worker = -1;
-    CHECK_OK(explore(tc_precancel_root, r));
-    return explore(tc_queued_root, r);
+    CHECK_OK(contract_explore(tc_precancel_root, r));
+    return contract_explore(tc_queued_root, r);
 }
 
 /* The same on two workers: the waiters on worker 1, the root on worker 0. */
@@ -265,7 +241,7 @@ static void *race_a(void *arg)
         return (void *)use_and_release(r, race.f, &h);
     }
     race.a_missed++;
-    CHECK(!held(r, &h));
+    CHECK(!contract_held(r, &h));
     CHECK_EQ(ursa_held_count(), 0);
     return NULL;
 }
@@ -405,7 +381,7 @@ static void *rt_waiter(void *arg)
     memset(&h, 0, sizeof h);
     atomic_store(&tc.arrived[who], 1);
     int rc = r->wait(tc.f, who, &h, URSA_NEVER);
-    if (rc == -ECANCELED && !held(r, &h))
+    if (rc == -ECANCELED && !contract_held(r, &h))
         return CANCELLED;
     if (rc != 0 || (r->holds && !r->holds(&h)))
         return (void *)failf("waiter %d: %s", who, ursa_strerror(rc));
@@ -613,6 +589,8 @@ static const char *reported_and_released(const contract_row_t *r, void *f, const
         return failf("report: owner \"%s\" kind \"%s\", expected \"%s\" \"%s\"", who, kind,
                      owner, r->hold_kind);
     CHECK_EQ(line, *r->line);
+    if (r->queued)
+        CHECK_EQ(r->queued(f), 0);
     CHECK_EQ(r->take(f), 1);
     return r->destroy(f);
 }

@@ -11,24 +11,12 @@
 
 #define VALUE 42u /* what a grant sends */
 
-static int tried(int rc)
-{
-    return rc == 0 ? 1 : rc == -EAGAIN ? 0 : rc;
-}
-
 static const char *got_value(void *f, void *hold)
 {
     (void)f;
     uint64_t v;
     memcpy(&v, hold, sizeof v);
     CHECK_EQ(v, VALUE);
-    return NULL;
-}
-
-static const char *nothing_to_release(void *f, void *hold)
-{
-    (void)f;
-    (void)hold;
     return NULL;
 }
 
@@ -101,7 +89,7 @@ static int oneshot_take(void *p)
     int rc = ursa_oneshot_try_recv(p, &v);
     if (rc == 0)
         return v == VALUE ? 1 : -EIO;
-    return rc == -EALREADY ? 0 : tried(rc);
+    return rc == -EALREADY ? 0 : contract_tried(rc);
 }
 
 const contract_row_t contract_oneshot_recv = {
@@ -215,7 +203,7 @@ static int mpsc_recv_take(void *p)
 {
     uint64_t v = 0;
     int rc = ursa_mpsc_try_recv(&((mpsc_fx_t *)p)->rx, &v);
-    return rc == 0 && v != VALUE ? -EIO : tried(rc);
+    return rc == 0 && v != VALUE ? -EIO : contract_tried(rc);
 }
 
 const contract_row_t contract_mpsc_recv = {
@@ -245,7 +233,7 @@ static int mpsc_send_wait(void *p, int who, void *hold, ursa_time_t deadline)
 static int mpsc_send_take(void *p)
 {
     uint64_t v = 7;
-    return tried(ursa_mpsc_send(&((mpsc_fx_t *)p)->tx[0], &v, URSA_NOW));
+    return contract_tried(ursa_mpsc_send(&((mpsc_fx_t *)p)->tx[0], &v, URSA_NOW));
 }
 
 const contract_row_t contract_mpsc_send = {
@@ -256,7 +244,7 @@ const contract_row_t contract_mpsc_send = {
     .destroy = mpsc_destroy,
     .grant = mpsc_recv_one,
     .wait = mpsc_send_wait,
-    .release = nothing_to_release,
+    .release = contract_nothing_to_release,
     .unchanged = mpsc_full,
     .take = mpsc_send_take,
 };
@@ -297,7 +285,7 @@ static int mpsc_reserve_take(void *p)
     int rc = ursa_mpsc_reserve(&((mpsc_fx_t *)p)->tx[0], &q, URSA_NOW);
     if (q.ch && ursa_mpsc_permit_release(&q))
         return -EIO;
-    return tried(rc);
+    return contract_tried(rc);
 }
 
 const contract_row_t contract_mpsc_reserve = {
@@ -409,7 +397,7 @@ static int mpmc_recv_take(void *p)
 {
     uint64_t v = 0;
     int rc = ursa_mpmc_try_recv(&((mpmc_fx_t *)p)->rx[0], &v);
-    return rc == 0 && v != VALUE ? -EIO : tried(rc);
+    return rc == 0 && v != VALUE ? -EIO : contract_tried(rc);
 }
 
 const contract_row_t contract_mpmc_recv = {
@@ -437,7 +425,7 @@ static int mpmc_send_wait(void *p, int who, void *hold, ursa_time_t deadline)
 static int mpmc_send_take(void *p)
 {
     uint64_t v = 7;
-    return tried(ursa_mpmc_send(&((mpmc_fx_t *)p)->tx[0], &v, URSA_NOW));
+    return contract_tried(ursa_mpmc_send(&((mpmc_fx_t *)p)->tx[0], &v, URSA_NOW));
 }
 
 const contract_row_t contract_mpmc_send = {
@@ -448,7 +436,7 @@ const contract_row_t contract_mpmc_send = {
     .destroy = mpmc_destroy,
     .grant = mpmc_recv_one,
     .wait = mpmc_send_wait,
-    .release = nothing_to_release,
+    .release = contract_nothing_to_release,
     .unchanged = mpmc_full,
     .take = mpmc_send_take,
 };
@@ -489,7 +477,7 @@ static int mpmc_reserve_take(void *p)
     int rc = ursa_mpmc_reserve(&((mpmc_fx_t *)p)->tx[0], &q, URSA_NOW);
     if (q.ch && ursa_mpmc_permit_release(&q))
         return -EIO;
-    return tried(rc);
+    return contract_tried(rc);
 }
 
 const contract_row_t contract_mpmc_reserve = {
@@ -574,7 +562,7 @@ static int bc_take(void *p)
 {
     uint64_t v = 0, missed = 0;
     int rc = ursa_broadcast_try_recv(((bc_fx_t *)p)->rx, &v, &missed);
-    return rc == 0 && v != VALUE ? -EIO : tried(rc);
+    return rc == 0 && v != VALUE ? -EIO : contract_tried(rc);
 }
 
 const contract_row_t contract_broadcast_recv = {
@@ -670,7 +658,7 @@ static const char *watch_unchanged(void *p)
 
 static int watch_take(void *p)
 {
-    return tried(ursa_watch_changed(((watch_fx_t *)p)->rx, URSA_NOW));
+    return contract_tried(ursa_watch_changed(((watch_fx_t *)p)->rx, URSA_NOW));
 }
 
 const contract_row_t contract_watch_changed = {

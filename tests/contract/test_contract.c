@@ -1,6 +1,6 @@
 /* The contract suite: every check of tests/contract/contract.h against
  * every row that says it applies. A new primitive gets the checks by
- * adding a row here (and its fixture in rows_<layer>.c). Test names are
+ * adding a row here (and its fixture in rows_<kind>.c). Test names are
  * test_<row>_<check>. */
 #include "support.h"
 

@@ -8,6 +8,8 @@
 
 #include <stdatomic.h>
 
+#include <ursa.h>
+
 #include "core/sema.h"
 #include "core/spin.h"
 

@@ -39,6 +39,13 @@ static __attribute__((unused)) const char *failf(const char *fmt, ...)
                                  __LINE__, #a, a_, b_, #b);                               \
     } while (0)
 
+#define CHECK_STR(a, b)                                                                   \
+    do {                                                                                  \
+        if (strcmp((a), (b)) != 0)                                                        \
+            return (void *)failf("%s:%d: %s is \"%s\", expected \"%s\"", __FILE__,       \
+                                 __LINE__, #a, (a), (b));                                 \
+    } while (0)
+
 /* Propagates a sub-body's failure. */
 #define CHECK_OK(expr)                                                                    \
     do {                                                                                  \
@@ -87,6 +94,16 @@ static __attribute__((unused)) bool settle_loop(unsigned long i, ursa_time_t giv
         (void)ursa_sleep_for(URSA_USEC(50));
     return true;
 }
+
+/* True once cond holds (polled with settle_loop), false after 20 s. */
+#define SETTLE_UNTIL(cond)                                                                \
+    ({                                                                                    \
+        bool ok_ = true;                                                                  \
+        ursa_time_t give_up_ = mono_ns() + URSA_SEC(20);                                  \
+        for (unsigned long i_ = 0; ok_ && !(cond); i_++)                                  \
+            ok_ = settle_loop(i_, give_up_);                                              \
+        ok_;                                                                              \
+    })
 
 static __attribute__((unused)) ursa_task_t *spawn_on(int worker, ursa_task_fn_t fn, void *arg, const char *name)
 {

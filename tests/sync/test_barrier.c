@@ -1,17 +1,14 @@
-/* Tests for ursa_barrier: argument errors and N = 0/1, exactly one leader
- * per generation over many generations (seeds, and tasks on two workers
- * with plain threads), withdrawal of a cancelled or timed-out arrival,
- * cancel racing the trip, deadlines, the raw form with a foreign waker,
- * destroy while busy.
+/* Tests for ursa_barrier beyond the contract (tests/contract/, row
+ * barrier: a party of two): argument errors and N = 0/1, exactly one
+ * leader per generation over many generations (seeds, and tasks on two
+ * workers with plain threads), withdrawal of a cancelled or timed-out
+ * arrival among three parties, cancel racing the trip, raw cancel before
+ * and after the trip, destroy while busy.
  *
  * Scenario tasks never call cmocka asserts: they return NULL or a message
  * (URSA_SIM_CHECK); the test body asserts. */
-#include <poll.h>
 #include <sched.h>
 #include <stdatomic.h>
-#include <sys/eventfd.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "support.h"
 #include "ursa/barrier.h"
@@ -20,7 +17,9 @@
 
 /* ---- arguments, N = 0 and 1 ---- */
 
-static void test_barrier_invalid_args(void **state)
+/* ---- arguments, N = 0 and 1 ---- */
+
+static void test_barrier_rejects_bad_arguments_and_a_try_is_not_counted(void **state)
 {
     (void)state;
     ursa_barrier_t b;
@@ -68,7 +67,7 @@ static void test_barrier_invalid_args(void **state)
     assert_int_equal(test_leak_count(), 0);
 }
 
-static void test_barrier_zero_and_one_party(void **state)
+static void test_barrier_of_zero_or_one_party_never_waits(void **state)
 {
     (void)state;
     for (uint32_t n = 0; n <= 1; n++) {
@@ -97,7 +96,7 @@ static void test_barrier_zero_and_one_party(void **state)
     assert_int_equal(test_leak_count(), 0);
 }
 
-static void test_barrier_destroy_busy(void **state)
+static void test_barrier_destroy_while_waited_is_ebusy(void **state)
 {
     (void)state;
     ursa_barrier_t b;
@@ -117,7 +116,10 @@ static void test_barrier_destroy_busy(void **state)
 
 /* ---- one leader per generation, over seeds ---- */
 
+/* ---- one leader per generation, over seeds ---- */
+
 #define LD_N 4
+
 #define LD_GENS 6
 
 static struct {
@@ -167,7 +169,7 @@ static void *ld_root(void *arg)
     return NULL;
 }
 
-static void test_barrier_leader_once_explore(void **state)
+static void test_barrier_has_one_leader_per_generation_over_seeds(void **state)
 {
     (void)state;
     test_explore(ld_root, NULL);
@@ -176,8 +178,12 @@ static void test_barrier_leader_once_explore(void **state)
 
 /* ---- stress: tasks on two workers and plain threads ---- */
 
+/* ---- stress: tasks on two workers and plain threads ---- */
+
 #define SB_TASKS 4
+
 #define SB_THREADS 2
+
 #define SB_N (SB_TASKS + SB_THREADS)
 
 static struct {
@@ -228,7 +234,7 @@ static void *sb_root(void *arg)
     return spawn_tasks_then_go(SB_TASKS, sb_task, "party", &sb.go);
 }
 
-static void test_barrier_stress_tasks_and_threads(void **state)
+static void test_barrier_has_one_leader_per_generation_on_threads(void **state)
 {
     (void)state;
     memset(&sb, 0, sizeof sb);
@@ -268,6 +274,8 @@ static void test_barrier_stress_tasks_and_threads(void **state)
     free(sb.passed);
     assert_int_equal(test_leak_count(), 0);
 }
+
+/* ---- a cancelled arrival is withdrawn ---- */
 
 /* ---- a cancelled arrival is withdrawn ---- */
 
@@ -328,7 +336,7 @@ static void *cw_root(void *arg)
     return NULL;
 }
 
-static void test_barrier_cancel_withdraws(void **state)
+static void test_barrier_cancelled_arrival_is_withdrawn_over_seeds(void **state)
 {
     (void)state;
     test_explore(cw_root, NULL);
@@ -336,7 +344,7 @@ static void test_barrier_cancel_withdraws(void **state)
 }
 
 /* Deadlines on a plain thread: a timed-out arrival is withdrawn too. */
-static void test_barrier_timeout_withdraws(void **state)
+static void test_barrier_timed_out_arrival_is_withdrawn(void **state)
 {
     (void)state;
     ursa_barrier_t b;
@@ -363,6 +371,8 @@ static void test_barrier_timeout_withdraws(void **state)
     assert_int_equal(ursa_barrier_destroy(&b), 0);
     assert_int_equal(test_leak_count(), 0);
 }
+
+/* ---- cancel (or deadline) racing the trip, over seeds ---- */
 
 /* ---- cancel (or deadline) racing the trip, over seeds ---- */
 
@@ -454,7 +464,7 @@ static void *cr_root(void *arg)
     return NULL;
 }
 
-static void test_barrier_cancel_races_trip(void **state)
+static void test_barrier_cancel_or_deadline_racing_the_trip_loses_no_party_over_seeds(void **state)
 {
     (void)state;
     for (int mode = 0; mode < 2; mode++) {
@@ -474,61 +484,19 @@ static void test_barrier_cancel_races_trip(void **state)
     assert_int_equal(test_leak_count(), 0);
 }
 
-/* ---- raw form with a foreign waker ---- */
+/* ---- raw form ---- */
 
-typedef struct arriver {
-    ursa_barrier_t *b;
-    pthread_t th;
-    int rc;
-    bool leader;
-    pid_t tid;
-} arriver_t;
-
-static void *arriver_main(void *p)
-{
-    arriver_t *a = p;
-    a->tid = gettid();
-    a->rc = ursa_barrier_wait(a->b, &a->leader, URSA_NEVER);
-    return NULL;
-}
-
-static void test_barrier_raw_foreign_waker(void **state)
+/* Raw cancel before the trip withdraws the arrival; after it, changes
+ * nothing (the trip stands, the grant is discarded). */
+static void test_barrier_raw_cancel_withdraws_before_the_trip_changes_nothing_after(void **state)
 {
     (void)state;
     ursa_barrier_t b;
     ursa_wait_t w;
     rwaker_t r;
     bool leader = true;
-    rwaker_init(&r, true);
-    assert_int_equal(ursa_barrier_init(&b, 2), 0);
-
-    assert_int_equal(ursa_barrier_wait_start(&b, &w, rwaker(&r)), -EINPROGRESS);
-    assert_false(ursa_wait_ready(&w));
-    assert_int_equal(ursa_barrier_wait_finish(&b, &w, &leader), -EAGAIN);
-    usleep(2000);
-    assert_int_equal(atomic_load(&r.count), 0);
-
-    /* Another thread's arrival trips it; our waker runs on that thread. */
-    arriver_t a = {.b = &b};
-    assert_int_equal(pthread_create(&a.th, NULL, arriver_main, &a), 0);
-    struct pollfd p = {.fd = r.efd, .events = POLLIN};
-    assert_int_equal(poll(&p, 1, 5000), 1);
-    uint64_t v = 0;
-    assert_int_equal(read(r.efd, &v, sizeof v), (ssize_t)sizeof v);
-    assert_int_equal(v, 1);
-    assert_int_equal(pthread_join(a.th, NULL), 0);
-    assert_int_equal(a.rc, 0);
-    assert_true(a.leader);
-    assert_true(await_ready(&w));
-    assert_int_equal(atomic_load(&r.tid), a.tid);
-    assert_int_equal(ursa_barrier_wait_finish(&b, &w, &leader), 0);
-    assert_false(leader);
-    p.revents = 0;
-    assert_int_equal(poll(&p, 1, 0), 0); /* no second wake */
-    close(r.efd);
-
-    /* Raw cancel before the trip withdraws; after it, changes nothing. */
     rwaker_init(&r, false);
+    assert_int_equal(ursa_barrier_init(&b, 2), 0);
     assert_int_equal(ursa_barrier_wait_start(&b, &w, rwaker(&r)), -EINPROGRESS);
     assert_int_equal(ursa_wait_cancel(&w), -ECANCELED);
     assert_int_equal(ursa_wait_cancel(&w), -EINVAL);
@@ -540,7 +508,7 @@ static void test_barrier_raw_foreign_waker(void **state)
     assert_true(leader);
     assert_true(ursa_wait_ready(&w));
     assert_int_equal(ursa_wait_cancel(&w), -ECANCELED); /* too late: discarded */
-    assert_int_equal(ursa_barrier_generation(&b), 2);
+    assert_int_equal(ursa_barrier_generation(&b), 1);
     assert_int_equal(ursa_barrier_arrived(&b), 0);
     assert_int_equal(atomic_load(&r.count), 1);
     assert_int_equal(ursa_held_count(), 0);
@@ -573,7 +541,7 @@ static void *rt2_thread(void *arg)
     return NULL;
 }
 
-static void test_barrier_raw_cancel_race_threads(void **state)
+static void test_barrier_raw_cancel_racing_a_trip_on_threads(void **state)
 {
     (void)state;
     long n = test_scale(300);
@@ -619,16 +587,16 @@ int main(void)
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(test_barrier_invalid_args),
-        T(test_barrier_zero_and_one_party),
-        T(test_barrier_destroy_busy),
-        T(test_barrier_leader_once_explore),
-        T(test_barrier_stress_tasks_and_threads),
-        T(test_barrier_cancel_withdraws),
-        T(test_barrier_timeout_withdraws),
-        T(test_barrier_cancel_races_trip),
-        T(test_barrier_raw_foreign_waker),
-        T(test_barrier_raw_cancel_race_threads),
+        T(test_barrier_rejects_bad_arguments_and_a_try_is_not_counted),
+        T(test_barrier_of_zero_or_one_party_never_waits),
+        T(test_barrier_destroy_while_waited_is_ebusy),
+        T(test_barrier_has_one_leader_per_generation_over_seeds),
+        T(test_barrier_has_one_leader_per_generation_on_threads),
+        T(test_barrier_cancelled_arrival_is_withdrawn_over_seeds),
+        T(test_barrier_timed_out_arrival_is_withdrawn),
+        T(test_barrier_cancel_or_deadline_racing_the_trip_loses_no_party_over_seeds),
+        T(test_barrier_raw_cancel_withdraws_before_the_trip_changes_nothing_after),
+        T(test_barrier_raw_cancel_racing_a_trip_on_threads),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

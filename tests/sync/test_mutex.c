@@ -1,106 +1,27 @@
-/* Tests for ursa_mutex: argument errors, deadlines, FIFO handoff without
- * barging, cancellation (also racing a grant), the three calling contexts
- * (task, plain thread, raw wait with a foreign waker), leak reports and
- * poisoning, ownership (double unlock, EPERM, disown/adopt), URSA_SCOPED,
- * and mutual exclusion under stress.
+/* Tests for ursa_mutex beyond the contract (tests/contract/): argument
+ * errors, destroy while busy, FIFO handoff without barging, mutual
+ * exclusion under stress (over seeds, and tasks on two workers with plain
+ * threads), ownership (EPERM, double unlock, disown/adopt) and URSA_SCOPED.
+ * Leaks and poisoning: test_mutex_poison.c.
  *
  * Scenario tasks never call cmocka asserts (they longjmp, and tasks may run
  * on other threads): they return NULL or a message (URSA_SIM_CHECK), or
  * store results that the test body asserts. Scenario state lives in
  * file-scope statics, reset by each root: ursa_run() finishes every task
  * before it returns, so no task outlives its seed. */
-#include <poll.h>
 #include <sched.h>
-#include <signal.h>
 #include <stdatomic.h>
-#include <sys/eventfd.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "core/sema.h" /* ursa__sema_has_waiters: to know a waiter is queued */
 #include "support.h"
-
-/* ---- helpers ---- */
 
 #include "raw_checks.h"
 
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#else
-    atomic_signal_fence(memory_order_seq_cst);
-#endif
-}
-
-/* A plain thread that locks m, holds it until told, then unlocks. */
-typedef struct holder {
-    ursa_mutex_t *m;
-    pthread_t th;
-    pthread_mutex_t lk;
-    pthread_cond_t cv;
-    int state; /* 0 starting, 1 holding, 2 release requested, 3 released */
-    int lock_rc, unlock_rc;
-    pid_t tid;
-} holder_t;
-
-static void *holder_main(void *p)
-{
-    holder_t *h = p;
-    ursa_mutex_guard_t g = {0};
-    int rc = ursa_mutex_lock(h->m, &g, URSA_NEVER);
-    pthread_mutex_lock(&h->lk);
-    h->lock_rc = rc;
-    h->tid = gettid();
-    h->state = 1;
-    pthread_cond_broadcast(&h->cv);
-    while (h->state != 2)
-        pthread_cond_wait(&h->cv, &h->lk);
-    pthread_mutex_unlock(&h->lk);
-    int urc = rc == 0 || rc == -EOWNERDEAD ? ursa_mutex_unlock(&g) : 0;
-    pthread_mutex_lock(&h->lk);
-    h->unlock_rc = urc;
-    h->state = 3;
-    pthread_cond_broadcast(&h->cv);
-    pthread_mutex_unlock(&h->lk);
-    return NULL;
-}
-
-static void holder_start(holder_t *h, ursa_mutex_t *m)
-{
-    memset(h, 0, sizeof *h);
-    h->m = m;
-    pthread_mutex_init(&h->lk, NULL);
-    pthread_cond_init(&h->cv, NULL);
-    assert_int_equal(pthread_create(&h->th, NULL, holder_main, h), 0);
-    pthread_mutex_lock(&h->lk);
-    while (h->state < 1)
-        pthread_cond_wait(&h->cv, &h->lk);
-    int rc = h->lock_rc;
-    pthread_mutex_unlock(&h->lk);
-    assert_int_equal(rc, 0);
-}
-
-static void holder_release(holder_t *h)
-{
-    pthread_mutex_lock(&h->lk);
-    h->state = 2;
-    pthread_cond_broadcast(&h->cv);
-    pthread_mutex_unlock(&h->lk);
-}
-
-static void holder_join(holder_t *h)
-{
-    assert_int_equal(pthread_join(h->th, NULL), 0);
-    assert_int_equal(h->unlock_rc, 0);
-    pthread_mutex_destroy(&h->lk);
-    pthread_cond_destroy(&h->cv);
-}
+/* ---- argument errors ---- */
 
 /* ---- argument errors ---- */
 
-static void test_mutex_invalid_args(void **state)
+static void test_mutex_rejects_bad_arguments(void **state)
 {
     (void)state;
     ursa_mutex_t m, m2;
@@ -160,7 +81,7 @@ static void test_mutex_invalid_args(void **state)
     assert_int_equal(atomic_load(&r.count), 0);
 }
 
-static void test_mutex_destroy_busy(void **state)
+static void test_mutex_destroy_while_held_or_waited_is_ebusy(void **state)
 {
     (void)state;
     ursa_mutex_t m;
@@ -202,113 +123,7 @@ static void test_mutex_destroy_busy(void **state)
     assert_int_equal(test_leak_count(), 3);
 }
 
-/* ---- deadlines ---- */
-
-static void test_mutex_deadlines_plain_thread(void **state)
-{
-    (void)state;
-    ursa_mutex_t m;
-    ursa_mutex_guard_t g = {0};
-    holder_t h;
-    assert_int_equal(ursa_mutex_init(&m), 0);
-    holder_start(&h, &m);
-
-    assert_int_equal(ursa_mutex_lock(&m, &g, URSA_NOW), -EAGAIN);
-    assert_null(g.mutex);
-    assert_int_equal(ursa_mutex_lock(&m, &g, ursa_deadline_in(0)), -ETIMEDOUT);
-    assert_null(g.mutex);
-    assert_int_equal(ursa_mutex_lock(&m, &g, ursa_deadline_in(-5)), -ETIMEDOUT);
-    assert_null(g.mutex);
-    assert_int_equal(ursa_mutex_lock(&m, &g, (ursa_time_t)1), -ETIMEDOUT); /* long past */
-    assert_null(g.mutex);
-
-    ursa_time_t t0 = mono_ns();
-    assert_int_equal(ursa_mutex_lock(&m, &g, ursa_deadline_in(URSA_MSEC(20))), -ETIMEDOUT);
-    ursa_time_t el = mono_ns() - t0;
-    assert_true(el >= URSA_MSEC(20));
-    assert_true(el < URSA_SEC(5));
-    assert_null(g.mutex);
-    assert_int_equal(ursa_held_count(), 0);
-    assert_true(ursa_mutex_is_locked(&m));
-
-    holder_release(&h);
-    holder_join(&h);
-    /* The timed-out waits left nothing queued: a try succeeds. */
-    assert_int_equal(ursa_mutex_lock(&m, &g, URSA_NOW), 0);
-    assert_int_equal(ursa_mutex_unlock(&g), 0);
-    assert_int_equal(ursa_mutex_destroy(&m), 0);
-    assert_int_equal(test_leak_count(), 0);
-}
-
-static struct {
-    ursa_mutex_t m;
-    int got3;
-} dl;
-
-static void *dl_waiter(void *arg)
-{
-    (void)arg;
-    ursa_mutex_guard_t g = {0};
-    URSA_SIM_CHECK(ursa_mutex_lock(&dl.m, &g, URSA_NOW) == -EAGAIN);
-    URSA_SIM_CHECK(g.mutex == NULL);
-    URSA_SIM_CHECK(ursa_mutex_lock(&dl.m, &g, ursa_deadline_in(0)) == -ETIMEDOUT);
-    URSA_SIM_CHECK(g.mutex == NULL);
-    ursa_time_t t0 = ursa_now();
-    int rc = ursa_mutex_lock(&dl.m, &g, ursa_deadline_in(URSA_MSEC(20)));
-    ursa_time_t el = ursa_now() - t0;
-    URSA_SIM_CHECK(rc == -ETIMEDOUT);
-    URSA_SIM_CHECK(el >= URSA_MSEC(20));
-    URSA_SIM_CHECK(el < URSA_SEC(1));
-    URSA_SIM_CHECK(g.mutex == NULL);
-    URSA_SIM_CHECK(ursa_held_count() == 0);
-    return NULL;
-}
-
-/* A deadline that does not expire: the holder lets go after 5 ms. */
-static void *dl_patient(void *arg)
-{
-    (void)arg;
-    ursa_mutex_guard_t g = {0};
-    ursa_time_t t0 = ursa_now();
-    int rc = ursa_mutex_lock(&dl.m, &g, ursa_deadline_in(URSA_MSEC(20)));
-    URSA_SIM_CHECK(rc == 0);
-    URSA_SIM_CHECK(ursa_now() - t0 < URSA_MSEC(20));
-    dl.got3 = 1;
-    URSA_SIM_CHECK(ursa_mutex_unlock(&g) == 0);
-    return NULL;
-}
-
-static void *dl_root(void *arg)
-{
-    (void)arg;
-    memset(&dl, 0, sizeof dl);
-    URSA_SIM_CHECK(ursa_mutex_init(&dl.m) == 0);
-    ursa_mutex_guard_t g = {0};
-    ursa_task_t *t;
-    URSA_SIM_CHECK(ursa_mutex_lock(&dl.m, &g, URSA_NEVER) == 0);
-    URSA_SIM_CHECK(spawn_named(&t, dl_waiter, NULL, "dl_waiter", -1) == 0);
-    JOIN_OK(t); /* virtual time jumps to the waiter's deadline */
-    URSA_SIM_CHECK(ursa_mutex_is_locked(&dl.m));
-    URSA_SIM_CHECK(g.mutex == &dl.m);
-
-    URSA_SIM_CHECK(spawn_named(&t, dl_patient, NULL, "dl_patient", -1) == 0);
-    URSA_SIM_CHECK(ursa_sleep_for(URSA_MSEC(5)) == 0);
-    URSA_SIM_CHECK(ursa_mutex_unlock(&g) == 0);
-    JOIN_OK(t);
-    URSA_SIM_CHECK(dl.got3 == 1);
-
-    URSA_SIM_CHECK(ursa_mutex_lock(&dl.m, &g, URSA_NOW) == 0);
-    URSA_SIM_CHECK(ursa_mutex_unlock(&g) == 0);
-    URSA_SIM_CHECK(ursa_mutex_destroy(&dl.m) == 0);
-    return NULL;
-}
-
-static void test_mutex_deadlines_task(void **state)
-{
-    (void)state;
-    test_explore(dl_root, NULL);
-    assert_int_equal(test_leak_count(), 0);
-}
+/* ---- FIFO handoff, no barging ---- */
 
 /* ---- FIFO handoff, no barging ---- */
 
@@ -407,7 +222,7 @@ static void *ff_root(void *arg)
     return NULL;
 }
 
-static void test_mutex_fifo_handoff(void **state)
+static void test_mutex_hands_off_in_arrival_order_without_barging(void **state)
 {
     (void)state;
     memset(&ff_stats, 0, sizeof ff_stats);
@@ -480,302 +295,19 @@ static void *nb_root(void *arg)
     return NULL;
 }
 
-static void test_mutex_no_barging(void **state)
+static void test_mutex_try_after_unlock_leaves_it_to_the_queued(void **state)
 {
     (void)state;
     test_explore(nb_root, NULL);
     assert_int_equal(test_leak_count(), 0);
 }
 
-/* ---- cancellation ---- */
-
-static struct {
-    ursa_mutex_t m;
-    int w1_arrived, w2_arrived;
-    int w1_rc, w2_rc; /* 1 = not returned yet */
-    bool w1_empty;
-    bool root_holds;
-    int inside;
-    ursa_task_t *w1;
-} cw;
-
-static void *cw_w1(void *arg)
-{
-    (void)arg;
-    ursa_mutex_guard_t g = {0};
-    cw.w1_arrived = 1;
-    int rc = ursa_mutex_lock(&cw.m, &g, URSA_NEVER);
-    cw.w1_rc = rc;
-    cw.w1_empty = g.mutex == NULL;
-    if (rc == 0) {
-        URSA_SIM_CHECK(!cw.root_holds && cw.inside == 0);
-        cw.inside++;
-        (void)ursa_yield();
-        cw.inside--;
-        URSA_SIM_CHECK(ursa_mutex_unlock(&g) == 0);
-    } else {
-        URSA_SIM_CHECK(rc == -ECANCELED);
-        URSA_SIM_CHECK(g.mutex == NULL);
-        URSA_SIM_CHECK(ursa_held_count() == 0);
-    }
-    return NULL;
-}
-
-static void *cw_w2(void *arg)
-{
-    (void)arg;
-    YIELD_UNTIL(cw.w1_arrived);
-    ursa_mutex_guard_t g = {0};
-    cw.w2_arrived = 1;
-    int rc = ursa_mutex_lock(&cw.m, &g, URSA_NEVER);
-    cw.w2_rc = rc;
-    URSA_SIM_CHECK(rc == 0);
-    URSA_SIM_CHECK(!cw.root_holds && cw.inside == 0);
-    cw.inside++;
-    (void)ursa_yield();
-    cw.inside--;
-    URSA_SIM_CHECK(ursa_mutex_unlock(&g) == 0);
-    return NULL;
-}
-
-static void *cw_root(void *arg)
-{
-    (void)arg;
-    memset(&cw, 0, sizeof cw);
-    cw.w1_rc = cw.w2_rc = 1;
-    URSA_SIM_CHECK(ursa_mutex_init(&cw.m) == 0);
-    ursa_mutex_guard_t g = {0};
-    ursa_task_t *w2;
-    URSA_SIM_CHECK(ursa_mutex_lock(&cw.m, &g, URSA_NEVER) == 0);
-    cw.root_holds = true;
-    URSA_SIM_CHECK(spawn_named(&w2, cw_w2, NULL, "w2", -1) == 0);
-    URSA_SIM_CHECK(spawn_named(&cw.w1, cw_w1, NULL, "w1", -1) == 0);
-    YIELD_UNTIL(cw.w1_arrived && cw.w2_arrived);
-    URSA_SIM_CHECK(ursa_task_cancel(cw.w1) == 0);
-    JOIN_OK(cw.w1);
-    URSA_SIM_CHECK(cw.w1_rc == -ECANCELED);
-    URSA_SIM_CHECK(cw.w1_empty);
-    /* Unchanged: still ours, W2 still queued. */
-    URSA_SIM_CHECK(ursa_mutex_is_locked(&cw.m));
-    URSA_SIM_CHECK(g.mutex == &cw.m);
-    for (int i = 0; i < 3; i++)
-        (void)ursa_yield();
-    URSA_SIM_CHECK(cw.w2_rc == 1);
-    cw.root_holds = false;
-    URSA_SIM_CHECK(ursa_mutex_unlock(&g) == 0);
-    JOIN_OK(w2);
-    URSA_SIM_CHECK(cw.w2_rc == 0);
-    URSA_SIM_CHECK(ursa_mutex_lock(&cw.m, &g, URSA_NOW) == 0);
-    URSA_SIM_CHECK(ursa_mutex_unlock(&g) == 0);
-    URSA_SIM_CHECK(ursa_mutex_destroy(&cw.m) == 0);
-    return NULL;
-}
-
-/* A task already cancelled when it locks a held mutex: -ECANCELED at once,
- * nothing queued. */
-static void *cw_pre(void *arg)
-{
-    (void)arg;
-    ursa_mutex_guard_t g = {0};
-    while (!ursa_task_cancelled())
-        (void)ursa_yield();
-    cw.w1_rc = ursa_mutex_lock(&cw.m, &g, URSA_NEVER);
-    cw.w1_empty = g.mutex == NULL;
-    return NULL;
-}
-
-static void *cw_pre_root(void *arg)
-{
-    (void)arg;
-    memset(&cw, 0, sizeof cw);
-    URSA_SIM_CHECK(ursa_mutex_init(&cw.m) == 0);
-    ursa_mutex_guard_t g = {0};
-    ursa_task_t *t;
-    URSA_SIM_CHECK(ursa_mutex_lock(&cw.m, &g, URSA_NEVER) == 0);
-    URSA_SIM_CHECK(spawn_named(&t, cw_pre, NULL, "pre", -1) == 0);
-    URSA_SIM_CHECK(ursa_task_cancel(t) == 0);
-    JOIN_OK(t);
-    URSA_SIM_CHECK(cw.w1_rc == -ECANCELED);
-    URSA_SIM_CHECK(cw.w1_empty);
-    URSA_SIM_CHECK(ursa_mutex_unlock(&g) == 0);
-    URSA_SIM_CHECK(ursa_mutex_lock(&cw.m, &g, URSA_NOW) == 0);
-    URSA_SIM_CHECK(ursa_mutex_unlock(&g) == 0);
-    return NULL;
-}
-
-static void test_mutex_cancel_while_waiting(void **state)
-{
-    (void)state;
-    test_explore(cw_pre_root, NULL);
-    test_explore(cw_root, NULL);
-    assert_int_equal(test_leak_count(), 0);
-}
-
-/* Cancel racing the grant: a canceller task and the holder's unlock run in
- * seed-chosen order against W1's wake-up. Either W1 got the lock (0) or
- * -ECANCELED and the lock went on to W2; never lost. */
-static struct {
-    long ok, cancelled;
-} cr_stats;
-
-static void *cr_canceller(void *arg)
-{
-    (void)arg;
-    YIELD_UNTIL(cw.w1_arrived);
-    (void)ursa_yield();
-    URSA_SIM_CHECK(ursa_task_cancel(cw.w1) == 0);
-    return NULL;
-}
-
-static void *cr_root(void *arg)
-{
-    (void)arg;
-    memset(&cw, 0, sizeof cw);
-    cw.w1_rc = cw.w2_rc = 1;
-    URSA_SIM_CHECK(ursa_mutex_init(&cw.m) == 0);
-    ursa_mutex_guard_t g = {0};
-    ursa_task_t *w2, *c;
-    URSA_SIM_CHECK(ursa_mutex_lock(&cw.m, &g, URSA_NEVER) == 0);
-    cw.root_holds = true;
-    URSA_SIM_CHECK(spawn_named(&cw.w1, cw_w1, NULL, "w1", -1) == 0);
-    URSA_SIM_CHECK(spawn_named(&w2, cw_w2, NULL, "w2", -1) == 0);
-    URSA_SIM_CHECK(spawn_named(&c, cr_canceller, NULL, "canceller", -1) == 0);
-    YIELD_UNTIL(cw.w1_arrived && cw.w2_arrived);
-    (void)ursa_yield();
-    cw.root_holds = false;
-    URSA_SIM_CHECK(ursa_mutex_unlock(&g) == 0);
-    JOIN_OK(c);
-    JOIN_OK(cw.w1);
-    JOIN_OK(w2);
-    URSA_SIM_CHECK(cw.w1_rc == 0 || cw.w1_rc == -ECANCELED);
-    if (cw.w1_rc == 0)
-        cr_stats.ok++;
-    else
-        cr_stats.cancelled++;
-    URSA_SIM_CHECK(cw.w2_rc == 0);
-    URSA_SIM_CHECK(!ursa_mutex_is_locked(&cw.m));
-    URSA_SIM_CHECK(ursa_mutex_lock(&cw.m, &g, URSA_NOW) == 0);
-    URSA_SIM_CHECK(ursa_mutex_unlock(&g) == 0);
-    URSA_SIM_CHECK(ursa_mutex_destroy(&cw.m) == 0);
-    return NULL;
-}
-
-static void test_mutex_cancel_races_grant(void **state)
-{
-    (void)state;
-    memset(&cr_stats, 0, sizeof cr_stats);
-    test_explore(cr_root, NULL);
-    /* Both outcomes occur over the seeds (unless replaying one seed). */
-    if (!getenv("URSA_SEED") && TEST_SEEDS >= 100) {
-        assert_true(cr_stats.ok > 0);
-        assert_true(cr_stats.cancelled > 0);
-    }
-    assert_int_equal(test_leak_count(), 0);
-}
-
-/* The same race on real threads: W1 waits on worker 1 while the root, on
- * worker 0, cancels it and unlocks, in either order and with varying
- * delays in between. */
-static struct {
-    ursa_mutex_t m;
-    _Atomic int inside;
-    long ok, cancelled;
-} ct2;
-
-#define CT2_GOT ((void *)(intptr_t)1)
-#define CT2_CANCELLED ((void *)(intptr_t)2)
-
-static void *ct2_waiter(void *arg)
-{
-    (void)arg;
-    ursa_mutex_guard_t g = {0};
-    int rc = ursa_mutex_lock(&ct2.m, &g, URSA_NEVER);
-    if (rc == -ECANCELED && !g.mutex)
-        return CT2_CANCELLED;
-    if (rc != 0 || g.mutex != &ct2.m)
-        return "waiter: bad result";
-    if (atomic_fetch_add(&ct2.inside, 1) != 0)
-        return "two holders";
-    atomic_fetch_sub(&ct2.inside, 1);
-    if (ursa_mutex_unlock(&g) != 0)
-        return "waiter: unlock failed";
-    return CT2_GOT;
-}
-
-static void *ct2_root(void *arg)
-{
-    long iters = *(long *)arg;
-    for (long i = 0; i < iters; i++) {
-        ursa_mutex_guard_t g = {0};
-        ursa_task_t *w1, *w2;
-        void *r1 = NULL, *r2 = NULL;
-        int round = (int)(i % 4);
-        if (ursa_mutex_lock(&ct2.m, &g, URSA_NEVER) != 0)
-            return "root lock failed";
-        if (spawn_named(&w1, ct2_waiter, NULL, "w1", 1))
-            return "spawn failed";
-        /* W1 is queued (internal peek), then W2 queues behind it. */
-        YIELD_UNTIL(ursa__sema_has_waiters(&ct2.m.sema));
-        if (spawn_named(&w2, ct2_waiter, NULL, "w2", 1))
-            return "spawn failed";
-        if (round == 0) { /* unlock (grant to W1), then cancel */
-            if (ursa_mutex_unlock(&g) != 0 || ursa_task_cancel(w1) != 0)
-                return "unlock/cancel failed";
-        } else if (round < 3) { /* cancel, then unlock while W1 may withdraw */
-            if (ursa_task_cancel(w1) != 0)
-                return "cancel failed";
-            for (long k = 0; k < ((i >> 2) % 16) * 32; k++)
-                cpu_relax();
-            if (ursa_mutex_unlock(&g) != 0)
-                return "root unlock failed";
-        } else { /* cancel; W1 must give up while we still hold the lock */
-            if (ursa_task_cancel(w1) != 0 || ursa_task_join(w1, &r1, URSA_NEVER) != 0)
-                return "cancel/join failed";
-            if (r1 != CT2_CANCELLED)
-                return r1 == CT2_GOT ? "W1 got a held lock" : r1;
-            if (ursa_mutex_unlock(&g) != 0)
-                return "root unlock failed";
-        }
-        if (round != 3 && ursa_task_join(w1, &r1, URSA_NEVER) != 0)
-            return "join failed";
-        if (ursa_task_join(w2, &r2, URSA_NEVER) != 0)
-            return "join failed";
-        if (r1 == CT2_GOT)
-            ct2.ok++;
-        else if (r1 == CT2_CANCELLED)
-            ct2.cancelled++;
-        else
-            return r1;
-        if (r2 != CT2_GOT) /* never cancelled: it must get the lock */
-            return r2 == CT2_CANCELLED ? "W2 cancelled" : r2;
-        if (ursa_mutex_lock(&ct2.m, &g, URSA_NOW) != 0)
-            return "lock lost after cancel race";
-        if (ursa_mutex_unlock(&g) != 0)
-            return "unlock failed";
-    }
-    return NULL;
-}
-
-static void test_mutex_cancel_races_grant_threads(void **state)
-{
-    (void)state;
-    memset(&ct2, 0, sizeof ct2);
-    assert_int_equal(ursa_mutex_init(&ct2.m), 0);
-    long iters = test_scale(1000);
-    void *res = test_run(2, ct2_root, &iters);
-    fail_if_msg(res);
-    assert_int_equal(ct2.ok + ct2.cancelled, iters);
-    print_message("cancel vs grant on two workers: %ld granted, %ld cancelled\n", ct2.ok,
-                  ct2.cancelled);
-    assert_true(ct2.cancelled >= iters / 4); /* every fourth round at least */
-    assert_false(ursa_mutex_is_locked(&ct2.m));
-    assert_int_equal(ursa_mutex_destroy(&ct2.m), 0);
-    assert_int_equal(test_leak_count(), 0);
-}
+/* ---- plain threads and tasks contending ---- */
 
 /* ---- plain threads and tasks contending ---- */
 
 #define CT_TASKS 4
+
 #define CT_THREADS 2
 
 static struct {
@@ -828,7 +360,7 @@ static void *ct_root(void *arg)
     return spawn_tasks_then_go(CT_TASKS, ct_task, "contender", &ct.go);
 }
 
-static void test_mutex_threads_and_tasks_contend(void **state)
+static void test_mutex_excludes_tasks_on_both_workers_and_plain_threads(void **state)
 {
     (void)state;
     memset(&ct, 0, sizeof ct);
@@ -857,542 +389,7 @@ static void test_mutex_threads_and_tasks_contend(void **state)
     assert_int_equal(test_leak_count(), 0);
 }
 
-/* ---- raw wait with a foreign waker ---- */
-
-static void test_mutex_raw_wait_free(void **state)
-{
-    (void)state;
-    ursa_mutex_t m;
-    ursa_mutex_guard_t g = {0}, g2 = {0};
-    ursa_wait_t w;
-    rwaker_t r;
-    rwaker_init(&r, false);
-    assert_int_equal(ursa_mutex_init(&m), 0);
-
-    assert_int_equal(ursa_mutex_lock_start(&m, &w, rwaker(&r)), 0);
-    assert_true(ursa_wait_ready(&w));
-    assert_true(ursa_mutex_is_locked(&m));
-    assert_int_equal(ursa_mutex_lock_finish(&m, &w, &g), 0);
-    assert_ptr_equal(g.mutex, &m);
-    assert_int_equal(ursa_held_count(), 1);
-    /* Finished already: a second finish yields nothing, and a cancel
-     * must not release the lock from under the guard. */
-    assert_int_not_equal(ursa_mutex_lock_finish(&m, &w, &g2), 0);
-    assert_null(g2.mutex);
-    assert_int_equal(ursa_wait_cancel(&w), -EINVAL);
-    assert_true(ursa_mutex_is_locked(&m));
-    assert_int_equal(ursa_mutex_lock(&m, &g2, URSA_NOW), -EAGAIN);
-    assert_int_equal(ursa_mutex_unlock(&g), 0);
-    assert_false(ursa_mutex_is_locked(&m));
-    assert_int_equal(ursa_held_count(), 0);
-    assert_int_equal(atomic_load(&r.count), 0); /* granted at once: no wake */
-    assert_int_equal(ursa_mutex_destroy(&m), 0);
-    assert_int_equal(test_leak_count(), 0);
-}
-
-static void test_mutex_raw_wait_foreign_waker(void **state)
-{
-    (void)state;
-    ursa_mutex_t m;
-    ursa_mutex_guard_t g = {0};
-    ursa_wait_t w;
-    rwaker_t r;
-    holder_t h;
-    rwaker_init(&r, true);
-    assert_int_equal(ursa_mutex_init(&m), 0);
-    holder_start(&h, &m);
-
-    assert_int_equal(ursa_mutex_lock_start(&m, &w, rwaker(&r)), -EINPROGRESS);
-    assert_false(ursa_wait_ready(&w));
-    assert_int_equal(ursa_mutex_lock_finish(&m, &w, &g), -EAGAIN);
-    assert_null(g.mutex);
-    assert_int_equal(ursa_held_count(), 0);
-    usleep(2000);
-    assert_int_equal(atomic_load(&r.count), 0);
-
-    /* The holder unlocks on its own thread: the waker runs there. */
-    holder_release(&h);
-    struct pollfd p = {.fd = r.efd, .events = POLLIN};
-    assert_int_equal(poll(&p, 1, 5000), 1);
-    uint64_t v = 0;
-    assert_int_equal(read(r.efd, &v, sizeof v), (ssize_t)sizeof v);
-    assert_int_equal(v, 1);
-    holder_join(&h);
-    assert_true(await_ready(&w));
-    assert_int_equal(atomic_load(&r.count), 1);
-    assert_int_equal(atomic_load(&r.tid), h.tid);
-    assert_int_not_equal(atomic_load(&r.tid), gettid());
-    assert_true(ursa_mutex_is_locked(&m));
-
-    assert_int_equal(ursa_mutex_lock_finish(&m, &w, &g), 0);
-    assert_ptr_equal(g.mutex, &m);
-    assert_int_equal(ursa_held_count(), 1);
-    assert_int_equal(ursa_mutex_unlock(&g), 0);
-    assert_false(ursa_mutex_is_locked(&m));
-    usleep(2000);
-    assert_int_equal(atomic_load(&r.count), 1);
-    p.revents = 0;
-    assert_int_equal(poll(&p, 1, 0), 0); /* no second wake */
-    close(r.efd);
-    assert_int_equal(ursa_mutex_destroy(&m), 0);
-    assert_int_equal(test_leak_count(), 0);
-}
-
-static void test_mutex_raw_wait_cancel_queued(void **state)
-{
-    (void)state;
-    ursa_mutex_t m;
-    ursa_mutex_guard_t g0 = {0}, g = {0};
-    ursa_wait_t w1, w2;
-    rwaker_t r1, r2;
-    rwaker_init(&r1, false);
-    rwaker_init(&r2, false);
-    assert_int_equal(ursa_mutex_init(&m), 0);
-
-    /* Alone in the queue. */
-    assert_int_equal(ursa_mutex_lock(&m, &g0, URSA_NEVER), 0);
-    assert_int_equal(ursa_mutex_lock_start(&m, &w1, rwaker(&r1)), -EINPROGRESS);
-    assert_int_equal(ursa_wait_cancel(&w1), -ECANCELED);
-    assert_true(ursa_mutex_is_locked(&m));
-    assert_ptr_equal(g0.mutex, &m);
-    assert_int_equal(ursa_wait_cancel(&w1), -EINVAL); /* not started any more */
-    assert_int_not_equal(ursa_mutex_lock_finish(&m, &w1, &g), 0);
-    assert_null(g.mutex);
-    assert_int_equal(ursa_mutex_unlock(&g0), 0);
-    assert_int_equal(atomic_load(&r1.count), 0);
-    assert_false(ursa_mutex_is_locked(&m));
-    assert_int_equal(ursa_mutex_lock(&m, &g, URSA_NOW), 0); /* nothing left queued */
-    assert_int_equal(ursa_mutex_unlock(&g), 0);
-
-    /* Ahead of another waiter: that one is next. */
-    assert_int_equal(ursa_mutex_lock(&m, &g0, URSA_NEVER), 0);
-    assert_int_equal(ursa_mutex_lock_start(&m, &w1, rwaker(&r1)), -EINPROGRESS);
-    assert_int_equal(ursa_mutex_lock_start(&m, &w2, rwaker(&r2)), -EINPROGRESS);
-    assert_int_equal(ursa_wait_cancel(&w1), -ECANCELED);
-    assert_false(ursa_wait_ready(&w2));
-    assert_int_equal(atomic_load(&r2.count), 0);
-    assert_int_equal(ursa_mutex_unlock(&g0), 0);
-    assert_true(await_ready(&w2));
-    assert_int_equal(atomic_load(&r2.count), 1);
-    assert_int_equal(atomic_load(&r1.count), 0);
-    assert_int_equal(ursa_mutex_lock_finish(&m, &w2, &g), 0);
-    assert_ptr_equal(g.mutex, &m);
-    assert_int_equal(ursa_mutex_unlock(&g), 0);
-    assert_false(ursa_mutex_is_locked(&m));
-    assert_int_equal(ursa_mutex_destroy(&m), 0);
-    assert_int_equal(test_leak_count(), 0);
-}
-
-static void test_mutex_raw_wait_cancel_granted(void **state)
-{
-    (void)state;
-    ursa_mutex_t m;
-    ursa_mutex_guard_t g0 = {0}, g = {0};
-    ursa_wait_t w1, w2;
-    rwaker_t r1, r2;
-    rwaker_init(&r1, false);
-    rwaker_init(&r2, false);
-    assert_int_equal(ursa_mutex_init(&m), 0);
-
-    /* Granted at start, never finished: cancel frees the mutex. */
-    assert_int_equal(ursa_mutex_lock_start(&m, &w1, rwaker(&r1)), 0);
-    assert_true(ursa_mutex_is_locked(&m));
-    assert_int_equal(ursa_wait_cancel(&w1), -ECANCELED);
-    assert_false(ursa_mutex_is_locked(&m));
-    assert_int_equal(ursa_mutex_lock(&m, &g, URSA_NOW), 0);
-    assert_int_equal(ursa_mutex_unlock(&g), 0);
-
-    /* Granted from the queue, alone: cancel frees it. */
-    assert_int_equal(ursa_mutex_lock(&m, &g0, URSA_NEVER), 0);
-    assert_int_equal(ursa_mutex_lock_start(&m, &w1, rwaker(&r1)), -EINPROGRESS);
-    assert_int_equal(ursa_mutex_unlock(&g0), 0);
-    assert_true(await_ready(&w1));
-    assert_int_equal(atomic_load(&r1.count), 1);
-    assert_true(ursa_mutex_is_locked(&m)); /* w1's now */
-    assert_int_equal(ursa_mutex_lock(&m, &g, URSA_NOW), -EAGAIN);
-    assert_int_equal(ursa_wait_cancel(&w1), -ECANCELED);
-    assert_false(ursa_mutex_is_locked(&m));
-    assert_int_equal(ursa_mutex_lock(&m, &g, URSA_NOW), 0);
-    assert_int_equal(ursa_mutex_unlock(&g), 0);
-
-    /* Granted from the queue with another waiter behind: it goes on. */
-    atomic_store(&r1.count, 0);
-    assert_int_equal(ursa_mutex_lock(&m, &g0, URSA_NEVER), 0);
-    assert_int_equal(ursa_mutex_lock_start(&m, &w1, rwaker(&r1)), -EINPROGRESS);
-    assert_int_equal(ursa_mutex_lock_start(&m, &w2, rwaker(&r2)), -EINPROGRESS);
-    assert_int_equal(ursa_mutex_unlock(&g0), 0);
-    assert_true(await_ready(&w1));
-    assert_false(ursa_wait_ready(&w2));
-    assert_int_equal(ursa_mutex_lock_finish(&m, &w2, &g), -EAGAIN); /* before ready */
-    assert_null(g.mutex);
-    assert_int_equal(ursa_wait_cancel(&w1), -ECANCELED);
-    assert_true(await_ready(&w2));
-    assert_int_equal(atomic_load(&r1.count), 1);
-    assert_int_equal(atomic_load(&r2.count), 1);
-    assert_int_equal(ursa_mutex_lock_finish(&m, &w2, &g), 0);
-    assert_ptr_equal(g.mutex, &m);
-    assert_int_equal(ursa_mutex_unlock(&g), 0);
-    assert_false(ursa_mutex_is_locked(&m));
-    assert_int_equal(ursa_mutex_destroy(&m), 0);
-    assert_int_equal(test_leak_count(), 0);
-}
-
-/* Cancel racing the unlock on two threads: never a lost lock, never a wake
- * after the cancel returned. */
-static struct {
-    ursa_mutex_t m;
-    long iters;
-    _Atomic long held, go, unlocked, next;
-    _Atomic int errors;
-} rc2;
-
-static void *rc2_holder(void *arg)
-{
-    (void)arg;
-    for (long i = 1; i <= rc2.iters; i++) {
-        ursa_mutex_guard_t g = {0};
-        if (ursa_mutex_lock(&rc2.m, &g, URSA_NEVER) != 0)
-            atomic_fetch_add(&rc2.errors, 1);
-        atomic_store(&rc2.held, i);
-        /* Spin (to race the cancel tightly), yielding now and then in
-         * case both threads share a CPU. */
-        for (unsigned n = 1; atomic_load(&rc2.go) != i; n++) {
-            if (n % 1024)
-                cpu_relax();
-            else
-                sched_yield();
-        }
-        if (ursa_mutex_unlock(&g) != 0)
-            atomic_fetch_add(&rc2.errors, 1);
-        atomic_store(&rc2.unlocked, i);
-        while (atomic_load(&rc2.next) != i)
-            sched_yield();
-    }
-    return NULL;
-}
-
-static void test_mutex_raw_wait_cancel_race(void **state)
-{
-    (void)state;
-    memset(&rc2, 0, sizeof rc2);
-    assert_int_equal(ursa_mutex_init(&rc2.m), 0);
-    rc2.iters = test_scale(1000);
-    rwaker_t r;
-    rwaker_init(&r, false);
-    pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, rc2_holder, NULL), 0);
-    long granted = 0;
-    for (long i = 1; i <= rc2.iters; i++) {
-        ursa_wait_t w;
-        ursa_mutex_guard_t g = {0};
-        while (atomic_load(&rc2.held) != i)
-            sched_yield();
-        int before = atomic_load(&r.count);
-        int rc = ursa_mutex_lock_start(&rc2.m, &w, rwaker(&r));
-        assert_int_equal(rc, -EINPROGRESS);
-        atomic_store(&rc2.go, i);
-        for (long k = 0; k < (i % 32) * 64; k++) /* vary who comes first */
-            cpu_relax();
-        assert_int_equal(ursa_wait_cancel(&w), -ECANCELED);
-        int after_cancel = atomic_load(&r.count);
-        assert_true(after_cancel - before == 0 || after_cancel - before == 1);
-        granted += after_cancel - before;
-        while (atomic_load(&rc2.unlocked) != i)
-            sched_yield();
-        assert_int_equal(atomic_load(&r.count), after_cancel); /* no late wake */
-        assert_int_equal(ursa_mutex_lock(&rc2.m, &g, URSA_NOW), 0); /* not lost */
-        assert_int_equal(ursa_mutex_unlock(&g), 0);
-        atomic_store(&rc2.next, i);
-    }
-    assert_int_equal(pthread_join(th, NULL), 0);
-    assert_int_equal(atomic_load(&rc2.errors), 0);
-    assert_false(ursa_mutex_is_locked(&rc2.m));
-    assert_int_equal(ursa_mutex_destroy(&rc2.m), 0);
-    print_message("raw cancel race: %ld of %ld cancels came after the grant\n", granted,
-                  rc2.iters);
-    assert_int_equal(test_leak_count(), 0);
-}
-
-/* ---- leaks and poisoning ---- */
-
-/* Checks for code that must not use cmocka asserts (tasks, forked
- * children): they return NULL, or a message naming the failed check. */
-static char check_buf[2048];
-#define CHECK_INT(a, b)                                                                     \
-    do {                                                                                    \
-        long long a_ = (long long)(a), b_ = (long long)(b);                                 \
-        if (a_ != b_) {                                                                     \
-            snprintf(check_buf, sizeof check_buf, "%s:%d: %s is %lld, expected %lld",      \
-                     __FILE__, __LINE__, #a, a_, b_);                                       \
-            return check_buf;                                                               \
-        }                                                                                   \
-    } while (0)
-#define CHECK_STR(a, b)                                                                     \
-    do {                                                                                    \
-        if (strcmp((a), (b)) != 0) {                                                        \
-            snprintf(check_buf, sizeof check_buf, "%s:%d: %s is \"%s\", expected \"%s\"",  \
-                     __FILE__, __LINE__, #a, (a), (b));                                     \
-            return check_buf;                                                               \
-        }                                                                                   \
-    } while (0)
-
-/* Runs fn in a forked child, so that a crash (a sweep that reads a dead
- * stack frame, say) fails this test only; fn's message comes back through a
- * pipe. */
-static void run_isolated(void *(*fn)(void), const char *what)
-{
-    int pfd[2];
-    assert_int_equal(pipe(pfd), 0);
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        /* Default signal dispositions: cmocka's handlers would longjmp. */
-        int sigs[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
-        for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
-            signal(sigs[i], SIG_DFL);
-        close(pfd[0]);
-        const char *msg = fn();
-        if (msg) {
-            ssize_t n = write(pfd[1], msg, strlen(msg));
-            (void)n;
-        }
-        _exit(msg ? 1 : 0);
-    }
-    close(pfd[1]);
-    char buf[600];
-    size_t got = 0;
-    ssize_t n;
-    while (got < sizeof buf - 1 && (n = read(pfd[0], buf + got, sizeof buf - 1 - got)) > 0)
-        got += (size_t)n;
-    buf[got] = 0;
-    close(pfd[0]);
-    int st = 0;
-    assert_int_equal(waitpid(pid, &st, 0), pid);
-    if (WIFSIGNALED(st))
-        fail_msg("%s: child killed by signal %d (%s)", what, WTERMSIG(st), strsignal(WTERMSIG(st)));
-    assert_true(WIFEXITED(st));
-    if (WEXITSTATUS(st))
-        fail_msg("%s: %s", what, got ? buf : "child failed");
-}
-
-static struct {
-    ursa_mutex_t m;
-    int lock_line;
-    int lock_rc;
-    bool waiter_queued, leaker_locked;
-    int waiter_rc;
-    bool waiter_held;
-} lk;
-
-/* Leak hook wrapper: the report comes before the release. */
-static _Atomic int lk_locked_at_report; /* -1 not called, else 0/1 */
-
-static void lk_hook(void *ctx, const char *owner, const char *kind, const ursa_site_t *site)
-{
-    atomic_store(&lk_locked_at_report, ursa_mutex_is_locked(&lk.m));
-    test_leak_hook(ctx, owner, kind, site);
-}
-
-static void *lk_leaker(void *arg)
-{
-    ursa_mutex_guard_t g = {0};
-    lk.lock_line = __LINE__; lk.lock_rc = ursa_mutex_lock(&lk.m, &g, URSA_NEVER);
-    lk.leaker_locked = true;
-    YIELD_UNTIL(!arg || lk.waiter_queued);
-    return NULL; /* still holding g */
-}
-
-static void *lk_waiter(void *arg)
-{
-    (void)arg;
-    ursa_mutex_guard_t g = {0};
-    YIELD_UNTIL(lk.leaker_locked);
-    lk.waiter_queued = true;
-    lk.waiter_rc = ursa_mutex_lock(&lk.m, &g, URSA_NEVER);
-    lk.waiter_held = g.mutex == &lk.m && ursa_mutex_is_locked(&lk.m);
-    if (g.mutex)
-        URSA_SIM_CHECK(ursa_mutex_unlock(&g) == 0);
-    return NULL;
-}
-
-/* arg != NULL: a waiter queues behind the leaker. */
-static void *lk_root(void *arg)
-{
-    ursa_task_t *t, *w = NULL;
-    URSA_SIM_CHECK(spawn_named(&t, lk_leaker, arg, "leaker", -1) == 0);
-    if (arg)
-        URSA_SIM_CHECK(spawn_named(&w, lk_waiter, NULL, "waiter", -1) == 0);
-    JOIN_OK(t);
-    if (w)
-        JOIN_OK(w);
-    return NULL;
-}
-
-static void *leak_report_is(int count, const char *owner_want, int line_want)
-{
-    char owner[64], kind[512];
-    int line;
-    CHECK_INT(test_leak_count(), count);
-    test_leak_snapshot(owner, sizeof owner, kind, sizeof kind, &line);
-    CHECK_STR(owner, owner_want);
-    CHECK_STR(kind, "mutex guard");
-    CHECK_INT(line, line_want);
-    return NULL;
-}
-
-/* The mutex came back from a leak: poisoned until made consistent. */
-static void *poisoned_until_consistent(ursa_mutex_t *m)
-{
-    ursa_mutex_guard_t g = {0};
-    ursa_wait_t w;
-    rwaker_t r;
-    rwaker_init(&r, false);
-    CHECK_INT(ursa_mutex_is_locked(m), false);
-    CHECK_INT(ursa_mutex_lock(m, &g, URSA_NOW), -EOWNERDEAD);
-    URSA_SIM_CHECK(g.mutex == m); /* held despite the error */
-    CHECK_INT(ursa_mutex_is_locked(m), true);
-    CHECK_INT(ursa_held_count(), 1);
-    CHECK_INT(ursa_mutex_unlock(&g), 0);
-    CHECK_INT(ursa_held_count(), 0);
-    /* Not repaired: still poisoned, through the raw form too. */
-    CHECK_INT(ursa_mutex_lock_start(m, &w, rwaker(&r)), 0);
-    CHECK_INT(ursa_mutex_lock_finish(m, &w, &g), -EOWNERDEAD);
-    URSA_SIM_CHECK(g.mutex == m);
-    CHECK_INT(ursa_mutex_unlock(&g), 0);
-    CHECK_INT(ursa_mutex_lock(m, &g, URSA_NEVER), -EOWNERDEAD);
-    URSA_SIM_CHECK(g.mutex == m);
-    CHECK_INT(ursa_mutex_consistent(m), 0);
-    CHECK_INT(ursa_mutex_unlock(&g), 0);
-    CHECK_INT(ursa_mutex_lock(m, &g, URSA_NOW), 0);
-    CHECK_INT(ursa_mutex_unlock(&g), 0);
-    CHECK_INT(ursa_mutex_is_locked(m), false);
-    return NULL;
-}
-
-#define PASS_ON(expr)          \
-    do {                       \
-        void *msg_ = (expr);   \
-        if (msg_)              \
-            return msg_;       \
-    } while (0)
-
-static void *lk_run(ursa_rt_config_t cfg, void *arg)
-{
-    void *res = NULL;
-    int rc = ursa_run(&cfg, lk_root, arg, &res);
-    CHECK_INT(rc, 0);
-    return res;
-}
-
-static void *leak_task_child(void)
-{
-    test_capture_leaks();
-
-    /* Alone: one report (owner, kind, lock line), made before the release;
-     * afterwards unlocked and poisoned. */
-    memset(&lk, 0, sizeof lk);
-    CHECK_INT(ursa_mutex_init(&lk.m), 0);
-    atomic_store(&lk_locked_at_report, -1);
-    ursa_leak_set_hook(lk_hook, &test_leaks);
-    PASS_ON(lk_run((ursa_rt_config_t){.deterministic = true, .seed = 1}, NULL));
-    ursa_leak_set_hook(test_leak_hook, &test_leaks);
-    CHECK_INT(lk.lock_rc, 0);
-    PASS_ON(leak_report_is(1, "leaker", lk.lock_line));
-    CHECK_INT(atomic_load(&lk_locked_at_report), 1);
-    PASS_ON(poisoned_until_consistent(&lk.m));
-    CHECK_INT(test_leak_count(), 1);
-    CHECK_INT(ursa_mutex_destroy(&lk.m), 0);
-
-    /* A waiter queued behind the leaker gets the lock, poisoned, over a
-     * few interleavings; the same on a normal two-worker runtime. */
-    for (int seed = 1; seed <= 21; seed++) {
-        memset(&lk, 0, sizeof lk);
-        CHECK_INT(ursa_mutex_init(&lk.m), 0);
-        ursa_rt_config_t cfg = seed <= 20 ? (ursa_rt_config_t){.deterministic = true,
-                                                               .seed = (uint64_t)seed}
-                                          : (ursa_rt_config_t){.workers = 2};
-        PASS_ON(lk_run(cfg, (void *)1));
-        CHECK_INT(lk.lock_rc, 0);
-        PASS_ON(leak_report_is(seed + 1, "leaker", lk.lock_line));
-        CHECK_INT(lk.waiter_rc, -EOWNERDEAD);
-        CHECK_INT(lk.waiter_held, true);
-        CHECK_INT(ursa_mutex_consistent(&lk.m), 0);
-        CHECK_INT(ursa_mutex_destroy(&lk.m), 0);
-    }
-    return NULL;
-}
-
-static void test_mutex_leak_at_task_exit_poisons(void **state)
-{
-    (void)state;
-    run_isolated(leak_task_child, "task exit with a held guard");
-}
-
-/* A plain thread exits holding a guard that outlives it (static storage):
- * the pthread key destructor reports and releases it, and poisons. */
-static ursa_mutex_guard_t lk_static_guard;
-
-static void *lk_thread_static(void *arg)
-{
-    (void)arg;
-    lk.lock_line = __LINE__; lk.lock_rc = ursa_mutex_lock(&lk.m, &lk_static_guard, URSA_NEVER);
-    lk.leaker_locked = lk_static_guard.mutex == &lk.m;
-    return NULL; /* exits holding lk_static_guard */
-}
-
-static void test_mutex_leak_at_thread_exit_poisons(void **state)
-{
-    (void)state;
-    memset(&lk, 0, sizeof lk);
-    memset(&lk_static_guard, 0, sizeof lk_static_guard);
-    assert_int_equal(ursa_mutex_init(&lk.m), 0);
-    pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, lk_thread_static, NULL), 0);
-    assert_int_equal(pthread_join(th, NULL), 0);
-    assert_int_equal(lk.lock_rc, 0);
-    assert_true(lk.leaker_locked);
-    fail_if_msg(leak_report_is(1, "thread", lk.lock_line));
-    /* The sweep releases from the ledger's record and never writes the hold
-     * (it usually sits in a dead frame); poisoned_until_consistent below
-     * proves the mutex was released. */
-    fail_if_msg(poisoned_until_consistent(&lk.m));
-    assert_int_equal(test_leak_count(), 1);
-    assert_int_equal(ursa_mutex_destroy(&lk.m), 0);
-}
-
-/* The usual shape: the guard is a local of the thread's start routine. */
-static void *lk_thread_stack(void *arg)
-{
-    (void)arg;
-    ursa_mutex_guard_t g = {0};
-    lk.lock_line = __LINE__; lk.lock_rc = ursa_mutex_lock(&lk.m, &g, URSA_NEVER);
-    lk.leaker_locked = g.mutex == &lk.m;
-    return NULL; /* exits holding g */
-}
-
-static void *leak_thread_stack_child(void)
-{
-    test_capture_leaks();
-    memset(&lk, 0, sizeof lk);
-    CHECK_INT(ursa_mutex_init(&lk.m), 0);
-    pthread_t th;
-    CHECK_INT(pthread_create(&th, NULL, lk_thread_stack, NULL), 0);
-    CHECK_INT(pthread_join(th, NULL), 0);
-    CHECK_INT(lk.lock_rc, 0);
-    CHECK_INT(lk.leaker_locked, true);
-    PASS_ON(leak_report_is(1, "thread", lk.lock_line));
-    PASS_ON(poisoned_until_consistent(&lk.m));
-    CHECK_INT(ursa_mutex_destroy(&lk.m), 0);
-    return NULL;
-}
-
-static void test_mutex_leak_at_thread_exit_stack_guard(void **state)
-{
-    (void)state;
-    run_isolated(leak_thread_stack_child, "thread exit with a guard on its stack");
-}
+/* ---- ownership: double unlock, EPERM, disown/adopt, held count ---- */
 
 /* ---- ownership: double unlock, EPERM, disown/adopt, held count ---- */
 
@@ -1438,7 +435,7 @@ static void *ow_root(void *arg)
     return NULL;
 }
 
-static void test_mutex_unlock_by_other_eperm(void **state)
+static void test_mutex_unlock_by_another_task_or_thread_is_eperm(void **state)
 {
     (void)state;
     memset(&ow, 0, sizeof ow);
@@ -1462,7 +459,7 @@ static void test_mutex_unlock_by_other_eperm(void **state)
     assert_int_equal(test_leak_count(), 0);
 }
 
-static void test_mutex_double_unlock(void **state)
+static void test_mutex_double_unlock_is_reported_and_changes_nothing(void **state)
 {
     (void)state;
     ursa_mutex_t m;
@@ -1520,7 +517,7 @@ static void *ow_handoff_root(void *arg)
     return NULL;
 }
 
-static void test_mutex_disown_adopt(void **state)
+static void test_mutex_guard_moves_between_owners_by_disown_and_adopt(void **state)
 {
     (void)state;
     memset(&ow, 0, sizeof ow);
@@ -1574,6 +571,8 @@ static void test_mutex_disown_adopt(void **state)
 
 /* ---- URSA_SCOPED ---- */
 
+/* ---- URSA_SCOPED ---- */
+
 static struct {
     ursa_mutex_t m;
     int waiter_rc;
@@ -1605,7 +604,7 @@ static void *sc_root(void *arg)
     return NULL;
 }
 
-static void test_mutex_scoped_guard(void **state)
+static void test_mutex_scoped_guard_unlocks_at_scope_exit(void **state)
 {
     (void)state;
     memset(&sc, 0, sizeof sc);
@@ -1656,7 +655,10 @@ static void test_mutex_scoped_guard(void **state)
 
 /* ---- mutual exclusion stress (deterministic, over seeds) ---- */
 
+/* ---- mutual exclusion stress (deterministic, over seeds) ---- */
+
 #define MX_TASKS 6
+
 #define MX_ROUNDS 20
 
 static struct {
@@ -1731,7 +733,7 @@ static void *mx_root(void *arg)
     return NULL;
 }
 
-static void test_mutex_exclusion_stress_sim(void **state)
+static void test_mutex_excludes_with_timeouts_and_tries_over_seeds(void **state)
 {
     (void)state;
     memset(&mx_stats, 0, sizeof mx_stats);
@@ -1750,29 +752,16 @@ int main(void)
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(test_mutex_invalid_args),
-        T(test_mutex_destroy_busy),
-        T(test_mutex_deadlines_plain_thread),
-        T(test_mutex_deadlines_task),
-        T(test_mutex_fifo_handoff),
-        T(test_mutex_no_barging),
-        T(test_mutex_cancel_while_waiting),
-        T(test_mutex_cancel_races_grant),
-        T(test_mutex_cancel_races_grant_threads),
-        T(test_mutex_threads_and_tasks_contend),
-        T(test_mutex_raw_wait_free),
-        T(test_mutex_raw_wait_foreign_waker),
-        T(test_mutex_raw_wait_cancel_queued),
-        T(test_mutex_raw_wait_cancel_granted),
-        T(test_mutex_raw_wait_cancel_race),
-        T(test_mutex_leak_at_task_exit_poisons),
-        T(test_mutex_leak_at_thread_exit_poisons),
-        T(test_mutex_leak_at_thread_exit_stack_guard),
-        T(test_mutex_unlock_by_other_eperm),
-        T(test_mutex_double_unlock),
-        T(test_mutex_disown_adopt),
-        T(test_mutex_scoped_guard),
-        T(test_mutex_exclusion_stress_sim),
+        T(test_mutex_rejects_bad_arguments),
+        T(test_mutex_destroy_while_held_or_waited_is_ebusy),
+        T(test_mutex_hands_off_in_arrival_order_without_barging),
+        T(test_mutex_try_after_unlock_leaves_it_to_the_queued),
+        T(test_mutex_excludes_tasks_on_both_workers_and_plain_threads),
+        T(test_mutex_unlock_by_another_task_or_thread_is_eperm),
+        T(test_mutex_double_unlock_is_reported_and_changes_nothing),
+        T(test_mutex_guard_moves_between_owners_by_disown_and_adopt),
+        T(test_mutex_scoped_guard_unlocks_at_scope_exit),
+        T(test_mutex_excludes_with_timeouts_and_tries_over_seeds),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
