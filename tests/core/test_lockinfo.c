@@ -73,7 +73,7 @@ static __attribute__((unused)) void *order_scenario(void *arg)
     return NULL;
 }
 
-static void test_lock_order_violation(void **state)
+static void test_lock_order_violation_is_reported_with_both_locks_and_sites(void **state)
 {
     (void)state;
 #if !URSA_LOCK_ORDER
@@ -116,7 +116,7 @@ static __attribute__((unused)) void *rw_order_scenario(void *arg)
     return NULL;
 }
 
-static void test_rwlock_order(void **state)
+static void test_rwlock_takes_part_in_the_lock_order(void **state)
 {
     (void)state;
 #if !URSA_LOCK_ORDER
@@ -167,7 +167,7 @@ static __attribute__((unused)) void *rw_metrics_scenario(void *arg)
     return NULL;
 }
 
-static void test_rwlock_metrics_scripted(void **state)
+static void test_rwlock_metrics_are_exact_in_virtual_time(void **state)
 {
     (void)state;
 #if !URSA_LOCK_METRICS
@@ -231,7 +231,7 @@ static __attribute__((unused)) void *metrics_scenario(void *arg)
     return NULL;
 }
 
-static void test_metrics_scripted(void **state)
+static void test_mutex_metrics_are_exact_in_virtual_time(void **state)
 {
     (void)state;
 #if !URSA_LOCK_METRICS
@@ -283,7 +283,7 @@ static __attribute__((unused)) void *contend_root(void *arg)
     return (void *)bad;
 }
 
-static void test_metrics_counts_under_contention(void **state)
+static void test_mutex_metrics_count_every_acquire_under_contention(void **state)
 {
     (void)state;
 #if !URSA_LOCK_METRICS
@@ -306,11 +306,11 @@ static void test_metrics_counts_under_contention(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_lock_order_violation),
-        cmocka_unit_test(test_metrics_scripted),
-        cmocka_unit_test(test_metrics_counts_under_contention),
-        cmocka_unit_test(test_rwlock_order),
-        cmocka_unit_test(test_rwlock_metrics_scripted),
+        cmocka_unit_test(test_lock_order_violation_is_reported_with_both_locks_and_sites),
+        cmocka_unit_test(test_mutex_metrics_are_exact_in_virtual_time),
+        cmocka_unit_test(test_mutex_metrics_count_every_acquire_under_contention),
+        cmocka_unit_test(test_rwlock_takes_part_in_the_lock_order),
+        cmocka_unit_test(test_rwlock_metrics_are_exact_in_virtual_time),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,320 @@
+/* The runtime (src/rt/runtime.c): configuration errors, block_on and
+ * ursa_run (results, nesting refused), a task spawned before block_on, and
+ * ursa_rt_free (from a task of another runtime; cancelling what is left,
+ * from any thread). *
+ * Tasks never call cmocka asserts (they longjmp, and tasks may run on other
+ * worker threads): they record what they saw in a struct owned by the test
+ * body, which asserts after the runtime has finished. */
+#include <stdatomic.h>
+#include <unistd.h>
+
+#include "support.h"
+
+#include "rt_checks.h"
+
+/* ================= configuration and block_on ================= */
+
+static void test_rt_new_rejects_bad_configurations(void **state)
+{
+    (void)state;
+    ursa_rt_t *rt = NULL;
+    assert_int_equal(ursa_rt_new(NULL, NULL), -EINVAL);
+    assert_int_equal(ursa_rt_new(&rt, &(ursa_rt_config_t){.workers = 2, .deterministic = true}),
+                     -EINVAL);
+    assert_int_equal(ursa_rt_new(&rt, &(ursa_rt_config_t){.stack_size = (size_t)1 << 40}),
+                     -EINVAL);
+    assert_int_equal(ursa_rt_new(&rt, &(ursa_rt_config_t){.stack_size = SIZE_MAX}), -EINVAL);
+    assert_int_equal(ursa_rt_new(&rt, &(ursa_rt_config_t){.stack_size = 1}), -EINVAL);
+    /* ursa_run passes the config error through. */
+    assert_int_equal(
+        ursa_run(&(ursa_rt_config_t){.workers = 3, .deterministic = true}, ret_arg, NULL, NULL),
+        -EINVAL);
+    assert_int_equal(ursa_run(NULL, NULL, NULL, NULL), -EINVAL);
+    assert_int_equal(ursa_rt_block_on(NULL, ret_arg, NULL, NULL), -EINVAL);
+
+    assert_int_equal(ursa_rt_new(&rt, NULL), 0);
+    assert_non_null(rt);
+    assert_int_equal(ursa_rt_block_on(rt, NULL, NULL, NULL), -EINVAL);
+    ursa_rt_free(rt);
+    ursa_rt_free(NULL); /* harmless */
+}
+
+static void test_rt_run_returns_root_result(void **state)
+{
+    (void)state;
+    void *res = NULL;
+    assert_int_equal(ursa_run(NULL, ret_arg, R(0x5eed), &res), 0);
+    assert_ptr_equal(res, R(0x5eed));
+    assert_int_equal(ursa_run(NULL, ret_arg, R(1), NULL), 0); /* result may be NULL */
+    res = NULL;
+    assert_int_equal(
+        ursa_run(&(ursa_rt_config_t){.deterministic = true, .seed = 3}, ret_arg, R(7), &res), 0);
+    assert_ptr_equal(res, R(7));
+
+    /* One runtime, several block_on calls from the same thread. */
+    ursa_rt_t *rt;
+    assert_int_equal(ursa_rt_new(&rt, &(ursa_rt_config_t){.workers = 2}), 0);
+    assert_int_equal(ursa_rt_block_on(rt, ret_arg, R(11), &res), 0);
+    assert_ptr_equal(res, R(11));
+    assert_int_equal(ursa_rt_block_on(rt, ret_arg, R(12), &res), 0);
+    assert_ptr_equal(res, R(12));
+    ursa_rt_free(rt);
+}
+
+typedef struct nested {
+    ursa_rt_t *self_rt, *other_rt;
+    int self_rc, other_rc, run_rc;
+} nested_t;
+
+static void *nested_block_on_root(void *arg)
+{
+    nested_t *n = arg;
+    n->self_rc = ursa_rt_block_on(n->self_rt, ret_arg, NULL, NULL);
+    n->other_rc = ursa_rt_block_on(n->other_rt, ret_arg, NULL, NULL);
+    return R(1);
+}
+
+static void test_rt_block_on_inside_task_einval(void **state)
+{
+    (void)state;
+    nested_t n = {0};
+    assert_int_equal(ursa_rt_new(&n.self_rt, NULL), 0);
+    assert_int_equal(ursa_rt_new(&n.other_rt, NULL), 0);
+    void *res = NULL;
+    assert_int_equal(ursa_rt_block_on(n.self_rt, nested_block_on_root, &n, &res), 0);
+    ursa_rt_free(n.self_rt);
+    ursa_rt_free(n.other_rt);
+    assert_ptr_equal(res, R(1));
+    assert_int_equal(n.self_rc, -EINVAL);  /* its own runtime */
+    assert_int_equal(n.other_rc, -EINVAL); /* any runtime */
+}
+
+/* Misuse reports (ursa__report_misuse) are routed to the leak hook; these
+ * tests turn one into a test failure instead of an abort of the program. */
+static bool misuse_begin(void)
+{
+    bool old_abort = ursa_leak_set_abort(false);
+    test_capture_leaks();
+    return old_abort;
+}
+
+static void misuse_end(bool old_abort)
+{
+    int reports = test_leak_count();
+    char what[512];
+    test_leak_snapshot(NULL, 0, what, sizeof what, NULL);
+    ursa_leak_set_hook(NULL, NULL);
+    ursa_leak_set_abort(old_abort);
+    if (reports)
+        fail_msg("%d misuse report(s), last: \"%s\"", reports, what);
+}
+
+static void *nested_run_root(void *arg)
+{
+    nested_t *n = arg;
+    n->run_rc = ursa_run(NULL, ret_arg, NULL, NULL);
+    return R(1);
+}
+
+/* ursa_run inside a task: its block_on fails with -EINVAL, and the runtime
+ * it made must still be freed quietly (nothing of it ever ran). */
+static void test_rt_run_inside_task_einval(void **state)
+{
+    (void)state;
+    bool old = misuse_begin();
+    nested_t n = {0};
+    void *res = NULL;
+    int rc = ursa_run(NULL, nested_run_root, &n, &res);
+    assert_int_equal(rc, 0);
+    assert_ptr_equal(res, R(1));
+    assert_int_equal(n.run_rc, -EINVAL);
+    misuse_end(old);
+}
+
+static void *free_other_root(void *arg)
+{
+    ursa_rt_free(arg); /* not one of this runtime's tasks: allowed */
+    return R(1);
+}
+
+/* ursa_rt_free "must not be called from inside one of its tasks": a
+ * runtime that has no tasks may be freed from a task of another one. */
+static void test_rt_free_other_runtime_from_task(void **state)
+{
+    (void)state;
+    bool old = misuse_begin();
+    ursa_rt_t *other;
+    assert_int_equal(ursa_rt_new(&other, &(ursa_rt_config_t){.workers = 2}), 0);
+    void *res = NULL;
+    assert_int_equal(ursa_run(NULL, free_other_root, other, &res), 0);
+    assert_ptr_equal(res, R(1));
+    misuse_end(old);
+}
+
+/* A task spawned onto a runtime before any block_on runs once it does. */
+static void *join_handle_root(void *arg)
+{
+    void *v = R(-1);
+    int rc = ursa_task_join(*(ursa_task_t **)arg, &v, ursa_deadline_in(URSA_SEC(10)));
+    return rc ? R(rc) : v;
+}
+
+static void test_rt_task_spawned_before_block_on_runs_in_it(void **state)
+{
+    (void)state;
+    for (unsigned workers = 1; workers <= 2; workers++) {
+        ursa_rt_t *rt;
+        assert_int_equal(ursa_rt_new(&rt, &(ursa_rt_config_t){.workers = workers}), 0);
+        ursa_task_t *t = NULL;
+        assert_int_equal(
+            ursa_rt_spawn(rt, &t, ret_arg, R(31), &(ursa_spawn_opts_t){.worker = (int)workers - 1}),
+            0);
+        assert_non_null(t);
+        void *res = NULL;
+        assert_int_equal(ursa_rt_block_on(rt, join_handle_root, &t, &res), 0);
+        ursa_rt_free(rt);
+        assert_ptr_equal(res, R(31));
+    }
+}
+
+/* ursa_rt_free cancels what is left and lets it finish. */
+typedef struct leftover {
+    ursa_sem_t never; /* no permits, ever */
+    atomic_int started;
+    atomic_int rc_sleep, rc_sem, rc_sleep1, finished;
+} leftover_t;
+
+static void *leftover_sleep(void *arg)
+{
+    leftover_t *l = arg;
+    atomic_fetch_add(&l->started, 1);
+    atomic_store(&l->rc_sleep, ursa_sleep_for(URSA_SEC(3600)));
+    atomic_fetch_add(&l->finished, 1);
+    return NULL;
+}
+
+static void *leftover_sem(void *arg)
+{
+    leftover_t *l = arg;
+    URSA_SCOPED(sem_permit, p);
+    atomic_fetch_add(&l->started, 1);
+    atomic_store(&l->rc_sem, ursa_sem_acquire(&l->never, 1, &p, URSA_NEVER));
+    atomic_fetch_add(&l->finished, 1);
+    return NULL;
+}
+
+static void *leftover_sleep_w1(void *arg)
+{
+    leftover_t *l = arg;
+    atomic_fetch_add(&l->started, 1);
+    atomic_store(&l->rc_sleep1, ursa_sleep_for(URSA_SEC(3600)));
+    atomic_fetch_add(&l->finished, 1);
+    return NULL;
+}
+
+static void *leftover_root(void *arg)
+{
+    leftover_t *l = arg;
+    ursa_spawn_opts_t o0 = {.worker = 0, .detached = true};
+    ursa_spawn_opts_t o1 = {.worker = 1, .detached = true};
+    if (ursa_spawn(NULL, leftover_sleep, l, &o0) || ursa_spawn(NULL, leftover_sem, l, &o1) ||
+        ursa_spawn(NULL, leftover_sleep_w1, l, &o1))
+        return R(-1);
+    ursa_time_t end = ursa_now() + URSA_SEC(10);
+    while (atomic_load(&l->started) < 3 && ursa_now() < end)
+        (void)ursa_sleep_for(URSA_USEC(200));
+    (void)ursa_sleep_for(URSA_MSEC(2)); /* all parked */
+    return NULL; /* the root ends; the three are still waiting */
+}
+
+static void test_rt_free_cancels_leftover_tasks(void **state)
+{
+    (void)state;
+    leftover_t l;
+    memset(&l, 0, sizeof l);
+    ursa_sem_init(&l.never, 0);
+    atomic_init(&l.rc_sleep, 1);
+    atomic_init(&l.rc_sem, 1);
+    atomic_init(&l.rc_sleep1, 1);
+    ursa_rt_t *rt;
+    assert_int_equal(ursa_rt_new(&rt, &(ursa_rt_config_t){.workers = 2}), 0);
+    void *res = R(-1);
+    assert_int_equal(ursa_rt_block_on(rt, leftover_root, &l, &res), 0);
+    assert_null(res);
+    assert_int_equal(atomic_load(&l.started), 3);
+    assert_int_equal(atomic_load(&l.finished), 0);
+    ursa_time_t t0 = mono_ns();
+    ursa_rt_free(rt);
+    assert_true(mono_ns() - t0 < URSA_SEC(3));
+    assert_int_equal(atomic_load(&l.finished), 3);
+    assert_int_equal(atomic_load(&l.rc_sleep), -ECANCELED);
+    assert_int_equal(atomic_load(&l.rc_sem), -ECANCELED);
+    assert_int_equal(atomic_load(&l.rc_sleep1), -ECANCELED);
+    assert_int_equal(ursa_sem_destroy(&l.never), 0);
+}
+
+/* The same from a thread other than the one that ran block_on: the doc
+ * does not restrict the thread, and worker 0's leftovers must still be
+ * cancelled and finished (not leaked with their stacks). */
+typedef struct free_thread {
+    ursa_rt_t *rt;
+    atomic_int started, finished, rc;
+} free_thread_t;
+
+static void *ft_sleeper(void *arg)
+{
+    free_thread_t *f = arg;
+    atomic_store(&f->started, 1);
+    atomic_store(&f->rc, ursa_sleep_for(URSA_SEC(3600)));
+    atomic_store(&f->finished, 1);
+    return NULL;
+}
+
+static void *ft_root(void *arg)
+{
+    free_thread_t *f = arg;
+    if (ursa_spawn(NULL, ft_sleeper, f, &(ursa_spawn_opts_t){.worker = 0, .detached = true}))
+        return R(-1);
+    return yield_until(&f->started) ? NULL : R(-2);
+}
+
+static void *ft_freer(void *arg)
+{
+    ursa_rt_free(((free_thread_t *)arg)->rt);
+    return NULL;
+}
+
+static void test_rt_free_from_other_thread_cancels_leftovers(void **state)
+{
+    (void)state;
+    free_thread_t f;
+    memset(&f, 0, sizeof f);
+    atomic_init(&f.rc, 1);
+    assert_int_equal(ursa_rt_new(&f.rt, NULL), 0);
+    void *res = R(-1);
+    assert_int_equal(ursa_rt_block_on(f.rt, ft_root, &f, &res), 0);
+    assert_null(res);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, ft_freer, &f), 0);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_int_equal(atomic_load(&f.finished), 1);
+    assert_int_equal(atomic_load(&f.rc), -ECANCELED);
+}
+
+/* An argument runs only the tests whose names match it (a glob). */
+int main(int argc, char **argv)
+{
+    if (argc > 1)
+        cmocka_set_test_filter(argv[1]);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_rt_new_rejects_bad_configurations),
+        cmocka_unit_test(test_rt_run_returns_root_result),
+        cmocka_unit_test(test_rt_block_on_inside_task_einval),
+        cmocka_unit_test(test_rt_run_inside_task_einval),
+        cmocka_unit_test(test_rt_free_other_runtime_from_task),
+        cmocka_unit_test(test_rt_task_spawned_before_block_on_runs_in_it),
+        cmocka_unit_test(test_rt_free_cancels_leftover_tasks),
+        cmocka_unit_test(test_rt_free_from_other_thread_cancels_leftovers),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

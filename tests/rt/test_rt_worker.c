@@ -1,0 +1,399 @@
+/* The workers (src/rt/worker.c) and timers (src/rt/timer.c): yield
+ * alternates, sleep takes exactly its virtual time or at least its real
+ * time, sleepers wake in deadline order, wakes across workers and from a
+ * plain thread to an idle worker are never lost. *
+ * Tasks never call cmocka asserts (they longjmp, and tasks may run on other
+ * worker threads): they record what they saw in a struct owned by the test
+ * body, which asserts after the runtime has finished. */
+#include <stdatomic.h>
+#include <unistd.h>
+
+#include "support.h"
+
+#include "rt_checks.h"
+#include <time.h>
+
+/* ================= yield ================= */
+
+/* ================= yield ================= */
+
+typedef struct alt {
+    char trace[64];
+    int len;
+    int bad_yield;
+} alt_t;
+
+typedef struct alt_arg {
+    alt_t *a;
+    char id;
+} alt_arg_t;
+
+static void *alternator(void *arg)
+{
+    alt_arg_t *x = arg;
+    for (int i = 0; i < 10; i++) {
+        x->a->trace[x->a->len++] = x->id;
+        if (ursa_yield() != 0)
+            x->a->bad_yield++;
+    }
+    return NULL;
+}
+
+static void *alt_root(void *arg)
+{
+    alt_t *a = arg;
+    alt_arg_t xa = {a, 'A'}, xb = {a, 'B'};
+    ursa_task_t *ta = NULL, *tb = NULL;
+    if (ursa_spawn(&ta, alternator, &xa, NULL) || ursa_spawn(&tb, alternator, &xb, NULL))
+        return R(-1);
+    if (ursa_task_join(ta, NULL, URSA_NEVER) != 0 || ursa_task_join(tb, NULL, URSA_NEVER) != 0)
+        return R(-100);
+    return NULL;
+}
+
+static void test_rt_yield_alternates(void **state)
+{
+    (void)state;
+    alt_t a;
+    memset(&a, 0, sizeof a);
+    assert_null(test_run(1, alt_root, &a));
+    assert_string_equal(a.trace, "ABABABABABABABABABAB");
+    assert_int_equal(a.bad_yield, 0);
+    assert_int_equal(ursa_yield(), 0); /* plain thread */
+}
+
+/* ================= sleep ================= */
+
+/* ================= sleep ================= */
+
+typedef struct sleep_res {
+    ursa_time_t d1, d2, d0, real;
+    int rc1, rc2, rc0;
+} sleep_res_t;
+
+static void *sleep_root(void *arg)
+{
+    sleep_res_t *s = arg;
+    ursa_time_t r0 = mono_ns();
+    ursa_time_t t0 = ursa_now();
+    s->rc1 = ursa_sleep_for(URSA_MSEC(20));
+    ursa_time_t t1 = ursa_now();
+    s->d1 = t1 - t0;
+    s->rc2 = ursa_sleep_until(t1 + URSA_USEC(1234));
+    ursa_time_t t2 = ursa_now();
+    s->d2 = t2 - t1;
+    s->rc0 = ursa_sleep_for(0);
+    s->d0 = ursa_now() - t2;
+    s->real = mono_ns() - r0;
+    return NULL;
+}
+
+static void *sleep_hour(void *arg)
+{
+    ursa_time_t *d = arg;
+    ursa_time_t t0 = ursa_now();
+    int rc = ursa_sleep_for(URSA_SEC(3600));
+    *d = ursa_now() - t0;
+    return R(rc);
+}
+
+static void test_rt_sleep_takes_exact_virtual_or_at_least_real_time(void **state)
+{
+    (void)state;
+    /* Deterministic: virtual time advances by exactly what was asked. */
+    for (uint64_t seed = 1; seed <= 3; seed++) {
+        sleep_res_t s;
+        memset(&s, 0, sizeof s);
+        assert_int_equal(run_det(seed, sleep_root, &s, NULL), 0);
+        assert_int_equal(s.rc1, 0);
+        assert_int_equal(s.rc2, 0);
+        assert_int_equal(s.rc0, 0);
+        assert_int_equal(s.d1, URSA_MSEC(20));
+        assert_int_equal(s.d2, URSA_USEC(1234));
+        assert_int_equal(s.d0, 0);
+    }
+    /* An hour of virtual time passes at once. */
+    ursa_time_t d = 0;
+    void *res = R(-1);
+    ursa_time_t r0 = mono_ns();
+    assert_int_equal(run_det(9, sleep_hour, &d, &res), 0);
+    assert_ptr_equal(res, NULL);
+    assert_int_equal(d, URSA_SEC(3600));
+    assert_true(mono_ns() - r0 < URSA_SEC(5));
+
+    /* Normal mode: at least the requested time. */
+    sleep_res_t s;
+    memset(&s, 0, sizeof s);
+    assert_null(test_run(1, sleep_root, &s));
+    assert_int_equal(s.rc1, 0);
+    assert_int_equal(s.rc2, 0);
+    assert_int_equal(s.rc0, 0);
+    assert_true(s.d1 >= URSA_MSEC(20));
+    assert_true(s.d2 >= URSA_USEC(1234));
+    assert_true(s.real >= URSA_MSEC(20) + URSA_USEC(1234));
+
+    /* Off-task: nanosleep. */
+    ursa_time_t t0 = mono_ns();
+    assert_int_equal(ursa_sleep_for(URSA_MSEC(3)), 0);
+    assert_true(mono_ns() - t0 >= URSA_MSEC(3));
+}
+
+#define N_SLEEPERS 64
+
+typedef struct sleepers {
+    ursa_sem_t go;   /* opened once every sleeper is parked on it */
+    atomic_int ready;
+    ursa_time_t base, lead, step;
+    int delay[N_SLEEPERS]; /* a permutation of 1..N */
+    int order[N_SLEEPERS]; /* delays, in wake order */
+    atomic_int n;
+    int rc_bad;
+} sleepers_t;
+
+typedef struct sleeper_arg {
+    sleepers_t *s;
+    int i;
+} sleeper_arg_t;
+
+static void *sleeper(void *arg)
+{
+    sleeper_arg_t *a = arg;
+    sleepers_t *s = a->s;
+    ursa_sem_permit_t p = {0};
+    atomic_fetch_add(&s->ready, 1);
+    if (ursa_sem_acquire(&s->go, 1, &p, URSA_NEVER) != 0 || ursa_sem_permit_forget(&p) != 0)
+        s->rc_bad++;
+    /* Every deadline lies ahead (lead), however slowly the tasks started:
+     * a deadline already past would end in run order, not deadline order. */
+    if (ursa_sleep_until(s->base + s->delay[a->i] * s->step) != 0)
+        s->rc_bad++;
+    s->order[atomic_fetch_add(&s->n, 1)] = s->delay[a->i];
+    return NULL;
+}
+
+static void *sleepers_root(void *arg)
+{
+    sleepers_t *s = arg;
+    sleeper_arg_t a[N_SLEEPERS];
+    ursa_task_t *t[N_SLEEPERS] = {0};
+    for (int i = 0; i < N_SLEEPERS; i++) {
+        a[i] = (sleeper_arg_t){s, i};
+        if (ursa_spawn(&t[i], sleeper, &a[i], NULL))
+            return R(-1);
+    }
+    while (atomic_load(&s->ready) < N_SLEEPERS)
+        (void)ursa_yield();
+    (void)ursa_yield(); /* the last one is parked on the gate too */
+    s->base = ursa_now() + s->lead;
+    (void)ursa_sem_add(&s->go, N_SLEEPERS);
+    for (int i = 0; i < N_SLEEPERS; i++)
+        if (ursa_task_join(t[i], NULL, URSA_NEVER) != 0)
+            return R(-100);
+    return NULL;
+}
+
+static void sleepers_init(sleepers_t *s, ursa_time_t step, unsigned rng)
+{
+    memset(s, 0, sizeof *s);
+    ursa_sem_init(&s->go, 0);
+    s->step = step;
+    s->lead = URSA_MSEC(20);
+    for (int i = 0; i < N_SLEEPERS; i++)
+        s->delay[i] = i + 1;
+    for (int i = N_SLEEPERS - 1; i > 0; i--) { /* Fisher-Yates */
+        rng = rng * 1103515245u + 12345u;
+        int j = (int)((rng >> 8) % (unsigned)(i + 1));
+        int tmp = s->delay[i];
+        s->delay[i] = s->delay[j];
+        s->delay[j] = tmp;
+    }
+}
+
+static void test_rt_sleepers_wake_in_deadline_order(void **state)
+{
+    (void)state;
+    sleepers_t s;
+    for (uint64_t seed = 1; seed <= 5; seed++) {
+        sleepers_init(&s, URSA_USEC(10), (unsigned)seed);
+        assert_int_equal(run_det(seed, sleepers_root, &s, NULL), 0);
+        assert_int_equal(atomic_load(&s.n), N_SLEEPERS);
+        assert_int_equal(s.rc_bad, 0);
+        for (int i = 0; i < N_SLEEPERS; i++)
+            assert_int_equal(s.order[i], i + 1);
+    }
+    /* Normal mode, one worker, deadlines 1 ms apart. */
+    sleepers_init(&s, URSA_MSEC(1), 77);
+    assert_null(test_run(1, sleepers_root, &s));
+    assert_int_equal(atomic_load(&s.n), N_SLEEPERS);
+    assert_int_equal(s.rc_bad, 0);
+    for (int i = 0; i < N_SLEEPERS; i++)
+        assert_int_equal(s.order[i], i + 1);
+}
+
+/* ================= cross-worker and cross-thread wakes ================= */
+
+/* ================= cross-worker and cross-thread wakes ================= */
+
+typedef struct pingpong {
+    ursa_sem_t ping, pong;
+    long rounds;
+    long turn; /* plain: the semaphores must order it (TSan checks) */
+    long bad_turn;
+    int rc[2];
+    int worker[2];
+    ursa_time_t max_wait[2];
+} pingpong_t;
+
+/* A granted wait whose wake is lost still returns 0 when its deadline
+ * timer fires and it finds the grant: so deadlines are long, and the time
+ * each wait took is what shows a lost wake. */
+#define SLOW_WAKE URSA_SEC(1)
+
+static int take_one_timed(ursa_sem_t *s, ursa_time_t *max_wait)
+{
+    ursa_sem_permit_t p = {0};
+    ursa_time_t t0 = mono_ns();
+    int rc = ursa_sem_acquire(s, 1, &p, ursa_deadline_in(URSA_SEC(10)));
+    ursa_time_t d = mono_ns() - t0;
+    if (max_wait && d > *max_wait)
+        *max_wait = d;
+    if (rc == 0)
+        rc = ursa_sem_permit_forget(&p);
+    return rc;
+}
+
+static void *pinger(void *arg)
+{
+    pingpong_t *pp = arg;
+    pp->worker[0] = ursa_worker_index();
+    for (long i = 0; i < pp->rounds; i++) {
+        if (pp->turn != 2 * i)
+            pp->bad_turn++;
+        pp->turn = 2 * i + 1;
+        (void)ursa_sem_add(&pp->ping, 1);
+        int rc = take_one_timed(&pp->pong, &pp->max_wait[0]);
+        if (rc)
+            return R(rc);
+    }
+    return R(0);
+}
+
+static void *ponger(void *arg)
+{
+    pingpong_t *pp = arg;
+    pp->worker[1] = ursa_worker_index();
+    for (long i = 0; i < pp->rounds; i++) {
+        int rc = take_one_timed(&pp->ping, &pp->max_wait[1]);
+        if (rc)
+            return R(rc);
+        if (pp->turn != 2 * i + 1)
+            pp->bad_turn++;
+        pp->turn = 2 * i + 2;
+        (void)ursa_sem_add(&pp->pong, 1);
+    }
+    return R(0);
+}
+
+static void *pingpong_root(void *arg)
+{
+    pingpong_t *pp = arg;
+    ursa_task_t *a = NULL, *b = NULL;
+    if (ursa_spawn(&b, ponger, pp, &(ursa_spawn_opts_t){.name = "ponger", .worker = 1}) ||
+        ursa_spawn(&a, pinger, pp, &(ursa_spawn_opts_t){.name = "pinger", .worker = 0}))
+        return R(-1);
+    void *v = R(-1);
+    if (ursa_task_join(a, &v, URSA_NEVER) != 0)
+        return R(-100);
+    pp->rc[0] = (int)I(v);
+    v = R(-1);
+    if (ursa_task_join(b, &v, URSA_NEVER) != 0)
+        return R(-100);
+    pp->rc[1] = (int)I(v);
+    return NULL;
+}
+
+static void test_rt_cross_worker_wakes_are_never_lost(void **state)
+{
+    (void)state;
+    pingpong_t pp;
+    memset(&pp, 0, sizeof pp);
+    pp.rounds = test_scale(20000);
+    ursa_sem_init(&pp.ping, 0);
+    ursa_sem_init(&pp.pong, 0);
+    assert_null(test_run(2, pingpong_root, &pp));
+    assert_int_equal(pp.worker[0], 0);
+    assert_int_equal(pp.worker[1], 1);
+    assert_int_equal(pp.rc[0], 0);
+    assert_int_equal(pp.rc[1], 0);
+    assert_int_equal(pp.bad_turn, 0);
+    assert_int_equal(pp.turn, 2 * pp.rounds);
+    /* No wake lost: no round waited for its deadline timer. */
+    if (pp.max_wait[0] > SLOW_WAKE || pp.max_wait[1] > SLOW_WAKE)
+        fail_msg("a wake was lost: longest wait %lld ms (pinger), %lld ms (ponger)",
+                 (long long)(pp.max_wait[0] / 1000000), (long long)(pp.max_wait[1] / 1000000));
+    assert_int_equal(ursa_sem_available(&pp.ping), 0);
+    assert_int_equal(ursa_sem_available(&pp.pong), 0);
+}
+
+typedef struct thread_wake {
+    ursa_sem_t sem;
+    int rounds;
+    int rc_bad;
+    ursa_time_t max_wait;
+} thread_wake_t;
+
+static void *waker_thread(void *arg)
+{
+    thread_wake_t *w = arg;
+    for (int i = 0; i < w->rounds; i++) {
+        struct timespec ts = {0, 3 * 1000000}; /* let the worker fall asleep in the ring */
+        nanosleep(&ts, NULL);
+        (void)ursa_sem_add(&w->sem, 1);
+    }
+    return NULL;
+}
+
+static void *thread_wake_root(void *arg)
+{
+    thread_wake_t *w = arg;
+    pthread_t th;
+    if (pthread_create(&th, NULL, waker_thread, w) != 0)
+        return R(-1);
+    for (int i = 0; i < w->rounds; i++) {
+        if (take_one_timed(&w->sem, &w->max_wait) != 0)
+            w->rc_bad++;
+    }
+    pthread_join(th, NULL);
+    return NULL;
+}
+
+static void test_rt_plain_thread_wakes_idle_worker(void **state)
+{
+    (void)state;
+    for (unsigned workers = 1; workers <= 2; workers++) {
+        thread_wake_t w;
+        memset(&w, 0, sizeof w);
+        w.rounds = 20;
+        ursa_sem_init(&w.sem, 0);
+        assert_null(test_run(workers, thread_wake_root, &w));
+        assert_int_equal(w.rc_bad, 0);
+        /* Each wait ends soon after the thread's release, not at the 10 s
+         * deadline: the wake reached the sleeping ring. */
+        assert_true(w.max_wait < SLOW_WAKE);
+    }
+}
+
+/* An argument runs only the tests whose names match it (a glob). */
+int main(int argc, char **argv)
+{
+    if (argc > 1)
+        cmocka_set_test_filter(argv[1]);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_rt_yield_alternates),
+        cmocka_unit_test(test_rt_sleep_takes_exact_virtual_or_at_least_real_time),
+        cmocka_unit_test(test_rt_sleepers_wake_in_deadline_order),
+        cmocka_unit_test(test_rt_cross_worker_wakes_are_never_lost),
+        cmocka_unit_test(test_rt_plain_thread_wakes_idle_worker),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,49 @@
+/* Helpers shared by the runtime tests (tests/rt/). Include after
+ * support.h. */
+#ifndef URSA_TEST_RT_CHECKS_H
+#define URSA_TEST_RT_CHECKS_H
+
+#include <stdatomic.h>
+
+#define R(x) ((void *)(intptr_t)(x))
+#define I(p) ((intptr_t)(p))
+
+/* Runs fn in deterministic mode under `seed`; returns ursa_run's code. */
+static __attribute__((unused)) int run_det(uint64_t seed, ursa_task_fn_t fn, void *arg, void **res)
+{
+    return ursa_run(&(ursa_rt_config_t){.deterministic = true, .seed = seed}, fn, arg, res);
+}
+
+static __attribute__((unused)) void *ret_arg(void *arg)
+{
+    return arg;
+}
+
+static __attribute__((unused)) void *mark_flag(void *arg)
+{
+    atomic_store((atomic_int *)arg, 1);
+    return NULL;
+}
+
+/* A task that waits on a gate semaphore (0 permits) and returns 99. */
+typedef struct gate {
+    ursa_sem_t sem;
+    atomic_int started;
+} gate_t;
+
+static __attribute__((unused)) void gate_init(gate_t *g)
+{
+    ursa_sem_init(&g->sem, 0);
+    atomic_init(&g->started, 0);
+}
+
+static __attribute__((unused)) void *gated(void *arg)
+{
+    gate_t *g = arg;
+    atomic_store(&g->started, 1);
+    URSA_SCOPED(sem_permit, p);
+    int rc = ursa_sem_acquire(&g->sem, 1, &p, URSA_NEVER);
+    return R(rc == 0 ? 99 : rc);
+}
+
+#endif
