@@ -47,10 +47,6 @@ static void dt_fn(void *elem)
 /* arguments                                                              */
 /* ====================================================================== */
 
-/* ====================================================================== */
-/* arguments                                                              */
-/* ====================================================================== */
-
 static void *args_body(void *arg)
 {
     (void)arg;
@@ -91,15 +87,7 @@ static void *args_body(void *arg)
     return NULL;
 }
 
-static void test_broadcast_rejects_bad_arguments(void **state)
-{
-    (void)state;
-    ASSERT_OK(args_body(NULL));
-}
-
-/* ====================================================================== */
-/* lag: exact, per receiver, and again                                    */
-/* ====================================================================== */
+TEST_BODY(test_broadcast_rejects_bad_arguments, args_body(NULL))
 
 /* ====================================================================== */
 /* lag: exact, per receiver, and again                                    */
@@ -168,21 +156,9 @@ static void *lag_body(void *arg)
     return NULL;
 }
 
-static void test_broadcast_lag_is_exact_per_receiver_and_again_on_a_plain_thread(void **state)
-{
-    (void)state;
-    ASSERT_OK(lag_body(NULL));
-}
+TEST_BODY(test_broadcast_lag_is_exact_per_receiver_and_again_on_a_plain_thread, lag_body(NULL))
 
-static void test_broadcast_lag_is_exact_per_receiver_and_again_in_a_task(void **state)
-{
-    (void)state;
-    ASSERT_OK(test_run(1, lag_body, NULL));
-}
-
-/* ====================================================================== */
-/* receivers, senders, closing                                            */
-/* ====================================================================== */
+TEST_BODY(test_broadcast_lag_is_exact_per_receiver_and_again_in_a_task, test_run(1, lag_body, NULL))
 
 /* ====================================================================== */
 /* receivers, senders, closing                                            */
@@ -257,11 +233,7 @@ static void *handles_body(void *arg)
     return NULL;
 }
 
-static void test_broadcast_subscribe_clone_and_close_by_the_last_sender(void **state)
-{
-    (void)state;
-    ASSERT_OK(handles_body(NULL));
-}
+TEST_BODY(test_broadcast_subscribe_clone_and_close_by_the_last_sender, handles_body(NULL))
 
 /* The destructor runs exactly once per accepted value: on overwrite, or
  * at the free, however the handles go. */
@@ -309,10 +281,6 @@ static void test_broadcast_destructor_runs_once_per_value(void **state)
 /* typed wrapper                                                          */
 /* ====================================================================== */
 
-/* ====================================================================== */
-/* typed wrapper                                                          */
-/* ====================================================================== */
-
 typedef struct point {
     int x, y;
     char tag[10];
@@ -347,16 +315,10 @@ static void *typed_body(void *arg)
     return NULL;
 }
 
-static void test_broadcast_typed_wrapper_sends_and_receives_structs(void **state)
-{
-    (void)state;
-    ASSERT_OK(typed_body(NULL));
-}
+TEST_BODY(test_broadcast_typed_wrapper_sends_and_receives_structs, typed_body(NULL))
 
 /* ====================================================================== */
 /* deadlines                                                              */
-/* ====================================================================== */
-
 /* ====================================================================== */
 /* deadlines and cancel                                                   */
 /* ====================================================================== */
@@ -385,27 +347,11 @@ static void *deadline_body(void *arg)
     return NULL;
 }
 
-static void test_broadcast_deadlines_and_end_of_stream_on_a_plain_thread(void **state)
-{
-    (void)state;
-    ASSERT_OK(deadline_body(NULL));
-}
+TEST_BODY(test_broadcast_deadlines_and_end_of_stream_on_a_plain_thread, deadline_body(NULL))
 
-static void test_broadcast_deadlines_and_end_of_stream_in_a_task(void **state)
-{
-    (void)state;
-    ASSERT_OK(test_run(1, deadline_body, NULL));
-}
+TEST_BODY(test_broadcast_deadlines_and_end_of_stream_in_a_task, test_run(1, deadline_body, NULL))
 
-static void test_broadcast_deadlines_and_end_of_stream_over_seeds(void **state)
-{
-    (void)state;
-    test_explore(deadline_body, NULL);
-}
-
-/* ====================================================================== */
-/* raw waits with a foreign waker                                         */
-/* ====================================================================== */
+TEST_EXPLORE(test_broadcast_deadlines_and_end_of_stream_over_seeds, deadline_body, NULL)
 
 /* ====================================================================== */
 /* raw waits with a foreign waker                                         */
@@ -526,11 +472,7 @@ static void *raw_body(void *arg)
     return NULL;
 }
 
-static void test_broadcast_raw_recv_woken_lagged_cancelled_and_ended(void **state)
-{
-    (void)state;
-    ASSERT_OK(raw_body(NULL));
-}
+TEST_BODY(test_broadcast_raw_recv_woken_lagged_cancelled_and_ended, raw_body(NULL))
 
 int main(void)
 {

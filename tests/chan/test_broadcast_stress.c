@@ -22,10 +22,6 @@
 /* deterministic: every receiver sees every value, in order               */
 /* ====================================================================== */
 
-/* ====================================================================== */
-/* deterministic: every receiver sees every value, in order               */
-/* ====================================================================== */
-
 #define SIM_RX 4
 
 typedef struct sim_rx {
@@ -99,17 +95,11 @@ static void *sim_order_body(void *arg)
     return NULL;
 }
 
-static void test_broadcast_every_receiver_sees_every_value_in_order_over_seeds(void **state)
-{
-    (void)state;
-    test_explore(sim_order_body, NULL);
-}
+TEST_EXPLORE(test_broadcast_every_receiver_sees_every_value_in_order_over_seeds,
+             sim_order_body, NULL)
 
-static void test_broadcast_every_receiver_counts_what_it_lagged_over_seeds(void **state)
-{
-    (void)state;
-    test_explore(sim_order_body, (void *)1);
-}
+TEST_EXPLORE(test_broadcast_every_receiver_counts_what_it_lagged_over_seeds,
+             sim_order_body, (void *)1)
 
 static void test_broadcast_every_receiver_sees_or_counts_every_value_on_two_workers(void **state)
 {
@@ -117,10 +107,6 @@ static void test_broadcast_every_receiver_sees_or_counts_every_value_on_two_work
     ASSERT_OK(test_run(2, sim_order_body, NULL));
     ASSERT_OK(test_run(2, sim_order_body, (void *)1));
 }
-
-/* ====================================================================== */
-/* stress: 2 sender threads, 4 receivers (2 tasks on 2 workers, 2 threads) */
-/* ====================================================================== */
 
 /* ====================================================================== */
 /* stress: 2 sender threads, 4 receivers (2 tasks on 2 workers, 2 threads) */

@@ -20,17 +20,8 @@
 
 URSA_MPMC_TYPED(u64q, uint64_t)
 
-/* A waker on c with its count reset (each raw start below counts anew). */
-static ursa_waker_t cw_reset_waker(cw_t *c)
-{
-    cw_init(c);
-    return cw_waker(c);
-}
-
 /* ====================================================================== */
 /* basics                                                                 */
-/* ====================================================================== */
-
 /* ====================================================================== */
 /* basics                                                                  */
 /* ====================================================================== */
@@ -45,7 +36,7 @@ static void *args_body(void *arg)
     uint64_t v = 1, buf[4];
     ursa_wait_t w;
     cw_t cw;
-    ursa_waker_t wk_fn = cw_reset_waker(&cw);
+    ursa_waker_t wk_fn = cw_fresh(&cw);
     CHECK_EQ(ursa_mpmc_new(&rx, &tx, 0, 4, NULL), -EINVAL);
     CHECK_EQ(ursa_mpmc_new(&rx, &tx, 8, 0, NULL), -EINVAL); /* no unbounded mpmc */
     CHECK_EQ(ursa_mpmc_new(NULL, &tx, 8, 4, NULL), -EINVAL);
@@ -227,8 +218,6 @@ static void test_mpmc_small_channel_memory_is_exact(void **state)
 /* ====================================================================== */
 /* handles: sender drop, receiver drop, weak senders, destructor          */
 /* ====================================================================== */
-
-/* ====================================================================== */
 /* handles: sender drop, receiver drop, weak senders, destructor           */
 /* ====================================================================== */
 
@@ -355,11 +344,7 @@ static void *drop_wakes_scenario(void *arg)
     return NULL;
 }
 
-static void test_mpmc_last_sender_drop_wakes_every_receiver_over_seeds(void **state)
-{
-    (void)state;
-    test_explore(drop_wakes_scenario, NULL);
-}
+TEST_EXPLORE(test_mpmc_last_sender_drop_wakes_every_receiver_over_seeds, drop_wakes_scenario, NULL)
 
 /* The last receiver's drop hands every undelivered element to the
  * destructor exactly once; delivered ones never. */
@@ -503,8 +488,6 @@ static void test_mpmc_last_receiver_drop_racing_producers_receives_or_destroys_e
 
 /* ====================================================================== */
 /* recv_many                                                              */
-/* ====================================================================== */
-
 /* ====================================================================== */
 /* recv_many, raw recv, pass-on of a wake                                  */
 /* ====================================================================== */

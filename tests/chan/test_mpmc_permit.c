@@ -17,17 +17,8 @@
 #include "task_checks.h"
 #include "close_hook.h"
 
-/* A waker on c with its count reset (each raw start below counts anew). */
-static ursa_waker_t cw_reset_waker(cw_t *c)
-{
-    cw_init(c);
-    return cw_waker(c);
-}
-
 /* ====================================================================== */
 /* permits, close                                                         */
-/* ====================================================================== */
-
 /* ====================================================================== */
 /* permits, close                                                          */
 /* ====================================================================== */
@@ -219,7 +210,7 @@ static void *cres_scenario(void *arg)
     URSA_SIM_CHECK(ursa_mpmc_send(&c->tx, &v, URSA_NOW) == 0);
     cw_t cw;
     ursa_wait_t w;
-    URSA_SIM_CHECK(ursa_mpmc_reserve_start(&c->tx, 1, &w, cw_reset_waker(&cw)) == -EINPROGRESS);
+    URSA_SIM_CHECK(ursa_mpmc_reserve_start(&c->tx, 1, &w, cw_fresh(&cw)) == -EINPROGRESS);
     ursa_task_t *t = spawn_on(0, cres_receiver, c, "rx");
     while (atomic_load(&c->stage) < 1)
         ursa_yield();
@@ -308,8 +299,6 @@ static void test_mpmc_cancelled_reserve_returns_its_slot_to_closed_receivers(voi
 /* ====================================================================== */
 /* leaked permit                                                          */
 /* ====================================================================== */
-
-/* ====================================================================== */
 /* leaked permit                                                           */
 /* ====================================================================== */
 
@@ -376,9 +365,9 @@ static void test_mpmc_raw_reserve_granted_woken_cancelled_and_closed(void **stat
     ursa_wait_t w;
     ursa_mpmc_permit_t p = {0};
     uint64_t v = 3, out;
-    assert_int_equal(ursa_mpmc_reserve_start(&tx, 1, &w, cw_reset_waker(&cw)), 0);
+    assert_int_equal(ursa_mpmc_reserve_start(&tx, 1, &w, cw_fresh(&cw)), 0);
     assert_int_equal(ursa_mpmc_reserve_finish(&tx, &w, &p), 0);
-    assert_int_equal(ursa_mpmc_reserve_start(&tx, 1, &w, cw_reset_waker(&cw)), -EINPROGRESS);
+    assert_int_equal(ursa_mpmc_reserve_start(&tx, 1, &w, cw_fresh(&cw)), -EINPROGRESS);
     assert_int_equal(ursa_mpmc_permit_send(&p, &v), 0);
     assert_int_equal(ursa_mpmc_reserve_finish(&tx, &w, &p), -EAGAIN);
     assert_int_equal(ursa_mpmc_try_recv(&rx, &out), 0);
@@ -388,20 +377,20 @@ static void test_mpmc_raw_reserve_granted_woken_cancelled_and_closed(void **stat
     assert_int_equal(ursa_mpmc_permit_release(&p), 0);
     /* cancelled while queued: the slot is not lost */
     assert_int_equal(ursa_mpmc_send(&tx, &v, URSA_NOW), 0);
-    assert_int_equal(ursa_mpmc_reserve_start(&tx, 1, &w, cw_reset_waker(&cw)), -EINPROGRESS);
+    assert_int_equal(ursa_mpmc_reserve_start(&tx, 1, &w, cw_fresh(&cw)), -EINPROGRESS);
     assert_int_equal(ursa_wait_cancel(&w), -ECANCELED);
     assert_int_equal(ursa_mpmc_try_recv(&rx, &out), 0);
     assert_int_equal(ursa_mpmc_reserve(&tx, &p, URSA_NOW), 0);
     assert_int_equal(ursa_mpmc_permit_release(&p), 0);
     /* closed while queued */
     assert_int_equal(ursa_mpmc_send(&tx, &v, URSA_NOW), 0);
-    assert_int_equal(ursa_mpmc_reserve_start(&tx, 1, &w, cw_reset_waker(&cw)), -EINPROGRESS);
+    assert_int_equal(ursa_mpmc_reserve_start(&tx, 1, &w, cw_fresh(&cw)), -EINPROGRESS);
     assert_int_equal(ursa_mpmc_close(&rx), 0);
     assert_int_equal(ursa_mpmc_try_recv(&rx, &out), 0);
     assert_int_equal(ursa_mpmc_try_recv(&rx, &out), -EAGAIN); /* the raw reserve counts */
     assert_int_equal(ursa_mpmc_reserve_finish(&tx, &w, &p), -EPIPE);
     assert_int_equal(ursa_mpmc_try_recv(&rx, &out), -EPIPE);
-    assert_int_equal(ursa_mpmc_reserve_start(&tx, 1, &w, cw_reset_waker(&cw)), -EPIPE);
+    assert_int_equal(ursa_mpmc_reserve_start(&tx, 1, &w, cw_fresh(&cw)), -EPIPE);
     assert_int_equal(ursa_mpmc_sender_drop(&tx), 0);
     assert_int_equal(ursa_mpmc_receiver_drop(&rx), 0);
 }

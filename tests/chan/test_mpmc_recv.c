@@ -15,13 +15,6 @@
 #include "chan_checks.h"
 #include "task_checks.h"
 
-/* A waker on c with its count reset (each raw start below counts anew). */
-static ursa_waker_t cw_reset_waker(cw_t *c)
-{
-    cw_init(c);
-    return cw_waker(c);
-}
-
 typedef struct rawarg {
     ursa_mpmc_sender_t tx;
     int delay_ms;
@@ -62,7 +55,7 @@ static void test_mpmc_raw_recv_woken_cancelled_passed_on_and_ended(void **state)
     cw_t cw;
     ursa_wait_t w;
     uint64_t out = 0;
-    assert_int_equal(ursa_mpmc_recv_start(&rx, &w, cw_reset_waker(&cw)), -EINPROGRESS);
+    assert_int_equal(ursa_mpmc_recv_start(&rx, &w, cw_fresh(&cw)), -EINPROGRESS);
     assert_int_equal(ursa_mpmc_recv_finish(&rx, &w, &out), -EAGAIN);
     pthread_t th;
     void *res;
@@ -75,23 +68,23 @@ static void test_mpmc_raw_recv_woken_cancelled_passed_on_and_ended(void **state)
     assert_int_equal(pthread_join(th, &res), 0);
     ASSERT_OK(res);
     /* cancelled raw recv: nothing consumed, no waker call */
-    assert_int_equal(ursa_mpmc_recv_start(&rx, &w, cw_reset_waker(&cw)), -EINPROGRESS);
+    assert_int_equal(ursa_mpmc_recv_start(&rx, &w, cw_fresh(&cw)), -EINPROGRESS);
     assert_int_equal(ursa_wait_cancel(&w), -ECANCELED);
     assert_int_equal(ursa_mpmc_send(&a.tx, &out, URSA_NOW), 0);
     assert_int_equal(atomic_load(&cw.calls), 0);
     /* ready at start */
-    assert_int_equal(ursa_mpmc_recv_start(&rx, &w, cw_reset_waker(&cw)), 0);
+    assert_int_equal(ursa_mpmc_recv_start(&rx, &w, cw_fresh(&cw)), 0);
     assert_int_equal(ursa_mpmc_recv_finish(&rx, &w, &out), 0);
     /* ready at start, but another receiver takes it: -EAGAIN, start again */
     assert_int_equal(ursa_mpmc_receiver_clone(&rx, &rx2), 0);
     assert_int_equal(ursa_mpmc_send(&a.tx, &out, URSA_NOW), 0);
-    assert_int_equal(ursa_mpmc_recv_start(&rx, &w, cw_reset_waker(&cw)), 0);
+    assert_int_equal(ursa_mpmc_recv_start(&rx, &w, cw_fresh(&cw)), 0);
     assert_int_equal(ursa_mpmc_try_recv(&rx2, &out), 0);
     assert_int_equal(ursa_mpmc_recv_finish(&rx, &w, &out), -EAGAIN);
 
     /* Woken, then cancelled: the wake goes to the next waiter (a plain
      * thread blocked in recv behind us in the FIFO). */
-    assert_int_equal(ursa_mpmc_recv_start(&rx, &w, cw_reset_waker(&cw)), -EINPROGRESS);
+    assert_int_equal(ursa_mpmc_recv_start(&rx, &w, cw_fresh(&cw)), -EINPROGRESS);
     static rx_thread_arg_t ta;
     ta.rx = &rx2;
     atomic_store(&ta.started, 0);
@@ -110,11 +103,11 @@ static void test_mpmc_raw_recv_woken_cancelled_passed_on_and_ended(void **state)
     assert_int_equal(ta.out, 77);
 
     /* end of stream through the raw form */
-    assert_int_equal(ursa_mpmc_recv_start(&rx, &w, cw_reset_waker(&cw)), -EINPROGRESS);
+    assert_int_equal(ursa_mpmc_recv_start(&rx, &w, cw_fresh(&cw)), -EINPROGRESS);
     assert_int_equal(ursa_mpmc_sender_drop(&a.tx), 0);
     assert_true(ursa_wait_ready(&w));
     assert_int_equal(ursa_mpmc_recv_finish(&rx, &w, &out), -EPIPE);
-    assert_int_equal(ursa_mpmc_recv_start(&rx, &w, cw_reset_waker(&cw)), 0);
+    assert_int_equal(ursa_mpmc_recv_start(&rx, &w, cw_fresh(&cw)), 0);
     assert_int_equal(ursa_mpmc_recv_finish(&rx, &w, &out), -EPIPE);
     assert_int_equal(ursa_mpmc_receiver_drop(&rx), 0);
     assert_int_equal(ursa_mpmc_receiver_drop(&rx2), 0);

@@ -22,8 +22,6 @@ URSA_MPSC_TYPED(u64q, uint64_t)
 /* ====================================================================== */
 /* basics                                                                 */
 /* ====================================================================== */
-
-/* ====================================================================== */
 /* basics                                                                  */
 /* ====================================================================== */
 
@@ -130,8 +128,6 @@ static void test_mpsc_small_bounded_channel_memory_is_exact(void **state)
 /* ====================================================================== */
 /* unbounded: block boundaries and reuse                                  */
 /* ====================================================================== */
-
-/* ====================================================================== */
 /* unbounded: block boundaries and reuse                                   */
 /* ====================================================================== */
 
@@ -209,8 +205,6 @@ static void test_mpsc_big_elements_use_small_blocks(void **state)
 
 /* ====================================================================== */
 /* handles: sender drop, receiver drop, weak senders, destructor          */
-/* ====================================================================== */
-
 /* ====================================================================== */
 /* handles: sender drop, receiver drop, weak senders, destructor           */
 /* ====================================================================== */
@@ -291,11 +285,7 @@ static void *drop_wakes_scenario(void *arg)
     return r;
 }
 
-static void test_mpsc_last_sender_drop_wakes_the_receiver_over_seeds(void **state)
-{
-    (void)state;
-    test_explore(drop_wakes_scenario, NULL);
-}
+TEST_EXPLORE(test_mpsc_last_sender_drop_wakes_the_receiver_over_seeds, drop_wakes_scenario, NULL)
 
 static void *dtor_body(void *arg)
 {
@@ -373,8 +363,6 @@ static void test_mpsc_send_after_the_receiver_drop_is_refused_not_destroyed(void
 
 /* ====================================================================== */
 /* recv_many                                                              */
-/* ====================================================================== */
-
 /* ====================================================================== */
 /* recv_many, raw recv                                                     */
 /* ====================================================================== */

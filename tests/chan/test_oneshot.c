@@ -31,10 +31,6 @@ URSA_ONESHOT_TYPED(big_os, big_t)
 /* arguments, basic life                                                  */
 /* ====================================================================== */
 
-/* ====================================================================== */
-/* arguments, basic life                                                  */
-/* ====================================================================== */
-
 static void *args_body(void *arg)
 {
     (void)arg;
@@ -171,26 +167,15 @@ static void *args_body(void *arg)
     return NULL;
 }
 
-static void test_oneshot_rejects_bad_arguments_and_delivers_once(void **state)
-{
-    (void)state;
-    ASSERT_OK(args_body(NULL));
-}
+TEST_BODY(test_oneshot_rejects_bad_arguments_and_delivers_once, args_body(NULL))
 
 static void *args_task(void *arg)
 {
     return args_body(arg);
 }
 
-static void test_oneshot_rejects_bad_arguments_and_delivers_once_in_a_task(void **state)
-{
-    (void)state;
-    ASSERT_OK(test_run(1, args_task, NULL));
-}
-
-/* ====================================================================== */
-/* plain threads                                                          */
-/* ====================================================================== */
+TEST_BODY(test_oneshot_rejects_bad_arguments_and_delivers_once_in_a_task,
+          test_run(1, args_task, NULL))
 
 /* ====================================================================== */
 /* plain threads                                                          */
@@ -276,15 +261,8 @@ static void *threads_body(void *arg)
     return NULL;
 }
 
-static void test_oneshot_recv_and_closed_end_by_send_drop_close_or_deadline_on_threads(void **state)
-{
-    (void)state;
-    ASSERT_OK(threads_body(NULL));
-}
-
-/* ====================================================================== */
-/* tasks across workers, cancel                                           */
-/* ====================================================================== */
+TEST_BODY(test_oneshot_recv_and_closed_end_by_send_drop_close_or_deadline_on_threads,
+          threads_body(NULL))
 
 /* ====================================================================== */
 /* tasks across workers, cancel                                           */
@@ -364,11 +342,7 @@ static void *workers_body(void *arg)
     return NULL;
 }
 
-static void test_oneshot_recv_and_closed_in_tasks_on_two_workers(void **state)
-{
-    (void)state;
-    ASSERT_OK(test_run(2, workers_body, NULL));
-}
+TEST_BODY(test_oneshot_recv_and_closed_in_tasks_on_two_workers, test_run(2, workers_body, NULL))
 
 /* A task receives a value sent by a plain thread, and vice versa. */
 static void *task_thread_body(void *arg)
@@ -392,15 +366,8 @@ static void *task_thread_body(void *arg)
     return NULL;
 }
 
-static void test_oneshot_task_receives_from_a_plain_thread_and_sees_its_drop(void **state)
-{
-    (void)state;
-    ASSERT_OK(test_run(1, task_thread_body, NULL));
-}
-
-/* ====================================================================== */
-/* raw waits with a foreign waker                                         */
-/* ====================================================================== */
+TEST_BODY(test_oneshot_task_receives_from_a_plain_thread_and_sees_its_drop,
+          test_run(1, task_thread_body, NULL))
 
 /* ====================================================================== */
 /* raw waits with a foreign waker                                         */
@@ -493,15 +460,7 @@ static void *raw_body(void *arg)
     return NULL;
 }
 
-static void test_oneshot_raw_recv_and_closed_waits_with_a_foreign_waker(void **state)
-{
-    (void)state;
-    ASSERT_OK(raw_body(NULL));
-}
-
-/* ====================================================================== */
-/* wait bits: every way a wait ends leaves destroy clean                  */
-/* ====================================================================== */
+TEST_BODY(test_oneshot_raw_recv_and_closed_waits_with_a_foreign_waker, raw_body(NULL))
 
 /* ====================================================================== */
 /* wait bits: every way a wait ends leaves destroy clean                  */
@@ -576,11 +535,7 @@ static void *wait_bits_body(void *arg)
     return NULL;
 }
 
-static void test_oneshot_every_way_a_wait_ends_leaves_destroy_clean(void **state)
-{
-    (void)state;
-    ASSERT_OK(wait_bits_body(NULL));
-}
+TEST_BODY(test_oneshot_every_way_a_wait_ends_leaves_destroy_clean, wait_bits_body(NULL))
 
 int main(void)
 {

@@ -24,10 +24,6 @@
 /* deterministic scenarios                                                */
 /* ====================================================================== */
 
-/* ====================================================================== */
-/* deterministic scenarios                                                */
-/* ====================================================================== */
-
 typedef struct race {
     ursa_oneshot_t os;
     int send_rc, val;
@@ -192,15 +188,7 @@ static void *closed_sim(void *arg)
     return NULL;
 }
 
-static void test_oneshot_closed_wakes_on_close_or_receiver_drop_over_seeds(void **state)
-{
-    (void)state;
-    test_explore(closed_sim, NULL);
-}
-
-/* ====================================================================== */
-/* stress: close vs send across workers and threads                       */
-/* ====================================================================== */
+TEST_EXPLORE(test_oneshot_closed_wakes_on_close_or_receiver_drop_over_seeds, closed_sim, NULL)
 
 /* ====================================================================== */
 /* stress: close vs send across workers and threads                       */
@@ -365,10 +353,6 @@ static void test_oneshot_close_racing_send_keeps_the_value_or_refuses_it_on_thre
     assert_int_equal(atomic_load(&s.fails), 0);
     assert_int_equal(atomic_load(&s.received) + atomic_load(&s.refused), rounds);
 }
-
-/* ====================================================================== */
-/* a raw recv cancelled while a send lands                                */
-/* ====================================================================== */
 
 /* ====================================================================== */
 /* a raw recv cancelled while a send lands                                */

@@ -20,43 +20,11 @@
 #include "raw_waker.h"
 #include "task_checks.h"
 #include "ursa/watch.h"
+#include "watch_pair.h"
 
 /* ====================================================================== */
 /* basics                                                                 */
 /* ====================================================================== */
-
-/* ---- small helpers ---- */
-
-typedef struct pair {
-    long a, b; /* b == 3 * a always: a torn read would break it */
-} pair_t;
-
-URSA_WATCH_TYPED(pw, pair_t)
-
-static pair_t mk(long a)
-{
-    return (pair_t){a, 3 * a};
-}
-
-/* ====================================================================== */
-/* basics                                                                 */
-/* ====================================================================== */
-
-static bool inc_if_even(void *value, void *ctx)
-{
-    pair_t *p = value;
-    (void)ctx;
-    if (p->a % 2)
-        return false;
-    p->a++;
-    p->b = 3 * p->a;
-    return true;
-}
-
-static bool ge(const void *value, void *ctx)
-{
-    return ((const pair_t *)value)->a >= *(long *)ctx;
-}
 
 static void *basic_body(void *arg)
 {
@@ -202,26 +170,14 @@ static void *basic_body(void *arg)
     return NULL;
 }
 
-static void test_watch_send_changed_borrow_and_handles_on_a_plain_thread(void **state)
-{
-    (void)state;
-    ASSERT_OK(basic_body(NULL));
-}
+TEST_BODY(test_watch_send_changed_borrow_and_handles_on_a_plain_thread, basic_body(NULL))
 
 static void *basic_task(void *arg)
 {
     return basic_body(arg);
 }
 
-static void test_watch_send_changed_borrow_and_handles_in_a_task(void **state)
-{
-    (void)state;
-    ASSERT_OK(test_run(1, basic_task, NULL));
-}
-
-/* ====================================================================== */
-/* a borrow holds senders off (deterministic, then threads)               */
-/* ====================================================================== */
+TEST_BODY(test_watch_send_changed_borrow_and_handles_in_a_task, test_run(1, basic_task, NULL))
 
 /* ====================================================================== */
 /* a borrow holds senders off (deterministic, then threads)               */
@@ -293,11 +249,7 @@ static void *borrow_blocks_sim(void *arg)
     return NULL;
 }
 
-static void test_watch_borrow_holds_senders_off_over_seeds(void **state)
-{
-    (void)state;
-    test_explore(borrow_blocks_sim, NULL);
-}
+TEST_EXPLORE(test_watch_borrow_holds_senders_off_over_seeds, borrow_blocks_sim, NULL)
 
 static void *bsend_thread(void *arg)
 {
@@ -336,15 +288,8 @@ static void *borrow_blocks_workers(void *arg)
     return NULL;
 }
 
-static void test_watch_borrow_holds_senders_off_on_two_workers(void **state)
-{
-    (void)state;
-    ASSERT_OK(test_run(2, borrow_blocks_workers, NULL));
-}
-
-/* ====================================================================== */
-/* regressions for the state-word rewrite                                 */
-/* ====================================================================== */
+TEST_BODY(test_watch_borrow_holds_senders_off_on_two_workers,
+          test_run(2, borrow_blocks_workers, NULL))
 
 /* ====================================================================== */
 /* regressions for the state-word rewrite                                 */
@@ -371,11 +316,7 @@ static void *borrow_outlives_body(void *arg)
     return NULL;
 }
 
-static void test_watch_borrow_outlives_every_handle(void **state)
-{
-    (void)state;
-    ASSERT_OK(borrow_outlives_body(NULL));
-}
+TEST_BODY(test_watch_borrow_outlives_every_handle, borrow_outlives_body(NULL))
 
 /* Two sender tasks wait for a borrow; one is cancelled and drops its
  * handle before the borrow goes. The release must wake the other (the
@@ -437,11 +378,8 @@ static void *writers_sim(void *arg)
     return NULL;
 }
 
-static void test_watch_cancelled_sender_waiting_on_a_borrow_wakes_the_other_over_seeds(void **state)
-{
-    (void)state;
-    test_explore(writers_sim, NULL);
-}
+TEST_EXPLORE(test_watch_cancelled_sender_waiting_on_a_borrow_wakes_the_other_over_seeds,
+             writers_sim, NULL)
 
 int main(void)
 {

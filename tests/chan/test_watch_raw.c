@@ -19,39 +19,7 @@
 #include "raw_waker.h"
 #include "task_checks.h"
 #include "ursa/watch.h"
-
-/* ---- small helpers ---- */
-
-typedef struct pair {
-    long a, b; /* b == 3 * a always: a torn read would break it */
-} pair_t;
-
-URSA_WATCH_TYPED(pw, pair_t)
-
-static pair_t mk(long a)
-{
-    return (pair_t){a, 3 * a};
-}
-
-/* ====================================================================== */
-/* basics                                                                 */
-/* ====================================================================== */
-
-static bool inc_if_even(void *value, void *ctx)
-{
-    pair_t *p = value;
-    (void)ctx;
-    if (p->a % 2)
-        return false;
-    p->a++;
-    p->b = 3 * p->a;
-    return true;
-}
-
-static bool ge(const void *value, void *ctx)
-{
-    return ((const pair_t *)value)->a >= *(long *)ctx;
-}
+#include "watch_pair.h"
 
 /* ====================================================================== */
 /* raw two-phase waits: changed_start/finish, closed_start/finish         */
@@ -130,11 +98,7 @@ static void *raw_bad_input_body(void *arg)
     return NULL;
 }
 
-static void test_watch_raw_waits_reject_bad_input_and_change_nothing(void **state)
-{
-    (void)state;
-    ASSERT_OK(raw_bad_input_body(NULL));
-}
+TEST_BODY(test_watch_raw_waits_reject_bad_input_and_change_nothing, raw_bad_input_body(NULL))
 
 /* The raw forms' outcomes, one by one, on a plain thread. */
 static void *raw_basic_body(void *arg)
@@ -219,11 +183,7 @@ static void *raw_basic_body(void *arg)
     return NULL;
 }
 
-static void test_watch_raw_changed_and_closed_outcomes(void **state)
-{
-    (void)state;
-    ASSERT_OK(raw_basic_body(NULL));
-}
+TEST_BODY(test_watch_raw_changed_and_closed_outcomes, raw_basic_body(NULL))
 
 /* Regressions (review): _start again on a node that _finish left queued
  * ("not woken yet") keeps it queued once — it used to link the node to
@@ -266,11 +226,8 @@ static void *restart_body(void *arg)
     return NULL;
 }
 
-static void test_watch_raw_restart_stays_queued_once_and_a_failed_wait_for_marks_nothing(void **state)
-{
-    (void)state;
-    ASSERT_OK(restart_body(NULL));
-}
+TEST_BODY(test_watch_raw_restart_stays_queued_once_and_a_failed_wait_for_marks_nothing,
+          restart_body(NULL))
 
 /* Deterministic: a raw changed wait against a sender task, over seeds and
  * yield counts; the root either waits for the wake or cancels (racing the
@@ -396,11 +353,7 @@ static void *raw_sim(void *arg)
     return NULL;
 }
 
-static void test_watch_raw_waits_racing_a_send_or_drop_lose_nothing_over_seeds(void **state)
-{
-    (void)state;
-    test_explore(raw_sim, NULL);
-}
+TEST_EXPLORE(test_watch_raw_waits_racing_a_send_or_drop_lose_nothing_over_seeds, raw_sim, NULL)
 
 /* A raw closed() wait woken from another thread: the waker runs on the
  * thread that drops the last receiver and signals an eventfd that this
@@ -457,11 +410,7 @@ static void *raw_closed_thread_body(void *arg)
     return NULL;
 }
 
-static void test_watch_raw_closed_woken_by_a_drop_on_another_thread(void **state)
-{
-    (void)state;
-    ASSERT_OK(raw_closed_thread_body(NULL));
-}
+TEST_BODY(test_watch_raw_closed_woken_by_a_drop_on_another_thread, raw_closed_thread_body(NULL))
 
 /* Threads: a raw wait cancelled (or finished) while another thread sends,
  * many times. Whatever wins, the change is seen exactly once: by the
@@ -540,11 +489,7 @@ static void *raw_race_body(void *arg)
     return NULL;
 }
 
-static void test_watch_raw_changed_cancel_racing_a_send_sees_it_once_on_threads(void **state)
-{
-    (void)state;
-    ASSERT_OK(raw_race_body(NULL));
-}
+TEST_BODY(test_watch_raw_changed_cancel_racing_a_send_sees_it_once_on_threads, raw_race_body(NULL))
 
 int main(void)
 {

@@ -18,43 +18,7 @@
 #include "raw_waker.h"
 #include "task_checks.h"
 #include "ursa/watch.h"
-
-/* ---- small helpers ---- */
-
-typedef struct pair {
-    long a, b; /* b == 3 * a always: a torn read would break it */
-} pair_t;
-
-URSA_WATCH_TYPED(pw, pair_t)
-
-static pair_t mk(long a)
-{
-    return (pair_t){a, 3 * a};
-}
-
-/* ====================================================================== */
-/* basics                                                                 */
-/* ====================================================================== */
-
-static bool inc_if_even(void *value, void *ctx)
-{
-    pair_t *p = value;
-    (void)ctx;
-    if (p->a % 2)
-        return false;
-    p->a++;
-    p->b = 3 * p->a;
-    return true;
-}
-
-static bool ge(const void *value, void *ctx)
-{
-    return ((const pair_t *)value)->a >= *(long *)ctx;
-}
-
-/* ====================================================================== */
-/* changed / wait_for / closed as waits                                   */
-/* ====================================================================== */
+#include "watch_pair.h"
 
 /* ====================================================================== */
 /* changed / wait_for / closed as waits                                   */
@@ -232,11 +196,8 @@ static void *waits_sim(void *arg)
     return NULL;
 }
 
-static void test_watch_changed_wait_for_and_closed_wake_when_they_should_over_seeds(void **state)
-{
-    (void)state;
-    test_explore(waits_sim, NULL);
-}
+TEST_EXPLORE(test_watch_changed_wait_for_and_closed_wake_when_they_should_over_seeds,
+             waits_sim, NULL)
 
 /* Threads: changed wakes on send and on sender drop; closed wakes. */
 static void *changed_thread(void *arg)
@@ -309,11 +270,7 @@ static void *threads_body(void *arg)
     return NULL;
 }
 
-static void test_watch_changed_wait_for_and_closed_on_plain_threads(void **state)
-{
-    (void)state;
-    ASSERT_OK(threads_body(NULL));
-}
+TEST_BODY(test_watch_changed_wait_for_and_closed_on_plain_threads, threads_body(NULL))
 
 /* A task that ends holding a borrow: reported as "watch borrow", released
  * (a sender is not held off afterwards). */
@@ -351,10 +308,6 @@ static void test_watch_borrow_left_at_task_exit_is_reported_and_released(void **
     assert_string_equal(test_leaks.owner, "leaker");
     ursa_leak_set_hook(NULL, NULL);
 }
-
-/* ====================================================================== */
-/* stress: many receivers see the latest value, none loses the last       */
-/* ====================================================================== */
 
 /* ====================================================================== */
 /* stress: many receivers see the latest value, none loses the last       */
@@ -497,11 +450,7 @@ static void *stale_bit_body(void *arg)
     return NULL;
 }
 
-static void test_watch_timed_out_receiver_leaves_no_stale_wait_bit(void **state)
-{
-    (void)state;
-    ASSERT_OK(test_run(2, stale_bit_body, NULL));
-}
+TEST_BODY(test_watch_timed_out_receiver_leaves_no_stale_wait_bit, test_run(2, stale_bit_body, NULL))
 
 int main(void)
 {

@@ -5,7 +5,7 @@
 #include "support.h"
 
 #include "contract.h"
-#include "task_checks.h"
+#include "raw_checks.h" /* setup, teardown: every test captures leak reports */
 
 static const contract_row_t *const rows[] = {
     &contract_mutex,         &contract_semaphore,    &contract_rwlock_read,
@@ -54,32 +54,14 @@ static const struct check {
 
 #define NCHECKS (sizeof checks / sizeof checks[0])
 
-static bool default_abort;
-
-/* Every test captures leak and misuse reports (a misuse fails the test
- * instead of aborting the program) and expects none, unless it counts
- * them itself (the leak check). */
-static int setup(void **state)
-{
-    (void)state;
-    test_capture_leaks();
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    ursa_leak_set_hook(NULL, NULL);
-    ursa_leak_set_abort(default_abort);
-    return 0;
-}
-
 typedef struct one_test {
     const contract_row_t *row;
     const struct check *check;
     char name[160];
 } one_test_t;
 
+/* Every test expects no leak or misuse report, unless it counts them
+ * itself (the leak check). */
 static void run_one(void **state)
 {
     one_test_t *t = *state;
@@ -93,9 +75,6 @@ int main(int argc, char **argv)
     /* An argument runs only the tests whose names match it (a glob). */
     if (argc > 1)
         cmocka_set_test_filter(argv[1]);
-    default_abort = ursa_leak_set_abort(true);
-    ursa_leak_set_abort(default_abort);
-
     static one_test_t all[NROWS * NCHECKS];
     static struct CMUnitTest tests[NROWS * NCHECKS];
     size_t n = 0;

@@ -36,8 +36,6 @@ static void close_pipe(int fd[2])
 
 /* ================= pipes: deadline, URSA_NOW, data ================= */
 
-/* ================= pipes: deadline, URSA_NOW, data ================= */
-
 typedef struct pipe_res {
     int fd[2];
     ssize_t timeout_rc;
@@ -119,8 +117,6 @@ static void test_io_pipe_read_times_out_tries_and_gets_data(void **state)
         assert_memory_equal(p.write_back, "written", 7);
     }
 }
-
-/* ================= cancel a blocked read ================= */
 
 /* ================= cancel a blocked read ================= */
 
@@ -334,8 +330,6 @@ static void test_io_write_to_a_full_pipe_times_out_writing_nothing(void **state)
 
 /* ================= regular files and offsets ================= */
 
-/* ================= regular files and offsets ================= */
-
 typedef struct file_res {
     int fd;
     ssize_t rc_mid, rc_start, rc_eof, rc_write, rc_after;
@@ -428,8 +422,6 @@ static void test_io_lengths_of_4_gib_are_clamped_not_truncated(void **state)
 
 /* ================= off-task: a plain thread ================= */
 
-/* ================= off-task: a plain thread ================= */
-
 typedef struct plain_res {
     int fd[2];
     ssize_t now_rc, timeout_rc, data_rc, write_rc;
@@ -491,8 +483,6 @@ static void test_io_plain_threads_use_the_blocking_calls(void **state)
     close_pipe(p.fd);
     check_plain(&p);
 }
-
-/* ================= bad descriptors ================= */
 
 /* ================= bad descriptors ================= */
 

@@ -24,8 +24,6 @@ static ursa_time_t in_ms(long ms)
 
 /* ================= TCP on 127.0.0.1 ================= */
 
-/* ================= TCP on 127.0.0.1 ================= */
-
 typedef struct tcp_res {
     int ls;
     int client_worker; /* the last worker: another thread when there are 2 */

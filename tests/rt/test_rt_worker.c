@@ -15,8 +15,6 @@
 
 /* ================= yield ================= */
 
-/* ================= yield ================= */
-
 typedef struct alt {
     char trace[64];
     int len;
@@ -61,8 +59,6 @@ static void test_rt_yield_alternates(void **state)
     assert_int_equal(a.bad_yield, 0);
     assert_int_equal(ursa_yield(), 0); /* plain thread */
 }
-
-/* ================= sleep ================= */
 
 /* ================= sleep ================= */
 
@@ -229,8 +225,6 @@ static void test_rt_sleepers_wake_in_deadline_order(void **state)
     for (int i = 0; i < N_SLEEPERS; i++)
         assert_int_equal(s.order[i], i + 1);
 }
-
-/* ================= cross-worker and cross-thread wakes ================= */
 
 /* ================= cross-worker and cross-thread wakes ================= */
 

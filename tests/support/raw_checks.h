@@ -15,10 +15,17 @@
 static __attribute__((unused)) bool default_abort_on_leak;
 
 /* Every test captures leak/misuse reports (so a misuse fails an assertion
- * instead of aborting the program) and checks how many it expected. */
+ * instead of aborting the program) and checks how many it expected; the
+ * first setup remembers the default, for teardown to restore. */
 static __attribute__((unused)) int setup(void **state)
 {
     (void)state;
+    static bool saved;
+    if (!saved) {
+        default_abort_on_leak = ursa_leak_set_abort(true);
+        ursa_leak_set_abort(default_abort_on_leak);
+        saved = true;
+    }
     test_capture_leaks();
     return 0;
 }
@@ -30,6 +37,18 @@ static __attribute__((unused)) int teardown(void **state)
     ursa_leak_set_abort(default_abort_on_leak);
     return 0;
 }
+
+/* TEST_EXPLORE, and no leak or misuse was reported. */
+#define TEST_EXPLORE_NO_LEAKS(name, scenario, arg)                                        \
+    static void name(void **state)                                                        \
+    {                                                                                     \
+        (void)state;                                                                      \
+        test_explore(scenario, arg);                                                      \
+        assert_int_equal(test_leak_count(), 0);                                           \
+    }
+
+/* A test run between setup and teardown. */
+#define LEAK_CHECKED(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 static __attribute__((unused)) void fail_if_msg(void *msg)
 {
@@ -61,6 +80,46 @@ static __attribute__((unused)) void *spawn_tasks_then_go(int n, ursa_task_fn_t f
         if (ursa_task_join(t[i], NULL, URSA_NEVER))
             return (void *)"join failed";
     return NULL;
+}
+
+typedef struct tasks_then_go {
+    int ntasks;
+    ursa_task_fn_t task;
+    const char *name;
+    _Atomic int *go;
+} tasks_then_go_t;
+
+static __attribute__((unused)) void *tasks_then_go_root(void *arg)
+{
+    tasks_then_go_t *a = arg;
+    return spawn_tasks_then_go(a->ntasks, a->task, a->name, a->go);
+}
+
+/* Tasks and plain threads side by side: ntasks tasks (task i on worker
+ * i % 2, as spawn_tasks_then_go) on a two-worker runtime, and nthreads
+ * plain threads running thread((void *)(intptr_t)i), which wait for *go
+ * themselves so that both kinds start together. Asserts that both ran. */
+static __attribute__((unused)) void run_tasks_and_threads(int ntasks, ursa_task_fn_t task,
+                                                          const char *name, int nthreads,
+                                                          void *(*thread)(void *),
+                                                          _Atomic int *go)
+{
+    pthread_t th[16];
+    assert_true(nthreads <= 16);
+    for (int i = 0; i < nthreads; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, thread, (void *)(intptr_t)i), 0);
+    ursa_rt_t *rt;
+    assert_int_equal(ursa_rt_new(&rt, &(ursa_rt_config_t){.workers = 2}), 0);
+    tasks_then_go_t a = {ntasks, task, name, go};
+    void *res = NULL;
+    int rc = ursa_rt_block_on(rt, tasks_then_go_root, &a, &res);
+    atomic_store(go, 1); /* in case the root never ran */
+    /* Tasks are done; the threads need no worker to finish. */
+    for (int i = 0; i < nthreads; i++)
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+    ursa_rt_free(rt);
+    assert_int_equal(rc, 0);
+    fail_if_msg(res);
 }
 
 #define JOIN_OK(t)                                                                 \

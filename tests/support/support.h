@@ -125,4 +125,12 @@ static inline void test_explore(ursa_task_fn_t scenario, void *arg)
         fail_msg("scenario failed at seed %llu: %s", (unsigned long long)seed, ursa_strerror(rc));
 }
 
+/* A cmocka test that explores one scenario over TEST_SEEDS seeds. */
+#define TEST_EXPLORE(name, scenario, arg)                                                 \
+    static void name(void **state)                                                        \
+    {                                                                                     \
+        (void)state;                                                                      \
+        test_explore(scenario, arg);                                                      \
+    }
+
 #endif

@@ -54,6 +54,15 @@ static __attribute__((unused)) const char *failf(const char *fmt, ...)
             return (void *)m_;                                                            \
     } while (0)
 
+/* A cmocka test that makes one call on the test's own stack: a body (or a
+ * run of one) that returns NULL or a message. */
+#define TEST_BODY(name, call)                                                             \
+    static void name(void **state)                                                        \
+    {                                                                                     \
+        (void)state;                                                                      \
+        ASSERT_OK(call);                                                                  \
+    }
+
 /* In a task: yields until cond holds; a cancel ends the wait with a
  * message. */
 #define YIELD_UNTIL(cond)                                                        \
@@ -180,6 +189,13 @@ static __attribute__((unused)) void cw_init(cw_t *c)
 static __attribute__((unused)) ursa_waker_t cw_waker(cw_t *c)
 {
     return (ursa_waker_t){cw_fn, c};
+}
+
+/* c's waker with its count reset (each raw start counts anew). */
+static __attribute__((unused)) ursa_waker_t cw_fresh(cw_t *c)
+{
+    cw_init(c);
+    return cw_waker(c);
 }
 
 /* A small deterministic pseudo-random sequence for stress schedules. */

@@ -17,8 +17,6 @@
 
 /* ---- arguments, N = 0 and 1 ---- */
 
-/* ---- arguments, N = 0 and 1 ---- */
-
 static void test_barrier_rejects_bad_arguments_and_a_try_is_not_counted(void **state)
 {
     (void)state;
@@ -116,8 +114,6 @@ static void test_barrier_destroy_while_waited_is_ebusy(void **state)
 
 /* ---- one leader per generation, over seeds ---- */
 
-/* ---- one leader per generation, over seeds ---- */
-
 #define LD_N 4
 
 #define LD_GENS 6
@@ -169,14 +165,7 @@ static void *ld_root(void *arg)
     return NULL;
 }
 
-static void test_barrier_has_one_leader_per_generation_over_seeds(void **state)
-{
-    (void)state;
-    test_explore(ld_root, NULL);
-    assert_int_equal(test_leak_count(), 0);
-}
-
-/* ---- stress: tasks on two workers and plain threads ---- */
+TEST_EXPLORE_NO_LEAKS(test_barrier_has_one_leader_per_generation_over_seeds, ld_root, NULL)
 
 /* ---- stress: tasks on two workers and plain threads ---- */
 
@@ -228,12 +217,6 @@ static void *sb_task(void *arg)
     return NULL;
 }
 
-static void *sb_root(void *arg)
-{
-    (void)arg;
-    return spawn_tasks_then_go(SB_TASKS, sb_task, "party", &sb.go);
-}
-
 static void test_barrier_has_one_leader_per_generation_on_threads(void **state)
 {
     (void)state;
@@ -246,19 +229,7 @@ static void test_barrier_has_one_leader_per_generation_on_threads(void **state)
     assert_non_null(sb.leaders);
     assert_non_null(sb.passed);
     assert_int_equal(ursa_barrier_init(&sb.b, SB_N), 0);
-    pthread_t th[SB_THREADS];
-    for (int i = 0; i < SB_THREADS; i++)
-        assert_int_equal(pthread_create(&th[i], NULL, sb_thread, NULL), 0);
-    ursa_rt_t *rt;
-    assert_int_equal(ursa_rt_new(&rt, &(ursa_rt_config_t){.workers = 2}), 0);
-    void *res = NULL;
-    int rc = ursa_rt_block_on(rt, sb_root, NULL, &res);
-    atomic_store(&sb.go, 1);
-    for (int i = 0; i < SB_THREADS; i++)
-        assert_int_equal(pthread_join(th[i], NULL), 0);
-    ursa_rt_free(rt);
-    assert_int_equal(rc, 0);
-    fail_if_msg(res);
+    run_tasks_and_threads(SB_TASKS, sb_task, "party", SB_THREADS, sb_thread, &sb.go);
     assert_int_equal(atomic_load(&sb.errors), 0);
     for (long g = 0; g < sb.gens; g++) {
         assert_int_equal(atomic_load(&sb.leaders[g]), 1);
@@ -274,8 +245,6 @@ static void test_barrier_has_one_leader_per_generation_on_threads(void **state)
     free(sb.passed);
     assert_int_equal(test_leak_count(), 0);
 }
-
-/* ---- a cancelled arrival is withdrawn ---- */
 
 /* ---- a cancelled arrival is withdrawn ---- */
 
@@ -336,12 +305,7 @@ static void *cw_root(void *arg)
     return NULL;
 }
 
-static void test_barrier_cancelled_arrival_is_withdrawn_over_seeds(void **state)
-{
-    (void)state;
-    test_explore(cw_root, NULL);
-    assert_int_equal(test_leak_count(), 0);
-}
+TEST_EXPLORE_NO_LEAKS(test_barrier_cancelled_arrival_is_withdrawn_over_seeds, cw_root, NULL)
 
 /* Deadlines on a plain thread: a timed-out arrival is withdrawn too. */
 static void test_barrier_timed_out_arrival_is_withdrawn(void **state)
@@ -371,8 +335,6 @@ static void test_barrier_timed_out_arrival_is_withdrawn(void **state)
     assert_int_equal(ursa_barrier_destroy(&b), 0);
     assert_int_equal(test_leak_count(), 0);
 }
-
-/* ---- cancel (or deadline) racing the trip, over seeds ---- */
 
 /* ---- cancel (or deadline) racing the trip, over seeds ---- */
 
@@ -582,22 +544,17 @@ static void test_barrier_raw_cancel_racing_a_trip_on_threads(void **state)
 
 int main(void)
 {
-    default_abort_on_leak = ursa_leak_set_abort(true);
-    ursa_leak_set_abort(default_abort_on_leak);
-
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(test_barrier_rejects_bad_arguments_and_a_try_is_not_counted),
-        T(test_barrier_of_zero_or_one_party_never_waits),
-        T(test_barrier_destroy_while_waited_is_ebusy),
-        T(test_barrier_has_one_leader_per_generation_over_seeds),
-        T(test_barrier_has_one_leader_per_generation_on_threads),
-        T(test_barrier_cancelled_arrival_is_withdrawn_over_seeds),
-        T(test_barrier_timed_out_arrival_is_withdrawn),
-        T(test_barrier_cancel_or_deadline_racing_the_trip_loses_no_party_over_seeds),
-        T(test_barrier_raw_cancel_withdraws_before_the_trip_changes_nothing_after),
-        T(test_barrier_raw_cancel_racing_a_trip_on_threads),
+        LEAK_CHECKED(test_barrier_rejects_bad_arguments_and_a_try_is_not_counted),
+        LEAK_CHECKED(test_barrier_of_zero_or_one_party_never_waits),
+        LEAK_CHECKED(test_barrier_destroy_while_waited_is_ebusy),
+        LEAK_CHECKED(test_barrier_has_one_leader_per_generation_over_seeds),
+        LEAK_CHECKED(test_barrier_has_one_leader_per_generation_on_threads),
+        LEAK_CHECKED(test_barrier_cancelled_arrival_is_withdrawn_over_seeds),
+        LEAK_CHECKED(test_barrier_timed_out_arrival_is_withdrawn),
+        LEAK_CHECKED(test_barrier_cancel_or_deadline_racing_the_trip_loses_no_party_over_seeds),
+        LEAK_CHECKED(test_barrier_raw_cancel_withdraws_before_the_trip_changes_nothing_after),
+        LEAK_CHECKED(test_barrier_raw_cancel_racing_a_trip_on_threads),
     };
-#undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -20,10 +20,6 @@
 /* arguments, init / destroy                                              */
 /* ====================================================================== */
 
-/* ====================================================================== */
-/* arguments, init / destroy                                              */
-/* ====================================================================== */
-
 static void *args_body(void *arg)
 {
     (void)arg;
@@ -73,16 +69,10 @@ static void *args_body(void *arg)
     return NULL;
 }
 
-static void test_event_rejects_bad_arguments_and_destroy_while_waited(void **state)
-{
-    (void)state;
-    ASSERT_OK(args_body(NULL));
-}
+TEST_BODY(test_event_rejects_bad_arguments_and_destroy_while_waited, args_body(NULL))
 
 /* ====================================================================== */
 /* single-caller semantics                                                */
-/* ====================================================================== */
-
 /* ====================================================================== */
 /* single-caller semantics                                                 */
 /* ====================================================================== */
@@ -156,11 +146,7 @@ static void *manual_basic_body(void *arg)
     return NULL;
 }
 
-static void test_event_auto_passes_one_wait_per_set_on_a_plain_thread(void **state)
-{
-    (void)state;
-    ASSERT_OK(auto_basic_body(NULL));
-}
+TEST_BODY(test_event_auto_passes_one_wait_per_set_on_a_plain_thread, auto_basic_body(NULL))
 
 static void test_event_auto_passes_one_wait_per_set_in_tasks_and_over_seeds(void **state)
 {
@@ -179,8 +165,6 @@ static void test_event_manual_stays_set_until_reset(void **state)
 
 /* ====================================================================== */
 /* auto-reset: one set, one waiter; manual-reset: all                     */
-/* ====================================================================== */
-
 /* ====================================================================== */
 /* auto-reset: one set, one waiter; manual-reset: all                       */
 /* ====================================================================== */
@@ -243,11 +227,7 @@ static void *raw_auto_one_body(void *arg)
     return NULL;
 }
 
-static void test_event_auto_releases_one_raw_waiter_per_set_in_order(void **state)
-{
-    (void)state;
-    ASSERT_OK(raw_auto_one_body(NULL));
-}
+TEST_BODY(test_event_auto_releases_one_raw_waiter_per_set_in_order, raw_auto_one_body(NULL))
 
 static void *raw_manual_all_body(void *arg)
 {
@@ -290,11 +270,7 @@ static void *raw_manual_all_body(void *arg)
     return NULL;
 }
 
-static void test_event_manual_releases_every_raw_waiter(void **state)
-{
-    (void)state;
-    ASSERT_OK(raw_manual_all_body(NULL));
-}
+TEST_BODY(test_event_manual_releases_every_raw_waiter, raw_manual_all_body(NULL))
 
 /* 8 blocking tasks on an event. Auto: 1 set releases exactly one (the
  * others stay queued); 8 sets release each waiter exactly once. Manual:
@@ -370,22 +346,14 @@ static void *eight_root(void *arg)
     return NULL;
 }
 
-static void test_event_releases_eight_tasks_one_per_set_or_all_at_once_over_seeds(void **state)
-{
-    (void)state;
-    test_explore(eight_root, NULL);
-}
+TEST_EXPLORE(test_event_releases_eight_tasks_one_per_set_or_all_at_once_over_seeds,
+             eight_root, NULL)
 
-static void test_event_releases_eight_tasks_one_per_set_or_all_at_once_on_two_workers(void **state)
-{
-    (void)state;
-    ASSERT_OK(test_run(2, eight_root, (void *)1));
-}
+TEST_BODY(test_event_releases_eight_tasks_one_per_set_or_all_at_once_on_two_workers,
+          test_run(2, eight_root, (void *)1))
 
 /* ====================================================================== */
 /* multi-thread stress: sets made == sets consumed (auto-reset)           */
-/* ====================================================================== */
-
 /* ====================================================================== */
 /* multi-thread stress: sets made == sets consumed (auto-reset)             */
 /* ====================================================================== */

@@ -19,8 +19,6 @@
 
 /* ---- argument errors ---- */
 
-/* ---- argument errors ---- */
-
 static void test_mutex_rejects_bad_arguments(void **state)
 {
     (void)state;
@@ -122,8 +120,6 @@ static void test_mutex_destroy_while_held_or_waited_is_ebusy(void **state)
     assert_int_equal(ursa_mutex_destroy(&m), 0);
     assert_int_equal(test_leak_count(), 3);
 }
-
-/* ---- FIFO handoff, no barging ---- */
 
 /* ---- FIFO handoff, no barging ---- */
 
@@ -295,14 +291,7 @@ static void *nb_root(void *arg)
     return NULL;
 }
 
-static void test_mutex_try_after_unlock_leaves_it_to_the_queued(void **state)
-{
-    (void)state;
-    test_explore(nb_root, NULL);
-    assert_int_equal(test_leak_count(), 0);
-}
-
-/* ---- plain threads and tasks contending ---- */
+TEST_EXPLORE_NO_LEAKS(test_mutex_try_after_unlock_leaves_it_to_the_queued, nb_root, NULL)
 
 /* ---- plain threads and tasks contending ---- */
 
@@ -354,32 +343,13 @@ static void *ct_task(void *arg)
     return NULL;
 }
 
-static void *ct_root(void *arg)
-{
-    (void)arg;
-    return spawn_tasks_then_go(CT_TASKS, ct_task, "contender", &ct.go);
-}
-
 static void test_mutex_excludes_tasks_on_both_workers_and_plain_threads(void **state)
 {
     (void)state;
     memset(&ct, 0, sizeof ct);
     assert_int_equal(ursa_mutex_init(&ct.m), 0);
     ct.iters = test_scale(5000);
-    pthread_t th[CT_THREADS];
-    for (int i = 0; i < CT_THREADS; i++)
-        assert_int_equal(pthread_create(&th[i], NULL, ct_thread, NULL), 0);
-    ursa_rt_t *rt;
-    assert_int_equal(ursa_rt_new(&rt, &(ursa_rt_config_t){.workers = 2}), 0);
-    void *res = NULL;
-    int rc = ursa_rt_block_on(rt, ct_root, NULL, &res);
-    atomic_store(&ct.go, 1); /* in case the root never ran */
-    /* Tasks are done; the threads need no worker to finish. */
-    for (int i = 0; i < CT_THREADS; i++)
-        assert_int_equal(pthread_join(th[i], NULL), 0);
-    ursa_rt_free(rt);
-    assert_int_equal(rc, 0);
-    fail_if_msg(res);
+    run_tasks_and_threads(CT_TASKS, ct_task, "contender", CT_THREADS, ct_thread, &ct.go);
     assert_int_equal(atomic_load(&ct.errors), 0);
     assert_int_equal(ct.counter, (CT_TASKS + CT_THREADS) * ct.iters);
     for (int i = 0; i < CT_TASKS; i++)
@@ -388,8 +358,6 @@ static void test_mutex_excludes_tasks_on_both_workers_and_plain_threads(void **s
     assert_int_equal(ursa_mutex_destroy(&ct.m), 0);
     assert_int_equal(test_leak_count(), 0);
 }
-
-/* ---- ownership: double unlock, EPERM, disown/adopt, held count ---- */
 
 /* ---- ownership: double unlock, EPERM, disown/adopt, held count ---- */
 
@@ -571,8 +539,6 @@ static void test_mutex_guard_moves_between_owners_by_disown_and_adopt(void **sta
 
 /* ---- URSA_SCOPED ---- */
 
-/* ---- URSA_SCOPED ---- */
-
 static struct {
     ursa_mutex_t m;
     int waiter_rc;
@@ -652,8 +618,6 @@ static void test_mutex_scoped_guard_unlocks_at_scope_exit(void **state)
     assert_int_equal(ursa_mutex_destroy(&sc.m), 0);
     assert_int_equal(test_leak_count(), 0);
 }
-
-/* ---- mutual exclusion stress (deterministic, over seeds) ---- */
 
 /* ---- mutual exclusion stress (deterministic, over seeds) ---- */
 
@@ -746,23 +710,17 @@ static void test_mutex_excludes_with_timeouts_and_tries_over_seeds(void **state)
 
 int main(void)
 {
-    /* Remember the default so teardown can restore it. */
-    default_abort_on_leak = ursa_leak_set_abort(true);
-    ursa_leak_set_abort(default_abort_on_leak);
-
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(test_mutex_rejects_bad_arguments),
-        T(test_mutex_destroy_while_held_or_waited_is_ebusy),
-        T(test_mutex_hands_off_in_arrival_order_without_barging),
-        T(test_mutex_try_after_unlock_leaves_it_to_the_queued),
-        T(test_mutex_excludes_tasks_on_both_workers_and_plain_threads),
-        T(test_mutex_unlock_by_another_task_or_thread_is_eperm),
-        T(test_mutex_double_unlock_is_reported_and_changes_nothing),
-        T(test_mutex_guard_moves_between_owners_by_disown_and_adopt),
-        T(test_mutex_scoped_guard_unlocks_at_scope_exit),
-        T(test_mutex_excludes_with_timeouts_and_tries_over_seeds),
+        LEAK_CHECKED(test_mutex_rejects_bad_arguments),
+        LEAK_CHECKED(test_mutex_destroy_while_held_or_waited_is_ebusy),
+        LEAK_CHECKED(test_mutex_hands_off_in_arrival_order_without_barging),
+        LEAK_CHECKED(test_mutex_try_after_unlock_leaves_it_to_the_queued),
+        LEAK_CHECKED(test_mutex_excludes_tasks_on_both_workers_and_plain_threads),
+        LEAK_CHECKED(test_mutex_unlock_by_another_task_or_thread_is_eperm),
+        LEAK_CHECKED(test_mutex_double_unlock_is_reported_and_changes_nothing),
+        LEAK_CHECKED(test_mutex_guard_moves_between_owners_by_disown_and_adopt),
+        LEAK_CHECKED(test_mutex_scoped_guard_unlocks_at_scope_exit),
+        LEAK_CHECKED(test_mutex_excludes_with_timeouts_and_tries_over_seeds),
     };
-#undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

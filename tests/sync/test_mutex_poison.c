@@ -223,16 +223,10 @@ static void test_mutex_guard_on_a_dead_threads_stack_is_released_untouched(void 
 
 int main(void)
 {
-    /* Remember the default so teardown can restore it. */
-    default_abort_on_leak = ursa_leak_set_abort(true);
-    ursa_leak_set_abort(default_abort_on_leak);
-
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(test_mutex_left_locked_by_a_task_is_reported_released_and_poisoned),
-        T(test_mutex_left_locked_by_a_thread_is_reported_released_and_poisoned),
-        T(test_mutex_guard_on_a_dead_threads_stack_is_released_untouched),
+        LEAK_CHECKED(test_mutex_left_locked_by_a_task_is_reported_released_and_poisoned),
+        LEAK_CHECKED(test_mutex_left_locked_by_a_thread_is_reported_released_and_poisoned),
+        LEAK_CHECKED(test_mutex_guard_on_a_dead_threads_stack_is_released_untouched),
     };
-#undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

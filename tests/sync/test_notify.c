@@ -20,10 +20,6 @@
 /* arguments, init / destroy                                              */
 /* ====================================================================== */
 
-/* ====================================================================== */
-/* arguments, init / destroy                                              */
-/* ====================================================================== */
-
 static void *args_body(void *arg)
 {
     (void)arg;
@@ -85,15 +81,7 @@ static void *args_body(void *arg)
     return NULL;
 }
 
-static void test_notify_rejects_bad_arguments_and_destroy_while_waited(void **state)
-{
-    (void)state;
-    ASSERT_OK(args_body(NULL));
-}
-
-/* ====================================================================== */
-/* the single stored permit                                               */
-/* ====================================================================== */
+TEST_BODY(test_notify_rejects_bad_arguments_and_destroy_while_waited, args_body(NULL))
 
 /* ====================================================================== */
 /* the single stored permit                                               */
@@ -140,28 +128,14 @@ static void *permit_body(void *arg)
     return NULL;
 }
 
-static void test_notify_stores_one_permit_on_a_plain_thread(void **state)
-{
-    (void)state;
-    ASSERT_OK(permit_body(NULL));
-}
+TEST_BODY(test_notify_stores_one_permit_on_a_plain_thread, permit_body(NULL))
 
-static void test_notify_stores_one_permit_in_tasks(void **state)
-{
-    (void)state;
-    ASSERT_OK(test_run(2, body_on_worker1, (void *)permit_body));
-}
+TEST_BODY(test_notify_stores_one_permit_in_tasks, test_run(2, body_on_worker1, (void *)permit_body))
 
-static void test_notify_stores_one_permit_over_seeds(void **state)
-{
-    (void)state;
-    test_explore(permit_body, NULL);
-}
+TEST_EXPLORE(test_notify_stores_one_permit_over_seeds, permit_body, NULL)
 
 /* ====================================================================== */
 /* order: notify_one = oldest, notify_last = newest, notify_waiters = all */
-/* ====================================================================== */
-
 /* ====================================================================== */
 /* order: notify_one = oldest, notify_last = newest, notify_waiters = all   */
 /* ====================================================================== */
@@ -222,11 +196,7 @@ static void *raw_order_body(void *arg)
     return NULL;
 }
 
-static void test_notify_one_wakes_the_oldest_last_the_newest_waiters_all(void **state)
-{
-    (void)state;
-    ASSERT_OK(raw_order_body(NULL));
-}
+TEST_BODY(test_notify_one_wakes_the_oldest_last_the_newest_waiters_all, raw_order_body(NULL))
 
 /* More waiters than a wake batch, and notify_waiters wakes them all. */
 static void *many_waiters_body(void *arg)
@@ -252,11 +222,7 @@ static void *many_waiters_body(void *arg)
     return NULL;
 }
 
-static void test_notify_waiters_wakes_more_than_a_wake_batch(void **state)
-{
-    (void)state;
-    ASSERT_OK(many_waiters_body(NULL));
-}
+TEST_BODY(test_notify_waiters_wakes_more_than_a_wake_batch, many_waiters_body(NULL))
 
 /* Blocking tasks woken LIFO by notify_last and FIFO by notify_one: the
  * order in which they return is recorded. */
@@ -312,22 +278,13 @@ static void *order_scenario(void *arg)
     return NULL;
 }
 
-static void test_notify_wakes_tasks_lifo_by_last_fifo_by_one_over_seeds(void **state)
-{
-    (void)state;
-    test_explore(order_scenario, NULL);
-}
+TEST_EXPLORE(test_notify_wakes_tasks_lifo_by_last_fifo_by_one_over_seeds, order_scenario, NULL)
 
-static void test_notify_wakes_tasks_lifo_by_last_fifo_by_one_on_two_workers(void **state)
-{
-    (void)state;
-    ASSERT_OK(test_run(2, order_scenario, NULL));
-}
+TEST_BODY(test_notify_wakes_tasks_lifo_by_last_fifo_by_one_on_two_workers,
+          test_run(2, order_scenario, NULL))
 
 /* ====================================================================== */
 /* a notification that reached a waiter which then withdraws goes on      */
-/* ====================================================================== */
-
 /* ====================================================================== */
 /* a notification that reached a waiter which then withdraws goes on       */
 /* ====================================================================== */
@@ -392,16 +349,10 @@ static void *forward_raw_body(void *arg)
     return NULL;
 }
 
-static void test_notify_cancelled_raw_wait_passes_its_notification_on(void **state)
-{
-    (void)state;
-    ASSERT_OK(forward_raw_body(NULL));
-}
+TEST_BODY(test_notify_cancelled_raw_wait_passes_its_notification_on, forward_raw_body(NULL))
 
 /* ====================================================================== */
 /* enable before wait                                                     */
-/* ====================================================================== */
-
 /* ====================================================================== */
 /* enable before wait                                                      */
 /* ====================================================================== */
@@ -478,23 +429,12 @@ static void *enable_body(void *arg)
     return NULL;
 }
 
-static void test_notify_enabled_before_waiting_misses_nothing_on_a_plain_thread(void **state)
-{
-    (void)state;
-    ASSERT_OK(enable_body(NULL));
-}
+TEST_BODY(test_notify_enabled_before_waiting_misses_nothing_on_a_plain_thread, enable_body(NULL))
 
-static void test_notify_enabled_before_waiting_misses_nothing_in_tasks(void **state)
-{
-    (void)state;
-    ASSERT_OK(test_run(2, body_on_worker1, (void *)enable_body));
-}
+TEST_BODY(test_notify_enabled_before_waiting_misses_nothing_in_tasks,
+          test_run(2, body_on_worker1, (void *)enable_body))
 
-static void test_notify_enabled_before_waiting_misses_nothing_over_seeds(void **state)
-{
-    (void)state;
-    test_explore(enable_body, NULL);
-}
+TEST_EXPLORE(test_notify_enabled_before_waiting_misses_nothing_over_seeds, enable_body, NULL)
 
 /* The check-then-wait pattern across workers: a flag set and
  * notify_waiters'd by another worker is never missed. */

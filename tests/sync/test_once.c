@@ -54,8 +54,6 @@ static int init_never_called(void *arg, void **outv)
 
 /* ---- argument errors and basics ---- */
 
-/* ---- argument errors and basics ---- */
-
 static void test_once_rejects_bad_arguments_and_leaves_outputs_alone(void **state)
 {
     (void)state;
@@ -148,8 +146,6 @@ static void test_once_get_set_and_get_or_init_on_a_plain_thread(void **state)
 
 /* ---- set vs get_or_init; destroy while busy; self-deadlock ---- */
 
-/* ---- set vs get_or_init; destroy while busy; self-deadlock ---- */
-
 static struct {
     ursa_once_cell_t c;
     int a, b;
@@ -237,8 +233,6 @@ static void test_once_set_during_an_init_is_ebusy_and_self_calls_are_edeadlk(voi
 
 /* ---- deadlines while an initializer runs ---- */
 
-/* ---- deadlines while an initializer runs ---- */
-
 static struct {
     ursa_once_cell_t c;
     int a, b;
@@ -321,8 +315,6 @@ static void test_once_deadlines_while_an_init_runs_leave_nothing_queued(void **s
     test_explore(dl_root, (void *)1);
     assert_int_equal(test_leak_count(), 0);
 }
-
-/* ---- plain threads: wait until set from another thread ---- */
 
 /* ---- plain threads: wait until set from another thread ---- */
 
@@ -419,8 +411,6 @@ static void test_once_plain_threads_wait_for_a_set_and_for_an_init(void **state)
 
 /* ---- raw wait with a foreign waker ---- */
 
-/* ---- raw wait with a foreign waker ---- */
-
 static void *raw_setter(void *p)
 {
     static int val;
@@ -502,8 +492,6 @@ static void test_once_raw_wait_woken_by_a_set_on_another_thread(void **state)
 
 /* ---- SetOnce: tasks wait, a task sets ---- */
 
-/* ---- SetOnce: tasks wait, a task sets ---- */
-
 static struct {
     ursa_set_once_t s;
     int val;
@@ -540,28 +528,18 @@ static void *so_root(void *arg)
     return NULL;
 }
 
-static void test_once_set_wakes_every_waiting_task_over_seeds(void **state)
-{
-    (void)state;
-    test_explore(so_root, NULL);
-    assert_int_equal(test_leak_count(), 0);
-}
+TEST_EXPLORE_NO_LEAKS(test_once_set_wakes_every_waiting_task_over_seeds, so_root, NULL)
 
 int main(void)
 {
-    default_abort_on_leak = ursa_leak_set_abort(true);
-    ursa_leak_set_abort(default_abort_on_leak);
-
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(test_once_rejects_bad_arguments_and_leaves_outputs_alone),
-        T(test_once_get_set_and_get_or_init_on_a_plain_thread),
-        T(test_once_set_during_an_init_is_ebusy_and_self_calls_are_edeadlk),
-        T(test_once_deadlines_while_an_init_runs_leave_nothing_queued),
-        T(test_once_plain_threads_wait_for_a_set_and_for_an_init),
-        T(test_once_raw_wait_woken_by_a_set_on_another_thread),
-        T(test_once_set_wakes_every_waiting_task_over_seeds),
+        LEAK_CHECKED(test_once_rejects_bad_arguments_and_leaves_outputs_alone),
+        LEAK_CHECKED(test_once_get_set_and_get_or_init_on_a_plain_thread),
+        LEAK_CHECKED(test_once_set_during_an_init_is_ebusy_and_self_calls_are_edeadlk),
+        LEAK_CHECKED(test_once_deadlines_while_an_init_runs_leave_nothing_queued),
+        LEAK_CHECKED(test_once_plain_threads_wait_for_a_set_and_for_an_init),
+        LEAK_CHECKED(test_once_raw_wait_woken_by_a_set_on_another_thread),
+        LEAK_CHECKED(test_once_set_wakes_every_waiting_task_over_seeds),
     };
-#undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

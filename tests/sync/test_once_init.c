@@ -43,8 +43,6 @@ static int init_value(void *arg, void **outv)
 
 /* ---- init failure: the oldest waiter (only) takes over ---- */
 
-/* ---- init failure: the oldest waiter (only) takes over ---- */
-
 #define FH_N 5
 
 static struct {
@@ -204,14 +202,7 @@ static void *wo_root(void *arg)
     return NULL;
 }
 
-static void test_once_failed_init_wakes_only_the_next_initializer(void **state)
-{
-    (void)state;
-    test_explore(wo_root, NULL);
-    assert_int_equal(test_leak_count(), 0);
-}
-
-/* ---- initializer cancelled at random points: another takes over ---- */
+TEST_EXPLORE_NO_LEAKS(test_once_failed_init_wakes_only_the_next_initializer, wo_root, NULL)
 
 /* ---- initializer cancelled at random points: another takes over ---- */
 
@@ -350,8 +341,6 @@ static void test_once_cancelled_initializer_is_taken_over_over_seeds(void **stat
     assert_true(cx_stats.cancelled_waiters > 0);
     assert_int_equal(test_leak_count(), 0);
 }
-
-/* ---- the role handed over in the instant the heir gives up ---- */
 
 /* ---- the role handed over in the instant the heir gives up ---- */
 
@@ -558,8 +547,6 @@ static void test_once_handover_racing_the_heirs_timeout_is_not_lost_on_threads(v
 
 /* ---- stress: tasks on two workers and plain threads race get_or_init ---- */
 
-/* ---- stress: tasks on two workers and plain threads race get_or_init ---- */
-
 #define RS_TASKS 4
 
 #define RS_THREADS 2
@@ -653,7 +640,7 @@ static void rs_loop(int part)
 
 static void *rs_thread(void *arg)
 {
-    int part = (int)(intptr_t)arg;
+    int part = RS_TASKS + (int)(intptr_t)arg; /* after the tasks' parts */
     while (!atomic_load(&rs.go))
         sched_yield();
     rs_loop(part);
@@ -664,12 +651,6 @@ static void *rs_task(void *arg)
 {
     rs_loop((int)(intptr_t)arg);
     return NULL;
-}
-
-static void *rs_root(void *arg)
-{
-    (void)arg;
-    return spawn_tasks_then_go(RS_TASKS, rs_task, "racer", &rs.go);
 }
 
 static void test_once_racing_get_or_init_runs_one_init_per_cell_on_threads(void **state)
@@ -687,20 +668,7 @@ static void test_once_racing_get_or_init_runs_one_init_per_cell_on_threads(void 
     assert_non_null(rs.seen);
     for (long i = 0; i < rs.ncells; i++)
         assert_int_equal(ursa_once_init(&rs.cells[i], rs_dtor), 0);
-    pthread_t th[RS_THREADS];
-    for (int i = 0; i < RS_THREADS; i++)
-        assert_int_equal(
-            pthread_create(&th[i], NULL, rs_thread, (void *)(intptr_t)(RS_TASKS + i)), 0);
-    ursa_rt_t *rt;
-    assert_int_equal(ursa_rt_new(&rt, &(ursa_rt_config_t){.workers = 2}), 0);
-    void *res = NULL;
-    int rc = ursa_rt_block_on(rt, rs_root, NULL, &res);
-    atomic_store(&rs.go, 1);
-    for (int i = 0; i < RS_THREADS; i++)
-        assert_int_equal(pthread_join(th[i], NULL), 0);
-    ursa_rt_free(rt);
-    assert_int_equal(rc, 0);
-    fail_if_msg(res);
+    run_tasks_and_threads(RS_TASKS, rs_task, "racer", RS_THREADS, rs_thread, &rs.go);
     assert_int_equal(atomic_load(&rs.errors), 0);
     assert_int_equal(atomic_load(&rs.overlap), 0);
     for (long i = 0; i < rs.ncells; i++) {
@@ -726,18 +694,13 @@ static void test_once_racing_get_or_init_runs_one_init_per_cell_on_threads(void 
 
 int main(void)
 {
-    default_abort_on_leak = ursa_leak_set_abort(true);
-    ursa_leak_set_abort(default_abort_on_leak);
-
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(test_once_failed_init_hands_the_role_to_the_oldest_waiter_over_seeds),
-        T(test_once_failed_init_wakes_only_the_next_initializer),
-        T(test_once_cancelled_initializer_is_taken_over_over_seeds),
-        T(test_once_handover_racing_the_heirs_timeout_or_cancel_is_not_lost_over_seeds),
-        T(test_once_handover_racing_the_heirs_timeout_is_not_lost_on_threads),
-        T(test_once_racing_get_or_init_runs_one_init_per_cell_on_threads),
+        LEAK_CHECKED(test_once_failed_init_hands_the_role_to_the_oldest_waiter_over_seeds),
+        LEAK_CHECKED(test_once_failed_init_wakes_only_the_next_initializer),
+        LEAK_CHECKED(test_once_cancelled_initializer_is_taken_over_over_seeds),
+        LEAK_CHECKED(test_once_handover_racing_the_heirs_timeout_or_cancel_is_not_lost_over_seeds),
+        LEAK_CHECKED(test_once_handover_racing_the_heirs_timeout_is_not_lost_on_threads),
+        LEAK_CHECKED(test_once_racing_get_or_init_runs_one_init_per_cell_on_threads),
     };
-#undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

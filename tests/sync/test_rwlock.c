@@ -17,8 +17,6 @@
 
 /* ---- argument errors, basics ---- */
 
-/* ---- argument errors, basics ---- */
-
 static void test_rwlock_rejects_bad_arguments_and_double_unlocks(void **state)
 {
     (void)state;
@@ -219,8 +217,6 @@ static void test_rwlock_caps_readers_at_max_readers(void **state)
     assert_int_equal(ursa_rwlock_destroy(&rw), 0);
     assert_int_equal(test_leak_count(), 0);
 }
-
-/* ---- exclusion over many seeds ---- */
 
 /* ---- exclusion over many seeds ---- */
 
@@ -427,30 +423,12 @@ static void *ct_task(void *arg)
     return NULL;
 }
 
-static void *ct_root(void *arg)
-{
-    (void)arg;
-    return spawn_tasks_then_go(CT_TASKS, ct_task, "contender", &ct.go);
-}
-
 static void run_contend(long iters, uint64_t max_readers)
 {
     memset(&ct, 0, sizeof ct);
     assert_int_equal(ursa_rwlock_init(&ct.rw, max_readers), 0);
     ct.iters = iters;
-    pthread_t th[CT_THREADS];
-    for (int i = 0; i < CT_THREADS; i++)
-        assert_int_equal(pthread_create(&th[i], NULL, ct_thread, (void *)(intptr_t)i), 0);
-    ursa_rt_t *rt;
-    assert_int_equal(ursa_rt_new(&rt, &(ursa_rt_config_t){.workers = 2}), 0);
-    void *res = NULL;
-    int rc = ursa_rt_block_on(rt, ct_root, NULL, &res);
-    atomic_store(&ct.go, 1);
-    for (int i = 0; i < CT_THREADS; i++)
-        assert_int_equal(pthread_join(th[i], NULL), 0);
-    ursa_rt_free(rt);
-    assert_int_equal(rc, 0);
-    fail_if_msg(res);
+    run_tasks_and_threads(CT_TASKS, ct_task, "contender", CT_THREADS, ct_thread, &ct.go);
     assert_int_equal(atomic_load(&ct.errors), 0);
     assert_int_equal(ct.counter, atomic_load(&ct.writes));
     assert_int_equal(atomic_load(&ct.reads) + atomic_load(&ct.writes),
@@ -472,8 +450,6 @@ static void test_rwlock_excludes_tasks_on_both_workers_and_plain_threads(void **
     run_contend(test_scale(2000), 2);
     assert_int_equal(test_leak_count(), 0);
 }
-
-/* ---- leaks and poisoning ---- */
 
 /* ---- leaks and poisoning ---- */
 
@@ -613,8 +589,6 @@ static void test_rwlock_downgraded_guard_left_by_a_task_is_a_read_leak(void **st
 
 /* ---- ownership, scoped guards ---- */
 
-/* ---- ownership, scoped guards ---- */
-
 static struct {
     ursa_rwlock_read_guard_t r;
     ursa_rwlock_write_guard_t w;
@@ -684,8 +658,6 @@ static void test_rwlock_unlock_by_another_thread_is_eperm_and_scoped_guards_unlo
     assert_int_equal(ursa_rwlock_destroy(&rw2), 0);
     assert_int_equal(test_leak_count(), 0);
 }
-
-/* ---- multi-thread stress (TSan) ---- */
 
 /* ---- multi-thread stress (TSan) ---- */
 
@@ -771,22 +743,17 @@ static void test_rwlock_readers_never_see_a_half_write_on_threads(void **state)
 
 int main(void)
 {
-    default_abort_on_leak = ursa_leak_set_abort(true);
-    ursa_leak_set_abort(default_abort_on_leak);
-
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(test_rwlock_rejects_bad_arguments_and_double_unlocks),
-        T(test_rwlock_destroy_while_held_or_waited_is_ebusy),
-        T(test_rwlock_readers_share_and_a_queued_writer_keeps_new_readers_out),
-        T(test_rwlock_caps_readers_at_max_readers),
-        T(test_rwlock_excludes_writers_and_readers_over_seeds),
-        T(test_rwlock_excludes_tasks_on_both_workers_and_plain_threads),
-        T(test_rwlock_write_guard_left_by_a_task_poisons_until_consistent),
-        T(test_rwlock_downgraded_guard_left_by_a_task_is_a_read_leak),
-        T(test_rwlock_unlock_by_another_thread_is_eperm_and_scoped_guards_unlock),
-        T(test_rwlock_readers_never_see_a_half_write_on_threads),
+        LEAK_CHECKED(test_rwlock_rejects_bad_arguments_and_double_unlocks),
+        LEAK_CHECKED(test_rwlock_destroy_while_held_or_waited_is_ebusy),
+        LEAK_CHECKED(test_rwlock_readers_share_and_a_queued_writer_keeps_new_readers_out),
+        LEAK_CHECKED(test_rwlock_caps_readers_at_max_readers),
+        LEAK_CHECKED(test_rwlock_excludes_writers_and_readers_over_seeds),
+        LEAK_CHECKED(test_rwlock_excludes_tasks_on_both_workers_and_plain_threads),
+        LEAK_CHECKED(test_rwlock_write_guard_left_by_a_task_poisons_until_consistent),
+        LEAK_CHECKED(test_rwlock_downgraded_guard_left_by_a_task_is_a_read_leak),
+        LEAK_CHECKED(test_rwlock_unlock_by_another_thread_is_eperm_and_scoped_guards_unlock),
+        LEAK_CHECKED(test_rwlock_readers_never_see_a_half_write_on_threads),
     };
-#undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

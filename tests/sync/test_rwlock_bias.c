@@ -483,19 +483,14 @@ static void test_rwlock_bias_fast_unlock_then_free_is_safe(void **state)
 
 int main(void)
 {
-    default_abort_on_leak = ursa_leak_set_abort(true);
-    ursa_leak_set_abort(default_abort_on_leak);
-
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(test_rwlock_bias_fast_readers_count_and_a_writer_revokes_them),
-        T(test_rwlock_bias_locks_beyond_the_table_run_unbiased),
-        T(test_rwlock_bias_fast_guard_unlocked_on_another_thread),
-        T(test_rwlock_bias_revoke_timeout_and_cancel_lose_nothing_over_seeds),
-        T(test_rwlock_bias_comes_and_goes_under_load_on_threads),
-        T(test_rwlock_bias_rebias_never_strands_a_queued_writer),
-        T(test_rwlock_bias_fast_unlock_then_free_is_safe),
+        LEAK_CHECKED(test_rwlock_bias_fast_readers_count_and_a_writer_revokes_them),
+        LEAK_CHECKED(test_rwlock_bias_locks_beyond_the_table_run_unbiased),
+        LEAK_CHECKED(test_rwlock_bias_fast_guard_unlocked_on_another_thread),
+        LEAK_CHECKED(test_rwlock_bias_revoke_timeout_and_cancel_lose_nothing_over_seeds),
+        LEAK_CHECKED(test_rwlock_bias_comes_and_goes_under_load_on_threads),
+        LEAK_CHECKED(test_rwlock_bias_rebias_never_strands_a_queued_writer),
+        LEAK_CHECKED(test_rwlock_bias_fast_unlock_then_free_is_safe),
     };
-#undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -16,8 +16,6 @@
 
 /* ---- writer preference, bounded ---- */
 
-/* ---- writer preference, bounded ---- */
-
 /* A reader that arrives while a writer waits queues behind it, even
  * though only readers hold the lock. */
 static struct {
@@ -75,12 +73,7 @@ static void *wp_root(void *arg)
     return NULL;
 }
 
-static void test_rwlock_reader_queues_behind_a_waiting_writer(void **state)
-{
-    (void)state;
-    test_explore(wp_root, NULL);
-    assert_int_equal(test_leak_count(), 0);
-}
+TEST_EXPLORE_NO_LEAKS(test_rwlock_reader_queues_behind_a_waiting_writer, wp_root, NULL)
 
 /* A continuous stream of writers (each re-queues after its turn) and one
  * reader that queues behind `nw` of them: the reader gets in after
@@ -387,8 +380,6 @@ static void test_rwlock_writer_streak_bounds_a_reader_wait_on_threads(void **sta
 
 /* ---- downgrade ---- */
 
-/* ---- downgrade ---- */
-
 static void test_rwlock_downgrade_admits_queued_readers_not_writers(void **state)
 {
     (void)state;
@@ -508,14 +499,7 @@ static void *dg_root(void *arg)
     return NULL;
 }
 
-static void test_rwlock_downgrade_lets_readers_in_while_still_reading(void **state)
-{
-    (void)state;
-    test_explore(dg_root, NULL);
-    assert_int_equal(test_leak_count(), 0);
-}
-
-/* ---- cancelling a queued writer ---- */
+TEST_EXPLORE_NO_LEAKS(test_rwlock_downgrade_lets_readers_in_while_still_reading, dg_root, NULL)
 
 /* ---- cancelling a queued writer ---- */
 
@@ -630,29 +614,19 @@ static void *cq_root(void *arg)
     return NULL;
 }
 
-static void test_rwlock_cancelled_writer_task_lets_readers_in_over_seeds(void **state)
-{
-    (void)state;
-    test_explore(cq_root, NULL);
-    assert_int_equal(test_leak_count(), 0);
-}
+TEST_EXPLORE_NO_LEAKS(test_rwlock_cancelled_writer_task_lets_readers_in_over_seeds, cq_root, NULL)
 
 int main(void)
 {
-    default_abort_on_leak = ursa_leak_set_abort(true);
-    ursa_leak_set_abort(default_abort_on_leak);
-
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(test_rwlock_reader_queues_behind_a_waiting_writer),
-        T(test_rwlock_reader_gets_in_after_the_writer_streak_over_seeds),
-        T(test_rwlock_writer_streak_step_by_step_with_raw_waits),
-        T(test_rwlock_writer_streak_bounds_a_reader_wait_on_threads),
-        T(test_rwlock_downgrade_admits_queued_readers_not_writers),
-        T(test_rwlock_downgrade_lets_readers_in_while_still_reading),
-        T(test_rwlock_cancelled_writer_lets_the_readers_behind_it_in),
-        T(test_rwlock_cancelled_writer_task_lets_readers_in_over_seeds),
+        LEAK_CHECKED(test_rwlock_reader_queues_behind_a_waiting_writer),
+        LEAK_CHECKED(test_rwlock_reader_gets_in_after_the_writer_streak_over_seeds),
+        LEAK_CHECKED(test_rwlock_writer_streak_step_by_step_with_raw_waits),
+        LEAK_CHECKED(test_rwlock_writer_streak_bounds_a_reader_wait_on_threads),
+        LEAK_CHECKED(test_rwlock_downgrade_admits_queued_readers_not_writers),
+        LEAK_CHECKED(test_rwlock_downgrade_lets_readers_in_while_still_reading),
+        LEAK_CHECKED(test_rwlock_cancelled_writer_lets_the_readers_behind_it_in),
+        LEAK_CHECKED(test_rwlock_cancelled_writer_task_lets_readers_in_over_seeds),
     };
-#undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -26,8 +26,6 @@
 /* ====================================================================== */
 /* init / destroy / argument errors                                       */
 /* ====================================================================== */
-
-/* ====================================================================== */
 /* init / destroy / argument errors                                        */
 /* ====================================================================== */
 
@@ -129,11 +127,7 @@ static void *args_body(void *arg)
     return NULL;
 }
 
-static void test_sem_rejects_bad_arguments_and_destroy_while_waited(void **state)
-{
-    (void)state;
-    ASSERT_OK(args_body(NULL));
-}
+TEST_BODY(test_sem_rejects_bad_arguments_and_destroy_while_waited, args_body(NULL))
 
 /* 64-bit counts: URSA_SEM_MAX = 2^61 permits, requests of 2^40. */
 static void *counts64_body(void *arg)
@@ -184,16 +178,10 @@ static void *counts64_body(void *arg)
     return NULL;
 }
 
-static void test_sem_counts_and_requests_are_64_bit(void **state)
-{
-    (void)state;
-    ASSERT_OK(counts64_body(NULL));
-}
+TEST_BODY(test_sem_counts_and_requests_are_64_bit, counts64_body(NULL))
 
 /* ====================================================================== */
 /* try semantics: URSA_NOW and expired deadlines                          */
-/* ====================================================================== */
-
 /* ====================================================================== */
 /* try semantics: URSA_NOW and expired deadlines                           */
 /* ====================================================================== */
@@ -256,17 +244,10 @@ static void *try_body(void *arg)
     return NULL;
 }
 
-static void test_sem_try_and_expired_deadlines_take_nothing_on_a_plain_thread(void **state)
-{
-    (void)state;
-    ASSERT_OK(try_body(NULL));
-}
+TEST_BODY(test_sem_try_and_expired_deadlines_take_nothing_on_a_plain_thread, try_body(NULL))
 
-static void test_sem_try_and_expired_deadlines_take_nothing_in_tasks(void **state)
-{
-    (void)state;
-    ASSERT_OK(test_run(2, body_on_worker1, (void *)try_body));
-}
+TEST_BODY(test_sem_try_and_expired_deadlines_take_nothing_in_tasks,
+          test_run(2, body_on_worker1, (void *)try_body))
 
 static void test_sem_try_and_expired_deadlines_take_nothing_over_seeds(void **state)
 {
@@ -276,8 +257,6 @@ static void test_sem_try_and_expired_deadlines_take_nothing_over_seeds(void **st
 
 /* ====================================================================== */
 /* close                                                                  */
-/* ====================================================================== */
-
 /* ====================================================================== */
 /* close                                                                   */
 /* ====================================================================== */
@@ -408,8 +387,6 @@ static void test_sem_close_fails_waiters_and_later_acquires_with_epipe(void **st
 /* ====================================================================== */
 /* add / forget                                                           */
 /* ====================================================================== */
-
-/* ====================================================================== */
 /* add / forget                                                            */
 /* ====================================================================== */
 
@@ -456,11 +433,7 @@ static void *add_limits_body(void *arg)
     return NULL;
 }
 
-static void test_sem_add_beyond_the_maximum_is_einval(void **state)
-{
-    (void)state;
-    ASSERT_OK(add_limits_body(NULL));
-}
+TEST_BODY(test_sem_add_beyond_the_maximum_is_einval, add_limits_body(NULL))
 
 /* "total <= URSA_SEM_MAX" must hold for permits that are out on loan too:
  * otherwise giving them back overflows the count (it wraps to 0 here). */
@@ -487,11 +460,7 @@ static void *add_held_body(void *arg)
     return NULL;
 }
 
-static void test_sem_add_counts_permits_on_loan_toward_the_maximum(void **state)
-{
-    (void)state;
-    ASSERT_OK(add_held_body(NULL));
-}
+TEST_BODY(test_sem_add_counts_permits_on_loan_toward_the_maximum, add_held_body(NULL))
 
 /* Two threads add URSA_SEM_MAX to an empty semaphore at the same moment:
  * exactly one may succeed. The window is a few instructions wide, so this
@@ -713,11 +682,7 @@ static void *forget_body(void *arg)
     return NULL;
 }
 
-static void test_sem_forget_takes_only_available_permits(void **state)
-{
-    (void)state;
-    ASSERT_OK(forget_body(NULL));
-}
+TEST_BODY(test_sem_forget_takes_only_available_permits, forget_body(NULL))
 
 int main(void)
 {

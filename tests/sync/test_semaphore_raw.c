@@ -100,11 +100,7 @@ static void *raw_eventfd_body(void *arg)
     return NULL;
 }
 
-static void test_sem_raw_wait_woken_by_a_permit_released_on_another_thread(void **state)
-{
-    (void)state;
-    ASSERT_OK(raw_eventfd_body(NULL));
-}
+TEST_BODY(test_sem_raw_wait_woken_by_a_permit_released_on_another_thread, raw_eventfd_body(NULL))
 
 typedef struct adder {
     ursa_sem_t *s;
@@ -155,11 +151,7 @@ static void *raw_ready_on_wake_body(void *arg)
     return NULL;
 }
 
-static void test_sem_raw_wait_is_ready_when_its_waker_runs(void **state)
-{
-    (void)state;
-    ASSERT_OK(raw_ready_on_wake_body(NULL));
-}
+TEST_BODY(test_sem_raw_wait_is_ready_when_its_waker_runs, raw_ready_on_wake_body(NULL))
 
 static void *raw_immediate_body(void *arg)
 {
@@ -193,11 +185,7 @@ static void *raw_immediate_body(void *arg)
     return NULL;
 }
 
-static void test_sem_raw_wait_granted_at_start_is_held_only_once_finished(void **state)
-{
-    (void)state;
-    ASSERT_OK(raw_immediate_body(NULL));
-}
+TEST_BODY(test_sem_raw_wait_granted_at_start_is_held_only_once_finished, raw_immediate_body(NULL))
 
 /* Cancel of a queued raw wait with partly assigned permits hands them on. */
 static void *raw_cancel_queued_body(void *arg)
@@ -254,11 +242,7 @@ static void *raw_cancel_queued_body(void *arg)
     return NULL;
 }
 
-static void test_sem_cancelled_raw_wait_hands_its_partial_permits_on(void **state)
-{
-    (void)state;
-    ASSERT_OK(raw_cancel_queued_body(NULL));
-}
+TEST_BODY(test_sem_cancelled_raw_wait_hands_its_partial_permits_on, raw_cancel_queued_body(NULL))
 
 /* Cancel after the grant but before finish: nothing held, the permits go
  * to the next waiter (or back). */
@@ -299,11 +283,8 @@ static void *raw_cancel_granted_body(void *arg)
     return NULL;
 }
 
-static void test_sem_cancelled_granted_raw_wait_hands_its_permits_to_the_next(void **state)
-{
-    (void)state;
-    ASSERT_OK(raw_cancel_granted_body(NULL));
-}
+TEST_BODY(test_sem_cancelled_granted_raw_wait_hands_its_permits_to_the_next,
+          raw_cancel_granted_body(NULL))
 
 int main(void)
 {
