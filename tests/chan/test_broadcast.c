@@ -320,8 +320,6 @@ TEST_BODY(test_broadcast_typed_wrapper_sends_and_receives_structs, typed_body(NU
 /* ====================================================================== */
 /* deadlines                                                              */
 /* ====================================================================== */
-/* deadlines and cancel                                                   */
-/* ====================================================================== */
 
 static void *deadline_body(void *arg)
 {
@@ -474,19 +472,13 @@ static void *raw_body(void *arg)
 
 TEST_BODY(test_broadcast_raw_recv_woken_lagged_cancelled_and_ended, raw_body(NULL))
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_broadcast_rejects_bad_arguments),
-        cmocka_unit_test(test_broadcast_lag_is_exact_per_receiver_and_again_on_a_plain_thread),
-        cmocka_unit_test(test_broadcast_lag_is_exact_per_receiver_and_again_in_a_task),
-        cmocka_unit_test(test_broadcast_subscribe_clone_and_close_by_the_last_sender),
-        cmocka_unit_test(test_broadcast_destructor_runs_once_per_value),
-        cmocka_unit_test(test_broadcast_typed_wrapper_sends_and_receives_structs),
-        cmocka_unit_test(test_broadcast_deadlines_and_end_of_stream_on_a_plain_thread),
-        cmocka_unit_test(test_broadcast_deadlines_and_end_of_stream_in_a_task),
-        cmocka_unit_test(test_broadcast_deadlines_and_end_of_stream_over_seeds),
-        cmocka_unit_test(test_broadcast_raw_recv_woken_lagged_cancelled_and_ended),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TEST_MAIN(cmocka_unit_test(test_broadcast_rejects_bad_arguments),
+          cmocka_unit_test(test_broadcast_lag_is_exact_per_receiver_and_again_on_a_plain_thread),
+          cmocka_unit_test(test_broadcast_lag_is_exact_per_receiver_and_again_in_a_task),
+          cmocka_unit_test(test_broadcast_subscribe_clone_and_close_by_the_last_sender),
+          cmocka_unit_test(test_broadcast_destructor_runs_once_per_value),
+          cmocka_unit_test(test_broadcast_typed_wrapper_sends_and_receives_structs),
+          cmocka_unit_test(test_broadcast_deadlines_and_end_of_stream_on_a_plain_thread),
+          cmocka_unit_test(test_broadcast_deadlines_and_end_of_stream_in_a_task),
+          cmocka_unit_test(test_broadcast_deadlines_and_end_of_stream_over_seeds),
+          cmocka_unit_test(test_broadcast_raw_recv_woken_lagged_cancelled_and_ended))

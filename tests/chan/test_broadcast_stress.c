@@ -88,8 +88,7 @@ static void *sim_order_body(void *arg)
             (void)ursa_yield();
     }
     CHECK_EQ(ursa_broadcast_sender_drop(tx), 0);
-    for (int i = 0; i < SIM_RX; i++)
-        CHECK_OK(join_task(t[i]));
+    CHECK_OK(join_tasks(t, SIM_RX));
     for (int i = 0; i < SIM_RX; i++)
         CHECK_EQ(ursa_broadcast_receiver_drop(r[i].rx), 0);
     return NULL;
@@ -451,17 +450,11 @@ static void test_broadcast_lock_free_reads_are_never_torn(void **state)
     }
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_broadcast_every_receiver_sees_every_value_in_order_over_seeds),
-        cmocka_unit_test(test_broadcast_every_receiver_counts_what_it_lagged_over_seeds),
-        cmocka_unit_test(test_broadcast_every_receiver_sees_or_counts_every_value_on_two_workers),
-        cmocka_unit_test(test_broadcast_receivers_count_every_value_with_a_small_ring_on_threads),
-        cmocka_unit_test(test_broadcast_receivers_count_every_value_with_a_large_ring_on_threads),
-        cmocka_unit_test(test_broadcast_receivers_count_every_value_when_paced_on_threads),
-        cmocka_unit_test(test_broadcast_senders_lapping_a_tiny_ring_destroy_each_value_once),
-        cmocka_unit_test(test_broadcast_lock_free_reads_are_never_torn),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TEST_MAIN(cmocka_unit_test(test_broadcast_every_receiver_sees_every_value_in_order_over_seeds),
+          cmocka_unit_test(test_broadcast_every_receiver_counts_what_it_lagged_over_seeds),
+          cmocka_unit_test(test_broadcast_every_receiver_sees_or_counts_every_value_on_two_workers),
+          cmocka_unit_test(test_broadcast_receivers_count_every_value_with_a_small_ring_on_threads),
+          cmocka_unit_test(test_broadcast_receivers_count_every_value_with_a_large_ring_on_threads),
+          cmocka_unit_test(test_broadcast_receivers_count_every_value_when_paced_on_threads),
+          cmocka_unit_test(test_broadcast_senders_lapping_a_tiny_ring_destroy_each_value_once),
+          cmocka_unit_test(test_broadcast_lock_free_reads_are_never_torn))

@@ -15,15 +15,15 @@
 
 #include <ursa/mpmc.h>
 
-#include "chan_checks.h"
 #include "task_checks.h"
+
+#define CHAN mpmc
+#include "mpxc_checks.h"
 
 URSA_MPMC_TYPED(u64q, uint64_t)
 
 /* ====================================================================== */
 /* basics                                                                 */
-/* ====================================================================== */
-/* basics                                                                  */
 /* ====================================================================== */
 
 /* Every function refuses bad input with -EINVAL (and never crashes). */
@@ -218,8 +218,6 @@ static void test_mpmc_small_channel_memory_is_exact(void **state)
 /* ====================================================================== */
 /* handles: sender drop, receiver drop, weak senders, destructor          */
 /* ====================================================================== */
-/* handles: sender drop, receiver drop, weak senders, destructor           */
-/* ====================================================================== */
 
 static void *handles_body(void *arg)
 {
@@ -334,8 +332,7 @@ static void *drop_wakes_scenario(void *arg)
     }
     ursa_task_t *t = spawn_on(0, dw_sender, &d, "tx");
     CHECK_OK(join_task(t));
-    for (int i = 0; i < 3; i++)
-        CHECK_OK(join_task(r[i]));
+    CHECK_OK(join_tasks(r, 3));
     URSA_SIM_CHECK(d.got[0] + d.got[1] + d.got[2] == 2);
     for (int i = 0; i < 3; i++) {
         URSA_SIM_CHECK(d.rc[i] == -EPIPE);
@@ -459,9 +456,7 @@ static void test_mpmc_last_receiver_drop_racing_producers_receives_or_destroys_e
         for (int i = 0; i < RD_PROD * RD_IDS; i++)
             atomic_store(&rd_seen[i], 0);
         ursa_mpmc_receiver_t rx;
-        assert_int_equal(ursa_mpmc_new(&rx, &r.tx[0], 8, 4, rd_dtor), 0);
-        for (int i = 1; i < RD_PROD; i++)
-            assert_int_equal(ursa_mpmc_sender_clone(&r.tx[0], &r.tx[i]), 0);
+        assert_int_equal(new_with_senders(&rx, r.tx, RD_PROD, 8, 4, rd_dtor), 0);
         pthread_t th[RD_PROD];
         for (int i = 0; i < RD_PROD; i++) {
             a[i] = (rd_arg_t){&r, i};
@@ -489,19 +484,6 @@ static void test_mpmc_last_receiver_drop_racing_producers_receives_or_destroys_e
 /* ====================================================================== */
 /* recv_many                                                              */
 /* ====================================================================== */
-/* recv_many, raw recv, pass-on of a wake                                  */
-/* ====================================================================== */
-
-static void *many_sender(void *arg)
-{
-    ursa_mpmc_sender_t *tx = arg;
-    ursa_sleep_for(URSA_MSEC(1));
-    for (uint64_t i = 100; i < 103; i++)
-        if (ursa_mpmc_send(tx, &i, URSA_NEVER))
-            return (void *)"send";
-    (void)ursa_mpmc_sender_drop(tx);
-    return NULL;
-}
 
 static void *recv_many_body(void *arg)
 {
@@ -536,20 +518,7 @@ static void *recv_many_body(void *arg)
     CHECK_EQ(ursa_mpmc_sender_clone(&tx, &tx2), 0);
     CHECK_EQ(ursa_mpmc_sender_drop(&tx), 0);
     ursa_task_t *t = spawn_on(0, many_sender, &tx2, "s");
-    uint64_t got = 0, sum = 0;
-    for (;;) {
-        long k = ursa_mpmc_recv_many(got % 2 ? &rx : &rx2, buf, 8, URSA_NEVER);
-        if (k == -EPIPE)
-            break;
-        CHECK(k >= 1);
-        for (long i = 0; i < k; i++) {
-            CHECK_EQ(buf[i], 100 + got + (uint64_t)i);
-            sum += buf[i];
-        }
-        got += (uint64_t)k;
-    }
-    CHECK_EQ(got, 3);
-    CHECK_EQ(sum, 303);
+    CHECK_OK(recv_many_until_end(&rx, &rx2));
     CHECK_OK(join_task(t));
     CHECK_EQ(ursa_mpmc_recv_many(&rx, buf, 8, URSA_NOW), -EPIPE);
     CHECK_EQ(ursa_mpmc_receiver_drop(&rx), 0);
@@ -567,17 +536,11 @@ static void test_mpmc_recv_many_takes_what_is_there(void **state)
     test_explore(recv_many_body, (void *)(uintptr_t)3);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_mpmc_rejects_bad_arguments_and_dropped_handles),
-        cmocka_unit_test(test_mpmc_delivers_in_fifo_order_to_one_receiver),
-        cmocka_unit_test(test_mpmc_small_channel_memory_is_exact),
-        cmocka_unit_test(test_mpmc_weak_senders_receiver_clones_and_the_last_receiver_drop),
-        cmocka_unit_test(test_mpmc_last_sender_drop_wakes_every_receiver_over_seeds),
-        cmocka_unit_test(test_mpmc_destructor_runs_for_undelivered_messages_only),
-        cmocka_unit_test(test_mpmc_last_receiver_drop_racing_producers_receives_or_destroys_each_once),
-        cmocka_unit_test(test_mpmc_recv_many_takes_what_is_there),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TEST_MAIN(cmocka_unit_test(test_mpmc_rejects_bad_arguments_and_dropped_handles),
+          cmocka_unit_test(test_mpmc_delivers_in_fifo_order_to_one_receiver),
+          cmocka_unit_test(test_mpmc_small_channel_memory_is_exact),
+          cmocka_unit_test(test_mpmc_weak_senders_receiver_clones_and_the_last_receiver_drop),
+          cmocka_unit_test(test_mpmc_last_sender_drop_wakes_every_receiver_over_seeds),
+          cmocka_unit_test(test_mpmc_destructor_runs_for_undelivered_messages_only),
+          cmocka_unit_test(test_mpmc_last_receiver_drop_racing_producers_receives_or_destroys_each_once),
+          cmocka_unit_test(test_mpmc_recv_many_takes_what_is_there))

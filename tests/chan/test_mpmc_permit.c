@@ -13,14 +13,14 @@
 
 #include <ursa/mpmc.h>
 
-#include "chan_checks.h"
 #include "task_checks.h"
 #include "close_hook.h"
 
+#define CHAN mpmc
+#include "mpxc_checks.h"
+
 /* ====================================================================== */
 /* permits, close                                                         */
-/* ====================================================================== */
-/* permits, close                                                          */
 /* ====================================================================== */
 
 static void *permit_body(void *arg)
@@ -72,23 +72,7 @@ static void test_mpmc_permits_reserve_many_and_close_with_a_permit_out(void **st
     test_capture_leaks();
     ASSERT_OK(permit_body(NULL));
     ASSERT_OK(test_run(1, permit_body, NULL));
-    /* double release is misuse: reported, -EINVAL */
-    ursa_mpmc_receiver_t rx;
-    ursa_mpmc_sender_t tx;
-    assert_int_equal(ursa_mpmc_new(&rx, &tx, 8, 2, NULL), 0);
-    ursa_mpmc_permit_t p = {0};
-    assert_int_equal(ursa_mpmc_reserve(&tx, &p, URSA_NOW), 0);
-    assert_int_equal(ursa_mpmc_permit_release(&p), 0);
-    assert_int_equal(ursa_mpmc_permit_release(&p), -EINVAL);
-    assert_int_equal(test_leak_count(), 1);
-    {
-        URSA_SCOPED(mpmc_permit, sp);
-        assert_int_equal(ursa_mpmc_reserve_many(&tx, 2, &sp, URSA_NOW), 0);
-    }
-    assert_int_equal(ursa_mpmc_reserve_many(&tx, 2, &p, URSA_NOW), 0); /* scope returned both */
-    assert_int_equal(ursa_mpmc_permit_release(&p), 0);
-    assert_int_equal(ursa_mpmc_sender_drop(&tx), 0);
-    assert_int_equal(ursa_mpmc_receiver_drop(&rx), 0);
+    check_double_release_and_scoped_permit();
     ursa_leak_set_hook(NULL, NULL);
 }
 
@@ -96,8 +80,7 @@ static void test_mpmc_permits_reserve_many_and_close_with_a_permit_out(void **st
  * gets the late message, then both get -EPIPE. Deterministic, many seeds. */
 typedef struct late {
     ursa_mpmc_receiver_t rx[2];
-    ursa_mpmc_sender_t tx;
-    atomic_int reserved;
+    late_send_t s; /* tx, reserved */
     int got[2];
 } late_t;
 
@@ -105,21 +88,6 @@ typedef struct late_rx_arg {
     late_t *l;
     int id;
 } late_rx_arg_t;
-
-static void *late_sender(void *arg)
-{
-    late_t *l = arg;
-    ursa_mpmc_permit_t p = {0};
-    int rc = ursa_mpmc_reserve(&l->tx, &p, URSA_NEVER);
-    atomic_store(&l->reserved, rc == 0 ? 1 : 2);
-    if (rc)
-        return (void *)failf("reserve: %d", rc);
-    ursa_yield();
-    ursa_sleep_for(URSA_MSEC(1));
-    uint64_t v = 42;
-    URSA_SIM_CHECK(ursa_mpmc_permit_send(&p, &v) == 0);
-    return NULL;
-}
 
 static void *late_receiver(void *arg)
 {
@@ -138,20 +106,20 @@ static void *late_scenario(void *arg)
 {
     late_t *l = arg;
     static late_rx_arg_t ra[2];
-    URSA_SIM_CHECK(ursa_mpmc_new(&l->rx[0], &l->tx, 8, 1, NULL) == 0);
+    URSA_SIM_CHECK(ursa_mpmc_new(&l->rx[0], &l->s.tx, 8, 1, NULL) == 0);
     URSA_SIM_CHECK(ursa_mpmc_receiver_clone(&l->rx[0], &l->rx[1]) == 0);
-    atomic_store(&l->reserved, 0);
+    atomic_store(&l->s.reserved, 0);
     l->got[0] = l->got[1] = 0;
-    ursa_task_t *t = spawn_on(0, late_sender, l, "late");
+    ursa_task_t *t = spawn_on(0, late_sender, &l->s, "late");
     ursa_task_t *r[2];
     for (int i = 0; i < 2; i++) {
         ra[i] = (late_rx_arg_t){l, i};
         r[i] = spawn_on(0, late_receiver, &ra[i], "rx");
     }
-    while (!atomic_load(&l->reserved))
+    while (!atomic_load(&l->s.reserved))
         ursa_yield();
     URSA_SIM_CHECK(ursa_mpmc_close(&l->rx[1]) == 0);
-    URSA_SIM_CHECK(ursa_mpmc_sender_drop(&l->tx) == 0);
+    URSA_SIM_CHECK(ursa_mpmc_sender_drop(&l->s.tx) == 0);
     CHECK_OK(join_task(t));
     CHECK_OK(join_task(r[0]));
     CHECK_OK(join_task(r[1]));
@@ -299,55 +267,11 @@ static void test_mpmc_cancelled_reserve_returns_its_slot_to_closed_receivers(voi
 /* ====================================================================== */
 /* leaked permit                                                          */
 /* ====================================================================== */
-/* leaked permit                                                           */
-/* ====================================================================== */
-
-static int leak_line;
-
-static void *leaker(void *arg)
-{
-    ursa_mpmc_sender_t *tx = arg;
-    static ursa_mpmc_permit_t kept;
-    memset(&kept, 0, sizeof kept);
-    leak_line = __LINE__ + 1;
-    if (ursa_mpmc_reserve_many(tx, 3, &kept, URSA_NEVER) != 0)
-        return (void *)"reserve failed";
-    uint64_t v = 1;
-    if (ursa_mpmc_permit_send(&kept, &v) != 0)
-        return (void *)"send failed";
-    return NULL; /* ends holding 2 slots */
-}
-
-static void *leak_root(void *arg)
-{
-    return join_task(spawn_on(1, leaker, arg, "leaker"));
-}
 
 static void test_mpmc_permit_left_at_task_exit_returns_its_slots_and_ends_the_stream(void **state)
 {
     (void)state;
-    test_capture_leaks();
-    ursa_mpmc_receiver_t rx;
-    ursa_mpmc_sender_t tx;
-    assert_int_equal(ursa_mpmc_new(&rx, &tx, 8, 3, NULL), 0);
-    ASSERT_OK(test_run(2, leak_root, &tx));
-    assert_int_equal(test_leak_count(), 1);
-    assert_string_equal(test_leaks.kind, "mpmc send permit");
-    assert_string_equal(test_leaks.owner, "leaker");
-    assert_int_equal(test_leaks.line, leak_line);
-    /* 1 message queued + 2 slots returned = 2 free */
-    ursa_mpmc_permit_t p = {0};
-    assert_int_equal(ursa_mpmc_reserve_many(&tx, 3, &p, URSA_NOW), -EAGAIN);
-    assert_int_equal(ursa_mpmc_reserve_many(&tx, 2, &p, URSA_NOW), 0);
-    assert_int_equal(ursa_mpmc_permit_release(&p), 0);
-    /* the leaked permit no longer counts: a closed receiver ends */
-    uint64_t out;
-    assert_int_equal(ursa_mpmc_close(&rx), 0);
-    assert_int_equal(ursa_mpmc_recv(&rx, &out, URSA_NEVER), 0);
-    assert_int_equal(ursa_mpmc_recv(&rx, &out, URSA_NEVER), -EPIPE);
-    assert_int_equal(ursa_mpmc_sender_drop(&tx), 0);
-    assert_int_equal(ursa_mpmc_receiver_drop(&rx), 0);
-    ursa_leak_set_hook(NULL, NULL);
+    check_permit_left_at_task_exit();
 }
 
 /* ====================================================================== */
@@ -443,15 +367,9 @@ static void test_mpmc_no_reserve_after_the_end_inside_close(void **state)
     assert_int_equal(ursa_mpmc_receiver_drop(&rx2), 0);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_mpmc_permits_reserve_many_and_close_with_a_permit_out),
-        cmocka_unit_test(test_mpmc_closed_receivers_get_the_late_permits_message_once_over_seeds),
-        cmocka_unit_test(test_mpmc_cancelled_reserve_returns_its_slot_to_closed_receivers),
-        cmocka_unit_test(test_mpmc_permit_left_at_task_exit_returns_its_slots_and_ends_the_stream),
-        cmocka_unit_test(test_mpmc_raw_reserve_granted_woken_cancelled_and_closed),
-        cmocka_unit_test(test_mpmc_no_reserve_after_the_end_inside_close),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TEST_MAIN(cmocka_unit_test(test_mpmc_permits_reserve_many_and_close_with_a_permit_out),
+          cmocka_unit_test(test_mpmc_closed_receivers_get_the_late_permits_message_once_over_seeds),
+          cmocka_unit_test(test_mpmc_cancelled_reserve_returns_its_slot_to_closed_receivers),
+          cmocka_unit_test(test_mpmc_permit_left_at_task_exit_returns_its_slots_and_ends_the_stream),
+          cmocka_unit_test(test_mpmc_raw_reserve_granted_woken_cancelled_and_closed),
+          cmocka_unit_test(test_mpmc_no_reserve_after_the_end_inside_close))

@@ -12,23 +12,10 @@
 
 #include <ursa/mpmc.h>
 
-#include "chan_checks.h"
 #include "task_checks.h"
 
-typedef struct rawarg {
-    ursa_mpmc_sender_t tx;
-    int delay_ms;
-} rawarg_t;
-
-static void *raw_sender_thread(void *arg)
-{
-    rawarg_t *a = arg;
-    sleep_real_ms(a->delay_ms);
-    uint64_t v = 1234;
-    if (ursa_mpmc_send(&a->tx, &v, URSA_NEVER))
-        return (void *)"send";
-    return NULL;
-}
+#define CHAN mpmc
+#include "mpxc_checks.h"
 
 typedef struct rx_thread_arg {
     ursa_mpmc_receiver_t *rx;
@@ -49,32 +36,14 @@ static void test_mpmc_raw_recv_woken_cancelled_passed_on_and_ended(void **state)
 {
     (void)state;
     ursa_mpmc_receiver_t rx, rx2;
-    static rawarg_t a;
+    static raw_sender_t a;
     assert_int_equal(ursa_mpmc_new(&rx, &a.tx, 8, 2, NULL), 0);
-    a.delay_ms = 5;
+    check_raw_recv_woken_cancelled_and_ready(&rx, &a);
     cw_t cw;
     ursa_wait_t w;
     uint64_t out = 0;
-    assert_int_equal(ursa_mpmc_recv_start(&rx, &w, cw_fresh(&cw)), -EINPROGRESS);
-    assert_int_equal(ursa_mpmc_recv_finish(&rx, &w, &out), -EAGAIN);
     pthread_t th;
     void *res;
-    assert_int_equal(pthread_create(&th, NULL, raw_sender_thread, &a), 0);
-    while (!ursa_wait_ready(&w))
-        sleep_real_ms(1);
-    assert_int_equal(atomic_load(&cw.calls), 1);
-    assert_int_equal(ursa_mpmc_recv_finish(&rx, &w, &out), 0);
-    assert_int_equal(out, 1234);
-    assert_int_equal(pthread_join(th, &res), 0);
-    ASSERT_OK(res);
-    /* cancelled raw recv: nothing consumed, no waker call */
-    assert_int_equal(ursa_mpmc_recv_start(&rx, &w, cw_fresh(&cw)), -EINPROGRESS);
-    assert_int_equal(ursa_wait_cancel(&w), -ECANCELED);
-    assert_int_equal(ursa_mpmc_send(&a.tx, &out, URSA_NOW), 0);
-    assert_int_equal(atomic_load(&cw.calls), 0);
-    /* ready at start */
-    assert_int_equal(ursa_mpmc_recv_start(&rx, &w, cw_fresh(&cw)), 0);
-    assert_int_equal(ursa_mpmc_recv_finish(&rx, &w, &out), 0);
     /* ready at start, but another receiver takes it: -EAGAIN, start again */
     assert_int_equal(ursa_mpmc_receiver_clone(&rx, &rx2), 0);
     assert_int_equal(ursa_mpmc_send(&a.tx, &out, URSA_NOW), 0);
@@ -246,11 +215,5 @@ static void test_mpmc_woken_receiver_cancelled_or_timed_out_passes_the_wake_on_o
     test_explore(wt_scenario, NULL);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_mpmc_raw_recv_woken_cancelled_passed_on_and_ended),
-        cmocka_unit_test(test_mpmc_woken_receiver_cancelled_or_timed_out_passes_the_wake_on_over_seeds),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TEST_MAIN(cmocka_unit_test(test_mpmc_raw_recv_woken_cancelled_passed_on_and_ended),
+          cmocka_unit_test(test_mpmc_woken_receiver_cancelled_or_timed_out_passes_the_wake_on_over_seeds))

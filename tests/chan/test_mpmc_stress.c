@@ -13,14 +13,25 @@
 
 #include <ursa/mpmc.h>
 
-#include "chan_checks.h"
 #include "task_checks.h"
+
+#define CHAN mpmc
+#include "mpxc_checks.h"
 #include "uffd_hold.h"
+
+/* new_with_senders with ntx senders, then nrx receivers: rx[0] and nrx - 1
+ * clones. 0, or the first call's error. */
+static int new_with_handles(ursa_mpmc_receiver_t *rx, int nrx, ursa_mpmc_sender_t *tx, int ntx,
+                            size_t esz, uint64_t cap)
+{
+    int rc = new_with_senders(&rx[0], tx, ntx, esz, cap, NULL);
+    for (int i = 1; i < nrx && rc == 0; i++)
+        rc = ursa_mpmc_receiver_clone(&rx[0], &rx[i]);
+    return rc;
+}
 
 /* ====================================================================== */
 /* deterministic exploration: producers x receivers, with cancels         */
-/* ====================================================================== */
-/* deterministic exploration: producers x receivers, with cancels          */
 /* ====================================================================== */
 
 #define EX_PROD 3
@@ -115,11 +126,7 @@ static void *ex_scenario(void *arg)
     static ex_arg_t pa[EX_PROD], ra[EX_RECV];
     memset(&e, 0, sizeof e);
     e.cap = (uint64_t)(uintptr_t)arg;
-    URSA_SIM_CHECK(ursa_mpmc_new(&e.rx[0], &e.tx[0], 8, e.cap, NULL) == 0);
-    for (int i = 1; i < EX_PROD; i++)
-        URSA_SIM_CHECK(ursa_mpmc_sender_clone(&e.tx[0], &e.tx[i]) == 0);
-    for (int i = 1; i < EX_RECV; i++)
-        URSA_SIM_CHECK(ursa_mpmc_receiver_clone(&e.rx[0], &e.rx[i]) == 0);
+    URSA_SIM_CHECK(new_with_handles(e.rx, EX_RECV, e.tx, EX_PROD, 8, e.cap) == 0);
     ursa_task_t *rt[EX_RECV], *pt[EX_PROD];
     for (int i = 0; i < EX_RECV; i++) {
         ra[i] = (ex_arg_t){&e, (uint64_t)i};
@@ -132,10 +139,8 @@ static void *ex_scenario(void *arg)
     for (int i = 0; i < 4; i++)
         ursa_yield();
     URSA_SIM_CHECK(ursa_task_cancel(rt[2]) == 0);
-    for (int i = 0; i < EX_PROD; i++)
-        CHECK_OK(join_task(pt[i]));
-    for (int i = 0; i < EX_RECV; i++)
-        CHECK_OK(join_task(rt[i]));
+    CHECK_OK(join_tasks(pt, EX_PROD));
+    CHECK_OK(join_tasks(rt, EX_RECV));
     for (int p = 0; p < EX_PROD; p++)
         for (int i = 0; i < EX_PER; i++)
             URSA_SIM_CHECK(e.seen[p][i] == 1);
@@ -154,8 +159,6 @@ static void test_mpmc_producers_and_receivers_with_cancels_lose_nothing_over_see
 
 /* ====================================================================== */
 /* stress: producer threads and tasks, receiver threads and tasks         */
-/* ====================================================================== */
-/* stress: producer threads and tasks, receiver threads and tasks          */
 /* ====================================================================== */
 
 #define ST_PTHREADS 4
@@ -188,28 +191,7 @@ static void *st_producer(void *arg)
     st_t *s = a->s;
     ursa_mpmc_sender_t *tx = &s->tx[a->id];
     for (uint64_t i = 0; i < s->per; i++) {
-        uint64_t v = a->id << 40 | i;
-        int rc;
-        if (i % 3 == 0) {
-            ursa_mpmc_permit_t p = {0};
-            rc = ursa_mpmc_reserve(tx, &p, URSA_NEVER);
-            if (rc == 0)
-                rc = ursa_mpmc_permit_send(&p, &v);
-        } else if (i % 7 == 1 && s->cap >= 2 && i + 1 < s->per) {
-            ursa_mpmc_permit_t p = {0};
-            rc = ursa_mpmc_reserve_many(tx, 2, &p, URSA_NEVER);
-            if (rc == 0)
-                rc = ursa_mpmc_permit_send(&p, &v);
-            v++;
-            i++;
-            if (rc == 0)
-                rc = ursa_mpmc_permit_send(&p, &v);
-        } else if (i % 11 == 5) {
-            while ((rc = ursa_mpmc_send(tx, &v, ursa_deadline_in(URSA_USEC(20)))) == -ETIMEDOUT) {
-            }
-        } else {
-            rc = ursa_mpmc_send(tx, &v, URSA_NEVER);
-        }
+        int rc = stress_send(tx, a->id, &i, s->per, s->cap, true);
         if (rc)
             return (void *)failf("producer %llu send %llu: %d", (unsigned long long)a->id,
                                  (unsigned long long)i, rc);
@@ -289,31 +271,12 @@ static void *st_root(void *arg)
     for (int i = 0; i < ST_PTHREADS; i++)
         if (pthread_create(&pth[i], NULL, st_producer, &pa[i]))
             return (void *)"pthread_create";
-    void *res = NULL;
-    for (int i = 0; i < ST_PTASKS; i++) {
-        void *r = join_task(pt[i]);
-        if (!res)
-            res = r;
-    }
+    void *res = join_tasks(pt, ST_PTASKS);
     /* receiver tasks end at -EPIPE, i.e. after every producer thread */
-    for (int i = 0; i < ST_RTASKS; i++) {
-        void *r = join_task(rt[i]);
-        if (!res)
-            res = r;
-    }
-    for (int i = 0; i < ST_PTHREADS; i++) {
-        void *r = NULL;
-        pthread_join(pth[i], &r);
-        if (!res)
-            res = r;
-    }
-    for (int i = 0; i < ST_RTHREADS; i++) {
-        void *r = NULL;
-        pthread_join(rth[i], &r);
-        if (!res)
-            res = r;
-    }
-    return res;
+    void *rres = join_tasks(rt, ST_RTASKS);
+    void *pthres = join_threads(pth, ST_PTHREADS);
+    void *rthres = join_threads(rth, ST_RTHREADS);
+    return res ? res : rres ? rres : pthres ? pthres : rthres;
 }
 
 static void run_stress(uint64_t cap, long per)
@@ -322,16 +285,9 @@ static void run_stress(uint64_t cap, long per)
     memset(&s, 0, sizeof s);
     s.per = (uint64_t)test_scale(per);
     s.cap = cap;
-    assert_int_equal(ursa_mpmc_new(&s.rx[0], &s.tx[0], 8, cap, NULL), 0);
-    for (int i = 1; i < ST_PROD; i++)
-        assert_int_equal(ursa_mpmc_sender_clone(&s.tx[0], &s.tx[i]), 0);
-    for (int i = 1; i < ST_RECV; i++)
-        assert_int_equal(ursa_mpmc_receiver_clone(&s.rx[0], &s.rx[i]), 0);
+    assert_int_equal(new_with_handles(s.rx, ST_RECV, s.tx, ST_PROD, 8, cap), 0);
     ASSERT_OK(test_run(2, st_root, &s));
-    uint64_t want = 0;
-    for (uint64_t id = 0; id < ST_PROD; id++)
-        for (uint64_t i = 0; i < s.per; i++)
-            want += mix(id << 40 | i);
+    uint64_t want = stress_want(ST_PROD, s.per);
     assert_int_equal(atomic_load(&s.total), ST_PROD * s.per);
     assert_true(atomic_load(&s.sum) == want);
     for (int i = 0; i < ST_RECV; i++)
@@ -420,11 +376,7 @@ static void test_mpmc_receivers_asleep_never_miss_a_message_on_threads(void **st
         }
         assert_int_equal(pthread_barrier_init(&l.go, NULL, 2 * LW_N + 1), 0);
         assert_int_equal(pthread_barrier_init(&l.done, NULL, 2 * LW_N + 1), 0);
-        assert_int_equal(ursa_mpmc_new(&l.rx[0], &l.tx[0], l.esz, cap, NULL), 0);
-        for (int i = 1; i < LW_N; i++) {
-            assert_int_equal(ursa_mpmc_sender_clone(&l.tx[0], &l.tx[i]), 0);
-            assert_int_equal(ursa_mpmc_receiver_clone(&l.rx[0], &l.rx[i]), 0);
-        }
+        assert_int_equal(new_with_handles(l.rx, LW_N, l.tx, LW_N, l.esz, cap), 0);
         pthread_t rth[LW_N], pth[LW_N];
         for (int i = 0; i < LW_N; i++) {
             ra[i] = (lw_arg_t){&l, i};
@@ -509,9 +461,7 @@ static void test_mpmc_publish_out_of_order_wakes_both_receivers(void **state)
     memset(&u, 0, sizeof u);
     u.page = hold.page;
 
-    assert_int_equal(ursa_mpmc_new(&u.rx[0], &u.tx[0], 8, 4, NULL), 0);
-    assert_int_equal(ursa_mpmc_sender_clone(&u.tx[0], &u.tx[1]), 0);
-    assert_int_equal(ursa_mpmc_receiver_clone(&u.rx[0], &u.rx[1]), 0);
+    assert_int_equal(new_with_handles(u.rx, 2, u.tx, 2, 8, 4), 0);
     pthread_t r[2], s;
     for (int i = 0; i < 2; i++) { /* R1 queues first, then R2 */
         ra[i] = (uf_arg_t){&u, i};
@@ -613,10 +563,8 @@ static void *cr_root(void *arg)
         args[i] = (cr_arg_t){c, i};
         t[i] = spawn_on(i % 2, cr_producer, &args[i], "cr");
     }
-    for (int i = 0; i < 4; i++)
-        CHECK_OK(join_task(t[i]));
-    for (int i = 0; i < 2; i++)
-        CHECK_OK(join_task(r[i]));
+    CHECK_OK(join_tasks(t, 4));
+    CHECK_OK(join_tasks(r, 2));
     CHECK_EQ(atomic_load(&c->got), atomic_load(&c->sent_ok));
     return NULL;
 }
@@ -627,24 +575,15 @@ static void test_mpmc_close_racing_producers_delivers_every_sent_message(void **
     static cr_t c;
     for (uint64_t cap = 1; cap <= 4; cap += 3) {
         memset(&c, 0, sizeof c);
-        assert_int_equal(ursa_mpmc_new(&c.rx[0], &c.tx[0], 8, cap, NULL), 0);
-        assert_int_equal(ursa_mpmc_receiver_clone(&c.rx[0], &c.rx[1]), 0);
-        for (int i = 1; i < 4; i++)
-            assert_int_equal(ursa_mpmc_sender_clone(&c.tx[0], &c.tx[i]), 0);
+        assert_int_equal(new_with_handles(c.rx, 2, c.tx, 4, 8, cap), 0);
         ASSERT_OK(test_run(2, cr_root, &c));
         assert_int_equal(ursa_mpmc_receiver_drop(&c.rx[0]), 0);
         assert_int_equal(ursa_mpmc_receiver_drop(&c.rx[1]), 0);
     }
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_mpmc_producers_and_receivers_with_cancels_lose_nothing_over_seeds),
-        cmocka_unit_test(test_mpmc_delivers_every_message_once_in_order_on_threads),
-        cmocka_unit_test(test_mpmc_receivers_asleep_never_miss_a_message_on_threads),
-        cmocka_unit_test(test_mpmc_publish_out_of_order_wakes_both_receivers),
-        cmocka_unit_test(test_mpmc_close_racing_producers_delivers_every_sent_message),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TEST_MAIN(cmocka_unit_test(test_mpmc_producers_and_receivers_with_cancels_lose_nothing_over_seeds),
+          cmocka_unit_test(test_mpmc_delivers_every_message_once_in_order_on_threads),
+          cmocka_unit_test(test_mpmc_receivers_asleep_never_miss_a_message_on_threads),
+          cmocka_unit_test(test_mpmc_publish_out_of_order_wakes_both_receivers),
+          cmocka_unit_test(test_mpmc_close_racing_producers_delivers_every_sent_message))

@@ -14,15 +14,15 @@
 
 #include <ursa/mpsc.h>
 
-#include "chan_checks.h"
 #include "task_checks.h"
+
+#define CHAN mpsc
+#include "mpxc_checks.h"
 
 URSA_MPSC_TYPED(u64q, uint64_t)
 
 /* ====================================================================== */
 /* basics                                                                 */
-/* ====================================================================== */
-/* basics                                                                  */
 /* ====================================================================== */
 
 static void *args_body(void *arg)
@@ -128,8 +128,6 @@ static void test_mpsc_small_bounded_channel_memory_is_exact(void **state)
 /* ====================================================================== */
 /* unbounded: block boundaries and reuse                                  */
 /* ====================================================================== */
-/* unbounded: block boundaries and reuse                                   */
-/* ====================================================================== */
 
 static void *blocks_body(void *arg)
 {
@@ -205,8 +203,6 @@ static void test_mpsc_big_elements_use_small_blocks(void **state)
 
 /* ====================================================================== */
 /* handles: sender drop, receiver drop, weak senders, destructor          */
-/* ====================================================================== */
-/* handles: sender drop, receiver drop, weak senders, destructor           */
 /* ====================================================================== */
 
 static void *handles_body(void *arg)
@@ -364,19 +360,6 @@ static void test_mpsc_send_after_the_receiver_drop_is_refused_not_destroyed(void
 /* ====================================================================== */
 /* recv_many                                                              */
 /* ====================================================================== */
-/* recv_many, raw recv                                                     */
-/* ====================================================================== */
-
-static void *many_sender(void *arg)
-{
-    ursa_mpsc_sender_t *tx = arg;
-    ursa_sleep_for(URSA_MSEC(1));
-    for (uint64_t i = 100; i < 103; i++)
-        if (ursa_mpsc_send(tx, &i, URSA_NEVER))
-            return (void *)"send";
-    ursa_mpsc_sender_drop(tx);
-    return NULL;
-}
 
 static void *recv_many_body(void *arg)
 {
@@ -397,20 +380,7 @@ static void *recv_many_body(void *arg)
     CHECK_EQ(ursa_mpsc_sender_clone(&tx, &tx2), 0);
     CHECK_EQ(ursa_mpsc_sender_drop(&tx), 0);
     ursa_task_t *t = spawn_on(0, many_sender, &tx2, "s");
-    uint64_t got = 0, sum = 0;
-    for (;;) {
-        long k = ursa_mpsc_recv_many(&rx, buf, 8, URSA_NEVER);
-        if (k == -EPIPE)
-            break;
-        CHECK(k >= 1);
-        for (long i = 0; i < k; i++) {
-            CHECK_EQ(buf[i], 100 + got + (uint64_t)i);
-            sum += buf[i];
-        }
-        got += (uint64_t)k;
-    }
-    CHECK_EQ(got, 3);
-    CHECK_EQ(sum, 303);
+    CHECK_OK(recv_many_until_end(&rx, &rx));
     CHECK_OK(join_task(t));
     CHECK_EQ(ursa_mpsc_receiver_drop(&rx), 0);
     return NULL;
@@ -424,19 +394,13 @@ static void test_mpsc_recv_many_takes_what_is_there(void **state)
     test_explore(recv_many_body, (void *)(uintptr_t)16);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_mpsc_rejects_bad_arguments_and_dropped_handles),
-        cmocka_unit_test(test_mpsc_delivers_in_fifo_order_at_every_capacity),
-        cmocka_unit_test(test_mpsc_small_bounded_channel_memory_is_exact),
-        cmocka_unit_test(test_mpsc_unbounded_reuses_its_blocks),
-        cmocka_unit_test(test_mpsc_big_elements_use_small_blocks),
-        cmocka_unit_test(test_mpsc_weak_senders_and_receiver_drop),
-        cmocka_unit_test(test_mpsc_last_sender_drop_wakes_the_receiver_over_seeds),
-        cmocka_unit_test(test_mpsc_destructor_runs_for_undelivered_messages_only),
-        cmocka_unit_test(test_mpsc_send_after_the_receiver_drop_is_refused_not_destroyed),
-        cmocka_unit_test(test_mpsc_recv_many_takes_what_is_there),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TEST_MAIN(cmocka_unit_test(test_mpsc_rejects_bad_arguments_and_dropped_handles),
+          cmocka_unit_test(test_mpsc_delivers_in_fifo_order_at_every_capacity),
+          cmocka_unit_test(test_mpsc_small_bounded_channel_memory_is_exact),
+          cmocka_unit_test(test_mpsc_unbounded_reuses_its_blocks),
+          cmocka_unit_test(test_mpsc_big_elements_use_small_blocks),
+          cmocka_unit_test(test_mpsc_weak_senders_and_receiver_drop),
+          cmocka_unit_test(test_mpsc_last_sender_drop_wakes_the_receiver_over_seeds),
+          cmocka_unit_test(test_mpsc_destructor_runs_for_undelivered_messages_only),
+          cmocka_unit_test(test_mpsc_send_after_the_receiver_drop_is_refused_not_destroyed),
+          cmocka_unit_test(test_mpsc_recv_many_takes_what_is_there))

@@ -13,14 +13,14 @@
 
 #include <ursa/mpsc.h>
 
-#include "chan_checks.h"
 #include "task_checks.h"
 #include "close_hook.h"
 
+#define CHAN mpsc
+#include "mpxc_checks.h"
+
 /* ====================================================================== */
 /* permits, close                                                         */
-/* ====================================================================== */
-/* permits, close                                                          */
 /* ====================================================================== */
 
 static void *permit_body(void *arg)
@@ -72,59 +72,27 @@ static void test_mpsc_permits_reserve_many_and_close_with_a_permit_out(void **st
         ASSERT_OK(permit_body((void *)cap));
         ASSERT_OK(test_run(1, permit_body, (void *)cap));
     }
-    /* double release is misuse: reported, -EINVAL */
-    ursa_mpsc_receiver_t rx;
-    ursa_mpsc_sender_t tx;
-    assert_int_equal(ursa_mpsc_new(&rx, &tx, 8, 2, NULL), 0);
-    ursa_mpsc_permit_t p = {0};
-    assert_int_equal(ursa_mpsc_reserve(&tx, &p, URSA_NOW), 0);
-    assert_int_equal(ursa_mpsc_permit_release(&p), 0);
-    assert_int_equal(ursa_mpsc_permit_release(&p), -EINVAL);
-    assert_int_equal(test_leak_count(), 1);
-    {
-        URSA_SCOPED(mpsc_permit, sp);
-        assert_int_equal(ursa_mpsc_reserve_many(&tx, 2, &sp, URSA_NOW), 0);
-    }
-    assert_int_equal(ursa_mpsc_reserve_many(&tx, 2, &p, URSA_NOW), 0); /* scope returned both */
-    assert_int_equal(ursa_mpsc_permit_release(&p), 0);
-    assert_int_equal(ursa_mpsc_sender_drop(&tx), 0);
-    assert_int_equal(ursa_mpsc_receiver_drop(&rx), 0);
+    check_double_release_and_scoped_permit();
 }
 
 /* Close with a permit held by another task: the blocked receiver gets the
  * late message, then -EPIPE. Deterministic, many seeds. */
 typedef struct late {
     ursa_mpsc_receiver_t rx;
-    ursa_mpsc_sender_t tx;
-    atomic_int reserved;
+    late_send_t s; /* tx, reserved */
     uint64_t cap; /* 1, or 0: unbounded (the last permit seals the channel) */
 } late_t;
-
-static void *late_sender(void *arg)
-{
-    late_t *l = arg;
-    ursa_mpsc_permit_t p = {0};
-    int rc = ursa_mpsc_reserve(&l->tx, &p, URSA_NEVER);
-    atomic_store(&l->reserved, rc == 0 ? 1 : 2);
-    if (rc)
-        return (void *)failf("reserve: %d", rc);
-    ursa_yield();
-    ursa_sleep_for(URSA_MSEC(1));
-    uint64_t v = 42;
-    URSA_SIM_CHECK(ursa_mpsc_permit_send(&p, &v) == 0);
-    return NULL;
-}
 
 static void *late_scenario(void *arg)
 {
     late_t *l = arg;
-    URSA_SIM_CHECK(ursa_mpsc_new(&l->rx, &l->tx, 8, l->cap, NULL) == 0);
-    atomic_store(&l->reserved, 0);
-    ursa_task_t *t = spawn_on(0, late_sender, l, "late");
-    while (!atomic_load(&l->reserved))
+    URSA_SIM_CHECK(ursa_mpsc_new(&l->rx, &l->s.tx, 8, l->cap, NULL) == 0);
+    atomic_store(&l->s.reserved, 0);
+    ursa_task_t *t = spawn_on(0, late_sender, &l->s, "late");
+    while (!atomic_load(&l->s.reserved))
         ursa_yield();
     URSA_SIM_CHECK(ursa_mpsc_close(&l->rx) == 0);
-    URSA_SIM_CHECK(ursa_mpsc_sender_drop(&l->tx) == 0);
+    URSA_SIM_CHECK(ursa_mpsc_sender_drop(&l->s.tx) == 0);
     uint64_t out = 0;
     URSA_SIM_CHECK(ursa_mpsc_recv(&l->rx, &out, URSA_NEVER) == 0);
     URSA_SIM_CHECK(out == 42);
@@ -248,117 +216,35 @@ static void test_mpsc_cancelled_reserve_returns_its_slot_to_a_closed_receiver(vo
 /* ====================================================================== */
 /* leaked permit                                                          */
 /* ====================================================================== */
-/* leaked permit                                                           */
-/* ====================================================================== */
-
-static int leak_line;
-
-static void *leaker(void *arg)
-{
-    ursa_mpsc_sender_t *tx = arg;
-    static ursa_mpsc_permit_t kept;
-    memset(&kept, 0, sizeof kept);
-    leak_line = __LINE__ + 1;
-    if (ursa_mpsc_reserve_many(tx, 3, &kept, URSA_NEVER) != 0)
-        return (void *)"reserve failed";
-    uint64_t v = 1;
-    if (ursa_mpsc_permit_send(&kept, &v) != 0)
-        return (void *)"send failed";
-    return NULL; /* ends holding 2 slots */
-}
-
-static void *leak_root(void *arg)
-{
-    ursa_mpsc_sender_t *tx = arg;
-    return join_task(spawn_on(1, leaker, tx, "leaker"));
-}
 
 static void test_mpsc_permit_left_at_task_exit_returns_its_slots_and_ends_the_stream(void **state)
 {
     (void)state;
-    test_capture_leaks();
-    ursa_mpsc_receiver_t rx;
-    ursa_mpsc_sender_t tx;
-    assert_int_equal(ursa_mpsc_new(&rx, &tx, 8, 3, NULL), 0);
-    ASSERT_OK(test_run(2, leak_root, &tx));
-    assert_int_equal(test_leak_count(), 1);
-    assert_string_equal(test_leaks.kind, "mpsc send permit");
-    assert_string_equal(test_leaks.owner, "leaker");
-    assert_int_equal(test_leaks.line, leak_line);
-    /* 1 message queued + 2 slots returned = 2 free */
-    ursa_mpsc_permit_t p = {0};
-    assert_int_equal(ursa_mpsc_reserve_many(&tx, 3, &p, URSA_NOW), -EAGAIN);
-    assert_int_equal(ursa_mpsc_reserve_many(&tx, 2, &p, URSA_NOW), 0);
-    assert_int_equal(ursa_mpsc_permit_release(&p), 0);
-    /* the leaked permit no longer counts: a closed receiver ends */
-    uint64_t out;
-    assert_int_equal(ursa_mpsc_close(&rx), 0);
-    assert_int_equal(ursa_mpsc_recv(&rx, &out, URSA_NEVER), 0);
-    assert_int_equal(ursa_mpsc_recv(&rx, &out, URSA_NEVER), -EPIPE);
-    assert_int_equal(ursa_mpsc_sender_drop(&tx), 0);
-    assert_int_equal(ursa_mpsc_receiver_drop(&rx), 0);
-    ursa_leak_set_hook(NULL, NULL);
+    check_permit_left_at_task_exit();
 }
 
 /* ====================================================================== */
 /* raw recv and reserve                                                   */
 /* ====================================================================== */
 
-typedef struct rawarg {
-    ursa_mpsc_sender_t tx;
-    int delay_ms;
-} rawarg_t;
-
-static void *raw_sender_thread(void *arg)
-{
-    rawarg_t *a = arg;
-    sleep_real_ms(a->delay_ms);
-    uint64_t v = 1234;
-    if (ursa_mpsc_send(&a->tx, &v, URSA_NEVER))
-        return (void *)"send";
-    return NULL;
-}
-
 static void test_mpsc_raw_recv_woken_cancelled_and_ended(void **state)
 {
     (void)state;
     ursa_mpsc_receiver_t rx;
-    static rawarg_t a;
+    static raw_sender_t a;
     assert_int_equal(ursa_mpsc_new(&rx, &a.tx, 8, 2, NULL), 0);
-    a.delay_ms = 5;
+    check_raw_recv_woken_cancelled_and_ready(&rx, &a);
     cw_t cw;
-    cw_init(&cw);
     ursa_wait_t w;
     uint64_t out = 0;
-    assert_int_equal(ursa_mpsc_recv_start(&rx, &w, cw_waker(&cw)), -EINPROGRESS);
-    assert_int_equal(ursa_mpsc_recv_finish(&rx, &w, &out), -EAGAIN);
-    pthread_t th;
-    void *res;
-    assert_int_equal(pthread_create(&th, NULL, raw_sender_thread, &a), 0);
-    while (!ursa_wait_ready(&w))
-        sleep_real_ms(1);
-    assert_int_equal(atomic_load(&cw.calls), 1);
-    assert_int_equal(ursa_mpsc_recv_finish(&rx, &w, &out), 0);
-    assert_int_equal(out, 1234);
-    assert_int_equal(pthread_join(th, &res), 0);
-    ASSERT_OK(res);
-    /* cancelled raw recv: nothing consumed, no waker call */
-    assert_int_equal(ursa_mpsc_recv_start(&rx, &w, cw_waker(&cw)), -EINPROGRESS);
-    assert_int_equal(ursa_wait_cancel(&w), -ECANCELED);
-    assert_int_equal(ursa_mpsc_send(&a.tx, &out, URSA_NOW), 0);
-    assert_int_equal(atomic_load(&cw.calls), 1);
-    /* ready at start */
-    assert_int_equal(ursa_mpsc_recv_start(&rx, &w, cw_waker(&cw)), 0);
-    assert_int_equal(ursa_mpsc_recv_finish(&rx, &w, &out), 0);
     /* end of stream through the raw form */
-    assert_int_equal(ursa_mpsc_recv_start(&rx, &w, cw_waker(&cw)), -EINPROGRESS);
+    assert_int_equal(ursa_mpsc_recv_start(&rx, &w, cw_fresh(&cw)), -EINPROGRESS);
     assert_int_equal(ursa_mpsc_sender_drop(&a.tx), 0);
     assert_true(ursa_wait_ready(&w));
     assert_int_equal(ursa_mpsc_recv_finish(&rx, &w, &out), -EPIPE);
     assert_int_equal(ursa_mpsc_receiver_drop(&rx), 0);
 }
 
-/* Raw reserve from a foreign loop. */
 /* The receiver returns permits lazily (owed until a sender harvests them):
  * a slot freed by a recv is still usable at once by a try, a reserve of
  * several slots collects every owed permit, and the end of stream counts
@@ -401,6 +287,7 @@ static void test_mpsc_slots_freed_by_recv_are_usable_at_once(void **state)
     assert_int_equal(ursa_mpsc_receiver_drop(&rx), 0);
 }
 
+/* Raw reserve from a foreign loop. */
 static void test_mpsc_raw_reserve_granted_woken_and_closed(void **state)
 {
     (void)state;
@@ -483,17 +370,11 @@ static void test_mpsc_no_send_after_the_end_inside_close(void **state)
     assert_int_equal(ursa_mpsc_receiver_drop(&rx), 0);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_mpsc_permits_reserve_many_and_close_with_a_permit_out),
-        cmocka_unit_test(test_mpsc_closed_receiver_gets_the_late_permits_message_over_seeds),
-        cmocka_unit_test(test_mpsc_cancelled_reserve_returns_its_slot_to_a_closed_receiver),
-        cmocka_unit_test(test_mpsc_permit_left_at_task_exit_returns_its_slots_and_ends_the_stream),
-        cmocka_unit_test(test_mpsc_raw_recv_woken_cancelled_and_ended),
-        cmocka_unit_test(test_mpsc_raw_reserve_granted_woken_and_closed),
-        cmocka_unit_test(test_mpsc_slots_freed_by_recv_are_usable_at_once),
-        cmocka_unit_test(test_mpsc_no_send_after_the_end_inside_close),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TEST_MAIN(cmocka_unit_test(test_mpsc_permits_reserve_many_and_close_with_a_permit_out),
+          cmocka_unit_test(test_mpsc_closed_receiver_gets_the_late_permits_message_over_seeds),
+          cmocka_unit_test(test_mpsc_cancelled_reserve_returns_its_slot_to_a_closed_receiver),
+          cmocka_unit_test(test_mpsc_permit_left_at_task_exit_returns_its_slots_and_ends_the_stream),
+          cmocka_unit_test(test_mpsc_raw_recv_woken_cancelled_and_ended),
+          cmocka_unit_test(test_mpsc_raw_reserve_granted_woken_and_closed),
+          cmocka_unit_test(test_mpsc_slots_freed_by_recv_are_usable_at_once),
+          cmocka_unit_test(test_mpsc_no_send_after_the_end_inside_close))

@@ -13,8 +13,10 @@
 
 #include <ursa/mpsc.h>
 
-#include "chan_checks.h"
 #include "task_checks.h"
+
+#define CHAN mpsc
+#include "mpxc_checks.h"
 #include "core/spin.h" /* ursa__cpu_relax */
 
 /* ====================================================================== */
@@ -106,9 +108,7 @@ static void sb_start(uint64_t cap, long per, void *(*sender_fn)(void *), pthread
 {
     memset(&sb, 0, sizeof sb);
     sb.per = per;
-    assert_int_equal(ursa_mpsc_new(&sb.rx, &sb.tx[0], 8, cap, NULL), 0);
-    for (int p = 1; p <= SB_OTHERS; p++)
-        assert_int_equal(ursa_mpsc_sender_clone(&sb.tx[0], &sb.tx[p]), 0);
+    assert_int_equal(new_with_senders(&sb.rx, sb.tx, SB_OTHERS + 1, 8, cap, NULL), 0);
     assert_int_equal(pthread_create(r, NULL, sb_receiver, NULL), 0);
     for (int p = 1; p <= SB_OTHERS; p++)
         assert_int_equal(pthread_create(&t[p - 1], NULL, sender_fn, (void *)(intptr_t)p), 0);
@@ -285,14 +285,8 @@ static void test_mpsc_send_bias_wait_cancelled_elsewhere_gets_no_late_wake(void 
     assert_int_equal(bad, 0);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_mpsc_send_bias_keeps_capacity_and_reports_the_end),
-        cmocka_unit_test(test_mpsc_send_bias_revoked_by_other_senders_loses_nothing),
-        cmocka_unit_test(test_mpsc_send_bias_owner_wakes_a_receiver_blocked_elsewhere),
-        cmocka_unit_test(test_mpsc_send_bias_concurrent_revokes_never_duplicate_a_position),
-        cmocka_unit_test(test_mpsc_send_bias_wait_cancelled_elsewhere_gets_no_late_wake),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TEST_MAIN(cmocka_unit_test(test_mpsc_send_bias_keeps_capacity_and_reports_the_end),
+          cmocka_unit_test(test_mpsc_send_bias_revoked_by_other_senders_loses_nothing),
+          cmocka_unit_test(test_mpsc_send_bias_owner_wakes_a_receiver_blocked_elsewhere),
+          cmocka_unit_test(test_mpsc_send_bias_concurrent_revokes_never_duplicate_a_position),
+          cmocka_unit_test(test_mpsc_send_bias_wait_cancelled_elsewhere_gets_no_late_wake))

@@ -13,14 +13,14 @@
 
 #include <ursa/mpsc.h>
 
-#include "chan_checks.h"
 #include "task_checks.h"
+
+#define CHAN mpsc
+#include "mpxc_checks.h"
 #include "uffd_hold.h"
 
 /* ====================================================================== */
 /* deterministic exploration: producers, FIFO per producer                */
-/* ====================================================================== */
-/* deterministic exploration: producers, FIFO per producer                 */
 /* ====================================================================== */
 
 #define EX_PRODUCERS 3
@@ -61,9 +61,7 @@ static void *ex_scenario(void *arg)
     static exp_arg_t args[EX_PRODUCERS];
     ursa_mpsc_receiver_t rx;
     e.cap = (uint64_t)(uintptr_t)arg;
-    URSA_SIM_CHECK(ursa_mpsc_new(&rx, &e.tx[0], 8, e.cap, NULL) == 0);
-    for (int i = 1; i < EX_PRODUCERS; i++)
-        URSA_SIM_CHECK(ursa_mpsc_sender_clone(&e.tx[0], &e.tx[i]) == 0);
+    URSA_SIM_CHECK(new_with_senders(&rx, e.tx, EX_PRODUCERS, 8, e.cap, NULL) == 0);
     ursa_task_t *t[EX_PRODUCERS];
     for (int i = 0; i < EX_PRODUCERS; i++) {
         args[i] = (exp_arg_t){&e, (uint64_t)i};
@@ -82,11 +80,7 @@ static void *ex_scenario(void *arg)
     }
     URSA_SIM_CHECK(rc == -EPIPE);
     URSA_SIM_CHECK(total == EX_PRODUCERS * EX_PER);
-    for (int i = 0; i < EX_PRODUCERS; i++) {
-        void *r = join_task(t[i]);
-        if (r)
-            return r;
-    }
+    CHECK_OK(join_tasks(t, EX_PRODUCERS));
     URSA_SIM_CHECK(ursa_mpsc_receiver_drop(&rx) == 0);
     return NULL;
 }
@@ -158,9 +152,7 @@ static void *xc_scenario(void *arg)
     static xc_arg_t args[XC_PLAIN + 1];
     memset(&x, 0, sizeof x);
     ursa_mpsc_receiver_t rx;
-    URSA_SIM_CHECK(ursa_mpsc_new(&rx, &x.tx[0], 8, (uint64_t)(uintptr_t)arg, NULL) == 0);
-    for (int i = 1; i <= XC_PLAIN; i++)
-        URSA_SIM_CHECK(ursa_mpsc_sender_clone(&x.tx[0], &x.tx[i]) == 0);
+    URSA_SIM_CHECK(new_with_senders(&rx, x.tx, XC_PLAIN + 1, 8, (uint64_t)(uintptr_t)arg, NULL) == 0);
     ursa_task_t *t[XC_PLAIN + 1];
     for (int i = 0; i <= XC_PLAIN; i++) {
         args[i] = (xc_arg_t){&x, (uint64_t)i};
@@ -175,11 +167,7 @@ static void *xc_scenario(void *arg)
             x.seen |= 1;
     }
     URSA_SIM_CHECK(rc == -EPIPE);
-    for (int i = 0; i <= XC_PLAIN; i++) {
-        void *r = join_task(t[i]);
-        if (r)
-            return r;
-    }
+    CHECK_OK(join_tasks(t, XC_PLAIN + 1));
     URSA_SIM_CHECK(got == x.ok);
     URSA_SIM_CHECK(!(x.seen & 2) || (x.seen & 1)); /* the permit's message arrived */
     URSA_SIM_CHECK(ursa_mpsc_len(rx.ch) == 0);
@@ -197,8 +185,6 @@ static void test_mpsc_close_racing_plain_sends_loses_no_message_over_seeds(void 
 
 /* ====================================================================== */
 /* stress: tasks on 2 workers + plain threads, count and checksum         */
-/* ====================================================================== */
-/* stress: tasks on 2 workers + plain threads, count and checksum          */
 /* ====================================================================== */
 
 #define ST_TASKS 4
@@ -226,25 +212,7 @@ static void *st_producer(void *arg)
     st_arg_t *a = arg;
     st_t *s = a->s;
     for (uint64_t i = 0; i < s->per; i++) {
-        uint64_t v = a->id << 40 | i;
-        int rc;
-        if (i % 3 == 0) {
-            ursa_mpsc_permit_t p = {0};
-            rc = ursa_mpsc_reserve(&s->tx[a->id], &p, URSA_NEVER);
-            if (rc == 0)
-                rc = ursa_mpsc_permit_send(&p, &v);
-        } else if (i % 7 == 1 && s->cap >= 2 && i + 1 < s->per) {
-            ursa_mpsc_permit_t p = {0};
-            rc = ursa_mpsc_reserve_many(&s->tx[a->id], 2, &p, URSA_NEVER);
-            if (rc == 0)
-                rc = ursa_mpsc_permit_send(&p, &v);
-            v++;
-            i++;
-            if (rc == 0)
-                rc = ursa_mpsc_permit_send(&p, &v);
-        } else {
-            rc = ursa_mpsc_send(&s->tx[a->id], &v, URSA_NEVER);
-        }
+        int rc = stress_send(&s->tx[a->id], a->id, &i, s->per, s->cap, false);
         if (rc)
             return (void *)failf("producer %llu send %llu: %d", (unsigned long long)a->id,
                                  (unsigned long long)i, rc);
@@ -273,10 +241,7 @@ static void *st_consume(st_t *s)
         }
         total += (uint64_t)k;
     }
-    uint64_t want = 0;
-    for (uint64_t id = 0; id < ST_PROD; id++)
-        for (uint64_t i = 0; i < s->per; i++)
-            want += mix(id << 40 | i);
+    uint64_t want = stress_want(ST_PROD, s->per);
     CHECK_EQ(total, ST_PROD * s->per);
     CHECK(sum == want);
     return NULL;
@@ -305,29 +270,18 @@ static void *st_root(void *arg)
     for (int i = 0; i < ST_THREADS; i++)
         if (pthread_create(&th[i], NULL, st_thread, &args[ST_TASKS + i]))
             return (void *)"pthread_create";
-    void *res = NULL, *tres = NULL;
+    void *res = NULL;
     if (s->rx_thread) {
         if (pthread_create(&rxth, NULL, st_rx_thread, s))
             return (void *)"pthread_create";
     } else {
         res = st_consume(s);
     }
-    for (int i = 0; i < ST_TASKS; i++) {
-        void *r = join_task(t[i]);
-        if (!tres)
-            tres = r;
-    }
+    void *tres = join_tasks(t, ST_TASKS);
     if (s->rx_thread)
         pthread_join(rxth, &res); /* the tasks are done: blocking the worker is fine */
-    if (!res)
-        res = tres;
-    for (int i = 0; i < ST_THREADS; i++) {
-        void *r = NULL;
-        pthread_join(th[i], &r);
-        if (!res)
-            res = r;
-    }
-    return res;
+    void *thres = join_threads(th, ST_THREADS);
+    return res ? res : tres ? tres : thres;
 }
 
 static void run_stress(uint64_t cap, bool rx_thread, long per)
@@ -337,9 +291,7 @@ static void run_stress(uint64_t cap, bool rx_thread, long per)
     s.per = (uint64_t)test_scale(per);
     s.cap = cap;
     s.rx_thread = rx_thread;
-    assert_int_equal(ursa_mpsc_new(&s.rx, &s.tx[0], 8, cap, NULL), 0);
-    for (int i = 1; i < ST_PROD; i++)
-        assert_int_equal(ursa_mpsc_sender_clone(&s.tx[0], &s.tx[i]), 0);
+    assert_int_equal(new_with_senders(&s.rx, s.tx, ST_PROD, 8, cap, NULL), 0);
     ASSERT_OK(test_run(2, st_root, &s));
     assert_int_equal(ursa_mpsc_receiver_drop(&s.rx), 0);
 }
@@ -426,8 +378,7 @@ static void *cr_root(void *arg)
             ursa_mpsc_close(&c->rx);
     }
     CHECK_EQ(rc, -EPIPE);
-    for (int i = 0; i < 4; i++)
-        CHECK_OK(join_task(t[i]));
+    CHECK_OK(join_tasks(t, 4));
     CHECK_EQ(got, atomic_load(&c->sent_ok));
     return NULL;
 }
@@ -439,9 +390,7 @@ static void test_mpsc_close_racing_producers_delivers_every_sent_message(void **
     for (cr_mode = 0; cr_mode < 3; cr_mode++) {
         for (uint64_t cap = 0; cap <= 4; cap += 4) {
             memset(&c, 0, sizeof c);
-            assert_int_equal(ursa_mpsc_new(&c.rx, &c.tx[0], 8, cap, NULL), 0);
-            for (int i = 1; i < 4; i++)
-                assert_int_equal(ursa_mpsc_sender_clone(&c.tx[0], &c.tx[i]), 0);
+            assert_int_equal(new_with_senders(&c.rx, c.tx, 4, 8, cap, NULL), 0);
             ASSERT_OK(test_run(2, cr_root, &c));
             assert_int_equal(ursa_mpsc_receiver_drop(&c.rx), 0);
         }
@@ -513,15 +462,9 @@ static void test_mpsc_recv_deadline_holds_with_a_sender_stalled_mid_copy(void **
     }
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_mpsc_keeps_each_producers_order_over_seeds),
-        cmocka_unit_test(test_mpsc_close_racing_plain_sends_loses_no_message_over_seeds),
-        cmocka_unit_test(test_mpsc_bounded_delivers_every_message_once_in_order_on_threads),
-        cmocka_unit_test(test_mpsc_unbounded_delivers_every_message_once_in_order_on_threads),
-        cmocka_unit_test(test_mpsc_close_racing_producers_delivers_every_sent_message),
-        cmocka_unit_test(test_mpsc_recv_deadline_holds_with_a_sender_stalled_mid_copy),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TEST_MAIN(cmocka_unit_test(test_mpsc_keeps_each_producers_order_over_seeds),
+          cmocka_unit_test(test_mpsc_close_racing_plain_sends_loses_no_message_over_seeds),
+          cmocka_unit_test(test_mpsc_bounded_delivers_every_message_once_in_order_on_threads),
+          cmocka_unit_test(test_mpsc_unbounded_delivers_every_message_once_in_order_on_threads),
+          cmocka_unit_test(test_mpsc_close_racing_producers_delivers_every_sent_message),
+          cmocka_unit_test(test_mpsc_recv_deadline_holds_with_a_sender_stalled_mid_copy))

@@ -537,16 +537,10 @@ static void *wait_bits_body(void *arg)
 
 TEST_BODY(test_oneshot_every_way_a_wait_ends_leaves_destroy_clean, wait_bits_body(NULL))
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_oneshot_rejects_bad_arguments_and_delivers_once),
-        cmocka_unit_test(test_oneshot_rejects_bad_arguments_and_delivers_once_in_a_task),
-        cmocka_unit_test(test_oneshot_recv_and_closed_end_by_send_drop_close_or_deadline_on_threads),
-        cmocka_unit_test(test_oneshot_recv_and_closed_in_tasks_on_two_workers),
-        cmocka_unit_test(test_oneshot_task_receives_from_a_plain_thread_and_sees_its_drop),
-        cmocka_unit_test(test_oneshot_raw_recv_and_closed_waits_with_a_foreign_waker),
-        cmocka_unit_test(test_oneshot_every_way_a_wait_ends_leaves_destroy_clean),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TEST_MAIN(cmocka_unit_test(test_oneshot_rejects_bad_arguments_and_delivers_once),
+          cmocka_unit_test(test_oneshot_rejects_bad_arguments_and_delivers_once_in_a_task),
+          cmocka_unit_test(test_oneshot_recv_and_closed_end_by_send_drop_close_or_deadline_on_threads),
+          cmocka_unit_test(test_oneshot_recv_and_closed_in_tasks_on_two_workers),
+          cmocka_unit_test(test_oneshot_task_receives_from_a_plain_thread_and_sees_its_drop),
+          cmocka_unit_test(test_oneshot_raw_recv_and_closed_waits_with_a_foreign_waker),
+          cmocka_unit_test(test_oneshot_every_way_a_wait_ends_leaves_destroy_clean))

@@ -503,15 +503,9 @@ static void test_oneshot_cancelled_recv_outlives_the_senders_last_touch(void **s
     assert_int_equal(bad, 0);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_oneshot_close_racing_send_keeps_the_value_or_refuses_it_over_seeds),
-        cmocka_unit_test(test_oneshot_blocked_recv_against_send_drop_or_deadline_loses_nothing_over_seeds),
-        cmocka_unit_test(test_oneshot_closed_wakes_on_close_or_receiver_drop_over_seeds),
-        cmocka_unit_test(test_oneshot_close_racing_send_keeps_the_value_or_refuses_it_on_threads),
-        cmocka_unit_test(test_oneshot_raw_recv_cancel_racing_a_send_keeps_the_value_on_threads),
-        cmocka_unit_test(test_oneshot_cancelled_recv_outlives_the_senders_last_touch),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TEST_MAIN(cmocka_unit_test(test_oneshot_close_racing_send_keeps_the_value_or_refuses_it_over_seeds),
+          cmocka_unit_test(test_oneshot_blocked_recv_against_send_drop_or_deadline_loses_nothing_over_seeds),
+          cmocka_unit_test(test_oneshot_closed_wakes_on_close_or_receiver_drop_over_seeds),
+          cmocka_unit_test(test_oneshot_close_racing_send_keeps_the_value_or_refuses_it_on_threads),
+          cmocka_unit_test(test_oneshot_raw_recv_cancel_racing_a_send_keeps_the_value_on_threads),
+          cmocka_unit_test(test_oneshot_cancelled_recv_outlives_the_senders_last_touch))

@@ -381,15 +381,9 @@ static void *writers_sim(void *arg)
 TEST_EXPLORE(test_watch_cancelled_sender_waiting_on_a_borrow_wakes_the_other_over_seeds,
              writers_sim, NULL)
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_watch_send_changed_borrow_and_handles_on_a_plain_thread),
-        cmocka_unit_test(test_watch_send_changed_borrow_and_handles_in_a_task),
-        cmocka_unit_test(test_watch_borrow_holds_senders_off_over_seeds),
-        cmocka_unit_test(test_watch_borrow_holds_senders_off_on_two_workers),
-        cmocka_unit_test(test_watch_borrow_outlives_every_handle),
-        cmocka_unit_test(test_watch_cancelled_sender_waiting_on_a_borrow_wakes_the_other_over_seeds),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TEST_MAIN(cmocka_unit_test(test_watch_send_changed_borrow_and_handles_on_a_plain_thread),
+          cmocka_unit_test(test_watch_send_changed_borrow_and_handles_in_a_task),
+          cmocka_unit_test(test_watch_borrow_holds_senders_off_over_seeds),
+          cmocka_unit_test(test_watch_borrow_holds_senders_off_on_two_workers),
+          cmocka_unit_test(test_watch_borrow_outlives_every_handle),
+          cmocka_unit_test(test_watch_cancelled_sender_waiting_on_a_borrow_wakes_the_other_over_seeds))

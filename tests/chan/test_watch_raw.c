@@ -491,15 +491,9 @@ static void *raw_race_body(void *arg)
 
 TEST_BODY(test_watch_raw_changed_cancel_racing_a_send_sees_it_once_on_threads, raw_race_body(NULL))
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_watch_raw_waits_reject_bad_input_and_change_nothing),
-        cmocka_unit_test(test_watch_raw_changed_and_closed_outcomes),
-        cmocka_unit_test(test_watch_raw_restart_stays_queued_once_and_a_failed_wait_for_marks_nothing),
-        cmocka_unit_test(test_watch_raw_waits_racing_a_send_or_drop_lose_nothing_over_seeds),
-        cmocka_unit_test(test_watch_raw_closed_woken_by_a_drop_on_another_thread),
-        cmocka_unit_test(test_watch_raw_changed_cancel_racing_a_send_sees_it_once_on_threads),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TEST_MAIN(cmocka_unit_test(test_watch_raw_waits_reject_bad_input_and_change_nothing),
+          cmocka_unit_test(test_watch_raw_changed_and_closed_outcomes),
+          cmocka_unit_test(test_watch_raw_restart_stays_queued_once_and_a_failed_wait_for_marks_nothing),
+          cmocka_unit_test(test_watch_raw_waits_racing_a_send_or_drop_lose_nothing_over_seeds),
+          cmocka_unit_test(test_watch_raw_closed_woken_by_a_drop_on_another_thread),
+          cmocka_unit_test(test_watch_raw_changed_cancel_racing_a_send_sees_it_once_on_threads))

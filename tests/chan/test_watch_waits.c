@@ -396,8 +396,7 @@ static void *wst_root(void *arg)
     CHECK_EQ(ursa_watch_sender_drop(tx), 0);
     CHECK_EQ(pw_send(tx2, mk(c->n + 1)), 0); /* the final value */
     CHECK_EQ(ursa_watch_sender_drop(tx2), 0);
-    for (int i = 0; i < NRX_TASK; i++)
-        CHECK_OK(join_task(t[i]));
+    CHECK_OK(join_tasks(t, NRX_TASK));
     for (int i = 0; i < NRX_THREAD; i++)
         pthread_join(c->th[i], NULL);
     for (int i = 0; i < NRX_TASK + NRX_THREAD; i++) {
@@ -452,14 +451,8 @@ static void *stale_bit_body(void *arg)
 
 TEST_BODY(test_watch_timed_out_receiver_leaves_no_stale_wait_bit, test_run(2, stale_bit_body, NULL))
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_watch_changed_wait_for_and_closed_wake_when_they_should_over_seeds),
-        cmocka_unit_test(test_watch_changed_wait_for_and_closed_on_plain_threads),
-        cmocka_unit_test(test_watch_borrow_left_at_task_exit_is_reported_and_released),
-        cmocka_unit_test(test_watch_receivers_never_lose_the_final_value_on_threads),
-        cmocka_unit_test(test_watch_timed_out_receiver_leaves_no_stale_wait_bit),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TEST_MAIN(cmocka_unit_test(test_watch_changed_wait_for_and_closed_wake_when_they_should_over_seeds),
+          cmocka_unit_test(test_watch_changed_wait_for_and_closed_on_plain_threads),
+          cmocka_unit_test(test_watch_borrow_left_at_task_exit_is_reported_and_released),
+          cmocka_unit_test(test_watch_receivers_never_lose_the_final_value_on_threads),
+          cmocka_unit_test(test_watch_timed_out_receiver_leaves_no_stale_wait_bit))

@@ -137,13 +137,7 @@ static void test_sema_close_completes_queued_nodes_and_returns_their_permits(voi
     assert_int_equal(atomic_load(&c.calls), 2); /* no waker for an immediate result */
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parker_returns_on_unpark_or_deadline),
-        cmocka_unit_test(test_waitq_removes_from_head_middle_and_tail),
-        cmocka_unit_test(test_wait_node_is_decided_before_its_waker_and_done_after),
-        cmocka_unit_test(test_sema_close_completes_queued_nodes_and_returns_their_permits),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TEST_MAIN(cmocka_unit_test(test_parker_returns_on_unpark_or_deadline),
+          cmocka_unit_test(test_waitq_removes_from_head_middle_and_tail),
+          cmocka_unit_test(test_wait_node_is_decided_before_its_waker_and_done_after),
+          cmocka_unit_test(test_sema_close_completes_queued_nodes_and_returns_their_permits))

@@ -303,14 +303,8 @@ static void test_mutex_metrics_count_every_acquire_under_contention(void **state
 #endif
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_lock_order_violation_is_reported_with_both_locks_and_sites),
-        cmocka_unit_test(test_mutex_metrics_are_exact_in_virtual_time),
-        cmocka_unit_test(test_mutex_metrics_count_every_acquire_under_contention),
-        cmocka_unit_test(test_rwlock_takes_part_in_the_lock_order),
-        cmocka_unit_test(test_rwlock_metrics_are_exact_in_virtual_time),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TEST_MAIN(cmocka_unit_test(test_lock_order_violation_is_reported_with_both_locks_and_sites),
+          cmocka_unit_test(test_mutex_metrics_are_exact_in_virtual_time),
+          cmocka_unit_test(test_mutex_metrics_count_every_acquire_under_contention),
+          cmocka_unit_test(test_rwlock_takes_part_in_the_lock_order),
+          cmocka_unit_test(test_rwlock_metrics_are_exact_in_virtual_time))

@@ -555,19 +555,10 @@ static void test_io_bad_descriptors_fail_cleanly(void **state)
     check_bad(&b);
 }
 
-/* An argument runs only the tests whose names match it (a glob). */
-int main(int argc, char **argv)
-{
-    if (argc > 1)
-        cmocka_set_test_filter(argv[1]);
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_io_pipe_read_times_out_tries_and_gets_data),
-        cmocka_unit_test(test_io_cancelled_read_takes_nothing_and_a_racing_byte_is_kept_once),
-        cmocka_unit_test(test_io_write_to_a_full_pipe_times_out_writing_nothing),
-        cmocka_unit_test(test_io_file_reads_and_writes_at_offsets),
-        cmocka_unit_test(test_io_lengths_of_4_gib_are_clamped_not_truncated),
-        cmocka_unit_test(test_io_plain_threads_use_the_blocking_calls),
-        cmocka_unit_test(test_io_bad_descriptors_fail_cleanly),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TEST_MAIN(cmocka_unit_test(test_io_pipe_read_times_out_tries_and_gets_data),
+          cmocka_unit_test(test_io_cancelled_read_takes_nothing_and_a_racing_byte_is_kept_once),
+          cmocka_unit_test(test_io_write_to_a_full_pipe_times_out_writing_nothing),
+          cmocka_unit_test(test_io_file_reads_and_writes_at_offsets),
+          cmocka_unit_test(test_io_lengths_of_4_gib_are_clamped_not_truncated),
+          cmocka_unit_test(test_io_plain_threads_use_the_blocking_calls),
+          cmocka_unit_test(test_io_bad_descriptors_fail_cleanly))

@@ -251,14 +251,5 @@ static void test_io_accept_never_loses_a_backlogged_connection(void **state)
     assert_int_equal(b.expired_got + b.expired_left, BACKLOG_ROUNDS);
 }
 
-/* An argument runs only the tests whose names match it (a glob). */
-int main(int argc, char **argv)
-{
-    if (argc > 1)
-        cmocka_set_test_filter(argv[1]);
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_io_tcp_accept_connect_read_and_poll_on_loopback),
-        cmocka_unit_test(test_io_accept_never_loses_a_backlogged_connection),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TEST_MAIN(cmocka_unit_test(test_io_tcp_accept_connect_read_and_poll_on_loopback),
+          cmocka_unit_test(test_io_accept_never_loses_a_backlogged_connection))

@@ -277,16 +277,7 @@ static void test_rt_cancel_finished_and_self(void **state)
     }
 }
 
-/* An argument runs only the tests whose names match it (a glob). */
-int main(int argc, char **argv)
-{
-    if (argc > 1)
-        cmocka_set_test_filter(argv[1]);
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_rt_cancel_ends_a_sleep_and_every_later_wait),
-        cmocka_unit_test(test_rt_cancelled_joiner_leaves_the_task_joinable),
-        cmocka_unit_test(test_rt_cancelled_locker_leaves_the_lock_to_the_next),
-        cmocka_unit_test(test_rt_cancel_finished_and_self),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TEST_MAIN(cmocka_unit_test(test_rt_cancel_ends_a_sleep_and_every_later_wait),
+          cmocka_unit_test(test_rt_cancelled_joiner_leaves_the_task_joinable),
+          cmocka_unit_test(test_rt_cancelled_locker_leaves_the_lock_to_the_next),
+          cmocka_unit_test(test_rt_cancel_finished_and_self))

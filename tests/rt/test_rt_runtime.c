@@ -301,20 +301,11 @@ static void test_rt_free_from_other_thread_cancels_leftovers(void **state)
     assert_int_equal(atomic_load(&f.rc), -ECANCELED);
 }
 
-/* An argument runs only the tests whose names match it (a glob). */
-int main(int argc, char **argv)
-{
-    if (argc > 1)
-        cmocka_set_test_filter(argv[1]);
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_rt_new_rejects_bad_configurations),
-        cmocka_unit_test(test_rt_run_returns_root_result),
-        cmocka_unit_test(test_rt_block_on_inside_task_einval),
-        cmocka_unit_test(test_rt_run_inside_task_einval),
-        cmocka_unit_test(test_rt_free_other_runtime_from_task),
-        cmocka_unit_test(test_rt_task_spawned_before_block_on_runs_in_it),
-        cmocka_unit_test(test_rt_free_cancels_leftover_tasks),
-        cmocka_unit_test(test_rt_free_from_other_thread_cancels_leftovers),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TEST_MAIN(cmocka_unit_test(test_rt_new_rejects_bad_configurations),
+          cmocka_unit_test(test_rt_run_returns_root_result),
+          cmocka_unit_test(test_rt_block_on_inside_task_einval),
+          cmocka_unit_test(test_rt_run_inside_task_einval),
+          cmocka_unit_test(test_rt_free_other_runtime_from_task),
+          cmocka_unit_test(test_rt_task_spawned_before_block_on_runs_in_it),
+          cmocka_unit_test(test_rt_free_cancels_leftover_tasks),
+          cmocka_unit_test(test_rt_free_from_other_thread_cancels_leftovers))

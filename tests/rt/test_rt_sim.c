@@ -419,17 +419,8 @@ static void test_rt_possible_deadlock_report_two_workers(void **state)
     expect_in(rep, "'root' waits on join");
 }
 
-/* An argument runs only the tests whose names match it (a glob). */
-int main(int argc, char **argv)
-{
-    if (argc > 1)
-        cmocka_set_test_filter(argv[1]);
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_rt_seed_replays_the_same_interleaving),
-        cmocka_unit_test(test_rt_explore_finds_and_replays_failing_seeds),
-        cmocka_unit_test(test_rt_deadlock_report_names_both_lockers_and_their_sites),
-        cmocka_unit_test(test_rt_deadlock_report_names_a_join_and_a_semaphore_wait),
-        cmocka_unit_test(test_rt_possible_deadlock_report_two_workers),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TEST_MAIN(cmocka_unit_test(test_rt_seed_replays_the_same_interleaving),
+          cmocka_unit_test(test_rt_explore_finds_and_replays_failing_seeds),
+          cmocka_unit_test(test_rt_deadlock_report_names_both_lockers_and_their_sites),
+          cmocka_unit_test(test_rt_deadlock_report_names_a_join_and_a_semaphore_wait),
+          cmocka_unit_test(test_rt_possible_deadlock_report_two_workers))

@@ -116,13 +116,4 @@ static void test_rt_stack_overflow_hits_the_guard_page(void **state)
              WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), text);
 }
 
-/* An argument runs only the tests whose names match it (a glob). */
-int main(int argc, char **argv)
-{
-    if (argc > 1)
-        cmocka_set_test_filter(argv[1]);
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_rt_stack_overflow_hits_the_guard_page),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TEST_MAIN(cmocka_unit_test(test_rt_stack_overflow_hits_the_guard_page))

@@ -496,20 +496,11 @@ static void test_rt_spawn_and_join_from_a_plain_thread(void **state)
     }
 }
 
-/* An argument runs only the tests whose names match it (a glob). */
-int main(int argc, char **argv)
-{
-    if (argc > 1)
-        cmocka_set_test_filter(argv[1]);
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_rt_join_returns_each_tasks_result),
-        cmocka_unit_test(test_rt_join_errors_keep_handle),
-        cmocka_unit_test(test_rt_detached_tasks_free_themselves),
-        cmocka_unit_test(test_rt_spawn_10k_join_all),
-        cmocka_unit_test(test_rt_detached_tasks_ending_on_another_worker_are_recycled),
-        cmocka_unit_test(test_rt_task_names_are_copied_and_truncated),
-        cmocka_unit_test(test_rt_spawn_on_chosen_worker),
-        cmocka_unit_test(test_rt_spawn_and_join_from_a_plain_thread),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TEST_MAIN(cmocka_unit_test(test_rt_join_returns_each_tasks_result),
+          cmocka_unit_test(test_rt_join_errors_keep_handle),
+          cmocka_unit_test(test_rt_detached_tasks_free_themselves),
+          cmocka_unit_test(test_rt_spawn_10k_join_all),
+          cmocka_unit_test(test_rt_detached_tasks_ending_on_another_worker_are_recycled),
+          cmocka_unit_test(test_rt_task_names_are_copied_and_truncated),
+          cmocka_unit_test(test_rt_spawn_on_chosen_worker),
+          cmocka_unit_test(test_rt_spawn_and_join_from_a_plain_thread))

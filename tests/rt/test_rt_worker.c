@@ -377,17 +377,8 @@ static void test_rt_plain_thread_wakes_idle_worker(void **state)
     }
 }
 
-/* An argument runs only the tests whose names match it (a glob). */
-int main(int argc, char **argv)
-{
-    if (argc > 1)
-        cmocka_set_test_filter(argv[1]);
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_rt_yield_alternates),
-        cmocka_unit_test(test_rt_sleep_takes_exact_virtual_or_at_least_real_time),
-        cmocka_unit_test(test_rt_sleepers_wake_in_deadline_order),
-        cmocka_unit_test(test_rt_cross_worker_wakes_are_never_lost),
-        cmocka_unit_test(test_rt_plain_thread_wakes_idle_worker),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TEST_MAIN(cmocka_unit_test(test_rt_yield_alternates),
+          cmocka_unit_test(test_rt_sleep_takes_exact_virtual_or_at_least_real_time),
+          cmocka_unit_test(test_rt_sleepers_wake_in_deadline_order),
+          cmocka_unit_test(test_rt_cross_worker_wakes_are_never_lost),
+          cmocka_unit_test(test_rt_plain_thread_wakes_idle_worker))

@@ -29,4 +29,15 @@ static __attribute__((unused)) uint64_t mix(uint64_t x)
     return x;
 }
 
+/* The checksum of every message of a stress run: producers 0..n-1 each
+ * sent id << 40 | i for i < per. */
+static __attribute__((unused)) uint64_t stress_want(uint64_t n, uint64_t per)
+{
+    uint64_t want = 0;
+    for (uint64_t id = 0; id < n; id++)
+        for (uint64_t i = 0; i < per; i++)
+            want += mix(id << 40 | i);
+    return want;
+}
+
 #endif

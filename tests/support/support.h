@@ -133,4 +133,16 @@ static inline void test_explore(ursa_task_fn_t scenario, void *arg)
         test_explore(scenario, arg);                                                      \
     }
 
+/* The program's main: runs the tests given (cmocka_unit_test(...), ...);
+ * with an argument, only those whose names match it (a cmocka filter,
+ * '*' and '?' allowed). */
+#define TEST_MAIN(...)                                                                    \
+    int main(int argc, char **argv)                                                       \
+    {                                                                                     \
+        const struct CMUnitTest tests[] = {__VA_ARGS__};                                  \
+        if (argc > 1)                                                                     \
+            cmocka_set_test_filter(argv[1]);                                              \
+        return cmocka_run_group_tests(tests, NULL, NULL);                                 \
+    }
+
 #endif

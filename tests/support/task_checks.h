@@ -4,6 +4,7 @@
 #ifndef URSA_TEST_TASK_CHECKS_H
 #define URSA_TEST_TASK_CHECKS_H
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <time.h>
@@ -132,6 +133,33 @@ static __attribute__((unused)) void *join_task(ursa_task_t *t)
     if (rc)
         return (void *)failf("join failed: %s", ursa_strerror(rc));
     return res;
+}
+
+/* Joins the n tasks (each, even after a failure); the first failure among
+ * their results, or NULL. */
+static __attribute__((unused)) void *join_tasks(ursa_task_t *const *t, int n)
+{
+    void *first = NULL;
+    for (int i = 0; i < n; i++) {
+        void *r = join_task(t[i]);
+        if (!first)
+            first = r;
+    }
+    return first;
+}
+
+/* Joins the n plain threads; the first non-NULL result (a body's
+ * message), or NULL. */
+static __attribute__((unused)) void *join_threads(const pthread_t *th, int n)
+{
+    void *first = NULL;
+    for (int i = 0; i < n; i++) {
+        void *r = NULL;
+        pthread_join(th[i], &r);
+        if (!first)
+            first = r;
+    }
+    return first;
 }
 
 /* Runs fn as the root task of a fresh runtime with `workers` workers: the

@@ -542,19 +542,13 @@ static void test_barrier_raw_cancel_racing_a_trip_on_threads(void **state)
     assert_int_equal(test_leak_count(), 0);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        LEAK_CHECKED(test_barrier_rejects_bad_arguments_and_a_try_is_not_counted),
-        LEAK_CHECKED(test_barrier_of_zero_or_one_party_never_waits),
-        LEAK_CHECKED(test_barrier_destroy_while_waited_is_ebusy),
-        LEAK_CHECKED(test_barrier_has_one_leader_per_generation_over_seeds),
-        LEAK_CHECKED(test_barrier_has_one_leader_per_generation_on_threads),
-        LEAK_CHECKED(test_barrier_cancelled_arrival_is_withdrawn_over_seeds),
-        LEAK_CHECKED(test_barrier_timed_out_arrival_is_withdrawn),
-        LEAK_CHECKED(test_barrier_cancel_or_deadline_racing_the_trip_loses_no_party_over_seeds),
-        LEAK_CHECKED(test_barrier_raw_cancel_withdraws_before_the_trip_changes_nothing_after),
-        LEAK_CHECKED(test_barrier_raw_cancel_racing_a_trip_on_threads),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TEST_MAIN(LEAK_CHECKED(test_barrier_rejects_bad_arguments_and_a_try_is_not_counted),
+          LEAK_CHECKED(test_barrier_of_zero_or_one_party_never_waits),
+          LEAK_CHECKED(test_barrier_destroy_while_waited_is_ebusy),
+          LEAK_CHECKED(test_barrier_has_one_leader_per_generation_over_seeds),
+          LEAK_CHECKED(test_barrier_has_one_leader_per_generation_on_threads),
+          LEAK_CHECKED(test_barrier_cancelled_arrival_is_withdrawn_over_seeds),
+          LEAK_CHECKED(test_barrier_timed_out_arrival_is_withdrawn),
+          LEAK_CHECKED(test_barrier_cancel_or_deadline_racing_the_trip_loses_no_party_over_seeds),
+          LEAK_CHECKED(test_barrier_raw_cancel_withdraws_before_the_trip_changes_nothing_after),
+          LEAK_CHECKED(test_barrier_raw_cancel_racing_a_trip_on_threads))

@@ -74,8 +74,6 @@ TEST_BODY(test_event_rejects_bad_arguments_and_destroy_while_waited, args_body(N
 /* ====================================================================== */
 /* single-caller semantics                                                */
 /* ====================================================================== */
-/* single-caller semantics                                                 */
-/* ====================================================================== */
 
 static void *auto_basic_body(void *arg)
 {
@@ -165,8 +163,6 @@ static void test_event_manual_stays_set_until_reset(void **state)
 
 /* ====================================================================== */
 /* auto-reset: one set, one waiter; manual-reset: all                     */
-/* ====================================================================== */
-/* auto-reset: one set, one waiter; manual-reset: all                       */
 /* ====================================================================== */
 
 static void *raw_auto_one_body(void *arg)
@@ -335,8 +331,7 @@ static void *eight_root(void *arg)
             CHECK_EQ(ursa_event_reset(&g.e), 1);
             CHECK_EQ(ursa_event_wait(&g.e, URSA_NOW), -EAGAIN);
         }
-        for (int i = 0; i < 8; i++)
-            CHECK_OK(join_task(t[i]));
+        CHECK_OK(join_tasks(t, 8));
         for (int i = 0; i < 8; i++)
             CHECK_EQ(g.times[i], 1);
         CHECK_EQ(atomic_load(&g.released), 8);
@@ -354,8 +349,6 @@ TEST_BODY(test_event_releases_eight_tasks_one_per_set_or_all_at_once_on_two_work
 
 /* ====================================================================== */
 /* multi-thread stress: sets made == sets consumed (auto-reset)           */
-/* ====================================================================== */
-/* multi-thread stress: sets made == sets consumed (auto-reset)             */
 /* ====================================================================== */
 
 /* Setters (tasks on both workers and a plain thread) count the sets they
@@ -547,8 +540,7 @@ static void *esim_scenario(void *arg)
     CHECK_OK(join_task(t[0]));
     CHECK_OK(join_task(t[1]));
     atomic_store(&m->s.stop, 1);
-    for (int i = 2; i < 5; i++)
-        CHECK_OK(join_task(t[i]));
+    CHECK_OK(join_tasks(t + 2, 3));
     CHECK_EQ(peek_event_len(&m->s.e), 0);
     long made = atomic_load(&m->s.made), taken = atomic_load(&m->s.taken);
     long absorbed = atomic_load(&m->absorbed), left = ursa_event_is_set(&m->s.e);
@@ -566,19 +558,13 @@ static void test_event_sets_made_are_consumed_or_still_set_over_seeds(void **sta
     test_explore(esim_scenario, &m);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_event_rejects_bad_arguments_and_destroy_while_waited),
-        cmocka_unit_test(test_event_auto_passes_one_wait_per_set_on_a_plain_thread),
-        cmocka_unit_test(test_event_auto_passes_one_wait_per_set_in_tasks_and_over_seeds),
-        cmocka_unit_test(test_event_manual_stays_set_until_reset),
-        cmocka_unit_test(test_event_auto_releases_one_raw_waiter_per_set_in_order),
-        cmocka_unit_test(test_event_manual_releases_every_raw_waiter),
-        cmocka_unit_test(test_event_releases_eight_tasks_one_per_set_or_all_at_once_over_seeds),
-        cmocka_unit_test(test_event_releases_eight_tasks_one_per_set_or_all_at_once_on_two_workers),
-        cmocka_unit_test(test_event_sets_made_are_consumed_or_still_set_on_threads),
-        cmocka_unit_test(test_event_sets_made_are_consumed_or_still_set_over_seeds),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TEST_MAIN(cmocka_unit_test(test_event_rejects_bad_arguments_and_destroy_while_waited),
+          cmocka_unit_test(test_event_auto_passes_one_wait_per_set_on_a_plain_thread),
+          cmocka_unit_test(test_event_auto_passes_one_wait_per_set_in_tasks_and_over_seeds),
+          cmocka_unit_test(test_event_manual_stays_set_until_reset),
+          cmocka_unit_test(test_event_auto_releases_one_raw_waiter_per_set_in_order),
+          cmocka_unit_test(test_event_manual_releases_every_raw_waiter),
+          cmocka_unit_test(test_event_releases_eight_tasks_one_per_set_or_all_at_once_over_seeds),
+          cmocka_unit_test(test_event_releases_eight_tasks_one_per_set_or_all_at_once_on_two_workers),
+          cmocka_unit_test(test_event_sets_made_are_consumed_or_still_set_on_threads),
+          cmocka_unit_test(test_event_sets_made_are_consumed_or_still_set_over_seeds))

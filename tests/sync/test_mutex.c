@@ -708,19 +708,13 @@ static void test_mutex_excludes_with_timeouts_and_tries_over_seeds(void **state)
     assert_int_equal(test_leak_count(), 0);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        LEAK_CHECKED(test_mutex_rejects_bad_arguments),
-        LEAK_CHECKED(test_mutex_destroy_while_held_or_waited_is_ebusy),
-        LEAK_CHECKED(test_mutex_hands_off_in_arrival_order_without_barging),
-        LEAK_CHECKED(test_mutex_try_after_unlock_leaves_it_to_the_queued),
-        LEAK_CHECKED(test_mutex_excludes_tasks_on_both_workers_and_plain_threads),
-        LEAK_CHECKED(test_mutex_unlock_by_another_task_or_thread_is_eperm),
-        LEAK_CHECKED(test_mutex_double_unlock_is_reported_and_changes_nothing),
-        LEAK_CHECKED(test_mutex_guard_moves_between_owners_by_disown_and_adopt),
-        LEAK_CHECKED(test_mutex_scoped_guard_unlocks_at_scope_exit),
-        LEAK_CHECKED(test_mutex_excludes_with_timeouts_and_tries_over_seeds),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TEST_MAIN(LEAK_CHECKED(test_mutex_rejects_bad_arguments),
+          LEAK_CHECKED(test_mutex_destroy_while_held_or_waited_is_ebusy),
+          LEAK_CHECKED(test_mutex_hands_off_in_arrival_order_without_barging),
+          LEAK_CHECKED(test_mutex_try_after_unlock_leaves_it_to_the_queued),
+          LEAK_CHECKED(test_mutex_excludes_tasks_on_both_workers_and_plain_threads),
+          LEAK_CHECKED(test_mutex_unlock_by_another_task_or_thread_is_eperm),
+          LEAK_CHECKED(test_mutex_double_unlock_is_reported_and_changes_nothing),
+          LEAK_CHECKED(test_mutex_guard_moves_between_owners_by_disown_and_adopt),
+          LEAK_CHECKED(test_mutex_scoped_guard_unlocks_at_scope_exit),
+          LEAK_CHECKED(test_mutex_excludes_with_timeouts_and_tries_over_seeds))

@@ -221,12 +221,6 @@ static void test_mutex_guard_on_a_dead_threads_stack_is_released_untouched(void 
     run_isolated(leak_thread_stack_child, "thread exit with a guard on its stack");
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        LEAK_CHECKED(test_mutex_left_locked_by_a_task_is_reported_released_and_poisoned),
-        LEAK_CHECKED(test_mutex_left_locked_by_a_thread_is_reported_released_and_poisoned),
-        LEAK_CHECKED(test_mutex_guard_on_a_dead_threads_stack_is_released_untouched),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TEST_MAIN(LEAK_CHECKED(test_mutex_left_locked_by_a_task_is_reported_released_and_poisoned),
+          LEAK_CHECKED(test_mutex_left_locked_by_a_thread_is_reported_released_and_poisoned),
+          LEAK_CHECKED(test_mutex_guard_on_a_dead_threads_stack_is_released_untouched))

@@ -137,8 +137,6 @@ TEST_EXPLORE(test_notify_stores_one_permit_over_seeds, permit_body, NULL)
 /* ====================================================================== */
 /* order: notify_one = oldest, notify_last = newest, notify_waiters = all */
 /* ====================================================================== */
-/* order: notify_one = oldest, notify_last = newest, notify_waiters = all   */
-/* ====================================================================== */
 
 static void *raw_order_body(void *arg)
 {
@@ -268,8 +266,7 @@ static void *order_scenario(void *arg)
             for (unsigned long k = 0; atomic_load(&o.nseq) < i + 1; k++)
                 CHECK(settle_loop(k, give_up));
         }
-        for (int i = 0; i < 4; i++)
-            CHECK_OK(join_task(t[i]));
+        CHECK_OK(join_tasks(t, 4));
         for (int i = 0; i < 4; i++)
             CHECK_EQ(o.seq[i], round == 0 ? 3 - i : i);
     }
@@ -285,8 +282,6 @@ TEST_BODY(test_notify_wakes_tasks_lifo_by_last_fifo_by_one_on_two_workers,
 
 /* ====================================================================== */
 /* a notification that reached a waiter which then withdraws goes on      */
-/* ====================================================================== */
-/* a notification that reached a waiter which then withdraws goes on       */
 /* ====================================================================== */
 
 static void *forward_raw_body(void *arg)
@@ -353,8 +348,6 @@ TEST_BODY(test_notify_cancelled_raw_wait_passes_its_notification_on, forward_raw
 
 /* ====================================================================== */
 /* enable before wait                                                     */
-/* ====================================================================== */
-/* enable before wait                                                      */
 /* ====================================================================== */
 
 static void *enable_body(void *arg)
@@ -481,8 +474,7 @@ static void *flag_root(void *arg)
         for (int i = 0; i < 3; i++)
             t[i] = spawn_on(i % 2, flag_waiter, &f, "waiter");
         t[3] = spawn_on((int)(r % 2), flag_setter, &f, "setter");
-        for (int i = 0; i < 4; i++)
-            CHECK_OK(join_task(t[i]));
+        CHECK_OK(join_tasks(t, 4));
         CHECK_EQ(atomic_load(&f.seen), 3);
         CHECK_EQ(peek_notify_len(&f.n), 0);
         CHECK(!peek_notify_permit(&f.n));
@@ -498,22 +490,16 @@ static void test_notify_check_then_wait_never_misses_a_flag_on_two_workers(void 
     ASSERT_OK(test_run(2, flag_root, &rounds));
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_notify_rejects_bad_arguments_and_destroy_while_waited),
-        cmocka_unit_test(test_notify_stores_one_permit_on_a_plain_thread),
-        cmocka_unit_test(test_notify_stores_one_permit_in_tasks),
-        cmocka_unit_test(test_notify_stores_one_permit_over_seeds),
-        cmocka_unit_test(test_notify_one_wakes_the_oldest_last_the_newest_waiters_all),
-        cmocka_unit_test(test_notify_waiters_wakes_more_than_a_wake_batch),
-        cmocka_unit_test(test_notify_wakes_tasks_lifo_by_last_fifo_by_one_over_seeds),
-        cmocka_unit_test(test_notify_wakes_tasks_lifo_by_last_fifo_by_one_on_two_workers),
-        cmocka_unit_test(test_notify_cancelled_raw_wait_passes_its_notification_on),
-        cmocka_unit_test(test_notify_enabled_before_waiting_misses_nothing_on_a_plain_thread),
-        cmocka_unit_test(test_notify_enabled_before_waiting_misses_nothing_in_tasks),
-        cmocka_unit_test(test_notify_enabled_before_waiting_misses_nothing_over_seeds),
-        cmocka_unit_test(test_notify_check_then_wait_never_misses_a_flag_on_two_workers),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TEST_MAIN(cmocka_unit_test(test_notify_rejects_bad_arguments_and_destroy_while_waited),
+          cmocka_unit_test(test_notify_stores_one_permit_on_a_plain_thread),
+          cmocka_unit_test(test_notify_stores_one_permit_in_tasks),
+          cmocka_unit_test(test_notify_stores_one_permit_over_seeds),
+          cmocka_unit_test(test_notify_one_wakes_the_oldest_last_the_newest_waiters_all),
+          cmocka_unit_test(test_notify_waiters_wakes_more_than_a_wake_batch),
+          cmocka_unit_test(test_notify_wakes_tasks_lifo_by_last_fifo_by_one_over_seeds),
+          cmocka_unit_test(test_notify_wakes_tasks_lifo_by_last_fifo_by_one_on_two_workers),
+          cmocka_unit_test(test_notify_cancelled_raw_wait_passes_its_notification_on),
+          cmocka_unit_test(test_notify_enabled_before_waiting_misses_nothing_on_a_plain_thread),
+          cmocka_unit_test(test_notify_enabled_before_waiting_misses_nothing_in_tasks),
+          cmocka_unit_test(test_notify_enabled_before_waiting_misses_nothing_over_seeds),
+          cmocka_unit_test(test_notify_check_then_wait_never_misses_a_flag_on_two_workers))

@@ -190,8 +190,6 @@ static void test_notify_enabled_wait_racing_a_notification_passes_it_on_over_see
 /* ====================================================================== */
 /* multi-thread stress                                                    */
 /* ====================================================================== */
-/* multi-thread stress                                                     */
-/* ====================================================================== */
 
 /* Producers (pthreads and tasks on both workers) add a token and
  * notify_one; consumers take tokens, and wait when there are none, with a
@@ -521,8 +519,7 @@ static void *cons_sim(void *arg)
     CHECK_OK(join_task(t[0]));
     CHECK_OK(join_task(t[1]));
     atomic_store(&c->stop, 1);
-    for (int i = 2; i < 5; i++)
-        CHECK_OK(join_task(t[i]));
+    CHECK_OK(join_tasks(t + 2, 3));
     CHECK_EQ(peek_notify_len(&c->n), 0);
     long left = ursa_notify_wait(&c->n, URSA_NOW) == 0;
     CHECK_OK(cons_check(atomic_load(&c->made), atomic_load(&c->taken),
@@ -538,14 +535,8 @@ static void test_notify_notifications_made_are_taken_or_stored_over_seeds(void *
     test_explore(cons_sim, &c);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_notify_last_racing_a_withdrawal_passes_it_on_over_seeds),
-        cmocka_unit_test(test_notify_enabled_wait_racing_a_notification_passes_it_on_over_seeds),
-        cmocka_unit_test(test_notify_consumers_take_every_token_on_threads),
-        cmocka_unit_test(test_notify_notifications_made_are_taken_or_stored_on_threads),
-        cmocka_unit_test(test_notify_notifications_made_are_taken_or_stored_over_seeds),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TEST_MAIN(cmocka_unit_test(test_notify_last_racing_a_withdrawal_passes_it_on_over_seeds),
+          cmocka_unit_test(test_notify_enabled_wait_racing_a_notification_passes_it_on_over_seeds),
+          cmocka_unit_test(test_notify_consumers_take_every_token_on_threads),
+          cmocka_unit_test(test_notify_notifications_made_are_taken_or_stored_on_threads),
+          cmocka_unit_test(test_notify_notifications_made_are_taken_or_stored_over_seeds))

@@ -530,16 +530,10 @@ static void *so_root(void *arg)
 
 TEST_EXPLORE_NO_LEAKS(test_once_set_wakes_every_waiting_task_over_seeds, so_root, NULL)
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        LEAK_CHECKED(test_once_rejects_bad_arguments_and_leaves_outputs_alone),
-        LEAK_CHECKED(test_once_get_set_and_get_or_init_on_a_plain_thread),
-        LEAK_CHECKED(test_once_set_during_an_init_is_ebusy_and_self_calls_are_edeadlk),
-        LEAK_CHECKED(test_once_deadlines_while_an_init_runs_leave_nothing_queued),
-        LEAK_CHECKED(test_once_plain_threads_wait_for_a_set_and_for_an_init),
-        LEAK_CHECKED(test_once_raw_wait_woken_by_a_set_on_another_thread),
-        LEAK_CHECKED(test_once_set_wakes_every_waiting_task_over_seeds),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TEST_MAIN(LEAK_CHECKED(test_once_rejects_bad_arguments_and_leaves_outputs_alone),
+          LEAK_CHECKED(test_once_get_set_and_get_or_init_on_a_plain_thread),
+          LEAK_CHECKED(test_once_set_during_an_init_is_ebusy_and_self_calls_are_edeadlk),
+          LEAK_CHECKED(test_once_deadlines_while_an_init_runs_leave_nothing_queued),
+          LEAK_CHECKED(test_once_plain_threads_wait_for_a_set_and_for_an_init),
+          LEAK_CHECKED(test_once_raw_wait_woken_by_a_set_on_another_thread),
+          LEAK_CHECKED(test_once_set_wakes_every_waiting_task_over_seeds))

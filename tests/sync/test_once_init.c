@@ -692,15 +692,9 @@ static void test_once_racing_get_or_init_runs_one_init_per_cell_on_threads(void 
     assert_int_equal(test_leak_count(), 0);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        LEAK_CHECKED(test_once_failed_init_hands_the_role_to_the_oldest_waiter_over_seeds),
-        LEAK_CHECKED(test_once_failed_init_wakes_only_the_next_initializer),
-        LEAK_CHECKED(test_once_cancelled_initializer_is_taken_over_over_seeds),
-        LEAK_CHECKED(test_once_handover_racing_the_heirs_timeout_or_cancel_is_not_lost_over_seeds),
-        LEAK_CHECKED(test_once_handover_racing_the_heirs_timeout_is_not_lost_on_threads),
-        LEAK_CHECKED(test_once_racing_get_or_init_runs_one_init_per_cell_on_threads),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TEST_MAIN(LEAK_CHECKED(test_once_failed_init_hands_the_role_to_the_oldest_waiter_over_seeds),
+          LEAK_CHECKED(test_once_failed_init_wakes_only_the_next_initializer),
+          LEAK_CHECKED(test_once_cancelled_initializer_is_taken_over_over_seeds),
+          LEAK_CHECKED(test_once_handover_racing_the_heirs_timeout_or_cancel_is_not_lost_over_seeds),
+          LEAK_CHECKED(test_once_handover_racing_the_heirs_timeout_is_not_lost_on_threads),
+          LEAK_CHECKED(test_once_racing_get_or_init_runs_one_init_per_cell_on_threads))

@@ -741,19 +741,13 @@ static void test_rwlock_readers_never_see_a_half_write_on_threads(void **state)
     assert_int_equal(test_leak_count(), 0);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        LEAK_CHECKED(test_rwlock_rejects_bad_arguments_and_double_unlocks),
-        LEAK_CHECKED(test_rwlock_destroy_while_held_or_waited_is_ebusy),
-        LEAK_CHECKED(test_rwlock_readers_share_and_a_queued_writer_keeps_new_readers_out),
-        LEAK_CHECKED(test_rwlock_caps_readers_at_max_readers),
-        LEAK_CHECKED(test_rwlock_excludes_writers_and_readers_over_seeds),
-        LEAK_CHECKED(test_rwlock_excludes_tasks_on_both_workers_and_plain_threads),
-        LEAK_CHECKED(test_rwlock_write_guard_left_by_a_task_poisons_until_consistent),
-        LEAK_CHECKED(test_rwlock_downgraded_guard_left_by_a_task_is_a_read_leak),
-        LEAK_CHECKED(test_rwlock_unlock_by_another_thread_is_eperm_and_scoped_guards_unlock),
-        LEAK_CHECKED(test_rwlock_readers_never_see_a_half_write_on_threads),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TEST_MAIN(LEAK_CHECKED(test_rwlock_rejects_bad_arguments_and_double_unlocks),
+          LEAK_CHECKED(test_rwlock_destroy_while_held_or_waited_is_ebusy),
+          LEAK_CHECKED(test_rwlock_readers_share_and_a_queued_writer_keeps_new_readers_out),
+          LEAK_CHECKED(test_rwlock_caps_readers_at_max_readers),
+          LEAK_CHECKED(test_rwlock_excludes_writers_and_readers_over_seeds),
+          LEAK_CHECKED(test_rwlock_excludes_tasks_on_both_workers_and_plain_threads),
+          LEAK_CHECKED(test_rwlock_write_guard_left_by_a_task_poisons_until_consistent),
+          LEAK_CHECKED(test_rwlock_downgraded_guard_left_by_a_task_is_a_read_leak),
+          LEAK_CHECKED(test_rwlock_unlock_by_another_thread_is_eperm_and_scoped_guards_unlock),
+          LEAK_CHECKED(test_rwlock_readers_never_see_a_half_write_on_threads))

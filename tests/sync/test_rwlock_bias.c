@@ -481,16 +481,10 @@ static void test_rwlock_bias_fast_unlock_then_free_is_safe(void **state)
     }
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        LEAK_CHECKED(test_rwlock_bias_fast_readers_count_and_a_writer_revokes_them),
-        LEAK_CHECKED(test_rwlock_bias_locks_beyond_the_table_run_unbiased),
-        LEAK_CHECKED(test_rwlock_bias_fast_guard_unlocked_on_another_thread),
-        LEAK_CHECKED(test_rwlock_bias_revoke_timeout_and_cancel_lose_nothing_over_seeds),
-        LEAK_CHECKED(test_rwlock_bias_comes_and_goes_under_load_on_threads),
-        LEAK_CHECKED(test_rwlock_bias_rebias_never_strands_a_queued_writer),
-        LEAK_CHECKED(test_rwlock_bias_fast_unlock_then_free_is_safe),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TEST_MAIN(LEAK_CHECKED(test_rwlock_bias_fast_readers_count_and_a_writer_revokes_them),
+          LEAK_CHECKED(test_rwlock_bias_locks_beyond_the_table_run_unbiased),
+          LEAK_CHECKED(test_rwlock_bias_fast_guard_unlocked_on_another_thread),
+          LEAK_CHECKED(test_rwlock_bias_revoke_timeout_and_cancel_lose_nothing_over_seeds),
+          LEAK_CHECKED(test_rwlock_bias_comes_and_goes_under_load_on_threads),
+          LEAK_CHECKED(test_rwlock_bias_rebias_never_strands_a_queued_writer),
+          LEAK_CHECKED(test_rwlock_bias_fast_unlock_then_free_is_safe))

@@ -616,17 +616,11 @@ static void *cq_root(void *arg)
 
 TEST_EXPLORE_NO_LEAKS(test_rwlock_cancelled_writer_task_lets_readers_in_over_seeds, cq_root, NULL)
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        LEAK_CHECKED(test_rwlock_reader_queues_behind_a_waiting_writer),
-        LEAK_CHECKED(test_rwlock_reader_gets_in_after_the_writer_streak_over_seeds),
-        LEAK_CHECKED(test_rwlock_writer_streak_step_by_step_with_raw_waits),
-        LEAK_CHECKED(test_rwlock_writer_streak_bounds_a_reader_wait_on_threads),
-        LEAK_CHECKED(test_rwlock_downgrade_admits_queued_readers_not_writers),
-        LEAK_CHECKED(test_rwlock_downgrade_lets_readers_in_while_still_reading),
-        LEAK_CHECKED(test_rwlock_cancelled_writer_lets_the_readers_behind_it_in),
-        LEAK_CHECKED(test_rwlock_cancelled_writer_task_lets_readers_in_over_seeds),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TEST_MAIN(LEAK_CHECKED(test_rwlock_reader_queues_behind_a_waiting_writer),
+          LEAK_CHECKED(test_rwlock_reader_gets_in_after_the_writer_streak_over_seeds),
+          LEAK_CHECKED(test_rwlock_writer_streak_step_by_step_with_raw_waits),
+          LEAK_CHECKED(test_rwlock_writer_streak_bounds_a_reader_wait_on_threads),
+          LEAK_CHECKED(test_rwlock_downgrade_admits_queued_readers_not_writers),
+          LEAK_CHECKED(test_rwlock_downgrade_lets_readers_in_while_still_reading),
+          LEAK_CHECKED(test_rwlock_cancelled_writer_lets_the_readers_behind_it_in),
+          LEAK_CHECKED(test_rwlock_cancelled_writer_task_lets_readers_in_over_seeds))

@@ -26,8 +26,6 @@
 /* ====================================================================== */
 /* init / destroy / argument errors                                       */
 /* ====================================================================== */
-/* init / destroy / argument errors                                        */
-/* ====================================================================== */
 
 static void *args_body(void *arg)
 {
@@ -183,8 +181,6 @@ TEST_BODY(test_sem_counts_and_requests_are_64_bit, counts64_body(NULL))
 /* ====================================================================== */
 /* try semantics: URSA_NOW and expired deadlines                          */
 /* ====================================================================== */
-/* try semantics: URSA_NOW and expired deadlines                           */
-/* ====================================================================== */
 
 static void *try_body(void *arg)
 {
@@ -257,8 +253,6 @@ static void test_sem_try_and_expired_deadlines_take_nothing_over_seeds(void **st
 
 /* ====================================================================== */
 /* close                                                                  */
-/* ====================================================================== */
-/* close                                                                   */
 /* ====================================================================== */
 
 typedef struct closing {
@@ -386,8 +380,6 @@ static void test_sem_close_fails_waiters_and_later_acquires_with_epipe(void **st
 
 /* ====================================================================== */
 /* add / forget                                                           */
-/* ====================================================================== */
-/* add / forget                                                            */
 /* ====================================================================== */
 
 static void *add_limits_body(void *arg)
@@ -684,20 +676,14 @@ static void *forget_body(void *arg)
 
 TEST_BODY(test_sem_forget_takes_only_available_permits, forget_body(NULL))
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_sem_rejects_bad_arguments_and_destroy_while_waited),
-        cmocka_unit_test(test_sem_counts_and_requests_are_64_bit),
-        cmocka_unit_test(test_sem_try_and_expired_deadlines_take_nothing_on_a_plain_thread),
-        cmocka_unit_test(test_sem_try_and_expired_deadlines_take_nothing_in_tasks),
-        cmocka_unit_test(test_sem_try_and_expired_deadlines_take_nothing_over_seeds),
-        cmocka_unit_test(test_sem_close_fails_waiters_and_later_acquires_with_epipe),
-        cmocka_unit_test(test_sem_add_beyond_the_maximum_is_einval),
-        cmocka_unit_test(test_sem_add_counts_permits_on_loan_toward_the_maximum),
-        cmocka_unit_test(test_sem_concurrent_adds_never_exceed_the_maximum),
-        cmocka_unit_test(test_sem_add_wakes_every_kind_of_waiter_in_fifo_order),
-        cmocka_unit_test(test_sem_forget_takes_only_available_permits),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TEST_MAIN(cmocka_unit_test(test_sem_rejects_bad_arguments_and_destroy_while_waited),
+          cmocka_unit_test(test_sem_counts_and_requests_are_64_bit),
+          cmocka_unit_test(test_sem_try_and_expired_deadlines_take_nothing_on_a_plain_thread),
+          cmocka_unit_test(test_sem_try_and_expired_deadlines_take_nothing_in_tasks),
+          cmocka_unit_test(test_sem_try_and_expired_deadlines_take_nothing_over_seeds),
+          cmocka_unit_test(test_sem_close_fails_waiters_and_later_acquires_with_epipe),
+          cmocka_unit_test(test_sem_add_beyond_the_maximum_is_einval),
+          cmocka_unit_test(test_sem_add_counts_permits_on_loan_toward_the_maximum),
+          cmocka_unit_test(test_sem_concurrent_adds_never_exceed_the_maximum),
+          cmocka_unit_test(test_sem_add_wakes_every_kind_of_waiter_in_fifo_order),
+          cmocka_unit_test(test_sem_forget_takes_only_available_permits))

@@ -261,13 +261,7 @@ static void test_sem_permit_moves_between_owners_by_disown_and_adopt(void **stat
     assert_int_equal(test_leak_count(), leaks0); /* -EPERM is not a misuse report */
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_sem_held_count_tracks_permits_and_double_release_is_reported),
-        cmocka_unit_test(test_sem_permit_left_at_exit_is_reported_and_all_its_permits_return),
-        cmocka_unit_test(test_sem_scoped_permit_releases_at_scope_exit),
-        cmocka_unit_test(test_sem_permit_moves_between_owners_by_disown_and_adopt),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TEST_MAIN(cmocka_unit_test(test_sem_held_count_tracks_permits_and_double_release_is_reported),
+          cmocka_unit_test(test_sem_permit_left_at_exit_is_reported_and_all_its_permits_return),
+          cmocka_unit_test(test_sem_scoped_permit_releases_at_scope_exit),
+          cmocka_unit_test(test_sem_permit_moves_between_owners_by_disown_and_adopt))

@@ -24,8 +24,6 @@
 /* ====================================================================== */
 /* FIFO order                                                             */
 /* ====================================================================== */
-/* FIFO order                                                              */
-/* ====================================================================== */
 
 #define FIFO_N 5
 
@@ -98,8 +96,7 @@ static void *fifo_circulate_scenario(void *arg)
     CHECK(barger);
     (void)ursa_yield();
     CHECK_EQ(ursa_sem_add(&f->s, 1), 0);
-    for (int i = 0; i < FIFO_N; i++)
-        CHECK_OK(join_task(t[i]));
+    CHECK_OK(join_tasks(t, FIFO_N));
     CHECK_OK(join_task(barger));
     CHECK_EQ(atomic_load(&f->norder), FIFO_N);
     for (int i = 0; i < FIFO_N; i++)
@@ -191,8 +188,6 @@ static void test_sem_serves_waiters_in_fifo_order_on_two_workers(void **state)
 /* ====================================================================== */
 /* batch acquire with partial assignment                                  */
 /* ====================================================================== */
-/* batch acquire with partial assignment                                   */
-/* ====================================================================== */
 
 typedef struct batch {
     ursa_sem_t s;
@@ -266,8 +261,6 @@ static void test_sem_assigns_returned_permits_to_the_head_on_two_workers(void **
 
 /* ====================================================================== */
 /* cancel hands partial permits on                                        */
-/* ====================================================================== */
-/* cancel hands partial permits on                                         */
 /* ====================================================================== */
 
 enum { CR_CANCEL, CR_DEADLINE, CR_THREAD };
@@ -381,8 +374,6 @@ static void test_sem_cancelled_or_timed_out_waiter_hands_partial_permits_on_on_t
 
 /* ====================================================================== */
 /* cancel racing a grant (deterministic, many seeds)                      */
-/* ====================================================================== */
-/* cancel racing a grant (deterministic, many seeds)                       */
 /* ====================================================================== */
 
 /* 4 permits. B holds 3 and gives them back at instant D; A waits for 3
@@ -548,17 +539,11 @@ static void test_sem_cancel_racing_a_grant_keeps_every_permit_over_seeds(void **
     race_explore(RACE_CANCEL | RACE_DEADLINE);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_sem_serves_waiters_in_fifo_order_over_seeds),
-        cmocka_unit_test(test_sem_serves_waiters_in_fifo_order_on_two_workers),
-        cmocka_unit_test(test_sem_assigns_returned_permits_to_the_head_over_seeds),
-        cmocka_unit_test(test_sem_assigns_returned_permits_to_the_head_on_two_workers),
-        cmocka_unit_test(test_sem_cancelled_or_timed_out_waiter_hands_partial_permits_on_over_seeds),
-        cmocka_unit_test(test_sem_cancelled_or_timed_out_waiter_hands_partial_permits_on_on_two_workers),
-        cmocka_unit_test(test_sem_deadline_racing_a_grant_keeps_every_permit_over_seeds),
-        cmocka_unit_test(test_sem_cancel_racing_a_grant_keeps_every_permit_over_seeds),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TEST_MAIN(cmocka_unit_test(test_sem_serves_waiters_in_fifo_order_over_seeds),
+          cmocka_unit_test(test_sem_serves_waiters_in_fifo_order_on_two_workers),
+          cmocka_unit_test(test_sem_assigns_returned_permits_to_the_head_over_seeds),
+          cmocka_unit_test(test_sem_assigns_returned_permits_to_the_head_on_two_workers),
+          cmocka_unit_test(test_sem_cancelled_or_timed_out_waiter_hands_partial_permits_on_over_seeds),
+          cmocka_unit_test(test_sem_cancelled_or_timed_out_waiter_hands_partial_permits_on_on_two_workers),
+          cmocka_unit_test(test_sem_deadline_racing_a_grant_keeps_every_permit_over_seeds),
+          cmocka_unit_test(test_sem_cancel_racing_a_grant_keeps_every_permit_over_seeds))

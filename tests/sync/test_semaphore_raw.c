@@ -286,14 +286,8 @@ static void *raw_cancel_granted_body(void *arg)
 TEST_BODY(test_sem_cancelled_granted_raw_wait_hands_its_permits_to_the_next,
           raw_cancel_granted_body(NULL))
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_sem_raw_wait_woken_by_a_permit_released_on_another_thread),
-        cmocka_unit_test(test_sem_raw_wait_is_ready_when_its_waker_runs),
-        cmocka_unit_test(test_sem_raw_wait_granted_at_start_is_held_only_once_finished),
-        cmocka_unit_test(test_sem_cancelled_raw_wait_hands_its_partial_permits_on),
-        cmocka_unit_test(test_sem_cancelled_granted_raw_wait_hands_its_permits_to_the_next),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TEST_MAIN(cmocka_unit_test(test_sem_raw_wait_woken_by_a_permit_released_on_another_thread),
+          cmocka_unit_test(test_sem_raw_wait_is_ready_when_its_waker_runs),
+          cmocka_unit_test(test_sem_raw_wait_granted_at_start_is_held_only_once_finished),
+          cmocka_unit_test(test_sem_cancelled_raw_wait_hands_its_partial_permits_on),
+          cmocka_unit_test(test_sem_cancelled_granted_raw_wait_hands_its_permits_to_the_next))

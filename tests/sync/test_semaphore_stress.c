@@ -24,8 +24,6 @@
 /* ====================================================================== */
 /* cancel racing a grant: multi-thread stress                             */
 /* ====================================================================== */
-/* cancel racing a grant: multi-thread stress                              */
-/* ====================================================================== */
 
 #define STRESS_PERMITS 3
 
@@ -245,12 +243,7 @@ static void *stress_root(void *arg)
     for (int i = 0; i < 4; i++)
         t[i] = spawn_on(i % 2, stress_task, st, "stress");
     t[4] = spawn_on(0, stress_canceller, st, "canceller");
-    const char *msg = NULL;
-    for (int i = 0; i < 5; i++) {
-        const char *m = join_task(t[i]);
-        if (m && !msg)
-            msg = m;
-    }
+    const char *msg = join_tasks(t, 5);
     for (int i = 0; i < 4; i++)
         CHECK_EQ(pthread_join(th[i], NULL), 0);
     CHECK_OK(msg);
@@ -280,8 +273,6 @@ static void test_sem_cancels_and_timeouts_racing_grants_keep_every_permit_on_thr
 
 /* ====================================================================== */
 /* plain threads and tasks contending                                     */
-/* ====================================================================== */
-/* plain threads and tasks contending                                      */
 /* ====================================================================== */
 
 typedef struct contend {
@@ -316,12 +307,7 @@ static void *contend_root(void *arg)
         CHECK_EQ(pthread_create(&th[i], NULL, contend_loop, c), 0);
     for (int i = 0; i < 4; i++)
         t[i] = spawn_on(i % 2, contend_loop, c, "contender");
-    const char *msg = NULL;
-    for (int i = 0; i < 4; i++) {
-        const char *m = join_task(t[i]);
-        if (m && !msg)
-            msg = m;
-    }
+    const char *msg = join_tasks(t, 4);
     for (int i = 0; i < 2; i++)
         CHECK_EQ(pthread_join(th[i], &thres[i]), 0);
     CHECK_OK(msg);
@@ -343,11 +329,5 @@ static void test_sem_one_permit_excludes_tasks_and_plain_threads(void **state)
     ASSERT_OK(test_run(2, contend_root, &c));
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_sem_cancels_and_timeouts_racing_grants_keep_every_permit_on_threads),
-        cmocka_unit_test(test_sem_one_permit_excludes_tasks_and_plain_threads),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TEST_MAIN(cmocka_unit_test(test_sem_cancels_and_timeouts_racing_grants_keep_every_permit_on_threads),
+          cmocka_unit_test(test_sem_one_permit_excludes_tasks_and_plain_threads))
