@@ -183,8 +183,7 @@ static void *cres_scenario(void *arg)
     while (atomic_load(&c->stage) < 1)
         ursa_yield();
     ursa_task_t *t2 = spawn_on(0, cres_receiver2, c, "rx2"); /* after the message is taken */
-    for (int i = 0; i < 5; i++)
-        ursa_yield();
+    yield_n(5);
     URSA_SIM_CHECK(atomic_load(&c->stage) == 1); /* both still wait for the permit */
     URSA_SIM_CHECK(ursa_wait_ready(&w));         /* the freed slot went to us */
     URSA_SIM_CHECK(atomic_load(&cw.calls) == 1);

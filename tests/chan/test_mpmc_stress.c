@@ -136,8 +136,7 @@ static void *ex_scenario(void *arg)
         pa[i] = (ex_arg_t){&e, (uint64_t)i};
         pt[i] = spawn_on(0, ex_producer, &pa[i], "tx");
     }
-    for (int i = 0; i < 4; i++)
-        ursa_yield();
+    yield_n(4);
     URSA_SIM_CHECK(ursa_task_cancel(rt[2]) == 0);
     CHECK_OK(join_tasks(pt, EX_PROD));
     CHECK_OK(join_tasks(rt, EX_RECV));

@@ -149,8 +149,7 @@ static void *cres_scenario(void *arg)
     ursa_task_t *t = spawn_on(0, cres_receiver, c, "rx");
     while (atomic_load(&c->stage) < 1)
         ursa_yield();
-    for (int i = 0; i < 5; i++)
-        ursa_yield();
+    yield_n(5);
     URSA_SIM_CHECK(atomic_load(&c->stage) == 1); /* still waiting for the permit */
     URSA_SIM_CHECK(ursa_wait_ready(&w));         /* the freed slot went to us */
     URSA_SIM_CHECK(atomic_load(&cw.calls) == 1);

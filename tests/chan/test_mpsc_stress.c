@@ -136,8 +136,7 @@ static void *xc_holder(void *arg)
     URSA_SIM_CHECK(rc == 0 || rc == -EPIPE);
     URSA_SIM_CHECK(ursa_mpsc_sender_drop(&a->x->tx[a->id]) == 0); /* the permit outlives it */
     if (rc == 0) {
-        for (int i = 0; i < 3; i++)
-            ursa_yield();
+        yield_n(3);
         uint64_t v = a->id << 32 | 7777;
         URSA_SIM_CHECK(ursa_mpsc_permit_send(&p, &v) == 0);
         a->x->ok++;

@@ -34,8 +34,7 @@ typedef struct race {
 static void *race_sender(void *arg)
 {
     race_t *r = arg;
-    for (int i = 0; i < r->yields_tx; i++)
-        (void)ursa_yield();
+    yield_n(r->yields_tx);
     r->val = 1234;
     r->send_rc = ursa_oneshot_send(&r->os, &r->val);
     return NULL;
@@ -52,8 +51,7 @@ static const char *close_race_one(race_t *r, int ytx, int yrx)
     r->send_rc = 1;
     ursa_task_t *t = NULL;
     URSA_SIM_CHECK(ursa_spawn(&t, race_sender, r, NULL) == 0);
-    for (int i = 0; i < r->yields_rx; i++)
-        (void)ursa_yield();
+    yield_n(r->yields_rx);
     URSA_SIM_CHECK(ursa_oneshot_close(&r->os) == 0);
     int out = 0;
     int rc = ursa_oneshot_try_recv(&r->os, &out);
@@ -78,12 +76,8 @@ static void *close_race_sim(void *arg)
     return NULL;
 }
 
-static void test_oneshot_close_racing_send_keeps_the_value_or_refuses_it_over_seeds(void **state)
-{
-    (void)state;
-    race_t r;
-    test_explore(close_race_sim, &r);
-}
+static race_t close_race;
+TEST_EXPLORE(test_oneshot_close_racing_send_keeps_the_value_or_refuses_it_over_seeds, close_race_sim, &close_race)
 
 /* A blocked receiver vs. send / sender drop / its own deadline. */
 typedef struct rsim {
@@ -108,8 +102,7 @@ static const char *recv_one(rsim_t *s, unsigned r)
     s->rx_rc = 1;
     ursa_task_t *t = NULL;
     URSA_SIM_CHECK(ursa_spawn(&t, rsim_rx, s, NULL) == 0);
-    for (unsigned i = 0; i < (r >> 2); i++)
-        (void)ursa_yield();
+    yield_n(r >> 2);
     if (r & 4)
         (void)ursa_sleep_for(URSA_MSEC(2)); /* the deadline (if any) passes */
     int v = 77;
@@ -141,12 +134,8 @@ static void *recv_sim(void *arg)
     return NULL;
 }
 
-static void test_oneshot_blocked_recv_against_send_drop_or_deadline_loses_nothing_over_seeds(void **state)
-{
-    (void)state;
-    rsim_t s;
-    test_explore(recv_sim, &s);
-}
+static rsim_t recv_race;
+TEST_EXPLORE(test_oneshot_blocked_recv_against_send_drop_or_deadline_loses_nothing_over_seeds, recv_sim, &recv_race)
 
 typedef struct tk {
     ursa_oneshot_t *os;
@@ -171,8 +160,7 @@ static const char *closed_one(unsigned r)
     tk_t k = {&os, 5, -1};
     ursa_task_t *t = NULL;
     URSA_SIM_CHECK(ursa_spawn(&t, closed_sim_tx, &k, NULL) == 0);
-    for (unsigned i = 0; i < r / 2; i++)
-        (void)ursa_yield();
+    yield_n((unsigned)(r / 2));
     URSA_SIM_CHECK((r & 1 ? ursa_oneshot_receiver_drop(&os) : ursa_oneshot_close(&os)) == 0);
     URSA_SIM_CHECK(ursa_task_join(t, NULL, URSA_NEVER) == 0);
     URSA_SIM_CHECK(k.rc == 0);

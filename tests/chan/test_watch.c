@@ -350,8 +350,7 @@ static const char *writers_one(unsigned v)
     ursa_task_t *ta = NULL, *tb = NULL;
     URSA_SIM_CHECK(ursa_spawn(&ta, wsend_task, &a, NULL) == 0);
     URSA_SIM_CHECK(ursa_spawn(&tb, wsend_task, &b, NULL) == 0);
-    for (unsigned i = 0; i < v + 2; i++)
-        (void)ursa_yield();
+    yield_n((unsigned)(v + 2));
     URSA_SIM_CHECK(a.rc == 1 && b.rc == 1); /* both held off */
     URSA_SIM_CHECK(ursa_task_cancel(tb) == 0);
     URSA_SIM_CHECK(ursa_task_join(tb, NULL, URSA_NEVER) == 0);

@@ -242,8 +242,7 @@ typedef struct rsend {
 static void *rsend_task(void *arg)
 {
     rsend_t *r = arg;
-    for (unsigned i = 0; i < r->yields; i++)
-        (void)ursa_yield();
+    yield_n(r->yields);
     r->rc = pw_send(r->tx, mk(5));
     return NULL;
 }
@@ -304,8 +303,7 @@ typedef struct rdrop {
 static void *rdrop_task(void *arg)
 {
     rdrop_t *r = arg;
-    for (unsigned i = 0; i < r->yields; i++)
-        (void)ursa_yield();
+    yield_n(r->yields);
     (void)ursa_watch_receiver_drop(r->rx);
     return NULL;
 }

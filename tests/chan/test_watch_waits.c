@@ -81,8 +81,7 @@ static const char *waits_one(unsigned v)
     URSA_SIM_CHECK(ursa_spawn(&ta, changed_task, &a, NULL) == 0);
     URSA_SIM_CHECK(ursa_spawn(&tb, wait_for_task, &b, NULL) == 0);
     URSA_SIM_CHECK(ursa_spawn(&tc, wait_for_task, &c, NULL) == 0);
-    for (unsigned i = 0; i < v % 3; i++)
-        (void)ursa_yield();
+    yield_n((unsigned)(v % 3));
     /* a modify that changes nothing wakes no one for good */
     URSA_SIM_CHECK(ursa_watch_send_modify(tx, inc_if_even, NULL) == 1); /* 0 -> 1 */
     for (long k = 2; k <= 5; k++) {
@@ -121,11 +120,9 @@ static const char *closed_one(unsigned v)
     txs_t ct = {tx, 1};
     ursa_task_t *tt = NULL;
     URSA_SIM_CHECK(ursa_spawn(&tt, closed_task, &ct, NULL) == 0);
-    for (unsigned i = 0; i < v; i++)
-        (void)ursa_yield();
+    yield_n(v);
     URSA_SIM_CHECK(ursa_watch_receiver_drop(rx) == 0);
-    for (unsigned i = 0; i < 3; i++)
-        (void)ursa_yield();
+    yield_n(3);
     (void)ursa_sleep_for(URSA_MSEC(1));
     URSA_SIM_CHECK(ct.rc == 1);
     URSA_SIM_CHECK(ursa_watch_receiver_drop(rx2) == 0);
@@ -160,8 +157,7 @@ static const char *modify_one(unsigned v)
     mrx_t m = {rx, ursa_deadline_in(URSA_MSEC(10)), 1};
     ursa_task_t *t = NULL;
     URSA_SIM_CHECK(ursa_spawn(&t, modify_rx, &m, NULL) == 0);
-    for (unsigned i = 0; i < v; i++)
-        (void)ursa_yield();
+    yield_n(v);
     URSA_SIM_CHECK(ursa_watch_send_modify(tx, inc_if_even, NULL) == 0);
     URSA_SIM_CHECK(ursa_task_join(t, NULL, URSA_NEVER) == 0);
     URSA_SIM_CHECK(m.rc == -ETIMEDOUT);
@@ -171,8 +167,7 @@ static const char *modify_one(unsigned v)
     URSA_SIM_CHECK(ursa_watch_changed(rx, URSA_NOW) == 0);
     m = (mrx_t){rx, URSA_NEVER, 1};
     URSA_SIM_CHECK(ursa_spawn(&t, modify_rx, &m, NULL) == 0);
-    for (unsigned i = 0; i < v; i++)
-        (void)ursa_yield();
+    yield_n(v);
     URSA_SIM_CHECK(ursa_watch_send_modify(tx, inc_if_even, NULL) == 1);
     URSA_SIM_CHECK(ursa_task_join(t, NULL, URSA_NEVER) == 0);
     URSA_SIM_CHECK(m.rc == 0);

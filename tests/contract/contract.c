@@ -27,8 +27,7 @@ const char *contract_nothing_to_release(void *f, void *hold)
 bool contract_wait_queued(const contract_row_t *r, void *f, int n)
 {
     if (!r->queued) {
-        for (int i = 0; i < 20; i++)
-            (void)ursa_yield();
+        yield_n(20);
         (void)ursa_sleep_for(URSA_MSEC(1));
         return true;
     }
@@ -228,17 +227,22 @@ const char *contract_deadline_sim(const contract_row_t *r)
 
 /* ---- the calling contexts: a task on either worker, a plain thread ---- */
 
+/* A waiter and its granter on two threads: the row, its fixture, the
+ * wait's result, the granter's thread and message. */
 typedef struct ctx3 {
     const contract_row_t *r;
     void *f;
     _Atomic int rc;
+    _Atomic pid_t granter_tid;
     const char *msg;
 } ctx3_t;
 
-/* Grants once the waiter has queued (a row that cannot tell: after 5 ms). */
+/* A plain thread that grants once the waiter has queued (a row that cannot
+ * tell: after 5 ms). */
 static void *grant_from_thread(void *arg)
 {
     ctx3_t *c = arg;
+    atomic_store(&c->granter_tid, gettid());
     if (c->r->queued) {
         ursa_time_t give_up = mono_ns() + URSA_SEC(20);
         while (c->r->queued(c->f) < 1 && mono_ns() < give_up)
@@ -318,22 +322,6 @@ const char *contract_contexts(const contract_row_t *r)
 
 /* ---- raw two-phase waits ---- */
 
-typedef struct granter {
-    const contract_row_t *r;
-    void *f;
-    _Atomic pid_t tid;
-    const char *msg;
-} granter_t;
-
-static void *grant_later(void *arg)
-{
-    granter_t *g = arg;
-    atomic_store(&g->tid, gettid());
-    sleep_real_ms(5);
-    g->msg = g->r->grant(g->f);
-    return NULL;
-}
-
 /* A foreign loop: the waker writes an eventfd that the loop polls. The
  * grant comes from another thread, and the waker runs there, once. */
 static const char *raw_woken(const contract_row_t *r)
@@ -358,9 +346,9 @@ static const char *raw_woken(const contract_row_t *r)
     sleep_real_ms(2);
     CHECK_EQ(atomic_load(&k.count), 0);
 
-    granter_t g = {.r = r, .f = f};
+    ctx3_t g = {.r = r, .f = f};
     pthread_t th;
-    CHECK_EQ(pthread_create(&th, NULL, grant_later, &g), 0);
+    CHECK_EQ(pthread_create(&th, NULL, grant_from_thread, &g), 0);
     struct pollfd p = {.fd = k.efd, .events = POLLIN};
     int prc = poll(&p, 1, 5000);
     CHECK_EQ(pthread_join(th, NULL), 0);
@@ -371,7 +359,7 @@ static const char *raw_woken(const contract_row_t *r)
     CHECK_EQ(v, 1);
     CHECK(await_ready(&w));
     CHECK_EQ(atomic_load(&k.count), 1);
-    CHECK_EQ(atomic_load(&k.tid), atomic_load(&g.tid)); /* called by the granter */
+    CHECK_EQ(atomic_load(&k.tid), atomic_load(&g.granter_tid)); /* called by the granter */
     CHECK(atomic_load(&k.tid) != gettid());
 
     CHECK_EQ(r->finish(f, 0, &w, &h), 0);

@@ -142,8 +142,7 @@ static void *tc_queued_root(void *arg)
     CHECK_EQ(atomic_load(&tc.rc[0]), -ECANCELED);
     CHECK(!atomic_load(&tc.held[0]));
     CHECK_OK(contract_unchanged(r, f, two ? 1 : 0));
-    for (int i = 0; i < 3; i++)
-        (void)ursa_yield();
+    yield_n(3);
     if (two) {
         CHECK_EQ(atomic_load(&tc.rc[1]), 1); /* still queued */
         CHECK_OK(grant(r, f));

@@ -123,6 +123,13 @@ static __attribute__((unused)) ursa_task_t *spawn_on(int worker, ursa_task_fn_t 
     return t;
 }
 
+/* In a task: yields n times (lets other tasks run a few steps). */
+static __attribute__((unused)) void yield_n(unsigned n)
+{
+    for (unsigned i = 0; i < n; i++)
+        (void)ursa_yield();
+}
+
 /* Joins t; its result (a body's message), or a message if the join failed. */
 static __attribute__((unused)) void *join_task(ursa_task_t *t)
 {

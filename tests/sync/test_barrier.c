@@ -128,8 +128,7 @@ static void *ld_party(void *arg)
 {
     int id = *(int *)arg;
     for (int g = 0; g < LD_GENS; g++) {
-        for (int i = 0; i < (id + g) % 3; i++)
-            (void)ursa_yield();
+        yield_n((unsigned)((id + g) % 3));
         ld.arrivals[g]++;
         bool leader = false;
         int rc = ursa_barrier_wait(&ld.b, &leader, URSA_NEVER);
@@ -265,15 +264,46 @@ static void *cw_party(void *arg)
     return NULL;
 }
 
-static void *cw_root(void *arg)
+/* Fresh state: no party yet, every rc 1, a barrier of three. */
+static void *cw_reset(void)
 {
-    (void)arg;
     memset(&cw, 0, sizeof cw);
     for (int i = 0; i < 4; i++) {
         cw.rc[i] = 1;
         cw.ids[i] = i;
     }
     URSA_SIM_CHECK(ursa_barrier_init(&cw.b, 3) == 0);
+    return NULL;
+}
+
+/* A and C wait (B withdrew): a while later neither has returned, two
+ * have arrived, and the barrier has not tripped. */
+static void *cw_two_wait_untripped(unsigned yields)
+{
+    yield_n(yields);
+    URSA_SIM_CHECK(cw.rc[0] == 1 && cw.rc[2] == 1);
+    URSA_SIM_CHECK(ursa_barrier_arrived(&cw.b) == 2);
+    URSA_SIM_CHECK(ursa_barrier_generation(&cw.b) == 0);
+    return NULL;
+}
+
+/* Then a replacement, D, trips it: A, C and D return 0, one leads. */
+static void *cw_replacement_trips(void)
+{
+    URSA_SIM_CHECK(spawn_named(&cw.t[3], cw_party, &cw.ids[3], "D", -1) == 0);
+    JOIN_OK(cw.t[0]);
+    JOIN_OK(cw.t[2]);
+    JOIN_OK(cw.t[3]);
+    URSA_SIM_CHECK(cw.rc[0] == 0 && cw.rc[2] == 0 && cw.rc[3] == 0);
+    URSA_SIM_CHECK(cw.leader[0] + cw.leader[2] + cw.leader[3] == 1);
+    URSA_SIM_CHECK(ursa_barrier_generation(&cw.b) == 1);
+    return NULL;
+}
+
+static void *cw_root(void *arg)
+{
+    (void)arg;
+    CHECK_OK(cw_reset());
     /* A and B arrive; B is cancelled. */
     URSA_SIM_CHECK(spawn_named(&cw.t[0], cw_party, &cw.ids[0], "A", -1) == 0);
     URSA_SIM_CHECK(spawn_named(&cw.t[1], cw_party, &cw.ids[1], "B", -1) == 0);
@@ -286,20 +316,10 @@ static void *cw_root(void *arg)
     /* C arrives: with B withdrawn that makes two of three, no trip. */
     URSA_SIM_CHECK(spawn_named(&cw.t[2], cw_party, &cw.ids[2], "C", -1) == 0);
     YIELD_UNTIL(cw.arrived[2]);
-    for (int i = 0; i < 5; i++)
-        (void)ursa_yield();
-    URSA_SIM_CHECK(cw.rc[0] == 1 && cw.rc[2] == 1);
-    URSA_SIM_CHECK(ursa_barrier_arrived(&cw.b) == 2);
-    URSA_SIM_CHECK(ursa_barrier_generation(&cw.b) == 0);
+    CHECK_OK(cw_two_wait_untripped(5));
     /* A replacement (D) trips it. */
-    URSA_SIM_CHECK(spawn_named(&cw.t[3], cw_party, &cw.ids[3], "D", -1) == 0);
-    JOIN_OK(cw.t[0]);
-    JOIN_OK(cw.t[2]);
-    JOIN_OK(cw.t[3]);
-    URSA_SIM_CHECK(cw.rc[0] == 0 && cw.rc[2] == 0 && cw.rc[3] == 0);
-    URSA_SIM_CHECK(cw.leader[0] + cw.leader[2] + cw.leader[3] == 1);
+    CHECK_OK(cw_replacement_trips());
     URSA_SIM_CHECK(cw.leader[3]); /* the last to arrive leads */
-    URSA_SIM_CHECK(ursa_barrier_generation(&cw.b) == 1);
     URSA_SIM_CHECK(ursa_barrier_arrived(&cw.b) == 0);
     URSA_SIM_CHECK(ursa_barrier_destroy(&cw.b) == 0);
     return NULL;
@@ -374,12 +394,7 @@ static void *cr_party_late(void *arg)
 static void *cr_root(void *arg)
 {
     bool by_deadline = arg != NULL;
-    memset(&cw, 0, sizeof cw);
-    for (int i = 0; i < 4; i++) {
-        cw.rc[i] = 1;
-        cw.ids[i] = i;
-    }
-    URSA_SIM_CHECK(ursa_barrier_init(&cw.b, 3) == 0);
+    CHECK_OK(cw_reset());
     ursa_task_t *c = NULL;
     URSA_SIM_CHECK(spawn_named(&cw.t[0], cw_party, &cw.ids[0], "A", -1) == 0);
     URSA_SIM_CHECK(spawn_named(&cw.t[1], by_deadline ? cr_party_deadline : cw_party, &cw.ids[1],
@@ -407,18 +422,8 @@ static void *cr_root(void *arg)
         URSA_SIM_CHECK(cw.rc[1] == (by_deadline ? -ETIMEDOUT : -ECANCELED));
         URSA_SIM_CHECK(!cw.leader[1]);
         YIELD_UNTIL(cw.arrived[0] && cw.arrived[2]);
-        for (int i = 0; i < 3; i++)
-            (void)ursa_yield();
-        URSA_SIM_CHECK(cw.rc[0] == 1 && cw.rc[2] == 1);
-        URSA_SIM_CHECK(ursa_barrier_generation(&cw.b) == 0);
-        URSA_SIM_CHECK(ursa_barrier_arrived(&cw.b) == 2);
-        URSA_SIM_CHECK(spawn_named(&cw.t[3], cw_party, &cw.ids[3], "D", -1) == 0);
-        JOIN_OK(cw.t[0]);
-        JOIN_OK(cw.t[2]);
-        JOIN_OK(cw.t[3]);
-        URSA_SIM_CHECK(cw.rc[0] == 0 && cw.rc[2] == 0 && cw.rc[3] == 0);
-        URSA_SIM_CHECK(cw.leader[0] + cw.leader[2] + cw.leader[3] == 1);
-        URSA_SIM_CHECK(ursa_barrier_generation(&cw.b) == 1);
+        CHECK_OK(cw_two_wait_untripped(3));
+        CHECK_OK(cw_replacement_trips());
         cr_stats.withdrawn++;
     }
     URSA_SIM_CHECK(ursa_barrier_arrived(&cw.b) == 0);

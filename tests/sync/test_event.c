@@ -551,12 +551,8 @@ static void *esim_scenario(void *arg)
     return NULL;
 }
 
-static void test_event_sets_made_are_consumed_or_still_set_over_seeds(void **state)
-{
-    (void)state;
-    esim_t m;
-    test_explore(esim_scenario, &m);
-}
+static esim_t esim;
+TEST_EXPLORE(test_event_sets_made_are_consumed_or_still_set_over_seeds, esim_scenario, &esim)
 
 TEST_MAIN(cmocka_unit_test(test_event_rejects_bad_arguments_and_destroy_while_waited),
           cmocka_unit_test(test_event_auto_passes_one_wait_per_set_on_a_plain_thread),

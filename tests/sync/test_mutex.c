@@ -141,8 +141,7 @@ static struct {
 static void *ff_task(void *arg)
 {
     int id = *(int *)arg;
-    for (int i = 0; i < id % 3; i++)
-        (void)ursa_yield();
+    yield_n((unsigned)(id % 3));
     ursa_mutex_guard_t g = {0};
     /* Arrival and the lock call run without a switch in between, so the
      * arrival order is the queue order. */
@@ -561,8 +560,7 @@ static void *sc_root(void *arg)
         URSA_SCOPED(mutex_guard, g);
         URSA_SIM_CHECK(ursa_mutex_lock(&sc.m, &g, URSA_NEVER) == 0);
         URSA_SIM_CHECK(spawn_named(&t, sc_waiter, NULL, "scoped", -1) == 0);
-        for (int i = 0; i < 3; i++)
-            (void)ursa_yield();
+        yield_n(3);
         sc.in_scope_locked = ursa_mutex_is_locked(&sc.m) && sc.waiter_rc == 1;
     }
     JOIN_OK(t);
@@ -660,8 +658,7 @@ static void *mx_task(void *arg)
         URSA_SIM_CHECK(mx.inside == 0);
         mx.inside++;
         long v = mx.counter;
-        for (int y = 0; y < (id + k) % 3; y++)
-            (void)ursa_yield();
+        yield_n((unsigned)((id + k) % 3));
         if (k % 5 == 0)
             URSA_SIM_CHECK(ursa_sleep_for(URSA_USEC(100)) == 0);
         URSA_SIM_CHECK(mx.inside == 1);

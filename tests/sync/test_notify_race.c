@@ -432,6 +432,18 @@ static void *cons_waiter(void *arg)
     return NULL;
 }
 
+/* After the run: nothing queued, and every notification made was taken,
+ * absorbed or is still stored (cons_check); destroys the notify. */
+static void *cons_finish(cons_t *c)
+{
+    CHECK_EQ(peek_notify_len(&c->n), 0);
+    long left = ursa_notify_wait(&c->n, URSA_NOW) == 0;
+    CHECK_OK(cons_check(atomic_load(&c->made), atomic_load(&c->taken),
+                        atomic_load(&c->absorbed), left, c->exact));
+    CHECK_EQ(ursa_notify_destroy(&c->n), 0);
+    return NULL;
+}
+
 static void *cons_root(void *arg)
 {
     cons_t *c = arg;
@@ -475,12 +487,7 @@ static void *cons_root(void *arg)
             msg = res;
     }
     CHECK_OK(msg);
-    CHECK_EQ(peek_notify_len(&c->n), 0);
-    long left = ursa_notify_wait(&c->n, URSA_NOW) == 0;
-    CHECK_OK(cons_check(atomic_load(&c->made), atomic_load(&c->taken),
-                        atomic_load(&c->absorbed), left, c->exact));
-    CHECK_EQ(ursa_notify_destroy(&c->n), 0);
-    return NULL;
+    return cons_finish(c);
 }
 
 static void test_notify_notifications_made_are_taken_or_stored_on_threads(void **state)
@@ -520,20 +527,11 @@ static void *cons_sim(void *arg)
     CHECK_OK(join_task(t[1]));
     atomic_store(&c->stop, 1);
     CHECK_OK(join_tasks(t + 2, 3));
-    CHECK_EQ(peek_notify_len(&c->n), 0);
-    long left = ursa_notify_wait(&c->n, URSA_NOW) == 0;
-    CHECK_OK(cons_check(atomic_load(&c->made), atomic_load(&c->taken),
-                        atomic_load(&c->absorbed), left, c->exact));
-    CHECK_EQ(ursa_notify_destroy(&c->n), 0);
-    return NULL;
+    return cons_finish(c);
 }
 
-static void test_notify_notifications_made_are_taken_or_stored_over_seeds(void **state)
-{
-    (void)state;
-    cons_t c;
-    test_explore(cons_sim, &c);
-}
+static cons_t cons_seeds;
+TEST_EXPLORE(test_notify_notifications_made_are_taken_or_stored_over_seeds, cons_sim, &cons_seeds)
 
 TEST_MAIN(cmocka_unit_test(test_notify_last_racing_a_withdrawal_passes_it_on_over_seeds),
           cmocka_unit_test(test_notify_enabled_wait_racing_a_notification_passes_it_on_over_seeds),

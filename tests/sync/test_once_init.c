@@ -280,8 +280,7 @@ static void *cx_root(void *arg)
     }
     int ncancel = 1 + mode % 3;
     for (int k = 0; k < ncancel; k++) {
-        for (int y = 0; y < mode / 3 + 1; y++)
-            (void)ursa_yield();
+        yield_n((unsigned)(mode / 3 + 1));
         int victim = cx.runner;
         if ((mode & 4) && k == 0) {
             /* a queued waiter instead: the last task not yet cancelled */

@@ -474,8 +474,7 @@ static void *lk_leaker(void *arg)
     }
     lk.leaker_locked = true;
     YIELD_UNTIL(lk.waiter_queued);
-    for (int i = 0; i < 3; i++)
-        (void)ursa_yield();
+    yield_n(3);
     return NULL; /* still holding g */
 }
 

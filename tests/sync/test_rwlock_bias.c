@@ -240,8 +240,7 @@ static void *bx_writer(void *arg)
         (void)ursa_yield();
         bx.writers_in--;
         URSA_SIM_CHECK(ursa_rwlock_write_unlock(&g) == 0);
-        for (int k = 0; k < 3; k++)
-            (void)ursa_yield();
+        yield_n(3);
     }
     return NULL;
 }
@@ -274,8 +273,7 @@ static void *bx_root(void *arg)
                                    "writer", -1) == 0);
     URSA_SIM_CHECK(spawn_named(&t[BX_READERS + 2], bx_cancelled_writer, NULL, "cancelled", -1) ==
                    0);
-    for (int k = 0; k < 4; k++)
-        (void)ursa_yield();
+    yield_n(4);
     URSA_SIM_CHECK(ursa_task_cancel(t[BX_READERS + 2]) == 0);
     for (int i = 0; i < BX_READERS + 3; i++) {
         void *res = NULL;

@@ -61,8 +61,7 @@ static void *wp_root(void *arg)
     URSA_SIM_CHECK(spawn_named(&r, wp_reader, NULL, "reader", -1) == 0);
     URSA_SIM_CHECK(spawn_named(&w, wp_writer, NULL, "writer", -1) == 0);
     YIELD_UNTIL(wp.r_queued);
-    for (int i = 0; i < 5; i++)
-        (void)ursa_yield();
+    yield_n(5);
     URSA_SIM_CHECK(!wp.r_in && !wp.w_in); /* the reader waits behind the writer */
     URSA_SIM_CHECK(ursa_rwlock_readers(&wp.rw) == 1);
     URSA_SIM_CHECK(ursa_rwlock_read_unlock(&g) == 0);
@@ -596,8 +595,7 @@ static void *cq_root(void *arg)
     for (int i = 0; i < 2; i++)
         URSA_SIM_CHECK(spawn_named(&r[i], cq_reader, &ids[i], "reader", -1) == 0);
     YIELD_UNTIL(cq.r_queued[0] && cq.r_queued[1]);
-    for (int i = 0; i < 3; i++)
-        (void)ursa_yield();
+    yield_n(3);
     URSA_SIM_CHECK(cq.r_in == 0); /* behind the writer */
     URSA_SIM_CHECK(ursa_task_cancel(cq.w) == 0);
     JOIN_OK(cq.w);

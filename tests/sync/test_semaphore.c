@@ -245,11 +245,8 @@ TEST_BODY(test_sem_try_and_expired_deadlines_take_nothing_on_a_plain_thread, try
 TEST_BODY(test_sem_try_and_expired_deadlines_take_nothing_in_tasks,
           test_run(2, body_on_worker1, (void *)try_body))
 
-static void test_sem_try_and_expired_deadlines_take_nothing_over_seeds(void **state)
-{
-    (void)state;
-    test_explore(try_body, NULL); /* virtual time */
-}
+/* virtual time */
+TEST_EXPLORE(test_sem_try_and_expired_deadlines_take_nothing_over_seeds, try_body, NULL)
 
 /* ====================================================================== */
 /* close                                                                  */
@@ -370,13 +367,8 @@ static void *close_root(void *arg)
     return NULL;
 }
 
-static void test_sem_close_fails_waiters_and_later_acquires_with_epipe(void **state)
-{
-    (void)state;
-    closing_t c;
-    memset(&c, 0, sizeof c);
-    ASSERT_OK(test_run(2, close_root, &c));
-}
+static closing_t closing;
+TEST_BODY(test_sem_close_fails_waiters_and_later_acquires_with_epipe, test_run_msg(2, close_root, &closing))
 
 /* ====================================================================== */
 /* add / forget                                                           */
@@ -608,13 +600,8 @@ static void *add_wake_root(void *arg)
     return NULL;
 }
 
-static void test_sem_add_wakes_every_kind_of_waiter_in_fifo_order(void **state)
-{
-    (void)state;
-    add_wake_t a;
-    memset(&a, 0, sizeof a);
-    ASSERT_OK(test_run(2, add_wake_root, &a));
-}
+static add_wake_t add_wake;
+TEST_BODY(test_sem_add_wakes_every_kind_of_waiter_in_fifo_order, test_run_msg(2, add_wake_root, &add_wake))
 
 static void *forget_body(void *arg)
 {

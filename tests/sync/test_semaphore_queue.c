@@ -245,19 +245,11 @@ static void *batch_scenario(void *arg)
     return NULL;
 }
 
-static void test_sem_assigns_returned_permits_to_the_head_over_seeds(void **state)
-{
-    (void)state;
-    batch_t b = {.workers = 1};
-    test_explore(batch_scenario, &b);
-}
+static batch_t batch1 = {.workers = 1};
+TEST_EXPLORE(test_sem_assigns_returned_permits_to_the_head_over_seeds, batch_scenario, &batch1)
 
-static void test_sem_assigns_returned_permits_to_the_head_on_two_workers(void **state)
-{
-    (void)state;
-    batch_t b = {.workers = 2};
-    ASSERT_OK(test_run(2, batch_scenario, &b));
-}
+static batch_t batch2 = {.workers = 2};
+TEST_BODY(test_sem_assigns_returned_permits_to_the_head_on_two_workers, test_run_msg(2, batch_scenario, &batch2))
 
 /* ====================================================================== */
 /* cancel hands partial permits on                                        */
