@@ -2,19 +2,12 @@
  * src/chan/broadcast.c) beyond the contract (tests/contract/, row
  * broadcast_recv): argument errors, exact lag, handles and close, the
  * destructor, the typed wrapper, deadlines and the end of stream, and the
- * raw recv (lag, cancel, end). Order and stress: test_broadcast_stress.c.
- *
- * As in the other tests, checks live in "bodies" that return NULL when they
- * passed or a message saying what failed; a body runs on the test's own
- * (plain) thread, as a task, or as a deterministic scenario over many
- * seeds, and the cmocka assertion is made on the test's own stack. */
+ * raw recv (lag, cancel, end). Order and stress: test_broadcast_stress.c. */
 #include "support.h"
 
 #include <poll.h>
-#include <sched.h>
-#include <stdatomic.h>
+
 #include <sys/eventfd.h>
-#include <unistd.h>
 
 #include "task_checks.h"
 #include "ursa/broadcast.h"

@@ -1,19 +1,8 @@
 /* The broadcast channel under load: every receiver sees every value in
  * order, or counts exactly what it lagged (over seeds, on two workers, and
  * with sender and receiver threads and tasks); senders lapping a tiny ring
- * destroy each value once; lock-free reads are never torn.
- *
- * As in the other tests, checks live in "bodies" that return NULL when they
- * passed or a message saying what failed; a body runs on the test's own
- * (plain) thread, as a task, or as a deterministic scenario over many
- * seeds, and the cmocka assertion is made on the test's own stack. */
+ * destroy each value once; lock-free reads are never torn. */
 #include "support.h"
-
-#include <poll.h>
-#include <sched.h>
-#include <stdatomic.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
 
 #include "task_checks.h"
 #include "ursa/broadcast.h"

@@ -3,15 +3,8 @@
  * arguments, FIFO order, memory, handles, the destructor (also racing the
  * last receiver's drop), recv_many. Permits and close:
  * test_mpmc_permit.c; raw recv and woken receivers: test_mpmc_recv.c; many
- * producers and receivers: test_mpmc_stress.c.
- *
- * Checks live in bodies that return NULL or a failure message (CHECK /
- * CHECK_EQ); cmocka asserts are made on the test's own stack. */
+ * producers and receivers: test_mpmc_stress.c. */
 #include "support.h"
-
-#include <sched.h>
-#include <stdatomic.h>
-#include <unistd.h>
 
 #include <ursa/mpmc.h>
 

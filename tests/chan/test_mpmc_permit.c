@@ -1,15 +1,8 @@
 /* mpmc permits and close: reserve / reserve_many / release, close with a
  * permit out (its late message taken once, over seeds too), a cancelled
  * reserve returning its slot to closed receivers, a permit left at task
- * exit, the raw reserve, and no reserve after the end inside close.
- *
- * Checks live in bodies that return NULL or a failure message (CHECK /
- * CHECK_EQ); cmocka asserts are made on the test's own stack. */
+ * exit, the raw reserve, and no reserve after the end inside close. */
 #include "support.h"
-
-#include <sched.h>
-#include <stdatomic.h>
-#include <unistd.h>
 
 #include <ursa/mpmc.h>
 

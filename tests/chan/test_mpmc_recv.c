@@ -1,14 +1,7 @@
 /* mpmc receivers: the raw recv (woken, cancelled, its wake passed on to
  * a blocked thread, the end of stream), and a woken receiver task
- * cancelled or timed out before it runs (over seeds).
- *
- * Checks live in bodies that return NULL or a failure message (CHECK /
- * CHECK_EQ); cmocka asserts are made on the test's own stack. */
+ * cancelled or timed out before it runs (over seeds). */
 #include "support.h"
-
-#include <sched.h>
-#include <stdatomic.h>
-#include <unistd.h>
 
 #include <ursa/mpmc.h>
 

@@ -1,15 +1,8 @@
 /* mpmc with many producers and receivers: with cancels over seeds; tasks
  * and plain threads on both sides (count, order, checksum); receivers
  * asleep never miss a message (also with a publish held out of order by a
- * page fault); close racing producers.
- *
- * Checks live in bodies that return NULL or a failure message (CHECK /
- * CHECK_EQ); cmocka asserts are made on the test's own stack. */
+ * page fault); close racing producers. */
 #include "support.h"
-
-#include <sched.h>
-#include <stdatomic.h>
-#include <unistd.h>
 
 #include <ursa/mpmc.h>
 

@@ -2,15 +2,8 @@
  * the contract (tests/contract/, rows mpsc_send, mpsc_reserve, mpsc_recv):
  * arguments, FIFO order, memory and blocks, handles, the destructor,
  * recv_many. Permits and close: test_mpsc_permit.c; many producers:
- * test_mpsc_stress.c; the send bias: test_mpsc_send_bias.c.
- *
- * Checks live in bodies that return NULL or a failure message (CHECK /
- * CHECK_EQ); cmocka asserts are made on the test's own stack. */
+ * test_mpsc_stress.c; the send bias: test_mpsc_send_bias.c. */
 #include "support.h"
-
-#include <sched.h>
-#include <stdatomic.h>
-#include <unistd.h>
 
 #include <ursa/mpsc.h>
 

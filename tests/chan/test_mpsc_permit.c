@@ -1,15 +1,8 @@
 /* mpsc permits and close: reserve / reserve_many / release, close with a
  * permit out (its late message is delivered, over seeds too), a cancelled
  * reserve returning its slot, a permit left at task exit, the raw recv and
- * reserve, slots returned lazily, and no send after the end inside close.
- *
- * Checks live in bodies that return NULL or a failure message (CHECK /
- * CHECK_EQ); cmocka asserts are made on the test's own stack. */
+ * reserve, slots returned lazily, and no send after the end inside close. */
 #include "support.h"
-
-#include <sched.h>
-#include <stdatomic.h>
-#include <unistd.h>
 
 #include <ursa/mpsc.h>
 

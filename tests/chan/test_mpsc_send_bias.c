@@ -1,15 +1,8 @@
 /* mpsc's send bias (bounded channels): the making thread's plain sends
  * keep the capacity and the end is reported; other senders revoke the bias
  * and nothing is lost; the owner wakes a receiver blocked on another
- * thread; concurrent revokes; a wait cancelled on another thread.
- *
- * Checks live in bodies that return NULL or a failure message (CHECK /
- * CHECK_EQ); cmocka asserts are made on the test's own stack. */
+ * thread; concurrent revokes; a wait cancelled on another thread. */
 #include "support.h"
-
-#include <sched.h>
-#include <stdatomic.h>
-#include <unistd.h>
 
 #include <ursa/mpsc.h>
 

@@ -1,15 +1,8 @@
 /* mpsc with many producers: each producer's order over seeds, close
  * racing plain sends over seeds, tasks on two workers and plain threads
  * (count, order, checksum) bounded and unbounded, close racing producers,
- * and a receiver's deadline while a sender is stalled inside its copy.
- *
- * Checks live in bodies that return NULL or a failure message (CHECK /
- * CHECK_EQ); cmocka asserts are made on the test's own stack. */
+ * and a receiver's deadline while a sender is stalled inside its copy. */
 #include "support.h"
-
-#include <sched.h>
-#include <stdatomic.h>
-#include <unistd.h>
 
 #include <ursa/mpsc.h>
 

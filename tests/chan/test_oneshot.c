@@ -2,19 +2,12 @@
  * contract (tests/contract/, row oneshot_recv): argument errors and one
  * delivery, -EPIPE on a drop or close, closed(), on plain threads and tasks
  * on two workers, the raw recv and closed waits, and every way a wait ends
- * leaving destroy clean. Races: test_oneshot_race.c.
- *
- * As in the other tests, checks live in "bodies" that return NULL when they
- * passed or a message saying what failed; a body runs on the test's own
- * (plain) thread, as a task, or as a deterministic scenario over many
- * seeds, and the cmocka assertion is made on the test's own stack. */
+ * leaving destroy clean. Races: test_oneshot_race.c. */
 #include "support.h"
 
 #include <poll.h>
-#include <sched.h>
-#include <stdatomic.h>
+
 #include <sys/eventfd.h>
-#include <unistd.h>
 
 #include "queue_peek.h" /* internal: a queued wait */
 #include "task_checks.h"

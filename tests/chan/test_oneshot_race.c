@@ -2,19 +2,8 @@
  * send / drop / its deadline, closed() against close and drop (over
  * seeds); close racing send across workers and threads; a raw recv
  * cancelled while a send lands (the value stays, and the cancel outlives
- * the sender's last touch).
- *
- * As in the other tests, checks live in "bodies" that return NULL when they
- * passed or a message saying what failed; a body runs on the test's own
- * (plain) thread, as a task, or as a deterministic scenario over many
- * seeds, and the cmocka assertion is made on the test's own stack. */
+ * the sender's last touch). */
 #include "support.h"
-
-#include <poll.h>
-#include <sched.h>
-#include <stdatomic.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
 
 #include "queue_peek.h" /* internal: a queued wait */
 #include "task_checks.h"
@@ -193,21 +182,23 @@ typedef struct stress {
     atomic_int fails;
 } stress_t;
 
+/* One round window is enough: slots are reused only after both finished.
+ * (The sender waits for its phase, the receiver for the sender's.) Either
+ * side runs as a task or on a plain thread. */
+
 /* Sender side: for each round, for each slot, send (maybe drop). */
-static void stress_tx(stress_t *s, int who)
+static void *stress_tx(void *arg)
 {
+    stress_t *s = arg;
     for (long r = 0; r < s->rounds; r++) {
         int i = (int)(r % SLOTS);
         ursa_time_t give_up = mono_ns() + URSA_SEC(20);
         for (unsigned long k = 0; atomic_load(&s->phase[i]) != (int)(2 * r + 1); k++) {
             if (mono_ns() > give_up) {
                 atomic_fetch_add(&s->fails, 1);
-                return;
+                return NULL;
             }
-            if (who)
-                sched_yield();
-            else
-                (void)ursa_yield();
+            (void)ursa_yield(); /* off-task: sched_yield */
         }
         int v = (int)r;
         if ((r % 7) == 3)
@@ -219,11 +210,13 @@ static void stress_tx(stress_t *s, int who)
         }
         atomic_store(&s->phase[i], (int)(2 * r + 2));
     }
+    return NULL;
 }
 
 /* Receiver side: init a slot, hand it over, then recv or close+try_recv. */
-static void stress_rx(stress_t *s, int who)
+static void *stress_rx(void *arg)
 {
+    stress_t *s = arg;
     for (long r = 0; r < s->rounds; r++) {
         int i = (int)(r % SLOTS);
         ursa_oneshot_init(&s->os[i], sizeof(int), NULL);
@@ -232,10 +225,7 @@ static void stress_rx(stress_t *s, int who)
         if (r % 3 == 0) {
             rc = ursa_oneshot_recv(&s->os[i], &out, URSA_NEVER);
         } else {
-            if (who)
-                sched_yield();
-            else
-                (void)ursa_yield();
+            (void)ursa_yield(); /* off-task: sched_yield */
             ursa_oneshot_close(&s->os[i]);
             rc = ursa_oneshot_try_recv(&s->os[i], &out);
             if (rc == -EAGAIN)
@@ -245,12 +235,9 @@ static void stress_rx(stress_t *s, int who)
         while (atomic_load(&s->phase[i]) != (int)(2 * r + 2)) {
             if (mono_ns() > give_up) {
                 atomic_fetch_add(&s->fails, 1);
-                return;
+                return NULL;
             }
-            if (who)
-                sched_yield();
-            else
-                (void)ursa_yield();
+            (void)ursa_yield(); /* off-task: sched_yield */
         }
         int src = s->send_rc[i];
         bool ok;
@@ -268,31 +255,6 @@ static void stress_rx(stress_t *s, int who)
             atomic_fetch_add(&s->refused, 1);
         ursa_oneshot_receiver_drop(&s->os[i]);
     }
-}
-
-/* One round window is enough: slots are reused only after both finished.
- * (The sender waits for its phase, the receiver for the sender's.) */
-static void *stress_tx_task(void *arg)
-{
-    stress_tx(arg, 0);
-    return NULL;
-}
-
-static void *stress_rx_thread(void *arg)
-{
-    stress_rx(arg, 1);
-    return NULL;
-}
-
-static void *stress_tx_thread(void *arg)
-{
-    stress_tx(arg, 1);
-    return NULL;
-}
-
-static void *stress_rx_task(void *arg)
-{
-    stress_rx(arg, 0);
     return NULL;
 }
 
@@ -308,8 +270,8 @@ static void stress_init(stress_t *s, long rounds)
 static void *stress_workers(void *arg)
 {
     stress_t *s = arg;
-    ursa_task_t *rx = spawn_on(1, stress_rx_task, s, "rx");
-    stress_tx(s, 0);
+    ursa_task_t *rx = spawn_on(1, stress_rx, s, "rx");
+    stress_tx(s);
     CHECK_OK(join_task(rx));
     return NULL;
 }
@@ -327,16 +289,16 @@ static void test_oneshot_close_racing_send_keeps_the_value_or_refuses_it_on_thre
     /* task sender, plain-thread receiver */
     stress_init(&s, rounds);
     pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, stress_rx_thread, &s), 0);
-    test_run(1, stress_tx_task, &s);
+    assert_int_equal(pthread_create(&th, NULL, stress_rx, &s), 0);
+    test_run(1, stress_tx, &s);
     pthread_join(th, NULL);
     assert_int_equal(atomic_load(&s.fails), 0);
     assert_int_equal(atomic_load(&s.received) + atomic_load(&s.refused), rounds);
 
     /* two plain threads */
     stress_init(&s, rounds);
-    assert_int_equal(pthread_create(&th, NULL, stress_tx_thread, &s), 0);
-    stress_rx(&s, 1);
+    assert_int_equal(pthread_create(&th, NULL, stress_tx, &s), 0);
+    stress_rx(&s);
     pthread_join(th, NULL);
     assert_int_equal(atomic_load(&s.fails), 0);
     assert_int_equal(atomic_load(&s.received) + atomic_load(&s.refused), rounds);

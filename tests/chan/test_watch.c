@@ -3,19 +3,8 @@
  * and the handles, a borrow holding senders off (over seeds and on two
  * workers), and regressions for the state word. changed / wait_for /
  * closed as waits and under stress: test_watch_waits.c; the raw waits:
- * test_watch_raw.c.
- *
- * As in the other tests, checks live in "bodies" that return NULL when they
- * passed or a message saying what failed; a body runs on the test's own
- * (plain) thread, as a task, or as a deterministic scenario over many
- * seeds, and the cmocka assertion is made on the test's own stack. */
+ * test_watch_raw.c. */
 #include "support.h"
-
-#include <poll.h>
-#include <sched.h>
-#include <stdatomic.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
 
 #include "raw_waker.h"
 #include "task_checks.h"

@@ -2,19 +2,10 @@
  * beyond the contract (tests/contract/, row watch_changed): bad input,
  * every outcome, a restart on a queued node, the waits racing a send or a
  * drop (over seeds), a closed wait woken from another thread, and a
- * cancel racing a send on threads.
- *
- * As in the other tests, checks live in "bodies" that return NULL when they
- * passed or a message saying what failed; a body runs on the test's own
- * (plain) thread, as a task, or as a deterministic scenario over many
- * seeds, and the cmocka assertion is made on the test's own stack. */
+ * cancel racing a send on threads. */
 #include "support.h"
 
 #include <poll.h>
-#include <sched.h>
-#include <stdatomic.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
 
 #include "raw_waker.h"
 #include "task_checks.h"

@@ -1,19 +1,8 @@
 /* watch's waits: changed / wait_for / closed wake when they should (over
  * seeds and on plain threads), a borrow left at task exit, many receivers
  * that never lose the final value, and a timed-out receiver's stale wait
- * bit.
- *
- * As in the other tests, checks live in "bodies" that return NULL when they
- * passed or a message saying what failed; a body runs on the test's own
- * (plain) thread, as a task, or as a deterministic scenario over many
- * seeds, and the cmocka assertion is made on the test's own stack. */
+ * bit. */
 #include "support.h"
-
-#include <poll.h>
-#include <sched.h>
-#include <stdatomic.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
 
 #include "raw_waker.h"
 #include "task_checks.h"

@@ -5,8 +5,6 @@
 #include "support.h"
 
 #include <poll.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
 
 #include "contract.h"
 #include "raw_waker.h"
@@ -421,29 +419,41 @@ const char *contract_raw(const contract_row_t *r)
     return NULL;
 }
 
+/* Two raw waiters (waits w1, w2 with counting wakers k1, k2), the hold
+ * for a finish, and the held count before. */
+typedef struct raw2 {
+    contract_hold_t h;
+    rwaker_t k1, k2;
+    ursa_wait_t w1, w2;
+    size_t h0;
+} raw2_t;
+
+static void raw2_init(raw2_t *x)
+{
+    memset(x, 0, sizeof *x);
+    rwaker_init(&x->k1, false);
+    rwaker_init(&x->k2, false);
+    x->h0 = ursa_held_count();
+}
+
 /* Queued and cancelled: nothing held, nothing changed; the grant that
  * comes later is still there for a try. Ahead of another waiter: that one
  * is next. */
 static const char *raw_cancel_queued(const contract_row_t *r)
 {
-    contract_hold_t h;
-    memset(&h, 0, sizeof h);
-    rwaker_t k1, k2;
-    rwaker_init(&k1, false);
-    rwaker_init(&k2, false);
-    ursa_wait_t w1, w2;
-    size_t h0 = ursa_held_count();
+    raw2_t x;
+    raw2_init(&x);
     void *f = r->make();
     CHECK(f);
-    CHECK_EQ(r->start(f, 0, &w1, rwaker(&k1)), -EINPROGRESS);
-    CHECK_EQ(ursa_wait_cancel(&w1), -ECANCELED);
+    CHECK_EQ(r->start(f, 0, &x.w1, rwaker(&x.k1)), -EINPROGRESS);
+    CHECK_EQ(ursa_wait_cancel(&x.w1), -ECANCELED);
     CHECK_OK(contract_unchanged(r, f, 0));
-    CHECK_EQ(ursa_wait_cancel(&w1), -EINVAL); /* not started any more */
-    CHECK_EQ(r->finish(f, 0, &w1, &h), -EINVAL);
-    CHECK(!contract_held(r, &h));
-    CHECK_EQ(ursa_held_count(), h0);
+    CHECK_EQ(ursa_wait_cancel(&x.w1), -EINVAL); /* not started any more */
+    CHECK_EQ(r->finish(f, 0, &x.w1, &x.h), -EINVAL);
+    CHECK(!contract_held(r, &x.h));
+    CHECK_EQ(ursa_held_count(), x.h0);
     CHECK_OK(r->grant(f));
-    CHECK_EQ(atomic_load(&k1.count), 0);
+    CHECK_EQ(atomic_load(&x.k1.count), 0);
     CHECK_EQ(r->take(f), contract_left(r, 0, 0)); /* nothing left queued */
     CHECK_OK(r->destroy(f));
     if (r->one_waiter)
@@ -451,17 +461,17 @@ static const char *raw_cancel_queued(const contract_row_t *r)
 
     f = r->make();
     CHECK(f);
-    CHECK_EQ(r->start(f, 0, &w1, rwaker(&k1)), -EINPROGRESS);
-    CHECK_EQ(r->start(f, 1, &w2, rwaker(&k2)), -EINPROGRESS);
-    CHECK_EQ(ursa_wait_cancel(&w1), -ECANCELED);
-    CHECK(!ursa_wait_ready(&w2));
-    CHECK_EQ(atomic_load(&k2.count), 0);
+    CHECK_EQ(r->start(f, 0, &x.w1, rwaker(&x.k1)), -EINPROGRESS);
+    CHECK_EQ(r->start(f, 1, &x.w2, rwaker(&x.k2)), -EINPROGRESS);
+    CHECK_EQ(ursa_wait_cancel(&x.w1), -ECANCELED);
+    CHECK(!ursa_wait_ready(&x.w2));
+    CHECK_EQ(atomic_load(&x.k2.count), 0);
     CHECK_OK(r->grant(f));
-    CHECK(await_ready(&w2));
-    CHECK_EQ(atomic_load(&k2.count), 1);
-    CHECK_EQ(atomic_load(&k1.count), 0);
-    CHECK_EQ(r->finish(f, 1, &w2, &h), 0);
-    CHECK_OK(r->release(f, &h));
+    CHECK(await_ready(&x.w2));
+    CHECK_EQ(atomic_load(&x.k2.count), 1);
+    CHECK_EQ(atomic_load(&x.k1.count), 0);
+    CHECK_EQ(r->finish(f, 1, &x.w2, &x.h), 0);
+    CHECK_OK(r->release(f, &x.h));
     CHECK_EQ(r->take(f), contract_left(r, 0, 1));
     return r->destroy(f);
 }
@@ -470,61 +480,56 @@ static const char *raw_cancel_queued(const contract_row_t *r)
  * on to the waiter behind. */
 static const char *raw_cancel_granted(const contract_row_t *r)
 {
-    contract_hold_t h;
-    memset(&h, 0, sizeof h);
-    rwaker_t k1, k2;
-    rwaker_init(&k1, false);
-    rwaker_init(&k2, false);
-    ursa_wait_t w1, w2;
-    size_t h0 = ursa_held_count();
+    raw2_t x;
+    raw2_init(&x);
 
     /* Granted at start. */
     void *f = r->make();
     CHECK(f);
     CHECK_OK(r->grant(f));
-    CHECK_EQ(r->start(f, 0, &w1, rwaker(&k1)), 0);
-    CHECK_EQ(ursa_wait_cancel(&w1), -ECANCELED);
-    CHECK_EQ(ursa_held_count(), h0);
-    CHECK_EQ(atomic_load(&k1.count), 0);
+    CHECK_EQ(r->start(f, 0, &x.w1, rwaker(&x.k1)), 0);
+    CHECK_EQ(ursa_wait_cancel(&x.w1), -ECANCELED);
+    CHECK_EQ(ursa_held_count(), x.h0);
+    CHECK_EQ(atomic_load(&x.k1.count), 0);
     CHECK_EQ(r->take(f), contract_left(r, 0, 0));
     CHECK_OK(r->destroy(f));
 
     /* Granted from the queue, alone. */
     f = r->make();
     CHECK(f);
-    CHECK_EQ(r->start(f, 0, &w1, rwaker(&k1)), -EINPROGRESS);
+    CHECK_EQ(r->start(f, 0, &x.w1, rwaker(&x.k1)), -EINPROGRESS);
     CHECK_OK(r->grant(f));
-    CHECK(await_ready(&w1));
-    CHECK_EQ(atomic_load(&k1.count), 1);
+    CHECK(await_ready(&x.w1));
+    CHECK_EQ(atomic_load(&x.k1.count), 1);
     if (r->exclusive)
-        CHECK_EQ(r->take(f), 0); /* w1's now */
-    CHECK_EQ(ursa_wait_cancel(&w1), -ECANCELED);
-    CHECK_EQ(ursa_held_count(), h0);
+        CHECK_EQ(r->take(f), 0); /* x.w1's now */
+    CHECK_EQ(ursa_wait_cancel(&x.w1), -ECANCELED);
+    CHECK_EQ(ursa_held_count(), x.h0);
     CHECK_EQ(r->take(f), contract_left(r, 0, 0));
     CHECK_OK(r->destroy(f));
     if (r->one_waiter)
         return NULL;
 
     /* Granted from the queue with another waiter behind: it goes on. */
-    atomic_store(&k1.count, 0);
+    atomic_store(&x.k1.count, 0);
     f = r->make();
     CHECK(f);
-    CHECK_EQ(r->start(f, 0, &w1, rwaker(&k1)), -EINPROGRESS);
-    CHECK_EQ(r->start(f, 1, &w2, rwaker(&k2)), -EINPROGRESS);
+    CHECK_EQ(r->start(f, 0, &x.w1, rwaker(&x.k1)), -EINPROGRESS);
+    CHECK_EQ(r->start(f, 1, &x.w2, rwaker(&x.k2)), -EINPROGRESS);
     CHECK_OK(r->grant(f));
-    CHECK(await_ready(&w1));
+    CHECK(await_ready(&x.w1));
     if (r->kind != CONTRACT_SHARED) {
-        CHECK(!ursa_wait_ready(&w2));
-        CHECK_EQ(r->finish(f, 1, &w2, &h), -EAGAIN); /* before ready */
-        CHECK(!contract_held(r, &h));
+        CHECK(!ursa_wait_ready(&x.w2));
+        CHECK_EQ(r->finish(f, 1, &x.w2, &x.h), -EAGAIN); /* before ready */
+        CHECK(!contract_held(r, &x.h));
     }
-    CHECK_EQ(ursa_wait_cancel(&w1), -ECANCELED);
-    CHECK(await_ready(&w2));
-    CHECK_EQ(atomic_load(&k1.count), 1);
-    CHECK_EQ(atomic_load(&k2.count), 1);
-    CHECK_EQ(r->finish(f, 1, &w2, &h), 0);
-    CHECK_OK(r->release(f, &h));
-    CHECK_EQ(ursa_held_count(), h0);
+    CHECK_EQ(ursa_wait_cancel(&x.w1), -ECANCELED);
+    CHECK(await_ready(&x.w2));
+    CHECK_EQ(atomic_load(&x.k1.count), 1);
+    CHECK_EQ(atomic_load(&x.k2.count), 1);
+    CHECK_EQ(r->finish(f, 1, &x.w2, &x.h), 0);
+    CHECK_OK(r->release(f, &x.h));
+    CHECK_EQ(ursa_held_count(), x.h0);
     CHECK_EQ(r->take(f), contract_left(r, 0, 1));
     return r->destroy(f);
 }

@@ -4,8 +4,6 @@
  * task or thread. Checks return NULL or a message. */
 #include "support.h"
 
-#include <sched.h>
-
 #include "contract.h"
 #include "core/spin.h" /* ursa__cpu_relax */
 #include "raw_waker.h"

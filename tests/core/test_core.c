@@ -2,8 +2,6 @@
  * wait-node handshake (decided, then waker, then done). */
 #include "support.h"
 
-#include <stdatomic.h>
-
 #include "core/park.h"
 #include "core/sema.h"
 

@@ -3,8 +3,6 @@
  * them; CI's clang build is a Debug build with metrics on, so both run. */
 #include "support.h"
 
-#include <stdio.h>
-
 #include <ursa/rwlock.h>
 
 /* ---- lock order ---- */

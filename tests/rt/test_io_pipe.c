@@ -1,15 +1,12 @@
 /* Task I/O on the worker's io_uring (src/rt/io.c), pipes and files:
  * deadlines, URSA_NOW, cancel (a racing byte kept exactly once), a full
  * pipe, offsets on regular files, 4 GiB lengths, the off-task (plain
- * thread) paths, and bad descriptors. Sockets: test_io_socket.c. *
- * Tasks record what they saw in a struct owned by the test body, which
- * asserts after the runtime has finished (cmocka asserts longjmp). Every
- * socket is bound to 127.0.0.1; every wait has a deadline. */
+ * thread) paths, and bad descriptors. Sockets: test_io_socket.c. */
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <stdatomic.h>
+
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>

@@ -1,15 +1,12 @@
 /* Task I/O on sockets (src/rt/io.c): TCP accept / connect / read / poll
  * on 127.0.0.1 with deadlines and URSA_NOW, and an accept that never loses
- * a connection already in the backlog. *
- * Tasks record what they saw in a struct owned by the test body, which
- * asserts after the runtime has finished (cmocka asserts longjmp). Every
- * socket is bound to 127.0.0.1; every wait has a deadline. */
+ * a connection already in the backlog. Every socket is bound to 127.0.0.1;
+ * every wait has a deadline. */
 #include <arpa/inet.h>
-#include <fcntl.h>
+
 #include <netinet/in.h>
 #include <poll.h>
-#include <stdatomic.h>
-#include <sys/mman.h>
+
 #include <sys/socket.h>
 #include <unistd.h>
 

@@ -1,11 +1,6 @@
 /* Task cancellation: a cancelled sleep (and every later wait), a
  * cancelled joiner (the joined task stays joinable), a cancelled locker
- * (the lock goes to the next), cancelling a finished task or oneself. *
- * Tasks never call cmocka asserts (they longjmp, and tasks may run on other
- * worker threads): they record what they saw in a struct owned by the test
- * body, which asserts after the runtime has finished. */
-#include <stdatomic.h>
-#include <unistd.h>
+ * (the lock goes to the next), cancelling a finished task or oneself. */
 
 #include "support.h"
 

@@ -1,12 +1,7 @@
 /* The runtime (src/rt/runtime.c): configuration errors, block_on and
  * ursa_run (results, nesting refused), a task spawned before block_on, and
  * ursa_rt_free (from a task of another runtime; cancelling what is left,
- * from any thread). *
- * Tasks never call cmocka asserts (they longjmp, and tasks may run on other
- * worker threads): they record what they saw in a struct owned by the test
- * body, which asserts after the runtime has finished. */
-#include <stdatomic.h>
-#include <unistd.h>
+ * from any thread). */
 
 #include "support.h"
 

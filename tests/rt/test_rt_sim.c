@@ -1,19 +1,13 @@
 /* The deterministic mode (src/rt/sim.c): a seed replays its interleaving,
  * exploration finds and replays failing seeds (URSA_SEED too), and
  * deadlock reports name the tasks, what they wait on and where (in
- * deterministic mode, and a possible deadlock on two workers). *
- * Tasks never call cmocka asserts (they longjmp, and tasks may run on other
- * worker threads): they record what they saw in a struct owned by the test
- * body, which asserts after the runtime has finished. */
-#include <stdatomic.h>
+ * deterministic mode, and a possible deadlock on two workers). */
+
 #include <unistd.h>
 
 #include "support.h"
 
 #include "rt_checks.h"
-#include <stdio.h>
-#include <string.h>
-#include <time.h>
 
 /* Captures what the library prints on stderr (fd 2) around a call. */
 typedef struct capture {

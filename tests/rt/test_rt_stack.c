@@ -1,16 +1,11 @@
 /* Task stacks (src/rt/stack.c): an overflow hits the guard page below the
- * stack (in a forked child, which the test body checks from outside). *
- * Tasks never call cmocka asserts (they longjmp, and tasks may run on other
- * worker threads): they record what they saw in a struct owned by the test
- * body, which asserts after the runtime has finished. */
-#include <stdatomic.h>
-#include <unistd.h>
+ * stack (in a forked child, which the test body checks from outside). */
 
 #include "support.h"
 
 #include "rt_checks.h"
 #include <limits.h>
-#include <signal.h>
+
 #include <sys/mman.h>
 #include <sys/wait.h>
 

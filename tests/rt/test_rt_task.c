@@ -1,12 +1,7 @@
 /* Tasks (src/rt/task.c): spawn, join (results, errors that keep the
  * handle), detach, 10k tasks, detached tasks recycled across workers,
  * names, the chosen worker, and spawning and joining from a plain
- * thread. *
- * Tasks never call cmocka asserts (they longjmp, and tasks may run on other
- * worker threads): they record what they saw in a struct owned by the test
- * body, which asserts after the runtime has finished. */
-#include <stdatomic.h>
-#include <unistd.h>
+ * thread. */
 
 #include "support.h"
 

@@ -1,17 +1,11 @@
 /* The workers (src/rt/worker.c) and timers (src/rt/timer.c): yield
  * alternates, sleep takes exactly its virtual time or at least its real
  * time, sleepers wake in deadline order, wakes across workers and from a
- * plain thread to an idle worker are never lost. *
- * Tasks never call cmocka asserts (they longjmp, and tasks may run on other
- * worker threads): they record what they saw in a struct owned by the test
- * body, which asserts after the runtime has finished. */
-#include <stdatomic.h>
-#include <unistd.h>
+ * plain thread to an idle worker are never lost. */
 
 #include "support.h"
 
 #include "rt_checks.h"
-#include <time.h>
 
 /* ================= yield ================= */
 

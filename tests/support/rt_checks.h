@@ -1,5 +1,9 @@
 /* Helpers shared by the runtime tests (tests/rt/). Include after
- * support.h. */
+ * support.h.
+ *
+ * Tasks in these tests never call cmocka asserts (they longjmp, and tasks
+ * may run on other worker threads): they record what they saw in a struct
+ * owned by the test body, which asserts after the runtime has finished. */
 #ifndef URSA_TEST_RT_CHECKS_H
 #define URSA_TEST_RT_CHECKS_H
 

@@ -1,6 +1,15 @@
 /* Helpers for tests whose bodies run as tasks: failures travel back as
  * messages (never cmocka asserts on a task stack), plus small utilities
- * shared by several test files. Include after support.h. */
+ * shared by several test files. Include after support.h.
+ *
+ * Most checks live in "bodies": functions that return NULL when they
+ * passed or a message saying what failed (CHECK / CHECK_EQ). A body can
+ * run on the test's own (plain) thread, as the root task of a runtime, as
+ * a spawned task on another worker, or as a deterministic scenario over
+ * many seeds, and the cmocka assertion is made on the test's own stack
+ * (ASSERT_OK, TEST_BODY), never from a task stack. Holds inside bodies are
+ * URSA_SCOPED where possible so that a failing check that returns early
+ * does not leak them. */
 #ifndef URSA_TEST_TASK_CHECKS_H
 #define URSA_TEST_TASK_CHECKS_H
 

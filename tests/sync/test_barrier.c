@@ -3,12 +3,7 @@
  * leader per generation over many generations (seeds, and tasks on two
  * workers with plain threads), withdrawal of a cancelled or timed-out
  * arrival among three parties, cancel racing the trip, raw cancel before
- * and after the trip, destroy while busy.
- *
- * Scenario tasks never call cmocka asserts: they return NULL or a message
- * (URSA_SIM_CHECK); the test body asserts. */
-#include <sched.h>
-#include <stdatomic.h>
+ * and after the trip, destroy while busy. */
 
 #include "support.h"
 #include "ursa/barrier.h"

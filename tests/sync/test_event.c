@@ -2,15 +2,8 @@
  * contract (tests/contract/, rows event_auto and event_manual): argument
  * errors, auto-reset (one set, one waiter, in order) and manual-reset (all
  * waiters, stays set until reset) with raw waits and with tasks, and sets
- * conserved under stress (threads, and over seeds).
- *
- * As in the other tests, checks live in "bodies" that return NULL when they
- * passed or a message saying what failed; a body runs on the test's own
- * (plain) thread, as a task, or as a deterministic scenario over many
- * seeds, and the cmocka assertion is made on the test's own stack. */
+ * conserved under stress (threads, and over seeds). */
 #include "support.h"
-
-#include <stdatomic.h>
 
 #include "queue_peek.h" /* internal: the queue */
 #include "task_checks.h"

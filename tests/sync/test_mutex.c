@@ -4,14 +4,9 @@
  * threads), ownership (EPERM, double unlock, disown/adopt) and URSA_SCOPED.
  * Leaks and poisoning: test_mutex_poison.c.
  *
- * Scenario tasks never call cmocka asserts (they longjmp, and tasks may run
- * on other threads): they return NULL or a message (URSA_SIM_CHECK), or
- * store results that the test body asserts. Scenario state lives in
- * file-scope statics, reset by each root: ursa_run() finishes every task
- * before it returns, so no task outlives its seed. */
-#include <sched.h>
-#include <stdatomic.h>
-#include <unistd.h>
+ * Scenario state lives in file-scope statics, reset by each root:
+ * ursa_run() finishes every task before it returns, so no task outlives
+ * its seed. */
 
 #include "support.h"
 

@@ -4,7 +4,6 @@
  * it with -EOWNERDEAD. The task and stack cases run in a forked child
  * (support/isolate.h): a sweep that read a dead frame would crash. The
  * report and release common to every hold are in the contract suite. */
-#include <stdatomic.h>
 
 #include "support.h"
 

@@ -2,15 +2,8 @@
  * contract (tests/contract/): argument errors, the single stored permit,
  * who notify_one / notify_last / notify_waiters wake, a withdrawn waiter
  * passing its notification on, and enable before wait. Races and stress:
- * test_notify_race.c.
- *
- * As in the other tests, checks live in "bodies" that return NULL when they
- * passed or a message saying what failed; a body runs on the test's own
- * (plain) thread, as a task, or as a deterministic scenario over many
- * seeds, and the cmocka assertion is made on the test's own stack. */
+ * test_notify_race.c. */
 #include "support.h"
-
-#include <stdatomic.h>
 
 #include "queue_peek.h" /* internal: the queue, the stored permit */
 #include "task_checks.h"

@@ -1,15 +1,8 @@
 /* notify under races: a notification racing a withdrawal (notify_last,
  * enabled waits; the plain-wait cases are in the contract suite) over
  * seeds, and on threads: consumers take every token, and notifications
- * made equal those taken plus the one stored.
- *
- * As in the other tests, checks live in "bodies" that return NULL when they
- * passed or a message saying what failed; a body runs on the test's own
- * (plain) thread, as a task, or as a deterministic scenario over many
- * seeds, and the cmocka assertion is made on the test's own stack. */
+ * made equal those taken plus the one stored. */
 #include "support.h"
-
-#include <stdatomic.h>
 
 #include "queue_peek.h" /* internal: the queue, the stored permit */
 #include "task_checks.h"

@@ -3,15 +3,8 @@
  * set vs get_or_init conflicts and self-deadlock detection, deadlines while
  * an init runs, waiting from plain threads, the raw wait woken by a set on
  * another thread, SetOnce waited on by tasks. The initializer role (failure,
- * cancel, handover races, racing stress): test_once_init.c.
- *
- * Scenario tasks never call cmocka asserts: they return NULL or a message
- * (URSA_SIM_CHECK), and the test body asserts. */
+ * cancel, handover races, racing stress): test_once_init.c. */
 #include <poll.h>
-#include <sched.h>
-#include <stdatomic.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
 
 #include "queue_peek.h" /* the queued callers */
 #include "support.h"

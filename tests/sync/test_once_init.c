@@ -2,15 +2,7 @@
  * oldest waiter (one only), an initializer cancelled at random points is
  * taken over (over seeds), the handover racing the heir's timeout or
  * cancel (over seeds and on threads), and tasks on two workers with plain
- * threads racing get_or_init over many cells.
- *
- * Scenario tasks never call cmocka asserts: they return NULL or a message
- * (URSA_SIM_CHECK), and the test body asserts. */
-#include <poll.h>
-#include <sched.h>
-#include <stdatomic.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
+ * threads racing get_or_init over many cells. */
 
 #include "queue_peek.h" /* the queued callers */
 #include "support.h"

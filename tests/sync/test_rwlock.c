@@ -2,13 +2,7 @@
  * errors, shared/exclusive semantics, max readers, reader/writer exclusion
  * over seeds and on threads (tasks on two workers with plain threads),
  * leaks and poisoning, ownership and URSA_SCOPED. Writer preference and
- * downgrade: test_rwlock_writers.c; the reader bias: test_rwlock_bias.c.
- *
- * Scenario tasks never call cmocka asserts: they return NULL or a message
- * (URSA_SIM_CHECK); the test body asserts. */
-#include <sched.h>
-#include <stdatomic.h>
-#include <unistd.h>
+ * downgrade: test_rwlock_writers.c; the reader bias: test_rwlock_bias.c. */
 
 #include "support.h"
 #include "ursa/rwlock.h"

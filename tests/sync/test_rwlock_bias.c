@@ -2,13 +2,7 @@
  * per-thread reader tables, revoked by a writer; a writer that times out
  * or is cancelled while fast readers drain loses nothing; remote unlocks,
  * recycled tables, more locks than table columns; regressions for a
- * rebias race and a use after free.
- *
- * Scenario tasks never call cmocka asserts: they return NULL or a message
- * (URSA_SIM_CHECK); the test body asserts. */
-#include <sched.h>
-#include <stdatomic.h>
-#include <unistd.h>
+ * rebias race and a use after free. */
 
 #include "core/sema.h" /* ursa__sema_has_waiters: to know a writer is queued */
 #include "support.h"

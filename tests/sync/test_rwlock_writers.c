@@ -1,13 +1,7 @@
 /* ursa_rwlock's writers: a waiting writer keeps new readers out, bounded
  * by URSA_RWLOCK_WRITER_STREAK (over seeds, step by step with raw waits,
  * and on threads); downgrade; a cancelled queued writer lets the readers
- * behind it in.
- *
- * Scenario tasks never call cmocka asserts: they return NULL or a message
- * (URSA_SIM_CHECK); the test body asserts. */
-#include <sched.h>
-#include <stdatomic.h>
-#include <unistd.h>
+ * behind it in. */
 
 #include "support.h"
 #include "ursa/rwlock.h"

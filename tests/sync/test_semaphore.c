@@ -3,22 +3,8 @@
  * expired deadlines with partial requests, close, add and forget. Queue
  * order and partial permits: test_semaphore_queue.c; the races on threads:
  * test_semaphore_stress.c; raw waits: test_semaphore_raw.c; permits as
- * obligations: test_semaphore_permit.c.
- *
- * Most checks live in "bodies": functions that return NULL when they passed
- * or a message saying what failed (CHECK / CHECK_EQ). A body can run on the
- * test's own (plain) thread, as the root task of a runtime, as a spawned
- * task on another worker, or as a deterministic scenario over many seeds,
- * and the cmocka assertion is made on the test's own stack, never from a
- * task stack. Holds inside bodies are URSA_SCOPED where possible so that a
- * failing check that returns early does not leak them. */
+ * obligations: test_semaphore_permit.c. */
 #include "support.h"
-
-#include <poll.h>
-#include <sched.h>
-#include <stdatomic.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
 
 #include "queue_peek.h" /* internal: inspect the wait queue */
 #include "task_checks.h"

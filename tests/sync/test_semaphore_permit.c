@@ -1,21 +1,7 @@
 /* Semaphore permits as obligations: the held count and a reported double
  * release, a permit left at task or thread exit (reported with its site,
- * every one of its permits back), URSA_SCOPED, and disown/adopt.
- *
- * Most checks live in "bodies": functions that return NULL when they passed
- * or a message saying what failed (CHECK / CHECK_EQ). A body can run on the
- * test's own (plain) thread, as the root task of a runtime, as a spawned
- * task on another worker, or as a deterministic scenario over many seeds,
- * and the cmocka assertion is made on the test's own stack, never from a
- * task stack. Holds inside bodies are URSA_SCOPED where possible so that a
- * failing check that returns early does not leak them. */
+ * every one of its permits back), URSA_SCOPED, and disown/adopt. */
 #include "support.h"
-
-#include <poll.h>
-#include <sched.h>
-#include <stdatomic.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
 
 #include "queue_peek.h" /* internal: inspect the wait queue */
 #include "task_checks.h"

@@ -1,22 +1,8 @@
 /* The semaphore's queue (src/core/sema.c): FIFO order with no barging, a
  * large request at the head served first, partial permits assigned to the
  * head and handed on when it is cancelled or times out or its cancel
- * races a grant (over seeds).
- *
- * Most checks live in "bodies": functions that return NULL when they passed
- * or a message saying what failed (CHECK / CHECK_EQ). A body can run on the
- * test's own (plain) thread, as the root task of a runtime, as a spawned
- * task on another worker, or as a deterministic scenario over many seeds,
- * and the cmocka assertion is made on the test's own stack, never from a
- * task stack. Holds inside bodies are URSA_SCOPED where possible so that a
- * failing check that returns early does not leak them. */
+ * races a grant (over seeds). */
 #include "support.h"
-
-#include <poll.h>
-#include <sched.h>
-#include <stdatomic.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
 
 #include "queue_peek.h" /* internal: inspect the wait queue */
 #include "task_checks.h"

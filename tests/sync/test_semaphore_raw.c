@@ -1,22 +1,12 @@
 /* The semaphore's raw two-phase wait beyond the contract
  * (tests/contract/): woken by a permit another thread releases, ready when
  * its waker runs, granted at start (held only once finished), and
- * cancelled with partial or full permits assigned (handed on).
- *
- * Most checks live in "bodies": functions that return NULL when they passed
- * or a message saying what failed (CHECK / CHECK_EQ). A body can run on the
- * test's own (plain) thread, as the root task of a runtime, as a spawned
- * task on another worker, or as a deterministic scenario over many seeds,
- * and the cmocka assertion is made on the test's own stack, never from a
- * task stack. Holds inside bodies are URSA_SCOPED where possible so that a
- * failing check that returns early does not leak them. */
+ * cancelled with partial or full permits assigned (handed on). */
 #include "support.h"
 
 #include <poll.h>
-#include <sched.h>
-#include <stdatomic.h>
+
 #include <sys/eventfd.h>
-#include <unistd.h>
 
 #include "queue_peek.h" /* internal: inspect the wait queue */
 #include "task_checks.h"

@@ -1,22 +1,8 @@
 /* The semaphore on real threads: acquires with tiny, expired or no
  * deadlines, raw waits finished or cancelled, and cancelled tasks, all
  * racing grants; every permit is accounted for. And one permit shared by
- * tasks on two workers and plain threads as a lock.
- *
- * Most checks live in "bodies": functions that return NULL when they passed
- * or a message saying what failed (CHECK / CHECK_EQ). A body can run on the
- * test's own (plain) thread, as the root task of a runtime, as a spawned
- * task on another worker, or as a deterministic scenario over many seeds,
- * and the cmocka assertion is made on the test's own stack, never from a
- * task stack. Holds inside bodies are URSA_SCOPED where possible so that a
- * failing check that returns early does not leak them. */
+ * tasks on two workers and plain threads as a lock. */
 #include "support.h"
-
-#include <poll.h>
-#include <sched.h>
-#include <stdatomic.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
 
 #include "queue_peek.h" /* internal: inspect the wait queue */
 #include "task_checks.h"
