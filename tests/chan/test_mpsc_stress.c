@@ -144,7 +144,8 @@ static void *xc_scenario(void *arg)
     static xc_arg_t args[XC_PLAIN + 1];
     memset(&x, 0, sizeof x);
     ursa_mpsc_receiver_t rx;
-    URSA_SIM_CHECK(new_with_senders(&rx, x.tx, XC_PLAIN + 1, 8, (uint64_t)(uintptr_t)arg, NULL) == 0);
+    uint64_t cap = (uint64_t)(uintptr_t)arg;
+    URSA_SIM_CHECK(new_with_senders(&rx, x.tx, XC_PLAIN + 1, 8, cap, NULL) == 0);
     ursa_task_t *t[XC_PLAIN + 1];
     for (int i = 0; i <= XC_PLAIN; i++) {
         args[i] = (xc_arg_t){&x, (uint64_t)i};

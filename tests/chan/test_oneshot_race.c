@@ -66,7 +66,8 @@ static void *close_race_sim(void *arg)
 }
 
 static race_t close_race;
-TEST_EXPLORE(test_oneshot_close_racing_send_keeps_the_value_or_refuses_it_over_seeds, close_race_sim, &close_race)
+TEST_EXPLORE(test_oneshot_close_racing_send_keeps_the_value_or_refuses_it_over_seeds,
+             close_race_sim, &close_race)
 
 /* A blocked receiver vs. send / sender drop / its own deadline. */
 typedef struct rsim {
@@ -124,7 +125,8 @@ static void *recv_sim(void *arg)
 }
 
 static rsim_t recv_race;
-TEST_EXPLORE(test_oneshot_blocked_recv_against_send_drop_or_deadline_loses_nothing_over_seeds, recv_sim, &recv_race)
+TEST_EXPLORE(test_oneshot_blocked_recv_against_send_drop_or_deadline_loses_nothing_over_seeds,
+             recv_sim, &recv_race)
 
 typedef struct tk {
     ursa_oneshot_t *os;

@@ -73,12 +73,6 @@ typedef struct contract_row {
     int (*take)(void *f);
 } contract_row_t;
 
-/* One test: a check of one row. */
-typedef struct contract_case {
-    const contract_row_t *row;
-    int check; /* CONTRACT_CHECK_* in test_contract.c */
-} contract_case_t;
-
 /* One try's result as take() reports it: 1 got, 0 would block, else the
  * error. */
 static inline int contract_tried(int rc)

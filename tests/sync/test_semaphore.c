@@ -354,7 +354,8 @@ static void *close_root(void *arg)
 }
 
 static closing_t closing;
-TEST_BODY(test_sem_close_fails_waiters_and_later_acquires_with_epipe, test_run_msg(2, close_root, &closing))
+TEST_BODY(test_sem_close_fails_waiters_and_later_acquires_with_epipe,
+          test_run_msg(2, close_root, &closing))
 
 /* ====================================================================== */
 /* add / forget                                                           */
@@ -587,7 +588,8 @@ static void *add_wake_root(void *arg)
 }
 
 static add_wake_t add_wake;
-TEST_BODY(test_sem_add_wakes_every_kind_of_waiter_in_fifo_order, test_run_msg(2, add_wake_root, &add_wake))
+TEST_BODY(test_sem_add_wakes_every_kind_of_waiter_in_fifo_order,
+          test_run_msg(2, add_wake_root, &add_wake))
 
 static void *forget_body(void *arg)
 {

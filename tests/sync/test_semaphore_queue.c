@@ -235,7 +235,8 @@ static batch_t batch1 = {.workers = 1};
 TEST_EXPLORE(test_sem_assigns_returned_permits_to_the_head_over_seeds, batch_scenario, &batch1)
 
 static batch_t batch2 = {.workers = 2};
-TEST_BODY(test_sem_assigns_returned_permits_to_the_head_on_two_workers, test_run_msg(2, batch_scenario, &batch2))
+TEST_BODY(test_sem_assigns_returned_permits_to_the_head_on_two_workers,
+          test_run_msg(2, batch_scenario, &batch2))
 
 /* ====================================================================== */
 /* cancel hands partial permits on                                        */
