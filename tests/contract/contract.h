@@ -8,7 +8,7 @@
  * tries once (URSA_NOW) and reports whether the grant was still there. The
  * checks in contract.c and contract_cancel.c drive every row the same way;
  * a row names the checks that apply to it. A new primitive gets all of
- * them by adding a row to tests/contract/test_contract.c. */
+ * them by adding a row to the contract_rows table of its rows_<kind>.c. */
 #ifndef URSA_TEST_CONTRACT_H
 #define URSA_TEST_CONTRACT_H
 
@@ -113,13 +113,8 @@ const char *contract_race_threads(const contract_row_t *r);
 const char *contract_raw_race_threads(const contract_row_t *r);
 const char *contract_leak(const contract_row_t *r);
 
-/* The rows (rows_lock.c, rows_signal.c, rows_chan.c, rows_rt.c). */
-extern const contract_row_t contract_mutex, contract_semaphore, contract_rwlock_read,
-    contract_rwlock_write, contract_notify, contract_event_auto, contract_event_manual,
-    contract_barrier, contract_once;
-extern const contract_row_t contract_oneshot_recv, contract_mpsc_send, contract_mpsc_reserve,
-    contract_mpsc_recv, contract_mpmc_send, contract_mpmc_reserve, contract_mpmc_recv,
-    contract_broadcast_recv, contract_watch_changed;
-extern const contract_row_t contract_task_join;
+/* The rows of one program, NULL-terminated: each rows_<kind>.c defines
+ * them and is linked into its own test_contract_<kind>. */
+extern const contract_row_t *const contract_rows[];
 
 #endif

@@ -92,7 +92,7 @@ static int oneshot_take(void *p)
     return rc == -EALREADY ? 0 : contract_tried(rc);
 }
 
-const contract_row_t contract_oneshot_recv = {
+static const contract_row_t contract_oneshot_recv = {
     .name = "oneshot_recv",
     .checks = RECV_CHECKS,
     .kind = CONTRACT_CONSUMED,
@@ -206,7 +206,7 @@ static int mpsc_recv_take(void *p)
     return rc == 0 && v != VALUE ? -EIO : contract_tried(rc);
 }
 
-const contract_row_t contract_mpsc_recv = {
+static const contract_row_t contract_mpsc_recv = {
     .name = "mpsc_recv",
     .checks = RECV_CHECKS,
     .kind = CONTRACT_CONSUMED,
@@ -236,7 +236,7 @@ static int mpsc_send_take(void *p)
     return contract_tried(ursa_mpsc_send(&((mpsc_fx_t *)p)->tx[0], &v, URSA_NOW));
 }
 
-const contract_row_t contract_mpsc_send = {
+static const contract_row_t contract_mpsc_send = {
     .name = "mpsc_send",
     .checks = SEND_CHECKS,
     .kind = CONTRACT_CONSUMED, /* the freed slot */
@@ -288,7 +288,7 @@ static int mpsc_reserve_take(void *p)
     return contract_tried(rc);
 }
 
-const contract_row_t contract_mpsc_reserve = {
+static const contract_row_t contract_mpsc_reserve = {
     .name = "mpsc_reserve",
     .checks = RECV_CHECKS | CONTRACT_LEAK,
     .kind = CONTRACT_RETURNED, /* a released permit gives its slot back */
@@ -400,7 +400,7 @@ static int mpmc_recv_take(void *p)
     return rc == 0 && v != VALUE ? -EIO : contract_tried(rc);
 }
 
-const contract_row_t contract_mpmc_recv = {
+static const contract_row_t contract_mpmc_recv = {
     .name = "mpmc_recv",
     .checks = RECV_CHECKS,
     .kind = CONTRACT_CONSUMED,
@@ -428,7 +428,7 @@ static int mpmc_send_take(void *p)
     return contract_tried(ursa_mpmc_send(&((mpmc_fx_t *)p)->tx[0], &v, URSA_NOW));
 }
 
-const contract_row_t contract_mpmc_send = {
+static const contract_row_t contract_mpmc_send = {
     .name = "mpmc_send",
     .checks = SEND_CHECKS,
     .kind = CONTRACT_CONSUMED,
@@ -480,7 +480,7 @@ static int mpmc_reserve_take(void *p)
     return contract_tried(rc);
 }
 
-const contract_row_t contract_mpmc_reserve = {
+static const contract_row_t contract_mpmc_reserve = {
     .name = "mpmc_reserve",
     .checks = RECV_CHECKS | CONTRACT_LEAK,
     .kind = CONTRACT_RETURNED,
@@ -565,7 +565,7 @@ static int bc_take(void *p)
     return rc == 0 && v != VALUE ? -EIO : contract_tried(rc);
 }
 
-const contract_row_t contract_broadcast_recv = {
+static const contract_row_t contract_broadcast_recv = {
     .name = "broadcast_recv",
     .checks = RECV_CHECKS,
     .kind = CONTRACT_CONSUMED, /* per receiver */
@@ -661,7 +661,7 @@ static int watch_take(void *p)
     return contract_tried(ursa_watch_changed(((watch_fx_t *)p)->rx, URSA_NOW));
 }
 
-const contract_row_t contract_watch_changed = {
+static const contract_row_t contract_watch_changed = {
     .name = "watch_changed",
     .checks = RECV_CHECKS,
     .kind = CONTRACT_CONSUMED, /* a change is seen once, per receiver */
@@ -675,4 +675,18 @@ const contract_row_t contract_watch_changed = {
     .release = watch_release,
     .unchanged = watch_unchanged,
     .take = watch_take,
+};
+
+/* The rows of test_contract_chan. */
+const contract_row_t *const contract_rows[] = {
+    &contract_oneshot_recv,
+    &contract_mpsc_send,
+    &contract_mpsc_reserve,
+    &contract_mpsc_recv,
+    &contract_mpmc_send,
+    &contract_mpmc_reserve,
+    &contract_mpmc_recv,
+    &contract_broadcast_recv,
+    &contract_watch_changed,
+    NULL,
 };

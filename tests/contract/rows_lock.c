@@ -105,7 +105,7 @@ static int mutex_take(void *p)
     return contract_tried(rc);
 }
 
-const contract_row_t contract_mutex = {
+static const contract_row_t contract_mutex = {
     .name = "mutex",
     .checks = CONTRACT_CONTEXTS | CONTRACT_RAW | CONTRACT_RAW_CANCEL | CONTRACT_NOW |
               CONTRACT_DEADLINE | CONTRACT_TASK_CANCEL | CONTRACT_RACE | CONTRACT_LEAK,
@@ -205,7 +205,7 @@ static int sem_take(void *p)
     return contract_tried(rc);
 }
 
-const contract_row_t contract_semaphore = {
+static const contract_row_t contract_semaphore = {
     .name = "semaphore",
     .checks = CONTRACT_CONTEXTS | CONTRACT_RAW | CONTRACT_RAW_CANCEL | CONTRACT_NOW |
               CONTRACT_DEADLINE | CONTRACT_TASK_CANCEL | CONTRACT_RACE | CONTRACT_LEAK,
@@ -319,7 +319,7 @@ static int rwr_take(void *p)
     return contract_tried(rc);
 }
 
-const contract_row_t contract_rwlock_read = {
+static const contract_row_t contract_rwlock_read = {
     .name = "rwlock_read",
     .checks = CONTRACT_CONTEXTS | CONTRACT_RAW | CONTRACT_RAW_CANCEL | CONTRACT_NOW |
               CONTRACT_DEADLINE | CONTRACT_TASK_CANCEL | CONTRACT_RACE | CONTRACT_LEAK,
@@ -435,7 +435,7 @@ static int rww_take(void *p)
     return contract_tried(rc);
 }
 
-const contract_row_t contract_rwlock_write = {
+static const contract_row_t contract_rwlock_write = {
     .name = "rwlock_write",
     .checks = CONTRACT_CONTEXTS | CONTRACT_RAW | CONTRACT_RAW_CANCEL | CONTRACT_NOW |
               CONTRACT_DEADLINE | CONTRACT_TASK_CANCEL | CONTRACT_RACE | CONTRACT_LEAK,
@@ -456,3 +456,11 @@ const contract_row_t contract_rwlock_write = {
     .take = rww_take,
 };
 
+/* The rows of test_contract_lock. */
+const contract_row_t *const contract_rows[] = {
+    &contract_mutex,
+    &contract_semaphore,
+    &contract_rwlock_read,
+    &contract_rwlock_write,
+    NULL,
+};

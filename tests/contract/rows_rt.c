@@ -105,7 +105,7 @@ static const char *join_destroy(void *p)
     return NULL;
 }
 
-const contract_row_t contract_task_join = {
+static const contract_row_t contract_task_join = {
     .name = "task_join",
     .checks = CONTRACT_CONTEXTS | CONTRACT_NOW | CONTRACT_DEADLINE | CONTRACT_TASK_CANCEL |
               CONTRACT_RACE,
@@ -119,4 +119,10 @@ const contract_row_t contract_task_join = {
     .release = join_release,
     .unchanged = join_unchanged,
     .take = join_take,
+};
+
+/* The rows of test_contract_rt. */
+const contract_row_t *const contract_rows[] = {
+    &contract_task_join,
+    NULL,
 };

@@ -68,7 +68,7 @@ static int notify_take(void *p)
     return contract_tried(ursa_notify_wait(p, URSA_NOW));
 }
 
-const contract_row_t contract_notify = {
+static const contract_row_t contract_notify = {
     .name = "notify",
     .checks = CONTRACT_CONTEXTS | CONTRACT_RAW | CONTRACT_RAW_CANCEL | CONTRACT_NOW |
               CONTRACT_DEADLINE | CONTRACT_TASK_CANCEL | CONTRACT_RACE,
@@ -157,7 +157,7 @@ static int event_take(void *p)
 }
 
 #define EVENT_ROW(row, name_, kind_, make_)                                                  \
-    const contract_row_t row = {                                                             \
+    static const contract_row_t row = {                                                      \
         .name = name_,                                                                       \
         .checks = CONTRACT_CONTEXTS | CONTRACT_RAW | CONTRACT_RAW_CANCEL | CONTRACT_NOW |   \
                   CONTRACT_DEADLINE | CONTRACT_TASK_CANCEL | CONTRACT_RACE,                 \
@@ -168,7 +168,7 @@ static int event_take(void *p)
         .wait = event_wait,                                                                  \
         .start = event_start,                                                                \
         .finish = event_finish,                                                              \
-        .release = contract_nothing_to_release,                                                       \
+        .release = contract_nothing_to_release,                                              \
         .queued = event_queued,                                                              \
         .unchanged = event_unchanged,                                                        \
         .take = event_take,                                                                  \
@@ -249,7 +249,7 @@ static int barrier_take(void *p)
     return 0;
 }
 
-const contract_row_t contract_barrier = {
+static const contract_row_t contract_barrier = {
     .name = "barrier",
     .checks = CONTRACT_CONTEXTS | CONTRACT_RAW | CONTRACT_NOW | CONTRACT_DEADLINE |
               CONTRACT_TASK_CANCEL,
@@ -340,7 +340,7 @@ static int once_take(void *p)
     return contract_tried(ursa_once_wait(&((once_fx_t *)p)->c, &v, URSA_NOW));
 }
 
-const contract_row_t contract_once = {
+static const contract_row_t contract_once = {
     .name = "once",
     .checks = CONTRACT_CONTEXTS | CONTRACT_RAW | CONTRACT_RAW_CANCEL | CONTRACT_NOW |
               CONTRACT_DEADLINE | CONTRACT_TASK_CANCEL | CONTRACT_RACE,
@@ -355,4 +355,14 @@ const contract_row_t contract_once = {
     .queued = once_queued,
     .unchanged = once_unchanged,
     .take = once_take,
+};
+
+/* The rows of test_contract_signal. */
+const contract_row_t *const contract_rows[] = {
+    &contract_notify,
+    &contract_event_auto,
+    &contract_event_manual,
+    &contract_barrier,
+    &contract_once,
+    NULL,
 };
