@@ -56,7 +56,7 @@ ursa_lease_store_t *pgt_store_cfg(ursa_lease_config_t cfg);
 #define PGT_TTL(ms) (URSA_MSEC(ms) * PGT_SLOW)
 
 /* A cmocka test whose body runs as the root task of a 2-worker runtime
- * and returns NULL or a failure message (tests/task_checks.h). */
+ * and returns NULL or a failure message (tests/support/task_checks.h). */
 #define PGT_TASK_TEST(test, body, arg)   \
     static void test(void **state)       \
     {                                    \

@@ -1,4 +1,6 @@
-/* User-defined holds: ursa_oblig_enter / ursa_oblig_discharge. */
+/* User-defined holds (include/ursa/oblig.h, src/core/oblig.c):
+ * ursa_oblig_enter / ursa_oblig_discharge, misuse, a hold left at task exit,
+ * ownership and disown/adopt. */
 #include "support.h"
 
 typedef struct widget {
@@ -15,7 +17,7 @@ static void widget_leaked(void *target, uint64_t n)
 
 static const ursa_oblig_kind_t widget_kind = {"widget", widget_leaked};
 
-static void test_enter_discharge(void **state)
+static void test_oblig_user_hold_enters_discharges_and_can_hold_again(void **state)
 {
     (void)state;
     widget_t w = {0};
@@ -31,7 +33,7 @@ static void test_enter_discharge(void **state)
     assert_int_equal(atomic_load(&w.leaked_calls), 0);
 }
 
-static void test_bad_input(void **state)
+static void test_oblig_user_hold_rejects_bad_input_and_reports_a_double_discharge(void **state)
 {
     (void)state;
     widget_t w = {0};
@@ -57,7 +59,7 @@ static void test_bad_input(void **state)
 
 /* ursa_oblig_discharge must not discharge one of ursa's own holds: the
  * mutex would stay locked with nobody able to unlock it. */
-static void test_not_for_own_holds(void **state)
+static void test_oblig_discharge_refuses_ursas_own_holds(void **state)
 {
     (void)state;
     ursa_mutex_t m;
@@ -89,7 +91,7 @@ static void *spawn_leaker(void *arg)
 
 /* A task that ends holding a user hold: reported with its site and kind,
  * and released through release_leaked with the recorded target and n. */
-static void test_leak_released(void **state)
+static void test_oblig_user_hold_left_at_task_exit_is_reported_and_released(void **state)
 {
     (void)state;
     widget_t w = {0};
@@ -128,7 +130,7 @@ static void *adopter(void *arg)
 }
 
 /* Only the owner discharges; disown/adopt hands a user hold over. */
-static void test_owner_and_handover(void **state)
+static void test_oblig_user_hold_is_discharged_by_its_owner_and_handed_over(void **state)
 {
     (void)state;
     widget_t w = {0};
@@ -147,12 +149,8 @@ static void test_owner_and_handover(void **state)
     assert_int_equal(atomic_load(&w.leaked_calls), 0);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_enter_discharge),    cmocka_unit_test(test_bad_input),
-        cmocka_unit_test(test_not_for_own_holds),  cmocka_unit_test(test_leak_released),
-        cmocka_unit_test(test_owner_and_handover),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TEST_MAIN(cmocka_unit_test(test_oblig_user_hold_enters_discharges_and_can_hold_again),
+          cmocka_unit_test(test_oblig_user_hold_rejects_bad_input_and_reports_a_double_discharge),
+          cmocka_unit_test(test_oblig_discharge_refuses_ursas_own_holds),
+          cmocka_unit_test(test_oblig_user_hold_left_at_task_exit_is_reported_and_released),
+          cmocka_unit_test(test_oblig_user_hold_is_discharged_by_its_owner_and_handed_over))
