@@ -6,7 +6,6 @@
 #include "support.h"
 
 #include <poll.h>
-
 #include <sys/eventfd.h>
 
 #include "queue_peek.h" /* internal: a queued wait */

@@ -1,6 +1,8 @@
 /* Core pieces under the primitives: thread parker, wait queue, and the
- * wait-node handshake (decided, then waker, then done). */
+ * wait-node handshake (decided, then waker, then done), ursa_strerror. */
 #include "support.h"
+
+#include <limits.h>
 
 #include "core/park.h"
 #include "core/sema.h"
@@ -135,7 +137,23 @@ static void test_sema_close_completes_queued_nodes_and_returns_their_permits(voi
     assert_int_equal(atomic_load(&c.calls), 2); /* no waker for an immediate result */
 }
 
+/* ursa_strerror takes any int: INT_MIN used to be negated (undefined
+ * behaviour; regression, seen under UBSan). */
+static void test_strerror_takes_any_int(void **state)
+{
+    (void)state;
+    assert_string_equal(ursa_strerror(0), "OK");
+    assert_string_equal(ursa_strerror(-ETIMEDOUT), "ETIMEDOUT: deadline passed");
+    assert_string_equal(ursa_strerror(INT_MIN), "not an error code");
+    assert_string_equal(ursa_strerror(INT_MIN + 1), "not an error code");
+    assert_string_equal(ursa_strerror(INT_MAX), "not an error code");
+    assert_string_equal(ursa_strerror(1), "not an error code");
+    assert_non_null(ursa_strerror(-ENOENT));
+    assert_string_equal(ursa_strerror(-ENOENT), strerror(ENOENT));
+}
+
 TEST_MAIN(cmocka_unit_test(test_parker_returns_on_unpark_or_deadline),
           cmocka_unit_test(test_waitq_removes_from_head_middle_and_tail),
           cmocka_unit_test(test_wait_node_is_decided_before_its_waker_and_done_after),
-          cmocka_unit_test(test_sema_close_completes_queued_nodes_and_returns_their_permits))
+          cmocka_unit_test(test_sema_close_completes_queued_nodes_and_returns_their_permits),
+          cmocka_unit_test(test_strerror_takes_any_int))

@@ -1,12 +1,12 @@
 /* Task I/O on the worker's io_uring (src/rt/io.c), pipes and files:
  * deadlines, URSA_NOW, cancel (a racing byte kept exactly once), a full
  * pipe, offsets on regular files, 4 GiB lengths, the off-task (plain
- * thread) paths, and bad descriptors. Sockets: test_io_socket.c. */
+ * thread) paths, and bad descriptors. Sockets: test_io_socket.c; the same
+ * behaviour in and out of tasks, a worker left free: test_io_contexts.c. */
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
-
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -14,22 +14,6 @@
 #include "support.h"
 
 #include "rt_checks.h"
-
-static ursa_time_t in_ms(long ms)
-{
-    return ursa_deadline_in(URSA_MSEC(ms));
-}
-
-static void make_pipe(int fd[2])
-{
-    assert_int_equal(pipe2(fd, O_CLOEXEC), 0);
-}
-
-static void close_pipe(int fd[2])
-{
-    close(fd[0]);
-    close(fd[1]);
-}
 
 /* ================= pipes: deadline, URSA_NOW, data ================= */
 
@@ -524,17 +508,6 @@ static void check_bad(const badfd_res_t *b)
     assert_int_equal(b->closed_write, -EBADF);
     assert_int_equal(b->closed_accept, -EBADF);
     assert_int_equal(b->null_buf, -EINVAL);
-}
-
-/* A descriptor number that is not open. A high one: the runtime opens its
- * eventfd and ring at the lowest free numbers. */
-static int closed_fd(void)
-{
-    for (int fd = 900; fd < 1000; fd++)
-        if (fcntl(fd, F_GETFD) == -1 && errno == EBADF)
-            return fd;
-    fail_msg("no free descriptor number in 900..999");
-    return -1;
 }
 
 static void test_io_bad_descriptors_fail_cleanly(void **state)

@@ -3,21 +3,14 @@
  * a connection already in the backlog. Every socket is bound to 127.0.0.1;
  * every wait has a deadline. */
 #include <arpa/inet.h>
-
 #include <netinet/in.h>
 #include <poll.h>
-
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "support.h"
 
 #include "rt_checks.h"
-
-static ursa_time_t in_ms(long ms)
-{
-    return ursa_deadline_in(URSA_MSEC(ms));
-}
 
 /* ================= TCP on 127.0.0.1 ================= */
 

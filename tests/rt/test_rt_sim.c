@@ -1,7 +1,7 @@
 /* The deterministic mode (src/rt/sim.c): a seed replays its interleaving,
  * exploration finds and replays failing seeds (URSA_SEED too), and
- * deadlock reports name the tasks, what they wait on and where (in
- * deterministic mode, and a possible deadlock on two workers). */
+ * deadlock reports name the tasks, what they wait on, who holds it and
+ * where (in deterministic mode, and a possible deadlock on two workers). */
 
 #include <unistd.h>
 
@@ -325,6 +325,101 @@ static void test_rt_deadlock_report_names_both_lockers_and_their_sites(void **st
     }
 }
 
+/* The report names what each task waits on and who holds it, so the cycle
+ * reads off the report: named mutexes by name, each with its holder task
+ * (and where it locked), and a join by the joined task's name.
+ * Regression: the report printed bare addresses and no holders. */
+static void *named_abba_root(void *arg)
+{
+    abba_t *d = arg;
+    ursa_task_t *a = NULL, *b = NULL;
+    if (ursa_spawn(&a, abba_a, d, &(ursa_spawn_opts_t){.name = "locker-a"}) ||
+        ursa_spawn(&b, abba_b, d, &(ursa_spawn_opts_t){.name = "locker-b", .detached = true}))
+        return R(-1);
+    int rc = ursa_task_join(a, NULL, URSA_NEVER);
+    if (rc)
+        (void)ursa_task_detach(a); /* cancelled by ursa_rt_free: let it go */
+    return R(rc);
+}
+
+static void test_rt_deadlock_report_names_the_locks_their_holders_and_the_join(void **state)
+{
+    (void)state;
+    for (uint64_t seed = 1; seed <= 4; seed++) {
+        abba_t d;
+        memset(&d, 0, sizeof d);
+        assert_int_equal(ursa_mutex_init_attr(&d.m1, &(ursa_lock_attr_t){.name = "alpha"}), 0);
+        assert_int_equal(ursa_mutex_init_attr(&d.m2, &(ursa_lock_attr_t){.name = "beta"}), 0);
+        ursa_sem_init(&d.done, 0);
+        capture_t cap;
+        capture_begin(&cap);
+        int rc = run_det(seed, named_abba_root, &d, NULL);
+        const char *rep = capture_end(&cap);
+        assert_int_equal(rc, -EDEADLK);
+        expect_in(rep, "task 'locker-a' waits on mutex 'beta'");
+        expect_in(rep, "mutex 'beta' is held by task 'locker-b'");
+        expect_in(rep, "task 'locker-b' waits on mutex 'alpha'");
+        expect_in(rep, "mutex 'alpha' is held by task 'locker-a'");
+        expect_in(rep, "task 'root' waits on join of task 'locker-a'");
+        assert_false(ursa_mutex_is_locked(&d.m1));
+        assert_false(ursa_mutex_is_locked(&d.m2));
+        assert_int_equal(ursa_mutex_destroy(&d.m1), 0);
+        assert_int_equal(ursa_mutex_destroy(&d.m2), 0);
+        assert_int_equal(ursa_sem_destroy(&d.done), 0);
+    }
+}
+
+/* A writer holds rwlock 'config' and waits forever on a semaphore; the
+ * root waits to read 'config'. */
+typedef struct rw_stuck {
+    ursa_rwlock_t rw;
+    ursa_sem_t never;
+    atomic_int held;
+} rw_stuck_t;
+
+static void *rw_stuck_writer(void *arg)
+{
+    rw_stuck_t *r = arg;
+    URSA_SCOPED(rwlock_write_guard, g);
+    URSA_SCOPED(sem_permit, p);
+    if (ursa_rwlock_write_lock(&r->rw, &g, URSA_NEVER) == 0) {
+        atomic_store(&r->held, 1);
+        return R(ursa_sem_acquire(&r->never, 1, &p, URSA_NEVER));
+    }
+    return R(-1);
+}
+
+static void *rw_stuck_root(void *arg)
+{
+    rw_stuck_t *r = arg;
+    if (ursa_spawn(NULL, rw_stuck_writer, r,
+                   &(ursa_spawn_opts_t){.name = "writer", .detached = true}))
+        return R(-1);
+    if (!yield_until(&r->held))
+        return R(-2);
+    URSA_SCOPED(rwlock_read_guard, g);
+    return R(ursa_rwlock_read_lock(&r->rw, &g, URSA_NEVER));
+}
+
+static void test_rt_deadlock_report_names_the_rwlock_and_its_writer(void **state)
+{
+    (void)state;
+    rw_stuck_t r;
+    memset(&r, 0, sizeof r);
+    assert_int_equal(ursa_rwlock_init_attr(&r.rw, 0, &(ursa_lock_attr_t){.name = "config"}), 0);
+    ursa_sem_init(&r.never, 0);
+    capture_t cap;
+    capture_begin(&cap);
+    int rc = run_det(1, rw_stuck_root, &r, NULL);
+    const char *rep = capture_end(&cap);
+    assert_int_equal(rc, -EDEADLK);
+    expect_in(rep, "task 'root' waits on rwlock 'config' to read");
+    expect_in(rep, "rwlock 'config' is held by task 'writer' (rwlock write guard taken at");
+    expect_in(rep, "task 'writer' waits on semaphore");
+    assert_int_equal(ursa_rwlock_destroy(&r.rw), 0);
+    assert_int_equal(ursa_sem_destroy(&r.never), 0);
+}
+
 static void *wait_forever(void *arg)
 {
     URSA_SCOPED(sem_permit, p);
@@ -417,4 +512,6 @@ TEST_MAIN(cmocka_unit_test(test_rt_seed_replays_the_same_interleaving),
           cmocka_unit_test(test_rt_explore_finds_and_replays_failing_seeds),
           cmocka_unit_test(test_rt_deadlock_report_names_both_lockers_and_their_sites),
           cmocka_unit_test(test_rt_deadlock_report_names_a_join_and_a_semaphore_wait),
+          cmocka_unit_test(test_rt_deadlock_report_names_the_locks_their_holders_and_the_join),
+          cmocka_unit_test(test_rt_deadlock_report_names_the_rwlock_and_its_writer),
           cmocka_unit_test(test_rt_possible_deadlock_report_two_workers))

@@ -5,7 +5,6 @@
 
 #include "rt_checks.h"
 #include <limits.h>
-
 #include <sys/mman.h>
 #include <sys/wait.h>
 

@@ -1,7 +1,8 @@
 /* The workers (src/rt/worker.c) and timers (src/rt/timer.c): yield
  * alternates, sleep takes exactly its virtual time or at least its real
- * time, sleepers wake in deadline order, wakes across workers and from a
- * plain thread to an idle worker are never lost. */
+ * time, sleepers wake in deadline order (also when the timer heap cannot
+ * grow), wakes across workers and from a plain thread to an idle worker
+ * are never lost. */
 
 #include "support.h"
 
@@ -371,8 +372,126 @@ static void test_rt_plain_thread_wakes_idle_worker(void **state)
     }
 }
 
+/* ================= deadlines when the timer heap cannot grow ================= */
+
+/* This program links with --wrap=realloc (tests/CMakeLists.txt: it defines
+ * __wrap_realloc): while
+ * fail_realloc is set every realloc fails, among them the timer heap's
+ * growth (a fresh worker's heap has no room yet). */
+static atomic_bool fail_realloc;
+void *__real_realloc(void *p, size_t n);
+void *__wrap_realloc(void *p, size_t n)
+{
+    return atomic_load(&fail_realloc) ? NULL : __real_realloc(p, n);
+}
+
+#define N_NOHEAP 6
+
+typedef struct noheap {
+    ursa_mutex_t m; /* held by the root: the lock waits time out */
+    atomic_int started;
+    ursa_time_t deadline[N_NOHEAP], woke[N_NOHEAP];
+    int rc[N_NOHEAP];
+    int order[N_NOHEAP]; /* waiter indexes, in wake order */
+    atomic_int n;
+} noheap_t;
+
+typedef struct noheap_arg {
+    noheap_t *s;
+    int i;
+} noheap_arg_t;
+
+/* Even waiters sleep, odd ones wait for the mutex: both are deadline waits. */
+static void *noheap_waiter(void *arg)
+{
+    noheap_arg_t *a = arg;
+    noheap_t *s = a->s;
+    atomic_fetch_add(&s->started, 1); /* and then waits, in the same run */
+    if (a->i % 2) {
+        URSA_SCOPED(mutex_guard, g);
+        s->rc[a->i] = ursa_mutex_lock(&s->m, &g, s->deadline[a->i]);
+    } else {
+        s->rc[a->i] = ursa_sleep_until(s->deadline[a->i]);
+    }
+    s->woke[a->i] = ursa_now();
+    s->order[atomic_fetch_add(&s->n, 1)] = a->i;
+    return NULL;
+}
+
+static void *noheap_root(void *arg)
+{
+    noheap_t *s = arg;
+    static const int delay_ms[N_NOHEAP] = {50, 10, 40, 20, 60, 30};
+    noheap_arg_t a[N_NOHEAP];
+    ursa_task_t *t[N_NOHEAP] = {0};
+    URSA_SCOPED(mutex_guard, g);
+    if (ursa_mutex_lock(&s->m, &g, URSA_NEVER))
+        return R(-1);
+    ursa_time_t now = ursa_now();
+    for (int i = 0; i < N_NOHEAP; i++) {
+        s->deadline[i] = now + URSA_MSEC(delay_ms[i]);
+        a[i] = (noheap_arg_t){s, i};
+    }
+    /* The first half start waiting while the heap cannot grow, the rest
+     * once it can: both kinds of timer are pending at once. */
+    atomic_store(&fail_realloc, true);
+    for (int i = 0; i < N_NOHEAP; i++) {
+        if (i == N_NOHEAP / 2) {
+            while (atomic_load(&s->started) < i)
+                (void)ursa_yield();
+            atomic_store(&fail_realloc, false);
+        }
+        if (ursa_spawn(&t[i], noheap_waiter, &a[i], NULL))
+            return R(-2);
+    }
+    for (int i = 0; i < N_NOHEAP; i++)
+        if (ursa_task_join(t[i], NULL, URSA_NEVER) != 0)
+            return R(-3);
+    return NULL;
+}
+
+/* Regression: a deadline wait that could not put its timer in the heap
+ * was woken once to poll but stayed marked armed, so it slept for good
+ * (deterministic mode: -EDEADLK; normal mode: a hang). Now such a timer
+ * waits on the worker's spill list: it fires on time, in deadline order
+ * with the others (exactly, in virtual time). */
+static void test_rt_deadlines_fire_in_order_when_the_timer_heap_cannot_grow(void **state)
+{
+    (void)state;
+    for (uint64_t seed = 1; seed <= 5; seed++) {
+        noheap_t s;
+        memset(&s, 0, sizeof s);
+        assert_int_equal(ursa_mutex_init(&s.m), 0);
+        void *res = R(-9);
+        int rc = run_det(seed, noheap_root, &s, &res);
+        atomic_store(&fail_realloc, false);
+        assert_int_equal(rc, 0);
+        assert_null(res);
+        assert_int_equal(atomic_load(&s.n), N_NOHEAP);
+        for (int i = 0; i < N_NOHEAP; i++) {
+            assert_int_equal(s.rc[i], i % 2 ? -ETIMEDOUT : 0);
+            assert_int_equal(s.woke[i], s.deadline[i]);
+        }
+        for (int k = 1; k < N_NOHEAP; k++)
+            assert_true(s.deadline[s.order[k - 1]] < s.deadline[s.order[k]]);
+        assert_int_equal(ursa_mutex_destroy(&s.m), 0);
+    }
+    /* Normal mode: each wait ends at its deadline, not before. */
+    noheap_t s;
+    memset(&s, 0, sizeof s);
+    assert_int_equal(ursa_mutex_init(&s.m), 0);
+    assert_null(test_run(1, noheap_root, &s));
+    assert_int_equal(atomic_load(&s.n), N_NOHEAP);
+    for (int i = 0; i < N_NOHEAP; i++) {
+        assert_int_equal(s.rc[i], i % 2 ? -ETIMEDOUT : 0);
+        assert_true(s.woke[i] >= s.deadline[i]);
+    }
+    assert_int_equal(ursa_mutex_destroy(&s.m), 0);
+}
+
 TEST_MAIN(cmocka_unit_test(test_rt_yield_alternates),
           cmocka_unit_test(test_rt_sleep_takes_exact_virtual_or_at_least_real_time),
           cmocka_unit_test(test_rt_sleepers_wake_in_deadline_order),
+          cmocka_unit_test(test_rt_deadlines_fire_in_order_when_the_timer_heap_cannot_grow),
           cmocka_unit_test(test_rt_cross_worker_wakes_are_never_lost),
           cmocka_unit_test(test_rt_plain_thread_wakes_idle_worker))

@@ -7,7 +7,9 @@
 #ifndef URSA_TEST_RT_CHECKS_H
 #define URSA_TEST_RT_CHECKS_H
 
+#include <fcntl.h>
 #include <stdatomic.h>
+#include <unistd.h>
 
 #define R(x) ((void *)(intptr_t)(x))
 #define I(p) ((intptr_t)(p))
@@ -48,6 +50,35 @@ static __attribute__((unused)) void *gated(void *arg)
     URSA_SCOPED(sem_permit, p);
     int rc = ursa_sem_acquire(&g->sem, 1, &p, URSA_NEVER);
     return R(rc == 0 ? 99 : rc);
+}
+
+/* ---- task I/O (tests/rt/test_io_*.c) ---- */
+
+static __attribute__((unused)) ursa_time_t in_ms(long ms)
+{
+    return ursa_deadline_in(URSA_MSEC(ms));
+}
+
+static __attribute__((unused)) void make_pipe(int fd[2])
+{
+    assert_int_equal(pipe2(fd, O_CLOEXEC), 0);
+}
+
+static __attribute__((unused)) void close_pipe(int fd[2])
+{
+    close(fd[0]);
+    close(fd[1]);
+}
+
+/* A descriptor number that is not open. A high one: the runtime opens its
+ * eventfd and ring at the lowest free numbers. */
+static __attribute__((unused)) int closed_fd(void)
+{
+    for (int fd = 900; fd < 1000; fd++)
+        if (fcntl(fd, F_GETFD) == -1 && errno == EBADF)
+            return fd;
+    fail_msg("no free descriptor number in 900..999");
+    return -1;
 }
 
 #endif

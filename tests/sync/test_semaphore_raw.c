@@ -5,7 +5,6 @@
 #include "support.h"
 
 #include <poll.h>
-
 #include <sys/eventfd.h>
 
 #include "queue_peek.h" /* internal: inspect the wait queue */
