@@ -88,6 +88,11 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then
     { cmake -S . -B "$URSA_BUILD" -DCMAKE_BUILD_TYPE=Release -DURSA_BUILD_TESTS=OFF -DURSA_BUILD_EXAMPLES=OFF &&
         cmake --build "$URSA_BUILD" --target ursa_bench -j "$(nproc)"; } >"$WORK/build-ursa.log" 2>&1 ||
         { tail -n 30 "$WORK/build-ursa.log" >&2; log "ERROR: ursa_bench build failed (log: $WORK/build-ursa.log)"; exit 1; }
+    # The lease round trips need libpq (URSA_WITH_POSTGRES); without it
+    # they are left out of the table.
+    cmake --build "$URSA_BUILD" --target ursa_lease_bench -j "$(nproc)" >>"$WORK/build-ursa.log" 2>&1 ||
+        log "WARNING: ursa_lease_bench not built (no libpq?): no lease rows"
+
     log "building peers in $PEERS_OUT (installs their packages if missing)"
     bash "$ROOT/bench/peers/build.sh" "$PEERS_OUT" >"$WORK/build-peers.log" 2>&1 ||
         log "WARNING: no peer built (log: $WORK/build-peers.log)"
@@ -96,6 +101,8 @@ fi
 
 URSA_BIN=$(find "$URSA_BUILD" -type f -name ursa_bench -perm -u+x 2>/dev/null | head -n1)
 [ -n "$URSA_BIN" ] || { log "ERROR: ursa_bench not found under $URSA_BUILD"; exit 1; }
+LEASE_BIN=$(find "$URSA_BUILD" -type f -name ursa_lease_bench -perm -u+x 2>/dev/null | head -n1)
+LEASE_BIN=${LEASE_BIN:-$URSA_BUILD/missing/ursa_lease_bench}
 
 # Programs: label, then the command. A label `peer@variant` is one build or
 # configuration of peer; the report keeps the faster variant per workload.
@@ -110,8 +117,12 @@ declare -A CMD=(
     [gosql]="$PEERS_OUT/gosql-bench"
     [r2d2@debian]="$PEERS_OUT/r2d2-bench.debian"
     [r2d2@rustup]="$PEERS_OUT/r2d2-bench.rustup"
+    [ursa@lease]="$LEASE_BIN ursa"
+    [libpq]="$LEASE_BIN libpq_sync"
+    [advisory]="$LEASE_BIN pg_advisory_lock"
 )
-ALL=(ursa tokio@debian tokio@rustup go fiber@spin fiber@suspend hikaricp gosql r2d2@debian r2d2@rustup)
+ALL=(ursa tokio@debian tokio@rustup go fiber@spin fiber@suspend hikaricp gosql r2d2@debian r2d2@rustup
+    ursa@lease libpq advisory)
 # Programs that have mem_1m_tasks (run once each, in its own process).
 MEM1M=(ursa tokio@debian tokio@rustup go fiber@spin)
 PROGRAMS=()
@@ -152,6 +163,17 @@ run_one() {
         printf '%s\t%s\t%s\t%s\t%s\n' "$r" "$p" "$rc" "$*" "$why" >>"$FAIL"
     fi
 }
+
+# The lease programs share one throwaway PostgreSQL cluster (started here,
+# stopped by its watchdog when this script exits) instead of one each.
+if [[ " ${PROGRAMS[*]} " == *" libpq "* ]]; then
+    PG_DIR=$(mktemp -d /tmp/ursa-suite-pg.XXXXXX)
+    if URSA_PG=$(bash "$ROOT/tests/dist/pg_cluster.sh" start "$PG_DIR" $$ 2>>"$WORK/run.log"); then
+        export URSA_PG
+    else
+        log "WARNING: no PostgreSQL cluster (log: $WORK/run.log): each lease program starts its own"
+    fi
+fi
 
 log "running $ROUNDS interleaved rounds at S=$S (stderr of the programs: $WORK/run.log)"
 for ((r = 0; r < ROUNDS; r++)); do

@@ -19,12 +19,14 @@ import sys
 from collections import OrderedDict, defaultdict
 
 # Column order; any other peer a program reports is appended.
-RUNTIMES = ["ursa", "tokio", "go", "fiber", "hikaricp", "gosql", "r2d2"]
+RUNTIMES = ["ursa", "tokio", "go", "fiber", "hikaricp", "gosql", "r2d2", "libpq", "advisory"]
 NAMES = {"ursa": "ursa", "tokio": "Tokio", "go": "Go", "fiber": "Boost.Fiber",
-         "hikaricp": "HikariCP", "gosql": "Go database/sql", "r2d2": "r2d2"}
+         "hikaricp": "HikariCP", "gosql": "Go database/sql", "r2d2": "r2d2",
+         "libpq": "libpq (sync)", "advisory": "pg_advisory_lock"}
 DASH = "—"
 BAR_COLORS = {"ursa": "#d62728", "tokio": "#1f77b4", "go": "#2ca02c", "fiber": "#9467bd",
-              "hikaricp": "#ff7f0e", "gosql": "#17becf", "r2d2": "#8c564b"}
+              "hikaricp": "#ff7f0e", "gosql": "#17becf", "r2d2": "#8c564b",
+              "libpq": "#7f7f7f", "advisory": "#bcbd22"}
 
 
 def parse_workloads(path):
