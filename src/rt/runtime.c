@@ -34,8 +34,11 @@ static void destroy(ursa_rt_t *rt, unsigned nthreads)
 {
     for (unsigned i = 1; i < nthreads; i++)
         pthread_join(rt->workers[i].thread, NULL);
+    bool tasks_left = false;
     for (unsigned i = 0; i < rt->nworkers; i++)
-        ursa__worker_fini(&rt->workers[i]);
+        tasks_left |= rt->workers[i].ntasks != 0;
+    for (unsigned i = 0; i < rt->nworkers; i++)
+        ursa__worker_fini(&rt->workers[i], tasks_left);
     ursa__task_free_loose(rt);
     pthread_mutex_destroy(&rt->loose_lock);
     free(rt->workers);

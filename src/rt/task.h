@@ -21,7 +21,7 @@ enum { URSA__T_RUNNING = 0, URSA__T_NOTIFIED = 1, URSA__T_PARKED = 2 };
 struct ursa_task {
     ursa__ctx_t ctx; /* first: ursa__cur_ctx points here while it runs */
     void *sp;        /* saved stack pointer while switched out */
-    ursa__stack_t *stack; /* NULL until first run, and again once done */
+    void *stack;     /* its stack's top (stack.h): NULL until first run, and again once done */
     ursa__worker_t *worker;
     ursa_task_fn_t fn;
     void *arg;

@@ -33,10 +33,11 @@ void ursa__worker_init(ursa__worker_t *w, ursa_rt_t *rt, unsigned index)
     ursa__stack_pool_init(&w->stacks, c->stack_size, c->stack_cache, !c->no_stack_guard);
 }
 
-void ursa__worker_fini(ursa__worker_t *w)
+void ursa__worker_fini(ursa__worker_t *w, bool tasks_left)
 {
     ursa__ring_exit(&w->ring);
-    ursa__stack_pool_drain(&w->stacks);
+    if (!tasks_left)
+        ursa__stack_pool_fini(&w->stacks);
     ursa__task_pool_drain(w);
     ursa__timers_fini(&w->timers);
 }
@@ -200,8 +201,7 @@ static inline void jump(ursa__worker_t *w, ursa_task_t *from, ursa_task_t *to, b
     void *sched_fake = NULL;
     void **fake = ending ? NULL : from ? &from->asan_fake : &sched_fake;
     if (to)
-        __sanitizer_start_switch_fiber(fake, to->stack->lo,
-                                       (size_t)((char *)to->stack->top - (char *)to->stack->lo));
+        __sanitizer_start_switch_fiber(fake, ursa__stack_lo(&w->stacks, to->stack), w->stacks.size);
     else
         __sanitizer_start_switch_fiber(fake, w->asan_stack_lo, w->asan_stack_size);
 #else
@@ -304,7 +304,7 @@ static void run_task(ursa__worker_t *w, ursa_task_t *t)
             finish_task(w, t);
             return;
         }
-        t->sp = ursa__switch_make(t->stack->top, task_main, t);
+        t->sp = ursa__switch_make(t->stack, task_main, t);
 #if defined(URSA__TSAN)
         t->tsan_fiber = __tsan_create_fiber(0);
         __tsan_set_fiber_name(t->tsan_fiber, t->name);

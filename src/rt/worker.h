@@ -56,8 +56,11 @@ extern __thread ursa__worker_t *ursa__cur_worker __attribute__((tls_model("initi
 
 /* Sets up worker `index` of rt (no eventfd, no ring, no thread yet). */
 void ursa__worker_init(ursa__worker_t *w, ursa_rt_t *rt, unsigned index);
-/* Frees what the worker kept: ring, eventfd, stacks, descriptors, timers. */
-void ursa__worker_fini(ursa__worker_t *w);
+/* Frees what the worker kept: ring, eventfd, stacks, descriptors, timers.
+ * tasks_left: some worker of the runtime still has tasks (ursa_rt_free
+ * could not run worker 0: they are leaked), so no stack is unmapped under
+ * their frames, where wait nodes may still be queued. */
+void ursa__worker_fini(ursa__worker_t *w, bool tasks_left);
 /* The calling thread runs w from now on / no longer. */
 void ursa__worker_bind(ursa__worker_t *w);
 void ursa__worker_unbind(void);

@@ -8,7 +8,8 @@
 #include <sys/mman.h>
 #include <sys/wait.h>
 
-#include "rt/task.h" /* struct ursa_task, for the stack bounds */
+#include "rt/task.h"   /* struct ursa_task, for the stack bounds */
+#include "rt/worker.h" /* its pool's stack size */
 
 /* ================= stack guard page ================= */
 
@@ -33,7 +34,7 @@ static void guard_handler(int sig, siginfo_t *si, void *uc)
     ursa_task_t *t = ursa_task_self();
     if (!t || !t->stack)
         _exit(43);
-    uintptr_t lo = (uintptr_t)t->stack->lo;
+    uintptr_t lo = (uintptr_t)ursa__stack_lo(&t->worker->stacks, t->stack);
     uintptr_t a = (uintptr_t)si->si_addr;
     _exit(a >= lo - guard_page && a < lo ? 42 : 43);
 }
