@@ -384,6 +384,59 @@ static void test_stack_arenas_unmapped_with_the_runtime(void **state)
     assert_int_equal(errno, ENOMEM);
 }
 
+/* ================= the ledger's first records, on the stack ================= */
+
+enum { HOLDS = 7 }; /* more than the records at the top of the stack */
+
+typedef struct holds {
+    ursa_sem_t s;
+    int acquire_bad, release_bad;
+    size_t held[2]; /* per task, with every permit held */
+} holds_t;
+
+/* Takes HOLDS permits, gives back every other one and leaks the rest:
+ * the sweep at its end releases them. */
+static void *hold_many(void *arg)
+{
+    holds_t *h = arg;
+    ursa_sem_permit_t p[HOLDS] = {0};
+    for (int i = 0; i < HOLDS; i++)
+        h->acquire_bad += ursa_sem_acquire(&h->s, 1, &p[i], URSA_NEVER) != 0;
+    h->held[h->held[0] ? 1 : 0] = ursa_held_count();
+    for (int i = 0; i < HOLDS; i += 2)
+        h->release_bad += ursa_sem_release(&p[i]) != 0;
+    return NULL;
+}
+
+static void *hold_many_twice(void *arg)
+{
+    for (int k = 0; k < 2; k++) { /* the second task reuses the first one's stack */
+        ursa_task_t *t;
+        if (ursa_spawn(&t, hold_many, arg, NULL) || ursa_task_join(t, NULL, URSA_NEVER))
+            return R(-1);
+    }
+    return NULL;
+}
+
+static void test_stack_ledger_grows_past_its_records_and_sweeps(void **state)
+{
+    (void)state;
+    holds_t h = {0};
+    assert_int_equal(ursa_sem_init(&h.s, HOLDS), 0);
+    test_capture_leaks();
+    void *res = NULL;
+    assert_int_equal(ursa_run(&(ursa_rt_config_t){.stack_cache = 1}, hold_many_twice, &h, &res), 0);
+    ursa_leak_set_hook(NULL, NULL);
+    assert_null(res);
+    assert_int_equal(h.acquire_bad, 0);
+    assert_int_equal(h.release_bad, 0);
+    assert_int_equal(h.held[0], HOLDS);
+    assert_int_equal(h.held[1], HOLDS);
+    assert_int_equal(test_leak_count(), 2 * (HOLDS / 2)); /* the odd ones, twice */
+    assert_int_equal(ursa_sem_available(&h.s), HOLDS);
+    assert_int_equal(ursa_sem_destroy(&h.s), 0);
+}
+
 /* ================= sizes ================= */
 
 /* Uses all but a few KiB of its stack. */
@@ -535,6 +588,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_stack_reused_from_the_pool),
         cmocka_unit_test(test_stack_idle_beyond_the_cache_gives_memory_back),
         cmocka_unit_test(test_stack_arenas_unmapped_with_the_runtime),
+        cmocka_unit_test(test_stack_ledger_grows_past_its_records_and_sweeps),
         cmocka_unit_test(test_stack_size_is_configurable_and_usable),
         cmocka_unit_test(test_stack_parked_task_costs_one_page),
         cmocka_unit_test(test_stack_million_parked_guarded_tasks),

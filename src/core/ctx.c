@@ -23,6 +23,7 @@ uint64_t ursa__thread_uid_slow(void)
 typedef struct thread_ctx {
     ursa__ctx_t c;
     ursa__parker_t parker;
+    ursa__ledger_rec_t first_recs[URSA__LEDGER_INLINE];
     bool ready;
 } thread_ctx_t;
 
@@ -56,6 +57,8 @@ static void thread_exit(void *p)
 {
     thread_ctx_t *t = p;
     ursa__ledger_sweep(&t->c.ledger, "thread");
+    /* Still usable by later thread-exit code, without allocating. */
+    ursa__ledger_init(&t->c.ledger, t->first_recs);
 }
 
 static void make_key(void)
@@ -69,7 +72,7 @@ ursa__ctx_t *ursa__thread_ctx(void)
     if (!t->ready) {
         t->c.ops = &thread_ops;
         t->c.waker = (ursa_waker_t){ursa__unpark, &t->parker};
-        ursa__ledger_init(&t->c.ledger);
+        ursa__ledger_init(&t->c.ledger, t->first_recs);
         t->c.vclock = NULL;
         t->c.name = "thread";
         atomic_init(&t->parker.word, 0);

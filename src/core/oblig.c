@@ -5,14 +5,20 @@
 
 #include "report.h"
 
+/* Whether l's table is ours (heap) rather than its owner's. */
+static bool grown(const ursa__ledger_t *l)
+{
+    return l->cap > URSA__LEDGER_INLINE;
+}
+
 int ursa__ledger_grow(ursa__ledger_t *l)
 {
-    uint32_t cap = l->cap * 2;
+    uint32_t cap = l->cap ? l->cap * 2 : 2 * URSA__LEDGER_INLINE;
     ursa__ledger_rec_t *r;
-    if (l->recs == l->inline_recs) {
+    if (!grown(l)) {
         r = malloc(cap * sizeof *r);
-        if (r)
-            memcpy(r, l->inline_recs, sizeof l->inline_recs);
+        if (r && l->top)
+            memcpy(r, l->recs, l->top * sizeof *r);
     } else {
         r = realloc(l->recs, cap * sizeof *r);
     }
@@ -25,9 +31,9 @@ int ursa__ledger_grow(ursa__ledger_t *l)
 
 void ursa__ledger_fini(ursa__ledger_t *l)
 {
-    if (l->recs != l->inline_recs)
+    if (grown(l))
         free(l->recs);
-    ursa__ledger_init(l);
+    ursa__ledger_init(l, NULL);
 }
 
 size_t ursa__ledger_sweep(ursa__ledger_t *l, const char *owner)

@@ -1,6 +1,8 @@
 /* The obligation ledger: what a task or thread holds, as a table of records
  * (O(1) enter and remove through a free list; no allocation for the first
- * URSA__LEDGER_INLINE holds). Only its owner touches a ledger. A record
+ * URSA__LEDGER_INLINE holds, whose records the owner provides: a task at
+ * the top of its stack, so a parked task's descriptor does not carry them;
+ * a thread in its context). Only its owner touches a ledger. A record
  * copies what the sweep needs, so leaked holds are released without
  * reading their (often dead) memory. */
 #ifndef URSA_CORE_OBLIG_H
@@ -21,23 +23,28 @@ typedef struct ursa__ledger_rec {
 } ursa__ledger_rec_t;
 
 typedef struct ursa__ledger {
-    ursa__ledger_rec_t *recs; /* inline_recs, or a heap table once grown */
-    uint32_t cap, top;        /* records allocated / ever used */
+    /* The owner's URSA__LEDGER_INLINE records, or a heap table once grown
+     * (a heap table always has more: cap says which). */
+    ursa__ledger_rec_t *recs;
+    uint32_t cap, top; /* records allocated / ever used */
     uint32_t free_head;
-    uint32_t count;           /* holds entered */
-    ursa__ledger_rec_t inline_recs[URSA__LEDGER_INLINE];
+    uint32_t count; /* holds entered */
 } ursa__ledger_t;
 
-static inline void ursa__ledger_init(ursa__ledger_t *l)
+/* `first`: room for URSA__LEDGER_INLINE records that outlives the ledger's
+ * use, or NULL (the first hold allocates). */
+static inline void ursa__ledger_init(ursa__ledger_t *l, ursa__ledger_rec_t *first)
 {
-    l->recs = l->inline_recs;
-    l->cap = URSA__LEDGER_INLINE;
+    l->recs = first;
+    l->cap = first ? URSA__LEDGER_INLINE : 0;
     l->top = 0;
     l->free_head = URSA__LEDGER_NONE;
     l->count = 0;
 }
 
-/* Frees a grown table; the ledger must be empty (swept). */
+/* Frees a grown table and leaves the ledger empty, without records of its
+ * own (the owner's may be gone: a finished task's stack). The ledger must
+ * hold nothing (swept). */
 void ursa__ledger_fini(ursa__ledger_t *l);
 
 /* Grows the table: 0 or -ENOMEM. */

@@ -248,7 +248,7 @@ ursa_task_t *ursa__task_new(ursa_rt_t *rt, ursa__worker_t *w, ursa_task_fn_t fn,
         loose_add(rt, t);
     t->ctx.ops = &task_ops;
     t->ctx.waker = (ursa_waker_t){ursa__task_wake, t};
-    ursa__ledger_init(&t->ctx.ledger);
+    ursa__ledger_init(&t->ctx.ledger, NULL); /* records on its stack, once it has one */
     t->ctx.vclock = rt->cfg.deterministic ? &w->vclock : NULL;
     t->ctx.name = t->name;
     t->worker = w;

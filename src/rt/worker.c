@@ -304,7 +304,12 @@ static void run_task(ursa__worker_t *w, ursa_task_t *t)
             finish_task(w, t);
             return;
         }
-        t->sp = ursa__switch_make(t->stack, task_main, t);
+        /* The ledger's first records sit at the top of the stack, above
+         * the frames: a parked task holding nothing keeps them in the page
+         * its frames touch anyway, not in its descriptor. */
+        ursa__ledger_rec_t *recs = (ursa__ledger_rec_t *)t->stack - URSA__LEDGER_INLINE;
+        ursa__ledger_init(&t->ctx.ledger, recs);
+        t->sp = ursa__switch_make(recs, task_main, t);
 #if defined(URSA__TSAN)
         t->tsan_fiber = __tsan_create_fiber(0);
         __tsan_set_fiber_name(t->tsan_fiber, t->name);
