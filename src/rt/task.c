@@ -92,6 +92,7 @@ int ursa__task_wait(ursa_task_t *t, const _Atomic uint32_t *flag, uint32_t pendi
     ursa__worker_t *w = t->worker;
     int rc = 0;
     bool armed = false;
+    ursa__timer_spill_t spill_room; /* where the timer waits if the heap is full */
     /* acquire: the completer's writes before it changed *flag are visible. */
     while (!flag || atomic_load_explicit(flag, memory_order_acquire) == pending) {
         /* relaxed: cancel is a hint re-checked after every wake. */
@@ -105,7 +106,7 @@ int ursa__task_wait(ursa_task_t *t, const _Atomic uint32_t *flag, uint32_t pendi
                 break;
             }
             if (!armed) {
-                ursa__timer_arm(&w->timers, t, deadline);
+                ursa__timer_arm(&w->timers, t, deadline, &spill_room);
                 armed = true;
             }
         }

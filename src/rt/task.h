@@ -35,10 +35,9 @@ struct ursa_task {
     int fail; /* -ENOMEM if it never got a stack */
     bool finished;  /* fn returned; set on the task's own stack */
     bool adopted;   /* linked into its worker's live list */
-    /* The one deadline a task can wait for at a time. */
-    ursa_time_t timer_when;
-    size_t timer_idx; /* index in the worker's heap, or URSA__TIMER_* */
-    struct ursa_task *timer_prev, *timer_next; /* while spilled (rt/timer.h) */
+    /* The one deadline a task can wait for at a time: its entry in the
+     * worker's timer heap, or URSA__TIMER_NONE / _SPILLED (rt/timer.h). */
+    uint32_t timer_idx;
     /* What it waits on, for deadlock reports. */
     uint32_t wait_kind;
     const ursa_site_t *wait_site;

@@ -4,105 +4,111 @@
 
 #include "task.h"
 
-static void heap_set(ursa__timers_t *tm, size_t i, ursa_task_t *t)
+static void heap_set(ursa__timers_t *tm, uint32_t i, ursa__timer_t e)
 {
-    tm->heap[i] = t;
-    t->timer_idx = i;
+    tm->heap[i] = e;
+    e.task->timer_idx = i;
 }
 
-static void heap_up(ursa__timers_t *tm, size_t i)
+/* Fills the hole at i with e, moving the hole up past later deadlines. */
+static void sift_up(ursa__timers_t *tm, uint32_t i, ursa__timer_t e)
 {
-    ursa_task_t *t = tm->heap[i];
     while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (tm->heap[p]->timer_when <= t->timer_when)
+        uint32_t p = (i - 1) / 2;
+        if (tm->heap[p].when <= e.when)
             break;
         heap_set(tm, i, tm->heap[p]);
         i = p;
     }
-    heap_set(tm, i, t);
+    heap_set(tm, i, e);
 }
 
-static void heap_down(ursa__timers_t *tm, size_t i)
+/* Fills the hole at i with e, moving the hole down past earlier deadlines. */
+static void sift_down(ursa__timers_t *tm, uint32_t i, ursa__timer_t e)
 {
-    ursa_task_t *t = tm->heap[i];
     for (;;) {
-        size_t c = 2 * i + 1;
+        uint32_t c = 2 * i + 1;
         if (c >= tm->heap_len)
             break;
-        if (c + 1 < tm->heap_len && tm->heap[c + 1]->timer_when < tm->heap[c]->timer_when)
+        if (c + 1 < tm->heap_len && tm->heap[c + 1].when < tm->heap[c].when)
             c++;
-        if (t->timer_when <= tm->heap[c]->timer_when)
+        if (e.when <= tm->heap[c].when)
             break;
         heap_set(tm, i, tm->heap[c]);
         i = c;
     }
-    heap_set(tm, i, t);
+    heap_set(tm, i, e);
 }
 
-/* Puts t in the heap: false if it is full and cannot grow. */
-static bool heap_push(ursa__timers_t *tm, ursa_task_t *t)
+/* Puts e in the heap: false if it is full and cannot grow. */
+static bool heap_push(ursa__timers_t *tm, ursa__timer_t e)
 {
     if (tm->heap_len == tm->cap) {
-        size_t cap = tm->cap ? tm->cap * 2 : 64;
-        ursa_task_t **h = realloc(tm->heap, cap * sizeof *h);
+        if (tm->cap >= URSA__TIMER_SPILLED / 2) /* indices stay below the markers */
+            return false;
+        uint32_t cap = tm->cap ? tm->cap * 2 : 64;
+        ursa__timer_t *h = realloc(tm->heap, (size_t)cap * sizeof *h);
         if (!h)
             return false;
         tm->heap = h;
         tm->cap = cap;
     }
-    heap_set(tm, tm->heap_len++, t);
-    heap_up(tm, t->timer_idx);
+    sift_up(tm, tm->heap_len++, e);
     return true;
 }
 
-static void heap_remove(ursa__timers_t *tm, ursa_task_t *t)
+static void heap_remove(ursa__timers_t *tm, uint32_t i)
 {
-    size_t i = t->timer_idx;
-    ursa_task_t *last = tm->heap[--tm->heap_len];
-    if (i == tm->heap_len)
+    uint32_t n = --tm->heap_len;
+    if (i == n)
         return;
-    heap_set(tm, i, last);
-    heap_up(tm, i);
-    heap_down(tm, last->timer_idx);
-}
-
-static void spill_push(ursa__timers_t *tm, ursa_task_t *t)
-{
-    t->timer_idx = URSA__TIMER_SPILLED;
-    t->timer_prev = NULL;
-    t->timer_next = tm->spill;
-    if (tm->spill)
-        tm->spill->timer_prev = t;
-    tm->spill = t;
-}
-
-static void spill_remove(ursa__timers_t *tm, ursa_task_t *t)
-{
-    if (t->timer_prev)
-        t->timer_prev->timer_next = t->timer_next;
+    /* The last entry fills the hole, up or down from there. */
+    ursa__timer_t last = tm->heap[n];
+    if (i > 0 && last.when < tm->heap[(i - 1) / 2].when)
+        sift_up(tm, i, last);
     else
-        tm->spill = t->timer_next;
-    if (t->timer_next)
-        t->timer_next->timer_prev = t->timer_prev;
+        sift_down(tm, i, last);
 }
 
-void ursa__timer_arm(ursa__timers_t *tm, ursa_task_t *t, ursa_time_t when)
+static void spill_push(ursa__timers_t *tm, ursa__timer_spill_t *s)
 {
-    t->timer_when = when;
+    s->timer.task->timer_idx = URSA__TIMER_SPILLED;
+    s->next = tm->spill;
+    tm->spill = s;
+}
+
+/* Unlinks t's room from the spill list (a scan: spilling is the rare,
+ * out-of-memory path). */
+static ursa__timer_spill_t *spill_remove(ursa__timers_t *tm, const ursa_task_t *t)
+{
+    ursa__timer_spill_t **p = &tm->spill;
+    while ((*p)->timer.task != t)
+        p = &(*p)->next;
+    ursa__timer_spill_t *s = *p;
+    *p = s->next;
+    return s;
+}
+
+void ursa__timer_arm(ursa__timers_t *tm, ursa_task_t *t, ursa_time_t when,
+                     ursa__timer_spill_t *room)
+{
     tm->len++;
-    if (!heap_push(tm, t))
-        spill_push(tm, t);
+    ursa__timer_t e = {when, t};
+    if (!heap_push(tm, e)) {
+        room->timer = e;
+        spill_push(tm, room);
+    }
 }
 
 void ursa__timer_disarm(ursa__timers_t *tm, ursa_task_t *t)
 {
-    if (t->timer_idx == URSA__TIMER_NONE)
+    uint32_t i = t->timer_idx;
+    if (i == URSA__TIMER_NONE)
         return;
-    if (t->timer_idx == URSA__TIMER_SPILLED)
+    if (i == URSA__TIMER_SPILLED)
         spill_remove(tm, t);
     else
-        heap_remove(tm, t);
+        heap_remove(tm, i);
     t->timer_idx = URSA__TIMER_NONE;
     tm->len--;
 }
@@ -111,27 +117,28 @@ void ursa__timer_disarm(ursa__timers_t *tm, ursa_task_t *t)
  * while it has (or can get) room. */
 static void fire_spilled(ursa__timers_t *tm, ursa_time_t now)
 {
-    ursa_task_t *t = tm->spill;
-    while (t) {
-        ursa_task_t *next = t->timer_next;
-        if (t->timer_when <= now) {
+    ursa__timer_spill_t *s = tm->spill;
+    while (s) {
+        ursa__timer_spill_t *next = s->next; /* s may end with the wait */
+        ursa_task_t *t = s->timer.task;
+        if (s->timer.when <= now) {
             ursa__timer_disarm(tm, t);
             ursa__task_wake(t);
         } else {
             spill_remove(tm, t);
-            if (!heap_push(tm, t)) {
-                spill_push(tm, t);
+            if (!heap_push(tm, s->timer)) {
+                spill_push(tm, s);
                 return; /* still no memory: the rest stay spilled */
             }
         }
-        t = next;
+        s = next;
     }
 }
 
 void ursa__timers_fire(ursa__timers_t *tm, ursa_time_t now)
 {
-    while (tm->heap_len && tm->heap[0]->timer_when <= now) {
-        ursa_task_t *t = tm->heap[0];
+    while (tm->heap_len && tm->heap[0].when <= now) {
+        ursa_task_t *t = tm->heap[0].task;
         ursa__timer_disarm(tm, t);
         ursa__task_wake(t);
     }
@@ -141,10 +148,10 @@ void ursa__timers_fire(ursa__timers_t *tm, ursa_time_t now)
 
 ursa_time_t ursa__timers_next(const ursa__timers_t *tm)
 {
-    ursa_time_t next = tm->heap_len ? tm->heap[0]->timer_when : URSA_NEVER;
-    for (const ursa_task_t *t = tm->spill; t; t = t->timer_next)
-        if (t->timer_when < next)
-            next = t->timer_when;
+    ursa_time_t next = tm->heap_len ? tm->heap[0].when : URSA_NEVER;
+    for (const ursa__timer_spill_t *s = tm->spill; s; s = s->next)
+        if (s->timer.when < next)
+            next = s->timer.when;
     return next;
 }
 
@@ -153,5 +160,6 @@ void ursa__timers_fini(ursa__timers_t *tm)
     free(tm->heap);
     tm->heap = NULL;
     tm->spill = NULL;
-    tm->heap_len = tm->cap = tm->len = 0;
+    tm->heap_len = tm->cap = 0;
+    tm->len = 0;
 }

@@ -267,7 +267,7 @@ static void finish_task(ursa__worker_t *w, ursa_task_t *t)
         ursa__stack_put(&w->stacks, t->stack);
         t->stack = NULL;
     }
-    if (t->timer_idx != SIZE_MAX)
+    if (t->timer_idx != URSA__TIMER_NONE)
         ursa__timer_disarm(&w->timers, t);
     if (t->all_prev)
         t->all_prev->all_next = t->all_next;
