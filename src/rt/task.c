@@ -114,18 +114,15 @@ int ursa__task_wait(ursa_task_t *t, const _Atomic uint32_t *flag, uint32_t pendi
     }
     if (armed)
         ursa__timer_disarm(&w->timers, t);
+    t->wait_node = NULL;
     t->wait_kind = URSA_WAIT_NONE;
-    t->wait_site = NULL;
-    t->wait_obj = NULL;
     return rc;
 }
 
 static int task_block(ursa__ctx_t *c, ursa_wait_t *wt, ursa_time_t deadline)
 {
     ursa_task_t *t = (ursa_task_t *)c;
-    t->wait_kind = wt->ops ? wt->ops->kind : URSA_WAIT_OTHER;
-    t->wait_site = wt->site;
-    t->wait_obj = wt->owner;
+    t->wait_node = wt;
     int rc = ursa__task_wait(t, &wt->state, URSA__W_QUEUED, deadline);
     if (rc == 0)
         ursa__wait_settle(wt);

@@ -38,10 +38,11 @@ struct ursa_task {
     /* The one deadline a task can wait for at a time: its entry in the
      * worker's timer heap, or URSA__TIMER_NONE / _SPILLED (rt/timer.h). */
     uint32_t timer_idx;
-    /* What it waits on, for deadlock reports. */
-    uint32_t wait_kind;
-    const ursa_site_t *wait_site;
-    const void *wait_obj;
+    /* What it waits on, for deadlock reports: the wait node it is blocked
+     * on (on its stack, alive while it waits), or NULL and wait_kind says
+     * (URSA_WAIT_SLEEP, _IO, _NONE). */
+    const ursa_wait_t *wait_node;
+    uint8_t wait_kind;
 #if defined(URSA__ASAN)
     void *asan_fake;
 #endif
