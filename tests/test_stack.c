@@ -11,6 +11,7 @@
 #include <limits.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -437,6 +438,59 @@ static void test_stack_ledger_grows_past_its_records_and_sweeps(void **state)
     assert_int_equal(ursa_sem_destroy(&h.s), 0);
 }
 
+/* ================= no memory for a stack ================= */
+
+#if !defined(URSA__ASAN) && !defined(URSA__TSAN) /* their shadow memory needs the address space */
+static void *never_runs(void *arg)
+{
+    (void)arg;
+    return R(7);
+}
+
+/* With 1 GiB stacks (one per arena) and the address space capped just above
+ * what the process has, the next stack cannot be mapped: the task ends
+ * without running, and its join says -ENOMEM with no result. Exits 0 if
+ * so. */
+static void *no_stack_root(void *arg)
+{
+    (void)arg;
+    struct rlimit lim;
+    long vm = -1;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f || fscanf(f, "%ld", &vm) != 1)
+        _exit(60);
+    fclose(f);
+    lim.rlim_cur = lim.rlim_max = (rlim_t)vm * page_size() + ((rlim_t)256 << 20);
+    if (setrlimit(RLIMIT_AS, &lim) != 0)
+        _exit(61);
+    ursa_task_t *t;
+    if (ursa_spawn(&t, never_runs, NULL, NULL) != 0)
+        _exit(62);
+    void *res = R(1);
+    int rc = ursa_task_join(t, &res, URSA_NEVER);
+    _exit(rc == -ENOMEM && res == NULL ? 0 : 63);
+}
+
+static void test_stack_task_without_a_stack_joins_with_enomem(void **state)
+{
+    (void)state;
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        alarm(30);
+        int rc = ursa_run(&(ursa_rt_config_t){.stack_size = (size_t)1 << 30}, no_stack_root, NULL,
+                          NULL);
+        _exit(rc == 0 ? 64 : 65);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+#endif
+
 /* ================= sizes ================= */
 
 /* Uses all but a few KiB of its stack. */
@@ -589,6 +643,9 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_stack_idle_beyond_the_cache_gives_memory_back),
         cmocka_unit_test(test_stack_arenas_unmapped_with_the_runtime),
         cmocka_unit_test(test_stack_ledger_grows_past_its_records_and_sweeps),
+#if !defined(URSA__ASAN) && !defined(URSA__TSAN)
+        cmocka_unit_test(test_stack_task_without_a_stack_joins_with_enomem),
+#endif
         cmocka_unit_test(test_stack_size_is_configurable_and_usable),
         cmocka_unit_test(test_stack_parked_task_costs_one_page),
         cmocka_unit_test(test_stack_million_parked_guarded_tasks),

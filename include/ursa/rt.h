@@ -72,8 +72,11 @@ URSA_API void ursa_rt_free(ursa_rt_t *rt);
 URSA_API int ursa_run(const ursa_rt_config_t *cfg, ursa_task_fn_t fn, void *arg,
                       void **result) URSA_NODISCARD;
 
+/* Longest task name kept (bytes), as for a Linux thread name. */
+#define URSA_TASK_NAME_MAX 15
+
 typedef struct ursa_spawn_opts {
-    const char *name; /* copied (up to 31 bytes); NULL means "task" */
+    const char *name; /* copied (up to URSA_TASK_NAME_MAX bytes); NULL means "task" */
     int worker;       /* worker index; -1 means the current one (or 0) */
     bool detached;    /* frees itself when done; no join */
 } ursa_spawn_opts_t;

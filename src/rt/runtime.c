@@ -148,9 +148,9 @@ int ursa_rt_block_on(ursa_rt_t *rt, ursa_task_fn_t fn, void *arg, void **result)
     ursa__worker_submit(w, root);
     rc = ursa__worker_run(w, root);
     if (rc == 0) {
+        rc = root->no_stack ? -ENOMEM : 0;
         if (result)
-            *result = root->result;
-        rc = root->fail;
+            *result = rc ? NULL : root->result;
         ursa__task_free(root);
     } else {
         /* Left waiting (deadlock): it finishes, and frees itself, when

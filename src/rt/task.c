@@ -356,11 +356,11 @@ int ursa_task_join_at(ursa_task_t *t, void **result, ursa_time_t deadline,
         }
         atomic_thread_fence(memory_order_acquire); /* pairs with the completer */
     }
-    int fail = t->fail;
+    int rc = t->no_stack ? -ENOMEM : 0;
     if (result)
-        *result = t->result;
+        *result = rc ? NULL : t->result;
     ursa__task_free(t);
-    return fail;
+    return rc;
 }
 
 int ursa_task_detach(ursa_task_t *t)

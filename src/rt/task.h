@@ -18,31 +18,38 @@ enum { URSA__T_RUNNING = 0, URSA__T_NOTIFIED = 1, URSA__T_PARKED = 2 };
 #define URSA__JOIN_DONE ((ursa_wait_t *)1)
 #define URSA__JOIN_DETACHED ((ursa_wait_t *)2)
 
+/* A task's descriptor: what a parked task needs, and little more (its
+ * ledger's records and wait node live on its stack, its deadline in the
+ * timer heap). Ordered so that no field pads. */
 struct ursa_task {
     ursa__ctx_t ctx; /* first: ursa__cur_ctx points here while it runs */
     void *sp;        /* saved stack pointer while switched out */
     void *stack;     /* its stack's top (stack.h): NULL until first run, and again once done */
     ursa__worker_t *worker;
-    ursa_task_fn_t fn;
-    void *arg;
-    void *result;
+    union {
+        struct { /* until it starts */
+            ursa_task_fn_t fn;
+            void *arg;
+        };
+        void *result; /* once it returned */
+    };
     struct ursa_task *rq_next; /* run queue or inbox link */
     struct ursa_task *all_prev, *all_next; /* the worker's live tasks */
-    _Atomic uint32_t wstate;  /* RUNNING / NOTIFIED / PARKED */
-    _Atomic uint32_t cancel;  /* cancellation requested */
     /* The completer's exchange to JOIN_DONE is its last touch of the task. */
     _Atomic(ursa_wait_t *) joiner;
-    int fail; /* -ENOMEM if it never got a stack */
-    bool finished;  /* fn returned; set on the task's own stack */
-    bool adopted;   /* linked into its worker's live list */
-    /* The one deadline a task can wait for at a time: its entry in the
-     * worker's timer heap, or URSA__TIMER_NONE / _SPILLED (rt/timer.h). */
-    uint32_t timer_idx;
     /* What it waits on, for deadlock reports: the wait node it is blocked
      * on (on its stack, alive while it waits), or NULL and wait_kind says
      * (URSA_WAIT_SLEEP, _IO, _NONE). */
     const ursa_wait_t *wait_node;
+    _Atomic uint32_t wstate; /* RUNNING / NOTIFIED / PARKED */
+    _Atomic uint32_t cancel; /* cancellation requested */
+    /* The one deadline a task can wait for at a time: its entry in the
+     * worker's timer heap, or URSA__TIMER_NONE / _SPILLED (rt/timer.h). */
+    uint32_t timer_idx;
     uint8_t wait_kind;
+    bool finished; /* fn returned; set on the task's own stack */
+    bool adopted;  /* linked into its worker's live list */
+    bool no_stack; /* it ended without running: no memory for a stack */
 #if defined(URSA__ASAN)
     void *asan_fake;
 #endif
@@ -51,7 +58,7 @@ struct ursa_task {
 #endif
     ursa__worker_t *home; /* whose descriptor pool it came from, or NULL */
     struct ursa_task *loose_prev, *loose_next; /* in rt->loose while home == NULL */
-    char name[32];
+    char name[URSA_TASK_NAME_MAX + 1];
 };
 
 /* A new task of rt that will run fn(arg) on worker w (not queued yet):

@@ -300,7 +300,7 @@ static void run_task(ursa__worker_t *w, ursa_task_t *t)
         t->stack = ursa__stack_get(&w->stacks);
         if (!t->stack) {
             fprintf(stderr, "ursa: no memory for the stack of task '%s'\n", t->name);
-            t->fail = -ENOMEM;
+            t->no_stack = true;
             finish_task(w, t);
             return;
         }

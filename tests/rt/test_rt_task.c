@@ -346,8 +346,8 @@ static void test_rt_task_names_are_copied_and_truncated(void **state)
     assert_string_equal(n.alpha_handle, "alpha");
     assert_string_equal(n.dflt.name, "task");
     assert_string_equal(n.dflt_handle, "task");
-    assert_int_equal(strlen(n.longn.name), 31);
-    assert_int_equal(strncmp(n.longn.name, LONG_NAME, 31), 0);
+    assert_int_equal(strlen(n.longn.name), URSA_TASK_NAME_MAX);
+    assert_int_equal(strncmp(n.longn.name, LONG_NAME, URSA_TASK_NAME_MAX), 0);
     assert_string_equal(n.copied.name, "copied");
     /* Off-task. */
     assert_null(ursa_task_self());
