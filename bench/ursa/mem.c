@@ -1,6 +1,7 @@
 /* Memory workloads (print `name bytes`): resident bytes per parked task
  * (100k tasks without guard pages; 1M tasks with guard pages, the default)
- * and the size of a wait node. */
+ * and the size of a wait node. The page tables and mappings the parked
+ * tasks added go to stderr. */
 #include "bench.h"
 
 #include <errno.h>
@@ -16,6 +17,33 @@ static long rss_bytes(void)
         fclose(f);
     }
     return rss * 4096;
+}
+
+/* A field of /proc/self/status in bytes (VmPTE: the page tables, kernel
+ * memory that RSS does not count), or -1. */
+static long status_bytes(const char *field)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kb = -1;
+    size_t n = strlen(field);
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, field, n) == 0 && line[n] == ':' && sscanf(line + n + 1, "%ld", &kb) != 1)
+            kb = -1;
+    if (f)
+        fclose(f);
+    return kb < 0 ? -1 : kb * 1024;
+}
+
+static long mapping_count(void)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    long n = 0;
+    for (int c; f && (c = fgetc(f)) != EOF;)
+        n += c == '\n';
+    if (f)
+        fclose(f);
+    return f ? n : -1;
 }
 
 static long max_map_count(void)
@@ -53,8 +81,8 @@ static void fail_unstarted(const char *name, ursa_task_t **t, uint64_t from, uin
         if (rc != -EAGAIN) {
             fprintf(stderr,
                     "ursa_bench: %s FAILED: task %" PRIu64 " of %" PRIu64 " could not start (%s; "
-                    "%" PRIu64 " tasks parked). Each guarded stack takes two memory mappings "
-                    "and vm.max_map_count is %ld.\n",
+                    "%" PRIu64 " tasks parked). Without MADV_GUARD_INSTALL (Linux < 6.13) each "
+                    "guarded stack takes two memory mappings, and vm.max_map_count is %ld.\n",
                     name, i + 1, n, strerror(-rc), started, max_map_count());
             exit(1);
         }
@@ -75,7 +103,7 @@ static void mem_idle(const char *name, uint64_t n)
     ursa_task_t **t = malloc(n * sizeof *t);
     CHECK(t);
     memset(t, 0, n * sizeof *t); /* resident before the first reading */
-    long before = rss_bytes();
+    long before = rss_bytes(), pte_before = status_bytes("VmPTE"), maps_before = mapping_count();
     for (uint64_t i = 0; i < n; i += BATCH) {
         uint64_t end = i + BATCH < n ? i + BATCH : n;
         for (uint64_t k = i; k < end; k++)
@@ -90,14 +118,17 @@ static void mem_idle(const char *name, uint64_t n)
         }
     }
     CHECK(ursa_yield() == 0); /* the last task counted, then parked */
-    long after = rss_bytes();
+    long after = rss_bytes(), pte_after = status_bytes("VmPTE"), maps_after = mapping_count();
     CHECK(ursa_notify_waiters(&p.nt) == (int)n);
     for (uint64_t i = 0; i < n; i++) {
         void *r;
         CHECK(ursa_task_join(t[i], &r, URSA_NEVER) == 0 && r == NULL);
     }
     free(t);
-    fprintf(stderr, "%s: RSS before %ld after %ld (%" PRIu64 " tasks)\n", name, before, after, n);
+    fprintf(stderr,
+            "%s: RSS before %ld after %ld (%" PRIu64 " tasks); page tables +%ld bytes per task "
+            "(not in RSS); %ld new mappings\n",
+            name, before, after, n, (pte_after - pte_before) / (long)n, maps_after - maps_before);
     printf("%s %ld\n", name, (after - before) / (long)n);
     fflush(stdout);
 }
@@ -122,8 +153,9 @@ static void *mem_per_waiter(void *arg)
 }
 
 const bench_workload_t bench_mem[] = {
-    /* 100k guarded stacks would need 200k mappings, over the default
-     * vm.max_map_count (65530); guard pages cost no resident memory. */
+    /* Without guard pages, as first defined: before Linux 6.13's guard
+     * markers, 100k guarded stacks need 200k mappings, over the default
+     * vm.max_map_count (65530). Guard pages cost no resident memory. */
     {"mem_per_idle_task", mem_per_idle_task,
      {.workers = 1, .no_stack_guard = true, .stack_cache = 1}, 0},
     {"mem_per_waiter", mem_per_waiter, {.workers = 1}, 0},
