@@ -1,12 +1,17 @@
 /* The workers (src/rt/worker.c) and timers (src/rt/timer.c): yield
  * alternates, sleep takes exactly its virtual time or at least its real
  * time, sleepers wake in deadline order (also when the timer heap cannot
- * grow), wakes across workers and from a plain thread to an idle worker
+ * grow), the timer heap on its own fires in deadline order after spills and
+ * disarms, wakes across workers and from a plain thread to an idle worker
  * are never lost. */
 
 #include "support.h"
 
 #include "rt_checks.h"
+#include "task_checks.h" /* xorshift */
+
+#include "rt/task.h"  /* bare descriptors for the timer heap */
+#include "rt/timer.h"
 
 /* ================= yield ================= */
 
@@ -489,9 +494,90 @@ static void test_rt_deadlines_fire_in_order_when_the_timer_heap_cannot_grow(void
     assert_int_equal(ursa_mutex_destroy(&s.m), 0);
 }
 
+/* ================= the timer heap on its own ================= */
+
+/* Deadlines armed in random order, half of them while the heap cannot
+ * grow (they spill), and disarmed from anywhere, fire in deadline order,
+ * each exactly once. The tasks are bare descriptors: firing one only marks
+ * it notified (it is not parked, so no worker is involved). */
+
+enum { TIMERS = 1000 };
+
+static bool timer_notified(ursa_task_t *t)
+{
+    return atomic_load(&t->wstate) == URSA__T_NOTIFIED;
+}
+
+static void test_rt_timer_heap_fires_in_deadline_order_after_spills_and_disarms(void **state)
+{
+    (void)state;
+    static ursa_task_t task[TIMERS];
+    ursa_time_t when[TIMERS];
+    bool armed[TIMERS];
+    static ursa__timer_spill_t room[TIMERS];
+    uint64_t rng = 0x9e3779b97f4a7c15ull;
+    /* Distinct deadlines in random order: a shuffled 1..TIMERS, times 10. */
+    for (int i = 0; i < TIMERS; i++)
+        when[i] = (ursa_time_t)(i + 1) * 10;
+    for (int i = TIMERS - 1; i > 0; i--) {
+        int j = (int)(xorshift(&rng) % (uint64_t)(i + 1));
+        ursa_time_t w = when[i];
+        when[i] = when[j];
+        when[j] = w;
+    }
+    ursa__timers_t tm = {0};
+    int spilled = 0;
+    for (int i = 0; i < TIMERS; i++) {
+        if (i == TIMERS / 2)
+            atomic_store(&fail_realloc, true);
+        memset(&task[i], 0, sizeof task[i]);
+        task[i].timer_idx = URSA__TIMER_NONE;
+        ursa__timer_arm(&tm, &task[i], when[i], &room[i]);
+        armed[i] = true;
+        assert_int_not_equal(task[i].timer_idx, URSA__TIMER_NONE);
+        spilled += task[i].timer_idx == URSA__TIMER_SPILLED;
+    }
+    atomic_store(&fail_realloc, false);
+    assert_true(spilled > 0);
+    assert_int_equal(tm.len, TIMERS);
+    /* Disarm a third of them, from anywhere in the heap. */
+    int left = TIMERS;
+    for (int i = 0; i < TIMERS; i++) {
+        if (xorshift(&rng) % 3)
+            continue;
+        ursa__timer_disarm(&tm, &task[i]);
+        ursa__timer_disarm(&tm, &task[i]); /* a second disarm does nothing */
+        assert_int_equal(task[i].timer_idx, URSA__TIMER_NONE);
+        armed[i] = false;
+        left--;
+    }
+    assert_int_equal(tm.len, (size_t)left);
+    /* Walk time forward one deadline at a time (the heap may grow again:
+     * spilled timers move into it): exactly the armed task with that
+     * deadline fires. */
+    for (ursa_time_t now = 10; now <= (ursa_time_t)TIMERS * 10; now += 10) {
+        int owner = -1;
+        for (int i = 0; i < TIMERS; i++)
+            if (when[i] == now)
+                owner = i;
+        if (armed[owner])
+            assert_int_equal(ursa__timers_next(&tm), now);
+        ursa__timers_fire(&tm, now);
+        assert_int_equal(timer_notified(&task[owner]), armed[owner]);
+        assert_int_equal(task[owner].timer_idx, URSA__TIMER_NONE);
+        if (armed[owner])
+            left--;
+        assert_int_equal(tm.len, (size_t)left);
+    }
+    assert_int_equal(tm.len, 0);
+    ursa__timers_fini(&tm);
+}
+
+
 TEST_MAIN(cmocka_unit_test(test_rt_yield_alternates),
           cmocka_unit_test(test_rt_sleep_takes_exact_virtual_or_at_least_real_time),
           cmocka_unit_test(test_rt_sleepers_wake_in_deadline_order),
           cmocka_unit_test(test_rt_deadlines_fire_in_order_when_the_timer_heap_cannot_grow),
+          cmocka_unit_test(test_rt_timer_heap_fires_in_deadline_order_after_spills_and_disarms),
           cmocka_unit_test(test_rt_cross_worker_wakes_are_never_lost),
           cmocka_unit_test(test_rt_plain_thread_wakes_idle_worker))
