@@ -22,9 +22,9 @@ struct ursa_rt {
     _Atomic bool in_worker0; /* some thread is running worker 0 now */
     /* Task descriptors from malloc rather than a worker's pool (spawned
      * from outside the runtime, or all of them under ASan), so that
-     * ursa_rt_free frees those never joined. */
+     * ursa_rt_free frees those never joined (rt/task.c). */
     pthread_mutex_t loose_lock;
-    ursa_task_t *loose;
+    struct ursa__loose_task *loose;
 };
 
 #endif

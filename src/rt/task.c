@@ -3,6 +3,7 @@
 #include "task.h"
 
 #include <sched.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -138,16 +139,30 @@ typedef struct task_chunk {
     ursa_task_t tasks[URSA__TASK_CHUNK];
 } task_chunk_t;
 
+/* A descriptor from malloc (home == NULL) carries its links in the
+ * runtime's list of them in a header just before it, so that pooled
+ * descriptors do not. */
+typedef struct ursa__loose_task {
+    struct ursa__loose_task *prev, *next;
+    ursa_task_t task;
+} loose_task_t;
+
+static loose_task_t *loose_of(ursa_task_t *t)
+{
+    return (loose_task_t *)((char *)t - offsetof(loose_task_t, task));
+}
+
 ursa_task_t *ursa__task_alloc(ursa__worker_t *w)
 {
 #if defined(URSA__ASAN)
     w = NULL; /* plain malloc, so ASan sees use-after-join of a handle */
 #endif
     if (!w) {
-        ursa_task_t *t = malloc(sizeof(ursa_task_t));
-        if (t)
-            t->home = NULL;
-        return t;
+        loose_task_t *l = malloc(sizeof *l);
+        if (!l)
+            return NULL;
+        l->task.home = NULL;
+        return &l->task;
     }
     if (!w->task_free && atomic_load_explicit(&w->remote_free, memory_order_relaxed))
         /* acquire: the freeing thread's last writes happen-before reuse. */
@@ -173,24 +188,26 @@ ursa_task_t *ursa__task_alloc(ursa__worker_t *w)
  * or free one: under a lock, off the pool's fast path). */
 static void loose_add(ursa_rt_t *rt, ursa_task_t *t)
 {
+    loose_task_t *l = loose_of(t);
     pthread_mutex_lock(&rt->loose_lock);
-    t->loose_prev = NULL;
-    t->loose_next = rt->loose;
+    l->prev = NULL;
+    l->next = rt->loose;
     if (rt->loose)
-        rt->loose->loose_prev = t;
-    rt->loose = t;
+        rt->loose->prev = l;
+    rt->loose = l;
     pthread_mutex_unlock(&rt->loose_lock);
 }
 
 static void loose_remove(ursa_rt_t *rt, ursa_task_t *t)
 {
+    loose_task_t *l = loose_of(t);
     pthread_mutex_lock(&rt->loose_lock);
-    if (t->loose_prev)
-        t->loose_prev->loose_next = t->loose_next;
+    if (l->prev)
+        l->prev->next = l->next;
     else
-        rt->loose = t->loose_next;
-    if (t->loose_next)
-        t->loose_next->loose_prev = t->loose_prev;
+        rt->loose = l->next;
+    if (l->next)
+        l->next->prev = l->prev;
     pthread_mutex_unlock(&rt->loose_lock);
 }
 
@@ -198,9 +215,9 @@ void ursa__task_free_loose(ursa_rt_t *rt)
 {
     pthread_mutex_lock(&rt->loose_lock);
     while (rt->loose) {
-        ursa_task_t *t = rt->loose;
-        rt->loose = t->loose_next;
-        free(t);
+        loose_task_t *l = rt->loose;
+        rt->loose = l->next;
+        free(l);
     }
     pthread_mutex_unlock(&rt->loose_lock);
 }
@@ -210,7 +227,7 @@ void ursa__task_free(ursa_task_t *t)
     ursa__worker_t *home = t->home;
     if (!home) {
         loose_remove(t->worker->rt, t);
-        free(t);
+        free(loose_of(t));
     } else if (home == ursa__cur_worker) {
         t->rq_next = home->task_free;
         home->task_free = t;

@@ -57,7 +57,6 @@ struct ursa_task {
     void *tsan_fiber;
 #endif
     ursa__worker_t *home; /* whose descriptor pool it came from, or NULL */
-    struct ursa_task *loose_prev, *loose_next; /* in rt->loose while home == NULL */
     char name[URSA_TASK_NAME_MAX + 1];
 };
 
