@@ -75,14 +75,10 @@ static long mapping_count(void)
     return n;
 }
 
-/* The pages a task parked on a notify touches (its top page, where the
- * frames from its function down to the switch live); sanitizers make frames
- * bigger. */
-#if defined(URSA__ASAN) || defined(URSA__TSAN)
-#define PARKED_PAGES_MAX 2
-#else
+/* The pages a task parked on a notify touches: its top page, where the
+ * frames from its function down to the switch live (also under the
+ * sanitizers, whose frames are bigger). */
 #define PARKED_PAGES_MAX 1
-#endif
 
 /* ================= the guard mode ================= */
 
