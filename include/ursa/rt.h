@@ -19,8 +19,12 @@ typedef void *(*ursa_task_fn_t)(void *arg);
 typedef struct ursa_rt_config {
     unsigned workers;     /* number of workers; 0 means 1 */
     size_t stack_size;    /* usable bytes per task stack; 0 means 64 KiB */
-    bool no_stack_guard;  /* skip the guard page (saves a VMA per stack) */
-    unsigned stack_cache; /* idle stacks kept per worker; 0 means 64 */
+    /* No guard page below each stack: an overflow then corrupts the
+     * neighbouring stack (docs/runtime.md, Stacks). */
+    bool no_stack_guard;
+    /* Idle stacks that keep their memory, per worker (the others give it
+     * back to the kernel); 0 means 64. */
+    unsigned stack_cache;
     /* Deterministic mode: one worker, the next runnable task chosen by a
      * PRNG seeded with `seed`, virtual time that jumps to the next timer
      * when every task waits. For tests: a seed replays an interleaving. */
