@@ -24,6 +24,8 @@
 #include "detail/barrier.h"
 #include "wait.h"
 
+URSA_EXTERN_C_BEGIN
+
 /* A barrier: embed it, ursa_barrier_init it. Fields private
  * (ursa/detail/barrier.h). */
 typedef struct ursa_barrier ursa_barrier_t;
@@ -81,5 +83,7 @@ URSA_API int ursa_barrier_wait_finish(ursa_barrier_t *b, ursa_wait_t *w,
  * for NULL. */
 URSA_API uint32_t ursa_barrier_arrived(const ursa_barrier_t *b);
 URSA_API uint64_t ursa_barrier_generation(const ursa_barrier_t *b);
+
+URSA_EXTERN_C_END
 
 #endif

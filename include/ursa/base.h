@@ -21,12 +21,42 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#ifndef __cplusplus
+#endif
 
 /* The library is built with -fvisibility=hidden: only these are exported. */
 #define URSA_API __attribute__((visibility("default")))
 
+/* Every public header wraps its declarations in these, so that C++ sees C
+ * linkage. They go after the header's #includes. */
+#ifdef __cplusplus
+#define URSA_EXTERN_C_BEGIN extern "C" {
+#define URSA_EXTERN_C_END }
+#else
+#define URSA_EXTERN_C_BEGIN
+#define URSA_EXTERN_C_END
+#endif
+
+/* The two spellings a public layout may use beyond plain C, so that C and
+ * C++ see one layout (tests/cxx/ compares the size and alignment of every
+ * public type as each language sees it; docs/abi.md says why):
+ *   URSA_ATOMIC(T)   a field the library reads and writes atomically. C
+ *                    sees _Atomic(T); C++ (which never touches a private
+ *                    field) sees a plain T aligned as gcc and clang align
+ *                    _Atomic(T): to its size (T is 1, 2, 4 or 8 bytes).
+ *   URSA_ALIGNAS(T)  a field aligned as the type T. */
+#ifdef __cplusplus
+#define URSA_ATOMIC(T) alignas(sizeof(T)) T
+#define URSA_ALIGNAS(T) alignas(T)
+#else
+#define URSA_ATOMIC(T) _Atomic(T)
+#define URSA_ALIGNAS(T) _Alignas(T)
+#endif
+
 /* Results that must be looked at: a lock that failed holds nothing. */
 #define URSA_NODISCARD __attribute__((warn_unused_result))
+
+URSA_EXTERN_C_BEGIN
 
 /* Monotonic time in nanoseconds (CLOCK_MONOTONIC, or virtual time in
  * deterministic mode). Every waiting call takes an absolute deadline. */
@@ -79,5 +109,7 @@ typedef struct ursa_site {
  * define their functions with: static inline, and no warning when a
  * program leaves some of them unused. */
 #define URSA__TYPED_FN static inline __attribute__((unused))
+
+URSA_EXTERN_C_END
 
 #endif

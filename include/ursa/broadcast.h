@@ -47,6 +47,8 @@
 
 #include "wait.h"
 
+URSA_EXTERN_C_BEGIN
+
 typedef struct ursa_broadcast_tx ursa_broadcast_tx_t; /* a sender handle */
 typedef struct ursa_broadcast_rx ursa_broadcast_rx_t; /* a receiver handle */
 
@@ -241,5 +243,7 @@ URSA_API long ursa_broadcast_rx_len(const ursa_broadcast_rx_t *rx);
     {                                                                                             \
         return ursa_broadcast_receiver_drop((ursa_broadcast_rx_t *)(void *)rx);                   \
     }
+
+URSA_EXTERN_C_END
 
 #endif

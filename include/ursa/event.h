@@ -27,6 +27,8 @@
 #include "detail/event.h"
 #include "wait.h"
 
+URSA_EXTERN_C_BEGIN
+
 typedef enum ursa_event_mode {
     URSA_EVENT_AUTO = 1,   /* auto-reset: one set, one waiter */
     URSA_EVENT_MANUAL = 2, /* manual-reset: set until reset */
@@ -99,5 +101,7 @@ URSA_API int ursa_event_wait_at(ursa_event_t *e, ursa_time_t deadline,
 URSA_API int ursa_event_wait_start_at(ursa_event_t *e, ursa_wait_t *w, ursa_waker_t waker,
                                       const ursa_site_t *site) URSA_NODISCARD;
 URSA_API int ursa_event_wait_finish(ursa_event_t *e, ursa_wait_t *w) URSA_NODISCARD;
+
+URSA_EXTERN_C_END
 
 #endif

@@ -37,6 +37,8 @@
 
 #include "base.h"
 
+URSA_EXTERN_C_BEGIN
+
 /* Phase 1 (wait): read / write len bytes at offset (-1: the file's
  * current position, for pipes and sockets). */
 URSA_API ssize_t ursa_read(int fd, void *buf, size_t len, int64_t offset, ursa_time_t deadline);
@@ -52,5 +54,7 @@ URSA_API int ursa_connect(int fd, const struct sockaddr *addr, socklen_t addrlen
 /* Phase 1 (wait): waits until fd has one of `events` (POLLIN, ...): the
  * revents. */
 URSA_API int ursa_poll(int fd, short events, ursa_time_t deadline);
+
+URSA_EXTERN_C_END
 
 #endif

@@ -42,9 +42,7 @@
 #include "oblig.h"
 #include "rt.h"
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+URSA_EXTERN_C_BEGIN
 
 typedef struct ursa_lease_store ursa_lease_store_t;
 
@@ -245,8 +243,6 @@ URSA_API int ursa_lease_guarded_exec(ursa_lease_t *l, const char *sql, int npara
                                      const char *const *params, int64_t *rows,
                                      ursa_time_t deadline) URSA_NODISCARD;
 
-#ifdef __cplusplus
-}
-#endif
+URSA_EXTERN_C_END
 
 #endif

@@ -14,10 +14,11 @@
 #ifndef URSA_LOCKINFO_H
 #define URSA_LOCKINFO_H
 
-#include <stdatomic.h>
-
 #include "base.h"
 #include "detail/lockinfo.h"
+#include "ursa/config.h" /* URSA_LOCK_METRICS, URSA_LOCK_ORDER: how the library was built */
+
+URSA_EXTERN_C_BEGIN
 
 typedef struct ursa_lock_attr {
     const char *name; /* kept by pointer: use a string that outlives the lock */
@@ -32,5 +33,7 @@ typedef struct ursa_lock_stats {
     uint64_t wait_total_ns, wait_max_ns, wait_p50_ns, wait_p99_ns;
     uint64_t hold_total_ns, hold_max_ns, hold_p50_ns, hold_p99_ns;
 } ursa_lock_stats_t;
+
+URSA_EXTERN_C_END
 
 #endif

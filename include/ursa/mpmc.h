@@ -36,6 +36,8 @@
 #include "oblig.h"
 #include "wait.h"
 
+URSA_EXTERN_C_BEGIN
+
 typedef struct ursa_mpmc ursa_mpmc_t; /* private */
 
 /* Optional destructor for elements that are never received. */
@@ -288,5 +290,7 @@ URSA_API bool ursa_mpmc_is_closed(const ursa_mpmc_t *ch);
     {                                                                                             \
         return ursa_mpmc_permit_send(p, &v);                                                      \
     }
+
+URSA_EXTERN_C_END
 
 #endif

@@ -32,6 +32,8 @@
 #include "oblig.h"
 #include "wait.h"
 
+URSA_EXTERN_C_BEGIN
+
 typedef struct ursa_mpsc ursa_mpsc_t; /* private */
 
 /* Optional destructor for elements that are never received. */
@@ -271,5 +273,7 @@ URSA_API bool ursa_mpsc_is_closed(const ursa_mpsc_t *ch);
     {                                                                                             \
         return ursa_mpsc_permit_send(p, &v);                                                      \
     }
+
+URSA_EXTERN_C_END
 
 #endif

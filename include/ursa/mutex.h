@@ -18,6 +18,8 @@
 #include "oblig.h"
 #include "wait.h"
 
+URSA_EXTERN_C_BEGIN
+
 /* A mutex: embed it, ursa_mutex_init it. Fields private
  * (ursa/detail/mutex.h). */
 typedef struct ursa_mutex ursa_mutex_t;
@@ -26,9 +28,7 @@ typedef struct ursa_mutex ursa_mutex_t;
 typedef struct ursa_mutex_guard {
     ursa_oblig_t ob;
     ursa_mutex_t *mutex; /* NULL when not holding */
-#if URSA_LOCK_METRICS
-    ursa_time_t since; /* when it was locked, for hold times */
-#endif
+    ursa_time_t since; /* when it was locked (hold times; URSA_LOCK_METRICS builds) */
 } ursa_mutex_guard_t;
 
 /* Not a wait: initialises an unlocked mutex.
@@ -111,5 +111,7 @@ URSA_API int ursa_mutex_lock_start_at(ursa_mutex_t *m, ursa_wait_t *w, ursa_wake
                                       const ursa_site_t *site) URSA_NODISCARD;
 URSA_API int ursa_mutex_lock_finish(ursa_mutex_t *m, ursa_wait_t *w,
                                     ursa_mutex_guard_t *g) URSA_NODISCARD;
+
+URSA_EXTERN_C_END
 
 #endif

@@ -36,6 +36,8 @@
 #include "detail/notify.h"
 #include "wait.h"
 
+URSA_EXTERN_C_BEGIN
+
 /* A notify: embed it, ursa_notify_init it. Fields private
  * (ursa/detail/notify.h). */
 typedef struct ursa_notify ursa_notify_t;
@@ -138,5 +140,7 @@ URSA_API int ursa_notify_disable(ursa_notify_t *n, ursa_wait_t *w);
 URSA_API int ursa_notify_wait_start_at(ursa_notify_t *n, ursa_wait_t *w, ursa_waker_t waker,
                                        const ursa_site_t *site) URSA_NODISCARD;
 URSA_API int ursa_notify_wait_finish(ursa_notify_t *n, ursa_wait_t *w) URSA_NODISCARD;
+
+URSA_EXTERN_C_END
 
 #endif

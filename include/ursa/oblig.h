@@ -28,6 +28,8 @@
 #include "base.h"
 #include "detail/oblig.h"
 
+URSA_EXTERN_C_BEGIN
+
 /* A hold's record of itself (embedded first in every hold type; fields
  * private: ursa/detail/oblig.h). Zero means "holds nothing". */
 typedef struct ursa_oblig ursa_oblig_t;
@@ -95,5 +97,7 @@ URSA_API int ursa_oblig_enter(ursa_oblig_t *ob, const ursa_oblig_kind_t *kind, v
  *            their own call, e.g. ursa_mutex_unlock)
  *   -EPERM   ob belongs to another task or thread (nothing changed) */
 URSA_API int ursa_oblig_discharge(ursa_oblig_t *ob);
+
+URSA_EXTERN_C_END
 
 #endif

@@ -36,6 +36,8 @@
 #include "detail/once.h"
 #include "wait.h"
 
+URSA_EXTERN_C_BEGIN
+
 /* Destructor for the cell's value; receives the value ursa_once_destroy()
  * found in the cell. */
 typedef void (*ursa_once_dtor_t)(void *value);
@@ -153,5 +155,7 @@ URSA_API int ursa_once_wait_start_at(ursa_once_cell_t *cell, ursa_wait_t *w, urs
                                      const ursa_site_t *site) URSA_NODISCARD;
 URSA_API int ursa_once_wait_finish(ursa_once_cell_t *cell, ursa_wait_t *w,
                                    void **value) URSA_NODISCARD;
+
+URSA_EXTERN_C_END
 
 #endif

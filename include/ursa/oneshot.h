@@ -45,10 +45,10 @@
 #ifndef URSA_ONESHOT_H
 #define URSA_ONESHOT_H
 
-#include <stdatomic.h>
-
 #include "detail/oneshot.h"
 #include "wait.h"
+
+URSA_EXTERN_C_BEGIN
 
 /* Largest elem_size a oneshot can keep inline (storage == NULL). */
 #define URSA_ONESHOT_INLINE URSA__ONESHOT_INLINE
@@ -235,5 +235,7 @@ URSA_API int ursa_oneshot_closed_finish(ursa_oneshot_t *os, ursa_wait_t *w) URSA
     {                                                                                             \
         return o ? ursa_oneshot_closed(&o->os, dl) : -EINVAL;                                     \
     }
+
+URSA_EXTERN_C_END
 
 #endif

@@ -10,6 +10,8 @@
 
 #include "base.h"
 
+URSA_EXTERN_C_BEGIN
+
 typedef struct ursa_rt ursa_rt_t;
 typedef struct ursa_task ursa_task_t;
 
@@ -159,5 +161,7 @@ URSA_API int ursa_yield(void);
  *               sleep; ursa_sleep_for saturates a huge ns to URSA_NEVER) */
 URSA_API int ursa_sleep_until(ursa_time_t deadline);
 URSA_API int ursa_sleep_for(ursa_time_t ns);
+
+URSA_EXTERN_C_END
 
 #endif

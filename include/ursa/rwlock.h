@@ -33,6 +33,8 @@
 #include "oblig.h"
 #include "wait.h"
 
+URSA_EXTERN_C_BEGIN
+
 /* Largest max_readers ursa_rwlock_init accepts. */
 #define URSA_RWLOCK_MAX_READERS URSA_SEM_MAX
 /* max_readers used when ursa_rwlock_init is given 0. */
@@ -50,9 +52,7 @@ typedef struct ursa_rwlock_read_guard {
     ursa_oblig_t ob;
     ursa_rwlock_t *rw; /* NULL when not holding */
     void *rtab;        /* counted in this reader table, or NULL: a permit */
-#if URSA_LOCK_METRICS
-    ursa_time_t since; /* when it was locked, for hold times */
-#endif
+    ursa_time_t since; /* when it was locked (hold times; URSA_LOCK_METRICS builds) */
 } ursa_rwlock_read_guard_t;
 
 /* Hold of the exclusive (write) lock: an obligation to unlock (or
@@ -60,9 +60,7 @@ typedef struct ursa_rwlock_read_guard {
 typedef struct ursa_rwlock_write_guard {
     ursa_oblig_t ob;
     ursa_rwlock_t *rw; /* NULL when not holding */
-#if URSA_LOCK_METRICS
-    ursa_time_t since;
-#endif
+    ursa_time_t since; /* when it was locked (hold times; URSA_LOCK_METRICS builds) */
 } ursa_rwlock_write_guard_t;
 
 /* Not a wait: initialises an unlocked rwlock that admits up to
@@ -196,5 +194,7 @@ URSA_API int ursa_rwlock_write_lock_start_at(ursa_rwlock_t *rw, ursa_wait_t *w,
                                              const ursa_site_t *site) URSA_NODISCARD;
 URSA_API int ursa_rwlock_write_lock_finish(ursa_rwlock_t *rw, ursa_wait_t *w,
                                            ursa_rwlock_write_guard_t *g) URSA_NODISCARD;
+
+URSA_EXTERN_C_END
 
 #endif

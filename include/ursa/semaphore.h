@@ -15,6 +15,8 @@
 #include "oblig.h"
 #include "wait.h"
 
+URSA_EXTERN_C_BEGIN
+
 /* A semaphore: embed it, ursa_sem_init it. Fields private
  * (ursa/detail/semaphore.h). URSA_SEM_MAX (ursa/detail/sema.h) is the
  * largest permit count it holds or a call asks for. */
@@ -114,5 +116,7 @@ URSA_API int ursa_sem_acquire_start_at(ursa_sem_t *s, uint64_t n, ursa_wait_t *w
                                        ursa_waker_t waker, const ursa_site_t *site) URSA_NODISCARD;
 URSA_API int ursa_sem_acquire_finish(ursa_sem_t *s, ursa_wait_t *w,
                                      ursa_sem_permit_t *p) URSA_NODISCARD;
+
+URSA_EXTERN_C_END
 
 #endif

@@ -10,6 +10,8 @@
 
 #include "rt.h"
 
+URSA_EXTERN_C_BEGIN
+
 #define URSA_SIM_STR2(x) #x
 #define URSA_SIM_STR(x) URSA_SIM_STR2(x)
 /* Inside a scenario task: fail the scenario when cond is false. */
@@ -30,5 +32,7 @@
 URSA_API int ursa_sim_explore(const ursa_rt_config_t *cfg, ursa_task_fn_t scenario, void *arg,
                               uint64_t first_seed, unsigned count,
                               uint64_t *failed_seed) URSA_NODISCARD;
+
+URSA_EXTERN_C_END
 
 #endif

@@ -17,9 +17,9 @@
 #ifndef URSA_WAIT_H
 #define URSA_WAIT_H
 
-#include <stdatomic.h>
-
 #include "base.h"
+
+URSA_EXTERN_C_BEGIN
 
 /* A callback that makes a waiter runnable again. It is called at most once
  * per wait, from any thread, outside ursa's internal locks; it must not
@@ -68,5 +68,7 @@ URSA_API bool ursa_wait_ready(const ursa_wait_t *w);
  *   -ECANCELED  withdrawn (the wait is over)
  *   -EINVAL     w is NULL, or not started (or already over) */
 URSA_API int ursa_wait_cancel(ursa_wait_t *w);
+
+URSA_EXTERN_C_END
 
 #endif

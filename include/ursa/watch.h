@@ -45,6 +45,8 @@
 #include "oblig.h"
 #include "wait.h"
 
+URSA_EXTERN_C_BEGIN
+
 typedef struct ursa_watch ursa_watch_t;       /* shared state; private */
 typedef struct ursa_watch_tx ursa_watch_tx_t; /* a sender handle */
 typedef struct ursa_watch_rx ursa_watch_rx_t; /* a receiver handle */
@@ -307,5 +309,7 @@ URSA_API int ursa_watch_closed_finish(ursa_watch_tx_t *tx, ursa_wait_t *n) URSA_
     {                                                                                             \
         return name##_get_(rx, out, true);                                                        \
     }
+
+URSA_EXTERN_C_END
 
 #endif

@@ -18,6 +18,9 @@ static inline void ursa__lockinfo_init(ursa__lockinfo_t *li, const ursa_lock_att
     }
 }
 
+/* A lock's destroy: frees its metrics (URSA_LOCK_METRICS builds). */
+void ursa__lockinfo_destroy(ursa__lockinfo_t *li);
+
 /* Lock order: before acquiring a lock of rank `rank` (0: skip), checks the
  * caller's holds. -EDEADLK (reported with both sites) if one of them has a
  * rank >= rank; 0 otherwise. */

@@ -34,9 +34,12 @@ int ursa_mutex_destroy(ursa_mutex_t *m)
 {
     if (!m)
         return -EINVAL;
-    return ursa__destroy_check(ursa__sema_available(&m->sema) != 1 ||
-                                   ursa__sema_has_waiters(&m->sema),
-                               "mutex destroyed while locked or waited on");
+    int rc = ursa__destroy_check(ursa__sema_available(&m->sema) != 1 ||
+                                     ursa__sema_has_waiters(&m->sema),
+                                 "mutex destroyed while locked or waited on");
+    if (rc == 0)
+        ursa__lockinfo_destroy(&m->info);
+    return rc;
 }
 
 /* The lock is ours: fill the guard and say whether it was poisoned.

@@ -4,12 +4,10 @@
 #ifndef URSA_DETAIL_BARRIER_H
 #define URSA_DETAIL_BARRIER_H
 
-#include <stdatomic.h>
-
 #include "../wait.h"
 
 struct ursa_barrier {
-    _Atomic uint32_t lock;    /* guards everything below */
+    URSA_ATOMIC(uint32_t) lock;    /* guards everything below */
     uint32_t parties;         /* N */
     uint32_t arrived;         /* parties queued in this generation */
     uint32_t pad_;

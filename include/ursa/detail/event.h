@@ -4,14 +4,12 @@
 #ifndef URSA_DETAIL_EVENT_H
 #define URSA_DETAIL_EVENT_H
 
-#include <stdatomic.h>
-
 #include "../wait.h"
 
 struct ursa_event {
     /* SET (bit 0), WAITERS (bit 1: the queue is not empty); never both. */
-    _Atomic uint32_t state;
-    _Atomic uint32_t lock;    /* guards the queue */
+    URSA_ATOMIC(uint32_t) state;
+    URSA_ATOMIC(uint32_t) lock;    /* guards the queue */
     uint32_t mode;            /* ursa_event_mode_t */
     ursa_wait_t *head, *tail; /* waiters, oldest first */
 };

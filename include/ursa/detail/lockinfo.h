@@ -5,22 +5,19 @@
 #ifndef URSA_DETAIL_LOCKINFO_H
 #define URSA_DETAIL_LOCKINFO_H
 
-#include <stdatomic.h>
-#include <stdint.h>
+#include "../base.h"
 
-#include "ursa/config.h"
+/* A lock's counters and histograms (src/core/lockinfo.c). */
+struct ursa__lock_metrics;
 
-#define URSA__HIST_BUCKETS 496
-
-/* Embedded in every lock. */
+/* Embedded in every lock. The same layout in every build: the metrics
+ * live out of line (docs/abi.md). */
 typedef struct ursa__lockinfo {
     const char *name;
     unsigned rank;
-#if URSA_LOCK_METRICS
-    _Atomic uint64_t acquisitions, contentions;
-    _Atomic uint64_t wait_total, wait_max, hold_total, hold_max;
-    _Atomic uint32_t wait_hist[URSA__HIST_BUCKETS], hold_hist[URSA__HIST_BUCKETS];
-#endif
+    /* URSA_LOCK_METRICS builds: the counters, allocated at the lock's
+     * first sample and freed by its destroy. Always NULL otherwise. */
+    URSA_ATOMIC(struct ursa__lock_metrics *) metrics;
 } ursa__lockinfo_t;
 
 #endif

@@ -4,7 +4,6 @@
 #ifndef URSA_DETAIL_MUTEX_H
 #define URSA_DETAIL_MUTEX_H
 
-#include <stdatomic.h>
 #include <stdbool.h>
 
 #include "lockinfo.h"
@@ -12,7 +11,7 @@
 
 struct ursa_mutex {
     ursa__sema_t sema;     /* one permit */
-    _Atomic bool poisoned; /* a holder ended without unlocking */
+    URSA_ATOMIC(bool) poisoned; /* a holder ended without unlocking */
     ursa__lockinfo_t info; /* name, rank, metrics */
 };
 

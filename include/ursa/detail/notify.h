@@ -4,15 +4,13 @@
 #ifndef URSA_DETAIL_NOTIFY_H
 #define URSA_DETAIL_NOTIFY_H
 
-#include <stdatomic.h>
-
 #include "../wait.h"
 
 struct ursa_notify {
     /* PERMIT (bit 0): one notification stored. WAITERS (bit 1): the queue
      * is not empty. Both never set at once. LOCKED (bit 2): guards the
      * queue. */
-    _Atomic uint32_t state;
+    URSA_ATOMIC(uint32_t) state;
     ursa_wait_t *head, *tail;  /* waiters not yet notified, oldest first */
 };
 

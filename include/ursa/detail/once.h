@@ -4,17 +4,15 @@
 #ifndef URSA_DETAIL_ONCE_H
 #define URSA_DETAIL_ONCE_H
 
-#include <stdatomic.h>
-
 #include "../wait.h"
 
 struct ursa_once_cell {
     /* Hot, read by every get: EMPTY / RUNNING / SET (src/sync/once.c). */
-    _Atomic uint32_t state;
-    _Atomic uint32_t lock; /* guards the queues and state changes */
+    URSA_ATOMIC(uint32_t) state;
+    URSA_ATOMIC(uint32_t) lock; /* guards the queues and state changes */
     void *value;           /* immutable once state is SET */
     void (*dtor)(void *value);          /* ursa_once_dtor_t */
-    _Atomic(void *) runner;             /* context running init_fn (self-deadlock check) */
+    URSA_ATOMIC(void *) runner;             /* context running init_fn (self-deadlock check) */
     ursa_wait_t *init_head, *init_tail; /* queued get_or_init callers, FIFO */
     ursa_wait_t *wait_head, *wait_tail; /* queued ursa_once_wait callers */
 };

@@ -4,7 +4,6 @@
 #ifndef URSA_DETAIL_ONESHOT_H
 #define URSA_DETAIL_ONESHOT_H
 
-#include <stdatomic.h>
 #include <stddef.h>
 
 #include "../wait.h"
@@ -13,14 +12,14 @@
 #define URSA__ONESHOT_INLINE 64
 
 struct ursa_oneshot {
-    _Atomic uint32_t state; /* bits in src/chan/oneshot.c */
-    _Atomic uint32_t rxf;   /* receiver-end flags */
-    _Atomic uint32_t lock;  /* guards the two wait slots */
+    URSA_ATOMIC(uint32_t) state; /* bits in src/chan/oneshot.c */
+    URSA_ATOMIC(uint32_t) rxf;   /* receiver-end flags */
+    URSA_ATOMIC(uint32_t) lock;  /* guards the two wait slots */
     ursa_wait_t *rx_w;      /* a queued recv wait */
     ursa_wait_t *tx_w;      /* a queued closed() wait */
     size_t elem_size;
     void *ext; /* caller storage, or NULL for inline */
-    _Alignas(max_align_t) unsigned char inline_buf[URSA__ONESHOT_INLINE];
+    URSA_ALIGNAS(max_align_t) unsigned char inline_buf[URSA__ONESHOT_INLINE];
 };
 
 #endif

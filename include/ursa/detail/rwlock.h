@@ -4,7 +4,6 @@
 #ifndef URSA_DETAIL_RWLOCK_H
 #define URSA_DETAIL_RWLOCK_H
 
-#include <stdatomic.h>
 #include <stdbool.h>
 
 #include "../base.h"
@@ -14,17 +13,17 @@
 struct ursa_rwlock {
     ursa__sema_t sema;       /* max_readers permits; must stay first */
     uint64_t max_readers;    /* permits a writer takes */
-    _Atomic bool poisoned;   /* a writer ended without unlocking */
-    _Atomic bool writer;     /* a write guard holds the lock (snapshots) */
+    URSA_ATOMIC(bool) poisoned;   /* a writer ended without unlocking */
+    URSA_ATOMIC(bool) writer;     /* a write guard holds the lock (snapshots) */
     /* Writers that entered from the queue while readers were queued, since
      * readers last entered from it. */
-    _Atomic uint32_t wstreak;
+    URSA_ATOMIC(uint32_t) wstreak;
     ursa__lockinfo_t info; /* name, rank, metrics */
     /* Reader bias (src/sync/rwlock/bias.c). */
     struct {
-        _Atomic uint32_t on;   /* readers may use their thread's table */
-        _Atomic uint32_t lock; /* guards turning it on and off */
-        _Atomic uint32_t skip; /* slow read locks before bias is tried again */
+        URSA_ATOMIC(uint32_t) on;   /* readers may use their thread's table */
+        URSA_ATOMIC(uint32_t) lock; /* guards turning it on and off */
+        URSA_ATOMIC(uint32_t) skip; /* slow read locks before bias is tried again */
         int32_t slot;          /* column in the reader tables; -1: none */
         uint32_t next_skip;
         ursa_time_t since;     /* when bias was last turned on */

@@ -4,8 +4,6 @@
 #ifndef URSA_DETAIL_SEMA_H
 #define URSA_DETAIL_SEMA_H
 
-#include <stdatomic.h>
-
 #include "../wait.h"
 
 /* Largest permit count a semaphore can hold or a call can ask for. */
@@ -13,13 +11,13 @@
 
 typedef struct ursa__sema {
     /* available permits << 2 | WAITERS (bit 1) | CLOSED (bit 0) */
-    _Atomic uint64_t state;
-    _Atomic uint32_t lock; /* guards the FIFO below */
+    URSA_ATOMIC(uint64_t) state;
+    URSA_ATOMIC(uint32_t) lock; /* guards the FIFO below */
     uint32_t pad_;
     ursa_wait_t *head, *tail;
     /* Permits in existence (available + assigned + held), changed only by
      * add and forget, so that add can refuse to pass URSA_SEM_MAX. */
-    _Atomic uint64_t total;
+    URSA_ATOMIC(uint64_t) total;
 } ursa__sema_t;
 
 #endif

@@ -5,8 +5,6 @@
 #ifndef URSA_DETAIL_WAIT_H
 #define URSA_DETAIL_WAIT_H
 
-#include <stdatomic.h>
-
 #include "../wait.h" /* ursa_waker_t (it includes this file after it) */
 
 /* How a primitive withdraws its waits (src/core/waitq.h). */
@@ -20,8 +18,8 @@ struct ursa_wait {
     uint64_t got;                  /* permits assigned so far */
     ursa_waker_t waker;
     const ursa_site_t *site;
-    _Atomic uint32_t state; /* URSA__W_* in src/core/waitq.h */
-    _Atomic uint32_t done;  /* 1 once the waker call has returned */
+    URSA_ATOMIC(uint32_t) state; /* URSA__W_* in src/core/waitq.h */
+    URSA_ATOMIC(uint32_t) done;  /* 1 once the waker call has returned */
 };
 
 #endif

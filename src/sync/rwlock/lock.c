@@ -76,6 +76,7 @@ int ursa_rwlock_destroy(ursa_rwlock_t *rw)
         ursa__rbias_slot_free(rw->bias.slot);
         rw->bias.slot = -1;
     }
+    ursa__lockinfo_destroy(&rw->info);
     return 0;
 }
 
@@ -283,9 +284,7 @@ int ursa_rwlock_downgrade(ursa_rwlock_write_guard_t *wg, ursa_rwlock_read_guard_
     wg->rw = NULL;
     rg->rw = rw;
     rg->rtab = NULL; /* it holds a permit */
-#if URSA_LOCK_METRICS
     rg->since = wg->since; /* one hold, first exclusive then shared */
-#endif
     /* relaxed: a snapshot flag for ursa_rwlock_is_write_locked. */
     atomic_store_explicit(&rw->writer, false, memory_order_relaxed);
     /* We keep one permit: no writer can get in before we read-unlock. */
