@@ -72,7 +72,7 @@ URSA_API int ursa_barrier_wait_at(ursa_barrier_t *b, bool *is_leader, ursa_time_
  * Or ursa_wait_cancel(w) instead of _finish: before the trip it withdraws
  * the arrival; after it, the generation has tripped anyway and the cancel
  * only discards the result. */
-#define ursa_barrier_wait_start(b, w, waker) ursa_barrier_wait_start_at(b, w, waker, URSA_SITE)
+#define ursa_barrier_wait_start(b, w, ...) ursa_barrier_wait_start_at(b, w, __VA_ARGS__, URSA_SITE)
 URSA_API int ursa_barrier_wait_start_at(ursa_barrier_t *b, ursa_wait_t *w, ursa_waker_t waker,
                                         const ursa_site_t *site) URSA_NODISCARD;
 URSA_API int ursa_barrier_wait_finish(ursa_barrier_t *b, ursa_wait_t *w,

@@ -122,8 +122,8 @@ URSA_API int ursa_broadcast_try_recv(ursa_broadcast_rx_t *rx, void *out,
  * receiver must not be dropped while w is queued. _start (and a _finish
  * that re-queues) may spin for the few instructions a send on another
  * thread needs between claiming rx's next position and publishing it. */
-#define ursa_broadcast_recv_start(rx, w, waker) \
-    ursa_broadcast_recv_start_at(rx, w, waker, URSA_SITE)
+#define ursa_broadcast_recv_start(rx, w, ...) \
+    ursa_broadcast_recv_start_at(rx, w, __VA_ARGS__, URSA_SITE)
 URSA_API int ursa_broadcast_recv_start_at(ursa_broadcast_rx_t *rx, ursa_wait_t *w,
                                           ursa_waker_t waker,
                                           const ursa_site_t *site) URSA_NODISCARD;

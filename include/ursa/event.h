@@ -97,7 +97,7 @@ URSA_API int ursa_event_wait_at(ursa_event_t *e, ursa_time_t deadline,
  * Or ursa_wait_cancel(w) (-ECANCELED) instead of _finish: an auto-reset
  * set that had released w goes on to the next waiter, or back into the
  * event (which is set again). */
-#define ursa_event_wait_start(e, w, waker) ursa_event_wait_start_at(e, w, waker, URSA_SITE)
+#define ursa_event_wait_start(e, w, ...) ursa_event_wait_start_at(e, w, __VA_ARGS__, URSA_SITE)
 URSA_API int ursa_event_wait_start_at(ursa_event_t *e, ursa_wait_t *w, ursa_waker_t waker,
                                       const ursa_site_t *site) URSA_NODISCARD;
 URSA_API int ursa_event_wait_finish(ursa_event_t *e, ursa_wait_t *w) URSA_NODISCARD;

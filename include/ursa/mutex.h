@@ -106,7 +106,7 @@ URSA_API bool ursa_mutex_is_locked(const ursa_mutex_t *m);
  *   -EINVAL      NULL, g already holds, w not a wait on m, or already
  *                finished / cancelled
  * Or ursa_wait_cancel(w) instead of _finish: nothing is held after. */
-#define ursa_mutex_lock_start(m, w, waker) ursa_mutex_lock_start_at(m, w, waker, URSA_SITE)
+#define ursa_mutex_lock_start(m, w, ...) ursa_mutex_lock_start_at(m, w, __VA_ARGS__, URSA_SITE)
 URSA_API int ursa_mutex_lock_start_at(ursa_mutex_t *m, ursa_wait_t *w, ursa_waker_t waker,
                                       const ursa_site_t *site) URSA_NODISCARD;
 URSA_API int ursa_mutex_lock_finish(ursa_mutex_t *m, ursa_wait_t *w,

@@ -136,7 +136,7 @@ URSA_API int ursa_notify_disable(ursa_notify_t *n, ursa_wait_t *w);
  * Or ursa_wait_cancel(w) (-ECANCELED) instead of _finish: a notification
  * that had reached w (notify_one / notify_last / the permit) is passed on
  * to the next waiter or back into the stored permit. */
-#define ursa_notify_wait_start(n, w, waker) ursa_notify_wait_start_at(n, w, waker, URSA_SITE)
+#define ursa_notify_wait_start(n, w, ...) ursa_notify_wait_start_at(n, w, __VA_ARGS__, URSA_SITE)
 URSA_API int ursa_notify_wait_start_at(ursa_notify_t *n, ursa_wait_t *w, ursa_waker_t waker,
                                        const ursa_site_t *site) URSA_NODISCARD;
 URSA_API int ursa_notify_wait_finish(ursa_notify_t *n, ursa_wait_t *w) URSA_NODISCARD;

@@ -150,7 +150,7 @@ URSA_API int ursa_once_wait_at(ursa_once_cell_t *cell, void **value, ursa_time_t
  *            cancelled
  * Or ursa_wait_cancel(w) instead of _finish (a granted wait holds
  * nothing, so that is always safe). */
-#define ursa_once_wait_start(cell, w, waker) ursa_once_wait_start_at(cell, w, waker, URSA_SITE)
+#define ursa_once_wait_start(cell, w, ...) ursa_once_wait_start_at(cell, w, __VA_ARGS__, URSA_SITE)
 URSA_API int ursa_once_wait_start_at(ursa_once_cell_t *cell, ursa_wait_t *w, ursa_waker_t waker,
                                      const ursa_site_t *site) URSA_NODISCARD;
 URSA_API int ursa_once_wait_finish(ursa_once_cell_t *cell, ursa_wait_t *w,

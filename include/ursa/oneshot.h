@@ -164,7 +164,7 @@ URSA_API int ursa_oneshot_closed_at(ursa_oneshot_t *os, ursa_time_t deadline,
  *            finished / cancelled
  * Or ursa_wait_cancel(w) instead of _finish: withdrawn; the value, if
  * any, stays in the channel. */
-#define ursa_oneshot_recv_start(os, w, waker) ursa_oneshot_recv_start_at(os, w, waker, URSA_SITE)
+#define ursa_oneshot_recv_start(os, w, ...) ursa_oneshot_recv_start_at(os, w, __VA_ARGS__, URSA_SITE)
 URSA_API int ursa_oneshot_recv_start_at(ursa_oneshot_t *os, ursa_wait_t *w, ursa_waker_t waker,
                                         const ursa_site_t *site) URSA_NODISCARD;
 URSA_API int ursa_oneshot_recv_finish(ursa_oneshot_t *os, ursa_wait_t *w,
@@ -182,8 +182,8 @@ URSA_API int ursa_oneshot_recv_finish(ursa_oneshot_t *os, ursa_wait_t *w,
  *   -EINVAL  NULL, w not a started closed wait of os, or already
  *            finished / cancelled
  * Or ursa_wait_cancel(w) instead of _finish: withdrawn. */
-#define ursa_oneshot_closed_start(os, w, waker) \
-    ursa_oneshot_closed_start_at(os, w, waker, URSA_SITE)
+#define ursa_oneshot_closed_start(os, w, ...) \
+    ursa_oneshot_closed_start_at(os, w, __VA_ARGS__, URSA_SITE)
 URSA_API int ursa_oneshot_closed_start_at(ursa_oneshot_t *os, ursa_wait_t *w, ursa_waker_t waker,
                                           const ursa_site_t *site) URSA_NODISCARD;
 URSA_API int ursa_oneshot_closed_finish(ursa_oneshot_t *os, ursa_wait_t *w) URSA_NODISCARD;

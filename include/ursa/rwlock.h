@@ -181,14 +181,14 @@ URSA_API bool ursa_rwlock_is_write_locked(const ursa_rwlock_t *rw);
  *   -EINVAL      NULL, g already holds, w not a wait of this kind on rw,
  *                or already finished / cancelled
  * Or ursa_wait_cancel(w) instead of _finish: nothing is held after. */
-#define ursa_rwlock_read_lock_start(rw, w, waker) \
-    ursa_rwlock_read_lock_start_at(rw, w, waker, URSA_SITE)
+#define ursa_rwlock_read_lock_start(rw, w, ...) \
+    ursa_rwlock_read_lock_start_at(rw, w, __VA_ARGS__, URSA_SITE)
 URSA_API int ursa_rwlock_read_lock_start_at(ursa_rwlock_t *rw, ursa_wait_t *w, ursa_waker_t waker,
                                             const ursa_site_t *site) URSA_NODISCARD;
 URSA_API int ursa_rwlock_read_lock_finish(ursa_rwlock_t *rw, ursa_wait_t *w,
                                           ursa_rwlock_read_guard_t *g) URSA_NODISCARD;
-#define ursa_rwlock_write_lock_start(rw, w, waker) \
-    ursa_rwlock_write_lock_start_at(rw, w, waker, URSA_SITE)
+#define ursa_rwlock_write_lock_start(rw, w, ...) \
+    ursa_rwlock_write_lock_start_at(rw, w, __VA_ARGS__, URSA_SITE)
 URSA_API int ursa_rwlock_write_lock_start_at(ursa_rwlock_t *rw, ursa_wait_t *w,
                                              ursa_waker_t waker,
                                              const ursa_site_t *site) URSA_NODISCARD;

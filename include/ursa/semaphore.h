@@ -111,7 +111,7 @@ URSA_API bool ursa_sem_is_closed(const ursa_sem_t *s);
  *            finished / cancelled
  * Or ursa_wait_cancel(w) instead of _finish: permits assigned so far go
  * on to the next waiters; nothing is held after. */
-#define ursa_sem_acquire_start(s, n, w, waker) ursa_sem_acquire_start_at(s, n, w, waker, URSA_SITE)
+#define ursa_sem_acquire_start(s, n, w, ...) ursa_sem_acquire_start_at(s, n, w, __VA_ARGS__, URSA_SITE)
 URSA_API int ursa_sem_acquire_start_at(ursa_sem_t *s, uint64_t n, ursa_wait_t *w,
                                        ursa_waker_t waker, const ursa_site_t *site) URSA_NODISCARD;
 URSA_API int ursa_sem_acquire_finish(ursa_sem_t *s, ursa_wait_t *w,

@@ -1,0 +1,223 @@
+/* The raw-wait line of ursa/wait.h, written as the header shows it, for
+ * each of the eleven _start macros: the waker as a compound literal,
+ * `(ursa_waker_t){fn, ctx}`, whose comma once split the macro argument
+ * (issue 10, defect 10: this file did not compile). Each wait is queued,
+ * then completed by its primitive's signal: the literal's fn must run
+ * with the literal's ctx, exactly once, and _finish then succeeds. Plain
+ * threads only: the raw form needs no runtime. */
+#include "support.h"
+
+/* The waker of every literal below: counts its calls on ctx. */
+static void count_wake(void *ctx)
+{
+    atomic_fetch_add((_Atomic int *)ctx, 1);
+}
+
+static void mutex_literal(void **state)
+{
+    (void)state;
+    ursa_mutex_t m;
+    ursa_mutex_init(&m);
+    ursa_mutex_guard_t first = {0}, second = {0};
+    assert_int_equal(ursa_mutex_lock(&m, &first, URSA_NOW), 0);
+    _Atomic int woken = 0;
+    ursa_wait_t w;
+    int rc = ursa_mutex_lock_start(&m, &w, (ursa_waker_t){count_wake, &woken});
+    assert_int_equal(rc, -EINPROGRESS);
+    assert_int_equal(ursa_mutex_unlock(&first), 0);
+    assert_int_equal(atomic_load(&woken), 1);
+    assert_int_equal(ursa_mutex_lock_finish(&m, &w, &second), 0);
+    assert_int_equal(ursa_mutex_unlock(&second), 0);
+    assert_int_equal(ursa_mutex_destroy(&m), 0);
+}
+
+static void rwlock_read_literal(void **state)
+{
+    (void)state;
+    ursa_rwlock_t rw;
+    assert_int_equal(ursa_rwlock_init(&rw, 0), 0);
+    ursa_rwlock_write_guard_t wg = {0};
+    ursa_rwlock_read_guard_t rg = {0};
+    assert_int_equal(ursa_rwlock_write_lock(&rw, &wg, URSA_NOW), 0);
+    _Atomic int woken = 0;
+    ursa_wait_t w;
+    int rc = ursa_rwlock_read_lock_start(&rw, &w, (ursa_waker_t){count_wake, &woken});
+    assert_int_equal(rc, -EINPROGRESS);
+    assert_int_equal(ursa_rwlock_write_unlock(&wg), 0);
+    assert_int_equal(atomic_load(&woken), 1);
+    assert_int_equal(ursa_rwlock_read_lock_finish(&rw, &w, &rg), 0);
+    assert_int_equal(ursa_rwlock_read_unlock(&rg), 0);
+    assert_int_equal(ursa_rwlock_destroy(&rw), 0);
+}
+
+static void rwlock_write_literal(void **state)
+{
+    (void)state;
+    ursa_rwlock_t rw;
+    assert_int_equal(ursa_rwlock_init(&rw, 0), 0);
+    ursa_rwlock_write_guard_t wg = {0};
+    ursa_rwlock_read_guard_t rg = {0};
+    assert_int_equal(ursa_rwlock_read_lock(&rw, &rg, URSA_NOW), 0);
+    _Atomic int woken = 0;
+    ursa_wait_t w;
+    int rc = ursa_rwlock_write_lock_start(&rw, &w, (ursa_waker_t){count_wake, &woken});
+    assert_int_equal(rc, -EINPROGRESS);
+    assert_int_equal(ursa_rwlock_read_unlock(&rg), 0);
+    assert_int_equal(atomic_load(&woken), 1);
+    assert_int_equal(ursa_rwlock_write_lock_finish(&rw, &w, &wg), 0);
+    assert_int_equal(ursa_rwlock_write_unlock(&wg), 0);
+    assert_int_equal(ursa_rwlock_destroy(&rw), 0);
+}
+
+static void semaphore_literal(void **state)
+{
+    (void)state;
+    ursa_sem_t s;
+    assert_int_equal(ursa_sem_init(&s, 0), 0);
+    ursa_sem_permit_t p = {0};
+    _Atomic int woken = 0;
+    ursa_wait_t w;
+    int rc = ursa_sem_acquire_start(&s, 2, &w, (ursa_waker_t){count_wake, &woken});
+    assert_int_equal(rc, -EINPROGRESS);
+    assert_int_equal(ursa_sem_add(&s, 2), 0);
+    assert_int_equal(atomic_load(&woken), 1);
+    assert_int_equal(ursa_sem_acquire_finish(&s, &w, &p), 0);
+    assert_int_equal(p.n, 2);
+    assert_int_equal(ursa_sem_release(&p), 0);
+    assert_int_equal(ursa_sem_destroy(&s), 0);
+}
+
+static void barrier_literal(void **state)
+{
+    (void)state;
+    ursa_barrier_t b;
+    assert_int_equal(ursa_barrier_init(&b, 2), 0);
+    _Atomic int woken = 0, woken2 = 0;
+    ursa_wait_t w, w2;
+    int rc = ursa_barrier_wait_start(&b, &w, (ursa_waker_t){count_wake, &woken});
+    assert_int_equal(rc, -EINPROGRESS);
+    /* The second party trips the barrier: done at once, its waker unused. */
+    rc = ursa_barrier_wait_start(&b, &w2, (ursa_waker_t){count_wake, &woken2});
+    assert_int_equal(rc, 0);
+    assert_int_equal(atomic_load(&woken), 1);
+    assert_int_equal(atomic_load(&woken2), 0);
+    bool leader1 = false, leader2 = false;
+    assert_int_equal(ursa_barrier_wait_finish(&b, &w, &leader1), 0);
+    assert_int_equal(ursa_barrier_wait_finish(&b, &w2, &leader2), 0);
+    assert_true(leader1 != leader2);
+    assert_int_equal(ursa_barrier_destroy(&b), 0);
+}
+
+static void event_literal(void **state)
+{
+    (void)state;
+    ursa_event_t e;
+    assert_int_equal(ursa_event_init(&e, URSA_EVENT_MANUAL, false), 0);
+    _Atomic int woken = 0;
+    ursa_wait_t w;
+    int rc = ursa_event_wait_start(&e, &w, (ursa_waker_t){count_wake, &woken});
+    assert_int_equal(rc, -EINPROGRESS);
+    assert_int_equal(ursa_event_set(&e), 1);
+    assert_int_equal(atomic_load(&woken), 1);
+    assert_int_equal(ursa_event_wait_finish(&e, &w), 0);
+    assert_int_equal(ursa_event_destroy(&e), 0);
+}
+
+static void notify_literal(void **state)
+{
+    (void)state;
+    ursa_notify_t n;
+    assert_int_equal(ursa_notify_init(&n), 0);
+    _Atomic int woken = 0;
+    ursa_wait_t w;
+    int rc = ursa_notify_wait_start(&n, &w, (ursa_waker_t){count_wake, &woken});
+    assert_int_equal(rc, -EINPROGRESS);
+    assert_int_equal(ursa_notify_one(&n), 1);
+    assert_int_equal(atomic_load(&woken), 1);
+    assert_int_equal(ursa_notify_wait_finish(&n, &w), 0);
+    assert_int_equal(ursa_notify_destroy(&n), 0);
+}
+
+static void once_literal(void **state)
+{
+    (void)state;
+    ursa_once_cell_t cell;
+    assert_int_equal(ursa_once_init(&cell, NULL), 0);
+    _Atomic int woken = 0;
+    ursa_wait_t w;
+    int rc = ursa_once_wait_start(&cell, &w, (ursa_waker_t){count_wake, &woken});
+    assert_int_equal(rc, -EINPROGRESS);
+    static int value;
+    assert_int_equal(ursa_once_set(&cell, &value), 0);
+    assert_int_equal(atomic_load(&woken), 1);
+    void *got = NULL;
+    assert_int_equal(ursa_once_wait_finish(&cell, &w, &got), 0);
+    assert_ptr_equal(got, &value);
+    assert_int_equal(ursa_once_destroy(&cell), 0);
+}
+
+static void oneshot_recv_literal(void **state)
+{
+    (void)state;
+    ursa_oneshot_t os;
+    assert_int_equal(ursa_oneshot_init(&os, sizeof(int), NULL), 0);
+    _Atomic int woken = 0;
+    ursa_wait_t w;
+    int rc = ursa_oneshot_recv_start(&os, &w, (ursa_waker_t){count_wake, &woken});
+    assert_int_equal(rc, -EINPROGRESS);
+    int v = 7, out = 0;
+    assert_int_equal(ursa_oneshot_send(&os, &v), 0);
+    assert_int_equal(atomic_load(&woken), 1);
+    assert_int_equal(ursa_oneshot_recv_finish(&os, &w, &out), 0);
+    assert_int_equal(out, 7);
+    assert_int_equal(ursa_oneshot_destroy(&os), 0);
+}
+
+static void oneshot_closed_literal(void **state)
+{
+    (void)state;
+    ursa_oneshot_t os;
+    assert_int_equal(ursa_oneshot_init(&os, sizeof(int), NULL), 0);
+    _Atomic int woken = 0;
+    ursa_wait_t w;
+    int rc = ursa_oneshot_closed_start(&os, &w, (ursa_waker_t){count_wake, &woken});
+    assert_int_equal(rc, -EINPROGRESS);
+    assert_int_equal(ursa_oneshot_receiver_drop(&os), 0);
+    assert_int_equal(atomic_load(&woken), 1);
+    assert_int_equal(ursa_oneshot_closed_finish(&os, &w), 0);
+    assert_int_equal(ursa_oneshot_destroy(&os), 0);
+}
+
+static void broadcast_recv_literal(void **state)
+{
+    (void)state;
+    ursa_broadcast_tx_t *tx;
+    ursa_broadcast_rx_t *rx;
+    assert_int_equal(ursa_broadcast_new(&tx, &rx, sizeof(int), 4, NULL), 0);
+    _Atomic int woken = 0;
+    ursa_wait_t w;
+    int rc = ursa_broadcast_recv_start(rx, &w, (ursa_waker_t){count_wake, &woken});
+    assert_int_equal(rc, -EINPROGRESS);
+    int v = 9, out = 0;
+    assert_int_equal(ursa_broadcast_send(tx, &v), 1);
+    assert_int_equal(atomic_load(&woken), 1);
+    uint64_t missed = 0;
+    assert_int_equal(ursa_broadcast_recv_finish(rx, &w, &out, &missed), 0);
+    assert_int_equal(out, 9);
+    assert_int_equal(missed, 0);
+    assert_int_equal(ursa_broadcast_receiver_drop(rx), 0);
+    assert_int_equal(ursa_broadcast_sender_drop(tx), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(mutex_literal),          cmocka_unit_test(rwlock_read_literal),
+        cmocka_unit_test(rwlock_write_literal),   cmocka_unit_test(semaphore_literal),
+        cmocka_unit_test(barrier_literal),        cmocka_unit_test(event_literal),
+        cmocka_unit_test(notify_literal),         cmocka_unit_test(once_literal),
+        cmocka_unit_test(oneshot_recv_literal),   cmocka_unit_test(oneshot_closed_literal),
+        cmocka_unit_test(broadcast_recv_literal),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
