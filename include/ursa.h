@@ -19,6 +19,7 @@
 #include "ursa/rwlock.h"
 #include "ursa/semaphore.h"
 #include "ursa/sim.h"
+#include "ursa/version.h"
 #include "ursa/watch.h"
 #include "ursa/wait.h"
 
