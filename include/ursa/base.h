@@ -101,9 +101,19 @@ typedef struct ursa_site {
 
 /* Declares a zeroed hold that is discharged at scope exit by
  * ursa_<kind>_cleanup (every hold type has one), e.g.
- * URSA_SCOPED(mutex_guard, g); URSA_SCOPED(sem_permit, p); */
+ * URSA_SCOPED(mutex_guard, g); URSA_SCOPED(sem_permit, p);
+ * The same in C++ (g++ and clang++ honour the attribute, also while an
+ * exception unwinds the scope). */
 #define URSA_SCOPED(kind, name) \
-    ursa_##kind##_t name __attribute__((cleanup(ursa_##kind##_cleanup))) = {0}
+    ursa_##kind##_t name __attribute__((cleanup(ursa_##kind##_cleanup))) = URSA__ZERO
+
+/* An all-zero initializer: {0} in C, {} in C++ (where {0} draws
+ * missing-field and missing-braces warnings). */
+#ifdef __cplusplus
+#define URSA__ZERO {}
+#else
+#define URSA__ZERO {0}
+#endif
 
 /* What the typed wrappers (URSA_MPSC_TYPED, URSA_ONESHOT_TYPED, ...)
  * define their functions with: static inline, and no warning when a

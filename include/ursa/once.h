@@ -58,8 +58,12 @@ typedef struct ursa_once_cell ursa_once_cell_t;
 typedef ursa_once_cell_t ursa_set_once_t;
 
 /* Static initialiser: an empty cell whose value goes to dtor (may be NULL)
- * on destroy. */
+ * on destroy. In C and C++. */
+#ifdef __cplusplus
+#define URSA_ONCE_CELL_INIT(dtor_) URSA__ONCE_CELL_INIT_CXX(dtor_)
+#else
 #define URSA_ONCE_CELL_INIT(dtor_) {.dtor = (dtor_)}
+#endif
 
 /* Not a wait: initialises an empty cell; dtor (may be NULL) will get the
  * value on destroy.

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds and runs the three consumer projects against the build in $1:
-# find_package after `cmake --install`, pkg-config, and add_subdirectory.
+# Builds and runs the consumer projects against the build in $1:
+# find_package after `cmake --install`, pkg-config, add_subdirectory, and
+# a C++ program (find_package, and pkg-config as C++20).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -11,13 +12,13 @@ prefix="$work/prefix"
 cmake --install "$build" --prefix "$prefix" >/dev/null
 libdir="$(ls -d "$prefix"/lib*/ | head -1)"
 
-echo "consumer 1/3: find_package(ursa)"
+echo "consumer 1/4: find_package(ursa)"
 cmake -S "$here/find_package" -B "$work/fp" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
 cmake --build "$work/fp" >/dev/null
 LD_LIBRARY_PATH="$libdir" "$work/fp/consumer"
 "$work/fp/consumer_static"
 
-echo "consumer 2/3: pkg-config --cflags --libs ursa"
+echo "consumer 2/4: pkg-config --cflags --libs ursa"
 export PKG_CONFIG_PATH="$libdir/pkgconfig"
 # shellcheck disable=SC2046
 cc -std=c11 -Wall -Wextra -Werror -o "$work/pc" "$here/consumer.c" $(pkg-config --cflags --libs ursa)
@@ -27,11 +28,22 @@ cc -std=c11 -o "$work/pc_static" "$here/consumer.c" $(pkg-config --cflags ursa) 
   "$libdir/libursa.a" $(pkg-config --libs --static ursa | sed 's/-lursa//')
 "$work/pc_static"
 
-echo "consumer 3/3: add_subdirectory(ursa)"
+echo "consumer 3/4: add_subdirectory(ursa)"
 cmake -S "$here/add_subdirectory" -B "$work/as" -DURSA_SOURCE_DIR="$root" >/dev/null
 cmake --build "$work/as" >/dev/null
 "$work/as/consumer"
+
+echo "consumer 4/4: C++: find_package(ursa) as C++17, pkg-config as C++20"
+cmake -S "$here/cxx" -B "$work/cxx" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
+cmake --build "$work/cxx" >/dev/null
+LD_LIBRARY_PATH="$libdir" "$work/cxx/consumer_cxx"
+"$work/cxx/consumer_cxx_static"
+# shellcheck disable=SC2046
+"${CXX:-c++}" -std=c++20 -Wall -Wextra -Wpedantic -Werror -o "$work/pc_cxx" \
+  "$here/cxx/consumer.cpp" $(pkg-config --cflags --libs ursa)
+LD_LIBRARY_PATH="$libdir" "$work/pc_cxx"
+
 if [ -f "$libdir/pkgconfig/ursa-lease.pc" ]; then # built with URSA_WITH_POSTGRES
   bash "$root/tests/dist/consumer/run.sh" "$prefix" "$libdir" "$work"
 fi
-echo "consumers: 3 passed, 0 failed"
+echo "consumers: 4 passed, 0 failed"

@@ -17,4 +17,10 @@ struct ursa_once_cell {
     ursa_wait_t *wait_head, *wait_tail; /* queued ursa_once_wait callers */
 };
 
+/* URSA_ONCE_CELL_INIT in C++: every field in order (C++17 has no
+ * designated initializers, and C++20's draw missing-field warnings).
+ * Follows the layout above. */
+#define URSA__ONCE_CELL_INIT_CXX(dtor_) \
+    {0, 0, nullptr, (dtor_), nullptr, nullptr, nullptr, nullptr, nullptr}
+
 #endif
