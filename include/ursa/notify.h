@@ -98,7 +98,9 @@ URSA_API int ursa_notify_wait_at(ursa_notify_t *n, ursa_time_t deadline,
  * caller's). Between enable and that call the caller may run other code,
  * including other waits: a notification only makes it runnable early.
  *   0        enabled (queued, or already notified)
- *   -EINVAL  NULL argument */
+ *   -EINVAL  NULL argument, or w is still a notify wait that has not
+ *            ended (enabled twice, or raw-started, on this or another
+ *            notify): nothing changed, w stays as it was */
 #define ursa_notify_enable(n, w) ursa_notify_enable_at(n, w, URSA_SITE)
 URSA_API int ursa_notify_enable_at(ursa_notify_t *n, ursa_wait_t *w, const ursa_site_t *site);
 
@@ -128,7 +130,8 @@ URSA_API int ursa_notify_disable(ursa_notify_t *n, ursa_wait_t *w);
  *   0             notified already (the stored permit); call _finish now
  *   -EINPROGRESS  queued; waker.fn(waker.ctx) is called once, from any
  *                 thread, when a notification reaches w
- *   -EINVAL       NULL n / w / waker.fn
+ *   -EINVAL       NULL n / w / waker.fn, or w is still a notify wait
+ *                 that has not ended (nothing changed)
  * _finish, once ursa_wait_ready(w):
  *   0        notified; the wait is over
  *   -EAGAIN  not notified yet (w stays queued)

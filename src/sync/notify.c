@@ -231,9 +231,23 @@ int ursa_notify_wait_at(ursa_notify_t *n, ursa_time_t deadline, const ursa_site_
     return ursa__wait_blocking(n, start, &wait_ops, deadline, site);
 }
 
+/* w is a notify wait (enabled or raw, on any notify) that has not ended:
+ * queued, or notified and not finished. Starting it again would link it
+ * twice or drop its notification. Only a notify wait's ops match, so a
+ * never-used node (uninitialised memory) never does. */
+static bool in_flight(const ursa_wait_t *w)
+{
+    if (w->ops != &enabled_ops && w->ops != &wait_ops)
+        return false;
+    /* relaxed: the node is the caller's; a notifier may only move it from
+     * QUEUED to GRANTED, both "in flight". */
+    uint32_t st = atomic_load_explicit(&w->state, memory_order_relaxed);
+    return st == URSA__W_QUEUED || st == URSA__W_GRANTED;
+}
+
 int ursa_notify_enable_at(ursa_notify_t *n, ursa_wait_t *w, const ursa_site_t *site)
 {
-    if (!n || !w)
+    if (!n || !w || in_flight(w))
         return -EINVAL;
     ursa__wait_init(w, ursa__ctx()->waker, &enabled_ops, site);
     (void)start(n, w);
@@ -283,7 +297,9 @@ int ursa_notify_disable(ursa_notify_t *n, ursa_wait_t *w)
 int ursa_notify_wait_start_at(ursa_notify_t *n, ursa_wait_t *w, ursa_waker_t waker,
                               const ursa_site_t *site)
 {
-    return n && ursa__wait_raw_init(w, waker, &wait_ops, site) ? start(n, w) : -EINVAL;
+    if (!n || !w || in_flight(w) || !ursa__wait_raw_init(w, waker, &wait_ops, site))
+        return -EINVAL;
+    return start(n, w);
 }
 
 int ursa_notify_wait_finish(ursa_notify_t *n, ursa_wait_t *w)
