@@ -98,7 +98,8 @@ URSA_API int ursa_once_destroy(ursa_once_cell_t *cell);
  *   -ECANCELED       the calling task was cancelled while queued (if it
  *                    had just been handed the initializer role, the role
  *                    went on to the next waiter: nothing changed)
- *   -EDEADLK         called from inside this cell's own running init_fn
+ *   -EDEADLK         called from inside this cell's own running init_fn,
+ *                    whatever the deadline (URSA_NOW included)
  *   -EINVAL          NULL cell or init_fn */
 #define ursa_once_get_or_init(cell, init_fn, arg, value, deadline) \
     ursa_once_get_or_init_at(cell, init_fn, arg, value, deadline, URSA_SITE)
@@ -133,7 +134,9 @@ URSA_API bool ursa_once_is_set(const ursa_once_cell_t *cell);
  *   -EAGAIN     deadline is URSA_NOW and the cell is empty
  *   -ETIMEDOUT  the deadline passed first
  *   -ECANCELED  the calling task was cancelled first
- *   -EDEADLK    called from this cell's running init_fn
+ *   -EDEADLK    called from this cell's running init_fn, whatever the
+ *               deadline (URSA_NOW included: the cell cannot be set
+ *               before that init_fn returns)
  *   -EINVAL     cell is NULL */
 #define ursa_once_wait(cell, value, deadline) \
     ursa_once_wait_at(cell, value, deadline, URSA_SITE)

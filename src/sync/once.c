@@ -283,11 +283,14 @@ int ursa_once_wait_at(ursa_once_cell_t *cell, void **value, ursa_time_t deadline
         out(cell, value);
         return 0;
     }
-    if (deadline == URSA_NOW)
-        return -EAGAIN;
-    /* relaxed: only our own earlier store can make it equal to us. */
+    /* From the cell's own initializer: -EDEADLK whatever the deadline, as
+     * get_or_init says (a wait there can never succeed; URSA_NOW too, so
+     * the answer does not depend on it). relaxed: only our own earlier
+     * store can make it equal to us. */
     if (atomic_load_explicit(&cell->runner, memory_order_relaxed) == ursa__ctx())
         return -EDEADLK;
+    if (deadline == URSA_NOW)
+        return -EAGAIN;
     /* granted (possibly racing the deadline): keep it */
     int rc = ursa__wait_blocking(cell, wait_start, &wait_ops, deadline, site);
     if (rc)
