@@ -80,6 +80,29 @@ URSA_API int ursa_once_init(ursa_once_cell_t *cell, ursa_once_dtor_t dtor);
  *   -EINVAL  cell is NULL */
 URSA_API int ursa_once_destroy(ursa_once_cell_t *cell);
 
+/* Not a wait: takes the value out of the cell, which is empty afterwards
+ * and may be set or initialised again; the value is the caller's now (the
+ * destructor never sees it). Tokio's OnceCell::take. Like destroy, it
+ * must not race with any other call on the cell, and nobody may still use
+ * the value through an earlier get.
+ *   1        the cell was set: *value (may be NULL) gets the value
+ *   0        the cell was empty: nothing taken, *value untouched
+ *   -EBUSY   an initializer is running or waiters are queued (reported
+ *            as misuse; nothing changed)
+ *   -EINVAL  cell is NULL */
+URSA_API int ursa_once_take(ursa_once_cell_t *cell, void **value);
+
+/* Not a wait: destroys the cell as ursa_once_destroy does, but hands the
+ * value to the caller instead of the destructor. Tokio's
+ * OnceCell::into_inner. No call may race with it.
+ *   1        the cell was set: *value (may be NULL) gets the value; the
+ *            destructor is not called
+ *   0        the cell was empty: *value untouched
+ *   -EBUSY   an initializer is running or waiters are queued (reported
+ *            as misuse; nothing changed)
+ *   -EINVAL  cell is NULL */
+URSA_API int ursa_once_into_inner(ursa_once_cell_t *cell, void **value);
+
 /* Phase 1 (wait; there is no phase 2: nothing is held): returns the
  * value, running init_fn(arg, &v) in the caller if the cell is empty and
  * nobody initialises it, or waiting until `deadline` while another caller

@@ -39,27 +39,60 @@ int ursa_once_init(ursa_once_cell_t *cell, ursa_once_dtor_t dtor)
     return 0;
 }
 
-int ursa_once_destroy(ursa_once_cell_t *cell)
+/* Empties the cell for destroy, take and into_inner (which must not race
+ * with other calls): 1 and *v if it was set, 0 if empty, or -EBUSY
+ * (reported as `misuse`) while an initializer runs or waiters queue. */
+static int empty_out(ursa_once_cell_t *cell, void **v, const char *misuse)
 {
-    if (!cell)
-        return -EINVAL;
     ursa__spin_lock(&cell->lock);
     /* relaxed: every change of state happens under the lock. */
     uint32_t st = atomic_load_explicit(&cell->state, memory_order_relaxed);
     if (st == URSA__ONCE_RUNNING || cell->init_head || cell->wait_head) {
         ursa__spin_unlock(&cell->lock);
-        ursa__report_misuse("once cell destroyed while initialised or waited on", NULL);
+        ursa__report_misuse(misuse, NULL);
         return -EBUSY;
     }
-    void *v = cell->value;
+    *v = cell->value;
     cell->value = NULL;
-    /* relaxed: destroy must not race with other calls; the lock orders the
-     * rest. */
+    /* relaxed: no call races with these; the lock orders the rest. */
     atomic_store_explicit(&cell->state, URSA__ONCE_EMPTY, memory_order_relaxed);
     ursa__spin_unlock(&cell->lock);
-    if (st == URSA__ONCE_SET && cell->dtor)
+    return st == URSA__ONCE_SET;
+}
+
+int ursa_once_destroy(ursa_once_cell_t *cell)
+{
+    if (!cell)
+        return -EINVAL;
+    void *v;
+    int rc = empty_out(cell, &v, "once cell destroyed while initialised or waited on");
+    if (rc < 0)
+        return rc;
+    if (rc == 1 && cell->dtor)
         cell->dtor(v);
     return 0;
+}
+
+int ursa_once_take(ursa_once_cell_t *cell, void **value)
+{
+    if (!cell)
+        return -EINVAL;
+    void *v;
+    int rc = empty_out(cell, &v, "once cell taken while initialised or waited on");
+    if (rc == 1 && value)
+        *value = v;
+    return rc;
+}
+
+int ursa_once_into_inner(ursa_once_cell_t *cell, void **value)
+{
+    if (!cell)
+        return -EINVAL;
+    void *v;
+    int rc = empty_out(cell, &v, "once cell destroyed (into_inner) while initialised or waited on");
+    if (rc == 1 && value)
+        *value = v;
+    return rc;
 }
 
 static inline bool is_set(const ursa_once_cell_t *cell)
