@@ -65,6 +65,28 @@ URSA_API int ursa_sem_release(ursa_sem_permit_t *p);
  * permits (they are gone for good). Codes as ursa_sem_release. */
 URSA_API int ursa_sem_permit_forget(ursa_sem_permit_t *p);
 
+/* Phase 2 (hold): splits n of p's permits off into a new hold, *out
+ * (Tokio's SemaphorePermit::split). p keeps the rest, possibly none: a
+ * permit of 0 is still a hold, to be released (returning nothing). *out
+ * belongs to the caller and reports, if leaked, p's acquire site.
+ *   0        *out holds n permits, p holds n fewer
+ *   -EINVAL  NULL, out == p, out already holds, n is 0 or more than p
+ *            holds, or p holds nothing (reported as misuse)
+ *   -EPERM   p belongs to another task or thread
+ *   -ENOMEM  the caller's ledger could not grow
+ * On an error nothing changed. */
+URSA_API int ursa_sem_permit_split(ursa_sem_permit_t *p, uint64_t n,
+                                   ursa_sem_permit_t *out) URSA_NODISCARD;
+
+/* Phase 2 (hold): moves every permit of `from` into p, two permits of the
+ * same semaphore (Tokio's SemaphorePermit::merge); from is discharged.
+ *   0        p holds both counts; from holds nothing
+ *   -EINVAL  NULL, p == from, either holds nothing (reported as misuse),
+ *            or they are permits of different semaphores
+ *   -EPERM   p or from belongs to another task or thread
+ * On an error nothing changed. */
+URSA_API int ursa_sem_permit_merge(ursa_sem_permit_t *p, ursa_sem_permit_t *from) URSA_NODISCARD;
+
 /* Phase 2 (hold): the scope-exit release for URSA_SCOPED(sem_permit, p):
  * releases if held, does nothing if empty. */
 URSA_API void ursa_sem_permit_cleanup(ursa_sem_permit_t *p);

@@ -90,6 +90,49 @@ int ursa_sem_permit_forget(ursa_sem_permit_t *p)
     return discharge(p, true);
 }
 
+int ursa_sem_permit_split(ursa_sem_permit_t *p, uint64_t n, ursa_sem_permit_t *out)
+{
+    if (!p || !out || out == p || out->sem || n == 0)
+        return -EINVAL;
+    int rc = ursa__hold_check(p->sem ? &p->ob : NULL,
+                              "semaphore permit split after its release (or never acquired)");
+    if (rc)
+        return rc;
+    if (n > p->n)
+        return -EINVAL;
+    /* out is a hold of its own, acquired where p was. */
+    if (ursa__oblig_take(&ursa__ctx()->ledger, &out->ob, &permit_kind, p->ob.site, p->sem, n))
+        return -ENOMEM;
+    out->sem = p->sem;
+    out->n = n;
+    p->n -= n;
+    ursa__oblig_set_n(&p->ob, p->n); /* a leak of p now returns only the rest */
+    return 0;
+}
+
+int ursa_sem_permit_merge(ursa_sem_permit_t *p, ursa_sem_permit_t *from)
+{
+    if (!p || !from || p == from)
+        return -EINVAL;
+    const char *misuse = "semaphore permit merged after its release (or never acquired)";
+    int rc = ursa__hold_check(p->sem ? &p->ob : NULL, misuse);
+    if (rc == 0)
+        rc = ursa__hold_check(from->sem ? &from->ob : NULL, misuse);
+    if (rc)
+        return rc;
+    if (p->sem != from->sem)
+        return -EINVAL;
+    /* Checked above: from is the caller's (or disowned), so this succeeds. */
+    rc = ursa__hold_discharge(&from->ob, true, misuse, NULL);
+    if (rc)
+        return rc;
+    p->n += from->n; /* both counted in the semaphore's total: <= URSA_SEM_MAX */
+    ursa__oblig_set_n(&p->ob, p->n);
+    from->sem = NULL;
+    from->n = 0;
+    return 0;
+}
+
 static void leaked_release(void *sem, uint64_t n)
 {
     ursa__sema_release(&((ursa_sem_t *)sem)->sema, n);
