@@ -1,19 +1,3 @@
 // The public layouts as a C++ translation unit sees them.
-#include <ursa.h>
-#include <ursa/lease.h>
-
-#include "layout_types.h"
-
-#define TYPE_ROW(T) {#T, sizeof(T), alignof(T)},
-#define FIELD_ROW(T, f) {#T "." #f, offsetof(T, f), 0},
-#define OPAQUE_NAMED(T) typedef T *T##_is_declared;
-
-OPAQUE_TYPES(OPAQUE_NAMED)
-
-static const layout_row_t rows[] = {LAYOUT_TYPES(TYPE_ROW) LAYOUT_FIELDS(FIELD_ROW)};
-
-const layout_row_t *layout_as_cxx(size_t *n)
-{
-    *n = sizeof rows / sizeof rows[0];
-    return rows;
-}
+#define LAYOUT_FN layout_as_cxx
+#include "layout_rows.h"
