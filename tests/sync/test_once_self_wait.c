@@ -49,7 +49,7 @@ static void check(const probe_t *p)
     assert_int_equal(p->get, -EAGAIN);
 }
 
-static void self_wait_on_a_thread_is_edeadlk(void **state)
+static void test_once_self_wait_on_a_thread_is_edeadlk(void **state)
 {
     (void)state;
     probe_t p;
@@ -57,7 +57,7 @@ static void self_wait_on_a_thread_is_edeadlk(void **state)
     check(&p);
 }
 
-static void self_wait_in_a_task_is_edeadlk(void **state)
+static void test_once_self_wait_in_a_task_is_edeadlk(void **state)
 {
     (void)state;
     probe_t p;
@@ -65,11 +65,5 @@ static void self_wait_in_a_task_is_edeadlk(void **state)
     check(&p);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(self_wait_on_a_thread_is_edeadlk),
-        cmocka_unit_test(self_wait_in_a_task_is_edeadlk),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TEST_MAIN(cmocka_unit_test(test_once_self_wait_on_a_thread_is_edeadlk),
+          cmocka_unit_test(test_once_self_wait_in_a_task_is_edeadlk))

@@ -8,7 +8,7 @@
 
 #include "raw_waker.h"
 
-static void enable_twice_is_refused_and_disable_unqueues(void **state)
+static void test_notify_enable_twice_is_refused_and_disable_unqueues(void **state)
 {
     (void)state;
     ursa_notify_t n;
@@ -20,7 +20,7 @@ static void enable_twice_is_refused_and_disable_unqueues(void **state)
     assert_int_equal(ursa_notify_destroy(&n), 0);     /* nothing left queued */
 }
 
-static void enable_twice_loses_no_notification(void **state)
+static void test_notify_enable_twice_loses_no_notification(void **state)
 {
     (void)state;
     ursa_notify_t n;
@@ -39,7 +39,7 @@ static void enable_twice_loses_no_notification(void **state)
     assert_int_equal(ursa_notify_destroy(&n), 0);
 }
 
-static void enable_of_notified_node_keeps_its_notification(void **state)
+static void test_notify_enable_of_notified_node_keeps_its_notification(void **state)
 {
     (void)state;
     ursa_notify_t n;
@@ -53,7 +53,7 @@ static void enable_of_notified_node_keeps_its_notification(void **state)
     assert_int_equal(ursa_notify_destroy(&n), 0);
 }
 
-static void enable_on_a_second_notify_is_refused(void **state)
+static void test_notify_enable_on_a_second_notify_is_refused(void **state)
 {
     (void)state;
     ursa_notify_t n1, n2;
@@ -71,7 +71,7 @@ static void enable_on_a_second_notify_is_refused(void **state)
     assert_int_equal(ursa_notify_destroy(&n2), 0);
 }
 
-static void raw_started_node_is_refused(void **state)
+static void test_notify_raw_started_node_is_refused(void **state)
 {
     (void)state;
     ursa_notify_t n;
@@ -88,7 +88,7 @@ static void raw_started_node_is_refused(void **state)
     assert_int_equal(ursa_notify_destroy(&n), 0);
 }
 
-static void ended_node_can_be_enabled_again(void **state)
+static void test_notify_ended_node_can_be_enabled_again(void **state)
 {
     (void)state;
     ursa_notify_t n;
@@ -117,15 +117,9 @@ static void ended_node_can_be_enabled_again(void **state)
     assert_int_equal(ursa_notify_destroy(&n), 0);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(enable_twice_is_refused_and_disable_unqueues),
-        cmocka_unit_test(enable_twice_loses_no_notification),
-        cmocka_unit_test(enable_of_notified_node_keeps_its_notification),
-        cmocka_unit_test(enable_on_a_second_notify_is_refused),
-        cmocka_unit_test(raw_started_node_is_refused),
-        cmocka_unit_test(ended_node_can_be_enabled_again),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TEST_MAIN(cmocka_unit_test(test_notify_enable_twice_is_refused_and_disable_unqueues),
+          cmocka_unit_test(test_notify_enable_twice_loses_no_notification),
+          cmocka_unit_test(test_notify_enable_of_notified_node_keeps_its_notification),
+          cmocka_unit_test(test_notify_enable_on_a_second_notify_is_refused),
+          cmocka_unit_test(test_notify_raw_started_node_is_refused),
+          cmocka_unit_test(test_notify_ended_node_can_be_enabled_again))

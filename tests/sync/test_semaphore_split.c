@@ -6,7 +6,7 @@
 
 #include "raw_checks.h"
 
-static void split_moves_permits_into_a_new_hold(void **state)
+static void test_sem_split_moves_permits_into_a_new_hold(void **state)
 {
     (void)state;
     ursa_sem_t s;
@@ -28,7 +28,7 @@ static void split_moves_permits_into_a_new_hold(void **state)
     assert_int_equal(ursa_sem_destroy(&s), 0);
 }
 
-static void split_of_every_permit_leaves_an_empty_hold(void **state)
+static void test_sem_split_of_every_permit_leaves_an_empty_hold(void **state)
 {
     (void)state;
     ursa_sem_t s;
@@ -46,7 +46,7 @@ static void split_of_every_permit_leaves_an_empty_hold(void **state)
     assert_int_equal(ursa_sem_destroy(&s), 0);
 }
 
-static void split_errors_change_nothing(void **state)
+static void test_sem_split_errors_change_nothing(void **state)
 {
     (void)state;
     ursa_sem_t s;
@@ -74,7 +74,7 @@ static void split_errors_change_nothing(void **state)
     assert_int_equal(ursa_sem_destroy(&s), 0);
 }
 
-static void merge_moves_every_permit(void **state)
+static void test_sem_merge_moves_every_permit(void **state)
 {
     (void)state;
     ursa_sem_t s;
@@ -95,7 +95,7 @@ static void merge_moves_every_permit(void **state)
     assert_int_equal(ursa_sem_destroy(&s), 0);
 }
 
-static void merge_errors_change_nothing(void **state)
+static void test_sem_merge_errors_change_nothing(void **state)
 {
     (void)state;
     ursa_sem_t s, t;
@@ -141,7 +141,7 @@ static void *use_foreign(void *arg)
     return ursa_sem_release(&mine) == 0 ? NULL : "release";
 }
 
-static void another_owners_permit_is_eperm(void **state)
+static void test_sem_another_owners_permit_is_eperm(void **state)
 {
     (void)state;
     ursa_sem_t s;
@@ -188,7 +188,7 @@ static void *leak_root(void *arg)
     return res;
 }
 
-static void leak_after_split_and_merge_returns_exactly_what_is_held(void **state)
+static void test_sem_leak_after_split_and_merge_returns_exactly_what_is_held(void **state)
 {
     (void)state;
     ursa_sem_t s;
@@ -227,7 +227,7 @@ static void *churn_root(void *arg)
     return mine ? mine : theirs;
 }
 
-static void split_and_merge_under_contention_keep_the_count(void **state)
+static void test_sem_split_and_merge_under_contention_keep_the_count(void **state)
 {
     (void)state;
     ursa_sem_t s;
@@ -242,20 +242,11 @@ static void split_and_merge_under_contention_keep_the_count(void **state)
     assert_int_equal(ursa_sem_destroy(&s), 0);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(split_moves_permits_into_a_new_hold, setup, teardown),
-        cmocka_unit_test_setup_teardown(split_of_every_permit_leaves_an_empty_hold, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(split_errors_change_nothing, setup, teardown),
-        cmocka_unit_test_setup_teardown(merge_moves_every_permit, setup, teardown),
-        cmocka_unit_test_setup_teardown(merge_errors_change_nothing, setup, teardown),
-        cmocka_unit_test_setup_teardown(another_owners_permit_is_eperm, setup, teardown),
-        cmocka_unit_test_setup_teardown(leak_after_split_and_merge_returns_exactly_what_is_held,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(split_and_merge_under_contention_keep_the_count, setup,
-                                        teardown),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TEST_MAIN(LEAK_CHECKED(test_sem_split_moves_permits_into_a_new_hold),
+          LEAK_CHECKED(test_sem_split_of_every_permit_leaves_an_empty_hold),
+          LEAK_CHECKED(test_sem_split_errors_change_nothing),
+          LEAK_CHECKED(test_sem_merge_moves_every_permit),
+          LEAK_CHECKED(test_sem_merge_errors_change_nothing),
+          LEAK_CHECKED(test_sem_another_owners_permit_is_eperm),
+          LEAK_CHECKED(test_sem_leak_after_split_and_merge_returns_exactly_what_is_held),
+          LEAK_CHECKED(test_sem_split_and_merge_under_contention_keep_the_count))

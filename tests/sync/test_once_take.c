@@ -32,7 +32,7 @@ static int init_v3(void *arg, void **out)
     return 0;
 }
 
-static void take_moves_the_value_and_empties_the_cell(void **state)
+static void test_once_take_moves_the_value_and_empties_the_cell(void **state)
 {
     (void)state;
     ursa_once_cell_t cell;
@@ -51,7 +51,7 @@ static void take_moves_the_value_and_empties_the_cell(void **state)
     assert_ptr_equal(atomic_load(&dtor_last), &v2);
 }
 
-static void take_then_get_or_init_initialises_again(void **state)
+static void test_once_take_then_get_or_init_initialises_again(void **state)
 {
     (void)state;
     ursa_once_cell_t cell;
@@ -71,7 +71,7 @@ static void take_then_get_or_init_initialises_again(void **state)
     assert_int_equal(atomic_load(&dtor_calls), 1);
 }
 
-static void take_of_an_empty_cell_takes_nothing(void **state)
+static void test_once_take_of_an_empty_cell_takes_nothing(void **state)
 {
     (void)state;
     ursa_once_cell_t cell;
@@ -97,7 +97,7 @@ static int take_inside_init(void *arg, void **out)
     return 0;
 }
 
-static void take_while_an_initializer_runs_is_ebusy(void **state)
+static void test_once_take_while_an_initializer_runs_is_ebusy(void **state)
 {
     (void)state;
     ursa_once_cell_t cell;
@@ -110,7 +110,7 @@ static void take_while_an_initializer_runs_is_ebusy(void **state)
     assert_ptr_equal(atomic_load(&dtor_last), &v1);
 }
 
-static void take_with_waiters_queued_is_ebusy(void **state)
+static void test_once_take_with_waiters_queued_is_ebusy(void **state)
 {
     (void)state;
     ursa_once_cell_t cell;
@@ -132,7 +132,7 @@ static void take_with_waiters_queued_is_ebusy(void **state)
     assert_int_equal(atomic_load(&dtor_calls), 1);
 }
 
-static void waiters_after_take_get_the_next_value(void **state)
+static void test_once_waiters_after_take_get_the_next_value(void **state)
 {
     (void)state;
     ursa_once_cell_t cell;
@@ -152,7 +152,7 @@ static void waiters_after_take_get_the_next_value(void **state)
     assert_int_equal(atomic_load(&dtor_calls), 0);
 }
 
-static void into_inner_hands_over_instead_of_the_destructor(void **state)
+static void test_once_into_inner_hands_over_instead_of_the_destructor(void **state)
 {
     (void)state;
     ursa_once_cell_t cell;
@@ -211,7 +211,7 @@ static void *two_setters(void *arg)
     return mine ? mine : theirs;
 }
 
-static void take_rounds_between_tasks(void **state)
+static void test_once_take_rounds_between_tasks(void **state)
 {
     (void)state;
     round_trip_t rt = {0};
@@ -224,19 +224,11 @@ static void take_rounds_between_tasks(void **state)
     assert_int_equal(atomic_load(&dtor_calls), 0);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(take_moves_the_value_and_empties_the_cell, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(take_then_get_or_init_initialises_again, setup, teardown),
-        cmocka_unit_test_setup_teardown(take_of_an_empty_cell_takes_nothing, setup, teardown),
-        cmocka_unit_test_setup_teardown(take_while_an_initializer_runs_is_ebusy, setup, teardown),
-        cmocka_unit_test_setup_teardown(take_with_waiters_queued_is_ebusy, setup, teardown),
-        cmocka_unit_test_setup_teardown(waiters_after_take_get_the_next_value, setup, teardown),
-        cmocka_unit_test_setup_teardown(into_inner_hands_over_instead_of_the_destructor, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(take_rounds_between_tasks, setup, teardown),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TEST_MAIN(LEAK_CHECKED(test_once_take_moves_the_value_and_empties_the_cell),
+          LEAK_CHECKED(test_once_take_then_get_or_init_initialises_again),
+          LEAK_CHECKED(test_once_take_of_an_empty_cell_takes_nothing),
+          LEAK_CHECKED(test_once_take_while_an_initializer_runs_is_ebusy),
+          LEAK_CHECKED(test_once_take_with_waiters_queued_is_ebusy),
+          LEAK_CHECKED(test_once_waiters_after_take_get_the_next_value),
+          LEAK_CHECKED(test_once_into_inner_hands_over_instead_of_the_destructor),
+          LEAK_CHECKED(test_once_take_rounds_between_tasks))

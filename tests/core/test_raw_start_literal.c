@@ -13,7 +13,7 @@ static void count_wake(void *ctx)
     atomic_fetch_add((_Atomic int *)ctx, 1);
 }
 
-static void mutex_literal(void **state)
+static void test_mutex_start_takes_a_waker_literal(void **state)
 {
     (void)state;
     ursa_mutex_t m;
@@ -31,7 +31,7 @@ static void mutex_literal(void **state)
     assert_int_equal(ursa_mutex_destroy(&m), 0);
 }
 
-static void rwlock_read_literal(void **state)
+static void test_rwlock_read_start_takes_a_waker_literal(void **state)
 {
     (void)state;
     ursa_rwlock_t rw;
@@ -50,7 +50,7 @@ static void rwlock_read_literal(void **state)
     assert_int_equal(ursa_rwlock_destroy(&rw), 0);
 }
 
-static void rwlock_write_literal(void **state)
+static void test_rwlock_write_start_takes_a_waker_literal(void **state)
 {
     (void)state;
     ursa_rwlock_t rw;
@@ -69,7 +69,7 @@ static void rwlock_write_literal(void **state)
     assert_int_equal(ursa_rwlock_destroy(&rw), 0);
 }
 
-static void semaphore_literal(void **state)
+static void test_semaphore_start_takes_a_waker_literal(void **state)
 {
     (void)state;
     ursa_sem_t s;
@@ -87,7 +87,7 @@ static void semaphore_literal(void **state)
     assert_int_equal(ursa_sem_destroy(&s), 0);
 }
 
-static void barrier_literal(void **state)
+static void test_barrier_start_takes_a_waker_literal(void **state)
 {
     (void)state;
     ursa_barrier_t b;
@@ -108,7 +108,7 @@ static void barrier_literal(void **state)
     assert_int_equal(ursa_barrier_destroy(&b), 0);
 }
 
-static void event_literal(void **state)
+static void test_event_start_takes_a_waker_literal(void **state)
 {
     (void)state;
     ursa_event_t e;
@@ -123,7 +123,7 @@ static void event_literal(void **state)
     assert_int_equal(ursa_event_destroy(&e), 0);
 }
 
-static void notify_literal(void **state)
+static void test_notify_start_takes_a_waker_literal(void **state)
 {
     (void)state;
     ursa_notify_t n;
@@ -138,7 +138,7 @@ static void notify_literal(void **state)
     assert_int_equal(ursa_notify_destroy(&n), 0);
 }
 
-static void once_literal(void **state)
+static void test_once_start_takes_a_waker_literal(void **state)
 {
     (void)state;
     ursa_once_cell_t cell;
@@ -156,7 +156,7 @@ static void once_literal(void **state)
     assert_int_equal(ursa_once_destroy(&cell), 0);
 }
 
-static void oneshot_recv_literal(void **state)
+static void test_oneshot_recv_start_takes_a_waker_literal(void **state)
 {
     (void)state;
     ursa_oneshot_t os;
@@ -173,7 +173,7 @@ static void oneshot_recv_literal(void **state)
     assert_int_equal(ursa_oneshot_destroy(&os), 0);
 }
 
-static void oneshot_closed_literal(void **state)
+static void test_oneshot_closed_start_takes_a_waker_literal(void **state)
 {
     (void)state;
     ursa_oneshot_t os;
@@ -188,7 +188,7 @@ static void oneshot_closed_literal(void **state)
     assert_int_equal(ursa_oneshot_destroy(&os), 0);
 }
 
-static void broadcast_recv_literal(void **state)
+static void test_broadcast_recv_start_takes_a_waker_literal(void **state)
 {
     (void)state;
     ursa_broadcast_tx_t *tx;
@@ -209,15 +209,14 @@ static void broadcast_recv_literal(void **state)
     assert_int_equal(ursa_broadcast_sender_drop(tx), 0);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(mutex_literal),          cmocka_unit_test(rwlock_read_literal),
-        cmocka_unit_test(rwlock_write_literal),   cmocka_unit_test(semaphore_literal),
-        cmocka_unit_test(barrier_literal),        cmocka_unit_test(event_literal),
-        cmocka_unit_test(notify_literal),         cmocka_unit_test(once_literal),
-        cmocka_unit_test(oneshot_recv_literal),   cmocka_unit_test(oneshot_closed_literal),
-        cmocka_unit_test(broadcast_recv_literal),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TEST_MAIN(cmocka_unit_test(test_mutex_start_takes_a_waker_literal),
+          cmocka_unit_test(test_rwlock_read_start_takes_a_waker_literal),
+          cmocka_unit_test(test_rwlock_write_start_takes_a_waker_literal),
+          cmocka_unit_test(test_semaphore_start_takes_a_waker_literal),
+          cmocka_unit_test(test_barrier_start_takes_a_waker_literal),
+          cmocka_unit_test(test_event_start_takes_a_waker_literal),
+          cmocka_unit_test(test_notify_start_takes_a_waker_literal),
+          cmocka_unit_test(test_once_start_takes_a_waker_literal),
+          cmocka_unit_test(test_oneshot_recv_start_takes_a_waker_literal),
+          cmocka_unit_test(test_oneshot_closed_start_takes_a_waker_literal),
+          cmocka_unit_test(test_broadcast_recv_start_takes_a_waker_literal))
