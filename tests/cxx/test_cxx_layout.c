@@ -7,7 +7,7 @@
 #include "cxx_use.h"
 #include "layout_types.h"
 
-static void layouts_match_between_c_and_cxx(void **state)
+static void test_cxx_layouts_match_between_c_and_cxx(void **state)
 {
     (void)state;
     size_t nc, ncxx;
@@ -27,7 +27,7 @@ static void layouts_match_between_c_and_cxx(void **state)
 }
 
 #define CXX_CHECK(name)                                                                            \
-    static void name##_from_cxx(void **state)                                                      \
+    static void test_##name(void **state)                                                          \
     {                                                                                              \
         (void)state;                                                                               \
         const char *msg = name();                                                                  \
@@ -41,7 +41,7 @@ CXX_CHECK(cxx_typed_wrappers)
 CXX_CHECK(cxx_once_cell_init)
 CXX_CHECK(cxx_tasks)
 
-static void version_agrees_between_c_and_cxx(void **state)
+static void test_cxx_version_agrees_between_c_and_cxx(void **state)
 {
     (void)state;
     assert_int_equal(ursa_version(), URSA_VERSION);
@@ -51,17 +51,8 @@ static void version_agrees_between_c_and_cxx(void **state)
     assert_int_equal(URSA_VERSION % 1000u, URSA_VERSION_PATCH);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(layouts_match_between_c_and_cxx),
-        cmocka_unit_test(cxx_scoped_releases_from_cxx),
-        cmocka_unit_test(cxx_scoped_unwinds_from_cxx),
-        cmocka_unit_test(cxx_raw_start_braced_from_cxx),
-        cmocka_unit_test(cxx_typed_wrappers_from_cxx),
-        cmocka_unit_test(cxx_once_cell_init_from_cxx),
-        cmocka_unit_test(cxx_tasks_from_cxx),
-        cmocka_unit_test(version_agrees_between_c_and_cxx),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TEST_MAIN(cmocka_unit_test(test_cxx_layouts_match_between_c_and_cxx),
+          cmocka_unit_test(test_cxx_scoped_releases), cmocka_unit_test(test_cxx_scoped_unwinds),
+          cmocka_unit_test(test_cxx_raw_start_braced), cmocka_unit_test(test_cxx_typed_wrappers),
+          cmocka_unit_test(test_cxx_once_cell_init), cmocka_unit_test(test_cxx_tasks),
+          cmocka_unit_test(test_cxx_version_agrees_between_c_and_cxx))
