@@ -256,6 +256,10 @@ typedef struct plain_timeout {
 } plain_timeout_t;
 
 /* On a plain thread, with a store opened there: no agent. */
+/* Long enough for the request to reach the server on a loaded machine
+ * (600 ms was not: the deadline passed before the thread sent it). */
+#define PLAIN_DEADLINE URSA_SEC(2)
+
 static void *plain_acquirer(void *arg)
 {
     plain_timeout_t *p = arg;
@@ -263,7 +267,7 @@ static void *plain_acquirer(void *arg)
     if (!b)
         return NULL;
     ursa_lease_t l = {0};
-    p->rc = ursa_lease_acquire(b, "stage5", TTL_LONG, &l, in(URSA_MSEC(600)));
+    p->rc = ursa_lease_acquire(b, "stage5", TTL_LONG, &l, in(PLAIN_DEADLINE));
     if (p->rc == 0)
         (void)ursa_lease_release(&l);
     p->close_rc = ursa_lease_store_close(b);
@@ -290,9 +294,9 @@ static void *timeout_in_flight_body(void *arg)
     pthread_t pt;
     CHECK_EQ(pthread_create(&pt, NULL, plain_acquirer, &p), 0);
     CHECK(server_shows("wait_event_type = 'Lock' AND query LIKE 'WITH prev%'", 1));
-    /* Past its 600 ms deadline (counted from before it sent the request)
-     * and past the holder's server-side expiry: */
-    CHECK_EQ(ursa_sleep_for(URSA_MSEC(700)), 0);
+    /* Past its deadline (counted from before it sent the request) and past
+     * the holder's server-side expiry: */
+    CHECK_EQ(ursa_sleep_for(PLAIN_DEADLINE + URSA_MSEC(100)), 0);
     CHECK(server_shows_row("SELECT count(*) FROM ursa_lease WHERE name = 'stage5' "
                            "AND expires_at <= clock_timestamp()"));
     pgt_unblock(blocker);
