@@ -37,7 +37,7 @@ static void *pending_reader(void *arg)
 {
     pipe_res_t *p = arg;
     atomic_store(&p->reader_started, 1);
-    p->pending_rc = ursa_read(p->fd[0], p->pending_buf, sizeof p->pending_buf, -1, in_ms(5000));
+    p->pending_rc = ursa_read(p->fd[0], p->pending_buf, sizeof p->pending_buf, -1, test_guard_deadline());
     return NULL;
 }
 
@@ -61,8 +61,8 @@ static void *pipe_root(void *arg)
     if (!yield_until(&p->reader_started))
         return R(-2);
     (void)ursa_sleep_for(URSA_MSEC(10)); /* the read is parked in the ring */
-    p->writer_rc = ursa_write(p->fd[1], "ping", 4, -1, in_ms(5000));
-    if (ursa_task_join(t, NULL, ursa_deadline_in(URSA_SEC(10))) != 0)
+    p->writer_rc = ursa_write(p->fd[1], "ping", 4, -1, test_guard_deadline());
+    if (ursa_task_join(t, NULL, test_guard_deadline()) != 0)
         return R(-3);
 
     /* URSA_NOW with data ready: the data. */
@@ -71,7 +71,7 @@ static void *pipe_root(void *arg)
     p->now_ready_rc = ursa_read(p->fd[0], p->now_ready_buf, sizeof p->now_ready_buf, -1, URSA_NOW);
 
     /* ursa_write on a pipe. */
-    p->write_rc = ursa_write(p->fd[1], "written", 7, -1, in_ms(5000));
+    p->write_rc = ursa_write(p->fd[1], "written", 7, -1, test_guard_deadline());
     p->write_back_rc = read(p->fd[0], p->write_back, sizeof p->write_back);
     return NULL;
 }
@@ -132,7 +132,18 @@ typedef struct cancel_res {
     int race_lost, race_dup;
     int race_by_reader, race_left_in_pipe;
     ssize_t tail_rc;
+    /* Where cancel_root gave up, for the failure message. */
+    int fail_round;
+    long fail_rc;
 } cancel_res_t;
+
+/* cancel_root's early exit: records the round and the call's code. */
+static void *cancel_fail(cancel_res_t *r, int step, int round, long rc)
+{
+    r->fail_round = round;
+    r->fail_rc = rc;
+    return R(step);
+}
 
 static void *cancel_root(void *arg)
 {
@@ -145,22 +156,25 @@ static void *cancel_root(void *arg)
         memset(&c, 0, sizeof c);
         c.fd[0] = r->fd[0];
         ursa_task_t *t = NULL;
-        if (ursa_spawn(&t, blocked_reader, &c, &(ursa_spawn_opts_t){.worker = r->reader_worker}))
-            return R(-1);
+        int rc = ursa_spawn(&t, blocked_reader, &c, &(ursa_spawn_opts_t){.worker = r->reader_worker});
+        if (rc)
+            return cancel_fail(r, -1, i, rc);
         if (!yield_until(&c.started))
-            return R(-2);
+            return cancel_fail(r, -2, i, 0);
         (void)ursa_sleep_for(URSA_MSEC(1)); /* parked in the ring */
         r->cancel_rc[i] = ursa_task_cancel(t);
-        if (ursa_task_join(t, NULL, ursa_deadline_in(URSA_SEC(5))) != 0)
-            return R(-3);
+        rc = ursa_task_join(t, NULL, test_guard_deadline());
+        if (rc)
+            return cancel_fail(r, -3, i, rc);
         r->reader_rc[i] = c.rc;
         r->reader_cancelled[i] = c.cancelled;
         /* The pipe still works, and the cancelled read took nothing. */
         char msg[32], got[32];
         int len = snprintf(msg, sizeof msg, "later-%d", i);
-        if (ursa_write(r->fd[1], msg, (size_t)len, -1, in_ms(5000)) != len)
-            return R(-4);
-        r->after_rc[i] = ursa_read(r->fd[0], got, sizeof got, -1, in_ms(5000));
+        ssize_t wrc = ursa_write(r->fd[1], msg, (size_t)len, -1, test_guard_deadline());
+        if (wrc != len)
+            return cancel_fail(r, -4, i, wrc);
+        r->after_rc[i] = ursa_read(r->fd[0], got, sizeof got, -1, test_guard_deadline());
         r->after_ok[i] = r->after_rc[i] == len && memcmp(got, msg, (size_t)len) == 0;
     }
 
@@ -171,10 +185,11 @@ static void *cancel_root(void *arg)
         memset(&c, 0, sizeof c);
         c.fd[0] = r->fd[0];
         ursa_task_t *t = NULL;
-        if (ursa_spawn(&t, blocked_reader, &c, &(ursa_spawn_opts_t){.worker = r->reader_worker}))
-            return R(-5);
+        int rc = ursa_spawn(&t, blocked_reader, &c, &(ursa_spawn_opts_t){.worker = r->reader_worker});
+        if (rc)
+            return cancel_fail(r, -5, i, rc);
         if (!yield_until(&c.started))
-            return R(-6);
+            return cancel_fail(r, -6, i, 0);
         if (i % 2)
             (void)ursa_yield();
         char b = (char)('A' + i % 26);
@@ -183,17 +198,18 @@ static void *cancel_root(void *arg)
          * another worker). */
         if (i % 3 == 0) {
             if (write(r->fd[1], &b, 1) != 1)
-                return R(-7);
+                return cancel_fail(r, -7, i, -errno);
             (void)ursa_task_cancel(t);
         } else {
             (void)ursa_task_cancel(t);
             if (i % 3 == 2)
                 (void)ursa_sleep_for(URSA_USEC(200));
             if (write(r->fd[1], &b, 1) != 1)
-                return R(-7);
+                return cancel_fail(r, -7, i, -errno);
         }
-        if (ursa_task_join(t, NULL, ursa_deadline_in(URSA_SEC(5))) != 0)
-            return R(-8);
+        rc = ursa_task_join(t, NULL, test_guard_deadline());
+        if (rc)
+            return cancel_fail(r, -8, i, rc);
         char left[8];
         ssize_t n = ursa_read(r->fd[0], left, sizeof left, -1, URSA_NOW);
         int seen = (c.rc == 1 && c.buf[0] == b) + (n == 1 && left[0] == b);
@@ -219,7 +235,10 @@ static void test_io_cancelled_read_takes_nothing_and_a_racing_byte_is_kept_once(
         assert_non_null(r);
         make_pipe(r->fd);
         r->reader_worker = (int)workers - 1;
-        assert_null(test_run(workers, cancel_root, r));
+        void *res = test_run(workers, cancel_root, r);
+        if (res)
+            fail_msg("cancel_root, %u workers: step %d failed in round %d (code %ld)", workers,
+                     (int)I(res), r->fail_round, r->fail_rc);
         close_pipe(r->fd);
         int rounds = (int)test_scale(CANCEL_ROUNDS);
         if (rounds > CANCEL_ROUNDS)
@@ -272,7 +291,7 @@ static void *full_root(void *arg)
         got += (size_t)n;
     }
     f->drained = (ssize_t)got;
-    f->ok_rc = ursa_write(f->fd[1], "Z", 1, -1, in_ms(1000));
+    f->ok_rc = ursa_write(f->fd[1], "Z", 1, -1, test_guard_deadline());
     return NULL;
 }
 
@@ -320,11 +339,11 @@ typedef struct file_res {
 static void *file_root(void *arg)
 {
     file_res_t *f = arg;
-    f->rc_mid = ursa_read(f->fd, f->mid, 4, 10, in_ms(5000));
-    f->rc_start = ursa_read(f->fd, f->start, 4, 0, in_ms(5000));
-    f->rc_eof = ursa_read(f->fd, f->eof, 4, 1000, in_ms(5000));
-    f->rc_write = ursa_write(f->fd, "xy", 2, 3, in_ms(5000));
-    f->rc_after = ursa_read(f->fd, f->after, 8, 0, in_ms(5000));
+    f->rc_mid = ursa_read(f->fd, f->mid, 4, 10, test_guard_deadline());
+    f->rc_start = ursa_read(f->fd, f->start, 4, 0, test_guard_deadline());
+    f->rc_eof = ursa_read(f->fd, f->eof, 4, 1000, test_guard_deadline());
+    f->rc_write = ursa_write(f->fd, "xy", 2, 3, test_guard_deadline());
+    f->rc_after = ursa_read(f->fd, f->after, 8, 0, test_guard_deadline());
     return NULL;
 }
 
@@ -370,7 +389,7 @@ static void *huge_root(void *arg)
     huge_res_t *h = arg;
     if (write(h->fd[1], "hello", 5) != 5)
         return R(-1);
-    h->read_rc = ursa_read(h->fd[0], h->big, h->len, -1, in_ms(2000));
+    h->read_rc = ursa_read(h->fd[0], h->big, h->len, -1, test_guard_deadline());
     h->read_ok = h->read_rc == 5 && memcmp(h->big, "hello", 5) == 0;
     h->write_rc = ursa_write(h->fd[1], h->big, h->len, -1, in_ms(100));
     return NULL;
@@ -417,8 +436,8 @@ static void plain_io(plain_res_t *p)
     ursa_time_t t0 = mono_ns();
     p->timeout_rc = ursa_read(p->fd[0], buf, sizeof buf, -1, in_ms(10));
     p->timeout_elapsed = mono_ns() - t0;
-    p->write_rc = ursa_write(p->fd[1], "plain", 5, -1, in_ms(1000));
-    p->data_rc = ursa_read(p->fd[0], p->data, sizeof p->data, -1, in_ms(1000));
+    p->write_rc = ursa_write(p->fd[1], "plain", 5, -1, test_guard_deadline());
+    p->data_rc = ursa_read(p->fd[0], p->data, sizeof p->data, -1, test_guard_deadline());
 }
 
 static void *plain_thread(void *arg)

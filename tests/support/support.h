@@ -35,15 +35,34 @@ static inline ursa_time_t mono_ns(void)
     return (ursa_time_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* In a task: yields until *flag is set; false if it took absurdly long. */
+/* How long a test waits for something that must happen before it calls
+ * it lost: a hang guard, never a speed check (a loaded machine may take
+ * long, only a bug takes forever). 20 s of real time, longer when
+ * URSA_TEST_SCALE raises the work. */
+static inline ursa_time_t test_hang_guard(void)
+{
+    long pct = test_scale(100);
+    return URSA_SEC(20) * (pct > 100 ? pct : 100) / 100;
+}
+
+/* A deadline test_hang_guard() from now (virtual time in a deterministic
+ * runtime). */
+static inline ursa_time_t test_guard_deadline(void)
+{
+    return ursa_deadline_in(test_hang_guard());
+}
+
+/* In a task: yields until *flag is set; false after test_hang_guard() of
+ * real time (another worker's thread may wait long for a CPU). */
 static inline bool yield_until(atomic_int *flag)
 {
-    for (long i = 0; i < 1000000; i++) {
-        if (atomic_load(flag))
-            return true;
+    ursa_time_t give_up = mono_ns() + test_hang_guard();
+    while (!atomic_load(flag)) {
+        if (mono_ns() > give_up)
+            return false;
         (void)ursa_yield();
     }
-    return false;
+    return true;
 }
 
 /* Seeds per deterministic scenario, scaled the same way. */
