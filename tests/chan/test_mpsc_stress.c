@@ -428,13 +428,11 @@ static void test_mpsc_recv_deadline_holds_with_a_sender_stalled_mid_copy(void **
         assert_int_equal(pthread_create(&s, NULL, stalled_sender, &st), 0);
         uffd_hold_wait_fault(&hold); /* claimed, inside its copy */
         uint64_t v;
-        ursa_time_t t0 = ursa_now();
+        /* The sender stays stalled until the test releases it below: a
+         * receive that waited for it would never return. */
         assert_int_equal(ursa_mpsc_recv(&rx, &v, ursa_deadline_in(URSA_MSEC(20))), -ETIMEDOUT);
-        assert_true(ursa_now() - t0 < URSA_SEC(2));
         ursa_wait_t w;
-        t0 = ursa_now();
         int rc = ursa_mpsc_recv_start(&rx, &w, (ursa_waker_t){nop_waker, NULL});
-        assert_true(ursa_now() - t0 < URSA_SEC(2)); /* the raw start does not block */
         if (rc == 0)
             assert_int_equal(ursa_mpsc_recv_finish(&rx, &w, &v), -EAGAIN);
         else

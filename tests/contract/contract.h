@@ -85,8 +85,8 @@ const char *contract_nothing_to_release(void *f, void *hold);
 
 /* What a try finds at the end, when w1 and w2 (0 or 1) got the grant. */
 int contract_left(const contract_row_t *r, int w1, int w2);
-/* Polls (yields, then sleeps) until n waiters are queued; false after 20 s.
- * Rows that cannot tell: a few yields and a short sleep. */
+/* Polls (yields, then sleeps) until n waiters are queued; false after the
+ * hang guard. Rows that cannot tell: a few yields and a short sleep. */
 bool contract_wait_queued(const contract_row_t *r, void *f, int n);
 
 /* The hold is set (a row with holds() only). */

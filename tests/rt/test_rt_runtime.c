@@ -211,7 +211,7 @@ static void test_rt_free_other_runtime_from_task(void **state)
 static void *join_handle_root(void *arg)
 {
     void *v = R(-1);
-    int rc = ursa_task_join(*(ursa_task_t **)arg, &v, ursa_deadline_in(URSA_SEC(10)));
+    int rc = ursa_task_join(*(ursa_task_t **)arg, &v, test_guard_deadline());
     return rc ? R(rc) : v;
 }
 
@@ -276,7 +276,7 @@ static void *leftover_root(void *arg)
     if (ursa_spawn(NULL, leftover_sleep, l, &o0) || ursa_spawn(NULL, leftover_sem, l, &o1) ||
         ursa_spawn(NULL, leftover_sleep_w1, l, &o1))
         return R(-1);
-    ursa_time_t end = ursa_now() + URSA_SEC(10);
+    ursa_time_t end = ursa_now() + test_hang_guard();
     while (atomic_load(&l->started) < 3 && ursa_now() < end)
         (void)ursa_sleep_for(URSA_USEC(200));
     (void)ursa_sleep_for(URSA_MSEC(2)); /* all parked */
@@ -299,9 +299,7 @@ static void test_rt_free_cancels_leftover_tasks(void **state)
     assert_null(res);
     assert_int_equal(atomic_load(&l.started), 3);
     assert_int_equal(atomic_load(&l.finished), 0);
-    ursa_time_t t0 = mono_ns();
-    ursa_rt_free(rt);
-    assert_true(mono_ns() - t0 < URSA_SEC(3));
+    ursa_rt_free(rt); /* returns only once the hour-long waits have ended */
     assert_int_equal(atomic_load(&l.finished), 3);
     assert_int_equal(atomic_load(&l.rc_sleep), -ECANCELED);
     assert_int_equal(atomic_load(&l.rc_sem), -ECANCELED);

@@ -237,9 +237,9 @@ static void *tok_consumer(void *arg, bool enable)
                 CHECK(d == 0 || d == 1);
                 continue;
             }
-            rc = ursa_notify_wait_enabled(&t->n, &w, ursa_deadline_in(URSA_SEC(5)));
+            rc = ursa_notify_wait_enabled(&t->n, &w, test_guard_deadline());
         } else {
-            rc = ursa_notify_wait(&t->n, ursa_deadline_in(URSA_SEC(5)));
+            rc = ursa_notify_wait(&t->n, test_guard_deadline());
         }
         if (rc == -ETIMEDOUT)
             atomic_fetch_add(&t->timeouts, 1);

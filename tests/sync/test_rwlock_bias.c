@@ -369,8 +369,8 @@ static void test_rwlock_bias_comes_and_goes_under_load_on_threads(void **state)
 
 /* Regression (review): a reader turned the bias on between a writer's
  * look at the flag and its queueing; nothing revoked it again, so the
- * writer waited forever with no reader inside (here: its deadline). Two
- * reader threads, one writer with a generous deadline. */
+ * writer waited forever with no reader inside (here: until its deadline,
+ * the hang guard). Two reader threads, one writer. */
 static struct {
     ursa_rwlock_t rw;
     _Atomic bool stop;
@@ -402,7 +402,7 @@ static void test_rwlock_bias_rebias_never_strands_a_queued_writer(void **state)
     long writes = 0, timeouts = 0;
     while (ursa_now() < end) {
         ursa_rwlock_write_guard_t w = {0};
-        int rc = ursa_rwlock_write_lock(&rr.rw, &w, ursa_deadline_in(URSA_MSEC(200)));
+        int rc = ursa_rwlock_write_lock(&rr.rw, &w, test_guard_deadline());
         if (rc == -ETIMEDOUT) {
             timeouts++;
             continue;
