@@ -194,7 +194,7 @@ static void *stress_tx(void *arg)
     stress_t *s = arg;
     for (long r = 0; r < s->rounds; r++) {
         int i = (int)(r % SLOTS);
-        ursa_time_t give_up = mono_ns() + URSA_SEC(20);
+        ursa_time_t give_up = mono_ns() + test_hang_guard();
         for (unsigned long k = 0; atomic_load(&s->phase[i]) != (int)(2 * r + 1); k++) {
             if (mono_ns() > give_up) {
                 atomic_fetch_add(&s->fails, 1);
@@ -233,7 +233,7 @@ static void *stress_rx(void *arg)
             if (rc == -EAGAIN)
                 atomic_fetch_add(&s->fails, 1); /* closed: never "would block" */
         }
-        ursa_time_t give_up = mono_ns() + URSA_SEC(20);
+        ursa_time_t give_up = mono_ns() + test_hang_guard();
         while (atomic_load(&s->phase[i]) != (int)(2 * r + 2)) {
             if (mono_ns() > give_up) {
                 atomic_fetch_add(&s->fails, 1);
@@ -326,7 +326,7 @@ static void *cancel_race_tx(void *arg)
 {
     cancel_race_t *c = arg;
     for (long r = 1; r <= c->rounds; r++) {
-        ursa_time_t give_up = mono_ns() + URSA_SEC(20);
+        ursa_time_t give_up = mono_ns() + test_hang_guard();
         while (atomic_load(&c->go) != r)
             if (mono_ns() > give_up) {
                 atomic_fetch_add(&c->fails, 1);

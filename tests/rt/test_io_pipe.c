@@ -145,6 +145,19 @@ static void *cancel_fail(cancel_res_t *r, int step, int round, long rc)
     return R(step);
 }
 
+/* Spawns a blocked_reader on the reader's worker and waits until it runs:
+ * 0, the spawn's code, or -ETIMEDOUT when it never ran within the hang
+ * guard. */
+static int start_reader(const cancel_res_t *r, cancel_read_t *c, ursa_task_t **t)
+{
+    memset(c, 0, sizeof *c);
+    c->fd[0] = r->fd[0];
+    int rc = ursa_spawn(t, blocked_reader, c, &(ursa_spawn_opts_t){.worker = r->reader_worker});
+    if (rc)
+        return rc;
+    return yield_until(&c->started) ? 0 : -ETIMEDOUT;
+}
+
 static void *cancel_root(void *arg)
 {
     cancel_res_t *r = arg;
@@ -153,19 +166,15 @@ static void *cancel_root(void *arg)
         rounds = CANCEL_ROUNDS;
     for (int i = 0; i < rounds; i++) {
         cancel_read_t c;
-        memset(&c, 0, sizeof c);
-        c.fd[0] = r->fd[0];
         ursa_task_t *t = NULL;
-        int rc = ursa_spawn(&t, blocked_reader, &c, &(ursa_spawn_opts_t){.worker = r->reader_worker});
+        int rc = start_reader(r, &c, &t);
         if (rc)
             return cancel_fail(r, -1, i, rc);
-        if (!yield_until(&c.started))
-            return cancel_fail(r, -2, i, 0);
         (void)ursa_sleep_for(URSA_MSEC(1)); /* parked in the ring */
         r->cancel_rc[i] = ursa_task_cancel(t);
         rc = ursa_task_join(t, NULL, test_guard_deadline());
         if (rc)
-            return cancel_fail(r, -3, i, rc);
+            return cancel_fail(r, -2, i, rc);
         r->reader_rc[i] = c.rc;
         r->reader_cancelled[i] = c.cancelled;
         /* The pipe still works, and the cancelled read took nothing. */
@@ -173,7 +182,7 @@ static void *cancel_root(void *arg)
         int len = snprintf(msg, sizeof msg, "later-%d", i);
         ssize_t wrc = ursa_write(r->fd[1], msg, (size_t)len, -1, test_guard_deadline());
         if (wrc != len)
-            return cancel_fail(r, -4, i, wrc);
+            return cancel_fail(r, -3, i, wrc);
         r->after_rc[i] = ursa_read(r->fd[0], got, sizeof got, -1, test_guard_deadline());
         r->after_ok[i] = r->after_rc[i] == len && memcmp(got, msg, (size_t)len) == 0;
     }
@@ -182,14 +191,10 @@ static void *cancel_root(void *arg)
      * stays in the pipe, never both and never neither. */
     for (int i = 0; i < rounds; i++) {
         cancel_read_t c;
-        memset(&c, 0, sizeof c);
-        c.fd[0] = r->fd[0];
         ursa_task_t *t = NULL;
-        int rc = ursa_spawn(&t, blocked_reader, &c, &(ursa_spawn_opts_t){.worker = r->reader_worker});
+        int rc = start_reader(r, &c, &t);
         if (rc)
-            return cancel_fail(r, -5, i, rc);
-        if (!yield_until(&c.started))
-            return cancel_fail(r, -6, i, 0);
+            return cancel_fail(r, -4, i, rc);
         if (i % 2)
             (void)ursa_yield();
         char b = (char)('A' + i % 26);
@@ -198,18 +203,18 @@ static void *cancel_root(void *arg)
          * another worker). */
         if (i % 3 == 0) {
             if (write(r->fd[1], &b, 1) != 1)
-                return cancel_fail(r, -7, i, -errno);
+                return cancel_fail(r, -5, i, -errno);
             (void)ursa_task_cancel(t);
         } else {
             (void)ursa_task_cancel(t);
             if (i % 3 == 2)
                 (void)ursa_sleep_for(URSA_USEC(200));
             if (write(r->fd[1], &b, 1) != 1)
-                return cancel_fail(r, -7, i, -errno);
+                return cancel_fail(r, -5, i, -errno);
         }
         rc = ursa_task_join(t, NULL, test_guard_deadline());
         if (rc)
-            return cancel_fail(r, -8, i, rc);
+            return cancel_fail(r, -6, i, rc);
         char left[8];
         ssize_t n = ursa_read(r->fd[0], left, sizeof left, -1, URSA_NOW);
         int seen = (c.rc == 1 && c.buf[0] == b) + (n == 1 && left[0] == b);

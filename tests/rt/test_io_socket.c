@@ -42,15 +42,16 @@ static void *tcp_client(void *arg)
     int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (s < 0)
         return R(-errno);
-    r->connect_rc = ursa_connect(s, (struct sockaddr *)&r->addr, sizeof r->addr, in_ms(5000));
+    r->connect_rc =
+        ursa_connect(s, (struct sockaddr *)&r->addr, sizeof r->addr, test_guard_deadline());
     if (r->connect_rc == 0) {
-        r->client_write_rc = ursa_write(s, "hello tcp", 9, -1, in_ms(5000));
+        r->client_write_rc = ursa_write(s, "hello tcp", 9, -1, test_guard_deadline());
         /* Wait for the server's go before sending more. */
         ursa_sem_permit_t p = {0};
-        r->client_go_rc = ursa_sem_acquire(&r->go, 1, &p, in_ms(5000));
+        r->client_go_rc = ursa_sem_acquire(&r->go, 1, &p, test_guard_deadline());
         if (r->client_go_rc == 0)
             (void)ursa_sem_release(&p);
-        r->client_write2_rc = ursa_write(s, "more", 4, -1, in_ms(5000));
+        r->client_write2_rc = ursa_write(s, "more", 4, -1, test_guard_deadline());
     }
     close(s);
     return NULL;
@@ -84,19 +85,19 @@ static void *tcp_root(void *arg)
         return R(-1);
     r->peer_len = sizeof r->peer;
     int s = ursa_accept(r->ls, (struct sockaddr *)&r->peer, &r->peer_len, SOCK_CLOEXEC,
-                        in_ms(5000));
+                        test_guard_deadline());
     r->accepted = s;
     if (s >= 0) {
-        r->read1_rc = read_full(s, r->read1, 9, in_ms(5000));
+        r->read1_rc = read_full(s, r->read1, 9, test_guard_deadline());
         /* Nothing more until we say go. */
         r->poll_now_rc = ursa_poll(s, POLLIN, URSA_NOW);
         t0 = mono_ns();
         r->poll_timeout_rc = ursa_poll(s, POLLIN, in_ms(20));
         r->poll_timeout_elapsed = mono_ns() - t0;
         (void)ursa_sem_add(&r->go, 1);
-        r->poll_rc = ursa_poll(s, POLLIN, in_ms(5000));
+        r->poll_rc = ursa_poll(s, POLLIN, test_guard_deadline());
         r->poll_now_ready_rc = ursa_poll(s, POLLIN, URSA_NOW);
-        r->read2_rc = read_full(s, r->read2, 4, in_ms(5000));
+        r->read2_rc = read_full(s, r->read2, 4, test_guard_deadline());
         close(s);
     }
     if (ursa_task_join(t, NULL, ursa_deadline_in(URSA_SEC(10))) != 0)

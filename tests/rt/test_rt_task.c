@@ -254,7 +254,7 @@ static void *churn_root(void *arg)
             if (ursa_spawn(NULL, churn_body, c, &(ursa_spawn_opts_t){.worker = 1, .detached = true}))
                 c->spawn_fail++;
         /* Wait for this batch, so the next one reuses freed descriptors. */
-        ursa_time_t end = ursa_now() + URSA_SEC(10);
+        ursa_time_t end = ursa_now() + test_hang_guard();
         while (atomic_load(&c->done) < total - c->spawn_fail && ursa_now() < end)
             (void)ursa_sleep_for(URSA_USEC(100));
         if (atomic_load(&c->done) < total - c->spawn_fail) {

@@ -102,7 +102,7 @@ static __attribute__((unused)) void sleep_real_ms(int ms)
 
 /* Polls until a condition holds: yields first (all a deterministic run
  * needs, and it never advances virtual time), then sleeps a little (a real
- * runtime waiting on a plain thread). Gives up after 20 s of real time. */
+ * runtime waiting on a plain thread). Gives up after the hang guard. */
 static __attribute__((unused)) bool settle_loop(unsigned long i, ursa_time_t give_up)
 {
     if (mono_ns() > give_up)
@@ -114,11 +114,11 @@ static __attribute__((unused)) bool settle_loop(unsigned long i, ursa_time_t giv
     return true;
 }
 
-/* True once cond holds (polled with settle_loop), false after 20 s. */
+/* True once cond holds (polled with settle_loop), false after the hang guard. */
 #define SETTLE_UNTIL(cond)                                                                \
     ({                                                                                    \
         bool ok_ = true;                                                                  \
-        ursa_time_t give_up_ = mono_ns() + URSA_SEC(20);                                  \
+        ursa_time_t give_up_ = mono_ns() + test_hang_guard();                             \
         for (unsigned long i_ = 0; ok_ && !(cond); i_++)                                  \
             ok_ = settle_loop(i_, give_up_);                                              \
         ok_;                                                                              \

@@ -46,7 +46,7 @@ static inline bool uffd_hold_open(uffd_hold_t *h)
 static inline void uffd_hold_wait_fault(uffd_hold_t *h)
 {
     struct pollfd pfd = {.fd = h->fd, .events = POLLIN};
-    assert_int_equal(poll(&pfd, 1, 5000), 1);
+    assert_int_equal(poll(&pfd, 1, (int)(test_hang_guard() / URSA_MSEC(1))), 1);
     struct uffd_msg msg;
     assert_int_equal(read(h->fd, &msg, sizeof msg), (ssize_t)sizeof msg);
     assert_int_equal(msg.event, UFFD_EVENT_PAGEFAULT);

@@ -255,7 +255,7 @@ static void *order_scenario(void *arg)
         for (int i = 0; i < 4; i++) {
             CHECK_EQ(round == 0 ? ursa_notify_last(&o.n) : ursa_notify_one(&o.n), 1);
             /* let the woken one record itself before the next wake */
-            ursa_time_t give_up = mono_ns() + URSA_SEC(20);
+            ursa_time_t give_up = mono_ns() + test_hang_guard();
             for (unsigned long k = 0; atomic_load(&o.nseq) < i + 1; k++)
                 CHECK(settle_loop(k, give_up));
         }

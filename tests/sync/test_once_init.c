@@ -491,7 +491,7 @@ static void *hrt_next(void *arg)
     usleep(20); /* queue behind the heir (checked below) */
     atomic_store(&h->stage, 3);
     h->next_rc = ursa_once_get_or_init(&h->c, init_value, &h->b, &h->next_v,
-                                       ursa_deadline_in(URSA_SEC(5)));
+                                       test_guard_deadline());
     return NULL;
 }
 
