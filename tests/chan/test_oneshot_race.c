@@ -200,7 +200,7 @@ static void *stress_tx(void *arg)
                 atomic_fetch_add(&s->fails, 1);
                 return NULL;
             }
-            (void)ursa_yield(); /* off-task: sched_yield */
+            wait_step(k);
         }
         int v = (int)r;
         if ((r % 7) == 3)
@@ -234,12 +234,12 @@ static void *stress_rx(void *arg)
                 atomic_fetch_add(&s->fails, 1); /* closed: never "would block" */
         }
         ursa_time_t give_up = mono_ns() + test_hang_guard();
-        while (atomic_load(&s->phase[i]) != (int)(2 * r + 2)) {
+        for (unsigned long k = 0; atomic_load(&s->phase[i]) != (int)(2 * r + 2); k++) {
             if (mono_ns() > give_up) {
                 atomic_fetch_add(&s->fails, 1);
                 return NULL;
             }
-            (void)ursa_yield(); /* off-task: sched_yield */
+            wait_step(k);
         }
         int src = s->send_rc[i];
         bool ok;
@@ -322,16 +322,28 @@ typedef struct cancel_race {
     atomic_int fails;
 } cancel_race_t;
 
+/* A sender thread's wait for its round: it spins (so that its send lands
+ * right by the receiver's cancel) for up to 50 us, then yields the CPU:
+ * with one CPU (taskset -c 0) or a loaded machine a spin to the end of
+ * the time slice would make every round cost one. */
+static void spin_then_yield(ursa_time_t since)
+{
+    if (mono_ns() - since > URSA_USEC(50))
+        sched_yield();
+}
+
 static void *cancel_race_tx(void *arg)
 {
     cancel_race_t *c = arg;
     for (long r = 1; r <= c->rounds; r++) {
-        ursa_time_t give_up = mono_ns() + test_hang_guard();
-        while (atomic_load(&c->go) != r)
-            if (mono_ns() > give_up) {
+        ursa_time_t since = mono_ns();
+        while (atomic_load(&c->go) != r) {
+            if (mono_ns() > since + test_hang_guard()) {
                 atomic_fetch_add(&c->fails, 1);
                 return NULL;
             }
+            spin_then_yield(since);
+        }
         long v = r;
         if (ursa_oneshot_send(&c->os, &v) != 0)
             atomic_fetch_add(&c->fails, 1);
@@ -405,9 +417,12 @@ static void *life_sender(void *a)
     unsigned seed = 1;
     for (int k = 1;; k++) {
         int g;
-        while ((g = atomic_load(&life_go)) != k)
+        ursa_time_t since = mono_ns();
+        while ((g = atomic_load(&life_go)) != k) {
             if (g < 0)
                 return NULL;
+            spin_then_yield(since);
+        }
         life_spin(rand_r(&seed) % 64);
         int v = k;
         (void)ursa_oneshot_send(&life_os, &v);

@@ -65,6 +65,20 @@ static inline bool yield_until(atomic_int *flag)
     return true;
 }
 
+/* Step i of a wait for another thread's progress: a few hundred yields (a
+ * task yields to its worker's other tasks, a plain thread to other
+ * threads), then short sleeps. A task that only yields keeps its worker's
+ * thread on the CPU: with the process on one CPU (taskset -c 0) or on a
+ * loaded machine, the other worker would then run only when the spinning
+ * one's time slice ends, each round costing a time slice. */
+static inline void wait_step(unsigned long i)
+{
+    if (i < 256)
+        (void)ursa_yield();
+    else
+        (void)ursa_sleep_for(URSA_USEC(20));
+}
+
 /* Seeds per deterministic scenario, scaled the same way. */
 #define TEST_SEEDS ((unsigned)test_scale(300))
 
