@@ -234,9 +234,12 @@ static void *ce_canceller(void *arg)
 {
     (void)arg;
     for (;;) {
-        while (!atomic_load(&ce.go))
+        ursa_time_t since = mono_ns();
+        while (!atomic_load(&ce.go)) {
             if (atomic_load(&ce.stop))
                 return NULL;
+            spin_then_yield(&since);
+        }
         atomic_store(&ce.go, 0);
         (void)ursa_wait_cancel(ce.w);
         atomic_store(&ce.calls_at_cancel, 1 + atomic_load(&ce.calls));
@@ -266,8 +269,9 @@ static void test_mpsc_send_bias_wait_cancelled_elsewhere_gets_no_late_wake(void 
             ursa__cpu_relax();
         assert_int_equal(ursa_mpsc_send(&tx, &v, URSA_NOW), 0);
         int at;
+        ursa_time_t since = mono_ns();
         while (!(at = atomic_load(&ce.calls_at_cancel)))
-            ;
+            spin_then_yield(&since);
         if (atomic_load(&ce.calls) > at - 1)
             bad++; /* the waker ran after the cancel returned */
         assert_int_equal(ursa_mpsc_sender_drop(&tx), 0);

@@ -322,27 +322,17 @@ typedef struct cancel_race {
     atomic_int fails;
 } cancel_race_t;
 
-/* A sender thread's wait for its round: it spins (so that its send lands
- * right by the receiver's cancel) for up to 50 us, then yields the CPU:
- * with one CPU (taskset -c 0) or a loaded machine a spin to the end of
- * the time slice would make every round cost one. */
-static void spin_then_yield(ursa_time_t since)
-{
-    if (mono_ns() - since > URSA_USEC(50))
-        sched_yield();
-}
-
 static void *cancel_race_tx(void *arg)
 {
     cancel_race_t *c = arg;
     for (long r = 1; r <= c->rounds; r++) {
-        ursa_time_t since = mono_ns();
+        ursa_time_t since = mono_ns(), give_up = since + test_hang_guard();
         while (atomic_load(&c->go) != r) {
-            if (mono_ns() > since + test_hang_guard()) {
+            if (mono_ns() > give_up) {
                 atomic_fetch_add(&c->fails, 1);
                 return NULL;
             }
-            spin_then_yield(since);
+            spin_then_yield(&since);
         }
         long v = r;
         if (ursa_oneshot_send(&c->os, &v) != 0)
@@ -421,7 +411,7 @@ static void *life_sender(void *a)
         while ((g = atomic_load(&life_go)) != k) {
             if (g < 0)
                 return NULL;
-            spin_then_yield(since);
+            spin_then_yield(&since);
         }
         life_spin(rand_r(&seed) % 64);
         int v = k;

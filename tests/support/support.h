@@ -14,6 +14,7 @@
 
 #include <cmocka.h>
 #include <pthread.h>
+#include <sched.h>
 #include <ursa.h>
 
 /* Stress loops scale with URSA_TEST_SCALE (percent, default 100); the
@@ -77,6 +78,19 @@ static inline void wait_step(unsigned long i)
         (void)ursa_yield();
     else
         (void)ursa_sleep_for(URSA_USEC(20));
+}
+
+/* One turn of a plain thread's spin on another thread's progress: it
+ * yields the CPU once per 50 us of spinning (*since: when the spin or its
+ * last yield began). Spinning keeps a race tight on free CPUs; on one CPU
+ * (taskset -c 0) or a loaded machine a spin to the end of the time slice
+ * would make every round of a race cost one. */
+static inline void spin_then_yield(ursa_time_t *since)
+{
+    if (mono_ns() - *since > URSA_USEC(50)) {
+        sched_yield();
+        *since = mono_ns();
+    }
 }
 
 /* Seeds per deterministic scenario, scaled the same way. */
