@@ -110,7 +110,7 @@ static void *root(void *arg)
     for (int i = 0; i < CLIENTS; i++) {
         cl[i] = (client_t){.id = i};
         if (ursa_mpsc_sender_clone(&w.tx, &cl[i].tx) ||
-            ursa_spawn(&c[i], client, &cl[i], &(ursa_spawn_opts_t){.worker = i % 2}))
+            ursa_spawn(&c[i], client, &cl[i], &(ursa_spawn_opts_t){URSA_ON_WORKER(i % 2)}))
             return (void *)1;
     }
     (void)ursa_mpsc_sender_drop(&w.tx); /* the actor stops when the clients are done */

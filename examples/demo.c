@@ -51,7 +51,7 @@ static void *root(void *arg)
     for (int i = 0; i < TASKS; i++) {
         char name[32];
         snprintf(name, sizeof name, "downloader-%d", i);
-        ursa_spawn_opts_t opts = {.name = name, .worker = i % 2};
+        ursa_spawn_opts_t opts = {.name = name, URSA_ON_WORKER(i % 2)};
         if (ursa_spawn(&t[i], downloader, (void *)(intptr_t)i, &opts) != 0)
             return (void *)1;
     }

@@ -52,8 +52,8 @@ void mpsc_run(const char *name, unsigned producers, size_t capacity, unsigned yi
         runs[i].from = i * (n / producers);
         runs[i].count = n / producers;
         runs[i].yield_every = yield_every;
-        CHECK(ursa_spawn(&t[i], mpsc_producer, &runs[i],
-                         &(ursa_spawn_opts_t){.worker = workers > 1 ? 1 : -1}) == 0);
+        ursa_spawn_opts_t on1 = {URSA_ON_WORKER(1)};
+        CHECK(ursa_spawn(&t[i], mpsc_producer, &runs[i], workers > 1 ? &on1 : NULL) == 0);
     }
     CHECK(ursa_mpsc_sender_drop(&tx) == 0);
     uint64_t sum, got = mpsc_drain(&rx, &sum);

@@ -53,7 +53,8 @@ void check_one_cpu_everywhere(unsigned workers)
     for (unsigned i = 0; i < workers; i++) {
         ursa_task_t *t;
         void *n;
-        CHECK(ursa_spawn(&t, cpus_allowed, NULL, &(ursa_spawn_opts_t){.worker = (int)i}) == 0);
+        CHECK(ursa_spawn(&t, cpus_allowed, NULL, &(ursa_spawn_opts_t){URSA_ON_WORKER((int)i)}) ==
+              0);
         CHECK(ursa_task_join(t, &n, URSA_NEVER) == 0 && (uintptr_t)n == 1);
     }
 }

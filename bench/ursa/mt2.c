@@ -1,5 +1,5 @@
-/* Two-worker workloads: request/reply (fixed, and oversubscribed on one
- * CPU), fork-join, pipeline. (mt2_mutex_contended is in sync.c,
+/* Two-worker workloads: request/reply (fixed, migratable, and
+ * oversubscribed on one CPU), fork-join, pipeline. (mt2_mutex_contended is in sync.c,
  * mt2_mpsc_bounded_1p in chan.c.) */
 #include "bench.h"
 
@@ -48,15 +48,17 @@ static void *client(void *arg)
     return NULL;
 }
 
-static void request_reply(const char *name)
+/* Server and client spawned with the given placements. */
+static void request_reply(const char *name, const ursa_spawn_opts_t *srv,
+                          const ursa_spawn_opts_t *cli)
 {
     reqrep_t r = {.n = scaled(100000)};
     CHECK(ursa_mpsc_new(&r.rx, &r.tx, sizeof(request_t), 64, NULL) == 0);
     ursa_task_t *s, *c;
     void *served;
     ursa_time_t t0 = mono();
-    CHECK(ursa_spawn(&s, server, &r, &(ursa_spawn_opts_t){.worker = 1}) == 0);
-    CHECK(ursa_spawn(&c, client, &r, &(ursa_spawn_opts_t){.worker = 0}) == 0);
+    CHECK(ursa_spawn(&s, server, &r, srv) == 0);
+    CHECK(ursa_spawn(&c, client, &r, cli) == 0);
     CHECK(ursa_task_join(c, NULL, URSA_NEVER) == 0);
     CHECK(ursa_task_join(s, &served, URSA_NEVER) == 0);
     report(name, mono() - t0, r.n);
@@ -64,16 +66,26 @@ static void request_reply(const char *name)
     CHECK(ursa_mpsc_receiver_drop(&r.rx) == 0);
 }
 
+static const ursa_spawn_opts_t on0 = {URSA_ON_WORKER(0)}, on1 = {URSA_ON_WORKER(1)};
+
 static void *mt2_request_reply(void *arg)
 {
-    request_reply(bench_row(arg)->name);
+    request_reply(bench_row(arg)->name, &on1, &on0);
+    return NULL;
+}
+
+/* ---- mt2_request_reply_migratable: default placement, migratable ---- */
+static void *mt2_request_reply_migratable(void *arg)
+{
+    static const ursa_spawn_opts_t mig = {.migratable = true};
+    request_reply(bench_row(arg)->name, &mig, &mig);
     return NULL;
 }
 
 static void *oversub_mt2_request_reply(void *arg)
 {
     check_one_cpu_everywhere(2);
-    request_reply(bench_row(arg)->name);
+    request_reply(bench_row(arg)->name, &on1, &on0);
     return NULL;
 }
 
@@ -192,6 +204,7 @@ static void *mt2_pipeline(void *arg)
 
 const bench_workload_t bench_mt2[] = {
     {"mt2_request_reply", mt2_request_reply, {.workers = 2}, 0},
+    {"mt2_request_reply_migratable", mt2_request_reply_migratable, {.workers = 2}, 0},
     {"mt2_fork_join", mt2_fork_join, {.workers = 2}, 0},
     {"mt2_pipeline", mt2_pipeline, {.workers = 2}, 0},
     {"oversub_mt2_request_reply", oversub_mt2_request_reply, {.workers = 2}, BENCH_ONE_CPU},

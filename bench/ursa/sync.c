@@ -60,16 +60,16 @@ static void *contender(void *arg)
     return NULL;
 }
 
-/* 4 tasks, task i on worker i % workers. */
-static void contended_run(contended_t *c, const char *name, unsigned workers)
+/* 4 tasks with default placement (WORKLOADS: the peers use their own
+ * scheduler's). */
+static void contended_run(contended_t *c, const char *name)
 {
     ursa_mutex_init(&c->m);
     c->counter = 0;
     ursa_task_t *t[4];
     ursa_time_t t0 = mono();
     for (int i = 0; i < 4; i++)
-        CHECK(ursa_spawn(&t[i], contender, c,
-                         &(ursa_spawn_opts_t){.worker = (int)(i % workers)}) == 0);
+        CHECK(ursa_spawn(&t[i], contender, c, NULL) == 0);
     for (int i = 0; i < 4; i++)
         CHECK(ursa_task_join(t[i], NULL, URSA_NEVER) == 0);
     report(name, mono() - t0, 4 * c->iters);
@@ -79,14 +79,14 @@ static void contended_run(contended_t *c, const char *name, unsigned workers)
 static void *mutex_contended_handoff(void *arg)
 {
     contended_t c = {.iters = scaled(250000), .yield = true};
-    contended_run(&c, bench_row(arg)->name, 1);
+    contended_run(&c, bench_row(arg)->name);
     return NULL;
 }
 
 static void *mt2_mutex_contended(void *arg)
 {
     contended_t c = {.iters = scaled(1000000), .yield = false};
-    contended_run(&c, bench_row(arg)->name, 2);
+    contended_run(&c, bench_row(arg)->name);
     return NULL;
 }
 

@@ -3,8 +3,8 @@
  * A runtime owns N workers. Worker 0 is the thread that calls
  * ursa_rt_block_on(); workers 1..N-1 are threads the runtime starts. Each
  * worker has its own io_uring (or, without one, the fallback of
- * docs/runtime.md), run queue, timers and stack pool. Tasks are stackful
- * and stay on the worker that runs them. */
+ * docs/runtime.md), run queues, timers and stack pool. Tasks are stackful;
+ * where they run is their placement (ursa_placement_t). */
 #ifndef URSA_RT_H
 #define URSA_RT_H
 
@@ -27,9 +27,11 @@ typedef struct ursa_rt_config {
     /* Idle stacks that keep their memory, per worker (the others give it
      * back to the kernel); 0 means 64. */
     unsigned stack_cache;
-    /* Deterministic mode: one worker, the next runnable task chosen by a
-     * PRNG seeded with `seed`, virtual time that jumps to the next timer
-     * when every task waits. For tests: a seed replays an interleaving. */
+    /* Deterministic mode: one thread runs every worker, the choices (with
+     * one worker, the next runnable task; with several, which worker acts
+     * next) made by a PRNG seeded with `seed`, virtual time that jumps to
+     * the next timer when every task waits. For tests: a seed replays an
+     * interleaving. */
     bool deterministic;
     uint64_t seed;
     /* Normal mode: when every worker has been idle this long with no timer
@@ -43,8 +45,8 @@ typedef struct ursa_rt_config {
  * permitted, or no descriptor for it) a worker uses the fallback
  * (docs/runtime.md): that is not an error.
  *   0        *out is the runtime
- *   -EINVAL  NULL out; more than 1024 workers; deterministic with
- *            workers > 1; stack_size outside 16 KiB..1 GiB
+ *   -EINVAL  NULL out; more than 1024 workers; stack_size outside
+ *            16 KiB..1 GiB
  *   -ENOMEM  out of memory
  *   -EMFILE  no descriptor for a worker's wake-up eventfd (process limit)
  *   -ENFILE  the same (system limit)
@@ -81,18 +83,48 @@ URSA_API int ursa_run(const ursa_rt_config_t *cfg, ursa_task_fn_t fn, void *arg,
 /* Longest task name kept (bytes), as for a Linux thread name. */
 #define URSA_TASK_NAME_MAX 15
 
+/* Where a task runs. A task that has not started yet has no frames and no
+ * cached thread-local addresses, so any worker may run it: that is the
+ * default. Once started, a task stays on the worker that runs it unless it
+ * was spawned `migratable`. */
+typedef enum ursa_placement {
+    /* Default. Queued on the spawning worker (off-task: handed to whichever
+     * worker is free); an idle worker may take it until it starts. */
+    URSA_PLACE_ANY = 0,
+    /* The spawning worker (worker 0 off-task); never taken by another. */
+    URSA_PLACE_LOCAL,
+    /* The worker given in `worker` (URSA_ON_WORKER(n)); never taken by
+     * another. */
+    URSA_PLACE_WORKER,
+} ursa_placement_t;
+
 typedef struct ursa_spawn_opts {
     const char *name; /* copied (up to URSA_TASK_NAME_MAX bytes); NULL means "task" */
-    int worker;       /* worker index; -1 means the current one (or 0) */
+    ursa_placement_t placement;
+    int worker;       /* the worker index, with URSA_PLACE_WORKER only (else 0) */
     bool detached;    /* frees itself when done; no join */
+    /* With URSA_PLACE_ANY only: the task may also resume on another worker
+     * at a wait point (on the worker that woke it, or one with nothing to
+     * do), never while it has I/O in flight. The task promises not to keep
+     * the address of a thread-local (errno included) across a wait, nor to
+     * rely on thread identity across waits: see docs/runtime.md. */
+    bool migratable;
 } ursa_spawn_opts_t;
 
+/* Fixes a task on worker n: (ursa_spawn_opts_t){URSA_ON_WORKER(1)}. */
+#define URSA_ON_WORKER(n) .placement = URSA_PLACE_WORKER, .worker = (n)
+
 /* Not a wait: spawns a task running fn(arg) on the current runtime (call
- * from inside a task). *out gets the handle to join, unless
- * opts->detached (then out may be NULL).
+ * from inside a task), placed as opts says (NULL: default placement).
+ * *out gets the handle to join, unless opts->detached (then out may be
+ * NULL).
  *   0        spawned
  *   -EINVAL  NULL fn, NULL out for a task not detached, no current
- *            runtime, worker index out of range
+ *            runtime, a worker index out of range, an unknown placement,
+ *            `migratable` with a fixed placement, or `worker` set without
+ *            URSA_PLACE_WORKER (code written before placements, where
+ *            `.worker = 1` fixed a task on worker 1: refused rather than
+ *            given another meaning)
  *   -ENOMEM  out of memory */
 URSA_API int ursa_spawn(ursa_task_t **out, ursa_task_fn_t fn, void *arg,
                         const ursa_spawn_opts_t *opts) URSA_NODISCARD;
@@ -144,8 +176,16 @@ URSA_API bool ursa_task_cancelled(void);
 URSA_API const char *ursa_task_name(const ursa_task_t *t);
 
 /* Not a wait: the index of the worker the calling task runs on, -1
- * off-task. */
+ * off-task. A migratable task may see it change across a wait. */
 URSA_API int ursa_worker_index(void);
+
+/* Not a wait: the number of workers of the runtime the caller runs on (a
+ * task, or a worker thread), 0 on a plain thread. For placement:
+ * URSA_ON_WORKER(i) with 0 <= i < ursa_worker_count(). */
+URSA_API unsigned ursa_worker_count(void);
+
+/* Not a wait: the number of workers of rt (0 for NULL). */
+URSA_API unsigned ursa_rt_worker_count(const ursa_rt_t *rt);
 
 /* Not a wait: lets the other runnable tasks of this worker run first.
  * Off-task it yields the thread.

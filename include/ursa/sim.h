@@ -2,8 +2,9 @@
  *
  * A scenario is a root task that returns NULL when it passed, or a message
  * saying what failed (URSA_SIM_CHECK builds one). ursa_sim_explore runs it
- * once per seed in deterministic mode (one worker, seeded choice of the
- * next runnable task, virtual time), and prints the first failing seed.
+ * once per seed in deterministic mode (one thread runs cfg->workers
+ * workers, default 1; seeded choice of the next runnable task, or of the
+ * worker that acts next; virtual time), and prints the first failing seed.
  * Set URSA_SEED=N in the environment to replay only seed N. */
 #ifndef URSA_SIM_H
 #define URSA_SIM_H

@@ -211,12 +211,10 @@ int ursa_broadcast_send(ursa_broadcast_tx_t *tx, const void *value)
     /* acquire: the previous lap's sender finished its bytes (and we may
      * hand them to the destructor). Immediate unless that sender, a whole
      * lap behind us, is still copying. */
-    for (unsigned i = 0; atomic_load_explicit(s, memory_order_acquire) != prev; i++) {
-        if (i < 128)
-            ursa__cpu_relax();
-        else
-            sched_yield();
-    }
+    ursa__spinner_t sp = URSA__SPINNER(URSA__SPIN_SETTLE);
+    while (atomic_load_explicit(s, memory_order_acquire) != prev)
+        ursa__spin_backoff(&sp);
+    ursa__spin_end(&sp);
     /* release: a receiver that sees the odd seq sees our tail (lag
      * arithmetic). The release fence then orders the mark before the byte
      * stores, so a receiver whose copy saw any of them sees the mark. */
@@ -337,13 +335,12 @@ static int bc_start(ursa_broadcast_rx_t *rx, ursa_wait_t *w)
     ursa__spin_unlock(&ch->rxq.lock);
     /* Claimed but not published: that sender may have checked for waiters
      * before we came, so wait out its few instructions here. */
-    for (unsigned i = 0; r == -EAGAIN; i++) {
-        if (i < 128)
-            ursa__cpu_relax();
-        else
-            sched_yield();
+    ursa__spinner_t sp = URSA__SPINNER(URSA__SPIN_SETTLE);
+    while (r == -EAGAIN) {
+        ursa__spin_backoff(&sp);
         r = peek(rx);
     }
+    ursa__spin_end(&sp);
     return ursa__wait_start_ready(w);
 }
 

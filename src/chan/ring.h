@@ -60,12 +60,12 @@ static inline unsigned char *ursa__ring_slot(unsigned char *ring, uint64_t cap, 
 static inline void ursa__ring_wait_free(_Atomic uint64_t *seq, uint64_t pos)
 {
     /* acquire: the receiver's read of the old element is done. */
-    for (unsigned i = 0; atomic_load_explicit(seq, memory_order_acquire) != pos; i++) {
-        if (i < 128)
-            ursa__cpu_relax();
-        else
-            sched_yield();
-    }
+    if (__builtin_expect(atomic_load_explicit(seq, memory_order_acquire) == pos, 1))
+        return;
+    ursa__spinner_t s = URSA__SPINNER(URSA__SPIN_SETTLE);
+    while (atomic_load_explicit(seq, memory_order_acquire) != pos) /* acquire: as above */
+        ursa__spin_backoff(&s);
+    ursa__spin_end(&s);
 }
 
 /* The element of pos is written: receivers may take it. */

@@ -43,11 +43,11 @@ static int thread_block(ursa__ctx_t *c, ursa_wait_t *w, ursa_time_t deadline)
     return 0;
 }
 
-static int thread_relax(ursa__ctx_t *c)
+static int thread_relax(ursa__ctx_t *c, ursa__spinner_t *s)
 {
     (void)c;
-    for (int i = 0; i < 16; i++)
-        ursa__cpu_relax();
+    if (!ursa__spin_pause_n(s, URSA__RELAX_PAUSES))
+        sched_yield();
     return 0;
 }
 

@@ -12,6 +12,7 @@
 #include "oblig.h"
 #include "park.h"
 #include "report.h"
+#include "spin.h"
 #include "waitq.h"
 
 typedef struct ursa__ctx ursa__ctx_t;
@@ -21,10 +22,14 @@ typedef struct ursa__ctx_ops {
      * (then the caller withdraws w from its primitive). */
     int (*block)(ursa__ctx_t *c, ursa_wait_t *w, ursa_time_t deadline);
     /* For a caller that polls: lets others run for a moment (a task
-     * yields if its worker has another task ready, else pauses the CPU; a
-     * thread pauses). 0, or -ECANCELED once the caller was cancelled. */
-    int (*relax)(ursa__ctx_t *c);
+     * yields if its worker has another task ready; otherwise a few pauses
+     * of s's budget (core/spin.h), or, once it is spent, the CPU is
+     * yielded). 0, or -ECANCELED once the caller was cancelled. */
+    int (*relax)(ursa__ctx_t *c, ursa__spinner_t *s);
 } ursa__ctx_ops_t;
+
+/* Pauses per relax() step that does not yield to another task. */
+#define URSA__RELAX_PAUSES 16
 
 struct ursa__ctx {
     const ursa__ctx_ops_t *ops;

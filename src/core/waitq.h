@@ -76,12 +76,12 @@ static inline bool ursa__wait_is_decided(const ursa_wait_t *w)
  * the completer's waker call has returned. */
 static inline void ursa__wait_settle(const ursa_wait_t *w)
 {
-    for (unsigned i = 0; !ursa__wait_is_done(w); i++) {
-        if (i < 128)
-            ursa__cpu_relax();
-        else
-            sched_yield();
-    }
+    if (__builtin_expect(ursa__wait_is_done(w), 1))
+        return;
+    ursa__spinner_t s = URSA__SPINNER(URSA__SPIN_SETTLE);
+    while (!ursa__wait_is_done(w))
+        ursa__spin_backoff(&s);
+    ursa__spin_end(&s);
 }
 
 /* How a raw wait's finish starts: 0 once w is decided and its waker call

@@ -103,7 +103,8 @@ static ursa_lease_store_t *store_new(const ursa_lease_config_t *cfg)
 /* Starts the agent on the caller's runtime, or on rt from a plain thread. */
 static int start_agent(ursa_lease_store_t *s, ursa_rt_t *rt)
 {
-    ursa_spawn_opts_t opts = {.name = "lease-agent", .worker = -1, .detached = true};
+    ursa_spawn_opts_t opts = {
+        .name = "lease-agent", .placement = URSA_PLACE_LOCAL, .detached = true};
     if (!ursa_task_self() && !rt)
         return 0;
     s->has_agent = true;

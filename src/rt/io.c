@@ -20,6 +20,9 @@
 static int run_op(ursa__worker_t *w, ursa_task_t *t, ursa__io_op_t *op, ursa_time_t deadline)
 {
     w->ring.inflight++;
+    /* The op's completion arrives on this worker's ring: a migratable task
+     * stays here until it has it. */
+    t->io_busy = true;
     ursa_time_t d = deadline == URSA_NOW ? ursa__worker_now(w) : deadline;
     int rc = ursa__task_wait(t, &op->done, 0, d);
     if (rc) {
@@ -31,10 +34,12 @@ static int run_op(ursa__worker_t *w, ursa_task_t *t, ursa__io_op_t *op, ursa_tim
             t->wait_kind = URSA_WAIT_IO;
             ursa__task_park(t);
         }
+        t->io_busy = false;
         if (op->res != -ECANCELED && op->res != -EINTR)
             return op->res; /* completed after all */
         return deadline == URSA_NOW && rc == -ETIMEDOUT ? -EAGAIN : rc;
     }
+    t->io_busy = false;
     return op->res;
 }
 
@@ -85,11 +90,14 @@ static int poll_task(ursa__worker_t *w, ursa_task_t *t, int fd, short events,
     if (rc)
         return rc;
     t->wait_kind = URSA_WAIT_IO;
+    t->io_busy = true; /* on this worker's watch list: a migratable task stays */
     rc = ursa__task_wait(t, &op.done, 0, deadline);
     /* relaxed: the worker that set it is this thread. */
-    if (atomic_load_explicit(&op.done, memory_order_relaxed))
-        return op.res; /* ready, even if the deadline or a cancel came too */
-    ursa__ring_unwatch(&w->ring, &op);
+    if (!atomic_load_explicit(&op.done, memory_order_relaxed))
+        ursa__ring_unwatch(&w->ring, &op);
+    else
+        rc = op.res; /* ready, even if the deadline or a cancel came too */
+    t->io_busy = false;
     return rc;
 }
 

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -28,6 +29,17 @@ struct io_uring_sqe *ursa__ring_sqe(ursa__ring_t *r)
     return sqe;
 }
 
+/* A completion of one of our MSG_RING kicks that did not land (user_data:
+ * the target tagged URSA__UD_KICK_FAILED): the target gets its eventfd
+ * written instead. False for any other completion. */
+static bool kick_failed(uint64_t ud)
+{
+    if (!(ud & URSA__UD_KICK_FAILED))
+        return false;
+    ursa__ring_kick((ursa__ring_t *)(uintptr_t)(ud & ~(uint64_t)URSA__UD_KICK_FAILED));
+    return true;
+}
+
 static void reap(ursa__ring_t *r)
 {
     struct io_uring_cqe *cqe;
@@ -36,12 +48,14 @@ static void reap(ursa__ring_t *r)
     {
         n++;
         uint64_t ud = cqe->user_data;
-        if (ud == URSA__UD_IGNORE)
+        if (ud == URSA__UD_IGNORE || ud == URSA__UD_KICK)
             continue;
         if (ud == URSA__UD_EVENTFD) {
             r->ev_armed = false;
             continue;
         }
+        if (kick_failed(ud))
+            continue;
         ursa__io_op_t *op = (ursa__io_op_t *)(uintptr_t)ud;
         op->res = cqe->res;
         atomic_store_explicit(&op->done, 1, memory_order_relaxed); /* same thread */
@@ -163,6 +177,7 @@ void ursa__ring_kick(ursa__ring_t *r)
 
 int ursa__ring_evfd_init(ursa__ring_t *r)
 {
+    atomic_init(&r->kick_fd, -1);
     r->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     return r->evfd < 0 ? -errno : 0;
 }
@@ -187,16 +202,74 @@ void ursa__ring_init(ursa__ring_t *r)
         rc = io_uring_queue_init_params(256, &r->uring, &p);
     }
     r->ok = rc == 0;
-    if (r->ok)
-        arm_eventfd(r);
+    if (!r->ok)
+        return;
+    arm_eventfd(r);
+    struct io_uring_probe *probe = io_uring_get_probe_ring(&r->uring);
+    r->msg_ring = probe && io_uring_opcode_supported(probe, IORING_OP_MSG_RING);
+    if (probe)
+        io_uring_free_probe(probe);
+    /* release: a kicker that reads the fd sees the ring set up. */
+    atomic_store_explicit(&r->kick_fd, r->uring.ring_fd, memory_order_release);
+}
+
+/* The ring goes away: a kick of ours that failed and was not reaped yet
+ * still reaches its target, through the eventfd (its target may sleep until
+ * then). No task op is in flight now. */
+static void kicks_failed_fallback(ursa__ring_t *r)
+{
+    struct io_uring_cqe *cqe;
+    unsigned head, n = 0;
+    io_uring_for_each_cqe(&r->uring, head, cqe)
+    {
+        n++;
+        (void)kick_failed(cqe->user_data);
+    }
+    io_uring_cq_advance(&r->uring, n);
 }
 
 void ursa__ring_fini(ursa__ring_t *r)
 {
-    if (r->ok)
+    if (r->ok) {
+        /* seq_cst: Dekker with ursa__ring_msg (kickers++, then the fd). */
+        atomic_store_explicit(&r->kick_fd, -1, memory_order_seq_cst);
+        while (atomic_load_explicit(&r->kickers, memory_order_seq_cst))
+            sched_yield(); /* a kicker between reading the fd and submitting */
+        kicks_failed_fallback(r);
         io_uring_queue_exit(&r->uring);
+    }
     r->ok = false;
     r->ev_armed = false;
+}
+
+bool ursa__ring_msg(ursa__ring_t *from, ursa__ring_t *to)
+{
+    if (!from->ok || !from->msg_ring)
+        return false;
+    /* seq_cst: Dekker with ursa__ring_fini (fd = -1, then kickers). */
+    atomic_fetch_add_explicit(&to->kickers, 1, memory_order_seq_cst);
+    int fd = atomic_load_explicit(&to->kick_fd, memory_order_seq_cst);
+    if (fd < 0) {
+        ursa__ring_msg_done(to);
+        return false;
+    }
+    struct io_uring_sqe *sqe = ursa__ring_sqe(from);
+    io_uring_prep_msg_ring(sqe, fd, 0, URSA__UD_KICK, 0);
+    sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+    io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)to | URSA__UD_KICK_FAILED);
+    return true;
+}
+
+void ursa__ring_msg_done(ursa__ring_t *to)
+{
+    /* release: our submit, which used the fd, happens before fini closes it. */
+    atomic_fetch_sub_explicit(&to->kickers, 1, memory_order_release);
+}
+
+void ursa__ring_submit(ursa__ring_t *r)
+{
+    if (r->ok)
+        io_uring_submit(&r->uring);
 }
 
 void ursa__ring_exit(ursa__ring_t *r)

@@ -7,8 +7,12 @@
  * task's I/O waits for readiness of its fd on the worker's watch list,
  * which the worker polls (ppoll on the watched fds and its eventfd, the
  * next timer as timeout) and then does the plain syscall (rt/io.c). The
- * eventfd is how other threads wake a sleeping worker: the ring keeps a
- * read of it armed. Owner thread only, but for ursa__ring_kick. */
+ * eventfd is how plain threads wake a sleeping worker: the ring keeps a
+ * read of it armed. Another worker wakes it with IORING_OP_MSG_RING from
+ * its own ring where the kernel has it (probed), a completion posted
+ * straight into the sleeper's ring: about half the cost of the eventfd
+ * round here (bench/floor.c). Owner thread only, but for ursa__ring_kick
+ * and ursa__ring_msg. */
 #ifndef URSA_RT_RING_H
 #define URSA_RT_RING_H
 
@@ -33,6 +37,12 @@ typedef struct ursa__ring {
     struct pollfd *pfd;
     ursa__io_op_t **watch;
     unsigned nwatch, watch_cap;
+    bool msg_ring; /* the kernel has IORING_OP_MSG_RING (probed) */
+    /* For other workers' MSG_RING kicks: the ring's fd while it exists (-1
+     * otherwise), and how many kickers are using it now (ursa__ring_fini
+     * waits for them, so a kick never reaches a closed or reused fd). */
+    _Atomic int kick_fd;
+    _Atomic uint32_t kickers;
 } ursa__ring_t;
 
 /* One task I/O op in flight (its address is the SQE's user_data), or one
@@ -43,9 +53,13 @@ struct ursa__io_op {
     _Atomic uint32_t done; /* set by the reaping worker (the same thread) */
     unsigned slot;         /* the fallback: its index in watch[] */
 };
-/* user_data of SQEs that are not task ops. */
+/* user_data of SQEs and CQEs that are not task ops. A MSG_RING kick that
+ * failed comes back on the sender with user_data the target ring's address
+ * tagged URSA__UD_KICK_FAILED (op and ring addresses are 8-aligned). */
 #define URSA__UD_IGNORE 0u
 #define URSA__UD_EVENTFD 1u
+#define URSA__UD_KICK 2u
+#define URSA__UD_KICK_FAILED 4u
 
 /* Makes the eventfd (with the runtime, from any thread): 0 or -errno. */
 int ursa__ring_evfd_init(ursa__ring_t *r);
@@ -58,6 +72,13 @@ void ursa__ring_fini(ursa__ring_t *r);
 void ursa__ring_exit(ursa__ring_t *r);
 /* Wakes the worker if it sleeps in ursa__ring_wait; any thread. */
 void ursa__ring_kick(ursa__ring_t *r);
+/* Queues a MSG_RING kick of `to` on the caller's own ring `from`: false
+ * when either side cannot (then ursa__ring_kick). After true, the caller
+ * submits (ursa__ring_submit), then calls ursa__ring_msg_done(to). */
+bool ursa__ring_msg(ursa__ring_t *from, ursa__ring_t *to);
+void ursa__ring_msg_done(ursa__ring_t *to);
+/* Submits what is queued (owner). */
+void ursa__ring_submit(ursa__ring_t *r);
 /* An SQE (submitting to make room when the queue is full). */
 struct io_uring_sqe *ursa__ring_sqe(ursa__ring_t *r);
 /* Busy path: submits and reaps, entering the kernel only if an op is in

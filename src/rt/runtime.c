@@ -25,14 +25,14 @@ static void stop_workers(ursa_rt_t *rt, unsigned nthreads)
 {
     /* release: workers that see it also see the state before it. */
     atomic_store_explicit(&rt->stopping, true, memory_order_release);
-    for (unsigned i = 1; i < nthreads; i++)
+    for (unsigned i = 1; i < nthreads && !rt->cfg.deterministic; i++)
         ursa__ring_kick(&rt->workers[i].ring);
 }
 
 /* Joins the threads of workers 1..nthreads-1 and frees everything. */
 static void destroy(ursa_rt_t *rt, unsigned nthreads)
 {
-    for (unsigned i = 1; i < nthreads; i++)
+    for (unsigned i = 1; i < nthreads && !rt->cfg.deterministic; i++)
         pthread_join(rt->workers[i].thread, NULL);
     bool tasks_left = false;
     for (unsigned i = 0; i < rt->nworkers; i++)
@@ -41,6 +41,7 @@ static void destroy(ursa_rt_t *rt, unsigned nthreads)
         ursa__worker_fini(&rt->workers[i], tasks_left);
     ursa__task_free_loose(rt);
     pthread_mutex_destroy(&rt->loose_lock);
+    ursa__spin_workers_add(-(int)rt->nworkers);
     free(rt->workers);
     free(rt);
 }
@@ -53,8 +54,6 @@ int ursa_rt_new(ursa_rt_t **out, const ursa_rt_config_t *cfg)
     ursa_rt_config_t c = cfg ? *cfg : (ursa_rt_config_t){0};
     if (c.workers == 0)
         c.workers = 1;
-    if (c.deterministic && c.workers != 1)
-        return -EINVAL;
     if (c.workers > 1024)
         return -EINVAL;
     if (c.stack_size == 0)
@@ -77,16 +76,20 @@ int ursa_rt_new(ursa_rt_t **out, const ursa_rt_config_t *cfg)
     }
     pthread_mutex_init(&rt->loose_lock, NULL);
     memset(rt->workers, 0, sizeof(ursa__worker_t) * c.workers);
+    ursa__spin_workers_add((int)c.workers);
     for (unsigned i = 0; i < c.workers; i++)
         ursa__worker_init(&rt->workers[i], rt, i);
     /* Every eventfd is made here, so that block_on needs no descriptor
      * (a worker without a ring still runs, on the fallback). Worker 0's
      * ring is made by the thread that runs it (block_on): a SINGLE_ISSUER
-     * ring belongs to the thread that created it. */
+     * ring belongs to the thread that created it. In deterministic mode
+     * that thread runs every worker (loop.c), and only worker 0 has a
+     * ring. */
     for (unsigned i = 0; i < c.workers; i++) {
         ursa__worker_t *w = &rt->workers[i];
         int rc = ursa__ring_evfd_init(&w->ring);
-        if (rc == 0 && i > 0 && pthread_create(&w->thread, NULL, worker_thread, w) != 0)
+        if (rc == 0 && i > 0 && !c.deterministic &&
+            pthread_create(&w->thread, NULL, worker_thread, w) != 0)
             rc = -EAGAIN;
         if (rc) {
             stop_workers(rt, i); /* threads 1..i-1 run */
@@ -140,12 +143,13 @@ int ursa_rt_block_on(ursa_rt_t *rt, ursa_task_fn_t fn, void *arg, void **result)
     if (rc)
         return rc;
     ursa__worker_t *w = &rt->workers[0];
-    ursa_task_t *root = ursa__task_new(rt, w, fn, arg, &(ursa_spawn_opts_t){.name = "root"});
+    ursa_task_t *root = ursa__task_new(
+        rt, w, w, fn, arg, &(ursa_spawn_opts_t){.name = "root", .placement = URSA_PLACE_LOCAL});
     if (!root) {
         leave_worker0(rt);
         return -ENOMEM;
     }
-    ursa__worker_submit(w, root);
+    ursa__worker_spawn(rt, w, w, root);
     rc = ursa__worker_run(w, root);
     if (rc == 0) {
         rc = root->no_stack ? -ENOMEM : 0;
@@ -181,6 +185,11 @@ void ursa_rt_free(ursa_rt_t *rt)
                             "thread): its tasks are leaked", NULL);
     }
     destroy(rt, rt->nworkers);
+}
+
+unsigned ursa_rt_worker_count(const ursa_rt_t *rt)
+{
+    return rt ? rt->nworkers : 0;
 }
 
 int ursa_run(const ursa_rt_config_t *cfg, ursa_task_fn_t fn, void *arg, void **result)

@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "inject.h"
 #include "ursa/rt.h"
 
 typedef struct ursa__worker ursa__worker_t;
@@ -17,6 +18,11 @@ struct ursa_rt {
     ursa__worker_t *workers;
     _Atomic bool stopping;
     _Atomic unsigned idle_workers; /* idle with nothing pending */
+    /* Load balancing (rt/idle.c): spawns from plain threads and overflow;
+     * workers looking for work to steal; workers asleep in their ring. */
+    ursa__inject_t inject;
+    _Alignas(64) _Atomic unsigned nsearching;
+    _Atomic unsigned nsleeping;
     pthread_t owner; /* thread whose ring worker 0 has */
     bool owner_set;
     _Atomic bool in_worker0; /* some thread is running worker 0 now */

@@ -17,7 +17,6 @@ int ursa_sim_explore(const ursa_rt_config_t *cfg, ursa_task_fn_t scenario, void 
     }
     ursa_rt_config_t c = cfg ? *cfg : (ursa_rt_config_t){0};
     c.deterministic = true;
-    c.workers = 1;
     for (unsigned i = 0; i < count; i++) {
         c.seed = first_seed + i;
         void *res = NULL;

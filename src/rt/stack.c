@@ -7,6 +7,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "sanitizer.h"
+
 /* Linux 6.13's guard markers: a page that faults on access, kept in the
  * page tables instead of a VMA of its own (Debian 12's headers predate
  * it; the value is the kernel's, include/uapi/asm-generic/mman-common.h). */
@@ -160,6 +162,12 @@ void ursa__stack_pool_fini(ursa__stack_pool_t *p)
     while (p->arenas) {
         ursa__stack_arena_t *a = p->arenas;
         p->arenas = a->next;
+#if defined(URSA__ASAN)
+        /* A task that ended left the redzones of its first frame poisoned
+         * (that frame never returns); memory mapped later at this address
+         * (a ring, another arena) would inherit them. */
+        __asan_unpoison_memory_region(a->base, a->len);
+#endif
         munmap(a->base, a->len);
         free(a);
     }

@@ -34,7 +34,7 @@ void ursa__task_wake(void *p)
             /* acq_rel: we own the enqueue; our prior writes travel with it. */
             if (atomic_compare_exchange_weak_explicit(&t->wstate, &s, URSA__T_RUNNING,
                                                       memory_order_acq_rel, memory_order_relaxed)) {
-                ursa__worker_enqueue(t->worker, t);
+                ursa__worker_wake(t);
                 return;
             }
         } else if (s == URSA__T_RUNNING) {
@@ -56,43 +56,83 @@ void ursa__task_wake(void *p)
     }
 }
 
+static inline __attribute__((always_inline)) void park(ursa_task_t *t)
+{
+    if (t->migratable) {
+        /* A waker may move us to its own worker and resume us there: so
+         * RUNNING -> PARKED happens on the other side of the switch, once
+         * our stack is free (worker.c after_switch). A wake already
+         * pending is consumed here. relaxed: the exchange acquires; a
+         * NOTIFIED missed here is seen after the switch. */
+        if (atomic_load_explicit(&t->wstate, memory_order_relaxed) != URSA__T_NOTIFIED) {
+            ursa__worker_switch_out(t, URSA__AFTER_PARK);
+            return;
+        }
+    } else {
+        /* Only our own worker ever resumes us, after this switch. */
+        uint32_t s = URSA__T_RUNNING;
+        /* acquire on failure: consuming NOTIFIED makes the waker's writes
+         * visible. */
+        if (atomic_compare_exchange_strong_explicit(&t->wstate, &s, URSA__T_PARKED,
+                                                    memory_order_acq_rel, memory_order_acquire)) {
+            ursa__worker_switch_out(t, URSA__AFTER_NONE);
+            return;
+        }
+    }
+    /* Consume the notification with an RMW (see ursa__task_wake): a plain
+     * store could pass a concurrent waker's check unseen while our caller's
+     * re-check of its condition reads a stale value. acq_rel: the waker's
+     * writes are visible. */
+    atomic_exchange_explicit(&t->wstate, URSA__T_RUNNING, memory_order_acq_rel);
+}
+
 void ursa__task_park(ursa_task_t *t)
 {
-    uint32_t s = URSA__T_RUNNING;
-    /* acquire on failure: consuming NOTIFIED makes the waker's writes
-     * visible. */
-    if (!atomic_compare_exchange_strong_explicit(&t->wstate, &s, URSA__T_PARKED,
-                                                 memory_order_acq_rel, memory_order_acquire)) {
-        /* Consume the notification with an RMW (see ursa__task_wake): a
-         * plain store could pass a concurrent waker's check unseen while
-         * our caller's re-check of its condition reads a stale value. */
-        atomic_exchange_explicit(&t->wstate, URSA__T_RUNNING, memory_order_acq_rel);
-        return;
-    }
-    ursa__worker_suspend(t);
+    park(t);
 }
 
 /* ---- blocking a task on a wait node ---- */
 
-static int task_relax(ursa__ctx_t *c)
+static int task_relax(ursa__ctx_t *c, ursa__spinner_t *s)
 {
     ursa_task_t *t = (ursa_task_t *)c;
-    if (t->worker->rq_head) {
+    /* The kicks this turn deferred go out before we busy-wait: the worker
+     * they wake may be the party we wait for. */
+    ursa__worker_turn_end(t->worker);
+    if (ursa__worker_has_work(t->worker)) {
         ursa__worker_yield(t);
-    } else {
-        for (int i = 0; i < 16; i++)
-            ursa__cpu_relax();
+    } else if (!ursa__spin_pause_n(s, URSA__RELAX_PAUSES)) {
+        sched_yield();
     }
     /* relaxed: a hint, as in ursa__task_wait. */
     return atomic_load_explicit(&t->cancel, memory_order_relaxed) ? -ECANCELED : 0;
 }
 
-int ursa__task_wait(ursa_task_t *t, const _Atomic uint32_t *flag, uint32_t pending,
-                    ursa_time_t deadline)
+/* ursa__task_wait without a deadline (and with a flag): the common wait,
+ * kept short and inlined into task_block. */
+static inline int wait_untimed(ursa_task_t *t, const _Atomic uint32_t *flag, uint32_t pending)
 {
-    ursa__worker_t *w = t->worker;
     int rc = 0;
-    bool armed = false;
+    /* acquire: the completer's writes before it changed *flag. */
+    while (atomic_load_explicit(flag, memory_order_acquire) == pending) {
+        /* relaxed: cancel is a hint re-checked after every wake. */
+        if (atomic_load_explicit(&t->cancel, memory_order_relaxed)) {
+            rc = -ECANCELED;
+            break;
+        }
+        park(t);
+    }
+    t->wait_node = NULL;
+    t->wait_kind = URSA_WAIT_NONE;
+    return rc;
+}
+
+/* ursa__task_wait with a deadline (or without a flag). */
+static __attribute__((noinline)) int wait_timed(ursa_task_t *t, const _Atomic uint32_t *flag,
+                                                uint32_t pending, ursa_time_t deadline)
+{
+    int rc = 0;
+    ursa__timers_t *armed = NULL; /* the heap of the worker we armed on */
     ursa__timer_spill_t spill_room; /* where the timer waits if the heap is full */
     /* acquire: the completer's writes before it changed *flag are visible. */
     while (!flag || atomic_load_explicit(flag, memory_order_acquire) == pending) {
@@ -102,29 +142,39 @@ int ursa__task_wait(ursa_task_t *t, const _Atomic uint32_t *flag, uint32_t pendi
             break;
         }
         if (deadline != URSA_NEVER) {
+            ursa__worker_t *w = t->worker; /* re-read: a migratable task moves */
             if (ursa__worker_now(w) >= deadline) {
                 rc = -ETIMEDOUT;
                 break;
             }
             if (!armed) {
-                ursa__timer_arm(&w->timers, t, deadline, &spill_room);
-                armed = true;
+                armed = &w->timers;
+                ursa__timer_arm(armed, t, deadline, &spill_room);
             }
         }
-        ursa__task_park(t);
+        park(t);
     }
     if (armed)
-        ursa__timer_disarm(&w->timers, t);
+        ursa__timer_disarm(armed, t);
     t->wait_node = NULL;
     t->wait_kind = URSA_WAIT_NONE;
     return rc;
+}
+
+int ursa__task_wait(ursa_task_t *t, const _Atomic uint32_t *flag, uint32_t pending,
+                    ursa_time_t deadline)
+{
+    if (deadline == URSA_NEVER && flag)
+        return wait_untimed(t, flag, pending);
+    return wait_timed(t, flag, pending, deadline);
 }
 
 static int task_block(ursa__ctx_t *c, ursa_wait_t *wt, ursa_time_t deadline)
 {
     ursa_task_t *t = (ursa_task_t *)c;
     t->wait_node = wt;
-    int rc = ursa__task_wait(t, &wt->state, URSA__W_QUEUED, deadline);
+    int rc = deadline == URSA_NEVER ? wait_untimed(t, &wt->state, URSA__W_QUEUED)
+                                    : wait_timed(t, &wt->state, URSA__W_QUEUED, deadline);
     if (rc == 0)
         ursa__wait_settle(wt);
     return rc;
@@ -249,10 +299,9 @@ void ursa__task_pool_drain(ursa__worker_t *w)
 
 /* ---- spawn ---- */
 
-ursa_task_t *ursa__task_new(ursa_rt_t *rt, ursa__worker_t *w, ursa_task_fn_t fn, void *arg,
-                            const ursa_spawn_opts_t *opts)
+ursa_task_t *ursa__task_new(ursa_rt_t *rt, ursa__worker_t *cur, ursa__worker_t *w,
+                            ursa_task_fn_t fn, void *arg, const ursa_spawn_opts_t *opts)
 {
-    ursa__worker_t *cur = ursa__cur_worker && ursa__cur_worker->rt == rt ? ursa__cur_worker : NULL;
     ursa_task_t *t = ursa__task_alloc(cur);
     if (!t)
         return NULL;
@@ -264,40 +313,91 @@ ursa_task_t *ursa__task_new(ursa_rt_t *rt, ursa__worker_t *w, ursa_task_fn_t fn,
     t->ctx.ops = &task_ops;
     t->ctx.waker = (ursa_waker_t){ursa__task_wake, t};
     ursa__ledger_init(&t->ctx.ledger, NULL); /* records on its stack, once it has one */
-    t->ctx.vclock = rt->cfg.deterministic ? &w->vclock : NULL;
+    t->ctx.vclock = rt->cfg.deterministic ? &rt->workers[0].vclock : NULL;
     t->ctx.name = t->name;
     t->worker = w;
     t->fn = fn;
     t->arg = arg;
     t->timer_idx = URSA__TIMER_NONE;
-    const char *name = opts && opts->name ? opts->name : "task";
-    strncpy(t->name, name, sizeof t->name - 1);
+    t->owner = URSA__NO_OWNER;
+    t->placement = (uint8_t)(opts ? opts->placement : URSA_PLACE_ANY);
+    t->migratable = opts && opts->migratable && rt->nworkers > 1; /* alone, nowhere to go */
+    if (opts && opts->name)
+        strncpy(t->name, opts->name, sizeof t->name - 1);
+    else
+        memcpy(t->name, "task", sizeof "task"); /* no call: most tasks have no name */
     atomic_init(&t->wstate, URSA__T_RUNNING);
     atomic_init(&t->cancel, atomic_load(&rt->stopping) ? 1 : 0);
     atomic_init(&t->joiner, opts && opts->detached ? URSA__JOIN_DETACHED : NULL);
     return t;
 }
 
-int ursa_rt_spawn(ursa_rt_t *rt, ursa_task_t **out, ursa_task_fn_t fn, void *arg,
-                  const ursa_spawn_opts_t *opts)
+/* Checks a spawn's placement: 0, or -EINVAL. *fixed gets the worker of a
+ * fixed placement (LOCAL: cur, or worker 0 off-task), NULL for ANY. */
+static int placement_check(ursa_rt_t *rt, ursa__worker_t *cur, const ursa_spawn_opts_t *o,
+                           ursa__worker_t **fixed)
+{
+    *fixed = NULL;
+    switch (o->placement) {
+    case URSA_PLACE_ANY:
+    case URSA_PLACE_LOCAL:
+        /* `worker` set without a placement is code from before placements,
+         * when it meant "fix on this worker": refuse it rather than change
+         * its meaning silently. */
+        if (o->worker != 0 || (o->migratable && o->placement != URSA_PLACE_ANY))
+            return -EINVAL;
+        if (o->placement == URSA_PLACE_LOCAL)
+            *fixed = cur ? cur : &rt->workers[0];
+        return 0;
+    case URSA_PLACE_WORKER:
+        if (o->migratable || o->worker < 0 || o->worker >= (int)rt->nworkers)
+            return -EINVAL;
+        *fixed = &rt->workers[o->worker];
+        return 0;
+    default:
+        return -EINVAL;
+    }
+}
+
+/* ursa_rt_spawn from worker cur of rt, or from outside (cur NULL). */
+static int spawn(ursa_rt_t *rt, ursa__worker_t *cur, ursa_task_t **out, ursa_task_fn_t fn,
+                 void *arg, const ursa_spawn_opts_t *opts)
 {
     if (out)
         *out = NULL;
-    if (!rt || !fn || (!out && !(opts && opts->detached)))
+    static const ursa_spawn_opts_t defaults = {0};
+    const ursa_spawn_opts_t *o = opts ? opts : &defaults;
+    if (!fn || (!out && !o->detached))
         return -EINVAL;
-    int wi = opts ? opts->worker : -1;
-    if (wi < -1 || wi >= (int)rt->nworkers)
-        return -EINVAL;
-    if (wi == -1)
-        wi = (ursa__cur_worker && ursa__cur_worker->rt == rt) ? ursa__cur_worker->index : 0;
-    ursa__worker_t *w = &rt->workers[wi];
-    ursa_task_t *t = ursa__task_new(rt, w, fn, arg, opts);
+    ursa__worker_t *fixed = NULL;
+    if ((unsigned)o->placement | (unsigned)o->worker | o->migratable) { /* not the default */
+        int rc = placement_check(rt, cur, o, &fixed);
+        if (rc)
+            return rc;
+    }
+    ursa_task_t *t = ursa__task_new(rt, cur,
+                                    fixed ? fixed
+                                    : cur ? cur
+                                          : &rt->workers[0],
+                                    fn, arg, o);
     if (!t)
         return -ENOMEM;
-    if (out && !(opts && opts->detached))
+    if (out && !o->detached)
         *out = t;
-    ursa__worker_submit(w, t);
+    ursa__worker_spawn(rt, cur, fixed, t);
     return 0;
+}
+
+int ursa_rt_spawn(ursa_rt_t *rt, ursa_task_t **out, ursa_task_fn_t fn, void *arg,
+                  const ursa_spawn_opts_t *opts)
+{
+    if (!rt) {
+        if (out)
+            *out = NULL;
+        return -EINVAL;
+    }
+    ursa__worker_t *cur = ursa__cur_worker;
+    return spawn(rt, cur && cur->rt == rt ? cur : NULL, out, fn, arg, opts);
 }
 
 int ursa_spawn(ursa_task_t **out, ursa_task_fn_t fn, void *arg, const ursa_spawn_opts_t *opts)
@@ -308,7 +408,7 @@ int ursa_spawn(ursa_task_t **out, ursa_task_fn_t fn, void *arg, const ursa_spawn
             *out = NULL;
         return -EINVAL;
     }
-    return ursa_rt_spawn(w->rt, out, fn, arg, opts);
+    return spawn(w->rt, w, out, fn, arg, opts);
 }
 
 /* ---- completion, join, detach, cancel ---- */

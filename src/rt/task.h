@@ -12,6 +12,8 @@
 
 typedef struct ursa__worker ursa__worker_t;
 
+#define URSA__NO_OWNER UINT16_MAX
+
 /* Task wake state (wstate). */
 enum { URSA__T_RUNNING = 0, URSA__T_NOTIFIED = 1, URSA__T_PARKED = 2 };
 /* Join slot (joiner): NULL, a joiner's wait node, or one of these. */
@@ -25,7 +27,7 @@ struct ursa_task {
     ursa__ctx_t ctx; /* first: ursa__cur_ctx points here while it runs */
     void *sp;        /* saved stack pointer while switched out */
     void *stack;     /* its stack's top (stack.h): NULL until first run, and again once done */
-    ursa__worker_t *worker;
+    ursa__worker_t *worker; /* the worker it runs (or is queued) on */
     union {
         struct { /* until it starts */
             ursa_task_fn_t fn;
@@ -33,8 +35,8 @@ struct ursa_task {
         };
         void *result; /* once it returned */
     };
-    struct ursa_task *rq_next; /* run queue or inbox link */
-    struct ursa_task *all_prev, *all_next; /* the worker's live tasks */
+    struct ursa_task *rq_next;             /* run queue, inbox or inject link */
+    struct ursa_task *all_prev, *all_next; /* the owner's live tasks */
     /* The completer's exchange to JOIN_DONE is its last touch of the task. */
     _Atomic(ursa_wait_t *) joiner;
     /* What it waits on, for deadlock reports: the wait node it is blocked
@@ -44,12 +46,18 @@ struct ursa_task {
     _Atomic uint32_t wstate; /* RUNNING / NOTIFIED / PARKED */
     _Atomic uint32_t cancel; /* cancellation requested */
     /* The one deadline a task can wait for at a time: its entry in the
-     * worker's timer heap, or URSA__TIMER_NONE / _SPILLED (rt/timer.h). */
+     * timer heap it was armed in, or URSA__TIMER_NONE / _SPILLED
+     * (rt/timer.h), under that heap's lock. */
     uint32_t timer_idx;
+    /* The worker whose live list holds it (the spawning one, or the first
+     * to run a task spawned from outside), or URSA__NO_OWNER. */
+    uint16_t owner;
     uint8_t wait_kind;
-    bool finished; /* fn returned; set on the task's own stack */
-    bool adopted;  /* linked into its worker's live list */
-    bool no_stack; /* it ended without running: no memory for a stack */
+    uint8_t placement; /* ursa_placement_t */
+    bool finished;     /* fn returned; set on the task's own stack */
+    bool no_stack;     /* it ended without running: no memory for a stack */
+    bool migratable;   /* may resume on another worker at a wait point */
+    bool io_busy;      /* an I/O op in flight on its worker's ring: stays */
 #if defined(URSA__ASAN)
     void *asan_fake;
 #endif
@@ -60,10 +68,11 @@ struct ursa_task {
     char name[URSA_TASK_NAME_MAX + 1];
 };
 
-/* A new task of rt that will run fn(arg) on worker w (not queued yet):
- * NULL without memory. */
-ursa_task_t *ursa__task_new(ursa_rt_t *rt, ursa__worker_t *w, ursa_task_fn_t fn, void *arg,
-                            const ursa_spawn_opts_t *opts);
+/* A new task of rt that will run fn(arg) on worker w (not queued yet),
+ * spawned from worker cur (the calling thread's, if it is one of rt's, else
+ * NULL): NULL without memory. */
+ursa_task_t *ursa__task_new(ursa_rt_t *rt, ursa__worker_t *cur, ursa__worker_t *w,
+                            ursa_task_fn_t fn, void *arg, const ursa_spawn_opts_t *opts);
 /* The task ended (its function returned, or it never got a stack) and its
  * worker let go of it: hands it to its joiner, or frees it if detached. */
 void ursa__task_done(ursa_task_t *t);

@@ -2,7 +2,16 @@
 
 #include <stdlib.h>
 
+#include "../core/spin.h"
 #include "task.h"
+
+/* The number of timers armed, changed under the lock. */
+static void len_add(ursa__timers_t *tm, long d)
+{
+    /* relaxed: under the lock; readers without it take it as a hint. */
+    atomic_store_explicit(&tm->len, atomic_load_explicit(&tm->len, memory_order_relaxed) + (size_t)d,
+                          memory_order_relaxed);
+}
 
 static void heap_set(ursa__timers_t *tm, uint32_t i, ursa__timer_t e)
 {
@@ -92,15 +101,18 @@ static ursa__timer_spill_t *spill_remove(ursa__timers_t *tm, const ursa_task_t *
 void ursa__timer_arm(ursa__timers_t *tm, ursa_task_t *t, ursa_time_t when,
                      ursa__timer_spill_t *room)
 {
-    tm->len++;
+    ursa__spin_lock(&tm->lock);
+    len_add(tm, 1);
     ursa__timer_t e = {when, t};
     if (!heap_push(tm, e)) {
         room->timer = e;
         spill_push(tm, room);
     }
+    ursa__spin_unlock(&tm->lock);
 }
 
-void ursa__timer_disarm(ursa__timers_t *tm, ursa_task_t *t)
+/* Under the lock. */
+static void disarm_locked(ursa__timers_t *tm, ursa_task_t *t)
 {
     uint32_t i = t->timer_idx;
     if (i == URSA__TIMER_NONE)
@@ -110,20 +122,28 @@ void ursa__timer_disarm(ursa__timers_t *tm, ursa_task_t *t)
     else
         heap_remove(tm, i);
     t->timer_idx = URSA__TIMER_NONE;
-    tm->len--;
+    len_add(tm, -1);
+}
+
+void ursa__timer_disarm(ursa__timers_t *tm, ursa_task_t *t)
+{
+    ursa__spin_lock(&tm->lock);
+    disarm_locked(tm, t);
+    ursa__spin_unlock(&tm->lock);
 }
 
 /* Wakes the spilled timers that are due; moves the others into the heap
- * while it has (or can get) room. */
+ * while it has (or can get) room. Under the lock (which also keeps every
+ * room alive: its task's disarm waits for it). */
 static void fire_spilled(ursa__timers_t *tm, ursa_time_t now)
 {
     ursa__timer_spill_t *s = tm->spill;
     while (s) {
-        ursa__timer_spill_t *next = s->next; /* s may end with the wait */
+        ursa__timer_spill_t *next = s->next;
         ursa_task_t *t = s->timer.task;
         if (s->timer.when <= now) {
-            ursa__timer_disarm(tm, t);
-            ursa__task_wake(t);
+            disarm_locked(tm, t);
+            ursa__task_wake(t); /* under the lock: see timer.h */
         } else {
             spill_remove(tm, t);
             if (!heap_push(tm, s->timer)) {
@@ -137,21 +157,27 @@ static void fire_spilled(ursa__timers_t *tm, ursa_time_t now)
 
 void ursa__timers_fire(ursa__timers_t *tm, ursa_time_t now)
 {
+    if (!ursa__timers_any(tm))
+        return;
+    ursa__spin_lock(&tm->lock);
     while (tm->heap_len && tm->heap[0].when <= now) {
         ursa_task_t *t = tm->heap[0].task;
-        ursa__timer_disarm(tm, t);
-        ursa__task_wake(t);
+        disarm_locked(tm, t);
+        ursa__task_wake(t); /* under the lock: see timer.h */
     }
     if (tm->spill)
         fire_spilled(tm, now);
+    ursa__spin_unlock(&tm->lock);
 }
 
-ursa_time_t ursa__timers_next(const ursa__timers_t *tm)
+ursa_time_t ursa__timers_next(ursa__timers_t *tm)
 {
+    ursa__spin_lock(&tm->lock);
     ursa_time_t next = tm->heap_len ? tm->heap[0].when : URSA_NEVER;
     for (const ursa__timer_spill_t *s = tm->spill; s; s = s->next)
         if (s->timer.when < next)
             next = s->timer.when;
+    ursa__spin_unlock(&tm->lock);
     return next;
 }
 
@@ -161,5 +187,5 @@ void ursa__timers_fini(ursa__timers_t *tm)
     tm->heap = NULL;
     tm->spill = NULL;
     tm->heap_len = tm->cap = 0;
-    tm->len = 0;
+    atomic_store_explicit(&tm->len, 0, memory_order_relaxed); /* relaxed: nobody else now */
 }

@@ -1,5 +1,6 @@
-/* The per-worker scheduler: run queue, inbox, switching between tasks, the
- * loop with its idle/sleep handshake (the deadlock report is rt/deadlock.c). */
+/* The per-worker scheduler: run queues, inbox, switching between tasks,
+ * the loop (the deadlock report is rt/deadlock.c). Finding work elsewhere,
+ * sleeping and waking other workers: idle.c. */
 #include "worker.h"
 
 #include <stdio.h>
@@ -15,12 +16,9 @@ __thread ursa__worker_t *ursa__cur_worker __attribute__((tls_model("initial-exec
 /* How many times tasks may hand the worker straight to one another before
  * the scheduler gets a turn (inbox, timers, ring). */
 #define URSA__DIRECT_SWITCHES 32
-
-/* How long an idle worker watches its inbox before sleeping in the kernel:
- * about one kernel sleep/wake round trip, so the spin never costs more than
- * the sleep it tries to avoid. `pause` lasts from a few to ~140 cycles
- * depending on the CPU, so the budget is time, read every 64 pauses. */
-#define URSA__IDLE_SPIN_NS 20000
+/* Tasks run from the LIFO slot in a row before it queues like the others
+ * (Tokio's limit): a ping-pong pair cannot starve the rest of the queue. */
+#define URSA__LIFO_MAX 3
 
 void ursa__worker_init(ursa__worker_t *w, ursa_rt_t *rt, unsigned index)
 {
@@ -28,7 +26,14 @@ void ursa__worker_init(ursa__worker_t *w, ursa_rt_t *rt, unsigned index)
     w->rt = rt;
     w->index = (int)index;
     w->ring.evfd = -1;
-    w->rng = c->seed;
+    atomic_init(&w->ring.kick_fd, -1);
+    w->rng = c->seed + index;
+    w->mode = rt->nworkers > 1   ? URSA__MODE_SHARED
+              : c->deterministic ? URSA__MODE_DRAWN
+                                 : URSA__MODE_SOLO;
+    /* Deterministic with several workers: every switch goes through the
+     * loop that draws the next worker (loop.c), for more interleavings. */
+    w->direct_max = c->deterministic && rt->nworkers > 1 ? 0 : URSA__DIRECT_SWITCHES;
     w->vclock = URSA_SEC(1); /* above 0, so no deadline equals URSA_NOW */
     ursa__stack_pool_init(&w->stacks, c->stack_size, c->stack_cache, !c->no_stack_guard);
 }
@@ -45,7 +50,7 @@ void ursa__worker_fini(ursa__worker_t *w, bool tasks_left)
 void ursa__worker_bind(ursa__worker_t *w)
 {
     ursa__cur_worker = w;
-    ursa__thread_ctx();
+    w->thread_ctx = ursa__thread_ctx();
 #if defined(URSA__TSAN)
     w->tsan_fiber = __tsan_get_current_fiber();
 #endif
@@ -58,7 +63,8 @@ void ursa__worker_unbind(void)
 
 ursa_time_t ursa__worker_now(ursa__worker_t *w)
 {
-    return w->rt->cfg.deterministic ? w->vclock : ursa__mono_now();
+    /* Deterministic mode: one virtual clock, worker 0's. */
+    return w->rt->cfg.deterministic ? w->rt->workers[0].vclock : ursa__mono_now();
 }
 
 int ursa_worker_index(void)
@@ -67,9 +73,15 @@ int ursa_worker_index(void)
     return w && w->current ? w->index : -1;
 }
 
-/* ---- run queue (owner thread only) ---- */
+unsigned ursa_worker_count(void)
+{
+    ursa__worker_t *w = ursa__cur_worker;
+    return w ? w->rt->nworkers : 0;
+}
 
-static void rq_push(ursa__worker_t *w, ursa_task_t *t)
+/* ---- run queues (owner thread only) ---- */
+
+static inline void rq_push(ursa__worker_t *w, ursa_task_t *t)
 {
     t->rq_next = NULL;
     if (w->rq_tail)
@@ -98,17 +110,28 @@ static uint64_t rng_next(ursa__worker_t *w)
     return z ^ (z >> 31);
 }
 
-/* The next task to run: the head, or in deterministic mode one drawn from
- * the seed's stream. */
-static ursa_task_t *rq_pop(ursa__worker_t *w)
+/* The next task of rq. */
+static inline ursa_task_t *rq_pop(ursa__worker_t *w)
 {
+    ursa_task_t *t = w->rq_head;
+    w->rq_head = t->rq_next;
+    if (!w->rq_head)
+        w->rq_tail = NULL;
+    w->rq_len--;
+    return t;
+}
+
+/* Deterministic mode: the next task of rq is drawn from the seed's
+ * stream. */
+static __attribute__((noinline)) ursa_task_t *rq_pop_drawn(ursa__worker_t *w)
+{
+    if (w->rq_len < 2)
+        return rq_pop(w);
     ursa_task_t *prev = NULL, *t = w->rq_head;
-    if (w->rt->cfg.deterministic && w->rq_len > 1) {
-        size_t k = rng_next(w) % w->rq_len;
-        while (k--) {
-            prev = t;
-            t = t->rq_next;
-        }
+    size_t k = rng_next(w) % w->rq_len;
+    while (k--) {
+        prev = t;
+        t = t->rq_next;
     }
     if (prev)
         prev->rq_next = t->rq_next;
@@ -121,32 +144,126 @@ static ursa_task_t *rq_pop(ursa__worker_t *w)
     return t;
 }
 
-/* ---- inbox: lock-free multi-producer, single consumer ---- */
-
-/* Enters t in w's live-task list (owner thread only). */
-static void adopt(ursa__worker_t *w, ursa_task_t *t)
+/* Whether another worker may run t now: it has not started and any worker
+ * may run it, or it is migratable and has no I/O in flight. */
+static bool movable(const ursa_task_t *t)
 {
-    t->adopted = true;
+    return t->stack ? t->migratable && !t->io_busy : t->placement == URSA_PLACE_ANY;
+}
+
+void ursa__worker_queue(ursa__worker_t *w, ursa_task_t *t)
+{
+    if (w->mode != URSA__MODE_SHARED || !movable(t)) {
+        rq_push(w, t);
+        return;
+    }
+    if (__builtin_expect(!ursa__stealq_push(&w->lq, t), 0)) {
+        uint32_t n;
+        ursa_task_t *first = ursa__stealq_overflow(&w->lq, t, &n), *last = first;
+        while (last->rq_next)
+            last = last->rq_next;
+        ursa__inject_push(&w->rt->inject, first, last, n);
+    }
+    /* More than the one we would run next: another worker could help. */
+    if (ursa__stealq_len(&w->lq) > 1)
+        w->notify = true;
+}
+
+bool ursa__worker_has_work(ursa__worker_t *w)
+{
+    return w->rq_head || (w->mode == URSA__MODE_SHARED && (w->lifo || ursa__stealq_len(&w->lq)));
+}
+
+void ursa__worker_adopt(ursa__worker_t *w, ursa_task_t *t)
+{
+    t->owner = (uint16_t)w->index;
     t->all_prev = NULL;
     t->all_next = w->all;
     if (w->all)
         w->all->all_prev = t;
     w->all = t;
-    w->ntasks++;
+    /* relaxed: only we write it; readers take it as a hint (idle.c). */
+    atomic_store_explicit(&w->ntasks, atomic_load_explicit(&w->ntasks, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
 }
 
-static void inbox_push(ursa__worker_t *w, ursa_task_t *t)
+/* Takes t out of w's live-task list and hands it to its joiner. */
+static void retire(ursa__worker_t *w, ursa_task_t *t)
+{
+    if (t->all_prev)
+        t->all_prev->all_next = t->all_next;
+    else
+        w->all = t->all_next;
+    if (t->all_next)
+        t->all_next->all_prev = t->all_prev;
+    /* release: see rt_empty (loop.c); only we write it. */
+    atomic_store_explicit(&w->ntasks, atomic_load_explicit(&w->ntasks, memory_order_relaxed) - 1,
+                          memory_order_release);
+    ursa__task_done(t);
+}
+
+/* next_task for a worker with peers. */
+static __attribute__((noinline)) ursa_task_t *next_task_shared(ursa__worker_t *w)
+{
+    ursa_task_t *t = w->lifo;
+    if (t) {
+        w->lifo = NULL;
+        if (w->lifo_streak++ < URSA__LIFO_MAX)
+            return t;
+        ursa__worker_queue(w, t); /* its turn in the queue, like the others */
+    }
+    w->lifo_streak = 0;
+    uint32_t tick = ++w->tick;
+    if (tick % URSA__INJECT_EVERY == 0) {
+        uint32_t n;
+        t = ursa__inject_pop(&w->rt->inject, 1, &n);
+        if (t)
+            goto adopt;
+    }
+    if (w->rq_head && (tick & 1))
+        return rq_pop(w);
+    t = ursa__stealq_pop(&w->lq);
+    if (t) {
+        t->worker = w;
+        return t;
+    }
+    if (w->rq_head)
+        return rq_pop(w);
+    uint32_t n;
+    t = ursa__inject_pop(&w->rt->inject, 1, &n);
+    if (!t)
+        return NULL;
+adopt:
+    t->worker = w;
+    if (t->owner == URSA__NO_OWNER)
+        ursa__worker_adopt(w, t);
+    return t;
+}
+
+static inline ursa_task_t *next_task(ursa__worker_t *w)
+{
+    if (__builtin_expect(w->mode == URSA__MODE_SOLO, 1))
+        return w->rq_head ? rq_pop(w) : NULL;
+    if (w->mode == URSA__MODE_DRAWN)
+        return w->rq_head ? rq_pop_drawn(w) : NULL;
+    return next_task_shared(w);
+}
+
+/* ---- inbox: lock-free multi-producer, single consumer ---- */
+
+void ursa__worker_inbox_push(ursa__worker_t *w, ursa_task_t *t)
 {
     ursa__task_lifo_push(&w->inbox, t);
     /* seq_cst fence: Dekker with the worker's sleeping=1; fence; check
      * inbox. Either it sees our push or we see it sleeping. */
     atomic_thread_fence(memory_order_seq_cst);
+    /* relaxed: ordered by the fence; the exchange elects one kicker. */
     if (atomic_load_explicit(&w->sleeping, memory_order_relaxed) &&
         atomic_exchange_explicit(&w->sleeping, 0, memory_order_relaxed))
-        ursa__ring_kick(&w->ring);
+        ursa__worker_kick(w);
 }
 
-static void drain_inbox(ursa__worker_t *w)
+void ursa__worker_drain_inbox(ursa__worker_t *w)
 {
     /* relaxed peek first: most rounds the inbox is empty. */
     if (!atomic_load_explicit(&w->inbox, memory_order_relaxed))
@@ -161,30 +278,85 @@ static void drain_inbox(ursa__worker_t *w)
         l = n;
     }
     while (fifo) {
-        ursa_task_t *n = fifo->rq_next;
-        if (!fifo->adopted)
-            adopt(w, fifo);
-        rq_push(w, fifo);
-        fifo = n;
+        ursa_task_t *t = fifo;
+        fifo = t->rq_next;
+        if (t->finished) {
+            retire(w, t); /* ended on another worker, handed back to its owner */
+            continue;
+        }
+        t->worker = w;
+        if (t->owner == URSA__NO_OWNER)
+            ursa__worker_adopt(w, t);
+        ursa__worker_queue(w, t);
     }
 }
 
-void ursa__worker_submit(ursa__worker_t *w, ursa_task_t *t)
+void ursa__worker_spawn(ursa_rt_t *rt, ursa__worker_t *cur, ursa__worker_t *fixed, ursa_task_t *t)
 {
-    if (w == ursa__cur_worker) {
-        adopt(w, t);
-        rq_push(w, t);
+    if (__builtin_expect(cur && !fixed && cur->mode == URSA__MODE_SOLO, 1)) {
+        ursa__worker_adopt(cur, t); /* alone: the common case, kept short */
+        rq_push(cur, t);
+        return;
+    }
+    /* Adopted where it is spawned, unless it is fixed on another worker:
+     * that one adopts it (drain_inbox), since it will only ever run there. */
+    if (cur && (!fixed || fixed == cur))
+        ursa__worker_adopt(cur, t);
+    if (!fixed && cur) {
+        t->worker = cur;
+        if (cur->mode != URSA__MODE_SHARED)
+            rq_push(cur, t);
+        else
+            ursa__worker_queue(cur, t);
+    } else if (!fixed) { /* from outside: whichever worker is free takes it */
+        ursa__inject_push(&rt->inject, t, t, 1);
+        ursa__worker_notify(rt, NULL);
+    } else if (fixed == cur) {
+        rq_push(cur, t);
     } else {
-        inbox_push(w, t);
+        ursa__worker_inbox_push(fixed, t);
     }
 }
 
-void ursa__worker_enqueue(ursa__worker_t *w, ursa_task_t *t)
+/* t was woken on w (the waker's worker, where it will run): a migratable
+ * task takes the LIFO slot, pushing the one there to its queue. */
+static void wake_here(ursa__worker_t *w, ursa_task_t *t)
 {
-    if (w == ursa__cur_worker)
-        rq_push(w, t);
-    else
-        inbox_push(w, t);
+    if (t->migratable && w->mode == URSA__MODE_SHARED) {
+        ursa_task_t *old = w->lifo;
+        w->lifo = t;
+        if (old)
+            ursa__worker_queue(w, old);
+        return;
+    }
+    ursa__worker_queue(w, t);
+}
+
+/* ursa__worker_wake but for its common case. */
+static __attribute__((noinline)) void wake_slow(ursa_task_t *t)
+{
+    ursa__worker_t *home = t->worker, *cur = ursa__cur_worker;
+    if (cur == home) {
+        wake_here(cur, t);
+    } else if (!t->migratable || t->io_busy) {
+        ursa__worker_inbox_push(home, t);
+    } else if (cur && cur->rt == home->rt) {
+        t->worker = cur; /* it moves: we own its enqueue (wstate was PARKED) */
+        wake_here(cur, t);
+    } else { /* woken from outside: whichever worker is free runs it */
+        ursa__inject_push(&home->rt->inject, t, t, 1);
+        ursa__worker_notify(home->rt, NULL);
+    }
+}
+
+void ursa__worker_wake(ursa_task_t *t)
+{
+    ursa__worker_t *home = t->worker;
+    if (__builtin_expect(home == ursa__cur_worker && !t->migratable, 1)) {
+        rq_push(home, t); /* started and not migratable: only we may run it */
+        return;
+    }
+    wake_slow(t); /* a tail call: the common path needs no stack frame */
 }
 
 /* ---- switching between the scheduler and tasks ---- */
@@ -192,7 +364,8 @@ void ursa__worker_enqueue(ursa__worker_t *w, ursa_task_t *t)
 /* Switches the worker from `from` to `to` (NULL: the scheduler, on the
  * thread's own stack), telling the sanitizers which stack and fiber run
  * next. `ending`: `from` never runs again (ASan drops its fake stack).
- * Returns when something switches back to `from`. */
+ * Returns when something switches back to `from`, maybe on another
+ * worker (a migratable task). */
 static inline void jump(ursa__worker_t *w, ursa_task_t *from, ursa_task_t *to, bool ending)
 {
     void **save = from ? &from->sp : &w->sched_sp;
@@ -200,6 +373,7 @@ static inline void jump(ursa__worker_t *w, ursa_task_t *from, ursa_task_t *to, b
 #if defined(URSA__ASAN)
     void *sched_fake = NULL;
     void **fake = ending ? NULL : from ? &from->asan_fake : &sched_fake;
+    w->asan_from_sched = !from;
     if (to)
         __sanitizer_start_switch_fiber(fake, ursa__stack_lo(&w->stacks, to->stack), w->stacks.size);
     else
@@ -212,51 +386,181 @@ static inline void jump(ursa__worker_t *w, ursa_task_t *from, ursa_task_t *to, b
 #endif
     ursa__switch(save, load);
 #if defined(URSA__ASAN)
-    __sanitizer_finish_switch_fiber(fake ? *fake : NULL, NULL, NULL);
+    /* Resumed: on from's worker now, which may not be w. Record the
+     * scheduler's stack whenever we come from it. */
+    ursa__worker_t *now = from ? from->worker : w;
+    const void *lo;
+    size_t size;
+    __sanitizer_finish_switch_fiber(fake ? *fake : NULL, &lo, &size);
+    if (now->asan_from_sched) {
+        now->asan_stack_lo = lo;
+        now->asan_stack_size = size;
+    }
 #endif
 }
 
-/* Switches from the current task t to `to`: another task, or the
- * scheduler (to == NULL). Returns when something switches back to t. */
-static void switch_from(ursa_task_t *t, ursa_task_t *to)
+/* What the task switched out left to do once its stack was free. */
+static __attribute__((noinline)) void after_switch_do(ursa__worker_t *w, ursa_task_t *t)
 {
-    ursa__worker_t *w = t->worker;
-    if (to) {
-        w->current = to;
-        ursa__cur_ctx = &to->ctx;
+    w->after = NULL;
+    switch (w->after_op) {
+    case URSA__AFTER_PARK: {
+        uint32_t s = URSA__T_RUNNING;
+        /* release: publishes its saved context to the waker that moves it
+         * (PARKED -> RUNNING, acq_rel). */
+        if (atomic_compare_exchange_strong_explicit(&t->wstate, &s, URSA__T_PARKED,
+                                                    memory_order_release, memory_order_relaxed))
+            return;
+        /* Woken while switching out: consume it (an RMW, see task_wake;
+         * acq_rel: the waker's writes are visible) and run it again. */
+        atomic_exchange_explicit(&t->wstate, URSA__T_RUNNING, memory_order_acq_rel);
+        ursa__worker_queue(w, t);
+        return;
     }
-    jump(w, t, to, false);
+    default: /* URSA__AFTER_YIELD */
+        ursa__worker_queue(w, t);
+        return;
+    }
 }
 
-/* If another task that has already run is next in the run queue, switch
- * to it directly: one context switch instead of two, and no pass through
- * the scheduler loop. New tasks (no stack yet) start from the scheduler. */
-void ursa__worker_suspend(ursa_task_t *t)
+/* Runs on the far side of every switch, on the worker now running. */
+static inline void after_switch(ursa__worker_t *w)
 {
-    ursa__worker_t *w = t->worker;
-    if (w->direct_budget && w->rq_head) {
+    ursa_task_t *t = w->after;
+    if (__builtin_expect(t != NULL, 0))
+        after_switch_do(w, t);
+}
+
+/* Gives t a stack and a first frame, so that switching to it runs it. */
+static bool start_prepare(ursa__worker_t *w, ursa_task_t *t);
+
+/* next, a task that has not started, starts here: next, or NULL if it got
+ * no stack (the scheduler reports that). */
+static __attribute__((noinline)) ursa_task_t *start_here(ursa__worker_t *w, ursa_task_t *next)
+{
+    if (start_prepare(w, next))
+        return next;
+    rq_push_front(w, next);
+    return NULL;
+}
+
+/* A yield found nothing else to run. With no spare CPU, a task that yields
+ * in a loop waits for another thread: let that thread have the CPU. */
+static void yield_alone(void)
+{
+    if (!ursa__spin_allowed())
+        sched_yield();
+}
+
+/* The current task t of w leaves the CPU: to the next ready task directly
+ * (one context switch instead of two, and no pass through the scheduler
+ * loop) while the budget lasts, else to the scheduler (inbox, timers,
+ * ring). t is already parked or queued if it is to run again. */
+
+/* A worker alone in its runtime: nothing moves, nothing is deferred, and
+ * the task resumed needs no after_switch (the switch path of every
+ * single-worker workload, kept as short as it was before stealing). */
+/* Modes SOLO and DRAWN: next is the task popped (by switch_solo) or
+ * NULL (pops it here, or goes to the scheduler). */
+static __attribute__((noinline)) void switch_alone_slow(ursa__worker_t *w, ursa_task_t *t,
+                                                        ursa_task_t *next)
+{
+    if (!next && w->direct_budget && w->rq_head) {
         w->direct_budget--;
-        ursa_task_t *next = rq_pop(w);
-        if (next == t)
-            return; /* a yield with nothing else to run */
-        if (next->stack) {
-            switch_from(t, next);
+        next = w->mode == URSA__MODE_SOLO ? rq_pop(w) : rq_pop_drawn(w);
+    }
+    if (next == t) {
+        yield_alone();
+        return;
+    }
+    if (next && !next->stack)
+        next = start_here(w, next);
+    if (next) {
+        w->current = next;
+        ursa__cur_ctx = &next->ctx;
+    }
+    jump(w, t, next, false);
+}
+
+/* Mode SOLO. Every call in tail position, so that the common path (the
+ * next task has run before) needs no stack frame. */
+static inline __attribute__((always_inline)) void switch_solo(ursa__worker_t *w, ursa_task_t *t)
+{
+    if (__builtin_expect(!w->direct_budget || !w->rq_head, 0)) {
+        switch_alone_slow(w, t, NULL);
+        return;
+    }
+    w->direct_budget--;
+    ursa_task_t *next = rq_pop(w);
+    if (__builtin_expect(next == t || !next->stack, 0)) {
+        switch_alone_slow(w, t, next);
+        return;
+    }
+    w->current = next;
+    ursa__cur_ctx = &next->ctx;
+    jump(w, t, next, false);
+}
+
+/* A worker with peers: op is what happens to t once its stack is free
+ * (see after_switch), and the task resumed does what the one before it
+ * left to do. */
+static void switch_shared(ursa__worker_t *w, ursa_task_t *t, int op)
+{
+    ursa__worker_turn_end(w);
+    ursa_task_t *next = NULL;
+    if (w->direct_budget) {
+        w->direct_budget--;
+        next = next_task_shared(w);
+        if (next == t || (!next && op == URSA__AFTER_YIELD)) {
+            yield_alone();
             return;
         }
-        rq_push_front(w, next); /* not started: back to the front */
+        if (next && __builtin_expect(!next->stack, 0))
+            next = start_here(w, next);
     }
-    switch_from(t, NULL);
+    if (op != URSA__AFTER_NONE) {
+        w->after = t;
+        w->after_op = op;
+    }
+    if (next) {
+        w->current = next;
+        ursa__cur_ctx = &next->ctx;
+    }
+    jump(w, t, next, false);
+    after_switch(t->worker);
+}
+
+void ursa__worker_switch_out(ursa_task_t *t, int op)
+{
+    ursa__worker_t *w = t->worker;
+    if (__builtin_expect(w->mode == URSA__MODE_SOLO, 1))
+        switch_solo(w, t);
+    else if (w->mode == URSA__MODE_DRAWN)
+        switch_alone_slow(w, t, NULL);
+    else
+        switch_shared(w, t, op);
 }
 
 void ursa__worker_yield(ursa_task_t *t)
 {
-    rq_push(t->worker, t);
-    ursa__worker_suspend(t);
+    ursa__worker_t *w = t->worker;
+    if (__builtin_expect(w->mode == URSA__MODE_SOLO, 1)) {
+        rq_push(w, t);
+        switch_solo(w, t);
+    } else if (w->mode == URSA__MODE_DRAWN) {
+        rq_push(w, t); /* the seed may pick us again */
+        switch_alone_slow(w, t, NULL);
+    } else if (t->migratable) {
+        switch_shared(w, t, URSA__AFTER_YIELD); /* queued once switched out */
+    } else {
+        rq_push(w, t); /* only our own worker runs us */
+        switch_shared(w, t, URSA__AFTER_NONE);
+    }
 }
 
-/* A task ended: sweep its ledger, give back its stack and timer, unlink
- * it, and hand it to its joiner. */
-static void finish_task(ursa__worker_t *w, ursa_task_t *t)
+/* A task ended: sweep its ledger, give back its stack, and hand it to its
+ * owner, which unlinks it and hands it to its joiner. */
+static inline void finish_task(ursa__worker_t *w, ursa_task_t *t)
 {
     /* The ledger's records, not the (dead) frames, say what to release. */
     ursa__ledger_sweep(&t->ctx.ledger, t->name);
@@ -267,16 +571,11 @@ static void finish_task(ursa__worker_t *w, ursa_task_t *t)
         ursa__stack_put(&w->stacks, t->stack);
         t->stack = NULL;
     }
-    if (t->timer_idx != URSA__TIMER_NONE)
-        ursa__timer_disarm(&w->timers, t);
-    if (t->all_prev)
-        t->all_prev->all_next = t->all_next;
-    else
-        w->all = t->all_next;
-    if (t->all_next)
-        t->all_next->all_prev = t->all_prev;
-    w->ntasks--;
-    ursa__task_done(t);
+    t->finished = true;
+    if (__builtin_expect(t->owner == w->index, 1))
+        retire(w, t);
+    else /* a stolen or migrated task */
+        ursa__worker_inbox_push(&w->rt->workers[t->owner], t);
 }
 
 /* Where a task's stack starts: runs its function, then leaves for good. */
@@ -285,161 +584,85 @@ static void task_main(void *p)
     ursa_task_t *t = p;
     ursa__worker_t *w = t->worker;
 #if defined(URSA__ASAN)
-    __sanitizer_finish_switch_fiber(NULL, &w->asan_stack_lo, &w->asan_stack_size);
+    const void *lo;
+    size_t size;
+    __sanitizer_finish_switch_fiber(NULL, &lo, &size);
+    if (w->asan_from_sched) {
+        w->asan_stack_lo = lo;
+        w->asan_stack_size = size;
+    }
 #endif
+    after_switch(w); /* the task that started us directly, if any */
     t->result = t->fn(t->arg);
-    t->finished = true;
-    w = t->worker;
-    jump(w, t, NULL, true);
+    t->finished = true; /* the scheduler we go to ends it */
+    jump(t->worker, t, NULL, true);
     __builtin_unreachable();
+}
+
+static bool start_prepare(ursa__worker_t *w, ursa_task_t *t)
+{
+    t->stack = ursa__stack_get(&w->stacks);
+    if (!t->stack)
+        return false;
+    /* The ledger's first records sit at the top of the stack, above the
+     * frames: a parked task holding nothing keeps them in the page its
+     * frames touch anyway, not in its descriptor. */
+    ursa__ledger_rec_t *recs = (ursa__ledger_rec_t *)t->stack - URSA__LEDGER_INLINE;
+    ursa__ledger_init(&t->ctx.ledger, recs);
+    t->sp = ursa__switch_make(recs, task_main, t);
+#if defined(URSA__TSAN)
+    t->tsan_fiber = __tsan_create_fiber(0);
+    __tsan_set_fiber_name(t->tsan_fiber, t->name);
+#endif
+    return true;
 }
 
 static void run_task(ursa__worker_t *w, ursa_task_t *t)
 {
-    if (!t->stack) {
-        t->stack = ursa__stack_get(&w->stacks);
-        if (!t->stack) {
-            fprintf(stderr, "ursa: no memory for the stack of task '%s'\n", t->name);
-            t->no_stack = true;
-            finish_task(w, t);
-            return;
-        }
-        /* The ledger's first records sit at the top of the stack, above
-         * the frames: a parked task holding nothing keeps them in the page
-         * its frames touch anyway, not in its descriptor. */
-        ursa__ledger_rec_t *recs = (ursa__ledger_rec_t *)t->stack - URSA__LEDGER_INLINE;
-        ursa__ledger_init(&t->ctx.ledger, recs);
-        t->sp = ursa__switch_make(recs, task_main, t);
-#if defined(URSA__TSAN)
-        t->tsan_fiber = __tsan_create_fiber(0);
-        __tsan_set_fiber_name(t->tsan_fiber, t->name);
-#endif
+    if (!t->stack && !start_prepare(w, t)) {
+        fprintf(stderr, "ursa: no memory for the stack of task '%s'\n", t->name);
+        t->no_stack = true;
+        finish_task(w, t);
+        return;
     }
     w->current = t;
     ursa__cur_ctx = &t->ctx;
-    w->direct_budget = URSA__DIRECT_SWITCHES;
+    w->direct_budget = w->direct_max;
     jump(w, NULL, t, false);
     /* Tasks may have handed over to each other: whoever switched back. */
     t = w->current;
-    ursa__cur_ctx = ursa__thread_ctx();
+    ursa__cur_ctx = w->thread_ctx;
     w->current = NULL;
-    if (t->finished)
+    bool done = t->finished; /* read before after_switch lets it run elsewhere */
+    after_switch(w);
+    if (done)
         finish_task(w, t);
 }
 
-/* ---- the loop ---- */
-
-static void cancel_all(ursa__worker_t *w)
+void ursa__worker_run_batch(ursa__worker_t *w)
 {
-    for (ursa_task_t *t = w->all; t; t = t->all_next) {
-        /* release: ordered before the wake, as in ursa_task_cancel. */
-        atomic_store_explicit(&t->cancel, 1, memory_order_release);
-        ursa__task_wake(t);
+    size_t n = w->rq_len;
+    if (w->mode == URSA__MODE_SHARED)
+        n += ursa__stealq_len(&w->lq) + (w->lifo != NULL);
+    for (ursa_task_t *t; n && (t = next_task(w)); n--) {
+        run_task(w, t);
+        ursa__worker_turn_end(w);
     }
+    if (ursa__timers_any(&w->timers))
+        ursa__timers_fire(&w->timers, ursa__worker_now(w));
+    ursa__ring_poll(&w->ring);
 }
 
-static bool spin_for_inbox(ursa__worker_t *w)
+bool ursa__worker_run_one(ursa__worker_t *w)
 {
-    ursa_time_t until = ursa__mono_now() + URSA__IDLE_SPIN_NS;
-    for (;;) {
-        for (unsigned i = 0; i < 64; i++) {
-            /* relaxed: drain_inbox's exchange does the acquire. */
-            if (atomic_load_explicit(&w->inbox, memory_order_relaxed))
-                return true;
-            ursa__cpu_relax();
-        }
-        if (ursa__mono_now() >= until)
-            return false;
-    }
+    ursa_task_t *t = next_task(w);
+    if (!t)
+        return false;
+    run_task(w, t);
+    return true;
 }
 
-static bool root_done(ursa_task_t *root)
+uint64_t ursa__worker_draw(ursa__worker_t *w)
 {
-    /* acquire: the root's result is visible once we see JOIN_DONE. */
-    return atomic_load_explicit(&root->joiner, memory_order_acquire) == URSA__JOIN_DONE;
-}
-
-int ursa__worker_run(ursa__worker_t *w, ursa_task_t *root)
-{
-    ursa_rt_t *rt = w->rt;
-    bool cancelled = false;
-    for (;;) {
-        drain_inbox(w);
-        if (root && root_done(root))
-            return 0;
-        bool stopping = atomic_load_explicit(&rt->stopping, memory_order_acquire);
-        if (stopping && !cancelled) {
-            cancel_all(w);
-            cancelled = true;
-        }
-        if (!root && stopping && w->ntasks == 0 && !w->rq_head)
-            return 0;
-        if (w->rq_head) {
-            w->reported = false; /* progress: a later stall is news again */
-            for (size_t n = w->rq_len; n && w->rq_head; n--)
-                run_task(w, rq_pop(w));
-            if (w->timers.len)
-                ursa__timers_fire(&w->timers, ursa__worker_now(w));
-            ursa__ring_poll(&w->ring);
-            continue;
-        }
-        /* Idle. */
-        ursa_time_t timeout = -1;
-        if (w->timers.len) {
-            ursa_time_t now = ursa__worker_now(w);
-            ursa_time_t next = ursa__timers_next(&w->timers);
-            if (rt->cfg.deterministic) {
-                if (next > w->vclock)
-                    w->vclock = next; /* virtual time jumps to the timer */
-                ursa__timers_fire(&w->timers, w->vclock);
-                continue;
-            }
-            if (next <= now) {
-                ursa__timers_fire(&w->timers, now);
-                continue;
-            }
-            timeout = next - now;
-        }
-        bool quiet = !w->timers.len && !w->ring.inflight;
-        if (quiet && rt->cfg.deterministic && w->ntasks) {
-            ursa__deadlock_report(w);
-            return -EDEADLK;
-        }
-        ursa_time_t report_after = rt->cfg.deadlock_report_after;
-        bool may_report = quiet && w->ntasks && report_after > 0 && !w->reported;
-        if (may_report)
-            timeout = report_after;
-        /* Before sleeping in the kernel, watch the inbox for a moment: a
-         * remote wake that lands now costs no kick and no kernel wake-up
-         * (the common case for a lock handed between workers). */
-        if (!rt->cfg.deterministic && w->ntasks && spin_for_inbox(w))
-            continue;
-        /* Dekker with inbox_push: sleeping=1; fence; look at the inbox. */
-        atomic_store_explicit(&w->sleeping, 1, memory_order_relaxed);
-        atomic_thread_fence(memory_order_seq_cst);
-        if (atomic_load_explicit(&w->inbox, memory_order_relaxed)) {
-            atomic_store_explicit(&w->sleeping, 0, memory_order_relaxed);
-            continue;
-        }
-        /* Every worker asleep with nothing pending (tasks or not) counts as
-         * idle; the one whose tasks wait reports when all are. relaxed: a
-         * best-effort diagnostic. */
-        bool count_idle = quiet && report_after > 0;
-        if (count_idle)
-            atomic_fetch_add_explicit(&rt->idle_workers, 1, memory_order_relaxed);
-        ursa_time_t t0 = ursa__mono_now();
-        ursa__ring_wait(&w->ring, timeout);
-        if (count_idle) {
-            unsigned idle = atomic_fetch_sub_explicit(&rt->idle_workers, 1, memory_order_relaxed);
-            if (may_report && idle == rt->nworkers && !w->rq_head &&
-                !atomic_load_explicit(&w->inbox, memory_order_relaxed) &&
-                ursa__mono_now() - t0 >= report_after) {
-                ursa__deadlock_report(w);
-                w->reported = true;
-            }
-        }
-        atomic_store_explicit(&w->sleeping, 0, memory_order_relaxed);
-        if (w->timers.len)
-            ursa__timers_fire(&w->timers, ursa__worker_now(w));
-    }
+    return rng_next(w);
 }

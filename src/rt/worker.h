@@ -1,7 +1,21 @@
-/* A worker: one thread's scheduler. It owns a run queue, an inbox for
+/* A worker: one thread's scheduler. It owns its run queues, an inbox for
  * wakes and spawns from other threads, timers, an io_uring, and the tasks
- * it runs; the loop (ursa__worker_run) runs ready tasks, fires timers,
- * reaps the ring, and sleeps when there is nothing to do. */
+ * it adopted (spawned there); the loop (ursa__worker_run) runs ready tasks,
+ * fires timers, reaps the ring, finds work elsewhere when it has none
+ * (rt/idle.c) and sleeps when there is nothing to do.
+ *
+ * Run queues, taken in this order:
+ *   lifo   one migratable task woken here, run next (a request's server
+ *          runs right after its client asked); at most URSA__LIFO_MAX
+ *          times in a row, then it queues like the others;
+ *   rq     private FIFO: tasks that may not move (fixed or local
+ *          placement; started and not migratable; I/O in flight);
+ *   lq     stealable FIFO (rt/stealq.h): unstarted tasks of default
+ *          placement and runnable migratable tasks; rq and lq alternate;
+ *   inject the runtime's queue (rt/inject.h), every URSA__INJECT_EVERY
+ *          ticks and when the others are empty.
+ * With one worker everything goes to rq (nothing could steal it), so the
+ * deterministic mode's seeded choice still sees every runnable task. */
 #ifndef URSA_RT_WORKER_H
 #define URSA_RT_WORKER_H
 
@@ -11,10 +25,24 @@
 #include "ring.h"
 #include "sanitizer.h"
 #include "stack.h"
+#include "stealq.h"
 #include "timer.h"
 #include "ursa/rt.h"
 
 typedef struct ursa__worker ursa__worker_t;
+typedef struct ursa__ctx ursa__ctx_t;
+
+/* Kicks a worker can defer to the end of its turn before it must flush. */
+#define URSA__KICKS_MAX 8
+
+/* A worker's mode. SOLO: the runtime's only worker (one FIFO, nothing
+ * moves); DRAWN: the same in deterministic mode (the next task is drawn
+ * from the seed's stream); SHARED: one of several (stealing, LIFO slot). */
+enum { URSA__MODE_SOLO, URSA__MODE_DRAWN, URSA__MODE_SHARED };
+
+/* What the switch that just happened leaves to do for the task switched
+ * out (done on the other side of the switch, once its stack is free). */
+enum { URSA__AFTER_NONE, URSA__AFTER_PARK, URSA__AFTER_YIELD };
 
 struct ursa__worker {
     /* Remote wakes and spawns: a lock-free LIFO, taken whole and reversed.
@@ -24,27 +52,48 @@ struct ursa__worker {
     /* Task descriptors freed by other threads (Treiber stack; the owner
      * takes it whole, so no ABA). */
     _Atomic(ursa_task_t *) remote_free;
+    /* Live tasks adopted here: written by the owner, read by any worker
+     * deciding whether a stopping runtime is done. */
+    _Atomic size_t ntasks;
+    ursa__stealq_t lq;
     _Alignas(64) ursa_rt_t *rt;
     int index;
+    uint8_t mode; /* URSA__MODE_*: how the next task is chosen */
     ursa__ring_t ring;
     ursa_task_t *rq_head, *rq_tail;
     size_t rq_len;
-    ursa_task_t *all; /* live tasks owned by this worker */
-    size_t ntasks;
+    ursa_task_t *lifo;    /* a migratable task woken here, run next */
+    unsigned lifo_streak; /* tasks taken from lifo in a row */
+    uint32_t tick;        /* tasks taken (inject and rq/lq turns) */
+    ursa_task_t *all;     /* live tasks adopted here */
+    ursa_task_t *after;   /* the task switched out, for after_switch */
+    int after_op;         /* URSA__AFTER_* */
     ursa__timers_t timers;
     ursa__stack_pool_t stacks;
     ursa_task_t *task_free; /* descriptor pool, owner only */
     void *task_chunks;      /* chunk list, freed with the runtime */
     ursa_task_t *current;
+    ursa__ctx_t *thread_ctx; /* the bound thread's own wait context */
     void *sched_sp;
     unsigned direct_budget; /* task-to-task switches left before the scheduler */
-    ursa_time_t vclock; /* deterministic mode */
+    unsigned direct_max;    /* the budget each turn starts with */
+    bool searching;         /* counted in rt->nsearching */
+    union {                 /* what the turn deferred, tested as one word */
+        struct {
+            bool notify;    /* lq grew past what we run next: wake a sleeper */
+            uint8_t nkicks; /* kicks[] in use */
+        };
+        uint16_t deferred;
+    };
+    ursa__worker_t *kicks[URSA__KICKS_MAX]; /* sleeping workers to kick */
+    ursa_time_t vclock; /* deterministic mode: worker 0's is the runtime's clock */
     uint64_t rng;
     bool reported; /* a deadlock report since the last progress */
     pthread_t thread;
 #if defined(URSA__ASAN)
     const void *asan_stack_lo;
     size_t asan_stack_size;
+    bool asan_from_sched; /* the switch in progress left the scheduler */
 #endif
 #if defined(URSA__TSAN)
     void *tsan_fiber;
@@ -67,19 +116,85 @@ void ursa__worker_unbind(void);
 
 /* The worker's clock: virtual in deterministic mode. */
 ursa_time_t ursa__worker_now(ursa__worker_t *w);
-/* Queues a new task on worker w (from any thread). */
-void ursa__worker_submit(ursa__worker_t *w, ursa_task_t *t);
-/* Makes a parked task of w runnable again (from any thread). */
-void ursa__worker_enqueue(ursa__worker_t *w, ursa_task_t *t);
-/* The current task t stops running (parked): the worker runs something
- * else. Returns when t runs again. */
-void ursa__worker_suspend(ursa_task_t *t);
-/* The current task t goes to the back of the run queue and lets the
- * others run. */
+/* Queues a new task t of rt (from any thread; cur: the calling worker if
+ * it is one of rt's, else NULL): on cur, else on the inject queue; or,
+ * with a fixed placement, on `fixed`. */
+void ursa__worker_spawn(ursa_rt_t *rt, ursa__worker_t *cur, ursa__worker_t *fixed, ursa_task_t *t);
+/* Makes a parked task runnable again (from any thread): on the waking
+ * worker if t is migratable, else on its own. */
+void ursa__worker_wake(ursa_task_t *t);
+/* The current task t stops running; op says what happens to it once it
+ * is switched out: URSA__AFTER_PARK (a migratable task parks: RUNNING ->
+ * PARKED), URSA__AFTER_YIELD (a migratable task queues), or
+ * URSA__AFTER_NONE (a task that only its own worker resumes, already
+ * parked or queued). Returns when t runs again, possibly on another worker
+ * if t is migratable. */
+void ursa__worker_switch_out(ursa_task_t *t, int op);
+/* The current task t goes to the back of its queue and lets the others
+ * run. */
 void ursa__worker_yield(ursa_task_t *t);
 /* Runs worker w until root finishes (root != NULL) or, when the runtime
- * is stopping, until w has no tasks left. -EDEADLK in deterministic mode
- * when nothing can make progress. */
+ * is stopping, until no task is left. -EDEADLK in deterministic mode when
+ * nothing can make progress. */
 int ursa__worker_run(ursa__worker_t *w, ursa_task_t *root);
+
+/* ---- between worker.c and idle.c ---- */
+
+/* Enters t in w's live-task list (owner thread only). */
+void ursa__worker_adopt(ursa__worker_t *w, ursa_task_t *t);
+/* Queues a runnable task at the back of w's rq or lq (owner thread). */
+void ursa__worker_queue(ursa__worker_t *w, ursa_task_t *t);
+/* Whether w has a task to run (owner thread). */
+bool ursa__worker_has_work(ursa__worker_t *w);
+/* Pushes t onto w's inbox (any thread) and kicks w if it sleeps. */
+void ursa__worker_inbox_push(ursa__worker_t *w, ursa_task_t *t);
+
+/* ---- worker.c, for the loops (loop.c) ---- */
+
+/* Moves the inbox's tasks to the run queues; retires the tasks handed
+ * back. */
+void ursa__worker_drain_inbox(ursa__worker_t *w);
+/* Runs the tasks ready now (each with those it hands over to directly),
+ * then fires due timers and reaps the ring. */
+void ursa__worker_run_batch(ursa__worker_t *w);
+/* Runs the next ready task (LIFO slot, rq, lq, inject queue) until
+ * something switches back to the scheduler: false if there was none. */
+bool ursa__worker_run_one(ursa__worker_t *w);
+/* The next number of w's seeded stream (deterministic mode). */
+uint64_t ursa__worker_draw(ursa__worker_t *w);
+
+/* ---- idle.c: finding work, sleeping, waking others ---- */
+
+/* Wakes w from its ring wait: now, or at the end of the calling worker's
+ * turn (the kicks of one turn are batched, one per target). */
+void ursa__worker_kick(ursa__worker_t *w);
+/* New work others could take was queued (by self, a worker of rt, or
+ * NULL: a plain thread): wakes one sleeping worker unless one is already
+ * looking. */
+void ursa__worker_notify(ursa_rt_t *rt, ursa__worker_t *self);
+/* Flushes what the turn deferred: the notification about queued work
+ * (w->notify) and the kicks (owner thread). */
+void ursa__worker_flush(ursa__worker_t *w);
+static inline void ursa__worker_turn_end(ursa__worker_t *w)
+{
+    if (__builtin_expect(w->deferred != 0, 0))
+        ursa__worker_flush(w);
+}
+/* w has nothing to run: takes from the inject queue, steals from other
+ * workers, and watches for work a while if the spin policy allows. True
+ * when w may have work now. */
+bool ursa__worker_find_work(ursa__worker_t *w);
+/* w found work: it stops counting as searching. */
+void ursa__worker_found_work(ursa__worker_t *w);
+/* Takes work from the inject queue or steals from a peer, once: true if
+ * w has some now. */
+bool ursa__worker_try_steal(ursa__worker_t *w);
+/* Whether the inject queue or a peer's stealable queue has work. */
+bool ursa__worker_can_steal(ursa__worker_t *w);
+/* Before sleeping in the ring: false if work came in the meantime (then
+ * w does not sleep). */
+bool ursa__worker_sleep_begin(ursa__worker_t *w);
+/* After the ring wait. */
+void ursa__worker_sleep_end(ursa__worker_t *w);
 
 #endif

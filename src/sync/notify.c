@@ -25,23 +25,36 @@
 #define URSA__NOTIFY_WAITERS 2u
 #define URSA__NOTIFY_LOCKED 4u
 
-/* Takes the queue lock; returns the state word as it was (LOCKED clear). */
-static uint32_t q_lock(ursa_notify_t *n)
+/* q_lock once the word was seen locked. */
+static __attribute__((noinline)) uint32_t q_lock_slow(ursa_notify_t *n)
 {
-    for (unsigned spins = 0;; spins++) {
+    ursa__spinner_t s = URSA__SPINNER(URSA__SPIN_LOCK);
+    for (;;) {
         /* relaxed: the CAS validates it. */
         uint32_t st = atomic_load_explicit(&n->state, memory_order_relaxed);
         /* acquire: the previous holder's queue writes, and the release
          * RMW of any notifier whose permit we find. */
         if (!(st & URSA__NOTIFY_LOCKED) &&
             atomic_compare_exchange_weak_explicit(&n->state, &st, st | URSA__NOTIFY_LOCKED,
-                                                  memory_order_acquire, memory_order_relaxed))
+                                                  memory_order_acquire, memory_order_relaxed)) {
+            ursa__spin_end(&s);
             return st;
-        if (spins > 256)
-            sched_yield(); /* the holder may be a preempted thread */
-        else
-            ursa__cpu_relax();
+        }
+        ursa__spin_backoff(&s); /* the holder may be a preempted thread */
     }
+}
+
+/* Takes the queue lock; returns the state word as it was (LOCKED clear). */
+static inline uint32_t q_lock(ursa_notify_t *n)
+{
+    /* relaxed: the CAS validates it. */
+    uint32_t st = atomic_load_explicit(&n->state, memory_order_relaxed);
+    /* acquire: as in q_lock_slow. */
+    if (__builtin_expect(!(st & URSA__NOTIFY_LOCKED), 1) &&
+        atomic_compare_exchange_weak_explicit(&n->state, &st, st | URSA__NOTIFY_LOCKED,
+                                              memory_order_acquire, memory_order_relaxed))
+        return st;
+    return q_lock_slow(n);
 }
 
 /* Drops the queue lock, leaving the state word st (without LOCKED). */

@@ -23,7 +23,7 @@ static void *root(void *arg)
 {
     (void)arg;
     ursa_task_t *t;
-    if (ursa_spawn(&t, bump, NULL, &(ursa_spawn_opts_t){.worker = 1}) != 0)
+    if (ursa_spawn(&t, bump, NULL, &(ursa_spawn_opts_t){URSA_ON_WORKER(1)}) != 0)
         return (void *)1;
     void *mine = bump(NULL), *theirs = (void *)1;
     if (ursa_task_join(t, &theirs, URSA_NEVER) != 0)

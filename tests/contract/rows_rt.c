@@ -32,7 +32,7 @@ static void *join_make(void)
         free(f);
         return NULL;
     }
-    if (ursa_spawn(&f->t, gated, f, &(ursa_spawn_opts_t){.name = "joined", .worker = -1})) {
+    if (ursa_spawn(&f->t, gated, f, &(ursa_spawn_opts_t){.name = "joined", .placement = URSA_PLACE_LOCAL})) {
         free(f);
         return NULL;
     }

@@ -271,7 +271,7 @@ static __attribute__((unused)) void *contend_root(void *arg)
     contend_t *c = arg;
     ursa_task_t *t[4];
     for (int i = 0; i < 4; i++)
-        if (ursa_spawn(&t[i], contender, c, &(ursa_spawn_opts_t){.worker = i % 2}))
+        if (ursa_spawn(&t[i], contender, c, &(ursa_spawn_opts_t){URSA_ON_WORKER(i % 2)}))
             return (void *)1;
     intptr_t bad = 0;
     for (int i = 0; i < 4; i++) {

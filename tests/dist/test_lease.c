@@ -566,7 +566,7 @@ static void *crowd_body(void *arg)
     ursa_task_t *ts[CONTENDERS];
     for (int i = 0; i < CONTENDERS; i++) {
         cs[i] = (contender_t){stores[i % STORES], i, 1, 1, 0};
-        CHECK_EQ(ursa_spawn(&ts[i], contend, &cs[i], &(ursa_spawn_opts_t){.worker = i % 2}), 0);
+        CHECK_EQ(ursa_spawn(&ts[i], contend, &cs[i], &(ursa_spawn_opts_t){URSA_ON_WORKER(i % 2)}), 0);
     }
     for (int i = 0; i < CONTENDERS; i++)
         CHECK_EQ(ursa_task_join(ts[i], NULL, URSA_NEVER), 0);

@@ -152,7 +152,7 @@ static int start_reader(const cancel_res_t *r, cancel_read_t *c, ursa_task_t **t
 {
     memset(c, 0, sizeof *c);
     c->fd[0] = r->fd[0];
-    int rc = ursa_spawn(t, blocked_reader, c, &(ursa_spawn_opts_t){.worker = r->reader_worker});
+    int rc = ursa_spawn(t, blocked_reader, c, &(ursa_spawn_opts_t){URSA_ON_WORKER(r->reader_worker)});
     if (rc)
         return rc;
     return yield_until(&c->started) ? 0 : -ETIMEDOUT;

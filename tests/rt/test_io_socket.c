@@ -81,7 +81,7 @@ static void *tcp_root(void *arg)
 
     ursa_task_t *t = NULL;
     if (ursa_spawn(&t, tcp_client, r,
-                   &(ursa_spawn_opts_t){.name = "client", .worker = r->client_worker}))
+                   &(ursa_spawn_opts_t){.name = "client", URSA_ON_WORKER(r->client_worker)}))
         return R(-1);
     r->peer_len = sizeof r->peer;
     int s = ursa_accept(r->ls, (struct sockaddr *)&r->peer, &r->peer_len, SOCK_CLOEXEC,

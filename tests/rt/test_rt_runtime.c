@@ -19,16 +19,13 @@ static void test_rt_new_rejects_bad_configurations(void **state)
     (void)state;
     ursa_rt_t *rt = NULL;
     assert_int_equal(ursa_rt_new(NULL, NULL), -EINVAL);
-    assert_int_equal(ursa_rt_new(&rt, &(ursa_rt_config_t){.workers = 2, .deterministic = true}),
-                     -EINVAL);
+    assert_int_equal(ursa_rt_new(&rt, &(ursa_rt_config_t){.workers = 1025}), -EINVAL);
     assert_int_equal(ursa_rt_new(&rt, &(ursa_rt_config_t){.stack_size = (size_t)1 << 40}),
                      -EINVAL);
     assert_int_equal(ursa_rt_new(&rt, &(ursa_rt_config_t){.stack_size = SIZE_MAX}), -EINVAL);
     assert_int_equal(ursa_rt_new(&rt, &(ursa_rt_config_t){.stack_size = 1}), -EINVAL);
     /* ursa_run passes the config error through. */
-    assert_int_equal(
-        ursa_run(&(ursa_rt_config_t){.workers = 3, .deterministic = true}, ret_arg, NULL, NULL),
-        -EINVAL);
+    assert_int_equal(ursa_run(&(ursa_rt_config_t){.workers = 5000}, ret_arg, NULL, NULL), -EINVAL);
     assert_int_equal(ursa_run(NULL, NULL, NULL, NULL), -EINVAL);
     assert_int_equal(ursa_rt_block_on(NULL, ret_arg, NULL, NULL), -EINVAL);
 
@@ -223,7 +220,7 @@ static void test_rt_task_spawned_before_block_on_runs_in_it(void **state)
         assert_int_equal(ursa_rt_new(&rt, &(ursa_rt_config_t){.workers = workers}), 0);
         ursa_task_t *t = NULL;
         assert_int_equal(
-            ursa_rt_spawn(rt, &t, ret_arg, R(31), &(ursa_spawn_opts_t){.worker = (int)workers - 1}),
+            ursa_rt_spawn(rt, &t, ret_arg, R(31), &(ursa_spawn_opts_t){URSA_ON_WORKER((int)workers - 1)}),
             0);
         assert_non_null(t);
         void *res = NULL;
@@ -271,8 +268,8 @@ static void *leftover_sleep_w1(void *arg)
 static void *leftover_root(void *arg)
 {
     leftover_t *l = arg;
-    ursa_spawn_opts_t o0 = {.worker = 0, .detached = true};
-    ursa_spawn_opts_t o1 = {.worker = 1, .detached = true};
+    ursa_spawn_opts_t o0 = {URSA_ON_WORKER(0), .detached = true};
+    ursa_spawn_opts_t o1 = {URSA_ON_WORKER(1), .detached = true};
     if (ursa_spawn(NULL, leftover_sleep, l, &o0) || ursa_spawn(NULL, leftover_sem, l, &o1) ||
         ursa_spawn(NULL, leftover_sleep_w1, l, &o1))
         return R(-1);
@@ -320,8 +317,10 @@ static void *spawn_unjoined_root(void *arg)
     (void)arg;
     for (int i = 0; i < UNJOINED_PER_RT; i++) {
         ursa_task_t *t;
-        int worker = i % 2 ? -1 : 1;
-        if (ursa_spawn(&t, ret_arg, NULL, &(ursa_spawn_opts_t){.worker = worker}))
+        ursa_spawn_opts_t o = {URSA_ON_WORKER(1)};
+        if (i % 2)
+            o = (ursa_spawn_opts_t){.placement = URSA_PLACE_LOCAL};
+        if (ursa_spawn(&t, ret_arg, NULL, &o))
             return R(-1);
     }
     return NULL;
@@ -334,7 +333,7 @@ static void unjoined_round(void)
     /* From a plain thread, before block_on: malloc'd descriptors. */
     for (int i = 0; i < UNJOINED_PER_RT; i++) {
         ursa_task_t *t;
-        assert_int_equal(ursa_rt_spawn(rt, &t, ret_arg, NULL, &(ursa_spawn_opts_t){.worker = i % 2}),
+        assert_int_equal(ursa_rt_spawn(rt, &t, ret_arg, NULL, &(ursa_spawn_opts_t){URSA_ON_WORKER(i % 2)}),
                          0);
     }
     void *res = R(-9);
@@ -376,7 +375,7 @@ static void *ft_sleeper(void *arg)
 static void *ft_root(void *arg)
 {
     free_thread_t *f = arg;
-    if (ursa_spawn(NULL, ft_sleeper, f, &(ursa_spawn_opts_t){.worker = 0, .detached = true}))
+    if (ursa_spawn(NULL, ft_sleeper, f, &(ursa_spawn_opts_t){URSA_ON_WORKER(0), .detached = true}))
         return R(-1);
     return yield_until(&f->started) ? NULL : R(-2);
 }

@@ -429,7 +429,7 @@ static void *wait_forever(void *arg)
 static void *join_forever_root(void *arg)
 {
     ursa_task_t *t = NULL;
-    if (ursa_spawn(&t, wait_forever, arg, &(ursa_spawn_opts_t){.name = "sem-waiter", .worker = -1}))
+    if (ursa_spawn(&t, wait_forever, arg, &(ursa_spawn_opts_t){.name = "sem-waiter", .placement = URSA_PLACE_LOCAL}))
         return R(-1);
     int rc = ursa_task_join(t, NULL, URSA_NEVER);
     if (rc)
@@ -470,7 +470,7 @@ static void *dl_waiter(void *arg)
 static void *dl_root(void *arg)
 {
     ursa_task_t *t;
-    if (ursa_spawn(&t, dl_waiter, arg, &(ursa_spawn_opts_t){.worker = 1, .name = "dl-stuck"}))
+    if (ursa_spawn(&t, dl_waiter, arg, &(ursa_spawn_opts_t){URSA_ON_WORKER(1), .name = "dl-stuck"}))
         return (void *)1;
     void *r = (void *)1;
     if (ursa_task_join(t, &r, URSA_NEVER))

@@ -65,7 +65,7 @@ static void *join_errors_root(void *arg)
     gate_t g;
     gate_init(&g);
     ursa_task_t *t = NULL;
-    r->spawn_rc = ursa_spawn(&t, gated, &g, &(ursa_spawn_opts_t){.name = "gated", .worker = -1});
+    r->spawn_rc = ursa_spawn(&t, gated, &g, &(ursa_spawn_opts_t){.name = "gated", .placement = URSA_PLACE_LOCAL});
     if (r->spawn_rc)
         return NULL;
     void *v = R(-1);
@@ -151,10 +151,10 @@ static void *detach_root(void *arg)
     (void)ursa_sem_add(&d->gate.sem, 1);
     /* Spawned detached: out may be NULL, and is cleared when given. */
     d->spawn_no_out_rc = ursa_spawn(NULL, mark_flag, &d->ran[3],
-                                    &(ursa_spawn_opts_t){.detached = true, .worker = -1});
+                                    &(ursa_spawn_opts_t){.detached = true, .placement = URSA_PLACE_LOCAL});
     t = (ursa_task_t *)d; /* garbage that must be overwritten */
     d->spawn_out_rc =
-        ursa_spawn(&t, mark_flag, &d->ran[4], &(ursa_spawn_opts_t){.detached = true, .worker = -1});
+        ursa_spawn(&t, mark_flag, &d->ran[4], &(ursa_spawn_opts_t){.detached = true, .placement = URSA_PLACE_LOCAL});
     d->out_after = t;
     d->all_ran = true;
     for (int i = 0; i < 5; i++)
@@ -204,7 +204,7 @@ static void *many_root(void *arg)
     if (!h)
         return R(-ENOMEM);
     for (long i = 0; i < m->n; i++)
-        if (ursa_spawn(&h[i], triple, R(i), &(ursa_spawn_opts_t){.worker = (int)(i % 2)}))
+        if (ursa_spawn(&h[i], triple, R(i), &(ursa_spawn_opts_t){URSA_ON_WORKER((int)(i % 2))}))
             m->spawn_fail++;
     for (long i = 0; i < m->n; i++) {
         if (!h[i])
@@ -251,7 +251,7 @@ static void *churn_root(void *arg)
     long total = 0;
     for (int round = 0; round < 20; round++) {
         for (int i = 0; i < 100; i++, total++)
-            if (ursa_spawn(NULL, churn_body, c, &(ursa_spawn_opts_t){.worker = 1, .detached = true}))
+            if (ursa_spawn(NULL, churn_body, c, &(ursa_spawn_opts_t){URSA_ON_WORKER(1), .detached = true}))
                 c->spawn_fail++;
         /* Wait for this batch, so the next one reuses freed descriptors. */
         ursa_time_t end = ursa_now() + test_hang_guard();
@@ -312,14 +312,14 @@ static void *names_root(void *arg)
     n->root_worker = ursa_worker_index();
     ursa_task_t *t[4] = {0};
     n->spawn_rc[0] = ursa_spawn(&t[0], record_self, &n->alpha,
-                                &(ursa_spawn_opts_t){.name = "alpha", .worker = -1});
+                                &(ursa_spawn_opts_t){.name = "alpha", .placement = URSA_PLACE_LOCAL});
     n->spawn_rc[1] = ursa_spawn(&t[1], record_self, &n->dflt, NULL);
     n->spawn_rc[2] = ursa_spawn(&t[2], record_self, &n->longn,
-                                &(ursa_spawn_opts_t){.name = LONG_NAME, .worker = -1});
+                                &(ursa_spawn_opts_t){.name = LONG_NAME, .placement = URSA_PLACE_LOCAL});
     char buf[16];
     snprintf(buf, sizeof buf, "copied");
     n->spawn_rc[3] =
-        ursa_spawn(&t[3], record_self, &n->copied, &(ursa_spawn_opts_t){.name = buf, .worker = -1});
+        ursa_spawn(&t[3], record_self, &n->copied, &(ursa_spawn_opts_t){.name = buf, .placement = URSA_PLACE_LOCAL});
     snprintf(buf, sizeof buf, "CLOBBERED"); /* the name must have been copied */
     if (t[0])
         snprintf(n->alpha_handle, sizeof n->alpha_handle, "%s", ursa_task_name(t[0]));
@@ -356,20 +356,23 @@ static void test_rt_task_names_are_copied_and_truncated(void **state)
     assert_non_null(ursa_task_name(NULL));
 }
 
+enum { BAD_OPTS = 9 };
+
 typedef struct workers_res {
     seen_t on1, on0, cur, from1;
     int root_worker;
     int spawn_rc[4];
-    int bad_rc[3];
-    ursa_task_t *bad_out[3];
+    int bad_rc[BAD_OPTS];
+    ursa_task_t *bad_out[BAD_OPTS];
+    unsigned count;
 } workers_res_t;
 
-/* Runs on worker 1 and spawns with worker = -1: the child lands here too. */
+/* Runs on worker 1 and spawns with URSA_PLACE_LOCAL: the child lands here too. */
 static void *spawn_from_worker1(void *arg)
 {
     workers_res_t *w = arg;
     ursa_task_t *t = NULL;
-    if (ursa_spawn(&t, record_self, &w->from1, NULL))
+    if (ursa_spawn(&t, record_self, &w->from1, &(ursa_spawn_opts_t){.placement = URSA_PLACE_LOCAL}))
         return R(-1);
     return R(ursa_task_join(t, NULL, URSA_NEVER));
 }
@@ -379,17 +382,30 @@ static void *workers_root(void *arg)
     workers_res_t *w = arg;
     w->root_worker = ursa_worker_index();
     ursa_task_t *t[4] = {0};
-    w->spawn_rc[0] = ursa_spawn(&t[0], record_self, &w->on1, &(ursa_spawn_opts_t){.worker = 1});
-    w->spawn_rc[1] = ursa_spawn(&t[1], record_self, &w->on0, &(ursa_spawn_opts_t){.worker = 0});
-    w->spawn_rc[2] = ursa_spawn(&t[2], record_self, &w->cur, &(ursa_spawn_opts_t){.worker = -1});
+    w->spawn_rc[0] = ursa_spawn(&t[0], record_self, &w->on1, &(ursa_spawn_opts_t){URSA_ON_WORKER(1)});
+    w->spawn_rc[1] = ursa_spawn(&t[1], record_self, &w->on0, &(ursa_spawn_opts_t){URSA_ON_WORKER(0)});
+    w->spawn_rc[2] = ursa_spawn(&t[2], record_self, &w->cur, &(ursa_spawn_opts_t){.placement = URSA_PLACE_LOCAL});
     w->spawn_rc[3] =
-        ursa_spawn(&t[3], spawn_from_worker1, w, &(ursa_spawn_opts_t){.worker = 1});
-    const int bad[3] = {2, -2, 1000};
-    for (int i = 0; i < 3; i++) {
+        ursa_spawn(&t[3], spawn_from_worker1, w, &(ursa_spawn_opts_t){URSA_ON_WORKER(1)});
+    const ursa_spawn_opts_t bad[] = {
+        {URSA_ON_WORKER(2)},
+        {URSA_ON_WORKER(-2)},
+        {URSA_ON_WORKER(1000)},
+        /* `.worker` alone: code from before placements, refused */
+        {.worker = 1},
+        {.worker = -1},
+        {.placement = URSA_PLACE_LOCAL, .worker = 1},
+        /* migratable needs the default placement */
+        {URSA_ON_WORKER(1), .migratable = true},
+        {.placement = URSA_PLACE_LOCAL, .migratable = true},
+        {.placement = (ursa_placement_t)7},
+    };
+    for (int i = 0; i < BAD_OPTS; i++) {
         ursa_task_t *b = (ursa_task_t *)w; /* garbage that must be cleared */
-        w->bad_rc[i] = ursa_spawn(&b, record_self, &w->on0, &(ursa_spawn_opts_t){.worker = bad[i]});
+        w->bad_rc[i] = ursa_spawn(&b, record_self, &w->on0, &bad[i]);
         w->bad_out[i] = b;
     }
+    w->count = ursa_worker_count();
     for (int i = 0; i < 4; i++)
         if (t[i] && ursa_task_join(t[i], NULL, URSA_NEVER) != 0)
             return R(-100);
@@ -409,10 +425,13 @@ static void test_rt_spawn_on_chosen_worker(void **state)
     assert_int_equal(w.on0.worker, 0);
     assert_int_equal(w.cur.worker, 0);
     assert_int_equal(w.from1.worker, 1);
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < BAD_OPTS; i++) {
         assert_int_equal(w.bad_rc[i], -EINVAL);
         assert_null(w.bad_out[i]);
     }
+    assert_int_equal(w.count, 2);
+    assert_int_equal(ursa_worker_count(), 0); /* a plain thread */
+    assert_int_equal(ursa_rt_worker_count(NULL), 0);
     /* Off-task spawn and bad arguments. */
     ursa_task_t *t = NULL;
     assert_int_equal(ursa_spawn(&t, ret_arg, NULL, NULL), -EINVAL);
@@ -442,7 +461,7 @@ static void *xs_thread(void *arg)
     ursa_task_t *t = NULL;
     x->null_fn_rc = ursa_rt_spawn(x->rt, &t, NULL, NULL, NULL);
     x->spawn_rc = ursa_rt_spawn(x->rt, &t, xs_body, x,
-                                &(ursa_spawn_opts_t){.name = "from-thread", .worker = -1});
+                                &(ursa_spawn_opts_t){.name = "from-thread", .placement = URSA_PLACE_LOCAL});
     if (x->spawn_rc == 0) {
         void *v = R(-1);
         x->now_rc = ursa_task_join(t, &v, URSA_NOW);

@@ -311,8 +311,8 @@ static void *pingpong_root(void *arg)
 {
     pingpong_t *pp = arg;
     ursa_task_t *a = NULL, *b = NULL;
-    if (ursa_spawn(&b, ponger, pp, &(ursa_spawn_opts_t){.name = "ponger", .worker = 1}) ||
-        ursa_spawn(&a, pinger, pp, &(ursa_spawn_opts_t){.name = "pinger", .worker = 0}))
+    if (ursa_spawn(&b, ponger, pp, &(ursa_spawn_opts_t){.name = "ponger", URSA_ON_WORKER(1)}) ||
+        ursa_spawn(&a, pinger, pp, &(ursa_spawn_opts_t){.name = "pinger", URSA_ON_WORKER(0)}))
         return R(-1);
     void *v = R(-1);
     if (ursa_task_join(a, &v, URSA_NEVER) != 0)

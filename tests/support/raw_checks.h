@@ -56,10 +56,14 @@ static __attribute__((unused)) void fail_if_msg(void *msg)
         fail_msg("%s", (const char *)msg);
 }
 
+/* Spawns on worker `worker`, or on the caller's (-1). */
 static __attribute__((unused)) int spawn_named(ursa_task_t **t, ursa_task_fn_t fn, void *arg, const char *name,
                        int worker)
 {
-    return ursa_spawn(t, fn, arg, &(ursa_spawn_opts_t){.name = name, .worker = worker});
+    ursa_spawn_opts_t o = {.name = name, URSA_ON_WORKER(worker)};
+    if (worker < 0)
+        o = (ursa_spawn_opts_t){.name = name, .placement = URSA_PLACE_LOCAL};
+    return ursa_spawn(t, fn, arg, &o);
 }
 
 /* As a root task: spawns n tasks named name, task i running

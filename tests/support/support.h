@@ -163,13 +163,22 @@ static inline void *test_run(unsigned workers, ursa_task_fn_t fn, void *arg)
 }
 
 /* Runs a scenario (returns NULL on success, a message on failure) under
- * TEST_SEEDS seeds and fails the test on the first failing seed. */
-static inline void test_explore(ursa_task_fn_t scenario, void *arg)
+ * TEST_SEEDS seeds in deterministic mode with `workers` workers (one
+ * thread runs them all, the worker of each turn drawn from the seed) and
+ * fails the test on the first failing seed. */
+static inline void test_explore_workers(unsigned workers, ursa_task_fn_t scenario, void *arg)
 {
     uint64_t seed = 0;
-    int rc = ursa_sim_explore(NULL, scenario, arg, 1, TEST_SEEDS, &seed);
+    int rc = ursa_sim_explore(&(ursa_rt_config_t){.workers = workers}, scenario, arg, 1,
+                              TEST_SEEDS, &seed);
     if (rc)
         fail_msg("scenario failed at seed %llu: %s", (unsigned long long)seed, ursa_strerror(rc));
+}
+
+/* test_explore_workers with one worker. */
+static inline void test_explore(ursa_task_fn_t scenario, void *arg)
+{
+    test_explore_workers(1, scenario, arg);
 }
 
 /* A cmocka test that explores one scenario over TEST_SEEDS seeds. */

@@ -124,10 +124,14 @@ static __attribute__((unused)) bool settle_loop(unsigned long i, ursa_time_t giv
         ok_;                                                                              \
     })
 
+/* Spawns on worker `worker`, or on the caller's (-1). */
 static __attribute__((unused)) ursa_task_t *spawn_on(int worker, ursa_task_fn_t fn, void *arg, const char *name)
 {
     ursa_task_t *t = NULL;
-    if (ursa_spawn(&t, fn, arg, &(ursa_spawn_opts_t){.name = name, .worker = worker}) != 0)
+    ursa_spawn_opts_t o = {.name = name, URSA_ON_WORKER(worker)};
+    if (worker < 0)
+        o = (ursa_spawn_opts_t){.name = name, .placement = URSA_PLACE_LOCAL};
+    if (ursa_spawn(&t, fn, arg, &o) != 0)
         return NULL;
     return t;
 }

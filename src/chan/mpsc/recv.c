@@ -73,11 +73,11 @@ static int rx_start(ursa_mpsc_t *ch, ursa_wait_t *w)
          * recv checks its deadline and relaxes first): a sender preempted
          * mid-copy must not hold us past a deadline or a cancel.
          * (acquire on end: as above.) */
-        for (unsigned i = 0;
-             i < 128 && claimed && !ursa__mpsc_peek(ch) &&
-             h < atomic_load_explicit(&ch->end, memory_order_acquire);
-             i++)
-            ursa__cpu_relax();
+        ursa__spinner_t s = URSA__SPINNER(URSA__SPIN_SETTLE);
+        while (claimed && !ursa__mpsc_peek(ch) &&
+               h < atomic_load_explicit(&ch->end, memory_order_acquire) && ursa__spin_pause(&s)) {
+        }
+        ursa__spin_end(&s);
         return ursa__wait_start_ready(w);
     }
     return -EINPROGRESS; /* a sender took it: decided, done shortly */
@@ -99,33 +99,38 @@ static bool rx_cancel(ursa_wait_t *w)
 }
 
 /* Waits until something is ready: 0, or -EAGAIN / -ETIMEDOUT / -ECANCELED. */
-/* How long a receiver whose wakes come from another thread polls before it
- * sleeps, and how often it looks. A producer on another worker then keeps
- * streaming without a wake per burst (each costs far more than a message),
- * and polls spaced this far apart let it fill whole cache lines between
- * two looks. A poll that finds nothing clears the hint: the next empty
- * queue sleeps at once, until a wake from another thread sets it again. */
-#define URSA__MPSC_RX_POLL_NS 50000
+/* A receiver whose wakes come from another thread polls a while before it
+ * sleeps (for as long as the spin policy's receiver-poll budget allows:
+ * core/spin.h), looking this often. A producer on another worker then
+ * keeps streaming without a wake per burst (each costs far more than a
+ * message), and polls spaced this far apart let it fill whole cache lines
+ * between two looks. A poll that finds nothing clears the hint: the next
+ * empty queue sleeps at once, until a wake from another thread sets it
+ * again. */
 #define URSA__MPSC_RX_POLL_GAP_NS 2000
 
 static bool rx_poll(ursa_mpsc_t *ch, ursa__ctx_t *c, ursa_time_t deadline)
 {
-    ursa_time_t now = ursa__mono_now(), last = now, end = now + URSA__MPSC_RX_POLL_NS;
-    if (deadline < end) /* deadlines are monotonic ns outside deterministic mode */
-        end = deadline;
-    while (now < end) {
-        if (c->ops->relax(c))
-            return false; /* cancelled: the wait below reports it */
+    ursa__spinner_t s = URSA__SPINNER(URSA__SPIN_POLL);
+    ursa__spin_begin(&s, true);
+    bool got = false;
+    ursa_time_t now = ursa__mono_now(), last = now;
+    /* deadlines are monotonic ns here (no virtual clock) */
+    while (s.left >= URSA__RELAX_PAUSES && now < deadline) {
+        if (c->ops->relax(c, &s))
+            break; /* cancelled: the wait below reports it */
         now = ursa__mono_now();
         if (now - last >= URSA__MPSC_RX_POLL_GAP_NS) {
-            if (ursa__mpsc_peek(ch))
-                return true;
+            if ((got = ursa__mpsc_peek(ch)))
+                break;
             last = now;
         }
     }
-    /* relaxed: a hint. */
-    atomic_store_explicit(&ch->rx_poll, 0, memory_order_relaxed);
-    return false;
+    s.spent = !got;
+    ursa__spin_end(&s);
+    if (!got) /* relaxed: a hint. */
+        atomic_store_explicit(&ch->rx_poll, 0, memory_order_relaxed);
+    return got;
 }
 
 static int rx_wait(ursa_mpsc_t *ch, ursa_time_t deadline)
@@ -151,10 +156,14 @@ static int rx_wait(ursa_mpsc_t *ch, ursa_time_t deadline)
     ursa_wait_t w;
     ursa__wait_init(&w, c->waker, &rx_ops, NULL);
     int rc = rx_start(ch, &w);
-    if (rc == 0 && !ursa__mpsc_peek(ch))
+    if (rc == 0 && !ursa__mpsc_peek(ch)) {
         /* ready only because a claimed slot is still being written (or the
          * end came): let others run before the caller looks again */
-        return c->ops->relax(c);
+        ursa__spinner_t s = URSA__SPINNER(URSA__SPIN_SETTLE);
+        rc = c->ops->relax(c, &s);
+        ursa__spin_end(&s);
+        return rc;
+    }
     return ursa__wait_block(c, &w, rc, deadline);
 }
 

@@ -36,13 +36,10 @@ void ursa__mpsc_sbias_revoke(ursa_mpsc_t *ch)
         if (owner != ursa__thread_uid()) {
             ursa__membarrier();
             /* acquire: the owner's fast-path writes (tail, slots, credit). */
-            for (unsigned i = 0; atomic_load_explicit(&ch->sbias_busy, memory_order_acquire);
-                 i++) {
-                if (i < 128)
-                    ursa__cpu_relax();
-                else
-                    sched_yield();
-            }
+            ursa__spinner_t s = URSA__SPINNER(URSA__SPIN_REVOKE);
+            while (atomic_load_explicit(&ch->sbias_busy, memory_order_acquire))
+                ursa__spin_backoff(&s);
+            ursa__spin_end(&s);
         }
         uint64_t credit = ch->sbias_credit;
         ch->sbias_credit = 0;

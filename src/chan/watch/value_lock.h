@@ -14,22 +14,24 @@ static inline int ursa__watch_read_lock(ursa_watch_t *w)
 {
     /* relaxed: validated by the CAS. */
     uint64_t s = atomic_load_explicit(&w->state, memory_order_relaxed);
-    for (unsigned i = 0;; i++) {
+    ursa__spinner_t sp = URSA__SPINNER(URSA__SPIN_LOCK);
+    for (;;) {
         if (!(s & URSA__WATCH_WRITER)) {
-            if ((s & URSA__WATCH_RMASK) == URSA__WATCH_RMASK)
+            if ((s & URSA__WATCH_RMASK) == URSA__WATCH_RMASK) {
+                ursa__spin_end(&sp);
                 return -ENOMEM;
+            }
             /* acquire: the last writer's copy and version (released by its
              * unlock RMW) happen before our reads. */
             if (atomic_compare_exchange_weak_explicit(&w->state, &s, s + URSA__WATCH_READER,
                                                       memory_order_acquire,
-                                                      memory_order_relaxed))
+                                                      memory_order_relaxed)) {
+                ursa__spin_end(&sp);
                 return 0;
+            }
             continue;
         }
-        if (i < 128)
-            ursa__cpu_relax();
-        else
-            sched_yield(); /* the writer may be a preempted thread */
+        ursa__spin_backoff(&sp); /* the writer may be a preempted thread */
         s = atomic_load_explicit(&w->state, memory_order_relaxed); /* relaxed: as above */
     }
 }

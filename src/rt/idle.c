@@ -1,0 +1,249 @@
+/* A worker with nothing to run: it takes work from the inject queue or
+ * steals it from another worker's stealable queue, watches for work a
+ * while if the spin policy allows, and otherwise sleeps in its ring. And
+ * the other side: waking one sleeping worker when work that others could
+ * take is queued, and kicking a sleeping worker whose inbox got a task.
+ *
+ * Searching. An idle worker that looks for work to steal counts itself in
+ * rt->nsearching; at most half the awake workers search at once, so a
+ * burst of work does not set every idle worker on every queue. A worker
+ * that queues work others could take (more than the one task it runs
+ * next) wakes one sleeping worker, unless a worker is searching already:
+ * that one will find it. A searcher that finds work and was the last one
+ * wakes another, so the work spreads one worker at a time (Go's wakep,
+ * Tokio's notify_parked).
+ *
+ * No lost wake. Going to sleep: stop searching (an RMW), sleeping = 1,
+ * seq_cst fence, look at the inbox, the inject queue and the others'
+ * queues. Queuing work: publish it, seq_cst fence, read nsearching and
+ * the sleeping flags. Either the sleeper sees the work or the notifier sees
+ * it asleep (or someone searching who will see the work); the exchange of
+ * sleeping 1 -> 0 elects the one kicker of each sleep. */
+#include "runtime.h"
+#include "task.h"
+#include "worker.h"
+
+/* Pauses between two looks at the other queues while watching. */
+#define URSA__IDLE_LOOK_PAUSES 32
+
+void ursa__worker_kick(ursa__worker_t *v)
+{
+    if (v->rt->cfg.deterministic)
+        return; /* one thread runs every worker: nobody sleeps */
+    ursa__worker_t *cur = ursa__cur_worker;
+    if (cur && cur != v && cur->rt == v->rt && cur->nkicks < URSA__KICKS_MAX) {
+        cur->kicks[cur->nkicks++] = v; /* at the end of this turn */
+        return;
+    }
+    ursa__ring_kick(&v->ring);
+}
+
+void ursa__worker_notify(ursa_rt_t *rt, ursa__worker_t *self)
+{
+    /* seq_cst fence: Dekker with sleep_begin (see the top of the file). */
+    atomic_thread_fence(memory_order_seq_cst);
+    /* relaxed: ordered by the fence. */
+    if (atomic_load_explicit(&rt->nsearching, memory_order_relaxed))
+        return; /* a searcher will find it */
+    unsigned n = rt->nworkers, start = self ? (unsigned)self->index + 1 : 0;
+    for (unsigned i = 0; i < n; i++) {
+        ursa__worker_t *v = &rt->workers[(start + i) % n];
+        /* relaxed: ordered by the fence; the exchange elects one kicker. */
+        if (v != self && atomic_load_explicit(&v->sleeping, memory_order_relaxed) &&
+            atomic_exchange_explicit(&v->sleeping, 0, memory_order_relaxed)) {
+            ursa__worker_kick(v);
+            return;
+        }
+    }
+}
+
+void ursa__worker_flush(ursa__worker_t *w)
+{
+    if (w->notify) {
+        w->notify = false;
+        ursa__worker_notify(w->rt, w);
+    }
+    /* One submit carries every MSG_RING kick of the turn; a target that
+     * cannot take one (no ring) gets its eventfd written. */
+    unsigned n = w->nkicks, sent = 0;
+    ursa__worker_t *via_ring[URSA__KICKS_MAX];
+    for (unsigned i = 0; i < n; i++) {
+        ursa__worker_t *v = w->kicks[i];
+        if (ursa__ring_msg(&w->ring, &v->ring))
+            via_ring[sent++] = v;
+        else
+            ursa__ring_kick(&v->ring);
+    }
+    w->nkicks = 0;
+    if (!sent)
+        return;
+    ursa__ring_submit(&w->ring);
+    for (unsigned i = 0; i < sent; i++)
+        ursa__ring_msg_done(&via_ring[i]->ring);
+}
+
+/* ---- finding work ---- */
+
+/* Takes a fair share of the inject queue into w's queues. */
+static bool take_inject(ursa__worker_t *w)
+{
+    ursa_rt_t *rt = w->rt;
+    uint32_t len = ursa__inject_len(&rt->inject);
+    if (!len)
+        return false;
+    uint32_t max = len / rt->nworkers + 1, n;
+    if (max > URSA__STEALQ_CAP / 2)
+        max = URSA__STEALQ_CAP / 2;
+    ursa_task_t *t = ursa__inject_pop(&rt->inject, max, &n);
+    if (!t)
+        return false;
+    while (t) {
+        ursa_task_t *next = t->rq_next;
+        t->worker = w;
+        if (t->owner == URSA__NO_OWNER)
+            ursa__worker_adopt(w, t);
+        ursa__worker_queue(w, t);
+        t = next;
+    }
+    return true;
+}
+
+/* Whether another worker's stealable queue holds at least min tasks. */
+static bool others_have(ursa__worker_t *w, uint32_t min)
+{
+    ursa_rt_t *rt = w->rt;
+    for (unsigned i = 0; i < rt->nworkers; i++)
+        if (&rt->workers[i] != w && ursa__stealq_len(&rt->workers[i].lq) >= min)
+            return true;
+    return false;
+}
+
+/* Steals about half of one other worker's stealable queue. */
+static bool steal(ursa__worker_t *w)
+{
+    ursa_rt_t *rt = w->rt;
+    unsigned n = rt->nworkers, start = ((unsigned)w->index + 1 + w->tick) % n;
+    for (unsigned i = 0; i < n; i++) {
+        ursa__worker_t *v = &rt->workers[(start + i) % n];
+        if (v != w && ursa__stealq_steal_into(&v->lq, &w->lq))
+            return true;
+    }
+    return false;
+}
+
+/* Whether a worker other than w is awake, and so may hand w work. */
+static bool other_awake(ursa__worker_t *w)
+{
+    ursa_rt_t *rt = w->rt;
+    for (unsigned i = 0; i < rt->nworkers; i++)
+        /* relaxed: a hint for the spin policy. */
+        if (&rt->workers[i] != w &&
+            !atomic_load_explicit(&rt->workers[i].sleeping, memory_order_relaxed))
+            return true;
+    return false;
+}
+
+static bool start_searching(ursa__worker_t *w)
+{
+    if (w->searching)
+        return true;
+    ursa_rt_t *rt = w->rt;
+    /* relaxed: hints; a notifier that misses our count kicks a sleeper
+     * for nothing, which is harmless. */
+    unsigned awake = rt->nworkers - atomic_load_explicit(&rt->nsleeping, memory_order_relaxed);
+    if (2 * atomic_load_explicit(&rt->nsearching, memory_order_relaxed) >= awake)
+        return false;
+    atomic_fetch_add_explicit(&rt->nsearching, 1, memory_order_relaxed);
+    w->searching = true;
+    return true;
+}
+
+void ursa__worker_found_work(ursa__worker_t *w)
+{
+    if (!w->searching)
+        return;
+    w->searching = false;
+    /* seq_cst: part of the Dekker (see the top). The last searcher to find
+     * work wakes another: there may be more, queued by a notifier that saw
+     * us searching and left it to us. */
+    if (atomic_fetch_sub_explicit(&w->rt->nsearching, 1, memory_order_seq_cst) != 1)
+        return;
+    /* seq_cst fence: the relaxed loads of others_have come after our
+     * decrement (an RMW alone does not order later relaxed loads in C11). */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (others_have(w, 2))
+        ursa__worker_notify(w->rt, w);
+}
+
+bool ursa__worker_try_steal(ursa__worker_t *w)
+{
+    return take_inject(w) || steal(w);
+}
+
+bool ursa__worker_can_steal(ursa__worker_t *w)
+{
+    return ursa__inject_len(&w->rt->inject) || others_have(w, 1);
+}
+
+bool ursa__worker_find_work(ursa__worker_t *w)
+{
+    ursa_rt_t *rt = w->rt;
+    ursa__spinner_t s = URSA__SPINNER(URSA__SPIN_IDLE);
+    bool got = false;
+    if (rt->nworkers == 1) {
+        /* Only a plain thread could hand us work; watch the inbox a while
+         * if some task waits (it may be woken soon). relaxed: a count. */
+        ursa__spin_begin(&s, atomic_load_explicit(&w->ntasks, memory_order_relaxed) != 0);
+        /* relaxed: drain_inbox's exchange does the acquire. */
+        while (!(got = atomic_load_explicit(&w->inbox, memory_order_relaxed) != NULL) &&
+               ursa__spin_pause(&s)) {
+        }
+        ursa__spin_end(&s);
+        return got;
+    }
+    if (take_inject(w))
+        return true;
+    if (!start_searching(w))
+        return false;
+    if (steal(w))
+        return true;
+    /* Watch for work while another worker is awake to make some. */
+    ursa__spin_begin(&s, other_awake(w));
+    while (!got && ursa__spin_pause_n(&s, URSA__IDLE_LOOK_PAUSES))
+        /* relaxed: drain_inbox's exchange does the acquire. */
+        got = atomic_load_explicit(&w->inbox, memory_order_relaxed) || take_inject(w) ||
+              (others_have(w, 1) && steal(w));
+    ursa__spin_end(&s);
+    return got;
+}
+
+/* ---- sleeping ---- */
+
+bool ursa__worker_sleep_begin(ursa__worker_t *w)
+{
+    ursa_rt_t *rt = w->rt;
+    ursa__worker_turn_end(w);
+    if (w->searching) {
+        w->searching = false;
+        /* seq_cst: the Dekker (see the top). */
+        atomic_fetch_sub_explicit(&rt->nsearching, 1, memory_order_seq_cst);
+    }
+    /* relaxed: ordered by the fence below. */
+    atomic_store_explicit(&w->sleeping, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&rt->nsleeping, 1, memory_order_relaxed); /* relaxed: a count */
+    atomic_thread_fence(memory_order_seq_cst);
+    /* relaxed: the fence orders these loads after sleeping = 1. */
+    if (atomic_load_explicit(&w->inbox, memory_order_relaxed) || take_inject(w) ||
+        (rt->nworkers > 1 && others_have(w, 2) && steal(w))) {
+        ursa__worker_sleep_end(w);
+        return false;
+    }
+    return true;
+}
+
+void ursa__worker_sleep_end(ursa__worker_t *w)
+{
+    /* relaxed: a kicker may have cleared it already; either way we are up. */
+    atomic_store_explicit(&w->sleeping, 0, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&w->rt->nsleeping, 1, memory_order_relaxed); /* relaxed: a count */
+}

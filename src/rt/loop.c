@@ -1,0 +1,259 @@
+/* A worker's loop (ursa__worker_run): runs ready tasks, fires timers,
+ * reaps the ring, finds work elsewhere and sleeps (idle.c) when it has
+ * none; cancels everything when the runtime stops; reports a deadlock
+ * (rt/deadlock.c).
+ * And the deterministic mode's loop for several workers: one thread runs
+ * them all, a turn at a time, the worker of each turn drawn from the seed's
+ * stream. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "deadlock.h"
+#include "runtime.h"
+#include "task.h"
+#include "worker.h"
+
+static void cancel_all(ursa__worker_t *w)
+{
+    for (ursa_task_t *t = w->all; t; t = t->all_next) {
+        /* release: ordered before the wake, as in ursa_task_cancel. */
+        atomic_store_explicit(&t->cancel, 1, memory_order_release);
+        ursa__task_wake(t);
+    }
+}
+
+static bool root_done(ursa_task_t *root)
+{
+    /* acquire: the root's result is visible once we see JOIN_DONE. */
+    return atomic_load_explicit(&root->joiner, memory_order_acquire) == URSA__JOIN_DONE;
+}
+
+/* A stopping runtime is done when no worker has a live task and nothing
+ * waits to be adopted. */
+static bool rt_empty(ursa_rt_t *rt)
+{
+    if (ursa__inject_len(&rt->inject))
+        return false;
+    for (unsigned i = 0; i < rt->nworkers; i++)
+        /* acquire: pairs with retire's release, so a task that pushed a
+         * fixed spawn into an inbox before it ended is seen with the push
+         * (the caller drains its inbox once more). */
+        if (atomic_load_explicit(&rt->workers[i].ntasks, memory_order_acquire))
+            return false;
+    return true;
+}
+
+/* w stops running tasks for now (worker 0 leaving block_on): what only w
+ * could run waits for it; the migratable task of its LIFO slot joins the
+ * queue others may take from. */
+static void pause_worker(ursa__worker_t *w)
+{
+    ursa_task_t *t = w->lifo;
+    if (t) {
+        w->lifo = NULL;
+        ursa__worker_queue(w, t);
+    }
+    if (ursa__stealq_len(&w->lq))
+        w->notify = true;
+    ursa__worker_turn_end(w);
+}
+
+static int run_drawn(ursa_rt_t *rt, ursa_task_t *root);
+
+int ursa__worker_run(ursa__worker_t *w, ursa_task_t *root)
+{
+    ursa_rt_t *rt = w->rt;
+    if (rt->cfg.deterministic && rt->nworkers > 1)
+        return run_drawn(rt, root);
+    bool cancelled = false;
+    for (;;) {
+        ursa__worker_drain_inbox(w);
+        if (root && root_done(root)) {
+            pause_worker(w);
+            return 0;
+        }
+        bool stopping = atomic_load_explicit(&rt->stopping, memory_order_acquire);
+        if (stopping && !cancelled) {
+            cancel_all(w);
+            cancelled = true;
+        }
+        if (ursa__worker_has_work(w)) {
+            w->reported = false; /* progress: a later stall is news again */
+            if (w->searching)
+                ursa__worker_found_work(w);
+            ursa__worker_run_batch(w);
+            continue;
+        }
+        if (!root && stopping && rt_empty(rt)) {
+            ursa__worker_drain_inbox(w); /* a last spawn from a task now gone */
+            if (!ursa__worker_has_work(w))
+                return 0;
+            continue;
+        }
+        /* Idle. */
+        ursa_time_t timeout = -1;
+        if (ursa__timers_any(&w->timers)) {
+            ursa_time_t now = ursa__worker_now(w);
+            ursa_time_t next = ursa__timers_next(&w->timers);
+            if (rt->cfg.deterministic) {
+                if (next > w->vclock)
+                    w->vclock = next; /* virtual time jumps to the timer */
+                ursa__timers_fire(&w->timers, w->vclock);
+                continue;
+            }
+            if (next <= now) {
+                ursa__timers_fire(&w->timers, now);
+                continue;
+            }
+            timeout = next - now;
+        }
+        /* relaxed: only we write it. */
+        size_t ntasks = atomic_load_explicit(&w->ntasks, memory_order_relaxed);
+        bool quiet = !ursa__timers_any(&w->timers) && !w->ring.inflight;
+        if (quiet && rt->cfg.deterministic && ntasks) {
+            ursa__deadlock_report(w);
+            return -EDEADLK;
+        }
+        if (!rt->cfg.deterministic && ursa__worker_find_work(w))
+            continue;
+        if (stopping && (timeout < 0 || timeout > URSA_MSEC(1)))
+            timeout = URSA_MSEC(1); /* look again whether the others are done */
+        ursa_time_t report_after = rt->cfg.deadlock_report_after;
+        bool may_report = quiet && ntasks && report_after > 0 && !w->reported;
+        if (may_report)
+            timeout = report_after;
+        if (!ursa__worker_sleep_begin(w))
+            continue;
+        /* Every worker asleep with nothing pending (tasks or not) counts as
+         * idle; the one whose tasks wait reports when all are (a best-effort
+         * diagnostic: a task it adopted may run on another worker). */
+        bool count_idle = quiet && report_after > 0;
+        if (count_idle)
+            /* release: our tasks' wait records (read by the report of
+             * the worker that owns them) happen before. */
+            atomic_fetch_add_explicit(&rt->idle_workers, 1, memory_order_release);
+        ursa_time_t t0 = ursa__mono_now();
+        ursa__ring_wait(&w->ring, timeout);
+        if (count_idle) {
+            /* acquire: pairs with the others' release, above. */
+            unsigned idle = atomic_fetch_sub_explicit(&rt->idle_workers, 1, memory_order_acquire);
+            if (may_report && idle == rt->nworkers && !ursa__worker_has_work(w) &&
+                !atomic_load_explicit(&w->inbox, memory_order_relaxed) &&
+                ursa__mono_now() - t0 >= report_after) {
+                ursa__deadlock_report(w);
+                w->reported = true;
+            }
+        }
+        ursa__worker_sleep_end(w);
+        if (ursa__timers_any(&w->timers))
+            ursa__timers_fire(&w->timers, ursa__worker_now(w));
+    }
+}
+
+/* ---- deterministic mode with several workers ---- */
+
+/* The turn of worker w: the next task it would run, or, idle, the work it
+ * would take from the inject queue or a peer. False if it had nothing. */
+static bool drawn_turn(ursa__worker_t *w)
+{
+    ursa__cur_worker = w;
+    ursa__worker_drain_inbox(w);
+    if (!ursa__worker_run_one(w) && !ursa__worker_try_steal(w))
+        return false;
+    ursa__worker_turn_end(w);
+    return true;
+}
+
+/* The workers that can act now: with work, or idle with work to take. */
+static unsigned drawn_candidates(ursa_rt_t *rt, ursa__worker_t **out)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < rt->nworkers; i++) {
+        ursa__worker_t *w = &rt->workers[i];
+        /* relaxed: one thread runs every worker here. */
+        if (ursa__worker_has_work(w) || atomic_load_explicit(&w->inbox, memory_order_relaxed) ||
+            ursa__worker_can_steal(w))
+            out[n++] = w;
+    }
+    return n;
+}
+
+/* Fires every due timer at the virtual time of the earliest one: false if
+ * none is armed anywhere. */
+static bool drawn_timers(ursa_rt_t *rt)
+{
+    ursa_time_t next = URSA_NEVER;
+    for (unsigned i = 0; i < rt->nworkers; i++) {
+        ursa_time_t t = ursa__timers_next(&rt->workers[i].timers);
+        if (t < next)
+            next = t;
+    }
+    if (next == URSA_NEVER)
+        return false;
+    ursa__worker_t *w0 = &rt->workers[0];
+    if (next > w0->vclock)
+        w0->vclock = next; /* the one clock of the runtime */
+    for (unsigned i = 0; i < rt->nworkers; i++) {
+        ursa__cur_worker = &rt->workers[i];
+        ursa__timers_fire(&rt->workers[i].timers, w0->vclock);
+    }
+    return true;
+}
+
+/* Runs every worker of a deterministic runtime on the calling thread (which
+ * runs worker 0): each turn, one worker drawn from the seed's stream among
+ * those that can act runs one task (tasks never hand over to each other
+ * directly here: every switch goes through this loop) or takes work from a
+ * peer. Until root finishes (or, root NULL and stopping, until no task is
+ * left); -EDEADLK when every task waits and nothing can wake them. */
+static int run_drawn(ursa_rt_t *rt, ursa_task_t *root)
+{
+    ursa__worker_t *w0 = &rt->workers[0], *cand[64];
+    ursa__worker_t **c = rt->nworkers <= 64 ? cand : malloc(rt->nworkers * sizeof *c);
+    if (!c)
+        return -ENOMEM;
+    for (unsigned i = 1; i < rt->nworkers; i++) {
+        rt->workers[i].thread_ctx = w0->thread_ctx;
+#if defined(URSA__TSAN)
+        rt->workers[i].tsan_fiber = w0->tsan_fiber;
+#endif
+    }
+    bool cancelled = false;
+    int rc = 0;
+    for (;;) {
+        if (root && root_done(root))
+            break;
+        if (atomic_load_explicit(&rt->stopping, memory_order_acquire) && !cancelled) {
+            for (unsigned i = 0; i < rt->nworkers; i++) {
+                ursa__cur_worker = &rt->workers[i];
+                cancel_all(&rt->workers[i]);
+            }
+            cancelled = true;
+        }
+        unsigned n = drawn_candidates(rt, c);
+        if (n) {
+            drawn_turn(c[ursa__worker_draw(w0) % n]);
+            ursa__cur_worker = w0;
+            ursa__ring_poll(&w0->ring);
+            continue;
+        }
+        if (drawn_timers(rt))
+            continue;
+        if (!root && cancelled && rt_empty(rt))
+            break;
+        if (w0->ring.inflight) { /* only worker 0 has a ring here */
+            ursa__cur_worker = w0;
+            ursa__ring_wait(&w0->ring, -1);
+            continue;
+        }
+        for (unsigned i = 0; i < rt->nworkers; i++)
+            if (atomic_load_explicit(&rt->workers[i].ntasks, memory_order_relaxed))
+                ursa__deadlock_report(&rt->workers[i]);
+        rc = -EDEADLK;
+        break;
+    }
+    ursa__cur_worker = w0;
+    if (c != cand)
+        free(c);
+    return rc;
+}
