@@ -444,11 +444,18 @@ static __attribute__((noinline)) ursa_task_t *start_here(ursa__worker_t *w, ursa
     return NULL;
 }
 
-/* A yield found nothing else to run. With no spare CPU, a task that yields
- * in a loop waits for another thread: let that thread have the CPU. */
-static void yield_alone(void)
+/* Lonely yields between two that give the thread's CPU away although
+ * the process has a spare one. */
+#define URSA__LONELY_YIELDS 16u
+
+/* A yield found nothing else to run: a task that yields in a loop waits
+ * for another thread. With no spare CPU, let that thread have the CPU; with
+ * one, still every URSA__LONELY_YIELDS yields: on a loaded machine the two
+ * threads may share a CPU all the same, and a task that only spins holds
+ * it until the kernel preempts it (~20 ms a round). */
+static void yield_alone(ursa__worker_t *w)
 {
-    if (!ursa__spin_allowed())
+    if (!ursa__spin_allowed() || ++w->lonely_yields % URSA__LONELY_YIELDS == 0)
         sched_yield();
 }
 
@@ -470,7 +477,7 @@ static __attribute__((noinline)) void switch_alone_slow(ursa__worker_t *w, ursa_
         next = w->mode == URSA__MODE_SOLO ? rq_pop(w) : rq_pop_drawn(w);
     }
     if (next == t) {
-        yield_alone();
+        yield_alone(w);
         return;
     }
     if (next && !next->stack)
@@ -512,7 +519,7 @@ static void switch_shared(ursa__worker_t *w, ursa_task_t *t, int op)
         w->direct_budget--;
         next = next_task_shared(w);
         if (next == t || (!next && op == URSA__AFTER_YIELD)) {
-            yield_alone();
+            yield_alone(w);
             return;
         }
         if (next && __builtin_expect(!next->stack, 0))

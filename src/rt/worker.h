@@ -77,6 +77,7 @@ struct ursa__worker {
     void *sched_sp;
     unsigned direct_budget; /* task-to-task switches left before the scheduler */
     unsigned direct_max;    /* the budget each turn starts with */
+    unsigned lonely_yields; /* yields that found nothing else to run */
     bool searching;         /* counted in rt->nsearching */
     union {                 /* what the turn deferred, tested as one word */
         struct {
