@@ -173,6 +173,7 @@ const char *cxx_tasks(void) noexcept
         return "init failed";
     auto root = +[](void *arg) -> void * {
         ursa_spawn_opts_t opts{};
+        opts.placement = URSA_PLACE_WORKER;
         opts.worker = 1;
         ursa_task_t *t;
         if (ursa_spawn(&t, bump, arg, &opts) != 0)

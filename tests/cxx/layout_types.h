@@ -37,7 +37,8 @@
     X(ursa_rt_config_t, stack_size) X(ursa_rt_config_t, no_stack_guard)                            \
     X(ursa_rt_config_t, stack_cache) X(ursa_rt_config_t, deterministic) X(ursa_rt_config_t, seed)  \
     X(ursa_rt_config_t, deadlock_report_after) X(ursa_spawn_opts_t, name)                          \
-    X(ursa_spawn_opts_t, worker) X(ursa_spawn_opts_t, detached) X(ursa_lease_config_t, conninfo)   \
+    X(ursa_spawn_opts_t, placement) X(ursa_spawn_opts_t, worker) X(ursa_spawn_opts_t, detached)    \
+    X(ursa_spawn_opts_t, migratable) X(ursa_lease_config_t, conninfo)                              \
     X(ursa_lease_config_t, rt) X(ursa_lease_config_t, no_notify) X(ursa_lease_opts_t, auto_renew)  \
     X(ursa_lease_opts_t, drift)
 
