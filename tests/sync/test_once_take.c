@@ -203,7 +203,7 @@ static void *setter(void *arg)
 static void *two_setters(void *arg)
 {
     ursa_task_t *t;
-    if (ursa_spawn(&t, setter, arg, &(ursa_spawn_opts_t){.worker = 1}))
+    if (ursa_spawn(&t, setter, arg, &(ursa_spawn_opts_t){URSA_ON_WORKER(1)}))
         return "spawn";
     void *mine = setter(arg), *theirs = "join";
     if (ursa_task_join(t, &theirs, URSA_NEVER))

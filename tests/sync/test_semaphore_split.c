@@ -180,7 +180,7 @@ static void *split_merge_then_leak(void *arg)
 static void *leak_root(void *arg)
 {
     ursa_task_t *t;
-    if (ursa_spawn(&t, split_merge_then_leak, arg, &(ursa_spawn_opts_t){.worker = 1}))
+    if (ursa_spawn(&t, split_merge_then_leak, arg, &(ursa_spawn_opts_t){URSA_ON_WORKER(1)}))
         return "spawn";
     void *res = "join";
     if (ursa_task_join(t, &res, URSA_NEVER))
@@ -219,7 +219,7 @@ static void *split_churn(void *arg)
 static void *churn_root(void *arg)
 {
     ursa_task_t *t;
-    if (ursa_spawn(&t, split_churn, arg, &(ursa_spawn_opts_t){.worker = 1}))
+    if (ursa_spawn(&t, split_churn, arg, &(ursa_spawn_opts_t){URSA_ON_WORKER(1)}))
         return "spawn";
     void *mine = split_churn(arg), *theirs = "join";
     if (ursa_task_join(t, &theirs, URSA_NEVER))
