@@ -15,8 +15,8 @@
     X(ursa_set_once_t) X(ursa_oneshot_t) X(ursa_mpsc_sender_t) X(ursa_mpsc_weak_sender_t)          \
     X(ursa_mpsc_receiver_t) X(ursa_mpsc_permit_t) X(ursa_mpmc_sender_t)                            \
     X(ursa_mpmc_weak_sender_t) X(ursa_mpmc_receiver_t) X(ursa_mpmc_permit_t)                       \
-    X(ursa_watch_borrow_t) X(ursa_rt_config_t) X(ursa_spawn_opts_t) X(ursa_lease_config_t)         \
-    X(ursa_lease_opts_t) X(ursa_lease_t)
+    X(ursa_watch_borrow_t) X(ursa_rt_config_t) X(ursa_placement_t) X(ursa_spawn_opts_t)            \
+    X(ursa_lease_config_t) X(ursa_lease_opts_t) X(ursa_lease_t)
 
 /* Types a program only points to (declared, never defined in a header). */
 #define OPAQUE_TYPES(X)                                                                            \
