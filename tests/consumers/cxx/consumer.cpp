@@ -45,6 +45,7 @@ void *root(void *arg)
     std::vector<ursa_task_t *> tasks(2);
     for (int w = 0; w < 2; w++) {
         ursa_spawn_opts_t opts{};
+        opts.placement = URSA_PLACE_WORKER;
         opts.worker = w;
         opts.name = "producer";
         if (ursa_mpsc_sender_clone(&a->tx, &a->producers[w]) != 0 ||
