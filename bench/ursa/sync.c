@@ -90,6 +90,71 @@ static void *mt2_mutex_contended(void *arg)
     return NULL;
 }
 
+/* ---- mutex_handoff_depth_<N> ----
+ * N tasks take turns on one mutex: lock, increment, unlock, again. On one
+ * worker a task that unlocks hands the lock to the queue's head and queues
+ * at its tail (no barging), so every op is one hand-off with N - 1 tasks
+ * queued, each woken once per N hand-offs: cold nodes and stacks when N is
+ * large. ns/op is per hand-off; the row pair shows whether its cost grows
+ * with the queue's depth (the ratio is what counts). */
+typedef struct depth {
+    ursa_mutex_t m;
+    uint64_t counter, iters, started;
+} depth_t;
+
+static void *depth_contender(void *arg)
+{
+    depth_t *d = arg;
+    d->started++; /* one worker: a plain counter */
+    for (uint64_t i = 0; i < d->iters; i++) {
+        ursa_mutex_guard_t g = {0};
+        CHECK(ursa_mutex_lock(&d->m, &g, URSA_NEVER) == 0);
+        d->counter++;
+        ursa_mutex_unlock(&g);
+    }
+    return NULL;
+}
+
+/* N tasks, 2M·S hand-offs in all (at least 4 per task). The clock starts
+ * once every task has queued behind the root's lock. */
+static void handoff_depth(const char *name, uint64_t n)
+{
+    depth_t *d = calloc(1, sizeof *d);
+    ursa_task_t **t = calloc(n, sizeof *t);
+    CHECK(d && t);
+    uint64_t total = scaled(2000000);
+    d->iters = total / n < 4 ? 4 : total / n;
+    ursa_mutex_init(&d->m);
+    ursa_mutex_guard_t g = {0};
+    CHECK(ursa_mutex_lock(&d->m, &g, URSA_NEVER) == 0);
+    for (uint64_t i = 0; i < n; i++)
+        CHECK(ursa_spawn(&t[i], depth_contender, d, NULL) == 0);
+    while (d->started < n)
+        CHECK(ursa_yield() == 0);
+    CHECK(ursa_yield() == 0); /* the last one queued too */
+    ursa_time_t t0 = mono();
+    ursa_mutex_unlock(&g);
+    for (uint64_t i = 0; i < n; i++)
+        CHECK(ursa_task_join(t[i], NULL, URSA_NEVER) == 0);
+    report(name, mono() - t0, n * d->iters);
+    CHECK(d->counter == n * d->iters);
+    CHECK(ursa_mutex_destroy(&d->m) == 0);
+    free(t);
+    free(d);
+}
+
+static void *mutex_handoff_depth_10(void *arg)
+{
+    handoff_depth(bench_row(arg)->name, 10);
+    return NULL;
+}
+
+static void *mutex_handoff_depth_100000(void *arg)
+{
+    handoff_depth(bench_row(arg)->name, 100000);
+    return NULL;
+}
+
 static void *semaphore_uncontended(void *arg)
 {
     uint64_t n = scaled(10000000);
@@ -143,6 +208,12 @@ static void *notify_pingpong_roundtrip(void *arg)
 const bench_workload_t bench_sync[] = {
     {"mutex_uncontended", mutex_uncontended, {.workers = 1}, 0},
     {"mutex_contended_handoff", mutex_contended_handoff, {.workers = 1}, 0},
+    /* Both depths on the same small, unguarded stacks (100k guarded stacks
+     * would pass vm.max_map_count), so only the depth differs. */
+    {"mutex_handoff_depth_10", mutex_handoff_depth_10,
+     {.workers = 1, .stack_size = 16384, .no_stack_guard = true}, 0},
+    {"mutex_handoff_depth_100000", mutex_handoff_depth_100000,
+     {.workers = 1, .stack_size = 16384, .no_stack_guard = true}, 0},
     {"rwlock_read_uncontended", rwlock_read_uncontended, {.workers = 1}, 0},
     {"semaphore_uncontended", semaphore_uncontended, {.workers = 1}, 0},
     {"notify_pingpong_roundtrip", notify_pingpong_roundtrip, {.workers = 1}, 0},
