@@ -35,10 +35,11 @@
 
 URSA_EXTERN_C_BEGIN
 
-/* Largest max_readers ursa_rwlock_init accepts. */
-#define URSA_RWLOCK_MAX_READERS URSA_SEM_MAX
+/* Largest max_readers ursa_rwlock_init accepts (a writer asks for all of
+ * them in one request). */
+#define URSA_RWLOCK_MAX_READERS URSA_SEM_REQUEST_MAX
 /* max_readers used when ursa_rwlock_init is given 0. */
-#define URSA_RWLOCK_DEFAULT_READERS (URSA_SEM_MAX >> 3)
+#define URSA_RWLOCK_DEFAULT_READERS (URSA_SEM_REQUEST_MAX >> 3)
 /* Writers that may enter in a row while readers are queued before the
  * queued readers are let in ahead of the remaining writers. */
 #define URSA_RWLOCK_WRITER_STREAK 16

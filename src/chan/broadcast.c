@@ -44,8 +44,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../core/ctx.h"
-#include "waitlist.h"
+#include "../sync/wait_steps.h"
 
 #define URSA__BROADCAST_CACHELINE 64
 
@@ -57,9 +56,9 @@ typedef struct chan {
     void (*dtor)(void *elem);
     _Atomic uint64_t *ring; /* cap * stride words */
 
-    /* The waiting receivers, whose lock is the channel lock, and what that
-     * lock guards, on their own line. */
-    _Alignas(URSA__BROADCAST_CACHELINE) ursa__waitlist_t rxq;
+    /* The waiting receivers, whose lock is the channel lock (its owner's
+     * bits are unused: 0), and what that lock guards, on their own line. */
+    _Alignas(URSA__BROADCAST_CACHELINE) ursa__waitq_t rxq;
     _Atomic uint64_t tail;      /* next position; written under the lock */
     _Atomic uint32_t closed;    /* no sender left; written under the lock */
     size_t rx_count, tx_count;  /* under the lock */
@@ -75,8 +74,19 @@ struct ursa_broadcast_rx {
     uint64_t scratch[]; /* a value being read (stride - 1 words) */
 };
 
-static bool bc_cancel(ursa_wait_t *w);
+static bool bc_cancel(ursa__waiter_t *w);
 static const ursa__wait_ops_t recv_ops = {URSA_WAIT_CHANNEL, bc_cancel, NULL};
+
+/* The channel lock: its wait queue's (whose lock word carries nothing else). */
+static void ch_lock(chan_t *ch)
+{
+    (void)ursa__waitq_lock(&ch->rxq);
+}
+
+static void ch_unlock(chan_t *ch)
+{
+    ursa__waitq_unlock(&ch->rxq, 0);
+}
 
 /* The sequence word of position p's slot; its value follows it. */
 static inline _Atomic uint64_t *slot_at(const chan_t *ch, uint64_t p)
@@ -162,7 +172,7 @@ int ursa_broadcast_new(ursa_broadcast_tx_t **tx, ursa_broadcast_rx_t **rx, size_
     ch->ring = ring;
     for (size_t i = 0; i < (size_t)cap * stride; i++)
         atomic_init(&ring[i], 0);
-    ursa__waitlist_init(&ch->rxq);
+    ursa__waitq_init(&ch->rxq);
     atomic_init(&ch->tail, 0);
     atomic_init(&ch->closed, 0);
     ch->rx_count = 1;
@@ -176,12 +186,11 @@ int ursa_broadcast_new(ursa_broadcast_tx_t **tx, ursa_broadcast_rx_t **rx, size_
 }
 
 /* Decides every queued receiver (granted: "look again") and wakes them
- * outside the lock. Called with the lock held; drops it. */
+ * outside the lock, a batch at a time. Called with the lock held; drops
+ * it. */
 static void wake_all_unlock(chan_t *ch)
 {
-    ursa_wait_t *list = ursa__waitlist_take_all_locked(&ch->rxq); /* they look again */
-    ursa__spin_unlock(&ch->rxq.lock);
-    ursa__wake_list(list);
+    (void)ursa__waitq_wake_all(&ch->rxq, 0, URSA__W_GRANTED, 0);
 }
 
 int ursa_broadcast_send(ursa_broadcast_tx_t *tx, const void *value)
@@ -189,10 +198,10 @@ int ursa_broadcast_send(ursa_broadcast_tx_t *tx, const void *value)
     if (!tx || !value)
         return -EINVAL;
     chan_t *ch = tx->ch;
-    ursa__spin_lock(&ch->rxq.lock);
+    ch_lock(ch);
     size_t n = ch->rx_count;
     if (n == 0) {
-        ursa__spin_unlock(&ch->rxq.lock);
+        ch_unlock(ch);
         return -EPIPE;
     }
     /* relaxed: tail is only written under the lock; a receiver that needs
@@ -202,9 +211,8 @@ int ursa_broadcast_send(ursa_broadcast_tx_t *tx, const void *value)
     atomic_store_explicit(&ch->tail, p + 1, memory_order_relaxed);
     /* A receiver queued now waits for p or later; one that queues after
      * our unlock sees p claimed and spins until we publish (bc_start). */
-    /* relaxed: under the lock, where it changes. */
-    bool waiters = atomic_load_explicit(&ch->rxq.n, memory_order_relaxed) != 0;
-    ursa__spin_unlock(&ch->rxq.lock);
+    bool waiters = ursa__waitq_queued(&ch->rxq) != 0; /* under the lock, where it changes */
+    ch_unlock(ch);
 
     _Atomic uint64_t *s = slot_at(ch, p);
     uint64_t prev = p >= ch->cap ? 2 * (p - ch->cap + 1) : 0;
@@ -226,7 +234,7 @@ int ursa_broadcast_send(ursa_broadcast_tx_t *tx, const void *value)
     /* release: a receiver that sees the even seq (acquire) sees the bytes. */
     atomic_store_explicit(s, 2 * (p + 1), memory_order_release);
     if (waiters) {
-        ursa__spin_lock(&ch->rxq.lock);
+        ch_lock(ch);
         wake_all_unlock(ch);
     }
     return n > INT32_MAX ? INT32_MAX : (int)n;
@@ -317,22 +325,22 @@ int ursa_broadcast_try_recv(ursa_broadcast_rx_t *rx, void *out, uint64_t *missed
 
 /* Queues w on rx's channel, or finds something ready: 0 now, -EINPROGRESS
  * queued. */
-static int bc_start(ursa_broadcast_rx_t *rx, ursa_wait_t *w)
+static int bc_start(ursa_broadcast_rx_t *rx, ursa__waiter_t *w)
 {
     chan_t *ch = rx->ch;
     w->owner = rx;
-    ursa__spin_lock(&ch->rxq.lock);
+    ch_lock(ch);
     int r = peek(rx);
     /* relaxed: under the lock, where tail is written. */
     bool claimed = atomic_load_explicit(&ch->tail, memory_order_relaxed) != rx->next;
     if (r == -EAGAIN && !claimed) {
         /* Nothing claimed for us yet: the sender that claims it will see
          * us queued (under this lock) and wake us after publishing. */
-        ursa__waitlist_push_locked(&ch->rxq, w);
-        ursa__spin_unlock(&ch->rxq.lock);
+        ursa__waitq_push(&ch->rxq, w);
+        ch_unlock(ch);
         return -EINPROGRESS;
     }
-    ursa__spin_unlock(&ch->rxq.lock);
+    ch_unlock(ch);
     /* Claimed but not published: that sender may have checked for waiters
      * before we came, so wait out its few instructions here. */
     ursa__spinner_t sp = URSA__SPINNER(URSA__SPIN_SETTLE);
@@ -344,10 +352,10 @@ static int bc_start(ursa_broadcast_rx_t *rx, ursa_wait_t *w)
     return ursa__wait_start_ready(w);
 }
 
-static bool bc_cancel(ursa_wait_t *w)
+static bool bc_cancel(ursa__waiter_t *w)
 {
     ursa_broadcast_rx_t *rx = w->owner;
-    return ursa__waitlist_cancel(&rx->ch->rxq, w);
+    return ursa__waitq_cancel(&rx->ch->rxq, w);
 }
 
 /* recv once nothing was ready: wait, look again. Out of line so the ready
@@ -358,10 +366,10 @@ static __attribute__((noinline)) int recv_wait(ursa_broadcast_rx_t *rx, void *ou
 {
     ursa__ctx_t *c = ursa__ctx();
     for (;;) {
-        ursa_wait_t w;
-        ursa__wait_init(&w, c->waker, &recv_ops, site);
+        URSA__WAITER_ALIGN ursa__waiter_t w;
+        ursa__waiter_init(&w, c->waker, &recv_ops);
         if (bc_start(rx, &w) == -EINPROGRESS) {
-            int rc = ursa__ctx_block(c, &w, deadline);
+            int rc = ursa__ctx_block(c, &w, deadline, site);
             if (rc != 0 && bc_cancel(&w)) {
                 /* Withdrawn. A value sent in the same instant is still
                  * taken: an expired deadline still tries once. */
@@ -391,15 +399,17 @@ int ursa_broadcast_recv_at(ursa_broadcast_rx_t *rx, void *out, uint64_t *missed,
 int ursa_broadcast_recv_start_at(ursa_broadcast_rx_t *rx, ursa_wait_t *w, ursa_waker_t waker,
                                  const ursa_site_t *site)
 {
-    return rx && ursa__wait_raw_init(w, waker, &recv_ops, site) ? bc_start(rx, w) : -EINVAL;
+    ursa__waiter_t *n = rx ? ursa__wait_raw_init(w, waker, &recv_ops, site) : NULL;
+    return n ? bc_start(rx, n) : -EINVAL;
 }
 
 int ursa_broadcast_recv_finish(ursa_broadcast_rx_t *rx, ursa_wait_t *w, void *out,
                                uint64_t *missed)
 {
-    if (!rx || !w || !out || w->owner != rx || w->ops != &recv_ops)
+    ursa__waiter_t *n = ursa__wait_raw_of(w, rx, &recv_ops);
+    if (!n || !out)
         return -EINVAL;
-    int rc = ursa__wait_finish(w); /* FINISHED: a wait that goes on starts again */
+    int rc = ursa__wait_finish(n); /* FINISHED: a wait that goes on starts again */
     if (rc)
         return rc;
     for (;;) {
@@ -407,10 +417,8 @@ int ursa_broadcast_recv_finish(ursa_broadcast_rx_t *rx, ursa_wait_t *w, void *ou
         if (rc != -EAGAIN)
             return rc;
         /* Woken for nothing (a later position published first): wait on. */
-        ursa_waker_t waker = w->waker;
-        const ursa_site_t *site = w->site;
-        ursa__wait_init(w, waker, &recv_ops, site);
-        if (bc_start(rx, w) == -EINPROGRESS)
+        ursa__waiter_init(n, n->waker, &recv_ops);
+        if (bc_start(rx, n) == -EINPROGRESS)
             return -EAGAIN;
     }
 }
@@ -422,11 +430,11 @@ static int new_rx(chan_t *ch, ursa_broadcast_rx_t **out)
     if (!r)
         return -ENOMEM;
     r->ch = ch;
-    ursa__spin_lock(&ch->rxq.lock);
+    ch_lock(ch);
     ch->rx_count++;
     /* relaxed: under the lock, where tail is written. */
     r->next = atomic_load_explicit(&ch->tail, memory_order_relaxed);
-    ursa__spin_unlock(&ch->rxq.lock);
+    ch_unlock(ch);
     *out = r;
     return 0;
 }
@@ -446,9 +454,9 @@ int ursa_broadcast_receiver_count(ursa_broadcast_tx_t *tx)
     if (!tx)
         return -EINVAL;
     chan_t *ch = tx->ch;
-    ursa__spin_lock(&ch->rxq.lock);
+    ch_lock(ch);
     size_t n = ch->rx_count;
-    ursa__spin_unlock(&ch->rxq.lock);
+    ch_unlock(ch);
     return n > INT32_MAX ? INT32_MAX : (int)n;
 }
 
@@ -460,9 +468,9 @@ int ursa_broadcast_sender_clone(ursa_broadcast_tx_t *tx, ursa_broadcast_tx_t **t
     if (!t)
         return -ENOMEM;
     t->ch = tx->ch;
-    ursa__spin_lock(&t->ch->rxq.lock);
+    ch_lock(t->ch);
     t->ch->tx_count++;
-    ursa__spin_unlock(&t->ch->rxq.lock);
+    ch_unlock(t->ch);
     *tx2 = t;
     return 0;
 }
@@ -473,13 +481,13 @@ int ursa_broadcast_sender_drop(ursa_broadcast_tx_t *tx)
         return -EINVAL;
     chan_t *ch = tx->ch;
     free(tx);
-    ursa__spin_lock(&ch->rxq.lock);
+    ch_lock(ch);
     if (--ch->tx_count > 0) {
-        ursa__spin_unlock(&ch->rxq.lock);
+        ch_unlock(ch);
         return 0;
     }
     if (ch->rx_count == 0) {
-        ursa__spin_unlock(&ch->rxq.lock);
+        ch_unlock(ch);
         chan_free(ch);
         return 0;
     }
@@ -496,17 +504,19 @@ int ursa_broadcast_receiver_drop(ursa_broadcast_rx_t *rx)
     if (!rx)
         return -EINVAL;
     chan_t *ch = rx->ch;
-    ursa__spin_lock(&ch->rxq.lock);
-    for (ursa_wait_t *w = ch->rxq.head; w; w = w->next) {
-        if (w->owner == rx) {
-            ursa__spin_unlock(&ch->rxq.lock);
-            ursa__report_misuse("broadcast receiver dropped while a wait on it is queued",
-                                w->site);
-            return -EBUSY;
+    ch_lock(ch);
+    for (int list = 0; list < 2; list++) {
+        for (ursa__waiter_t *w = list ? ch->rxq.waking : ch->rxq.head; w; w = w->next) {
+            if (w->owner == rx) {
+                ch_unlock(ch);
+                ursa__report_misuse("broadcast receiver dropped while a wait on it is queued",
+                                    NULL);
+                return -EBUSY;
+            }
         }
     }
     bool last = --ch->rx_count == 0 && ch->tx_count == 0;
-    ursa__spin_unlock(&ch->rxq.lock);
+    ch_unlock(ch);
     free(rx);
     if (last)
         chan_free(ch);

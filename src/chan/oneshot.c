@@ -41,7 +41,7 @@ enum { /* rxf: written only by the receiver end */
        URSA__ONESHOT_RX_DROPPED = 1u << 1, /* the receiver dropped */
 };
 
-static bool os_cancel(ursa_wait_t *w);
+static bool os_cancel(ursa__waiter_t *w);
 
 static const ursa__wait_ops_t recv_ops = {URSA_WAIT_CHANNEL, os_cancel, NULL};
 static const ursa__wait_ops_t closed_ops = {URSA_WAIT_CHANNEL, os_cancel, NULL};
@@ -72,28 +72,22 @@ static inline void set_rxf(ursa_oneshot_t *os, uint32_t bits)
 }
 
 /* Under the lock: empties a wait slot, clears its bit and decides the
- * waiter; the caller wakes it after unlock. */
-static ursa_wait_t *decide(ursa_oneshot_t *os, ursa_wait_t **slot, uint32_t bit, uint32_t how)
+ * waiter into b (a select's whose claim is lost is dropped: what it waited
+ * for stays); the caller wakes b after unlock. Once a waiter sees done it
+ * may let go of the node and the channel: every touch of the channel
+ * comes before (ursa__wake_node's release). */
+static void decide(ursa_oneshot_t *os, ursa__waiter_t **slot, uint32_t bit, uint32_t how,
+                   ursa__wake_batch_t *b)
 {
-    ursa_wait_t *w = *slot;
+    ursa__waiter_t *w = *slot;
     if (!w)
-        return NULL;
+        return;
     *slot = NULL;
     /* relaxed: the slot and its bit change only under the lock; destroy's
-     * acquire load is ordered after the waiter's done (below). */
+     * acquire load is ordered after the waiter's done. */
     atomic_fetch_and_explicit(&os->state, ~bit, memory_order_relaxed);
-    /* release: the waiter reads the channel state after seeing this. */
-    atomic_store_explicit(&w->state, how, memory_order_release);
-    return w;
-}
-
-/* Wakes a waiter decide() took out (NULL: none). Once it sees done it may
- * let go of the node and the channel: every touch of the channel comes
- * before (ursa__wake_node's release). */
-static void wake(ursa_wait_t *w)
-{
-    if (w)
-        ursa__wake_node(w);
+    /* the waiter reads the channel state after seeing the decision */
+    (void)ursa__waiter_decide(w, how, b);
 }
 
 int ursa_oneshot_init(ursa_oneshot_t *os, size_t elem_size, void *storage)
@@ -149,10 +143,11 @@ int ursa_oneshot_send(ursa_oneshot_t *os, const void *value)
             break;
     }
     if (st & URSA__ONESHOT_RX_WAIT) { /* a recv wait is queued (or being cancelled): decide it */
+        ursa__wake_batch_t b = URSA__WAKE_BATCH_INIT;
         ursa__spin_lock(&os->lock);
-        ursa_wait_t *w = decide(os, &os->rx_w, URSA__ONESHOT_RX_WAIT, URSA__W_GRANTED);
+        decide(os, &os->rx_w, URSA__ONESHOT_RX_WAIT, URSA__W_GRANTED, &b);
         ursa__spin_unlock(&os->lock);
-        wake(w);
+        ursa__wake_batch_run(&b);
     }
     return 0;
 }
@@ -164,7 +159,7 @@ int ursa_oneshot_sender_drop(ursa_oneshot_t *os)
     ursa__spin_lock(&os->lock);
     /* relaxed: under the lock; the receiver needs no data from us. */
     uint32_t st = atomic_load_explicit(&os->state, memory_order_relaxed);
-    ursa_wait_t *w = NULL;
+    ursa__wake_batch_t b = URSA__WAKE_BATCH_INIT;
     int rc = 0;
     if (st & URSA__ONESHOT_TX_DROPPED)
         rc = -EINVAL;
@@ -173,10 +168,10 @@ int ursa_oneshot_sender_drop(ursa_oneshot_t *os)
         st = atomic_fetch_or_explicit(&os->state, URSA__ONESHOT_TX_DROPPED | URSA__ONESHOT_TX_DONE,
                                       memory_order_release);
         if (!(st & URSA__ONESHOT_SENT))
-            w = decide(os, &os->rx_w, URSA__ONESHOT_RX_WAIT, URSA__W_CLOSED);
+            decide(os, &os->rx_w, URSA__ONESHOT_RX_WAIT, URSA__W_CLOSED, &b);
     }
     ursa__spin_unlock(&os->lock);
-    wake(w);
+    ursa__wake_batch_run(&b);
     if (rc)
         ursa__report_misuse("oneshot sender dropped twice", NULL);
     return rc;
@@ -214,11 +209,16 @@ static int recv_result(ursa_oneshot_t *os, void *out)
     return r == 1 ? -EPIPE : r; /* a decided wait is never "pending" */
 }
 
-static bool os_cancel(ursa_wait_t *w)
+static bool os_cancel(ursa__waiter_t *w)
 {
     ursa_oneshot_t *os = w->owner;
-    if (!ursa__wait_cancel_begin(&os->lock, w))
-        return false;
+    ursa__spin_lock(&os->lock);
+    /* relaxed: the slots and their waiters' states change under the lock. */
+    if (atomic_load_explicit(&w->state, memory_order_relaxed) != URSA__W_QUEUED) {
+        ursa__spin_unlock(&os->lock);
+        ursa__wait_settle(w);
+        return ursa__waiter_dropped(w);
+    }
     if (os->rx_w == w) {
         /* Clear RX_WAIT only while SENT is clear: a CAS, so that it and the
          * send's CAS decide in one order. SENT with our bit set means the
@@ -232,7 +232,7 @@ static bool os_cancel(ursa_wait_t *w)
             if (st & URSA__ONESHOT_SENT) {
                 ursa__spin_unlock(&os->lock);
                 ursa__wait_settle(w); /* its waker call returns, then done */
-                return false;
+                return ursa__waiter_dropped(w);
             }
         } while (!atomic_compare_exchange_weak_explicit(&os->state, &st,
                                                         st & ~(uint32_t)URSA__ONESHOT_RX_WAIT,
@@ -245,13 +245,16 @@ static bool os_cancel(ursa_wait_t *w)
         atomic_fetch_and_explicit(&os->state, ~(uint32_t)URSA__ONESHOT_TX_WAIT,
                                   memory_order_relaxed);
     }
-    ursa__wait_cancel_end(&os->lock, w);
+    /* relaxed: our own node, out of its slot under the lock. */
+    atomic_store_explicit(&w->state, URSA__W_CANCELLED, memory_order_relaxed);
+    ursa__spin_unlock(&os->lock);
+    atomic_store_explicit(&w->done, 1, memory_order_relaxed); /* our own node */
     return true;
 }
 
 /* Starts a recv wait: 0 decided now (recv_result gives the outcome),
  * -EINPROGRESS queued, or an error (w not started). */
-static int recv_start(void *oneshot, ursa_wait_t *w)
+static int recv_start(void *oneshot, ursa__waiter_t *w)
 {
     ursa_oneshot_t *os = oneshot;
     w->owner = os;
@@ -279,8 +282,10 @@ static int recv_start(void *oneshot, ursa_wait_t *w)
                                                   memory_order_acquire, memory_order_acquire))
             break;
     }
+    /* relaxed: published by the unlock (a send that saw RX_WAIT reads the
+     * slot after it). */
     atomic_store_explicit(&w->state, URSA__W_QUEUED, memory_order_relaxed);
-    os->rx_w = w; /* a send that saw RX_WAIT reads it after our unlock */
+    os->rx_w = w;
     ursa__spin_unlock(&os->lock);
     return -EINPROGRESS;
 }
@@ -309,7 +314,8 @@ int ursa_oneshot_try_recv(ursa_oneshot_t *os, void *out)
 int ursa_oneshot_recv_start_at(ursa_oneshot_t *os, ursa_wait_t *w, ursa_waker_t waker,
                                const ursa_site_t *site)
 {
-    return os && ursa__wait_raw_init(w, waker, &recv_ops, site) ? recv_start(os, w) : -EINVAL;
+    ursa__waiter_t *n = os ? ursa__wait_raw_init(w, waker, &recv_ops, site) : NULL;
+    return n ? recv_start(os, n) : -EINVAL;
 }
 
 int ursa_oneshot_recv_finish(ursa_oneshot_t *os, ursa_wait_t *w, void *out)
@@ -340,17 +346,16 @@ static int rx_close(ursa_oneshot_t *os, bool drop)
      * send's CAS: prev says whether the send came first. */
     uint32_t prev =
         atomic_fetch_or_explicit(&os->state, URSA__ONESHOT_RX_CLOSED, memory_order_release);
-    ursa_wait_t *tw = decide(os, &os->tx_w, URSA__ONESHOT_TX_WAIT, URSA__W_GRANTED);
+    ursa__wake_batch_t b = URSA__WAKE_BATCH_INIT;
+    decide(os, &os->tx_w, URSA__ONESHOT_TX_WAIT, URSA__W_GRANTED, &b);
     /* After SENT a queued recv wait is the sender's to decide: its CAS saw
      * RX_WAIT (registration is a CAS that fails on SENT). Deciding it here
      * too would let the wait's owner finish and free the oneshot while
      * the sender still heads for the lock. */
-    ursa_wait_t *rw = (prev & URSA__ONESHOT_SENT)
-                          ? NULL
-                          : decide(os, &os->rx_w, URSA__ONESHOT_RX_WAIT, URSA__W_CLOSED);
+    if (!(prev & URSA__ONESHOT_SENT))
+        decide(os, &os->rx_w, URSA__ONESHOT_RX_WAIT, URSA__W_CLOSED, &b);
     ursa__spin_unlock(&os->lock);
-    wake(tw);
-    wake(rw);
+    ursa__wake_batch_run(&b);
     return 0;
 }
 
@@ -372,7 +377,7 @@ int ursa_oneshot_is_closed(const ursa_oneshot_t *os)
     return (load_state(os) & URSA__ONESHOT_RX_CLOSED) ? 1 : 0;
 }
 
-static int closed_start(void *oneshot, ursa_wait_t *w)
+static int closed_start(void *oneshot, ursa__waiter_t *w)
 {
     ursa_oneshot_t *os = oneshot;
     w->owner = os;
@@ -388,6 +393,7 @@ static int closed_start(void *oneshot, ursa_wait_t *w)
     }
     /* relaxed: under the lock, which orders every change of the bits. */
     atomic_fetch_or_explicit(&os->state, URSA__ONESHOT_TX_WAIT, memory_order_relaxed);
+    /* relaxed: published by the unlock. */
     atomic_store_explicit(&w->state, URSA__W_QUEUED, memory_order_relaxed);
     os->tx_w = w;
     ursa__spin_unlock(&os->lock);
@@ -407,7 +413,8 @@ int ursa_oneshot_closed_at(ursa_oneshot_t *os, ursa_time_t deadline, const ursa_
 int ursa_oneshot_closed_start_at(ursa_oneshot_t *os, ursa_wait_t *w, ursa_waker_t waker,
                                  const ursa_site_t *site)
 {
-    return os && ursa__wait_raw_init(w, waker, &closed_ops, site) ? closed_start(os, w) : -EINVAL;
+    ursa__waiter_t *n = os ? ursa__wait_raw_init(w, waker, &closed_ops, site) : NULL;
+    return n ? closed_start(os, n) : -EINVAL;
 }
 
 int ursa_oneshot_closed_finish(ursa_oneshot_t *os, ursa_wait_t *w)

@@ -27,8 +27,8 @@ _Static_assert(URSA_MPMC_MAX_CAPACITY == URSA__CHAN_MAX_CAPACITY, "one reserve l
 
 const ursa__wait_ops_t ursa__chan_reserve_ops = {URSA_WAIT_CHANNEL, ursa__sema_cancel,
                                                  ursa__sema_give_back};
-static bool raw_reserve_cancel(ursa_wait_t *w);
-static void raw_reserve_give_back(ursa_wait_t *w);
+static bool raw_reserve_cancel(ursa__waiter_t *w);
+static void raw_reserve_give_back(ursa__waiter_t *w);
 /* Raw reserves: also end what the wait holds of the channel. */
 static const ursa__wait_ops_t raw_reserve_ops = {URSA_WAIT_CHANNEL, raw_reserve_cancel,
                                                  raw_reserve_give_back};
@@ -324,7 +324,8 @@ void ursa_mpmc_permit_cleanup(ursa_mpmc_permit_t *p)
 static bool bad_count(ursa__chan_t *ch, uint64_t n)
 {
     uint64_t cap = ch->ops->capacity(ch);
-    return n == 0 || n > (cap ? cap : URSA__CHAN_MAX_CAPACITY);
+    /* A wait counts at most URSA_SEM_REQUEST_MAX permits. */
+    return n == 0 || n > (cap ? cap : URSA__CHAN_MAX_CAPACITY) || n > URSA_SEM_REQUEST_MAX;
 }
 
 /* A blocking reserve of n slots into the hold ob (arguments checked). */
@@ -374,15 +375,15 @@ int ursa__chan_sema_wait(ursa__chan_t *ch, uint64_t n, ursa_time_t deadline, urs
     if (!c)
         c = ursa__ctx();
     const ursa__chan_ops_t *ops = ch->ops;
-    ursa_wait_t w;
-    ursa__wait_init(&w, c->waker, &ursa__chan_reserve_ops, site);
+    URSA__WAITER_ALIGN ursa__waiter_t w;
+    ursa__waiter_init(&w, c->waker, &ursa__chan_reserve_ops);
     if (ops->wait_enter)
         ops->wait_enter(ch);
-    int rc = ursa__sema_start(&ch->sema, &w, n);
+    int rc = ursa__sema_start(&ch->sema, &w, (uint32_t)n);
     if (rc == -EINPROGRESS) {
         if (ops->wait_queued)
             ops->wait_queued(ch);
-        rc = ursa__ctx_block(c, &w, deadline);
+        rc = ursa__ctx_block(c, &w, deadline, site);
         if (rc == 0 || !ursa__sema_cancel(&w))
             rc = ursa__wait_grant_rc(&w); /* decided: granted, or closed */
         else if (ops->permits_back)
@@ -398,7 +399,7 @@ int ursa__chan_sema_wait(ursa__chan_t *ch, uint64_t n, ursa_time_t deadline, urs
 /* ---- raw reserves (bounded only) ---- */
 
 /* A raw reserve's channel, from its wait (owner: the channel's sema). */
-static ursa__chan_t *of_sema(ursa_wait_t *w)
+static ursa__chan_t *of_sema(ursa__waiter_t *w)
 {
     return (ursa__chan_t *)((char *)w->owner - offsetof(ursa__chan_t, sema));
 }
@@ -407,13 +408,13 @@ static ursa__chan_t *of_sema(ursa_wait_t *w)
  * (closed: w is finished), -EINVAL (nothing started). The wait holds a
  * reference (and what raw_begin counted) until it is finished, cancelled
  * or handed back. */
-static int raw_reserve_start(ursa__chan_t *ch, uint64_t n, ursa_wait_t *w, ursa_waker_t waker)
+static int raw_reserve_start(ursa__chan_t *ch, uint64_t n, ursa_wait_t *rw, ursa_waker_t waker)
 {
     /* An unbounded channel's reserve never waits: use the blocking one. */
-    if (!ch || !w || !waker.fn || bad_count(ch, n) || !ch->ops->capacity(ch))
+    if (!ch || !rw || !waker.fn || bad_count(ch, n) || !ch->ops->capacity(ch))
         return -EINVAL;
     const ursa__chan_ops_t *ops = ch->ops;
-    ursa__wait_init(w, waker, &raw_reserve_ops, NULL);
+    ursa__waiter_t *w = ursa__wait_raw_init(rw, waker, &raw_reserve_ops, NULL);
     ursa__chan_ref_get(ch);
     if (!ops->raw_begin(ch)) {
         ursa__chan_ref_put(ch);
@@ -424,7 +425,7 @@ static int raw_reserve_start(ursa__chan_t *ch, uint64_t n, ursa_wait_t *w, ursa_
     }
     if (ops->wait_enter)
         ops->wait_enter(ch); /* until finished or cancelled */
-    int rc = ursa__sema_start(&ch->sema, w, n);
+    int rc = ursa__sema_start(&ch->sema, w, (uint32_t)n);
     if (rc == -EINPROGRESS && ops->wait_queued)
         ops->wait_queued(ch);
     if (rc == -EPIPE) {
@@ -451,9 +452,10 @@ int ursa_mpmc_reserve_start(const ursa_mpmc_sender_t *tx, uint64_t n, ursa_wait_
 
 /* Finishes a raw reserve of ch into the hold ob (*n: its slots): 0, or
  * -EPIPE / -EAGAIN / -EINVAL / -ENOMEM with nothing held. */
-static int raw_reserve_finish(ursa__chan_t *ch, ursa_wait_t *w, ursa_oblig_t *ob, uint64_t *n)
+static int raw_reserve_finish(ursa__chan_t *ch, ursa_wait_t *rw, ursa_oblig_t *ob, uint64_t *n)
 {
-    if (!ch || !w || w->ops != &raw_reserve_ops || w->owner != &ch->sema)
+    ursa__waiter_t *w = ch ? ursa__wait_raw_of(rw, &ch->sema, &raw_reserve_ops) : NULL;
+    if (!w)
         return -EINVAL;
     int st = ursa__wait_finish_decided(w);
     if (st < 0)
@@ -464,7 +466,7 @@ static int raw_reserve_finish(ursa__chan_t *ch, ursa_wait_t *w, ursa_oblig_t *ob
     int rc = -EPIPE;
     if (st == URSA__W_CLOSED)
         ops->permit_end(ch); /* the wait stops counting */
-    else if ((rc = permit_take(ch, w->got, ob, ursa__ctx(), w->site)) == 0)
+    else if ((rc = permit_take(ch, w->got, ob, ursa__ctx(), rw->site)) == 0)
         *n = w->got;
     ursa__chan_ref_put(ch); /* the wait's; a permit holds its own */
     return rc;
@@ -490,7 +492,7 @@ int ursa_mpmc_reserve_finish(const ursa_mpmc_sender_t *tx, ursa_wait_t *w, ursa_
     return rc;
 }
 
-static bool raw_reserve_cancel(ursa_wait_t *w)
+static bool raw_reserve_cancel(ursa__waiter_t *w)
 {
     ursa__chan_t *ch = of_sema(w);
     const ursa__chan_ops_t *ops = ch->ops;
@@ -510,7 +512,7 @@ static bool raw_reserve_cancel(ursa_wait_t *w)
     return withdrawn;
 }
 
-static void raw_reserve_give_back(ursa_wait_t *w)
+static void raw_reserve_give_back(ursa__waiter_t *w)
 {
     ursa__chan_t *ch = of_sema(w);
     ursa__sema_give_back(w);

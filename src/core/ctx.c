@@ -31,8 +31,10 @@ static __thread thread_ctx_t thread_ctx __attribute__((tls_model("initial-exec")
 static pthread_key_t exit_key;
 static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
 
-static int thread_block(ursa__ctx_t *c, ursa_wait_t *w, ursa_time_t deadline)
+static int thread_block(ursa__ctx_t *c, ursa__waiter_t *w, ursa_time_t deadline,
+                        const ursa_site_t *site)
 {
+    (void)site;
     thread_ctx_t *t = (thread_ctx_t *)c;
     while (!ursa__wait_is_decided(w)) {
         if (deadline != URSA_NEVER && ursa__mono_now() >= deadline)

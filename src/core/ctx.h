@@ -19,8 +19,10 @@ typedef struct ursa__ctx ursa__ctx_t;
 
 typedef struct ursa__ctx_ops {
     /* Returns 0 once ursa__wait_is_done(w), or -ETIMEDOUT / -ECANCELED
-     * (then the caller withdraws w from its primitive). */
-    int (*block)(ursa__ctx_t *c, ursa_wait_t *w, ursa_time_t deadline);
+     * (then the caller withdraws w from its primitive). site: the waiting
+     * call's, for deadlock reports. */
+    int (*block)(ursa__ctx_t *c, ursa__waiter_t *w, ursa_time_t deadline,
+                 const ursa_site_t *site);
     /* For a caller that polls: lets others run for a moment (a task
      * yields if its worker has another task ready; otherwise a few pauses
      * of s's budget (core/spin.h), or, once it is spent, the CPU is
@@ -77,12 +79,14 @@ static inline void ursa__report_misuse(const char *what, const ursa_site_t *site
     ursa__report(what, site, true);
 }
 
-/* Blocks the caller on a started wait with the usual deadline rules. */
-static inline int ursa__ctx_block(ursa__ctx_t *c, ursa_wait_t *w, ursa_time_t deadline)
+/* Blocks the caller on a started wait with the usual deadline rules
+ * (site: the waiting call's, for reports). */
+static inline int ursa__ctx_block(ursa__ctx_t *c, ursa__waiter_t *w, ursa_time_t deadline,
+                                  const ursa_site_t *site)
 {
     if (ursa__wait_is_done(w))
         return 0;
-    return c->ops->block(c, w, deadline);
+    return c->ops->block(c, w, deadline, site);
 }
 
 #endif

@@ -3,39 +3,36 @@
 void ursa__sema_init(ursa__sema_t *s, uint64_t permits)
 {
     atomic_init(&s->state, permits << URSA__SEMA_SHIFT);
-    atomic_init(&s->lock, 0);
-    s->pad_ = 0;
-    s->head = s->tail = NULL;
+    ursa__waitq_init(&s->q);
     atomic_init(&s->total, permits);
 }
 
-static void flush(ursa__sema_t *s, ursa__wake_batch_t *b)
-{
-    ursa__spin_unlock(&s->lock);
-    ursa__wake_batch_run(b);
-    ursa__spin_lock(&s->lock);
-}
-
 /* Under the lock: hands n permits to the queue in FIFO order; what is left
- * once the queue is empty goes back into the word, clearing WAITERS. */
+ * once the queue is empty goes back into the word, clearing WAITERS. A
+ * select's waiter whose claim is lost is dropped, and what was assigned to
+ * it goes on with the rest. */
 static void assign_locked(ursa__sema_t *s, uint64_t n, ursa__wake_batch_t *b)
 {
-    while (n && s->head) {
-        ursa_wait_t *w = s->head;
-        uint64_t give = n < w->want ? n : w->want;
-        w->want -= give;
-        w->got += give;
-        n -= give;
-        if (w->want)
+    ursa__waitq_t *q = &s->q;
+    ursa__waiter_t *w;
+    while (n && (w = q->head)) {
+        if (n < w->want) { /* a part: the head keeps it until the rest comes */
+            w->want -= (uint32_t)n;
+            w->got += (uint32_t)n;
+            n = 0;
             break;
-        ursa__waitq_remove(&s->head, &s->tail, w);
-        /* release: the waiter reads got/want after seeing the decision. */
-        atomic_store_explicit(&w->state, URSA__W_GRANTED, memory_order_release);
-        if (b->n == URSA__WAKE_BATCH)
-            flush(s, b);
-        b->w[b->n++] = w;
+        }
+        (void)ursa__waitq_pop(q);
+        uint32_t part = w->got, need = w->want;
+        w->got = part + need;
+        w->want = 0;
+        if (ursa__waiter_decide(w, URSA__W_GRANTED, b))
+            n -= need;
+        else
+            n += part;
+        ursa__waitq_flush(q, b);
     }
-    if (s->head)
+    if (q->head)
         return; /* permits all given out; WAITERS stays, word stays at 0 */
     uint64_t back = n << URSA__SEMA_SHIFT;
     /* relaxed load: the CAS validates it. */
@@ -48,7 +45,7 @@ static void assign_locked(ursa__sema_t *s, uint64_t n, ursa__wake_batch_t *b)
 }
 
 /* A wait for n permits granted at start, without queueing: 0. */
-static int grant_now(ursa_wait_t *w, uint64_t n)
+static int grant_now(ursa__waiter_t *w, uint32_t n)
 {
     w->got = n;
     w->want = 0;
@@ -56,70 +53,71 @@ static int grant_now(ursa_wait_t *w, uint64_t n)
     return 0;
 }
 
-int ursa__sema_start(ursa__sema_t *s, ursa_wait_t *w, uint64_t n)
+int ursa__sema_start(ursa__sema_t *s, ursa__waiter_t *w, uint32_t n)
 {
     w->owner = s;
     w->got = 0;
     w->want = n;
     if (ursa__sema_try(s, n))
         return grant_now(w, n);
-    ursa__spin_lock(&s->lock);
+    uint32_t bits = ursa__waitq_lock(&s->q);
     /* relaxed: the CASes below validate it. */
     uint64_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
     for (;;) {
         if (st & URSA__SEMA_CLOSED) {
-            ursa__spin_unlock(&s->lock);
+            ursa__waitq_unlock(&s->q, bits);
             ursa__wait_complete_now(w, URSA__W_CLOSED);
             return -EPIPE;
         }
         uint64_t avail = st >> URSA__SEMA_SHIFT; /* 0 whenever WAITERS is set */
         if (avail >= n && !(st & URSA__SEMA_WAITERS)) {
             /* acquire: as in ursa__sema_try. */
-            if (atomic_compare_exchange_weak_explicit(&s->state, &st, st - (n << URSA__SEMA_SHIFT),
+            if (atomic_compare_exchange_weak_explicit(&s->state, &st,
+                                                      st - ((uint64_t)n << URSA__SEMA_SHIFT),
                                                       memory_order_acquire, memory_order_relaxed)) {
-                ursa__spin_unlock(&s->lock);
+                ursa__waitq_unlock(&s->q, bits);
                 return grant_now(w, n);
             }
             continue;
         }
-        /* Take what there is and queue for the rest; setting WAITERS in the
-         * same CAS stops fast-path acquirers from barging past us. acquire:
-         * the permits we take were released by someone. */
+        /* Take what there is (less than n) and queue for the rest; setting
+         * WAITERS in the same CAS stops fast-path acquirers from barging
+         * past us. acquire: the permits we take were released by someone. */
         uint64_t next = (st & URSA__SEMA_CLOSED) | URSA__SEMA_WAITERS;
         if (atomic_compare_exchange_weak_explicit(&s->state, &st, next, memory_order_acquire,
                                                   memory_order_relaxed)) {
-            w->got = avail;
-            w->want = n - avail;
+            w->got = (uint32_t)avail;
+            w->want = n - (uint32_t)avail;
             break;
         }
     }
-    atomic_store_explicit(&w->state, URSA__W_QUEUED, memory_order_relaxed);
-    ursa__waitq_push(&s->head, &s->tail, w);
-    ursa__spin_unlock(&s->lock);
+    ursa__waitq_push(&s->q, w);
+    ursa__waitq_unlock(&s->q, bits);
     return -EINPROGRESS;
 }
 
-bool ursa__sema_cancel(ursa_wait_t *w)
+bool ursa__sema_cancel(ursa__waiter_t *w)
 {
     ursa__sema_t *s = w->owner;
-    ursa__wake_batch_t b;
-    b.n = 0;
-    if (!ursa__wait_cancel_begin(&s->lock, w))
-        return false;
-    ursa__waitq_remove(&s->head, &s->tail, w);
+    uint32_t bits;
+    if (!ursa__waitq_cancel_begin(&s->q, w, &bits))
+        return ursa__waiter_dropped(w);
+    ursa__waitq_remove(&s->q, w);
+    /* relaxed: our own node, unlinked under the lock. */
     atomic_store_explicit(&w->state, URSA__W_CANCELLED, memory_order_relaxed);
     uint64_t back = w->got;
     w->got = 0;
     /* Our partial permits go to the next waiters; if the queue is now empty
      * this also clears WAITERS. */
+    ursa__wake_batch_t b = URSA__WAKE_BATCH_INIT;
     assign_locked(s, back, &b);
-    ursa__spin_unlock(&s->lock);
+    ursa__waitq_unlock(&s->q, bits);
     ursa__wake_batch_run(&b);
     atomic_store_explicit(&w->done, 1, memory_order_relaxed); /* our own node */
     return true;
 }
 
-void ursa__sema_give_back(ursa_wait_t *w)
+void ursa__sema_give_back(ursa__waiter_t *w)
 {
     ursa__sema_release(w->owner, w->got);
     w->got = 0;
@@ -127,13 +125,12 @@ void ursa__sema_give_back(ursa_wait_t *w)
 
 void ursa__sema_release_slow(ursa__sema_t *s, uint64_t n)
 {
-    ursa__wake_batch_t b;
-    b.n = 0;
-    ursa__spin_lock(&s->lock);
-    /* The spinlock's release/acquire orders our critical section before the
+    ursa__wake_batch_t b = URSA__WAKE_BATCH_INIT;
+    uint32_t bits = ursa__waitq_lock(&s->q);
+    /* The lock's release/acquire orders our critical section before the
      * waiter that the permits go to. */
     assign_locked(s, n, &b);
-    ursa__spin_unlock(&s->lock);
+    ursa__waitq_unlock(&s->q, bits);
     ursa__wake_batch_run(&b);
 }
 
@@ -154,6 +151,7 @@ int ursa__sema_add(ursa__sema_t *s, uint64_t n)
 
 uint64_t ursa__sema_forget(ursa__sema_t *s, uint64_t n)
 {
+    /* relaxed: the CAS validates it. */
     uint64_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
     for (;;) {
         uint64_t avail = st >> URSA__SEMA_SHIFT;
@@ -171,32 +169,20 @@ uint64_t ursa__sema_forget(ursa__sema_t *s, uint64_t n)
 
 void ursa__sema_close(ursa__sema_t *s)
 {
-    ursa__wake_batch_t b;
-    b.n = 0;
-    ursa__spin_lock(&s->lock);
-    /* relaxed: the spinlock orders this against queued waiters; fast-path
+    ursa__wake_batch_t b = URSA__WAKE_BATCH_INIT;
+    uint32_t bits = ursa__waitq_lock(&s->q);
+    /* relaxed: the lock orders this against queued waiters; fast-path
      * acquirers see it on their next CAS. */
     atomic_fetch_or_explicit(&s->state, URSA__SEMA_CLOSED, memory_order_relaxed);
     uint64_t back = 0;
-    while (s->head) {
-        ursa_wait_t *w = s->head;
-        ursa__waitq_remove(&s->head, &s->tail, w);
-        back += w->got;
+    ursa__waiter_t *w;
+    while ((w = ursa__waitq_pop(&s->q))) {
+        back += w->got; /* a closed wait holds nothing */
         w->got = 0;
-        atomic_store_explicit(&w->state, URSA__W_CLOSED, memory_order_release);
-        if (b.n == URSA__WAKE_BATCH)
-            flush(s, &b);
-        b.w[b.n++] = w;
+        (void)ursa__waiter_decide(w, URSA__W_CLOSED, &b);
+        ursa__waitq_flush(&s->q, &b); /* a start after CLOSED fails: none join */
     }
     assign_locked(s, back, &b); /* queue empty: clears WAITERS, keeps count */
-    ursa__spin_unlock(&s->lock);
+    ursa__waitq_unlock(&s->q, bits);
     ursa__wake_batch_run(&b);
-}
-
-bool ursa__sema_has_waiters(ursa__sema_t *s)
-{
-    ursa__spin_lock(&s->lock);
-    bool any = s->head != NULL;
-    ursa__spin_unlock(&s->lock);
-    return any;
 }

@@ -49,20 +49,22 @@ static inline uint64_t ursa__sema_take_upto(ursa__sema_t *s, uint64_t n)
     }
 }
 
-/* Starts a wait for n permits: 0 (granted at once, w done), -EINPROGRESS
- * (queued, maybe with some permits assigned), -EPIPE (closed). */
-int ursa__sema_start(ursa__sema_t *s, ursa_wait_t *w, uint64_t n);
+/* Starts a wait for n permits (1 <= n <= URSA_SEM_REQUEST_MAX): 0
+ * (granted at once, w done), -EINPROGRESS (queued, maybe with some permits
+ * assigned), -EPIPE (closed). */
+int ursa__sema_start(ursa__sema_t *s, ursa__waiter_t *w, uint32_t n);
 
-/* Withdraws w. True: it was still queued; its assigned permits went back.
- * False: it had completed (granted or closed); returns once its waker is
- * done, and the caller owns the outcome in w->state. */
-bool ursa__sema_cancel(ursa_wait_t *w);
+/* Withdraws w. True: it was still queued (its assigned permits went
+ * back), or dropped (its select claim was lost). False: it had completed
+ * (granted or closed); returns once its waker is done, and the caller owns
+ * the outcome in w->state. */
+bool ursa__sema_cancel(ursa__waiter_t *w);
 
 /* Slow half of ursa__sema_release: waiters are queued. */
 void ursa__sema_release_slow(ursa__sema_t *s, uint64_t n);
 
 /* give_back for sema waits: returns a granted wait's permits. */
-void ursa__sema_give_back(ursa_wait_t *w);
+void ursa__sema_give_back(ursa__waiter_t *w);
 
 /* Returns n permits (n <= URSA_SEM_MAX), waking queued waiters FIFO. */
 static inline void ursa__sema_release(ursa__sema_t *s, uint64_t n)
@@ -118,6 +120,9 @@ static inline uint64_t ursa__sema_free(const ursa__sema_t *s)
 }
 
 /* True if waiters are queued (a snapshot, taken under the lock). */
-bool ursa__sema_has_waiters(ursa__sema_t *s);
+static inline bool ursa__sema_has_waiters(ursa__sema_t *s)
+{
+    return ursa__waitq_busy(&s->q);
+}
 
 #endif

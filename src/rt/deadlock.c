@@ -101,9 +101,11 @@ void ursa__deadlock_report(ursa__worker_t *w)
                 "timer or I/O pending (only a plain thread could still wake them)\n",
                 w->index, (double)w->rt->cfg.deadlock_report_after / 1e9);
     for (ursa_task_t *t = w->all; t; t = t->all_next) {
-        /* Blocked on a wait node (on its stack, alive while it waits): the
-         * node says what and where; otherwise wait_kind alone. */
-        const ursa_wait_t *n = t->wait_node;
+        /* Blocked on a waiter (the record on its stack, alive while it
+         * waits): the waiter says what, the record where; otherwise
+         * wait_kind alone. */
+        const ursa__task_blocked_t *b = t->blocked;
+        const ursa__waiter_t *n = b ? b->node : NULL;
         uint32_t kind = !n ? t->wait_kind : n->ops ? n->ops->kind : URSA_WAIT_OTHER;
         const void *obj = n ? n->owner : NULL;
         char what[96];
@@ -111,7 +113,7 @@ void ursa__deadlock_report(ursa__worker_t *w)
         fprintf(stderr, "  task '%s' waits on %s", t->name, what);
         if (kind == URSA_WAIT_RWLOCK_READ || kind == URSA_WAIT_RWLOCK_WRITE)
             fputs(kind == URSA_WAIT_RWLOCK_READ ? " to read" : " to write", stderr);
-        print_site("", n ? n->site : NULL);
+        print_site("", b ? b->site : NULL);
         fputc('\n', stderr);
         if (obj && kind != URSA_WAIT_JOIN)
             print_holders(w, what, obj, kind == URSA_WAIT_SEMAPHORE);

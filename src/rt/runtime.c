@@ -159,7 +159,7 @@ int ursa_rt_block_on(ursa_rt_t *rt, ursa_task_fn_t fn, void *arg, void **result)
     } else {
         /* Left waiting (deadlock): it finishes, and frees itself, when
          * ursa_rt_free cancels it. */
-        ursa_wait_t *none = NULL;
+        ursa__waiter_t *none = NULL;
         atomic_compare_exchange_strong(&root->joiner, &none, URSA__JOIN_DETACHED);
     }
     leave_worker0(rt);

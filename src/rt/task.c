@@ -122,7 +122,7 @@ static inline int wait_untimed(ursa_task_t *t, const _Atomic uint32_t *flag, uin
         }
         park(t);
     }
-    t->wait_node = NULL;
+    t->blocked = NULL;
     t->wait_kind = URSA_WAIT_NONE;
     return rc;
 }
@@ -156,7 +156,7 @@ static __attribute__((noinline)) int wait_timed(ursa_task_t *t, const _Atomic ui
     }
     if (armed)
         ursa__timer_disarm(armed, t);
-    t->wait_node = NULL;
+    t->blocked = NULL;
     t->wait_kind = URSA_WAIT_NONE;
     return rc;
 }
@@ -169,12 +169,13 @@ int ursa__task_wait(ursa_task_t *t, const _Atomic uint32_t *flag, uint32_t pendi
     return wait_timed(t, flag, pending, deadline);
 }
 
-static int task_block(ursa__ctx_t *c, ursa_wait_t *wt, ursa_time_t deadline)
+static int task_block(ursa__ctx_t *c, ursa__waiter_t *wt, ursa_time_t deadline,
+                      const ursa_site_t *site)
 {
     ursa_task_t *t = (ursa_task_t *)c;
-    t->wait_node = wt;
-    int rc = deadline == URSA_NEVER ? wait_untimed(t, &wt->state, URSA__W_QUEUED)
-                                    : wait_timed(t, &wt->state, URSA__W_QUEUED, deadline);
+    ursa__task_blocked_t blocked = {wt, site};
+    t->blocked = &blocked;
+    int rc = ursa__task_wait(t, &wt->state, URSA__W_QUEUED, deadline);
     if (rc == 0)
         ursa__wait_settle(wt);
     return rc;
@@ -418,28 +419,28 @@ void ursa__task_done(ursa_task_t *t)
     /* Later wakes (a late cancel) become no-ops. */
     atomic_store_explicit(&t->wstate, URSA__T_NOTIFIED, memory_order_relaxed);
     /* acq_rel: publishes result to the joiner; our last touch of t. */
-    ursa_wait_t *j = atomic_exchange_explicit(&t->joiner, URSA__JOIN_DONE, memory_order_acq_rel);
-    if (j == URSA__JOIN_DETACHED) {
+    ursa__waiter_t *j =
+        atomic_exchange_explicit(&t->joiner, URSA__JOIN_DONE, memory_order_acq_rel);
+    if (j == URSA__JOIN_DETACHED)
         ursa__task_free(t);
-    } else if (j) {
-        /* release: the joiner that sees GRANTED sees the result. */
-        atomic_store_explicit(&j->state, URSA__W_GRANTED, memory_order_release);
-        ursa__wake_batch_t b = {.n = 1, .w = {j}};
-        ursa__wake_batch_run(&b);
-    }
+    else if (j)
+        /* The joiner that sees GRANTED sees the result. A select's joiner
+         * that lost its claim is dropped: the result stays for a later
+         * join. */
+        (void)ursa__waiter_decide_now(j, URSA__W_GRANTED);
 }
 
 /* A join wait sits in the task's one joiner slot, not on a queue. */
-static bool join_cancel(ursa_wait_t *w)
+static bool join_cancel(ursa__waiter_t *w)
 {
     ursa_task_t *t = w->owner;
-    ursa_wait_t *mine = w;
+    ursa__waiter_t *mine = w;
     /* acq_rel: withdraws our node; on failure the completer took it. */
     if (atomic_compare_exchange_strong_explicit(&t->joiner, &mine, NULL, memory_order_acq_rel,
                                                 memory_order_acquire))
         return true;
     ursa__wait_settle(w);
-    return false;
+    return ursa__waiter_dropped(w);
 }
 
 static const ursa__wait_ops_t join_ops = {URSA_WAIT_JOIN, join_cancel, NULL};
@@ -450,22 +451,23 @@ int ursa_task_join_at(ursa_task_t *t, void **result, ursa_time_t deadline,
     if (!t || t == cur_task())
         return -EINVAL;
     /* acquire: the task's result is visible after JOIN_DONE. */
-    ursa_wait_t *j = atomic_load_explicit(&t->joiner, memory_order_acquire);
+    ursa__waiter_t *j = atomic_load_explicit(&t->joiner, memory_order_acquire);
     if (j == URSA__JOIN_DETACHED || (j && j != URSA__JOIN_DONE))
         return -EINVAL; /* detached, or someone else is joining */
     if (j != URSA__JOIN_DONE) {
         if (deadline == URSA_NOW)
             return -EAGAIN;
         ursa__ctx_t *c = ursa__ctx();
-        ursa_wait_t w;
-        ursa__wait_init(&w, c->waker, &join_ops, site);
+        URSA__WAITER_ALIGN ursa__waiter_t w;
+        ursa__waiter_init(&w, c->waker, &join_ops);
         w.owner = t;
+        /* relaxed: published with the node by the CAS below. */
         atomic_store_explicit(&w.state, URSA__W_QUEUED, memory_order_relaxed);
-        ursa_wait_t *none = NULL;
+        ursa__waiter_t *none = NULL;
         /* release: publishes the initialised node to the completer. */
         if (atomic_compare_exchange_strong_explicit(&t->joiner, &none, &w, memory_order_acq_rel,
                                                     memory_order_acquire)) {
-            int rc = ursa__ctx_block(c, &w, deadline);
+            int rc = ursa__ctx_block(c, &w, deadline, site);
             if (rc && join_cancel(&w))
                 return rc; /* withdrawn; t may be joined again */
         } else if (none != URSA__JOIN_DONE) {
@@ -484,7 +486,7 @@ int ursa_task_detach(ursa_task_t *t)
 {
     if (!t)
         return -EINVAL;
-    ursa_wait_t *j = NULL;
+    ursa__waiter_t *j = NULL;
     /* acq_rel: if it finished already we free it and must see its writes. */
     if (atomic_compare_exchange_strong_explicit(&t->joiner, &j, URSA__JOIN_DETACHED,
                                                 memory_order_acq_rel, memory_order_acquire))

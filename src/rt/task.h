@@ -17,8 +17,15 @@ typedef struct ursa__worker ursa__worker_t;
 /* Task wake state (wstate). */
 enum { URSA__T_RUNNING = 0, URSA__T_NOTIFIED = 1, URSA__T_PARKED = 2 };
 /* Join slot (joiner): NULL, a joiner's wait node, or one of these. */
-#define URSA__JOIN_DONE ((ursa_wait_t *)1)
-#define URSA__JOIN_DETACHED ((ursa_wait_t *)2)
+#define URSA__JOIN_DONE ((ursa__waiter_t *)1)
+#define URSA__JOIN_DETACHED ((ursa__waiter_t *)2)
+
+/* What a task blocked on a waiter waits on: kept in the blocking call's
+ * frame on the task's stack (the site is not on the waiter). */
+typedef struct ursa__task_blocked {
+    const ursa__waiter_t *node;
+    const ursa_site_t *site;
+} ursa__task_blocked_t;
 
 /* A task's descriptor: what a parked task needs, and little more (its
  * ledger's records and wait node live on its stack, its deadline in the
@@ -38,11 +45,11 @@ struct ursa_task {
     struct ursa_task *rq_next;             /* run queue, inbox or inject link */
     struct ursa_task *all_prev, *all_next; /* the owner's live tasks */
     /* The completer's exchange to JOIN_DONE is its last touch of the task. */
-    _Atomic(ursa_wait_t *) joiner;
-    /* What it waits on, for deadlock reports: the wait node it is blocked
-     * on (on its stack, alive while it waits), or NULL and wait_kind says
-     * (URSA_WAIT_SLEEP, _IO, _NONE). */
-    const ursa_wait_t *wait_node;
+    _Atomic(ursa__waiter_t *) joiner;
+    /* What it waits on, for deadlock reports: the waiter it is blocked on
+     * and the call's site (a record in its blocking frame, alive while it
+     * waits), or NULL and wait_kind says (URSA_WAIT_SLEEP, _IO, _NONE). */
+    const ursa__task_blocked_t *blocked;
     _Atomic uint32_t wstate; /* RUNNING / NOTIFIED / PARKED */
     _Atomic uint32_t cancel; /* cancellation requested */
     /* The one deadline a task can wait for at a time: its entry in the

@@ -15,8 +15,8 @@
 #define URSA__EVENT_SET 1u
 #define URSA__EVENT_WAITERS 2u
 
-static bool event_cancel(ursa_wait_t *w);
-static void event_give_back(ursa_wait_t *w);
+static bool event_cancel(ursa__waiter_t *w);
+static void event_give_back(ursa__waiter_t *w);
 
 static const ursa__wait_ops_t auto_ops = {URSA_WAIT_EVENT, event_cancel, event_give_back};
 /* A manual-reset release holds nothing: nothing to give back. */
@@ -27,15 +27,14 @@ int ursa_event_init(ursa_event_t *e, ursa_event_mode_t mode, bool initially_set)
     if (!e || (mode != URSA_EVENT_AUTO && mode != URSA_EVENT_MANUAL))
         return -EINVAL;
     atomic_init(&e->state, initially_set ? URSA__EVENT_SET : 0);
-    atomic_init(&e->lock, 0);
     e->mode = (uint32_t)mode;
-    e->head = e->tail = NULL;
+    ursa__waitq_init(&e->q);
     return 0;
 }
 
 int ursa_event_destroy(ursa_event_t *e)
 {
-    return e ? ursa__destroy_check(ursa__queue_busy(&e->lock, &e->head),
+    return e ? ursa__destroy_check(ursa__waitq_busy(&e->q),
                                    "event destroyed while waited on")
              : -EINVAL;
 }
@@ -66,38 +65,45 @@ int ursa_event_set(ursa_event_t *e)
             return (st & URSA__EVENT_SET) ? 0 : 1;
     }
     /* Waiters queued, so the event is unset: this call signals it. */
-    ursa__spin_lock(&e->lock);
-    ursa_wait_t *list = NULL;
-    if (!e->head) {
+    uint32_t bits = ursa__waitq_lock(&e->q);
+    if (e->mode == URSA_EVENT_AUTO) {
+        /* The oldest waiter takes the signal (a select's whose claim is
+         * lost is dropped on the way); none left: the event is set. */
+        ursa__wake_batch_t b = URSA__WAKE_BATCH_INIT;
+        ursa__waiter_t *w = ursa__waitq_decide_first(&e->q, URSA__W_GRANTED, 1, &b);
+        uint32_t old;
+        if (!e->q.head) {
+            /* WAITERS off, and SET on if nobody took the signal. acq_rel:
+             * as the lock-free set above. */
+            uint32_t s2 = atomic_load_explicit(&e->state, memory_order_relaxed);
+            while (!atomic_compare_exchange_weak_explicit(
+                &e->state, &s2, (s2 & ~URSA__EVENT_WAITERS) | (w ? 0 : URSA__EVENT_SET),
+                memory_order_acq_rel, memory_order_relaxed)) {
+            }
+            old = s2;
+        } else {
+            old = 0;
+        }
+        ursa__waitq_unlock(&e->q, bits);
+        ursa__wake_batch_run(&b);
+        return (old & URSA__EVENT_SET) ? 0 : 1;
+    }
+    if (!e->q.head) {
         /* The queue emptied meanwhile: just set (WAITERS is clear now).
          * acq_rel: as the lock-free set above. */
         uint32_t old = atomic_fetch_or_explicit(&e->state, URSA__EVENT_SET, memory_order_acq_rel);
-        ursa__spin_unlock(&e->lock);
+        ursa__waitq_unlock(&e->q, bits);
         return (old & URSA__EVENT_SET) ? 0 : 1;
     }
-    if (e->mode == URSA_EVENT_AUTO) {
-        ursa_wait_t *w = e->head;
-        ursa__waitq_remove(&e->head, &e->tail, w);
-        w->next = NULL;
-        list = w;
-        /* release: the waiter reads our writes after seeing the decision. */
-        atomic_store_explicit(&w->state, URSA__W_GRANTED, memory_order_release);
-        if (!e->head) /* relaxed: under the lock. */
-            atomic_fetch_and_explicit(&e->state, ~URSA__EVENT_WAITERS, memory_order_relaxed);
-    } else {
-        list = e->head;
-        (void)ursa__wait_grant_list(list, 0); /* got 0: a manual release holds nothing */
-        e->head = e->tail = NULL;
-        /* One RMW: WAITERS off, SET on. acq_rel: later passers synchronise
-         * with us. */
-        uint32_t s2 = atomic_load_explicit(&e->state, memory_order_relaxed);
-        while (!atomic_compare_exchange_weak_explicit(
-            &e->state, &s2, (s2 & ~URSA__EVENT_WAITERS) | URSA__EVENT_SET, memory_order_acq_rel,
-            memory_order_relaxed)) {
-        }
+    /* Manual: one RMW, WAITERS off and SET on (acq_rel: later passers
+     * synchronise with us), then every queued waiter is released; got 0:
+     * a manual release holds nothing. */
+    uint32_t s2 = atomic_load_explicit(&e->state, memory_order_relaxed);
+    while (!atomic_compare_exchange_weak_explicit(&e->state, &s2,
+                                                  (s2 & ~URSA__EVENT_WAITERS) | URSA__EVENT_SET,
+                                                  memory_order_acq_rel, memory_order_relaxed)) {
     }
-    ursa__spin_unlock(&e->lock);
-    ursa__wake_list(list);
+    (void)ursa__waitq_wake_all(&e->q, bits, URSA__W_GRANTED, 0);
     return 1;
 }
 
@@ -118,7 +124,7 @@ bool ursa_event_is_set(const ursa_event_t *e)
 }
 
 /* Queues w, or lets it through: 0 released now, -EINPROGRESS queued. */
-static int start(void *event, ursa_wait_t *w)
+static int start(void *event, ursa__waiter_t *w)
 {
     ursa_event_t *e = event;
     w->owner = e;
@@ -126,7 +132,7 @@ static int start(void *event, ursa_wait_t *w)
     w->want = 1;
     if (try_pass(e))
         goto passed;
-    ursa__spin_lock(&e->lock);
+    uint32_t bits = ursa__waitq_lock(&e->q);
     /* relaxed: validated by the CAS. */
     uint32_t st = atomic_load_explicit(&e->state, memory_order_relaxed);
     for (;;) {
@@ -134,13 +140,13 @@ static int start(void *event, ursa_wait_t *w)
             if (e->mode == URSA_EVENT_MANUAL) {
                 /* acquire: the setter's writes are visible. */
                 atomic_thread_fence(memory_order_acquire);
-                ursa__spin_unlock(&e->lock);
+                ursa__waitq_unlock(&e->q, bits);
                 goto passed;
             }
             /* acquire: as in try_pass. WAITERS is clear here. */
             if (atomic_compare_exchange_weak_explicit(&e->state, &st, st & ~URSA__EVENT_SET,
                                                       memory_order_acquire, memory_order_relaxed)) {
-                ursa__spin_unlock(&e->lock);
+                ursa__waitq_unlock(&e->q, bits);
                 goto passed;
             }
             continue;
@@ -150,29 +156,29 @@ static int start(void *event, ursa_wait_t *w)
                                                   memory_order_acq_rel, memory_order_relaxed))
             break;
     }
-    atomic_store_explicit(&w->state, URSA__W_QUEUED, memory_order_relaxed);
-    ursa__waitq_push(&e->head, &e->tail, w);
-    ursa__spin_unlock(&e->lock);
+    ursa__waitq_push(&e->q, w);
+    ursa__waitq_unlock(&e->q, bits);
     return -EINPROGRESS;
 passed:
     return ursa__wait_start_granted(w, 1);
 }
 
-static bool event_cancel(ursa_wait_t *w)
+static bool event_cancel(ursa__waiter_t *w)
 {
     ursa_event_t *e = w->owner;
-    if (!ursa__wait_cancel_begin(&e->lock, w))
-        return false;
-    ursa__waitq_remove(&e->head, &e->tail, w);
-    if (!e->head) /* relaxed: under the lock. */
+    uint32_t bits;
+    if (!ursa__waitq_cancel_begin(&e->q, w, &bits))
+        return ursa__waiter_dropped(w);
+    ursa__waitq_remove(&e->q, w);
+    if (!e->q.head) /* relaxed: under the lock. */
         atomic_fetch_and_explicit(&e->state, ~URSA__EVENT_WAITERS, memory_order_relaxed);
-    ursa__wait_cancel_end(&e->lock, w);
+    ursa__waitq_cancel_end(&e->q, w, bits);
     return true;
 }
 
 /* An auto-reset set that released w, which will never take it: on to the
  * next waiter, or the event is set again. */
-static void event_give_back(ursa_wait_t *w)
+static void event_give_back(ursa__waiter_t *w)
 {
     w->got = 0;
     (void)ursa_event_set(w->owner);
@@ -197,13 +203,14 @@ int ursa_event_wait_at(ursa_event_t *e, ursa_time_t deadline, const ursa_site_t 
 int ursa_event_wait_start_at(ursa_event_t *e, ursa_wait_t *w, ursa_waker_t waker,
                              const ursa_site_t *site)
 {
-    return e && ursa__wait_raw_init(w, waker, ops_for(e), site) ? start(e, w) : -EINVAL;
+    ursa__waiter_t *n = e ? ursa__wait_raw_init(w, waker, ops_for(e), site) : NULL;
+    return n ? start(e, n) : -EINVAL;
 }
 
 int ursa_event_wait_finish(ursa_event_t *e, ursa_wait_t *w)
 {
     int rc = ursa__wait_finish_of(w, e, e ? ops_for(e) : NULL);
     if (rc == 0)
-        w->got = 0;
+        w->waiter.got = 0;
     return rc;
 }

@@ -66,10 +66,10 @@ static __attribute__((noinline)) int lock_slow(ursa_mutex_t *m, ursa_mutex_guard
     if (deadline == URSA_NOW)
         return -EAGAIN;
     ursa_time_t wait_start = URSA__LOCK_WAIT_START(c);
-    ursa_wait_t w;
-    ursa__wait_init(&w, c->waker, &lock_ops, site);
+    URSA__WAITER_ALIGN ursa__waiter_t w;
+    ursa__waiter_init(&w, c->waker, &lock_ops);
     /* A grant that raced the timeout or cancel is kept. */
-    int rc = ursa__wait_block(c, &w, ursa__sema_start(&m->sema, &w, 1), deadline);
+    int rc = ursa__wait_block(c, &w, ursa__sema_start(&m->sema, &w, 1), deadline, site);
     return rc ? rc : take(m, g, c, site, wait_start);
 }
 
@@ -133,14 +133,15 @@ bool ursa_mutex_is_locked(const ursa_mutex_t *m)
 int ursa_mutex_lock_start_at(ursa_mutex_t *m, ursa_wait_t *w, ursa_waker_t waker,
                              const ursa_site_t *site)
 {
-    return m && ursa__wait_raw_init(w, waker, &lock_ops, site) ? ursa__sema_start(&m->sema, w, 1)
-                                                                 : -EINVAL;
+    ursa__waiter_t *n = m ? ursa__wait_raw_init(w, waker, &lock_ops, site) : NULL;
+    return n ? ursa__sema_start(&m->sema, n, 1) : -EINVAL;
 }
 
 int ursa_mutex_lock_finish(ursa_mutex_t *m, ursa_wait_t *w, ursa_mutex_guard_t *g)
 {
-    if (!m || !w || !g || g->mutex || w->owner != &m->sema)
+    ursa__waiter_t *n = m ? ursa__wait_raw_of(w, &m->sema, &lock_ops) : NULL;
+    if (!n || !g || g->mutex)
         return -EINVAL;
-    int rc = ursa__wait_finish_granted(w);
+    int rc = ursa__wait_finish_granted(n);
     return rc ? rc : take(m, g, ursa__ctx(), w->site, 0);
 }

@@ -1,7 +1,7 @@
-/* Notify: a FIFO of waiters and one atomic state word holding the stored
- * permit, a "queue not empty" bit and the queue's lock bit.
+/* Notify: a wait queue whose lock word also holds the stored permit and a
+ * "queue not empty" bit.
  *
- * The lock lives in the state word so that queueing (or notifying a
+ * The state lives in the lock word so that queueing (or notifying a
  * waiter) is one CAS that takes the lock, and one plain store that sets
  * the new bits and drops it: while LOCKED, only the holder changes the
  * word (every lock-free CAS expects LOCKED clear), so nothing it stores
@@ -20,57 +20,17 @@
 #include "../core/ctx.h"
 #include "wait_steps.h"
 
-/* The state word's bits (PERMIT, WAITERS, LOCKED in the comments). */
+/* The state bits in the queue's lock word (PERMIT, WAITERS, LOCKED in
+ * the comments; LOCKED is the queue's own, URSA__WAITQ_LOCKED). */
 #define URSA__NOTIFY_PERMIT 1u
 #define URSA__NOTIFY_WAITERS 2u
-#define URSA__NOTIFY_LOCKED 4u
-
-/* q_lock once the word was seen locked. */
-static __attribute__((noinline)) uint32_t q_lock_slow(ursa_notify_t *n)
-{
-    ursa__spinner_t s = URSA__SPINNER(URSA__SPIN_LOCK);
-    for (;;) {
-        /* relaxed: the CAS validates it. */
-        uint32_t st = atomic_load_explicit(&n->state, memory_order_relaxed);
-        /* acquire: the previous holder's queue writes, and the release
-         * RMW of any notifier whose permit we find. */
-        if (!(st & URSA__NOTIFY_LOCKED) &&
-            atomic_compare_exchange_weak_explicit(&n->state, &st, st | URSA__NOTIFY_LOCKED,
-                                                  memory_order_acquire, memory_order_relaxed)) {
-            ursa__spin_end(&s);
-            return st;
-        }
-        ursa__spin_backoff(&s); /* the holder may be a preempted thread */
-    }
-}
-
-/* Takes the queue lock; returns the state word as it was (LOCKED clear). */
-static inline uint32_t q_lock(ursa_notify_t *n)
-{
-    /* relaxed: the CAS validates it. */
-    uint32_t st = atomic_load_explicit(&n->state, memory_order_relaxed);
-    /* acquire: as in q_lock_slow. */
-    if (__builtin_expect(!(st & URSA__NOTIFY_LOCKED), 1) &&
-        atomic_compare_exchange_weak_explicit(&n->state, &st, st | URSA__NOTIFY_LOCKED,
-                                              memory_order_acquire, memory_order_relaxed))
-        return st;
-    return q_lock_slow(n);
-}
-
-/* Drops the queue lock, leaving the state word st (without LOCKED). */
-static void q_unlock(ursa_notify_t *n, uint32_t st)
-{
-    /* release: our queue writes and node decisions reach the next holder
-     * and every acquire load of the word (notify_waiters). A store: no
-     * one else changes the word while LOCKED is set. */
-    atomic_store_explicit(&n->state, st & ~URSA__NOTIFY_LOCKED, memory_order_release);
-}
+#define URSA__NOTIFY_LOCKED URSA__WAITQ_LOCKED
 
 /* How a node was notified (w->got; BY_ONE ... in the comments). */
 enum { URSA__NOTIFY_BY_NONE = 0, URSA__NOTIFY_BY_ONE, URSA__NOTIFY_BY_LAST, URSA__NOTIFY_BY_ALL };
 
-static bool notify_cancel(ursa_wait_t *w);
-static void notify_give_back(ursa_wait_t *w);
+static bool notify_cancel(ursa__waiter_t *w);
+static void notify_give_back(ursa__waiter_t *w);
 
 /* Raw waits and blocking waits. */
 static const ursa__wait_ops_t wait_ops = {URSA_WAIT_NOTIFY, notify_cancel, notify_give_back};
@@ -82,8 +42,7 @@ int ursa_notify_init(ursa_notify_t *n)
 {
     if (!n)
         return -EINVAL;
-    atomic_init(&n->state, 0);
-    n->head = n->tail = NULL;
+    ursa__waitq_init(&n->q);
     return 0;
 }
 
@@ -91,10 +50,7 @@ int ursa_notify_destroy(ursa_notify_t *n)
 {
     if (!n)
         return -EINVAL;
-    uint32_t st = q_lock(n);
-    bool busy = n->head != NULL;
-    q_unlock(n, st);
-    return ursa__destroy_check(busy, "notify destroyed while waited on");
+    return ursa__destroy_check(ursa__waitq_busy(&n->q), "notify destroyed while waited on");
 }
 
 /* Takes the stored permit if there is one. */
@@ -102,13 +58,13 @@ static bool try_take_permit(ursa_notify_t *n)
 {
     /* relaxed peek: a CAS that fails costs as much as one that succeeds,
      * and in a ping-pong there is usually no permit to take. */
-    if (!(atomic_load_explicit(&n->state, memory_order_relaxed) & URSA__NOTIFY_PERMIT))
+    if (!(atomic_load_explicit(&n->q.lock, memory_order_relaxed) & URSA__NOTIFY_PERMIT))
         return false;
     uint32_t st = URSA__NOTIFY_PERMIT;
     /* acquire: the notifier's writes before it stored the permit (a release
      * RMW) are visible to us. PERMIT alone: WAITERS is never set with it;
      * while LOCKED the holder decides (the caller then takes the lock). */
-    return atomic_compare_exchange_strong_explicit(&n->state, &st, 0, memory_order_acquire,
+    return atomic_compare_exchange_strong_explicit(&n->q.lock, &st, 0, memory_order_acquire,
                                                    memory_order_relaxed);
 }
 
@@ -117,32 +73,34 @@ static bool try_take_permit(ursa_notify_t *n)
 static int notify_one_or_last(ursa_notify_t *n, int by)
 {
     /* relaxed: the CAS below validates it. */
-    uint32_t st = atomic_load_explicit(&n->state, memory_order_relaxed);
+    uint32_t st = atomic_load_explicit(&n->q.lock, memory_order_relaxed);
     while (!(st & (URSA__NOTIFY_WAITERS | URSA__NOTIFY_LOCKED))) {
         /* acq_rel RMW, even when PERMIT is already set: the waiter that
          * consumes the permit then synchronises with every notifier whose
          * notification it absorbs (each RMW heads a release sequence). */
-        if (atomic_compare_exchange_weak_explicit(&n->state, &st, st | URSA__NOTIFY_PERMIT,
+        if (atomic_compare_exchange_weak_explicit(&n->q.lock, &st, st | URSA__NOTIFY_PERMIT,
                                                   memory_order_acq_rel, memory_order_relaxed))
             return (st & URSA__NOTIFY_PERMIT) ? 0 : 1;
     }
-    st = q_lock(n);
-    ursa_wait_t *w = by == URSA__NOTIFY_BY_LAST ? n->tail : n->head;
+    st = ursa__waitq_lock(&n->q);
+    /* The waiter reads got and our earlier writes after it sees the
+     * decision. A select's waiter whose claim is lost is dropped, and the
+     * notification goes to the next. */
+    ursa__wake_batch_t b = URSA__WAKE_BATCH_INIT;
+    ursa__waiter_t *w = by == URSA__NOTIFY_BY_LAST
+                            ? ursa__waitq_decide_last(&n->q, URSA__W_GRANTED, (uint32_t)by, &b)
+                            : ursa__waitq_decide_first(&n->q, URSA__W_GRANTED, (uint32_t)by, &b);
+    if (!n->q.head)
+        st &= ~URSA__NOTIFY_WAITERS;
     if (!w) {
         /* No waiter (the word was only locked, or the queue emptied):
          * store the permit. The unlock's release store publishes our
          * writes to its consumer, whose CAS reads it. */
-        q_unlock(n, st | URSA__NOTIFY_PERMIT);
+        ursa__waitq_unlock(&n->q, st | URSA__NOTIFY_PERMIT);
         return (st & URSA__NOTIFY_PERMIT) ? 0 : 1;
     }
-    ursa__waitq_remove(&n->head, &n->tail, w);
-    if (!n->head)
-        st &= ~URSA__NOTIFY_WAITERS;
-    w->got = (uint64_t)by;
-    /* release: the waiter reads got and our earlier writes after seeing it. */
-    atomic_store_explicit(&w->state, URSA__W_GRANTED, memory_order_release);
-    q_unlock(n, st);
-    ursa__wake_node(w);
+    ursa__waitq_unlock(&n->q, st);
+    ursa__wake_batch_run(&b);
     return 1;
 }
 
@@ -164,23 +122,20 @@ int ursa_notify_waiters(ursa_notify_t *n)
      * that queued before our call (happens-before it) is seen here. A
      * waiter racing with the call is either taken below or missed; both
      * are allowed. A stored permit implies an empty queue: nothing to do. */
-    uint32_t st = atomic_load_explicit(&n->state, memory_order_acquire);
+    uint32_t st = atomic_load_explicit(&n->q.lock, memory_order_acquire);
     if (!(st & URSA__NOTIFY_WAITERS))
         return 0; /* nobody registered; later waiters are not ours to wake */
-    st = q_lock(n);
-    /* Decide every queued node under the lock and detach the whole list:
-     * exactly the waiters registered before this point are woken, however
-     * many, and later ones queue on an empty list. */
-    ursa_wait_t *list = n->head;
-    unsigned count = ursa__wait_grant_list(list, URSA__NOTIFY_BY_ALL);
-    n->head = n->tail = NULL;
-    q_unlock(n, st & ~URSA__NOTIFY_WAITERS);
-    ursa__wake_list(list);
+    st = ursa__waitq_lock(&n->q);
+    /* Detach the whole queue under the lock: exactly the waiters
+     * registered before this point are woken, however many, and later
+     * ones queue on an empty queue. */
+    unsigned count = ursa__waitq_wake_all(&n->q, st & ~URSA__NOTIFY_WAITERS, URSA__W_GRANTED,
+                                          URSA__NOTIFY_BY_ALL);
     return count > INT32_MAX ? INT32_MAX : (int)count;
 }
 
 /* Queues w, or takes the permit: 0 notified now, -EINPROGRESS queued. */
-static int start(void *notify, ursa_wait_t *w)
+static int start(void *notify, ursa__waiter_t *w)
 {
     ursa_notify_t *n = notify;
     w->owner = n;
@@ -191,41 +146,32 @@ static int start(void *notify, ursa_wait_t *w)
         return ursa__wait_start_granted(w, URSA__NOTIFY_BY_ONE);
     }
     /* The lock's acquire CAS also acquires a permit's notifier. */
-    uint32_t st = q_lock(n);
+    uint32_t st = ursa__waitq_lock(&n->q);
     if (st & URSA__NOTIFY_PERMIT) { /* WAITERS is clear with it */
-        q_unlock(n, st & ~URSA__NOTIFY_PERMIT);
+        ursa__waitq_unlock(&n->q, st & ~URSA__NOTIFY_PERMIT);
         return ursa__wait_start_granted(w, URSA__NOTIFY_BY_ONE);
     }
-    /* relaxed: published to notifiers by the unlock's release store. */
-    atomic_store_explicit(&w->state, URSA__W_QUEUED, memory_order_relaxed);
-    ursa__waitq_push(&n->head, &n->tail, w);
-    q_unlock(n, st | URSA__NOTIFY_WAITERS);
+    ursa__waitq_push(&n->q, w); /* published to notifiers by the unlock */
+    ursa__waitq_unlock(&n->q, st | URSA__NOTIFY_WAITERS);
     return -EINPROGRESS;
 }
 
-static bool notify_cancel(ursa_wait_t *w)
+static bool notify_cancel(ursa__waiter_t *w)
 {
     ursa_notify_t *n = w->owner;
-    uint32_t st = q_lock(n);
-    /* relaxed: node states change only under the lock. */
-    if (atomic_load_explicit(&w->state, memory_order_relaxed) != URSA__W_QUEUED) {
-        q_unlock(n, st);
-        ursa__wait_settle(w); /* decided: its waker call may be returning */
-        return false;
-    }
-    ursa__waitq_remove(&n->head, &n->tail, w);
-    if (!n->head)
+    uint32_t st;
+    if (!ursa__waitq_cancel_begin(&n->q, w, &st))
+        return ursa__waiter_dropped(w);
+    ursa__waitq_remove(&n->q, w);
+    if (!n->q.head)
         st &= ~URSA__NOTIFY_WAITERS;
-    /* relaxed: our own node, unlinked under the lock. */
-    atomic_store_explicit(&w->state, URSA__W_CANCELLED, memory_order_relaxed);
-    q_unlock(n, st);
-    atomic_store_explicit(&w->done, 1, memory_order_relaxed); /* our own node */
+    ursa__waitq_cancel_end(&n->q, w, st);
     return true;
 }
 
 /* A notification that reached w but will never be taken: pass it on in
  * the same order it came (notify_waiters stores nothing: drop it). */
-static void notify_give_back(ursa_wait_t *w)
+static void notify_give_back(ursa__waiter_t *w)
 {
     int by = (int)w->got;
     w->got = URSA__NOTIFY_BY_NONE;
@@ -250,11 +196,11 @@ int ursa_notify_wait_at(ursa_notify_t *n, ursa_time_t deadline, const ursa_site_
  * never-used node (uninitialised memory) never does. */
 static bool in_flight(const ursa_wait_t *w)
 {
-    if (w->ops != &enabled_ops && w->ops != &wait_ops)
+    if (w->waiter.ops != &enabled_ops && w->waiter.ops != &wait_ops)
         return false;
     /* relaxed: the node is the caller's; a notifier may only move it from
      * QUEUED to GRANTED, both "in flight". */
-    uint32_t st = atomic_load_explicit(&w->state, memory_order_relaxed);
+    uint32_t st = atomic_load_explicit(&w->waiter.state, memory_order_relaxed);
     return st == URSA__W_QUEUED || st == URSA__W_GRANTED;
 }
 
@@ -262,13 +208,12 @@ int ursa_notify_enable_at(ursa_notify_t *n, ursa_wait_t *w, const ursa_site_t *s
 {
     if (!n || !w || in_flight(w))
         return -EINVAL;
-    ursa__wait_init(w, ursa__ctx()->waker, &enabled_ops, site);
-    (void)start(n, w);
+    (void)start(n, ursa__wait_raw_init(w, ursa__ctx()->waker, &enabled_ops, site));
     return 0;
 }
 
 /* w is an enabled, unfinished wait of n. */
-static bool is_enabled(ursa_notify_t *n, ursa_wait_t *w)
+static bool is_enabled(ursa_notify_t *n, ursa__waiter_t *w)
 {
     if (w->ops != &enabled_ops || w->owner != n)
         return false;
@@ -277,16 +222,20 @@ static bool is_enabled(ursa_notify_t *n, ursa_wait_t *w)
     return st == URSA__W_QUEUED || st == URSA__W_GRANTED;
 }
 
-int ursa_notify_wait_enabled(ursa_notify_t *n, ursa_wait_t *w, ursa_time_t deadline)
+int ursa_notify_wait_enabled(ursa_notify_t *n, ursa_wait_t *rw, ursa_time_t deadline)
 {
-    if (!n || !w || !is_enabled(n, w))
+    if (!n || !rw || !is_enabled(n, &rw->waiter))
         return -EINVAL;
+    ursa__waiter_t *w = &rw->waiter;
     ursa__ctx_t *c = ursa__ctx();
     int rc = 0;
     if (!ursa__wait_is_decided(w)) {
-        rc = deadline == URSA_NOW ? -EAGAIN : ursa__ctx_block(c, w, deadline);
-        if (rc != 0 && notify_cancel(w))
-            return rc; /* withdrawn; the node is finished (CANCELLED) */
+        rc = deadline == URSA_NOW ? -EAGAIN : ursa__ctx_block(c, w, deadline, rw->site);
+        if (rc != 0 && notify_cancel(w)) {
+            /* relaxed: our own node, withdrawn. */
+            atomic_store_explicit(&w->state, URSA__W_FINISHED, memory_order_relaxed);
+            return rc; /* withdrawn; the node is finished */
+        }
     }
     ursa__wait_settle(w);
     /* relaxed: our own node, settled. */
@@ -295,10 +244,11 @@ int ursa_notify_wait_enabled(ursa_notify_t *n, ursa_wait_t *w, ursa_time_t deadl
     return 0;
 }
 
-int ursa_notify_disable(ursa_notify_t *n, ursa_wait_t *w)
+int ursa_notify_disable(ursa_notify_t *n, ursa_wait_t *rw)
 {
-    if (!n || !w || !is_enabled(n, w))
+    if (!n || !rw || !is_enabled(n, &rw->waiter))
         return -EINVAL;
+    ursa__waiter_t *w = &rw->waiter;
     if (notify_cancel(w))
         return 0;
     notify_give_back(w); /* notified meanwhile: hand it on */
@@ -310,17 +260,21 @@ int ursa_notify_disable(ursa_notify_t *n, ursa_wait_t *w)
 int ursa_notify_wait_start_at(ursa_notify_t *n, ursa_wait_t *w, ursa_waker_t waker,
                               const ursa_site_t *site)
 {
-    if (!n || !w || in_flight(w) || !ursa__wait_raw_init(w, waker, &wait_ops, site))
+    if (!n || !w || in_flight(w))
         return -EINVAL;
-    return start(n, w);
+    ursa__waiter_t *wn = ursa__wait_raw_init(w, waker, &wait_ops, site);
+    return wn ? start(n, wn) : -EINVAL;
 }
 
 int ursa_notify_wait_finish(ursa_notify_t *n, ursa_wait_t *w)
 {
-    if (!n || !w || w->owner != n || (w->ops != &wait_ops && w->ops != &enabled_ops))
+    ursa__waiter_t *wn = ursa__wait_raw_of(w, n, &wait_ops);
+    if (!wn)
+        wn = ursa__wait_raw_of(w, n, &enabled_ops);
+    if (!wn)
         return -EINVAL;
-    int rc = ursa__wait_finish(w);
+    int rc = ursa__wait_finish(wn);
     if (rc == 0)
-        w->got = URSA__NOTIFY_BY_NONE;
+        wn->got = URSA__NOTIFY_BY_NONE;
     return rc;
 }

@@ -1,15 +1,16 @@
 /* Once cell: EMPTY -> RUNNING (one initializer) -> SET, or back to EMPTY /
  * on to the next queued initializer when an initializer fails.
  *
- * Two FIFO queues behind one spinlock: `init` holds get_or_init callers
- * (each may become the initializer), `wait` holds ursa_once_wait callers
- * (they only ever get the value). Invariant: the init queue is non-empty
- * only while the state is RUNNING — whoever leaves RUNNING without a value
- * hands the role to the init queue's head first. A granted init wait says
- * in w->got what it was granted: the value (GOT_VALUE) or the initializer
- * role (GOT_ROLE). A role that nobody will use (the grantee was cancelled
- * or timed out in the same instant) is handed on again, so it is never
- * lost. Wakers run outside the lock. */
+ * One wait queue, whose lock also guards the state's changes, holds two
+ * kinds of waiters in arrival order: get_or_init callers (init_ops; each
+ * may become the initializer) and ursa_once_wait callers (wait_ops; they
+ * only ever get the value). Invariant: an init waiter is queued only while
+ * the state is RUNNING — whoever leaves RUNNING without a value hands the
+ * role to the oldest init waiter first. A granted init wait says in w->got
+ * what it was granted: the value (GOT_VALUE) or the initializer role
+ * (GOT_ROLE). A role that nobody will use (the grantee was cancelled or
+ * timed out in the same instant) is handed on again, so it is never lost.
+ * Wakers run outside the lock. */
 #include "ursa/once.h"
 
 #include "../core/ctx.h"
@@ -20,8 +21,8 @@
 enum { URSA__ONCE_EMPTY = 0, URSA__ONCE_RUNNING = 1, URSA__ONCE_SET = 2 };
 enum { URSA__ONCE_GOT_VALUE = 0, URSA__ONCE_GOT_ROLE = 1 };
 
-static bool once_cancel(ursa_wait_t *w);
-static void init_give_back(ursa_wait_t *w);
+static bool once_cancel(ursa__waiter_t *w);
+static void init_give_back(ursa__waiter_t *w);
 static const ursa__wait_ops_t wait_ops = {URSA_WAIT_ONCE, once_cancel, NULL};
 static const ursa__wait_ops_t init_ops = {URSA_WAIT_ONCE, once_cancel, init_give_back};
 
@@ -30,12 +31,10 @@ int ursa_once_init(ursa_once_cell_t *cell, ursa_once_dtor_t dtor)
     if (!cell)
         return -EINVAL;
     atomic_init(&cell->state, URSA__ONCE_EMPTY);
-    atomic_init(&cell->lock, 0);
     cell->value = NULL;
     cell->dtor = dtor;
     atomic_init(&cell->runner, NULL);
-    cell->init_head = cell->init_tail = NULL;
-    cell->wait_head = cell->wait_tail = NULL;
+    ursa__waitq_init(&cell->q);
     return 0;
 }
 
@@ -44,11 +43,11 @@ int ursa_once_init(ursa_once_cell_t *cell, ursa_once_dtor_t dtor)
  * (reported as `misuse`) while an initializer runs or waiters queue. */
 static int empty_out(ursa_once_cell_t *cell, void **v, const char *misuse)
 {
-    ursa__spin_lock(&cell->lock);
+    uint32_t bits = ursa__waitq_lock(&cell->q);
     /* relaxed: every change of state happens under the lock. */
     uint32_t st = atomic_load_explicit(&cell->state, memory_order_relaxed);
-    if (st == URSA__ONCE_RUNNING || cell->init_head || cell->wait_head) {
-        ursa__spin_unlock(&cell->lock);
+    if (st == URSA__ONCE_RUNNING || cell->q.head || cell->q.waking) {
+        ursa__waitq_unlock(&cell->q, bits);
         ursa__report_misuse(misuse, NULL);
         return -EBUSY;
     }
@@ -56,7 +55,7 @@ static int empty_out(ursa_once_cell_t *cell, void **v, const char *misuse)
     cell->value = NULL;
     /* relaxed: no call races with these; the lock orders the rest. */
     atomic_store_explicit(&cell->state, URSA__ONCE_EMPTY, memory_order_relaxed);
-    ursa__spin_unlock(&cell->lock);
+    ursa__waitq_unlock(&cell->q, bits);
     return st == URSA__ONCE_SET;
 }
 
@@ -102,70 +101,60 @@ static inline bool is_set(const ursa_once_cell_t *cell)
     return atomic_load_explicit(&cell->state, memory_order_acquire) == URSA__ONCE_SET;
 }
 
-/* Under the lock: grants `got` to every node of a queue and returns the
- * chain, leaving the queue empty. The waiters read the cell's value after
- * they see the grant. */
-static ursa_wait_t *grant_all_locked(ursa_wait_t **head, ursa_wait_t **tail, uint64_t got)
-{
-    ursa_wait_t *chain = *head;
-    (void)ursa__wait_grant_list(chain, got);
-    *head = *tail = NULL;
-    return chain;
-}
-
 /* Sets the value (the caller checked the state under the lock and holds
- * it) and wakes everybody. Unlocks. */
-static void publish_locked(ursa_once_cell_t *cell, void *value)
+ * it; bits: the lock word's) and wakes everybody. Unlocks. The waiters
+ * read the cell's value after they see the grant. */
+static void publish_locked(ursa_once_cell_t *cell, uint32_t bits, void *value)
 {
     cell->value = value;
     /* release: the value (and what the setter wrote before) happens-before
      * every acquire load that sees SET. */
     atomic_store_explicit(&cell->state, URSA__ONCE_SET, memory_order_release);
-    ursa_wait_t *a = grant_all_locked(&cell->init_head, &cell->init_tail, URSA__ONCE_GOT_VALUE);
-    ursa_wait_t *b = grant_all_locked(&cell->wait_head, &cell->wait_tail, URSA__ONCE_GOT_VALUE);
-    ursa__spin_unlock(&cell->lock);
-    ursa__wake_list(a);
-    ursa__wake_list(b);
+    (void)ursa__waitq_wake_all(&cell->q, bits, URSA__W_GRANTED, URSA__ONCE_GOT_VALUE);
+}
+
+/* Under the lock: the oldest init waiter, or NULL. Wait waiters ahead of
+ * it are passed over (a role only moves after a failed initializer). */
+static ursa__waiter_t *first_init_locked(ursa_once_cell_t *cell)
+{
+    ursa__waiter_t *w = cell->q.head;
+    while (w && w->ops != &init_ops)
+        w = w->next;
+    return w;
 }
 
 /* The initializer role is given up without a value: hand it to the oldest
- * queued get_or_init caller (one only), or leave the cell empty. */
+ * queued get_or_init caller (one only; a select's whose claim is lost is
+ * dropped on the way), or leave the cell empty. */
 static void release_role(ursa_once_cell_t *cell)
 {
     /* relaxed: only the running context compares it with itself. */
     atomic_store_explicit(&cell->runner, NULL, memory_order_relaxed);
-    ursa__spin_lock(&cell->lock);
-    ursa_wait_t *w = cell->init_head;
-    if (!w) {
+    uint32_t bits = ursa__waitq_lock(&cell->q);
+    ursa__wake_batch_t b = URSA__WAKE_BATCH_INIT;
+    ursa__waiter_t *w;
+    while ((w = first_init_locked(cell))) {
+        ursa__waitq_remove(&cell->q, w);
+        w->got = URSA__ONCE_GOT_ROLE;
+        if (ursa__waiter_decide(w, URSA__W_GRANTED, &b))
+            break;
+    }
+    if (!w)
         /* relaxed: EMPTY publishes nothing; the lock orders later starts. */
         atomic_store_explicit(&cell->state, URSA__ONCE_EMPTY, memory_order_relaxed);
-        ursa__spin_unlock(&cell->lock);
-        return;
-    }
-    ursa__waitq_remove(&cell->init_head, &cell->init_tail, w);
-    w->got = URSA__ONCE_GOT_ROLE;
-    /* release: pairs with the waiter's acquire of its decision. */
-    atomic_store_explicit(&w->state, URSA__W_GRANTED, memory_order_release);
-    ursa__spin_unlock(&cell->lock);
-    ursa__wake_node(w);
+    ursa__waitq_unlock(&cell->q, bits);
+    ursa__wake_batch_run(&b);
 }
 
-static bool once_cancel(ursa_wait_t *w)
+/* A queued waiter holds nothing: nothing to hand on. */
+static bool once_cancel(ursa__waiter_t *w)
 {
     ursa_once_cell_t *cell = w->owner;
-    if (!ursa__wait_cancel_begin(&cell->lock, w))
-        return false;
-    if (w->ops == &init_ops)
-        ursa__waitq_remove(&cell->init_head, &cell->init_tail, w);
-    else
-        ursa__waitq_remove(&cell->wait_head, &cell->wait_tail, w);
-    /* A queued node holds nothing: nothing to hand on. */
-    ursa__wait_cancel_end(&cell->lock, w);
-    return true;
+    return ursa__waitq_cancel(&cell->q, w);
 }
 
 /* A granted init wait that will not be used: pass the role on. */
-static void init_give_back(ursa_wait_t *w)
+static void init_give_back(ursa__waiter_t *w)
 {
     if (w->got == URSA__ONCE_GOT_ROLE) {
         w->got = URSA__ONCE_GOT_VALUE;
@@ -185,16 +174,16 @@ static __attribute__((noinline)) int get_or_init_slow(ursa_once_cell_t *cell,
                                                       const ursa_site_t *site)
 {
     ursa__ctx_t *c = ursa__ctx();
-    ursa__spin_lock(&cell->lock);
+    uint32_t bits = ursa__waitq_lock(&cell->q);
     /* relaxed: every change of state (publish included) happens under the
      * lock, which orders it and the value for us. */
     uint32_t st = atomic_load_explicit(&cell->state, memory_order_relaxed);
     if (st == URSA__ONCE_EMPTY) {
         atomic_store_explicit(&cell->state, URSA__ONCE_RUNNING, memory_order_relaxed);
-        ursa__spin_unlock(&cell->lock);
+        ursa__waitq_unlock(&cell->q, bits);
     } else {
         if (st == URSA__ONCE_SET) {
-            ursa__spin_unlock(&cell->lock);
+            ursa__waitq_unlock(&cell->q, bits);
             /* the lock (acquired after publish's unlock) orders the value */
             out(cell, value);
             return 0;
@@ -202,17 +191,15 @@ static __attribute__((noinline)) int get_or_init_slow(ursa_once_cell_t *cell,
         /* relaxed: only our own earlier store can make it equal to c. */
         bool self = atomic_load_explicit(&cell->runner, memory_order_relaxed) == c;
         if (self || deadline == URSA_NOW) {
-            ursa__spin_unlock(&cell->lock);
+            ursa__waitq_unlock(&cell->q, bits);
             return self ? -EDEADLK : -EAGAIN;
         }
-        ursa_wait_t w;
-        ursa__wait_init(&w, c->waker, &init_ops, site);
+        URSA__WAITER_ALIGN ursa__waiter_t w;
+        ursa__waiter_init(&w, c->waker, &init_ops);
         w.owner = cell;
-        /* relaxed: under the lock, whose unlock publishes the node. */
-        atomic_store_explicit(&w.state, URSA__W_QUEUED, memory_order_relaxed);
-        ursa__waitq_push(&cell->init_head, &cell->init_tail, &w);
-        ursa__spin_unlock(&cell->lock);
-        int rc = ursa__ctx_block(c, &w, deadline);
+        ursa__waitq_push(&cell->q, &w); /* the unlock publishes it */
+        ursa__waitq_unlock(&cell->q, bits);
+        int rc = ursa__ctx_block(c, &w, deadline, site);
         if (rc != 0 && init_ops.cancel(&w))
             return rc; /* withdrawn while queued: nothing changed */
         if (w.got == URSA__ONCE_GOT_VALUE) {
@@ -234,8 +221,7 @@ static __attribute__((noinline)) int get_or_init_slow(ursa_once_cell_t *cell,
     }
     /* relaxed: as in release_role. */
     atomic_store_explicit(&cell->runner, NULL, memory_order_relaxed);
-    ursa__spin_lock(&cell->lock);
-    publish_locked(cell, v); /* state is RUNNING and ours: nobody else sets */
+    publish_locked(cell, ursa__waitq_lock(&cell->q), v); /* RUNNING and ours: nobody else sets */
     if (value)
         *value = v;
     return 0;
@@ -259,14 +245,14 @@ int ursa_once_set(ursa_once_cell_t *cell, void *value)
         return -EINVAL;
     if (is_set(cell))
         return -EEXIST;
-    ursa__spin_lock(&cell->lock);
+    uint32_t bits = ursa__waitq_lock(&cell->q);
     /* relaxed: every change of state happens under the lock. */
     uint32_t st = atomic_load_explicit(&cell->state, memory_order_relaxed);
     if (st != URSA__ONCE_EMPTY) {
-        ursa__spin_unlock(&cell->lock);
+        ursa__waitq_unlock(&cell->q, bits);
         return st == URSA__ONCE_SET ? -EEXIST : -EBUSY;
     }
-    publish_locked(cell, value);
+    publish_locked(cell, bits, value);
     return 0;
 }
 
@@ -287,23 +273,21 @@ bool ursa_once_is_set(const ursa_once_cell_t *cell)
 
 /* Queues w on the wait queue unless the cell is set: 0 (done now) or
  * -EINPROGRESS. */
-static int wait_start(void *once, ursa_wait_t *w)
+static int wait_start(void *once, ursa__waiter_t *w)
 {
     ursa_once_cell_t *cell = once;
     w->owner = cell;
     w->got = URSA__ONCE_GOT_VALUE;
     if (is_set(cell))
         return ursa__wait_start_ready(w);
-    ursa__spin_lock(&cell->lock);
+    uint32_t bits = ursa__waitq_lock(&cell->q);
     /* relaxed: as above; the lock orders the value after publish's unlock. */
     if (atomic_load_explicit(&cell->state, memory_order_relaxed) == URSA__ONCE_SET) {
-        ursa__spin_unlock(&cell->lock);
+        ursa__waitq_unlock(&cell->q, bits);
         return ursa__wait_start_ready(w);
     }
-    /* relaxed: under the lock, whose unlock publishes the node. */
-    atomic_store_explicit(&w->state, URSA__W_QUEUED, memory_order_relaxed);
-    ursa__waitq_push(&cell->wait_head, &cell->wait_tail, w);
-    ursa__spin_unlock(&cell->lock);
+    ursa__waitq_push(&cell->q, w); /* the unlock publishes it */
+    ursa__waitq_unlock(&cell->q, bits);
     return -EINPROGRESS;
 }
 
@@ -335,14 +319,16 @@ int ursa_once_wait_at(ursa_once_cell_t *cell, void **value, ursa_time_t deadline
 int ursa_once_wait_start_at(ursa_once_cell_t *cell, ursa_wait_t *w, ursa_waker_t waker,
                             const ursa_site_t *site)
 {
-    return cell && ursa__wait_raw_init(w, waker, &wait_ops, site) ? wait_start(cell, w) : -EINVAL;
+    ursa__waiter_t *n = cell ? ursa__wait_raw_init(w, waker, &wait_ops, site) : NULL;
+    return n ? wait_start(cell, n) : -EINVAL;
 }
 
 int ursa_once_wait_finish(ursa_once_cell_t *cell, ursa_wait_t *w, void **value)
 {
-    if (!cell || !w || w->owner != cell || w->ops != &wait_ops)
+    ursa__waiter_t *n = ursa__wait_raw_of(w, cell, &wait_ops);
+    if (!n)
         return -EINVAL;
-    int rc = ursa__wait_finish_granted(w);
+    int rc = ursa__wait_finish_granted(n);
     if (rc)
         return rc;
     out(cell, value);

@@ -42,7 +42,7 @@ static int take(ursa_sem_t *s, uint64_t n, ursa_sem_permit_t *p, ursa__ctx_t *c,
 int ursa_sem_acquire_at(ursa_sem_t *s, uint64_t n, ursa_sem_permit_t *p, ursa_time_t deadline,
                         const ursa_site_t *site)
 {
-    if (!s || !p || p->sem || n == 0 || n > URSA_SEM_MAX)
+    if (!s || !p || p->sem || n == 0 || n > URSA_SEM_REQUEST_MAX)
         return -EINVAL;
     ursa__ctx_t *c = ursa__ctx();
     if (ursa__sema_try(&s->sema, n))
@@ -51,9 +51,9 @@ int ursa_sem_acquire_at(ursa_sem_t *s, uint64_t n, ursa_sem_permit_t *p, ursa_ti
         return -EPIPE;
     if (deadline == URSA_NOW)
         return -EAGAIN;
-    ursa_wait_t w;
-    ursa__wait_init(&w, c->waker, &acquire_ops, site);
-    int rc = ursa__wait_block(c, &w, ursa__sema_start(&s->sema, &w, n), deadline);
+    URSA__WAITER_ALIGN ursa__waiter_t w;
+    ursa__waiter_init(&w, c->waker, &acquire_ops);
+    int rc = ursa__wait_block(c, &w, ursa__sema_start(&s->sema, &w, (uint32_t)n), deadline, site);
     if (rc == 0)
         rc = ursa__wait_grant_rc(&w); /* a close may have decided it */
     return rc == 0 ? take(s, n, p, c, site) : rc;
@@ -175,17 +175,19 @@ bool ursa_sem_is_closed(const ursa_sem_t *s)
 int ursa_sem_acquire_start_at(ursa_sem_t *s, uint64_t n, ursa_wait_t *w, ursa_waker_t waker,
                               const ursa_site_t *site)
 {
-    if (!s || n == 0 || n > URSA_SEM_MAX || !ursa__wait_raw_init(w, waker, &acquire_ops, site))
-        return -EINVAL;
-    return ursa__sema_start(&s->sema, w, n);
+    ursa__waiter_t *ws = s && n != 0 && n <= URSA_SEM_REQUEST_MAX
+                             ? ursa__wait_raw_init(w, waker, &acquire_ops, site)
+                             : NULL;
+    return ws ? ursa__sema_start(&s->sema, ws, (uint32_t)n) : -EINVAL;
 }
 
 int ursa_sem_acquire_finish(ursa_sem_t *s, ursa_wait_t *w, ursa_sem_permit_t *p)
 {
-    if (!s || !w || !p || p->sem || w->owner != &s->sema)
+    ursa__waiter_t *ws = s ? ursa__wait_raw_of(w, &s->sema, &acquire_ops) : NULL;
+    if (!ws || !p || p->sem)
         return -EINVAL;
-    int st = ursa__wait_finish_decided(w);
+    int st = ursa__wait_finish_decided(ws);
     if (st < 0)
         return st;
-    return st == URSA__W_CLOSED ? -EPIPE : take(s, w->got, p, ursa__ctx(), w->site);
+    return st == URSA__W_CLOSED ? -EPIPE : take(s, ws->got, p, ursa__ctx(), w->site);
 }

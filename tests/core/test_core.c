@@ -1,5 +1,6 @@
-/* Core pieces under the primitives: thread parker, wait queue, and the
- * wait-node handshake (decided, then waker, then done), ursa_strerror. */
+/* Core pieces under the primitives: thread parker, the wait-node
+ * handshake (decided, then waker, then done), ursa_strerror. The wait
+ * queue itself and the select claim: test_waitq.c. */
 #include "support.h"
 
 #include <limits.h>
@@ -14,7 +15,7 @@ static const ursa__wait_ops_t test_ops = {URSA_WAIT_OTHER, ursa__sema_cancel,
 
 typedef struct counter {
     atomic_int calls;
-    ursa_wait_t *node;  /* if set: what the node looked like during the call */
+    ursa__waiter_t *node;  /* if set: what the node looked like during the call */
     atomic_int saw_decided, saw_done;
 } counter_t;
 
@@ -62,26 +63,6 @@ static void test_parker_returns_on_unpark_or_deadline(void **state)
 
 /* ---- wait queue and the node handshake ---- */
 
-static void test_waitq_removes_from_head_middle_and_tail(void **state)
-{
-    (void)state;
-    ursa_wait_t n[4];
-    ursa_wait_t *head = NULL, *tail = NULL;
-    for (int i = 0; i < 4; i++)
-        ursa__waitq_push(&head, &tail, &n[i]);
-    ursa__waitq_remove(&head, &tail, &n[2]); /* middle */
-    ursa__waitq_remove(&head, &tail, &n[0]); /* head */
-    assert_ptr_equal(head, &n[1]);
-    assert_ptr_equal(head->next, &n[3]);
-    assert_ptr_equal(tail, &n[3]);
-    ursa__waitq_remove(&head, &tail, &n[3]); /* tail */
-    assert_ptr_equal(head, &n[1]);
-    assert_ptr_equal(tail, &n[1]);
-    ursa__waitq_remove(&head, &tail, &n[1]);
-    assert_null(head);
-    assert_null(tail);
-}
-
 /* A granted node is decided before its waker runs and done only after:
  * what lets a waiter trust `decided` and keep the node until `done`. */
 static void test_wait_node_is_decided_before_its_waker_and_done_after(void **state)
@@ -89,10 +70,10 @@ static void test_wait_node_is_decided_before_its_waker_and_done_after(void **sta
     (void)state;
     ursa__sema_t s;
     ursa__sema_init(&s, 0);
-    ursa_wait_t w;
+    ursa__waiter_t w;
     counter_t c = {0};
     c.node = &w;
-    ursa__wait_init(&w, (ursa_waker_t){count_wake, &c}, &test_ops, NULL);
+    ursa__waiter_init(&w, (ursa_waker_t){count_wake, &c}, &test_ops);
     assert_int_equal(ursa__sema_start(&s, &w, 2), -EINPROGRESS);
     assert_false(ursa__wait_is_decided(&w));
     ursa__sema_release(&s, 1); /* partial: still queued */
@@ -117,10 +98,10 @@ static void test_sema_close_completes_queued_nodes_and_returns_their_permits(voi
     (void)state;
     ursa__sema_t s;
     ursa__sema_init(&s, 1);
-    ursa_wait_t a, b;
+    ursa__waiter_t a, b;
     counter_t c = {0};
-    ursa__wait_init(&a, (ursa_waker_t){count_wake, &c}, &test_ops, NULL);
-    ursa__wait_init(&b, (ursa_waker_t){count_wake, &c}, &test_ops, NULL);
+    ursa__waiter_init(&a, (ursa_waker_t){count_wake, &c}, &test_ops);
+    ursa__waiter_init(&b, (ursa_waker_t){count_wake, &c}, &test_ops);
     assert_int_equal(ursa__sema_start(&s, &a, 3), -EINPROGRESS); /* takes the 1 */
     assert_int_equal(ursa__sema_start(&s, &b, 1), -EINPROGRESS);
     assert_int_equal(ursa__sema_available(&s), 0);
@@ -129,8 +110,8 @@ static void test_sema_close_completes_queued_nodes_and_returns_their_permits(voi
     assert_int_equal(atomic_load(&a.state), URSA__W_CLOSED);
     assert_int_equal(atomic_load(&b.state), URSA__W_CLOSED);
     assert_int_equal(ursa__sema_available(&s), 1);
-    ursa_wait_t d;
-    ursa__wait_init(&d, (ursa_waker_t){count_wake, &c}, &test_ops, NULL);
+    ursa__waiter_t d;
+    ursa__waiter_init(&d, (ursa_waker_t){count_wake, &c}, &test_ops);
     assert_int_equal(ursa__sema_start(&s, &d, 1), -EPIPE);
     assert_true(ursa__wait_is_done(&d));
     assert_int_equal(atomic_load(&c.calls), 2); /* no waker for an immediate result */
@@ -152,7 +133,6 @@ static void test_strerror_takes_any_int(void **state)
 }
 
 TEST_MAIN(cmocka_unit_test(test_parker_returns_on_unpark_or_deadline),
-          cmocka_unit_test(test_waitq_removes_from_head_middle_and_tail),
           cmocka_unit_test(test_wait_node_is_decided_before_its_waker_and_done_after),
           cmocka_unit_test(test_sema_close_completes_queued_nodes_and_returns_their_permits),
           cmocka_unit_test(test_strerror_takes_any_int))

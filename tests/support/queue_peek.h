@@ -12,24 +12,30 @@
 
 #include "core/sema.h"
 #include "core/spin.h"
+#include "core/waitq.h"
+
+/* Waiters on a wait queue, counted under its lock (those a wake-all is
+ * still deciding included). */
+static __attribute__((unused)) size_t peek_waitq_len(ursa__waitq_t *q)
+{
+    uint32_t bits = ursa__waitq_lock(q);
+    size_t n = atomic_load(&q->n);
+    ursa__waitq_unlock(q, bits);
+    return n;
+}
 
 /* Waiters queued on a batch semaphore (mutex, rwlock and semaphore). */
 static __attribute__((unused)) size_t peek_sema_len(ursa__sema_t *s)
 {
-    size_t n = 0;
-    ursa__spin_lock(&s->lock);
-    for (ursa_wait_t *w = s->head; w; w = w->next)
-        n++;
-    ursa__spin_unlock(&s->lock);
-    return n;
+    return peek_waitq_len(&s->q);
 }
 
 /* Permits assigned to the queue head so far (0 when empty). */
 static __attribute__((unused)) uint64_t peek_sema_head_got(ursa__sema_t *s)
 {
-    ursa__spin_lock(&s->lock);
-    uint64_t got = s->head ? s->head->got : 0;
-    ursa__spin_unlock(&s->lock);
+    uint32_t bits = ursa__waitq_lock(&s->q);
+    uint64_t got = s->q.head ? s->q.head->got : 0;
+    ursa__waitq_unlock(&s->q, bits);
     return got;
 }
 
@@ -37,65 +43,54 @@ static __attribute__((unused)) uint64_t peek_sema_head_got(ursa__sema_t *s)
 static __attribute__((unused)) uint64_t peek_sema_got_sum(ursa__sema_t *s)
 {
     uint64_t sum = 0;
-    ursa__spin_lock(&s->lock);
-    for (ursa_wait_t *w = s->head; w; w = w->next)
+    uint32_t bits = ursa__waitq_lock(&s->q);
+    for (ursa__waiter_t *w = s->q.head; w; w = w->next)
         sum += w->got;
-    ursa__spin_unlock(&s->lock);
+    ursa__waitq_unlock(&s->q, bits);
     return sum;
 }
 
-/* Waiters queued on a notify. Its queue lock is bit 2 of the state word
- * (src/sync/notify.c). */
+/* Waiters queued on a notify. */
 static __attribute__((unused)) size_t peek_notify_len(ursa_notify_t *n)
 {
-    uint32_t st;
-    do {
-        st = atomic_load(&n->state) & ~4u;
-    } while (!atomic_compare_exchange_weak(&n->state, &st, st | 4u));
-    size_t k = 0;
-    for (ursa_wait_t *w = n->head; w; w = w->next)
-        k++;
-    atomic_store(&n->state, st);
-    return k;
+    return peek_waitq_len(&n->q);
 }
 
-/* A notification stored in the notify (bit 0 of its state). */
+/* A notification stored in the notify (PERMIT, bit 0 of its queue's lock
+ * word: src/sync/notify.c). */
 static __attribute__((unused)) bool peek_notify_permit(ursa_notify_t *n)
 {
-    return atomic_load(&n->state) & 1u;
+    return atomic_load(&n->q.lock) & 1u;
 }
 
 /* Waiters queued on an event. */
 static __attribute__((unused)) size_t peek_event_len(ursa_event_t *e)
 {
-    size_t k = 0;
-    ursa__spin_lock(&e->lock);
-    for (ursa_wait_t *w = e->head; w; w = w->next)
-        k++;
-    ursa__spin_unlock(&e->lock);
-    return k;
+    return peek_waitq_len(&e->q);
+}
+
+/* Callers of one kind queued on a once cell: get_or_init callers (inits)
+ * or ursa_once_wait callers; only an init wait has a give_back. */
+static __attribute__((unused)) int peek_once_queued(ursa_once_cell_t *c, bool inits)
+{
+    int n = 0;
+    uint32_t bits = ursa__waitq_lock(&c->q);
+    for (const ursa__waiter_t *w = c->q.head; w; w = w->next)
+        n += (w->ops->give_back != NULL) == inits;
+    ursa__waitq_unlock(&c->q, bits);
+    return n;
 }
 
 /* Callers queued in ursa_once_get_or_init (waiting for the initializer). */
 static __attribute__((unused)) int peek_once_inits(ursa_once_cell_t *c)
 {
-    int n = 0;
-    ursa__spin_lock(&c->lock);
-    for (const ursa_wait_t *w = c->init_head; w; w = w->next)
-        n++;
-    ursa__spin_unlock(&c->lock);
-    return n;
+    return peek_once_queued(c, true);
 }
 
 /* Callers queued in ursa_once_wait. */
 static __attribute__((unused)) int peek_once_waits(ursa_once_cell_t *c)
 {
-    int n = 0;
-    ursa__spin_lock(&c->lock);
-    for (const ursa_wait_t *w = c->wait_head; w; w = w->next)
-        n++;
-    ursa__spin_unlock(&c->lock);
-    return n;
+    return peek_once_queued(c, false);
 }
 
 /* A recv or closed() wait queued on a oneshot. */

@@ -40,7 +40,7 @@ static void *args_body(void *arg)
     CHECK_EQ(ursa_sem_acquire(NULL, 1, &p, URSA_NOW), -EINVAL);
     CHECK_EQ(ursa_sem_acquire(&s, 1, NULL, URSA_NOW), -EINVAL);
     CHECK_EQ(ursa_sem_acquire(&s, 0, &p, URSA_NEVER), -EINVAL);
-    CHECK_EQ(ursa_sem_acquire(&s, URSA_SEM_MAX + 1, &p, URSA_NEVER), -EINVAL);
+    CHECK_EQ(ursa_sem_acquire(&s, URSA_SEM_REQUEST_MAX + 1, &p, URSA_NEVER), -EINVAL);
     CHECK_EQ(ursa_sem_acquire(&s, UINT64_MAX, &p, URSA_NEVER), -EINVAL);
     CHECK(p.sem == NULL);
     CHECK_EQ(ursa_sem_available(&s), 3);
@@ -71,7 +71,7 @@ static void *args_body(void *arg)
     /* raw form */
     CHECK_EQ(ursa_sem_acquire_start(NULL, 1, &w, cw_waker(&cw)), -EINVAL);
     CHECK_EQ(ursa_sem_acquire_start(&s, 0, &w, cw_waker(&cw)), -EINVAL);
-    CHECK_EQ(ursa_sem_acquire_start(&s, URSA_SEM_MAX + 1, &w, cw_waker(&cw)), -EINVAL);
+    CHECK_EQ(ursa_sem_acquire_start(&s, URSA_SEM_REQUEST_MAX + 1, &w, cw_waker(&cw)), -EINVAL);
     CHECK_EQ(ursa_sem_acquire_start(&s, 1, NULL, cw_waker(&cw)), -EINVAL);
     CHECK_EQ(ursa_sem_acquire_start(&s, 1, &w, ((ursa_waker_t){NULL, NULL})), -EINVAL);
     CHECK_EQ(ursa_sem_available(&s), 3);
@@ -113,11 +113,12 @@ static void *args_body(void *arg)
 
 TEST_BODY(test_sem_rejects_bad_arguments_and_destroy_while_waited, args_body(NULL))
 
-/* 64-bit counts: URSA_SEM_MAX = 2^61 permits, requests of 2^40. */
+/* 64-bit counts: URSA_SEM_MAX = 2^61 permits; one request asks for at
+ * most URSA_SEM_REQUEST_MAX (2^32 - 1) of them. */
 static void *counts64_body(void *arg)
 {
     (void)arg;
-    const uint64_t big = (uint64_t)1 << 40;
+    const uint64_t big = URSA_SEM_REQUEST_MAX;
     ursa_sem_t s;
     URSA_SCOPED(sem_permit, a);
     URSA_SCOPED(sem_permit, b);
@@ -131,25 +132,28 @@ static void *counts64_body(void *arg)
     CHECK_EQ(ursa_sem_acquire(&s, big, &a, URSA_NOW), 0);
     CHECK_EQ(a.n, big);
     CHECK_EQ(ursa_sem_available(&s), URSA_SEM_MAX - big);
-    CHECK_EQ(ursa_sem_acquire(&s, URSA_SEM_MAX, &b, URSA_NOW), -EAGAIN);
+    /* a larger request is refused, with nothing changed */
+    CHECK_EQ(ursa_sem_acquire(&s, big + 1, &b, URSA_NOW), -EINVAL);
+    CHECK_EQ(ursa_sem_acquire(&s, URSA_SEM_MAX, &b, URSA_NEVER), -EINVAL);
+    CHECK_EQ(ursa_sem_acquire_start(&s, big + 1, &w, cw_waker(&cw)), -EINVAL);
     CHECK(b.sem == NULL);
     CHECK_EQ(ursa_sem_available(&s), URSA_SEM_MAX - big);
-    CHECK_EQ(ursa_sem_acquire(&s, URSA_SEM_MAX - big, &b, URSA_NOW), 0);
-    CHECK_EQ(ursa_sem_available(&s), 0);
-    CHECK_EQ(ursa_sem_release(&b), 0);
-    CHECK_EQ(ursa_sem_available(&s), URSA_SEM_MAX - big);
 
-    /* a maximal request queues with a 64-bit partial assignment */
-    CHECK_EQ(ursa_sem_acquire_start(&s, URSA_SEM_MAX, &w, cw_waker(&cw)), -EINPROGRESS);
+    /* a maximal request queues with a partial assignment, is granted by a
+     * release of a maximal one */
+    CHECK_EQ(ursa_sem_forget(&s, URSA_SEM_MAX - big - 5), URSA_SEM_MAX - big - 5);
+    CHECK_EQ(ursa_sem_acquire_start(&s, big, &w, cw_waker(&cw)), -EINPROGRESS);
     CHECK_EQ(ursa_sem_available(&s), 0);
-    CHECK_EQ(peek_sema_head_got(&s.sema), URSA_SEM_MAX - big);
+    CHECK_EQ(peek_sema_head_got(&s.sema), 5);
     CHECK_EQ(ursa_sem_release(&a), 0);
     CHECK(ursa_wait_ready(&w));
     CHECK_EQ(atomic_load(&cw.calls), 1);
     CHECK_EQ(ursa_sem_acquire_finish(&s, &w, &c), 0);
-    CHECK_EQ(c.n, URSA_SEM_MAX);
-    CHECK_EQ(ursa_sem_available(&s), 0);
+    CHECK_EQ(c.n, big);
+    CHECK_EQ(ursa_sem_available(&s), 5);
     CHECK_EQ(ursa_sem_release(&c), 0);
+    CHECK_EQ(ursa_sem_available(&s), big + 5);
+    CHECK_EQ(ursa_sem_add(&s, URSA_SEM_MAX - big - 5), 0);
     CHECK_EQ(ursa_sem_available(&s), URSA_SEM_MAX);
 
     CHECK_EQ(ursa_sem_forget(&s, URSA_SEM_MAX), URSA_SEM_MAX);
@@ -162,7 +166,7 @@ static void *counts64_body(void *arg)
     return NULL;
 }
 
-TEST_BODY(test_sem_counts_and_requests_are_64_bit, counts64_body(NULL))
+TEST_BODY(test_sem_counts_are_64_bit_and_one_request_at_most_request_max, counts64_body(NULL))
 
 /* ====================================================================== */
 /* try semantics: URSA_NOW and expired deadlines                          */
@@ -407,27 +411,28 @@ static void *add_limits_body(void *arg)
 TEST_BODY(test_sem_add_beyond_the_maximum_is_einval, add_limits_body(NULL))
 
 /* "total <= URSA_SEM_MAX" must hold for permits that are out on loan too:
- * otherwise giving them back overflows the count (it wraps to 0 here). */
+ * otherwise giving them back overflows the count. */
 static void *add_held_body(void *arg)
 {
     (void)arg;
+    const uint64_t held = URSA_SEM_REQUEST_MAX;
     ursa_sem_t s;
     ursa_sem_permit_t p = {0};
-    CHECK_EQ(ursa_sem_init(&s, URSA_SEM_MAX), 0);
-    CHECK_EQ(ursa_sem_acquire(&s, URSA_SEM_MAX, &p, URSA_NOW), 0);
+    CHECK_EQ(ursa_sem_init(&s, held), 0);
+    CHECK_EQ(ursa_sem_acquire(&s, held, &p, URSA_NOW), 0);
     CHECK_EQ(ursa_sem_available(&s), 0);
-    int rc_add = ursa_sem_add(&s, URSA_SEM_MAX);
+    int rc_add = ursa_sem_add(&s, URSA_SEM_MAX - held + 1);
     uint64_t after_add = ursa_sem_available(&s);
     CHECK_EQ(ursa_sem_release(&p), 0);
     uint64_t after_release = ursa_sem_available(&s);
     CHECK_EQ(ursa_sem_destroy(&s), 0);
-    if (rc_add != -EINVAL || after_release != URSA_SEM_MAX)
-        return (void *)failf("with URSA_SEM_MAX permits held, ursa_sem_add(URSA_SEM_MAX) "
+    if (rc_add != -EINVAL || after_release != held)
+        return (void *)failf("with %llu permits held, ursa_sem_add(URSA_SEM_MAX - %llu + 1) "
                              "returned %d (expected -EINVAL), available %llu after the add "
                              "and %llu after the holder released (expected %llu)",
-                             rc_add, (unsigned long long)after_add,
-                             (unsigned long long)after_release,
-                             (unsigned long long)URSA_SEM_MAX);
+                             (unsigned long long)held, (unsigned long long)held, rc_add,
+                             (unsigned long long)after_add, (unsigned long long)after_release,
+                             (unsigned long long)held);
     return NULL;
 }
 
@@ -652,7 +657,7 @@ static void *forget_body(void *arg)
 TEST_BODY(test_sem_forget_takes_only_available_permits, forget_body(NULL))
 
 TEST_MAIN(cmocka_unit_test(test_sem_rejects_bad_arguments_and_destroy_while_waited),
-          cmocka_unit_test(test_sem_counts_and_requests_are_64_bit),
+          cmocka_unit_test(test_sem_counts_are_64_bit_and_one_request_at_most_request_max),
           cmocka_unit_test(test_sem_try_and_expired_deadlines_take_nothing_on_a_plain_thread),
           cmocka_unit_test(test_sem_try_and_expired_deadlines_take_nothing_in_tasks),
           cmocka_unit_test(test_sem_try_and_expired_deadlines_take_nothing_over_seeds),

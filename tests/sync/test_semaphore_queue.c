@@ -377,7 +377,7 @@ typedef struct race {
  * granted to W2 but not yet finished. (A's 3 are added by the caller.) */
 static uint64_t race_accounted(race_t *r)
 {
-    uint64_t w2 = atomic_load(&r->w2.state) == URSA__W_GRANTED ? r->w2.got : 0;
+    uint64_t w2 = atomic_load(&r->w2.waiter.state) == URSA__W_GRANTED ? r->w2.waiter.got : 0;
     return ursa_sem_available(&r->s) + peek_sema_got_sum(&r->s.sema) + r->b_holding + w2;
 }
 

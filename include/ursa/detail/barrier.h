@@ -7,12 +7,11 @@
 #include "../wait.h"
 
 struct ursa_barrier {
-    URSA_ATOMIC(uint32_t) lock;    /* guards everything below */
+    ursa__waitq_t q;          /* this generation's waiting parties; its
+                                 lock guards everything below */
     uint32_t parties;         /* N */
     uint32_t arrived;         /* parties queued in this generation */
-    uint32_t pad_;
     uint64_t generation;      /* generations tripped so far */
-    ursa_wait_t *head, *tail; /* this generation's waiting parties */
 };
 
 #endif

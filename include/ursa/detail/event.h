@@ -9,9 +9,8 @@
 struct ursa_event {
     /* SET (bit 0), WAITERS (bit 1: the queue is not empty); never both. */
     URSA_ATOMIC(uint32_t) state;
-    URSA_ATOMIC(uint32_t) lock;    /* guards the queue */
-    uint32_t mode;            /* ursa_event_mode_t */
-    ursa_wait_t *head, *tail; /* waiters, oldest first */
+    uint32_t mode;    /* ursa_event_mode_t */
+    ursa__waitq_t q;  /* waiters, oldest first */
 };
 
 #endif

@@ -7,11 +7,10 @@
 #include "../wait.h"
 
 struct ursa_notify {
-    /* PERMIT (bit 0): one notification stored. WAITERS (bit 1): the queue
-     * is not empty. Both never set at once. LOCKED (bit 2): guards the
-     * queue. */
-    URSA_ATOMIC(uint32_t) state;
-    ursa_wait_t *head, *tail;  /* waiters not yet notified, oldest first */
+    /* Waiters not yet notified, oldest first. The queue's lock word holds
+     * the state beside the lock: PERMIT (bit 0, one notification stored)
+     * and WAITERS (bit 1, the queue is not empty), never both set. */
+    ursa__waitq_t q;
 };
 
 #endif

@@ -9,18 +9,18 @@
 struct ursa_once_cell {
     /* Hot, read by every get: EMPTY / RUNNING / SET (src/sync/once.c). */
     URSA_ATOMIC(uint32_t) state;
-    URSA_ATOMIC(uint32_t) lock; /* guards the queues and state changes */
     void *value;           /* immutable once state is SET */
     void (*dtor)(void *value);          /* ursa_once_dtor_t */
-    URSA_ATOMIC(void *) runner;             /* context running init_fn (self-deadlock check) */
-    ursa_wait_t *init_head, *init_tail; /* queued get_or_init callers, FIFO */
-    ursa_wait_t *wait_head, *wait_tail; /* queued ursa_once_wait callers */
+    URSA_ATOMIC(void *) runner;         /* context running init_fn (self-deadlock check) */
+    /* Queued get_or_init and ursa_once_wait callers, FIFO; its lock guards
+     * the state's changes too. */
+    ursa__waitq_t q;
 };
 
 /* URSA_ONCE_CELL_INIT in C++: every field in order (C++17 has no
  * designated initializers, and C++20's draw missing-field warnings).
  * Follows the layout above. */
 #define URSA__ONCE_CELL_INIT_CXX(dtor_) \
-    {0, 0, nullptr, (dtor_), nullptr, nullptr, nullptr, nullptr, nullptr}
+    {0, nullptr, (dtor_), nullptr, {0, 0, nullptr, nullptr, nullptr}}
 
 #endif

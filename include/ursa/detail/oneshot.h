@@ -15,8 +15,8 @@ struct ursa_oneshot {
     URSA_ATOMIC(uint32_t) state; /* bits in src/chan/oneshot.c */
     URSA_ATOMIC(uint32_t) rxf;   /* receiver-end flags */
     URSA_ATOMIC(uint32_t) lock;  /* guards the two wait slots */
-    ursa_wait_t *rx_w;      /* a queued recv wait */
-    ursa_wait_t *tx_w;      /* a queued closed() wait */
+    ursa__waiter_t *rx_w;   /* a queued recv wait */
+    ursa__waiter_t *tx_w;   /* a queued closed() wait */
     size_t elem_size;
     void *ext; /* caller storage, or NULL for inline */
     URSA_ALIGNAS(max_align_t) unsigned char inline_buf[URSA__ONESHOT_INLINE];

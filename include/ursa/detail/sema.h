@@ -6,15 +6,15 @@
 
 #include "../wait.h"
 
-/* Largest permit count a semaphore can hold or a call can ask for. */
+/* Largest permit count a semaphore can hold. */
 #define URSA_SEM_MAX ((uint64_t)1 << 61)
+/* Largest permit count one call can ask for (a waiter counts in 32 bits). */
+#define URSA_SEM_REQUEST_MAX ((uint64_t)UINT32_MAX)
 
 typedef struct ursa__sema {
     /* available permits << 2 | WAITERS (bit 1) | CLOSED (bit 0) */
     URSA_ATOMIC(uint64_t) state;
-    URSA_ATOMIC(uint32_t) lock; /* guards the FIFO below */
-    uint32_t pad_;
-    ursa_wait_t *head, *tail;
+    ursa__waitq_t q; /* the waiters, FIFO */
     /* Permits in existence (available + assigned + held), changed only by
      * add and forget, so that add can refuse to pass URSA_SEM_MAX. */
     URSA_ATOMIC(uint64_t) total;

@@ -77,7 +77,7 @@ int ursa_mpmc_new(ursa_mpmc_receiver_t *rx, ursa_mpmc_sender_t *tx, size_t elem_
     ch->mem = hdr + capacity * ch->stride;
     ursa__chan_init(&ch->chan, &mpmc_ops, capacity);
     atomic_init(&ch->rxs, 1);
-    ursa__waitlist_init(&ch->rxq);
+    ursa__waitq_init(&ch->rxq);
     atomic_init(&ch->tail, 0);
     atomic_init(&ch->head, 0);
     rx->ch = ch;

@@ -18,8 +18,8 @@
  * queue is empty — read in that order, since a permit publishes its
  * message before it stops counting.
  *
- * Receiver waits: a FIFO of wait nodes (`rxq`, chan/waitlist.h), with
- * `rxq.n` (the number queued) readable without the lock. Three Dekker pairs, each
+ * Receiver waits: a wait queue (`rxq`, core/waitq.h), whose count of
+ * queued waiters `rxq.n` is readable without the lock. Three Dekker pairs, each
  * "write, seq_cst fence, read" on both sides:
  *  - a sender publishes its slot, fences, and wakes one waiter if rxq.n
  *    is not 0; a receiver queues (rxq.n++), fences, and re-checks the
@@ -42,7 +42,7 @@
 
 #include "../chan.h"
 #include "../ring.h"
-#include "../waitlist.h"
+#include "../../sync/wait_steps.h"
 
 struct ursa_mpmc {
     /* life word, references, the slots' semaphore (chan.h); must be first */
@@ -56,7 +56,7 @@ struct ursa_mpmc {
     size_t mem;              /* bytes allocated; fixed after creation */
     _Atomic uint64_t rxs;    /* receiver handles */
     /* waiting receivers */
-    alignas(64) ursa__waitlist_t rxq;
+    alignas(64) ursa__waitq_t rxq;
     /* senders' line */
     alignas(64) _Atomic uint64_t tail;
     /* receivers' line */
@@ -89,9 +89,9 @@ static inline _Atomic uint64_t *ursa__mpmc_slot_seq(ursa_mpmc_t *ch, uint64_t po
  * the write the waiter must see. */
 static inline void ursa__mpmc_wake_one(ursa_mpmc_t *ch)
 {
-    /* relaxed: ordered by the caller's seq_cst fence (see the header). */
-    if (atomic_load_explicit(&ch->rxq.n, memory_order_relaxed))
-        ursa__waitlist_wake_one(&ch->rxq);
+    /* ordered by the caller's seq_cst fence (see the header). */
+    if (ursa__waitq_queued(&ch->rxq))
+        (void)ursa__waitq_grant_one(&ch->rxq);
 }
 
 /* The life word just became terminal: every waiter will see the end. */
@@ -100,9 +100,9 @@ static inline void ursa__mpmc_wake_all(ursa_mpmc_t *ch)
     /* seq_cst fence: our life RMW is ordered before the rxq.n load,
      * against a waiter's rxq.n++ followed by its re-check of life. */
     atomic_thread_fence(memory_order_seq_cst);
-    /* relaxed: ordered by the fence above. */
-    if (atomic_load_explicit(&ch->rxq.n, memory_order_relaxed))
-        ursa__waitlist_wake_all(&ch->rxq);
+    /* ordered by the fence above. */
+    if (ursa__waitq_queued(&ch->rxq))
+        (void)ursa__waitq_grant_all(&ch->rxq);
 }
 
 /* ---- what the files share (the file that defines each says more) ---- */

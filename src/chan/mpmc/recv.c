@@ -6,8 +6,8 @@
 #include "../../sync/wait_steps.h"
 #include "mpmc.h"
 
-static bool rx_cancel(ursa_wait_t *w);
-static void rx_give_back(ursa_wait_t *w);
+static bool rx_cancel(ursa__waiter_t *w);
+static void rx_give_back(ursa__waiter_t *w);
 /* A granted receive holds nothing but a wake: give_back passes it on. */
 static const ursa__wait_ops_t rx_ops = {URSA_WAIT_CHANNEL, rx_cancel, rx_give_back};
 
@@ -75,8 +75,8 @@ static void chain_wake(ursa_mpmc_t *ch)
     /* seq_cst fence: our head CAS is ordered before the rxq.n load,
      * against a waiter's rxq.n++ followed by its re-check of head. */
     atomic_thread_fence(memory_order_seq_cst);
-    /* relaxed: ordered by the fence. */
-    if (atomic_load_explicit(&ch->rxq.n, memory_order_relaxed) && head_ready(ch))
+    /* ordered by the fence. */
+    if (ursa__waitq_queued(&ch->rxq) && head_ready(ch))
         ursa__mpmc_wake_one(ch);
 }
 
@@ -104,10 +104,10 @@ static bool rx_ready(ursa_mpmc_t *ch)
 }
 
 /* Withdraws a queued node: true if it was still queued. */
-static bool rx_cancel(ursa_wait_t *w)
+static bool rx_cancel(ursa__waiter_t *w)
 {
     ursa_mpmc_t *ch = w->owner;
-    return ursa__waitlist_cancel(&ch->rxq, w);
+    return ursa__waitq_cancel(&ch->rxq, w);
 }
 
 /* A wake reached w but w will not receive: the next waiter gets it. */
@@ -119,16 +119,16 @@ static void pass_wake(ursa_mpmc_t *ch)
     ursa__mpmc_wake_one(ch);
 }
 
-static void rx_give_back(ursa_wait_t *w)
+static void rx_give_back(ursa__waiter_t *w)
 {
     pass_wake(w->owner);
 }
 
 /* Queues w: 0 ready now (w done, not queued), -EINPROGRESS. */
-static int rx_start(ursa_mpmc_t *ch, ursa_wait_t *w)
+static int rx_start(ursa_mpmc_t *ch, ursa__waiter_t *w)
 {
     w->owner = ch;
-    ursa__waitlist_push(&ch->rxq, w); /* counts it in rxq.n */
+    ursa__waitq_enqueue(&ch->rxq, w); /* counts it in rxq.n */
     /* seq_cst: our rxq.n++ before the re-check (see the header). */
     atomic_thread_fence(memory_order_seq_cst);
     if (!rx_ready(ch))
@@ -143,11 +143,11 @@ static int rx_start(ursa_mpmc_t *ch, ursa_wait_t *w)
 static int rx_wait(ursa_mpmc_t *ch, ursa_time_t deadline)
 {
     ursa__ctx_t *c = ursa__ctx();
-    ursa_wait_t w;
-    ursa__wait_init(&w, c->waker, &rx_ops, NULL);
+    URSA__WAITER_ALIGN ursa__waiter_t w;
+    ursa__waiter_init(&w, c->waker, &rx_ops);
     int rc = rx_start(ch, &w);
     if (rc == -EINPROGRESS) {
-        rc = ursa__ctx_block(c, &w, deadline);
+        rc = ursa__ctx_block(c, &w, deadline, NULL);
         if (rc != 0) {
             if (!rx_cancel(&w))
                 pass_wake(ch); /* woken, but we leave: the next waiter looks */
@@ -204,10 +204,11 @@ long ursa_mpmc_recv_many(const ursa_mpmc_receiver_t *rx, void *buf, size_t max,
 
 int ursa_mpmc_recv_start(const ursa_mpmc_receiver_t *rx, ursa_wait_t *w, ursa_waker_t waker)
 {
-    if (!rx || !rx->ch || !ursa__wait_raw_init(w, waker, &rx_ops, NULL))
+    ursa__waiter_t *n = rx && rx->ch ? ursa__wait_raw_init(w, waker, &rx_ops, NULL) : NULL;
+    if (!n)
         return -EINVAL;
-    w->owner = rx->ch;
-    return rx_ready(rx->ch) ? ursa__wait_start_ready(w) : rx_start(rx->ch, w);
+    n->owner = rx->ch;
+    return rx_ready(rx->ch) ? ursa__wait_start_ready(n) : rx_start(rx->ch, n);
 }
 
 int ursa_mpmc_recv_finish(const ursa_mpmc_receiver_t *rx, ursa_wait_t *w, void *out)

@@ -100,7 +100,7 @@ struct ursa_mpsc {
     ursa_mpsc_dtor_t dtor;
     unsigned char *ring;
     _Atomic size_t mem;       /* bytes allocated */
-    _Atomic(ursa_wait_t *) rx_wait;
+    _Atomic(ursa__waiter_t *) rx_wait;
     /* senders' line */
     alignas(64) _Atomic uint64_t tail;
     _Atomic(ursa__mpsc_blk_t *) block_tail;

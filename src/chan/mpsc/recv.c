@@ -5,20 +5,20 @@
 #include "mpsc.h"
 #include "send_bias.h"
 
-static bool rx_cancel(ursa_wait_t *w);
+static bool rx_cancel(ursa__waiter_t *w);
 static const ursa__wait_ops_t rx_ops = {URSA_WAIT_CHANNEL, rx_cancel, NULL};
 
-/* Grants the receiver's node, which the caller took out of rx_wait. */
-static void wake_node(ursa_mpsc_t *ch, ursa_wait_t *w)
+/* Grants the receiver's node, which the caller took out of rx_wait (a
+ * select's whose claim is lost is dropped: the message stays queued). */
+static void wake_node(ursa_mpsc_t *ch, ursa__waiter_t *w)
 {
     /* relaxed: a hint for rx_wait. rx_thread was written before the node
      * was published, which the caller's take acquired. */
     bool remote = ch->rx_thread != ursa__thread_uid();
     if (atomic_load_explicit(&ch->rx_poll, memory_order_relaxed) != remote)
         atomic_store_explicit(&ch->rx_poll, remote, memory_order_relaxed);
-    /* release: the waiter reads the decision and our writes after it. */
-    atomic_store_explicit(&w->state, URSA__W_GRANTED, memory_order_release);
-    ursa__wake_node(w);
+    /* The waiter reads the decision, and our writes before it. */
+    (void)ursa__waiter_decide_now(w, URSA__W_GRANTED);
 }
 
 void ursa__mpsc_wake_rx(ursa_mpsc_t *ch)
@@ -27,7 +27,7 @@ void ursa__mpsc_wake_rx(ursa_mpsc_t *ch)
     if (!atomic_load_explicit(&ch->rx_wait, memory_order_relaxed))
         return;
     /* acq_rel: acquire the node's fields; whoever swaps it out decides it. */
-    ursa_wait_t *w = atomic_exchange_explicit(&ch->rx_wait, NULL, memory_order_acq_rel);
+    ursa__waiter_t *w = atomic_exchange_explicit(&ch->rx_wait, NULL, memory_order_acq_rel);
     if (w)
         wake_node(ch, w);
 }
@@ -40,7 +40,7 @@ static bool rx_ready(ursa_mpsc_t *ch)
 }
 
 /* Registers w as the receiver's wait: 0 ready now (w done), -EINPROGRESS. */
-static int rx_start(ursa_mpsc_t *ch, ursa_wait_t *w)
+static int rx_start(ursa_mpsc_t *ch, ursa__waiter_t *w)
 {
     w->owner = ch;
     /* The owner's sends wake us by program order only if we queue on its
@@ -83,19 +83,20 @@ static int rx_start(ursa_mpsc_t *ch, ursa_wait_t *w)
     return -EINPROGRESS; /* a sender took it: decided, done shortly */
 }
 
-static bool rx_cancel(ursa_wait_t *w)
+static bool rx_cancel(ursa__waiter_t *w)
 {
     ursa_mpsc_t *ch = w->owner;
-    ursa_wait_t *exp = w;
+    ursa__waiter_t *exp = w;
     /* acq_rel: whoever swaps the node out decides it. */
     if (atomic_compare_exchange_strong_explicit(&ch->rx_wait, &exp, NULL, memory_order_acq_rel,
                                                 memory_order_acquire)) {
+        /* relaxed: our own node, out of the slot. */
         atomic_store_explicit(&w->state, URSA__W_CANCELLED, memory_order_relaxed);
         atomic_store_explicit(&w->done, 1, memory_order_relaxed); /* our own node */
         return true;
     }
     ursa__wait_settle(w);
-    return false;
+    return ursa__waiter_dropped(w);
 }
 
 /* Waits until something is ready: 0, or -EAGAIN / -ETIMEDOUT / -ECANCELED. */
@@ -153,8 +154,8 @@ static int rx_wait(ursa_mpsc_t *ch, ursa_time_t deadline)
     if (atomic_load_explicit(&ch->rx_poll, memory_order_relaxed) && !c->vclock &&
         rx_poll(ch, c, deadline))
         return 0;
-    ursa_wait_t w;
-    ursa__wait_init(&w, c->waker, &rx_ops, NULL);
+    URSA__WAITER_ALIGN ursa__waiter_t w;
+    ursa__waiter_init(&w, c->waker, &rx_ops);
     int rc = rx_start(ch, &w);
     if (rc == 0 && !ursa__mpsc_peek(ch)) {
         /* ready only because a claimed slot is still being written (or the
@@ -164,7 +165,7 @@ static int rx_wait(ursa_mpsc_t *ch, ursa_time_t deadline)
         ursa__spin_end(&s);
         return rc;
     }
-    return ursa__wait_block(c, &w, rc, deadline);
+    return ursa__wait_block(c, &w, rc, deadline, NULL);
 }
 
 /* Takes up to max ready messages into buf: how many (>= 1), or -EPIPE
@@ -220,10 +221,11 @@ long ursa_mpsc_recv_many(const ursa_mpsc_receiver_t *rx, void *buf, size_t max,
 
 int ursa_mpsc_recv_start(const ursa_mpsc_receiver_t *rx, ursa_wait_t *w, ursa_waker_t waker)
 {
-    if (!rx || !rx->ch || !ursa__wait_raw_init(w, waker, &rx_ops, NULL))
+    ursa__waiter_t *n = rx && rx->ch ? ursa__wait_raw_init(w, waker, &rx_ops, NULL) : NULL;
+    if (!n)
         return -EINVAL;
-    w->owner = rx->ch;
-    return rx_ready(rx->ch) ? ursa__wait_start_ready(w) : rx_start(rx->ch, w);
+    n->owner = rx->ch;
+    return rx_ready(rx->ch) ? ursa__wait_start_ready(n) : rx_start(rx->ch, n);
 }
 
 int ursa_mpsc_recv_finish(const ursa_mpsc_receiver_t *rx, ursa_wait_t *w, void *out)

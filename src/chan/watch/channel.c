@@ -7,7 +7,7 @@
 #include "../../sync/wait_steps.h"
 #include "watch.h"
 
-static bool closed_cancel(ursa_wait_t *n);
+static bool closed_cancel(ursa__waiter_t *n);
 /* Sender waits on goneq. A grant holds nothing: nothing to give back. */
 static const ursa__wait_ops_t closed_ops = {URSA_WAIT_CHANNEL, closed_cancel, NULL};
 
@@ -22,21 +22,22 @@ int ursa__watch_start_node(ursa_wait_t *n, ursa_waker_t waker, const ursa__wait_
     if (!n || !waker.fn)
         return -EINVAL;
     /* acquire: a wake that decided the node is seen as such. */
-    if (n->ops == ops && n->owner == w &&
-        atomic_load_explicit(&n->state, memory_order_acquire) == URSA__W_QUEUED)
+    if (n->waiter.ops == ops && n->waiter.owner == w &&
+        atomic_load_explicit(&n->waiter.state, memory_order_acquire) == URSA__W_QUEUED)
         return -EINPROGRESS;
-    ursa__watch_node_init(n, waker, ops, NULL, w);
+    (void)ursa__wait_raw_init(n, waker, ops, NULL);
+    n->waiter.owner = w;
     return 0;
 }
 
 /* The end of a raw start that queued n and looked again: wait on
  * (-EINPROGRESS), or, if the look found it ready, withdraw n and complete
  * it now (0), unless a wake took it first. */
-int ursa__watch_start_queued(ursa__waitlist_t *q, ursa_wait_t *n, bool ready)
+int ursa__watch_start_queued(ursa__waitq_t *q, ursa__waiter_t *n, bool ready)
 {
     if (!ready)
         return -EINPROGRESS;
-    if (!ursa__waitlist_cancel(q, n))
+    if (!ursa__waitq_cancel(q, n))
         return -EINPROGRESS; /* a wake took it first: the waker was called */
     return ursa__wait_start_ready(n);
 }
@@ -45,15 +46,15 @@ int ursa__watch_start_queued(ursa__waitlist_t *q, ursa_wait_t *n, bool ready)
 
 void ursa__watch_destroy(ursa_watch_t *w)
 {
-    if (w->rxq.head || w->goneq.head)
+    if (w->rxq.head || w->rxq.waking || w->goneq.head || w->goneq.waking)
         ursa__report_misuse("watch freed with a raw wait still started on it", NULL);
     (void)ursa_notify_destroy(&w->unlocked);
     free(w);
 }
 
-static bool closed_cancel(ursa_wait_t *n)
+static bool closed_cancel(ursa__waiter_t *n)
 {
-    return ursa__waitlist_cancel(&((ursa_watch_t *)n->owner)->goneq, n);
+    return ursa__waitq_cancel(&((ursa_watch_t *)n->owner)->goneq, n);
 }
 
 /* ---- handles ---- */
@@ -74,8 +75,8 @@ int ursa_watch_new(ursa_watch_tx_t **tx, ursa_watch_rx_t **rx, size_t elem_size,
     }
     atomic_init(&w->state, 2 * URSA__WATCH_HANDLE);
     atomic_init(&w->version, 0);
-    ursa__waitlist_init(&w->rxq);
-    ursa__waitlist_init(&w->goneq);
+    ursa__waitq_init(&w->rxq);
+    ursa__waitq_init(&w->goneq);
     atomic_init(&w->tx_count, 1);
     atomic_init(&w->rx_count, 1);
     ursa_notify_init(&w->unlocked);
@@ -120,7 +121,7 @@ int ursa_watch_sender_drop(ursa_watch_tx_t *tx)
         uint64_t old =
             atomic_fetch_or_explicit(&w->state, URSA__WATCH_CLOSED, memory_order_acq_rel);
         if (old & URSA__WATCH_RXWAIT)
-            ursa__waitlist_wake_all(&w->rxq);
+            (void)ursa__waitq_grant_all(&w->rxq);
     }
     ursa__watch_handle_unref(w);
     return 0;
@@ -165,7 +166,7 @@ int ursa_watch_receiver_drop(ursa_watch_rx_t *rx)
     /* acq_rel: orders the drop before the senders' closed() return, and
      * pairs with a closed waiter's RMW on rx_count (see closed_enqueue). */
     if (atomic_fetch_sub_explicit(&w->rx_count, 1, memory_order_acq_rel) == 1)
-        ursa__waitlist_wake_all(&w->goneq);
+        (void)ursa__waitq_grant_all(&w->goneq);
     ursa__watch_handle_unref(w);
     return 0;
 }
@@ -185,9 +186,9 @@ int ursa_watch_sender_count(const ursa_watch_rx_t *rx)
 /* ---- the senders' side: every receiver gone ---- */
 
 /* Queues n on goneq: true if receivers remain (n stays queued). */
-static bool closed_enqueue(ursa_watch_t *w, ursa_wait_t *n)
+static bool closed_enqueue(ursa_watch_t *w, ursa__waiter_t *n)
 {
-    ursa__waitlist_push(&w->goneq, n);
+    ursa__waitq_enqueue(&w->goneq, n);
     /* acq_rel RMW (adds nothing): totally ordered with the last receiver
      * drop's RMW on rx_count, so either that drop sees our node when it
      * wakes goneq, or we read its 0 here. */
@@ -210,15 +211,15 @@ int ursa_watch_closed_at(ursa_watch_tx_t *tx, ursa_time_t deadline, const ursa_s
     if (deadline == URSA_NOW)
         return -EAGAIN;
     ursa__ctx_t *c = ursa__ctx();
-    ursa_wait_t node;
+    URSA__WAITER_ALIGN ursa__waiter_t node;
     for (;;) {
-        ursa__watch_node_init(&node, c->waker, &closed_ops, site, w);
+        ursa__watch_node_init(&node, c->waker, &closed_ops, w);
         if (!closed_enqueue(w, &node)) {
-            (void)ursa__waitlist_cancel(&w->goneq, &node);
+            (void)ursa__waitq_cancel(&w->goneq, &node);
             return 0;
         }
-        int rc = ursa__ctx_block(c, &node, deadline);
-        if (rc && ursa__waitlist_cancel(&w->goneq, &node))
+        int rc = ursa__ctx_block(c, &node, deadline, site);
+        if (rc && ursa__waitq_cancel(&w->goneq, &node))
             return rc;
         if (rx_gone(w))
             return 0;
@@ -233,8 +234,8 @@ int ursa_watch_closed_start(ursa_watch_tx_t *tx, ursa_wait_t *n, ursa_waker_t wa
         return rc;
     ursa_watch_t *w = tx->w;
     if (rx_gone(w))
-        return ursa__wait_start_ready(n);
-    return ursa__watch_start_queued(&w->goneq, n, !closed_enqueue(w, n));
+        return ursa__wait_start_ready(&n->waiter);
+    return ursa__watch_start_queued(&w->goneq, &n->waiter, !closed_enqueue(w, &n->waiter));
 }
 
 int ursa_watch_closed_finish(ursa_watch_tx_t *tx, ursa_wait_t *n)

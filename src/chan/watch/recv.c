@@ -7,14 +7,14 @@
 static void leaked_borrow(void *target, uint64_t n);
 static const ursa_oblig_kind_t borrow_kind = {"watch borrow", leaked_borrow};
 
-static bool changed_cancel(ursa_wait_t *n);
+static bool changed_cancel(ursa__waiter_t *n);
 /* Receiver waits (blocking and raw) on rxq. A grant holds nothing, so
  * there is nothing to give back. */
 static const ursa__wait_ops_t changed_ops = {URSA_WAIT_CHANNEL, changed_cancel, NULL};
 
-static bool changed_cancel(ursa_wait_t *n)
+static bool changed_cancel(ursa__waiter_t *n)
 {
-    return ursa__waitlist_cancel(&((ursa_watch_t *)n->owner)->rxq, n);
+    return ursa__waitq_cancel(&((ursa_watch_t *)n->owner)->rxq, n);
 }
 
 /* ---- borrows ---- */
@@ -101,9 +101,9 @@ static uint64_t load_state(ursa_watch_t *w)
 
 /* Queues n on rxq and announces it; returns `state` as the announcing RMW
  * found it (for check: a send or close before it is visible after it). */
-static uint64_t changed_enqueue(ursa_watch_t *w, ursa_wait_t *n)
+static uint64_t changed_enqueue(ursa_watch_t *w, ursa__waiter_t *n)
 {
-    ursa__waitlist_push(&w->rxq, n);
+    ursa__waitq_enqueue(&w->rxq, n);
     /* acq_rel: release publishes the queued node to the sender whose
      * unlock (or close) RMW reads RXWAIT; acquire: a send or close earlier
      * in `state`'s order is visible to the re-check that follows. */
@@ -129,16 +129,16 @@ int ursa_watch_changed_at(ursa_watch_rx_t *rx, ursa_time_t deadline, const ursa_
     if (deadline == URSA_NOW)
         return -EAGAIN;
     ursa__ctx_t *c = ursa__ctx();
-    ursa_wait_t node;
+    URSA__WAITER_ALIGN ursa__waiter_t node;
     for (;;) {
-        ursa__watch_node_init(&node, c->waker, &changed_ops, site, w);
+        ursa__watch_node_init(&node, c->waker, &changed_ops, w);
         rc = check(rx, changed_enqueue(w, &node), true);
         if (rc != 1) {
-            (void)ursa__waitlist_cancel(&w->rxq, &node); /* false: a wake decided it; settled */
+            (void)ursa__waitq_cancel(&w->rxq, &node); /* false: a wake decided it; settled */
             return rc;
         }
-        rc = ursa__ctx_block(c, &node, deadline);
-        if (rc && ursa__waitlist_cancel(&w->rxq, &node))
+        rc = ursa__ctx_block(c, &node, deadline, site);
+        if (rc && ursa__waitq_cancel(&w->rxq, &node))
             return rc; /* withdrawn: nothing marked */
         /* Woken (a wake that raced the deadline or cancel is kept). */
         rc = check(rx, load_state(w), true);
@@ -153,9 +153,10 @@ int ursa_watch_changed_start(ursa_watch_rx_t *rx, ursa_wait_t *n, ursa_waker_t w
     if (rc)
         return rc;
     ursa_watch_t *w = rx->w;
+    ursa__waiter_t *wn = &n->waiter;
     if (check(rx, load_state(w), false) != 1)
-        return ursa__wait_start_ready(n);
-    return ursa__watch_start_queued(&w->rxq, n, check(rx, changed_enqueue(w, n), false) != 1);
+        return ursa__wait_start_ready(wn);
+    return ursa__watch_start_queued(&w->rxq, wn, check(rx, changed_enqueue(w, wn), false) != 1);
 }
 
 int ursa_watch_changed_finish(ursa_watch_rx_t *rx, ursa_wait_t *n)
@@ -174,20 +175,20 @@ int ursa_watch_wait_for_at(ursa_watch_rx_t *rx, ursa_watch_pred_t pred, void *ct
         return -EINVAL;
     ursa_watch_t *w = rx->w;
     ursa__ctx_t *c = ursa__ctx();
-    ursa_wait_t node;
+    URSA__WAITER_ALIGN ursa__waiter_t node;
     bool queued = false;
     uint64_t seen0 = rx->seen; /* restored on failure: nothing changed */
     for (;;) {
         int rc = ursa_watch_borrow_at(rx, g, site, true);
         if (rc) {
             if (queued)
-                (void)ursa__waitlist_cancel(&w->rxq, &node);
+                (void)ursa__waitq_cancel(&w->rxq, &node);
             rx->seen = seen0;
             return rc;
         }
         if (pred(g->ptr, ctx)) {
             if (queued)
-                (void)ursa__waitlist_cancel(&w->rxq, &node);
+                (void)ursa__waitq_cancel(&w->rxq, &node);
             return 0;
         }
         /* CLOSED is read with the value under the borrow: no send can
@@ -196,21 +197,21 @@ int ursa_watch_wait_for_at(ursa_watch_rx_t *rx, ursa_watch_pred_t pred, void *ct
         (void)ursa_watch_borrow_release(g);
         if (closed || deadline == URSA_NOW) {
             if (queued)
-                (void)ursa__waitlist_cancel(&w->rxq, &node);
+                (void)ursa__waitq_cancel(&w->rxq, &node);
             rx->seen = seen0;
             return closed ? -EPIPE : -EAGAIN;
         }
         if (!queued) {
             /* Queue, then look again: a send after the value we judged is
              * either seen by the next borrow or wakes the node. */
-            ursa__watch_node_init(&node, c->waker, &changed_ops, site, w);
+            ursa__watch_node_init(&node, c->waker, &changed_ops, w);
             (void)changed_enqueue(w, &node);
             queued = true;
             continue;
         }
-        rc = ursa__ctx_block(c, &node, deadline);
+        rc = ursa__ctx_block(c, &node, deadline, site);
         queued = false;
-        if (rc && ursa__waitlist_cancel(&w->rxq, &node)) {
+        if (rc && ursa__waitq_cancel(&w->rxq, &node)) {
             rx->seen = seen0;
             return rc;
         }

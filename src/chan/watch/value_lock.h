@@ -116,7 +116,7 @@ static inline void ursa__watch_write_unlock(ursa_watch_t *w, bool bumped)
     if (old & URSA__WATCH_WWAIT)
         (void)ursa_notify_waiters(&w->unlocked); /* other writers wait */
     if (bumped && (old & URSA__WATCH_RXWAIT))
-        ursa__waitlist_wake_all(&w->rxq);
+        (void)ursa__waitq_grant_all(&w->rxq);
 }
 
 /* Under WRITER. */

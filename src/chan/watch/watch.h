@@ -31,7 +31,7 @@
 
 #include "ursa/watch.h"
 
-#include "../waitlist.h"
+#include "../../sync/wait_steps.h"
 #include "ursa/notify.h"
 
 /* The bits of `state` (called CLOSED, WRITER, ... in the comments). */
@@ -47,8 +47,8 @@
 struct ursa_watch {
     _Atomic uint64_t state;     /* CLOSED|WRITER|WWAIT|RXWAIT|readers|handles */
     _Atomic uint64_t version;   /* written by the WRITER holder only */
-    ursa__waitlist_t rxq;       /* receivers: version or CLOSED changed */
-    ursa__waitlist_t goneq;     /* senders: rx_count reached 0 */
+    ursa__waitq_t rxq;          /* receivers: version or CLOSED changed */
+    ursa__waitq_t goneq;        /* senders: rx_count reached 0 */
     _Atomic uint32_t tx_count;  /* live sender handles */
     _Atomic uint32_t rx_count;  /* live receiver handles */
     ursa_notify_t unlocked;     /* writers: the borrows may be gone */
@@ -70,23 +70,22 @@ struct ursa_watch_rx {
 /* channel.c: frees the watch (handles and borrows are gone). */
 void ursa__watch_destroy(ursa_watch_t *w);
 
-/* A wait node of w's (its cancel finds the queue through owner). */
-static inline void ursa__watch_node_init(ursa_wait_t *n, ursa_waker_t waker,
-                                         const ursa__wait_ops_t *ops, const ursa_site_t *site,
-                                         ursa_watch_t *w)
+/* A waiter of w's (its cancel finds the queue through owner). */
+static inline void ursa__watch_node_init(ursa__waiter_t *n, ursa_waker_t waker,
+                                         const ursa__wait_ops_t *ops, ursa_watch_t *w)
 {
-    ursa__wait_init(n, waker, ops, site);
+    ursa__waiter_init(n, waker, ops);
     n->owner = w;
 }
 
-/* channel.c: sets up a raw start's node: 0; -EINVAL (no node or waker);
- * or -EINPROGRESS (still queued from a start that _finish left "not woken
- * yet"). */
+/* channel.c: sets up a raw start's waiter: 0; -EINVAL (no wait or
+ * waker); or -EINPROGRESS (still queued from a start that _finish left
+ * "not woken yet"). */
 int ursa__watch_start_node(ursa_wait_t *n, ursa_waker_t waker, const ursa__wait_ops_t *ops,
                            ursa_watch_t *w);
 /* channel.c: the end of a raw start that queued n on q and looked again
  * (ready: what the look found). */
-int ursa__watch_start_queued(ursa__waitlist_t *q, ursa_wait_t *n, bool ready);
+int ursa__watch_start_queued(ursa__waitq_t *q, ursa__waiter_t *n, bool ready);
 
 static inline void ursa__watch_handle_ref(ursa_watch_t *w)
 {

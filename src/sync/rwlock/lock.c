@@ -10,7 +10,7 @@
 static void leaked_read_unlock(void *rw, uint64_t n);
 static void leaked_fast_read_unlock(void *rw, uint64_t tab);
 static void leaked_write_unlock(void *rw, uint64_t n);
-static void rw_give_back(ursa_wait_t *w);
+static void rw_give_back(ursa__waiter_t *w);
 static const ursa_oblig_kind_t read_kind = {"rwlock read guard", leaked_read_unlock};
 /* A fast read guard records its reader table (as n) instead of a count. */
 static const ursa_oblig_kind_t fast_read_kind = {"rwlock read guard", leaked_fast_read_unlock};
@@ -80,7 +80,7 @@ int ursa_rwlock_destroy(ursa_rwlock_t *rw)
     return 0;
 }
 
-static void rw_give_back(ursa_wait_t *w)
+static void rw_give_back(ursa__waiter_t *w)
 {
     ursa_rwlock_t *rw = (ursa_rwlock_t *)w->owner; /* sema is the first member */
     ursa__rwlock_release(rw, w->got);
@@ -150,12 +150,12 @@ static __attribute__((noinline)) int read_slow(ursa_rwlock_t *rw, ursa_rwlock_re
     if (deadline == URSA_NOW)
         return -EAGAIN;
     ursa_time_t wait_start = URSA__LOCK_WAIT_START(c);
-    ursa_wait_t w;
-    ursa__wait_init(&w, c->waker, &ursa__rwlock_read_ops, site);
+    URSA__WAITER_ALIGN ursa__waiter_t w;
+    ursa__waiter_init(&w, c->waker, &ursa__rwlock_read_ops);
     int rc = ursa__sema_start(&rw->sema, &w, 1);
     bool queued = rc == -EINPROGRESS;
     /* A grant that raced the timeout or cancel is kept. */
-    if ((rc = ursa__wait_block(c, &w, rc, deadline)))
+    if ((rc = ursa__wait_block(c, &w, rc, deadline, site)))
         return rc;
     if (queued)
         ursa__rwlock_reader_entered(rw);
@@ -228,15 +228,15 @@ int ursa_rwlock_write_lock_at(ursa_rwlock_t *rw, ursa_rwlock_write_guard_t *g,
     if (deadline == URSA_NOW)
         return -EAGAIN;
     ursa_time_t wait_start = URSA__LOCK_WAIT_START(c);
-    ursa_wait_t w;
-    ursa__wait_init(&w, c->waker, &ursa__rwlock_write_ops, site);
-    int rc = ursa__sema_start(&rw->sema, &w, rw->max_readers);
+    URSA__WAITER_ALIGN ursa__waiter_t w;
+    ursa__waiter_init(&w, c->waker, &ursa__rwlock_write_ops);
+    int rc = ursa__sema_start(&rw->sema, &w, (uint32_t)rw->max_readers);
     bool queued = rc == -EINPROGRESS;
     if (queued)
         ursa__rwlock_bias_revoke(rw, c); /* again, now queued */
     /* Withdrawn: the permits partly assigned to us went on to the waiters
      * behind (readers queued behind us get in). */
-    if ((rc = ursa__wait_block(c, &w, rc, deadline)))
+    if ((rc = ursa__wait_block(c, &w, rc, deadline, site)))
         return rc;
     if (queued)
         ursa__rwlock_writer_entered(rw);
@@ -355,11 +355,11 @@ uint64_t ursa_rwlock_readers(const ursa_rwlock_t *rw)
     if (fast >= rw->max_readers)
         fast = 0; /* a racy sum that went below zero */
     ursa__sema_t *s = &m->sema;
-    ursa__spin_lock(&s->lock);
+    uint32_t bits = ursa__waitq_lock(&s->q);
     uint64_t free_ = ursa__sema_available(s) + token;
-    for (const ursa_wait_t *w = s->head; w; w = w->next)
-        free_ += w->got; /* assigned to a waiter, not held */
-    ursa__spin_unlock(&s->lock);
+    if (s->q.head)
+        free_ += s->q.head->got; /* assigned to the head waiter, not held */
+    ursa__waitq_unlock(&s->q, bits);
     return (free_ >= rw->max_readers ? 0 : rw->max_readers - free_) + fast;
 }
 
@@ -368,9 +368,8 @@ uint64_t ursa_rwlock_readers(const ursa_rwlock_t *rw)
 int ursa_rwlock_read_lock_start_at(ursa_rwlock_t *rw, ursa_wait_t *w, ursa_waker_t waker,
                                    const ursa_site_t *site)
 {
-    if (!rw || !ursa__wait_raw_init(w, waker, &ursa__rwlock_read_ops, site))
-        return -EINVAL;
-    return ursa__sema_start(&rw->sema, w, 1);
+    ursa__waiter_t *n = rw ? ursa__wait_raw_init(w, waker, &ursa__rwlock_read_ops, site) : NULL;
+    return n ? ursa__sema_start(&rw->sema, n, 1) : -EINVAL;
 }
 
 int ursa_rwlock_write_lock_start_at(ursa_rwlock_t *rw, ursa_wait_t *w, ursa_waker_t waker,
@@ -381,8 +380,8 @@ int ursa_rwlock_write_lock_start_at(ursa_rwlock_t *rw, ursa_wait_t *w, ursa_wake
     /* relaxed: bias_revoke re-checks under its lock. */
     if (atomic_load_explicit(&rw->bias.on, memory_order_relaxed))
         ursa__rwlock_bias_revoke(rw, ursa__ctx());
-    ursa__wait_init(w, waker, &ursa__rwlock_write_ops, site);
-    int rc = ursa__sema_start(&rw->sema, w, rw->max_readers);
+    ursa__waiter_t *n = ursa__wait_raw_init(w, waker, &ursa__rwlock_write_ops, site);
+    int rc = ursa__sema_start(&rw->sema, n, (uint32_t)rw->max_readers);
     if (rc == -EINPROGRESS)
         ursa__rwlock_bias_revoke(rw, ursa__ctx()); /* again, now queued */
     return rc;
@@ -391,9 +390,8 @@ int ursa_rwlock_write_lock_start_at(ursa_rwlock_t *rw, ursa_wait_t *w, ursa_wake
 /* The common half of both finishes: 0 when w is granted and now finished. */
 static int finish_wait(ursa_rwlock_t *rw, ursa_wait_t *w, const ursa__wait_ops_t *ops)
 {
-    if (w->owner != &rw->sema || w->ops != ops)
-        return -EINVAL;
-    return ursa__wait_finish_granted(w);
+    ursa__waiter_t *n = ursa__wait_raw_of(w, &rw->sema, ops);
+    return n ? ursa__wait_finish_granted(n) : -EINVAL;
 }
 
 int ursa_rwlock_read_lock_finish(ursa_rwlock_t *rw, ursa_wait_t *w, ursa_rwlock_read_guard_t *g)

@@ -23,34 +23,36 @@
  * (former) head writer, which the caller must release. */
 static uint64_t promote_readers_locked(ursa_rwlock_t *rw)
 {
-    ursa__sema_t *s = &rw->sema;
-    ursa_wait_t *h = s->head;
+    ursa__waitq_t *q = &rw->sema.q;
+    ursa__waiter_t *h = q->head;
     /* relaxed: changed under this lock, or reset by a reader that entered
      * (a stale value only makes readers get in earlier). */
     if (!h || h->ops != &ursa__rwlock_write_ops ||
         atomic_load_explicit(&rw->wstreak, memory_order_relaxed) < URSA_RWLOCK_WRITER_STREAK)
         return 0;
-    ursa_wait_t *rh = NULL, *rt = NULL;
-    for (ursa_wait_t *w = h, *next; w; w = next) {
+    ursa__waitq_t readers = {0};
+    for (ursa__waiter_t *w = h, *next; w; w = next) {
         next = w->next;
         if (w->ops == &ursa__rwlock_read_ops) {
-            ursa__waitq_remove(&s->head, &s->tail, w);
-            ursa__waitq_push(&rh, &rt, w);
+            ursa__waitq_remove(q, w);
+            ursa__waitq_push(&readers, w);
         }
     }
-    if (!rh)
+    if (!readers.head)
         return 0;
     /* Only the head can hold a partial assignment; it is no longer first,
      * so its permits go back to whoever is. */
     uint64_t back = h->got;
     h->want += h->got;
     h->got = 0;
-    rt->next = s->head;
-    if (s->head)
-        s->head->prev = rt;
+    /* The readers, in order, ahead of what is left. */
+    readers.tail->next = q->head;
+    if (q->head)
+        q->head->prev = readers.tail;
     else
-        s->tail = rt;
-    s->head = rh;
+        q->tail = readers.tail;
+    q->head = readers.head;
+    ursa__waitq_count(q, (int)ursa__waitq_queued(&readers));
     /* relaxed: under the queue lock, as the load above. */
     atomic_store_explicit(&rw->wstreak, 0, memory_order_relaxed);
     return back;
@@ -59,15 +61,15 @@ static uint64_t promote_readers_locked(ursa_rwlock_t *rw)
 void ursa__rwlock_release_slow(ursa_rwlock_t *rw, uint64_t n)
 {
     ursa__sema_t *s = &rw->sema;
-    ursa__spin_lock(&s->lock);
+    uint32_t bits = ursa__waitq_lock(&s->q);
     uint64_t back = promote_readers_locked(rw);
-    ursa__spin_unlock(&s->lock);
+    ursa__waitq_unlock(&s->q, bits);
     ursa__sema_release(s, n + back);
 }
 
 static bool reader_queued_locked(const ursa__sema_t *s)
 {
-    for (const ursa_wait_t *w = s->head; w; w = w->next)
+    for (const ursa__waiter_t *w = s->q.head; w; w = w->next)
         if (w->ops == &ursa__rwlock_read_ops)
             return true;
     return false;
@@ -75,11 +77,11 @@ static bool reader_queued_locked(const ursa__sema_t *s)
 
 void ursa__rwlock_writer_entered(ursa_rwlock_t *rw)
 {
-    ursa__spin_lock(&rw->sema.lock);
+    uint32_t bits = ursa__waitq_lock(&rw->sema.q);
     /* relaxed: under the lock (see promote_readers_locked). */
     if (reader_queued_locked(&rw->sema))
         atomic_fetch_add_explicit(&rw->wstreak, 1, memory_order_relaxed);
     else
         atomic_store_explicit(&rw->wstreak, 0, memory_order_relaxed);
-    ursa__spin_unlock(&rw->sema.lock);
+    ursa__waitq_unlock(&rw->sema.q, bits);
 }
