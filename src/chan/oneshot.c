@@ -87,7 +87,7 @@ static void decide(ursa_oneshot_t *os, ursa__waiter_t **slot, uint32_t bit, uint
      * acquire load is ordered after the waiter's done. */
     atomic_fetch_and_explicit(&os->state, ~bit, memory_order_relaxed);
     /* the waiter reads the channel state after seeing the decision */
-    (void)ursa__waiter_decide(w, how, b);
+    (void)ursa__waiter_decide_into(w, how, b);
 }
 
 int ursa_oneshot_init(ursa_oneshot_t *os, size_t elem_size, void *storage)

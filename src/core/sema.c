@@ -26,7 +26,7 @@ static void assign_locked(ursa__sema_t *s, uint64_t n, ursa__wake_batch_t *b)
         uint32_t part = w->got, need = w->want;
         w->got = part + need;
         w->want = 0;
-        if (ursa__waiter_decide(w, URSA__W_GRANTED, b))
+        if (ursa__waiter_decide_into(w, URSA__W_GRANTED, b))
             n -= need;
         else
             n += part;
@@ -179,7 +179,7 @@ void ursa__sema_close(ursa__sema_t *s)
     while ((w = ursa__waitq_pop(&s->q))) {
         back += w->got; /* a closed wait holds nothing */
         w->got = 0;
-        (void)ursa__waiter_decide(w, URSA__W_CLOSED, &b);
+        (void)ursa__waiter_decide_into(w, URSA__W_CLOSED, &b);
         ursa__waitq_flush(&s->q, &b); /* a start after CLOSED fails: none join */
     }
     assign_locked(s, back, &b); /* queue empty: clears WAITERS, keeps count */

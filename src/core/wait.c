@@ -24,17 +24,17 @@ void ursa__waitq_flush_slow(ursa__waitq_t *q, ursa__wake_batch_t *b)
 {
     ursa__waitq_unlock(q, ursa__waitq_bits(q));
     ursa__wake_batch_run(b);
+    *b = (ursa__wake_batch_t)URSA__WAKE_BATCH_INIT;
     (void)ursa__waitq_lock(q);
 }
 
-ursa__waiter_t *ursa__waitq_decide_last(ursa__waitq_t *q, uint32_t state, uint32_t got,
-                                        ursa__wake_batch_t *b)
+ursa__waiter_t *ursa__waitq_decide_last(ursa__waitq_t *q, uint32_t state, uint32_t got)
 {
     ursa__waiter_t *w;
     while ((w = q->tail)) {
         ursa__waitq_remove(q, w);
         w->got = got;
-        if (ursa__waiter_decide(w, state, b))
+        if (ursa__waiter_decide(w, state))
             return w;
     }
     return NULL;
@@ -44,8 +44,11 @@ unsigned ursa__waitq_decide_all(ursa__waitq_t *q, uint32_t state, uint32_t got,
                                 ursa__wake_batch_t *b)
 {
     unsigned n = 0;
-    while (ursa__waitq_decide_first(q, state, got, b))
+    ursa__waiter_t *w;
+    while ((w = ursa__waitq_decide_first(q, state, got))) {
+        ursa__wake_batch_add(b, w);
         n++;
+    }
     return n;
 }
 
@@ -64,8 +67,34 @@ static void detach_all(ursa__waitq_t *q)
     q->head = q->tail = NULL;
 }
 
-unsigned ursa__waitq_wake_all(ursa__waitq_t *q, uint32_t bits, uint32_t state, uint32_t got)
+/* Decides the nodes of list (linked by next, off any queue) into b. */
+static unsigned decide_list(ursa__waiter_t *list, uint32_t state, uint32_t got,
+                            ursa__wake_batch_t *b)
 {
+    unsigned n = 0;
+    for (ursa__waiter_t *w = list, *next; w; w = next) {
+        next = w->next;
+        w->got = got;
+        n += ursa__waiter_decide_into(w, state, b);
+    }
+    return n;
+}
+
+unsigned ursa__waitq_wake_all_slow(ursa__waitq_t *q, uint32_t bits, uint32_t state,
+                                   uint32_t got)
+{
+    if (!q->waking && ursa__waitq_queued(q) <= URSA__WAKE_BATCH) {
+        /* One batch: decided straight off the queue, nothing detached. */
+        ursa__waiter_t *list = q->head;
+        q->head = q->tail = NULL;
+        /* relaxed: as in ursa__waitq_count. */
+        atomic_store_explicit(&q->n, 0, memory_order_relaxed);
+        ursa__wake_batch_t b = URSA__WAKE_BATCH_INIT;
+        unsigned n = decide_list(list, state, got, &b);
+        ursa__waitq_unlock(q, bits);
+        ursa__wake_batch_run(&b);
+        return n;
+    }
     detach_all(q);
     unsigned total = 0;
     for (;;) {
@@ -73,10 +102,9 @@ unsigned ursa__waitq_wake_all(ursa__waitq_t *q, uint32_t bits, uint32_t state, u
         ursa__waiter_t *w;
         while (b.n < URSA__WAKE_BATCH && (w = q->waking)) {
             q->waking = w->next;
-            ursa__waitq_count(q, -1);
-            ursa__waitq_prefetch(q, q->waking);
+            ursa__waitq_prefetch(ursa__waitq_count(q, -1), q->waking);
             w->got = got;
-            total += ursa__waiter_decide(w, state, &b);
+            total += ursa__waiter_decide_into(w, state, &b);
         }
         bool more = q->waking != NULL;
         ursa__waitq_unlock(q, bits);

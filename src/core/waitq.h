@@ -190,25 +190,22 @@ static inline void ursa__wake_batch_add(ursa__wake_batch_t *b, ursa__waiter_t *w
     b->n++;
 }
 
-/* Wakes every waiter of b, oldest first; b is empty afterwards. `next` is
- * read before done lets a node go. */
-static inline void ursa__wake_batch_run(ursa__wake_batch_t *b)
+/* Wakes every waiter of b, oldest first (b is spent: reset it to use it
+ * again). `next` is read before done lets a node go. */
+static inline void ursa__wake_batch_run(const ursa__wake_batch_t *b)
 {
-    ursa__waiter_t *w = b->head;
-    b->head = b->tail = NULL;
-    b->n = 0;
-    while (w) {
-        ursa__waiter_t *next = w->next;
+    for (ursa__waiter_t *w = b->head, *next; w; w = next) {
+        next = w->next;
         ursa__wake_node(w);
-        w = next;
     }
 }
 
 /* Under the lock: decides w, which the caller took off its queue, as
- * `state` (GRANTED or CLOSED) and adds it to b. False: w is a select's
- * whose claim was lost; it was dropped instead (the caller hands what it
- * meant for w to the next waiter). */
-static inline bool ursa__waiter_decide(ursa__waiter_t *w, uint32_t state, ursa__wake_batch_t *b)
+ * `state` (GRANTED or CLOSED); the caller wakes it with ursa__wake_node
+ * once the lock is dropped. False: w is a select's whose claim was lost;
+ * it was dropped instead (the caller hands what it meant for w to the next
+ * waiter). */
+static inline bool ursa__waiter_decide(ursa__waiter_t *w, uint32_t state)
 {
     if (__builtin_expect(!ursa__waiter_claim(w), 0)) {
         ursa__waiter_drop(w);
@@ -217,6 +214,15 @@ static inline bool ursa__waiter_decide(ursa__waiter_t *w, uint32_t state, ursa__
     /* release: the waiter reads got, and what the decider wrote before,
      * after it sees the decision. */
     atomic_store_explicit(&w->state, state, memory_order_release);
+    return true;
+}
+
+/* ursa__waiter_decide for one of several: a decided w joins b. */
+static inline bool ursa__waiter_decide_into(ursa__waiter_t *w, uint32_t state,
+                                            ursa__wake_batch_t *b)
+{
+    if (!ursa__waiter_decide(w, state))
+        return false;
     ursa__wake_batch_add(b, w);
     return true;
 }
@@ -227,13 +233,8 @@ static inline bool ursa__waiter_decide(ursa__waiter_t *w, uint32_t state, ursa__
  * lost (false: what it waited for stays where it is). */
 static inline bool ursa__waiter_decide_now(ursa__waiter_t *w, uint32_t state)
 {
-    if (__builtin_expect(!ursa__waiter_claim(w), 0)) {
-        ursa__waiter_drop(w);
+    if (!ursa__waiter_decide(w, state))
         return false;
-    }
-    /* release: the waiter reads what we wrote before, after it sees the
-     * decision. */
-    atomic_store_explicit(&w->state, state, memory_order_release);
     ursa__wake_node(w);
     return true;
 }
@@ -285,12 +286,14 @@ static inline void ursa__waitq_init(ursa__waitq_t *q)
     q->head = q->tail = q->waking = NULL;
 }
 
-static inline void ursa__waitq_count(ursa__waitq_t *q, int delta)
+/* Adds delta to q's count: the new count. */
+static inline uint32_t ursa__waitq_count(ursa__waitq_t *q, int delta)
 {
     /* relaxed, and a load and a store: only the lock holder writes n;
      * readers outside the lock take it as a hint. */
-    atomic_store_explicit(&q->n, atomic_load_explicit(&q->n, memory_order_relaxed) + (uint32_t)delta,
-                          memory_order_relaxed);
+    uint32_t n = atomic_load_explicit(&q->n, memory_order_relaxed) + (uint32_t)delta;
+    atomic_store_explicit(&q->n, n, memory_order_relaxed);
+    return n;
 }
 
 /* Waiters queued (not yet decided), without the lock: a hint. */
@@ -349,15 +352,15 @@ static inline void ursa__waitq_remove(ursa__waitq_t *q, ursa__waiter_t *w)
 /* What a waker touches of its context (a task descriptor), from its start. */
 #define URSA__WAKER_CTX_BYTES 320
 
-/* Readies a deep queue's next pop while this one is served: the node
- * after `next`; `next`'s waker context, which the pop's wake will touch;
- * and the stack around `next`, where its task resumes. Cold lines, each a
- * miss in turn otherwise; issued a whole hand-off ahead. `next` itself was
- * readied by the pop before, so reading it costs no miss in a steady
- * stream of pops. */
-static inline void ursa__waitq_prefetch(const ursa__waitq_t *q, const ursa__waiter_t *next)
+/* Readies a deep queue's next pop while this one is served (left: the
+ * waiters still queued): the node after `next`; `next`'s waker context,
+ * which the pop's wake will touch; and the stack around `next`, where its
+ * task resumes. Cold lines, each a miss in turn otherwise; issued a whole
+ * hand-off ahead. `next` itself was readied by the pop before, so reading
+ * it costs no miss in a steady stream of pops. */
+static inline void ursa__waitq_prefetch(uint32_t left, const ursa__waiter_t *next)
 {
-    if (!next || ursa__waitq_queued(q) < URSA__WAITQ_DEEP)
+    if (__builtin_expect(left < URSA__WAITQ_DEEP, 1) || !next)
         return;
     __builtin_prefetch(next->next, 1);
     const char *ctx = next->waker.ctx;
@@ -376,30 +379,29 @@ static inline ursa__waiter_t *ursa__waitq_pop(ursa__waitq_t *q)
         q->head = w->next;
         if (!q->head)
             q->tail = NULL;
-        ursa__waitq_count(q, -1);
-        ursa__waitq_prefetch(q, q->head);
+        ursa__waitq_prefetch(ursa__waitq_count(q, -1), q->head);
     }
     return w;
 }
 
 /* Under the lock: takes the oldest waiter that can be decided off q and
- * decides it (state, got) into b: it, or NULL once q is empty. Select
- * waiters whose claim was lost are dropped on the way. */
+ * decides it (state, got): it (the caller wakes it with ursa__wake_node
+ * once the lock is dropped), or NULL once q is empty. Select waiters whose
+ * claim was lost are dropped on the way. */
 static inline ursa__waiter_t *ursa__waitq_decide_first(ursa__waitq_t *q, uint32_t state,
-                                                       uint32_t got, ursa__wake_batch_t *b)
+                                                       uint32_t got)
 {
     ursa__waiter_t *w;
     while ((w = ursa__waitq_pop(q))) {
         w->got = got;
-        if (ursa__waiter_decide(w, state, b))
+        if (ursa__waiter_decide(w, state))
             return w;
     }
     return NULL;
 }
 
 /* ursa__waitq_decide_first for the newest waiter. */
-ursa__waiter_t *ursa__waitq_decide_last(ursa__waitq_t *q, uint32_t state, uint32_t got,
-                                        ursa__wake_batch_t *b);
+ursa__waiter_t *ursa__waitq_decide_last(ursa__waitq_t *q, uint32_t state, uint32_t got);
 
 /* Under the lock: decides every queued waiter (state, got) into b at once,
  * however many (a barrier's trip: a cancel must find each of them decided
@@ -407,14 +409,32 @@ ursa__waiter_t *ursa__waitq_decide_last(ursa__waitq_t *q, uint32_t state, uint32
 unsigned ursa__waitq_decide_all(ursa__waitq_t *q, uint32_t state, uint32_t got,
                                 ursa__wake_batch_t *b);
 
+unsigned ursa__waitq_wake_all_slow(ursa__waitq_t *q, uint32_t bits, uint32_t state,
+                                   uint32_t got);
+
 /* Decides every waiter queued on q now (state, got) and wakes them; q is
  * locked by the caller, and unlocked on return with `bits` left in the
  * word. The waiters are detached at once: later ones queue on an empty q
  * and are not woken. They are decided and woken URSA__WAKE_BATCH at a
  * time, the lock retaken per batch and the wakers run outside it; one
  * still undecided when its cancel comes is withdrawn. Returns how many
- * this call decided. */
-unsigned ursa__waitq_wake_all(ursa__waitq_t *q, uint32_t bits, uint32_t state, uint32_t got);
+ * this call decided. A lone waiter (a ping-pong's) is served inline. */
+static inline unsigned ursa__waitq_wake_all(ursa__waitq_t *q, uint32_t bits, uint32_t state,
+                                            uint32_t got)
+{
+    ursa__waiter_t *w = q->head;
+    if (!w || w != q->tail || q->waking)
+        return ursa__waitq_wake_all_slow(q, bits, state, got);
+    q->head = q->tail = NULL;
+    /* relaxed: as in ursa__waitq_count. */
+    atomic_store_explicit(&q->n, 0, memory_order_relaxed);
+    w->got = got;
+    bool decided = ursa__waiter_decide(w, state);
+    ursa__waitq_unlock(q, bits);
+    if (decided)
+        ursa__wake_node(w);
+    return decided;
+}
 
 void ursa__waitq_flush_slow(ursa__waitq_t *q, ursa__wake_batch_t *b);
 
@@ -440,11 +460,11 @@ static inline void ursa__waitq_enqueue(ursa__waitq_t *q, ursa__waiter_t *w)
 /* Grants the oldest waiter of q (got 0), if any: true if one was. */
 static inline bool ursa__waitq_grant_one(ursa__waitq_t *q)
 {
-    ursa__wake_batch_t b = URSA__WAKE_BATCH_INIT;
     uint32_t bits = ursa__waitq_lock(q);
-    ursa__waiter_t *w = ursa__waitq_decide_first(q, URSA__W_GRANTED, 0, &b);
+    ursa__waiter_t *w = ursa__waitq_decide_first(q, URSA__W_GRANTED, 0);
     ursa__waitq_unlock(q, bits);
-    ursa__wake_batch_run(&b);
+    if (w)
+        ursa__wake_node(w);
     return w != NULL;
 }
 

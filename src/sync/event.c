@@ -69,8 +69,7 @@ int ursa_event_set(ursa_event_t *e)
     if (e->mode == URSA_EVENT_AUTO) {
         /* The oldest waiter takes the signal (a select's whose claim is
          * lost is dropped on the way); none left: the event is set. */
-        ursa__wake_batch_t b = URSA__WAKE_BATCH_INIT;
-        ursa__waiter_t *w = ursa__waitq_decide_first(&e->q, URSA__W_GRANTED, 1, &b);
+        ursa__waiter_t *w = ursa__waitq_decide_first(&e->q, URSA__W_GRANTED, 1);
         uint32_t old;
         if (!e->q.head) {
             /* WAITERS off, and SET on if nobody took the signal. acq_rel:
@@ -85,7 +84,8 @@ int ursa_event_set(ursa_event_t *e)
             old = 0;
         }
         ursa__waitq_unlock(&e->q, bits);
-        ursa__wake_batch_run(&b);
+        if (w)
+            ursa__wake_node(w);
         return (old & URSA__EVENT_SET) ? 0 : 1;
     }
     if (!e->q.head) {

@@ -131,19 +131,19 @@ static void release_role(ursa_once_cell_t *cell)
     /* relaxed: only the running context compares it with itself. */
     atomic_store_explicit(&cell->runner, NULL, memory_order_relaxed);
     uint32_t bits = ursa__waitq_lock(&cell->q);
-    ursa__wake_batch_t b = URSA__WAKE_BATCH_INIT;
     ursa__waiter_t *w;
     while ((w = first_init_locked(cell))) {
         ursa__waitq_remove(&cell->q, w);
         w->got = URSA__ONCE_GOT_ROLE;
-        if (ursa__waiter_decide(w, URSA__W_GRANTED, &b))
+        if (ursa__waiter_decide(w, URSA__W_GRANTED))
             break;
     }
     if (!w)
         /* relaxed: EMPTY publishes nothing; the lock orders later starts. */
         atomic_store_explicit(&cell->state, URSA__ONCE_EMPTY, memory_order_relaxed);
     ursa__waitq_unlock(&cell->q, bits);
-    ursa__wake_batch_run(&b);
+    if (w)
+        ursa__wake_node(w);
 }
 
 /* A queued waiter holds nothing: nothing to hand on. */
