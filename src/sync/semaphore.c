@@ -39,14 +39,12 @@ static int take(ursa_sem_t *s, uint64_t n, ursa_sem_permit_t *p, ursa__ctx_t *c,
     return 0;
 }
 
-int ursa_sem_acquire_at(ursa_sem_t *s, uint64_t n, ursa_sem_permit_t *p, ursa_time_t deadline,
-                        const ursa_site_t *site)
+/* Out of line: the aligned waiter would cost the fast path a realigned
+ * frame. */
+static __attribute__((noinline)) int acquire_slow(ursa_sem_t *s, uint64_t n,
+                                                  ursa_sem_permit_t *p, ursa__ctx_t *c,
+                                                  ursa_time_t deadline, const ursa_site_t *site)
 {
-    if (!s || !p || p->sem || n == 0 || n > URSA_SEM_REQUEST_MAX)
-        return -EINVAL;
-    ursa__ctx_t *c = ursa__ctx();
-    if (ursa__sema_try(&s->sema, n))
-        return take(s, n, p, c, site);
     if (ursa__sema_closed(&s->sema))
         return -EPIPE;
     if (deadline == URSA_NOW)
@@ -57,6 +55,17 @@ int ursa_sem_acquire_at(ursa_sem_t *s, uint64_t n, ursa_sem_permit_t *p, ursa_ti
     if (rc == 0)
         rc = ursa__wait_grant_rc(&w); /* a close may have decided it */
     return rc == 0 ? take(s, n, p, c, site) : rc;
+}
+
+int ursa_sem_acquire_at(ursa_sem_t *s, uint64_t n, ursa_sem_permit_t *p, ursa_time_t deadline,
+                        const ursa_site_t *site)
+{
+    if (!s || !p || p->sem || n == 0 || n > URSA_SEM_REQUEST_MAX)
+        return -EINVAL;
+    ursa__ctx_t *c = ursa__ctx();
+    if (ursa__sema_try(&s->sema, n))
+        return take(s, n, p, c, site);
+    return acquire_slow(s, n, p, c, deadline, site);
 }
 
 /* Discharges p; its permits go back to the semaphore, or, forgotten,

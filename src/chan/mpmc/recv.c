@@ -139,8 +139,10 @@ static int rx_start(ursa_mpmc_t *ch, ursa__waiter_t *w)
 }
 
 /* Waits until something may be ready: 0, or -ETIMEDOUT / -ECANCELED with
- * nothing consumed and any wake that reached us passed on. */
-static int rx_wait(ursa_mpmc_t *ch, ursa_time_t deadline)
+ * nothing consumed and any wake that reached us passed on. Out of line:
+ * its aligned waiter would cost the receive's ready path a realigned
+ * frame. */
+static __attribute__((noinline)) int rx_wait(ursa_mpmc_t *ch, ursa_time_t deadline)
 {
     ursa__ctx_t *c = ursa__ctx();
     URSA__WAITER_ALIGN ursa__waiter_t w;

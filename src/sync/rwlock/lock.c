@@ -213,18 +213,11 @@ void ursa_rwlock_read_guard_cleanup(ursa_rwlock_read_guard_t *g)
 
 /* ---- write lock ---- */
 
-int ursa_rwlock_write_lock_at(ursa_rwlock_t *rw, ursa_rwlock_write_guard_t *g,
-                              ursa_time_t deadline, const ursa_site_t *site)
+/* The write lock's queued half (out of line, as read_slow). */
+static __attribute__((noinline)) int write_slow(ursa_rwlock_t *rw, ursa_rwlock_write_guard_t *g,
+                                                ursa__ctx_t *c, ursa_time_t deadline,
+                                                const ursa_site_t *site)
 {
-    if (!rw || !g || g->rw)
-        return -EINVAL;
-    ursa__ctx_t *c = ursa__ctx();
-    URSA__LOCK_ORDER_CHECK(c, &rw->info, "rwlock", site);
-    /* relaxed: bias_revoke re-checks under its lock. */
-    if (atomic_load_explicit(&rw->bias.on, memory_order_relaxed))
-        ursa__rwlock_bias_revoke(rw, c);
-    if (ursa__sema_try(&rw->sema, rw->max_readers))
-        return take_write(rw, g, c, site, 0); /* queue empty: no streak */
     if (deadline == URSA_NOW)
         return -EAGAIN;
     ursa_time_t wait_start = URSA__LOCK_WAIT_START(c);
@@ -241,6 +234,21 @@ int ursa_rwlock_write_lock_at(ursa_rwlock_t *rw, ursa_rwlock_write_guard_t *g,
     if (queued)
         ursa__rwlock_writer_entered(rw);
     return take_write(rw, g, c, site, wait_start);
+}
+
+int ursa_rwlock_write_lock_at(ursa_rwlock_t *rw, ursa_rwlock_write_guard_t *g,
+                              ursa_time_t deadline, const ursa_site_t *site)
+{
+    if (!rw || !g || g->rw)
+        return -EINVAL;
+    ursa__ctx_t *c = ursa__ctx();
+    URSA__LOCK_ORDER_CHECK(c, &rw->info, "rwlock", site);
+    /* relaxed: bias_revoke re-checks under its lock. */
+    if (atomic_load_explicit(&rw->bias.on, memory_order_relaxed))
+        ursa__rwlock_bias_revoke(rw, c);
+    if (ursa__sema_try(&rw->sema, rw->max_readers))
+        return take_write(rw, g, c, site, 0); /* queue empty: no streak */
+    return write_slow(rw, g, c, deadline, site);
 }
 
 int ursa_rwlock_write_unlock(ursa_rwlock_write_guard_t *g)
