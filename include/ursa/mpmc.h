@@ -139,7 +139,8 @@ URSA_API int ursa_mpmc_receiver_drop(ursa_mpmc_receiver_t *rx);
  *   -EINVAL     NULL, dropped handle, p already holds, n = 0 or n >
  *               capacity */
 #define ursa_mpmc_reserve(tx, p, deadline) ursa_mpmc_reserve_many_at(tx, 1, p, deadline, URSA_SITE)
-/* Phase 1 (wait): as reserve, for n slots at once (1 <= n <= capacity). */
+/* Phase 1 (wait): as reserve, for n slots at once (1 <= n <= capacity and
+ * n < 2^32). */
 #define ursa_mpmc_reserve_many(tx, n, p, deadline) \
     ursa_mpmc_reserve_many_at(tx, n, p, deadline, URSA_SITE)
 URSA_API int ursa_mpmc_reserve_many_at(const ursa_mpmc_sender_t *tx, uint64_t n,

@@ -118,8 +118,9 @@ URSA_API int ursa_mpsc_weak_drop(ursa_mpsc_weak_sender_t *w);
  *   -ENOMEM     the hold could not be recorded
  *   -EINVAL     NULL, dropped handle, or p already holds */
 #define ursa_mpsc_reserve(tx, p, deadline) ursa_mpsc_reserve_many_at(tx, 1, p, deadline, URSA_SITE)
-/* Phase 1 (wait): as reserve, for n slots at once (1 <= n <= capacity, or
- * <= URSA_MPSC_MAX_CAPACITY when unbounded; otherwise -EINVAL). */
+/* Phase 1 (wait): as reserve, for n slots at once (1 <= n <= capacity and
+ * n < 2^32, or n <= URSA_MPSC_MAX_CAPACITY when unbounded;
+ * otherwise -EINVAL). */
 #define ursa_mpsc_reserve_many(tx, n, p, deadline) \
     ursa_mpsc_reserve_many_at(tx, n, p, deadline, URSA_SITE)
 URSA_API int ursa_mpsc_reserve_many_at(const ursa_mpsc_sender_t *tx, uint64_t n,

@@ -19,7 +19,8 @@ URSA_EXTERN_C_BEGIN
 
 /* A semaphore: embed it, ursa_sem_init it. Fields private
  * (ursa/detail/semaphore.h). URSA_SEM_MAX (ursa/detail/sema.h) is the
- * largest permit count it holds or a call asks for. */
+ * largest permit count it holds, URSA_SEM_REQUEST_MAX the most one call
+ * asks for. */
 typedef struct ursa_sem ursa_sem_t;
 
 /* The hold: n permits, to be released (or forgotten) exactly once. */
@@ -40,7 +41,7 @@ URSA_API int ursa_sem_init(ursa_sem_t *s, uint64_t permits);
  *   -EINVAL  s is NULL */
 URSA_API int ursa_sem_destroy(ursa_sem_t *s);
 
-/* Phase 1 (wait): acquires n permits (1 <= n <= URSA_SEM_MAX) into p.
+/* Phase 1 (wait): acquires n permits (1 <= n <= URSA_SEM_REQUEST_MAX) into p.
  *   0           p holds n permits
  *   -EAGAIN     deadline is URSA_NOW and n are not available, or waiters
  *               are queued ahead

@@ -324,8 +324,10 @@ void ursa_mpmc_permit_cleanup(ursa_mpmc_permit_t *p)
 static bool bad_count(ursa__chan_t *ch, uint64_t n)
 {
     uint64_t cap = ch->ops->capacity(ch);
-    /* A wait counts at most URSA_SEM_REQUEST_MAX permits. */
-    return n == 0 || n > (cap ? cap : URSA__CHAN_MAX_CAPACITY) || n > URSA_SEM_REQUEST_MAX;
+    /* A bounded reserve may wait, and a waiter counts at most
+     * URSA_SEM_REQUEST_MAX permits. */
+    return n == 0 || n > (cap ? cap : URSA__CHAN_MAX_CAPACITY) ||
+           (cap && n > URSA_SEM_REQUEST_MAX);
 }
 
 /* A blocking reserve of n slots into the hold ob (arguments checked). */
