@@ -1,7 +1,7 @@
 /* Memory workloads (print `name bytes`): resident bytes per parked task
  * (100k tasks without guard pages; 1M tasks with guard pages, the default)
- * and the size of a wait node. The page tables and mappings the parked
- * tasks added go to stderr. */
+ * and the size of the waiter a blocking call keeps. The page tables and
+ * mappings the parked tasks added go to stderr. */
 #include "bench.h"
 
 #include <errno.h>
@@ -145,9 +145,13 @@ static void *mem_1m_tasks(void *arg)
     return NULL;
 }
 
+/* The waiter a blocking call keeps on its stack while it waits (a raw
+ * wait, ursa_wait_t, adds the call site its finish records). */
 static void *mem_per_waiter(void *arg)
 {
-    printf("%s %zu\n", bench_row(arg)->name, sizeof(ursa_wait_t));
+    fprintf(stderr, "%s: a blocking call's waiter %zu bytes, a raw wait (ursa_wait_t) %zu\n",
+            bench_row(arg)->name, sizeof(ursa__waiter_t), sizeof(ursa_wait_t));
+    printf("%s %zu\n", bench_row(arg)->name, sizeof(ursa__waiter_t));
     fflush(stdout);
     return NULL;
 }

@@ -155,6 +155,57 @@ static void *mutex_handoff_depth_100000(void *arg)
     return NULL;
 }
 
+/* ---- notify_waiters_1000 ----
+ * 1000 tasks wait on one notify; each round one notify_waiters wakes them
+ * all, and each counts itself and waits again. ns/op is per waiter woken
+ * (the wake-all's share, the switch to the waiter and its next wait). */
+typedef struct wake_all {
+    ursa_notify_t nt;
+    uint64_t woken, started; /* one worker: plain counters */
+    bool stop;
+} wake_all_t;
+
+static void *wake_all_waiter(void *arg)
+{
+    wake_all_t *a = arg;
+    a->started++;
+    for (;;) {
+        CHECK(ursa_notify_wait(&a->nt, URSA_NEVER) == 0);
+        a->woken++;
+        if (a->stop)
+            return NULL;
+    }
+}
+
+static void *notify_waiters_1000(void *arg)
+{
+    enum { N = 1000 };
+    wake_all_t a = {.woken = 0};
+    CHECK(ursa_notify_init(&a.nt) == 0);
+    ursa_task_t *t[N];
+    for (int i = 0; i < N; i++)
+        CHECK(ursa_spawn(&t[i], wake_all_waiter, &a, NULL) == 0);
+    while (a.started < N)
+        CHECK(ursa_yield() == 0);
+    CHECK(ursa_yield() == 0); /* the last one queued too */
+    uint64_t rounds = scaled(2000000) / N;
+    if (rounds < 4)
+        rounds = 4;
+    ursa_time_t t0 = mono();
+    for (uint64_t r = 0; r < rounds; r++) {
+        CHECK(ursa_notify_waiters(&a.nt) == N);
+        while (a.woken < (r + 1) * N) /* each woken one waits again before we run */
+            CHECK(ursa_yield() == 0);
+    }
+    report(bench_row(arg)->name, mono() - t0, rounds * N);
+    a.stop = true;
+    CHECK(ursa_notify_waiters(&a.nt) == N);
+    for (int i = 0; i < N; i++)
+        CHECK(ursa_task_join(t[i], NULL, URSA_NEVER) == 0);
+    CHECK(ursa_notify_destroy(&a.nt) == 0);
+    return NULL;
+}
+
 static void *semaphore_uncontended(void *arg)
 {
     uint64_t n = scaled(10000000);
@@ -217,6 +268,7 @@ const bench_workload_t bench_sync[] = {
     {"rwlock_read_uncontended", rwlock_read_uncontended, {.workers = 1}, 0},
     {"semaphore_uncontended", semaphore_uncontended, {.workers = 1}, 0},
     {"notify_pingpong_roundtrip", notify_pingpong_roundtrip, {.workers = 1}, 0},
+    {"notify_waiters_1000", notify_waiters_1000, {.workers = 1}, 0},
     {"mt2_mutex_contended", mt2_mutex_contended, {.workers = 2}, 0},
     {0},
 };
