@@ -60,7 +60,7 @@ static uint32_t state_of(const ursa__waiter_t *w)
 
 /* ---- links ---- */
 
-static void test_fifo_links(void **state)
+static void test_waitq_push_pop_and_remove_keep_fifo_links(void **state)
 {
     (void)state;
     ursa__waitq_t q;
@@ -86,7 +86,7 @@ static void test_fifo_links(void **state)
 
 /* A pop leaves the new head's prev stale; every other prev stays right, so
  * removing the node after a popped head, or the new head itself, works. */
-static void test_pop_then_remove(void **state)
+static void test_waitq_remove_after_a_pop_unlinks_the_new_head_and_its_successor(void **state)
 {
     (void)state;
     ursa__waitq_t q;
@@ -110,7 +110,7 @@ static void test_pop_then_remove(void **state)
 
 #define MANY 100 /* more than three batches */
 
-static void test_wake_all_fifo(void **state)
+static void test_wake_all_wakes_every_waiter_once_oldest_first(void **state)
 {
     (void)state;
     ursa__waitq_t q;
@@ -154,7 +154,7 @@ static void midway_hook(void *arg)
     m->cancelled = plain_cancel(&m->n[MANY - 1]);
 }
 
-static void test_wake_all_midway(void **state)
+static void test_wake_all_skips_later_arrivals_and_waiters_withdrawn_midway(void **state)
 {
     (void)state;
     static midway_t m;
@@ -196,7 +196,7 @@ static void twice_hook(void *arg)
     t->inner = ursa__waitq_wake_all(&t->q, ursa__waitq_lock(&t->q), URSA__W_GRANTED, 0);
 }
 
-static void test_wake_all_nested(void **state)
+static void test_wake_all_takes_on_waiters_an_earlier_wake_all_is_still_waking(void **state)
 {
     (void)state;
     static twice_t t;
@@ -246,7 +246,7 @@ static void plain_sema(ursa__sema_t *sema, ursa__waiter_t *w, rec_t *r, uint32_t
 /* Two cases on two semaphores, a plain waiter behind each: the first
  * release wins; the second finds the claim lost, drops its case and hands
  * the permit to the plain waiter behind. The select is woken once. */
-static void test_claim_first_release_wins(void **state)
+static void test_claim_first_grant_wins_and_the_next_goes_to_the_waiter_behind(void **state)
 {
     (void)state;
     ursa__sema_t s1, s2;
@@ -294,7 +294,7 @@ static void test_claim_first_release_wins(void **state)
 
 /* A select that gave up (claim closed) is never granted: a release drops
  * its case, and the permit assigned to it in part goes on with the rest. */
-static void test_claim_closed_partial(void **state)
+static void test_claim_closed_select_is_never_granted_and_its_part_moves_on(void **state)
 {
     (void)state;
     ursa__sema_t s;
@@ -321,7 +321,7 @@ static void test_claim_closed_partial(void **state)
 
 /* A close decides through the claim too: a select that won elsewhere is
  * dropped, not closed. */
-static void test_claim_close_drops_loser(void **state)
+static void test_claim_close_drops_a_select_that_won_elsewhere(void **state)
 {
     (void)state;
     ursa__sema_t s1, s2;
@@ -341,7 +341,7 @@ static void test_claim_close_drops_loser(void **state)
 
 /* notify_one skips a case whose claim is lost and notifies the next
  * waiter; with none left it stores the permit. */
-static void test_claim_notify_one(void **state)
+static void test_claim_notify_one_skips_a_lost_case_or_stores_the_permit(void **state)
 {
     (void)state;
     ursa_notify_t n;
@@ -373,7 +373,7 @@ static void test_claim_notify_one(void **state)
 }
 
 /* notify_waiters wakes every waiter but a lost case, and counts only them. */
-static void test_claim_notify_waiters(void **state)
+static void test_claim_notify_waiters_counts_only_the_cases_it_won(void **state)
 {
     (void)state;
     ursa_notify_t n;
@@ -397,7 +397,7 @@ static void test_claim_notify_waiters(void **state)
 
 /* An auto-reset event's set goes past a lost case to the next waiter, or
  * stays set when there is none. */
-static void test_claim_event_auto(void **state)
+static void test_claim_auto_event_passes_a_lost_case_or_stays_set(void **state)
 {
     (void)state;
     ursa_event_t e;
@@ -513,7 +513,7 @@ static const char *race_round(race_t *r)
     return NULL;
 }
 
-static void test_claim_race_threads(void **state)
+static void test_claim_racing_releases_and_give_up_grant_exactly_one_on_threads(void **state)
 {
     (void)state;
     static race_t r;
@@ -641,28 +641,22 @@ static void *claim_scenario(void *arg)
     return NULL;
 }
 
-static void test_claim_explore(void **state)
+static void test_claim_mutex_cases_grant_exactly_one_over_seeds(void **state)
 {
     (void)state;
     test_explore(claim_scenario, NULL);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_fifo_links),
-        cmocka_unit_test(test_pop_then_remove),
-        cmocka_unit_test(test_wake_all_fifo),
-        cmocka_unit_test(test_wake_all_midway),
-        cmocka_unit_test(test_wake_all_nested),
-        cmocka_unit_test(test_claim_first_release_wins),
-        cmocka_unit_test(test_claim_closed_partial),
-        cmocka_unit_test(test_claim_close_drops_loser),
-        cmocka_unit_test(test_claim_notify_one),
-        cmocka_unit_test(test_claim_notify_waiters),
-        cmocka_unit_test(test_claim_event_auto),
-        cmocka_unit_test(test_claim_race_threads),
-        cmocka_unit_test(test_claim_explore),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TEST_MAIN(cmocka_unit_test(test_waitq_push_pop_and_remove_keep_fifo_links),
+          cmocka_unit_test(test_waitq_remove_after_a_pop_unlinks_the_new_head_and_its_successor),
+          cmocka_unit_test(test_wake_all_wakes_every_waiter_once_oldest_first),
+          cmocka_unit_test(test_wake_all_skips_later_arrivals_and_waiters_withdrawn_midway),
+          cmocka_unit_test(test_wake_all_takes_on_waiters_an_earlier_wake_all_is_still_waking),
+          cmocka_unit_test(test_claim_first_grant_wins_and_the_next_goes_to_the_waiter_behind),
+          cmocka_unit_test(test_claim_closed_select_is_never_granted_and_its_part_moves_on),
+          cmocka_unit_test(test_claim_close_drops_a_select_that_won_elsewhere),
+          cmocka_unit_test(test_claim_notify_one_skips_a_lost_case_or_stores_the_permit),
+          cmocka_unit_test(test_claim_notify_waiters_counts_only_the_cases_it_won),
+          cmocka_unit_test(test_claim_auto_event_passes_a_lost_case_or_stays_set),
+          cmocka_unit_test(test_claim_racing_releases_and_give_up_grant_exactly_one_on_threads),
+          cmocka_unit_test(test_claim_mutex_cases_grant_exactly_one_over_seeds))
