@@ -5,8 +5,9 @@
  * FINISHED once its caller took the result. `state` changes only under the
  * lock of the queue the waiter is on. Whoever decides a queued waiter
  * (grant, close) takes it off the queue, takes its select claim
- * (core/claim.h), sets the state with a release store, adds it to a wake
- * batch, drops the lock, calls its waker, and only then sets `done`. The
+ * (core/claim.h), sets the state with a release store, drops the lock
+ * (several decided at once wait in a wake batch), calls its waker, and
+ * only then sets `done`. The
  * waiter never forgets a waiter node before `done` (or before it withdrew
  * the node itself), so the node and whatever the waker points at are alive
  * during the waker call, and no wake arrives after the wait is over.
@@ -199,6 +200,40 @@ static inline void ursa__wake_batch_run(const ursa__wake_batch_t *b)
         ursa__wake_node(w);
     }
 }
+
+/* ---- deciding a waiter: the select claim in every grant path ----
+ *
+ * A select (core/claim.h) queues one waiter per case, all sharing one
+ * claim; exactly one of them may ever be decided. The rules for a
+ * primitive's grant or close path, which make that hold without the
+ * primitive knowing about selects:
+ *
+ *  1. Decide only through the calls below (ursa__waiter_decide, _into,
+ *     _now, or ursa__waitq_decide_first/_last/_all and wake_all, which use
+ *     them), never by storing `state` yourself. They take the waiter's
+ *     claim first, under the lock that guards the waiter (for a lock-free
+ *     slot: right after the exchange that made the waiter the caller's).
+ *  2. Count a give only when the call returned true. `got` may be written
+ *     before the call (decide_first does: a dropped waiter's `got` is
+ *     never read as a grant), but the primitive's own books (permits, a
+ *     stored notification, a role) treat a false as nothing given, and a
+ *     part assigned to the waiter earlier (the semaphore's FIFO
+ *     reservation) goes back to the rest. The loser holds nothing.
+ *  3. On false the waiter was dropped (CANCELLED, done, never woken): it
+ *     is off your queue and you owe it nothing. Hand what you meant for it
+ *     to the next waiter, exactly as if it had withdrawn before you came
+ *     (the decide_first/_last loops do this by going on to the next). A
+ *     wake-all does not count it.
+ *  4. The waiter's own cancel then finds it no longer queued and reports
+ *     it withdrawn (ursa__waiter_dropped), so the select's cleanup treats
+ *     a dropped case like one it withdrew itself.
+ *
+ * So a loser is never granted: the winning take (or the select's close)
+ * is the one RMW on the claim word that succeeds, and every other decider
+ * sees it fail before it has given anything. A plain waiter's claim is
+ * always taken (one compare of its waker function). What a select must
+ * still do itself: never complete a case at its start without the claim
+ * (a start's fast path, ursa__wait_complete_now, does not take it). */
 
 /* Under the lock: decides w, which the caller took off its queue, as
  * `state` (GRANTED or CLOSED); the caller wakes it with ursa__wake_node
