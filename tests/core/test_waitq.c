@@ -110,17 +110,27 @@ static void test_waitq_remove_after_a_pop_unlinks_the_new_head_and_its_successor
 
 #define MANY 100 /* more than three batches */
 
+/* Queues MANY plain waiters n[] (records r[]) on a fresh q; the first
+ * waker call runs hook(arg), if any. */
+static void push_many(ursa__waitq_t *q, ursa__waiter_t *n, rec_t *r, void (*hook)(void *),
+                      void *arg)
+{
+    ursa__waitq_init(q);
+    for (int i = 0; i < MANY; i++) {
+        memset(&r[i], 0, sizeof r[i]);
+        plain_push(q, &n[i], &r[i]);
+    }
+    r[0].hook = hook;
+    r[0].hook_arg = arg;
+}
+
 static void test_wake_all_wakes_every_waiter_once_oldest_first(void **state)
 {
     (void)state;
     ursa__waitq_t q;
-    ursa__waitq_init(&q);
     static ursa__waiter_t n[MANY];
     static rec_t r[MANY];
-    for (int i = 0; i < MANY; i++) {
-        memset(&r[i], 0, sizeof r[i]);
-        plain_push(&q, &n[i], &r[i]);
-    }
+    push_many(&q, n, r, NULL, NULL);
     uint32_t bits = ursa__waitq_lock(&q);
     assert_int_equal(ursa__waitq_wake_all(&q, bits, URSA__W_GRANTED, 7), MANY);
     for (int i = 0; i < MANY; i++) {
@@ -159,11 +169,7 @@ static void test_wake_all_skips_later_arrivals_and_waiters_withdrawn_midway(void
     (void)state;
     static midway_t m;
     memset(&m, 0, sizeof m);
-    ursa__waitq_init(&m.q);
-    for (int i = 0; i < MANY; i++)
-        plain_push(&m.q, &m.n[i], &m.r[i]);
-    m.r[0].hook = midway_hook;
-    m.r[0].hook_arg = &m;
+    push_many(&m.q, m.n, m.r, midway_hook, &m);
     uint32_t bits = ursa__waitq_lock(&m.q);
     assert_int_equal(ursa__waitq_wake_all(&m.q, bits, URSA__W_GRANTED, 0), MANY - 1);
     assert_true(m.cancelled);
@@ -201,11 +207,7 @@ static void test_wake_all_takes_on_waiters_an_earlier_wake_all_is_still_waking(v
     (void)state;
     static twice_t t;
     memset(&t, 0, sizeof t);
-    ursa__waitq_init(&t.q);
-    for (int i = 0; i < MANY; i++)
-        plain_push(&t.q, &t.n[i], &t.r[i]);
-    t.r[0].hook = twice_hook;
-    t.r[0].hook_arg = &t;
+    push_many(&t.q, t.n, t.r, twice_hook, &t);
     unsigned outer = ursa__waitq_wake_all(&t.q, ursa__waitq_lock(&t.q), URSA__W_GRANTED, 0);
     assert_int_equal(outer + t.inner, MANY + 3);
     for (int i = 0; i < MANY; i++)
