@@ -15,6 +15,7 @@
 #include "ursa/oblig.h"
 #include "ursa/once.h"
 #include "ursa/oneshot.h"
+#include "ursa/pool.h"
 #include "ursa/rt.h"
 #include "ursa/rwlock.h"
 #include "ursa/semaphore.h"

@@ -60,8 +60,8 @@ void check_one_cpu_everywhere(unsigned workers)
 }
 
 /* In file order; within a file, table order. */
-static const bench_workload_t *const tables[] = {bench_rt, bench_sync, bench_chan, bench_mt2,
-                                                 bench_mem};
+static const bench_workload_t *const tables[] = {bench_rt,  bench_sync, bench_chan,
+                                                 bench_mt2, bench_pool, bench_mem};
 #define NTABLES (sizeof tables / sizeof *tables)
 
 /* Confines the calling thread, and so every thread the runtime starts from

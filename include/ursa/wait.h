@@ -46,6 +46,7 @@ typedef enum ursa_wait_kind {
     URSA_WAIT_ONCE,
     URSA_WAIT_EVENT,
     URSA_WAIT_CHANNEL,
+    URSA_WAIT_POOL,
     URSA_WAIT_OTHER,
 } ursa_wait_kind_t;
 

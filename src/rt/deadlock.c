@@ -34,6 +34,7 @@ static const char *kind_noun(uint32_t k)
     case URSA_WAIT_ONCE: return "once cell";
     case URSA_WAIT_EVENT: return "event";
     case URSA_WAIT_CHANNEL: return "channel";
+    case URSA_WAIT_POOL: return "pool";
     case URSA_WAIT_NONE: return "nothing (parked)";
     default: return "wait";
     }

@@ -1,0 +1,227 @@
+/* The waiter queue and where a slot goes under the lock: granted to the
+ * head of the queue, made idle, or doomed. One FIFO of wait nodes for
+ * every kind of caller (task, thread, raw), behind `lock`; wakers run
+ * after it is dropped. */
+#include "pool.h"
+
+static bool acquire_cancel(ursa_wait_t *w);
+static void acquire_give_back(ursa_wait_t *w);
+const ursa__wait_ops_t ursa__pool_acquire_ops = {URSA_WAIT_POOL, acquire_cancel,
+                                                 acquire_give_back};
+
+static void gate_add(ursa_pool_t *p, uint64_t d)
+{
+    /* seq_cst: a waiter's count is the RMW half of the Dekker pair with a
+     * fast return (pool.h); the scan that follows must not move above it. */
+    atomic_fetch_add_explicit(&p->gate, d, memory_order_seq_cst);
+}
+
+static void gate_sub(ursa_pool_t *p, uint64_t d)
+{
+    /* release: nothing waits on a decrement; it only lets fast paths in. */
+    atomic_fetch_sub_explicit(&p->gate, d, memory_order_release);
+}
+
+ursa__pool_slot_t *ursa__pool_scan_take_locked(ursa_pool_t *p, ursa__pool_after_t *a)
+{
+    for (ursa__pool_slot_t *s = ursa__pool_first(p); s; s = s->all_next) {
+        uint32_t idle = URSA__POOL_IDLE;
+        /* seq_cst: the scan half of the Dekker pair (pool.h); acquire for
+         * the resource, as in the fast path. */
+        if (atomic_load_explicit(&s->state, memory_order_seq_cst) == idle &&
+            atomic_compare_exchange_strong_explicit(&s->state, &idle, URSA__POOL_BUSY,
+                                                    memory_order_seq_cst,
+                                                    memory_order_relaxed)) {
+            /* relaxed: as in the fast path. */
+            if (atomic_load_explicit(&s->evict, memory_order_relaxed)) {
+                ursa__pool_doom_locked(p, s, URSA_POOL_MAX_LIFETIME, a);
+                continue;
+            }
+            return s;
+        }
+    }
+    return NULL;
+}
+
+int ursa__pool_enqueue(ursa_pool_t *p, ursa_wait_t *w, bool now)
+{
+    ursa__pool_after_t a = {0};
+    ursa__pool_lock(p);
+    if (p->closed) {
+        ursa__spin_unlock(&p->lock);
+        return -EPIPE;
+    }
+    bool first = p->head == NULL;
+    gate_add(p, URSA__POOL_WAITER);
+    /* Nobody ahead: any idle slot (another thread's list) is ours. */
+    ursa__pool_slot_t *s = first ? ursa__pool_scan_take_locked(p, &a) : NULL;
+    int rc = -EINPROGRESS;
+    if (s || now || p->failing) {
+        gate_sub(p, URSA__POOL_WAITER);
+        rc = s ? 0 : p->failing ? p->failing : -EAGAIN;
+        /* A fail_fast pool still probes (see wants_create). */
+        a.kick = !s && p->failing && ursa__pool_wants_create_locked(p);
+    } else {
+        w->owner = p;
+        /* relaxed: the node is the caller's until it is queued, under the lock. */
+        atomic_store_explicit(&w->state, URSA__W_QUEUED, memory_order_relaxed);
+        ursa__waitq_push(&p->head, &p->tail, w);
+        a.kick = p->creators < p->cfg.max_connecting && ursa__pool_wants_create_locked(p);
+    }
+    ursa__pool_unlock(p, &a);
+    if (s) {
+        w->owner = p;
+        ursa__wait_start_granted(w, (uintptr_t)s);
+    }
+    return rc;
+}
+
+ursa_wait_t *ursa__pool_grant_locked(ursa_pool_t *p, ursa__pool_slot_t *s)
+{
+    ursa_wait_t *w = p->head;
+    if (!w)
+        return NULL;
+    ursa__waitq_remove(&p->head, &p->tail, w);
+    gate_sub(p, URSA__POOL_WAITER);
+    w->got = (uintptr_t)s;
+    /* release: the waiter reads got, and the slot, once it sees the decision. */
+    atomic_store_explicit(&w->state, URSA__W_GRANTED, memory_order_release);
+    return w;
+}
+
+static void wake_later(ursa__pool_after_t *a, ursa_wait_t *w)
+{
+    w->next = a->wake;
+    a->wake = w;
+}
+
+void ursa__pool_offer_locked(ursa_pool_t *p, ursa__pool_slot_t *s, ursa__pool_after_t *a)
+{
+    ursa_wait_t *w = ursa__pool_grant_locked(p, s);
+    if (w) {
+        wake_later(a, w);
+        return;
+    }
+    /* relaxed: published by the state store below. */
+    atomic_store_explicit(&s->idle_since, p->stamp_returns ? ursa_now() : 0,
+                          memory_order_relaxed);
+    /* seq_cst: waiters enqueue under this lock, but closes and scans read
+     * the state seq_cst; keep the one order. Publishes the resource. */
+    atomic_store_explicit(&s->state, URSA__POOL_IDLE, memory_order_seq_cst);
+}
+
+void ursa__pool_settle_locked(ursa_pool_t *p, ursa__pool_slot_t *s, ursa__pool_after_t *a)
+{
+    if (p->closed)
+        ursa__pool_doom_locked(p, s, URSA_POOL_CLOSED, a);
+    else if (p->size > p->max_size)
+        ursa__pool_doom_locked(p, s, URSA_POOL_SHRINK, a);
+    /* relaxed: set by the housekeeper, read by whoever holds s. */
+    else if (atomic_load_explicit(&s->evict, memory_order_relaxed))
+        ursa__pool_doom_locked(p, s, URSA_POOL_MAX_LIFETIME, a);
+    else
+        ursa__pool_offer_locked(p, s, a);
+    if (p->drainers)
+        a->changed = true;
+}
+
+void ursa__pool_fail_waiters_locked(ursa_pool_t *p, int err, ursa__pool_after_t *a)
+{
+    while (p->head) {
+        ursa_wait_t *w = p->head;
+        ursa__waitq_remove(&p->head, &p->tail, w);
+        gate_sub(p, URSA__POOL_WAITER);
+        w->got = (uint64_t)-err;
+        /* release: the waiter reads got once it sees the decision. */
+        atomic_store_explicit(&w->state, URSA__W_CLOSED, memory_order_release);
+        wake_later(a, w);
+    }
+}
+
+void ursa__pool_shrunk_locked(ursa_pool_t *p, ursa__pool_after_t *a)
+{
+    /* relaxed: the gate's bits change under the lock; readers only need
+     * some recent value (a return that misses OVER settles the next one). */
+    if (p->size <= p->max_size &&
+        (atomic_load_explicit(&p->gate, memory_order_relaxed) & URSA__POOL_OVER))
+        /* release: as gate_sub. */
+        atomic_fetch_and_explicit(&p->gate, ~URSA__POOL_OVER, memory_order_release);
+    if (p->creators < p->cfg.max_connecting && ursa__pool_wants_create_locked(p))
+        a->kick = true;
+    if (p->drainers)
+        a->changed = true;
+}
+
+void ursa__pool_doom_locked(ursa_pool_t *p, ursa__pool_slot_t *s, ursa_pool_reason_t reason,
+                            ursa__pool_after_t *a)
+{
+    s->reason = reason;
+    /* relaxed: the slot is the pool's; only counts and scans read it. */
+    atomic_store_explicit(&s->state, URSA__POOL_DOOMED, memory_order_relaxed);
+    s->link = p->graveyard;
+    p->graveyard = s;
+    p->graves++;
+    p->size--;
+    a->kick = true; /* the housekeeper destroys it */
+    ursa__pool_shrunk_locked(p, a);
+}
+
+void ursa__pool_unlock(ursa_pool_t *p, ursa__pool_after_t *a)
+{
+    ursa__spin_unlock(&p->lock);
+    ursa__wake_list(a->wake);
+    if (a->kick)
+        (void)ursa_notify_one(&p->kick);
+    if (a->changed)
+        (void)ursa_notify_waiters(&p->changed);
+}
+
+void ursa__pool_settle(ursa_pool_t *p, ursa__pool_slot_t *s)
+{
+    ursa__pool_after_t a = {0};
+    ursa__pool_lock(p);
+    ursa__pool_settle_locked(p, s, &a);
+    ursa__pool_unlock(p, &a);
+}
+
+void ursa__pool_doom(ursa_pool_t *p, ursa__pool_slot_t *s, ursa_pool_reason_t reason)
+{
+    ursa__pool_after_t a = {0};
+    ursa__pool_lock(p);
+    ursa__pool_doom_locked(p, s, reason, &a);
+    ursa__pool_unlock(p, &a);
+}
+
+void ursa__pool_after_idle(ursa_pool_t *p, ursa__pool_slot_t *s)
+{
+    ursa__pool_after_t a = {0};
+    ursa__pool_lock(p);
+    uint32_t idle = URSA__POOL_IDLE;
+    /* seq_cst: as the scan; if it fails, whoever took s has it. */
+    if (atomic_compare_exchange_strong_explicit(&s->state, &idle, URSA__POOL_BUSY,
+                                                memory_order_seq_cst, memory_order_relaxed))
+        ursa__pool_settle_locked(p, s, &a);
+    else if (p->drainers)
+        a.changed = true;
+    ursa__pool_unlock(p, &a);
+}
+
+/* ---- the wait ops ---- */
+
+static bool acquire_cancel(ursa_wait_t *w)
+{
+    ursa_pool_t *p = w->owner;
+    if (!ursa__wait_cancel_begin(&p->lock, w))
+        return false; /* decided: granted or failed */
+    ursa__waitq_remove(&p->head, &p->tail, w);
+    gate_sub(p, URSA__POOL_WAITER);
+    /* A create started for this waiter goes on: its item will serve the
+     * next waiter or go idle. */
+    ursa__wait_cancel_end(&p->lock, w);
+    return true;
+}
+
+static void acquire_give_back(ursa_wait_t *w)
+{
+    ursa__pool_settle(w->owner, (ursa__pool_slot_t *)(uintptr_t)w->got);
+}
