@@ -175,4 +175,43 @@ static __attribute__((unused)) const char *fac_finish(fac_t *f, ursa_pool_t *p)
     return NULL;
 }
 
+/* A runtime run by a thread of its own (its root sleeps until stopped),
+ * for pools used from the test's plain threads (cfg.rt = h.rt). */
+typedef struct host {
+    ursa_rt_t *rt;
+    pthread_t thread;
+    atomic_int stop;
+} host_t;
+
+static __attribute__((unused)) void *host_root(void *arg)
+{
+    host_t *h = arg;
+    while (!atomic_load(&h->stop))
+        (void)ursa_sleep_for(URSA_MSEC(1));
+    return NULL;
+}
+
+static __attribute__((unused)) void *host_run(void *arg)
+{
+    host_t *h = arg;
+    if (ursa_rt_block_on(h->rt, host_root, h, NULL))
+        abort();
+    return NULL;
+}
+
+/* Asserts: call on the test's own stack. */
+static __attribute__((unused)) void host_start(host_t *h, unsigned workers)
+{
+    atomic_init(&h->stop, 0);
+    assert_int_equal(ursa_rt_new(&h->rt, &(ursa_rt_config_t){.workers = workers}), 0);
+    assert_int_equal(pthread_create(&h->thread, NULL, host_run, h), 0);
+}
+
+static __attribute__((unused)) void host_stop(host_t *h)
+{
+    atomic_store(&h->stop, 1);
+    pthread_join(h->thread, NULL);
+    ursa_rt_free(h->rt);
+}
+
 #endif

@@ -193,39 +193,11 @@ static void *thread_user(void *arg)
     return NULL;
 }
 
-typedef struct rt_host {
-    ursa_pool_t *pool;
-    atomic_int stop;
-} rt_host_t;
-
-static void *host_root(void *arg)
-{
-    rt_host_t *h = arg;
-    while (!atomic_load(&h->stop))
-        (void)ursa_sleep_for(URSA_MSEC(1));
-    return NULL;
-}
-
-typedef struct hosted {
-    ursa_rt_t *rt;
-    rt_host_t host;
-} hosted_t;
-
-static void *run_host(void *arg)
-{
-    hosted_t *h = arg;
-    if (ursa_rt_block_on(h->rt, host_root, &h->host, NULL))
-        abort();
-    return NULL;
-}
-
 static void test_acquire_plain_threads(void **state)
 {
     (void)state;
-    hosted_t h = {0};
-    assert_int_equal(ursa_rt_new(&h.rt, &(ursa_rt_config_t){.workers = 2}), 0);
-    pthread_t runner;
-    assert_int_equal(pthread_create(&runner, NULL, run_host, &h), 0);
+    host_t h;
+    host_start(&h, 2);
     fac_t f;
     fac_init(&f);
     ursa_pool_config_t c = fac_config(&f, 2, 0);
@@ -245,9 +217,7 @@ static void test_acquire_plain_threads(void **state)
     assert_int_equal(pstats(p).acquires, 800);
     assert_true(pstats(p).size <= 2);
     ASSERT_OK(fac_finish(&f, p));
-    atomic_store(&h.host.stop, 1);
-    pthread_join(runner, NULL);
-    ursa_rt_free(h.rt);
+    host_stop(&h);
 }
 
 /* The raw form: a foreign waker, a wait that queues and is granted by a
@@ -255,10 +225,8 @@ static void test_acquire_plain_threads(void **state)
 static void test_raw_foreign_waker(void **state)
 {
     (void)state;
-    hosted_t h = {0};
-    assert_int_equal(ursa_rt_new(&h.rt, &(ursa_rt_config_t){.workers = 1}), 0);
-    pthread_t runner;
-    assert_int_equal(pthread_create(&runner, NULL, run_host, &h), 0);
+    host_t h;
+    host_start(&h, 1);
     fac_t f;
     fac_init(&f);
     ursa_pool_config_t c = fac_config(&f, 1, 1);
@@ -311,9 +279,7 @@ static void test_raw_foreign_waker(void **state)
     assert_int_equal(pstats(p).creates, 1);
 
     ASSERT_OK(fac_finish(&f, p));
-    atomic_store(&h.host.stop, 1);
-    pthread_join(runner, NULL);
-    ursa_rt_free(h.rt);
+    host_stop(&h);
 }
 
 /* ---- the hold: broken, detach, scoped, leaked ---- */

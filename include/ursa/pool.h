@@ -106,7 +106,7 @@ typedef struct ursa_pool_config {
     ursa_rt_t *rt;
     uint32_t max_size;       /* items at most, in use + idle + being created (>= 1) */
     uint32_t min_idle;       /* idle items kept ready (<= max_size) */
-    uint32_t max_connecting; /* creates at a time; 0 means 2 */
+    uint32_t max_connecting; /* creates at a time; 0 means 1 */
     ursa_time_t idle_timeout; /* an idle item above min_idle is destroyed after
                                * this long (between 1x and 1.5x: idle time is
                                * taken by the housekeeper, not on return) */

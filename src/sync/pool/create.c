@@ -108,7 +108,7 @@ static void created_locked(ursa_pool_t *p, ursa__pool_slot_t *s, void *res, ursa
     s->checked_at = now;
     /* relaxed: published by the grant or the idle store in settle. */
     atomic_store_explicit(&s->evict, false, memory_order_relaxed);
-    atomic_store_explicit(&s->idle_since, 0, memory_order_relaxed);
+    atomic_store_explicit(&s->idle_since, p->stamp_returns ? now : 0, memory_order_relaxed);
     atomic_store_explicit(&s->state, URSA__POOL_BUSY, memory_order_relaxed);
     p->failures = 0;
     p->failing = 0;

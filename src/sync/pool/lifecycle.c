@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define DEFAULT_MAX_CONNECTING 2
+#define DEFAULT_MAX_CONNECTING 1
 #define DEFAULT_BACKOFF_MIN URSA_MSEC(10)
 #define DEFAULT_BACKOFF_MAX URSA_SEC(5)
 

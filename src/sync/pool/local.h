@@ -88,9 +88,7 @@ static inline void ursa__pool_put(ursa_pool_t *p, ursa__pool_slot_t *s)
         ursa__pool_put_slow(p, s);
         return;
     }
-    /* relaxed: published by the state store below. */
-    atomic_store_explicit(&s->idle_since, p->stamp_returns ? ursa_now() : 0,
-                          memory_order_relaxed);
+    ursa__pool_stamp_return(p, s);
     ursa__pool_local_t *l = ursa__pool_local(p);
     if (l)
         ursa__pool_local_push(l, s);

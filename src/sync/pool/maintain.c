@@ -140,7 +140,7 @@ static int verdict(const ursa_pool_t *p, ursa__pool_slot_t *s, ursa_time_t now, 
         return TEND_CHECK;
     if (cfg->max_lifetime)
         *next = earlier(*next, s->expires_at);
-    if (cfg->idle_timeout)
+    if (cfg->idle_timeout && may_time_out) /* else the periodic look covers it */
         *next = earlier(*next, since + cfg->idle_timeout);
     if (cfg->check_interval && cfg->factory.check)
         *next = earlier(*next, s->checked_at + cfg->check_interval);
@@ -170,8 +170,6 @@ static void judge(ursa_pool_t *p, ursa__pool_slot_t *taken)
 static ursa_time_t tend(ursa_pool_t *p)
 {
     const ursa_pool_config_t *cfg = &p->cfg;
-    if (!cfg->idle_timeout && !cfg->max_lifetime && !(cfg->check_interval && cfg->factory.check))
-        return URSA_NEVER;
     ursa_time_t now = ursa_now(), next = URSA_NEVER;
     ursa__pool_lock(p);
     uint32_t idle = ursa__pool_idle_locked(p), min_idle = p->min_idle;
@@ -205,6 +203,8 @@ static ursa_time_t tend(ursa_pool_t *p)
     }
     if (cfg->idle_timeout) /* stamp items that went idle since this look */
         next = earlier(next, now + cfg->idle_timeout / 2);
+    if (min_idle) /* the fast path took idle items without telling us */
+        next = earlier(next, now + URSA__POOL_REFILL_LOOK);
     judge(p, taken);
     return next;
 }

@@ -72,6 +72,9 @@ enum {
 #define URSA__POOL_ACQUIRE_SLOW (~(URSA__POOL_OVER | URSA__POOL_DRAIN))
 
 #define URSA__POOL_LOCALS 16 /* per-thread idle lists (a power of two) */
+/* With min_idle, how often the housekeeper looks for idle items the fast
+ * path took (it does not count them: that would cost every acquire). */
+#define URSA__POOL_REFILL_LOOK URSA_SEC(1)
 #define URSA__POOL_LOCAL_CAP 8
 
 typedef struct ursa__pool_slot {
@@ -259,6 +262,16 @@ static inline ursa__pool_slot_t *ursa__pool_first(ursa_pool_t *p)
 {
     /* acquire: pairs with the release that published the slot. */
     return atomic_load_explicit(&p->all, memory_order_acquire);
+}
+
+/* A slot coming back from a caller starts its idle time: now, when the
+ * check on acquire needs to know it, else 0 (the housekeeper stamps it
+ * when it first sees it idle). Published by the store that makes it idle. */
+static inline void ursa__pool_stamp_return(ursa_pool_t *p, ursa__pool_slot_t *s)
+{
+    /* relaxed: see above. */
+    atomic_store_explicit(&s->idle_since, p->stamp_returns ? ursa_now() : 0,
+                          memory_order_relaxed);
 }
 
 /* Queued waiters, from the gate (a snapshot). */

@@ -59,8 +59,9 @@ int ursa__pool_enqueue(ursa_pool_t *p, ursa_wait_t *w, bool now)
     if (s || now || p->failing) {
         gate_sub(p, URSA__POOL_WAITER);
         rc = s ? 0 : p->failing ? p->failing : -EAGAIN;
-        /* A fail_fast pool still probes (see wants_create). */
-        a.kick = !s && p->failing && ursa__pool_wants_create_locked(p);
+        /* Taking an idle slot may leave fewer than min_idle; a fail_fast
+         * pool still probes (see wants_create). */
+        a.kick = (s ? p->min_idle > 0 : p->failing != 0) && ursa__pool_wants_create_locked(p);
     } else {
         w->owner = p;
         /* relaxed: the node is the caller's until it is queued, under the lock. */
@@ -102,9 +103,6 @@ void ursa__pool_offer_locked(ursa_pool_t *p, ursa__pool_slot_t *s, ursa__pool_af
         wake_later(a, w);
         return;
     }
-    /* relaxed: published by the state store below. */
-    atomic_store_explicit(&s->idle_since, p->stamp_returns ? ursa_now() : 0,
-                          memory_order_relaxed);
     /* seq_cst: waiters enqueue under this lock, but closes and scans read
      * the state seq_cst; keep the one order. Publishes the resource. */
     atomic_store_explicit(&s->state, URSA__POOL_IDLE, memory_order_seq_cst);
@@ -223,5 +221,8 @@ static bool acquire_cancel(ursa_wait_t *w)
 
 static void acquire_give_back(ursa_wait_t *w)
 {
-    ursa__pool_settle(w->owner, (ursa__pool_slot_t *)(uintptr_t)w->got);
+    ursa_pool_t *p = w->owner;
+    ursa__pool_slot_t *s = (ursa__pool_slot_t *)(uintptr_t)w->got;
+    ursa__pool_stamp_return(p, s);
+    ursa__pool_settle(p, s);
 }
