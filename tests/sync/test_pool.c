@@ -592,22 +592,16 @@ static void test_free_while_in_use(void **state)
     ASSERT_OK(test_run(1, free_busy_body, NULL));
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_bad_config),
-        cmocka_unit_test(test_bad_returns),
-        cmocka_unit_test(test_acquire_basics),
-        cmocka_unit_test(test_acquire_basics_sim),
-        cmocka_unit_test(test_acquire_plain_threads),
-        cmocka_unit_test(test_raw_foreign_waker),
-        cmocka_unit_test(test_hold_kinds),
-        cmocka_unit_test(test_hold_kinds_sim),
-        cmocka_unit_test(test_leaked_item_returned_broken),
-        cmocka_unit_test(test_warmup_strategies_sim),
-        cmocka_unit_test(test_close_with_waiters_and_items_in_use_sim),
-        cmocka_unit_test(test_resize_both_ways_sim),
-        cmocka_unit_test(test_free_while_in_use),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TEST_MAIN(cmocka_unit_test(test_bad_config),
+          cmocka_unit_test(test_bad_returns),
+          cmocka_unit_test(test_acquire_basics),
+          cmocka_unit_test(test_acquire_basics_sim),
+          cmocka_unit_test(test_acquire_plain_threads),
+          cmocka_unit_test(test_raw_foreign_waker),
+          cmocka_unit_test(test_hold_kinds),
+          cmocka_unit_test(test_hold_kinds_sim),
+          cmocka_unit_test(test_leaked_item_returned_broken),
+          cmocka_unit_test(test_warmup_strategies_sim),
+          cmocka_unit_test(test_close_with_waiters_and_items_in_use_sim),
+          cmocka_unit_test(test_resize_both_ways_sim),
+          cmocka_unit_test(test_free_while_in_use))

@@ -326,14 +326,8 @@ static void test_raw_cancel_races_threads(void **state)
     host_stop(&h);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_cancel_while_queued_sim),
-        cmocka_unit_test(test_cancel_with_create_in_flight_sim),
-        cmocka_unit_test(test_handover_races_deadline_sim),
-        cmocka_unit_test(test_handover_races_cancel_sim),
-        cmocka_unit_test(test_raw_cancel_races_threads),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TEST_MAIN(cmocka_unit_test(test_cancel_while_queued_sim),
+          cmocka_unit_test(test_cancel_with_create_in_flight_sim),
+          cmocka_unit_test(test_handover_races_deadline_sim),
+          cmocka_unit_test(test_handover_races_cancel_sim),
+          cmocka_unit_test(test_raw_cancel_races_threads))

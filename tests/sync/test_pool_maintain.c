@@ -371,16 +371,10 @@ static void test_destroy_reasons_counted_exactly_sim(void **state)
     test_explore(reasons_body, NULL);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_idle_timeout_down_to_min_idle_sim),
-        cmocka_unit_test(test_max_lifetime_with_jitter_sim),
-        cmocka_unit_test(test_health_checks_sim),
-        cmocka_unit_test(test_failing_factory_backs_off_sim),
-        cmocka_unit_test(test_fail_fast_sim),
-        cmocka_unit_test(test_spike_creates_few_sim),
-        cmocka_unit_test(test_destroy_reasons_counted_exactly_sim),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+TEST_MAIN(cmocka_unit_test(test_idle_timeout_down_to_min_idle_sim),
+          cmocka_unit_test(test_max_lifetime_with_jitter_sim),
+          cmocka_unit_test(test_health_checks_sim),
+          cmocka_unit_test(test_failing_factory_backs_off_sim),
+          cmocka_unit_test(test_fail_fast_sim),
+          cmocka_unit_test(test_spike_creates_few_sim),
+          cmocka_unit_test(test_destroy_reasons_counted_exactly_sim))
