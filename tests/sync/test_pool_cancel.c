@@ -238,9 +238,16 @@ static void test_handover_races_cancel_sim(void **state)
 typedef struct raw_race {
     ursa_pool_t *pool;
     atomic_int stop;
-    const char *msg;
-    long got, cancelled;
+    _Atomic(const char *) msg; /* the first failure of either thread */
+    atomic_long got, cancelled; /* shared by both threads */
 } raw_race_t;
+
+static void *raw_failed(raw_race_t *r, const char *msg)
+{
+    const char *none = NULL;
+    atomic_compare_exchange_strong(&r->msg, &none, msg);
+    return NULL;
+}
 
 static void *raw_racer(void *arg)
 {
@@ -252,27 +259,24 @@ static void *raw_racer(void *arg)
     for (long i = 0; !atomic_load(&r->stop); i++) {
         ursa_wait_t w;
         int rc = ursa_pool_acquire_start(r->pool, &w, rwaker(&rw));
-        if (rc != 0 && rc != -EINPROGRESS) {
-            r->msg = failf("start: %s", ursa_strerror(rc));
-            return NULL;
-        }
+        if (rc != 0 && rc != -EINPROGRESS)
+            return raw_failed(r, failf("start: %s", ursa_strerror(rc)));
         if (i % 2 && rc == -EINPROGRESS) { /* give up, granted or not */
             (void)ursa_wait_cancel(&w);
-            r->cancelled++;
+            atomic_fetch_add(&r->cancelled, 1);
             continue;
         }
         while (!ursa_wait_ready(&w))
             sched_yield();
         ursa_pool_item_t it = {0};
-        if ((rc = ursa_pool_acquire_finish(r->pool, &w, &it))) {
-            r->msg = failf("finish: %s", ursa_strerror(rc));
-            return NULL;
-        }
-        if ((r->msg = hold_res(&it)))
-            return NULL;
+        if ((rc = ursa_pool_acquire_finish(r->pool, &w, &it)))
+            return raw_failed(r, failf("finish: %s", ursa_strerror(rc)));
+        const char *twice = hold_res(&it);
+        if (twice)
+            return raw_failed(r, twice);
         unhold_res(&it);
         (void)ursa_pool_return(r->pool, &it);
-        r->got++;
+        atomic_fetch_add(&r->got, 1);
     }
     return NULL;
 }
@@ -319,8 +323,8 @@ static void test_raw_cancel_races_threads(void **state)
     atomic_store(&r.stop, 1);
     for (int i = 0; i < 2; i++)
         pthread_join(th[i], NULL);
-    ASSERT_OK(r.msg);
-    assert_true(r.got > 0);
+    ASSERT_OK(atomic_load(&r.msg));
+    assert_true(atomic_load(&r.got) > 0);
     assert_true(atomic_load(&f.max_live) <= 2);
     ASSERT_OK(fac_finish(&f, r.pool));
     host_stop(&h);
