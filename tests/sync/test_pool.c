@@ -58,7 +58,7 @@ static void *bad_config_body(void *arg)
     return NULL;
 }
 
-static void test_bad_config(void **state)
+static void test_pool_new_rejects_a_bad_config(void **state)
 {
     (void)state;
     ASSERT_OK(test_run(1, bad_config_body, NULL));
@@ -113,7 +113,7 @@ static void *bad_returns_body(void *arg)
     return NULL;
 }
 
-static void test_bad_returns(void **state)
+static void test_pool_rejects_double_foreign_and_null_returns(void **state)
 {
     (void)state;
     test_capture_leaks();
@@ -157,17 +157,11 @@ static void *acquire_basics_body(void *arg)
     return NULL;
 }
 
-static void test_acquire_basics(void **state)
-{
-    (void)state;
-    ASSERT_OK(test_run(1, acquire_basics_body, NULL));
-}
+TEST_BODY(test_pool_acquire_takes_the_newest_idle_item_or_waits,
+          test_run(1, acquire_basics_body, NULL))
 
-static void test_acquire_basics_sim(void **state)
-{
-    (void)state;
-    test_explore(acquire_basics_body, NULL);
-}
+TEST_EXPLORE(test_pool_acquire_takes_the_newest_idle_item_or_waits_over_seeds,
+             acquire_basics_body, NULL)
 
 /* A plain thread uses a pool of a runtime that another thread runs. */
 typedef struct thread_user {
@@ -193,7 +187,7 @@ static void *thread_user(void *arg)
     return NULL;
 }
 
-static void test_acquire_plain_threads(void **state)
+static void test_pool_acquire_works_on_plain_threads(void **state)
 {
     (void)state;
     host_t h;
@@ -222,7 +216,7 @@ static void test_acquire_plain_threads(void **state)
 
 /* The raw form: a foreign waker, a wait that queues and is granted by a
  * return, a raw cancel before and after the grant. */
-static void test_raw_foreign_waker(void **state)
+static void test_pool_raw_acquire_is_woken_by_its_foreign_waker(void **state)
 {
     (void)state;
     host_t h;
@@ -320,17 +314,9 @@ static void *hold_kinds_body(void *arg)
     return NULL;
 }
 
-static void test_hold_kinds(void **state)
-{
-    (void)state;
-    ASSERT_OK(test_run(1, hold_kinds_body, NULL));
-}
+TEST_BODY(test_pool_return_broken_and_detach_discharge_once, test_run(1, hold_kinds_body, NULL))
 
-static void test_hold_kinds_sim(void **state)
-{
-    (void)state;
-    test_explore(hold_kinds_body, NULL);
-}
+TEST_EXPLORE(test_pool_return_broken_and_detach_discharge_once_over_seeds, hold_kinds_body, NULL)
 
 static void *leaker(void *arg)
 {
@@ -363,7 +349,7 @@ static void *leak_body(void *arg)
     return NULL;
 }
 
-static void test_leaked_item_returned_broken(void **state)
+static void test_pool_leaked_item_is_reported_and_returned_broken(void **state)
 {
     (void)state;
     test_capture_leaks();
@@ -426,11 +412,7 @@ static void *warmup_body(void *arg)
     return NULL;
 }
 
-static void test_warmup_strategies_sim(void **state)
-{
-    (void)state;
-    test_explore(warmup_body, NULL);
-}
+TEST_EXPLORE(test_pool_warmup_strategies_over_seeds, warmup_body, NULL)
 
 /* ---- close, drain, resize ---- */
 
@@ -489,11 +471,8 @@ static void *close_body(void *arg)
     return NULL;
 }
 
-static void test_close_with_waiters_and_items_in_use_sim(void **state)
-{
-    (void)state;
-    test_explore(close_body, NULL);
-}
+TEST_EXPLORE(test_pool_close_fails_waiters_and_destroys_items_in_use_over_seeds,
+             close_body, NULL)
 
 static void *resize_waiter(void *arg)
 {
@@ -561,11 +540,7 @@ static void *resize_body(void *arg)
     return NULL;
 }
 
-static void test_resize_both_ways_sim(void **state)
-{
-    (void)state;
-    test_explore(resize_body, NULL);
-}
+TEST_EXPLORE(test_pool_resize_grows_and_shrinks_over_seeds, resize_body, NULL)
 
 static void *free_busy_body(void *arg)
 {
@@ -585,23 +560,23 @@ static void *free_busy_body(void *arg)
     return NULL;
 }
 
-static void test_free_while_in_use(void **state)
+static void test_pool_free_while_items_are_in_use_is_ebusy(void **state)
 {
     (void)state;
     test_capture_leaks();
     ASSERT_OK(test_run(1, free_busy_body, NULL));
 }
 
-TEST_MAIN(cmocka_unit_test(test_bad_config),
-          cmocka_unit_test(test_bad_returns),
-          cmocka_unit_test(test_acquire_basics),
-          cmocka_unit_test(test_acquire_basics_sim),
-          cmocka_unit_test(test_acquire_plain_threads),
-          cmocka_unit_test(test_raw_foreign_waker),
-          cmocka_unit_test(test_hold_kinds),
-          cmocka_unit_test(test_hold_kinds_sim),
-          cmocka_unit_test(test_leaked_item_returned_broken),
-          cmocka_unit_test(test_warmup_strategies_sim),
-          cmocka_unit_test(test_close_with_waiters_and_items_in_use_sim),
-          cmocka_unit_test(test_resize_both_ways_sim),
-          cmocka_unit_test(test_free_while_in_use))
+TEST_MAIN(cmocka_unit_test(test_pool_new_rejects_a_bad_config),
+          cmocka_unit_test(test_pool_rejects_double_foreign_and_null_returns),
+          cmocka_unit_test(test_pool_acquire_takes_the_newest_idle_item_or_waits),
+          cmocka_unit_test(test_pool_acquire_takes_the_newest_idle_item_or_waits_over_seeds),
+          cmocka_unit_test(test_pool_acquire_works_on_plain_threads),
+          cmocka_unit_test(test_pool_raw_acquire_is_woken_by_its_foreign_waker),
+          cmocka_unit_test(test_pool_return_broken_and_detach_discharge_once),
+          cmocka_unit_test(test_pool_return_broken_and_detach_discharge_once_over_seeds),
+          cmocka_unit_test(test_pool_leaked_item_is_reported_and_returned_broken),
+          cmocka_unit_test(test_pool_warmup_strategies_over_seeds),
+          cmocka_unit_test(test_pool_close_fails_waiters_and_destroys_items_in_use_over_seeds),
+          cmocka_unit_test(test_pool_resize_grows_and_shrinks_over_seeds),
+          cmocka_unit_test(test_pool_free_while_items_are_in_use_is_ebusy))

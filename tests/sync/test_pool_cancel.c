@@ -92,11 +92,8 @@ static void *cancel_queued_body(void *arg)
     return NULL;
 }
 
-static void test_cancel_while_queued_sim(void **state)
-{
-    (void)state;
-    test_explore(cancel_queued_body, NULL);
-}
+TEST_EXPLORE(test_pool_acquire_cancelled_while_queued_leaks_nothing_over_seeds,
+             cancel_queued_body, NULL)
 
 /* ---- a create in flight ---- */
 
@@ -147,11 +144,8 @@ static void *cancel_create_body(void *arg)
     return NULL;
 }
 
-static void test_cancel_with_create_in_flight_sim(void **state)
-{
-    (void)state;
-    test_explore(cancel_create_body, NULL);
-}
+TEST_EXPLORE(test_pool_cancel_with_a_create_in_flight_passes_the_item_on_over_seeds,
+             cancel_create_body, NULL)
 
 /* ---- handed over in the same instant ---- */
 
@@ -219,17 +213,9 @@ static void *instant_body(void *arg)
     return NULL;
 }
 
-static void test_handover_races_deadline_sim(void **state)
-{
-    (void)state;
-    test_explore(instant_body, NULL);
-}
+TEST_EXPLORE(test_pool_handover_racing_a_deadline_loses_nothing_over_seeds, instant_body, NULL)
 
-static void test_handover_races_cancel_sim(void **state)
-{
-    (void)state;
-    test_explore(instant_body, (void *)1);
-}
+TEST_EXPLORE(test_pool_handover_racing_a_cancel_loses_nothing_over_seeds, instant_body, (void *)1)
 
 /* ---- raced from threads ---- */
 
@@ -297,7 +283,7 @@ static void *task_user(void *arg)
     return NULL;
 }
 
-static void test_raw_cancel_races_threads(void **state)
+static void test_pool_raw_cancel_racing_grants_on_threads_loses_nothing(void **state)
 {
     (void)state;
     host_t h;
@@ -330,8 +316,8 @@ static void test_raw_cancel_races_threads(void **state)
     host_stop(&h);
 }
 
-TEST_MAIN(cmocka_unit_test(test_cancel_while_queued_sim),
-          cmocka_unit_test(test_cancel_with_create_in_flight_sim),
-          cmocka_unit_test(test_handover_races_deadline_sim),
-          cmocka_unit_test(test_handover_races_cancel_sim),
-          cmocka_unit_test(test_raw_cancel_races_threads))
+TEST_MAIN(cmocka_unit_test(test_pool_acquire_cancelled_while_queued_leaks_nothing_over_seeds),
+          cmocka_unit_test(test_pool_cancel_with_a_create_in_flight_passes_the_item_on_over_seeds),
+          cmocka_unit_test(test_pool_handover_racing_a_deadline_loses_nothing_over_seeds),
+          cmocka_unit_test(test_pool_handover_racing_a_cancel_loses_nothing_over_seeds),
+          cmocka_unit_test(test_pool_raw_cancel_racing_grants_on_threads_loses_nothing))

@@ -54,11 +54,8 @@ static void *idle_timeout_body(void *arg)
     return NULL;
 }
 
-static void test_idle_timeout_down_to_min_idle_sim(void **state)
-{
-    (void)state;
-    test_explore(idle_timeout_body, NULL);
-}
+TEST_EXPLORE(test_pool_idle_timeout_shrinks_to_min_idle_and_refills_over_seeds,
+             idle_timeout_body, NULL)
 
 /* ---- max lifetime ---- */
 
@@ -114,11 +111,7 @@ static void *lifetime_body(void *arg)
     return NULL;
 }
 
-static void test_max_lifetime_with_jitter_sim(void **state)
-{
-    (void)state;
-    test_explore(lifetime_body, NULL);
-}
+TEST_EXPLORE(test_pool_max_lifetime_with_jitter_spreads_expiry_over_seeds, lifetime_body, NULL)
 
 /* ---- health checks ---- */
 
@@ -167,11 +160,7 @@ static void *checks_body(void *arg)
     return NULL;
 }
 
-static void test_health_checks_sim(void **state)
-{
-    (void)state;
-    test_explore(checks_body, NULL);
-}
+TEST_EXPLORE(test_pool_failed_health_checks_destroy_items_over_seeds, checks_body, NULL)
 
 /* ---- a failing factory ---- */
 
@@ -212,11 +201,7 @@ static void *failing_body(void *arg)
     return NULL;
 }
 
-static void test_failing_factory_backs_off_sim(void **state)
-{
-    (void)state;
-    test_explore(failing_body, NULL);
-}
+TEST_EXPLORE(test_pool_failing_factory_backs_off_and_waiters_wait_over_seeds, failing_body, NULL)
 
 static void *fail_fast_body(void *arg)
 {
@@ -249,11 +234,7 @@ static void *fail_fast_body(void *arg)
     return NULL;
 }
 
-static void test_fail_fast_sim(void **state)
-{
-    (void)state;
-    test_explore(fail_fast_body, NULL);
-}
+TEST_EXPLORE(test_pool_fail_fast_gives_waiters_the_create_error_over_seeds, fail_fast_body, NULL)
 
 /* ---- the spike ---- */
 
@@ -310,7 +291,7 @@ static void *spike_body(void *arg)
     return NULL;
 }
 
-static void test_spike_creates_few_sim(void **state)
+static void test_pool_spike_of_50_demands_creates_few_items_over_seeds(void **state)
 {
     (void)state;
     test_explore(spike_body, NULL);
@@ -365,16 +346,12 @@ static void *reasons_body(void *arg)
     return NULL;
 }
 
-static void test_destroy_reasons_counted_exactly_sim(void **state)
-{
-    (void)state;
-    test_explore(reasons_body, NULL);
-}
+TEST_EXPLORE(test_pool_counts_every_destroy_reason_exactly_over_seeds, reasons_body, NULL)
 
-TEST_MAIN(cmocka_unit_test(test_idle_timeout_down_to_min_idle_sim),
-          cmocka_unit_test(test_max_lifetime_with_jitter_sim),
-          cmocka_unit_test(test_health_checks_sim),
-          cmocka_unit_test(test_failing_factory_backs_off_sim),
-          cmocka_unit_test(test_fail_fast_sim),
-          cmocka_unit_test(test_spike_creates_few_sim),
-          cmocka_unit_test(test_destroy_reasons_counted_exactly_sim))
+TEST_MAIN(cmocka_unit_test(test_pool_idle_timeout_shrinks_to_min_idle_and_refills_over_seeds),
+          cmocka_unit_test(test_pool_max_lifetime_with_jitter_spreads_expiry_over_seeds),
+          cmocka_unit_test(test_pool_failed_health_checks_destroy_items_over_seeds),
+          cmocka_unit_test(test_pool_failing_factory_backs_off_and_waiters_wait_over_seeds),
+          cmocka_unit_test(test_pool_fail_fast_gives_waiters_the_create_error_over_seeds),
+          cmocka_unit_test(test_pool_spike_of_50_demands_creates_few_items_over_seeds),
+          cmocka_unit_test(test_pool_counts_every_destroy_reason_exactly_over_seeds))

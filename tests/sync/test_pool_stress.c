@@ -179,17 +179,17 @@ static void run_stress(bool check_on_acquire)
     ASSERT_OK(test_run(2, stress_root, &st));
 }
 
-static void test_stress_tasks_threads_cancels(void **state)
+static void test_pool_stress_tasks_threads_and_cancels_lose_nothing(void **state)
 {
     (void)state;
     run_stress(false);
 }
 
-static void test_stress_with_checks_on_acquire(void **state)
+static void test_pool_stress_with_checks_on_acquire_loses_nothing(void **state)
 {
     (void)state;
     run_stress(true);
 }
 
-TEST_MAIN(cmocka_unit_test(test_stress_tasks_threads_cancels),
-          cmocka_unit_test(test_stress_with_checks_on_acquire))
+TEST_MAIN(cmocka_unit_test(test_pool_stress_tasks_threads_and_cancels_lose_nothing),
+          cmocka_unit_test(test_pool_stress_with_checks_on_acquire_loses_nothing))
