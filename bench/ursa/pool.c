@@ -2,6 +2,8 @@
  * sharing four items, and the spike of 50 demands against a slow create
  * (a count: how many resources were created). The stub factory does
  * nothing but count its creates (and sleep, for the spike). */
+#include <stdatomic.h>
+
 #include "bench.h"
 
 typedef struct stub {

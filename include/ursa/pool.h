@@ -131,8 +131,9 @@ typedef struct ursa_pool_config {
     void *event_ctx;
 } ursa_pool_config_t;
 
-/* Counts and a snapshot of the state (ursa_pool_stats). */
-typedef struct ursa_pool_stats {
+/* Counts and a snapshot of the state (ursa_pool_stats). The tag is not
+ * the function's name: C++ would take the function to hide the struct. */
+typedef struct ursa_pool_snapshot {
     uint32_t size;     /* items that exist or are being created */
     uint32_t idle;     /* ready to be acquired */
     uint32_t in_use;   /* held by callers */
@@ -218,7 +219,7 @@ URSA_API int ursa_pool_acquire_at(ursa_pool_t *p, ursa_pool_item_t *it, ursa_tim
  *   < 0      fail_fast: the create error that ended the wait
  * Or ursa_wait_cancel(w) instead of _finish: an item granted to w goes
  * on to the next waiter (or to idle); nothing is held after. */
-#define ursa_pool_acquire_start(p, w, waker) ursa_pool_acquire_start_at(p, w, waker, URSA_SITE)
+#define ursa_pool_acquire_start(p, w, ...) ursa_pool_acquire_start_at(p, w, __VA_ARGS__, URSA_SITE)
 URSA_API int ursa_pool_acquire_start_at(ursa_pool_t *p, ursa_wait_t *w, ursa_waker_t waker,
                                         const ursa_site_t *site) URSA_NODISCARD;
 URSA_API int ursa_pool_acquire_finish(ursa_pool_t *p, ursa_wait_t *w,

@@ -1,10 +1,11 @@
 /* The raw-wait line of ursa/wait.h, written as the header shows it, for
- * each of the eleven _start macros: the waker as a compound literal,
+ * each of the twelve _start macros: the waker as a compound literal,
  * `(ursa_waker_t){fn, ctx}`, whose comma once split the macro argument
  * (issue 10, defect 10: this file did not compile). Each wait is queued,
  * then completed by its primitive's signal: the literal's fn must run
  * with the literal's ctx, exactly once, and _finish then succeeds. Plain
- * threads only: the raw form needs no runtime. */
+ * threads only: the raw form needs no runtime (the pool's own tasks do:
+ * its test makes the pool in a runtime's root task). */
 #include "support.h"
 
 /* The waker of every literal below: counts its calls on ctx. */
@@ -209,6 +210,50 @@ static void test_broadcast_recv_start_takes_a_waker_literal(void **state)
     assert_int_equal(ursa_broadcast_sender_drop(tx), 0);
 }
 
+static int pool_res_create(void *ctx, void **res)
+{
+    *res = ctx;
+    return 0;
+}
+
+static void pool_res_destroy(void *ctx, void *res)
+{
+    (void)ctx;
+    (void)res;
+}
+
+/* As the root task: a pool of one item, held, so the raw start queues. */
+static void *pool_literal_root(void *arg)
+{
+    int *fails = arg;
+    ursa_pool_config_t c = {0};
+    c.factory = (ursa_pool_factory_t){pool_res_create, pool_res_destroy, NULL, NULL, fails};
+    c.max_size = 1;
+    ursa_pool_t *p;
+    if (ursa_pool_new(&p, &c) != 0)
+        return "ursa_pool_new";
+    ursa_pool_item_t held = {0}, it = {0};
+    _Atomic int woken = 0;
+    ursa_wait_t w;
+    *fails += ursa_pool_acquire(p, &held, URSA_NEVER) != 0;
+    int rc = ursa_pool_acquire_start(p, &w, (ursa_waker_t){count_wake, &woken});
+    *fails += rc != -EINPROGRESS;
+    *fails += ursa_pool_return(p, &held) != 0; /* hands it to w */
+    *fails += atomic_load(&woken) != 1;
+    *fails += ursa_pool_acquire_finish(p, &w, &it) != 0 || it.res != fails;
+    *fails += ursa_pool_return(p, &it) != 0;
+    *fails += ursa_pool_free(p) != 0;
+    return NULL;
+}
+
+static void test_pool_start_takes_a_waker_literal(void **state)
+{
+    (void)state;
+    int fails = 0;
+    assert_null(test_run(1, pool_literal_root, &fails));
+    assert_int_equal(fails, 0);
+}
+
 TEST_MAIN(cmocka_unit_test(test_mutex_start_takes_a_waker_literal),
           cmocka_unit_test(test_rwlock_read_start_takes_a_waker_literal),
           cmocka_unit_test(test_rwlock_write_start_takes_a_waker_literal),
@@ -219,4 +264,5 @@ TEST_MAIN(cmocka_unit_test(test_mutex_start_takes_a_waker_literal),
           cmocka_unit_test(test_once_start_takes_a_waker_literal),
           cmocka_unit_test(test_oneshot_recv_start_takes_a_waker_literal),
           cmocka_unit_test(test_oneshot_closed_start_takes_a_waker_literal),
-          cmocka_unit_test(test_broadcast_recv_start_takes_a_waker_literal))
+          cmocka_unit_test(test_broadcast_recv_start_takes_a_waker_literal),
+          cmocka_unit_test(test_pool_start_takes_a_waker_literal))

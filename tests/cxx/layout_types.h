@@ -17,13 +17,15 @@
     X(ursa_mpsc_receiver_t) X(ursa_mpsc_permit_t) X(ursa_mpmc_sender_t)                            \
     X(ursa_mpmc_weak_sender_t) X(ursa_mpmc_receiver_t) X(ursa_mpmc_permit_t)                       \
     X(ursa_watch_borrow_t) X(ursa_rt_config_t) X(ursa_placement_t) X(ursa_spawn_opts_t)            \
-    X(ursa_lease_config_t) X(ursa_lease_opts_t) X(ursa_lease_t)
+    X(ursa_lease_config_t) X(ursa_lease_opts_t) X(ursa_lease_t) X(ursa_pool_factory_t)             \
+    X(ursa_pool_warmup_t) X(ursa_pool_reason_t) X(ursa_pool_event_kind_t) X(ursa_pool_event_t)    \
+    X(ursa_pool_config_t) X(ursa_pool_stats_t) X(ursa_pool_item_t)
 
 /* Types a program only points to (declared, never defined in a header). */
 #define OPAQUE_TYPES(X)                                                                            \
     X(ursa_rt_t) X(ursa_task_t) X(ursa_mpsc_t) X(ursa_mpmc_t) X(ursa_broadcast_tx_t)               \
     X(ursa_broadcast_rx_t) X(ursa_watch_t) X(ursa_watch_tx_t) X(ursa_watch_rx_t)                   \
-    X(ursa_lease_store_t)
+    X(ursa_lease_store_t) X(ursa_pool_t)
 
 /* The fields a program reads or writes: their offsets must agree too. */
 #define LAYOUT_FIELDS(X)                                                                           \
@@ -41,7 +43,11 @@
     X(ursa_spawn_opts_t, placement) X(ursa_spawn_opts_t, worker) X(ursa_spawn_opts_t, detached)    \
     X(ursa_spawn_opts_t, migratable) X(ursa_lease_config_t, conninfo)                              \
     X(ursa_lease_config_t, rt) X(ursa_lease_config_t, no_notify) X(ursa_lease_opts_t, auto_renew)  \
-    X(ursa_lease_opts_t, drift)
+    X(ursa_lease_opts_t, drift) X(ursa_pool_factory_t, create) X(ursa_pool_factory_t, ctx)         \
+    X(ursa_pool_event_t, kind) X(ursa_pool_event_t, res) X(ursa_pool_event_t, error)               \
+    X(ursa_pool_config_t, factory) X(ursa_pool_config_t, max_size) X(ursa_pool_config_t, fail_fast) \
+    X(ursa_pool_config_t, event_ctx) X(ursa_pool_stats_t, size) X(ursa_pool_stats_t, wait_max)     \
+    X(ursa_pool_stats_t, destroyed) X(ursa_pool_item_t, res) X(ursa_pool_item_t, pool)
 
 /* One row: a type's size and alignment, or a field's offset (align 0). */
 typedef struct layout_row {
