@@ -129,10 +129,10 @@ static __attribute__((unused)) void unhold_res(const ursa_pool_item_t *it)
 }
 
 /* In a task: waits (yields, then sleeps) until n resources were destroyed
- * for `reason`; false after 20 s. */
+ * for `reason`; false after test_hang_guard(). */
 static __attribute__((unused)) bool wait_destroyed(fac_t *f, ursa_pool_reason_t reason, int n)
 {
-    ursa_time_t give_up = mono_ns() + URSA_SEC(20);
+    ursa_time_t give_up = mono_ns() + test_hang_guard();
     for (unsigned long i = 0; atomic_load(&f->destroyed[reason]) < n; i++)
         if (!settle_loop(i, give_up))
             return false;
