@@ -48,7 +48,7 @@ static void *echo_server(void *arg)
         if (fd < 0)
             break; /* cancelled: the example is over */
         if (ursa_spawn(NULL, echo_conn, (void *)(intptr_t)fd,
-                       &(ursa_spawn_opts_t){.detached = true, .worker = -1}) != 0)
+                       &(ursa_spawn_opts_t){.detached = true}) != 0)
             close(fd);
     }
     close(lfd);
@@ -193,7 +193,7 @@ static void *root(void *arg)
     ursa_task_t *t[CLIENTS];
     const char *failed = NULL;
     for (int i = 0; i < CLIENTS; i++)
-        if (ursa_spawn(&t[i], client, pool, &(ursa_spawn_opts_t){.worker = i % 2}) != 0)
+        if (ursa_spawn(&t[i], client, pool, &(ursa_spawn_opts_t){URSA_ON_WORKER(i % 2)}) != 0)
             return (void *)"cannot spawn a client";
     for (int i = 0; i < CLIENTS; i++) {
         void *r = NULL;

@@ -300,7 +300,7 @@ static void test_pool_raw_cancel_racing_grants_on_threads_loses_nothing(void **s
     ursa_task_t *t[4];
     for (int i = 0; i < 4; i++)
         assert_int_equal(
-            ursa_rt_spawn(h.rt, &t[i], task_user, &r, &(ursa_spawn_opts_t){.worker = i % 2}), 0);
+            ursa_rt_spawn(h.rt, &t[i], task_user, &r, &(ursa_spawn_opts_t){URSA_ON_WORKER(i % 2)}), 0);
     for (int i = 0; i < 4; i++) {
         void *res;
         assert_int_equal(ursa_task_join(t[i], &res, URSA_NEVER), 0);

@@ -140,8 +140,8 @@ static void *stress_root(void *arg)
         CHECK_EQ(pthread_create(&th[i], NULL, thread_user, st), 0);
     ursa_task_t *t[7];
     for (int i = 0; i < 6; i++)
-        CHECK_EQ(ursa_spawn(&t[i], user, st, &(ursa_spawn_opts_t){.worker = i % 2}), 0);
-    CHECK_EQ(ursa_spawn(&t[6], canceller, st, &(ursa_spawn_opts_t){.worker = 1}), 0);
+        CHECK_EQ(ursa_spawn(&t[i], user, st, &(ursa_spawn_opts_t){URSA_ON_WORKER(i % 2)}), 0);
+    CHECK_EQ(ursa_spawn(&t[6], canceller, st, &(ursa_spawn_opts_t){URSA_ON_WORKER(1)}), 0);
     /* Creates fail now and then while the others run. */
     for (int i = 0; i < 20; i++) {
         (void)ursa_sleep_for(URSA_USEC(500));

@@ -120,7 +120,7 @@ int ursa_pool_new(ursa_pool_t **out, const ursa_pool_config_t *cfg)
     ursa_pool_t *p = alloc_pool(cfg);
     if (!p)
         return -ENOMEM;
-    ursa_spawn_opts_t opts = {.name = "pool-housekeeper", .worker = -1};
+    ursa_spawn_opts_t opts = {.name = "pool-housekeeper", .placement = URSA_PLACE_LOCAL};
     int rc = cfg->rt ? ursa_rt_spawn(cfg->rt, &p->housekeeper, ursa__pool_housekeeper, p, &opts)
                      : ursa_spawn(&p->housekeeper, ursa__pool_housekeeper, p, &opts);
     if (rc) {

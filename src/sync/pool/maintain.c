@@ -61,7 +61,7 @@ static void spawn(ursa_pool_t *p)
         ursa__pool_reserve_locked(p, 1); /* the creator's first create */
         ursa__spin_unlock(&p->lock);
         int rc = ursa_spawn(&rec->task, ursa__pool_creator, rec,
-                            &(ursa_spawn_opts_t){.name = "pool-create", .worker = -1});
+                            &(ursa_spawn_opts_t){.name = "pool-create", .placement = URSA_PLACE_LOCAL});
         ursa__pool_lock(p);
         if (rc) { /* no memory: the next kick tries again */
             p->creators--;
