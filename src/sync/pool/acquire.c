@@ -44,11 +44,11 @@ static inline __attribute__((always_inline)) int take(ursa_pool_t *p, ursa__pool
 
 /* The outcome of a wait decided `st` (GRANTED or CLOSED): 0 and *s, or
  * the error it was failed with. */
-static int decided(uint32_t st, const ursa_wait_t *w, ursa__pool_slot_t **s)
+static int decided(ursa_pool_t *p, uint32_t st, const ursa__waiter_t *w, ursa__pool_slot_t **s)
 {
     if (st != URSA__W_GRANTED)
         return -(int)w->got;
-    *s = (ursa__pool_slot_t *)(uintptr_t)w->got;
+    *s = ursa__pool_slot_of(p, w->got);
     return 0;
 }
 
@@ -56,19 +56,19 @@ static int decided(uint32_t st, const ursa_wait_t *w, ursa__pool_slot_t **s)
 static int wait_for_slot(ursa_pool_t *p, ursa__ctx_t *c, ursa_time_t deadline,
                          const ursa_site_t *site, ursa__pool_slot_t **s)
 {
-    ursa_wait_t w;
-    ursa__wait_init(&w, c->waker, &ursa__pool_acquire_ops, site);
+    URSA__WAITER_ALIGN ursa__waiter_t w;
+    ursa__waiter_init(&w, c->waker, &ursa__pool_acquire_ops);
     int rc = ursa__pool_enqueue(p, &w, deadline == URSA_NOW);
     if (rc == -EINPROGRESS) {
         ursa_time_t since = ursa__ctx_now(c);
-        rc = ursa__wait_block(c, &w, rc, deadline);
+        rc = ursa__wait_block(c, &w, rc, deadline, site);
         if (rc == -ETIMEDOUT)
             ursa__pool_count_timeout(p);
         else if (rc == 0)
             ursa__pool_count_wait(p, ursa__ctx_now(c) - since);
     }
     /* relaxed: decided (block, or the start) and settled: ours to read. */
-    return rc ? rc : decided(atomic_load_explicit(&w.state, memory_order_relaxed), &w, s);
+    return rc ? rc : decided(p, atomic_load_explicit(&w.state, memory_order_relaxed), &w, s);
 }
 
 /* check_on_acquire for s (the caller's): 0 keep it; 1 it failed its check
@@ -139,22 +139,24 @@ int ursa_pool_acquire_at(ursa_pool_t *p, ursa_pool_item_t *it, ursa_time_t deadl
 int ursa_pool_acquire_start_at(ursa_pool_t *p, ursa_wait_t *w, ursa_waker_t waker,
                                const ursa_site_t *site)
 {
-    if (!p || !ursa__wait_raw_init(w, waker, &ursa__pool_acquire_ops, site))
+    ursa__waiter_t *n = p ? ursa__wait_raw_init(w, waker, &ursa__pool_acquire_ops, site) : NULL;
+    if (!n)
         return -EINVAL;
     /* Not the fast path: it counts an acquire, and the finish counts
      * every raw one. */
-    return ursa__pool_enqueue(p, w, false);
+    return ursa__pool_enqueue(p, n, false);
 }
 
 int ursa_pool_acquire_finish(ursa_pool_t *p, ursa_wait_t *w, ursa_pool_item_t *it)
 {
-    if (!p || !w || !it || it->pool || w->owner != p || w->ops != &ursa__pool_acquire_ops)
+    ursa__waiter_t *n = ursa__wait_raw_of(w, p, &ursa__pool_acquire_ops);
+    if (!n || !it || it->pool)
         return -EINVAL;
-    int st = ursa__wait_finish_decided(w);
+    int st = ursa__wait_finish_decided(n);
     if (st < 0)
         return st;
     ursa__pool_slot_t *s = NULL;
-    int rc = decided((uint32_t)st, w, &s);
+    int rc = decided(p, (uint32_t)st, n, &s);
     if (rc == 0)
         rc = take(p, s, it, ursa__ctx(), w->site);
     if (rc == 0)

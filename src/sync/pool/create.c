@@ -67,8 +67,27 @@ static ursa_time_t expiry_locked(ursa_pool_t *p, ursa_time_t now)
     return now + life - (ursa_time_t)ursa__pool_random_locked(p, (uint64_t)jitter + 1);
 }
 
+/* Under the lock: gives s the next id and enters it in the id table
+ * (allocating a chunk when the ids reach it: at most 32 times in a pool's
+ * life, so the lock is held over an allocation that rarely). False: no
+ * memory for the chunk. */
+static bool enter_id_locked(ursa_pool_t *p, ursa__pool_slot_t *s)
+{
+    uint32_t id = p->nslots;
+    if (id == UINT32_MAX)
+        return false;
+    unsigned k = 31u - (unsigned)__builtin_clz(id + 1);
+    if (!p->ids[k] && !(p->ids[k] = calloc((size_t)1 << k, sizeof *p->ids[k])))
+        return false;
+    p->ids[k][id + 1 - (1u << k)] = s;
+    s->id = id;
+    p->nslots++;
+    return true;
+}
+
 /* A free slot for a create: the free list's, else the spare (published
- * now, so that every slot ever made is on `all`); NULL if neither. */
+ * now, so that every slot ever made is on `all` and in the id table);
+ * NULL if neither. */
 static ursa__pool_slot_t *take_slot_locked(ursa_pool_t *p, ursa__pool_slot_t **spare)
 {
     ursa__pool_slot_t *s = p->free_slots;
@@ -77,7 +96,7 @@ static ursa__pool_slot_t *take_slot_locked(ursa_pool_t *p, ursa__pool_slot_t **s
         return s;
     }
     s = *spare;
-    if (!s)
+    if (!s || !enter_id_locked(p, s))
         return NULL;
     *spare = NULL;
     s->pool = p;
@@ -204,12 +223,12 @@ void *ursa__pool_creator(void *arg)
             ursa__pool_reserve_locked(p, -1); /* not now */
             if (ursa_task_cancelled())
                 return creator_done_locked(p, rec, spare);
-            ursa__spin_unlock(&p->lock);
+            ursa__pool_unlock_only(p);
             (void)ursa_sleep_until(at); /* a cancel ends the loop above */
             continue;
         }
         ursa__pool_slot_t *s = take_slot_locked(p, &spare);
-        ursa__spin_unlock(&p->lock);
+        ursa__pool_unlock_only(p);
         create_one(p, s);
     }
 }

@@ -66,6 +66,8 @@ static void free_memory(ursa_pool_t *p)
     }
     (void)ursa_notify_destroy(&p->kick);
     (void)ursa_notify_destroy(&p->changed);
+    for (unsigned k = 0; k < URSA__POOL_ID_CHUNKS; k++)
+        free(p->ids[k]);
     free(p->creator);
     free(p);
 }
@@ -99,7 +101,7 @@ static int wait_until(ursa_pool_t *p, int (*state_locked)(ursa_pool_t *p),
         (void)ursa_notify_enable_at(&p->changed, &w, site);
         ursa__pool_lock(p);
         int rc = state_locked(p);
-        ursa__spin_unlock(&p->lock);
+        ursa__pool_unlock_only(p);
         if (rc != -EAGAIN || deadline == URSA_NOW) {
             (void)ursa_notify_disable(&p->changed, &w);
             return rc;
@@ -192,13 +194,13 @@ int ursa_pool_drain_at(ursa_pool_t *p, ursa_time_t deadline, const ursa_site_t *
         /* seq_cst: a fast return stores its slot idle and then loads the
          * gate; our scan comes after this bit (Dekker, as for waiters). */
         atomic_fetch_or_explicit(&p->gate, URSA__POOL_DRAIN, memory_order_seq_cst);
-    ursa__spin_unlock(&p->lock);
+    ursa__pool_unlock_only(p);
     int rc = wait_until(p, drained_locked, deadline, site);
     ursa__pool_lock(p);
     if (--p->drainers == 0)
         /* release: only lets fast returns in again. */
         atomic_fetch_and_explicit(&p->gate, ~URSA__POOL_DRAIN, memory_order_release);
-    ursa__spin_unlock(&p->lock);
+    ursa__pool_unlock_only(p);
     return rc;
 }
 
@@ -209,7 +211,7 @@ int ursa_pool_resize(ursa_pool_t *p, uint32_t max_size, uint32_t min_idle)
     ursa__pool_after_t a = {.kick = true}; /* min_idle may want creates */
     ursa__pool_lock(p);
     if (p->closed) {
-        ursa__spin_unlock(&p->lock);
+        ursa__pool_unlock_only(p);
         return -EPIPE;
     }
     p->max_size = max_size;
@@ -240,7 +242,7 @@ int ursa_pool_free(ursa_pool_t *p)
         return -EINVAL;
     ursa__pool_lock(p);
     bool busy = in_use_locked(p);
-    ursa__spin_unlock(&p->lock);
+    ursa__pool_unlock_only(p);
     (void)ursa_pool_close(p);
     if (busy)
         return ursa__destroy_check(true, "pool freed while items are in use");

@@ -28,7 +28,7 @@ static void forget_creator(ursa_pool_t *p, ursa__pool_creator_t *rec, int rc)
         ursa__pool_reserve_locked(p, -1);
     rec->done = false;
     p->creators--;
-    ursa__spin_unlock(&p->lock);
+    ursa__pool_unlock_only(p);
 }
 
 /* Joins the creators that have finished or left their loop. */
@@ -40,7 +40,7 @@ static void reap(ursa_pool_t *p)
             continue;
         ursa__pool_lock(p);
         bool done = rec->done;
-        ursa__spin_unlock(&p->lock);
+        ursa__pool_unlock_only(p);
         int rc = join_creator(rec, done);
         if (rc != -EAGAIN)
             forget_creator(p, rec, rc);
@@ -59,7 +59,7 @@ static void spawn(ursa_pool_t *p)
             break;
         p->creators++;
         ursa__pool_reserve_locked(p, 1); /* the creator's first create */
-        ursa__spin_unlock(&p->lock);
+        ursa__pool_unlock_only(p);
         int rc = ursa_spawn(&rec->task, ursa__pool_creator, rec,
                             &(ursa_spawn_opts_t){.name = "pool-create", .placement = URSA_PLACE_LOCAL});
         ursa__pool_lock(p);
@@ -69,7 +69,7 @@ static void spawn(ursa_pool_t *p)
             break;
         }
     }
-    ursa__spin_unlock(&p->lock);
+    ursa__pool_unlock_only(p);
 }
 
 /* Cancels every creator and waits for it (its create sees -ECANCELED if
@@ -93,7 +93,7 @@ void ursa__pool_bury(ursa_pool_t *p)
         ursa__pool_slot_t *s = p->graveyard;
         if (s)
             p->graveyard = s->link;
-        ursa__spin_unlock(&p->lock);
+        ursa__pool_unlock_only(p);
         if (!s)
             return;
         ursa__pool_event(p, URSA_POOL_DESTROYED, s->reason, s->res, 0);
@@ -173,7 +173,7 @@ static ursa_time_t tend(ursa_pool_t *p)
     ursa_time_t now = ursa_now(), next = URSA_NEVER;
     ursa__pool_lock(p);
     uint32_t idle = ursa__pool_idle_locked(p), min_idle = p->min_idle;
-    ursa__spin_unlock(&p->lock);
+    ursa__pool_unlock_only(p);
     ursa__pool_slot_t *taken = NULL;
     for (ursa__pool_slot_t *s = ursa__pool_first(p); s; s = s->all_next) {
         /* acquire: the fields of a slot seen in use or idle were written
@@ -219,7 +219,7 @@ void *ursa__pool_housekeeper(void *arg)
         ursa_time_t next = tend(p);
         ursa__pool_lock(p);
         bool stop = p->stopping;
-        ursa__spin_unlock(&p->lock);
+        ursa__pool_unlock_only(p);
         if (stop || ursa_notify_wait(&p->kick, next) == -ECANCELED)
             break;
     }

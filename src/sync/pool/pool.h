@@ -20,14 +20,18 @@
  * waiter count are clear (no barging past the queue); a return only while
  * the gate is 0.
  *
- * Waiters (waiters.c). A FIFO of wait nodes under `lock`. A waiter counts
- * itself in the gate (seq_cst) and then scans every slot for an idle one
- * (seq_cst loads), both under the lock; a fast return stores IDLE (seq_cst)
- * and then loads the gate (seq_cst). So either the waiter finds the slot,
- * or the returner sees the waiter and hands the slot over under the lock
- * (Dekker). Everything that gives a slot away under the lock goes through
- * ursa__pool_offer_locked, which grants the head of the queue in one
- * place (ursa__pool_grant_locked) or makes the slot idle.
+ * Waiters (waiters.c). The core wait queue (core/waitq.h), whose lock is
+ * the pool's lock: everything "under the lock" below holds it. A grant
+ * names its slot in the waiter's 32-bit `got` by the slot's id, an index
+ * into the pool's id table. A waiter counts itself in the gate (seq_cst)
+ * and then scans every slot for an idle one (seq_cst loads), both under
+ * the lock; a fast return stores IDLE (seq_cst) and then loads the gate
+ * (seq_cst). So either the waiter finds the slot, or the returner sees the
+ * waiter and hands the slot over under the lock (Dekker). Everything that
+ * gives a slot away under the lock goes through ursa__pool_offer_locked,
+ * which grants the oldest waiter in one place (ursa__pool_grant_locked,
+ * which takes the waiter's select claim as every grant path must) or
+ * makes the slot idle.
  *
  * Creates (create.c). Pool-owned creator tasks, at most max_connecting,
  * spawned by the housekeeper. Before each create a creator asks, under the
@@ -41,7 +45,7 @@
  * a return or a leak sweep never waits for one), and tends idle items
  * (idle timeout, max lifetime, periodic checks).
  *
- * Counts under `lock`: size (slots in use, idle, being checked, being
+ * Counts under the lock: size (slots in use, idle, being checked, being
  * created; the graveyard is not counted), creating, creators, graves
  * (doomed, not yet destroyed). Idle and in-use counts are taken by
  * scanning the slots. */
@@ -88,7 +92,13 @@ typedef struct ursa__pool_slot {
     ursa_pool_reason_t reason;      /* in the graveyard: why */
     struct ursa__pool_slot *all_next; /* every slot ever made; set once */
     struct ursa__pool_slot *link;     /* free list or graveyard (under lock) */
+    uint32_t id;                      /* its index in the pool's id table; set once */
 } ursa__pool_slot_t;
+
+/* The id table: chunk k holds the slots with ids 2^k - 1 .. 2^(k+1) - 2,
+ * so a chunk, once made, never moves and an id is found without the lock
+ * by whoever was told it under the lock. */
+#define URSA__POOL_ID_CHUNKS 32
 
 /* One thread's idle list. Only the owner thread touches n and items;
  * owner is read by anyone (to find its own). */
@@ -111,8 +121,9 @@ struct ursa_pool {
     ursa__pool_local_t local[URSA__POOL_LOCALS];
 
     /* Under lock. */
-    _Atomic uint32_t lock;
-    ursa_wait_t *head, *tail;     /* waiters, FIFO */
+    ursa__waitq_t q;              /* waiters, FIFO; its lock is the pool's */
+    ursa__pool_slot_t **ids[URSA__POOL_ID_CHUNKS]; /* slots by id (see above) */
+    uint32_t nslots;              /* slots ever made: the next id */
     uint32_t size, creating, creators, graves, drainers;
     uint32_t max_size, min_idle;
     ursa__pool_slot_t *free_slots, *graveyard;
@@ -141,10 +152,10 @@ struct ursa_pool {
     _Atomic ursa_time_t wait_total, wait_max;
 };
 
-/* What to do once the lock is dropped: wake decided waiters (a list linked
- * through `next`), kick the housekeeper, tell drain and warm-up waiters. */
+/* What to do once the lock is dropped: wake decided waiters, kick the
+ * housekeeper, tell drain and warm-up waiters. */
 typedef struct ursa__pool_after {
-    ursa_wait_t *wake;
+    ursa__wake_batch_t wake;
     bool kick, changed;
 } ursa__pool_after_t;
 
@@ -161,12 +172,12 @@ extern const ursa__wait_ops_t ursa__pool_acquire_ops;
  * failed: 0 (an idle slot was found: w is GRANTED with it), -EINPROGRESS
  * (queued), -EAGAIN (`now` and nothing idle), -EPIPE (closed), or the
  * fail_fast error. */
-int ursa__pool_enqueue(ursa_pool_t *p, ursa_wait_t *w, bool now);
+int ursa__pool_enqueue(ursa_pool_t *p, ursa__waiter_t *w, bool now);
 
 /* Under the lock: gives slot s (the pool's: BUSY) to the first waiter,
  * which is returned decided and unlinked (the caller wakes it after
  * unlocking); NULL if nobody waits. The one place a waiter is granted. */
-ursa_wait_t *ursa__pool_grant_locked(ursa_pool_t *p, ursa__pool_slot_t *s);
+ursa__waiter_t *ursa__pool_grant_locked(ursa_pool_t *p, ursa__pool_slot_t *s);
 
 /* Under the lock: s (BUSY) goes where it belongs: destroyed if the pool
  * is closed or over max_size or s is past its lifetime, else to the
@@ -253,7 +264,20 @@ void ursa__pool_count_acquire(ursa_pool_t *p);
 
 static inline void ursa__pool_lock(ursa_pool_t *p)
 {
-    ursa__spin_lock(&p->lock);
+    (void)ursa__waitq_lock(&p->q); /* the pool keeps no bits in the lock word */
+}
+
+/* Drops the lock with nothing to do after (ursa__pool_unlock does more). */
+static inline void ursa__pool_unlock_only(ursa_pool_t *p)
+{
+    ursa__waitq_unlock(&p->q, 0);
+}
+
+/* The slot granted as `id` (told under the lock; its chunk never moves). */
+static inline ursa__pool_slot_t *ursa__pool_slot_of(ursa_pool_t *p, uint32_t id)
+{
+    unsigned k = 31u - (unsigned)__builtin_clz(id + 1);
+    return p->ids[k][id + 1 - (1u << k)];
 }
 
 /* Slots, newest first, for a scan (lock-free: links are set once, before

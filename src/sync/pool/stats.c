@@ -45,7 +45,7 @@ int ursa_pool_stats(ursa_pool_t *p, ursa_pool_stats_t *out)
     out->min_idle = p->min_idle;
     /* relaxed: the waiter count changes under the lock we hold. */
     out->waiters = ursa__pool_nwait(atomic_load_explicit(&p->gate, memory_order_relaxed));
-    ursa__spin_unlock(&p->lock);
+    ursa__pool_unlock_only(p);
     for (ursa__pool_slot_t *s = ursa__pool_first(p); s; s = s->all_next) {
         /* relaxed: a snapshot. */
         uint32_t st = atomic_load_explicit(&s->state, memory_order_relaxed);

@@ -1,11 +1,11 @@
 /* The waiter queue and where a slot goes under the lock: granted to the
- * head of the queue, made idle, or doomed. One FIFO of wait nodes for
- * every kind of caller (task, thread, raw), behind `lock`; wakers run
- * after it is dropped. */
+ * head of the queue, made idle, or doomed. One FIFO (the core wait queue)
+ * for every kind of caller (task, thread, raw); wakers run after the lock
+ * is dropped. */
 #include "pool.h"
 
-static bool acquire_cancel(ursa_wait_t *w);
-static void acquire_give_back(ursa_wait_t *w);
+static bool acquire_cancel(ursa__waiter_t *w);
+static void acquire_give_back(ursa__waiter_t *w);
 const ursa__wait_ops_t ursa__pool_acquire_ops = {URSA_WAIT_POOL, acquire_cancel,
                                                  acquire_give_back};
 
@@ -43,15 +43,15 @@ ursa__pool_slot_t *ursa__pool_scan_take_locked(ursa_pool_t *p, ursa__pool_after_
     return NULL;
 }
 
-int ursa__pool_enqueue(ursa_pool_t *p, ursa_wait_t *w, bool now)
+int ursa__pool_enqueue(ursa_pool_t *p, ursa__waiter_t *w, bool now)
 {
     ursa__pool_after_t a = {0};
     ursa__pool_lock(p);
     if (p->closed) {
-        ursa__spin_unlock(&p->lock);
+        ursa__pool_unlock_only(p);
         return -EPIPE;
     }
-    bool first = p->head == NULL;
+    bool first = p->q.head == NULL;
     gate_add(p, URSA__POOL_WAITER);
     /* Nobody ahead: any idle slot (another thread's list) is ours. */
     ursa__pool_slot_t *s = first ? ursa__pool_scan_take_locked(p, &a) : NULL;
@@ -64,43 +64,36 @@ int ursa__pool_enqueue(ursa_pool_t *p, ursa_wait_t *w, bool now)
         a.kick = (s ? p->min_idle > 0 : p->failing != 0) && ursa__pool_wants_create_locked(p);
     } else {
         w->owner = p;
-        /* relaxed: the node is the caller's until it is queued, under the lock. */
-        atomic_store_explicit(&w->state, URSA__W_QUEUED, memory_order_relaxed);
-        ursa__waitq_push(&p->head, &p->tail, w);
+        ursa__waitq_push(&p->q, w);
         a.kick = p->creators < p->cfg.max_connecting && ursa__pool_wants_create_locked(p);
     }
     ursa__pool_unlock(p, &a);
     if (s) {
         w->owner = p;
-        ursa__wait_start_granted(w, (uintptr_t)s);
+        (void)ursa__wait_start_granted(w, s->id);
     }
     return rc;
 }
 
-ursa_wait_t *ursa__pool_grant_locked(ursa_pool_t *p, ursa__pool_slot_t *s)
+ursa__waiter_t *ursa__pool_grant_locked(ursa_pool_t *p, ursa__pool_slot_t *s)
 {
-    ursa_wait_t *w = p->head;
-    if (!w)
-        return NULL;
-    ursa__waitq_remove(&p->head, &p->tail, w);
-    gate_sub(p, URSA__POOL_WAITER);
-    w->got = (uintptr_t)s;
-    /* release: the waiter reads got, and the slot, once it sees the decision. */
-    atomic_store_explicit(&w->state, URSA__W_GRANTED, memory_order_release);
-    return w;
-}
-
-static void wake_later(ursa__pool_after_t *a, ursa_wait_t *w)
-{
-    w->next = a->wake;
-    a->wake = w;
+    /* The oldest waiter that can take it; a select's whose claim was lost
+     * leaves the queue as if it had withdrawn (core/waitq.h, rules 1-3). */
+    ursa__waiter_t *w;
+    while ((w = ursa__waitq_pop(&p->q))) {
+        gate_sub(p, URSA__POOL_WAITER);
+        w->got = s->id;
+        if (ursa__waiter_decide(w, URSA__W_GRANTED))
+            return w;
+    }
+    return NULL;
 }
 
 void ursa__pool_offer_locked(ursa_pool_t *p, ursa__pool_slot_t *s, ursa__pool_after_t *a)
 {
-    ursa_wait_t *w = ursa__pool_grant_locked(p, s);
+    ursa__waiter_t *w = ursa__pool_grant_locked(p, s);
     if (w) {
-        wake_later(a, w);
+        ursa__wake_batch_add(&a->wake, w);
         return;
     }
     /* seq_cst: waiters enqueue under this lock, but closes and scans read
@@ -125,14 +118,11 @@ void ursa__pool_settle_locked(ursa_pool_t *p, ursa__pool_slot_t *s, ursa__pool_a
 
 void ursa__pool_fail_waiters_locked(ursa_pool_t *p, int err, ursa__pool_after_t *a)
 {
-    while (p->head) {
-        ursa_wait_t *w = p->head;
-        ursa__waitq_remove(&p->head, &p->tail, w);
+    ursa__waiter_t *w;
+    while ((w = ursa__waitq_pop(&p->q))) {
         gate_sub(p, URSA__POOL_WAITER);
-        w->got = (uint64_t)-err;
-        /* release: the waiter reads got once it sees the decision. */
-        atomic_store_explicit(&w->state, URSA__W_CLOSED, memory_order_release);
-        wake_later(a, w);
+        w->got = (uint32_t)-err;
+        (void)ursa__waiter_decide_into(w, URSA__W_CLOSED, &a->wake);
     }
 }
 
@@ -166,8 +156,8 @@ void ursa__pool_doom_locked(ursa_pool_t *p, ursa__pool_slot_t *s, ursa_pool_reas
 
 void ursa__pool_unlock(ursa_pool_t *p, ursa__pool_after_t *a)
 {
-    ursa__spin_unlock(&p->lock);
-    ursa__wake_list(a->wake);
+    ursa__pool_unlock_only(p);
+    ursa__wake_batch_run(&a->wake);
     if (a->kick)
         (void)ursa_notify_one(&p->kick);
     if (a->changed)
@@ -206,23 +196,24 @@ void ursa__pool_after_idle(ursa_pool_t *p, ursa__pool_slot_t *s)
 
 /* ---- the wait ops ---- */
 
-static bool acquire_cancel(ursa_wait_t *w)
+static bool acquire_cancel(ursa__waiter_t *w)
 {
     ursa_pool_t *p = w->owner;
-    if (!ursa__wait_cancel_begin(&p->lock, w))
-        return false; /* decided: granted or failed */
-    ursa__waitq_remove(&p->head, &p->tail, w);
+    uint32_t bits;
+    if (!ursa__waitq_cancel_begin(&p->q, w, &bits))
+        return ursa__waiter_dropped(w); /* decided (granted or failed), or dropped */
+    ursa__waitq_remove(&p->q, w);
     gate_sub(p, URSA__POOL_WAITER);
     /* A create started for this waiter goes on: its item will serve the
      * next waiter or go idle. */
-    ursa__wait_cancel_end(&p->lock, w);
+    ursa__waitq_cancel_end(&p->q, w, bits);
     return true;
 }
 
-static void acquire_give_back(ursa_wait_t *w)
+static void acquire_give_back(ursa__waiter_t *w)
 {
     ursa_pool_t *p = w->owner;
-    ursa__pool_slot_t *s = (ursa__pool_slot_t *)(uintptr_t)w->got;
+    ursa__pool_slot_t *s = ursa__pool_slot_of(p, w->got);
     ursa__pool_stamp_return(p, s);
     ursa__pool_settle(p, s);
 }
