@@ -41,7 +41,12 @@
  *   after its drop.
  *
  * A recv holds nothing afterwards (the value is a copy), so there is no
- * hold object and no phase 2. */
+ * hold object and no phase 2.
+ *
+ * Tries never fail spuriously (as Tokio's try_recv): a receive at URSA_NOW
+ * (try_recv), or with a deadline already passed, reports "empty" only if
+ * no send that has returned is waiting for rx; a value behind a send still
+ * copying its bytes in is waited for (that copy). */
 #ifndef URSA_BROADCAST_H
 #define URSA_BROADCAST_H
 

@@ -29,7 +29,15 @@
  * URSA_NOW = try, or absolute). A send permit is a phase-2 hold (obligation
  * kind "mpmc send permit"): discharge it with ursa_mpmc_permit_send (once
  * per reserved slot) or ursa_mpmc_permit_release. A permit leaked at task or
- * thread exit is reported and its slots are returned. See docs/mpmc.md. */
+ * thread exit is reported and its slots are returned. See docs/mpmc.md.
+ *
+ * Tries never fail spuriously (as Tokio's try_recv): a receive at URSA_NOW
+ * (try_recv, recv_many), or with a deadline already passed, reports
+ * "empty" only if no send that has returned is queued (or another
+ * receiver took it); a message queued behind a send still copying its
+ * element in is waited for (that copy: no lock, no wait). A send or
+ * reserve at URSA_NOW reports "full" only if no slot is free or senders
+ * are queued ahead. */
 #ifndef URSA_MPMC_H
 #define URSA_MPMC_H
 

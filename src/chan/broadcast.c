@@ -260,6 +260,38 @@ static int peek(const ursa_broadcast_rx_t *rx)
     return -EAGAIN;
 }
 
+/* rx's next position is not published. If a later one is (its send has
+ * returned, or is returning), rx's was claimed by a sender that is still
+ * copying (between its claim and its publication it takes no lock and
+ * waits for nothing but a sender a whole lap behind): wait until it
+ * publishes, rather than report "empty" while a returned send is there,
+ * and return true. False: nothing later is published either (a claim
+ * alone is a send that has not returned). */
+static __attribute__((noinline)) bool wait_claimed(ursa_broadcast_rx_t *rx)
+{
+    chan_t *ch = rx->ch;
+    uint64_t next = rx->next, want = 2 * (next + 1);
+    /* acquire: a send the caller must see happened-before its call (the
+     * caller's own synchronisation), so its claim is visible here. */
+    uint64_t tail = atomic_load_explicit(&ch->tail, memory_order_acquire);
+    uint64_t p = next + 1;
+    /* acquire: pairs with the senders' release stores of seq; a later lap
+     * counts too (something was published after rx's position). */
+    while (p < tail && atomic_load_explicit(slot_at(ch, p), memory_order_acquire) < 2 * (p + 1))
+        p++;
+    if (p >= tail)
+        return false;
+    /* acquire: as in peek. */
+    for (unsigned i = 0; atomic_load_explicit(slot_at(ch, next), memory_order_acquire) < want;
+         i++) {
+        if (i < 128)
+            ursa__cpu_relax();
+        else
+            sched_yield(); /* the sender may be a preempted thread */
+    }
+    return true;
+}
+
 /* poll_rx's rarer outcomes, out of line: lagged (after an acquire of a
  * later lap's seq), or not ready: -EOVERFLOW, -EPIPE, -EAGAIN. */
 static __attribute__((noinline)) int poll_miss(ursa_broadcast_rx_t *rx, uint64_t *missed,
@@ -316,11 +348,23 @@ static inline __attribute__((always_inline)) int poll_rx(ursa_broadcast_rx_t *rx
     return poll_miss(rx, missed, q > want);
 }
 
+/* poll_rx for a receive about to report that it found nothing (a try, an
+ * expired deadline, a cancel): -EAGAIN only if no send that returned is
+ * waiting for rx behind one still copying (that copy is waited out). The
+ * blocking path needs no such look: bc_start waits for a claim. */
+static int poll_try(ursa_broadcast_rx_t *rx, void *out, uint64_t *missed)
+{
+    int r;
+    while ((r = poll_rx(rx, out, missed)) == -EAGAIN && wait_claimed(rx)) {
+    }
+    return r;
+}
+
 int ursa_broadcast_try_recv(ursa_broadcast_rx_t *rx, void *out, uint64_t *missed)
 {
     if (!rx || !out)
         return -EINVAL;
-    return poll_rx(rx, out, missed);
+    return poll_try(rx, out, missed);
 }
 
 /* Queues w on rx's channel, or finds something ready: 0 now, -EINPROGRESS
@@ -365,6 +409,12 @@ static __attribute__((noinline)) int recv_wait(ursa_broadcast_rx_t *rx, void *ou
                                                const ursa_site_t *site)
 {
     ursa__ctx_t *c = ursa__ctx();
+    /* An expired deadline waits for nothing more than a returned send
+     * (not for a copy with nothing after it, which bc_start would). */
+    if (deadline != URSA_NEVER && ursa__ctx_now(c) >= deadline) {
+        int r = poll_try(rx, out, missed);
+        return r == -EAGAIN ? -ETIMEDOUT : r;
+    }
     for (;;) {
         URSA__WAITER_ALIGN ursa__waiter_t w;
         ursa__waiter_init(&w, c->waker, &recv_ops);
@@ -373,7 +423,7 @@ static __attribute__((noinline)) int recv_wait(ursa_broadcast_rx_t *rx, void *ou
             if (rc != 0 && bc_cancel(&w)) {
                 /* Withdrawn. A value sent in the same instant is still
                  * taken: an expired deadline still tries once. */
-                int r2 = poll_rx(rx, out, missed);
+                int r2 = poll_try(rx, out, missed);
                 return r2 == -EAGAIN ? rc : r2;
             }
             ursa__wait_settle(&w);
@@ -391,8 +441,10 @@ int ursa_broadcast_recv_at(ursa_broadcast_rx_t *rx, void *out, uint64_t *missed,
     if (!rx || !out)
         return -EINVAL;
     int rc = poll_rx(rx, out, missed);
-    if (rc != -EAGAIN || deadline == URSA_NOW)
+    if (rc != -EAGAIN)
         return rc;
+    if (deadline == URSA_NOW)
+        return poll_try(rx, out, missed);
     return recv_wait(rx, out, missed, deadline, site);
 }
 

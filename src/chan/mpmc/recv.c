@@ -1,6 +1,7 @@
 /* The mpmc channel's receivers: claiming published positions (a CAS on
  * head), the FIFO of waiting receivers and the wakes passed along it, and
  * the receive calls. */
+#include <sched.h>
 #include <string.h>
 
 #include "../../sync/wait_steps.h"
@@ -159,6 +160,49 @@ static __attribute__((noinline)) int rx_wait(ursa_mpmc_t *ch, ursa_time_t deadli
     return 0;
 }
 
+/* Nothing is claimable at head. If a later position is published (its
+ * send has returned, or is returning), head's position was claimed by a
+ * sender that is still copying (no lock, no wait between its claim and its
+ * publication): wait until it publishes (or another receiver moves head
+ * on), rather than report "empty" while a returned send is queued, and
+ * return true. False: nothing later is published either (a claim alone is
+ * a send that has not returned). h: head, t: tail, t - h >= 2. */
+static __attribute__((noinline)) bool wait_claimed(ursa_mpmc_t *ch, uint64_t h, uint64_t t)
+{
+    if (t - h > ch->cap)
+        t = h + ch->cap;
+    uint64_t p = h + 1;
+    /* acquire: pairs with the sender's publication. */
+    while (p < t && atomic_load_explicit(ursa__mpmc_slot_seq(ch, p), memory_order_acquire) != p + 1)
+        p++;
+    if (p >= t)
+        return false;
+    /* relaxed: as in claimed_behind; a receiver that claims h moves head. */
+    for (unsigned i = 0;
+         !head_ready(ch) && atomic_load_explicit(&ch->head, memory_order_relaxed) == h; i++) {
+        if (i < 128)
+            ursa__cpu_relax();
+        else
+            sched_yield(); /* the claimer may be a preempted thread */
+    }
+    return true;
+}
+
+/* A receive is about to report that it found nothing (a try, an expired
+ * deadline, a cancel, a raw finish): true if a send that returned is
+ * queued behind one still copying, which it waited for (take again). The
+ * blocking path needs no such look: a sender's publication wakes it. */
+static bool claimed_behind(ursa_mpmc_t *ch)
+{
+    /* relaxed: a send the caller must see happened-before its call (the
+     * caller's own synchronisation), so its claim is visible here; a
+     * stale head only makes us look at slots already taken. Two positions
+     * claimed at least: one may be published past head's. */
+    uint64_t h = atomic_load_explicit(&ch->head, memory_order_relaxed);
+    uint64_t t = atomic_load_explicit(&ch->tail, memory_order_relaxed);
+    return t - h >= 2 && wait_claimed(ch, h, t);
+}
+
 /* Takes up to max ready messages into buf: how many (>= 1), or -EPIPE
  * (the stream has ended), -EAGAIN (nothing claimable now). */
 static long take(ursa_mpmc_t *ch, void *buf, uint64_t max)
@@ -175,10 +219,10 @@ static long recv_common(ursa_mpmc_t *ch, void *buf, uint64_t max, ursa_time_t de
 {
     for (;;) {
         long k = take(ch, buf, max);
-        if (k != -EAGAIN || deadline == URSA_NOW)
+        if (k != -EAGAIN)
             return k;
-        int rc = rx_wait(ch, deadline);
-        if (rc)
+        int rc = deadline == URSA_NOW ? -EAGAIN : rx_wait(ch, deadline);
+        if (rc && !claimed_behind(ch))
             return rc;
     }
 }
@@ -221,5 +265,7 @@ int ursa_mpmc_recv_finish(const ursa_mpmc_receiver_t *rx, ursa_wait_t *w, void *
     /* Nothing claimable (-EAGAIN): like a woken receiver that finds it
      * empty, the caller starts again (and re-checks after queueing). */
     long k = take(rx->ch, out, 1);
+    if (k == -EAGAIN && claimed_behind(rx->ch))
+        k = take(rx->ch, out, 1);
     return k > 0 ? 0 : (int)k;
 }

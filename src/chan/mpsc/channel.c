@@ -113,6 +113,7 @@ int ursa_mpsc_new(ursa_mpsc_receiver_t *rx, ursa_mpsc_sender_t *tx, size_t elem_
     atomic_init(&ch->end, URSA__MPSC_NO_END);
     atomic_init(&ch->head, 0);
     atomic_init(&ch->returned, 0);
+    atomic_init(&ch->harvesting, 0);
     atomic_init(&ch->tx_waiting, 0);
     if (capacity) {
         ch->stride = ursa__ring_stride(elem_size);

@@ -29,8 +29,9 @@
  * Permits (bounded). The receiver does not return a message's permit: it
  * advances `head`, and the permits of positions `returned`..head are owed.
  * A sender whose semaphore try fails harvests them (see lazy.c for how
- * a sleeping sender is never left waiting for owed permits). Without
- * membarrier the receiver returns each permit (eager).
+ * a sleeping sender is never left waiting for owed permits, and a try
+ * never misses one on its way into the semaphore). Without membarrier the
+ * receiver returns each permit (eager).
  *
  * End of stream (the receiver's -EPIPE): (the life word's CLOSED, or no
  * strong sender) and nothing can still arrive.
@@ -105,6 +106,7 @@ struct ursa_mpsc {
     alignas(64) _Atomic uint64_t tail;
     _Atomic(ursa__mpsc_blk_t *) block_tail;
     _Atomic uint64_t returned; /* lazy: consumed positions whose permits went back */
+    _Atomic uint32_t harvesting; /* lazy: owed permits on their way into the semaphore */
     _Atomic uint64_t sbias;      /* send bias: the owner's thread uid, or 0 */
     _Atomic uint32_t sbias_busy; /* the owner is in its fast path */
     _Atomic uint32_t sbias_lock; /* revokes */
@@ -230,9 +232,14 @@ void ursa__mpsc_reclaim(ursa_mpsc_t *ch, uint64_t head);
 
 /* lazy.c: whether lazy permit return (and so the send bias) is on. */
 bool ursa__mpsc_lazy_usable(void);
-/* lazy.c: moves the owed permits into the semaphore, or keeps `keep` of
- * them for the caller: true if it kept them. */
+/* lazy.c: keeps `keep` owed permits for the caller (true), or moves the
+ * owed permits into the semaphore (false). */
 bool ursa__mpsc_harvest(ursa_mpsc_t *ch, uint64_t keep);
+/* lazy.c: a sender's try for n permits, from the semaphore or what the
+ * receiver owes: true (taken), false only if none were free at some
+ * moment of the call, or senders are queued (never while owed permits are
+ * on their way into the semaphore). */
+bool ursa__mpsc_lazy_try(ursa_mpsc_t *ch, uint64_t n);
 /* lazy.c: a sender enters, has queued in, and leaves the semaphore's wait. */
 void ursa__mpsc_wait_enter(ursa_mpsc_t *ch);
 void ursa__mpsc_wait_queued(ursa_mpsc_t *ch);

@@ -1,6 +1,8 @@
 /* The mpsc channel's receiver: its one wait slot `rx_wait` and how a
  * sender grants it (see "Receiver wait" in mpsc.h), the polling a
  * receiver woken from another thread does, and the receive calls. */
+#include <sched.h>
+
 #include "../../sync/wait_steps.h"
 #include "mpsc.h"
 #include "send_bias.h"
@@ -168,6 +170,53 @@ static int rx_wait(ursa_mpsc_t *ch, ursa_time_t deadline)
     return ursa__wait_block(c, &w, rc, deadline, NULL);
 }
 
+/* Whether position p (at or past head, below the claims) is published. */
+static bool published(ursa_mpsc_t *ch, uint64_t p)
+{
+    if (ch->cap)
+        /* acquire: pairs with the sender's publication. */
+        return atomic_load_explicit((_Atomic uint64_t *)ursa__mpsc_ring_slot(ch, p),
+                                    memory_order_acquire) == p + 1;
+    /* Blocks from head_block on are never recycled under us (only the
+     * receiver recycles), and a block not linked yet holds nothing. */
+    ursa__mpsc_blk_t *b = ch->head_block;
+    while (b->start != (p & ~(ch->bslots - 1)))
+        /* acquire: the block's fields. */
+        if (!(b = atomic_load_explicit(&b->next, memory_order_acquire)))
+            return false;
+    /* acquire: as above. */
+    return atomic_load_explicit(&b->ready[p & (ch->bslots - 1)], memory_order_acquire);
+}
+
+/* The next message is not there. If a later one is (its send has
+ * returned, or is returning), the position before it was claimed by a
+ * sender that is still copying (no lock, no wait between its claim and its
+ * publication): wait for it, rather than report "empty" while a returned
+ * send is queued, and return true. False: nothing later is published
+ * either (a claim alone is a send that has not returned). h: head, t: the
+ * claims (tail without the seal bit), with t - h >= 2. */
+static __attribute__((noinline)) bool wait_claimed(ursa_mpsc_t *ch, uint64_t h, uint64_t t)
+{
+    /* relaxed: as tail (see claimed_behind). */
+    uint64_t e = atomic_load_explicit(&ch->end, memory_order_relaxed);
+    if (t > e)
+        t = e; /* claims past a seal are never written */
+    if (ch->cap && t - h > ch->cap)
+        t = h + ch->cap; /* a stale view: no more than cap are claimed */
+    uint64_t p = h + 1;
+    while (p < t && !published(ch, p))
+        p++;
+    if (p >= t)
+        return false;
+    for (unsigned i = 0; !ursa__mpsc_peek(ch); i++) {
+        if (i < 128)
+            ursa__cpu_relax();
+        else
+            sched_yield(); /* the claimer may be a preempted thread */
+    }
+    return true;
+}
+
 /* Takes up to max ready messages into buf: how many (>= 1), or -EPIPE
  * (the stream has ended), -EAGAIN (nothing yet). */
 static inline long take(ursa_mpsc_t *ch, void *buf, size_t max)
@@ -182,6 +231,21 @@ static inline long take(ursa_mpsc_t *ch, void *buf, size_t max)
     return ursa__mpsc_ended(ch, l) ? -EPIPE : -EAGAIN;
 }
 
+/* A receive is about to report that it found nothing (a try, an expired
+ * deadline, a cancel, a raw finish): true if a send that returned is
+ * queued behind one still copying, which it waited for (take again). The
+ * blocking path needs no such look: rx_start waits for a claim. */
+static inline bool claimed_behind(ursa_mpsc_t *ch)
+{
+    /* relaxed: only we write head. relaxed on tail: a send the caller
+     * must see happened-before its call (the caller's own
+     * synchronisation), so its claim is visible here. Two positions
+     * claimed at least: one may be published past ours. */
+    uint64_t h = atomic_load_explicit(&ch->head, memory_order_relaxed);
+    uint64_t t = atomic_load_explicit(&ch->tail, memory_order_relaxed) & ~URSA__MPSC_TAIL_CLOSED;
+    return t - h >= 2 && wait_claimed(ch, h, t);
+}
+
 /* take, waiting until something is there. */
 static long take_wait(ursa_mpsc_t *ch, void *buf, size_t max, ursa_time_t deadline)
 {
@@ -190,7 +254,7 @@ static long take_wait(ursa_mpsc_t *ch, void *buf, size_t max, ursa_time_t deadli
         if (k != -EAGAIN)
             return k;
         int rc = rx_wait(ch, deadline);
-        if (rc)
+        if (rc && !claimed_behind(ch))
             return rc;
     }
 }
@@ -234,5 +298,7 @@ int ursa_mpsc_recv_finish(const ursa_mpsc_receiver_t *rx, ursa_wait_t *w, void *
     if (rc)
         return rc;
     long k = take(rx->ch, out, 1);
+    if (k == -EAGAIN && claimed_behind(rx->ch))
+        k = take(rx->ch, out, 1);
     return k > 0 ? 0 : (int)k;
 }

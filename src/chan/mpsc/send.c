@@ -12,7 +12,7 @@
 static int acquire_wait(ursa_mpsc_t *ch, uint64_t n, ursa_time_t deadline, ursa__ctx_t *c,
                         const ursa_site_t *site)
 {
-    if (ch->lazy && (ursa__mpsc_harvest(ch, n) || ursa__sema_try(&ch->chan.sema, n)))
+    if (ch->lazy && ursa__mpsc_lazy_try(ch, n))
         return 0;
     return ursa__chan_sema_wait(&ch->chan, n, deadline, c, site);
 }
