@@ -7,10 +7,14 @@
  * `life` = URSA__CHAN_CLOSED | URSA__CHAN_RX_GONE | strong senders
  * (URSA__CHAN_TX_ONE each) | permits out (URSA__CHAN_PERM_ONE each; mpsc
  * counts only unbounded reserves there, mpmc every permit and reserve in
- * progress). `refs` counts what keeps the memory: handles, permits, raw
- * reserves. What a change of `life` may end differs (mpsc: end_check and
- * the unbounded seal; mpmc: terminal() and wake_all), so the helpers here
- * only do the RMW and return what the caller decides on. */
+ * progress). One rule for both: a reserve still queued when the channel
+ * closes fails and stops counting at the close (mpmc's closer takes it
+ * off, see ursa_mpmc_close), so it never keeps a closed channel open; a
+ * granted one holds its slots and does. `refs` counts what keeps the
+ * memory: handles, permits, raw reserves. What a change of `life` may end
+ * differs (mpsc: end_check and the unbounded seal; mpmc: terminal() and
+ * wake_all), so the helpers here only do the RMW and return what the
+ * caller decides on. */
 #ifndef URSA_CHAN_CHAN_H
 #define URSA_CHAN_CHAN_H
 
@@ -102,13 +106,19 @@ static inline void ursa__chan_ref_put(ursa__chan_t *ch)
         ch->ops->destroy(ch);
 }
 
-/* A counted permit (or reserve) ends: the new life word. */
-static inline uint64_t ursa__chan_life_permit_end(ursa__chan_t *ch)
+/* n counted permits (or reserves) end: the new life word. */
+static inline uint64_t ursa__chan_life_permits_end(ursa__chan_t *ch, uint64_t n)
 {
     /* acq_rel: our message (if any) was published before; receivers
      * acquire the count before they look at the queue. */
-    return atomic_fetch_sub_explicit(&ch->life, URSA__CHAN_PERM_ONE, memory_order_acq_rel) -
-           URSA__CHAN_PERM_ONE;
+    return atomic_fetch_sub_explicit(&ch->life, n * URSA__CHAN_PERM_ONE, memory_order_acq_rel) -
+           n * URSA__CHAN_PERM_ONE;
+}
+
+/* A counted permit (or reserve) ends: the new life word. */
+static inline uint64_t ursa__chan_life_permit_end(ursa__chan_t *ch)
+{
+    return ursa__chan_life_permits_end(ch, 1);
 }
 
 /* Counts a permit out: the life word as it was (URSA__CHAN_CLOSED in it:
@@ -145,10 +155,16 @@ static inline bool ursa__chan_rx_gone(ursa__chan_t *ch)
 /* The waits of a blocking reserve (on ch->sema). */
 extern const ursa__wait_ops_t ursa__chan_reserve_ops;
 
+/* ursa__chan_sema_wait's result when the close failed the wait while it
+ * was queued: the closer ended what the wait counted (mpmc's life word);
+ * the caller reports -EPIPE. */
+#define URSA__CHAN_CLOSED_QUEUED 1
+
 /* The slow half of a blocking reserve of n slots: waits in the
  * semaphore's FIFO (with the channel's wait_enter / wait_queued /
- * wait_leave steps around it). 0 (n slots reserved), -EPIPE (closed),
- * -EAGAIN (URSA_NOW), -ETIMEDOUT, -ECANCELED. c may be NULL. */
+ * wait_leave steps around it). 0 (n slots reserved), -EPIPE (closed
+ * before it queued), URSA__CHAN_CLOSED_QUEUED, -EAGAIN (URSA_NOW),
+ * -ETIMEDOUT, -ECANCELED. c may be NULL. */
 int ursa__chan_sema_wait(ursa__chan_t *ch, uint64_t n, ursa_time_t deadline, ursa__ctx_t *c,
                          const ursa_site_t *site);
 

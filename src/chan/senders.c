@@ -386,8 +386,8 @@ int ursa__chan_sema_wait(ursa__chan_t *ch, uint64_t n, ursa_time_t deadline, urs
         if (ops->wait_queued)
             ops->wait_queued(ch);
         rc = ursa__ctx_block(c, &w, deadline, site);
-        if (rc == 0 || !ursa__sema_cancel(&w))
-            rc = ursa__wait_grant_rc(&w); /* decided: granted, or closed */
+        if (rc == 0 || !ursa__sema_cancel(&w)) /* decided: granted, or closed */
+            rc = ursa__wait_grant_rc(&w) ? URSA__CHAN_CLOSED_QUEUED : 0;
         else if (ops->permits_back)
             /* Withdrawn: the permits assigned so far went back; they may
              * be the last a closed receiver waits for. */
@@ -465,10 +465,8 @@ static int raw_reserve_finish(ursa__chan_t *ch, ursa_wait_t *rw, ursa_oblig_t *o
     const ursa__chan_ops_t *ops = ch->ops;
     if (ops->wait_leave)
         ops->wait_leave(ch);
-    int rc = -EPIPE;
-    if (st == URSA__W_CLOSED)
-        ops->permit_end(ch); /* the wait stops counting */
-    else if ((rc = permit_take(ch, w->got, ob, ursa__ctx(), rw->site)) == 0)
+    int rc = -EPIPE; /* closed while queued: the closer ended its count */
+    if (st != URSA__W_CLOSED && (rc = permit_take(ch, w->got, ob, ursa__ctx(), rw->site)) == 0)
         *n = w->got;
     ursa__chan_ref_put(ch); /* the wait's; a permit holds its own */
     return rc;
@@ -501,17 +499,19 @@ static bool raw_reserve_cancel(ursa__waiter_t *w)
     if (ops->wait_leave)
         ops->wait_leave(ch); /* the wait ends here whatever happened */
     /* The wait will never be finished if it is withdrawn or decided
-     * CLOSED: what it holds of the channel ends now. GRANTED is left to
-     * give_back (or to the finish). */
-    bool ends = true, withdrawn = ursa__sema_cancel(w);
-    if (withdrawn && ops->permits_back)
-        ops->permits_back(ch); /* its partial permits went back */
-    if (!withdrawn)
-        /* relaxed: sema_cancel settled the decided node. */
-        ends = atomic_load_explicit(&w->state, memory_order_relaxed) == URSA__W_CLOSED;
-    if (ends)
-        permit_end(ch); /* and the wait's reference */
-    return withdrawn;
+     * CLOSED: what it holds of the channel ends now (its count: the
+     * closer ended that of a CLOSED one). GRANTED is left to give_back
+     * (or to the finish). */
+    if (ursa__sema_cancel(w)) {
+        if (ops->permits_back)
+            ops->permits_back(ch); /* its partial permits went back */
+        permit_end(ch);            /* and the wait's reference */
+        return true;
+    }
+    /* relaxed: sema_cancel settled the decided node. */
+    if (atomic_load_explicit(&w->state, memory_order_relaxed) == URSA__W_CLOSED)
+        ursa__chan_ref_put(ch);
+    return false;
 }
 
 static void raw_reserve_give_back(ursa__waiter_t *w)

@@ -167,9 +167,10 @@ uint64_t ursa__sema_forget(ursa__sema_t *s, uint64_t n)
     }
 }
 
-void ursa__sema_close(ursa__sema_t *s)
+uint64_t ursa__sema_close(ursa__sema_t *s)
 {
     ursa__wake_batch_t b = URSA__WAKE_BATCH_INIT;
+    uint64_t failed = 0;
     uint32_t bits = ursa__waitq_lock(&s->q);
     /* relaxed: the lock orders this against queued waiters; fast-path
      * acquirers see it on their next CAS. */
@@ -179,10 +180,14 @@ void ursa__sema_close(ursa__sema_t *s)
     while ((w = ursa__waitq_pop(&s->q))) {
         back += w->got; /* a closed wait holds nothing */
         w->got = 0;
-        (void)ursa__waiter_decide_into(w, URSA__W_CLOSED, &b);
+        /* A waiter whose select claim was lost is dropped, not failed:
+         * its owner withdraws it and ends what it counted itself. */
+        if (ursa__waiter_decide_into(w, URSA__W_CLOSED, &b))
+            failed++;
         ursa__waitq_flush(&s->q, &b); /* a start after CLOSED fails: none join */
     }
     assign_locked(s, back, &b); /* queue empty: clears WAITERS, keeps count */
     ursa__waitq_unlock(&s->q, bits);
     ursa__wake_batch_run(&b);
+    return failed;
 }

@@ -93,8 +93,10 @@ static inline void ursa__sema_dropped(ursa__sema_t *s, uint64_t n)
 /* Removes up to n available permits; returns how many. */
 uint64_t ursa__sema_forget(ursa__sema_t *s, uint64_t n);
 
-/* Fails every queued and later wait with CLOSED. */
-void ursa__sema_close(ursa__sema_t *s);
+/* Fails every queued and later wait with CLOSED: how many queued waits it
+ * failed (a caller that counted its waiters elsewhere stops counting
+ * them: they will never hold a permit). */
+uint64_t ursa__sema_close(ursa__sema_t *s);
 
 static inline uint64_t ursa__sema_available(const ursa__sema_t *s)
 {

@@ -104,7 +104,14 @@ int ursa_mpmc_close(const ursa_mpmc_receiver_t *rx)
     /* Life word first, unlike mpsc: every reserve here counts itself in
      * life and perm_begin reads CLOSED there (mpsc's bounded ones do not). */
     uint64_t l = ursa__chan_life_close(&ch->chan) | URSA__CHAN_CLOSED;
-    ursa__sema_close(&ch->chan.sema);
+    /* The reserves the close fails while queued will never send: they stop
+     * counting now, not when their owners get round to it (a raw one may
+     * be finished much later), as in mpsc, whose end counts only the
+     * permits held (regression
+     * test_closed_channel_ends_with_a_failed_raw_reserve_unfinished). */
+    uint64_t failed = ursa__sema_close(&ch->chan.sema);
+    if (failed)
+        l = ursa__chan_life_permits_end(&ch->chan, failed);
     if (ursa__mpmc_terminal(l))
         ursa__mpmc_wake_all(ch);
     return 0;

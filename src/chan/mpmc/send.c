@@ -31,6 +31,8 @@ int ursa__mpmc_acquire(ursa_mpmc_t *ch, uint64_t n, ursa_time_t deadline, ursa__
     if (ursa__sema_try(&ch->chan.sema, n))
         return 0;
     int rc = ursa__chan_sema_wait(&ch->chan, n, deadline, c, site);
+    if (rc == URSA__CHAN_CLOSED_QUEUED)
+        return -EPIPE; /* the close ended our count */
     if (rc) /* a cancelled reserve may be what closed receivers wait for */
         ursa__mpmc_permit_end(ch);
     return rc;

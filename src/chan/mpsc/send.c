@@ -14,7 +14,8 @@ static int acquire_wait(ursa_mpsc_t *ch, uint64_t n, ursa_time_t deadline, ursa_
 {
     if (ch->lazy && ursa__mpsc_lazy_try(ch, n))
         return 0;
-    return ursa__chan_sema_wait(&ch->chan, n, deadline, c, site);
+    int rc = ursa__chan_sema_wait(&ch->chan, n, deadline, c, site);
+    return rc == URSA__CHAN_CLOSED_QUEUED ? -EPIPE : rc;
 }
 
 /* Reserves n slots: bounded, n semaphore permits; unbounded, one "permit
