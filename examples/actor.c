@@ -1,6 +1,9 @@
 /* ursa example: an actor task owns an account table. Clients on two
  * workers send it requests over an mpsc channel; each request carries a
- * oneshot for the reply (request/response). A config task reloads the fee
+ * oneshot for the reply (request/response): the shared form, whose two
+ * handles are dropped independently, so a client that stops waiting
+ * (timeout) drops its receiver and a late reply fails with -EPIPE instead
+ * of landing in someone else's oneshot. A config task reloads the fee
  * through a watch channel while requests flow; the actor picks up each new
  * config between requests. */
 #include <stdio.h>
@@ -17,7 +20,7 @@ typedef struct config {
 typedef struct request {
     int account;
     int64_t amount;
-    ursa_oneshot_t *reply; /* int64_t: the new balance */
+    ursa_oneshot_tx_t reply; /* int64_t: the new balance; the actor drops it */
 } request_t;
 
 typedef struct world {
@@ -47,7 +50,9 @@ static void *actor(void *arg)
         }
         balance[req.account] += req.amount - cfg.fee;
         served++;
-        (void)ursa_oneshot_send(req.reply, &balance[req.account]);
+        /* -EPIPE: the client gave up waiting; the reply is simply unwanted */
+        (void)ursa_oneshot_tx_send(&req.reply, &balance[req.account]);
+        (void)ursa_oneshot_tx_drop(&req.reply);
     }
     int64_t total = 0;
     for (int i = 0; i < ACCOUNTS; i++)
@@ -67,15 +72,19 @@ static void *client(void *arg)
 {
     client_t *c = arg;
     for (int i = 0; i < REQUESTS; i++) {
-        ursa_oneshot_t reply;
-        ursa_oneshot_init(&reply, sizeof(int64_t), NULL);
-        request_t req = {.account = (c->id + i) % ACCOUNTS, .amount = 10, .reply = &reply};
-        if (ursa_mpsc_send(&c->tx, &req, URSA_NEVER) != 0)
+        request_t req = {.account = (c->id + i) % ACCOUNTS, .amount = 10};
+        ursa_oneshot_rx_t reply;
+        if (ursa_oneshot_new(&req.reply, &reply, sizeof(int64_t)) != 0)
             break;
+        if (ursa_mpsc_send(&c->tx, &req, URSA_NEVER) != 0) {
+            (void)ursa_oneshot_tx_drop(&req.reply); /* still ours: the send failed */
+            (void)ursa_oneshot_rx_drop(&reply);
+            break;
+        }
         int64_t balance;
-        if (ursa_oneshot_recv(&reply, &balance, ursa_deadline_in(URSA_SEC(5))) == 0)
+        if (ursa_oneshot_rx_recv(&reply, &balance, ursa_deadline_in(URSA_SEC(5))) == 0)
             c->replies++;
-        ursa_oneshot_destroy(&reply);
+        (void)ursa_oneshot_rx_drop(&reply); /* even after a timeout: the actor's send fails */
         if (i % 10 == 0)
             ursa_sleep_for(URSA_USEC(100)); /* a client with other work to do */
     }

@@ -17,6 +17,15 @@
  * elem_size bytes that must outlive the channel. Either way nothing is
  * allocated, and an initialised oneshot may not be moved (waits point at it).
  *
+ * Lifetime of the embedded form: whoever destroys (or reuses the memory
+ * of) an embedded oneshot must know that the other end will not call it
+ * again: the sender has sent or dropped, the receiver has dropped. A
+ * receiver that gives up (a timed-out recv) cannot know that: a late send
+ * would land in whatever lives at that address next. For request/response
+ * use the shared form below (ursa_oneshot_new): two handles, each dropped
+ * by its own end, the memory freed with the last one; a send after the
+ * receiver's drop fails with -EPIPE.
+ *
  * The two ends are implicit: whoever calls the sender calls (send,
  * sender_drop, closed) is the sender, whoever calls recv/try_recv/close/
  * receiver_drop is the receiver. Each end may move between tasks and
@@ -187,6 +196,109 @@ URSA_API int ursa_oneshot_recv_finish(ursa_oneshot_t *os, ursa_wait_t *w,
 URSA_API int ursa_oneshot_closed_start_at(ursa_oneshot_t *os, ursa_wait_t *w, ursa_waker_t waker,
                                           const ursa_site_t *site) URSA_NODISCARD;
 URSA_API int ursa_oneshot_closed_finish(ursa_oneshot_t *os, ursa_wait_t *w) URSA_NODISCARD;
+
+/* Not a wait, receiver: can a receive still return a value?
+ *   1        no: the value was received, or nothing was sent and nothing
+ *            will be (sender dropped, or closed with nothing sent)
+ *   0        yes (a value is there, or may still come)
+ *   -EINVAL  os NULL, or the receiver was dropped */
+URSA_API int ursa_oneshot_is_terminated(const ursa_oneshot_t *os);
+
+/* Not a wait, receiver: is there no value to receive right now?
+ *   1        empty: nothing sent yet, already received, or ended
+ *   0        a value is waiting (try_recv would return 0)
+ *   -EINVAL  os NULL, or the receiver was dropped */
+URSA_API int ursa_oneshot_is_empty(const ursa_oneshot_t *os);
+
+/* ---- The shared form: two handles, dropped independently ----
+ *
+ *     ursa_oneshot_tx_t tx;  ursa_oneshot_rx_t rx;
+ *     ursa_oneshot_new(&tx, &rx, sizeof(int));   // allocates
+ *     // hand tx to the responder (e.g. inside a request message)
+ *     int v;                                     // requester:
+ *     if (ursa_oneshot_rx_recv(&rx, &v, dl) == -ETIMEDOUT)
+ *         ;                                      // give up:
+ *     ursa_oneshot_rx_drop(&rx);                 // the late send gets -EPIPE
+ *     // responder: ursa_oneshot_tx_send(&tx, &v); ursa_oneshot_tx_drop(&tx);
+ *
+ * Each end's calls behave as the embedded oneshot's above (same return
+ * codes); a dropped handle (NULL inside) gives -EINVAL. Each handle is
+ * dropped exactly once, by its own end, whatever happened before (a sent
+ * value does not drop the sender handle); the channel is freed with the
+ * last drop. A handle may be copied to move it (into a message), but only
+ * one copy is used and dropped. */
+
+struct ursa_oneshot_shared; /* private */
+
+typedef struct ursa_oneshot_tx {
+    struct ursa_oneshot_shared *sh; /* NULL once dropped */
+} ursa_oneshot_tx_t;
+
+typedef struct ursa_oneshot_rx {
+    struct ursa_oneshot_shared *sh; /* NULL once dropped */
+} ursa_oneshot_rx_t;
+
+/* Not a wait: a shared oneshot of elem_size bytes (the value is copied
+ * into the allocation), nothing sent, both handles live.
+ *   0        *tx and *rx set
+ *   -EINVAL  tx or rx NULL, elem_size 0 or > 2^30
+ *   -ENOMEM  no memory (nothing allocated) */
+URSA_API int ursa_oneshot_new(ursa_oneshot_tx_t *tx, ursa_oneshot_rx_t *rx, size_t elem_size);
+
+/* Not a wait, sender: ursa_oneshot_send through the handle. 0 sent;
+ * -EPIPE the receiver closed or dropped (the value stays yours);
+ * -EALREADY sent before; -EINVAL NULL or dropped handle. */
+URSA_API int ursa_oneshot_tx_send(const ursa_oneshot_tx_t *tx, const void *value);
+
+/* Not a wait, sender: drops the sender handle (without a send, the
+ * receiver gets -EPIPE); the last handle frees the channel. 0 dropped;
+ * -EINVAL NULL or already dropped. */
+URSA_API int ursa_oneshot_tx_drop(ursa_oneshot_tx_t *tx);
+
+/* Not a wait, sender: is the receiver gone (closed or dropped)? 1 yes,
+ * 0 no, -EINVAL NULL or dropped handle. */
+URSA_API int ursa_oneshot_tx_is_closed(const ursa_oneshot_tx_t *tx);
+
+/* Phase 1 (wait), sender: ursa_oneshot_closed through the handle (waits
+ * until the receiver closes or drops its handle); its return codes. */
+#define ursa_oneshot_tx_closed(tx, deadline) ursa_oneshot_tx_closed_at(tx, deadline, URSA_SITE)
+URSA_API int ursa_oneshot_tx_closed_at(const ursa_oneshot_tx_t *tx, ursa_time_t deadline,
+                                       const ursa_site_t *site) URSA_NODISCARD;
+
+/* Phase 1 (wait), receiver: ursa_oneshot_recv / _try_recv through the
+ * handle; their return codes (-EINVAL also for a dropped handle). */
+#define ursa_oneshot_rx_recv(rx, out, deadline) \
+    ursa_oneshot_rx_recv_at(rx, out, deadline, URSA_SITE)
+URSA_API int ursa_oneshot_rx_recv_at(const ursa_oneshot_rx_t *rx, void *out,
+                                     ursa_time_t deadline,
+                                     const ursa_site_t *site) URSA_NODISCARD;
+URSA_API int ursa_oneshot_rx_try_recv(const ursa_oneshot_rx_t *rx, void *out) URSA_NODISCARD;
+
+/* Phase 1 (wait), receiver, raw: ursa_oneshot_recv_start / _finish
+ * through the handle; their return codes. A started wait is finished or
+ * cancelled before the handle is dropped. */
+#define ursa_oneshot_rx_recv_start(rx, w, waker) \
+    ursa_oneshot_rx_recv_start_at(rx, w, waker, URSA_SITE)
+URSA_API int ursa_oneshot_rx_recv_start_at(const ursa_oneshot_rx_t *rx, ursa_wait_t *w,
+                                           ursa_waker_t waker,
+                                           const ursa_site_t *site) URSA_NODISCARD;
+URSA_API int ursa_oneshot_rx_recv_finish(const ursa_oneshot_rx_t *rx, ursa_wait_t *w,
+                                         void *out) URSA_NODISCARD;
+
+/* Not a wait, receiver: ursa_oneshot_close through the handle (later
+ * sends fail with -EPIPE; a value sent before stays receivable). 0 closed;
+ * -EINVAL NULL or dropped handle. */
+URSA_API int ursa_oneshot_rx_close(const ursa_oneshot_rx_t *rx);
+
+/* Not a wait, receiver: ursa_oneshot_is_terminated / _is_empty through
+ * the handle; their results (-EINVAL also for a dropped handle). */
+URSA_API int ursa_oneshot_rx_is_terminated(const ursa_oneshot_rx_t *rx);
+URSA_API int ursa_oneshot_rx_is_empty(const ursa_oneshot_rx_t *rx);
+
+/* Not a wait, receiver: drops the receiver handle (closes; an unreceived
+ * value is discarded; a later send fails with -EPIPE); the last handle
+ * frees the channel. 0 dropped; -EINVAL NULL or already dropped. */
+URSA_API int ursa_oneshot_rx_drop(ursa_oneshot_rx_t *rx);
 
 /* Typed wrappers: URSA_ONESHOT_TYPED(int_os, int) defines the struct
  * int_os_t (a oneshot with a T slot as its storage, any size of T) and

@@ -377,6 +377,22 @@ int ursa_oneshot_is_closed(const ursa_oneshot_t *os)
     return (load_state(os) & URSA__ONESHOT_RX_CLOSED) ? 1 : 0;
 }
 
+int ursa_oneshot_is_terminated(const ursa_oneshot_t *os)
+{
+    if (!os)
+        return -EINVAL;
+    int r = rx_eval(load_state(os), load_rxf(os));
+    return r == -EINVAL ? r : r == -EALREADY || r == -EPIPE;
+}
+
+int ursa_oneshot_is_empty(const ursa_oneshot_t *os)
+{
+    if (!os)
+        return -EINVAL;
+    int r = rx_eval(load_state(os), load_rxf(os));
+    return r == -EINVAL ? r : r != 0;
+}
+
 static int closed_start(void *oneshot, ursa__waiter_t *w)
 {
     ursa_oneshot_t *os = oneshot;
