@@ -37,6 +37,7 @@
 #ifndef URSA_MPSC_H
 #define URSA_MPSC_H
 
+#include "detail/chan_typed.h"
 #include "oblig.h"
 #include "wait.h"
 
@@ -251,37 +252,18 @@ URSA_API size_t ursa_mpsc_memory(const ursa_mpsc_t *ch);
 URSA_API bool ursa_mpsc_is_closed(const ursa_mpsc_t *ch);
 
 /* ---- typed wrapper ----
- * URSA_MPSC_TYPED(u64q, uint64_t) generates static inline
- *   u64q_new(rx, tx, capacity), u64q_send(tx, v, deadline),
- *   u64q_try_send(tx, v), u64q_recv(rx, &out, deadline),
- *   u64q_try_recv(rx, &out), u64q_permit_send(p, v). */
-#define URSA_MPSC_TYPED(name, T)                                                                  \
-    URSA__TYPED_FN int name##_new(ursa_mpsc_receiver_t *rx, ursa_mpsc_sender_t *tx,               \
-                                  uint64_t capacity)                                              \
-    {                                                                                             \
-        return ursa_mpsc_new(rx, tx, sizeof(T), capacity, NULL);                                  \
-    }                                                                                             \
-    URSA__TYPED_FN int name##_send(const ursa_mpsc_sender_t *tx, T v, ursa_time_t deadline)       \
-    {                                                                                             \
-        return ursa_mpsc_send(tx, &v, deadline);                                                  \
-    }                                                                                             \
-    URSA__TYPED_FN int name##_try_send(const ursa_mpsc_sender_t *tx, T v)                         \
-    {                                                                                             \
-        return ursa_mpsc_send(tx, &v, URSA_NOW);                                                  \
-    }                                                                                             \
-    URSA__TYPED_FN int name##_recv(const ursa_mpsc_receiver_t *rx, T *out,                        \
-                                   ursa_time_t deadline)                                          \
-    {                                                                                             \
-        return ursa_mpsc_recv(rx, out, deadline);                                                 \
-    }                                                                                             \
-    URSA__TYPED_FN int name##_try_recv(const ursa_mpsc_receiver_t *rx, T *out)                    \
-    {                                                                                             \
-        return ursa_mpsc_try_recv(rx, out);                                                       \
-    }                                                                                             \
-    URSA__TYPED_FN int name##_permit_send(ursa_mpsc_permit_t *p, T v)                             \
-    {                                                                                             \
-        return ursa_mpsc_permit_send(p, &v);                                                      \
-    }
+ * URSA_MPSC_TYPED(jobq, job_t) defines distinct handle types jobq_tx_t,
+ * jobq_rx_t and jobq_permit_t (each wraps the untyped handle as .raw), and
+ * static inline jobq_new(&rx, &tx, capacity), _sender_clone(&tx, &tx2),
+ * _sender_drop(&tx), _receiver_drop(&rx), _close(&rx),
+ * _send(&tx, T v, deadline), _try_send(&tx, T v), _reserve(&tx, &p,
+ * deadline), _permit_send(&p, T v), _permit_release(&p),
+ * _recv(&rx, T *out, deadline), _try_recv(&rx, T *out) and
+ * _recv_many(&rx, T *buf, max, deadline), with the return codes of the
+ * calls above (-EINVAL for a NULL handle). The element size is sizeof(T)
+ * and a handle of another typed channel does not compile. Weak senders
+ * and the raw waits are not wrapped: use .raw. */
+#define URSA_MPSC_TYPED(name, T) URSA__CHAN_TYPED(mpsc, name, T)
 
 URSA_EXTERN_C_END
 

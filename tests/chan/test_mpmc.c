@@ -142,25 +142,25 @@ static void test_mpmc_rejects_bad_arguments_and_dropped_handles(void **state)
 static void *fifo_body(void *arg)
 {
     uint64_t cap = (uint64_t)(uintptr_t)arg;
-    ursa_mpmc_receiver_t rx;
-    ursa_mpmc_sender_t tx;
+    u64q_rx_t rx;
+    u64q_tx_t tx;
     CHECK_EQ(u64q_new(&rx, &tx, cap), 0);
     uint64_t out = 0;
     for (uint64_t i = 0; i < cap; i++)
         CHECK_EQ(u64q_try_send(&tx, i * 7), 0);
-    CHECK_EQ(ursa_mpmc_len(rx.ch), cap);
+    CHECK_EQ(ursa_mpmc_len(rx.raw.ch), cap);
     CHECK_EQ(u64q_try_send(&tx, 99), -EAGAIN);
     CHECK_EQ(u64q_send(&tx, 99, ursa_deadline_in(URSA_MSEC(1))), -ETIMEDOUT);
     for (uint64_t i = 0; i < cap; i++) {
         CHECK_EQ(u64q_recv(&rx, &out, URSA_NEVER), 0);
         CHECK_EQ(out, i * 7);
     }
-    CHECK_EQ(ursa_mpmc_len(rx.ch), 0);
+    CHECK_EQ(ursa_mpmc_len(rx.raw.ch), 0);
     CHECK_EQ(u64q_try_recv(&rx, &out), -EAGAIN);
     /* many laps through the ring, half full */
     uint64_t next_send = 0, next_recv = 0;
     for (uint64_t i = 0; i < 1000; i++) {
-        while (ursa_mpmc_len(rx.ch) < (cap + 1) / 2) {
+        while (ursa_mpmc_len(rx.raw.ch) < (cap + 1) / 2) {
             CHECK_EQ(u64q_send(&tx, next_send, URSA_NEVER), 0);
             next_send++;
         }
@@ -168,10 +168,10 @@ static void *fifo_body(void *arg)
         CHECK_EQ(out, next_recv);
         next_recv++;
     }
-    ursa_mpmc_permit_t p = {0};
-    CHECK_EQ(ursa_mpmc_reserve(&tx, &p, URSA_NOW), 0);
+    u64q_permit_t p = {0};
+    CHECK_EQ(u64q_reserve(&tx, &p, URSA_NOW), 0);
     CHECK_EQ(u64q_permit_send(&p, 5), 0);
-    CHECK_EQ(ursa_mpmc_sender_drop(&tx), 0);
+    CHECK_EQ(u64q_sender_drop(&tx), 0);
     while (next_recv < next_send) {
         CHECK_EQ(u64q_recv(&rx, &out, URSA_NEVER), 0);
         CHECK_EQ(out, next_recv);
@@ -181,7 +181,7 @@ static void *fifo_body(void *arg)
     CHECK_EQ(out, 5);
     CHECK_EQ(u64q_recv(&rx, &out, URSA_NEVER), -EPIPE);
     CHECK_EQ(u64q_try_recv(&rx, &out), -EPIPE);
-    CHECK_EQ(ursa_mpmc_receiver_drop(&rx), 0);
+    CHECK_EQ(u64q_receiver_drop(&rx), 0);
     return NULL;
 }
 

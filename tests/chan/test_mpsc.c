@@ -60,13 +60,13 @@ static void test_mpsc_rejects_bad_arguments_and_dropped_handles(void **state)
 static void *fifo_body(void *arg)
 {
     uint64_t cap = (uint64_t)(uintptr_t)arg;
-    ursa_mpsc_receiver_t rx;
-    ursa_mpsc_sender_t tx;
+    u64q_rx_t rx;
+    u64q_tx_t tx;
     CHECK_EQ(u64q_new(&rx, &tx, cap), 0);
     uint64_t n = cap ? cap : 100, out = 0;
     for (uint64_t i = 0; i < n; i++)
         CHECK_EQ(u64q_try_send(&tx, i * 7), 0);
-    CHECK_EQ(ursa_mpsc_len(rx.ch), n);
+    CHECK_EQ(ursa_mpsc_len(rx.raw.ch), n);
     if (cap) {
         CHECK_EQ(u64q_try_send(&tx, 99), -EAGAIN);
         CHECK_EQ(u64q_send(&tx, 99, ursa_deadline_in(URSA_MSEC(1))), -ETIMEDOUT);
@@ -75,7 +75,7 @@ static void *fifo_body(void *arg)
         CHECK_EQ(u64q_recv(&rx, &out, URSA_NEVER), 0);
         CHECK_EQ(out, i * 7);
     }
-    CHECK_EQ(ursa_mpsc_len(rx.ch), 0);
+    CHECK_EQ(ursa_mpsc_len(rx.raw.ch), 0);
     CHECK_EQ(u64q_try_recv(&rx, &out), -EAGAIN);
     /* many cycles through the ring / blocks */
     for (uint64_t i = 0; i < 1000; i++) {
@@ -83,9 +83,9 @@ static void *fifo_body(void *arg)
         CHECK_EQ(u64q_recv(&rx, &out, URSA_NEVER), 0);
         CHECK_EQ(out, i);
     }
-    CHECK_EQ(ursa_mpsc_sender_drop(&tx), 0);
+    CHECK_EQ(u64q_sender_drop(&tx), 0);
     CHECK_EQ(u64q_recv(&rx, &out, URSA_NEVER), -EPIPE);
-    CHECK_EQ(ursa_mpsc_receiver_drop(&rx), 0);
+    CHECK_EQ(u64q_receiver_drop(&rx), 0);
     return NULL;
 }
 

@@ -95,23 +95,23 @@ const char *cxx_raw_start_braced(void) noexcept
 
 const char *cxx_typed_wrappers(void) noexcept
 {
-    ursa_mpsc_receiver_t rx;
-    ursa_mpsc_sender_t tx;
+    u64q_rx_t rx;
+    u64q_tx_t tx;
     uint64_t v64 = 0;
     if (u64q_new(&rx, &tx, 4) != 0 || u64q_send(&tx, 41, URSA_NEVER) != 0 ||
         u64q_try_send(&tx, 42) != 0 || u64q_recv(&rx, &v64, URSA_NEVER) != 0 || v64 != 41 ||
         u64q_try_recv(&rx, &v64) != 0 || v64 != 42)
         return "mpsc typed wrapper";
-    if (ursa_mpsc_sender_drop(&tx) != 0 || ursa_mpsc_receiver_drop(&rx) != 0)
+    if (u64q_sender_drop(&tx) != 0 || u64q_receiver_drop(&rx) != 0)
         return "mpsc drop";
 
-    ursa_mpmc_receiver_t mrx;
-    ursa_mpmc_sender_t mtx;
+    u32q_rx_t mrx;
+    u32q_tx_t mtx;
     uint32_t v32 = 0;
     if (u32q_new(&mrx, &mtx, 2) != 0 || u32q_send(&mtx, 7, URSA_NEVER) != 0 ||
         u32q_recv(&mrx, &v32, URSA_NEVER) != 0 || v32 != 7)
         return "mpmc typed wrapper";
-    if (ursa_mpmc_sender_drop(&mtx) != 0 || ursa_mpmc_receiver_drop(&mrx) != 0)
+    if (u32q_sender_drop(&mtx) != 0 || u32q_receiver_drop(&mrx) != 0)
         return "mpmc drop";
 
     int_os_t os;
