@@ -57,11 +57,13 @@ URSA_EXTERN_C_BEGIN
 typedef struct ursa_broadcast_tx ursa_broadcast_tx_t; /* a sender handle */
 typedef struct ursa_broadcast_rx ursa_broadcast_rx_t; /* a receiver handle */
 
-/* Not a wait: creates a channel with one sender and one receiver handle.
- * capacity is rounded up to a power of two. dtor (may be NULL) receives a
- * pointer to each value the ring lets go of (see above).
- *   0        *tx and *rx set
- *   -EINVAL  NULL tx/rx, elem_size 0, capacity 0, or a size that overflows
+/* Not a wait: creates a channel with one sender and one receiver handle,
+ * or with the sender alone when rx is NULL (Tokio's Sender::new: sends
+ * return -EPIPE until ursa_broadcast_subscribe makes a receiver). capacity
+ * is rounded up to a power of two. dtor (may be NULL) receives a pointer
+ * to each value the ring lets go of (see above).
+ *   0        *tx (and *rx) set
+ *   -EINVAL  NULL tx, elem_size 0, capacity 0, or a size that overflows
  *   -ENOMEM  out of memory (nothing allocated) */
 URSA_API int ursa_broadcast_new(ursa_broadcast_tx_t **tx, ursa_broadcast_rx_t **rx,
                                 size_t elem_size, size_t capacity,

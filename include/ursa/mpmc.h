@@ -263,6 +263,14 @@ URSA_API int ursa_mpmc_close(const ursa_mpmc_receiver_t *rx);
 URSA_API uint64_t ursa_mpmc_len(const ursa_mpmc_t *ch);
 /* Not a wait: capacity given at creation; 0 for NULL. */
 URSA_API uint64_t ursa_mpmc_capacity(const ursa_mpmc_t *ch);
+/* Not a wait: slots free right now (Tokio's Sender::capacity; capacity()
+ * above is its max_capacity): a send or reserve takes one, a receive or
+ * a released permit gives one back. 0 for NULL. A snapshot. */
+URSA_API uint64_t ursa_mpmc_free_slots(const ursa_mpmc_t *ch);
+/* Not a wait: live strong / weak sender handles (snapshots; 0 for
+ * NULL). */
+URSA_API uint64_t ursa_mpmc_sender_count(const ursa_mpmc_t *ch);
+URSA_API uint64_t ursa_mpmc_weak_count(const ursa_mpmc_t *ch);
 /* Not a wait: bytes allocated for the channel (header + ring); 0 for NULL. */
 URSA_API size_t ursa_mpmc_memory(const ursa_mpmc_t *ch);
 /* Not a wait: true once closed or every receiver is gone (false for NULL). */

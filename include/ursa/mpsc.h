@@ -245,6 +245,16 @@ URSA_API int ursa_mpsc_receiver_drop(ursa_mpsc_receiver_t *rx);
 URSA_API uint64_t ursa_mpsc_len(const ursa_mpsc_t *ch);
 /* Not a wait: capacity given at creation (0: unbounded; 0 for NULL). */
 URSA_API uint64_t ursa_mpsc_capacity(const ursa_mpsc_t *ch);
+/* Not a wait: slots free right now (Tokio's Sender::capacity; capacity()
+ * above is its max_capacity): a send or reserve takes one, a receive or
+ * a released permit gives one back. UINT64_MAX for an unbounded channel,
+ * 0 for NULL. A snapshot. Called on another thread than the one that
+ * made the channel, it ends the channel's send bias (see docs/mpsc.md). */
+URSA_API uint64_t ursa_mpsc_free_slots(const ursa_mpsc_t *ch);
+/* Not a wait: live strong / weak sender handles (snapshots; 0 for
+ * NULL). */
+URSA_API uint64_t ursa_mpsc_sender_count(const ursa_mpsc_t *ch);
+URSA_API uint64_t ursa_mpsc_weak_count(const ursa_mpsc_t *ch);
 /* Not a wait: bytes allocated for the channel right now (header +
  * storage); 0 for NULL. */
 URSA_API size_t ursa_mpsc_memory(const ursa_mpsc_t *ch);

@@ -150,6 +150,17 @@ URSA_API int ursa_watch_send_modify(ursa_watch_tx_t *tx, ursa_watch_modify_t fn,
 URSA_API int ursa_watch_borrow_at(ursa_watch_rx_t *rx, ursa_watch_borrow_t *g,
                                   const ursa_site_t *site, bool update) URSA_NODISCARD;
 
+/* Phase 2 (hold), sender: a borrow of the current value through a sender
+ * handle (Tokio's Sender::borrow), as ursa_watch_borrow; it marks nothing.
+ * Release it before this thread or task sends: a send waits for the
+ * borrows to leave.
+ *   0        g holds the borrow
+ *   -EINVAL  NULL, or g already holds a borrow
+ *   -ENOMEM  as ursa_watch_borrow (nothing held) */
+#define ursa_watch_sender_borrow(tx, g) ursa_watch_sender_borrow_at(tx, g, URSA_SITE)
+URSA_API int ursa_watch_sender_borrow_at(ursa_watch_tx_t *tx, ursa_watch_borrow_t *g,
+                                         const ursa_site_t *site) URSA_NODISCARD;
+
 /* Phase 2 (hold): the borrowed value (elem_size bytes), or NULL if g
  * holds nothing. */
 URSA_API const void *ursa_watch_borrow_ptr(const ursa_watch_borrow_t *g);
@@ -217,6 +228,14 @@ URSA_API int ursa_watch_changed_finish(ursa_watch_rx_t *rx, ursa_wait_t *n) URSA
  *   -EPIPE   nothing new and every sender gone
  *   -EINVAL  rx is NULL */
 URSA_API int ursa_watch_has_changed(const ursa_watch_rx_t *rx);
+
+/* Not a wait, receiver: marks the current value unseen by rx (has_changed
+ * says 1, the next changed returns 0 at once), or seen (nothing new until
+ * the next send). Tokio's mark_changed / mark_unchanged.
+ *   0        marked
+ *   -EINVAL  rx is NULL */
+URSA_API int ursa_watch_mark_changed(ursa_watch_rx_t *rx);
+URSA_API int ursa_watch_mark_unchanged(ursa_watch_rx_t *rx);
 
 /* Phase 1 then 2 (wait, then hold), receiver: waits until pred(value,
  * ctx) is true (checking the current value first), marks it seen and

@@ -140,7 +140,7 @@ static void chan_free(chan_t *ch)
 int ursa_broadcast_new(ursa_broadcast_tx_t **tx, ursa_broadcast_rx_t **rx, size_t elem_size,
                        size_t capacity, void (*dtor)(void *elem))
 {
-    if (!tx || !rx || elem_size == 0 || capacity == 0 || capacity > ((size_t)1 << 40) ||
+    if (!tx || elem_size == 0 || capacity == 0 || capacity > ((size_t)1 << 40) ||
         elem_size > SIZE_MAX / 2)
         return -EINVAL;
     uint64_t cap = 1;
@@ -154,9 +154,9 @@ int ursa_broadcast_new(ursa_broadcast_tx_t **tx, ursa_broadcast_rx_t **rx, size_
     size_t chsz = (sizeof(chan_t) + line - 1) / line * line;
     chan_t *ch = aligned_alloc(URSA__BROADCAST_CACHELINE, chsz);
     ursa_broadcast_tx_t *t = malloc(sizeof *t);
-    ursa_broadcast_rx_t *r = malloc(sizeof *r + (stride - 1) * 8);
+    ursa_broadcast_rx_t *r = rx ? malloc(sizeof *r + (stride - 1) * 8) : NULL;
     _Atomic uint64_t *ring = ch ? aligned_alloc(URSA__BROADCAST_CACHELINE, ringsz) : NULL;
-    if (!ch || !t || !r || !ring) {
+    if (!ch || !t || (rx && !r) || !ring) {
         free(ch);
         free(t);
         free(r);
@@ -175,13 +175,15 @@ int ursa_broadcast_new(ursa_broadcast_tx_t **tx, ursa_broadcast_rx_t **rx, size_
     ursa__waitq_init(&ch->rxq);
     atomic_init(&ch->tail, 0);
     atomic_init(&ch->closed, 0);
-    ch->rx_count = 1;
+    ch->rx_count = rx ? 1 : 0; /* sender only: sends fail until a subscribe */
     ch->tx_count = 1;
     t->ch = ch;
-    r->ch = ch;
-    r->next = 0;
     *tx = t;
-    *rx = r;
+    if (rx) {
+        r->ch = ch;
+        r->next = 0;
+        *rx = r;
+    }
     return 0;
 }
 

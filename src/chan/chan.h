@@ -74,6 +74,7 @@ struct ursa__chan {
     const ursa__chan_ops_t *ops;
     _Atomic uint64_t refs; /* handles, permits, raw reserves; freed at 0 */
     _Atomic uint64_t life; /* CLOSED | RX_GONE | strong senders | permits out */
+    _Atomic uint64_t weak; /* weak sender handles (a statistic: queries only) */
     ursa__sema_t sema;     /* bounded: the free slots; both: closing */
 };
 
@@ -89,6 +90,7 @@ static inline void ursa__chan_init(ursa__chan_t *ch, const ursa__chan_ops_t *ops
     ch->ops = ops;
     atomic_init(&ch->refs, 2); /* the first receiver and sender */
     atomic_init(&ch->life, URSA__CHAN_TX_ONE);
+    atomic_init(&ch->weak, 0);
     ursa__sema_init(&ch->sema, slots);
 }
 

@@ -97,6 +97,8 @@ static int weak_ref(ursa__chan_t *ch)
     if (!ch)
         return -EINVAL;
     ursa__chan_ref_get(ch);
+    /* relaxed: only the weak_count query reads it. */
+    atomic_fetch_add_explicit(&ch->weak, 1, memory_order_relaxed);
     return 0;
 }
 
@@ -170,8 +172,46 @@ static int weak_drop(ursa__chan_t *ch)
 {
     if (!ch)
         return -EINVAL;
+    /* relaxed: as in weak_ref. */
+    atomic_fetch_sub_explicit(&ch->weak, 1, memory_order_relaxed);
     ursa__chan_ref_put(ch);
     return 0;
+}
+
+/* The handle counts (snapshots for the queries; 0 for NULL). */
+static uint64_t strong_count(const ursa__chan_t *ch)
+{
+    /* relaxed: a snapshot; orders nothing. */
+    return ch ? (atomic_load_explicit(&((ursa__chan_t *)ch)->life, memory_order_relaxed) &
+                 URSA__CHAN_TX_MASK) /
+                    URSA__CHAN_TX_ONE
+              : 0;
+}
+
+static uint64_t weak_count(const ursa__chan_t *ch)
+{
+    /* relaxed: a snapshot. */
+    return ch ? atomic_load_explicit(&((ursa__chan_t *)ch)->weak, memory_order_relaxed) : 0;
+}
+
+uint64_t ursa_mpsc_sender_count(const ursa_mpsc_t *ch)
+{
+    return strong_count(ursa__chan_of((void *)ch));
+}
+
+uint64_t ursa_mpmc_sender_count(const ursa_mpmc_t *ch)
+{
+    return strong_count(ursa__chan_of((void *)ch));
+}
+
+uint64_t ursa_mpsc_weak_count(const ursa_mpsc_t *ch)
+{
+    return weak_count(ursa__chan_of((void *)ch));
+}
+
+uint64_t ursa_mpmc_weak_count(const ursa_mpmc_t *ch)
+{
+    return weak_count(ursa__chan_of((void *)ch));
 }
 
 int ursa_mpsc_weak_drop(ursa_mpsc_weak_sender_t *w)

@@ -46,7 +46,6 @@ static void *args_body(void *arg)
     ursa_broadcast_rx_t *rx = NULL, *rx2 = NULL;
     uint64_t v = 1, missed = 0;
     CHECK_EQ(ursa_broadcast_new(NULL, &rx, 8, 4, NULL), -EINVAL);
-    CHECK_EQ(ursa_broadcast_new(&tx, NULL, 8, 4, NULL), -EINVAL);
     CHECK_EQ(ursa_broadcast_new(&tx, &rx, 0, 4, NULL), -EINVAL);
     CHECK_EQ(ursa_broadcast_new(&tx, &rx, 8, 0, NULL), -EINVAL);
     CHECK_EQ(ursa_broadcast_new(&tx, &rx, SIZE_MAX / 2, 4, NULL), -EINVAL);
@@ -464,6 +463,28 @@ static void *raw_body(void *arg)
 
 TEST_BODY(test_broadcast_raw_recv_woken_lagged_cancelled_and_ended, raw_body(NULL))
 
+/* Tokio's Sender::new: a sender alone; sends fail until a subscribe. */
+static void test_broadcast_sender_only_channel_sends_once_subscribed(void **state)
+{
+    (void)state;
+    ursa_broadcast_tx_t *tx;
+    ursa_broadcast_rx_t *rx;
+    uint64_t v = 7, out = 0, missed = 0;
+    assert_int_equal(ursa_broadcast_new(&tx, NULL, sizeof v, 4, NULL), 0);
+    assert_int_equal(ursa_broadcast_receiver_count(tx), 0);
+    assert_int_equal(ursa_broadcast_send(tx, &v), -EPIPE);
+    assert_int_equal(ursa_broadcast_subscribe(tx, &rx), 0);
+    assert_int_equal(ursa_broadcast_send(tx, &v), 1);
+    assert_int_equal(ursa_broadcast_try_recv(rx, &out, &missed), 0);
+    assert_int_equal(out, 7);
+    assert_int_equal(ursa_broadcast_sender_drop(tx), 0);
+    assert_int_equal(ursa_broadcast_try_recv(rx, &out, &missed), -EPIPE);
+    assert_int_equal(ursa_broadcast_receiver_drop(rx), 0);
+    /* the sender alone is the last handle too */
+    assert_int_equal(ursa_broadcast_new(&tx, NULL, sizeof v, 4, NULL), 0);
+    assert_int_equal(ursa_broadcast_sender_drop(tx), 0);
+}
+
 TEST_MAIN(cmocka_unit_test(test_broadcast_rejects_bad_arguments),
           cmocka_unit_test(test_broadcast_lag_is_exact_per_receiver_and_again_on_a_plain_thread),
           cmocka_unit_test(test_broadcast_lag_is_exact_per_receiver_and_again_in_a_task),
@@ -473,4 +494,5 @@ TEST_MAIN(cmocka_unit_test(test_broadcast_rejects_bad_arguments),
           cmocka_unit_test(test_broadcast_deadlines_and_end_of_stream_on_a_plain_thread),
           cmocka_unit_test(test_broadcast_deadlines_and_end_of_stream_in_a_task),
           cmocka_unit_test(test_broadcast_deadlines_and_end_of_stream_over_seeds),
-          cmocka_unit_test(test_broadcast_raw_recv_woken_lagged_cancelled_and_ended))
+          cmocka_unit_test(test_broadcast_raw_recv_woken_lagged_cancelled_and_ended),
+          cmocka_unit_test(test_broadcast_sender_only_channel_sends_once_subscribed))

@@ -369,9 +369,50 @@ static void *writers_sim(void *arg)
 TEST_EXPLORE(test_watch_cancelled_sender_waiting_on_a_borrow_wakes_the_other_over_seeds,
              writers_sim, NULL)
 
+/* Tokio parity: mark_changed / mark_unchanged move only this receiver's
+ * mark; a sender's borrow reads the value and marks nothing. */
+static void test_watch_marks_and_the_senders_borrow(void **state)
+{
+    (void)state;
+    ursa_watch_tx_t *tx;
+    ursa_watch_rx_t *rx, *rx2;
+    pair_t init = mk(1), v = mk(2);
+    assert_int_equal(ursa_watch_new(&tx, &rx, sizeof(pair_t), &init), 0);
+    assert_int_equal(ursa_watch_receiver_clone(rx, &rx2), 0);
+    assert_int_equal(ursa_watch_mark_changed(NULL), -EINVAL);
+    assert_int_equal(ursa_watch_mark_unchanged(NULL), -EINVAL);
+    assert_int_equal(ursa_watch_has_changed(rx), 0);
+    assert_int_equal(ursa_watch_mark_changed(rx), 0);
+    assert_int_equal(ursa_watch_has_changed(rx), 1);
+    assert_int_equal(ursa_watch_has_changed(rx2), 0); /* per receiver */
+    assert_int_equal(ursa_watch_changed(rx, URSA_NOW), 0); /* and marks it seen */
+    assert_int_equal(ursa_watch_has_changed(rx), 0);
+    assert_int_equal(ursa_watch_mark_changed(rx), 0);
+    assert_int_equal(ursa_watch_send(tx, &v), 0);
+    assert_int_equal(ursa_watch_has_changed(rx), 1); /* still unseen after a send */
+    assert_int_equal(ursa_watch_has_changed(rx2), 1);
+    assert_int_equal(ursa_watch_mark_unchanged(rx2), 0);
+    assert_int_equal(ursa_watch_has_changed(rx2), 0);
+    assert_int_equal(ursa_watch_changed(rx2, URSA_NOW), -EAGAIN);
+
+    ursa_watch_borrow_t g = {0};
+    assert_int_equal(ursa_watch_sender_borrow(NULL, &g), -EINVAL);
+    assert_int_equal(ursa_watch_sender_borrow(tx, NULL), -EINVAL);
+    assert_int_equal(ursa_watch_sender_borrow(tx, &g), 0);
+    assert_int_equal(ursa_watch_sender_borrow(tx, &g), -EINVAL); /* g holds one */
+    const pair_t *p = ursa_watch_borrow_ptr(&g);
+    assert_true(p->a == 2 && p->b == 6);
+    assert_int_equal(ursa_watch_borrow_release(&g), 0);
+    assert_int_equal(ursa_watch_has_changed(rx), 1); /* the sender's borrow marks nothing */
+    assert_int_equal(ursa_watch_receiver_drop(rx2), 0);
+    assert_int_equal(ursa_watch_receiver_drop(rx), 0);
+    assert_int_equal(ursa_watch_sender_drop(tx), 0);
+}
+
 TEST_MAIN(cmocka_unit_test(test_watch_send_changed_borrow_and_handles_on_a_plain_thread),
           cmocka_unit_test(test_watch_send_changed_borrow_and_handles_in_a_task),
           cmocka_unit_test(test_watch_borrow_holds_senders_off_over_seeds),
           cmocka_unit_test(test_watch_borrow_holds_senders_off_on_two_workers),
           cmocka_unit_test(test_watch_borrow_outlives_every_handle),
-          cmocka_unit_test(test_watch_cancelled_sender_waiting_on_a_borrow_wakes_the_other_over_seeds))
+          cmocka_unit_test(test_watch_cancelled_sender_waiting_on_a_borrow_wakes_the_other_over_seeds),
+          cmocka_unit_test(test_watch_marks_and_the_senders_borrow))

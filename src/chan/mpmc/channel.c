@@ -208,6 +208,11 @@ uint64_t ursa_mpmc_capacity(const ursa_mpmc_t *ch)
     return ch ? ch->cap : 0;
 }
 
+uint64_t ursa_mpmc_free_slots(const ursa_mpmc_t *ch)
+{
+    return ch ? ursa__sema_available(&ch->chan.sema) : 0;
+}
+
 size_t ursa_mpmc_memory(const ursa_mpmc_t *ch)
 {
     return ch ? ch->mem : 0;

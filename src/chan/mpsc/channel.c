@@ -286,6 +286,26 @@ uint64_t ursa_mpsc_capacity(const ursa_mpsc_t *ch)
     return ch ? ch->cap : 0;
 }
 
+uint64_t ursa_mpsc_free_slots(const ursa_mpsc_t *cch)
+{
+    ursa_mpsc_t *ch = (ursa_mpsc_t *)cch;
+    if (!ch)
+        return 0;
+    if (!ch->cap)
+        return UINT64_MAX;
+    /* The bias owner's credit is free slots only its thread may read; on
+     * another thread the query takes the shared view (ends the bias). */
+    uint64_t f = ursa__mpsc_sbias_revoke_unless_mine(ch) ? ch->sbias_credit : 0;
+    f += ursa__sema_available(&ch->chan.sema);
+    if (ch->lazy) {
+        /* relaxed: a snapshot; returned first so the difference is not
+         * negative (head only grows past it). */
+        uint64_t r = atomic_load_explicit(&ch->returned, memory_order_relaxed);
+        f += atomic_load_explicit(&ch->head, memory_order_relaxed) - r;
+    }
+    return f < ch->cap ? f : ch->cap;
+}
+
 size_t ursa_mpsc_memory(const ursa_mpsc_t *ch)
 {
     /* relaxed: a statistic. */

@@ -25,12 +25,9 @@ static void leaked_borrow(void *target, uint64_t n)
     ursa__watch_read_unlock(target);
 }
 
-int ursa_watch_borrow_at(ursa_watch_rx_t *rx, ursa_watch_borrow_t *g, const ursa_site_t *site,
-                         bool update)
+/* A borrow of w's value into g (arguments checked): 0 or -ENOMEM. */
+static int borrow(ursa_watch_t *w, ursa_watch_borrow_t *g, const ursa_site_t *site)
 {
-    if (!rx || !g || g->ob.kind)
-        return -EINVAL;
-    ursa_watch_t *w = rx->w;
     ursa__ctx_t *c = ursa__ctx();
     if (ursa__watch_read_lock(w))
         return -ENOMEM;
@@ -44,9 +41,26 @@ int ursa_watch_borrow_at(ursa_watch_rx_t *rx, ursa_watch_borrow_t *g, const ursa
     g->w = w;
     g->ptr = w->value;
     g->version = v;
-    if (update)
-        rx->seen = v;
     return 0;
+}
+
+int ursa_watch_borrow_at(ursa_watch_rx_t *rx, ursa_watch_borrow_t *g, const ursa_site_t *site,
+                         bool update)
+{
+    if (!rx || !g || g->ob.kind)
+        return -EINVAL;
+    int rc = borrow(rx->w, g, site);
+    if (rc == 0 && update)
+        rx->seen = g->version;
+    return rc;
+}
+
+int ursa_watch_sender_borrow_at(ursa_watch_tx_t *tx, ursa_watch_borrow_t *g,
+                                const ursa_site_t *site)
+{
+    if (!tx || !g || g->ob.kind)
+        return -EINVAL;
+    return borrow(tx->w, g, site);
 }
 
 const void *ursa_watch_borrow_ptr(const ursa_watch_borrow_t *g)
@@ -116,6 +130,30 @@ int ursa_watch_has_changed(const ursa_watch_rx_t *rx)
         return -EINVAL;
     int rc = check((ursa_watch_rx_t *)rx, load_state(rx->w), false);
     return rc == 0 ? 1 : rc == 1 ? 0 : rc;
+}
+
+/* The version now (acquire: pairs with bump_version, as in check). */
+static uint64_t version_now(const ursa_watch_rx_t *rx)
+{
+    return atomic_load_explicit(&rx->w->version, memory_order_acquire);
+}
+
+int ursa_watch_mark_changed(ursa_watch_rx_t *rx)
+{
+    if (!rx)
+        return -EINVAL;
+    /* Versions only grow: one below the current one differs from it and
+     * from every later one. */
+    rx->seen = version_now(rx) - 1;
+    return 0;
+}
+
+int ursa_watch_mark_unchanged(ursa_watch_rx_t *rx)
+{
+    if (!rx)
+        return -EINVAL;
+    rx->seen = version_now(rx);
+    return 0;
 }
 
 int ursa_watch_changed_at(ursa_watch_rx_t *rx, ursa_time_t deadline, const ursa_site_t *site)
