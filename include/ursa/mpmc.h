@@ -256,6 +256,38 @@ URSA_API int ursa_mpmc_recv_finish(const ursa_mpmc_receiver_t *rx, ursa_wait_t *
  *   -EINVAL  NULL, or rx dropped */
 URSA_API int ursa_mpmc_close(const ursa_mpmc_receiver_t *rx);
 
+/* ---- the senders' wait for the close (Tokio's Sender::closed) ---- */
+
+/* Phase 1 (wait; no hold follows), sender: waits until the channel is
+ * closed: a receiver closes, or the last receiver drops. Lets a producer stop making what nobody will receive.
+ * Task: suspends; plain thread: parks. Whether it is closed now, without
+ * waiting: ursa_mpmc_is_closed(tx.ch).
+ *   0           closed
+ *   -EAGAIN     deadline is URSA_NOW and the channel is open
+ *   -ETIMEDOUT  the deadline passed first
+ *   -ECANCELED  the calling task was cancelled first
+ *   -EINVAL     NULL, or tx dropped */
+#define ursa_mpmc_closed(tx, deadline) ursa_mpmc_closed_at(tx, deadline, URSA_SITE)
+URSA_API int ursa_mpmc_closed_at(const ursa_mpmc_sender_t *tx, ursa_time_t deadline,
+                                const ursa_site_t *site) URSA_NODISCARD;
+
+/* Phase 1 (wait), sender, raw two-phase closed (calling context 3, see
+ * ursa/wait.h). Finish or cancel it before tx is dropped. _start:
+ *   0             closed already: call _finish now
+ *   -EINPROGRESS  queued; waker.fn(waker.ctx) is called once, from any
+ *                 thread, at the close
+ *   -EINVAL       NULL, dropped tx, or no waker.fn
+ * _finish, once ursa_wait_ready(w):
+ *   0        closed
+ *   -EAGAIN  not yet (w stays queued)
+ *   -EINVAL  NULL, w not a closed wait on tx's channel, or already
+ *            finished / cancelled
+ * Or ursa_wait_cancel(w) instead of _finish: withdrawn. */
+URSA_API int ursa_mpmc_closed_start(const ursa_mpmc_sender_t *tx, ursa_wait_t *w,
+                                   ursa_waker_t waker) URSA_NODISCARD;
+URSA_API int ursa_mpmc_closed_finish(const ursa_mpmc_sender_t *tx,
+                                    ursa_wait_t *w) URSA_NODISCARD;
+
 /* ---- queries (snapshots of any handle's channel) ---- */
 
 /* Not a wait: messages queued (sent or being sent, not yet received); 0 for

@@ -76,6 +76,7 @@ struct ursa__chan {
     _Atomic uint64_t life; /* CLOSED | RX_GONE | strong senders | permits out */
     _Atomic uint64_t weak; /* weak sender handles (a statistic: queries only) */
     ursa__sema_t sema;     /* bounded: the free slots; both: closing */
+    ursa__waitq_t closedq; /* senders waiting for the close (sender_closed.c) */
 };
 
 /* A channel's shared part (ch: a struct ursa_mpsc or ursa_mpmc, or NULL). */
@@ -92,6 +93,7 @@ static inline void ursa__chan_init(ursa__chan_t *ch, const ursa__chan_ops_t *ops
     atomic_init(&ch->life, URSA__CHAN_TX_ONE);
     atomic_init(&ch->weak, 0);
     ursa__sema_init(&ch->sema, slots);
+    ursa__waitq_init(&ch->closedq);
 }
 
 static inline void ursa__chan_ref_get(ursa__chan_t *ch)
@@ -139,6 +141,10 @@ static inline uint64_t ursa__chan_life_close(ursa__chan_t *ch)
     /* acq_rel: orders against reserves that count themselves first. */
     return atomic_fetch_or_explicit(&ch->life, URSA__CHAN_CLOSED, memory_order_acq_rel);
 }
+
+/* sender_closed.c: the close happened (CLOSED is in life): wakes the
+ * senders waiting in ursa_mpsc_closed / ursa_mpmc_closed. */
+void ursa__chan_close_wake(ursa__chan_t *ch);
 
 /* The last receiver went: senders stop sending. */
 static inline void ursa__chan_life_rx_gone(ursa__chan_t *ch)

@@ -104,6 +104,7 @@ int ursa_mpmc_close(const ursa_mpmc_receiver_t *rx)
     /* Life word first, unlike mpsc: every reserve here counts itself in
      * life and perm_begin reads CLOSED there (mpsc's bounded ones do not). */
     uint64_t l = ursa__chan_life_close(&ch->chan) | URSA__CHAN_CLOSED;
+    ursa__chan_close_wake(&ch->chan);
     /* The reserves the close fails while queued will never send: they stop
      * counting now, not when their owners get round to it (a raw one may
      * be finished much later), as in mpsc, whose end counts only the

@@ -158,6 +158,7 @@ int ursa_mpsc_close(const ursa_mpsc_receiver_t *rx)
         ursa__sema_close(&ch->chan.sema);
     }
     uint64_t l = ursa__chan_life_close(&ch->chan);
+    ursa__chan_close_wake(&ch->chan);
     if (!ch->cap && (l >> 32) == 0)
         seal(ch); /* no permit out; else the last one seals */
     ursa__mpsc_end_check(ch); /* a raw recv of ours may wait */
