@@ -181,6 +181,43 @@ URSA_API int ursa_broadcast_sender_drop(ursa_broadcast_tx_t *tx);
  *   -EINVAL  rx is NULL */
 URSA_API int ursa_broadcast_receiver_drop(ursa_broadcast_rx_t *rx);
 
+/* Phase 1 (wait; no hold follows), sender: waits until no receiver is
+ * left (Tokio's Sender::closed), so a producer can stop. A receiver that
+ * subscribes again before the waiter runs makes it wait on. Task:
+ * suspends; plain thread: parks.
+ *   0           no receiver
+ *   -EAGAIN     deadline is URSA_NOW and a receiver exists
+ *   -ETIMEDOUT  the deadline passed first
+ *   -ECANCELED  the calling task was cancelled first
+ *   -EINVAL     tx is NULL */
+#define ursa_broadcast_closed(tx, deadline) ursa_broadcast_closed_at(tx, deadline, URSA_SITE)
+URSA_API int ursa_broadcast_closed_at(ursa_broadcast_tx_t *tx, ursa_time_t deadline,
+                                      const ursa_site_t *site) URSA_NODISCARD;
+
+/* Phase 1 (wait), sender, raw two-phase closed (calling context 3, see
+ * ursa/wait.h); finish or cancel it before tx is dropped. _start:
+ *   0             no receiver already: call _finish now
+ *   -EINPROGRESS  queued; waker.fn(waker.ctx) is called once, from any
+ *                 thread, when the last receiver drops
+ *   -EINVAL       NULL tx / w / waker.fn
+ * _finish, once ursa_wait_ready(w):
+ *   0        no receiver
+ *   -EAGAIN  not woken yet (w stays queued); or woken, but a receiver
+ *            subscribed again: the wait is over, start again
+ *   -EINVAL  NULL, w not a closed wait of tx's channel, or already
+ *            finished / cancelled
+ * Or ursa_wait_cancel(w) instead of _finish: withdrawn. */
+URSA_API int ursa_broadcast_closed_start(ursa_broadcast_tx_t *tx, ursa_wait_t *w,
+                                         ursa_waker_t waker) URSA_NODISCARD;
+URSA_API int ursa_broadcast_closed_finish(ursa_broadcast_tx_t *tx,
+                                          ursa_wait_t *w) URSA_NODISCARD;
+
+/* Not a wait, sender: is no receiver left (sends would return -EPIPE)?
+ *   1        no receiver
+ *   0        at least one
+ *   -EINVAL  tx is NULL */
+URSA_API int ursa_broadcast_is_closed(ursa_broadcast_tx_t *tx);
+
 /* Not a wait: the ring's capacity (the rounded power of two), or 0 for
  * NULL. */
 URSA_API size_t ursa_broadcast_capacity(const ursa_broadcast_tx_t *tx);

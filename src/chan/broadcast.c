@@ -62,6 +62,9 @@ typedef struct chan {
     _Atomic uint64_t tail;      /* next position; written under the lock */
     _Atomic uint32_t closed;    /* no sender left; written under the lock */
     size_t rx_count, tx_count;  /* under the lock */
+    /* Senders waiting for every receiver to go (ursa_broadcast_closed);
+     * its own lock, taken inside the channel lock to queue. */
+    ursa__waitq_t goneq;
 } chan_t;
 
 struct ursa_broadcast_tx {
@@ -173,6 +176,7 @@ int ursa_broadcast_new(ursa_broadcast_tx_t **tx, ursa_broadcast_rx_t **rx, size_
     for (size_t i = 0; i < (size_t)cap * stride; i++)
         atomic_init(&ring[i], 0);
     ursa__waitq_init(&ch->rxq);
+    ursa__waitq_init(&ch->goneq);
     atomic_init(&ch->tail, 0);
     atomic_init(&ch->closed, 0);
     ch->rx_count = rx ? 1 : 0; /* sender only: sends fail until a subscribe */
@@ -569,12 +573,81 @@ int ursa_broadcast_receiver_drop(ursa_broadcast_rx_t *rx)
             }
         }
     }
-    bool last = --ch->rx_count == 0 && ch->tx_count == 0;
+    bool gone = --ch->rx_count == 0;
+    bool last = gone && ch->tx_count == 0;
     ch_unlock(ch);
     free(rx);
     if (last)
-        chan_free(ch);
+        chan_free(ch); /* no sender: none waits in closed() */
+    else if (gone)
+        (void)ursa__waitq_grant_all(&ch->goneq); /* each looks again */
     return 0;
+}
+
+/* ---- the senders' wait for every receiver to go (Tokio's closed) ---- */
+
+static bool closed_cancel(ursa__waiter_t *w)
+{
+    return ursa__waitq_cancel(&((chan_t *)w->owner)->goneq, w);
+}
+
+/* A grant holds nothing: nothing to give back. */
+static const ursa__wait_ops_t closed_ops = {URSA_WAIT_CHANNEL, closed_cancel, NULL};
+
+static bool receivers_gone(chan_t *ch)
+{
+    ch_lock(ch);
+    bool gone = ch->rx_count == 0;
+    ch_unlock(ch);
+    return gone;
+}
+
+/* Completes w now (no receiver) or queues it: 0 / -EINPROGRESS. The look
+ * and the queueing share the channel lock with the last receiver's drop,
+ * which wakes goneq after it: no wake is lost. */
+static int closed_start(void *chan, ursa__waiter_t *w)
+{
+    chan_t *ch = chan;
+    w->owner = ch;
+    ch_lock(ch);
+    bool gone = ch->rx_count == 0;
+    if (!gone)
+        ursa__waitq_enqueue(&ch->goneq, w);
+    ch_unlock(ch);
+    return gone ? ursa__wait_start_ready(w) : -EINPROGRESS;
+}
+
+int ursa_broadcast_closed_at(ursa_broadcast_tx_t *tx, ursa_time_t deadline,
+                             const ursa_site_t *site)
+{
+    if (!tx)
+        return -EINVAL;
+    while (!receivers_gone(tx->ch)) {
+        int rc = ursa__wait_blocking(tx->ch, closed_start, &closed_ops, deadline, site);
+        if (rc)
+            return rc;
+        /* woken; a subscribe may have made a receiver again: look again */
+    }
+    return 0;
+}
+
+int ursa_broadcast_closed_start(ursa_broadcast_tx_t *tx, ursa_wait_t *w, ursa_waker_t waker)
+{
+    ursa__waiter_t *n = tx ? ursa__wait_raw_init(w, waker, &closed_ops, NULL) : NULL;
+    return n ? closed_start(tx->ch, n) : -EINVAL;
+}
+
+int ursa_broadcast_closed_finish(ursa_broadcast_tx_t *tx, ursa_wait_t *w)
+{
+    int rc = ursa__wait_finish_of(w, tx ? tx->ch : NULL, &closed_ops);
+    if (rc)
+        return rc;
+    return receivers_gone(tx->ch) ? 0 : -EAGAIN;
+}
+
+int ursa_broadcast_is_closed(ursa_broadcast_tx_t *tx)
+{
+    return tx ? receivers_gone(tx->ch) : -EINVAL;
 }
 
 size_t ursa_broadcast_capacity(const ursa_broadcast_tx_t *tx)

@@ -485,6 +485,64 @@ static void test_broadcast_sender_only_channel_sends_once_subscribed(void **stat
     assert_int_equal(ursa_broadcast_sender_drop(tx), 0);
 }
 
+/* Tokio's Sender::closed / is_closed: the sender's wait ends when no
+ * receiver is left, and not while one is (a subscribe after a wake makes
+ * the raw wait start again). */
+static void *closed_waiter(void *arg)
+{
+    CHECK_EQ(ursa_broadcast_closed(arg, URSA_NEVER), 0);
+    return NULL;
+}
+
+static void test_broadcast_senders_closed_waits_for_the_last_receiver(void **state)
+{
+    (void)state;
+    ursa_broadcast_tx_t *tx;
+    ursa_broadcast_rx_t *rx, *rx2;
+    ursa_wait_t w;
+    cw_t cw;
+    uint64_t v = 1;
+    assert_int_equal(ursa_broadcast_closed(NULL, URSA_NOW), -EINVAL);
+    assert_int_equal(ursa_broadcast_is_closed(NULL), -EINVAL);
+    assert_int_equal(ursa_broadcast_closed_start(NULL, &w, cw_fresh(&cw)), -EINVAL);
+    assert_int_equal(ursa_broadcast_new(&tx, &rx, sizeof v, 4, NULL), 0);
+    assert_int_equal(ursa_broadcast_is_closed(tx), 0);
+    assert_int_equal(ursa_broadcast_closed(tx, URSA_NOW), -EAGAIN);
+    assert_int_equal(ursa_broadcast_closed(tx, ursa_deadline_in(URSA_MSEC(1))), -ETIMEDOUT);
+    /* raw: the first of two receivers going does not wake it */
+    assert_int_equal(ursa_broadcast_closed_start(tx, &w, cw_fresh(&cw)), -EINPROGRESS);
+    assert_int_equal(ursa_broadcast_subscribe(tx, &rx2), 0);
+    assert_int_equal(ursa_broadcast_receiver_drop(rx), 0);
+    assert_false(ursa_wait_ready(&w));
+    assert_int_equal(ursa_broadcast_closed_finish(tx, &w), -EAGAIN);
+    assert_int_equal(ursa_broadcast_receiver_drop(rx2), 0);
+    assert_true(ursa_wait_ready(&w));
+    assert_int_equal(atomic_load(&cw.calls), 1);
+    assert_int_equal(ursa_broadcast_closed_finish(tx, &w), 0);
+    assert_int_equal(ursa_broadcast_is_closed(tx), 1);
+    assert_int_equal(ursa_broadcast_closed(tx, URSA_NOW), 0);
+    assert_int_equal(ursa_broadcast_closed_start(tx, &w, cw_fresh(&cw)), 0);
+    assert_int_equal(ursa_broadcast_closed_finish(tx, &w), 0);
+    /* woken, then a subscribe: the raw wait says start again */
+    assert_int_equal(ursa_broadcast_subscribe(tx, &rx), 0);
+    assert_int_equal(ursa_broadcast_closed_start(tx, &w, cw_fresh(&cw)), -EINPROGRESS);
+    assert_int_equal(ursa_broadcast_receiver_drop(rx), 0);
+    assert_int_equal(ursa_broadcast_subscribe(tx, &rx), 0);
+    assert_true(ursa_wait_ready(&w));
+    assert_int_equal(ursa_broadcast_closed_finish(tx, &w), -EAGAIN);
+    /* a cancelled raw wait calls no waker */
+    assert_int_equal(ursa_broadcast_closed_start(tx, &w, cw_fresh(&cw)), -EINPROGRESS);
+    assert_int_equal(ursa_wait_cancel(&w), -ECANCELED);
+    assert_int_equal(atomic_load(&cw.calls), 0);
+    /* a thread waiting is woken by the drop */
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, closed_waiter, tx), 0);
+    assert_int_equal(ursa_broadcast_receiver_drop(rx), 0);
+    ASSERT_OK(join_threads(&th, 1));
+    assert_int_equal(ursa_broadcast_send(tx, &v), -EPIPE);
+    assert_int_equal(ursa_broadcast_sender_drop(tx), 0);
+}
+
 TEST_MAIN(cmocka_unit_test(test_broadcast_rejects_bad_arguments),
           cmocka_unit_test(test_broadcast_lag_is_exact_per_receiver_and_again_on_a_plain_thread),
           cmocka_unit_test(test_broadcast_lag_is_exact_per_receiver_and_again_in_a_task),
@@ -495,4 +553,5 @@ TEST_MAIN(cmocka_unit_test(test_broadcast_rejects_bad_arguments),
           cmocka_unit_test(test_broadcast_deadlines_and_end_of_stream_in_a_task),
           cmocka_unit_test(test_broadcast_deadlines_and_end_of_stream_over_seeds),
           cmocka_unit_test(test_broadcast_raw_recv_woken_lagged_cancelled_and_ended),
-          cmocka_unit_test(test_broadcast_sender_only_channel_sends_once_subscribed))
+          cmocka_unit_test(test_broadcast_sender_only_channel_sends_once_subscribed),
+          cmocka_unit_test(test_broadcast_senders_closed_waits_for_the_last_receiver))
