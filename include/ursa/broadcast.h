@@ -56,6 +56,9 @@ URSA_EXTERN_C_BEGIN
 
 typedef struct ursa_broadcast_tx ursa_broadcast_tx_t; /* a sender handle */
 typedef struct ursa_broadcast_rx ursa_broadcast_rx_t; /* a receiver handle */
+/* A weak sender (Tokio's WeakSender): keeps the channel's memory, not the
+ * sending side; upgraded to a sender while one is left. */
+typedef struct ursa_broadcast_weak ursa_broadcast_weak_t;
 
 /* Not a wait: creates a channel with one sender and one receiver handle,
  * or with the sender alone when rx is NULL (Tokio's Sender::new: sends
@@ -180,6 +183,32 @@ URSA_API int ursa_broadcast_sender_drop(ursa_broadcast_tx_t *tx);
  *            reported as misuse, nothing changed)
  *   -EINVAL  rx is NULL */
 URSA_API int ursa_broadcast_receiver_drop(ursa_broadcast_rx_t *rx);
+
+/* Not a wait: a weak sender on tx's channel. It does not keep the channel
+ * open (the last strong sender's drop still closes it), only its memory.
+ *   0        *out set
+ *   -EINVAL  NULL argument
+ *   -ENOMEM  out of memory */
+URSA_API int ursa_broadcast_sender_downgrade(ursa_broadcast_tx_t *tx,
+                                             ursa_broadcast_weak_t **out) URSA_NODISCARD;
+
+/* Not a wait: a strong sender from a weak one.
+ *   0        *out set (drop it with ursa_broadcast_sender_drop)
+ *   -EPIPE   no strong sender is left: the channel is closed for good
+ *   -EINVAL  NULL argument
+ *   -ENOMEM  out of memory */
+URSA_API int ursa_broadcast_weak_upgrade(ursa_broadcast_weak_t *w,
+                                         ursa_broadcast_tx_t **out) URSA_NODISCARD;
+
+/* Not a wait: drops a weak sender; frees the channel if it was the last
+ * handle. 0 dropped; -EINVAL NULL. */
+URSA_API int ursa_broadcast_weak_drop(ursa_broadcast_weak_t *w);
+
+/* Not a wait: live strong / weak sender handles (snapshots).
+ *   n >= 0   the count
+ *   -EINVAL  tx is NULL */
+URSA_API long ursa_broadcast_sender_count(ursa_broadcast_tx_t *tx);
+URSA_API long ursa_broadcast_weak_count(ursa_broadcast_tx_t *tx);
 
 /* Phase 1 (wait; no hold follows), sender: waits until no receiver is
  * left (Tokio's Sender::closed), so a producer can stop. A receiver that

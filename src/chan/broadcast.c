@@ -62,12 +62,17 @@ typedef struct chan {
     _Atomic uint64_t tail;      /* next position; written under the lock */
     _Atomic uint32_t closed;    /* no sender left; written under the lock */
     size_t rx_count, tx_count;  /* under the lock */
+    size_t weak_count;          /* weak senders (keep the memory only); under the lock */
     /* Senders waiting for every receiver to go (ursa_broadcast_closed);
      * its own lock, taken inside the channel lock to queue. */
     ursa__waitq_t goneq;
 } chan_t;
 
 struct ursa_broadcast_tx {
+    chan_t *ch;
+};
+
+struct ursa_broadcast_weak {
     chan_t *ch;
 };
 
@@ -181,6 +186,7 @@ int ursa_broadcast_new(ursa_broadcast_tx_t **tx, ursa_broadcast_rx_t **rx, size_
     atomic_init(&ch->closed, 0);
     ch->rx_count = rx ? 1 : 0; /* sender only: sends fail until a subscribe */
     ch->tx_count = 1;
+    ch->weak_count = 0;
     t->ch = ch;
     *tx = t;
     if (rx) {
@@ -544,7 +550,7 @@ int ursa_broadcast_sender_drop(ursa_broadcast_tx_t *tx)
         ch_unlock(ch);
         return 0;
     }
-    if (ch->rx_count == 0) {
+    if (ch->rx_count == 0 && ch->weak_count == 0) {
         ch_unlock(ch);
         chan_free(ch);
         return 0;
@@ -574,7 +580,7 @@ int ursa_broadcast_receiver_drop(ursa_broadcast_rx_t *rx)
         }
     }
     bool gone = --ch->rx_count == 0;
-    bool last = gone && ch->tx_count == 0;
+    bool last = gone && ch->tx_count == 0 && ch->weak_count == 0;
     ch_unlock(ch);
     free(rx);
     if (last)
@@ -582,6 +588,78 @@ int ursa_broadcast_receiver_drop(ursa_broadcast_rx_t *rx)
     else if (gone)
         (void)ursa__waitq_grant_all(&ch->goneq); /* each looks again */
     return 0;
+}
+
+/* ---- weak senders: the memory, not the sending side ---- */
+
+int ursa_broadcast_sender_downgrade(ursa_broadcast_tx_t *tx, ursa_broadcast_weak_t **out)
+{
+    if (!tx || !out)
+        return -EINVAL;
+    ursa_broadcast_weak_t *w = malloc(sizeof *w);
+    if (!w)
+        return -ENOMEM;
+    w->ch = tx->ch;
+    ch_lock(w->ch);
+    w->ch->weak_count++;
+    ch_unlock(w->ch);
+    *out = w;
+    return 0;
+}
+
+int ursa_broadcast_weak_upgrade(ursa_broadcast_weak_t *w, ursa_broadcast_tx_t **out)
+{
+    if (!w || !out)
+        return -EINVAL;
+    ursa_broadcast_tx_t *t = malloc(sizeof *t);
+    if (!t)
+        return -ENOMEM;
+    chan_t *ch = w->ch;
+    ch_lock(ch);
+    bool ended = ch->tx_count == 0; /* the last sender closed it: for good */
+    if (!ended)
+        ch->tx_count++;
+    ch_unlock(ch);
+    if (ended) {
+        free(t);
+        return -EPIPE;
+    }
+    t->ch = ch;
+    *out = t;
+    return 0;
+}
+
+int ursa_broadcast_weak_drop(ursa_broadcast_weak_t *w)
+{
+    if (!w)
+        return -EINVAL;
+    chan_t *ch = w->ch;
+    free(w);
+    ch_lock(ch);
+    bool last = --ch->weak_count == 0 && ch->tx_count == 0 && ch->rx_count == 0;
+    ch_unlock(ch);
+    if (last)
+        chan_free(ch);
+    return 0;
+}
+
+/* One of the handle counts, read under the lock. */
+static long count_of(chan_t *ch, const size_t *n)
+{
+    ch_lock(ch);
+    size_t v = *n;
+    ch_unlock(ch);
+    return (long)v;
+}
+
+long ursa_broadcast_sender_count(ursa_broadcast_tx_t *tx)
+{
+    return tx ? count_of(tx->ch, &tx->ch->tx_count) : -EINVAL;
+}
+
+long ursa_broadcast_weak_count(ursa_broadcast_tx_t *tx)
+{
+    return tx ? count_of(tx->ch, &tx->ch->weak_count) : -EINVAL;
 }
 
 /* ---- the senders' wait for every receiver to go (Tokio's closed) ---- */

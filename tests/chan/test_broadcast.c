@@ -543,6 +543,45 @@ static void test_broadcast_senders_closed_waits_for_the_last_receiver(void **sta
     assert_int_equal(ursa_broadcast_sender_drop(tx), 0);
 }
 
+/* Tokio's WeakSender: keeps the memory, not the sending side. */
+static void test_broadcast_weak_sender_upgrades_only_while_a_sender_lives(void **state)
+{
+    (void)state;
+    ursa_broadcast_tx_t *tx, *tx2;
+    ursa_broadcast_rx_t *rx;
+    ursa_broadcast_weak_t *wk, *wk2;
+    uint64_t v = 3, out = 0, missed = 0;
+    assert_int_equal(ursa_broadcast_sender_downgrade(NULL, &wk), -EINVAL);
+    assert_int_equal(ursa_broadcast_weak_upgrade(NULL, &tx2), -EINVAL);
+    assert_int_equal(ursa_broadcast_weak_drop(NULL), -EINVAL);
+    assert_int_equal(ursa_broadcast_sender_count(NULL), -EINVAL);
+    assert_int_equal(ursa_broadcast_weak_count(NULL), -EINVAL);
+    assert_int_equal(ursa_broadcast_new(&tx, &rx, sizeof v, 4, NULL), 0);
+    assert_int_equal(ursa_broadcast_sender_downgrade(tx, &wk), 0);
+    assert_int_equal(ursa_broadcast_sender_downgrade(tx, &wk2), 0);
+    assert_int_equal(ursa_broadcast_sender_count(tx), 1);
+    assert_int_equal(ursa_broadcast_weak_count(tx), 2);
+    assert_int_equal(ursa_broadcast_weak_upgrade(wk, &tx2), 0);
+    assert_int_equal(ursa_broadcast_sender_count(tx), 2);
+    assert_int_equal(ursa_broadcast_send(tx2, &v), 1);
+    assert_int_equal(ursa_broadcast_sender_drop(tx2), 0);
+    assert_int_equal(ursa_broadcast_weak_drop(wk2), 0);
+    assert_int_equal(ursa_broadcast_sender_drop(tx), 0); /* closes: weak senders do not count */
+    assert_int_equal(ursa_broadcast_try_recv(rx, &out, &missed), 0);
+    assert_int_equal(out, 3);
+    assert_int_equal(ursa_broadcast_try_recv(rx, &out, &missed), -EPIPE);
+    assert_int_equal(ursa_broadcast_weak_upgrade(wk, &tx2), -EPIPE);
+    assert_int_equal(ursa_broadcast_receiver_drop(rx), 0);
+    assert_int_equal(ursa_broadcast_weak_drop(wk), 0); /* the last handle frees */
+    /* a weak sender alone outlives the other handles' drops too */
+    assert_int_equal(ursa_broadcast_new(&tx, &rx, sizeof v, 4, NULL), 0);
+    assert_int_equal(ursa_broadcast_sender_downgrade(tx, &wk), 0);
+    assert_int_equal(ursa_broadcast_receiver_drop(rx), 0);
+    assert_int_equal(ursa_broadcast_sender_drop(tx), 0);
+    assert_int_equal(ursa_broadcast_weak_upgrade(wk, &tx2), -EPIPE);
+    assert_int_equal(ursa_broadcast_weak_drop(wk), 0);
+}
+
 TEST_MAIN(cmocka_unit_test(test_broadcast_rejects_bad_arguments),
           cmocka_unit_test(test_broadcast_lag_is_exact_per_receiver_and_again_on_a_plain_thread),
           cmocka_unit_test(test_broadcast_lag_is_exact_per_receiver_and_again_in_a_task),
@@ -554,4 +593,5 @@ TEST_MAIN(cmocka_unit_test(test_broadcast_rejects_bad_arguments),
           cmocka_unit_test(test_broadcast_deadlines_and_end_of_stream_over_seeds),
           cmocka_unit_test(test_broadcast_raw_recv_woken_lagged_cancelled_and_ended),
           cmocka_unit_test(test_broadcast_sender_only_channel_sends_once_subscribed),
-          cmocka_unit_test(test_broadcast_senders_closed_waits_for_the_last_receiver))
+          cmocka_unit_test(test_broadcast_senders_closed_waits_for_the_last_receiver),
+          cmocka_unit_test(test_broadcast_weak_sender_upgrades_only_while_a_sender_lives))
