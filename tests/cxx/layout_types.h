@@ -13,7 +13,8 @@
     X(ursa_lock_stats_t) X(ursa__sema_t) X(ursa_mutex_t) X(ursa_mutex_guard_t) X(ursa_rwlock_t)    \
     X(ursa_rwlock_read_guard_t) X(ursa_rwlock_write_guard_t) X(ursa_sem_t) X(ursa_sem_permit_t)    \
     X(ursa_barrier_t) X(ursa_event_t) X(ursa_event_mode_t) X(ursa_notify_t) X(ursa_once_cell_t)    \
-    X(ursa_set_once_t) X(ursa_oneshot_t) X(ursa_mpsc_sender_t) X(ursa_mpsc_weak_sender_t)          \
+    X(ursa_set_once_t) X(ursa_oneshot_t) X(ursa_oneshot_tx_t) X(ursa_oneshot_rx_t)                \
+    X(ursa_mpsc_sender_t) X(ursa_mpsc_weak_sender_t)                                               \
     X(ursa_mpsc_receiver_t) X(ursa_mpsc_permit_t) X(ursa_mpmc_sender_t)                            \
     X(ursa_mpmc_weak_sender_t) X(ursa_mpmc_receiver_t) X(ursa_mpmc_permit_t)                       \
     X(ursa_watch_borrow_t) X(ursa_rt_config_t) X(ursa_placement_t) X(ursa_spawn_opts_t)            \
@@ -24,8 +25,8 @@
 /* Types a program only points to (declared, never defined in a header). */
 #define OPAQUE_TYPES(X)                                                                            \
     X(ursa_rt_t) X(ursa_task_t) X(ursa_mpsc_t) X(ursa_mpmc_t) X(ursa_broadcast_tx_t)               \
-    X(ursa_broadcast_rx_t) X(ursa_watch_t) X(ursa_watch_tx_t) X(ursa_watch_rx_t)                   \
-    X(ursa_lease_store_t) X(ursa_pool_t)
+    X(ursa_broadcast_rx_t) X(ursa_broadcast_weak_t) X(ursa_watch_t) X(ursa_watch_tx_t)            \
+    X(ursa_watch_rx_t) X(ursa_lease_store_t) X(ursa_pool_t)
 
 /* The fields a program reads or writes: their offsets must agree too. */
 #define LAYOUT_FIELDS(X)                                                                           \
