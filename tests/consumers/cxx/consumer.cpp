@@ -15,18 +15,18 @@ namespace {
 struct app {
     ursa_mutex_t m;
     long total = 0;
-    ursa_mpsc_sender_t tx{};
-    ursa_mpsc_receiver_t rx{};
-    ursa_mpsc_sender_t producers[2]{};
+    numbers_tx_t tx{};
+    numbers_rx_t rx{};
+    numbers_tx_t producers[2]{};
 };
 
 void *produce(void *arg)
 {
-    auto *tx = static_cast<ursa_mpsc_sender_t *>(arg);
+    auto *tx = static_cast<numbers_tx_t *>(arg);
     for (long i = 1; i <= 1000; i++)
         if (numbers_send(tx, i, URSA_NEVER) != 0)
             return const_cast<char *>("send");
-    return ursa_mpsc_sender_drop(tx) == 0 ? nullptr : const_cast<char *>("drop");
+    return numbers_sender_drop(tx) == 0 ? nullptr : const_cast<char *>("drop");
 }
 
 void add_or_throw(app *a, long v)
@@ -48,11 +48,11 @@ void *root(void *arg)
         opts.placement = URSA_PLACE_WORKER;
         opts.worker = w;
         opts.name = "producer";
-        if (ursa_mpsc_sender_clone(&a->tx, &a->producers[w]) != 0 ||
+        if (numbers_sender_clone(&a->tx, &a->producers[w]) != 0 ||
             ursa_spawn(&tasks[w], produce, &a->producers[w], &opts) != 0)
             return const_cast<char *>("spawn");
     }
-    if (ursa_mpsc_sender_drop(&a->tx) != 0) // the producers hold the others
+    if (numbers_sender_drop(&a->tx) != 0) // the producers hold the others
         return const_cast<char *>("drop");
     long v;
     int rc;
@@ -92,6 +92,6 @@ int main()
     int rc = ursa_run(&cfg, root, &a, &failed);
     std::printf("consumer_cxx: ursa %s, rc=%d total=%ld%s%s\n", URSA_VERSION_STRING, rc, a.total,
                 failed ? " failed: " : "", failed ? static_cast<const char *>(failed) : "");
-    (void)ursa_mpsc_receiver_drop(&a.rx);
+    (void)numbers_receiver_drop(&a.rx);
     return rc == 0 && !failed && a.total == 2 * 500500 && ursa_mutex_destroy(&a.m) == 0 ? 0 : 1;
 }
