@@ -25,6 +25,7 @@
 
 #include "../core/ctx.h"
 #include "../sync/wait_steps.h"
+#include "elem.h"
 
 /* The bits of the two words (SENT, RX_CLOSED, ... in the comments). */
 enum { /* state: shared by both ends */
@@ -112,6 +113,18 @@ int ursa_oneshot_destroy(ursa_oneshot_t *os)
                                "oneshot destroyed while waited on");
 }
 
+/* A send found a recv wait queued (or being cancelled): decides it. Out
+ * of line, so that the send that finds none makes no call. */
+static __attribute__((noinline)) int send_decide(ursa_oneshot_t *os)
+{
+    ursa__wake_batch_t b = URSA__WAKE_BATCH_INIT;
+    ursa__spin_lock(&os->lock);
+    decide(os, &os->rx_w, URSA__ONESHOT_RX_WAIT, URSA__W_GRANTED, &b);
+    ursa__spin_unlock(&os->lock);
+    ursa__wake_batch_run(&b);
+    return 0;
+}
+
 int ursa_oneshot_send(ursa_oneshot_t *os, const void *value)
 {
     if (!os || !value)
@@ -132,7 +145,7 @@ int ursa_oneshot_send(ursa_oneshot_t *os, const void *value)
         if (!copied) {
             /* Ours until SENT: a receiver never reads an unsent buffer,
              * and if the close wins below the bytes are simply unused. */
-            memcpy(buf(os), value, os->elem_size);
+            ursa__copy_elem(buf(os), value, os->elem_size);
             copied = true;
         }
         /* release: publishes the copy with SENT (pairs with load_state);
@@ -142,13 +155,8 @@ int ursa_oneshot_send(ursa_oneshot_t *os, const void *value)
                                                   memory_order_release, memory_order_relaxed))
             break;
     }
-    if (st & URSA__ONESHOT_RX_WAIT) { /* a recv wait is queued (or being cancelled): decide it */
-        ursa__wake_batch_t b = URSA__WAKE_BATCH_INIT;
-        ursa__spin_lock(&os->lock);
-        decide(os, &os->rx_w, URSA__ONESHOT_RX_WAIT, URSA__W_GRANTED, &b);
-        ursa__spin_unlock(&os->lock);
-        ursa__wake_batch_run(&b);
-    }
+    if (__builtin_expect(st & URSA__ONESHOT_RX_WAIT, 0))
+        return send_decide(os);
     return 0;
 }
 
@@ -195,7 +203,7 @@ static int rx_eval(uint32_t st, uint32_t rxf)
  * After SENT nobody writes the buffer. */
 static int take(ursa_oneshot_t *os, void *out)
 {
-    memcpy(out, buf(os), os->elem_size);
+    ursa__copy_elem(out, buf(os), os->elem_size);
     set_rxf(os, URSA__ONESHOT_TAKEN);
     return 0;
 }
@@ -290,20 +298,28 @@ static int recv_start(void *oneshot, ursa__waiter_t *w)
     return -EINPROGRESS;
 }
 
+/* Nothing to take yet: waits. Out of line, so that a recv that finds its
+ * value makes no call. */
+static __attribute__((noinline)) int recv_wait(ursa_oneshot_t *os, void *out,
+                                               ursa_time_t deadline, const ursa_site_t *site)
+{
+    /* Withdrawn: the value (if any) stays put. Decided anyway: a value or
+     * a close raced the deadline. */
+    int rc = ursa__wait_blocking(os, recv_start, &recv_ops, deadline, site);
+    return rc ? rc : recv_result(os, out);
+}
+
 int ursa_oneshot_recv_at(ursa_oneshot_t *os, void *out, ursa_time_t deadline,
                          const ursa_site_t *site)
 {
     if (!os || !out)
         return -EINVAL;
     int r = rx_eval(load_state(os), load_rxf(os));
-    if (r == 0)
+    if (__builtin_expect(r == 0, 1))
         return take(os, out);
     if (r != 1)
         return r;
-    /* Withdrawn: the value (if any) stays put. Decided anyway: a value or
-     * a close raced the deadline. */
-    int rc = ursa__wait_blocking(os, recv_start, &recv_ops, deadline, site);
-    return rc ? rc : recv_result(os, out);
+    return recv_wait(os, out, deadline, site);
 }
 
 int ursa_oneshot_try_recv(ursa_oneshot_t *os, void *out)

@@ -114,7 +114,7 @@ void ursa__report(const char *what, const ursa_site_t *site, bool fatal)
 
 size_t ursa_held_count(void)
 {
-    return ursa__ctx()->ledger.count;
+    return ursa__ledger_count(&ursa__ctx()->ledger);
 }
 
 int ursa_oblig_disown(ursa_oblig_t *ob)
@@ -124,6 +124,9 @@ int ursa_oblig_disown(ursa_oblig_t *ob)
     ursa__ledger_t *l = &ursa__ctx()->ledger;
     if (ob->ledger != l)
         return -EPERM;
+    /* The record goes: the hold carries what it said until adopted. */
+    ob->target = l->recs[ob->slot].target;
+    ob->n = l->recs[ob->slot].n;
     ursa__ledger_remove(l, ob);
     ob->ledger = NULL;
     return 0;
@@ -133,7 +136,8 @@ int ursa_oblig_adopt(ursa_oblig_t *ob)
 {
     if (!ob || !ob->kind || ob->ledger)
         return -EINVAL;
-    return ursa__ledger_enter(&ursa__ctx()->ledger, ob);
+    return ursa__ledger_enter(&ursa__ctx()->ledger, ob, ob->kind, ob->site, ob->target, ob->n,
+                              NULL);
 }
 
 int ursa_oblig_enter(ursa_oblig_t *ob, const ursa_oblig_kind_t *kind, void *target, uint64_t n,

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#if URSA_LOCK_ORDER /* the ledger records locks only in these builds */
 int ursa__lock_order_check(ursa__ctx_t *c, const ursa__lockinfo_t *li, const char *what,
                            const ursa_site_t *site)
 {
@@ -10,13 +11,13 @@ int ursa__lock_order_check(ursa__ctx_t *c, const ursa__lockinfo_t *li, const cha
     for (uint32_t i = 0; i < l->top; i++) {
         const ursa__ledger_rec_t *r = &l->recs[i];
         const ursa__lockinfo_t *held = r->lock;
-        if (!r->hold || !held || !held->rank || held->rank < li->rank)
+        if (!ursa__ledger_rec_used(r) || !held || !held->rank || held->rank < li->rank)
             continue;
         char msg[512];
         snprintf(msg, sizeof msg,
                  "lock order violation: acquiring %s '%s' (rank %u) while holding %s '%s' "
                  "(rank %u) taken at %s:%d",
-                 what, li->name ? li->name : "?", li->rank, r->kind->name,
+                 what, li->name ? li->name : "?", li->rank, ursa__ledger_rec_kind(r)->name,
                  held->name ? held->name : "?", held->rank, r->site ? r->site->file : "?",
                  r->site ? r->site->line : 0);
         ursa__report(msg, site, false);
@@ -24,6 +25,7 @@ int ursa__lock_order_check(ursa__ctx_t *c, const ursa__lockinfo_t *li, const cha
     }
     return 0;
 }
+#endif
 
 #if URSA_LOCK_METRICS
 #define HIST_BUCKETS 496

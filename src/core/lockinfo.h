@@ -21,13 +21,13 @@ static inline void ursa__lockinfo_init(ursa__lockinfo_t *li, const ursa_lock_att
 /* A lock's destroy: frees its metrics (URSA_LOCK_METRICS builds). */
 void ursa__lockinfo_destroy(ursa__lockinfo_t *li);
 
+#if URSA_LOCK_ORDER
 /* Lock order: before acquiring a lock of rank `rank` (0: skip), checks the
  * caller's holds. -EDEADLK (reported with both sites) if one of them has a
  * rank >= rank; 0 otherwise. */
 int ursa__lock_order_check(ursa__ctx_t *c, const ursa__lockinfo_t *li, const char *what,
                            const ursa_site_t *site);
 
-#if URSA_LOCK_ORDER
 #define URSA__LOCK_ORDER_CHECK(c, li, what, site)                                           \
     do {                                                                                    \
         if ((li)->rank) {                                                                   \

@@ -36,15 +36,24 @@ void ursa__ledger_fini(ursa__ledger_t *l)
     ursa__ledger_init(l, NULL);
 }
 
+size_t ursa__ledger_count(const ursa__ledger_t *l)
+{
+    size_t n = 0;
+    for (uint32_t i = 0; i < l->top; i++)
+        n += ursa__ledger_rec_used(&l->recs[i]);
+    return n;
+}
+
 size_t ursa__ledger_sweep(ursa__ledger_t *l, const char *owner)
 {
     size_t n = 0;
     for (uint32_t i = 0; i < l->top; i++) {
         ursa__ledger_rec_t r = l->recs[i];
-        if (!r.hold)
+        if (!ursa__ledger_rec_used(&r))
             continue;
-        ursa__report_leak(owner, r.kind->name, r.site);
-        r.kind->release_leaked(r.target, r.n);
+        const ursa_oblig_kind_t *kind = ursa__ledger_rec_kind(&r);
+        ursa__report_leak(owner, kind->name, r.site);
+        kind->release_leaked(r.target, r.n);
         n++;
     }
     ursa__ledger_fini(l);

@@ -66,8 +66,9 @@ void ursa__sema_release_slow(ursa__sema_t *s, uint64_t n);
 /* give_back for sema waits: returns a granted wait's permits. */
 void ursa__sema_give_back(ursa__waiter_t *w);
 
-/* Returns n permits (n <= URSA_SEM_MAX), waking queued waiters FIFO. */
-static inline void ursa__sema_release(ursa__sema_t *s, uint64_t n)
+/* Returns n permits (n <= URSA_SEM_MAX) unless waiters are queued: true,
+ * or false (nothing returned: ursa__sema_release_slow's turn). */
+static inline bool ursa__sema_release_fast(ursa__sema_t *s, uint64_t n)
 {
     /* relaxed: the CAS validates it. */
     uint64_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
@@ -75,9 +76,16 @@ static inline void ursa__sema_release(ursa__sema_t *s, uint64_t n)
         /* release: our critical section happens-before the next acquirer. */
         if (atomic_compare_exchange_weak_explicit(&s->state, &st, st + (n << URSA__SEMA_SHIFT),
                                                   memory_order_release, memory_order_relaxed))
-            return;
+            return true;
     }
-    ursa__sema_release_slow(s, n);
+    return false;
+}
+
+/* Returns n permits (n <= URSA_SEM_MAX), waking queued waiters FIFO. */
+static inline void ursa__sema_release(ursa__sema_t *s, uint64_t n)
+{
+    if (!ursa__sema_release_fast(s, n))
+        ursa__sema_release_slow(s, n);
 }
 
 /* Adds n permits unless the total would exceed URSA_SEM_MAX: 0 or -EINVAL. */

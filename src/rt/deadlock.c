@@ -81,9 +81,9 @@ static void print_holders(ursa__worker_t *w, const char *what, const void *obj, 
         const ursa__ledger_t *l = &u->ctx.ledger;
         for (uint32_t i = 0; i < l->top; i++) {
             const ursa__ledger_rec_t *r = &l->recs[i];
-            if (!r->hold || r->target != obj)
+            if (!ursa__ledger_rec_used(r) || r->target != obj)
                 continue;
-            fprintf(stderr, "    %s is held by task '%s' (%s", what, u->name, r->kind->name);
+            fprintf(stderr, "    %s is held by task '%s' (%s", what, u->name, ursa__ledger_rec_kind(r)->name);
             if (counted)
                 fprintf(stderr, " for %llu", (unsigned long long)r->n);
             print_site(" taken", r->site);

@@ -37,6 +37,11 @@ static inline int ursa__hold_discharge(ursa_oblig_t *ob, bool held, const char *
     return rc;
 }
 
+/* Whether a lock's call-free fast path may run (li: the lock's info):
+ * builds that keep metrics, or check the order of a ranked lock, take the
+ * general path, so the fast path carries no work only they need. */
+#define URSA__LOCK_FAST(li) (!URSA_LOCK_METRICS && !(URSA_LOCK_ORDER && (li)->rank))
+
 /* A lock guard's metrics (URSA_LOCK_METRICS builds; nothing otherwise):
  * guard g (its `since` member) of the lock whose info is li was acquired
  * by c after waiting since wait_start (0: it did not wait), or released;

@@ -73,11 +73,12 @@ static __attribute__((noinline)) int lock_slow(ursa_mutex_t *m, ursa_mutex_guard
     return rc ? rc : take(m, g, c, site, wait_start);
 }
 
-int ursa_mutex_lock_at(ursa_mutex_t *m, ursa_mutex_guard_t *g, ursa_time_t deadline,
-                       const ursa_site_t *site)
+/* Everything the fast path leaves: a caller without a context yet, a
+ * ledger that must pop its free list or grow, lock-order checks and
+ * metrics, a lock that is taken. */
+static __attribute__((noinline)) int lock_general(ursa_mutex_t *m, ursa_mutex_guard_t *g,
+                                                  ursa_time_t deadline, const ursa_site_t *site)
 {
-    if (__builtin_expect(!m || !g || g->mutex, 0))
-        return -EINVAL;
     ursa__ctx_t *c = ursa__ctx();
     URSA__LOCK_ORDER_CHECK(c, &m->info, "mutex", site);
     if (__builtin_expect(ursa__sema_try(&m->sema, 1), 1))
@@ -85,10 +86,30 @@ int ursa_mutex_lock_at(ursa_mutex_t *m, ursa_mutex_guard_t *g, ursa_time_t deadl
     return lock_slow(m, g, deadline, site);
 }
 
-int ursa_mutex_unlock(ursa_mutex_guard_t *g)
+/* The fast path makes no call (only tail calls), so it needs no frame:
+ * one context lookup, the CAS, the ledger record. */
+int ursa_mutex_lock_at(ursa_mutex_t *m, ursa_mutex_guard_t *g, ursa_time_t deadline,
+                       const ursa_site_t *site)
 {
-    if (!g)
+    if (__builtin_expect(!m || !g || g->mutex, 0))
         return -EINVAL;
+    ursa__ctx_t *c = ursa__cur_ctx;
+    if (__builtin_expect(URSA__LOCK_FAST(&m->info) && c && ursa__ledger_room(&c->ledger) &&
+                             ursa__sema_try(&m->sema, 1),
+                         1)) {
+        ursa__ledger_push(&c->ledger, &g->ob, &guard_kind, site, m, 1, &m->info);
+        g->ob.kind = &guard_kind;
+        g->ob.site = site;
+        g->mutex = m;
+        /* relaxed: as in take(). */
+        return atomic_load_explicit(&m->poisoned, memory_order_relaxed) ? -EOWNERDEAD : 0;
+    }
+    return lock_general(m, g, deadline, site);
+}
+
+/* Every unlock but the fast path's. */
+static __attribute__((noinline)) int unlock_general(ursa_mutex_guard_t *g)
+{
     ursa_mutex_t *m = g->mutex;
     int rc = ursa__hold_discharge(&g->ob, m != NULL,
                                   "mutex unlocked through an empty guard (double unlock?)", NULL);
@@ -98,6 +119,31 @@ int ursa_mutex_unlock(ursa_mutex_guard_t *g)
     URSA__LOCK_RELEASED(&m->info, g);
     ursa__sema_release(&m->sema, 1);
     return 0;
+}
+
+static __attribute__((noinline)) int release_slow(ursa_mutex_t *m)
+{
+    ursa__sema_release_slow(&m->sema, 1);
+    return 0;
+}
+
+/* Fast when g is the caller's newest hold (no free list to push) and
+ * nobody waits; no call but tail calls. */
+int ursa_mutex_unlock(ursa_mutex_guard_t *g)
+{
+    if (__builtin_expect(!g, 0))
+        return -EINVAL;
+    ursa_mutex_t *m = g->mutex;
+    ursa__ctx_t *c = ursa__cur_ctx;
+    if (__builtin_expect(!m || !URSA__LOCK_FAST(&m->info) || !c ||
+                             !ursa__oblig_is_newest(&c->ledger, &g->ob),
+                         0))
+        return unlock_general(g);
+    ursa__ledger_pop(&c->ledger, &g->ob);
+    g->mutex = NULL;
+    if (__builtin_expect(ursa__sema_release_fast(&m->sema, 1), 1))
+        return 0;
+    return release_slow(m);
 }
 
 static void leaked_unlock(void *mutex, uint64_t n)

@@ -57,20 +57,39 @@ static __attribute__((noinline)) int acquire_slow(ursa_sem_t *s, uint64_t n,
     return rc == 0 ? take(s, n, p, c, site) : rc;
 }
 
-int ursa_sem_acquire_at(ursa_sem_t *s, uint64_t n, ursa_sem_permit_t *p, ursa_time_t deadline,
-                        const ursa_site_t *site)
+/* Everything the fast path leaves: no context yet, a ledger that must pop
+ * its free list or grow, permits not free now. */
+static __attribute__((noinline)) int acquire_general(ursa_sem_t *s, uint64_t n,
+                                                     ursa_sem_permit_t *p, ursa_time_t deadline,
+                                                     const ursa_site_t *site)
 {
-    if (!s || !p || p->sem || n == 0 || n > URSA_SEM_REQUEST_MAX)
-        return -EINVAL;
     ursa__ctx_t *c = ursa__ctx();
     if (ursa__sema_try(&s->sema, n))
         return take(s, n, p, c, site);
     return acquire_slow(s, n, p, c, deadline, site);
 }
 
+/* The fast path makes no call but tail calls (as the mutex's). */
+int ursa_sem_acquire_at(ursa_sem_t *s, uint64_t n, ursa_sem_permit_t *p, ursa_time_t deadline,
+                        const ursa_site_t *site)
+{
+    if (!s || !p || p->sem || n == 0 || n > URSA_SEM_REQUEST_MAX)
+        return -EINVAL;
+    ursa__ctx_t *c = ursa__cur_ctx;
+    if (__builtin_expect(c && ursa__ledger_room(&c->ledger) && ursa__sema_try(&s->sema, n), 1)) {
+        ursa__ledger_push(&c->ledger, &p->ob, &permit_kind, site, s, n, NULL);
+        p->ob.kind = &permit_kind;
+        p->ob.site = site;
+        p->sem = s;
+        p->n = n;
+        return 0;
+    }
+    return acquire_general(s, n, p, deadline, site);
+}
+
 /* Discharges p; its permits go back to the semaphore, or, forgotten,
  * leave it for good. */
-static int discharge(ursa_sem_permit_t *p, bool forget)
+static __attribute__((noinline)) int discharge(ursa_sem_permit_t *p, bool forget)
 {
     if (!p)
         return -EINVAL;
@@ -89,9 +108,26 @@ static int discharge(ursa_sem_permit_t *p, bool forget)
     return 0;
 }
 
+static __attribute__((noinline)) int release_slow(ursa_sem_t *s, uint64_t n)
+{
+    ursa__sema_release_slow(&s->sema, n);
+    return 0;
+}
+
+/* Fast when p is the caller's newest hold and nobody waits. */
 int ursa_sem_release(ursa_sem_permit_t *p)
 {
-    return discharge(p, false);
+    ursa__ctx_t *c = ursa__cur_ctx;
+    if (__builtin_expect(!p || !p->sem || !c || !ursa__oblig_is_newest(&c->ledger, &p->ob), 0))
+        return discharge(p, false);
+    ursa_sem_t *s = p->sem;
+    uint64_t n = p->n;
+    ursa__ledger_pop(&c->ledger, &p->ob);
+    p->sem = NULL;
+    p->n = 0;
+    if (__builtin_expect(ursa__sema_release_fast(&s->sema, n), 1))
+        return 0;
+    return release_slow(s, n);
 }
 
 int ursa_sem_permit_forget(ursa_sem_permit_t *p)

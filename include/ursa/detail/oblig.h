@@ -8,18 +8,18 @@
 
 struct ursa_oblig_kind;
 struct ursa__ledger;
-struct ursa__lockinfo;
 
-/* Zero means "holds nothing". */
+/* Zero means "holds nothing". While its owner holds it, the owner's ledger
+ * record says what to release (target, n); the hold keeps them only while
+ * disowned, between ursa_oblig_disown and ursa_oblig_adopt. */
 struct ursa_oblig {
     const struct ursa_oblig_kind *kind; /* NULL when holding nothing */
-    const ursa_site_t *site;
     struct ursa__ledger *ledger; /* owner, or NULL while disowned */
-    void *target;                /* what to release ... */
-    uint64_t n;                  /* ... and how much */
-    const struct ursa__lockinfo *lock; /* a lock's name and rank, or NULL */
+    const ursa_site_t *site;     /* where it was acquired */
     uint32_t slot;               /* its record in the owner's ledger */
     uint32_t user;               /* 1: entered by ursa_oblig_enter */
+    void *target;                /* while disowned: what to release ... */
+    uint64_t n;                  /* ... and how much */
 };
 
 #endif

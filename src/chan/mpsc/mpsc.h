@@ -72,6 +72,7 @@
 #include <string.h>
 
 #include "../chan.h"
+#include "../elem.h"
 #include "../ring.h"
 
 /* Unbounded: set in `tail` once the channel is closed and no permit is out
@@ -162,15 +163,6 @@ static inline bool ursa__mpsc_ended(ursa_mpsc_t *ch, uint64_t l)
     return (l & URSA__CHAN_TX_MASK) == 0 && (l >> 32) == 0;
 }
 
-/* Element copy; the common u64 case becomes one move instead of a call. */
-static inline void ursa__mpsc_copy_elem(void *dst, const void *src, size_t n)
-{
-    if (n == 8)
-        memcpy(dst, src, 8);
-    else
-        memcpy(dst, src, n);
-}
-
 static inline unsigned char *ursa__mpsc_ring_slot(ursa_mpsc_t *ch, uint64_t pos)
 {
     return ursa__ring_slot(ch->ring, ch->cap, ch->mask, ch->stride, pos);
@@ -214,7 +206,7 @@ static inline bool ursa__mpsc_pop(ursa_mpsc_t *ch, void *out)
     unsigned char *e = ursa__mpsc_peek(ch);
     if (!e)
         return false;
-    ursa__mpsc_copy_elem(out, e, ch->elem_size);
+    ursa__copy_elem(out, e, ch->elem_size);
     ursa__mpsc_consumed(ch);
     return true;
 }

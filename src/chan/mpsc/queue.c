@@ -17,7 +17,7 @@ bool ursa__mpsc_push(ursa_mpsc_t *ch, const void *value)
         uint64_t pos = atomic_fetch_add_explicit(&ch->tail, 1, memory_order_seq_cst);
         unsigned char *s = ursa__mpsc_ring_slot(ch, pos);
         ursa__ring_wait_free((_Atomic uint64_t *)s, pos);
-        ursa__mpsc_copy_elem(s + URSA__RING_SEQ, value, ch->elem_size);
+        ursa__copy_elem(s + URSA__RING_SEQ, value, ch->elem_size);
         ursa__ring_publish((_Atomic uint64_t *)s, pos);
     } else {
         /* acq_rel: pairs with the release RMW of a sender that moved
@@ -60,7 +60,7 @@ bool ursa__mpsc_push(ursa_mpsc_t *ch, const void *value)
             }
             b = next;
         }
-        ursa__mpsc_copy_elem(b->data + off * ch->stride, value, ch->elem_size);
+        ursa__copy_elem(b->data + off * ch->stride, value, ch->elem_size);
         /* release: publishes the element. */
         atomic_store_explicit(&b->ready[off], 1, memory_order_release);
     }

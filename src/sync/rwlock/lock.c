@@ -163,11 +163,12 @@ static __attribute__((noinline)) int read_slow(ursa_rwlock_t *rw, ursa_rwlock_re
     return take_read(rw, g, c, site, wait_start);
 }
 
-int ursa_rwlock_read_lock_at(ursa_rwlock_t *rw, ursa_rwlock_read_guard_t *g,
-                             ursa_time_t deadline, const ursa_site_t *site)
+/* Everything the fast path leaves (as the mutex's lock_general): no
+ * context or reader table yet, a ledger that must pop its free list or
+ * grow, lock-order checks and metrics, no bias. */
+static __attribute__((noinline)) int read_general(ursa_rwlock_t *rw, ursa_rwlock_read_guard_t *g,
+                                                  ursa_time_t deadline, const ursa_site_t *site)
 {
-    if (__builtin_expect(!rw || !g || g->rw, 0))
-        return -EINVAL;
     ursa__ctx_t *c = ursa__ctx();
     URSA__LOCK_ORDER_CHECK(c, &rw->info, "rwlock", site);
     /* acquire: the slot, and the last writer's critical section, from
@@ -184,10 +185,46 @@ int ursa_rwlock_read_lock_at(ursa_rwlock_t *rw, ursa_rwlock_read_guard_t *g,
     return read_slow(rw, g, deadline, site);
 }
 
-int ursa_rwlock_read_unlock(ursa_rwlock_read_guard_t *g)
+/* The fast path counted itself in t, then found the bias revoked: a revoke
+ * may have counted it, so it leaves the way a fast reader does. */
+static __attribute__((noinline)) int read_revoked(ursa_rwlock_t *rw, ursa_rwlock_read_guard_t *g,
+                                                  ursa_time_t deadline, const ursa_site_t *site,
+                                                  ursa__rtab_t *t)
 {
-    if (!g)
+    ursa__rwlock_read_fast_exit(rw->bias.slot, t);
+    return read_general(rw, g, deadline, site);
+}
+
+/* The biased read lock of a thread that has its context and reader table:
+ * no atomic RMW, one ledger record. */
+int ursa_rwlock_read_lock_at(ursa_rwlock_t *rw, ursa_rwlock_read_guard_t *g,
+                             ursa_time_t deadline, const ursa_site_t *site)
+{
+    if (__builtin_expect(!rw || !g || g->rw, 0))
         return -EINVAL;
+    ursa__ctx_t *c = ursa__cur_ctx;
+    ursa__rtab_t *t = ursa__rtab_cur;
+    /* acquire: as in read_general. */
+    if (__builtin_expect(URSA__LOCK_FAST(&rw->info) && c && t &&
+                             ursa__ledger_room(&c->ledger) &&
+                             atomic_load_explicit(&rw->bias.on, memory_order_acquire),
+                         1)) {
+        if (__builtin_expect(!ursa__rwlock_read_count(rw, t), 0))
+            return read_revoked(rw, g, deadline, site, t);
+        /* A fast read guard records its reader table as n. */
+        ursa__ledger_push(&c->ledger, &g->ob, &fast_read_kind, site, rw, (uint64_t)(uintptr_t)t,
+                          &rw->info);
+        g->ob.kind = &fast_read_kind;
+        g->ob.site = site;
+        g->rw = rw;
+        g->rtab = t;
+        return poison_rc(rw);
+    }
+    return read_general(rw, g, deadline, site);
+}
+
+static __attribute__((noinline)) int read_unlock_general(ursa_rwlock_read_guard_t *g)
+{
     ursa_rwlock_t *rw = g->rw;
     int rc = ursa__hold_discharge(&g->ob, rw != NULL,
                                   "rwlock read guard unlocked while empty (double unlock?)", NULL);
@@ -202,6 +239,25 @@ int ursa_rwlock_read_unlock(ursa_rwlock_read_guard_t *g)
     } else {
         ursa__rwlock_release(rw, 1);
     }
+    return 0;
+}
+
+/* Fast for a biased guard that is the caller's newest hold. */
+int ursa_rwlock_read_unlock(ursa_rwlock_read_guard_t *g)
+{
+    if (__builtin_expect(!g, 0))
+        return -EINVAL;
+    ursa_rwlock_t *rw = g->rw;
+    ursa__rtab_t *t = g->rtab;
+    ursa__ctx_t *c = ursa__cur_ctx;
+    if (__builtin_expect(!rw || !t || !URSA__LOCK_FAST(&rw->info) || !c ||
+                             !ursa__oblig_is_newest(&c->ledger, &g->ob),
+                         0))
+        return read_unlock_general(g);
+    ursa__ledger_pop(&c->ledger, &g->ob);
+    g->rw = NULL;
+    g->rtab = NULL;
+    ursa__rwlock_read_fast_exit(rw->bias.slot, t);
     return 0;
 }
 
@@ -281,13 +337,9 @@ int ursa_rwlock_downgrade(ursa_rwlock_write_guard_t *wg, ursa_rwlock_read_guard_
      * guard holding one permit. */
     rg->ob = wg->ob;
     rg->ob.kind = &read_kind;
-    rg->ob.n = 1;
-    if (rg->ob.ledger) {
-        ursa__ledger_rec_t *r = &l->recs[rg->ob.slot];
-        r->hold = &rg->ob;
-        r->kind = &read_kind;
-        r->n = 1;
-    }
+    ursa__oblig_set_n(&rg->ob, 1);
+    if (rg->ob.ledger)
+        l->recs[rg->ob.slot].kind = (uintptr_t)&read_kind;
     memset(&wg->ob, 0, sizeof wg->ob);
     wg->rw = NULL;
     rg->rw = rw;

@@ -113,15 +113,23 @@ static inline void ursa__rwlock_read_fast_exit(int slot, ursa__rtab_t *t)
         ursa__rwlock_bias_drain_check(slot);
 }
 
-/* Counts a fast reader in t: true, or false (bias was revoked: not counted). */
-static inline bool ursa__rwlock_read_fast(ursa_rwlock_t *rw, ursa__rtab_t *t)
+/* Counts a fast reader in t: true; false: bias was revoked, and the caller
+ * uncounts itself with ursa__rwlock_read_fast_exit (a revoke may have
+ * counted it). */
+static inline bool ursa__rwlock_read_count(ursa_rwlock_t *rw, ursa__rtab_t *t)
 {
     ursa__rtab_enter(t, rw->bias.slot);
     atomic_signal_fence(memory_order_seq_cst); /* the barrier is the CPU half */
     /* acquire: as in the first load (ursa_rwlock_read_lock_at). */
-    if (__builtin_expect(atomic_load_explicit(&rw->bias.on, memory_order_acquire), 1))
+    return __builtin_expect(atomic_load_explicit(&rw->bias.on, memory_order_acquire), 1);
+}
+
+/* Counts a fast reader in t: true, or false (bias was revoked: not counted). */
+static inline bool ursa__rwlock_read_fast(ursa_rwlock_t *rw, ursa__rtab_t *t)
+{
+    if (ursa__rwlock_read_count(rw, t))
         return true;
-    ursa__rwlock_read_fast_exit(rw->bias.slot, t); /* a revoke may have counted us */
+    ursa__rwlock_read_fast_exit(rw->bias.slot, t);
     return false;
 }
 
