@@ -27,7 +27,12 @@ typedef struct thread_ctx {
     bool ready;
 } thread_ctx_t;
 
-static __thread thread_ctx_t thread_ctx __attribute__((tls_model("initial-exec")));
+/* The context itself in the default (dynamic) TLS model: it is touched
+ * once per thread, and keeps ~150 bytes out of the static TLS that a
+ * dlopen'ed libursa must find room for. The hot path reaches it through
+ * the one initial-exec pointer below (TLS model: src/core/ctx.h). */
+static __thread thread_ctx_t thread_ctx;
+static __thread thread_ctx_t *thread_ctx_ptr __attribute__((tls_model("initial-exec")));
 static pthread_key_t exit_key;
 static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
 
@@ -68,7 +73,7 @@ static void make_key(void)
     pthread_key_create(&exit_key, thread_exit);
 }
 
-ursa__ctx_t *ursa__thread_ctx(void)
+static __attribute__((noinline)) thread_ctx_t *thread_ctx_setup(void)
 {
     thread_ctx_t *t = &thread_ctx;
     if (!t->ready) {
@@ -82,6 +87,15 @@ ursa__ctx_t *ursa__thread_ctx(void)
         pthread_setspecific(exit_key, t);
         t->ready = true;
     }
+    thread_ctx_ptr = t;
+    return t;
+}
+
+ursa__ctx_t *ursa__thread_ctx(void)
+{
+    thread_ctx_t *t = thread_ctx_ptr;
+    if (__builtin_expect(!t, 0))
+        t = thread_ctx_setup();
     ursa__cur_ctx = &t->c;
     return &t->c;
 }

@@ -41,7 +41,20 @@ struct ursa__ctx {
     const char *name;
 };
 
-/* Set by the runtime on every switch; NULL until a thread first needs one. */
+/* Thread-local state and its TLS model. The pointers every call reads
+ * (this one, ursa__tuid, the reader table, the worker: 40 bytes with
+ * ctx.c's own) are initial-exec: one load off %fs (a GOT-relative offset
+ * in the shared library, a constant in a static link), no call. That is
+ * the cheapest model a shared library may use, and it is correct as long
+ * as the static TLS block has room for them, which a library linked at
+ * start-up always has and a dlopen'ed one finds in glibc's surplus
+ * (rtld.optional_static_tls, 512 bytes by default): so they stay a few
+ * words, and larger thread state (a plain thread's context) lives in the
+ * default dynamic model, reached once per thread. Each public call looks
+ * the context up once (ursa__cur_ctx, or ursa__ctx() where it may be the
+ * first call on a thread) and passes it down.
+ *
+ * Set by the runtime on every switch; NULL until a thread first needs one. */
 extern __thread ursa__ctx_t *ursa__cur_ctx __attribute__((tls_model("initial-exec")));
 
 ursa__ctx_t *ursa__thread_ctx(void);
