@@ -37,22 +37,11 @@ int ursa__mpsc_acquire(ursa_mpsc_t *ch, uint64_t n, ursa_time_t deadline, ursa__
     return acquire_wait(ch, n, deadline, c, site);
 }
 
-int ursa_mpsc_send(const ursa_mpsc_sender_t *tx, const void *value, ursa_time_t deadline)
+/* ursa_mpsc_send on a bounded channel: the owner's biased send, else a
+ * slot from the semaphore. Out of line: the unbounded send stays small. */
+static __attribute__((noinline)) int send_bounded(ursa_mpsc_t *ch, const void *value,
+                                                  ursa_time_t deadline)
 {
-    if (!tx || !tx->ch || !value)
-        return -EINVAL;
-    ursa_mpsc_t *ch = tx->ch;
-    /* Our strong sender keeps the channel alive: no reference is taken. */
-    if (!ch->cap) {
-        /* Unbounded: not counted as a permit. acquire: paired with close
-         * and receiver_drop. A close after this load either seals after
-         * our claim (we are delivered: the send took effect first) or
-         * before it (push fails). */
-        if (atomic_load_explicit(&ch->chan.life, memory_order_acquire) &
-            (URSA__CHAN_CLOSED | URSA__CHAN_RX_GONE))
-            return -EPIPE;
-        return ursa__mpsc_push(ch, value) ? 0 : -EPIPE;
-    }
     if (ursa__mpsc_sbias_revoke_unless_mine(ch) && ursa__mpsc_send_owned(ch, value))
         return 0;
     /* (not the owner, or its credit ran out or the receiver is gone: the
@@ -72,4 +61,22 @@ int ursa_mpsc_send(const ursa_mpsc_sender_t *tx, const void *value, ursa_time_t 
         ursa__mpsc_push(ch, value);
     }
     return rc;
+}
+
+int ursa_mpsc_send(const ursa_mpsc_sender_t *tx, const void *value, ursa_time_t deadline)
+{
+    if (!tx || !tx->ch || !value)
+        return -EINVAL;
+    ursa_mpsc_t *ch = tx->ch;
+    /* Our strong sender keeps the channel alive: no reference is taken. */
+    if (ch->cap)
+        return send_bounded(ch, value, deadline);
+    /* Unbounded: not counted as a permit. acquire: paired with close and
+     * receiver_drop. A close after this load either seals after our claim
+     * (we are delivered: the send took effect first) or before it (push
+     * fails). */
+    if (atomic_load_explicit(&ch->chan.life, memory_order_acquire) &
+        (URSA__CHAN_CLOSED | URSA__CHAN_RX_GONE))
+        return -EPIPE;
+    return ursa__mpsc_push(ch, value) ? 0 : -EPIPE;
 }
