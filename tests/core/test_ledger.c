@@ -48,6 +48,17 @@ static bool reported(const char *kind, int line)
     return found;
 }
 
+/* Runs fn(arg) on a plain thread of its own, whose ledger is swept when
+ * it exits, with every report captured. */
+static void run_on_a_thread(void *(*fn)(void *), void *arg)
+{
+    capture();
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, fn, arg), 0);
+    pthread_join(th, NULL);
+    ursa_leak_set_hook(NULL, NULL);
+}
+
 typedef struct shuffle {
     ursa_mutex_t a, b, c, d;
     ursa_sem_t s;
@@ -88,11 +99,7 @@ static void test_ledger_records_reused_out_of_order_and_the_sweep_sees_what_is_h
     assert_int_equal(ursa_mutex_init(&x.c), 0);
     assert_int_equal(ursa_mutex_init(&x.d), 0);
     assert_int_equal(ursa_sem_init(&x.s, 5), 0);
-    capture();
-    pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, shuffle_and_leak, &x), 0);
-    pthread_join(th, NULL);
-    ursa_leak_set_hook(NULL, NULL);
+    run_on_a_thread(shuffle_and_leak, &x);
     assert_int_equal(x.bad, 0);
     assert_int_equal(x.held[0], 4);
     assert_int_equal(x.held[1], 2);
@@ -145,12 +152,8 @@ static void test_ledger_disowned_hold_carries_its_target_and_count_to_the_adopte
     size_t before = ursa_held_count();
     assert_int_equal(ursa_oblig_disown(&p.ob), 0);
     assert_int_equal(ursa_held_count(), before - 1);
-    capture();
     adopt_t a = {.p = &p};
-    pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, adopt_and_leak, &a), 0);
-    pthread_join(th, NULL);
-    ursa_leak_set_hook(NULL, NULL);
+    run_on_a_thread(adopt_and_leak, &a);
     assert_int_equal(a.adopt_rc, 0);
     assert_int_equal(a.held, 1);
     assert_int_equal(seen.count, 1);
@@ -188,11 +191,7 @@ static void test_ledger_grows_and_releases_newest_first_and_oldest_first(void **
     stack_of_holds_t x = {0};
     for (int i = 0; i < 6; i++)
         assert_int_equal(ursa_mutex_init(&x.m[i]), 0);
-    capture();
-    pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, grow_and_release, &x), 0);
-    pthread_join(th, NULL);
-    ursa_leak_set_hook(NULL, NULL);
+    run_on_a_thread(grow_and_release, &x);
     assert_int_equal(x.bad, 0);
     assert_int_equal(seen.count, 0);
     for (int i = 0; i < 6; i++)
