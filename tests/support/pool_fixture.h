@@ -111,6 +111,16 @@ static __attribute__((unused)) ursa_pool_config_t fac_config(fac_t *f, uint32_t 
     return c;
 }
 
+/* The common start of a pool test: a fresh factory f and a pool on
+ * fac_config(f, max_size, min_idle); NULL if ursa_pool_new failed. */
+static __attribute__((unused)) ursa_pool_t *fac_pool(fac_t *f, uint32_t max_size, uint32_t min_idle)
+{
+    fac_init(f);
+    ursa_pool_config_t c = fac_config(f, max_size, min_idle);
+    ursa_pool_t *p;
+    return ursa_pool_new(&p, &c) == 0 ? p : NULL;
+}
+
 /* Marks a freshly acquired item's resource held; NULL, or a message if
  * another caller holds it too. */
 static __attribute__((unused)) const char *hold_res(const ursa_pool_item_t *it)

@@ -126,10 +126,8 @@ static void *acquire_basics_body(void *arg)
 {
     (void)arg;
     fac_t f;
-    fac_init(&f);
-    ursa_pool_config_t c = fac_config(&f, 2, 0);
-    ursa_pool_t *p;
-    CHECK_EQ(ursa_pool_new(&p, &c), 0);
+    ursa_pool_t *p = fac_pool(&f, 2, 0);
+    CHECK(p);
     ursa_pool_item_t a = {0}, b = {0}, x = {0};
     CHECK_EQ(ursa_pool_acquire(p, &a, URSA_NOW), -EAGAIN); /* a try creates nothing now */
     CHECK_EQ(ursa_pool_acquire(p, &a, URSA_NEVER), 0);
@@ -330,10 +328,8 @@ static void *leak_body(void *arg)
 {
     (void)arg;
     fac_t f;
-    fac_init(&f);
-    ursa_pool_config_t c = fac_config(&f, 1, 0);
-    ursa_pool_t *p;
-    CHECK_EQ(ursa_pool_new(&p, &c), 0);
+    ursa_pool_t *p = fac_pool(&f, 1, 0);
+    CHECK(p);
     ursa_task_t *t;
     CHECK_EQ(ursa_spawn(&t, leaker, p, NULL), 0);
     CHECK(ursa_task_join(t, NULL, URSA_NEVER) == 0);
@@ -487,10 +483,8 @@ static void *resize_body(void *arg)
 {
     (void)arg;
     fac_t f;
-    fac_init(&f);
-    ursa_pool_config_t c = fac_config(&f, 1, 0);
-    ursa_pool_t *p;
-    CHECK_EQ(ursa_pool_new(&p, &c), 0);
+    ursa_pool_t *p = fac_pool(&f, 1, 0);
+    CHECK(p);
     ursa_pool_item_t a = {0};
     CHECK_EQ(ursa_pool_acquire(p, &a, URSA_NEVER), 0);
     /* Growing lets queued waiters' creates start. */
@@ -500,11 +494,7 @@ static void *resize_body(void *arg)
     while (pstats(p).waiters < 3)
         (void)ursa_yield();
     CHECK_EQ(ursa_pool_resize(p, 4, 0), 0);
-    for (int i = 0; i < 3; i++) {
-        void *r;
-        CHECK_EQ(ursa_task_join(t[i], &r, URSA_NEVER), 0);
-        CHECK_OK(r);
-    }
+    CHECK_OK(join_tasks(t, 3));
     CHECK(pstats(p).size >= 2 && pstats(p).size <= 4);
     /* Make four, three idle, then shrink to two: idle ones go at once, the
      * one in use when it comes back. */
@@ -546,10 +536,8 @@ static void *free_busy_body(void *arg)
 {
     (void)arg;
     fac_t f;
-    fac_init(&f);
-    ursa_pool_config_t c = fac_config(&f, 1, 0);
-    ursa_pool_t *p;
-    CHECK_EQ(ursa_pool_new(&p, &c), 0);
+    ursa_pool_t *p = fac_pool(&f, 1, 0);
+    CHECK(p);
     ursa_pool_item_t it = {0};
     CHECK_EQ(ursa_pool_acquire(p, &it, URSA_NEVER), 0);
     CHECK_EQ(ursa_pool_free(p), -EBUSY); /* reported; closed, not freed */

@@ -272,11 +272,7 @@ static void *spike_body(void *arg)
     ursa_task_t *t[50];
     for (int i = 0; i < 50; i++)
         CHECK_EQ(ursa_spawn(&t[i], spiker, &sp, NULL), 0);
-    for (int i = 0; i < 50; i++) {
-        void *r;
-        CHECK_EQ(ursa_task_join(t[i], &r, URSA_NEVER), 0);
-        CHECK_OK(r);
-    }
+    CHECK_OK(join_tasks(t, 50));
     CHECK_EQ(ursa_sleep_for(URSA_MSEC(300)), 0);
     int created = atomic_load(&f.create_calls);
     int max = atomic_load(&spike_max), min = atomic_load(&spike_min);

@@ -147,12 +147,7 @@ static void *stress_root(void *arg)
         (void)ursa_sleep_for(URSA_USEC(500));
         atomic_store(&st->fac->fail, 2);
     }
-    const char *msg = NULL;
-    for (int i = 0; i < 7; i++) {
-        void *r;
-        CHECK_EQ(ursa_task_join(t[i], &r, URSA_NEVER), 0);
-        msg = msg ? msg : r;
-    }
+    const char *msg = join_tasks(t, 7);
     /* The pool's tasks may need this worker to serve the threads'
      * acquires: sleep on it, never block it in pthread_join early. */
     while (atomic_load(&st->threads_done) < 2)
