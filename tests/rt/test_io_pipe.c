@@ -357,9 +357,7 @@ static void test_io_file_reads_and_writes_at_offsets(void **state)
     (void)state;
     FILE *tmp = tmpfile();
     assert_non_null(tmp);
-    file_res_t f;
-    memset(&f, 0, sizeof f);
-    f.fd = fileno(tmp);
+    file_res_t f = {.fd = fileno(tmp)};
     assert_int_equal(pwrite(f.fd, "0123456789ABCDEF", 16, 0), 16);
     assert_null(test_run(1, file_root, &f));
     assert_int_equal(f.rc_mid, 4);
@@ -403,9 +401,7 @@ static void *huge_root(void *arg)
 static void test_io_lengths_of_4_gib_are_clamped_not_truncated(void **state)
 {
     (void)state;
-    huge_res_t h;
-    memset(&h, 0, sizeof h);
-    h.len = (size_t)1 << 32;
+    huge_res_t h = {.len = (size_t)1 << 32};
     /* A real 4 GiB buffer, committed only where touched. */
     h.big = mmap(NULL, h.len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
                  -1, 0);
@@ -537,9 +533,7 @@ static void check_bad(const badfd_res_t *b)
 static void test_io_bad_descriptors_fail_cleanly(void **state)
 {
     (void)state;
-    badfd_res_t b;
-    memset(&b, 0, sizeof b);
-    b.closed_fd = closed_fd();
+    badfd_res_t b = {.closed_fd = closed_fd()};
     assert_null(test_run(1, bad_fds_root, &b));
     check_bad(&b);
     /* Off-task too. */

@@ -223,9 +223,7 @@ static void *backlog_root(void *arg)
 static void test_io_accept_never_loses_a_backlogged_connection(void **state)
 {
     (void)state;
-    backlog_res_t b;
-    memset(&b, 0, sizeof b);
-    b.ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    backlog_res_t b = {.ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)};
     assert_true(b.ls >= 0);
     b.addr.sin_family = AF_INET;
     b.addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);

@@ -328,9 +328,7 @@ static void *pingpong_root(void *arg)
 static void test_rt_cross_worker_wakes_are_never_lost(void **state)
 {
     (void)state;
-    pingpong_t pp;
-    memset(&pp, 0, sizeof pp);
-    pp.rounds = test_scale(20000);
+    pingpong_t pp = {.rounds = test_scale(20000)};
     ursa_sem_init(&pp.ping, 0);
     ursa_sem_init(&pp.pong, 0);
     assert_null(test_run(2, pingpong_root, &pp));

@@ -469,9 +469,7 @@ static void *est_root(void *arg)
 static void test_event_sets_made_are_consumed_or_still_set_on_threads(void **state)
 {
     (void)state;
-    est_t s;
-    memset(&s, 0, sizeof s);
-    s.iters = test_scale(20000);
+    est_t s = {.iters = test_scale(20000)};
     ASSERT_OK(test_run(2, est_root, &s));
     memset(&s, 0, sizeof s);
     s.iters = test_scale(20000);

@@ -154,9 +154,7 @@ static void *fw_scenario(void *arg)
 
 static void fw_explore(int mode)
 {
-    fw_t f;
-    memset(&f, 0, sizeof f);
-    f.mode = mode;
+    fw_t f = {.mode = mode};
     test_explore(fw_scenario, &f);
     const char *replay = getenv("URSA_SEED");
     if (TEST_SEEDS >= 50 && !(replay && *replay) && (f.a_got == 0 || f.a_missed == 0))
@@ -305,9 +303,7 @@ static void *tok_root(void *arg)
 static void test_notify_consumers_take_every_token_on_threads(void **state)
 {
     (void)state;
-    tok_t t;
-    memset(&t, 0, sizeof t);
-    t.per_producer = test_scale(20000);
+    tok_t t = {.per_producer = test_scale(20000)};
     ASSERT_OK(test_run(2, tok_root, &t));
 }
 
@@ -486,10 +482,7 @@ static void *cons_root(void *arg)
 static void test_notify_notifications_made_are_taken_or_stored_on_threads(void **state)
 {
     (void)state;
-    cons_t c;
-    memset(&c, 0, sizeof c);
-    c.iters = test_scale(30000);
-    c.seed = 12345;
+    cons_t c = {.iters = test_scale(30000), .seed = 12345};
     ASSERT_OK(test_run(2, cons_root, &c));
     /* Only waits that keep a notification that reached them (blocking
      * waits racing their deadlines, tries, enabled waits): exact. */

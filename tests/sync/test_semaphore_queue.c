@@ -488,9 +488,7 @@ static void *race_scenario(void *arg)
 /* Explores `mode` and checks that both outcomes were seen. */
 static void race_explore(int mode)
 {
-    race_t r;
-    memset(&r, 0, sizeof r);
-    r.mode = mode;
+    race_t r = {.mode = mode};
     atomic_init(&r.ok, 0);
     atomic_init(&r.err, 0);
     test_explore(race_scenario, &r);

@@ -246,9 +246,7 @@ static void *stress_root(void *arg)
 static void test_sem_cancels_and_timeouts_racing_grants_keep_every_permit_on_threads(void **state)
 {
     (void)state;
-    stress_t st;
-    memset(&st, 0, sizeof st);
-    st.iters = test_scale(6000);
+    stress_t st = {.iters = test_scale(6000)};
     ASSERT_OK(test_run(2, stress_root, &st));
     print_message("stress: ok %ld, timed out %ld, again %ld, cancelled %ld, raw ok %ld, "
                   "raw cancelled %ld (%ld after the grant)\n",
@@ -309,9 +307,7 @@ static void *contend_root(void *arg)
 static void test_sem_one_permit_excludes_tasks_and_plain_threads(void **state)
 {
     (void)state;
-    contend_t c;
-    memset(&c, 0, sizeof c);
-    c.iters = test_scale(10000);
+    contend_t c = {.iters = test_scale(10000)};
     ASSERT_OK(test_run(2, contend_root, &c));
 }
 
