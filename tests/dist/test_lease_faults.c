@@ -39,6 +39,17 @@ static void *acquire_task(void *arg)
     return NULL;
 }
 
+/* Cancels the acquirer task t (c its record) and joins it: the acquire
+ * must end -ECANCELED, holding nothing. NULL or a message. */
+static const char *cancel_acquirer(ursa_task_t *t, const acquirer_t *c)
+{
+    CHECK_EQ(ursa_task_cancel(t), 0);
+    CHECK_EQ(ursa_task_join(t, NULL, URSA_NEVER), 0);
+    CHECK_EQ(c->rc, -ECANCELED);
+    CHECK_EQ(c->held_after, 0);
+    return NULL;
+}
+
 typedef struct guarded_sleep {
     ursa_lease_t *l;
     const char *sql;
@@ -120,10 +131,7 @@ static void *cancel_at_lock_body(void *arg)
     acquirer_t c = {a, "stage1", TTL_LONG, URSA_NEVER, 1, 9};
     CHECK_EQ(ursa_spawn(&tc, acquire_task, &c, NULL), 0);
     CHECK_EQ(ursa_sleep_for(URSA_MSEC(100)), 0);
-    CHECK_EQ(ursa_task_cancel(tc), 0);
-    CHECK_EQ(ursa_task_join(tc, NULL, URSA_NEVER), 0);
-    CHECK_EQ(c.rc, -ECANCELED);
-    CHECK_EQ(c.held_after, 0);
+    CHECK_OK(cancel_acquirer(tc, &c));
     pgt_unblock(blocker);
     CHECK_EQ(ursa_task_join(tx, NULL, URSA_NEVER), 0);
     CHECK_EQ(g.rc, 0);
@@ -159,10 +167,7 @@ static void *cancel_connecting_body(void *arg)
     /* Its first try finds the connection cut; its reconnect then waits
      * for a handshake answer that never comes. */
     CHECK_EQ(ursa_sleep_for(URSA_MSEC(300)), 0);
-    CHECK_EQ(ursa_task_cancel(tc), 0);
-    CHECK_EQ(ursa_task_join(tc, NULL, URSA_NEVER), 0);
-    CHECK_EQ(c.rc, -ECANCELED);
-    CHECK_EQ(c.held_after, 0);
+    CHECK_OK(cancel_acquirer(tc, &c));
     proxy_set(proxy, PROXY_PASS, 0);
     /* Nothing is held on the server, and the store recovers. */
     ursa_lease_t l = {0};
@@ -197,10 +202,7 @@ static void *cancel_in_flight_body(void *arg)
     acquirer_t c = {b, "stage3", TTL_LONG, URSA_NEVER, 1, 9};
     CHECK_EQ(ursa_spawn(&tc, acquire_task, &c, NULL), 0);
     CHECK(server_shows("wait_event_type = 'Lock' AND query LIKE 'WITH prev%'", 1));
-    CHECK_EQ(ursa_task_cancel(tc), 0);
-    CHECK_EQ(ursa_task_join(tc, NULL, URSA_NEVER), 0);
-    CHECK_EQ(c.rc, -ECANCELED);
-    CHECK_EQ(c.held_after, 0);
+    CHECK_OK(cancel_acquirer(tc, &c));
     /* Let the holder's write commit once its lease has expired on the
      * server: the cancelled request is then granted. */
     CHECK(server_shows_row("SELECT count(*) FROM ursa_lease WHERE name = 'stage3' "
@@ -235,10 +237,7 @@ static void *cancel_contending_body(void *arg)
     ursa_task_t *tc;
     CHECK_EQ(ursa_spawn(&tc, acquire_task, &c, NULL), 0);
     CHECK_EQ(ursa_sleep_for(URSA_MSEC(500)), 0);
-    CHECK_EQ(ursa_task_cancel(tc), 0);
-    CHECK_EQ(ursa_task_join(tc, NULL, URSA_NEVER), 0);
-    CHECK_EQ(c.rc, -ECANCELED);
-    CHECK_EQ(c.held_after, 0);
+    CHECK_OK(cancel_acquirer(tc, &c));
     CHECK_EQ(ursa_lease_guarded_exec(&lh, "SELECT 1", 0, NULL, NULL, URSA_NOW), 0);
     CHECK_EQ(ursa_lease_release(&lh), 0);
     acquirer_t next = {b, "stage4", TTL_LONG, URSA_NOW, 1, 9};
