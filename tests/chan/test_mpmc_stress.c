@@ -141,13 +141,8 @@ static void *ex_scenario(void *arg)
     return NULL;
 }
 
-static void test_mpmc_producers_and_receivers_with_cancels_lose_nothing_over_seeds(void **state)
-{
-    (void)state;
-    test_explore(ex_scenario, (void *)(uintptr_t)1);
-    test_explore(ex_scenario, (void *)(uintptr_t)2);
-    test_explore(ex_scenario, (void *)(uintptr_t)5);
-}
+TEST_EXPLORE_EACH(test_mpmc_producers_and_receivers_with_cancels_lose_nothing_over_seeds,
+                  ex_scenario, 1, 2, 5)
 
 /* ====================================================================== */
 /* stress: producer threads and tasks, receiver threads and tasks         */

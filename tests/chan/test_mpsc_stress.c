@@ -78,13 +78,7 @@ static void *ex_scenario(void *arg)
     return NULL;
 }
 
-static void test_mpsc_keeps_each_producers_order_over_seeds(void **state)
-{
-    (void)state;
-    test_explore(ex_scenario, (void *)(uintptr_t)1);
-    test_explore(ex_scenario, (void *)(uintptr_t)2);
-    test_explore(ex_scenario, (void *)(uintptr_t)0);
-}
+TEST_EXPLORE_EACH(test_mpsc_keeps_each_producers_order_over_seeds, ex_scenario, 1, 2, 0)
 
 /* Close while plain sends race it and a permit is held, over many seeds:
  * plain sends are not counted as permits, so the end of stream must come
@@ -169,12 +163,7 @@ static void *xc_scenario(void *arg)
     return NULL;
 }
 
-static void test_mpsc_close_racing_plain_sends_loses_no_message_over_seeds(void **state)
-{
-    (void)state;
-    test_explore(xc_scenario, (void *)(uintptr_t)0);
-    test_explore(xc_scenario, (void *)(uintptr_t)2);
-}
+TEST_EXPLORE_EACH(test_mpsc_close_racing_plain_sends_loses_no_message_over_seeds, xc_scenario, 0, 2)
 
 /* ====================================================================== */
 /* stress: tasks on 2 workers + plain threads, count and checksum         */

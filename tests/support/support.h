@@ -189,6 +189,17 @@ static inline void test_explore(ursa_task_fn_t scenario, void *arg)
         test_explore(scenario, arg);                                                      \
     }
 
+/* A cmocka test that explores one scenario over TEST_SEEDS seeds once per
+ * argument listed, each a small integer (a capacity, a mode). */
+#define TEST_EXPLORE_EACH(name, scenario, ...)                                            \
+    static void name(void **state)                                                        \
+    {                                                                                     \
+        (void)state;                                                                      \
+        const uintptr_t args_[] = {__VA_ARGS__};                                          \
+        for (size_t i_ = 0; i_ < sizeof args_ / sizeof args_[0]; i_++)                    \
+            test_explore(scenario, (void *)args_[i_]);                                    \
+    }
+
 /* The program's main: runs the tests given (cmocka_unit_test(...), ...);
  * with an argument, only those whose names match it (a cmocka filter,
  * '*' and '?' allowed). */
