@@ -53,6 +53,14 @@ static void plain_push(ursa__waitq_t *q, ursa__waiter_t *w, rec_t *r)
     ursa__waitq_enqueue(q, w);
 }
 
+/* A fresh queue q holding n[0..count) in order, each waking r. */
+static void plain_queue(ursa__waitq_t *q, ursa__waiter_t *n, int count, rec_t *r)
+{
+    ursa__waitq_init(q);
+    for (int i = 0; i < count; i++)
+        plain_push(q, &n[i], r);
+}
+
 static uint32_t state_of(const ursa__waiter_t *w)
 {
     return atomic_load(&w->state);
@@ -64,11 +72,9 @@ static void test_waitq_push_pop_and_remove_keep_fifo_links(void **state)
 {
     (void)state;
     ursa__waitq_t q;
-    ursa__waitq_init(&q);
     ursa__waiter_t n[4];
     rec_t r = {0};
-    for (int i = 0; i < 4; i++)
-        plain_push(&q, &n[i], &r);
+    plain_queue(&q, n, 4, &r);
     assert_int_equal(ursa__waitq_queued(&q), 4);
     ursa__waitq_remove(&q, &n[2]); /* middle */
     ursa__waitq_remove(&q, &n[0]); /* head */
@@ -90,11 +96,9 @@ static void test_waitq_remove_after_a_pop_unlinks_the_new_head_and_its_successor
 {
     (void)state;
     ursa__waitq_t q;
-    ursa__waitq_init(&q);
     ursa__waiter_t n[3];
     rec_t r = {0};
-    for (int i = 0; i < 3; i++)
-        plain_push(&q, &n[i], &r);
+    plain_queue(&q, n, 3, &r);
     assert_ptr_equal(ursa__waitq_pop(&q), &n[0]);
     ursa__waitq_remove(&q, &n[2]); /* its prev is n[1], not the popped n[0] */
     assert_ptr_equal(q.head, &n[1]);
