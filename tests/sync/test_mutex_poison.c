@@ -156,6 +156,24 @@ static void test_mutex_left_locked_by_a_task_is_reported_released_and_poisoned(v
     run_isolated(leak_task_child, "task exit with a held guard");
 }
 
+/* Runs leaker (a thread start routine that locks lk.m and exits holding
+ * it) on a plain thread: the lock succeeded, the thread's exit reported
+ * the hold at its lock line and released the mutex poisoned. The sweep
+ * releases from the ledger's record and never writes the hold (it usually
+ * sits in a dead frame); poisoned_until_consistent proves the release.
+ * NULL or a message. */
+static void *thread_leak_poisons(void *(*leaker)(void *))
+{
+    pthread_t th;
+    CHECK_EQ(pthread_create(&th, NULL, leaker, NULL), 0);
+    CHECK_EQ(pthread_join(th, NULL), 0);
+    CHECK_EQ(lk.lock_rc, 0);
+    CHECK_EQ(lk.leaker_locked, true);
+    CHECK_OK(leak_report_is(1, "thread", lk.lock_line));
+    CHECK_OK(poisoned_until_consistent(&lk.m));
+    return NULL;
+}
+
 /* A plain thread exits holding a guard that outlives it (static storage):
  * the pthread key destructor reports and releases it, and poisons. */
 static ursa_mutex_guard_t lk_static_guard;
@@ -174,16 +192,7 @@ static void test_mutex_left_locked_by_a_thread_is_reported_released_and_poisoned
     memset(&lk, 0, sizeof lk);
     memset(&lk_static_guard, 0, sizeof lk_static_guard);
     assert_int_equal(ursa_mutex_init(&lk.m), 0);
-    pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, lk_thread_static, NULL), 0);
-    assert_int_equal(pthread_join(th, NULL), 0);
-    assert_int_equal(lk.lock_rc, 0);
-    assert_true(lk.leaker_locked);
-    fail_if_msg(leak_report_is(1, "thread", lk.lock_line));
-    /* The sweep releases from the ledger's record and never writes the hold
-     * (it usually sits in a dead frame); poisoned_until_consistent below
-     * proves the mutex was released. */
-    fail_if_msg(poisoned_until_consistent(&lk.m));
+    fail_if_msg(thread_leak_poisons(lk_thread_static));
     assert_int_equal(test_leak_count(), 1);
     assert_int_equal(ursa_mutex_destroy(&lk.m), 0);
 }
@@ -203,13 +212,7 @@ static void *leak_thread_stack_child(void)
     test_capture_leaks();
     memset(&lk, 0, sizeof lk);
     CHECK_EQ(ursa_mutex_init(&lk.m), 0);
-    pthread_t th;
-    CHECK_EQ(pthread_create(&th, NULL, lk_thread_stack, NULL), 0);
-    CHECK_EQ(pthread_join(th, NULL), 0);
-    CHECK_EQ(lk.lock_rc, 0);
-    CHECK_EQ(lk.leaker_locked, true);
-    CHECK_OK(leak_report_is(1, "thread", lk.lock_line));
-    CHECK_OK(poisoned_until_consistent(&lk.m));
+    CHECK_OK(thread_leak_poisons(lk_thread_stack));
     CHECK_EQ(ursa_mutex_destroy(&lk.m), 0);
     return NULL;
 }
