@@ -216,32 +216,35 @@ static void held_case(enum kind kind, uint64_t cap, enum how how)
     uffd_hold_close(&hold);
 }
 
+/* held_case for each way the held copy is let go. */
+static void held_cases(enum kind kind, uint64_t cap)
+{
+    for (int how = 0; how < HOWS; how++)
+        held_case(kind, cap, (enum how)how);
+}
+
 static void test_mpsc_bounded_tries_take_a_returned_send_behind_a_held_copy(void **state)
 {
     (void)state;
-    for (int how = 0; how < HOWS; how++)
-        held_case(MPSC_BOUNDED, 4, (enum how)how);
+    held_cases(MPSC_BOUNDED, 4);
 }
 
 static void test_mpsc_unbounded_tries_take_a_returned_send_behind_a_held_copy(void **state)
 {
     (void)state;
-    for (int how = 0; how < HOWS; how++)
-        held_case(MPSC_UNBOUNDED, 0, (enum how)how);
+    held_cases(MPSC_UNBOUNDED, 0);
 }
 
 static void test_mpmc_tries_take_a_returned_send_behind_a_held_copy(void **state)
 {
     (void)state;
-    for (int how = 0; how < HOWS; how++)
-        held_case(MPMC, 4, (enum how)how);
+    held_cases(MPMC, 4);
 }
 
 static void test_broadcast_tries_take_a_returned_send_behind_a_held_copy(void **state)
 {
     (void)state;
-    for (int how = 0; how < HOWS; how++)
-        held_case(BROADCAST, 4, (enum how)how);
+    held_cases(BROADCAST, 4);
 }
 
 /* The other side of the rule: with only the held sender's claim (nothing
