@@ -27,6 +27,18 @@ static inline long test_scale(long n)
     return v > 0 ? v : 1;
 }
 
+/* On the test's stack: runs fn((void *)(intptr_t)i) on n plain threads,
+ * i = 0..n-1, and joins them all. Asserts. */
+static inline void run_threads(int n, void *(*fn)(void *))
+{
+    pthread_t th[64];
+    assert_true(n <= 64);
+    for (int i = 0; i < n; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, fn, (void *)(intptr_t)i), 0);
+    for (int i = 0; i < n; i++)
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+}
+
 /* The monotonic clock in nanoseconds (real time, also under a
  * deterministic runtime). */
 static inline ursa_time_t mono_ns(void)

@@ -719,11 +719,7 @@ static void test_rwlock_readers_never_see_a_half_write_on_threads(void **state)
     memset(&st, 0, sizeof st);
     assert_int_equal(ursa_rwlock_init(&st.rw, 0), 0);
     st.iters = test_scale(20000);
-    pthread_t th[ST_THREADS];
-    for (int i = 0; i < ST_THREADS; i++)
-        assert_int_equal(pthread_create(&th[i], NULL, st_thread, (void *)(intptr_t)i), 0);
-    for (int i = 0; i < ST_THREADS; i++)
-        assert_int_equal(pthread_join(th[i], NULL), 0);
+    run_threads(ST_THREADS, st_thread);
     assert_int_equal(atomic_load(&st.errors), 0);
     assert_int_equal(st.data[0], st.data[3]);
     assert_int_equal(ursa_rwlock_readers(&st.rw), 0);

@@ -353,11 +353,7 @@ static void test_rwlock_bias_comes_and_goes_under_load_on_threads(void **state)
     memset(&bt, 0, sizeof bt);
     assert_int_equal(ursa_rwlock_init(&bt.rw, 0), 0);
     bt.iters = test_scale(40000);
-    pthread_t th[BT_THREADS];
-    for (int i = 0; i < BT_THREADS; i++)
-        assert_int_equal(pthread_create(&th[i], NULL, bt_thread, (void *)(intptr_t)i), 0);
-    for (int i = 0; i < BT_THREADS; i++)
-        assert_int_equal(pthread_join(th[i], NULL), 0);
+    run_threads(BT_THREADS, bt_thread);
     assert_int_equal(atomic_load(&bt.errors), 0);
     assert_int_equal(bt.a, (bt.iters + 63) / 64);
     assert_int_equal(ursa_rwlock_readers(&bt.rw), 0);
