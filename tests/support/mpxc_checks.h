@@ -152,6 +152,23 @@ static __attribute__((unused)) void *recv_many_until_end(CH(receiver_t) *rx,
     return NULL;
 }
 
+/* As a task or on a plain thread: tx's last receiver is gone and p was
+ * reserved before that. Sends fail with -EPIPE (a try and a blocking one)
+ * and leave the value with the caller; p's send fails too and discharges
+ * it. Drops tx. NULL or a message. */
+static __attribute__((unused)) void *check_sends_fail_without_receivers(CH(sender_t) *tx,
+                                                                       CH(permit_t) *p)
+{
+    uint64_t v = 9;
+    CHECK_EQ(CH(send)(tx, &v, URSA_NOW), -EPIPE);
+    CHECK_EQ(CH(send)(tx, &v, URSA_NEVER), -EPIPE);
+    CHECK_EQ(v, 9);
+    CHECK_EQ(CH(permit_send)(p, &v), -EPIPE);
+    CHECK(p->ch == NULL); /* discharged */
+    CHECK_EQ(CH(sender_drop)(tx), 0);
+    return NULL;
+}
+
 /* The sender side of "close with a permit held by another task": reserves
  * (blocking), says so, sends 42 a little later. Embedded in each test's
  * own state. */
