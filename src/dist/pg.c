@@ -242,13 +242,15 @@ static int handshake(ursa__pg_t *pg, ursa_time_t until)
 static int setup(ursa__pg_t *pg, ursa_time_t until)
 {
     /* Concurrent CREATE TABLE IF NOT EXISTS can fail on the catalog's
-     * unique index (23505) or find the table made meanwhile (42P07): the
-     * other creator won, so another try finds the table. */
+     * unique index (23505), find the table made meanwhile (42P07) or its
+     * row type (42710, "type ... already exists"): the other creator won,
+     * so another try finds the table. */
     for (int tries = 0;; tries++) {
         PGresult *r;
         int rc = ursa__pg_exec(pg, pg->setup_sql, -1, NULL, until, &r);
         if (rc == -EIO && tries < 2 &&
-            (!strcmp(pg->sqlstate, "23505") || !strcmp(pg->sqlstate, "42P07")))
+            (!strcmp(pg->sqlstate, "23505") || !strcmp(pg->sqlstate, "42P07") ||
+             !strcmp(pg->sqlstate, "42710")))
             continue;
         if (rc)
             return rc;

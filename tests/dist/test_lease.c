@@ -591,6 +591,44 @@ static void *crowd_body(void *arg)
 
 PGT_TASK_TEST(test_100_contenders, crowd_body, NULL)
 
+/* ---- stores opened at once on a table nobody made yet ---- */
+
+#define OPENERS 6
+
+static pthread_barrier_t open_go;
+
+static void *open_fresh(void *arg)
+{
+    (void)arg;
+    pthread_barrier_wait(&open_go);
+    return pgt_store("fresh_table");
+}
+
+/* Each creates the table if missing; the losers of the race (a duplicate
+ * row type, 42710, was seen) must open all the same. */
+static void test_concurrent_opens_create_the_table_once(void **state)
+{
+    (void)state;
+    for (long round = 0; round < test_scale(10); round++) {
+        assert_true(pgt_exec("DROP TABLE IF EXISTS fresh_table"));
+        assert_int_equal(pthread_barrier_init(&open_go, NULL, OPENERS), 0);
+        pthread_t th[OPENERS];
+        for (int i = 0; i < OPENERS; i++)
+            assert_int_equal(pthread_create(&th[i], NULL, open_fresh, NULL), 0);
+        int opened = 0;
+        for (int i = 0; i < OPENERS; i++) {
+            void *s = NULL;
+            pthread_join(th[i], &s);
+            if (s) {
+                opened++;
+                assert_int_equal(ursa_lease_store_close(s), 0);
+            }
+        }
+        pthread_barrier_destroy(&open_go);
+        assert_int_equal(opened, OPENERS);
+    }
+}
+
 int main(void)
 {
     pgt_start();
@@ -610,6 +648,7 @@ int main(void)
         cmocka_unit_test(test_plain_thread),
         cmocka_unit_test(test_plain_thread_with_agent),
         cmocka_unit_test(test_100_contenders),
+        cmocka_unit_test(test_concurrent_opens_create_the_table_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
