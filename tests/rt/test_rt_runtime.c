@@ -230,6 +230,44 @@ static void test_rt_task_spawned_before_block_on_runs_in_it(void **state)
     }
 }
 
+/* A plain thread spawns onto worker 0 while another thread's first
+ * block_on makes worker 0's ring: the spawn's kick and the ring's setup
+ * must not race (TSan saw one on worker 0's eventfd). */
+typedef struct first_block_on {
+    ursa_rt_t *rt;
+    void *res;
+    int rc;
+} first_block_on_t;
+
+static void *first_block_on_thread(void *arg)
+{
+    first_block_on_t *f = arg;
+    f->rc = ursa_rt_block_on(f->rt, ret_arg, R(7), &f->res);
+    return NULL;
+}
+
+static void test_rt_spawn_racing_the_first_block_on(void **state)
+{
+    (void)state;
+    long rounds = test_scale(50);
+    for (long r = 0; r < rounds; r++) {
+        first_block_on_t f = {NULL, NULL, -1};
+        assert_int_equal(ursa_rt_new(&f.rt, &(ursa_rt_config_t){.workers = 1}), 0);
+        pthread_t th;
+        assert_int_equal(pthread_create(&th, NULL, first_block_on_thread, &f), 0);
+        ursa_task_t *t = NULL;
+        assert_int_equal(
+            ursa_rt_spawn(f.rt, &t, ret_arg, R(31), &(ursa_spawn_opts_t){URSA_ON_WORKER(0)}), 0);
+        assert_int_equal(pthread_join(th, NULL), 0);
+        assert_int_equal(f.rc, 0);
+        assert_ptr_equal(f.res, R(7));
+        void *res = NULL;
+        assert_int_equal(ursa_rt_block_on(f.rt, join_handle_root, &t, &res), 0);
+        assert_ptr_equal(res, R(31));
+        ursa_rt_free(f.rt);
+    }
+}
+
 /* ursa_rt_free cancels what is left and lets it finish. */
 typedef struct leftover {
     ursa_sem_t never; /* no permits, ever */
@@ -410,6 +448,7 @@ TEST_MAIN(cmocka_unit_test(test_rt_new_rejects_bad_configurations),
           cmocka_unit_test(test_rt_run_inside_task_einval),
           cmocka_unit_test(test_rt_free_other_runtime_from_task),
           cmocka_unit_test(test_rt_task_spawned_before_block_on_runs_in_it),
+          cmocka_unit_test(test_rt_spawn_racing_the_first_block_on),
           cmocka_unit_test(test_rt_free_cancels_leftover_tasks),
           cmocka_unit_test(test_rt_free_frees_unjoined_handles),
           cmocka_unit_test(test_rt_free_from_other_thread_cancels_leftovers))
