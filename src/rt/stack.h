@@ -38,6 +38,12 @@ void ursa__stack_pool_init(ursa__stack_pool_t *p, size_t size, unsigned hot_max,
 /* A stack's top, or NULL (errno set: no address space, or no mapping left
  * for a PROT_NONE guard). */
 void *ursa__stack_get(ursa__stack_pool_t *p);
+/* Whether ursa__stack_get has a stack without mapping a new arena (a
+ * slow path: malloc, mmap, as deep as the libc makes them). */
+static inline bool ursa__stack_at_hand(const ursa__stack_pool_t *p)
+{
+    return p->hot || p->cold_len || p->fresh != p->fresh_end;
+}
 /* Gives back a stack of any pool of the same runtime (same size). */
 void ursa__stack_put(ursa__stack_pool_t *p, void *top);
 /* Unmaps the pool's arenas: every stack carved from them must be idle

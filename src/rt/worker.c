@@ -435,10 +435,12 @@ static inline void after_switch(ursa__worker_t *w)
 static bool start_prepare(ursa__worker_t *w, ursa_task_t *t);
 
 /* next, a task that has not started, starts here: next, or NULL if it got
- * no stack (the scheduler reports that). */
+ * no stack (the scheduler reports that) or only a new arena has one. That
+ * runs on the scheduler's stack: here, on the stack of a task about to
+ * park, its frames would cost the parked task a second resident page. */
 static __attribute__((noinline)) ursa_task_t *start_here(ursa__worker_t *w, ursa_task_t *next)
 {
-    if (start_prepare(w, next))
+    if (ursa__stack_at_hand(&w->stacks) && start_prepare(w, next))
         return next;
     rq_push_front(w, next);
     return NULL;

@@ -534,7 +534,59 @@ typedef struct parked_run {
     long started, woken, join_bad;
     long max_resident, over_budget; /* pages of the parked stacks */
     long maps_before, maps_parked;
+    size_t common_depth; /* bytes most parked stacks used */
+    long deeper;         /* parked stacks that went deeper than that */
 } parked_run_t;
+
+/* How deep a fresh stack [lo, top) was used: from top down to the lowest
+ * byte written (a fresh stack is zero pages; only resident pages are
+ * read, so the scan adds none). Reads what the task's frames left below its
+ * saved stack pointer: not instrumented. */
+__attribute__((no_sanitize_address)) static size_t stack_depth(const char *lo, const char *top)
+{
+    size_t page = page_size();
+    unsigned char in;
+    const char *p = lo;
+    while (p < top && (mincore((void *)p, page, &in) != 0 || !(in & 1)))
+        p += page;
+    for (; p < top; p++)
+        if (*(const volatile char *)p)
+            return (size_t)(top - p);
+    return 0;
+}
+
+static int by_size(const void *a, const void *b)
+{
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Every parked task ran the same code down to its switch, so none should
+ * use more of its stack than most did: a slow path (a new arena, say) run
+ * on a parking task's stack would cost it a second resident page. */
+static void count_deeper(parked_run_t *r, char **tops, long n, size_t size)
+{
+    size_t *d = malloc((size_t)n * sizeof *d);
+    if (!d) {
+        r->deeper = -1;
+        return;
+    }
+    for (long i = 0; i < n; i++)
+        d[i] = stack_depth(tops[i] - size, tops[i]);
+    size_t *sorted = malloc((size_t)n * sizeof *sorted);
+    if (!sorted) {
+        free(d);
+        r->deeper = -1;
+        return;
+    }
+    memcpy(sorted, d, (size_t)n * sizeof *d);
+    qsort(sorted, (size_t)n, sizeof *sorted, by_size);
+    r->common_depth = sorted[n / 2];
+    for (long i = 0; i < n; i++)
+        r->deeper += d[i] > r->common_depth;
+    free(sorted);
+    free(d);
+}
 
 /* n tasks each park on one notify; then every stack is inspected, all are
  * woken and joined. */
@@ -565,6 +617,7 @@ static void *parked_root(void *arg)
             r->max_resident = pages;
         r->over_budget += pages > PARKED_PAGES_MAX;
     }
+    count_deeper(r, p.top, p.started, size);
     r->woken = ursa_notify_waiters(&p.nt);
     for (long i = 0; i < spawned; i++)
         if (ursa_task_join(t[i], NULL, URSA_NEVER) != 0)
@@ -583,8 +636,10 @@ static void expect_parked(parked_run_t *r, const ursa_rt_config_t *cfg)
     assert_int_equal(r->started, r->n);
     assert_int_equal(r->woken, r->n);
     assert_int_equal(r->join_bad, 0);
-    print_message("%ld parked tasks: at most %ld resident stack page(s) each, %ld new mappings\n",
-                  r->n, r->max_resident, r->maps_parked - r->maps_before);
+    print_message("%ld parked tasks: at most %ld resident stack page(s) each, %ld new mappings, "
+                  "%zu bytes deep, %ld deeper\n",
+                  r->n, r->max_resident, r->maps_parked - r->maps_before, r->common_depth, r->deeper);
+    assert_int_equal(r->deeper, 0);
     assert_int_equal(r->over_budget, 0);
     assert_true(r->max_resident >= 1);
 }
