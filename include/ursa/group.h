@@ -101,7 +101,9 @@ URSA_API size_t ursa_group_len(const ursa_group_t *g);
  *   0           a member was joined
  *   -ENOMEM     a member was joined that never ran (no memory for its
  *               stack); *result is NULL
- *   -ECHILD     the group has no member left to join
+ *   -ECHILD     the group has no member left to join (none runs, and
+ *               what finished is taken or promised to other joiners),
+ *               now or while the caller waited
  *   -EAGAIN     deadline is URSA_NOW and no member has finished
  *   -ETIMEDOUT  the deadline passed first
  *   -ECANCELED  the calling task was cancelled first
@@ -118,12 +120,14 @@ URSA_API int ursa_group_join_next_at(ursa_group_t *g, void **result, ursa_task_t
  * ursa/wait.h), a select case. _start:
  *   0             a finished member is set aside for w; call _finish now
  *   -EINPROGRESS  queued; waker.fn(waker.ctx) is called once, from any
- *                 thread, when a member finishes for w
+ *                 thread, when a member finishes for w (or the last one
+ *                 finished for another joiner: _finish says -ECHILD)
  *   -ECHILD       no member left to join (nothing started)
  *   -EINVAL       NULL g / w / waker.fn
  * _finish, once ursa_wait_ready(w): joins the member set aside for w
  * (which need not be the one whose end woke w: the oldest finished):
  *   0 / -ENOMEM   as ursa_group_join_next (*result, *which may be NULL)
+ *   -ECHILD       the last running member ended and none was left for w
  *   -EAGAIN       no member set aside yet (w stays queued)
  *   -EINVAL       NULL, w not started on g, or already finished / cancelled
  * Or ursa_wait_cancel(w) (-ECANCELED): a member set aside for w goes to

@@ -43,10 +43,11 @@ static bool join_cancel(ursa__waiter_t *w);
 static void join_give_back(ursa__waiter_t *w);
 static bool idle_cancel(ursa__waiter_t *w);
 
-static const ursa__wait_ops_t member_ops = {URSA_WAIT_JOIN, member_cancel, NULL};
-static const ursa__wait_ops_t join_ops = {URSA_WAIT_JOIN, join_cancel, join_give_back};
+/* Kind OTHER: a deadlock report reads a JOIN wait's owner as a task. */
+static const ursa__wait_ops_t member_ops = {URSA_WAIT_OTHER, member_cancel, NULL};
+static const ursa__wait_ops_t join_ops = {URSA_WAIT_OTHER, join_cancel, join_give_back};
 /* Seeing the group idle holds nothing. */
-static const ursa__wait_ops_t idle_ops = {URSA_WAIT_JOIN, idle_cancel, NULL};
+static const ursa__wait_ops_t idle_ops = {URSA_WAIT_OTHER, idle_cancel, NULL};
 
 static void members_add(ursa_group_t *g, int delta)
 {
@@ -71,10 +72,12 @@ int ursa_group_init(ursa_group_t *g, ursa_token_t *parent)
     return 0;
 }
 
-/* Under joinq's lock, once running is 0: every ursa_group_wait waiter
- * into b. */
+/* Under joinq's lock, once running is 0: every join_next waiter still
+ * queued is closed (-ECHILD: what finished is promised to others, nothing
+ * more will come), every ursa_group_wait waiter granted; all into b. */
 static void idle_reached(ursa_group_t *g, ursa__wake_batch_t *b)
 {
+    (void)ursa__waitq_decide_all(&g->joinq, URSA__W_CLOSED, 0, b);
     uint32_t bits = ursa__waitq_lock(&g->idleq);
     (void)ursa__waitq_decide_all(&g->idleq, URSA__W_GRANTED, 0, b);
     ursa__waitq_unlock(&g->idleq, bits);
@@ -298,6 +301,9 @@ int ursa_group_join_next_at(ursa_group_t *g, void **result, ursa_task_t **which,
     int rc = ursa__rt_raw_block(c, &w, join_start(g, &w, deadline == URSA_NOW), deadline, site);
     if (rc)
         return rc;
+    /* relaxed: the block (or the cancel's settle) acquired the decision. */
+    if (atomic_load_explicit(&w.state, memory_order_relaxed) == URSA__W_CLOSED)
+        return -ECHILD;
     return member_reap(take_done(g), result, which);
 }
 
@@ -318,8 +324,13 @@ int ursa_group_join_next_finish(ursa_group_t *g, ursa_wait_t *w, void **result,
     ursa__waiter_t *n = ursa__rt_raw_of(w, g, &join_ops);
     if (!n)
         return -EINVAL;
-    int rc = ursa__wait_finish(n); /* a join is only ever granted */
-    return rc ? rc : member_reap(take_done(g), result, which);
+    int rc = ursa__wait_finish_begin(n);
+    if (rc)
+        return rc;
+    /* relaxed: finish_begin acquired the decision. */
+    bool closed = atomic_load_explicit(&n->state, memory_order_relaxed) == URSA__W_CLOSED;
+    atomic_store_explicit(&n->state, URSA__W_FINISHED, memory_order_relaxed);
+    return closed ? -ECHILD : member_reap(take_done(g), result, which);
 }
 
 /* ---- wait for all ---- */
