@@ -57,7 +57,8 @@ URSA_API int ursa_token_init(ursa_token_t *tok, ursa_token_t *parent);
 URSA_API int ursa_token_destroy(ursa_token_t *tok);
 
 /* Not a wait: cancels the token and every descendant: their waiters are
- * released, their bound tasks cancelled. Any thread or task.
+ * released, their bound tasks cancelled. When it returns (1 or 0) the
+ * whole subtree is cancelled. Any thread or task.
  *   1        this call cancelled it
  *   0        it was cancelled already (nothing changed)
  *   -EINVAL  tok is NULL */

@@ -120,8 +120,9 @@ int ursa_token_cancel(ursa_token_t *tok)
 {
     if (!tok)
         return -EINVAL;
-    if (cancelled(tok))
-        return 0;
+    /* No lock-free "cancelled already" return: a cancel that returns
+     * finds the whole subtree cancelled, even when another cancel of it
+     * is still walking (it waits on the tree lock). */
     ursa__wake_batch_t b = URSA__WAKE_BATCH_INIT;
     _Atomic uint32_t *tl = tree_lock(tok);
     ursa__spin_lock(tl);
