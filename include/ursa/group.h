@@ -55,7 +55,9 @@ URSA_API int ursa_group_init(ursa_group_t *g, ursa_token_t *parent);
  * joined, and ends the group. From a task (it suspends) or a plain thread
  * (it parks); never from a waker or a foreign loop's callback.
  *   0        destroyed; no member runs
- *   -EDEADLK called by one of the group's own members (nothing changed)
+ *   -EDEADLK called by one of the group's own members, or by a task bound
+ *            to a token below the group's (a member of a nested group):
+ *            it would wait for itself (nothing changed)
  *   -EBUSY   another caller waits in join_next or wait (nothing changed),
  *            or, after every member finished, the group's token still
  *            has children or tasks bound by hand (the group stays, empty

@@ -329,6 +329,7 @@ int ursa_group_join_next_finish(ursa_group_t *g, ursa_wait_t *w, void **result,
         return rc;
     /* relaxed: finish_begin acquired the decision. */
     bool closed = atomic_load_explicit(&n->state, memory_order_relaxed) == URSA__W_CLOSED;
+    /* relaxed: only the waiter reads its node's state from here on. */
     atomic_store_explicit(&n->state, URSA__W_FINISHED, memory_order_relaxed);
     return closed ? -ECHILD : member_reap(take_done(g), result, which);
 }
@@ -415,14 +416,28 @@ static void wait_idle_shielded(ursa_group_t *g)
         atomic_store_explicit(&t->cancel, 1, memory_order_relaxed);
 }
 
+/* Whether tok is top or a descendant of it. Parent links never change,
+ * and the chain is alive: tok is the caller's own (bound) token, and a
+ * token with a child is not destroyed. */
+static bool under(const ursa_token_t *tok, const ursa_token_t *top)
+{
+    for (; tok; tok = tok->parent)
+        if (tok == top)
+            return true;
+    return false;
+}
+
 int ursa_group_destroy(ursa_group_t *g)
 {
     if (!g)
         return -EINVAL;
     ursa__worker_t *wk = ursa__cur_worker;
     ursa_task_t *self = wk ? wk->current : NULL;
-    if (self && self->token == &g->token)
-        return -EDEADLK; /* it would wait for itself */
+    /* A member (or a task bound below the group's token, e.g. a member of
+     * a nested group) would wait for itself, or for a task that waits for
+     * it; and its live token would keep the group's busy anyway. */
+    if (self && under(self->token, &g->token))
+        return -EDEADLK;
     if (ursa__waitq_busy(&g->joinq) || ursa__waitq_busy(&g->idleq)) {
         ursa__report_misuse("group destroyed while joined or waited on", NULL);
         return -EBUSY;

@@ -412,6 +412,22 @@ static void *joins_forever(void *arg)
     return R(ursa_group_join_next((ursa_group_t *)arg, NULL, NULL, URSA_NEVER));
 }
 
+/* A member of a nested group may not destroy the outer group either. */
+static void *nested_destroys_outer(void *arg)
+{
+    destroy_case_t *d = arg;
+    ursa_group_t inner;
+    if (ursa_group_init(&inner, ursa_group_token(&d->g)) != 0)
+        return R(-1);
+    if (ursa_group_spawn(&inner, NULL, destroys_own_group, d, NULL) != 0)
+        return R(-2);
+    void *res = NULL;
+    int rc = ursa_group_join_next(&inner, &res, NULL, URSA_NEVER);
+    if (ursa_group_destroy(&inner) != 0)
+        return R(-3);
+    return R(rc == 0 ? I(res) : -4);
+}
+
 static void *destroy_refusals_root(void *arg)
 {
     (void)arg;
@@ -425,6 +441,9 @@ static void *destroy_refusals_root(void *arg)
     CHECK_EQ(ursa_group_join_next(&d.g, &res, &which, test_guard_deadline()), 0);
     CHECK_EQ(I(res), -EDEADLK);
     CHECK(which == self_destroyer);
+    CHECK_EQ(ursa_group_spawn(&d.g, NULL, nested_destroys_outer, &d, NULL), 0);
+    CHECK_EQ(ursa_group_join_next(&d.g, &res, NULL, test_guard_deadline()), 0);
+    CHECK_EQ(I(res), -EDEADLK);
     CHECK_EQ(ursa_group_spawn(&d.g, NULL, sleeper, NULL, NULL), 0);
     CHECK_EQ(ursa_spawn(&joiner, joins_forever, &d.g, NULL), 0);
     yield_n(10); /* the joiner queues (nothing finishes: one sleeps an hour) */
