@@ -156,6 +156,36 @@ static void test_group_errors_are_data_and_wait_keeps_results(void **state)
         assert_null(test_run(workers, results_root, NULL));
 }
 
+/* A member ending in the same virtual instant as a joiner's deadline:
+ * joined (0) or left in the group (-ETIMEDOUT), never lost. */
+static void *sleeps_1ms(void *arg)
+{
+    (void)arg;
+    return R(ursa_sleep_for(URSA_MSEC(1)) == 0 ? 5 : -1);
+}
+
+static void *deadline_race_scenario(void *arg)
+{
+    (void)arg;
+    ursa_group_t g;
+    URSA_SIM_CHECK(ursa_group_init(&g, NULL) == 0);
+    ursa_time_t at = ursa_deadline_in(URSA_MSEC(1));
+    URSA_SIM_CHECK(ursa_group_spawn(&g, NULL, sleeps_1ms, NULL, NULL) == 0);
+    void *res = NULL;
+    int rc = ursa_group_join_next(&g, &res, NULL, at);
+    URSA_SIM_CHECK(rc == 0 || rc == -ETIMEDOUT);
+    if (rc == -ETIMEDOUT) {
+        URSA_SIM_CHECK(ursa_group_len(&g) == 1);
+        URSA_SIM_CHECK(ursa_group_join_next(&g, &res, NULL, URSA_NEVER) == 0);
+    }
+    URSA_SIM_CHECK(I(res) == 5);
+    URSA_SIM_CHECK(ursa_group_join_next(&g, NULL, NULL, URSA_NOW) == -ECHILD);
+    URSA_SIM_CHECK(ursa_group_destroy(&g) == 0);
+    return NULL;
+}
+
+TEST_EXPLORE(test_group_member_ending_at_the_deadline_is_never_lost, deadline_race_scenario, NULL)
+
 /* ================= cancel: members blocked in primitives ================= */
 
 enum { K_SLEEP, K_SEM, K_MUTEX, K_EVENT, K_NOTIFY, K_TOKEN, K_INNER_GROUP, K_YIELDS, K_KINDS };
@@ -712,6 +742,7 @@ static void test_group_destroy_from_a_thread_with_running_members(void **state)
 TEST_MAIN(cmocka_unit_test(test_group_bad_input_and_the_empty_group),
           cmocka_unit_test(test_group_join_next_in_finishing_order),
           cmocka_unit_test(test_group_errors_are_data_and_wait_keeps_results),
+          cmocka_unit_test(test_group_member_ending_at_the_deadline_is_never_lost),
           cmocka_unit_test(test_group_cancel_reaches_members_in_each_primitive),
           cmocka_unit_test(test_group_parent_token_cancels_the_group),
           cmocka_unit_test(test_group_destroy_cancels_and_joins_what_is_left),
