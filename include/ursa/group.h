@@ -58,7 +58,8 @@ URSA_API int ursa_group_init(ursa_group_t *g, ursa_token_t *parent);
  *   -EDEADLK called by one of the group's own members, or by a task bound
  *            to a token below the group's (a member of a nested group):
  *            it would wait for itself (nothing changed)
- *   -EBUSY   another caller waits in join_next or wait (nothing changed),
+ *   -EBUSY   another caller waits in join_next or wait, or a raw join_next
+ *            was granted and not finished or cancelled (nothing changed),
  *            or, after every member finished, the group's token still
  *            has children or tasks bound by hand (the group stays, empty
  *            and cancelled: destroy it again later); reported as misuse

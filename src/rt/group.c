@@ -438,14 +438,19 @@ int ursa_group_destroy(ursa_group_t *g)
      * it; and its live token would keep the group's busy anyway. */
     if (self && under(self->token, &g->token))
         return -EDEADLK;
-    if (ursa__waitq_busy(&g->joinq) || ursa__waitq_busy(&g->idleq)) {
+    /* Joiners queued, or a raw join granted and not finished (its finish
+     * would take a member from a dead group). */
+    uint32_t bits = ursa__waitq_lock(&g->joinq);
+    bool busy = g->joinq.head || g->joinq.waking || g->done != g->unpromised;
+    ursa__waitq_unlock(&g->joinq, bits);
+    if (busy || ursa__waitq_busy(&g->idleq)) {
         ursa__report_misuse("group destroyed while joined or waited on", NULL);
         return -EBUSY;
     }
     (void)ursa_token_cancel(&g->token);
     wait_idle_shielded(g);
     /* Every member finished: the results nobody joined go. */
-    uint32_t bits = ursa__waitq_lock(&g->joinq);
+    bits = ursa__waitq_lock(&g->joinq);
     member_t *list = g->done_head;
     g->done_head = g->done_tail = NULL;
     g->done = g->unpromised = 0;

@@ -559,8 +559,13 @@ static void test_group_raw_join_next_hands_a_cancelled_grant_on(void **state)
     assert_int_equal(ursa_group_wait_finish(&c.g, &idle), 0);
     assert_int_equal(ursa_wait_cancel(&a), -ECANCELED);
     assert_int_equal(ursa_group_len(&c.g), 1);
-    /* Started now, it is set aside at once. */
+    /* Started now, it is set aside at once; the group is not destroyed
+     * while a member is set aside for a raw join. */
     assert_int_equal(ursa_group_join_next_start(&c.g, &a, rwaker(&ra)), 0);
+    test_capture_leaks();
+    assert_int_equal(ursa_group_destroy(&c.g), -EBUSY);
+    assert_int_equal(test_leak_count(), 1);
+    ursa_leak_set_hook(NULL, NULL);
     assert_int_equal(ursa_group_join_next_finish(&c.g, &a, &res, &which), 0);
     assert_true(which == left);
     assert_int_equal(I(res), 42);
