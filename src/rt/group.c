@@ -92,6 +92,11 @@ static void member_done(void *p)
 {
     member_t *m = p;
     ursa_group_t *g = m->g;
+    /* The slot says "being joined" again (ursa__task_done left JOIN_DONE):
+     * a join or detach by hand of the ended member is refused (-EINVAL)
+     * rather than freeing what the group will free. relaxed: only those
+     * misuses read it, and they only compare it. */
+    atomic_store_explicit(&m->t->joiner, &m->w, memory_order_relaxed);
     ursa__wake_batch_t b = URSA__WAKE_BATCH_INIT;
     uint32_t bits = ursa__waitq_lock(&g->joinq);
     m->next = NULL;

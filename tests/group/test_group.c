@@ -133,15 +133,22 @@ static void *results_root(void *arg)
     int n = (int)(sizeof vals / sizeof vals[0]);
     for (int i = 0; i < n; i++)
         CHECK_EQ(ursa_group_spawn(&g, NULL, returns_arg, R(vals[i]), NULL), 0);
+    ursa_task_t *last = NULL;
+    CHECK_EQ(ursa_group_spawn(&g, &last, returns_arg, R(0), NULL), 0);
+    CHECK_EQ(ursa_task_join(last, NULL, URSA_NOW), -EINVAL); /* the group's to join */
+    CHECK_EQ(ursa_task_detach(last), -EINVAL);
     CHECK_EQ(ursa_group_wait(&g, test_guard_deadline()), 0);
     CHECK_EQ(ursa_group_wait(&g, URSA_NOW), 0);
-    CHECK_EQ(ursa_group_len(&g), n);
+    CHECK_EQ(ursa_task_join(last, NULL, URSA_NOW), -EINVAL); /* ended: still the group's */
+    CHECK_EQ(ursa_task_detach(last), -EINVAL);
+    CHECK_EQ(ursa_group_len(&g), n + 1);
     intptr_t sum = 0;
     for (int i = 0; i < n; i++) {
         void *res = R(12345);
         CHECK_EQ(ursa_group_join_next(&g, &res, NULL, URSA_NOW), 0); /* all finished */
         sum += I(res);
     }
+    CHECK_EQ(ursa_group_join_next(&g, NULL, NULL, URSA_NOW), 0);
     CHECK_EQ(sum, 7 - EIO - ENOENT);
     CHECK_EQ(ursa_group_join_next(&g, NULL, NULL, URSA_NOW), -ECHILD);
     CHECK(!ursa_token_is_cancelled(ursa_group_token(&g)));
