@@ -125,7 +125,8 @@ URSA_API int ursa_group_join_next_at(ursa_group_t *g, void **result, ursa_task_t
  *   -EINPROGRESS  queued; waker.fn(waker.ctx) is called once, from any
  *                 thread, when a member finishes for w (or the last one
  *                 finished for another joiner: _finish says -ECHILD)
- *   -ECHILD       no member left to join (nothing started)
+ *   -ECHILD       no member left to join (the wait is over: _finish says
+ *                 -ECHILD again; or ursa_wait_cancel it)
  *   -EINVAL       NULL g / w / waker.fn
  * _finish, once ursa_wait_ready(w): joins the member set aside for w
  * (which need not be the one whose end woke w: the oldest finished):

@@ -241,7 +241,8 @@ static int member_reap(member_t *m, void **result, ursa_task_t **which)
 }
 
 /* Promises a finished member to w, or queues w: 0 promised now,
- * -EINPROGRESS queued, -ECHILD nothing left to join, -EAGAIN (try_only)
+ * -EINPROGRESS queued (or a select's w dropped: its claim was lost),
+ * -ECHILD nothing left to join (w is over, CLOSED), -EAGAIN (try_only)
  * nothing finished yet. */
 static int join_start(ursa_group_t *g, ursa__waiter_t *w, bool try_only)
 {
@@ -249,13 +250,18 @@ static int join_start(ursa_group_t *g, ursa__waiter_t *w, bool try_only)
     w->want = 1;
     uint32_t bits = ursa__waitq_lock(&g->joinq);
     int rc;
-    if (g->unpromised) {
-        g->unpromised--;
-        rc = 0;
-    } else if (!g->running) {
-        /* Finished members all promised to others (or none): nothing
-         * will come for w. */
-        rc = -ECHILD;
+    if (g->unpromised || !g->running) {
+        /* Ready, or over (what finished is promised to others, and
+         * nothing will come): a select's w takes its claim before it
+         * takes a member. */
+        if (!ursa__rt_start_claim(w)) {
+            rc = -EINPROGRESS;
+        } else if (g->unpromised) {
+            g->unpromised--;
+            rc = 0;
+        } else {
+            rc = -ECHILD;
+        }
     } else if (try_only) {
         rc = -EAGAIN;
     } else {
@@ -263,10 +269,10 @@ static int join_start(ursa_group_t *g, ursa__waiter_t *w, bool try_only)
         rc = -EINPROGRESS;
     }
     ursa__waitq_unlock(&g->joinq, bits);
-    if (rc == 0) {
-        w->got = 1;
+    if (rc == 0 || rc == -ECHILD) {
+        w->got = rc == 0;
         w->want = 0;
-        ursa__wait_complete_now(w, URSA__W_GRANTED);
+        ursa__wait_complete_now(w, rc == 0 ? URSA__W_GRANTED : URSA__W_CLOSED);
     }
     return rc;
 }
@@ -316,7 +322,7 @@ int ursa_group_join_next_start_at(ursa_group_t *g, ursa_wait_t *w, ursa_waker_t 
                                   const ursa_site_t *site)
 {
     ursa__waiter_t *n = g ? ursa__rt_raw_init(w, waker, &join_ops, site) : NULL;
-    return n ? join_start(g, n, false) : -EINVAL; /* -ECHILD leaves w IDLE */
+    return n ? join_start(g, n, false) : -EINVAL;
 }
 
 int ursa_group_join_next_finish(ursa_group_t *g, ursa_wait_t *w, void **result,
@@ -341,7 +347,8 @@ int ursa_group_join_next_finish(ursa_group_t *g, ursa_wait_t *w, void **result,
 
 /* ---- wait for all ---- */
 
-/* 0 no member runs, or -EINPROGRESS with w queued. */
+/* 0 no member runs, or -EINPROGRESS with w queued (or a select's w
+ * dropped: its claim was lost). */
 static int idle_start(ursa_group_t *g, ursa__waiter_t *w)
 {
     w->owner = g;
@@ -354,7 +361,8 @@ static int idle_start(ursa_group_t *g, ursa__waiter_t *w)
         ursa__waitq_unlock(&g->idleq, ib);
     }
     ursa__waitq_unlock(&g->joinq, bits);
-    if (!idle)
+    /* Idle: a select's waiter takes its claim first (lost: dropped). */
+    if (!idle || !ursa__rt_start_claim(w))
         return -EINPROGRESS;
     w->want = 0;
     ursa__wait_complete_now(w, URSA__W_GRANTED);

@@ -29,6 +29,20 @@ static inline ursa__waiter_t *ursa__rt_raw_of(ursa_wait_t *w, const void *owner,
     return &w->waiter;
 }
 
+/* A start that finds w's wait ready at once (or over), before it takes
+ * anything, under the lock that guards what it takes: takes w's select
+ * claim. True: w may complete now (a plain waiter, or the claim is w's).
+ * False: the claim is lost, w is dropped (withdrawn, nothing taken) and
+ * the start says -EINPROGRESS. (The select branch's
+ * ursa__wait_start_claim in core/waitq.h is the same step.) */
+static inline bool ursa__rt_start_claim(ursa__waiter_t *w)
+{
+    if (__builtin_expect(ursa__waiter_claim(w), 1))
+        return true;
+    ursa__waiter_drop(w);
+    return false;
+}
+
 /* A blocking wait whose start returned rc (0 at once, -EINPROGRESS
  * queued, else an error): 0 once w is decided (a decision that raced the
  * deadline or a cancel is kept), or -ETIMEDOUT / -ECANCELED with w

@@ -255,6 +255,10 @@ static int wait_start(ursa_token_t *tok, ursa__waiter_t *w)
         }
         ursa__waitq_unlock(&tok->q, bits);
     }
+    /* Cancelled for good, and a wait for it takes nothing: a select's
+     * waiter only takes its claim first (lost: dropped). */
+    if (!ursa__rt_start_claim(w))
+        return -EINPROGRESS;
     w->want = 0;
     ursa__wait_complete_now(w, URSA__W_GRANTED);
     return 0;

@@ -61,8 +61,11 @@ static void test_group_bad_input_and_the_empty_group(void **state)
     assert_int_equal(ursa_group_join_next_start(&g, NULL, rwaker(&rw)), -EINVAL);
     assert_int_equal(ursa_group_join_next_start(&g, &w, (ursa_waker_t){NULL, NULL}), -EINVAL);
     assert_int_equal(ursa_group_join_next_start(&g, &w, rwaker(&rw)), -ECHILD);
-    assert_int_equal(ursa_wait_cancel(&w), -EINVAL); /* nothing started */
-    assert_int_equal(ursa_group_join_next_finish(&g, &w, &res, &which), -EINVAL);
+    assert_int_equal(ursa_group_join_next_finish(&g, &w, &res, &which), -ECHILD);
+    assert_int_equal(ursa_group_join_next_finish(&g, &w, &res, &which), -EINVAL); /* over */
+    assert_int_equal(ursa_group_join_next_start(&g, &w, rwaker(&rw)), -ECHILD);
+    assert_int_equal(ursa_wait_cancel(&w), -ECANCELED); /* or dropped instead */
+    assert_int_equal(atomic_load(&rw.count), 0);
     assert_int_equal(ursa_group_join_next_finish(NULL, NULL, NULL, NULL), -EINVAL);
     assert_int_equal(ursa_group_wait_start(&g, &w, rwaker(&rw)), 0);
     assert_int_equal(ursa_group_wait_finish(&other, &w), -EINVAL);

@@ -130,6 +130,45 @@ static void test_closed_select_passes_the_member_on(void **state)
     case_end(&c);
 }
 
-TEST_MAIN(cmocka_unit_test(test_token_case_wins_and_the_join_case_takes_nothing),
+/* Starts that find their wait ready take the claim before they take
+ * anything: with the claim gone they take nothing and drop the case. */
+static void test_ready_starts_take_the_claim_first(void **state)
+{
+    (void)state;
+    claim_case_t c;
+    case_init(&c);
+    assert_int_equal(ursa_sem_add(&c.gate, 1), 0);
+    assert_int_equal(ursa_group_wait(&c.g, test_guard_deadline()), 0); /* one finished */
+    assert_int_equal(ursa_token_cancel(&c.tok), 1);
+    rwaker_t rw;
+    rwaker_init(&rw, false);
+    /* A lost claim: each start drops its case, nothing taken. */
+    ursa__claim_t lost;
+    ursa__claim_init(&lost, rwaker(&rw));
+    assert_true(ursa__claim_close(&lost));
+    ursa_wait_t a, b, i;
+    assert_int_equal(ursa_token_wait_start(&c.tok, &a, ursa__claim_waker(&lost)), -EINPROGRESS);
+    assert_int_equal(ursa_group_join_next_start(&c.g, &b, ursa__claim_waker(&lost)),
+                     -EINPROGRESS);
+    assert_int_equal(ursa_group_wait_start(&c.g, &i, ursa__claim_waker(&lost)), -EINPROGRESS);
+    assert_int_equal(ursa_wait_cancel(&a), -ECANCELED);
+    assert_int_equal(ursa_wait_cancel(&b), -ECANCELED);
+    assert_int_equal(ursa_wait_cancel(&i), -ECANCELED);
+    assert_int_equal(ursa_group_len(&c.g), 1); /* the member is still there */
+    /* An open claim: the join start takes it and the member with it. */
+    ursa__claim_t open;
+    ursa__claim_init(&open, rwaker(&rw));
+    assert_int_equal(ursa_group_join_next_start(&c.g, &b, ursa__claim_waker(&open)), 0);
+    assert_true(ursa__claim_winner(&open) == &b.waiter);
+    assert_int_equal(ursa_group_join_next(&c.g, NULL, NULL, URSA_NOW), -ECHILD); /* promised */
+    void *res = NULL;
+    assert_int_equal(ursa_group_join_next_finish(&c.g, &b, &res, NULL), 0);
+    assert_int_equal(I(res), 7);
+    assert_int_equal(atomic_load(&rw.count), 0); /* no case was woken: none queued */
+    case_end(&c);
+}
+
+TEST_MAIN(cmocka_unit_test(test_ready_starts_take_the_claim_first),
+          cmocka_unit_test(test_token_case_wins_and_the_join_case_takes_nothing),
           cmocka_unit_test(test_join_case_wins_and_the_token_case_is_dropped),
           cmocka_unit_test(test_closed_select_passes_the_member_on))
