@@ -136,6 +136,15 @@ static void *results_root(void *arg)
     int n = (int)(sizeof vals / sizeof vals[0]);
     for (int i = 0; i < n; i++)
         CHECK_EQ(ursa_group_spawn(&g, NULL, returns_arg, R(vals[i]), NULL), 0);
+    /* The options of ursa_spawn: a name, a fixed worker, migratable. */
+    int wk = (int)ursa_worker_count() - 1;
+    ursa_spawn_opts_t fixed = {.name = "fixed", URSA_ON_WORKER(wk)};
+    ursa_spawn_opts_t roams = {.name = "roams", .migratable = true};
+    ursa_task_t *named = NULL;
+    CHECK_EQ(ursa_group_spawn(&g, &named, returns_arg, R(0), &fixed), 0);
+    CHECK_STR(ursa_task_name(named), "fixed");
+    CHECK_EQ(ursa_group_spawn(&g, NULL, returns_arg, R(0), &roams), 0);
+    n += 2;
     ursa_task_t *last = NULL;
     CHECK_EQ(ursa_group_spawn(&g, &last, returns_arg, R(0), NULL), 0);
     CHECK_EQ(ursa_task_join(last, NULL, URSA_NOW), -EINVAL); /* the group's to join */
