@@ -2,6 +2,10 @@
  * slots of `stride` bytes, each an 8-byte sequence number, then the
  * element. The slot of position p is free for p while seq == p, holds p's
  * element once seq == p + 1, and is freed for p + cap with seq = p + cap.
+ * A slot never used has seq == 0 (the ring starts zeroed, see zmem.h): it
+ * is free for its first position (p < cap). So creation writes no slot and
+ * a big ring's pages become resident as messages first reach them; 0 is
+ * never p + 1, so a receiver sees such a slot as empty, as it is.
  * How a position is claimed (and what that claim orders) differs per
  * channel, so the claim stays with the caller. */
 #ifndef URSA_CHAN_RING_H
@@ -13,6 +17,7 @@
 #include <stdlib.h>
 
 #include "../core/spin.h"
+#include "zmem.h"
 
 #define URSA__RING_SEQ 8 /* bytes before the element */
 
@@ -32,18 +37,22 @@ static inline uint64_t ursa__ring_mask(uint64_t cap)
     return (cap & (cap - 1)) == 0 ? cap - 1 : URSA__RING_NO_MASK;
 }
 
-/* Allocates cap slots, each free for its first position: NULL if out of
- * memory. Free it with free(). */
+/* Allocates cap zeroed slots, each free for its first position: NULL if
+ * out of memory. No slot is written (see the top). Free it with
+ * ursa__ring_delete. */
 static inline unsigned char *ursa__ring_new(uint64_t cap, size_t stride)
 {
     if (cap > SIZE_MAX / stride)
         return NULL;
-    unsigned char *ring = malloc(cap * stride);
-    if (!ring)
-        return NULL;
-    for (uint64_t i = 0; i < cap; i++)
-        atomic_init((_Atomic uint64_t *)(ring + i * stride), i);
-    return ring;
+    return ursa__zmem_alloc(cap * stride);
+}
+
+/* Frees a ring whose positions below `tail` were claimed (only their
+ * slots were ever written: the rest is not touched). */
+static inline void ursa__ring_delete(unsigned char *ring, uint64_t cap, size_t stride,
+                                     uint64_t tail)
+{
+    ursa__zmem_free(ring, cap * stride, (tail < cap ? tail : cap) * stride);
 }
 
 static inline unsigned char *ursa__ring_slot(unsigned char *ring, uint64_t cap, uint64_t mask,
@@ -57,11 +66,14 @@ static inline unsigned char *ursa__ring_slot(unsigned char *ring, uint64_t cap, 
 /* A sender that claimed pos waits until its slot is free: the receiver of
  * pos - cap may still be copying the old element out (the sender's permit
  * proves it will be soon). */
-static inline void ursa__ring_wait_free(_Atomic uint64_t *seq, uint64_t pos)
+static inline void ursa__ring_wait_free(_Atomic uint64_t *seq, uint64_t pos, uint64_t cap)
 {
     /* acquire: the receiver's read of the old element is done. */
-    if (__builtin_expect(atomic_load_explicit(seq, memory_order_acquire) == pos, 1))
+    uint64_t v = atomic_load_explicit(seq, memory_order_acquire);
+    if (__builtin_expect(v == pos, 1))
         return;
+    if (v == 0 && pos < cap)
+        return; /* never used: free for its first position (first lap only) */
     ursa__spinner_t s = URSA__SPINNER(URSA__SPIN_SETTLE);
     while (atomic_load_explicit(seq, memory_order_acquire) != pos) /* acquire: as above */
         ursa__spin_backoff(&s);

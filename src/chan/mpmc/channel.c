@@ -48,7 +48,9 @@ static void destroy(ursa_mpmc_t *ch)
     drain(ch);
     if (ch->rxq.head)
         ursa__report_misuse("mpmc freed while a receive wait is queued", NULL);
-    free(ch->ring);
+    /* relaxed: the last reference; no sender is left. */
+    ursa__ring_delete(ch->ring, ch->cap, ch->stride,
+                      atomic_load_explicit(&ch->tail, memory_order_relaxed));
     free(ch);
 }
 

@@ -85,7 +85,10 @@ static void destroy(ursa_mpsc_t *ch)
             b = n;
         }
     }
-    free(ch->ring);
+    if (ch->cap)
+        /* relaxed: the last reference; no sender is left. */
+        ursa__ring_delete(ch->ring, ch->cap, ch->stride,
+                          atomic_load_explicit(&ch->tail, memory_order_relaxed));
     free(ch);
 }
 
