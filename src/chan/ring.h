@@ -3,7 +3,8 @@
  * element. The slot of position p is free for p while seq == p, holds p's
  * element once seq == p + 1, and is freed for p + cap with seq = p + cap.
  * A slot never used has seq == 0 (the ring starts zeroed, see zmem.h): it
- * is free for its first position (p < cap). So creation writes no slot and
+ * is free for its first position (p < cap; mpsc may swap in a fresh ring at
+ * position `from`, then from <= p < from + cap). So creation writes no slot and
  * a big ring's pages become resident as messages first reach them; 0 is
  * never p + 1, so a receiver sees such a slot as empty, as it is.
  * How a position is claimed (and what that claim orders) differs per
@@ -47,12 +48,16 @@ static inline unsigned char *ursa__ring_new(uint64_t cap, size_t stride)
     return ursa__zmem_alloc(cap * stride);
 }
 
-/* Frees a ring whose positions below `tail` were claimed (only their
- * slots were ever written: the rest is not touched). */
+/* Frees a ring whose slots were used by positions from..tail-1 (its
+ * positions start at `from`, see ursa__ring_wait_free): only those slots
+ * were ever written, and the rest is not touched. */
 static inline void ursa__ring_delete(unsigned char *ring, uint64_t cap, size_t stride,
-                                     uint64_t tail)
+                                     uint64_t from, uint64_t tail)
 {
-    ursa__zmem_free(ring, cap * stride, (tail < cap ? tail : cap) * stride);
+    uint64_t start = from % cap, n = tail - from;
+    /* the written slots, as a prefix of the ring */
+    uint64_t used = n >= cap || start + n > cap ? cap : start + n;
+    ursa__zmem_free(ring, cap * stride, used * stride);
 }
 
 static inline unsigned char *ursa__ring_slot(unsigned char *ring, uint64_t cap, uint64_t mask,
@@ -65,14 +70,17 @@ static inline unsigned char *ursa__ring_slot(unsigned char *ring, uint64_t cap, 
 
 /* A sender that claimed pos waits until its slot is free: the receiver of
  * pos - cap may still be copying the old element out (the sender's permit
- * proves it will be soon). */
-static inline void ursa__ring_wait_free(_Atomic uint64_t *seq, uint64_t pos, uint64_t cap)
+ * proves it will be soon). `from` is the first position of this ring (0,
+ * or where mpsc swapped in a fresh one): a slot still zero is free for
+ * positions from..from+cap-1, its first use. */
+static inline void ursa__ring_wait_free(_Atomic uint64_t *seq, uint64_t pos, uint64_t cap,
+                                        uint64_t from)
 {
     /* acquire: the receiver's read of the old element is done. */
     uint64_t v = atomic_load_explicit(seq, memory_order_acquire);
     if (__builtin_expect(v == pos, 1))
         return;
-    if (v == 0 && pos < cap)
+    if (v == 0 && pos - from < cap)
         return; /* never used: free for its first position (first lap only) */
     ursa__spinner_t s = URSA__SPINNER(URSA__SPIN_SETTLE);
     while (atomic_load_explicit(seq, memory_order_acquire) != pos) /* acquire: as above */

@@ -49,7 +49,7 @@ static void destroy(ursa_mpmc_t *ch)
     if (ch->rxq.head)
         ursa__report_misuse("mpmc freed while a receive wait is queued", NULL);
     /* relaxed: the last reference; no sender is left. */
-    ursa__ring_delete(ch->ring, ch->cap, ch->stride,
+    ursa__ring_delete(ch->ring, ch->cap, ch->stride, 0,
                       atomic_load_explicit(&ch->tail, memory_order_relaxed));
     free(ch);
 }
