@@ -3,10 +3,11 @@
  * element. The slot of position p is free for p while seq == p, holds p's
  * element once seq == p + 1, and is freed for p + cap with seq = p + cap.
  * A slot never used has seq == 0 (the ring starts zeroed, see zmem.h): it
- * is free for its first position (p < cap; mpsc may swap in a fresh ring at
- * position `from`, then from <= p < from + cap). So creation writes no slot and
- * a big ring's pages become resident as messages first reach them; 0 is
- * never p + 1, so a receiver sees such a slot as empty, as it is.
+ * is free for its first position (p < cap; or, in a fresh ring mpsc swapped
+ * in at position `from`, from <= p < from + cap). So creation writes no
+ * slot and a big ring's pages become resident as messages first reach
+ * them; 0 is never p + 1, so a receiver sees such a slot as empty, as it
+ * is.
  * How a position is claimed (and what that claim orders) differs per
  * channel, so the claim stays with the caller. */
 #ifndef URSA_CHAN_RING_H
@@ -70,18 +71,18 @@ static inline unsigned char *ursa__ring_slot(unsigned char *ring, uint64_t cap, 
 
 /* A sender that claimed pos waits until its slot is free: the receiver of
  * pos - cap may still be copying the old element out (the sender's permit
- * proves it will be soon). `from` is the first position of this ring (0,
- * or where mpsc swapped in a fresh one): a slot still zero is free for
- * positions from..from+cap-1, its first use. */
-static inline void ursa__ring_wait_free(_Atomic uint64_t *seq, uint64_t pos, uint64_t cap,
-                                        uint64_t from)
+ * proves it will be soon). A slot still zero was never used in this ring
+ * (seq is p + 1 or p + cap once used, never 0): free for whoever holds its
+ * position. The permit proves the previous position of the slot, if this
+ * ring had one, was published already. */
+static inline void ursa__ring_wait_free(_Atomic uint64_t *seq, uint64_t pos)
 {
     /* acquire: the receiver's read of the old element is done. */
     uint64_t v = atomic_load_explicit(seq, memory_order_acquire);
     if (__builtin_expect(v == pos, 1))
         return;
-    if (v == 0 && pos - from < cap)
-        return; /* never used: free for its first position (first lap only) */
+    if (v == 0)
+        return; /* never used: its first lap (the ring started zeroed) */
     ursa__spinner_t s = URSA__SPINNER(URSA__SPIN_SETTLE);
     while (atomic_load_explicit(seq, memory_order_acquire) != pos) /* acquire: as above */
         ursa__spin_backoff(&s);

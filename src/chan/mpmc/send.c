@@ -12,7 +12,7 @@ void ursa__mpmc_push(ursa_mpmc_t *ch, const void *value)
      * will be free (a receiver may still be copying the old element out). */
     uint64_t pos = atomic_fetch_add_explicit(&ch->tail, 1, memory_order_relaxed);
     _Atomic uint64_t *seq = ursa__mpmc_slot_seq(ch, pos);
-    ursa__ring_wait_free(seq, pos, ch->cap, 0);
+    ursa__ring_wait_free(seq, pos);
     memcpy((unsigned char *)seq + URSA__RING_SEQ, value, ch->elem_size);
     ursa__ring_publish(seq, pos);
     /* seq_cst fence: the publication is ordered before the rxq.n load,

@@ -75,7 +75,7 @@ static __attribute__((noinline)) bool push_ring(ursa_mpsc_t *ch, const void *val
      * proves the slot is free (checked below). */
     uint64_t pos = atomic_fetch_add_explicit(&ch->tail, 1, memory_order_seq_cst);
     unsigned char *s = ursa__mpsc_ring_slot(ch, pos);
-    ursa__ring_wait_free((_Atomic uint64_t *)s, pos, ch->cap, ch->ring_from);
+    ursa__ring_wait_free((_Atomic uint64_t *)s, pos);
     ursa__copy_elem(s + URSA__RING_SEQ, value, ch->elem_size);
     ursa__ring_publish((_Atomic uint64_t *)s, pos);
     return pushed(ch);

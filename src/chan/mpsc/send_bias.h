@@ -84,7 +84,7 @@ static inline bool ursa__mpsc_send_owned(ursa_mpsc_t *ch, const void *value)
         uint64_t pos = atomic_load_explicit(&ch->tail, memory_order_relaxed);
         atomic_store_explicit(&ch->tail, pos + 1, memory_order_relaxed);
         unsigned char *s = ursa__mpsc_ring_slot(ch, pos);
-        ursa__ring_wait_free((_Atomic uint64_t *)s, pos, ch->cap, ch->ring_from);
+        ursa__ring_wait_free((_Atomic uint64_t *)s, pos);
         ursa__copy_elem(s + URSA__RING_SEQ, value, ch->elem_size);
         ursa__ring_publish((_Atomic uint64_t *)s, pos);
         sent = true;

@@ -15,9 +15,10 @@
  * message then has been consumed (head == tail) and nobody is between a
  * claim and its publication. Positions stay as they are (harvesters read
  * head and returned without a permit, so those never jump); the new ring
- * starts at `ring_from` = tail: a zero slot is free for its first use at
- * positions ring_from..ring_from+cap-1 (ring.h), which costs the hot path
- * nothing. Releasing the permits publishes the new ring and ring_from to
+ * starts at `ring_from` = tail (what the receiver needs to know which
+ * slots it wrote): a zero slot, never used in this ring, is free for
+ * whoever holds its position (ring.h), so the hot paths do not change.
+ * Releasing the permits publishes the new ring and ring_from to
  * the next sender (the semaphore's acquire). While the permits are held (a
  * few atomic operations, no system call: the old ring is freed after) a
  * sender's try may find none, as it may while a full channel drains. */
