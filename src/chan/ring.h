@@ -49,9 +49,9 @@ static inline unsigned char *ursa__ring_new(uint64_t cap, size_t stride)
     return ursa__zmem_alloc(cap * stride);
 }
 
-/* Frees a ring whose slots were used by positions from..tail-1 (its
- * positions start at `from`, see ursa__ring_wait_free): only those slots
- * were ever written, and the rest is not touched. */
+/* Frees a ring whose slots were used by positions from..tail-1 (`from`:
+ * 0, or where mpsc/shrink.c swapped it in): only those slots were ever
+ * written, and the rest is not touched. */
 static inline void ursa__ring_delete(unsigned char *ring, uint64_t cap, size_t stride,
                                      uint64_t from, uint64_t tail)
 {
