@@ -69,6 +69,19 @@ static inline unsigned char *ursa__ring_slot(unsigned char *ring, uint64_t cap, 
     return ring + i * stride;
 }
 
+/* ursa__ring_wait_free's other cases, out of line so that the common one
+ * stays a single compare (inline, the compiler tests v == 0 first). */
+static __attribute__((noinline, unused)) void ursa__ring_wait_slow(_Atomic uint64_t *seq,
+                                                                   uint64_t pos, uint64_t v)
+{
+    if (v == 0)
+        return; /* never used: its first lap (the ring started zeroed) */
+    ursa__spinner_t s = URSA__SPINNER(URSA__SPIN_SETTLE);
+    while (atomic_load_explicit(seq, memory_order_acquire) != pos) /* acquire: as above */
+        ursa__spin_backoff(&s);
+    ursa__spin_end(&s);
+}
+
 /* A sender that claimed pos waits until its slot is free: the receiver of
  * pos - cap may still be copying the old element out (the sender's permit
  * proves it will be soon). A slot still zero was never used in this ring
@@ -81,12 +94,7 @@ static inline void ursa__ring_wait_free(_Atomic uint64_t *seq, uint64_t pos)
     uint64_t v = atomic_load_explicit(seq, memory_order_acquire);
     if (__builtin_expect(v == pos, 1))
         return;
-    if (v == 0)
-        return; /* never used: its first lap (the ring started zeroed) */
-    ursa__spinner_t s = URSA__SPINNER(URSA__SPIN_SETTLE);
-    while (atomic_load_explicit(seq, memory_order_acquire) != pos) /* acquire: as above */
-        ursa__spin_backoff(&s);
-    ursa__spin_end(&s);
+    ursa__ring_wait_slow(seq, pos, v);
 }
 
 /* The element of pos is written: receivers may take it. */
