@@ -125,6 +125,30 @@ static void test_broadcast_big_resident(void **state)
     assert_int_equal(atomic_load(&bc_dtors), IN_FLIGHT);
 }
 
+/* A mapped broadcast ring with a destructor over laps: every value is
+ * destroyed exactly once (overwritten a lap later, or at the free), and
+ * the free visits only the positions written. */
+static void test_broadcast_big_dtor_laps(void **state)
+{
+    (void)state;
+    const uint64_t caps[] = {8192, 1 << 20};
+    for (size_t c = 0; c < 2; c++) {
+        for (uint64_t n = 1; n <= 3 * caps[c] + 5; n = n * 5 + 3) {
+            ursa_broadcast_tx_t *tx;
+            ursa_broadcast_rx_t *rx;
+            atomic_store(&bc_dtors, 0);
+            assert_int_equal(ursa_broadcast_new(&tx, &rx, sizeof(uint64_t), caps[c], bc_dtor), 0);
+            for (uint64_t i = 0; i < n; i++)
+                assert_int_equal(ursa_broadcast_send(tx, &i), 1);
+            uint64_t over = n > caps[c] ? n - caps[c] : 0;
+            assert_int_equal(atomic_load(&bc_dtors), (int)over); /* overwritten so far */
+            assert_int_equal(ursa_broadcast_receiver_drop(rx), 0);
+            assert_int_equal(ursa_broadcast_sender_drop(tx), 0);
+            assert_int_equal(atomic_load(&bc_dtors), (int)n);
+        }
+    }
+}
+
 /* ---- many laps over rings that start zeroed ---- */
 
 /* mpsc and mpmc over `laps` laps of capacity cap with elem-byte elements
@@ -558,6 +582,7 @@ static void *ex_scenario(void *arg)
 TEST_EXPLORE_EACH(test_first_lap_seeds, ex_scenario, 0, 1)
 
 TEST_MAIN(cmocka_unit_test(test_mpsc_big_resident), cmocka_unit_test(test_mpmc_big_resident),
-          cmocka_unit_test(test_broadcast_big_resident), cmocka_unit_test(test_laps),
+          cmocka_unit_test(test_broadcast_big_resident),
+          cmocka_unit_test(test_broadcast_big_dtor_laps), cmocka_unit_test(test_laps),
           cmocka_unit_test(test_reused_rings), cmocka_unit_test(test_threads),
           cmocka_unit_test(test_first_lap_seeds))
