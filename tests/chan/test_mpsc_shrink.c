@@ -15,6 +15,17 @@
 
 #define BIG 1000000
 
+#if defined(__SANITIZE_THREAD__)
+#define UNDER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define UNDER_TSAN 1
+#endif
+#endif
+#ifndef UNDER_TSAN
+#define UNDER_TSAN 0
+#endif
+
 static pthread_t st_spawn(void *(*fn)(void *), intptr_t arg)
 {
     pthread_t t;
@@ -47,7 +58,7 @@ static bool sh_ok(const unsigned char *v, uint64_t x)
     return y == x && v[SH_ESZ - 1] == (unsigned char)(x & 0xff);
 }
 
-/* A stream of 20 rings' worth through a capacity-1,000,000 channel of u64,
+/* Two million u64 (two laps) through a channel of capacity 1,000,000,
  * a few in flight at a time, found empty after each burst: the resident
  * ring never grows past what was written since the last empty (plus the
  * burst), nor does the process. */
@@ -69,9 +80,13 @@ static void test_mpsc_big_stream_resident(void **state)
         if (got % 65536 < 100) {
             size_t res = resident_in(rx.ch->ring, bound);
             most = res > most ? res : most;
-            /* the whole ring resident would be the bound (and more under a
-             * sanitizer, whose shadow follows what is touched) */
-            assert_true(rss_bytes() < r0 + bound);
+            /* the whole ring resident would be the bound. Not under TSan:
+             * its shadow of a ring's pages stays when the pages go back to
+             * the kernel, and over the stream every slot of both rings (the
+             * current one and the one kept in zmem's cache) is touched once;
+             * mincore above still counts the ring's own pages. */
+            if (!UNDER_TSAN)
+                assert_true(rss_bytes() < r0 + bound);
         }
     }
     /* the ring that is current never held more than the threshold's worth
