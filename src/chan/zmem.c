@@ -18,10 +18,7 @@
  * holds a few rings, each at most KEEP_MAX bytes of address space. */
 #include "zmem.h"
 
-#include <pthread.h>
-#include <stdbool.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -43,31 +40,6 @@ static struct {
     void *p;
     size_t len; /* 0: empty */
 } kept[KEEP_SLOTS];
-
-/* THP "always" (the only mode that gives a mapping huge pages unasked):
- * read once. Elsewhere the advice would be a wasted system call (~0.5 µs
- * here, a third of a mapping's cost). */
-static pthread_once_t thp_once = PTHREAD_ONCE_INIT;
-static bool thp_is_always; /* written once under thp_once */
-
-static void thp_probe(void)
-{
-    FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "re");
-    char buf[128] = {0};
-    if (f) {
-        if (!fgets(buf, sizeof buf, f))
-            buf[0] = 0;
-        fclose(f);
-    }
-    /* unreadable: advise anyway (the cost of a call, not of 2 MiB pages) */
-    thp_is_always = !f || strstr(buf, "[always]") != NULL;
-}
-
-static bool thp_always(void)
-{
-    pthread_once(&thp_once, thp_probe);
-    return thp_is_always;
-}
 
 static size_t page_round(size_t n)
 {
@@ -100,7 +72,7 @@ void *ursa__zmem_alloc(size_t n)
         return NULL;
     /* Resident memory should follow the messages: small pages. Advice
      * only (a kernel without THP says EINVAL): its result does not matter. */
-    if (len >= HUGE_MIN && thp_always())
+    if (len >= HUGE_MIN)
         (void)madvise(p, len, MADV_NOHUGEPAGE);
     return p;
 }
