@@ -29,6 +29,13 @@ static inline size_t ursa__ring_stride(size_t elem_size)
     return ((elem_size + 7) & ~(size_t)7) + URSA__RING_SEQ;
 }
 
+/* Slots written since a ring was fresh that make swapping it for a fresh
+ * one worth its cost when the channel runs empty (mpsc/shrink.c,
+ * mpmc/shrink.c): two system calls at most (a mapping on a cache miss,
+ * MADV_DONTNEED) and a page fault per 4 KiB written again, ~1 ns per
+ * 16-byte message at this size. */
+#define URSA__RING_SHRINK_MIN ((size_t)2 << 20)
+
 /* No mask: cap is not a power of two (a slot is found by a division). */
 #define URSA__RING_NO_MASK UINT64_MAX
 

@@ -120,3 +120,9 @@ void ursa__zmem_free(void *p, size_t n, size_t used)
     if (drop)
         (void)munmap(drop, drop_len); /* a whole mapping of ours: cannot fail */
 }
+
+void ursa__zmem_discard(void *p, size_t used)
+{
+    if (used && madvise(p, page_round(used), MADV_DONTNEED) != 0)
+        memset(p, 0, used); /* cannot happen on a private anonymous mapping of ours */
+}

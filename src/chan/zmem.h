@@ -19,4 +19,10 @@ void *ursa__zmem_alloc(size_t n);
  * more than n means all). */
 void ursa__zmem_free(void *p, size_t n, size_t used);
 
+/* Makes the first `used` bytes of a mapped block from ursa__zmem_alloc (n
+ * >= URSA__ZMEM_MAP_MIN) zero again and not resident (MADV_DONTNEED), in
+ * place: the block stays the caller's, and a reader racing with this sees
+ * the old bytes or zeros. */
+void ursa__zmem_discard(void *p, size_t used);
+
 #endif

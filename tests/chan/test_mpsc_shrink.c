@@ -42,7 +42,7 @@ static void st_join(pthread_t t)
 
 /* ---- mpsc gives a big ring back when it runs empty (shrink.c) ---- */
 
-#define SH_ESZ 1016 /* 1 KiB slots: URSA__MPSC_SHRINK_MIN is 2048 of them */
+#define SH_ESZ 1016 /* 1 KiB slots: URSA__RING_SHRINK_MIN is 2048 of them */
 #define SH_CAP 4096 /* a 4 MiB ring: big enough to shrink */
 
 static void sh_fill(unsigned char *v, uint64_t x)
@@ -91,7 +91,7 @@ static void test_mpsc_big_stream_resident(void **state)
     }
     /* the ring that is current never held more than the threshold's worth
      * (a page more: the last burst) */
-    assert_true(most <= URSA__MPSC_SHRINK_MIN + 2 * 4096);
+    assert_true(most <= URSA__RING_SHRINK_MIN + 2 * 4096);
     assert_true(got >= BIG || test_scale(100) < 100); /* past the first lap */
     assert_int_equal(ursa_mpsc_free_slots(rx.ch), BIG);
     assert_int_equal(ursa_mpsc_sender_drop(&tx), 0);
@@ -131,7 +131,7 @@ static void test_mpsc_shrink_one_thread(void **state)
             swaps += rx.ch->ring != ring;
             ring = rx.ch->ring;
             /* a swap leaves nothing written in the fresh ring */
-            assert_true(next - rx.ch->ring_from < URSA__MPSC_SHRINK_MIN / 1024 + 1);
+            assert_true(next - rx.ch->ring_from < URSA__RING_SHRINK_MIN / 1024 + 1);
         }
     }
     assert_true(swaps >= 5);

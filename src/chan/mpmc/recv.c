@@ -221,6 +221,8 @@ static long recv_common(ursa_mpmc_t *ch, void *buf, uint64_t max, ursa_time_t de
         long k = take(ch, buf, max);
         if (k != -EAGAIN)
             return k;
+        if (__builtin_expect(ch->shrink, 0))
+            ursa__mpmc_shrink(ch); /* found empty: maybe give a big ring back */
         int rc = deadline == URSA_NOW ? -EAGAIN : rx_wait(ch, deadline);
         if (rc && !claimed_behind(ch))
             return rc;

@@ -227,9 +227,9 @@ bool ursa__mpsc_all_written(ursa_mpsc_t *ch, ursa__mpsc_blk_t *b);
 void ursa__mpsc_reclaim(ursa_mpsc_t *ch, uint64_t head);
 
 /* shrink.c: the receiver found the queue empty: swaps in a fresh ring if
- * the current one has URSA__MPSC_SHRINK_MIN bytes written and every permit
- * can be taken now. Bounded channels whose ring is bigger than that. */
-#define URSA__MPSC_SHRINK_MIN ((size_t)2 << 20)
+ * the current one has URSA__RING_SHRINK_MIN bytes written (ring.h) and
+ * every permit can be taken now. Bounded channels whose ring is bigger
+ * than that. */
 void ursa__mpsc_shrink(ursa_mpsc_t *ch);
 
 /* lazy.c: whether lazy permit return (and so the send bias) is on. */

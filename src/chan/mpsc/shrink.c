@@ -64,7 +64,7 @@ void ursa__mpsc_shrink(ursa_mpsc_t *ch)
 {
     /* relaxed: a hint; decided below with every permit in hand. */
     uint64_t tail = atomic_load_explicit(&ch->tail, memory_order_relaxed);
-    if (written(ch, tail) < URSA__MPSC_SHRINK_MIN)
+    if (written(ch, tail) < URSA__RING_SHRINK_MIN)
         return;
     /* The owner's credit counts only if the bias is ours; then its fast
      * path is kept out as the owner's own send does (busy, then the
