@@ -54,6 +54,7 @@ void ursa__mpmc_shrink(ursa_mpmc_t *ch)
         /* release: its zeroed contents reach whoever takes it. */
         atomic_store_explicit(&ch->spare, s, memory_order_release);
     }
+    ursa__chan_swap_begin(&ch->chan); /* a try meanwhile waits for the permits */
     uint64_t got = ursa__sema_take_upto(&ch->chan.sema, ch->cap);
     /* acquire: the spare's zeroed contents (release stores above and at
      * the end); NULL while a swap is between taking it and putting the old
@@ -63,6 +64,7 @@ void ursa__mpmc_shrink(ursa_mpmc_t *ch)
     if (!fresh) {
         if (got)
             ursa__sema_release(&ch->chan.sema, got);
+        ursa__chan_swap_end(&ch->chan);
         return;
     }
     /* Every permit is ours. relaxed: the permits' acquire ordered every
@@ -76,6 +78,7 @@ void ursa__mpmc_shrink(ursa_mpmc_t *ch)
      * pointer (acquire); a sender also gets it through its permit. */
     atomic_store_explicit(&ch->ring, fresh, memory_order_release);
     ursa__sema_release(&ch->chan.sema, got);
+    ursa__chan_swap_end(&ch->chan);
     /* The old ring's written part back to the kernel (a receiver reading
      * it meanwhile sees zeros or consumed positions: harmless), then it is
      * the spare. */

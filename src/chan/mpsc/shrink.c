@@ -21,7 +21,8 @@
  * Releasing the permits publishes the new ring and ring_from to
  * the next sender (the semaphore's acquire). While the permits are held (a
  * few atomic operations, no system call: the old ring is freed after) a
- * sender's try may find none, as it may while a full channel drains. */
+ * sender's try that finds none waits the swap out (ursa__chan_swap_begin):
+ * a channel that is not full never fails a try. */
 #include "../zmem.h"
 #include "mpsc.h"
 #include "send_bias.h"
@@ -92,7 +93,9 @@ void ursa__mpsc_shrink(ursa_mpsc_t *ch)
     if (!fresh)
         goto out;
     uint64_t took;
+    ursa__chan_swap_begin(&ch->chan); /* a try meanwhile waits for the permits */
     if (!take_all(ch, credit, &took)) {
+        ursa__chan_swap_end(&ch->chan);
         ursa__zmem_free(fresh, ch->cap * ch->stride, 0);
         goto out;
     }
@@ -108,6 +111,7 @@ void ursa__mpsc_shrink(ursa_mpsc_t *ch)
      * permit next. */
     if (took)
         ursa__sema_release(&ch->chan.sema, took);
+    ursa__chan_swap_end(&ch->chan);
     if (busy)
         /* release: our writes reach a revoker that sees 0. */
         atomic_store_explicit(&ch->sbias_busy, 0, memory_order_release);
