@@ -469,36 +469,14 @@ static void test_plain_thread(void **state)
     assert_true(pgt_closed(a, b, NULL));
 }
 
-static ursa_event_t rt_started, rt_stop;
-
-static void *rt_root(void *arg)
-{
-    (void)arg;
-    (void)ursa_event_set(&rt_started);
-    return ursa_event_wait(&rt_stop, URSA_NEVER) == 0 ? NULL : (void *)"stop wait failed";
-}
-
-static void *rt_thread(void *arg)
-{
-    void *res = (void *)"block_on failed";
-    return ursa_rt_block_on(arg, rt_root, NULL, &res) == 0 ? res : (void *)"block_on failed";
-}
-
 /* A plain thread's store with cfg.rt: the agent runs on that runtime and
  * auto-renews for the thread. */
 static void test_plain_thread_with_agent(void **state)
 {
     (void)state;
-    ursa_rt_t *rt;
-    assert_int_equal(ursa_rt_new(&rt, &(ursa_rt_config_t){.workers = 1}), 0);
-    assert_int_equal(ursa_event_init(&rt_stop, URSA_EVENT_MANUAL, false), 0);
-    assert_int_equal(ursa_event_init(&rt_started, URSA_EVENT_MANUAL, false), 0);
-    pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, rt_thread, rt), 0);
-    /* Spawning onto worker 0 while its first block_on starts races in the
-     * core (w->evfd): let it start first. */
-    assert_int_equal(ursa_event_wait(&rt_started, URSA_NEVER), 0);
-    ursa_lease_store_t *a = pgt_store_cfg((ursa_lease_config_t){.rt = rt});
+    pgt_bg_rt_t bg;
+    assert_true(pgt_bg_start(&bg));
+    ursa_lease_store_t *a = pgt_store_cfg((ursa_lease_config_t){.rt = bg.rt});
     ursa_lease_store_t *b = pgt_store(NULL);
     assert_true(a && b);
     ursa_lease_t la = {0}, lb = {0};
@@ -514,13 +492,7 @@ static void test_plain_thread_with_agent(void **state)
     }
     assert_int_equal(ursa_lease_release(&la), 0);
     assert_true(pgt_closed(a, b, NULL));
-    assert_int_equal(ursa_event_set(&rt_stop), 1);
-    void *res = (void *)"?";
-    pthread_join(th, &res);
-    assert_null(res);
-    ursa_rt_free(rt);
-    assert_int_equal(ursa_event_destroy(&rt_stop), 0);
-    assert_int_equal(ursa_event_destroy(&rt_started), 0);
+    assert_true(pgt_bg_stop(&bg));
 }
 
 /* ---- 100 contenders on one name ---- */
