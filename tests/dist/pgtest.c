@@ -12,6 +12,9 @@
 #include <libpq-fe.h>
 #include <unistd.h>
 
+#include "support.h"
+#include "task_checks.h"
+
 static char cluster_dir[256];
 static char conninfo[512];
 
@@ -246,4 +249,28 @@ bool pgt_bg_stop(pgt_bg_rt_t *b)
     ok &= ursa_event_destroy(&b->stop) == 0;
     ok &= ursa_event_destroy(&b->started) == 0;
     return ok;
+}
+
+const char *pgt_still_held(ursa_lease_t *l, ursa_lease_store_t *s, const char *name,
+                           ursa_time_t ttl)
+{
+    ursa_lease_t other = {0};
+    CHECK(ursa_lease_remaining(l) > 0);
+    CHECK_EQ(ursa_lease_acquire(s, name, ttl, &other, URSA_NOW), -EAGAIN);
+    return NULL;
+}
+
+const char *pgt_lost(ursa_lease_t *l)
+{
+    CHECK_EQ(ursa_event_wait(ursa_lease_lost_event(l), ursa_deadline_in(URSA_SEC(20))), 0);
+    CHECK_EQ(ursa_lease_remaining(l), 0);
+    return NULL;
+}
+
+const char *pgt_taken_over(ursa_lease_store_t *s, const char *name, ursa_time_t ttl,
+                           ursa_lease_t *l, int64_t fence)
+{
+    CHECK_EQ(ursa_lease_acquire(s, name, ttl, l, ursa_deadline_in(URSA_SEC(20))), 0);
+    CHECK_EQ(ursa_lease_fence(l), fence + 1);
+    return NULL;
 }

@@ -86,4 +86,17 @@ typedef struct pgt_bg_rt {
 bool pgt_bg_start(pgt_bg_rt_t *b);
 bool pgt_bg_stop(pgt_bg_rt_t *b);
 
+/* Checks on a lease `name` that store-holder and contender fight over;
+ * each returns NULL or a failure message (for CHECK_OK, or assert_null on
+ * a plain thread). */
+/* l is held (time left) and a contender's try through s fails -EAGAIN. */
+const char *pgt_still_held(ursa_lease_t *l, ursa_lease_store_t *s, const char *name,
+                           ursa_time_t ttl);
+/* l's lost event fires (within 20 s) and l has no time left. */
+const char *pgt_lost(ursa_lease_t *l);
+/* A contender through s gets `name` within 20 s into l, with the fence
+ * after the lost holder's `fence`. */
+const char *pgt_taken_over(ursa_lease_store_t *s, const char *name, ursa_time_t ttl,
+                           ursa_lease_t *l, int64_t fence);
+
 #endif
