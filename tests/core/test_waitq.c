@@ -68,6 +68,21 @@ static uint32_t state_of(const ursa__waiter_t *w)
 
 /* ---- links ---- */
 
+/* q links w alone: head and tail. */
+static void assert_only_queued(const ursa__waitq_t *q, ursa__waiter_t *w)
+{
+    assert_ptr_equal(q->head, w);
+    assert_ptr_equal(q->tail, w);
+}
+
+/* q links nothing and counts nothing. */
+static void assert_queue_empty(ursa__waitq_t *q)
+{
+    assert_null(q->head);
+    assert_null(q->tail);
+    assert_int_equal(ursa__waitq_queued(q), 0);
+}
+
 static void test_waitq_push_pop_and_remove_keep_fifo_links(void **state)
 {
     (void)state;
@@ -82,12 +97,9 @@ static void test_waitq_push_pop_and_remove_keep_fifo_links(void **state)
     assert_ptr_equal(q.head->next, &n[3]);
     assert_ptr_equal(q.tail, &n[3]);
     ursa__waitq_remove(&q, &n[3]); /* tail */
-    assert_ptr_equal(q.head, &n[1]);
-    assert_ptr_equal(q.tail, &n[1]);
+    assert_only_queued(&q, &n[1]);
     ursa__waitq_remove(&q, &n[1]);
-    assert_null(q.head);
-    assert_null(q.tail);
-    assert_int_equal(ursa__waitq_queued(&q), 0);
+    assert_queue_empty(&q);
 }
 
 /* A pop leaves the new head's prev stale; every other prev stays right, so
@@ -101,13 +113,10 @@ static void test_waitq_remove_after_a_pop_unlinks_the_new_head_and_its_successor
     plain_queue(&q, n, 3, &r);
     assert_ptr_equal(ursa__waitq_pop(&q), &n[0]);
     ursa__waitq_remove(&q, &n[2]); /* its prev is n[1], not the popped n[0] */
-    assert_ptr_equal(q.head, &n[1]);
-    assert_ptr_equal(q.tail, &n[1]);
+    assert_only_queued(&q, &n[1]);
     assert_null(n[1].next);
     ursa__waitq_remove(&q, &n[1]); /* the head, with a stale prev */
-    assert_null(q.head);
-    assert_null(q.tail);
-    assert_int_equal(ursa__waitq_queued(&q), 0);
+    assert_queue_empty(&q);
 }
 
 /* ---- wake-all ---- */
