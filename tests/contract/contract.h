@@ -28,6 +28,11 @@ enum {
     CONTRACT_TASK_CANCEL = 1 << 5, /* a cancelled task: -ECANCELED, nothing held */
     CONTRACT_RACE = 1 << 6,        /* cancel (or deadline) racing a grant loses nothing */
     CONTRACT_LEAK = 1 << 7,        /* a hold left at task/thread exit: reported, released */
+    /* The checks every wait owes, with a raw form / without one. */
+    CONTRACT_WAIT_CHECKS = CONTRACT_CONTEXTS | CONTRACT_RAW | CONTRACT_RAW_CANCEL | CONTRACT_NOW |
+                           CONTRACT_DEADLINE | CONTRACT_TASK_CANCEL | CONTRACT_RACE,
+    CONTRACT_WAIT_CHECKS_NO_RAW = CONTRACT_CONTEXTS | CONTRACT_NOW | CONTRACT_DEADLINE |
+                                  CONTRACT_TASK_CANCEL | CONTRACT_RACE,
 };
 
 /* What a grant becomes once a waiter has it. */

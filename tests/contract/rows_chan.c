@@ -20,13 +20,6 @@ static const char *got_value(void *f, void *hold)
     return NULL;
 }
 
-#define RECV_CHECKS                                                                          \
-    (CONTRACT_CONTEXTS | CONTRACT_RAW | CONTRACT_RAW_CANCEL | CONTRACT_NOW |                \
-     CONTRACT_DEADLINE | CONTRACT_TASK_CANCEL | CONTRACT_RACE)
-#define SEND_CHECKS                                                                          \
-    (CONTRACT_CONTEXTS | CONTRACT_NOW | CONTRACT_DEADLINE | CONTRACT_TASK_CANCEL |          \
-     CONTRACT_RACE)
-
 /* ---- oneshot ---- */
 
 static void *oneshot_make(void)
@@ -94,7 +87,7 @@ static int oneshot_take(void *p)
 
 static const contract_row_t contract_oneshot_recv = {
     .name = "oneshot_recv",
-    .checks = RECV_CHECKS,
+    .checks = CONTRACT_WAIT_CHECKS,
     .kind = CONTRACT_CONSUMED,
     .one_waiter = true,
     .make = oneshot_make,
@@ -191,7 +184,7 @@ static int bc_take(void *p)
 
 static const contract_row_t contract_broadcast_recv = {
     .name = "broadcast_recv",
-    .checks = RECV_CHECKS,
+    .checks = CONTRACT_WAIT_CHECKS,
     .kind = CONTRACT_CONSUMED, /* per receiver */
     .one_waiter = true,
     .make = bc_make,
@@ -287,7 +280,7 @@ static int watch_take(void *p)
 
 static const contract_row_t contract_watch_changed = {
     .name = "watch_changed",
-    .checks = RECV_CHECKS,
+    .checks = CONTRACT_WAIT_CHECKS,
     .kind = CONTRACT_CONSUMED, /* a change is seen once, per receiver */
     .one_waiter = true,
     .make = watch_make,

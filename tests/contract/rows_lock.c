@@ -107,8 +107,7 @@ static int mutex_take(void *p)
 
 static const contract_row_t contract_mutex = {
     .name = "mutex",
-    .checks = CONTRACT_CONTEXTS | CONTRACT_RAW | CONTRACT_RAW_CANCEL | CONTRACT_NOW |
-              CONTRACT_DEADLINE | CONTRACT_TASK_CANCEL | CONTRACT_RACE | CONTRACT_LEAK,
+    .checks = CONTRACT_WAIT_CHECKS | CONTRACT_LEAK,
     .kind = CONTRACT_RETURNED,
     .exclusive = true,
     .hold_kind = "mutex guard",
@@ -207,8 +206,7 @@ static int sem_take(void *p)
 
 static const contract_row_t contract_semaphore = {
     .name = "semaphore",
-    .checks = CONTRACT_CONTEXTS | CONTRACT_RAW | CONTRACT_RAW_CANCEL | CONTRACT_NOW |
-              CONTRACT_DEADLINE | CONTRACT_TASK_CANCEL | CONTRACT_RACE | CONTRACT_LEAK,
+    .checks = CONTRACT_WAIT_CHECKS | CONTRACT_LEAK,
     .kind = CONTRACT_RETURNED,
     .exclusive = true,
     .hold_kind = "semaphore permit",

@@ -113,7 +113,7 @@ static int XC(recv_take)(void *p)
 
 static const contract_row_t XC_EXPAND(contract, XC(recv)) = {
     .name = XC_STR(CHAN) "_recv",
-    .checks = RECV_CHECKS,
+    .checks = CONTRACT_WAIT_CHECKS,
     .kind = CONTRACT_CONSUMED,
     .one_waiter = !MULTI_RX,
     .make = XC(rx_make),
@@ -143,7 +143,7 @@ static int XC(send_take)(void *p)
 
 static const contract_row_t XC_EXPAND(contract, XC(send)) = {
     .name = XC_STR(CHAN) "_send",
-    .checks = SEND_CHECKS,
+    .checks = CONTRACT_WAIT_CHECKS_NO_RAW,
     .kind = CONTRACT_CONSUMED, /* the freed slot */
     .make = XC(tx_make),
     .destroy = XC(destroy),
@@ -195,7 +195,7 @@ static int XC(reserve_take)(void *p)
 
 static const contract_row_t XC_EXPAND(contract, XC(reserve)) = {
     .name = XC_STR(CHAN) "_reserve",
-    .checks = RECV_CHECKS | CONTRACT_LEAK,
+    .checks = CONTRACT_WAIT_CHECKS | CONTRACT_LEAK,
     .kind = CONTRACT_RETURNED, /* a released permit gives its slot back */
     .exclusive = true,
     .hold_kind = XC_STR(CHAN) " send permit",

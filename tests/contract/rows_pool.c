@@ -134,8 +134,7 @@ static int pool_take(void *p)
 
 static const contract_row_t contract_pool = {
     .name = "pool",
-    .checks = CONTRACT_CONTEXTS | CONTRACT_NOW | CONTRACT_DEADLINE | CONTRACT_TASK_CANCEL |
-              CONTRACT_RACE,
+    .checks = CONTRACT_WAIT_CHECKS_NO_RAW,
     .kind = CONTRACT_RETURNED,
     .exclusive = true,
     .needs_task = true,

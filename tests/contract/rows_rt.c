@@ -107,8 +107,7 @@ static const char *join_destroy(void *p)
 
 static const contract_row_t contract_task_join = {
     .name = "task_join",
-    .checks = CONTRACT_CONTEXTS | CONTRACT_NOW | CONTRACT_DEADLINE | CONTRACT_TASK_CANCEL |
-              CONTRACT_RACE,
+    .checks = CONTRACT_WAIT_CHECKS_NO_RAW,
     .kind = CONTRACT_CONSUMED, /* the handle */
     .one_waiter = true,
     .needs_task = true,

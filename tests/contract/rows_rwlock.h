@@ -110,8 +110,7 @@ static int RW(take)(void *p)
 
 static const contract_row_t RW_EXPAND3(contract, rwlock, SIDE) = {
     .name = "rwlock_" RW_STR(SIDE),
-    .checks = CONTRACT_CONTEXTS | CONTRACT_RAW | CONTRACT_RAW_CANCEL | CONTRACT_NOW |
-              CONTRACT_DEADLINE | CONTRACT_TASK_CANCEL | CONTRACT_RACE | CONTRACT_LEAK,
+    .checks = CONTRACT_WAIT_CHECKS | CONTRACT_LEAK,
 #if WRITE_SIDE
     .kind = CONTRACT_RETURNED,
     .exclusive = true,

@@ -70,8 +70,7 @@ static int notify_take(void *p)
 
 static const contract_row_t contract_notify = {
     .name = "notify",
-    .checks = CONTRACT_CONTEXTS | CONTRACT_RAW | CONTRACT_RAW_CANCEL | CONTRACT_NOW |
-              CONTRACT_DEADLINE | CONTRACT_TASK_CANCEL | CONTRACT_RACE,
+    .checks = CONTRACT_WAIT_CHECKS,
     .kind = CONTRACT_CONSUMED,
     .make = notify_make,
     .destroy = notify_destroy,
@@ -159,8 +158,7 @@ static int event_take(void *p)
 #define EVENT_ROW(row, name_, kind_, make_)                                                  \
     static const contract_row_t row = {                                                      \
         .name = name_,                                                                       \
-        .checks = CONTRACT_CONTEXTS | CONTRACT_RAW | CONTRACT_RAW_CANCEL | CONTRACT_NOW |   \
-                  CONTRACT_DEADLINE | CONTRACT_TASK_CANCEL | CONTRACT_RACE,                 \
+        .checks = CONTRACT_WAIT_CHECKS,                                                      \
         .kind = kind_,                                                                       \
         .make = make_,                                                                       \
         .destroy = event_destroy,                                                            \
@@ -342,8 +340,7 @@ static int once_take(void *p)
 
 static const contract_row_t contract_once = {
     .name = "once",
-    .checks = CONTRACT_CONTEXTS | CONTRACT_RAW | CONTRACT_RAW_CANCEL | CONTRACT_NOW |
-              CONTRACT_DEADLINE | CONTRACT_TASK_CANCEL | CONTRACT_RACE,
+    .checks = CONTRACT_WAIT_CHECKS,
     .kind = CONTRACT_SHARED,
     .make = once_make,
     .destroy = once_destroy,

@@ -68,6 +68,21 @@ static uint32_t state_of(const ursa__waiter_t *w)
 
 /* ---- links ---- */
 
+/* q links w alone: head and tail. */
+static void assert_only_queued(const ursa__waitq_t *q, ursa__waiter_t *w)
+{
+    assert_ptr_equal(q->head, w);
+    assert_ptr_equal(q->tail, w);
+}
+
+/* q links nothing and counts nothing. */
+static void assert_queue_empty(ursa__waitq_t *q)
+{
+    assert_null(q->head);
+    assert_null(q->tail);
+    assert_int_equal(ursa__waitq_queued(q), 0);
+}
+
 static void test_waitq_push_pop_and_remove_keep_fifo_links(void **state)
 {
     (void)state;
@@ -82,12 +97,9 @@ static void test_waitq_push_pop_and_remove_keep_fifo_links(void **state)
     assert_ptr_equal(q.head->next, &n[3]);
     assert_ptr_equal(q.tail, &n[3]);
     ursa__waitq_remove(&q, &n[3]); /* tail */
-    assert_ptr_equal(q.head, &n[1]);
-    assert_ptr_equal(q.tail, &n[1]);
+    assert_only_queued(&q, &n[1]);
     ursa__waitq_remove(&q, &n[1]);
-    assert_null(q.head);
-    assert_null(q.tail);
-    assert_int_equal(ursa__waitq_queued(&q), 0);
+    assert_queue_empty(&q);
 }
 
 /* A pop leaves the new head's prev stale; every other prev stays right, so
@@ -101,13 +113,10 @@ static void test_waitq_remove_after_a_pop_unlinks_the_new_head_and_its_successor
     plain_queue(&q, n, 3, &r);
     assert_ptr_equal(ursa__waitq_pop(&q), &n[0]);
     ursa__waitq_remove(&q, &n[2]); /* its prev is n[1], not the popped n[0] */
-    assert_ptr_equal(q.head, &n[1]);
-    assert_ptr_equal(q.tail, &n[1]);
+    assert_only_queued(&q, &n[1]);
     assert_null(n[1].next);
     ursa__waitq_remove(&q, &n[1]); /* the head, with a stale prev */
-    assert_null(q.head);
-    assert_null(q.tail);
-    assert_int_equal(ursa__waitq_queued(&q), 0);
+    assert_queue_empty(&q);
 }
 
 /* ---- wake-all ---- */
@@ -249,53 +258,65 @@ static void plain_sema(ursa__sema_t *sema, ursa__waiter_t *w, rec_t *r, uint32_t
     assert_int_equal(ursa__sema_start(sema, w, n), -EINPROGRESS);
 }
 
+/* Two semaphores without permits and a select with a case on each: case
+ * c[i] waits for one permit of s[i]. */
+typedef struct two_cases {
+    ursa__sema_t s[2];
+    sel_t sel;
+    ursa__waiter_t c[2];
+} two_cases_t;
+
+static void two_cases_start(two_cases_t *t)
+{
+    for (int i = 0; i < 2; i++)
+        ursa__sema_init(&t->s[i], 0);
+    sel_init(&t->sel);
+    for (int i = 0; i < 2; i++)
+        sel_case(&t->sel, &t->s[i], &t->c[i]);
+}
+
 /* Two cases on two semaphores, a plain waiter behind each: the first
  * release wins; the second finds the claim lost, drops its case and hands
  * the permit to the plain waiter behind. The select is woken once. */
 static void test_claim_first_grant_wins_and_the_next_goes_to_the_waiter_behind(void **state)
 {
     (void)state;
-    ursa__sema_t s1, s2;
-    ursa__sema_init(&s1, 0);
-    ursa__sema_init(&s2, 0);
-    sel_t sel;
-    sel_init(&sel);
-    ursa__waiter_t c1, c2, p1, p2;
+    two_cases_t t;
+    two_cases_start(&t);
+    ursa__waiter_t p1, p2;
     rec_t r1 = {0}, r2 = {0};
-    sel_case(&sel, &s1, &c1);
-    sel_case(&sel, &s2, &c2);
-    plain_sema(&s1, &p1, &r1, 1);
-    plain_sema(&s2, &p2, &r2, 1);
+    plain_sema(&t.s[0], &p1, &r1, 1);
+    plain_sema(&t.s[1], &p2, &r2, 1);
 
-    ursa__sema_release(&s2, 1);
-    assert_ptr_equal(ursa__claim_winner(&sel.claim), &c2);
-    assert_int_equal(state_of(&c2), URSA__W_GRANTED);
-    assert_int_equal(atomic_load(&sel.r.calls), 1);
+    ursa__sema_release(&t.s[1], 1);
+    assert_ptr_equal(ursa__claim_winner(&t.sel.claim), &t.c[1]);
+    assert_int_equal(state_of(&t.c[1]), URSA__W_GRANTED);
+    assert_int_equal(atomic_load(&t.sel.r.calls), 1);
     assert_int_equal(state_of(&p2), URSA__W_QUEUED);
 
-    ursa__sema_release(&s1, 1);
-    assert_int_equal(state_of(&c1), URSA__W_CANCELLED); /* dropped, never granted */
-    assert_true(ursa__wait_is_done(&c1));
-    assert_int_equal(state_of(&p1), URSA__W_GRANTED);   /* the permit went on */
+    ursa__sema_release(&t.s[0], 1);
+    assert_int_equal(state_of(&t.c[0]), URSA__W_CANCELLED); /* dropped, never granted */
+    assert_true(ursa__wait_is_done(&t.c[0]));
+    assert_int_equal(state_of(&p1), URSA__W_GRANTED); /* the permit went on */
     assert_int_equal(atomic_load(&r1.calls), 1);
-    assert_int_equal(atomic_load(&sel.r.calls), 1);     /* no second wake */
+    assert_int_equal(atomic_load(&t.sel.r.calls), 1); /* no second wake */
 
     /* The select withdraws its cases: the loser is withdrawn, the winner
      * decided; closing the claim fails (it has a winner). */
-    assert_false(ursa__claim_close(&sel.claim));
-    assert_true(ursa__sema_cancel(&c1));
-    assert_false(ursa__sema_cancel(&c2));
-    assert_int_equal(state_of(&c2), URSA__W_GRANTED);
+    assert_false(ursa__claim_close(&t.sel.claim));
+    assert_true(ursa__sema_cancel(&t.c[0]));
+    assert_false(ursa__sema_cancel(&t.c[1]));
+    assert_int_equal(state_of(&t.c[1]), URSA__W_GRANTED);
 
     /* Everyone gives back: both semaphores whole, nobody queued. */
-    ursa__sema_release(&s2, 1); /* c2's */
+    ursa__sema_release(&t.s[1], 1); /* c[1]'s */
     assert_int_equal(state_of(&p2), URSA__W_GRANTED);
-    ursa__sema_release(&s1, 1);
-    ursa__sema_release(&s2, 1);
-    assert_int_equal(ursa__sema_available(&s1), 1);
-    assert_int_equal(ursa__sema_available(&s2), 1);
-    assert_false(ursa__sema_has_waiters(&s1));
-    assert_false(ursa__sema_has_waiters(&s2));
+    ursa__sema_release(&t.s[0], 1);
+    ursa__sema_release(&t.s[1], 1);
+    assert_int_equal(ursa__sema_available(&t.s[0]), 1);
+    assert_int_equal(ursa__sema_available(&t.s[1]), 1);
+    assert_false(ursa__sema_has_waiters(&t.s[0]));
+    assert_false(ursa__sema_has_waiters(&t.s[1]));
 }
 
 /* A select that gave up (claim closed) is never granted: a release drops
@@ -330,19 +351,13 @@ static void test_claim_closed_select_is_never_granted_and_its_part_moves_on(void
 static void test_claim_close_drops_a_select_that_won_elsewhere(void **state)
 {
     (void)state;
-    ursa__sema_t s1, s2;
-    ursa__sema_init(&s1, 0);
-    ursa__sema_init(&s2, 0);
-    sel_t sel;
-    sel_init(&sel);
-    ursa__waiter_t c1, c2;
-    sel_case(&sel, &s1, &c1);
-    sel_case(&sel, &s2, &c2);
-    ursa__sema_release(&s1, 1);
-    ursa__sema_close(&s2);
-    assert_int_equal(state_of(&c1), URSA__W_GRANTED);
-    assert_int_equal(state_of(&c2), URSA__W_CANCELLED);
-    assert_int_equal(atomic_load(&sel.r.calls), 1);
+    two_cases_t t;
+    two_cases_start(&t);
+    ursa__sema_release(&t.s[0], 1);
+    ursa__sema_close(&t.s[1]);
+    assert_int_equal(state_of(&t.c[0]), URSA__W_GRANTED);
+    assert_int_equal(state_of(&t.c[1]), URSA__W_CANCELLED);
+    assert_int_equal(atomic_load(&t.sel.r.calls), 1);
 }
 
 /* notify_one skips a case whose claim is lost and notifies the next

@@ -12,6 +12,9 @@
 #include <libpq-fe.h>
 #include <unistd.h>
 
+#include "support.h"
+#include "task_checks.h"
+
 static char cluster_dir[256];
 static char conninfo[512];
 
@@ -208,4 +211,66 @@ bool pgt_eventually(bool (*cond)(void *), void *arg, ursa_time_t limit)
         (void)ursa_sleep_for(URSA_MSEC(5));
     }
     return true;
+}
+
+static void *bg_root(void *arg)
+{
+    pgt_bg_rt_t *b = arg;
+    (void)ursa_event_set(&b->started);
+    return ursa_event_wait(&b->stop, URSA_NEVER) == 0 ? NULL : (void *)"stop wait failed";
+}
+
+static void *bg_thread(void *arg)
+{
+    pgt_bg_rt_t *b = arg;
+    void *res = (void *)"block_on failed";
+    return ursa_rt_block_on(b->rt, bg_root, b, &res) == 0 ? res : (void *)"block_on failed";
+}
+
+bool pgt_bg_start(pgt_bg_rt_t *b)
+{
+    if (ursa_rt_new(&b->rt, &(ursa_rt_config_t){.workers = 1}) != 0)
+        return false;
+    if (ursa_event_init(&b->stop, URSA_EVENT_MANUAL, false) != 0 ||
+        ursa_event_init(&b->started, URSA_EVENT_MANUAL, false) != 0)
+        return false;
+    if (pthread_create(&b->th, NULL, bg_thread, b) != 0)
+        return false;
+    return ursa_event_wait(&b->started, URSA_NEVER) == 0;
+}
+
+bool pgt_bg_stop(pgt_bg_rt_t *b)
+{
+    bool ok = ursa_event_set(&b->stop) == 1;
+    void *res = (void *)"?";
+    pthread_join(b->th, &res);
+    ursa_rt_free(b->rt);
+    ok &= res == NULL;
+    ok &= ursa_event_destroy(&b->stop) == 0;
+    ok &= ursa_event_destroy(&b->started) == 0;
+    return ok;
+}
+
+const char *pgt_still_held(ursa_lease_t *l, ursa_lease_store_t *s, const char *name,
+                           ursa_time_t ttl)
+{
+    ursa_lease_t other = {0};
+    CHECK(ursa_lease_remaining(l) > 0);
+    CHECK_EQ(ursa_lease_acquire(s, name, ttl, &other, URSA_NOW), -EAGAIN);
+    return NULL;
+}
+
+const char *pgt_lost(ursa_lease_t *l)
+{
+    CHECK_EQ(ursa_event_wait(ursa_lease_lost_event(l), ursa_deadline_in(URSA_SEC(20))), 0);
+    CHECK_EQ(ursa_lease_remaining(l), 0);
+    return NULL;
+}
+
+const char *pgt_taken_over(ursa_lease_store_t *s, const char *name, ursa_time_t ttl,
+                           ursa_lease_t *l, int64_t fence)
+{
+    CHECK_EQ(ursa_lease_acquire(s, name, ttl, l, ursa_deadline_in(URSA_SEC(20))), 0);
+    CHECK_EQ(ursa_lease_fence(l), fence + 1);
+    return NULL;
 }

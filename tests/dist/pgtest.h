@@ -5,6 +5,7 @@
 #ifndef URSA_TEST_PGTEST_H
 #define URSA_TEST_PGTEST_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <ursa.h>
 #include <ursa/lease.h>
@@ -71,5 +72,31 @@ bool pgt_closed(ursa_lease_store_t *s, ...);
  * holds; returns whether it did. Not a timing assertion: limit is far
  * beyond what the condition needs. */
 bool pgt_eventually(bool (*cond)(void *), void *arg, ursa_time_t limit);
+
+/* A 1-worker runtime whose root task waits in a thread of its own, for the
+ * agents of stores a plain thread opens (cfg.rt). pgt_bg_start returns once
+ * the root task runs (spawning onto worker 0 while its first block_on
+ * starts races in the core); pgt_bg_stop ends the root, joins the thread and
+ * frees the runtime. Each returns whether all went well. */
+typedef struct pgt_bg_rt {
+    ursa_rt_t *rt;
+    pthread_t th;
+    ursa_event_t started, stop;
+} pgt_bg_rt_t;
+bool pgt_bg_start(pgt_bg_rt_t *b);
+bool pgt_bg_stop(pgt_bg_rt_t *b);
+
+/* Checks on a lease `name` that store-holder and contender fight over;
+ * each returns NULL or a failure message (for CHECK_OK, or assert_null on
+ * a plain thread). */
+/* l is held (time left) and a contender's try through s fails -EAGAIN. */
+const char *pgt_still_held(ursa_lease_t *l, ursa_lease_store_t *s, const char *name,
+                           ursa_time_t ttl);
+/* l's lost event fires (within 20 s) and l has no time left. */
+const char *pgt_lost(ursa_lease_t *l);
+/* A contender through s gets `name` within 20 s into l, with the fence
+ * after the lost holder's `fence`. */
+const char *pgt_taken_over(ursa_lease_store_t *s, const char *name, ursa_time_t ttl,
+                           ursa_lease_t *l, int64_t fence);
 
 #endif

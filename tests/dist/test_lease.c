@@ -213,13 +213,10 @@ static void *expiry_body(void *arg)
     CHECK_EQ(ursa_lease_acquire(a, "expiry", ttl, &la, URSA_NOW), 0);
     int64_t f = ursa_lease_fence(&la);
     /* The agent sets the lost event at the local deadline. */
-    ursa_event_t *lost = ursa_lease_lost_event(&la);
-    CHECK_EQ(ursa_event_wait(lost, ursa_deadline_in(URSA_SEC(20))), 0);
-    CHECK_EQ(ursa_lease_remaining(&la), 0);
+    CHECK_OK(pgt_lost(&la));
     /* The server's clock frees it (soon after: the local deadline comes
      * first by the drift margin); b waits for that. */
-    CHECK_EQ(ursa_lease_acquire(b, "expiry", TTL_LONG, &lb, ursa_deadline_in(URSA_SEC(20))), 0);
-    CHECK_EQ(ursa_lease_fence(&lb), f + 1);
+    CHECK_OK(pgt_taken_over(b, "expiry", TTL_LONG, &lb, f));
     CHECK_EQ(ursa_lease_renew(&la, URSA_NOW), -ENOLCK);
     CHECK_EQ(ursa_lease_guarded_exec(&la, "SELECT 1", 0, NULL, NULL, URSA_NOW), -ENOLCK);
     /* Releasing the lost lease leaves the new owner's row alone. */
@@ -261,15 +258,14 @@ static void *renew_body(void *arg)
     (void)arg;
     ursa_lease_store_t *a = pgt_store(NULL), *b = pgt_store(NULL);
     CHECK(a && b);
-    ursa_lease_t la = {0}, lb = {0};
+    ursa_lease_t la = {0};
     ursa_time_t ttl = PGT_TTL(2000);
     CHECK_EQ(ursa_lease_acquire(a, "renew", ttl, &la, URSA_NOW), 0);
     int64_t f = ursa_lease_fence(&la);
     for (int i = 0; i < 5; i++) {
         CHECK_EQ(ursa_sleep_for(ttl / 4), 0);
         CHECK_EQ(ursa_lease_renew(&la, ursa_deadline_in(ttl / 2)), 0);
-        CHECK(ursa_lease_remaining(&la) > 0);
-        CHECK_EQ(ursa_lease_acquire(b, "renew", ttl, &lb, URSA_NOW), -EAGAIN);
+        CHECK_OK(pgt_still_held(&la, b, "renew", ttl));
     }
     CHECK_EQ(ursa_lease_fence(&la), f);
     CHECK(!ursa_event_is_set(ursa_lease_lost_event(&la)));
@@ -295,8 +291,7 @@ static void *auto_renew_body(void *arg)
     ursa_time_t end = ursa_now() + 10 * ttl;
     while (ursa_now() < end) {
         CHECK_EQ(ursa_sleep_for(ttl / 2), 0);
-        CHECK(ursa_lease_remaining(&la) > 0);
-        CHECK_EQ(ursa_lease_acquire(b, "auto", ttl, &lb, URSA_NOW), -EAGAIN);
+        CHECK_OK(pgt_still_held(&la, b, "auto", ttl));
     }
     CHECK_EQ(ursa_lease_fence(&la), f);
     CHECK(!ursa_event_is_set(ursa_lease_lost_event(&la)));
@@ -321,10 +316,8 @@ static void *max_hold_body(void *arg)
     CHECK_EQ(ursa_lease_acquire_opts(a, "capped", ttl, &capped, &la, URSA_NOW), 0);
     int64_t f = ursa_lease_fence(&la);
     /* Renewals stop at the cap; the lease runs out and is lost. */
-    CHECK_EQ(ursa_event_wait(ursa_lease_lost_event(&la), ursa_deadline_in(URSA_SEC(20))), 0);
-    CHECK_EQ(ursa_lease_remaining(&la), 0);
-    CHECK_EQ(ursa_lease_acquire(b, "capped", ttl, &lb, ursa_deadline_in(URSA_SEC(20))), 0);
-    CHECK_EQ(ursa_lease_fence(&lb), f + 1);
+    CHECK_OK(pgt_lost(&la));
+    CHECK_OK(pgt_taken_over(b, "capped", ttl, &lb, f));
     CHECK_EQ(ursa_lease_release(&lb), 0);
     CHECK_EQ(ursa_lease_release(&la), -ENOLCK);
     CHECK(pgt_closed(a, b, NULL));
@@ -469,39 +462,17 @@ static void test_plain_thread(void **state)
     assert_true(pgt_closed(a, b, NULL));
 }
 
-static ursa_event_t rt_started, rt_stop;
-
-static void *rt_root(void *arg)
-{
-    (void)arg;
-    (void)ursa_event_set(&rt_started);
-    return ursa_event_wait(&rt_stop, URSA_NEVER) == 0 ? NULL : (void *)"stop wait failed";
-}
-
-static void *rt_thread(void *arg)
-{
-    void *res = (void *)"block_on failed";
-    return ursa_rt_block_on(arg, rt_root, NULL, &res) == 0 ? res : (void *)"block_on failed";
-}
-
 /* A plain thread's store with cfg.rt: the agent runs on that runtime and
  * auto-renews for the thread. */
 static void test_plain_thread_with_agent(void **state)
 {
     (void)state;
-    ursa_rt_t *rt;
-    assert_int_equal(ursa_rt_new(&rt, &(ursa_rt_config_t){.workers = 1}), 0);
-    assert_int_equal(ursa_event_init(&rt_stop, URSA_EVENT_MANUAL, false), 0);
-    assert_int_equal(ursa_event_init(&rt_started, URSA_EVENT_MANUAL, false), 0);
-    pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, rt_thread, rt), 0);
-    /* Spawning onto worker 0 while its first block_on starts races in the
-     * core (w->evfd): let it start first. */
-    assert_int_equal(ursa_event_wait(&rt_started, URSA_NEVER), 0);
-    ursa_lease_store_t *a = pgt_store_cfg((ursa_lease_config_t){.rt = rt});
+    pgt_bg_rt_t bg;
+    assert_true(pgt_bg_start(&bg));
+    ursa_lease_store_t *a = pgt_store_cfg((ursa_lease_config_t){.rt = bg.rt});
     ursa_lease_store_t *b = pgt_store(NULL);
     assert_true(a && b);
-    ursa_lease_t la = {0}, lb = {0};
+    ursa_lease_t la = {0};
     ursa_time_t ttl = PGT_TTL(2000);
     assert_int_equal(ursa_lease_acquire_opts(a, "plain-auto", ttl,
                                              &(ursa_lease_opts_t){.auto_renew = true}, &la,
@@ -509,18 +480,11 @@ static void test_plain_thread_with_agent(void **state)
                      0);
     for (int i = 0; i < 3; i++) {
         assert_int_equal(ursa_sleep_for(ttl / 2), 0);
-        assert_true(ursa_lease_remaining(&la) > 0);
-        assert_int_equal(ursa_lease_acquire(b, "plain-auto", ttl, &lb, URSA_NOW), -EAGAIN);
+        assert_null(pgt_still_held(&la, b, "plain-auto", ttl));
     }
     assert_int_equal(ursa_lease_release(&la), 0);
     assert_true(pgt_closed(a, b, NULL));
-    assert_int_equal(ursa_event_set(&rt_stop), 1);
-    void *res = (void *)"?";
-    pthread_join(th, &res);
-    assert_null(res);
-    ursa_rt_free(rt);
-    assert_int_equal(ursa_event_destroy(&rt_stop), 0);
-    assert_int_equal(ursa_event_destroy(&rt_started), 0);
+    assert_true(pgt_bg_stop(&bg));
 }
 
 /* ---- 100 contenders on one name ---- */

@@ -39,6 +39,14 @@ static void *acquire_task(void *arg)
     return NULL;
 }
 
+/* Spawns an acquirer task t on store s, waiting for `name` without a
+ * deadline (c its record). */
+static int spawn_acquirer(ursa_task_t **t, acquirer_t *c, ursa_lease_store_t *s, const char *name)
+{
+    *c = (acquirer_t){s, name, TTL_LONG, URSA_NEVER, 1, 9};
+    return ursa_spawn(t, acquire_task, c, NULL);
+}
+
 /* Cancels the acquirer task t (c its record) and joins it: the acquire
  * must end -ECANCELED, holding nothing. NULL or a message. */
 static const char *cancel_acquirer(ursa_task_t *t, const acquirer_t *c)
@@ -63,18 +71,6 @@ static void *guarded_task(void *arg)
     return NULL;
 }
 
-/* Waits until the server shows `n` sessions matching `where`. */
-static bool server_shows(const char *where, int n)
-{
-    ursa_time_t end = mono_ns() + URSA_SEC(30);
-    while (mono_ns() < end) {
-        if (pgt_value("SELECT count(*) FROM pg_stat_activity WHERE %s", where) == n)
-            return true;
-        (void)ursa_sleep_for(URSA_MSEC(10));
-    }
-    return false;
-}
-
 /* Waits until the count query says 1. */
 static bool server_shows_row(const char *count_sql)
 {
@@ -85,6 +81,67 @@ static bool server_shows_row(const char *count_sql)
         (void)ursa_sleep_for(URSA_MSEC(10));
     }
     return false;
+}
+
+/* Waits until the server shows one session matching `where`. */
+static bool server_shows(const char *where)
+{
+    char sql[256];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM pg_stat_activity WHERE %s", where);
+    return server_shows_row(sql);
+}
+
+/* Waits until the server shows an acquire's request waiting on the row
+ * lock. */
+static bool server_shows_acquire_waiting(void)
+{
+    return server_shows("wait_event_type = 'Lock' AND query LIKE 'WITH prev%'");
+}
+
+/* Waits until the row of lease `name` has expired by the server's clock. */
+static bool server_shows_expired(const char *name)
+{
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM ursa_lease WHERE name = '%s' "
+             "AND expires_at <= clock_timestamp()",
+             name);
+    return server_shows_row(sql);
+}
+
+/* A holder's guarded statement stuck on advisory lock `key`, which
+ * another session holds: it keeps the holder's connection (and, once it
+ * has written, the lease row) busy until unblocked. */
+typedef struct blocked_write {
+    void *blocker;
+    char sql[64];
+    guarded_sleep_t g;
+    ursa_task_t *t;
+} blocked_write_t;
+
+/* Starts l's guarded statement on the blocked lock and waits until the
+ * server shows it waiting. NULL or a message. */
+static const char *start_blocked_write(blocked_write_t *b, ursa_lease_t *l, long key)
+{
+    b->blocker = pgt_block(key);
+    CHECK(b->blocker);
+    snprintf(b->sql, sizeof b->sql, "SELECT pg_advisory_xact_lock(%ld)", key);
+    b->g = (guarded_sleep_t){l, b->sql, 1};
+    CHECK_EQ(ursa_spawn(&b->t, guarded_task, &b->g, NULL), 0);
+    char where[128];
+    snprintf(where, sizeof where, "wait_event_type = 'Lock' AND query LIKE '%%xact_lock(%ld)'",
+             key);
+    CHECK(server_shows(where));
+    return NULL;
+}
+
+/* Lets the statement go; it must commit. NULL or a message. */
+static const char *finish_blocked_write(blocked_write_t *b)
+{
+    pgt_unblock(b->blocker);
+    CHECK_EQ(ursa_task_join(b->t, NULL, URSA_NEVER), 0);
+    CHECK_EQ(b->g.rc, 0);
+    return NULL;
 }
 
 /* A store whose statements may wait on a blocked lock for long. */
@@ -111,6 +168,32 @@ static int64_t row_fence(const char *name)
     return pgt_value("SELECT fence FROM ursa_lease WHERE name = '%s'", name);
 }
 
+/* A grant the caller gave up on was released by the store's agent: the
+ * row `name` of `table` comes free carrying `fence`, and the next grant,
+ * through d, carries fence + 1. NULL or a message. */
+static const char *given_up_grant_released(ursa_lease_store_t *d, const char *table,
+                                           const char *name, int64_t fence)
+{
+    row_wait_t w = {table, name, fence};
+    CHECK(pgt_eventually(row_free_with_fence, &w, URSA_SEC(30)));
+    ursa_lease_t l = {0};
+    CHECK_EQ(ursa_lease_acquire(d, name, TTL_LONG, &l, URSA_NOW), 0);
+    CHECK_EQ(ursa_lease_fence(&l), fence + 1);
+    CHECK_EQ(ursa_lease_release(&l), 0);
+    return NULL;
+}
+
+/* A fresh grant-and-release on `name` through store d; returns the fence
+ * the row carries afterwards. */
+static int64_t prime(ursa_lease_store_t *d, const char *name)
+{
+    ursa_lease_t l = {0};
+    if (ursa_lease_acquire(d, name, TTL_LONG, &l, in(URSA_SEC(20))) != 0)
+        return -1;
+    int64_t f = ursa_lease_fence(&l);
+    return ursa_lease_release(&l) == 0 ? f : -1;
+}
+
 /* ---- cancel (and timeout) of an acquire at every stage ---- */
 
 /* Stage 1: waiting for the store's connection, which another task's
@@ -122,19 +205,14 @@ static void *cancel_at_lock_body(void *arg)
     CHECK(a);
     ursa_lease_t lx = {0};
     CHECK_EQ(ursa_lease_acquire(a, "stage1-x", TTL_LONG, &lx, URSA_NOW), 0);
-    void *blocker = pgt_block(1001);
-    CHECK(blocker);
-    guarded_sleep_t g = {&lx, "SELECT pg_advisory_xact_lock(1001)", 1};
-    ursa_task_t *tx, *tc;
-    CHECK_EQ(ursa_spawn(&tx, guarded_task, &g, NULL), 0);
-    CHECK(server_shows("wait_event_type = 'Lock' AND query LIKE '%xact_lock(1001)'", 1));
-    acquirer_t c = {a, "stage1", TTL_LONG, URSA_NEVER, 1, 9};
-    CHECK_EQ(ursa_spawn(&tc, acquire_task, &c, NULL), 0);
+    blocked_write_t bw;
+    CHECK_OK(start_blocked_write(&bw, &lx, 1001));
+    ursa_task_t *tc;
+    acquirer_t c;
+    CHECK_EQ(spawn_acquirer(&tc, &c, a, "stage1"), 0);
     CHECK_EQ(ursa_sleep_for(URSA_MSEC(100)), 0);
     CHECK_OK(cancel_acquirer(tc, &c));
-    pgt_unblock(blocker);
-    CHECK_EQ(ursa_task_join(tx, NULL, URSA_NEVER), 0);
-    CHECK_EQ(g.rc, 0);
+    CHECK_OK(finish_blocked_write(&bw));
     CHECK_EQ(pgt_value("SELECT count(*) FROM ursa_lease WHERE name = 'stage1'"), 0);
     CHECK_EQ(ursa_lease_release(&lx), 0);
     CHECK_EQ(ursa_lease_store_close(a), 0);
@@ -161,20 +239,17 @@ static void *cancel_connecting_body(void *arg)
     CHECK(p && d);
     proxy_set(proxy, PROXY_BLACKHOLE, 0);
     proxy_cut_all(proxy);
-    acquirer_t c = {p, "stage2", TTL_LONG, URSA_NEVER, 1, 9};
     ursa_task_t *tc;
-    CHECK_EQ(ursa_spawn(&tc, acquire_task, &c, NULL), 0);
+    acquirer_t c;
+    CHECK_EQ(spawn_acquirer(&tc, &c, p, "stage2"), 0);
     /* Its first try finds the connection cut; its reconnect then waits
      * for a handshake answer that never comes. */
     CHECK_EQ(ursa_sleep_for(URSA_MSEC(300)), 0);
     CHECK_OK(cancel_acquirer(tc, &c));
     proxy_set(proxy, PROXY_PASS, 0);
     /* Nothing is held on the server, and the store recovers. */
-    ursa_lease_t l = {0};
-    CHECK_EQ(ursa_lease_acquire(d, "stage2", TTL_LONG, &l, in(URSA_SEC(20))), 0);
-    CHECK_EQ(ursa_lease_release(&l), 0);
-    CHECK_EQ(ursa_lease_acquire(p, "stage2", TTL_LONG, &l, in(URSA_SEC(20))), 0);
-    CHECK_EQ(ursa_lease_release(&l), 0);
+    CHECK(prime(d, "stage2") > 0);
+    CHECK(prime(p, "stage2") > 0);
     CHECK(pgt_closed(p, d, NULL));
     return NULL;
 }
@@ -193,30 +268,19 @@ static void *cancel_in_flight_body(void *arg)
     ursa_lease_t lh = {0};
     CHECK_EQ(ursa_lease_acquire(h, "stage3", PGT_TTL(3000), &lh, URSA_NOW), 0);
     int64_t f = ursa_lease_fence(&lh);
-    void *blocker = pgt_block(1003);
-    CHECK(blocker);
-    guarded_sleep_t g = {&lh, "SELECT pg_advisory_xact_lock(1003)", 1};
-    ursa_task_t *th, *tc;
-    CHECK_EQ(ursa_spawn(&th, guarded_task, &g, NULL), 0);
-    CHECK(server_shows("wait_event_type = 'Lock' AND query LIKE '%xact_lock(1003)'", 1));
-    acquirer_t c = {b, "stage3", TTL_LONG, URSA_NEVER, 1, 9};
-    CHECK_EQ(ursa_spawn(&tc, acquire_task, &c, NULL), 0);
-    CHECK(server_shows("wait_event_type = 'Lock' AND query LIKE 'WITH prev%'", 1));
+    blocked_write_t bw;
+    CHECK_OK(start_blocked_write(&bw, &lh, 1003));
+    ursa_task_t *tc;
+    acquirer_t c;
+    CHECK_EQ(spawn_acquirer(&tc, &c, b, "stage3"), 0);
+    CHECK(server_shows_acquire_waiting());
     CHECK_OK(cancel_acquirer(tc, &c));
     /* Let the holder's write commit once its lease has expired on the
      * server: the cancelled request is then granted. */
-    CHECK(server_shows_row("SELECT count(*) FROM ursa_lease WHERE name = 'stage3' "
-                           "AND expires_at <= clock_timestamp()"));
-    pgt_unblock(blocker);
-    CHECK_EQ(ursa_task_join(th, NULL, URSA_NEVER), 0);
-    CHECK_EQ(g.rc, 0); /* it committed before anyone else was granted */
+    CHECK(server_shows_expired("stage3"));
+    CHECK_OK(finish_blocked_write(&bw)); /* committed before anyone else was granted */
     /* The cancelled request was granted (fence f+1), then released. */
-    row_wait_t w = {"ursa_lease", "stage3", f + 1};
-    CHECK(pgt_eventually(row_free_with_fence, &w, URSA_SEC(30)));
-    ursa_lease_t l = {0};
-    CHECK_EQ(ursa_lease_acquire(d, "stage3", TTL_LONG, &l, URSA_NOW), 0);
-    CHECK_EQ(ursa_lease_fence(&l), f + 2);
-    CHECK_EQ(ursa_lease_release(&l), 0);
+    CHECK_OK(given_up_grant_released(d, "ursa_lease", "stage3", f + 1));
     CHECK_EQ(ursa_lease_release(&lh), -ENOLCK);
     CHECK(pgt_closed(h, b, d, NULL));
     return NULL;
@@ -233,9 +297,9 @@ static void *cancel_contending_body(void *arg)
     ursa_lease_t lh = {0};
     CHECK_EQ(ursa_lease_acquire(h, "stage4", TTL_LONG, &lh, URSA_NOW), 0);
     int64_t f = ursa_lease_fence(&lh);
-    acquirer_t c = {b, "stage4", TTL_LONG, URSA_NEVER, 1, 9};
     ursa_task_t *tc;
-    CHECK_EQ(ursa_spawn(&tc, acquire_task, &c, NULL), 0);
+    acquirer_t c;
+    CHECK_EQ(spawn_acquirer(&tc, &c, b, "stage4"), 0);
     CHECK_EQ(ursa_sleep_for(URSA_MSEC(500)), 0);
     CHECK_OK(cancel_acquirer(tc, &c));
     CHECK_EQ(ursa_lease_guarded_exec(&lh, "SELECT 1", 0, NULL, NULL, URSA_NOW), 0);
@@ -283,24 +347,17 @@ static void *timeout_in_flight_body(void *arg)
     ursa_lease_t lh = {0};
     CHECK_EQ(ursa_lease_acquire(h, "stage5", PGT_TTL(3000), &lh, URSA_NOW), 0);
     int64_t f = ursa_lease_fence(&lh);
-    void *blocker = pgt_block(1005);
-    CHECK(blocker);
-    guarded_sleep_t g = {&lh, "SELECT pg_advisory_xact_lock(1005)", 1};
-    ursa_task_t *th;
-    CHECK_EQ(ursa_spawn(&th, guarded_task, &g, NULL), 0);
-    CHECK(server_shows("wait_event_type = 'Lock' AND query LIKE '%xact_lock(1005)'", 1));
+    blocked_write_t bw;
+    CHECK_OK(start_blocked_write(&bw, &lh, 1005));
     plain_timeout_t p = {1, 1};
     pthread_t pt;
     CHECK_EQ(pthread_create(&pt, NULL, plain_acquirer, &p), 0);
-    CHECK(server_shows("wait_event_type = 'Lock' AND query LIKE 'WITH prev%'", 1));
+    CHECK(server_shows_acquire_waiting());
     /* Past its deadline (counted from before it sent the request) and past
      * the holder's server-side expiry: */
     CHECK_EQ(ursa_sleep_for(PLAIN_DEADLINE + URSA_MSEC(100)), 0);
-    CHECK(server_shows_row("SELECT count(*) FROM ursa_lease WHERE name = 'stage5' "
-                           "AND expires_at <= clock_timestamp()"));
-    pgt_unblock(blocker);
-    CHECK_EQ(ursa_task_join(th, NULL, URSA_NEVER), 0);
-    CHECK_EQ(g.rc, 0);
+    CHECK(server_shows_expired("stage5"));
+    CHECK_OK(finish_blocked_write(&bw));
     pthread_join(pt, NULL); /* blocks this worker: fine, nothing else runs here */
     /* The deadline passed while the request waited on the row lock; it was
      * granted afterwards and released before the call returned. */
@@ -316,42 +373,14 @@ PGT_TASK_TEST(test_timeout_in_flight_plain_thread, timeout_in_flight_body, NULL)
 
 /* ---- the server killed and restarted ---- */
 
-static ursa_event_t rt_stop;
-
-static void *rt_root(void *arg)
+/* A runtime in a thread of its own (pgt_bg_start) for the agents of two
+ * stores a and b, while the test drives the server from the main thread. */
+static void bg_stores(pgt_bg_rt_t *bg, ursa_lease_store_t **a, ursa_lease_store_t **b)
 {
-    (void)arg;
-    return ursa_event_wait(&rt_stop, URSA_NEVER) == 0 ? NULL : (void *)"stop wait failed";
-}
-
-static void *rt_thread(void *arg)
-{
-    void *res = (void *)"block_on failed";
-    return ursa_rt_block_on(arg, rt_root, NULL, &res) == 0 ? res : (void *)"block_on failed";
-}
-
-/* A runtime in a thread of its own, for the stores' agents, while the
- * test drives the server from the main thread. */
-typedef struct bg_rt {
-    ursa_rt_t *rt;
-    pthread_t th;
-} bg_rt_t;
-
-static void bg_start(bg_rt_t *b)
-{
-    assert_int_equal(ursa_rt_new(&b->rt, &(ursa_rt_config_t){.workers = 1}), 0);
-    assert_int_equal(ursa_event_init(&rt_stop, URSA_EVENT_MANUAL, false), 0);
-    assert_int_equal(pthread_create(&b->th, NULL, rt_thread, b->rt), 0);
-}
-
-static void bg_stop(bg_rt_t *b)
-{
-    assert_int_equal(ursa_event_set(&rt_stop), 1);
-    void *res = (void *)"?";
-    pthread_join(b->th, &res);
-    assert_null(res);
-    ursa_rt_free(b->rt);
-    assert_int_equal(ursa_event_destroy(&rt_stop), 0);
+    assert_true(pgt_bg_start(bg));
+    *a = pgt_store_cfg((ursa_lease_config_t){.rt = bg->rt});
+    *b = pgt_store_cfg((ursa_lease_config_t){.rt = bg->rt});
+    assert_true(*a && *b);
 }
 
 /* Back before the TTL ran out: the holder reconnects and keeps its lease;
@@ -359,11 +388,9 @@ static void bg_stop(bg_rt_t *b)
 static void test_server_restart_within_ttl(void **state)
 {
     (void)state;
-    bg_rt_t bg;
-    bg_start(&bg);
-    ursa_lease_store_t *a = pgt_store_cfg((ursa_lease_config_t){.rt = bg.rt});
-    ursa_lease_store_t *b = pgt_store_cfg((ursa_lease_config_t){.rt = bg.rt});
-    assert_true(a && b);
+    pgt_bg_rt_t bg;
+    ursa_lease_store_t *a, *b;
+    bg_stores(&bg, &a, &b);
     ursa_lease_t la = {0}, lb = {0};
     assert_int_equal(ursa_lease_acquire(a, "restart", URSA_SEC(30), &la, URSA_NOW), 0);
     int64_t f = ursa_lease_fence(&la);
@@ -384,7 +411,7 @@ static void test_server_restart_within_ttl(void **state)
     assert_true(ursa_lease_fence(&lb) > f);
     assert_int_equal(ursa_lease_release(&lb), 0);
     assert_true(pgt_closed(a, b, NULL));
-    bg_stop(&bg);
+    assert_true(pgt_bg_stop(&bg));
 }
 
 /* Down past the TTL: the auto-renewing holder's renewals fail, its lost
@@ -393,40 +420,25 @@ static void test_server_restart_within_ttl(void **state)
 static void test_server_down_past_ttl(void **state)
 {
     (void)state;
-    bg_rt_t bg;
-    bg_start(&bg);
-    ursa_lease_store_t *a = pgt_store_cfg((ursa_lease_config_t){.rt = bg.rt});
-    ursa_lease_store_t *b = pgt_store_cfg((ursa_lease_config_t){.rt = bg.rt});
-    assert_true(a && b);
+    pgt_bg_rt_t bg;
+    ursa_lease_store_t *a, *b;
+    bg_stores(&bg, &a, &b);
     ursa_lease_t la = {0}, lb = {0};
     ursa_lease_opts_t renew = {.auto_renew = true};
     assert_int_equal(ursa_lease_acquire_opts(a, "down", URSA_MSEC(500), &renew, &la, URSA_NOW), 0);
     int64_t f = ursa_lease_fence(&la);
     pgt_kill();
-    assert_int_equal(ursa_event_wait(ursa_lease_lost_event(&la), in(URSA_SEC(20))), 0);
-    assert_int_equal(ursa_lease_remaining(&la), 0);
+    assert_null(pgt_lost(&la));
     pgt_restart();
-    assert_int_equal(ursa_lease_acquire(b, "down", TTL_LONG, &lb, in(URSA_SEC(20))), 0);
-    assert_int_equal(ursa_lease_fence(&lb), f + 1);
+    assert_null(pgt_taken_over(b, "down", TTL_LONG, &lb, f));
     assert_int_equal(ursa_lease_renew(&la, in(URSA_SEC(20))), -ENOLCK);
     assert_int_equal(ursa_lease_release(&la), -ENOLCK);
     assert_int_equal(ursa_lease_release(&lb), 0);
     assert_true(pgt_closed(a, b, NULL));
-    bg_stop(&bg);
+    assert_true(pgt_bg_stop(&bg));
 }
 
 /* ---- the connection cut, replies lost or delayed ---- */
-
-/* A fresh grant-and-release on `name` through store d; returns the fence
- * the row carries afterwards. */
-static int64_t prime(ursa_lease_store_t *d, const char *name)
-{
-    ursa_lease_t l = {0};
-    if (ursa_lease_acquire(d, name, TTL_LONG, &l, in(URSA_SEC(20))) != 0)
-        return -1;
-    int64_t f = ursa_lease_fence(&l);
-    return ursa_lease_release(&l) == 0 ? f : -1;
-}
 
 /* Cut after the server applied the grant, before its reply arrived: the
  * acquire reconnects, retries with the same owner token, and recognises
@@ -471,11 +483,7 @@ static void *lost_reply_body(void *arg)
     CHECK_EQ(pgt_value("SELECT fence FROM lost_lease WHERE name = 'lost' AND owner <> ''"),
              f0 + 1); /* granted on the server */
     proxy_set(proxy, PROXY_PASS, 0);
-    row_wait_t w = {"lost_lease", "lost", f0 + 1};
-    CHECK(pgt_eventually(row_free_with_fence, &w, URSA_SEC(30)));
-    CHECK_EQ(ursa_lease_acquire(d, "lost", TTL_LONG, &l, URSA_NOW), 0);
-    CHECK_EQ(ursa_lease_fence(&l), f0 + 2);
-    CHECK_EQ(ursa_lease_release(&l), 0);
+    CHECK_OK(given_up_grant_released(d, "lost_lease", "lost", f0 + 1));
     CHECK(pgt_closed(p, d, NULL));
     return NULL;
 }

@@ -14,6 +14,7 @@
 #include "support.h"
 
 #include "rt_checks.h"
+#include "spawn_started.h"
 
 /* ================= pipes: deadline, URSA_NOW, data ================= */
 
@@ -56,11 +57,10 @@ static void *pipe_root(void *arg)
 
     /* A pending read gets what another task writes. */
     ursa_task_t *t = NULL;
-    if (ursa_spawn(&t, pending_reader, p, NULL))
-        return R(-1);
-    if (!yield_until(&p->reader_started))
-        return R(-2);
-    (void)ursa_sleep_for(URSA_MSEC(10)); /* the read is parked in the ring */
+    /* Settled: the read is parked in the ring. */
+    int rc = spawn_until_started(&t, pending_reader, p, &p->reader_started, URSA_MSEC(10));
+    if (rc)
+        return R(rc);
     p->writer_rc = ursa_write(p->fd[1], "ping", 4, -1, test_guard_deadline());
     if (ursa_task_join(t, NULL, test_guard_deadline()) != 0)
         return R(-3);

@@ -14,6 +14,24 @@
 
 /* ================= TCP on 127.0.0.1 ================= */
 
+/* A listening TCP socket on 127.0.0.1, port chosen by the kernel; *addr
+ * gets its address. */
+static int listen_loopback(struct sockaddr_in *addr)
+{
+    int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(ls >= 0);
+    int one = 1;
+    assert_int_equal(setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one), 0);
+    *addr = (struct sockaddr_in){.sin_family = AF_INET, .sin_port = 0};
+    addr->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(ls, (struct sockaddr *)addr, sizeof *addr), 0);
+    assert_int_equal(listen(ls, 8), 0);
+    socklen_t len = sizeof *addr;
+    assert_int_equal(getsockname(ls, (struct sockaddr *)addr, &len), 0);
+    assert_true(ntohs(addr->sin_port) != 0);
+    return ls;
+}
+
 typedef struct tcp_res {
     int ls;
     int client_worker; /* the last worker: another thread when there are 2 */
@@ -113,18 +131,7 @@ static void test_io_tcp_accept_connect_read_and_poll_on_loopback(void **state)
         memset(&r, 0, sizeof r);
         ursa_sem_init(&r.go, 0);
         r.client_worker = (int)workers - 1;
-        r.ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        assert_true(r.ls >= 0);
-        int one = 1;
-        assert_int_equal(setsockopt(r.ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one), 0);
-        r.addr.sin_family = AF_INET;
-        r.addr.sin_port = 0;
-        r.addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        assert_int_equal(bind(r.ls, (struct sockaddr *)&r.addr, sizeof r.addr), 0);
-        assert_int_equal(listen(r.ls, 8), 0);
-        socklen_t len = sizeof r.addr;
-        assert_int_equal(getsockname(r.ls, (struct sockaddr *)&r.addr, &len), 0);
-        assert_true(ntohs(r.addr.sin_port) != 0);
+        r.ls = listen_loopback(&r.addr);
 
         assert_null(test_run(workers, tcp_root, &r));
         close(r.ls);
@@ -223,14 +230,8 @@ static void *backlog_root(void *arg)
 static void test_io_accept_never_loses_a_backlogged_connection(void **state)
 {
     (void)state;
-    backlog_res_t b = {.ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)};
-    assert_true(b.ls >= 0);
-    b.addr.sin_family = AF_INET;
-    b.addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(b.ls, (struct sockaddr *)&b.addr, sizeof b.addr), 0);
-    assert_int_equal(listen(b.ls, 8), 0);
-    socklen_t len = sizeof b.addr;
-    assert_int_equal(getsockname(b.ls, (struct sockaddr *)&b.addr, &len), 0);
+    backlog_res_t b = {0};
+    b.ls = listen_loopback(&b.addr);
     assert_null(test_run(1, backlog_root, &b));
     close(b.ls);
     assert_int_equal(b.connect_fail, 0);

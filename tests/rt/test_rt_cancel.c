@@ -5,6 +5,7 @@
 #include "support.h"
 
 #include "rt_checks.h"
+#include "spawn_started.h"
 
 /* ================= cancel ================= */
 
@@ -28,12 +29,10 @@ static void *cancel_sleep_root(void *arg)
 {
     cancel_sleep_t *c = arg;
     ursa_task_t *t = NULL;
-    if (ursa_spawn(&t, long_sleeper, c, NULL))
-        return R(-1);
-    if (!yield_until(&c->started))
-        return R(-2);
-    (void)ursa_sleep_for(URSA_MSEC(5));
-    int rc = ursa_task_cancel(t);
+    int rc = spawn_until_started(&t, long_sleeper, c, &c->started, URSA_MSEC(5));
+    if (rc)
+        return R(rc);
+    rc = ursa_task_cancel(t);
     int rc2 = ursa_task_cancel(t);
     /* Only the cancel ends an hour's sleep within the join's hang guard. */
     if (ursa_task_join(t, NULL, test_guard_deadline()) != 0)
@@ -154,16 +153,12 @@ static void *cancel_mutex_root(void *arg)
     locker_arg_t a0 = {c, 0}, a1 = {c, 1};
     ursa_task_t *t0 = NULL, *t1 = NULL;
     /* t0 queues first, t1 behind it; t0 is cancelled. */
-    if (ursa_spawn(&t0, locker, &a0, NULL))
-        return R(-2);
-    if (!yield_until(&c->started[0]))
-        return R(-3);
-    (void)ursa_sleep_for(URSA_MSEC(2));
-    if (ursa_spawn(&t1, locker, &a1, NULL))
-        return R(-4);
-    if (!yield_until(&c->started[1]))
-        return R(-5);
-    (void)ursa_sleep_for(URSA_MSEC(2));
+    int rc = spawn_until_started(&t0, locker, &a0, &c->started[0], URSA_MSEC(2));
+    if (rc)
+        return R(rc - 1); /* -2, -3 */
+    rc = spawn_until_started(&t1, locker, &a1, &c->started[1], URSA_MSEC(2));
+    if (rc)
+        return R(rc - 3); /* -4, -5 */
     c->cancel_rc[0] = ursa_task_cancel(t0);
     c->cancel_rc[1] = ursa_task_cancel(t0); /* idempotent */
     if (ursa_task_join(t0, NULL, test_guard_deadline()) != 0)
@@ -227,11 +222,9 @@ static void *cancel_misc_root(void *arg)
 {
     cancel_misc_t *c = arg;
     ursa_task_t *t = NULL;
-    if (ursa_spawn(&t, finish_fast, c, NULL))
-        return R(-1);
-    if (!yield_until(&c->ran))
-        return R(-2);
-    (void)ursa_sleep_for(URSA_MSEC(1));
+    int rc = spawn_until_started(&t, finish_fast, c, &c->ran, URSA_MSEC(1));
+    if (rc)
+        return R(rc);
     /* Finished but not joined: cancel is harmless. */
     c->cancel_rc[0] = ursa_task_cancel(t);
     c->cancel_rc[1] = ursa_task_cancel(t);

@@ -268,48 +268,53 @@ static void test_rt_spawn_racing_the_first_block_on(void **state)
     }
 }
 
+/* A task its runtime is freed under: counts itself started, waits an
+ * hour's sleep (or, with `never`, for a permit that never comes), keeps
+ * the wait's result and counts itself finished. */
+typedef struct leftover_wait {
+    atomic_int *started, *finished;
+    ursa_sem_t *never;
+    atomic_int rc;
+} leftover_wait_t;
+
+static void *leftover_waiter(void *arg)
+{
+    leftover_wait_t *w = arg;
+    URSA_SCOPED(sem_permit, p);
+    atomic_fetch_add(w->started, 1);
+    int rc = w->never ? ursa_sem_acquire(w->never, 1, &p, URSA_NEVER)
+                      : ursa_sleep_for(URSA_SEC(3600));
+    atomic_store(&w->rc, rc);
+    atomic_fetch_add(w->finished, 1);
+    return NULL;
+}
+
+/* w waits, counting into started and finished (never: as above); its rc
+ * starts at 1, no result yet. */
+static void leftover_init(leftover_wait_t *w, atomic_int *started, atomic_int *finished,
+                          ursa_sem_t *never)
+{
+    w->started = started;
+    w->finished = finished;
+    w->never = never;
+    atomic_init(&w->rc, 1);
+}
+
 /* ursa_rt_free cancels what is left and lets it finish. */
 typedef struct leftover {
     ursa_sem_t never; /* no permits, ever */
-    atomic_int started;
-    atomic_int rc_sleep, rc_sem, rc_sleep1, finished;
+    atomic_int started, finished;
+    leftover_wait_t sleep, sem, sleep1; /* on workers 0, 1, 1 */
 } leftover_t;
-
-static void *leftover_sleep(void *arg)
-{
-    leftover_t *l = arg;
-    atomic_fetch_add(&l->started, 1);
-    atomic_store(&l->rc_sleep, ursa_sleep_for(URSA_SEC(3600)));
-    atomic_fetch_add(&l->finished, 1);
-    return NULL;
-}
-
-static void *leftover_sem(void *arg)
-{
-    leftover_t *l = arg;
-    URSA_SCOPED(sem_permit, p);
-    atomic_fetch_add(&l->started, 1);
-    atomic_store(&l->rc_sem, ursa_sem_acquire(&l->never, 1, &p, URSA_NEVER));
-    atomic_fetch_add(&l->finished, 1);
-    return NULL;
-}
-
-static void *leftover_sleep_w1(void *arg)
-{
-    leftover_t *l = arg;
-    atomic_fetch_add(&l->started, 1);
-    atomic_store(&l->rc_sleep1, ursa_sleep_for(URSA_SEC(3600)));
-    atomic_fetch_add(&l->finished, 1);
-    return NULL;
-}
 
 static void *leftover_root(void *arg)
 {
     leftover_t *l = arg;
     ursa_spawn_opts_t o0 = {URSA_ON_WORKER(0), .detached = true};
     ursa_spawn_opts_t o1 = {URSA_ON_WORKER(1), .detached = true};
-    if (ursa_spawn(NULL, leftover_sleep, l, &o0) || ursa_spawn(NULL, leftover_sem, l, &o1) ||
-        ursa_spawn(NULL, leftover_sleep_w1, l, &o1))
+    if (ursa_spawn(NULL, leftover_waiter, &l->sleep, &o0) ||
+        ursa_spawn(NULL, leftover_waiter, &l->sem, &o1) ||
+        ursa_spawn(NULL, leftover_waiter, &l->sleep1, &o1))
         return R(-1);
     ursa_time_t end = ursa_now() + test_hang_guard();
     while (atomic_load(&l->started) < 3 && ursa_now() < end)
@@ -324,9 +329,9 @@ static void test_rt_free_cancels_leftover_tasks(void **state)
     leftover_t l;
     memset(&l, 0, sizeof l);
     ursa_sem_init(&l.never, 0);
-    atomic_init(&l.rc_sleep, 1);
-    atomic_init(&l.rc_sem, 1);
-    atomic_init(&l.rc_sleep1, 1);
+    leftover_init(&l.sleep, &l.started, &l.finished, NULL);
+    leftover_init(&l.sem, &l.started, &l.finished, &l.never);
+    leftover_init(&l.sleep1, &l.started, &l.finished, NULL);
     ursa_rt_t *rt;
     assert_int_equal(ursa_rt_new(&rt, &(ursa_rt_config_t){.workers = 2}), 0);
     void *res = R(-1);
@@ -336,9 +341,9 @@ static void test_rt_free_cancels_leftover_tasks(void **state)
     assert_int_equal(atomic_load(&l.finished), 0);
     ursa_rt_free(rt); /* returns only once the hour-long waits have ended */
     assert_int_equal(atomic_load(&l.finished), 3);
-    assert_int_equal(atomic_load(&l.rc_sleep), -ECANCELED);
-    assert_int_equal(atomic_load(&l.rc_sem), -ECANCELED);
-    assert_int_equal(atomic_load(&l.rc_sleep1), -ECANCELED);
+    assert_int_equal(atomic_load(&l.sleep.rc), -ECANCELED);
+    assert_int_equal(atomic_load(&l.sem.rc), -ECANCELED);
+    assert_int_equal(atomic_load(&l.sleep1.rc), -ECANCELED);
     assert_int_equal(ursa_sem_destroy(&l.never), 0);
 }
 
@@ -398,22 +403,15 @@ static void test_rt_free_frees_unjoined_handles(void **state)
  * cancelled and finished (not leaked with their stacks). */
 typedef struct free_thread {
     ursa_rt_t *rt;
-    atomic_int started, finished, rc;
+    atomic_int started, finished;
+    leftover_wait_t sleeper;
 } free_thread_t;
-
-static void *ft_sleeper(void *arg)
-{
-    free_thread_t *f = arg;
-    atomic_store(&f->started, 1);
-    atomic_store(&f->rc, ursa_sleep_for(URSA_SEC(3600)));
-    atomic_store(&f->finished, 1);
-    return NULL;
-}
 
 static void *ft_root(void *arg)
 {
     free_thread_t *f = arg;
-    if (ursa_spawn(NULL, ft_sleeper, f, &(ursa_spawn_opts_t){URSA_ON_WORKER(0), .detached = true}))
+    if (ursa_spawn(NULL, leftover_waiter, &f->sleeper,
+                   &(ursa_spawn_opts_t){URSA_ON_WORKER(0), .detached = true}))
         return R(-1);
     return yield_until(&f->started) ? NULL : R(-2);
 }
@@ -429,7 +427,7 @@ static void test_rt_free_from_other_thread_cancels_leftovers(void **state)
     (void)state;
     free_thread_t f;
     memset(&f, 0, sizeof f);
-    atomic_init(&f.rc, 1);
+    leftover_init(&f.sleeper, &f.started, &f.finished, NULL);
     assert_int_equal(ursa_rt_new(&f.rt, NULL), 0);
     void *res = R(-1);
     assert_int_equal(ursa_rt_block_on(f.rt, ft_root, &f, &res), 0);
@@ -438,7 +436,7 @@ static void test_rt_free_from_other_thread_cancels_leftovers(void **state)
     assert_int_equal(pthread_create(&th, NULL, ft_freer, &f), 0);
     assert_int_equal(pthread_join(th, NULL), 0);
     assert_int_equal(atomic_load(&f.finished), 1);
-    assert_int_equal(atomic_load(&f.rc), -ECANCELED);
+    assert_int_equal(atomic_load(&f.sleeper.rc), -ECANCELED);
 }
 
 TEST_MAIN(cmocka_unit_test(test_rt_new_rejects_bad_configurations),

@@ -40,6 +40,18 @@ static const char *capture_end(capture_t *c)
     return c->text;
 }
 
+/* Runs root(arg) in deterministic mode with `seed`; it must end in a
+ * deadlock. Returns the report printed meanwhile (kept in cap). */
+static const char *det_deadlock_report(capture_t *cap, uint64_t seed, ursa_task_fn_t root,
+                                       void *arg)
+{
+    capture_begin(cap);
+    int rc = run_det(seed, root, arg, NULL);
+    const char *rep = capture_end(cap);
+    assert_int_equal(rc, -EDEADLK);
+    return rep;
+}
+
 /* ================= deterministic mode and exploration ================= */
 
 typedef struct trace {
@@ -286,6 +298,17 @@ static void *abba_root(void *arg)
     return R(ursa_sem_acquire(&d->done, 2, &p, URSA_NEVER));
 }
 
+/* After the deadlocked run: neither mutex is held (the lockers, cancelled
+ * by ursa_rt_free, gave back every hold); d's parts are destroyed. */
+static void abba_released_and_destroyed(abba_t *d)
+{
+    assert_false(ursa_mutex_is_locked(&d->m1));
+    assert_false(ursa_mutex_is_locked(&d->m2));
+    assert_int_equal(ursa_mutex_destroy(&d->m1), 0);
+    assert_int_equal(ursa_mutex_destroy(&d->m2), 0);
+    assert_int_equal(ursa_sem_destroy(&d->done), 0);
+}
+
 static void expect_in(const char *text, const char *what)
 {
     if (!strstr(text, what))
@@ -302,10 +325,7 @@ static void test_rt_deadlock_report_names_both_lockers_and_their_sites(void **st
         assert_int_equal(ursa_mutex_init(&d.m2), 0);
         ursa_sem_init(&d.done, 0);
         capture_t cap;
-        capture_begin(&cap);
-        int rc = run_det(seed, abba_root, &d, NULL);
-        const char *rep = capture_end(&cap);
-        assert_int_equal(rc, -EDEADLK);
+        const char *rep = det_deadlock_report(&cap, seed, abba_root, &d);
         expect_in(rep, "locker-a");
         expect_in(rep, "locker-b");
         expect_in(rep, "mutex");
@@ -317,11 +337,7 @@ static void test_rt_deadlock_report_names_both_lockers_and_their_sites(void **st
         snprintf(site, sizeof site, "%s:%d", file, d.line_b);
         expect_in(rep, site);
         /* Cancelled by ursa_rt_free: every hold was given back. */
-        assert_false(ursa_mutex_is_locked(&d.m1));
-        assert_false(ursa_mutex_is_locked(&d.m2));
-        assert_int_equal(ursa_mutex_destroy(&d.m1), 0);
-        assert_int_equal(ursa_mutex_destroy(&d.m2), 0);
-        assert_int_equal(ursa_sem_destroy(&d.done), 0);
+        abba_released_and_destroyed(&d);
     }
 }
 
@@ -352,20 +368,13 @@ static void test_rt_deadlock_report_names_the_locks_their_holders_and_the_join(v
         assert_int_equal(ursa_mutex_init_attr(&d.m2, &(ursa_lock_attr_t){.name = "beta"}), 0);
         ursa_sem_init(&d.done, 0);
         capture_t cap;
-        capture_begin(&cap);
-        int rc = run_det(seed, named_abba_root, &d, NULL);
-        const char *rep = capture_end(&cap);
-        assert_int_equal(rc, -EDEADLK);
+        const char *rep = det_deadlock_report(&cap, seed, named_abba_root, &d);
         expect_in(rep, "task 'locker-a' waits on mutex 'beta'");
         expect_in(rep, "mutex 'beta' is held by task 'locker-b'");
         expect_in(rep, "task 'locker-b' waits on mutex 'alpha'");
         expect_in(rep, "mutex 'alpha' is held by task 'locker-a'");
         expect_in(rep, "task 'root' waits on join of task 'locker-a'");
-        assert_false(ursa_mutex_is_locked(&d.m1));
-        assert_false(ursa_mutex_is_locked(&d.m2));
-        assert_int_equal(ursa_mutex_destroy(&d.m1), 0);
-        assert_int_equal(ursa_mutex_destroy(&d.m2), 0);
-        assert_int_equal(ursa_sem_destroy(&d.done), 0);
+        abba_released_and_destroyed(&d);
     }
 }
 
@@ -409,10 +418,7 @@ static void test_rt_deadlock_report_names_the_rwlock_and_its_writer(void **state
     assert_int_equal(ursa_rwlock_init_attr(&r.rw, 0, &(ursa_lock_attr_t){.name = "config"}), 0);
     ursa_sem_init(&r.never, 0);
     capture_t cap;
-    capture_begin(&cap);
-    int rc = run_det(1, rw_stuck_root, &r, NULL);
-    const char *rep = capture_end(&cap);
-    assert_int_equal(rc, -EDEADLK);
+    const char *rep = det_deadlock_report(&cap, 1, rw_stuck_root, &r);
     expect_in(rep, "task 'root' waits on rwlock 'config' to read");
     expect_in(rep, "rwlock 'config' is held by task 'writer' (rwlock write guard taken at");
     expect_in(rep, "task 'writer' waits on semaphore");
@@ -443,10 +449,7 @@ static void test_rt_deadlock_report_names_a_join_and_a_semaphore_wait(void **sta
     ursa_sem_t s;
     ursa_sem_init(&s, 0);
     capture_t cap;
-    capture_begin(&cap);
-    int rc = run_det(1, join_forever_root, &s, NULL);
-    const char *rep = capture_end(&cap);
-    assert_int_equal(rc, -EDEADLK);
+    const char *rep = det_deadlock_report(&cap, 1, join_forever_root, &s);
     expect_in(rep, "sem-waiter");
     expect_in(rep, "semaphore");
     expect_in(rep, "join");

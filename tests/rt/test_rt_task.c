@@ -9,6 +9,23 @@
 
 /* ================= spawn / join / detach ================= */
 
+/* Each of the n spawns returned 0. */
+static void assert_all_spawned(const int *spawn_rc, int n)
+{
+    for (int i = 0; i < n; i++)
+        assert_int_equal(spawn_rc[i], 0);
+}
+
+/* Joins each task of t[0..n) that was spawned (not NULL); whether all
+ * joins succeeded. */
+static bool join_spawned(ursa_task_t **t, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (t[i] && ursa_task_join(t[i], NULL, URSA_NEVER) != 0)
+            return false;
+    return true;
+}
+
 static void *double_it(void *arg)
 {
     (void)ursa_yield();
@@ -171,8 +188,7 @@ static void test_rt_detached_tasks_free_themselves(void **state)
         assert_non_null(d);
         gate_init(&d->gate);
         assert_null(test_run(workers, detach_root, d));
-        for (int i = 0; i < 3; i++)
-            assert_int_equal(d->spawn_rc[i], 0);
+        assert_all_spawned(d->spawn_rc, 3);
         assert_int_equal(d->detach_before_run, 0);
         assert_int_equal(d->detach_after_finish, 0);
         assert_int_equal(d->detach_gated, 0);
@@ -325,10 +341,7 @@ static void *names_root(void *arg)
         snprintf(n->alpha_handle, sizeof n->alpha_handle, "%s", ursa_task_name(t[0]));
     if (t[1])
         snprintf(n->dflt_handle, sizeof n->dflt_handle, "%s", ursa_task_name(t[1]));
-    for (int i = 0; i < 4; i++)
-        if (t[i] && ursa_task_join(t[i], NULL, URSA_NEVER) != 0)
-            return R(-100);
-    return NULL;
+    return join_spawned(t, 4) ? NULL : R(-100);
 }
 
 static void test_rt_task_names_are_copied_and_truncated(void **state)
@@ -337,8 +350,7 @@ static void test_rt_task_names_are_copied_and_truncated(void **state)
     names_t n;
     memset(&n, 0, sizeof n);
     assert_null(test_run(1, names_root, &n));
-    for (int i = 0; i < 4; i++)
-        assert_int_equal(n.spawn_rc[i], 0);
+    assert_all_spawned(n.spawn_rc, 4);
     assert_true(n.root_name_ok);
     assert_int_equal(n.root_worker, 0);
     assert_true(n.alpha.self_ok);
@@ -406,10 +418,7 @@ static void *workers_root(void *arg)
         w->bad_out[i] = b;
     }
     w->count = ursa_worker_count();
-    for (int i = 0; i < 4; i++)
-        if (t[i] && ursa_task_join(t[i], NULL, URSA_NEVER) != 0)
-            return R(-100);
-    return NULL;
+    return join_spawned(t, 4) ? NULL : R(-100);
 }
 
 static void test_rt_spawn_on_chosen_worker(void **state)
@@ -418,8 +427,7 @@ static void test_rt_spawn_on_chosen_worker(void **state)
     workers_res_t w;
     memset(&w, 0, sizeof w);
     assert_null(test_run(2, workers_root, &w));
-    for (int i = 0; i < 4; i++)
-        assert_int_equal(w.spawn_rc[i], 0);
+    assert_all_spawned(w.spawn_rc, 4);
     assert_int_equal(w.root_worker, 0);
     assert_int_equal(w.on1.worker, 1);
     assert_int_equal(w.on0.worker, 0);
