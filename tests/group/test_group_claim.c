@@ -93,6 +93,7 @@ static void test_join_case_wins_and_the_token_case_is_dropped(void **state)
     assert_true(ursa__claim_winner(&claim) == &b.waiter);
     assert_int_equal(ursa_token_cancel(&c.tok), 1);
     assert_true(ursa__claim_winner(&claim) == &b.waiter);
+    assert_true(await_woken(&rw, 1)); /* ready comes before the waker call */
     assert_int_equal(atomic_load(&rw.count), 1);
     assert_int_equal(ursa_wait_cancel(&a), -ECANCELED); /* dropped: nothing held */
     void *res = NULL;
@@ -120,6 +121,7 @@ static void test_closed_select_passes_the_member_on(void **state)
     assert_true(ursa__claim_close(&claim));
     assert_int_equal(ursa_sem_add(&c.gate, 1), 0);
     assert_true(await_ready(&plain));
+    assert_true(await_woken(&rp, 1)); /* ready comes before the waker call */
     assert_int_equal(atomic_load(&rs.count), 0);
     assert_int_equal(atomic_load(&rp.count), 1);
     void *res = NULL;

@@ -55,4 +55,18 @@ static __attribute__((unused)) bool await_ready(const ursa_wait_t *w)
     return true;
 }
 
+/* Spins (sched_yield) until r has been called n times, until the hang
+ * guard. A wait is ready (ursa_wait_ready) before its waker is called:
+ * the call comes after the primitive drops its lock. */
+static __attribute__((unused)) bool await_woken(rwaker_t *r, int n)
+{
+    ursa_time_t end = mono_ns() + test_hang_guard();
+    while (atomic_load(&r->count) < n) {
+        if (mono_ns() > end)
+            return false;
+        sched_yield();
+    }
+    return true;
+}
+
 #endif
