@@ -167,6 +167,12 @@ static void barge_locked(ursa__sema_t *s, uint64_t n, ursa__wake_batch_t *b)
             n += part;
         ursa__waitq_flush(q, b);
     }
+    if (__builtin_expect(!barging_locked(s), 0)) {
+        /* A flush dropped the lock and a looker switched s to HANDOFF
+         * meanwhile: the rest goes FIFO too. */
+        fifo_locked(s, n, b);
+        return;
+    }
     /* The rest into the word; WAITERS stays exactly while waiters queue
      * (a start or a look sets it again under this lock). relaxed load:
      * the CAS validates it. */
