@@ -16,10 +16,10 @@ static inline bool barging_locked(const ursa__sema_t *s)
 }
 
 /* Drops the lock; a HANDOFF whose queue drained is over (barging again). */
-static void sema_unlock(ursa__sema_t *s)
+static inline __attribute__((always_inline)) void sema_unlock(ursa__sema_t *s)
 {
     uint32_t bits = mode_locked(s);
-    if (!s->q.head)
+    if (__builtin_expect(bits & URSA__SEMA_HANDOFF, 0) && !s->q.head)
         bits &= ~URSA__SEMA_HANDOFF;
     ursa__waitq_unlock(&s->q, bits);
 }
@@ -41,7 +41,8 @@ void ursa__sema_init(ursa__sema_t *s, uint64_t permits)
  * once the queue is empty goes back into the word, clearing WAITERS. A
  * select's waiter whose claim is lost is dropped, and what was assigned to
  * it goes on with the rest. No lookers are queued (FIFO or HANDOFF). */
-static void fifo_locked(ursa__sema_t *s, uint64_t n, ursa__wake_batch_t *b)
+static inline __attribute__((always_inline)) void fifo_locked(ursa__sema_t *s, uint64_t n,
+                                                               ursa__wake_batch_t *b)
 {
     ursa__waitq_t *q = &s->q;
     ursa__waiter_t *w;
@@ -90,12 +91,15 @@ static int grant_now(ursa__waiter_t *w, uint32_t n)
  * (got 0): each takes them if it still can, or queues again at the front.
  * A head looker that cannot be served and has starved switches s to
  * HANDOFF. */
-static void barge_locked(ursa__sema_t *s, uint64_t n, ursa__wake_batch_t *b);
+static __attribute__((noinline)) void barge_locked(ursa__sema_t *s, uint64_t n,
+                                                   ursa__wake_batch_t *b);
 
-/* Under the lock: n permits for the queue, as the mode says. */
-static void give_locked(ursa__sema_t *s, uint64_t n, ursa__wake_batch_t *b)
+/* Under the lock: n permits for the queue, as the mode says (the default's
+ * FIFO inline, barging out of line). */
+static inline __attribute__((always_inline)) void give_locked(ursa__sema_t *s, uint64_t n,
+                                                              ursa__wake_batch_t *b)
 {
-    if (barging_locked(s))
+    if (__builtin_expect(barging_locked(s), 0))
         barge_locked(s, n, b);
     else
         fifo_locked(s, n, b);
@@ -135,7 +139,8 @@ static inline ursa__sema_looker_t *looker_of(ursa__waiter_t *w)
     return (ursa__sema_looker_t *)((char *)w - offsetof(ursa__sema_looker_t, w));
 }
 
-static void barge_locked(ursa__sema_t *s, uint64_t n, ursa__wake_batch_t *b)
+static __attribute__((noinline)) void barge_locked(ursa__sema_t *s, uint64_t n,
+                                                   ursa__wake_batch_t *b)
 {
     ursa__waitq_t *q = &s->q;
     ursa__waiter_t *w = q->head;
