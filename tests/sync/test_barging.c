@@ -5,9 +5,10 @@
  * queued waiter, the starvation bound (deterministic, virtual time; the
  * switch is asserted through the core's HANDOFF state and counter, never
  * by wall-clock), cancel and timeout of barging waiters holding nothing,
- * raw waits still handed over, mutual exclusion over seeds and under
- * multi-thread stress, rwlock writers and semaphore(n). The default mode's
- * FIFO is test_mutex.c's, unchanged.
+ * a leaked guard poisoning, raw waits still handed over, mutual exclusion
+ * over seeds and under multi-thread stress, rwlock writers and
+ * semaphore(n). The default mode's FIFO is test_mutex.c's, unchanged; the
+ * whole contract on barging locks is test_contract_barging.
  *
  * Scenario state lives in file-scope statics, reset by each root. */
 
@@ -298,6 +299,64 @@ static void *cw_root(void *arg)
 TEST_EXPLORE_EACH(test_barging_cancelled_or_timed_out_waiter_holds_nothing, cw_root, 0, 1, 2, 3,
                   4, 5, 6, 7)
 
+/* ---- a leaked guard poisons a barging mutex too ---- */
+
+static struct {
+    ursa_mutex_t m;
+    bool leaker_in;
+    int waiter_rc;
+} lp;
+
+static void *lp_leaker(void *arg)
+{
+    (void)arg;
+    ursa_mutex_guard_t g = {0};
+    URSA_SIM_CHECK(ursa_mutex_lock(&lp.m, &g, URSA_NEVER) == 0);
+    lp.leaker_in = true;
+    yield_n(3); /* the waiter queues (or not yet) */
+    return NULL; /* still holding g */
+}
+
+static void *lp_waiter(void *arg)
+{
+    (void)arg;
+    ursa_mutex_guard_t g = {0};
+    YIELD_UNTIL(lp.leaker_in);
+    lp.waiter_rc = ursa_mutex_lock(&lp.m, &g, URSA_NEVER);
+    URSA_SIM_CHECK(g.mutex == &lp.m);
+    if (lp.waiter_rc == -EOWNERDEAD)
+        URSA_SIM_CHECK(ursa_mutex_consistent(&lp.m) == 0);
+    URSA_SIM_CHECK(ursa_mutex_unlock(&g) == 0);
+    return NULL;
+}
+
+static void *lp_root(void *arg)
+{
+    (void)arg;
+    memset(&lp, 0, sizeof lp);
+    lp.waiter_rc = 1;
+    URSA_SIM_CHECK(ursa_mutex_init_attr(&lp.m, &barging_attr) == 0);
+    ursa_task_t *l, *w;
+    URSA_SIM_CHECK(spawn_named(&l, lp_leaker, NULL, "leaker", -1) == 0);
+    URSA_SIM_CHECK(spawn_named(&w, lp_waiter, NULL, "waiter", -1) == 0);
+    JOIN_OK(l);
+    JOIN_OK(w);
+    URSA_SIM_CHECK(lp.waiter_rc == -EOWNERDEAD);
+    ursa_mutex_guard_t g = {0};
+    URSA_SIM_CHECK(ursa_mutex_lock(&lp.m, &g, URSA_NOW) == 0); /* repaired */
+    URSA_SIM_CHECK(ursa_mutex_unlock(&g) == 0);
+    URSA_SIM_CHECK(ursa_mutex_destroy(&lp.m) == 0);
+    return NULL;
+}
+
+static void test_barging_leaked_guard_poisons(void **state)
+{
+    (void)state;
+    test_explore(lp_root, NULL);
+    /* One leak report per seed. */
+    assert_int_equal(test_leak_count(), (int)TEST_SEEDS);
+}
+
 /* ---- raw waits are handed the lock (they cannot look again) ---- */
 
 static void test_barging_raw_wait_is_handed_the_lock(void **state)
@@ -541,6 +600,7 @@ TEST_MAIN(LEAK_CHECKED(test_barging_rejects_unknown_flags),
           LEAK_CHECKED(test_barging_mutex_lets_an_arrival_past_a_woken_waiter),
           LEAK_CHECKED(test_barging_waiter_is_not_starved_past_the_bound),
           LEAK_CHECKED(test_barging_cancelled_or_timed_out_waiter_holds_nothing),
+          LEAK_CHECKED(test_barging_leaked_guard_poisons),
           LEAK_CHECKED(test_barging_raw_wait_is_handed_the_lock),
           LEAK_CHECKED(test_barging_excludes_with_timeouts_and_tries_over_seeds),
           LEAK_CHECKED(test_barging_excludes_tasks_on_both_workers_and_plain_threads))
