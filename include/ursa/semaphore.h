@@ -56,7 +56,7 @@ URSA_API int ursa_sem_destroy(ursa_sem_t *s);
 /* Phase 1 (wait): acquires n permits (1 <= n <= URSA_SEM_REQUEST_MAX) into p.
  *   0           p holds n permits
  *   -EAGAIN     deadline is URSA_NOW and n are not available, or waiters
- *               are queued ahead
+ *               are queued ahead (not with URSA_SEM_BARGING)
  *   -ETIMEDOUT  the deadline passed first
  *   -ECANCELED  the calling task was cancelled first
  *   -EPIPE      the semaphore is closed
