@@ -61,8 +61,7 @@ URSA_API int ursa_mutex_destroy(ursa_mutex_t *m);
  *   0            locked
  *   -EOWNERDEAD  locked, but the previous owner ended holding it (the
  *                state may be inconsistent; see ursa_mutex_consistent)
- *   -EAGAIN      deadline is URSA_NOW and m is locked (or, FIFO mode,
- *                waiters are queued)
+ *   -EAGAIN      deadline is URSA_NOW and m is locked
  *   -ETIMEDOUT   the deadline passed first
  *   -ECANCELED   the calling task was cancelled first
  *   -EDEADLK     URSA_LOCK_ORDER builds: m's rank is not above every
