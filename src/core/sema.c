@@ -110,6 +110,8 @@ static inline __attribute__((always_inline)) void give_locked(ursa__sema_t *s, u
  * here on the FIFO invariant holds until the queue drains (sema_unlock
  * then ends HANDOFF). Lookers already woken find the word empty and queue
  * again, as plain waiters. */
+static void refifo_locked(ursa__sema_t *s, ursa__wake_batch_t *b);
+
 static void enter_handoff_locked(ursa__sema_t *s, ursa__wake_batch_t *b)
 {
     ursa__waitq_t *q = &s->q;
@@ -119,9 +121,28 @@ static void enter_handoff_locked(ursa__sema_t *s, ursa__wake_batch_t *b)
                                         URSA__SEMA_HANDOFF, memory_order_relaxed);
     /* relaxed: a counter for tests, orders nothing. */
     atomic_fetch_add_explicit(&ursa__sema_handoffs, 1, memory_order_relaxed);
-    for (ursa__waiter_t *w = q->head; w; w = w->next)
-        if (w->got == URSA__SEMA_LOOKING)
+    refifo_locked(s, b);
+}
+
+/* Under the lock, FIFO from here on: every part and every free permit is
+ * handed out again from the head. */
+static void refifo_locked(ursa__sema_t *s, ursa__wake_batch_t *b)
+{
+    ursa__waitq_t *q = &s->q;
+    /* Lookers become plain waiters; any part assigned to a waiter comes
+     * back too (only the head may hold one, or its permits could sit with
+     * a waiter that waits behind another for them: a deadlock when the
+     * total is short), and everything is handed out again from the head. */
+    uint64_t back = 0;
+    for (ursa__waiter_t *w = q->head; w; w = w->next) {
+        if (w->got == URSA__SEMA_LOOKING) {
             w->got = 0;
+        } else if (w->got) {
+            back += w->got;
+            w->want += w->got;
+            w->got = 0;
+        }
+    }
     /* relaxed load: the CAS validates it. */
     uint64_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
     /* acquire: the permits we take out were released by their holders;
@@ -130,7 +151,16 @@ static void enter_handoff_locked(ursa__sema_t *s, ursa__wake_batch_t *b)
                                                   st & ((1u << URSA__SEMA_SHIFT) - 1),
                                                   memory_order_acquire, memory_order_relaxed)) {
     }
-    fifo_locked(s, st >> URSA__SEMA_SHIFT, b);
+    fifo_locked(s, back + (st >> URSA__SEMA_SHIFT), b);
+}
+
+void ursa__sema_end_handoff(ursa__sema_t *s)
+{
+    ursa__waitq_t *q = &s->q;
+    (void)ursa__waitq_lock(q);
+    /* Plain waiters still queued are served first from whatever is free
+     * (barge_locked), in order; nothing else to move. */
+    ursa__waitq_unlock(q, mode_locked(s) & ~URSA__SEMA_HANDOFF);
 }
 
 /* The looker around w (queued with got LOOKING). */
@@ -288,6 +318,20 @@ int ursa__sema_look(ursa__sema_t *s, ursa__sema_looker_t *l, uint32_t n, bool ag
     ursa__wake_batch_t b = URSA__WAKE_BATCH_INIT;
     (void)ursa__waitq_lock(&s->q);
     bool handoff = !barging_locked(s);
+    ursa__waiter_t *h = s->q.head;
+    if (again && h && h->got != URSA__SEMA_LOOKING && h->got) {
+        /* We go ahead of the head: the part assigned to it comes back to
+         * the word, to be taken or assigned from the new head (only the
+         * head may hold a part: permits parked with a waiter behind us
+         * could be the very ones we wait for, a deadlock when the total
+         * is short). Into the word, not handed out here: the new head is
+         * us, and a waiter never decides itself. release: they were
+         * released to h through the lock; whoever takes them acquires. */
+        uint64_t back = h->got;
+        h->want += h->got;
+        h->got = 0;
+        atomic_fetch_add_explicit(&s->state, back << URSA__SEMA_SHIFT, memory_order_release);
+    }
     /* relaxed: the CASes below validate it. */
     uint64_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
     for (;;) {
@@ -305,6 +349,10 @@ int ursa__sema_look(ursa__sema_t *s, ursa__sema_looker_t *l, uint32_t n, bool ag
             if (atomic_compare_exchange_weak_explicit(&s->state, &st,
                                                       st - ((uint64_t)n << URSA__SEMA_SHIFT),
                                                       memory_order_acquire, memory_order_relaxed)) {
+                if (handoff && s->q.head && (st >> URSA__SEMA_SHIFT) > n)
+                    /* In HANDOFF the word stays 0 while waiters queue:
+                     * the rest of a part we took back goes to them. */
+                    refifo_locked(s, &b);
                 sema_unlock(s);
                 ursa__wake_batch_run(&b);
                 return grant_now(w, n);

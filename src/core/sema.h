@@ -16,8 +16,10 @@
  * they cannot look again. Once a looker has waited URSA__SEMA_STARVE_NS
  * the semaphore switches to HANDOFF: FIFO as the default (every looker
  * becomes a plain waiter, the free permits go to the queue) until the
- * queue drains. So the invariant above holds in HANDOFF mode too, and in
- * barging mode the word may hold permits while WAITERS is set. */
+ * queue drains, or until a waiter handed its permits had waited less than
+ * the bound (ursa__sema_end_handoff). So the invariant above holds in
+ * HANDOFF mode too, and in barging mode the word may hold permits while
+ * WAITERS is set. */
 #ifndef URSA_CORE_SEMA_H
 #define URSA_CORE_SEMA_H
 
@@ -119,6 +121,14 @@ static inline bool ursa__sema_handoff(const ursa__sema_t *s)
     /* relaxed: a snapshot. */
     return atomic_load_explicit(&s->q.lock, memory_order_relaxed) & URSA__SEMA_HANDOFF;
 }
+
+/* Ends a HANDOFF early (Go's rule): called by a waiter that was handed
+ * its permits having waited less than URSA__SEMA_STARVE_NS, so the
+ * queue is being served quickly; under sustained contention the queue
+ * never drains, and HANDOFF would otherwise stay for good. The waiters
+ * still queued keep their place and are handed their permits FIFO; new
+ * arrivals barge again. */
+void ursa__sema_end_handoff(ursa__sema_t *s);
 
 /* Switches to HANDOFF so far, process-wide (tests assert on its growth). */
 extern _Atomic(uint64_t) ursa__sema_handoffs;

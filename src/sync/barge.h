@@ -34,8 +34,16 @@ static inline int ursa__barge_block(ursa__ctx_t *c, ursa__sema_t *s, uint32_t n,
             return rc;
         if ((rc = ursa__wait_grant_rc(&l.w)))
             return rc; /* closed */
-        if (l.w.got)
-            return 0; /* handed over (in HANDOFF), or free at the look */
+        if (l.w.got) {
+            /* Handed over (in HANDOFF), or free at the look. A hand-off to
+             * a waiter that did not starve ends HANDOFF (Go's rule). The
+             * clock only on this path: relaxed, a stale mode bit only
+             * delays or repeats the end. */
+            if (__builtin_expect(ursa__sema_handoff(s), 0) &&
+                ursa__ctx_now(c) - l.since < URSA__SEMA_STARVE_NS)
+                ursa__sema_end_handoff(s);
+            return 0;
+        }
         if (ursa__sema_try_barge(s, n))
             return 0;
         /* Lost the look to a barger. The clock only here, where waiting

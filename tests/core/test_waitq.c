@@ -404,6 +404,48 @@ static void test_claim_barging_cases_are_handed_over_or_dropped(void **state)
     assert_false(ursa__sema_has_waiters(&s));
 }
 
+/* Regression (a hang of test_barging's stress, rwlock writers on threads):
+ * a looker that lost its look queued again at the front, ahead of a plain
+ * head holding a part (2 of 3), and the permits it waited for sat in that
+ * part. The part now comes back when it goes ahead: here enough to take
+ * at once. Failed before the fix: the look queued, and 3 permits in all
+ * could never meet (looker 2, part 2, word 1 after the barger's release). */
+static void test_barging_looker_ahead_of_a_part_takes_it_back(void **state)
+{
+    (void)state;
+    ursa__sema_t s;
+    ursa__sema_init(&s, 0);
+    ursa__sema_set_barging(&s);
+    ursa__sema_looker_t l;
+    ursa__waiter_t p;
+    rec_t rl = {0}, rp = {0};
+    ursa__waiter_init(&l.w, rec_waker(&rl), &sema_ops);
+    l.since = ursa_now();
+    assert_int_equal(ursa__sema_look(&s, &l, 2, false, false), -EINPROGRESS);
+    plain_sema(&s, &p, &rp, 3);           /* a plain wait behind the looker */
+    ursa__sema_release(&s, 2);            /* the looker is woken to look */
+    assert_int_equal(state_of(&l.w), URSA__W_GRANTED);
+    assert_int_equal(l.w.got, 0);
+    assert_true(ursa__sema_try_barge(&s, 1)); /* a barger takes one */
+    ursa__sema_release(&s, 1);            /* the plain head gets a part */
+    assert_int_equal(p.got, 2);
+    assert_false(ursa__sema_try_barge(&s, 2)); /* the looker lost its look */
+    ursa__waiter_init(&l.w, rec_waker(&rl), &sema_ops);
+    assert_int_equal(ursa__sema_look(&s, &l, 2, true, false), 0); /* the part came back */
+    assert_int_equal(l.w.got, 2);
+    assert_int_equal(p.got, 0);
+    assert_int_equal(p.want, 3);
+    ursa__sema_release(&s, 1); /* the barger's: a part again */
+    assert_int_equal(p.got, 1);
+    ursa__sema_release(&s, 2); /* the looker's: the plain wait has all 3 */
+    assert_int_equal(state_of(&p), URSA__W_GRANTED);
+    assert_int_equal(p.got, 3);
+    assert_int_equal(atomic_load(&rp.calls), 1);
+    ursa__sema_release(&s, 3);
+    assert_int_equal(ursa__sema_available(&s), 3);
+    assert_false(ursa__sema_has_waiters(&s));
+}
+
 /* A close decides through the claim too: a select that won elsewhere is
  * dropped, not closed. */
 static void test_claim_close_drops_a_select_that_won_elsewhere(void **state)
@@ -740,6 +782,7 @@ TEST_MAIN(cmocka_unit_test(test_waitq_push_pop_and_remove_keep_fifo_links),
           cmocka_unit_test(test_claim_first_grant_wins_and_the_next_goes_to_the_waiter_behind),
           cmocka_unit_test(test_claim_closed_select_is_never_granted_and_its_part_moves_on),
           cmocka_unit_test(test_claim_barging_cases_are_handed_over_or_dropped),
+          cmocka_unit_test(test_barging_looker_ahead_of_a_part_takes_it_back),
           cmocka_unit_test(test_claim_close_drops_a_select_that_won_elsewhere),
           cmocka_unit_test(test_claim_notify_one_skips_a_lost_case_or_stores_the_permit),
           cmocka_unit_test(test_claim_notify_waiters_counts_only_the_cases_it_won),

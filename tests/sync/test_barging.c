@@ -109,8 +109,10 @@ static struct {
     ursa_mutex_t m;
     ursa_rwlock_t rw;
     ursa_sem_t s;
-    int kind; /* 0 mutex, 1 rwlock writers, 2 semaphore(2) of 2 and 1 */
-    int hog_round, waiter_got_at;
+    /* 0 mutex, 1 rwlock writers, 2 semaphore(2) of 2 and 1, 3 mutex with
+     * three hogs (the queue never drains: HANDOFF must end by Go's rule) */
+    int kind;
+    int hog_round, waiter_got_at, hogs_done;
     bool waiter_in, handoff_seen, barging_again;
     uint64_t handoffs0;
 } sv;
@@ -126,6 +128,7 @@ static int sv_lock(any_guard_t *g, uint64_t n)
     memset(g, 0, sizeof *g);
     switch (sv.kind) {
     case 0:
+    case 3:
         return ursa_mutex_lock(&sv.m, &g->m, URSA_NEVER);
     case 1:
         return ursa_rwlock_write_lock(&sv.rw, &g->w, URSA_NEVER);
@@ -138,6 +141,7 @@ static int sv_unlock(any_guard_t *g)
 {
     switch (sv.kind) {
     case 0:
+    case 3:
         return ursa_mutex_unlock(&g->m);
     case 1:
         return ursa_rwlock_write_unlock(&g->w);
@@ -148,7 +152,7 @@ static int sv_unlock(any_guard_t *g)
 
 static ursa__sema_t *sv_sema(void)
 {
-    return sv.kind == 0 ? &sv.m.sema : sv.kind == 1 ? &sv.rw.sema : &sv.s.sema;
+    return sv.kind == 1 ? &sv.rw.sema : sv.kind == 2 ? &sv.s.sema : &sv.m.sema;
 }
 
 static void *sv_hog(void *arg)
@@ -157,14 +161,17 @@ static void *sv_hog(void *arg)
     any_guard_t g;
     /* The semaphore's hog takes 1 of 2 permits, two of them: the waiter
      * wants both, so it is the head that bargers keep short. */
-    for (sv.hog_round = 0; sv.hog_round < HOG_ROUNDS; sv.hog_round++) {
+    for (int r = 0; r < HOG_ROUNDS; r++, sv.hog_round++) { /* hog_round: all hogs' */
         URSA_SIM_CHECK(sv_lock(&g, 1) == 0);
         URSA_SIM_CHECK(!sv.waiter_in);
         URSA_SIM_CHECK(ursa_sleep_for(URSA_USEC(200)) == 0);
         if (ursa__sema_handoff(sv_sema()))
             sv.handoff_seen = true;
+        else if (sv.handoff_seen && !sv.hogs_done && ursa__waitq_queued(&sv_sema()->q) > 0)
+            sv.barging_again = true; /* HANDOFF over while waiters still queue */
         URSA_SIM_CHECK(sv_unlock(&g) == 0);
     }
+    sv.hogs_done++;
     return NULL;
 }
 
@@ -187,14 +194,15 @@ static void *sv_root(void *arg)
     sv.kind = (int)(intptr_t)arg;
     sv.waiter_got_at = -1;
     sv.handoffs0 = handoffs();
-    if (sv.kind == 0)
+    if (sv.kind == 0 || sv.kind == 3)
         URSA_SIM_CHECK(ursa_mutex_init_attr(&sv.m, &barging_attr) == 0);
     else if (sv.kind == 1)
         URSA_SIM_CHECK(ursa_rwlock_init_attr(&sv.rw, 4, &barging_attr) == 0);
     else
         URSA_SIM_CHECK(ursa_sem_init_flags(&sv.s, 2, URSA_SEM_BARGING) == 0);
-    ursa_task_t *hog[2], *w;
-    int nhogs = sv.kind == 2 ? 2 : 1;
+    ursa_task_t *hog[3], *w;
+    /* Three hogs: one holds and two queue, so the queue never drains. */
+    int nhogs = sv.kind == 3 ? 3 : sv.kind == 2 ? 2 : 1;
     for (int i = 0; i < nhogs; i++)
         URSA_SIM_CHECK(spawn_named(&hog[i], sv_hog, NULL, "hog", -1) == 0);
     YIELD_UNTIL(sv.hog_round > 0 || ursa_sleep_for(URSA_USEC(1)) != 0);
@@ -209,7 +217,9 @@ static void *sv_root(void *arg)
     URSA_SIM_CHECK(handoffs() > sv.handoffs0);
     URSA_SIM_CHECK(!ursa__sema_handoff(sv_sema()));
     URSA_SIM_CHECK(ursa__sema_free(sv_sema()) != UINT64_MAX); /* no waiters */
-    if (sv.kind == 0)
+    if (sv.kind == 3)
+        URSA_SIM_CHECK(sv.handoff_seen && sv.barging_again);
+    if (sv.kind == 0 || sv.kind == 3)
         URSA_SIM_CHECK(ursa_mutex_destroy(&sv.m) == 0);
     else if (sv.kind == 1)
         URSA_SIM_CHECK(ursa_rwlock_destroy(&sv.rw) == 0);
@@ -221,7 +231,7 @@ static void *sv_root(void *arg)
 static void test_barging_waiter_is_not_starved_past_the_bound(void **state)
 {
     (void)state;
-    for (intptr_t kind = 0; kind < 3; kind++)
+    for (intptr_t kind = 0; kind < 4; kind++)
         test_explore(sv_root, (void *)kind);
     assert_int_equal(test_leak_count(), 0);
 }
