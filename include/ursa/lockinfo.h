@@ -30,8 +30,9 @@ typedef struct ursa_lock_attr {
  * the lock and wakes a waiter instead of handing the lock to it, and any
  * locker may take a free lock past queued waiters (Go's sync.Mutex). A
  * waiter that has waited 1 ms switches the lock to FIFO hand-off until its
- * queue drains. Mutex and rwlock writers (readers never barge); the
- * semaphore's is URSA_SEM_BARGING. See docs/mutex.md. */
+ * queue drains (or a waiter handed the lock waited under 1 ms, as Go's
+ * starvation mode ends). Mutex and rwlock writers (readers never barge);
+ * the semaphore's is URSA_SEM_BARGING. See docs/mutex.md. */
 #define URSA_LOCK_BARGING 1u
 
 /* A snapshot of one lock's metrics. */

@@ -39,7 +39,8 @@ URSA_API int ursa_sem_init(ursa_sem_t *s, uint64_t permits);
  * contention. A release frees its permits and wakes waiters instead of
  * handing the permits to them, and any acquire may take free permits past
  * queued waiters. A waiter that has waited 1 ms switches the semaphore to
- * FIFO hand-off until its queue drains. See docs/semaphore.md. */
+ * FIFO hand-off until its queue drains (or a waiter handed its permits
+ * waited under 1 ms). See docs/semaphore.md. */
 #define URSA_SEM_BARGING 1u
 
 /* Not a wait: ursa_sem_init with flags (0 or URSA_SEM_BARGING).
