@@ -318,20 +318,6 @@ int ursa__sema_look(ursa__sema_t *s, ursa__sema_looker_t *l, uint32_t n, bool ag
     ursa__wake_batch_t b = URSA__WAKE_BATCH_INIT;
     (void)ursa__waitq_lock(&s->q);
     bool handoff = !barging_locked(s);
-    ursa__waiter_t *h = s->q.head;
-    if (again && h && h->got != URSA__SEMA_LOOKING && h->got) {
-        /* We go ahead of the head: the part assigned to it comes back to
-         * the word, to be taken or assigned from the new head (only the
-         * head may hold a part: permits parked with a waiter behind us
-         * could be the very ones we wait for, a deadlock when the total
-         * is short). Into the word, not handed out here: the new head is
-         * us, and a waiter never decides itself. release: they were
-         * released to h through the lock; whoever takes them acquires. */
-        uint64_t back = h->got;
-        h->want += h->got;
-        h->got = 0;
-        atomic_fetch_add_explicit(&s->state, back << URSA__SEMA_SHIFT, memory_order_release);
-    }
     /* relaxed: the CASes below validate it. */
     uint64_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
     for (;;) {
@@ -366,6 +352,25 @@ int ursa__sema_look(ursa__sema_t *s, ursa__sema_looker_t *l, uint32_t n, bool ag
             handoff = true;
             /* relaxed: as above. */
             st = atomic_load_explicit(&s->state, memory_order_relaxed);
+            continue;
+        }
+        ursa__waiter_t *h = s->q.head;
+        if (again && h && h->got != URSA__SEMA_LOOKING && h->got) {
+            /* We go ahead of the head: the part assigned to it comes back
+             * to the word, and we look again with it (only the head may
+             * hold a part: permits parked with a waiter behind us could be
+             * the very ones we wait for, a deadlock when the total is
+             * short). Checked here, right before we queue, as a switch to
+             * HANDOFF above hands parts out again. Into the word, not
+             * handed out: the new head is us, and a waiter never decides
+             * itself. release: they were released to h through the lock;
+             * whoever takes them acquires. */
+            uint64_t back = h->got;
+            h->want += h->got;
+            h->got = 0;
+            st = atomic_fetch_add_explicit(&s->state, back << URSA__SEMA_SHIFT,
+                                           memory_order_release) +
+                 (back << URSA__SEMA_SHIFT);
             continue;
         }
         /* Queue. In HANDOFF as a plain waiter, taking what there is (the

@@ -446,6 +446,49 @@ static void test_barging_looker_ahead_of_a_part_takes_it_back(void **state)
     assert_false(ursa__sema_has_waiters(&s));
 }
 
+/* Regression (a hang of test_barging's stress under TSan, after the fix
+ * above): a starved looker that queues again switches to HANDOFF, which
+ * hands the plain head's part back to it; the looker then went ahead of
+ * that part. It takes it back after the switch now. Failed before: the
+ * looker held 1 and the plain wait 2 of 3, each waiting for the other. */
+static void test_barging_starved_looker_takes_the_part_back_after_handoff(void **state)
+{
+    (void)state;
+    ursa__sema_t s;
+    ursa__sema_init(&s, 0);
+    ursa__sema_set_barging(&s);
+    ursa__sema_looker_t l;
+    ursa__waiter_t p;
+    rec_t rl = {0}, rp = {0};
+    ursa__waiter_init(&l.w, rec_waker(&rl), &sema_ops);
+    l.since = ursa_now();
+    assert_int_equal(ursa__sema_look(&s, &l, 3, false, false), -EINPROGRESS);
+    plain_sema(&s, &p, &rp, 3);
+    ursa__sema_release(&s, 3);                /* the looker is woken */
+    assert_int_equal(state_of(&l.w), URSA__W_GRANTED);
+    assert_true(ursa__sema_try_barge(&s, 1)); /* two bargers, one each */
+    assert_true(ursa__sema_try_barge(&s, 1));
+    ursa__sema_release(&s, 1);                /* the plain head: a part of 2 */
+    assert_int_equal(p.got, 2);
+    uint64_t h0 = atomic_load(&ursa__sema_handoffs);
+    ursa__waiter_init(&l.w, rec_waker(&rl), &sema_ops);
+    assert_int_equal(ursa__sema_look(&s, &l, 3, true, true), -EINPROGRESS);
+    assert_true(ursa__sema_handoff(&s));
+    assert_int_equal(atomic_load(&ursa__sema_handoffs), h0 + 1);
+    assert_int_equal(l.w.got, 2); /* the part came back to the new head */
+    assert_int_equal(p.got, 0);
+    ursa__sema_release(&s, 1);    /* the second barger's: the looker has 3 */
+    assert_int_equal(state_of(&l.w), URSA__W_GRANTED);
+    assert_int_equal(l.w.got, 3);
+    ursa__sema_release(&s, 3);    /* the looker's: the plain wait has 3 */
+    assert_int_equal(state_of(&p), URSA__W_GRANTED);
+    assert_int_equal(p.got, 3);
+    assert_false(ursa__sema_handoff(&s)); /* drained */
+    ursa__sema_release(&s, 3);
+    assert_int_equal(ursa__sema_available(&s), 3);
+    assert_false(ursa__sema_has_waiters(&s));
+}
+
 /* A close decides through the claim too: a select that won elsewhere is
  * dropped, not closed. */
 static void test_claim_close_drops_a_select_that_won_elsewhere(void **state)
@@ -783,6 +826,7 @@ TEST_MAIN(cmocka_unit_test(test_waitq_push_pop_and_remove_keep_fifo_links),
           cmocka_unit_test(test_claim_closed_select_is_never_granted_and_its_part_moves_on),
           cmocka_unit_test(test_claim_barging_cases_are_handed_over_or_dropped),
           cmocka_unit_test(test_barging_looker_ahead_of_a_part_takes_it_back),
+          cmocka_unit_test(test_barging_starved_looker_takes_the_part_back_after_handoff),
           cmocka_unit_test(test_claim_close_drops_a_select_that_won_elsewhere),
           cmocka_unit_test(test_claim_notify_one_skips_a_lost_case_or_stores_the_permit),
           cmocka_unit_test(test_claim_notify_waiters_counts_only_the_cases_it_won),
