@@ -44,6 +44,7 @@ typedef struct contended {
     uint64_t counter;
     uint64_t iters;
     bool yield;
+    bool barging; /* mt2_mutex_contended_barging: URSA_LOCK_BARGING */
 } contended_t;
 
 static void *contender(void *arg)
@@ -64,7 +65,8 @@ static void *contender(void *arg)
  * scheduler's). */
 static void contended_run(contended_t *c, const char *name)
 {
-    ursa_mutex_init(&c->m);
+    CHECK(ursa_mutex_init_attr(&c->m, &(ursa_lock_attr_t){
+                                          .flags = c->barging ? URSA_LOCK_BARGING : 0}) == 0);
     c->counter = 0;
     ursa_task_t *t[4];
     ursa_time_t t0 = mono();
@@ -86,6 +88,15 @@ static void *mutex_contended_handoff(void *arg)
 static void *mt2_mutex_contended(void *arg)
 {
     contended_t c = {.iters = scaled(1000000), .yield = false};
+    contended_run(&c, bench_row(arg)->name);
+    return NULL;
+}
+
+/* The same with the mutex in throughput mode (Go's sync.Mutex is the
+ * peer; Tokio's has no such mode and runs its FIFO mutex again). */
+static void *mt2_mutex_contended_barging(void *arg)
+{
+    contended_t c = {.iters = scaled(1000000), .yield = false, .barging = true};
     contended_run(&c, bench_row(arg)->name);
     return NULL;
 }
@@ -270,5 +281,6 @@ const bench_workload_t bench_sync[] = {
     {"notify_pingpong_roundtrip", notify_pingpong_roundtrip, {.workers = 1}, 0},
     {"notify_waiters_1000", notify_waiters_1000, {.workers = 1}, 0},
     {"mt2_mutex_contended", mt2_mutex_contended, {.workers = 2}, 0},
+    {"mt2_mutex_contended_barging", mt2_mutex_contended_barging, {.workers = 2}, 0},
     {0},
 };

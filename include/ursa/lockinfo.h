@@ -23,7 +23,17 @@ URSA_EXTERN_C_BEGIN
 typedef struct ursa_lock_attr {
     const char *name; /* kept by pointer: use a string that outlives the lock */
     unsigned rank;    /* 0: unranked (never checked) */
+    unsigned flags;   /* URSA_LOCK_* below; 0: the default (FIFO hand-off) */
 } ursa_lock_attr_t;
+
+/* flags: trade fairness for throughput under contention. An unlock frees
+ * the lock and wakes a waiter instead of handing the lock to it, and any
+ * locker may take a free lock past queued waiters (Go's sync.Mutex). A
+ * waiter that has waited 1 ms switches the lock to FIFO hand-off until its
+ * queue drains (or a waiter handed the lock waited under 1 ms, as Go's
+ * starvation mode ends). Mutex and rwlock writers (readers never barge);
+ * the semaphore's is URSA_SEM_BARGING. See docs/mutex.md. */
+#define URSA_LOCK_BARGING 1u
 
 /* A snapshot of one lock's metrics. */
 typedef struct ursa_lock_stats {

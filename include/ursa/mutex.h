@@ -1,4 +1,5 @@
-/* ursa — async mutex: FIFO, no barging, poisoning, three calling contexts.
+/* ursa — async mutex: FIFO (or opt-in barging, URSA_LOCK_BARGING in
+ * ursa/lockinfo.h), poisoning, three calling contexts.
  *
  *     ursa_mutex_t m;  ursa_mutex_init(&m);
  *     {
@@ -36,10 +37,10 @@ typedef struct ursa_mutex_guard {
  *   -EINVAL  m is NULL */
 URSA_API int ursa_mutex_init(ursa_mutex_t *m);
 
-/* Not a wait: ursa_mutex_init with a name and a rank (see
- * ursa/lockinfo.h; attr may be NULL).
+/* Not a wait: ursa_mutex_init with a name, a rank and flags
+ * (URSA_LOCK_BARGING; see ursa/lockinfo.h; attr may be NULL).
  *   0        initialised
- *   -EINVAL  m is NULL */
+ *   -EINVAL  m is NULL, or an unknown flag */
 URSA_API int ursa_mutex_init_attr(ursa_mutex_t *m, const ursa_lock_attr_t *attr);
 
 /* Not a wait: a snapshot of m's metrics in *out.
@@ -72,7 +73,8 @@ URSA_API int ursa_mutex_destroy(ursa_mutex_t *m);
 URSA_API int ursa_mutex_lock_at(ursa_mutex_t *m, ursa_mutex_guard_t *g, ursa_time_t deadline,
                                 const ursa_site_t *site) URSA_NODISCARD;
 
-/* Phase 2 (hold): unlocks, handing the lock to the oldest waiter.
+/* Phase 2 (hold): unlocks, handing the lock to the oldest waiter (barging:
+ * freeing it and waking the oldest waiter).
  *   0        unlocked; g is empty
  *   -EINVAL  NULL, or g holds nothing (a double unlock: reported)
  *   -EPERM   g belongs to another task or thread (see ursa_oblig_disown) */

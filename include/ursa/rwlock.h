@@ -70,9 +70,11 @@ typedef struct ursa_rwlock_write_guard {
  *   -EINVAL  rw is NULL, or max_readers > URSA_RWLOCK_MAX_READERS */
 URSA_API int ursa_rwlock_init(ursa_rwlock_t *rw, uint64_t max_readers);
 
-/* Not a wait: ursa_rwlock_init with a name and a rank (see
+/* Not a wait: ursa_rwlock_init with a name, a rank and flags (see
  * ursa/lockinfo.h; attr may be NULL). Read and write locks are both
- * checked against the order. Codes as ursa_rwlock_init. */
+ * checked against the order. URSA_LOCK_BARGING makes writers barge
+ * (docs/rwlock.md). Codes as ursa_rwlock_init, and -EINVAL for an unknown
+ * flag. */
 URSA_API int ursa_rwlock_init_attr(ursa_rwlock_t *rw, uint64_t max_readers,
                                    const ursa_lock_attr_t *attr);
 

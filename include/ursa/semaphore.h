@@ -35,6 +35,19 @@ typedef struct ursa_sem_permit {
  *   -EINVAL  s is NULL, or permits > URSA_SEM_MAX */
 URSA_API int ursa_sem_init(ursa_sem_t *s, uint64_t permits);
 
+/* flags of ursa_sem_init_flags: trade fairness for throughput under
+ * contention. A release frees its permits and wakes waiters instead of
+ * handing the permits to them, and any acquire may take free permits past
+ * queued waiters. A waiter that has waited 1 ms switches the semaphore to
+ * FIFO hand-off until its queue drains (or a waiter handed its permits
+ * waited under 1 ms). See docs/semaphore.md. */
+#define URSA_SEM_BARGING 1u
+
+/* Not a wait: ursa_sem_init with flags (0 or URSA_SEM_BARGING).
+ *   0        initialised
+ *   -EINVAL  s is NULL, permits > URSA_SEM_MAX, or an unknown flag */
+URSA_API int ursa_sem_init_flags(ursa_sem_t *s, uint64_t permits, unsigned flags);
+
 /* Not a wait: destroys a semaphore nobody waits on.
  *   0        destroyed
  *   -EBUSY   waiters queued (reported as misuse; nothing changed)
@@ -44,7 +57,7 @@ URSA_API int ursa_sem_destroy(ursa_sem_t *s);
 /* Phase 1 (wait): acquires n permits (1 <= n <= URSA_SEM_REQUEST_MAX) into p.
  *   0           p holds n permits
  *   -EAGAIN     deadline is URSA_NOW and n are not available, or waiters
- *               are queued ahead
+ *               are queued ahead (not with URSA_SEM_BARGING)
  *   -ETIMEDOUT  the deadline passed first
  *   -ECANCELED  the calling task was cancelled first
  *   -EPIPE      the semaphore is closed

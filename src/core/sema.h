@@ -2,8 +2,24 @@
  * bounded channels). Lock-free fast paths on one atomic word; a FIFO of
  * wait nodes behind a spinlock for the slow path; wakers run outside it.
  *
- * Invariant: while WAITERS is set the word holds 0 available permits —
- * every permit that comes back goes to the queue head first (no barging). */
+ * Invariant (FIFO, the default): while WAITERS is set the word holds 0
+ * available permits — every permit that comes back goes to the queue head
+ * first (no barging).
+ *
+ * Barging (opt-in per object, ursa__sema_set_barging): a release puts its
+ * permits in the word even while waiters queue, and wakes the queue's
+ * head *lookers* without handing them anything; any caller may take free
+ * permits (ursa__sema_try_barge), and a woken looker that finds them taken
+ * queues again at the front. A looker is a blocking waiter started by
+ * ursa__sema_look (queued with got == URSA__SEMA_LOOKING); other waiters
+ * (a select's case, a raw wait) are still handed their permits FIFO, since
+ * they cannot look again. Once a looker has waited URSA__SEMA_STARVE_NS
+ * the semaphore switches to HANDOFF: FIFO as the default (every looker
+ * becomes a plain waiter, the free permits go to the queue) until the
+ * queue drains, or until a waiter handed its permits had waited less than
+ * the bound (ursa__sema_end_handoff). So the invariant above holds in
+ * HANDOFF mode too, and in barging mode the word may hold permits while
+ * WAITERS is set. */
 #ifndef URSA_CORE_SEMA_H
 #define URSA_CORE_SEMA_H
 
@@ -13,6 +29,25 @@
 #define URSA__SEMA_CLOSED ((uint64_t)1)
 #define URSA__SEMA_WAITERS ((uint64_t)2)
 #define URSA__SEMA_SHIFT 2
+
+/* The owner bits of the queue's lock word (core/waitq.h): the mode, read
+ * and changed under the queue lock (BARGE is set once, before use). */
+#define URSA__SEMA_BARGE ((uint32_t)1)   /* barging allowed */
+#define URSA__SEMA_HANDOFF ((uint32_t)2) /* a looker starved: FIFO until drained */
+
+/* A looker that has waited this long switches the semaphore to HANDOFF
+ * (Go's sync.Mutex starvation threshold). */
+#define URSA__SEMA_STARVE_NS ((ursa_time_t)1000000)
+
+/* got of a queued looker: it is owed a look, not permits. */
+#define URSA__SEMA_LOOKING UINT32_MAX
+
+/* A looker: a blocking waiter of a barging semaphore and when it began to
+ * wait (the starvation bound counts from there, across its requeues). */
+typedef struct ursa__sema_looker {
+    URSA__WAITER_ALIGN ursa__waiter_t w;
+    ursa_time_t since;
+} ursa__sema_looker_t;
 
 void ursa__sema_init(ursa__sema_t *s, uint64_t permits);
 
@@ -48,6 +83,64 @@ static inline uint64_t ursa__sema_take_upto(ursa__sema_t *s, uint64_t n)
             return take;
     }
 }
+
+/* Takes n permits if available, even past queued waiters: a barging
+ * semaphore's acquire (its FIFO callers use ursa__sema_try). Lock-free. */
+static inline bool ursa__sema_try_barge(ursa__sema_t *s, uint64_t n)
+{
+    /* relaxed: the CAS below is what must see the latest value. */
+    uint64_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
+    for (;;) {
+        if ((st & URSA__SEMA_CLOSED) || (st >> URSA__SEMA_SHIFT) < n)
+            return false;
+        /* acquire: as in ursa__sema_try. */
+        if (atomic_compare_exchange_weak_explicit(&s->state, &st, st - (n << URSA__SEMA_SHIFT),
+                                                  memory_order_acquire, memory_order_relaxed))
+            return true;
+    }
+}
+
+/* Turns barging on: once, after ursa__sema_init, before any use. */
+static inline void ursa__sema_set_barging(ursa__sema_t *s)
+{
+    /* relaxed: the object is not shared yet; publishing it orders this. */
+    atomic_store_explicit(&s->q.lock, URSA__SEMA_BARGE, memory_order_relaxed);
+}
+
+/* True if s was set to barge (constant after init). */
+static inline bool ursa__sema_barging(const ursa__sema_t *s)
+{
+    /* relaxed: BARGE never changes after init; the other bits may, and
+     * are not looked at. */
+    return atomic_load_explicit(&s->q.lock, memory_order_relaxed) & URSA__SEMA_BARGE;
+}
+
+/* True while a barging s is in HANDOFF (a snapshot, for tests). */
+static inline bool ursa__sema_handoff(const ursa__sema_t *s)
+{
+    /* relaxed: a snapshot. */
+    return atomic_load_explicit(&s->q.lock, memory_order_relaxed) & URSA__SEMA_HANDOFF;
+}
+
+/* Ends a HANDOFF early (Go's rule): called by a waiter that was handed
+ * its permits having waited less than URSA__SEMA_STARVE_NS, so the
+ * queue is being served quickly; under sustained contention the queue
+ * never drains, and HANDOFF would otherwise stay for good. The waiters
+ * still queued keep their place and are handed their permits FIFO; new
+ * arrivals barge again. */
+void ursa__sema_end_handoff(ursa__sema_t *s);
+
+/* Switches to HANDOFF so far, process-wide (tests assert on its growth). */
+extern _Atomic(uint64_t) ursa__sema_handoffs;
+
+/* Starts (or, again after a look that lost, restarts) looker l's wait for
+ * n permits on a barging s, l->w freshly initialised: 0 (took them: w
+ * granted, got n), -EINPROGRESS (queued: at the front if `again`; woken
+ * either granted with got n, in HANDOFF, or with got 0: look again),
+ * -EPIPE (closed). `starved`: l has waited URSA__SEMA_STARVE_NS (switches
+ * s to HANDOFF). */
+int ursa__sema_look(ursa__sema_t *s, ursa__sema_looker_t *l, uint32_t n, bool again,
+                    bool starved);
 
 /* Starts a wait for n permits (1 <= n <= URSA_SEM_REQUEST_MAX): 0
  * (granted at once, w done), -EINPROGRESS (queued, maybe with some permits

@@ -2,6 +2,7 @@
 
 #include "../core/ctx.h"
 #include "../core/sema.h"
+#include "barge.h"
 #include "hold.h"
 #include "wait_steps.h"
 
@@ -12,9 +13,11 @@ static const ursa__wait_ops_t lock_ops = {URSA_WAIT_MUTEX, ursa__sema_cancel,
 
 int ursa_mutex_init_attr(ursa_mutex_t *m, const ursa_lock_attr_t *attr)
 {
-    if (!m)
+    if (!m || (attr && (attr->flags & ~URSA_LOCK_BARGING)))
         return -EINVAL;
     ursa__sema_init(&m->sema, 1);
+    if (attr && (attr->flags & URSA_LOCK_BARGING))
+        ursa__sema_set_barging(&m->sema);
     atomic_init(&m->poisoned, false);
     ursa__lockinfo_init(&m->info, attr);
     return 0;
@@ -63,6 +66,16 @@ static __attribute__((noinline)) int lock_slow(ursa_mutex_t *m, ursa_mutex_guard
                                                ursa_time_t deadline, const ursa_site_t *site)
 {
     ursa__ctx_t *c = ursa__ctx();
+    if (ursa__sema_barging(&m->sema)) {
+        /* Free permits are anyone's, queued waiters or not. */
+        if (ursa__sema_try_barge(&m->sema, 1))
+            return take(m, g, c, site, 0);
+        if (deadline == URSA_NOW)
+            return -EAGAIN;
+        ursa_time_t since = ursa__ctx_now(c);
+        int rc = ursa__barge_block(c, &m->sema, 1, &lock_ops, deadline, site, since);
+        return rc ? rc : take(m, g, c, site, since);
+    }
     if (deadline == URSA_NOW)
         return -EAGAIN;
     ursa_time_t wait_start = URSA__LOCK_WAIT_START(c);

@@ -2,6 +2,7 @@
 
 #include "../core/ctx.h"
 #include "../core/sema.h"
+#include "barge.h"
 #include "hold.h"
 #include "wait_steps.h"
 
@@ -12,9 +13,16 @@ static const ursa__wait_ops_t acquire_ops = {URSA_WAIT_SEMAPHORE, ursa__sema_can
 
 int ursa_sem_init(ursa_sem_t *s, uint64_t permits)
 {
-    if (!s || permits > URSA_SEM_MAX)
+    return ursa_sem_init_flags(s, permits, 0);
+}
+
+int ursa_sem_init_flags(ursa_sem_t *s, uint64_t permits, unsigned flags)
+{
+    if (!s || permits > URSA_SEM_MAX || (flags & ~URSA_SEM_BARGING))
         return -EINVAL;
     ursa__sema_init(&s->sema, permits);
+    if (flags & URSA_SEM_BARGING)
+        ursa__sema_set_barging(&s->sema);
     return 0;
 }
 
@@ -47,6 +55,16 @@ static __attribute__((noinline)) int acquire_slow(ursa_sem_t *s, uint64_t n,
 {
     if (ursa__sema_closed(&s->sema))
         return -EPIPE;
+    if (ursa__sema_barging(&s->sema)) {
+        /* Free permits are anyone's, queued waiters or not. */
+        if (ursa__sema_try_barge(&s->sema, n))
+            return take(s, n, p, c, site);
+        if (deadline == URSA_NOW)
+            return -EAGAIN;
+        int rc = ursa__barge_block(c, &s->sema, (uint32_t)n, &acquire_ops, deadline, site,
+                                   ursa__ctx_now(c));
+        return rc == 0 ? take(s, n, p, c, site) : rc;
+    }
     if (deadline == URSA_NOW)
         return -EAGAIN;
     URSA__WAITER_ALIGN ursa__waiter_t w;

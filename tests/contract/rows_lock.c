@@ -9,6 +9,21 @@
 #include "queue_peek.h"
 #include "task_checks.h"
 
+/* rows_barging.c includes this file with ROWS_BARGING 1: the same rows on
+ * barging locks (the contract holds in both modes). */
+#ifndef ROWS_BARGING
+#define ROWS_BARGING 0
+#endif
+#if ROWS_BARGING
+#define ROWS_NAME(s) "barging_" s
+#define ROWS_ATTR (&(ursa_lock_attr_t){.flags = URSA_LOCK_BARGING})
+#define ROWS_SEM_FLAGS URSA_SEM_BARGING
+#else
+#define ROWS_NAME(s) s
+#define ROWS_ATTR NULL
+#define ROWS_SEM_FLAGS 0u
+#endif
+
 /* ---- mutex ---- */
 
 typedef struct mutex_fx {
@@ -21,7 +36,7 @@ static int mutex_line;
 static void *mutex_make(void)
 {
     mutex_fx_t *f = calloc(1, sizeof *f);
-    if (!f || ursa_mutex_init(&f->m) || ursa_mutex_lock(&f->m, &f->block, URSA_NOW) ||
+    if (!f || ursa_mutex_init_attr(&f->m, ROWS_ATTR) || ursa_mutex_lock(&f->m, &f->block, URSA_NOW) ||
         ursa_oblig_disown(&f->block.ob)) {
         free(f);
         return NULL;
@@ -106,7 +121,7 @@ static int mutex_take(void *p)
 }
 
 static const contract_row_t contract_mutex = {
-    .name = "mutex",
+    .name = ROWS_NAME("mutex"),
     .checks = CONTRACT_WAIT_CHECKS | CONTRACT_LEAK,
     .kind = CONTRACT_RETURNED,
     .exclusive = true,
@@ -132,7 +147,7 @@ static int sem_line;
 static void *sem_make(void)
 {
     ursa_sem_t *s = calloc(1, sizeof *s);
-    if (!s || ursa_sem_init(s, 0)) {
+    if (!s || ursa_sem_init_flags(s, 0, ROWS_SEM_FLAGS)) {
         free(s);
         return NULL;
     }
@@ -205,7 +220,7 @@ static int sem_take(void *p)
 }
 
 static const contract_row_t contract_semaphore = {
-    .name = "semaphore",
+    .name = ROWS_NAME("semaphore"),
     .checks = CONTRACT_WAIT_CHECKS | CONTRACT_LEAK,
     .kind = CONTRACT_RETURNED,
     .exclusive = true,

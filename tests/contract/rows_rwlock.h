@@ -22,7 +22,7 @@ static int RW(line);
 static void *RW(make)(void)
 {
     RW(fx_t) *f = calloc(1, sizeof *f);
-    if (!f || ursa_rwlock_init(&f->rw, 0) || RW_OTHER(lock)(&f->rw, &f->block, URSA_NOW) ||
+    if (!f || ursa_rwlock_init_attr(&f->rw, 0, ROWS_ATTR) || RW_OTHER(lock)(&f->rw, &f->block, URSA_NOW) ||
         ursa_oblig_disown(&f->block.ob)) {
         free(f);
         return NULL;
@@ -109,7 +109,7 @@ static int RW(take)(void *p)
 }
 
 static const contract_row_t RW_EXPAND3(contract, rwlock, SIDE) = {
-    .name = "rwlock_" RW_STR(SIDE),
+    .name = ROWS_NAME("rwlock_" RW_STR(SIDE)),
     .checks = CONTRACT_WAIT_CHECKS | CONTRACT_LEAK,
 #if WRITE_SIDE
     .kind = CONTRACT_RETURNED,

@@ -26,25 +26,27 @@ static __attribute__((unused)) void order_hook(void *ctx, const char *owner, con
 
 /* Runs scenario with order reports captured in order_reports (count reset)
  * instead of aborting; fails the test if the scenario returns a message. */
-static __attribute__((unused)) void run_order_scenario(ursa_task_fn_t scenario)
+static __attribute__((unused)) void run_order_scenario(ursa_task_fn_t scenario, void *arg)
 {
     bool old_abort = ursa_leak_set_abort(false);
     ursa_leak_set_hook(order_hook, NULL);
     order_reports.count = 0;
     void *res = (void *)1;
-    assert_int_equal(ursa_run(NULL, scenario, NULL, &res), 0);
+    assert_int_equal(ursa_run(NULL, scenario, arg, &res), 0);
     ursa_leak_set_hook(NULL, NULL);
     ursa_leak_set_abort(old_abort);
     if (res)
         fail_msg("%s", (const char *)res);
 }
 
+/* arg != NULL: the ranked locks barge (URSA_LOCK_BARGING); the order
+ * checks are the same. */
 static __attribute__((unused)) void *order_scenario(void *arg)
 {
-    (void)arg;
+    unsigned fl = arg ? URSA_LOCK_BARGING : 0;
     ursa_mutex_t outer, inner, other;
-    ursa_mutex_init_attr(&outer, &(ursa_lock_attr_t){.name = "accounts", .rank = 1});
-    ursa_mutex_init_attr(&inner, &(ursa_lock_attr_t){.name = "journal", .rank = 2});
+    ursa_mutex_init_attr(&outer, &(ursa_lock_attr_t){.name = "accounts", .rank = 1, .flags = fl});
+    ursa_mutex_init_attr(&inner, &(ursa_lock_attr_t){.name = "journal", .rank = 2, .flags = fl});
     ursa_mutex_init(&other); /* unranked: never checked */
     ursa_mutex_guard_t a = {0}, b = {0}, c = {0};
     /* In order: fine, and unranked locks mix freely. */
@@ -62,7 +64,7 @@ static __attribute__((unused)) void *order_scenario(void *arg)
     URSA_SIM_CHECK(a.mutex == NULL && !ursa_mutex_is_locked(&outer)); /* nothing held */
     /* Same rank twice is a violation too (two locks of one level). */
     ursa_mutex_t peer;
-    ursa_mutex_init_attr(&peer, &(ursa_lock_attr_t){.name = "journal-2", .rank = 2});
+    ursa_mutex_init_attr(&peer, &(ursa_lock_attr_t){.name = "journal-2", .rank = 2, .flags = fl});
     URSA_SIM_CHECK(ursa_mutex_lock(&peer, &c, URSA_NEVER) == -EDEADLK);
     URSA_SIM_CHECK(ursa_mutex_unlock(&b) == 0);
     /* Released: the order check is about what is held now. */
@@ -77,19 +79,21 @@ static void test_lock_order_violation_is_reported_with_both_locks_and_sites(void
 #if !URSA_LOCK_ORDER
     skip();
 #else
-    run_order_scenario(order_scenario);
-    /* Two violations reported, each naming both locks and both sites. */
-    assert_int_equal(order_reports.count, 2);
-    const char *kind = order_reports.what;
-    int line = order_reports.line;
-    assert_non_null(strstr(kind, "journal-2"));
-    assert_non_null(strstr(kind, "journal"));
-    assert_non_null(strstr(kind, "lock order violation"));
-    char at[32];
-    snprintf(at, sizeof at, ":%d", order_line_inner);
-    assert_non_null(strstr(kind, at)); /* where the held lock was taken */
-    if (line <= order_line_outer)
-        fail_msg("report site line %d, expected after %d", line, order_line_outer);
+    for (intptr_t barging = 0; barging < 2; barging++) {
+        run_order_scenario(order_scenario, (void *)barging);
+        /* Two violations reported, each naming both locks and both sites. */
+        assert_int_equal(order_reports.count, 2);
+        const char *kind = order_reports.what;
+        int line = order_reports.line;
+        assert_non_null(strstr(kind, "journal-2"));
+        assert_non_null(strstr(kind, "journal"));
+        assert_non_null(strstr(kind, "lock order violation"));
+        char at[32];
+        snprintf(at, sizeof at, ":%d", order_line_inner);
+        assert_non_null(strstr(kind, at)); /* where the held lock was taken */
+        if (line <= order_line_outer)
+            fail_msg("report site line %d, expected after %d", line, order_line_outer);
+    }
 #endif
 }
 
@@ -120,7 +124,7 @@ static void test_rwlock_takes_part_in_the_lock_order(void **state)
 #if !URSA_LOCK_ORDER
     skip();
 #else
-    run_order_scenario(rw_order_scenario);
+    run_order_scenario(rw_order_scenario, NULL);
     assert_int_equal(order_reports.count, 2);
     assert_non_null(strstr(order_reports.what, "'table'"));
     assert_non_null(strstr(order_reports.what, "'row'"));
@@ -196,9 +200,9 @@ static __attribute__((unused)) void *metrics_holder(void *arg)
  * figures are exact whatever the seed. */
 static __attribute__((unused)) void *metrics_scenario(void *arg)
 {
-    (void)arg;
     metrics_run_t r;
-    ursa_mutex_init_attr(&r.m, &(ursa_lock_attr_t){.name = "ledger"});
+    ursa_mutex_init_attr(&r.m, &(ursa_lock_attr_t){.name = "ledger",
+                                                    .flags = arg ? URSA_LOCK_BARGING : 0});
     ursa_mutex_guard_t g = {0};
     URSA_SIM_CHECK(ursa_mutex_lock(&r.m, &g, URSA_NEVER) == 0);
     ursa_task_t *t;
@@ -241,6 +245,7 @@ static void test_mutex_metrics_are_exact_in_virtual_time(void **state)
     skip();
 #else
     test_explore(metrics_scenario, NULL);
+    test_explore(metrics_scenario, (void *)1); /* barging: the same figures */
 #endif
 }
 

@@ -32,7 +32,8 @@
 #define LAYOUT_FIELDS(X)                                                                           \
     X(ursa_site_t, file) X(ursa_site_t, func) X(ursa_site_t, line) X(ursa_waker_t, fn)             \
     X(ursa_waker_t, ctx) X(ursa_oblig_kind_t, name) X(ursa_oblig_kind_t, release_leaked)           \
-    X(ursa_lock_attr_t, name) X(ursa_lock_attr_t, rank) X(ursa_lock_stats_t, name)                 \
+    X(ursa_lock_attr_t, name) X(ursa_lock_attr_t, rank) X(ursa_lock_attr_t, flags)                \
+    X(ursa_lock_stats_t, name)                                                                     \
     X(ursa_lock_stats_t, acquisitions) X(ursa_lock_stats_t, hold_p99_ns)                           \
     X(ursa_mutex_guard_t, mutex) X(ursa_rwlock_read_guard_t, rw) X(ursa_rwlock_write_guard_t, rw)  \
     X(ursa_sem_permit_t, sem) X(ursa_sem_permit_t, n) X(ursa_mpsc_sender_t, ch)                    \

@@ -45,7 +45,7 @@ static __attribute__((unused)) uint64_t peek_sema_got_sum(ursa__sema_t *s)
     uint64_t sum = 0;
     uint32_t bits = ursa__waitq_lock(&s->q);
     for (ursa__waiter_t *w = s->q.head; w; w = w->next)
-        sum += w->got;
+        sum += w->got == URSA__SEMA_LOOKING ? 0 : w->got; /* a barging looker holds none */
     ursa__waitq_unlock(&s->q, bits);
     return sum;
 }

@@ -3,6 +3,7 @@
  * (semaphore, writer preference, reader bias): rwlock.h. */
 #include <string.h>
 
+#include "../barge.h"
 #include "../hold.h"
 #include "../wait_steps.h"
 #include "rwlock.h"
@@ -32,12 +33,18 @@ int ursa_rwlock_stats(const ursa_rwlock_t *rw, ursa_lock_stats_t *out)
 
 int ursa_rwlock_init_attr(ursa_rwlock_t *rw, uint64_t max_readers, const ursa_lock_attr_t *attr)
 {
-    if (!rw || max_readers > URSA_RWLOCK_MAX_READERS)
+    if (!rw || max_readers > URSA_RWLOCK_MAX_READERS ||
+        (attr && (attr->flags & ~URSA_LOCK_BARGING)))
         return -EINVAL;
     ursa__lockinfo_init(&rw->info, attr);
     if (max_readers == 0)
         max_readers = URSA_RWLOCK_DEFAULT_READERS;
     ursa__sema_init(&rw->sema, max_readers);
+    /* Writers barge; readers start plain waits (ursa__sema_start), which a
+     * barging release still hands their permit FIFO. */
+    bool barging = attr && (attr->flags & URSA_LOCK_BARGING);
+    if (barging)
+        ursa__sema_set_barging(&rw->sema);
     rw->max_readers = max_readers;
     atomic_init(&rw->poisoned, false);
     atomic_init(&rw->writer, false);
@@ -45,8 +52,11 @@ int ursa_rwlock_init_attr(ursa_rwlock_t *rw, uint64_t max_readers, const ursa_lo
     atomic_init(&rw->bias.on, 0);
     atomic_init(&rw->bias.lock, 0);
     /* Not at the first read lock: a lock read a few times only should not
-     * take one of the few slots. */
-    atomic_init(&rw->bias.skip, max_readers >= URSA_RWLOCK_DEFAULT_READERS
+     * take one of the few slots. A barging lock never biases: a woken
+     * writer is off the queue (WAITERS may be clear), so a reader could
+     * take the token between its looks, and only a queued writer's revoke
+     * would bring it back. */
+    atomic_init(&rw->bias.skip, max_readers >= URSA_RWLOCK_DEFAULT_READERS && !barging
                                     ? URSA__RWLOCK_BIAS_MIN_SKIP
                                     : URSA__RWLOCK_BIAS_NEVER);
     rw->bias.slot = -1;
@@ -269,11 +279,32 @@ void ursa_rwlock_read_guard_cleanup(ursa_rwlock_read_guard_t *g)
 
 /* ---- write lock ---- */
 
+/* A barging writer's slow half: every permit, past queued waiters if they
+ * are free; else wait as a looker (barge.h). */
+static __attribute__((noinline)) int write_barging(ursa_rwlock_t *rw,
+                                                   ursa_rwlock_write_guard_t *g, ursa__ctx_t *c,
+                                                   ursa_time_t deadline, const ursa_site_t *site)
+{
+    if (ursa__sema_try_barge(&rw->sema, rw->max_readers))
+        return take_write(rw, g, c, site, 0);
+    if (deadline == URSA_NOW)
+        return -EAGAIN;
+    ursa_time_t since = ursa__ctx_now(c);
+    int rc = ursa__barge_block(c, &rw->sema, (uint32_t)rw->max_readers,
+                               &ursa__rwlock_write_ops, deadline, site, since);
+    if (rc)
+        return rc;
+    ursa__rwlock_writer_entered(rw);
+    return take_write(rw, g, c, site, since);
+}
+
 /* The write lock's queued half (out of line, as read_slow). */
 static __attribute__((noinline)) int write_slow(ursa_rwlock_t *rw, ursa_rwlock_write_guard_t *g,
                                                 ursa__ctx_t *c, ursa_time_t deadline,
                                                 const ursa_site_t *site)
 {
+    if (ursa__sema_barging(&rw->sema))
+        return write_barging(rw, g, c, deadline, site);
     if (deadline == URSA_NOW)
         return -EAGAIN;
     ursa_time_t wait_start = URSA__LOCK_WAIT_START(c);
@@ -417,7 +448,7 @@ uint64_t ursa_rwlock_readers(const ursa_rwlock_t *rw)
     ursa__sema_t *s = &m->sema;
     uint32_t bits = ursa__waitq_lock(&s->q);
     uint64_t free_ = ursa__sema_available(s) + token;
-    if (s->q.head)
+    if (s->q.head && s->q.head->got != URSA__SEMA_LOOKING)
         free_ += s->q.head->got; /* assigned to the head waiter, not held */
     ursa__waitq_unlock(&s->q, bits);
     return (free_ >= rw->max_readers ? 0 : rw->max_readers - free_) + fast;

@@ -42,9 +42,12 @@ static uint64_t promote_readers_locked(ursa_rwlock_t *rw)
         return 0;
     /* Only the head can hold a partial assignment; it is no longer first,
      * so its permits go back to whoever is. */
-    uint64_t back = h->got;
-    h->want += h->got;
-    h->got = 0;
+    uint64_t back = 0;
+    if (h->got != URSA__SEMA_LOOKING) { /* a barging writer holds nothing */
+        back = h->got;
+        h->want += h->got;
+        h->got = 0;
+    }
     /* The readers, in order, ahead of what is left. */
     readers.tail->next = q->head;
     if (q->head)
