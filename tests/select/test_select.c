@@ -107,6 +107,9 @@ static void *duels_body(void *arg)
             if (m)
                 return (void *)failf("kind %d round %u: %s", fx_kinds[k], r, m);
         }
+        /* both sides won some rounds: each path above was taken */
+        if (!won[0] || !won[1])
+            return (void *)failf("kind %d: won %u / %u", fx_kinds[k], won[0], won[1]);
     }
     return NULL;
 }
