@@ -29,7 +29,6 @@
 #define URSA_SELECT_H
 
 #include <poll.h>
-#include <string.h>
 
 #include "base.h"
 #include "broadcast.h"
@@ -73,7 +72,7 @@ typedef enum ursa_case_kind {
     URSA_CASE_TASK_JOIN,     /* the task finished (handle freed); out: void * (may be NULL) */
     URSA_CASE_FD_READABLE,   /* fd readable; rc: revents */
     URSA_CASE_FD_WRITABLE,   /* fd writable; rc: revents */
-    URSA_CASE_SLEEP_UNTIL,   /* the time `at` has come */
+    URSA_CASE_SLEEP_UNTIL,   /* the time `at` has come (wins only if no other case is ready) */
     URSA_CASE__COUNT
 } ursa_case_kind_t;
 
@@ -108,7 +107,9 @@ typedef struct ursa_case {
 
 /* Phase 1 (wait): waits until one case completes, the deadline passes or
  * the calling task is cancelled. Cases ready at the call are chosen
- * uniformly at random (URSA_SELECT_ORDERED: the first in declared order).
+ * uniformly at random (URSA_SELECT_ORDERED: the first in declared order);
+ * a due sleep-until case only when no other case is ready, as a single
+ * call past its deadline still takes what is there.
  *   i >= 0      case i won: its hold is established, cases[i].rc says how
  *               it completed (the single call's return code)
  *   -EAGAIN     deadline is URSA_NOW and no case is ready (a pure try:
@@ -157,132 +158,132 @@ URSA_API int ursa_select_cancel(ursa_select_t *s);
 
 /* ---- building cases ---- */
 
-static inline ursa_case_t ursa__case(int kind, void *obj, void *out)
+/* Every builder fills the public fields at once (a C compound literal, so
+ * the case is built in place, not field by field over a cleared copy);
+ * the private part starts zeroed. */
+static inline ursa_case_t ursa__case(int kind, void *obj, void *out, const void *in,
+                                     uint64_t *missed, uint64_t n, ursa_time_t at, int fd,
+                                     short events)
 {
-    ursa_case_t c;
-    memset(&c, 0, sizeof c);
+#ifdef __cplusplus
+    ursa_case_t c{};
     c.kind = kind;
     c.obj = obj;
     c.out = out;
-    c.fd = -1;
+    c.in = in;
+    c.missed = missed;
+    c.n = n;
+    c.at = at;
+    c.fd = fd;
+    c.events = events;
     return c;
+#else
+    return (ursa_case_t){.kind = kind, .obj = obj, .out = out, .in = in, .missed = missed,
+                         .n = n, .at = at, .fd = fd, .events = events};
+#endif
 }
+
+#define URSA__CASE(kind, obj, out) ursa__case(kind, obj, out, NULL, NULL, 0, 0, -1, 0)
 
 static inline ursa_case_t ursa_case_lock(ursa_mutex_t *m, ursa_mutex_guard_t *g)
 {
-    return ursa__case(URSA_CASE_MUTEX_LOCK, m, g);
+    return URSA__CASE(URSA_CASE_MUTEX_LOCK, m, g);
 }
 
 static inline ursa_case_t ursa_case_read_lock(ursa_rwlock_t *rw, ursa_rwlock_read_guard_t *g)
 {
-    return ursa__case(URSA_CASE_RWLOCK_READ, rw, g);
+    return URSA__CASE(URSA_CASE_RWLOCK_READ, rw, g);
 }
 
 static inline ursa_case_t ursa_case_write_lock(ursa_rwlock_t *rw, ursa_rwlock_write_guard_t *g)
 {
-    return ursa__case(URSA_CASE_RWLOCK_WRITE, rw, g);
+    return URSA__CASE(URSA_CASE_RWLOCK_WRITE, rw, g);
 }
 
 static inline ursa_case_t ursa_case_acquire(ursa_sem_t *s, uint64_t n, ursa_sem_permit_t *p)
 {
-    ursa_case_t c = ursa__case(URSA_CASE_SEM_ACQUIRE, s, p);
-    c.n = n;
-    return c;
+    return ursa__case(URSA_CASE_SEM_ACQUIRE, s, p, NULL, NULL, n, 0, -1, 0);
 }
 
 static inline ursa_case_t ursa_case_notify(ursa_notify_t *n)
 {
-    return ursa__case(URSA_CASE_NOTIFY_WAIT, n, NULL);
+    return URSA__CASE(URSA_CASE_NOTIFY_WAIT, n, NULL);
 }
 
 static inline ursa_case_t ursa_case_event(ursa_event_t *e)
 {
-    return ursa__case(URSA_CASE_EVENT_WAIT, e, NULL);
+    return URSA__CASE(URSA_CASE_EVENT_WAIT, e, NULL);
 }
 
 /* value: gets the cell's value (may be NULL). */
 static inline ursa_case_t ursa_case_once(ursa_once_cell_t *cell, void **value)
 {
-    return ursa__case(URSA_CASE_ONCE_WAIT, cell, value);
+    return URSA__CASE(URSA_CASE_ONCE_WAIT, cell, value);
 }
 
 static inline ursa_case_t ursa_case_pool(ursa_pool_t *p, ursa_pool_item_t *it)
 {
-    return ursa__case(URSA_CASE_POOL_ACQUIRE, p, it);
+    return URSA__CASE(URSA_CASE_POOL_ACQUIRE, p, it);
 }
 
 static inline ursa_case_t ursa_case_recv_mpsc(const ursa_mpsc_receiver_t *rx, void *out)
 {
-    return ursa__case(URSA_CASE_MPSC_RECV, (void *)rx, out);
+    return URSA__CASE(URSA_CASE_MPSC_RECV, (void *)rx, out);
 }
 
 static inline ursa_case_t ursa_case_recv_mpmc(const ursa_mpmc_receiver_t *rx, void *out)
 {
-    return ursa__case(URSA_CASE_MPMC_RECV, (void *)rx, out);
+    return URSA__CASE(URSA_CASE_MPMC_RECV, (void *)rx, out);
 }
 
 /* missed: may be NULL (then a lag is only reported by rc -EOVERFLOW). */
 static inline ursa_case_t ursa_case_recv_broadcast(ursa_broadcast_rx_t *rx, void *out,
                                                    uint64_t *missed)
 {
-    ursa_case_t c = ursa__case(URSA_CASE_BROADCAST_RECV, rx, out);
-    c.missed = missed;
-    return c;
+    return ursa__case(URSA_CASE_BROADCAST_RECV, rx, out, NULL, missed, 0, 0, -1, 0);
 }
 
 /* value: read only if the case wins (it must stay valid until then). */
 static inline ursa_case_t ursa_case_send_mpsc(const ursa_mpsc_sender_t *tx, const void *value)
 {
-    ursa_case_t c = ursa__case(URSA_CASE_MPSC_SEND, (void *)tx, NULL);
-    c.in = value;
-    return c;
+    return ursa__case(URSA_CASE_MPSC_SEND, (void *)tx, NULL, value, NULL, 0, 0, -1, 0);
 }
 
 static inline ursa_case_t ursa_case_send_mpmc(const ursa_mpmc_sender_t *tx, const void *value)
 {
-    ursa_case_t c = ursa__case(URSA_CASE_MPMC_SEND, (void *)tx, NULL);
-    c.in = value;
-    return c;
+    return ursa__case(URSA_CASE_MPMC_SEND, (void *)tx, NULL, value, NULL, 0, 0, -1, 0);
 }
 
 static inline ursa_case_t ursa_case_watch_changed(ursa_watch_rx_t *rx)
 {
-    return ursa__case(URSA_CASE_WATCH_CHANGED, rx, NULL);
+    return URSA__CASE(URSA_CASE_WATCH_CHANGED, rx, NULL);
 }
 
 static inline ursa_case_t ursa_case_recv_oneshot(ursa_oneshot_t *os, void *out)
 {
-    return ursa__case(URSA_CASE_ONESHOT_RECV, os, out);
+    return URSA__CASE(URSA_CASE_ONESHOT_RECV, os, out);
 }
 
 /* result: gets the task's return value (may be NULL). A won join frees
  * the handle, as ursa_task_join does. */
 static inline ursa_case_t ursa_case_join(ursa_task_t *t, void **result)
 {
-    return ursa__case(URSA_CASE_TASK_JOIN, t, result);
+    return URSA__CASE(URSA_CASE_TASK_JOIN, t, result);
 }
 
 static inline ursa_case_t ursa_case_readable(int fd)
 {
-    ursa_case_t c = ursa__case(URSA_CASE_FD_READABLE, NULL, NULL);
-    c.fd = fd;
-    c.events = POLLIN;
-    return c;
+    return ursa__case(URSA_CASE_FD_READABLE, NULL, NULL, NULL, NULL, 0, 0, fd, POLLIN);
 }
 
 static inline ursa_case_t ursa_case_writable(int fd)
 {
-    ursa_case_t c = ursa__case(URSA_CASE_FD_WRITABLE, NULL, NULL);
-    c.fd = fd;
-    c.events = POLLOUT;
-    return c;
+    return ursa__case(URSA_CASE_FD_WRITABLE, NULL, NULL, NULL, NULL, 0, 0, fd, POLLOUT);
 }
 
 static inline ursa_case_t ursa_case_sleep_until(ursa_time_t at)
 {
-    ursa_case_t c = ursa__case(URSA_CASE_SLEEP_UNTIL, NULL, NULL);
-    c.at = at;
-    return c;
+    return ursa__case(URSA_CASE_SLEEP_UNTIL, NULL, NULL, NULL, NULL, 0, at, -1, 0);
 }
 
 URSA_EXTERN_C_END

@@ -9,24 +9,15 @@
 #include "../rt/io_wait.h"
 #include "select.h"
 
-#define OBJ_OUT(c) ((c)->obj && (c)->out ? 0 : -EINVAL)
-
-static int check_obj(const ursa_case_t *c)
-{
-    return c->obj ? 0 : -EINVAL;
-}
-
-static int check_obj_out(const ursa_case_t *c)
-{
-    return OBJ_OUT(c);
-}
+#define OBJ URSA__KIND_OBJ
+#define OBJ_OUT (URSA__KIND_OBJ | URSA__KIND_OUT)
 
 /* ---- mutex ---- */
 
 static int mutex_check(const ursa_case_t *c)
 {
     const ursa_mutex_guard_t *g = c->out;
-    return OBJ_OUT(c) || g->mutex ? -EINVAL : 0;
+    return g->mutex ? -EINVAL : 0;
 }
 
 static int mutex_try(ursa_case_t *c, const ursa_site_t *site)
@@ -44,7 +35,7 @@ static int mutex_finish(ursa_case_t *c)
     return ursa_mutex_lock_finish(c->obj, &c->wait_, c->out);
 }
 
-static const ursa__case_kind_t mutex_kind = {0, mutex_check, mutex_try, mutex_start,
+static const ursa__case_kind_t mutex_kind = {OBJ_OUT, mutex_check, mutex_try, mutex_start,
                                              mutex_finish, NULL};
 
 /* ---- rwlock ---- */
@@ -52,7 +43,7 @@ static const ursa__case_kind_t mutex_kind = {0, mutex_check, mutex_try, mutex_st
 static int read_check(const ursa_case_t *c)
 {
     const ursa_rwlock_read_guard_t *g = c->out;
-    return OBJ_OUT(c) || g->rw ? -EINVAL : 0;
+    return g->rw ? -EINVAL : 0;
 }
 
 static int read_try(ursa_case_t *c, const ursa_site_t *site)
@@ -70,13 +61,13 @@ static int read_finish(ursa_case_t *c)
     return ursa_rwlock_read_lock_finish(c->obj, &c->wait_, c->out);
 }
 
-static const ursa__case_kind_t read_kind = {0, read_check, read_try, read_start, read_finish,
+static const ursa__case_kind_t read_kind = {OBJ_OUT, read_check, read_try, read_start, read_finish,
                                             NULL};
 
 static int write_check(const ursa_case_t *c)
 {
     const ursa_rwlock_write_guard_t *g = c->out;
-    return OBJ_OUT(c) || g->rw ? -EINVAL : 0;
+    return g->rw ? -EINVAL : 0;
 }
 
 static int write_try(ursa_case_t *c, const ursa_site_t *site)
@@ -94,7 +85,7 @@ static int write_finish(ursa_case_t *c)
     return ursa_rwlock_write_lock_finish(c->obj, &c->wait_, c->out);
 }
 
-static const ursa__case_kind_t write_kind = {0, write_check, write_try, write_start,
+static const ursa__case_kind_t write_kind = {OBJ_OUT, write_check, write_try, write_start,
                                              write_finish, NULL};
 
 /* ---- semaphore ---- */
@@ -102,7 +93,7 @@ static const ursa__case_kind_t write_kind = {0, write_check, write_try, write_st
 static int sem_check(const ursa_case_t *c)
 {
     const ursa_sem_permit_t *p = c->out;
-    return OBJ_OUT(c) || p->sem || c->n == 0 || c->n > URSA_SEM_REQUEST_MAX ? -EINVAL : 0;
+    return p->sem || c->n == 0 || c->n > URSA_SEM_REQUEST_MAX ? -EINVAL : 0;
 }
 
 static int sem_try(ursa_case_t *c, const ursa_site_t *site)
@@ -120,7 +111,7 @@ static int sem_finish(ursa_case_t *c)
     return ursa_sem_acquire_finish(c->obj, &c->wait_, c->out);
 }
 
-static const ursa__case_kind_t sem_kind = {0, sem_check, sem_try, sem_start, sem_finish, NULL};
+static const ursa__case_kind_t sem_kind = {OBJ_OUT, sem_check, sem_try, sem_start, sem_finish, NULL};
 
 /* ---- notify, event, once ---- */
 
@@ -139,7 +130,7 @@ static int notify_finish(ursa_case_t *c)
     return ursa_notify_wait_finish(c->obj, &c->wait_);
 }
 
-static const ursa__case_kind_t notify_kind = {0, check_obj, notify_try, notify_start,
+static const ursa__case_kind_t notify_kind = {OBJ, NULL, notify_try, notify_start,
                                               notify_finish, NULL};
 
 static int event_try(ursa_case_t *c, const ursa_site_t *site)
@@ -157,7 +148,7 @@ static int event_finish(ursa_case_t *c)
     return ursa_event_wait_finish(c->obj, &c->wait_);
 }
 
-static const ursa__case_kind_t event_kind = {0, check_obj, event_try, event_start, event_finish,
+static const ursa__case_kind_t event_kind = {OBJ, NULL, event_try, event_start, event_finish,
                                              NULL};
 
 static int once_try(ursa_case_t *c, const ursa_site_t *site)
@@ -175,7 +166,7 @@ static int once_finish(ursa_case_t *c)
     return ursa_once_wait_finish(c->obj, &c->wait_, c->out);
 }
 
-static const ursa__case_kind_t once_kind = {0, check_obj, once_try, once_start, once_finish,
+static const ursa__case_kind_t once_kind = {OBJ, NULL, once_try, once_start, once_finish,
                                             NULL};
 
 /* ---- pool ---- */
@@ -183,7 +174,7 @@ static const ursa__case_kind_t once_kind = {0, check_obj, once_try, once_start, 
 static int pool_check(const ursa_case_t *c)
 {
     const ursa_pool_item_t *it = c->out;
-    return OBJ_OUT(c) || it->pool ? -EINVAL : 0;
+    return it->pool ? -EINVAL : 0;
 }
 
 static int pool_try(ursa_case_t *c, const ursa_site_t *site)
@@ -201,7 +192,7 @@ static int pool_finish(ursa_case_t *c)
     return ursa_pool_acquire_finish(c->obj, &c->wait_, c->out);
 }
 
-static const ursa__case_kind_t pool_kind = {0, pool_check, pool_try, pool_start, pool_finish,
+static const ursa__case_kind_t pool_kind = {OBJ_OUT, pool_check, pool_try, pool_start, pool_finish,
                                             NULL};
 
 /* ---- receives ---- */
@@ -223,7 +214,7 @@ static int mpsc_recv_finish(ursa_case_t *c)
     return ursa_mpsc_recv_finish(c->obj, &c->wait_, c->out);
 }
 
-static const ursa__case_kind_t mpsc_recv_kind = {0, check_obj_out, mpsc_recv_try,
+static const ursa__case_kind_t mpsc_recv_kind = {OBJ_OUT | URSA__KIND_ONE_SLOT, NULL, mpsc_recv_try,
                                                  mpsc_recv_start, mpsc_recv_finish, NULL};
 
 static int mpmc_recv_try(ursa_case_t *c, const ursa_site_t *site)
@@ -243,7 +234,7 @@ static int mpmc_recv_finish(ursa_case_t *c)
     return ursa_mpmc_recv_finish(c->obj, &c->wait_, c->out);
 }
 
-static const ursa__case_kind_t mpmc_recv_kind = {0, check_obj_out, mpmc_recv_try,
+static const ursa__case_kind_t mpmc_recv_kind = {OBJ_OUT, NULL, mpmc_recv_try,
                                                  mpmc_recv_start, mpmc_recv_finish, NULL};
 
 static int bcast_try(ursa_case_t *c, const ursa_site_t *site)
@@ -261,7 +252,7 @@ static int bcast_finish(ursa_case_t *c)
     return ursa_broadcast_recv_finish(c->obj, &c->wait_, c->out, c->missed);
 }
 
-static const ursa__case_kind_t bcast_kind = {0, check_obj_out, bcast_try, bcast_start,
+static const ursa__case_kind_t bcast_kind = {OBJ_OUT, NULL, bcast_try, bcast_start,
                                              bcast_finish, NULL};
 
 static int oneshot_try(ursa_case_t *c, const ursa_site_t *site)
@@ -279,7 +270,7 @@ static int oneshot_finish(ursa_case_t *c)
     return ursa_oneshot_recv_finish(c->obj, &c->wait_, c->out);
 }
 
-static const ursa__case_kind_t oneshot_kind = {0, check_obj_out, oneshot_try, oneshot_start,
+static const ursa__case_kind_t oneshot_kind = {OBJ_OUT | URSA__KIND_ONE_SLOT, NULL, oneshot_try, oneshot_start,
                                                oneshot_finish, NULL};
 
 static int watch_try(ursa_case_t *c, const ursa_site_t *site)
@@ -298,15 +289,10 @@ static int watch_finish(ursa_case_t *c)
     return ursa_watch_changed_finish(c->obj, &c->wait_);
 }
 
-static const ursa__case_kind_t watch_kind = {0, check_obj, watch_try, watch_start, watch_finish,
+static const ursa__case_kind_t watch_kind = {OBJ | URSA__KIND_ONE_SLOT, NULL, watch_try, watch_start, watch_finish,
                                              NULL};
 
 /* ---- sends: a reserve, sent through only by the winner ---- */
-
-static int send_check(const ursa_case_t *c)
-{
-    return c->obj && c->in ? 0 : -EINVAL;
-}
 
 static int mpsc_send_try(ursa_case_t *c, const ursa_site_t *site)
 {
@@ -327,7 +313,7 @@ static int mpsc_send_finish(ursa_case_t *c)
     return rc ? rc : ursa_mpsc_permit_send(&p, c->in);
 }
 
-static const ursa__case_kind_t mpsc_send_kind = {0, send_check, mpsc_send_try, mpsc_send_start,
+static const ursa__case_kind_t mpsc_send_kind = {OBJ | URSA__KIND_IN, NULL, mpsc_send_try, mpsc_send_start,
                                                  mpsc_send_finish, NULL};
 
 static int mpmc_send_try(ursa_case_t *c, const ursa_site_t *site)
@@ -349,7 +335,7 @@ static int mpmc_send_finish(ursa_case_t *c)
     return rc ? rc : ursa_mpmc_permit_send(&p, c->in);
 }
 
-static const ursa__case_kind_t mpmc_send_kind = {0, send_check, mpmc_send_try, mpmc_send_start,
+static const ursa__case_kind_t mpmc_send_kind = {OBJ | URSA__KIND_IN, NULL, mpmc_send_try, mpmc_send_start,
                                                  mpmc_send_finish, NULL};
 
 /* ---- task join ---- */
@@ -370,7 +356,7 @@ static int join_finish(ursa_case_t *c)
     return ursa_task_join_finish(c->obj, &c->wait_, c->out);
 }
 
-static const ursa__case_kind_t join_kind = {0, check_obj, join_try, join_start, join_finish,
+static const ursa__case_kind_t join_kind = {OBJ | URSA__KIND_ONE_SLOT, NULL, join_try, join_start, join_finish,
                                             NULL};
 
 /* ---- fd readiness ---- */

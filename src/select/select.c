@@ -91,30 +91,25 @@ static void order_init(uint8_t *order, unsigned n)
 
 /* ---- checks ---- */
 
-/* Kinds whose wait sits in a single slot of its object: two cases on one
- * object would overwrite each other's wait. */
-static bool single_slot(int kind)
-{
-    return kind == URSA_CASE_MPSC_RECV || kind == URSA_CASE_ONESHOT_RECV ||
-           kind == URSA_CASE_TASK_JOIN || kind == URSA_CASE_WATCH_CHANGED;
-}
-
 /* 0 and the union of the kinds' flags in *has, or -EINVAL. */
-static int validate(ursa_case_t *cases, size_t n, unsigned flags, unsigned *has)
+static int validate(const ursa_case_t *cases, size_t n, unsigned flags, unsigned *has)
 {
-    if (!cases || n == 0 || n > URSA_SELECT_MAX || (flags & ~URSA_SELECT_ORDERED))
-        return -EINVAL;
+    if (!cases || n - 1 >= URSA_SELECT_MAX || (flags & ~URSA_SELECT_ORDERED))
+        return -EINVAL; /* n - 1: n == 0 wraps */
     unsigned h = 0;
     for (size_t i = 0; i < n; i++) {
-        ursa_case_t *c = &cases[i];
-        if (c->kind <= URSA_CASE_NONE || c->kind >= URSA_CASE__COUNT || !kind_of(c) ||
-            kind_of(c)->check(c))
+        const ursa_case_t *c = &cases[i];
+        if ((unsigned)c->kind - 1 >= URSA_CASE__COUNT - 1 || !kind_of(c))
+            return -EINVAL; /* NONE (0), negative and unknown wrap too */
+        const ursa__case_kind_t *k = kind_of(c);
+        if (((k->flags & URSA__KIND_OBJ) && !c->obj) || ((k->flags & URSA__KIND_OUT) && !c->out) ||
+            ((k->flags & URSA__KIND_IN) && !c->in) || (k->check && k->check(c)))
             return -EINVAL;
-        h |= kind_of(c)->flags;
-        if (single_slot(c->kind))
+        if (k->flags & URSA__KIND_ONE_SLOT)
             for (size_t j = 0; j < i; j++)
                 if (cases[j].kind == c->kind && cases[j].obj == c->obj)
                     return -EINVAL;
+        h |= k->flags;
     }
     *has = h;
     return 0;
@@ -122,15 +117,36 @@ static int validate(ursa_case_t *cases, size_t n, unsigned flags, unsigned *has)
 
 /* ---- the pieces of a round ---- */
 
+/* The sleep-until case that is due (the earliest), or -1. */
+static int due_sleep(const ursa_case_t *cases, unsigned n, ursa_time_t now)
+{
+    int best = -1;
+    for (unsigned i = 0; i < n; i++) {
+        const ursa_case_t *c = &cases[i];
+        if (c->kind == URSA_CASE_SLEEP_UNTIL && c->at <= now &&
+            (best < 0 || c->at < cases[best].at))
+            best = (int)i;
+    }
+    return best;
+}
+
 /* The try pass: the winning index (its outcome in rc), -EAGAIN (none
- * ready), or -EINVAL (a case refused its input: nothing held). */
-static int try_pass(core_t *s, const ursa_site_t *site)
+ * ready), or -EINVAL (a case refused its input: nothing held). A
+ * sleep-until case is looked at only once no other case is ready (as a
+ * single call with an expired deadline still takes what is there): a
+ * ready case beats a due time, and the common pass reads no clock. */
+static int try_pass(ursa_case_t *cases, unsigned n, uint32_t flags, const ursa_site_t *site)
 {
     uint8_t order[URSA_SELECT_MAX];
-    order_init(order, s->n);
-    for (unsigned i = 0; i < s->n; i++) {
-        unsigned k = next_in_order(order, i, s->n, s->flags);
-        ursa_case_t *c = &s->cases[k];
+    order_init(order, n);
+    bool sleeps = false;
+    for (unsigned i = 0; i < n; i++) {
+        unsigned k = next_in_order(order, i, n, flags);
+        ursa_case_t *c = &cases[k];
+        if (c->kind == URSA_CASE_SLEEP_UNTIL) {
+            sleeps = true;
+            continue;
+        }
         int r = kind_of(c)->try_now(c, site);
         if (r == -EAGAIN)
             continue;
@@ -138,6 +154,13 @@ static int try_pass(core_t *s, const ursa_site_t *site)
             return -EINVAL;
         c->rc = r;
         return (int)k;
+    }
+    if (sleeps) {
+        int k = due_sleep(cases, n, ursa_now());
+        if (k >= 0) {
+            cases[k].rc = 0;
+            return k;
+        }
     }
     return -EAGAIN;
 }
@@ -244,19 +267,6 @@ static int take_winner(core_t *s, int k, bool at_start, int at)
     }
     c->rc = r;
     return k;
-}
-
-/* The sleep-until case that is due (the earliest), or -1. */
-static int due_sleep(const core_t *s, ursa_time_t now)
-{
-    int best = -1;
-    for (unsigned i = 0; i < s->n; i++) {
-        const ursa_case_t *c = &s->cases[i];
-        if (c->kind == URSA_CASE_SLEEP_UNTIL && c->at <= now &&
-            (best < 0 || c->at < s->cases[best].at))
-            best = (int)i;
-    }
-    return best;
 }
 
 static ursa_time_t earliest(const core_t *s, ursa_time_t deadline)
@@ -371,7 +381,7 @@ static int block_round(sel_t *s, ursa_time_t deadline, unsigned has, const ursa_
         int brc = polls ? poll_block(s, until) : ursa__ctx_block(c, &s->proxy, until, site);
         if (brc != 0 && ursa__claim_close(&cs->claim)) {
             end_all(cs, -1);
-            k = brc == -ETIMEDOUT ? due_sleep(cs, ursa_now()) : -1;
+            k = brc == -ETIMEDOUT ? due_sleep(cs->cases, cs->n, ursa_now()) : -1;
             if (k >= 0)
                 cs->cases[k].rc = 0;
             rc = k >= 0 ? k : brc;
@@ -387,6 +397,24 @@ static int block_round(sel_t *s, ursa_time_t deadline, unsigned has, const ursa_
     return rc;
 }
 
+/* What the try pass left: rounds of starting, blocking and trying again.
+ * Out of line: its frame (an aligned waiter) stays off the ready path. */
+static __attribute__((noinline)) int select_wait(ursa_case_t *cases, unsigned n, unsigned flags,
+                                                 unsigned has, ursa_time_t deadline,
+                                                 const ursa_site_t *site)
+{
+    sel_t s;
+    s.core = (core_t){.cases = cases, .n = n, .flags = flags};
+    for (;;) {
+        int rc = block_round(&s, deadline, has, site);
+        if (rc != RESTART)
+            return rc;
+        rc = try_pass(cases, n, flags, site);
+        if (rc != -EAGAIN)
+            return rc;
+    }
+}
+
 int ursa_select_at(ursa_case_t *cases, size_t n, unsigned flags, ursa_time_t deadline,
                    const ursa_site_t *site)
 {
@@ -394,16 +422,10 @@ int ursa_select_at(ursa_case_t *cases, size_t n, unsigned flags, ursa_time_t dea
     int rc = validate(cases, n, flags, &has);
     if (rc)
         return rc;
-    sel_t s;
-    s.core = (core_t){.cases = cases, .n = (uint32_t)n, .flags = flags};
-    for (;;) {
-        rc = try_pass(&s.core, site);
-        if (rc != -EAGAIN || deadline == URSA_NOW)
-            return rc;
-        rc = block_round(&s, deadline, has, site);
-        if (rc != RESTART)
-            return rc;
-    }
+    rc = try_pass(cases, (unsigned)n, flags, site);
+    if (rc != -EAGAIN || deadline == URSA_NOW)
+        return rc;
+    return select_wait(cases, (unsigned)n, flags, has, deadline, site);
 }
 
 /* ---- the raw form (a foreign loop) ---- */
@@ -417,7 +439,7 @@ static core_t *raw_core(ursa_select_t *s)
 static int raw_round(core_t *s)
 {
     for (;;) {
-        int k = try_pass(s, NULL);
+        int k = try_pass(s->cases, s->n, s->flags, NULL);
         if (k != -EAGAIN)
             return k;
         ursa__claim_init(&s->claim, s->claim.waker);

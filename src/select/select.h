@@ -5,8 +5,10 @@
  * What an entry must do, in terms of its primitive's raw wait
  * (include/ursa/wait.h, src/core/waitq.h):
  *
- *   check    0 if the case's fields are well formed, else -EINVAL. Must
- *            not touch the primitive.
+ *   flags    what the select does for the kind itself (below), and the
+ *            fields every case of it needs (URSA__KIND_OBJ ...).
+ *   check    0 if the case's other fields are well formed, else -EINVAL
+ *            (NULL: nothing more to check). Must not touch the primitive.
  *   try_now  a pure try (the single call with URSA_NOW): the case's
  *            outcome (0, or the single call's error such as -EPIPE,
  *            with the hold established as the call establishes it), or
@@ -39,6 +41,13 @@
 
 #define URSA__KIND_FD 1u    /* fd readiness: ring poll in a task, ppoll on a thread */
 #define URSA__KIND_SLEEP 2u /* a time: no wait is started */
+/* The input every case of the kind needs (checked before `check`). */
+#define URSA__KIND_OBJ 4u  /* obj not NULL */
+#define URSA__KIND_OUT 8u  /* out not NULL */
+#define URSA__KIND_IN 16u  /* in not NULL */
+/* The kind's wait sits in a single slot of its object: two cases on one
+ * object would overwrite each other's wait (refused). */
+#define URSA__KIND_ONE_SLOT 32u
 
 typedef struct ursa__case_kind {
     unsigned flags;
