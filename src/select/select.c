@@ -21,6 +21,7 @@
  *     start that took the claim and lost the thing to a lock-free taker)
  *     starts a new round: nothing was taken by any case. */
 #include <poll.h>
+#include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -72,7 +73,7 @@ static uint32_t rand_below(uint32_t bound)
 
 /* Step i of a lazy Fisher-Yates over order[0..n): order[i] is the next
  * case to look at. */
-static unsigned next_in_order(uint8_t *order, unsigned i, unsigned n, uint32_t flags)
+static inline unsigned next_in_order(uint8_t *order, unsigned i, unsigned n, uint32_t flags)
 {
     if (!(flags & URSA_SELECT_ORDERED) && n - i > 1) {
         unsigned j = i + rand_below(n - i);
@@ -83,16 +84,20 @@ static unsigned next_in_order(uint8_t *order, unsigned i, unsigned n, uint32_t f
     return order[i];
 }
 
-static void order_init(uint8_t *order, unsigned n)
+static const uint8_t identity[URSA_SELECT_MAX] = {
+    0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21,
+    22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43,
+    44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63};
+
+static inline void order_init(uint8_t *order, unsigned n)
 {
-    for (unsigned i = 0; i < n; i++)
-        order[i] = (uint8_t)i;
+    memcpy(order, identity, n);
 }
 
 /* ---- checks ---- */
 
 /* 0 and the union of the kinds' flags in *has, or -EINVAL. */
-static int validate(const ursa_case_t *cases, size_t n, unsigned flags, unsigned *has)
+static inline __attribute__((always_inline)) int validate(const ursa_case_t *cases, size_t n, unsigned flags, unsigned *has)
 {
     if (!cases || n - 1 >= URSA_SELECT_MAX || (flags & ~URSA_SELECT_ORDERED))
         return -EINVAL; /* n - 1: n == 0 wraps */
@@ -196,10 +201,12 @@ static void end_all(core_t *s, int keep)
 static int start_pass(core_t *s, const ursa_site_t *site, int *at)
 {
     ursa_waker_t waker = ursa__claim_waker(&s->claim);
-    uint8_t order[URSA_SELECT_MAX];
-    order_init(order, s->n);
+    /* Round from a random case (the first in declared order): the try
+     * pass already drew the fair order among the cases ready then; this
+     * order only matters for a case that became ready since. */
+    unsigned first = (s->flags & URSA_SELECT_ORDERED) ? 0 : rand_below(s->n);
     for (unsigned i = 0; i < s->n; i++) {
-        unsigned k = next_in_order(order, i, s->n, s->flags);
+        unsigned k = first + i < s->n ? first + i : first + i - s->n;
         ursa_case_t *c = &s->cases[k];
         const ursa__case_kind_t *kind = kind_of(c);
         if (kind->flags & URSA__KIND_SLEEP)
@@ -225,13 +232,11 @@ static int start_pass(core_t *s, const ursa_site_t *site, int *at)
     return -EINPROGRESS;
 }
 
-/* Which case's waiter w is. */
+/* Which case's waiter w is (the claim holds one of ours). */
 static int index_of(const core_t *s, const ursa__waiter_t *w)
 {
-    for (unsigned i = 0; i < s->n; i++)
-        if (&s->cases[i].wait_.waiter == w)
-            return (int)i;
-    return -1; /* not reached: the claim holds one of ours */
+    return (int)(((const char *)w - (const char *)&s->cases[0].wait_.waiter) /
+                 (ptrdiff_t)sizeof(ursa_case_t));
 }
 
 /* Case k won (at start: its start returned `at`). Ends the others and
@@ -377,7 +382,7 @@ static int block_round(sel_t *s, ursa_time_t deadline, unsigned has, const ursa_
     } else if (k >= 0) {
         rc = take_winner(cs, k, true, at);
     } else {
-        ursa_time_t until = earliest(cs, deadline);
+        ursa_time_t until = (has & URSA__KIND_SLEEP) ? earliest(cs, deadline) : deadline;
         int brc = polls ? poll_block(s, until) : ursa__ctx_block(c, &s->proxy, until, site);
         if (brc != 0 && ursa__claim_close(&cs->claim)) {
             end_all(cs, -1);

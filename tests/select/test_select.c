@@ -20,7 +20,8 @@ typedef struct duel {
     ursa_event_t set_up;
     unsigned yields;    /* before the helper makes both ready */
     bool other_first;
-    const char *helper_err;
+    const char *setup_err; /* written before set_up is set */
+    const char *ready_err; /* read after the helper is joined */
 } duel_t;
 
 /* The helper: sets the kind up (its holds are the helper's), then makes
@@ -28,15 +29,15 @@ typedef struct duel {
 static void *duel_helper(void *arg)
 {
     duel_t *d = arg;
-    d->helper_err = fx_setup(&d->f, d->f.kind);
+    d->setup_err = fx_setup(&d->f, d->f.kind);
     (void)ursa_event_set(&d->set_up);
-    if (d->helper_err)
+    if (d->setup_err)
         return NULL;
     for (unsigned i = 0; i < d->yields; i++)
         (void)ursa_yield();
     if (d->other_first)
         (void)ursa_event_set(&d->other);
-    d->helper_err = fx_ready(&d->f);
+    d->ready_err = fx_ready(&d->f);
     if (!d->other_first)
         (void)ursa_event_set(&d->other);
     return NULL;
@@ -45,8 +46,8 @@ static void *duel_helper(void *arg)
 /* What the select's caller checks once it returned i. */
 static const char *duel_check(duel_t *d, ursa_case_t *cases, int i)
 {
-    if (d->helper_err)
-        return d->helper_err;
+    if (d->ready_err)
+        return d->ready_err;
     if (i == 0) {
         CHECK_OK(fx_won(&d->f, cases[0].rc));
         /* the event lost: still set, for the next waiter */
@@ -74,7 +75,7 @@ static const char *duel_in_task(int kind, unsigned yields, bool other_first, uns
     ursa_task_t *h;
     CHECK_EQ(ursa_spawn(&h, duel_helper, &d, NULL), 0);
     CHECK_EQ(ursa_event_wait(&d.set_up, test_guard_deadline()), 0);
-    const char *err = d.helper_err;
+    const char *err = d.setup_err;
     int i = -1;
     ursa_case_t cases[2];
     if (!err) {
@@ -89,8 +90,7 @@ static const char *duel_in_task(int kind, unsigned yields, bool other_first, uns
         if (won)
             won[i]++;
     }
-    if (!d.helper_err || d.f.kind)
-        fx_teardown(&d.f);
+    fx_teardown(&d.f);
     (void)ursa_event_destroy(&d.other);
     (void)ursa_event_destroy(&d.set_up);
     return err;
@@ -159,7 +159,7 @@ static const char *duel_on_thread(int kind, bool other_first)
     pthread_t th;
     CHECK_EQ(pthread_create(&th, NULL, duel_thread, &d), 0);
     CHECK_EQ(ursa_event_wait(&d.set_up, test_guard_deadline()), 0);
-    const char *err = d.helper_err;
+    const char *err = d.setup_err;
     int i = -1;
     ursa_case_t cases[2];
     if (!err) {
