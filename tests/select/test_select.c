@@ -20,7 +20,8 @@ typedef struct duel {
     ursa_event_t set_up;
     unsigned yields;    /* before the helper makes both ready */
     bool other_first;
-    const char *setup_err; /* written before set_up is set */
+    const char *setup_err; /* written before setup_done */
+    atomic_int setup_done; /* released after the setup, before set_up is set */
     const char *ready_err; /* read after the helper is joined */
 } duel_t;
 
@@ -30,6 +31,9 @@ static void *duel_helper(void *arg)
 {
     duel_t *d = arg;
     d->setup_err = fx_setup(&d->f, d->f.kind);
+    /* release: the setup reaches the select's caller (also under TSan,
+     * which does not see the event's acquire fence on a slow path). */
+    atomic_store_explicit(&d->setup_done, 1, memory_order_release);
     (void)ursa_event_set(&d->set_up);
     if (d->setup_err)
         return NULL;
@@ -75,6 +79,7 @@ static const char *duel_in_task(int kind, unsigned yields, bool other_first, uns
     ursa_task_t *h;
     CHECK_EQ(ursa_spawn(&h, duel_helper, &d, NULL), 0);
     CHECK_EQ(ursa_event_wait(&d.set_up, test_guard_deadline()), 0);
+    CHECK(atomic_load_explicit(&d.setup_done, memory_order_acquire)); /* pairs with the helper */
     const char *err = d.setup_err;
     int i = -1;
     ursa_case_t cases[2];
@@ -159,6 +164,7 @@ static const char *duel_on_thread(int kind, bool other_first)
     pthread_t th;
     CHECK_EQ(pthread_create(&th, NULL, duel_thread, &d), 0);
     CHECK_EQ(ursa_event_wait(&d.set_up, test_guard_deadline()), 0);
+    CHECK(atomic_load_explicit(&d.setup_done, memory_order_acquire)); /* pairs with the helper */
     const char *err = d.setup_err;
     int i = -1;
     ursa_case_t cases[2];
