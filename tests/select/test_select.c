@@ -510,7 +510,79 @@ static void raw_form(void **state)
     assert_int_equal(ursa_notify_destroy(&n), 0);
 }
 
-TEST_MAIN(cmocka_unit_test(bad_input), cmocka_unit_test(now_is_a_pure_try),
+/* ====================================================================== */
+/* queue order: a select's losing case neither keeps nor takes a place    */
+/* ====================================================================== */
+
+static void queue_order_kept(void **state)
+{
+    (void)state;
+    ursa_mutex_t m;
+    ursa_notify_t n;
+    ursa_event_t e;
+    ursa_mutex_guard_t h = {0}, g = {0}, g1 = {0}, g2 = {0};
+    assert_int_equal(ursa_mutex_init(&m), 0);
+    assert_int_equal(ursa_notify_init(&n), 0);
+    assert_int_equal(ursa_event_init(&e, URSA_EVENT_AUTO, false), 0);
+    ursa_waker_t wk = {raw_wake, NULL};
+    ursa_wait_t w1, w2;
+    ursa_select_t s;
+
+    /* W1, then the select's lock case, then W2 queue on m; the select
+     * wins by its event; the unlock goes to W1, and W1's to W2. */
+    assert_int_equal(ursa_mutex_lock(&m, &h, URSA_NOW), 0);
+    assert_int_equal(ursa_mutex_lock_start(&m, &w1, wk), -EINPROGRESS);
+    ursa_case_t c[2] = {ursa_case_lock(&m, &g), ursa_case_event(&e)};
+    assert_int_equal(ursa_select_start(&s, c, 2, 0, wk), -EINPROGRESS);
+    assert_int_equal(ursa_mutex_lock_start(&m, &w2, wk), -EINPROGRESS);
+    assert_int_equal(ursa_event_set(&e), 1);
+    assert_int_equal(ursa_select_finish(&s), 1);
+    assert_int_equal(ursa_mutex_unlock(&h), 0);
+    assert_true(ursa_wait_ready(&w1));
+    assert_false(ursa_wait_ready(&w2));
+    assert_int_equal(ursa_mutex_lock_finish(&m, &w1, &g1), 0);
+    assert_int_equal(ursa_mutex_unlock(&g1), 0);
+    assert_true(ursa_wait_ready(&w2));
+    assert_int_equal(ursa_mutex_lock_finish(&m, &w2, &g2), 0);
+    assert_int_equal(ursa_mutex_unlock(&g2), 0);
+    assert_null(g.mutex);
+
+    /* The select's lock case at the head of the queue with its claim
+     * already lost (the event won, not finished yet): the unlock passes
+     * over it to W2, never granting it. */
+    assert_int_equal(ursa_mutex_lock(&m, &h, URSA_NOW), 0);
+    c[0] = ursa_case_lock(&m, &g);
+    c[1] = ursa_case_event(&e);
+    assert_int_equal(ursa_select_start(&s, c, 2, 0, wk), -EINPROGRESS);
+    assert_int_equal(ursa_mutex_lock_start(&m, &w2, wk), -EINPROGRESS);
+    assert_int_equal(ursa_event_set(&e), 1);
+    assert_int_equal(ursa_mutex_unlock(&h), 0);
+    assert_true(ursa_wait_ready(&w2));
+    assert_int_equal(ursa_select_finish(&s), 1);
+    assert_null(g.mutex);
+    assert_int_equal(ursa_mutex_lock_finish(&m, &w2, &g2), 0);
+    assert_int_equal(ursa_mutex_unlock(&g2), 0);
+
+    /* The same for a notification: it goes to the plain waiter behind the
+     * select's dropped case, and the next one is stored. */
+    c[0] = ursa_case_notify(&n);
+    c[1] = ursa_case_event(&e);
+    assert_int_equal(ursa_select_start(&s, c, 2, 0, wk), -EINPROGRESS);
+    assert_int_equal(ursa_notify_wait_start(&n, &w2, wk), -EINPROGRESS);
+    assert_int_equal(ursa_event_set(&e), 1);
+    assert_int_equal(ursa_notify_one(&n), 1);
+    assert_true(ursa_wait_ready(&w2));
+    assert_int_equal(ursa_notify_wait_finish(&n, &w2), 0);
+    assert_int_equal(ursa_select_finish(&s), 1);
+    assert_int_equal(ursa_notify_one(&n), 1);
+    assert_int_equal(ursa_notify_wait(&n, URSA_NOW), 0);
+
+    assert_int_equal(ursa_mutex_destroy(&m), 0);
+    assert_int_equal(ursa_notify_destroy(&n), 0);
+    assert_int_equal(ursa_event_destroy(&e), 0);
+}
+
+TEST_MAIN(cmocka_unit_test(queue_order_kept), cmocka_unit_test(bad_input), cmocka_unit_test(now_is_a_pure_try),
           cmocka_unit_test(duels_in_tasks), cmocka_unit_test(duels_on_threads),
           cmocka_unit_test(duels_explored), cmocka_unit_test(deadlines_and_sleeps_in_a_task),
           cmocka_unit_test(deadlines_and_sleeps_on_a_thread),
