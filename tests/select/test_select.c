@@ -582,7 +582,41 @@ static void queue_order_kept(void **state)
     assert_int_equal(ursa_event_destroy(&e), 0);
 }
 
-TEST_MAIN(cmocka_unit_test(queue_order_kept), cmocka_unit_test(bad_input), cmocka_unit_test(now_is_a_pure_try),
+/* An mpmc receive that won finds the message gone (another receiver was
+ * faster): the select starts over, nothing taken, and later wins by
+ * another case. */
+static void a_won_case_that_finds_nothing_starts_over(void **state)
+{
+    (void)state;
+    ursa_mpmc_receiver_t rx;
+    ursa_mpmc_sender_t tx;
+    ursa_event_t e;
+    uint64_t out = 0, v = 7, o = 0;
+    assert_int_equal(ursa_mpmc_new(&rx, &tx, sizeof v, 4, NULL), 0);
+    assert_int_equal(ursa_event_init(&e, URSA_EVENT_AUTO, false), 0);
+    ursa_case_t c[2] = {ursa_case_recv_mpmc(&rx, &out), ursa_case_event(&e)};
+    ursa_select_t s;
+    atomic_store(&raw_wakes, 0);
+    assert_int_equal(ursa_select_start(&s, c, 2, 0, (ursa_waker_t){raw_wake, NULL}), -EINPROGRESS);
+    assert_int_equal(ursa_mpmc_send(&tx, &v, URSA_NOW), 0); /* wakes the select's receive */
+    assert_int_equal(atomic_load(&raw_wakes), 1);
+    assert_int_equal(ursa_mpmc_try_recv(&rx, &o), 0); /* another receiver takes it */
+    assert_int_equal(o, 7);
+    assert_int_equal(ursa_select_finish(&s), -EAGAIN); /* started again */
+    assert_int_equal(ursa_event_set(&e), 1);
+    assert_int_equal(atomic_load(&raw_wakes), 2);
+    assert_int_equal(ursa_select_finish(&s), 1);
+    assert_int_equal(out, 0);
+    /* the receive case was withdrawn: a new message is there for anyone */
+    assert_int_equal(ursa_mpmc_send(&tx, &v, URSA_NOW), 0);
+    assert_int_equal(ursa_mpmc_try_recv(&rx, &o), 0);
+    assert_int_equal(ursa_mpmc_sender_drop(&tx), 0);
+    assert_int_equal(ursa_mpmc_receiver_drop(&rx), 0);
+    assert_int_equal(ursa_event_destroy(&e), 0);
+}
+
+TEST_MAIN(cmocka_unit_test(queue_order_kept),
+          cmocka_unit_test(a_won_case_that_finds_nothing_starts_over), cmocka_unit_test(bad_input), cmocka_unit_test(now_is_a_pure_try),
           cmocka_unit_test(duels_in_tasks), cmocka_unit_test(duels_on_threads),
           cmocka_unit_test(duels_explored), cmocka_unit_test(deadlines_and_sleeps_in_a_task),
           cmocka_unit_test(deadlines_and_sleeps_on_a_thread),
