@@ -381,6 +381,13 @@ static int block_round(sel_t *s, ursa_time_t deadline, unsigned has, const ursa_
         rc = -EINVAL;
     } else if (k >= 0) {
         rc = take_winner(cs, k, true, at);
+    } else if (ursa__claim_winner(&cs->claim)) {
+        /* A case won during the start pass: through a decider (its waker
+         * call may still be on its way: harmless, our context ignores a
+         * wake it does not wait for), or at a start that took the claim
+         * and then found the thing gone (dropped: no waker call will ever
+         * come, so we must not block on one). */
+        rc = take_winner(cs, index_of(cs, ursa__claim_winner(&cs->claim)), false, 0);
     } else {
         ursa_time_t until = (has & URSA__KIND_SLEEP) ? earliest(cs, deadline) : deadline;
         int brc = polls ? poll_block(s, until) : ursa__ctx_block(c, &s->proxy, until, site);
@@ -435,6 +442,16 @@ int ursa_select_at(ursa_case_t *cases, size_t n, unsigned flags, ursa_time_t dea
 
 /* ---- the raw form (a foreign loop) ---- */
 
+/* The claim's winner w was dropped by its own start (it took the claim,
+ * then found the thing gone): only our own thread does that, so the
+ * state is ours to read; a case decided by another thread is never
+ * dropped once it holds the claim. */
+static bool won_and_dropped(const ursa__waiter_t *w)
+{
+    /* relaxed: set by this thread (the start), or not at all. */
+    return atomic_load_explicit(&w->state, memory_order_relaxed) == URSA__W_CANCELLED;
+}
+
 static core_t *raw_core(ursa_select_t *s)
 {
     return (core_t *)(void *)s->priv_;
@@ -456,11 +473,14 @@ static int raw_round(core_t *s)
             end_all(s, -1);
             return -EINVAL;
         }
-        if (k == -EINPROGRESS) {
-            s->live = 1;
+        ursa__waiter_t *w = ursa__claim_winner(&s->claim);
+        if (k == -EINPROGRESS && !(w && won_and_dropped(w))) {
+            s->live = 1; /* the waker is called (or was, for a case won meanwhile) */
             return k;
         }
-        k = take_winner(s, k, true, at);
+        /* Won at start; or taken at a start that then found the thing gone
+         * (no waker call will come for it): settled here. */
+        k = k >= 0 ? take_winner(s, k, true, at) : take_winner(s, index_of(s, w), false, 0);
         if (k != RESTART)
             return k;
     }

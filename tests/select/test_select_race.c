@@ -210,6 +210,73 @@ static void permits_never_doubled(void **state)
     }
 }
 
+/* ---- starts that take the claim and lose the permit to a try ----
+ *
+ * A select's start takes its claim before the permits, under the queue
+ * lock; a lock-free try on another thread can still take them in between
+ * (the start then drops its case and the select starts over). Such a
+ * winner is never woken by anyone: the select must not block on it.
+ * Selects race plain tries here; a select that blocked on such a winner
+ * would sit until the hang guard, while permits keep coming back. */
+
+static atomic_int tries_stop;
+static ursa_sem_t try_sems[2];
+static atomic_int try_bad;
+
+static void *try_hammer(void *arg)
+{
+    unsigned i = (unsigned)(intptr_t)arg;
+    while (!atomic_load(&tries_stop)) {
+        ursa_sem_permit_t p = {0};
+        if (ursa_sem_acquire(&try_sems[i & 1], 1, &p, URSA_NOW) == 0 && ursa_sem_release(&p))
+            atomic_store(&try_bad, 1);
+        i++;
+    }
+    return NULL;
+}
+
+static void *try_selector(void *arg)
+{
+    (void)arg;
+    for (unsigned n = 0; n < (unsigned)test_scale(3000); n++) {
+        ursa_sem_permit_t p[2];
+        memset(p, 0, sizeof p);
+        ursa_case_t c[2] = {ursa_case_acquire(&try_sems[0], 1, &p[0]),
+                            ursa_case_acquire(&try_sems[1], 1, &p[1])};
+        int i = ursa_select(c, 2, 0, test_guard_deadline());
+        if (i < 0 || i > 1 || c[i].rc || ursa_sem_release(&p[i])) {
+            atomic_store(&try_bad, 1);
+            break;
+        }
+    }
+    return NULL;
+}
+
+static void *try_race_thread(void *arg)
+{
+    intptr_t i = (intptr_t)arg;
+    if (i < 2) {
+        try_selector(NULL);
+        atomic_fetch_add(&tries_stop, 1);
+    } else {
+        try_hammer((void *)i);
+    }
+    return NULL;
+}
+
+static void starts_racing_tries(void **state)
+{
+    (void)state;
+    atomic_store(&tries_stop, 0);
+    atomic_store(&try_bad, 0);
+    assert_int_equal(ursa_sem_init(&try_sems[0], 1), 0);
+    assert_int_equal(ursa_sem_init(&try_sems[1], 1), 0);
+    run_threads(4, try_race_thread);
+    assert_int_equal(atomic_load(&try_bad), 0);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(ursa_sem_destroy(&try_sems[i]), 0);
+}
+
 /* ====================================================================== */
 /* a cancel racing a grant                                                */
 /* ====================================================================== */
@@ -337,7 +404,7 @@ static void random_choice_is_uniform(void **state)
 TEST_MAIN(cmocka_unit_test(selects_share_nothing_threads),
           cmocka_unit_test(selects_share_nothing_tasks),
           cmocka_unit_test(selects_share_nothing_explored),
-          cmocka_unit_test(permits_never_doubled),
+          cmocka_unit_test(permits_never_doubled), cmocka_unit_test(starts_racing_tries),
           cmocka_unit_test(cancel_racing_a_grant_tasks),
           cmocka_unit_test(cancel_racing_a_grant_explored),
           cmocka_unit_test(random_choice_is_uniform))
