@@ -93,7 +93,9 @@ typedef struct ursa_case {
     ursa_time_t at;  /* sleep-until: the time */
     int fd;          /* fd cases */
     short events;    /* fd cases: POLLIN / POLLOUT (derived from the kind) */
-    /* Private: the case's wait, and what an fd wait needs in flight. */
+    /* Private: (in cases[0]) whether the last select over this array
+     * blocked; the case's wait, and what an fd wait needs in flight. */
+    unsigned short hint_;
     ursa_wait_t wait_;
     uint64_t priv_[5];
 } ursa_case_t;

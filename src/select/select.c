@@ -201,12 +201,12 @@ static void end_all(core_t *s, int keep)
 static int start_pass(core_t *s, const ursa_site_t *site, int *at)
 {
     ursa_waker_t waker = ursa__claim_waker(&s->claim);
-    /* Round from a random case (the first in declared order): the try
-     * pass already drew the fair order among the cases ready then; this
-     * order only matters for a case that became ready since. */
-    unsigned first = (s->flags & URSA_SELECT_ORDERED) ? 0 : rand_below(s->n);
+    /* A fresh fair order, as the try pass's: when the select skipped its
+     * try pass (see ursa_select_at) a case ready at start wins here. */
+    uint8_t order[URSA_SELECT_MAX];
+    order_init(order, s->n);
     for (unsigned i = 0; i < s->n; i++) {
-        unsigned k = first + i < s->n ? first + i : first + i - s->n;
+        unsigned k = next_in_order(order, i, s->n, s->flags);
         ursa_case_t *c = &s->cases[k];
         const ursa__case_kind_t *kind = kind_of(c);
         if (kind->flags & URSA__KIND_SLEEP)
@@ -374,6 +374,8 @@ static int block_round(sel_t *s, ursa_time_t deadline, unsigned has, const ursa_
     }
     cs->started = 0;
     int at = 0, k = start_pass(cs, site, &at);
+    /* Remember whether this array's select had to wait (ursa_select_at). */
+    cs->cases[0].hint_ = k < 0;
     int rc;
     if (k == -EINVAL) {
         (void)ursa__claim_close(&cs->claim);
@@ -427,6 +429,12 @@ static __attribute__((noinline)) int select_wait(ursa_case_t *cases, unsigned n,
     }
 }
 
+/* A select over an array whose last select had to wait (a loop that
+ * mostly waits, e.g. on requests) skips the try pass: its start pass
+ * still finds a case that is ready and takes it (in the same fair
+ * order), and the tries that would fail again are saved. Once a select
+ * finds a case ready at start, the next one tries first again. A pure
+ * try (URSA_NOW) always only tries. */
 int ursa_select_at(ursa_case_t *cases, size_t n, unsigned flags, ursa_time_t deadline,
                    const ursa_site_t *site)
 {
@@ -434,9 +442,11 @@ int ursa_select_at(ursa_case_t *cases, size_t n, unsigned flags, ursa_time_t dea
     int rc = validate(cases, n, flags, &has);
     if (rc)
         return rc;
-    rc = try_pass(cases, (unsigned)n, flags, site);
-    if (rc != -EAGAIN || deadline == URSA_NOW)
-        return rc;
+    if (deadline == URSA_NOW || !cases[0].hint_) {
+        rc = try_pass(cases, (unsigned)n, flags, site);
+        if (rc != -EAGAIN || deadline == URSA_NOW)
+            return rc;
+    }
     return select_wait(cases, (unsigned)n, flags, has, deadline, site);
 }
 

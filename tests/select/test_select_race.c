@@ -382,6 +382,27 @@ static void random_choice_is_uniform(void **state)
             fail_msg("k=%d: chi2 %.2f over %.2f (counts %u %u %u %u)", k, chi2,
                      crit_999[k - 1], count[0], count[1], count[2], count[3]);
     }
+    /* The same when the array's last select had to wait, so that this
+     * one skips its try pass and its start pass finds them ready. */
+    {
+        unsigned runs = (unsigned)test_scale(4000), count[K] = {0};
+        for (unsigned r = 0; r < runs; r++) {
+            for (int i = 0; i < K; i++)
+                assert_true(ursa_event_reset(&e[i]) >= 0);
+            assert_int_equal(ursa_select(c, K, 0, ursa_now()), -ETIMEDOUT); /* waited */
+            for (int i = 0; i < K; i++)
+                assert_true(ursa_event_set(&e[i]) >= 0);
+            int i = ursa_select(c, K, 0, URSA_NEVER);
+            assert_true(i >= 0 && i < K);
+            count[i]++;
+        }
+        double expect = (double)runs / K, chi2 = 0;
+        for (int i = 0; i < K; i++)
+            chi2 += (count[i] - expect) * (count[i] - expect) / expect;
+        if (chi2 > crit_999[K - 1])
+            fail_msg("after a wait: chi2 %.2f over %.2f (counts %u %u %u %u)", chi2,
+                     crit_999[K - 1], count[0], count[1], count[2], count[3]);
+    }
     /* declared order: the first ready one, always */
     for (int r = 0; r < 100; r++)
         assert_int_equal(ursa_select(c, K, URSA_SELECT_ORDERED, URSA_NEVER), 0);
