@@ -99,11 +99,14 @@ static void *connection(void *arg)
     free(arg);
     char buf[4096];
     size_t len = 0;
+    /* Declared order, shutdown first: a client that keeps sending cannot
+     * hold the shutdown off. Built once: the array remembers that its
+     * select usually waits (docs/select.md). */
+    ursa_case_t cases[] = {shutdown_case(c.s), ursa_case_readable(c.fd)};
     for (;;) {
-        ursa_case_t cases[] = {ursa_case_readable(c.fd), shutdown_case(c.s)};
         int i = ursa_select(cases, 2, URSA_SELECT_ORDERED, ursa_deadline_in(IDLE_TIMEOUT));
-        if (i != 0)
-            break; /* shutdown (1), idle (-ETIMEDOUT) or cancelled */
+        if (i != 1)
+            break; /* shutdown (0), idle (-ETIMEDOUT) or cancelled */
         ssize_t n = ursa_read(c.fd, buf + len, sizeof buf - len, -1, URSA_NOW);
         if (n == -EAGAIN)
             continue; /* readiness without data (it happens): wait again */
@@ -122,10 +125,10 @@ static void *connection(void *arg)
 static void *accept_loop(void *arg)
 {
     server_t *s = arg;
+    ursa_case_t cases[] = {shutdown_case(s), ursa_case_readable(s->listen_fd)};
     for (;;) {
-        ursa_case_t cases[] = {ursa_case_readable(s->listen_fd), shutdown_case(s)};
         int i = ursa_select(cases, 2, URSA_SELECT_ORDERED, URSA_NEVER);
-        if (i != 0)
+        if (i != 1)
             break;
         int fd = accept4(s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0)
