@@ -28,6 +28,7 @@
 #include "../core/clock.h"
 #include "../core/ctx.h"
 #include "../rt/io_wait.h"
+#include "../rt/worker.h"
 #include "select.h"
 
 /* take_winner's "start a new round". */
@@ -60,13 +61,21 @@ static __thread uint64_t rng __attribute__((tls_model("initial-exec")));
 
 static uint32_t rand_below(uint32_t bound)
 {
-    uint64_t x = rng;
-    if (__builtin_expect(x == 0, 0))
-        x = (ursa__thread_uid() * 0x9E3779B97F4A7C15ull) | 1;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    rng = x;
+    uint64_t x;
+    ursa__ctx_t *c = ursa__cur_ctx;
+    if (__builtin_expect(c && c->vclock, 0)) {
+        /* Deterministic mode (virtual time): the worker's seeded stream,
+         * so that a seed replays the select's choices too. */
+        x = ursa__worker_draw(ursa__cur_worker);
+    } else {
+        x = rng;
+        if (__builtin_expect(x == 0, 0))
+            x = (ursa__thread_uid() * 0x9E3779B97F4A7C15ull) | 1;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        rng = x;
+    }
     /* The high 32 bits scaled to [0, bound): bias below 2^-32 * bound. */
     return (uint32_t)(((x >> 32) * bound) >> 32);
 }

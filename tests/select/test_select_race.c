@@ -422,7 +422,47 @@ static void random_choice_is_uniform(void **state)
         assert_int_equal(ursa_event_destroy(&e[i]), 0);
 }
 
-TEST_MAIN(cmocka_unit_test(selects_share_nothing_threads),
+/* Deterministic mode: the choice among ready cases comes from the seed's
+ * stream, so a seed replays it. */
+static char seq_buf[2][64];
+static int seq_run;
+
+static void *choices_scenario(void *arg)
+{
+    (void)arg;
+    ursa_event_t e[4];
+    ursa_case_t c[4];
+    for (int i = 0; i < 4; i++) {
+        if (ursa_event_init(&e[i], URSA_EVENT_MANUAL, true))
+            return (void *)"event init";
+        c[i] = ursa_case_event(&e[i]);
+    }
+    for (int r = 0; r < 48; r++) {
+        int i = ursa_select(c, 4, 0, URSA_NEVER);
+        if (i < 0)
+            return (void *)"select failed";
+        seq_buf[seq_run][r] = (char)('0' + i);
+    }
+    for (int i = 0; i < 4; i++)
+        (void)ursa_event_destroy(&e[i]);
+    return NULL;
+}
+
+static void a_seed_replays_the_choices(void **state)
+{
+    (void)state;
+    for (seq_run = 0; seq_run < 2; seq_run++) {
+        uint64_t failed = 0;
+        assert_int_equal(ursa_sim_explore(&(ursa_rt_config_t){.workers = 1}, choices_scenario,
+                                          NULL, 42, 1, &failed),
+                         0);
+    }
+    assert_memory_equal(seq_buf[0], seq_buf[1], 48);
+    assert_true(strspn(seq_buf[0], "0") < 48); /* and it is a choice */
+}
+
+TEST_MAIN(cmocka_unit_test(a_seed_replays_the_choices),
+          cmocka_unit_test(selects_share_nothing_threads),
           cmocka_unit_test(selects_share_nothing_tasks),
           cmocka_unit_test(selects_share_nothing_explored),
           cmocka_unit_test(permits_never_doubled), cmocka_unit_test(starts_racing_tries),
