@@ -582,6 +582,54 @@ static void queue_order_kept(void **state)
     assert_int_equal(ursa_event_destroy(&e), 0);
 }
 
+/* The raw form over every kind: started while nothing is ready, then the
+ * kind and the event are made ready in either order (the first one
+ * wins: the select's waker is called once), finished; the loser is left
+ * as if never started. In a task (the pool and the join need one). */
+static void *raw_kinds_body(void *arg)
+{
+    (void)arg;
+    for (size_t k = 0; k < FX_KINDS; k++) {
+        if (fx_kinds[k] == URSA_CASE_FD_READABLE)
+            continue; /* the loop polls its own fds */
+        for (int kind_first = 0; kind_first < 2; kind_first++) {
+            fx_t f;
+            ursa_event_t e;
+            CHECK_OK(fx_setup(&f, fx_kinds[k]));
+            CHECK_EQ(ursa_event_init(&e, URSA_EVENT_AUTO, false), 0);
+            ursa_case_t c[2] = {fx_case(&f), ursa_case_event(&e)};
+            ursa_select_t s;
+            atomic_store(&raw_wakes, 0);
+            CHECK_EQ(ursa_select_start(&s, c, 2, 0, (ursa_waker_t){raw_wake, NULL}), -EINPROGRESS);
+            if (kind_first) {
+                CHECK_OK(fx_ready(&f));
+                /* a joined task must end first: let it run */
+                for (int t = 0; t < 100000 && !atomic_load(&raw_wakes); t++)
+                    (void)ursa_yield();
+                CHECK_EQ(ursa_event_set(&e), 1);
+            } else {
+                CHECK_EQ(ursa_event_set(&e), 1);
+                CHECK_OK(fx_ready(&f));
+            }
+            CHECK_EQ(atomic_load(&raw_wakes), 1);
+            int i = ursa_select_finish(&s);
+            if (kind_first) {
+                CHECK_EQ(i, 0);
+                CHECK_OK(fx_won(&f, c[0].rc));
+                CHECK_EQ(ursa_event_wait(&e, URSA_NOW), 0); /* the event lost: still set */
+            } else {
+                CHECK_EQ(i, 1);
+                CHECK_OK(fx_untouched(&f));
+            }
+            fx_teardown(&f);
+            (void)ursa_event_destroy(&e);
+        }
+    }
+    return NULL;
+}
+
+TEST_BODY(raw_form_over_every_kind, test_run(1, raw_kinds_body, NULL))
+
 /* An mpmc receive that won finds the message gone (another receiver was
  * faster): the select starts over, nothing taken, and later wins by
  * another case. */
@@ -615,7 +663,7 @@ static void a_won_case_that_finds_nothing_starts_over(void **state)
     assert_int_equal(ursa_event_destroy(&e), 0);
 }
 
-TEST_MAIN(cmocka_unit_test(queue_order_kept),
+TEST_MAIN(cmocka_unit_test(queue_order_kept), cmocka_unit_test(raw_form_over_every_kind),
           cmocka_unit_test(a_won_case_that_finds_nothing_starts_over), cmocka_unit_test(bad_input), cmocka_unit_test(now_is_a_pure_try),
           cmocka_unit_test(duels_in_tasks), cmocka_unit_test(duels_on_threads),
           cmocka_unit_test(duels_explored), cmocka_unit_test(deadlines_and_sleeps_in_a_task),
