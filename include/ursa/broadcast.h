@@ -257,9 +257,17 @@ URSA_API size_t ursa_broadcast_capacity(const ursa_broadcast_tx_t *tx);
  *   -EINVAL  rx is NULL */
 URSA_API long ursa_broadcast_rx_len(const ursa_broadcast_rx_t *rx);
 
+/* Not a wait: how many values are still queued for some receiver (Tokio's
+ * Sender::len): sent, not yet read by at least one receiver that existed
+ * at the send, and not yet overwritten (a snapshot; O(receivers), under
+ * the channel lock). 0 with no receiver.
+ *   n >= 0   the count (at most the capacity)
+ *   -EINVAL  tx is NULL */
+URSA_API long ursa_broadcast_len(ursa_broadcast_tx_t *tx);
+
 /* Typed wrappers: URSA_BROADCAST_TYPED(ev_bc, struct event) defines
  * ev_bc_tx_t / ev_bc_rx_t (distinct handle types) and ev_bc_new, _send,
- * _recv, _try_recv, _subscribe, _resubscribe, _receiver_count,
+ * _recv, _try_recv, _subscribe, _resubscribe, _receiver_count, _len,
  * _sender_clone, _sender_drop, _receiver_drop taking T pointers. The
  * element size is sizeof(T). */
 #define URSA_BROADCAST_TYPED(name, T)                                                             \
@@ -301,6 +309,10 @@ URSA_API long ursa_broadcast_rx_len(const ursa_broadcast_rx_t *rx);
     URSA__TYPED_FN int name##_receiver_count(name##_tx_t *tx)                                     \
     {                                                                                             \
         return ursa_broadcast_receiver_count((ursa_broadcast_tx_t *)(void *)tx);                  \
+    }                                                                                             \
+    URSA__TYPED_FN long name##_len(name##_tx_t *tx)                                               \
+    {                                                                                             \
+        return ursa_broadcast_len((ursa_broadcast_tx_t *)(void *)tx);                             \
     }                                                                                             \
     URSA__TYPED_FN URSA_NODISCARD int name##_sender_clone(                                        \
         name##_tx_t *tx, name##_tx_t **tx2)                                                       \

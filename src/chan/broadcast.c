@@ -63,6 +63,7 @@ typedef struct chan {
     _Atomic uint32_t closed;    /* no sender left; written under the lock */
     size_t rx_count, tx_count;  /* under the lock */
     size_t weak_count;          /* weak senders (keep the memory only); under the lock */
+    struct ursa_broadcast_rx *rxs; /* every receiver (for ursa_broadcast_len); under the lock */
     /* Senders waiting for every receiver to go (ursa_broadcast_closed);
      * its own lock, taken inside the channel lock to queue. */
     ursa__waitq_t goneq;
@@ -78,9 +79,36 @@ struct ursa_broadcast_weak {
 
 struct ursa_broadcast_rx {
     chan_t *ch;
-    uint64_t next;      /* owned by the handle's single user */
+    /* Written only by the handle's single user; read by ursa_broadcast_len
+     * too, for a snapshot (rx_next). */
+    _Atomic uint64_t next;
+    struct ursa_broadcast_rx *prev_rx, *next_rx; /* ch->rxs, under the lock */
     uint64_t scratch[]; /* a value being read (stride - 1 words) */
 };
+
+/* relaxed: rx's position has one writer (its user); the reader that is
+ * not that user (ursa_broadcast_len) wants a snapshot, nothing ordered. */
+static inline uint64_t rx_next(const struct ursa_broadcast_rx *rx)
+{
+    return atomic_load_explicit(&rx->next, memory_order_relaxed);
+}
+
+static inline void rx_set_next(struct ursa_broadcast_rx *rx, uint64_t next)
+{
+    atomic_store_explicit(&rx->next, next, memory_order_relaxed);
+}
+
+/* Links a new receiver at position `next` into ch->rxs; under the lock. */
+static void rx_link(chan_t *ch, struct ursa_broadcast_rx *rx, uint64_t next)
+{
+    rx->ch = ch;
+    atomic_init(&rx->next, next);
+    rx->prev_rx = NULL;
+    rx->next_rx = ch->rxs;
+    if (ch->rxs)
+        ch->rxs->prev_rx = rx;
+    ch->rxs = rx;
+}
 
 static bool bc_cancel(ursa__waiter_t *w);
 static const ursa__wait_ops_t recv_ops = {URSA_WAIT_CHANNEL, bc_cancel, NULL};
@@ -190,8 +218,7 @@ int ursa_broadcast_new(ursa_broadcast_tx_t **tx, ursa_broadcast_rx_t **rx, size_
     t->ch = ch;
     *tx = t;
     if (rx) {
-        r->ch = ch;
-        r->next = 0;
+        rx_link(ch, r, 0); /* not shared yet: no lock */
         *rx = r;
     }
     return 0;
@@ -257,7 +284,7 @@ int ursa_broadcast_send(ursa_broadcast_tx_t *tx, const void *value)
 static int peek(const ursa_broadcast_rx_t *rx)
 {
     chan_t *ch = rx->ch;
-    uint64_t next = rx->next;
+    uint64_t next = rx_next(rx);
     /* acquire: pairs with the sender's release stores of seq. */
     uint64_t q = atomic_load_explicit(slot_at(ch, next), memory_order_acquire);
     if (q == 2 * (next + 1))
@@ -282,7 +309,7 @@ static int peek(const ursa_broadcast_rx_t *rx)
 static __attribute__((noinline)) bool wait_claimed(ursa_broadcast_rx_t *rx)
 {
     chan_t *ch = rx->ch;
-    uint64_t next = rx->next, want = 2 * (next + 1);
+    uint64_t next = rx_next(rx), want = 2 * (next + 1);
     /* acquire: a send the caller must see happened-before its call (the
      * caller's own synchronisation), so its claim is visible here. */
     uint64_t tail = atomic_load_explicit(&ch->tail, memory_order_acquire);
@@ -310,14 +337,14 @@ static __attribute__((noinline)) int poll_miss(ursa_broadcast_rx_t *rx, uint64_t
                                                bool lagged)
 {
     chan_t *ch = rx->ch;
-    uint64_t next = rx->next;
+    uint64_t next = rx_next(rx);
     if (lagged) {
         /* acquire: tail > next + cap, stored before the seq we saw. */
         uint64_t tail = atomic_load_explicit(&ch->tail, memory_order_acquire);
         uint64_t oldest = tail - ch->cap;
         if (missed)
             *missed = oldest - next;
-        rx->next = oldest;
+        rx_set_next(rx, oldest);
         return -EOVERFLOW;
     }
     /* acquire: as in peek. */
@@ -334,7 +361,7 @@ static inline __attribute__((always_inline)) int poll_rx(ursa_broadcast_rx_t *rx
                                                          uint64_t *missed)
 {
     chan_t *ch = rx->ch;
-    uint64_t next = rx->next, want = 2 * (next + 1);
+    uint64_t next = rx_next(rx), want = 2 * (next + 1);
     _Atomic uint64_t *s = slot_at(ch, next);
     /* acquire: pairs with the sender's release store of the even seq. */
     uint64_t q = atomic_load_explicit(s, memory_order_acquire);
@@ -350,7 +377,7 @@ static inline __attribute__((always_inline)) int poll_rx(ursa_broadcast_rx_t *rx
                 memcpy(out, &one, 8); /* the common word: no call */
             else
                 memcpy(out, tmp, ch->elem_size);
-            rx->next = next + 1;
+            rx_set_next(rx, next + 1);
             return 0;
         }
         /* acquire: overwritten while we copied; the new seq brings the
@@ -388,7 +415,7 @@ static int bc_start(ursa_broadcast_rx_t *rx, ursa__waiter_t *w)
     ch_lock(ch);
     int r = peek(rx);
     /* relaxed: under the lock, where tail is written. */
-    bool claimed = atomic_load_explicit(&ch->tail, memory_order_relaxed) != rx->next;
+    bool claimed = atomic_load_explicit(&ch->tail, memory_order_relaxed) != rx_next(rx);
     if (r == -EAGAIN && !claimed) {
         /* Nothing claimed for us yet: the sender that claims it will see
          * us queued (under this lock) and wake us after publishing. */
@@ -493,11 +520,10 @@ static int new_rx(chan_t *ch, ursa_broadcast_rx_t **out)
     ursa_broadcast_rx_t *r = malloc(sizeof *r + (ch->stride - 1) * 8);
     if (!r)
         return -ENOMEM;
-    r->ch = ch;
     ch_lock(ch);
     ch->rx_count++;
     /* relaxed: under the lock, where tail is written. */
-    r->next = atomic_load_explicit(&ch->tail, memory_order_relaxed);
+    rx_link(ch, r, atomic_load_explicit(&ch->tail, memory_order_relaxed));
     ch_unlock(ch);
     *out = r;
     return 0;
@@ -579,6 +605,12 @@ int ursa_broadcast_receiver_drop(ursa_broadcast_rx_t *rx)
             }
         }
     }
+    if (rx->prev_rx)
+        rx->prev_rx->next_rx = rx->next_rx;
+    else
+        ch->rxs = rx->next_rx;
+    if (rx->next_rx)
+        rx->next_rx->prev_rx = rx->prev_rx;
     bool gone = --ch->rx_count == 0;
     bool last = gone && ch->tx_count == 0 && ch->weak_count == 0;
     ch_unlock(ch);
@@ -740,8 +772,27 @@ long ursa_broadcast_rx_len(const ursa_broadcast_rx_t *rx)
     chan_t *ch = rx->ch;
     /* acquire: a snapshot; tail only grows. */
     uint64_t tail = atomic_load_explicit(&ch->tail, memory_order_acquire);
-    uint64_t from = rx->next;
+    uint64_t from = rx_next(rx);
     if (tail > ch->cap && from < tail - ch->cap)
         from = tail - ch->cap;
+    return (long)(tail - from);
+}
+
+long ursa_broadcast_len(ursa_broadcast_tx_t *tx)
+{
+    if (!tx)
+        return -EINVAL;
+    chan_t *ch = tx->ch;
+    ch_lock(ch); /* the receiver set stays as it is */
+    /* relaxed: under the lock, where tail is written. */
+    uint64_t tail = atomic_load_explicit(&ch->tail, memory_order_relaxed);
+    uint64_t oldest = tail - (tail < ch->cap ? tail : ch->cap); /* still in the ring */
+    uint64_t from = tail;
+    for (struct ursa_broadcast_rx *r = ch->rxs; r; r = r->next_rx) {
+        uint64_t next = rx_next(r);
+        if (next < from)
+            from = next < oldest ? oldest : next;
+    }
+    ch_unlock(ch);
     return (long)(tail - from);
 }

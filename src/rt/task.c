@@ -11,6 +11,7 @@
 #include "../core/waitq.h"
 #include "runtime.h"
 #include "timer.h"
+#include "token.h"
 #include "worker.h"
 
 /* Descriptors per pool chunk. */
@@ -360,9 +361,12 @@ static int placement_check(ursa_rt_t *rt, ursa__worker_t *cur, const ursa_spawn_
     }
 }
 
-/* ursa_rt_spawn from worker cur of rt, or from outside (cur NULL). */
+typedef void (*prep_fn_t)(ursa_task_t *t, void *ctx);
+
+/* ursa_rt_spawn from worker cur of rt, or from outside (cur NULL); prep
+ * (may be NULL) sees the task before it is queued. */
 static int spawn(ursa_rt_t *rt, ursa__worker_t *cur, ursa_task_t **out, ursa_task_fn_t fn,
-                 void *arg, const ursa_spawn_opts_t *opts)
+                 void *arg, const ursa_spawn_opts_t *opts, prep_fn_t prep, void *ctx)
 {
     if (out)
         *out = NULL;
@@ -385,6 +389,8 @@ static int spawn(ursa_rt_t *rt, ursa__worker_t *cur, ursa_task_t **out, ursa_tas
         return -ENOMEM;
     if (out && !o->detached)
         *out = t;
+    if (prep)
+        prep(t, ctx);
     ursa__worker_spawn(rt, cur, fixed, t);
     return 0;
 }
@@ -398,7 +404,7 @@ int ursa_rt_spawn(ursa_rt_t *rt, ursa_task_t **out, ursa_task_fn_t fn, void *arg
         return -EINVAL;
     }
     ursa__worker_t *cur = ursa__cur_worker;
-    return spawn(rt, cur && cur->rt == rt ? cur : NULL, out, fn, arg, opts);
+    return spawn(rt, cur && cur->rt == rt ? cur : NULL, out, fn, arg, opts, NULL, NULL);
 }
 
 int ursa_spawn(ursa_task_t **out, ursa_task_fn_t fn, void *arg, const ursa_spawn_opts_t *opts)
@@ -409,13 +415,29 @@ int ursa_spawn(ursa_task_t **out, ursa_task_fn_t fn, void *arg, const ursa_spawn
             *out = NULL;
         return -EINVAL;
     }
-    return spawn(w->rt, w, out, fn, arg, opts);
+    return spawn(w->rt, w, out, fn, arg, opts, NULL, NULL);
+}
+
+int ursa__spawn_prep(ursa_rt_t *rt, ursa_task_t **out, ursa_task_fn_t fn, void *arg,
+                     const ursa_spawn_opts_t *opts, prep_fn_t prep, void *ctx)
+{
+    ursa__worker_t *cur = ursa__cur_worker;
+    if (!rt && cur)
+        rt = cur->rt;
+    if (!rt) {
+        if (out)
+            *out = NULL;
+        return -EINVAL;
+    }
+    return spawn(rt, cur && cur->rt == rt ? cur : NULL, out, fn, arg, opts, prep, ctx);
 }
 
 /* ---- completion, join, detach, cancel ---- */
 
 void ursa__task_done(ursa_task_t *t)
 {
+    if (t->token) /* before the joiner may free it: a cancel walks its token's list */
+        ursa__token_unbind(t);
     /* Later wakes (a late cancel) become no-ops. */
     atomic_store_explicit(&t->wstate, URSA__T_NOTIFIED, memory_order_relaxed);
     /* acq_rel: publishes result to the joiner; our last touch of t. */

@@ -72,6 +72,10 @@ struct ursa_task {
     void *tsan_fiber;
 #endif
     ursa__worker_t *home; /* whose descriptor pool it came from, or NULL */
+    /* The token it is bound to (rt/token.c), or NULL; its links in that
+     * token's list of bound tasks, under the token's lock. */
+    struct ursa_token *token;
+    struct ursa_task *tok_prev, *tok_next;
     char name[URSA_TASK_NAME_MAX + 1];
 };
 
@@ -83,6 +87,13 @@ ursa_task_t *ursa__task_new(ursa_rt_t *rt, ursa__worker_t *cur, ursa__worker_t *
 /* The task ended (its function returned, or it never got a stack) and its
  * worker let go of it: hands it to its joiner, or frees it if detached. */
 void ursa__task_done(ursa_task_t *t);
+
+/* ursa_rt_spawn (rt NULL: the caller's runtime, as ursa_spawn) that calls
+ * prep(t, ctx) on the new task before it is queued, while nothing else can
+ * see it (rt/token.c binds it, rt/group.c also takes its joiner slot). */
+int ursa__spawn_prep(ursa_rt_t *rt, ursa_task_t **out, ursa_task_fn_t fn, void *arg,
+                     const ursa_spawn_opts_t *opts, void (*prep)(ursa_task_t *t, void *ctx),
+                     void *ctx);
 
 /* Makes t runnable (a waker function: ctx = task); any thread. */
 void ursa__task_wake(void *task);

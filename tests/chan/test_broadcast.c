@@ -65,6 +65,7 @@ static void *args_body(void *arg)
     CHECK_EQ(ursa_broadcast_sender_drop(NULL), -EINVAL);
     CHECK_EQ(ursa_broadcast_receiver_drop(NULL), -EINVAL);
     CHECK_EQ(ursa_broadcast_rx_len(NULL), -EINVAL);
+    CHECK_EQ(ursa_broadcast_len(NULL), -EINVAL);
     ursa_wait_t w;
     cw_t cw;
     cw_init(&cw);
@@ -109,6 +110,7 @@ static void *lag_body(void *arg)
     }
     CHECK_EQ(ursa_broadcast_try_recv(fast, &v, &missed), -EAGAIN);
     CHECK_EQ(ursa_broadcast_rx_len(slow), 4);
+    CHECK_EQ(ursa_broadcast_len(tx), 4); /* the slowest receiver's count */
     missed = 0;
     CHECK_EQ(ursa_broadcast_try_recv(slow, &v, &missed), -EOVERFLOW);
     CHECK_EQ(missed, 6);
@@ -582,6 +584,80 @@ static void test_broadcast_weak_sender_upgrades_only_while_a_sender_lives(void *
     assert_int_equal(ursa_broadcast_weak_drop(wk), 0);
 }
 
+/* Tokio's Sender::len: what the slowest receiver has still to read, capped
+ * at the capacity; a receiver that goes or comes moves it. */
+static ursa_broadcast_tx_t *len_tx;
+static atomic_long len_seen_bad;
+
+static void *len_reader(void *arg)
+{
+    ursa_broadcast_rx_t *rx = arg;
+    uint64_t v, missed, expect = 0;
+    for (;;) {
+        int rc = ursa_broadcast_recv(rx, &v, &missed, URSA_NEVER);
+        if (rc == -EPIPE)
+            break;
+        if (rc != 0 || v != expect++)
+            atomic_fetch_add(&len_seen_bad, 1);
+    }
+    return NULL;
+}
+
+static void test_broadcast_len_follows_the_slowest_receiver(void **state)
+{
+    (void)state;
+    ursa_broadcast_tx_t *tx;
+    ursa_broadcast_rx_t *a, *b;
+    uint64_t v = 0, missed = 0;
+    assert_int_equal(ursa_broadcast_new(&tx, NULL, sizeof v, 4, NULL), 0);
+    assert_int_equal(ursa_broadcast_len(tx), 0); /* no receiver */
+    assert_int_equal(ursa_broadcast_subscribe(tx, &a), 0);
+    assert_int_equal(ursa_broadcast_subscribe(tx, &b), 0);
+    for (v = 0; v < 3; v++)
+        assert_int_equal(ursa_broadcast_send(tx, &v), 2);
+    assert_int_equal(ursa_broadcast_len(tx), 3);
+    assert_int_equal(ursa_broadcast_try_recv(a, &v, &missed), 0);
+    assert_int_equal(ursa_broadcast_len(tx), 3); /* b has read nothing */
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(ursa_broadcast_try_recv(b, &v, &missed), 0);
+    assert_int_equal(ursa_broadcast_len(tx), 2); /* now a is the slowest */
+    for (v = 3; v < 13; v++)
+        assert_int_equal(ursa_broadcast_send(tx, &v), 2);
+    assert_int_equal(ursa_broadcast_len(tx), 4); /* overwritten ones do not count */
+    assert_int_equal(ursa_broadcast_receiver_drop(a), 0);
+    assert_int_equal(ursa_broadcast_len(tx), 4); /* b lags too */
+    assert_int_equal(ursa_broadcast_try_recv(b, &v, &missed), -EOVERFLOW);
+    assert_int_equal(ursa_broadcast_len(tx), 4); /* b moved to the oldest kept */
+    for (uint64_t i = 9; i < 13; i++) {
+        assert_int_equal(ursa_broadcast_try_recv(b, &v, &missed), 0);
+        assert_int_equal(v, i);
+    }
+    assert_int_equal(ursa_broadcast_len(tx), 0);
+    assert_int_equal(ursa_broadcast_subscribe(tx, &a), 0);
+    assert_int_equal(ursa_broadcast_len(tx), 0); /* a new receiver starts at the tail */
+    assert_int_equal(ursa_broadcast_receiver_drop(a), 0);
+    assert_int_equal(ursa_broadcast_receiver_drop(b), 0);
+    assert_int_equal(ursa_broadcast_len(tx), 0);
+    assert_int_equal(ursa_broadcast_sender_drop(tx), 0);
+
+    /* Beside a receiver on another thread (for TSan): always within the
+     * capacity, and the receiver misses nothing (capacity >= sends). */
+    long n = test_scale(20000);
+    assert_int_equal(ursa_broadcast_new(&len_tx, &a, sizeof v, (size_t)n, NULL), 0);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, len_reader, a), 0);
+    long cap = (long)ursa_broadcast_capacity(len_tx);
+    for (v = 0; v < (uint64_t)n; v++) {
+        assert_int_equal(ursa_broadcast_send(len_tx, &v), 1);
+        long len = ursa_broadcast_len(len_tx);
+        assert_true(len >= 0 && len <= cap);
+    }
+    assert_int_equal(ursa_broadcast_sender_drop(len_tx), 0);
+    ASSERT_OK(join_threads(&th, 1));
+    assert_int_equal(atomic_load(&len_seen_bad), 0);
+    assert_int_equal(ursa_broadcast_receiver_drop(a), 0);
+}
+
 TEST_MAIN(cmocka_unit_test(test_broadcast_rejects_bad_arguments),
           cmocka_unit_test(test_broadcast_lag_is_exact_per_receiver_and_again_on_a_plain_thread),
           cmocka_unit_test(test_broadcast_lag_is_exact_per_receiver_and_again_in_a_task),
@@ -594,4 +670,5 @@ TEST_MAIN(cmocka_unit_test(test_broadcast_rejects_bad_arguments),
           cmocka_unit_test(test_broadcast_raw_recv_woken_lagged_cancelled_and_ended),
           cmocka_unit_test(test_broadcast_sender_only_channel_sends_once_subscribed),
           cmocka_unit_test(test_broadcast_senders_closed_waits_for_the_last_receiver),
-          cmocka_unit_test(test_broadcast_weak_sender_upgrades_only_while_a_sender_lives))
+          cmocka_unit_test(test_broadcast_weak_sender_upgrades_only_while_a_sender_lives),
+          cmocka_unit_test(test_broadcast_len_follows_the_slowest_receiver))

@@ -20,8 +20,8 @@
     X(ursa_watch_borrow_t) X(ursa_rt_config_t) X(ursa_placement_t) X(ursa_spawn_opts_t)            \
     X(ursa_lease_config_t) X(ursa_lease_opts_t) X(ursa_lease_t) X(ursa_pool_factory_t)             \
     X(ursa_pool_warmup_t) X(ursa_pool_reason_t) X(ursa_pool_event_kind_t) X(ursa_pool_event_t)    \
-    X(ursa_pool_config_t) X(ursa_pool_stats_t) X(ursa_pool_item_t) X(ursa_case_kind_t)          \
-    X(ursa_case_t) X(ursa_select_t)
+    X(ursa_pool_config_t) X(ursa_pool_stats_t) X(ursa_pool_item_t) X(ursa_token_t) X(ursa_group_t) \
+    X(ursa_case_kind_t) X(ursa_case_t) X(ursa_select_t)
 
 /* Types a program only points to (declared, never defined in a header). */
 #define OPAQUE_TYPES(X)                                                                            \
