@@ -350,6 +350,95 @@ TEST_BODY(cancel_racing_a_grant_tasks, test_run(2, cancel_rounds, NULL))
 TEST_EXPLORE_EACH(cancel_racing_a_grant_explored, cancel_round, 0, 1)
 
 /* ====================================================================== */
+/* selects in a group that is being cancelled                             */
+/* ====================================================================== */
+
+#define GROUP_MEMBERS 4
+
+typedef struct gsel {
+    ursa_mpsc_receiver_t rx[GROUP_MEMBERS];
+    ursa_mpsc_sender_t tx[GROUP_MEMBERS];
+    ursa_notify_t n;
+    atomic_int in_select;
+    int rc[GROUP_MEMBERS];
+    uint64_t out[GROUP_MEMBERS];
+} gsel_t;
+
+typedef struct gmember {
+    gsel_t *g;
+    int i;
+} gmember_t;
+
+static void *gsel_member(void *arg)
+{
+    gmember_t *m = arg;
+    gsel_t *g = m->g;
+    ursa_case_t c[2] = {ursa_case_recv_mpsc(&g->rx[m->i], &g->out[m->i]),
+                        ursa_case_notify(&g->n)};
+    atomic_fetch_add(&g->in_select, 1);
+    g->rc[m->i] = ursa_select(c, 2, 0, URSA_NEVER);
+    return NULL;
+}
+
+/* Members select over their own channel and a shared notify; messages
+ * race the group's cancel. Each member either won its message or was
+ * cancelled with the message left in its channel; no notification was
+ * consumed by anyone. */
+static void *group_cancel_round(void *arg)
+{
+    unsigned round = (unsigned)(uintptr_t)arg;
+    static gsel_t g;
+    memset(&g, 0, sizeof g);
+    CHECK_EQ(ursa_notify_init(&g.n), 0);
+    for (int i = 0; i < GROUP_MEMBERS; i++)
+        CHECK_EQ(ursa_mpsc_new(&g.rx[i], &g.tx[i], sizeof(uint64_t), 2, NULL), 0);
+    ursa_group_t grp;
+    CHECK_EQ(ursa_group_init(&grp, NULL), 0);
+    gmember_t m[GROUP_MEMBERS];
+    for (int i = 0; i < GROUP_MEMBERS; i++) {
+        m[i] = (gmember_t){&g, i};
+        CHECK_EQ(ursa_group_spawn(&grp, NULL, gsel_member, &m[i], NULL), 0);
+    }
+    if (round & 1)
+        YIELD_UNTIL(atomic_load(&g.in_select) == GROUP_MEMBERS);
+    for (int i = 0; i < GROUP_MEMBERS; i++) {
+        uint64_t v = 100 + (uint64_t)i;
+        if ((round >> 1) % GROUP_MEMBERS == (unsigned)i)
+            CHECK_EQ(ursa_group_cancel(&grp), 1); /* in the middle of the sends */
+        CHECK_EQ(ursa_mpsc_send(&g.tx[i], &v, URSA_NOW), 0);
+    }
+    CHECK_EQ(ursa_group_destroy(&grp), 0); /* joins every member */
+    for (int i = 0; i < GROUP_MEMBERS; i++) {
+        uint64_t o = 0;
+        if (g.rc[i] == 0) {
+            CHECK_EQ(g.out[i], 100 + (uint64_t)i);
+            CHECK_EQ(ursa_mpsc_try_recv(&g.rx[i], &o), -EAGAIN);
+        } else {
+            CHECK_EQ(g.rc[i], -ECANCELED);
+            CHECK_EQ(ursa_mpsc_try_recv(&g.rx[i], &o), 0); /* left where it was */
+            CHECK_EQ(o, 100 + (uint64_t)i);
+        }
+        (void)ursa_mpsc_sender_drop(&g.tx[i]);
+        (void)ursa_mpsc_receiver_drop(&g.rx[i]);
+    }
+    CHECK_EQ(ursa_notify_one(&g.n), 1); /* nobody left queued on it */
+    CHECK_EQ(ursa_notify_wait(&g.n, URSA_NOW), 0);
+    (void)ursa_notify_destroy(&g.n);
+    return NULL;
+}
+
+static void *group_cancel_rounds(void *arg)
+{
+    (void)arg;
+    for (unsigned r = 0; r < (unsigned)test_scale(200); r++)
+        CHECK_OK(group_cancel_round((void *)(uintptr_t)r));
+    return NULL;
+}
+
+TEST_BODY(selects_in_a_cancelled_group, test_run(2, group_cancel_rounds, NULL))
+TEST_EXPLORE_EACH(selects_in_a_cancelled_group_explored, group_cancel_round, 0, 1, 2, 3, 5, 7)
+
+/* ====================================================================== */
 /* fairness                                                               */
 /* ====================================================================== */
 
@@ -468,4 +557,6 @@ TEST_MAIN(cmocka_unit_test(a_seed_replays_the_choices),
           cmocka_unit_test(permits_never_doubled), cmocka_unit_test(starts_racing_tries),
           cmocka_unit_test(cancel_racing_a_grant_tasks),
           cmocka_unit_test(cancel_racing_a_grant_explored),
+          cmocka_unit_test(selects_in_a_cancelled_group),
+          cmocka_unit_test(selects_in_a_cancelled_group_explored),
           cmocka_unit_test(random_choice_is_uniform))
