@@ -1,5 +1,6 @@
 /* Channel workloads: mpsc (bounded, unbounded, mt2, oversub, big), oneshot,
- * mpsc ping-pong, broadcast, watch. */
+ * mpsc ping-pong, broadcast, watch, channel creation at two capacities,
+ * mpmc. */
 #include "bench.h"
 
 #include <errno.h>
@@ -275,6 +276,112 @@ static void *mpsc_bounded_big(void *arg)
     return NULL;
 }
 
+/* ---- channel creation: make and drop an empty bounded channel of u64, at
+ * capacity 1,000 and 1,000,000 in the same run (issue 11: the cost must not
+ * grow with the capacity) ---- */
+
+typedef enum { CREATE_MPSC, CREATE_MPMC, CREATE_BROADCAST } create_kind_t;
+
+static void create_run(const char *name, create_kind_t kind, uint64_t cap)
+{
+    uint64_t n = scaled(200000);
+    ursa_time_t t0 = mono();
+    for (uint64_t i = 0; i < n; i++) {
+        if (kind == CREATE_MPSC) {
+            ursa_mpsc_receiver_t rx;
+            ursa_mpsc_sender_t tx;
+            CHECK(ursa_mpsc_new(&rx, &tx, sizeof(uint64_t), cap, NULL) == 0);
+            CHECK(ursa_mpsc_sender_drop(&tx) == 0 && ursa_mpsc_receiver_drop(&rx) == 0);
+        } else if (kind == CREATE_MPMC) {
+            ursa_mpmc_receiver_t rx;
+            ursa_mpmc_sender_t tx;
+            CHECK(ursa_mpmc_new(&rx, &tx, sizeof(uint64_t), cap, NULL) == 0);
+            CHECK(ursa_mpmc_sender_drop(&tx) == 0 && ursa_mpmc_receiver_drop(&rx) == 0);
+        } else {
+            ursa_broadcast_tx_t *tx;
+            ursa_broadcast_rx_t *rx;
+            CHECK(ursa_broadcast_new(&tx, &rx, sizeof(uint64_t), cap, NULL) == 0);
+            CHECK(ursa_broadcast_receiver_drop(rx) == 0 && ursa_broadcast_sender_drop(tx) == 0);
+        }
+    }
+    report(name, mono() - t0, n);
+}
+
+static void *mpsc_create_1k(void *arg)
+{
+    create_run(bench_row(arg)->name, CREATE_MPSC, 1000);
+    return NULL;
+}
+
+static void *mpsc_create_1m(void *arg)
+{
+    create_run(bench_row(arg)->name, CREATE_MPSC, 1000000);
+    return NULL;
+}
+
+static void *mpmc_create_1k(void *arg)
+{
+    create_run(bench_row(arg)->name, CREATE_MPMC, 1000);
+    return NULL;
+}
+
+static void *mpmc_create_1m(void *arg)
+{
+    create_run(bench_row(arg)->name, CREATE_MPMC, 1000000);
+    return NULL;
+}
+
+static void *broadcast_create_1k(void *arg)
+{
+    create_run(bench_row(arg)->name, CREATE_BROADCAST, 1000);
+    return NULL;
+}
+
+static void *broadcast_create_1m(void *arg)
+{
+    create_run(bench_row(arg)->name, CREATE_BROADCAST, 1000000);
+    return NULL;
+}
+
+/* ---- mpmc_bounded_1p: mpsc_bounded_1p's shape on mpmc (one producer task,
+ * the root receives), so mpmc's send and receive paths have an
+ * instruction count of their own ---- */
+
+typedef struct mpmc_run {
+    ursa_mpmc_sender_t tx;
+    uint64_t count;
+} mpmc_run_t;
+
+static void *mpmc_producer(void *arg)
+{
+    mpmc_run_t *r = arg;
+    for (uint64_t v = 0; v < r->count; v++)
+        CHECK(ursa_mpmc_send(&r->tx, &v, URSA_NEVER) == 0);
+    CHECK(ursa_mpmc_sender_drop(&r->tx) == 0);
+    return NULL;
+}
+
+static void *mpmc_bounded_1p(void *arg)
+{
+    uint64_t n = scaled(5000000), sum = 0, got = 0, v;
+    ursa_mpmc_receiver_t rx;
+    mpmc_run_t r = {.count = n};
+    CHECK(ursa_mpmc_new(&rx, &r.tx, sizeof(uint64_t), 1024, NULL) == 0);
+    ursa_task_t *t;
+    ursa_time_t t0 = mono();
+    CHECK(ursa_spawn(&t, mpmc_producer, &r, NULL) == 0);
+    int rc;
+    while ((rc = ursa_mpmc_recv(&rx, &v, URSA_NEVER)) == 0) {
+        got++;
+        sum += v;
+    }
+    report(bench_row(arg)->name, mono() - t0, got);
+    CHECK(rc == -EPIPE && got == n && sum == n * (n - 1) / 2);
+    CHECK(ursa_task_join(t, NULL, URSA_NEVER) == 0);
+    CHECK(ursa_mpmc_receiver_drop(&rx) == 0);
+    return NULL;
+}
+
 const bench_workload_t bench_chan[] = {
     {"mpsc_bounded_1p", mpsc_bounded_1p, {.workers = 1}, 0},
     {"mpsc_bounded_4p", mpsc_bounded_4p, {.workers = 1}, 0},
@@ -284,6 +391,13 @@ const bench_workload_t bench_chan[] = {
     {"broadcast_1to4_per_send", broadcast_1to4_per_send, {.workers = 1}, 0},
     {"watch_pingpong_roundtrip", watch_pingpong_roundtrip, {.workers = 1}, 0},
     {"mpsc_bounded_big", mpsc_bounded_big, {.workers = 1}, 0},
+    {"mpsc_create_1k", mpsc_create_1k, {.workers = 1}, 0},
+    {"mpsc_create_1m", mpsc_create_1m, {.workers = 1}, 0},
+    {"mpmc_create_1k", mpmc_create_1k, {.workers = 1}, 0},
+    {"mpmc_create_1m", mpmc_create_1m, {.workers = 1}, 0},
+    {"broadcast_create_1k", broadcast_create_1k, {.workers = 1}, 0},
+    {"broadcast_create_1m", broadcast_create_1m, {.workers = 1}, 0},
+    {"mpmc_bounded_1p", mpmc_bounded_1p, {.workers = 1}, 0},
     {"mt2_mpsc_bounded_1p", mt2_mpsc_bounded_1p, {.workers = 2}, 0},
     {"oversub_mt2_mpsc_bounded_1p", oversub_mt2_mpsc_bounded_1p, {.workers = 2}, BENCH_ONE_CPU},
     {0},

@@ -303,7 +303,9 @@ URSA_API uint64_t ursa_mpmc_free_slots(const ursa_mpmc_t *ch);
  * NULL). */
 URSA_API uint64_t ursa_mpmc_sender_count(const ursa_mpmc_t *ch);
 URSA_API uint64_t ursa_mpmc_weak_count(const ursa_mpmc_t *ch);
-/* Not a wait: bytes allocated for the channel (header + ring); 0 for NULL. */
+/* Not a wait: bytes allocated for the channel (header + ring); 0 for NULL.
+ * A ring of 64 KiB or more is address space whose pages become resident
+ * only as messages reach them. */
 URSA_API size_t ursa_mpmc_memory(const ursa_mpmc_t *ch);
 /* Not a wait: true once closed or every receiver is gone (false for NULL). */
 URSA_API bool ursa_mpmc_is_closed(const ursa_mpmc_t *ch);

@@ -288,7 +288,8 @@ URSA_API uint64_t ursa_mpsc_free_slots(const ursa_mpsc_t *ch);
 URSA_API uint64_t ursa_mpsc_sender_count(const ursa_mpsc_t *ch);
 URSA_API uint64_t ursa_mpsc_weak_count(const ursa_mpsc_t *ch);
 /* Not a wait: bytes allocated for the channel right now (header +
- * storage); 0 for NULL. */
+ * storage); 0 for NULL. A bounded ring of 64 KiB or more is address space
+ * whose pages become resident only as messages reach them. */
 URSA_API size_t ursa_mpsc_memory(const ursa_mpsc_t *ch);
 /* Not a wait: true once closed or the receiver is gone (false for NULL). */
 URSA_API bool ursa_mpsc_is_closed(const ursa_mpsc_t *ch);

@@ -45,6 +45,7 @@
 #include <string.h>
 
 #include "../sync/wait_steps.h"
+#include "zmem.h"
 
 #define URSA__BROADCAST_CACHELINE 64
 
@@ -54,7 +55,8 @@ typedef struct chan {
     size_t stride; /* 64-bit words per slot: seq + the value */
     uint64_t cap, mask;
     void (*dtor)(void *elem);
-    _Atomic uint64_t *ring; /* cap * stride words */
+    _Atomic uint64_t *ring; /* cap * stride words, zeroed (zmem.h) */
+    size_t ringsz;          /* its bytes */
 
     /* The waiting receivers, whose lock is the channel lock (its owner's
      * bits are unused: 0), and what that lock guards, on their own line. */
@@ -160,16 +162,20 @@ static void copy_out(uint64_t *dst, _Atomic uint64_t *s, size_t words)
 
 static void chan_free(chan_t *ch)
 {
+    /* relaxed: we are the last handle; the lock we just dropped ordered
+     * every earlier write before us. Only positions below tail were ever
+     * written: the rest of a big ring is never touched, here either. */
+    uint64_t tail = atomic_load_explicit(&ch->tail, memory_order_relaxed);
     if (ch->dtor) {
-        for (uint64_t i = 0; i < ch->cap; i++) {
-            _Atomic uint64_t *s = ch->ring + (size_t)i * ch->stride;
-            /* relaxed: we are the last handle; the lock we just dropped
-             * ordered every earlier write before us. */
+        /* The positions still retained (the last lap). */
+        for (uint64_t p = tail > ch->cap ? tail - ch->cap : 0; p < tail; p++) {
+            _Atomic uint64_t *s = slot_at(ch, p);
+            /* relaxed: as above. */
             if (atomic_load_explicit(s, memory_order_relaxed) != 0)
                 ch->dtor(slot_elem(s));
         }
     }
-    free(ch->ring);
+    ursa__zmem_free(ch->ring, ch->ringsz, (tail < ch->cap ? tail : ch->cap) * ch->stride * 8);
     free(ch);
 }
 
@@ -191,12 +197,14 @@ int ursa_broadcast_new(ursa_broadcast_tx_t **tx, ursa_broadcast_rx_t **rx, size_
     chan_t *ch = aligned_alloc(URSA__BROADCAST_CACHELINE, chsz);
     ursa_broadcast_tx_t *t = malloc(sizeof *t);
     ursa_broadcast_rx_t *r = rx ? malloc(sizeof *r + (stride - 1) * 8) : NULL;
-    _Atomic uint64_t *ring = ch ? aligned_alloc(URSA__BROADCAST_CACHELINE, ringsz) : NULL;
+    /* Zeroed: seq == 0 is "never written", so no slot is initialised and
+     * a big ring's pages become resident as values reach them. */
+    _Atomic uint64_t *ring = ch ? ursa__zmem_alloc(ringsz) : NULL;
     if (!ch || !t || (rx && !r) || !ring) {
         free(ch);
         free(t);
         free(r);
-        free(ring);
+        ursa__zmem_free(ring, ringsz, 0);
         return -ENOMEM;
     }
     memset(ch, 0, sizeof *ch);
@@ -206,8 +214,7 @@ int ursa_broadcast_new(ursa_broadcast_tx_t **tx, ursa_broadcast_rx_t **rx, size_
     ch->mask = cap - 1;
     ch->dtor = dtor;
     ch->ring = ring;
-    for (size_t i = 0; i < (size_t)cap * stride; i++)
-        atomic_init(&ring[i], 0);
+    ch->ringsz = ringsz;
     ursa__waitq_init(&ch->rxq);
     ursa__waitq_init(&ch->goneq);
     atomic_init(&ch->tail, 0);

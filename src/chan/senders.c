@@ -407,13 +407,29 @@ int ursa_mpmc_reserve_many_at(const ursa_mpmc_sender_t *tx, uint64_t n, ursa_mpm
     return rc;
 }
 
+/* A try found no permit: true if it got n after all, once a ring swap
+ * that held them all meanwhile (ursa__chan_swap_begin) gave them back. */
+static __attribute__((noinline)) bool try_again(ursa__chan_t *ch, uint64_t n)
+{
+    /* seq_cst fence: the other half of swap_begin's (see there). */
+    atomic_thread_fence(memory_order_seq_cst);
+    /* acquire: pairs with swap_end's release (the permits are back). */
+    for (unsigned i = 0; atomic_load_explicit(&ch->swapping, memory_order_acquire); i++) {
+        if (i < 128)
+            ursa__cpu_relax();
+        else
+            sched_yield(); /* the swapping receiver may be preempted */
+    }
+    return ursa__sema_try(&ch->sema, n);
+}
+
 int ursa__chan_sema_wait(ursa__chan_t *ch, uint64_t n, ursa_time_t deadline, ursa__ctx_t *c,
                          const ursa_site_t *site)
 {
     if (ursa__sema_closed(&ch->sema))
         return -EPIPE;
     if (deadline == URSA_NOW)
-        return -EAGAIN;
+        return try_again(ch, n) ? 0 : -EAGAIN;
     if (!c)
         c = ursa__ctx();
     const ursa__chan_ops_t *ops = ch->ops;

@@ -48,7 +48,13 @@ static void destroy(ursa_mpmc_t *ch)
     drain(ch);
     if (ch->rxq.head)
         ursa__report_misuse("mpmc freed while a receive wait is queued", NULL);
-    free(ch->ring);
+    /* relaxed: the last reference; no sender or receiver is left. */
+    ursa__ring_delete(atomic_load_explicit(&ch->ring, memory_order_relaxed), ch->cap,
+                      ch->stride, atomic_load_explicit(&ch->ring_from, memory_order_relaxed),
+                      atomic_load_explicit(&ch->tail, memory_order_relaxed));
+    /* relaxed: as above; the spare is zeroed. */
+    ursa__zmem_free(atomic_load_explicit(&ch->spare, memory_order_relaxed), ch->cap * ch->stride,
+                    0);
     free(ch);
 }
 
@@ -70,10 +76,16 @@ int ursa_mpmc_new(ursa_mpmc_receiver_t *rx, ursa_mpmc_sender_t *tx, size_t elem_
     ch->cap = capacity;
     ch->mask = ursa__ring_mask(capacity);
     ch->dtor = dtor;
-    if (!(ch->ring = ursa__ring_new(capacity, ch->stride))) {
+    unsigned char *ring = ursa__ring_new(capacity, ch->stride);
+    if (!ring) {
         free(ch);
         return -ENOMEM;
     }
+    atomic_init(&ch->ring, ring);
+    atomic_init(&ch->spare, NULL);
+    atomic_init(&ch->spare_made, 0);
+    atomic_init(&ch->ring_from, 0);
+    ch->shrink = capacity * ch->stride > URSA__RING_SHRINK_MIN;
     ch->mem = hdr + capacity * ch->stride;
     ursa__chan_init(&ch->chan, &mpmc_ops, capacity);
     atomic_init(&ch->rxs, 1);

@@ -52,7 +52,14 @@ struct ursa_mpmc {
     uint64_t cap;
     uint64_t mask; /* ursa__ring_mask(cap) */
     ursa_mpmc_dtor_t dtor;
-    unsigned char *ring;
+    /* The ring: swapped by shrink.c under every permit. Receivers may read
+     * it without a permit (a claim's look at head's slot), so it is atomic
+     * and every ring it ever held stays the channel's until destruction. */
+    _Atomic(unsigned char *) ring;
+    _Atomic(unsigned char *) spare;   /* the other ring (shrink.c), zeroed, or NULL */
+    _Atomic uint32_t spare_made;      /* shrink.c made the spare (at most once) */
+    bool shrink;                      /* the ring is big enough for shrink.c */
+    _Atomic uint64_t ring_from;       /* the ring's first position (shrink.c) */
     size_t mem;              /* bytes allocated; fixed after creation */
     _Atomic uint64_t rxs;    /* receiver handles */
     /* waiting receivers */
@@ -77,7 +84,10 @@ static inline bool ursa__mpmc_terminal(uint64_t l)
 
 static inline unsigned char *ursa__mpmc_ring_slot(ursa_mpmc_t *ch, uint64_t pos)
 {
-    return ursa__ring_slot(ch->ring, ch->cap, ch->mask, ch->stride, pos);
+    /* acquire: the ring's zeroed contents, written before shrink.c's
+     * release store of the pointer (a plain load on x86). */
+    return ursa__ring_slot(atomic_load_explicit(&ch->ring, memory_order_acquire), ch->cap,
+                           ch->mask, ch->stride, pos);
 }
 
 static inline _Atomic uint64_t *ursa__mpmc_slot_seq(ursa_mpmc_t *ch, uint64_t pos)
@@ -124,6 +134,11 @@ int ursa__mpmc_acquire(ursa_mpmc_t *ch, uint64_t n, ursa_time_t deadline, ursa__
 /* recv.c: claims up to max consecutive published positions: their count
  * (0 if the slot at head is not published), *pos the first. */
 uint64_t ursa__mpmc_claim(ursa_mpmc_t *ch, uint64_t max, uint64_t *pos);
+/* shrink.c: a receiver found nothing to claim: swaps in the spare ring if
+ * the current one has URSA__RING_SHRINK_MIN bytes written and every
+ * permit can be taken now. Channels whose ring is bigger than that. */
+void ursa__mpmc_shrink(ursa_mpmc_t *ch);
+
 /* recv.c: frees k claimed slots from pos, after their elements were
  * copied out. */
 void ursa__mpmc_release_slots(ursa_mpmc_t *ch, uint64_t pos, uint64_t k);

@@ -34,22 +34,31 @@ uint64_t ursa__mpmc_claim(ursa_mpmc_t *ch, uint64_t max, uint64_t *pos)
         max = ch->cap;
     /* relaxed: validated by the slot's seq and by the CAS. */
     uint64_t h = atomic_load_explicit(&ch->head, memory_order_relaxed);
+    /* acquire: as in ursa__mpmc_ring_slot. A ring swapped out meanwhile
+     * (shrink.c) shows nothing published at a current head, and a claim
+     * on a stale head fails its CAS. */
+    unsigned char *ring = atomic_load_explicit(&ch->ring, memory_order_acquire);
     for (;;) {
         /* acquire: the sender's element. */
-        uint64_t s = atomic_load_explicit(ursa__mpmc_slot_seq(ch, h), memory_order_acquire);
+        uint64_t s = atomic_load_explicit(
+            (_Atomic uint64_t *)ursa__ring_slot(ring, ch->cap, ch->mask, ch->stride, h),
+            memory_order_acquire);
         int64_t d = (int64_t)(s - (h + 1));
         if (d < 0)
             return 0; /* not published yet: empty as far as we can take */
         if (d > 0) {
             /* Our head is stale (the slot was consumed and reused).
-             * relaxed: as above. */
+             * relaxed: as above; acquire: as above. */
             h = atomic_load_explicit(&ch->head, memory_order_relaxed);
+            ring = atomic_load_explicit(&ch->ring, memory_order_acquire);
             continue;
         }
         uint64_t k = 1;
         /* acquire: as above, for each further slot. */
-        while (k < max && atomic_load_explicit(ursa__mpmc_slot_seq(ch, h + k),
-                                               memory_order_acquire) == h + k + 1)
+        while (k < max &&
+               atomic_load_explicit(
+                   (_Atomic uint64_t *)ursa__ring_slot(ring, ch->cap, ch->mask, ch->stride, h + k),
+                   memory_order_acquire) == h + k + 1)
             k++;
         /* relaxed on success: the elements were acquired through their
          * seq above, and positions >= head are claimed by nobody else. On
@@ -62,12 +71,22 @@ uint64_t ursa__mpmc_claim(ursa_mpmc_t *ch, uint64_t max, uint64_t *pos)
     }
 }
 
+/* Frees k claimed slots from pos in ring (the current one: claimed
+ * messages hold their permits, so no swap can happen before this). */
+static inline void release_in(ursa_mpmc_t *ch, unsigned char *ring, uint64_t pos, uint64_t k)
+{
+    for (uint64_t i = 0; i < k; i++)
+        ursa__ring_free(
+            (_Atomic uint64_t *)ursa__ring_slot(ring, ch->cap, ch->mask, ch->stride, pos + i),
+            pos + i, ch->cap);
+    ursa__sema_release(&ch->chan.sema, k);
+}
+
 /* Frees k claimed slots from pos, after their elements were copied out. */
 void ursa__mpmc_release_slots(ursa_mpmc_t *ch, uint64_t pos, uint64_t k)
 {
-    for (uint64_t i = 0; i < k; i++)
-        ursa__ring_free(ursa__mpmc_slot_seq(ch, pos + i), pos + i, ch->cap);
-    ursa__sema_release(&ch->chan.sema, k);
+    /* acquire: as in ursa__mpmc_ring_slot. */
+    release_in(ch, atomic_load_explicit(&ch->ring, memory_order_acquire), pos, k);
 }
 
 /* After a claim: pass a wake along if the next message is there too. */
@@ -87,10 +106,14 @@ static uint64_t pop(ursa_mpmc_t *ch, void *buf, uint64_t max)
     uint64_t pos, k = ursa__mpmc_claim(ch, max, &pos);
     if (!k)
         return 0;
+    /* acquire: as in ursa__mpmc_ring_slot; loaded once: the claimed
+     * messages hold their permits, so the ring cannot change under us. */
+    unsigned char *ring = atomic_load_explicit(&ch->ring, memory_order_acquire);
     for (uint64_t i = 0; i < k; i++)
         memcpy((unsigned char *)buf + i * ch->elem_size,
-               ursa__mpmc_ring_slot(ch, pos + i) + URSA__RING_SEQ, ch->elem_size);
-    ursa__mpmc_release_slots(ch, pos, k);
+               ursa__ring_slot(ring, ch->cap, ch->mask, ch->stride, pos + i) + URSA__RING_SEQ,
+               ch->elem_size);
+    release_in(ch, ring, pos, k);
     chain_wake(ch);
     return k;
 }
@@ -139,12 +162,23 @@ static int rx_start(ursa_mpmc_t *ch, ursa__waiter_t *w)
     return -EINPROGRESS; /* woken meanwhile: decided, done shortly */
 }
 
+/* A try found nothing: -EAGAIN, after giving a big ring back if it may.
+ * Out of line, as rx_wait: the receive's ready path stays as small. */
+static __attribute__((noinline)) int found_empty(ursa_mpmc_t *ch)
+{
+    if (ch->shrink)
+        ursa__mpmc_shrink(ch);
+    return -EAGAIN;
+}
+
 /* Waits until something may be ready: 0, or -ETIMEDOUT / -ECANCELED with
  * nothing consumed and any wake that reached us passed on. Out of line:
  * its aligned waiter would cost the receive's ready path a realigned
  * frame. */
 static __attribute__((noinline)) int rx_wait(ursa_mpmc_t *ch, ursa_time_t deadline)
 {
+    if (__builtin_expect(ch->shrink, 0))
+        ursa__mpmc_shrink(ch); /* found empty: maybe give a big ring back */
     ursa__ctx_t *c = ursa__ctx();
     URSA__WAITER_ALIGN ursa__waiter_t w;
     ursa__waiter_init(&w, c->waker, &rx_ops);
@@ -221,7 +255,7 @@ static long recv_common(ursa_mpmc_t *ch, void *buf, uint64_t max, ursa_time_t de
         long k = take(ch, buf, max);
         if (k != -EAGAIN)
             return k;
-        int rc = deadline == URSA_NOW ? -EAGAIN : rx_wait(ch, deadline);
+        int rc = deadline == URSA_NOW ? found_empty(ch) : rx_wait(ch, deadline);
         if (rc && !claimed_behind(ch))
             return rc;
     }

@@ -85,7 +85,10 @@ static void destroy(ursa_mpsc_t *ch)
             b = n;
         }
     }
-    free(ch->ring);
+    if (ch->cap)
+        /* relaxed: the last reference; no sender is left. */
+        ursa__ring_delete(ch->ring, ch->cap, ch->stride, ch->ring_from,
+                          atomic_load_explicit(&ch->tail, memory_order_relaxed));
     free(ch);
 }
 
@@ -124,6 +127,7 @@ int ursa_mpsc_new(ursa_mpsc_receiver_t *rx, ursa_mpsc_sender_t *tx, size_t elem_
         }
         /* relaxed: a statistic. */
         atomic_fetch_add_explicit(&ch->mem, capacity * ch->stride, memory_order_relaxed);
+        ch->shrink = capacity * ch->stride > URSA__RING_SHRINK_MIN;
         ch->lazy = ursa__mpsc_lazy_usable();
         /* Revoking needs membarrier, as the lazy return does. */
         atomic_init(&ch->sbias, ch->lazy ? ursa__thread_uid() : 0);

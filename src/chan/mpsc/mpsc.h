@@ -14,8 +14,10 @@
  *    on `tail`, writes slot p % cap and publishes seq = p + 1; the receiver
  *    reads in order and frees the slot with seq = p + cap. A sender holds a
  *    permit before it claims, so its slot is always free (it checks seq
- *    anyway). Memory is exact: capacity 1 costs one slot, and nothing is
- *    allocated after creation.
+ *    anyway). Memory is exact: capacity 1 costs one slot. The ring starts
+ *    zeroed and untouched (ring.h, zmem.h); a big one is swapped for a
+ *    fresh one when the channel runs empty (shrink.c), so its resident
+ *    memory follows the messages, not the bound.
  *  - Unbounded (capacity 0): Tokio's design — a linked list of blocks of B
  *    slots (B a power of two <= 32, smaller for big elements) with a ready
  *    flag per slot (a plain release store, no RMW on a shared bitmap).
@@ -100,7 +102,9 @@ struct ursa_mpsc {
     uint64_t mask;            /* ursa__ring_mask(cap) */
     uint64_t bslots;          /* unbounded: slots per block */
     ursa_mpsc_dtor_t dtor;
-    unsigned char *ring;
+    unsigned char *ring;      /* bounded; swapped by shrink.c under every permit */
+    uint64_t ring_from;       /* the ring's first position (ring.h; shrink.c) */
+    bool shrink;              /* the ring is big enough for shrink.c */
     _Atomic size_t mem;       /* bytes allocated */
     _Atomic(ursa__waiter_t *) rx_wait;
     /* senders' line */
@@ -221,6 +225,12 @@ bool ursa__mpsc_all_written(ursa_mpsc_t *ch, ursa__mpsc_blk_t *b);
 /* blocks.c: recycles the blocks the receiver left behind that no sender
  * can still hold (head: its new position). */
 void ursa__mpsc_reclaim(ursa_mpsc_t *ch, uint64_t head);
+
+/* shrink.c: the receiver found the queue empty: swaps in a fresh ring if
+ * the current one has URSA__RING_SHRINK_MIN bytes written (ring.h) and
+ * every permit can be taken now. Bounded channels whose ring is bigger
+ * than that. */
+void ursa__mpsc_shrink(ursa_mpsc_t *ch);
 
 /* lazy.c: whether lazy permit return (and so the send bias) is on. */
 bool ursa__mpsc_lazy_usable(void);

@@ -138,6 +138,8 @@ static bool rx_poll(ursa_mpsc_t *ch, ursa__ctx_t *c, ursa_time_t deadline)
 
 static int rx_wait(ursa_mpsc_t *ch, ursa_time_t deadline)
 {
+    if (__builtin_expect(ch->shrink, 0))
+        ursa__mpsc_shrink(ch); /* found empty: maybe give a big ring back */
     if (deadline == URSA_NOW)
         return -EAGAIN;
     /* A receiver on another thread than the biased sender ends the bias
