@@ -19,6 +19,7 @@
 #include "ursa/pool.h"
 #include "ursa/rt.h"
 #include "ursa/rwlock.h"
+#include "ursa/select.h"
 #include "ursa/semaphore.h"
 #include "ursa/sim.h"
 #include "ursa/token.h"

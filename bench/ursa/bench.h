@@ -28,8 +28,8 @@ typedef struct bench_workload {
 } bench_workload_t;
 
 /* One table per file, ended by a row with name NULL. */
-extern const bench_workload_t bench_rt[], bench_sync[], bench_chan[], bench_mt2[], bench_pool[],
-    bench_mem[];
+extern const bench_workload_t bench_rt[], bench_sync[], bench_chan[], bench_select[], bench_mt2[],
+    bench_pool[], bench_mem[];
 
 /* The scale factor S (argv[1]). */
 extern double bench_scale;

@@ -60,7 +60,7 @@ void check_one_cpu_everywhere(unsigned workers)
 }
 
 /* In file order; within a file, table order. */
-static const bench_workload_t *const tables[] = {bench_rt,  bench_sync, bench_chan,
+static const bench_workload_t *const tables[] = {bench_rt,  bench_sync, bench_chan, bench_select,
                                                  bench_mt2, bench_pool, bench_mem};
 #define NTABLES (sizeof tables / sizeof *tables)
 

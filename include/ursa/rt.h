@@ -9,6 +9,7 @@
 #define URSA_RT_H
 
 #include "base.h"
+#include "wait.h"
 
 URSA_EXTERN_C_BEGIN
 
@@ -150,6 +151,22 @@ URSA_API int ursa_rt_spawn(ursa_rt_t *rt, ursa_task_t **out, ursa_task_fn_t fn, 
 #define ursa_task_join(t, result, deadline) ursa_task_join_at(t, result, deadline, URSA_SITE)
 URSA_API int ursa_task_join_at(ursa_task_t *t, void **result, ursa_time_t deadline,
                                const ursa_site_t *site) URSA_NODISCARD;
+
+/* Phase 1 (wait), raw join (calling context 3, see ursa/wait.h).
+ * _start:
+ *   0             t has finished: call _finish now (waker not called)
+ *   -EINPROGRESS  started: waker.fn(waker.ctx) is called once, from the
+ *                 thread where t finishes
+ *   -EINVAL       NULL t / w / waker.fn, t is the caller, t is detached or
+ *                 another caller is joining it
+ * _finish, once ursa_wait_ready(w): the codes of ursa_task_join (0 or
+ * -ENOMEM, handle freed; -EAGAIN not finished yet; -EINVAL not a join
+ * started on t, or over). Or ursa_wait_cancel(w): withdrawn, t may be
+ * joined again. */
+URSA_API int ursa_task_join_start(ursa_task_t *t, ursa_wait_t *w,
+                                  ursa_waker_t waker) URSA_NODISCARD;
+URSA_API int ursa_task_join_finish(ursa_task_t *t, ursa_wait_t *w,
+                                   void **result) URSA_NODISCARD;
 
 /* Not a wait: gives up the handle: the task frees itself when it
  * finishes.

@@ -276,7 +276,12 @@ static int recv_start(void *oneshot, ursa__waiter_t *w)
             return r;
         }
         if (r != 1) {
+            /* A select's wait takes its claim (the value stays until the
+             * finish takes it: the receiver is the select's caller). */
+            bool mine = ursa__wait_start_claim(w);
             ursa__spin_unlock(&os->lock);
+            if (!mine)
+                return -EINPROGRESS;
             ursa__wait_complete_now(w, r == 0 ? URSA__W_GRANTED : URSA__W_CLOSED);
             return 0;
         }

@@ -43,7 +43,7 @@ struct ursa__ctx {
 
 /* Thread-local state and its TLS model. The pointers every call reads
  * (this one, ursa__tuid, the reader table, the worker: 40 bytes with
- * ctx.c's own) are initial-exec: one load off %fs (a GOT-relative offset
+ * ctx.c's own; select's random state: 8 more) are initial-exec: one load off %fs (a GOT-relative offset
  * in the shared library, a constant in a static link), no call. That is
  * the cheapest model a shared library may use, and it is correct as long
  * as the static TLS block has room for them, which a library linked at

@@ -244,24 +244,49 @@ static __attribute__((noinline)) void barge_locked(ursa__sema_t *s, uint64_t n,
     }
 }
 
+/* A select's w that took its claim at start and then found the permits
+ * gone (a lock-free try came between): dropped, the select starts over. */
+static int claimed_but_gone(ursa__sema_t *s, ursa__waiter_t *w)
+{
+    ursa__waiter_drop(w);
+    sema_unlock(s);
+    return -EINPROGRESS;
+}
+
 int ursa__sema_start(ursa__sema_t *s, ursa__waiter_t *w, uint32_t n)
 {
     w->owner = s;
     w->got = 0;
     w->want = n;
-    if (ursa__sema_try(s, n))
+    /* A select's waiter takes its claim before it takes permits: not on
+     * the lock-free path, which would take first and ask after. */
+    bool sel = ursa__waiter_is_select(w), claimed = false;
+    if (!sel && ursa__sema_try(s, n))
         return grant_now(w, n);
     (void)ursa__waitq_lock(&s->q);
     /* relaxed: the CASes below validate it. */
     uint64_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
     for (;;) {
         if (st & URSA__SEMA_CLOSED) {
+            if (!ursa__wait_start_claim(w)) {
+                sema_unlock(s);
+                return -EINPROGRESS;
+            }
             sema_unlock(s);
             ursa__wait_complete_now(w, URSA__W_CLOSED);
             return -EPIPE;
         }
         uint64_t avail = st >> URSA__SEMA_SHIFT; /* 0 while WAITERS, unless barging */
         if (avail >= n && !(st & URSA__SEMA_WAITERS)) {
+            if (sel && !claimed) {
+                /* Under the queue lock nobody queues or is granted
+                 * meanwhile; only a lock-free try can still take them. */
+                if (!ursa__wait_start_claim(w)) {
+                    sema_unlock(s);
+                    return -EINPROGRESS;
+                }
+                claimed = true;
+            }
             /* acquire: as in ursa__sema_try. */
             if (atomic_compare_exchange_weak_explicit(&s->state, &st,
                                                       st - ((uint64_t)n << URSA__SEMA_SHIFT),
@@ -271,6 +296,8 @@ int ursa__sema_start(ursa__sema_t *s, ursa__waiter_t *w, uint32_t n)
             }
             continue;
         }
+        if (claimed)
+            return claimed_but_gone(s, w);
         /* Take what there is (less than n) and queue for the rest; setting
          * WAITERS in the same CAS stops fast-path acquirers from barging
          * past us. A barging s's free permits while waiters queue are the

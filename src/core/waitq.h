@@ -231,9 +231,32 @@ static inline void ursa__wake_batch_run(const ursa__wake_batch_t *b)
  * So a loser is never granted: the winning take (or the select's close)
  * is the one RMW on the claim word that succeeds, and every other decider
  * sees it fail before it has given anything. A plain waiter's claim is
- * always taken (one compare of its waker function). What a select must
- * still do itself: never complete a case at its start without the claim
- * (a start's fast path, ursa__wait_complete_now, does not take it). */
+ * always taken (one compare of its waker function). A start that finds
+ * its wait ready at once takes the claim the same way before it takes
+ * anything (ursa__wait_start_claim); a select's waiter skips the
+ * lock-free fast paths that would take first and ask after. */
+
+/* Whether w is a select's waiter (its waker is the claim's). */
+static inline bool ursa__waiter_is_select(const ursa__waiter_t *w)
+{
+    return w->waker.fn == ursa__claim_wake;
+}
+
+/* A start found what w waits for and is about to take it (or to report
+ * the end): under the lock that guards it, before taking anything, it
+ * takes w's select claim. True: w may complete now (a plain waiter, or
+ * the claim is w's). False: the claim is lost; w is dropped (withdrawn,
+ * nothing taken) and the start returns -EINPROGRESS. A start that took
+ * the claim and then found the thing gone (a lock-free taker came
+ * between) drops w the same way: the select sees its claim won by a
+ * dropped waiter and starts over (nothing was taken by any case). */
+static inline bool ursa__wait_start_claim(ursa__waiter_t *w)
+{
+    if (__builtin_expect(ursa__waiter_claim(w), 1))
+        return true;
+    ursa__waiter_drop(w);
+    return false;
+}
 
 /* Under the lock: decides w, which the caller took off its queue, as
  * `state` (GRANTED or CLOSED); the caller wakes it with ursa__wake_node

@@ -9,6 +9,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "io_wait.h"
 #include "ring.h"
 #include "task.h"
 #include "worker.h"
@@ -204,6 +205,7 @@ static struct io_uring_sqe *op_begin(ursa__worker_t *w, ursa_task_t *t, ursa__io
 {
     op->task = t;
     op->res = 0;
+    op->waiter = NULL;
     atomic_init(&op->done, 0);
     struct io_uring_sqe *sqe = ursa__ring_sqe(&w->ring);
     io_uring_sqe_set_data(sqe, op);
@@ -282,4 +284,76 @@ int ursa_poll(int fd, short events, ursa_time_t deadline)
     struct io_uring_sqe *sqe = op_begin(w, t, &op);
     io_uring_prep_poll_add(sqe, fd, (unsigned)events);
     return run_op(w, t, &op, deadline);
+}
+
+/* ---- a select's readiness wait (rt/io_wait.h) ---- */
+
+void ursa__io_op_complete(ursa__io_op_t *op)
+{
+    /* A won wait's waker (the select's) wakes the task; a lost or plain
+     * one is woken here. */
+    if (!op->waiter || !ursa__waiter_decide_now(op->waiter, URSA__W_GRANTED))
+        ursa__task_wake(op->task);
+}
+
+bool ursa__io_wait_in_task(void)
+{
+    ursa__worker_t *w;
+    return io_task(&w) != NULL;
+}
+
+int ursa__io_wait_start(ursa__io_op_t *op, ursa__waiter_t *wt, int fd, short events)
+{
+    ursa__worker_t *w;
+    ursa_task_t *t = io_task(&w);
+    if (!t)
+        return -EINVAL;
+    /* relaxed: the completion runs on this thread (the task stays on its
+     * worker while the op is in flight). */
+    atomic_store_explicit(&wt->state, URSA__W_QUEUED, memory_order_relaxed);
+    if (!w->ring.ok) {
+        op->task = t;
+        op->res = 0;
+        op->waiter = wt;
+        atomic_init(&op->done, 0);
+        int rc = ursa__ring_watch(&w->ring, op, fd, events);
+        if (rc)
+            return rc;
+    } else {
+        struct io_uring_sqe *sqe = op_begin(w, t, op);
+        op->waiter = wt;
+        io_uring_prep_poll_add(sqe, fd, (unsigned)events);
+        w->ring.inflight++;
+    }
+    t->io_busy = true; /* the completion comes to this worker */
+    return -EINPROGRESS;
+}
+
+void ursa__io_wait_end(ursa__io_op_t *op)
+{
+    ursa__worker_t *w;
+    ursa_task_t *t = io_task(&w);
+    /* relaxed: set on this thread by the reaping worker. */
+    if (!atomic_load_explicit(&op->done, memory_order_relaxed)) {
+        if (!w->ring.ok) {
+            ursa__ring_unwatch(&w->ring, op);
+        } else {
+            struct io_uring_sqe *sqe = ursa__ring_sqe(&w->ring);
+            io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)op, 0);
+            io_uring_sqe_set_data64(sqe, URSA__UD_IGNORE);
+            /* Uninterruptible: the kernel holds op until its CQE. */
+            while (!atomic_load_explicit(&op->done, memory_order_relaxed)) {
+                t->wait_kind = URSA_WAIT_IO;
+                ursa__task_park(t);
+            }
+        }
+    }
+}
+
+void ursa__io_wait_release(void)
+{
+    ursa__worker_t *w;
+    ursa_task_t *t = io_task(&w);
+    if (t)
+        t->io_busy = false;
 }

@@ -60,7 +60,7 @@ static void reap(ursa__ring_t *r)
         op->res = cqe->res;
         atomic_store_explicit(&op->done, 1, memory_order_relaxed); /* same thread */
         r->inflight--;
-        ursa__task_wake(op->task);
+        ursa__io_op_complete(op);
     }
     io_uring_cq_advance(&r->uring, n);
     if (!r->ev_armed)
@@ -136,7 +136,7 @@ static void fallback_poll(ursa__ring_t *r, ursa_time_t timeout)
         op->res = (re & POLLNVAL) ? -EBADF : re;
         atomic_store_explicit(&op->done, 1, memory_order_relaxed); /* same thread */
         unwatch_slot(r, i);
-        ursa__task_wake(op->task);
+        ursa__io_op_complete(op);
     }
 }
 

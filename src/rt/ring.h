@@ -52,7 +52,16 @@ struct ursa__io_op {
     int32_t res;           /* the CQE's result; the fallback: revents or -EBADF */
     _Atomic uint32_t done; /* set by the reaping worker (the same thread) */
     unsigned slot;         /* the fallback: its index in watch[] */
+    /* A select's readiness wait (rt/io_wait.h): the case's waiter, decided
+     * (its claim taken) on completion instead of waking the task; NULL for
+     * a task's own op. */
+    struct ursa__waiter *waiter;
 };
+
+/* The reaping worker's step for a completed op (op->res and done set):
+ * decides its select waiter, or wakes its task (also when the waiter's
+ * claim was lost: a withdrawal may be waiting for the completion). */
+void ursa__io_op_complete(ursa__io_op_t *op);
 /* user_data of SQEs and CQEs that are not task ops. A MSG_RING kick that
  * failed comes back on the sender with user_data the target ring's address
  * tagged URSA__UD_KICK_FAILED (op and ring addresses are 8-aligned). */

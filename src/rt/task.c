@@ -504,6 +504,57 @@ int ursa_task_join_at(ursa_task_t *t, void **result, ursa_time_t deadline,
     return rc;
 }
 
+/* ---- the raw join (calling context 3; a select's join case) ---- */
+
+int ursa_task_join_start(ursa_task_t *t, ursa_wait_t *rw, ursa_waker_t waker)
+{
+    if (!t || !rw || !waker.fn || t == cur_task())
+        return -EINVAL;
+    ursa__waiter_t *w = &rw->waiter;
+    ursa__waiter_init(w, waker, &join_ops);
+    rw->site = NULL;
+    w->owner = t;
+    /* relaxed: published with the node by the CAS below. */
+    atomic_store_explicit(&w->state, URSA__W_QUEUED, memory_order_relaxed);
+    ursa__waiter_t *none = NULL;
+    /* acq_rel: release publishes the node to the completer; acquire (on
+     * failure) sees a finished task's result. */
+    if (atomic_compare_exchange_strong_explicit(&t->joiner, &none, w, memory_order_acq_rel,
+                                                memory_order_acquire))
+        return -EINPROGRESS;
+    if (none != URSA__JOIN_DONE) {
+        ursa__waiter_init(w, waker, NULL); /* not started: cancel refuses it */
+        return -EINVAL; /* detached, or someone else is joining */
+    }
+    /* Finished already: a select's wait takes its claim first (or is
+     * dropped, and t stays joinable). */
+    atomic_store_explicit(&w->state, URSA__W_IDLE, memory_order_relaxed);
+    if (!ursa__waiter_claim(w)) {
+        ursa__waiter_drop(w);
+        return -EINPROGRESS;
+    }
+    ursa__wait_complete_now(w, URSA__W_GRANTED);
+    return 0;
+}
+
+int ursa_task_join_finish(ursa_task_t *t, ursa_wait_t *rw, void **result)
+{
+    if (!t || !rw || rw->waiter.owner != t || rw->waiter.ops != &join_ops)
+        return -EINVAL;
+    ursa__waiter_t *w = &rw->waiter;
+    int rc = ursa__wait_finish_begin(w);
+    if (rc)
+        return rc;
+    /* relaxed: finish_begin acquired the decision and settled. */
+    atomic_store_explicit(&w->state, URSA__W_FINISHED, memory_order_relaxed);
+    atomic_thread_fence(memory_order_acquire); /* pairs with the completer */
+    rc = t->no_stack ? -ENOMEM : 0;
+    if (result)
+        *result = rc ? NULL : t->result;
+    ursa__task_free(t);
+    return rc;
+}
+
 int ursa_task_detach(ursa_task_t *t)
 {
     if (!t)

@@ -130,13 +130,23 @@ static int start(void *event, ursa__waiter_t *w)
     w->owner = e;
     w->got = 0;
     w->want = 1;
-    if (try_pass(e))
+    /* A select's waiter takes its claim before it passes (an auto-reset
+     * pass consumes the set): not on the lock-free path. */
+    bool sel = ursa__waiter_is_select(w), claimed = false;
+    if (!sel && try_pass(e))
         goto passed;
     uint32_t bits = ursa__waitq_lock(&e->q);
     /* relaxed: validated by the CAS. */
     uint32_t st = atomic_load_explicit(&e->state, memory_order_relaxed);
     for (;;) {
         if (st & URSA__EVENT_SET) {
+            if (sel && !claimed) {
+                if (!ursa__wait_start_claim(w)) {
+                    ursa__waitq_unlock(&e->q, bits); /* the event stays set */
+                    return -EINPROGRESS;
+                }
+                claimed = true;
+            }
             if (e->mode == URSA_EVENT_MANUAL) {
                 /* acquire: the setter's writes are visible. */
                 atomic_thread_fence(memory_order_acquire);
@@ -150,6 +160,13 @@ static int start(void *event, ursa__waiter_t *w)
                 goto passed;
             }
             continue;
+        }
+        if (claimed) {
+            /* Claimed, but a lock-free pass took the set first: dropped,
+             * the select starts over (core/waitq.h). */
+            ursa__waiter_drop(w);
+            ursa__waitq_unlock(&e->q, bits);
+            return -EINPROGRESS;
         }
         /* acq_rel: fails (and we re-check) if a set landed meanwhile. */
         if (atomic_compare_exchange_weak_explicit(&e->state, &st, st | URSA__EVENT_WAITERS,

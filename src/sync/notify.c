@@ -142,13 +142,20 @@ static int start(void *notify, ursa__waiter_t *w)
     w->owner = n;
     w->got = URSA__NOTIFY_BY_NONE;
     w->want = 1;
-    if (try_take_permit(n)) {
+    /* A select's waiter takes its claim before the permit: under the lock,
+     * where the permit bit cannot change (the lock-free take expects the
+     * lock clear). */
+    if (!ursa__waiter_is_select(w) && try_take_permit(n)) {
         /* a permit is a notify_one: pass it on if unused */
         return ursa__wait_start_granted(w, URSA__NOTIFY_BY_ONE);
     }
     /* The lock's acquire CAS also acquires a permit's notifier. */
     uint32_t st = ursa__waitq_lock(&n->q);
     if (st & URSA__NOTIFY_PERMIT) { /* WAITERS is clear with it */
+        if (!ursa__wait_start_claim(w)) {
+            ursa__waitq_unlock(&n->q, st); /* the permit stays stored */
+            return -EINPROGRESS;
+        }
         ursa__waitq_unlock(&n->q, st & ~URSA__NOTIFY_PERMIT);
         return ursa__wait_start_granted(w, URSA__NOTIFY_BY_ONE);
     }

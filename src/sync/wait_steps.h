@@ -116,9 +116,14 @@ static inline int ursa__wait_finish_decided(ursa__waiter_t *w)
 }
 
 /* A raw start found what it waits for before it queued: w completes now
- * (granted; its waker is not called). */
+ * (granted; its waker is not called): 0. A select's w takes its claim
+ * first; if that is lost, w is dropped and the start says -EINPROGRESS
+ * (core/waitq.h, ursa__wait_start_claim). A start that takes something
+ * before this call took the claim already (the second take is w's own). */
 static inline int ursa__wait_start_ready(ursa__waiter_t *w)
 {
+    if (!ursa__wait_start_claim(w))
+        return -EINPROGRESS;
     ursa__wait_complete_now(w, URSA__W_GRANTED);
     return 0;
 }

@@ -20,7 +20,8 @@
     X(ursa_watch_borrow_t) X(ursa_rt_config_t) X(ursa_placement_t) X(ursa_spawn_opts_t)            \
     X(ursa_lease_config_t) X(ursa_lease_opts_t) X(ursa_lease_t) X(ursa_pool_factory_t)             \
     X(ursa_pool_warmup_t) X(ursa_pool_reason_t) X(ursa_pool_event_kind_t) X(ursa_pool_event_t)    \
-    X(ursa_pool_config_t) X(ursa_pool_stats_t) X(ursa_pool_item_t) X(ursa_token_t) X(ursa_group_t)
+    X(ursa_pool_config_t) X(ursa_pool_stats_t) X(ursa_pool_item_t) X(ursa_token_t) X(ursa_group_t) \
+    X(ursa_case_kind_t) X(ursa_case_t) X(ursa_select_t)
 
 /* Types a program only points to (declared, never defined in a header). */
 #define OPAQUE_TYPES(X)                                                                            \
@@ -49,7 +50,10 @@
     X(ursa_pool_event_t, kind) X(ursa_pool_event_t, res) X(ursa_pool_event_t, error)               \
     X(ursa_pool_config_t, factory) X(ursa_pool_config_t, max_size) X(ursa_pool_config_t, fail_fast) \
     X(ursa_pool_config_t, event_ctx) X(ursa_pool_stats_t, size) X(ursa_pool_stats_t, wait_max)     \
-    X(ursa_pool_stats_t, destroyed) X(ursa_pool_item_t, res) X(ursa_pool_item_t, pool)
+    X(ursa_pool_stats_t, destroyed) X(ursa_pool_item_t, res) X(ursa_pool_item_t, pool)            \
+    X(ursa_case_t, kind) X(ursa_case_t, rc) X(ursa_case_t, obj) X(ursa_case_t, out)                \
+    X(ursa_case_t, in) X(ursa_case_t, missed) X(ursa_case_t, n) X(ursa_case_t, at)                 \
+    X(ursa_case_t, fd) X(ursa_case_t, events) X(ursa_case_t, wait_)
 
 /* One row: a type's size and alignment, or a field's offset (align 0). */
 typedef struct layout_row {

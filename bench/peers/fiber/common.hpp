@@ -95,6 +95,8 @@ void mpsc_pingpong_roundtrip(u64 s);
 void notify_pingpong_roundtrip(u64 s);
 void broadcast_1to4_per_send(u64 s);
 void watch_pingpong_roundtrip(u64 s);
+void select_2chan_pingpong(u64 s);
+void select_recv_or_timeout(u64 s);
 void mpsc_bounded_big(u64 s);
 clk::duration mpsc_1p(const char *name, u64 s, bool mt);
 

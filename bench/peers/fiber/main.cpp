@@ -52,11 +52,9 @@
 //    channels.
 //  - mem_per_waiter: a blocked fiber links its own context into the wait
 //    queue; there is no separate waiter object whose size could be measured.
-//  - select_2chan_pingpong, select_recv_or_timeout: Boost.Fiber has no
-//    select over channels (nor a channel pop that can be raced against a
-//    timer and another channel without losing a value); an emulation would
-//    be a different primitive, not Boost.Fiber's.
-// Substitutes (printed, see the comments at each workload): notify = a
+// Substitutes (printed, see the comments at each workload): select_* = the
+// channels' try_pop under one shared condition that every push signals
+// (select.cpp; Boost.Fiber has no select); notify = a
 // buffered_channel with room for one token and try_push; broadcast = fan-out
 // to 4 buffered channels; watch = mutex + condition_variable + value +
 // version; oneshot = promise/future.
@@ -136,7 +134,8 @@ static const workload workloads[] = {
     {"broadcast_1to4_per_send", W1(broadcast_1to4_per_send), SINGLE, false},
     {"watch_pingpong_roundtrip", W1(watch_pingpong_roundtrip), SINGLE, false},
     {"mpsc_bounded_big", W1(mpsc_bounded_big), SINGLE, false},
-    // select_*: no select (see the top).
+    {"select_2chan_pingpong", W1(select_2chan_pingpong), SINGLE, false},
+    {"select_recv_or_timeout", W1(select_recv_or_timeout), SINGLE, false},
     {"mt2_mpsc_bounded_1p", mt2_mpsc_bounded_1p, MT2, false},
     {"mt2_mutex_contended", mt2_mutex_contended, MT2, false},
     {"mt2_mutex_contended_barging", mt2_mutex_contended, MT2, false},

@@ -56,6 +56,14 @@ int ursa__pool_enqueue(ursa_pool_t *p, ursa__waiter_t *w, bool now)
     /* Nobody ahead: any idle slot (another thread's list) is ours. */
     ursa__pool_slot_t *s = first ? ursa__pool_scan_take_locked(p, &a) : NULL;
     int rc = -EINPROGRESS;
+    if (s && !ursa__wait_start_claim(w)) {
+        /* A select's wait whose claim is lost takes nothing: the slot goes
+         * back where it was (idle: nobody queues while we hold the lock). */
+        ursa__pool_offer_locked(p, s, &a);
+        gate_sub(p, URSA__POOL_WAITER);
+        ursa__pool_unlock(p, &a);
+        return -EINPROGRESS;
+    }
     if (s || now || p->failing) {
         gate_sub(p, URSA__POOL_WAITER);
         rc = s ? 0 : p->failing ? p->failing : -EAGAIN;
