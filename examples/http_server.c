@@ -10,16 +10,19 @@
  * answering, waits for the connection tasks to end, and exits 0.
  *
  * The pattern: every wait that should end at shutdown is a select with
- * the shutdown as one more case. The accept loop selects "listening socket
- * readable" or shutdown; each connection task selects "socket readable"
- * or shutdown, with the idle timeout as the select's deadline. No registry
- * of sockets, no shutdown(2) from another thread, nothing lost: a select
- * that returns for the shutdown took no byte off the socket.
+ * the shutdown, a cancellation token, as one more case. The accept loop
+ * selects "listening socket readable", "a connection task ended" (the
+ * group's join_next: it reaps them as they go) or shutdown; each
+ * connection task selects "socket readable" or shutdown, with the idle
+ * timeout as the select's deadline. No registry of sockets or tasks, no
+ * shutdown(2) from another thread, nothing lost: a select that returns
+ * for the shutdown took no byte off the socket. The connection tasks are
+ * a task group, so none outlives the server: at shutdown the accept loop
+ * waits for the group, then destroys it.
  *
- * The shutdown is a manual-reset ursa_event_t, set once by the signal
- * thread; every select builds its case with shutdown_case(), so that
- * turning it into a cancellation token (a select case too) is a change to
- * that one line. */
+ * The tasks are not bound to the token: a connection finishes writing the
+ * answer it was writing, then sees the shutdown at its next select. (Bound
+ * tasks would have every wait fail with -ECANCELED at once, writes too.) */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -41,17 +44,10 @@
 
 typedef struct server {
     int listen_fd;
-    ursa_event_t shutdown;   /* manual-reset: set once, seen by every select */
-    atomic_int live;         /* connection tasks still running */
-    ursa_event_t all_closed; /* set by the last connection task at shutdown */
+    ursa_token_t shutdown; /* cancelled once, by the signal thread */
+    ursa_group_t conns;    /* the connection tasks */
     atomic_long served;
 } server_t;
-
-/* The one line to change for a cancellation token. */
-static ursa_case_t shutdown_case(server_t *s)
-{
-    return ursa_case_event(&s->shutdown);
-}
 
 static const char RESPONSE[] = "HTTP/1.1 200 OK\r\n"
                                "Content-Type: text/plain\r\n"
@@ -102,7 +98,7 @@ static void *connection(void *arg)
     /* Declared order, shutdown first: a client that keeps sending cannot
      * hold the shutdown off. Built once: the array remembers that its
      * select usually waits (docs/select.md). */
-    ursa_case_t cases[] = {shutdown_case(c.s), ursa_case_readable(c.fd)};
+    ursa_case_t cases[] = {ursa_case_token(&c.s->shutdown), ursa_case_readable(c.fd)};
     for (;;) {
         int i = ursa_select(cases, 2, URSA_SELECT_ORDERED, ursa_deadline_in(IDLE_TIMEOUT));
         if (i != 1)
@@ -117,17 +113,21 @@ static void *connection(void *arg)
             break;
     }
     close(c.fd);
-    if (atomic_fetch_sub(&c.s->live, 1) == 1 && ursa_event_is_set(&c.s->shutdown))
-        (void)ursa_event_set(&c.s->all_closed);
     return NULL;
 }
 
 static void *accept_loop(void *arg)
 {
     server_t *s = arg;
-    ursa_case_t cases[] = {shutdown_case(s), ursa_case_readable(s->listen_fd)};
+    ursa_case_t cases[] = {ursa_case_token(&s->shutdown), ursa_case_readable(s->listen_fd),
+                           ursa_case_join_next(&s->conns, NULL)};
     for (;;) {
-        int i = ursa_select(cases, 2, URSA_SELECT_ORDERED, URSA_NEVER);
+        /* The join case only while there is a member to join: with none,
+         * join_next is ready at once (-ECHILD). */
+        unsigned n = ursa_group_len(&s->conns) ? 3 : 2;
+        int i = ursa_select(cases, n, URSA_SELECT_ORDERED, URSA_NEVER);
+        if (i == 2)
+            continue; /* a connection task ended: joined */
         if (i != 1)
             break;
         int fd = accept4(s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -141,18 +141,17 @@ static void *accept_loop(void *arg)
             continue;
         }
         *c = (conn_t){s, fd};
-        atomic_fetch_add(&s->live, 1);
-        ursa_spawn_opts_t opts = {.name = "conn", .detached = true};
-        if (ursa_spawn(NULL, connection, c, &opts) != 0) {
-            atomic_fetch_sub(&s->live, 1);
+        ursa_spawn_opts_t opts = {.name = "conn"};
+        if (ursa_group_spawn(&s->conns, NULL, connection, c, &opts) != 0) {
             close(fd);
             free(c);
         }
     }
     close(s->listen_fd);
     /* Every connection task sees the shutdown in its select; wait for the
-     * last one to close its socket. */
-    if (atomic_load(&s->live) > 0 && ursa_event_wait(&s->all_closed, URSA_NEVER) != 0)
+     * last one to close its socket, then join what is left. */
+    int rc = ursa_group_wait(&s->conns, URSA_NEVER);
+    if (ursa_group_destroy(&s->conns) != 0 || rc != 0)
         return (void *)"interrupted";
     return NULL;
 }
@@ -169,7 +168,7 @@ static void *signal_thread(void *arg)
     while (sigwait(&set, &sig) != 0) {
     }
     fprintf(stderr, "http_server: signal %d: shutting down\n", sig);
-    (void)ursa_event_set(&s->shutdown);
+    (void)ursa_token_cancel(&s->shutdown);
     return NULL;
 }
 
@@ -186,10 +185,8 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     static server_t s;
-    atomic_init(&s.live, 0);
     atomic_init(&s.served, 0);
-    if (ursa_event_init(&s.shutdown, URSA_EVENT_MANUAL, false) ||
-        ursa_event_init(&s.all_closed, URSA_EVENT_MANUAL, false))
+    if (ursa_token_init(&s.shutdown, NULL) || ursa_group_init(&s.conns, NULL))
         return 1;
     s.listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int one = 1;
@@ -213,7 +210,6 @@ int main(int argc, char **argv)
             atomic_load(&s.served));
     pthread_cancel(sig); /* still in sigwait if the root ended otherwise */
     pthread_join(sig, NULL);
-    (void)ursa_event_destroy(&s.shutdown);
-    (void)ursa_event_destroy(&s.all_closed);
+    (void)ursa_token_destroy(&s.shutdown);
     return rc ? 1 : 0;
 }

@@ -33,6 +33,7 @@
 #include "base.h"
 #include "broadcast.h"
 #include "event.h"
+#include "group.h"
 #include "mpmc.h"
 #include "mpsc.h"
 #include "mutex.h"
@@ -43,6 +44,7 @@
 #include "rt.h"
 #include "rwlock.h"
 #include "semaphore.h"
+#include "token.h"
 #include "wait.h"
 #include "watch.h"
 
@@ -73,6 +75,8 @@ typedef enum ursa_case_kind {
     URSA_CASE_FD_READABLE,   /* fd readable; rc: revents */
     URSA_CASE_FD_WRITABLE,   /* fd writable; rc: revents */
     URSA_CASE_SLEEP_UNTIL,   /* the time `at` has come (wins only if no other case is ready) */
+    URSA_CASE_TOKEN_WAIT,    /* the token is cancelled */
+    URSA_CASE_GROUP_JOIN_NEXT, /* a member finished (joined, handle freed); out: void * (may be NULL) */
     URSA_CASE__COUNT
 } ursa_case_kind_t;
 
@@ -286,6 +290,20 @@ static inline ursa_case_t ursa_case_writable(int fd)
 static inline ursa_case_t ursa_case_sleep_until(ursa_time_t at)
 {
     return ursa__case(URSA_CASE_SLEEP_UNTIL, NULL, NULL, NULL, NULL, 0, at, -1, 0);
+}
+
+/* Wins once tok is cancelled (rc 0), as ursa_token_wait. */
+static inline ursa_case_t ursa_case_token(ursa_token_t *tok)
+{
+    return URSA__CASE(URSA_CASE_TOKEN_WAIT, tok, NULL);
+}
+
+/* Wins when a member of g has finished: joined as ursa_group_join_next
+ * does (rc 0, -ENOMEM, or -ECHILD once no member is left); result (may
+ * be NULL) gets its return value. */
+static inline ursa_case_t ursa_case_join_next(ursa_group_t *g, void **result)
+{
+    return URSA__CASE(URSA_CASE_GROUP_JOIN_NEXT, g, result);
 }
 
 URSA_EXTERN_C_END

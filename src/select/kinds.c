@@ -359,6 +359,46 @@ static int join_finish(ursa_case_t *c)
 static const ursa__case_kind_t join_kind = {OBJ | URSA__KIND_ONE_SLOT, NULL, join_try, join_start, join_finish,
                                             NULL};
 
+/* ---- cancellation token ---- */
+
+static int token_try(ursa_case_t *c, const ursa_site_t *site)
+{
+    return ursa_token_wait_at(c->obj, URSA_NOW, site);
+}
+
+static int token_start(ursa_case_t *c, ursa_waker_t waker, const ursa_site_t *site)
+{
+    return ursa_token_wait_start_at(c->obj, &c->wait_, waker, site);
+}
+
+static int token_finish(ursa_case_t *c)
+{
+    return ursa_token_wait_finish(c->obj, &c->wait_);
+}
+
+static const ursa__case_kind_t token_kind = {OBJ, NULL, token_try, token_start, token_finish,
+                                             NULL};
+
+/* ---- a group's join_next ---- */
+
+static int group_try(ursa_case_t *c, const ursa_site_t *site)
+{
+    return ursa_group_join_next_at(c->obj, c->out, NULL, URSA_NOW, site);
+}
+
+static int group_start(ursa_case_t *c, ursa_waker_t waker, const ursa_site_t *site)
+{
+    return ursa_group_join_next_start_at(c->obj, &c->wait_, waker, site);
+}
+
+static int group_finish(ursa_case_t *c)
+{
+    return ursa_group_join_next_finish(c->obj, &c->wait_, c->out, NULL);
+}
+
+static const ursa__case_kind_t group_kind = {OBJ, NULL, group_try, group_start, group_finish,
+                                             NULL};
+
 /* ---- fd readiness ---- */
 
 /* An fd case's private part: the poll in flight (a task), or what the
@@ -501,4 +541,6 @@ const ursa__case_kind_t *const ursa__case_kinds[URSA_CASE__COUNT] = {
     [URSA_CASE_FD_READABLE] = &fd_kind,
     [URSA_CASE_FD_WRITABLE] = &fd_kind,
     [URSA_CASE_SLEEP_UNTIL] = &sleep_kind,
+    [URSA_CASE_TOKEN_WAIT] = &token_kind,
+    [URSA_CASE_GROUP_JOIN_NEXT] = &group_kind,
 };

@@ -22,7 +22,8 @@ static const int fx_kinds[] = {
     URSA_CASE_ONCE_WAIT,     URSA_CASE_POOL_ACQUIRE,  URSA_CASE_MPSC_RECV,
     URSA_CASE_MPMC_RECV,     URSA_CASE_BROADCAST_RECV, URSA_CASE_MPSC_SEND,
     URSA_CASE_MPMC_SEND,     URSA_CASE_WATCH_CHANGED, URSA_CASE_ONESHOT_RECV,
-    URSA_CASE_TASK_JOIN,     URSA_CASE_FD_READABLE,
+    URSA_CASE_TASK_JOIN,     URSA_CASE_FD_READABLE,   URSA_CASE_TOKEN_WAIT,
+    URSA_CASE_GROUP_JOIN_NEXT,
 };
 #define FX_KINDS (sizeof fx_kinds / sizeof fx_kinds[0])
 
@@ -54,6 +55,8 @@ typedef struct fx {
     ursa_watch_rx_t *wrx;
     ursa_oneshot_t os;
     ursa_task_t *task;
+    ursa_token_t tok;
+    ursa_group_t group;
     ursa_event_t task_go;
     void *join_res;
     int pipe[2];
@@ -138,6 +141,14 @@ static const char *fx_setup(fx_t *f, int kind)
         CHECK_EQ(ursa_event_init(&f->task_go, URSA_EVENT_MANUAL, false), 0);
         CHECK_EQ(ursa_spawn(&f->task, fx_task_fn, f, NULL), 0);
         break;
+    case URSA_CASE_TOKEN_WAIT:
+        CHECK_EQ(ursa_token_init(&f->tok, NULL), 0);
+        break;
+    case URSA_CASE_GROUP_JOIN_NEXT:
+        CHECK_EQ(ursa_event_init(&f->task_go, URSA_EVENT_MANUAL, false), 0);
+        CHECK_EQ(ursa_group_init(&f->group, NULL), 0);
+        CHECK_EQ(ursa_group_spawn(&f->group, NULL, fx_task_fn, f, NULL), 0);
+        break;
     case URSA_CASE_FD_READABLE:
         CHECK_EQ(pipe2(f->pipe, O_CLOEXEC | O_NONBLOCK), 0);
         break;
@@ -168,6 +179,8 @@ static ursa_case_t fx_case(fx_t *f)
     case URSA_CASE_WATCH_CHANGED: return ursa_case_watch_changed(f->wrx);
     case URSA_CASE_ONESHOT_RECV: return ursa_case_recv_oneshot(&f->os, &f->out);
     case URSA_CASE_TASK_JOIN: return ursa_case_join(f->task, &f->join_res);
+    case URSA_CASE_TOKEN_WAIT: return ursa_case_token(&f->tok);
+    case URSA_CASE_GROUP_JOIN_NEXT: return ursa_case_join_next(&f->group, &f->join_res);
     default: return ursa_case_readable(f->pipe[0]);
     }
 }
@@ -203,6 +216,8 @@ static const char *fx_ready(fx_t *f)
     case URSA_CASE_WATCH_CHANGED: CHECK(ursa_watch_send(f->wtx, &v) >= 0); break;
     case URSA_CASE_ONESHOT_RECV: CHECK(ursa_oneshot_send(&f->os, &v) >= 0); break;
     case URSA_CASE_TASK_JOIN: CHECK_EQ(ursa_event_set(&f->task_go), 1); break;
+    case URSA_CASE_TOKEN_WAIT: CHECK_EQ(ursa_token_cancel(&f->tok), 1); break;
+    case URSA_CASE_GROUP_JOIN_NEXT: CHECK_EQ(ursa_event_set(&f->task_go), 1); break;
     default: {
         char b = 'x';
         CHECK_EQ(write(f->pipe[1], &b, 1), 1);
@@ -281,6 +296,13 @@ static const char *fx_won(fx_t *f, int rc)
     case URSA_CASE_TASK_JOIN: /* joined: the handle is gone */
         CHECK(f->join_res == (void *)(uintptr_t)77);
         f->task = NULL;
+        break;
+    case URSA_CASE_TOKEN_WAIT: /* a cancel is seen, nothing taken */
+        CHECK(ursa_token_is_cancelled(&f->tok));
+        break;
+    case URSA_CASE_GROUP_JOIN_NEXT: /* the member joined: none left */
+        CHECK(f->join_res == (void *)(uintptr_t)77);
+        CHECK_EQ(ursa_group_len(&f->group), 0);
         break;
     }
     return NULL;
@@ -370,6 +392,17 @@ static const char *fx_untouched(fx_t *f)
         f->task = NULL;
         break;
     }
+    case URSA_CASE_TOKEN_WAIT: /* still cancelled; a later wait sees it */
+        CHECK(ursa_token_is_cancelled(&f->tok));
+        CHECK_EQ(ursa_token_wait(&f->tok, URSA_NOW), 0);
+        break;
+    case URSA_CASE_GROUP_JOIN_NEXT: { /* the member still there for a join */
+        void *r = NULL;
+        CHECK_EQ(ursa_group_len(&f->group), 1);
+        CHECK_EQ(ursa_group_join_next(&f->group, &r, NULL, test_guard_deadline()), 0);
+        CHECK(r == (void *)(uintptr_t)77);
+        break;
+    }
     default: {
         char b;
         CHECK_EQ(read(f->pipe[0], &b, 1), 1);
@@ -415,6 +448,14 @@ static void fx_teardown(fx_t *f)
             int rc = ursa_task_join(f->task, NULL, URSA_NEVER);
             (void)rc;
         }
+        (void)ursa_event_destroy(&f->task_go);
+        break;
+    case URSA_CASE_TOKEN_WAIT:
+        (void)ursa_token_destroy(&f->tok);
+        break;
+    case URSA_CASE_GROUP_JOIN_NEXT:
+        (void)ursa_event_set(&f->task_go);
+        (void)ursa_group_destroy(&f->group);
         (void)ursa_event_destroy(&f->task_go);
         break;
     default:
