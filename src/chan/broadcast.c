@@ -44,7 +44,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../sync/wait_steps.h"
+#include "../core/wait_steps.h"
 #include "zmem.h"
 
 #define URSA__BROADCAST_CACHELINE 64

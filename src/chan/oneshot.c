@@ -24,7 +24,7 @@
 #include <string.h>
 
 #include "../core/ctx.h"
-#include "../sync/wait_steps.h"
+#include "../core/wait_steps.h"
 #include "elem.h"
 
 /* The bits of the two words (SENT, RX_CLOSED, ... in the comments). */

@@ -8,7 +8,7 @@
  * adds nothing; the close's RMW that sets CLOSED is ordered with it on the
  * same word, so either the close's wake (after its RMW) finds the waiter
  * queued, or the waiter's RMW reads CLOSED and it withdraws itself. */
-#include "../sync/wait_steps.h"
+#include "../core/wait_steps.h"
 #include "chan.h"
 #include "ursa/mpmc.h"
 #include "ursa/mpsc.h"

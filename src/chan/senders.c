@@ -17,7 +17,7 @@
 #include <stddef.h>
 
 #include "../sync/hold.h"
-#include "../sync/wait_steps.h"
+#include "../core/wait_steps.h"
 #include "chan.h"
 #include "ursa/mpmc.h"
 #include "ursa/mpsc.h"

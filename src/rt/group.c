@@ -22,7 +22,7 @@
 
 #include <stdlib.h>
 
-#include "raw.h"
+#include "../core/wait_steps.h"
 #include "token.h"
 #include "worker.h"
 
@@ -254,7 +254,7 @@ static int join_start(ursa_group_t *g, ursa__waiter_t *w, bool try_only)
         /* Ready, or over (what finished is promised to others, and
          * nothing will come): a select's w takes its claim before it
          * takes a member. */
-        if (!ursa__rt_start_claim(w)) {
+        if (!ursa__wait_start_claim(w)) {
             rc = -EINPROGRESS;
         } else if (g->unpromised) {
             g->unpromised--;
@@ -309,7 +309,7 @@ int ursa_group_join_next_at(ursa_group_t *g, void **result, ursa_task_t **which,
     ursa__ctx_t *c = ursa__ctx();
     URSA__WAITER_ALIGN ursa__waiter_t w;
     ursa__waiter_init(&w, c->waker, &join_ops);
-    int rc = ursa__rt_raw_block(c, &w, join_start(g, &w, deadline == URSA_NOW), deadline, site);
+    int rc = ursa__wait_block(c, &w, join_start(g, &w, deadline == URSA_NOW), deadline, site);
     if (rc)
         return rc;
     /* relaxed: the block (or the cancel's settle) acquired the decision. */
@@ -321,7 +321,7 @@ int ursa_group_join_next_at(ursa_group_t *g, void **result, ursa_task_t **which,
 int ursa_group_join_next_start_at(ursa_group_t *g, ursa_wait_t *w, ursa_waker_t waker,
                                   const ursa_site_t *site)
 {
-    ursa__waiter_t *n = g ? ursa__rt_raw_init(w, waker, &join_ops, site) : NULL;
+    ursa__waiter_t *n = g ? ursa__wait_raw_init(w, waker, &join_ops, site) : NULL;
     return n ? join_start(g, n, false) : -EINVAL;
 }
 
@@ -332,7 +332,7 @@ int ursa_group_join_next_finish(ursa_group_t *g, ursa_wait_t *w, void **result,
         *result = NULL;
     if (which)
         *which = NULL;
-    ursa__waiter_t *n = ursa__rt_raw_of(w, g, &join_ops);
+    ursa__waiter_t *n = ursa__wait_raw_of(w, g, &join_ops);
     if (!n)
         return -EINVAL;
     int rc = ursa__wait_finish_begin(n);
@@ -362,7 +362,7 @@ static int idle_start(ursa_group_t *g, ursa__waiter_t *w)
     }
     ursa__waitq_unlock(&g->joinq, bits);
     /* Idle: a select's waiter takes its claim first (lost: dropped). */
-    if (!idle || !ursa__rt_start_claim(w))
+    if (!idle || !ursa__wait_start_claim(w))
         return -EINPROGRESS;
     w->want = 0;
     ursa__wait_complete_now(w, URSA__W_GRANTED);
@@ -384,19 +384,19 @@ int ursa_group_wait_at(ursa_group_t *g, ursa_time_t deadline, const ursa_site_t 
     int rc = idle_start(g, &w);
     if (rc == -EINPROGRESS && deadline == URSA_NOW)
         return idle_cancel(&w) ? -EAGAIN : 0; /* a try: withdrawn, or it went idle */
-    return ursa__rt_raw_block(c, &w, rc, deadline, site);
+    return ursa__wait_block(c, &w, rc, deadline, site);
 }
 
 int ursa_group_wait_start_at(ursa_group_t *g, ursa_wait_t *w, ursa_waker_t waker,
                              const ursa_site_t *site)
 {
-    ursa__waiter_t *n = g ? ursa__rt_raw_init(w, waker, &idle_ops, site) : NULL;
+    ursa__waiter_t *n = g ? ursa__wait_raw_init(w, waker, &idle_ops, site) : NULL;
     return n ? idle_start(g, n) : -EINVAL;
 }
 
 int ursa_group_wait_finish(ursa_group_t *g, ursa_wait_t *w)
 {
-    ursa__waiter_t *n = ursa__rt_raw_of(w, g, &idle_ops);
+    ursa__waiter_t *n = ursa__wait_raw_of(w, g, &idle_ops);
     return n ? ursa__wait_finish(n) : -EINVAL;
 }
 

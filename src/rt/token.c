@@ -21,7 +21,7 @@
 #include "token.h"
 
 #include "../core/spin.h"
-#include "raw.h"
+#include "../core/wait_steps.h"
 #include "worker.h"
 
 /* The CANCELLED bit among the wait-queue lock's owner bits. */
@@ -257,7 +257,7 @@ static int wait_start(ursa_token_t *tok, ursa__waiter_t *w)
     }
     /* Cancelled for good, and a wait for it takes nothing: a select's
      * waiter only takes its claim first (lost: dropped). */
-    if (!ursa__rt_start_claim(w))
+    if (!ursa__wait_start_claim(w))
         return -EINPROGRESS;
     w->want = 0;
     ursa__wait_complete_now(w, URSA__W_GRANTED);
@@ -282,18 +282,18 @@ int ursa_token_wait_at(ursa_token_t *tok, ursa_time_t deadline, const ursa_site_
     ursa__waiter_init(&w, c->waker, &token_ops);
     /* A task bound to tok is cancelled by the same cancel that decides w,
      * under tok's lock: its withdrawal then finds w decided and keeps it. */
-    return ursa__rt_raw_block(c, &w, wait_start(tok, &w), deadline, site);
+    return ursa__wait_block(c, &w, wait_start(tok, &w), deadline, site);
 }
 
 int ursa_token_wait_start_at(ursa_token_t *tok, ursa_wait_t *w, ursa_waker_t waker,
                              const ursa_site_t *site)
 {
-    ursa__waiter_t *n = tok ? ursa__rt_raw_init(w, waker, &token_ops, site) : NULL;
+    ursa__waiter_t *n = tok ? ursa__wait_raw_init(w, waker, &token_ops, site) : NULL;
     return n ? wait_start(tok, n) : -EINVAL;
 }
 
 int ursa_token_wait_finish(ursa_token_t *tok, ursa_wait_t *w)
 {
-    ursa__waiter_t *n = ursa__rt_raw_of(w, tok, &token_ops);
+    ursa__waiter_t *n = ursa__wait_raw_of(w, tok, &token_ops);
     return n ? ursa__wait_finish(n) : -EINVAL;
 }

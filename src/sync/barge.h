@@ -7,7 +7,7 @@
 #define URSA_SYNC_BARGE_H
 
 #include "../core/sema.h"
-#include "wait_steps.h"
+#include "../core/wait_steps.h"
 
 /* Waits for n permits of the barging s as a looker of ops' kind: 0 (the
  * caller holds n permits), -ETIMEDOUT / -ECANCELED (withdrawn: nothing

@@ -6,7 +6,7 @@
 #include "ursa/barrier.h"
 
 #include "../core/ctx.h"
-#include "wait_steps.h"
+#include "../core/wait_steps.h"
 
 static bool barrier_cancel(ursa__waiter_t *w);
 /* A completed barrier wait holds nothing: no give_back. */

@@ -9,7 +9,7 @@
 #include "ursa/event.h"
 
 #include "../core/ctx.h"
-#include "wait_steps.h"
+#include "../core/wait_steps.h"
 
 /* The state word's bits (SET, WAITERS in the comments). */
 #define URSA__EVENT_SET 1u

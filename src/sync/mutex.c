@@ -4,7 +4,7 @@
 #include "../core/sema.h"
 #include "barge.h"
 #include "hold.h"
-#include "wait_steps.h"
+#include "../core/wait_steps.h"
 
 static void leaked_unlock(void *mutex, uint64_t n);
 static const ursa_oblig_kind_t guard_kind = {"mutex guard", leaked_unlock};

@@ -18,7 +18,7 @@
 #include "ursa/notify.h"
 
 #include "../core/ctx.h"
-#include "wait_steps.h"
+#include "../core/wait_steps.h"
 
 /* The state bits in the queue's lock word (PERMIT, WAITERS, LOCKED in
  * the comments; LOCKED is the queue's own, URSA__WAITQ_LOCKED). */

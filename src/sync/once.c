@@ -14,7 +14,7 @@
 #include "ursa/once.h"
 
 #include "../core/ctx.h"
-#include "wait_steps.h"
+#include "../core/wait_steps.h"
 
 /* The cell's states (EMPTY, RUNNING, SET in the comments), and what a
  * granted init wait got. */

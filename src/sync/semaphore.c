@@ -4,7 +4,7 @@
 #include "../core/sema.h"
 #include "barge.h"
 #include "hold.h"
-#include "wait_steps.h"
+#include "../core/wait_steps.h"
 
 static void leaked_release(void *sem, uint64_t n);
 static const ursa_oblig_kind_t permit_kind = {"semaphore permit", leaked_release};

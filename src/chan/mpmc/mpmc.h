@@ -42,7 +42,7 @@
 
 #include "../chan.h"
 #include "../ring.h"
-#include "../../sync/wait_steps.h"
+#include "../../core/wait_steps.h"
 
 struct ursa_mpmc {
     /* life word, references, the slots' semaphore (chan.h); must be first */

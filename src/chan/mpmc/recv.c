@@ -4,7 +4,7 @@
 #include <sched.h>
 #include <string.h>
 
-#include "../../sync/wait_steps.h"
+#include "../../core/wait_steps.h"
 #include "mpmc.h"
 
 static bool rx_cancel(ursa__waiter_t *w);

@@ -3,7 +3,7 @@
  * receiver woken from another thread does, and the receive calls. */
 #include <sched.h>
 
-#include "../../sync/wait_steps.h"
+#include "../../core/wait_steps.h"
 #include "mpsc.h"
 #include "send_bias.h"
 

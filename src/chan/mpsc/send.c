@@ -3,7 +3,7 @@
  * send bias takes neither path: send_bias.h. Permits and reserves are the
  * shared sending half (chan/senders.c), which reserves through
  * ursa__mpsc_acquire. */
-#include "../../sync/wait_steps.h"
+#include "../../core/wait_steps.h"
 #include "mpsc.h"
 #include "send_bias.h"
 

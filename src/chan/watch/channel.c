@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../sync/wait_steps.h"
+#include "../../core/wait_steps.h"
 #include "watch.h"
 
 static bool closed_cancel(ursa__waiter_t *n);

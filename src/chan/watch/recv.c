@@ -1,7 +1,7 @@
 /* The watch's receivers: borrows (the hold on the value), and waiting
  * for a version not seen yet (changed, wait_for, the raw form). */
 #include "../../sync/hold.h"
-#include "../../sync/wait_steps.h"
+#include "../../core/wait_steps.h"
 #include "value_lock.h"
 
 static void leaked_borrow(void *target, uint64_t n);

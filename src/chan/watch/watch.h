@@ -31,7 +31,7 @@
 
 #include "ursa/watch.h"
 
-#include "../../sync/wait_steps.h"
+#include "../../core/wait_steps.h"
 #include "ursa/notify.h"
 
 /* The bits of `state` (called CLOSED, WRITER, ... in the comments). */

@@ -57,7 +57,7 @@
 
 #include "../../core/ctx.h"
 #include "../hold.h"
-#include "../wait_steps.h"
+#include "../../core/wait_steps.h"
 
 enum {
     URSA__POOL_FREE = 0,

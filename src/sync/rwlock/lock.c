@@ -5,7 +5,7 @@
 
 #include "../barge.h"
 #include "../hold.h"
-#include "../wait_steps.h"
+#include "../../core/wait_steps.h"
 #include "rwlock.h"
 
 static void leaked_read_unlock(void *rw, uint64_t n);

@@ -3,8 +3,8 @@
  * destroy while waited on. What a wait is for (a permit, a message, a
  * role) stays with the primitive; the waiter and queue rules are in
  * core/waitq.h. */
-#ifndef URSA_SYNC_WAIT_STEPS_H
-#define URSA_SYNC_WAIT_STEPS_H
+#ifndef URSA_CORE_WAIT_STEPS_H
+#define URSA_CORE_WAIT_STEPS_H
 
 #include "../core/ctx.h"
 
