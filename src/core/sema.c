@@ -37,6 +37,24 @@ void ursa__sema_init(ursa__sema_t *s, uint64_t permits)
     atomic_init(&s->total, permits);
 }
 
+/* Under the lock: the head w, not a looker, gets all it still wants out of
+ * the n permits (n >= w->want): popped, decided GRANTED, flushed. Returns
+ * what is left of n; a select's w whose claim is lost is dropped, and
+ * what was assigned to it comes back with the rest. */
+static inline __attribute__((always_inline)) uint64_t grant_head_locked(ursa__waitq_t *q,
+                                                                        ursa__waiter_t *w,
+                                                                        uint64_t n,
+                                                                        ursa__wake_batch_t *b)
+{
+    (void)ursa__waitq_pop(q);
+    uint32_t part = w->got, need = w->want;
+    w->got = part + need;
+    w->want = 0;
+    n = ursa__waiter_decide_into(w, URSA__W_GRANTED, b) ? n - need : n + part;
+    ursa__waitq_flush(q, b);
+    return n;
+}
+
 /* Under the lock: hands n permits to the queue in FIFO order; what is left
  * once the queue is empty goes back into the word, clearing WAITERS. A
  * select's waiter whose claim is lost is dropped, and what was assigned to
@@ -53,15 +71,7 @@ static inline __attribute__((always_inline)) void fifo_locked(ursa__sema_t *s, u
             n = 0;
             break;
         }
-        (void)ursa__waitq_pop(q);
-        uint32_t part = w->got, need = w->want;
-        w->got = part + need;
-        w->want = 0;
-        if (ursa__waiter_decide_into(w, URSA__W_GRANTED, b))
-            n -= need;
-        else
-            n += part;
-        ursa__waitq_flush(q, b);
+        n = grant_head_locked(q, w, n, b);
     }
     if (q->head)
         return; /* permits all given out; WAITERS stays, word stays at 0 */
@@ -192,15 +202,7 @@ static __attribute__((noinline)) void barge_locked(ursa__sema_t *s, uint64_t n,
             w->got += (uint32_t)n;
             return;
         }
-        (void)ursa__waitq_pop(q);
-        uint32_t part = w->got, need = w->want;
-        w->got = part + need;
-        w->want = 0;
-        if (ursa__waiter_decide_into(w, URSA__W_GRANTED, b))
-            n -= need;
-        else
-            n += part;
-        ursa__waitq_flush(q, b);
+        n = grant_head_locked(q, w, n, b);
     }
     if (__builtin_expect(!barging_locked(s), 0)) {
         /* A flush dropped the lock and a looker switched s to HANDOFF
