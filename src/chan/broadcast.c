@@ -84,7 +84,7 @@ struct ursa_broadcast_rx {
     /* Written only by the handle's single user; read by ursa_broadcast_len
      * too, for a snapshot (rx_next). */
     _Atomic uint64_t next;
-    struct ursa_broadcast_rx *prev_rx, *next_rx; /* ch->rxs, under the lock */
+    struct ursa_broadcast_rx *next_rx; /* ch->rxs, under the lock */
     uint64_t scratch[]; /* a value being read (stride - 1 words) */
 };
 
@@ -105,10 +105,7 @@ static void rx_link(chan_t *ch, struct ursa_broadcast_rx *rx, uint64_t next)
 {
     rx->ch = ch;
     atomic_init(&rx->next, next);
-    rx->prev_rx = NULL;
     rx->next_rx = ch->rxs;
-    if (ch->rxs)
-        ch->rxs->prev_rx = rx;
     ch->rxs = rx;
 }
 
@@ -612,12 +609,10 @@ int ursa_broadcast_receiver_drop(ursa_broadcast_rx_t *rx)
             }
         }
     }
-    if (rx->prev_rx)
-        rx->prev_rx->next_rx = rx->next_rx;
-    else
-        ch->rxs = rx->next_rx;
-    if (rx->next_rx)
-        rx->next_rx->prev_rx = rx->prev_rx;
+    struct ursa_broadcast_rx **at = &ch->rxs; /* unlinked: a drop is rare, a walk is fine */
+    while (*at != rx)
+        at = &(*at)->next_rx;
+    *at = rx->next_rx;
     bool gone = --ch->rx_count == 0;
     bool last = gone && ch->tx_count == 0 && ch->weak_count == 0;
     ch_unlock(ch);
