@@ -415,19 +415,6 @@ static void *st_bc_consumer(void *arg)
                                                                              : (void *)"bc end";
 }
 
-static pthread_t st_spawn(void *(*fn)(void *), intptr_t arg)
-{
-    pthread_t t;
-    assert_int_equal(pthread_create(&t, NULL, fn, (void *)arg), 0);
-    return t;
-}
-
-static void st_join(pthread_t t)
-{
-    void *res;
-    assert_int_equal(pthread_join(t, &res), 0);
-    ASSERT_OK(res);
-}
 
 static void test_threads(void **state)
 {
@@ -442,7 +429,7 @@ static void test_threads(void **state)
             assert_int_equal(ursa_mpsc_sender_clone(&st_mpsc_tx[0], &st_mpsc_tx[i]), 0);
         pthread_t p[ST_PRODUCERS];
         for (int i = 0; i < ST_PRODUCERS; i++)
-            p[i] = st_spawn(st_mpsc_producer, i);
+            p[i] = start_body_thread(st_mpsc_producer, i);
         uint64_t next[ST_PRODUCERS] = {0}, v, sum = 0, n = 0;
         int rc;
         while ((rc = ursa_mpsc_recv(&rx, &v, ursa_deadline_in(test_hang_guard()))) == 0) {
@@ -455,7 +442,7 @@ static void test_threads(void **state)
         }
         assert_int_equal(rc, -EPIPE);
         for (int i = 0; i < ST_PRODUCERS; i++)
-            st_join(p[i]);
+            join_body_thread(p[i]);
         assert_int_equal(n, ST_PRODUCERS * st_per);
         assert_true(sum == want);
         assert_int_equal(ursa_mpsc_receiver_drop(&rx), 0);
@@ -469,13 +456,13 @@ static void test_threads(void **state)
             assert_int_equal(ursa_mpmc_sender_clone(&st_mpmc_tx[0], &st_mpmc_tx[i]), 0);
         pthread_t c[2];
         for (int i = 0; i < 2; i++)
-            c[i] = st_spawn(st_mpmc_consumer, i);
+            c[i] = start_body_thread(st_mpmc_consumer, i);
         for (int i = 0; i < ST_PRODUCERS; i++)
-            p[i] = st_spawn(st_mpmc_producer, i);
+            p[i] = start_body_thread(st_mpmc_producer, i);
         for (int i = 0; i < ST_PRODUCERS; i++)
-            st_join(p[i]);
+            join_body_thread(p[i]);
         for (int i = 0; i < 2; i++)
-            st_join(c[i]);
+            join_body_thread(c[i]);
         assert_int_equal(atomic_load(&st_count), ST_PRODUCERS * st_per);
         assert_true(atomic_load(&st_sum) == want);
         for (int i = 0; i < 2; i++)
@@ -485,11 +472,11 @@ static void test_threads(void **state)
         assert_int_equal(ursa_broadcast_new(&st_bc_tx, &st_bc_rx[0], 8, ST_CAP, NULL), 0);
         assert_int_equal(ursa_broadcast_subscribe(st_bc_tx, &st_bc_rx[1]), 0);
         for (int i = 0; i < 2; i++)
-            c[i] = st_spawn(st_bc_consumer, i);
-        pthread_t s = st_spawn(st_bc_producer, 0);
-        st_join(s);
+            c[i] = start_body_thread(st_bc_consumer, i);
+        pthread_t s = start_body_thread(st_bc_producer, 0);
+        join_body_thread(s);
         for (int i = 0; i < 2; i++)
-            st_join(c[i]);
+            join_body_thread(c[i]);
     }
 }
 

@@ -15,16 +15,6 @@
 
 #define BIG 1000000
 
-#if defined(__SANITIZE_THREAD__)
-#define UNDER_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define UNDER_TSAN 1
-#endif
-#endif
-#ifndef UNDER_TSAN
-#define UNDER_TSAN 0
-#endif
 
 static unsigned char *ring_of(ursa_mpmc_receiver_t *rx)
 {
@@ -57,7 +47,7 @@ static void test_mpmc_big_stream_resident(void **state)
             size_t res = resident_in(ring, bound);
             most = res > most ? res : most;
             /* Not under TSan: its shadow stays after MADV_DONTNEED. */
-            if (!UNDER_TSAN)
+            if (!TEST_UNDER_TSAN)
                 assert_true(rss_bytes() < r0 + bound);
         }
     }

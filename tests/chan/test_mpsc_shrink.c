@@ -15,30 +15,7 @@
 
 #define BIG 1000000
 
-#if defined(__SANITIZE_THREAD__)
-#define UNDER_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define UNDER_TSAN 1
-#endif
-#endif
-#ifndef UNDER_TSAN
-#define UNDER_TSAN 0
-#endif
 
-static pthread_t st_spawn(void *(*fn)(void *), intptr_t arg)
-{
-    pthread_t t;
-    assert_int_equal(pthread_create(&t, NULL, fn, (void *)arg), 0);
-    return t;
-}
-
-static void st_join(pthread_t t)
-{
-    void *res;
-    assert_int_equal(pthread_join(t, &res), 0);
-    ASSERT_OK(res);
-}
 
 /* ---- mpsc gives a big ring back when it runs empty (shrink.c) ---- */
 
@@ -85,7 +62,7 @@ static void test_mpsc_big_stream_resident(void **state)
              * the kernel, and over the stream every slot of both rings (the
              * current one and the one kept in zmem's cache) is touched once;
              * mincore above still counts the ring's own pages. */
-            if (!UNDER_TSAN)
+            if (!TEST_UNDER_TSAN)
                 assert_true(rss_bytes() < r0 + bound);
         }
     }
@@ -193,7 +170,7 @@ static void test_mpsc_shrink_threads(void **state)
             assert_int_equal(ursa_mpsc_sender_clone(&sh_tx[0], &sh_tx[i]), 0);
         pthread_t p[3];
         for (int i = 0; i < 3; i++)
-            p[i] = st_spawn(sh_producer, i);
+            p[i] = start_body_thread(sh_producer, i);
         static unsigned char v[SH_ESZ];
         uint64_t next[3] = {0}, n = 0, swaps = 0;
         unsigned char *ring = rx.ch->ring;
@@ -218,7 +195,7 @@ static void test_mpsc_shrink_threads(void **state)
             ring = rx.ch->ring;
         }
         for (int i = 0; i < 3; i++)
-            st_join(p[i]);
+            join_body_thread(p[i]);
         assert_int_equal(n, 3 * sh_per);
         print_message("round %d: %llu swaps\n", round, (unsigned long long)swaps);
         assert_int_equal(ursa_mpsc_receiver_drop(&rx), 0);

@@ -255,4 +255,33 @@ static __attribute__((unused)) uint64_t xorshift(uint64_t *x)
     return *x;
 }
 
+/* Whether this build runs under ThreadSanitizer (whose shadow memory
+ * stays resident: process-RSS checks are off there). */
+#if defined(__SANITIZE_THREAD__)
+#define TEST_UNDER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define TEST_UNDER_TSAN 1
+#endif
+#endif
+#ifndef TEST_UNDER_TSAN
+#define TEST_UNDER_TSAN 0
+#endif
+
+/* A plain thread running a body fn(arg) (NULL or a message). */
+static __attribute__((unused)) pthread_t start_body_thread(void *(*fn)(void *), intptr_t arg)
+{
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, fn, (void *)arg), 0);
+    return t;
+}
+
+/* Joins it; its message fails the test. */
+static __attribute__((unused)) void join_body_thread(pthread_t t)
+{
+    void *res;
+    assert_int_equal(pthread_join(t, &res), 0);
+    ASSERT_OK(res);
+}
+
 #endif
