@@ -77,9 +77,10 @@ struct ursa__chan {
     _Atomic uint64_t weak; /* weak sender handles (a statistic: queries only) */
     ursa__sema_t sema;     /* bounded: the free slots; both: closing */
     ursa__waitq_t closedq; /* senders waiting for the close (sender_closed.c) */
-    /* 1 while a receiver swaps a big ring holding every permit (mpsc and
-     * mpmc shrink.c): a try that found no permit waits it out. */
-    _Atomic uint32_t swapping;
+    /* Ring swaps (mpsc and mpmc shrink.c), which hold every permit for a
+     * few instructions: low half, how many are under way; high half, how
+     * many began. A try that found no permit waits them out. */
+    _Atomic uint64_t swaps;
 };
 
 /* A channel's shared part (ch: a struct ursa_mpsc or ursa_mpmc, or NULL). */
@@ -97,25 +98,28 @@ static inline void ursa__chan_init(ursa__chan_t *ch, const ursa__chan_ops_t *ops
     atomic_init(&ch->weak, 0);
     ursa__sema_init(&ch->sema, slots);
     ursa__waitq_init(&ch->closedq);
-    atomic_init(&ch->swapping, 0);
+    atomic_init(&ch->swaps, 0);
 }
 
 /* A ring swap takes every permit for a few instructions, then gives them
  * back: a try in between would find none in a channel that is not full.
  * swap_begin before the first take, swap_end after the last release. */
+#define URSA__CHAN_SWAP_BEGAN ((uint64_t)1 << 32)
+#define URSA__CHAN_SWAPS_ACTIVE (URSA__CHAN_SWAP_BEGAN - 1)
+
 static inline void ursa__chan_swap_begin(ursa__chan_t *ch)
 {
     /* relaxed + seq_cst fence: Dekker with ursa__chan_try_again's fence
      * and load. A try that saw a permit count our takes produced (or a
-     * later one) sees swapping == 1, or the 0 stored after the release. */
-    atomic_store_explicit(&ch->swapping, 1, memory_order_relaxed);
+     * later one) sees us counted here. */
+    atomic_fetch_add_explicit(&ch->swaps, URSA__CHAN_SWAP_BEGAN + 1, memory_order_relaxed);
     atomic_thread_fence(memory_order_seq_cst);
 }
 
 static inline void ursa__chan_swap_end(ursa__chan_t *ch)
 {
-    /* release: a try that reads 0 sees the permits given back. */
-    atomic_store_explicit(&ch->swapping, 0, memory_order_release);
+    /* release: a try that sees us done sees the permits given back. */
+    atomic_fetch_sub_explicit(&ch->swaps, 1, memory_order_release);
 }
 
 static inline void ursa__chan_ref_get(ursa__chan_t *ch)

@@ -407,20 +407,33 @@ int ursa_mpmc_reserve_many_at(const ursa_mpmc_sender_t *tx, uint64_t n, ursa_mpm
     return rc;
 }
 
-/* A try found no permit: true if it got n after all, once a ring swap
- * that held them all meanwhile (ursa__chan_swap_begin) gave them back. */
+/* A try found no permit: true if it got n after all, once the ring swaps
+ * that held them meanwhile (ursa__chan_swap_begin) gave them back. False
+ * only when a look found none with no swap under way or begun since. */
 static __attribute__((noinline)) bool try_again(ursa__chan_t *ch, uint64_t n)
 {
-    /* seq_cst fence: the other half of swap_begin's (see there). */
-    atomic_thread_fence(memory_order_seq_cst);
-    /* acquire: pairs with swap_end's release (the permits are back). */
-    for (unsigned i = 0; atomic_load_explicit(&ch->swapping, memory_order_acquire); i++) {
-        if (i < 128)
-            ursa__cpu_relax();
-        else
-            sched_yield(); /* the swapping receiver may be preempted */
+    for (;;) {
+        /* seq_cst fence: the other half of swap_begin's (see there). */
+        atomic_thread_fence(memory_order_seq_cst);
+        /* acquire: pairs with swap_end's release (the permits are back). */
+        uint64_t s = atomic_load_explicit(&ch->swaps, memory_order_acquire);
+        for (unsigned i = 0; s & URSA__CHAN_SWAPS_ACTIVE; i++) {
+            if (i < 128)
+                ursa__cpu_relax();
+            else
+                sched_yield(); /* the swapping receiver may be preempted */
+            /* acquire: as above. */
+            s = atomic_load_explicit(&ch->swaps, memory_order_acquire);
+        }
+        if (ursa__sema_try(&ch->sema, n))
+            return true;
+        /* seq_cst fence: as above; a swap that took the permits this look
+         * missed has begun since s, and is counted in what we load. */
+        atomic_thread_fence(memory_order_seq_cst);
+        /* relaxed: compared only; the loop's acquire orders the next look. */
+        if (atomic_load_explicit(&ch->swaps, memory_order_relaxed) == s)
+            return false;
     }
-    return ursa__sema_try(&ch->sema, n);
 }
 
 int ursa__chan_sema_wait(ursa__chan_t *ch, uint64_t n, ursa_time_t deadline, ursa__ctx_t *c,
