@@ -109,7 +109,7 @@ static inline void ursa__chan_init(ursa__chan_t *ch, const ursa__chan_ops_t *ops
 
 static inline void ursa__chan_swap_begin(ursa__chan_t *ch)
 {
-    /* relaxed + seq_cst fence: Dekker with ursa__chan_try_again's fence
+    /* relaxed + seq_cst fence: Dekker with try_again's (chan/senders.c) fence
      * and load. A try that saw a permit count our takes produced (or a
      * later one) sees us counted here. */
     atomic_fetch_add_explicit(&ch->swaps, URSA__CHAN_SWAP_BEGAN + 1, memory_order_relaxed);
