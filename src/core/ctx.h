@@ -31,7 +31,7 @@ typedef struct ursa__ctx_ops {
 } ursa__ctx_ops_t;
 
 /* Pauses per relax() step that does not yield to another task. */
-#define URSA__RELAX_PAUSES 16
+#define URSA__RELAX_PAUSES 2
 
 struct ursa__ctx {
     const ursa__ctx_ops_t *ops;

@@ -19,23 +19,48 @@
  * the sleeping flags. Either the sleeper sees the work or the notifier sees
  * it asleep (or someone searching who will see the work); the exchange of
  * sleeping 1 -> 0 elects the one kicker of each sleep. */
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
 #include "runtime.h"
 #include "task.h"
 #include "worker.h"
 
-/* Pauses between two looks at the other queues while watching. */
+/* Pauses between two looks at the other queues while searching. */
 #define URSA__IDLE_LOOK_PAUSES 32
 
-void ursa__worker_kick(ursa__worker_t *v)
+static void kick_now(ursa__worker_t *v, uint32_t how)
+{
+    if (how == URSA__ASLEEP_FUTEX)
+        syscall(SYS_futex, &v->sleeping, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+    else
+        ursa__ring_kick(&v->ring);
+}
+
+void ursa__worker_kick(ursa__worker_t *v, uint32_t how)
 {
     if (v->rt->cfg.deterministic)
         return; /* one thread runs every worker: nobody sleeps */
     ursa__worker_t *cur = ursa__cur_worker;
     if (cur && cur != v && cur->rt == v->rt && cur->nkicks < URSA__KICKS_MAX) {
+        cur->kick_how[cur->nkicks] = (uint8_t)how;
         cur->kicks[cur->nkicks++] = v; /* at the end of this turn */
         return;
     }
-    ursa__ring_kick(&v->ring);
+    kick_now(v, how);
+}
+
+void ursa__worker_rouse(ursa__worker_t *v)
+{
+    /* relaxed: the caller's seq_cst fence orders this after what it
+     * published; the exchange elects one kicker per sleep. */
+    if (!atomic_load_explicit(&v->sleeping, memory_order_relaxed))
+        return;
+    uint32_t how = atomic_exchange_explicit(&v->sleeping, URSA__AWAKE, memory_order_relaxed);
+    if (how != URSA__AWAKE)
+        ursa__worker_kick(v, how);
 }
 
 void ursa__worker_notify(ursa_rt_t *rt, ursa__worker_t *self)
@@ -49,9 +74,10 @@ void ursa__worker_notify(ursa_rt_t *rt, ursa__worker_t *self)
     for (unsigned i = 0; i < n; i++) {
         ursa__worker_t *v = &rt->workers[(start + i) % n];
         /* relaxed: ordered by the fence; the exchange elects one kicker. */
+        uint32_t how;
         if (v != self && atomic_load_explicit(&v->sleeping, memory_order_relaxed) &&
-            atomic_exchange_explicit(&v->sleeping, 0, memory_order_relaxed)) {
-            ursa__worker_kick(v);
+            (how = atomic_exchange_explicit(&v->sleeping, URSA__AWAKE, memory_order_relaxed))) {
+            ursa__worker_kick(v, how);
             return;
         }
     }
@@ -63,16 +89,17 @@ void ursa__worker_flush(ursa__worker_t *w)
         w->notify = false;
         ursa__worker_notify(w->rt, w);
     }
-    /* One submit carries every MSG_RING kick of the turn; a target that
-     * cannot take one (no ring) gets its eventfd written. */
+    /* One submit carries every MSG_RING kick of the turn; a ring sleeper
+     * that cannot take one (no ring) gets its eventfd written, a futex
+     * sleeper its FUTEX_WAKE. */
     unsigned n = w->nkicks, sent = 0;
     ursa__worker_t *via_ring[URSA__KICKS_MAX];
     for (unsigned i = 0; i < n; i++) {
         ursa__worker_t *v = w->kicks[i];
-        if (ursa__ring_msg(&w->ring, &v->ring))
+        if (w->kick_how[i] == URSA__ASLEEP_RING && ursa__ring_msg(&w->ring, &v->ring))
             via_ring[sent++] = v;
         else
-            ursa__ring_kick(&v->ring);
+            kick_now(v, w->kick_how[i]);
     }
     w->nkicks = 0;
     if (!sent)
@@ -203,16 +230,24 @@ bool ursa__worker_find_work(ursa__worker_t *w)
     }
     if (take_inject(w))
         return true;
-    if (!start_searching(w))
-        return false;
-    if (steal(w))
+    /* Searching (looking at the others' queues) is for at most half the
+     * awake workers; watching our own inbox is for any worker whose tasks
+     * wait for another worker's wake (a reply, a lock handed over): it
+     * reads only our own line. */
+    bool searching = start_searching(w);
+    if (searching && steal(w))
         return true;
-    /* Watch for work while another worker is awake to make some. */
+    /* relaxed: a count, only we write it. */
+    if (!searching && !atomic_load_explicit(&w->ntasks, memory_order_relaxed))
+        return false;
+    /* Watch while another worker is awake to make work: the inbox at every
+     * pause (a wake is seen within one), the other queues now and then. */
     ursa__spin_begin(&s, other_awake(w));
-    while (!got && ursa__spin_pause_n(&s, URSA__IDLE_LOOK_PAUSES))
+    for (uint32_t i = 1; !got && ursa__spin_pause(&s); i++)
         /* relaxed: drain_inbox's exchange does the acquire. */
-        got = atomic_load_explicit(&w->inbox, memory_order_relaxed) || take_inject(w) ||
-              (others_have(w, 1) && steal(w));
+        got = atomic_load_explicit(&w->inbox, memory_order_relaxed) ||
+              (searching && i % URSA__IDLE_LOOK_PAUSES == 0 &&
+               (take_inject(w) || (others_have(w, 1) && steal(w))));
     ursa__spin_end(&s);
     return got;
 }
@@ -228,17 +263,38 @@ bool ursa__worker_sleep_begin(ursa__worker_t *w)
         /* seq_cst: the Dekker (see the top). */
         atomic_fetch_sub_explicit(&rt->nsearching, 1, memory_order_seq_cst);
     }
+    /* With nothing in the ring that could end the sleep, the sleep needs
+     * no ring: the futex on `sleeping` is the cheaper wake. */
+    uint32_t how = ursa__ring_idle(&w->ring) ? URSA__ASLEEP_FUTEX : URSA__ASLEEP_RING;
+    w->sleep_how = how;
     /* relaxed: ordered by the fence below. */
-    atomic_store_explicit(&w->sleeping, 1, memory_order_relaxed);
+    atomic_store_explicit(&w->sleeping, how, memory_order_relaxed);
     atomic_fetch_add_explicit(&rt->nsleeping, 1, memory_order_relaxed); /* relaxed: a count */
     atomic_thread_fence(memory_order_seq_cst);
-    /* relaxed: the fence orders these loads after sleeping = 1. */
+    /* relaxed: the fence orders these loads after sleeping = how (stopping:
+     * Dekker with stop_workers, which wakes only the sleepers it sees). */
     if (atomic_load_explicit(&w->inbox, memory_order_relaxed) || take_inject(w) ||
-        (rt->nworkers > 1 && others_have(w, 2) && steal(w))) {
+        (rt->nworkers > 1 && others_have(w, 2) && steal(w)) ||
+        (how == URSA__ASLEEP_FUTEX && atomic_load_explicit(&rt->stopping, memory_order_relaxed))) {
         ursa__worker_sleep_end(w);
         return false;
     }
     return true;
+}
+
+void ursa__worker_sleep(ursa__worker_t *w, ursa_time_t timeout)
+{
+    /* How sleep_begin said we sleep, not what `sleeping` holds now: a
+     * waker may have reset it already, and wakes us the way we said. */
+    if (w->sleep_how == URSA__ASLEEP_RING) {
+        ursa__ring_wait(&w->ring, timeout);
+        return;
+    }
+    struct timespec ts = {.tv_sec = timeout / 1000000000, .tv_nsec = timeout % 1000000000};
+    /* Returns when a waker changed the word (or it had changed: EAGAIN),
+     * at the timeout, or on a signal; the loop looks at everything then. */
+    syscall(SYS_futex, &w->sleeping, FUTEX_WAIT_PRIVATE, URSA__ASLEEP_FUTEX,
+            timeout < 0 ? NULL : &ts, NULL, 0);
 }
 
 void ursa__worker_sleep_end(ursa__worker_t *w)

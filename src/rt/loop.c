@@ -133,7 +133,7 @@ int ursa__worker_run(ursa__worker_t *w, ursa_task_t *root)
              * the worker that owns them) happen before. */
             atomic_fetch_add_explicit(&rt->idle_workers, 1, memory_order_release);
         ursa_time_t t0 = ursa__mono_now();
-        ursa__ring_wait(&w->ring, timeout);
+        ursa__worker_sleep(w, timeout);
         if (count_idle) {
             /* acquire: pairs with the others' release, above. */
             unsigned idle = atomic_fetch_sub_explicit(&rt->idle_workers, 1, memory_order_acquire);

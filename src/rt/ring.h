@@ -93,6 +93,14 @@ struct io_uring_sqe *ursa__ring_sqe(ursa__ring_t *r);
 /* Busy path: submits and reaps, entering the kernel only if an op is in
  * flight or queued. */
 void ursa__ring_poll(ursa__ring_t *r);
+/* Whether nothing is in the ring that a sleep would wait for: no task I/O
+ * in flight or watched (task ops count from their prep, so an SQE not yet
+ * submitted is one of the ring's own: the eventfd's read, which only a
+ * ring sleep needs). */
+static inline bool ursa__ring_idle(const ursa__ring_t *r)
+{
+    return !r->inflight;
+}
 /* Idle path: sleeps until a completion, a kick, or timeout ns (< 0: no
  * limit), and reaps. */
 void ursa__ring_wait(ursa__ring_t *r, ursa_time_t timeout);

@@ -25,8 +25,14 @@ static void stop_workers(ursa_rt_t *rt, unsigned nthreads)
 {
     /* release: workers that see it also see the state before it. */
     atomic_store_explicit(&rt->stopping, true, memory_order_release);
-    for (unsigned i = 1; i < nthreads && !rt->cfg.deterministic; i++)
+    /* seq_cst fence: Dekker with sleep_begin (a futex sleeper looks at
+     * stopping after it says it sleeps; we look at how it sleeps after
+     * saying stop). A ring sleeper gets its eventfd written as well. */
+    atomic_thread_fence(memory_order_seq_cst);
+    for (unsigned i = 1; i < nthreads && !rt->cfg.deterministic; i++) {
+        ursa__worker_rouse(&rt->workers[i]);
         ursa__ring_kick(&rt->workers[i].ring);
+    }
 }
 
 /* Joins the threads of workers 1..nthreads-1 and frees everything. */

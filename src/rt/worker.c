@@ -257,10 +257,7 @@ void ursa__worker_inbox_push(ursa__worker_t *w, ursa_task_t *t)
     /* seq_cst fence: Dekker with the worker's sleeping=1; fence; check
      * inbox. Either it sees our push or we see it sleeping. */
     atomic_thread_fence(memory_order_seq_cst);
-    /* relaxed: ordered by the fence; the exchange elects one kicker. */
-    if (atomic_load_explicit(&w->sleeping, memory_order_relaxed) &&
-        atomic_exchange_explicit(&w->sleeping, 0, memory_order_relaxed))
-        ursa__worker_kick(w);
+    ursa__worker_rouse(w);
 }
 
 void ursa__worker_drain_inbox(ursa__worker_t *w)

@@ -48,7 +48,8 @@ struct ursa__worker {
     /* Remote wakes and spawns: a lock-free LIFO, taken whole and reversed.
      * Hot for other threads, so alone on its cache line. */
     _Alignas(64) _Atomic(ursa_task_t *) inbox;
-    _Atomic uint32_t sleeping; /* in (or entering) the ring wait */
+    _Atomic uint32_t sleeping; /* URSA__AWAKE, or how it sleeps (idle.c) */
+    uint32_t sleep_how;        /* how the last sleep_begin said (owner only) */
     /* Task descriptors freed by other threads (Treiber stack; the owner
      * takes it whole, so no ABA). */
     _Atomic(ursa_task_t *) remote_free;
@@ -87,6 +88,7 @@ struct ursa__worker {
         uint16_t deferred;
     };
     ursa__worker_t *kicks[URSA__KICKS_MAX]; /* sleeping workers to kick */
+    uint8_t kick_how[URSA__KICKS_MAX];      /* and how each sleeps */
     ursa_time_t vclock; /* deterministic mode: worker 0's is the runtime's clock */
     uint64_t rng;
     bool reported; /* a deadlock report since the last progress */
@@ -166,9 +168,20 @@ uint64_t ursa__worker_draw(ursa__worker_t *w);
 
 /* ---- idle.c: finding work, sleeping, waking others ---- */
 
-/* Wakes w from its ring wait: now, or at the end of the calling worker's
- * turn (the kicks of one turn are batched, one per target). */
-void ursa__worker_kick(ursa__worker_t *w);
+/* How a worker sleeps (its `sleeping` word): not at all, in its ring
+ * (I/O in flight: woken by a completion, a MSG_RING or its eventfd), or
+ * on the `sleeping` word itself (nothing in flight: woken by FUTEX_WAKE,
+ * about 1 µs cheaper per wake than the ring's on one CPU, bench/floor.c). */
+enum { URSA__AWAKE = 0, URSA__ASLEEP_RING = 1, URSA__ASLEEP_FUTEX = 2 };
+
+/* Wakes w, which slept as `how` (the URSA__ASLEEP_* its `sleeping` held
+ * when the caller's exchange set it to URSA__AWAKE): at the end of the
+ * calling worker's turn (the MSG_RING kicks of one turn go out in one
+ * submit, and the woken worker does not take the CPU from a turn half
+ * done), or now from a plain thread or another runtime. */
+void ursa__worker_kick(ursa__worker_t *w, uint32_t how);
+/* Wakes w if it sleeps (any thread; after a seq_cst fence that orders what the caller published). */
+void ursa__worker_rouse(ursa__worker_t *w);
 /* New work others could take was queued (by self, a worker of rt, or
  * NULL: a plain thread): wakes one sleeping worker unless one is already
  * looking. */
@@ -192,10 +205,12 @@ void ursa__worker_found_work(ursa__worker_t *w);
 bool ursa__worker_try_steal(ursa__worker_t *w);
 /* Whether the inject queue or a peer's stealable queue has work. */
 bool ursa__worker_can_steal(ursa__worker_t *w);
-/* Before sleeping in the ring: false if work came in the meantime (then
- * w does not sleep). */
+/* Before sleeping: false if work came in the meantime (then w does not
+ * sleep). */
 bool ursa__worker_sleep_begin(ursa__worker_t *w);
-/* After the ring wait. */
+/* Sleeps until woken, an I/O completion, or timeout ns (< 0: none). */
+void ursa__worker_sleep(ursa__worker_t *w, ursa_time_t timeout);
+/* After the sleep. */
 void ursa__worker_sleep_end(ursa__worker_t *w);
 
 #endif

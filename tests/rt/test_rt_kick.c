@@ -1,13 +1,18 @@
-/* Kicks of sleeping workers (rt/idle.c): a worker that wakes a task on a
- * sleeping worker defers the kick to the end of its turn, so the kicks of
- * one turn go out together. The turn must end before the waker busy-waits:
+/* Kicks of sleeping workers (rt/idle.c): a worker with nothing in its ring
+ * sleeps on a futex, one with I/O in flight in its ring, and every waker
+ * (a task on another worker, a plain thread, a timer, the runtime's stop)
+ * reaches either. A worker that wakes a task on a sleeping worker defers
+ * the kick to the end of its turn, so the kicks of one turn go out
+ * together. The turn must end before the waker busy-waits:
  * a kick still deferred while its task spins leaves the woken worker
  * asleep for the whole spin. A MSG_RING kick that fails comes back to its
  * sender, which writes the target's eventfd instead, even when its ring
  * goes away first. White-box: reads the workers' and rings' state. */
 #include "support.h"
 
+#include <pthread.h>
 #include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "core/ctx.h"
 #include "core/spin.h"
@@ -22,7 +27,7 @@ static void *nothing(void *arg)
     return arg;
 }
 
-/* Waits (sleeping, never spinning) until worker `i` sleeps in its ring. */
+/* Waits (sleeping, never spinning) until worker `i` sleeps. */
 static bool until_asleep(ursa_rt_t *rt, unsigned i)
 {
     ursa_time_t give_up = mono_ns() + URSA_SEC(20);
@@ -95,5 +100,83 @@ static void test_rt_kick_that_failed_reaches_its_target_when_the_ring_goes_away(
     ursa__ring_exit(&target);
 }
 
-TEST_MAIN(cmocka_unit_test(test_rt_kick_deferred_by_a_task_goes_out_before_it_busy_waits),
+/* A plain thread's spawn onto worker 1 (arg: the runtime). */
+static void *spawn_from_thread(void *arg)
+{
+    ursa_task_t *t = NULL;
+    if (ursa_rt_spawn(arg, &t, nothing, (void *)"from a thread",
+                      &(ursa_spawn_opts_t){URSA_ON_WORKER(1)}))
+        return "ursa_rt_spawn failed";
+    void *res = NULL;
+    if (ursa_task_join(t, &res, ursa_deadline_in(URSA_SEC(20))) || strcmp(res, "from a thread"))
+        return "the spawn from a plain thread never ran";
+    return NULL;
+}
+
+static void *sleep_briefly(void *arg)
+{
+    (void)arg;
+    return ursa_sleep_for(URSA_MSEC(5)) ? "sleep failed" : NULL;
+}
+
+static void *read_pipe(void *arg)
+{
+    char c = 0;
+    return ursa_read(*(int *)arg, &c, 1, -1, URSA_NEVER) == 1 && c == 'x' ? NULL : "read failed";
+}
+
+/* Worker 1 sleeps, then `wake` must reach it: a fixed spawn from this
+ * task. The join's deadline turns a lost wake into a failure. */
+static const char *spawn_reaches_worker1(ursa_rt_t *rt, uint32_t how)
+{
+    if (!until_asleep(rt, 1))
+        return "worker 1 never slept";
+    /* relaxed: a look at the word worker 1 set before it slept. */
+    uint32_t saw = atomic_load_explicit(&rt->workers[1].sleeping, memory_order_relaxed);
+    if (saw != URSA__AWAKE && saw != how)
+        return failf("worker 1 sleeps as %u, not %u", saw, how);
+    ursa_task_t *t = NULL;
+    CHECK_EQ(ursa_spawn(&t, nothing, NULL, &(ursa_spawn_opts_t){URSA_ON_WORKER(1)}), 0);
+    CHECK_EQ(ursa_task_join(t, NULL, ursa_deadline_in(URSA_SEC(20))), 0);
+    return NULL;
+}
+
+static void *sleepers_woken(void *arg)
+{
+    (void)arg;
+    ursa_rt_t *rt = ursa__cur_worker->rt;
+    /* Nothing in worker 1's ring: a futex sleep, woken by a task here. */
+    CHECK_OK(spawn_reaches_worker1(rt, URSA__ASLEEP_FUTEX));
+    /* ... by a plain thread. */
+    CHECK(until_asleep(rt, 1));
+    pthread_t th;
+    CHECK_EQ(pthread_create(&th, NULL, spawn_from_thread, rt), 0);
+    CHECK_OK(join_threads(&th, 1));
+    /* ... by its own timer (the futex wait's timeout). */
+    ursa_task_t *t = NULL;
+    CHECK(until_asleep(rt, 1));
+    CHECK_EQ(ursa_spawn(&t, sleep_briefly, NULL, &(ursa_spawn_opts_t){URSA_ON_WORKER(1)}), 0);
+    CHECK_OK(join_task(t));
+    /* A read in flight on worker 1: a ring sleep, woken by a task here,
+     * then by the read's completion. */
+    int p[2];
+    CHECK_EQ(pipe(p), 0);
+    CHECK_EQ(ursa_spawn(&t, read_pipe, &p[0], &(ursa_spawn_opts_t){URSA_ON_WORKER(1)}), 0);
+    const char *m = spawn_reaches_worker1(rt, URSA__ASLEEP_RING);
+    CHECK_EQ(write(p[1], "x", 1), 1);
+    const char *r = join_task(t);
+    close(p[0]);
+    close(p[1]);
+    CHECK_OK(m);
+    CHECK_OK(r);
+    /* Left asleep on its futex: the runtime's stop must reach it. */
+    CHECK(until_asleep(rt, 1));
+    return NULL;
+}
+
+TEST_BODY(test_rt_sleeping_worker_is_reached_by_every_waker_on_its_futex_or_its_ring,
+          test_run_msg(2, sleepers_woken, NULL))
+
+TEST_MAIN(cmocka_unit_test(test_rt_sleeping_worker_is_reached_by_every_waker_on_its_futex_or_its_ring),
+          cmocka_unit_test(test_rt_kick_deferred_by_a_task_goes_out_before_it_busy_waits),
           cmocka_unit_test(test_rt_kick_that_failed_reaches_its_target_when_the_ring_goes_away))

@@ -126,6 +126,11 @@ struct ursa_mpsc {
     uint64_t rx_bias_seen;    /* the receiver's thread that looked at sbias last
                                * (UINT64_MAX: no bias any more) */
     _Atomic uint32_t rx_poll; /* its last wake came from another thread */
+    /* The receiver's poll (recv.c), its own: the gap between two looks,
+     * the position when a look last found a message, waits since a probe. */
+    uint32_t rx_gap_ns, rx_probe;
+    uint64_t rx_found_at;
+    bool rx_found;
 };
 
 _Static_assert(offsetof(ursa_mpsc_t, chan) == 0, "the shared part comes first");
