@@ -13,12 +13,13 @@
  * wakes another, so the work spreads one worker at a time (Go's wakep,
  * Tokio's notify_parked).
  *
- * No lost wake. Going to sleep: stop searching (an RMW), sleeping = 1,
+ * No lost wake. Going to sleep: stop searching (an RMW), sleeping = how,
  * seq_cst fence, look at the inbox, the inject queue and the others'
  * queues. Queuing work: publish it, seq_cst fence, read nsearching and
  * the sleeping flags. Either the sleeper sees the work or the notifier sees
  * it asleep (or someone searching who will see the work); the exchange of
- * sleeping 1 -> 0 elects the one kicker of each sleep. */
+ * sleeping (how it sleeps) -> 0 elects the one kicker of each sleep, which
+ * kicks the way the sleeper said (a futex or its ring). */
 #include <linux/futex.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -52,15 +53,17 @@ void ursa__worker_kick(ursa__worker_t *v, uint32_t how)
     kick_now(v, how);
 }
 
-void ursa__worker_rouse(ursa__worker_t *v)
+bool ursa__worker_rouse(ursa__worker_t *v)
 {
     /* relaxed: the caller's seq_cst fence orders this after what it
      * published; the exchange elects one kicker per sleep. */
     if (!atomic_load_explicit(&v->sleeping, memory_order_relaxed))
-        return;
+        return false;
     uint32_t how = atomic_exchange_explicit(&v->sleeping, URSA__AWAKE, memory_order_relaxed);
-    if (how != URSA__AWAKE)
-        ursa__worker_kick(v, how);
+    if (how == URSA__AWAKE)
+        return false;
+    ursa__worker_kick(v, how);
+    return true;
 }
 
 void ursa__worker_notify(ursa_rt_t *rt, ursa__worker_t *self)
@@ -73,13 +76,8 @@ void ursa__worker_notify(ursa_rt_t *rt, ursa__worker_t *self)
     unsigned n = rt->nworkers, start = self ? (unsigned)self->index + 1 : 0;
     for (unsigned i = 0; i < n; i++) {
         ursa__worker_t *v = &rt->workers[(start + i) % n];
-        /* relaxed: ordered by the fence; the exchange elects one kicker. */
-        uint32_t how;
-        if (v != self && atomic_load_explicit(&v->sleeping, memory_order_relaxed) &&
-            (how = atomic_exchange_explicit(&v->sleeping, URSA__AWAKE, memory_order_relaxed))) {
-            ursa__worker_kick(v, how);
+        if (v != self && ursa__worker_rouse(v))
             return;
-        }
     }
 }
 

@@ -180,8 +180,9 @@ enum { URSA__AWAKE = 0, URSA__ASLEEP_RING = 1, URSA__ASLEEP_FUTEX = 2 };
  * submit, and the woken worker does not take the CPU from a turn half
  * done), or now from a plain thread or another runtime. */
 void ursa__worker_kick(ursa__worker_t *w, uint32_t how);
-/* Wakes w if it sleeps (any thread; after a seq_cst fence that orders what the caller published). */
-void ursa__worker_rouse(ursa__worker_t *w);
+/* Wakes w if it sleeps, once per sleep: true if this call kicked it. Any
+ * thread, after a seq_cst fence that orders what the caller published. */
+bool ursa__worker_rouse(ursa__worker_t *w);
 /* New work others could take was queued (by self, a worker of rt, or
  * NULL: a plain thread): wakes one sleeping worker unless one is already
  * looking. */
