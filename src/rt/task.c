@@ -440,6 +440,18 @@ void ursa__task_done(ursa_task_t *t)
         ursa__token_unbind(t);
     /* Later wakes (a late cancel) become no-ops. */
     atomic_store_explicit(&t->wstate, URSA__T_NOTIFIED, memory_order_relaxed);
+    if (t->group_member) {
+        /* The slot keeps the group's waiter, so a join or detach by hand
+         * is refused (-EINVAL) before, during and after the group takes
+         * the task: publishing JOIN_DONE here, even for the moment until
+         * the group put its waiter back, let one take and free the task
+         * under the group (issue 12). relaxed: set before the task was
+         * queued, and nothing changes it since. The decision's release
+         * (and the waiter's done) publish the result to the group. */
+        (void)ursa__waiter_decide_now(atomic_load_explicit(&t->joiner, memory_order_relaxed),
+                                      URSA__W_GRANTED);
+        return;
+    }
     /* acq_rel: publishes result to the joiner; our last touch of t. */
     ursa__waiter_t *j =
         atomic_exchange_explicit(&t->joiner, URSA__JOIN_DONE, memory_order_acq_rel);
