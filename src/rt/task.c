@@ -176,7 +176,10 @@ static int task_block(ursa__ctx_t *c, ursa__waiter_t *wt, ursa_time_t deadline,
     ursa_task_t *t = (ursa_task_t *)c;
     ursa__task_blocked_t blocked = {wt, site};
     t->blocked = &blocked;
-    int rc = ursa__task_wait(t, &wt->state, URSA__W_QUEUED, deadline);
+    /* The waits themselves, not ursa__task_wait: one frame less between a
+     * wait and the switch (every task-to-task wake passes here twice). */
+    int rc = deadline == URSA_NEVER ? wait_untimed(t, &wt->state, URSA__W_QUEUED)
+                                    : wait_timed(t, &wt->state, URSA__W_QUEUED, deadline);
     if (rc == 0)
         ursa__wait_settle(wt);
     return rc;
