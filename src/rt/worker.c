@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "../core/membarrier.h"
 #include "deadlock.h"
 #include "runtime.h"
 #include "switch.h"
@@ -35,6 +36,11 @@ void ursa__worker_init(ursa__worker_t *w, ursa_rt_t *rt, unsigned index)
      * loop that draws the next worker (loop.c), for more interleavings. */
     w->direct_max = c->deterministic && rt->nworkers > 1 ? 0 : URSA__DIRECT_SWITCHES;
     w->vclock = URSA_SEC(1); /* above 0, so no deadline equals URSA_NOW */
+    /* Alone in its runtime, the worker's thread is the one that wakes its
+     * tasks but for the odd wake from another thread, which revokes the
+     * bias (task.c) with a membarrier. */
+    atomic_init(&w->wbias, rt->nworkers == 1 && ursa__membarrier_usable());
+    atomic_init(&w->wbias_busy, 0);
     ursa__stack_pool_init(&w->stacks, c->stack_size, c->stack_cache, !c->no_stack_guard);
 }
 
