@@ -46,14 +46,19 @@ static ursa_task_t *cur_task(void)
  * after), false to take the RMW path. */
 static inline bool bias_enter(ursa__worker_t *w)
 {
+    /* relaxed: a first look, so that an unbiased worker (several in the
+     * runtime, or revoked) stores nothing. */
+    if (atomic_load_explicit(&w->wbias, memory_order_relaxed) != 1)
+        return false;
     /* relaxed: ordered against a revoker's check by its membarrier. */
     atomic_store_explicit(&w->wbias_busy, 1, memory_order_relaxed);
     atomic_signal_fence(memory_order_seq_cst); /* the membarrier is the CPU half */
     /* relaxed: as above; only the revoker changes it. */
     if (__builtin_expect(atomic_load_explicit(&w->wbias, memory_order_relaxed) == 1, 1))
         return true;
-    /* relaxed: nothing of ours to publish on this path. */
-    atomic_store_explicit(&w->wbias_busy, 0, memory_order_relaxed);
+    /* release: the revoker may read this 0 rather than our last
+     * bias_leave's; it must see our plain changes all the same. */
+    atomic_store_explicit(&w->wbias_busy, 0, memory_order_release);
     return false;
 }
 
