@@ -99,32 +99,16 @@ static __attribute__((noinline)) void bias_revoke(ursa__worker_t *w)
 
 /* ---- waking and parking ---- */
 
-void ursa__task_wake(void *p)
+/* ursa__task_wake off the bias: by RMWs, from any thread. */
+static __attribute__((noinline)) void wake_shared(ursa_task_t *t)
 {
-    ursa_task_t *t = p;
     ursa__worker_t *home = t->home;
-    if (home && home == ursa__cur_worker) {
-        /* On the thread of the worker whose bias covers t. */
-        if (bias_enter(home)) {
-            /* relaxed: while the bias holds only this thread changes it. */
-            uint32_t s = atomic_load_explicit(&t->wstate, memory_order_relaxed);
-            if (s == URSA__T_PARKED) {
-                atomic_store_explicit(&t->wstate, URSA__T_RUNNING, memory_order_relaxed);
-                bias_leave(home);
-                ursa__worker_wake(t);
-                return;
-            }
-            if (s == URSA__T_RUNNING)
-                atomic_store_explicit(&t->wstate, URSA__T_NOTIFIED, memory_order_relaxed);
-            bias_leave(home);
-            return;
-        }
-    } else if (home && __builtin_expect(atomic_load_explicit(&home->wbias, memory_order_acquire), 0)) {
+    if (home && home != ursa__cur_worker &&
+        __builtin_expect(atomic_load_explicit(&home->wbias, memory_order_acquire), 0))
         /* Not 0: revoke (or wait for the revoke under way) first. acquire:
          * 0 was stored by the revoke that carries the owner's last plain
          * changes. */
         bias_revoke(home);
-    }
     /* relaxed: the CASes below validate it. */
     uint32_t s = atomic_load_explicit(&t->wstate, memory_order_relaxed);
     for (;;) {
@@ -152,6 +136,28 @@ void ursa__task_wake(void *p)
                 return;
         }
     }
+}
+
+void ursa__task_wake(void *p)
+{
+    ursa_task_t *t = p;
+    ursa__worker_t *home = t->home;
+    /* On the thread of the worker whose bias covers t, while it holds. */
+    if (home && home == ursa__cur_worker && bias_enter(home)) {
+        /* relaxed: while the bias holds only this thread changes it. */
+        uint32_t s = atomic_load_explicit(&t->wstate, memory_order_relaxed);
+        if (s == URSA__T_PARKED) {
+            atomic_store_explicit(&t->wstate, URSA__T_RUNNING, memory_order_relaxed);
+            bias_leave(home);
+            ursa__worker_wake(t);
+            return;
+        }
+        if (s == URSA__T_RUNNING)
+            atomic_store_explicit(&t->wstate, URSA__T_NOTIFIED, memory_order_relaxed);
+        bias_leave(home);
+        return;
+    }
+    wake_shared(t); /* a tail call: the biased path needs no stack frame */
 }
 
 static inline __attribute__((always_inline)) void park(ursa_task_t *t)
