@@ -86,17 +86,13 @@ static void idle_reached(ursa_group_t *g, ursa__wake_batch_t *b)
 /* ---- members: spawn and end ---- */
 
 /* The member's waker: its task has ended (ursa__task_done, after the
- * task left its token). ursa__task_done marks m's waiter done after this
- * returns: whoever frees m settles on that first. */
+ * task left its token; the task's join slot still holds m's waiter, so a
+ * join or detach by hand is refused). ursa__task_done marks m's waiter
+ * done after this returns: whoever frees m settles on that first. */
 static void member_done(void *p)
 {
     member_t *m = p;
     ursa_group_t *g = m->g;
-    /* The slot says "being joined" again (ursa__task_done left JOIN_DONE):
-     * a join or detach by hand of the ended member is refused (-EINVAL)
-     * rather than freeing what the group will free. relaxed: only those
-     * misuses read it, and they only compare it. */
-    atomic_store_explicit(&m->t->joiner, &m->w, memory_order_relaxed);
     ursa__wake_batch_t b = URSA__WAKE_BATCH_INIT;
     uint32_t bits = ursa__waitq_lock(&g->joinq);
     m->next = NULL;
@@ -126,6 +122,7 @@ static void member_prep(ursa_task_t *t, void *p)
     ursa__token_bind_task(&m->g->token, t);
     /* relaxed: the task's queueing publishes it to ursa__task_done. */
     atomic_store_explicit(&t->joiner, &m->w, memory_order_relaxed);
+    t->group_member = true; /* its end decides m->w in place (task.c) */
 }
 
 static int group_spawn(ursa_group_t *g, ursa_rt_t *rt, ursa_task_t **out, ursa_task_fn_t fn,

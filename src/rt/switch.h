@@ -8,7 +8,16 @@
 #include <stdint.h>
 #include <string.h>
 
+/* Switches from the context saved into *save_sp to load_sp. x86_64 has two
+ * forms (switch_x86_64.S): ursa__switch for task to task, where the
+ * target resumes where we leave (a ret, predicted), ursa__switch_jmp to or
+ * from the scheduler or a fresh stack. Elsewhere they are one. */
 void ursa__switch(void **save_sp, void *load_sp);
+#if defined(__x86_64__)
+void ursa__switch_jmp(void **save_sp, void *load_sp);
+#else
+#define ursa__switch_jmp ursa__switch
+#endif
 void ursa__switch_entry(void);
 
 /* Prepares a stack whose top is `top` so that switching to the returned sp

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "../core/membarrier.h"
 #include "../core/waitq.h"
 #include "runtime.h"
 #include "timer.h"
@@ -23,11 +24,91 @@ static ursa_task_t *cur_task(void)
     return w ? w->current : NULL;
 }
 
+/* ---- the wake bias ----
+ *
+ * A task's wake state takes an RMW on each side of every wake (the waker's
+ * and the parker's), because a wake may come from any thread. On a worker
+ * alone in its runtime nearly every wake comes from the worker's own
+ * thread (a task waking another, a timer, a completion), so such a worker
+ * starts biased: while the bias holds, the wake state of a task from its
+ * descriptor pool (t->home, which never changes) is changed by that thread
+ * alone, with plain loads and stores. The first wake of one of them from
+ * another thread revokes the bias for good, by the asymmetric Dekker of
+ * the channels' send bias (chan/mpsc/send_bias.c): the owner stores
+ * wbias_busy = 1, then checks the bias; the revoker marks it revoking,
+ * runs membarrier, waits for wbias_busy == 0 (the owner's change in
+ * flight, a few instructions), ends the bias, then takes the RMW path like
+ * everyone. Descriptors from malloc (spawned from outside the runtime, or
+ * in ASan builds) are never biased. */
+
+/* The owner of t's bias starts a change of t's wake state on its own
+ * thread: true if the bias holds (plain loads and stores; bias_leave
+ * after), false to take the RMW path. */
+static inline bool bias_enter(ursa__worker_t *w)
+{
+    /* relaxed: a first look, so that an unbiased worker (several in the
+     * runtime, or revoked) stores nothing. */
+    if (atomic_load_explicit(&w->wbias, memory_order_relaxed) != 1)
+        return false;
+    /* relaxed: ordered against a revoker's check by its membarrier. */
+    atomic_store_explicit(&w->wbias_busy, 1, memory_order_relaxed);
+    atomic_signal_fence(memory_order_seq_cst); /* the membarrier is the CPU half */
+    /* relaxed: as above; only the revoker changes it. */
+    if (__builtin_expect(atomic_load_explicit(&w->wbias, memory_order_relaxed) == 1, 1))
+        return true;
+    /* release: the revoker may read this 0 rather than our last
+     * bias_leave's; it must see our plain changes all the same. */
+    atomic_store_explicit(&w->wbias_busy, 0, memory_order_release);
+    return false;
+}
+
+static inline void bias_leave(ursa__worker_t *w)
+{
+    /* release: the revoker that sees 0 sees the states we stored. */
+    atomic_store_explicit(&w->wbias_busy, 0, memory_order_release);
+}
+
+/* Another thread is about to change the wake state of a task of w's pool:
+ * ends w's bias first (whoever revokes, it is over when this returns). */
+static __attribute__((noinline)) void bias_revoke(ursa__worker_t *w)
+{
+    uint32_t b = 1;
+    /* acquire: on failure, a revoke that ended (0) published the owner's
+     * last plain changes (its release below); on success, the membarrier
+     * orders our mark against the owner's check. */
+    if (atomic_compare_exchange_strong_explicit(&w->wbias, &b, URSA__WBIAS_REVOKING,
+                                                memory_order_acquire, memory_order_acquire)) {
+        ursa__membarrier();
+        ursa__spinner_t sp = URSA__SPINNER(URSA__SPIN_REVOKE);
+        /* acquire: the owner's plain changes before it left. */
+        while (atomic_load_explicit(&w->wbias_busy, memory_order_acquire))
+            ursa__spin_backoff(&sp);
+        ursa__spin_end(&sp);
+        /* release: a concurrent revoker waiting below sees them too. */
+        atomic_store_explicit(&w->wbias, 0, memory_order_release);
+        return;
+    }
+    ursa__spinner_t sp = URSA__SPINNER(URSA__SPIN_REVOKE);
+    /* acquire: pairs with the release above. */
+    while (b != 0) {
+        ursa__spin_backoff(&sp);
+        b = atomic_load_explicit(&w->wbias, memory_order_acquire);
+    }
+    ursa__spin_end(&sp);
+}
+
 /* ---- waking and parking ---- */
 
-void ursa__task_wake(void *p)
+/* ursa__task_wake off the bias: by RMWs, from any thread. */
+static __attribute__((noinline)) void wake_shared(ursa_task_t *t)
 {
-    ursa_task_t *t = p;
+    ursa__worker_t *home = t->home;
+    if (home && home != ursa__cur_worker &&
+        __builtin_expect(atomic_load_explicit(&home->wbias, memory_order_acquire), 0))
+        /* Not 0: revoke (or wait for the revoke under way) first. acquire:
+         * 0 was stored by the revoke that carries the owner's last plain
+         * changes. */
+        bias_revoke(home);
     /* relaxed: the CASes below validate it. */
     uint32_t s = atomic_load_explicit(&t->wstate, memory_order_relaxed);
     for (;;) {
@@ -57,6 +138,28 @@ void ursa__task_wake(void *p)
     }
 }
 
+void ursa__task_wake(void *p)
+{
+    ursa_task_t *t = p;
+    ursa__worker_t *home = t->home;
+    /* On the thread of the worker whose bias covers t, while it holds. */
+    if (home && home == ursa__cur_worker && bias_enter(home)) {
+        /* relaxed: while the bias holds only this thread changes it. */
+        uint32_t s = atomic_load_explicit(&t->wstate, memory_order_relaxed);
+        if (s == URSA__T_PARKED) {
+            atomic_store_explicit(&t->wstate, URSA__T_RUNNING, memory_order_relaxed);
+            bias_leave(home);
+            ursa__worker_wake(t);
+            return;
+        }
+        if (s == URSA__T_RUNNING)
+            atomic_store_explicit(&t->wstate, URSA__T_NOTIFIED, memory_order_relaxed);
+        bias_leave(home);
+        return;
+    }
+    wake_shared(t); /* a tail call: the biased path needs no stack frame */
+}
+
 static inline __attribute__((always_inline)) void park(ursa_task_t *t)
 {
     if (t->migratable) {
@@ -71,6 +174,19 @@ static inline __attribute__((always_inline)) void park(ursa_task_t *t)
         }
     } else {
         /* Only our own worker ever resumes us, after this switch. */
+        ursa__worker_t *w = t->worker;
+        if (t->home == w && bias_enter(w)) {
+            /* relaxed: while the bias holds only this thread changes it. */
+            if (atomic_load_explicit(&t->wstate, memory_order_relaxed) == URSA__T_NOTIFIED) {
+                atomic_store_explicit(&t->wstate, URSA__T_RUNNING, memory_order_relaxed);
+                bias_leave(w);
+                return; /* consumed */
+            }
+            atomic_store_explicit(&t->wstate, URSA__T_PARKED, memory_order_relaxed);
+            bias_leave(w);
+            ursa__worker_switch_out(t, URSA__AFTER_NONE);
+            return;
+        }
         uint32_t s = URSA__T_RUNNING;
         /* acquire on failure: consuming NOTIFIED makes the waker's writes
          * visible. */
@@ -176,7 +292,10 @@ static int task_block(ursa__ctx_t *c, ursa__waiter_t *wt, ursa_time_t deadline,
     ursa_task_t *t = (ursa_task_t *)c;
     ursa__task_blocked_t blocked = {wt, site};
     t->blocked = &blocked;
-    int rc = ursa__task_wait(t, &wt->state, URSA__W_QUEUED, deadline);
+    /* The waits themselves, not ursa__task_wait: one frame less between a
+     * wait and the switch (every task-to-task wake passes here twice). */
+    int rc = deadline == URSA_NEVER ? wait_untimed(t, &wt->state, URSA__W_QUEUED)
+                                    : wait_timed(t, &wt->state, URSA__W_QUEUED, deadline);
     if (rc == 0)
         ursa__wait_settle(wt);
     return rc;
@@ -440,6 +559,18 @@ void ursa__task_done(ursa_task_t *t)
         ursa__token_unbind(t);
     /* Later wakes (a late cancel) become no-ops. */
     atomic_store_explicit(&t->wstate, URSA__T_NOTIFIED, memory_order_relaxed);
+    if (t->group_member) {
+        /* The slot keeps the group's waiter, so a join or detach by hand
+         * is refused (-EINVAL) before, during and after the group takes
+         * the task: publishing JOIN_DONE here, even for the moment until
+         * the group put its waiter back, let one take and free the task
+         * under the group (issue 12). relaxed: set before the task was
+         * queued, and nothing changes it since. The decision's release
+         * (and the waiter's done) publish the result to the group. */
+        (void)ursa__waiter_decide_now(atomic_load_explicit(&t->joiner, memory_order_relaxed),
+                                      URSA__W_GRANTED);
+        return;
+    }
     /* acq_rel: publishes result to the joiner; our last touch of t. */
     ursa__waiter_t *j =
         atomic_exchange_explicit(&t->joiner, URSA__JOIN_DONE, memory_order_acq_rel);

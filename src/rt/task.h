@@ -44,7 +44,8 @@ struct ursa_task {
     };
     struct ursa_task *rq_next;             /* run queue, inbox or inject link */
     struct ursa_task *all_prev, *all_next; /* the owner's live tasks */
-    /* The completer's exchange to JOIN_DONE is its last touch of the task. */
+    /* The completer's exchange to JOIN_DONE is its last touch of the task
+     * (a group member's slot never says JOIN_DONE: see group_member). */
     _Atomic(ursa__waiter_t *) joiner;
     /* What it waits on, for deadlock reports: the waiter it is blocked on
      * and the call's site (a record in its blocking frame, alive while it
@@ -65,6 +66,9 @@ struct ursa_task {
     bool no_stack;     /* it ended without running: no memory for a stack */
     bool migratable;   /* may resume on another worker at a wait point */
     bool io_busy;      /* an I/O op in flight on its worker's ring: stays */
+    /* A group's member (rt/group.c): its join slot holds the group's
+     * waiter for good, and its end decides that waiter in place. */
+    bool group_member;
 #if defined(URSA__ASAN)
     void *asan_fake;
 #endif

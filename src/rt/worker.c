@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "../core/membarrier.h"
 #include "deadlock.h"
 #include "runtime.h"
 #include "switch.h"
@@ -35,6 +36,11 @@ void ursa__worker_init(ursa__worker_t *w, ursa_rt_t *rt, unsigned index)
      * loop that draws the next worker (loop.c), for more interleavings. */
     w->direct_max = c->deterministic && rt->nworkers > 1 ? 0 : URSA__DIRECT_SWITCHES;
     w->vclock = URSA_SEC(1); /* above 0, so no deadline equals URSA_NOW */
+    /* Alone in its runtime, the worker's thread is the one that wakes its
+     * tasks but for the odd wake from another thread, which revokes the
+     * bias (task.c) with a membarrier. */
+    atomic_init(&w->wbias, rt->nworkers == 1 && ursa__membarrier_usable());
+    atomic_init(&w->wbias_busy, 0);
     ursa__stack_pool_init(&w->stacks, c->stack_size, c->stack_cache, !c->no_stack_guard);
 }
 
@@ -361,9 +367,10 @@ void ursa__worker_wake(ursa_task_t *t)
 /* Switches the worker from `from` to `to` (NULL: the scheduler, on the
  * thread's own stack), telling the sanitizers which stack and fiber run
  * next. `ending`: `from` never runs again (ASan drops its fake stack).
- * Returns when something switches back to `from`, maybe on another
- * worker (a migratable task). */
-static inline void jump(ursa__worker_t *w, ursa_task_t *from, ursa_task_t *to, bool ending)
+ * `fresh`: `to` starts (its first frame). Returns when something switches
+ * back to `from`, maybe on another worker (a migratable task). */
+static inline void jump(ursa__worker_t *w, ursa_task_t *from, ursa_task_t *to, bool ending,
+                        bool fresh)
 {
     void **save = from ? &from->sp : &w->sched_sp;
     void *load = to ? to->sp : w->sched_sp;
@@ -381,7 +388,12 @@ static inline void jump(ursa__worker_t *w, ursa_task_t *from, ursa_task_t *to, b
 #if defined(URSA__TSAN)
     __tsan_switch_to_fiber(to ? to->tsan_fiber : w->tsan_fiber, 0);
 #endif
-    ursa__switch(save, load);
+    /* Task to task: `to` resumes where it left, most likely from the call
+     * site we leave from: a ret is predicted there (switch_x86_64.S). */
+    if (from && to && !fresh)
+        ursa__switch(save, load);
+    else
+        ursa__switch_jmp(save, load);
 #if defined(URSA__ASAN)
     /* Resumed: on from's worker now, which may not be w. Record the
      * scheduler's stack whenever we come from it. */
@@ -479,13 +491,14 @@ static __attribute__((noinline)) void switch_alone_slow(ursa__worker_t *w, ursa_
         yield_alone(w);
         return;
     }
-    if (next && !next->stack)
+    bool fresh = next && !next->stack;
+    if (fresh)
         next = start_here(w, next);
     if (next) {
         w->current = next;
         ursa__cur_ctx = &next->ctx;
     }
-    jump(w, t, next, false);
+    jump(w, t, next, false, fresh);
 }
 
 /* Mode SOLO. Every call in tail position, so that the common path (the
@@ -504,7 +517,7 @@ static inline __attribute__((always_inline)) void switch_solo(ursa__worker_t *w,
     }
     w->current = next;
     ursa__cur_ctx = &next->ctx;
-    jump(w, t, next, false);
+    jump(w, t, next, false, false);
 }
 
 /* A worker with peers: op is what happens to t once its stack is free
@@ -514,6 +527,7 @@ static void switch_shared(ursa__worker_t *w, ursa_task_t *t, int op)
 {
     ursa__worker_turn_end(w);
     ursa_task_t *next = NULL;
+    bool fresh = false;
     if (w->direct_budget) {
         w->direct_budget--;
         next = next_task_shared(w);
@@ -521,7 +535,8 @@ static void switch_shared(ursa__worker_t *w, ursa_task_t *t, int op)
             yield_alone(w);
             return;
         }
-        if (next && __builtin_expect(!next->stack, 0))
+        fresh = next && __builtin_expect(!next->stack, 0);
+        if (fresh)
             next = start_here(w, next);
     }
     if (op != URSA__AFTER_NONE) {
@@ -532,7 +547,7 @@ static void switch_shared(ursa__worker_t *w, ursa_task_t *t, int op)
         w->current = next;
         ursa__cur_ctx = &next->ctx;
     }
-    jump(w, t, next, false);
+    jump(w, t, next, false, fresh);
     after_switch(t->worker);
 }
 
@@ -601,7 +616,7 @@ static void task_main(void *p)
     after_switch(w); /* the task that started us directly, if any */
     t->result = t->fn(t->arg);
     t->finished = true; /* the scheduler we go to ends it */
-    jump(t->worker, t, NULL, true);
+    jump(t->worker, t, NULL, true, false);
     __builtin_unreachable();
 }
 
@@ -634,7 +649,7 @@ static void run_task(ursa__worker_t *w, ursa_task_t *t)
     w->current = t;
     ursa__cur_ctx = &t->ctx;
     w->direct_budget = w->direct_max;
-    jump(w, NULL, t, false);
+    jump(w, NULL, t, false, false);
     /* Tasks may have handed over to each other: whoever switched back. */
     t = w->current;
     ursa__cur_ctx = w->thread_ctx;

@@ -32,6 +32,9 @@
 typedef struct ursa__worker ursa__worker_t;
 typedef struct ursa__ctx ursa__ctx_t;
 
+/* wbias while a revoke is under way: neither biased (1) nor over (0). */
+#define URSA__WBIAS_REVOKING 2u
+
 /* Kicks a worker can defer to the end of its turn before it must flush. */
 #define URSA__KICKS_MAX 8
 
@@ -58,6 +61,13 @@ struct ursa__worker {
     _Atomic size_t ntasks;
     ursa__stealq_t lq;
     _Alignas(64) ursa_rt_t *rt;
+    /* The wake bias (rt/task.c): 1 while only this worker's thread changes
+     * the wake state of the tasks from its descriptor pool, with plain
+     * loads and stores; URSA__WBIAS_REVOKING, then 0 for good once another
+     * thread woke one of them. wbias_busy: the owner is inside such a
+     * change (the revoker waits for it to leave). */
+    _Atomic uint32_t wbias;
+    _Atomic uint32_t wbias_busy;
     int index;
     uint8_t mode; /* URSA__MODE_*: how the next task is chosen */
     ursa__ring_t ring;
