@@ -47,6 +47,8 @@ static ursa_pool_t *alloc_pool(const ursa_pool_config_t *cfg)
     }
     for (uint32_t i = 0; i < c->max_connecting; i++)
         p->creator[i].pool = p;
+    for (uint32_t i = 0; i < URSA__POOL_LOCALS; i++)
+        p->local[i].idle_on = URSA__POOL_IDLE_ON(i);
     p->max_size = c->max_size;
     p->min_idle = c->min_idle;
     p->vet_on_acquire = c->check_on_acquire && c->factory.check;

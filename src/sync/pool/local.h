@@ -54,24 +54,26 @@ static inline void ursa__pool_window_close(ursa__pool_local_t *l)
     atomic_store_explicit(&l->busy, 0, memory_order_release);
 }
 
-/* In l's window: the newest slot on l that is still l's to take (idle,
- * with l as its home), now BUSY; NULL if none. */
-static inline ursa__pool_slot_t *ursa__pool_local_pop(ursa__pool_local_t *l)
+/* In l's window: the newest slot still idle on l, now BUSY; NULL if
+ * none. n is l->n, passed in (the window's compiler fence would reload it). */
+static inline ursa__pool_slot_t *ursa__pool_local_pop(ursa__pool_local_t *l, uint32_t n)
 {
-    while (l->n) {
-        ursa__pool_slot_t *s = l->items[--l->n];
-        /* acquire: pairs with the release that made it idle, so the home
-         * read next is the one stored with that IDLE. Only a slot our own
-         * return made idle has l as its home, and nobody but a revoker
-         * (not now: we are in the window) takes it from there. */
-        if (atomic_load_explicit(&s->state, memory_order_acquire) != URSA__POOL_IDLE ||
-            atomic_load_explicit(&s->home, memory_order_relaxed) != l)
-            continue; /* stale: taken since, or idle on another list */
-        /* relaxed: ours alone (above); a revoker reads it through busy. */
-        atomic_store_explicit(&s->state, URSA__POOL_BUSY, memory_order_relaxed);
-        return s;
+    ursa__pool_slot_t *s = NULL;
+    while (n) {
+        ursa__pool_slot_t *c = l->items[--n];
+        /* relaxed: a slot idle on l was made so by our own return (in
+         * program order before this), and nobody but a revoker (not now:
+         * we are in the window) takes it from there. Any other state is a
+         * stale entry: taken since, or idle elsewhere. */
+        if (atomic_load_explicit(&c->state, memory_order_relaxed) == l->idle_on) {
+            /* relaxed: ours (above); a revoker reads it through busy. */
+            atomic_store_explicit(&c->state, URSA__POOL_BUSY, memory_order_relaxed);
+            s = c;
+            break;
+        }
     }
-    return NULL;
+    l->n = n;
+    return s;
 }
 
 /* An idle slot from the caller's list (now BUSY, the caller's; the
@@ -80,10 +82,11 @@ static inline ursa__pool_slot_t *ursa__pool_local_pop(ursa__pool_local_t *l)
 static inline ursa__pool_slot_t *ursa__pool_fast_take(ursa_pool_t *p)
 {
     ursa__pool_local_t *l = ursa__pool_local(p);
-    while (l && l->n) {
+    uint32_t n;
+    while (l && (n = l->n) != 0) {
         ursa__pool_slot_t *s = NULL;
         if (!(ursa__pool_window_open(p, l) & URSA__POOL_ACQUIRE_SLOW))
-            s = ursa__pool_local_pop(l);
+            s = ursa__pool_local_pop(l, n);
         ursa__pool_window_close(l);
         if (!s)
             return NULL;
@@ -122,11 +125,9 @@ static inline void ursa__pool_put(ursa_pool_t *p, ursa__pool_slot_t *s)
     if (__builtin_expect(l && !atomic_load_explicit(&s->evict, memory_order_relaxed), 1)) {
         if (__builtin_expect(ursa__pool_window_open(p, l) == 0, 1)) {
             ursa__pool_local_push(l, s);
-            /* relaxed: published by the release below. */
-            atomic_store_explicit(&s->home, l, memory_order_relaxed);
-            /* release: our use of the resource and the home, to whoever
-             * sees IDLE (our next take, or a revoker's scan). */
-            atomic_store_explicit(&s->state, URSA__POOL_IDLE, memory_order_release);
+            /* release: our use of the resource, to a revoker's scan that
+             * sees it idle (our own next take is in program order). */
+            atomic_store_explicit(&s->state, l->idle_on, memory_order_release);
             ursa__pool_window_close(l);
             return;
         }

@@ -187,10 +187,10 @@ static ursa_time_t tend(ursa_pool_t *p)
             else
                 next = earlier(next, s->expires_at);
         }
-        if (st != URSA__POOL_IDLE)
+        if (!ursa__pool_is_idle(st))
             continue;
         int v = verdict(p, s, now, idle > min_idle, &next);
-        uint32_t want = URSA__POOL_IDLE;
+        uint32_t want = st;
         /* acquire: the resource is ours to check or destroy. */
         if (v < 0 || !atomic_compare_exchange_strong_explicit(&s->state, &want, URSA__POOL_MAINT,
                                                               memory_order_acquire,

@@ -9,15 +9,16 @@
  * it), DOOMED (to be destroyed), FREE (no resource).
  *
  * Fast path (local.h). Every thread that uses the pool gets a small LIFO
- * of slots it returned (its idle list, newest first), biased to it: an
- * idle slot whose `home` is that list is taken by the owner thread with a
- * plain load and store of its state, and a return pushes the slot, sets
- * its home and stores IDLE, all without an atomic RMW or a CPU fence. Each
+ * of slots it returned (its idle list, newest first), biased to it: a
+ * slot idle *on* that list (its state says IDLE and the list's number) is
+ * taken by the owner thread with a plain load and store of its state, and
+ * a return pushes the slot and stores its state idle on the list, all
+ * without an atomic RMW or a CPU fence. Each
  * of these runs in a window: the owner stores its list's `busy` = 1, then
  * loads the gate (only a compiler fence between: membarrier is the CPU
  * half), and leaves the window with busy = 0 (release). A list may hold
  * stale entries (a slot taken by a scan since, or returned by another
- * thread): the home tells.
+ * thread): the state tells.
  *
  * Revoking. Anyone else who takes an idle slot (a waiter's scan, close,
  * shrink, the housekeeper) first revokes the bias (ursa__pool_revoke_begin):
@@ -47,7 +48,7 @@
  * Everything that gives a slot away under the lock goes through
  * ursa__pool_offer_locked, which grants the oldest waiter in one place
  * (ursa__pool_grant_locked, which takes the waiter's select claim as
- * every grant path must) or makes the slot idle with no home.
+ * every grant path must) or makes the slot idle on no list.
  *
  * Creates (create.c). Pool-owned creator tasks, at most max_connecting,
  * spawned by the housekeeper. Before each create a creator asks, under the
@@ -83,6 +84,16 @@ enum {
     URSA__POOL_DOOMED, /* in the graveyard */
 };
 
+/* The state of a slot idle on idle list i (see the top): IDLE in the low
+ * byte, i + 1 above it; plain IDLE is idle on no list. */
+#define URSA__POOL_IDLE_ON(i) (URSA__POOL_IDLE | ((uint32_t)(i) + 1) << 8)
+
+/* Whether a state is idle (on a list or not). */
+static inline bool ursa__pool_is_idle(uint32_t st)
+{
+    return (st & 0xff) == URSA__POOL_IDLE;
+}
+
 /* The gate's bits; each queued waiter adds URSA__POOL_WAITER. */
 #define URSA__POOL_CLOSED ((uint64_t)1)
 #define URSA__POOL_OVER ((uint64_t)2)
@@ -100,13 +111,8 @@ enum {
 #define URSA__POOL_REFILL_LOOK URSA_SEC(1)
 #define URSA__POOL_LOCAL_CAP 8
 
-struct ursa__pool_local;
-
 typedef struct ursa__pool_slot {
     _Atomic uint32_t state;
-    /* The idle list whose owner may take it while IDLE without an RMW,
-     * set by that owner's fast return; NULL when it went idle otherwise. */
-    _Atomic(struct ursa__pool_local *) home;
     _Atomic bool evict;             /* past its lifetime while held */
     _Atomic ursa_time_t idle_since; /* 0: returned, not yet seen idle */
     ursa_time_t expires_at;         /* URSA_NEVER without max_lifetime */
@@ -129,6 +135,7 @@ typedef struct ursa__pool_slot {
 typedef struct ursa__pool_local {
     _Atomic uint64_t owner;    /* a thread uid (ursa__thread_uid), 0 if free */
     _Atomic uint32_t busy;     /* 1: the owner is in a fast-path window */
+    uint32_t idle_on;          /* URSA__POOL_IDLE_ON(its index); set once */
     _Atomic uint64_t acquires; /* the owner's acquires (owner writes) */
     uint32_t n;
     ursa__pool_slot_t *items[URSA__POOL_LOCAL_CAP]; /* items[n - 1] newest */

@@ -55,11 +55,11 @@ void ursa__pool_revoke_end(ursa_pool_t *p)
 ursa__pool_slot_t *ursa__pool_scan_take_locked(ursa_pool_t *p, ursa__pool_after_t *a)
 {
     for (ursa__pool_slot_t *s = ursa__pool_first(p); s; s = s->all_next) {
-        uint32_t idle = URSA__POOL_IDLE;
-        /* relaxed, then acquire for the resource as in the fast path: under
-         * the revoke every idle slot is seen idle; the CAS decides against
-         * the housekeeper's. */
-        if (atomic_load_explicit(&s->state, memory_order_relaxed) == idle &&
+        /* relaxed, then acquire for the resource: under the revoke every
+         * idle slot is seen idle (on a list or not); the CAS decides
+         * against the housekeeper's. */
+        uint32_t idle = atomic_load_explicit(&s->state, memory_order_relaxed);
+        if (ursa__pool_is_idle(idle) &&
             atomic_compare_exchange_strong_explicit(&s->state, &idle, URSA__POOL_BUSY,
                                                     memory_order_acquire,
                                                     memory_order_relaxed)) {
@@ -141,10 +141,8 @@ void ursa__pool_offer_locked(ursa_pool_t *p, ursa__pool_slot_t *s, ursa__pool_af
         ursa__wake_batch_add(&a->wake, w);
         return;
     }
-    /* relaxed: no owner's fast path may take it (published below). */
-    atomic_store_explicit(&s->home, NULL, memory_order_relaxed);
-    /* release: publishes the resource and the home to whoever takes it
-     * (a revoker's scan, under the lock or with its own CAS). */
+    /* release: publishes the resource to whoever takes it: a revoker's
+     * scan (idle on no list, no owner's fast path takes it). */
     atomic_store_explicit(&s->state, URSA__POOL_IDLE, memory_order_release);
 }
 
