@@ -53,6 +53,7 @@ static ursa_pool_t *alloc_pool(const ursa_pool_config_t *cfg)
     p->min_idle = c->min_idle;
     p->vet_on_acquire = c->check_on_acquire && c->factory.check;
     p->stamp_returns = p->vet_on_acquire && c->check_idle_after > 0;
+    p->track_idle = p->stamp_returns || c->idle_timeout > 0;
     /* URSA_POOL_NO_MEMBARRIER forces the fenced windows (tests run both). */
     p->asym = !getenv("URSA_POOL_NO_MEMBARRIER") && ursa__membarrier_usable();
     /* Seeded from the clock: virtual time replays in deterministic mode. */

@@ -171,6 +171,7 @@ struct ursa_pool {
     ursa_pool_config_t cfg;
     bool vet_on_acquire; /* blocking acquires run factory.check */
     bool stamp_returns;  /* returns record when they went idle (check_idle_after) */
+    bool track_idle;     /* idle_since is read (idle_timeout or stamp_returns) */
     bool asym;           /* membarrier orders the fast path's windows (see the top) */
     ursa__pool_creator_t *creator; /* cfg.max_connecting records (housekeeper's) */
     ursa_task_t *housekeeper;
@@ -325,12 +326,15 @@ static inline ursa__pool_slot_t *ursa__pool_first(ursa_pool_t *p)
 
 /* A slot coming back from a caller starts its idle time: now, when the
  * check on acquire needs to know it, else 0 (the housekeeper stamps it
- * when it first sees it idle). Published by the store that makes it idle. */
+ * when it first sees it idle); nothing when nobody reads it (no
+ * idle_timeout, no check_idle_after). Published by the store that makes
+ * it idle. */
 static inline void ursa__pool_stamp_return(ursa_pool_t *p, ursa__pool_slot_t *s)
 {
-    /* relaxed: see above. */
-    atomic_store_explicit(&s->idle_since, p->stamp_returns ? ursa_now() : 0,
-                          memory_order_relaxed);
+    if (p->track_idle)
+        /* relaxed: see above. */
+        atomic_store_explicit(&s->idle_since, p->stamp_returns ? ursa_now() : 0,
+                              memory_order_relaxed);
 }
 
 /* Queued waiters, from the gate (a snapshot). */
