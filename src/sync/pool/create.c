@@ -11,7 +11,7 @@ uint32_t ursa__pool_idle_locked(ursa_pool_t *p)
     uint32_t n = 0;
     for (ursa__pool_slot_t *s = ursa__pool_first(p); s; s = s->all_next)
         /* relaxed: a count, as good as the moment it is taken. */
-        n += atomic_load_explicit(&s->state, memory_order_relaxed) == URSA__POOL_IDLE;
+        n += ursa__pool_is_idle(atomic_load_explicit(&s->state, memory_order_relaxed));
     return n;
 }
 

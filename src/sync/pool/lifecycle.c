@@ -2,6 +2,8 @@
  * resizing, freeing. */
 #include "pool.h"
 
+#include "../../core/membarrier.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,10 +47,15 @@ static ursa_pool_t *alloc_pool(const ursa_pool_config_t *cfg)
     }
     for (uint32_t i = 0; i < c->max_connecting; i++)
         p->creator[i].pool = p;
+    for (uint32_t i = 0; i < URSA__POOL_LOCALS; i++)
+        p->local[i].idle_on = URSA__POOL_IDLE_ON(i);
     p->max_size = c->max_size;
     p->min_idle = c->min_idle;
     p->vet_on_acquire = c->check_on_acquire && c->factory.check;
     p->stamp_returns = p->vet_on_acquire && c->check_idle_after > 0;
+    p->track_idle = p->stamp_returns || c->idle_timeout > 0;
+    /* URSA_POOL_NO_MEMBARRIER forces the fenced windows (tests run both). */
+    p->asym = !getenv("URSA_POOL_NO_MEMBARRIER") && ursa__membarrier_usable();
     /* Seeded from the clock: virtual time replays in deterministic mode. */
     p->rng = ((uint64_t)ursa_now() ^ 0x9e3779b97f4a7c15ull) | 1;
     (void)ursa_notify_init(&p->kick);
@@ -162,11 +169,13 @@ int ursa_pool_close(ursa_pool_t *p)
     ursa__pool_lock(p);
     if (!p->closed) {
         p->closed = true;
-        /* seq_cst: before the scan below, so that a fast return either
-         * sees CLOSED or has its idle slot found (pool.h). */
+        /* seq_cst: before the revoke, so that a fast return either sees
+         * CLOSED or has its idle slot found by the scan (pool.h). */
         atomic_fetch_or_explicit(&p->gate, URSA__POOL_CLOSED, memory_order_seq_cst);
         ursa__pool_fail_waiters_locked(p, -EPIPE, &a);
+        ursa__pool_revoke_begin(p);
         doom_idle_locked(p, URSA_POOL_CLOSED, true, &a);
+        ursa__pool_revoke_end(p);
     }
     ursa__pool_unlock(p, &a);
     return 0;
@@ -179,8 +188,9 @@ static int drained_locked(ursa_pool_t *p)
     if (p->creating || p->graves)
         return -EAGAIN;
     for (ursa__pool_slot_t *s = ursa__pool_first(p); s; s = s->all_next)
-        /* seq_cst: after the DRAIN bit (seq_cst), as a waiter's scan. */
-        if (atomic_load_explicit(&s->state, memory_order_seq_cst) == URSA__POOL_BUSY)
+        /* acquire: after the DRAIN bit's revoke, a slot returned since is
+         * seen idle (its window ended, or it took the slow path). */
+        if (atomic_load_explicit(&s->state, memory_order_acquire) == URSA__POOL_BUSY)
             return -EAGAIN;
     return 0;
 }
@@ -190,10 +200,13 @@ int ursa_pool_drain_at(ursa_pool_t *p, ursa_time_t deadline, const ursa_site_t *
     if (!p)
         return -EINVAL;
     ursa__pool_lock(p);
-    if (p->drainers++ == 0)
-        /* seq_cst: a fast return stores its slot idle and then loads the
-         * gate; our scan comes after this bit (Dekker, as for waiters). */
+    if (p->drainers++ == 0) {
+        /* seq_cst: before the revoke: a fast return after it sees DRAIN
+         * (and tells us), one before it has ended (pool.h). */
         atomic_fetch_or_explicit(&p->gate, URSA__POOL_DRAIN, memory_order_seq_cst);
+        ursa__pool_revoke_begin(p);
+        ursa__pool_revoke_end(p);
+    }
     ursa__pool_unlock_only(p);
     int rc = wait_until(p, drained_locked, deadline, site);
     ursa__pool_lock(p);
@@ -217,9 +230,11 @@ int ursa_pool_resize(ursa_pool_t *p, uint32_t max_size, uint32_t min_idle)
     p->max_size = max_size;
     p->min_idle = min_idle;
     if (p->size > p->max_size) {
-        /* seq_cst: before the scan, as in close. */
+        /* seq_cst: before the revoke, as in close. */
         atomic_fetch_or_explicit(&p->gate, URSA__POOL_OVER, memory_order_seq_cst);
+        ursa__pool_revoke_begin(p);
         doom_idle_locked(p, URSA_POOL_SHRINK, false, &a);
+        ursa__pool_revoke_end(p);
     }
     ursa__pool_shrunk_locked(p, &a);
     ursa__pool_unlock(p, &a);

@@ -175,6 +175,7 @@ static ursa_time_t tend(ursa_pool_t *p)
     uint32_t idle = ursa__pool_idle_locked(p), min_idle = p->min_idle;
     ursa__pool_unlock_only(p);
     ursa__pool_slot_t *taken = NULL;
+    ursa__pool_revoke_begin(p); /* idle slots may be on owners' lists */
     for (ursa__pool_slot_t *s = ursa__pool_first(p); s; s = s->all_next) {
         /* acquire: the fields of a slot seen in use or idle were written
          * before it got there. */
@@ -186,10 +187,10 @@ static ursa_time_t tend(ursa_pool_t *p)
             else
                 next = earlier(next, s->expires_at);
         }
-        if (st != URSA__POOL_IDLE)
+        if (!ursa__pool_is_idle(st))
             continue;
         int v = verdict(p, s, now, idle > min_idle, &next);
-        uint32_t want = URSA__POOL_IDLE;
+        uint32_t want = st;
         /* acquire: the resource is ours to check or destroy. */
         if (v < 0 || !atomic_compare_exchange_strong_explicit(&s->state, &want, URSA__POOL_MAINT,
                                                               memory_order_acquire,
@@ -201,6 +202,7 @@ static ursa_time_t tend(ursa_pool_t *p)
         if (v != TEND_CHECK)
             idle--;
     }
+    ursa__pool_revoke_end(p);
     if (cfg->idle_timeout) /* stamp items that went idle since this look */
         next = earlier(next, now + cfg->idle_timeout / 2);
     if (min_idle) /* the fast path took idle items without telling us */

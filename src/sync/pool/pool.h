@@ -9,29 +9,46 @@
  * it), DOOMED (to be destroyed), FREE (no resource).
  *
  * Fast path (local.h). Every thread that uses the pool gets a small LIFO
- * of slots it returned (its idle list, newest first). Acquire pops its own
- * list and CASes the slot IDLE -> BUSY; return pushes and stores IDLE. No
- * lock, one RMW each way. A list may hold stale entries (a slot taken by
- * another thread's scan since): the CAS tells.
+ * of slots it returned (its idle list, newest first), biased to it: a
+ * slot idle *on* that list (its state says IDLE and the list's number) is
+ * taken by the owner thread with a plain load and store of its state, and
+ * a return pushes the slot and stores its state idle on the list, all
+ * without an atomic RMW or a CPU fence. Each
+ * of these runs in a window: the owner stores its list's `busy` = 1, then
+ * loads the gate (only a compiler fence between: membarrier is the CPU
+ * half), and leaves the window with busy = 0 (release). A list may hold
+ * stale entries (a slot taken by a scan since, or returned by another
+ * thread): the state tells.
+ *
+ * Revoking. Anyone else who takes an idle slot (a waiter's scan, close,
+ * shrink, the housekeeper) first revokes the bias (ursa__pool_revoke_begin):
+ * it adds a REVOKER to the gate, runs membarrier, and waits until no list
+ * is busy. From then on until ursa__pool_revoke_end every owner window
+ * sees the gate set and takes the slow path; every window that missed it
+ * has ended, its writes seen. This is the asymmetric Dekker of the
+ * rwlock's reader bias and the mpsc send bias (core/membarrier.h). Without
+ * membarrier (or with URSA_POOL_NO_MEMBARRIER set) the windows run a
+ * seq_cst fence instead and the revoker needs none.
  *
  * The gate word. `gate` holds CLOSED, OVER (more items than max_size),
- * DRAIN (someone waits in ursa_pool_drain) and the number of queued
- * waiters. An acquire takes the fast path only while CLOSED and the
- * waiter count are clear (no barging past the queue); a return only while
- * the gate is 0.
+ * DRAIN (someone waits in ursa_pool_drain), the number of queued waiters
+ * and the number of revokers. An acquire takes the fast path only while
+ * CLOSED, the waiter and the revoker counts are clear (no barging past
+ * the queue); a return only while the gate is 0.
  *
  * Waiters (waiters.c). The core wait queue (core/waitq.h), whose lock is
  * the pool's lock: everything "under the lock" below holds it. A grant
  * names its slot in the waiter's 32-bit `got` by the slot's id, an index
- * into the pool's id table. A waiter counts itself in the gate (seq_cst)
- * and then scans every slot for an idle one (seq_cst loads), both under
- * the lock; a fast return stores IDLE (seq_cst) and then loads the gate
- * (seq_cst). So either the waiter finds the slot, or the returner sees the
- * waiter and hands the slot over under the lock (Dekker). Everything that
- * gives a slot away under the lock goes through ursa__pool_offer_locked,
- * which grants the oldest waiter in one place (ursa__pool_grant_locked,
- * which takes the waiter's select claim as every grant path must) or
- * makes the slot idle.
+ * into the pool's id table. The first waiter counts itself in the gate
+ * and then, revoking, scans every slot for an idle one, both under the
+ * lock; a fast return checks the gate in its window before it stores
+ * IDLE. So either the waiter finds the slot, or the returner sees the
+ * waiter and hands the slot over under the lock. A later waiter queues
+ * behind one that did so (the gate has held a waiter ever since).
+ * Everything that gives a slot away under the lock goes through
+ * ursa__pool_offer_locked, which grants the oldest waiter in one place
+ * (ursa__pool_grant_locked, which takes the waiter's select claim as
+ * every grant path must) or makes the slot idle on no list.
  *
  * Creates (create.c). Pool-owned creator tasks, at most max_connecting,
  * spawned by the housekeeper. Before each create a creator asks, under the
@@ -67,12 +84,25 @@ enum {
     URSA__POOL_DOOMED, /* in the graveyard */
 };
 
+/* The state of a slot idle on idle list i (see the top): IDLE in the low
+ * byte, i + 1 above it; plain IDLE is idle on no list. */
+#define URSA__POOL_IDLE_ON(i) (URSA__POOL_IDLE | ((uint32_t)(i) + 1) << 8)
+
+/* Whether a state is idle (on a list or not). */
+static inline bool ursa__pool_is_idle(uint32_t st)
+{
+    return (st & 0xff) == URSA__POOL_IDLE;
+}
+
 /* The gate's bits; each queued waiter adds URSA__POOL_WAITER. */
 #define URSA__POOL_CLOSED ((uint64_t)1)
 #define URSA__POOL_OVER ((uint64_t)2)
 #define URSA__POOL_DRAIN ((uint64_t)4)
 #define URSA__POOL_WAITER ((uint64_t)8)
-/* What sends an acquire to the slow path: closed, or waiters queued. */
+/* Each revoker (see the top) adds this, above any waiter count. */
+#define URSA__POOL_REVOKER ((uint64_t)1 << 40)
+/* What sends an acquire to the slow path: closed, waiters queued, or a
+ * revoker at work. */
 #define URSA__POOL_ACQUIRE_SLOW (~(URSA__POOL_OVER | URSA__POOL_DRAIN))
 
 #define URSA__POOL_LOCALS 16 /* per-thread idle lists (a power of two) */
@@ -101,9 +131,11 @@ typedef struct ursa__pool_slot {
 #define URSA__POOL_ID_CHUNKS 32
 
 /* One thread's idle list. Only the owner thread touches n and items;
- * owner is read by anyone (to find its own). */
+ * owner is read by anyone (to find its own), busy by revokers. */
 typedef struct ursa__pool_local {
     _Atomic uint64_t owner;    /* a thread uid (ursa__thread_uid), 0 if free */
+    _Atomic uint32_t busy;     /* 1: the owner is in a fast-path window */
+    uint32_t idle_on;          /* URSA__POOL_IDLE_ON(its index); set once */
     _Atomic uint64_t acquires; /* the owner's acquires (owner writes) */
     uint32_t n;
     ursa__pool_slot_t *items[URSA__POOL_LOCAL_CAP]; /* items[n - 1] newest */
@@ -139,6 +171,8 @@ struct ursa_pool {
     ursa_pool_config_t cfg;
     bool vet_on_acquire; /* blocking acquires run factory.check */
     bool stamp_returns;  /* returns record when they went idle (check_idle_after) */
+    bool track_idle;     /* idle_since is read (idle_timeout or stamp_returns) */
+    bool asym;           /* membarrier orders the fast path's windows (see the top) */
     ursa__pool_creator_t *creator; /* cfg.max_connecting records (housekeeper's) */
     ursa_task_t *housekeeper;
     _Atomic bool housekeeper_gone; /* it ended (cancelled by a stopping runtime) */
@@ -199,8 +233,8 @@ void ursa__pool_doom_locked(ursa_pool_t *p, ursa__pool_slot_t *s, ursa_pool_reas
  * once size fits, and asks for a create if one is wanted now. */
 void ursa__pool_shrunk_locked(ursa_pool_t *p, ursa__pool_after_t *a);
 
-/* Under the lock: takes an idle slot (scan, seq_cst; see the top), or
- * NULL. A slot found past its lifetime is doomed on the way. */
+/* Under the lock and a revoke: takes an idle slot (a scan), or NULL. A
+ * slot found past its lifetime is doomed on the way. */
 ursa__pool_slot_t *ursa__pool_scan_take_locked(ursa_pool_t *p, ursa__pool_after_t *a);
 
 /* Drops the lock, then does what `a` says. */
@@ -212,9 +246,11 @@ void ursa__pool_settle(ursa_pool_t *p, ursa__pool_slot_t *s);
 /* s (the caller's) is destroyed for `reason`. */
 void ursa__pool_doom(ursa_pool_t *p, ursa__pool_slot_t *s, ursa_pool_reason_t reason);
 
-/* A fast return saw the gate set after it made s idle: take s back if it
- * is still idle and settle it; tell drain waiters. */
-void ursa__pool_after_idle(ursa_pool_t *p, ursa__pool_slot_t *s);
+/* Revoking the idle lists' bias (see the top): after begin and until end,
+ * no owner takes or returns a slot on its fast path, and every idle slot
+ * is seen idle. Nests; may be called with or without the lock. */
+void ursa__pool_revoke_begin(ursa_pool_t *p);
+void ursa__pool_revoke_end(ursa_pool_t *p);
 
 /* ---- create.c ---- */
 
@@ -290,18 +326,21 @@ static inline ursa__pool_slot_t *ursa__pool_first(ursa_pool_t *p)
 
 /* A slot coming back from a caller starts its idle time: now, when the
  * check on acquire needs to know it, else 0 (the housekeeper stamps it
- * when it first sees it idle). Published by the store that makes it idle. */
+ * when it first sees it idle); nothing when nobody reads it (no
+ * idle_timeout, no check_idle_after). Published by the store that makes
+ * it idle. */
 static inline void ursa__pool_stamp_return(ursa_pool_t *p, ursa__pool_slot_t *s)
 {
-    /* relaxed: see above. */
-    atomic_store_explicit(&s->idle_since, p->stamp_returns ? ursa_now() : 0,
-                          memory_order_relaxed);
+    if (p->track_idle)
+        /* relaxed: see above. */
+        atomic_store_explicit(&s->idle_since, p->stamp_returns ? ursa_now() : 0,
+                              memory_order_relaxed);
 }
 
 /* Queued waiters, from the gate (a snapshot). */
 static inline uint32_t ursa__pool_nwait(uint64_t gate)
 {
-    return (uint32_t)(gate / URSA__POOL_WAITER);
+    return (uint32_t)((gate & (URSA__POOL_REVOKER - 1)) / URSA__POOL_WAITER);
 }
 
 #endif

@@ -26,7 +26,6 @@ static inline __attribute__((always_inline)) int discharge(ursa_pool_t *p, ursa_
 
 void ursa__pool_put_slow(ursa_pool_t *p, ursa__pool_slot_t *s)
 {
-    ursa__pool_stamp_return(p, s);
     ursa__pool_settle(p, s);
 }
 

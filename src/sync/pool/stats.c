@@ -49,7 +49,7 @@ int ursa_pool_stats(ursa_pool_t *p, ursa_pool_stats_t *out)
     for (ursa__pool_slot_t *s = ursa__pool_first(p); s; s = s->all_next) {
         /* relaxed: a snapshot. */
         uint32_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
-        out->idle += st == URSA__POOL_IDLE;
+        out->idle += ursa__pool_is_idle(st);
         out->in_use += st == URSA__POOL_BUSY;
     }
     /* relaxed, all: statistics. */

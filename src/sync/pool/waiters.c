@@ -4,6 +4,9 @@
  * is dropped. */
 #include "pool.h"
 
+#include "../../core/membarrier.h"
+#include "../../core/spin.h"
+
 static bool acquire_cancel(ursa__waiter_t *w);
 static void acquire_give_back(ursa__waiter_t *w);
 const ursa__wait_ops_t ursa__pool_acquire_ops = {URSA_WAIT_POOL, acquire_cancel,
@@ -11,8 +14,8 @@ const ursa__wait_ops_t ursa__pool_acquire_ops = {URSA_WAIT_POOL, acquire_cancel,
 
 static void gate_add(ursa_pool_t *p, uint64_t d)
 {
-    /* seq_cst: a waiter's count is the RMW half of the Dekker pair with a
-     * fast return (pool.h); the scan that follows must not move above it. */
+    /* seq_cst: before the revoke that follows for a first waiter, so that
+     * every fast return after it sees the count (pool.h). */
     atomic_fetch_add_explicit(&p->gate, d, memory_order_seq_cst);
 }
 
@@ -22,15 +25,43 @@ static void gate_sub(ursa_pool_t *p, uint64_t d)
     atomic_fetch_sub_explicit(&p->gate, d, memory_order_release);
 }
 
+void ursa__pool_revoke_begin(ursa_pool_t *p)
+{
+    /* seq_cst: with the membarrier (or the fence) below, the revoker's
+     * half of the Dekker with the owners' windows (pool.h). */
+    atomic_fetch_add_explicit(&p->gate, URSA__POOL_REVOKER, memory_order_seq_cst);
+    if (p->asym)
+        ursa__membarrier();
+    else
+        atomic_thread_fence(memory_order_seq_cst);
+    for (unsigned i = 0; i < URSA__POOL_LOCALS; i++) {
+        ursa__pool_local_t *l = &p->local[i];
+        ursa__spinner_t sp = URSA__SPINNER(URSA__SPIN_REVOKE);
+        /* acquire: the window's writes (slots taken, pushed, made idle). A
+         * window is a few instructions (its thread may be preempted). */
+        while (atomic_load_explicit(&l->busy, memory_order_acquire))
+            ursa__spin_backoff(&sp);
+        ursa__spin_end(&sp);
+    }
+}
+
+void ursa__pool_revoke_end(ursa_pool_t *p)
+{
+    /* release: what we did to idle slots, to an owner window that sees
+     * the revoker gone (its gate load acquires). */
+    atomic_fetch_sub_explicit(&p->gate, URSA__POOL_REVOKER, memory_order_release);
+}
+
 ursa__pool_slot_t *ursa__pool_scan_take_locked(ursa_pool_t *p, ursa__pool_after_t *a)
 {
     for (ursa__pool_slot_t *s = ursa__pool_first(p); s; s = s->all_next) {
-        uint32_t idle = URSA__POOL_IDLE;
-        /* seq_cst: the scan half of the Dekker pair (pool.h); acquire for
-         * the resource, as in the fast path. */
-        if (atomic_load_explicit(&s->state, memory_order_seq_cst) == idle &&
+        /* relaxed, then acquire for the resource: under the revoke every
+         * idle slot is seen idle (on a list or not); the CAS decides
+         * against the housekeeper's. */
+        uint32_t idle = atomic_load_explicit(&s->state, memory_order_relaxed);
+        if (ursa__pool_is_idle(idle) &&
             atomic_compare_exchange_strong_explicit(&s->state, &idle, URSA__POOL_BUSY,
-                                                    memory_order_seq_cst,
+                                                    memory_order_acquire,
                                                     memory_order_relaxed)) {
             /* relaxed: as in the fast path. */
             if (atomic_load_explicit(&s->evict, memory_order_relaxed)) {
@@ -53,8 +84,14 @@ int ursa__pool_enqueue(ursa_pool_t *p, ursa__waiter_t *w, bool now)
     }
     bool first = p->q.head == NULL;
     gate_add(p, URSA__POOL_WAITER);
-    /* Nobody ahead: any idle slot (another thread's list) is ours. */
-    ursa__pool_slot_t *s = first ? ursa__pool_scan_take_locked(p, &a) : NULL;
+    /* Nobody ahead: any idle slot (another thread's list) is ours. The
+     * revoke also makes every later fast return see our count (pool.h). */
+    ursa__pool_slot_t *s = NULL;
+    if (first) {
+        ursa__pool_revoke_begin(p);
+        s = ursa__pool_scan_take_locked(p, &a);
+        ursa__pool_revoke_end(p);
+    }
     int rc = -EINPROGRESS;
     if (s && !ursa__wait_start_claim(w)) {
         /* A select's wait whose claim is lost takes nothing: the slot goes
@@ -104,9 +141,9 @@ void ursa__pool_offer_locked(ursa_pool_t *p, ursa__pool_slot_t *s, ursa__pool_af
         ursa__wake_batch_add(&a->wake, w);
         return;
     }
-    /* seq_cst: waiters enqueue under this lock, but closes and scans read
-     * the state seq_cst; keep the one order. Publishes the resource. */
-    atomic_store_explicit(&s->state, URSA__POOL_IDLE, memory_order_seq_cst);
+    /* release: publishes the resource to whoever takes it: a revoker's
+     * scan (idle on no list, no owner's fast path takes it). */
+    atomic_store_explicit(&s->state, URSA__POOL_IDLE, memory_order_release);
 }
 
 void ursa__pool_settle_locked(ursa_pool_t *p, ursa__pool_slot_t *s, ursa__pool_after_t *a)
@@ -185,20 +222,6 @@ void ursa__pool_doom(ursa_pool_t *p, ursa__pool_slot_t *s, ursa_pool_reason_t re
     ursa__pool_after_t a = {0};
     ursa__pool_lock(p);
     ursa__pool_doom_locked(p, s, reason, &a);
-    ursa__pool_unlock(p, &a);
-}
-
-void ursa__pool_after_idle(ursa_pool_t *p, ursa__pool_slot_t *s)
-{
-    ursa__pool_after_t a = {0};
-    ursa__pool_lock(p);
-    uint32_t idle = URSA__POOL_IDLE;
-    /* seq_cst: as the scan; if it fails, whoever took s has it. */
-    if (atomic_compare_exchange_strong_explicit(&s->state, &idle, URSA__POOL_BUSY,
-                                                memory_order_seq_cst, memory_order_relaxed))
-        ursa__pool_settle_locked(p, s, &a);
-    else if (p->drainers)
-        a.changed = true;
     ursa__pool_unlock(p, &a);
 }
 
