@@ -23,13 +23,9 @@
  * ursa__switch_entry: the first "return address" of a new context; calls
  *   rbx(r12) on the fresh stack and never returns. */
 #if defined(__x86_64__)
-    .text
-    .globl ursa__switch
-    .hidden ursa__switch
-    .type ursa__switch, @function
-    .p2align 4
-ursa__switch:
-    .cfi_startproc
+    /* Both forms: save our callee-saved registers on our stack and its
+     * top in *save_sp (rdi), then take load_sp (rsi) and its registers. */
+    .macro URSA_SWAP_STACKS
     pushq %rbp
     pushq %rbx
     pushq %r12
@@ -44,6 +40,16 @@ ursa__switch:
     popq %r12
     popq %rbx
     popq %rbp
+    .endm
+
+    .text
+    .globl ursa__switch
+    .hidden ursa__switch
+    .type ursa__switch, @function
+    .p2align 4
+ursa__switch:
+    .cfi_startproc
+    URSA_SWAP_STACKS
     retq
     .cfi_endproc
     .size ursa__switch, .-ursa__switch
@@ -54,20 +60,7 @@ ursa__switch:
     .p2align 4
 ursa__switch_jmp:
     .cfi_startproc
-    pushq %rbp
-    pushq %rbx
-    pushq %r12
-    pushq %r13
-    pushq %r14
-    pushq %r15
-    movq %rsp, (%rdi)
-    movq %rsi, %rsp
-    popq %r15
-    popq %r14
-    popq %r13
-    popq %r12
-    popq %rbx
-    popq %rbp
+    URSA_SWAP_STACKS
     popq %rcx
     jmpq *%rcx
     .cfi_endproc
