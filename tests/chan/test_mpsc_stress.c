@@ -324,17 +324,12 @@ static void *cr_producer(void *arg)
                 ursa_yield();
             continue;
         }
-        ursa_mpsc_permit_t p = {0};
-        int rc = ursa_mpsc_reserve(&a->c->tx[a->id], &p, URSA_NEVER);
-        if (rc == -EPIPE)
+        bool closed;
+        const char *err = reserve_then_send(&a->c->tx[a->id], i, &closed);
+        if (err)
+            return (void *)err;
+        if (closed)
             break;
-        if (rc)
-            return (void *)failf("reserve %d", rc);
-        if (i % 5 == 0)
-            ursa_yield();
-        rc = ursa_mpsc_permit_send(&p, &i);
-        if (rc)
-            return (void *)failf("permit_send %d", rc);
         atomic_fetch_add(&a->c->sent_ok, 1);
     }
     ursa_mpsc_sender_drop(&a->c->tx[a->id]);

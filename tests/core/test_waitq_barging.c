@@ -86,6 +86,22 @@ static void test_claim_barging_cases_are_handed_over_or_dropped(void **state)
     assert_false(ursa__sema_has_waiters(&s));
 }
 
+/* The start of both regressions below: on an empty barging semaphore s, a
+ * looker l wanting `want` queues first and a plain wait p for 3 behind it;
+ * `want` permits come in and the looker is woken to look (granted, got 0). */
+static void looker_woken_ahead_of_plain(ursa__sema_t *s, ursa__sema_looker_t *l, rec_t *rl,
+                                        uint32_t want, ursa__waiter_t *p, rec_t *rp)
+{
+    ursa__sema_init(s, 0);
+    ursa__sema_set_barging(s);
+    ursa__waiter_init(&l->w, rec_waker(rl), &sema_ops);
+    l->since = ursa_now();
+    assert_int_equal(ursa__sema_look(s, l, want, false, false), -EINPROGRESS);
+    plain_sema(s, p, rp, 3);  /* a plain wait behind the looker */
+    ursa__sema_release(s, want); /* the looker is woken to look */
+    assert_int_equal(state_of(&l->w), URSA__W_GRANTED);
+}
+
 /* Regression (a hang of test_barging's stress, rwlock writers on threads):
  * a looker that lost its look queued again at the front, ahead of a plain
  * head holding a part (2 of 3), and the permits it waited for sat in that
@@ -96,17 +112,10 @@ static void test_barging_looker_ahead_of_a_part_takes_it_back(void **state)
 {
     (void)state;
     ursa__sema_t s;
-    ursa__sema_init(&s, 0);
-    ursa__sema_set_barging(&s);
     ursa__sema_looker_t l;
     ursa__waiter_t p;
     rec_t rl = {0}, rp = {0};
-    ursa__waiter_init(&l.w, rec_waker(&rl), &sema_ops);
-    l.since = ursa_now();
-    assert_int_equal(ursa__sema_look(&s, &l, 2, false, false), -EINPROGRESS);
-    plain_sema(&s, &p, &rp, 3);           /* a plain wait behind the looker */
-    ursa__sema_release(&s, 2);            /* the looker is woken to look */
-    assert_int_equal(state_of(&l.w), URSA__W_GRANTED);
+    looker_woken_ahead_of_plain(&s, &l, &rl, 2, &p, &rp);
     assert_int_equal(l.w.got, 0);
     assert_true(ursa__sema_try_barge(&s, 1)); /* a barger takes one */
     ursa__sema_release(&s, 1);            /* the plain head gets a part */
@@ -137,17 +146,10 @@ static void test_barging_starved_looker_takes_the_part_back_after_handoff(void *
 {
     (void)state;
     ursa__sema_t s;
-    ursa__sema_init(&s, 0);
-    ursa__sema_set_barging(&s);
     ursa__sema_looker_t l;
     ursa__waiter_t p;
     rec_t rl = {0}, rp = {0};
-    ursa__waiter_init(&l.w, rec_waker(&rl), &sema_ops);
-    l.since = ursa_now();
-    assert_int_equal(ursa__sema_look(&s, &l, 3, false, false), -EINPROGRESS);
-    plain_sema(&s, &p, &rp, 3);
-    ursa__sema_release(&s, 3);                /* the looker is woken */
-    assert_int_equal(state_of(&l.w), URSA__W_GRANTED);
+    looker_woken_ahead_of_plain(&s, &l, &rl, 3, &p, &rp);
     assert_true(ursa__sema_try_barge(&s, 1)); /* two bargers, one each */
     assert_true(ursa__sema_try_barge(&s, 1));
     ursa__sema_release(&s, 1);                /* the plain head: a part of 2 */

@@ -192,6 +192,28 @@ static __attribute__((unused)) void *late_sender(void *arg)
     return NULL;
 }
 
+/* One permit send of the close-race producers: reserve on tx (blocking),
+ * yield between the reserve and the send every 5th i, send i. NULL with
+ * *closed false when sent, NULL with *closed true when the reserve found
+ * the channel closed, a failure message otherwise. */
+static __attribute__((unused)) const char *reserve_then_send(CH(sender_t) *tx, uint64_t i,
+                                                             bool *closed)
+{
+    CH(permit_t) p = {0};
+    int rc = CH(reserve)(tx, &p, URSA_NEVER);
+    *closed = rc == -EPIPE;
+    if (rc == -EPIPE)
+        return NULL;
+    if (rc)
+        return failf("reserve %d", rc);
+    if (i % 5 == 0)
+        ursa_yield();
+    rc = CH(permit_send)(&p, &i);
+    if (rc)
+        return failf("permit_send %d", rc);
+    return NULL;
+}
+
 /* On the test's stack, leak capture on: releasing a permit twice is
  * misuse (reported, -EINVAL); a scoped permit returns every slot it
  * holds. */
