@@ -176,15 +176,7 @@ static void *st_producer(void *arg)
 {
     st_arg_t *a = arg;
     st_t *s = a->s;
-    ursa_mpmc_sender_t *tx = &s->tx[a->id];
-    for (uint64_t i = 0; i < s->per; i++) {
-        int rc = stress_send(tx, a->id, &i, s->per, s->cap, true);
-        if (rc)
-            return (void *)failf("producer %llu send %llu: %d", (unsigned long long)a->id,
-                                 (unsigned long long)i, rc);
-    }
-    (void)ursa_mpmc_sender_drop(tx);
-    return NULL;
+    return (void *)stress_produce(&s->tx[a->id], a->id, s->per, s->cap, true);
 }
 
 static void *st_consumer(void *arg)

@@ -193,14 +193,7 @@ static void *st_producer(void *arg)
 {
     st_arg_t *a = arg;
     st_t *s = a->s;
-    for (uint64_t i = 0; i < s->per; i++) {
-        int rc = stress_send(&s->tx[a->id], a->id, &i, s->per, s->cap, false);
-        if (rc)
-            return (void *)failf("producer %llu send %llu: %d", (unsigned long long)a->id,
-                                 (unsigned long long)i, rc);
-    }
-    ursa_mpsc_sender_drop(&s->tx[a->id]);
-    return NULL;
+    return (void *)stress_produce(&s->tx[a->id], a->id, s->per, s->cap, false);
 }
 
 static void *st_consume(st_t *s)

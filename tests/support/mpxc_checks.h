@@ -116,6 +116,21 @@ static __attribute__((unused)) int stress_send(CH(sender_t) *tx, uint64_t id, ui
     return rc;
 }
 
+/* A stress producer's whole run: ids id << 40 | 0 .. per - 1 through
+ * stress_send, then drops tx. NULL, or the first failure (tx kept). */
+static __attribute__((unused)) const char *stress_produce(CH(sender_t) *tx, uint64_t id,
+                                                          uint64_t per, uint64_t cap, bool timed)
+{
+    for (uint64_t i = 0; i < per; i++) {
+        int rc = stress_send(tx, id, &i, per, cap, timed);
+        if (rc)
+            return failf("producer %llu send %llu: %d", (unsigned long long)id,
+                         (unsigned long long)i, rc);
+    }
+    (void)CH(sender_drop)(tx);
+    return NULL;
+}
+
 /* A task that sends 100, 101, 102 a little later, then drops its sender
  * (the last one): recv_many_until_end's other side. */
 static __attribute__((unused)) void *many_sender(void *arg)
