@@ -10,6 +10,7 @@
  * mpsc ring given back when the channel runs empty: test_mpsc_shrink.c. */
 #include "support.h"
 
+#include <stdbool.h>
 #include <sys/mman.h>
 #include <unistd.h>
 #include <ursa/broadcast.h>
@@ -151,26 +152,61 @@ static void test_broadcast_big_dtor_laps(void **state)
 
 /* ---- many laps over rings that start zeroed ---- */
 
-/* mpsc and mpmc over `laps` laps of capacity cap with elem-byte elements
+/* mpsc or mpmc: the laps test runs the same steps over either, through
+ * these four calls. */
+typedef struct laps_chan {
+    bool mpmc;
+    ursa_mpsc_receiver_t src;
+    ursa_mpsc_sender_t stx;
+    ursa_mpmc_receiver_t mrx;
+    ursa_mpmc_sender_t mtx;
+} laps_chan_t;
+
+static int lc_new(laps_chan_t *c, size_t esz, uint64_t cap)
+{
+    return c->mpmc ? ursa_mpmc_new(&c->mrx, &c->mtx, esz, cap, NULL)
+                   : ursa_mpsc_new(&c->src, &c->stx, esz, cap, NULL);
+}
+
+static int lc_send(laps_chan_t *c, const void *in)
+{
+    return c->mpmc ? ursa_mpmc_send(&c->mtx, in, URSA_NOW) : ursa_mpsc_send(&c->stx, in, URSA_NOW);
+}
+
+static int lc_recv(laps_chan_t *c, void *out)
+{
+    return c->mpmc ? ursa_mpmc_recv(&c->mrx, out, URSA_NOW) : ursa_mpsc_recv(&c->src, out, URSA_NOW);
+}
+
+static int lc_sender_drop(laps_chan_t *c)
+{
+    return c->mpmc ? ursa_mpmc_sender_drop(&c->mtx) : ursa_mpsc_sender_drop(&c->stx);
+}
+
+static int lc_receiver_drop(laps_chan_t *c)
+{
+    return c->mpmc ? ursa_mpmc_receiver_drop(&c->mrx) : ursa_mpsc_receiver_drop(&c->src);
+}
+
+/* mpsc or mpmc over `laps` laps of capacity cap with elem-byte elements
  * (the first 8 bytes a counter, the rest a pattern), k in flight at most
  * (k <= cap), FIFO checked. */
-static void mpsc_laps(uint64_t cap, size_t esz, uint64_t laps, uint64_t k)
+static void chan_laps(bool mpmc, uint64_t cap, size_t esz, uint64_t laps, uint64_t k)
 {
-    ursa_mpsc_receiver_t rx;
-    ursa_mpsc_sender_t tx;
+    laps_chan_t c = {.mpmc = mpmc};
     unsigned char *in = calloc(1, esz), *out = calloc(1, esz);
-    assert_int_equal(ursa_mpsc_new(&rx, &tx, esz, cap, NULL), 0);
+    assert_int_equal(lc_new(&c, esz, cap), 0);
     uint64_t sent = 0, got = 0, n = cap * laps + 3;
     while (got < n) {
         while (sent < n && sent - got < k) {
             memset(in, (int)(sent & 0xff), esz);
             memcpy(in, &sent, 8);
-            assert_int_equal(ursa_mpsc_send(&tx, in, URSA_NOW), 0);
+            assert_int_equal(lc_send(&c, in), 0);
             sent++;
         }
         if (sent - got == cap)
-            assert_int_equal(ursa_mpsc_send(&tx, in, URSA_NOW), -EAGAIN); /* exactly cap */
-        assert_int_equal(ursa_mpsc_recv(&rx, out, URSA_NOW), 0);
+            assert_int_equal(lc_send(&c, in), -EAGAIN); /* exactly cap */
+        assert_int_equal(lc_recv(&c, out), 0);
         uint64_t v;
         memcpy(&v, out, 8);
         assert_int_equal(v, got);
@@ -178,44 +214,22 @@ static void mpsc_laps(uint64_t cap, size_t esz, uint64_t laps, uint64_t k)
             assert_int_equal(out[esz - 1], (unsigned char)(got & 0xff));
         got++;
     }
-    assert_int_equal(ursa_mpsc_recv(&rx, out, URSA_NOW), -EAGAIN);
-    assert_int_equal(ursa_mpsc_sender_drop(&tx), 0);
-    assert_int_equal(ursa_mpsc_recv(&rx, out, URSA_NOW), -EPIPE);
-    assert_int_equal(ursa_mpsc_receiver_drop(&rx), 0);
+    assert_int_equal(lc_recv(&c, out), -EAGAIN);
+    assert_int_equal(lc_sender_drop(&c), 0);
+    assert_int_equal(lc_recv(&c, out), -EPIPE);
+    assert_int_equal(lc_receiver_drop(&c), 0);
     free(in);
     free(out);
 }
 
+static void mpsc_laps(uint64_t cap, size_t esz, uint64_t laps, uint64_t k)
+{
+    chan_laps(false, cap, esz, laps, k);
+}
+
 static void mpmc_laps(uint64_t cap, size_t esz, uint64_t laps, uint64_t k)
 {
-    ursa_mpmc_receiver_t rx;
-    ursa_mpmc_sender_t tx;
-    unsigned char *in = calloc(1, esz), *out = calloc(1, esz);
-    assert_int_equal(ursa_mpmc_new(&rx, &tx, esz, cap, NULL), 0);
-    uint64_t sent = 0, got = 0, n = cap * laps + 3;
-    while (got < n) {
-        while (sent < n && sent - got < k) {
-            memset(in, (int)(sent & 0xff), esz);
-            memcpy(in, &sent, 8);
-            assert_int_equal(ursa_mpmc_send(&tx, in, URSA_NOW), 0);
-            sent++;
-        }
-        if (sent - got == cap)
-            assert_int_equal(ursa_mpmc_send(&tx, in, URSA_NOW), -EAGAIN);
-        assert_int_equal(ursa_mpmc_recv(&rx, out, URSA_NOW), 0);
-        uint64_t v;
-        memcpy(&v, out, 8);
-        assert_int_equal(v, got);
-        if (esz > 8)
-            assert_int_equal(out[esz - 1], (unsigned char)(got & 0xff));
-        got++;
-    }
-    assert_int_equal(ursa_mpmc_recv(&rx, out, URSA_NOW), -EAGAIN);
-    assert_int_equal(ursa_mpmc_sender_drop(&tx), 0);
-    assert_int_equal(ursa_mpmc_recv(&rx, out, URSA_NOW), -EPIPE);
-    assert_int_equal(ursa_mpmc_receiver_drop(&rx), 0);
-    free(in);
-    free(out);
+    chan_laps(true, cap, esz, laps, k);
 }
 
 static void bc_laps(uint64_t cap, size_t esz, uint64_t laps)

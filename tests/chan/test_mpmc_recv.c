@@ -99,14 +99,29 @@ static void *wc_receiver(void *arg)
     return NULL;
 }
 
+/* A channel of u64 and capacity cap with two receivers: rx[0] and its
+ * clone rx[1]. */
+static void *new_two_receivers(ursa_mpmc_receiver_t rx[2], ursa_mpmc_sender_t *tx, uint64_t cap)
+{
+    URSA_SIM_CHECK(ursa_mpmc_new(&rx[0], tx, 8, cap, NULL) == 0);
+    URSA_SIM_CHECK(ursa_mpmc_receiver_clone(&rx[0], &rx[1]) == 0);
+    return NULL;
+}
+
+static void *drop_two_receivers(ursa_mpmc_receiver_t rx[2])
+{
+    URSA_SIM_CHECK(ursa_mpmc_receiver_drop(&rx[0]) == 0);
+    URSA_SIM_CHECK(ursa_mpmc_receiver_drop(&rx[1]) == 0);
+    return NULL;
+}
+
 static void *wc_scenario(void *arg)
 {
     bool timeout = arg != NULL;
     static wc_t c;
     static wc_arg_t a[2];
     memset(&c, 0, sizeof c);
-    URSA_SIM_CHECK(ursa_mpmc_new(&c.rx[0], &c.tx, 8, 2, NULL) == 0);
-    URSA_SIM_CHECK(ursa_mpmc_receiver_clone(&c.rx[0], &c.rx[1]) == 0);
+    CHECK_OK(new_two_receivers(c.rx, &c.tx, 2));
     ursa_task_t *t[2];
     for (int i = 0; i < 2; i++) {
         a[i] = (wc_arg_t){&c, i};
@@ -132,9 +147,7 @@ static void *wc_scenario(void *arg)
         URSA_SIM_CHECK(c.out[1] == 5);
         URSA_SIM_CHECK(ursa_mpmc_sender_drop(&c.tx) == 0);
     }
-    URSA_SIM_CHECK(ursa_mpmc_receiver_drop(&c.rx[0]) == 0);
-    URSA_SIM_CHECK(ursa_mpmc_receiver_drop(&c.rx[1]) == 0);
-    return NULL;
+    return drop_two_receivers(c.rx);
 }
 
 /* The same with a deadline: the woken receiver's timer fires first. */
@@ -183,8 +196,7 @@ static void *wt_scenario(void *arg)
     static wt_t c;
     static wc_arg_t a[2];
     memset(&c, 0, sizeof c);
-    URSA_SIM_CHECK(ursa_mpmc_new(&c.rx[0], &c.tx, 8, 1, NULL) == 0);
-    URSA_SIM_CHECK(ursa_mpmc_receiver_clone(&c.rx[0], &c.rx[1]) == 0);
+    CHECK_OK(new_two_receivers(c.rx, &c.tx, 1));
     ursa_task_t *t[2];
     for (int i = 0; i < 2; i++) {
         a[i] = (wc_arg_t){(wc_t *)&c, i};
@@ -196,9 +208,7 @@ static void *wt_scenario(void *arg)
     CHECK_OK(join_task(t[1]));
     URSA_SIM_CHECK(c.got == 20);
     URSA_SIM_CHECK(c.rc[0] == -EPIPE && c.rc[1] == -EPIPE);
-    URSA_SIM_CHECK(ursa_mpmc_receiver_drop(&c.rx[0]) == 0);
-    URSA_SIM_CHECK(ursa_mpmc_receiver_drop(&c.rx[1]) == 0);
-    return NULL;
+    return drop_two_receivers(c.rx);
 }
 
 static void test_mpmc_woken_receiver_cancelled_or_timed_out_passes_the_wake_on_over_seeds(void **state)

@@ -176,15 +176,7 @@ static void *st_producer(void *arg)
 {
     st_arg_t *a = arg;
     st_t *s = a->s;
-    ursa_mpmc_sender_t *tx = &s->tx[a->id];
-    for (uint64_t i = 0; i < s->per; i++) {
-        int rc = stress_send(tx, a->id, &i, s->per, s->cap, true);
-        if (rc)
-            return (void *)failf("producer %llu send %llu: %d", (unsigned long long)a->id,
-                                 (unsigned long long)i, rc);
-    }
-    (void)ursa_mpmc_sender_drop(tx);
-    return NULL;
+    return (void *)stress_produce(&s->tx[a->id], a->id, s->per, s->cap, true);
 }
 
 static void *st_consumer(void *arg)
@@ -506,17 +498,12 @@ static void *cr_producer(void *arg)
 {
     cr_arg_t *a = arg;
     for (uint64_t i = 0;; i++) {
-        ursa_mpmc_permit_t p = {0};
-        int rc = ursa_mpmc_reserve(&a->c->tx[a->id], &p, URSA_NEVER);
-        if (rc == -EPIPE)
+        bool closed;
+        const char *err = reserve_then_send(&a->c->tx[a->id], i, &closed);
+        if (err)
+            return (void *)err;
+        if (closed)
             break;
-        if (rc)
-            return (void *)failf("reserve %d", rc);
-        if (i % 5 == 0)
-            ursa_yield();
-        rc = ursa_mpmc_permit_send(&p, &i);
-        if (rc)
-            return (void *)failf("permit_send %d", rc);
         atomic_fetch_add(&a->c->sent_ok, 1);
     }
     (void)ursa_mpmc_sender_drop(&a->c->tx[a->id]);

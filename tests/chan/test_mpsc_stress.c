@@ -193,14 +193,7 @@ static void *st_producer(void *arg)
 {
     st_arg_t *a = arg;
     st_t *s = a->s;
-    for (uint64_t i = 0; i < s->per; i++) {
-        int rc = stress_send(&s->tx[a->id], a->id, &i, s->per, s->cap, false);
-        if (rc)
-            return (void *)failf("producer %llu send %llu: %d", (unsigned long long)a->id,
-                                 (unsigned long long)i, rc);
-    }
-    ursa_mpsc_sender_drop(&s->tx[a->id]);
-    return NULL;
+    return (void *)stress_produce(&s->tx[a->id], a->id, s->per, s->cap, false);
 }
 
 static void *st_consume(st_t *s)
@@ -324,17 +317,12 @@ static void *cr_producer(void *arg)
                 ursa_yield();
             continue;
         }
-        ursa_mpsc_permit_t p = {0};
-        int rc = ursa_mpsc_reserve(&a->c->tx[a->id], &p, URSA_NEVER);
-        if (rc == -EPIPE)
+        bool closed;
+        const char *err = reserve_then_send(&a->c->tx[a->id], i, &closed);
+        if (err)
+            return (void *)err;
+        if (closed)
             break;
-        if (rc)
-            return (void *)failf("reserve %d", rc);
-        if (i % 5 == 0)
-            ursa_yield();
-        rc = ursa_mpsc_permit_send(&p, &i);
-        if (rc)
-            return (void *)failf("permit_send %d", rc);
         atomic_fetch_add(&a->c->sent_ok, 1);
     }
     ursa_mpsc_sender_drop(&a->c->tx[a->id]);

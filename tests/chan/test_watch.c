@@ -198,8 +198,7 @@ static const char *borrow_blocks_one(int modify, int yields)
 {
     ursa_watch_tx_t *tx;
     ursa_watch_rx_t *rx;
-    pair_t p = mk(1);
-    URSA_SIM_CHECK(pw_new(&tx, &rx, &p) == 0);
+    URSA_SIM_CHECK(pw_new_of(&tx, &rx, 1) == 0);
     ursa_watch_borrow_t g = {0};
     URSA_SIM_CHECK(ursa_watch_borrow(rx, &g) == 0);
     bsend_t b = {tx, 0, -1, modify};
@@ -252,8 +251,7 @@ static void *borrow_blocks_workers(void *arg)
     (void)arg;
     ursa_watch_tx_t *tx;
     ursa_watch_rx_t *rx;
-    pair_t p = mk(1);
-    CHECK_EQ(pw_new(&tx, &rx, &p), 0);
+    CHECK_EQ(pw_new_of(&tx, &rx, 1), 0);
     ursa_watch_borrow_t g = {0};
     CHECK_EQ(ursa_watch_borrow(rx, &g), 0);
     bsend_t b1 = {tx, 0, -1, 0}, b2 = {tx, 0, -1, 1};
@@ -291,8 +289,7 @@ static void *borrow_outlives_body(void *arg)
     (void)arg;
     ursa_watch_tx_t *tx;
     ursa_watch_rx_t *rx;
-    pair_t p = mk(4);
-    CHECK_EQ(pw_new(&tx, &rx, &p), 0);
+    CHECK_EQ(pw_new_of(&tx, &rx, 4), 0);
     ursa_watch_borrow_t g = {0}, g2 = {0};
     CHECK_EQ(ursa_watch_borrow(rx, &g), 0);
     CHECK_EQ(ursa_watch_borrow(rx, &g2), 0);
@@ -330,8 +327,7 @@ static const char *writers_one(unsigned v)
 {
     ursa_watch_tx_t *tx, *tx2;
     ursa_watch_rx_t *rx;
-    pair_t p = mk(0);
-    URSA_SIM_CHECK(pw_new(&tx, &rx, &p) == 0);
+    URSA_SIM_CHECK(pw_new_of(&tx, &rx, 0) == 0);
     URSA_SIM_CHECK(ursa_watch_sender_clone(tx, &tx2) == 0);
     ursa_watch_borrow_t g = {0};
     URSA_SIM_CHECK(ursa_watch_borrow(rx, &g) == 0);

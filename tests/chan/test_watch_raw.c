@@ -32,9 +32,8 @@ static void *raw_bad_input_body(void *arg)
     (void)arg;
     ursa_watch_tx_t *tx, *tx2;
     ursa_watch_rx_t *rx, *rx2;
-    pair_t p = mk(0);
-    CHECK_EQ(pw_new(&tx, &rx, &p), 0);
-    CHECK_EQ(pw_new(&tx2, &rx2, &p), 0);
+    CHECK_EQ(pw_new_of(&tx, &rx, 0), 0);
+    CHECK_EQ(pw_new_of(&tx2, &rx2, 0), 0);
     rwaker_t k;
     ursa_waker_t wk = rwaker_efd(&k, -1);
     ursa_wait_t n, n2;
@@ -186,8 +185,7 @@ static void *restart_body(void *arg)
     ursa_watch_tx_t *tx;
     ursa_watch_rx_t *rx;
     ursa_watch_borrow_t g = {0};
-    pair_t p = mk(0);
-    CHECK_EQ(pw_new(&tx, &rx, &p), 0);
+    CHECK_EQ(pw_new_of(&tx, &rx, 0), 0);
     rwaker_t k;
     ursa_waker_t wk = rwaker_efd(&k, -1);
     ursa_wait_t n;
@@ -242,8 +240,7 @@ static const char *raw_sim_one(unsigned v, unsigned cancel_after)
 {
     ursa_watch_tx_t *tx;
     ursa_watch_rx_t *rx;
-    pair_t p = mk(0);
-    URSA_SIM_CHECK(pw_new(&tx, &rx, &p) == 0);
+    URSA_SIM_CHECK(pw_new_of(&tx, &rx, 0) == 0);
     rwaker_t k;
     ursa_waker_t wk = rwaker_efd(&k, -1);
     ursa_wait_t n;
@@ -303,8 +300,7 @@ static const char *raw_closed_sim_one(unsigned v, bool cancel)
 {
     ursa_watch_tx_t *tx;
     ursa_watch_rx_t *rx;
-    pair_t p = mk(0);
-    URSA_SIM_CHECK(pw_new(&tx, &rx, &p) == 0);
+    URSA_SIM_CHECK(pw_new_of(&tx, &rx, 0) == 0);
     rwaker_t k;
     ursa_waker_t wk = rwaker_efd(&k, -1);
     ursa_wait_t n;
@@ -380,8 +376,7 @@ static void *raw_closed_thread_body(void *arg)
     CHECK(efd >= 0);
     ursa_watch_tx_t *tx;
     ursa_watch_rx_t *rx;
-    pair_t p = mk(0);
-    CHECK_EQ(pw_new(&tx, &rx, &p), 0);
+    CHECK_EQ(pw_new_of(&tx, &rx, 0), 0);
     rwaker_t k;
     ursa_wait_t n;
     rthr_t r = {rx, 0};
@@ -428,8 +423,7 @@ static void *raw_race_body(void *arg)
     (void)arg;
     static rrace_t r;
     ursa_watch_rx_t *rx;
-    pair_t p = mk(0);
-    CHECK_EQ(pw_new(&r.tx, &rx, &p), 0);
+    CHECK_EQ(pw_new_of(&r.tx, &rx, 0), 0);
     r.n = test_scale(3000);
     atomic_init(&r.go, 0);
     atomic_init(&r.sent, 0);

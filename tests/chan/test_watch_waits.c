@@ -61,8 +61,7 @@ static const char *waits_one(unsigned v)
 {
     ursa_watch_tx_t *tx;
     ursa_watch_rx_t *rx, *rx2, *rx3;
-    pair_t p = mk(0);
-    URSA_SIM_CHECK(pw_new(&tx, &rx, &p) == 0);
+    URSA_SIM_CHECK(pw_new_of(&tx, &rx, 0) == 0);
     URSA_SIM_CHECK(ursa_watch_subscribe(tx, &rx2) == 0);
     URSA_SIM_CHECK(ursa_watch_subscribe(tx, &rx3) == 0);
     rxs_t a = {rx, 0, 1, 1, -2}, b = {rx2, 3, 1, 1, -2}, c = {rx3, 50, 1, 1, -2};
@@ -103,8 +102,7 @@ static const char *closed_one(unsigned v)
 {
     ursa_watch_tx_t *tx;
     ursa_watch_rx_t *rx, *rx2;
-    pair_t p = mk(0);
-    URSA_SIM_CHECK(pw_new(&tx, &rx, &p) == 0);
+    URSA_SIM_CHECK(pw_new_of(&tx, &rx, 0) == 0);
     URSA_SIM_CHECK(ursa_watch_receiver_clone(rx, &rx2) == 0);
     txs_t ct = {tx, 1};
     ursa_task_t *tt = NULL;
@@ -141,8 +139,7 @@ static const char *modify_one(unsigned v)
 {
     ursa_watch_tx_t *tx;
     ursa_watch_rx_t *rx;
-    pair_t p = mk(1); /* odd: inc_if_even changes nothing */
-    URSA_SIM_CHECK(pw_new(&tx, &rx, &p) == 0);
+    URSA_SIM_CHECK(pw_new_of(&tx, &rx, 1) == 0); /* odd: inc_if_even changes nothing */
     mrx_t m = {rx, ursa_deadline_in(URSA_MSEC(10)), 1};
     ursa_task_t *t = NULL;
     URSA_SIM_CHECK(ursa_spawn(&t, modify_rx, &m, NULL) == 0);
@@ -273,8 +270,7 @@ static void *leak_body(void *arg)
     (void)arg;
     ursa_watch_tx_t *tx;
     ursa_watch_rx_t *rx;
-    pair_t p = mk(0);
-    CHECK_EQ(pw_new(&tx, &rx, &p), 0);
+    CHECK_EQ(pw_new_of(&tx, &rx, 0), 0);
     CHECK_OK(join_task(spawn_on(0, leak_task, rx, "leaker")));
     CHECK_EQ(pw_send(tx, mk(2)), 0); /* would block forever if still held */
     CHECK_EQ(ursa_watch_receiver_drop(rx), 0);
@@ -358,8 +354,7 @@ static void *wst_root(void *arg)
 {
     wctl_t *c = arg;
     ursa_watch_tx_t *tx, *tx2;
-    pair_t p = mk(0);
-    CHECK_EQ(pw_new(&tx, &c->r[0].rx, &p), 0);
+    CHECK_EQ(pw_new_of(&tx, &c->r[0].rx, 0), 0);
     for (int i = 1; i < NRX_TASK + NRX_THREAD; i++)
         CHECK_EQ(ursa_watch_subscribe(tx, &c->r[i].rx), 0);
     ursa_task_t *t[NRX_TASK];
@@ -415,8 +410,7 @@ static void *stale_bit_body(void *arg)
     (void)arg;
     ursa_watch_tx_t *tx;
     ursa_watch_rx_t *rx;
-    pair_t p = mk(0);
-    CHECK_EQ(pw_new(&tx, &rx, &p), 0);
+    CHECK_EQ(pw_new_of(&tx, &rx, 0), 0);
     CHECK_EQ(ursa_watch_changed(rx, ursa_deadline_in(URSA_MSEC(1))), -ETIMEDOUT);
     CHECK_EQ(ursa_watch_has_changed(rx), 0);
     rxs_t a = {rx, 0, 1, 1, -2};

@@ -86,6 +86,29 @@ static void test_claim_barging_cases_are_handed_over_or_dropped(void **state)
     assert_false(ursa__sema_has_waiters(&s));
 }
 
+/* The start of both regressions below: on an empty barging semaphore s, a
+ * looker l wanting `want` queues first and a plain wait p for 3 behind it;
+ * `want` permits come in and the looker is woken to look (granted, got 0). */
+typedef struct looker_ahead {
+    ursa__sema_t s;
+    ursa__sema_looker_t l;
+    ursa__waiter_t p;
+    rec_t rl, rp;
+} looker_ahead_t;
+
+static void looker_woken_ahead_of_plain(looker_ahead_t *b, uint32_t want)
+{
+    memset(b, 0, sizeof *b);
+    ursa__sema_init(&b->s, 0);
+    ursa__sema_set_barging(&b->s);
+    ursa__waiter_init(&b->l.w, rec_waker(&b->rl), &sema_ops);
+    b->l.since = ursa_now();
+    assert_int_equal(ursa__sema_look(&b->s, &b->l, want, false, false), -EINPROGRESS);
+    plain_sema(&b->s, &b->p, &b->rp, 3); /* a plain wait behind the looker */
+    ursa__sema_release(&b->s, want);     /* the looker is woken to look */
+    assert_int_equal(state_of(&b->l.w), URSA__W_GRANTED);
+}
+
 /* Regression (a hang of test_barging's stress, rwlock writers on threads):
  * a looker that lost its look queued again at the front, ahead of a plain
  * head holding a part (2 of 3), and the permits it waited for sat in that
@@ -95,37 +118,27 @@ static void test_claim_barging_cases_are_handed_over_or_dropped(void **state)
 static void test_barging_looker_ahead_of_a_part_takes_it_back(void **state)
 {
     (void)state;
-    ursa__sema_t s;
-    ursa__sema_init(&s, 0);
-    ursa__sema_set_barging(&s);
-    ursa__sema_looker_t l;
-    ursa__waiter_t p;
-    rec_t rl = {0}, rp = {0};
-    ursa__waiter_init(&l.w, rec_waker(&rl), &sema_ops);
-    l.since = ursa_now();
-    assert_int_equal(ursa__sema_look(&s, &l, 2, false, false), -EINPROGRESS);
-    plain_sema(&s, &p, &rp, 3);           /* a plain wait behind the looker */
-    ursa__sema_release(&s, 2);            /* the looker is woken to look */
-    assert_int_equal(state_of(&l.w), URSA__W_GRANTED);
-    assert_int_equal(l.w.got, 0);
-    assert_true(ursa__sema_try_barge(&s, 1)); /* a barger takes one */
-    ursa__sema_release(&s, 1);            /* the plain head gets a part */
-    assert_int_equal(p.got, 2);
-    assert_false(ursa__sema_try_barge(&s, 2)); /* the looker lost its look */
-    ursa__waiter_init(&l.w, rec_waker(&rl), &sema_ops);
-    assert_int_equal(ursa__sema_look(&s, &l, 2, true, false), 0); /* the part came back */
-    assert_int_equal(l.w.got, 2);
-    assert_int_equal(p.got, 0);
-    assert_int_equal(p.want, 3);
-    ursa__sema_release(&s, 1); /* the barger's: a part again */
-    assert_int_equal(p.got, 1);
-    ursa__sema_release(&s, 2); /* the looker's: the plain wait has all 3 */
-    assert_int_equal(state_of(&p), URSA__W_GRANTED);
-    assert_int_equal(p.got, 3);
-    assert_int_equal(atomic_load(&rp.calls), 1);
-    ursa__sema_release(&s, 3);
-    assert_int_equal(ursa__sema_available(&s), 3);
-    assert_false(ursa__sema_has_waiters(&s));
+    looker_ahead_t b;
+    looker_woken_ahead_of_plain(&b, 2);
+    assert_int_equal(b.l.w.got, 0);
+    assert_true(ursa__sema_try_barge(&b.s, 1)); /* a barger takes one */
+    ursa__sema_release(&b.s, 1);              /* the plain head gets a part */
+    assert_int_equal(b.p.got, 2);
+    assert_false(ursa__sema_try_barge(&b.s, 2)); /* the looker lost its look */
+    ursa__waiter_init(&b.l.w, rec_waker(&b.rl), &sema_ops);
+    assert_int_equal(ursa__sema_look(&b.s, &b.l, 2, true, false), 0); /* the part came back */
+    assert_int_equal(b.l.w.got, 2);
+    assert_int_equal(b.p.got, 0);
+    assert_int_equal(b.p.want, 3);
+    ursa__sema_release(&b.s, 1); /* the barger's: a part again */
+    assert_int_equal(b.p.got, 1);
+    ursa__sema_release(&b.s, 2); /* the looker's: the plain wait has all 3 */
+    assert_int_equal(state_of(&b.p), URSA__W_GRANTED);
+    assert_int_equal(b.p.got, 3);
+    assert_int_equal(atomic_load(&b.rp.calls), 1);
+    ursa__sema_release(&b.s, 3);
+    assert_int_equal(ursa__sema_available(&b.s), 3);
+    assert_false(ursa__sema_has_waiters(&b.s));
 }
 
 /* Regression (a hang of test_barging's stress under TSan, after the fix
@@ -136,39 +149,29 @@ static void test_barging_looker_ahead_of_a_part_takes_it_back(void **state)
 static void test_barging_starved_looker_takes_the_part_back_after_handoff(void **state)
 {
     (void)state;
-    ursa__sema_t s;
-    ursa__sema_init(&s, 0);
-    ursa__sema_set_barging(&s);
-    ursa__sema_looker_t l;
-    ursa__waiter_t p;
-    rec_t rl = {0}, rp = {0};
-    ursa__waiter_init(&l.w, rec_waker(&rl), &sema_ops);
-    l.since = ursa_now();
-    assert_int_equal(ursa__sema_look(&s, &l, 3, false, false), -EINPROGRESS);
-    plain_sema(&s, &p, &rp, 3);
-    ursa__sema_release(&s, 3);                /* the looker is woken */
-    assert_int_equal(state_of(&l.w), URSA__W_GRANTED);
-    assert_true(ursa__sema_try_barge(&s, 1)); /* two bargers, one each */
-    assert_true(ursa__sema_try_barge(&s, 1));
-    ursa__sema_release(&s, 1);                /* the plain head: a part of 2 */
-    assert_int_equal(p.got, 2);
+    looker_ahead_t b;
+    looker_woken_ahead_of_plain(&b, 3);
+    assert_true(ursa__sema_try_barge(&b.s, 1)); /* two bargers, one each */
+    assert_true(ursa__sema_try_barge(&b.s, 1));
+    ursa__sema_release(&b.s, 1);                /* the plain head: a part of 2 */
+    assert_int_equal(b.p.got, 2);
     uint64_t h0 = atomic_load(&ursa__sema_handoffs);
-    ursa__waiter_init(&l.w, rec_waker(&rl), &sema_ops);
-    assert_int_equal(ursa__sema_look(&s, &l, 3, true, true), -EINPROGRESS);
-    assert_true(ursa__sema_handoff(&s));
+    ursa__waiter_init(&b.l.w, rec_waker(&b.rl), &sema_ops);
+    assert_int_equal(ursa__sema_look(&b.s, &b.l, 3, true, true), -EINPROGRESS);
+    assert_true(ursa__sema_handoff(&b.s));
     assert_int_equal(atomic_load(&ursa__sema_handoffs), h0 + 1);
-    assert_int_equal(l.w.got, 2); /* the part came back to the new head */
-    assert_int_equal(p.got, 0);
-    ursa__sema_release(&s, 1);    /* the second barger's: the looker has 3 */
-    assert_int_equal(state_of(&l.w), URSA__W_GRANTED);
-    assert_int_equal(l.w.got, 3);
-    ursa__sema_release(&s, 3);    /* the looker's: the plain wait has 3 */
-    assert_int_equal(state_of(&p), URSA__W_GRANTED);
-    assert_int_equal(p.got, 3);
-    assert_false(ursa__sema_handoff(&s)); /* drained */
-    ursa__sema_release(&s, 3);
-    assert_int_equal(ursa__sema_available(&s), 3);
-    assert_false(ursa__sema_has_waiters(&s));
+    assert_int_equal(b.l.w.got, 2); /* the part came back to the new head */
+    assert_int_equal(b.p.got, 0);
+    ursa__sema_release(&b.s, 1);    /* the second barger's: the looker has 3 */
+    assert_int_equal(state_of(&b.l.w), URSA__W_GRANTED);
+    assert_int_equal(b.l.w.got, 3);
+    ursa__sema_release(&b.s, 3);    /* the looker's: the plain wait has 3 */
+    assert_int_equal(state_of(&b.p), URSA__W_GRANTED);
+    assert_int_equal(b.p.got, 3);
+    assert_false(ursa__sema_handoff(&b.s)); /* drained */
+    ursa__sema_release(&b.s, 3);
+    assert_int_equal(ursa__sema_available(&b.s), 3);
+    assert_false(ursa__sema_has_waiters(&b.s));
 }
 
 TEST_MAIN(cmocka_unit_test(test_claim_barging_cases_are_handed_over_or_dropped),

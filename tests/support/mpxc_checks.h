@@ -116,6 +116,21 @@ static __attribute__((unused)) int stress_send(CH(sender_t) *tx, uint64_t id, ui
     return rc;
 }
 
+/* A stress producer's whole run: ids id << 40 | 0 .. per - 1 through
+ * stress_send, then drops tx. NULL, or the first failure (tx kept). */
+static __attribute__((unused)) const char *stress_produce(CH(sender_t) *tx, uint64_t id,
+                                                          uint64_t per, uint64_t cap, bool timed)
+{
+    for (uint64_t i = 0; i < per; i++) {
+        int rc = stress_send(tx, id, &i, per, cap, timed);
+        if (rc)
+            return failf("producer %llu send %llu: %d", (unsigned long long)id,
+                         (unsigned long long)i, rc);
+    }
+    (void)CH(sender_drop)(tx);
+    return NULL;
+}
+
 /* A task that sends 100, 101, 102 a little later, then drops its sender
  * (the last one): recv_many_until_end's other side. */
 static __attribute__((unused)) void *many_sender(void *arg)
@@ -189,6 +204,28 @@ static __attribute__((unused)) void *late_sender(void *arg)
     ursa_sleep_for(URSA_MSEC(1));
     uint64_t v = 42;
     URSA_SIM_CHECK(CH(permit_send)(&p, &v) == 0);
+    return NULL;
+}
+
+/* One permit send of the close-race producers: reserve on tx (blocking),
+ * yield between the reserve and the send every 5th i, send i. NULL with
+ * *closed false when sent, NULL with *closed true when the reserve found
+ * the channel closed, a failure message otherwise. */
+static __attribute__((unused)) const char *reserve_then_send(CH(sender_t) *tx, uint64_t i,
+                                                             bool *closed)
+{
+    CH(permit_t) p = {0};
+    int rc = CH(reserve)(tx, &p, URSA_NEVER);
+    *closed = rc == -EPIPE;
+    if (rc == -EPIPE)
+        return NULL;
+    if (rc)
+        return failf("reserve %d", rc);
+    if (i % 5 == 0)
+        ursa_yield();
+    rc = CH(permit_send)(&p, &i);
+    if (rc)
+        return failf("permit_send %d", rc);
     return NULL;
 }
 

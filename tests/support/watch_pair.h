@@ -15,6 +15,13 @@ static __attribute__((unused)) pair_t mk(long a)
     return (pair_t){a, 3 * a};
 }
 
+/* A new watch (tx, rx) whose value is mk(a): pw_new's result. */
+static __attribute__((unused)) int pw_new_of(ursa_watch_tx_t **tx, ursa_watch_rx_t **rx, long a)
+{
+    pair_t p = mk(a);
+    return pw_new(tx, rx, &p);
+}
+
 /* send_modify: increments an even value (a change), leaves an odd one. */
 static __attribute__((unused)) bool inc_if_even(void *value, void *ctx)
 {

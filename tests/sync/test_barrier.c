@@ -8,6 +8,7 @@
 #include "support.h"
 #include "ursa/barrier.h"
 
+#include "checked_alloc.h"
 #include "raw_checks.h"
 
 /* ---- arguments, N = 0 and 1 ---- */
@@ -216,12 +217,9 @@ static void test_barrier_has_one_leader_per_generation_on_threads(void **state)
     (void)state;
     memset(&sb, 0, sizeof sb);
     sb.gens = test_scale(3000);
-    sb.arrivals = calloc((size_t)sb.gens, sizeof *sb.arrivals);
-    sb.leaders = calloc((size_t)sb.gens, sizeof *sb.leaders);
-    sb.passed = calloc((size_t)sb.gens, sizeof *sb.passed);
-    assert_non_null(sb.arrivals);
-    assert_non_null(sb.leaders);
-    assert_non_null(sb.passed);
+    sb.arrivals = checked_calloc((size_t)sb.gens, sizeof *sb.arrivals);
+    sb.leaders = checked_calloc((size_t)sb.gens, sizeof *sb.leaders);
+    sb.passed = checked_calloc((size_t)sb.gens, sizeof *sb.passed);
     assert_int_equal(ursa_barrier_init(&sb.b, SB_N), 0);
     run_tasks_and_threads(SB_TASKS, sb_task, "party", SB_THREADS, sb_thread, &sb.go);
     assert_int_equal(atomic_load(&sb.errors), 0);

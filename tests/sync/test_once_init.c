@@ -8,6 +8,7 @@
 #include "support.h"
 #include "ursa/once.h"
 
+#include "checked_alloc.h"
 #include "raw_checks.h"
 #include <sys/prctl.h>
 
@@ -649,14 +650,10 @@ static void test_once_racing_get_or_init_runs_one_init_per_cell_on_threads(void 
     (void)state;
     memset(&rs, 0, sizeof rs);
     rs.ncells = test_scale(3000);
-    rs.cells = calloc((size_t)rs.ncells, sizeof *rs.cells);
-    rs.inside = calloc((size_t)rs.ncells, sizeof *rs.inside);
-    rs.ok = calloc((size_t)rs.ncells, sizeof *rs.ok);
-    rs.seen = calloc((size_t)(rs.ncells * RS_PART), sizeof *rs.seen);
-    assert_non_null(rs.cells);
-    assert_non_null(rs.inside);
-    assert_non_null(rs.ok);
-    assert_non_null(rs.seen);
+    rs.cells = checked_calloc((size_t)rs.ncells, sizeof *rs.cells);
+    rs.inside = checked_calloc((size_t)rs.ncells, sizeof *rs.inside);
+    rs.ok = checked_calloc((size_t)rs.ncells, sizeof *rs.ok);
+    rs.seen = checked_calloc((size_t)(rs.ncells * RS_PART), sizeof *rs.seen);
     for (long i = 0; i < rs.ncells; i++)
         assert_int_equal(ursa_once_init(&rs.cells[i], rs_dtor), 0);
     run_tasks_and_threads(RS_TASKS, rs_task, "racer", RS_THREADS, rs_thread, &rs.go);

@@ -149,11 +149,10 @@ static void *raw_immediate_body(void *arg)
     URSA_SCOPED(sem_permit, p);
     ursa_wait_t w;
     cw_t cw;
-    cw_init(&cw);
     size_t h0 = ursa_held_count();
     CHECK_EQ(ursa_sem_init(&s, 3), 0);
     /* granted at once: 0, ready, waker never called */
-    CHECK_EQ(ursa_sem_acquire_start(&s, 2, &w, cw_waker(&cw)), 0);
+    CHECK_EQ(ursa_sem_acquire_start(&s, 2, &w, cw_fresh(&cw)), 0);
     CHECK(ursa_wait_ready(&w));
     CHECK_EQ(ursa_sem_available(&s), 1);
     CHECK_EQ(ursa_held_count(), h0); /* held only once finished */
@@ -185,17 +184,14 @@ static void *raw_cancel_queued_body(void *arg)
     URSA_SCOPED(sem_permit, q);
     ursa_wait_t wa, wb, wc;
     cw_t ca, cb, cc;
-    cw_init(&ca);
-    cw_init(&cb);
-    cw_init(&cc);
     size_t h0 = ursa_held_count();
 
     CHECK_EQ(ursa_sem_init(&s, 2), 0);
-    CHECK_EQ(ursa_sem_acquire_start(&s, 5, &wa, cw_waker(&ca)), -EINPROGRESS);
+    CHECK_EQ(ursa_sem_acquire_start(&s, 5, &wa, cw_fresh(&ca)), -EINPROGRESS);
     CHECK_EQ(ursa_sem_available(&s), 0);
     CHECK_EQ(peek_sema_head_got(&s.sema), 2);
-    CHECK_EQ(ursa_sem_acquire_start(&s, 3, &wb, cw_waker(&cb)), -EINPROGRESS);
-    CHECK_EQ(ursa_sem_acquire_start(&s, 1, &wc, cw_waker(&cc)), -EINPROGRESS);
+    CHECK_EQ(ursa_sem_acquire_start(&s, 3, &wb, cw_fresh(&cb)), -EINPROGRESS);
+    CHECK_EQ(ursa_sem_acquire_start(&s, 1, &wc, cw_fresh(&cc)), -EINPROGRESS);
     CHECK_EQ(peek_sema_len(&s.sema), 3);
     CHECK_EQ(peek_sema_got_sum(&s.sema), 2);
 
@@ -242,13 +238,11 @@ static void *raw_cancel_granted_body(void *arg)
     URSA_SCOPED(sem_permit, p);
     ursa_wait_t wa, wc;
     cw_t ca, cc;
-    cw_init(&ca);
-    cw_init(&cc);
     size_t h0 = ursa_held_count();
 
     CHECK_EQ(ursa_sem_init(&s, 0), 0);
-    CHECK_EQ(ursa_sem_acquire_start(&s, 2, &wa, cw_waker(&ca)), -EINPROGRESS);
-    CHECK_EQ(ursa_sem_acquire_start(&s, 2, &wc, cw_waker(&cc)), -EINPROGRESS);
+    CHECK_EQ(ursa_sem_acquire_start(&s, 2, &wa, cw_fresh(&ca)), -EINPROGRESS);
+    CHECK_EQ(ursa_sem_acquire_start(&s, 2, &wc, cw_fresh(&cc)), -EINPROGRESS);
     CHECK_EQ(ursa_sem_add(&s, 2), 0);
     CHECK(ursa_wait_ready(&wa));
     CHECK_EQ(atomic_load(&ca.calls), 1);
