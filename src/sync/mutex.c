@@ -66,9 +66,10 @@ int ursa_mutex_destroy(ursa_mutex_t *m)
 static int take(ursa_mutex_t *m, ursa_mutex_guard_t *g, ursa__ctx_t *c, const ursa_site_t *site,
                 ursa_time_t wait_start, bool biased)
 {
-    if (__builtin_expect(ursa__oblig_take_lock(&c->ledger, &g->ob,
-                                               biased ? &bias_guard_kind : &guard_kind, site, m,
-                                               1, &m->info),
+    const ursa_oblig_kind_t *kind = &guard_kind;
+    if (__builtin_expect(biased, 0))
+        kind = &bias_guard_kind;
+    if (__builtin_expect(ursa__oblig_take_lock(&c->ledger, &g->ob, kind, site, m, 1, &m->info),
                          0)) {
         /* no room to record it: give it back */
         if (biased)
