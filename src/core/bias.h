@@ -35,9 +35,6 @@
 
 #include "ctx.h"
 
-/* Drain states. */
-enum { URSA__BIAS_IDLE, URSA__BIAS_PENDING, URSA__BIAS_ARMED };
-
 /* b->skip of a lock that never biases. */
 #define URSA__BIAS_NEVER UINT32_MAX
 /* Slow locks before bias is tried (again), at least. */

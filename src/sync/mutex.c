@@ -11,7 +11,7 @@ static void leaked_unlock(void *mutex, uint64_t n);
 static void leaked_bias_unlock(void *mutex, uint64_t n);
 /* A hold of the semaphore's permit, and a fast hold of the bias's. */
 static const ursa_oblig_kind_t guard_kind = {"mutex guard", leaked_unlock};
-static const ursa_oblig_kind_t bias_guard_kind = {"mutex guard", leaked_bias_unlock};
+const ursa_oblig_kind_t ursa__mutex_bias_kind = {"mutex guard", leaked_bias_unlock};
 static const ursa__wait_ops_t lock_ops = {URSA_WAIT_MUTEX, ursa__sema_cancel,
                                           ursa__sema_give_back};
 
@@ -60,24 +60,26 @@ int ursa_mutex_destroy(ursa_mutex_t *m)
     return rc;
 }
 
-/* The lock is ours (biased: a fast hold of the bias's token, else the
- * semaphore's permit): fill the guard and say whether it was poisoned.
- * wait_start: when the caller started waiting (0 if it did not). */
-static int take(ursa_mutex_t *m, ursa_mutex_guard_t *g, ursa__ctx_t *c, const ursa_site_t *site,
-                ursa_time_t wait_start, bool biased)
+/* No room to record a hold of `kind`: give it back. */
+static __attribute__((noinline)) int take_failed(ursa_mutex_t *m, const ursa_oblig_kind_t *kind)
 {
-    const ursa_oblig_kind_t *kind = &guard_kind;
-    if (__builtin_expect(biased, 0))
-        kind = &bias_guard_kind;
+    if (kind == &ursa__mutex_bias_kind)
+        ursa__mutex_bias_exit(m);
+    else
+        ursa__sema_release(&m->sema, 1);
+    return -ENOMEM;
+}
+
+/* The lock is ours (kind: guard_kind, the semaphore's permit; or
+ * ursa__mutex_bias_kind, a fast hold of the bias's token): fill the guard
+ * and say whether it was poisoned. wait_start: when the caller started
+ * waiting (0 if it did not). */
+static int take(ursa_mutex_t *m, ursa_mutex_guard_t *g, ursa__ctx_t *c, const ursa_site_t *site,
+                ursa_time_t wait_start, const ursa_oblig_kind_t *kind)
+{
     if (__builtin_expect(ursa__oblig_take_lock(&c->ledger, &g->ob, kind, site, m, 1, &m->info),
-                         0)) {
-        /* no room to record it: give it back */
-        if (biased)
-            ursa__mutex_bias_exit(m);
-        else
-            ursa__sema_release(&m->sema, 1);
-        return -ENOMEM;
-    }
+                         0))
+        return take_failed(m, kind);
     g->mutex = m;
     URSA__LOCK_ACQUIRED(&m->info, g, c, wait_start);
     /* relaxed: set before the leaked owner's release (its permit, or its
@@ -92,12 +94,12 @@ static __attribute__((noinline)) int lock_slow(ursa_mutex_t *m, ursa_mutex_guard
     if (ursa__sema_barging(&m->sema)) {
         /* Free permits are anyone's, queued waiters or not. */
         if (ursa__sema_try_barge(&m->sema, 1))
-            return take(m, g, c, site, 0, false);
+            return take(m, g, c, site, 0, &guard_kind);
         if (deadline == URSA_NOW)
             return -EAGAIN;
         ursa_time_t since = ursa__ctx_now(c);
         int rc = ursa__barge_block(c, &m->sema, 1, &lock_ops, deadline, site, since);
-        return rc ? rc : take(m, g, c, site, since, false);
+        return rc ? rc : take(m, g, c, site, since, &guard_kind);
     }
     if (deadline == URSA_NOW)
         return -EAGAIN;
@@ -112,7 +114,7 @@ static __attribute__((noinline)) int lock_slow(ursa_mutex_t *m, ursa_mutex_guard
         ursa__mutex_bias_revoke(m, c);
     /* A grant that raced the timeout or cancel is kept. */
     rc = ursa__wait_block(c, &w, rc, deadline, site);
-    return rc ? rc : take(m, g, c, site, wait_start, false);
+    return rc ? rc : take(m, g, c, site, wait_start, &guard_kind);
 }
 
 /* Everything the fast path leaves: a caller without a context yet, a
@@ -130,7 +132,7 @@ static __attribute__((noinline)) int lock_general(ursa_mutex_t *m, ursa_mutex_gu
     if (on) {
         int in = on == (uintptr_t)c ? ursa__mutex_bias_enter(m, c, g) : 0;
         if (in > 0)
-            return take(m, g, c, site, 0, true);
+            return take(m, g, c, site, 0, &ursa__mutex_bias_kind);
         if (in < 0)
             ursa__mutex_bias_exit(m); /* revoked meanwhile: a revoke may have counted us */
         else
@@ -138,13 +140,15 @@ static __attribute__((noinline)) int lock_general(ursa_mutex_t *m, ursa_mutex_gu
     }
     if (__builtin_expect(ursa__sema_try(&m->sema, 1), 1))
         return take(m, g, c, site, 0,
-                    ursa__bias_countdown(&m->bias) && ursa__mutex_bias_try_on(m, c, g));
+                    ursa__bias_countdown(&m->bias) && ursa__mutex_bias_try_on(m, c, g)
+                        ? &ursa__mutex_bias_kind
+                        : &guard_kind);
     return lock_slow(m, g, deadline, site);
 }
 
 /* The fast path found bias revoked after its store of held. */
-static __attribute__((noinline)) int lock_backout(ursa_mutex_t *m, ursa_mutex_guard_t *g,
-                                                  ursa_time_t deadline, const ursa_site_t *site)
+int ursa__mutex_lock_backout(ursa_mutex_t *m, ursa_mutex_guard_t *g, ursa_time_t deadline,
+                             const ursa_site_t *site)
 {
     ursa__mutex_bias_exit(m); /* a revoke may have counted us */
     return lock_general(m, g, deadline, site);
@@ -154,7 +158,8 @@ static __attribute__((noinline)) int lock_backout(ursa_mutex_t *m, ursa_mutex_gu
 static __attribute__((noinline)) int take_counted(ursa_mutex_t *m, ursa_mutex_guard_t *g,
                                                   ursa__ctx_t *c, const ursa_site_t *site)
 {
-    return take(m, g, c, site, 0, ursa__mutex_bias_try_on(m, c, g));
+    return take(m, g, c, site, 0,
+                ursa__mutex_bias_try_on(m, c, g) ? &ursa__mutex_bias_kind : &guard_kind);
 }
 
 /* Records a fast path's hold (the ledger has room) and fills the guard. */
@@ -167,9 +172,30 @@ static inline void fill(ursa_mutex_t *m, ursa_mutex_guard_t *g, ursa__ctx_t *c,
     g->mutex = m;
 }
 
+/* The semaphore's fast path, for a caller c whose ledger has room and that
+ * holds no bias here: the CAS, then the ledger record. */
+static inline int lock_sema(ursa_mutex_t *m, ursa_mutex_guard_t *g, ursa__ctx_t *c,
+                            ursa_time_t deadline, const ursa_site_t *site)
+{
+    if (__builtin_expect(!URSA__LOCK_FAST(&m->info) || !ursa__sema_try(&m->sema, 1), 0))
+        return lock_general(m, g, deadline, site);
+    if (__builtin_expect(ursa__bias_countdown(&m->bias), 0))
+        return take_counted(m, g, c, site);
+    fill(m, g, c, &guard_kind, site);
+    /* relaxed: as in take(). */
+    return atomic_load_explicit(&m->poisoned, memory_order_relaxed) ? -EOWNERDEAD : 0;
+}
+
+int ursa__mutex_lock_sema(ursa_mutex_t *m, ursa_mutex_guard_t *g, ursa_time_t deadline,
+                          const ursa_site_t *site)
+{
+    return lock_sema(m, g, ursa__cur_ctx, deadline, site);
+}
+
 /* The fast paths make no call (only tail calls), so they need no frame:
  * one context lookup, then the bias owner's plain stores (no RMW), or the
- * CAS; then the ledger record. */
+ * CAS; then the ledger record. (The bias owner's path is inline in
+ * ursa/mutex.h too; this one serves C++ callers and calls by address.) */
 int ursa_mutex_lock_at(ursa_mutex_t *m, ursa_mutex_guard_t *g, ursa_time_t deadline,
                        const ursa_site_t *site)
 {
@@ -179,17 +205,11 @@ int ursa_mutex_lock_at(ursa_mutex_t *m, ursa_mutex_guard_t *g, ursa_time_t deadl
     if (__builtin_expect(!c || !ursa__ledger_room(&c->ledger), 0))
         return lock_general(m, g, deadline, site);
     int in = ursa__mutex_bias_enter(m, c, g);
-    if (__builtin_expect(in > 0, 1)) {
-        fill(m, g, c, &bias_guard_kind, site);
-    } else if (__builtin_expect(in < 0, 0)) {
-        return lock_backout(m, g, deadline, site);
-    } else if (URSA__LOCK_FAST(&m->info) && ursa__sema_try(&m->sema, 1)) {
-        if (__builtin_expect(ursa__bias_countdown(&m->bias), 0))
-            return take_counted(m, g, c, site);
-        fill(m, g, c, &guard_kind, site);
-    } else {
-        return lock_general(m, g, deadline, site);
-    }
+    if (__builtin_expect(in == 0, 1))
+        return lock_sema(m, g, c, deadline, site);
+    if (__builtin_expect(in < 0, 0))
+        return ursa__mutex_lock_backout(m, g, deadline, site);
+    fill(m, g, c, &ursa__mutex_bias_kind, site);
     /* relaxed: as in take(). */
     return atomic_load_explicit(&m->poisoned, memory_order_relaxed) ? -EOWNERDEAD : 0;
 }
@@ -205,7 +225,7 @@ static __attribute__((noinline)) int unlock_general(ursa_mutex_guard_t *g)
         return rc;
     g->mutex = NULL;
     URSA__LOCK_RELEASED(&m->info, g);
-    if (kind == &bias_guard_kind)
+    if (kind == &ursa__mutex_bias_kind)
         ursa__mutex_bias_exit(m);
     else
         ursa__sema_release(&m->sema, 1);
@@ -218,28 +238,40 @@ static __attribute__((noinline)) int release_slow(ursa_mutex_t *m)
     return 0;
 }
 
-/* Fast when g is the caller's newest hold (no free list to push) and
- * nobody waits; no call but tail calls. */
-int ursa_mutex_unlock(ursa_mutex_guard_t *g)
+/* A semaphore hold that is the caller's newest (no free list to push):
+ * fast unless waiters queue; no call but tail calls. */
+static inline int unlock_sema(ursa_mutex_guard_t *g, ursa_mutex_t *m, ursa__ctx_t *c)
+{
+    if (__builtin_expect(!URSA__LOCK_FAST(&m->info), 0))
+        return unlock_general(g);
+    ursa__ledger_pop(&c->ledger, &g->ob);
+    g->mutex = NULL;
+    if (__builtin_expect(ursa__sema_release_fast(&m->sema, 1), 1))
+        return 0;
+    return release_slow(m);
+}
+
+int ursa__mutex_unlock_sema(ursa_mutex_guard_t *g)
+{
+    return unlock_sema(g, g->mutex, ursa__cur_ctx);
+}
+
+/* (In parentheses: ursa/mutex.h makes the name a macro for its inline
+ * path; this one serves C++ callers and calls by address.) */
+int(ursa_mutex_unlock)(ursa_mutex_guard_t *g)
 {
     if (__builtin_expect(!g, 0))
         return -EINVAL;
     ursa_mutex_t *m = g->mutex;
     ursa__ctx_t *c = ursa__cur_ctx;
-    if (__builtin_expect(!m || !URSA__LOCK_FAST(&m->info) || !c ||
-                             !ursa__oblig_is_newest(&c->ledger, &g->ob),
-                         0))
+    if (__builtin_expect(!m || !c || !ursa__oblig_is_newest(&c->ledger, &g->ob), 0))
         return unlock_general(g);
-    bool biased = g->ob.kind == &bias_guard_kind;
+    if (__builtin_expect(g->ob.kind != &ursa__mutex_bias_kind, 0))
+        return unlock_sema(g, m, c);
     ursa__ledger_pop(&c->ledger, &g->ob);
     g->mutex = NULL;
-    if (__builtin_expect(biased, 1)) {
-        ursa__mutex_bias_exit(m);
-        return 0;
-    }
-    if (__builtin_expect(ursa__sema_release_fast(&m->sema, 1), 1))
-        return 0;
-    return release_slow(m);
+    ursa__mutex_bias_exit(m);
+    return 0;
 }
 
 static void leaked_unlock(void *mutex, uint64_t n)
@@ -308,5 +340,5 @@ int ursa_mutex_lock_finish(ursa_mutex_t *m, ursa_wait_t *w, ursa_mutex_guard_t *
     if (!n || !g || g->mutex)
         return -EINVAL;
     int rc = ursa__wait_finish_granted(n);
-    return rc ? rc : take(m, g, ursa__ctx(), w->site, 0, false);
+    return rc ? rc : take(m, g, ursa__ctx(), w->site, 0, &guard_kind);
 }

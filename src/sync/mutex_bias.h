@@ -34,63 +34,16 @@
 #include "../core/bias.h"
 #include "../core/sema.h"
 
-/* `held` while the fast holder's unlock runs. */
-#define URSA__MUTEX_LEAVING ((uintptr_t)1)
+/* URSA__MUTEX_LEAVING, ursa__mutex_bias_enter and ursa__mutex_bias_exit,
+ * the fast paths, are in ursa/detail/mutex.h (inline in ursa/mutex.h). */
 
 /* Turns bias off (a no-op when off); the token comes back now, or from the
  * fast holder's unlock. A waiter calls it before it queues, and after it
  * queued if `on` is set then (ursa__mutex_bias_try_on). */
 void ursa__mutex_bias_revoke(ursa_mutex_t *m, ursa__ctx_t *c);
 
-/* The unlock found a revoke under way (ursa__mutex_bias_exit). */
-void ursa__mutex_bias_drain(ursa_mutex_t *m);
-
 /* c holds m's permit from the semaphore, for guard g: turns bias on for c
  * once due (ursa__bias_countdown). True: g's hold is the bias's now. */
 bool ursa__mutex_bias_try_on(ursa_mutex_t *m, ursa__ctx_t *c, ursa_mutex_guard_t *g);
-
-/* Ends a fast hold (from any thread: a guard adopted elsewhere, a task
- * that moved, a leak sweep). */
-static inline void ursa__mutex_bias_exit(ursa_mutex_t *m)
-{
-    /* relaxed: a revoke's barrier orders it against its look at held. */
-    atomic_store_explicit(&m->held, URSA__MUTEX_LEAVING, memory_order_relaxed);
-    atomic_signal_fence(memory_order_seq_cst); /* the barrier is the CPU half */
-    /* relaxed: only tells whether a revoke may be waiting for us. */
-    if (__builtin_expect(atomic_load_explicit(&m->drain.state, memory_order_relaxed) !=
-                             URSA__BIAS_IDLE,
-                         0)) {
-        ursa__mutex_bias_drain(m);
-        return;
-    }
-    /* release: the critical section happens-before the next fast lock
-     * (its acquire of held) and a revoker's settle. */
-    atomic_store_explicit(&m->held, 0, memory_order_release);
-}
-
-/* c's fast lock through guard g: 1 (held; the caller records it), 0 (not
- * biased for c, or held: take the semaphore's path), -1 (revoked while we
- * looked: the caller backs out with ursa__mutex_bias_exit, then takes the
- * semaphore's path; out of line, so the fast path needs no frame). */
-static inline int ursa__mutex_bias_enter(ursa_mutex_t *m, ursa__ctx_t *c, ursa_mutex_guard_t *g)
-{
-    /* relaxed: only c turns bias on for c, before this call in program
-     * order; a revoke's store is caught by the check after the fence.
-     * acquire (held): a fast hold unlocked on another thread (adopted
-     * guard, moved task) released its critical section with the 0. */
-    if (atomic_load_explicit(&m->bias.on, memory_order_relaxed) != (uintptr_t)c ||
-        atomic_load_explicit(&m->held, memory_order_acquire) != 0)
-        return 0;
-    /* relaxed: a revoke's barrier orders it against its look at held
-     * (core/bias.h). */
-    atomic_store_explicit(&m->held, (uintptr_t)g, memory_order_relaxed);
-    atomic_signal_fence(memory_order_seq_cst); /* the barrier is the CPU half */
-    /* relaxed: as the first load. */
-    return __builtin_expect(atomic_load_explicit(&m->bias.on, memory_order_relaxed) ==
-                                (uintptr_t)c,
-                            1)
-               ? 1
-               : -1;
-}
 
 #endif

@@ -10,6 +10,9 @@
 
 /* Where a revoke and the fast holders it waits for meet: a spinlock over
  * state's changes, and the state (IDLE / PENDING / ARMED). */
+/* Drain states. */
+enum { URSA__BIAS_IDLE, URSA__BIAS_PENDING, URSA__BIAS_ARMED };
+
 typedef struct ursa__bias_drain {
     URSA_ATOMIC(uint32_t) lock;
     URSA_ATOMIC(uint32_t) state;
