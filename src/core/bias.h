@@ -88,6 +88,19 @@ static inline bool ursa__bias_countdown(ursa__bias_t *b)
     return true;
 }
 
+/* Slow locks of one context between two looks at a lock's count. */
+#define URSA__BIAS_TICK 16u
+
+/* ursa__bias_countdown once every URSA__BIAS_TICK slow locks of the
+ * context whose ledger is l: a count on every lock would write the lock's
+ * line from every worker that takes it (mt2_mutex_contended paid ~1.5x). */
+static inline bool ursa__bias_tick(ursa__bias_t *b, ursa__ledger_t *l)
+{
+    if (__builtin_expect((++l->tick & (URSA__BIAS_TICK - 1)) != 0, 1))
+        return false;
+    return ursa__bias_countdown(b);
+}
+
 /* Under b->lock: whether trying is still due (bias off, the count at 0). */
 static inline bool ursa__bias_due(ursa__bias_t *b)
 {

@@ -40,6 +40,7 @@ static inline void ursa__ledger_init(ursa__ledger_t *l, ursa__ledger_rec_t *firs
     l->cap = first ? URSA__LEDGER_INLINE : 0;
     l->top = 0;
     l->free_head = URSA__LEDGER_NONE;
+    l->tick = 0;
 }
 
 /* Frees a grown table and leaves the ledger empty, without records of its

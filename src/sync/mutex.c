@@ -27,6 +27,10 @@ int ursa_mutex_init_attr(ursa_mutex_t *m, const ursa_lock_attr_t *attr)
     ursa__lockinfo_init(&m->info, attr);
     /* Never biased where the fast path does not run (mutex_bias.h). */
     ursa__bias_init(&m->bias, barging || !URSA__LOCK_FAST(&m->info));
+    /* relaxed: not shared yet. A first try after ~64 slow locks (counted
+     * in URSA__BIAS_TICKs). */
+    if (atomic_load_explicit(&m->bias.skip, memory_order_relaxed) != URSA__BIAS_NEVER)
+        atomic_store_explicit(&m->bias.skip, 64 / URSA__BIAS_TICK, memory_order_relaxed);
     atomic_init(&m->held, 0);
     m->owner = 0;
     atomic_init(&m->drain.lock, 0);
@@ -74,8 +78,11 @@ static __attribute__((noinline)) int take_failed(ursa_mutex_t *m, const ursa_obl
  * ursa__mutex_bias_kind, a fast hold of the bias's token): fill the guard
  * and say whether it was poisoned. wait_start: when the caller started
  * waiting (0 if it did not). */
-static int take(ursa_mutex_t *m, ursa_mutex_guard_t *g, ursa__ctx_t *c, const ursa_site_t *site,
-                ursa_time_t wait_start, const ursa_oblig_kind_t *kind)
+/* Inlined: a call with `kind` a parameter cost the hand-off ~7
+ * instructions. */
+static inline __attribute__((always_inline)) int
+take(ursa_mutex_t *m, ursa_mutex_guard_t *g, ursa__ctx_t *c, const ursa_site_t *site,
+     ursa_time_t wait_start, const ursa_oblig_kind_t *kind)
 {
     if (__builtin_expect(ursa__oblig_take_lock(&c->ledger, &g->ob, kind, site, m, 1, &m->info),
                          0))
@@ -140,7 +147,7 @@ static __attribute__((noinline)) int lock_general(ursa_mutex_t *m, ursa_mutex_gu
     }
     if (__builtin_expect(ursa__sema_try(&m->sema, 1), 1))
         return take(m, g, c, site, 0,
-                    ursa__bias_countdown(&m->bias) && ursa__mutex_bias_try_on(m, c, g)
+                    ursa__bias_tick(&m->bias, &c->ledger) && ursa__mutex_bias_try_on(m, c, g)
                         ? &ursa__mutex_bias_kind
                         : &guard_kind);
     return lock_slow(m, g, deadline, site);
@@ -179,7 +186,7 @@ static inline int lock_sema(ursa_mutex_t *m, ursa_mutex_guard_t *g, ursa__ctx_t 
 {
     if (__builtin_expect(!URSA__LOCK_FAST(&m->info) || !ursa__sema_try(&m->sema, 1), 0))
         return lock_general(m, g, deadline, site);
-    if (__builtin_expect(ursa__bias_countdown(&m->bias), 0))
+    if (__builtin_expect(ursa__bias_tick(&m->bias, &c->ledger), 0))
         return take_counted(m, g, c, site);
     fill(m, g, c, &guard_kind, site);
     /* relaxed: as in take(). */

@@ -43,7 +43,7 @@
 void ursa__mutex_bias_revoke(ursa_mutex_t *m, ursa__ctx_t *c);
 
 /* c holds m's permit from the semaphore, for guard g: turns bias on for c
- * once due (ursa__bias_countdown). True: g's hold is the bias's now. */
+ * once due (ursa__bias_tick). True: g's hold is the bias's now. */
 bool ursa__mutex_bias_try_on(ursa_mutex_t *m, ursa__ctx_t *c, ursa_mutex_guard_t *g);
 
 #endif

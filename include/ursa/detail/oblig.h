@@ -49,6 +49,10 @@ typedef struct ursa__ledger {
     ursa__ledger_rec_t *recs;
     uint32_t cap, top; /* records allocated / in use or free-listed below top */
     uint32_t free_head; /* free records below top */
+    /* The owner's slow lock count, for the mutex's bias heuristic
+     * (src/core/bias.h, ursa__bias_tick): counted here, in memory only the
+     * owner writes, rather than in the lock's shared line. */
+    uint32_t tick;
 } ursa__ledger_t;
 
 /* Whether l has a record at top to spare (no free list to pop, no growth):
