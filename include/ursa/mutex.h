@@ -143,7 +143,8 @@ static inline int ursa__mutex_lock_inline(ursa_mutex_t *m, ursa_mutex_guard_t *g
     if (__builtin_expect(in <= 0, 0))
         return in ? ursa__mutex_lock_backout(m, g, deadline, site)
                   : ursa__mutex_lock_sema(m, g, deadline, site);
-    ursa__ledger_push(&c->ledger, &g->ob, &ursa__mutex_bias_kind, site, m, 1, &m->info);
+    ursa__ledger_push_inline(&c->ledger, &g->ob, &ursa__mutex_bias_kind, site, m, 1,
+                             &m->info);
     g->ob.kind = &ursa__mutex_bias_kind;
     g->ob.site = site;
     g->mutex = m;

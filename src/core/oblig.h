@@ -17,9 +17,9 @@
 #include "ursa/config.h"
 #include "ursa/oblig.h"
 
-/* The ledger's layout and the inline helpers of the fast paths (room,
- * push, is_newest, pop) are in ursa/detail/oblig.h, which inline fast
- * paths in the public headers use too. */
+/* The ledger's layout and the helpers that inline fast paths in the public
+ * headers use too (room, is_newest, pop, push_inline) are in
+ * ursa/detail/oblig.h. */
 
 /* Whether record r holds a hold (rather than being free). */
 static inline bool ursa__ledger_rec_used(const ursa__ledger_rec_t *r)
@@ -53,6 +53,38 @@ int ursa__ledger_grow(ursa__ledger_t *l);
 
 /* Holds in l (a scan: a query, never on a hot path). */
 size_t ursa__ledger_count(const ursa__ledger_t *l);
+
+/* Writes record i of l for ob (lock: the lock's name and rank for
+ * lock-order checks, or NULL) and links ob to it. */
+static inline void ursa__ledger_fill(ursa__ledger_t *l, uint32_t i, ursa_oblig_t *ob,
+                                     const ursa_oblig_kind_t *kind, const ursa_site_t *site,
+                                     void *target, uint64_t n,
+                                     const struct ursa__lockinfo *lock)
+{
+    ursa__ledger_rec_t *r = &l->recs[i];
+    r->kind = (uintptr_t)kind;
+    r->site = site;
+    r->target = target;
+    r->n = n;
+#if URSA_LOCK_ORDER
+    r->lock = lock;
+#else
+    (void)lock; /* nothing reads it */
+#endif
+    ob->ledger = l;
+    ob->slot = i;
+}
+
+/* ursa__ledger_enter once ursa__ledger_room(l) said yes. */
+static inline void ursa__ledger_push(ursa__ledger_t *l, ursa_oblig_t *ob,
+                                     const ursa_oblig_kind_t *kind, const ursa_site_t *site,
+                                     void *target, uint64_t n,
+                                     const struct ursa__lockinfo *lock)
+{
+    uint32_t i = l->top;
+    l->top = i + 1;
+    ursa__ledger_fill(l, i, ob, kind, site, target, n, lock);
+}
 
 /* Enters ob in l with what its record needs (lock: as ursa__ledger_fill):
  * 0, or -ENOMEM (nothing entered, ob untouched; the caller gives the

@@ -38,8 +38,9 @@ typedef struct ursa__ledger_rec {
     void *target;
     uint64_t n;
     /* The lock's name and rank for lock-order checks (URSA_LOCK_ORDER
-     * builds), or NULL. In every build: one layout (docs/abi.md), since
-     * the inline fast paths of ursa/mutex.h write records too. */
+     * builds, which alone read it), or NULL. In every build: one layout
+     * (docs/abi.md), since the inline fast paths of ursa/mutex.h write
+     * records too. */
     const struct ursa__lockinfo *lock;
 } ursa__ledger_rec_t;
 
@@ -62,13 +63,18 @@ static inline bool ursa__ledger_room(const ursa__ledger_t *l)
     return l->free_head == URSA__LEDGER_NONE && l->top != l->cap;
 }
 
-/* Writes record i of l for ob (lock: the lock's name and rank for
- * lock-order checks, or NULL) and links ob to it. */
-static inline void ursa__ledger_fill(ursa__ledger_t *l, uint32_t i, struct ursa_oblig *ob,
-                                     const struct ursa_oblig_kind *kind, const ursa_site_t *site,
-                                     void *target, uint64_t n,
-                                     const struct ursa__lockinfo *lock)
+/* ursa__ledger_push (src/core/oblig.h) for the inline fast paths of the
+ * public headers, once ursa__ledger_room said yes: the same record, its
+ * lock written in every build (a header cannot know whether the library
+ * checks lock order; the library's own push writes it only where it
+ * does). */
+static inline void ursa__ledger_push_inline(ursa__ledger_t *l, struct ursa_oblig *ob,
+                                            const struct ursa_oblig_kind *kind,
+                                            const ursa_site_t *site, void *target, uint64_t n,
+                                            const struct ursa__lockinfo *lock)
 {
+    uint32_t i = l->top;
+    l->top = i + 1;
     ursa__ledger_rec_t *r = &l->recs[i];
     r->kind = (uintptr_t)kind;
     r->site = site;
@@ -77,17 +83,6 @@ static inline void ursa__ledger_fill(ursa__ledger_t *l, uint32_t i, struct ursa_
     r->lock = lock;
     ob->ledger = l;
     ob->slot = i;
-}
-
-/* ursa__ledger_enter once ursa__ledger_room(l) said yes. */
-static inline void ursa__ledger_push(ursa__ledger_t *l, struct ursa_oblig *ob,
-                                     const struct ursa_oblig_kind *kind, const ursa_site_t *site,
-                                     void *target, uint64_t n,
-                                     const struct ursa__lockinfo *lock)
-{
-    uint32_t i = l->top;
-    l->top = i + 1;
-    ursa__ledger_fill(l, i, ob, kind, site, target, n, lock);
 }
 
 /* Whether ob is the newest hold in l, the caller's ledger (so it is held
