@@ -25,10 +25,10 @@ struct ursa_mutex {
     ursa__bias_drain_t drain;
 };
 
+#include "ctx.h" /* the caller's context and ledger, for the inline paths */
+
 #ifndef __cplusplus
 #include <stdatomic.h>
-
-#include "ctx.h"
 
 /* `held` while the fast holder's unlock runs. */
 #define URSA__MUTEX_LEAVING ((uintptr_t)1)
