@@ -114,6 +114,64 @@ URSA_API int ursa_mutex_lock_start_at(ursa_mutex_t *m, ursa_wait_t *w, ursa_wake
 URSA_API int ursa_mutex_lock_finish(ursa_mutex_t *m, ursa_wait_t *w,
                                     ursa_mutex_guard_t *g) URSA_NODISCARD;
 
+/* ---- the bias owner's fast paths, inline (C only) ----
+ * The context a mutex is biased for (src/sync/mutex_bias.h) locks and
+ * unlocks here with plain loads and stores and one lookup of the context;
+ * every other case calls ursa_mutex_lock_at / ursa_mutex_unlock. */
+#ifndef __cplusplus
+/* The kind of a fast hold (src/sync/mutex.c). */
+URSA_API extern const ursa_oblig_kind_t ursa__mutex_bias_kind;
+/* A fast lock that found bias revoked after its store: backs out and
+ * takes the general path. */
+URSA_API int ursa__mutex_lock_backout(ursa_mutex_t *m, ursa_mutex_guard_t *g,
+                                      ursa_time_t deadline, const ursa_site_t *site);
+/* ursa_mutex_lock_at for a caller whose ledger has room and that holds no
+ * bias on m (the checks done). */
+URSA_API int ursa__mutex_lock_sema(ursa_mutex_t *m, ursa_mutex_guard_t *g, ursa_time_t deadline,
+                                   const ursa_site_t *site);
+/* ursa_mutex_unlock for a guard that holds the semaphore's permit and is
+ * the caller's newest hold. */
+URSA_API int ursa__mutex_unlock_sema(ursa_mutex_guard_t *g);
+
+static inline int ursa__mutex_lock_inline(ursa_mutex_t *m, ursa_mutex_guard_t *g,
+                                          ursa_time_t deadline, const ursa_site_t *site)
+{
+    ursa__ctx_t *c = ursa__cur_ctx;
+    if (__builtin_expect(!m || !g || g->mutex || !c || !ursa__ledger_room(&c->ledger), 0))
+        return ursa_mutex_lock_at(m, g, deadline, site);
+    int in = ursa__mutex_bias_enter(m, c, g);
+    if (__builtin_expect(in <= 0, 0))
+        return in ? ursa__mutex_lock_backout(m, g, deadline, site)
+                  : ursa__mutex_lock_sema(m, g, deadline, site);
+    ursa__ledger_push_inline(&c->ledger, &g->ob, &ursa__mutex_bias_kind, site, m, 1,
+                             &m->info);
+    g->ob.kind = &ursa__mutex_bias_kind;
+    g->ob.site = site;
+    g->mutex = m;
+    /* relaxed: set before the leaked owner's release of held, which our
+     * acquire of it synchronised with. */
+    return atomic_load_explicit(&m->poisoned, memory_order_relaxed) ? -EOWNERDEAD : 0;
+}
+
+static inline int ursa__mutex_unlock_inline(ursa_mutex_guard_t *g)
+{
+    ursa__ctx_t *c = ursa__cur_ctx;
+    if (__builtin_expect(!g || !g->mutex || !c || !ursa__oblig_is_newest(&c->ledger, &g->ob), 0))
+        return (ursa_mutex_unlock)(g);
+    if (__builtin_expect(g->ob.kind != &ursa__mutex_bias_kind, 0))
+        return ursa__mutex_unlock_sema(g);
+    ursa_mutex_t *m = g->mutex;
+    ursa__ledger_pop(&c->ledger, &g->ob);
+    g->mutex = NULL;
+    ursa__mutex_bias_exit(m);
+    return 0;
+}
+
+#undef ursa_mutex_lock
+#define ursa_mutex_lock(m, g, deadline) ursa__mutex_lock_inline(m, g, deadline, URSA_SITE)
+#define ursa_mutex_unlock(g) ursa__mutex_unlock_inline(g)
+#endif
+
 URSA_EXTERN_C_END
 
 #endif

@@ -15,7 +15,7 @@
 #include "spin.h"
 #include "waitq.h"
 
-typedef struct ursa__ctx ursa__ctx_t;
+#include "ursa/detail/ctx.h" /* struct ursa__ctx, ursa__cur_ctx */
 
 typedef struct ursa__ctx_ops {
     /* Returns 0 once ursa__wait_is_done(w), or -ETIMEDOUT / -ECANCELED
@@ -33,13 +33,6 @@ typedef struct ursa__ctx_ops {
 /* Pauses per relax() step that does not yield to another task. */
 #define URSA__RELAX_PAUSES 2
 
-struct ursa__ctx {
-    const ursa__ctx_ops_t *ops;
-    ursa_waker_t waker;
-    ursa__ledger_t ledger;
-    const ursa_time_t *vclock; /* virtual clock, or NULL for real time */
-    const char *name;
-};
 
 /* Thread-local state and its TLS model. The pointers every call reads
  * (this one, ursa__tuid, the reader table, the worker: 40 bytes with
@@ -55,7 +48,7 @@ struct ursa__ctx {
  * first call on a thread) and passes it down.
  *
  * Set by the runtime on every switch; NULL until a thread first needs one. */
-extern __thread ursa__ctx_t *ursa__cur_ctx __attribute__((tls_model("initial-exec")));
+/* ursa__cur_ctx: declared in ursa/detail/ctx.h. */
 
 ursa__ctx_t *ursa__thread_ctx(void);
 

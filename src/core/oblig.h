@@ -17,30 +17,9 @@
 #include "ursa/config.h"
 #include "ursa/oblig.h"
 
-struct ursa__lockinfo;
-
-#define URSA__LEDGER_INLINE 2
-#define URSA__LEDGER_NONE UINT32_MAX
-
-typedef struct ursa__ledger_rec {
-    /* The hold's kind; a free record below top holds
-     * (next free index << 1) | 1 instead (kinds are aligned: bit 0 is 0). */
-    uintptr_t kind;
-    const ursa_site_t *site;
-    void *target;
-    uint64_t n;
-#if URSA_LOCK_ORDER
-    const struct ursa__lockinfo *lock; /* for lock-order checks, or NULL */
-#endif
-} ursa__ledger_rec_t;
-
-typedef struct ursa__ledger {
-    /* The owner's URSA__LEDGER_INLINE records, or a heap table once grown
-     * (a heap table always has more: cap says which). */
-    ursa__ledger_rec_t *recs;
-    uint32_t cap, top; /* records allocated / in use or free-listed below top */
-    uint32_t free_head; /* free records below top */
-} ursa__ledger_t;
+/* The ledger's layout and the helpers that inline fast paths in the public
+ * headers use too (room, is_newest, pop, push_inline) are in
+ * ursa/detail/oblig.h. */
 
 /* Whether record r holds a hold (rather than being free). */
 static inline bool ursa__ledger_rec_used(const ursa__ledger_rec_t *r)
@@ -61,6 +40,7 @@ static inline void ursa__ledger_init(ursa__ledger_t *l, ursa__ledger_rec_t *firs
     l->cap = first ? URSA__LEDGER_INLINE : 0;
     l->top = 0;
     l->free_head = URSA__LEDGER_NONE;
+    l->tick = 0;
 }
 
 /* Frees a grown table and leaves the ledger empty, without records of its
@@ -73,13 +53,6 @@ int ursa__ledger_grow(ursa__ledger_t *l);
 
 /* Holds in l (a scan: a query, never on a hot path). */
 size_t ursa__ledger_count(const ursa__ledger_t *l);
-
-/* Whether l has a record at top to spare (no free list to pop, no growth):
- * then ursa__ledger_push cannot fail. The fast paths test it. */
-static inline bool ursa__ledger_room(const ursa__ledger_t *l)
-{
-    return l->free_head == URSA__LEDGER_NONE && l->top != l->cap;
-}
 
 /* Writes record i of l for ob (lock: the lock's name and rank for
  * lock-order checks, or NULL) and links ob to it. */
@@ -96,7 +69,7 @@ static inline void ursa__ledger_fill(ursa__ledger_t *l, uint32_t i, ursa_oblig_t
 #if URSA_LOCK_ORDER
     r->lock = lock;
 #else
-    (void)lock;
+    (void)lock; /* nothing reads it */
 #endif
     ob->ledger = l;
     ob->slot = i;
@@ -185,21 +158,6 @@ static inline void ursa__oblig_set_n(ursa_oblig_t *ob, uint64_t n)
         ob->ledger->recs[ob->slot].n = n;
     else
         ob->n = n;
-}
-
-/* Whether ob is the newest hold in l, the caller's ledger (so it is held
- * and the caller's): ursa__ledger_pop discharges it with one store. */
-static inline bool ursa__oblig_is_newest(const ursa__ledger_t *l, const ursa_oblig_t *ob)
-{
-    return ob->ledger == l && ob->slot + 1 == l->top;
-}
-
-/* Discharges ob once ursa__oblig_is_newest said yes. */
-static inline void ursa__ledger_pop(ursa__ledger_t *l, ursa_oblig_t *ob)
-{
-    l->top = ob->slot;
-    ob->kind = NULL;
-    ob->ledger = NULL;
 }
 
 /* Checks that ob is a hold the caller (ledger l) may discharge and removes

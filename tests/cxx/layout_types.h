@@ -9,7 +9,8 @@
 #define LAYOUT_TYPES(X)                                                                            \
     X(ursa_time_t) X(ursa_site_t) X(ursa_waker_t) X(ursa_wait_kind_t) X(ursa__waiter_t)            \
     X(ursa_wait_t) X(ursa__waitq_t)                                                                \
-    X(ursa_oblig_t) X(ursa_oblig_kind_t) X(ursa__lockinfo_t) X(ursa_lock_attr_t)                   \
+    X(ursa_oblig_t) X(ursa_oblig_kind_t) X(ursa__ledger_rec_t) X(ursa__ledger_t) X(ursa__ctx_t)    \
+    X(ursa__bias_drain_t) X(ursa__bias_t) X(ursa__lockinfo_t) X(ursa_lock_attr_t)                  \
     X(ursa_lock_stats_t) X(ursa__sema_t) X(ursa_mutex_t) X(ursa_mutex_guard_t) X(ursa_rwlock_t)    \
     X(ursa_rwlock_read_guard_t) X(ursa_rwlock_write_guard_t) X(ursa_sem_t) X(ursa_sem_permit_t)    \
     X(ursa_barrier_t) X(ursa_event_t) X(ursa_event_mode_t) X(ursa_notify_t) X(ursa_once_cell_t)    \

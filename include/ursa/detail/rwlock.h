@@ -7,6 +7,7 @@
 #include <stdbool.h>
 
 #include "../base.h"
+#include "bias.h"
 #include "lockinfo.h"
 #include "sema.h"
 
@@ -19,15 +20,7 @@ struct ursa_rwlock {
      * readers last entered from it. */
     URSA_ATOMIC(uint32_t) wstreak;
     ursa__lockinfo_t info; /* name, rank, metrics */
-    /* Reader bias (src/sync/rwlock/bias.c). */
-    struct {
-        URSA_ATOMIC(uint32_t) on;   /* readers may use their thread's table */
-        URSA_ATOMIC(uint32_t) lock; /* guards turning it on and off */
-        URSA_ATOMIC(uint32_t) skip; /* slow read locks before bias is tried again */
-        int32_t slot;          /* column in the reader tables; -1: none */
-        uint32_t next_skip;
-        ursa_time_t since;     /* when bias was last turned on */
-    } bias;
+    ursa__bias_t bias; /* reader bias (src/sync/rwlock/bias.c) */
 };
 
 #endif

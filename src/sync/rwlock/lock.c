@@ -49,19 +49,10 @@ int ursa_rwlock_init_attr(ursa_rwlock_t *rw, uint64_t max_readers, const ursa_lo
     atomic_init(&rw->poisoned, false);
     atomic_init(&rw->writer, false);
     atomic_init(&rw->wstreak, 0);
-    atomic_init(&rw->bias.on, 0);
-    atomic_init(&rw->bias.lock, 0);
-    /* Not at the first read lock: a lock read a few times only should not
-     * take one of the few slots. A barging lock never biases: a woken
-     * writer is off the queue (WAITERS may be clear), so a reader could
-     * take the token between its looks, and only a queued writer's revoke
-     * would bring it back. */
-    atomic_init(&rw->bias.skip, max_readers >= URSA_RWLOCK_DEFAULT_READERS && !barging
-                                    ? URSA__RWLOCK_BIAS_MIN_SKIP
-                                    : URSA__RWLOCK_BIAS_NEVER);
-    rw->bias.slot = -1;
-    rw->bias.next_skip = URSA__RWLOCK_BIAS_MIN_SKIP;
-    rw->bias.since = 0;
+    /* A barging lock never biases: a woken writer is off the queue
+     * (WAITERS may be clear), so a reader could take the token between its
+     * looks, and only a queued writer's revoke would bring it back. */
+    ursa__bias_init(&rw->bias, max_readers < URSA_RWLOCK_DEFAULT_READERS || barging);
     return 0;
 }
 
@@ -74,7 +65,7 @@ int ursa_rwlock_destroy(ursa_rwlock_t *rw)
         /* The token comes back unless fast readers hold (then the bias
          * stays off: only performance changes). */
         ursa__rwlock_bias_revoke(rw, ursa__ctx());
-        fast_held = ursa__rwlock_slot_state(rw->bias.slot) != URSA__RBIAS_IDLE;
+        fast_held = ursa__bias_state(&ursa__rbias_slots[rw->bias.slot].d) != URSA__BIAS_IDLE;
     }
     int rc = ursa__destroy_check(fast_held ||
                                      ursa__sema_available(&rw->sema) != rw->max_readers ||
@@ -440,7 +431,7 @@ uint64_t ursa_rwlock_readers(const ursa_rwlock_t *rw)
         fast = ursa__rbias_held(m->bias.slot);
         /* relaxed: changed under bias.lock. */
         token = atomic_load_explicit(&m->bias.on, memory_order_relaxed) ||
-                ursa__rwlock_slot_state(m->bias.slot) != URSA__RBIAS_IDLE;
+                ursa__bias_state(&ursa__rbias_slots[m->bias.slot].d) != URSA__BIAS_IDLE;
     }
     ursa__spin_unlock(&m->bias.lock);
     if (fast >= rw->max_readers)

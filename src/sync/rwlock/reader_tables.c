@@ -70,9 +70,9 @@ int ursa__rbias_slot_alloc(void *owner)
         /* Drain checks read owner under the slot's lock, and take reg_lock
          * inside it (ursa__rbias_held): so not under reg_lock here. */
         ursa__rbias_slot_t *sl = &ursa__rbias_slots[slot];
-        ursa__spin_lock(&sl->lock);
+        ursa__spin_lock(&sl->d.lock);
         sl->owner = owner;
-        ursa__spin_unlock(&sl->lock);
+        ursa__spin_unlock(&sl->d.lock);
     }
     return slot;
 }

@@ -39,6 +39,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ursa/detail/bias.h"
+
 /* Biased rwlocks that can exist at once; later ones run unbiased. */
 #define URSA__RBIAS_SLOTS 128
 
@@ -84,13 +86,11 @@ static inline void ursa__rtab_exit(ursa__rtab_t *t, int slot)
     }
 }
 
-/* Drain states of a slot. */
-enum { URSA__RBIAS_IDLE, URSA__RBIAS_PENDING, URSA__RBIAS_ARMED };
-
+/* A slot's drain (core/bias.h), here so that a reader's unlock reads it
+ * after its last touch of the lock. */
 typedef struct ursa__rbias_slot {
-    _Atomic uint32_t lock;  /* spinlock over state's changes */
-    _Atomic uint32_t state; /* IDLE / PENDING / ARMED */
-    void *owner;            /* the lock using the slot */
+    ursa__bias_drain_t d;
+    void *owner; /* the lock using the slot (set under d.lock) */
 } ursa__rbias_slot_t;
 
 extern ursa__rbias_slot_t ursa__rbias_slots[URSA__RBIAS_SLOTS];

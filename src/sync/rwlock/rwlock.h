@@ -12,6 +12,7 @@
 
 #include "ursa/rwlock.h"
 
+#include "../../core/bias.h"
 #include "../../core/ctx.h"
 #include "../../core/sema.h"
 #include "reader_tables.h"
@@ -59,12 +60,6 @@ static inline void ursa__rwlock_reader_entered(ursa_rwlock_t *rw)
 
 /* ---- reader bias (bias.c) ---- */
 
-/* bias.skip for a lock that never biases (its reader limit is too low, or
- * no slot or no membarrier). */
-#define URSA__RWLOCK_BIAS_NEVER UINT32_MAX
-/* Slow read locks before bias is tried (again), at least. */
-#define URSA__RWLOCK_BIAS_MIN_SKIP 64u
-
 /* Turns bias off; the token comes back now, or from the last fast reader.
  * A writer calls it before it queues and again right after: a reader may
  * have turned the bias on after the first look (regression
@@ -74,9 +69,6 @@ static inline void ursa__rwlock_reader_entered(ursa_rwlock_t *rw)
  * we see its flag, or it sees us queued and takes no token. */
 void ursa__rwlock_bias_revoke(ursa_rwlock_t *rw, ursa__ctx_t *c);
 
-/* A slot's drain state, read under its lock. */
-uint32_t ursa__rwlock_slot_state(int slot);
-
 /* The locked half of ursa__rwlock_bias_maybe_on. */
 void ursa__rwlock_bias_try_on(ursa_rwlock_t *rw, ursa__ctx_t *c);
 
@@ -84,14 +76,8 @@ void ursa__rwlock_bias_try_on(ursa_rwlock_t *rw, ursa__ctx_t *c);
  * turns bias on once `skip` such read locks went by. */
 static inline void ursa__rwlock_bias_maybe_on(ursa_rwlock_t *rw, ursa__ctx_t *c)
 {
-    /* relaxed: a heuristic counter; racing decrements only shift it. */
-    uint32_t k = atomic_load_explicit(&rw->bias.skip, memory_order_relaxed);
-    if (__builtin_expect(k != 0, 1)) {
-        if (k != URSA__RWLOCK_BIAS_NEVER)
-            atomic_store_explicit(&rw->bias.skip, k - 1, memory_order_relaxed);
-        return;
-    }
-    ursa__rwlock_bias_try_on(rw, c);
+    if (__builtin_expect(ursa__bias_countdown(&rw->bias), 0))
+        ursa__rwlock_bias_try_on(rw, c);
 }
 
 /* A fast reader left while a revoke was in progress: if the revoke is
@@ -107,8 +93,8 @@ static inline void ursa__rwlock_read_fast_exit(int slot, ursa__rtab_t *t)
     atomic_signal_fence(memory_order_seq_cst); /* the barrier is the CPU half */
     /* relaxed: only tells us whether a revoke may be waiting for us. */
     if (__builtin_expect(
-            atomic_load_explicit(&ursa__rbias_slots[slot].state, memory_order_relaxed) !=
-                URSA__RBIAS_IDLE,
+            atomic_load_explicit(&ursa__rbias_slots[slot].d.state, memory_order_relaxed) !=
+                URSA__BIAS_IDLE,
             0))
         ursa__rwlock_bias_drain_check(slot);
 }
