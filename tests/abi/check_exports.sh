@@ -18,9 +18,11 @@ grep -oE '^[A-Z][A-Z0-9_.]* *\{' "$map" | tr -d ' {' | sort >"$work/nodes"
 # The .so: defined dynamic symbols (type A are the version nodes).
 nm -D --defined-only --with-symbol-versions "$so" | awk '$2 != "A" {print $3}' >"$work/dyn"
 sed 's/@.*//' "$work/dyn" | sort >"$work/exported"
-# The archive: global, default-visibility, defined symbols.
+# The archive: global, default-visibility, defined symbols, but ASan's ODR
+# indicators (__odr_asan.NAME, one beside each exported variable in an
+# ASan build: the version script keeps them out of the .so).
 readelf -sW "$archive" | awk '$5 == "GLOBAL" && $6 == "DEFAULT" && $7 != "UND" {print $8}' |
-  sort -u >"$work/default"
+  grep -v '^__odr_asan[.]' | sort -u >"$work/default"
 
 rc=0
 if ! grep -qx "$node" "$work/nodes"; then
