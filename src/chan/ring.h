@@ -36,14 +36,34 @@ static inline size_t ursa__ring_stride(size_t elem_size)
  * 16-byte message at this size. */
 #define URSA__RING_SHRINK_MIN ((size_t)2 << 20)
 
-/* No mask: cap is not a power of two (a slot is found by a division). */
+/* How a position maps to its slot, pos % cap, without a division (a
+ * 64-bit one costs 10-40 cycles, and a message looks its slot up two or
+ * three times): a mask when cap is a power of two, else Barrett reduction
+ * by magic = floor((2^64 - 1) / cap). q = (pos * magic) >> 64 is the
+ * quotient or one less (magic <= 2^64/cap, and pos < 2^64 loses less than
+ * one), so pos - q * cap is below 2 * cap: one subtraction finishes it. */
+typedef struct ursa__ring_div {
+    uint64_t mask;  /* cap - 1 for a power of two, else URSA__RING_NO_MASK */
+    uint64_t magic; /* for the others */
+} ursa__ring_div_t;
+
 #define URSA__RING_NO_MASK UINT64_MAX
 
-/* cap - 1 if cap is a power of two (a slot is then found by a mask; 0 for
- * capacity 1), else URSA__RING_NO_MASK. */
-static inline uint64_t ursa__ring_mask(uint64_t cap)
+static inline ursa__ring_div_t ursa__ring_div(uint64_t cap)
 {
-    return (cap & (cap - 1)) == 0 ? cap - 1 : URSA__RING_NO_MASK;
+    if ((cap & (cap - 1)) == 0)
+        return (ursa__ring_div_t){cap - 1, 0}; /* 0 for capacity 1 */
+    return (ursa__ring_div_t){URSA__RING_NO_MASK, UINT64_MAX / cap};
+}
+
+/* pos % cap (d = ursa__ring_div(cap)). */
+static inline uint64_t ursa__ring_index(uint64_t pos, uint64_t cap, ursa__ring_div_t d)
+{
+    if (__builtin_expect(d.mask != URSA__RING_NO_MASK, 1))
+        return pos & d.mask;
+    uint64_t q = (uint64_t)(((unsigned __int128)pos * d.magic) >> 64);
+    uint64_t r = pos - q * cap;
+    return r >= cap ? r - cap : r;
 }
 
 /* Allocates cap zeroed slots, each free for its first position: NULL if
@@ -68,12 +88,10 @@ static inline void ursa__ring_delete(unsigned char *ring, uint64_t cap, size_t s
     ursa__zmem_free(ring, cap * stride, used * stride);
 }
 
-static inline unsigned char *ursa__ring_slot(unsigned char *ring, uint64_t cap, uint64_t mask,
+static inline unsigned char *ursa__ring_slot(unsigned char *ring, uint64_t cap, ursa__ring_div_t d,
                                              size_t stride, uint64_t pos)
 {
-    /* A division costs ~40 cycles: only for capacities that need it. */
-    uint64_t i = mask != URSA__RING_NO_MASK ? (pos & mask) : (pos % cap);
-    return ring + i * stride;
+    return ring + ursa__ring_index(pos, cap, d) * stride;
 }
 
 /* ursa__ring_wait_free's other cases, out of line so that the common one

@@ -74,7 +74,7 @@ int ursa_mpmc_new(ursa_mpmc_receiver_t *rx, ursa_mpmc_sender_t *tx, size_t elem_
     ch->elem_size = elem_size;
     ch->stride = ursa__ring_stride(elem_size);
     ch->cap = capacity;
-    ch->mask = ursa__ring_mask(capacity);
+    ch->div = ursa__ring_div(capacity);
     ch->dtor = dtor;
     unsigned char *ring = ursa__ring_new(capacity, ch->stride);
     if (!ring) {

@@ -50,7 +50,7 @@ struct ursa_mpmc {
     /* read-mostly */
     size_t elem_size, stride; /* stride: 8-byte seq + element rounded up */
     uint64_t cap;
-    uint64_t mask; /* ursa__ring_mask(cap) */
+    ursa__ring_div_t div; /* ursa__ring_div(cap) */
     ursa_mpmc_dtor_t dtor;
     /* The ring: swapped by shrink.c under every permit. Receivers may read
      * it without a permit (a claim's look at head's slot), so it is atomic
@@ -87,7 +87,7 @@ static inline unsigned char *ursa__mpmc_ring_slot(ursa_mpmc_t *ch, uint64_t pos)
     /* acquire: the ring's zeroed contents, written before shrink.c's
      * release store of the pointer (a plain load on x86). */
     return ursa__ring_slot(atomic_load_explicit(&ch->ring, memory_order_acquire), ch->cap,
-                           ch->mask, ch->stride, pos);
+                           ch->div, ch->stride, pos);
 }
 
 static inline _Atomic uint64_t *ursa__mpmc_slot_seq(ursa_mpmc_t *ch, uint64_t pos)

@@ -41,7 +41,7 @@ uint64_t ursa__mpmc_claim(ursa_mpmc_t *ch, uint64_t max, uint64_t *pos)
     for (;;) {
         /* acquire: the sender's element. */
         uint64_t s = atomic_load_explicit(
-            (_Atomic uint64_t *)ursa__ring_slot(ring, ch->cap, ch->mask, ch->stride, h),
+            (_Atomic uint64_t *)ursa__ring_slot(ring, ch->cap, ch->div, ch->stride, h),
             memory_order_acquire);
         int64_t d = (int64_t)(s - (h + 1));
         if (d < 0)
@@ -57,7 +57,7 @@ uint64_t ursa__mpmc_claim(ursa_mpmc_t *ch, uint64_t max, uint64_t *pos)
         /* acquire: as above, for each further slot. */
         while (k < max &&
                atomic_load_explicit(
-                   (_Atomic uint64_t *)ursa__ring_slot(ring, ch->cap, ch->mask, ch->stride, h + k),
+                   (_Atomic uint64_t *)ursa__ring_slot(ring, ch->cap, ch->div, ch->stride, h + k),
                    memory_order_acquire) == h + k + 1)
             k++;
         /* relaxed on success: the elements were acquired through their
@@ -77,7 +77,7 @@ static inline void release_in(ursa_mpmc_t *ch, unsigned char *ring, uint64_t pos
 {
     for (uint64_t i = 0; i < k; i++)
         ursa__ring_free(
-            (_Atomic uint64_t *)ursa__ring_slot(ring, ch->cap, ch->mask, ch->stride, pos + i),
+            (_Atomic uint64_t *)ursa__ring_slot(ring, ch->cap, ch->div, ch->stride, pos + i),
             pos + i, ch->cap);
     ursa__sema_release(&ch->chan.sema, k);
 }
@@ -111,7 +111,7 @@ static uint64_t pop(ursa_mpmc_t *ch, void *buf, uint64_t max)
     unsigned char *ring = atomic_load_explicit(&ch->ring, memory_order_acquire);
     for (uint64_t i = 0; i < k; i++)
         memcpy((unsigned char *)buf + i * ch->elem_size,
-               ursa__ring_slot(ring, ch->cap, ch->mask, ch->stride, pos + i) + URSA__RING_SEQ,
+               ursa__ring_slot(ring, ch->cap, ch->div, ch->stride, pos + i) + URSA__RING_SEQ,
                ch->elem_size);
     release_in(ch, ring, pos, k);
     chain_wake(ch);

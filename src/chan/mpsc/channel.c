@@ -69,7 +69,7 @@ static void drain(ursa_mpsc_t *ch)
     while ((e = ursa__mpsc_peek(ch))) {
         if (ch->dtor)
             ch->dtor(e);
-        ursa__mpsc_consumed(ch);
+        ursa__mpsc_consumed(ch, e);
     }
 }
 
@@ -120,7 +120,7 @@ int ursa_mpsc_new(ursa_mpsc_receiver_t *rx, ursa_mpsc_sender_t *tx, size_t elem_
     atomic_init(&ch->tx_waiting, 0);
     if (capacity) {
         ch->stride = ursa__ring_stride(elem_size);
-        ch->mask = ursa__ring_mask(capacity);
+        ch->div = ursa__ring_div(capacity);
         if (!(ch->ring = ursa__ring_new(capacity, ch->stride))) {
             free(ch);
             return -ENOMEM;

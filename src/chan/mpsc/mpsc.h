@@ -99,7 +99,7 @@ struct ursa_mpsc {
     /* read-mostly */
     size_t elem_size, stride; /* stride: element rounded up (+ seq in the ring) */
     uint64_t cap;             /* 0: unbounded */
-    uint64_t mask;            /* ursa__ring_mask(cap) */
+    ursa__ring_div_t div;     /* ursa__ring_div(cap) */
     uint64_t bslots;          /* unbounded: slots per block */
     ursa_mpsc_dtor_t dtor;
     unsigned char *ring;      /* bounded; swapped by shrink.c under every permit */
@@ -174,7 +174,7 @@ static inline bool ursa__mpsc_ended(ursa_mpsc_t *ch, uint64_t l)
 
 static inline unsigned char *ursa__mpsc_ring_slot(ursa_mpsc_t *ch, uint64_t pos)
 {
-    return ursa__ring_slot(ch->ring, ch->cap, ch->mask, ch->stride, pos);
+    return ursa__ring_slot(ch->ring, ch->cap, ch->div, ch->stride, pos);
 }
 
 /* ---- what the files share (the file that defines each says more) ---- */
@@ -206,8 +206,9 @@ bool ursa__mpsc_push(ursa_mpsc_t *ch, const void *value);
 /* queue.c: the address of the next element if it is ready, else NULL
  * (the receiver, one at a time). */
 unsigned char *ursa__mpsc_peek(ursa_mpsc_t *ch);
-/* queue.c: consumes the element peek returned. */
-void ursa__mpsc_consumed(ursa_mpsc_t *ch);
+/* queue.c: consumes e, the element peek returned (bounded: its slot's
+ * seq is just before it, so the slot is not looked up again). */
+void ursa__mpsc_consumed(ursa_mpsc_t *ch, unsigned char *e);
 
 /* Takes the next message into out, if one is ready. */
 static inline bool ursa__mpsc_pop(ursa_mpsc_t *ch, void *out)
@@ -216,7 +217,7 @@ static inline bool ursa__mpsc_pop(ursa_mpsc_t *ch, void *out)
     if (!e)
         return false;
     ursa__copy_elem(out, e, ch->elem_size);
-    ursa__mpsc_consumed(ch);
+    ursa__mpsc_consumed(ch, e);
     return true;
 }
 

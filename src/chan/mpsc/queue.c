@@ -132,13 +132,13 @@ unsigned char *ursa__mpsc_peek(ursa_mpsc_t *ch)
     return b->data + off * ch->stride;
 }
 
-/* Consumes the element peek returned. */
-void ursa__mpsc_consumed(ursa_mpsc_t *ch)
+/* Consumes e, the element peek returned. */
+void ursa__mpsc_consumed(ursa_mpsc_t *ch, unsigned char *e)
 {
     /* relaxed: only we write head. */
     uint64_t h = atomic_load_explicit(&ch->head, memory_order_relaxed);
     if (ch->cap) {
-        ursa__ring_free((_Atomic uint64_t *)ursa__mpsc_ring_slot(ch, h), h, ch->cap);
+        ursa__ring_free((_Atomic uint64_t *)(e - URSA__RING_SEQ), h, ch->cap);
         if (!ch->lazy) {
             /* relaxed: len() snapshot only. */
             atomic_store_explicit(&ch->head, h + 1, memory_order_relaxed);

@@ -96,7 +96,8 @@ static inline bool ursa__mpsc_send_owned(ursa_mpsc_t *ch, const void *value)
      * cancelled from another thread, a worker-0 task resumed on another
      * thread): the exchange decides the node against that cancel
      * (regression test_send_bias_cancel_elsewhere). */
-    if (sent)
+    /* relaxed: a hint, as in ursa__mpsc_wake_rx (no call when nobody waits). */
+    if (sent && atomic_load_explicit(&ch->rx_wait, memory_order_relaxed))
         ursa__mpsc_wake_rx(ch);
     return sent;
 }
