@@ -16,8 +16,8 @@
  * windows for the idle worker (20 µs) and the receiver poll (50 µs), which
  * now only bound the adaptive budget. */
 ursa__spin_site_t ursa__spin_sites[URSA__SPIN_SITES] = {
-    [URSA__SPIN_IDLE] = {.name = "idle worker", .cap_ns = 20000},
-    [URSA__SPIN_POLL] = {.name = "receiver poll", .cap_ns = 50000},
+    [URSA__SPIN_IDLE] = {.name = "idle worker", .cap_ns = 20000, .follows_wake = true},
+    [URSA__SPIN_POLL] = {.name = "receiver poll", .cap_ns = 50000, .follows_wake = true},
     [URSA__SPIN_LOCK] = {.name = "queue lock", .cap_ns = 4000},
     [URSA__SPIN_SETTLE] = {.name = "settle", .cap_ns = 4000},
     [URSA__SPIN_REVOKE] = {.name = "bias revoke", .cap_ns = 4000},
@@ -36,6 +36,14 @@ static _Atomic unsigned cpus = 1; /* available, at the last refresh */
 _Atomic uint8_t ursa__spin_state; /* spinning may pay (see spin.h) */
 static _Atomic int64_t last_refresh;
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+static double pause_ns = 1; /* one pause's cost, measured at start */
+
+/* The wake latency (ursa__spin_wake_seen): samples above WAKE_SAMPLE_MAX
+ * are not a wake (a preempted sleeper, a stale stamp); a cap that follows
+ * the wake stays below WAKE_CAP_MAX. */
+#define WAKE_SAMPLE_MAX 1000000 /* 1 ms */
+#define WAKE_CAP_MAX 200000     /* 200 µs */
+static _Atomic uint32_t wake_avg; /* ns, 0 until the first sample */
 
 /* ---- CPUs available ---- */
 
@@ -128,6 +136,12 @@ static void refresh_now(int64_t now)
     recompute();
 }
 
+static uint32_t to_pauses(uint32_t ns)
+{
+    double c = ns / pause_ns;
+    return c < 64 ? 64 : c > (1u << 22) ? (1u << 22) : (uint32_t)c;
+}
+
 /* ns per pause, measured once: the caps are converted to pauses with it. */
 static void calibrate(void)
 {
@@ -142,14 +156,13 @@ static void calibrate(void)
             best = d;
     }
     double ns = (double)best / N;
-    if (ns < 0.5)
-        ns = 0.5;
+    pause_ns = ns < 0.5 ? 0.5 : ns;
     for (int i = 0; i < URSA__SPIN_SITES; i++) {
         ursa__spin_site_t *s = &ursa__spin_sites[i];
-        double c = s->cap_ns / ns;
-        uint32_t cap = c < 64 ? 64 : c > (1u << 22) ? (1u << 22) : (uint32_t)c;
+        uint32_t cap = to_pauses(s->cap_ns);
         /* relaxed: read by spinners as a bound; set before the first. */
         atomic_store_explicit(&s->cap, cap, memory_order_relaxed);
+        atomic_store_explicit(&s->cap_high, cap, memory_order_relaxed);
         atomic_store_explicit(&s->budget, cap, memory_order_relaxed);
     }
 }
@@ -183,6 +196,54 @@ void ursa__spin_refresh(int64_t now)
                                                  memory_order_relaxed))
         return;
     refresh_now(now);
+}
+
+/* ---- the wake latency ---- */
+
+/* A site that waits for another thread's wake chain (an idle worker for a
+ * hand-off, a receiver for a send) spins up to twice the wake latency, and
+ * at least its own cap_ns. The partner it waits for may have been asleep
+ * itself, and answers no sooner than its own wake: with a cap below that,
+ * no spin could ever pay, the budget would stay at zero and every hop of
+ * a request and its reply would cost two kernel wakes (40 µs each on a VM
+ * whose idle vCPU halts, measured by bench/floor; a few µs on bare metal,
+ * where the cap stays at cap_ns). Spinning up to a wake's cost before
+ * parking loses at most about twice what the better choice would have
+ * cost, and the adaptive budget still shrinks where spins do not pay. */
+void ursa__spin_wake_seen(int64_t ns)
+{
+    if (ns <= 0 || ns > WAKE_SAMPLE_MAX)
+        return;
+    pthread_once(&init_once, init);
+    /* relaxed: a hint; racing updates lose a sample, which is harmless. */
+    uint32_t avg = atomic_load_explicit(&wake_avg, memory_order_relaxed);
+    uint32_t next = avg ? (uint32_t)(avg + ((int64_t)ns - avg) / 8) : (uint32_t)ns;
+    atomic_store_explicit(&wake_avg, next, memory_order_relaxed);
+    uint32_t want_ns = 2 * next > WAKE_CAP_MAX ? WAKE_CAP_MAX : 2 * next;
+    for (int i = 0; i < URSA__SPIN_SITES; i++) {
+        ursa__spin_site_t *s = &ursa__spin_sites[i];
+        if (!s->follows_wake)
+            continue;
+        bool own = want_ns <= s->cap_ns;
+        uint32_t cap = to_pauses(own ? s->cap_ns : want_ns);
+        /* relaxed: bounds read by spinners. Written only when the cap
+         * moves by an eighth (or back to the site's own): spinners read
+         * this line, and a store on every wake would move it between CPUs
+         * for nothing. */
+        uint32_t old = atomic_load_explicit(&s->cap, memory_order_relaxed);
+        if (cap == old || (!own && (cap > old ? cap - old : old - cap) <= old / 8))
+            continue;
+        atomic_store_explicit(&s->cap, cap, memory_order_relaxed);
+        if (cap > atomic_load_explicit(&s->cap_high, memory_order_relaxed))
+            atomic_store_explicit(&s->cap_high, cap, memory_order_relaxed);
+        if (atomic_load_explicit(&s->budget, memory_order_relaxed) > cap)
+            atomic_store_explicit(&s->budget, cap, memory_order_relaxed);
+    }
+}
+
+uint32_t ursa__spin_wake_ns(void)
+{
+    return atomic_load_explicit(&wake_avg, memory_order_relaxed); /* relaxed: a hint */
 }
 
 /* ---- one wait's budget ---- */

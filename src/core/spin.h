@@ -13,7 +13,8 @@
  * - only while the party waited for runs, where the caller can tell (an idle
  *   worker spins only while another worker is awake to hand it work);
  * - within an adaptive budget per site: it doubles (up to the site's cap,
- *   about the cost of a kernel sleep and wake) when a wait ends while
+ *   about the cost of a kernel sleep and wake, measured as it goes: see
+ *   ursa__spin_wake_seen) when a wait ends while
  *   spinning, halves when the budget runs out first, and at zero an
  *   occasional wait probes with a small budget so that it can grow back.
  *
@@ -50,7 +51,9 @@ enum {
 typedef struct ursa__spin_site {
     const char *name;
     uint32_t cap_ns;         /* the most one wait may spin, in time */
-    _Atomic uint32_t cap;    /* the same in pauses (set at start) */
+    bool follows_wake;       /* cap_ns rises to twice the measured wake */
+    _Atomic uint32_t cap;    /* the cap in pauses (set at start, then as the wake moves) */
+    _Atomic uint32_t cap_high; /* the highest cap so far (tests) */
     _Atomic uint32_t budget; /* pauses the next wait may spin (adaptive) */
     _Atomic uint32_t probe;  /* waits seen at budget 0, for the probe */
     /* Counts, for tests and curious users (relaxed: statistics). */
@@ -79,6 +82,13 @@ typedef struct ursa__spinner {
 void ursa__spin_begin(ursa__spinner_t *s, bool partner_running);
 /* Records how the wait went and adapts the budget. */
 void ursa__spin_finish(ursa__spinner_t *s);
+
+/* A sleeping worker ran ns after the kick that woke it (rt/idle.c): the
+ * kernel's wake latency, averaged, which the sites that wait for another
+ * thread's wake chain follow (spin.c). */
+void ursa__spin_wake_seen(int64_t ns);
+/* The average wake latency measured so far, in ns (0: none yet). */
+uint32_t ursa__spin_wake_ns(void);
 
 /* Whether spinning may pay at all now (more than one CPU available and
  * no more workers than CPUs): URSA__SPIN_YES / URSA__SPIN_NO, or 0 until

@@ -25,6 +25,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../core/clock.h"
+#include "../core/spin.h"
 #include "runtime.h"
 #include "task.h"
 #include "worker.h"
@@ -62,6 +64,9 @@ bool ursa__worker_rouse(ursa__worker_t *v)
     uint32_t how = atomic_exchange_explicit(&v->sleeping, URSA__AWAKE, memory_order_relaxed);
     if (how == URSA__AWAKE)
         return false;
+    /* relaxed: a measurement, read by the sleeper once awake (a stamp it
+     * misses is cleared by its next sleep_begin). */
+    atomic_store_explicit(&v->kicked_at, ursa__mono_now(), memory_order_relaxed);
     ursa__worker_kick(v, how);
     return true;
 }
@@ -265,6 +270,9 @@ bool ursa__worker_sleep_begin(ursa__worker_t *w)
      * no ring: the futex on `sleeping` is the cheaper wake. */
     uint32_t how = ursa__ring_idle(&w->ring) ? URSA__ASLEEP_FUTEX : URSA__ASLEEP_RING;
     w->sleep_how = how;
+    /* relaxed: a stale stamp (a kick of a sleep that ended otherwise)
+     * must not count as this sleep's. */
+    atomic_store_explicit(&w->kicked_at, 0, memory_order_relaxed);
     /* relaxed: ordered by the fence below. */
     atomic_store_explicit(&w->sleeping, how, memory_order_relaxed);
     atomic_fetch_add_explicit(&rt->nsleeping, 1, memory_order_relaxed); /* relaxed: a count */
@@ -297,6 +305,11 @@ void ursa__worker_sleep(ursa__worker_t *w, ursa_time_t timeout)
 
 void ursa__worker_sleep_end(ursa__worker_t *w)
 {
+    /* relaxed: a measurement (see rouse). A kicked sleeper tells the spin
+     * policy how long the kernel took to run it again. */
+    int64_t kicked = atomic_exchange_explicit(&w->kicked_at, 0, memory_order_relaxed);
+    if (kicked)
+        ursa__spin_wake_seen(ursa__mono_now() - kicked);
     /* relaxed: a kicker may have cleared it already; either way we are up. */
     atomic_store_explicit(&w->sleeping, 0, memory_order_relaxed);
     atomic_fetch_sub_explicit(&w->rt->nsleeping, 1, memory_order_relaxed); /* relaxed: a count */

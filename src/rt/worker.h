@@ -53,6 +53,9 @@ struct ursa__worker {
     _Alignas(64) _Atomic(ursa_task_t *) inbox;
     _Atomic uint32_t sleeping; /* URSA__AWAKE, or how it sleeps (idle.c) */
     uint32_t sleep_how;        /* how the last sleep_begin said (owner only) */
+    /* When the kicker of this sleep chose to wake it (0: no kick yet): the
+     * woken worker measures the wake latency with it (core/spin.h). */
+    _Atomic int64_t kicked_at;
     /* Task descriptors freed by other threads (Treiber stack; the owner
      * takes it whole, so no ABA). */
     _Atomic(ursa_task_t *) remote_free;

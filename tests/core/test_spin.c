@@ -307,13 +307,48 @@ static void test_spin_no_wait_spins_past_its_cap(void **state)
     ASSERT_OK(test_run(2, all_workloads, NULL));
     for (int i = 0; i < URSA__SPIN_SITES; i++) {
         uint32_t longest = atomic_load(&ursa__spin_sites[i].longest);
-        uint32_t cap = atomic_load(&ursa__spin_sites[i].cap);
+        uint32_t cap = atomic_load(&ursa__spin_sites[i].cap_high);
         if (longest > cap)
             fail_msg("site '%s' spun %u pauses, cap %u", ursa__spin_sites[i].name, longest, cap);
     }
 }
 
+/* The sites that wait for a wake chain follow the measured wake latency:
+ * up to twice it, never below their own cap_ns, never past 200 µs; the
+ * others keep theirs, and samples that are no wake (over 1 ms) are
+ * ignored. */
+static void test_spin_cap_follows_the_measured_wake_within_its_bounds(void **state)
+{
+    (void)state;
+    ursa__spin_site_t *idle = &ursa__spin_sites[URSA__SPIN_IDLE];
+    ursa__spin_site_t *lock = &ursa__spin_sites[URSA__SPIN_LOCK];
+    ursa__spin_wake_seen(1000); /* also sets up the policy */
+    for (int i = 0; i < 100; i++)
+        ursa__spin_wake_seen(1000); /* a fast wake: the caps of cap_ns */
+    uint32_t base = atomic_load(&idle->cap), lock_cap = atomic_load(&lock->cap);
+    assert_int_equal(ursa__spin_wake_ns(), 1000);
+    for (int i = 0; i < 100; i++)
+        ursa__spin_wake_seen(40000); /* a VM's halted vCPU */
+    uint32_t wake = ursa__spin_wake_ns();
+    assert_true(wake > 35000 && wake <= 40000);
+    uint32_t slow = atomic_load(&idle->cap);
+    /* 80 µs against 20 µs, within the eighth the cap may lag */
+    assert_true(slow > 3 * base && slow < 5 * base);
+    assert_true(atomic_load(&idle->budget) <= slow);
+    assert_true(atomic_load(&idle->cap_high) >= slow);
+    assert_int_equal(atomic_load(&lock->cap), lock_cap);
+    ursa__spin_wake_seen(5000000); /* 5 ms: not a wake */
+    assert_int_equal(ursa__spin_wake_ns(), wake);
+    for (int i = 0; i < 100; i++)
+        ursa__spin_wake_seen(900000);
+    assert_true(atomic_load(&idle->cap) <= 11 * base); /* 200 µs at most */
+    for (int i = 0; i < 200; i++)
+        ursa__spin_wake_seen(1000);
+    assert_int_equal(atomic_load(&idle->cap), base);
+}
+
 TEST_MAIN(cmocka_unit_test(test_spin_budget_grows_when_waits_end_and_shrinks_when_they_run_out),
+          cmocka_unit_test(test_spin_cap_follows_the_measured_wake_within_its_bounds),
           cmocka_unit_test(test_spin_counts_the_cpus_of_the_affinity_mask),
           cmocka_unit_test(test_spin_two_workers_on_one_cpu_never_pause),
           cmocka_unit_test(test_spin_no_wait_spins_past_its_cap))

@@ -7,7 +7,8 @@
  * a kick still deferred while its task spins leaves the woken worker
  * asleep for the whole spin. A MSG_RING kick that fails comes back to its
  * sender, which writes the target's eventfd instead, even when its ring
- * goes away first. White-box: reads the workers' and rings' state. */
+ * goes away first. A kicked worker measures how long the kernel took to
+ * run it (the spin policy's wake latency). White-box: reads the workers' and rings' state. */
 #include "support.h"
 
 #include <pthread.h>
@@ -177,6 +178,28 @@ static void *sleepers_woken(void *arg)
 TEST_BODY(test_rt_sleeping_worker_is_reached_by_every_waker_on_its_futex_or_its_ring,
           test_run_msg(2, sleepers_woken, NULL))
 
+/* On worker 0: wakes the sleeping worker 1 with a spawn fixed there; once
+ * it ran, the spin policy has a wake latency measured from that kick. */
+static void *kick_is_measured(void *arg)
+{
+    (void)arg;
+    ursa_rt_t *rt = ursa__cur_worker->rt;
+    for (int tries = 0; tries < 100 && !ursa__spin_wake_ns(); tries++) {
+        if (!until_asleep(rt, 1))
+            return "worker 1 never slept";
+        ursa_task_t *t = NULL;
+        CHECK_EQ(ursa_spawn(&t, nothing, NULL, &(ursa_spawn_opts_t){URSA_ON_WORKER(1)}), 0);
+        CHECK_OK(join_task(t));
+    }
+    CHECK(ursa__spin_wake_ns() > 0);
+    /* relaxed: worker 1's state, after its task ran: no stamp left. */
+    CHECK_EQ(atomic_load_explicit(&rt->workers[1].kicked_at, memory_order_relaxed), 0);
+    return NULL;
+}
+
+TEST_BODY(test_rt_kicked_worker_measures_its_wake_latency, test_run_msg(2, kick_is_measured, NULL))
+
 TEST_MAIN(cmocka_unit_test(test_rt_sleeping_worker_is_reached_by_every_waker_on_its_futex_or_its_ring),
+          cmocka_unit_test(test_rt_kicked_worker_measures_its_wake_latency),
           cmocka_unit_test(test_rt_kick_deferred_by_a_task_goes_out_before_it_busy_waits),
           cmocka_unit_test(test_rt_kick_that_failed_reaches_its_target_when_the_ring_goes_away))
