@@ -131,6 +131,20 @@ static __attribute__((unused)) const char *stress_produce(CH(sender_t) *tx, uint
     return NULL;
 }
 
+/* A stress producer as a task or a plain thread: stress_produce with
+ * these arguments. */
+typedef struct stress_producer {
+    CH(sender_t) *tx;
+    uint64_t id, per, cap;
+    bool timed;
+} stress_producer_t;
+
+static __attribute__((unused)) void *stress_producer(void *arg)
+{
+    stress_producer_t *a = arg;
+    return (void *)stress_produce(a->tx, a->id, a->per, a->cap, a->timed);
+}
+
 /* A task that sends 100, 101, 102 a little later, then drops its sender
  * (the last one): recv_many_until_end's other side. */
 static __attribute__((unused)) void *many_sender(void *arg)

@@ -52,6 +52,22 @@ static __attribute__((unused)) void *gated(void *arg)
     return R(rc == 0 ? 99 : rc);
 }
 
+/* What gated_member returns once let through. */
+#define GATED_MEMBER_RES 42
+
+/* A task (a group's member) that waits for a permit of the gate semaphore
+ * (arg, 0 permits) and keeps it: one permit lets one member end.
+ * GATED_MEMBER_RES, or the acquire's error. */
+static __attribute__((unused)) void *gated_member(void *arg)
+{
+    ursa_sem_t *gate = arg;
+    URSA_SCOPED(sem_permit, p);
+    int rc = ursa_sem_acquire(gate, 1, &p, URSA_NEVER);
+    if (rc == 0)
+        (void)ursa_sem_permit_forget(&p);
+    return R(rc == 0 ? GATED_MEMBER_RES : rc);
+}
+
 /* ---- task I/O (tests/rt/test_io_*.c) ---- */
 
 static __attribute__((unused)) ursa_time_t in_ms(long ms)
