@@ -237,13 +237,6 @@ typedef struct member_arg {
     int kind;
 } member_arg_t;
 
-static void *inner_member(void *arg)
-{
-    blockers_t *b = arg;
-    URSA_SCOPED(sem_permit, p);
-    return R(ursa_sem_acquire(&b->inner_gate, 1, &p, URSA_NEVER));
-}
-
 static void *blocked_member(void *arg)
 {
     member_arg_t *a = arg;
@@ -275,8 +268,9 @@ static void *blocked_member(void *arg)
         break;
     case K_INNER_GROUP: {
         /* A nested group under ours (its token a child of ours): its
-         * member is cancelled with us; we join it, then destroy it. */
-        if (ursa_group_spawn(&b->inner, NULL, inner_member, b, NULL) != 0)
+         * member (on a gate that never opens) is cancelled with us; we
+         * join it, then destroy it. */
+        if (ursa_group_spawn(&b->inner, NULL, gated_member, &b->inner_gate, NULL) != 0)
             return R(-3000);
         void *res = NULL;
         rc = ursa_group_join_next(&b->inner, &res, NULL, URSA_NEVER);
