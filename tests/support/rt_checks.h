@@ -86,6 +86,29 @@ static __attribute__((unused)) void close_pipe(int fd[2])
     close(fd[1]);
 }
 
+/* A task that marks itself started, then reads fd once (up to 32
+ * bytes; no deadline, or the hang guard when guarded): what the read
+ * returned, the bytes, and whether the task saw itself cancelled. rc is
+ * atomic: a runtime freed under the task ends it on its worker. */
+typedef struct reader {
+    int fd;
+    bool guarded;
+    atomic_int started;
+    atomic_long rc;
+    char buf[32];
+    bool cancelled;
+} reader_t;
+
+static __attribute__((unused)) void *reader_task(void *arg)
+{
+    reader_t *c = arg;
+    atomic_store(&c->started, 1);
+    atomic_store(&c->rc, ursa_read(c->fd, c->buf, sizeof c->buf, -1,
+                                   c->guarded ? test_guard_deadline() : URSA_NEVER));
+    c->cancelled = ursa_task_cancelled();
+    return NULL;
+}
+
 /* A descriptor number that is not open. A high one: the runtime opens its
  * eventfd and ring at the lowest free numbers. */
 static __attribute__((unused)) int closed_fd(void)
