@@ -44,19 +44,17 @@ static size_t allowed(size_t used, size_t bound)
 static void test_mpsc_big_resident(void **state)
 {
     (void)state;
-    size_t r0 = rss_bytes();
     ursa_mpsc_receiver_t rx;
     ursa_mpsc_sender_t tx;
-    assert_int_equal(ursa_mpsc_new(&rx, &tx, sizeof(uint64_t), BIG, NULL), 0);
-    size_t bound = (size_t)BIG * rx.ch->stride;
-    assert_true(ursa_mpsc_memory(rx.ch) >= bound); /* address space: the whole ring */
-    assert_true(rss_bytes() < r0 + allowed(0, bound));
-    assert_true(resident_in(rx.ch->ring, bound) <= 128 * 1024);
+    big_chan_t b = BIG_CHAN_NEW(mpsc, &rx, &tx, BIG);
+    assert_true(ursa_mpsc_memory(rx.ch) >= b.bound); /* address space: the whole ring */
+    assert_true(rss_bytes() < b.r0 + allowed(0, b.bound));
+    assert_true(resident_in(rx.ch->ring, b.bound) <= 128 * 1024);
     for (uint64_t i = 0; i < IN_FLIGHT; i++)
         assert_int_equal(ursa_mpsc_send(&tx, &i, URSA_NOW), 0);
     size_t used = IN_FLIGHT * rx.ch->stride;
-    assert_true(rss_bytes() < r0 + allowed(used, bound));
-    assert_true(resident_in(rx.ch->ring, bound) <= used + 128 * 1024 + 4096);
+    assert_true(rss_bytes() < b.r0 + allowed(used, b.bound));
+    assert_true(resident_in(rx.ch->ring, b.bound) <= used + 128 * 1024 + 4096);
     for (uint64_t i = 0; i < IN_FLIGHT; i++) {
         uint64_t v;
         assert_int_equal(ursa_mpsc_recv(&rx, &v, URSA_NOW), 0);
@@ -70,18 +68,16 @@ static void test_mpsc_big_resident(void **state)
 static void test_mpmc_big_resident(void **state)
 {
     (void)state;
-    size_t r0 = rss_bytes();
     ursa_mpmc_receiver_t rx;
     ursa_mpmc_sender_t tx;
-    assert_int_equal(ursa_mpmc_new(&rx, &tx, sizeof(uint64_t), BIG, NULL), 0);
-    size_t bound = (size_t)BIG * rx.ch->stride;
-    assert_true(rss_bytes() < r0 + allowed(0, bound));
-    assert_true(resident_in(rx.ch->ring, bound) <= 128 * 1024);
+    big_chan_t b = BIG_CHAN_NEW(mpmc, &rx, &tx, BIG);
+    assert_true(rss_bytes() < b.r0 + allowed(0, b.bound));
+    assert_true(resident_in(rx.ch->ring, b.bound) <= 128 * 1024);
     for (uint64_t i = 0; i < IN_FLIGHT; i++)
         assert_int_equal(ursa_mpmc_send(&tx, &i, URSA_NOW), 0);
     size_t used = IN_FLIGHT * rx.ch->stride;
-    assert_true(rss_bytes() < r0 + allowed(used, bound));
-    assert_true(resident_in(rx.ch->ring, bound) <= used + 128 * 1024 + 4096);
+    assert_true(rss_bytes() < b.r0 + allowed(used, b.bound));
+    assert_true(resident_in(rx.ch->ring, b.bound) <= used + 128 * 1024 + 4096);
     uint64_t buf[64];
     for (uint64_t got = 0; got < IN_FLIGHT;) {
         long k = ursa_mpmc_recv_many(&rx, buf, 64, URSA_NOW);

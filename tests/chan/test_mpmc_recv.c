@@ -30,8 +30,7 @@ static void test_mpmc_raw_recv_woken_cancelled_passed_on_and_ended(void **state)
     (void)state;
     ursa_mpmc_receiver_t rx, rx2;
     static raw_sender_t a;
-    assert_int_equal(ursa_mpmc_new(&rx, &a.tx, 8, 2, NULL), 0);
-    check_raw_recv_woken_cancelled_and_ready(&rx, &a);
+    new_channel_check_raw_recv(&rx, &a);
     cw_t cw;
     ursa_wait_t w;
     uint64_t out = 0;
@@ -64,11 +63,8 @@ static void test_mpmc_raw_recv_woken_cancelled_passed_on_and_ended(void **state)
     assert_int_equal(ta.rc, 0);
     assert_int_equal(ta.out, 77);
 
-    /* end of stream through the raw form */
-    assert_int_equal(ursa_mpmc_recv_start(&rx, &w, cw_fresh(&cw)), -EINPROGRESS);
-    assert_int_equal(ursa_mpmc_sender_drop(&a.tx), 0);
-    assert_true(ursa_wait_ready(&w));
-    assert_int_equal(ursa_mpmc_recv_finish(&rx, &w, &out), -EPIPE);
+    /* end of stream through the raw form, also for a start after it */
+    check_raw_recv_ended_by_the_drop(&rx, &a);
     assert_int_equal(ursa_mpmc_recv_start(&rx, &w, cw_fresh(&cw)), 0);
     assert_int_equal(ursa_mpmc_recv_finish(&rx, &w, &out), -EPIPE);
     assert_int_equal(ursa_mpmc_receiver_drop(&rx), 0);
@@ -77,13 +73,15 @@ static void test_mpmc_raw_recv_woken_cancelled_passed_on_and_ended(void **state)
 
 /* A receiver task woken by a send and cancelled before it runs: either it
  * takes the message (the grant won) or the wake reaches the receiver
- * queued behind it. Never both, never neither. */
+ * queued behind it. Never both, never neither. (got: the deadline's
+ * scenario, below.) */
 typedef struct wc {
     ursa_mpmc_receiver_t rx[2];
     ursa_mpmc_sender_t tx;
     atomic_int queued;
     int rc[2];
     uint64_t out[2];
+    int got;
 } wc_t;
 
 typedef struct wc_arg {
@@ -115,20 +113,31 @@ static void *drop_two_receivers(ursa_mpmc_receiver_t rx[2])
     return NULL;
 }
 
+/* Resets c, makes its channel (capacity cap, two receivers) and spawns
+ * fn on worker 0 once for each receiver as t[i] (its argument a[i] =
+ * {c, i}); in_order: t[0] is queued (has counted itself, fn being
+ * wc_receiver) before t[1] is spawned. */
+static void *start_two_receivers(wc_t *c, wc_arg_t a[2], ursa_task_t *t[2], uint64_t cap,
+                                 ursa_task_fn_t fn, bool in_order)
+{
+    memset(c, 0, sizeof *c);
+    CHECK_OK(new_two_receivers(c->rx, &c->tx, cap));
+    for (int i = 0; i < 2; i++) {
+        a[i] = (wc_arg_t){c, i};
+        t[i] = spawn_on(0, fn, &a[i], "rx");
+        while (in_order && atomic_load(&c->queued) < i + 1)
+            ursa_yield(); /* t[i] is queued once it has counted (one worker) */
+    }
+    return NULL;
+}
+
 static void *wc_scenario(void *arg)
 {
     bool timeout = arg != NULL;
     static wc_t c;
     static wc_arg_t a[2];
-    memset(&c, 0, sizeof c);
-    CHECK_OK(new_two_receivers(c.rx, &c.tx, 2));
     ursa_task_t *t[2];
-    for (int i = 0; i < 2; i++) {
-        a[i] = (wc_arg_t){&c, i};
-        t[i] = spawn_on(0, wc_receiver, &a[i], "rx");
-        while (atomic_load(&c.queued) < i + 1)
-            ursa_yield(); /* t[i] is queued once it has counted (one worker) */
-    }
+    CHECK_OK(start_two_receivers(&c, a, t, 2, wc_receiver, true));
     uint64_t v = 5;
     URSA_SIM_CHECK(ursa_mpmc_send(&c.tx, &v, URSA_NOW) == 0); /* wakes t[0] */
     if (!timeout) {
@@ -151,17 +160,10 @@ static void *wc_scenario(void *arg)
 }
 
 /* The same with a deadline: the woken receiver's timer fires first. */
-typedef struct wt {
-    ursa_mpmc_receiver_t rx[2];
-    ursa_mpmc_sender_t tx;
-    int rc[2];
-    int got;
-} wt_t;
-
 static void *wt_receiver(void *arg)
 {
     wc_arg_t *a = arg;
-    wt_t *c = (wt_t *)a->c;
+    wc_t *c = a->c;
     uint64_t out;
     for (;;) {
         int rc = ursa_mpmc_recv(&c->rx[a->id], &out,
@@ -179,7 +181,7 @@ static void *wt_receiver(void *arg)
 
 static void *wt_sender(void *arg)
 {
-    wt_t *c = arg;
+    wc_t *c = arg;
     for (uint64_t i = 0; i < 20; i++) {
         if (i % 3 == 0)
             ursa_sleep_for(URSA_USEC(10 * (i % 7)));
@@ -193,15 +195,10 @@ static void *wt_sender(void *arg)
 static void *wt_scenario(void *arg)
 {
     (void)arg;
-    static wt_t c;
+    static wc_t c;
     static wc_arg_t a[2];
-    memset(&c, 0, sizeof c);
-    CHECK_OK(new_two_receivers(c.rx, &c.tx, 1));
     ursa_task_t *t[2];
-    for (int i = 0; i < 2; i++) {
-        a[i] = (wc_arg_t){(wc_t *)&c, i};
-        t[i] = spawn_on(0, wt_receiver, &a[i], "rx");
-    }
+    CHECK_OK(start_two_receivers(&c, a, t, 1, wt_receiver, false));
     ursa_task_t *s = spawn_on(0, wt_sender, &c, "tx");
     CHECK_OK(join_task(s));
     CHECK_OK(join_task(t[0]));

@@ -27,11 +27,9 @@ static unsigned char *ring_of(ursa_mpmc_receiver_t *rx)
 static void test_mpmc_big_stream_resident(void **state)
 {
     (void)state;
-    size_t r0 = rss_bytes();
     ursa_mpmc_receiver_t rx;
     ursa_mpmc_sender_t tx;
-    assert_int_equal(ursa_mpmc_new(&rx, &tx, sizeof(uint64_t), BIG, NULL), 0);
-    size_t bound = (size_t)BIG * rx.ch->stride;
+    big_chan_t b = BIG_CHAN_NEW(mpmc, &rx, &tx, BIG);
     uint64_t n = (uint64_t)test_scale(2 * BIG), next = 0, got = 0, v;
     size_t most = 0;
     unsigned swaps = 0;
@@ -44,11 +42,11 @@ static void test_mpmc_big_stream_resident(void **state)
         swaps += ring_of(&rx) != ring;
         ring = ring_of(&rx);
         if (got % 65536 < 100) {
-            size_t res = resident_in(ring, bound);
+            size_t res = resident_in(ring, b.bound);
             most = res > most ? res : most;
             /* Not under TSan: its shadow stays after MADV_DONTNEED. */
             if (!TEST_UNDER_TSAN)
-                assert_true(rss_bytes() < r0 + bound);
+                assert_true(rss_bytes() < b.r0 + b.bound);
         }
     }
     assert_true(most <= URSA__RING_SHRINK_MIN + 2 * 4096);

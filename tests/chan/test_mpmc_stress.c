@@ -172,13 +172,6 @@ typedef struct st_arg {
     uint64_t id;
 } st_arg_t;
 
-static void *st_producer(void *arg)
-{
-    st_arg_t *a = arg;
-    st_t *s = a->s;
-    return (void *)stress_produce(&s->tx[a->id], a->id, s->per, s->cap, true);
-}
-
 static void *st_consumer(void *arg)
 {
     st_arg_t *a = arg;
@@ -233,22 +226,23 @@ static void *st_consumer(void *arg)
 static void *st_root(void *arg)
 {
     st_t *s = arg;
-    static st_arg_t pa[ST_PROD], ra[ST_RECV];
+    static stress_producer_t pa[ST_PROD];
+    static st_arg_t ra[ST_RECV];
     ursa_task_t *pt[ST_PTASKS], *rt[ST_RTASKS];
     pthread_t pth[ST_PTHREADS], rth[ST_RTHREADS];
     for (uint64_t i = 0; i < ST_PROD; i++)
-        pa[i] = (st_arg_t){s, i};
+        pa[i] = (stress_producer_t){&s->tx[i], i, s->per, s->cap, true};
     for (uint64_t i = 0; i < ST_RECV; i++)
         ra[i] = (st_arg_t){s, i};
     for (int i = 0; i < ST_RTASKS; i++)
         rt[i] = spawn_on(i % 2, st_consumer, &ra[ST_RTHREADS + i], "cons");
     for (int i = 0; i < ST_PTASKS; i++)
-        pt[i] = spawn_on(i % 2, st_producer, &pa[ST_PTHREADS + i], "prod");
+        pt[i] = spawn_on(i % 2, stress_producer, &pa[ST_PTHREADS + i], "prod");
     for (int i = 0; i < ST_RTHREADS; i++)
         if (pthread_create(&rth[i], NULL, st_consumer, &ra[i]))
             return (void *)"pthread_create";
     for (int i = 0; i < ST_PTHREADS; i++)
-        if (pthread_create(&pth[i], NULL, st_producer, &pa[i]))
+        if (pthread_create(&pth[i], NULL, stress_producer, &pa[i]))
             return (void *)"pthread_create";
     void *res = join_tasks(pt, ST_PTASKS);
     /* receiver tasks end at -EPIPE, i.e. after every producer thread */

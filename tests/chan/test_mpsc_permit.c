@@ -224,16 +224,8 @@ static void test_mpsc_raw_recv_woken_cancelled_and_ended(void **state)
     (void)state;
     ursa_mpsc_receiver_t rx;
     static raw_sender_t a;
-    assert_int_equal(ursa_mpsc_new(&rx, &a.tx, 8, 2, NULL), 0);
-    check_raw_recv_woken_cancelled_and_ready(&rx, &a);
-    cw_t cw;
-    ursa_wait_t w;
-    uint64_t out = 0;
-    /* end of stream through the raw form */
-    assert_int_equal(ursa_mpsc_recv_start(&rx, &w, cw_fresh(&cw)), -EINPROGRESS);
-    assert_int_equal(ursa_mpsc_sender_drop(&a.tx), 0);
-    assert_true(ursa_wait_ready(&w));
-    assert_int_equal(ursa_mpsc_recv_finish(&rx, &w, &out), -EPIPE);
+    new_channel_check_raw_recv(&rx, &a);
+    check_raw_recv_ended_by_the_drop(&rx, &a);
     assert_int_equal(ursa_mpsc_receiver_drop(&rx), 0);
 }
 

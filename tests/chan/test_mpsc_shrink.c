@@ -42,11 +42,9 @@ static bool sh_ok(const unsigned char *v, uint64_t x)
 static void test_mpsc_big_stream_resident(void **state)
 {
     (void)state;
-    size_t r0 = rss_bytes();
     ursa_mpsc_receiver_t rx;
     ursa_mpsc_sender_t tx;
-    assert_int_equal(ursa_mpsc_new(&rx, &tx, sizeof(uint64_t), BIG, NULL), 0);
-    size_t bound = (size_t)BIG * rx.ch->stride;
+    big_chan_t b = BIG_CHAN_NEW(mpsc, &rx, &tx, BIG);
     uint64_t n = (uint64_t)test_scale(2 * BIG), next = 0, got = 0, v;
     size_t most = 0;
     while (got < n) {
@@ -55,15 +53,15 @@ static void test_mpsc_big_stream_resident(void **state)
         while (ursa_mpsc_recv(&rx, &v, URSA_NOW) == 0)
             assert_int_equal(v, got++);
         if (got % 65536 < 100) {
-            size_t res = resident_in(rx.ch->ring, bound);
+            size_t res = resident_in(rx.ch->ring, b.bound);
             most = res > most ? res : most;
-            /* the whole ring resident would be the bound. Not under TSan:
+            /* the whole ring resident would be the b.bound. Not under TSan:
              * its shadow of a ring's pages stays when the pages go back to
              * the kernel, and over the stream every slot of both rings (the
              * current one and the one kept in zmem's cache) is touched once;
              * mincore above still counts the ring's own pages. */
             if (!TEST_UNDER_TSAN)
-                assert_true(rss_bytes() < r0 + bound);
+                assert_true(rss_bytes() < b.r0 + b.bound);
         }
     }
     /* the ring that is current never held more than the threshold's worth

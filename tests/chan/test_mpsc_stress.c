@@ -184,18 +184,6 @@ typedef struct st {
     atomic_int threads_started;
 } st_t;
 
-typedef struct st_arg {
-    st_t *s;
-    uint64_t id;
-} st_arg_t;
-
-static void *st_producer(void *arg)
-{
-    st_arg_t *a = arg;
-    st_t *s = a->s;
-    return (void *)stress_produce(&s->tx[a->id], a->id, s->per, s->cap, false);
-}
-
 static void *st_consume(st_t *s)
 {
     uint64_t next[ST_PROD] = {0}, total = 0, sum = 0, buf[16];
@@ -222,11 +210,6 @@ static void *st_consume(st_t *s)
     return NULL;
 }
 
-static void *st_thread(void *arg)
-{
-    return st_producer(arg);
-}
-
 static void *st_rx_thread(void *arg)
 {
     return st_consume(arg);
@@ -235,15 +218,15 @@ static void *st_rx_thread(void *arg)
 static void *st_root(void *arg)
 {
     st_t *s = arg;
-    static st_arg_t args[ST_PROD];
+    static stress_producer_t args[ST_PROD];
     ursa_task_t *t[ST_TASKS];
     pthread_t th[ST_THREADS + 1], rxth;
     for (uint64_t i = 0; i < ST_PROD; i++)
-        args[i] = (st_arg_t){s, i};
+        args[i] = (stress_producer_t){&s->tx[i], i, s->per, s->cap, false};
     for (int i = 0; i < ST_TASKS; i++)
-        t[i] = spawn_on(i % 2, st_producer, &args[i], "prod");
+        t[i] = spawn_on(i % 2, stress_producer, &args[i], "prod");
     for (int i = 0; i < ST_THREADS; i++)
-        if (pthread_create(&th[i], NULL, st_thread, &args[ST_TASKS + i]))
+        if (pthread_create(&th[i], NULL, stress_producer, &args[ST_TASKS + i]))
             return (void *)"pthread_create";
     void *res = NULL;
     if (s->rx_thread) {

@@ -188,20 +188,29 @@ typedef struct stress {
  * (The sender waits for its phase, the receiver for the sender's.) Either
  * side runs as a task or on a plain thread. */
 
+/* Waits until slot i is ready for `phase`; false (a failure counted)
+ * after the hang guard. */
+static bool await_phase(stress_t *s, int i, int phase)
+{
+    ursa_time_t give_up = mono_ns() + test_hang_guard();
+    for (unsigned long k = 0; atomic_load(&s->phase[i]) != phase; k++) {
+        if (mono_ns() > give_up) {
+            atomic_fetch_add(&s->fails, 1);
+            return false;
+        }
+        wait_step(k);
+    }
+    return true;
+}
+
 /* Sender side: for each round, for each slot, send (maybe drop). */
 static void *stress_tx(void *arg)
 {
     stress_t *s = arg;
     for (long r = 0; r < s->rounds; r++) {
         int i = (int)(r % SLOTS);
-        ursa_time_t give_up = mono_ns() + test_hang_guard();
-        for (unsigned long k = 0; atomic_load(&s->phase[i]) != (int)(2 * r + 1); k++) {
-            if (mono_ns() > give_up) {
-                atomic_fetch_add(&s->fails, 1);
-                return NULL;
-            }
-            wait_step(k);
-        }
+        if (!await_phase(s, i, (int)(2 * r + 1)))
+            return NULL;
         int v = (int)r;
         if ((r % 7) == 3)
             s->send_rc[i] = ursa_oneshot_sender_drop(&s->os[i]) == 0 ? 1 : -999;
@@ -233,14 +242,8 @@ static void *stress_rx(void *arg)
             if (rc == -EAGAIN)
                 atomic_fetch_add(&s->fails, 1); /* closed: never "would block" */
         }
-        ursa_time_t give_up = mono_ns() + test_hang_guard();
-        for (unsigned long k = 0; atomic_load(&s->phase[i]) != (int)(2 * r + 2); k++) {
-            if (mono_ns() > give_up) {
-                atomic_fetch_add(&s->fails, 1);
-                return NULL;
-            }
-            wait_step(k);
-        }
+        if (!await_phase(s, i, (int)(2 * r + 2)))
+            return NULL;
         int src = s->send_rc[i];
         bool ok;
         if (src == 1) /* dropped */

@@ -218,110 +218,108 @@ static void *restart_body(void *arg)
 TEST_BODY(test_watch_raw_restart_stays_queued_once_and_a_failed_wait_for_marks_nothing,
           restart_body(NULL))
 
-/* Deterministic: a raw changed wait against a sender task, over seeds and
- * yield counts; the root either waits for the wake or cancels (racing the
- * send). Either way the change is never lost and the waker runs at most
- * once. */
-typedef struct rsend {
+/* Deterministic: a raw changed wait against a sender task, or a raw
+ * closed wait against a task that drops the last receiver, over seeds
+ * and yield counts; the root either waits for the wake or cancels
+ * (racing the send or the drop). Either way the change is never lost and
+ * the waker runs at most once. */
+typedef struct raw_scene {
     ursa_watch_tx_t *tx;
+    ursa_watch_rx_t *rx;
+    rwaker_t k;
+    ursa_wait_t n;
+    ursa_task_t *t;
     unsigned yields;
-    int rc;
-} rsend_t;
+    bool drop;
+    int rc; /* the task's send */
+} raw_scene_t;
 
-static void *rsend_task(void *arg)
+/* The task: after `yields` yields, drops rx or sends mk(5). */
+static void *raw_scene_task(void *arg)
 {
-    rsend_t *r = arg;
+    raw_scene_t *r = arg;
     yield_n(r->yields);
-    r->rc = pw_send(r->tx, mk(5));
+    if (r->drop)
+        (void)ursa_watch_receiver_drop(r->rx);
+    else
+        r->rc = pw_send(r->tx, mk(5));
+    return NULL;
+}
+
+/* A new watch of mk(0); a raw wait n with the counting waker k, closed()
+ * on tx when drop, else changed() on rx; the task spawned as t. */
+static const char *raw_scene_start(raw_scene_t *r, unsigned yields, bool drop)
+{
+    r->yields = yields;
+    r->drop = drop;
+    r->rc = -1;
+    r->t = NULL;
+    URSA_SIM_CHECK(pw_new_of(&r->tx, &r->rx, 0) == 0);
+    ursa_waker_t wk = rwaker_efd(&r->k, -1);
+    if (drop)
+        URSA_SIM_CHECK(ursa_watch_closed_start(r->tx, &r->n, wk) == -EINPROGRESS);
+    else
+        URSA_SIM_CHECK(ursa_watch_changed_start(r->rx, &r->n, wk) == -EINPROGRESS);
+    URSA_SIM_CHECK(ursa_spawn(&r->t, raw_scene_task, r, NULL) == 0);
     return NULL;
 }
 
 static const char *raw_sim_one(unsigned v, unsigned cancel_after)
 {
-    ursa_watch_tx_t *tx;
-    ursa_watch_rx_t *rx;
-    URSA_SIM_CHECK(pw_new_of(&tx, &rx, 0) == 0);
-    rwaker_t k;
-    ursa_waker_t wk = rwaker_efd(&k, -1);
-    ursa_wait_t n;
-    URSA_SIM_CHECK(ursa_watch_changed_start(rx, &n, wk) == -EINPROGRESS);
-    rsend_t s = {tx, v, -1};
-    ursa_task_t *t = NULL;
-    URSA_SIM_CHECK(ursa_spawn(&t, rsend_task, &s, NULL) == 0);
+    raw_scene_t r;
+    CHECK_OK(raw_scene_start(&r, v, false));
     bool finished = false;
     for (unsigned i = 0;; i++) {
         if (cancel_after != ~0u && i >= cancel_after) {
-            URSA_SIM_CHECK(ursa_wait_cancel(&n) == -ECANCELED);
+            URSA_SIM_CHECK(ursa_wait_cancel(&r.n) == -ECANCELED);
             break;
         }
-        if (ursa_wait_ready(&n)) {
-            URSA_SIM_CHECK(ursa_watch_changed_finish(rx, &n) == 0);
+        if (ursa_wait_ready(&r.n)) {
+            URSA_SIM_CHECK(ursa_watch_changed_finish(r.rx, &r.n) == 0);
             finished = true;
             break;
         }
-        URSA_SIM_CHECK(ursa_watch_changed_finish(rx, &n) == -EAGAIN);
+        URSA_SIM_CHECK(ursa_watch_changed_finish(r.rx, &r.n) == -EAGAIN);
         (void)ursa_yield();
     }
-    URSA_SIM_CHECK(ursa_task_join(t, NULL, URSA_NEVER) == 0);
-    URSA_SIM_CHECK(s.rc == 0);
-    int wakes = atomic_load(&k.count);
+    URSA_SIM_CHECK(ursa_task_join(r.t, NULL, URSA_NEVER) == 0);
+    URSA_SIM_CHECK(r.rc == 0);
+    int wakes = atomic_load(&r.k.count);
     URSA_SIM_CHECK(wakes <= 1);
     if (finished) {
         URSA_SIM_CHECK(wakes == 1);
-        URSA_SIM_CHECK(ursa_watch_has_changed(rx) == 0); /* marked by finish */
+        URSA_SIM_CHECK(ursa_watch_has_changed(r.rx) == 0); /* marked by finish */
     } else {
         /* cancelled: nothing marked, the send is still there to see */
-        URSA_SIM_CHECK(ursa_watch_has_changed(rx) == 1);
-        URSA_SIM_CHECK(ursa_watch_changed(rx, URSA_NOW) == 0);
+        URSA_SIM_CHECK(ursa_watch_has_changed(r.rx) == 1);
+        URSA_SIM_CHECK(ursa_watch_changed(r.rx, URSA_NOW) == 0);
     }
     pair_t q;
-    URSA_SIM_CHECK(pw_get(rx, &q) == 0);
+    URSA_SIM_CHECK(pw_get(r.rx, &q) == 0);
     URSA_SIM_CHECK(q.a == 5 && q.b == 15);
-    URSA_SIM_CHECK(ursa_watch_receiver_drop(rx) == 0);
-    URSA_SIM_CHECK(ursa_watch_sender_drop(tx) == 0);
-    return NULL;
-}
-
-/* A raw closed wait against a task that drops the last receiver. */
-typedef struct rdrop {
-    ursa_watch_rx_t *rx;
-    unsigned yields;
-} rdrop_t;
-
-static void *rdrop_task(void *arg)
-{
-    rdrop_t *r = arg;
-    yield_n(r->yields);
-    (void)ursa_watch_receiver_drop(r->rx);
+    URSA_SIM_CHECK(ursa_watch_receiver_drop(r.rx) == 0);
+    URSA_SIM_CHECK(ursa_watch_sender_drop(r.tx) == 0);
     return NULL;
 }
 
 static const char *raw_closed_sim_one(unsigned v, bool cancel)
 {
-    ursa_watch_tx_t *tx;
-    ursa_watch_rx_t *rx;
-    URSA_SIM_CHECK(pw_new_of(&tx, &rx, 0) == 0);
-    rwaker_t k;
-    ursa_waker_t wk = rwaker_efd(&k, -1);
-    ursa_wait_t n;
-    URSA_SIM_CHECK(ursa_watch_closed_start(tx, &n, wk) == -EINPROGRESS);
-    rdrop_t d = {rx, v};
-    ursa_task_t *t = NULL;
-    URSA_SIM_CHECK(ursa_spawn(&t, rdrop_task, &d, NULL) == 0);
+    raw_scene_t r;
+    CHECK_OK(raw_scene_start(&r, v, true));
     if (cancel) {
         (void)ursa_yield();
-        URSA_SIM_CHECK(ursa_wait_cancel(&n) == -ECANCELED);
+        URSA_SIM_CHECK(ursa_wait_cancel(&r.n) == -ECANCELED);
     } else {
-        while (!ursa_wait_ready(&n))
+        while (!ursa_wait_ready(&r.n))
             (void)ursa_yield();
-        URSA_SIM_CHECK(ursa_watch_closed_finish(tx, &n) == 0);
-        URSA_SIM_CHECK(atomic_load(&k.count) == 1);
+        URSA_SIM_CHECK(ursa_watch_closed_finish(r.tx, &r.n) == 0);
+        URSA_SIM_CHECK(atomic_load(&r.k.count) == 1);
     }
-    URSA_SIM_CHECK(ursa_task_join(t, NULL, URSA_NEVER) == 0);
-    URSA_SIM_CHECK(atomic_load(&k.count) <= 1);
-    URSA_SIM_CHECK(ursa_watch_closed(tx, URSA_NOW) == 0);
-    URSA_SIM_CHECK(pw_send(tx, mk(1)) == -EPIPE);
-    URSA_SIM_CHECK(ursa_watch_sender_drop(tx) == 0);
+    URSA_SIM_CHECK(ursa_task_join(r.t, NULL, URSA_NEVER) == 0);
+    URSA_SIM_CHECK(atomic_load(&r.k.count) <= 1);
+    URSA_SIM_CHECK(ursa_watch_closed(r.tx, URSA_NOW) == 0);
+    URSA_SIM_CHECK(pw_send(r.tx, mk(1)) == -EPIPE);
+    URSA_SIM_CHECK(ursa_watch_sender_drop(r.tx) == 0);
     return NULL;
 }
 

@@ -11,12 +11,11 @@ trap 'rm -rf "$work"' EXIT
 prefix="$work/prefix"
 cmake --install "$build" --prefix "$prefix" >/dev/null
 libdir="$(ls -d "$prefix"/lib*/ | head -1)"
+# shellcheck source=SCRIPTDIR/find_package.sh
+. "$here/find_package.sh"
 
 echo "consumer 1/4: find_package(ursa)"
-cmake -S "$here/find_package" -B "$work/fp" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
-cmake --build "$work/fp" >/dev/null
-LD_LIBRARY_PATH="$libdir" "$work/fp/consumer"
-"$work/fp/consumer_static"
+find_package_consumer "$here/find_package" fp consumer
 
 echo "consumer 2/4: pkg-config --cflags --libs ursa"
 export PKG_CONFIG_PATH="$libdir/pkgconfig"
@@ -34,10 +33,7 @@ cmake --build "$work/as" >/dev/null
 "$work/as/consumer"
 
 echo "consumer 4/4: C++: find_package(ursa) as C++17, pkg-config as C++20"
-cmake -S "$here/cxx" -B "$work/cxx" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
-cmake --build "$work/cxx" >/dev/null
-LD_LIBRARY_PATH="$libdir" "$work/cxx/consumer_cxx"
-"$work/cxx/consumer_cxx_static"
+find_package_consumer "$here/cxx" cxx consumer_cxx
 # shellcheck disable=SC2046
 "${CXX:-c++}" -std=c++20 -Wall -Wextra -Wpedantic -Werror -o "$work/pc_cxx" \
   "$here/cxx/consumer.cpp" $(pkg-config --cflags --libs ursa)

@@ -237,13 +237,6 @@ typedef struct member_arg {
     int kind;
 } member_arg_t;
 
-static void *inner_member(void *arg)
-{
-    blockers_t *b = arg;
-    URSA_SCOPED(sem_permit, p);
-    return R(ursa_sem_acquire(&b->inner_gate, 1, &p, URSA_NEVER));
-}
-
 static void *blocked_member(void *arg)
 {
     member_arg_t *a = arg;
@@ -275,8 +268,9 @@ static void *blocked_member(void *arg)
         break;
     case K_INNER_GROUP: {
         /* A nested group under ours (its token a child of ours): its
-         * member is cancelled with us; we join it, then destroy it. */
-        if (ursa_group_spawn(&b->inner, NULL, inner_member, b, NULL) != 0)
+         * member (on a gate that never opens) is cancelled with us; we
+         * join it, then destroy it. */
+        if (ursa_group_spawn(&b->inner, NULL, gated_member, &b->inner_gate, NULL) != 0)
             return R(-3000);
         void *res = NULL;
         rc = ursa_group_join_next(&b->inner, &res, NULL, URSA_NEVER);
@@ -536,16 +530,6 @@ typedef struct raw_case {
     ursa_sem_t gate;
 } raw_case_t;
 
-static void *gated_member(void *arg)
-{
-    raw_case_t *c = arg;
-    URSA_SCOPED(sem_permit, p);
-    int rc = ursa_sem_acquire(&c->gate, 1, &p, URSA_NEVER);
-    if (rc == 0)
-        (void)ursa_sem_permit_forget(&p); /* one permit lets one member end */
-    return R(rc == 0 ? 42 : rc);
-}
-
 static void test_group_raw_join_next_hands_a_cancelled_grant_on(void **state)
 {
     (void)state;
@@ -555,8 +539,8 @@ static void test_group_raw_join_next_hands_a_cancelled_grant_on(void **state)
     assert_int_equal(ursa_group_init(&c.g, NULL), 0);
     assert_int_equal(ursa_sem_init(&c.gate, 0), 0);
     ursa_task_t *t1 = NULL, *t2 = NULL;
-    assert_int_equal(ursa_group_rt_spawn(&c.g, c.rt, &t1, gated_member, &c, NULL), 0);
-    assert_int_equal(ursa_group_rt_spawn(&c.g, c.rt, &t2, gated_member, &c, NULL), 0);
+    assert_int_equal(ursa_group_rt_spawn(&c.g, c.rt, &t1, gated_member, &c.gate, NULL), 0);
+    assert_int_equal(ursa_group_rt_spawn(&c.g, c.rt, &t2, gated_member, &c.gate, NULL), 0);
     rwaker_t ra, rb, ri;
     rwaker_init(&ra, false);
     rwaker_init(&rb, false);
@@ -580,7 +564,7 @@ static void test_group_raw_join_next_hands_a_cancelled_grant_on(void **state)
     void *res = NULL;
     ursa_task_t *which = NULL;
     assert_int_equal(ursa_group_join_next_finish(&c.g, &b, &res, &which), 0);
-    assert_int_equal(I(res), 42);
+    assert_int_equal(I(res), GATED_MEMBER_RES);
     assert_true(which == t1 || which == t2);
     ursa_task_t *left = which == t1 ? t2 : t1;
     /* A grant cancelled with nobody waiting goes back to the group. */

@@ -17,16 +17,6 @@ typedef struct claim_case {
     ursa_sem_t gate;
 } claim_case_t;
 
-static void *gated_member(void *arg)
-{
-    claim_case_t *c = arg;
-    URSA_SCOPED(sem_permit, p);
-    int rc = ursa_sem_acquire(&c->gate, 1, &p, URSA_NEVER);
-    if (rc == 0)
-        (void)ursa_sem_permit_forget(&p);
-    return R(rc == 0 ? 7 : rc);
-}
-
 static void case_init(claim_case_t *c)
 {
     memset(c, 0, sizeof *c);
@@ -34,7 +24,7 @@ static void case_init(claim_case_t *c)
     assert_int_equal(ursa_token_init(&c->tok, NULL), 0);
     assert_int_equal(ursa_group_init(&c->g, NULL), 0);
     assert_int_equal(ursa_sem_init(&c->gate, 0), 0);
-    assert_int_equal(ursa_group_rt_spawn(&c->g, c->rt, NULL, gated_member, c, NULL), 0);
+    assert_int_equal(ursa_group_rt_spawn(&c->g, c->rt, NULL, gated_member, &c->gate, NULL), 0);
 }
 
 static void case_end(claim_case_t *c)
@@ -44,6 +34,24 @@ static void case_end(claim_case_t *c)
     ursa_rt_free(c->rt);
 }
 
+/* A select's two cases on one claim, both queued: the token's wait (a)
+ * and a join of the next member (b). */
+typedef struct two_cases {
+    rwaker_t rw;
+    ursa__claim_t claim;
+    ursa_wait_t a, b;
+} two_cases_t;
+
+static void start_two_cases(claim_case_t *c, two_cases_t *s)
+{
+    rwaker_init(&s->rw, false);
+    ursa__claim_init(&s->claim, rwaker(&s->rw));
+    assert_int_equal(ursa_token_wait_start(&c->tok, &s->a, ursa__claim_waker(&s->claim)),
+                     -EINPROGRESS);
+    assert_int_equal(ursa_group_join_next_start(&c->g, &s->b, ursa__claim_waker(&s->claim)),
+                     -EINPROGRESS);
+}
+
 /* The token's case wins; the member that ends later is not taken by the
  * losing join case: it is still there for a plain join. */
 static void test_token_case_wins_and_the_join_case_takes_nothing(void **state)
@@ -51,26 +59,20 @@ static void test_token_case_wins_and_the_join_case_takes_nothing(void **state)
     (void)state;
     claim_case_t c;
     case_init(&c);
-    rwaker_t rw;
-    rwaker_init(&rw, false);
-    ursa__claim_t claim;
-    ursa__claim_init(&claim, rwaker(&rw));
-    ursa_wait_t a, b;
-    assert_int_equal(ursa_token_wait_start(&c.tok, &a, ursa__claim_waker(&claim)), -EINPROGRESS);
-    assert_int_equal(ursa_group_join_next_start(&c.g, &b, ursa__claim_waker(&claim)),
-                     -EINPROGRESS);
+    two_cases_t s;
+    start_two_cases(&c, &s);
     assert_int_equal(ursa_token_cancel(&c.tok), 1);
-    assert_true(ursa__claim_winner(&claim) == &a.waiter);
-    assert_int_equal(atomic_load(&rw.count), 1);
+    assert_true(ursa__claim_winner(&s.claim) == &s.a.waiter);
+    assert_int_equal(atomic_load(&s.rw.count), 1);
     /* The member ends: the join case's claim is lost, it is dropped. */
     assert_int_equal(ursa_sem_add(&c.gate, 1), 0);
     assert_int_equal(ursa_group_wait(&c.g, test_guard_deadline()), 0);
-    assert_int_equal(atomic_load(&rw.count), 1); /* the select is woken once */
-    assert_int_equal(ursa_token_wait_finish(&c.tok, &a), 0);
-    assert_int_equal(ursa_wait_cancel(&b), -ECANCELED);
+    assert_int_equal(atomic_load(&s.rw.count), 1); /* the select is woken once */
+    assert_int_equal(ursa_token_wait_finish(&c.tok, &s.a), 0);
+    assert_int_equal(ursa_wait_cancel(&s.b), -ECANCELED);
     void *res = NULL;
     assert_int_equal(ursa_group_join_next(&c.g, &res, NULL, URSA_NOW), 0);
-    assert_int_equal(I(res), 7);
+    assert_int_equal(I(res), GATED_MEMBER_RES);
     case_end(&c);
 }
 
@@ -80,25 +82,19 @@ static void test_join_case_wins_and_the_token_case_is_dropped(void **state)
     (void)state;
     claim_case_t c;
     case_init(&c);
-    rwaker_t rw;
-    rwaker_init(&rw, false);
-    ursa__claim_t claim;
-    ursa__claim_init(&claim, rwaker(&rw));
-    ursa_wait_t a, b;
-    assert_int_equal(ursa_token_wait_start(&c.tok, &a, ursa__claim_waker(&claim)), -EINPROGRESS);
-    assert_int_equal(ursa_group_join_next_start(&c.g, &b, ursa__claim_waker(&claim)),
-                     -EINPROGRESS);
+    two_cases_t s;
+    start_two_cases(&c, &s);
     assert_int_equal(ursa_sem_add(&c.gate, 1), 0);
-    assert_true(await_ready(&b));
-    assert_true(ursa__claim_winner(&claim) == &b.waiter);
+    assert_true(await_ready(&s.b));
+    assert_true(ursa__claim_winner(&s.claim) == &s.b.waiter);
     assert_int_equal(ursa_token_cancel(&c.tok), 1);
-    assert_true(ursa__claim_winner(&claim) == &b.waiter);
-    assert_true(await_woken(&rw, 1)); /* ready comes before the waker call */
-    assert_int_equal(atomic_load(&rw.count), 1);
-    assert_int_equal(ursa_wait_cancel(&a), -ECANCELED); /* dropped: nothing held */
+    assert_true(ursa__claim_winner(&s.claim) == &s.b.waiter);
+    assert_true(await_woken(&s.rw, 1)); /* ready comes before the waker call */
+    assert_int_equal(atomic_load(&s.rw.count), 1);
+    assert_int_equal(ursa_wait_cancel(&s.a), -ECANCELED); /* dropped: nothing held */
     void *res = NULL;
-    assert_int_equal(ursa_group_join_next_finish(&c.g, &b, &res, NULL), 0);
-    assert_int_equal(I(res), 7);
+    assert_int_equal(ursa_group_join_next_finish(&c.g, &s.b, &res, NULL), 0);
+    assert_int_equal(I(res), GATED_MEMBER_RES);
     case_end(&c); /* the token destroys: no waiter left on it */
 }
 
@@ -126,7 +122,7 @@ static void test_closed_select_passes_the_member_on(void **state)
     assert_int_equal(atomic_load(&rp.count), 1);
     void *res = NULL;
     assert_int_equal(ursa_group_join_next_finish(&c.g, &plain, &res, NULL), 0);
-    assert_int_equal(I(res), 7);
+    assert_int_equal(I(res), GATED_MEMBER_RES);
     assert_int_equal(ursa_wait_cancel(&sel), -ECANCELED);
     assert_int_equal(ursa_group_len(&c.g), 0);
     case_end(&c);
@@ -165,7 +161,7 @@ static void test_ready_starts_take_the_claim_first(void **state)
     assert_int_equal(ursa_group_join_next(&c.g, NULL, NULL, URSA_NOW), -ECHILD); /* promised */
     void *res = NULL;
     assert_int_equal(ursa_group_join_next_finish(&c.g, &b, &res, NULL), 0);
-    assert_int_equal(I(res), 7);
+    assert_int_equal(I(res), GATED_MEMBER_RES);
     assert_int_equal(atomic_load(&rw.count), 0); /* no case was woken: none queued */
     case_end(&c);
 }

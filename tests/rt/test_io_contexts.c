@@ -261,25 +261,15 @@ static void test_io_task_waiting_on_io_leaves_its_worker_free(void **state)
 /* ursa_rt_free cancels a read waiting with URSA_NEVER and returns. */
 typedef struct left_reader {
     int fd[2];
-    atomic_int waiting;
-    atomic_long rc;
+    reader_t r; /* reads fd[0] with no deadline */
 } left_reader_t;
-
-static void *never_reader(void *arg)
-{
-    left_reader_t *l = arg;
-    char buf[4];
-    atomic_store(&l->waiting, 1);
-    atomic_store(&l->rc, ursa_read(l->fd[0], buf, sizeof buf, -1, URSA_NEVER));
-    return NULL;
-}
 
 static void *leave_reader_root(void *arg)
 {
     left_reader_t *l = arg;
-    if (ursa_spawn(NULL, never_reader, l, &(ursa_spawn_opts_t){.detached = true}))
+    if (ursa_spawn(NULL, reader_task, &l->r, &(ursa_spawn_opts_t){.detached = true}))
         return R(-1);
-    while (!atomic_load(&l->waiting))
+    while (!atomic_load(&l->r.started))
         (void)ursa_yield();
     (void)ursa_yield(); /* now it waits in the read */
     return NULL;
@@ -291,8 +281,9 @@ static void test_io_rt_free_ends_a_read_waiting_forever(void **state)
     for (unsigned workers = 1; workers <= 2; workers++) {
         left_reader_t l;
         memset(&l, 0, sizeof l);
-        atomic_init(&l.rc, 1);
+        atomic_init(&l.r.rc, 1);
         make_pipe(l.fd);
+        l.r.fd = l.fd[0];
         ursa_rt_t *rt;
         assert_int_equal(ursa_rt_new(&rt, &(ursa_rt_config_t){.workers = workers}), 0);
         void *res = R(-9);
@@ -300,7 +291,7 @@ static void test_io_rt_free_ends_a_read_waiting_forever(void **state)
         assert_null(res);
         ursa_rt_free(rt);
         close_pipe(l.fd);
-        assert_int_equal(atomic_load(&l.rc), -ECANCELED);
+        assert_int_equal(atomic_load(&l.r.rc), -ECANCELED);
     }
 }
 

@@ -23,24 +23,14 @@ typedef struct pipe_res {
     ssize_t timeout_rc;
     ursa_time_t timeout_elapsed;
     ssize_t now_empty_rc;
-    ssize_t pending_rc;
-    char pending_buf[16];
+    reader_t pending;
     ssize_t writer_rc;
     ssize_t now_ready_rc;
     char now_ready_buf[16];
     ssize_t write_rc;
     char write_back[16];
     ssize_t write_back_rc;
-    atomic_int reader_started;
 } pipe_res_t;
-
-static void *pending_reader(void *arg)
-{
-    pipe_res_t *p = arg;
-    atomic_store(&p->reader_started, 1);
-    p->pending_rc = ursa_read(p->fd[0], p->pending_buf, sizeof p->pending_buf, -1, test_guard_deadline());
-    return NULL;
-}
 
 static void *pipe_root(void *arg)
 {
@@ -58,7 +48,9 @@ static void *pipe_root(void *arg)
     /* A pending read gets what another task writes. */
     ursa_task_t *t = NULL;
     /* Settled: the read is parked in the ring. */
-    int rc = spawn_until_started(&t, pending_reader, p, &p->reader_started, URSA_MSEC(10));
+    p->pending.fd = p->fd[0];
+    p->pending.guarded = true;
+    int rc = spawn_until_started(&t, reader_task, &p->pending, &p->pending.started, URSA_MSEC(10));
     if (rc)
         return R(rc);
     p->writer_rc = ursa_write(p->fd[1], "ping", 4, -1, test_guard_deadline());
@@ -89,8 +81,8 @@ static void test_io_pipe_read_times_out_tries_and_gets_data(void **state)
         assert_true(p.timeout_elapsed >= URSA_MSEC(20));
         assert_int_equal(p.now_empty_rc, -EAGAIN);
         assert_int_equal(p.writer_rc, 4);
-        assert_int_equal(p.pending_rc, 4);
-        assert_memory_equal(p.pending_buf, "ping", 4);
+        assert_int_equal(atomic_load(&p.pending.rc), 4);
+        assert_memory_equal(p.pending.buf, "ping", 4);
         assert_int_equal(p.now_ready_rc, 3);
         assert_memory_equal(p.now_ready_buf, "xyz", 3);
         assert_int_equal(p.write_rc, 7);
@@ -102,23 +94,6 @@ static void test_io_pipe_read_times_out_tries_and_gets_data(void **state)
 /* ================= cancel a blocked read ================= */
 
 #define CANCEL_ROUNDS 40
-
-typedef struct cancel_read {
-    int fd[2];
-    atomic_int started;
-    ssize_t rc;
-    char buf[32];
-    bool cancelled;
-} cancel_read_t;
-
-static void *blocked_reader(void *arg)
-{
-    cancel_read_t *c = arg;
-    atomic_store(&c->started, 1);
-    c->rc = ursa_read(c->fd[0], c->buf, sizeof c->buf, -1, URSA_NEVER);
-    c->cancelled = ursa_task_cancelled();
-    return NULL;
-}
 
 typedef struct cancel_res {
     int fd[2];
@@ -145,14 +120,14 @@ static void *cancel_fail(cancel_res_t *r, int step, int round, long rc)
     return R(step);
 }
 
-/* Spawns a blocked_reader on the reader's worker and waits until it runs:
+/* Spawns a reader_task (no deadline) on the reader's worker and waits until it runs:
  * 0, the spawn's code, or -ETIMEDOUT when it never ran within the hang
  * guard. */
-static int start_reader(const cancel_res_t *r, cancel_read_t *c, ursa_task_t **t)
+static int start_reader(const cancel_res_t *r, reader_t *c, ursa_task_t **t)
 {
     memset(c, 0, sizeof *c);
-    c->fd[0] = r->fd[0];
-    int rc = ursa_spawn(t, blocked_reader, c, &(ursa_spawn_opts_t){URSA_ON_WORKER(r->reader_worker)});
+    c->fd = r->fd[0];
+    int rc = ursa_spawn(t, reader_task, c, &(ursa_spawn_opts_t){URSA_ON_WORKER(r->reader_worker)});
     if (rc)
         return rc;
     return yield_until(&c->started) ? 0 : -ETIMEDOUT;
@@ -165,7 +140,7 @@ static void *cancel_root(void *arg)
     if (rounds > CANCEL_ROUNDS)
         rounds = CANCEL_ROUNDS;
     for (int i = 0; i < rounds; i++) {
-        cancel_read_t c;
+        reader_t c;
         ursa_task_t *t = NULL;
         int rc = start_reader(r, &c, &t);
         if (rc)
@@ -175,7 +150,7 @@ static void *cancel_root(void *arg)
         rc = ursa_task_join(t, NULL, test_guard_deadline());
         if (rc)
             return cancel_fail(r, -2, i, rc);
-        r->reader_rc[i] = c.rc;
+        r->reader_rc[i] = atomic_load(&c.rc);
         r->reader_cancelled[i] = c.cancelled;
         /* The pipe still works, and the cancelled read took nothing. */
         char msg[32], got[32];
@@ -190,7 +165,7 @@ static void *cancel_root(void *arg)
     /* Write and cancel in the same instant: the byte goes to the reader or
      * stays in the pipe, never both and never neither. */
     for (int i = 0; i < rounds; i++) {
-        cancel_read_t c;
+        reader_t c;
         ursa_task_t *t = NULL;
         int rc = start_reader(r, &c, &t);
         if (rc)
@@ -217,12 +192,13 @@ static void *cancel_root(void *arg)
             return cancel_fail(r, -6, i, rc);
         char left[8];
         ssize_t n = ursa_read(r->fd[0], left, sizeof left, -1, URSA_NOW);
-        int seen = (c.rc == 1 && c.buf[0] == b) + (n == 1 && left[0] == b);
+        long got = atomic_load(&c.rc); /* the reader's read */
+        int seen = (got == 1 && c.buf[0] == b) + (n == 1 && left[0] == b);
         if (seen == 0)
             r->race_lost++;
-        if (seen > 1 || (c.rc > 0 && c.rc != 1) || n > 1)
+        if (seen > 1 || (got > 0 && got != 1) || n > 1)
             r->race_dup++;
-        if (c.rc == 1)
+        if (got == 1)
             r->race_by_reader++;
         if (n == 1)
             r->race_left_in_pipe++;

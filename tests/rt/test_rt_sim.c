@@ -378,6 +378,13 @@ static void test_rt_deadlock_report_names_the_locks_their_holders_and_the_join(v
     }
 }
 
+/* Waits for a permit of the semaphore arg (one that none will get). */
+static void *wait_forever(void *arg)
+{
+    URSA_SCOPED(sem_permit, p);
+    return R(ursa_sem_acquire((ursa_sem_t *)arg, 1, &p, URSA_NEVER));
+}
+
 /* A writer holds rwlock 'config' and waits forever on a semaphore; the
  * root waits to read 'config'. */
 typedef struct rw_stuck {
@@ -390,12 +397,10 @@ static void *rw_stuck_writer(void *arg)
 {
     rw_stuck_t *r = arg;
     URSA_SCOPED(rwlock_write_guard, g);
-    URSA_SCOPED(sem_permit, p);
-    if (ursa_rwlock_write_lock(&r->rw, &g, URSA_NEVER) == 0) {
-        atomic_store(&r->held, 1);
-        return R(ursa_sem_acquire(&r->never, 1, &p, URSA_NEVER));
-    }
-    return R(-1);
+    if (ursa_rwlock_write_lock(&r->rw, &g, URSA_NEVER) != 0)
+        return R(-1);
+    atomic_store(&r->held, 1);
+    return wait_forever(&r->never); /* holding the write lock */
 }
 
 static void *rw_stuck_root(void *arg)
@@ -424,12 +429,6 @@ static void test_rt_deadlock_report_names_the_rwlock_and_its_writer(void **state
     expect_in(rep, "task 'writer' waits on semaphore");
     assert_int_equal(ursa_rwlock_destroy(&r.rw), 0);
     assert_int_equal(ursa_sem_destroy(&r.never), 0);
-}
-
-static void *wait_forever(void *arg)
-{
-    URSA_SCOPED(sem_permit, p);
-    return R(ursa_sem_acquire((ursa_sem_t *)arg, 1, &p, URSA_NEVER));
 }
 
 static void *join_forever_root(void *arg)

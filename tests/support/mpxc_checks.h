@@ -40,13 +40,13 @@ static __attribute__((unused)) void *raw_sender_thread(void *arg)
     return NULL;
 }
 
-/* On the test's stack: a raw recv from a foreign loop on rx (empty, a->tx
- * its sender) is woken by a plain thread's send; a cancelled one consumes
- * nothing and calls no waker; one that is ready at start finishes at
- * once. */
-static __attribute__((unused)) void check_raw_recv_woken_cancelled_and_ready(CH(receiver_t) *rx,
-                                                                            raw_sender_t *a)
+/* On the test's stack: makes rx and a->tx a new channel (u64, capacity
+ * 2); a raw recv from a foreign loop on rx is woken by a plain thread's
+ * send; a cancelled one consumes nothing and calls no waker; one that is
+ * ready at start finishes at once. */
+static __attribute__((unused)) void new_channel_check_raw_recv(CH(receiver_t) *rx, raw_sender_t *a)
 {
+    assert_int_equal(CH(new)(rx, &a->tx, 8, 2, NULL), 0);
     a->delay_ms = 5;
     cw_t cw;
     ursa_wait_t w;
@@ -71,6 +71,20 @@ static __attribute__((unused)) void check_raw_recv_woken_cancelled_and_ready(CH(
     /* ready at start */
     assert_int_equal(CH(recv_start)(rx, &w, cw_fresh(&cw)), 0);
     assert_int_equal(CH(recv_finish)(rx, &w, &out), 0);
+}
+
+/* On the test's stack: a raw recv on rx (empty, a->tx its last sender)
+ * is woken by the sender's drop and finishes with the end of stream. */
+static __attribute__((unused)) void check_raw_recv_ended_by_the_drop(CH(receiver_t) *rx,
+                                                                    raw_sender_t *a)
+{
+    cw_t cw;
+    ursa_wait_t w;
+    uint64_t out = 0;
+    assert_int_equal(CH(recv_start)(rx, &w, cw_fresh(&cw)), -EINPROGRESS);
+    assert_int_equal(CH(sender_drop)(&a->tx), 0);
+    assert_true(ursa_wait_ready(&w));
+    assert_int_equal(CH(recv_finish)(rx, &w, &out), -EPIPE);
 }
 
 /* A new channel of esz-byte elements with n senders: tx[0] and n - 1
@@ -129,6 +143,20 @@ static __attribute__((unused)) const char *stress_produce(CH(sender_t) *tx, uint
     }
     (void)CH(sender_drop)(tx);
     return NULL;
+}
+
+/* A stress producer as a task or a plain thread: stress_produce with
+ * these arguments. */
+typedef struct stress_producer {
+    CH(sender_t) *tx;
+    uint64_t id, per, cap;
+    bool timed;
+} stress_producer_t;
+
+static __attribute__((unused)) void *stress_producer(void *arg)
+{
+    stress_producer_t *a = arg;
+    return (void *)stress_produce(a->tx, a->id, a->per, a->cap, a->timed);
 }
 
 /* A task that sends 100, 101, 102 a little later, then drops its sender

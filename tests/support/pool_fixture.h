@@ -121,6 +121,17 @@ static __attribute__((unused)) ursa_pool_t *fac_pool(fac_t *f, uint32_t max_size
     return ursa_pool_new(&p, &c) == 0 ? p : NULL;
 }
 
+/* fac_pool, warmed up: with URSA_POOL_WARMUP_REQUIRE_MIN its min_idle
+ * items are there when ursa_pool_new returns. */
+static __attribute__((unused)) ursa_pool_t *fac_pool_warm(fac_t *f, uint32_t max_size, uint32_t min_idle)
+{
+    fac_init(f);
+    ursa_pool_config_t c = fac_config(f, max_size, min_idle);
+    c.warmup = URSA_POOL_WARMUP_REQUIRE_MIN;
+    ursa_pool_t *p;
+    return ursa_pool_new(&p, &c) == 0 ? p : NULL;
+}
+
 /* Marks a freshly acquired item's resource held; NULL, or a message if
  * another caller holds it too. */
 static __attribute__((unused)) const char *hold_res(const ursa_pool_item_t *it)
@@ -215,6 +226,19 @@ static __attribute__((unused)) void host_start(host_t *h, unsigned workers)
     atomic_init(&h->stop, 0);
     assert_int_equal(ursa_rt_new(&h->rt, &(ursa_rt_config_t){.workers = workers}), 0);
     assert_int_equal(pthread_create(&h->thread, NULL, host_run, h), 0);
+}
+
+/* Asserts: starts a host of `workers` workers and a fresh factory f; the
+ * config fac_config(f, max_size, min_idle) of a pool on the host's
+ * runtime (plain threads use it while the host runs the runtime). */
+static __attribute__((unused)) ursa_pool_config_t host_pool_config(host_t *h, unsigned workers, fac_t *f,
+                                                                  uint32_t max_size, uint32_t min_idle)
+{
+    host_start(h, workers);
+    fac_init(f);
+    ursa_pool_config_t c = fac_config(f, max_size, min_idle);
+    c.rt = h->rt;
+    return c;
 }
 
 static __attribute__((unused)) void host_stop(host_t *h)

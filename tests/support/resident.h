@@ -1,6 +1,6 @@
 /* Resident memory, for the tests of channels whose memory must follow
  * their messages rather than their bound (test_chan_bigcap.c,
- * test_mpsc_shrink.c). */
+ * test_mpsc_shrink.c, test_mpmc_shrink.c). */
 #ifndef URSA_TEST_RESIDENT_H
 #define URSA_TEST_RESIDENT_H
 
@@ -35,5 +35,22 @@ static __attribute__((unused)) size_t resident_in(const void *p, size_t n)
     free(v);
     return res * pg;
 }
+
+/* A big channel's test: the process's resident bytes before the channel
+ * was made, and the bytes of its ring (the bound). */
+typedef struct big_chan {
+    size_t r0, bound;
+} big_chan_t;
+
+/* In a test (asserts): the resident bytes now, then a new channel `chan`
+ * (mpsc or mpmc, its internal header included) of u64 and capacity cap
+ * as *rx, *tx. A big_chan_t. */
+#define BIG_CHAN_NEW(chan, rx, tx, cap)                                                   \
+    ({                                                                                    \
+        big_chan_t b_ = {rss_bytes(), 0};                                                 \
+        assert_int_equal(ursa_##chan##_new(rx, tx, sizeof(uint64_t), cap, NULL), 0);      \
+        b_.bound = (size_t)(cap) * (rx)->ch->stride;                                      \
+        b_;                                                                               \
+    })
 
 #endif

@@ -52,6 +52,22 @@ static __attribute__((unused)) void *gated(void *arg)
     return R(rc == 0 ? 99 : rc);
 }
 
+/* What gated_member returns once let through. */
+#define GATED_MEMBER_RES 42
+
+/* A task (a group's member) that waits for a permit of the gate semaphore
+ * (arg, 0 permits) and keeps it: one permit lets one member end.
+ * GATED_MEMBER_RES, or the acquire's error. */
+static __attribute__((unused)) void *gated_member(void *arg)
+{
+    ursa_sem_t *gate = arg;
+    URSA_SCOPED(sem_permit, p);
+    int rc = ursa_sem_acquire(gate, 1, &p, URSA_NEVER);
+    if (rc == 0)
+        (void)ursa_sem_permit_forget(&p);
+    return R(rc == 0 ? GATED_MEMBER_RES : rc);
+}
+
 /* ---- task I/O (tests/rt/test_io_*.c) ---- */
 
 static __attribute__((unused)) ursa_time_t in_ms(long ms)
@@ -68,6 +84,29 @@ static __attribute__((unused)) void close_pipe(int fd[2])
 {
     close(fd[0]);
     close(fd[1]);
+}
+
+/* A task that marks itself started, then reads fd once (up to 32
+ * bytes; no deadline, or the hang guard when guarded): what the read
+ * returned, the bytes, and whether the task saw itself cancelled. rc is
+ * atomic: a runtime freed under the task ends it on its worker. */
+typedef struct reader {
+    int fd;
+    bool guarded;
+    atomic_int started;
+    atomic_long rc;
+    char buf[32];
+    bool cancelled;
+} reader_t;
+
+static __attribute__((unused)) void *reader_task(void *arg)
+{
+    reader_t *c = arg;
+    atomic_store(&c->started, 1);
+    atomic_store(&c->rc, ursa_read(c->fd, c->buf, sizeof c->buf, -1,
+                                   c->guarded ? test_guard_deadline() : URSA_NEVER));
+    c->cancelled = ursa_task_cancelled();
+    return NULL;
 }
 
 /* A descriptor number that is not open. A high one: the runtime opens its

@@ -189,11 +189,8 @@ static void test_pool_acquire_works_on_plain_threads(void **state)
 {
     (void)state;
     host_t h;
-    host_start(&h, 2);
     fac_t f;
-    fac_init(&f);
-    ursa_pool_config_t c = fac_config(&f, 2, 0);
-    c.rt = h.rt;
+    ursa_pool_config_t c = host_pool_config(&h, 2, &f, 2, 0);
     ursa_pool_t *p;
     assert_int_equal(ursa_pool_new(&p, &c), 0);
     thread_user_t u[4];
@@ -218,11 +215,8 @@ static void test_pool_raw_acquire_is_woken_by_its_foreign_waker(void **state)
 {
     (void)state;
     host_t h;
-    host_start(&h, 1);
     fac_t f;
-    fac_init(&f);
-    ursa_pool_config_t c = fac_config(&f, 1, 1);
-    c.rt = h.rt;
+    ursa_pool_config_t c = host_pool_config(&h, 1, &f, 1, 1);
     c.warmup = URSA_POOL_WARMUP_REQUIRE_MIN;
     ursa_pool_t *p;
     assert_int_equal(ursa_pool_new(&p, &c), 0);
@@ -280,11 +274,8 @@ static void *hold_kinds_body(void *arg)
 {
     (void)arg;
     fac_t f;
-    fac_init(&f);
-    ursa_pool_config_t c = fac_config(&f, 2, 1);
-    c.warmup = URSA_POOL_WARMUP_REQUIRE_MIN;
-    ursa_pool_t *p;
-    CHECK_EQ(ursa_pool_new(&p, &c), 0);
+    ursa_pool_t *p = fac_pool_warm(&f, 2, 1);
+    CHECK(p != NULL);
     ursa_pool_item_t it = {0};
     CHECK_EQ(ursa_pool_acquire(p, &it, URSA_NEVER), 0);
     CHECK_EQ(ursa_pool_broken(p, &it), 0); /* destroyed; min_idle brings one back */

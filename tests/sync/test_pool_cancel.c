@@ -54,11 +54,8 @@ static void *cancel_queued_body(void *arg)
 {
     (void)arg;
     fac_t f;
-    fac_init(&f);
-    ursa_pool_config_t c = fac_config(&f, 1, 1);
-    c.warmup = URSA_POOL_WARMUP_REQUIRE_MIN;
-    ursa_pool_t *p;
-    CHECK_EQ(ursa_pool_new(&p, &c), 0);
+    ursa_pool_t *p = fac_pool_warm(&f, 1, 1);
+    CHECK(p != NULL);
     ursa_pool_item_t it = {0};
     CHECK_EQ(ursa_pool_acquire(p, &it, URSA_NEVER), 0);
     waiter_t timed, cancelled, last;
@@ -287,11 +284,8 @@ static void test_pool_raw_cancel_racing_grants_on_threads_loses_nothing(void **s
 {
     (void)state;
     host_t h;
-    host_start(&h, 2);
     fac_t f;
-    fac_init(&f);
-    ursa_pool_config_t c = fac_config(&f, 2, 2);
-    c.rt = h.rt;
+    ursa_pool_config_t c = host_pool_config(&h, 2, &f, 2, 2);
     raw_race_t r = {0};
     assert_int_equal(ursa_pool_new(&r.pool, &c), 0);
     pthread_t th[2];

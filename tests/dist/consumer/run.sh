@@ -5,13 +5,13 @@
 # directory.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
+# shellcheck disable=SC2034 # prefix: find_package_consumer uses it
 prefix="$1" libdir="$2" work="$3"
+# shellcheck source=SCRIPTDIR/../../consumers/find_package.sh
+. "$here/../../consumers/find_package.sh"
 
 echo "consumer lease 1/2: find_package(ursa COMPONENTS lease)"
-cmake -S "$here" -B "$work/lease" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
-cmake --build "$work/lease" >/dev/null
-LD_LIBRARY_PATH="$libdir" "$work/lease/lease_consumer"
-"$work/lease/lease_consumer_static"
+find_package_consumer "$here" lease lease_consumer
 
 echo "consumer lease 2/2: pkg-config --cflags --libs ursa-lease"
 export PKG_CONFIG_PATH="$libdir/pkgconfig"
