@@ -25,8 +25,9 @@ ursa__spin_site_t ursa__spin_sites[URSA__SPIN_SITES] = {
 
 /* A budget that fell to 0 lets one wait in PROBE_EVERY spin the whole cap
  * (a probe shorter than the partner's usual answer could never succeed),
- * so that it can grow back: on average a failing site spends cap/16 per
- * wait. A budget halved below MIN_PAUSES is 0. */
+ * so that it can grow back: on average a failing site spends cap_ns/16 per
+ * wait (a cap raised by a slow wake probes as much less often). A budget
+ * halved below MIN_PAUSES is 0. */
 #define PROBE_EVERY 16u
 #define MIN_PAUSES 32u
 #define REFRESH_NS 100000000 /* 100 ms */
@@ -160,6 +161,7 @@ static void calibrate(void)
     for (int i = 0; i < URSA__SPIN_SITES; i++) {
         ursa__spin_site_t *s = &ursa__spin_sites[i];
         uint32_t cap = to_pauses(s->cap_ns);
+        atomic_store_explicit(&s->cap_own, cap, memory_order_relaxed);
         /* relaxed: read by spinners as a bound; set before the first. */
         atomic_store_explicit(&s->cap, cap, memory_order_relaxed);
         atomic_store_explicit(&s->cap_high, cap, memory_order_relaxed);
@@ -261,9 +263,17 @@ void ursa__spin_begin(ursa__spinner_t *s, bool partner_running)
     }
     /* relaxed: budgets are hints; any value read is a valid budget. */
     uint32_t b = atomic_load_explicit(&site->budget, memory_order_relaxed);
-    if (b == 0 &&
-        atomic_fetch_add_explicit(&site->probe, 1, memory_order_relaxed) % PROBE_EVERY == 0)
-        b = atomic_load_explicit(&site->cap, memory_order_relaxed); /* relaxed: a counter */
+    if (b == 0) {
+        /* A cap raised by a slow wake probes less often, so that a
+         * failing site spends no more time per wait than with its own cap
+         * (a loaded host makes wakes slow and spins fail: the cap's rise
+         * must not make it burn more). relaxed: hints and a counter. */
+        uint32_t cap = atomic_load_explicit(&site->cap, memory_order_relaxed);
+        uint32_t own = atomic_load_explicit(&site->cap_own, memory_order_relaxed);
+        uint32_t every = PROBE_EVERY * (own && cap > own ? cap / own : 1);
+        if (atomic_fetch_add_explicit(&site->probe, 1, memory_order_relaxed) % every == 0)
+            b = cap;
+    }
     s->left = b;
 }
 

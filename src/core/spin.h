@@ -54,6 +54,7 @@ typedef struct ursa__spin_site {
     bool follows_wake;       /* cap_ns rises to twice the measured wake */
     _Atomic uint32_t cap;    /* the cap in pauses (set at start, then as the wake moves) */
     _Atomic uint32_t cap_high; /* the highest cap so far (tests) */
+    _Atomic uint32_t cap_own;  /* cap_ns in pauses (set at start) */
     _Atomic uint32_t budget; /* pauses the next wait may spin (adaptive) */
     _Atomic uint32_t probe;  /* waits seen at budget 0, for the probe */
     /* Counts, for tests and curious users (relaxed: statistics). */

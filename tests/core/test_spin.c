@@ -339,6 +339,18 @@ static void test_spin_cap_follows_the_measured_wake_within_its_bounds(void **sta
     assert_int_equal(atomic_load(&lock->cap), lock_cap);
     ursa__spin_wake_seen(5000000); /* 5 ms: not a wake */
     assert_int_equal(ursa__spin_wake_ns(), wake);
+    if (ursa__spin_allowed()) {
+        /* At budget zero, a cap four times its own probes four times less
+         * often: failing waits spend what they would with their own cap. */
+        for (int i = 0; i < 64 && budget(URSA__SPIN_IDLE); i++)
+            one_wait(URSA__SPIN_IDLE, 0, false);
+        assert_int_equal(budget(URSA__SPIN_IDLE), 0);
+        uint64_t before = atomic_load(&idle->waits);
+        for (int i = 0; i < 256; i++)
+            one_wait(URSA__SPIN_IDLE, 0, false);
+        uint64_t probes = atomic_load(&idle->waits) - before;
+        assert_true(probes >= 3 && probes <= 6); /* 256 / (16 * 3 or 4) */
+    }
     for (int i = 0; i < 100; i++)
         ursa__spin_wake_seen(900000);
     assert_true(atomic_load(&idle->cap) <= 11 * base); /* 200 µs at most */
