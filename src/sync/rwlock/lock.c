@@ -111,6 +111,7 @@ static int take_read(ursa_rwlock_t *rw, ursa_rwlock_read_guard_t *g, ursa__ctx_t
     return poison_rc(rw);
 }
 
+/* No look at poisoned: bias is never on while rw is poisoned (bias.c). */
 static int take_read_fast(ursa_rwlock_t *rw, ursa_rwlock_read_guard_t *g, ursa__ctx_t *c,
                           const ursa_site_t *site, ursa__rtab_t *t)
 {
@@ -123,7 +124,7 @@ static int take_read_fast(ursa_rwlock_t *rw, ursa_rwlock_read_guard_t *g, ursa__
     g->rw = rw;
     g->rtab = t;
     URSA__LOCK_ACQUIRED(&rw->info, g, c, 0);
-    return poison_rc(rw);
+    return 0;
 }
 
 static int take_write(ursa_rwlock_t *rw, ursa_rwlock_write_guard_t *g, ursa__ctx_t *c,
@@ -219,7 +220,7 @@ int ursa_rwlock_read_lock_at(ursa_rwlock_t *rw, ursa_rwlock_read_guard_t *g,
         g->ob.site = site;
         g->rw = rw;
         g->rtab = t;
-        return poison_rc(rw);
+        return 0; /* as take_read_fast */
     }
     return read_general(rw, g, deadline, site);
 }
