@@ -198,6 +198,73 @@ URSA_API int ursa_rwlock_write_lock_start_at(ursa_rwlock_t *rw, ursa_wait_t *w,
 URSA_API int ursa_rwlock_write_lock_finish(ursa_rwlock_t *rw, ursa_wait_t *w,
                                            ursa_rwlock_write_guard_t *g) URSA_NODISCARD;
 
+/* ---- the biased read lock's fast paths, inline (C only) ----
+ * While rw is read-biased, a read lock counts itself in the calling
+ * thread's reader table and records its hold in the caller's ledger with
+ * plain loads and stores, and one lookup of the context; every other case
+ * calls ursa_rwlock_read_lock_at / ursa_rwlock_read_unlock (so do all read
+ * locks of metrics builds and ranked locks of lock-order builds: their
+ * bias.on is URSA__RWLOCK_BIAS_CALL). */
+#ifndef __cplusplus
+/* The kind of a fast read hold that the inline unlock may release
+ * (src/sync/rwlock/lock.c): its record keeps the reader table as n. */
+URSA_API extern const ursa_oblig_kind_t ursa__rwlock_fast_read_kind;
+/* A fast read lock that counted itself in t and then found bias revoked:
+ * uncounts itself and takes the general path. */
+URSA_API int ursa__rwlock_read_revoked(ursa_rwlock_t *rw, ursa_rwlock_read_guard_t *g,
+                                       ursa_time_t deadline, const ursa_site_t *site,
+                                       struct ursa__rtab *t);
+
+static inline int ursa__rwlock_read_lock_inline(ursa_rwlock_t *rw, ursa_rwlock_read_guard_t *g,
+                                                ursa_time_t deadline, const ursa_site_t *site)
+{
+    ursa__ctx_t *c = ursa__cur_ctx;
+    struct ursa__rtab *t = ursa__rtab_cur;
+    /* acquire (bias.on): the slot, and the last writer's critical section,
+     * from whoever turned bias on. Bias is never on while rw is poisoned
+     * (so no look at it here). */
+    if (__builtin_expect(!rw || !g || g->rw || !c || !t || !ursa__ledger_room(&c->ledger) ||
+                             atomic_load_explicit(&rw->bias.on, memory_order_acquire) !=
+                                 URSA__RWLOCK_BIAS_INLINE,
+                         0))
+        return ursa_rwlock_read_lock_at(rw, g, deadline, site);
+    if (__builtin_expect(!ursa__rwlock_read_count(rw, t), 0))
+        return ursa__rwlock_read_revoked(rw, g, deadline, site, t);
+    /* The record: target and n (the table) say what a leak sweep
+     * releases, from whichever thread it runs on. */
+    ursa__ledger_push_inline(&c->ledger, &g->ob, &ursa__rwlock_fast_read_kind, site, rw,
+                             (uint64_t)(uintptr_t)t, &rw->info);
+    g->ob.kind = &ursa__rwlock_fast_read_kind;
+    g->ob.site = site;
+    g->rw = rw;
+    g->rtab = t;
+    return 0;
+}
+
+static inline int ursa__rwlock_read_unlock_inline(ursa_rwlock_read_guard_t *g)
+{
+    ursa__ctx_t *c = ursa__cur_ctx;
+    /* Only the inline lock's holds have this kind (held: kind is NULL once
+     * released); the library's timed or checked fast holds have another. */
+    if (__builtin_expect(!g || g->ob.kind != &ursa__rwlock_fast_read_kind || !c ||
+                             !ursa__oblig_is_newest(&c->ledger, &g->ob),
+                         0))
+        return (ursa_rwlock_read_unlock)(g);
+    ursa_rwlock_t *rw = g->rw;
+    struct ursa__rtab *t = (struct ursa__rtab *)g->rtab;
+    ursa__ledger_pop(&c->ledger, &g->ob);
+    g->rw = NULL;
+    g->rtab = NULL;
+    ursa__rwlock_read_fast_exit(rw->bias.slot, t);
+    return 0;
+}
+
+#undef ursa_rwlock_read_lock
+#define ursa_rwlock_read_lock(rw, g, deadline) \
+    ursa__rwlock_read_lock_inline(rw, g, deadline, URSA_SITE)
+#define ursa_rwlock_read_unlock(g) ursa__rwlock_read_unlock_inline(g)
+#endif
+
 URSA_EXTERN_C_END
 
 #endif

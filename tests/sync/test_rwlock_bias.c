@@ -469,10 +469,56 @@ static void test_rwlock_bias_fast_unlock_then_free_is_safe(void **state)
     }
 }
 
+/* ---- poisoning: bias is never on while the lock is poisoned ---- */
+
+static ursa_rwlock_t *pz_rw;
+
+static void *pz_leaker(void *arg)
+{
+    (void)arg;
+    ursa_rwlock_write_guard_t g = {0};
+    URSA_SIM_CHECK(ursa_rwlock_write_lock(pz_rw, &g, URSA_NEVER) == 0);
+    return NULL; /* still holding g: the lock is poisoned */
+}
+
+/* A biased lock whose writer (it revoked the bias) ends holding the write
+ * lock: every read lock after says -EOWNERDEAD, however many go by (the
+ * fast path has no look at the mark: bias must stay off while it is set),
+ * until ursa_rwlock_consistent; then bias comes back. */
+static void test_rwlock_bias_stays_off_while_poisoned(void **state)
+{
+    (void)state;
+    ursa_rwlock_t rw;
+    pz_rw = &rw;
+    assert_int_equal(ursa_rwlock_init(&rw, 0), 0);
+    if (!make_biased(&rw)) {
+        assert_int_equal(ursa_rwlock_destroy(&rw), 0);
+        skip(); /* no private expedited membarrier here */
+    }
+    long leaks0 = test_leak_count();
+    fail_if_msg(test_run(1, pz_leaker, NULL));
+    assert_int_equal(test_leak_count() - leaks0, 1);
+    /* Far more slow read locks than bias waits for (URSA__BIAS_MIN_SKIP). */
+    for (int i = 0; i < 4096; i++) {
+        ursa_rwlock_read_guard_t g = {0};
+        assert_int_equal(ursa_rwlock_read_lock(&rw, &g, URSA_NOW), -EOWNERDEAD);
+        assert_ptr_equal(g.rw, &rw);
+        assert_null(g.rtab); /* not biased */
+        assert_int_equal(ursa_rwlock_read_unlock(&g), 0);
+    }
+    assert_int_equal(ursa_rwlock_consistent(&rw), 0);
+    assert_true(make_biased(&rw));
+    ursa_rwlock_read_guard_t g = {0};
+    assert_int_equal(ursa_rwlock_read_lock(&rw, &g, URSA_NOW), 0);
+    assert_int_equal(ursa_rwlock_read_unlock(&g), 0);
+    assert_int_equal(ursa_rwlock_destroy(&rw), 0);
+}
+
 TEST_MAIN(LEAK_CHECKED(test_rwlock_bias_fast_readers_count_and_a_writer_revokes_them),
           LEAK_CHECKED(test_rwlock_bias_locks_beyond_the_table_run_unbiased),
           LEAK_CHECKED(test_rwlock_bias_fast_guard_unlocked_on_another_thread),
           LEAK_CHECKED(test_rwlock_bias_revoke_timeout_and_cancel_lose_nothing_over_seeds),
           LEAK_CHECKED(test_rwlock_bias_comes_and_goes_under_load_on_threads),
           LEAK_CHECKED(test_rwlock_bias_rebias_never_strands_a_queued_writer),
-          LEAK_CHECKED(test_rwlock_bias_fast_unlock_then_free_is_safe))
+          LEAK_CHECKED(test_rwlock_bias_fast_unlock_then_free_is_safe),
+          LEAK_CHECKED(test_rwlock_bias_stays_off_while_poisoned))

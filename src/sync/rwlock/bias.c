@@ -16,6 +16,8 @@
  * readers are not counted against it. */
 #include "rwlock.h"
 
+#include "../hold.h" /* URSA__LOCK_FAST */
+
 #include "../../core/spin.h"
 
 static ursa__bias_drain_t *slot_drain(ursa__bias_t *b)
@@ -57,8 +59,17 @@ void ursa__rwlock_bias_try_on(ursa_rwlock_t *rw, ursa__ctx_t *c)
             atomic_store_explicit(&rw->bias.skip, URSA__BIAS_NEVER, memory_order_relaxed);
         else if (ursa__bias_state(&ursa__rbias_slots[rw->bias.slot].d) != URSA__BIAS_IDLE)
             ursa__bias_try_later(&rw->bias); /* the last token is still out */
+        /* relaxed: we hold a permit, whose acquire ordered the leaked
+         * writer's store before us. Never biased while poisoned: then a
+         * fast read hold needs no look at it (no writer can poison while
+         * bias is on: it revokes first). */
+        else if (atomic_load_explicit(&rw->poisoned, memory_order_relaxed))
+            ursa__bias_try_later(&rw->bias);
         else if (ursa__sema_try(&rw->sema, 1)) /* fails while a writer queues */
-            ursa__bias_turned_on(&rw->bias, 1, c);
+            ursa__bias_turned_on(&rw->bias,
+                                 URSA__LOCK_FAST(&rw->info) ? URSA__RWLOCK_BIAS_INLINE
+                                                            : URSA__RWLOCK_BIAS_CALL,
+                                 c);
         else
             ursa__bias_try_later(&rw->bias);
     }

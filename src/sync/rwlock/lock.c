@@ -13,8 +13,15 @@ static void leaked_fast_read_unlock(void *rw, uint64_t tab);
 static void leaked_write_unlock(void *rw, uint64_t n);
 static void rw_give_back(ursa__waiter_t *w);
 static const ursa_oblig_kind_t read_kind = {"rwlock read guard", leaked_read_unlock};
-/* A fast read guard records its reader table (as n) instead of a count. */
-static const ursa_oblig_kind_t fast_read_kind = {"rwlock read guard", leaked_fast_read_unlock};
+/* A fast read guard records its reader table (as n) instead of a count.
+ * Exported for the inline read lock and unlock (ursa/rwlock.h); a fast hold
+ * of a lock whose read locks are timed or checked (!URSA__LOCK_FAST: bias
+ * on is URSA__RWLOCK_BIAS_CALL) has the other kind, so that its unlock
+ * calls us too. */
+const ursa_oblig_kind_t ursa__rwlock_fast_read_kind = {"rwlock read guard",
+                                                       leaked_fast_read_unlock};
+static const ursa_oblig_kind_t fast_read_call_kind = {"rwlock read guard",
+                                                      leaked_fast_read_unlock};
 static const ursa_oblig_kind_t write_kind = {"rwlock write guard", leaked_write_unlock};
 const ursa__wait_ops_t ursa__rwlock_read_ops = {URSA_WAIT_RWLOCK_READ, ursa__sema_cancel,
                                                rw_give_back};
@@ -111,10 +118,13 @@ static int take_read(ursa_rwlock_t *rw, ursa_rwlock_read_guard_t *g, ursa__ctx_t
     return poison_rc(rw);
 }
 
+/* No look at poisoned: bias is never on while rw is poisoned (bias.c). */
 static int take_read_fast(ursa_rwlock_t *rw, ursa_rwlock_read_guard_t *g, ursa__ctx_t *c,
                           const ursa_site_t *site, ursa__rtab_t *t)
 {
-    if (__builtin_expect(ursa__oblig_take_lock(&c->ledger, &g->ob, &fast_read_kind, site, rw,
+    const ursa_oblig_kind_t *kind =
+        URSA__LOCK_FAST(&rw->info) ? &ursa__rwlock_fast_read_kind : &fast_read_call_kind;
+    if (__builtin_expect(ursa__oblig_take_lock(&c->ledger, &g->ob, kind, site, rw,
                                                (uint64_t)(uintptr_t)t, &rw->info),
                          0)) {
         ursa__rwlock_read_fast_exit(rw->bias.slot, t);
@@ -123,7 +133,7 @@ static int take_read_fast(ursa_rwlock_t *rw, ursa_rwlock_read_guard_t *g, ursa__
     g->rw = rw;
     g->rtab = t;
     URSA__LOCK_ACQUIRED(&rw->info, g, c, 0);
-    return poison_rc(rw);
+    return 0;
 }
 
 static int take_write(ursa_rwlock_t *rw, ursa_rwlock_write_guard_t *g, ursa__ctx_t *c,
@@ -188,9 +198,8 @@ static __attribute__((noinline)) int read_general(ursa_rwlock_t *rw, ursa_rwlock
 
 /* The fast path counted itself in t, then found the bias revoked: a revoke
  * may have counted it, so it leaves the way a fast reader does. */
-static __attribute__((noinline)) int read_revoked(ursa_rwlock_t *rw, ursa_rwlock_read_guard_t *g,
-                                                  ursa_time_t deadline, const ursa_site_t *site,
-                                                  ursa__rtab_t *t)
+int ursa__rwlock_read_revoked(ursa_rwlock_t *rw, ursa_rwlock_read_guard_t *g,
+                              ursa_time_t deadline, const ursa_site_t *site, ursa__rtab_t *t)
 {
     ursa__rwlock_read_fast_exit(rw->bias.slot, t);
     return read_general(rw, g, deadline, site);
@@ -211,15 +220,15 @@ int ursa_rwlock_read_lock_at(ursa_rwlock_t *rw, ursa_rwlock_read_guard_t *g,
                              atomic_load_explicit(&rw->bias.on, memory_order_acquire),
                          1)) {
         if (__builtin_expect(!ursa__rwlock_read_count(rw, t), 0))
-            return read_revoked(rw, g, deadline, site, t);
+            return ursa__rwlock_read_revoked(rw, g, deadline, site, t);
         /* A fast read guard records its reader table as n. */
-        ursa__ledger_push(&c->ledger, &g->ob, &fast_read_kind, site, rw, (uint64_t)(uintptr_t)t,
-                          &rw->info);
-        g->ob.kind = &fast_read_kind;
+        ursa__ledger_push(&c->ledger, &g->ob, &ursa__rwlock_fast_read_kind, site, rw,
+                          (uint64_t)(uintptr_t)t, &rw->info);
+        g->ob.kind = &ursa__rwlock_fast_read_kind;
         g->ob.site = site;
         g->rw = rw;
         g->rtab = t;
-        return poison_rc(rw);
+        return 0; /* as take_read_fast */
     }
     return read_general(rw, g, deadline, site);
 }
@@ -243,8 +252,9 @@ static __attribute__((noinline)) int read_unlock_general(ursa_rwlock_read_guard_
     return 0;
 }
 
-/* Fast for a biased guard that is the caller's newest hold. */
-int ursa_rwlock_read_unlock(ursa_rwlock_read_guard_t *g)
+/* Fast for a biased guard that is the caller's newest hold (the inline
+ * unlock of ursa/rwlock.h is the same steps). */
+int(ursa_rwlock_read_unlock)(ursa_rwlock_read_guard_t *g)
 {
     if (__builtin_expect(!g, 0))
         return -EINVAL;

@@ -6,7 +6,7 @@
 #include "../../core/membarrier.h"
 #include "../../core/spin.h"
 
-__thread ursa__rtab_t *ursa__rtab_cur __attribute__((tls_model("initial-exec")));
+_Thread_local ursa__rtab_t *ursa__rtab_cur __attribute__((tls_model("initial-exec")));
 
 /* The registry: every table ever made (tables are recycled, never freed,
  * so a guard may point at its table for as long as it lives), the free

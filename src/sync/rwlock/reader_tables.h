@@ -39,19 +39,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "ursa/detail/bias.h"
+#include "ursa/rwlock.h"
 
-/* Biased rwlocks that can exist at once; later ones run unbiased. */
-#define URSA__RBIAS_SLOTS 128
-
-typedef struct ursa__rtab {
-    _Atomic uint64_t held[URSA__RBIAS_SLOTS];   /* owner: locks - own unlocks */
-    _Atomic uint64_t remote[URSA__RBIAS_SLOTS]; /* unlocks made elsewhere */
-    struct ursa__rtab *next;                    /* registry, never unlinked */
-    struct ursa__rtab *next_free;               /* tables of exited threads */
-} ursa__rtab_t;
-
-extern __thread ursa__rtab_t *ursa__rtab_cur __attribute__((tls_model("initial-exec")));
+/* The tables' layout, the thread's table (ursa__rtab_cur), the slots'
+ * drains (ursa__rbias_slots) and a reader's count and uncount
+ * (ursa__rtab_enter / _exit) are in ursa/detail/rwlock.h: the inline
+ * read lock of ursa/rwlock.h uses them. */
+typedef struct ursa__rtab ursa__rtab_t;
+typedef struct ursa__rbias_slot ursa__rbias_slot_t;
 
 /* Gives the calling thread a table (a fresh or an exited thread's): the
  * table, or NULL when out of memory. */
@@ -62,38 +57,6 @@ static inline ursa__rtab_t *ursa__rtab(void)
     ursa__rtab_t *t = ursa__rtab_cur;
     return __builtin_expect(t != NULL, 1) ? t : ursa__rtab_attach();
 }
-
-/* Counts a read lock in t (the caller's own table). */
-static inline void ursa__rtab_enter(ursa__rtab_t *t, int slot)
-{
-    /* relaxed: only this thread writes held[]; the caller orders the
-     * store against its bias load with a compiler fence + the barrier. */
-    uint64_t v = atomic_load_explicit(&t->held[slot], memory_order_relaxed);
-    atomic_store_explicit(&t->held[slot], v + 1, memory_order_relaxed);
-}
-
-/* Uncounts a read lock counted in t, from whichever thread. */
-static inline void ursa__rtab_exit(ursa__rtab_t *t, int slot)
-{
-    if (t == ursa__rtab_cur) {
-        /* release: the read-side critical section happens-before the
-         * writer (or drain check) that sums the column. */
-        uint64_t v = atomic_load_explicit(&t->held[slot], memory_order_relaxed);
-        atomic_store_explicit(&t->held[slot], v - 1, memory_order_release);
-    } else {
-        /* release: as above; an RMW because any thread may add here. */
-        atomic_fetch_add_explicit(&t->remote[slot], 1, memory_order_release);
-    }
-}
-
-/* A slot's drain (core/bias.h), here so that a reader's unlock reads it
- * after its last touch of the lock. */
-typedef struct ursa__rbias_slot {
-    ursa__bias_drain_t d;
-    void *owner; /* the lock using the slot (set under d.lock) */
-} ursa__rbias_slot_t;
-
-extern ursa__rbias_slot_t ursa__rbias_slots[URSA__RBIAS_SLOTS];
 
 /* A slot for a new biased lock `owner`: 0..URSA__RBIAS_SLOTS-1, or -1
  * (all in use, or this kernel has no private expedited membarrier). */

@@ -80,35 +80,9 @@ static inline void ursa__rwlock_bias_maybe_on(ursa_rwlock_t *rw, ursa__ctx_t *c)
         ursa__rwlock_bias_try_on(rw, c);
 }
 
-/* A fast reader left while a revoke was in progress: if the revoke is
- * ARMED and the column is empty now, the token goes back. */
-void ursa__rwlock_bias_drain_check(int slot);
-
-/* Uncounts a fast reader. Its store to t is the last touch of the lock's
- * read side: the lock may be freed after it, so what follows reads only
- * the slot table (never freed). */
-static inline void ursa__rwlock_read_fast_exit(int slot, ursa__rtab_t *t)
-{
-    ursa__rtab_exit(t, slot);
-    atomic_signal_fence(memory_order_seq_cst); /* the barrier is the CPU half */
-    /* relaxed: only tells us whether a revoke may be waiting for us. */
-    if (__builtin_expect(
-            atomic_load_explicit(&ursa__rbias_slots[slot].d.state, memory_order_relaxed) !=
-                URSA__BIAS_IDLE,
-            0))
-        ursa__rwlock_bias_drain_check(slot);
-}
-
-/* Counts a fast reader in t: true; false: bias was revoked, and the caller
- * uncounts itself with ursa__rwlock_read_fast_exit (a revoke may have
- * counted it). */
-static inline bool ursa__rwlock_read_count(ursa_rwlock_t *rw, ursa__rtab_t *t)
-{
-    ursa__rtab_enter(t, rw->bias.slot);
-    atomic_signal_fence(memory_order_seq_cst); /* the barrier is the CPU half */
-    /* acquire: as in the first load (ursa_rwlock_read_lock_at). */
-    return __builtin_expect(atomic_load_explicit(&rw->bias.on, memory_order_acquire), 1);
-}
+/* ursa__rwlock_bias_drain_check, ursa__rwlock_read_fast_exit and
+ * ursa__rwlock_read_count, a fast reader's steps, are in
+ * ursa/detail/rwlock.h (the inline read lock of ursa/rwlock.h). */
 
 /* Counts a fast reader in t: true, or false (bias was revoked: not counted). */
 static inline bool ursa__rwlock_read_fast(ursa_rwlock_t *rw, ursa__rtab_t *t)
