@@ -6,7 +6,7 @@
 #
 # NAME...  workloads (default: every single-worker time workload, i.e. the
 #          names `ursa_bench --list` prints that start with neither mt2_,
-#          oversub_ nor mem_)
+#          oversub_ nor mem_, and not the count pool_spike_creates)
 # -b BIN   the ursa_bench binary (default: build/bench/bench/ursa_bench, the
 #          one run-suite.sh builds)
 # -s SCALE the smaller of the two scales (default 0.002)
@@ -36,7 +36,9 @@ command -v valgrind >/dev/null || { echo "callgrind.sh: valgrind is not installe
 
 names=("$@")
 if ((${#names[@]} == 0)); then
-    mapfile -t names < <("$BIN" --list | awk '{ print $1 }' | grep -Ev '^(mt2_|oversub_|mem_)')
+    # (pool_spike_creates prints a count, not a time per op)
+    mapfile -t names < <("$BIN" --list | awk '{ print $1 }' |
+        grep -Ev '^(mt2_|oversub_|mem_|pool_spike_creates$)')
 fi
 
 TMP=$(mktemp -d)

@@ -24,7 +24,9 @@
 # Environment: WORKLOADS=path/to/WORKLOADS.md (default: shared/WORKLOADS.md
 # in the repo, else /work/shared/WORKLOADS.md), SKIP_BUILD=1 to reuse the
 # binaries, CALLGRIND=0 as --no-callgrind, RUN_TIMEOUT=seconds per program
-# run (default 900; a run that takes longer is killed and listed as failed).
+# run (default 900; a run that takes longer is killed and listed as failed),
+# INSTR_BEFORE=path/to/an/earlier/ursa_bench to count its instructions too
+# (a before/after table in results.md; INSTR_BEFORE_LABEL names it).
 set -u -o pipefail
 
 usage() { sed -n '2,25p' "$0" >&2; exit 2; }
@@ -194,12 +196,20 @@ LOAD_AFTER=$(load1)
 
 # ------------------------------------------------------------ 5. callgrind
 INSTR=$WORK/instr.txt
+INSTR_OLD=$WORK/instr-before.txt
 : >"$INSTR"
+: >"$INSTR_OLD"
 if [ "$CALLGRIND" = 1 ]; then
     if command -v valgrind >/dev/null 2>&1; then
         log "counting ursa's instructions per op under callgrind (bench/callgrind.sh)"
         bash "$ROOT/bench/callgrind.sh" -b "$URSA_BIN" >"$INSTR" 2>"$WORK/callgrind.log" ||
             log "WARNING: callgrind.sh failed for some workloads (log: $WORK/callgrind.log)"
+        if [ -n "${INSTR_BEFORE:-}" ]; then
+            log "counting the baseline's instructions ($INSTR_BEFORE)"
+            bash "$ROOT/bench/callgrind.sh" -b "$INSTR_BEFORE" >"$INSTR_OLD" \
+                2>"$WORK/callgrind-before.log" ||
+                log "WARNING: callgrind.sh failed on the baseline (log: $WORK/callgrind-before.log)"
+        fi
         INSTR_STATUS=ok
     else
         INSTR_STATUS="valgrind is not installed"
@@ -240,7 +250,8 @@ export SUITE_INSTR_STATUS=$INSTR_STATUS
 export SUITE_LOAD="$LOAD_BEFORE $LOAD_MAX $LOAD_AFTER"
 export SUITE_TIMES="$((T_BUILD - T0)) $((T_RUN - T_BUILD)) $((T_MEM - T_RUN)) $((T_CG - T_MEM))"
 
-python3 "$SUITE/report.py" --raw "$RAW" --failures "$FAIL" --instr "$INSTR" "${variants[@]}" \
+python3 "$SUITE/report.py" --raw "$RAW" --failures "$FAIL" --instr "$INSTR" \
+    --instr-before "$INSTR_OLD" --instr-before-label "${INSTR_BEFORE_LABEL:-before}" "${variants[@]}" \
     --workloads "${WORKLOADS:-}" --scale "$S" --rounds "$ROUNDS" \
     --md "$DOCS/results.md" --plotdir "$WORK" || { log "ERROR: report.py failed"; exit 1; }
 

@@ -223,10 +223,19 @@ static void bench_advisory(uint64_t n)
 
 int main(int argc, char **argv)
 {
+    /* S may come first or last (run-suite.sh puts it after the runtime:
+     * `ursa_lease_bench ursa 1`): a number anywhere is the scale. */
     int first = 1;
-    if (argc > 1 && strtod(argv[1], NULL) > 0) {
-        S = strtod(argv[1], NULL);
-        first = 2;
+    for (int i = 1; i < argc; i++) {
+        char *end;
+        double v = strtod(argv[i], &end);
+        if (end != argv[i] && *end == 0 && v > 0) {
+            S = v;
+            char *num = argv[i];
+            for (int j = i; j > first; j--) /* move it to the front */
+                argv[j] = argv[j - 1];
+            argv[first++] = num;
+        }
     }
     static const struct {
         const char *name;

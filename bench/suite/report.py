@@ -82,6 +82,9 @@ def main():
     ap.add_argument("--raw", required=True)
     ap.add_argument("--failures")
     ap.add_argument("--instr", help="`name instr_per_op` lines from bench/callgrind.sh")
+    ap.add_argument("--instr-before", help="the same for an earlier ursa_bench (a baseline)")
+    ap.add_argument("--instr-before-label", default="before",
+                    help="what the baseline is (a commit, a tag)")
     ap.add_argument("--variant", action="append", default=[],
                     help="label=description of a peer@variant program (repeatable)")
     ap.add_argument("--workloads", default="")
@@ -157,13 +160,18 @@ def main():
         with open(a.failures) as f:
             failures = [l.rstrip("\n").split("\t") for l in f if l.strip()]
 
-    instr = {}
-    if a.instr and os.path.isfile(a.instr):
-        with open(a.instr) as f:
-            for l in f:
-                p = l.split()
-                if len(p) == 2:
-                    instr[p[0]] = float(p[1])
+    def read_instr(path):
+        counts = {}
+        if path and os.path.isfile(path):
+            with open(path) as f:
+                for l in f:
+                    p = l.split()
+                    if len(p) == 2:
+                        counts[p[0]] = float(p[1])
+        return counts
+
+    instr = read_instr(a.instr)
+    instr_before = read_instr(a.instr_before)
 
     # ---------------------------------------------------------------- table
     rows = []
@@ -258,7 +266,10 @@ def main():
     L.append("")
 
     # ------------------------------------------------------- variants
-    multi = [(rt, progs) for rt, progs in group.items() if len(progs) > 1]
+    # A runtime run by more than one program, measured both ways on some
+    # workload (not ursa and ursa@lease: one binary per set of workloads).
+    multi = [(rt, progs) for rt, progs in group.items() if len(progs) > 1 and any(
+        sum(vmed(p, name) is not None for p in progs) >= 2 for name in names)]
     if multi:
         L.append("## Variants")
         L.append("")
@@ -303,6 +314,17 @@ def main():
                  "start-up and set-up cancel out; untimed warm-up rounds are skipped. The counts do "
                  "not depend on the machine's load; they are the column `instr/op` above. Rerun "
                  "`bash bench/callgrind.sh NAME...` to compare a change.")
+        if instr_before:
+            L.append("")
+            L.append(f"Against a baseline, `{a.instr_before_label}` (the same count on its "
+                     "`ursa_bench`; `INSTR_BEFORE` in `bench/run-suite.sh`):")
+            L.append("")
+            L.append(f"| workload | {a.instr_before_label} | now | change |")
+            L.append("|---|--:|--:|--:|")
+            for name in instr:
+                if name in instr_before and instr_before[name] > 0:
+                    b, n = instr_before[name], instr[name]
+                    L.append(f"| `{name}` | {b:.1f} | {n:.1f} | {100 * (n - b) / b:+.1f}% |")
     elif status == "ok":
         L.append("Not recorded: callgrind.sh printed nothing (see `build/suite/callgrind.log`).")
     else:
