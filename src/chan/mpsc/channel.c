@@ -118,6 +118,8 @@ int ursa_mpsc_new(ursa_mpsc_receiver_t *rx, ursa_mpsc_sender_t *tx, size_t elem_
     atomic_init(&ch->returned, 0);
     atomic_init(&ch->harvesting, 0);
     atomic_init(&ch->tx_waiting, 0);
+    atomic_init(&ch->tx_sleeps, 0);
+    atomic_init(&ch->fence_mode, URSA__MPSC_LAZY_MEMBARRIER);
     if (capacity) {
         ch->stride = ursa__ring_stride(elem_size);
         ch->div = ursa__ring_div(capacity);

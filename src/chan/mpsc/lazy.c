@@ -14,8 +14,33 @@
  * and returns what is owed if a waiter is queued. membarrier is a full
  * barrier on every thread of the process, so either the receiver's loads
  * come after it (and see the waiter) or its head store came before it (and
- * the harvest sees it): the Dekker pair costs the receiver no fence. Without
- * membarrier (old kernel, seccomp) the receiver returns each permit. */
+ * the harvest sees it): the Dekker pair costs the receiver no fence (until
+ * fenced mode, below). Without
+ * membarrier (old kernel, seccomp) the receiver returns each permit.
+ *
+ * Fenced mode. A membarrier interrupts every CPU that runs a thread of the
+ * process (about 10-20 µs on a VM, where the IPI exits to the host, and
+ * callers serialise on a kernel mutex): fine once per thousand messages,
+ * ruinous when senders queue every few dozen (a pipeline whose stage
+ * outruns its collector: 12,000 membarriers per million items, a third of
+ * the run in the kernel). Once senders have queued URSA__MPSC_FENCE_AFTER
+ * times, more than one per URSA__MPSC_FENCE_RATIO messages, the channel
+ * switches for good to a fence on each side: the receiver fences after
+ * each head store (a few ns), a queued sender fences instead of calling
+ * membarrier. The switching sender sets SWITCHING, runs one last
+ * membarrier, then sets FENCED; senders keep to membarrier until they see
+ * FENCED. The receiver fences in either mode but MEMBARRIER, and reads the
+ * mode after its head store: a consume whose mode load preceded that
+ * membarrier's barrier on its CPU (a full barrier on each running thread,
+ * caused after the caller's entry barrier) had its head store drained by
+ * that barrier, visible when the membarrier returns: to the switcher's
+ * harvest, and to every sender that later acquires FENCED (the release
+ * store of FENCED follows the return) and then fences and harvests. A
+ * consume whose load came after the barrier sees SWITCHING or FENCED and
+ * fences; its fence pairs with later senders' fences. The switch is for
+ * the channel's life, judged on its whole history (tail / queued waits):
+ * a channel that had 16 queued sends early may fence on every receive
+ * from then on, a few ns each. */
 #include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
@@ -125,19 +150,52 @@ bool ursa__mpsc_lazy_try(ursa_mpsc_t *ch, uint64_t n)
 void ursa__mpsc_wait_enter(ursa_mpsc_t *ch)
 {
     if (ch->lazy)
-        /* relaxed: published to the receiver by the membarrier that
-         * follows the queueing. */
+        /* relaxed: published to the receiver by the membarrier (or, in
+         * fenced mode, the fence) that follows the queueing. */
         atomic_fetch_add_explicit(&ch->tx_waiting, 1, memory_order_relaxed);
+}
+
+/* Senders' queued waits before a channel may switch to fenced mode, and
+ * the fewest messages per such wait that keep it on membarrier. */
+#define URSA__MPSC_FENCE_AFTER 16u
+#define URSA__MPSC_FENCE_RATIO 256u
+
+/* A queued sender that saw no fenced mode: membarrier, and the switch to
+ * fenced mode if senders queue often. */
+static void queued_membarrier(ursa_mpsc_t *ch)
+{
+    /* relaxed: counts; a stale value only moves the switch a little. */
+    uint32_t n = atomic_fetch_add_explicit(&ch->tx_sleeps, 1, memory_order_relaxed) + 1;
+    uint32_t mode = URSA__MPSC_LAZY_MEMBARRIER;
+    if (n >= URSA__MPSC_FENCE_AFTER &&
+        atomic_load_explicit(&ch->tail, memory_order_relaxed) / n < URSA__MPSC_FENCE_RATIO &&
+        /* relaxed: the membarrier below orders it for the receiver. */
+        atomic_compare_exchange_strong_explicit(&ch->fence_mode, &mode,
+                                                URSA__MPSC_LAZY_SWITCHING,
+                                                memory_order_relaxed, memory_order_relaxed)) {
+        ursa__membarrier();
+        /* release: a sender that acquires FENCED runs after the barrier
+         * above, so every consume it may race with fences. */
+        atomic_store_explicit(&ch->fence_mode, URSA__MPSC_LAZY_FENCED, memory_order_release);
+        return;
+    }
+    ursa__membarrier();
 }
 
 /* Lazy: the wait just queued (WAITERS set): make the receiver see it or
  * see what it owes. */
 void ursa__mpsc_wait_queued(ursa_mpsc_t *ch)
 {
-    if (ch->lazy) {
-        ursa__membarrier();
-        (void)ursa__mpsc_harvest(ch, 0);
-    }
+    if (!ch->lazy)
+        return;
+    /* acquire: see the release store in queued_membarrier. */
+    if (atomic_load_explicit(&ch->fence_mode, memory_order_acquire) == URSA__MPSC_LAZY_FENCED)
+        /* seq_cst: Dekker with the receiver's fence after its head store
+         * (our queueing, then our harvest's look at head). */
+        atomic_thread_fence(memory_order_seq_cst);
+    else
+        queued_membarrier(ch);
+    (void)ursa__mpsc_harvest(ch, 0);
 }
 
 void ursa__mpsc_wait_leave(ursa_mpsc_t *ch)

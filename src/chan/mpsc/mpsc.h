@@ -92,6 +92,12 @@ typedef struct ursa__mpsc_blk {
     alignas(16) unsigned char data[];
 } ursa__mpsc_blk_t;
 
+/* How a sender that queues for a slot and the receiver that frees one see
+ * each other (lazy.c): membarrier on the sender's side (MEMBARRIER), then,
+ * once senders queue often, a fence on each side (FENCED); SWITCHING in
+ * between. */
+enum { URSA__MPSC_LAZY_MEMBARRIER, URSA__MPSC_LAZY_SWITCHING, URSA__MPSC_LAZY_FENCED };
+
 struct ursa_mpsc {
     /* life word, references, the slots' semaphore (chan.h); must be first.
      * The life word's permits out are unbounded reserves only. */
@@ -112,6 +118,7 @@ struct ursa_mpsc {
     _Atomic(ursa__mpsc_blk_t *) block_tail;
     _Atomic uint64_t returned; /* lazy: consumed positions whose permits went back */
     _Atomic uint32_t harvesting; /* lazy: owed permits on their way into the semaphore */
+    _Atomic uint32_t tx_sleeps;  /* lazy: sender waits that queued (lazy.c) */
     _Atomic uint64_t sbias;      /* send bias: the owner's thread uid, or 0 */
     _Atomic uint32_t sbias_busy; /* the owner is in its fast path */
     _Atomic uint32_t sbias_lock; /* revokes */
@@ -119,6 +126,7 @@ struct ursa_mpsc {
     /* receiver's line */
     alignas(64) _Atomic uint64_t head; /* consumed positions (lazy: permits owed) */
     _Atomic uint32_t tx_waiting; /* lazy: senders in the wait path */
+    _Atomic uint32_t fence_mode; /* lazy: URSA__MPSC_LAZY_*, how a queued sender is seen */
     bool lazy; /* bounded: the receiver returns permits lazily (read per message) */
     ursa__mpsc_blk_t *head_block, *free_head;
     _Atomic uint64_t end; /* unbounded: the position sealed at; URSA__MPSC_NO_END */

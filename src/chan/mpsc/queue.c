@@ -148,9 +148,16 @@ void ursa__mpsc_consumed(ursa_mpsc_t *ch, unsigned char *e)
         /* release: a harvester that acquires head sees the slot freed. */
         atomic_store_explicit(&ch->head, h + 1, memory_order_release);
         /* The loads below must not move above the store (compiler); the
-         * CPU is handled by the waiting sender's membarrier (see above). */
+         * CPU is handled by the waiting sender's membarrier, or, once the
+         * channel is fenced, by this fence (lazy.c). The mode is read after
+         * the head store, which the switch relies on. relaxed: see lazy.c. */
         atomic_signal_fence(memory_order_seq_cst);
-        /* relaxed: ordered by membarrier. */
+        if (__builtin_expect(atomic_load_explicit(&ch->fence_mode, memory_order_relaxed) !=
+                                 URSA__MPSC_LAZY_MEMBARRIER,
+                             0))
+            atomic_thread_fence(memory_order_seq_cst); /* Dekker with a queued sender's */
+        /* relaxed: ordered by a queued sender's membarrier, or, fenced,
+         * by the fences. */
         if (__builtin_expect(atomic_load_explicit(&ch->tx_waiting, memory_order_relaxed), 0) &&
             ursa__sema_free(&ch->chan.sema) == UINT64_MAX) {
             /* The biased owner moves `returned` with plain stores: take
