@@ -133,33 +133,17 @@ static void test_mpsc_one_sender_on_a_thread_never_sleeps_with_its_slot_owed(voi
 
 #define SEED_PER 40
 
-typedef struct seed_producer {
-    ursa_mpsc_sender_t *tx;
-    uint64_t id;
-} seed_producer_t;
-
-static void *seed_producer(void *arg)
-{
-    seed_producer_t *p = arg;
-    for (uint64_t i = 0; i < SEED_PER; i++) {
-        uint64_t v = p->id << 40 | i;
-        URSA_SIM_CHECK(ursa_mpsc_send(p->tx, &v, URSA_NEVER) == 0);
-    }
-    URSA_SIM_CHECK(ursa_mpsc_sender_drop(p->tx) == 0);
-    return NULL;
-}
-
 static void *seeds_scenario(void *arg)
 {
     (void)arg;
     static ursa_mpsc_sender_t tx[PRODUCERS];
-    static seed_producer_t args[PRODUCERS];
+    static stress_producer_t args[PRODUCERS];
     ursa_mpsc_receiver_t rx;
     URSA_SIM_CHECK(new_with_senders(&rx, tx, PRODUCERS, 8, 1, NULL) == 0);
     ursa_task_t *t[PRODUCERS];
     for (int i = 0; i < PRODUCERS; i++) {
-        args[i] = (seed_producer_t){&tx[i], (uint64_t)i};
-        t[i] = spawn_on(i % 2, seed_producer, &args[i], "p");
+        args[i] = (stress_producer_t){&tx[i], (uint64_t)i, SEED_PER, 1, false};
+        t[i] = spawn_on(i % 2, stress_producer, &args[i], "p");
     }
     CHECK_OK(consume_in_order(&rx, SEED_PER));
     CHECK_OK(join_tasks(t, PRODUCERS));
