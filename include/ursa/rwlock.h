@@ -215,6 +215,26 @@ URSA_API int ursa__rwlock_read_revoked(ursa_rwlock_t *rw, ursa_rwlock_read_guard
                                        ursa_time_t deadline, const ursa_site_t *site,
                                        struct ursa__rtab *t);
 
+/* A fast read hold of rw, whose bias the caller saw on (and whose ledger
+ * has room): counts the reader in t, records the hold (target and n, the
+ * table, say what a leak sweep releases, from whichever thread it runs
+ * on) and fills the guard. The library's ursa_rwlock_read_lock_at takes
+ * the same path. */
+static inline int ursa__rwlock_read_hold_fast(ursa__ctx_t *c, ursa_rwlock_t *rw,
+                                              ursa_rwlock_read_guard_t *g, ursa_time_t deadline,
+                                              const ursa_site_t *site, struct ursa__rtab *t)
+{
+    if (__builtin_expect(!ursa__rwlock_read_count(rw, t), 0))
+        return ursa__rwlock_read_revoked(rw, g, deadline, site, t);
+    ursa__ledger_push_inline(&c->ledger, &g->ob, &ursa__rwlock_fast_read_kind, site, rw,
+                             (uint64_t)(uintptr_t)t, &rw->info);
+    g->ob.kind = &ursa__rwlock_fast_read_kind;
+    g->ob.site = site;
+    g->rw = rw;
+    g->rtab = t;
+    return 0;
+}
+
 static inline int ursa__rwlock_read_lock_inline(ursa_rwlock_t *rw, ursa_rwlock_read_guard_t *g,
                                                 ursa_time_t deadline, const ursa_site_t *site)
 {
@@ -228,17 +248,7 @@ static inline int ursa__rwlock_read_lock_inline(ursa_rwlock_t *rw, ursa_rwlock_r
                                  URSA__RWLOCK_BIAS_INLINE,
                          0))
         return ursa_rwlock_read_lock_at(rw, g, deadline, site);
-    if (__builtin_expect(!ursa__rwlock_read_count(rw, t), 0))
-        return ursa__rwlock_read_revoked(rw, g, deadline, site, t);
-    /* The record: target and n (the table) say what a leak sweep
-     * releases, from whichever thread it runs on. */
-    ursa__ledger_push_inline(&c->ledger, &g->ob, &ursa__rwlock_fast_read_kind, site, rw,
-                             (uint64_t)(uintptr_t)t, &rw->info);
-    g->ob.kind = &ursa__rwlock_fast_read_kind;
-    g->ob.site = site;
-    g->rw = rw;
-    g->rtab = t;
-    return 0;
+    return ursa__rwlock_read_hold_fast(c, rw, g, deadline, site, t);
 }
 
 static inline int ursa__rwlock_read_unlock_inline(ursa_rwlock_read_guard_t *g)

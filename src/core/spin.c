@@ -161,8 +161,8 @@ static void calibrate(void)
     for (int i = 0; i < URSA__SPIN_SITES; i++) {
         ursa__spin_site_t *s = &ursa__spin_sites[i];
         uint32_t cap = to_pauses(s->cap_ns);
-        atomic_store_explicit(&s->cap_own, cap, memory_order_relaxed);
         /* relaxed: read by spinners as a bound; set before the first. */
+        atomic_store_explicit(&s->cap_own, cap, memory_order_relaxed);
         atomic_store_explicit(&s->cap, cap, memory_order_relaxed);
         atomic_store_explicit(&s->cap_high, cap, memory_order_relaxed);
         atomic_store_explicit(&s->budget, cap, memory_order_relaxed);

@@ -164,7 +164,8 @@ void ursa__mpsc_wait_enter(ursa_mpsc_t *ch)
  * fenced mode if senders queue often. */
 static void queued_membarrier(ursa_mpsc_t *ch)
 {
-    /* relaxed: counts; a stale value only moves the switch a little. */
+    /* relaxed (this count and the look at tail): a heuristic; a stale
+     * value only moves the switch a little. */
     uint32_t n = atomic_fetch_add_explicit(&ch->tx_sleeps, 1, memory_order_relaxed) + 1;
     uint32_t mode = URSA__MPSC_LAZY_MEMBARRIER;
     if (n >= URSA__MPSC_FENCE_AFTER &&

@@ -218,18 +218,8 @@ int ursa_rwlock_read_lock_at(ursa_rwlock_t *rw, ursa_rwlock_read_guard_t *g,
     if (__builtin_expect(URSA__LOCK_FAST(&rw->info) && c && t &&
                              ursa__ledger_room(&c->ledger) &&
                              atomic_load_explicit(&rw->bias.on, memory_order_acquire),
-                         1)) {
-        if (__builtin_expect(!ursa__rwlock_read_count(rw, t), 0))
-            return ursa__rwlock_read_revoked(rw, g, deadline, site, t);
-        /* A fast read guard records its reader table as n. */
-        ursa__ledger_push(&c->ledger, &g->ob, &ursa__rwlock_fast_read_kind, site, rw,
-                          (uint64_t)(uintptr_t)t, &rw->info);
-        g->ob.kind = &ursa__rwlock_fast_read_kind;
-        g->ob.site = site;
-        g->rw = rw;
-        g->rtab = t;
-        return 0; /* as take_read_fast */
-    }
+                         1))
+        return ursa__rwlock_read_hold_fast(c, rw, g, deadline, site, t); /* ursa/rwlock.h */
     return read_general(rw, g, deadline, site);
 }
 
