@@ -1,7 +1,8 @@
 /* ursa — the runtime: workers, tasks, spawn/join, yield, sleep, cancel.
  *
- * A runtime owns N workers. Worker 0 is the thread that calls
- * ursa_rt_block_on(); workers 1..N-1 are threads the runtime starts. Each
+ * A runtime owns N workers. Worker 0 runs on the thread that calls
+ * ursa_rt_block_on(); workers 1..N-1 on threads the runtime starts (several
+ * to a thread when the process may use fewer CPUs: `threads`). Each
  * worker has its own io_uring (or, without one, the fallback of
  * docs/runtime.md), run queues, timers and stack pool. Tasks are stackful;
  * where they run is their placement (ursa_placement_t). */
@@ -39,6 +40,17 @@ typedef struct ursa_rt_config {
      * and no I/O pending, print which task waits on what (0 = 2 s, negative
      * = never). Deterministic mode reports at once and block_on fails. */
     ursa_time_t deadlock_report_after;
+    /* Threads that run the workers, at most `workers`. 0 means one per
+     * worker, unless the process may use fewer CPUs than it has workers
+     * (affinity mask, cgroup quota, read by ursa_rt_new): then one per CPU
+     * it may use. A thread with several workers runs them in turn; worker
+     * i runs on thread i % threads, thread 0 being the one in block_on.
+     * Workers that share a thread never run at once, so a task that
+     * blocks the thread (a long computation, a blocking syscall) holds up
+     * the workers it shares it with; set `threads = workers` to keep a
+     * thread per worker on any machine (docs/runtime.md, Hosted workers).
+     * Ignored in deterministic mode. */
+    unsigned threads;
 } ursa_rt_config_t;
 
 /* Not a wait: creates a runtime (cfg may be NULL for defaults) and starts
@@ -47,7 +59,7 @@ typedef struct ursa_rt_config {
  * (docs/runtime.md): that is not an error.
  *   0        *out is the runtime
  *   -EINVAL  NULL out; more than 1024 workers; stack_size outside
- *            16 KiB..1 GiB
+ *            16 KiB..1 GiB; more threads than workers
  *   -ENOMEM  out of memory
  *   -EMFILE  no descriptor for a worker's wake-up eventfd (process limit)
  *   -ENFILE  the same (system limit)
@@ -56,7 +68,9 @@ URSA_API int ursa_rt_new(ursa_rt_t **out, const ursa_rt_config_t *cfg) URSA_NODI
 
 /* Not a wait (it blocks the calling thread, without a deadline, until the
  * root task finishes): runs fn(arg) as the root task on worker 0, using
- * the calling thread as worker 0. *result (may be NULL) gets its return
+ * the calling thread as worker 0 (with fewer threads than workers, worker
+ * 0 has a thread of the runtime like the others: the root runs there and
+ * the calling thread waits for it). *result (may be NULL) gets its return
  * value. Successive calls may come from different threads. It opens no
  * descriptor that could fail (worker 0's eventfd comes from ursa_rt_new).
  *   0         the root task finished

@@ -64,6 +64,11 @@ bool ursa__worker_rouse(ursa__worker_t *v)
     uint32_t how = atomic_exchange_explicit(&v->sleeping, URSA__AWAKE, memory_order_relaxed);
     if (how == URSA__AWAKE)
         return false;
+    if (how == URSA__ASLEEP_HOSTED)
+        /* Its host stored our word and its own before its seq_cst fence;
+         * our caller's fence came after it (we saw our word), so this
+         * look sees the host's word too. */
+        return ursa__worker_rouse(v->host);
     /* relaxed: a measurement, read by the sleeper once awake (a stamp it
      * misses is cleared by its next sleep_begin). */
     atomic_store_explicit(&v->kicked_at, ursa__mono_now(), memory_order_relaxed);
@@ -161,14 +166,35 @@ static bool steal(ursa__worker_t *w)
     return false;
 }
 
-/* Whether a worker other than w is awake, and so may hand w work. */
+/* Whether a worker of another thread than w's is awake, and so may hand
+ * w work. */
 static bool other_awake(ursa__worker_t *w)
 {
     ursa_rt_t *rt = w->rt;
     for (unsigned i = 0; i < rt->nworkers; i++)
         /* relaxed: a hint for the spin policy. */
-        if (&rt->workers[i] != w &&
+        if (rt->workers[i].host != w->host &&
             !atomic_load_explicit(&rt->workers[i].sleeping, memory_order_relaxed))
+            return true;
+    return false;
+}
+
+/* Whether the inbox of a worker host h runs holds a task. */
+static bool hosted_inbox(ursa__worker_t *h)
+{
+    URSA__FOR_HOSTED(v, h)
+        /* relaxed: drain_inbox's exchange does the acquire. */
+        if (atomic_load_explicit(&v->inbox, memory_order_relaxed))
+            return true;
+    return false;
+}
+
+/* Whether a worker host h runs has live tasks. */
+static bool hosted_tasks(ursa__worker_t *h)
+{
+    URSA__FOR_HOSTED(v, h)
+        /* relaxed: a count, only this thread writes it. */
+        if (atomic_load_explicit(&v->ntasks, memory_order_relaxed))
             return true;
     return false;
 }
@@ -240,15 +266,14 @@ bool ursa__worker_find_work(ursa__worker_t *w)
     bool searching = start_searching(w);
     if (searching && steal(w))
         return true;
-    /* relaxed: a count, only we write it. */
-    if (!searching && !atomic_load_explicit(&w->ntasks, memory_order_relaxed))
+    if (!searching && !hosted_tasks(w))
         return false;
-    /* Watch while another worker is awake to make work: the inbox at every
-     * pause (a wake is seen within one), the other queues now and then. */
+    /* Watch while another thread's worker is awake to make work: the
+     * inboxes at every pause (a wake is seen within one), the other queues
+     * now and then. */
     ursa__spin_begin(&s, other_awake(w));
     for (uint32_t i = 1; !got && ursa__spin_pause(&s); i++)
-        /* relaxed: drain_inbox's exchange does the acquire. */
-        got = atomic_load_explicit(&w->inbox, memory_order_relaxed) ||
+        got = hosted_inbox(w) ||
               (searching && i % URSA__IDLE_LOOK_PAUSES == 0 &&
                (take_inject(w) || (others_have(w, 1) && steal(w))));
     ursa__spin_end(&s);
@@ -260,7 +285,8 @@ bool ursa__worker_find_work(ursa__worker_t *w)
 bool ursa__worker_sleep_begin(ursa__worker_t *w)
 {
     ursa_rt_t *rt = w->rt;
-    ursa__worker_turn_end(w);
+    URSA__FOR_HOSTED(v, w)
+        ursa__worker_turn_end(v);
     if (w->searching) {
         w->searching = false;
         /* seq_cst: the Dekker (see the top). */
@@ -273,13 +299,19 @@ bool ursa__worker_sleep_begin(ursa__worker_t *w)
     /* relaxed: a stale stamp (a kick of a sleep that ended otherwise)
      * must not count as this sleep's. */
     atomic_store_explicit(&w->kicked_at, 0, memory_order_relaxed);
-    /* relaxed: ordered by the fence below. */
-    atomic_store_explicit(&w->sleeping, how, memory_order_relaxed);
-    atomic_fetch_add_explicit(&rt->nsleeping, 1, memory_order_relaxed); /* relaxed: a count */
+    /* relaxed: ordered by the fence below. The workers we host sleep with
+     * us: a waker of theirs wakes us (rouse). */
+    unsigned n = 0;
+    URSA__FOR_HOSTED(v, w) {
+        atomic_store_explicit(&v->sleeping, v == w ? how : URSA__ASLEEP_HOSTED,
+                              memory_order_relaxed);
+        n++;
+    }
+    atomic_fetch_add_explicit(&rt->nsleeping, n, memory_order_relaxed); /* relaxed: a count */
     atomic_thread_fence(memory_order_seq_cst);
     /* relaxed: the fence orders these loads after sleeping = how (stopping:
      * Dekker with stop_workers, which wakes only the sleepers it sees). */
-    if (atomic_load_explicit(&w->inbox, memory_order_relaxed) || take_inject(w) ||
+    if (hosted_inbox(w) || take_inject(w) ||
         (rt->nworkers > 1 && others_have(w, 2) && steal(w)) ||
         (how == URSA__ASLEEP_FUTEX && atomic_load_explicit(&rt->stopping, memory_order_relaxed))) {
         ursa__worker_sleep_end(w);
@@ -310,7 +342,11 @@ void ursa__worker_sleep_end(ursa__worker_t *w)
     int64_t kicked = atomic_exchange_explicit(&w->kicked_at, 0, memory_order_relaxed);
     if (kicked)
         ursa__spin_wake_seen(ursa__mono_now() - kicked);
-    /* relaxed: a kicker may have cleared it already; either way we are up. */
-    atomic_store_explicit(&w->sleeping, 0, memory_order_relaxed);
-    atomic_fetch_sub_explicit(&w->rt->nsleeping, 1, memory_order_relaxed); /* relaxed: a count */
+    /* relaxed: a kicker may have cleared them already; either way we are up. */
+    unsigned n = 0;
+    URSA__FOR_HOSTED(v, w) {
+        atomic_store_explicit(&v->sleeping, 0, memory_order_relaxed);
+        n++;
+    }
+    atomic_fetch_sub_explicit(&w->rt->nsleeping, n, memory_order_relaxed); /* relaxed: a count */
 }

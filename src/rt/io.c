@@ -44,11 +44,13 @@ static int run_op(ursa__worker_t *w, ursa_task_t *t, ursa__io_op_t *op, ursa_tim
     return op->res;
 }
 
-/* The calling task (and its worker), or NULL on a plain thread. */
+/* The calling task, or NULL on a plain thread; *w: the worker whose ring
+ * (or watch list) carries its I/O, the host of its worker. */
 static ursa_task_t *io_task(ursa__worker_t **w)
 {
-    *w = ursa__cur_worker;
-    return *w ? (*w)->current : NULL;
+    ursa__worker_t *cur = ursa__cur_worker;
+    *w = cur ? cur->host : NULL;
+    return cur ? cur->current : NULL;
 }
 
 /* Whether the caller's I/O goes through a ring. */

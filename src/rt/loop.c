@@ -2,6 +2,8 @@
  * reaps the ring, finds work elsewhere and sleeps (idle.c) when it has
  * none; cancels everything when the runtime stops; reports a deadlock
  * (rt/deadlock.c).
+ * The same for a thread that runs several workers (fewer threads than
+ * workers: `threads`), each in turn.
  * And the deterministic mode's loop for several workers: one thread runs
  * them all, a turn at a time, the worker of each turn drawn from the seed's
  * stream. */
@@ -59,12 +61,15 @@ static void pause_worker(ursa__worker_t *w)
 }
 
 static int run_drawn(ursa_rt_t *rt, ursa_task_t *root);
+static int run_hosted(ursa__worker_t *h, ursa_task_t *root);
 
 int ursa__worker_run(ursa__worker_t *w, ursa_task_t *root)
 {
     ursa_rt_t *rt = w->rt;
     if (rt->cfg.deterministic && rt->nworkers > 1)
         return run_drawn(rt, root);
+    if (ursa__hosts_several(w))
+        return run_hosted(w, root);
     bool cancelled = false;
     for (;;) {
         ursa__worker_drain_inbox(w);
@@ -147,6 +152,142 @@ int ursa__worker_run(ursa__worker_t *w, ursa_task_t *root)
         ursa__worker_sleep_end(w);
         if (ursa__timers_any(&w->timers))
             ursa__timers_fire(&w->timers, ursa__worker_now(w));
+    }
+}
+
+/* ---- a thread that runs several workers ---- */
+
+/* Fires the due timers of the workers h runs: how long until the next one
+ * (-1: none armed). Every turn, so that busy neighbours delay no timer. */
+static ursa_time_t hosted_timers(ursa__worker_t *h)
+{
+    ursa_time_t now = 0, next = -1;
+    URSA__FOR_HOSTED(w, h) {
+        if (!ursa__timers_any(&w->timers))
+            continue;
+        if (!now)
+            now = ursa__mono_now();
+        if (ursa__timers_next(&w->timers) <= now) {
+            ursa__cur_worker = w;
+            ursa__timers_fire(&w->timers, now);
+        }
+        if (ursa__timers_any(&w->timers)) {
+            ursa_time_t left = ursa__timers_next(&w->timers) - now;
+            if (next < 0 || left < next)
+                next = left > 0 ? left : 0;
+        }
+    }
+    ursa__cur_worker = h;
+    return next;
+}
+
+/* One turn of every worker h runs: takes its inbox and runs what is
+ * ready. True if some worker had work. */
+static bool hosted_turn(ursa__worker_t *h, bool cancel)
+{
+    bool worked = false;
+    URSA__FOR_HOSTED(w, h) {
+        ursa__cur_worker = w;
+        ursa__worker_drain_inbox(w); /* first: a spawn there is cancelled too */
+        if (cancel)
+            cancel_all(w);
+        if (ursa__worker_has_work(w)) {
+            if (w->searching)
+                ursa__worker_found_work(w);
+            ursa__worker_run_batch(w);
+            worked = true;
+        }
+    }
+    ursa__cur_worker = h;
+    /* The workers' I/O is on h's ring: reap it even when h had no turn. */
+    ursa__ring_poll(&h->ring);
+    return worked;
+}
+
+/* Whether a worker h runs has work, or live tasks. */
+static bool hosted_has(ursa__worker_t *h, bool tasks)
+{
+    URSA__FOR_HOSTED(w, h)
+        /* relaxed: a count only this thread writes. */
+        if (tasks ? atomic_load_explicit(&w->ntasks, memory_order_relaxed) != 0
+                  : ursa__worker_has_work(w))
+            return true;
+    return false;
+}
+
+/* ursa__worker_run for a host of several workers: the same steps, taken
+ * for all of them; the thread sleeps once for all (idle.c). */
+static int run_hosted(ursa__worker_t *h, ursa_task_t *root)
+{
+    ursa_rt_t *rt = h->rt;
+    unsigned nhosted = 0;
+    URSA__FOR_HOSTED(w, h)
+        nhosted++;
+    bool cancelled = false;
+    for (;;) {
+        bool stopping = atomic_load_explicit(&rt->stopping, memory_order_acquire);
+        ursa_time_t timeout = hosted_timers(h);
+        bool worked = hosted_turn(h, stopping && !cancelled);
+        cancelled |= stopping;
+        if (root && root_done(root)) {
+            URSA__FOR_HOSTED(w, h) {
+                ursa__cur_worker = w;
+                pause_worker(w);
+            }
+            ursa__cur_worker = h;
+            return 0;
+        }
+        if (worked || hosted_has(h, false)) {
+            h->reported = false; /* progress: a later stall is news again */
+            continue;
+        }
+        if (!root && stopping && rt_empty(rt)) {
+            URSA__FOR_HOSTED(w, h) { /* a last spawn from a task now gone */
+                ursa__cur_worker = w;
+                ursa__worker_drain_inbox(w);
+            }
+            ursa__cur_worker = h;
+            if (!hosted_has(h, false))
+                return 0;
+            continue;
+        }
+        bool tasks = hosted_has(h, true);
+        bool quiet = timeout < 0 && !h->ring.inflight;
+        if (ursa__worker_find_work(h))
+            continue;
+        if (stopping && (timeout < 0 || timeout > URSA_MSEC(1)))
+            timeout = URSA_MSEC(1); /* look again whether the others are done */
+        ursa_time_t report_after = rt->cfg.deadlock_report_after;
+        bool may_report = quiet && tasks && report_after > 0 && !h->reported;
+        if (may_report)
+            timeout = report_after;
+        if (!ursa__worker_sleep_begin(h))
+            continue;
+        bool count_idle = quiet && report_after > 0;
+        if (count_idle)
+            /* release: as in ursa__worker_run, for all our workers. */
+            atomic_fetch_add_explicit(&rt->idle_workers, nhosted, memory_order_release);
+        ursa_time_t t0 = ursa__mono_now();
+        ursa__worker_sleep(h, timeout);
+        if (count_idle) {
+            /* acquire: pairs with the others' release. */
+            unsigned idle =
+                atomic_fetch_sub_explicit(&rt->idle_workers, nhosted, memory_order_acquire);
+            if (may_report && idle == rt->nworkers && !hosted_has(h, false) &&
+                ursa__mono_now() - t0 >= report_after) {
+                URSA__FOR_HOSTED(w, h) {
+                    /* relaxed: only this thread writes it. */
+                    if (atomic_load_explicit(&w->ntasks, memory_order_relaxed) &&
+                        !atomic_load_explicit(&w->inbox, memory_order_relaxed)) {
+                        ursa__cur_worker = w;
+                        ursa__deadlock_report(w);
+                    }
+                }
+                ursa__cur_worker = h;
+                h->reported = true;
+            }
+        }
+        ursa__worker_sleep_end(h);
     }
 }
 

@@ -1,6 +1,8 @@
 /* The runtime's life: ursa_rt_new, ursa_rt_block_on, ursa_rt_free,
  * ursa_run; the threads of workers 1..n-1, and the thread that runs
- * worker 0 for the length of a call. */
+ * worker 0 for the length of a call. With fewer threads than workers
+ * (hosted), every worker runs on a thread of the runtime, worker 0 too:
+ * block_on spawns the root there and joins it. */
 #include "runtime.h"
 
 #include <stdlib.h>
@@ -19,8 +21,21 @@ static void *worker_thread(void *p)
     return NULL;
 }
 
+/* Whether each worker runs on a thread of the runtime, worker 0 too. */
+static bool hosted(const ursa_rt_t *rt)
+{
+    return rt->nhosts < rt->nworkers;
+}
+
+/* The first worker with a thread of the runtime. */
+static unsigned first_thread(const ursa_rt_t *rt)
+{
+    return hosted(rt) ? 0 : 1;
+}
+
 /* Tells every worker to finish: their loops cancel their tasks and, once
- * none are left, return; workers 1..nthreads-1 are woken to see it. */
+ * none are left, return; the runtime's threads that run hosts below
+ * nthreads are woken to see it. */
 static void stop_workers(ursa_rt_t *rt, unsigned nthreads)
 {
     /* release: workers that see it also see the state before it. */
@@ -29,16 +44,16 @@ static void stop_workers(ursa_rt_t *rt, unsigned nthreads)
      * stopping after it says it sleeps; we look at how it sleeps after
      * saying stop). A ring sleeper gets its eventfd written as well. */
     atomic_thread_fence(memory_order_seq_cst);
-    for (unsigned i = 1; i < nthreads && !rt->cfg.deterministic; i++) {
+    for (unsigned i = first_thread(rt); i < nthreads && !rt->cfg.deterministic; i++) {
         ursa__worker_rouse(&rt->workers[i]);
         ursa__ring_kick(&rt->workers[i].ring);
     }
 }
 
-/* Joins the threads of workers 1..nthreads-1 and frees everything. */
+/* Joins the runtime's threads below nthreads and frees everything. */
 static void destroy(ursa_rt_t *rt, unsigned nthreads)
 {
-    for (unsigned i = 1; i < nthreads && !rt->cfg.deterministic; i++)
+    for (unsigned i = first_thread(rt); i < nthreads && !rt->cfg.deterministic; i++)
         pthread_join(rt->workers[i].thread, NULL);
     bool tasks_left = false;
     for (unsigned i = 0; i < rt->nworkers; i++)
@@ -47,9 +62,20 @@ static void destroy(ursa_rt_t *rt, unsigned nthreads)
         ursa__worker_fini(&rt->workers[i], tasks_left);
     ursa__task_free_loose(rt);
     pthread_mutex_destroy(&rt->loose_lock);
-    ursa__spin_workers_add(-(int)rt->nworkers);
+    ursa__spin_workers_add(-(int)rt->nhosts);
     free(rt->workers);
     free(rt);
+}
+
+/* How many threads run the workers of a runtime configured as c. */
+static unsigned hosts(const ursa_rt_config_t *c)
+{
+    if (c->deterministic)
+        return c->workers; /* one thread runs them all its own way (loop.c) */
+    if (c->threads)
+        return c->threads;
+    unsigned cpus = ursa__cpus_available();
+    return cpus && cpus < c->workers ? cpus : c->workers;
 }
 
 int ursa_rt_new(ursa_rt_t **out, const ursa_rt_config_t *cfg)
@@ -66,6 +92,8 @@ int ursa_rt_new(ursa_rt_t **out, const ursa_rt_config_t *cfg)
         c.stack_size = 64 * 1024;
     if (c.stack_size < 16 * 1024 || c.stack_size > ((size_t)1 << 30))
         return -EINVAL;
+    if (c.threads > c.workers)
+        return -EINVAL;
     if (c.stack_cache == 0)
         c.stack_cache = 64;
     if (c.deadlock_report_after == 0)
@@ -75,6 +103,7 @@ int ursa_rt_new(ursa_rt_t **out, const ursa_rt_config_t *cfg)
         return -ENOMEM;
     rt->cfg = c;
     rt->nworkers = c.workers;
+    rt->nhosts = hosts(&c);
     rt->workers = aligned_alloc(64, sizeof(ursa__worker_t) * c.workers);
     if (!rt->workers) {
         free(rt);
@@ -82,7 +111,8 @@ int ursa_rt_new(ursa_rt_t **out, const ursa_rt_config_t *cfg)
     }
     pthread_mutex_init(&rt->loose_lock, NULL);
     memset(rt->workers, 0, sizeof(ursa__worker_t) * c.workers);
-    ursa__spin_workers_add((int)c.workers);
+    /* The spin policy counts threads that want a CPU of their own. */
+    ursa__spin_workers_add((int)rt->nhosts);
     for (unsigned i = 0; i < c.workers; i++)
         ursa__worker_init(&rt->workers[i], rt, i);
     /* Every eventfd is made here, so that block_on needs no descriptor
@@ -90,16 +120,17 @@ int ursa_rt_new(ursa_rt_t **out, const ursa_rt_config_t *cfg)
      * ring is made by the thread that runs it (block_on): a SINGLE_ISSUER
      * ring belongs to the thread that created it. In deterministic mode
      * that thread runs every worker (loop.c), and only worker 0 has a
-     * ring. */
+     * ring; a hosted worker uses its host's ring. */
     for (unsigned i = 0; i < c.workers; i++) {
         ursa__worker_t *w = &rt->workers[i];
         int rc = ursa__ring_evfd_init(&w->ring);
-        if (rc == 0 && i > 0 && !c.deterministic &&
+        if (rc == 0 && i >= first_thread(rt) && i < rt->nhosts && !c.deterministic &&
             pthread_create(&w->thread, NULL, worker_thread, w) != 0)
             rc = -EAGAIN;
         if (rc) {
-            stop_workers(rt, i); /* threads 1..i-1 run */
-            destroy(rt, i);
+            unsigned started = i < rt->nhosts ? i : rt->nhosts; /* threads 1..started-1 run */
+            stop_workers(rt, started);
+            destroy(rt, started);
             return rc;
         }
     }
@@ -141,10 +172,30 @@ static void leave_worker0(ursa_rt_t *rt)
     atomic_store(&rt->in_worker0, false);
 }
 
+/* block_on of a hosted runtime: the root runs on worker 0's thread, and
+ * the caller joins it. */
+static int block_on_hosted(ursa_rt_t *rt, ursa_task_fn_t fn, void *arg, void **result)
+{
+    if (ursa__cur_worker)
+        return -EINVAL; /* inside a task */
+    bool busy = false;
+    if (!atomic_compare_exchange_strong(&rt->in_worker0, &busy, true))
+        return -EBUSY; /* one block_on at a time, as unhosted */
+    ursa_task_t *root;
+    int rc = ursa_rt_spawn(rt, &root, fn, arg,
+                           &(ursa_spawn_opts_t){.name = "root", URSA_ON_WORKER(0)});
+    if (rc == 0)
+        rc = ursa_task_join(root, result, URSA_NEVER);
+    atomic_store(&rt->in_worker0, false);
+    return rc;
+}
+
 int ursa_rt_block_on(ursa_rt_t *rt, ursa_task_fn_t fn, void *arg, void **result)
 {
     if (!rt || !fn)
         return -EINVAL;
+    if (hosted(rt))
+        return block_on_hosted(rt, fn, arg, result);
     int rc = enter_worker0(rt);
     if (rc)
         return rc;
@@ -180,9 +231,11 @@ void ursa_rt_free(ursa_rt_t *rt)
         ursa__report_misuse("ursa_rt_free called from one of its own tasks (ignored)", NULL);
         return;
     }
-    stop_workers(rt, rt->nworkers);
+    stop_workers(rt, rt->nhosts);
     ursa__worker_t *w0 = &rt->workers[0];
-    if (enter_worker0(rt) == 0) {
+    if (hosted(rt)) {
+        /* worker 0's thread finishes its tasks like the others */
+    } else if (enter_worker0(rt) == 0) {
         ursa__worker_run(w0, NULL);
         leave_worker0(rt);
     } else if (w0->ntasks || atomic_load(&w0->inbox)) {
@@ -190,7 +243,7 @@ void ursa_rt_free(ursa_rt_t *rt)
                             "another runtime, or while its I/O was in flight on another "
                             "thread): its tasks are leaked", NULL);
     }
-    destroy(rt, rt->nworkers);
+    destroy(rt, rt->nhosts);
 }
 
 unsigned ursa_rt_worker_count(const ursa_rt_t *rt)

@@ -1,6 +1,7 @@
 /* The runtime: its configuration and workers. Worker 0 is run by whichever
- * thread calls ursa_rt_block_on (or ursa_rt_free); workers 1..n-1 have
- * threads of their own. */
+ * thread calls ursa_rt_block_on (or ursa_rt_free); the others by threads of
+ * the runtime. With fewer threads than workers (hosts), host h (worker h)
+ * runs workers h, h + nhosts, ... in turn (rt/host.c). */
 #ifndef URSA_RT_RUNTIME_H
 #define URSA_RT_RUNTIME_H
 
@@ -15,6 +16,7 @@ typedef struct ursa__worker ursa__worker_t;
 struct ursa_rt {
     ursa_rt_config_t cfg;
     unsigned nworkers;
+    unsigned nhosts; /* threads that run the workers (nworkers in deterministic mode) */
     ursa__worker_t *workers;
     _Atomic bool stopping;
     _Atomic unsigned idle_workers; /* idle with nothing pending */

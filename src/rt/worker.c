@@ -26,6 +26,7 @@ void ursa__worker_init(ursa__worker_t *w, ursa_rt_t *rt, unsigned index)
     const ursa_rt_config_t *c = &rt->cfg;
     w->rt = rt;
     w->index = (int)index;
+    w->host = &rt->workers[index % rt->nhosts];
     w->ring.evfd = -1;
     atomic_init(&w->ring.kick_fd, -1);
     w->rng = c->seed + index;
@@ -56,10 +57,12 @@ void ursa__worker_fini(ursa__worker_t *w, bool tasks_left)
 void ursa__worker_bind(ursa__worker_t *w)
 {
     ursa__cur_worker = w;
-    w->thread_ctx = ursa__thread_ctx();
+    URSA__FOR_HOSTED(v, w) {
+        v->thread_ctx = ursa__thread_ctx();
 #if defined(URSA__TSAN)
-    w->tsan_fiber = __tsan_get_current_fiber();
+        v->tsan_fiber = __tsan_get_current_fiber();
 #endif
+    }
 }
 
 void ursa__worker_unbind(void)
@@ -342,7 +345,10 @@ static __attribute__((noinline)) void wake_slow(ursa_task_t *t)
     if (cur == home) {
         wake_here(cur, t);
     } else if (!t->migratable || t->io_busy) {
-        ursa__worker_inbox_push(home, t);
+        if (cur && cur->host == home->host)
+            ursa__worker_queue(home, t); /* its worker runs on our thread */
+        else
+            ursa__worker_inbox_push(home, t);
     } else if (cur && cur->rt == home->rt) {
         t->worker = cur; /* it moves: we own its enqueue (wstate was PARKED) */
         wake_here(cur, t);

@@ -23,6 +23,7 @@
 #include <stdatomic.h>
 
 #include "ring.h"
+#include "runtime.h"
 #include "sanitizer.h"
 #include "stack.h"
 #include "stealq.h"
@@ -73,6 +74,10 @@ struct ursa__worker {
     _Atomic uint32_t wbias_busy;
     int index;
     uint8_t mode; /* URSA__MODE_*: how the next task is chosen */
+    /* The worker whose thread runs this one (itself, unless the runtime
+     * has fewer threads than workers): its ring carries our I/O, its sleep
+     * is ours (rt/host.c). */
+    ursa__worker_t *host;
     ursa__ring_t ring;
     ursa_task_t *rq_head, *rq_tail;
     size_t rq_len;
@@ -185,7 +190,18 @@ uint64_t ursa__worker_draw(ursa__worker_t *w);
  * (I/O in flight: woken by a completion, a MSG_RING or its eventfd), or
  * on the `sleeping` word itself (nothing in flight: woken by FUTEX_WAKE,
  * about 1 µs cheaper per wake than the ring's on one CPU, bench/floor.c). */
-enum { URSA__AWAKE = 0, URSA__ASLEEP_RING = 1, URSA__ASLEEP_FUTEX = 2 };
+enum { URSA__AWAKE = 0, URSA__ASLEEP_RING = 1, URSA__ASLEEP_FUTEX = 2, URSA__ASLEEP_HOSTED = 3 };
+/* URSA__ASLEEP_HOSTED: a worker whose host sleeps; waking it wakes the host. */
+
+/* The workers host h runs (h: a worker with index < nhosts): h, h +
+ * nhosts, h + 2 nhosts, ...; just h when every worker has a thread. */
+#define URSA__FOR_HOSTED(v, h)                                                                   \
+    for (ursa__worker_t *v = (h); v < (h)->rt->workers + (h)->rt->nworkers; v += (h)->rt->nhosts)
+/* Whether host h runs more than one worker. */
+static inline bool ursa__hosts_several(const ursa__worker_t *h)
+{
+    return (unsigned)h->index + h->rt->nhosts < h->rt->nworkers;
+}
 
 /* Wakes w, which slept as `how` (the URSA__ASLEEP_* its `sleeping` held
  * when the caller's exchange set it to URSA__AWAKE): at the end of the

@@ -279,14 +279,19 @@ static counts_t counts_now(void)
 }
 
 /* Two workers on one CPU: every workload completes, and no site spun a
- * single pause (spinning there only delays the party waited for). */
-static void test_spin_two_workers_on_one_cpu_never_pause(void **state)
+ * single pause (spinning there only delays the party waited for); both
+ * when the two share a thread (the default there) and when each has its
+ * own (`threads = 2`). */
+static void two_workers_on_one_cpu_never_pause(unsigned threads)
 {
-    (void)state;
     cpu_set_t saved;
     assert_true(confine_to_one_cpu(&saved));
     counts_t before = counts_now();
-    ASSERT_OK(test_run(2, all_workloads, NULL)); /* the runtime re-reads the CPUs */
+    void *res = NULL; /* the runtime re-reads the CPUs */
+    assert_int_equal(
+        ursa_run(&(ursa_rt_config_t){.workers = 2, .threads = threads}, all_workloads, NULL, &res),
+        0);
+    ASSERT_OK(res);
     counts_t after = counts_now();
     assert_int_equal(sched_setaffinity(0, sizeof saved, &saved), 0);
     ursa__spin_workers_add(0);
@@ -298,6 +303,18 @@ static void test_spin_two_workers_on_one_cpu_never_pause(void **state)
         refused += after.refused[i] - before.refused[i];
     }
     assert_true(refused > 0); /* the workloads did reach the busy-waits */
+}
+
+static void test_spin_two_workers_on_one_cpu_never_pause(void **state)
+{
+    (void)state;
+    two_workers_on_one_cpu_never_pause(0);
+}
+
+static void test_spin_two_worker_threads_on_one_cpu_never_pause(void **state)
+{
+    (void)state;
+    two_workers_on_one_cpu_never_pause(2);
 }
 
 /* With CPUs to spare: the same workloads, and no wait past its cap. */
@@ -363,4 +380,5 @@ TEST_MAIN(cmocka_unit_test(test_spin_budget_grows_when_waits_end_and_shrinks_whe
           cmocka_unit_test(test_spin_cap_follows_the_measured_wake_within_its_bounds),
           cmocka_unit_test(test_spin_counts_the_cpus_of_the_affinity_mask),
           cmocka_unit_test(test_spin_two_workers_on_one_cpu_never_pause),
+          cmocka_unit_test(test_spin_two_worker_threads_on_one_cpu_never_pause),
           cmocka_unit_test(test_spin_no_wait_spins_past_its_cap))

@@ -69,7 +69,7 @@ static void *kick_then_relax(void *arg)
 }
 
 TEST_BODY(test_rt_kick_deferred_by_a_task_goes_out_before_it_busy_waits,
-          test_run_msg(2, kick_then_relax, NULL))
+          test_run_threads_msg(2, kick_then_relax, NULL))
 
 /* Two rings on this thread: a kick from r0 to a target whose "ring fd"
  * is not a ring fails; r0 goes away before anyone reaped the failure, and
@@ -176,7 +176,7 @@ static void *sleepers_woken(void *arg)
 }
 
 TEST_BODY(test_rt_sleeping_worker_is_reached_by_every_waker_on_its_futex_or_its_ring,
-          test_run_msg(2, sleepers_woken, NULL))
+          test_run_threads_msg(2, sleepers_woken, NULL))
 
 /* On worker 0: wakes the sleeping worker 1 with a spawn fixed there; once
  * it ran, the spin policy has a wake latency measured from that kick. */
@@ -197,7 +197,8 @@ static void *kick_is_measured(void *arg)
     return NULL;
 }
 
-TEST_BODY(test_rt_kicked_worker_measures_its_wake_latency, test_run_msg(2, kick_is_measured, NULL))
+TEST_BODY(test_rt_kicked_worker_measures_its_wake_latency,
+          test_run_threads_msg(2, kick_is_measured, NULL))
 
 TEST_MAIN(cmocka_unit_test(test_rt_sleeping_worker_is_reached_by_every_waker_on_its_futex_or_its_ring),
           cmocka_unit_test(test_rt_kicked_worker_measures_its_wake_latency),

@@ -182,15 +182,30 @@ static __attribute__((unused)) void *join_threads(const pthread_t *th, int n)
     return first;
 }
 
-/* Runs fn as the root task of a fresh runtime with `workers` workers: the
+/* Runs fn as the root task of a fresh runtime configured as cfg: the
  * root's result (a body's message), or a message if the runtime failed. */
-static __attribute__((unused)) void *test_run_msg(unsigned workers, ursa_task_fn_t fn, void *arg)
+static __attribute__((unused)) void *test_run_cfg_msg(const ursa_rt_config_t *cfg,
+                                                      ursa_task_fn_t fn, void *arg)
 {
     void *res = NULL;
-    int rc = ursa_run(&(ursa_rt_config_t){.workers = workers}, fn, arg, &res);
+    int rc = ursa_run(cfg, fn, arg, &res);
     if (rc)
         return (void *)failf("ursa_run: %s", ursa_strerror(rc));
     return res;
+}
+
+/* The same with `workers` workers (on fewer threads when the process may
+ * use fewer CPUs). */
+static __attribute__((unused)) void *test_run_msg(unsigned workers, ursa_task_fn_t fn, void *arg)
+{
+    return test_run_cfg_msg(&(ursa_rt_config_t){.workers = workers}, fn, arg);
+}
+
+/* The same with a thread per worker on any machine. */
+static __attribute__((unused)) void *test_run_threads_msg(unsigned workers, ursa_task_fn_t fn,
+                                                          void *arg)
+{
+    return test_run_cfg_msg(&(ursa_rt_config_t){.workers = workers, .threads = workers}, fn, arg);
 }
 
 /* As a task (arg: a body): runs the body here (the root task, worker 0),

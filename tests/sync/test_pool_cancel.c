@@ -267,7 +267,11 @@ static void *raw_racer(void *arg)
 static void *task_user(void *arg)
 {
     raw_race_t *r = arg;
-    for (long i = 0; i < test_scale(3000); i++) {
+    /* Until the plain threads got some grants too: on one CPU the tasks
+     * may otherwise be done before a racer's first look. */
+    ursa_time_t give_up = mono_ns() + test_hang_guard();
+    for (long i = 0; i < test_scale(3000) || (!atomic_load(&r->got) && mono_ns() < give_up);
+         i++) {
         ursa_pool_item_t it = {0};
         int rc = ursa_pool_acquire(r->pool, &it, ursa_deadline_in(URSA_USEC(i % 50)));
         if (rc == -ETIMEDOUT)
