@@ -401,9 +401,10 @@ static inline void jump(ursa__worker_t *w, ursa_task_t *from, ursa_task_t *to, b
     else
         ursa__switch_jmp(save, load);
 #if defined(URSA__ASAN)
-    /* Resumed: on from's worker now, which may not be w. Record the
-     * scheduler's stack whenever we come from it. */
-    ursa__worker_t *now = from ? from->worker : w;
+    /* Resumed: on from's worker now, which may not be w (the scheduler:
+     * on the worker whose task came back to it). Record the scheduler's
+     * stack whenever we come from it. */
+    ursa__worker_t *now = from ? from->worker : ursa__cur_worker;
     const void *lo;
     size_t size;
     __sanitizer_finish_switch_fiber(fake ? *fake : NULL, &lo, &size);
@@ -526,6 +527,37 @@ static inline __attribute__((always_inline)) void switch_solo(ursa__worker_t *w,
     jump(w, t, next, false, false);
 }
 
+/* Hosted: w has nothing to run next, but another worker of this thread
+ * has a started task first in its private queue (a fixed task woken by
+ * one of ours): t, already parked or queued, switches to it directly, and
+ * that worker borrows w's scheduler (the loop of the thread runs every
+ * worker of it, and the switch back to it says whose task came back: see
+ * run_task). A request and its reply between two such workers then cost
+ * two task switches, as on one worker. False if there was none. */
+static bool switch_neighbour(ursa__worker_t *w, ursa_task_t *t)
+{
+    URSA__FOR_HOSTED(v, w->host) {
+        ursa_task_t *next = v->rq_head;
+        if (v == w || !next || !next->stack || v->lifo)
+            continue;
+        rq_pop(v);
+        v->sched_sp = w->sched_sp;
+        v->direct_budget = w->direct_budget;
+#if defined(URSA__ASAN)
+        v->asan_stack_lo = w->asan_stack_lo;
+        v->asan_stack_size = w->asan_stack_size;
+#endif
+        w->current = NULL;
+        ursa__cur_worker = v;
+        v->current = next;
+        ursa__cur_ctx = &next->ctx;
+        jump(v, t, next, false, false);
+        after_switch(t->worker);
+        return true;
+    }
+    return false;
+}
+
 /* A worker with peers: op is what happens to t once its stack is free
  * (see after_switch), and the task resumed does what the one before it
  * left to do. */
@@ -544,6 +576,9 @@ static void switch_shared(ursa__worker_t *w, ursa_task_t *t, int op)
         fresh = next && __builtin_expect(!next->stack, 0);
         if (fresh)
             next = start_here(w, next);
+        else if (!next && op == URSA__AFTER_NONE && ursa__hosts_several(w->host) &&
+                 switch_neighbour(w, t))
+            return;
     }
     if (op != URSA__AFTER_NONE) {
         w->after = t;
@@ -656,14 +691,20 @@ static void run_task(ursa__worker_t *w, ursa_task_t *t)
     ursa__cur_ctx = &t->ctx;
     w->direct_budget = w->direct_max;
     jump(w, NULL, t, false, false);
-    /* Tasks may have handed over to each other: whoever switched back. */
-    t = w->current;
-    ursa__cur_ctx = w->thread_ctx;
-    w->current = NULL;
+    /* Tasks may have handed over to each other, also to tasks of another
+     * worker of this thread (switch_neighbour): whoever switched back. */
+    ursa__worker_t *back = ursa__cur_worker;
+    t = back->current;
+    ursa__cur_ctx = back->thread_ctx;
+    back->current = NULL;
     bool done = t->finished; /* read before after_switch lets it run elsewhere */
-    after_switch(w);
+    after_switch(back);
     if (done)
-        finish_task(w, t);
+        finish_task(back, t);
+    if (__builtin_expect(back != w, 0)) {
+        ursa__worker_turn_end(back);
+        ursa__cur_worker = w;
+    }
 }
 
 void ursa__worker_run_batch(ursa__worker_t *w)

@@ -25,28 +25,36 @@ typedef struct at_worker {
     ursa_mpsc_sender_t tx;
 } at_worker_t;
 
-/* On worker a->worker: notes its thread, then checks it after each kind of
- * wait (yield, sleep, a contended lock, a channel receive). */
+/* On worker a->worker: notes its thread, then checks it, and its worker
+ * index, after each kind of wait (yield, sleep, a contended lock, a
+ * channel send): tasks of workers that share a thread switch straight to
+ * one another, each still on its own worker. */
 static void *stays_on_its_thread(void *arg)
 {
     at_worker_t *a = arg;
     pthread_t me = pthread_self();
     a->p->thread[a->worker] = me;
     a->p->index[a->worker] = ursa_worker_index();
+#define STILL_HERE()                                                                     \
+    do {                                                                                 \
+        CHECK(pthread_equal(pthread_self(), me));                                        \
+        CHECK_EQ(ursa_worker_index(), a->worker);                                        \
+    } while (0)
     CHECK_EQ(ursa_yield(), 0);
-    CHECK(pthread_equal(pthread_self(), me));
+    STILL_HERE();
     CHECK_EQ(ursa_sleep_for(URSA_USEC(100)), 0);
-    CHECK(pthread_equal(pthread_self(), me));
-    ursa_mutex_guard_t g;
+    STILL_HERE();
+    ursa_mutex_guard_t g = {0};
     CHECK_EQ(ursa_mutex_lock(a->m, &g, URSA_NEVER), 0);
     CHECK_EQ(ursa_yield(), 0); /* held across a switch: the others queue */
+    STILL_HERE();
     ursa_mutex_unlock(&g);
-    CHECK(pthread_equal(pthread_self(), me));
     uint64_t v = (uint64_t)a->worker;
     CHECK_EQ(ursa_mpsc_send(&a->tx, &v, URSA_NEVER), 0);
+    STILL_HERE();
     CHECK_EQ(ursa_mpsc_sender_drop(&a->tx), 0);
-    CHECK_EQ(ursa_worker_index(), a->worker);
     return NULL;
+#undef STILL_HERE
 }
 
 typedef struct shape {
@@ -333,7 +341,7 @@ static void *bump(void *arg)
 {
     counted_t *c = arg;
     for (int i = 0; i < 50; i++) {
-        ursa_mutex_guard_t g;
+        ursa_mutex_guard_t g = {0};
         CHECK_EQ(ursa_mutex_lock(&c->m, &g, URSA_NEVER), 0);
         c->count++;
         if (i % 7 == 0)
