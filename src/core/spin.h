@@ -147,7 +147,8 @@ static inline void ursa__spin_end(ursa__spinner_t *s)
         ursa__spin_finish(s);
 }
 
-/* Workers of live runtimes: a runtime adds its count when made, takes it
+/* Worker threads of live runtimes (one per worker, or fewer when threads
+ * host several: `threads`): a runtime adds its count when made, takes it
  * back when freed. */
 void ursa__spin_workers_add(int n);
 /* Re-reads the CPUs available (affinity, cgroup quota) if the last look is

@@ -179,25 +179,6 @@ static bool other_awake(ursa__worker_t *w)
     return false;
 }
 
-/* Whether the inbox of a worker host h runs holds a task. */
-static bool hosted_inbox(ursa__worker_t *h)
-{
-    URSA__FOR_HOSTED(v, h)
-        /* relaxed: drain_inbox's exchange does the acquire. */
-        if (atomic_load_explicit(&v->inbox, memory_order_relaxed))
-            return true;
-    return false;
-}
-
-/* Whether a worker host h runs has live tasks. */
-static bool hosted_tasks(ursa__worker_t *h)
-{
-    URSA__FOR_HOSTED(v, h)
-        /* relaxed: a count, only this thread writes it. */
-        if (atomic_load_explicit(&v->ntasks, memory_order_relaxed))
-            return true;
-    return false;
-}
 
 static bool start_searching(ursa__worker_t *w)
 {
@@ -266,14 +247,14 @@ bool ursa__worker_find_work(ursa__worker_t *w)
     bool searching = start_searching(w);
     if (searching && steal(w))
         return true;
-    if (!searching && !hosted_tasks(w))
+    if (!searching && !ursa__hosted_any(w, true))
         return false;
     /* Watch while another thread's worker is awake to make work: the
      * inboxes at every pause (a wake is seen within one), the other queues
      * now and then. */
     ursa__spin_begin(&s, other_awake(w));
     for (uint32_t i = 1; !got && ursa__spin_pause(&s); i++)
-        got = hosted_inbox(w) ||
+        got = ursa__hosted_any(w, false) ||
               (searching && i % URSA__IDLE_LOOK_PAUSES == 0 &&
                (take_inject(w) || (others_have(w, 1) && steal(w))));
     ursa__spin_end(&s);
@@ -311,7 +292,7 @@ bool ursa__worker_sleep_begin(ursa__worker_t *w)
     atomic_thread_fence(memory_order_seq_cst);
     /* relaxed: the fence orders these loads after sleeping = how (stopping:
      * Dekker with stop_workers, which wakes only the sleepers it sees). */
-    if (hosted_inbox(w) || take_inject(w) ||
+    if (ursa__hosted_any(w, false) || take_inject(w) ||
         (rt->nworkers > 1 && others_have(w, 2) && steal(w)) ||
         (how == URSA__ASLEEP_FUTEX && atomic_load_explicit(&rt->stopping, memory_order_relaxed))) {
         ursa__worker_sleep_end(w);

@@ -61,7 +61,7 @@ static void pause_worker(ursa__worker_t *w)
 }
 
 static int run_drawn(ursa_rt_t *rt, ursa_task_t *root);
-static int run_hosted(ursa__worker_t *h, ursa_task_t *root);
+static int run_hosted(ursa__worker_t *h);
 
 int ursa__worker_run(ursa__worker_t *w, ursa_task_t *root)
 {
@@ -69,7 +69,7 @@ int ursa__worker_run(ursa__worker_t *w, ursa_task_t *root)
     if (rt->cfg.deterministic && rt->nworkers > 1)
         return run_drawn(rt, root);
     if (ursa__hosts_several(w))
-        return run_hosted(w, root);
+        return run_hosted(w); /* a thread of the runtime: no root (block_on joins it) */
     bool cancelled = false;
     for (;;) {
         ursa__worker_drain_inbox(w);
@@ -89,7 +89,7 @@ int ursa__worker_run(ursa__worker_t *w, ursa_task_t *root)
             ursa__worker_run_batch(w);
             continue;
         }
-        if (!root && stopping && rt_empty(rt)) {
+        if (stopping && rt_empty(rt)) {
             ursa__worker_drain_inbox(w); /* a last spawn from a task now gone */
             if (!ursa__worker_has_work(w))
                 return 0;
@@ -204,20 +204,19 @@ static bool hosted_turn(ursa__worker_t *h, bool cancel)
     return worked;
 }
 
-/* Whether a worker h runs has work, or live tasks. */
-static bool hosted_has(ursa__worker_t *h, bool tasks)
+/* Whether a worker h runs has a task to run. */
+static bool hosted_work(ursa__worker_t *h)
 {
     URSA__FOR_HOSTED(w, h)
-        /* relaxed: a count only this thread writes. */
-        if (tasks ? atomic_load_explicit(&w->ntasks, memory_order_relaxed) != 0
-                  : ursa__worker_has_work(w))
+        if (ursa__worker_has_work(w))
             return true;
     return false;
 }
 
-/* ursa__worker_run for a host of several workers: the same steps, taken
- * for all of them; the thread sleeps once for all (idle.c). */
-static int run_hosted(ursa__worker_t *h, ursa_task_t *root)
+/* ursa__worker_run for a thread of the runtime that runs several workers:
+ * the same steps, taken for all of them; the thread sleeps once for all
+ * (idle.c). Until the runtime stops and no task is left. */
+static int run_hosted(ursa__worker_t *h)
 {
     ursa_rt_t *rt = h->rt;
     unsigned nhosted = 0;
@@ -229,29 +228,21 @@ static int run_hosted(ursa__worker_t *h, ursa_task_t *root)
         ursa_time_t timeout = hosted_timers(h);
         bool worked = hosted_turn(h, stopping && !cancelled);
         cancelled |= stopping;
-        if (root && root_done(root)) {
-            URSA__FOR_HOSTED(w, h) {
-                ursa__cur_worker = w;
-                pause_worker(w);
-            }
-            ursa__cur_worker = h;
-            return 0;
-        }
-        if (worked || hosted_has(h, false)) {
+        if (worked || hosted_work(h)) {
             h->reported = false; /* progress: a later stall is news again */
             continue;
         }
-        if (!root && stopping && rt_empty(rt)) {
+        if (stopping && rt_empty(rt)) {
             URSA__FOR_HOSTED(w, h) { /* a last spawn from a task now gone */
                 ursa__cur_worker = w;
                 ursa__worker_drain_inbox(w);
             }
             ursa__cur_worker = h;
-            if (!hosted_has(h, false))
+            if (!hosted_work(h))
                 return 0;
             continue;
         }
-        bool tasks = hosted_has(h, true);
+        bool tasks = ursa__hosted_any(h, true);
         bool quiet = timeout < 0 && !h->ring.inflight;
         if (ursa__worker_find_work(h))
             continue;
@@ -273,7 +264,7 @@ static int run_hosted(ursa__worker_t *h, ursa_task_t *root)
             /* acquire: pairs with the others' release. */
             unsigned idle =
                 atomic_fetch_sub_explicit(&rt->idle_workers, nhosted, memory_order_acquire);
-            if (may_report && idle == rt->nworkers && !hosted_has(h, false) &&
+            if (may_report && idle == rt->nworkers && !hosted_work(h) &&
                 ursa__mono_now() - t0 >= report_after) {
                 URSA__FOR_HOSTED(w, h) {
                     /* relaxed: only this thread writes it. */

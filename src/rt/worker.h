@@ -202,6 +202,18 @@ static inline bool ursa__hosts_several(const ursa__worker_t *h)
 {
     return (unsigned)h->index + h->rt->nhosts < h->rt->nworkers;
 }
+/* Whether a worker host h runs has live tasks (tasks) or, else, a task in
+ * its inbox (host thread). */
+static inline bool ursa__hosted_any(ursa__worker_t *h, bool tasks)
+{
+    URSA__FOR_HOSTED(v, h)
+        /* relaxed: ntasks, a count only this thread writes; the inbox, a
+         * look (drain_inbox's exchange does the acquire). */
+        if (tasks ? atomic_load_explicit(&v->ntasks, memory_order_relaxed) != 0
+                  : atomic_load_explicit(&v->inbox, memory_order_relaxed) != NULL)
+            return true;
+    return false;
+}
 
 /* Wakes w, which slept as `how` (the URSA__ASLEEP_* its `sleeping` held
  * when the caller's exchange set it to URSA__AWAKE): at the end of the
