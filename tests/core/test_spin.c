@@ -100,49 +100,11 @@ static void test_spin_counts_the_cpus_of_the_affinity_mask(void **state)
 
 enum { ROUNDS = 3000 };
 
-typedef struct reqrep {
-    ursa_mpsc_receiver_t rx;
-    ursa_mpsc_sender_t tx;
-} reqrep_t;
-
-typedef struct request {
-    long i;
-    ursa_oneshot_t *reply;
-} request_t;
-
-static void *server(void *arg)
-{
-    reqrep_t *r = arg;
-    request_t q;
-    while (ursa_mpsc_recv(&r->rx, &q, URSA_NEVER) == 0) {
-        long v = q.i + 1;
-        CHECK_EQ(ursa_oneshot_send(q.reply, &v), 0);
-    }
-    return NULL;
-}
-
 /* A client on worker 0 asks a server fixed on worker 1 ROUNDS times. */
 static void *request_reply(void *arg)
 {
     (void)arg;
-    reqrep_t r;
-    CHECK_EQ(ursa_mpsc_new(&r.rx, &r.tx, sizeof(request_t), 64, NULL), 0);
-    ursa_task_t *s = spawn_on(1, server, &r, "server");
-    CHECK(s != NULL);
-    for (long i = 0; i < test_scale(ROUNDS); i++) {
-        ursa_oneshot_t reply;
-        CHECK_EQ(ursa_oneshot_init(&reply, sizeof(long), NULL), 0);
-        request_t q = {i, &reply};
-        CHECK_EQ(ursa_mpsc_send(&r.tx, &q, URSA_NEVER), 0);
-        long v = 0;
-        CHECK_EQ(ursa_oneshot_recv(&reply, &v, URSA_NEVER), 0);
-        CHECK_EQ(v, i + 1);
-        CHECK_EQ(ursa_oneshot_destroy(&reply), 0);
-    }
-    CHECK_EQ(ursa_mpsc_sender_drop(&r.tx), 0);
-    CHECK_OK(join_task(s));
-    CHECK_EQ(ursa_mpsc_receiver_drop(&r.rx), 0);
-    return NULL;
+    return request_reply_rounds(test_scale(ROUNDS));
 }
 
 typedef struct stream {

@@ -135,46 +135,10 @@ static void test_hosted_root_runs_on_worker0s_thread_and_block_on_joins_it(void 
 
 /* ---- a request/reply pair on two workers of one thread ---- */
 
-typedef struct req {
-    uint64_t i;
-    ursa_oneshot_t *reply;
-} req_t;
-
-static void *server(void *arg)
-{
-    ursa_mpsc_receiver_t *rx = arg;
-    req_t r;
-    int rc;
-    while ((rc = ursa_mpsc_recv(rx, &r, URSA_NEVER)) == 0) {
-        uint64_t v = r.i + 1;
-        CHECK_EQ(ursa_oneshot_send(r.reply, &v), 0);
-    }
-    CHECK_EQ(rc, -EPIPE);
-    return NULL;
-}
-
 static void *request_reply(void *arg)
 {
     (void)arg;
-    ursa_mpsc_receiver_t rx;
-    ursa_mpsc_sender_t tx;
-    CHECK_EQ(ursa_mpsc_new(&rx, &tx, sizeof(req_t), 64, NULL), 0);
-    ursa_task_t *s = spawn_on(1, server, &rx, "server");
-    long n = test_scale(20000);
-    for (long i = 0; i < n; i++) {
-        ursa_oneshot_t o;
-        CHECK_EQ(ursa_oneshot_init(&o, sizeof(uint64_t), NULL), 0);
-        req_t r = {(uint64_t)i, &o};
-        CHECK_EQ(ursa_mpsc_send(&tx, &r, URSA_NEVER), 0);
-        uint64_t v = 0;
-        CHECK_EQ(ursa_oneshot_recv(&o, &v, URSA_NEVER), 0);
-        CHECK_EQ(v, (uint64_t)i + 1);
-        CHECK_EQ(ursa_oneshot_destroy(&o), 0);
-    }
-    CHECK_EQ(ursa_mpsc_sender_drop(&tx), 0);
-    CHECK_OK(join_task(s));
-    CHECK_EQ(ursa_mpsc_receiver_drop(&rx), 0);
-    return NULL;
+    return request_reply_rounds(test_scale(20000));
 }
 
 TEST_BODY(test_hosted_request_reply_between_workers_of_one_thread,

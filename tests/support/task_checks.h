@@ -299,4 +299,51 @@ static __attribute__((unused)) void join_body_thread(pthread_t t)
     ASSERT_OK(res);
 }
 
+
+/* ---- a request/reply pair ---- */
+
+typedef struct test_request {
+    long i;
+    ursa_oneshot_t *reply;
+} test_request_t;
+
+/* A server: answers each request's i with i + 1 until the senders left. */
+static __attribute__((unused)) void *test_reqrep_server(void *arg)
+{
+    ursa_mpsc_receiver_t *rx = arg;
+    test_request_t q;
+    int rc;
+    while ((rc = ursa_mpsc_recv(rx, &q, URSA_NEVER)) == 0) {
+        long v = q.i + 1;
+        CHECK_EQ(ursa_oneshot_send(q.reply, &v), 0);
+    }
+    CHECK_EQ(rc, -EPIPE);
+    return NULL;
+}
+
+/* In a task: a client here asks a server fixed on worker 1 `rounds` times,
+ * one request at a time, and checks every reply. */
+static __attribute__((unused)) void *request_reply_rounds(long rounds)
+{
+    ursa_mpsc_receiver_t rx;
+    ursa_mpsc_sender_t tx;
+    CHECK_EQ(ursa_mpsc_new(&rx, &tx, sizeof(test_request_t), 64, NULL), 0);
+    ursa_task_t *s = spawn_on(1, test_reqrep_server, &rx, "server");
+    CHECK(s != NULL);
+    for (long i = 0; i < rounds; i++) {
+        ursa_oneshot_t reply;
+        CHECK_EQ(ursa_oneshot_init(&reply, sizeof(long), NULL), 0);
+        test_request_t q = {i, &reply};
+        CHECK_EQ(ursa_mpsc_send(&tx, &q, URSA_NEVER), 0);
+        long v = 0;
+        CHECK_EQ(ursa_oneshot_recv(&reply, &v, URSA_NEVER), 0);
+        CHECK_EQ(v, i + 1);
+        CHECK_EQ(ursa_oneshot_destroy(&reply), 0);
+    }
+    CHECK_EQ(ursa_mpsc_sender_drop(&tx), 0);
+    CHECK_OK(join_task(s));
+    CHECK_EQ(ursa_mpsc_receiver_drop(&rx), 0);
+    return NULL;
+}
+
 #endif
