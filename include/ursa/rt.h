@@ -44,7 +44,8 @@ typedef struct ursa_rt_config {
      * worker, unless the process may use fewer CPUs than it has workers
      * (affinity mask, cgroup quota, read by ursa_rt_new): then one per CPU
      * it may use. A thread with several workers runs them in turn; worker
-     * i runs on thread i % threads, thread 0 being the one in block_on.
+     * i runs on thread i % threads, all of them threads of the runtime
+     * (block_on's thread then waits for the root, which runs on worker 0's).
      * Workers that share a thread never run at once, so a task that
      * blocks the thread (a long computation, a blocking syscall) holds up
      * the workers it shares it with; set `threads = workers` to keep a

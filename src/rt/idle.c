@@ -102,9 +102,10 @@ void ursa__worker_flush(ursa__worker_t *w)
      * sleeper its FUTEX_WAKE. */
     unsigned n = w->nkicks, sent = 0;
     ursa__worker_t *via_ring[URSA__KICKS_MAX];
+    ursa__ring_t *own = &w->host->ring; /* this thread's ring */
     for (unsigned i = 0; i < n; i++) {
         ursa__worker_t *v = w->kicks[i];
-        if (w->kick_how[i] == URSA__ASLEEP_RING && ursa__ring_msg(&w->ring, &v->ring))
+        if (w->kick_how[i] == URSA__ASLEEP_RING && ursa__ring_msg(own, &v->ring))
             via_ring[sent++] = v;
         else
             kick_now(v, w->kick_how[i]);
@@ -112,7 +113,7 @@ void ursa__worker_flush(ursa__worker_t *w)
     w->nkicks = 0;
     if (!sent)
         return;
-    ursa__ring_submit(&w->ring);
+    ursa__ring_submit(own);
     for (unsigned i = 0; i < sent; i++)
         ursa__ring_msg_done(&via_ring[i]->ring);
 }
@@ -126,7 +127,7 @@ static bool take_inject(ursa__worker_t *w)
     uint32_t len = ursa__inject_len(&rt->inject);
     if (!len)
         return false;
-    uint32_t max = len / rt->nworkers + 1, n;
+    uint32_t max = len / rt->nhosts + 1, n; /* a share per thread */
     if (max > URSA__STEALQ_CAP / 2)
         max = URSA__STEALQ_CAP / 2;
     ursa_task_t *t = ursa__inject_pop(&rt->inject, max, &n);
@@ -266,8 +267,11 @@ bool ursa__worker_find_work(ursa__worker_t *w)
 bool ursa__worker_sleep_begin(ursa__worker_t *w)
 {
     ursa_rt_t *rt = w->rt;
-    URSA__FOR_HOSTED(v, w)
+    URSA__FOR_HOSTED(v, w) { /* each as the current worker: what it defers it sends */
+        ursa__cur_worker = v;
         ursa__worker_turn_end(v);
+    }
+    ursa__cur_worker = w;
     if (w->searching) {
         w->searching = false;
         /* seq_cst: the Dekker (see the top). */

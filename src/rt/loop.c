@@ -170,6 +170,7 @@ static ursa_time_t hosted_timers(ursa__worker_t *h)
         if (ursa__timers_next(&w->timers) <= now) {
             ursa__cur_worker = w;
             ursa__timers_fire(&w->timers, now);
+            ursa__worker_turn_end(w); /* the kicks its wakes deferred */
         }
         if (ursa__timers_any(&w->timers)) {
             ursa_time_t left = ursa__timers_next(&w->timers) - now;
@@ -182,7 +183,9 @@ static ursa_time_t hosted_timers(ursa__worker_t *h)
 }
 
 /* One turn of every worker h runs: takes its inbox and runs what is
- * ready. True if some worker had work. */
+ * ready. True if some worker had work. What a worker's turn deferred (kicks
+ * of the tasks it woke, a notification) goes out at the end of its turn,
+ * whether it ran a task or only retired one handed back. */
 static bool hosted_turn(ursa__worker_t *h, bool cancel)
 {
     bool worked = false;
@@ -192,15 +195,18 @@ static bool hosted_turn(ursa__worker_t *h, bool cancel)
         if (cancel)
             cancel_all(w);
         if (ursa__worker_has_work(w)) {
-            if (w->searching)
-                ursa__worker_found_work(w);
             ursa__worker_run_batch(w);
             worked = true;
         }
+        ursa__worker_turn_end(w);
     }
     ursa__cur_worker = h;
+    /* h searches for all of them: the work it found may be any one's. */
+    if (worked && h->searching)
+        ursa__worker_found_work(h);
     /* The workers' I/O is on h's ring: reap it even when h had no turn. */
     ursa__ring_poll(&h->ring);
+    ursa__worker_turn_end(h);
     return worked;
 }
 

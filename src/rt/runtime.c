@@ -92,7 +92,7 @@ int ursa_rt_new(ursa_rt_t **out, const ursa_rt_config_t *cfg)
         c.stack_size = 64 * 1024;
     if (c.stack_size < 16 * 1024 || c.stack_size > ((size_t)1 << 30))
         return -EINVAL;
-    if (c.threads > c.workers)
+    if (c.threads > c.workers && !c.deterministic)
         return -EINVAL;
     if (c.stack_cache == 0)
         c.stack_cache = 64;
@@ -123,7 +123,8 @@ int ursa_rt_new(ursa_rt_t **out, const ursa_rt_config_t *cfg)
      * ring; a hosted worker uses its host's ring. */
     for (unsigned i = 0; i < c.workers; i++) {
         ursa__worker_t *w = &rt->workers[i];
-        int rc = ursa__ring_evfd_init(&w->ring);
+        /* A hosted worker is kicked through its host: no eventfd. */
+        int rc = i < rt->nhosts ? ursa__ring_evfd_init(&w->ring) : 0;
         if (rc == 0 && i >= first_thread(rt) && i < rt->nhosts && !c.deterministic &&
             pthread_create(&w->thread, NULL, worker_thread, w) != 0)
             rc = -EAGAIN;

@@ -1,7 +1,7 @@
 /* The runtime: its configuration and workers. Worker 0 is run by whichever
  * thread calls ursa_rt_block_on (or ursa_rt_free); the others by threads of
  * the runtime. With fewer threads than workers (hosts), host h (worker h)
- * runs workers h, h + nhosts, ... in turn (rt/host.c). */
+ * runs workers h, h + nhosts, ... in turn (rt/loop.c). */
 #ifndef URSA_RT_RUNTIME_H
 #define URSA_RT_RUNTIME_H
 

@@ -216,7 +216,7 @@ static int task_relax(ursa__ctx_t *c, ursa__spinner_t *s)
     /* The kicks this turn deferred go out before we busy-wait: the worker
      * they wake may be the party we wait for. */
     ursa__worker_turn_end(t->worker);
-    if (ursa__worker_has_work(t->worker)) {
+    if (ursa__worker_has_work(t->worker) || ursa__worker_neighbour_has_work(t->worker)) {
         ursa__worker_yield(t);
     } else if (!ursa__spin_pause_n(s, URSA__RELAX_PAUSES)) {
         sched_yield();

@@ -558,6 +558,16 @@ static bool switch_neighbour(ursa__worker_t *w, ursa_task_t *t)
     return false;
 }
 
+bool ursa__worker_neighbour_has_work(ursa__worker_t *w)
+{
+    if (!ursa__hosts_several(w->host))
+        return false;
+    URSA__FOR_HOSTED(v, w->host)
+        if (v != w && ursa__worker_has_work(v))
+            return true;
+    return false;
+}
+
 /* A worker with peers: op is what happens to t once its stack is free
  * (see after_switch), and the task resumed does what the one before it
  * left to do. */
@@ -570,6 +580,14 @@ static void switch_shared(ursa__worker_t *w, ursa_task_t *t, int op)
         w->direct_budget--;
         next = next_task_shared(w);
         if (next == t || (!next && op == URSA__AFTER_YIELD)) {
+            /* Alone on its worker: a task of another worker of this thread
+             * may be the one it waits for. */
+            if (next == t && op == URSA__AFTER_NONE && ursa__hosts_several(w->host)) {
+                rq_push(w, t);
+                if (switch_neighbour(w, t))
+                    return;
+                rq_pop(w); /* t again */
+            }
             yield_alone(w);
             return;
         }
@@ -679,6 +697,28 @@ static bool start_prepare(ursa__worker_t *w, ursa_task_t *t)
     return true;
 }
 
+/* The scheduler of w is back from a task of w: whoever switched back. */
+static inline void task_came_back(ursa__worker_t *w)
+{
+    ursa_task_t *t = w->current;
+    ursa__cur_ctx = w->thread_ctx;
+    w->current = NULL;
+    bool done = t->finished; /* read before after_switch lets it run elsewhere */
+    after_switch(w);
+    if (done)
+        finish_task(w, t);
+}
+
+/* The scheduler that w lent to `back`, another worker of this thread
+ * (switch_neighbour), is back from a task of back's. */
+static __attribute__((noinline)) void task_came_back_elsewhere(ursa__worker_t *w,
+                                                               ursa__worker_t *back)
+{
+    task_came_back(back);
+    ursa__worker_turn_end(back);
+    ursa__cur_worker = w;
+}
+
 static void run_task(ursa__worker_t *w, ursa_task_t *t)
 {
     if (!t->stack && !start_prepare(w, t)) {
@@ -692,19 +732,12 @@ static void run_task(ursa__worker_t *w, ursa_task_t *t)
     w->direct_budget = w->direct_max;
     jump(w, NULL, t, false, false);
     /* Tasks may have handed over to each other, also to tasks of another
-     * worker of this thread (switch_neighbour): whoever switched back. */
+     * worker of this thread: the current worker says whose came back. */
     ursa__worker_t *back = ursa__cur_worker;
-    t = back->current;
-    ursa__cur_ctx = back->thread_ctx;
-    back->current = NULL;
-    bool done = t->finished; /* read before after_switch lets it run elsewhere */
-    after_switch(back);
-    if (done)
-        finish_task(back, t);
-    if (__builtin_expect(back != w, 0)) {
-        ursa__worker_turn_end(back);
-        ursa__cur_worker = w;
-    }
+    if (__builtin_expect(back != w, 0))
+        task_came_back_elsewhere(w, back);
+    else
+        task_came_back(w);
 }
 
 void ursa__worker_run_batch(ursa__worker_t *w)

@@ -76,7 +76,7 @@ struct ursa__worker {
     uint8_t mode; /* URSA__MODE_*: how the next task is chosen */
     /* The worker whose thread runs this one (itself, unless the runtime
      * has fewer threads than workers): its ring carries our I/O, its sleep
-     * is ours (rt/host.c). */
+     * is ours (rt/loop.c, rt/idle.c). */
     ursa__worker_t *host;
     ursa__ring_t ring;
     ursa_task_t *rq_head, *rq_tail;
@@ -167,6 +167,8 @@ void ursa__worker_adopt(ursa__worker_t *w, ursa_task_t *t);
 void ursa__worker_queue(ursa__worker_t *w, ursa_task_t *t);
 /* Whether w has a task to run (owner thread). */
 bool ursa__worker_has_work(ursa__worker_t *w);
+/* Whether another worker of w's thread has one (owner thread). */
+bool ursa__worker_neighbour_has_work(ursa__worker_t *w);
 /* Pushes t onto w's inbox (any thread) and kicks w if it sleeps. */
 void ursa__worker_inbox_push(ursa__worker_t *w, ursa_task_t *t);
 

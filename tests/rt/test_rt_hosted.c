@@ -4,11 +4,14 @@
  * still hand each other wakes, spawns, timers and I/O; the root runs on
  * worker 0's thread and block_on joins it; a runtime driven only from
  * plain threads runs its tasks; the stop cancels them all; `threads = 0`
- * shares threads only when the process may use fewer CPUs than workers. */
+ * shares threads only when the process may use fewer CPUs than workers;
+ * a worker of a busy thread that only retires a task still sends the kicks
+ * that retiring deferred. */
 #include "support.h"
 
 #include <unistd.h>
 
+#include "rt/worker.h" /* white-box: whether a worker sleeps */
 #include "task_checks.h"
 
 /* ---- where tasks run ---- */
@@ -248,6 +251,69 @@ static void test_hosted_free_cancels_the_tasks_of_every_hosted_worker(void **sta
     ursa_notify_destroy(&n);
 }
 
+/* ---- a kick deferred by a worker that ran no task ---- */
+
+typedef struct handback {
+    ursa_notify_t n;
+    ursa_task_t *t;
+    atomic_bool t_waits, joined;
+} handback_t;
+
+static void *waits_for_notify(void *arg)
+{
+    handback_t *h = arg;
+    atomic_store(&h->t_waits, true);
+    CHECK_EQ(ursa_notify_wait(&h->n, URSA_NEVER), 0);
+    return NULL;
+}
+
+static void *spawns_migratable(void *arg)
+{
+    handback_t *h = arg;
+    CHECK_EQ(ursa_spawn(&h->t, waits_for_notify, h, &(ursa_spawn_opts_t){.migratable = true}), 0);
+    return NULL;
+}
+
+static void *joins_it(void *arg)
+{
+    handback_t *h = arg;
+    CHECK_OK(join_task(h->t));
+    atomic_store(&h->joined, true);
+    return NULL;
+}
+
+/* Workers 0 and 2 share thread 0, worker 1 has thread 1. T, adopted by
+ * worker 2, moves to worker 0 when the root wakes it and ends there; thread
+ * 0 hands it back to worker 2, whose turn retires it and so wakes T's
+ * joiner on the sleeping thread 1: a kick deferred by worker 2's turn,
+ * which ran no task. Thread 0 never runs dry (the root yields until the
+ * joiner is done), so the kick must go out at the end of that turn. */
+static void *kick_deferred_by_a_turn_without_tasks(void *arg)
+{
+    (void)arg;
+    ursa_rt_t *rt = ursa__cur_worker->rt;
+    handback_t h = {0};
+    CHECK_EQ(ursa_notify_init(&h.n), 0);
+    CHECK_OK(join_task(spawn_on(2, spawns_migratable, &h, "spawner")));
+    CHECK(SETTLE_UNTIL(atomic_load(&h.t_waits)));
+    ursa_task_t *j = spawn_on(1, joins_it, &h, "joiner");
+    /* relaxed: a look at a word thread 1 sets before it sleeps. */
+    CHECK(SETTLE_UNTIL(atomic_load_explicit(&rt->workers[1].sleeping, memory_order_relaxed)));
+    CHECK_EQ(ursa_notify_one(&h.n), 1);
+    ursa_time_t give_up = mono_ns() + test_hang_guard();
+    while (!atomic_load(&h.joined) && mono_ns() < give_up)
+        CHECK_EQ(ursa_yield(), 0);
+    CHECK(atomic_load(&h.joined));
+    CHECK_OK(join_task(j));
+    CHECK_EQ(ursa_notify_destroy(&h.n), 0);
+    return NULL;
+}
+
+TEST_BODY(test_hosted_kick_deferred_by_a_turn_that_ran_no_task_goes_out,
+          test_run_cfg_msg(&(ursa_rt_config_t){.workers = 3, .threads = 2,
+                                               .deadlock_report_after = -1},
+                           kick_deferred_by_a_turn_without_tasks, NULL))
+
 /* ---- the automatic choice ---- */
 
 static void *two_workers_threads(void *arg)
@@ -347,6 +413,7 @@ TEST_MAIN(cmocka_unit_test(test_hosted_tasks_stay_on_their_workers_thread_across
           cmocka_unit_test(test_hosted_timers_and_io_of_a_worker_whose_neighbour_stays_busy),
           cmocka_unit_test(test_hosted_runtime_without_block_on_runs_its_tasks),
           cmocka_unit_test(test_hosted_free_cancels_the_tasks_of_every_hosted_worker),
+          cmocka_unit_test(test_hosted_kick_deferred_by_a_turn_that_ran_no_task_goes_out),
           cmocka_unit_test(test_hosted_threads_follow_the_cpus_the_process_may_use),
           cmocka_unit_test(test_hosted_more_threads_than_workers_is_refused),
           cmocka_unit_test(test_hosted_stress_spawns_migration_and_a_shared_lock))
