@@ -264,7 +264,11 @@ static void two_workers_on_one_cpu_never_pause(unsigned threads)
                      (unsigned long long)(after.pauses[i] - before.pauses[i]));
         refused += after.refused[i] - before.refused[i];
     }
-    assert_true(refused > 0); /* the workloads did reach the busy-waits */
+    /* With a thread each, the workloads did reach the busy-waits. Sharing
+     * one thread they need not: a wake from the same thread asks for no
+     * poll, and a waiting task switches to its partner at once. */
+    if (threads == 2)
+        assert_true(refused > 0);
 }
 
 static void test_spin_two_workers_on_one_cpu_never_pause(void **state)
