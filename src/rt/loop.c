@@ -230,6 +230,7 @@ static int run_hosted(ursa__worker_t *h)
         nhosted++;
     bool cancelled = false;
     for (;;) {
+        /* acquire: the state before stop_workers' release. */
         bool stopping = atomic_load_explicit(&rt->stopping, memory_order_acquire);
         ursa_time_t timeout = hosted_timers(h);
         bool worked = hosted_turn(h, stopping && !cancelled);
@@ -273,7 +274,8 @@ static int run_hosted(ursa__worker_t *h)
             if (may_report && idle == rt->nworkers && !hosted_work(h) &&
                 ursa__mono_now() - t0 >= report_after) {
                 URSA__FOR_HOSTED(w, h) {
-                    /* relaxed: only this thread writes it. */
+                    /* relaxed: ntasks only this thread writes; the inbox,
+                     * a look (a task there is news, not a deadlock). */
                     if (atomic_load_explicit(&w->ntasks, memory_order_relaxed) &&
                         !atomic_load_explicit(&w->inbox, memory_order_relaxed)) {
                         ursa__cur_worker = w;

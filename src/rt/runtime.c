@@ -129,7 +129,7 @@ int ursa_rt_new(ursa_rt_t **out, const ursa_rt_config_t *cfg)
             pthread_create(&w->thread, NULL, worker_thread, w) != 0)
             rc = -EAGAIN;
         if (rc) {
-            unsigned started = i < rt->nhosts ? i : rt->nhosts; /* threads 1..started-1 run */
+            unsigned started = i < rt->nhosts ? i : rt->nhosts; /* hosts below it have threads */
             stop_workers(rt, started);
             destroy(rt, started);
             return rc;
@@ -180,6 +180,7 @@ static int block_on_hosted(ursa_rt_t *rt, ursa_task_fn_t fn, void *arg, void **r
     if (ursa__cur_worker)
         return -EINVAL; /* inside a task */
     bool busy = false;
+    /* seq_cst (default), as in enter_worker0: a flag, no data with it. */
     if (!atomic_compare_exchange_strong(&rt->in_worker0, &busy, true))
         return -EBUSY; /* one block_on at a time, as unhosted */
     ursa_task_t *root;
