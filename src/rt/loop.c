@@ -60,6 +60,65 @@ static void pause_worker(ursa__worker_t *w)
     ursa__worker_turn_end(w);
 }
 
+/* Whether a worker h runs has a task to run. */
+static bool hosted_work(ursa__worker_t *h)
+{
+    URSA__FOR_HOSTED(w, h)
+        if (ursa__worker_has_work(w))
+            return true;
+    return false;
+}
+
+/* The end of an idle turn of h and the workers it runs (h alone without
+ * hosting): sleeps until woken, a completion or timeout (< 0: none); quiet:
+ * nothing pending (no timer, no I/O). Every worker asleep with nothing
+ * pending counts as idle; when all of the runtime's are, for
+ * deadlock_report_after, the ones whose tasks wait report (a best-effort
+ * diagnostic: a task one adopted may run on another worker). False if work
+ * came in before the sleep. */
+static bool sleep_idle(ursa__worker_t *h, ursa_time_t timeout, bool quiet, bool stopping)
+{
+    ursa_rt_t *rt = h->rt;
+    if (stopping && (timeout < 0 || timeout > URSA_MSEC(1)))
+        timeout = URSA_MSEC(1); /* look again whether the others are done */
+    ursa_time_t report_after = rt->cfg.deadlock_report_after;
+    bool may_report = quiet && report_after > 0 && !h->reported && ursa__hosted_any(h, true);
+    if (may_report)
+        timeout = report_after;
+    if (!ursa__worker_sleep_begin(h))
+        return false;
+    unsigned n = 0;
+    URSA__FOR_HOSTED(w, h)
+        n++;
+    bool count_idle = quiet && report_after > 0;
+    if (count_idle)
+        /* release: our tasks' wait records (read by the report of the
+         * worker that owns them) happen before. */
+        atomic_fetch_add_explicit(&rt->idle_workers, n, memory_order_release);
+    ursa_time_t t0 = ursa__mono_now();
+    ursa__worker_sleep(h, timeout);
+    if (count_idle) {
+        /* acquire: pairs with the others' release, above. */
+        unsigned idle = atomic_fetch_sub_explicit(&rt->idle_workers, n, memory_order_acquire);
+        if (may_report && idle == rt->nworkers && !hosted_work(h) &&
+            ursa__mono_now() - t0 >= report_after) {
+            URSA__FOR_HOSTED(w, h) {
+                /* relaxed: ntasks only this thread writes; the inbox, a
+                 * look (a task there is news, not a deadlock). */
+                if (atomic_load_explicit(&w->ntasks, memory_order_relaxed) &&
+                    !atomic_load_explicit(&w->inbox, memory_order_relaxed)) {
+                    ursa__cur_worker = w;
+                    ursa__deadlock_report(w);
+                }
+            }
+            ursa__cur_worker = h;
+            h->reported = true;
+        }
+    }
+    ursa__worker_sleep_end(h);
+    return true;
+}
+
 static int run_drawn(ursa_rt_t *rt, ursa_task_t *root);
 static int run_hosted(ursa__worker_t *h);
 
@@ -121,35 +180,8 @@ int ursa__worker_run(ursa__worker_t *w, ursa_task_t *root)
         }
         if (!rt->cfg.deterministic && ursa__worker_find_work(w))
             continue;
-        if (stopping && (timeout < 0 || timeout > URSA_MSEC(1)))
-            timeout = URSA_MSEC(1); /* look again whether the others are done */
-        ursa_time_t report_after = rt->cfg.deadlock_report_after;
-        bool may_report = quiet && ntasks && report_after > 0 && !w->reported;
-        if (may_report)
-            timeout = report_after;
-        if (!ursa__worker_sleep_begin(w))
+        if (!sleep_idle(w, timeout, quiet, stopping))
             continue;
-        /* Every worker asleep with nothing pending (tasks or not) counts as
-         * idle; the one whose tasks wait reports when all are (a best-effort
-         * diagnostic: a task it adopted may run on another worker). */
-        bool count_idle = quiet && report_after > 0;
-        if (count_idle)
-            /* release: our tasks' wait records (read by the report of
-             * the worker that owns them) happen before. */
-            atomic_fetch_add_explicit(&rt->idle_workers, 1, memory_order_release);
-        ursa_time_t t0 = ursa__mono_now();
-        ursa__worker_sleep(w, timeout);
-        if (count_idle) {
-            /* acquire: pairs with the others' release, above. */
-            unsigned idle = atomic_fetch_sub_explicit(&rt->idle_workers, 1, memory_order_acquire);
-            if (may_report && idle == rt->nworkers && !ursa__worker_has_work(w) &&
-                !atomic_load_explicit(&w->inbox, memory_order_relaxed) &&
-                ursa__mono_now() - t0 >= report_after) {
-                ursa__deadlock_report(w);
-                w->reported = true;
-            }
-        }
-        ursa__worker_sleep_end(w);
         if (ursa__timers_any(&w->timers))
             ursa__timers_fire(&w->timers, ursa__worker_now(w));
     }
@@ -210,24 +242,12 @@ static bool hosted_turn(ursa__worker_t *h, bool cancel)
     return worked;
 }
 
-/* Whether a worker h runs has a task to run. */
-static bool hosted_work(ursa__worker_t *h)
-{
-    URSA__FOR_HOSTED(w, h)
-        if (ursa__worker_has_work(w))
-            return true;
-    return false;
-}
-
 /* ursa__worker_run for a thread of the runtime that runs several workers:
  * the same steps, taken for all of them; the thread sleeps once for all
  * (idle.c). Until the runtime stops and no task is left. */
 static int run_hosted(ursa__worker_t *h)
 {
     ursa_rt_t *rt = h->rt;
-    unsigned nhosted = 0;
-    URSA__FOR_HOSTED(w, h)
-        nhosted++;
     bool cancelled = false;
     for (;;) {
         /* acquire: the state before stop_workers' release. */
@@ -249,44 +269,10 @@ static int run_hosted(ursa__worker_t *h)
                 return 0;
             continue;
         }
-        bool tasks = ursa__hosted_any(h, true);
         bool quiet = timeout < 0 && !h->ring.inflight;
         if (ursa__worker_find_work(h))
             continue;
-        if (stopping && (timeout < 0 || timeout > URSA_MSEC(1)))
-            timeout = URSA_MSEC(1); /* look again whether the others are done */
-        ursa_time_t report_after = rt->cfg.deadlock_report_after;
-        bool may_report = quiet && tasks && report_after > 0 && !h->reported;
-        if (may_report)
-            timeout = report_after;
-        if (!ursa__worker_sleep_begin(h))
-            continue;
-        bool count_idle = quiet && report_after > 0;
-        if (count_idle)
-            /* release: as in ursa__worker_run, for all our workers. */
-            atomic_fetch_add_explicit(&rt->idle_workers, nhosted, memory_order_release);
-        ursa_time_t t0 = ursa__mono_now();
-        ursa__worker_sleep(h, timeout);
-        if (count_idle) {
-            /* acquire: pairs with the others' release. */
-            unsigned idle =
-                atomic_fetch_sub_explicit(&rt->idle_workers, nhosted, memory_order_acquire);
-            if (may_report && idle == rt->nworkers && !hosted_work(h) &&
-                ursa__mono_now() - t0 >= report_after) {
-                URSA__FOR_HOSTED(w, h) {
-                    /* relaxed: ntasks only this thread writes; the inbox,
-                     * a look (a task there is news, not a deadlock). */
-                    if (atomic_load_explicit(&w->ntasks, memory_order_relaxed) &&
-                        !atomic_load_explicit(&w->inbox, memory_order_relaxed)) {
-                        ursa__cur_worker = w;
-                        ursa__deadlock_report(w);
-                    }
-                }
-                ursa__cur_worker = h;
-                h->reported = true;
-            }
-        }
-        ursa__worker_sleep_end(h);
+        sleep_idle(h, timeout, quiet, stopping);
     }
 }
 
