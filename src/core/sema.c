@@ -33,6 +33,7 @@ static inline uint32_t held(const ursa__waiter_t *w)
 void ursa__sema_init(ursa__sema_t *s, uint64_t permits)
 {
     atomic_init(&s->state, permits << URSA__SEMA_SHIFT);
+    atomic_init(&s->streak, 0);
     ursa__waitq_init(&s->q);
     atomic_init(&s->total, permits);
 }
@@ -156,9 +157,10 @@ static void refifo_locked(ursa__sema_t *s, ursa__wake_batch_t *b)
     /* relaxed load: the CAS validates it. */
     uint64_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
     /* acquire: the permits we take out were released by their holders;
-     * the waiters we hand them to acquire them through the lock. */
+     * the waiters we hand them to acquire them through the lock. OUT goes
+     * too: from here every release takes the lock and hands out. */
     while (!atomic_compare_exchange_weak_explicit(&s->state, &st,
-                                                  st & ((1u << URSA__SEMA_SHIFT) - 1),
+                                                  st & (URSA__SEMA_CLOSED | URSA__SEMA_WAITERS),
                                                   memory_order_acquire, memory_order_relaxed)) {
     }
     fifo_locked(s, back + (st >> URSA__SEMA_SHIFT), b);
@@ -171,6 +173,16 @@ void ursa__sema_end_handoff(ursa__sema_t *s)
     /* Plain waiters still queued are served first from whatever is free
      * (barge_locked), in order; nothing else to move. */
     ursa__waitq_unlock(q, mode_locked(s) & ~URSA__SEMA_HANDOFF);
+}
+
+/* The streak is the caller's thread (sema.h). relaxed: a hint for
+ * ursa__sema_barge_in; stored only when it changes, so a streak's own slow
+ * paths add no write. */
+static inline void streak_mine(ursa__sema_t *s)
+{
+    uint64_t me = ursa__thread_uid();
+    if (atomic_load_explicit(&s->streak, memory_order_relaxed) != me)
+        atomic_store_explicit(&s->streak, me, memory_order_relaxed);
 }
 
 /* The looker around w (queued with got LOOKING). */
@@ -210,6 +222,7 @@ static __attribute__((noinline)) void barge_locked(ursa__sema_t *s, uint64_t n,
         fifo_locked(s, n, b);
         return;
     }
+    streak_mine(s); /* our thread gave them */
     /* The rest into the word; WAITERS stays exactly while waiters queue
      * (a start or a look sets it again under this lock). relaxed load:
      * the CAS validates it. */
@@ -221,7 +234,10 @@ static __attribute__((noinline)) void barge_locked(ursa__sema_t *s, uint64_t n,
          * permits, a barger or a looker. */
     } while (!atomic_compare_exchange_weak_explicit(&s->state, &st, next, memory_order_release,
                                                     memory_order_relaxed));
-    uint64_t free_ = next >> URSA__SEMA_SHIFT, promised = 0;
+    if (next & URSA__SEMA_OUT)
+        return; /* the looker out looks, and hands on what it leaves */
+    uint64_t free_ = next >> URSA__SEMA_SHIFT, promised = 0, me = ursa__thread_uid();
+    bool out = false;
     while ((w = q->head) && w->got == URSA__SEMA_LOOKING) {
         if (promised + w->want > free_) {
             /* Not servable now. The starvation bound must still hold for
@@ -230,20 +246,40 @@ static __attribute__((noinline)) void barge_locked(ursa__sema_t *s, uint64_t n,
             if (!promised && n &&
                 ursa_now() - looker_of(w)->since >= URSA__SEMA_STARVE_NS)
                 enter_handoff_locked(s, b);
-            return;
+            break;
         }
         (void)ursa__waitq_pop(q);
         promised += w->want;
+        out |= looker_of(w)->thread != me;
         w->got = 0; /* a look, not permits */
         /* A looker is never a select's: its claim is always taken. */
         (void)ursa__waiter_decide_into(w, URSA__W_GRANTED, b);
         ursa__waitq_flush(q, b);
     }
-    if (!q->head) {
-        /* relaxed: clearing WAITERS publishes nothing (the CAS above
-         * released the permits). */
+    /* relaxed, both: flags that publish nothing (the CAS above released
+     * the permits). OUT before the woken run (they run after our unlock),
+     * so a looker's clear comes after this set in the word's order; and
+     * not in HANDOFF (entered above), whose releases must hand out. */
+    if (out && barging_locked(s))
+        atomic_fetch_or_explicit(&s->state, URSA__SEMA_OUT, memory_order_relaxed);
+    if (!q->head)
         atomic_fetch_and_explicit(&s->state, ~URSA__SEMA_WAITERS, memory_order_relaxed);
-    }
+}
+
+void ursa__sema_looked(ursa__sema_t *s)
+{
+    streak_mine(s);
+    /* relaxed: a flag that publishes nothing (our CAS took the permits). */
+    uint64_t st = atomic_fetch_and_explicit(&s->state, ~URSA__SEMA_OUT, memory_order_relaxed);
+    if (!(st & URSA__SEMA_WAITERS) || !(st >> URSA__SEMA_SHIFT))
+        return;
+    /* Permits still free, waiters queued, and the releases that left them
+     * took the fast path while we were out: hand them on now. */
+    ursa__wake_batch_t b = URSA__WAKE_BATCH_INIT;
+    (void)ursa__waitq_lock(&s->q);
+    give_locked(s, 0, &b);
+    sema_unlock(s);
+    ursa__wake_batch_run(&b);
 }
 
 /* A select's w that took its claim at start and then found the permits
@@ -357,17 +393,30 @@ int ursa__sema_look(ursa__sema_t *s, ursa__sema_looker_t *l, uint32_t n, bool ag
             return -EPIPE;
         }
         uint64_t avail = st >> URSA__SEMA_SHIFT;
+        /* A first look from another thread than the streak's, while a
+         * woken looker is out, queues behind it (sema.h, streaks); the
+         * looker hands on what it leaves. */
+        bool behind = !again && (st & URSA__SEMA_OUT) &&
+                      /* relaxed: a hint, as in ursa__sema_barge_in */
+                      atomic_load_explicit(&s->streak, memory_order_relaxed) !=
+                          ursa__thread_uid();
         /* In HANDOFF the word is 0 while waiters queue: a free permit
-         * means nobody queues, so taking it passes nobody. */
-        if (avail >= n) {
+         * means nobody queues, so taking it passes nobody. A looker that
+         * looks again is out no more (OUT clears). */
+        if (avail >= n && !behind) {
             /* acquire: as in ursa__sema_try. */
-            if (atomic_compare_exchange_weak_explicit(&s->state, &st,
-                                                      st - ((uint64_t)n << URSA__SEMA_SHIFT),
-                                                      memory_order_acquire, memory_order_relaxed)) {
+            if (atomic_compare_exchange_weak_explicit(
+                    &s->state, &st,
+                    (st - ((uint64_t)n << URSA__SEMA_SHIFT)) & ~(again ? URSA__SEMA_OUT : 0),
+                    memory_order_acquire, memory_order_relaxed)) {
+                streak_mine(s);
                 if (handoff && s->q.head && (st >> URSA__SEMA_SHIFT) > n)
                     /* In HANDOFF the word stays 0 while waiters queue:
                      * the rest of a part we took back goes to them. */
                     refifo_locked(s, &b);
+                else if (again && !handoff && s->q.head && (st >> URSA__SEMA_SHIFT) > n)
+                    /* Out no more, and more is free: as ursa__sema_looked. */
+                    barge_locked(s, 0, &b);
                 sema_unlock(s);
                 ursa__wake_batch_run(&b);
                 return grant_now(w, n);
@@ -409,7 +458,7 @@ int ursa__sema_look(ursa__sema_t *s, ursa__sema_looker_t *l, uint32_t n, bool ag
          * where the load above (or the CAS's failure) finds them. acquire:
          * the permits we may take were released by someone. */
         uint64_t next = handoff ? (st & URSA__SEMA_CLOSED) | URSA__SEMA_WAITERS
-                                : st | URSA__SEMA_WAITERS;
+                                : (st | URSA__SEMA_WAITERS) & ~(again ? URSA__SEMA_OUT : 0);
         if (atomic_compare_exchange_weak_explicit(&s->state, &st, next, memory_order_acquire,
                                                   memory_order_relaxed)) {
             if (handoff) {

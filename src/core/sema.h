@@ -19,16 +19,40 @@
  * queue drains, or until a waiter handed its permits had waited less than
  * the bound (ursa__sema_end_handoff). So the invariant above holds in
  * HANDOFF mode too, and in barging mode the word may hold permits while
- * WAITERS is set. */
+ * WAITERS is set.
+ *
+ * Streaks (barging): under contention the permits stay with one thread for
+ * a while, so the word's cache line stops moving between CPUs on every
+ * acquire (Go's mutexWoken, and a thread-level cohort rule):
+ *  - A release that wakes a looker on another thread sets OUT; until
+ *    that looker has looked (took the permits, or queued again) releases
+ *    take the fast path and wake nobody else. A looker on the releaser's
+ *    own thread could not run before the releaser waits, so waking it sets
+ *    nothing and the next release wakes the next looker.
+ *  - While waiters queue or a looker is out, a blocking acquire barges only
+ *    from the thread of the streak (`streak`: the thread that last took or
+ *    gave the permits on a slow path); from any other thread it queues.
+ *    A try (URSA_NOW) barges from anywhere: free permits are anyone's.
+ *  - The woken looker may always take free permits. If it wins, the streak
+ *    is its thread's; the other thread's arrivals then queue.
+ *  Nothing is stranded: OUT means a looker will look, and a look that
+ *  takes permits and finds more free with waiters queued wakes them. The
+ *  starvation bound holds as before: every looker that loses looks again
+ *  only after a wake, and one that has waited URSA__SEMA_STARVE_NS
+ *  switches to HANDOFF, which clears OUT. */
 #ifndef URSA_CORE_SEMA_H
 #define URSA_CORE_SEMA_H
 
 #include "ursa/detail/sema.h"
+#include "ctx.h"
 #include "waitq.h"
 
 #define URSA__SEMA_CLOSED ((uint64_t)1)
 #define URSA__SEMA_WAITERS ((uint64_t)2)
-#define URSA__SEMA_SHIFT 2
+#define URSA__SEMA_OUT ((uint64_t)4) /* barging: a woken looker is out */
+#define URSA__SEMA_SHIFT 3
+/* Set while a fast-path acquirer must not take permits past others. */
+#define URSA__SEMA_BUSY (URSA__SEMA_CLOSED | URSA__SEMA_WAITERS | URSA__SEMA_OUT)
 
 /* The owner bits of the queue's lock word (core/waitq.h): the mode, read
  * and changed under the queue lock (BARGE is set once, before use). */
@@ -47,6 +71,7 @@
 typedef struct ursa__sema_looker {
     URSA__WAITER_ALIGN ursa__waiter_t w;
     ursa_time_t since;
+    uint64_t thread; /* ursa__thread_uid() of the waiting caller */
 } ursa__sema_looker_t;
 
 void ursa__sema_init(ursa__sema_t *s, uint64_t permits);
@@ -57,7 +82,7 @@ static inline bool ursa__sema_try(ursa__sema_t *s, uint64_t n)
     /* relaxed: the CAS below is what must see the latest value. */
     uint64_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
     for (;;) {
-        if ((st & (URSA__SEMA_CLOSED | URSA__SEMA_WAITERS)) || (st >> URSA__SEMA_SHIFT) < n)
+        if ((st & URSA__SEMA_BUSY) || (st >> URSA__SEMA_SHIFT) < n)
             return false;
         /* acquire: the permit's previous holder's writes happen-before us. */
         if (atomic_compare_exchange_weak_explicit(&s->state, &st, st - (n << URSA__SEMA_SHIFT),
@@ -74,7 +99,7 @@ static inline uint64_t ursa__sema_take_upto(ursa__sema_t *s, uint64_t n)
     uint64_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
     for (;;) {
         uint64_t avail = st >> URSA__SEMA_SHIFT, take = avail < n ? avail : n;
-        if ((st & (URSA__SEMA_CLOSED | URSA__SEMA_WAITERS)) || take == 0)
+        if ((st & URSA__SEMA_BUSY) || take == 0)
             return 0;
         /* acquire: as in ursa__sema_try. */
         if (atomic_compare_exchange_weak_explicit(&s->state, &st,
@@ -99,6 +124,25 @@ static inline bool ursa__sema_try_barge(ursa__sema_t *s, uint64_t n)
             return true;
     }
 }
+
+/* A blocking acquire's barge: as ursa__sema_try_barge, but while waiters
+ * queue or a woken looker is out, only from the streak's thread (the top
+ * of this file). Lock-free. */
+static inline bool ursa__sema_barge_in(ursa__sema_t *s, uint64_t n)
+{
+    /* relaxed: the CAS below is what must see the latest value. */
+    uint64_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
+    /* relaxed: a hint that picks who may barge; permits move by the CAS. */
+    if ((st & (URSA__SEMA_WAITERS | URSA__SEMA_OUT)) &&
+        atomic_load_explicit(&s->streak, memory_order_relaxed) != ursa__thread_uid())
+        return false;
+    return ursa__sema_try_barge(s, n);
+}
+
+/* A woken looker took its permits with ursa__sema_try_barge: the streak is
+ * its thread's, it is no longer out, and what is still free goes to the
+ * queue's head if nobody else will hand it on. */
+void ursa__sema_looked(ursa__sema_t *s);
 
 /* Turns barging on: once, after ursa__sema_init, before any use. */
 static inline void ursa__sema_set_barging(ursa__sema_t *s)
@@ -165,7 +209,9 @@ static inline bool ursa__sema_release_fast(ursa__sema_t *s, uint64_t n)
 {
     /* relaxed: the CAS validates it. */
     uint64_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
-    while (!(st & URSA__SEMA_WAITERS)) {
+    /* Fast unless waiters queue and nobody is out to look (a barging s's
+     * woken looker hands on what it leaves: ursa__sema_looked). */
+    while ((st & (URSA__SEMA_WAITERS | URSA__SEMA_OUT)) != URSA__SEMA_WAITERS) {
         /* release: our critical section happens-before the next acquirer. */
         if (atomic_compare_exchange_weak_explicit(&s->state, &st, st + (n << URSA__SEMA_SHIFT),
                                                   memory_order_release, memory_order_relaxed))

@@ -1,6 +1,7 @@
 /* The blocking wait of a barging lock (mutex, rwlock writer, semaphore
  * set to barge): queue as a looker, and on each wake take the permits if
- * they are still free, else queue again at the front. The semaphore core
+ * they are still free, else queue again at the front. Its first try is
+ * ursa__sema_barge_in (the streak's rule, core/sema.h). The semaphore core
  * (core/sema.h) keeps the starvation bound: this loop tells it when the
  * looker has waited URSA__SEMA_STARVE_NS. */
 #ifndef URSA_SYNC_BARGE_H
@@ -20,6 +21,7 @@ static inline int ursa__barge_block(ursa__ctx_t *c, ursa__sema_t *s, uint32_t n,
 {
     ursa__sema_looker_t l;
     l.since = wait_start;
+    l.thread = ursa__thread_uid();
     bool again = false, starved = false;
     for (;;) {
         ursa__waiter_init(&l.w, c->waker, ops);
@@ -44,8 +46,10 @@ static inline int ursa__barge_block(ursa__ctx_t *c, ursa__sema_t *s, uint32_t n,
                 ursa__sema_end_handoff(s);
             return 0;
         }
-        if (ursa__sema_try_barge(s, n))
+        if (ursa__sema_try_barge(s, n)) {
+            ursa__sema_looked(s);
             return 0;
+        }
         /* Lost the look to a barger. The clock only here, where waiting
          * goes on. */
         again = true;

@@ -56,8 +56,11 @@ static __attribute__((noinline)) int acquire_slow(ursa_sem_t *s, uint64_t n,
     if (ursa__sema_closed(&s->sema))
         return -EPIPE;
     if (ursa__sema_barging(&s->sema)) {
-        /* Free permits are anyone's, queued waiters or not. */
-        if (ursa__sema_try_barge(&s->sema, n))
+        /* Free permits are anyone's, queued waiters or not; but under
+         * contention a blocking acquire from another thread than the
+         * streak's queues (core/sema.h, streaks). */
+        if (deadline == URSA_NOW ? ursa__sema_try_barge(&s->sema, n)
+                                 : ursa__sema_barge_in(&s->sema, n))
             return take(s, n, p, c, site);
         if (deadline == URSA_NOW)
             return -EAGAIN;

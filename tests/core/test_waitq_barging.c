@@ -4,6 +4,8 @@
  * take the part back (two deadlocks the stress found). */
 #include "support.h"
 
+#include <pthread.h>
+
 #include "task_checks.h"
 #include "waitq_checks.h"
 
@@ -30,6 +32,7 @@ static void test_claim_barging_cases_are_handed_over_or_dropped(void **state)
     ursa__waiter_init(&l1.w, rec_waker(&r1), &sema_ops);
     ursa__waiter_init(&l2.w, rec_waker(&r2), &sema_ops);
     l1.since = l2.since = ursa_now();
+    l1.thread = l2.thread = ursa__thread_uid(); /* woken here: no streak (sema.h) */
     assert_int_equal(ursa__sema_look(&s1, &l1, 1, false, false), -EINPROGRESS);
     assert_int_equal(ursa__sema_look(&s2, &l2, 1, false, false), -EINPROGRESS);
     assert_int_equal(l1.w.got, URSA__SEMA_LOOKING);
@@ -103,6 +106,7 @@ static void looker_woken_ahead_of_plain(looker_ahead_t *b, uint32_t want)
     ursa__sema_set_barging(&b->s);
     ursa__waiter_init(&b->l.w, rec_waker(&b->rl), &sema_ops);
     b->l.since = ursa_now();
+    b->l.thread = ursa__thread_uid();
     assert_int_equal(ursa__sema_look(&b->s, &b->l, want, false, false), -EINPROGRESS);
     plain_sema(&b->s, &b->p, &b->rp, 3); /* a plain wait behind the looker */
     ursa__sema_release(&b->s, want);     /* the looker is woken to look */
@@ -174,6 +178,176 @@ static void test_barging_starved_looker_takes_the_part_back_after_handoff(void *
     assert_false(ursa__sema_has_waiters(&b.s));
 }
 
+/* ---- streaks (core/sema.h): a looker woken on another thread ----
+ * The lookers below look from a thread of their own (another
+ * ursa__thread_uid than the test's), started and joined around each step,
+ * so every step is deterministic. */
+
+typedef struct streak {
+    ursa__sema_t s;
+    ursa__sema_looker_t l[2];
+    rec_t r[2];
+    int rc[2];
+    bool barged;
+} streak_t;
+
+static streak_t k;
+
+static uint64_t flags(void)
+{
+    return atomic_load(&k.s.state) & ((1u << URSA__SEMA_SHIFT) - 1);
+}
+
+/* Runs fn on a thread of its own, and waits for it. */
+static void elsewhere(void *(*fn)(void *), intptr_t i)
+{
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, fn, (void *)i), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+}
+
+/* Looker i looks, first (again false) or after a wake that lost. */
+static void look(int i, bool again)
+{
+    ursa__waiter_init(&k.l[i].w, rec_waker(&k.r[i]), &sema_ops);
+    if (!again) {
+        k.l[i].since = ursa_now();
+        k.l[i].thread = ursa__thread_uid();
+    }
+    k.rc[i] = ursa__sema_look(&k.s, &k.l[i], 1, again, false);
+}
+
+static void *first_look(void *arg)
+{
+    look((int)(intptr_t)arg, false);
+    return NULL;
+}
+
+/* Woken looker i takes the permit if free (barge.h's step), else looks
+ * again. */
+static void *woken_look(void *arg)
+{
+    int i = (int)(intptr_t)arg;
+    assert_int_equal(state_of(&k.l[i].w), URSA__W_GRANTED);
+    assert_int_equal(k.l[i].w.got, 0);
+    if (ursa__sema_try_barge(&k.s, 1)) {
+        ursa__sema_looked(&k.s);
+        k.rc[i] = 0;
+    } else {
+        look(i, true);
+    }
+    return NULL;
+}
+
+static void *barge_in(void *arg)
+{
+    (void)arg;
+    k.barged = ursa__sema_barge_in(&k.s, 1);
+    return NULL;
+}
+
+static void streak_init(uint64_t permits)
+{
+    memset(&k, 0, sizeof k);
+    ursa__sema_init(&k.s, permits);
+    ursa__sema_set_barging(&k.s);
+}
+
+static void streak_done(uint64_t permits)
+{
+    assert_int_equal(ursa__sema_available(&k.s), permits);
+    assert_false(ursa__sema_has_waiters(&k.s));
+    assert_int_equal(flags(), 0);
+}
+
+/* A release that wakes a looker on another thread sets OUT: until it has
+ * looked, the streak's thread locks past the queue and releases without
+ * the queue's lock, waking nobody else; another thread's blocking barge
+ * and first look queue behind it even while the permit is free. The
+ * looker that wins makes the streak its thread's: now the test's thread
+ * queues, and its release wakes the next looker. */
+static void test_barging_streak_stays_with_a_thread_while_a_looker_is_out(void **state)
+{
+    (void)state;
+    streak_init(1);
+    assert_true(ursa__sema_try_barge(&k.s, 1));
+    elsewhere(first_look, 0);
+    assert_int_equal(k.rc[0], -EINPROGRESS);
+    ursa__sema_release(&k.s, 1); /* slow: wakes looker 0, elsewhere */
+    assert_int_equal(atomic_load(&k.r[0].calls), 1);
+    assert_int_equal(flags(), URSA__SEMA_OUT);
+    assert_int_equal(atomic_load(&k.s.streak), ursa__thread_uid());
+
+    assert_true(ursa__sema_barge_in(&k.s, 1));       /* the streak's thread */
+    assert_true(ursa__sema_release_fast(&k.s, 1));   /* nobody else woken */
+    elsewhere(barge_in, 0);
+    assert_false(k.barged);                          /* another thread: no */
+    elsewhere(first_look, 1);
+    assert_int_equal(k.rc[1], -EINPROGRESS);         /* behind, though free */
+    assert_int_equal(ursa__sema_available(&k.s), 1);
+    assert_int_equal(flags(), URSA__SEMA_OUT | URSA__SEMA_WAITERS);
+
+    elsewhere(woken_look, 0); /* wins: the streak is looker 0's thread's */
+    assert_int_equal(k.rc[0], 0);
+    assert_int_equal(flags(), URSA__SEMA_WAITERS);
+    assert_false(ursa__sema_barge_in(&k.s, 1));
+    assert_false(ursa__sema_release_fast(&k.s, 1)); /* looker 1 queues */
+    ursa__sema_release_slow(&k.s, 1);
+    assert_int_equal(atomic_load(&k.r[1].calls), 1);
+    assert_int_equal(flags(), URSA__SEMA_OUT);
+    elsewhere(woken_look, 1);
+    assert_int_equal(k.rc[1], 0);
+    ursa__sema_release(&k.s, 1);
+    streak_done(1);
+}
+
+/* Regression for the streak's hand-on: two releases while looker 0 is
+ * out, the second fast (no wake); looker 0 takes one and must wake looker
+ * 1 for the other, or looker 1 waits with a permit free for good. */
+static void test_barging_streak_looker_hands_on_what_fast_releases_left(void **state)
+{
+    (void)state;
+    streak_init(0);
+    elsewhere(first_look, 0);
+    elsewhere(first_look, 1);
+    ursa__sema_release(&k.s, 1); /* wakes looker 0 */
+    ursa__sema_release(&k.s, 1); /* fast */
+    assert_int_equal(atomic_load(&k.r[1].calls), 0);
+    assert_int_equal(ursa__sema_available(&k.s), 2);
+    elsewhere(woken_look, 0);
+    assert_int_equal(k.rc[0], 0);
+    assert_int_equal(atomic_load(&k.r[1].calls), 1); /* handed on */
+    elsewhere(woken_look, 1);
+    assert_int_equal(k.rc[1], 0);
+    ursa__sema_release(&k.s, 2);
+    streak_done(2);
+}
+
+/* A looker that loses its look queues again at the front and is out no
+ * more: the next release takes the queue's lock and wakes it again. */
+static void test_barging_streak_looker_that_loses_is_woken_again(void **state)
+{
+    (void)state;
+    streak_init(1);
+    assert_true(ursa__sema_try_barge(&k.s, 1));
+    elsewhere(first_look, 0);
+    ursa__sema_release(&k.s, 1);
+    assert_true(ursa__sema_barge_in(&k.s, 1)); /* the streak takes it first */
+    elsewhere(woken_look, 0);
+    assert_int_equal(k.rc[0], -EINPROGRESS);
+    assert_int_equal(flags(), URSA__SEMA_WAITERS);
+    assert_false(ursa__sema_release_fast(&k.s, 1));
+    ursa__sema_release_slow(&k.s, 1);
+    assert_int_equal(atomic_load(&k.r[0].calls), 2);
+    elsewhere(woken_look, 0);
+    assert_int_equal(k.rc[0], 0);
+    ursa__sema_release(&k.s, 1);
+    streak_done(1);
+}
+
 TEST_MAIN(cmocka_unit_test(test_claim_barging_cases_are_handed_over_or_dropped),
           cmocka_unit_test(test_barging_looker_ahead_of_a_part_takes_it_back),
+          cmocka_unit_test(test_barging_streak_stays_with_a_thread_while_a_looker_is_out),
+          cmocka_unit_test(test_barging_streak_looker_hands_on_what_fast_releases_left),
+          cmocka_unit_test(test_barging_streak_looker_that_loses_is_woken_again),
           cmocka_unit_test(test_barging_starved_looker_takes_the_part_back_after_handoff))

@@ -7,13 +7,17 @@
 #include "../wait.h"
 
 /* Largest permit count a semaphore can hold. */
-#define URSA_SEM_MAX ((uint64_t)1 << 61)
+#define URSA_SEM_MAX ((uint64_t)1 << 60)
 /* Largest permit count one call can ask for (a waiter counts in 32 bits). */
 #define URSA_SEM_REQUEST_MAX ((uint64_t)UINT32_MAX)
 
 typedef struct ursa__sema {
-    /* available permits << 2 | WAITERS (bit 1) | CLOSED (bit 0) */
+    /* available permits << 3 | OUT (bit 2) | WAITERS (bit 1) |
+     * CLOSED (bit 0) */
     URSA_ATOMIC(uint64_t) state;
+    /* Barging only: the thread that took or gave the permits last under
+     * contention (its streak). */
+    URSA_ATOMIC(uint64_t) streak;
     ursa__waitq_t q; /* the waiters, FIFO */
     /* Permits in existence (available + assigned + held), changed only by
      * add and forget, so that add can refuse to pass URSA_SEM_MAX. */
