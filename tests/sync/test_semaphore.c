@@ -113,7 +113,7 @@ static void *args_body(void *arg)
 
 TEST_BODY(test_sem_rejects_bad_arguments_and_destroy_while_waited, args_body(NULL))
 
-/* 64-bit counts: URSA_SEM_MAX = 2^61 permits; one request asks for at
+/* 64-bit counts: URSA_SEM_MAX = 2^60 permits; one request asks for at
  * most URSA_SEM_REQUEST_MAX (2^32 - 1) of them. */
 static void *counts64_body(void *arg)
 {
