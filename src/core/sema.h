@@ -125,15 +125,16 @@ static inline bool ursa__sema_try_barge(ursa__sema_t *s, uint64_t n)
     }
 }
 
-/* A blocking acquire's barge: as ursa__sema_try_barge, but while waiters
- * queue or a woken looker is out, only from the streak's thread (the top
- * of this file). Lock-free. */
-static inline bool ursa__sema_barge_in(ursa__sema_t *s, uint64_t n)
+/* An arrival's barge, for an acquire with this deadline: a try (URSA_NOW)
+ * is ursa__sema_try_barge; a blocking acquire, while waiters queue or a
+ * woken looker is out, barges only from the streak's thread (the top of
+ * this file). Lock-free. */
+static inline bool ursa__sema_barge_in(ursa__sema_t *s, uint64_t n, ursa_time_t deadline)
 {
     /* relaxed: the CAS below is what must see the latest value. */
     uint64_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
     /* relaxed: a hint that picks who may barge; permits move by the CAS. */
-    if ((st & (URSA__SEMA_WAITERS | URSA__SEMA_OUT)) &&
+    if ((st & (URSA__SEMA_WAITERS | URSA__SEMA_OUT)) && deadline != URSA_NOW &&
         atomic_load_explicit(&s->streak, memory_order_relaxed) != ursa__thread_uid())
         return false;
     return ursa__sema_try_barge(s, n);

@@ -102,8 +102,7 @@ static __attribute__((noinline)) int lock_slow(ursa_mutex_t *m, ursa_mutex_guard
         /* Free permits are anyone's, queued waiters or not; but under
          * contention a blocking lock from another thread than the
          * streak's queues (core/sema.h, streaks). */
-        if (deadline == URSA_NOW ? ursa__sema_try_barge(&m->sema, 1)
-                                 : ursa__sema_barge_in(&m->sema, 1))
+        if (ursa__sema_barge_in(&m->sema, 1, deadline))
             return take(m, g, c, site, 0, &guard_kind);
         if (deadline == URSA_NOW)
             return -EAGAIN;

@@ -59,8 +59,7 @@ static __attribute__((noinline)) int acquire_slow(ursa_sem_t *s, uint64_t n,
         /* Free permits are anyone's, queued waiters or not; but under
          * contention a blocking acquire from another thread than the
          * streak's queues (core/sema.h, streaks). */
-        if (deadline == URSA_NOW ? ursa__sema_try_barge(&s->sema, n)
-                                 : ursa__sema_barge_in(&s->sema, n))
+        if (ursa__sema_barge_in(&s->sema, n, deadline))
             return take(s, n, p, c, site);
         if (deadline == URSA_NOW)
             return -EAGAIN;

@@ -1,7 +1,9 @@
 /* The barging semaphore (core/sema.c) against the wait queue and the
  * select claim: cases are handed over or dropped, never barge; a looker
  * ahead of a part, and a starved looker after the switch to hand-off,
- * take the part back (two deadlocks the stress found). */
+ * take the part back (two deadlocks the stress found); streaks: a looker
+ * woken on another thread keeps releases fast and other threads' arrivals
+ * behind it until it has looked, and hands on what it leaves. */
 #include "support.h"
 
 #include <pthread.h>
@@ -239,10 +241,10 @@ static void *woken_look(void *arg)
     return NULL;
 }
 
+/* An arrival's barge from this thread: blocking (arg 0) or a try. */
 static void *barge_in(void *arg)
 {
-    (void)arg;
-    k.barged = ursa__sema_barge_in(&k.s, 1);
+    k.barged = ursa__sema_barge_in(&k.s, 1, arg ? URSA_NOW : URSA_NEVER);
     return NULL;
 }
 
@@ -278,10 +280,13 @@ static void test_barging_streak_stays_with_a_thread_while_a_looker_is_out(void *
     assert_int_equal(flags(), URSA__SEMA_OUT);
     assert_int_equal(atomic_load(&k.s.streak), ursa__thread_uid());
 
-    assert_true(ursa__sema_barge_in(&k.s, 1));       /* the streak's thread */
-    assert_true(ursa__sema_release_fast(&k.s, 1));   /* nobody else woken */
+    assert_true(ursa__sema_barge_in(&k.s, 1, URSA_NEVER)); /* the streak's thread */
+    assert_true(ursa__sema_release_fast(&k.s, 1));         /* nobody else woken */
     elsewhere(barge_in, 0);
-    assert_false(k.barged);                          /* another thread: no */
+    assert_false(k.barged); /* another thread's blocking acquire: no */
+    elsewhere(barge_in, 1);
+    assert_true(k.barged); /* its try: free permits are anyone's */
+    assert_true(ursa__sema_release_fast(&k.s, 1));
     elsewhere(first_look, 1);
     assert_int_equal(k.rc[1], -EINPROGRESS);         /* behind, though free */
     assert_int_equal(ursa__sema_available(&k.s), 1);
@@ -290,7 +295,7 @@ static void test_barging_streak_stays_with_a_thread_while_a_looker_is_out(void *
     elsewhere(woken_look, 0); /* wins: the streak is looker 0's thread's */
     assert_int_equal(k.rc[0], 0);
     assert_int_equal(flags(), URSA__SEMA_WAITERS);
-    assert_false(ursa__sema_barge_in(&k.s, 1));
+    assert_false(ursa__sema_barge_in(&k.s, 1, URSA_NEVER));
     assert_false(ursa__sema_release_fast(&k.s, 1)); /* looker 1 queues */
     ursa__sema_release_slow(&k.s, 1);
     assert_int_equal(atomic_load(&k.r[1].calls), 1);
@@ -332,7 +337,7 @@ static void test_barging_streak_looker_that_loses_is_woken_again(void **state)
     assert_true(ursa__sema_try_barge(&k.s, 1));
     elsewhere(first_look, 0);
     ursa__sema_release(&k.s, 1);
-    assert_true(ursa__sema_barge_in(&k.s, 1)); /* the streak takes it first */
+    assert_true(ursa__sema_barge_in(&k.s, 1, URSA_NEVER)); /* the streak's, first */
     elsewhere(woken_look, 0);
     assert_int_equal(k.rc[0], -EINPROGRESS);
     assert_int_equal(flags(), URSA__SEMA_WAITERS);

@@ -277,8 +277,7 @@ static __attribute__((noinline)) int write_barging(ursa_rwlock_t *rw,
                                                    ursa_time_t deadline, const ursa_site_t *site)
 {
     /* (a blocking lock under contention: the streak's rule, core/sema.h) */
-    if (deadline == URSA_NOW ? ursa__sema_try_barge(&rw->sema, rw->max_readers)
-                             : ursa__sema_barge_in(&rw->sema, rw->max_readers))
+    if (ursa__sema_barge_in(&rw->sema, rw->max_readers, deadline))
         return take_write(rw, g, c, site, 0);
     if (deadline == URSA_NOW)
         return -EAGAIN;
