@@ -27,8 +27,10 @@ typedef struct ursa_lock_attr {
 } ursa_lock_attr_t;
 
 /* flags: trade fairness for throughput under contention. An unlock frees
- * the lock and wakes a waiter instead of handing the lock to it, and any
- * locker may take a free lock past queued waiters (Go's sync.Mutex). A
+ * the lock and wakes a waiter instead of handing the lock to it, and a
+ * locker may take a free lock past queued waiters (Go's sync.Mutex; while
+ * a woken waiter on another thread has yet to look, only a try or a lock
+ * from the thread that had it last: docs/mutex.md "Barging"). A
  * waiter that has waited 1 ms switches the lock to FIFO hand-off until its
  * queue drains (or a waiter handed the lock waited under 1 ms, as Go's
  * starvation mode ends). Mutex and rwlock writers (readers never barge);

@@ -37,10 +37,12 @@ URSA_API int ursa_sem_init(ursa_sem_t *s, uint64_t permits);
 
 /* flags of ursa_sem_init_flags: trade fairness for throughput under
  * contention. A release frees its permits and wakes waiters instead of
- * handing the permits to them, and any acquire may take free permits past
- * queued waiters. A waiter that has waited 1 ms switches the semaphore to
- * FIFO hand-off until its queue drains (or a waiter handed its permits
- * waited under 1 ms). See docs/semaphore.md. */
+ * handing the permits to them, and an acquire may take free permits past
+ * queued waiters (while a woken waiter on another thread has yet to look,
+ * only a try or an acquire from the thread that had them last: see
+ * docs/mutex.md "Barging"). A waiter that has waited 1 ms switches the
+ * semaphore to FIFO hand-off until its queue drains (or a waiter handed
+ * its permits waited under 1 ms). See docs/semaphore.md. */
 #define URSA_SEM_BARGING 1u
 
 /* Not a wait: ursa_sem_init with flags (0 or URSA_SEM_BARGING).

@@ -222,7 +222,8 @@ static __attribute__((noinline)) void barge_locked(ursa__sema_t *s, uint64_t n,
         fifo_locked(s, n, b);
         return;
     }
-    streak_mine(s); /* our thread gave them */
+    if (n)
+        streak_mine(s); /* our thread gave them */
     /* The rest into the word; WAITERS stays exactly while waiters queue
      * (a start or a look sets it again under this lock). relaxed load:
      * the CAS validates it. */
@@ -237,7 +238,7 @@ static __attribute__((noinline)) void barge_locked(ursa__sema_t *s, uint64_t n,
     if (next & URSA__SEMA_OUT)
         return; /* the looker out looks, and hands on what it leaves */
     uint64_t free_ = next >> URSA__SEMA_SHIFT, promised = 0, me = ursa__thread_uid();
-    bool out = false;
+    bool out = false; /* OUT set by us */
     while ((w = q->head) && w->got == URSA__SEMA_LOOKING) {
         if (promised + w->want > free_) {
             /* Not servable now. The starvation bound must still hold for
@@ -250,18 +251,24 @@ static __attribute__((noinline)) void barge_locked(ursa__sema_t *s, uint64_t n,
         }
         (void)ursa__waitq_pop(q);
         promised += w->want;
-        out |= looker_of(w)->thread != me;
+        if (!out && looker_of(w)->thread != me) {
+            /* OUT before the looker is decided: a full batch's flush below
+             * wakes it with the lock dropped, and its clear must come after
+             * this set in the word's order, or OUT would stay set with
+             * nobody out. Not in HANDOFF: the loop stops (no lookers are
+             * left once refifo_locked ran), and that cleared OUT. relaxed:
+             * a flag that publishes nothing (the CAS above released the
+             * permits). */
+            out = true;
+            atomic_fetch_or_explicit(&s->state, URSA__SEMA_OUT, memory_order_relaxed);
+        }
         w->got = 0; /* a look, not permits */
         /* A looker is never a select's: its claim is always taken. */
         (void)ursa__waiter_decide_into(w, URSA__W_GRANTED, b);
         ursa__waitq_flush(q, b);
     }
-    /* relaxed, both: flags that publish nothing (the CAS above released
-     * the permits). OUT before the woken run (they run after our unlock),
-     * so a looker's clear comes after this set in the word's order; and
-     * not in HANDOFF (entered above), whose releases must hand out. */
-    if (out && barging_locked(s))
-        atomic_fetch_or_explicit(&s->state, URSA__SEMA_OUT, memory_order_relaxed);
+    /* relaxed: clearing WAITERS publishes nothing (the CAS above released
+     * the permits). */
     if (!q->head)
         atomic_fetch_and_explicit(&s->state, ~URSA__SEMA_WAITERS, memory_order_relaxed);
 }
@@ -395,7 +402,8 @@ int ursa__sema_look(ursa__sema_t *s, ursa__sema_looker_t *l, uint32_t n, bool ag
         uint64_t avail = st >> URSA__SEMA_SHIFT;
         /* A first look from another thread than the streak's, while a
          * woken looker is out, queues behind it (sema.h, streaks); the
-         * looker hands on what it leaves. */
+         * looker hands on what it leaves. With nobody out, free permits
+         * are taken: nobody else would hand them on. */
         bool behind = !again && (st & URSA__SEMA_OUT) &&
                       /* relaxed: a hint, as in ursa__sema_barge_in */
                       atomic_load_explicit(&s->streak, memory_order_relaxed) !=
@@ -559,6 +567,9 @@ uint64_t ursa__sema_close(ursa__sema_t *s)
     /* relaxed: the lock orders this against queued waiters; fast-path
      * acquirers see it on their next CAS. */
     atomic_fetch_or_explicit(&s->state, URSA__SEMA_CLOSED, memory_order_relaxed);
+    /* relaxed: as above. A looker still out finds CLOSED; releases now
+     * only put permits back (fifo_locked below clears WAITERS). */
+    atomic_fetch_and_explicit(&s->state, ~URSA__SEMA_OUT, memory_order_relaxed);
     uint64_t back = 0;
     ursa__waiter_t *w;
     while ((w = ursa__waitq_pop(&s->q))) {

@@ -27,12 +27,14 @@
  *  - A release that wakes a looker on another thread sets OUT; until
  *    that looker has looked (took the permits, or queued again) releases
  *    take the fast path and wake nobody else. A looker on the releaser's
- *    own thread could not run before the releaser waits, so waking it sets
+ *    own thread usually cannot run before the releaser waits (a started
+ *    task that is not migratable stays on its worker), so waking it sets
  *    nothing and the next release wakes the next looker.
- *  - While waiters queue or a looker is out, a blocking acquire barges only
- *    from the thread of the streak (`streak`: the thread that last took or
- *    gave the permits on a slow path); from any other thread it queues.
- *    A try (URSA_NOW) barges from anywhere: free permits are anyone's.
+ *  - While a looker is out, a blocking acquire barges only from the
+ *    thread of the streak (`streak`: the thread that last took or gave the
+ *    permits on a slow path); from any other thread it queues behind the
+ *    looker, even if permits are free. A try (URSA_NOW) barges from
+ *    anywhere: free permits are anyone's.
  *  - The woken looker may always take free permits. If it wins, the streak
  *    is its thread's; the other thread's arrivals then queue.
  *  Nothing is stranded: OUT means a looker will look, and a look that
@@ -126,15 +128,15 @@ static inline bool ursa__sema_try_barge(ursa__sema_t *s, uint64_t n)
 }
 
 /* An arrival's barge, for an acquire with this deadline: a try (URSA_NOW)
- * is ursa__sema_try_barge; a blocking acquire, while waiters queue or a
- * woken looker is out, barges only from the streak's thread (the top of
- * this file). Lock-free. */
+ * is ursa__sema_try_barge; a blocking acquire, while a woken looker is
+ * out, barges only from the streak's thread (the top of this file).
+ * Lock-free. */
 static inline bool ursa__sema_barge_in(ursa__sema_t *s, uint64_t n, ursa_time_t deadline)
 {
     /* relaxed: the CAS below is what must see the latest value. */
     uint64_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
     /* relaxed: a hint that picks who may barge; permits move by the CAS. */
-    if ((st & (URSA__SEMA_WAITERS | URSA__SEMA_OUT)) && deadline != URSA_NOW &&
+    if ((st & URSA__SEMA_OUT) && deadline != URSA_NOW &&
         atomic_load_explicit(&s->streak, memory_order_relaxed) != ursa__thread_uid())
         return false;
     return ursa__sema_try_barge(s, n);

@@ -350,9 +350,59 @@ static void test_barging_streak_looker_that_loses_is_woken_again(void **state)
     streak_done(1);
 }
 
+/* Regression (found in review): a release that wakes more than a batch of
+ * lookers on other threads wakes the first URSA__WAKE_BATCH with the lock
+ * dropped (the flush), before it has popped the rest. It set OUT only
+ * after its loop, so a looker that looked at once had cleared OUT before
+ * it was set: OUT stayed set with nobody out, every release then took the
+ * fast path, and queued waiters hung with permits free. Here each looker
+ * looks inside its wake, as a looker on another CPU may. */
+enum { BATCH_LOOKERS = URSA__WAKE_BATCH + 1 };
+
+static struct {
+    ursa__sema_t s;
+    ursa__sema_looker_t l[BATCH_LOOKERS];
+    rec_t r[BATCH_LOOKERS];
+    bool took[BATCH_LOOKERS];
+} bl;
+
+static void look_at_once(void *arg)
+{
+    int i = (int)(intptr_t)arg;
+    bl.took[i] = ursa__sema_try_barge(&bl.s, 1);
+    if (bl.took[i])
+        ursa__sema_looked(&bl.s);
+}
+
+static void test_barging_streak_out_is_set_before_a_full_batch_wakes(void **state)
+{
+    (void)state;
+    memset(&bl, 0, sizeof bl);
+    ursa__sema_init(&bl.s, 0);
+    ursa__sema_set_barging(&bl.s);
+    for (int i = 0; i < BATCH_LOOKERS; i++) {
+        bl.r[i].hook = look_at_once;
+        bl.r[i].hook_arg = (void *)(intptr_t)i;
+        ursa__waiter_init(&bl.l[i].w, rec_waker(&bl.r[i]), &sema_ops);
+        bl.l[i].since = ursa_now();
+        bl.l[i].thread = ursa__thread_uid() + 1; /* another thread's */
+        assert_int_equal(ursa__sema_look(&bl.s, &bl.l[i], 1, false, false), -EINPROGRESS);
+    }
+    ursa__sema_release(&bl.s, BATCH_LOOKERS);
+    for (int i = 0; i < BATCH_LOOKERS; i++) {
+        assert_int_equal(atomic_load(&bl.r[i].calls), 1);
+        assert_true(bl.took[i]);
+    }
+    assert_int_equal(atomic_load(&bl.s.state) & ((1u << URSA__SEMA_SHIFT) - 1), 0);
+    ursa__sema_release(&bl.s, BATCH_LOOKERS); /* the fast path, nobody to wake */
+    assert_int_equal(ursa__sema_available(&bl.s), BATCH_LOOKERS);
+    assert_false(ursa__sema_has_waiters(&bl.s));
+}
+
 TEST_MAIN(cmocka_unit_test(test_claim_barging_cases_are_handed_over_or_dropped),
           cmocka_unit_test(test_barging_looker_ahead_of_a_part_takes_it_back),
           cmocka_unit_test(test_barging_streak_stays_with_a_thread_while_a_looker_is_out),
           cmocka_unit_test(test_barging_streak_looker_hands_on_what_fast_releases_left),
           cmocka_unit_test(test_barging_streak_looker_that_loses_is_woken_again),
+          cmocka_unit_test(test_barging_streak_out_is_set_before_a_full_batch_wakes),
           cmocka_unit_test(test_barging_starved_looker_takes_the_part_back_after_handoff))
