@@ -8,6 +8,9 @@
 
 #include <pthread.h>
 
+#include "ursa/rwlock.h"
+
+#include "raw_checks.h"
 #include "task_checks.h"
 #include "waitq_checks.h"
 
@@ -399,10 +402,65 @@ static void test_barging_streak_out_is_set_before_a_full_batch_wakes(void **stat
     assert_false(ursa__sema_has_waiters(&bl.s));
 }
 
+/* Regression (found in review): a barging rwlock's release that promotes
+ * the queued readers ahead of a writer streak (writer_preference.c) then
+ * released through the fast path while a writer looker was out (OUT), so
+ * the promoted readers at the head were not served: the out writer took
+ * every permit first, one writer past the bound. The release takes the
+ * queue's path now, which serves a plain head from the word. */
+static void test_barging_rwlock_promoted_readers_served_while_a_writer_is_out(void **state)
+{
+    (void)state;
+    ursa_rwlock_t rw;
+    ursa_rwlock_write_guard_t g = {0};
+    ursa_rwlock_read_guard_t rg = {0};
+    const ursa_lock_attr_t attr = {.flags = URSA_LOCK_BARGING};
+    assert_int_equal(ursa_rwlock_init_attr(&rw, 4, &attr), 0);
+    assert_int_equal(ursa_rwlock_write_lock(&rw, &g, URSA_NOW), 0);
+    /* A writer looker of another thread, woken by the unlock: out. */
+    ursa__sema_looker_t l;
+    rec_t rl = {0};
+    ursa__waiter_init(&l.w, rec_waker(&rl), &sema_ops);
+    l.since = ursa_now();
+    l.thread = ursa__thread_uid() + 1;
+    assert_int_equal(ursa__sema_look(&rw.sema, &l, 4, false, false), -EINPROGRESS);
+    assert_int_equal(ursa_rwlock_write_unlock(&g), 0);
+    assert_int_equal(atomic_load(&rl.calls), 1);
+    assert_true(atomic_load(&rw.sema.state) & URSA__SEMA_OUT);
+    /* The streak's thread locks again; a writer and a reader queue (raw
+     * waits: plain waiters), and the writer streak is used up. */
+    assert_int_equal(ursa_rwlock_write_lock(&rw, &g, URSA_NEVER), 0);
+    ursa_wait_t ww, wr;
+    rwaker_t kw, kr;
+    rwaker_init(&kw, false);
+    rwaker_init(&kr, false);
+    assert_int_equal(ursa_rwlock_write_lock_start(&rw, &ww, rwaker(&kw)), -EINPROGRESS);
+    assert_int_equal(ursa_rwlock_read_lock_start(&rw, &wr, rwaker(&kr)), -EINPROGRESS);
+    atomic_store(&rw.wstreak, URSA_RWLOCK_WRITER_STREAK);
+    assert_int_equal(ursa_rwlock_write_unlock(&g), 0); /* promotes the reader */
+    assert_true(ursa_wait_ready(&wr));
+    assert_false(ursa_wait_ready(&ww));
+    /* The out writer looks: the reader holds one, so it queues again. */
+    assert_false(ursa__sema_try_barge(&rw.sema, 4));
+    ursa__waiter_init(&l.w, rec_waker(&rl), &sema_ops);
+    assert_int_equal(ursa__sema_look(&rw.sema, &l, 4, true, false), -EINPROGRESS);
+    assert_int_equal(ursa_rwlock_read_lock_finish(&rw, &wr, &rg), 0);
+    assert_int_equal(ursa_rwlock_read_unlock(&rg), 0); /* the looker is woken */
+    assert_int_equal(atomic_load(&rl.calls), 2);
+    assert_true(ursa__sema_try_barge(&rw.sema, 4));
+    ursa__sema_looked(&rw.sema);
+    ursa__sema_release(&rw.sema, 4); /* the looker's: the raw writer's turn */
+    assert_true(ursa_wait_ready(&ww));
+    assert_int_equal(ursa_rwlock_write_lock_finish(&rw, &ww, &g), 0);
+    assert_int_equal(ursa_rwlock_write_unlock(&g), 0);
+    assert_int_equal(ursa_rwlock_destroy(&rw), 0);
+}
+
 TEST_MAIN(cmocka_unit_test(test_claim_barging_cases_are_handed_over_or_dropped),
           cmocka_unit_test(test_barging_looker_ahead_of_a_part_takes_it_back),
           cmocka_unit_test(test_barging_streak_stays_with_a_thread_while_a_looker_is_out),
           cmocka_unit_test(test_barging_streak_looker_hands_on_what_fast_releases_left),
           cmocka_unit_test(test_barging_streak_looker_that_loses_is_woken_again),
           cmocka_unit_test(test_barging_streak_out_is_set_before_a_full_batch_wakes),
+          cmocka_unit_test(test_barging_rwlock_promoted_readers_served_while_a_writer_is_out),
           cmocka_unit_test(test_barging_starved_looker_takes_the_part_back_after_handoff))

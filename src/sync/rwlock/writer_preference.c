@@ -67,7 +67,10 @@ void ursa__rwlock_release_slow(ursa_rwlock_t *rw, uint64_t n)
     uint32_t bits = ursa__waitq_lock(&s->q);
     uint64_t back = promote_readers_locked(rw);
     ursa__waitq_unlock(&s->q, bits);
-    ursa__sema_release(s, n + back);
+    /* The queue's path even while a barging writer's looker is out (OUT,
+     * core/sema.h): the readers just promoted to the head are served from
+     * what we release, not left to the writer's look. */
+    ursa__sema_release_slow(s, n + back);
 }
 
 static bool reader_queued_locked(const ursa__sema_t *s)
