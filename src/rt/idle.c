@@ -46,8 +46,15 @@ void ursa__worker_kick(ursa__worker_t *v, uint32_t how)
 {
     if (v->rt->cfg.deterministic)
         return; /* one thread runs every worker: nobody sleeps */
+    /* The scheduler's own wakes (timers, I/O completions, the inbox) go
+     * out together at the end of its turn, which is near. A task's go out
+     * now: nothing bounds how long it runs before it waits, and until the
+     * kick the woken task's worker sleeps (a producer that computes and
+     * sends, an unlocker that locks again at once: their wakes waited for
+     * their end; regression
+     * test_rt_kick_from_a_task_that_never_waits_goes_out). */
     ursa__worker_t *cur = ursa__cur_worker;
-    if (cur && cur != v && cur->rt == v->rt && cur->nkicks < URSA__KICKS_MAX) {
+    if (cur && !cur->current && cur != v && cur->rt == v->rt && cur->nkicks < URSA__KICKS_MAX) {
         cur->kick_how[cur->nkicks] = (uint8_t)how;
         cur->kicks[cur->nkicks++] = v; /* at the end of this turn */
         return;

@@ -1,11 +1,9 @@
 /* Kicks of sleeping workers (rt/idle.c): a worker with nothing in its ring
  * sleeps on a futex, one with I/O in flight in its ring, and every waker
  * (a task on another worker, a plain thread, a timer, the runtime's stop)
- * reaches either. A worker that wakes a task on a sleeping worker defers
- * the kick to the end of its turn, so the kicks of one turn go out
- * together. The turn must end before the waker busy-waits:
- * a kick still deferred while its task spins leaves the woken worker
- * asleep for the whole spin. A MSG_RING kick that fails comes back to its
+ * reaches either. A task's kick goes out at once, even when the task then
+ * runs on without waiting (the scheduler's own kicks wait for the end of
+ * its turn). A MSG_RING kick that fails comes back to its
  * sender, which writes the target's eventfd instead, even when its ring
  * goes away first. A kicked worker measures how long the kernel took to
  * run it (the spin policy's wake latency). White-box: reads the workers' and rings' state. */
@@ -41,35 +39,42 @@ static bool until_asleep(ursa_rt_t *rt, unsigned i)
     return true;
 }
 
-/* On worker 0: spawns a task fixed on the sleeping worker 1 (its kick is
- * deferred), then busy-waits one relax step; the kick must be out by then. */
-static void *kick_then_relax(void *arg)
+static _Atomic int ran_on_1;
+
+static void *mark_ran(void *arg)
+{
+    (void)arg;
+    atomic_store(&ran_on_1, 1);
+    return NULL;
+}
+
+/* Regression: a task's kick of a sleeping worker waited for the end of
+ * the task's turn, so a task that then ran on without waiting (a producer
+ * that computes between sends, an unlocker that locks again at once) left
+ * the woken task's worker asleep until it ended. On worker 0: once worker
+ * 1 sleeps, spawns a task fixed there, then busy-waits without a call into
+ * ursa until that task ran (the deadline only turns a hang into a
+ * failure). Failed before the fix: nothing ran until the deadline. */
+static void *kick_then_run_on(void *arg)
 {
     (void)arg;
     ursa__worker_t *w = ursa__cur_worker;
-    ursa_rt_t *rt = w->rt;
     CHECK_EQ(ursa_worker_index(), 0);
-    for (int tries = 0; tries < 100; tries++) {
-        if (!until_asleep(rt, 1))
-            return "worker 1 never slept";
-        ursa_task_t *t = NULL;
-        CHECK_EQ(ursa_spawn(&t, nothing, NULL, &(ursa_spawn_opts_t){URSA_ON_WORKER(1)}), 0);
-        unsigned deferred = w->nkicks; /* 0 if worker 1 woke by itself meanwhile */
-        ursa__spinner_t s = URSA__SPINNER(URSA__SPIN_POLL);
-        CHECK_EQ(ursa__cur_ctx->ops->relax(ursa__cur_ctx, &s), 0);
-        ursa__spin_end(&s);
-        unsigned after = w->nkicks;
-        CHECK_OK(join_task(t));
-        if (deferred) {
-            CHECK_EQ(after, 0);
-            return NULL;
-        }
+    CHECK(until_asleep(w->rt, 1));
+    atomic_store(&ran_on_1, 0);
+    ursa_task_t *t = NULL;
+    CHECK_EQ(ursa_spawn(&t, mark_ran, NULL, &(ursa_spawn_opts_t){URSA_ON_WORKER(1)}), 0);
+    CHECK_EQ(w->nkicks, 0); /* nothing left for the end of the turn */
+    ursa_time_t give_up = mono_ns() + URSA_SEC(10);
+    while (!atomic_load(&ran_on_1) && mono_ns() < give_up) {
     }
-    return "never saw a deferred kick";
+    CHECK(atomic_load(&ran_on_1));
+    CHECK_OK(join_task(t));
+    return NULL;
 }
 
-TEST_BODY(test_rt_kick_deferred_by_a_task_goes_out_before_it_busy_waits,
-          test_run_threads_msg(2, kick_then_relax, NULL))
+TEST_BODY(test_rt_kick_from_a_task_that_never_waits_goes_out,
+          test_run_threads_msg(2, kick_then_run_on, NULL))
 
 /* Two rings on this thread: a kick from r0 to a target whose "ring fd"
  * is not a ring fails; r0 goes away before anyone reaped the failure, and
@@ -202,5 +207,5 @@ TEST_BODY(test_rt_kicked_worker_measures_its_wake_latency,
 
 TEST_MAIN(cmocka_unit_test(test_rt_sleeping_worker_is_reached_by_every_waker_on_its_futex_or_its_ring),
           cmocka_unit_test(test_rt_kicked_worker_measures_its_wake_latency),
-          cmocka_unit_test(test_rt_kick_deferred_by_a_task_goes_out_before_it_busy_waits),
+          cmocka_unit_test(test_rt_kick_from_a_task_that_never_waits_goes_out),
           cmocka_unit_test(test_rt_kick_that_failed_reaches_its_target_when_the_ring_goes_away))
