@@ -101,8 +101,10 @@ void ursa__worker_notify(ursa_rt_t *rt, ursa__worker_t *self)
 void ursa__worker_flush(ursa__worker_t *w)
 {
     if (w->notify) {
-        w->notify = false;
-        ursa__worker_notify(w->rt, w);
+        bool due = w->notify == URSA__NOTIFY_DUE;
+        w->notify = 0;
+        if (due)
+            ursa__worker_notify(w->rt, w);
     }
     /* One submit carries every MSG_RING kick of the turn; a ring sleeper
      * that cannot take one (no ring) gets its eventfd written, a futex

@@ -173,9 +173,17 @@ void ursa__worker_queue(ursa__worker_t *w, ursa_task_t *t)
             last = last->rq_next;
         ursa__inject_push(&w->rt->inject, first, last, n);
     }
-    /* More than the one we would run next: another worker could help. */
-    if (ursa__stealq_len(&w->lq) > 1)
-        w->notify = true;
+    /* More than the one we would run next: another worker could help,
+     * told once per turn; at once when a task runs (URSA__NOTIFY_SENT). */
+    if (ursa__stealq_len(&w->lq) > 1 && !w->notify) {
+        ursa__worker_t *cur = ursa__cur_worker;
+        if (cur && cur->current) {
+            w->notify = URSA__NOTIFY_SENT;
+            ursa__worker_notify(w->rt, w);
+        } else {
+            w->notify = URSA__NOTIFY_DUE;
+        }
+    }
 }
 
 bool ursa__worker_has_work(ursa__worker_t *w)

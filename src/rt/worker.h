@@ -36,6 +36,12 @@ typedef struct ursa__ctx ursa__ctx_t;
 /* wbias while a revoke is under way: neither biased (1) nor over (0). */
 #define URSA__WBIAS_REVOKING 2u
 
+/* w->notify: a sleeper is to be woken for the queued work at the end of
+ * the turn (the scheduler's), or was woken already this turn (a task's:
+ * nothing bounds how long it runs on, so it tells the others at once). */
+#define URSA__NOTIFY_DUE 1
+#define URSA__NOTIFY_SENT 2
+
 /* Kicks a worker can defer to the end of its turn before it must flush. */
 #define URSA__KICKS_MAX 8
 
@@ -100,7 +106,7 @@ struct ursa__worker {
     bool searching;         /* counted in rt->nsearching */
     union {                 /* what the turn deferred, tested as one word */
         struct {
-            bool notify;    /* lq grew past what we run next: wake a sleeper */
+            uint8_t notify; /* lq grew past what we run next: URSA__NOTIFY_* */
             uint8_t nkicks; /* kicks[] in use */
         };
         uint16_t deferred;

@@ -2,8 +2,8 @@
  * sleeps on a futex, one with I/O in flight in its ring, and every waker
  * (a task on another worker, a plain thread, a timer, the runtime's stop)
  * reaches either. A task's kick goes out at once, even when the task then
- * runs on without waiting (the scheduler's own kicks wait for the end of
- * its turn). A MSG_RING kick that fails comes back to its
+ * runs on without waiting, and so does its word that it queued work others
+ * could steal (the scheduler's own wait for the end of its turn). A MSG_RING kick that fails comes back to its
  * sender, which writes the target's eventfd instead, even when its ring
  * goes away first. A kicked worker measures how long the kernel took to
  * run it (the spin policy's wake latency). White-box: reads the workers' and rings' state. */
@@ -75,6 +75,34 @@ static void *kick_then_run_on(void *arg)
 
 TEST_BODY(test_rt_kick_from_a_task_that_never_waits_goes_out,
           test_run_threads_msg(2, kick_then_run_on, NULL))
+
+/* Regression, the same for spawns: a task that queued stealable work told
+ * a sleeping worker only at the end of its turn. On worker 0: once worker
+ * 1 sleeps, spawns two tasks of default placement (more than the one it
+ * would run next), then busy-waits until one of them ran: worker 1 must
+ * have been woken to steal it. Failed before the fix: nothing ran until
+ * the deadline. */
+static void *spawn_then_run_on(void *arg)
+{
+    (void)arg;
+    ursa__worker_t *w = ursa__cur_worker;
+    CHECK_EQ(ursa_worker_index(), 0);
+    CHECK(until_asleep(w->rt, 1));
+    atomic_store(&ran_on_1, 0);
+    ursa_task_t *t[2] = {NULL, NULL};
+    for (int i = 0; i < 2; i++)
+        CHECK_EQ(ursa_spawn(&t[i], mark_ran, NULL, NULL), 0);
+    ursa_time_t give_up = mono_ns() + URSA_SEC(10);
+    while (!atomic_load(&ran_on_1) && mono_ns() < give_up) {
+    }
+    CHECK(atomic_load(&ran_on_1));
+    for (int i = 0; i < 2; i++)
+        CHECK_OK(join_task(t[i]));
+    return NULL;
+}
+
+TEST_BODY(test_rt_spawn_from_a_task_that_never_waits_is_stolen,
+          test_run_threads_msg(2, spawn_then_run_on, NULL))
 
 /* Two rings on this thread: a kick from r0 to a target whose "ring fd"
  * is not a ring fails; r0 goes away before anyone reaped the failure, and
@@ -208,4 +236,5 @@ TEST_BODY(test_rt_kicked_worker_measures_its_wake_latency,
 TEST_MAIN(cmocka_unit_test(test_rt_sleeping_worker_is_reached_by_every_waker_on_its_futex_or_its_ring),
           cmocka_unit_test(test_rt_kicked_worker_measures_its_wake_latency),
           cmocka_unit_test(test_rt_kick_from_a_task_that_never_waits_goes_out),
+          cmocka_unit_test(test_rt_spawn_from_a_task_that_never_waits_is_stolen),
           cmocka_unit_test(test_rt_kick_that_failed_reaches_its_target_when_the_ring_goes_away))
