@@ -42,6 +42,9 @@ static void kick_now(ursa__worker_t *v, uint32_t how)
         ursa__ring_kick(&v->ring);
 }
 
+/* Sends the kicks w deferred (owner thread). */
+static void send_kicks(ursa__worker_t *w);
+
 void ursa__worker_kick(ursa__worker_t *v, uint32_t how)
 {
     if (v->rt->cfg.deterministic)
@@ -54,9 +57,11 @@ void ursa__worker_kick(ursa__worker_t *v, uint32_t how)
      * their end; regression
      * test_rt_kick_from_a_task_that_never_waits_goes_out). */
     ursa__worker_t *cur = ursa__cur_worker;
-    if (cur && !cur->current && cur != v && cur->rt == v->rt && cur->nkicks < URSA__KICKS_MAX) {
+    if (cur && cur != v && cur->rt == v->rt && cur->nkicks < URSA__KICKS_MAX) {
         cur->kick_how[cur->nkicks] = (uint8_t)how;
-        cur->kicks[cur->nkicks++] = v; /* at the end of this turn */
+        cur->kicks[cur->nkicks++] = v;
+        if (cur->current)
+            send_kicks(cur);
         return;
     }
     kick_now(v, how);
@@ -106,6 +111,11 @@ void ursa__worker_flush(ursa__worker_t *w)
         if (due)
             ursa__worker_notify(w->rt, w);
     }
+    send_kicks(w);
+}
+
+static void send_kicks(ursa__worker_t *w)
+{
     /* One submit carries every MSG_RING kick of the turn; a ring sleeper
      * that cannot take one (no ring) gets its eventfd written, a futex
      * sleeper its FUTEX_WAKE. */
