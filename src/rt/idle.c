@@ -50,11 +50,11 @@ void ursa__worker_kick(ursa__worker_t *v, uint32_t how)
     if (v->rt->cfg.deterministic)
         return; /* one thread runs every worker: nobody sleeps */
     /* The scheduler's own wakes (timers, I/O completions, the inbox) go
-     * out together at the end of its turn, which is near. A task's go out
-     * now: nothing bounds how long it runs before it waits, and until the
-     * kick the woken task's worker sleeps (a producer that computes and
-     * sends, an unlocker that locks again at once: their wakes waited for
-     * their end; regression
+     * out together at the end of its turn, before it runs a task
+     * (run_task). A task's go out now: nothing bounds how long it runs
+     * before it waits, and until the kick the woken task's worker sleeps
+     * (a producer that computes and sends, an unlocker that locks again at
+     * once: their wakes waited for their end; regression
      * test_rt_kick_from_a_task_that_never_waits_goes_out). */
     ursa__worker_t *cur = ursa__cur_worker;
     if (cur && cur != v && cur->rt == v->rt && cur->nkicks < URSA__KICKS_MAX) {
@@ -106,10 +106,8 @@ void ursa__worker_notify(ursa_rt_t *rt, ursa__worker_t *self)
 void ursa__worker_flush(ursa__worker_t *w)
 {
     if (w->notify) {
-        bool due = w->notify == URSA__NOTIFY_DUE;
-        w->notify = 0;
-        if (due)
-            ursa__worker_notify(w->rt, w);
+        w->notify = false;
+        ursa__worker_notify(w->rt, w);
     }
     send_kicks(w);
 }

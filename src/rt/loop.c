@@ -56,7 +56,7 @@ static void pause_worker(ursa__worker_t *w)
         ursa__worker_queue(w, t);
     }
     if (ursa__stealq_len(&w->lq))
-        w->notify = URSA__NOTIFY_DUE;
+        w->notify = true;
     ursa__worker_turn_end(w);
 }
 

@@ -166,6 +166,7 @@ void ursa__worker_queue(ursa__worker_t *w, ursa_task_t *t)
         rq_push(w, t);
         return;
     }
+    uint32_t before = ursa__stealq_len(&w->lq);
     if (__builtin_expect(!ursa__stealq_push(&w->lq, t), 0)) {
         uint32_t n;
         ursa_task_t *first = ursa__stealq_overflow(&w->lq, t, &n), *last = first;
@@ -173,16 +174,17 @@ void ursa__worker_queue(ursa__worker_t *w, ursa_task_t *t)
             last = last->rq_next;
         ursa__inject_push(&w->rt->inject, first, last, n);
     }
-    /* More than the one we would run next: another worker could help,
-     * told once per turn; at once when a task runs (URSA__NOTIFY_SENT). */
-    if (ursa__stealq_len(&w->lq) > 1 && !w->notify) {
+    /* More than the one we would run next: another worker could help. The
+     * scheduler tells the others at the end of its turn. A running task
+     * tells them at once, each time the queue grows past one: nothing
+     * bounds its turn, and whoever took the earlier work may sleep again
+     * before the task ends (a sleeper saw fewer than two: idle.c). */
+    if (ursa__stealq_len(&w->lq) > 1) {
         ursa__worker_t *cur = ursa__cur_worker;
-        if (cur && cur->current) {
-            w->notify = URSA__NOTIFY_SENT;
+        if (!cur || !cur->current)
+            w->notify = true;
+        else if (before <= 1)
             ursa__worker_notify(w->rt, w);
-        } else {
-            w->notify = URSA__NOTIFY_DUE;
-        }
     }
 }
 
@@ -729,6 +731,9 @@ static __attribute__((noinline)) void task_came_back_elsewhere(ursa__worker_t *w
 
 static void run_task(ursa__worker_t *w, ursa_task_t *t)
 {
+    /* What the scheduler deferred goes out before a task, whose turn has
+     * no bound, takes the thread. */
+    ursa__worker_turn_end(w);
     if (!t->stack && !start_prepare(w, t)) {
         fprintf(stderr, "ursa: no memory for the stack of task '%s'\n", t->name);
         t->no_stack = true;

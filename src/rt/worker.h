@@ -36,12 +36,6 @@ typedef struct ursa__ctx ursa__ctx_t;
 /* wbias while a revoke is under way: neither biased (1) nor over (0). */
 #define URSA__WBIAS_REVOKING 2u
 
-/* w->notify: a sleeper is to be woken for the queued work at the end of
- * the turn (the scheduler's), or was woken already this turn (a task's:
- * nothing bounds how long it runs on, so it tells the others at once). */
-#define URSA__NOTIFY_DUE 1
-#define URSA__NOTIFY_SENT 2
-
 /* Kicks a worker can defer to the end of its turn before it must flush. */
 #define URSA__KICKS_MAX 8
 
@@ -106,7 +100,7 @@ struct ursa__worker {
     bool searching;         /* counted in rt->nsearching */
     union {                 /* what the turn deferred, tested as one word */
         struct {
-            uint8_t notify; /* lq grew past what we run next: URSA__NOTIFY_* */
+            bool notify;    /* lq grew past what we run next: wake a sleeper */
             uint8_t nkicks; /* kicks[] in use */
         };
         uint16_t deferred;
@@ -224,10 +218,10 @@ static inline bool ursa__hosted_any(ursa__worker_t *h, bool tasks)
 }
 
 /* Wakes w, which slept as `how` (the URSA__ASLEEP_* its `sleeping` held
- * when the caller's exchange set it to URSA__AWAKE): at the end of the
- * calling worker's turn (the MSG_RING kicks of one turn go out in one
- * submit, and the woken worker does not take the CPU from a turn half
- * done), or now from a plain thread or another runtime. */
+ * when the caller's exchange set it to URSA__AWAKE): from a running task
+ * now (nothing bounds how long it runs on); from the scheduler at the end
+ * of its turn, before it runs a task (the MSG_RING kicks of one turn go
+ * out in one submit); now from a plain thread or another runtime. */
 void ursa__worker_kick(ursa__worker_t *w, uint32_t how);
 /* Wakes w if it sleeps, once per sleep: true if this call kicked it. Any
  * thread, after a seq_cst fence that orders what the caller published. */

@@ -41,11 +41,24 @@ static bool until_asleep(ursa_rt_t *rt, unsigned i)
 
 static _Atomic int ran_on_1;
 
+/* Counts a run on worker 1 (worker 0's task below never lets its own
+ * worker run anything else). */
 static void *mark_ran(void *arg)
 {
     (void)arg;
-    atomic_store(&ran_on_1, 1);
+    if (ursa_worker_index() == 1)
+        atomic_fetch_add(&ran_on_1, 1);
     return NULL;
+}
+
+/* Busy-waits, without a call into ursa, until `n` tasks ran on worker 1;
+ * the deadline only turns a hang into a failure. */
+static bool ran_on_1_reaches(int n)
+{
+    ursa_time_t give_up = mono_ns() + URSA_SEC(10);
+    while (atomic_load(&ran_on_1) < n && mono_ns() < give_up) {
+    }
+    return atomic_load(&ran_on_1) >= n;
 }
 
 /* Regression: a task's kick of a sleeping worker waited for the end of
@@ -65,10 +78,7 @@ static void *kick_then_run_on(void *arg)
     ursa_task_t *t = NULL;
     CHECK_EQ(ursa_spawn(&t, mark_ran, NULL, &(ursa_spawn_opts_t){URSA_ON_WORKER(1)}), 0);
     CHECK_EQ(w->nkicks, 0); /* nothing left for the end of the turn */
-    ursa_time_t give_up = mono_ns() + URSA_SEC(10);
-    while (!atomic_load(&ran_on_1) && mono_ns() < give_up) {
-    }
-    CHECK(atomic_load(&ran_on_1));
+    CHECK(ran_on_1_reaches(1));
     CHECK_OK(join_task(t));
     return NULL;
 }
@@ -77,11 +87,12 @@ TEST_BODY(test_rt_kick_from_a_task_that_never_waits_goes_out,
           test_run_threads_msg(2, kick_then_run_on, NULL))
 
 /* Regression, the same for spawns: a task that queued stealable work told
- * a sleeping worker only at the end of its turn. On worker 0: once worker
- * 1 sleeps, spawns two tasks of default placement (more than the one it
- * would run next), then busy-waits until one of them ran: worker 1 must
- * have been woken to steal it. Failed before the fix: nothing ran until
- * the deadline. */
+ * a sleeping worker only at the end of its turn. On worker 0, in one turn:
+ * once worker 1 sleeps, spawns two tasks of default placement (more than
+ * the one it would run next) and busy-waits until worker 1 ran both; once
+ * worker 1 sleeps again, two more. Worker 1 must be woken for each wave
+ * (the first fix told the others once per turn, and missed the second).
+ * Failed before the fix: nothing ran until the deadline. */
 static void *spawn_then_run_on(void *arg)
 {
     (void)arg;
@@ -89,14 +100,20 @@ static void *spawn_then_run_on(void *arg)
     CHECK_EQ(ursa_worker_index(), 0);
     CHECK(until_asleep(w->rt, 1));
     atomic_store(&ran_on_1, 0);
-    ursa_task_t *t[2] = {NULL, NULL};
-    for (int i = 0; i < 2; i++)
-        CHECK_EQ(ursa_spawn(&t[i], mark_ran, NULL, NULL), 0);
-    ursa_time_t give_up = mono_ns() + URSA_SEC(10);
-    while (!atomic_load(&ran_on_1) && mono_ns() < give_up) {
+    ursa_task_t *t[4] = {NULL, NULL, NULL, NULL};
+    for (int wave = 0; wave < 2; wave++) {
+        if (wave) {
+            ursa_time_t give_up = mono_ns() + URSA_SEC(10);
+            /* relaxed: a look at the flag worker 1 sets before it sleeps. */
+            while (!atomic_load_explicit(&w->rt->workers[1].sleeping, memory_order_relaxed) &&
+                   mono_ns() < give_up) {
+            }
+        }
+        for (int i = 0; i < 2; i++)
+            CHECK_EQ(ursa_spawn(&t[2 * wave + i], mark_ran, NULL, NULL), 0);
+        CHECK(ran_on_1_reaches(2 * wave + 2));
     }
-    CHECK(atomic_load(&ran_on_1));
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < 4; i++)
         CHECK_OK(join_task(t[i]));
     return NULL;
 }
